@@ -1,0 +1,62 @@
+// Command govs is a Layer-4 load-balancing director: LVS/IPVS, keepalived
+// and Piranha as one program. See `govs help`.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `govs — a Layer-4 load-balancing director (LVS/IPVS + keepalived + Piranha)
+
+Usage:
+  govs <command> [flags]
+
+Commands:
+  run       run the director (reads keepalived.conf syntax)
+  check     validate a configuration file
+  import    convert a Piranha lvs.cf file to govs/keepalived syntax
+  list      list virtual services like ipvsadm -L (talks to a running govs)
+  reload    ask a running govs to reload its configuration
+  version   print the version
+
+Run 'govs <command> --help' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the process exit code: 0 on
+// success, 1 on failure, 2 on usage errors.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stdout, stderr)
+	case "check":
+		return cmdCheck(rest, stdin, stdout, stderr)
+	case "import":
+		return cmdImport(rest, stdout, stderr)
+	case "list":
+		return cmdList(rest, stdout, stderr)
+	case "reload":
+		return cmdReload(rest, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "govs", version)
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "govs: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

@@ -1,0 +1,258 @@
+package config
+
+import (
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Argument helpers used by the builder. Each reports a diagnostic naming
+// the word's position and returns ok=false on bad input.
+
+type builder struct {
+	d   *diagList
+	cfg *Config
+}
+
+func (b *builder) args(n *Node, min, max int) bool {
+	got := len(n.Words) - 1
+	if got >= min && (max < 0 || got <= max) {
+		return true
+	}
+	switch {
+	case min == max && min == 0:
+		b.d.errorf(n.Pos, "%s takes no arguments", n.Keyword())
+	case min == max:
+		b.d.errorf(n.Pos, "%s takes %d argument%s, got %d", n.Keyword(), min, plural(min), got)
+	case max < 0:
+		b.d.errorf(n.Pos, "%s takes at least %d argument%s, got %d", n.Keyword(), min, plural(min), got)
+	default:
+		b.d.errorf(n.Pos, "%s takes %d to %d arguments, got %d", n.Keyword(), min, max, got)
+	}
+	return false
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// noBlock reports a block given to a keyword that takes none.
+func (b *builder) noBlock(n *Node) bool {
+	if n.HasBlock {
+		b.d.errorf(n.Pos, "%s does not take a block", n.Keyword())
+		return false
+	}
+	return true
+}
+
+func (b *builder) needBlock(n *Node) bool {
+	if !n.HasBlock {
+		b.d.errorf(n.Pos, "%s needs a block { ... }", n.Keyword())
+		return false
+	}
+	return true
+}
+
+// one returns the single argument of n.
+func (b *builder) one(n *Node) (Word, bool) {
+	if !b.noBlock(n) || !b.args(n, 1, 1) {
+		return Word{}, false
+	}
+	return n.Words[1], true
+}
+
+func (b *builder) str(n *Node, dst *string) {
+	if w, ok := b.one(n); ok {
+		*dst = w.Text
+	}
+}
+
+// rest joins all arguments (for scripts given unquoted with arguments).
+func (b *builder) rest(n *Node, dst *string) {
+	if !b.noBlock(n) || !b.args(n, 1, -1) {
+		return
+	}
+	*dst = joinWords(n.Words[1:])
+}
+
+func joinWords(ws []Word) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = w.Text
+	}
+	return strings.Join(parts, " ")
+}
+
+func (b *builder) flag(n *Node, dst *bool) {
+	if !b.noBlock(n) {
+		return
+	}
+	if len(n.Words) == 1 {
+		*dst = true
+		return
+	}
+	if len(n.Words) == 2 {
+		switch strings.ToLower(n.Words[1].Text) {
+		case "true", "on", "yes", "1":
+			*dst = true
+			return
+		case "false", "off", "no", "0":
+			*dst = false
+			return
+		}
+	}
+	b.d.errorf(n.Pos, "%s takes no argument (or one of on/off)", n.Keyword())
+}
+
+func (b *builder) flagPtr(n *Node, dst **bool) {
+	var v bool
+	b.flag(n, &v)
+	*dst = &v
+}
+
+func (b *builder) intWord(w Word, what string, min, max int) (int, bool) {
+	v, err := strconv.Atoi(w.Text)
+	if err != nil {
+		b.d.errorf(w.Pos, "%s: %q is not an integer", what, w.Text)
+		return 0, false
+	}
+	if v < min || v > max {
+		b.d.errorf(w.Pos, "%s %d out of range %d..%d", what, v, min, max)
+		return 0, false
+	}
+	return v, true
+}
+
+func (b *builder) intv(n *Node, min, max int, dst *int) {
+	if w, ok := b.one(n); ok {
+		if v, ok := b.intWord(w, n.Keyword(), min, max); ok {
+			*dst = v
+		}
+	}
+}
+
+func (b *builder) intPtr(n *Node, min, max int, dst **int) {
+	var v int
+	if w, ok := b.one(n); ok {
+		if v2, ok := b.intWord(w, n.Keyword(), min, max); ok {
+			v = v2
+			*dst = &v
+		}
+	}
+}
+
+// durWord reads seconds, possibly fractional ("0.5").
+func (b *builder) durWord(w Word, what string) (Duration, bool) {
+	f, err := strconv.ParseFloat(w.Text, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		b.d.errorf(w.Pos, "%s: %q is not a number of seconds", what, w.Text)
+		return 0, false
+	}
+	if f < 0 || f > 1e7 {
+		b.d.errorf(w.Pos, "%s %s out of range 0..10000000 seconds", what, w.Text)
+		return 0, false
+	}
+	return Duration(time.Duration(f * float64(time.Second))), true
+}
+
+func (b *builder) dur(n *Node, dst *Duration) {
+	if w, ok := b.one(n); ok {
+		if v, ok := b.durWord(w, n.Keyword()); ok {
+			*dst = v
+		}
+	}
+}
+
+func (b *builder) durPtr(n *Node, dst **Duration) {
+	if w, ok := b.one(n); ok {
+		if v, ok := b.durWord(w, n.Keyword()); ok {
+			*dst = &v
+		}
+	}
+}
+
+func (b *builder) addrWord(w Word, what string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(w.Text)
+	if err != nil || a.Zone() != "" && !a.Is6() {
+		b.d.errorf(w.Pos, "%s: %q is not an IP address", what, w.Text)
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+func (b *builder) addr(n *Node, dst *netip.Addr) {
+	if w, ok := b.one(n); ok {
+		if a, ok := b.addrWord(w, n.Keyword()); ok {
+			*dst = a
+		}
+	}
+}
+
+func (b *builder) portWord(w Word, what string) (uint16, bool) {
+	v, ok := b.intWord(w, what, 0, 65535)
+	return uint16(v), ok
+}
+
+func (b *builder) port(n *Node, dst *uint16) {
+	if w, ok := b.one(n); ok {
+		if p, ok := b.portWord(w, n.Keyword()); ok {
+			*dst = p
+		}
+	}
+}
+
+// script reads "SCRIPT [user]" (the script may be one quoted word with
+// arguments, or unquoted words when no user is given).
+func (b *builder) script(n *Node) *Script {
+	if !b.noBlock(n) || !b.args(n, 1, -1) {
+		return nil
+	}
+	s := &Script{Pos: n.Words[1].Pos}
+	if n.Words[1].Quoted {
+		s.Cmd = n.Words[1].Text
+		if len(n.Words) >= 3 {
+			s.User = joinWords(n.Words[2:])
+		}
+		return s
+	}
+	s.Cmd = joinWords(n.Words[1:])
+	return s
+}
+
+// portList parses "80", "80,443", "8000-8100" and combinations.
+func (b *builder) portList(w Word) ([]PortRange, bool) {
+	var out []PortRange
+	for _, part := range strings.Split(w.Text, ",") {
+		from, to, isRange := strings.Cut(part, "-")
+		f, err1 := strconv.Atoi(from)
+		t := f
+		var err2 error
+		if isRange {
+			t, err2 = strconv.Atoi(to)
+		}
+		if err1 != nil || err2 != nil || f < 0 || f > 65535 || t < 0 || t > 65535 {
+			b.d.errorf(w.Pos, "%q is not a port, port list or port range (e.g. 80, 80,443 or 8000-8100)", w.Text)
+			return nil, false
+		}
+		if t < f {
+			b.d.errorf(w.Pos, "port range %q runs backwards", part)
+			return nil, false
+		}
+		out = append(out, PortRange{uint16(f), uint16(t)})
+	}
+	return out, true
+}
+
+// warnUnsupported reports a keyword govs does not act on.
+func (b *builder) unsupported(n *Node, where string) {
+	if where == "" {
+		b.d.warnf(n.Pos, "unsupported keyword %q", n.Keyword())
+		return
+	}
+	b.d.warnf(n.Pos, "unsupported keyword %q in %s", n.Keyword(), where)
+}

@@ -1,0 +1,1380 @@
+package config
+
+import (
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Parse parses keepalived.conf syntax from data; name is used in
+// positions and to resolve relative includes. The returned Config is
+// usable (with defaults applied) even when diagnostics contain errors, but
+// callers must not act on a config with errors.
+func Parse(name string, data []byte, opts *ParseOptions) (*Config, Diagnostics) {
+	d := &diagList{}
+	sp := &syntaxParser{opts: opts, diags: d, vars: map[string]string{}}
+	nodes := sp.parseFile(name, data)
+	b := &builder{d: d, cfg: &Config{}}
+	for _, n := range nodes {
+		b.top(n)
+	}
+	b.cfg.applyDefaults()
+	for _, f := range sp.files {
+		b.cfg.Files = append(b.cfg.Files, f.name)
+	}
+	b.cfg.src = newSourceSet(sp.files, b.cfg)
+	d.ds.Sort()
+	return b.cfg, d.ds
+}
+
+// ParseFile reads and parses the file at path.
+func ParseFile(path string, opts *ParseOptions) (*Config, Diagnostics) {
+	data, err := opts.readFile(path)
+	if err != nil {
+		return &Config{}, Diagnostics{{Pos: Pos{File: path}, Severity: Error, Msg: err.Error()}}
+	}
+	return Parse(path, data, opts)
+}
+
+// Load parses the file at path and validates the result: the returned
+// diagnostics hold every problem found by both passes.
+func Load(path string, opts *ParseOptions) (*Config, Diagnostics) {
+	cfg, ds := ParseFile(path, opts)
+	ds = append(ds, cfg.Validate()...)
+	ds.Sort()
+	return cfg, ds
+}
+
+// LoadBytes is Load for configuration read from memory (e.g. stdin).
+func LoadBytes(name string, data []byte, opts *ParseOptions) (*Config, Diagnostics) {
+	cfg, ds := Parse(name, data, opts)
+	ds = append(ds, cfg.Validate()...)
+	ds.Sort()
+	return cfg, ds
+}
+
+func (b *builder) top(n *Node) {
+	switch n.Keyword() {
+	case "global_defs":
+		if b.needBlock(n) {
+			b.cfg.Global.Pos = n.Pos
+			b.global(n)
+		}
+	case "vrrp_script":
+		if s := b.vrrpScript(n); s != nil {
+			b.cfg.VRRPScripts = append(b.cfg.VRRPScripts, s)
+		}
+	case "vrrp_track_file", "track_file":
+		if t := b.trackFile(n); t != nil {
+			b.cfg.VRRPTrackFiles = append(b.cfg.VRRPTrackFiles, t)
+		}
+	case "vrrp_sync_group":
+		if g := b.syncGroup(n); g != nil {
+			b.cfg.SyncGroups = append(b.cfg.SyncGroups, g)
+		}
+	case "vrrp_instance":
+		if vi := b.vrrpInstance(n); vi != nil {
+			b.cfg.VRRPInstances = append(b.cfg.VRRPInstances, vi)
+		}
+	case "virtual_server_group":
+		if g := b.vsGroup(n); g != nil {
+			b.cfg.VirtualServerGroups = append(b.cfg.VirtualServerGroups, g)
+		}
+	case "virtual_server":
+		if vs := b.virtualServer(n); vs != nil {
+			b.cfg.VirtualServers = append(b.cfg.VirtualServers, vs)
+		}
+	case "govs_snat_pool":
+		if p := b.snatPool(n); p != nil {
+			b.cfg.SNATPools = append(b.cfg.SNATPools, p)
+		}
+	default:
+		b.unsupported(n, "")
+	}
+}
+
+// named returns the NAME of "KEYWORD NAME { ... }".
+func (b *builder) named(n *Node) (string, bool) {
+	if !b.needBlock(n) {
+		return "", false
+	}
+	if len(n.Words) != 2 {
+		b.d.errorf(n.Pos, "%s takes one name before its block", n.Keyword())
+		return "", false
+	}
+	return n.Words[1].Text, true
+}
+
+func (b *builder) global(n *Node) {
+	g := &b.cfg.Global
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "router_id":
+			b.str(c, &g.RouterID)
+		case "notification_email":
+			if b.needBlock(c) {
+				for _, e := range c.Block {
+					for _, w := range e.Words {
+						g.NotificationEmail = append(g.NotificationEmail, w.Text)
+					}
+				}
+			}
+		case "notification_email_from":
+			b.str(c, &g.NotificationEmailFrom)
+		case "smtp_server":
+			if b.noBlock(c) && b.args(c, 1, 2) {
+				g.SMTPServer = c.Words[1].Text
+				if len(c.Words) == 3 {
+					g.SMTPPort, _ = b.portWord(c.Words[2], "smtp_server port")
+				}
+			}
+		case "smtp_connect_timeout":
+			b.dur(c, &g.SMTPConnectTimeout)
+		case "smtp_alert":
+			b.flagPtr(c, &g.SMTPAlert)
+		case "smtp_alert_vrrp":
+			b.flagPtr(c, &g.SMTPAlertVRRP)
+		case "smtp_alert_checker":
+			b.flagPtr(c, &g.SMTPAlertChecker)
+		case "enable_script_security":
+			b.flag(c, &g.EnableScriptSecurity)
+		case "script_user":
+			b.rest(c, &g.ScriptUser)
+		case "startup_script":
+			g.StartupScript = b.script(c)
+		case "shutdown_script":
+			g.ShutdownScript = b.script(c)
+		case "lvs_flush":
+			b.flag(c, &g.LVSFlush)
+		case "lvs_flush_onstop", "lvs_flush_on_stop":
+			if b.noBlock(c) {
+				g.LVSFlushOnStop = true
+			}
+		case "lvs_timeouts":
+			b.lvsTimeouts(c)
+		case "lvs_sync_daemon":
+			b.syncDaemon(c)
+		case "vrrp_version":
+			b.intv(c, 2, 3, &g.VRRPVersion)
+		case "vrrp_mcast_group4":
+			b.str(c, &g.VRRPMcastGroup4)
+		case "vrrp_mcast_group6":
+			b.str(c, &g.VRRPMcastGroup6)
+		case "vrrp_strict":
+			b.flag(c, &g.VRRPStrict)
+		case "vrrp_garp_interval":
+			b.dur(c, &g.VRRPGarpInterval)
+		case "vrrp_gna_interval":
+			b.dur(c, &g.VRRPGnaInterval)
+		case "vrrp_startup_delay":
+			b.dur(c, &g.VRRPStartupDelay)
+		case "govs_dataplane":
+			b.str(c, &g.Govs.Dataplane)
+		case "govs_interface", "govs_interfaces":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				for _, w := range c.Words[1:] {
+					g.Govs.Interfaces = append(g.Govs.Interfaces, w.Text)
+				}
+			}
+		case "govs_api_socket":
+			b.str(c, &g.Govs.APISocket)
+		case "govs_api_listen":
+			b.str(c, &g.Govs.APIListen)
+		case "govs_web_listen":
+			b.str(c, &g.Govs.WebListen)
+		case "govs_web_password":
+			b.str(c, &g.Govs.WebPassword)
+		case "govs_web_allow":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				for _, w := range c.Words[1:] {
+					g.Govs.WebAllow = append(g.Govs.WebAllow, w.Text)
+				}
+			}
+		case "govs_metrics_listen":
+			b.str(c, &g.Govs.MetricsListen)
+		case "govs_conn_table_size":
+			b.intv(c, 1024, 1<<28, &g.Govs.ConnTableSize)
+		case "govs_log_level":
+			b.str(c, &g.Govs.LogLevel)
+		default:
+			b.unsupported(c, "global_defs")
+		}
+	}
+}
+
+func (b *builder) lvsTimeouts(n *Node) {
+	if !b.noBlock(n) || !b.args(n, 2, 6) {
+		return
+	}
+	ws := n.Words[1:]
+	for i := 0; i < len(ws); i += 2 {
+		if i+1 >= len(ws) {
+			b.d.errorf(ws[i].Pos, "lvs_timeouts: %q needs a value", ws[i].Text)
+			return
+		}
+		v, ok := b.durWord(ws[i+1], "lvs_timeouts "+ws[i].Text)
+		if !ok {
+			continue
+		}
+		switch ws[i].Text {
+		case "tcp":
+			b.cfg.Global.LVSTimeouts.TCP = v
+		case "tcpfin":
+			b.cfg.Global.LVSTimeouts.TCPFin = v
+		case "udp":
+			b.cfg.Global.LVSTimeouts.UDP = v
+		default:
+			b.d.errorf(ws[i].Pos, "lvs_timeouts: unknown timeout %q (tcp, tcpfin or udp)", ws[i].Text)
+		}
+	}
+}
+
+func (b *builder) syncDaemon(n *Node) {
+	if !b.noBlock(n) || !b.args(n, 1, -1) {
+		return
+	}
+	s := &SyncD{Interface: n.Words[1].Text}
+	ws := n.Words[2:]
+	if len(ws) > 0 && ws[0].Text != "inst" && ws[0].Text != "id" && ws[0].Text != "maxlen" && ws[0].Text != "port" && ws[0].Text != "ttl" && ws[0].Text != "group" {
+		s.Instance = ws[0].Text
+		ws = ws[1:]
+	}
+	for i := 0; i < len(ws); i += 2 {
+		if i+1 >= len(ws) {
+			b.d.errorf(ws[i].Pos, "lvs_sync_daemon: %q needs a value", ws[i].Text)
+			return
+		}
+		v := ws[i+1]
+		switch ws[i].Text {
+		case "inst":
+			s.Instance = v.Text
+		case "id":
+			s.ID, _ = b.intWord(v, "lvs_sync_daemon id", 0, 255)
+		case "maxlen":
+			s.MaxLen, _ = b.intWord(v, "lvs_sync_daemon maxlen", 1, 65507)
+		case "port":
+			s.Port, _ = b.intWord(v, "lvs_sync_daemon port", 1, 65535)
+		case "ttl":
+			s.TTL, _ = b.intWord(v, "lvs_sync_daemon ttl", 1, 255)
+		case "group":
+			s.Group = v.Text
+		default:
+			b.d.errorf(ws[i].Pos, "lvs_sync_daemon: unknown option %q", ws[i].Text)
+		}
+	}
+	b.cfg.Global.LVSSyncDaemon = s
+}
+
+func (b *builder) vrrpScript(n *Node) *VRRPScript {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	s := &VRRPScript{Pos: n.Pos, Name: name}
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "script":
+			if sc := b.script(c); sc != nil {
+				s.Script = sc.Cmd
+				if sc.User != "" {
+					s.User = sc.User
+				}
+			}
+		case "interval":
+			b.dur(c, &s.Interval)
+		case "timeout":
+			b.dur(c, &s.Timeout)
+		case "weight":
+			if b.noBlock(c) && b.args(c, 1, 2) {
+				s.Weight, _ = b.intWord(c.Words[1], "weight", -254, 254)
+				if len(c.Words) == 3 {
+					if c.Words[2].Text != "reverse" {
+						b.d.errorf(c.Words[2].Pos, "weight: expected \"reverse\", got %q", c.Words[2].Text)
+					}
+					s.Reverse = true
+				}
+			}
+		case "rise":
+			b.intv(c, 1, 1<<20, &s.Rise)
+		case "fall":
+			b.intv(c, 1, 1<<20, &s.Fall)
+		case "user":
+			b.rest(c, &s.User)
+		case "init_fail":
+			b.flag(c, &s.InitFail)
+		default:
+			b.unsupported(c, "vrrp_script")
+		}
+	}
+	return s
+}
+
+func (b *builder) trackFile(n *Node) *TrackFile {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	t := &TrackFile{Pos: n.Pos, Name: name}
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "file":
+			b.str(c, &t.File)
+		case "weight":
+			if b.noBlock(c) && b.args(c, 1, 2) {
+				t.Weight, _ = b.intWord(c.Words[1], "weight", -254, 254)
+				t.Reverse = len(c.Words) == 3 && c.Words[2].Text == "reverse"
+			}
+		case "init_file":
+			if b.noBlock(c) {
+				t.InitFile = true
+			}
+		default:
+			b.unsupported(c, n.Keyword())
+		}
+	}
+	return t
+}
+
+// tracks reads a track_interface/track_script/track_file block:
+// "NAME [weight N] [reverse]" per line.
+func (b *builder) tracks(n *Node) []Track {
+	if !b.needBlock(n) {
+		return nil
+	}
+	var out []Track
+	for _, c := range n.Block {
+		t := Track{Name: c.Keyword()}
+		ws := c.Words[1:]
+		for i := 0; i < len(ws); i++ {
+			switch ws[i].Text {
+			case "weight":
+				if i+1 >= len(ws) {
+					b.d.errorf(ws[i].Pos, "weight needs a value")
+					continue
+				}
+				t.Weight, _ = b.intWord(ws[i+1], "weight", -254, 254)
+				t.HasWeight = true
+				i++
+			case "reverse":
+				t.Reverse = true
+			default:
+				// keepalived also accepts a bare weight after the name.
+				if v, err := strconv.Atoi(ws[i].Text); err == nil && !t.HasWeight {
+					t.Weight, t.HasWeight = v, true
+					continue
+				}
+				b.d.errorf(ws[i].Pos, "%s: unexpected %q", n.Keyword(), ws[i].Text)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func (b *builder) notifier(c *Node, nf *Notifiers) bool {
+	switch c.Keyword() {
+	case "notify_master":
+		nf.Master = b.script(c)
+	case "notify_backup":
+		nf.Backup = b.script(c)
+	case "notify_fault":
+		nf.Fault = b.script(c)
+	case "notify_stop":
+		nf.Stop = b.script(c)
+	case "notify":
+		nf.Any = b.script(c)
+	default:
+		return false
+	}
+	return true
+}
+
+func (b *builder) syncGroup(n *Node) *SyncGroup {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	g := &SyncGroup{Pos: n.Pos, Name: name}
+	for _, c := range n.Block {
+		if b.notifier(c, &g.Notify) {
+			continue
+		}
+		switch c.Keyword() {
+		case "group":
+			if b.needBlock(c) {
+				for _, e := range c.Block {
+					for _, w := range e.Words {
+						g.Group = append(g.Group, w.Text)
+					}
+				}
+			}
+		case "smtp_alert":
+			b.flag(c, &g.SMTPAlert)
+		case "track_script":
+			g.TrackScripts = b.tracks(c)
+		case "track_interface":
+			g.TrackIfaces = b.tracks(c)
+		case "track_file":
+			g.TrackFiles = b.tracks(c)
+		default:
+			b.unsupported(c, "vrrp_sync_group")
+		}
+	}
+	return g
+}
+
+func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	vi := &VRRPInstance{Pos: n.Pos, Name: name, Priority: -1, GarpMasterRepeat: -1, GarpMasterRefreshRepeat: -1, GarpMasterDelay: -1}
+	for _, c := range n.Block {
+		if b.notifier(c, &vi.Notify) {
+			continue
+		}
+		switch c.Keyword() {
+		case "state":
+			if w, ok := b.one(c); ok {
+				s := strings.ToUpper(w.Text)
+				if s != "MASTER" && s != "BACKUP" {
+					b.d.errorf(w.Pos, "state must be MASTER or BACKUP, got %q", w.Text)
+				}
+				vi.State = s
+			}
+		case "interface":
+			b.str(c, &vi.Interface)
+		case "virtual_router_id":
+			b.intv(c, 1, 255, &vi.VirtualRouterID)
+		case "priority":
+			b.intv(c, 1, 255, &vi.Priority)
+		case "advert_int":
+			b.dur(c, &vi.AdvertInt)
+		case "version":
+			b.intv(c, 2, 3, &vi.Version)
+		case "nopreempt":
+			b.flag(c, &vi.NoPreempt)
+		case "preempt":
+			var p bool
+			b.flag(c, &p)
+			vi.NoPreempt = !p
+		case "preempt_delay":
+			b.dur(c, &vi.PreemptDelay)
+		case "unicast_src_ip":
+			b.addr(c, &vi.UnicastSrcIP)
+		case "mcast_src_ip":
+			b.addr(c, &vi.McastSrcIP)
+		case "unicast_ttl":
+			b.intv(c, 1, 255, &vi.UnicastTTL)
+		case "unicast_peer":
+			if b.needBlock(c) {
+				for _, e := range c.Block {
+					vi.UnicastPeers = append(vi.UnicastPeers, b.unicastPeers(e)...)
+				}
+			}
+		case "authentication":
+			if b.needBlock(c) {
+				vi.Auth = &Auth{}
+				for _, e := range c.Block {
+					switch e.Keyword() {
+					case "auth_type":
+						b.str(e, &vi.Auth.Type)
+					case "auth_pass":
+						b.str(e, &vi.Auth.Pass)
+					default:
+						b.unsupported(e, "authentication")
+					}
+				}
+			}
+		case "track_interface":
+			vi.TrackIfaces = b.tracks(c)
+		case "track_script":
+			vi.TrackScripts = b.tracks(c)
+		case "track_file":
+			vi.TrackFiles = b.tracks(c)
+		case "dont_track_primary":
+			b.flag(c, &vi.DontTrackPrimary)
+		case "virtual_ipaddress":
+			vi.VIPs = b.vipAddrs(c)
+		case "virtual_ipaddress_excluded":
+			vi.VIPsExcluded = b.vipAddrs(c)
+		case "virtual_routes":
+			vi.Routes = b.routes(c)
+		case "smtp_alert":
+			b.flag(c, &vi.SMTPAlert)
+		case "accept":
+			b.flagPtr(c, &vi.Accept)
+		case "no_accept":
+			f := false
+			if b.noBlock(c) {
+				vi.Accept = &f
+			}
+		case "strict_mode":
+			b.flag(c, &vi.Strict)
+		case "garp_master_delay":
+			b.dur(c, &vi.GarpMasterDelay)
+		case "garp_master_repeat":
+			b.intv(c, 0, 1<<16, &vi.GarpMasterRepeat)
+		case "garp_master_refresh":
+			b.dur(c, &vi.GarpMasterRefresh)
+		case "garp_master_refresh_repeat":
+			b.intv(c, 0, 1<<16, &vi.GarpMasterRefreshRepeat)
+		case "garp_lower_prio_delay":
+			b.dur(c, &vi.GarpLowerPrioDelay)
+		case "garp_lower_prio_repeat":
+			b.intv(c, 0, 1<<16, &vi.GarpLowerPrioRepeat)
+		case "lower_prio_no_advert":
+			b.flag(c, &vi.LowerPrioNoAdvert)
+		case "higher_prio_send_advert":
+			b.flag(c, &vi.HigherPrioSendAdvert)
+		default:
+			b.unsupported(c, "vrrp_instance")
+		}
+	}
+	return vi
+}
+
+func (b *builder) unicastPeers(e *Node) []UnicastPeer {
+	var out []UnicastPeer
+	ws := e.Words
+	for i := 0; i < len(ws); i++ {
+		switch ws[i].Text {
+		case "min_ttl", "max_ttl":
+			if len(out) == 0 || i+1 >= len(ws) {
+				b.d.errorf(ws[i].Pos, "%s needs a peer before it and a value after it", ws[i].Text)
+				return out
+			}
+			v, _ := b.intWord(ws[i+1], ws[i].Text, 0, 255)
+			if ws[i].Text == "min_ttl" {
+				out[len(out)-1].MinTTL = v
+			} else {
+				out[len(out)-1].MaxTTL = v
+			}
+			i++
+		default:
+			if a, ok := b.addrWord(ws[i], "unicast_peer"); ok {
+				out = append(out, UnicastPeer{Addr: a})
+			}
+		}
+	}
+	return out
+}
+
+// vipAddrs reads virtual_ipaddress entries:
+// IP[/MASK] [brd IP] [dev IF] [scope S] [label L] [peer IP] [no_track] ...
+func (b *builder) vipAddrs(n *Node) []VIPAddr {
+	if !b.needBlock(n) {
+		return nil
+	}
+	var out []VIPAddr
+	for _, e := range n.Block {
+		v := VIPAddr{Pos: e.Pos}
+		p, ok := parsePrefixOrAddr(e.Words[0].Text)
+		if !ok {
+			b.d.errorf(e.Pos, "virtual_ipaddress: %q is not an address or address/prefix", e.Words[0].Text)
+			continue
+		}
+		v.Prefix = p
+		ws := e.Words[1:]
+		for i := 0; i < len(ws); i++ {
+			key := ws[i].Text
+			val := func() string {
+				if i+1 >= len(ws) {
+					b.d.errorf(ws[i].Pos, "%s needs a value", key)
+					return ""
+				}
+				i++
+				return ws[i].Text
+			}
+			switch key {
+			case "brd", "broadcast":
+				v.Brd = val()
+			case "dev":
+				v.Dev = val()
+			case "scope":
+				v.Scope = val()
+			case "label":
+				v.Label = val()
+			case "peer":
+				v.Peer = val()
+			case "no_track":
+				v.NoTrack = true
+			case "-nodad", "nodad":
+				v.NoDAD = true
+			case "home", "mngtmpaddr", "noprefixroute", "autojoin":
+				v.Extra = append(v.Extra, key)
+			case "preferred_lft":
+				v.Extra = append(v.Extra, key, val())
+			default:
+				b.d.warnf(ws[i].Pos, "unsupported virtual_ipaddress option %q", key)
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func parsePrefixOrAddr(s string) (netip.Prefix, bool) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p, err == nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+func (b *builder) routes(n *Node) []Route {
+	if !b.needBlock(n) {
+		return nil
+	}
+	var out []Route
+	for _, e := range n.Block {
+		r := Route{Pos: e.Pos}
+		ws := e.Words
+		for _, w := range ws {
+			r.Words = append(r.Words, w.Text)
+		}
+		for i := 0; i < len(ws); i++ {
+			next := func() (Word, bool) {
+				if i+1 >= len(ws) {
+					b.d.errorf(ws[i].Pos, "%s needs a value", ws[i].Text)
+					return Word{}, false
+				}
+				i++
+				return ws[i], true
+			}
+			switch ws[i].Text {
+			case "src":
+				if w, ok := next(); ok {
+					r.Src, _ = b.addrWord(w, "src")
+				}
+			case "to":
+				if w, ok := next(); ok {
+					r.To, _ = b.prefixWord(w, "to")
+				}
+			case "via", "gw":
+				if w, ok := next(); ok {
+					r.Via, _ = b.addrWord(w, "via")
+				}
+			case "dev", "oif":
+				if w, ok := next(); ok {
+					r.Dev = w.Text
+				}
+			case "table":
+				if w, ok := next(); ok {
+					r.Table = w.Text
+				}
+			case "metric", "preference":
+				if w, ok := next(); ok {
+					r.Metric, _ = b.intWord(w, "metric", 0, 1<<31-1)
+				}
+			case "blackhole", "unreachable", "prohibit":
+				r.Blackhole = true
+			default:
+				if i == 0 || (i == 1 && r.Blackhole) {
+					r.To, _ = b.prefixWord(ws[i], "route")
+				}
+				// Other ip-route words are kept verbatim in Words.
+			}
+		}
+		if !r.To.IsValid() {
+			b.d.errorf(e.Pos, "virtual_routes: route has no destination")
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (b *builder) prefixWord(w Word, what string) (netip.Prefix, bool) {
+	if w.Text == "default" {
+		return netip.MustParsePrefix("0.0.0.0/0"), true
+	}
+	p, ok := parsePrefixOrAddr(w.Text)
+	if !ok {
+		b.d.errorf(w.Pos, "%s: %q is not an address or prefix", what, w.Text)
+	}
+	return p, ok
+}
+
+func (b *builder) vsGroup(n *Node) *VirtualServerGroup {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	g := &VirtualServerGroup{Pos: n.Pos, Name: name}
+	for _, e := range n.Block {
+		ent := VSGroupEntry{Pos: e.Pos}
+		if e.Keyword() == "fwmark" {
+			if !b.args(e, 1, 2) {
+				continue
+			}
+			m, ok := b.intWord(e.Words[1], "fwmark", 1, 1<<32-1)
+			if !ok {
+				continue
+			}
+			ent.FWMark = uint32(m)
+			if len(e.Words) == 3 {
+				ent.V6 = e.Words[2].Text == "inet6"
+			}
+			g.Entries = append(g.Entries, ent)
+			continue
+		}
+		if len(e.Words) > 2 {
+			b.d.errorf(e.Pos, "virtual_server_group entry takes an address or range and a port")
+			continue
+		}
+		first, last, ok := parseAddrRange(e.Words[0].Text)
+		if !ok {
+			b.d.errorf(e.Pos, "virtual_server_group: %q is not an address, range (a.b.c.d-e) or prefix", e.Words[0].Text)
+			continue
+		}
+		ent.First, ent.Last = first, last
+		if len(e.Words) == 2 {
+			ent.Port, _ = b.portWord(e.Words[1], "port")
+		}
+		g.Entries = append(g.Entries, ent)
+	}
+	return g
+}
+
+// parseAddrRange reads "a.b.c.d", "a.b.c.d-e" (last part of the address
+// varies), "a.b.c.d/nn" or "x::y-z".
+func parseAddrRange(s string) (first, last netip.Addr, ok bool) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return first, last, false
+		}
+		p = p.Masked()
+		first = p.Addr()
+		last = first
+		for n := p.Bits(); n < first.BitLen(); n++ {
+			_ = n
+		}
+		// Last address: set the host bits.
+		bs := first.AsSlice()
+		for i := p.Bits(); i < len(bs)*8; i++ {
+			bs[i/8] |= 0x80 >> (i % 8)
+		}
+		last, _ = netip.AddrFromSlice(bs)
+		return first, last, true
+	}
+	base, end, isRange := strings.Cut(s, "-")
+	a, err := netip.ParseAddr(base)
+	if err != nil {
+		return first, last, false
+	}
+	if !isRange {
+		return a, a, true
+	}
+	bs := a.AsSlice()
+	var v uint64
+	if a.Is4() {
+		v, err = strconv.ParseUint(end, 10, 8)
+		if err != nil || byte(v) < bs[3] {
+			return first, last, false
+		}
+		bs[3] = byte(v)
+	} else {
+		v, err = strconv.ParseUint(end, 16, 16)
+		cur := uint64(bs[14])<<8 | uint64(bs[15])
+		if err != nil || v < cur {
+			return first, last, false
+		}
+		bs[14], bs[15] = byte(v>>8), byte(v)
+	}
+	l, _ := netip.AddrFromSlice(bs)
+	return a, l, true
+}
+
+func (b *builder) snatPool(n *Node) *SNATPool {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	p := &SNATPool{Pos: n.Pos, Name: name}
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "address", "addresses":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				for _, w := range c.Words[1:] {
+					first, last, ok := parseAddrRange(w.Text)
+					if !ok {
+						b.d.errorf(w.Pos, "address: %q is not an address, range or prefix", w.Text)
+						continue
+					}
+					for a, i := first, 0; i < 65536; a, i = a.Next(), i+1 {
+						p.Addresses = append(p.Addresses, a)
+						if a == last {
+							break
+						}
+					}
+				}
+			}
+		case "port_range":
+			if b.noBlock(c) && b.args(c, 2, 2) {
+				lo, ok1 := b.portWord(c.Words[1], "port_range")
+				hi, ok2 := b.portWord(c.Words[2], "port_range")
+				if ok1 && ok2 {
+					p.PortMin, p.PortMax = lo, hi
+				}
+			}
+		default:
+			b.unsupported(c, "govs_snat_pool")
+		}
+	}
+	return p
+}
+
+// method reads lvs_method / lb_kind: NAT|DR|TUN|SNAT [type ...] [csum].
+func (b *builder) method(n *Node) (Method, *Tunnel, bool) {
+	if !b.noBlock(n) || !b.args(n, 1, -1) {
+		return "", nil, false
+	}
+	w := n.Words[1]
+	var m Method
+	switch strings.ToUpper(w.Text) {
+	case "NAT", "MASQ":
+		m = MethodNAT
+	case "DR", "ROUTE", "GATEWAY":
+		m = MethodDR
+	case "TUN", "TUNNEL", "IPIP":
+		m = MethodTUN
+	case "SNAT", "FNAT", "FULLNAT":
+		m = MethodSNAT
+	default:
+		b.d.errorf(w.Pos, "unknown forwarding method %q (NAT, DR, TUN or SNAT)", w.Text)
+		return "", nil, false
+	}
+	if len(n.Words) == 2 {
+		return m, nil, true
+	}
+	if m != MethodTUN {
+		b.d.errorf(n.Words[2].Pos, "%s takes options only with TUN", n.Keyword())
+		return m, nil, true
+	}
+	t := &Tunnel{}
+	ws := n.Words[2:]
+	for i := 0; i < len(ws); i++ {
+		switch ws[i].Text {
+		case "type":
+			if i+1 >= len(ws) {
+				b.d.errorf(ws[i].Pos, "type needs ipip, gue or gre")
+				break
+			}
+			i++
+			switch ws[i].Text {
+			case "ipip", "gue", "gre":
+				t.Type = ws[i].Text
+			default:
+				b.d.errorf(ws[i].Pos, "unknown tunnel type %q (ipip, gue or gre)", ws[i].Text)
+			}
+		case "port":
+			if i+1 >= len(ws) {
+				b.d.errorf(ws[i].Pos, "port needs a value")
+				break
+			}
+			i++
+			t.Port, _ = b.portWord(ws[i], "tunnel port")
+		case "nocsum", "csum", "remcsum":
+			t.Csum = ws[i].Text
+		default:
+			b.d.errorf(ws[i].Pos, "unknown tunnel option %q", ws[i].Text)
+		}
+	}
+	return m, t, true
+}
+
+// checkDefault handles the checker timing keywords allowed at virtual
+// server, real server and checker level.
+func (b *builder) checkDefault(c *Node, cd *CheckDefaults) bool {
+	switch c.Keyword() {
+	case "delay_loop":
+		b.durPtr(c, &cd.DelayLoop)
+	case "connect_timeout":
+		b.durPtr(c, &cd.ConnectTimeout)
+	case "retry", "nb_get_retry":
+		b.intPtr(c, 0, 1<<20, &cd.Retry)
+	case "delay_before_retry":
+		b.durPtr(c, &cd.DelayBeforeRetry)
+	case "warmup":
+		b.durPtr(c, &cd.Warmup)
+	case "alpha":
+		b.flagPtr(c, &cd.Alpha)
+	default:
+		return false
+	}
+	return true
+}
+
+func (b *builder) virtualServer(n *Node) *VirtualServer {
+	if !b.needBlock(n) {
+		return nil
+	}
+	vs := &VirtualServer{Pos: n.Pos, Quorum: -1}
+	ws := n.Words[1:]
+	switch {
+	case len(ws) == 2 && ws[0].Text == "fwmark":
+		m, ok := b.intWord(ws[1], "fwmark", 1, 1<<32-1)
+		if !ok {
+			return nil
+		}
+		vs.FWMark = uint32(m)
+	case len(ws) == 2 && ws[0].Text == "group":
+		vs.Group = ws[1].Text
+	case len(ws) == 1 || len(ws) == 2:
+		a, ok := b.addrWord(ws[0], "virtual_server")
+		if !ok {
+			return nil
+		}
+		vs.Addr = a
+		if len(ws) == 2 {
+			if vs.Ports, ok = b.portList(ws[1]); !ok {
+				return nil
+			}
+		} else {
+			vs.Ports = []PortRange{{0, 0}}
+		}
+	default:
+		b.d.errorf(n.Pos, "virtual_server takes IP [PORT], fwmark N or group NAME")
+		return nil
+	}
+	for _, c := range n.Block {
+		if b.checkDefault(c, &vs.CheckDefaults) {
+			continue
+		}
+		switch c.Keyword() {
+		case "real_server":
+			if rs := b.realServer(c); rs != nil {
+				vs.RealServers = append(vs.RealServers, rs)
+			}
+		case "protocol":
+			if b.noBlock(c) && b.args(c, 1, 3) {
+				for _, w := range c.Words[1:] {
+					switch p := Proto(strings.ToUpper(w.Text)); p {
+					case ProtoTCP, ProtoUDP, ProtoSCTP:
+						vs.Protocols = append(vs.Protocols, p)
+					default:
+						b.d.errorf(w.Pos, "unknown protocol %q (TCP, UDP or SCTP)", w.Text)
+					}
+				}
+			}
+		case "ip_family":
+			if w, ok := b.one(c); ok {
+				if w.Text != "inet" && w.Text != "inet6" {
+					b.d.errorf(w.Pos, "ip_family must be inet or inet6")
+				}
+				vs.IPFamily = w.Text
+			}
+		case "lvs_sched", "lb_algo":
+			b.str(c, &vs.Scheduler)
+		case "lvs_method", "lb_kind":
+			if m, t, ok := b.method(c); ok {
+				vs.Method, vs.Tunnel = m, t
+			}
+		case "sh-port", "sh-fallback", "mh-port", "mh-fallback", "flag-1", "flag-2", "flag-3":
+			if b.noBlock(c) && b.args(c, 0, 0) {
+				vs.SchedFlags = append(vs.SchedFlags, c.Keyword())
+			}
+		case "ops":
+			b.flag(c, &vs.OnePacket)
+		case "hashed":
+			b.unsupported(c, "virtual_server")
+		case "govs_mh_table_size", "mh_table_size":
+			b.intv(c, 7, 1<<24, &vs.MHTableSize)
+		case "persistence_timeout":
+			if b.noBlock(c) && b.args(c, 0, 1) {
+				if len(c.Words) == 1 {
+					vs.Persistence = DefaultPersistenceTimeout
+				} else if d, ok := b.durWord(c.Words[1], "persistence_timeout"); ok {
+					vs.Persistence = d
+				}
+			}
+		case "persistence_granularity":
+			b.str(c, &vs.PersistenceGranularity)
+		case "persistence_engine":
+			b.str(c, &vs.PersistenceEngine)
+		case "quorum":
+			b.intv(c, 0, 1<<30, &vs.Quorum)
+		case "hysteresis":
+			b.intv(c, 0, 1<<30, &vs.Hysteresis)
+		case "quorum_up":
+			vs.QuorumUp = b.script(c)
+		case "quorum_down":
+			vs.QuorumDown = b.script(c)
+		case "sorry_server":
+			if b.noBlock(c) && b.args(c, 1, 2) {
+				a, ok := b.addrWord(c.Words[1], "sorry_server")
+				if ok {
+					if vs.Sorry == nil {
+						vs.Sorry = &SorryServer{}
+					}
+					vs.Sorry.Pos, vs.Sorry.Addr = c.Pos, a
+					if len(c.Words) == 3 {
+						vs.Sorry.Port, _ = b.portWord(c.Words[2], "sorry_server port")
+					}
+				}
+			}
+		case "sorry_server_lvs_method":
+			if m, _, ok := b.method(c); ok {
+				if vs.Sorry == nil {
+					vs.Sorry = &SorryServer{Pos: c.Pos}
+				}
+				vs.Sorry.Method = m
+			}
+		case "sorry_server_inhibit":
+			b.flag(c, &vs.SorryServerInhibit)
+		case "inhibit_on_failure":
+			b.flag(c, &vs.InhibitOnFailure)
+		case "omega":
+			b.flag(c, &vs.Omega)
+		case "ha_suspend":
+			b.flag(c, &vs.HASuspend)
+		case "virtualhost":
+			b.str(c, &vs.Virtualhost)
+		case "smtp_alert":
+			b.flagPtr(c, &vs.SMTPAlert)
+		case "snmp_name", "govs_name", "name":
+			b.str(c, &vs.Name)
+		case "service_timeout", "timeout":
+			b.dur(c, &vs.ServiceTimeout)
+		case "reentry":
+			b.dur(c, &vs.Reentry)
+		case "quiesce_server":
+			b.flag(c, &vs.QuiesceServer)
+		case "proxy_protocol":
+			b.intv(c, 1, 2, &vs.ProxyProtocol)
+		case "snat_pool":
+			b.str(c, &vs.SNATPool)
+		default:
+			b.unsupported(c, "virtual_server")
+		}
+	}
+	return vs
+}
+
+func (b *builder) realServer(n *Node) *RealServer {
+	if !b.needBlock(n) {
+		return nil
+	}
+	if len(n.Words) < 2 || len(n.Words) > 3 {
+		b.d.errorf(n.Pos, "real_server takes IP [PORT]")
+		return nil
+	}
+	a, ok := b.addrWord(n.Words[1], "real_server")
+	if !ok {
+		return nil
+	}
+	rs := &RealServer{Pos: n.Pos, Addr: a, Weight: DefaultWeight}
+	if len(n.Words) == 3 {
+		if rs.Port, ok = b.portWord(n.Words[2], "real_server port"); !ok {
+			return nil
+		}
+	}
+	for _, c := range n.Block {
+		if b.checkDefault(c, &rs.CheckDefaults) {
+			continue
+		}
+		switch c.Keyword() {
+		case "weight":
+			b.intv(c, 0, 65535, &rs.Weight)
+		case "lvs_method", "lb_kind":
+			if m, t, ok := b.method(c); ok {
+				rs.Method, rs.Tunnel = m, t
+			}
+		case "uthreshold":
+			b.intv(c, 0, 65535, &rs.UThreshold)
+		case "lthreshold":
+			b.intv(c, 0, 65535, &rs.LThreshold)
+		case "notify_up":
+			rs.NotifyUp = b.script(c)
+		case "notify_down":
+			rs.NotifyDown = b.script(c)
+		case "inhibit_on_failure":
+			b.flagPtr(c, &rs.InhibitOnFailure)
+		case "smtp_alert":
+			b.flagPtr(c, &rs.SMTPAlert)
+		case "name", "govs_name":
+			b.str(c, &rs.Name)
+		case CheckTCP, CheckHTTP, CheckSSL, CheckSMTP, CheckDNS, CheckMisc, CheckUDP, CheckPing, CheckFile:
+			if ck := b.check(c); ck != nil {
+				rs.Checks = append(rs.Checks, ck)
+			}
+		case "BFD_CHECK":
+			b.unsupported(c, "real_server")
+		default:
+			b.unsupported(c, "real_server")
+		}
+	}
+	return rs
+}
+
+func (b *builder) check(n *Node) *Check {
+	if !b.needBlock(n) || !b.args(n, 0, 0) {
+		return nil
+	}
+	ck := &Check{Pos: n.Pos, Kind: n.Keyword()}
+	for _, c := range n.Block {
+		if b.checkDefault(c, &ck.CheckDefaults) {
+			continue
+		}
+		if b.checkCommon(c, ck) {
+			continue
+		}
+		if !b.checkSpecific(c, ck) {
+			b.unsupported(c, ck.Kind)
+		}
+	}
+	return ck
+}
+
+func (b *builder) checkCommon(c *Node, ck *Check) bool {
+	switch c.Keyword() {
+	case "connect_ip":
+		b.addr(c, &ck.ConnectIP)
+	case "connect_port":
+		b.port(c, &ck.ConnectPort)
+	case "bindto":
+		b.addr(c, &ck.BindTo)
+	case "bind_port":
+		b.port(c, &ck.BindPort)
+	case "bind_if":
+		b.str(c, &ck.BindIf)
+	case "fwmark":
+		var m int
+		b.intv(c, 0, 1<<32-1, &m)
+		ck.FWMark = uint32(m)
+	case "log_all_failures":
+		b.flag(c, &ck.LogAllFailures)
+	default:
+		return false
+	}
+	return true
+}
+
+func (b *builder) checkSpecific(c *Node, ck *Check) bool {
+	kw := c.Keyword()
+	switch ck.Kind {
+	case CheckTCP:
+		switch kw {
+		case "send":
+			b.str(c, &ck.Send)
+		case "expect":
+			b.str(c, &ck.Expect)
+		case "use_regex":
+			b.flag(c, &ck.UseRegex)
+		default:
+			return false
+		}
+	case CheckHTTP, CheckSSL:
+		switch kw {
+		case "http_protocol":
+			if w, ok := b.one(c); ok {
+				switch w.Text {
+				case "1.0", "1.0C", "1.1":
+					ck.HTTPProtocol = w.Text
+				default:
+					b.d.errorf(w.Pos, "http_protocol must be 1.0, 1.0C or 1.1")
+				}
+			}
+		case "url":
+			if u, ok := b.url(c); ok {
+				ck.URLs = append(ck.URLs, u)
+			}
+		case "virtualhost":
+			b.str(c, &ck.Virtualhost)
+		case "enable_sni":
+			b.flag(c, &ck.EnableSNI)
+		case "sni_name":
+			b.str(c, &ck.SNIName)
+		case "tls_verify", "govs_tls_verify":
+			b.flag(c, &ck.TLSVerify)
+		default:
+			return false
+		}
+	case CheckSMTP:
+		switch kw {
+		case "helo_name":
+			b.str(c, &ck.HeloName)
+		default:
+			return false
+		}
+	case CheckDNS:
+		switch kw {
+		case "type":
+			if w, ok := b.one(c); ok {
+				t := strings.ToUpper(w.Text)
+				switch t {
+				case "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA":
+					ck.DNSType = t
+				default:
+					b.d.errorf(w.Pos, "DNS_CHECK type must be A, NS, CNAME, SOA, MX, TXT or AAAA")
+				}
+			}
+		case "name":
+			b.str(c, &ck.DNSName)
+		default:
+			return false
+		}
+	case CheckMisc:
+		switch kw {
+		case "misc_path":
+			b.rest(c, &ck.MiscPath)
+		case "misc_timeout":
+			b.dur(c, &ck.MiscTimeout)
+		case "misc_dynamic":
+			b.flag(c, &ck.MiscDynamic)
+		case "user":
+			b.rest(c, &ck.User)
+		case "expect":
+			b.str(c, &ck.Expect)
+		case "use_regex":
+			b.flag(c, &ck.UseRegex)
+		default:
+			return false
+		}
+	case CheckUDP:
+		switch kw {
+		case "payload":
+			b.str(c, &ck.Payload)
+		case "require_reply":
+			if b.noBlock(c) && b.args(c, 0, 1) {
+				ck.HasRequire = true
+				if len(c.Words) == 2 {
+					ck.RequireReply = c.Words[1].Text
+				}
+			}
+		case "min_reply_length":
+			b.intv(c, 0, 65535, &ck.MinReplyLength)
+		case "max_reply_length":
+			b.intv(c, 0, 65535, &ck.MaxReplyLength)
+		default:
+			return false
+		}
+	case CheckFile:
+		switch kw {
+		case "track_file", "file":
+			b.str(c, &ck.TrackFile)
+		case "weight":
+			if b.noBlock(c) && b.args(c, 1, 2) {
+				ck.FileWeight, _ = b.intWord(c.Words[1], "weight", -254, 254)
+				ck.Reverse = len(c.Words) == 3 && c.Words[2].Text == "reverse"
+			}
+		case "dynamic":
+			b.flag(c, &ck.Dynamic)
+		default:
+			return false
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func (b *builder) url(n *Node) (URL, bool) {
+	if !b.needBlock(n) {
+		return URL{}, false
+	}
+	var u URL
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "path":
+			b.str(c, &u.Path)
+		case "digest":
+			b.str(c, &u.Digest)
+		case "status_code":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				for _, w := range c.Words[1:] {
+					for _, part := range strings.Split(w.Text, ",") {
+						r, ok := parseCodeRange(part)
+						if !ok {
+							b.d.errorf(w.Pos, "status_code: %q is not a code or range (e.g. 200 or 200-299)", part)
+							continue
+						}
+						u.StatusCodes = append(u.StatusCodes, r)
+					}
+				}
+			}
+		case "virtualhost":
+			b.str(c, &u.Virtualhost)
+		case "regex":
+			b.str(c, &u.Regex)
+		case "regex_no_match":
+			b.flag(c, &u.RegexNoMatch)
+		default:
+			b.unsupported(c, "url")
+		}
+	}
+	return u, true
+}
+
+func parseCodeRange(s string) (CodeRange, bool) {
+	from, to, isRange := strings.Cut(s, "-")
+	f, err := strconv.Atoi(from)
+	if err != nil || f < 100 || f > 599 {
+		return CodeRange{}, false
+	}
+	t := f
+	if isRange {
+		t, err = strconv.Atoi(to)
+		if err != nil || t < f || t > 599 {
+			return CodeRange{}, false
+		}
+	}
+	return CodeRange{f, t}, true
+}
+
+// applyDefaults fills keepalived's defaults into fields left unset.
+func (c *Config) applyDefaults() {
+	g := &c.Global
+	if g.VRRPVersion == 0 {
+		g.VRRPVersion = 2
+	}
+	if g.SMTPConnectTimeout == 0 {
+		g.SMTPConnectTimeout = DefaultSMTPConnectTimeout
+	}
+	for _, s := range c.VRRPScripts {
+		if s.Interval == 0 {
+			s.Interval = DefaultVRRPScriptInterval
+		}
+	}
+	for _, vi := range c.VRRPInstances {
+		if vi.Priority < 0 {
+			vi.Priority = DefaultPriority
+		}
+		if vi.AdvertInt == 0 {
+			vi.AdvertInt = DefaultAdvertInt
+		}
+		if vi.GarpMasterDelay < 0 {
+			vi.GarpMasterDelay = DefaultGarpMasterDelay
+		}
+		if vi.GarpMasterRepeat < 0 {
+			vi.GarpMasterRepeat = DefaultGarpMasterRepeat
+		}
+		if vi.GarpMasterRefreshRepeat < 0 {
+			vi.GarpMasterRefreshRepeat = DefaultGarpRefreshRepeat
+		}
+	}
+	for _, vs := range c.VirtualServers {
+		if vs.Scheduler == "" {
+			vs.Scheduler = DefaultScheduler
+		}
+		if vs.Method == "" {
+			vs.Method = MethodNAT
+		}
+		if len(vs.Protocols) == 0 {
+			vs.Protocols = []Proto{ProtoTCP}
+		}
+		if vs.Quorum < 0 {
+			vs.Quorum = 1
+		}
+	}
+}
+
+// baseDir is the directory relative includes of a file resolve against.
+func baseDir(file string) string { return filepath.Dir(file) }

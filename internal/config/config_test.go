@@ -1,0 +1,364 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func dumpJSON(t testing.TB, c *Config) string {
+	t.Helper()
+	c2 := *c
+	c2.Files = nil // file names differ between a file and its rendering
+	b, err := json.MarshalIndent(&c2, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + "\n"
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+	}
+}
+
+func diagStrings(ds Diagnostics) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString(d.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func TestGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.conf")
+	if len(files) < 3 {
+		t.Fatalf("expected testdata/*.conf, found %v", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, ds := Load(f, nil)
+			if ds.HasErrors() {
+				t.Fatalf("unexpected errors:\n%s", diagStrings(ds))
+			}
+			base := strings.TrimSuffix(f, ".conf")
+			golden(t, base+".json", dumpJSON(t, cfg))
+			golden(t, base+".diag", diagStrings(ds))
+		})
+	}
+}
+
+// TestSeed004 pins down the model of the seed's real deployment.
+func TestSeed004(t *testing.T) {
+	for _, tt := range []struct {
+		file     string
+		state    string
+		prio     int
+		src, peer string
+	}{
+		{"../../examples/seed004-master.conf", "MASTER", 150, "192.168.66.23", "192.168.66.24"},
+		{"../../examples/seed004-backup.conf", "BACKUP", 50, "192.168.66.24", "192.168.66.23"},
+	} {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			cfg, ds := Load(tt.file, nil)
+			if len(ds) != 0 {
+				t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+			}
+			vi := cfg.VRRPInstances[0]
+			got := fmt.Sprintf("%s %s %d %d %s %s %s %s", vi.Name, vi.State, vi.Priority, vi.VirtualRouterID, vi.UnicastSrcIP, vi.UnicastPeers[0].Addr, vi.VIPs[0].Prefix, vi.VIPs[0].Dev)
+			want := fmt.Sprintf("SMB %s %d 20 %s %s 172.26.127.20/28 ens3", tt.state, tt.prio, tt.src, tt.peer)
+			if got != want {
+				t.Errorf("instance = %q, want %q", got, want)
+			}
+			if vi.GarpMasterDelay.D().Seconds() != 2 || vi.GarpMasterRepeat != 2 || vi.GarpMasterRefreshRepeat != 1 {
+				t.Errorf("garp settings = %v %d %d", vi.GarpMasterDelay.D(), vi.GarpMasterRepeat, vi.GarpMasterRefreshRepeat)
+			}
+			if !cfg.Global.LVSFlush || !cfg.Global.LVSFlushOnStop || cfg.Global.RouterID != "ha-smbqualif" {
+				t.Errorf("global_defs = %+v", cfg.Global)
+			}
+			if len(cfg.VirtualServers) != 2 {
+				t.Fatalf("%d virtual servers", len(cfg.VirtualServers))
+			}
+			for _, vs := range cfg.VirtualServers {
+				if vs.Scheduler != "rr" || vs.Method != MethodDR || len(vs.RealServers) != 2 {
+					t.Errorf("virtual server %s: sched %s method %s rs %d", vs.Addr, vs.Scheduler, vs.Method, len(vs.RealServers))
+				}
+				for _, rs := range vs.RealServers {
+					c := rs.Checks[0]
+					if c.Kind != CheckTCP || c.ConnectPort != 445 || c.ConnectTimeout == nil || c.ConnectTimeout.D().Seconds() != 1 {
+						t.Errorf("check of %s = %+v", rs.Addr, c)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name, input string
+		wantLine    int
+		wantMsg     string
+	}{
+		{"missing brace at EOF", "global_defs {\n  router_id x\n", 1, `missing "}" to close "global_defs"`},
+		{"missing brace of real_server", "virtual_server 10.0.0.1 80 {\n    real_server 10.0.0.2 80 {\n        weight 1\n    real_server 10.0.0.3 80 {\n        weight 1\n    }\n}\n", 2, `missing "}" to close "real_server"`},
+		{"stray close", "}\n", 1, `unexpected "}"`},
+		{"unterminated quote", "global_defs {\n router_id \"abc\n}\n", 2, "unterminated quoted string"},
+		{"weight range", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  weight 70000\n }\n}\n", 3, "weight 70000 out of range 0..65535"},
+		{"bad address", "virtual_server 10.0.0.300 80 {\n}\n", 1, `"10.0.0.300" is not an IP address`},
+		{"bad port list", "virtual_server 10.0.0.1 80-70 {\n}\n", 1, "runs backwards"},
+		{"unknown method", "virtual_server 10.0.0.1 80 {\n lb_kind XYZ\n}\n", 2, `unknown forwarding method "XYZ"`},
+		{"unknown scheduler", "virtual_server 10.0.0.1 80 {\n lb_algo fast\n}\n", 1, `unknown scheduler "fast"`},
+		{"DR port differs", "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 8080 {\n }\n}\n", 3, "must equal the virtual port"},
+		{"duplicate service", "virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n", 3, "TCP 10.0.0.1:80 is already served"},
+		{"overlapping range", "virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 70-90 {\n}\n", 3, "already served"},
+		{"duplicate vrid", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 5\n}\n", 5, "virtual_router_id 5 already used on eth0"},
+		{"bad netmask", "virtual_server 10.0.0.1 80 {\n persistence_timeout 60\n persistence_granularity 255.0.255.0\n}\n", 1, "not contiguous"},
+		{"unknown keyword", "global_defs {\n frobnicate 1\n}\n", 2, `warning: unsupported keyword "frobnicate" in global_defs`},
+		{"include missing", "include nothere/*.conf\n", 1, `include "nothere/*.conf": no such file`},
+		{"vip not in vrrp", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1\n }\n}\nvirtual_server 10.0.0.9 80 {\n}\n", 8, "warning: virtual_server 10.0.0.9 80: address 10.0.0.9 is not a virtual_ipaddress"},
+		{"threshold order", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  uthreshold 10\n  lthreshold 20\n }\n}\n", 2, "lthreshold 20 must be below uthreshold 10"},
+		{"http without url", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n  }\n }\n}\n", 3, "needs at least one url"},
+		{"bad digest", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n    digest zz\n   }\n  }\n }\n}\n", 3, "is not an MD5"},
+		{"sync group member", "vrrp_sync_group G {\n group {\n  NOPE\n }\n}\n", 1, `unknown vrrp_instance "NOPE"`},
+		{"track script", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n track_script {\n  nope\n }\n}\n", 1, `track_script "nope" is not a defined vrrp_script`},
+		{"port 0 without persistence", "virtual_server 10.0.0.1 {\n}\n", 1, "port 0 (all ports) needs persistence_timeout"},
+		{"mixed families", "virtual_server 10.0.0.1 80 {\n real_server 2001:db8::1 80 {\n }\n}\n", 2, "address family differs"},
+		{"undefined variable", "global_defs {\n router_id $NOPE\n}\n", 2, "warning: undefined variable $NOPE"},
+		{"bad dataplane", "global_defs {\n govs_dataplane turbo\n}\n", 1, `govs_dataplane "turbo"`},
+		{"block for flag", "global_defs {\n lvs_flush {\n }\n}\n", 2, "lvs_flush does not take a block"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ds := LoadBytes("test.conf", []byte(tt.input), nil)
+			for _, d := range ds {
+				if d.Pos.Line == tt.wantLine && strings.Contains(d.String(), tt.wantMsg) {
+					return
+				}
+			}
+			t.Errorf("want line %d %q, got:\n%s", tt.wantLine, tt.wantMsg, diagStrings(ds))
+		})
+	}
+}
+
+// TestValidateReportsAll checks that validation does not stop at the first
+// problem.
+func TestValidateReportsAll(t *testing.T) {
+	in := "virtual_server 10.0.0.1 80 {\n lb_algo nope\n lb_kind DR\n real_server 10.0.0.2 81 {\n }\n real_server 10.0.0.2 81 {\n }\n}\nvirtual_server 10.0.0.1 80 {\n}\n"
+	_, ds := LoadBytes("t.conf", []byte(in), nil)
+	if n := len(ds.Errors()); n < 4 {
+		t.Errorf("got %d errors, want at least 4 (scheduler, 2× DR port, duplicate rs, duplicate vs):\n%s", n, diagStrings(ds))
+	}
+}
+
+// TestRoundTrip: parse → Format → parse gives the same model.
+func TestRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.conf")
+	files = append(files, "../../examples/seed004-master.conf")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, ds := ParseFile(f, nil)
+			if ds.HasErrors() {
+				t.Fatal(diagStrings(ds))
+			}
+			out := Format(cfg)
+			cfg2, ds2 := Parse("rendered.conf", out, nil)
+			if ds2.HasErrors() {
+				t.Fatalf("rendering does not parse:\n%s\n%s", diagStrings(ds2), out)
+			}
+			if diff := cmp.Diff(dumpJSON(t, cfg), dumpJSON(t, cfg2)); diff != "" {
+				t.Errorf("model changed through Format (-parsed +reparsed):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestWriteFilesPreserves: unedited blocks keep their text and comments;
+// an edited block is rendered anew; the result parses to the edited model.
+func TestWriteFilesPreserves(t *testing.T) {
+	cfg, ds := ParseFile("testdata/full.conf", nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	orig, _ := os.ReadFile("testdata/full.conf")
+	inc, _ := os.ReadFile("testdata/inc/extra.conf")
+
+	// Nothing edited: every file is byte-identical.
+	out := cfg.WriteFiles()
+	if !bytes.Equal(out["testdata/full.conf"], orig) {
+		t.Errorf("unedited write changed full.conf:\n%s", cmp.Diff(string(orig), string(out["testdata/full.conf"])))
+	}
+	if !bytes.Equal(out["testdata/inc/extra.conf"], inc) {
+		t.Errorf("unedited write changed the included file")
+	}
+
+	// Edit one real server's weight, delete a VRRP script user? no: delete
+	// the sync group, and add a virtual server.
+	cfg.VirtualServers[0].RealServers[1].Weight = 7
+	cfg.SyncGroups = nil
+	cfg.VirtualServers = append(cfg.VirtualServers, &VirtualServer{
+		Addr: cfg.VirtualServers[0].Addr, Ports: []PortRange{{8443, 8443}}, Protocols: []Proto{ProtoTCP},
+		Scheduler: "rr", Method: MethodNAT, Quorum: 1,
+		RealServers: []*RealServer{{Addr: cfg.VirtualServers[0].RealServers[0].Addr, Port: 8443, Weight: 1}},
+	})
+	out = cfg.WriteFiles()
+	got := string(out["testdata/full.conf"])
+	for _, keep := range []string{"# A configuration that uses most of what govs reads.", "router_id lb1                 # trailing comment", "$VIP/24 brd 192.0.2.255", "include inc/*.conf"} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("edited write lost %q", keep)
+		}
+	}
+	if strings.Contains(got, "vrrp_sync_group") {
+		t.Errorf("deleted sync group still written")
+	}
+	if !strings.Contains(got, "virtual_server 192.0.2.10 8443 {") {
+		t.Errorf("new virtual server not written:\n%s", got)
+	}
+	if !bytes.Equal(out["testdata/inc/extra.conf"], inc) {
+		t.Errorf("edit of full.conf changed the included file")
+	}
+	// The written files parse back to the edited model.
+	files := out
+	opts := &ParseOptions{
+		ReadFile: func(name string) ([]byte, error) {
+			if b, ok := files[name]; ok {
+				return b, nil
+			}
+			return nil, os.ErrNotExist
+		},
+	}
+	cfg2, ds2 := Parse("testdata/full.conf", out["testdata/full.conf"], opts)
+	if ds2.HasErrors() {
+		t.Fatal(diagStrings(ds2))
+	}
+	if diff := cmp.Diff(dumpJSON(t, cfg), dumpJSON(t, cfg2)); diff != "" {
+		t.Errorf("written files do not parse to the edited model (-edited +reparsed):\n%s", diff)
+	}
+}
+
+func TestSaveFilesAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "govs.conf")
+	if err := os.WriteFile(p, []byte("# keep me\nvirtual_server 10.0.0.1 80 {\n    real_server 10.0.0.2 80 {\n    }\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, ds := ParseFile(p, nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	cfg.VirtualServers[0].RealServers[0].Weight = 5
+	if err := cfg.SaveFiles(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if !strings.Contains(string(b), "# keep me") || !strings.Contains(string(b), "weight 5") {
+		t.Errorf("saved file:\n%s", b)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode changed to %v", fi.Mode().Perm())
+	}
+	// A write into a directory that cannot be written leaves the old file.
+	if os.Geteuid() != 0 {
+		os.Chmod(dir, 0o500)
+		defer os.Chmod(dir, 0o700)
+		if err := WriteFileAtomic(p, []byte("broken")); err == nil {
+			t.Errorf("write into a read-only directory succeeded")
+		}
+		if b2, _ := os.ReadFile(p); !bytes.Equal(b, b2) {
+			t.Errorf("failed write changed the file")
+		}
+	}
+}
+
+func TestVariablesAndIncludes(t *testing.T) {
+	files := map[string][]byte{
+		"/etc/govs/main.conf":      []byte("$PORT=8080\n$RS=real_server 10.0.0.2 ${PORT} {\ninclude conf.d/*.conf\n"),
+		"/etc/govs/conf.d/a.conf":  []byte("virtual_server 10.0.0.1 $PORT {\n  $RS\n  }\n}\n"),
+		"/etc/govs/conf.d/b.conf":  []byte("virtual_server 10.0.0.1 81 { # inline\n}\n"),
+	}
+	opts := &ParseOptions{
+		ReadFile: func(n string) ([]byte, error) {
+			if b, ok := files[n]; ok {
+				return b, nil
+			}
+			return nil, os.ErrNotExist
+		},
+		Glob: func(p string) ([]string, error) {
+			var out []string
+			for n := range files {
+				if ok, _ := filepath.Match(p, n); ok {
+					out = append(out, n)
+				}
+			}
+			return out, nil
+		},
+	}
+	cfg, ds := Parse("/etc/govs/main.conf", files["/etc/govs/main.conf"], opts)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	if len(cfg.VirtualServers) != 2 || cfg.VirtualServers[0].Port() != 8080 || cfg.VirtualServers[0].RealServers[0].Port != 8080 || cfg.VirtualServers[1].Port() != 81 {
+		t.Fatalf("got %s", dumpJSON(t, cfg))
+	}
+	if got := cfg.VirtualServers[1].Pos.String(); got != "/etc/govs/conf.d/b.conf:1:1" {
+		t.Errorf("position in included file = %s", got)
+	}
+	if len(cfg.Files) != 3 {
+		t.Errorf("files = %v", cfg.Files)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.conf")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Add([]byte("virtual_server 1.2.3.4 80 { real_server 1.2.3.5 80 { TCP_CHECK { } } }"))
+	f.Add([]byte("$A=$A$A\nx $A {\"\n}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		opts := &ParseOptions{
+			ReadFile: func(string) ([]byte, error) { return nil, os.ErrNotExist },
+			Glob:     func(string) ([]string, error) { return nil, nil },
+		}
+		cfg, ds := Parse("fuzz.conf", data, opts)
+		ds = append(ds, cfg.Validate()...)
+		for _, d := range ds {
+			if d.Pos.File == "" {
+				t.Fatalf("diagnostic without a position: %v", d)
+			}
+		}
+		if ds.HasErrors() {
+			return
+		}
+		out := Format(cfg)
+		cfg2, ds2 := Parse("fuzz.conf", out, opts)
+		if ds2.HasErrors() {
+			t.Fatalf("rendering of a valid config does not parse:\n%s\n--- input\n%q\n--- rendering\n%s", diagStrings(ds2), data, out)
+		}
+		if a, b := dumpJSON(t, cfg), dumpJSON(t, cfg2); a != b {
+			t.Fatalf("round trip changed the model:\n%s", cmp.Diff(a, b))
+		}
+	})
+}

@@ -1,0 +1,514 @@
+package config
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Duration is a time.Duration that reads and prints as seconds in
+// keepalived style and as a Go duration string in JSON.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// seconds renders the duration as keepalived writes it: seconds, with a
+// fraction only when needed.
+func (d Duration) seconds() string {
+	return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64)
+}
+
+// Keepalived's defaults (keepalived.conf(5); see docs/configuration.md).
+const (
+	DefaultDelayLoop          = Duration(60 * time.Second)
+	DefaultConnectTimeout     = Duration(5 * time.Second)
+	DefaultRetry              = 1
+	DefaultDelayBeforeRetry   = Duration(1 * time.Second)
+	DefaultHTTPDelayBefore    = Duration(3 * time.Second)
+	DefaultPersistenceTimeout = Duration(360 * time.Second)
+	DefaultScheduler          = "wlc"
+	DefaultWeight             = 1
+	DefaultPriority           = 100
+	DefaultAdvertInt          = Duration(time.Second)
+	DefaultGarpMasterDelay    = Duration(5 * time.Second)
+	DefaultGarpMasterRepeat   = 5
+	DefaultGarpRefreshRepeat  = 1
+	DefaultVRRPScriptInterval = Duration(time.Second)
+	DefaultSMTPConnectTimeout = Duration(30 * time.Second)
+	DefaultAPISocket          = "/run/govs/govs.sock"
+	DefaultWebListen          = ":3636"
+)
+
+// Method is a forwarding method as written in the config (lb_kind).
+type Method string
+
+const (
+	MethodNAT  Method = "NAT"
+	MethodDR   Method = "DR"
+	MethodTUN  Method = "TUN"
+	MethodSNAT Method = "SNAT"
+)
+
+// Proto is a transport protocol name: TCP, UDP or SCTP.
+type Proto string
+
+const (
+	ProtoTCP  Proto = "TCP"
+	ProtoUDP  Proto = "UDP"
+	ProtoSCTP Proto = "SCTP"
+)
+
+// Config is a whole govs configuration.
+type Config struct {
+	Global              GlobalDefs            `json:"global_defs"`
+	VRRPScripts         []*VRRPScript         `json:"vrrp_scripts,omitempty"`
+	VRRPTrackFiles      []*TrackFile          `json:"vrrp_track_files,omitempty"`
+	SyncGroups          []*SyncGroup          `json:"vrrp_sync_groups,omitempty"`
+	VRRPInstances       []*VRRPInstance       `json:"vrrp_instances,omitempty"`
+	VirtualServerGroups []*VirtualServerGroup `json:"virtual_server_groups,omitempty"`
+	SNATPools           []*SNATPool           `json:"snat_pools,omitempty"`
+	VirtualServers      []*VirtualServer      `json:"virtual_servers,omitempty"`
+
+	// Files are the files read, the main one first.
+	Files []string `json:"files,omitempty"`
+
+	src *sourceSet // original text, for the writer
+}
+
+// Script is a program to run with its user (keepalived's "SCRIPT [user]").
+type Script struct {
+	Cmd  string `json:"cmd"`
+	User string `json:"user,omitempty"`
+	Pos  Pos    `json:"-"`
+}
+
+// GlobalDefs is the global_defs block plus govs's own global options.
+type GlobalDefs struct {
+	Pos                   Pos        `json:"-"`
+	RouterID              string     `json:"router_id,omitempty"`
+	NotificationEmail     []string   `json:"notification_email,omitempty"`
+	NotificationEmailFrom string     `json:"notification_email_from,omitempty"`
+	SMTPServer            string     `json:"smtp_server,omitempty"` // host or IP
+	SMTPPort              uint16     `json:"smtp_port,omitempty"`   // 0 = 25
+	SMTPConnectTimeout    Duration   `json:"smtp_connect_timeout"`
+	SMTPAlert             *bool      `json:"smtp_alert,omitempty"`
+	SMTPAlertVRRP         *bool      `json:"smtp_alert_vrrp,omitempty"`
+	SMTPAlertChecker      *bool      `json:"smtp_alert_checker,omitempty"`
+	EnableScriptSecurity  bool       `json:"enable_script_security,omitempty"`
+	ScriptUser            string     `json:"script_user,omitempty"`
+	StartupScript         *Script    `json:"startup_script,omitempty"`
+	ShutdownScript        *Script    `json:"shutdown_script,omitempty"`
+	LVSFlush              bool       `json:"lvs_flush,omitempty"`
+	LVSFlushOnStop        bool       `json:"lvs_flush_onstop,omitempty"`
+	LVSTimeouts           Timeouts   `json:"lvs_timeouts"`
+	LVSSyncDaemon         *SyncD     `json:"lvs_sync_daemon,omitempty"`
+	VRRPVersion           int        `json:"vrrp_version"`
+	VRRPMcastGroup4       string     `json:"vrrp_mcast_group4,omitempty"`
+	VRRPMcastGroup6       string     `json:"vrrp_mcast_group6,omitempty"`
+	VRRPStrict            bool       `json:"vrrp_strict,omitempty"`
+	VRRPGarpInterval      Duration   `json:"vrrp_garp_interval,omitempty"`
+	VRRPGnaInterval       Duration   `json:"vrrp_gna_interval,omitempty"`
+	VRRPStartupDelay      Duration   `json:"vrrp_startup_delay,omitempty"`
+	Govs                  GovsGlobal `json:"govs"`
+}
+
+// Timeouts are lvs_timeouts (ipvsadm --set): zero means the default.
+type Timeouts struct {
+	TCP    Duration `json:"tcp,omitempty"`
+	TCPFin Duration `json:"tcpfin,omitempty"`
+	UDP    Duration `json:"udp,omitempty"`
+}
+
+// SyncD is lvs_sync_daemon: connection-state synchronisation.
+type SyncD struct {
+	Interface string `json:"interface"`
+	Instance  string `json:"instance,omitempty"`
+	ID        int    `json:"id,omitempty"`
+	MaxLen    int    `json:"maxlen,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	TTL       int    `json:"ttl,omitempty"`
+	Group     string `json:"group,omitempty"`
+}
+
+// GovsGlobal are govs-only global options, written in global_defs with a
+// govs_ prefix so that they never clash with keepalived keywords.
+type GovsGlobal struct {
+	// Dataplane is auto (default), proxy, xdp or ipvs.
+	Dataplane     string   `json:"dataplane,omitempty"`
+	Interfaces    []string `json:"interfaces,omitempty"`
+	APISocket     string   `json:"api_socket,omitempty"`
+	APIListen     string   `json:"api_listen,omitempty"`
+	WebListen     string   `json:"web_listen,omitempty"`
+	WebPassword   string   `json:"web_password_hash,omitempty"` // bcrypt hash
+	WebAllow      []string `json:"web_allow,omitempty"`         // CIDRs allowed to reach the UI
+	MetricsListen string   `json:"metrics_listen,omitempty"`
+	ConnTableSize int      `json:"conn_table_size,omitempty"`
+	LogLevel      string   `json:"log_level,omitempty"`
+}
+
+// VRRPScript is a vrrp_script block.
+type VRRPScript struct {
+	Pos      Pos      `json:"-"`
+	Name     string   `json:"name"`
+	Script   string   `json:"script"`
+	Interval Duration `json:"interval"`
+	Timeout  Duration `json:"timeout,omitempty"`
+	Weight   int      `json:"weight,omitempty"`
+	Reverse  bool     `json:"reverse,omitempty"`
+	Rise     int      `json:"rise,omitempty"`
+	Fall     int      `json:"fall,omitempty"`
+	User     string   `json:"user,omitempty"`
+	InitFail bool     `json:"init_fail,omitempty"`
+}
+
+// TrackFile is a vrrp_track_file block: a file whose number adjusts
+// priority.
+type TrackFile struct {
+	Pos      Pos    `json:"-"`
+	Name     string `json:"name"`
+	File     string `json:"file"`
+	Weight   int    `json:"weight,omitempty"`
+	Reverse  bool   `json:"reverse,omitempty"`
+	InitFile bool   `json:"init_file,omitempty"`
+}
+
+// SyncGroup is a vrrp_sync_group block.
+type SyncGroup struct {
+	Pos          Pos       `json:"-"`
+	Name         string    `json:"name"`
+	Group        []string  `json:"group"`
+	Notify       Notifiers `json:"notify"`
+	SMTPAlert    bool      `json:"smtp_alert,omitempty"`
+	TrackScripts []Track   `json:"track_script,omitempty"`
+	TrackIfaces  []Track   `json:"track_interface,omitempty"`
+	TrackFiles   []Track   `json:"track_file,omitempty"`
+}
+
+// Notifiers are the notify_* scripts of a VRRP instance or sync group.
+type Notifiers struct {
+	Master *Script `json:"master,omitempty"`
+	Backup *Script `json:"backup,omitempty"`
+	Fault  *Script `json:"fault,omitempty"`
+	Stop   *Script `json:"stop,omitempty"`
+	Any    *Script `json:"notify,omitempty"`
+}
+
+// Track is one entry of track_interface, track_script or track_file.
+type Track struct {
+	Name      string `json:"name"`
+	Weight    int    `json:"weight,omitempty"`
+	Reverse   bool   `json:"reverse,omitempty"`
+	HasWeight bool   `json:"has_weight,omitempty"`
+}
+
+// UnicastPeer is an entry of unicast_peer.
+type UnicastPeer struct {
+	Addr   netip.Addr `json:"addr"`
+	MinTTL int        `json:"min_ttl,omitempty"`
+	MaxTTL int        `json:"max_ttl,omitempty"`
+}
+
+// VIPAddr is an entry of virtual_ipaddress.
+type VIPAddr struct {
+	Pos     Pos          `json:"-"`
+	Prefix  netip.Prefix `json:"prefix"`
+	Brd     string       `json:"brd,omitempty"`
+	Dev     string       `json:"dev,omitempty"`
+	Scope   string       `json:"scope,omitempty"`
+	Label   string       `json:"label,omitempty"`
+	Peer    string       `json:"peer,omitempty"`
+	NoTrack bool         `json:"no_track,omitempty"`
+	NoDAD   bool         `json:"nodad,omitempty"`
+	Extra   []string     `json:"extra,omitempty"` // other ip-address flags kept as written
+}
+
+// Route is an entry of virtual_routes, kept as its ip-route words plus the
+// fields govs acts on.
+type Route struct {
+	Pos       Pos          `json:"-"`
+	To        netip.Prefix `json:"to"`
+	Src       netip.Addr   `json:"src,omitempty"`
+	Via       netip.Addr   `json:"via,omitempty"`
+	Dev       string       `json:"dev,omitempty"`
+	Table     string       `json:"table,omitempty"`
+	Metric    int          `json:"metric,omitempty"`
+	Blackhole bool         `json:"blackhole,omitempty"`
+	Words     []string     `json:"words"`
+}
+
+// Auth is the VRRPv2 authentication block.
+type Auth struct {
+	Type string `json:"auth_type"` // PASS or AH
+	Pass string `json:"auth_pass"`
+}
+
+// VRRPInstance is a vrrp_instance block.
+type VRRPInstance struct {
+	Pos              Pos           `json:"-"`
+	Name             string        `json:"name"`
+	State            string        `json:"state,omitempty"` // MASTER or BACKUP (initial)
+	Interface        string        `json:"interface"`
+	VirtualRouterID  int           `json:"virtual_router_id"`
+	Priority         int           `json:"priority"`
+	AdvertInt        Duration      `json:"advert_int"`
+	Version          int           `json:"version,omitempty"` // 0 = global vrrp_version
+	NoPreempt        bool          `json:"nopreempt,omitempty"`
+	PreemptDelay     Duration      `json:"preempt_delay,omitempty"`
+	UnicastSrcIP     netip.Addr    `json:"unicast_src_ip,omitempty"`
+	UnicastPeers     []UnicastPeer `json:"unicast_peer,omitempty"`
+	UnicastTTL       int           `json:"unicast_ttl,omitempty"`
+	McastSrcIP       netip.Addr    `json:"mcast_src_ip,omitempty"`
+	Auth             *Auth         `json:"authentication,omitempty"`
+	TrackIfaces      []Track       `json:"track_interface,omitempty"`
+	TrackScripts     []Track       `json:"track_script,omitempty"`
+	TrackFiles       []Track       `json:"track_file,omitempty"`
+	DontTrackPrimary bool          `json:"dont_track_primary,omitempty"`
+	VIPs             []VIPAddr     `json:"virtual_ipaddress,omitempty"`
+	VIPsExcluded     []VIPAddr     `json:"virtual_ipaddress_excluded,omitempty"`
+	Routes           []Route       `json:"virtual_routes,omitempty"`
+	Notify           Notifiers     `json:"notify"`
+	SMTPAlert        bool          `json:"smtp_alert,omitempty"`
+	Accept           *bool         `json:"accept,omitempty"`
+	Strict           bool          `json:"strict_mode,omitempty"`
+
+	GarpMasterDelay         Duration `json:"garp_master_delay"`
+	GarpMasterRepeat        int      `json:"garp_master_repeat"`
+	GarpMasterRefresh       Duration `json:"garp_master_refresh,omitempty"`
+	GarpMasterRefreshRepeat int      `json:"garp_master_refresh_repeat"`
+	GarpLowerPrioDelay      Duration `json:"garp_lower_prio_delay,omitempty"`
+	GarpLowerPrioRepeat     int      `json:"garp_lower_prio_repeat,omitempty"`
+	LowerPrioNoAdvert       bool     `json:"lower_prio_no_advert,omitempty"`
+	HigherPrioSendAdvert    bool     `json:"higher_prio_send_advert,omitempty"`
+}
+
+// VSGroupEntry is one line of a virtual_server_group: an address range
+// with a port, or a firewall mark.
+type VSGroupEntry struct {
+	Pos    Pos        `json:"-"`
+	First  netip.Addr `json:"first,omitempty"`
+	Last   netip.Addr `json:"last,omitempty"` // == First for one address
+	Port   uint16     `json:"port,omitempty"`
+	FWMark uint32     `json:"fwmark,omitempty"`
+	V6     bool       `json:"inet6,omitempty"` // fwmark family
+}
+
+// VirtualServerGroup is a virtual_server_group block.
+type VirtualServerGroup struct {
+	Pos     Pos            `json:"-"`
+	Name    string         `json:"name"`
+	Entries []VSGroupEntry `json:"entries"`
+}
+
+// SNATPool is a govs_snat_pool block: the source addresses and ports a
+// source-NAT (full-NAT) service rewrites client sources to.
+type SNATPool struct {
+	Pos       Pos          `json:"-"`
+	Name      string       `json:"name"`
+	Addresses []netip.Addr `json:"addresses"`
+	PortMin   uint16       `json:"port_min"`
+	PortMax   uint16       `json:"port_max"`
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct {
+	From uint16 `json:"from"`
+	To   uint16 `json:"to"`
+}
+
+// Tunnel options of lvs_method TUN.
+type Tunnel struct {
+	Type string `json:"type,omitempty"` // ipip (default), gue, gre
+	Port uint16 `json:"port,omitempty"` // GUE port
+	Csum string `json:"csum,omitempty"` // nocsum, csum, remcsum
+}
+
+// SorryServer is the server that takes traffic when no real server can.
+type SorryServer struct {
+	Pos    Pos        `json:"-"`
+	Addr   netip.Addr `json:"addr"`
+	Port   uint16     `json:"port,omitempty"`
+	Method Method     `json:"method,omitempty"`
+}
+
+// CheckDefaults are the checker timing options that a virtual server or
+// real server may set for the checkers below it. Nil means inherited.
+type CheckDefaults struct {
+	DelayLoop        *Duration `json:"delay_loop,omitempty"`
+	ConnectTimeout   *Duration `json:"connect_timeout,omitempty"`
+	Retry            *int      `json:"retry,omitempty"`
+	DelayBeforeRetry *Duration `json:"delay_before_retry,omitempty"`
+	Warmup           *Duration `json:"warmup,omitempty"`
+	Alpha            *bool     `json:"alpha,omitempty"`
+}
+
+// VirtualServer is a virtual_server block.
+type VirtualServer struct {
+	Pos Pos `json:"-"`
+	// Exactly one of (Addr and Ports), FWMark or Group identifies the
+	// service.
+	Addr   netip.Addr  `json:"addr,omitempty"`
+	Ports  []PortRange `json:"ports,omitempty"` // one port, or a govs list/range
+	FWMark uint32      `json:"fwmark,omitempty"`
+	Group  string      `json:"group,omitempty"`
+
+	Name        string   `json:"name,omitempty"`
+	Protocols   []Proto  `json:"protocol"` // default [TCP]
+	IPFamily    string   `json:"ip_family,omitempty"`
+	Scheduler   string   `json:"lvs_sched"`
+	SchedFlags  []string `json:"sched_flags,omitempty"`
+	MHTableSize int      `json:"mh_table_size,omitempty"`
+	OnePacket   bool     `json:"ops,omitempty"`
+	Method      Method   `json:"lvs_method"`
+	Tunnel      *Tunnel  `json:"tunnel,omitempty"`
+
+	Persistence            Duration `json:"persistence_timeout,omitempty"`
+	PersistenceGranularity string   `json:"persistence_granularity,omitempty"`
+	PersistenceEngine      string   `json:"persistence_engine,omitempty"`
+
+	CheckDefaults
+	Quorum             int          `json:"quorum"`
+	Hysteresis         int          `json:"hysteresis,omitempty"`
+	QuorumUp           *Script      `json:"quorum_up,omitempty"`
+	QuorumDown         *Script      `json:"quorum_down,omitempty"`
+	Sorry              *SorryServer `json:"sorry_server,omitempty"`
+	SorryServerInhibit bool         `json:"sorry_server_inhibit,omitempty"`
+	InhibitOnFailure   bool         `json:"inhibit_on_failure,omitempty"`
+	Omega              bool         `json:"omega,omitempty"`
+	HASuspend          bool         `json:"ha_suspend,omitempty"`
+	Virtualhost        string       `json:"virtualhost,omitempty"`
+	SMTPAlert          *bool        `json:"smtp_alert,omitempty"`
+
+	// Piranha (nanny) semantics, govs extensions.
+	ServiceTimeout Duration `json:"service_timeout,omitempty"`
+	Reentry        Duration `json:"reentry,omitempty"`
+	QuiesceServer  bool     `json:"quiesce_server,omitempty"`
+
+	// govs extensions.
+	ProxyProtocol int    `json:"proxy_protocol,omitempty"`
+	SNATPool      string `json:"snat_pool,omitempty"`
+
+	RealServers []*RealServer `json:"real_servers"`
+}
+
+// Port returns the virtual port of a single-port service (0 otherwise).
+func (vs *VirtualServer) Port() uint16 {
+	if len(vs.Ports) == 1 && vs.Ports[0].From == vs.Ports[0].To {
+		return vs.Ports[0].From
+	}
+	return 0
+}
+
+// RealServer is a real_server block.
+type RealServer struct {
+	Pos              Pos        `json:"-"`
+	Addr             netip.Addr `json:"addr"`
+	Port             uint16     `json:"port,omitempty"` // 0 = the virtual port
+	Name             string     `json:"name,omitempty"`
+	Weight           int        `json:"weight"`
+	Method           Method     `json:"lvs_method,omitempty"` // "" = the virtual server's
+	Tunnel           *Tunnel    `json:"tunnel,omitempty"`
+	UThreshold       int        `json:"uthreshold,omitempty"`
+	LThreshold       int        `json:"lthreshold,omitempty"`
+	NotifyUp         *Script    `json:"notify_up,omitempty"`
+	NotifyDown       *Script    `json:"notify_down,omitempty"`
+	InhibitOnFailure *bool      `json:"inhibit_on_failure,omitempty"`
+	SMTPAlert        *bool      `json:"smtp_alert,omitempty"`
+	CheckDefaults
+	Checks []*Check `json:"checks,omitempty"`
+}
+
+// URL is a url block of HTTP_GET / SSL_GET.
+type URL struct {
+	Path         string      `json:"path"`
+	Digest       string      `json:"digest,omitempty"`
+	StatusCodes  []CodeRange `json:"status_code,omitempty"` // default 200-299
+	Virtualhost  string      `json:"virtualhost,omitempty"`
+	Regex        string      `json:"regex,omitempty"`
+	RegexNoMatch bool        `json:"regex_no_match,omitempty"`
+}
+
+// CodeRange is an inclusive range of HTTP status codes.
+type CodeRange struct{ From, To int }
+
+// Check kinds.
+const (
+	CheckTCP  = "TCP_CHECK"
+	CheckHTTP = "HTTP_GET"
+	CheckSSL  = "SSL_GET"
+	CheckSMTP = "SMTP_CHECK"
+	CheckDNS  = "DNS_CHECK"
+	CheckMisc = "MISC_CHECK"
+	CheckUDP  = "UDP_CHECK"
+	CheckPing = "PING_CHECK"
+	CheckFile = "FILE_CHECK"
+)
+
+// Check is one health checker block of a real server.
+type Check struct {
+	Pos  Pos    `json:"-"`
+	Kind string `json:"kind"`
+
+	ConnectIP   netip.Addr `json:"connect_ip,omitempty"`
+	ConnectPort uint16     `json:"connect_port,omitempty"`
+	BindTo      netip.Addr `json:"bindto,omitempty"`
+	BindPort    uint16     `json:"bind_port,omitempty"`
+	BindIf      string     `json:"bind_if,omitempty"`
+	FWMark      uint32     `json:"fwmark,omitempty"`
+	CheckDefaults
+	LogAllFailures bool `json:"log_all_failures,omitempty"`
+
+	// TCP_CHECK with Piranha send/expect (govs extension).
+	Send     string `json:"send,omitempty"`
+	Expect   string `json:"expect,omitempty"`
+	UseRegex bool   `json:"use_regex,omitempty"`
+
+	// HTTP_GET / SSL_GET.
+	HTTPProtocol string `json:"http_protocol,omitempty"`
+	URLs         []URL  `json:"urls,omitempty"`
+	Virtualhost  string `json:"virtualhost,omitempty"`
+	EnableSNI    bool   `json:"enable_sni,omitempty"`
+	SNIName      string `json:"sni_name,omitempty"`
+	TLSVerify    bool   `json:"tls_verify,omitempty"` // govs extension
+
+	// SMTP_CHECK.
+	HeloName string `json:"helo_name,omitempty"`
+
+	// DNS_CHECK.
+	DNSType string `json:"type,omitempty"`
+	DNSName string `json:"name,omitempty"`
+
+	// MISC_CHECK (and Piranha send_program: %h and %p are substituted).
+	MiscPath    string   `json:"misc_path,omitempty"`
+	MiscTimeout Duration `json:"misc_timeout,omitempty"`
+	MiscDynamic bool     `json:"misc_dynamic,omitempty"`
+	User        string   `json:"user,omitempty"`
+
+	// UDP_CHECK.
+	Payload        string `json:"payload,omitempty"`       // hex
+	RequireReply   string `json:"require_reply,omitempty"` // hex, X wildcards
+	HasRequire     bool   `json:"has_require_reply,omitempty"`
+	MinReplyLength int    `json:"min_reply_length,omitempty"`
+	MaxReplyLength int    `json:"max_reply_length,omitempty"`
+
+	// FILE_CHECK.
+	TrackFile  string `json:"track_file,omitempty"`
+	FileWeight int    `json:"weight,omitempty"`
+	Reverse    bool   `json:"reverse,omitempty"`
+	Dynamic    bool   `json:"dynamic,omitempty"`
+}

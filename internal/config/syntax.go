@@ -1,0 +1,417 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// This file is the syntax layer of keepalived.conf: a lexer and a tree of
+// statements. A statement is the words of one line, optionally followed by
+// a block in braces. Comments start with '#' or '!' anywhere outside
+// quotes. "$NAME=value" lines define variables that "$NAME" and "${NAME}"
+// expand to in later lines, and "include GLOB" splices other files in,
+// relative to the including file.
+
+type tokKind int
+
+const (
+	tWord tokKind = iota
+	tOpen
+	tClose
+	tEOF
+)
+
+type token struct {
+	kind   tokKind
+	text   string
+	quoted bool
+	pos    Pos
+	off    int // byte offset in the file
+	end    int // byte offset after the token
+}
+
+// Word is one word of a statement.
+type Word struct {
+	Text   string
+	Quoted bool
+	Pos    Pos
+}
+
+// Node is a statement: Words[0] is its keyword. Block is non-nil when the
+// statement has a block (possibly empty).
+type Node struct {
+	Words    []Word
+	Block    []*Node
+	HasBlock bool
+	Pos      Pos
+	// start and end are byte offsets of the statement in its file (end is
+	// after the closing brace); used by the writer to keep unedited text.
+	start, end int
+	// included marks a statement that came from an include inside it.
+	hasInclude bool
+}
+
+// Keyword returns the statement's keyword.
+func (n *Node) Keyword() string { return n.Words[0].Text }
+
+// Args returns the words after the keyword.
+func (n *Node) Args() []Word { return n.Words[1:] }
+
+// srcFile is one parsed file with its top-level statements, kept for the
+// writer.
+type srcFile struct {
+	name  string
+	data  []byte
+	nodes []*Node // top-level statements in this file, in order
+}
+
+// ParseOptions configure Parse. The zero value reads from the file system.
+type ParseOptions struct {
+	// ReadFile reads an included file; nil means os.ReadFile.
+	ReadFile func(name string) ([]byte, error)
+	// Glob expands an include pattern; nil means filepath.Glob.
+	Glob func(pattern string) ([]string, error)
+}
+
+func (o *ParseOptions) readFile(name string) ([]byte, error) {
+	if o != nil && o.ReadFile != nil {
+		return o.ReadFile(name)
+	}
+	return os.ReadFile(name)
+}
+
+func (o *ParseOptions) glob(p string) ([]string, error) {
+	if o != nil && o.Glob != nil {
+		return o.Glob(p)
+	}
+	return filepath.Glob(p)
+}
+
+const maxIncludeDepth = 16
+
+type syntaxParser struct {
+	opts  *ParseOptions
+	diags *diagList
+	vars  map[string]string
+	files []*srcFile
+	stack []string // include chain, for loop detection
+}
+
+// lex splits one file into tokens, handling comments, quotes and
+// variables.
+func (p *syntaxParser) lex(name string, data []byte) []token {
+	var toks []token
+	line, lineStart := 1, 0
+	i := 0
+	n := len(data)
+	atLineStart := true
+	for i < n {
+		c := data[i]
+		switch {
+		case c == '\n':
+			i++
+			line++
+			lineStart = i
+			atLineStart = true
+			continue
+		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
+			i++
+			continue
+		case c == '#' || c == '!':
+			for i < n && data[i] != '\n' {
+				i++
+			}
+			continue
+		}
+		pos := Pos{File: name, Line: line, Col: i - lineStart + 1}
+		if atLineStart && c == '$' {
+			// A variable definition takes the whole line: $NAME=value.
+			j := i
+			for j < n && data[j] != '\n' {
+				j++
+			}
+			text := string(data[i:j])
+			if eq := strings.IndexByte(text, '='); eq > 1 && validVarName(strings.TrimSpace(text[1:eq])) {
+				val := stripComment(text[eq+1:])
+				p.vars[strings.TrimSpace(text[1:eq])] = p.expand(strings.TrimSpace(val), pos)
+				i = j
+				continue
+			}
+		}
+		atLineStart = false
+		switch c {
+		case '{':
+			toks = append(toks, token{kind: tOpen, text: "{", pos: pos, off: i, end: i + 1})
+			i++
+			continue
+		case '}':
+			toks = append(toks, token{kind: tClose, text: "}", pos: pos, off: i, end: i + 1})
+			i++
+			continue
+		case '"':
+			var b strings.Builder
+			j := i + 1
+			closed := false
+			for j < n && data[j] != '\n' {
+				if data[j] == '\\' && j+1 < n && data[j+1] == '"' {
+					b.WriteByte('"')
+					j += 2
+					continue
+				}
+				if data[j] == '"' {
+					closed = true
+					j++
+					break
+				}
+				b.WriteByte(data[j])
+				j++
+			}
+			if !closed {
+				p.diags.errorf(pos, "unterminated quoted string")
+			}
+			toks = append(toks, token{kind: tWord, text: p.expand(b.String(), pos), quoted: true, pos: pos, off: i, end: j})
+			i = j
+			continue
+		}
+		j := i
+		for j < n {
+			d := data[j]
+			if d == ' ' || d == '\t' || d == '\r' || d == '\n' || d == '{' || d == '}' || d == '#' || d == '!' || d == '"' || d == '\f' || d == '\v' {
+				break
+			}
+			j++
+		}
+		word := string(data[i:j])
+		if strings.Contains(word, "$") {
+			// A variable may expand to several words.
+			for _, w := range strings.Fields(p.expand(word, pos)) {
+				k := tWord
+				switch w {
+				case "{":
+					k = tOpen
+				case "}":
+					k = tClose
+				}
+				toks = append(toks, token{kind: k, text: w, pos: pos, off: i, end: j})
+			}
+		} else {
+			toks = append(toks, token{kind: tWord, text: word, pos: pos, off: i, end: j})
+		}
+		i = j
+	}
+	toks = append(toks, token{kind: tEOF, pos: Pos{File: name, Line: line, Col: i - lineStart + 1}, off: n, end: n})
+	return toks
+}
+
+func stripComment(s string) string {
+	if i := strings.IndexAny(s, "#!"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func validVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// expand replaces $NAME and ${NAME} with defined variables.
+func (p *syntaxParser) expand(s string, pos Pos) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] != '$' {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		var name string
+		j := i + 1
+		if j < len(s) && s[j] == '{' {
+			k := strings.IndexByte(s[j:], '}')
+			if k < 0 {
+				b.WriteString(s[i:])
+				break
+			}
+			name = s[j+1 : j+k]
+			j += k + 1
+		} else {
+			for j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9') {
+				j++
+			}
+			name = s[i+1 : j]
+		}
+		if name == "" {
+			b.WriteByte('$')
+			i++
+			continue
+		}
+		v, ok := p.vars[name]
+		if !ok {
+			p.diags.warnf(pos, "undefined variable $%s", name)
+			b.WriteString(s[i:j])
+		} else {
+			b.WriteString(v)
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// parseFile parses one file into top-level statements, expanding includes.
+func (p *syntaxParser) parseFile(name string, data []byte) []*Node {
+	f := &srcFile{name: name, data: data}
+	p.files = append(p.files, f)
+	p.stack = append(p.stack, name)
+	defer func() { p.stack = p.stack[:len(p.stack)-1] }()
+	toks := p.lex(name, data)
+	bp := &blockParser{p: p, toks: toks, file: f}
+	nodes := bp.list(nil)
+	return nodes
+}
+
+type blockParser struct {
+	p    *syntaxParser
+	toks []token
+	i    int
+	file *srcFile
+}
+
+func (bp *blockParser) peek() token { return bp.toks[bp.i] }
+
+// list parses statements until the closing brace of parent (or EOF at top
+// level). Indentation is used only to recover from a missing '}': a
+// statement that starts at or left of its block's keyword column, in a
+// block whose contents were indented, closes that block with an error.
+func (bp *blockParser) list(parent *Node) []*Node {
+	var out []*Node
+	childCol := 0
+	for {
+		t := bp.peek()
+		switch t.kind {
+		case tEOF:
+			if parent != nil {
+				bp.p.diags.errorf(parent.Pos, "missing \"}\" to close %q block opened here", parent.Keyword())
+				parent.end = t.off
+			}
+			return out
+		case tClose:
+			bp.i++
+			if parent == nil {
+				bp.p.diags.errorf(t.pos, "unexpected \"}\" with no open block")
+				continue
+			}
+			parent.end = t.end
+			return out
+		case tOpen:
+			bp.i++
+			bp.p.diags.errorf(t.pos, "block \"{\" without a keyword before it")
+			stray := &Node{Words: []Word{{Text: "{", Pos: t.pos}}, Pos: t.pos}
+			bp.list(stray)
+			continue
+		}
+		if parent != nil && childCol == 0 {
+			childCol = t.pos.Col
+		}
+		if parent != nil && childCol > parent.Pos.Col && t.pos.Col <= parent.Pos.Col && t.pos.Line > parent.Pos.Line {
+			bp.p.diags.errorf(parent.Pos, "missing \"}\" to close %q block opened here", parent.Keyword())
+			parent.end = t.off
+			return out
+		}
+		n := bp.statement()
+		if n.Keyword() == "include" && !n.HasBlock {
+			inc := bp.p.include(n)
+			if parent != nil && len(inc) > 0 {
+				parent.hasInclude = true
+			}
+			if parent == nil {
+				bp.file.nodes = append(bp.file.nodes, n)
+			}
+			out = append(out, inc...)
+			continue
+		}
+		if parent == nil {
+			bp.file.nodes = append(bp.file.nodes, n)
+		}
+		out = append(out, n)
+	}
+}
+
+// statement reads the words of one line and an optional block.
+func (bp *blockParser) statement() *Node {
+	first := bp.peek()
+	n := &Node{Pos: first.pos, start: first.off}
+	line := first.pos.Line
+	for {
+		t := bp.peek()
+		if t.kind != tWord || (t.pos.Line != line && len(n.Words) > 0) {
+			break
+		}
+		n.Words = append(n.Words, Word{Text: t.text, Quoted: t.quoted, Pos: t.pos})
+		n.end = t.end
+		bp.i++
+	}
+	if bp.peek().kind == tOpen {
+		bp.i++
+		n.HasBlock = true
+		n.Block = bp.list(n)
+		if n.Block == nil {
+			n.Block = []*Node{}
+		}
+	}
+	return n
+}
+
+// include expands "include PATTERN" relative to the including file.
+func (p *syntaxParser) include(n *Node) []*Node {
+	if len(n.Words) != 2 {
+		p.diags.errorf(n.Pos, "include takes one file name or pattern")
+		return nil
+	}
+	pat := n.Words[1].Text
+	if !filepath.IsAbs(pat) {
+		pat = filepath.Join(filepath.Dir(n.Pos.File), pat)
+	}
+	matches, err := p.opts.glob(pat)
+	if err != nil {
+		p.diags.errorf(n.Words[1].Pos, "include %q: %v", n.Words[1].Text, err)
+		return nil
+	}
+	if len(matches) == 0 {
+		p.diags.errorf(n.Words[1].Pos, "include %q: no such file", n.Words[1].Text)
+		return nil
+	}
+	sort.Strings(matches)
+	if len(p.stack) >= maxIncludeDepth {
+		p.diags.errorf(n.Pos, "include %q: includes nested deeper than %d", n.Words[1].Text, maxIncludeDepth)
+		return nil
+	}
+	var out []*Node
+	for _, m := range matches {
+		for _, s := range p.stack {
+			if s == m {
+				p.diags.errorf(n.Pos, "include %q: file includes itself", m)
+				return out
+			}
+		}
+		data, err := p.opts.readFile(m)
+		if err != nil {
+			p.diags.errorf(n.Words[1].Pos, "include %q: %v", m, err)
+			continue
+		}
+		out = append(out, p.parseFile(m, data)...)
+	}
+	return out
+}

@@ -1,0 +1,527 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Schedulers lists the IPVS scheduler names a virtual server may use.
+var schedulers = map[string]bool{
+	"rr": true, "wrr": true, "lc": true, "wlc": true, "lblc": true, "lblcr": true,
+	"dh": true, "sh": true, "sed": true, "nq": true, "fo": true, "ovf": true,
+	"mh": true, "twos": true,
+}
+
+// Validate checks the model for semantic problems and returns every one
+// found (it does not stop at the first).
+func (c *Config) Validate() Diagnostics {
+	v := &validator{cfg: c, d: &diagList{}}
+	v.global()
+	v.vrrp()
+	v.groups()
+	v.virtualServers()
+	v.d.ds.Sort()
+	return v.d.ds
+}
+
+type validator struct {
+	cfg *Config
+	d   *diagList
+}
+
+func (v *validator) global() {
+	g := &v.cfg.Global
+	switch g.Govs.Dataplane {
+	case "", "auto", "proxy", "xdp", "ipvs":
+	default:
+		v.d.errorf(g.Pos, "govs_dataplane %q: must be auto, proxy, xdp or ipvs", g.Govs.Dataplane)
+	}
+	switch strings.ToLower(g.Govs.LogLevel) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		v.d.errorf(g.Pos, "govs_log_level %q: must be debug, info, warn or error", g.Govs.LogLevel)
+	}
+	for _, a := range g.Govs.WebAllow {
+		if _, ok := parsePrefixOrAddr(a); !ok {
+			v.d.errorf(g.Pos, "govs_web_allow %q: not an address or prefix", a)
+		}
+	}
+	if len(g.NotificationEmail) > 0 && g.SMTPServer == "" {
+		v.d.warnf(g.Pos, "notification_email is set but smtp_server is not: no alert mail can be sent")
+	}
+	if s := g.LVSSyncDaemon; s != nil && s.Instance != "" && v.instance(s.Instance) == nil {
+		v.d.errorf(g.Pos, "lvs_sync_daemon: unknown vrrp_instance %q", s.Instance)
+	}
+}
+
+func (v *validator) instance(name string) *VRRPInstance {
+	for _, vi := range v.cfg.VRRPInstances {
+		if vi.Name == name {
+			return vi
+		}
+	}
+	return nil
+}
+
+func (v *validator) vrrp() {
+	scripts := map[string]bool{}
+	for _, s := range v.cfg.VRRPScripts {
+		if scripts[s.Name] {
+			v.d.errorf(s.Pos, "vrrp_script %q defined twice", s.Name)
+		}
+		scripts[s.Name] = true
+		if s.Script == "" {
+			v.d.errorf(s.Pos, "vrrp_script %q has no script", s.Name)
+		}
+	}
+	files := map[string]bool{}
+	for _, t := range v.cfg.VRRPTrackFiles {
+		files[t.Name] = true
+		if t.File == "" {
+			v.d.errorf(t.Pos, "track_file %q has no file", t.Name)
+		}
+	}
+	names := map[string]bool{}
+	type vridKey struct {
+		iface string
+		vrid  int
+		v6    bool
+	}
+	vrids := map[vridKey]*VRRPInstance{}
+	for _, vi := range v.cfg.VRRPInstances {
+		if names[vi.Name] {
+			v.d.errorf(vi.Pos, "vrrp_instance %q defined twice", vi.Name)
+		}
+		names[vi.Name] = true
+		if vi.Interface == "" {
+			v.d.errorf(vi.Pos, "vrrp_instance %q: no interface", vi.Name)
+		}
+		if vi.VirtualRouterID == 0 {
+			v.d.errorf(vi.Pos, "vrrp_instance %q: no virtual_router_id", vi.Name)
+		}
+		v6 := len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6()
+		for _, a := range vi.VIPs[min(1, len(vi.VIPs)):] {
+			if a.Prefix.Addr().Is6() != v6 {
+				v.d.errorf(a.Pos, "vrrp_instance %q: virtual_ipaddress mixes IPv4 and IPv6 (use virtual_ipaddress_excluded for the other family)", vi.Name)
+				break
+			}
+		}
+		if vi.VirtualRouterID != 0 && vi.Interface != "" {
+			k := vridKey{vi.Interface, vi.VirtualRouterID, v6}
+			if other, dup := vrids[k]; dup {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: virtual_router_id %d already used on %s by vrrp_instance %q (%s)", vi.Name, vi.VirtualRouterID, vi.Interface, other.Name, other.Pos)
+			} else {
+				vrids[k] = vi
+			}
+		}
+		if vi.Priority == 255 && vi.State == "BACKUP" {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: priority 255 (address owner) with state BACKUP; it will become MASTER at once", vi.Name)
+		}
+		if vi.AdvertInt <= 0 {
+			v.d.errorf(vi.Pos, "vrrp_instance %q: advert_int must be positive", vi.Name)
+		}
+		ver := vi.Version
+		if ver == 0 {
+			ver = v.cfg.Global.VRRPVersion
+		}
+		if v6 && ver == 2 && vi.Version == 2 {
+			v.d.errorf(vi.Pos, "vrrp_instance %q: VRRP version 2 has no IPv6 (use version 3)", vi.Name)
+		}
+		if ver == 3 && vi.Auth != nil {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: VRRPv3 has no authentication; the authentication block is ignored", vi.Name)
+		}
+		if vi.Auth != nil {
+			if t := strings.ToUpper(vi.Auth.Type); t != "PASS" && t != "AH" {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: auth_type must be PASS or AH", vi.Name)
+			}
+			if len(vi.Auth.Pass) > 8 {
+				v.d.warnf(vi.Pos, "vrrp_instance %q: auth_pass longer than 8 characters is truncated (as keepalived does)", vi.Name)
+			}
+		}
+		if vi.UnicastSrcIP.IsValid() {
+			for _, p := range vi.UnicastPeers {
+				if p.Addr.Is4() != vi.UnicastSrcIP.Is4() {
+					v.d.errorf(vi.Pos, "vrrp_instance %q: unicast_peer %s and unicast_src_ip %s are of different families", vi.Name, p.Addr, vi.UnicastSrcIP)
+				}
+			}
+		}
+		for _, t := range vi.TrackScripts {
+			if !scripts[t.Name] {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: track_script %q is not a defined vrrp_script", vi.Name, t.Name)
+			}
+		}
+		for _, t := range vi.TrackFiles {
+			if !files[t.Name] {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: track_file %q is not a defined track_file", vi.Name, t.Name)
+			}
+		}
+	}
+	inGroup := map[string]string{}
+	for _, g := range v.cfg.SyncGroups {
+		for _, m := range g.Group {
+			if v.instance(m) == nil {
+				v.d.errorf(g.Pos, "vrrp_sync_group %q: unknown vrrp_instance %q", g.Name, m)
+			}
+			if other, dup := inGroup[m]; dup {
+				v.d.errorf(g.Pos, "vrrp_instance %q is in vrrp_sync_group %q and %q", m, other, g.Name)
+			}
+			inGroup[m] = g.Name
+		}
+		for _, t := range g.TrackScripts {
+			if !scripts[t.Name] {
+				v.d.errorf(g.Pos, "vrrp_sync_group %q: track_script %q is not a defined vrrp_script", g.Name, t.Name)
+			}
+		}
+	}
+}
+
+func (v *validator) groups() {
+	seen := map[string]bool{}
+	for _, g := range v.cfg.VirtualServerGroups {
+		if seen[g.Name] {
+			v.d.errorf(g.Pos, "virtual_server_group %q defined twice", g.Name)
+		}
+		seen[g.Name] = true
+		if len(g.Entries) == 0 {
+			v.d.errorf(g.Pos, "virtual_server_group %q is empty", g.Name)
+		}
+	}
+	pools := map[string]bool{}
+	for _, p := range v.cfg.SNATPools {
+		if pools[p.Name] {
+			v.d.errorf(p.Pos, "govs_snat_pool %q defined twice", p.Name)
+		}
+		pools[p.Name] = true
+		if len(p.Addresses) == 0 {
+			v.d.errorf(p.Pos, "govs_snat_pool %q has no address", p.Name)
+		}
+		if p.PortMin > p.PortMax {
+			v.d.errorf(p.Pos, "govs_snat_pool %q: port_range %d %d runs backwards", p.Name, p.PortMin, p.PortMax)
+		}
+	}
+}
+
+func (v *validator) group(name string) *VirtualServerGroup {
+	for _, g := range v.cfg.VirtualServerGroups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// svcKey identifies what a virtual server matches, to find duplicates.
+type svcKey struct {
+	proto  Proto
+	addr   netip.Addr
+	port   uint16
+	fwmark uint32
+	v6     bool
+}
+
+func (v *validator) keys(vs *VirtualServer) []svcKey {
+	var out []svcKey
+	add := func(addr netip.Addr, ports []PortRange) {
+		for _, p := range vs.Protocols {
+			for _, r := range ports {
+				for port := int(r.From); port <= int(r.To); port++ {
+					out = append(out, svcKey{proto: p, addr: addr, port: uint16(port)})
+					if len(out) > 1<<20 {
+						return
+					}
+				}
+			}
+		}
+	}
+	switch {
+	case vs.FWMark != 0:
+		out = append(out, svcKey{fwmark: vs.FWMark, v6: vs.IPFamily == "inet6"})
+	case vs.Group != "":
+		g := v.group(vs.Group)
+		if g == nil {
+			return nil
+		}
+		for _, e := range g.Entries {
+			if e.FWMark != 0 {
+				out = append(out, svcKey{fwmark: e.FWMark, v6: e.V6})
+				continue
+			}
+			for a, i := e.First, 0; i < 4096; a, i = a.Next(), i+1 {
+				add(a, []PortRange{{e.Port, e.Port}})
+				if a == e.Last {
+					break
+				}
+			}
+		}
+	default:
+		add(vs.Addr, vs.Ports)
+	}
+	return out
+}
+
+func describe(vs *VirtualServer) string {
+	switch {
+	case vs.FWMark != 0:
+		return "fwmark " + strconv.FormatUint(uint64(vs.FWMark), 10)
+	case vs.Group != "":
+		return "group " + vs.Group
+	}
+	return vs.Addr.String() + " " + portListString(vs.Ports)
+}
+
+func (v *validator) virtualServers() {
+	taken := map[svcKey]*VirtualServer{}
+	var vips []netip.Prefix
+	for _, vi := range v.cfg.VRRPInstances {
+		for _, a := range vi.VIPs {
+			vips = append(vips, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
+		}
+		for _, a := range vi.VIPsExcluded {
+			vips = append(vips, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
+		}
+	}
+	pools := map[string]bool{}
+	for _, p := range v.cfg.SNATPools {
+		pools[p.Name] = true
+	}
+	for _, vs := range v.cfg.VirtualServers {
+		name := describe(vs)
+		if vs.Group != "" && v.group(vs.Group) == nil {
+			v.d.errorf(vs.Pos, "virtual_server %s: unknown virtual_server_group %q", name, vs.Group)
+		}
+		reported := false
+		for _, k := range v.keys(vs) {
+			if other, dup := taken[k]; dup && other != vs && !reported {
+				what := fmt.Sprintf("%s %s:%d", k.proto, k.addr, k.port)
+				if k.fwmark != 0 {
+					what = fmt.Sprintf("fwmark %d", k.fwmark)
+				}
+				v.d.errorf(vs.Pos, "virtual_server %s: %s is already served by the virtual_server at %s", name, what, other.Pos)
+				reported = true
+			}
+			taken[k] = vs
+		}
+		if !schedulers[vs.Scheduler] {
+			v.d.errorf(vs.Pos, "virtual_server %s: unknown scheduler %q (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)", name, vs.Scheduler)
+		}
+		for _, f := range vs.SchedFlags {
+			if (strings.HasPrefix(f, "sh-") && vs.Scheduler != "sh") || (strings.HasPrefix(f, "mh-") && vs.Scheduler != "mh") {
+				v.d.warnf(vs.Pos, "virtual_server %s: %s has no effect with scheduler %s", name, f, vs.Scheduler)
+			}
+		}
+		if vs.MHTableSize != 0 && !isPrime(vs.MHTableSize) {
+			v.d.errorf(vs.Pos, "virtual_server %s: mh_table_size %d is not a prime", name, vs.MHTableSize)
+		}
+		vport, single := v.singlePort(vs)
+		if vs.FWMark == 0 && vs.Group == "" && vport == 0 && single && vs.Persistence == 0 {
+			v.d.errorf(vs.Pos, "virtual_server %s: port 0 (all ports) needs persistence_timeout, as in IPVS", name)
+		}
+		if vs.PersistenceGranularity != "" {
+			v6 := vs.Addr.Is6() || vs.IPFamily == "inet6"
+			if _, err := MaskBits(vs.PersistenceGranularity, v6); err != nil {
+				v.d.errorf(vs.Pos, "virtual_server %s: persistence_granularity: %v", name, err)
+			}
+		}
+		if vs.PersistenceEngine != "" && vs.PersistenceEngine != "sip" {
+			v.d.errorf(vs.Pos, "virtual_server %s: unknown persistence_engine %q (sip)", name, vs.PersistenceEngine)
+		}
+		if vs.Quorum < 0 || vs.Hysteresis < 0 || vs.Hysteresis > vs.Quorum && vs.Quorum > 0 {
+			v.d.errorf(vs.Pos, "virtual_server %s: hysteresis %d must be between 0 and quorum %d", name, vs.Hysteresis, vs.Quorum)
+		}
+		if vs.SNATPool != "" && !pools[vs.SNATPool] {
+			v.d.errorf(vs.Pos, "virtual_server %s: unknown govs_snat_pool %q", name, vs.SNATPool)
+		}
+		if vs.Sorry != nil && !vs.Sorry.Addr.IsValid() {
+			v.d.errorf(vs.Sorry.Pos, "virtual_server %s: sorry_server_lvs_method without sorry_server", name)
+		}
+		if vs.Addr.IsValid() && len(vips) > 0 && !covered(vips, vs.Addr) {
+			v.d.warnf(vs.Pos, "virtual_server %s: address %s is not a virtual_ipaddress of any vrrp_instance", name, vs.Addr)
+		}
+		v.realServers(vs, name, vport, single)
+	}
+}
+
+// singlePort returns the one virtual port a service listens on, and
+// false when it has several (port list, range, fwmark, mixed group).
+func (v *validator) singlePort(vs *VirtualServer) (uint16, bool) {
+	switch {
+	case vs.FWMark != 0:
+		return 0, false
+	case vs.Group != "":
+		g := v.group(vs.Group)
+		if g == nil || len(g.Entries) == 0 {
+			return 0, false
+		}
+		p := g.Entries[0].Port
+		for _, e := range g.Entries {
+			if e.FWMark != 0 || e.Port != p {
+				return 0, false
+			}
+		}
+		return p, true
+	case len(vs.Ports) == 1 && vs.Ports[0].From == vs.Ports[0].To:
+		return vs.Ports[0].From, true
+	}
+	return 0, false
+}
+
+func covered(vips []netip.Prefix, a netip.Addr) bool {
+	for _, p := range vips {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) realServers(vs *VirtualServer, name string, vport uint16, single bool) {
+	seen := map[netip.AddrPort]*RealServer{}
+	for _, rs := range vs.RealServers {
+		key := netip.AddrPortFrom(rs.Addr, rs.Port)
+		if other, dup := seen[key]; dup {
+			v.d.errorf(rs.Pos, "virtual_server %s: real_server %s listed twice (first at %s)", name, key, other.Pos)
+		}
+		seen[key] = rs
+		if rs.Weight < 0 || rs.Weight > 65535 {
+			v.d.errorf(rs.Pos, "real_server %s: weight %d outside 0..65535", rs.Addr, rs.Weight)
+		}
+		if rs.UThreshold < 0 || rs.UThreshold > 65535 || rs.LThreshold < 0 || rs.LThreshold > 65535 {
+			v.d.errorf(rs.Pos, "real_server %s: thresholds must be within 0..65535", rs.Addr)
+		}
+		if rs.LThreshold != 0 && rs.UThreshold != 0 && rs.LThreshold >= rs.UThreshold {
+			v.d.errorf(rs.Pos, "real_server %s: lthreshold %d must be below uthreshold %d", rs.Addr, rs.LThreshold, rs.UThreshold)
+		}
+		m := rs.Method
+		if m == "" {
+			m = vs.Method
+		}
+		if (m == MethodDR || m == MethodTUN) && rs.Port != 0 {
+			if !single || rs.Port != vport {
+				v.d.errorf(rs.Pos, "real_server %s port %d: with %s the real server port must equal the virtual port; only NAT and SNAT can change it", rs.Addr, rs.Port, m)
+			}
+		}
+		if vs.Addr.IsValid() && rs.Addr.Is4() != vs.Addr.Is4() && m != MethodTUN {
+			v.d.errorf(rs.Pos, "real_server %s: address family differs from the virtual address %s", rs.Addr, vs.Addr)
+		}
+		for _, c := range rs.Checks {
+			v.check(vs, rs, c, single)
+		}
+	}
+}
+
+func (v *validator) check(vs *VirtualServer, rs *RealServer, c *Check, single bool) {
+	where := fmt.Sprintf("%s of real_server %s", c.Kind, rs.Addr)
+	needsPort := c.Kind != CheckMisc && c.Kind != CheckPing && c.Kind != CheckFile
+	if needsPort && c.ConnectPort == 0 && rs.Port == 0 && !single {
+		v.d.errorf(c.Pos, "%s: no port to check (set connect_port: the virtual server has no single port)", where)
+	}
+	switch c.Kind {
+	case CheckHTTP, CheckSSL:
+		if len(c.URLs) == 0 {
+			v.d.errorf(c.Pos, "%s: needs at least one url { path ... }", where)
+		}
+		for _, u := range c.URLs {
+			if u.Path == "" {
+				v.d.errorf(c.Pos, "%s: url without path", where)
+			}
+			if u.Digest != "" {
+				if b, err := hex.DecodeString(u.Digest); err != nil || len(b) != 16 {
+					v.d.errorf(c.Pos, "%s: digest %q is not an MD5 in hex (32 hex digits, as genhash prints)", where, u.Digest)
+				}
+			}
+			if u.Regex != "" {
+				if _, err := regexp.Compile(u.Regex); err != nil {
+					v.d.errorf(c.Pos, "%s: regex: %v", where, err)
+				}
+			}
+		}
+	case CheckMisc:
+		if c.MiscPath == "" {
+			v.d.errorf(c.Pos, "%s: misc_path is required", where)
+		}
+	case CheckFile:
+		if c.TrackFile == "" {
+			v.d.errorf(c.Pos, "%s: track_file is required", where)
+		} else {
+			found := false
+			for _, t := range v.cfg.VRRPTrackFiles {
+				found = found || t.Name == c.TrackFile
+			}
+			if !found {
+				v.d.errorf(c.Pos, "%s: track_file %q is not a defined track_file", where, c.TrackFile)
+			}
+		}
+	case CheckUDP:
+		if c.Payload != "" {
+			if _, err := hex.DecodeString(c.Payload); err != nil {
+				v.d.errorf(c.Pos, "%s: payload %q is not hex", where, c.Payload)
+			}
+		}
+		if c.RequireReply != "" {
+			ok := len(c.RequireReply)%2 == 0
+			for _, r := range strings.ToLower(c.RequireReply) {
+				ok = ok && (r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r == 'x')
+			}
+			if !ok {
+				v.d.errorf(c.Pos, "%s: require_reply %q is not hex (X for any nibble)", where, c.RequireReply)
+			}
+		}
+		if c.MaxReplyLength != 0 && c.MinReplyLength > c.MaxReplyLength {
+			v.d.errorf(c.Pos, "%s: min_reply_length above max_reply_length", where)
+		}
+	}
+	if c.UseRegex && c.Expect != "" {
+		if _, err := regexp.Compile(c.Expect); err != nil {
+			v.d.errorf(c.Pos, "%s: expect: %v", where, err)
+		}
+	}
+	if (c.Send != "" || c.UseRegex) && c.Expect == "" && c.Kind == CheckTCP {
+		v.d.warnf(c.Pos, "%s: send without expect only checks that the write succeeds", where)
+	}
+}
+
+// MaskBits converts a persistence netmask (dotted IPv4 mask, or a prefix
+// length) into a prefix length.
+func MaskBits(s string, v6 bool) (int, error) {
+	if n, err := strconv.Atoi(strings.TrimPrefix(s, "/")); err == nil {
+		max := 32
+		if v6 {
+			max = 128
+		}
+		if n < 1 || n > max {
+			return 0, fmt.Errorf("prefix length %d out of range 1..%d", n, max)
+		}
+		return n, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return 0, fmt.Errorf("%q is not a netmask (e.g. 255.255.255.0) or prefix length", s)
+	}
+	b := a.As4()
+	m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	bits := 0
+	for m&0x80000000 != 0 {
+		bits++
+		m <<= 1
+	}
+	if m != 0 || bits == 0 {
+		return 0, fmt.Errorf("netmask %s is not contiguous", s)
+	}
+	return bits, nil
+}
+
+func isPrime(n int) bool {
+	if n < 2 {
+		return false
+	}
+	for i := 2; i*i <= n; i++ {
+		if n%i == 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,938 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// The writer renders the model back to keepalived syntax. Format renders
+// a whole config from scratch; WriteFiles renders it into the files it was
+// read from, keeping the original text (comments, layout) of every
+// top-level block whose content did not change.
+
+// Format renders cfg as one keepalived.conf document.
+func Format(cfg *Config) []byte {
+	var w wr
+	first := true
+	for _, obj := range cfg.objects() {
+		if !first {
+			w.buf.WriteByte('\n')
+		}
+		first = false
+		renderObj(&w, obj)
+	}
+	return w.buf.Bytes()
+}
+
+// objects lists the top-level model objects in a stable order.
+func (c *Config) objects() []any {
+	var out []any
+	if !isZeroGlobal(&c.Global) {
+		out = append(out, &c.Global)
+	}
+	for _, x := range c.VRRPScripts {
+		out = append(out, x)
+	}
+	for _, x := range c.VRRPTrackFiles {
+		out = append(out, x)
+	}
+	for _, x := range c.SyncGroups {
+		out = append(out, x)
+	}
+	for _, x := range c.VRRPInstances {
+		out = append(out, x)
+	}
+	for _, x := range c.SNATPools {
+		out = append(out, x)
+	}
+	for _, x := range c.VirtualServerGroups {
+		out = append(out, x)
+	}
+	for _, x := range c.VirtualServers {
+		out = append(out, x)
+	}
+	return out
+}
+
+func isZeroGlobal(g *GlobalDefs) bool {
+	var w wr
+	renderGlobal(&w, g)
+	return w.buf.String() == "global_defs {\n}\n"
+}
+
+type srcItem struct {
+	node       *Node
+	obj        any // model object built from node, nil for includes and unknown blocks
+	start, end int
+}
+
+type srcState struct {
+	name  string
+	data  []byte
+	items []srcItem
+}
+
+type sourceSet struct {
+	files []*srcState
+}
+
+func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
+	byPos := map[Pos]any{}
+	if cfg.Global.Pos.Line != 0 {
+		byPos[cfg.Global.Pos] = &cfg.Global
+	}
+	for _, o := range cfg.objects() {
+		if p := objPos(o); p.Line != 0 {
+			if _, dup := byPos[p]; !dup {
+				byPos[p] = o
+			}
+		}
+	}
+	ss := &sourceSet{}
+	for _, f := range files {
+		st := &srcState{name: f.name, data: f.data}
+		for _, n := range f.nodes {
+			it := srcItem{node: n, start: n.start, end: lineEnd(f.data, n.end)}
+			if o, ok := byPos[n.Pos]; ok && !n.hasInclude {
+				it.obj = o
+				delete(byPos, n.Pos)
+			}
+			st.items = append(st.items, it)
+		}
+		ss.files = append(ss.files, st)
+	}
+	return ss
+}
+
+// lineEnd extends end past the newline when the rest of the line holds
+// only blanks or a comment.
+func lineEnd(data []byte, end int) int {
+	for i := end; i < len(data); i++ {
+		switch data[i] {
+		case ' ', '\t', '\r':
+			continue
+		case '\n':
+			return i + 1
+		case '#', '!':
+			j := bytes.IndexByte(data[i:], '\n')
+			if j < 0 {
+				return len(data)
+			}
+			return i + j + 1
+		default:
+			return end
+		}
+	}
+	return len(data)
+}
+
+func objPos(o any) Pos {
+	switch x := o.(type) {
+	case *GlobalDefs:
+		return x.Pos
+	case *VRRPScript:
+		return x.Pos
+	case *TrackFile:
+		return x.Pos
+	case *SyncGroup:
+		return x.Pos
+	case *VRRPInstance:
+		return x.Pos
+	case *SNATPool:
+		return x.Pos
+	case *VirtualServerGroup:
+		return x.Pos
+	case *VirtualServer:
+		return x.Pos
+	}
+	return Pos{}
+}
+
+// WriteFiles renders cfg into the files it was parsed from. Blocks that
+// were not changed keep their original text; changed blocks are rendered
+// anew in place; deleted blocks are dropped; new blocks are appended to
+// the main file. A config not parsed from files renders into "".
+func (c *Config) WriteFiles() map[string][]byte {
+	out := map[string][]byte{}
+	if c.src == nil || len(c.src.files) == 0 {
+		out[""] = Format(c)
+		return out
+	}
+	live := map[any]bool{}
+	for _, o := range c.objects() {
+		live[o] = true
+	}
+	if c.Global.Pos.Line != 0 {
+		live[&c.Global] = true
+	}
+	seen := map[any]bool{}
+	for _, f := range c.src.files {
+		var buf bytes.Buffer
+		prev := 0
+		for _, it := range f.items {
+			buf.Write(f.data[prev:it.start])
+			prev = it.end
+			switch {
+			case it.obj == nil:
+				buf.Write(f.data[it.start:it.end])
+			case !live[it.obj]:
+				// deleted: drop its text
+			default:
+				seen[it.obj] = true
+				var cur wr
+				renderObj(&cur, it.obj)
+				if cur.buf.String() == originalRendering(it.node) {
+					buf.Write(f.data[it.start:it.end])
+				} else {
+					buf.Write(cur.buf.Bytes())
+				}
+			}
+		}
+		buf.Write(f.data[prev:])
+		out[f.name] = buf.Bytes()
+	}
+	main := c.src.files[0].name
+	for _, o := range c.objects() {
+		if seen[o] {
+			continue
+		}
+		b := out[main]
+		if len(b) > 0 && !bytes.HasSuffix(b, []byte("\n")) {
+			b = append(b, '\n')
+		}
+		var w wr
+		renderObj(&w, o)
+		b = append(b, '\n')
+		out[main] = append(b, w.buf.Bytes()...)
+	}
+	return out
+}
+
+// originalRendering rebuilds the object from its original statement and
+// renders it, so that WriteFiles can tell whether the object changed.
+func originalRendering(n *Node) string {
+	b := &builder{d: &diagList{}, cfg: &Config{}}
+	b.top(n)
+	b.cfg.applyDefaults()
+	objs := b.cfg.objects()
+	if n.Keyword() == "global_defs" {
+		objs = []any{&b.cfg.Global}
+	}
+	if len(objs) != 1 {
+		return "\x00"
+	}
+	var w wr
+	renderObj(&w, objs[0])
+	return w.buf.String()
+}
+
+// SaveFiles writes the rendered files atomically (temporary file + rename
+// in the same directory); a failed write leaves the old file intact.
+func (c *Config) SaveFiles() error {
+	for name, data := range c.WriteFiles() {
+		if name == "" {
+			return fmt.Errorf("config was not read from a file")
+		}
+		if err := WriteFileAtomic(name, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces name with data so that readers see either the
+// old or the new content, never a partial file.
+func WriteFileAtomic(name string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(name); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// wr is an indenting writer.
+type wr struct {
+	buf    bytes.Buffer
+	indent int
+}
+
+func (w *wr) line(words ...string) {
+	for i := 0; i < w.indent; i++ {
+		w.buf.WriteString("    ")
+	}
+	for i, s := range words {
+		if i > 0 {
+			w.buf.WriteByte(' ')
+		}
+		w.buf.WriteString(s)
+	}
+	w.buf.WriteByte('\n')
+}
+
+func (w *wr) open(words ...string) {
+	w.line(append(words, "{")...)
+	w.indent++
+}
+
+func (w *wr) close() {
+	w.indent--
+	w.line("}")
+}
+
+// q quotes a word when it would not read back as one word.
+func q(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\r\n{}#!\"") {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+}
+
+func (w *wr) str(kw, v string) {
+	if v != "" {
+		w.line(kw, q(v))
+	}
+}
+
+func (w *wr) flag(kw string, v bool) {
+	if v {
+		w.line(kw)
+	}
+}
+
+func (w *wr) boolPtr(kw string, v *bool) {
+	if v != nil {
+		if *v {
+			w.line(kw)
+		} else {
+			w.line(kw, "off")
+		}
+	}
+}
+
+func (w *wr) num(kw string, v int) {
+	if v != 0 {
+		w.line(kw, strconv.Itoa(v))
+	}
+}
+
+func (w *wr) dur(kw string, d Duration) {
+	if d != 0 {
+		w.line(kw, d.seconds())
+	}
+}
+
+func (w *wr) addr(kw string, a netip.Addr) {
+	if a.IsValid() {
+		w.line(kw, a.String())
+	}
+}
+
+func (w *wr) port(kw string, p uint16) {
+	if p != 0 {
+		w.line(kw, strconv.Itoa(int(p)))
+	}
+}
+
+func (w *wr) script(kw string, s *Script) {
+	if s == nil {
+		return
+	}
+	if s.User != "" {
+		w.line(kw, `"`+strings.ReplaceAll(s.Cmd, `"`, `\"`)+`"`, s.User)
+		return
+	}
+	w.line(kw, q(s.Cmd))
+}
+
+func renderObj(w *wr, o any) {
+	switch x := o.(type) {
+	case *GlobalDefs:
+		renderGlobal(w, x)
+	case *VRRPScript:
+		renderVRRPScript(w, x)
+	case *TrackFile:
+		renderTrackFile(w, x)
+	case *SyncGroup:
+		renderSyncGroup(w, x)
+	case *VRRPInstance:
+		renderInstance(w, x)
+	case *SNATPool:
+		renderSNATPool(w, x)
+	case *VirtualServerGroup:
+		renderVSGroup(w, x)
+	case *VirtualServer:
+		renderVS(w, x)
+	}
+}
+
+func renderGlobal(w *wr, g *GlobalDefs) {
+	w.open("global_defs")
+	if len(g.NotificationEmail) > 0 {
+		w.open("notification_email")
+		for _, e := range g.NotificationEmail {
+			w.line(q(e))
+		}
+		w.close()
+	}
+	w.str("notification_email_from", g.NotificationEmailFrom)
+	if g.SMTPServer != "" {
+		if g.SMTPPort != 0 {
+			w.line("smtp_server", q(g.SMTPServer), strconv.Itoa(int(g.SMTPPort)))
+		} else {
+			w.line("smtp_server", q(g.SMTPServer))
+		}
+	}
+	if g.SMTPConnectTimeout != DefaultSMTPConnectTimeout {
+		w.dur("smtp_connect_timeout", g.SMTPConnectTimeout)
+	}
+	w.boolPtr("smtp_alert", g.SMTPAlert)
+	w.boolPtr("smtp_alert_vrrp", g.SMTPAlertVRRP)
+	w.boolPtr("smtp_alert_checker", g.SMTPAlertChecker)
+	w.str("router_id", g.RouterID)
+	w.flag("enable_script_security", g.EnableScriptSecurity)
+	w.str("script_user", g.ScriptUser)
+	w.script("startup_script", g.StartupScript)
+	w.script("shutdown_script", g.ShutdownScript)
+	w.flag("lvs_flush", g.LVSFlush)
+	w.flag("lvs_flush_onstop", g.LVSFlushOnStop)
+	if t := g.LVSTimeouts; t != (Timeouts{}) {
+		words := []string{"lvs_timeouts"}
+		if t.TCP != 0 {
+			words = append(words, "tcp", t.TCP.seconds())
+		}
+		if t.TCPFin != 0 {
+			words = append(words, "tcpfin", t.TCPFin.seconds())
+		}
+		if t.UDP != 0 {
+			words = append(words, "udp", t.UDP.seconds())
+		}
+		w.line(words...)
+	}
+	if s := g.LVSSyncDaemon; s != nil {
+		words := []string{"lvs_sync_daemon", q(s.Interface)}
+		if s.Instance != "" {
+			words = append(words, "inst", q(s.Instance))
+		}
+		for _, kv := range []struct {
+			k string
+			v int
+		}{{"id", s.ID}, {"maxlen", s.MaxLen}, {"port", s.Port}, {"ttl", s.TTL}} {
+			if kv.v != 0 {
+				words = append(words, kv.k, strconv.Itoa(kv.v))
+			}
+		}
+		if s.Group != "" {
+			words = append(words, "group", s.Group)
+		}
+		w.line(words...)
+	}
+	if g.VRRPVersion != 2 {
+		w.num("vrrp_version", g.VRRPVersion)
+	}
+	w.str("vrrp_mcast_group4", g.VRRPMcastGroup4)
+	w.str("vrrp_mcast_group6", g.VRRPMcastGroup6)
+	w.flag("vrrp_strict", g.VRRPStrict)
+	w.dur("vrrp_garp_interval", g.VRRPGarpInterval)
+	w.dur("vrrp_gna_interval", g.VRRPGnaInterval)
+	w.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	gv := g.Govs
+	w.str("govs_dataplane", gv.Dataplane)
+	if len(gv.Interfaces) > 0 {
+		w.line(append([]string{"govs_interface"}, gv.Interfaces...)...)
+	}
+	w.str("govs_api_socket", gv.APISocket)
+	w.str("govs_api_listen", gv.APIListen)
+	w.str("govs_web_listen", gv.WebListen)
+	w.str("govs_web_password", gv.WebPassword)
+	if len(gv.WebAllow) > 0 {
+		w.line(append([]string{"govs_web_allow"}, gv.WebAllow...)...)
+	}
+	w.str("govs_metrics_listen", gv.MetricsListen)
+	w.num("govs_conn_table_size", gv.ConnTableSize)
+	w.str("govs_log_level", gv.LogLevel)
+	w.close()
+}
+
+func renderVRRPScript(w *wr, s *VRRPScript) {
+	w.open("vrrp_script", q(s.Name))
+	if s.User != "" {
+		w.line("script", `"`+strings.ReplaceAll(s.Script, `"`, `\"`)+`"`, s.User)
+	} else {
+		w.str("script", s.Script)
+	}
+	w.dur("interval", s.Interval)
+	w.dur("timeout", s.Timeout)
+	if s.Weight != 0 || s.Reverse {
+		if s.Reverse {
+			w.line("weight", strconv.Itoa(s.Weight), "reverse")
+		} else {
+			w.num("weight", s.Weight)
+		}
+	}
+	w.num("rise", s.Rise)
+	w.num("fall", s.Fall)
+	w.flag("init_fail", s.InitFail)
+	w.close()
+}
+
+func renderTrackFile(w *wr, t *TrackFile) {
+	w.open("track_file", q(t.Name))
+	w.str("file", t.File)
+	if t.Reverse {
+		w.line("weight", strconv.Itoa(t.Weight), "reverse")
+	} else {
+		w.num("weight", t.Weight)
+	}
+	w.flag("init_file", t.InitFile)
+	w.close()
+}
+
+func renderNotify(w *wr, n Notifiers) {
+	w.script("notify_master", n.Master)
+	w.script("notify_backup", n.Backup)
+	w.script("notify_fault", n.Fault)
+	w.script("notify_stop", n.Stop)
+	w.script("notify", n.Any)
+}
+
+func renderTracks(w *wr, kw string, ts []Track) {
+	if len(ts) == 0 {
+		return
+	}
+	w.open(kw)
+	for _, t := range ts {
+		words := []string{q(t.Name)}
+		if t.HasWeight {
+			words = append(words, "weight", strconv.Itoa(t.Weight))
+		}
+		if t.Reverse {
+			words = append(words, "reverse")
+		}
+		w.line(words...)
+	}
+	w.close()
+}
+
+func renderSyncGroup(w *wr, g *SyncGroup) {
+	w.open("vrrp_sync_group", q(g.Name))
+	w.open("group")
+	for _, m := range g.Group {
+		w.line(q(m))
+	}
+	w.close()
+	renderTracks(w, "track_interface", g.TrackIfaces)
+	renderTracks(w, "track_script", g.TrackScripts)
+	renderTracks(w, "track_file", g.TrackFiles)
+	renderNotify(w, g.Notify)
+	w.flag("smtp_alert", g.SMTPAlert)
+	w.close()
+}
+
+func renderVIPs(w *wr, kw string, vs []VIPAddr) {
+	if len(vs) == 0 {
+		return
+	}
+	w.open(kw)
+	for _, v := range vs {
+		words := []string{v.Prefix.String()}
+		if v.Prefix.Bits() == v.Prefix.Addr().BitLen() {
+			words[0] = v.Prefix.Addr().String()
+		}
+		add := func(k, val string) {
+			if val != "" {
+				words = append(words, k, q(val))
+			}
+		}
+		add("brd", v.Brd)
+		add("dev", v.Dev)
+		add("scope", v.Scope)
+		add("label", v.Label)
+		add("peer", v.Peer)
+		if v.NoTrack {
+			words = append(words, "no_track")
+		}
+		if v.NoDAD {
+			words = append(words, "-nodad")
+		}
+		words = append(words, v.Extra...)
+		w.line(words...)
+	}
+	w.close()
+}
+
+func renderInstance(w *wr, vi *VRRPInstance) {
+	w.open("vrrp_instance", q(vi.Name))
+	w.str("state", vi.State)
+	w.str("interface", vi.Interface)
+	w.num("virtual_router_id", vi.VirtualRouterID)
+	w.line("priority", strconv.Itoa(vi.Priority))
+	w.line("advert_int", vi.AdvertInt.seconds())
+	w.num("version", vi.Version)
+	w.flag("nopreempt", vi.NoPreempt)
+	w.dur("preempt_delay", vi.PreemptDelay)
+	w.flag("dont_track_primary", vi.DontTrackPrimary)
+	renderTracks(w, "track_interface", vi.TrackIfaces)
+	renderTracks(w, "track_script", vi.TrackScripts)
+	renderTracks(w, "track_file", vi.TrackFiles)
+	w.addr("mcast_src_ip", vi.McastSrcIP)
+	w.addr("unicast_src_ip", vi.UnicastSrcIP)
+	w.num("unicast_ttl", vi.UnicastTTL)
+	if len(vi.UnicastPeers) > 0 {
+		w.open("unicast_peer")
+		for _, p := range vi.UnicastPeers {
+			words := []string{p.Addr.String()}
+			if p.MinTTL != 0 {
+				words = append(words, "min_ttl", strconv.Itoa(p.MinTTL))
+			}
+			if p.MaxTTL != 0 {
+				words = append(words, "max_ttl", strconv.Itoa(p.MaxTTL))
+			}
+			w.line(words...)
+		}
+		w.close()
+	}
+	if vi.Auth != nil {
+		w.open("authentication")
+		w.str("auth_type", vi.Auth.Type)
+		w.str("auth_pass", vi.Auth.Pass)
+		w.close()
+	}
+	renderVIPs(w, "virtual_ipaddress", vi.VIPs)
+	renderVIPs(w, "virtual_ipaddress_excluded", vi.VIPsExcluded)
+	if len(vi.Routes) > 0 {
+		w.open("virtual_routes")
+		for _, r := range vi.Routes {
+			words := make([]string, len(r.Words))
+			for i, s := range r.Words {
+				words[i] = q(s)
+			}
+			w.line(words...)
+		}
+		w.close()
+	}
+	renderNotify(w, vi.Notify)
+	w.flag("smtp_alert", vi.SMTPAlert)
+	if vi.Accept != nil {
+		if *vi.Accept {
+			w.line("accept")
+		} else {
+			w.line("no_accept")
+		}
+	}
+	w.flag("strict_mode", vi.Strict)
+	if vi.GarpMasterDelay != DefaultGarpMasterDelay {
+		w.line("garp_master_delay", vi.GarpMasterDelay.seconds())
+	}
+	if vi.GarpMasterRepeat != DefaultGarpMasterRepeat {
+		w.line("garp_master_repeat", strconv.Itoa(vi.GarpMasterRepeat))
+	}
+	w.dur("garp_master_refresh", vi.GarpMasterRefresh)
+	if vi.GarpMasterRefreshRepeat != DefaultGarpRefreshRepeat {
+		w.line("garp_master_refresh_repeat", strconv.Itoa(vi.GarpMasterRefreshRepeat))
+	}
+	w.dur("garp_lower_prio_delay", vi.GarpLowerPrioDelay)
+	w.num("garp_lower_prio_repeat", vi.GarpLowerPrioRepeat)
+	w.flag("lower_prio_no_advert", vi.LowerPrioNoAdvert)
+	w.flag("higher_prio_send_advert", vi.HigherPrioSendAdvert)
+	w.close()
+}
+
+func renderSNATPool(w *wr, p *SNATPool) {
+	w.open("govs_snat_pool", q(p.Name))
+	if len(p.Addresses) > 0 {
+		words := []string{"address"}
+		for _, a := range p.Addresses {
+			words = append(words, a.String())
+		}
+		w.line(words...)
+	}
+	if p.PortMin != 0 || p.PortMax != 0 {
+		w.line("port_range", strconv.Itoa(int(p.PortMin)), strconv.Itoa(int(p.PortMax)))
+	}
+	w.close()
+}
+
+func renderVSGroup(w *wr, g *VirtualServerGroup) {
+	w.open("virtual_server_group", q(g.Name))
+	for _, e := range g.Entries {
+		if e.FWMark != 0 {
+			if e.V6 {
+				w.line("fwmark", strconv.FormatUint(uint64(e.FWMark), 10), "inet6")
+			} else {
+				w.line("fwmark", strconv.FormatUint(uint64(e.FWMark), 10))
+			}
+			continue
+		}
+		a := addrRangeString(e.First, e.Last)
+		if e.Port != 0 {
+			w.line(a, strconv.Itoa(int(e.Port)))
+		} else {
+			w.line(a)
+		}
+	}
+	w.close()
+}
+
+func addrRangeString(first, last netip.Addr) string {
+	if first == last {
+		return first.String()
+	}
+	fb, lb := first.AsSlice(), last.AsSlice()
+	if first.Is4() && fb[0] == lb[0] && fb[1] == lb[1] && fb[2] == lb[2] {
+		return first.String() + "-" + strconv.Itoa(int(lb[3]))
+	}
+	if first.Is6() && bytes.Equal(fb[:14], lb[:14]) {
+		return first.String() + "-" + strconv.FormatUint(uint64(lb[14])<<8|uint64(lb[15]), 16)
+	}
+	// A prefix: find the bits.
+	for bits := 0; bits <= first.BitLen(); bits++ {
+		p := netip.PrefixFrom(first, bits).Masked()
+		if p.Addr() == first {
+			if f, l, ok := parseAddrRange(p.String()); ok && f == first && l == last {
+				return p.String()
+			}
+		}
+	}
+	return first.String()
+}
+
+func portListString(ps []PortRange) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		if p.From == p.To {
+			parts[i] = strconv.Itoa(int(p.From))
+		} else {
+			parts[i] = strconv.Itoa(int(p.From)) + "-" + strconv.Itoa(int(p.To))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func methodWords(kw string, m Method, t *Tunnel) []string {
+	words := []string{kw, string(m)}
+	if t != nil {
+		if t.Type != "" {
+			words = append(words, "type", t.Type)
+		}
+		if t.Port != 0 {
+			words = append(words, "port", strconv.Itoa(int(t.Port)))
+		}
+		if t.Csum != "" {
+			words = append(words, t.Csum)
+		}
+	}
+	return words
+}
+
+func renderCheckDefaults(w *wr, cd CheckDefaults) {
+	if cd.DelayLoop != nil {
+		w.line("delay_loop", cd.DelayLoop.seconds())
+	}
+	if cd.ConnectTimeout != nil {
+		w.line("connect_timeout", cd.ConnectTimeout.seconds())
+	}
+	if cd.Retry != nil {
+		w.line("retry", strconv.Itoa(*cd.Retry))
+	}
+	if cd.DelayBeforeRetry != nil {
+		w.line("delay_before_retry", cd.DelayBeforeRetry.seconds())
+	}
+	if cd.Warmup != nil {
+		w.line("warmup", cd.Warmup.seconds())
+	}
+	w.boolPtr("alpha", cd.Alpha)
+}
+
+func renderVS(w *wr, vs *VirtualServer) {
+	switch {
+	case vs.FWMark != 0:
+		w.open("virtual_server", "fwmark", strconv.FormatUint(uint64(vs.FWMark), 10))
+	case vs.Group != "":
+		w.open("virtual_server", "group", q(vs.Group))
+	case len(vs.Ports) == 1 && vs.Ports[0] == PortRange{}:
+		w.open("virtual_server", vs.Addr.String())
+	default:
+		w.open("virtual_server", vs.Addr.String(), portListString(vs.Ports))
+	}
+	w.str("name", vs.Name)
+	protos := make([]string, len(vs.Protocols))
+	for i, p := range vs.Protocols {
+		protos[i] = string(p)
+	}
+	w.line(append([]string{"protocol"}, protos...)...)
+	w.str("ip_family", vs.IPFamily)
+	w.line("lvs_sched", q(vs.Scheduler))
+	for _, f := range vs.SchedFlags {
+		w.line(f)
+	}
+	w.num("mh_table_size", vs.MHTableSize)
+	w.flag("ops", vs.OnePacket)
+	w.line(methodWords("lvs_method", vs.Method, vs.Tunnel)...)
+	w.dur("persistence_timeout", vs.Persistence)
+	w.str("persistence_granularity", vs.PersistenceGranularity)
+	w.str("persistence_engine", vs.PersistenceEngine)
+	renderCheckDefaults(w, vs.CheckDefaults)
+	if vs.Quorum != 1 {
+		w.line("quorum", strconv.Itoa(vs.Quorum))
+	}
+	w.num("hysteresis", vs.Hysteresis)
+	w.script("quorum_up", vs.QuorumUp)
+	w.script("quorum_down", vs.QuorumDown)
+	if s := vs.Sorry; s != nil {
+		if s.Addr.IsValid() {
+			if s.Port != 0 {
+				w.line("sorry_server", s.Addr.String(), strconv.Itoa(int(s.Port)))
+			} else {
+				w.line("sorry_server", s.Addr.String())
+			}
+		}
+		if s.Method != "" {
+			w.line("sorry_server_lvs_method", string(s.Method))
+		}
+	}
+	w.flag("sorry_server_inhibit", vs.SorryServerInhibit)
+	w.flag("inhibit_on_failure", vs.InhibitOnFailure)
+	w.flag("omega", vs.Omega)
+	w.flag("ha_suspend", vs.HASuspend)
+	w.str("virtualhost", vs.Virtualhost)
+	w.boolPtr("smtp_alert", vs.SMTPAlert)
+	w.dur("service_timeout", vs.ServiceTimeout)
+	w.dur("reentry", vs.Reentry)
+	w.flag("quiesce_server", vs.QuiesceServer)
+	w.num("proxy_protocol", vs.ProxyProtocol)
+	w.str("snat_pool", vs.SNATPool)
+	for _, rs := range vs.RealServers {
+		renderRS(w, rs)
+	}
+	w.close()
+}
+
+func renderRS(w *wr, rs *RealServer) {
+	if rs.Port != 0 {
+		w.open("real_server", rs.Addr.String(), strconv.Itoa(int(rs.Port)))
+	} else {
+		w.open("real_server", rs.Addr.String())
+	}
+	w.str("name", rs.Name)
+	w.line("weight", strconv.Itoa(rs.Weight))
+	if rs.Method != "" {
+		w.line(methodWords("lvs_method", rs.Method, rs.Tunnel)...)
+	}
+	w.num("uthreshold", rs.UThreshold)
+	w.num("lthreshold", rs.LThreshold)
+	w.script("notify_up", rs.NotifyUp)
+	w.script("notify_down", rs.NotifyDown)
+	w.boolPtr("inhibit_on_failure", rs.InhibitOnFailure)
+	w.boolPtr("smtp_alert", rs.SMTPAlert)
+	renderCheckDefaults(w, rs.CheckDefaults)
+	for _, c := range rs.Checks {
+		renderCheck(w, c)
+	}
+	w.close()
+}
+
+func renderCheck(w *wr, c *Check) {
+	w.open(c.Kind)
+	w.addr("connect_ip", c.ConnectIP)
+	w.port("connect_port", c.ConnectPort)
+	w.addr("bindto", c.BindTo)
+	w.port("bind_port", c.BindPort)
+	w.str("bind_if", c.BindIf)
+	if c.FWMark != 0 {
+		w.line("fwmark", strconv.FormatUint(uint64(c.FWMark), 10))
+	}
+	renderCheckDefaults(w, c.CheckDefaults)
+	w.flag("log_all_failures", c.LogAllFailures)
+	switch c.Kind {
+	case CheckTCP:
+		w.str("send", c.Send)
+		w.str("expect", c.Expect)
+		w.flag("use_regex", c.UseRegex)
+	case CheckHTTP, CheckSSL:
+		w.str("http_protocol", c.HTTPProtocol)
+		w.str("virtualhost", c.Virtualhost)
+		w.flag("enable_sni", c.EnableSNI)
+		w.str("sni_name", c.SNIName)
+		w.flag("tls_verify", c.TLSVerify)
+		for _, u := range c.URLs {
+			w.open("url")
+			w.str("path", u.Path)
+			w.str("digest", u.Digest)
+			if len(u.StatusCodes) > 0 {
+				parts := make([]string, len(u.StatusCodes))
+				for i, r := range u.StatusCodes {
+					if r.From == r.To {
+						parts[i] = strconv.Itoa(r.From)
+					} else {
+						parts[i] = strconv.Itoa(r.From) + "-" + strconv.Itoa(r.To)
+					}
+				}
+				w.line(append([]string{"status_code"}, parts...)...)
+			}
+			w.str("virtualhost", u.Virtualhost)
+			w.str("regex", u.Regex)
+			w.flag("regex_no_match", u.RegexNoMatch)
+			w.close()
+		}
+	case CheckSMTP:
+		w.str("helo_name", c.HeloName)
+	case CheckDNS:
+		w.str("type", c.DNSType)
+		w.str("name", c.DNSName)
+	case CheckMisc:
+		w.str("misc_path", c.MiscPath)
+		w.dur("misc_timeout", c.MiscTimeout)
+		w.flag("misc_dynamic", c.MiscDynamic)
+		w.str("user", c.User)
+		w.str("expect", c.Expect)
+		w.flag("use_regex", c.UseRegex)
+	case CheckUDP:
+		w.str("payload", c.Payload)
+		if c.HasRequire {
+			if c.RequireReply != "" {
+				w.line("require_reply", q(c.RequireReply))
+			} else {
+				w.line("require_reply")
+			}
+		}
+		w.num("min_reply_length", c.MinReplyLength)
+		w.num("max_reply_length", c.MaxReplyLength)
+	case CheckFile:
+		w.str("track_file", c.TrackFile)
+		if c.Reverse {
+			w.line("weight", strconv.Itoa(c.FileWeight), "reverse")
+		} else {
+			w.num("weight", c.FileWeight)
+		}
+		w.flag("dynamic", c.Dynamic)
+	}
+	w.close()
+}
