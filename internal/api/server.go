@@ -1,0 +1,189 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Backend is what the API exposes: implemented by the director.
+type Backend interface {
+	State(ctx context.Context) (*State, error)
+	Conns(ctx context.Context, fn func(Conn) bool) error
+	Reload(ctx context.Context) error
+	ChangeService(ctx context.Context, c ServiceChange) error
+	ChangeRealServer(ctx context.Context, c RealServerChange) error
+}
+
+// ErrNotFound is returned by a Backend for an unknown service or server.
+var ErrNotFound = errors.New("not found")
+
+// ErrBadRequest wraps errors caused by the request.
+var ErrBadRequest = errors.New("bad request")
+
+// Handler returns the HTTP handler of the API (paths under /api/v1/).
+// Extra handlers (metrics, web UI) may be mounted by the caller.
+func Handler(b Backend, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/state", func(w http.ResponseWriter, r *http.Request) {
+		st, err := b.State(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /api/v1/conns", func(w http.ResponseWriter, r *http.Request) {
+		conns := []Conn{}
+		err := b.Conns(r.Context(), func(c Conn) bool {
+			conns = append(conns, c)
+			return len(conns) < 1_000_000
+		})
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, conns)
+	})
+	mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := b.Reload(r.Context()); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
+	})
+	mux.HandleFunc("POST /api/v1/service", func(w http.ResponseWriter, r *http.Request) {
+		var c ServiceChange
+		if !readJSON(w, r, &c) {
+			return
+		}
+		if err := b.ChangeService(r.Context(), c); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
+	})
+	mux.HandleFunc("POST /api/v1/realserver", func(w http.ResponseWriter, r *http.Request) {
+		var c RealServerChange
+		if !readJSON(w, r, &c) {
+			return
+		}
+		if err := b.ChangeRealServer(r.Context(), c); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
+	})
+	return mux
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, errBody{fmt.Sprintf("request body: %v", err)})
+		return false
+	}
+	return true
+}
+
+type errBody struct {
+	Error string `json:"error"`
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrBadRequest):
+		code = http.StatusBadRequest
+	}
+	writeJSON(w, code, errBody{err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// Server serves a handler on a unix socket (mode 0600, root-only when run
+// as root) and optionally on TCP listeners.
+type Server struct {
+	Socket  string   // unix socket path; empty = none
+	Listen  []string // TCP addresses; may be empty
+	Handler http.Handler
+	Log     *slog.Logger
+}
+
+// Run serves until ctx is done, then shuts down and returns.
+func (s *Server) Run(ctx context.Context) error {
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	if s.Socket != "" {
+		if err := os.MkdirAll(filepath.Dir(s.Socket), 0o755); err != nil {
+			return fmt.Errorf("api socket: %w", err)
+		}
+		// A stale socket from a previous run is removed; a live one
+		// means another govs is running.
+		if c, err := net.DialTimeout("unix", s.Socket, 200*time.Millisecond); err == nil {
+			c.Close()
+			return fmt.Errorf("api socket %s: another govs is listening on it", s.Socket)
+		}
+		os.Remove(s.Socket)
+		l, err := net.Listen("unix", s.Socket)
+		if err != nil {
+			return fmt.Errorf("api socket: %w", err)
+		}
+		if err := os.Chmod(s.Socket, 0o600); err != nil {
+			l.Close()
+			return fmt.Errorf("api socket: %w", err)
+		}
+		lns = append(lns, l)
+	}
+	for _, a := range s.Listen {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("api listen %s: %w", a, err)
+		}
+		lns = append(lns, l)
+	}
+	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
+		if s.Log != nil {
+			s.Log.Info("api listening", "addr", l.Addr().String())
+		}
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if s.Socket != "" {
+		os.Remove(s.Socket)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

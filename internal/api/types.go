@@ -1,0 +1,184 @@
+// Package api is govs's HTTP/JSON interface: the types every client (the
+// CLI, the web UI, scripts) reads, a server that exposes a Backend (the
+// director) on a unix socket and optionally on TCP, and a client for it.
+// There is one copy of state, the director's; the API only reads it and
+// forwards changes.
+package api
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/govs/govs/internal/dataplane"
+)
+
+// State is the whole observable state of a running director.
+type State struct {
+	Version       string    `json:"version"`
+	Dataplane     string    `json:"dataplane"`
+	Started       time.Time `json:"started"`
+	ConfigFile    string    `json:"config_file"`
+	ConfigLoaded  time.Time `json:"config_loaded"`
+	ConnTableSize int       `json:"conn_table_size"`
+	Timeouts      Timeouts  `json:"timeouts"`
+	Services      []Service `json:"services"`
+	VRRP          []VRRP    `json:"vrrp,omitempty"`
+	// LastReloadError is the error of the last refused reload, if any.
+	LastReloadError string `json:"last_reload_error,omitempty"`
+}
+
+// Timeouts in seconds (ipvsadm -L --timeout).
+type Timeouts struct {
+	TCP    int `json:"tcp"`
+	TCPFin int `json:"tcpfin"`
+	UDP    int `json:"udp"`
+}
+
+// Rates are per-second rates over the last estimation interval.
+type Rates struct {
+	CPS    uint64 `json:"cps"`
+	InPPS  uint64 `json:"in_pps"`
+	OutPPS uint64 `json:"out_pps"`
+	InBPS  uint64 `json:"in_bps"`
+	OutBPS uint64 `json:"out_bps"`
+}
+
+// Service is one virtual service.
+type Service struct {
+	// ID is the service's key in API calls: tcp/ADDR:PORT, udp/...,
+	// sctp/..., fwm/MARK or fwm6/MARK.
+	ID          string   `json:"id"`
+	Name        string   `json:"name,omitempty"`
+	Proto       string   `json:"proto"` // TCP, UDP, SCTP, FWM
+	Addr        string   `json:"addr,omitempty"`
+	Port        uint16   `json:"port,omitempty"`
+	FWMark      uint32   `json:"fwmark,omitempty"`
+	V6          bool     `json:"v6,omitempty"`
+	Scheduler   string   `json:"scheduler"`
+	Flags       []string `json:"flags,omitempty"`
+	Persistent  int      `json:"persistent,omitempty"` // seconds, 0 = off
+	PersistMask int      `json:"persist_mask,omitempty"`
+	OnePacket   bool     `json:"ops,omitempty"`
+	PE          string   `json:"pe,omitempty"`
+	Method      string   `json:"method"`
+	// Enabled is false when the service was disabled through the API.
+	Enabled bool `json:"enabled"`
+	// QuorumUp is false when the live weight is below the quorum.
+	QuorumUp    bool               `json:"quorum_up"`
+	SorryActive bool               `json:"sorry_active,omitempty"`
+	Stats       dataplane.Counters `json:"stats"`
+	Rates       Rates              `json:"rates"`
+	RealServers []RealServer       `json:"real_servers"`
+	Source      string             `json:"source,omitempty"` // config position
+}
+
+// RealServer is one real server of a service, as the dataplane uses it.
+type RealServer struct {
+	Addr   string `json:"addr"` // ip:port
+	Method string `json:"method"`
+	// Weight is the weight in the dataplane now; ConfigWeight the
+	// configured one (they differ while drained, inhibited or overridden).
+	Weight       int                `json:"weight"`
+	ConfigWeight int                `json:"config_weight"`
+	Healthy      bool               `json:"healthy"`
+	Enabled      bool               `json:"enabled"`
+	InPool       bool               `json:"in_pool"` // present in the dataplane
+	Reason       string             `json:"reason,omitempty"`
+	Since        time.Time          `json:"since,omitempty"`
+	UThreshold   uint32             `json:"uthreshold,omitempty"`
+	LThreshold   uint32             `json:"lthreshold,omitempty"`
+	ActiveConns  int64              `json:"active_conns"`
+	InactConns   int64              `json:"inact_conns"`
+	PersistConns int64              `json:"persist_conns"`
+	Stats        dataplane.Counters `json:"stats"`
+	Rates        Rates              `json:"rates"`
+	Sorry        bool               `json:"sorry,omitempty"`
+}
+
+// VRRP is the state of one VRRP instance.
+type VRRP struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Priority   int       `json:"priority"`
+	Effective  int       `json:"effective_priority"`
+	Master     string    `json:"master,omitempty"`
+	LastAdvert time.Time `json:"last_advert,omitempty"`
+}
+
+// Conn is one connection-table entry.
+type Conn struct {
+	Proto    string  `json:"proto"`
+	Client   string  `json:"client"`
+	Virtual  string  `json:"virtual"`
+	Real     string  `json:"real"`
+	Local    string  `json:"local,omitempty"`
+	State    string  `json:"state"`
+	Expires  float64 `json:"expires"` // seconds
+	Template bool    `json:"template,omitempty"`
+	FWMark   uint32  `json:"fwmark,omitempty"`
+}
+
+// ServiceChange asks for a runtime change of a service.
+type ServiceChange struct {
+	Service string `json:"service"`
+	Enabled *bool  `json:"enabled,omitempty"`
+	// Persist writes the change into the configuration file too.
+	Persist bool `json:"persist,omitempty"`
+}
+
+// RealServerChange asks for a runtime change of a real server: a new
+// weight (0 drains), or disabling/enabling it.
+type RealServerChange struct {
+	Service string `json:"service"`
+	Server  string `json:"server"` // ip:port
+	Weight  *int   `json:"weight,omitempty"`
+	Enabled *bool  `json:"enabled,omitempty"`
+	Persist bool   `json:"persist,omitempty"`
+}
+
+// ServiceID renders a dataplane key as an API service ID.
+func ServiceID(k dataplane.ServiceKey) string {
+	if k.FWMark != 0 {
+		if k.V6 {
+			return "fwm6/" + strconv.FormatUint(uint64(k.FWMark), 10)
+		}
+		return "fwm/" + strconv.FormatUint(uint64(k.FWMark), 10)
+	}
+	return strings.ToLower(k.Proto.String()) + "/" + netip.AddrPortFrom(k.Addr, k.Port).String()
+}
+
+// ParseServiceID reads a service ID (tcp/1.2.3.4:80, udp/[::1]:53,
+// fwm/5, fwm6/5).
+func ParseServiceID(s string) (dataplane.ServiceKey, error) {
+	kind, rest, ok := strings.Cut(s, "/")
+	if !ok {
+		return dataplane.ServiceKey{}, fmt.Errorf("service %q: want PROTO/ADDR:PORT or fwm/MARK", s)
+	}
+	switch strings.ToLower(kind) {
+	case "fwm", "fwm6":
+		m, err := strconv.ParseUint(rest, 10, 32)
+		if err != nil || m == 0 {
+			return dataplane.ServiceKey{}, fmt.Errorf("service %q: bad firewall mark", s)
+		}
+		return dataplane.ServiceKey{FWMark: uint32(m), V6: strings.ToLower(kind) == "fwm6"}, nil
+	}
+	var p dataplane.Proto
+	switch strings.ToLower(kind) {
+	case "tcp":
+		p = dataplane.TCP
+	case "udp":
+		p = dataplane.UDP
+	case "sctp":
+		p = dataplane.SCTP
+	default:
+		return dataplane.ServiceKey{}, fmt.Errorf("service %q: unknown protocol %q", s, kind)
+	}
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil {
+		return dataplane.ServiceKey{}, fmt.Errorf("service %q: %v", s, err)
+	}
+	return dataplane.ServiceKey{Proto: p, Addr: ap.Addr().Unmap(), Port: ap.Port()}, nil
+}

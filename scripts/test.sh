@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# test.sh — the project's whole test suite, as CI runs it. Installs what the
+# tests need (scripts/setup.sh), checks formatting, vet and generated files,
+# then runs every Go test. Tests that need root or network namespaces run
+# for real as root and skip with a message otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+if [ -x internal/dataplane/xdp/gen_check.sh ]; then
+  echo "== generated eBPF objects are current"
+  internal/dataplane/xdp/gen_check.sh
+fi
+
+echo "== go test"
+# One package at a time keeps the namespace tests of different packages
+# from competing for the two cores.
+go test -count=1 -p 1 -timeout 20m ./...
+
+echo "== go test -race (pure packages)"
+go test -count=1 -race -timeout 10m ./internal/config/... ./internal/sched/...
+
+echo "== fuzz (bounded)"
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 15s ./internal/config/
