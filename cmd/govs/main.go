@@ -22,6 +22,7 @@ Commands:
   import    convert a Piranha lvs.cf file to govs/keepalived syntax
   list      list virtual services like ipvsadm -L (talks to a running govs)
   reload    ask a running govs to reload its configuration
+  set       change a weight, drain or disable a server or service at run time
   version   print the version
 
 Run 'govs <command> --help' for the flags of a command.
@@ -50,6 +51,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdList(rest, stdout, stderr)
 	case "reload":
 		return cmdReload(rest, stdout, stderr)
+	case "set":
+		return cmdSet(rest, stdout, stderr)
+	case "demo":
+		return cmdDemo(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "govs", version)
 		return 0

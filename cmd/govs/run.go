@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/dataplane/proxy"
+	"github.com/govs/govs/internal/dataplane/xdp"
+	"github.com/govs/govs/internal/director"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// defaultSocket is where the API listens and the CLI connects by default.
+func defaultSocket() string {
+	if v := os.Getenv("GOVS_SOCKET"); v != "" {
+		return v
+	}
+	if os.Geteuid() == 0 {
+		return config.DefaultAPISocket
+	}
+	return fmt.Sprintf("%s/govs-%d/govs.sock", os.TempDir(), os.Geteuid())
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "run [-f FILE] [flags]\n\nRun the director: balance the configured virtual services over their\nhealthy real servers. SIGHUP (or govs reload) reloads the configuration;\nSIGTERM/SIGINT stop after a lame-duck period.", stderr)
+	file := fs.String("f", DefaultConfig, "configuration `file` (keepalived.conf syntax)")
+	dpName := fs.String("dataplane", "", "dataplane: auto, proxy, xdp or ipvs (default: the config's govs_dataplane, else auto)")
+	var ifaces stringList
+	fs.Var(&ifaces, "interface", "interface for the XDP dataplane (repeatable; default: the config's govs_interface)")
+	socket := fs.String("api-socket", "", "API unix socket `path` (default: the config's govs_api_socket, else "+defaultSocket()+")")
+	listen := fs.String("api-listen", "", "also serve the API on this TCP `address` (default: the config's govs_api_listen)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: the config's govs_log_level, else info)")
+	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "govs run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, diags := config.Load(*file, nil)
+	for _, d := range diags {
+		fmt.Fprintln(stderr, d)
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(stderr, "govs run: %s: %d error(s), not starting\n", *file, len(diags.Errors()))
+		return 1
+	}
+	g := cfg.Global.Govs
+	level := slog.LevelInfo
+	lv := *logLevel
+	if lv == "" {
+		lv = g.LogLevel
+	}
+	if lv != "" {
+		if err := level.UnmarshalText([]byte(lv)); err != nil {
+			fmt.Fprintf(stderr, "govs run: log level %q: %v\n", lv, err)
+			return 2
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if len(ifaces) == 0 {
+		ifaces = g.Interfaces
+	}
+	name := *dpName
+	if name == "" {
+		name = g.Dataplane
+	}
+	timeouts := dataplane.Timeouts{
+		TCP:    cfg.Global.LVSTimeouts.TCP.D(),
+		TCPFin: cfg.Global.LVSTimeouts.TCPFin.D(),
+		UDP:    cfg.Global.LVSTimeouts.UDP.D(),
+	}
+	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "govs run: %v\n", err)
+		return 1
+	}
+	d, err := director.New(cfg, director.Options{
+		ConfigFile:    *file,
+		Dataplane:     dp,
+		DataplaneName: chosen,
+		Log:           log,
+		Version:       version,
+		ConnTableSize: size,
+	})
+	if err != nil {
+		dp.Close()
+		fmt.Fprintf(stderr, "govs run: %v\n", err)
+		return 1
+	}
+	sock := *socket
+	if sock == "" {
+		sock = g.APISocket
+	}
+	if sock == "" {
+		sock = defaultSocket()
+	}
+	var listens []string
+	if *listen != "" {
+		listens = append(listens, *listen)
+	} else if g.APIListen != "" {
+		listens = append(listens, g.APIListen)
+	}
+	srv := &api.Server{Socket: sock, Listen: listens, Handler: api.Handler(d, log), Log: log}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	log.Info("govs starting", "version", version, "config", *file, "dataplane", chosen, "services", d.DescribeServices())
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error { return d.Run(gctx) })
+	grp.Go(func() error { return srv.Run(gctx) })
+	grp.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case s := <-sigs:
+				if s == syscall.SIGHUP {
+					log.Info("SIGHUP: reloading configuration")
+					if err := d.Reload(gctx); err != nil {
+						log.Error("reload", "err", err)
+					}
+					continue
+				}
+				log.Info("stopping: lame duck", "signal", s.String(), "for", lameDuck.String())
+				select {
+				case <-time.After(*lameDuck):
+				case <-sigs:
+					log.Info("second signal: stopping now")
+				}
+				cancel()
+				return nil
+			}
+		}
+	})
+	err = grp.Wait()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if serr := d.Stop(sctx); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("govs stopped", "err", err)
+		return 1
+	}
+	log.Info("govs stopped")
+	return 0
+}
+
+// openDataplane builds the dataplane called name ("" and "auto" choose):
+// xdp when it can run (root, interfaces configured), else the userspace
+// proxy. It returns the dataplane, the name chosen and the connection
+// table size to report.
+func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane.Timeouts, log *slog.Logger) (dataplane.Dataplane, string, int, error) {
+	size := cfg.Global.Govs.ConnTableSize
+	switch name {
+	case "", "auto":
+		switch {
+		case os.Geteuid() != 0:
+			log.Info("dataplane auto: proxy (not root, XDP needs root)")
+		case len(ifaces) == 0:
+			log.Info("dataplane auto: proxy (no interface configured for XDP: govs_interface or --interface)")
+		default:
+			dp, err := xdp.New(xdp.Options{Interfaces: ifaces, Logger: log, Timeouts: t, ConnTableSize: size})
+			if err == nil {
+				log.Info("dataplane auto: xdp", "interfaces", strings.Join(ifaces, ","))
+				return dp, "xdp", tableSize(size, xdp.DefaultConnTableSize), nil
+			}
+			log.Warn("dataplane auto: proxy (XDP cannot attach)", "err", err)
+		}
+		return openProxy(t, log, size)
+	case "proxy":
+		return openProxy(t, log, size)
+	case "xdp":
+		if len(ifaces) == 0 {
+			return nil, "", 0, errors.New("dataplane xdp: no interface (set govs_interface in global_defs or pass --interface)")
+		}
+		dp, err := xdp.New(xdp.Options{Interfaces: ifaces, Logger: log, Timeouts: t, ConnTableSize: size})
+		if err != nil {
+			return nil, "", 0, fmt.Errorf("dataplane xdp: %w", err)
+		}
+		return dp, "xdp", tableSize(size, xdp.DefaultConnTableSize), nil
+	case "ipvs":
+		return nil, "", 0, fmt.Errorf("dataplane ipvs: %w (the kernel IPVS backend is not built yet; use proxy or xdp)", dataplane.ErrNotSupported)
+	}
+	return nil, "", 0, fmt.Errorf("unknown dataplane %q (auto, proxy, xdp or ipvs)", name)
+}
+
+func openProxy(t dataplane.Timeouts, log *slog.Logger, size int) (dataplane.Dataplane, string, int, error) {
+	dp, err := proxy.New(proxy.Options{Logger: log, Timeouts: t})
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("dataplane proxy: %w", err)
+	}
+	return dp, "proxy", tableSize(size, 4096), nil
+}
+
+func tableSize(configured, def int) int {
+	if configured > 0 {
+		return configured
+	}
+	return def
+}

@@ -1,0 +1,551 @@
+// Package director is govs's engine: it turns the configuration (desired
+// state) and the health of real servers (observed state) into the list of
+// effective virtual services, hands it to a dataplane, and owns start,
+// reload, runtime changes and stop.
+package director
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/health"
+	"github.com/govs/govs/internal/notify"
+)
+
+// Options configure a Director.
+type Options struct {
+	// ConfigFile is re-read by Reload.
+	ConfigFile string
+	// Dataplane moves the packets; the director owns it after New.
+	Dataplane dataplane.Dataplane
+	// DataplaneName is reported in the state ("proxy", "xdp", ...).
+	DataplaneName string
+	// Log receives operational messages; nil discards them.
+	Log *slog.Logger
+	// Version is reported in the state.
+	Version string
+	// ConnTableSize is reported by govs list (ipvsadm's "size=").
+	ConnTableSize int
+	// RateInterval is the rate estimator period (default 2 s, as IPVS).
+	RateInterval time.Duration
+	// NewChecker overrides health checker construction (tests).
+	NewChecker func(health.Spec) (health.Checker, error)
+}
+
+// Director runs virtual services. Create it with New, then Run.
+type Director struct {
+	opts     Options
+	log      *slog.Logger
+	dp       dataplane.Dataplane
+	sup      *health.Supervisor
+	notifier *notify.Notifier
+	started  time.Time
+	kick     chan struct{}
+
+	mu           sync.Mutex
+	cfg          *config.Config
+	specs        []*vsSpec
+	states       map[dataplane.ServiceKey]*health.ServiceState
+	decisions    map[dataplane.ServiceKey]health.Decision
+	health       map[string]*rsHealth
+	vsOff        map[dataplane.ServiceKey]bool
+	rsOverride   map[rsKey]*override
+	configLoaded time.Time
+	reloadErr    string
+	applyErr     error
+
+	rmu    sync.Mutex
+	prev   dataplane.Snapshot
+	rates  map[rateKey]rates
+	closed bool
+}
+
+type rsKey struct {
+	svc dataplane.ServiceKey
+	rs  netip.AddrPort
+}
+
+type override struct {
+	weight   *int
+	disabled bool
+}
+
+type rsHealth struct {
+	up     bool
+	weight *int
+	reason string
+	since  time.Time
+}
+
+type rateKey struct {
+	svc dataplane.ServiceKey
+	rs  netip.AddrPort // zero for the service total
+}
+
+type rates struct{ cps, inpps, outpps, inbps, outbps uint64 }
+
+// New builds a director for a validated configuration. It does not start
+// anything; Run does.
+func New(cfg *config.Config, opts Options) (*Director, error) {
+	if opts.Dataplane == nil {
+		return nil, errors.New("director: no dataplane")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RateInterval <= 0 {
+		opts.RateInterval = 2 * time.Second
+	}
+	d := &Director{
+		opts:       opts,
+		log:        opts.Log,
+		dp:         opts.Dataplane,
+		started:    time.Now(),
+		kick:       make(chan struct{}, 1),
+		states:     map[dataplane.ServiceKey]*health.ServiceState{},
+		decisions:  map[dataplane.ServiceKey]health.Decision{},
+		health:     map[string]*rsHealth{},
+		vsOff:      map[dataplane.ServiceKey]bool{},
+		rsOverride: map[rsKey]*override{},
+		rates:      map[rateKey]rates{},
+	}
+	runner := &notify.Runner{Security: cfg.Global.EnableScriptSecurity}
+	runner.DefaultUser, runner.DefaultGroup = splitUser(cfg.Global.ScriptUser)
+	d.notifier = &notify.Notifier{Runner: runner, OnError: func(n notify.Notification, err error) {
+		d.log.Warn("notification failed", "subject", n.Subject, "err", err)
+	}}
+	d.notifier.Mailer = mailer(cfg)
+	d.sup = health.NewSupervisor(health.SupervisorConfig{
+		NewChecker: opts.NewChecker,
+		Options:    health.Options{Scripts: runner},
+	})
+	if err := d.load(cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func splitUser(s string) (user, group string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' || s[i] == ' ' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
+func mailer(cfg *config.Config) *notify.Mailer {
+	g := cfg.Global
+	if g.SMTPServer == "" || len(g.NotificationEmail) == 0 {
+		return nil
+	}
+	server := g.SMTPServer
+	if g.SMTPPort != 0 {
+		server = netip.AddrPortFrom(netip.MustParseAddr("0.0.0.0"), g.SMTPPort).String()
+		if a, err := netip.ParseAddr(g.SMTPServer); err == nil {
+			server = netip.AddrPortFrom(a, g.SMTPPort).String()
+		} else {
+			server = fmt.Sprintf("%s:%d", g.SMTPServer, g.SMTPPort)
+		}
+	}
+	return &notify.Mailer{
+		Server:         server,
+		From:           g.NotificationEmailFrom,
+		To:             g.NotificationEmail,
+		ConnectTimeout: g.SMTPConnectTimeout.D(),
+		RouterID:       g.RouterID,
+	}
+}
+
+// load installs cfg: new specs, health servers, service states. Called by
+// New and by Reload with a validated config.
+func (d *Director) load(cfg *config.Config) error {
+	specs, err := buildSpecs(cfg)
+	if err != nil {
+		return err
+	}
+	resolveFiles(cfg, specs)
+	var servers []health.Server
+	seen := map[string]bool{}
+	for _, s := range specs {
+		for _, r := range s.reals {
+			if seen[r.id] {
+				continue
+			}
+			seen[r.id] = true
+			servers = append(servers, health.Server{ID: r.id, Weight: r.dp.Weight, Checks: r.checks})
+		}
+	}
+	if err := d.sup.Update(servers); err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cfg = cfg
+	d.specs = specs
+	d.configLoaded = time.Now()
+	keys := map[dataplane.ServiceKey]bool{}
+	for _, s := range specs {
+		keys[s.svc.Key] = true
+		if st, ok := d.states[s.svc.Key]; ok {
+			st.SetSpec(s.quorum)
+		} else {
+			d.states[s.svc.Key] = health.NewServiceState(s.quorum)
+		}
+		for _, r := range s.reals {
+			if _, ok := d.health[r.id]; !ok {
+				up := true
+				for _, c := range r.checks {
+					if c.Alpha {
+						up = false
+					}
+				}
+				reason := "no check failed yet"
+				if len(r.checks) == 0 {
+					reason = "no health check configured"
+				} else if !up {
+					reason = "alpha: down until a check succeeds"
+				}
+				d.health[r.id] = &rsHealth{up: up, reason: reason, since: time.Now()}
+			}
+		}
+	}
+	for k := range d.states {
+		if !keys[k] {
+			delete(d.states, k)
+			delete(d.decisions, k)
+			delete(d.vsOff, k)
+		}
+	}
+	for id := range d.health {
+		if !seen[id] {
+			delete(d.health, id)
+		}
+	}
+	for k := range d.rsOverride {
+		if !keys[k.svc] {
+			delete(d.rsOverride, k)
+		}
+	}
+	return nil
+}
+
+// Run runs health checks, notifications and the reconcile loop until ctx
+// is done. It returns after its goroutines have exited; the dataplane is
+// left as it is (Stop releases it).
+func (d *Director) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.sup.Run(ctx) })
+	g.Go(func() error { return d.notifier.Run(ctx) })
+	g.Go(func() error { return d.loop(ctx) })
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (d *Director) loop(ctx context.Context) error {
+	if err := d.reconcile(ctx); err != nil {
+		d.log.Error("apply services", "err", err)
+	}
+	tick := time.NewTicker(d.opts.RateInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case t, ok := <-d.sup.Transitions():
+			if !ok {
+				return nil
+			}
+			d.transition(t)
+			// Apply every transition queued so far in one go.
+			for more := true; more; {
+				select {
+				case t := <-d.sup.Transitions():
+					d.transition(t)
+				default:
+					more = false
+				}
+			}
+			if err := d.reconcile(ctx); err != nil {
+				d.log.Error("apply services", "err", err)
+			}
+		case <-d.kick:
+			if err := d.reconcile(ctx); err != nil {
+				d.log.Error("apply services", "err", err)
+			}
+		case <-tick.C:
+			d.estimate(ctx)
+		}
+	}
+}
+
+func (d *Director) transition(t health.Transition) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.health[t.ID]
+	if !ok {
+		return
+	}
+	if h.up != t.Up {
+		state := "down"
+		if t.Up {
+			state = "up"
+		}
+		d.log.Info("real server "+state, "rs", t.ID, "reason", t.Reason)
+	}
+	h.up, h.weight, h.reason, h.since = t.Up, t.Weight, t.Reason, t.Time
+	if h.since.IsZero() {
+		h.since = time.Now()
+	}
+}
+
+// Kick asks the loop to reconcile soon.
+func (d *Director) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// effective computes the services for the dataplane and the notifications
+// due, under d.mu.
+func (d *Director) effective() ([]dataplane.Service, []notify.Notification) {
+	var out []dataplane.Service
+	var notes []notify.Notification
+	notified := map[*config.VirtualServer]bool{}
+	for _, s := range d.specs {
+		key := s.svc.Key
+		var states []health.RealServerState
+		byID := map[string]rsSpec{}
+		for _, r := range s.reals {
+			ov := d.rsOverride[rsKey{key, r.dp.Addr}]
+			if ov != nil && ov.disabled {
+				continue
+			}
+			h := d.health[r.id]
+			w := r.dp.Weight
+			if h != nil && h.weight != nil {
+				w = *h.weight
+			}
+			if ov != nil && ov.weight != nil {
+				w = *ov.weight
+			}
+			up := h == nil || h.up
+			states = append(states, health.RealServerState{ID: r.id, Up: up, Weight: w, InhibitOnFailure: r.inhibit})
+			byID[r.id] = r
+		}
+		st := d.states[key]
+		dec := st.Update(states)
+		d.decisions[key] = dec
+		if !notified[s.vs] {
+			notified[s.vs] = true
+			notes = append(notes, d.notes(s, dec)...)
+		}
+		if d.vsOff[key] {
+			continue
+		}
+		svc := s.svc
+		svc.RealServers = nil
+		svc.Sorry = nil
+		for _, e := range dec.Servers {
+			if e.Sorry {
+				if s.sorry != nil && e.Weight > 0 {
+					sorry := *s.sorry
+					sorry.Weight = e.Weight
+					svc.Sorry = &sorry
+				}
+				continue
+			}
+			r := byID[e.ID]
+			rs := r.dp
+			rs.Weight = e.Weight
+			svc.RealServers = append(svc.RealServers, rs)
+		}
+		out = append(out, svc)
+	}
+	return out, notes
+}
+
+// notes turns service events into notifications (scripts and mails).
+func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
+	var out []notify.Notification
+	for _, ev := range dec.Events {
+		switch ev.Kind {
+		case health.ServerUp, health.ServerDown:
+			var r *rsSpec
+			for i := range s.reals {
+				if s.reals[i].id == ev.ID {
+					r = &s.reals[i]
+				}
+			}
+			if r == nil {
+				continue
+			}
+			up := ev.Kind == health.ServerUp
+			n := notify.Notification{Mail: r.alert}
+			reason := ""
+			if h := d.health[r.id]; h != nil {
+				reason = h.reason
+			}
+			n.Subject, n.Body = notify.RealServerMail(r.dp.Addr.String(), s.vsLabel, up, reason)
+			if up && r.notifyUp != nil {
+				n.Scripts = append(n.Scripts, *r.notifyUp)
+			}
+			if !up && r.notifyDn != nil {
+				n.Scripts = append(n.Scripts, *r.notifyDn)
+			}
+			if len(n.Scripts) > 0 || n.Mail {
+				out = append(out, n)
+			}
+		case health.QuorumUp, health.QuorumDown:
+			up := ev.Kind == health.QuorumUp
+			d.log.Info("quorum "+map[bool]string{true: "up", false: "down"}[up], "vs", s.vsLabel, "live_weight", ev.LiveWeight, "quorum", s.vs.Quorum)
+			n := notify.Notification{Mail: s.vs.SMTPAlert != nil && *s.vs.SMTPAlert}
+			n.Subject, n.Body = notify.QuorumMail(s.vsLabel, up, ev.LiveWeight, s.vs.Quorum, s.vs.Hysteresis)
+			script := s.vs.QuorumDown
+			if up {
+				script = s.vs.QuorumUp
+			}
+			if c := scriptCmd(script); c != nil {
+				n.Scripts = append(n.Scripts, *c)
+			}
+			if len(n.Scripts) > 0 || n.Mail {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// reconcile computes the effective services and applies them.
+func (d *Director) reconcile(ctx context.Context) error {
+	d.mu.Lock()
+	svcs, notes := d.effective()
+	d.mu.Unlock()
+	for _, n := range notes {
+		d.notifier.Enqueue(n)
+	}
+	err := d.dp.Apply(ctx, svcs)
+	d.mu.Lock()
+	d.applyErr = err
+	d.mu.Unlock()
+	return err
+}
+
+// Reload re-reads the configuration file. A configuration with errors is
+// refused (its diagnostics are returned and logged) and the running state
+// is kept; a valid one is applied as a difference.
+func (d *Director) Reload(ctx context.Context) error {
+	cfg, diags := config.Load(d.opts.ConfigFile, nil)
+	for _, dg := range diags {
+		if dg.Severity == config.Error {
+			d.log.Error("config", "diag", dg.String())
+		} else {
+			d.log.Warn("config", "diag", dg.String())
+		}
+	}
+	if diags.HasErrors() {
+		err := fmt.Errorf("reload refused, running configuration kept: %w", diags.Err())
+		d.mu.Lock()
+		d.reloadErr = err.Error()
+		d.mu.Unlock()
+		return err
+	}
+	if err := d.load(cfg); err != nil {
+		err = fmt.Errorf("reload refused, running configuration kept: %w", err)
+		d.mu.Lock()
+		d.reloadErr = err.Error()
+		d.mu.Unlock()
+		return err
+	}
+	d.mu.Lock()
+	d.reloadErr = ""
+	d.notifier.Runner.Security = cfg.Global.EnableScriptSecurity
+	d.notifier.Mailer = mailer(cfg)
+	d.mu.Unlock()
+	d.log.Info("configuration reloaded", "file", d.opts.ConfigFile, "virtual_servers", len(cfg.VirtualServers))
+	if err := d.reconcile(ctx); err != nil {
+		return fmt.Errorf("apply reloaded configuration: %w", err)
+	}
+	return nil
+}
+
+// Stop releases the dataplane: with lvs_flush_onstop the services are
+// removed first. It is safe to call more than once.
+func (d *Director) Stop(ctx context.Context) error {
+	d.rmu.Lock()
+	if d.closed {
+		d.rmu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.rmu.Unlock()
+	var errs []error
+	d.mu.Lock()
+	flush := d.cfg.Global.LVSFlushOnStop
+	d.mu.Unlock()
+	if flush {
+		if err := d.dp.Apply(ctx, nil); err != nil {
+			errs = append(errs, fmt.Errorf("flush services: %w", err))
+		}
+	}
+	if err := d.dp.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// estimate updates the rates from the dataplane counters.
+func (d *Director) estimate(ctx context.Context) {
+	snap, err := d.dp.Stats(ctx)
+	if err != nil {
+		return
+	}
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	prev := d.prev
+	d.prev = snap
+	if prev.Time.IsZero() {
+		return
+	}
+	dt := snap.Time.Sub(prev.Time).Seconds()
+	if dt <= 0 {
+		return
+	}
+	old := map[rateKey]dataplane.Counters{}
+	for _, s := range prev.Services {
+		old[rateKey{svc: s.Key}] = s.Counters
+		for _, r := range s.RealServers {
+			old[rateKey{s.Key, r.Addr}] = r.Counters
+		}
+	}
+	rate := func(now, before uint64) uint64 {
+		if now < before {
+			return 0
+		}
+		return uint64(float64(now-before)/dt + 0.5)
+	}
+	calc := func(k rateKey, c dataplane.Counters) {
+		o := old[k]
+		d.rates[k] = rates{rate(c.Conns, o.Conns), rate(c.InPkts, o.InPkts), rate(c.OutPkts, o.OutPkts), rate(c.InBytes, o.InBytes), rate(c.OutBytes, o.OutBytes)}
+	}
+	clear(d.rates)
+	for _, s := range snap.Services {
+		calc(rateKey{svc: s.Key}, s.Counters)
+		for _, r := range s.RealServers {
+			calc(rateKey{s.Key, r.Addr}, r.Counters)
+		}
+	}
+}
