@@ -1,0 +1,376 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/health"
+)
+
+// fakeDP records what the director applies.
+type fakeDP struct {
+	mu      sync.Mutex
+	applied [][]dataplane.Service
+	closed  bool
+}
+
+func (f *fakeDP) Apply(_ context.Context, s []dataplane.Service) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = append(f.applied, s)
+	return nil
+}
+
+func (f *fakeDP) last() []dataplane.Service {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.applied) == 0 {
+		return nil
+	}
+	return f.applied[len(f.applied)-1]
+}
+
+func (f *fakeDP) Stats(context.Context) (dataplane.Snapshot, error) {
+	return dataplane.Snapshot{Time: time.Now()}, nil
+}
+func (f *fakeDP) Conns(context.Context, func(dataplane.Conn) bool) error { return nil }
+func (f *fakeDP) Close() error {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	return nil
+}
+
+// fakeHealth makes every check of a target pass or fail on demand.
+type fakeHealth struct {
+	mu   sync.Mutex
+	down map[netip.AddrPort]bool
+}
+
+func (h *fakeHealth) set(a string, up bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.down[netip.MustParseAddrPort(a)] = !up
+}
+
+func (h *fakeHealth) newChecker(s health.Spec) (health.Checker, error) {
+	return health.CheckerFunc(func(ctx context.Context) health.Result {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.down[s.Target] {
+			return health.Result{Err: errors.New("connect: connection refused")}
+		}
+		return health.Result{}
+	}), nil
+}
+
+type fixture struct {
+	t    *testing.T
+	dp   *fakeDP
+	hc   *fakeHealth
+	d    *Director
+	file string
+}
+
+func start(t *testing.T, conf string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dp: &fakeDP{}, hc: &fakeHealth{down: map[netip.AddrPort]bool{}}}
+	f.file = filepath.Join(t.TempDir(), "govs.conf")
+	if err := os.WriteFile(f.file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, ds := config.Load(f.file, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	d, err := New(cfg, Options{ConfigFile: f.file, Dataplane: f.dp, NewChecker: f.hc.newChecker, RateInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		d.Stop(context.Background())
+	})
+	f.waitFor("first apply", func(s []dataplane.Service) bool { return s != nil })
+	return f
+}
+
+// waitFor polls the last applied state until ok (bounded).
+func (f *fixture) waitFor(what string, ok func([]dataplane.Service) bool) []dataplane.Service {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := f.dp.last(); ok(s) {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.t.Fatalf("%s: never happened; last applied %+v", what, f.dp.last())
+	return nil
+}
+
+func weights(s dataplane.Service) map[string]int {
+	m := map[string]int{}
+	for _, r := range s.RealServers {
+		m[r.Addr.String()] = r.Weight
+	}
+	return m
+}
+
+const base = `
+virtual_server 192.0.2.10 80 {
+    lb_algo wrr
+    delay_loop 0.05
+    %s
+    real_server 10.0.0.1 8080 {
+        weight 3
+        TCP_CHECK {
+            connect_timeout 0.05
+            retry 0
+        }
+    }
+    real_server 10.0.0.2 8080 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 0.05
+            retry 0
+        }
+    }
+}
+`
+
+func conf(extra string) string {
+	return fmtConf(base, extra)
+}
+
+func fmtConf(f, extra string) string {
+	out := ""
+	for i := 0; i < len(f); i++ {
+		if f[i] == '%' && i+1 < len(f) && f[i+1] == 's' {
+			out += extra
+			i++
+			continue
+		}
+		out += string(f[i])
+	}
+	return out
+}
+
+func TestFailedServerRemovedThenBack(t *testing.T) {
+	f := start(t, conf(""))
+	s := f.dp.last()
+	if len(s) != 1 || s[0].Key.String() != "TCP  192.0.2.10:80" || s[0].Scheduler != "wrr" {
+		t.Fatalf("applied %+v", s)
+	}
+	if w := weights(s[0]); w["10.0.0.1:8080"] != 3 || w["10.0.0.2:8080"] != 2 {
+		t.Fatalf("weights %v", w)
+	}
+	f.hc.set("10.0.0.2:8080", false)
+	f.waitFor("removal", func(s []dataplane.Service) bool { return len(s) == 1 && len(s[0].RealServers) == 1 })
+	st, _ := f.d.State(context.Background())
+	for _, r := range st.Services[0].RealServers {
+		if r.Addr == "10.0.0.2:8080" && (r.Healthy || r.InPool || r.Reason == "") {
+			t.Errorf("down server state %+v", r)
+		}
+	}
+	f.hc.set("10.0.0.2:8080", true)
+	f.waitFor("re-entry", func(s []dataplane.Service) bool { return len(s) == 1 && len(s[0].RealServers) == 2 })
+}
+
+func TestInhibitOnFailure(t *testing.T) {
+	f := start(t, conf("inhibit_on_failure"))
+	f.hc.set("10.0.0.1:8080", false)
+	s := f.waitFor("inhibit", func(s []dataplane.Service) bool {
+		return len(s) == 1 && len(s[0].RealServers) == 2 && weights(s[0])["10.0.0.1:8080"] == 0
+	})
+	if weights(s[0])["10.0.0.2:8080"] != 2 {
+		t.Errorf("healthy server weight %v", weights(s[0]))
+	}
+}
+
+func TestSorryServerAndQuorum(t *testing.T) {
+	f := start(t, conf("sorry_server 10.0.0.9 8080\n    quorum 4"))
+	// Both up: live weight 5 ≥ quorum 4.
+	if s := f.dp.last(); s[0].Sorry != nil || len(s[0].RealServers) != 2 {
+		t.Fatalf("initial %+v", s[0])
+	}
+	// One down: live weight 3 < 4 → quorum lost, sorry server takes over.
+	f.hc.set("10.0.0.2:8080", false)
+	s := f.waitFor("sorry", func(s []dataplane.Service) bool { return s[0].Sorry != nil })
+	if s[0].Sorry.Addr.String() != "10.0.0.9:8080" {
+		t.Errorf("sorry = %v", s[0].Sorry)
+	}
+	st, _ := f.d.State(context.Background())
+	if st.Services[0].QuorumUp || !st.Services[0].SorryActive {
+		t.Errorf("state quorum_up=%v sorry=%v", st.Services[0].QuorumUp, st.Services[0].SorryActive)
+	}
+	f.hc.set("10.0.0.2:8080", true)
+	f.waitFor("quorum back", func(s []dataplane.Service) bool { return s[0].Sorry == nil && len(s[0].RealServers) == 2 })
+}
+
+func TestRuntimeChanges(t *testing.T) {
+	f := start(t, conf(""))
+	ctx := context.Background()
+	zero := 0
+	if err := f.d.ChangeRealServer(ctx, api.RealServerChange{Service: "tcp/192.0.2.10:80", Server: "10.0.0.1:8080", Weight: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if w := weights(f.dp.last()[0]); w["10.0.0.1:8080"] != 0 || len(w) != 2 {
+		t.Errorf("drain: %v", w)
+	}
+	off, on := false, true
+	if err := f.d.ChangeRealServer(ctx, api.RealServerChange{Service: "tcp/192.0.2.10:80", Server: "10.0.0.2:8080", Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if w := weights(f.dp.last()[0]); len(w) != 1 {
+		t.Errorf("disable: %v", w)
+	}
+	if err := f.d.ChangeService(ctx, api.ServiceChange{Service: "tcp/192.0.2.10:80", Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.dp.last(); len(s) != 0 {
+		t.Errorf("service disabled but applied: %+v", s)
+	}
+	if err := f.d.ChangeService(ctx, api.ServiceChange{Service: "tcp/192.0.2.10:80", Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.dp.last(); len(s) != 1 {
+		t.Errorf("service re-enabled: %+v", s)
+	}
+	// Errors name what is wrong.
+	for _, tt := range []struct {
+		c    api.RealServerChange
+		want error
+	}{
+		{api.RealServerChange{Service: "tcp/192.0.2.10:81", Server: "10.0.0.1:8080", Weight: &zero}, api.ErrNotFound},
+		{api.RealServerChange{Service: "tcp/192.0.2.10:80", Server: "10.0.0.7:8080", Weight: &zero}, api.ErrNotFound},
+		{api.RealServerChange{Service: "bogus", Server: "10.0.0.1:8080", Weight: &zero}, api.ErrBadRequest},
+		{api.RealServerChange{Service: "tcp/192.0.2.10:80", Server: "10.0.0.1:8080"}, api.ErrBadRequest},
+	} {
+		if err := f.d.ChangeRealServer(ctx, tt.c); !errors.Is(err, tt.want) {
+			t.Errorf("%+v: err %v, want %v", tt.c, err, tt.want)
+		}
+	}
+	big := 70000
+	if err := f.d.ChangeRealServer(ctx, api.RealServerChange{Service: "tcp/192.0.2.10:80", Server: "10.0.0.1:8080", Weight: &big}); !errors.Is(err, api.ErrBadRequest) {
+		t.Errorf("weight 70000: %v", err)
+	}
+}
+
+func TestPersistWeight(t *testing.T) {
+	f := start(t, "# operator comment\n"+conf(""))
+	five := 5
+	if err := f.d.ChangeRealServer(context.Background(), api.RealServerChange{Service: "tcp/192.0.2.10:80", Server: "10.0.0.2:8080", Weight: &five, Persist: true}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, ds := config.Load(f.file, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if w := cfg.VirtualServers[0].RealServers[1].Weight; w != 5 {
+		t.Errorf("persisted weight %d", w)
+	}
+	b, _ := os.ReadFile(f.file)
+	if string(b[:19]) != "# operator comment\n" {
+		t.Errorf("comment lost:\n%s", b)
+	}
+}
+
+func TestReload(t *testing.T) {
+	f := start(t, conf(""))
+	ctx := context.Background()
+	// A broken file is refused; the running services stay.
+	os.WriteFile(f.file, []byte("virtual_server 192.0.2.10 80 {\n    lb_algo nope\n"), 0o644)
+	n := len(f.dp.applied)
+	if err := f.d.Reload(ctx); err == nil {
+		t.Fatal("broken reload accepted")
+	}
+	if len(f.dp.applied) != n {
+		t.Errorf("refused reload applied something")
+	}
+	st, _ := f.d.State(ctx)
+	if st.LastReloadError == "" || len(st.Services) != 1 {
+		t.Errorf("state after refused reload: %+v", st)
+	}
+	// A valid reload adds a service and keeps the first one unchanged.
+	two := conf("") + "virtual_server 192.0.2.10 443 {\n    real_server 10.0.0.1 8443 {\n    }\n}\n"
+	os.WriteFile(f.file, []byte(two), 0o644)
+	if err := f.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := f.dp.last()
+	if len(s) != 2 || s[0].Key.Port != 80 || s[1].Key.Port != 443 || len(s[0].RealServers) != 2 {
+		t.Fatalf("after reload: %+v", s)
+	}
+	st, _ = f.d.State(ctx)
+	if st.LastReloadError != "" {
+		t.Errorf("reload error kept: %s", st.LastReloadError)
+	}
+}
+
+func TestServiceShapes(t *testing.T) {
+	cfg, ds := config.LoadBytes("t.conf", []byte(`
+virtual_server_group G {
+    192.0.2.1-2 80
+    fwmark 7
+}
+virtual_server group G {
+    lvs_method DR
+    real_server 10.0.0.1 {
+    }
+}
+virtual_server 192.0.2.5 21,10000-10010 {
+    protocol TCP UDP
+    persistence_timeout 60
+    persistence_granularity 255.255.255.0
+    real_server 10.0.0.2 {
+    }
+}
+`), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	specs, err := buildSpecs(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, s := range specs {
+		keys = append(keys, s.svc.Key.String())
+	}
+	want := []string{"TCP  192.0.2.1:80", "TCP  192.0.2.2:80", "FWM  7", "TCP  192.0.2.5:21", "UDP  192.0.2.5:21"}
+	if len(keys) != len(want) {
+		t.Fatalf("keys %q", keys)
+	}
+	for i := range want {
+		if keys[i] != want[i] {
+			t.Errorf("key %d = %q, want %q", i, keys[i], want[i])
+		}
+	}
+	ftp := specs[3].svc
+	if len(ftp.Ports) != 2 || ftp.Ports[1] != (dataplane.PortRange{From: 10000, To: 10010}) || ftp.PersistMask != 24 || ftp.Persistence != time.Minute {
+		t.Errorf("multi-port service %+v", ftp)
+	}
+	if specs[0].reals[0].dp.Addr.String() != "10.0.0.1:80" || specs[0].reals[0].dp.Method != dataplane.DR {
+		t.Errorf("group real server %+v", specs[0].reals[0].dp)
+	}
+	if specs[0].reals[0].id != specs[1].reals[0].id {
+		t.Errorf("group entries must share one health check per real server")
+	}
+}
