@@ -291,6 +291,20 @@ func TestBalancingHealthAndReentry(t *testing.T) {
 		t.Errorf("stats do not count 60 connections:\n%s", out)
 	}
 
+	// Prometheus metrics on the API socket.
+	uc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+	}}}
+	resp, err := uc.Get("http://govs/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`govs_realserver_connections_total{server=%q,service="tcp/%s"} 30`, a.addr, vip); !strings.Contains(string(mb), want) {
+		t.Errorf("metrics lack %s:\n%s", want, mb)
+	}
+
 	// b dies: its HTTP check fails, it leaves the pool, traffic continues.
 	b.stop()
 	d.waitHealthy(t, b.addr, false)

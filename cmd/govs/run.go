@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/govs/govs/internal/dataplane/proxy"
 	"github.com/govs/govs/internal/dataplane/xdp"
 	"github.com/govs/govs/internal/director"
+	"github.com/govs/govs/internal/metrics"
 )
 
 // stringList is a repeatable string flag.
@@ -47,6 +49,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&ifaces, "interface", "interface for the XDP dataplane (repeatable; default: the config's govs_interface)")
 	socket := fs.String("api-socket", "", "API unix socket `path` (default: the config's govs_api_socket, else "+defaultSocket()+")")
 	listen := fs.String("api-listen", "", "also serve the API on this TCP `address` (default: the config's govs_api_listen)")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on this TCP `address` (default: the config's govs_metrics_listen; /metrics is always on the API socket)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: the config's govs_log_level, else info)")
 	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping")
 	if err := fs.Parse(args); err != nil {
@@ -120,7 +123,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else if g.APIListen != "" {
 		listens = append(listens, g.APIListen)
 	}
-	srv := &api.Server{Socket: sock, Listen: listens, Handler: api.Handler(d, log), Log: log}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api.Handler(d, log))
+	mux.Handle("GET /metrics", metrics.Handler(d.State))
+	srv := &api.Server{Socket: sock, Listen: listens, Handler: mux, Log: log}
+	mlisten := *metricsListen
+	if mlisten == "" {
+		mlisten = g.MetricsListen
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -132,6 +142,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return d.Run(gctx) })
 	grp.Go(func() error { return srv.Run(gctx) })
+	if mlisten != "" {
+		msrv := &api.Server{Listen: []string{mlisten}, Handler: metrics.Handler(d.State), Log: log}
+		grp.Go(func() error { return msrv.Run(gctx) })
+	}
 	grp.Go(func() error {
 		for {
 			select {

@@ -1,0 +1,142 @@
+// Package metrics exports the director's state as Prometheus metrics. A
+// Collector reads the state at scrape time from the same source as the API
+// (no second copy of state); labels are bounded by configuration
+// (service, real server, VRRP instance), never by client address.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/govs/govs/internal/api"
+)
+
+// StateFunc returns the current state (the director's State method).
+type StateFunc func(ctx context.Context) (*api.State, error)
+
+// Collector turns the state into metrics on every scrape.
+type Collector struct {
+	state StateFunc
+
+	up, scrapeErr                                    *prometheus.Desc
+	svcConns, svcPkts, svcBytes, svcQuorum, svcSorry *prometheus.Desc
+	svcEnabled                                       *prometheus.Desc
+	rsConns, rsPkts, rsBytes, rsActive, rsInact      *prometheus.Desc
+	rsPersist, rsWeight, rsHealthy, rsInPool         *prometheus.Desc
+	reloadFailed, configLoaded                       *prometheus.Desc
+	vrrpState, vrrpPrio                              *prometheus.Desc
+}
+
+// NewCollector returns a collector reading state from fn.
+func NewCollector(fn StateFunc) *Collector {
+	svc := []string{"service"}
+	rs := []string{"service", "server"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &Collector{
+		state:        fn,
+		up:           d("govs_up", "1 while the director answers."),
+		scrapeErr:    d("govs_scrape_errors_total", "Always 0; set to 1 when the state could not be read during this scrape."),
+		svcConns:     d("govs_service_connections_total", "Connections scheduled by the virtual service.", svc...),
+		svcPkts:      d("govs_service_packets_total", "Packets forwarded by the virtual service, by direction (in: client to server).", "service", "direction"),
+		svcBytes:     d("govs_service_bytes_total", "Bytes forwarded by the virtual service, by direction.", "service", "direction"),
+		svcQuorum:    d("govs_service_quorum_up", "1 when the live weight of the service's real servers meets its quorum.", svc...),
+		svcSorry:     d("govs_service_sorry_active", "1 when the sorry server takes the service's traffic.", svc...),
+		svcEnabled:   d("govs_service_enabled", "0 when the service was disabled at run time.", svc...),
+		rsConns:      d("govs_realserver_connections_total", "Connections scheduled to the real server.", rs...),
+		rsPkts:       d("govs_realserver_packets_total", "Packets forwarded to/from the real server.", "service", "server", "direction"),
+		rsBytes:      d("govs_realserver_bytes_total", "Bytes forwarded to/from the real server.", "service", "server", "direction"),
+		rsActive:     d("govs_realserver_active_connections", "Active connections (IPVS ActiveConn).", rs...),
+		rsInact:      d("govs_realserver_inactive_connections", "Inactive connections (IPVS InActConn).", rs...),
+		rsPersist:    d("govs_realserver_persistent_connections", "Persistence templates pointing at the real server.", rs...),
+		rsWeight:     d("govs_realserver_weight", "Weight in the dataplane now (0 = drained or quiesced).", rs...),
+		rsHealthy:    d("govs_realserver_healthy", "1 when the real server's health checks pass.", rs...),
+		rsInPool:     d("govs_realserver_in_pool", "1 when the real server is in the dataplane.", rs...),
+		reloadFailed: d("govs_config_last_reload_failed", "1 when the last reload was refused (the previous configuration still runs)."),
+		configLoaded: d("govs_config_loaded_timestamp_seconds", "Time the running configuration was loaded."),
+		vrrpState:    d("govs_vrrp_state", "1 for the current state of the VRRP instance.", "instance", "state"),
+		vrrpPrio:     d("govs_vrrp_effective_priority", "Effective priority of the VRRP instance.", "instance"),
+	}
+}
+
+// Describe sends every descriptor.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.svcConns, c.svcPkts, c.svcBytes, c.svcQuorum, c.svcSorry, c.svcEnabled,
+		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
+		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio} {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Collect reads the state and sends the metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.state(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.up, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(c.reloadFailed, prometheus.GaugeValue, b2f(st.LastReloadError != ""))
+	if !st.ConfigLoaded.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.configLoaded, prometheus.GaugeValue, float64(st.ConfigLoaded.UnixNano())/1e9)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, s := range st.Services {
+		counter(c.svcConns, s.Stats.Conns, s.ID)
+		counter(c.svcPkts, s.Stats.InPkts, s.ID, "in")
+		counter(c.svcPkts, s.Stats.OutPkts, s.ID, "out")
+		counter(c.svcBytes, s.Stats.InBytes, s.ID, "in")
+		counter(c.svcBytes, s.Stats.OutBytes, s.ID, "out")
+		gauge(c.svcQuorum, b2f(s.QuorumUp), s.ID)
+		gauge(c.svcSorry, b2f(s.SorryActive), s.ID)
+		gauge(c.svcEnabled, b2f(s.Enabled), s.ID)
+		for _, r := range s.RealServers {
+			counter(c.rsConns, r.Stats.Conns, s.ID, r.Addr)
+			counter(c.rsPkts, r.Stats.InPkts, s.ID, r.Addr, "in")
+			counter(c.rsPkts, r.Stats.OutPkts, s.ID, r.Addr, "out")
+			counter(c.rsBytes, r.Stats.InBytes, s.ID, r.Addr, "in")
+			counter(c.rsBytes, r.Stats.OutBytes, s.ID, r.Addr, "out")
+			gauge(c.rsActive, float64(r.ActiveConns), s.ID, r.Addr)
+			gauge(c.rsInact, float64(r.InactConns), s.ID, r.Addr)
+			gauge(c.rsPersist, float64(r.PersistConns), s.ID, r.Addr)
+			gauge(c.rsWeight, float64(r.Weight), s.ID, r.Addr)
+			gauge(c.rsHealthy, b2f(r.Healthy), s.ID, r.Addr)
+			gauge(c.rsInPool, b2f(r.InPool), s.ID, r.Addr)
+		}
+	}
+	for _, v := range st.VRRP {
+		for _, state := range []string{"INIT", "BACKUP", "MASTER", "FAULT"} {
+			gauge(c.vrrpState, b2f(v.State == state), v.Name, state)
+		}
+		gauge(c.vrrpPrio, float64(v.Effective), v.Name)
+	}
+}
+
+// Handler returns the /metrics handler of a registry holding the
+// collector plus Go runtime and process metrics. The registry is the
+// daemon's own (nothing is registered globally).
+func Handler(fn StateFunc) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(fn), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

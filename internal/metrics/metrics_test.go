@@ -1,0 +1,58 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/dataplane"
+)
+
+func TestMetrics(t *testing.T) {
+	st := &api.State{
+		ConfigLoaded: time.Unix(1700000000, 0),
+		Services: []api.Service{{
+			ID: "tcp/192.0.2.10:80", QuorumUp: true, Enabled: true,
+			Stats: dataplane.Counters{Conns: 7, InPkts: 70, OutPkts: 60, InBytes: 700, OutBytes: 6000},
+			RealServers: []api.RealServer{
+				{Addr: "10.0.0.1:80", Weight: 3, Healthy: true, InPool: true, ActiveConns: 2, InactConns: 1, Stats: dataplane.Counters{Conns: 5}},
+				{Addr: "10.0.0.2:80", Weight: 0, Healthy: false},
+			},
+		}},
+		VRRP: []api.VRRP{{Name: "VI_1", State: "MASTER", Effective: 150}},
+	}
+	h := Handler(func(context.Context) (*api.State, error) { return st, nil })
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`govs_service_connections_total{service="tcp/192.0.2.10:80"} 7`,
+		`govs_service_bytes_total{direction="out",service="tcp/192.0.2.10:80"} 6000`,
+		`govs_realserver_connections_total{server="10.0.0.1:80",service="tcp/192.0.2.10:80"} 5`,
+		`govs_realserver_active_connections{server="10.0.0.1:80",service="tcp/192.0.2.10:80"} 2`,
+		`govs_realserver_healthy{server="10.0.0.2:80",service="tcp/192.0.2.10:80"} 0`,
+		`govs_realserver_weight{server="10.0.0.1:80",service="tcp/192.0.2.10:80"} 3`,
+		`govs_vrrp_state{instance="VI_1",state="MASTER"} 1`,
+		`govs_vrrp_state{instance="VI_1",state="BACKUP"} 0`,
+		`govs_vrrp_effective_priority{instance="VI_1"} 150`,
+		`govs_config_last_reload_failed 0`,
+		`govs_up 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	// A failing state read is an error for the scrape, not a crash.
+	h = Handler(func(context.Context) (*api.State, error) { return nil, errors.New("boom") })
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "boom") {
+		t.Errorf("failing scrape: %d %s", rec.Code, rec.Body.String())
+	}
+}
