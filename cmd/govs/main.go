@@ -17,13 +17,14 @@ Usage:
   govs <command> [flags]
 
 Commands:
-  run       run the director (reads keepalived.conf syntax)
-  check     validate a configuration file
-  import    convert a Piranha lvs.cf file to govs/keepalived syntax
-  list      list virtual services like ipvsadm -L (talks to a running govs)
-  reload    ask a running govs to reload its configuration
-  set       change a weight, drain or disable a server or service at run time
-  version   print the version
+  run         run the director (reads keepalived.conf syntax)
+  check       validate a configuration file
+  import      convert a Piranha lvs.cf file to govs/keepalived syntax
+  list        list virtual services like ipvsadm -L (talks to a running govs)
+  reload      ask a running govs to reload its configuration
+  set         change a weight, drain or disable a server or service at run time
+  realserver  set up or verify a real server for DR/TUN (VIP on lo, ARP settings, decap)
+  version     print the version
 
 Run 'govs <command> --help' for the flags of a command.
 `
@@ -53,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdReload(rest, stdout, stderr)
 	case "set":
 		return cmdSet(rest, stdout, stderr)
+	case "realserver":
+		return cmdRealServer(rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(rest, stdout, stderr)
 	case "version", "--version", "-v":
