@@ -134,28 +134,47 @@ func (d *Dest) ConnOpened(active bool) {
 }
 
 // ConnStateChanged records a connection moving between the active and
-// inactive states. A call with equal states does nothing.
+// inactive states. A call with equal states does nothing. A connection
+// that ResetConns forgot stays uncounted.
 func (d *Dest) ConnStateChanged(wasActive, nowActive bool) {
 	if wasActive == nowActive {
 		return
 	}
 	if nowActive {
-		d.inactive.Add(-1)
-		d.active.Add(1)
+		if decNonNeg(&d.inactive) {
+			d.active.Add(1)
+		}
 	} else {
-		d.active.Add(-1)
-		d.inactive.Add(1)
+		if decNonNeg(&d.active) {
+			d.inactive.Add(1)
+		}
 	}
 }
 
 // ConnClosed records the end of a connection that was in the given state.
+// Counters never go below zero, so closing connections opened before a
+// ResetConns is harmless.
 func (d *Dest) ConnClosed(active bool) {
 	if active {
-		d.active.Add(-1)
+		decNonNeg(&d.active)
 	} else {
-		d.inactive.Add(-1)
+		decNonNeg(&d.inactive)
 	}
 	d.updateOverload()
+}
+
+// decNonNeg decrements a unless it is already zero; it reports whether it
+// did.
+func decNonNeg(a *atomic.Int64) bool {
+	for {
+		v := a.Load()
+		if v <= 0 {
+			return false
+		}
+		if a.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
 }
 
 // ResetConns zeroes the connection counters (Piranha's quiesce_server:
@@ -204,7 +223,10 @@ type Scheduler interface {
 	// Update replaces the set of destinations. Order matters for the
 	// deterministic schedulers (rr, wrr, fo, ...) and is the config order.
 	// Dests keep their identity across updates: the same *Dest passed again
-	// keeps its counters.
+	// keeps its counters. wrr, sh, dh and mh compute their tables from
+	// the weights here (IPVS does so on every server change): call Update
+	// again after SetWeight. Quiescing (weight 0) and overload are read
+	// live by every scheduler and need no Update.
 	Update(dests []*Dest)
 	// Pick returns the destination for a new flow, or nil when no
 	// destination can take it (none, all quiescent or overloaded).
