@@ -1,0 +1,442 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+)
+
+// Defaults taken from keepalived.conf(5) (keepalived 2.2/2.4).
+const (
+	DefaultAdvertInterval        = time.Second
+	DefaultVersion               = 2
+	DefaultPriority              = 100
+	DefaultDownTimerAdverts      = 3
+	DefaultGARPMasterDelay       = 5 * time.Second
+	DefaultGARPMasterRepeat      = 5
+	DefaultGARPMasterRefreshRep  = 1
+	DefaultScriptInterval        = time.Second
+	DefaultScriptRise            = 1
+	DefaultScriptFall            = 1
+	MulticastGroup4              = "224.0.0.18"
+	MulticastGroup6              = "ff02::12"
+	PriorityOwner                = 255
+	PriorityStop                 = 0
+	maxTrackWeight               = 253
+	maxAuthPassLen               = 8
+	maxAdvertCentiseconds        = 4095
+	defaultTransitionHistorySize = 32
+)
+
+// InstanceConfig mirrors keepalived's vrrp_instance block. The zero value of
+// an optional field means keepalived's default; call WithDefaults to fill
+// them in.
+type InstanceConfig struct {
+	Name string `json:"name"`
+	// State is the initial state: "MASTER" or "BACKUP" (default BACKUP).
+	State     string `json:"state,omitempty"`
+	Interface string `json:"interface"`
+	VRID      int    `json:"virtual_router_id"`
+	// Priority 1..255; 255 is the address owner. Default 100.
+	Priority int `json:"priority,omitempty"`
+	// AdvertInterval is advert_int; fractional values are allowed for
+	// VRRPv3 (centisecond resolution), VRRPv2 rounds to whole seconds.
+	AdvertInterval time.Duration `json:"advert_int,omitempty"`
+	// Version 2 or 3 (default 2; IPv6 instances are always 3).
+	Version int `json:"version,omitempty"`
+	// NoPreempt is keepalived's nopreempt (preempt is the default).
+	NoPreempt    bool          `json:"nopreempt,omitempty"`
+	PreemptDelay time.Duration `json:"preempt_delay,omitempty"`
+	// DownTimerAdverts is down_timer_adverts (default 3).
+	DownTimerAdverts int `json:"down_timer_adverts,omitempty"`
+
+	// UnicastSrcIP is the source address of adverts (unicast_src_ip or
+	// mcast_src_ip); unset means the interface's primary address (IPv4) or
+	// link-local address (IPv6).
+	UnicastSrcIP netip.Addr `json:"unicast_src_ip,omitzero"`
+	// McastSrcIP is keepalived's mcast_src_ip, an alias of UnicastSrcIP
+	// (UnicastSrcIP wins when both are set).
+	McastSrcIP netip.Addr `json:"mcast_src_ip,omitzero"`
+	// UnicastPeers switches the instance to unicast adverts.
+	UnicastPeers []netip.Addr `json:"unicast_peer,omitempty"`
+	// UnicastTTL is the TTL of unicast adverts (default 255).
+	UnicastTTL int `json:"unicast_ttl,omitempty"`
+	// MulticastGroup overrides 224.0.0.18 / ff02::12 (mcast_dst_ip).
+	MulticastGroup netip.Addr `json:"mcast_dst_ip,omitzero"`
+
+	// AuthPass is authentication { auth_type PASS; auth_pass X } (VRRPv2
+	// only, at most 8 bytes). AH is not supported.
+	AuthPass string `json:"auth_pass,omitempty"`
+
+	VirtualIPs []VirtualIP `json:"virtual_ipaddress,omitempty"`
+	// VirtualIPsExcluded are installed and announced like VirtualIPs but
+	// not carried in adverts (any address family).
+	VirtualIPsExcluded []VirtualIP    `json:"virtual_ipaddress_excluded,omitempty"`
+	VirtualRoutes      []VirtualRoute `json:"virtual_routes,omitempty"`
+
+	TrackInterfaces []TrackInterface `json:"track_interface,omitempty"`
+	TrackScripts    []TrackScript    `json:"track_script,omitempty"`
+	TrackFiles      []TrackFile      `json:"track_file,omitempty"`
+	// DontTrackPrimary stops the implicit FAULT on Interface going down.
+	DontTrackPrimary bool `json:"dont_track_primary,omitempty"`
+
+	GARPMasterDelay         time.Duration `json:"garp_master_delay,omitempty"`
+	GARPMasterRepeat        int           `json:"garp_master_repeat,omitempty"`
+	GARPMasterRefresh       time.Duration `json:"garp_master_refresh,omitempty"`
+	GARPMasterRefreshRepeat int           `json:"garp_master_refresh_repeat,omitempty"`
+	// GARPInterval is the global vrrp_garp_interval / vrrp_gna_interval:
+	// the pause between two packets of one burst (default 0).
+	GARPInterval time.Duration `json:"garp_interval,omitempty"`
+	// GARPLowerPrioRepeat is how many GARPs a MASTER sends when it hears
+	// a lower priority master (split brain healing); 0 means
+	// GARPMasterRepeat.
+	GARPLowerPrioRepeat int `json:"garp_lower_prio_repeat,omitempty"`
+	// LowerPrioNoAdvert: a MASTER does not answer a lower priority advert
+	// with an immediate advert of its own.
+	LowerPrioNoAdvert bool `json:"lower_prio_no_advert,omitempty"`
+	// HigherPrioSendAdvert: a MASTER sends one more advert before it
+	// yields to a higher priority one.
+	HigherPrioSendAdvert bool `json:"higher_prio_send_advert,omitempty"`
+	// NoGARPDelay disables the delayed second burst (keepalived:
+	// garp_master_delay 0).
+	NoGARPDelay bool `json:"-"`
+
+	Notify    NotifyScripts `json:"notify,omitzero"`
+	SMTPAlert bool          `json:"smtp_alert,omitempty"`
+
+	// defaulted is set by WithDefaults so it is idempotent.
+	defaulted bool
+}
+
+// NotifyScripts are the notify_* scripts of an instance or sync group,
+// passed through untouched to the Notifier.
+type NotifyScripts struct {
+	Master string `json:"notify_master,omitempty"`
+	Backup string `json:"notify_backup,omitempty"`
+	Fault  string `json:"notify_fault,omitempty"`
+	Stop   string `json:"notify_stop,omitempty"`
+	Notify string `json:"notify,omitempty"`
+}
+
+// VirtualIP is one virtual_ipaddress line:
+// IP[/MASK] [brd IP] [dev IF] [scope SCOPE] [label LABEL].
+type VirtualIP struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	Broadcast netip.Addr   `json:"brd,omitzero"`
+	// Dev defaults to the instance interface.
+	Dev string `json:"dev,omitempty"`
+	// Scope: "global" (default), "site", "link", "host", "nowhere" or a number.
+	Scope string `json:"scope,omitempty"`
+	Label string `json:"label,omitempty"`
+	// NoDAD adds an IPv6 address without duplicate address detection.
+	NoDAD bool `json:"nodad,omitempty"`
+}
+
+// VirtualRoute is one virtual_routes line:
+// [src IP] [to] PREFIX [via GW] [dev IF] [table N] [metric N] [scope S],
+// or "blackhole PREFIX" (Type "blackhole", "unreachable", "prohibit").
+type VirtualRoute struct {
+	Dst    netip.Prefix `json:"to"`
+	Src    netip.Addr   `json:"src,omitzero"`
+	Via    netip.Addr   `json:"via,omitzero"`
+	Dev    string       `json:"dev,omitempty"`
+	Table  int          `json:"table,omitempty"`
+	Metric int          `json:"metric,omitempty"`
+	Scope  string       `json:"scope,omitempty"`
+	Type   string       `json:"type,omitempty"`
+}
+
+// TrackInterface is a track_interface entry: IF [weight W [reverse]].
+// Weight 0 means the instance goes to FAULT when the interface is down.
+type TrackInterface struct {
+	Name    string `json:"name"`
+	Weight  int    `json:"weight,omitempty"`
+	Reverse bool   `json:"reverse,omitempty"`
+}
+
+// TrackScript is a track_script entry naming a vrrp_script; Weight
+// overrides the script's own weight when WeightSet.
+type TrackScript struct {
+	Name      string `json:"name"`
+	Weight    int    `json:"weight,omitempty"`
+	WeightSet bool   `json:"weight_set,omitempty"`
+	Reverse   bool   `json:"reverse,omitempty"`
+}
+
+// TrackFile is a track_file entry: a file holding an integer that is
+// multiplied by Weight and added to the priority (weight 0: any non-zero
+// value means FAULT; a product <= -254 means FAULT).
+type TrackFile struct {
+	Name    string `json:"name"`
+	Path    string `json:"file"`
+	Weight  int    `json:"weight,omitempty"`
+	Reverse bool   `json:"reverse,omitempty"`
+	// Init is the value used while the file is missing (keepalived:
+	// init_file value, default 0).
+	Init int `json:"init,omitempty"`
+}
+
+// ScriptConfig mirrors keepalived's vrrp_script block.
+type ScriptConfig struct {
+	Name string `json:"name"`
+	// Script is the command line, split on blanks (keepalived does not use
+	// a shell either); quote with "double quotes".
+	Script   string        `json:"script"`
+	Interval time.Duration `json:"interval,omitempty"` // default 1s
+	// Timeout defaults to Interval.
+	Timeout  time.Duration `json:"timeout,omitempty"`
+	Weight   int           `json:"weight,omitempty"`
+	Reverse  bool          `json:"reverse,omitempty"`
+	Rise     int           `json:"rise,omitempty"` // default 1
+	Fall     int           `json:"fall,omitempty"` // default 1
+	InitFail bool          `json:"init_fail,omitempty"`
+	User     string        `json:"user,omitempty"`
+}
+
+// SyncGroupConfig mirrors vrrp_sync_group: the member instances change
+// state together.
+type SyncGroupConfig struct {
+	Name      string        `json:"name"`
+	Members   []string      `json:"group"`
+	Notify    NotifyScripts `json:"notify,omitzero"`
+	SMTPAlert bool          `json:"smtp_alert,omitempty"`
+}
+
+// WithDefaults returns a copy with keepalived's defaults filled in.
+func (c InstanceConfig) WithDefaults() InstanceConfig {
+	if c.defaulted {
+		return c
+	}
+	c.defaulted = true
+	if c.State == "" {
+		c.State = "BACKUP"
+	}
+	if c.Priority == 0 {
+		c.Priority = DefaultPriority
+	}
+	if c.AdvertInterval == 0 {
+		c.AdvertInterval = DefaultAdvertInterval
+	}
+	if c.Version == 0 {
+		c.Version = DefaultVersion
+	}
+	if c.IsIPv6() {
+		c.Version = 3
+	}
+	if c.DownTimerAdverts == 0 {
+		c.DownTimerAdverts = DefaultDownTimerAdverts
+	}
+	if c.GARPMasterDelay == 0 && !c.NoGARPDelay {
+		c.GARPMasterDelay = DefaultGARPMasterDelay
+	}
+	if c.GARPMasterRepeat == 0 {
+		c.GARPMasterRepeat = DefaultGARPMasterRepeat
+	}
+	if c.GARPMasterRefreshRepeat == 0 {
+		c.GARPMasterRefreshRepeat = DefaultGARPMasterRefreshRep
+	}
+	if c.GARPLowerPrioRepeat == 0 {
+		c.GARPLowerPrioRepeat = c.GARPMasterRepeat
+	}
+	if c.UnicastTTL == 0 {
+		c.UnicastTTL = TTL
+	}
+	if !c.UnicastSrcIP.IsValid() {
+		c.UnicastSrcIP = c.McastSrcIP
+	}
+	return c
+}
+
+// IsIPv6 reports whether the instance speaks VRRP over IPv6 (decided by
+// its first virtual address, like keepalived).
+func (c *InstanceConfig) IsIPv6() bool {
+	if len(c.VirtualIPs) > 0 {
+		return c.VirtualIPs[0].Prefix.Addr().Is6()
+	}
+	if c.UnicastSrcIP.IsValid() {
+		return c.UnicastSrcIP.Is6()
+	}
+	if c.McastSrcIP.IsValid() {
+		return c.McastSrcIP.Is6()
+	}
+	return len(c.UnicastPeers) > 0 && c.UnicastPeers[0].Is6()
+}
+
+// advertCentis is the advert interval in the unit of the wire format:
+// centiseconds for v3, seconds for v2.
+func (c *InstanceConfig) advertUnits() int {
+	if c.Version == 2 {
+		s := int(math.Round(c.AdvertInterval.Seconds()))
+		return max(1, min(s, 255))
+	}
+	cs := int(math.Round(float64(c.AdvertInterval) / float64(10*time.Millisecond)))
+	return max(1, min(cs, maxAdvertCentiseconds))
+}
+
+// effectiveAdvertInterval is the interval actually used on the wire.
+func (c *InstanceConfig) effectiveAdvertInterval() time.Duration {
+	if c.Version == 2 {
+		return time.Duration(c.advertUnits()) * time.Second
+	}
+	return time.Duration(c.advertUnits()) * 10 * time.Millisecond
+}
+
+// Validate reports every problem of a (defaulted) instance configuration.
+func (c *InstanceConfig) Validate() error {
+	d := c.WithDefaults()
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("vrrp_instance %s: "+format, append([]any{c.Name}, args...)...))
+	}
+	if d.Name == "" {
+		bad("missing name")
+	}
+	if d.Interface == "" {
+		bad("missing interface")
+	}
+	if d.VRID < 1 || d.VRID > 255 {
+		bad("virtual_router_id %d out of range 1-255", d.VRID)
+	}
+	if d.Priority < 1 || d.Priority > 255 {
+		bad("priority %d out of range 1-255", d.Priority)
+	}
+	if d.State != "MASTER" && d.State != "BACKUP" {
+		bad("state %q must be MASTER or BACKUP", d.State)
+	}
+	if d.Version != 2 && d.Version != 3 {
+		bad("version %d must be 2 or 3", d.Version)
+	}
+	if d.AdvertInterval <= 0 {
+		bad("advert_int must be positive")
+	}
+	if d.Version == 3 && d.AdvertInterval > maxAdvertCentiseconds*10*time.Millisecond {
+		bad("advert_int %s above VRRPv3 maximum 40.95s", d.AdvertInterval)
+	}
+	if d.Version == 2 && d.AdvertInterval > 255*time.Second {
+		bad("advert_int %s above VRRPv2 maximum 255s", d.AdvertInterval)
+	}
+	if len(d.AuthPass) > maxAuthPassLen {
+		bad("auth_pass longer than %d characters", maxAuthPassLen)
+	}
+	if d.AuthPass != "" && d.Version == 3 {
+		bad("authentication is not allowed with VRRPv3")
+	}
+	if len(d.VirtualIPs) == 0 && len(d.VirtualIPsExcluded) == 0 {
+		bad("no virtual_ipaddress")
+	}
+	v6 := d.IsIPv6()
+	for _, v := range d.VirtualIPs {
+		if !v.Prefix.IsValid() {
+			bad("invalid virtual_ipaddress")
+			continue
+		}
+		if v.Prefix.Addr().Is6() != v6 {
+			bad("virtual_ipaddress %s: mixed address families (use virtual_ipaddress_excluded)", v.Prefix)
+		}
+		if _, err := parseScope(v.Scope); err != nil {
+			bad("virtual_ipaddress %s: %v", v.Prefix, err)
+		}
+	}
+	for _, v := range d.VirtualIPsExcluded {
+		if !v.Prefix.IsValid() {
+			bad("invalid virtual_ipaddress_excluded")
+		} else if _, err := parseScope(v.Scope); err != nil {
+			bad("virtual_ipaddress_excluded %s: %v", v.Prefix, err)
+		}
+	}
+	if d.UnicastTTL < 1 || d.UnicastTTL > 255 {
+		bad("unicast_ttl %d out of range 1-255", d.UnicastTTL)
+	}
+	if d.UnicastSrcIP.IsValid() && d.UnicastSrcIP.Is6() != v6 {
+		bad("unicast_src_ip %s: wrong address family", d.UnicastSrcIP)
+	}
+	for _, p := range d.UnicastPeers {
+		if p.Is6() != v6 {
+			bad("unicast_peer %s: wrong address family", p)
+		}
+	}
+	for _, t := range d.TrackInterfaces {
+		if t.Weight < -maxTrackWeight || t.Weight > maxTrackWeight {
+			bad("track_interface %s: weight %d out of range -253..253", t.Name, t.Weight)
+		}
+	}
+	for _, t := range d.TrackScripts {
+		if t.Weight < -maxTrackWeight || t.Weight > maxTrackWeight {
+			bad("track_script %s: weight %d out of range -253..253", t.Name, t.Weight)
+		}
+	}
+	for _, t := range d.TrackFiles {
+		if t.Path == "" {
+			bad("track_file %s: missing file", t.Name)
+		}
+	}
+	for _, r := range d.VirtualRoutes {
+		if !r.Dst.IsValid() {
+			bad("virtual_routes: missing destination")
+		}
+		if _, err := parseScope(r.Scope); err != nil {
+			bad("virtual_routes %s: %v", r.Dst, err)
+		}
+		switch r.Type {
+		case "", "unicast", "blackhole", "unreachable", "prohibit":
+		default:
+			bad("virtual_routes %s: unknown type %q", r.Dst, r.Type)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WithDefaults returns a copy of s with keepalived's defaults.
+func (s ScriptConfig) WithDefaults() ScriptConfig {
+	if s.Interval <= 0 {
+		s.Interval = DefaultScriptInterval
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = s.Interval
+	}
+	if s.Rise <= 0 {
+		s.Rise = DefaultScriptRise
+	}
+	if s.Fall <= 0 {
+		s.Fall = DefaultScriptFall
+	}
+	return s
+}
+
+// Validate reports the problems of a vrrp_script.
+func (s *ScriptConfig) Validate() error {
+	var errs []error
+	if s.Name == "" {
+		errs = append(errs, errors.New("vrrp_script: missing name"))
+	}
+	if s.Script == "" {
+		errs = append(errs, fmt.Errorf("vrrp_script %s: missing script", s.Name))
+	}
+	if s.Weight < -maxTrackWeight || s.Weight > maxTrackWeight {
+		errs = append(errs, fmt.Errorf("vrrp_script %s: weight %d out of range -253..253", s.Name, s.Weight))
+	}
+	return errors.Join(errs...)
+}
+
+// parseScope maps an iproute2 scope name to its number.
+func parseScope(s string) (uint8, error) {
+	switch s {
+	case "", "global", "universe":
+		return 0, nil
+	case "site":
+		return 200, nil
+	case "link":
+		return 253, nil
+	case "host":
+		return 254, nil
+	case "nowhere":
+		return 255, nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 0 || n > 255 {
+		return 0, fmt.Errorf("unknown scope %q", s)
+	}
+	return uint8(n), nil
+}

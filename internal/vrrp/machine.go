@@ -1,0 +1,467 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Tracker is one tracked object as the state machine sees it: a key, a
+// weight and its current state. Kind-specific details (how an interface
+// or script is observed) live in the adapters.
+type Tracker struct {
+	Key     string `json:"key"`
+	Weight  int    `json:"weight"`
+	Reverse bool   `json:"reverse,omitempty"`
+	// Valued trackers (track_file) contribute Value*Weight; the others
+	// contribute by OK.
+	Valued bool `json:"valued,omitempty"`
+	OK     bool `json:"ok"`
+	Value  int  `json:"value,omitempty"`
+}
+
+// fault reports whether the tracker forces FAULT, and its priority delta.
+func (t *Tracker) contribution() (fault bool, delta int) {
+	if t.Valued {
+		v := t.Value
+		if t.Weight == 0 {
+			return v != 0, 0
+		}
+		d := v * t.Weight
+		if t.Reverse {
+			d = -d
+		}
+		if d <= -254 {
+			return true, 0
+		}
+		return false, d
+	}
+	ok := t.OK != t.Reverse
+	switch {
+	case t.Weight == 0:
+		return !ok, 0
+	case t.Weight > 0 && ok:
+		return false, t.Weight
+	case t.Weight < 0 && !ok:
+		return false, t.Weight
+	}
+	return false, 0
+}
+
+// Machine is the pure VRRP state machine of one instance. It does no I/O
+// and reads no clock: Step gets the time with each event and returns the
+// actions to execute. It is not safe for concurrent use.
+type Machine struct {
+	cfg      InstanceConfig
+	local    netip.Addr
+	advert   time.Duration
+	trackers []Tracker
+
+	state    State
+	eff      int
+	fault    bool
+	syncFail bool
+
+	masterAdver time.Duration
+	masterDown  time.Time
+	adverAt     time.Time
+	garpDelayAt time.Time
+	refreshAt   time.Time
+	preemptAt   time.Time
+	reannounced time.Time
+
+	masterAddr netip.Addr
+	masterPrio int
+	lastAdvert time.Time
+	history    []Transition
+}
+
+// NewMachine returns a machine in INIT. local is the address adverts are
+// sent from; it breaks ties between equal priorities. trackers carry their
+// initial state.
+func NewMachine(cfg InstanceConfig, local netip.Addr, trackers []Tracker) (*Machine, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Machine{
+		cfg:      cfg,
+		local:    local,
+		advert:   cfg.effectiveAdvertInterval(),
+		trackers: append([]Tracker(nil), trackers...),
+	}
+	m.masterAdver = m.advert
+	m.recompute()
+	return m, nil
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Config returns the defaulted configuration.
+func (m *Machine) Config() InstanceConfig { return m.cfg }
+
+// EffectivePriority is the base priority adjusted by the trackers (1..254
+// unless the instance owns the addresses).
+func (m *Machine) EffectivePriority() int { return m.eff }
+
+// MasterAddr returns the address of the current master (our own address
+// while MASTER) and the priority it advertised.
+func (m *Machine) MasterAddr() (netip.Addr, int) { return m.masterAddr, m.masterPrio }
+
+// LastAdvert is when the last accepted advert was received.
+func (m *Machine) LastAdvert() time.Time { return m.lastAdvert }
+
+// History returns the last transitions, oldest first.
+func (m *Machine) History() []Transition { return append([]Transition(nil), m.history...) }
+
+// Trackers returns the trackers' current states.
+func (m *Machine) Trackers() []Tracker { return append([]Tracker(nil), m.trackers...) }
+
+// AdvertInterval is the configured interval as sent on the wire.
+func (m *Machine) AdvertInterval() time.Duration { return m.advert }
+
+// MasterDownInterval is the current master-down interval (RFC 5798 §6.1).
+func (m *Machine) MasterDownInterval() time.Duration {
+	n := time.Duration(m.cfg.DownTimerAdverts)
+	if m.cfg.Version == 2 {
+		return n*m.advert + m.skew()
+	}
+	return n*m.masterAdver + m.skew()
+}
+
+// skew is Skew_Time: (256-Priority)/256 s for VRRPv2 (RFC 3768 §6.1),
+// ((256-Priority)*Master_Adver_Interval)/256 for VRRPv3 (RFC 5798 §6.1).
+func (m *Machine) skew() time.Duration {
+	p := time.Duration(256 - m.eff)
+	if m.cfg.Version == 2 {
+		return p * time.Second / 256
+	}
+	return p * m.masterAdver / 256
+}
+
+// NextDeadline is the earliest pending timer, or the zero time.
+func (m *Machine) NextDeadline() time.Time {
+	var d time.Time
+	for _, t := range []time.Time{m.masterDown, m.adverAt, m.garpDelayAt, m.refreshAt} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d
+}
+
+func (m *Machine) recompute() {
+	fault := false
+	delta := 0
+	for i := range m.trackers {
+		f, d := m.trackers[i].contribution()
+		fault = fault || f
+		delta += d
+	}
+	m.fault = fault
+	if m.cfg.Priority == PriorityOwner {
+		m.eff = PriorityOwner
+		return
+	}
+	m.eff = max(1, min(m.cfg.Priority+delta, PriorityOwner-1))
+}
+
+// Step feeds one event at time now and returns the actions to execute.
+func (m *Machine) Step(ev Event, now time.Time) []Action {
+	var out []Action
+	switch ev := ev.(type) {
+	case EventStartup:
+		out = m.startup(now, out)
+	case EventShutdown:
+		out = m.shutdown(now, out)
+	case EventTimer:
+		out = m.timer(now, out)
+	case EventAdvert:
+		out = m.advertReceived(ev, now, out)
+	case EventTrack:
+		out = m.track(ev, now, out)
+	case EventSync:
+		out = m.sync(ev, now, out)
+	}
+	return out
+}
+
+func (m *Machine) startup(now time.Time, out []Action) []Action {
+	if m.state != StateInit && m.state != StateStop {
+		return out
+	}
+	switch {
+	case m.fault:
+		return m.toFault(now, "tracked object failed at startup", false, out)
+	case m.cfg.Priority == PriorityOwner:
+		return m.toMaster(now, "address owner (priority 255)", false, out)
+	}
+	out = m.toBackup(now, "startup", false, out)
+	if m.cfg.State == "MASTER" {
+		// keepalived's "state MASTER": claim mastership after one advert
+		// interval unless a better master speaks first.
+		m.masterDown = now.Add(m.advert)
+	}
+	return out
+}
+
+func (m *Machine) shutdown(now time.Time, out []Action) []Action {
+	if m.state == StateStop {
+		return out
+	}
+	if m.state == StateMaster {
+		out = append(out, ActionSendAdvert{Priority: PriorityStop}, ActionRemoveAddresses{})
+	}
+	out = m.transition(now, StateStop, "shutdown", false, out)
+	m.clearTimers()
+	return append(out, ActionNotify{State: StateStop, Priority: m.eff})
+}
+
+func (m *Machine) timer(now time.Time, out []Action) []Action {
+	switch m.state {
+	case StateBackup:
+		if !m.masterDown.IsZero() && !now.Before(m.masterDown) {
+			return m.toMaster(now, "master down timer expired", false, out)
+		}
+	case StateMaster:
+		if !m.adverAt.IsZero() && !now.Before(m.adverAt) {
+			out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
+			m.adverAt = now.Add(m.advert)
+		}
+		if !m.garpDelayAt.IsZero() && !now.Before(m.garpDelayAt) {
+			out = append(out, ActionAnnounce{Repeat: m.cfg.GARPMasterRepeat, Reason: "garp_master_delay"})
+			m.garpDelayAt = time.Time{}
+		}
+		if !m.refreshAt.IsZero() && !now.Before(m.refreshAt) {
+			out = append(out, ActionAnnounce{Repeat: m.cfg.GARPMasterRefreshRepeat, Reason: "garp_master_refresh"})
+			m.refreshAt = now.Add(m.cfg.GARPMasterRefresh)
+		}
+	}
+	return out
+}
+
+// validate applies the receive checks of RFC 5798 §7.1 / RFC 3768 §7.1
+// that need the instance's configuration.
+func (m *Machine) validate(ev EventAdvert) DropReason {
+	a := &ev.Advert
+	switch {
+	case a.VRID != uint8(m.cfg.VRID):
+		return DropVRID
+	case ev.Src == m.local:
+		return DropOwnPacket
+	case len(m.cfg.UnicastPeers) == 0 && ev.TTL >= 0 && ev.TTL != TTL:
+		return DropTTL
+	case a.Version != m.cfg.Version:
+		return DropVersion
+	}
+	if a.Version == 2 {
+		if m.cfg.AuthPass != "" {
+			if a.AuthType != AuthPass || a.AuthData != authPassData(m.cfg.AuthPass) {
+				return DropAuth
+			}
+		} else if a.AuthType != AuthNone {
+			return DropAuth
+		}
+		if a.IntervalDuration() != m.advert {
+			return DropInterval
+		}
+	}
+	return ""
+}
+
+func (m *Machine) advertReceived(ev EventAdvert, now time.Time, out []Action) []Action {
+	if r := m.validate(ev); r != "" {
+		return append(out, ActionDrop{Reason: r, Src: ev.Src})
+	}
+	a := &ev.Advert
+	prio := int(a.Priority)
+	switch m.state {
+	case StateBackup:
+		m.lastAdvert = now
+		if prio == PriorityStop {
+			// The master resigned: take over after Skew_Time.
+			m.masterDown = now.Add(m.skew())
+			m.masterAddr, m.masterPrio = ev.Src, prio
+			return out
+		}
+		accept := m.cfg.NoPreempt || prio >= m.eff
+		if !accept && m.cfg.PreemptDelay > 0 {
+			if m.preemptAt.IsZero() {
+				m.preemptAt = now.Add(m.cfg.PreemptDelay)
+			}
+			accept = now.Before(m.preemptAt)
+		}
+		m.masterAddr, m.masterPrio = ev.Src, prio
+		if !accept {
+			// Lower priority master and we preempt: let the master-down
+			// timer run out.
+			return out
+		}
+		if prio >= m.eff {
+			m.preemptAt = time.Time{}
+		}
+		if m.cfg.Version == 3 {
+			m.masterAdver = a.IntervalDuration()
+		}
+		m.masterDown = now.Add(m.MasterDownInterval())
+	case StateMaster:
+		if prio == PriorityStop {
+			out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
+			m.adverAt = now.Add(m.advert)
+			return out
+		}
+		if prio > m.eff || (prio == m.eff && addrGreater(ev.Src, m.local)) {
+			if m.cfg.HigherPrioSendAdvert {
+				out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
+			}
+			m.lastAdvert = now
+			if m.cfg.Version == 3 {
+				m.masterAdver = a.IntervalDuration()
+			}
+			out = m.toBackup(now, fmt.Sprintf("higher priority advert from %s (priority %d)", ev.Src, prio), false, out)
+			m.masterAddr, m.masterPrio = ev.Src, prio
+			return out
+		}
+		// Another master with a lower priority: a split brain that is
+		// healing. Assert mastership at once, and re-announce the
+		// addresses and re-notify so caches and scripts follow
+		// (keepalived #166, #1884) — at most once per down interval.
+		if !m.cfg.LowerPrioNoAdvert {
+			out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
+			m.adverAt = now.Add(m.advert)
+		}
+		if m.reannounced.IsZero() || now.Sub(m.reannounced) >= m.MasterDownInterval() {
+			m.reannounced = now
+			out = append(out,
+				ActionAnnounce{Repeat: m.cfg.GARPLowerPrioRepeat, Reason: fmt.Sprintf("lower priority master %s", ev.Src)},
+				ActionNotify{State: StateMaster, Priority: m.eff, Repeat: true})
+		}
+	}
+	return out
+}
+
+func (m *Machine) track(ev EventTrack, now time.Time, out []Action) []Action {
+	found := false
+	for i := range m.trackers {
+		t := &m.trackers[i]
+		if t.Key == ev.Key {
+			t.OK, t.Value = ev.OK, ev.Value
+			found = true
+		}
+	}
+	if !found {
+		return out
+	}
+	oldEff := m.eff
+	m.recompute()
+	switch m.state {
+	case StateBackup, StateMaster:
+		if m.fault {
+			return m.toFault(now, "tracked object "+ev.Key+" failed", false, out)
+		}
+		if m.state == StateMaster && m.eff != oldEff {
+			out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
+			m.adverAt = now.Add(m.advert)
+		}
+	case StateFault:
+		if !m.fault && !m.syncFail {
+			return m.leaveFault(now, "tracked objects recovered", false, out)
+		}
+	}
+	return out
+}
+
+func (m *Machine) leaveFault(now time.Time, reason string, bySync bool, out []Action) []Action {
+	if m.cfg.Priority == PriorityOwner {
+		return m.toMaster(now, reason, bySync, out)
+	}
+	return m.toBackup(now, reason, bySync, out)
+}
+
+func (m *Machine) sync(ev EventSync, now time.Time, out []Action) []Action {
+	reason := "sync group " + ev.Group
+	switch ev.State {
+	case StateFault:
+		m.syncFail = true
+		if m.state == StateBackup || m.state == StateMaster {
+			return m.toFault(now, reason, true, out)
+		}
+	case StateBackup:
+		m.syncFail = false
+		switch {
+		case m.state == StateFault && !m.fault:
+			return m.leaveFault(now, reason, true, out)
+		case m.state == StateMaster:
+			return m.toBackup(now, reason, true, out)
+		}
+	case StateMaster:
+		m.syncFail = false
+		if m.state == StateBackup {
+			return m.toMaster(now, reason, true, out)
+		}
+	}
+	return out
+}
+
+func (m *Machine) clearTimers() {
+	m.masterDown, m.adverAt, m.garpDelayAt, m.refreshAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.preemptAt = time.Time{}
+}
+
+func (m *Machine) transition(now time.Time, to State, reason string, bySync bool, out []Action) []Action {
+	from := m.state
+	m.state = to
+	m.history = append(m.history, Transition{Time: now, From: from, To: to, Reason: reason})
+	if len(m.history) > defaultTransitionHistorySize {
+		m.history = append(m.history[:0:0], m.history[len(m.history)-defaultTransitionHistorySize:]...)
+	}
+	return append(out, ActionTransition{From: from, To: to, Reason: reason, BySync: bySync})
+}
+
+func (m *Machine) toMaster(now time.Time, reason string, bySync bool, out []Action) []Action {
+	out = m.transition(now, StateMaster, reason, bySync, out)
+	m.clearTimers()
+	m.masterAddr, m.masterPrio = m.local, m.eff
+	m.reannounced = time.Time{}
+	out = append(out,
+		ActionAddAddresses{},
+		ActionSendAdvert{Priority: uint8(m.eff)},
+		ActionAnnounce{Repeat: m.cfg.GARPMasterRepeat, Reason: "became master"},
+		ActionNotify{State: StateMaster, Priority: m.eff})
+	m.adverAt = now.Add(m.advert)
+	if m.cfg.GARPMasterDelay > 0 {
+		m.garpDelayAt = now.Add(m.cfg.GARPMasterDelay)
+	}
+	if m.cfg.GARPMasterRefresh > 0 {
+		m.refreshAt = now.Add(m.cfg.GARPMasterRefresh)
+	}
+	return out
+}
+
+func (m *Machine) toBackup(now time.Time, reason string, bySync bool, out []Action) []Action {
+	wasMaster := m.state == StateMaster
+	out = m.transition(now, StateBackup, reason, bySync, out)
+	m.clearTimers()
+	if wasMaster {
+		out = append(out, ActionRemoveAddresses{})
+	}
+	m.masterAddr, m.masterPrio = netip.Addr{}, 0
+	m.masterDown = now.Add(m.MasterDownInterval())
+	return append(out, ActionNotify{State: StateBackup, Priority: m.eff})
+}
+
+func (m *Machine) toFault(now time.Time, reason string, bySync bool, out []Action) []Action {
+	wasMaster := m.state == StateMaster
+	out = m.transition(now, StateFault, reason, bySync, out)
+	m.clearTimers()
+	if wasMaster {
+		out = append(out, ActionSendAdvert{Priority: PriorityStop}, ActionRemoveAddresses{})
+	}
+	m.masterAddr, m.masterPrio = netip.Addr{}, 0
+	return append(out, ActionNotify{State: StateFault, Priority: m.eff})
+}
+
+// addrGreater compares two addresses as unsigned integers (RFC 5798
+// §6.4.3: the larger primary address wins a tie).
+func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }

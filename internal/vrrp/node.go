@@ -1,0 +1,629 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Options configure a Node.
+type Options struct {
+	Instances  []InstanceConfig
+	Scripts    []ScriptConfig
+	SyncGroups []SyncGroupConfig
+	// System does the I/O (NewLinuxSystem); required.
+	System System
+	// Notifier gets notify events; nil drops them.
+	Notifier Notifier
+	// OnChange is called after every state or priority change of an
+	// instance, in order, from the notification goroutine.
+	OnChange func(InstanceStatus)
+	Logger   *slog.Logger
+}
+
+// InstanceStatus is the observable state of one instance (API, CLI,
+// metrics).
+type InstanceStatus struct {
+	Name              string         `json:"name"`
+	SyncGroup         string         `json:"sync_group,omitempty"`
+	Interface         string         `json:"interface"`
+	VRID              int            `json:"virtual_router_id"`
+	Version           int            `json:"version"`
+	State             State          `json:"state"`
+	BasePriority      int            `json:"base_priority"`
+	EffectivePriority int            `json:"effective_priority"`
+	LocalAddr         netip.Addr     `json:"local_addr,omitzero"`
+	MasterAddr        netip.Addr     `json:"master_addr,omitzero"`
+	MasterPriority    int            `json:"master_priority,omitempty"`
+	LastAdvert        time.Time      `json:"last_advert,omitzero"`
+	AdvertInterval    time.Duration  `json:"advert_interval_ns"`
+	VirtualIPs        []netip.Prefix `json:"virtual_ipaddress"`
+	Trackers          []Tracker      `json:"trackers,omitempty"`
+	Transitions       []Transition   `json:"transitions"`
+	Counters          Counters       `json:"counters"`
+}
+
+// Counters of one instance.
+type Counters struct {
+	AdvertsSent     uint64                `json:"adverts_sent"`
+	AdvertsReceived uint64                `json:"adverts_received"`
+	SendErrors      uint64                `json:"send_errors"`
+	Announcements   uint64                `json:"announcements"`
+	BecameMaster    uint64                `json:"became_master"`
+	Dropped         map[DropReason]uint64 `json:"dropped,omitempty"`
+}
+
+// Node runs VRRP instances, their trackers and sync groups.
+type Node struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	scripts map[string]ScriptConfig
+	groupOf map[string]*SyncGroupConfig
+	cfgs    []InstanceConfig
+
+	mu     sync.Mutex
+	status []InstanceStatus
+
+	// Owned by the Run goroutine.
+	insts      []*instance
+	byKey      map[string]int
+	groupState map[string]State
+}
+
+type instance struct {
+	cfg   InstanceConfig
+	m     *Machine
+	conn  Conn
+	count Counters
+}
+
+type inbound struct {
+	idx int
+	pkt Packet
+}
+
+// NewNode checks the configuration and returns a Node ready to Run.
+func NewNode(opts Options) (*Node, error) {
+	if opts.System == nil {
+		return nil, errors.New("vrrp: no System")
+	}
+	n := &Node{
+		opts:    opts,
+		log:     opts.Logger,
+		now:     time.Now,
+		scripts: map[string]ScriptConfig{},
+		groupOf: map[string]*SyncGroupConfig{},
+		byKey:   map[string]int{},
+
+		groupState: map[string]State{},
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	for _, s := range opts.Scripts {
+		if err := s.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		n.scripts[s.Name] = s.WithDefaults()
+	}
+	names := map[string]bool{}
+	type vr struct {
+		ifname string
+		vrid   int
+		v6     bool
+	}
+	vrids := map[vr]string{}
+	for _, c := range opts.Instances {
+		c = c.WithDefaults()
+		if err := c.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if names[c.Name] {
+			errs = append(errs, fmt.Errorf("vrrp_instance %s: defined twice", c.Name))
+		}
+		names[c.Name] = true
+		k := vr{c.Interface, c.VRID, c.IsIPv6()}
+		if other, ok := vrids[k]; ok {
+			errs = append(errs, fmt.Errorf("vrrp_instance %s: virtual_router_id %d on %s already used by %s", c.Name, c.VRID, c.Interface, other))
+		}
+		vrids[k] = c.Name
+		if _, err := ResolveTrackers(&c, n.scripts); err != nil {
+			errs = append(errs, err)
+		}
+		n.cfgs = append(n.cfgs, c)
+	}
+	for i := range opts.SyncGroups {
+		g := &opts.SyncGroups[i]
+		for _, mname := range g.Members {
+			if !names[mname] {
+				errs = append(errs, fmt.Errorf("vrrp_sync_group %s: no vrrp_instance %s", g.Name, mname))
+			}
+			if prev, ok := n.groupOf[mname]; ok {
+				errs = append(errs, fmt.Errorf("vrrp_sync_group %s: instance %s already in group %s", g.Name, mname, prev.Name))
+			}
+			n.groupOf[mname] = g
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, c := range n.cfgs {
+		n.status = append(n.status, InstanceStatus{
+			Name: c.Name, Interface: c.Interface, VRID: c.VRID, Version: c.Version,
+			BasePriority: c.Priority, VirtualIPs: vipPrefixes(&c), SyncGroup: n.groupName(c.Name),
+		})
+	}
+	return n, nil
+}
+
+func (n *Node) groupName(inst string) string {
+	if g := n.groupOf[inst]; g != nil {
+		return g.Name
+	}
+	return ""
+}
+
+func vipPrefixes(c *InstanceConfig) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.VirtualIPs)+len(c.VirtualIPsExcluded))
+	for _, v := range allVIPs(c) {
+		out = append(out, v.Prefix)
+	}
+	return out
+}
+
+// Status returns a snapshot of every instance.
+func (n *Node) Status() []InstanceStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := slices.Clone(n.status)
+	for i := range out {
+		out[i].Counters.Dropped = cloneMap(out[i].Counters.Dropped)
+	}
+	return out
+}
+
+func cloneMap(m map[DropReason]uint64) map[DropReason]uint64 {
+	if m == nil {
+		return nil
+	}
+	c := make(map[DropReason]uint64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Owns reports whether an instance in MASTER state holds addr as a
+// virtual address (the director balances only these VIPs; ha_suspend
+// suspends checks of the others).
+func (n *Node) Owns(addr netip.Addr) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range n.status {
+		if s.State != StateMaster {
+			continue
+		}
+		for _, p := range s.VirtualIPs {
+			if p.Addr() == addr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Run opens the sockets, starts every instance and runs until ctx is
+// done; then it shuts the instances down (priority 0 adverts, addresses
+// removed, STOP notifications) and returns after its goroutines exited.
+// It returns an error only when it cannot start. Call it once.
+func (n *Node) Run(ctx context.Context) error {
+	events := make(chan any, 256)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+
+	q := newQueue()
+	wg.Go(func() { q.run() })
+	defer q.close()
+
+	if err := n.open(ctx); err != nil {
+		n.closeConns()
+		return err
+	}
+	defer n.closeConns()
+	for i, in := range n.insts {
+		wg.Go(func() { n.receive(bg, i, in.conn, events) })
+	}
+	n.startTrackers(bg, &wg, events)
+
+	for i := range n.insts {
+		n.apply(bg, q, i, EventStartup{})
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		n.armTimer(timer)
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			for i := range n.insts {
+				n.apply(sctx, q, i, EventShutdown{})
+			}
+			cancel()
+			stopBG()
+			n.closeConns()
+			return nil
+		case <-timer.C:
+			for i := range n.insts {
+				if d := n.insts[i].m.NextDeadline(); !d.IsZero() && !n.now().Before(d) {
+					n.apply(bg, q, i, EventTimer{})
+				}
+			}
+		case ev := <-events:
+			n.dispatch(bg, q, ev)
+		}
+	}
+}
+
+func (n *Node) open(ctx context.Context) error {
+	n.insts = nil
+	for i := range n.cfgs {
+		c := &n.cfgs[i]
+		conn, err := n.opts.System.OpenConn(ctx, c)
+		if err != nil {
+			return fmt.Errorf("vrrp_instance %s: %w", c.Name, err)
+		}
+		in := &instance{cfg: *c, conn: conn}
+		n.insts = append(n.insts, in)
+		trackers, _ := ResolveTrackers(c, n.scripts)
+		for j := range trackers {
+			t := &trackers[j]
+			if name, ok := stringsCut(t.Key, "interface:"); ok {
+				up, err := n.opts.System.LinkUp(ctx, name)
+				if err != nil {
+					n.log.Warn("track interface", "instance", c.Name, "interface", name, "err", err)
+				}
+				t.OK = up
+			}
+		}
+		m, err := NewMachine(*c, conn.LocalAddr(), trackers)
+		if err != nil {
+			return err
+		}
+		in.m = m
+		n.byKey[c.Name] = i
+	}
+	return nil
+}
+
+func stringsCut(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+func (n *Node) closeConns() {
+	for _, in := range n.insts {
+		if in.conn != nil {
+			in.conn.Close()
+		}
+	}
+}
+
+func (n *Node) receive(ctx context.Context, idx int, c Conn, events chan<- any) {
+	for {
+		pkt, err := c.Recv()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A transient error (e.g. ENOBUFS): keep receiving.
+			n.log.Warn("vrrp receive", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case events <- inbound{idx: idx, pkt: pkt}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) startTrackers(ctx context.Context, wg *sync.WaitGroup, events chan<- any) {
+	send := func(ev EventTrack) {
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+		}
+	}
+	wg.Go(func() {
+		err := n.opts.System.WatchLinks(ctx, func(name string, up bool) {
+			send(EventTrack{Key: interfaceKey(name), OK: up})
+		})
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("watch links", "err", err)
+		}
+	})
+	started := map[string]bool{}
+	for _, c := range n.cfgs {
+		for _, ts := range c.TrackScripts {
+			sc, ok := n.scripts[ts.Name]
+			if !ok || started["s:"+ts.Name] {
+				continue
+			}
+			started["s:"+ts.Name] = true
+			wg.Go(func() {
+				watchScript(ctx, sc, func(ok bool) {
+					n.log.Info("vrrp script state", "script", sc.Name, "ok", ok)
+					send(EventTrack{Key: scriptKey(sc.Name), OK: ok})
+				})
+			})
+		}
+		for _, tf := range c.TrackFiles {
+			if started["f:"+tf.Name] {
+				continue
+			}
+			started["f:"+tf.Name] = true
+			wg.Go(func() {
+				watchFile(ctx, tf, func(v int) { send(EventTrack{Key: fileKey(tf.Name), Value: v}) })
+			})
+		}
+	}
+}
+
+func (n *Node) armTimer(t *time.Timer) {
+	var next time.Time
+	for _, in := range n.insts {
+		if d := in.m.NextDeadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	wait := time.Hour
+	if !next.IsZero() {
+		wait = max(0, next.Sub(n.now()))
+	}
+	t.Reset(wait)
+}
+
+func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
+	switch ev := ev.(type) {
+	case inbound:
+		in := n.insts[ev.idx]
+		a, err := ParseAdvert(ev.pkt.Data, in.cfg.IsIPv6(), ev.pkt.Src, ev.pkt.Dst, ev.pkt.ChecksumVerified)
+		if err != nil {
+			var pe *ParseError
+			reason := DropLength
+			if errors.As(err, &pe) {
+				reason = pe.Reason
+			}
+			n.countDrop(in, reason)
+			n.log.Debug("vrrp advert dropped", "instance", in.cfg.Name, "src", ev.pkt.Src, "err", err)
+			n.publish(ev.idx)
+			return
+		}
+		in.count.AdvertsReceived++
+		n.apply(ctx, q, ev.idx, EventAdvert{Src: ev.pkt.Src, TTL: ev.pkt.TTL, Advert: a})
+	case EventTrack:
+		for i := range n.insts {
+			n.apply(ctx, q, i, ev)
+		}
+	}
+}
+
+func (n *Node) countDrop(in *instance, r DropReason) {
+	if in.count.Dropped == nil {
+		in.count.Dropped = map[DropReason]uint64{}
+	}
+	in.count.Dropped[r]++
+}
+
+// apply steps one machine and executes its actions; sync group members
+// follow a transition that was not itself forced by the group.
+func (n *Node) apply(ctx context.Context, q *queue, idx int, ev Event) {
+	in := n.insts[idx]
+	prevEff := in.m.EffectivePriority()
+	acts := in.m.Step(ev, n.now())
+	changed := in.m.EffectivePriority() != prevEff
+	var follow []ActionTransition
+	for _, a := range acts {
+		switch a := a.(type) {
+		case ActionTransition:
+			changed = true
+			n.log.Info("vrrp transition", "instance", in.cfg.Name, "from", a.From, "to", a.To, "reason", a.Reason)
+			if a.To == StateMaster {
+				in.count.BecameMaster++
+			}
+			if !a.BySync {
+				follow = append(follow, a)
+			}
+		default:
+			n.execute(ctx, q, in, a)
+		}
+	}
+	n.publish(idx)
+	if changed && n.opts.OnChange != nil {
+		st := n.statusOf(idx)
+		q.push(func() { n.opts.OnChange(st) })
+	}
+	g := n.groupOf[in.cfg.Name]
+	if g == nil {
+		return
+	}
+	for _, t := range follow {
+		if t.To != StateMaster && t.To != StateBackup && t.To != StateFault {
+			continue
+		}
+		for _, member := range g.Members {
+			if j, ok := n.byKey[member]; ok && j != idx {
+				n.apply(ctx, q, j, EventSync{Group: g.Name, State: t.To})
+			}
+		}
+		if prev, ok := n.groupState[g.Name]; ok && prev == t.To {
+			continue
+		}
+		n.groupState[g.Name] = t.To
+		if n.opts.Notifier != nil {
+			ev := NotifyEvent{Type: "GROUP", Name: g.Name, State: t.To, Priority: in.m.EffectivePriority(),
+				Scripts: g.Notify, SMTPAlert: g.SMTPAlert, Time: n.now()}
+			q.push(func() { n.opts.Notifier.Notify(context.WithoutCancel(ctx), ev) })
+		}
+	}
+}
+
+func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
+	log := n.log.With("instance", in.cfg.Name)
+	switch a := a.(type) {
+	case ActionSendAdvert:
+		adv := Advert{
+			Version: in.cfg.Version, VRID: uint8(in.cfg.VRID), Priority: a.Priority,
+			Interval: uint16(in.cfg.advertUnits()),
+		}
+		for _, v := range in.cfg.VirtualIPs {
+			adv.Addrs = append(adv.Addrs, v.Prefix.Addr())
+		}
+		if len(adv.Addrs) > 255 {
+			adv.Addrs = adv.Addrs[:255]
+		}
+		if in.cfg.AuthPass != "" {
+			adv.AuthType, adv.AuthData = AuthPass, authPassData(in.cfg.AuthPass)
+		}
+		if err := in.conn.Send(&adv); err != nil {
+			in.count.SendErrors++
+			log.Warn("send advert", "err", err)
+			return
+		}
+		in.count.AdvertsSent++
+	case ActionAddAddresses:
+		if err := n.opts.System.AddAddresses(ctx, &in.cfg); err != nil {
+			log.Error("add virtual addresses", "err", err)
+		}
+	case ActionRemoveAddresses:
+		if err := n.opts.System.RemoveAddresses(ctx, &in.cfg); err != nil {
+			log.Error("remove virtual addresses", "err", err)
+		}
+	case ActionAnnounce:
+		in.count.Announcements += uint64(a.Repeat)
+		cfg := in.cfg
+		burst := func() {
+			for i := range a.Repeat {
+				if i > 0 && cfg.GARPInterval > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(cfg.GARPInterval):
+					}
+				}
+				if err := n.opts.System.Announce(ctx, &cfg); err != nil {
+					log.Warn("announce virtual addresses", "err", err)
+					return
+				}
+			}
+		}
+		if cfg.GARPInterval > 0 {
+			go burst()
+		} else {
+			burst()
+		}
+		log.Debug("announced virtual addresses", "repeat", a.Repeat, "reason", a.Reason)
+	case ActionNotify:
+		if n.opts.Notifier == nil {
+			return
+		}
+		ev := NotifyEvent{Type: "INSTANCE", Name: in.cfg.Name, State: a.State, Priority: a.Priority,
+			Scripts: in.cfg.Notify, SMTPAlert: in.cfg.SMTPAlert, Repeat: a.Repeat, Time: n.now()}
+		q.push(func() { n.opts.Notifier.Notify(context.WithoutCancel(ctx), ev) })
+	case ActionDrop:
+		n.countDrop(in, a.Reason)
+		log.Debug("vrrp advert dropped", "src", a.Src, "reason", a.Reason)
+	}
+}
+
+func (n *Node) statusOf(idx int) InstanceStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.status[idx]
+	s.Counters.Dropped = cloneMap(s.Counters.Dropped)
+	return s
+}
+
+// publish refreshes the status snapshot of instance idx.
+func (n *Node) publish(idx int) {
+	in := n.insts[idx]
+	m := in.m
+	maddr, mprio := m.MasterAddr()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := &n.status[idx]
+	s.State = m.State()
+	s.EffectivePriority = m.EffectivePriority()
+	s.LocalAddr = in.conn.LocalAddr()
+	s.MasterAddr, s.MasterPriority = maddr, mprio
+	s.LastAdvert = m.LastAdvert()
+	s.AdvertInterval = m.AdvertInterval()
+	s.Trackers = m.Trackers()
+	s.Transitions = m.History()
+	s.Counters = in.count
+	s.Counters.Dropped = cloneMap(in.count.Dropped)
+}
+
+// queue runs callbacks in order on one goroutine without ever blocking
+// the pusher.
+type queue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []func()
+	closed bool
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *queue) push(f func()) {
+	q.mu.Lock()
+	q.items = append(q.items, f)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// run executes callbacks until closed and drained.
+func (q *queue) run() {
+	for {
+		q.mu.Lock()
+		for len(q.items) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if len(q.items) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		f := q.items[0]
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		f()
+	}
+}

@@ -1,0 +1,452 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// fakeNet connects fake systems: every advert sent by one conn is
+// delivered to the conns of the other hosts.
+type fakeNet struct {
+	mu    sync.Mutex
+	conns []*fakeConn
+}
+
+type fakeSystem struct {
+	net  *fakeNet
+	addr netip.Addr
+
+	mu       sync.Mutex
+	vips     map[netip.Prefix]bool
+	announce int
+	links    map[string]bool
+	watch    func(string, bool)
+}
+
+func newFakeSystem(n *fakeNet, addr string) *fakeSystem {
+	return &fakeSystem{net: n, addr: netip.MustParseAddr(addr), vips: map[netip.Prefix]bool{}, links: map[string]bool{}}
+}
+
+type fakeConn struct {
+	sys    *fakeSystem
+	vrid   int
+	ch     chan Packet
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (s *fakeSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
+	c := &fakeConn{sys: s, vrid: cfg.VRID, ch: make(chan Packet, 64), closed: make(chan struct{})}
+	s.net.mu.Lock()
+	s.net.conns = append(s.net.conns, c)
+	s.net.mu.Unlock()
+	return c, nil
+}
+
+func (s *fakeSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range cfg.VirtualIPs {
+		s.vips[v.Prefix] = true
+	}
+	return nil
+}
+
+func (s *fakeSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range cfg.VirtualIPs {
+		delete(s.vips, v.Prefix)
+	}
+	return nil
+}
+
+func (s *fakeSystem) Announce(ctx context.Context, cfg *InstanceConfig) error {
+	s.mu.Lock()
+	s.announce++
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSystem) LinkUp(ctx context.Context, name string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	up, ok := s.links[name]
+	return up || !ok, nil
+}
+
+func (s *fakeSystem) WatchLinks(ctx context.Context, fn func(string, bool)) error {
+	s.mu.Lock()
+	s.watch = fn
+	s.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+func (s *fakeSystem) setLink(name string, up bool) {
+	s.mu.Lock()
+	s.links[name] = up
+	fn := s.watch
+	s.mu.Unlock()
+	fn(name, up)
+}
+
+func (s *fakeSystem) hasVIP(p string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vips[netip.MustParsePrefix(p)]
+}
+
+func (c *fakeConn) LocalAddr() netip.Addr { return c.sys.addr }
+
+func (c *fakeConn) Send(a *Advert) error {
+	select {
+	case <-c.closed:
+		return errors.New("closed")
+	default:
+	}
+	dst := netip.MustParseAddr(MulticastGroup4)
+	b, err := a.Marshal(c.sys.addr, dst)
+	if err != nil {
+		return err
+	}
+	c.sys.net.mu.Lock()
+	defer c.sys.net.mu.Unlock()
+	for _, o := range c.sys.net.conns {
+		if o.sys == c.sys {
+			continue
+		}
+		select {
+		case <-o.closed:
+		case o.ch <- Packet{Src: c.sys.addr, Dst: dst, TTL: 255, Data: b}:
+		}
+	}
+	return nil
+}
+
+func (c *fakeConn) Recv() (Packet, error) {
+	select {
+	case p := <-c.ch:
+		return p, nil
+	case <-c.closed:
+		return Packet{}, net.ErrClosed
+	}
+}
+
+func (c *fakeConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+type recordNotifier struct {
+	mu  sync.Mutex
+	evs []NotifyEvent
+}
+
+func (r *recordNotifier) Notify(ctx context.Context, ev NotifyEvent) {
+	r.mu.Lock()
+	r.evs = append(r.evs, ev)
+	r.mu.Unlock()
+}
+
+func (r *recordNotifier) states(typ, name string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.evs {
+		if e.Type == typ && e.Name == name {
+			out = append(out, e.State.String())
+		}
+	}
+	return out
+}
+
+func startNode(t *testing.T, opts Options) (*Node, context.CancelFunc, chan error) {
+	t.Helper()
+	n, err := NewNode(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	return n, cancel, done
+}
+
+func stateOf(n *Node, name string) InstanceStatus {
+	for _, s := range n.Status() {
+		if s.Name == name {
+			return s
+		}
+	}
+	return InstanceStatus{}
+}
+
+func TestNodeFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		sa, sb := newFakeSystem(fnet, "10.0.0.1"), newFakeSystem(fnet, "10.0.0.2")
+		cfgA := baseConfig()
+		cfgA.Priority = 150
+		cfgA.State = "MASTER"
+		cfgB := baseConfig()
+		var changes []State
+		var chMu sync.Mutex
+		rn := &recordNotifier{}
+		a, cancelA, doneA := startNode(t, Options{Instances: []InstanceConfig{cfgA}, System: sa})
+		b, cancelB, doneB := startNode(t, Options{Instances: []InstanceConfig{cfgB}, System: sb, Notifier: rn,
+			OnChange: func(s InstanceStatus) { chMu.Lock(); changes = append(changes, s.State); chMu.Unlock() }})
+		defer cancelB()
+
+		time.Sleep(5 * time.Second)
+		if s := stateOf(a, "VI_1"); s.State != StateMaster || !sa.hasVIP("10.0.0.100/32") {
+			t.Fatalf("A: %+v", s)
+		}
+		sb0 := stateOf(b, "VI_1")
+		if sb0.State != StateBackup || sb0.MasterAddr != sa.addr || sb0.MasterPriority != 150 || sb.hasVIP("10.0.0.100/32") {
+			t.Fatalf("B: %+v", sb0)
+		}
+		if !a.Owns(netip.MustParseAddr("10.0.0.100")) || b.Owns(netip.MustParseAddr("10.0.0.100")) {
+			t.Fatal("Owns disagrees with the roles")
+		}
+
+		// Graceful stop of A: priority 0 advert, B takes over after skew.
+		stopAt := time.Now()
+		cancelA()
+		if err := <-doneA; err != nil {
+			t.Fatal(err)
+		}
+		if sa.hasVIP("10.0.0.100/32") {
+			t.Fatal("A kept the VIP after stop")
+		}
+		time.Sleep(time.Second)
+		sbs := stateOf(b, "VI_1")
+		if sbs.State != StateMaster || !sb.hasVIP("10.0.0.100/32") {
+			t.Fatalf("B after A stopped: %+v", sbs)
+		}
+		last := sbs.Transitions[len(sbs.Transitions)-1]
+		if took := last.Time.Sub(stopAt); took != 156*time.Second/256 {
+			t.Fatalf("takeover took %v, want skew time %v", took, 156*time.Second/256)
+		}
+		if sbs.Counters.AdvertsReceived == 0 || sbs.Counters.BecameMaster != 1 {
+			t.Fatalf("counters %+v", sbs.Counters)
+		}
+		cancelB()
+		<-doneB
+		if got, want := rn.states("INSTANCE", "VI_1"), []string{"BACKUP", "MASTER", "STOP"}; !slices.Equal(got, want) {
+			t.Fatalf("notifications %v want %v", got, want)
+		}
+		chMu.Lock()
+		defer chMu.Unlock()
+		if want := []State{StateBackup, StateMaster, StateStop}; !slices.Equal(changes, want) {
+			t.Fatalf("OnChange %v want %v", changes, want)
+		}
+	})
+}
+
+func TestNodeCrashTakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		sa, sb := newFakeSystem(fnet, "10.0.0.1"), newFakeSystem(fnet, "10.0.0.2")
+		cfgA := baseConfig()
+		cfgA.Priority = 150
+		a, cancelA, doneA := startNode(t, Options{Instances: []InstanceConfig{cfgA}, System: sa})
+		b, cancelB, doneB := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: sb})
+		time.Sleep(10 * time.Second)
+		if stateOf(a, "VI_1").State != StateMaster || stateOf(b, "VI_1").State != StateBackup {
+			t.Fatal("roles not settled")
+		}
+		// Crash: A's sockets disappear without a priority 0 advert.
+		fnet.mu.Lock()
+		for _, c := range fnet.conns {
+			if c.sys == sa {
+				c.Close()
+			}
+		}
+		fnet.conns = slices.DeleteFunc(fnet.conns, func(c *fakeConn) bool { return c.sys == sa })
+		fnet.mu.Unlock()
+		crash := time.Now()
+		time.Sleep(5 * time.Second)
+		s := stateOf(b, "VI_1")
+		last := s.Transitions[len(s.Transitions)-1]
+		mdi := 3*time.Second + 156*time.Second/256
+		if last.To != StateMaster || last.Time.Sub(crash) > mdi {
+			t.Fatalf("takeover %+v after %v, want within %v", last, last.Time.Sub(crash), mdi)
+		}
+		cancelB()
+		<-doneB
+		cancelA()
+		<-doneA
+	})
+}
+
+func TestNodeSyncGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		s := newFakeSystem(fnet, "10.0.0.1")
+		c1 := baseConfig()
+		c2 := baseConfig()
+		c2.Name, c2.Interface, c2.VRID = "VI_2", "eth1", 52
+		c2.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("192.168.0.1/32")}}
+		rn := &recordNotifier{}
+		n, cancel, done := startNode(t, Options{
+			Instances:  []InstanceConfig{c1, c2},
+			SyncGroups: []SyncGroupConfig{{Name: "G", Members: []string{"VI_1", "VI_2"}}},
+			System:     s, Notifier: rn,
+		})
+		time.Sleep(5 * time.Second)
+		for _, name := range []string{"VI_1", "VI_2"} {
+			if st := stateOf(n, name); st.State != StateMaster {
+				t.Fatalf("%s: %s", name, st.State)
+			}
+		}
+		s.setLink("eth1", false)
+		time.Sleep(10 * time.Millisecond)
+		for _, name := range []string{"VI_1", "VI_2"} {
+			if st := stateOf(n, name); st.State != StateFault {
+				t.Fatalf("%s after eth1 down: %s", name, st.State)
+			}
+		}
+		if s.hasVIP("10.0.0.100/32") || s.hasVIP("192.168.0.1/32") {
+			t.Fatal("addresses kept in FAULT")
+		}
+		s.setLink("eth1", true)
+		time.Sleep(10 * time.Millisecond)
+		for _, name := range []string{"VI_1", "VI_2"} {
+			if st := stateOf(n, name); st.State != StateBackup {
+				t.Fatalf("%s after eth1 up: %s", name, st.State)
+			}
+		}
+		time.Sleep(5 * time.Second)
+		for _, name := range []string{"VI_1", "VI_2"} {
+			if st := stateOf(n, name); st.State != StateMaster {
+				t.Fatalf("%s at the end: %s", name, st.State)
+			}
+		}
+		cancel()
+		<-done
+		if got, want := rn.states("GROUP", "G"), []string{"BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER"}; !slices.Equal(got, want) {
+			t.Fatalf("group notifications %v, want %v", got, want)
+		}
+	})
+}
+
+func TestNodeDropsMalformed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		s := newFakeSystem(fnet, "10.0.0.2")
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: s})
+		synctest.Wait()
+		c := fnet.conns[0]
+		good, _ := (&Advert{Version: 2, VRID: 51, Priority: 200, Interval: 1}).Marshal(netip.Addr{}, netip.Addr{})
+		bad := append([]byte(nil), good...)
+		bad[6] ^= 0xff
+		for _, p := range []Packet{
+			{Src: lowerIP, TTL: 255, Data: []byte{1, 2, 3}},
+			{Src: lowerIP, TTL: 255, Data: bad},
+			{Src: lowerIP, TTL: 64, Data: good},
+			{Src: lowerIP, TTL: 255, Data: good},
+		} {
+			c.ch <- p
+		}
+		synctest.Wait()
+		st := stateOf(n, "VI_1")
+		want := map[DropReason]uint64{DropShort: 1, DropChecksum: 1, DropTTL: 1}
+		for k, v := range want {
+			if st.Counters.Dropped[k] != v {
+				t.Fatalf("dropped %v, want %v", st.Counters.Dropped, want)
+			}
+		}
+		if st.MasterAddr != lowerIP {
+			t.Fatalf("valid advert not accepted: %+v", st)
+		}
+		cancel()
+		<-done
+	})
+}
+
+func TestNewNodeErrors(t *testing.T) {
+	sys := newFakeSystem(&fakeNet{}, "10.0.0.1")
+	dup := baseConfig()
+	dup.Name = "VI_2"
+	_, err := NewNode(Options{System: sys,
+		Instances: []InstanceConfig{baseConfig(), dup, func() InstanceConfig {
+			c := baseConfig()
+			c.TrackScripts = []TrackScript{{Name: "nope"}}
+			c.Name = "VI_3"
+			c.VRID = 9
+			return c
+		}()},
+		SyncGroups: []SyncGroupConfig{{Name: "G", Members: []string{"VI_1", "VI_9"}}},
+	})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"virtual_router_id 51 on eth0 already used", "no such vrrp_script", "no vrrp_instance VI_9"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
+
+// TestNodeTrackScriptAndFile runs a real vrrp_script (/bin/sh test -e) and
+// a track_file on the fake clock: failing the script lowers the master's
+// priority below the backup's, which preempts; the file then drives the
+// backup's priority down and the first node takes over again.
+func TestNodeTrackScriptAndFile(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	dir := t.TempDir()
+	healthy := filepath.Join(dir, "healthy")
+	weightFile := filepath.Join(dir, "weight")
+	os.WriteFile(healthy, nil, 0o644)
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		sa, sb := newFakeSystem(fnet, "10.0.0.1"), newFakeSystem(fnet, "10.0.0.2")
+		cfgA := baseConfig()
+		cfgA.Priority = 150
+		cfgA.TrackScripts = []TrackScript{{Name: "chk"}}
+		scripts := []ScriptConfig{{Name: "chk", Script: "/bin/sh -c 'test -e " + healthy + "'", Weight: -60, Fall: 2, Rise: 2}}
+		cfgB := baseConfig()
+		cfgB.TrackFiles = []TrackFile{{Name: "w", Path: weightFile, Weight: -10}}
+		a, cancelA, doneA := startNode(t, Options{Instances: []InstanceConfig{cfgA}, Scripts: scripts, System: sa})
+		b, cancelB, doneB := startNode(t, Options{Instances: []InstanceConfig{cfgB}, System: sb})
+		time.Sleep(5 * time.Second)
+		if stateOf(a, "VI_1").State != StateMaster || stateOf(b, "VI_1").State != StateBackup {
+			t.Fatalf("start: A %s B %s", stateOf(a, "VI_1").State, stateOf(b, "VI_1").State)
+		}
+		os.Remove(healthy)
+		time.Sleep(1500 * time.Millisecond) // two failures (fall 2)
+		if p := stateOf(a, "VI_1").EffectivePriority; p != 90 {
+			t.Fatalf("A priority %d after the script failed, want 90", p)
+		}
+		time.Sleep(5 * time.Second)
+		if stateOf(b, "VI_1").State != StateMaster || stateOf(a, "VI_1").State != StateBackup {
+			t.Fatalf("B did not preempt: A %s B %s", stateOf(a, "VI_1").State, stateOf(b, "VI_1").State)
+		}
+		os.WriteFile(weightFile, []byte("3\n"), 0o644) // B: 100 - 30 = 70 < 90
+		time.Sleep(2 * time.Second)
+		if p := stateOf(b, "VI_1").EffectivePriority; p != 70 {
+			t.Fatalf("B priority %d after the file changed, want 70", p)
+		}
+		time.Sleep(5 * time.Second)
+		if stateOf(a, "VI_1").State != StateMaster || stateOf(b, "VI_1").State != StateBackup {
+			t.Fatalf("A did not take over again: A %s B %s", stateOf(a, "VI_1").State, stateOf(b, "VI_1").State)
+		}
+		cancelA()
+		cancelB()
+		<-doneA
+		<-doneB
+	})
+}

@@ -1,0 +1,84 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// ErrNotSupported is returned by the I/O adapters on platforms other than
+// Linux.
+var ErrNotSupported = errors.New("vrrp: not supported on this system")
+
+// System is the I/O a Node needs. NewLinuxSystem implements it with raw
+// sockets and netlink; tests use a fake.
+type System interface {
+	// OpenConn opens the advertisement socket of an instance (joined to
+	// the multicast group, or ready for unicast to its peers).
+	OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error)
+	// AddAddresses installs the virtual addresses and routes; it is
+	// idempotent.
+	AddAddresses(ctx context.Context, cfg *InstanceConfig) error
+	// RemoveAddresses removes them; missing ones are not an error.
+	RemoveAddresses(ctx context.Context, cfg *InstanceConfig) error
+	// Announce sends one gratuitous ARP (IPv4) or unsolicited neighbour
+	// advertisement (IPv6) per virtual address.
+	Announce(ctx context.Context, cfg *InstanceConfig) error
+	// LinkUp reports whether an interface is up and running.
+	LinkUp(ctx context.Context, name string) (bool, error)
+	// WatchLinks calls fn on every link state change until ctx is done.
+	WatchLinks(ctx context.Context, fn func(name string, up bool)) error
+}
+
+// Conn sends and receives the adverts of one instance.
+type Conn interface {
+	// LocalAddr is the source address of our adverts.
+	LocalAddr() netip.Addr
+	// Send sends an encoded advert to the group or to every unicast peer.
+	Send(a *Advert) error
+	// Recv blocks for the next VRRP packet; it fails once Close was called.
+	Recv() (Packet, error)
+	Close() error
+}
+
+// Packet is a received VRRP packet (the IP payload) with the IP header
+// fields the receive checks need.
+type Packet struct {
+	Src, Dst netip.Addr
+	// TTL or hop limit; -1 if unknown.
+	TTL  int
+	Data []byte
+	// ChecksumVerified is set when the kernel already checked it.
+	ChecksumVerified bool
+	Received         time.Time
+}
+
+// Notifier receives state notifications (notify scripts, SMTP alerts).
+// The director wires internal/notify to it. Calls are made in order from
+// one goroutine; a slow Notifier delays later notifications, never VRRP.
+type Notifier interface {
+	Notify(ctx context.Context, ev NotifyEvent)
+}
+
+// NotifyEvent carries what keepalived passes to its notify scripts
+// ("INSTANCE"|"GROUP", name, state, priority) plus the scripts configured
+// for the instance or group.
+type NotifyEvent struct {
+	// Type is "INSTANCE" or "GROUP".
+	Type     string        `json:"type"`
+	Name     string        `json:"name"`
+	State    State         `json:"state"`
+	Priority int           `json:"priority"`
+	Scripts  NotifyScripts `json:"scripts,omitzero"`
+	// SMTPAlert is set when the instance or group has smtp_alert.
+	SMTPAlert bool `json:"smtp_alert,omitempty"`
+	// Repeat marks a re-notification of MASTER after a split brain.
+	Repeat bool      `json:"repeat,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// allVIPs returns the advertised and the excluded virtual addresses.
+func allVIPs(cfg *InstanceConfig) []VirtualIP {
+	return append(append([]VirtualIP(nil), cfg.VirtualIPs...), cfg.VirtualIPsExcluded...)
+}

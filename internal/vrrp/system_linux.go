@@ -1,0 +1,533 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// LinuxOptions configure NewLinuxSystem.
+type LinuxOptions struct {
+	// NetNS runs everything in a named network namespace (a name under
+	// /run/netns or a path), like keepalived's net_namespace. Empty means
+	// the namespace of the calling process.
+	NetNS string
+}
+
+// LinuxSystem is the System of a Linux host: raw IP sockets for adverts,
+// netlink for addresses and routes, packet sockets for gratuitous ARP.
+type LinuxSystem struct {
+	ns netns.NsHandle // -1: current namespace
+	h  *netlink.Handle
+}
+
+var _ System = (*LinuxSystem)(nil)
+
+// NewLinuxSystem opens the netlink handle (in opts.NetNS if set).
+func NewLinuxSystem(opts LinuxOptions) (*LinuxSystem, error) {
+	s := &LinuxSystem{ns: netns.None()}
+	if opts.NetNS != "" {
+		p := opts.NetNS
+		if !strings.ContainsRune(p, '/') {
+			p = filepath.Join("/run/netns", p)
+		}
+		ns, err := netns.GetFromPath(p)
+		if err != nil {
+			return nil, fmt.Errorf("open netns %s: %w", opts.NetNS, err)
+		}
+		s.ns = ns
+	}
+	var err error
+	if s.ns.IsOpen() {
+		s.h, err = netlink.NewHandleAt(s.ns)
+	} else {
+		s.h, err = netlink.NewHandle()
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("netlink handle: %w", err)
+	}
+	return s, nil
+}
+
+// Close releases the netlink handle and namespace.
+func (s *LinuxSystem) Close() error {
+	if s.h != nil {
+		s.h.Close()
+		s.h = nil
+	}
+	if s.ns.IsOpen() {
+		err := s.ns.Close()
+		s.ns = netns.None()
+		return err
+	}
+	return nil
+}
+
+// inNS runs fn on a thread switched into the system's namespace; sockets
+// created there stay in that namespace.
+func (s *LinuxSystem) inNS(fn func() error) error {
+	if !s.ns.IsOpen() {
+		return fn()
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("get netns: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(s.ns); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter netns: %w", err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// Leave the thread locked: it dies with the goroutine instead
+		// of running other goroutines in the wrong namespace.
+		return errors.Join(ferr, fmt.Errorf("restore netns: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+func (s *LinuxSystem) link(name string) (netlink.Link, error) {
+	l, err := s.h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// sourceAddr picks the advert source: unicast_src_ip, else the first
+// primary IPv4 address or the link-local IPv6 address of the interface.
+func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Addr, error) {
+	if cfg.UnicastSrcIP.IsValid() {
+		return cfg.UnicastSrcIP, nil
+	}
+	fam := netlink.FAMILY_V4
+	if cfg.IsIPv6() {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := s.h.AddrList(l, fam)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("list addresses of %s: %w", cfg.Interface, err)
+	}
+	vips := map[netip.Addr]bool{}
+	for _, v := range allVIPs(cfg) {
+		vips[v.Prefix.Addr()] = true
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if vips[ip] {
+			continue
+		}
+		if fam == netlink.FAMILY_V6 {
+			if ip.IsLinkLocalUnicast() {
+				return ip, nil
+			}
+			continue
+		}
+		if a.Flags&unix.IFA_F_SECONDARY == 0 {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no usable source address on %s", cfg.Interface)
+}
+
+// OpenConn opens a raw IP protocol 112 socket bound to the instance's
+// interface.
+func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
+	l, err := s.link(cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	src, err := s.sourceAddr(cfg, l)
+	if err != nil {
+		return nil, err
+	}
+	ifi := &net.Interface{Index: l.Attrs().Index, Name: cfg.Interface, MTU: l.Attrs().MTU, HardwareAddr: l.Attrs().HardwareAddr}
+	c := &linuxConn{src: src, ifi: ifi, v6: cfg.IsIPv6(), ttl: max(1, min(cfg.UnicastTTL, TTL))}
+	if cfg.UnicastTTL == 0 {
+		c.ttl = TTL
+	}
+	for _, p := range cfg.UnicastPeers {
+		c.dsts = append(c.dsts, p)
+	}
+	c.unicast = len(c.dsts) > 0
+	if !c.unicast {
+		g := cfg.MulticastGroup
+		if !g.IsValid() {
+			g = netip.MustParseAddr(MulticastGroup4)
+			if c.v6 {
+				g = netip.MustParseAddr(MulticastGroup6)
+			}
+		}
+		c.dsts = []netip.Addr{g}
+	}
+	err = s.inNS(func() error {
+		if c.v6 {
+			return c.open6()
+		}
+		return c.open4()
+	})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open vrrp socket on %s: %w", cfg.Interface, err)
+	}
+	return c, nil
+}
+
+type linuxConn struct {
+	src     netip.Addr
+	dsts    []netip.Addr
+	unicast bool
+	v6      bool
+	ttl     int
+	ifi     *net.Interface
+	raw     net.PacketConn
+	p4      *ipv4.PacketConn
+	p6      *ipv6.PacketConn
+}
+
+func bindToDevice(c net.PacketConn, ifname string) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return errors.New("not a syscall.Conn")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+	})
+	return errors.Join(err, serr)
+}
+
+func (c *linuxConn) open4() error {
+	raw, err := net.ListenPacket("ip4:112", "0.0.0.0")
+	if err != nil {
+		return err
+	}
+	c.raw = raw
+	if err := bindToDevice(raw, c.ifi.Name); err != nil {
+		return fmt.Errorf("bind to device: %w", err)
+	}
+	p := ipv4.NewPacketConn(raw)
+	c.p4 = p
+	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+		return err
+	}
+	if err := p.SetTTL(c.ttl); err != nil {
+		return err
+	}
+	if c.unicast {
+		return nil
+	}
+	g := &net.IPAddr{IP: c.dsts[0].AsSlice()}
+	return errors.Join(p.SetMulticastTTL(TTL), p.SetMulticastLoopback(false),
+		p.SetMulticastInterface(c.ifi), p.JoinGroup(c.ifi, g))
+}
+
+func (c *linuxConn) open6() error {
+	raw, err := net.ListenPacket("ip6:112", "::")
+	if err != nil {
+		return err
+	}
+	c.raw = raw
+	if err := bindToDevice(raw, c.ifi.Name); err != nil {
+		return fmt.Errorf("bind to device: %w", err)
+	}
+	p := ipv6.NewPacketConn(raw)
+	c.p6 = p
+	// The kernel computes and verifies the VRRPv3 checksum at offset 6.
+	if err := p.SetChecksum(true, 6); err != nil {
+		return err
+	}
+	if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+		return err
+	}
+	if err := p.SetHopLimit(c.ttl); err != nil {
+		return err
+	}
+	if c.unicast {
+		return nil
+	}
+	g := &net.IPAddr{IP: c.dsts[0].AsSlice()}
+	return errors.Join(p.SetMulticastHopLimit(TTL), p.SetMulticastLoopback(false),
+		p.SetMulticastInterface(c.ifi), p.JoinGroup(c.ifi, g))
+}
+
+func (c *linuxConn) LocalAddr() netip.Addr { return c.src }
+
+func (c *linuxConn) Send(a *Advert) error {
+	var errs []error
+	for _, d := range c.dsts {
+		b, err := a.Marshal(c.src, d)
+		if err != nil {
+			return err
+		}
+		dst := &net.IPAddr{IP: d.AsSlice()}
+		if c.v6 {
+			// No zone: the socket is bound to the device, which scopes
+			// link-local destinations.
+			hl := TTL
+			if c.unicast {
+				hl = c.ttl
+			}
+			_, err = c.p6.WriteTo(b, &ipv6.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: hl}, dst)
+		} else {
+			_, err = c.p4.WriteTo(b, &ipv4.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifi.Index}, dst)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("send advert to %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *linuxConn) Recv() (Packet, error) {
+	buf := make([]byte, 2048)
+	for {
+		var (
+			n   int
+			src net.Addr
+			err error
+			p   = Packet{TTL: -1}
+		)
+		if c.v6 {
+			var cm *ipv6.ControlMessage
+			n, cm, src, err = c.p6.ReadFrom(buf)
+			if cm != nil {
+				p.TTL = cm.HopLimit
+				p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+			}
+			p.ChecksumVerified = true
+		} else {
+			var cm *ipv4.ControlMessage
+			n, cm, src, err = c.p4.ReadFrom(buf)
+			if cm != nil {
+				p.TTL = cm.TTL
+				p.Dst, _ = netip.AddrFromSlice(cm.Dst)
+				p.Dst = p.Dst.Unmap()
+			}
+		}
+		if err != nil {
+			return Packet{}, err
+		}
+		if ia, ok := src.(*net.IPAddr); ok {
+			p.Src, _ = netip.AddrFromSlice(ia.IP)
+			p.Src = p.Src.Unmap()
+		}
+		p.Data = append([]byte(nil), buf[:n]...)
+		return p, nil
+	}
+}
+
+func (c *linuxConn) Close() error {
+	if c.raw != nil {
+		return c.raw.Close()
+	}
+	return nil
+}
+
+func (s *LinuxSystem) vipAddr(cfg *InstanceConfig, v VirtualIP) (netlink.Link, *netlink.Addr, error) {
+	dev := v.Dev
+	if dev == "" {
+		dev = cfg.Interface
+	}
+	l, err := s.link(dev)
+	if err != nil {
+		return nil, nil, err
+	}
+	scope, err := parseScope(v.Scope)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := v.Prefix
+	a := &netlink.Addr{
+		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Label: v.Label,
+		Scope: int(scope),
+	}
+	if v.Broadcast.IsValid() {
+		a.Broadcast = v.Broadcast.AsSlice()
+	}
+	if v.NoDAD && p.Addr().Is6() {
+		a.Flags |= unix.IFA_F_NODAD
+	}
+	return l, a, nil
+}
+
+// AddAddresses adds the virtual_ipaddress entries and virtual_routes.
+func (s *LinuxSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) error {
+	var errs []error
+	for _, v := range allVIPs(cfg) {
+		l, a, err := s.vipAddr(cfg, v)
+		if err == nil {
+			err = s.h.AddrAdd(l, a)
+			if errors.Is(err, unix.EEXIST) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("add %s: %w", v.Prefix, err))
+		}
+	}
+	for _, r := range cfg.VirtualRoutes {
+		nr, err := s.route(cfg, r)
+		if err == nil {
+			err = s.h.RouteReplace(nr)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("add route %s: %w", r.Dst, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveAddresses removes the routes and virtual addresses.
+func (s *LinuxSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) error {
+	var errs []error
+	for _, r := range cfg.VirtualRoutes {
+		nr, err := s.route(cfg, r)
+		if err == nil {
+			err = s.h.RouteDel(nr)
+			if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove route %s: %w", r.Dst, err))
+		}
+	}
+	for _, v := range allVIPs(cfg) {
+		l, a, err := s.vipAddr(cfg, v)
+		if err == nil {
+			err = s.h.AddrDel(l, a)
+			if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", v.Prefix, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route, error) {
+	p := r.Dst
+	nr := &netlink.Route{
+		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Table:    r.Table,
+		Priority: r.Metric,
+	}
+	if p.Addr().Is6() {
+		nr.Family = netlink.FAMILY_V6
+	} else {
+		nr.Family = netlink.FAMILY_V4
+	}
+	scope, err := parseScope(r.Scope)
+	if err != nil {
+		return nil, err
+	}
+	nr.Scope = netlink.Scope(scope)
+	if r.Via.IsValid() {
+		nr.Gw = r.Via.AsSlice()
+	}
+	if r.Src.IsValid() {
+		nr.Src = r.Src.AsSlice()
+	}
+	switch r.Type {
+	case "blackhole":
+		nr.Type = unix.RTN_BLACKHOLE
+		return nr, nil
+	case "unreachable":
+		nr.Type = unix.RTN_UNREACHABLE
+		return nr, nil
+	case "prohibit":
+		nr.Type = unix.RTN_PROHIBIT
+		return nr, nil
+	}
+	dev := r.Dev
+	if dev == "" && !r.Via.IsValid() {
+		dev = cfg.Interface
+	}
+	if dev != "" {
+		l, err := s.link(dev)
+		if err != nil {
+			return nil, err
+		}
+		nr.LinkIndex = l.Attrs().Index
+	}
+	if r.Scope == "" && !r.Via.IsValid() {
+		nr.Scope = netlink.SCOPE_LINK
+	}
+	return nr, nil
+}
+
+// LinkUp reports IFF_UP and IFF_RUNNING of an interface.
+func (s *LinuxSystem) LinkUp(ctx context.Context, name string) (bool, error) {
+	l, err := s.link(name)
+	if err != nil {
+		return false, err
+	}
+	return linkRunning(l), nil
+}
+
+func linkRunning(l netlink.Link) bool {
+	f := l.Attrs().RawFlags
+	return f&unix.IFF_UP != 0 && f&unix.IFF_RUNNING != 0
+}
+
+// WatchLinks follows RTM_NEWLINK / RTM_DELLINK messages until ctx is done.
+func (s *LinuxSystem) WatchLinks(ctx context.Context, fn func(name string, up bool)) error {
+	ch := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	opts := netlink.LinkSubscribeOptions{ErrorCallback: func(error) {}}
+	if s.ns.IsOpen() {
+		ns := s.ns
+		opts.Namespace = &ns
+	}
+	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
+		return fmt.Errorf("subscribe to links: %w", err)
+	}
+	last := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case u, ok := <-ch:
+			if !ok {
+				return errors.New("link subscription closed")
+			}
+			name := u.Link.Attrs().Name
+			up := u.Header.Type != unix.RTM_DELLINK && linkRunning(u.Link)
+			if prev, seen := last[name]; seen && prev == up {
+				continue
+			}
+			last[name] = up
+			fn(name, up)
+		}
+	}
+}

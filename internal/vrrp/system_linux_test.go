@@ -1,0 +1,63 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLinuxSystemAddressesRoutesTracking runs an address owner in a
+// namespace and checks with iproute2 what it installs: brd, label, scope,
+// excluded addresses, virtual_routes (via and blackhole); then a tracked
+// interface going down moves it to FAULT and everything is removed, and
+// back.
+func TestLinuxSystemAddressesRoutesTracking(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("vr%04dsy", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "eth1", "netns", ns)
+	ipn(t, ns, "link", "set", "eth0", "up")
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "addr", "add", "10.8.0.1/24", "dev", "eth0")
+	cfg := InstanceConfig{
+		Name: "OWN", Interface: "eth0", VRID: 9, Priority: 255, Version: 3, AdvertInterval: 100 * time.Millisecond,
+		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.8.0.100/24"), Broadcast: netip.MustParseAddr("10.8.0.255"),
+			Label: "eth0:vip", Scope: "global"}},
+		VirtualIPsExcluded: []VirtualIP{{Prefix: netip.MustParsePrefix("10.8.9.9/32"), Dev: "eth1", Scope: "host"}},
+		VirtualRoutes: []VirtualRoute{
+			{Dst: netip.MustParsePrefix("10.77.0.0/16"), Via: netip.MustParseAddr("10.8.0.254"), Metric: 5},
+			{Dst: netip.MustParsePrefix("10.66.0.0/16"), Type: "blackhole"},
+		},
+		TrackInterfaces: []TrackInterface{{Name: "eth1"}},
+	}
+	g := startGovs(t, ns, cfg)
+	installed := func() (addr, excl, via, bh bool) {
+		a := ipn(t, ns, "-o", "addr", "show")
+		r := ipn(t, ns, "route", "show")
+		return strings.Contains(a, "inet 10.8.0.100/24 brd 10.8.0.255 scope global secondary eth0:vip"),
+			strings.Contains(a, "inet 10.8.9.9/32 scope host eth1"),
+			strings.Contains(r, "10.77.0.0/16 via 10.8.0.254 dev eth0 metric 5"),
+			strings.Contains(r, "blackhole 10.66.0.0/16")
+	}
+	all := func() bool { a, e, v, b := installed(); return a && e && v && b }
+	none := func() bool { a, e, v, b := installed(); return !a && !e && !v && !b }
+	if !waitFor(2*time.Second, func() bool { return g.status().State == StateMaster && all() }) {
+		t.Fatalf("owner did not install everything: %+v\n%s\n%s", g.status(),
+			ipn(t, ns, "-o", "addr", "show"), ipn(t, ns, "route", "show"))
+	}
+	ipn(t, ns, "link", "set", "eth1", "down")
+	if !waitFor(2*time.Second, func() bool { return g.status().State == StateFault && none() }) {
+		t.Fatalf("tracked interface down: %+v\n%s", g.status(), ipn(t, ns, "-o", "addr", "show"))
+	}
+	ipn(t, ns, "link", "set", "eth1", "up")
+	if !waitFor(2*time.Second, func() bool { return g.status().State == StateMaster && all() }) {
+		t.Fatalf("tracked interface up: %+v", g.status())
+	}
+	g.stop()
+	if !none() {
+		t.Fatalf("addresses or routes left after stop:\n%s\n%s", ipn(t, ns, "-o", "addr", "show"), ipn(t, ns, "route", "show"))
+	}
+}

@@ -1,0 +1,30 @@
+//go:build !linux
+
+package vrrp
+
+import "context"
+
+// LinuxOptions configure NewLinuxSystem.
+type LinuxOptions struct {
+	NetNS string
+}
+
+// LinuxSystem is only available on Linux.
+type LinuxSystem struct{}
+
+// NewLinuxSystem returns ErrNotSupported outside Linux.
+func NewLinuxSystem(LinuxOptions) (*LinuxSystem, error) { return nil, ErrNotSupported }
+
+// Close does nothing.
+func (*LinuxSystem) Close() error { return nil }
+
+func (*LinuxSystem) OpenConn(context.Context, *InstanceConfig) (Conn, error) {
+	return nil, ErrNotSupported
+}
+func (*LinuxSystem) AddAddresses(context.Context, *InstanceConfig) error    { return ErrNotSupported }
+func (*LinuxSystem) RemoveAddresses(context.Context, *InstanceConfig) error { return ErrNotSupported }
+func (*LinuxSystem) Announce(context.Context, *InstanceConfig) error        { return ErrNotSupported }
+func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)           { return false, ErrNotSupported }
+func (*LinuxSystem) WatchLinks(context.Context, func(string, bool)) error   { return ErrNotSupported }
+
+var _ System = (*LinuxSystem)(nil)

@@ -1,0 +1,189 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Tracker keys.
+func interfaceKey(name string) string { return "interface:" + name }
+func scriptKey(name string) string    { return "script:" + name }
+func fileKey(name string) string      { return "file:" + name }
+
+// filePollInterval is how often track files are re-read.
+const filePollInterval = time.Second
+
+// ResolveTrackers builds an instance's trackers from its track_* entries
+// and the vrrp_script blocks, in their initial state. The instance's own
+// interface is always tracked with weight 0 (keepalived's default without
+// dont_track_primary).
+func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tracker, error) {
+	var ts []Tracker
+	if !cfg.DontTrackPrimary {
+		ts = append(ts, Tracker{Key: interfaceKey(cfg.Interface), OK: true})
+	}
+	for _, ti := range cfg.TrackInterfaces {
+		if !cfg.DontTrackPrimary && ti.Name == cfg.Interface && ti.Weight == 0 && !ti.Reverse {
+			continue
+		}
+		ts = append(ts, Tracker{Key: interfaceKey(ti.Name), Weight: ti.Weight, Reverse: ti.Reverse, OK: true})
+	}
+	var errs []error
+	for _, tsc := range cfg.TrackScripts {
+		sc, ok := scripts[tsc.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("vrrp_instance %s: track_script %s: no such vrrp_script", cfg.Name, tsc.Name))
+			continue
+		}
+		w, rev := sc.Weight, sc.Reverse
+		if tsc.WeightSet {
+			w, rev = tsc.Weight, tsc.Reverse
+		}
+		ts = append(ts, Tracker{Key: scriptKey(tsc.Name), Weight: w, Reverse: rev, OK: !sc.InitFail})
+	}
+	for _, tf := range cfg.TrackFiles {
+		ts = append(ts, Tracker{Key: fileKey(tf.Name), Weight: tf.Weight, Reverse: tf.Reverse, Valued: true, Value: readTrackFile(tf.Path, tf.Init)})
+	}
+	return ts, errors.Join(errs...)
+}
+
+// riseFall debounces check results: rise consecutive successes make a
+// failed object OK, fall consecutive failures make an OK object fail.
+type riseFall struct {
+	rise, fall int
+	ok         bool
+	run        int // consecutive results disagreeing with ok
+}
+
+// observe records one result and reports whether the state changed.
+func (r *riseFall) observe(success bool) bool {
+	if success == r.ok {
+		r.run = 0
+		return false
+	}
+	r.run++
+	need := r.fall
+	if success {
+		need = r.rise
+	}
+	if r.run >= need {
+		r.ok, r.run = success, 0
+		return true
+	}
+	return false
+}
+
+// runScript runs one vrrp_script check; it succeeds when the command
+// exits 0 within the timeout.
+func runScript(ctx context.Context, sc *ScriptConfig) bool {
+	args := splitCommand(sc.Script)
+	if len(args) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, sc.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.WaitDelay = time.Second
+	return cmd.Run() == nil
+}
+
+// watchScript runs the script every interval until ctx is done and calls
+// emit on every debounced state change.
+func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool)) {
+	sc = sc.WithDefaults()
+	rf := riseFall{rise: sc.Rise, fall: sc.Fall, ok: !sc.InitFail}
+	t := time.NewTicker(sc.Interval)
+	defer t.Stop()
+	for {
+		ok := runScript(ctx, &sc)
+		if ctx.Err() != nil {
+			return
+		}
+		if rf.observe(ok) {
+			emit(rf.ok)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// watchFile polls a track_file and calls emit when its value changes.
+func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
+	last := readTrackFile(tf.Path, tf.Init)
+	t := time.NewTicker(filePollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if v := readTrackFile(tf.Path, tf.Init); v != last {
+			last = v
+			emit(v)
+		}
+	}
+}
+
+// readTrackFile reads the leading integer of a track file; a missing or
+// unparsable file yields def.
+func readTrackFile(path string, def int) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return def
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return def
+	}
+	v, err := strconv.Atoi(f[0])
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// splitCommand splits a keepalived script line on blanks, honouring
+// double and single quotes.
+func splitCommand(s string) []string {
+	var (
+		args  []string
+		cur   strings.Builder
+		quote rune
+		in    bool
+	)
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				args = append(args, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		args = append(args, cur.String())
+	}
+	return args
+}

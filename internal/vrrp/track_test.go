@@ -1,0 +1,132 @@
+package vrrp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestRiseFall(t *testing.T) {
+	tests := []struct {
+		name       string
+		rise, fall int
+		start      bool
+		results    []bool
+		want       []bool // state after each result
+	}{
+		{"fall 1", 1, 1, true, []bool{true, false, true}, []bool{true, false, true}},
+		{"fall 3", 2, 3, true, []bool{false, false, true, false, false, false}, []bool{true, true, true, true, true, false}},
+		{"rise 2", 2, 1, false, []bool{true, false, true, true}, []bool{false, false, false, true}},
+		{"init_fail with rise 1", 1, 2, false, []bool{true}, []bool{true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rf := riseFall{rise: tt.rise, fall: tt.fall, ok: tt.start}
+			var got []bool
+			for _, r := range tt.results {
+				rf.observe(r)
+				got = append(got, rf.ok)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("got %v want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"/bin/check", []string{"/bin/check"}},
+		{"  /usr/bin/killall -0  haproxy ", []string{"/usr/bin/killall", "-0", "haproxy"}},
+		{`/bin/sh -c "test -f /tmp/x && exit 0"`, []string{"/bin/sh", "-c", "test -f /tmp/x && exit 0"}},
+		{`a 'b c' ""`, []string{"a", "b c", ""}},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		if got := splitCommand(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("splitCommand(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRunScript(t *testing.T) {
+	sh, err := os.Stat("/bin/sh")
+	if err != nil || sh.IsDir() {
+		t.Skip("no /bin/sh")
+	}
+	tests := []struct {
+		script  string
+		timeout time.Duration
+		want    bool
+	}{
+		{"/bin/sh -c 'exit 0'", time.Second, true},
+		{"/bin/sh -c 'exit 1'", time.Second, false},
+		{"/nonexistent/script", time.Second, false},
+		{"/bin/sh -c 'sleep 5'", 100 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		sc := ScriptConfig{Name: "x", Script: tt.script, Timeout: tt.timeout}.WithDefaults()
+		start := time.Now()
+		if got := runScript(context.Background(), &sc); got != tt.want {
+			t.Errorf("%s: %v want %v", tt.script, got, tt.want)
+		}
+		if time.Since(start) > 3*time.Second {
+			t.Errorf("%s: timeout not enforced", tt.script)
+		}
+	}
+}
+
+func TestReadTrackFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(s), 0o644)
+		return p
+	}
+	tests := []struct {
+		path string
+		want int
+	}{
+		{write("a", "5\n"), 5},
+		{write("b", "  -12 trailing words"), -12},
+		{write("c", ""), 7},
+		{write("d", "garbage"), 7},
+		{filepath.Join(dir, "missing"), 7},
+	}
+	for _, tt := range tests {
+		if got := readTrackFile(tt.path, 7); got != tt.want {
+			t.Errorf("%s: %d want %d", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestResolveTrackers(t *testing.T) {
+	c := baseConfig()
+	c.TrackInterfaces = []TrackInterface{{Name: "eth0"}, {Name: "eth1", Weight: -20}}
+	c.TrackScripts = []TrackScript{{Name: "chk"}, {Name: "chk2", Weight: 5, WeightSet: true}}
+	c.TrackFiles = []TrackFile{{Name: "f", Path: "/nonexistent", Weight: 3, Init: 2}}
+	scripts := map[string]ScriptConfig{
+		"chk":  {Name: "chk", Script: "x", Weight: -30, InitFail: true},
+		"chk2": {Name: "chk2", Script: "x", Weight: 50},
+	}
+	got, err := ResolveTrackers(&c, scripts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Tracker{
+		{Key: "interface:eth0", OK: true},
+		{Key: "interface:eth1", Weight: -20, OK: true},
+		{Key: "script:chk", Weight: -30, OK: false},
+		{Key: "script:chk2", Weight: 5, OK: true},
+		{Key: "file:f", Weight: 3, Valued: true, Value: 2},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
