@@ -32,16 +32,20 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		return demoBackend(args[1], args[2], stderr)
 	case "client":
-		if len(args) != 3 {
+		fs := newFlagSet("demo client", "demo client [-interval D] [-timeout D] [-trace] URL COUNT", stderr)
+		interval := fs.Duration("interval", 0, "pause between requests")
+		timeout := fs.Duration("timeout", 5*time.Second, "timeout of one request")
+		trace := fs.Bool("trace", false, "print T|F and the time of every request")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 2 {
 			fmt.Fprint(stderr, use)
 			return 2
 		}
-		n, err := strconv.Atoi(args[2])
+		n, err := strconv.Atoi(fs.Arg(1))
 		if err != nil || n < 1 || n > 1_000_000 {
 			fmt.Fprintf(stderr, "govs demo client: COUNT must be 1..1000000\n")
 			return 2
 		}
-		return demoClient(args[1], n, stdout, stderr)
+		return demoClient(fs.Arg(0), n, *interval, *timeout, *trace, stdout, stderr)
 	}
 	fmt.Fprint(stderr, use)
 	return 2
@@ -72,20 +76,35 @@ func demoBackend(addr, name string, stderr io.Writer) int {
 	return 0
 }
 
-func demoClient(url string, n int, stdout, stderr io.Writer) int {
+func demoClient(url string, n int, interval, timeout time.Duration, trace bool, stdout, stderr io.Writer) int {
 	tr := &http.Transport{DisableKeepAlives: true}
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	c := &http.Client{Transport: tr, Timeout: timeout}
 	counts := map[string]int{}
 	failed := 0
 	for i := 0; i < n; i++ {
+		if i > 0 && interval > 0 {
+			time.Sleep(interval)
+		}
+		start := time.Now()
 		resp, err := c.Get(url)
+		if err == nil {
+			var body []byte
+			body, err = io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			if err == nil {
+				counts[strings.TrimSpace(string(body))]++
+			}
+		}
 		if err != nil {
 			failed++
-			continue
 		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		resp.Body.Close()
-		counts[strings.TrimSpace(string(body))]++
+		if trace {
+			mark := "T"
+			if err != nil {
+				mark = "F"
+			}
+			fmt.Fprintf(stdout, "%s %s\n", mark, start.Format(time.RFC3339Nano))
+		}
 	}
 	names := make([]string, 0, len(counts))
 	for k := range counts {

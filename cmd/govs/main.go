@@ -21,6 +21,7 @@ Commands:
   check       validate a configuration file
   import      convert a Piranha lvs.cf file to govs/keepalived syntax
   list        list virtual services like ipvsadm -L (talks to a running govs)
+  status      summary of a running govs: VRRP roles, services, health
   reload      ask a running govs to reload its configuration
   set         change a weight, drain or disable a server or service at run time
   realserver  set up or verify a real server for DR/TUN (VIP on lo, ARP settings, decap)
@@ -52,6 +53,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdList(rest, stdout, stderr)
 	case "reload":
 		return cmdReload(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
 	case "set":
 		return cmdSet(rest, stdout, stderr)
 	case "realserver":

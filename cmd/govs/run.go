@@ -22,6 +22,7 @@ import (
 	"github.com/govs/govs/internal/dataplane/xdp"
 	"github.com/govs/govs/internal/director"
 	"github.com/govs/govs/internal/metrics"
+	"github.com/govs/govs/internal/vrrp"
 )
 
 // stringList is a repeatable string flag.
@@ -97,6 +98,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 1
 	}
+	var vsys vrrp.System
+	if len(cfg.VRRPInstances) > 0 {
+		s, err := vrrp.NewLinuxSystem(vrrp.LinuxOptions{})
+		if err != nil {
+			dp.Close()
+			fmt.Fprintf(stderr, "govs run: vrrp: %v\n", err)
+			return 1
+		}
+		vsys = s
+	}
 	d, err := director.New(cfg, director.Options{
 		ConfigFile:    *file,
 		Dataplane:     dp,
@@ -104,6 +115,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		Log:           log,
 		Version:       version,
 		ConnTableSize: size,
+		VRRPSystem:    vsys,
 	})
 	if err != nil {
 		dp.Close()
@@ -160,6 +172,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 					continue
 				}
 				log.Info("stopping: lame duck", "signal", s.String(), "for", lameDuck.String())
+				if d.HasVRRP() {
+					log.Info("stopping vrrp: priority 0 adverts hand the virtual addresses to the peer")
+					rctx, rcancel := context.WithTimeout(gctx, 5*time.Second)
+					d.Resign(rctx)
+					rcancel()
+				}
 				select {
 				case <-time.After(*lameDuck):
 				case <-sigs:

@@ -100,12 +100,25 @@ type RealServer struct {
 
 // VRRP is the state of one VRRP instance.
 type VRRP struct {
-	Name       string    `json:"name"`
-	State      string    `json:"state"`
-	Priority   int       `json:"priority"`
-	Effective  int       `json:"effective_priority"`
-	Master     string    `json:"master,omitempty"`
-	LastAdvert time.Time `json:"last_advert,omitempty"`
+	Name        string           `json:"name"`
+	SyncGroup   string           `json:"sync_group,omitempty"`
+	Interface   string           `json:"interface"`
+	VRID        int              `json:"virtual_router_id"`
+	State       string           `json:"state"`
+	Priority    int              `json:"priority"`
+	Effective   int              `json:"effective_priority"`
+	Master      string           `json:"master,omitempty"`
+	LastAdvert  time.Time        `json:"last_advert,omitzero"`
+	VIPs        []string         `json:"virtual_ipaddress,omitempty"`
+	Transitions []VRRPTransition `json:"transitions,omitempty"`
+}
+
+// VRRPTransition is one state change of a VRRP instance.
+type VRRPTransition struct {
+	Time   time.Time `json:"time"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
 }
 
 // Conn is one connection-table entry.

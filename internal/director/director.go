@@ -19,6 +19,7 @@ import (
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/health"
 	"github.com/govs/govs/internal/notify"
+	"github.com/govs/govs/internal/vrrp"
 )
 
 // Options configure a Director.
@@ -39,6 +40,10 @@ type Options struct {
 	RateInterval time.Duration
 	// NewChecker overrides health checker construction (tests).
 	NewChecker func(health.Spec) (health.Checker, error)
+	// VRRPSystem does VRRP's I/O (vrrp.NewLinuxSystem). When set and the
+	// configuration has vrrp_instance blocks, the director runs them and
+	// balances only the virtual addresses this node holds.
+	VRRPSystem vrrp.System
 }
 
 // Director runs virtual services. Create it with New, then Run.
@@ -50,6 +55,10 @@ type Director struct {
 	notifier *notify.Notifier
 	started  time.Time
 	kick     chan struct{}
+	node     *vrrp.Node // nil without VRRP
+	vrrpSig  string     // the VRRP configuration the node runs
+	resign   chan struct{}
+	nodeDone chan struct{}
 
 	mu           sync.Mutex
 	cfg          *config.Config
@@ -128,6 +137,14 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		NewChecker: opts.NewChecker,
 		Options:    health.Options{Scripts: runner},
 	})
+	d.resign = make(chan struct{})
+	d.nodeDone = make(chan struct{})
+	d.cfg = cfg
+	node, err := d.newNode(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: %w", err)
+	}
+	d.node = node
 	if err := d.load(cfg); err != nil {
 		return nil, err
 	}
@@ -174,24 +191,20 @@ func (d *Director) load(cfg *config.Config) error {
 		return err
 	}
 	resolveFiles(cfg, specs)
-	var servers []health.Server
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	oldCfg, oldSpecs := d.cfg, d.specs
+	d.cfg, d.specs = cfg, specs
+	if err := d.sup.Update(d.healthServersLocked()); err != nil {
+		d.cfg, d.specs = oldCfg, oldSpecs
+		return fmt.Errorf("health checks: %w", err)
+	}
 	seen := map[string]bool{}
 	for _, s := range specs {
 		for _, r := range s.reals {
-			if seen[r.id] {
-				continue
-			}
 			seen[r.id] = true
-			servers = append(servers, health.Server{ID: r.id, Weight: r.dp.Weight, Checks: r.checks})
 		}
 	}
-	if err := d.sup.Update(servers); err != nil {
-		return fmt.Errorf("health checks: %w", err)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.cfg = cfg
-	d.specs = specs
 	d.configLoaded = time.Now()
 	keys := map[dataplane.ServiceKey]bool{}
 	for _, s := range specs {
@@ -247,6 +260,28 @@ func (d *Director) Run(ctx context.Context) error {
 	g.Go(func() error { return d.sup.Run(ctx) })
 	g.Go(func() error { return d.notifier.Run(ctx) })
 	g.Go(func() error { return d.loop(ctx) })
+	if d.node != nil {
+		nctx, cancel := context.WithCancel(ctx)
+		g.Go(func() error {
+			defer close(d.nodeDone)
+			defer cancel()
+			go func() {
+				select {
+				case <-d.resign:
+					cancel()
+				case <-nctx.Done():
+				}
+			}()
+			err := d.node.Run(nctx)
+			d.ownershipChanged()
+			if ctx.Err() == nil && err != nil {
+				return fmt.Errorf("vrrp: %w", err)
+			}
+			return nil
+		})
+	} else {
+		close(d.nodeDone)
+	}
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -311,6 +346,49 @@ func (d *Director) transition(t health.Transition) {
 	}
 }
 
+// Resign stops VRRP (priority 0 adverts so the peer takes over at once,
+// virtual addresses removed) while the rest keeps running: the first step
+// of a lame-duck stop. It returns when VRRP has stopped or ctx is done.
+func (d *Director) Resign(ctx context.Context) {
+	if d.node == nil {
+		return
+	}
+	d.rmu.Lock()
+	select {
+	case <-d.resign:
+	default:
+		close(d.resign)
+	}
+	d.rmu.Unlock()
+	select {
+	case <-d.nodeDone:
+	case <-ctx.Done():
+	}
+}
+
+// HasVRRP reports whether the director runs VRRP instances.
+func (d *Director) HasVRRP() bool { return d.node != nil }
+
+// healthServersLocked lists the health-checked servers, without those of
+// ha_suspend virtual servers whose address this node does not hold.
+func (d *Director) healthServersLocked() []health.Server {
+	var servers []health.Server
+	seen := map[string]bool{}
+	for _, s := range d.specs {
+		if s.vs.HASuspend && !d.owns(s.svc.Key.Addr) {
+			continue
+		}
+		for _, r := range s.reals {
+			if seen[r.id] {
+				continue
+			}
+			seen[r.id] = true
+			servers = append(servers, health.Server{ID: r.id, Weight: r.dp.Weight, Checks: r.checks})
+		}
+	}
+	return servers
+}
+
 // Kick asks the loop to reconcile soon.
 func (d *Director) Kick() {
 	select {
@@ -353,7 +431,7 @@ func (d *Director) effective() ([]dataplane.Service, []notify.Notification) {
 			notified[s.vs] = true
 			notes = append(notes, d.notes(s, dec)...)
 		}
-		if d.vsOff[key] {
+		if d.vsOff[key] || !d.ownsService(s) {
 			continue
 		}
 		svc := s.svc
@@ -376,6 +454,19 @@ func (d *Director) effective() ([]dataplane.Service, []notify.Notification) {
 		out = append(out, svc)
 	}
 	return out, notes
+}
+
+// ownsService reports whether this node balances s now (see owns).
+func (d *Director) ownsService(s *vsSpec) bool {
+	if !d.owns(s.svc.Key.Addr) {
+		return false
+	}
+	for _, v := range s.svc.VIPs {
+		if !d.owns(v) {
+			return false
+		}
+	}
+	return true
 }
 
 // notes turns service events into notifications (scripts and mails).
@@ -462,6 +553,12 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.reloadErr = err.Error()
 		d.mu.Unlock()
 		return err
+	}
+	if d.node != nil || len(cfg.VRRPInstances) > 0 {
+		insts, scripts, groups := vrrpOptions(cfg)
+		if sig := vrrpSignature(insts, scripts, groups); sig != d.vrrpSig {
+			d.log.Warn("vrrp configuration changed: VRRP keeps running with the previous settings until govs restarts (virtual services are reloaded now)")
+		}
 	}
 	if err := d.load(cfg); err != nil {
 		err = fmt.Errorf("reload refused, running configuration kept: %w", err)

@@ -55,6 +55,7 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 			UDP:    secondsOr(t.UDP, to.UDP.Seconds()),
 		},
 	}
+	st.VRRP = d.vrrpState()
 	for _, s := range d.specs {
 		key := s.svc.Key
 		dec := d.decisions[key]

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+)
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "status [-s SOCKET] [--json]\n\nSummarize a running govs: dataplane, configuration, VRRP instances (role,\npriorities, master, last advert, recent transitions) and services.", stderr)
+	socket := fs.String("s", "", "API unix socket or host:port (default "+defaultSocket()+")")
+	asJSON := fs.Bool("json", false, "print the state as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	addr := *socket
+	if addr == "" {
+		addr = defaultSocket()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := api.NewClient(addr).State(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "govs status: %v (is govs running? socket %s)\n", err, addr)
+		return 1
+	}
+	if *asJSON {
+		return writeJSONOut(stdout, stderr, st)
+	}
+	fmt.Fprintf(stdout, "govs %s, dataplane %s, up since %s\n", st.Version, st.Dataplane, st.Started.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "configuration %s, loaded %s\n", st.ConfigFile, st.ConfigLoaded.Format(time.RFC3339))
+	if st.LastReloadError != "" {
+		fmt.Fprintf(stdout, "last reload REFUSED: %s\n", st.LastReloadError)
+	}
+	if len(st.VRRP) > 0 {
+		fmt.Fprintln(stdout)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VRRP INSTANCE\tSTATE\tPRIO\tEFFECTIVE\tVRID\tINTERFACE\tMASTER\tLAST ADVERT\tVIPS")
+		for _, v := range st.VRRP {
+			last := "-"
+			if !v.LastAdvert.IsZero() {
+				last = time.Since(v.LastAdvert).Round(10*time.Millisecond).String() + " ago"
+			}
+			master := v.Master
+			if master == "" {
+				master = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", v.Name, v.State, v.Priority, v.Effective, v.VRID, v.Interface, master, last, strings.Join(v.VIPs, ","))
+		}
+		tw.Flush()
+		for _, v := range st.VRRP {
+			n := len(v.Transitions)
+			for _, t := range v.Transitions[max(0, n-5):] {
+				fmt.Fprintf(stdout, "  %s %s: %s -> %s (%s)\n", t.Time.Format("15:04:05.000"), v.Name, t.From, t.To, t.Reason)
+			}
+		}
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tSCHED\tQUORUM\tREAL SERVERS (healthy/total)\tIN POOL\tCONNS")
+	for _, s := range st.Services {
+		healthy, in := 0, 0
+		for _, r := range s.RealServers {
+			if r.Healthy && !r.Sorry {
+				healthy++
+			}
+			if r.InPool {
+				in++
+			}
+		}
+		q := "up"
+		if !s.QuorumUp {
+			q = "LOST"
+		}
+		if s.SorryActive {
+			q += " (sorry server)"
+		}
+		if !s.Enabled {
+			q += " (disabled)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\n", s.ID, s.Scheduler, q, healthy, len(s.RealServers), in, s.Stats.Conns)
+	}
+	tw.Flush()
+	return 0
+}

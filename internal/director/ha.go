@@ -1,0 +1,165 @@
+package director
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"strings"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/notify"
+	"github.com/govs/govs/internal/vrrp"
+)
+
+// High availability: the director runs the configuration's VRRP instances
+// (when Options.VRRPSystem is set and the configuration has any) and
+// balances only the virtual addresses this node holds as MASTER. Virtual
+// servers with ha_suspend have their checks suspended while their address
+// is elsewhere.
+
+// newNode builds the VRRP node for cfg, or nil when there is nothing to run.
+func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
+	if d.opts.VRRPSystem == nil || len(cfg.VRRPInstances) == 0 {
+		return nil, nil
+	}
+	insts, scripts, groups := vrrpOptions(cfg)
+	d.vrrpSig = vrrpSignature(insts, scripts, groups)
+	return vrrp.NewNode(vrrp.Options{
+		Instances:  insts,
+		Scripts:    scripts,
+		SyncGroups: groups,
+		System:     d.opts.VRRPSystem,
+		Notifier:   vrrpNotifier{d},
+		OnChange: func(s vrrp.InstanceStatus) {
+			d.log.Info("vrrp state", "instance", s.Name, "state", s.State.String(), "priority", s.EffectivePriority, "master", s.MasterAddr)
+			d.ownershipChanged()
+		},
+		Logger: d.log.With("subsystem", "vrrp"),
+	})
+}
+
+func vrrpSignature(a ...any) string {
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+// vipCovered reports whether a VRRP instance manages addr.
+func vipCovered(cfg *config.Config, addr netip.Addr) bool {
+	for _, vi := range cfg.VRRPInstances {
+		for _, list := range [][]config.VIPAddr{vi.VIPs, vi.VIPsExcluded} {
+			for _, v := range list {
+				if v.Prefix.Addr() == addr {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// owns reports whether this node should balance a service on addr: always
+// without VRRP, or when the address is not managed by VRRP; otherwise only
+// while an instance holding it is MASTER. Called with d.mu held.
+func (d *Director) owns(addr netip.Addr) bool {
+	if d.node == nil || !addr.IsValid() || !vipCovered(d.cfg, addr) {
+		return true
+	}
+	return d.node.Owns(addr)
+}
+
+// ownershipChanged re-applies services and, for ha_suspend, the set of
+// running checks.
+func (d *Director) ownershipChanged() {
+	d.mu.Lock()
+	servers := d.healthServersLocked()
+	d.mu.Unlock()
+	if err := d.sup.Update(servers); err != nil {
+		d.log.Warn("health checks", "err", err)
+	}
+	d.Kick()
+}
+
+// vrrpNotifier runs the notify scripts of instances and sync groups, with
+// keepalived's arguments, and mails smtp alerts.
+type vrrpNotifier struct{ d *Director }
+
+func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
+	d := n.d
+	d.mu.Lock()
+	var nf config.Notifiers
+	found := false
+	if ev.Type == "GROUP" {
+		for _, g := range d.cfg.SyncGroups {
+			if g.Name == ev.Name {
+				nf, found = g.Notify, true
+			}
+		}
+	} else {
+		for _, vi := range d.cfg.VRRPInstances {
+			if vi.Name == ev.Name {
+				nf, found = vi.Notify, true
+			}
+		}
+	}
+	d.mu.Unlock()
+	if !found {
+		return
+	}
+	state := strings.ToUpper(ev.State.String())
+	note := notify.Notification{Mail: ev.SMTPAlert}
+	note.Subject, note.Body = notify.VRRPMail(ev.Name, state)
+	var specific *config.Script
+	switch state {
+	case "MASTER":
+		specific = nf.Master
+	case "BACKUP":
+		specific = nf.Backup
+	case "FAULT":
+		specific = nf.Fault
+	case "STOP":
+		specific = nf.Stop
+	}
+	if c := scriptCmd(specific); c != nil {
+		note.Scripts = append(note.Scripts, *c)
+	}
+	if c := scriptCmd(nf.Any); c != nil {
+		c.Args = append(c.Args, notify.VRRPNotifyArgs(ev.Type == "GROUP", ev.Name, state, ev.Priority)...)
+		note.Scripts = append(note.Scripts, *c)
+	}
+	if len(note.Scripts) == 0 && !note.Mail {
+		return
+	}
+	d.notifier.Enqueue(note)
+}
+
+// vrrpState converts the node's status for the API.
+func (d *Director) vrrpState() []api.VRRP {
+	if d.node == nil {
+		return nil
+	}
+	var out []api.VRRP
+	for _, s := range d.node.Status() {
+		v := api.VRRP{
+			Name:       s.Name,
+			State:      strings.ToUpper(s.State.String()),
+			Priority:   s.BasePriority,
+			Effective:  s.EffectivePriority,
+			LastAdvert: s.LastAdvert,
+			Interface:  s.Interface,
+			VRID:       s.VRID,
+			SyncGroup:  s.SyncGroup,
+		}
+		if s.MasterAddr.IsValid() {
+			v.Master = s.MasterAddr.String()
+		}
+		for _, p := range s.VirtualIPs {
+			v.VIPs = append(v.VIPs, p.String())
+		}
+		for _, t := range s.Transitions {
+			v.Transitions = append(v.Transitions, api.VRRPTransition{Time: t.Time, From: strings.ToUpper(t.From.String()), To: strings.ToUpper(t.To.String()), Reason: t.Reason})
+		}
+		out = append(out, v)
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package director
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/vrrp"
+)
+
+// vrrpOptions maps the configuration's VRRP part onto the vrrp package's
+// types.
+func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig, []vrrp.SyncGroupConfig) {
+	g := cfg.Global
+	files := map[string]*config.TrackFile{}
+	for _, t := range cfg.VRRPTrackFiles {
+		files[t.Name] = t
+	}
+	var insts []vrrp.InstanceConfig
+	for _, vi := range cfg.VRRPInstances {
+		ic := vrrp.InstanceConfig{
+			Name:                    vi.Name,
+			State:                   vi.State,
+			Interface:               vi.Interface,
+			VRID:                    vi.VirtualRouterID,
+			Priority:                vi.Priority,
+			AdvertInterval:          vi.AdvertInt.D(),
+			Version:                 vi.Version,
+			NoPreempt:               vi.NoPreempt,
+			PreemptDelay:            vi.PreemptDelay.D(),
+			UnicastSrcIP:            vi.UnicastSrcIP,
+			McastSrcIP:              vi.McastSrcIP,
+			UnicastTTL:              vi.UnicastTTL,
+			DontTrackPrimary:        vi.DontTrackPrimary,
+			GARPMasterDelay:         vi.GarpMasterDelay.D(),
+			GARPMasterRepeat:        vi.GarpMasterRepeat,
+			GARPMasterRefresh:       vi.GarpMasterRefresh.D(),
+			GARPMasterRefreshRepeat: vi.GarpMasterRefreshRepeat,
+			GARPInterval:            g.VRRPGarpInterval.D(),
+			GARPLowerPrioRepeat:     vi.GarpLowerPrioRepeat,
+			LowerPrioNoAdvert:       vi.LowerPrioNoAdvert,
+			HigherPrioSendAdvert:    vi.HigherPrioSendAdvert,
+			NoGARPDelay:             vi.GarpMasterDelay == 0,
+			SMTPAlert:               vi.SMTPAlert,
+			Notify:                  notifyScripts(vi.Notify),
+		}
+		if ic.Version == 0 {
+			ic.Version = g.VRRPVersion
+		}
+		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "PASS") {
+			ic.AuthPass = vi.Auth.Pass
+			if len(ic.AuthPass) > 8 {
+				ic.AuthPass = ic.AuthPass[:8]
+			}
+		}
+		for _, p := range vi.UnicastPeers {
+			ic.UnicastPeers = append(ic.UnicastPeers, p.Addr)
+		}
+		ic.VirtualIPs = vipList(vi.VIPs)
+		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
+		for _, r := range vi.Routes {
+			vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Metric: r.Metric}
+			if t, err := strconv.Atoi(r.Table); err == nil {
+				vr.Table = t
+			}
+			if r.Blackhole {
+				vr.Type = "blackhole"
+			}
+			ic.VirtualRoutes = append(ic.VirtualRoutes, vr)
+		}
+		for _, t := range vi.TrackIfaces {
+			ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
+		}
+		for _, t := range vi.TrackScripts {
+			ic.TrackScripts = append(ic.TrackScripts, vrrp.TrackScript{Name: t.Name, Weight: t.Weight, WeightSet: t.HasWeight, Reverse: t.Reverse})
+		}
+		for _, t := range vi.TrackFiles {
+			tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
+			if f := files[t.Name]; f != nil {
+				tf.Path = f.File
+				if !t.HasWeight {
+					tf.Weight, tf.Reverse = f.Weight, f.Reverse
+				}
+			}
+			ic.TrackFiles = append(ic.TrackFiles, tf)
+		}
+		insts = append(insts, ic)
+	}
+	var scripts []vrrp.ScriptConfig
+	for _, s := range cfg.VRRPScripts {
+		scripts = append(scripts, vrrp.ScriptConfig{
+			Name: s.Name, Script: s.Script, Interval: s.Interval.D(), Timeout: s.Timeout.D(),
+			Weight: s.Weight, Reverse: s.Reverse, Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail, User: s.User,
+		})
+	}
+	var groups []vrrp.SyncGroupConfig
+	for _, sg := range cfg.SyncGroups {
+		groups = append(groups, vrrp.SyncGroupConfig{Name: sg.Name, Members: sg.Group, Notify: notifyScripts(sg.Notify), SMTPAlert: sg.SMTPAlert})
+	}
+	return insts, scripts, groups
+}
+
+func vipList(vs []config.VIPAddr) []vrrp.VirtualIP {
+	var out []vrrp.VirtualIP
+	for _, v := range vs {
+		vip := vrrp.VirtualIP{Prefix: v.Prefix, Dev: v.Dev, Scope: v.Scope, Label: v.Label, NoDAD: v.NoDAD}
+		if b, err := netip.ParseAddr(v.Brd); err == nil {
+			vip.Broadcast = b
+		}
+		out = append(out, vip)
+	}
+	return out
+}
+
+// scriptString is the script's command line; the director's notifier
+// looks the script (with its user) up in the configuration by name.
+func scriptString(s *config.Script) string {
+	if s == nil {
+		return ""
+	}
+	return s.Cmd
+}
+
+func notifyScripts(n config.Notifiers) vrrp.NotifyScripts {
+	return vrrp.NotifyScripts{
+		Master: scriptString(n.Master),
+		Backup: scriptString(n.Backup),
+		Fault:  scriptString(n.Fault),
+		Stop:   scriptString(n.Stop),
+		Notify: scriptString(n.Any),
+	}
+}
