@@ -1,0 +1,58 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// fileChecker is FILE_CHECK: read a number from a file (written by an
+// operator or a tool, keepalived's track_file). With multiplier 0 a
+// non-zero value fails the server. Otherwise value×multiplier (negated
+// with reverse) is the weight adjustment: the server fails when it takes
+// the configured weight to 0 or below (the supervisor checks that), and
+// with dynamic the adjustment is added to the weight.
+type fileChecker struct{ s Spec }
+
+func newFile(s Spec) *fileChecker { return &fileChecker{s: s} }
+
+func (c *fileChecker) Check(context.Context) Result {
+	f := c.s.File
+	b, err := os.ReadFile(f.Path)
+	if err != nil {
+		return Result{Err: fmt.Errorf("track_file: %w", err)}
+	}
+	txt := strings.TrimSpace(string(b))
+	if i := strings.IndexAny(txt, " \t\n"); i >= 0 {
+		txt = txt[:i]
+	}
+	v, err := strconv.ParseInt(txt, 10, 64)
+	if err != nil {
+		if txt == "" {
+			v = 0
+		} else {
+			return Result{Err: fmt.Errorf("track_file %s: value %q is not a number", f.Path, txt)}
+		}
+	}
+	mult := int64(*f.Weight)
+	if mult == 0 {
+		if v != 0 {
+			return Result{Err: fmt.Errorf("track_file %s: value %d", f.Path, v)}
+		}
+		return Result{Msg: "value 0"}
+	}
+	if f.Reverse {
+		mult = -mult
+	}
+	adj := v * mult
+	if adj > 1<<31-1 {
+		adj = 1<<31 - 1
+	}
+	if adj < -(1 << 31) {
+		adj = -(1 << 31)
+	}
+	w := int(adj)
+	return Result{Msg: fmt.Sprintf("value %d", v), Weight: &w}
+}

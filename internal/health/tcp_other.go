@@ -1,0 +1,7 @@
+//go:build !linux
+
+package health
+
+import "context"
+
+func connectOnly(ctx context.Context, s *Spec) error { return netConnectOnly(ctx, s) }
