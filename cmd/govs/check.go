@@ -2,15 +2,30 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 
 	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/director"
 )
 
 // DefaultConfig is where run and check look without -f.
 const DefaultConfig = "/etc/govs/govs.conf"
+
+// parseFlags parses args; stop is true when the command must return code
+// at once: 0 after -h/--help, 2 on a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, stop bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	}
+	return 2, true
+}
 
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -23,12 +38,13 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", "check [-f FILE|-] [--dump] [-q]\n\nValidate a configuration (keepalived.conf syntax). Exit status: 0 valid\n(warnings allowed), 1 errors, 2 usage error.", stderr)
+	fs := newFlagSet("check", "check [-f FILE|-] [--dump] [-q]\n\nValidate a configuration (keepalived.conf syntax). Exit status: 0 valid\n(warnings allowed unless --strict), 1 errors, 2 usage error.", stderr)
 	file := fs.String("f", DefaultConfig, "configuration `file`, or - for standard input")
 	dump := fs.Bool("dump", false, "print the normalized model as JSON")
 	quiet := fs.Bool("q", false, "do not print warnings")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	strict := fs.Bool("strict", false, "treat warnings (e.g. unsupported keywords) as errors")
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "govs check: unexpected argument %q\n", fs.Arg(0))
@@ -45,8 +61,22 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, d)
 	}
+	name := *file
+	if name == "-" {
+		name = "<stdin>"
+	}
 	if diags.HasErrors() {
-		fmt.Fprintf(stderr, "govs check: %s: %d error(s)\n", *file, len(diags.Errors()))
+		fmt.Fprintf(stderr, "govs check: %s: %d error(s)\n", name, len(diags.Errors()))
+		return 1
+	}
+	// What the running parts would refuse (health check and VRRP
+	// settings) is an error here too, so check agrees with run and reload.
+	if err := director.Check(cfg); err != nil {
+		fmt.Fprintf(stderr, "%v\ngovs check: %s: the configuration would be refused by govs run\n", err, name)
+		return 1
+	}
+	if *strict && len(diags) > 0 {
+		fmt.Fprintf(stderr, "govs check: %s: %d warning(s) (--strict)\n", name, len(diags))
 		return 1
 	}
 	if *dump {
@@ -59,7 +89,7 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid (%d virtual servers, %d real servers, %d VRRP instances)\n",
-		*file, len(cfg.VirtualServers), countRS(cfg), len(cfg.VRRPInstances))
+		name, len(cfg.VirtualServers), countRS(cfg), len(cfg.VRRPInstances))
 	return 0
 }
 

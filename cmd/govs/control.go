@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/govs/govs/internal/api"
@@ -12,8 +13,8 @@ import (
 func cmdReload(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("reload", "reload [-s SOCKET]\n\nAsk a running govs to reload its configuration file. A configuration\nwith errors is refused and the running one kept; the errors are printed.", stderr)
 	socket := fs.String("s", "", "API unix socket or host:port (default "+defaultSocket()+")")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	addr := *socket
 	if addr == "" {
@@ -43,8 +44,8 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 	disable := fs.Bool("disable", false, "take out of service")
 	enable := fs.Bool("enable", false, "put back into service")
 	persist := fs.Bool("persist", false, "also write the new weight to the configuration file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	var svc string
 	switch {
@@ -72,6 +73,9 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 	case *drain:
 		z := 0
 		w = &z
+	case *weight > 65535 || *weight < -1:
+		fmt.Fprintf(stderr, "govs set: weight %d outside 0..65535\n", *weight)
+		return 2
 	case *weight >= 0:
 		w = weight
 	}
@@ -98,7 +102,17 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "govs set: nothing to change (-w, --drain, --disable or --enable)")
 			return 2
 		}
-		err = c.ChangeRealServer(ctx, api.RealServerChange{Service: svc, Server: *rs, Weight: w, Enabled: en, Persist: *persist})
+		server := *rs
+		if _, err := netip.ParseAddrPort(server); err != nil {
+			// ipvsadm -r ADDR: the real server port defaults to the
+			// virtual port.
+			if a, aerr := netip.ParseAddr(server); aerr == nil {
+				if k, kerr := api.ParseServiceID(svc); kerr == nil && k.Port != 0 {
+					server = netip.AddrPortFrom(a, k.Port).String()
+				}
+			}
+		}
+		err = c.ChangeRealServer(ctx, api.RealServerChange{Service: svc, Server: server, Weight: w, Enabled: en, Persist: *persist})
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "govs set: %v\n", err)

@@ -9,13 +9,13 @@ import (
 	"github.com/govs/govs/internal/lvscf"
 )
 
-func cmdImport(args []string, stdout, stderr io.Writer) int {
+func cmdImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("import", "import [-o FILE] [-backup] [-vrid N] FILE|-\n\nConvert a Piranha lvs.cf to govs (keepalived syntax). The configuration goes\nto standard output (or -o FILE); the report of every mapping decision goes\nto standard error as FILE:LINE: note|warning|error: MESSAGE. Exit status:\n0 converted (warnings allowed), 1 errors, 2 usage error.", stderr)
 	out := fs.String("o", "", "write the configuration to `file` (atomically) instead of standard output")
 	backup := fs.Bool("backup", false, "produce the backup router's configuration (unicast source and peer swapped, state BACKUP)")
 	vrid := fs.Int("vrid", 0, fmt.Sprintf("virtual_router_id of the VRRP instance (default %d)", lvscf.DefaultVRID))
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "govs import: want one lvs.cf file (or - for standard input)")
@@ -32,7 +32,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) int {
 	name := file
 	if file == "-" {
 		name = "<stdin>"
-		data, err = io.ReadAll(os.Stdin)
+		data, err = io.ReadAll(stdin)
 	} else {
 		data, err = os.ReadFile(file)
 	}

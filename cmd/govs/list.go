@@ -29,8 +29,8 @@ func cmdList(args []string, stdout, stderr io.Writer) int {
 	tcp := fs.String("t", "", "only the TCP service `ADDR:PORT`")
 	udp := fs.String("u", "", "only the UDP service `ADDR:PORT`")
 	fwm := fs.Uint("f", 0, "only the firewall-mark service `MARK`")
-	if err := fs.Parse(normalizeListArgs(args)); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, normalizeListArgs(args)); stop {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "govs list: unexpected argument %q\n", fs.Arg(0))

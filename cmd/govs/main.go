@@ -48,7 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "check":
 		return cmdCheck(rest, stdin, stdout, stderr)
 	case "import":
-		return cmdImport(rest, stdout, stderr)
+		return cmdImport(rest, stdin, stdout, stderr)
 	case "list":
 		return cmdList(rest, stdout, stderr)
 	case "reload":

@@ -25,8 +25,8 @@ func cmdRealServer(args []string, stdout, stderr io.Writer) int {
 	var vips stringList
 	fs.Var(&vips, "vip", "virtual `address` served (repeatable, or comma-separated)")
 	iface := fs.String("interface", "", "interface facing the director (needed for tun)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, args[1:]); stop {
+		return code
 	}
 	s := realserver.Spec{Method: realserver.Method(strings.ToLower(*method)), Interface: *iface}
 	for _, v := range vips {

@@ -15,8 +15,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status", "status [-s SOCKET] [--json]\n\nSummarize a running govs: dataplane, configuration, VRRP instances (role,\npriorities, master, last advert, recent transitions) and services.", stderr)
 	socket := fs.String("s", "", "API unix socket or host:port (default "+defaultSocket()+")")
 	asJSON := fs.Bool("json", false, "print the state as JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	addr := *socket
 	if addr == "" {

@@ -157,7 +157,7 @@ func (b *builder) durWord(w Word, what string) (Duration, bool) {
 		b.d.errorf(w.Pos, "%s %s out of range 0..10000000 seconds", what, w.Text)
 		return 0, false
 	}
-	return Duration(time.Duration(f * float64(time.Second))), true
+	return Duration(time.Duration(math.Round(f * float64(time.Second)))), true
 }
 
 func (b *builder) dur(n *Node, dst *Duration) {
@@ -206,21 +206,17 @@ func (b *builder) port(n *Node, dst *uint16) {
 	}
 }
 
-// script reads "SCRIPT [user]" (the script may be one quoted word with
-// arguments, or unquoted words when no user is given).
+// script reads "SCRIPT [USER [GROUP]]" as keepalived does: a script with
+// arguments must be quoted; the words after it are the user and group to
+// run it as.
 func (b *builder) script(n *Node) *Script {
-	if !b.noBlock(n) || !b.args(n, 1, -1) {
+	if !b.noBlock(n) || !b.args(n, 1, 3) {
 		return nil
 	}
-	s := &Script{Pos: n.Words[1].Pos}
-	if n.Words[1].Quoted {
-		s.Cmd = n.Words[1].Text
-		if len(n.Words) >= 3 {
-			s.User = joinWords(n.Words[2:])
-		}
-		return s
+	s := &Script{Pos: n.Words[1].Pos, Cmd: n.Words[1].Text}
+	if len(n.Words) >= 3 {
+		s.User = joinWords(n.Words[2:])
 	}
-	s.Cmd = joinWords(n.Words[1:])
 	return s
 }
 

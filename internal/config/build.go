@@ -58,7 +58,9 @@ func (b *builder) top(n *Node) {
 	switch n.Keyword() {
 	case "global_defs":
 		if b.needBlock(n) {
-			b.cfg.Global.Pos = n.Pos
+			if b.cfg.Global.Pos.Line == 0 {
+				b.cfg.Global.Pos = n.Pos
+			}
 			b.global(n)
 		}
 	case "vrrp_script":
@@ -792,6 +794,9 @@ func parseAddrRange(s string) (first, last netip.Addr, ok bool) {
 	return a, l, true
 }
 
+// maxPoolAddrs bounds the addresses of one SNAT pool.
+const maxPoolAddrs = 65536
+
 func (b *builder) snatPool(n *Node) *SNATPool {
 	name, ok := b.named(n)
 	if !ok {
@@ -808,7 +813,11 @@ func (b *builder) snatPool(n *Node) *SNATPool {
 						b.d.errorf(w.Pos, "address: %q is not an address, range or prefix", w.Text)
 						continue
 					}
-					for a, i := first, 0; i < 65536; a, i = a.Next(), i+1 {
+					if n := rangeSize(first, last); n > maxPoolAddrs {
+						b.d.errorf(w.Pos, "address %q: %d addresses, more than the %d a pool may hold", w.Text, n, maxPoolAddrs)
+						continue
+					}
+					for a := first; ; a = a.Next() {
 						p.Addresses = append(p.Addresses, a)
 						if a == last {
 							break

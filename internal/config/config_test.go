@@ -73,9 +73,9 @@ func TestGolden(t *testing.T) {
 // TestSeed004 pins down the model of the seed's real deployment.
 func TestSeed004(t *testing.T) {
 	for _, tt := range []struct {
-		file     string
-		state    string
-		prio     int
+		file      string
+		state     string
+		prio      int
 		src, peer string
 	}{
 		{"../../examples/seed004-master.conf", "MASTER", 150, "192.168.66.23", "192.168.66.24"},
@@ -205,7 +205,10 @@ func TestWriteFilesPreserves(t *testing.T) {
 	inc, _ := os.ReadFile("testdata/inc/extra.conf")
 
 	// Nothing edited: every file is byte-identical.
-	out := cfg.WriteFiles()
+	out, err := cfg.WriteFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(out["testdata/full.conf"], orig) {
 		t.Errorf("unedited write changed full.conf:\n%s", cmp.Diff(string(orig), string(out["testdata/full.conf"])))
 	}
@@ -222,7 +225,10 @@ func TestWriteFilesPreserves(t *testing.T) {
 		Scheduler: "rr", Method: MethodNAT, Quorum: 1,
 		RealServers: []*RealServer{{Addr: cfg.VirtualServers[0].RealServers[0].Addr, Port: 8443, Weight: 1}},
 	})
-	out = cfg.WriteFiles()
+	out, err = cfg.WriteFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := string(out["testdata/full.conf"])
 	for _, keep := range []string{"# A configuration that uses most of what govs reads.", "router_id lb1                 # trailing comment", "$VIP/24 brd 192.0.2.255", "include inc/*.conf"} {
 		if !strings.Contains(got, keep) {
@@ -293,9 +299,9 @@ func TestSaveFilesAtomic(t *testing.T) {
 
 func TestVariablesAndIncludes(t *testing.T) {
 	files := map[string][]byte{
-		"/etc/govs/main.conf":      []byte("$PORT=8080\n$RS=real_server 10.0.0.2 ${PORT} {\ninclude conf.d/*.conf\n"),
-		"/etc/govs/conf.d/a.conf":  []byte("virtual_server 10.0.0.1 $PORT {\n  $RS\n  }\n}\n"),
-		"/etc/govs/conf.d/b.conf":  []byte("virtual_server 10.0.0.1 81 { # inline\n}\n"),
+		"/etc/govs/main.conf":     []byte("$PORT=8080\n$RS=real_server 10.0.0.2 ${PORT} {\ninclude conf.d/*.conf\n"),
+		"/etc/govs/conf.d/a.conf": []byte("virtual_server 10.0.0.1 $PORT {\n  $RS\n  }\n}\n"),
+		"/etc/govs/conf.d/b.conf": []byte("virtual_server 10.0.0.1 81 { # inline\n}\n"),
 	}
 	opts := &ParseOptions{
 		ReadFile: func(n string) ([]byte, error) {

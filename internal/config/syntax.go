@@ -91,18 +91,24 @@ func (o *ParseOptions) glob(p string) ([]string, error) {
 
 const maxIncludeDepth = 16
 
+// maxExpansion bounds the length of a line or value after variable
+// expansion (keepalived has a similar fixed buffer), so that definitions
+// that double themselves cannot exhaust memory.
+const maxExpansion = 64 << 10
+
 type syntaxParser struct {
 	opts  *ParseOptions
 	diags *diagList
 	vars  map[string]string
 	files []*srcFile
 	stack []string // include chain, for loop detection
+	quiet bool     // expanding a quoted string
 }
 
 // lex splits one file into tokens, handling comments, quotes and
 // variables.
 func (p *syntaxParser) lex(name string, data []byte) []token {
-	var toks []token
+	toks := make([]token, 0, len(data)/6+16)
 	line, lineStart := 1, 0
 	i := 0
 	n := len(data)
@@ -171,7 +177,7 @@ func (p *syntaxParser) lex(name string, data []byte) []token {
 			if !closed {
 				p.diags.errorf(pos, "unterminated quoted string")
 			}
-			toks = append(toks, token{kind: tWord, text: p.expand(b.String(), pos), quoted: true, pos: pos, off: i, end: j})
+			toks = append(toks, token{kind: tWord, text: p.expandQuiet(b.String(), pos), quoted: true, pos: pos, off: i, end: j})
 			i = j
 			continue
 		}
@@ -225,6 +231,14 @@ func validVarName(s string) bool {
 	return true
 }
 
+// expandQuiet is expand for quoted strings: an undefined $NAME is kept as
+// written without a warning (password hashes such as bcrypt's contain $).
+func (p *syntaxParser) expandQuiet(s string, pos Pos) string {
+	p.quiet = true
+	defer func() { p.quiet = false }()
+	return p.expand(s, pos)
+}
+
 // expand replaces $NAME and ${NAME} with defined variables.
 func (p *syntaxParser) expand(s string, pos Pos) string {
 	if !strings.Contains(s, "$") {
@@ -248,8 +262,10 @@ func (p *syntaxParser) expand(s string, pos Pos) string {
 			name = s[j+1 : j+k]
 			j += k + 1
 		} else {
-			for j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9') {
-				j++
+			if j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z') {
+				for j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9') {
+					j++
+				}
 			}
 			name = s[i+1 : j]
 		}
@@ -259,8 +275,14 @@ func (p *syntaxParser) expand(s string, pos Pos) string {
 			continue
 		}
 		v, ok := p.vars[name]
+		if b.Len()+len(v) > maxExpansion {
+			p.diags.errorf(pos, "variable expansion longer than %d bytes", maxExpansion)
+			return b.String()
+		}
 		if !ok {
-			p.diags.warnf(pos, "undefined variable $%s", name)
+			if !p.quiet {
+				p.diags.warnf(pos, "undefined variable $%s (quote the word to keep a literal $)", name)
+			}
 			b.WriteString(s[i:j])
 		} else {
 			b.WriteString(v)
@@ -283,10 +305,12 @@ func (p *syntaxParser) parseFile(name string, data []byte) []*Node {
 }
 
 type blockParser struct {
-	p    *syntaxParser
-	toks []token
-	i    int
-	file *srcFile
+	p           *syntaxParser
+	toks        []token
+	i           int
+	file        *srcFile
+	suspect     *Node // first block whose contents dedented past it
+	eofReported bool
 }
 
 func (bp *blockParser) peek() token { return bp.toks[bp.i] }
@@ -303,8 +327,19 @@ func (bp *blockParser) list(parent *Node) []*Node {
 		switch t.kind {
 		case tEOF:
 			if parent != nil {
-				bp.p.diags.errorf(parent.Pos, "missing \"}\" to close %q block opened here", parent.Keyword())
 				parent.end = t.off
+				if !bp.eofReported {
+					// Report once, at the block whose contents went
+					// back to (or left of) its own indentation first:
+					// in an indented file that is the block whose "}"
+					// is missing; else at the innermost open block.
+					bad := parent
+					if bp.suspect != nil {
+						bad = bp.suspect
+					}
+					bp.p.diags.errorf(bad.Pos, "missing \"}\" to close %q block opened here", bad.Keyword())
+					bp.eofReported = true
+				}
 			}
 			return out
 		case tClose:
@@ -325,10 +360,10 @@ func (bp *blockParser) list(parent *Node) []*Node {
 		if parent != nil && childCol == 0 {
 			childCol = t.pos.Col
 		}
-		if parent != nil && childCol > parent.Pos.Col && t.pos.Col <= parent.Pos.Col && t.pos.Line > parent.Pos.Line {
-			bp.p.diags.errorf(parent.Pos, "missing \"}\" to close %q block opened here", parent.Keyword())
-			parent.end = t.off
-			return out
+		if bp.suspect == nil && parent != nil && childCol > parent.Pos.Col && t.pos.Col <= parent.Pos.Col && t.pos.Line > parent.Pos.Line {
+			// Indentation says parent should have ended here. Braces
+			// decide; this only names the culprit if they do not balance.
+			bp.suspect = parent
 		}
 		n := bp.statement()
 		if n.Keyword() == "include" && !n.HasBlock {
@@ -352,7 +387,7 @@ func (bp *blockParser) list(parent *Node) []*Node {
 // statement reads the words of one line and an optional block.
 func (bp *blockParser) statement() *Node {
 	first := bp.peek()
-	n := &Node{Pos: first.pos, start: first.off}
+	n := &Node{Pos: first.pos, start: first.off, Words: make([]Word, 0, 4)}
 	line := first.pos.Line
 	for {
 		t := bp.peek()

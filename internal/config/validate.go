@@ -56,6 +56,38 @@ func (v *validator) global() {
 	if s := g.LVSSyncDaemon; s != nil && s.Instance != "" && v.instance(s.Instance) == nil {
 		v.d.errorf(g.Pos, "lvs_sync_daemon: unknown vrrp_instance %q", s.Instance)
 	}
+	notYet := func(set bool, what string) {
+		if set {
+			v.d.warnf(g.Pos, "%s is accepted but has no effect yet in govs", what)
+		}
+	}
+	notYet(g.LVSSyncDaemon != nil, "lvs_sync_daemon (connection-state sync)")
+	notYet(g.StartupScript != nil || g.ShutdownScript != nil, "startup_script/shutdown_script")
+	notYet(g.VRRPStrict, "vrrp_strict")
+	notYet(g.VRRPGnaInterval != 0, "vrrp_gna_interval")
+	notYet(g.VRRPStartupDelay != 0, "vrrp_startup_delay")
+	for _, vi := range v.cfg.VRRPInstances {
+		if vi.Strict || vi.Accept != nil {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: strict_mode/accept/no_accept are accepted but have no effect yet in govs", vi.Name)
+		}
+		if vi.GarpLowerPrioDelay != 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: garp_lower_prio_delay is accepted but has no effect yet in govs", vi.Name)
+		}
+		for _, p := range vi.UnicastPeers {
+			if p.MinTTL != 0 || p.MaxTTL != 0 {
+				v.d.warnf(vi.Pos, "vrrp_instance %q: unicast_peer min_ttl/max_ttl are accepted but have no effect yet in govs", vi.Name)
+				break
+			}
+		}
+		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "AH") {
+			v.d.errorf(vi.Pos, "vrrp_instance %q: auth_type AH is not supported (PASS is)", vi.Name)
+		}
+	}
+	for _, vs := range v.cfg.VirtualServers {
+		if vs.Omega {
+			v.d.warnf(vs.Pos, "virtual_server %s: omega is accepted but has no effect yet in govs", describe(vs))
+		}
+	}
 }
 
 func (v *validator) instance(name string) *VRRPInstance {
@@ -179,9 +211,18 @@ func (v *validator) vrrp() {
 	}
 }
 
+// MaxGroupRange is the largest address range a virtual_server_group entry
+// may span (each address is a service of its own).
+const MaxGroupRange = 4096
+
 func (v *validator) groups() {
 	seen := map[string]bool{}
 	for _, g := range v.cfg.VirtualServerGroups {
+		for _, e := range g.Entries {
+			if e.FWMark == 0 && rangeSize(e.First, e.Last) > MaxGroupRange {
+				v.d.errorf(e.Pos, "virtual_server_group %q: range %s spans more than %d addresses", g.Name, addrRangeString(e.First, e.Last), MaxGroupRange)
+			}
+		}
 		if seen[g.Name] {
 			v.d.errorf(g.Pos, "virtual_server_group %q defined twice", g.Name)
 		}
@@ -250,7 +291,7 @@ func (v *validator) keys(vs *VirtualServer) []svcKey {
 				out = append(out, svcKey{fwmark: e.FWMark, v6: e.V6})
 				continue
 			}
-			for a, i := e.First, 0; i < 4096; a, i = a.Next(), i+1 {
+			for a, i := e.First, 0; i < MaxGroupRange; a, i = a.Next(), i+1 {
 				add(a, []PortRange{{e.Port, e.Port}})
 				if a == e.Last {
 					break
@@ -381,7 +422,11 @@ func covered(vips []netip.Prefix, a netip.Addr) bool {
 func (v *validator) realServers(vs *VirtualServer, name string, vport uint16, single bool) {
 	seen := map[netip.AddrPort]*RealServer{}
 	for _, rs := range vs.RealServers {
-		key := netip.AddrPortFrom(rs.Addr, rs.Port)
+		port := rs.Port
+		if port == 0 {
+			port = vport
+		}
+		key := netip.AddrPortFrom(rs.Addr, port)
 		if other, dup := seen[key]; dup {
 			v.d.errorf(rs.Pos, "virtual_server %s: real_server %s listed twice (first at %s)", name, key, other.Pos)
 		}
@@ -400,8 +445,12 @@ func (v *validator) realServers(vs *VirtualServer, name string, vport uint16, si
 			m = vs.Method
 		}
 		if (m == MethodDR || m == MethodTUN) && rs.Port != 0 {
-			if !single || rs.Port != vport {
-				v.d.errorf(rs.Pos, "real_server %s port %d: with %s the real server port must equal the virtual port; only NAT and SNAT can change it", rs.Addr, rs.Port, m)
+			switch {
+			case single && vport != 0 && rs.Port != vport:
+				v.d.errorf(rs.Pos, "real_server %s port %d: with %s the real server port must equal the virtual port %d; only NAT and SNAT can change it", rs.Addr, rs.Port, m, vport)
+			case !single || vport == 0:
+				// keepalived allows it: the port is where checks connect.
+				v.d.warnf(rs.Pos, "real_server %s port %d: with %s on a multi-port service the port is used only by health checks", rs.Addr, rs.Port, m)
 			}
 		}
 		if vs.Addr.IsValid() && rs.Addr.Is4() != vs.Addr.Is4() && m != MethodTUN {
@@ -512,6 +561,18 @@ func MaskBits(s string, v6 bool) (int, error) {
 		return 0, fmt.Errorf("netmask %s is not contiguous", s)
 	}
 	return bits, nil
+}
+
+// rangeSize counts the addresses first..last, saturating above 1<<20.
+func rangeSize(first, last netip.Addr) int {
+	n := 0
+	for a := first; n <= 1<<20; a = a.Next() {
+		n++
+		if a == last || !a.IsValid() {
+			break
+		}
+	}
+	return n
 }
 
 func isPrime(n int) bool {

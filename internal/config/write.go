@@ -69,6 +69,12 @@ type srcItem struct {
 	node       *Node
 	obj        any // model object built from node, nil for includes and unknown blocks
 	start, end int
+	// frozen is the object of a block that contains an include of its
+	// own: it is kept verbatim (editing it through the writer is refused).
+	frozen any
+	// globalExtra marks a second or later global_defs block: its content
+	// is merged into the model's one GlobalDefs.
+	globalExtra bool
 }
 
 type srcState struct {
@@ -94,19 +100,43 @@ func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
 		}
 	}
 	ss := &sourceSet{}
+	firstGlobal := true
 	for _, f := range files {
 		st := &srcState{name: f.name, data: f.data}
 		for _, n := range f.nodes {
 			it := srcItem{node: n, start: n.start, end: lineEnd(f.data, n.end)}
-			if o, ok := byPos[n.Pos]; ok && !n.hasInclude {
-				it.obj = o
+			if o, ok := byPos[n.Pos]; ok {
+				if n.hasInclude {
+					it.frozen = o
+				} else {
+					it.obj = o
+				}
 				delete(byPos, n.Pos)
+			}
+			if n.Keyword() == "global_defs" {
+				if !firstGlobal && it.obj == nil && it.frozen == nil {
+					it.globalExtra = true
+				}
+				firstGlobal = false
 			}
 			st.items = append(st.items, it)
 		}
 		ss.files = append(ss.files, st)
 	}
 	return ss
+}
+
+// globalNodes returns every global_defs statement, in order.
+func (ss *sourceSet) globalNodes() []*Node {
+	var out []*Node
+	for _, f := range ss.files {
+		for _, it := range f.items {
+			if it.node.Keyword() == "global_defs" {
+				out = append(out, it.node)
+			}
+		}
+	}
+	return out
 }
 
 // lineEnd extends end past the newline when the rest of the line holds
@@ -156,12 +186,20 @@ func objPos(o any) Pos {
 // WriteFiles renders cfg into the files it was parsed from. Blocks that
 // were not changed keep their original text; changed blocks are rendered
 // anew in place; deleted blocks are dropped; new blocks are appended to
-// the main file. A config not parsed from files renders into "".
-func (c *Config) WriteFiles() map[string][]byte {
+// the main file. A config not parsed from files renders into "". Editing a
+// block that itself contains an include is refused (edit the included
+// file's content instead), since rendering it would inline the include.
+func (c *Config) WriteFiles() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	if c.src == nil || len(c.src.files) == 0 {
 		out[""] = Format(c)
-		return out
+		return out, nil
+	}
+	globalChanged := false
+	if g := c.src.globalNodes(); len(g) > 1 {
+		var cur wr
+		renderGlobal(&cur, &c.Global)
+		globalChanged = cur.buf.String() != originalRendering(g...)
 	}
 	live := map[any]bool{}
 	for _, o := range c.objects() {
@@ -178,6 +216,19 @@ func (c *Config) WriteFiles() map[string][]byte {
 			buf.Write(f.data[prev:it.start])
 			prev = it.end
 			switch {
+			case it.frozen != nil:
+				seen[it.frozen] = true
+				var cur wr
+				renderObj(&cur, it.frozen)
+				if cur.buf.String() != originalRendering(it.node) {
+					return nil, fmt.Errorf("%s: this %s block contains an include; change it by hand", it.node.Pos, it.node.Keyword())
+				}
+				buf.Write(f.data[it.start:it.end])
+			case it.globalExtra:
+				if !globalChanged {
+					buf.Write(f.data[it.start:it.end])
+				}
+				// else: merged into the first global_defs, rendered there.
 			case it.obj == nil:
 				buf.Write(f.data[it.start:it.end])
 			case !live[it.obj]:
@@ -186,7 +237,11 @@ func (c *Config) WriteFiles() map[string][]byte {
 				seen[it.obj] = true
 				var cur wr
 				renderObj(&cur, it.obj)
-				if cur.buf.String() == originalRendering(it.node) {
+				orig := originalRendering(it.node)
+				if _, isGlobal := it.obj.(*GlobalDefs); isGlobal && len(c.src.globalNodes()) > 1 {
+					orig = originalRendering(c.src.globalNodes()...)
+				}
+				if cur.buf.String() == orig {
 					buf.Write(f.data[it.start:it.end])
 				} else {
 					buf.Write(cur.buf.Bytes())
@@ -210,17 +265,20 @@ func (c *Config) WriteFiles() map[string][]byte {
 		b = append(b, '\n')
 		out[main] = append(b, w.buf.Bytes()...)
 	}
-	return out
+	return out, nil
 }
 
-// originalRendering rebuilds the object from its original statement and
-// renders it, so that WriteFiles can tell whether the object changed.
-func originalRendering(n *Node) string {
+// originalRendering rebuilds the object from its original statement(s)
+// and renders it, so that WriteFiles can tell whether the object changed.
+// Several nodes are given only for global_defs, which merge.
+func originalRendering(nodes ...*Node) string {
 	b := &builder{d: &diagList{}, cfg: &Config{}}
-	b.top(n)
+	for _, n := range nodes {
+		b.top(n)
+	}
 	b.cfg.applyDefaults()
 	objs := b.cfg.objects()
-	if n.Keyword() == "global_defs" {
+	if nodes[0].Keyword() == "global_defs" {
 		objs = []any{&b.cfg.Global}
 	}
 	if len(objs) != 1 {
@@ -234,7 +292,17 @@ func originalRendering(n *Node) string {
 // SaveFiles writes the rendered files atomically (temporary file + rename
 // in the same directory); a failed write leaves the old file intact.
 func (c *Config) SaveFiles() error {
-	for name, data := range c.WriteFiles() {
+	files, err := c.WriteFiles()
+	if err != nil {
+		return err
+	}
+	return SaveAll(files)
+}
+
+// SaveAll writes every file of a WriteFiles or SetRealServerWeight result
+// atomically.
+func SaveAll(files map[string][]byte) error {
+	for name, data := range files {
 		if name == "" {
 			return fmt.Errorf("config was not read from a file")
 		}
@@ -309,7 +377,7 @@ func (w *wr) close() {
 
 // q quotes a word when it would not read back as one word.
 func q(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\r\n{}#!\"") {
+	if s != "" && !strings.ContainsAny(s, " \t\r\n{}#!\"$") {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`

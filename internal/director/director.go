@@ -57,8 +57,12 @@ type Director struct {
 	kick     chan struct{}
 	node     *vrrp.Node // nil without VRRP
 	vrrpSig  string     // the VRRP configuration the node runs
-	resign   chan struct{}
-	nodeDone chan struct{}
+	vrrpCfg  *config.Config
+	// notifySig is the script security and mail configuration the
+	// notifier was built with (fixed until restart).
+	notifySig string
+	resign    chan struct{}
+	nodeDone  chan struct{}
 
 	mu           sync.Mutex
 	cfg          *config.Config
@@ -71,6 +75,11 @@ type Director struct {
 	configLoaded time.Time
 	reloadErr    string
 	applyErr     error
+
+	// applyMu serializes reconcile: computing the services and applying
+	// them happen as one step, so an older computation is never applied
+	// after a newer one.
+	applyMu sync.Mutex
 
 	rmu    sync.Mutex
 	prev   dataplane.Snapshot
@@ -133,6 +142,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		d.log.Warn("notification failed", "subject", n.Subject, "err", err)
 	}}
 	d.notifier.Mailer = mailer(cfg)
+	d.notifySig = notifySignature(cfg)
 	d.sup = health.NewSupervisor(health.SupervisorConfig{
 		NewChecker: opts.NewChecker,
 		Options:    health.Options{Scripts: runner},
@@ -149,6 +159,11 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+func notifySignature(cfg *config.Config) string {
+	g := cfg.Global
+	return vrrpSignature(g.EnableScriptSecurity, g.ScriptUser, g.SMTPServer, g.SMTPPort, g.NotificationEmail, g.NotificationEmailFrom, g.SMTPConnectTimeout, g.RouterID)
 }
 
 func splitUser(s string) (user, group string) {
@@ -191,6 +206,11 @@ func (d *Director) load(cfg *config.Config) error {
 		return err
 	}
 	resolveFiles(cfg, specs)
+	// Refuse invalid checks before anything changes, so that a refused
+	// reload leaves every running check as it was.
+	if err := checkSpecs(specs); err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	oldCfg, oldSpecs := d.cfg, d.specs
@@ -522,6 +542,8 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 
 // reconcile computes the effective services and applies them.
 func (d *Director) reconcile(ctx context.Context) error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
 	d.mu.Lock()
 	svcs, notes := d.effective()
 	d.mu.Unlock()
@@ -569,9 +591,10 @@ func (d *Director) Reload(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.reloadErr = ""
-	d.notifier.Runner.Security = cfg.Global.EnableScriptSecurity
-	d.notifier.Mailer = mailer(cfg)
 	d.mu.Unlock()
+	if d.notifySig != notifySignature(cfg) {
+		d.log.Warn("enable_script_security, script_user or the smtp settings changed: they take effect when govs restarts")
+	}
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigFile, "virtual_servers", len(cfg.VirtualServers))
 	if err := d.reconcile(ctx); err != nil {
 		return fmt.Errorf("apply reloaded configuration: %w", err)

@@ -25,6 +25,7 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 	}
 	insts, scripts, groups := vrrpOptions(cfg)
 	d.vrrpSig = vrrpSignature(insts, scripts, groups)
+	d.vrrpCfg = cfg
 	return vrrp.NewNode(vrrp.Options{
 		Instances:  insts,
 		Scripts:    scripts,
@@ -62,7 +63,9 @@ func vipCovered(cfg *config.Config, addr netip.Addr) bool {
 // without VRRP, or when the address is not managed by VRRP; otherwise only
 // while an instance holding it is MASTER. Called with d.mu held.
 func (d *Director) owns(addr netip.Addr) bool {
-	if d.node == nil || !addr.IsValid() || !vipCovered(d.cfg, addr) {
+	// The node runs the VRRP configuration it started with (VRRP changes
+	// need a restart), so ownership is judged against that one.
+	if d.node == nil || !addr.IsValid() || !vipCovered(d.vrrpCfg, addr) {
 		return true
 	}
 	return d.node.Owns(addr)

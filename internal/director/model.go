@@ -1,6 +1,7 @@
 package director
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -154,6 +155,14 @@ func serviceKeys(vs *config.VirtualServer, groups map[string]*config.VirtualServ
 	return out, nil
 }
 
+func protoList(vs *config.VirtualServer) string {
+	parts := make([]string, len(vs.Protocols))
+	for i, p := range vs.Protocols {
+		parts[i] = string(p)
+	}
+	return strings.Join(parts, "+")
+}
+
 func vsID(vs *config.VirtualServer) string {
 	switch {
 	case vs.FWMark != 0:
@@ -216,7 +225,10 @@ func newSpec(vs *config.VirtualServer, sh svcShape, alertDefault bool) *vsSpec {
 			m = rs.Method
 		}
 		r := rsSpec{
-			id: vsID(vs) + "|" + netip.AddrPortFrom(rs.Addr, rs.Port).String(),
+			// One health record per real server of a virtual_server block
+			// (shared by its addresses and protocols, as in keepalived);
+			// the protocols keep apart two blocks on the same VIP:port.
+			id: vsID(vs) + "/" + protoList(vs) + "|" + netip.AddrPortFrom(rs.Addr, rs.Port).String(),
 			rs: rs,
 			dp: dataplane.RealServer{
 				Addr:       netip.AddrPortFrom(rs.Addr, port),
@@ -373,6 +385,47 @@ func hexBytes(s string) []byte {
 		b = append(b, v)
 	}
 	return b
+}
+
+// Check builds everything the director would run from cfg — services,
+// health checks, VRRP instances — and reports what the runtime parts
+// refuse, so that govs check and a reload catch it before anything runs.
+func Check(cfg *config.Config) error {
+	specs, err := buildSpecs(cfg)
+	if err != nil {
+		return err
+	}
+	resolveFiles(cfg, specs)
+	errs := []error{checkSpecs(specs)}
+	insts, _, _ := vrrpOptions(cfg)
+	for _, ic := range insts {
+		c := ic.WithDefaults()
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp_instance %s: %w", ic.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkSpecs validates every health check as the supervisor will.
+func checkSpecs(specs []*vsSpec) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, s := range specs {
+		for _, r := range s.reals {
+			if seen[r.id] {
+				continue
+			}
+			seen[r.id] = true
+			for _, c := range r.checks {
+				sp := c.Defaults()
+				if err := sp.Validate(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %s of real_server %s: %w", r.rs.Pos, c.Kind, r.dp.Addr, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // resolveFiles replaces FILE_CHECK track_file names by the file paths of

@@ -234,6 +234,24 @@ func (d *Director) ChangeRealServer(ctx context.Context, c api.RealServerChange)
 		d.mu.Unlock()
 		return fmt.Errorf("%w: real server %s in service %s", api.ErrNotFound, c.Server, c.Service)
 	}
+	if c.Persist && c.Weight != nil {
+		// Write the weight into the file with a one-statement edit, then
+		// reload it: the configuration now says what runs, and no
+		// runtime override is left to hide later edits of the file.
+		files, err := d.cfg.SetRealServerWeight(r.rs, *c.Weight)
+		d.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("persist weight: %w", err)
+		}
+		if err := config.SaveAll(files); err != nil {
+			return fmt.Errorf("persist weight: %w", err)
+		}
+		d.mu.Lock()
+		delete(d.rsOverride, rsKey{key, addr})
+		d.mu.Unlock()
+		d.log.Info("real server weight persisted", "vs", c.Service, "rs", c.Server, "weight", *c.Weight)
+		return d.Reload(ctx)
+	}
 	k := rsKey{key, addr}
 	ov := d.rsOverride[k]
 	if ov == nil {
@@ -247,18 +265,7 @@ func (d *Director) ChangeRealServer(ctx context.Context, c api.RealServerChange)
 	if c.Enabled != nil {
 		ov.disabled = !*c.Enabled
 	}
-	var save *config.Config
-	if c.Persist && c.Weight != nil {
-		r.rs.Weight = *c.Weight
-		r.dp.Weight = *c.Weight
-		save = d.cfg
-	}
 	d.mu.Unlock()
-	if save != nil {
-		if err := save.SaveFiles(); err != nil {
-			return fmt.Errorf("persist weight: %w", err)
-		}
-	}
 	d.log.Info("real server changed", "vs", c.Service, "rs", c.Server, "weight", fmtIntPtr(c.Weight), "enabled", fmtBoolPtr(c.Enabled), "persist", c.Persist)
 	return d.reconcile(ctx)
 }

@@ -48,6 +48,13 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if ic.Version == 0 {
 			ic.Version = g.VRRPVersion
 		}
+		group := g.VRRPMcastGroup4
+		if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
+			group = g.VRRPMcastGroup6
+		}
+		if a, err := netip.ParseAddr(group); err == nil {
+			ic.MulticastGroup = a
+		}
 		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "PASS") {
 			ic.AuthPass = vi.Auth.Pass
 			if len(ic.AuthPass) > 8 {
@@ -84,6 +91,30 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 				}
 			}
 			ic.TrackFiles = append(ic.TrackFiles, tf)
+		}
+		// A sync group's trackers apply to every member: any of them
+		// failing puts the member, and so the whole group, in FAULT.
+		for _, sg := range cfg.SyncGroups {
+			member := false
+			for _, m := range sg.Group {
+				member = member || m == vi.Name
+			}
+			if !member {
+				continue
+			}
+			for _, t := range sg.TrackIfaces {
+				ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
+			}
+			for _, t := range sg.TrackScripts {
+				ic.TrackScripts = append(ic.TrackScripts, vrrp.TrackScript{Name: t.Name, Weight: t.Weight, WeightSet: true, Reverse: t.Reverse})
+			}
+			for _, t := range sg.TrackFiles {
+				tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
+				if f := files[t.Name]; f != nil {
+					tf.Path = f.File
+				}
+				ic.TrackFiles = append(ic.TrackFiles, tf)
+			}
 		}
 		insts = append(insts, ic)
 	}

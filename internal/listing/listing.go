@@ -96,7 +96,14 @@ func hostPort(addr string, port uint16) string {
 
 func writeService(w io.Writer, s api.Service, o Options) {
 	name := serviceName(s)
-	dests := append([]api.RealServer(nil), s.RealServers...)
+	// ipvsadm lists the destinations the kernel has: real servers taken
+	// out (failed without inhibit_on_failure, disabled) are not shown.
+	var dests []api.RealServer
+	for _, d := range s.RealServers {
+		if d.InPool {
+			dests = append(dests, d)
+		}
+	}
 	if !o.NoSort {
 		sortDests(dests)
 	}

@@ -21,7 +21,7 @@ func trimLines(s string) string {
 }
 
 func rs(addr, method string, weight int, active, inact int64) api.RealServer {
-	return api.RealServer{Addr: addr, Method: method, Weight: weight, ActiveConns: active, InactConns: inact}
+	return api.RealServer{Addr: addr, Method: method, Weight: weight, ActiveConns: active, InactConns: inact, InPool: true}
 }
 
 // Real outputs: seed 004 (ipvsadm -Ln of the Samba deployment),
@@ -71,7 +71,7 @@ TCP  10.0.2.15:80 wlc
 			st: api.State{Services: []api.Service{
 				{ID: "tcp/127.0.0.1:3001", Proto: "TCP", Addr: "127.0.0.1", Port: 3001, Scheduler: "wlc",
 					Stats:       dataplane.Counters{Conns: 2, InPkts: 660294, OutPkts: 661999, InBytes: 78202968, OutBytes: 184940123},
-					RealServers: []api.RealServer{{Addr: "127.0.0.1:3306", Method: "Masq"}}},
+					RealServers: []api.RealServer{{Addr: "127.0.0.1:3306", Method: "Masq", InPool: true}, {Addr: "127.0.0.1:3307", Method: "Masq"}}},
 			}},
 			o: Options{Stats: true, Service: "tcp/127.0.0.1:3001"},
 			want: `Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
@@ -85,7 +85,7 @@ TCP  127.0.0.1:3001                      2   660294   661999 78202968  184940K
 			st: api.State{ConnTableSize: 1048576, Services: []api.Service{
 				{ID: "tcp/10.100.5.98:6030", Proto: "TCP", Addr: "10.100.5.98", Port: 6030, Scheduler: "wlc",
 					Rates:       api.Rates{InPPS: 2, InBPS: 193},
-					RealServers: []api.RealServer{{Addr: "10.100.5.86:6030", Rates: api.Rates{InBPS: 54}}}},
+					RealServers: []api.RealServer{{Addr: "10.100.5.86:6030", Rates: api.Rates{InBPS: 54}, InPool: true}}},
 			}},
 			o: Options{Rate: true},
 			want: `IP Virtual Server version 1.2.1 (size=1048576)
@@ -99,7 +99,7 @@ TCP  10.100.5.98:6030                    0        2        0      193        0
 			name: "persistent-conn",
 			st: api.State{ConnTableSize: 4096, Services: []api.Service{
 				{ID: "tcp/10.10.10.11:80", Proto: "TCP", Addr: "10.10.10.11", Port: 80, Scheduler: "rr", Persistent: 120, PersistMask: 32,
-					RealServers: []api.RealServer{{Addr: "192.168.40.23:80", Weight: 1}, {Addr: "192.168.40.24:80", Weight: 1, PersistConns: 1, InactConns: 2}}},
+					RealServers: []api.RealServer{{Addr: "192.168.40.23:80", Weight: 1, InPool: true}, {Addr: "192.168.40.24:80", Weight: 1, PersistConns: 1, InactConns: 2, InPool: true}}},
 			}},
 			o: Options{PersistentConn: true},
 			want: `IP Virtual Server version 1.2.1 (size=4096)
@@ -114,7 +114,7 @@ TCP  10.10.10.11:80 rr persistent 120
 			name: "thresholds",
 			st: api.State{ConnTableSize: 4096, Services: []api.Service{
 				{ID: "tcp/172.25.116.175:80", Proto: "TCP", Addr: "172.25.116.175", Port: 80, Scheduler: "rr",
-					RealServers: []api.RealServer{{Addr: "192.168.1.180:80"}, {Addr: "192.168.1.181:80", UThreshold: 10000}, {Addr: "192.168.1.182:80", UThreshold: 10000, LThreshold: 100}}},
+					RealServers: []api.RealServer{{Addr: "192.168.1.180:80", InPool: true}, {Addr: "192.168.1.181:80", UThreshold: 10000, InPool: true}, {Addr: "192.168.1.182:80", UThreshold: 10000, LThreshold: 100, InPool: true}}},
 			}},
 			o: Options{Thresholds: true},
 			want: `IP Virtual Server version 1.2.1 (size=4096)

@@ -1,0 +1,194 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Regression tests for problems found in review.
+
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestSetRealServerWeightKeepsEverything(t *testing.T) {
+	src := `# header
+virtual_server 10.0.0.1 80 {
+    lb_algo rr          # keep the alias
+    # owner ops-team
+    real_server 10.0.0.2 80 {
+        weight 1  # rack 7
+        BFD_CHECK {
+            name x
+        }
+    }
+    real_server 10.0.0.3 80 {
+        TCP_CHECK {
+        }
+    }
+}
+`
+	dir := writeTree(t, map[string]string{"govs.conf": src})
+	p := filepath.Join(dir, "govs.conf")
+	cfg, ds := ParseFile(p, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	files, err := cfg.SetRealServerWeight(cfg.VirtualServers[0].RealServers[0], 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(src, "weight 1  # rack 7", "weight 5  # rack 7", 1)
+	if got := string(files[p]); got != want {
+		t.Errorf("edit changed more than the weight:\n%s", got)
+	}
+	files, err = cfg.SetRealServerWeight(cfg.VirtualServers[0].RealServers[1], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2, ds2 := Parse(p, files[p], nil)
+	if ds2.HasErrors() || cfg2.VirtualServers[0].RealServers[1].Weight != 0 || cfg2.VirtualServers[0].RealServers[0].Weight != 1 {
+		t.Errorf("inserted weight: %v\n%s", ds2.Err(), files[p])
+	}
+	if !strings.Contains(string(files[p]), "    real_server 10.0.0.3 80 {\n        weight 0\n        TCP_CHECK {") {
+		t.Errorf("inserted weight line badly placed:\n%s", files[p])
+	}
+}
+
+func TestIncludeInsideBlockNotDuplicated(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"govs.conf": "virtual_server 10.0.0.1 80 {\n    include rs.conf\n}\n",
+		"rs.conf":   "real_server 10.0.0.2 80 {\n    weight 2\n}\n",
+	})
+	p := filepath.Join(dir, "govs.conf")
+	cfg, ds := ParseFile(p, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	out, err := cfg.WriteFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(out[p]), "virtual_server") != 1 {
+		t.Errorf("block with include duplicated:\n%s", out[p])
+	}
+	// The weight lives in the included file: a surgical edit goes there.
+	files, err := cfg.SetRealServerWeight(cfg.VirtualServers[0].RealServers[0], 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(files[filepath.Join(dir, "rs.conf")]); got != "real_server 10.0.0.2 80 {\n    weight 7\n}\n" {
+		t.Errorf("included file edit: %q", got)
+	}
+	// Editing the block through the generic writer is refused.
+	cfg.VirtualServers[0].Scheduler = "rr"
+	if _, err := cfg.WriteFiles(); err == nil || !strings.Contains(err.Error(), "contains an include") {
+		t.Errorf("edit of a block with an include: %v", err)
+	}
+}
+
+func TestTwoGlobalDefsNotDuplicated(t *testing.T) {
+	src := "global_defs {\n    notification_email {\n        a@x\n    }\n}\nglobal_defs {\n    router_id r1\n}\n"
+	dir := writeTree(t, map[string]string{"govs.conf": src})
+	p := filepath.Join(dir, "govs.conf")
+	cfg, _ := ParseFile(p, nil)
+	out, err := cfg.WriteFiles()
+	if err != nil || string(out[p]) != src {
+		t.Fatalf("unedited two global_defs: %v\n%s", err, out[p])
+	}
+	cfg.Global.RouterID = "r2"
+	for i := 0; i < 3; i++ {
+		out, err = cfg.WriteFiles()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg2, _ := Parse(p, out[p], nil)
+		if len(cfg2.Global.NotificationEmail) != 1 || cfg2.Global.RouterID != "r2" {
+			t.Fatalf("round %d: %+v\n%s", i, cfg2.Global, out[p])
+		}
+		cfg = cfg2
+	}
+}
+
+func TestMixedIndentationIsValid(t *testing.T) {
+	src := "virtual_server 10.0.0.1 80 {\n        lb_algo rr\n\treal_server 10.0.0.2 80 {\n\t}\ninclude_none_here 1\n}\n"
+	src = strings.Replace(src, "include_none_here 1\n", "", 1)
+	_, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Errorf("balanced braces with odd indentation rejected:\n%s", diagStrings(ds))
+	}
+}
+
+func TestVariableBombBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("$A=xx\n")
+	for i := 0; i < 40; i++ {
+		b.WriteString("$A=$A$A\n")
+	}
+	b.WriteString("global_defs {\n    router_id $A\n}\n")
+	start := time.Now()
+	_, ds := Parse("bomb.conf", []byte(b.String()), nil)
+	if !ds.HasErrors() || !strings.Contains(ds.Error(), "variable expansion longer than") {
+		t.Errorf("no expansion error:\n%s", diagStrings(ds))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("expansion took %v", d)
+	}
+}
+
+func TestScriptUserAndDollar(t *testing.T) {
+	cfg, ds := LoadBytes("t.conf", []byte(`global_defs {
+    govs_web_password "$2a$10$abcdefghijklmnopqrstuv"
+}
+vrrp_instance V {
+    interface eth0
+    virtual_router_id 1
+    notify_master /etc/keepalived/master.sh keepalived_script
+    notify_backup "/etc/keepalived/backup.sh arg" nobody nogroup
+}
+`), nil)
+	if len(ds) != 0 {
+		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+	}
+	if cfg.Global.Govs.WebPassword != "$2a$10$abcdefghijklmnopqrstuv" {
+		t.Errorf("password %q", cfg.Global.Govs.WebPassword)
+	}
+	m, bk := cfg.VRRPInstances[0].Notify.Master, cfg.VRRPInstances[0].Notify.Backup
+	if m.Cmd != "/etc/keepalived/master.sh" || m.User != "keepalived_script" || bk.Cmd != "/etc/keepalived/backup.sh arg" || bk.User != "nobody nogroup" {
+		t.Errorf("scripts %+v %+v", m, bk)
+	}
+}
+
+func TestFwmarkDRPortAndDuplicates(t *testing.T) {
+	_, ds := LoadBytes("t.conf", []byte("virtual_server fwmark 1 {\n    lb_kind DR\n    real_server 10.0.0.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"), nil)
+	if ds.HasErrors() {
+		t.Errorf("fwmark DR with a check port rejected:\n%s", diagStrings(ds))
+	}
+	_, ds = LoadBytes("t.conf", []byte("virtual_server 10.0.0.1 80 {\n    real_server 10.0.0.2 {\n    }\n    real_server 10.0.0.2 80 {\n    }\n}\n"), nil)
+	if !strings.Contains(diagStrings(ds), "listed twice") {
+		t.Errorf("same real server (port defaulted) not reported:\n%s", diagStrings(ds))
+	}
+	_, ds = LoadBytes("t.conf", []byte("virtual_server_group G {\n    10.0.0.0/16 80\n}\nvirtual_server group G {\n}\n"), nil)
+	if !strings.Contains(diagStrings(ds), "spans more than 4096 addresses") {
+		t.Errorf("huge group range not reported:\n%s", diagStrings(ds))
+	}
+}
+
+func TestDurationRoundTrip(t *testing.T) {
+	cfg, _ := Parse("t.conf", []byte("vrrp_instance V {\n    advert_int 16.22\n}\n"), nil)
+	if got := cfg.VRRPInstances[0].AdvertInt.D(); got != 16220*time.Millisecond {
+		t.Errorf("advert_int 16.22 = %v", got)
+	}
+}
