@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -135,6 +137,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else if g.APIListen != "" {
 		listens = append(listens, g.APIListen)
 	}
+	for _, a := range listens {
+		if host, _, err := net.SplitHostPort(a); err != nil || !isLoopback(host) {
+			log.Warn("the API on TCP has no authentication: anyone who reaches it can reload, drain and persist; bind it to loopback or firewall it", "listen", a)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler(d, log))
 	mux.Handle("GET /metrics", metrics.Handler(d.State))
@@ -247,6 +254,14 @@ func openProxy(t dataplane.Timeouts, log *slog.Logger, size int) (dataplane.Data
 		return nil, "", 0, fmt.Errorf("dataplane proxy: %w", err)
 	}
 	return dp, "proxy", tableSize(size, 4096), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func tableSize(configured, def int) int {
