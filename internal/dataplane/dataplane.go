@@ -52,6 +52,8 @@ func (p Proto) String() string {
 		return "UDP"
 	case SCTP:
 		return "SCTP"
+	case 0:
+		return "IP" // firewall-mark persistence templates, as ipvsadm -Lc shows them
 	}
 	return "proto" + strconv.Itoa(int(p))
 }

@@ -97,7 +97,7 @@ func (lp *loop) start(l *listener, cfd int, client netip.AddrPort) {
 	}
 	r.sfd = sfd
 	rawSetsockoptInt(sfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	err = rawConnect(sfd, rs.dest.Addr)
+	err = rawConnect(sfd, target(rs, flow))
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		r.dialFailed(err)
 		return
@@ -444,5 +444,5 @@ func (r *lrelay) info(now time.Time) (dataplane.Conn, bool) {
 	local := r.local
 	r.mu.Unlock()
 	exp := r.timeout() - now.Sub(time.Unix(0, r.last.Load()))
-	return connInfo(dataplane.TCP, r.flow.Src, r.flow.Dst, r.rs.dest.Addr, local, state, exp, r.svc.key.FWMark), true
+	return connInfo(dataplane.TCP, r.flow.Src, r.flow.Dst, target(r.rs, r.flow), local, state, exp, r.svc.key.FWMark), true
 }

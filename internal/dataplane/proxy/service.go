@@ -188,8 +188,11 @@ func (p *Proxy) newPlan(s dataplane.Service, cur *service) (*plan, error) {
 	cfg := &serviceConfig{svc: s, listen: listen, sched: scfg, byDest: make(map[*sched.Dest]*realServer, len(s.RealServers))}
 	seen := make(map[netip.AddrPort]bool, len(s.RealServers))
 	for _, r := range s.RealServers {
-		if !r.Addr.IsValid() || r.Addr.Port() == 0 {
-			return nil, fmt.Errorf("real server %s: need an address and a port", r.Addr)
+		if !r.Addr.IsValid() {
+			return nil, fmt.Errorf("real server %s: need an address", r.Addr)
+		}
+		if r.Addr.Port() == 0 && len(s.Ports) == 0 {
+			return nil, fmt.Errorf("real server %s: need a port (port 0, the client's port, only on multi-port services)", r.Addr)
 		}
 		if seen[r.Addr] {
 			return nil, fmt.Errorf("real server %s listed twice", r.Addr)
@@ -339,4 +342,14 @@ func listenKeys(s dataplane.Service, max int) ([]listenKey, error) {
 		}
 	}
 	return keys, nil
+}
+
+// target is where a flow scheduled to rs connects: the real server's
+// address and port, or with port 0 (multi-port and firewall-mark services,
+// as IPVS does) the port the client connected to.
+func target(rs *realServer, flow sched.Flow) netip.AddrPort {
+	if rs.dest.Addr.Port() != 0 {
+		return rs.dest.Addr
+	}
+	return netip.AddrPortFrom(rs.dest.Addr.Addr(), flow.Dst.Port())
 }

@@ -61,7 +61,7 @@ func (p *Proxy) handleTCP(l *listener, c *net.TCPConn) {
 
 	r := &tcpRelay{p: p, svc: svc, rs: rs, client: c, flow: flow, scheduled: scheduled}
 	d := net.Dialer{Timeout: p.opts.DialTimeout, KeepAlive: -1}
-	sc, err := d.DialContext(p.ctx, "tcp", rs.dest.Addr.String())
+	sc, err := d.DialContext(p.ctx, "tcp", target(rs, flow).String())
 	if err != nil {
 		p.log.Debug("connect to real server", "vs", svc.key.String(), "rs", rs.dest.Addr.String(), "err", err)
 		rs.dest.ConnClosed(false)
@@ -209,7 +209,7 @@ func (r *tcpRelay) info(now time.Time) (dataplane.Conn, bool) {
 		Proto:   dataplane.TCP,
 		Client:  r.flow.Src,
 		Virtual: r.flow.Dst,
-		Real:    r.rs.dest.Addr,
+		Real:    target(r.rs, r.flow),
 		Local:   r.local,
 		State:   state,
 		Expires: exp,

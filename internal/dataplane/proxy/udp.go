@@ -111,7 +111,7 @@ func (p *Proxy) udpSession(l *listener, client, vip netip.AddrPort) *udpSession 
 			return s
 		}
 	}
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(rs.dest.Addr))
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target(rs, flow)))
 	if err != nil {
 		rs.dialFailures.Add(1)
 		if scheduled {
@@ -210,7 +210,7 @@ func (s *udpSession) info(now time.Time) (dataplane.Conn, bool) {
 		Proto:   dataplane.UDP,
 		Client:  s.key.client,
 		Virtual: s.flow.Dst,
-		Real:    s.rs.dest.Addr,
+		Real:    target(s.rs, s.flow),
 		Local:   s.local,
 		State:   "UDP",
 		Expires: exp,

@@ -1,0 +1,596 @@
+package xdp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/sched"
+)
+
+// service is the Go-side state of one virtual service.
+type service struct {
+	id      uint32
+	spec    dataplane.Service
+	adopted bool // taken over from a previous process, spec incomplete
+	keys    []lbSvcKey
+	layout  tableLayout
+	sch     sched.Scheduler
+	schName string
+	schOpts sched.Options
+	reals   map[netip.AddrPort]*realState
+	order   []*realState // config order, sorry server excluded
+	sorry   *realState
+	pushed  []uint32 // slots as last written to sched_tbl
+	tblLen  uint32   // slots in use (a ring holds whole rr/wrr cycles)
+	hashSig string   // availability of the servers when a hashed table was filled
+}
+
+// availability renders which servers can take connections, with their
+// weights: a hashed table only changes when this does.
+func (s *service) availability() string {
+	b := make([]byte, 0, len(s.order)*4)
+	for _, r := range s.order {
+		w := r.dest.Weight()
+		if !r.dest.Available() {
+			w = -1
+		}
+		b = fmt.Appendf(b, "%d:%d,", r.id, w)
+	}
+	return string(b)
+}
+
+// realState is one real server of one service (a slot of real_tbl).
+type realState struct {
+	id, gen uint32
+	spec    dataplane.RealServer
+	dest    *sched.Dest
+	nh      nexthop
+}
+
+// Apply makes the forwarding state equal to svcs. Validation happens
+// first; on a validation error nothing changes. Services and real servers
+// that stay keep their identifiers, counters and connections.
+func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("xdp: dataplane closed")
+	}
+	want := make(map[dataplane.ServiceKey]dataplane.Service, len(svcs))
+	owner := make(map[lbSvcKey]dataplane.ServiceKey)
+	for _, s := range svcs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, dup := want[s.Key]; dup {
+			return fmt.Errorf("xdp: service %s listed twice", s.Key)
+		}
+		if err := d.validate(s); err != nil {
+			return fmt.Errorf("xdp: service %s: %w", s.Key, err)
+		}
+		keys, err := lookupKeys(s)
+		if err != nil {
+			return fmt.Errorf("xdp: service %s: %w", s.Key, err)
+		}
+		for _, k := range keys {
+			if o, ok := owner[k]; ok {
+				return fmt.Errorf("xdp: services %s and %s both match %s", o, s.Key, keyString(k))
+			}
+			owner[k] = s.Key
+		}
+		want[s.Key] = s
+	}
+	if n := len(want); n >= maxServices {
+		return fmt.Errorf("xdp: %d services, at most %d", n, maxServices-1)
+	}
+
+	var errs []error
+	for key, cur := range d.svcs {
+		if _, ok := want[key]; !ok {
+			errs = append(errs, d.removeService(cur))
+			delete(d.svcs, key)
+		}
+	}
+	for _, s := range svcs {
+		cur := d.svcs[s.Key]
+		if cur != nil && !cur.adopted && equalService(cur.spec, s) {
+			continue
+		}
+		if cur == nil {
+			id, err := d.allocService()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			cur = &service{id: id, reals: make(map[netip.AddrPort]*realState)}
+			d.svcs[s.Key] = cur
+		}
+		if err := d.updateService(cur, s); err != nil {
+			errs = append(errs, fmt.Errorf("xdp: service %s: %w", s.Key, err))
+		}
+	}
+	d.resolvePending(ctx)
+	errs = append(errs, d.writeSettings())
+	return errors.Join(errs...)
+}
+
+func (d *Dataplane) validate(s dataplane.Service) error {
+	if _, err := layoutFor(s, d.opts.RingSize); err != nil {
+		return err
+	}
+	if s.Key.FWMark == 0 && !s.Key.Addr.IsValid() {
+		return errors.New("no virtual address")
+	}
+	v6 := s.Key.V6
+	if s.Key.FWMark == 0 {
+		v6 = s.Key.Addr.Unmap().Is6()
+	}
+	all := s.RealServers
+	if s.Sorry != nil {
+		all = append(slices.Clone(all), *s.Sorry)
+	}
+	for _, r := range all {
+		switch r.Method {
+		case dataplane.DR:
+			if r.Addr.Addr().Unmap().Is6() != v6 {
+				return fmt.Errorf("real server %s: direct routing needs the family of the virtual address", r.Addr)
+			}
+		case dataplane.NAT, dataplane.SNAT:
+			if r.Addr.Addr().Unmap().Is6() != v6 {
+				return fmt.Errorf("real server %s: NAT needs the family of the virtual address", r.Addr)
+			}
+		case dataplane.TUN:
+		default:
+			return fmt.Errorf("real server %s: method %s not supported by the xdp dataplane (DR, TUN, NAT and SNAT are)", r.Addr, r.Method)
+		}
+	}
+	if len(all) >= maxReals/2 {
+		return fmt.Errorf("%d real servers, too many", len(all))
+	}
+	return nil
+}
+
+// lookupKeys expands a service into the (proto, VIP, port) keys of the
+// services map: one for a plain service, the product of VIPs, ports and
+// protocols for a multi-port or firewall-mark service.
+func lookupKeys(s dataplane.Service) ([]lbSvcKey, error) {
+	vips := s.VIPs
+	if len(vips) == 0 && s.Key.Addr.IsValid() {
+		vips = []netip.Addr{s.Key.Addr}
+	}
+	ports := s.Ports
+	if len(ports) == 0 {
+		ports = []dataplane.PortRange{{From: s.Key.Port, To: s.Key.Port}}
+	}
+	protos := s.Protos
+	if len(protos) == 0 {
+		if s.Key.Proto != 0 {
+			protos = []dataplane.Proto{s.Key.Proto}
+		} else {
+			protos = []dataplane.Proto{dataplane.TCP, dataplane.UDP}
+		}
+	}
+	if len(vips) == 0 {
+		return nil, errors.New("a firewall-mark service needs VIPs to match (the xdp dataplane reads no marks)")
+	}
+	var keys []lbSvcKey
+	for _, p := range protos {
+		if p != dataplane.TCP && p != dataplane.UDP {
+			return nil, fmt.Errorf("protocol %s not supported by the xdp dataplane", p)
+		}
+		for _, v := range vips {
+			addr, fam := addrBytes(v)
+			for _, r := range ports {
+				if r.To < r.From {
+					return nil, fmt.Errorf("port range %d-%d is empty", r.From, r.To)
+				}
+				for port := int(r.From); port <= int(r.To); port++ {
+					keys = append(keys, lbSvcKey{Proto: uint8(p), Family: fam, Port: htons(uint16(port)), Addr: addr})
+					if len(keys) > 1<<17 {
+						return nil, errors.New("more than 131072 (protocol, address, port) combinations")
+					}
+				}
+			}
+		}
+	}
+	return keys, nil
+}
+
+func keyString(k lbSvcKey) string {
+	return fmt.Sprintf("%s %s", dataplane.Proto(k.Proto), netip.AddrPortFrom(bytesAddr(k.Addr, k.Family), htons(k.Port)))
+}
+
+func equalService(a, b dataplane.Service) bool {
+	if a.Sorry != nil && b.Sorry != nil && *a.Sorry != *b.Sorry || (a.Sorry == nil) != (b.Sorry == nil) {
+		return false
+	}
+	a.Sorry, b.Sorry = nil, nil
+	return a.Key == b.Key && a.Name == b.Name && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.Ports, b.Ports) &&
+		slices.Equal(a.Protos, b.Protos) && a.Scheduler == b.Scheduler && slices.Equal(a.SchedFlags, b.SchedFlags) &&
+		a.MHTableSize == b.MHTableSize && a.Persistence == b.Persistence && a.PersistMask == b.PersistMask &&
+		a.OnePacket == b.OnePacket && slices.Equal(a.RealServers, b.RealServers)
+}
+
+// cloneService copies the slices of s: the caller may reuse them.
+func cloneService(s dataplane.Service) dataplane.Service {
+	s.VIPs, s.Ports, s.Protos = slices.Clone(s.VIPs), slices.Clone(s.Ports), slices.Clone(s.Protos)
+	s.SchedFlags, s.RealServers = slices.Clone(s.SchedFlags), slices.Clone(s.RealServers)
+	if s.Sorry != nil {
+		c := *s.Sorry
+		s.Sorry = &c
+	}
+	return s
+}
+
+func (d *Dataplane) allocService() (uint32, error) {
+	for id := 1; id < maxServices; id++ {
+		if !d.svcUsed[id] {
+			d.svcUsed[id] = true
+			return uint32(id), d.zeroStats(d.objs.StatsSvc, uint32(id))
+		}
+	}
+	return 0, errors.New("xdp: no free service slot")
+}
+
+func (d *Dataplane) allocReal() (uint32, uint32, error) {
+	for id := 1; id < maxReals; id++ {
+		if !d.realUsed[id] {
+			d.realUsed[id] = true
+			d.gen++
+			return uint32(id), d.gen, d.zeroStats(d.objs.StatsReal, uint32(id))
+		}
+	}
+	return 0, 0, errors.New("xdp: no free real server slot")
+}
+
+func (d *Dataplane) zeroStats(m interface {
+	Put(key, value any) error
+}, id uint32) error {
+	if err := m.Put(id, make([]lbCounters, d.ncpu)); err != nil {
+		return fmt.Errorf("xdp: reset counters: %w", err)
+	}
+	return nil
+}
+
+// updateService writes one new or changed service.
+func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
+	layout, err := layoutFor(s, d.opts.RingSize)
+	if err != nil {
+		return err
+	}
+	keys, err := lookupKeys(s)
+	if err != nil {
+		return err
+	}
+	// real servers: keep slot and generation of those that stay
+	next := make(map[netip.AddrPort]*realState, len(s.RealServers)+1)
+	var order []*realState
+	var sorry *realState
+	add := func(rs dataplane.RealServer, isSorry bool) error {
+		key := rs.Addr
+		r := cur.reals[key]
+		if r != nil && next[key] == nil && r.spec.Method == rs.Method {
+			delete(cur.reals, key)
+		} else {
+			id, gen, err := d.allocReal()
+			if err != nil {
+				return err
+			}
+			r = &realState{id: id, gen: gen, dest: sched.NewDest(rs.Addr, rs.Weight)}
+		}
+		r.spec = rs
+		if !isSorry {
+			r.dest.SetWeight(rs.Weight)
+			r.dest.SetThresholds(rs.UThreshold, rs.LThreshold)
+		}
+		if !r.nh.ok || r.nh.addr != rs.Addr.Addr() {
+			r.nh = d.resolve(rs.Addr.Addr(), rs.Method)
+		}
+		next[key] = r
+		if isSorry {
+			sorry = r
+		} else {
+			order = append(order, r)
+		}
+		return d.writeReal(cur.id, r)
+	}
+	for _, rs := range s.RealServers {
+		if next[rs.Addr] != nil {
+			return fmt.Errorf("real server %s listed twice", rs.Addr)
+		}
+		if err := add(rs, false); err != nil {
+			return err
+		}
+	}
+	if s.Sorry != nil {
+		if next[s.Sorry.Addr] != nil {
+			return fmt.Errorf("sorry server %s is also a real server", s.Sorry.Addr)
+		}
+		if err := add(*s.Sorry, true); err != nil {
+			return err
+		}
+	}
+	for _, r := range cur.reals { // gone
+		if err := d.removeReal(r); err != nil {
+			return err
+		}
+	}
+	cur.reals, cur.order, cur.sorry = next, order, sorry
+
+	// scheduler: a new instance when its kind changed, else new dests
+	opts := schedOptions(s)
+	name := strings.ToLower(s.Scheduler)
+	if name == "" {
+		name = sched.Default
+	}
+	if cur.sch == nil || cur.schName != name || cur.schOpts.Flags != opts.Flags || cur.schOpts.TableSize != opts.TableSize {
+		sch, err := sched.New(name, opts)
+		if err != nil {
+			return err
+		}
+		cur.sch, cur.schName, cur.schOpts = sch, name, opts
+	}
+	dests := make([]*sched.Dest, len(order))
+	for i, r := range order {
+		dests[i] = r.dest
+	}
+	cur.sch.Update(dests)
+
+	if layout != cur.layout && len(cur.pushed) > 0 {
+		if err := d.clearTable(cur); err != nil {
+			return err
+		}
+	}
+	cur.layout = layout
+	cur.spec, cur.adopted = cloneService(s), false
+	cur.hashSig = "" // the configuration changed: refill hashed tables
+	// table, then configuration, then lookup keys: a packet never sees a
+	// service without its table
+	if err := d.pushTable(cur); err != nil {
+		return err
+	}
+	if err := d.writeCfg(cur); err != nil {
+		return err
+	}
+	return d.setKeys(cur, keys)
+}
+
+func (d *Dataplane) writeReal(svc uint32, r *realState) error {
+	addr, fam := addrBytes(r.spec.Addr.Addr())
+	v := lbReal{Addr: addr, Family: fam, Svc: svc, Gen: r.gen, Port: r.spec.Addr.Port(), Method: uint8(r.spec.Method)}
+	if r.nh.ok {
+		v.Valid = 1
+		v.Dmac, v.Smac, v.Ifindex, v.Mtu = r.nh.dmac, r.nh.smac, r.nh.ifindex, r.nh.mtu
+		v.Src, _ = addrBytes(r.nh.src)
+	}
+	if err := d.objs.RealTbl.Put(r.id, &v); err != nil {
+		return fmt.Errorf("write real server %s: %w", r.spec.Addr, err)
+	}
+	return nil
+}
+
+func (d *Dataplane) removeReal(r *realState) error {
+	d.realUsed[r.id] = false
+	if err := d.objs.RealTbl.Put(r.id, &lbReal{}); err != nil {
+		return fmt.Errorf("remove real server %s: %w", r.spec.Addr, err)
+	}
+	return nil
+}
+
+// writeCfg writes svc_cfgs[id]; the sorry server is armed only while no
+// real server can take a connection.
+func (d *Dataplane) writeCfg(s *service) error {
+	c := lbSvcCfg{
+		Flags:     1,
+		TableSize: s.tblLen,
+		HashBits:  s.layout.bits,
+		Mode:      s.layout.mode,
+		Proto:     uint8(s.spec.Key.Proto),
+		Port:      s.spec.Key.Port,
+		Fwmark:    s.spec.Key.FWMark,
+	}
+	if s.spec.Key.Addr.IsValid() {
+		c.Addr, c.Family = addrBytes(s.spec.Key.Addr)
+	} else if s.spec.Key.V6 {
+		c.Family = 6
+	} else {
+		c.Family = 4
+	}
+	if s.spec.Persistence > 0 {
+		c.Flags |= 2
+		c.PersistTimeout = uint32((s.spec.Persistence + 999_999_999) / 1e9)
+		c.PersistMask = uint8(s.spec.PersistMask)
+		if s.spec.PersistMask <= 0 {
+			c.PersistMask = 128
+		}
+	}
+	if s.spec.OnePacket {
+		c.Flags |= 4
+	}
+	if hashPort(s.spec) {
+		c.Flags |= 8
+	}
+	if s.sorry != nil && !anyAvailable(s.order) {
+		c.SorryReal = s.sorry.id
+	}
+	if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
+		return fmt.Errorf("write service config: %w", err)
+	}
+	return nil
+}
+
+func anyAvailable(rs []*realState) bool {
+	for _, r := range rs {
+		if r.dest.Available() {
+			return true
+		}
+	}
+	return false
+}
+
+// setKeys makes the lookup keys of a service equal to keys.
+func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
+	keep := make(map[lbSvcKey]bool, len(keys))
+	for _, k := range keys {
+		keep[k] = true
+	}
+	var del []lbSvcKey
+	for _, k := range s.keys {
+		if !keep[k] && d.keyOwner[k] == s.id {
+			del = append(del, k)
+			delete(d.keyOwner, k)
+		}
+	}
+	if len(del) > 0 {
+		if _, err := d.objs.Services.BatchDelete(del, nil); err != nil {
+			return fmt.Errorf("delete service keys: %w", err)
+		}
+	}
+	var add []lbSvcKey
+	for _, k := range keys {
+		if d.keyOwner[k] != s.id {
+			add = append(add, k)
+			d.keyOwner[k] = s.id
+		}
+	}
+	if len(add) > 0 {
+		ids := make([]uint32, len(add))
+		for i := range ids {
+			ids[i] = s.id
+		}
+		if _, err := d.objs.Services.BatchUpdate(add, ids, nil); err != nil {
+			return fmt.Errorf("write service keys: %w", err)
+		}
+	}
+	s.keys = keys
+	return nil
+}
+
+// pushTable recomputes the scheduling table of s and writes the slots
+// that changed.
+func (d *Dataplane) pushTable(s *service) error {
+	var dests []*sched.Dest
+	vip := netip.AddrPortFrom(s.spec.Key.Addr, s.spec.Key.Port)
+	if !vip.Addr().IsValid() && len(s.spec.VIPs) > 0 {
+		vip = netip.AddrPortFrom(s.spec.VIPs[0], 0)
+	}
+	v6 := vip.Addr().Unmap().Is6()
+	proto := uint8(s.spec.Key.Proto)
+	if s.layout.hashed() {
+		sig := s.availability()
+		if sig == s.hashSig && len(s.pushed) == int(s.layout.size) {
+			return nil // same servers, same availability: same table
+		}
+		s.hashSig = sig
+		reps, ok := d.reps[s.layout]
+		if !ok {
+			var err error
+			if reps, err = s.layout.representatives(); err != nil {
+				return err
+			}
+			d.reps[s.layout] = reps
+		}
+		dests = fillHashed(s.layout, reps, s.sch, proto, vip, v6)
+	} else {
+		ds := make([]*sched.Dest, len(s.order))
+		for i, r := range s.order {
+			ds[i] = r.dest
+		}
+		sch := s.sch
+		if s.schName == "rr" || s.schName == "wrr" {
+			// rebuilt from the start of a cycle: an unchanged pool gives
+			// an unchanged ring and the cursor walks on undisturbed
+			var err error
+			if sch, err = sched.New(s.schName, s.schOpts); err != nil {
+				return err
+			}
+			sch.Update(ds)
+		}
+		dests = fillRing(int(s.layout.size), sch, ds, proto, vip, v6)
+	}
+	ids := make(map[*sched.Dest]uint32, len(s.order))
+	for _, r := range s.order {
+		ids[r.dest] = r.id
+	}
+	slots := make([]uint32, len(dests))
+	for i, dst := range dests {
+		slots[i] = ids[dst]
+	}
+	var keys []lbTblKey
+	var vals []uint32
+	for i, v := range slots {
+		if i < len(s.pushed) && s.pushed[i] == v {
+			continue
+		}
+		keys = append(keys, lbTblKey{Svc: s.id, Slot: uint32(i)})
+		vals = append(vals, v)
+	}
+	if len(keys) > 0 {
+		if _, err := d.objs.SchedTbl.BatchUpdate(keys, vals, nil); err != nil {
+			return fmt.Errorf("write scheduling table: %w", err)
+		}
+	}
+	if len(s.pushed) > len(slots) {
+		keys = keys[:0]
+		for i := len(slots); i < len(s.pushed); i++ {
+			keys = append(keys, lbTblKey{Svc: s.id, Slot: uint32(i)})
+		}
+		if _, err := d.objs.SchedTbl.BatchDelete(keys, nil); err != nil && !isNotExist(err) {
+			return fmt.Errorf("shrink scheduling table: %w", err)
+		}
+	}
+	changed := len(keys) > 0 || len(s.pushed) != len(slots)
+	s.pushed = slots
+	if !s.layout.hashed() && changed {
+		if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
+			return fmt.Errorf("reset cursor: %w", err)
+		}
+	}
+	if n := uint32(len(slots)); n != s.tblLen {
+		s.tblLen = n
+		if d.svcUsed[s.id] && s.keys != nil {
+			return d.writeCfg(s)
+		}
+	}
+	return nil
+}
+
+func (d *Dataplane) clearTable(s *service) error {
+	keys := make([]lbTblKey, len(s.pushed))
+	for i := range keys {
+		keys[i] = lbTblKey{Svc: s.id, Slot: uint32(i)}
+	}
+	if len(keys) > 0 {
+		if _, err := d.objs.SchedTbl.BatchDelete(keys, nil); err != nil && !isNotExist(err) {
+			return fmt.Errorf("clear scheduling table: %w", err)
+		}
+	}
+	s.pushed = nil
+	return nil
+}
+
+func (d *Dataplane) removeService(s *service) error {
+	var errs []error
+	if err := d.objs.SvcCfgs.Put(s.id, &lbSvcCfg{}); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.setKeys(s, nil); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.clearTable(s); err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range s.reals {
+		errs = append(errs, d.removeReal(r))
+	}
+	d.svcUsed[s.id] = false
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("xdp: remove service %s: %w", s.spec.Key, err)
+	}
+	return nil
+}

@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* govs XDP director: service lookup, connection tracking, scheduling
+ * through tables the Go side computes, and forwarding by direct routing
+ * (destination MAC rewrite) or IP-in-IP / IP6-in-IP6 tunnelling.
+ * Traffic that is not for a virtual service, and fragments, go to the
+ * kernel untouched. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmpv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lb.h"
+
+/* linux/icmp.h pulls in libc socket headers; the few ICMPv4 definitions
+ * needed here are spelled out instead. */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMP_FRAG_NEEDED 4
+struct icmphdr {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	union {
+		struct {
+			__be16 id;
+			__be16 sequence;
+		} echo;
+		__be32 gateway;
+		struct {
+			__be16 __unused;
+			__be16 mtu;
+		} frag;
+	} un;
+};
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#include "maps.h"
+
+/* Make the enums and structs visible to bpf2go -type. */
+const enum exit_reason *unused_exit __attribute__((unused));
+const enum event *unused_event __attribute__((unused));
+const enum conn_state *unused_state __attribute__((unused));
+const enum sched_mode *unused_mode __attribute__((unused));
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#define IP_DF 0x4000
+#define GOLDEN_RATIO_32 0x61C88647u
+#define TTL_OUT 64
+
+static __always_inline int done(__u32 reason, int verdict)
+{
+	__u64 *c = bpf_map_lookup_elem(&exits, &reason);
+	if (c)
+		*c += 1;
+	return verdict;
+}
+
+static __always_inline void event(__u32 ev)
+{
+	__u64 *c = bpf_map_lookup_elem(&events, &ev);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline void count(void *map, __u32 id, __u64 conns, __u64 bytes)
+{
+	struct counters *c = bpf_map_lookup_elem(map, &id);
+	if (!c)
+		return;
+	c->conns += conns;
+	c->pkts += 1;
+	c->bytes += bytes;
+}
+
+static __always_inline void count_out(void *map, __u32 id, __u64 bytes)
+{
+	struct counters *c = bpf_map_lookup_elem(map, &id);
+	if (!c)
+		return;
+	c->out_pkts += 1;
+	c->out_bytes += bytes;
+}
+
+#include "sched.h"
+#include "encap.h"
+
+struct pktinfo {
+	__u32 len;     /* IP length (header + payload) */
+	__u16 df;      /* IP_DF in network order, or 0 */
+	__u8 tos;
+	__u8 related;  /* an ICMP error following its flow */
+	__u32 l4off;   /* offset of the TCP/UDP header from the frame start */
+	const struct conn *c; /* the connection (SNAT reads its source) */
+};
+
+#include "nat.h"
+
+/* forward sends the packet to real server r by its method. */
+static __always_inline int forward(struct xdp_md *ctx, const struct real *r, const struct flow_key *fk,
+				   const struct pktinfo *pi)
+{
+	if (!r->valid)
+		return done(EXIT_DROP_NO_NEIGH, XDP_DROP);
+	if (r->method == METHOD_DR) {
+		void *data = (void *)(long)ctx->data;
+		void *data_end = (void *)(long)ctx->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > data_end)
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		__builtin_memcpy(eth->h_dest, r->dmac, 6);
+		__builtin_memcpy(eth->h_source, r->smac, 6);
+		if (pi->related)
+			return xmit(ctx, r, EXIT_TX_ICMP_RELATED, EXIT_REDIRECT_ICMP_RELATED);
+		return xmit(ctx, r, EXIT_TX_DR, EXIT_REDIRECT_DR);
+	}
+	if (r->method == METHOD_NAT || r->method == METHOD_SNAT)
+		return nat_forward(ctx, r, fk, pi);
+	if (r->method != METHOD_TUN)
+		return done(EXIT_PASS_NAT_METHOD, XDP_PASS);
+
+	__u32 overhead = r->family == FAM_V4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	if (r->mtu && pi->len + overhead > r->mtu) {
+		__u32 mtu = r->mtu - overhead;
+		if (pi->related)
+			return done(EXIT_DROP_TOOBIG, XDP_DROP);
+		if (fk->family == FAM_V4) {
+			if (!pi->df)
+				return done(EXIT_DROP_TOOBIG, XDP_DROP);
+			return send_toobig4(ctx, mtu);
+		}
+		if (mtu < 1280)
+			mtu = 1280;
+		return send_toobig6(ctx, mtu);
+	}
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&settings, &zero);
+	__u8 inner = fk->family == FAM_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	if (pi->related)
+		return encap(ctx, r, cfg, fk, inner, pi->tos, pi->df, pi->len, EXIT_TX_ICMP_RELATED,
+			     EXIT_REDIRECT_ICMP_RELATED);
+	return encap(ctx, r, cfg, fk, inner, pi->tos, pi->df, pi->len, EXIT_TX_TUN, EXIT_REDIRECT_TUN);
+}
+
+static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
+{
+	if (!cfg || state >= ST_MAX)
+		return 0;
+	return cfg->timeout_ns[state];
+}
+
+/* handle_flow is the TCP/UDP path: service, connection, schedule, send. */
+static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, __u8 tcpflags,
+				       const struct pktinfo *pi)
+{
+	__u32 zero = 0;
+	struct config *gc = bpf_map_lookup_elem(&settings, &zero);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	int is_tcp = fk->proto == IPPROTO_TCP;
+	int syn = tcpflags & 0x02, ack = tcpflags & 0x10, fin = tcpflags & 0x01, rst = tcpflags & 0x04;
+	struct real *r = NULL;
+	__u32 rid = 0;
+
+	/* Established flows first: one hash lookup, no service lookup. A
+	 * real server's generation is unique and zeroed on removal, so a
+	 * matching generation proves service and server still exist. */
+	struct conn *c = bpf_map_lookup_elem(&conn_tbl, fk);
+	if (c) {
+		if (now - c->last_ns < timeout_of(gc, c->state)) {
+			rid = c->real;
+			r = bpf_map_lookup_elem(&real_tbl, &rid);
+			if (r && (r->gen == 0 || r->gen != c->gen || r->svc != c->svc))
+				r = NULL;
+		} else {
+			event(EV_CONN_EXPIRED);
+		}
+		/* a new SYN on a closing connection starts a new one */
+		if (r && is_tcp && syn && !ack && (c->state == ST_FIN_WAIT || c->state == ST_CLOSE))
+			r = NULL;
+		if (r) {
+			if (is_tcp) {
+				__u8 st = c->state;
+				if (rst)
+					st = ST_CLOSE;
+				else if (fin)
+					st = ST_FIN_WAIT;
+				else if (ack && st == ST_SYN_RECV)
+					st = ST_ESTABLISHED;
+				if (st != c->state)
+					c->state = st;
+			}
+			if (c->last_ns != now)
+				c->last_ns = now;
+			count(&stats_svc, c->svc, 0, pi->len);
+			count(&stats_real, rid, 0, pi->len);
+			struct pktinfo pc = *pi;
+			pc.c = c;
+			return forward(ctx, r, fk, &pc);
+		}
+	}
+
+	if (gc && (gc->flags & CFG_F_NAT)) {
+		struct nat_rev *nr = bpf_map_lookup_elem(&nat_tbl, fk);
+		if (nr) {
+			__u32 nrid = nr->real;
+			struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
+			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen)
+				return nat_reply(ctx, fk, nr, pi);
+		}
+	}
+
+	struct svc_key sk = {.proto = fk->proto, .family = fk->family, .port = fk->dport};
+	__builtin_memcpy(sk.addr, fk->daddr, 16);
+	__u32 *sid = bpf_map_lookup_elem(&services, &sk);
+	if (!sid) {
+		if (!gc || !(gc->flags & CFG_F_WILDCARD))
+			return done(EXIT_PASS_NO_SERVICE, XDP_PASS);
+		sk.port = 0;
+		sid = bpf_map_lookup_elem(&services, &sk);
+		if (!sid)
+			return done(EXIT_PASS_NO_SERVICE, XDP_PASS);
+	}
+	__u32 svc = *sid;
+	struct svc_cfg *cfg = bpf_map_lookup_elem(&svc_cfgs, &svc);
+	if (!cfg || !(cfg->flags & SVC_F_VALID))
+		return done(EXIT_PASS_NO_SERVICE, XDP_PASS);
+
+	if (is_tcp && !syn && !(gc && (gc->flags & CFG_F_SLOPPY_TCP)))
+		return done(EXIT_PASS_TCP_NOSYN, XDP_PASS);
+	r = schedule(svc, cfg, fk, now, &rid);
+	if (!r)
+		return done(EXIT_DROP_NO_DEST, XDP_DROP);
+	event(EV_CONN_NEW);
+	struct conn nc = {.last_ns = now, .svc = svc, .real = rid, .gen = r->gen};
+	if (!is_tcp)
+		nc.state = ST_UDP;
+	else if (rst)
+		nc.state = ST_CLOSE;
+	else if (fin)
+		nc.state = ST_FIN_WAIT;
+	else if (syn)
+		nc.state = ST_SYN_RECV;
+	else
+		nc.state = ST_ESTABLISHED;
+	if (r->method == METHOD_NAT || r->method == METHOD_SNAT) {
+		struct nat_rev nv = {.vport = fk->dport, .svc = svc, .real = rid, .gen = r->gen};
+		__builtin_memcpy(nv.vaddr, fk->daddr, 16);
+		if (r->method == METHOD_SNAT) {
+			if (snat_bind(gc, r, fk, &nc, &nv))
+				return done(EXIT_DROP_SNAT_EXHAUSTED, XDP_DROP);
+		} else {
+			struct flow_key rk = {.family = fk->family, .proto = fk->proto,
+					      .sport = r->port ? bpf_htons(r->port) : fk->dport,
+					      .dport = fk->sport};
+			__builtin_memcpy(rk.saddr, r->addr, 16);
+			__builtin_memcpy(rk.daddr, fk->saddr, 16);
+			bpf_map_update_elem(&nat_tbl, &rk, &nv, BPF_ANY);
+		}
+	}
+	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET)))
+		bpf_map_update_elem(&conn_tbl, fk, &nc, BPF_ANY);
+	count(&stats_svc, svc, 1, pi->len);
+	count(&stats_real, rid, 1, pi->len);
+	struct pktinfo pc = *pi;
+	pc.c = &nc;
+	return forward(ctx, r, fk, &pc);
+}
+
+/* related looks up the flow an ICMP error quotes (a reply VIP → client
+ * that could not be delivered) and sends the error to that flow's real
+ * server. */
+static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, const struct pktinfo *pi)
+{
+	struct conn *c = bpf_map_lookup_elem(&conn_tbl, fk);
+	if (!c) {
+		/* from a NAT real server about what the client sent it: the
+		 * reversed quote is the reply key */
+		__u32 zero = 0;
+		struct config *gc = bpf_map_lookup_elem(&settings, &zero);
+		if (!gc || !(gc->flags & CFG_F_NAT))
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		struct nat_rev *nr = bpf_map_lookup_elem(&nat_tbl, fk);
+		if (!nr || nr->snat)
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		__u32 nrid = nr->real;
+		struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
+		if (!nrr || nrr->gen == 0 || nrr->gen != nr->gen)
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		if (icmp_nat(ctx, fk->family, pi->l4off, 0, nr->vaddr, nr->vport))
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		count_out(&stats_svc, nr->svc, pi->len);
+		count_out(&stats_real, nrid, pi->len);
+		return route_reply(ctx, fk, nr->vaddr, pi);
+	}
+	__u32 rid = c->real;
+	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
+	if (!r || r->gen != c->gen || r->gen == 0)
+		return done(EXIT_PASS_ICMP, XDP_PASS);
+	count(&stats_svc, c->svc, 0, pi->len);
+	count(&stats_real, rid, 0, pi->len);
+	return forward(ctx, r, fk, pi);
+}
+
+static __always_inline int handle_v4(struct xdp_md *ctx, void *data, void *data_end)
+{
+	struct iphdr *iph = data + sizeof(struct ethhdr);
+	if ((void *)(iph + 1) > data_end)
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	__u32 ihl = iph->ihl * 4;
+	if (iph->version != 4 || ihl < sizeof(*iph))
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return done(EXIT_PASS_FRAGMENT, XDP_PASS);
+	struct pktinfo pi = {
+		.len = bpf_ntohs(iph->tot_len),
+		.df = iph->frag_off & bpf_htons(IP_DF),
+		.tos = iph->tos,
+	};
+	pi.l4off = sizeof(struct ethhdr) + ihl;
+	struct flow_key fk = {.family = FAM_V4, .proto = iph->protocol};
+	void *l4 = (void *)iph + ihl;
+	__u8 tcpflags = 0;
+
+	if (iph->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > data_end)
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		fk.sport = th->source;
+		fk.dport = th->dest;
+		tcpflags = ((__u8 *)th)[13];
+	} else if (iph->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) > data_end)
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		fk.sport = uh->source;
+		fk.dport = uh->dest;
+	} else if (iph->protocol == IPPROTO_ICMP) {
+		struct icmphdr *ic = l4;
+		if ((void *)(ic + 1) > data_end)
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		if (ic->type != ICMP_DEST_UNREACH && ic->type != ICMP_TIME_EXCEEDED &&
+		    ic->type != ICMP_PARAMETERPROB)
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		struct iphdr *in = (void *)(ic + 1);
+		if ((void *)(in + 1) + 4 > data_end)
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		if (in->ihl != 5 || (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		__u16 *ports = (void *)(in + 1);
+		fk.proto = in->protocol;
+		__builtin_memcpy(fk.saddr, &in->daddr, 4);
+		__builtin_memcpy(fk.daddr, &in->saddr, 4);
+		fk.sport = ports[1];
+		fk.dport = ports[0];
+		pi.related = 1;
+		return related(ctx, &fk, &pi);
+	} else {
+		return done(EXIT_PASS_OTHER_PROTO, XDP_PASS);
+	}
+	__builtin_memcpy(fk.saddr, &iph->saddr, 4);
+	__builtin_memcpy(fk.daddr, &iph->daddr, 4);
+	return handle_flow(ctx, &fk, tcpflags, &pi);
+}
+
+static __always_inline int handle_v6(struct xdp_md *ctx, void *data, void *data_end)
+{
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	if ((void *)(ip6 + 1) > data_end)
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	struct pktinfo pi = {
+		.len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6),
+		.tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4),
+	};
+	pi.l4off = sizeof(struct ethhdr) + sizeof(*ip6);
+	struct flow_key fk = {.family = FAM_V6, .proto = ip6->nexthdr};
+	void *l4 = ip6 + 1;
+	__u8 tcpflags = 0;
+
+	switch (ip6->nexthdr) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > data_end)
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		fk.sport = th->source;
+		fk.dport = th->dest;
+		tcpflags = ((__u8 *)th)[13];
+		break;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) > data_end)
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		fk.sport = uh->source;
+		fk.dport = uh->dest;
+		break;
+	}
+	case IPPROTO_ICMPV6: {
+		struct icmp6hdr *ic = l4;
+		if ((void *)(ic + 1) > data_end)
+			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		if (ic->icmp6_type < ICMPV6_DEST_UNREACH || ic->icmp6_type > ICMPV6_PARAMPROB)
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		struct ipv6hdr *in = (void *)(ic + 1);
+		if ((void *)(in + 1) + 4 > data_end)
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+			return done(EXIT_PASS_ICMP, XDP_PASS);
+		__u16 *ports = (void *)(in + 1);
+		fk.proto = in->nexthdr;
+		__builtin_memcpy(fk.saddr, &in->daddr, 16);
+		__builtin_memcpy(fk.daddr, &in->saddr, 16);
+		fk.sport = ports[1];
+		fk.dport = ports[0];
+		pi.related = 1;
+		return related(ctx, &fk, &pi);
+	}
+	case IPPROTO_FRAGMENT:
+		return done(EXIT_PASS_FRAGMENT, XDP_PASS);
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+		return done(EXIT_PASS_IPV6_EXT, XDP_PASS);
+	default:
+		return done(EXIT_PASS_OTHER_PROTO, XDP_PASS);
+	}
+	__builtin_memcpy(fk.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(fk.daddr, &ip6->daddr, 16);
+	return handle_flow(ctx, &fk, tcpflags, &pi);
+}
+
+SEC("xdp")
+int govs_lb(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return handle_v4(ctx, data, data_end);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return handle_v6(ctx, data, data_end);
+	return done(EXIT_PASS_NOT_IP, XDP_PASS);
+}

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Shared definitions of the govs XDP director: map keys and values the
+ * Go loader reads and writes (bpf2go generates matching Go types). */
+#ifndef GOVS_LB_H
+#define GOVS_LB_H
+
+#include <linux/types.h>
+
+#define MAX_SERVICES 1024
+#define MAX_REALS 8192
+
+/* Address families as stored in keys (not AF_*, to keep keys small). */
+#define FAM_V4 4
+#define FAM_V6 6
+
+/* Forwarding methods (same numbering as dataplane.Method). */
+#define METHOD_NAT 0
+#define METHOD_DR 1
+#define METHOD_TUN 2
+#define METHOD_SNAT 3
+
+#define SNAT_POOL_MAX 16 /* addresses per family */
+#define SNAT_TRIES 64 /* random probes for a free (source, port); ~1e-7 failure at 78% use */
+
+/* How a service turns a new flow into a slot of its scheduling table. */
+enum sched_mode {
+	SCHED_CURSOR = 0,   /* shared cursor over the table (rr, wrr, lc, ...) */
+	SCHED_HASH_SRC = 1, /* hash_32 of the client address (sh) */
+	SCHED_HASH_DST = 2, /* hash of the virtual address (dh) */
+	SCHED_HASH_MH = 3,  /* hsiphash of the client address, modulo size (mh) */
+};
+
+/* svc_cfg.flags */
+#define SVC_F_VALID (1 << 0)
+#define SVC_F_PERSIST (1 << 1)
+#define SVC_F_ONEPACKET (1 << 2)
+#define SVC_F_HASH_PORT (1 << 3) /* sh-port / mh-port: add the source port */
+
+/* Connection states (index into cfg.timeouts). */
+enum conn_state {
+	ST_NONE = 0, /* persistence template */
+	ST_SYN_RECV = 1,
+	ST_ESTABLISHED = 2,
+	ST_FIN_WAIT = 3,
+	ST_CLOSE = 4,
+	ST_UDP = 5,
+	ST_MAX = 6,
+};
+
+/* Exit reasons: every run of the program ends in exactly one. */
+enum exit_reason {
+	EXIT_PASS_NOT_IP = 0,
+	EXIT_PASS_NO_SERVICE,
+	EXIT_PASS_FRAGMENT,
+	EXIT_PASS_OTHER_PROTO,
+	EXIT_PASS_IPV6_EXT,
+	EXIT_PASS_ICMP,       /* ICMP not related to a tracked flow */
+	EXIT_PASS_TCP_NOSYN,  /* TCP miss without SYN (IPVS passes it) */
+	EXIT_PASS_NAT_METHOD, /* method not handled by this program */
+	EXIT_DROP_MALFORMED,
+	EXIT_DROP_NO_DEST,
+	EXIT_DROP_NO_NEIGH,
+	EXIT_DROP_ADJUST,     /* bpf_xdp_adjust_head/tail failed */
+	EXIT_DROP_TOOBIG,     /* too big, no ICMP possible (no DF, options) */
+	EXIT_TX_DR,
+	EXIT_REDIRECT_DR,
+	EXIT_TX_TUN,
+	EXIT_REDIRECT_TUN,
+	EXIT_TX_ICMP_TOOBIG,
+	EXIT_TX_ICMP_RELATED, /* an ICMP error forwarded along its flow */
+	EXIT_REDIRECT_ICMP_RELATED,
+	EXIT_TX_NAT,          /* client → real server, destination rewritten */
+	EXIT_REDIRECT_NAT,
+	EXIT_TX_NAT_REPLY,    /* real server → client, source rewritten back */
+	EXIT_REDIRECT_NAT_REPLY,
+	EXIT_PASS_NAT_REPLY,  /* rewritten reply left to the kernel's routing */
+	EXIT_TX_SNAT,
+	EXIT_REDIRECT_SNAT,
+	EXIT_DROP_SNAT_EXHAUSTED, /* no free source port after SNAT_TRIES */
+	EXIT_MAX,
+};
+
+/* Event counters beside the exit reasons (not exits). */
+enum event {
+	EV_CONN_NEW = 0,
+	EV_CONN_EXPIRED,
+	EV_PERSIST_HIT,
+	EV_SORRY,
+	EV_MAX,
+};
+
+struct svc_key {
+	__u8 proto;
+	__u8 family;
+	__u16 port; /* network order; 0 = any port */
+	__u8 addr[16];
+};
+
+struct svc_cfg {
+	__u32 flags;
+	__u32 table_size; /* slots in sched_tbl for this service */
+	__u32 hash_bits;  /* != 0: slot = hash_32(x, bits) as IPVS sh/dh */
+	__u32 sorry_real; /* real slot of the sorry server, 0 = none */
+	__u32 persist_timeout; /* seconds */
+	__u8 persist_mask;     /* prefix length of client addresses */
+	__u8 mode;             /* enum sched_mode */
+	__u8 family;           /* key, for the loader's adoption after restart */
+	__u8 proto;
+	__u16 port; /* host order */
+	__u16 pad;
+	__u32 fwmark;
+	__u8 addr[16];
+};
+
+struct tbl_key {
+	__u32 svc;
+	__u32 slot;
+};
+
+struct real {
+	__u8 addr[16];  /* real server address (outer destination for TUN) */
+	__u8 src[16];   /* outer source for TUN when no per-flow prefix */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;  /* egress interface */
+	__u32 svc;
+	__u32 gen;      /* bumped whenever the slot is reused */
+	__u16 port;     /* host order, informational */
+	__u16 mtu;      /* egress MTU */
+	__u8 family;
+	__u8 method;
+	__u8 valid;     /* 1 when dmac/ifindex are resolved */
+	__u8 pad;
+};
+
+struct flow_key {
+	__u8 family;
+	__u8 proto;
+	__u16 sport; /* network order, client port */
+	__u16 dport; /* network order, virtual port */
+	__u16 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct conn {
+	__u64 last_ns; /* bpf_ktime_get_coarse_ns of the last packet */
+	__u32 svc;
+	__u32 real;
+	__u32 gen;
+	__u8 state;
+	__u8 snat;      /* 1: the source is rewritten to laddr:lport */
+	__u16 lport;    /* network order */
+	__u8 laddr[16]; /* SNAT source toward the real server */
+};
+
+struct persist_key {
+	__u32 svc;
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16]; /* masked client address */
+};
+
+struct persist_val {
+	__u64 last_ns;
+	__u32 real;
+	__u32 gen;
+};
+
+struct counters {
+	__u64 conns;
+	__u64 pkts;
+	__u64 bytes;
+	__u64 out_pkts;
+	__u64 out_bytes;
+};
+
+/* NAT reverse entry: key is the reply's flow_key (real server → client). */
+struct nat_rev {
+	__u8 vaddr[16]; /* virtual address to restore as the source */
+	__u16 vport;    /* network order */
+	__u16 cport;    /* SNAT: client port to restore as the destination */
+	__u32 svc;
+	__u32 real;
+	__u32 gen;
+	__u8 caddr[16]; /* SNAT: client address to restore as the destination */
+	__u8 snat;
+	__u8 pad[3];
+};
+
+struct pool_addr {
+	__u8 addr[16];
+};
+
+struct config {
+	__u64 timeout_ns[ST_MAX];
+	__u32 flags;        /* CFG_F_* */
+	__u8 tun_src4[4];   /* per-flow outer source prefix, IPv4 */
+	__u32 tun_mask4;    /* host bits of that prefix (host order mask) */
+	__u8 tun_src6[16];  /* per-flow outer source prefix, IPv6 (low 32 bits varied) */
+	__u32 tun_mask6;
+	__u32 pool4;        /* SNAT pool sizes: snat_pool[0..pool4) IPv4, */
+	__u32 pool6;        /* snat_pool[SNAT_POOL_MAX..+pool6) IPv6 */
+};
+
+#define CFG_F_SLOPPY_TCP (1 << 0) /* schedule TCP flows that miss without SYN */
+#define CFG_F_TUN_SRC4 (1 << 1)
+#define CFG_F_TUN_SRC6 (1 << 2)
+#define CFG_F_WILDCARD (1 << 3) /* some service matches every port (port 0) */
+#define CFG_F_NAT (1 << 4)      /* some real server is reached by NAT: look replies up */
+
+#endif

@@ -1,0 +1,471 @@
+package xdp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/internal/dataplane"
+)
+
+// Dataplane is the XDP director. It implements dataplane.Dataplane.
+type Dataplane struct {
+	opts Options
+	log  *slog.Logger
+	ns   netns.NsHandle // network namespace New was called in
+	nl   *netlink.Handle
+	ncpu int
+
+	objs  lbObjects
+	links []link.Link
+	pins  []string
+	fresh []link.Link // links attached (not adopted) by this New
+
+	mu        sync.Mutex
+	svcs      map[dataplane.ServiceKey]*service
+	keyOwner  map[lbSvcKey]uint32
+	svcUsed   [maxServices]bool
+	realUsed  [maxReals]bool
+	gen       uint32
+	reps      map[tableLayout][]uint32
+	counts    map[uint32]realCount
+	synced    time.Time
+	rounds    int
+	exhausted uint64 // drop_snat_exhausted already logged
+
+	resolver func(netip.Addr, dataplane.Method) nexthop // nil: netlink
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	closed bool
+}
+
+const (
+	maxServices = 1024 // MAX_SERVICES in bpf/lb.h
+	maxReals    = 8192 // MAX_REALS in bpf/lb.h
+)
+
+var _ dataplane.Dataplane = (*Dataplane)(nil)
+
+// New loads the director program, creates or adopts the pinned maps,
+// attaches to every interface of opts and starts the sync loop. It works
+// in the network namespace of the calling thread. Errors are explicit:
+// missing privileges, no BPF support, unknown interfaces and attach
+// failures are returned, never papered over.
+func New(opts Options) (*Dataplane, error) {
+	if len(opts.Interfaces) == 0 {
+		return nil, errors.New("xdp: no interface to attach to")
+	}
+	return newDataplane(opts, nil)
+}
+
+// newDataplane is New with an optional next-hop resolver (tests use a
+// fixed one) and no requirement on interfaces.
+func newDataplane(opts Options, resolver func(netip.Addr, dataplane.Method) nexthop) (*Dataplane, error) {
+	opts = withDefaults(opts)
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("xdp: current network namespace: %w", err)
+	}
+	d := &Dataplane{
+		opts:     opts,
+		log:      opts.Logger,
+		ns:       ns,
+		svcs:     make(map[dataplane.ServiceKey]*service),
+		keyOwner: make(map[lbSvcKey]uint32),
+		reps:     make(map[tableLayout][]uint32),
+		counts:   make(map[uint32]realCount),
+		resolver: resolver,
+	}
+	if err := d.open(); err != nil {
+		// undo the attachments made here; adopted ones keep forwarding
+		for _, l := range d.fresh {
+			_ = l.Unpin()
+		}
+		_ = d.release(false)
+		return nil, err
+	}
+	d.fresh = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel, d.done = cancel, make(chan struct{})
+	go d.loop(ctx)
+	return d, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	def := dataplane.DefaultTimeouts
+	if o.Timeouts.TCP <= 0 {
+		o.Timeouts.TCP = def.TCP
+	}
+	if o.Timeouts.TCPFin <= 0 {
+		o.Timeouts.TCPFin = def.TCPFin
+	}
+	if o.Timeouts.UDP <= 0 {
+		o.Timeouts.UDP = def.UDP
+	}
+	if o.ConnTableSize <= 0 {
+		o.ConnTableSize = DefaultConnTableSize
+	}
+	if o.PersistTableSize <= 0 {
+		o.PersistTableSize = DefaultPersistTableSize
+	}
+	if o.PinPath == "" {
+		o.PinPath = DefaultPinPath
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.RingSize <= 0 {
+		o.RingSize = DefaultRingSize
+	}
+	return o
+}
+
+func (d *Dataplane) open() error {
+	var err error
+	if d.ncpu, err = ebpf.PossibleCPU(); err != nil {
+		return fmt.Errorf("xdp: possible cpus: %w", err)
+	}
+	if d.nl, err = netlink.NewHandleAt(d.ns); err != nil {
+		return fmt.Errorf("xdp: netlink: %w", err)
+	}
+	if err := ensureBPFFS(d.opts.PinPath); err != nil {
+		return err
+	}
+	spec, err := loadLb()
+	if err != nil {
+		return fmt.Errorf("xdp: load program spec: %w", err)
+	}
+	spec.Maps["conn_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
+	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
+	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
+	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+	switch {
+	case errors.Is(err, ebpf.ErrMapIncompatible):
+		return fmt.Errorf("xdp: maps pinned in %s do not match this configuration (table size changed?); remove them with RemovePinned to start afresh: %w", d.opts.PinPath, err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("xdp: load bpf objects: permission denied (needs root or CAP_BPF+CAP_NET_ADMIN): %w", err)
+	case err != nil:
+		return fmt.Errorf("xdp: load bpf objects: %w", err)
+	}
+	if err := d.adopt(); err != nil {
+		return fmt.Errorf("xdp: adopt pinned state: %w", err)
+	}
+	if err := d.writeSettings(); err != nil {
+		return err
+	}
+	if err := d.installMasquerade(); err != nil {
+		return err
+	}
+	for _, ifname := range d.opts.Interfaces {
+		if err := d.attach(ifname); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureBPFFS mounts bpffs on /sys/fs/bpf when it is not mounted and
+// creates dir.
+func ensureBPFFS(dir string) error {
+	const root = "/sys/fs/bpf"
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err == nil && st.Type != unix.BPF_FS_MAGIC {
+		if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("xdp: mount bpffs on %s: %w", root, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("xdp: create pin directory: %w", err)
+	}
+	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("xdp: pin path %s is not on a bpf filesystem", dir)
+	}
+	return nil
+}
+
+// inNS runs fn on a thread switched to the dataplane's namespace: XDP
+// attachment resolves interface indexes in the caller's namespace.
+func inNS(ns netns.NsHandle, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("current network namespace: %w", err)
+	}
+	defer orig.Close()
+	if !orig.Equal(ns) {
+		if err := netns.Set(ns); err != nil {
+			return fmt.Errorf("enter network namespace: %w", err)
+		}
+		defer func() { _ = netns.Set(orig) }()
+	}
+	return fn()
+}
+
+// attach attaches the program to ifname, or replaces the program of a
+// link pinned by a previous process: the replacement is atomic, no packet
+// sees an interface without a program.
+func (d *Dataplane) attach(ifname string) error {
+	pin := filepath.Join(d.opts.PinPath, "link_"+ifname)
+	l, err := d.nl.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("xdp: interface %q: %w", ifname, err)
+	}
+	flags := link.XDPDriverMode
+	if d.opts.Mode == Generic {
+		flags = link.XDPGenericMode
+	}
+	return inNS(d.ns, func() error {
+		if old, err := link.LoadPinnedLink(pin, nil); err == nil {
+			if err := old.Update(d.objs.GovsLb); err != nil {
+				_ = old.Close()
+				return fmt.Errorf("xdp: replace program on %s: %w", ifname, err)
+			}
+			d.links, d.pins = append(d.links, old), append(d.pins, pin)
+			d.log.Info("adopted xdp link", "interface", ifname)
+			return nil
+		}
+		nl, err := link.AttachXDP(link.XDPOptions{Program: d.objs.GovsLb, Interface: l.Attrs().Index, Flags: flags})
+		if err != nil {
+			return fmt.Errorf("xdp: attach to %s (mode %s): %w", ifname, modeName(d.opts.Mode), err)
+		}
+		if err := nl.Pin(pin); err != nil {
+			_ = nl.Close()
+			return fmt.Errorf("xdp: pin link of %s: %w", ifname, err)
+		}
+		d.links, d.pins, d.fresh = append(d.links, nl), append(d.pins, pin), append(d.fresh, nl)
+		d.log.Info("attached xdp program", "interface", ifname, "mode", modeName(d.opts.Mode))
+		return nil
+	})
+}
+
+func modeName(m Mode) string {
+	if m == Generic {
+		return "generic"
+	}
+	return "native"
+}
+
+// writeSettings stores timeouts and global flags in the settings map.
+func (d *Dataplane) writeSettings() error {
+	t := d.opts.Timeouts
+	var c lbConfig
+	c.TimeoutNs = [6]uint64{
+		uint64(24 * time.Hour), // templates carry their own timeout
+		uint64(60 * time.Second),
+		uint64(t.TCP),
+		uint64(t.TCPFin),
+		uint64(10 * time.Second),
+		uint64(t.UDP),
+	}
+	if d.opts.SloppyTCP {
+		c.Flags |= 1
+	}
+	for k := range d.keyOwner {
+		if k.Port == 0 {
+			c.Flags |= 8 // CFG_F_WILDCARD
+			break
+		}
+	}
+	for _, s := range d.svcs {
+		for _, r := range s.reals {
+			if r.spec.Method == dataplane.NAT || r.spec.Method == dataplane.SNAT {
+				c.Flags |= 16 // CFG_F_NAT
+			}
+		}
+	}
+	if p := d.opts.TunnelSource4; p.IsValid() && p.Addr().Is4() {
+		c.Flags |= 2
+		c.TunSrc4 = p.Masked().Addr().As4()
+		c.TunMask4 = hostMask(p.Bits(), 32)
+	}
+	if p := d.opts.TunnelSource6; p.IsValid() && p.Addr().Is6() {
+		c.Flags |= 4
+		c.TunSrc6 = p.Masked().Addr().As16()
+		c.TunMask6 = hostMask(p.Bits(), 128)
+	}
+	var n4, n6 uint32
+	for _, a := range d.opts.SourcePool {
+		b, fam := addrBytes(a)
+		idx := n4
+		if fam == 6 {
+			idx = 16 + n6
+		}
+		if (fam == 4 && n4 >= 16) || (fam == 6 && n6 >= 16) {
+			return fmt.Errorf("xdp: more than 16 source pool addresses of one family")
+		}
+		if err := d.objs.SnatPool.Put(idx, lbPoolAddr{Addr: b}); err != nil {
+			return fmt.Errorf("xdp: write source pool: %w", err)
+		}
+		if fam == 4 {
+			n4++
+		} else {
+			n6++
+		}
+	}
+	c.Pool4, c.Pool6 = n4, n6
+	if err := d.objs.Settings.Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("xdp: write settings: %w", err)
+	}
+	return nil
+}
+
+// hostMask is the mask of the host bits of a prefix within the low 32
+// bits of the address.
+func hostMask(bits, total int) uint32 {
+	host := total - bits
+	if host >= 32 {
+		return ^uint32(0)
+	}
+	if host <= 0 {
+		return 0
+	}
+	return uint32(1)<<host - 1
+}
+
+// Close stops the sync loop. Without KeepOnClose it detaches the program
+// and removes every pin; with it, forwarding continues untouched.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	<-d.done
+	var merr error
+	if !d.opts.KeepOnClose {
+		merr = d.removeMasquerade()
+	}
+	return errors.Join(merr, d.release(!d.opts.KeepOnClose))
+}
+
+func (d *Dataplane) release(detach bool) error {
+	var errs []error
+	for i, l := range d.links {
+		if detach {
+			if err := l.Unpin(); err != nil {
+				errs = append(errs, fmt.Errorf("unpin %s: %w", d.pins[i], err))
+			}
+		}
+		if err := l.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.links = nil
+	if detach && d.objs.GovsLb != nil {
+		for _, m := range d.maps() {
+			if err := m.Unpin(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := d.objs.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if d.nl != nil {
+		d.nl.Close()
+	}
+	if detach {
+		_ = os.Remove(d.opts.PinPath) // only succeeds when empty
+	}
+	_ = d.ns.Close()
+	return errors.Join(errs...)
+}
+
+func (d *Dataplane) maps() []*ebpf.Map {
+	o := &d.objs.lbMaps
+	return []*ebpf.Map{o.ConnTbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.SnatPool, o.PersistTbl, o.RealTbl, o.SchedTbl,
+		o.Services, o.Settings, o.StatsReal, o.StatsSvc, o.SvcCfgs}
+}
+
+// RemovePinned detaches programs pinned under dir by a previous process
+// and removes every pinned map: the next New starts with empty tables.
+func RemovePinned(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("xdp: read %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Exits returns the exit-reason counters of the director program summed
+// over CPUs, by the names of ExitReasons.
+func (d *Dataplane) Exits() (map[string]uint64, error) {
+	return sumCounters(d.objs.Exits, exitNames[:])
+}
+
+// Events returns the event counters (new connections, connection-table
+// hits and expiries, persistence hits, sorry-server uses).
+func (d *Dataplane) Events() (map[string]uint64, error) {
+	return sumCounters(d.objs.Events, eventNames[:])
+}
+
+func sumCounters(m *ebpf.Map, names []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(names))
+	for i, n := range names {
+		var per []uint64
+		if err := m.Lookup(uint32(i), &per); err != nil {
+			return nil, fmt.Errorf("xdp: read counter %s: %w", n, err)
+		}
+		var s uint64
+		for _, v := range per {
+			s += v
+		}
+		out[n] = s
+	}
+	return out, nil
+}
+
+// addrBytes renders an address the way keys store it: IPv4 in the first
+// four bytes, the rest zero.
+func addrBytes(a netip.Addr) (b [16]byte, family uint8) {
+	a = a.Unmap()
+	if a.Is4() {
+		v := a.As4()
+		copy(b[:], v[:])
+		return b, 4
+	}
+	return a.As16(), 6
+}
+
+func bytesAddr(b [16]byte, family uint8) netip.Addr {
+	if family == 4 {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(b)
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -1,0 +1,70 @@
+package xdp
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+)
+
+// masqTable is the nftables table the masquerading rule lives in.
+const masqTable = "govs_xdp"
+
+// masqScript renders the nftables script that (re)creates the
+// masquerading rule of seed 001 §3.5.3.1: traffic the real servers
+// originate (updates, active-FTP data from port 20) leaves with the
+// director's address. Connections the XDP program handles never reach
+// netfilter; this only sees what the program passes to the kernel.
+func masqScript(prefixes []netip.Prefix) string {
+	var v4, v6 []string
+	for _, p := range prefixes {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.Masked().String())
+		} else {
+			v6 = append(v6, p.Masked().String())
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {}\ndelete table inet %s\ntable inet %s {\n", masqTable, masqTable, masqTable)
+	b.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+	if len(v4) > 0 {
+		set := strings.Join(v4, ", ")
+		fmt.Fprintf(&b, "\t\tip saddr { %s } ip daddr != { %s } masquerade\n", set, set)
+	}
+	if len(v6) > 0 {
+		set := strings.Join(v6, ", ")
+		fmt.Fprintf(&b, "\t\tip6 saddr { %s } ip6 daddr != { %s } masquerade\n", set, set)
+	}
+	b.WriteString("\t}\n}\n")
+	return b.String()
+}
+
+// installMasquerade loads the rule with nft in the dataplane's namespace.
+func (d *Dataplane) installMasquerade() error {
+	if len(d.opts.Masquerade) == 0 {
+		return nil
+	}
+	return d.nft(masqScript(d.opts.Masquerade))
+}
+
+// removeMasquerade deletes the table (no error when it is absent).
+func (d *Dataplane) removeMasquerade() error {
+	if len(d.opts.Masquerade) == 0 {
+		return nil
+	}
+	return d.nft(fmt.Sprintf("table inet %s {}\ndelete table inet %s\n", masqTable, masqTable))
+}
+
+func (d *Dataplane) nft(script string) error {
+	return inNS(d.ns, func() error {
+		cmd := exec.Command("nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("xdp: nft: %w: %s", err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	})
+}

@@ -1,0 +1,493 @@
+package xdp
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/sched"
+)
+
+var macToReal = func(rs ...netip.AddrPort) map[[6]byte]netip.AddrPort {
+	m := map[[6]byte]netip.AddrPort{}
+	for _, r := range rs {
+		m[realMAC(r.Addr())] = r
+	}
+	return m
+}
+
+// pool returns n DR real servers 10.0.0.1.. with the given weights.
+func pool(weights ...int) []dataplane.RealServer {
+	out := make([]dataplane.RealServer, len(weights))
+	for i, w := range weights {
+		out[i] = rsv(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80), w, dataplane.DR)
+	}
+	return out
+}
+
+func addrs(rs []dataplane.RealServer) []netip.AddrPort {
+	out := make([]netip.AddrPort, len(rs))
+	for i, r := range rs {
+		out[i] = r.Addr
+	}
+	return out
+}
+
+// TestHashSchedulersMatchSched: for sh, dh and mh (with flags) the real
+// server the program picks for each flow is exactly internal/sched's.
+func TestHashSchedulersMatchSched(t *testing.T) {
+	tests := []struct {
+		name  string
+		sched string
+		flags []string
+		size  int
+		w     []int
+		v6    bool
+	}{
+		{"sh", "sh", nil, 0, []int{1, 2, 3}, false},
+		{"sh-port", "sh", []string{"sh-port"}, 0, []int{1, 1}, false},
+		{"sh weight0 fallback", "sh", []string{"sh-fallback"}, 0, []int{1, 0, 1}, false},
+		{"sh weight0 no fallback", "sh", nil, 0, []int{1, 0, 1}, false},
+		{"dh", "dh", nil, 0, []int{1, 1, 1}, false},
+		{"mh small table", "mh", nil, 251, []int{1, 1, 2}, false},
+		{"mh-port", "mh", []string{"mh-port"}, 251, []int{3, 1}, false},
+		{"mh default table", "mh", nil, 0, []int{1, 1, 1, 1}, false},
+		{"sh ipv6", "sh", nil, 0, []int{1, 1}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newTDP(t, Options{})
+			reals := pool(tt.w...)
+			vip := vip4
+			if tt.v6 {
+				vip = vip6
+				for i := range reals {
+					reals[i].Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0xfd, 15: byte(i + 1)}), 80)
+				}
+			}
+			s := svc(dataplane.TCP, vip, 80, tt.sched, reals...)
+			s.SchedFlags, s.MHTableSize = tt.flags, tt.size
+			x.apply(s)
+
+			ref, err := sched.New(tt.sched, schedOptions(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dests []*sched.Dest
+			for _, r := range reals {
+				dests = append(dests, sched.NewDest(r.Addr, r.Weight))
+			}
+			ref.Update(dests)
+			byMAC := macToReal(addrs(reals)...)
+			for i := range 300 {
+				c := netip.AddrFrom4([4]byte{198, 51, byte(i / 200), byte(i * 7)})
+				if tt.v6 {
+					c = netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, 7: byte(i), 15: byte(i * 13)})
+				}
+				port := uint16(1024 + i*31)
+				want := ref.Pick(sched.Flow{Proto: sched.TCP, Src: netip.AddrPortFrom(c, port), Dst: netip.AddrPortFrom(vip, 80)})
+				ret, out := x.run(syn(c, port, vip, 80).frame())
+				if want == nil {
+					if ret != xdpDrop {
+						t.Fatalf("flow %s:%d: sched has no server, program verdict %d", c, port, ret)
+					}
+					continue
+				}
+				if ret != xdpTX {
+					t.Fatalf("flow %s:%d: verdict %d, sched picks %s", c, port, ret, want.Addr)
+				}
+				if got := byMAC[dstMAC(out)]; got != want.Addr {
+					t.Fatalf("flow %s:%d: program picked %s, sched %s", c, port, got, want.Addr)
+				}
+			}
+		})
+	}
+}
+
+// newConns opens n connections from distinct clients and counts them per
+// real server.
+func newConns(x *tdp, n int, vip netip.Addr, port uint16, start int) map[[6]byte]int {
+	got := map[[6]byte]int{}
+	for i := range n {
+		c := netip.AddrFrom4([4]byte{198, 18, byte((start + i) >> 8), byte(start + i)})
+		ret, out := x.run(syn(c, 40000, vip, port).frame())
+		if ret == xdpTX {
+			got[dstMAC(out)]++
+		} else {
+			got[[6]byte{}]++
+		}
+	}
+	return got
+}
+
+// TestRingSchedulers: the cursor schedulers distribute new connections as
+// sched does.
+func TestRingSchedulers(t *testing.T) {
+	tests := []struct {
+		sched string
+		w     []int
+		n     int
+		want  []int // connections per real server
+	}{
+		{"rr", []int{1, 1, 1}, 300, []int{100, 100, 100}},
+		{"wrr", []int{3, 1}, 400, []int{300, 100}},
+		{"wrr", []int{2, 0, 1}, 300, []int{200, 0, 100}},
+		{"lc", []int{1, 1}, 200, []int{100, 100}},
+		{"wlc", []int{2, 1}, 300, []int{200, 100}},
+		{"sed", []int{1, 1}, 100, []int{50, 50}},
+		{"nq", []int{1, 1}, 100, []int{50, 50}},
+		{"fo", []int{1, 5, 2}, 100, []int{0, 100, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s%v", tt.sched, tt.w), func(t *testing.T) {
+			x := newTDP(t, Options{})
+			reals := pool(tt.w...)
+			x.apply(svc(dataplane.TCP, vip4, 80, tt.sched, reals...))
+			got := newConns(x, tt.n, vip4, 80, 0)
+			for i, r := range reals {
+				if g := got[realMAC(r.Addr.Addr())]; g != tt.want[i] {
+					t.Errorf("%s got %d connections, want %d (all: %v)", r.Addr, g, tt.want[i], got)
+				}
+			}
+		})
+	}
+}
+
+// TestLeastConnFollowsLiveCounts: after a sync the ring reflects the
+// connections the table holds (a loaded server gets fewer new ones).
+func TestLeastConnFollowsLiveCounts(t *testing.T) {
+	x := newTDP(t, Options{RingSize: 64})
+	reals := pool(1, 1)
+	x.apply(svc(dataplane.TCP, vip4, 80, "lc", reals[0]))
+	for i := range 40 { // 40 established connections on 10.0.0.1
+		p := syn(client(i+1), 40000, vip4, 80)
+		x.run(p.frame())
+		p.flags = tcpACK
+		x.run(p.frame())
+	}
+	x.apply(svc(dataplane.TCP, vip4, 80, "lc", reals...))
+	x.stats() // sync: 40 active on .1, 0 on .2
+	got := newConns(x, 40, vip4, 80, 1000)
+	if g := got[realMAC(reals[1].Addr.Addr())]; g != 40 {
+		t.Errorf("lc sent %d of 40 new connections to the idle server, want all (%v)", g, got)
+	}
+}
+
+// TestWeightZeroAndSorry: a quiescent server takes no new connections but
+// keeps its established ones; the sorry server takes over only when no
+// real server can; without it new connections are dropped.
+func TestWeightZeroAndSorry(t *testing.T) {
+	x := newTDP(t, Options{})
+	reals := pool(1, 1)
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", reals...))
+	est := syn(client(1), 40000, vip4, 80)
+	out := x.expect(est.frame(), xdpTX, "tx_dr")
+	owner := dstMAC(out)
+
+	// quiesce the owner of the established connection
+	for i := range reals {
+		if realMAC(reals[i].Addr.Addr()) == owner {
+			reals[i].Weight = 0
+		}
+	}
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", reals...))
+	est.flags = tcpACK
+	if out := x.expect(est.frame(), xdpTX, "tx_dr"); dstMAC(out) != owner {
+		t.Errorf("established connection moved off its quiescent server")
+	}
+	got := newConns(x, 20, vip4, 80, 0)
+	if got[owner] != 0 {
+		t.Errorf("quiescent server got %d new connections", got[owner])
+	}
+
+	// all quiescent, no sorry server: dropped
+	reals[0].Weight, reals[1].Weight = 0, 0
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", reals...))
+	x.expect(syn(client(50), 1, vip4, 80).frame(), xdpDrop, "drop_no_dest")
+
+	// with a sorry server
+	sorry := rsv(netip.MustParseAddrPort("10.0.0.99:80"), 1, dataplane.DR)
+	s := svc(dataplane.TCP, vip4, 80, "rr", reals...)
+	s.Sorry = &sorry
+	x.apply(s)
+	if out := x.expect(syn(client(51), 1, vip4, 80).frame(), xdpTX, "tx_dr"); dstMAC(out) != realMAC(sorry.Addr.Addr()) {
+		t.Errorf("sorry server not used")
+	}
+	// a real server back: the sorry server stops taking new connections
+	reals[1].Weight = 1
+	s = svc(dataplane.TCP, vip4, 80, "rr", reals...)
+	s.Sorry = &sorry
+	x.apply(s)
+	if out := x.expect(syn(client(52), 1, vip4, 80).frame(), xdpTX, "tx_dr"); dstMAC(out) != realMAC(reals[1].Addr.Addr()) {
+		t.Errorf("new connection to %x, want the real server back in service", dstMAC(out))
+	}
+}
+
+// TestThresholds: a server at its upper threshold takes no new
+// connections once the sync saw its load.
+func TestThresholds(t *testing.T) {
+	x := newTDP(t, Options{})
+	reals := pool(1, 1)
+	reals[0].UThreshold = 5
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", reals...))
+	got := newConns(x, 40, vip4, 80, 0)
+	if g := got[realMAC(reals[0].Addr.Addr())]; g > 5 {
+		t.Errorf("server with upper threshold 5 got %d connections", g)
+	}
+	x.stats()
+	got = newConns(x, 20, vip4, 80, 100)
+	if g := got[realMAC(reals[0].Addr.Addr())]; g != 0 {
+		t.Errorf("overloaded server got %d more connections", g)
+	}
+}
+
+// TestPersistence: with a /24 mask every client of one /24 lands on one
+// server; another /24 may go elsewhere; templates are listed.
+func TestPersistence(t *testing.T) {
+	x := newTDP(t, Options{})
+	s := svc(dataplane.TCP, vip4, 80, "rr", pool(1, 1)...)
+	s.Persistence, s.PersistMask = 300*time.Second, 24
+	x.apply(s)
+	ev0, _ := x.d.Events()
+	first := map[byte][6]byte{}
+	for i := range 12 {
+		net := byte(i % 2)
+		c := netip.AddrFrom4([4]byte{198, 51, net, byte(10 + i)})
+		ret, out := x.run(syn(c, uint16(30000+i), vip4, 80).frame())
+		if ret != xdpTX {
+			t.Fatalf("verdict %d", ret)
+		}
+		if f, ok := first[net]; ok && f != dstMAC(out) {
+			t.Errorf("client %s on %x, its /24 is on %x", c, dstMAC(out), f)
+		}
+		first[net] = dstMAC(out)
+	}
+	if first[0] == first[1] {
+		t.Errorf("both /24s on one server: rr should have spread the first two")
+	}
+	ev1, _ := x.d.Events()
+	if d := ev1["persist_hit"] - ev0["persist_hit"]; d != 10 {
+		t.Errorf("persist_hit +%d, want 10", d)
+	}
+	var tmpl int
+	for _, c := range x.conns() {
+		if c.Template {
+			tmpl++
+			if c.Client.Addr().As4()[3] != 0 || c.State != "NONE" {
+				t.Errorf("template %+v", c)
+			}
+		}
+	}
+	if tmpl != 2 {
+		t.Errorf("%d templates, want 2", tmpl)
+	}
+	st := x.stats()
+	var persist int64
+	for _, r := range st.Services[0].RealServers {
+		persist += r.PersistConns
+	}
+	if persist != 2 {
+		t.Errorf("PersistConns total %d, want 2", persist)
+	}
+}
+
+// TestTCPStates follows one connection through the IPVS states.
+func TestTCPStates(t *testing.T) {
+	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{TCP: 100 * time.Second, TCPFin: 20 * time.Second}})
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", pool(1)...))
+	p := syn(client(1), 40000, vip4, 80)
+	state := func() dataplane.Conn {
+		for _, c := range x.conns() {
+			if !c.Template && c.Client == p.src {
+				return c
+			}
+		}
+		t.Fatalf("connection %s not listed", p.src)
+		return dataplane.Conn{}
+	}
+	steps := []struct {
+		flags   uint8
+		want    string
+		timeout time.Duration
+	}{
+		{tcpSYN, "SYN_RECV", 60 * time.Second},
+		{tcpACK, "ESTABLISHED", 100 * time.Second},
+		{tcpACK, "ESTABLISHED", 100 * time.Second},
+		{tcpFIN | tcpACK, "FIN_WAIT", 20 * time.Second},
+		{tcpRST, "CLOSE", 10 * time.Second},
+	}
+	for _, s := range steps {
+		p.flags = s.flags
+		x.expect(p.frame(), xdpTX, "tx_dr")
+		c := state()
+		if c.State != s.want || c.Expires > s.timeout || c.Expires < s.timeout-2*time.Second {
+			t.Errorf("after flags %#x: state %s expires %v, want %s ≈%v", s.flags, c.State, c.Expires, s.want, s.timeout)
+		}
+		if c.Virtual != p.dst || c.Real != pool(1)[0].Addr || c.Proto != dataplane.TCP {
+			t.Errorf("conn %+v", c)
+		}
+	}
+	// a new SYN on a closed connection is a new connection
+	ev0, _ := x.d.Events()
+	p.flags = tcpSYN
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	ev1, _ := x.d.Events()
+	if ev1["conn_new"]-ev0["conn_new"] != 1 {
+		t.Errorf("SYN after RST not counted as a new connection")
+	}
+}
+
+// TestExpiry: an entry older than its timeout is a miss; the sync loop
+// removes it.
+func TestExpiry(t *testing.T) {
+	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: 5 * time.Second}})
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1)...))
+	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	// age the entry by hand
+	var k lbFlowKey
+	var v lbConn
+	it := x.d.objs.ConnTbl.Iterate()
+	if !it.Next(&k, &v) {
+		t.Fatal("no connection entry")
+	}
+	v.LastNs -= uint64(6 * time.Second)
+	if err := x.d.objs.ConnTbl.Put(k, v); err != nil {
+		t.Fatal(err)
+	}
+	ev0, _ := x.d.Events()
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	ev1, _ := x.d.Events()
+	if ev1["conn_expired"]-ev0["conn_expired"] != 1 || ev1["conn_new"]-ev0["conn_new"] != 1 {
+		t.Errorf("events %v → %v: want one expiry and one new connection", ev0, ev1)
+	}
+	v.LastNs -= uint64(6 * time.Second)
+	_ = x.d.objs.ConnTbl.Put(k, v)
+	x.stats() // sync collects it
+	if n := len(x.conns()); n != 0 {
+		t.Errorf("%d entries after expiry", n)
+	}
+	if err := x.d.objs.ConnTbl.Lookup(k, &v); err == nil {
+		t.Errorf("expired entry not deleted by the sync")
+	}
+}
+
+// TestOnePacket: UDP one-packet scheduling keeps no state.
+func TestOnePacket(t *testing.T) {
+	x := newTDP(t, Options{})
+	s := svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...)
+	s.OnePacket = true
+	x.apply(s)
+	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
+	_, a := x.run(p.frame())
+	_, b := x.run(p.frame())
+	if dstMAC(a) == dstMAC(b) {
+		t.Errorf("one-packet: two datagrams of one flow on one server under rr")
+	}
+	if n := len(x.conns()); n != 0 {
+		t.Errorf("%d connection entries, want none", n)
+	}
+}
+
+// TestMultiPort: port ranges, several VIPs and both protocols in one
+// (firewall-mark-like) service.
+func TestMultiPort(t *testing.T) {
+	x := newTDP(t, Options{})
+	vip4b := netip.MustParseAddr("192.0.2.11")
+	s := dataplane.Service{
+		Key:         dataplane.ServiceKey{FWMark: 21},
+		VIPs:        []netip.Addr{vip4, vip4b},
+		Ports:       []dataplane.PortRange{{From: 21, To: 21}, {From: 10000, To: 10010}},
+		Protos:      []dataplane.Proto{dataplane.TCP},
+		Scheduler:   "rr",
+		Persistence: time.Minute,
+		PersistMask: 32,
+		RealServers: pool(1, 1),
+	}
+	x.apply(s)
+	var owner [6]byte
+	for i, dst := range []netip.AddrPort{
+		netip.AddrPortFrom(vip4, 21), netip.AddrPortFrom(vip4, 10000), netip.AddrPortFrom(vip4b, 10010), netip.AddrPortFrom(vip4, 10005),
+	} {
+		out := x.expect(syn(client(1), uint16(40000+i), dst.Addr(), dst.Port()).frame(), xdpTX, "tx_dr")
+		if i > 0 && dstMAC(out) != owner {
+			t.Errorf("%s: persistence across the ports of one service broken", dst)
+		}
+		owner = dstMAC(out)
+	}
+	x.expect(syn(client(1), 40000, vip4, 10011).frame(), xdpPass, "pass_no_service")
+	x.expect(syn(client(1), 40000, vip4, 22).frame(), xdpPass, "pass_no_service")
+	for _, c := range x.conns() {
+		if c.FWMark != 21 {
+			t.Errorf("entry without its firewall mark: %+v", c)
+		}
+	}
+	// overlapping services are refused
+	err := x.d.Apply(t.Context(), []dataplane.Service{s, svc(dataplane.TCP, vip4, 10003, "rr", pool(1)...)})
+	if err == nil {
+		t.Errorf("overlapping services accepted")
+	}
+}
+
+// TestApplyDiff: unrelated changes keep connections and counters.
+func TestApplyDiff(t *testing.T) {
+	x := newTDP(t, Options{})
+	a := svc(dataplane.TCP, vip4, 80, "rr", pool(1, 1)...)
+	x.apply(a)
+	p := syn(client(1), 40000, vip4, 80)
+	owner := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+	b := svc(dataplane.TCP, vip4, 443, "wlc", pool(1)...)
+	x.apply(a, b)
+	a.RealServers = append(a.RealServers, rsv(netip.MustParseAddrPort("10.0.0.3:80"), 1, dataplane.DR))
+	x.apply(a, b)
+	p.flags = tcpACK
+	if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != owner {
+		t.Errorf("connection moved after an unrelated change")
+	}
+	st := x.stats()
+	if st.Services[0].Conns != 1 || st.Services[0].InPkts != 2 {
+		t.Errorf("counters reset: %+v", st.Services[0].Counters)
+	}
+	// removing the service passes its traffic to the kernel
+	x.apply(b)
+	x.expect(p.frame(), xdpPass, "pass_no_service")
+	// a real server removed: its connections are rescheduled only on SYN
+	x.apply(a, b)
+}
+
+// TestApplyErrors: methods and schedulers the program cannot do are
+// refused up front.
+func TestApplyErrors(t *testing.T) {
+	x := newTDP(t, Options{})
+	tests := []struct {
+		name string
+		s    dataplane.Service
+	}{
+		{"local", svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.Local))},
+		{"unknown scheduler", svc(dataplane.TCP, vip4, 80, "xx", rsv(rs1, 1, dataplane.DR))},
+		{"dr across families", svc(dataplane.TCP, vip6, 80, "rr", rsv(rs1, 1, dataplane.DR))},
+		{"sctp", svc(dataplane.SCTP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := x.d.Apply(t.Context(), []dataplane.Service{tt.s}); err == nil {
+				t.Errorf("accepted")
+			}
+		})
+	}
+}
+
+// TestAllPorts: a service on port 0 takes every port of its VIP (IPVS
+// persistent port-0 services); other VIPs still pass.
+func TestAllPorts(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.apply(svc(dataplane.TCP, vip4, 0, "rr", pool(1)...), svc(dataplane.TCP, vip6, 80, "rr", rsv(rs6a, 1, dataplane.DR)))
+	for _, port := range []uint16{1, 80, 65535} {
+		x.expect(syn(client(1), 40000, vip4, port).frame(), xdpTX, "tx_dr")
+	}
+	x.expect(syn(client6(1), 40000, vip6, 81).frame(), xdpPass, "pass_no_service")
+	x.apply(svc(dataplane.TCP, vip6, 80, "rr", rsv(rs6a, 1, dataplane.DR)))
+	x.expect(syn(client(1), 40001, vip4, 80).frame(), xdpPass, "pass_no_service")
+}

@@ -1,0 +1,257 @@
+package xdp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/govs/govs/internal/dataplane"
+)
+
+var (
+	tun4 = netip.MustParseAddrPort("10.1.0.1:80")
+	tun6 = netip.MustParseAddrPort("[fd00::1]:80")
+)
+
+// TestTunnel checks IPIP and IP6IP6 encapsulation byte by byte.
+func TestTunnel(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(tun4, 1, dataplane.TUN)),
+		svc(dataplane.TCP, vip6, 80, "rr", rsv(tun6, 1, dataplane.TUN)),
+		svc(dataplane.UDP, vip4, 53, "rr", rsv(tun6, 1, dataplane.TUN))) // IPv4 in IPv6
+
+	t.Run("ipv4 in ipv4", func(t *testing.T) {
+		x.t = t
+		p := syn(client(1), 40000, vip4, 80)
+		p.tos = 0x28
+		p.df = true
+		inner := p.ip()
+		out := x.expect(p.frame(), xdpTX, "tx_tun")
+		if dstMAC(out) != realMAC(tun4.Addr()) || !bytes.Equal(out[6:12], directorMAC[:]) {
+			t.Errorf("macs %x %x", out[0:6], out[6:12])
+		}
+		if et := binary.BigEndian.Uint16(out[12:]); et != 0x0800 {
+			t.Fatalf("ethertype %#x", et)
+		}
+		o := out[14:34]
+		if o[0] != 0x45 || o[9] != 4 || o[8] != 64 || o[1] != 0x28 {
+			t.Errorf("outer header version/proto/ttl/tos = %#x/%d/%d/%#x, want 0x45/4/64/0x28", o[0], o[9], o[8], o[1])
+		}
+		if got := binary.BigEndian.Uint16(o[2:]); int(got) != len(inner)+20 {
+			t.Errorf("outer length %d, want %d", got, len(inner)+20)
+		}
+		if binary.BigEndian.Uint16(o[6:])&0x4000 == 0 {
+			t.Errorf("outer DF not copied from inner")
+		}
+		if !ipv4HeaderOK(o) {
+			t.Errorf("outer header checksum wrong")
+		}
+		if s, d := netip.AddrFrom4([4]byte(o[12:16])), netip.AddrFrom4([4]byte(o[16:20])); s != tunSrc || d != tun4.Addr() {
+			t.Errorf("outer %s → %s, want %s → %s", s, d, tunSrc, tun4.Addr())
+		}
+		if !bytes.Equal(out[34:34+len(inner)], inner) {
+			t.Errorf("inner packet changed")
+		}
+	})
+	t.Run("ipv6 in ipv6", func(t *testing.T) {
+		x.t = t
+		p := syn(client6(1), 40000, vip6, 80)
+		inner := p.ip()
+		out := x.expect(p.frame(), xdpTX, "tx_tun")
+		if et := binary.BigEndian.Uint16(out[12:]); et != 0x86dd {
+			t.Fatalf("ethertype %#x", et)
+		}
+		o := out[14:54]
+		if o[0]>>4 != 6 || o[6] != 41 || o[7] != 64 {
+			t.Errorf("outer version/next/hop %d/%d/%d", o[0]>>4, o[6], o[7])
+		}
+		if got := binary.BigEndian.Uint16(o[4:]); int(got) != len(inner) {
+			t.Errorf("payload length %d, want %d", got, len(inner))
+		}
+		if s, d := netip.AddrFrom16([16]byte(o[8:24])), netip.AddrFrom16([16]byte(o[24:40])); s != tunSrc6 || d != tun6.Addr() {
+			t.Errorf("outer %s → %s", s, d)
+		}
+		if binary.BigEndian.Uint32(o[0:])&0xfffff == 0 {
+			t.Errorf("flow label not set from the flow hash")
+		}
+		if !bytes.Equal(out[54:54+len(inner)], inner) {
+			t.Errorf("inner packet changed")
+		}
+	})
+	t.Run("ipv4 in ipv6", func(t *testing.T) {
+		x.t = t
+		p := pkt{src: netip.AddrPortFrom(client(1), 5353), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("q")}
+		inner := p.ip()
+		out := x.expect(p.frame(), xdpTX, "tx_tun")
+		if out[14+6] != 4 || !bytes.Equal(out[54:54+len(inner)], inner) {
+			t.Errorf("next header %d or inner wrong", out[14+6])
+		}
+	})
+}
+
+// TestTunnelSourcePerFlow: with a source prefix the outer source varies
+// by flow inside the prefix and stays fixed within a flow.
+func TestTunnelSourcePerFlow(t *testing.T) {
+	pfx := netip.MustParsePrefix("172.16.0.0/16")
+	x := newTDP(t, Options{TunnelSource4: pfx})
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(tun4, 1, dataplane.TUN)))
+	srcs := map[netip.Addr]bool{}
+	for i := range 8 {
+		p := syn(client(i+1), uint16(40000+i), vip4, 80)
+		out := x.expect(p.frame(), xdpTX, "tx_tun")
+		s := netip.AddrFrom4([4]byte(out[14+12 : 14+16]))
+		if !pfx.Contains(s) {
+			t.Errorf("outer source %s outside %s", s, pfx)
+		}
+		if !ipv4HeaderOK(out[14:34]) {
+			t.Errorf("outer checksum wrong")
+		}
+		p.flags = tcpACK
+		again := x.expect(p.frame(), xdpTX, "tx_tun")
+		if s2 := netip.AddrFrom4([4]byte(again[14+12 : 14+16])); s2 != s {
+			t.Errorf("outer source changed within a flow: %s then %s", s, s2)
+		}
+		srcs[s] = true
+	}
+	if len(srcs) < 4 {
+		t.Errorf("8 flows used only %d outer sources", len(srcs))
+	}
+}
+
+// TestPathMTU: a packet too big for the tunnel with DF gets ICMP
+// fragmentation-needed (IPv4) or packet-too-big (IPv6) back.
+func TestPathMTU(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(tun4, 1, dataplane.TUN)),
+		svc(dataplane.TCP, vip6, 80, "rr", rsv(tun6, 1, dataplane.TUN)))
+
+	t.Run("ipv4 frag needed", func(t *testing.T) {
+		x.t = t
+		p := syn(client(1), 40000, vip4, 80)
+		p.flags = tcpSYN
+		p.df = true
+		p.payload = make([]byte, 1500-40) // IP length 1500: +20 does not fit
+		orig := p.ip()
+		out := x.expect(p.frame(), xdpTX, "tx_icmp_toobig")
+		out = out[:14+20+8+28]
+		if dstMAC(out) != clientMAC || [6]byte(out[6:12]) != directorMAC {
+			t.Errorf("macs not swapped: %x %x", out[0:6], out[6:12])
+		}
+		ip := out[14:34]
+		if !ipv4HeaderOK(ip) || ip[9] != 1 || binary.BigEndian.Uint16(ip[2:]) != 56 {
+			t.Errorf("icmp ip header wrong: % x", ip)
+		}
+		if s, d := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20])); s != vip4 || d != client(1) {
+			t.Errorf("icmp %s → %s, want %s → %s", s, d, vip4, client(1))
+		}
+		ic := out[34:]
+		if ic[0] != 3 || ic[1] != 4 || binary.BigEndian.Uint16(ic[6:]) != 1480 {
+			t.Errorf("icmp type/code/mtu %d/%d/%d, want 3/4/1480", ic[0], ic[1], binary.BigEndian.Uint16(ic[6:]))
+		}
+		if csumFold(csumAdd(0, ic[:36])) != 0 {
+			t.Errorf("icmp checksum wrong")
+		}
+		if !bytes.Equal(ic[8:36], orig[:28]) {
+			t.Errorf("icmp does not quote the original header")
+		}
+	})
+	t.Run("ipv4 too big without DF", func(t *testing.T) {
+		x.t = t
+		p := syn(client(2), 40000, vip4, 80)
+		p.payload = make([]byte, 1500-40)
+		x.expect(p.frame(), xdpDrop, "drop_toobig")
+	})
+	t.Run("ipv4 fits", func(t *testing.T) {
+		x.t = t
+		p := syn(client(3), 40000, vip4, 80)
+		p.df = true
+		p.payload = make([]byte, 1480-40)
+		x.expect(p.frame(), xdpTX, "tx_tun")
+	})
+	t.Run("ipv6 packet too big", func(t *testing.T) {
+		x.t = t
+		p := syn(client6(1), 40000, vip6, 80)
+		p.payload = make([]byte, 1500-60)
+		orig := p.ip()
+		out := x.expect(p.frame(), xdpTX, "tx_icmp_toobig")
+		out = out[:14+40+8+48]
+		ip := out[14:54]
+		if ip[6] != 58 || binary.BigEndian.Uint16(ip[4:]) != 56 {
+			t.Errorf("icmpv6 header: next %d len %d", ip[6], binary.BigEndian.Uint16(ip[4:]))
+		}
+		src, dst := netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+		if src != vip6 || dst != client6(1) {
+			t.Errorf("icmpv6 %s → %s", src, dst)
+		}
+		ic := out[54:]
+		if ic[0] != 2 || binary.BigEndian.Uint32(ic[4:]) != 1460 {
+			t.Errorf("type %d mtu %d, want 2 and 1460", ic[0], binary.BigEndian.Uint32(ic[4:]))
+		}
+		if csumFold(csumAdd(pseudo(src, dst, 58, 56), ic[:56])) != 0 {
+			t.Errorf("icmpv6 checksum wrong")
+		}
+		if !bytes.Equal(ic[8:56], orig[:48]) {
+			t.Errorf("icmpv6 does not quote the original")
+		}
+	})
+}
+
+// TestICMPRelated: an ICMP error about a tracked flow follows the flow to
+// its real server; one about an unknown flow goes to the kernel.
+func TestICMPRelated(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)),
+		svc(dataplane.TCP, vip6, 80, "rr", rsv(tun6, 1, dataplane.TUN)))
+	router := netip.MustParseAddr("203.0.113.1")
+
+	// establish on some real, then a router reports the reply undeliverable
+	var reals [2][6]byte
+	for i := range 2 {
+		out := x.expect(syn(client(i+1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
+		reals[i] = dstMAC(out)
+	}
+	for i := range 2 {
+		reply := pkt{src: netip.AddrPortFrom(vip4, 80), dst: netip.AddrPortFrom(client(i+1), 40000), proto: 6, flags: tcpACK, payload: make([]byte, 1400)}
+		e := pkt{src: netip.AddrPortFrom(router, 0), dst: netip.AddrPortFrom(vip4, 0), proto: 1, l4override: icmpErr4(3, 4, reply.ip())}
+		in := e.frame()
+		out := x.expect(in, xdpTX, "tx_icmp_related")
+		if dstMAC(out) != reals[i] {
+			t.Errorf("icmp for flow %d went to %x, flow is on %x", i, dstMAC(out), reals[i])
+		}
+		if !bytes.Equal(out[12:len(in)], in[12:]) {
+			t.Errorf("icmp packet modified")
+		}
+	}
+	unknown := pkt{src: netip.AddrPortFrom(vip4, 80), dst: netip.AddrPortFrom(client(9), 1), proto: 6, flags: tcpACK}
+	e := pkt{src: netip.AddrPortFrom(router, 0), dst: netip.AddrPortFrom(vip4, 0), proto: 1, l4override: icmpErr4(3, 4, unknown.ip())}
+	x.expect(e.frame(), xdpPass, "pass_icmp")
+
+	// IPv6 through the tunnel
+	x.expect(syn(client6(1), 40000, vip6, 80).frame(), xdpTX, "tx_tun")
+	r6 := netip.MustParseAddr("2001:db8:ffff::1")
+	reply6 := pkt{src: netip.AddrPortFrom(vip6, 80), dst: netip.AddrPortFrom(client6(1), 40000), proto: 6, flags: tcpACK}
+	e6 := pkt{src: netip.AddrPortFrom(r6, 0), dst: netip.AddrPortFrom(vip6, 0), proto: 58, l4override: icmpErr6(r6, vip6, 2, 0, reply6.ip())}
+	out := x.expect(e6.frame(), xdpTX, "tx_icmp_related")
+	if out[14+6] != 41 || netip.AddrFrom16([16]byte(out[14+24:14+40])) != tun6.Addr() {
+		t.Errorf("icmpv6 error not tunnelled to the flow's real server")
+	}
+}
+
+// TestRedirectAndNeighbour: another egress interface means XDP_REDIRECT;
+// an unresolved next hop drops with its own reason.
+func TestRedirectAndNeighbour(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.unresolved[rs2.Addr()] = true
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs2, 1, dataplane.DR)))
+	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpDrop, "drop_no_neigh")
+
+	y := newTDP(t, Options{})
+	y.d.resolver = func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, ok: true, ifindex: 4242, dmac: realMAC(a), smac: directorMAC, mtu: 1500, src: tunSrc}
+	}
+	y.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR)),
+		svc(dataplane.TCP, vip4, 81, "rr", rsv(tun4, 1, dataplane.TUN)))
+	y.expect(syn(client(1), 40000, vip4, 80).frame(), xdpRedirect, "redirect_dr")
+	y.expect(syn(client(1), 40000, vip4, 81).frame(), xdpRedirect, "redirect_tun")
+}

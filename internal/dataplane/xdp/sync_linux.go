@@ -1,0 +1,453 @@
+package xdp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/sched"
+)
+
+// realCount are the connection counts of one real server slot.
+type realCount struct{ active, inactive, persist int64 }
+
+// monoNow is the clock of bpf_ktime_get_coarse_ns.
+func monoNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts)
+	return uint64(ts.Nano())
+}
+
+func (d *Dataplane) loop(ctx context.Context) {
+	defer close(d.done)
+	t := time.NewTicker(d.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.mu.Lock()
+			if err := d.syncLocked(); err != nil {
+				d.log.Warn("xdp sync", "err", err)
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+func (d *Dataplane) timeout(state uint8) uint64 {
+	t := d.opts.Timeouts
+	switch state {
+	case 1:
+		return uint64(60 * time.Second)
+	case 2:
+		return uint64(t.TCP)
+	case 3:
+		return uint64(t.TCPFin)
+	case 4:
+		return uint64(10 * time.Second)
+	case 5:
+		return uint64(t.UDP)
+	}
+	return uint64(24 * time.Hour)
+}
+
+func expired(now, last, timeout uint64) bool { return now > last && now-last >= timeout }
+
+// persistKey is the template key a connection of a persistent service
+// belongs to.
+func persistKey(s *service, k *lbFlowKey) lbPersistKey {
+	pk := lbPersistKey{Svc: s.id, Family: k.Family}
+	a := bytesAddr(k.Saddr, k.Family)
+	bits := s.spec.PersistMask
+	if bits <= 0 || bits > a.BitLen() {
+		bits = a.BitLen()
+	}
+	p, _ := a.Prefix(bits)
+	pk.Addr, _ = addrBytes(p.Addr())
+	return pk
+}
+
+// syncLocked walks the connection and template tables: it deletes expired
+// entries, keeps templates alive while they control connections, feeds
+// the live counts to the schedulers' Dests, recomputes scheduling tables
+// and the sorry-server switch, and retries next hops.
+func (d *Dataplane) syncLocked() error {
+	now := monoNow()
+	byID := make(map[uint32]*service, len(d.svcs))
+	reals := make(map[uint32]*realState)
+	for _, s := range d.svcs {
+		byID[s.id] = s
+		for _, r := range s.reals {
+			reals[r.id] = r
+		}
+	}
+	counts := make(map[uint32]realCount)
+	live := make(map[lbPersistKey]bool)
+	var dead, deadNAT []lbFlowKey
+	var k lbFlowKey
+	var v lbConn
+	it := d.objs.ConnTbl.Iterate()
+	for it.Next(&k, &v) {
+		r := reals[v.Real]
+		if expired(now, v.LastNs, d.timeout(v.State)) || r == nil || r.gen != v.Gen {
+			dead = append(dead, k)
+			if r != nil && (r.spec.Method == dataplane.NAT || r.spec.Method == dataplane.SNAT) {
+				deadNAT = append(deadNAT, natKey(&k, &v, r))
+			}
+			continue
+		}
+		c := counts[v.Real]
+		if v.State == 2 {
+			c.active++
+		} else {
+			c.inactive++
+		}
+		counts[v.Real] = c
+		if s := byID[v.Svc]; s != nil && s.spec.Persistence > 0 {
+			live[persistKey(s, &k)] = true
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("walk connections: %w", err)
+	}
+	if err := batchDelete(d.objs.ConnTbl, dead); err != nil {
+		return fmt.Errorf("expire connections: %w", err)
+	}
+	if err := batchDelete(d.objs.NatTbl, deadNAT); err != nil {
+		return fmt.Errorf("expire nat entries: %w", err)
+	}
+
+	var pdead []lbPersistKey
+	var pk lbPersistKey
+	var pv lbPersistVal
+	pit := d.objs.PersistTbl.Iterate()
+	for pit.Next(&pk, &pv) {
+		s, r := byID[pk.Svc], reals[pv.Real]
+		if s == nil || r == nil || r.gen != pv.Gen {
+			pdead = append(pdead, pk)
+			continue
+		}
+		if live[pk] {
+			pv.LastNs = now
+			_ = d.objs.PersistTbl.Update(pk, pv, 0)
+		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
+			pdead = append(pdead, pk)
+			continue
+		}
+		c := counts[pv.Real]
+		c.persist++
+		counts[pv.Real] = c
+	}
+	if err := pit.Err(); err != nil {
+		return fmt.Errorf("walk templates: %w", err)
+	}
+	if err := batchDelete(d.objs.PersistTbl, pdead); err != nil {
+		return fmt.Errorf("expire templates: %w", err)
+	}
+	d.counts, d.synced = counts, time.Now()
+	d.rounds++
+	if ex, err := d.Exits(); err == nil {
+		if n := ex["drop_snat_exhausted"]; n > d.exhausted {
+			d.log.Warn("snat source ports exhausted: new connections dropped", "dropped", n-d.exhausted, "pool", len(d.opts.SourcePool))
+			d.exhausted = n
+		}
+	}
+
+	var errs []error
+	for _, s := range d.svcs {
+		if s.adopted {
+			continue
+		}
+		for _, r := range s.reals {
+			c := counts[r.id]
+			setCounts(r.dest, c.active, c.inactive)
+			if !r.nh.ok || d.rounds%10 == 0 {
+				nh := d.resolve(r.spec.Addr.Addr(), r.spec.Method)
+				if nh.ok && nh != r.nh || nh.ok != r.nh.ok {
+					r.nh = nh
+					errs = append(errs, d.writeReal(s.id, r))
+				}
+			}
+		}
+		errs = append(errs, d.pushTable(s), d.writeCfg(s))
+	}
+	return errors.Join(errs...)
+}
+
+// natKey is the reply-direction key of a NAT or SNAT connection.
+func natKey(k *lbFlowKey, v *lbConn, r *realState) lbFlowKey {
+	a, _ := addrBytes(r.spec.Addr.Addr())
+	rk := lbFlowKey{Family: k.Family, Proto: k.Proto, Sport: htons(r.spec.Addr.Port()), Dport: k.Sport, Saddr: a, Daddr: k.Saddr}
+	if r.spec.Addr.Port() == 0 { // multi-port: the client's port is kept
+		rk.Sport = k.Dport
+	}
+	if v.Snat != 0 {
+		rk.Dport, rk.Daddr = v.Lport, v.Laddr
+	}
+	return rk
+}
+
+// setCounts brings a Dest's counters to the counted values through its
+// connection hooks (which also maintain the overload state).
+func setCounts(d *sched.Dest, active, inactive int64) {
+	for d.ActiveConns() < active {
+		d.ConnOpened(true)
+	}
+	for d.ActiveConns() > active {
+		d.ConnClosed(true)
+	}
+	for d.InactiveConns() < inactive {
+		d.ConnOpened(false)
+	}
+	for d.InactiveConns() > inactive {
+		d.ConnClosed(false)
+	}
+}
+
+func batchDelete[K any](m interface {
+	BatchDelete(keys any, opts *ebpf.BatchOptions) (int, error)
+}, keys []K) error {
+	for len(keys) > 0 {
+		n := min(len(keys), 4096)
+		if _, err := m.BatchDelete(keys[:n], nil); err != nil && !isNotExist(err) {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// Stats returns per-service and per-real-server counters. Connection
+// counts come from the last walk of the connection table (at most a
+// quarter of a second old).
+func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return dataplane.Snapshot{}, errors.New("xdp: dataplane closed")
+	}
+	if time.Since(d.synced) > 250*time.Millisecond {
+		if err := d.syncLocked(); err != nil {
+			return dataplane.Snapshot{}, err
+		}
+	}
+	snap := dataplane.Snapshot{Time: time.Now()}
+	svcs := d.sortedServices()
+	for _, s := range svcs {
+		if err := ctx.Err(); err != nil {
+			return dataplane.Snapshot{}, err
+		}
+		c, err := d.readCounters(d.objs.StatsSvc, s.id)
+		if err != nil {
+			return dataplane.Snapshot{}, err
+		}
+		st := dataplane.ServiceStats{Key: s.spec.Key, Counters: c}
+		all := slices.Clone(s.order)
+		if s.sorry != nil {
+			all = append(all, s.sorry)
+		}
+		for _, r := range all {
+			rc, err := d.readCounters(d.objs.StatsReal, r.id)
+			if err != nil {
+				return dataplane.Snapshot{}, err
+			}
+			n := d.counts[r.id]
+			st.RealServers = append(st.RealServers, dataplane.RealServerStats{
+				Addr: r.spec.Addr, Counters: rc,
+				ActiveConns: n.active, InactiveConns: n.inactive, PersistConns: n.persist,
+			})
+		}
+		snap.Services = append(snap.Services, st)
+	}
+	return snap, nil
+}
+
+func (d *Dataplane) sortedServices() []*service {
+	out := make([]*service, 0, len(d.svcs))
+	for _, s := range d.svcs {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *service) int { return int(a.id) - int(b.id) })
+	return out
+}
+
+func (d *Dataplane) readCounters(m interface {
+	Lookup(key, valueOut any) error
+}, id uint32) (dataplane.Counters, error) {
+	var per []lbCounters
+	if err := m.Lookup(id, &per); err != nil {
+		return dataplane.Counters{}, fmt.Errorf("xdp: read counters: %w", err)
+	}
+	var c dataplane.Counters
+	for _, p := range per {
+		c.Conns += p.Conns
+		c.InPkts += p.Pkts
+		c.InBytes += p.Bytes
+		c.OutPkts += p.OutPkts
+		c.OutBytes += p.OutBytes
+	}
+	return c, nil
+}
+
+// Conns walks the connection table, then the persistence templates.
+// Expired entries not yet collected are skipped.
+func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errors.New("xdp: dataplane closed")
+	}
+	now := monoNow()
+	byID := make(map[uint32]*service, len(d.svcs))
+	reals := make(map[uint32]*realState)
+	for _, s := range d.svcs {
+		byID[s.id] = s
+		for _, r := range s.reals {
+			reals[r.id] = r
+		}
+	}
+	var out []dataplane.Conn
+	var k lbFlowKey
+	var v lbConn
+	it := d.objs.ConnTbl.Iterate()
+	for it.Next(&k, &v) {
+		s, r := byID[v.Svc], reals[v.Real]
+		to := d.timeout(v.State)
+		if s == nil || r == nil || r.gen != v.Gen || expired(now, v.LastNs, to) {
+			continue
+		}
+		c := dataplane.Conn{
+			Proto:   dataplane.Proto(k.Proto),
+			Client:  netip.AddrPortFrom(bytesAddr(k.Saddr, k.Family), htons(k.Sport)),
+			Virtual: netip.AddrPortFrom(bytesAddr(k.Daddr, k.Family), htons(k.Dport)),
+			Real:    r.spec.Addr,
+			State:   stateName(v.State),
+			Expires: remaining(now, v.LastNs, to),
+			FWMark:  s.spec.Key.FWMark,
+		}
+		if v.Snat != 0 {
+			c.Local = netip.AddrPortFrom(bytesAddr(v.Laddr, k.Family), htons(v.Lport))
+		}
+		out = append(out, c)
+	}
+	if err := it.Err(); err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("xdp: walk connections: %w", err)
+	}
+	var pk lbPersistKey
+	var pv lbPersistVal
+	pit := d.objs.PersistTbl.Iterate()
+	for pit.Next(&pk, &pv) {
+		s, r := byID[pk.Svc], reals[pv.Real]
+		if s == nil || r == nil || r.gen != pv.Gen || expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
+			continue
+		}
+		out = append(out, dataplane.Conn{
+			Proto:    s.spec.Key.Proto,
+			Client:   netip.AddrPortFrom(bytesAddr(pk.Addr, pk.Family), 0),
+			Virtual:  netip.AddrPortFrom(s.spec.Key.Addr, s.spec.Key.Port),
+			Real:     r.spec.Addr,
+			State:    "NONE",
+			Expires:  remaining(now, pv.LastNs, uint64(s.spec.Persistence)),
+			Template: true,
+			FWMark:   s.spec.Key.FWMark,
+		})
+	}
+	err := pit.Err()
+	d.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("xdp: walk templates: %w", err)
+	}
+	for _, c := range out {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !fn(c) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func stateName(s uint8) string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "NONE"
+}
+
+func remaining(now, last, timeout uint64) time.Duration {
+	if now < last {
+		return time.Duration(timeout)
+	}
+	if el := now - last; el < timeout {
+		return time.Duration(timeout - el)
+	}
+	return 0
+}
+
+// adopt rebuilds the Go-side view of services and real servers from maps
+// pinned by a previous process, so the first Apply updates them in place
+// (same slots, same generations: established connections keep flowing).
+func (d *Dataplane) adopt() error {
+	byID := make(map[uint32]*service)
+	var id uint32
+	var cfg lbSvcCfg
+	it := d.objs.SvcCfgs.Iterate()
+	for it.Next(&id, &cfg) {
+		if cfg.Flags&1 == 0 || id == 0 || id >= maxServices {
+			continue
+		}
+		key := dataplane.ServiceKey{Proto: dataplane.Proto(cfg.Proto), Port: cfg.Port, FWMark: cfg.Fwmark}
+		if cfg.Fwmark == 0 {
+			key.Addr = bytesAddr(cfg.Addr, cfg.Family)
+		} else {
+			key.V6 = cfg.Family == 6
+		}
+		s := &service{id: id, adopted: true, spec: dataplane.Service{Key: key}, reals: make(map[netip.AddrPort]*realState), tblLen: cfg.TableSize}
+		d.svcs[key], byID[id], d.svcUsed[id] = s, s, true
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	var sk lbSvcKey
+	sit := d.objs.Services.Iterate()
+	for sit.Next(&sk, &id) {
+		if s := byID[id]; s != nil {
+			s.keys = append(s.keys, sk)
+			d.keyOwner[sk] = id
+		}
+	}
+	if err := sit.Err(); err != nil {
+		return err
+	}
+	var r lbReal
+	rit := d.objs.RealTbl.Iterate()
+	for rit.Next(&id, &r) {
+		s := byID[r.Svc]
+		if r.Gen == 0 || s == nil || id == 0 || id >= maxReals {
+			continue
+		}
+		addr := netip.AddrPortFrom(bytesAddr(r.Addr, r.Family), r.Port)
+		s.reals[addr] = &realState{id: id, gen: r.Gen, spec: dataplane.RealServer{Addr: addr, Method: dataplane.Method(r.Method)},
+			dest: sched.NewDest(addr, 0)}
+		d.realUsed[id] = true
+		d.gen = max(d.gen, r.Gen)
+	}
+	if err := rit.Err(); err != nil {
+		return err
+	}
+	if len(byID) > 0 {
+		d.log.Info("adopted pinned state", "services", len(byID))
+	}
+	return nil
+}
