@@ -30,7 +30,7 @@ func TestEndToEndIPv6(t *testing.T) {
 		l.in(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0")
 	}
 	addNS("br")
-	l.in("br", "ip", "link", "add", "br0", "type", "bridge")
+	l.in("br", "ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
 	l.in("br", "ip", "link", "set", "br0", "up")
 	plug := func(ns, addr string) string {
 		peer := "xd6" + ns
@@ -70,6 +70,12 @@ func TestEndToEndIPv6(t *testing.T) {
 			}
 			t.Cleanup(func() { dc.Close() })
 		})
+	}
+	// IPv6 neighbour discovery right after the links come up can take a
+	// retransmission (1 s) or two; settle it before timing requests
+	for i, a := range reals {
+		l.in("dir", "ping", "-6", "-c", "1", "-W", "3", a.String())
+		l.in(fmt.Sprintf("rs%d", i+1), "ping", "-6", "-c", "1", "-W", "3", "fd77::10")
 	}
 	var d *Dataplane
 	l.inNS("dir", func() {

@@ -225,6 +225,7 @@ static __always_inline int snat_bind(const struct config *gc, const struct real 
 	nv->snat = 1;
 	nv->cport = fk->sport;
 	__builtin_memcpy(nv->caddr, fk->saddr, 16);
+#pragma clang loop unroll(disable)
 	for (int i = 0; i < SNAT_TRIES; i++) {
 		/* independent probes: a bijective mix of (hash, try) */
 		__u32 x = h + i * 0x9e3779b9u;
