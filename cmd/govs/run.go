@@ -55,6 +55,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on this TCP `address` (default: the config's govs_metrics_listen; /metrics is always on the API socket)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: the config's govs_log_level, else info)")
 	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping")
+	pinPath := fs.String("xdp-pin-path", "", "bpffs directory where the XDP dataplane pins its programs and maps (default "+xdp.DefaultPinPath+")")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
@@ -95,7 +96,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		TCPFin: cfg.Global.LVSTimeouts.TCPFin.D(),
 		UDP:    cfg.Global.LVSTimeouts.UDP.D(),
 	}
-	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, log)
+	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, *pinPath, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 1
@@ -144,7 +145,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.Handler(d, log))
-	mux.Handle("GET /metrics", metrics.Handler(d.State))
+	mux.Handle("GET /metrics", metrics.Handler(d.State, dp))
 	srv := &api.Server{Socket: sock, Listen: listens, Handler: mux, Log: log}
 	mlisten := *metricsListen
 	if mlisten == "" {
@@ -162,7 +163,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	grp.Go(func() error { return d.Run(gctx) })
 	grp.Go(func() error { return srv.Run(gctx) })
 	if mlisten != "" {
-		msrv := &api.Server{Listen: []string{mlisten}, Handler: metrics.Handler(d.State), Log: log}
+		msrv := &api.Server{Listen: []string{mlisten}, Handler: metrics.Handler(d.State, dp), Log: log}
 		grp.Go(func() error { return msrv.Run(gctx) })
 	}
 	grp.Go(func() error {
@@ -213,7 +214,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // xdp when it can run (root, interfaces configured), else the userspace
 // proxy. It returns the dataplane, the name chosen and the connection
 // table size to report.
-func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane.Timeouts, log *slog.Logger) (dataplane.Dataplane, string, int, error) {
+func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin string, log *slog.Logger) (dataplane.Dataplane, string, int, error) {
 	size := cfg.Global.Govs.ConnTableSize
 	switch name {
 	case "", "auto":
@@ -223,7 +224,7 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		case len(ifaces) == 0:
 			log.Info("dataplane auto: proxy (no interface configured for XDP: govs_interface or --interface)")
 		default:
-			dp, err := xdp.New(xdp.Options{Interfaces: ifaces, Logger: log, Timeouts: t, ConnTableSize: size})
+			dp, err := xdp.New(xdpOptions(ifaces, cfg, t, pin, log))
 			if err == nil {
 				log.Info("dataplane auto: xdp", "interfaces", strings.Join(ifaces, ","))
 				return dp, "xdp", tableSize(size, xdp.DefaultConnTableSize), nil
@@ -237,7 +238,7 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		if len(ifaces) == 0 {
 			return nil, "", 0, errors.New("dataplane xdp: no interface (set govs_interface in global_defs or pass --interface)")
 		}
-		dp, err := xdp.New(xdp.Options{Interfaces: ifaces, Logger: log, Timeouts: t, ConnTableSize: size})
+		dp, err := xdp.New(xdpOptions(ifaces, cfg, t, pin, log))
 		if err != nil {
 			return nil, "", 0, fmt.Errorf("dataplane xdp: %w", err)
 		}
@@ -246,6 +247,36 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		return nil, "", 0, fmt.Errorf("dataplane ipvs: %w (the kernel IPVS backend is not built yet; use proxy or xdp)", dataplane.ErrNotSupported)
 	}
 	return nil, "", 0, fmt.Errorf("unknown dataplane %q (auto, proxy, xdp or ipvs)", name)
+}
+
+// xdpOptions maps the configuration onto the XDP dataplane: the pinned
+// program keeps forwarding across a restart of govs unless
+// lvs_flush_onstop asks for a clean stop; the source-NAT pool is the union
+// of the govs_snat_pool addresses (the XDP pool is dataplane-wide).
+func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin string, log *slog.Logger) xdp.Options {
+	o := xdp.Options{
+		PinPath:       pin,
+		Interfaces:    ifaces,
+		Logger:        log,
+		Timeouts:      t,
+		ConnTableSize: cfg.Global.Govs.ConnTableSize,
+		KeepOnClose:   !cfg.Global.LVSFlushOnStop,
+	}
+	seen := map[netip.Addr]bool{}
+	for _, p := range cfg.SNATPools {
+		for _, a := range p.Addresses {
+			if !seen[a] {
+				seen[a] = true
+				o.SourcePool = append(o.SourcePool, a)
+			}
+		}
+	}
+	for _, m := range cfg.Global.Govs.Masquerade {
+		if p, err := netip.ParsePrefix(m); err == nil {
+			o.Masquerade = append(o.Masquerade, p)
+		}
+	}
+	return o
 }
 
 func openProxy(t dataplane.Timeouts, log *slog.Logger, size int) (dataplane.Dataplane, string, int, error) {

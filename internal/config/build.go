@@ -199,6 +199,16 @@ func (b *builder) global(n *Node) {
 			b.intv(c, 1024, 1<<28, &g.Govs.ConnTableSize)
 		case "govs_log_level":
 			b.str(c, &g.Govs.LogLevel)
+		case "govs_masquerade":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				for _, w := range c.Words[1:] {
+					if _, err := netip.ParsePrefix(w.Text); err != nil {
+						b.d.errorf(w.Pos, "govs_masquerade: %q is not a network (e.g. 10.0.1.0/24)", w.Text)
+						continue
+					}
+					g.Govs.Masquerade = append(g.Govs.Masquerade, w.Text)
+				}
+			}
 		default:
 			b.unsupported(c, "global_defs")
 		}

@@ -160,6 +160,9 @@ type GovsGlobal struct {
 	MetricsListen string   `json:"metrics_listen,omitempty"`
 	ConnTableSize int      `json:"conn_table_size,omitempty"`
 	LogLevel      string   `json:"log_level,omitempty"`
+	// Masquerade lists real-server networks whose own outgoing traffic
+	// (updates, active FTP data) the director masquerades (nftables).
+	Masquerade []string `json:"masquerade,omitempty"`
 }
 
 // VRRPScript is a vrrp_script block.

@@ -546,6 +546,9 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.str("govs_metrics_listen", gv.MetricsListen)
 	w.num("govs_conn_table_size", gv.ConnTableSize)
 	w.str("govs_log_level", gv.LogLevel)
+	if len(gv.Masquerade) > 0 {
+		w.line(append([]string{"govs_masquerade"}, gv.Masquerade...)...)
+	}
 	w.close()
 }
 

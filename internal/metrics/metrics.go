@@ -134,9 +134,48 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 // Handler returns the /metrics handler of a registry holding the
 // collector plus Go runtime and process metrics. The registry is the
-// daemon's own (nothing is registered globally).
-func Handler(fn StateFunc) http.Handler {
+// daemon's own (nothing is registered globally). A dataplane that counts
+// its exits (the XDP program counts every exit by reason) is exported
+// too when dp implements ExitCounter.
+func Handler(fn StateFunc, dp any) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(fn), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if ec, ok := dp.(ExitCounter); ok {
+		reg.MustRegister(exitCollector{ec})
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// ExitCounter is a dataplane that counts why packets left its program
+// (a fixed set of reasons) and notable events (e.g. SNAT pool exhausted).
+type ExitCounter interface {
+	Exits() (map[string]uint64, error)
+	Events() (map[string]uint64, error)
+}
+
+var (
+	exitDesc  = prometheus.NewDesc("govs_dataplane_exits_total", "Packets by the reason they left the dataplane program.", []string{"reason"}, nil)
+	eventDesc = prometheus.NewDesc("govs_dataplane_events_total", "Dataplane events (e.g. source-NAT pool exhausted).", []string{"event"}, nil)
+)
+
+type exitCollector struct{ ec ExitCounter }
+
+func (c exitCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- exitDesc
+	ch <- eventDesc
+}
+
+func (c exitCollector) Collect(ch chan<- prometheus.Metric) {
+	if m, err := c.ec.Exits(); err == nil {
+		for k, v := range m {
+			ch <- prometheus.MustNewConstMetric(exitDesc, prometheus.CounterValue, float64(v), k)
+		}
+	} else {
+		ch <- prometheus.NewInvalidMetric(exitDesc, err)
+	}
+	if m, err := c.ec.Events(); err == nil {
+		for k, v := range m {
+			ch <- prometheus.MustNewConstMetric(eventDesc, prometheus.CounterValue, float64(v), k)
+		}
+	}
 }

@@ -26,7 +26,7 @@ func TestMetrics(t *testing.T) {
 		}},
 		VRRP: []api.VRRP{{Name: "VI_1", State: "MASTER", Effective: 150}},
 	}
-	h := Handler(func(context.Context) (*api.State, error) { return st, nil })
+	h := Handler(func(context.Context) (*api.State, error) { return st, nil }, fakeExits{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -42,6 +42,8 @@ func TestMetrics(t *testing.T) {
 		`govs_vrrp_effective_priority{instance="VI_1"} 150`,
 		`govs_config_last_reload_failed 0`,
 		`govs_up 1`,
+		`govs_dataplane_exits_total{reason="tx"} 42`,
+		`govs_dataplane_events_total{event="snat_pool_exhausted"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {
@@ -49,10 +51,19 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	// A failing state read is an error for the scrape, not a crash.
-	h = Handler(func(context.Context) (*api.State, error) { return nil, errors.New("boom") })
+	h = Handler(func(context.Context) (*api.State, error) { return nil, errors.New("boom") }, nil)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "boom") {
 		t.Errorf("failing scrape: %d %s", rec.Code, rec.Body.String())
 	}
+}
+
+type fakeExits struct{}
+
+func (fakeExits) Exits() (map[string]uint64, error) {
+	return map[string]uint64{"tx": 42, "pass": 7}, nil
+}
+func (fakeExits) Events() (map[string]uint64, error) {
+	return map[string]uint64{"snat_pool_exhausted": 1}, nil
 }

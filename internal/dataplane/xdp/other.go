@@ -5,6 +5,7 @@ package xdp
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 
 	"github.com/govs/govs/internal/dataplane"
@@ -71,3 +72,6 @@ func (*Decap) Close() error { return nil }
 
 // RemoveDecap is not supported outside Linux.
 func RemoveDecap(string) error { return dataplane.ErrNotSupported }
+
+// AttachPass is supported on Linux only.
+func AttachPass(string) (io.Closer, error) { return nil, dataplane.ErrNotSupported }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/dataplane/xdp"
+)
+
+// TestXDPDirectRouting runs `govs run --dataplane xdp` as a user would: a
+// director namespace on a bridge, two real servers prepared with
+// `govs realserver setup --method dr`, a client routing the VIP via the
+// director, HTTP through the VIP, and `govs list` showing Route.
+func TestXDPDirectRouting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	l := newVRRPLab(t) // bridge + cl/d1/d2/r1/r2 on 10.77.0.0/24
+	// The director's frames leave with XDP_TX into the veth; the bridge
+	// side needs an XDP program for them to be delivered (netns-testbed).
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	brNS, err := netns.GetFromName(l.prefix + "br")
+	if err != nil {
+		t.Fatal(err)
+	}
+	netns.Set(brNS)
+	pass, err := xdp.AttachPass(fmt.Sprintf("%sv%d", l.prefix, 1))
+	netns.Set(orig)
+	runtime.UnlockOSThread()
+	brNS.Close()
+	orig.Close()
+	if err != nil {
+		t.Skipf("cannot attach an XDP program here: %v", err)
+	}
+	defer pass.Close()
+	for _, ns := range []string{"cl", "r1", "r2"} {
+		sh(t, "ip", "netns", "exec", l.prefix+ns, "ethtool", "-K", "eth0", "tx", "off")
+	}
+	sh(t, "ip", "-n", l.prefix+"cl", "route", "add", "10.77.0.60/32", "via", "10.77.0.1")
+	for i, r := range []string{"r1", "r2"} {
+		out, err := nsExec(l.prefix+r, govsBin, "realserver", "setup", "--method", "dr", "--vip", "10.77.0.60", "--interface", "eth0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("govs realserver setup in %s: %v\n%s", r, err, out)
+		}
+		out, _ = nsExec(l.prefix+r, govsBin, "realserver", "check", "--method", "dr", "--vip", "10.77.0.60", "--interface", "eth0").CombinedOutput()
+		if !strings.Contains(string(out), "ready for DR") {
+			t.Fatalf("govs realserver check in %s:\n%s", r, out)
+		}
+		l.start(r, govsBin, "demo", "backend", "0.0.0.0:80", fmt.Sprintf("rs%d", i+1))
+	}
+	conf := filepath.Join(l.dir, "xdp.conf")
+	os.WriteFile(conf, []byte(`global_defs {
+    govs_dataplane xdp
+    govs_interface eth0
+}
+virtual_server 10.77.0.60 80 {
+    lb_algo rr
+    lb_kind DR
+    delay_loop 1
+    real_server 10.77.0.11 80 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 10.77.0.12 80 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+`), 0o644)
+	pin := fmt.Sprintf("/sys/fs/bpf/govs-test-%d", os.Getpid())
+	t.Cleanup(func() { xdp.RemovePinned(pin) })
+	sock := filepath.Join(l.dir, "xdp.sock")
+	l.start("d1", govsBin, "run", "-f", conf, "--api-socket", sock, "--xdp-pin-path", pin, "--lame-duck", "0s")
+	c := api.NewClient(sock)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.State(t.Context())
+		if err == nil && st.Dataplane == "xdp" && len(st.Services) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("govs run --dataplane xdp did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	out, err := nsExec(l.prefix+"cl", govsBin, "demo", "client", "-timeout", "2s", "http://10.77.0.60/", "20").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rs1=10 rs2=10 failed=0") {
+		t.Fatalf("client through the XDP director: %v\n%s", err, out)
+	}
+	cmd := exec.Command(govsBin, "list", "-n", "-s", sock)
+	lst, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(lst), "TCP  10.77.0.60:80 rr") || !strings.Contains(string(lst), "  -> 10.77.0.11:80                Route   1") {
+		t.Fatalf("govs list:\n%s", lst)
+	}
+	stats, _ := exec.Command(govsBin, "list", "-n", "--stats", "-s", sock).CombinedOutput()
+	t.Logf("%s\n%s", out, stats)
+}
