@@ -10,18 +10,28 @@ import (
 )
 
 func cmdRealServer(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "realserver (setup|check|undo) --method dr|tun --vip VIP [--vip VIP]... [--interface IF]\n\n" +
+	const synopsis = "realserver (setup|check|undo) --method dr|tun --vip VIP [--vip VIP]... [--interface IF]\n" +
+		"       govs realserver (dr|tun) --vip VIP... [--interface IF] [--dry-run]   (= setup --method dr|tun)\n\n" +
 		"Prepare (setup), verify (check) or undo a real server for direct routing or\n" +
 		"tunnelling: the virtual addresses on lo, arp_ignore=1 and arp_announce=2 so the\n" +
 		"real server never answers ARP for them, and for tun a decapsulation program on\n" +
 		"--interface (no ipip kernel module needed). check exits 1 listing what is missing."
-	if len(args) == 0 || (args[0] != "setup" && args[0] != "check" && args[0] != "undo") {
+	if len(args) == 0 {
 		fmt.Fprintf(stderr, "Usage: govs %s\n", synopsis)
 		return 2
 	}
-	action := args[0]
-	fs := newFlagSet("realserver "+action, synopsis, stderr)
-	method := fs.String("method", "dr", "dr or tun")
+	action, defMethod := args[0], "dr"
+	switch action {
+	case "setup", "check", "undo":
+	case "dr", "tun":
+		action, defMethod = "setup", args[0]
+	default:
+		fmt.Fprintf(stderr, "Usage: govs %s\n", synopsis)
+		return 2
+	}
+	fs := newFlagSet("realserver "+args[0], synopsis, stderr)
+	method := fs.String("method", defMethod, "dr or tun")
+	dryRun := fs.Bool("dry-run", false, "with setup: print what would be done, change nothing")
 	var vips stringList
 	fs.Var(&vips, "vip", "virtual `address` served (repeatable, or comma-separated)")
 	iface := fs.String("interface", "", "interface facing the director (needed for tun)")
@@ -56,6 +66,19 @@ func cmdRealServer(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "ready for %s\n", strings.ToUpper(string(s.Method)))
 	case "setup":
+		if *dryRun {
+			ps, err := realserver.Check(s)
+			if err != nil {
+				fmt.Fprintf(stderr, "govs realserver: %v\n", err)
+				return 1
+			}
+			if len(ps) == 0 {
+				fmt.Fprintf(stdout, "nothing to do: ready for %s\n", strings.ToUpper(string(s.Method)))
+				return 0
+			}
+			fmt.Fprintf(stdout, "would fix, for %s:\n%s", strings.ToUpper(string(s.Method)), realserver.Summary(ps))
+			return 0
+		}
 		if err := realserver.Setup(s); err != nil {
 			fmt.Fprintf(stderr, "govs realserver setup: %v\n", err)
 			return 1
