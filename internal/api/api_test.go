@@ -1,0 +1,119 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/dataplane"
+)
+
+type fakeBackend struct {
+	reloadErr error
+	changes   []any
+}
+
+func (f *fakeBackend) State(context.Context) (*State, error) {
+	return &State{Version: "t", Services: []Service{{ID: "tcp/192.0.2.1:80"}}}, nil
+}
+
+func (f *fakeBackend) Conns(_ context.Context, fn func(Conn) bool) error {
+	for i := 0; i < 3; i++ {
+		if !fn(Conn{Proto: "TCP", Client: fmt.Sprintf("198.51.100.1:%d", 1000+i)}) {
+			break
+		}
+	}
+	return nil
+}
+
+func (f *fakeBackend) Reload(context.Context) error { return f.reloadErr }
+
+func (f *fakeBackend) ChangeService(_ context.Context, c ServiceChange) error {
+	if c.Service == "tcp/192.0.2.9:80" {
+		return fmt.Errorf("%w: service %s", ErrNotFound, c.Service)
+	}
+	f.changes = append(f.changes, c)
+	return nil
+}
+
+func (f *fakeBackend) ChangeRealServer(_ context.Context, c RealServerChange) error {
+	if c.Weight != nil && *c.Weight > 65535 {
+		return fmt.Errorf("%w: weight", ErrBadRequest)
+	}
+	f.changes = append(f.changes, c)
+	return nil
+}
+
+func TestServerAndClientOverUnixSocket(t *testing.T) {
+	b := &fakeBackend{}
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &Server{Socket: sock, Handler: Handler(b, nil)}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	c := NewClient(sock)
+	var st *State
+	var err error
+	for i := 0; i < 100; i++ {
+		if st, err = c.State(context.Background()); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || st.Version != "t" || len(st.Services) != 1 {
+		t.Fatalf("state: %+v %v", st, err)
+	}
+	conns, err := c.Conns(context.Background())
+	if err != nil || len(conns) != 3 {
+		t.Errorf("conns: %v %v", conns, err)
+	}
+	off := false
+	if err := c.ChangeService(context.Background(), ServiceChange{Service: "tcp/192.0.2.1:80", Enabled: &off}); err != nil {
+		t.Error(err)
+	}
+	if err := c.ChangeService(context.Background(), ServiceChange{Service: "tcp/192.0.2.9:80", Enabled: &off}); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("unknown service: %v", err)
+	}
+	w := 70000
+	if err := c.ChangeRealServer(context.Background(), RealServerChange{Service: "tcp/192.0.2.1:80", Server: "10.0.0.1:80", Weight: &w}); err == nil || !strings.Contains(err.Error(), "bad request") {
+		t.Errorf("bad weight: %v", err)
+	}
+	b.reloadErr = errors.New("reload refused: x.conf:3:1: error: boom")
+	if err := c.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "x.conf:3:1") {
+		t.Errorf("reload error not passed through: %v", err)
+	}
+	// A second server on the same socket refuses to start.
+	if err := (&Server{Socket: sock, Handler: Handler(b, nil)}).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "another govs") {
+		t.Errorf("second server: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestServiceIDRoundTrip(t *testing.T) {
+	for _, s := range []string{"tcp/192.0.2.1:80", "udp/[2001:db8::1]:53", "sctp/10.0.0.1:9", "fwm/5", "fwm6/7"} {
+		k, err := ParseServiceID(s)
+		if err != nil {
+			t.Errorf("%s: %v", s, err)
+			continue
+		}
+		if got := ServiceID(k); got != s {
+			t.Errorf("round trip %s -> %s", s, got)
+		}
+	}
+	for _, s := range []string{"", "tcp", "tcp/1.2.3.4", "icmp/1.2.3.4:1", "fwm/0", "fwm/x"} {
+		if _, err := ParseServiceID(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+	k, _ := ParseServiceID("tcp/192.0.2.1:80")
+	if k != (dataplane.ServiceKey{Proto: dataplane.TCP, Addr: k.Addr, Port: 80}) || k.String() != "TCP  192.0.2.1:80" {
+		t.Errorf("key %+v %q", k, k.String())
+	}
+}
