@@ -30,5 +30,11 @@ go test -count=1 -p 1 -timeout 20m ./...
 echo "== go test -race (pure packages)"
 go test -count=1 -race -timeout 10m ./internal/config/... ./internal/sched/...
 
-echo "== fuzz (bounded)"
-go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 15s ./internal/config/
+echo "== fuzz (bounded: parsers and packet decoders)"
+# Minimizing new inputs of a large seed can take the whole budget, so it
+# is kept short; a crash is still reported with its input.
+fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$3" -fuzzminimizetime 20x "$2"; }
+fuzz FuzzParse ./internal/config/ 15s
+fuzz FuzzParse ./internal/lvscf/ 10s
+fuzz FuzzParseAdvert ./internal/vrrp/ 10s
+fuzz FuzzParseCommand ./internal/notify/ 5s
