@@ -233,6 +233,11 @@ func (c *converter) service(v *virt) {
 		d := seconds(c.keepalive)
 		vs.DelayLoop = &d
 	}
+	// nanny does not retry a failed check: a server fails (or, with
+	// timeout, fails for that long) on its own; keepalived's retry 1
+	// default would slow failure detection down.
+	noRetry := 0
+	vs.Retry = &noRetry
 	c.cfg.VirtualServers = append(c.cfg.VirtualServers, vs)
 	c.servers(v)
 }
