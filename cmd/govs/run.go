@@ -254,6 +254,19 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 // lvs_flush_onstop asks for a clean stop; the source-NAT pool is the union
 // of the govs_snat_pool addresses (the XDP pool is dataplane-wide).
 func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin string, log *slog.Logger) xdp.Options {
+	if cfg.Global.LVSFlush {
+		// lvs_flush: start from an empty table instead of adopting the
+		// connections a previous govs left pinned.
+		p := pin
+		if p == "" {
+			p = xdp.DefaultPinPath
+		}
+		if err := xdp.RemovePinned(p); err != nil {
+			log.Warn("lvs_flush: removing pinned XDP state", "path", p, "err", err)
+		} else {
+			log.Info("lvs_flush: pinned XDP state removed", "path", p)
+		}
+	}
 	o := xdp.Options{
 		PinPath:       pin,
 		Interfaces:    ifaces,
