@@ -10,7 +10,7 @@ PKGS=(
   iproute2 ethtool nftables iputils-ping tcpdump procps psmisc kmod
   # real peers used by tests and benchmarks
   nginx-light keepalived haproxy dnsmasq vsftpd lftp curl openssl
-  iperf3 wrk netsniff-ng socat python3 busybox
+  iperf3 wrk netsniff-ng socat python3 busybox jq
   # browser tests for the web UI
   chromium chromium-driver
 )

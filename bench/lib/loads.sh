@@ -1,0 +1,218 @@
+# shellcheck shell=bash
+# loads.sh: the loads bench/run.sh offers through each peer. Each writes
+# samples with record(); a failed measurement records nothing.
+#
+# Variables from run.sh: DUR, WARM (seconds), FIXED_PPS, FIXED_CPS, WORK,
+# RAW, CUR_PEER, CUR_ROUND; from the peer: TGT, TG_DEV, TG_SADDR, TG_SMAC,
+# TG_DMAC, PEER_NO_UDP.
+
+# The 1M-flow test runs last: the state it leaves in a director (full flow
+# tables, sockets) must not colour the other figures of the same peer.
+ALL_LOADS="udp cost conn lat bulk flows"
+
+record() {
+	[[ -n $2 ]] || return 0
+	printf '%s\t%s\t%s\t%s\t%s\n' "$TB_LAYOUT" "$CUR_PEER" "$CUR_ROUND" "$1" "$2" >>"$RAW"
+	printf '    %-16s %s\n' "$1" "$2"
+}
+
+now_ns() { date +%s%N; }
+
+# tg_conf FLOWS writes a trafgen config of 60-byte UDP frames (64 on the
+# wire with FCS) to the sink port: "1k" varies the source port over 1000
+# values, "1m" varies the source port over 65536 and the source address over
+# 17 values (1,114,112 distinct flows).
+tg_conf() {
+	local f=$WORK/tg-$1.cfg ip udp
+	if [[ $1 == 1m ]]; then
+		ip="ipv4(saddr=198.18.2.1, saddr[3]=dinc(1, 17), daddr=$TGT, ttl=64, df)"
+		udp="udp(sp=dinc(0, 65535), dp=9)"
+	else
+		ip="ipv4(saddr=$TG_SADDR, daddr=$TGT, ttl=64, df)"
+		udp="udp(sp=dinc(10000, 10999), dp=9)"
+	fi
+	cat >"$f" <<TG
+{
+	eth(da=$TG_DMAC, sa=$TG_SMAC, type=0x0800),
+	$ip,
+	$udp,
+	fill(0x42, 18),
+}
+TG
+	echo "$f"
+}
+
+# tg_start CONF RATE SECONDS starts trafgen on one CPU; RATE 0 = flat out.
+tg_start() {
+	local rate=()
+	[[ $2 != 0 ]] && rate=(-b "$2pps")
+	# --no-sock-mem, --notouch-irq: leave the host's socket memory and IRQ affinity alone.
+	# ip netns exec execs the command: $! is timeout, which passes our
+	# SIGINT on to trafgen.
+	ip netns exec "$NS_CL" timeout -s INT "$3" trafgen --dev "$TG_DEV" --conf "$1" --cpus 1 --no-sock-mem --notouch-irq --no-cpu-stats \
+		"${rate[@]}" >"$WORK/trafgen.log" 2>&1 &
+	TG_PID=$!
+}
+
+tg_stop() {
+	kill -INT "$TG_PID" 2>/dev/null || true
+	wait "$TG_PID" 2>/dev/null || true
+	TG_PID=""
+}
+
+# udp_window CONF RATE: offers UDP with trafgen for DUR seconds after WARM
+# and prints "received ns sent cpu_ns": packets counted at the real servers,
+# the window in ns, packets the client's veth sent, and (with a third
+# argument "cpu") the CPU time the testbed used.
+udp_window() {
+	local c0 c1 t0 t1 s0 s1 u0=0 u1=0
+	tg_start "$1" "$2" "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+5}')"
+	sleep "$WARM"
+	if [[ ${3:-} == cpu ]]; then u0=$(cpu_ns); fi
+	s0=$(tx_packets "$NS_CL" "$TG_DEV")
+	c0=$(sink_count)
+	t0=$(now_ns)
+	sleep "$DUR"
+	c1=$(sink_count)
+	t1=$(now_ns)
+	s1=$(tx_packets "$NS_CL" "$TG_DEV")
+	if [[ ${3:-} == cpu ]]; then u1=$(cpu_ns); fi
+	tg_stop
+	echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) $((u1 - u0))"
+}
+
+# udp_fixed_window: offers FIXED_PPS with bench/cmd/udpload (64 flows) and
+# prints "received ns sent cpu_ns dir_cpu_ns" like udp_window, plus the CPU
+# time of the processes in the director's namespace alone.
+udp_fixed_window() {
+	local c0 c1 t0 t1 s0 s1 u0 u1 d0 d1 pid
+	ip netns exec "$NS_CL" "$WORK/udpload" -addr "$TGT:9" -rate "$FIXED_PPS" \
+		-d "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')s" >/dev/null 2>"$WORK/udpload.err" &
+	pid=$!
+	sleep "$WARM"
+	u0=$(cpu_ns)
+	d0=$(cpu_ns "$NS_DIR")
+	s0=$(tx_packets "$NS_CL" "$TG_DEV")
+	c0=$(sink_count)
+	t0=$(now_ns)
+	sleep "$DUR"
+	c1=$(sink_count)
+	t1=$(now_ns)
+	s1=$(tx_packets "$NS_CL" "$TG_DEV")
+	d1=$(cpu_ns "$NS_DIR")
+	u1=$(cpu_ns)
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) $((u1 - u0)) $((d1 - d0))"
+}
+
+load_udp() {
+	[[ $PEER_NO_UDP == 1 ]] && return 0
+	local n ns _s _u
+	read -r n ns _s _u < <(udp_window "$(tg_conf 1k)" 0)
+	record udp_pps "$(awk -v n="$n" -v t="$ns" 'BEGIN{printf "%.0f", n*1e9/t}')"
+}
+
+load_flows() {
+	[[ $PEER_NO_UDP == 1 ]] && return 0
+	local n ns _s _u
+	read -r n ns _s _u < <(udp_window "$(tg_conf 1m)" 0)
+	record udp_pps_1m "$(awk -v n="$n" -v t="$ns" 'BEGIN{printf "%.0f", n*1e9/t}')"
+}
+
+# load_conn: new connections per second, each carrying one tiny request.
+load_conn() {
+	local out
+	clean_sockets
+	out=$(nsx "$NS_CL" timeout $((DUR + 10)) wrk -t1 -c64 -d"${DUR}s" -H 'Connection: close' "http://$TGT/" 2>&1)
+	wrk_problems "$out"
+	record conn_s "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")"
+}
+
+# wrk_problems reports socket errors and non-2xx answers wrk counted.
+wrk_problems() {
+	local line
+	while read -r line; do
+		[[ -n $line ]] && echo "    (wrk: $line)"
+	done < <(grep -E 'Socket errors|Non-2xx' <<<"$1" | sed 's/^ *//')
+	return 0
+}
+
+# to_us converts a wrk duration (12.3us, 1.2ms, 1.0s) to microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN{
+		if (v ~ /us$/) { sub(/us$/, "", v); m=1 } else if (v ~ /ms$/) { sub(/ms$/, "", v); m=1000 }
+		else if (v ~ /s$/) { sub(/s$/, "", v); m=1e6 } else { exit }
+		printf "%.0f", v*m }'
+}
+
+# load_lat: request latency over one keep-alive connection.
+load_lat() {
+	local out
+	out=$(nsx "$NS_CL" timeout $((DUR + 10)) wrk -t1 -c1 -d"${DUR}s" --latency "http://$TGT/" 2>&1)
+	wrk_problems "$out"
+	# No completed request: wrk prints zeros, which are not latencies.
+	if ! awk '/requests in/ { exit !($1 > 0) }' <<<"$out"; then
+		echo "    (wrk: no request completed)"
+		return 0
+	fi
+	record lat_p50_us "$(to_us "$(awk '$1=="50%" {print $2}' <<<"$out")")"
+	record lat_p99_us "$(to_us "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+}
+
+# load_bulk: one iperf3 stream to real server 1 (port 5201 has one server
+# in every peer, since iperf3's control and data connections must meet).
+load_bulk() {
+	local out
+	clean_sockets
+	out=$(nsx "$NS_CL" timeout $((DUR + 15)) iperf3 -c "$TGT" -p 5201 -t "$DUR" -f g 2>&1)
+	record bulk_gbps "$(awk '/receiver/ { for (i=1;i<=NF;i++) if ($i=="Gbits/sec") print $(i-1) }' <<<"$out")"
+}
+
+# load_cost: the whole path's CPU per packet and per new connection at a
+# fixed offered rate. run.sh subtracts the no-director path ("none") of the
+# same round to get the director's own cost.
+load_cost() {
+	local n ns sent u du out ok secs p50 p99 conns u0 t0 u1 t1 d0 d1 lp
+	if [[ $PEER_NO_UDP != 1 ]]; then
+		read -r n ns sent u du < <(udp_fixed_window)
+		record dirproc_udp_pct "$(awk -v d="$du" -v t="$ns" 'BEGIN{printf "%.1f", 100*d/t}')"
+		echo "    (offered $(awk -v s="$sent" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s, delivered $(awk -v s="$n" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s)"
+		if ((sent > 0 && n > 0)); then
+			record fixed_loss_pct "$(awk -v n="$n" -v s="$sent" 'BEGIN{l=100*(1-n/s); if (l<0) l=0; printf "%.2f", l}')"
+			record cpu_pkt_ns "$(awk -v u="$u" -v n="$n" 'BEGIN{printf "%.0f", u/n}')"
+		fi
+	fi
+	clean_sockets
+	# Runs past the window and is stopped with SIGINT after it, so it is
+	# alive (and its CPU time visible) at both snapshots.
+	ip netns exec "$NS_CL" "$WORK/connload" -addr "$TGT:80" -rate "$FIXED_CPS" \
+		-d "$((DUR + 30))s" >"$WORK/connload.json" 2>"$WORK/connload.err" &
+	lp=$!
+	sleep "$WARM"
+	u0=$(cpu_ns)
+	d0=$(cpu_ns "$NS_DIR")
+	t0=$(now_ns)
+	sleep "$DUR"
+	t1=$(now_ns)
+	d1=$(cpu_ns "$NS_DIR")
+	u1=$(cpu_ns)
+	kill -INT "$lp" 2>/dev/null || true
+	wait "$lp" || {
+		warn "connload failed: $(cat "$WORK/connload.err")"
+		return 0
+	}
+	out=$(cat "$WORK/connload.json")
+	ok=$(jq -r .ok <<<"$out")
+	secs=$(jq -r .seconds <<<"$out")
+	p50=$(jq -r .p50_us <<<"$out")
+	p99=$(jq -r .p99_us <<<"$out")
+	(($(jq -r .errors <<<"$out") > 0)) && echo "    (connload: $(jq -r '"\(.errors) errors, first: \(.first_error)"' <<<"$out"))"
+	((ok > 0)) || return 0
+	record dirproc_conn_pct "$(awk -v d="$((d1 - d0))" -v t="$((t1 - t0))" 'BEGIN{printf "%.1f", 100*d/t}')"
+	record newconn_p50_us "$p50"
+	record newconn_p99_us "$p99"
+	# Connections inside the window, from the steady completion rate.
+	conns=$(awk -v ok="$ok" -v s="$secs" -v t="$((t1 - t0))" 'BEGIN{printf "%.0f", ok*(t/1e9)/s}')
+	record cpu_conn_us "$(awk -v u="$((u1 - u0))" -v c="$conns" 'BEGIN{printf "%.2f", u/1000/c}')"
+}

@@ -1,0 +1,331 @@
+# shellcheck shell=bash
+# testbed.sh: builds and removes the namespace testbed of bench/run.sh.
+#
+# Layout "nat" (two arms):
+#   bn-cl  bnc0 198.18.0.1/24 ── bnd0 198.18.0.2/24  bn-dir  bnd1 198.19.0.1/24 ── bnbd1 ┐
+#   bn-cl  bnc1 198.19.0.2/32 (no-director leg) ─────────────────────────── bnbc1 ┤ bnbr0 (bn-br)
+#   bn-rsI bnr0 198.19.0.(10+I)/24, default via 198.19.0.1 ──────────────── bnbsI ┘
+# Layout "l2" (one arm, one segment):
+#   bn-cl bnc0 198.18.1.1, bn-dir bnd0 198.18.1.2, bn-rsI bnr0 198.18.1.(10+I),
+#   all on bnbr0 in bn-br; the VIP sits on the real servers' lo (DR rules).
+# The VIP is 198.18.100.1 in both (198.18.0.0/15 is the benchmarking range of
+# RFC 2544; traffic never leaves the namespaces created here).
+
+VIP=198.18.100.1
+NS_CL=bn-cl
+NS_DIR=bn-dir
+NS_BR=bn-br
+TB_LAYOUT=""
+TB_NAMESPACES=()
+TB_VETHS=() # "ns/if" of every veth end
+
+nsx() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+rs_ns() { echo "bn-rs$1"; }
+
+mac_of() { nsx "$1" cat "/sys/class/net/$2/address"; }
+ifindex_of() { nsx "$1" cat "/sys/class/net/$2/ifindex"; }
+
+# tb_mkns creates a namespace with loopback up and IPv6 off.
+tb_mkns() {
+	ip netns add "$1"
+	TB_NAMESPACES+=("$1")
+	nsx "$1" ip link set lo up
+	nsx "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+}
+
+# tb_veth NS1 IF1 NS2 IF2 creates a veth pair between two namespaces.
+tb_veth() {
+	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+	TB_VETHS+=("$1/$2" "$3/$4")
+	nsx "$1" ip link set "$2" up
+	nsx "$3" ip link set "$4" up
+}
+
+# tb_port NS IF: attach a veth end in bn-br to the bridge.
+tb_port() { nsx "$NS_BR" ip link set "$1" master bnbr0 up; }
+
+# tb_remove_stale deletes namespaces left by an earlier, killed run.
+tb_remove_stale() {
+	local ns
+	for ns in $(ip netns list | awk '{print $1}' | grep -E '^bn-(cl|dir|br|rs[0-9]+)$'); do
+		log "removing stale namespace $ns"
+		tb_kill_ns "$ns"
+		ip netns del "$ns" 2>/dev/null || true
+	done
+}
+
+# tb_kill_ns ends every process running in a namespace this harness made.
+tb_kill_ns() {
+	local pids
+	pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
+	if [[ -n ${pids// /} ]]; then
+		# shellcheck disable=SC2086
+		kill $pids 2>/dev/null || true
+		sleep 0.3
+		pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
+		# shellcheck disable=SC2086
+		[[ -n ${pids// /} ]] && kill -9 $pids 2>/dev/null
+	fi
+	return 0
+}
+
+tb_teardown() {
+	local ns
+	for ns in "${TB_NAMESPACES[@]}"; do
+		tb_kill_ns "$ns"
+	done
+	for ns in "${TB_NAMESPACES[@]}"; do
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	TB_NAMESPACES=()
+	TB_VETHS=()
+	TB_LAYOUT=""
+}
+
+# tb_build LAYOUT builds the testbed with $SERVERS real servers.
+tb_build() {
+	TB_LAYOUT=$1
+	local i ns
+	tb_mkns "$NS_CL"
+	tb_mkns "$NS_DIR"
+	tb_mkns "$NS_BR"
+	nsx "$NS_BR" ip link add bnbr0 type bridge forward_delay 0 stp_state 0
+	nsx "$NS_BR" ip link set bnbr0 up
+	for ((i = 1; i <= SERVERS; i++)); do
+		tb_mkns "$(rs_ns "$i")"
+	done
+	case $TB_LAYOUT in
+	nat) tb_build_nat ;;
+	l2) tb_build_l2 ;;
+	*) die "unknown layout $TB_LAYOUT" ;;
+	esac
+	# Director: a router that sends no redirects and checks no source route.
+	local k
+	for k in net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+		net.ipv4.conf.default.send_redirects=0 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0 net.ipv4.ip_local_port_range="1024 65535" \
+		net.ipv4.tcp_tw_reuse=1 net.netfilter.nf_conntrack_udp_timeout=5; do
+		nsx "$NS_DIR" sysctl -qw "$k"
+	done
+	for ns in $(nsx "$NS_DIR" ls /sys/class/net); do
+		nsx "$NS_DIR" sysctl -qw "net.ipv4.conf.$ns.send_redirects=0" "net.ipv4.conf.$ns.rp_filter=0"
+	done
+	nsx "$NS_CL" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+	tb_offloads
+	tb_xdp_pass
+	for ((i = 1; i <= SERVERS; i++)); do
+		tb_realserver "$i"
+	done
+	tb_wait_ready
+}
+
+tb_build_nat() {
+	local i
+	tb_veth "$NS_CL" bnc0 "$NS_DIR" bnd0
+	tb_veth "$NS_DIR" bnd1 "$NS_BR" bnbd1
+	tb_port bnbd1
+	tb_veth "$NS_CL" bnc1 "$NS_BR" bnbc1
+	tb_port bnbc1
+	nsx "$NS_CL" ip addr add 198.18.0.1/24 dev bnc0
+	nsx "$NS_CL" ip addr add 198.19.0.2/32 dev bnc1
+	nsx "$NS_CL" ip route add 198.19.0.0/24 via 198.18.0.2
+	nsx "$NS_CL" ip route add 198.18.100.0/24 via 198.18.0.2
+	nsx "$NS_DIR" ip addr add 198.18.0.2/24 dev bnd0
+	nsx "$NS_DIR" ip addr add 198.19.0.1/24 dev bnd1
+	for ((i = 1; i <= SERVERS; i++)); do
+		local ns
+		ns=$(rs_ns "$i")
+		tb_veth "$ns" bnr0 "$NS_BR" "bnbs$i"
+		tb_port "bnbs$i"
+		nsx "$ns" ip addr add "198.19.0.$((10 + i))/24" dev bnr0
+		nsx "$ns" ip route add default via 198.19.0.1
+	done
+	DIR_PUB_IP=198.18.0.2
+	DIR_PRIV_IP=198.19.0.1
+	CL_IP=198.18.0.1
+	CL_DIRECT_IP=198.19.0.2
+	CL_DIRECT_DEV=bnc1
+	RS_PREFIX=198.19.0.
+}
+
+tb_build_l2() {
+	local i ns
+	tb_veth "$NS_CL" bnc0 "$NS_BR" bnbc0
+	tb_port bnbc0
+	tb_veth "$NS_DIR" bnd0 "$NS_BR" bnbd0
+	tb_port bnbd0
+	nsx "$NS_CL" ip addr add 198.18.1.1/24 dev bnc0
+	nsx "$NS_CL" ip route add "$VIP/32" via 198.18.1.2
+	nsx "$NS_DIR" ip addr add 198.18.1.2/24 dev bnd0
+	for ((i = 1; i <= SERVERS; i++)); do
+		ns=$(rs_ns "$i")
+		tb_veth "$ns" bnr0 "$NS_BR" "bnbs$i"
+		tb_port "bnbs$i"
+		nsx "$ns" ip addr add "198.18.1.$((10 + i))/24" dev bnr0
+		# Direct routing: the VIP on lo, never answered for in ARP.
+		nsx "$ns" ip addr add "$VIP/32" dev lo
+		nsx "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+			net.ipv4.conf.bnr0.arp_ignore=1 net.ipv4.conf.bnr0.arp_announce=2
+	done
+	DIR_PUB_IP=198.18.1.2
+	DIR_PRIV_IP=198.18.1.2
+	CL_IP=198.18.1.1
+	CL_DIRECT_IP=198.18.1.1
+	CL_DIRECT_DEV=bnc0
+	RS_PREFIX=198.18.1.
+}
+
+rs_ip() { echo "${RS_PREFIX}$((10 + $1))"; }
+
+# tb_offloads applies one offload profile to every veth, whatever the peer.
+tb_offloads() {
+	local v ns dev
+	[[ $OFFLOAD == kernel ]] && return 0
+	for v in "${TB_VETHS[@]}"; do
+		ns=${v%%/*}
+		dev=${v#*/}
+		# tx off: no partial checksums an XDP forwarder would pass on broken;
+		# tso/gso/gro off: XDP on a veth stops GSO from its peer, so nobody
+		# gets 64 KB segments.
+		nsx "$ns" ethtool -K "$dev" tx off tso off gso off gro off >/dev/null 2>&1 ||
+			die "ethtool -K $dev failed in $ns"
+	done
+}
+
+# tb_offload_summary describes the offload state of the client's first veth.
+tb_offload_summary() {
+	nsx "$NS_CL" ethtool -k bnc0 | awk -F': ' '
+		/^tx-checksumming|^tcp-segmentation-offload|^generic-segmentation-offload|^generic-receive-offload/ {
+			sub(/ \[fixed\]/, "", $2); printf "%s%s=%s", sep, $1, $2; sep=", " }'
+}
+
+# tb_xdp_pass attaches the XDP_PASS program to every veth that receives
+# frames an XDP program on the director sends (netns-testbed.md).
+tb_xdp_pass() {
+	case $TB_LAYOUT in
+	nat)
+		nsx "$NS_CL" ip link set dev bnc0 xdpdrv obj "$WORK/pass.o" sec xdp
+		nsx "$NS_BR" ip link set dev bnbd1 xdpdrv obj "$WORK/pass.o" sec xdp
+		XDP_PASS_ON+="${XDP_PASS_ON:+; }nat: bn-cl/bnc0, bn-br/bnbd1"
+		;;
+	l2)
+		nsx "$NS_BR" ip link set dev bnbd0 xdpdrv obj "$WORK/pass.o" sec xdp
+		XDP_PASS_ON+="${XDP_PASS_ON:+; }l2: bn-br/bnbd0"
+		;;
+	esac
+}
+
+# tb_realserver starts nginx, an iperf3 server and the UDP sink counter.
+tb_realserver() {
+	local i=$1 ns dir
+	ns=$(rs_ns "$i")
+	dir=$WORK/rs$i
+	mkdir -p "$dir/www" "$dir/tmp"
+	printf 'ok\n' >"$dir/www/index.html"
+	cat >"$dir/nginx.conf" <<NGX
+worker_processes 1;
+daemon on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	default_type text/plain;
+	keepalive_requests 10000000;
+	client_body_temp_path $dir/tmp/body;
+	proxy_temp_path $dir/tmp/proxy;
+	fastcgi_temp_path $dir/tmp/fastcgi;
+	uwsgi_temp_path $dir/tmp/uwsgi;
+	scgi_temp_path $dir/tmp/scgi;
+	server {
+		listen 80 backlog=4096;
+		root $dir/www;
+	}
+}
+NGX
+	nsx "$ns" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" ||
+		die "nginx did not start in $ns (see $dir/error.log)"
+	nsx "$ns" iperf3 -s -D -p 5201 --pidfile "$dir/iperf3.pid" --logfile "$dir/iperf3.log"
+	# Count and drop the UDP load before conntrack and socket lookup.
+	nsx "$ns" nft -f - <<NFT
+table ip bnsink {
+	counter sink { }
+	chain pre {
+		type filter hook prerouting priority -300; policy accept;
+		udp dport 9 counter name "sink" drop
+	}
+}
+NFT
+}
+
+tb_wait_ready() {
+	local i t
+	for ((i = 1; i <= SERVERS; i++)); do
+		for ((t = 0; t < 50; t++)); do
+			nsx "$(rs_ns "$i")" curl -sf -m 1 -o /dev/null "http://127.0.0.1/" && break
+			sleep 0.1
+		done
+		((t < 50)) || die "nginx on real server $i does not answer"
+	done
+}
+
+# sink_count prints the number of UDP packets the real servers dropped.
+sink_count() {
+	local i sum=0 n
+	for ((i = 1; i <= SERVERS; i++)); do
+		n=$(nsx "$(rs_ns "$i")" nft list counter ip bnsink sink | awk '/packets/ {print $2}')
+		sum=$((sum + ${n:-0}))
+	done
+	echo "$sum"
+}
+
+# clean_sockets destroys TIME_WAIT and other leftover TCP sockets in every
+# namespace between rounds (PAWS rejections would collapse connection rates).
+clean_sockets() {
+	local ns
+	for ns in "${TB_NAMESPACES[@]}"; do
+		[[ $ns == "$NS_BR" ]] && continue
+		nsx "$ns" ss -K -t state time-wait >/dev/null 2>&1 || true
+		nsx "$ns" ss -K -t state fin-wait-1 state fin-wait-2 state close-wait state last-ack state syn-sent state syn-recv >/dev/null 2>&1 || true
+	done
+}
+
+# cpu_ns prints the CPU time, in ns, used so far by every process in the
+# testbed's namespaces (all their threads, exited ones included, and their
+# reaped children) plus the ksoftirqd threads (softirq work that overflowed
+# there). Packet processing on veth runs in softirq in the context of the
+# sending process, so this covers the kernel's part of the path too. Ticks
+# of USER_HZ, scaled by the kernel to the precise run time.
+#
+# cpu_ns NS counts only the processes in namespace NS (no ksoftirqd): the
+# userspace share of a director.
+cpu_ns() {
+	local ns pids=""
+	if (($#)); then
+		pids=$(ip netns pids "$1" | tr '\n' ' ')
+	else
+		for ns in "${TB_NAMESPACES[@]}"; do
+			pids+=" $(ip netns pids "$ns" | tr '\n' ' ')"
+		done
+		pids+=" $(pgrep '^ksoftirqd/' | tr '\n' ' ')"
+	fi
+	[[ -n ${pids// /} ]] || {
+		echo 0
+		return 0
+	}
+	# shellcheck disable=SC2086
+	(cd /proc && cat $(printf '%s/stat ' $pids) 2>/dev/null) |
+		awk -v hz="$(getconf CLK_TCK)" '{
+			# The command name (field 2) may hold spaces: count from its end.
+			sub(/^.*\) /, "")
+			t += $12 + $13 + $14 + $15
+		} END { printf "%.0f\n", t * 1e9 / hz }'
+}
+
+# tx_packets NS DEV prints the packets a veth has sent.
+tx_packets() { nsx "$1" cat "/sys/class/net/$2/statistics/tx_packets"; }

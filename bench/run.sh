@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# bench/run.sh: compare govs with the directors users would pick instead, on
+# one network-namespace testbed, in one run. See docs/benchmarks/harness.md.
+#
+# Usage: bench/run.sh [--quick] [--peers LIST] [--loads LIST] [options]
+#        bench/run.sh --selftest
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+# shellcheck source=lib/testbed.sh
+. "$BENCH_DIR/lib/testbed.sh"
+# shellcheck source=lib/peers.sh
+. "$BENCH_DIR/lib/peers.sh"
+# shellcheck source=lib/loads.sh
+. "$BENCH_DIR/lib/loads.sh"
+
+usage() {
+	cat <<USAGE
+usage: bench/run.sh [--quick] [--peers LIST] [--loads LIST] [options]
+       bench/run.sh --selftest
+
+Builds the namespace testbed (prefix bn-), runs every load through every
+peer, alternating peers round by round, prints medians and ratios against
+kernel forwarding and writes bench/results/<date>.md. Needs root.
+
+  --quick           1 round, 1 s per load (smoke run, ~3 min)
+  --selftest        build and tear down both layouts, one request and one
+                    UDP burst through every available peer, exit 0 (<60 s)
+  --peers LIST      comma-separated, default: all. "none" (no director,
+                    needed for the director's own cost) is always added.
+                    $ALL_PEERS
+  --loads LIST      comma-separated subset of: ${ALL_LOADS// /,}
+  --rounds N        rounds (default 3; quick 1)
+  --duration S      seconds measured per load (whole seconds; default 3, quick 1)
+  --servers N       real servers (default 2)
+  --fixed-pps N     offered UDP rate for the cost measurement (default 50000)
+  --fixed-cps N     offered connection rate for the cost measurement (default 1000)
+  --offload MODE    uniform (default: tx/tso/gso/gro off on every veth) or
+                    kernel (leave the defaults; XDP peers then see partial
+                    checksums)
+  --out FILE        markdown report (default bench/results/<UTC date>.md)
+USAGE
+}
+
+log() { printf '%s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 1
+}
+
+QUICK=0
+SELFTEST=0
+PEERS=${ALL_PEERS// /,}
+LOADS=${ALL_LOADS// /,}
+ROUNDS=""
+DUR=""
+SERVERS=2
+FIXED_PPS=50000
+FIXED_CPS=1000
+OFFLOAD=uniform
+OUT=""
+ARGS="$*"
+
+while (($#)); do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--selftest) SELFTEST=1 ;;
+	--peers) PEERS=$2 && shift ;;
+	--loads) LOADS=$2 && shift ;;
+	--rounds) ROUNDS=$2 && shift ;;
+	--duration) DUR=$2 && shift ;;
+	--servers) SERVERS=$2 && shift ;;
+	--fixed-pps) FIXED_PPS=$2 && shift ;;
+	--fixed-cps) FIXED_CPS=$2 && shift ;;
+	--offload) OFFLOAD=$2 && shift ;;
+	--out) OUT=$2 && shift ;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+
+if ((QUICK)); then
+	ROUNDS=${ROUNDS:-1}
+	DUR=${DUR:-1}
+	WARM=0.5
+else
+	ROUNDS=${ROUNDS:-3}
+	DUR=${DUR:-3}
+	WARM=1
+fi
+[[ $DUR =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds"
+[[ $OFFLOAD == uniform || $OFFLOAD == kernel ]] || die "--offload must be uniform or kernel"
+((SERVERS >= 1 && SERVERS <= 8)) || die "--servers must be 1..8"
+for l in ${LOADS//,/ }; do
+	[[ " $ALL_LOADS " == *" $l "* ]] || die "unknown load $l (have: $ALL_LOADS)"
+done
+for p in ${PEERS//,/ }; do
+	peer_layout "$p" >/dev/null || die "unknown peer $p (have: $ALL_PEERS)"
+done
+
+(($(id -u) == 0)) || die "needs root (network namespaces, XDP, nftables)"
+for t in ip ethtool nft trafgen wrk iperf3 nginx curl clang jq go ss timeout; do
+	command -v "$t" >/dev/null || die "missing tool: $t (scripts/setup.sh installs the Debian packages)"
+done
+
+WORK=$(mktemp -d /tmp/bn-bench.XXXXXX)
+chmod 755 "$WORK" # nginx workers run unprivileged and serve from here
+TG_PID=""
+GOVS_PID=""
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[[ -n ${TG_PID:-} ]] && kill "$TG_PID" 2>/dev/null
+	[[ -n ${GOVS_PID:-} ]] && kill "$GOVS_PID" 2>/dev/null
+	tb_teardown
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# --- tools ----------------------------------------------------------------
+prepare() {
+	log "building helpers in $WORK"
+	(cd "$REPO_DIR" && go build -o "$WORK/connload" ./bench/cmd/connload &&
+		go build -o "$WORK/udpload" ./bench/cmd/udpload &&
+		go build -o "$WORK/benchreport" ./bench/cmd/benchreport) || die "go build of bench/cmd failed"
+	# shellcheck disable=SC2046
+	clang $(bpf_cflags) -c "$BENCH_DIR/xdp/pass.c" -o "$WORK/pass.o" || die "clang: pass.c"
+	GOVS_BIN=""
+	GOVS_WHY=""
+	if [[ -n ${BENCH_GOVS_BIN:-} ]]; then
+		GOVS_BIN=$BENCH_GOVS_BIN
+	elif [[ ",$PEERS," != *,govs-* ]]; then
+		GOVS_WHY="not requested"
+	elif [[ ! -d $REPO_DIR/cmd/govs ]]; then
+		GOVS_WHY="no ./cmd/govs in $REPO_DIR"
+	elif ! (cd "$REPO_DIR" && timeout 300 go build -o "$WORK/govs" ./cmd/govs) >"$WORK/govs-build.log" 2>&1; then
+		GOVS_WHY="go build ./cmd/govs failed: $(head -n 3 "$WORK/govs-build.log" | tr '\n' ' ')"
+	elif [[ $("$WORK/govs" run -h 2>&1 || true) != *-dataplane* ]]; then
+		GOVS_WHY="govs has no 'run' command with --dataplane yet"
+	else
+		GOVS_BIN=$WORK/govs
+	fi
+}
+
+# peers_of LAYOUT sets LAYOUT_PEERS to the requested peers of a layout
+# that can run, with "none" first, and records why the others cannot.
+peers_of() {
+	local p why out="none"
+	for p in ${PEERS//,/ }; do
+		[[ $p == none ]] && continue
+		[[ $(peer_layout "$p") == "$1" ]] || continue
+		if why=$(peer_check "$p"); then
+			out+=" $p"
+		else
+			log "skip $p: $why"
+			SKIPPED+=("$p: $why")
+		fi
+	done
+	LAYOUT_PEERS=$out
+}
+
+# --- selftest ---------------------------------------------------------------
+# ip_forwarded prints the director kernel's forwarded-datagram counter.
+ip_forwarded() {
+	nsx "$NS_DIR" awk '/^Ip:/ { if (!h) { for (i=1;i<=NF;i++) if ($i=="ForwDatagrams") c=i; h=1 } else print $c }' /proc/net/snmp
+}
+
+selftest_peer() {
+	local p=$1 n0 n1 f0
+	if ! peer_up "$p"; then
+		log "FAIL $p: setup failed"
+		peer_down "$p"
+		return 1
+	fi
+	if ! nsx "$NS_CL" curl -sf -m 2 -o /dev/null "http://$TGT/"; then
+		log "FAIL $p: no HTTP answer from $TGT"
+		peer_down "$p"
+		return 1
+	fi
+	if [[ $PEER_NO_UDP != 1 ]]; then
+		f0=$(ip_forwarded)
+		n0=$(sink_count)
+		nsx "$NS_CL" trafgen --dev "$TG_DEV" --conf "$(tg_conf 1k)" --cpus 1 --no-sock-mem --notouch-irq --no-cpu-stats -n 100 >/dev/null 2>&1
+		sleep 0.2
+		n1=$(sink_count)
+		if ((n1 - n0 < 100)); then
+			log "FAIL $p: $((n1 - n0)) of 100 UDP packets reached the real servers"
+			peer_down "$p"
+			return 1
+		fi
+		# An XDP forwarder must not leave the packets to the kernel's router.
+		if [[ $p == *xdp* ]] && (($(ip_forwarded) - f0 >= 100)); then
+			log "FAIL $p: the director's kernel forwarded the packets, not XDP"
+			peer_down "$p"
+			return 1
+		fi
+	fi
+	peer_down "$p"
+	log "ok   $p ($TB_LAYOUT)"
+}
+
+selftest() {
+	local layout p fails=0
+	for layout in nat l2; do
+		peers_of "$layout"
+		tb_build "$layout"
+		for p in $LAYOUT_PEERS; do
+			selftest_peer "$p" || fails=$((fails + 1))
+		done
+		tb_teardown
+	done
+	((fails == 0)) || die "selftest: $fails peer(s) failed"
+	log "selftest passed"
+}
+
+# --- benchmark --------------------------------------------------------------
+bench_layout() {
+	local layout=$1 peers r p l
+	peers_of "$layout"
+	peers=$LAYOUT_PEERS
+	[[ $peers == none ]] && {
+		log "layout $layout: no peer to compare, skipped"
+		return 0
+	}
+	log "== layout $layout: building testbed ($SERVERS real servers)"
+	tb_build "$layout"
+	OFFLOAD_DESC=$(tb_offload_summary)
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for p in $peers; do
+			CUR_PEER=$p
+			CUR_ROUND=$r
+			log "-- $layout round $r/$ROUNDS: $p"
+			if ! peer_up "$p"; then
+				warn "$p: setup failed in round $r, no samples"
+				peer_down "$p"
+				continue
+			fi
+			if ! nsx "$NS_CL" curl -sf -m 2 -o /dev/null "http://$TGT/"; then
+				warn "$p: no HTTP answer from $TGT in round $r, no samples"
+				peer_down "$p"
+				continue
+			fi
+			for l in ${LOADS//,/ }; do
+				"load_$l" || warn "$p: load $l failed in round $r"
+			done
+			peer_down "$p"
+		done
+	done
+	tb_teardown
+}
+
+main() {
+	SKIPPED=()
+	tb_remove_stale
+	prepare
+	if ((SELFTEST)); then
+		selftest
+		return
+	fi
+	RAW=$WORK/raw.tsv
+	: >"$RAW"
+	local start end date
+	start=$(date +%s)
+	date=$(date -u +%Y-%m-%dT%H%MZ)
+	LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+	OFFLOAD_DESC="kernel defaults"
+	XDP_PASS_ON=""
+	bench_layout nat
+	bench_layout l2
+	end=$(date +%s)
+	OUT=${OUT:-$BENCH_DIR/results/$date.md}
+	mkdir -p "$(dirname "$OUT")"
+	{
+		printf 'command\tbench/run.sh %s\n' "$ARGS"
+		printf 'date\t%s (%d s)\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$((end - start))"
+		printf 'kernel\t%s, %s CPUs, load average (1/5/15 min) at start %s, at end %s\n' "$(uname -r)" "$(nproc)" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
+		printf 'versions\t%s; %s; %s; %s\n' "$(haproxy -v | head -n1 | cut -d' ' -f1-3)" "$(nft --version)" \
+			"$(trafgen -v 2>&1 | head -n1 | sed 's/,.*//')" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
+		printf 'method\t%s round(s), peers alternated in each round, %s s per load after %s s warm-up, %s real servers\n' \
+			"$ROUNDS" "$DUR" "$WARM" "$SERVERS"
+		printf 'offloads\t%s on every veth (%s); XDP_PASS program on %s\n' "$OFFLOAD" "$OFFLOAD_DESC" "${XDP_PASS_ON:-none}"
+		printf 'cost\tfixed %s UDP pkt/s (udpload, 64 flows) and %s new conn/s (connload); CPU = user+system time of every process in the bn- namespaces + ksoftirqd\n' "$FIXED_PPS" "$FIXED_CPS"
+		for s in "${SKIPPED[@]}"; do
+			printf 'skipped\t%s\n' "$s"
+		done
+		printf 'noise\tshared 2-CPU machine; other jobs may run at the same time: only ratios within this run mean something\n'
+	} >"$WORK/meta.tsv"
+	cp "$RAW" "${OUT%.md}.tsv"
+	"$WORK/benchreport" -raw "$RAW" -meta "$WORK/meta.tsv" -md "$OUT"
+	log ""
+	log "report: $OUT (raw samples: ${OUT%.md}.tsv)"
+}
+
+# One line, so that bash has read it whole before main runs.
+main; exit
