@@ -260,12 +260,9 @@ peer_check_govs_xdp_dr() { govs_check; }
 peer_check_govs_xdp_snat() { govs_check; }
 peer_check_govs_xdp_tun() {
 	govs_check || return 1
-	# The kernel here has no ipip module: the real servers need a decap
-	# program, which govs does not provide to the harness yet.
-	[[ -n ${BENCH_GOVS_TUN_DECAP:-} ]] || {
-		echo "TUN needs IPIP decapsulation on the real servers and this kernel has no ipip; set BENCH_GOVS_TUN_DECAP to a command run in each real server namespace"
-		return 1
-	}
+	# The kernel here has no ipip module: the real servers decapsulate
+	# with govs's XDP program (govs realserver tun), one pin path each.
+	:
 }
 
 # govs_config KIND writes a keepalived.conf-syntax config for the services.
@@ -359,9 +356,27 @@ peer_up_govs_xdp_tun() {
 	local i
 	TGT=$VIP
 	for ((i = 1; i <= SERVERS; i++)); do
-		nsx "$(rs_ns "$i")" sh -c "$BENCH_GOVS_TUN_DECAP" || return 1
+		if [[ -n ${BENCH_GOVS_TUN_DECAP:-} ]]; then
+			nsx "$(rs_ns "$i")" sh -c "$BENCH_GOVS_TUN_DECAP" || return 1
+			continue
+		fi
+		# nsenter keeps the host's mount namespace, where the program's
+		# link is pinned (ip netns exec would give it a private /sys).
+		mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+		nsenter --net="/run/netns/$(rs_ns "$i")" "$GOVS_BIN" realserver tun --vip "$VIP" --interface bnr0 \
+			--pin-path "/sys/fs/bpf/govs-decap-$(rs_ns "$i")" >/dev/null || return 1
 	done
 	govs_config TUN
 	govs_start xdp
 }
-peer_down_govs_xdp_tun() { govs_stop; }
+peer_down_govs_xdp_tun() {
+	local i ns
+	govs_stop
+	# Take the decapsulation program off again so that the next peers
+	# see the same real servers (the VIP stays on lo for DR).
+	for ((i = 1; i <= SERVERS; i++)); do
+		ns=$(rs_ns "$i")
+		nsenter --net="/run/netns/$ns" "$GOVS_BIN" realserver undo --method tun --vip "$VIP" --interface bnr0 --pin-path "/sys/fs/bpf/govs-decap-$ns" >/dev/null 2>&1 || true
+		nsx "$ns" ip addr replace "$VIP/32" dev lo
+	done
+}

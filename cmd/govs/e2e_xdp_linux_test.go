@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,13 @@ import (
 // director namespace on a bridge, two real servers prepared with
 // `govs realserver setup --method dr`, a client routing the VIP via the
 // director, HTTP through the VIP, and `govs list` showing Route.
-func TestXDPDirectRouting(t *testing.T) {
+func TestXDPDirectRouting(t *testing.T) { testXDP(t, "dr") }
+
+// TestXDPTunnel is the same with IPIP tunnelling: the real servers
+// decapsulate with `govs realserver tun` (this kernel has no ipip).
+func TestXDPTunnel(t *testing.T) { testXDP(t, "tun") }
+
+func testXDP(t *testing.T, method string) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -46,17 +53,28 @@ func TestXDPDirectRouting(t *testing.T) {
 		t.Skipf("cannot attach an XDP program here: %v", err)
 	}
 	defer pass.Close()
+	// The real servers pin their decapsulation program in the host's bpffs.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/sys/fs/bpf", &st); err != nil || st.Type != 0xcafe4a11 {
+		if out, err := exec.Command("mount", "-t", "bpf", "bpf", "/sys/fs/bpf").CombinedOutput(); err != nil {
+			t.Skipf("no bpffs on /sys/fs/bpf and cannot mount it: %v %s", err, out)
+		}
+	}
 	for _, ns := range []string{"cl", "r1", "r2"} {
 		sh(t, "ip", "netns", "exec", l.prefix+ns, "ethtool", "-K", "eth0", "tx", "off")
 	}
 	sh(t, "ip", "-n", l.prefix+"cl", "route", "add", "10.77.0.60/32", "via", "10.77.0.1")
 	for i, r := range []string{"r1", "r2"} {
-		out, err := nsExec(l.prefix+r, govsBin, "realserver", "setup", "--method", "dr", "--vip", "10.77.0.60", "--interface", "eth0").CombinedOutput()
+		pin := fmt.Sprintf("/sys/fs/bpf/govs-test-decap-%d-%s", os.Getpid(), r)
+		t.Cleanup(func() { xdp.RemoveDecap(pin) })
+		// nsenter keeps the host's mount namespace (and its bpffs, where
+		// the decapsulation program is pinned); ip netns exec would not.
+		out, err := exec.Command("nsenter", "--net=/run/netns/"+l.prefix+r, govsBin, "realserver", "setup", "--method", method, "--vip", "10.77.0.60", "--interface", "eth0", "--pin-path", pin).CombinedOutput()
 		if err != nil {
 			t.Fatalf("govs realserver setup in %s: %v\n%s", r, err, out)
 		}
-		out, _ = nsExec(l.prefix+r, govsBin, "realserver", "check", "--method", "dr", "--vip", "10.77.0.60", "--interface", "eth0").CombinedOutput()
-		if !strings.Contains(string(out), "ready for DR") {
+		out, _ = exec.Command("nsenter", "--net=/run/netns/"+l.prefix+r, govsBin, "realserver", "check", "--method", method, "--vip", "10.77.0.60", "--interface", "eth0", "--pin-path", pin).CombinedOutput()
+		if !strings.Contains(string(out), "ready for "+strings.ToUpper(method)) {
 			t.Fatalf("govs realserver check in %s:\n%s", r, out)
 		}
 		l.start(r, govsBin, "demo", "backend", "0.0.0.0:80", fmt.Sprintf("rs%d", i+1))
@@ -68,7 +86,7 @@ func TestXDPDirectRouting(t *testing.T) {
 }
 virtual_server 10.77.0.60 80 {
     lb_algo rr
-    lb_kind DR
+    lb_kind `+strings.ToUpper(method)+`
     delay_loop 1
     real_server 10.77.0.11 80 {
         TCP_CHECK {
@@ -101,11 +119,24 @@ virtual_server 10.77.0.60 80 {
 	time.Sleep(300 * time.Millisecond)
 	out, err := nsExec(l.prefix+"cl", govsBin, "demo", "client", "-timeout", "2s", "http://10.77.0.60/", "20").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "rs1=10 rs2=10 failed=0") {
-		t.Fatalf("client through the XDP director: %v\n%s", err, out)
+		st, _ := exec.Command(govsBin, "list", "-n", "--stats", "-s", sock).CombinedOutput()
+		m, _ := exec.Command("curl", "-s", "--unix-socket", sock, "http://govs/metrics").CombinedOutput()
+		var exits []string
+		for _, line := range strings.Split(string(m), "\n") {
+			if strings.HasPrefix(line, "govs_dataplane_") && !strings.HasSuffix(line, " 0") {
+				exits = append(exits, line)
+			}
+		}
+		for _, r := range []string{"r1", "r2"} {
+			o, _ := nsExec(l.prefix+r, "ip", "-s", "link", "show", "eth0").CombinedOutput()
+			exits = append(exits, string(o))
+		}
+		t.Fatalf("client through the XDP director: %v\n%s\n%s\n%s", err, out, st, strings.Join(exits, "\n"))
 	}
 	cmd := exec.Command(govsBin, "list", "-n", "-s", sock)
 	lst, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(lst), "TCP  10.77.0.60:80 rr") || !strings.Contains(string(lst), "  -> 10.77.0.11:80                Route   1") {
+	fwd := map[string]string{"dr": "Route ", "tun": "Tunnel"}[method]
+	if err != nil || !strings.Contains(string(lst), "TCP  10.77.0.60:80 rr") || !strings.Contains(string(lst), "  -> 10.77.0.11:80                "+fwd+"  1") {
 		t.Fatalf("govs list:\n%s", lst)
 	}
 	stats, _ := exec.Command(govsBin, "list", "-n", "--stats", "-s", sock).CombinedOutput()

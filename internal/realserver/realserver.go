@@ -27,6 +27,10 @@ type Spec struct {
 	// Interface faces the director: its ARP settings are changed too, and
 	// for TUN the decapsulation program is attached to it.
 	Interface string
+	// PinPath is the bpffs directory of the decapsulation program (TUN);
+	// empty means the default. Hosts sharing one bpffs (network
+	// namespaces of one machine) need one path each.
+	PinPath string
 }
 
 // Validate reports a spec that cannot be applied.

@@ -71,8 +71,8 @@ func Check(s Spec) ([]Problem, error) {
 		}
 	}
 	if s.Method == TUN {
-		if _, err := os.Stat(filepath.Join(xdp.DefaultDecapPinPath)); err != nil {
-			ps = append(ps, Problem{What: "no govs decapsulation program is pinned (" + xdp.DefaultDecapPinPath + ")", Fix: "attach it to " + s.Interface})
+		if _, err := os.Stat(s.pinPath()); err != nil {
+			ps = append(ps, Problem{What: "no govs decapsulation program is pinned (" + s.pinPath() + ")", Fix: "attach it to " + s.Interface})
 		}
 	}
 	return ps, nil
@@ -107,7 +107,14 @@ func Setup(s Spec) error {
 		}
 	}
 	if s.Method == TUN && len(errs) == 0 {
-		d, err := xdp.NewDecap(xdp.DecapOptions{Interface: s.Interface, VIPs: s.VIPs, KeepOnClose: true})
+		// The program must outlive this command: its link is pinned in
+		// bpffs. A bpffs this command would have to mount itself lives
+		// in a private mount namespace (as under `ip netns exec`) and
+		// vanishes, with the program, when the command exits.
+		if err := hostBPFFS(s.pinPath()); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		d, err := xdp.NewDecap(xdp.DecapOptions{Interface: s.Interface, VIPs: s.VIPs, KeepOnClose: true, PinPath: s.PinPath})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("attach decapsulation program to %s: %w", s.Interface, err))
 		} else if err := d.Close(); err != nil {
@@ -135,11 +142,28 @@ func Undo(s Spec) error {
 		}
 	}
 	if s.Method == TUN {
-		if err := xdp.RemoveDecap(""); err != nil {
+		if err := xdp.RemoveDecap(s.PinPath); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hostBPFFS checks that the directory holding path is on a mounted bpffs.
+func hostBPFFS(path string) error {
+	dir := filepath.Dir(path)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("%s is not a mounted bpffs here, so the decapsulation program would be detached when this command exits (inside `ip netns exec`, which gives the command its own /sys, use `nsenter --net=/run/netns/NAME govs realserver tun ...`; or mount bpffs: mount -t bpf bpf %s)", dir, dir)
+	}
+	return nil
+}
+
+func (s Spec) pinPath() string {
+	if s.PinPath != "" {
+		return s.PinPath
+	}
+	return xdp.DefaultDecapPinPath
 }
 
 func netlinkNet(v netip.Addr) *net.IPNet {
