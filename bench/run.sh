@@ -109,6 +109,13 @@ done
 
 (($(id -u) == 0)) || die "needs root (network namespaces, XDP, nftables)"
 for t in ip ethtool nft trafgen wrk iperf3 nginx curl clang jq go ss timeout; do
+	if ! command -v "$t" >/dev/null; then
+		log "installing what the benchmarks need (scripts/setup.sh)"
+		bash "$REPO_DIR/scripts/setup.sh" >&2 || die "scripts/setup.sh failed"
+		break
+	fi
+done
+for t in ip ethtool nft trafgen wrk iperf3 nginx curl clang jq go ss timeout; do
 	command -v "$t" >/dev/null || die "missing tool: $t (scripts/setup.sh installs the Debian packages)"
 done
 
@@ -300,6 +307,18 @@ main() {
 	"$WORK/benchreport" -raw "$RAW" -meta "$WORK/meta.tsv" -md "$OUT"
 	log ""
 	log "report: $OUT (raw samples: ${OUT%.md}.tsv)"
+	# A full run also rewrites the harness section of docs/BENCHMARKS.md
+	# (between its bench:begin/bench:end markers).
+	local doc=$REPO_DIR/docs/BENCHMARKS.md
+	if ((!QUICK)) && [[ -f $doc ]] && grep -q '<!-- bench:begin -->' "$doc"; then
+		awk -v report="$OUT" -v rel="${OUT#"$REPO_DIR"/}" '
+			/<!-- bench:begin -->/ { print; print ""; print "Latest full run, written by `bench/run.sh` (report: [" rel "](../" rel ")):"; print "";
+				while ((getline line < report) > 0) { if (line ~ /^# /) continue; sub(/^## /, "### ", line); print line }
+				skip = 1; next }
+			/<!-- bench:end -->/ { skip = 0 }
+			!skip { print }' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
+		log "updated $doc"
+	fi
 }
 
 # One line, so that bash has read it whole before main runs.
