@@ -35,10 +35,11 @@ func cmdRealServer(args []string, stdout, stderr io.Writer) int {
 	var vips stringList
 	fs.Var(&vips, "vip", "virtual `address` served (repeatable, or comma-separated)")
 	iface := fs.String("interface", "", "interface facing the director (needed for tun)")
+	pin := fs.String("pin-path", "", "bpffs directory of the tun decapsulation program (default /sys/fs/bpf/govs-decap; one per host sharing a bpffs)")
 	if code, stop := parseFlags(fs, args[1:]); stop {
 		return code
 	}
-	s := realserver.Spec{Method: realserver.Method(strings.ToLower(*method)), Interface: *iface}
+	s := realserver.Spec{Method: realserver.Method(strings.ToLower(*method)), Interface: *iface, PinPath: *pin}
 	for _, v := range vips {
 		for _, part := range strings.Split(v, ",") {
 			a, err := netip.ParseAddr(strings.TrimSpace(part))
