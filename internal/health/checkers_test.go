@@ -206,7 +206,7 @@ vsftpd_log_file=%[3]s/vsftpd.log
 
 func TestDNSAgainstDnsmasq(t *testing.T) {
 	bin := needBinary(t, "dnsmasq", "dnsmasq")
-	port := freePort(t, "udp")
+	port := freePort(t, "both")
 	p := startPeer(t, bin, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
 		"--listen-address=127.0.0.1", "--bind-interfaces", fmt.Sprintf("--port=%d", port),
 		"--user=root", "--pid-file=",

@@ -43,6 +43,23 @@ func needBinary(t *testing.T, name, pkg string) string {
 func freePort(t *testing.T, network string) uint16 {
 	t.Helper()
 	switch network {
+	case "both":
+		// A port free for UDP and TCP at once (DNS servers bind both).
+		for i := 0; i < 50; i++ {
+			c, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := c.LocalAddr().(*net.UDPAddr).Port
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			c.Close()
+			if err == nil {
+				l.Close()
+				return uint16(port)
+			}
+		}
+		t.Fatal("no port free for both UDP and TCP")
+		return 0
 	case "udp":
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {

@@ -23,6 +23,8 @@ type lbConfig struct {
 	TunMask6  uint32
 	Pool4     uint32
 	Pool6     uint32
+	ClkMult   uint64
+	ClkOff    uint64
 }
 
 type lbConn struct {
@@ -113,6 +115,15 @@ type lbFlowKey struct {
 	Daddr  [16]uint8
 }
 
+type lbFlowKey4 struct {
+	_     structs.HostLayout
+	Saddr [4]uint8
+	Daddr [4]uint8
+	Sport uint16
+	Dport uint16
+	Proto uint32
+}
+
 type lbNatRev struct {
 	_     structs.HostLayout
 	Vaddr [16]uint8
@@ -198,6 +209,7 @@ type lbTblKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	lbMapConn4Tbl    = "conn4_tbl"
 	lbMapConnTbl     = "conn_tbl"
 	lbMapCursors     = "cursors"
 	lbMapEvents      = "events"
@@ -212,6 +224,7 @@ const (
 	lbMapStatsReal   = "stats_real"
 	lbMapStatsSvc    = "stats_svc"
 	lbMapSvcCfgs     = "svc_cfgs"
+	lbProgGovsClock  = "govs_clock"
 	lbProgGovsLb     = "govs_lb"
 	lbVarUnusedEvent = "unused_event"
 	lbVarUnusedExit  = "unused_exit"
@@ -261,13 +274,15 @@ type lbSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbProgramSpecs struct {
-	GovsLb *ebpf.ProgramSpec `ebpf:"govs_lb"`
+	GovsClock *ebpf.ProgramSpec `ebpf:"govs_clock"`
+	GovsLb    *ebpf.ProgramSpec `ebpf:"govs_lb"`
 }
 
 // lbMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbMapSpecs struct {
+	Conn4Tbl   *ebpf.MapSpec `ebpf:"conn4_tbl"`
 	ConnTbl    *ebpf.MapSpec `ebpf:"conn_tbl"`
 	Cursors    *ebpf.MapSpec `ebpf:"cursors"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
@@ -314,6 +329,7 @@ func (o *lbObjects) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbMaps struct {
+	Conn4Tbl   *ebpf.Map `ebpf:"conn4_tbl"`
 	ConnTbl    *ebpf.Map `ebpf:"conn_tbl"`
 	Cursors    *ebpf.Map `ebpf:"cursors"`
 	Events     *ebpf.Map `ebpf:"events"`
@@ -332,6 +348,7 @@ type lbMaps struct {
 
 func (m *lbMaps) Close() error {
 	return _LbClose(
+		m.Conn4Tbl,
 		m.ConnTbl,
 		m.Cursors,
 		m.Events,
@@ -363,11 +380,13 @@ type lbVariables struct {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbPrograms struct {
-	GovsLb *ebpf.Program `ebpf:"govs_lb"`
+	GovsClock *ebpf.Program `ebpf:"govs_clock"`
+	GovsLb    *ebpf.Program `ebpf:"govs_lb"`
 }
 
 func (p *lbPrograms) Close() error {
 	return _LbClose(
+		p.GovsClock,
 		p.GovsLb,
 	)
 }

@@ -46,6 +46,8 @@ type Dataplane struct {
 	synced    time.Time
 	rounds    int
 	exhausted uint64 // drop_snat_exhausted already logged
+	clkMult   uint64 // settings clk_mult/clk_off (clock_linux.go)
+	clkOff    uint64
 
 	resolver func(netip.Addr, dataplane.Method) nexthop // nil: netlink
 
@@ -154,12 +156,13 @@ func (d *Dataplane) open() error {
 		return fmt.Errorf("xdp: load program spec: %w", err)
 	}
 	spec.Maps["conn_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
+	spec.Maps["conn4_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
 	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
 	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
 	switch {
 	case errors.Is(err, ebpf.ErrMapIncompatible):
-		return fmt.Errorf("xdp: maps pinned in %s do not match this configuration (table size changed?); remove them with RemovePinned to start afresh: %w", d.opts.PinPath, err)
+		return fmt.Errorf("xdp: maps pinned in %s do not match this configuration (table size changed, or a govs upgrade changed the map layout?); remove them with RemovePinned to start afresh: %w", d.opts.PinPath, err)
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("xdp: load bpf objects: permission denied (needs root or CAP_BPF+CAP_NET_ADMIN): %w", err)
 	case err != nil:
@@ -167,6 +170,9 @@ func (d *Dataplane) open() error {
 	}
 	if err := d.adopt(); err != nil {
 		return fmt.Errorf("xdp: adopt pinned state: %w", err)
+	}
+	if d.clkMult, d.clkOff, err = d.calibrateClock(); err != nil {
+		return err
 	}
 	if err := d.writeSettings(); err != nil {
 		return err
@@ -322,6 +328,7 @@ func (d *Dataplane) writeSettings() error {
 		}
 	}
 	c.Pool4, c.Pool6 = n4, n6
+	c.ClkMult, c.ClkOff = d.clkMult, d.clkOff
 	if err := d.objs.Settings.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("xdp: write settings: %w", err)
 	}
@@ -395,7 +402,7 @@ func (d *Dataplane) release(detach bool) error {
 
 func (d *Dataplane) maps() []*ebpf.Map {
 	o := &d.objs.lbMaps
-	return []*ebpf.Map{o.ConnTbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.SnatPool, o.PersistTbl, o.RealTbl, o.SchedTbl,
+	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.SnatPool, o.PersistTbl, o.RealTbl, o.SchedTbl,
 		o.Services, o.Settings, o.StatsReal, o.StatsSvc, o.SvcCfgs}
 }
 

@@ -347,14 +347,14 @@ func TestExpiry(t *testing.T) {
 	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
 	x.expect(p.frame(), xdpTX, "tx_dr")
 	// age the entry by hand
-	var k lbFlowKey
+	var k lbFlowKey4 // IPv4 flows live in conn4_tbl
 	var v lbConn
-	it := x.d.objs.ConnTbl.Iterate()
+	it := x.d.objs.Conn4Tbl.Iterate()
 	if !it.Next(&k, &v) {
 		t.Fatal("no connection entry")
 	}
 	v.LastNs -= uint64(6 * time.Second)
-	if err := x.d.objs.ConnTbl.Put(k, v); err != nil {
+	if err := x.d.objs.Conn4Tbl.Put(k, v); err != nil {
 		t.Fatal(err)
 	}
 	ev0, _ := x.d.Events()
@@ -364,12 +364,12 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("events %v → %v: want one expiry and one new connection", ev0, ev1)
 	}
 	v.LastNs -= uint64(6 * time.Second)
-	_ = x.d.objs.ConnTbl.Put(k, v)
+	_ = x.d.objs.Conn4Tbl.Put(k, v)
 	x.stats() // sync collects it
 	if n := len(x.conns()); n != 0 {
 		t.Errorf("%d entries after expiry", n)
 	}
-	if err := x.d.objs.ConnTbl.Lookup(k, &v); err == nil {
+	if err := x.d.objs.Conn4Tbl.Lookup(k, &v); err == nil {
 		t.Errorf("expired entry not deleted by the sync")
 	}
 }

@@ -18,7 +18,8 @@ import (
 // realCount are the connection counts of one real server slot.
 type realCount struct{ active, inactive, persist int64 }
 
-// monoNow is the clock of bpf_ktime_get_coarse_ns.
+// monoNow is the clock of bpf_ktime_get_coarse_ns (and of the program's
+// jiffies-based now_ns, see clock_linux.go).
 func monoNow() uint64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts)
@@ -81,6 +82,13 @@ func persistKey(s *service, k *lbFlowKey) lbPersistKey {
 // the live counts to the schedulers' Dests, recomputes scheduling tables
 // and the sorry-server switch, and retries next hops.
 func (d *Dataplane) syncLocked() error {
+	if moved, err := d.retuneClock(); err != nil {
+		d.log.Warn("xdp clock retune", "err", err) // the old offset stays: off by ms at most
+	} else if moved {
+		if err := d.writeSettings(); err != nil {
+			return err
+		}
+	}
 	now := monoNow()
 	byID := make(map[uint32]*service, len(d.svcs))
 	reals := make(map[uint32]*realState)
@@ -93,17 +101,14 @@ func (d *Dataplane) syncLocked() error {
 	counts := make(map[uint32]realCount)
 	live := make(map[lbPersistKey]bool)
 	var dead, deadNAT []lbFlowKey
-	var k lbFlowKey
-	var v lbConn
-	it := d.objs.ConnTbl.Iterate()
-	for it.Next(&k, &v) {
+	err := d.eachConn(func(k *lbFlowKey, v *lbConn) {
 		r := reals[v.Real]
 		if expired(now, v.LastNs, d.timeout(v.State)) || r == nil || r.gen != v.Gen {
-			dead = append(dead, k)
+			dead = append(dead, *k)
 			if r != nil && (r.spec.Method == dataplane.NAT || r.spec.Method == dataplane.SNAT) {
-				deadNAT = append(deadNAT, natKey(&k, &v, r))
+				deadNAT = append(deadNAT, natKey(k, v, r))
 			}
-			continue
+			return
 		}
 		c := counts[v.Real]
 		if v.State == 2 {
@@ -113,13 +118,13 @@ func (d *Dataplane) syncLocked() error {
 		}
 		counts[v.Real] = c
 		if s := byID[v.Svc]; s != nil && s.spec.Persistence > 0 {
-			live[persistKey(s, &k)] = true
+			live[persistKey(s, k)] = true
 		}
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("walk connections: %w", err)
 	}
-	if err := batchDelete(d.objs.ConnTbl, dead); err != nil {
+	if err := d.deleteConns(dead); err != nil {
 		return fmt.Errorf("expire connections: %w", err)
 	}
 	if err := batchDelete(d.objs.NatTbl, deadNAT); err != nil {
@@ -211,6 +216,58 @@ func setCounts(d *sched.Dest, active, inactive int64) {
 	for d.InactiveConns() > inactive {
 		d.ConnClosed(false)
 	}
+}
+
+// eachConn hands every entry of both connection tables to fn, IPv4
+// entries (conn4_tbl, 16-byte keys) converted to full flow keys. fn must
+// copy what it keeps.
+func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
+	var k lbFlowKey
+	var v lbConn
+	it := d.objs.ConnTbl.Iterate()
+	for it.Next(&k, &v) {
+		fn(&k, &v)
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	var k4 lbFlowKey4
+	it4 := d.objs.Conn4Tbl.Iterate()
+	for it4.Next(&k4, &v) {
+		k = fromKey4(k4)
+		fn(&k, &v)
+	}
+	return it4.Err()
+}
+
+// deleteConns removes connection entries from the table of their family.
+func (d *Dataplane) deleteConns(keys []lbFlowKey) error {
+	var k6 []lbFlowKey
+	var k4 []lbFlowKey4
+	for i := range keys {
+		if keys[i].Family == 4 {
+			k4 = append(k4, toKey4(&keys[i]))
+		} else {
+			k6 = append(k6, keys[i])
+		}
+	}
+	return errors.Join(batchDelete(d.objs.ConnTbl, k6), batchDelete(d.objs.Conn4Tbl, k4))
+}
+
+// toKey4 and fromKey4 convert between the flow keys of conn_tbl and
+// conn4_tbl (the program's key4).
+func toKey4(k *lbFlowKey) lbFlowKey4 {
+	k4 := lbFlowKey4{Sport: k.Sport, Dport: k.Dport, Proto: uint32(k.Proto)}
+	copy(k4.Saddr[:], k.Saddr[:4])
+	copy(k4.Daddr[:], k.Daddr[:4])
+	return k4
+}
+
+func fromKey4(k4 lbFlowKey4) lbFlowKey {
+	k := lbFlowKey{Family: 4, Proto: uint8(k4.Proto), Sport: k4.Sport, Dport: k4.Dport}
+	copy(k.Saddr[:], k4.Saddr[:])
+	copy(k.Daddr[:], k4.Daddr[:])
+	return k
 }
 
 func batchDelete[K any](m interface {
@@ -316,14 +373,11 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 		}
 	}
 	var out []dataplane.Conn
-	var k lbFlowKey
-	var v lbConn
-	it := d.objs.ConnTbl.Iterate()
-	for it.Next(&k, &v) {
+	err := d.eachConn(func(k *lbFlowKey, v *lbConn) {
 		s, r := byID[v.Svc], reals[v.Real]
 		to := d.timeout(v.State)
 		if s == nil || r == nil || r.gen != v.Gen || expired(now, v.LastNs, to) {
-			continue
+			return
 		}
 		c := dataplane.Conn{
 			Proto:   dataplane.Proto(k.Proto),
@@ -338,8 +392,8 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 			c.Local = netip.AddrPortFrom(bytesAddr(v.Laddr, k.Family), htons(v.Lport))
 		}
 		out = append(out, c)
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		d.mu.Unlock()
 		return fmt.Errorf("xdp: walk connections: %w", err)
 	}
@@ -362,7 +416,7 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 			FWMark:   s.spec.Key.FWMark,
 		})
 	}
-	err := pit.Err()
+	err = pit.Err()
 	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("xdp: walk templates: %w", err)

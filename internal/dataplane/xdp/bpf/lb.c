@@ -90,6 +90,15 @@ static __always_inline void count_out(void *map, __u32 id, __u64 bytes)
 	c->out_bytes += bytes;
 }
 
+/* elapsed is now - last, or 0 when last is ahead of now: the program's
+ * jiffies clock (now_ns) may trail CLOCK_MONOTONIC_COARSE, which the Go
+ * side stamps templates with, by up to a tick, and a clock retune may
+ * move it back by a few ticks. A stamp from the future is fresh. */
+static __always_inline __u64 elapsed(__u64 now, __u64 last)
+{
+	return now > last ? now - last : 0;
+}
+
 #include "sched.h"
 #include "encap.h"
 
@@ -150,6 +159,44 @@ static __always_inline int forward(struct xdp_md *ctx, const struct real *r, con
 	return encap(ctx, r, cfg, fk, inner, pi->tos, pi->df, pi->len, EXIT_TX_TUN, EXIT_REDIRECT_TUN);
 }
 
+/* conn_find and conn_store keep IPv4 connections in conn4_tbl under a
+ * 16-byte key and IPv6 ones in conn_tbl. */
+static __always_inline struct flow_key4 key4(const struct flow_key *fk)
+{
+	struct flow_key4 k = {.sport = fk->sport, .dport = fk->dport, .proto = fk->proto};
+	__builtin_memcpy(k.saddr, fk->saddr, 4);
+	__builtin_memcpy(k.daddr, fk->daddr, 4);
+	return k;
+}
+
+static __always_inline struct conn *conn_find(const struct flow_key *fk)
+{
+	if (fk->family == FAM_V4) {
+		struct flow_key4 k = key4(fk);
+		return bpf_map_lookup_elem(&conn4_tbl, &k);
+	}
+	return bpf_map_lookup_elem(&conn_tbl, fk);
+}
+
+static __always_inline void conn_store(const struct flow_key *fk, const struct conn *c)
+{
+	if (fk->family == FAM_V4) {
+		struct flow_key4 k = key4(fk);
+		bpf_map_update_elem(&conn4_tbl, &k, c, BPF_ANY);
+		return;
+	}
+	bpf_map_update_elem(&conn_tbl, fk, c, BPF_ANY);
+}
+
+/* now_ns is the coarse monotonic clock in ns: from jiffies when the
+ * loader has calibrated the conversion, else from the helper. */
+static __always_inline __u64 now_ns(const struct config *gc)
+{
+	if (gc && gc->clk_mult)
+		return bpf_jiffies64() * gc->clk_mult + gc->clk_off;
+	return bpf_ktime_get_coarse_ns();
+}
+
 static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
 {
 	if (!cfg || state >= ST_MAX)
@@ -163,7 +210,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 {
 	__u32 zero = 0;
 	struct config *gc = bpf_map_lookup_elem(&settings, &zero);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = now_ns(gc);
 	int is_tcp = fk->proto == IPPROTO_TCP;
 	int syn = tcpflags & 0x02, ack = tcpflags & 0x10, fin = tcpflags & 0x01, rst = tcpflags & 0x04;
 	struct real *r = NULL;
@@ -172,9 +219,9 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	/* Established flows first: one hash lookup, no service lookup. A
 	 * real server's generation is unique and zeroed on removal, so a
 	 * matching generation proves service and server still exist. */
-	struct conn *c = bpf_map_lookup_elem(&conn_tbl, fk);
+	struct conn *c = conn_find(fk);
 	if (c) {
-		if (now - c->last_ns < timeout_of(gc, c->state)) {
+		if (elapsed(now, c->last_ns) < timeout_of(gc, c->state)) {
 			rid = c->real;
 			r = bpf_map_lookup_elem(&real_tbl, &rid);
 			if (r && (r->gen == 0 || r->gen != c->gen || r->svc != c->svc))
@@ -266,7 +313,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		}
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET)))
-		bpf_map_update_elem(&conn_tbl, fk, &nc, BPF_ANY);
+		conn_store(fk, &nc);
 	count(&stats_svc, svc, 1, pi->len);
 	count(&stats_real, rid, 1, pi->len);
 	struct pktinfo pc = *pi;
@@ -279,7 +326,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
  * server. */
 static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, const struct pktinfo *pi)
 {
-	struct conn *c = bpf_map_lookup_elem(&conn_tbl, fk);
+	struct conn *c = conn_find(fk);
 	if (!c) {
 		/* from a NAT real server about what the client sent it: the
 		 * reversed quote is the reply key */
@@ -325,7 +372,8 @@ static __always_inline int handle_v4(struct xdp_md *ctx, void *data, void *data_
 		.tos = iph->tos,
 	};
 	pi.l4off = sizeof(struct ethhdr) + ihl;
-	struct flow_key fk = {.family = FAM_V4, .proto = iph->protocol};
+	/* 8-byte aligned: cleared with 8-byte stores, not 2-byte ones */
+	struct flow_key fk __attribute__((aligned(8))) = {.family = FAM_V4, .proto = iph->protocol};
 	void *l4 = (void *)iph + ihl;
 	__u8 tcpflags = 0;
 
@@ -380,7 +428,8 @@ static __always_inline int handle_v6(struct xdp_md *ctx, void *data, void *data_
 		.tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4),
 	};
 	pi.l4off = sizeof(struct ethhdr) + sizeof(*ip6);
-	struct flow_key fk = {.family = FAM_V6, .proto = ip6->nexthdr};
+	/* 8-byte aligned: cleared with 8-byte stores, not 2-byte ones */
+	struct flow_key fk __attribute__((aligned(8))) = {.family = FAM_V6, .proto = ip6->nexthdr};
 	void *l4 = ip6 + 1;
 	__u8 tcpflags = 0;
 
@@ -449,4 +498,22 @@ int govs_lb(struct xdp_md *ctx)
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		return handle_v6(ctx, data, data_end);
 	return done(EXIT_PASS_NOT_IP, XDP_PASS);
+}
+
+/* govs_clock is never attached: the loader runs it through
+ * BPF_PROG_TEST_RUN to read jiffies and the coarse clock together, and
+ * calibrates config.clk_mult/clk_off from two or more readings. It writes
+ * {jiffies before, coarse ns, jiffies after} into the first 24 bytes. */
+SEC("xdp")
+int govs_clock(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 *p = data;
+	if ((void *)(p + 3) > data_end)
+		return XDP_ABORTED;
+	p[0] = bpf_jiffies64();
+	p[1] = bpf_ktime_get_coarse_ns();
+	p[2] = bpf_jiffies64();
+	return XDP_PASS;
 }

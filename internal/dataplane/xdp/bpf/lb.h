@@ -143,8 +143,19 @@ struct flow_key {
 	__u8 daddr[16];
 };
 
+/* Key of conn4_tbl: an IPv4 flow in 16 bytes instead of flow_key's 40,
+ * so the established fast path hashes and compares less. No padding: all
+ * bytes are set. */
+struct flow_key4 {
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u16 sport; /* network order */
+	__u16 dport; /* network order */
+	__u32 proto;
+};
+
 struct conn {
-	__u64 last_ns; /* bpf_ktime_get_coarse_ns of the last packet */
+	__u64 last_ns; /* coarse monotonic ns of the last packet (now_ns) */
 	__u32 svc;
 	__u32 real;
 	__u32 gen;
@@ -201,6 +212,13 @@ struct config {
 	__u32 tun_mask6;
 	__u32 pool4;        /* SNAT pool sizes: snat_pool[0..pool4) IPv4, */
 	__u32 pool6;        /* snat_pool[SNAT_POOL_MAX..+pool6) IPv6 */
+	/* Clock: when clk_mult != 0, now = jiffies * clk_mult + clk_off
+	 * (mod 2^64) approximates CLOCK_MONOTONIC_COARSE in ns to within a
+	 * tick. The loader calibrates it with govs_clock; bpf_jiffies64 is
+	 * inlined by the verifier (a load) where bpf_ktime_get_coarse_ns is
+	 * a helper call. 0 = use bpf_ktime_get_coarse_ns. */
+	__u64 clk_mult;
+	__u64 clk_off;
 };
 
 #define CFG_F_SLOPPY_TCP (1 << 0) /* schedule TCP flows that miss without SYN */

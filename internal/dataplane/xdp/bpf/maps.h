@@ -53,6 +53,15 @@ struct {
 	PIN;
 } conn_tbl SEC(".maps");
 
+/* IPv4 connections (conn_tbl holds IPv6 ones), same size. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16); /* set by the loader (= conn_tbl) */
+	__type(key, struct flow_key4);
+	__type(value, struct conn);
+	PIN;
+} conn4_tbl SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16); /* set by the loader */

@@ -150,7 +150,7 @@ static __always_inline struct real *schedule(__u32 svc, const struct svc_cfg *cf
 		__builtin_memcpy(pk.addr, fk->saddr, 16);
 		mask_addr(pk.addr, cfg->persist_mask, fk->family);
 		struct persist_val *pv = bpf_map_lookup_elem(&persist_tbl, &pk);
-		if (pv && now - pv->last_ns < (__u64)cfg->persist_timeout * 1000000000ull) {
+		if (pv && elapsed(now, pv->last_ns) < (__u64)cfg->persist_timeout * 1000000000ull) {
 			rid = pv->real;
 			r = bpf_map_lookup_elem(&real_tbl, &rid);
 			if (r && real_ok(r, svc) && r->gen == pv->gen) {
