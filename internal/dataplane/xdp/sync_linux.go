@@ -222,22 +222,72 @@ func setCounts(d *sched.Dest, active, inactive int64) {
 // entries (conn4_tbl, 16-byte keys) converted to full flow keys. fn must
 // copy what it keeps.
 func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
-	var k lbFlowKey
-	var v lbConn
-	it := d.objs.ConnTbl.Iterate()
-	for it.Next(&k, &v) {
-		fn(&k, &v)
+	// Batched lookups read thousands of entries per system call; the
+	// per-entry iterator costs two calls per entry, which with a million
+	// connections kept a core busy at every sync.
+	done, err := batchWalk(d.objs.ConnTbl, fn)
+	if err != nil {
+		return err
 	}
-	if err := it.Err(); err != nil {
+	if !done {
+		var k lbFlowKey
+		var v lbConn
+		it := d.objs.ConnTbl.Iterate()
+		for it.Next(&k, &v) {
+			fn(&k, &v)
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+	}
+	var k lbFlowKey
+	done, err = batchWalk(d.objs.Conn4Tbl, func(k4 *lbFlowKey4, v *lbConn) {
+		k = fromKey4(*k4)
+		fn(&k, v)
+	})
+	if err != nil || done {
 		return err
 	}
 	var k4 lbFlowKey4
+	var v lbConn
 	it4 := d.objs.Conn4Tbl.Iterate()
 	for it4.Next(&k4, &v) {
 		k = fromKey4(k4)
 		fn(&k, &v)
 	}
 	return it4.Err()
+}
+
+// walkBatch is the number of entries read per batched lookup.
+const walkBatch = 4096
+
+// batchWalk hands every entry of m to fn using batched lookups. It
+// returns false (and has called fn for nothing) when the kernel does not
+// support batched lookups on m, so that the caller can iterate instead.
+func batchWalk[K, V any](m *ebpf.Map, fn func(*K, *V)) (bool, error) {
+	keys := make([]K, walkBatch)
+	vals := make([]V, walkBatch)
+	var cursor ebpf.MapBatchCursor
+	first := true
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		if first && n == 0 && err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+				return false, nil
+			}
+			return false, fmt.Errorf("batch lookup %s: %w", m, err)
+		}
+		first = false
+		for i := 0; i < n; i++ {
+			fn(&keys[i], &vals[i])
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return true, nil
+		}
+		if err != nil {
+			return true, fmt.Errorf("batch lookup %s: %w", m, err)
+		}
+	}
 }
 
 // deleteConns removes connection entries from the table of their family.
