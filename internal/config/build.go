@@ -372,8 +372,9 @@ func (b *builder) tracks(n *Node) []Track {
 				t.Reverse = true
 			default:
 				// keepalived also accepts a bare weight after the name.
-				if v, err := strconv.Atoi(ws[i].Text); err == nil && !t.HasWeight {
-					t.Weight, t.HasWeight = v, true
+				if _, err := strconv.Atoi(ws[i].Text); err == nil && !t.HasWeight {
+					t.Weight, _ = b.intWord(ws[i], "weight", -254, 254)
+					t.HasWeight = true
 					continue
 				}
 				b.d.errorf(ws[i].Pos, "%s: unexpected %q", n.Keyword(), ws[i].Text)
