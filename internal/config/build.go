@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -765,10 +764,6 @@ func parseAddrRange(s string) (first, last netip.Addr, ok bool) {
 		}
 		p = p.Masked()
 		first = p.Addr()
-		last = first
-		for n := p.Bits(); n < first.BitLen(); n++ {
-			_ = n
-		}
 		// Last address: set the host bits.
 		bs := first.AsSlice()
 		for i := p.Bits(); i < len(bs)*8; i++ {
@@ -1395,6 +1390,3 @@ func (c *Config) applyDefaults() {
 		}
 	}
 }
-
-// baseDir is the directory relative includes of a file resolve against.
-func baseDir(file string) string { return filepath.Dir(file) }

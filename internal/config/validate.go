@@ -85,7 +85,7 @@ func (v *validator) global() {
 	}
 	for _, vs := range v.cfg.VirtualServers {
 		if vs.Omega {
-			v.d.warnf(vs.Pos, "virtual_server %s: omega is accepted but has no effect yet in govs", describe(vs))
+			v.d.warnf(vs.Pos, "virtual_server %s: omega is accepted but has no effect yet in govs", vs.ID())
 		}
 	}
 }
@@ -304,7 +304,9 @@ func (v *validator) keys(vs *VirtualServer) []svcKey {
 	return out
 }
 
-func describe(vs *VirtualServer) string {
+// ID names the virtual server as its header does: "ADDR PORTS",
+// "fwmark N" or "group NAME". It is stable across reloads.
+func (vs *VirtualServer) ID() string {
 	switch {
 	case vs.FWMark != 0:
 		return "fwmark " + strconv.FormatUint(uint64(vs.FWMark), 10)
@@ -330,7 +332,7 @@ func (v *validator) virtualServers() {
 		pools[p.Name] = true
 	}
 	for _, vs := range v.cfg.VirtualServers {
-		name := describe(vs)
+		name := vs.ID()
 		if vs.Group != "" && v.group(vs.Group) == nil {
 			v.d.errorf(vs.Pos, "virtual_server %s: unknown virtual_server_group %q", name, vs.Group)
 		}

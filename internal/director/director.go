@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -182,12 +184,7 @@ func mailer(cfg *config.Config) *notify.Mailer {
 	}
 	server := g.SMTPServer
 	if g.SMTPPort != 0 {
-		server = netip.AddrPortFrom(netip.MustParseAddr("0.0.0.0"), g.SMTPPort).String()
-		if a, err := netip.ParseAddr(g.SMTPServer); err == nil {
-			server = netip.AddrPortFrom(a, g.SMTPPort).String()
-		} else {
-			server = fmt.Sprintf("%s:%d", g.SMTPServer, g.SMTPPort)
-		}
+		server = net.JoinHostPort(g.SMTPServer, strconv.Itoa(int(g.SMTPPort)))
 	}
 	return &notify.Mailer{
 		Server:         server,

@@ -163,25 +163,8 @@ func protoList(vs *config.VirtualServer) string {
 	return strings.Join(parts, "+")
 }
 
-func vsID(vs *config.VirtualServer) string {
-	switch {
-	case vs.FWMark != 0:
-		return fmt.Sprintf("fwmark %d", vs.FWMark)
-	case vs.Group != "":
-		return "group " + vs.Group
-	}
-	parts := make([]string, len(vs.Ports))
-	for i, p := range vs.Ports {
-		parts[i] = fmt.Sprint(p.From)
-		if p.To != p.From {
-			parts[i] += fmt.Sprintf("-%d", p.To)
-		}
-	}
-	return vs.Addr.String() + " " + strings.Join(parts, ",")
-}
-
 func newSpec(vs *config.VirtualServer, sh svcShape, alertDefault bool) *vsSpec {
-	s := &vsSpec{vs: vs, vsLabel: vsID(vs)}
+	s := &vsSpec{vs: vs, vsLabel: vs.ID()}
 	mask := 0
 	if vs.PersistenceGranularity != "" {
 		v6 := sh.key.Addr.Is6() || sh.key.V6
@@ -228,7 +211,7 @@ func newSpec(vs *config.VirtualServer, sh svcShape, alertDefault bool) *vsSpec {
 			// One health record per real server of a virtual_server block
 			// (shared by its addresses and protocols, as in keepalived);
 			// the protocols keep apart two blocks on the same VIP:port.
-			id: vsID(vs) + "/" + protoList(vs) + "|" + netip.AddrPortFrom(rs.Addr, rs.Port).String(),
+			id: vs.ID() + "/" + protoList(vs) + "|" + netip.AddrPortFrom(rs.Addr, rs.Port).String(),
 			rs: rs,
 			dp: dataplane.RealServer{
 				Addr:       netip.AddrPortFrom(rs.Addr, port),

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/health"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -226,7 +227,7 @@ func TestParseValues(t *testing.T) {
 	if len(v.Blocks) != 1 || v.Blocks[0].Get("address").Pos.Line != 7 {
 		t.Errorf("server block: %+v", v.Blocks)
 	}
-	if got := unescape(v.Get("send").Value); got != "GET / HTTP/1.0\r\n\r\n" {
+	if got := health.Unescape(v.Get("send").Value); got != "GET / HTTP/1.0\r\n\r\n" {
 		t.Errorf("unescape = %q", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/health"
 )
 
 var virtualKeys = map[string]bool{
@@ -362,7 +363,7 @@ func (c *converter) checkTemplate(v *virt) *config.Check {
 		ck.Expect, ck.UseRegex = "", false
 		msg := "protocol udp -> UDP_CHECK"
 		if send != nil && send.Value != "" {
-			ck.Payload = hex.EncodeToString([]byte(unescape(send.Value)))
+			ck.Payload = hex.EncodeToString([]byte(health.Unescape(send.Value)))
 			msg += fmt.Sprintf(" with payload %s (send %s in hex)", ck.Payload, lit(send.Value))
 		}
 		if expect != nil && expect.Value != "" {
@@ -409,30 +410,6 @@ func regexNote(re bool) string {
 		return " use_regex"
 	}
 	return ""
-}
-
-// unescape decodes lvs.cf escapes as nanny does: \n, \r, \t, and a
-// backslash before any other character stands for that character.
-func unescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i == len(s)-1 {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		case 't':
-			b.WriteByte('\t')
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
 }
 
 // servers converts the server blocks of v into real servers of v.vs.

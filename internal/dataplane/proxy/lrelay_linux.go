@@ -66,19 +66,11 @@ func (lp *loop) start(l *listener, cfd int, client netip.AddrPort) {
 	cfg := svc.cfg.Load()
 	vip := l.key.addr
 	flow := sched.Flow{Proto: sched.TCP, Src: client, Dst: vip, Mark: svc.key.FWMark}
-	var rs *realServer
-	scheduled := false
-	if d, err := svc.sched.Schedule(flow); err == nil {
-		rs = svc.lookup(cfg, d)
-		scheduled = true
-	} else if cfg.sorry != nil {
-		rs = cfg.sorry
-	} else {
+	rs, scheduled := svc.pick(cfg, flow)
+	if rs == nil {
 		resetClose(cfd)
 		return
 	}
-	svc.counters.conns.Add(1)
-	rs.counters.conns.Add(1)
 	rs.dest.ConnOpened(false) // SYN_RECV until the real server answers
 
 	lp.nextID++

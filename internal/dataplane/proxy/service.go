@@ -353,3 +353,20 @@ func target(rs *realServer, flow sched.Flow) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(rs.dest.Addr.Addr(), flow.Dst.Port())
 }
+
+// pick chooses the real server for a new flow: the scheduler's choice
+// (scheduled is true and the flow must be Released when it ends), else the
+// sorry server, else nil. A chosen flow is counted as a connection of the
+// service and of the server.
+func (svc *service) pick(cfg *serviceConfig, flow sched.Flow) (rs *realServer, scheduled bool) {
+	if d, err := svc.sched.Schedule(flow); err == nil {
+		rs, scheduled = svc.lookup(cfg, d), true
+	} else if cfg.sorry != nil {
+		rs = cfg.sorry
+	} else {
+		return nil, false
+	}
+	svc.counters.conns.Add(1)
+	rs.counters.conns.Add(1)
+	return rs, scheduled
+}

@@ -41,22 +41,14 @@ func (p *Proxy) handleTCP(l *listener, c *net.TCPConn) {
 	vip := addrPortOf(c.LocalAddr())
 	flow := sched.Flow{Proto: sched.TCP, Src: client, Dst: vip, Mark: svc.key.FWMark}
 
-	var rs *realServer
-	scheduled := false
-	if d, err := svc.sched.Schedule(flow); err == nil {
-		rs = svc.lookup(cfg, d)
-		scheduled = true
-	} else if cfg.sorry != nil {
-		rs = cfg.sorry
-	} else {
+	rs, scheduled := svc.pick(cfg, flow)
+	if rs == nil {
 		// No real server can take it: IPVS drops the SYN; a proxy can
 		// only close the accepted connection.
 		c.SetLinger(0)
 		c.Close()
 		return
 	}
-	svc.counters.conns.Add(1)
-	rs.counters.conns.Add(1)
 	rs.dest.ConnOpened(false) // SYN_RECV until the real server answers
 
 	r := &tcpRelay{p: p, svc: svc, rs: rs, client: c, flow: flow, scheduled: scheduled}

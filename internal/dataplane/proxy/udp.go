@@ -86,18 +86,10 @@ func (p *Proxy) udpSession(l *listener, client, vip netip.AddrPort) *udpSession 
 		}
 	}
 	flow := sched.Flow{Proto: sched.UDP, Src: client, Dst: vip, Mark: svc.key.FWMark}
-	var rs *realServer
-	scheduled := false
-	if d, err := svc.sched.Schedule(flow); err == nil {
-		rs = svc.lookup(cfg, d)
-		scheduled = true
-	} else if cfg.sorry != nil {
-		rs = cfg.sorry
-	} else {
+	rs, scheduled := svc.pick(cfg, flow)
+	if rs == nil {
 		return nil
 	}
-	svc.counters.conns.Add(1)
-	rs.counters.conns.Add(1)
 	key := sessionKey{client: client}
 	if onePacket {
 		key.rs = rs.dest.Addr
