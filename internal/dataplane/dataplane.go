@@ -142,10 +142,25 @@ type Service struct {
 	// header (1 or 2) to real servers; 0 = none.
 	ProxyProtocol int
 
+	// SourcePool is where source-NAT (SNAT) real servers of this service
+	// take their translated client source from (a govs_snat_pool named by
+	// the virtual server's snat_pool); nil: the director's own address
+	// toward each real server.
+	SourcePool *SourcePool
+
 	RealServers []RealServer
 	// Sorry, when set, takes new connections while no real server can
 	// (none configured, all quiescent or all over their thresholds).
 	Sorry *RealServer
+}
+
+// SourcePool is a set of director-owned source addresses and the port
+// range source NAT allocates from on each of them.
+type SourcePool struct {
+	Name      string
+	Addresses []netip.Addr
+	PortMin   uint16 // inclusive; 0 = 1024
+	PortMax   uint16 // inclusive; 0 = 65535
 }
 
 // RealServer is one destination of a service.

@@ -79,6 +79,10 @@ func buildSpecs(cfg *config.Config) ([]*vsSpec, error) {
 	for _, g := range cfg.VirtualServerGroups {
 		groups[g.Name] = g
 	}
+	pools := map[string]*config.SNATPool{}
+	for _, p := range cfg.SNATPools {
+		pools[p.Name] = p
+	}
 	alertDefault := cfg.Global.SMTPAlert != nil && *cfg.Global.SMTPAlert
 	if cfg.Global.SMTPAlertChecker != nil {
 		alertDefault = *cfg.Global.SMTPAlertChecker
@@ -89,7 +93,7 @@ func buildSpecs(cfg *config.Config) ([]*vsSpec, error) {
 			return nil, err
 		}
 		for _, k := range keys {
-			s := newSpec(vs, k, alertDefault)
+			s := newSpec(vs, k, alertDefault, pools)
 			if err := add(s); err != nil {
 				return nil, err
 			}
@@ -163,7 +167,7 @@ func protoList(vs *config.VirtualServer) string {
 	return strings.Join(parts, "+")
 }
 
-func newSpec(vs *config.VirtualServer, sh svcShape, alertDefault bool) *vsSpec {
+func newSpec(vs *config.VirtualServer, sh svcShape, alertDefault bool, pools map[string]*config.SNATPool) *vsSpec {
 	s := &vsSpec{vs: vs, vsLabel: vs.ID()}
 	mask := 0
 	if vs.PersistenceGranularity != "" {
@@ -183,6 +187,10 @@ func newSpec(vs *config.VirtualServer, sh svcShape, alertDefault bool) *vsSpec {
 		PersistMask:   mask,
 		OnePacket:     vs.OnePacket,
 		ProxyProtocol: vs.ProxyProtocol,
+	}
+	if p := pools[vs.SNATPool]; p != nil {
+		s.svc.SourcePool = &dataplane.SourcePool{Name: p.Name, Addresses: append([]netip.Addr(nil), p.Addresses...),
+			PortMin: p.PortMin, PortMax: p.PortMax}
 	}
 	q := vs.Quorum
 	s.quorum = health.ServiceSpec{Quorum: &q, Hysteresis: vs.Hysteresis}
