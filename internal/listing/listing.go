@@ -222,12 +222,34 @@ func Timeouts(w io.Writer, st *api.State) {
 }
 
 // Conns writes ipvsadm -L -c (with --persistent-conn, the pe columns).
+// When some entry has a director-side source (source NAT, or the
+// userspace proxy), a "local" column between virtual and destination
+// shows it, in the order full-NAT directors (DPVS) list client, virtual,
+// local and real server; otherwise the columns are exactly ipvsadm's.
 func Conns(w io.Writer, conns []api.Conn, o Options) {
+	local := false
+	for _, c := range conns {
+		if c.Local != "" {
+			local = true
+			break
+		}
+	}
+	mid := func(c api.Conn) string {
+		if !local {
+			return fmt.Sprintf("%-18s", c.Virtual)
+		}
+		l := c.Local
+		if l == "" {
+			l = "-"
+		}
+		return fmt.Sprintf("%-18s %-18s", c.Virtual, l)
+	}
 	fmt.Fprintln(w, "IPVS connection entries")
+	head := mid(api.Conn{Virtual: "virtual", Local: "local"})
 	if o.PersistentConn {
-		fmt.Fprintf(w, "pro expire %-11s %-18s %-18s %-18s %-7s %s\n", "state", "source", "virtual", "destination", "pe name", "pe_data")
+		fmt.Fprintf(w, "pro expire %-11s %-18s %s %-18s %-7s %s\n", "state", "source", head, "destination", "pe name", "pe_data")
 	} else {
-		fmt.Fprintf(w, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+		fmt.Fprintf(w, "pro expire %-11s %-18s %s %s\n", "state", "source", head, "destination")
 	}
 	cs := append([]api.Conn(nil), conns...)
 	if !o.NoSort {
@@ -242,9 +264,9 @@ func Conns(w io.Writer, conns []api.Conn, o Options) {
 		secs := int(c.Expires + 0.5)
 		expire := fmt.Sprintf("%02d:%02d", secs/60, secs%60)
 		if o.PersistentConn {
-			fmt.Fprintf(w, "%-3s %-6s %-11s %-18s %-18s %-18s %-7s %s\n", c.Proto, expire, c.State, c.Client, c.Virtual, c.Real, "", "")
+			fmt.Fprintf(w, "%-3s %-6s %-11s %-18s %s %-18s %-7s %s\n", c.Proto, expire, c.State, c.Client, mid(c), c.Real, "", "")
 		} else {
-			fmt.Fprintf(w, "%-3s %-6s %-11s %-18s %-18s %s\n", c.Proto, expire, c.State, c.Client, c.Virtual, c.Real)
+			fmt.Fprintf(w, "%-3s %-6s %-11s %-18s %s %s\n", c.Proto, expire, c.State, c.Client, mid(c), c.Real)
 		}
 	}
 }

@@ -192,3 +192,21 @@ TCP 180:03 NONE        192.168.123.248:0  10.254.66.97:8080  172.20.135.6:8080
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestConnsLocal: source-NAT entries show the translated source in a
+// local column; entries without one show "-".
+func TestConnsLocal(t *testing.T) {
+	var b bytes.Buffer
+	Conns(&b, []api.Conn{
+		{Proto: "UDP", Expires: 299, State: "UDP", Client: "198.51.100.7:5353", Virtual: "192.0.2.10:53", Real: "10.0.0.11:53", Local: "10.0.0.200:40321"},
+		{Proto: "TCP", Expires: 900, State: "ESTABLISHED", Client: "198.51.100.8:41000", Virtual: "192.0.2.10:80", Real: "10.0.0.12:80"},
+	}, Options{NoSort: true})
+	want := `IPVS connection entries
+pro expire state       source             virtual            local              destination
+UDP 04:59  UDP         198.51.100.7:5353  192.0.2.10:53      10.0.0.200:40321   10.0.0.11:53
+TCP 15:00  ESTABLISHED 198.51.100.8:41000 192.0.2.10:80      -                  10.0.0.12:80
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
