@@ -251,8 +251,8 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 
 // xdpOptions maps the configuration onto the XDP dataplane: the pinned
 // program keeps forwarding across a restart of govs unless
-// lvs_flush_onstop asks for a clean stop; the source-NAT pool is the union
-// of the govs_snat_pool addresses (the XDP pool is dataplane-wide).
+// lvs_flush_onstop asks for a clean stop. Source-NAT pools travel with
+// each service (dataplane.Service.SourcePool), not here.
 func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin string, log *slog.Logger) xdp.Options {
 	if cfg.Global.LVSFlush {
 		// lvs_flush: start from an empty table instead of adopting the
@@ -274,15 +274,6 @@ func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin s
 		Timeouts:      t,
 		ConnTableSize: cfg.Global.Govs.ConnTableSize,
 		KeepOnClose:   !cfg.Global.LVSFlushOnStop,
-	}
-	seen := map[netip.Addr]bool{}
-	for _, p := range cfg.SNATPools {
-		for _, a := range p.Addresses {
-			if !seen[a] {
-				seen[a] = true
-				o.SourcePool = append(o.SourcePool, a)
-			}
-		}
 	}
 	for _, m := range cfg.Global.Govs.Masquerade {
 		if p, err := netip.ParsePrefix(m); err == nil {

@@ -28,6 +28,7 @@ type service struct {
 	pushed  []uint32 // slots as last written to sched_tbl
 	tblLen  uint32   // slots in use (a ring holds whole rr/wrr cycles)
 	hashSig string   // availability of the servers when a hashed table was filled
+	snat    svcSNAT  // source pool and port range (pool_linux.go)
 }
 
 // availability renders which servers can take connections, with their
@@ -87,6 +88,9 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	}
 	if n := len(want); n >= maxServices {
 		return fmt.Errorf("xdp: %d services, at most %d", n, maxServices-1)
+	}
+	if err := d.checkPools(svcs); err != nil {
+		return err
 	}
 
 	var errs []error
@@ -213,7 +217,14 @@ func equalService(a, b dataplane.Service) bool {
 	return a.Key == b.Key && a.Name == b.Name && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.Ports, b.Ports) &&
 		slices.Equal(a.Protos, b.Protos) && a.Scheduler == b.Scheduler && slices.Equal(a.SchedFlags, b.SchedFlags) &&
 		a.MHTableSize == b.MHTableSize && a.Persistence == b.Persistence && a.PersistMask == b.PersistMask &&
-		a.OnePacket == b.OnePacket && slices.Equal(a.RealServers, b.RealServers)
+		a.OnePacket == b.OnePacket && slices.Equal(a.RealServers, b.RealServers) && equalPool(a.SourcePool, b.SourcePool)
+}
+
+func equalPool(a, b *dataplane.SourcePool) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Name == b.Name && a.PortMin == b.PortMin && a.PortMax == b.PortMax && slices.Equal(a.Addresses, b.Addresses)
 }
 
 // cloneService copies the slices of s: the caller may reuse them.
@@ -224,6 +235,11 @@ func cloneService(s dataplane.Service) dataplane.Service {
 		c := *s.Sorry
 		s.Sorry = &c
 	}
+	if s.SourcePool != nil {
+		p := *s.SourcePool
+		p.Addresses = slices.Clone(p.Addresses)
+		s.SourcePool = &p
+	}
 	return s
 }
 
@@ -231,7 +247,7 @@ func (d *Dataplane) allocService() (uint32, error) {
 	for id := 1; id < maxServices; id++ {
 		if !d.svcUsed[id] {
 			d.svcUsed[id] = true
-			return uint32(id), d.zeroStats(d.objs.StatsSvc, uint32(id))
+			return uint32(id), errors.Join(d.zeroStats(d.objs.StatsSvc, uint32(id)), d.resetFail(uint32(id)))
 		}
 	}
 	return 0, errors.New("xdp: no free service slot")
@@ -316,7 +332,7 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
 		}
 	}
 	for _, r := range cur.reals { // gone
-		if err := d.removeReal(r); err != nil {
+		if err := d.removeReal(r, cur.id); err != nil {
 			return err
 		}
 	}
@@ -349,6 +365,9 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
 	cur.layout = layout
 	cur.spec, cur.adopted = cloneService(s), false
 	cur.hashSig = "" // the configuration changed: refill hashed tables
+	if err := d.setPool(cur, s); err != nil {
+		return err
+	}
 	// table, then configuration, then lookup keys: a packet never sees a
 	// service without its table
 	if err := d.pushTable(cur); err != nil {
@@ -374,10 +393,44 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 	return nil
 }
 
-func (d *Dataplane) removeReal(r *realState) error {
+// removeReal frees r's slot. When svc is not 0, r's counters are first
+// added to what stats_svc keeps for that service, so the service's
+// counters do not go back when one of its real servers is removed (the
+// program counts per real server only).
+func (d *Dataplane) removeReal(r *realState, svc uint32) error {
 	d.realUsed[r.id] = false
 	if err := d.objs.RealTbl.Put(r.id, &lbReal{}); err != nil {
 		return fmt.Errorf("remove real server %s: %w", r.spec.Addr, err)
+	}
+	if svc != 0 {
+		if err := d.foldCounters(svc, r.id); err != nil {
+			return fmt.Errorf("remove real server %s: %w", r.spec.Addr, err)
+		}
+	}
+	return nil
+}
+
+// foldCounters adds stats_real[rid] to stats_svc[svc], CPU by CPU. The
+// program never writes stats_svc, so the read-modify-write is safe.
+func (d *Dataplane) foldCounters(svc, rid uint32) error {
+	var real, base []lbCounters
+	if err := d.objs.StatsReal.Lookup(rid, &real); err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	if err := d.objs.StatsSvc.Lookup(svc, &base); err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	for i := range base {
+		if i < len(real) {
+			base[i].Conns += real[i].Conns
+			base[i].Pkts += real[i].Pkts
+			base[i].Bytes += real[i].Bytes
+			base[i].OutPkts += real[i].OutPkts
+			base[i].OutBytes += real[i].OutBytes
+		}
+	}
+	if err := d.objs.StatsSvc.Put(svc, base); err != nil {
+		return fmt.Errorf("write counters: %w", err)
 	}
 	return nil
 }
@@ -418,6 +471,7 @@ func (d *Dataplane) writeCfg(s *service) error {
 	if s.sorry != nil && !anyAvailable(s.order) {
 		c.SorryReal = s.sorry.id
 	}
+	writePoolCfg(&c, s.snat)
 	if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
 		return fmt.Errorf("write service config: %w", err)
 	}
@@ -586,9 +640,10 @@ func (d *Dataplane) removeService(s *service) error {
 		errs = append(errs, err)
 	}
 	for _, r := range s.reals {
-		errs = append(errs, d.removeReal(r))
+		errs = append(errs, d.removeReal(r, 0))
 	}
 	d.svcUsed[s.id] = false
+	d.releaseRun(s.snat.run)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("xdp: remove service %s: %w", s.spec.Key, err)
 	}

@@ -21,8 +21,6 @@ type lbConfig struct {
 	TunMask4  uint32
 	TunSrc6   [16]uint8
 	TunMask6  uint32
-	Pool4     uint32
-	Pool6     uint32
 	ClkMult   uint64
 	ClkOff    uint64
 }
@@ -126,6 +124,7 @@ type lbFlowKey4 struct {
 
 type lbNatRev struct {
 	_     structs.HostLayout
+	Ns    uint64
 	Vaddr [16]uint8
 	Vport uint16
 	Cport uint16
@@ -135,6 +134,7 @@ type lbNatRev struct {
 	Caddr [16]uint8
 	Snat  uint8
 	Pad   [3]uint8
+	_     [4]byte
 }
 
 type lbPersistKey struct {
@@ -159,19 +159,19 @@ type lbPoolAddr struct {
 
 type lbReal struct {
 	_       structs.HostLayout
-	Addr    [16]uint8
-	Src     [16]uint8
 	Dmac    [6]uint8
 	Smac    [6]uint8
 	Ifindex uint32
 	Svc     uint32
 	Gen     uint32
-	Port    uint16
-	Mtu     uint16
 	Family  uint8
 	Method  uint8
 	Valid   uint8
 	Pad     uint8
+	Port    uint16
+	Mtu     uint16
+	Addr    [16]uint8
+	Src     [16]uint8
 }
 
 type lbSvcCfg struct {
@@ -189,6 +189,11 @@ type lbSvcCfg struct {
 	Pad            uint16
 	Fwmark         uint32
 	Addr           [16]uint8
+	PoolBase       uint32
+	PoolLen        uint32
+	PortMin        uint16
+	PortMax        uint16
+	Pad2           uint32
 }
 
 type lbSvcKey struct {
@@ -220,6 +225,7 @@ const (
 	lbMapSchedTbl    = "sched_tbl"
 	lbMapServices    = "services"
 	lbMapSettings    = "settings"
+	lbMapSnatFail    = "snat_fail"
 	lbMapSnatPool    = "snat_pool"
 	lbMapStatsReal   = "stats_real"
 	lbMapStatsSvc    = "stats_svc"
@@ -293,6 +299,7 @@ type lbMapSpecs struct {
 	SchedTbl   *ebpf.MapSpec `ebpf:"sched_tbl"`
 	Services   *ebpf.MapSpec `ebpf:"services"`
 	Settings   *ebpf.MapSpec `ebpf:"settings"`
+	SnatFail   *ebpf.MapSpec `ebpf:"snat_fail"`
 	SnatPool   *ebpf.MapSpec `ebpf:"snat_pool"`
 	StatsReal  *ebpf.MapSpec `ebpf:"stats_real"`
 	StatsSvc   *ebpf.MapSpec `ebpf:"stats_svc"`
@@ -340,6 +347,7 @@ type lbMaps struct {
 	SchedTbl   *ebpf.Map `ebpf:"sched_tbl"`
 	Services   *ebpf.Map `ebpf:"services"`
 	Settings   *ebpf.Map `ebpf:"settings"`
+	SnatFail   *ebpf.Map `ebpf:"snat_fail"`
 	SnatPool   *ebpf.Map `ebpf:"snat_pool"`
 	StatsReal  *ebpf.Map `ebpf:"stats_real"`
 	StatsSvc   *ebpf.Map `ebpf:"stats_svc"`
@@ -359,6 +367,7 @@ func (m *lbMaps) Close() error {
 		m.SchedTbl,
 		m.Services,
 		m.Settings,
+		m.SnatFail,
 		m.SnatPool,
 		m.StatsReal,
 		m.StatsSvc,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,18 +36,22 @@ type Dataplane struct {
 	pins  []string
 	fresh []link.Link // links attached (not adopted) by this New
 
-	mu        sync.Mutex
-	svcs      map[dataplane.ServiceKey]*service
-	keyOwner  map[lbSvcKey]uint32
-	svcUsed   [maxServices]bool
-	realUsed  [maxReals]bool
-	gen       uint32
-	reps      map[tableLayout][]uint32
-	counts    map[uint32]realCount
-	synced    time.Time
+	mu       sync.Mutex
+	svcs     map[dataplane.ServiceKey]*service
+	keyOwner map[lbSvcKey]uint32
+	svcUsed  [maxServices]bool
+	realUsed [maxReals]bool
+	gen      uint32
+	reps     map[tableLayout][]uint32
+	counts   map[uint32]realCount
+	synced   time.Time
+	// walkGap is the least time between two walks of the connection
+	// tables: 19 times the last walk's duration, so walking a very large
+	// table costs at most about 5 % of one CPU.
+	walkGap   time.Duration
 	rounds    int
-	exhausted uint64 // drop_snat_exhausted already logged
-	clkMult   uint64 // settings clk_mult/clk_off (clock_linux.go)
+	snatPools snatState // snat_pool allocation, exhaustion log (pool_linux.go)
+	clkMult   uint64    // settings clk_mult/clk_off (clock_linux.go)
 	clkOff    uint64
 
 	resolver func(netip.Addr, dataplane.Method) nexthop // nil: netlink
@@ -125,6 +130,9 @@ func withDefaults(o Options) Options {
 	if o.ConnTableSize <= 0 {
 		o.ConnTableSize = DefaultConnTableSize
 	}
+	if o.NATTableSize <= 0 {
+		o.NATTableSize = 2 * o.ConnTableSize
+	}
 	if o.PersistTableSize <= 0 {
 		o.PersistTableSize = DefaultPersistTableSize
 	}
@@ -158,11 +166,23 @@ func (d *Dataplane) open() error {
 	spec.Maps["conn_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
 	spec.Maps["conn4_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
 	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
-	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
+	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.NATTableSize)
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		// A table size changed, or an upgrade changed the map layout:
+		// the old state cannot be adopted. Start with empty tables; the
+		// pinned links stay, so attach replaces the old program in one
+		// step and no packet meets an interface without a program.
+		d.log.Warn("pinned XDP maps do not match this govs (table size changed, or an upgrade changed their layout): starting with empty tables; connections tracked so far are not adopted",
+			"path", d.opts.PinPath, "err", err)
+		if rerr := removeMapPins(d.opts.PinPath); rerr != nil {
+			return fmt.Errorf("xdp: remove incompatible pinned maps: %w", rerr)
+		}
+		err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+	}
 	switch {
 	case errors.Is(err, ebpf.ErrMapIncompatible):
-		return fmt.Errorf("xdp: maps pinned in %s do not match this configuration (table size changed, or a govs upgrade changed the map layout?); remove them with RemovePinned to start afresh: %w", d.opts.PinPath, err)
+		return fmt.Errorf("xdp: maps pinned in %s do not match this govs; remove the directory to start afresh: %w", d.opts.PinPath, err)
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("xdp: load bpf objects: permission denied (needs root or CAP_BPF+CAP_NET_ADMIN): %w", err)
 	case err != nil:
@@ -241,13 +261,22 @@ func (d *Dataplane) attach(ifname string) error {
 	}
 	return inNS(d.ns, func() error {
 		if old, err := link.LoadPinnedLink(pin, nil); err == nil {
-			if err := old.Update(d.objs.GovsLb); err != nil {
+			if reason := staleLink(old, l.Attrs().Index); reason != "" {
+				// The interface the pin was made for is gone (its
+				// namespace deleted, or it was recreated): drop the pin
+				// and attach afresh.
+				d.log.Warn("pinned xdp link is stale, attaching afresh", "interface", ifname, "reason", reason)
+				_ = old.Unpin()
 				_ = old.Close()
-				return fmt.Errorf("xdp: replace program on %s: %w", ifname, err)
+			} else {
+				if err := old.Update(d.objs.GovsLb); err != nil {
+					_ = old.Close()
+					return fmt.Errorf("xdp: replace program on %s: %w", ifname, err)
+				}
+				d.links, d.pins = append(d.links, old), append(d.pins, pin)
+				d.log.Info("adopted xdp link", "interface", ifname)
+				return nil
 			}
-			d.links, d.pins = append(d.links, old), append(d.pins, pin)
-			d.log.Info("adopted xdp link", "interface", ifname)
-			return nil
 		}
 		nl, err := link.AttachXDP(link.XDPOptions{Program: d.objs.GovsLb, Interface: l.Attrs().Index, Flags: flags})
 		if err != nil {
@@ -261,6 +290,27 @@ func (d *Dataplane) attach(ifname string) error {
 		d.log.Info("attached xdp program", "interface", ifname, "mode", modeName(d.opts.Mode))
 		return nil
 	})
+}
+
+// staleLink says why a pinned XDP link cannot be adopted for the
+// interface with index ifindex ("" when it can): the link was severed
+// (its interface is gone) or it is attached to another interface.
+func staleLink(l link.Link, ifindex int) string {
+	info, err := l.Info()
+	if err != nil {
+		return "reading the link: " + err.Error()
+	}
+	x := info.XDP()
+	if x == nil {
+		return "not an XDP link"
+	}
+	if x.Ifindex == 0 {
+		return "its interface is gone"
+	}
+	if int(x.Ifindex) != ifindex {
+		return fmt.Sprintf("attached to interface index %d, not %d", x.Ifindex, ifindex)
+	}
+	return ""
 }
 
 func modeName(m Mode) string {
@@ -308,26 +358,6 @@ func (d *Dataplane) writeSettings() error {
 		c.TunSrc6 = p.Masked().Addr().As16()
 		c.TunMask6 = hostMask(p.Bits(), 128)
 	}
-	var n4, n6 uint32
-	for _, a := range d.opts.SourcePool {
-		b, fam := addrBytes(a)
-		idx := n4
-		if fam == 6 {
-			idx = 16 + n6
-		}
-		if (fam == 4 && n4 >= 16) || (fam == 6 && n6 >= 16) {
-			return fmt.Errorf("xdp: more than 16 source pool addresses of one family")
-		}
-		if err := d.objs.SnatPool.Put(idx, lbPoolAddr{Addr: b}); err != nil {
-			return fmt.Errorf("xdp: write source pool: %w", err)
-		}
-		if fam == 4 {
-			n4++
-		} else {
-			n6++
-		}
-	}
-	c.Pool4, c.Pool6 = n4, n6
 	c.ClkMult, c.ClkOff = d.clkMult, d.clkOff
 	if err := d.objs.Settings.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("xdp: write settings: %w", err)
@@ -402,8 +432,27 @@ func (d *Dataplane) release(detach bool) error {
 
 func (d *Dataplane) maps() []*ebpf.Map {
 	o := &d.objs.lbMaps
-	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.SnatPool, o.PersistTbl, o.RealTbl, o.SchedTbl,
+	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.SnatPool, o.SnatFail, o.PersistTbl, o.RealTbl, o.SchedTbl,
 		o.Services, o.Settings, o.StatsReal, o.StatsSvc, o.SvcCfgs}
+}
+
+// removeMapPins removes the pinned maps under dir and keeps the pinned
+// links (link_IFNAME), which attach adopts.
+func removeMapPins(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "link_") {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // RemovePinned detaches programs pinned under dir by a previous process

@@ -41,6 +41,11 @@ func (*Dataplane) Exits() (map[string]uint64, error) { return nil, dataplane.Err
 // Events is not supported outside Linux.
 func (*Dataplane) Events() (map[string]uint64, error) { return nil, dataplane.ErrNotSupported }
 
+// SNATDropped is not supported outside Linux.
+func (*Dataplane) SNATDropped() (map[dataplane.ServiceKey]uint64, error) {
+	return nil, dataplane.ErrNotSupported
+}
+
 // RemovePinned is not supported outside Linux.
 func RemovePinned(string) error { return dataplane.ErrNotSupported }
 

@@ -450,6 +450,27 @@ func TestApplyDiff(t *testing.T) {
 	if st.Services[0].Conns != 1 || st.Services[0].InPkts != 2 {
 		t.Errorf("counters reset: %+v", st.Services[0].Counters)
 	}
+	// the program counts per real server; removing one keeps what it
+	// counted in its service's counters
+	before := x.stats().Services[0].Counters
+	for i := 0; i < 6; i++ {
+		x.expect(syn(client(10+i), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
+	}
+	a2 := a
+	a2.RealServers = a.RealServers[:1]
+	x.apply(a2, b)
+	after := x.stats().Services[0]
+	if after.Conns != before.Conns+6 || after.InPkts != before.InPkts+6 {
+		t.Errorf("service counters after removing a real server = %+v, want %d conns, %d packets",
+			after.Counters, before.Conns+6, before.InPkts+6)
+	}
+	if len(after.RealServers) != 1 {
+		t.Fatalf("real servers listed: %d, want 1", len(after.RealServers))
+	}
+	if rsc := after.RealServers[0].Counters; rsc.Conns >= after.Conns {
+		t.Errorf("remaining real server has %d of the service's %d connections: nothing was folded", rsc.Conns, after.Conns)
+	}
+	x.apply(a, b)
 	// removing the service passes its traffic to the kernel
 	x.apply(b)
 	x.expect(p.frame(), xdpPass, "pass_no_service")

@@ -36,8 +36,10 @@ func (d *Dataplane) loop(ctx context.Context) {
 			return
 		case <-t.C:
 			d.mu.Lock()
-			if err := d.syncLocked(); err != nil {
-				d.log.Warn("xdp sync", "err", err)
+			if time.Since(d.synced) >= d.walkGap {
+				if err := d.syncLocked(); err != nil {
+					d.log.Warn("xdp sync", "err", err)
+				}
 			}
 			d.mu.Unlock()
 		}
@@ -90,6 +92,7 @@ func (d *Dataplane) syncLocked() error {
 		}
 	}
 	now := monoNow()
+	start := time.Now()
 	byID := make(map[uint32]*service, len(d.svcs))
 	reals := make(map[uint32]*realState)
 	for _, s := range d.svcs {
@@ -105,7 +108,10 @@ func (d *Dataplane) syncLocked() error {
 		r := reals[v.Real]
 		if expired(now, v.LastNs, d.timeout(v.State)) || r == nil || r.gen != v.Gen {
 			dead = append(dead, *k)
-			if r != nil && (r.spec.Method == dataplane.NAT || r.spec.Method == dataplane.SNAT) {
+			// A SNAT binding is left to the program, which takes it over
+			// once its connection is dead (snat.h): deleting it here could
+			// delete it after it was given to a new connection.
+			if r != nil && r.spec.Method == dataplane.NAT && v.Snat == 0 {
 				deadNAT = append(deadNAT, natKey(k, v, r))
 			}
 			return
@@ -159,13 +165,12 @@ func (d *Dataplane) syncLocked() error {
 		return fmt.Errorf("expire templates: %w", err)
 	}
 	d.counts, d.synced = counts, time.Now()
+	d.walkGap = 19 * d.synced.Sub(start)
 	d.rounds++
-	if ex, err := d.Exits(); err == nil {
-		if n := ex["drop_snat_exhausted"]; n > d.exhausted {
-			d.log.Warn("snat source ports exhausted: new connections dropped", "dropped", n-d.exhausted, "pool", len(d.opts.SourcePool))
-			d.exhausted = n
-		}
+	if err := d.logExhaustion(time.Now()); err != nil {
+		d.log.Warn("xdp snat counters", "err", err)
 	}
+	d.snatPools.settle()
 
 	var errs []error
 	for _, s := range d.svcs {
@@ -334,15 +339,16 @@ func batchDelete[K any](m interface {
 }
 
 // Stats returns per-service and per-real-server counters. Connection
-// counts come from the last walk of the connection table (at most a
-// quarter of a second old).
+// counts come from the last walk of the connection table: at most a
+// quarter of a second old, or up to 19 walk durations for tables so large
+// that a walk takes longer than about 13 ms (see walkGap).
 func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return dataplane.Snapshot{}, errors.New("xdp: dataplane closed")
 	}
-	if time.Since(d.synced) > 250*time.Millisecond {
+	if time.Since(d.synced) > max(250*time.Millisecond, d.walkGap) {
 		if err := d.syncLocked(); err != nil {
 			return dataplane.Snapshot{}, err
 		}
@@ -357,6 +363,8 @@ func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
 		if err != nil {
 			return dataplane.Snapshot{}, err
 		}
+		// stats_svc keeps what removed real servers counted; the
+		// service's counters are that plus its real servers'.
 		st := dataplane.ServiceStats{Key: s.spec.Key, Counters: c}
 		all := slices.Clone(s.order)
 		if s.sorry != nil {
@@ -367,6 +375,7 @@ func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
 			if err != nil {
 				return dataplane.Snapshot{}, err
 			}
+			st.Counters = st.Counters.Add(rc)
 			n := d.counts[r.id]
 			st.RealServers = append(st.RealServers, dataplane.RealServerStats{
 				Addr: r.spec.Addr, Counters: rc,
@@ -519,6 +528,7 @@ func (d *Dataplane) adopt() error {
 		}
 		s := &service{id: id, adopted: true, spec: dataplane.Service{Key: key}, reals: make(map[netip.AddrPort]*realState), tblLen: cfg.TableSize}
 		d.svcs[key], byID[id], d.svcUsed[id] = s, s, true
+		d.adoptPool(s, &cfg)
 	}
 	if err := it.Err(); err != nil {
 		return err

@@ -61,6 +61,13 @@ type Options struct {
 	// (default 1<<20, about 100 bytes each). Changing it requires the
 	// pinned state to be removed (RemovePinned).
 	ConnTableSize int
+	// NATTableSize is the number of entries of the LRU table of NAT and
+	// SNAT reply mappings (nat_tbl), one per NAT/SNAT connection of
+	// either family, plus dead SNAT bindings awaiting reuse. Default
+	// 2 × ConnTableSize (the IPv4 and the IPv6 connection tables each
+	// hold ConnTableSize), so a full connection table does not evict
+	// live mappings. About 150 bytes each.
+	NATTableSize int
 	// PersistTableSize is the number of persistence templates (LRU).
 	PersistTableSize int
 	// PinPath is the bpffs directory for pinned programs, links and maps
@@ -88,11 +95,11 @@ type Options struct {
 	// the real server is used. For IPv6 at most the low 32 bits vary.
 	TunnelSource4 netip.Prefix
 	TunnelSource6 netip.Prefix
-	// SourcePool are the director-owned addresses SNAT (full-NAT) real
-	// servers see as the client (at most 16 per family). Each address
-	// gives up to 64512 ports per real server address and port; new
-	// connections spread over the pool by a flow hash. Empty: the
-	// director's preferred source toward each real server.
+	// SourcePool is a fallback source pool for SNAT (full-NAT) services
+	// whose dataplane.Service.SourcePool is nil, with ports 1024-65535.
+	// Empty (what govs run passes): such services use the director's
+	// preferred source toward each real server. Per-service pools
+	// (dataplane.Service.SourcePool) are the way to configure pools.
 	SourcePool []netip.Addr
 	// Masquerade, when set, installs an nftables rule (table inet
 	// govs_xdp, needs the nft command) that masquerades traffic from

@@ -71,9 +71,13 @@ static __always_inline void event(__u32 ev)
 		*c += 1;
 }
 
-static __always_inline void count(void *map, __u32 id, __u64 conns, __u64 bytes)
+/* count and count_out add to a real server's per-CPU counters. Service
+ * counters are not kept per packet: the loader sums its real servers
+ * (stats_svc holds what removed real servers had counted), which saves a
+ * cache line on every packet. */
+static __always_inline void count(__u32 id, __u64 conns, __u64 bytes)
 {
-	struct counters *c = bpf_map_lookup_elem(map, &id);
+	struct counters *c = bpf_map_lookup_elem(&stats_real, &id);
 	if (!c)
 		return;
 	c->conns += conns;
@@ -81,9 +85,9 @@ static __always_inline void count(void *map, __u32 id, __u64 conns, __u64 bytes)
 	c->bytes += bytes;
 }
 
-static __always_inline void count_out(void *map, __u32 id, __u64 bytes)
+static __always_inline void count_out(__u32 id, __u64 bytes)
 {
-	struct counters *c = bpf_map_lookup_elem(map, &id);
+	struct counters *c = bpf_map_lookup_elem(&stats_real, &id);
 	if (!c)
 		return;
 	c->out_pkts += 1;
@@ -204,6 +208,8 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
 	return cfg->timeout_ns[state];
 }
 
+#include "snat.h"
+
 /* handle_flow is the TCP/UDP path: service, connection, schedule, send. */
 static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, __u8 tcpflags,
 				       const struct pktinfo *pi)
@@ -246,8 +252,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			count(&stats_svc, c->svc, 0, pi->len);
-			count(&stats_real, rid, 0, pi->len);
+			count(rid, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
 			return forward(ctx, r, fk, &pc);
@@ -298,10 +303,10 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	else
 		nc.state = ST_ESTABLISHED;
 	if (r->method == METHOD_NAT || r->method == METHOD_SNAT) {
-		struct nat_rev nv = {.vport = fk->dport, .svc = svc, .real = rid, .gen = r->gen};
+		struct nat_rev nv = {.ns = now, .vport = fk->dport, .svc = svc, .real = rid, .gen = r->gen};
 		__builtin_memcpy(nv.vaddr, fk->daddr, 16);
 		if (r->method == METHOD_SNAT) {
-			if (snat_bind(gc, r, fk, &nc, &nv))
+			if (snat_bind(gc, cfg, svc, r, fk, now, &nc, &nv))
 				return done(EXIT_DROP_SNAT_EXHAUSTED, XDP_DROP);
 		} else {
 			struct flow_key rk = {.family = fk->family, .proto = fk->proto,
@@ -314,8 +319,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET)))
 		conn_store(fk, &nc);
-	count(&stats_svc, svc, 1, pi->len);
-	count(&stats_real, rid, 1, pi->len);
+	count(rid, 1, pi->len);
 	struct pktinfo pc = *pi;
 	pc.c = &nc;
 	return forward(ctx, r, fk, &pc);
@@ -328,32 +332,45 @@ static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, cons
 {
 	struct conn *c = conn_find(fk);
 	if (!c) {
-		/* from a NAT real server about what the client sent it: the
-		 * reversed quote is the reply key */
+		/* from a real server's side about what the director sent it
+		 * (NAT: client:cport -> real; SNAT: laddr:lport -> real): the
+		 * reversed quote is the reply key. The client gets it from
+		 * the VIP, about its own packet client:cport -> VIP:vport. */
 		__u32 zero = 0;
 		struct config *gc = bpf_map_lookup_elem(&settings, &zero);
 		if (!gc || !(gc->flags & CFG_F_NAT))
 			return done(EXIT_PASS_ICMP, XDP_PASS);
 		struct nat_rev *nr = bpf_map_lookup_elem(&nat_tbl, fk);
-		if (!nr || nr->snat)
+		if (!nr)
 			return done(EXIT_PASS_ICMP, XDP_PASS);
 		__u32 nrid = nr->real;
 		struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
 		if (!nrr || nrr->gen == 0 || nrr->gen != nr->gen)
 			return done(EXIT_PASS_ICMP, XDP_PASS);
-		if (icmp_nat(ctx, fk->family, pi->l4off, 0, nr->vaddr, nr->vport))
+		struct xlate x = {.qdport = nr->vport};
+		__builtin_memcpy(x.osrc, nr->vaddr, 16);
+		__builtin_memcpy(x.qdst, nr->vaddr, 16);
+		__u32 what = X_OSRC | X_QDST;
+		if (nr->snat) {
+			__builtin_memcpy(x.odst, nr->caddr, 16);
+			__builtin_memcpy(x.qsrc, nr->caddr, 16);
+			x.qsport = nr->cport;
+			__builtin_memcpy(fk->daddr, nr->caddr, 16);
+			what |= X_ODST | X_QSRC;
+		}
+		if (icmp_xlate(ctx, fk->family, pi->l4off, what, &x))
 			return done(EXIT_DROP_MALFORMED, XDP_DROP);
-		count_out(&stats_svc, nr->svc, pi->len);
-		count_out(&stats_real, nrid, pi->len);
+		count_out(nrid, pi->len);
 		return route_reply(ctx, fk, nr->vaddr, pi);
 	}
 	__u32 rid = c->real;
 	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
 	if (!r || r->gen != c->gen || r->gen == 0)
 		return done(EXIT_PASS_ICMP, XDP_PASS);
-	count(&stats_svc, c->svc, 0, pi->len);
-	count(&stats_real, rid, 0, pi->len);
-	return forward(ctx, r, fk, pi);
+	count(rid, 0, pi->len);
+	struct pktinfo pc = *pi;
+	pc.c = c; /* SNAT: the binding the real server knows */
+	return forward(ctx, r, fk, &pc);
 }
 
 static __always_inline int handle_v4(struct xdp_md *ctx, void *data, void *data_end)

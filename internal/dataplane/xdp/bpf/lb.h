@@ -19,8 +19,11 @@
 #define METHOD_TUN 2
 #define METHOD_SNAT 3
 
-#define SNAT_POOL_MAX 16 /* addresses per family */
+#define SNAT_POOL_ENTRIES 65536 /* snat_pool: addresses of every service's pool */
 #define SNAT_TRIES 64 /* random probes for a free (source, port); ~1e-7 failure at 78% use */
+/* A binding is never taken over within this time of being claimed, so a
+ * connection that is being set up on another CPU keeps it. */
+#define SNAT_GUARD_NS 1000000000ULL
 
 /* How a service turns a new flow into a slot of its scheduling table. */
 enum sched_mode {
@@ -110,6 +113,14 @@ struct svc_cfg {
 	__u16 pad;
 	__u32 fwmark;
 	__u8 addr[16];
+	/* SNAT: the service's source addresses are snat_pool[pool_base ..
+	 * pool_base + pool_len), of the service's family; 0 addresses = the
+	 * real server's src. Ports port_min..port_max (host order). */
+	__u32 pool_base;
+	__u32 pool_len;
+	__u16 port_min;
+	__u16 port_max;
+	__u32 pad2;
 };
 
 struct tbl_key {
@@ -117,20 +128,22 @@ struct tbl_key {
 	__u32 slot;
 };
 
+/* What direct routing reads on every packet (MACs, interface, generation,
+ * method) comes first, in 28 bytes, so it shares a cache line. */
 struct real {
-	__u8 addr[16];  /* real server address (outer destination for TUN) */
-	__u8 src[16];   /* outer source for TUN when no per-flow prefix */
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex;  /* egress interface */
 	__u32 svc;
 	__u32 gen;      /* bumped whenever the slot is reused */
-	__u16 port;     /* host order, informational */
-	__u16 mtu;      /* egress MTU */
 	__u8 family;
 	__u8 method;
 	__u8 valid;     /* 1 when dmac/ifindex are resolved */
 	__u8 pad;
+	__u16 port;     /* host order, informational */
+	__u16 mtu;      /* egress MTU */
+	__u8 addr[16];  /* real server address (outer destination for TUN) */
+	__u8 src[16];   /* outer source for TUN when no per-flow prefix */
 };
 
 struct flow_key {
@@ -188,6 +201,7 @@ struct counters {
 
 /* NAT reverse entry: key is the reply's flow_key (real server → client). */
 struct nat_rev {
+	__u64 ns;       /* coarse ns when the binding was claimed (compare-and-swapped to take a stale one over) */
 	__u8 vaddr[16]; /* virtual address to restore as the source */
 	__u16 vport;    /* network order */
 	__u16 cport;    /* SNAT: client port to restore as the destination */
@@ -210,8 +224,6 @@ struct config {
 	__u32 tun_mask4;    /* host bits of that prefix (host order mask) */
 	__u8 tun_src6[16];  /* per-flow outer source prefix, IPv6 (low 32 bits varied) */
 	__u32 tun_mask6;
-	__u32 pool4;        /* SNAT pool sizes: snat_pool[0..pool4) IPv4, */
-	__u32 pool6;        /* snat_pool[SNAT_POOL_MAX..+pool6) IPv6 */
 	/* Clock: when clk_mult != 0, now = jiffies * clk_mult + clk_off
 	 * (mod 2^64) approximates CLOCK_MONOTONIC_COARSE in ns to within a
 	 * tick. The loader calibrates it with govs_clock; bpf_jiffies64 is

@@ -72,7 +72,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 16); /* set by the loader (= conn_tbl) */
+	__uint(max_entries, 1 << 16); /* set by the loader (NATTableSize) */
 	__type(key, struct flow_key);
 	__type(value, struct nat_rev);
 	PIN;
@@ -80,11 +80,20 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * SNAT_POOL_MAX);
+	__uint(max_entries, SNAT_POOL_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct pool_addr);
 	PIN;
 } snat_pool SEC(".maps");
+
+/* New connections dropped per service for want of a free SNAT binding. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u64);
+	PIN;
+} snat_fail SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

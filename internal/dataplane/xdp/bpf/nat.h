@@ -72,25 +72,72 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, 
 	return 0;
 }
 
-/* icmp_nat translates an ICMP error about a NAT flow. to_real: the error
- * comes from the client side and goes to the real server (outer
- * destination VIP → real, quoted source VIP:vport → real:rport); else it
- * comes from the real server and goes to the client (outer source real →
- * VIP, quoted destination real:rport → VIP:vport). The outer IPv4, quoted
- * IPv4, quoted UDP and ICMP checksums are updated incrementally. */
-static __always_inline int icmp_nat(struct xdp_md *ctx, __u8 family, __u32 l4off, int to_real, const __u8 *naddr,
-				    __u16 nport)
+/* ICMP error translation: what icmp_xlate replaces. */
+#define X_OSRC 1 /* outer source address */
+#define X_ODST 2 /* outer destination address */
+#define X_QSRC 4 /* quoted source address and port */
+#define X_QDST 8 /* quoted destination address and port */
+
+struct xlate {
+	__u8 osrc[16];
+	__u8 odst[16];
+	__u8 qsrc[16];
+	__u8 qdst[16];
+	__u16 qsport; /* network order */
+	__u16 qdport;
+};
+
+/* csum_add32 adds two partial checksums (end-around carry). */
+static __always_inline __u32 csum_add32(__u32 a, __u32 b)
+{
+	__u64 s = (__u64)a + b;
+	return (__u32)((s & 0xffffffff) + (s >> 32));
+}
+
+/* put4, put16 and put_port store a new IPv4 address, IPv6 address or
+ * port in the packet and return seed plus the change of the sum. */
+static __always_inline __u32 put4(__be32 *p, const __u8 *na, __u32 seed)
+{
+	__be32 o = *p, n;
+	__builtin_memcpy(&n, na, 4);
+	*p = n;
+	return bpf_csum_diff(&o, 4, &n, 4, seed);
+}
+
+static __always_inline __u32 put16(struct in6_addr *p, const __u8 *na, __u32 seed)
+{
+	__be32 o[4], n[4];
+	__builtin_memcpy(o, p, 16);
+	__builtin_memcpy(n, na, 16);
+	__builtin_memcpy(p, n, 16);
+	return bpf_csum_diff(o, 16, n, 16, seed);
+}
+
+static __always_inline __u32 put_port(__u16 *p, __u16 np, __u32 seed)
+{
+	__be32 o = *p, n = np;
+	*p = np;
+	return bpf_csum_diff(&o, 4, &n, 4, seed);
+}
+
+/* icmp_xlate translates an ICMP error about a NAT or SNAT flow: it
+ * replaces the outer and quoted addresses (and quoted ports) named by
+ * what with those of x and updates, incrementally, the outer IPv4 header
+ * checksum, the quoted IPv4 header checksum, the quoted UDP or TCP
+ * checksum when it is quoted (a UDP/IPv4 checksum of 0 stays 0), and the
+ * ICMP checksum (for ICMPv6 its pseudo header holds the outer
+ * addresses). The quoted IPv4 header has no options (handle_v4). */
+static __always_inline int icmp_xlate(struct xdp_md *ctx, __u8 family, __u32 l4off, __u32 what,
+				      const struct xlate *x)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 off = l4off & 0x7f;
-	__be32 oa[4] = {}, na[4] = {};
-	__u32 alen = family == FAM_V4 ? 4 : 16;
-	__u16 *icsum, *iports, *iudp = NULL;
+	__u16 *icsum, *iports, *qcsum = NULL;
 	__u8 iproto;
-	__s64 isum = 0; /* change of the ICMP message's sum */
+	__u32 isum = 0; /* change of what the ICMP checksum covers */
+	__u32 qsum = 0; /* change of the quoted addresses */
 
-	__builtin_memcpy(na, naddr, 16);
 	if (family == FAM_V4) {
 		struct iphdr *oip = data + sizeof(struct ethhdr);
 		struct icmphdr *ic = data + off;
@@ -101,21 +148,25 @@ static __always_inline int icmp_nat(struct xdp_md *ctx, __u8 family, __u32 l4off
 		icsum = &ic->checksum;
 		iproto = iip->protocol;
 		if (iproto == IPPROTO_UDP && (void *)(iports + 4) <= data_end)
-			iudp = iports + 3;
-		/* outer address: IPv4 header checksum only */
-		__be32 *outer = to_real ? &oip->daddr : &oip->saddr;
-		__be32 oo = *outer;
-		*outer = na[0];
-		oip->check = csum_update(oip->check, &oo, 4, na, 4);
-		/* quoted address and the quoted header's checksum */
-		__be32 *inner = to_real ? &iip->saddr : &iip->daddr;
-		oa[0] = *inner;
-		*inner = na[0];
+			qcsum = iports + 3;
+		else if (iproto == IPPROTO_TCP && (void *)(iports + 9) <= data_end)
+			qcsum = iports + 8;
+		if (what & (X_OSRC | X_ODST)) {
+			__u32 osum = 0;
+			if (what & X_OSRC)
+				osum = put4(&oip->saddr, x->osrc, osum);
+			if (what & X_ODST)
+				osum = put4(&oip->daddr, x->odst, osum);
+			oip->check = csum_fold((__u64)osum + (__u16)~oip->check);
+		}
+		if (what & X_QSRC)
+			qsum = put4(&iip->saddr, x->qsrc, qsum);
+		if (what & X_QDST)
+			qsum = put4(&iip->daddr, x->qdst, qsum);
 		__be32 oc = iip->check, nc;
-		iip->check = csum_update(iip->check, oa, 4, na, 4);
+		iip->check = csum_fold((__u64)qsum + (__u16)~iip->check);
 		nc = iip->check;
-		isum = bpf_csum_diff(oa, 4, na, 4, 0);
-		isum = bpf_csum_diff(&oc, 4, &nc, 4, isum);
+		isum = bpf_csum_diff(&oc, 4, &nc, 4, qsum);
 	} else {
 		struct ipv6hdr *oip = data + sizeof(struct ethhdr);
 		struct icmp6hdr *ic = data + off;
@@ -126,38 +177,38 @@ static __always_inline int icmp_nat(struct xdp_md *ctx, __u8 family, __u32 l4off
 		icsum = &ic->icmp6_cksum;
 		iproto = iip->nexthdr;
 		if (iproto == IPPROTO_UDP && (void *)(iports + 4) <= data_end)
-			iudp = iports + 3;
-		/* the outer address is in the ICMPv6 pseudo header */
-		struct in6_addr *outer = to_real ? &oip->daddr : &oip->saddr;
-		__be32 oo[4];
-		__builtin_memcpy(oo, outer, 16);
-		__builtin_memcpy(outer, na, 16);
-		isum = bpf_csum_diff(oo, 16, na, 16, 0);
-		struct in6_addr *inner = to_real ? &iip->saddr : &iip->daddr;
-		__builtin_memcpy(oa, inner, 16);
-		__builtin_memcpy(inner, na, 16);
-		isum = bpf_csum_diff(oa, 16, na, 16, isum);
+			qcsum = iports + 3;
+		else if (iproto == IPPROTO_TCP && (void *)(iports + 9) <= data_end)
+			qcsum = iports + 8;
+		/* the outer addresses are in the ICMPv6 pseudo header */
+		if (what & X_OSRC)
+			isum = put16(&oip->saddr, x->osrc, isum);
+		if (what & X_ODST)
+			isum = put16(&oip->daddr, x->odst, isum);
+		if (what & X_QSRC)
+			qsum = put16(&iip->saddr, x->qsrc, qsum);
+		if (what & X_QDST)
+			qsum = put16(&iip->daddr, x->qdst, qsum);
+		isum = csum_add32(isum, qsum);
 	}
-	/* quoted port (source when going to the real server) */
-	__u16 *port = to_real ? &iports[0] : &iports[1];
-	__be32 op = *port, np = nport;
-	*port = nport;
-	isum = bpf_csum_diff(&op, 4, &np, 4, isum);
-	/* quoted UDP checksum, when quoted and in use */
-	if (iudp && *iudp) {
-		__be32 ou = *iudp, nu;
-		__s64 us = bpf_csum_diff(oa, alen, na, alen, (__u16)~*iudp);
-		us = bpf_csum_diff(&op, 4, &np, 4, us);
-		__u16 c = csum_fold(us);
-		*iudp = c ? c : 0xffff;
-		nu = *iudp;
+	__u32 psum = 0;
+	if (what & X_QSRC)
+		psum = put_port(&iports[0], x->qsport, psum);
+	if (what & X_QDST)
+		psum = put_port(&iports[1], x->qdport, psum);
+	isum = csum_add32(isum, psum);
+	/* the quoted transport checksum covers the quoted addresses (pseudo
+	 * header) and ports */
+	if (qcsum && !(iproto == IPPROTO_UDP && family == FAM_V4 && *qcsum == 0)) {
+		__be32 ou = *qcsum, nu;
+		__u16 c = csum_fold((__u64)csum_add32(qsum, psum) + (__u16)~*qcsum);
+		if (iproto == IPPROTO_UDP && c == 0)
+			c = 0xffff;
+		*qcsum = c;
+		nu = c;
 		isum = bpf_csum_diff(&ou, 4, &nu, 4, isum);
 	}
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if ((void *)(icsum + 1) > data_end)
-		return -1;
-	*icsum = csum_fold(isum + (__u16)~*icsum);
+	*icsum = csum_fold((__u64)isum + (__u16)~*icsum);
 	return 0;
 }
 
@@ -167,9 +218,24 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 				       const struct pktinfo *pi)
 {
 	if (pi->related) {
-		if (r->method != METHOD_NAT)
+		/* an error about a reply VIP:vport -> client:cport: the real
+		 * server gets it about its own packet, real:rport -> client (NAT)
+		 * or laddr:lport (SNAT), from the client (NAT) or laddr (SNAT) */
+		struct xlate x = {.qsport = r->port ? bpf_htons(r->port) : fk->dport};
+		__builtin_memcpy(x.odst, r->addr, 16);
+		__builtin_memcpy(x.qsrc, r->addr, 16);
+		int rc;
+		if (r->method == METHOD_NAT) {
+			rc = icmp_xlate(ctx, fk->family, pi->l4off, X_ODST | X_QSRC, &x);
+		} else if (r->method == METHOD_SNAT && pi->c && pi->c->snat) {
+			__builtin_memcpy(x.osrc, pi->c->laddr, 16);
+			__builtin_memcpy(x.qdst, pi->c->laddr, 16);
+			x.qdport = pi->c->lport;
+			rc = icmp_xlate(ctx, fk->family, pi->l4off, X_OSRC | X_ODST | X_QSRC | X_QDST, &x);
+		} else {
 			return done(EXIT_PASS_ICMP, XDP_PASS);
-		if (icmp_nat(ctx, fk->family, pi->l4off, 1, r->addr, r->port ? bpf_htons(r->port) : fk->dport))
+		}
+		if (rc)
 			return done(EXIT_DROP_MALFORMED, XDP_DROP);
 		void *data = (void *)(long)ctx->data;
 		void *data_end = (void *)(long)ctx->data_end;
@@ -203,55 +269,6 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 	if (snat)
 		return xmit(ctx, r, EXIT_TX_SNAT, EXIT_REDIRECT_SNAT);
 	return xmit(ctx, r, EXIT_TX_NAT, EXIT_REDIRECT_NAT);
-}
-
-/* snat_bind picks a source address and port toward real server r for a
- * new connection and claims the reply key with BPF_NOEXIST, so no two
- * connections share one (source, port, real server, real port). */
-static __always_inline int snat_bind(const struct config *gc, const struct real *r, const struct flow_key *fk,
-				     struct conn *nc, struct nat_rev *nv)
-{
-	__u32 h = flow_hash(fk) ^ (__u32)bpf_ktime_get_coarse_ns();
-	__u32 n = 0, base = 0;
-	if (gc) {
-		n = fk->family == FAM_V4 ? gc->pool4 : gc->pool6;
-		base = fk->family == FAM_V4 ? 0 : SNAT_POOL_MAX;
-	}
-	if (n > SNAT_POOL_MAX)
-		n = SNAT_POOL_MAX;
-	struct flow_key rk = {.family = fk->family, .proto = fk->proto,
-			      .sport = r->port ? bpf_htons(r->port) : fk->dport};
-	__builtin_memcpy(rk.saddr, r->addr, 16);
-	nv->snat = 1;
-	nv->cport = fk->sport;
-	__builtin_memcpy(nv->caddr, fk->saddr, 16);
-#pragma clang loop unroll(disable)
-	for (int i = 0; i < SNAT_TRIES; i++) {
-		/* independent probes: a bijective mix of (hash, try) */
-		__u32 x = h + i * 0x9e3779b9u;
-		x ^= x >> 16;
-		x *= 0x85ebca6b;
-		x ^= x >> 13;
-		x *= 0xc2b2ae35;
-		x ^= x >> 16;
-		if (n) {
-			__u32 idx = base + (x >> 16) % n;
-			struct pool_addr *pa = bpf_map_lookup_elem(&snat_pool, &idx);
-			if (!pa)
-				return -1;
-			__builtin_memcpy(rk.daddr, pa->addr, 16);
-		} else {
-			__builtin_memcpy(rk.daddr, r->src, 16);
-		}
-		rk.dport = bpf_htons(1024 + (x % (65536 - 1024)));
-		if (bpf_map_update_elem(&nat_tbl, &rk, nv, BPF_NOEXIST) == 0) {
-			nc->snat = 1;
-			nc->lport = rk.dport;
-			__builtin_memcpy(nc->laddr, rk.daddr, 16);
-			return 0;
-		}
-	}
-	return -1;
 }
 
 /* route_reply sends a rewritten reply (source src) toward fk->daddr
@@ -299,8 +316,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, co
 			return done(EXIT_DROP_MALFORMED, XDP_DROP);
 		__builtin_memcpy(fk->daddr, nr->caddr, 16);
 	}
-	count_out(&stats_svc, nr->svc, pi->len);
-	count_out(&stats_real, nr->real, pi->len);
+	count_out(nr->real, pi->len);
 
 	return route_reply(ctx, fk, nr->vaddr, pi);
 }

@@ -1,0 +1,124 @@
+package xdp
+
+import (
+	"bytes"
+	"log/slog"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+// TestStalePinnedLink: a link pinned by an earlier govs whose interface
+// has since gone (its namespace was deleted, or the veth recreated) is not
+// adopted: the new process drops the pin and attaches afresh instead of
+// failing with "link has been severed".
+func TestStalePinnedLink(t *testing.T) {
+	open, run := pinLab(t, "xd-stale", "/sys/fs/bpf/xd-test-stale")
+	d, err := open(nil, 4096)
+	if err != nil {
+		t.Fatalf("first attach: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// the namespace and its interface go away; the pins stay
+	run("ip", "netns", "del", "xd-stale")
+
+	var logs bytes.Buffer
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
+	if err != nil {
+		t.Fatalf("attach after the interface was recreated: %v", err)
+	}
+	defer d.Close()
+	if !strings.Contains(logs.String(), "pinned xdp link is stale") {
+		t.Errorf("no stale-link warning in the log:\n%s", logs.String())
+	}
+	out, err := exec.Command("ip", "-n", "xd-stale", "link", "show", pinLabIf).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "xdp") {
+		t.Errorf("program not attached to the new %s: %v\n%s", pinLabIf, err, out)
+	}
+}
+
+// TestIncompatiblePins: maps pinned by a govs with another table size (or
+// map layout) are not adopted; the new process starts with empty tables,
+// keeps the pinned link and replaces the program in it.
+func TestIncompatiblePins(t *testing.T) {
+	open, _ := pinLab(t, "xd-incompat", "/sys/fs/bpf/xd-test-incompat")
+	d, err := open(nil, 4096)
+	if err != nil {
+		t.Fatalf("first attach: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 8192)
+	if err != nil {
+		t.Fatalf("open with another table size: %v", err)
+	}
+	defer d.Close()
+	for _, want := range []string{"starting with empty tables", "adopted xdp link"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	if n := d.objs.Conn4Tbl.MaxEntries(); n != 8192 {
+		t.Errorf("connection table has %d entries, want the new size 8192", n)
+	}
+}
+
+const pinLabIf = "xdst0"
+
+// pinLab gives a function that (re)creates namespace nsName with a veth
+// and opens a dataplane on it in that namespace, pinned under pin with
+// KeepOnClose; everything is removed at the end of the test.
+func pinLab(t *testing.T, nsName, pin string) (func(*slog.Logger, int) (*Dataplane, error), func(...string)) {
+	requireRoot(t)
+	requireBPF(t)
+	const ifName = pinLabIf
+	_ = RemovePinned(pin)
+	_ = exec.Command("ip", "netns", "del", nsName).Run()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	mkveth := func() {
+		run("ip", "netns", "add", nsName)
+		run("ip", "-n", nsName, "link", "add", ifName, "type", "veth", "peer", "name", ifName+"p")
+		run("ip", "-n", nsName, "link", "set", ifName, "up")
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "del", nsName).Run()
+		_ = RemovePinned(pin)
+	})
+
+	open := func(log *slog.Logger, size int) (*Dataplane, error) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer orig.Close()
+		if exec.Command("ip", "netns", "pids", nsName).Run() != nil {
+			mkveth()
+		}
+		h, err := netns.GetFromName(nsName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = netns.Set(orig) }()
+		return New(Options{Interfaces: []string{ifName}, PinPath: pin, KeepOnClose: true, ConnTableSize: size, Logger: log})
+	}
+
+	return open, run
+}
