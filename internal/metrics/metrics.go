@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/dataplane"
 )
 
 // StateFunc returns the current state (the director's State method).
@@ -143,6 +144,9 @@ func Handler(fn StateFunc, dp any) http.Handler {
 	if ec, ok := dp.(ExitCounter); ok {
 		reg.MustRegister(exitCollector{ec})
 	}
+	if sd, ok := dp.(SNATDropper); ok {
+		reg.MustRegister(snatCollector{sd})
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
@@ -177,5 +181,30 @@ func (c exitCollector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range m {
 			ch <- prometheus.MustNewConstMetric(eventDesc, prometheus.CounterValue, float64(v), k)
 		}
+	}
+}
+
+// SNATDropper is a dataplane that counts, per service, new connections it
+// dropped because the service's source-NAT pool had no free address and
+// port.
+type SNATDropper interface {
+	SNATDropped() (map[dataplane.ServiceKey]uint64, error)
+}
+
+var snatDesc = prometheus.NewDesc("govs_snat_pool_exhausted_total",
+	"New connections dropped because the service's source-NAT pool had no free address and port.", []string{"service"}, nil)
+
+type snatCollector struct{ sd SNATDropper }
+
+func (c snatCollector) Describe(ch chan<- *prometheus.Desc) { ch <- snatDesc }
+
+func (c snatCollector) Collect(ch chan<- prometheus.Metric) {
+	m, err := c.sd.SNATDropped()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(snatDesc, err)
+		return
+	}
+	for k, v := range m {
+		ch <- prometheus.MustNewConstMetric(snatDesc, prometheus.CounterValue, float64(v), api.ServiceID(k))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,7 @@ func TestMetrics(t *testing.T) {
 		`govs_up 1`,
 		`govs_dataplane_exits_total{reason="tx"} 42`,
 		`govs_dataplane_events_total{event="snat_pool_exhausted"} 1`,
+		`govs_snat_pool_exhausted_total{service="udp/192.0.2.10:53"} 3`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {
@@ -66,4 +68,8 @@ func (fakeExits) Exits() (map[string]uint64, error) {
 }
 func (fakeExits) Events() (map[string]uint64, error) {
 	return map[string]uint64{"snat_pool_exhausted": 1}, nil
+}
+
+func (fakeExits) SNATDropped() (map[dataplane.ServiceKey]uint64, error) {
+	return map[dataplane.ServiceKey]uint64{{Proto: dataplane.UDP, Addr: netip.MustParseAddr("192.0.2.10"), Port: 53}: 3}, nil
 }
