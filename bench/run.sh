@@ -39,6 +39,9 @@ kernel forwarding and writes bench/results/<date>.md. Needs root.
   --offload MODE    uniform (default: tx/tso/gso/gro off on every veth) or
                     kernel (leave the defaults; XDP peers then see partial
                     checksums)
+  --napi MODE       threaded (default: GRO on the director's veths, and
+                    threaded NAPI on every NAPI veth during the cost load,
+                    for the director-only CPU figures) or off (neither)
   --out FILE        markdown report (default bench/results/<UTC date>.md)
 USAGE
 }
@@ -60,6 +63,7 @@ SERVERS=2
 FIXED_PPS=50000
 FIXED_CPS=1000
 OFFLOAD=uniform
+NAPI=threaded
 OUT=""
 ARGS="$*"
 
@@ -75,6 +79,7 @@ while (($#)); do
 	--fixed-pps) FIXED_PPS=$2 && shift ;;
 	--fixed-cps) FIXED_CPS=$2 && shift ;;
 	--offload) OFFLOAD=$2 && shift ;;
+	--napi) NAPI=$2 && shift ;;
 	--out) OUT=$2 && shift ;;
 	-h | --help)
 		usage
@@ -99,6 +104,7 @@ else
 fi
 [[ $DUR =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds"
 [[ $OFFLOAD == uniform || $OFFLOAD == kernel ]] || die "--offload must be uniform or kernel"
+[[ $NAPI == threaded || $NAPI == off ]] || die "--napi must be threaded or off"
 ((SERVERS >= 1 && SERVERS <= 8)) || die "--servers must be 1..8"
 for l in ${LOADS//,/ }; do
 	[[ " $ALL_LOADS " == *" $l "* ]] || die "unknown load $l (have: $ALL_LOADS)"
@@ -122,12 +128,18 @@ done
 WORK=$(mktemp -d /tmp/bn-bench.XXXXXX)
 chmod 755 "$WORK" # nginx workers run unprivileged and serve from here
 TG_PID=""
+UL_PID=""
 GOVS_PID=""
+BPF_STATS_OLD=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	[[ -n ${TG_PID:-} ]] && kill "$TG_PID" 2>/dev/null
-	[[ -n ${GOVS_PID:-} ]] && kill "$GOVS_PID" 2>/dev/null
+	local pid
+	for pid in "${TG_PID:-}" "${UL_PID:-}" "${GOVS_PID:-}"; do
+		[[ -z $pid ]] || kill "$pid" 2>/dev/null || true
+	done
+	# The BPF run statistics are host-wide: put the old setting back.
+	[[ -z ${BPF_STATS_OLD:-} ]] || sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_OLD" || true
 	tb_teardown
 	rm -rf "$WORK"
 	exit "$rc"
@@ -140,6 +152,7 @@ prepare() {
 	log "building helpers in $WORK"
 	(cd "$REPO_DIR" && go build -o "$WORK/connload" ./bench/cmd/connload &&
 		go build -o "$WORK/udpload" ./bench/cmd/udpload &&
+		go build -o "$WORK/xdpstats" ./bench/cmd/xdpstats &&
 		go build -o "$WORK/benchreport" ./bench/cmd/benchreport) || die "go build of bench/cmd failed"
 	# shellcheck disable=SC2046
 	clang $(bpf_cflags) -c "$BENCH_DIR/xdp/pass.c" -o "$WORK/pass.o" || die "clang: pass.c"
@@ -184,7 +197,8 @@ ip_forwarded() {
 }
 
 selftest_peer() {
-	local p=$1 n0 n1 f0
+	local p=$1 n0 n1 f0 i
+	local -a r0=()
 	if ! peer_up "$p"; then
 		log "FAIL $p: setup failed"
 		peer_down "$p"
@@ -198,6 +212,9 @@ selftest_peer() {
 	if [[ $PEER_NO_UDP != 1 ]]; then
 		f0=$(ip_forwarded)
 		n0=$(sink_count)
+		for ((i = 1; i <= SERVERS; i++)); do
+			r0[i]=$(sink_count "$i")
+		done
 		nsx "$NS_CL" trafgen --dev "$TG_DEV" --conf "$(tg_conf 1k)" --cpus 1 --no-sock-mem --notouch-irq --no-cpu-stats -n 100 >/dev/null 2>&1
 		sleep 0.2
 		n1=$(sink_count)
@@ -206,8 +223,18 @@ selftest_peer() {
 			peer_down "$p"
 			return 1
 		fi
+		# A balancing peer must spread the 100 flows over every real server.
+		if [[ ! $p =~ ^(none|kfwd|kfwd-dr|xdp-fwd|xdp-tx)$ ]]; then
+			for ((i = 1; i <= SERVERS; i++)); do
+				if (($(sink_count "$i") == r0[i])); then
+					log "FAIL $p: real server $i received none of the 100 UDP flows"
+					peer_down "$p"
+					return 1
+				fi
+			done
+		fi
 		# An XDP forwarder must not leave the packets to the kernel's router.
-		if [[ $p == *xdp* ]] && (($(ip_forwarded) - f0 >= 100)); then
+		if [[ $p == *xdp* || $p == nft-fwd ]] && (($(ip_forwarded) - f0 >= 100)); then
 			log "FAIL $p: the director's kernel forwarded the packets, not XDP"
 			peer_down "$p"
 			return 1
@@ -275,6 +302,8 @@ main() {
 		selftest
 		return
 	fi
+	FULL_RUN=0
+	[[ -z $OUT && $PEERS == "${ALL_PEERS// /,}" && $LOADS == "${ALL_LOADS// /,}" ]] && FULL_RUN=1
 	RAW=$WORK/raw.tsv
 	: >"$RAW"
 	local start end date
@@ -283,6 +312,7 @@ main() {
 	LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 	OFFLOAD_DESC="kernel defaults"
 	XDP_PASS_ON=""
+	NAPI_ON=""
 	bench_layout nat
 	bench_layout l2
 	end=$(date +%s)
@@ -294,10 +324,16 @@ main() {
 		printf 'kernel\t%s, %s CPUs, load average (1/5/15 min) at start %s, at end %s\n' "$(uname -r)" "$(nproc)" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
 		printf 'versions\t%s; %s; %s; %s\n' "$(haproxy -v | head -n1 | cut -d' ' -f1-3)" "$(nft --version)" \
 			"$(trafgen -v 2>&1 | head -n1 | sed 's/,.*//')" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
-		printf 'method\t%s round(s), peers alternated in each round, %s s per load after %s s warm-up, %s real servers\n' \
+		printf 'method\t%s round(s), peers alternated in each round, %s s per load after %s s warm-up, %s real servers; UDP flows time out after 5 s in every director (kernel peers: nf_conntrack_udp_timeout=5; govs: lvs_timeouts udp 5)\n' \
 			"$ROUNDS" "$DUR" "$WARM" "$SERVERS"
 		printf 'offloads\t%s on every veth (%s); XDP_PASS program on %s\n' "$OFFLOAD" "$OFFLOAD_DESC" "${XDP_PASS_ON:-none}"
-		printf 'cost\tfixed %s UDP pkt/s (udpload, 64 flows) and %s new conn/s (connload); CPU = user+system time of every process in the bn- namespaces + ksoftirqd\n' "$FIXED_PPS" "$FIXED_CPS"
+		if [[ $NAPI == threaded ]]; then
+			printf 'napi\tGRO on the director'"'"'s veths (bn-dir/bnd*) for every peer; threaded NAPI during the cost windows on %s\n' "${NAPI_ON:-none}"
+		else
+			printf 'napi\toff (--napi off): no director-only CPU figures\n'
+		fi
+		printf 'snat\tgovs-xdp-snat and nft-snat translate sources to the same pool, %s-%s (16 addresses on bn-dir/bnd0)\n' "198.18.1.200" "198.18.1.215"
+		printf 'cost\tfixed %s UDP pkt/s (udpload, 64 flows) and %s new conn/s (connload). Path CPU = user+system time of every process in the bn- namespaces + ksoftirqd + the threaded-NAPI threads of the testbed'"'"'s veths; director-only CPU (dir_cpu_*) = processes in bn-dir + the NAPI threads of bn-dir'"'"'s veths; xdp_prog_ns = run time per run of the XDP programs on bn-dir'"'"'s veths (kernel.bpf_stats_enabled, in a separate window at the same rate)\n' "$FIXED_PPS" "$FIXED_CPS"
 		for s in "${SKIPPED[@]}"; do
 			printf 'skipped\t%s\n' "$s"
 		done
@@ -309,8 +345,9 @@ main() {
 	log "report: $OUT (raw samples: ${OUT%.md}.tsv)"
 	# A full run also rewrites the harness section of docs/BENCHMARKS.md
 	# (between its bench:begin/bench:end markers).
+	# Only a full run does: every peer, every load, the default report path.
 	local doc=$REPO_DIR/docs/BENCHMARKS.md
-	if ((!QUICK)) && [[ -f $doc ]] && grep -q '<!-- bench:begin -->' "$doc"; then
+	if ((!QUICK && FULL_RUN)) && [[ -f $doc ]] && grep -q '<!-- bench:begin -->' "$doc"; then
 		awk -v report="$OUT" -v rel="${OUT#"$REPO_DIR"/}" '
 			/<!-- bench:begin -->/ { print; print ""; print "Latest full run, written by `bench/run.sh` (report: [" rel "](../" rel ")):"; print "";
 				while ((getline line < report) > 0) { if (line ~ /^# /) continue; sub(/^## /, "### ", line); print line }
@@ -319,6 +356,7 @@ main() {
 			!skip { print }' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
 		log "updated $doc"
 	fi
+	return 0
 }
 
 # One line, so that bash has read it whole before main runs.

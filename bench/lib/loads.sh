@@ -8,7 +8,7 @@
 
 # The 1M-flow test runs last: the state it leaves in a director (full flow
 # tables, sockets) must not colour the other figures of the same peer.
-ALL_LOADS="udp cost conn lat bulk flows"
+ALL_LOADS="udp cost conn conn_raw lat bulk flows"
 
 record() {
 	[[ -n $2 ]] || return 0
@@ -61,14 +61,12 @@ tg_stop() {
 }
 
 # udp_window CONF RATE: offers UDP with trafgen for DUR seconds after WARM
-# and prints "received ns sent cpu_ns": packets counted at the real servers,
-# the window in ns, packets the client's veth sent, and (with a third
-# argument "cpu") the CPU time the testbed used.
+# and prints "received ns sent": packets counted at the real servers, the
+# window in ns and packets the client's veth sent.
 udp_window() {
-	local c0 c1 t0 t1 s0 s1 u0=0 u1=0
+	local c0 c1 t0 t1 s0 s1
 	tg_start "$1" "$2" "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+5}')"
 	sleep "$WARM"
-	if [[ ${3:-} == cpu ]]; then u0=$(cpu_ns); fi
 	s0=$(tx_packets "$NS_CL" "$TG_DEV")
 	c0=$(sink_count)
 	t0=$(now_ns)
@@ -76,22 +74,27 @@ udp_window() {
 	c1=$(sink_count)
 	t1=$(now_ns)
 	s1=$(tx_packets "$NS_CL" "$TG_DEV")
-	if [[ ${3:-} == cpu ]]; then u1=$(cpu_ns); fi
 	tg_stop
-	echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) $((u1 - u0))"
+	echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0))"
 }
 
-# udp_fixed_window: offers FIXED_PPS with bench/cmd/udpload (64 flows) and
-# prints "received ns sent cpu_ns dir_cpu_ns" like udp_window, plus the CPU
-# time of the processes in the director's namespace alone.
+# udpload_start SECONDS [RATE] offers RATE (default FIXED_PPS) with
+# bench/cmd/udpload (64 flows) and sets UL_PID.
+udpload_start() {
+	ip netns exec "$NS_CL" "$WORK/udpload" -addr "$TGT:9" -rate "${2:-$FIXED_PPS}" \
+		-d "$1s" >/dev/null 2>"$WORK/udpload.err" &
+	UL_PID=$!
+}
+
+# udp_fixed_window [RATE]: offers RATE (default FIXED_PPS) and prints
+# "received ns sent cpu_ns dir_ns dirproc_ns" like udp_window, plus the CPU
+# the testbed, the director alone and the director's processes used over
+# the window (cpu_snapshot).
 udp_fixed_window() {
-	local c0 c1 t0 t1 s0 s1 u0 u1 d0 d1 pid
-	ip netns exec "$NS_CL" "$WORK/udpload" -addr "$TGT:9" -rate "$FIXED_PPS" \
-		-d "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')s" >/dev/null 2>"$WORK/udpload.err" &
-	pid=$!
+	local c0 c1 t0 t1 s0 s1 u0 u1 d0 d1 p0 p1
+	udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')" "${1:-}"
 	sleep "$WARM"
-	u0=$(cpu_ns)
-	d0=$(cpu_ns "$NS_DIR")
+	read -r u0 d0 p0 < <(cpu_snapshot)
 	s0=$(tx_packets "$NS_CL" "$TG_DEV")
 	c0=$(sink_count)
 	t0=$(now_ns)
@@ -99,24 +102,60 @@ udp_fixed_window() {
 	c1=$(sink_count)
 	t1=$(now_ns)
 	s1=$(tx_packets "$NS_CL" "$TG_DEV")
-	d1=$(cpu_ns "$NS_DIR")
-	u1=$(cpu_ns)
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) $((u1 - u0)) $((d1 - d0))"
+	read -r u1 d1 p1 < <(cpu_snapshot)
+	kill "$UL_PID" 2>/dev/null || true
+	wait "$UL_PID" 2>/dev/null || true
+	UL_PID=""
+	echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) $((u1 - u0)) $((d1 - d0)) $((p1 - p0))"
+}
+
+# xdp_stats prints "id name run_cnt run_time_ns" for each XDP program
+# attached to the director's veths (nothing when there is none).
+xdp_stats() {
+	local devs=(-dev bnd0)
+	[[ $TB_LAYOUT == nat ]] && devs+=(-dev bnd1)
+	nsx "$NS_DIR" "$WORK/xdpstats" "${devs[@]}"
+}
+
+# xdp_prog_window: for a director with XDP programs, the mean run time of
+# those programs per run (one run per packet that reaches the director),
+# measured in place at FIXED_PPS with the kernel's BPF run statistics
+# switched on (kernel.bpf_stats_enabled, host-wide, restored afterwards).
+# A window of its own: the statistics cost two clock reads per run, which
+# must not weigh on the CPU figures of the cost window.
+xdp_prog_window() {
+	local x0 x1
+	x0=$(xdp_stats) || return 0
+	[[ -n $x0 ]] || return 0
+	BPF_STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
+	sysctl -qw kernel.bpf_stats_enabled=1
+	udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
+	sleep "$WARM"
+	x0=$(xdp_stats)
+	sleep "$DUR"
+	x1=$(xdp_stats)
+	sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_OLD"
+	BPF_STATS_OLD=""
+	kill "$UL_PID" 2>/dev/null || true
+	wait "$UL_PID" 2>/dev/null || true
+	UL_PID=""
+	echo "    (xdp programs: $(awk '{printf "%s%s", sep, $2; sep=", "}' <<<"$x1"))"
+	record xdp_prog_ns "$(awk 'NR == FNR { c[$1] = $3; t[$1] = $4; next }
+		($1 in c) { dc += $3 - c[$1]; dt += $4 - t[$1] }
+		END { if (dc > 0) printf "%.0f", dt / dc }' <(echo "$x0") <(echo "$x1"))"
 }
 
 load_udp() {
 	[[ $PEER_NO_UDP == 1 ]] && return 0
-	local n ns _s _u
-	read -r n ns _s _u < <(udp_window "$(tg_conf 1k)" 0)
+	local n ns _s
+	read -r n ns _s < <(udp_window "$(tg_conf 1k)" 0)
 	record udp_pps "$(awk -v n="$n" -v t="$ns" 'BEGIN{printf "%.0f", n*1e9/t}')"
 }
 
 load_flows() {
 	[[ $PEER_NO_UDP == 1 ]] && return 0
-	local n ns _s _u
-	read -r n ns _s _u < <(udp_window "$(tg_conf 1m)" 0)
+	local n ns _s
+	read -r n ns _s < <(udp_window "$(tg_conf 1m)" 0)
 	record udp_pps_1m "$(awk -v n="$n" -v t="$ns" 'BEGIN{printf "%.0f", n*1e9/t}')"
 }
 
@@ -127,6 +166,21 @@ load_conn() {
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) wrk -t1 -c64 -d"${DUR}s" -H 'Connection: close' "http://$TGT/" 2>&1)
 	wrk_problems "$out"
 	record conn_s "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")"
+}
+
+# load_conn_raw: new connections per second from bench/cmd/connload run
+# flat out with 64 workers (connect, one request, read to the end, close):
+# a lighter client than wrk, so the director's share of the 2 CPUs shows
+# more. Errors are printed.
+load_conn_raw() {
+	local out
+	clean_sockets
+	out=$(nsx "$NS_CL" timeout $((DUR + 10)) "$WORK/connload" -addr "$TGT:80" -workers 64 -d "${DUR}s" 2>&1) || {
+		echo "    (connload: $out)"
+		return 0
+	}
+	(($(jq -r .errors <<<"$out") > 0)) && echo "    (connload: $(jq -r '"\(.errors) errors, first: \(.first_error)"' <<<"$out"))"
+	record conn_raw_s "$(jq -r '.rate | floor' <<<"$out")"
 }
 
 # wrk_problems reports socket errors and non-2xx answers wrk counted.
@@ -169,19 +223,35 @@ load_bulk() {
 	record bulk_gbps "$(awk '/receiver/ { for (i=1;i<=NF;i++) if ($i=="Gbits/sec") print $(i-1) }' <<<"$out")"
 }
 
-# load_cost: the whole path's CPU per packet and per new connection at a
-# fixed offered rate. run.sh subtracts the no-director path ("none") of the
-# same round to get the director's own cost.
+# load_cost: CPU per packet and per new connection at a fixed offered
+# rate, for the whole path (cpu_*; run.sh subtracts the no-director path of
+# the same round for dir_pkt_ns, dir_conn_us) and for the director alone
+# (dir_cpu_*: its processes and threaded-NAPI threads, see cpu_snapshot).
 load_cost() {
-	local n ns sent u du out ok secs p50 p99 conns u0 t0 u1 t1 d0 d1 lp
+	local rc=0
+	((${#TB_NAPI_DEVS[@]})) && napi_threaded 1
+	cost_windows || rc=$?
+	((${#TB_NAPI_DEVS[@]})) && napi_threaded 0
+	return "$rc"
+}
+
+cost_windows() {
+	local n ns sent u d dp out ok secs p50 p99 conns u0 t0 u1 t1 d0 d1 p0 p1 lp napi=0
+	if napi_resolve && [[ -n $NAPI_DIR_PIDS ]]; then
+		napi=1
+	fi
 	if [[ $PEER_NO_UDP != 1 ]]; then
-		read -r n ns sent u du < <(udp_fixed_window)
-		record dirproc_udp_pct "$(awk -v d="$du" -v t="$ns" 'BEGIN{printf "%.1f", 100*d/t}')"
+		read -r n ns sent u d dp < <(udp_fixed_window)
+		record dirproc_udp_pct "$(awk -v d="$dp" -v t="$ns" 'BEGIN{printf "%.1f", 100*d/t}')"
 		echo "    (offered $(awk -v s="$sent" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s, delivered $(awk -v s="$n" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s)"
 		if ((sent > 0 && n > 0)); then
 			record fixed_loss_pct "$(awk -v n="$n" -v s="$sent" 'BEGIN{l=100*(1-n/s); if (l<0) l=0; printf "%.2f", l}')"
 			record cpu_pkt_ns "$(awk -v u="$u" -v n="$n" 'BEGIN{printf "%.0f", u/n}')"
+			if ((napi)); then
+				record dir_cpu_pkt_ns "$(awk -v d="$d" -v n="$n" 'BEGIN{printf "%.0f", d/n}')"
+			fi
 		fi
+		xdp_prog_window
 	fi
 	clean_sockets
 	# Runs past the window and is stopped with SIGINT after it, so it is
@@ -190,13 +260,11 @@ load_cost() {
 		-d "$((DUR + 30))s" >"$WORK/connload.json" 2>"$WORK/connload.err" &
 	lp=$!
 	sleep "$WARM"
-	u0=$(cpu_ns)
-	d0=$(cpu_ns "$NS_DIR")
+	read -r u0 d0 p0 < <(cpu_snapshot)
 	t0=$(now_ns)
 	sleep "$DUR"
 	t1=$(now_ns)
-	d1=$(cpu_ns "$NS_DIR")
-	u1=$(cpu_ns)
+	read -r u1 d1 p1 < <(cpu_snapshot)
 	kill -INT "$lp" 2>/dev/null || true
 	wait "$lp" || {
 		warn "connload failed: $(cat "$WORK/connload.err")"
@@ -209,10 +277,13 @@ load_cost() {
 	p99=$(jq -r .p99_us <<<"$out")
 	(($(jq -r .errors <<<"$out") > 0)) && echo "    (connload: $(jq -r '"\(.errors) errors, first: \(.first_error)"' <<<"$out"))"
 	((ok > 0)) || return 0
-	record dirproc_conn_pct "$(awk -v d="$((d1 - d0))" -v t="$((t1 - t0))" 'BEGIN{printf "%.1f", 100*d/t}')"
+	record dirproc_conn_pct "$(awk -v d="$((p1 - p0))" -v t="$((t1 - t0))" 'BEGIN{printf "%.1f", 100*d/t}')"
 	record newconn_p50_us "$p50"
 	record newconn_p99_us "$p99"
 	# Connections inside the window, from the steady completion rate.
 	conns=$(awk -v ok="$ok" -v s="$secs" -v t="$((t1 - t0))" 'BEGIN{printf "%.0f", ok*(t/1e9)/s}')
 	record cpu_conn_us "$(awk -v u="$((u1 - u0))" -v c="$conns" 'BEGIN{printf "%.2f", u/1000/c}')"
+	if ((napi)); then
+		record dir_cpu_conn_us "$(awk -v d="$((d1 - d0))" -v c="$conns" 'BEGIN{printf "%.2f", d/1000/c}')"
+	fi
 }

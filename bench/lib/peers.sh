@@ -9,7 +9,7 @@
 #   peer_down_P      removes it
 # and may set PEER_NO_UDP=1 when it does not forward UDP.
 
-ALL_PEERS="none kfwd haproxy nft xdp-fwd ipvs govs-proxy govs-xdp-nat kfwd-dr xdp-tx ipvs-dr govs-xdp-dr govs-xdp-tun govs-xdp-snat"
+ALL_PEERS="none kfwd haproxy nft xdp-fwd ipvs govs-proxy govs-xdp-nat kfwd-dr nft-fwd xdp-tx ipvs-dr govs-xdp-dr govs-xdp-tun nft-snat govs-xdp-snat"
 
 peer_fn() { echo "peer_$1_${2//-/_}"; }
 
@@ -17,7 +17,7 @@ peer_layout() {
 	case $1 in
 	none) echo both ;;
 	kfwd | haproxy | nft | xdp-fwd | ipvs | govs-proxy | govs-xdp-nat) echo nat ;;
-	kfwd-dr | xdp-tx | ipvs-dr | govs-xdp-dr | govs-xdp-tun | govs-xdp-snat) echo l2 ;;
+	kfwd-dr | nft-fwd | xdp-tx | ipvs-dr | govs-xdp-dr | govs-xdp-tun | nft-snat | govs-xdp-snat) echo l2 ;;
 	*) return 1 ;;
 	esac
 }
@@ -144,8 +144,15 @@ peer_check_nft() {
 	}
 }
 peer_up_nft() {
-	local i tcpmap="" udpmap="" eps=""
 	TGT=$VIP
+	nft_dnat bnlb ""
+}
+peer_down_nft() { nsx "$NS_DIR" nft delete table ip bnlb; }
+
+# nft_dnat TABLE EXTRA loads the DNAT balancing of the nft peer into table
+# ip TABLE of the director, with EXTRA (more chains) appended.
+nft_dnat() {
+	local i tcpmap="" udpmap="" eps=""
 	for ((i = 1; i <= SERVERS; i++)); do
 		tcpmap+="$((i - 1)) : goto ep-$i, "
 		udpmap+="$((i - 1)) : $(rs_ip "$i"), "
@@ -154,7 +161,7 @@ peer_up_nft() {
 	# TCP 80: one chain per endpoint picked with numgen random (kube-proxy);
 	# UDP 9: jhash of the flow picks the endpoint; TCP 5201: real server 1.
 	nsx "$NS_DIR" nft -f - <<NFT
-table ip bnlb {
+table ip $1 {
 $eps
 	chain svc-web {
 		numgen random mod $SERVERS vmap { ${tcpmap%, } }
@@ -165,10 +172,57 @@ $eps
 		ip daddr $VIP tcp dport 5201 dnat to $(rs_ip 1)
 		ip daddr $VIP udp dport 9 dnat to jhash ip saddr . udp sport mod $SERVERS map { ${udpmap%, } }
 	}
+$2
 }
 NFT
 }
-peer_down_nft() { nsx "$NS_DIR" nft delete table ip bnlb; }
+
+# --- (c') nft-fwd: nftables netdev forwarding, the kernel DR director ------
+# An ingress hook on bnd0 gives frames for the VIP a real server's MAC and
+# sends them back out of bnd0 (fwd), before the IP stack: no conntrack, no
+# routing, no TTL update - the nftables counterpart of xdp-tx, with
+# balancing. Stateless, so TCP is balanced like UDP by a hash of the flow
+# (numgen random per packet would split a connection).
+peer_check_nft_fwd() { peer_check_nft; }
+peer_up_nft_fwd() {
+	local i macs="" dmac
+	TGT=$VIP
+	dmac=$(mac_of "$NS_DIR" bnd0)
+	for ((i = 1; i <= SERVERS; i++)); do
+		macs+="$((i - 1)) : $(mac_of "$(rs_ns "$i")" bnr0), "
+	done
+	macs="{ ${macs%, } }"
+	nsx "$NS_DIR" nft -f - <<NFT
+table netdev bnfwd {
+	chain ingress {
+		type filter hook ingress device "bnd0" priority 0; policy accept;
+		ip daddr $VIP tcp dport 80 ether saddr set $dmac ether daddr set jhash ip saddr . tcp sport mod $SERVERS map $macs fwd to "bnd0"
+		ip daddr $VIP tcp dport 5201 ether saddr set $dmac ether daddr set $(mac_of "$(rs_ns 1)" bnr0) fwd to "bnd0"
+		ip daddr $VIP udp dport 9 ether saddr set $dmac ether daddr set jhash ip saddr . udp sport mod $SERVERS map $macs fwd to "bnd0"
+	}
+}
+NFT
+}
+peer_down_nft_fwd() { nsx "$NS_DIR" nft delete table netdev bnfwd; }
+
+# --- (c'') nft-snat: nftables DNAT + source NAT, one arm ------------------
+# The nft peer's DNAT balancing plus a source NAT of the balanced
+# connections to the pool govs-xdp-snat uses (conntrack picks the address
+# and port), so the real servers answer the director without a route
+# through it: the kernel's way to do what lb_kind SNAT does.
+peer_check_nft_snat() { peer_check_nft; }
+peer_up_nft_snat() {
+	TGT=$VIP
+	snat_pool_add || return 1
+	nft_dnat bnsnat "	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ct status dnat snat to $SNAT_POOL_FIRST-$SNAT_POOL_LAST
+	}"
+}
+peer_down_nft_snat() {
+	nsx "$NS_DIR" nft delete table ip bnsnat
+	snat_pool_del
+}
 
 # --- (d) xdp-fwd / xdp-tx: do-nothing XDP programs -------------------------
 bpf_cflags() { echo "-O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu -I$BENCH_DIR/xdp"; }
@@ -266,14 +320,19 @@ peer_check_govs_xdp_tun() {
 }
 
 # govs_config KIND writes a keepalived.conf-syntax config for the services.
+# UDP flows time out after 5 s, like the kernel peers' conntrack entries
+# (nf_conntrack_udp_timeout=5, testbed.sh). SNAT services take their source
+# addresses from the pool the nft-snat peer uses too (SNAT_POOL_*).
 govs_config() {
 	local kind=$1 i
 	{
-		printf 'global_defs {\n\trouter_id bench\n}\n'
+		printf 'global_defs {\n\trouter_id bench\n\tlvs_timeouts udp 5\n}\n'
+		[[ $kind == SNAT ]] && printf 'govs_snat_pool bench {\n\taddress %s-%s\n}\n' "$SNAT_POOL_FIRST" "${SNAT_POOL_LAST##*.}"
 		for svc in "80 TCP all" "9 UDP all" "5201 TCP one"; do
 			# shellcheck disable=SC2086
 			set -- $svc
 			printf 'virtual_server %s %s {\n\tlb_algo rr\n\tlb_kind %s\n\tprotocol %s\n' "$VIP" "$1" "$kind" "$2"
+			[[ $kind == SNAT ]] && printf '\tsnat_pool bench\n'
 			for ((i = 1; i <= SERVERS; i++)); do
 				[[ $3 == one && $i -gt 1 ]] && break
 				printf '\treal_server %s %s {\n\t\tweight 1\n\t}\n' "$(rs_ip "$i")" "$1"
@@ -348,10 +407,14 @@ peer_up_govs_xdp_dr() {
 peer_down_govs_xdp_dr() { govs_stop; }
 peer_up_govs_xdp_snat() {
 	TGT=$VIP
+	snat_pool_add || return 1
 	govs_config SNAT
 	govs_start xdp
 }
-peer_down_govs_xdp_snat() { govs_stop; }
+peer_down_govs_xdp_snat() {
+	govs_stop
+	snat_pool_del
+}
 peer_up_govs_xdp_tun() {
 	local i
 	TGT=$VIP

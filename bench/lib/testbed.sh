@@ -95,6 +95,11 @@ tb_build() {
 	tb_mkns "$NS_DIR"
 	tb_mkns "$NS_BR"
 	nsx "$NS_BR" ip link add bnbr0 type bridge forward_delay 0 stp_state 0
+	# The bridge stands for a switch: when br_netfilter is loaded on the
+	# host, keep bridged frames out of iptables/nftables (about a tenth of
+	# every packet's CPU on this path otherwise), for every peer alike.
+	nsx "$NS_BR" sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 \
+		net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
 	nsx "$NS_BR" ip link set bnbr0 up
 	for ((i = 1; i <= SERVERS; i++)); do
 		tb_mkns "$(rs_ns "$i")"
@@ -118,6 +123,7 @@ tb_build() {
 	nsx "$NS_CL" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
 	tb_offloads
 	tb_xdp_pass
+	tb_napi
 	for ((i = 1; i <= SERVERS; i++)); do
 		tb_realserver "$i"
 	done
@@ -174,6 +180,11 @@ tb_build_l2() {
 	done
 	DIR_PUB_IP=198.18.1.2
 	DIR_PRIV_IP=198.18.1.2
+	# Source addresses of the SNAT peers (govs-xdp-snat, nft-snat): 16
+	# director-owned addresses on the real servers' segment, put on bnd0
+	# only while such a peer runs (snat_pool_add / snat_pool_del).
+	SNAT_POOL_FIRST=198.18.1.200
+	SNAT_POOL_LAST=198.18.1.215
 	CL_IP=198.18.1.1
 	CL_DIRECT_IP=198.18.1.1
 	CL_DIRECT_DEV=bnc0
@@ -218,6 +229,70 @@ tb_xdp_pass() {
 		XDP_PASS_ON+="${XDP_PASS_ON:+; }l2: bn-br/bnbd0"
 		;;
 	esac
+}
+
+# tb_napi prepares the "director-only CPU" of the cost load. The
+# director's veths get GRO on, for every peer and every load: that puts a
+# veth in NAPI mode without an XDP program (unlike an XDP_PASS program, GRO
+# does not make veth copy every frame into a page). TB_NAPI_DEVS lists the
+# veths in NAPI mode: the director's and those receiving what the director
+# sends (they carry XDP_PASS). napi_threaded switches them to threaded NAPI
+# for the cost windows only: each one's receive work then runs in its own
+# kernel thread "napi/DEV-ID" whose CPU time /proc/PID/schedstat gives.
+# (Only there: with a threaded receiver, a sender faster than the thread
+# fills the veth's 256-frame ring, the sending veth stops its queue, and
+# trafgen gives up with "Flushing TX_RING failed" - measured on 6.18.)
+# With --napi off nothing changes here and only whole-testbed figures are
+# measured.
+tb_napi() {
+	local v ns dev
+	TB_NAPI_DEVS=()
+	[[ $NAPI == threaded ]] || return 0
+	case $TB_LAYOUT in
+	nat) TB_NAPI_DEVS=("$NS_DIR/bnd0" "$NS_DIR/bnd1" "$NS_CL/bnc0" "$NS_BR/bnbd1") ;;
+	l2) TB_NAPI_DEVS=("$NS_DIR/bnd0" "$NS_BR/bnbd0") ;;
+	esac
+	for v in "${TB_NAPI_DEVS[@]}"; do
+		ns=${v%%/*}
+		dev=${v#*/}
+		if [[ $ns == "$NS_DIR" ]]; then
+			nsx "$ns" ethtool -K "$dev" gro on >/dev/null 2>&1 || die "ethtool -K $dev gro on failed in $ns"
+		fi
+	done
+	napi_threaded 1 && napi_pids "${TB_NAPI_DEVS[@]}" >/dev/null ||
+		die "no threaded NAPI kernel thread for the testbed's veths (use --napi off)"
+	napi_threaded 0
+	NAPI_ON+="${NAPI_ON:+; }$TB_LAYOUT: ${TB_NAPI_DEVS[*]}"
+}
+
+# napi_threaded 1|0 switches threaded NAPI on or off on TB_NAPI_DEVS.
+napi_threaded() {
+	local v
+	for v in "${TB_NAPI_DEVS[@]}"; do
+		nsx "${v%%/*}" sh -c "echo $1 > /sys/class/net/${v#*/}/threaded" 2>/dev/null || {
+			warn "threaded=$1 refused on $v"
+			return 1
+		}
+	done
+}
+
+# napi_pids NS/DEV... prints the pids of the threaded-NAPI kernel threads
+# of the devices (one per veth: one receive queue). Kernel threads belong to
+# no namespace, so a device is found by its thread's name, napi/DEV-ID; the
+# harness's device names are unique to it, and a name matched by more or
+# fewer than one thread is an error.
+napi_pids() {
+	local v dev pids
+	for v; do
+		dev=${v#*/}
+		pids=$(grep -lxE "napi/$dev-[0-9]+" /proc/[0-9]*/comm 2>/dev/null | cut -d/ -f3 | tr '\n' ' ')
+		if (($(wc -w <<<"$pids") != 1)); then
+			warn "napi kernel threads for $v: '${pids% }' (want exactly one)"
+			return 1
+		fi
+		printf '%s ' "${pids% }"
+	done
+	echo
 }
 
 # tb_realserver starts nginx, an iperf3 server and the UDP sink counter.
@@ -274,10 +349,12 @@ tb_wait_ready() {
 	done
 }
 
-# sink_count prints the number of UDP packets the real servers dropped.
+# sink_count prints the number of UDP packets the real servers dropped;
+# sink_count I those of real server I alone.
 sink_count() {
 	local i sum=0 n
 	for ((i = 1; i <= SERVERS; i++)); do
+		[[ -n ${1:-} && $1 != "$i" ]] && continue
 		n=$(nsx "$(rs_ns "$i")" nft list counter ip bnsink sink | awk '/packets/ {print $2}')
 		sum=$((sum + ${n:-0}))
 	done
@@ -295,36 +372,97 @@ clean_sockets() {
 	done
 }
 
-# cpu_ns prints the CPU time, in ns, used so far by every process in the
-# testbed's namespaces (all their threads, exited ones included, and their
-# reaped children) plus the ksoftirqd threads (softirq work that overflowed
-# there). Packet processing on veth runs in softirq in the context of the
-# sending process, so this covers the kernel's part of the path too. Ticks
-# of USER_HZ, scaled by the kernel to the precise run time.
-#
-# cpu_ns NS counts only the processes in namespace NS (no ksoftirqd): the
-# userspace share of a director.
-cpu_ns() {
-	local ns pids=""
-	if (($#)); then
-		pids=$(ip netns pids "$1" | tr '\n' ' ')
-	else
-		for ns in "${TB_NAMESPACES[@]}"; do
-			pids+=" $(ip netns pids "$ns" | tr '\n' ' ')"
-		done
-		pids+=" $(pgrep '^ksoftirqd/' | tr '\n' ' ')"
-	fi
-	[[ -n ${pids// /} ]] || {
+# snat_pool_add / snat_pool_del put the SNAT source pool on bnd0 and take
+# it off again.
+snat_pool_add() {
+	local i
+	for ((i = ${SNAT_POOL_FIRST##*.}; i <= ${SNAT_POOL_LAST##*.}; i++)); do
+		nsx "$NS_DIR" ip addr add "${SNAT_POOL_FIRST%.*}.$i/32" dev bnd0 || return 1
+	done
+}
+snat_pool_del() {
+	local i
+	for ((i = ${SNAT_POOL_FIRST##*.}; i <= ${SNAT_POOL_LAST##*.}; i++)); do
+		nsx "$NS_DIR" ip addr del "${SNAT_POOL_FIRST%.*}.$i/32" dev bnd0 2>/dev/null
+	done
+	return 0
+}
+
+# proc_cpu_ns PID... prints the CPU time, in ns, used so far by processes:
+# all their threads, exited ones included, and their reaped children (user +
+# system time from /proc/PID/stat: ticks of USER_HZ, scaled by the kernel
+# to the precise run time).
+proc_cpu_ns() {
+	[[ -n ${*// /} ]] || {
 		echo 0
 		return 0
 	}
-	# shellcheck disable=SC2086
-	(cd /proc && cat $(printf '%s/stat ' $pids) 2>/dev/null) |
+	# shellcheck disable=SC2046
+	(cd /proc && cat $(printf '%s/stat ' "$@") 2>/dev/null) |
 		awk -v hz="$(getconf CLK_TCK)" '{
 			# The command name (field 2) may hold spaces: count from its end.
 			sub(/^.*\) /, "")
 			t += $12 + $13 + $14 + $15
 		} END { printf "%.0f\n", t * 1e9 / hz }'
+}
+
+# kthread_cpu_ns PID... prints the run time, in ns, of kernel threads (the
+# first field of /proc/PID/schedstat, exact to the nanosecond).
+kthread_cpu_ns() {
+	[[ -n ${*// /} ]] || {
+		echo 0
+		return 0
+	}
+	# shellcheck disable=SC2046
+	(cd /proc && cat $(printf '%s/schedstat ' "$@") 2>/dev/null) | awk '{ t += $1 } END { printf "%.0f\n", t }'
+}
+
+# napi_resolve sets NAPI_ALL_PIDS (threaded-NAPI threads of every veth in
+# TB_NAPI_DEVS) and NAPI_DIR_PIDS (those of the director's veths); both are
+# empty with --napi off or when a thread cannot be told apart. Called before
+# each cost window: attaching XDP may rebuild a veth's NAPI context.
+napi_resolve() {
+	local v dir=()
+	NAPI_ALL_PIDS=""
+	NAPI_DIR_PIDS=""
+	((${#TB_NAPI_DEVS[@]})) || return 0
+	for v in "${TB_NAPI_DEVS[@]}"; do
+		[[ ${v%%/*} == "$NS_DIR" ]] && dir+=("$v")
+	done
+	NAPI_ALL_PIDS=$(napi_pids "${TB_NAPI_DEVS[@]}") || {
+		NAPI_ALL_PIDS=""
+		return 1
+	}
+	NAPI_DIR_PIDS=$(napi_pids "${dir[@]}")
+}
+
+# cpu_snapshot prints three CPU times in ns, taken together:
+#   total: every process in the testbed's namespaces, the ksoftirqd threads
+#     (softirq work that overflowed there) and the threaded-NAPI threads of
+#     the testbed's veths. Packet processing on a veth without NAPI runs in
+#     softirq in the context of the sending process, so this is the whole
+#     path, kernel included;
+#   dir: the director alone: the processes in bn-dir and the threaded-NAPI
+#     threads of bn-dir's veths (receive, forwarding, nftables, XDP and the
+#     hand-over to the next veth; empty with --napi off);
+#   dirproc: the processes in bn-dir alone (userspace directors).
+cpu_snapshot() {
+	local ns all="" dirp
+	for ns in "${TB_NAMESPACES[@]}"; do
+		all+=" $(ip netns pids "$ns" | tr '\n' ' ')"
+	done
+	all+=" $(pgrep '^ksoftirqd/' | tr '\n' ' ')"
+	dirp=$(ip netns pids "$NS_DIR" | tr '\n' ' ')
+	local p_all k_all p_dir k_dir
+	# shellcheck disable=SC2086
+	p_all=$(proc_cpu_ns $all)
+	# shellcheck disable=SC2086
+	k_all=$(kthread_cpu_ns $NAPI_ALL_PIDS)
+	# shellcheck disable=SC2086
+	p_dir=$(proc_cpu_ns $dirp)
+	# shellcheck disable=SC2086
+	k_dir=$(kthread_cpu_ns $NAPI_DIR_PIDS)
+	echo "$((p_all + k_all)) $((p_dir + k_dir)) $p_dir"
 }
 
 # tx_packets NS DEV prints the packets a veth has sent.

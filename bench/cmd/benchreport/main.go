@@ -1,6 +1,8 @@
 // Command benchreport turns the raw samples of a bench/run.sh run into
 // tables: per layout, the median and spread of every metric for every peer,
-// and each median as a ratio to the layout's kernel-forwarding baseline.
+// each median as a ratio to the layout's kernel-forwarding baseline, and
+// for every govs peer the median of its per-round ratios to the baseline
+// and to the peers closest to it (paired ratios).
 //
 // Input: a tab-separated file of "layout peer round metric value" lines and
 // a file of "key<TAB>value" lines describing the run (command, kernel,
@@ -10,7 +12,6 @@ package main
 
 import (
 	"bufio"
-
 	"flag"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ func metricDefs() []metric {
 		{"udp_pps", "UDP pkt/s, 1k flows", true, 0},
 		{"udp_pps_1m", "UDP pkt/s, 1M flows", true, 0},
 		{"conn_s", "new TCP conn/s (wrk, Connection: close)", true, 0},
+		{"conn_raw_s", "new TCP conn/s (connload flat out, 64 workers)", true, 0},
 		{"lat_p50_us", "request p50 µs (1 conn, keep-alive)", false, 0},
 		{"lat_p99_us", "request p99 µs (1 conn, keep-alive)", false, 0},
 		{"newconn_p50_us", "new-conn p50 µs (fixed rate)", false, 0},
@@ -48,6 +50,9 @@ func metricDefs() []metric {
 		{"dir_pkt_ns", "director CPU ns/pkt (path − none)", false, 0},
 		{"cpu_conn_us", "path CPU µs/conn (fixed rate)", false, 1},
 		{"dir_conn_us", "director CPU µs/conn (path − none)", false, 1},
+		{"dir_cpu_pkt_ns", "director-only CPU ns/pkt (bn-dir processes + NAPI threads, fixed rate)", false, 0},
+		{"dir_cpu_conn_us", "director-only CPU µs/conn (bn-dir processes + NAPI threads, fixed rate)", false, 1},
+		{"xdp_prog_ns", "director XDP program ns/run (in place, fixed rate)", false, 0},
 	}
 }
 
@@ -193,12 +198,17 @@ type stats struct {
 
 func (d *data) stats(l, p, m string) stats {
 	s := d.samples[key{l, p, m}]
-	if len(s) == 0 {
-		return stats{}
-	}
 	vs := make([]float64, 0, len(s))
 	for _, v := range s {
 		vs = append(vs, v)
+	}
+	return summarize(vs)
+}
+
+// summarize gives the median, minimum and maximum of values.
+func summarize(vs []float64) stats {
+	if len(vs) == 0 {
+		return stats{}
 	}
 	slices.Sort(vs)
 	med := vs[len(vs)/2]
@@ -206,6 +216,55 @@ func (d *data) stats(l, p, m string) stats {
 		med = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
 	}
 	return stats{n: len(vs), median: med, min: vs[0], max: vs[len(vs)-1], ok: true}
+}
+
+// closestPeers names, for each govs peer, the peers doing the same job that
+// it is compared with round by round, besides the layout's baseline.
+func closestPeers() map[string][]string {
+	return map[string][]string{
+		"govs-xdp-dr":   {"xdp-tx", "nft-fwd"},
+		"govs-xdp-tun":  {"xdp-tx"},
+		"govs-xdp-nat":  {"nft", "xdp-fwd"},
+		"govs-xdp-snat": {"nft-snat"},
+		"govs-proxy":    {"haproxy"},
+	}
+}
+
+// pair is a govs peer and a peer it is compared with.
+type pair struct{ peer, other string }
+
+// pairs lists the paired comparisons of a layout: every govs peer against
+// the baseline and against its closest peers, those present in the run.
+func (d *data) pairs(l string) []pair {
+	var out []pair
+	b := d.baseline(l)
+	for _, p := range d.peers[l] {
+		if !strings.HasPrefix(p, "govs-") {
+			continue
+		}
+		others := append([]string{b}, closestPeers()[p]...)
+		for _, o := range others {
+			if o != "" && slices.Contains(d.peers[l], o) && !slices.Contains(out, pair{p, o}) {
+				out = append(out, pair{p, o})
+			}
+		}
+	}
+	return out
+}
+
+// pairedRatio is the median over rounds of the ratio of two peers' samples
+// of one round: peers of a round run back to back, so the drift of the
+// machine between rounds cancels out.
+func (d *data) pairedRatio(l string, pr pair, m string) stats {
+	a := d.samples[key{l, pr.peer, m}]
+	b := d.samples[key{l, pr.other, m}]
+	var rs []float64
+	for r, v := range a {
+		if w, ok := b[r]; ok && w != 0 {
+			rs = append(rs, v/w)
+		}
+	}
+	return summarize(rs)
 }
 
 // baseline is the peer every ratio is taken against in a layout.
@@ -326,5 +385,46 @@ func writeMarkdown(w io.Writer, d *data, meta [][2]string) {
 			}
 			fmt.Fprintln(w)
 		}
+		writePaired(w, d, l, ms)
 	}
+}
+
+// writePaired prints the paired ratios of the govs peers of a layout.
+func writePaired(w io.Writer, d *data, l string, ms []metric) {
+	prs := d.pairs(l)
+	if len(prs) == 0 {
+		return
+	}
+	fmt.Fprint(w, "\nPaired ratios: median [min–max] over rounds of the ratio of two peers measured in the same round.\n\n| metric |")
+	for _, pr := range prs {
+		fmt.Fprintf(w, " %s ÷ %s |", pr.peer, pr.other)
+	}
+	fmt.Fprint(w, "\n|---|")
+	for range prs {
+		fmt.Fprint(w, "---|")
+	}
+	fmt.Fprintln(w)
+	for _, m := range ms {
+		cells := make([]string, len(prs))
+		seen := false
+		for i, pr := range prs {
+			s := d.pairedRatio(l, pr, m.key)
+			cells[i] = ratioCell(s)
+			seen = seen || s.ok
+		}
+		if !seen {
+			continue // e.g. director process CPU of XDP peers: 0 ÷ 0
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", m.label, strings.Join(cells, " | "))
+	}
+}
+
+func ratioCell(s stats) string {
+	if !s.ok {
+		return "n/a"
+	}
+	if s.n == 1 {
+		return fmt.Sprintf("%.2f×", s.median)
+	}
+	return fmt.Sprintf("%.2f× [%.2f–%.2f]", s.median, s.min, s.max)
 }

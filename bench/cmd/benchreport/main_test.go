@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,3 +72,49 @@ func TestReadRawRejectsShortLines(t *testing.T) {
 		t.Fatal("readRaw accepted a line with 4 fields")
 	}
 }
+
+func TestPairedRatios(t *testing.T) {
+	d := &data{peers: map[string][]string{}, samples: map[key]map[int]float64{}}
+	// Rounds drift by 2× as a whole; the per-round ratio does not.
+	for r, v := range map[int][3]float64{1: {100, 110, 50}, 2: {200, 220, 100}, 3: {150, 180, 80}} {
+		d.add("l2", "kfwd-dr", "udp_pps", r, v[0])
+		d.add("l2", "govs-xdp-dr", "udp_pps", r, v[1])
+		d.add("l2", "xdp-tx", "udp_pps", r, v[2])
+	}
+	d.add("l2", "govs-xdp-snat", "udp_pps", 1, 90) // no nft-snat in the run
+	want := []pair{{"govs-xdp-dr", "kfwd-dr"}, {"govs-xdp-dr", "xdp-tx"}, {"govs-xdp-snat", "kfwd-dr"}}
+	got := d.pairs("l2")
+	if len(got) != len(want) {
+		t.Fatalf("pairs = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("pairs = %v, want %v", got, want)
+		}
+	}
+	tests := []struct {
+		pr   pair
+		want stats
+	}{
+		{pair{"govs-xdp-dr", "kfwd-dr"}, stats{n: 3, median: 1.1, min: 1.1, max: 1.2, ok: true}},
+		{pair{"govs-xdp-dr", "xdp-tx"}, stats{n: 3, median: 2.2, min: 2.2, max: 2.25, ok: true}},
+		{pair{"govs-xdp-snat", "kfwd-dr"}, stats{n: 1, median: 0.9, min: 0.9, max: 0.9, ok: true}},
+		{pair{"govs-xdp-dr", "nft-fwd"}, stats{}},
+	}
+	for _, tc := range tests {
+		s := d.pairedRatio("l2", tc.pr, "udp_pps")
+		if s.ok != tc.want.ok || s.n != tc.want.n || !near(s.median, tc.want.median) ||
+			!near(s.min, tc.want.min) || !near(s.max, tc.want.max) {
+			t.Errorf("pairedRatio(%v) = %+v, want %+v", tc.pr, s, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	writeText(&out, d)
+	for _, s := range []string{"govs-xdp-dr ÷ xdp-tx", "2.20× [2.20–2.25]"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }

@@ -8,6 +8,11 @@
 //
 // The benchmark harness (bench/run.sh) uses it for the director's cost per
 // new connection at a fixed offered rate, where wrk would run flat out.
+//
+// With -workers N it runs flat out instead: N workers each open a
+// connection, send the request, read the answer to the end and close, in a
+// loop until -d has passed (the conn_raw load: the lightest client that
+// still completes real connections).
 package main
 
 import (
@@ -43,6 +48,7 @@ func main() {
 	dur := flag.Duration("d", 5*time.Second, "how long to offer load")
 	timeout := flag.Duration("timeout", 2*time.Second, "per-connection timeout")
 	maxInFlight := flag.Int("max-inflight", 512, "bound on concurrent connections")
+	workers := flag.Int("workers", 0, "run flat out with this many workers instead of at -rate")
 	flag.Parse()
 	if *addr == "" || *rate <= 0 || *dur <= 0 {
 		fmt.Fprintln(os.Stderr, "usage: connload -addr host:port [-rate N] [-d 5s]")
@@ -52,7 +58,15 @@ func main() {
 	// finish and the result is printed as usual.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := run(ctx, *addr, *rate, *dur, *timeout, *maxInFlight)
+	var (
+		res result
+		err error
+	)
+	if *workers > 0 {
+		res = flatOut(ctx, *addr, *workers, *dur, *timeout)
+	} else {
+		res, err = run(ctx, *addr, *rate, *dur, *timeout, *maxInFlight)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "connload:", err)
 		os.Exit(1)
@@ -130,6 +144,63 @@ func run(ctx context.Context, addr string, rate int, dur, timeout time.Duration,
 		res.P99us = float64(quantile(lat, 0.99).Microseconds())
 	}
 	return res, nil
+}
+
+// flatOut runs workers that open connections back to back until dur has
+// passed or ctx ends.
+func flatOut(ctx context.Context, addr string, workers int, dur, timeout time.Duration) result {
+	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+	type tally struct {
+		lat   []time.Duration
+		nerr  int
+		first error
+	}
+	tallies := make([]tally, workers)
+	start := time.Now()
+	deadline := start.Add(dur)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := &tallies[w]
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := oneRequest(addr, req, timeout); err != nil {
+					t.nerr++
+					if t.first == nil {
+						t.first = err
+					}
+					continue
+				}
+				t.lat = append(t.lat, time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	var (
+		lat   []time.Duration
+		res   result
+		first error
+	)
+	for _, t := range tallies {
+		lat = append(lat, t.lat...)
+		res.Errors += t.nerr
+		if first == nil {
+			first = t.first
+		}
+	}
+	res.OK, res.Seconds, res.Rate = len(lat), elapsed, float64(len(lat))/elapsed
+	if first != nil {
+		res.FirstEr = first.Error()
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		res.P50us = float64(quantile(lat, 0.50).Microseconds())
+		res.P99us = float64(quantile(lat, 0.99).Microseconds())
+	}
+	return res
 }
 
 func quantile(sorted []time.Duration, q float64) time.Duration {

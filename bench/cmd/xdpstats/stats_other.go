@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+func collect([]string) ([]progStats, error) {
+	return nil, errors.New("xdp program statistics need Linux")
+}
