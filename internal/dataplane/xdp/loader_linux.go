@@ -48,7 +48,13 @@ type Dataplane struct {
 	// walkGap is the least time between two walks of the connection
 	// tables: 19 times the last walk's duration, so walking a very large
 	// table costs at most about 5 % of one CPU.
-	walkGap   time.Duration
+	walkGap time.Duration
+	// walked, walkSeen and walkMade describe the last walk: done at all,
+	// entries it found, and the program's new-connection count then.
+	walked    bool
+	walkSeen  int
+	walkMade  uint64
+	v6Seen    bool // the last walk of the IPv6 table found an entry
 	rounds    int
 	snatPools snatState // snat_pool allocation, exhaustion log (pool_linux.go)
 	clkMult   uint64    // settings clk_mult/clk_off (clock_linux.go)

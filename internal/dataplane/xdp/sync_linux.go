@@ -101,68 +101,9 @@ func (d *Dataplane) syncLocked() error {
 			reals[r.id] = r
 		}
 	}
-	counts := make(map[uint32]realCount)
-	live := make(map[lbPersistKey]bool)
-	var dead, deadNAT []lbFlowKey
-	err := d.eachConn(func(k *lbFlowKey, v *lbConn) {
-		r := reals[v.Real]
-		if expired(now, v.LastNs, d.timeout(v.State)) || r == nil || r.gen != v.Gen {
-			dead = append(dead, *k)
-			// A SNAT binding is left to the program, which takes it over
-			// once its connection is dead (snat.h): deleting it here could
-			// delete it after it was given to a new connection.
-			if r != nil && r.spec.Method == dataplane.NAT && v.Snat == 0 {
-				deadNAT = append(deadNAT, natKey(k, v, r))
-			}
-			return
-		}
-		c := counts[v.Real]
-		if v.State == 2 {
-			c.active++
-		} else {
-			c.inactive++
-		}
-		counts[v.Real] = c
-		if s := byID[v.Svc]; s != nil && s.spec.Persistence > 0 {
-			live[persistKey(s, k)] = true
-		}
-	})
+	counts, err := d.walkTables(now, byID, reals)
 	if err != nil {
-		return fmt.Errorf("walk connections: %w", err)
-	}
-	if err := d.deleteConns(dead); err != nil {
-		return fmt.Errorf("expire connections: %w", err)
-	}
-	if err := batchDelete(d.objs.NatTbl, deadNAT); err != nil {
-		return fmt.Errorf("expire nat entries: %w", err)
-	}
-
-	var pdead []lbPersistKey
-	var pk lbPersistKey
-	var pv lbPersistVal
-	pit := d.objs.PersistTbl.Iterate()
-	for pit.Next(&pk, &pv) {
-		s, r := byID[pk.Svc], reals[pv.Real]
-		if s == nil || r == nil || r.gen != pv.Gen {
-			pdead = append(pdead, pk)
-			continue
-		}
-		if live[pk] {
-			pv.LastNs = now
-			_ = d.objs.PersistTbl.Update(pk, pv, 0)
-		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
-			pdead = append(pdead, pk)
-			continue
-		}
-		c := counts[pv.Real]
-		c.persist++
-		counts[pv.Real] = c
-	}
-	if err := pit.Err(); err != nil {
-		return fmt.Errorf("walk templates: %w", err)
-	}
-	if err := batchDelete(d.objs.PersistTbl, pdead); err != nil {
-		return fmt.Errorf("expire templates: %w", err)
+		return err
 	}
 	d.counts, d.synced = counts, time.Now()
 	d.walkGap = 19 * d.synced.Sub(start)
@@ -191,6 +132,105 @@ func (d *Dataplane) syncLocked() error {
 		errs = append(errs, d.pushTable(s), d.writeCfg(s))
 	}
 	return errors.Join(errs...)
+}
+
+// walkTables walks the connection and template tables: it deletes expired
+// entries, keeps templates alive while they control connections and
+// returns the live counts per real server slot. It skips the walk, and
+// returns the last counts, when it cannot change them: the last walk
+// found no entry and the program has made no connection since. Walking
+// costs the same for an empty table as for a full one (the kernel visits
+// every bucket: a few ms for 2^20 buckets), so an idle director does not
+// pay it every second.
+func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[uint32]*realState) (map[uint32]realCount, error) {
+	made, err := d.connsMade()
+	if err != nil {
+		return nil, err
+	}
+	if d.walked && d.walkSeen == 0 && made == d.walkMade {
+		return d.counts, nil
+	}
+	seen := 0
+	counts := make(map[uint32]realCount)
+	live := make(map[lbPersistKey]bool)
+	var dead, deadNAT []lbFlowKey
+	err = d.eachConn(func(k *lbFlowKey, v *lbConn) {
+		seen++
+		r := reals[v.Real]
+		if expired(now, v.LastNs, d.timeout(v.State)) || r == nil || r.gen != v.Gen {
+			dead = append(dead, *k)
+			// A SNAT binding is left to the program, which takes it over
+			// once its connection is dead (snat.h): deleting it here could
+			// delete it after it was given to a new connection.
+			if r != nil && r.spec.Method == dataplane.NAT && v.Snat == 0 {
+				deadNAT = append(deadNAT, natKey(k, v, r))
+			}
+			return
+		}
+		c := counts[v.Real]
+		if v.State == 2 {
+			c.active++
+		} else {
+			c.inactive++
+		}
+		counts[v.Real] = c
+		if s := byID[v.Svc]; s != nil && s.spec.Persistence > 0 {
+			live[persistKey(s, k)] = true
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk connections: %w", err)
+	}
+	if err := d.deleteConns(dead); err != nil {
+		return nil, fmt.Errorf("expire connections: %w", err)
+	}
+	if err := batchDelete(d.objs.NatTbl, deadNAT); err != nil {
+		return nil, fmt.Errorf("expire nat entries: %w", err)
+	}
+
+	var pdead []lbPersistKey
+	var pk lbPersistKey
+	var pv lbPersistVal
+	pit := d.objs.PersistTbl.Iterate()
+	for pit.Next(&pk, &pv) {
+		seen++
+		s, r := byID[pk.Svc], reals[pv.Real]
+		if s == nil || r == nil || r.gen != pv.Gen {
+			pdead = append(pdead, pk)
+			continue
+		}
+		if live[pk] {
+			pv.LastNs = now
+			_ = d.objs.PersistTbl.Update(pk, pv, 0)
+		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
+			pdead = append(pdead, pk)
+			continue
+		}
+		c := counts[pv.Real]
+		c.persist++
+		counts[pv.Real] = c
+	}
+	if err := pit.Err(); err != nil {
+		return nil, fmt.Errorf("walk templates: %w", err)
+	}
+	if err := batchDelete(d.objs.PersistTbl, pdead); err != nil {
+		return nil, fmt.Errorf("expire templates: %w", err)
+	}
+	d.walked, d.walkSeen, d.walkMade = true, seen, made
+	return counts, nil
+}
+
+// connsMade is the program's count of new connections (all CPUs).
+func (d *Dataplane) connsMade() (uint64, error) {
+	var per []uint64
+	if err := d.objs.Events.Lookup(uint32(0), &per); err != nil { // EV_CONN_NEW
+		return 0, fmt.Errorf("read conn_new: %w", err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
 }
 
 // natKey is the reply-direction key of a NAT or SNAT connection.
@@ -230,23 +270,54 @@ func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
 	// Batched lookups read thousands of entries per system call; the
 	// per-entry iterator costs two calls per entry, which with a million
 	// connections kept a core busy at every sync.
-	done, err := batchWalk(d.objs.ConnTbl, fn)
+	//
+	// The IPv6 table is skipped while no IPv6 service exists and the last
+	// walk found no IPv6 entry: visiting its empty buckets costs as much
+	// as visiting full ones.
+	if !d.v6Walk() {
+		return d.eachConn4(fn)
+	}
+	v6 := false
+	done, err := batchWalk(d.objs.ConnTbl, func(k *lbFlowKey, v *lbConn) {
+		v6 = true
+		fn(k, v)
+	})
 	if err != nil {
 		return err
 	}
+	d.v6Seen = v6
 	if !done {
 		var k lbFlowKey
 		var v lbConn
 		it := d.objs.ConnTbl.Iterate()
 		for it.Next(&k, &v) {
+			d.v6Seen = true
 			fn(&k, &v)
 		}
 		if err := it.Err(); err != nil {
 			return err
 		}
 	}
+	return d.eachConn4(fn)
+}
+
+// v6Walk says whether eachConn visits the IPv6 table.
+func (d *Dataplane) v6Walk() bool {
+	if d.v6Seen || !d.walked {
+		return true
+	}
+	for k := range d.svcs {
+		if k.Addr.Is6() || k.V6 {
+			return true
+		}
+	}
+	return false
+}
+
+// eachConn4 hands every entry of conn4_tbl to fn as a full flow key.
+func (d *Dataplane) eachConn4(fn func(k *lbFlowKey, v *lbConn)) error {
 	var k lbFlowKey
-	done, err = batchWalk(d.objs.Conn4Tbl, func(k4 *lbFlowKey4, v *lbConn) {
+	done, err := batchWalk(d.objs.Conn4Tbl, func(k4 *lbFlowKey4, v *lbConn) {
 		k = fromKey4(*k4)
 		fn(&k, v)
 	})
