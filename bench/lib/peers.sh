@@ -320,13 +320,15 @@ peer_check_govs_xdp_tun() {
 }
 
 # govs_config KIND writes a keepalived.conf-syntax config for the services.
-# UDP flows time out after 5 s, like the kernel peers' conntrack entries
-# (nf_conntrack_udp_timeout=5, testbed.sh). SNAT services take their source
-# addresses from the pool the nft-snat peer uses too (SNAT_POOL_*).
+# UDP flows time out after UDP_TIMEOUT s (default 5), like the kernel
+# peers' conntrack entries (nf_conntrack_udp_timeout, testbed.sh). The
+# connection table has 2^21 entries, so the 1.1M flows of the flows load
+# fit (the default 2^20 would evict in a cycle). SNAT services take their
+# source addresses from the pool the nft-snat peer uses too (SNAT_POOL_*).
 govs_config() {
 	local kind=$1 i
 	{
-		printf 'global_defs {\n\trouter_id bench\n\tlvs_timeouts udp 5\n}\n'
+		printf 'global_defs {\n\trouter_id bench\n\tlvs_timeouts udp %s\n\tgovs_conn_table_size 2097152\n}\n' "$UDP_TIMEOUT"
 		[[ $kind == SNAT ]] && printf 'govs_snat_pool bench {\n\taddress %s-%s\n}\n' "$SNAT_POOL_FIRST" "${SNAT_POOL_LAST##*.}"
 		for svc in "80 TCP all" "9 UDP all" "5201 TCP one"; do
 			# shellcheck disable=SC2086

@@ -114,7 +114,7 @@ tb_build() {
 	for k in net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
 		net.ipv4.conf.default.send_redirects=0 net.ipv4.conf.all.rp_filter=0 \
 		net.ipv4.conf.default.rp_filter=0 net.ipv4.ip_local_port_range="1024 65535" \
-		net.ipv4.tcp_tw_reuse=1 net.netfilter.nf_conntrack_udp_timeout=5; do
+		net.ipv4.tcp_tw_reuse=1 net.netfilter.nf_conntrack_udp_timeout="$UDP_TIMEOUT"; do
 		nsx "$NS_DIR" sysctl -qw "$k"
 	done
 	for ns in $(nsx "$NS_DIR" ls /sys/class/net); do
