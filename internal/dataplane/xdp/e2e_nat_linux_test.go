@@ -170,30 +170,8 @@ func TestEndToEndSNAT(t *testing.T) {
 		t.Errorf("answers %v, want 10 each", seen)
 	}
 	// a held connection is listed with its translated source
-	conn, err := l.dialer()(context.Background(), "tcp", labVIPDR+":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	buf := make([]byte, 512)
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := conn.Read(buf); err != nil {
-		t.Fatalf("held connection: %v", err)
-	}
-	local := netip.MustParseAddrPort(conn.LocalAddr().String())
-	found := false
-	d.Conns(context.Background(), func(cn dataplane.Conn) bool {
-		if cn.Client == local {
-			found = true
-			if cn.Local.Addr() != netip.MustParseAddr(labDirAddr) || cn.Local.Port() < 1024 {
-				t.Errorf("conn %+v: want Local = director address and an allocated port", cn)
-			}
-		}
-		return true
-	})
-	if !found {
-		t.Errorf("held connection %s not listed", local)
+	if cn := heldConn(t, l, d); cn.Local.Addr() != netip.MustParseAddr(labDirAddr) || cn.Local.Port() < 1024 {
+		t.Errorf("conn %+v: want Local = director address and an allocated port", cn)
 	}
 	ex, _ := d.Exits()
 	t.Logf("exits: tx_snat %d, tx_nat_reply %d, pass_nat_reply %d, exhausted %d", ex["tx_snat"], ex["tx_nat_reply"], ex["pass_nat_reply"], ex["drop_snat_exhausted"])
@@ -207,4 +185,35 @@ func nonZero(m map[string]uint64) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// heldConn opens a connection to the DR VIP's port 80 from the lab's
+// client, reads the first answer, and returns the connection table's entry
+// for it; the connection stays open until the test ends.
+func heldConn(t *testing.T, l *lab, d *Dataplane) dataplane.Conn {
+	t.Helper()
+	conn, err := l.dialer()(context.Background(), "tcp", labVIPDR+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	buf := make([]byte, 512)
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Read(buf); err != nil {
+		t.Fatalf("held connection: %v", err)
+	}
+	local := netip.MustParseAddrPort(conn.LocalAddr().String())
+	var entry *dataplane.Conn
+	d.Conns(context.Background(), func(cn dataplane.Conn) bool {
+		if cn.Client == local {
+			entry = &cn
+			return false
+		}
+		return true
+	})
+	if entry == nil {
+		t.Fatalf("held connection %s not listed", local)
+	}
+	return *entry
 }

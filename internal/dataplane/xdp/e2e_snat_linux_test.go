@@ -65,30 +65,8 @@ func TestEndToEndSNATPool(t *testing.T) {
 		t.Errorf("answers %v, want 10 each", seen)
 	}
 	t.Logf("sources seen by the real servers: %v", sources)
-	conn, err := l.dialer()(context.Background(), "tcp", labVIPDR+":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	buf := make([]byte, 512)
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := conn.Read(buf); err != nil {
-		t.Fatalf("held connection: %v", err)
-	}
-	local := netip.MustParseAddrPort(conn.LocalAddr().String())
-	found := false
-	d.Conns(context.Background(), func(cn dataplane.Conn) bool {
-		if cn.Client == local {
-			found = true
-			if !inPool(cn.Local, pool) {
-				t.Errorf("conn %+v: want Local in the pool", cn)
-			}
-		}
-		return true
-	})
-	if !found {
-		t.Errorf("held connection %s not listed", local)
+	if cn := heldConn(t, l, d); !inPool(cn.Local, pool) {
+		t.Errorf("conn %+v: want Local in the pool", cn)
 	}
 	if strings.Contains(logbuf.String(), "not assigned") {
 		t.Errorf("warned about pool addresses the director holds:\n%s", logbuf.String())

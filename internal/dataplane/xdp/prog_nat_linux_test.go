@@ -38,15 +38,7 @@ func TestNAT(t *testing.T) {
 	x := newTDP(t, Options{})
 	// an empty namespace: the reply's route lookup finds nothing and the
 	// program leaves the rewritten reply to the kernel
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	empty, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = netns.Set(orig); orig.Close(); empty.Close() })
+	inEmptyNS(t)
 
 	real4 := netip.MustParseAddrPort("10.0.0.1:8080")
 	real6 := netip.MustParseAddrPort("[fd00::1]:8080")

@@ -16,17 +16,22 @@ static __always_inline __u32 fold_addr(const __u8 *a, __u8 family)
 	return bpf_ntohl(w0 ^ w1 ^ w2 ^ w3);
 }
 
+/* mix32 is the murmur3 finaliser: a bijection of 32 bits. */
+static __always_inline __u32 mix32(__u32 x)
+{
+	x ^= x >> 16;
+	x *= 0x85ebca6b;
+	x ^= x >> 13;
+	x *= 0xc2b2ae35;
+	x ^= x >> 16;
+	return x;
+}
+
 /* flow_hash mixes a flow into 32 bits for outer sources and IPv6 flow
  * labels (murmur3 finaliser). */
 static __always_inline __u32 flow_hash(const struct flow_key *fk)
 {
-	__u32 h = fold_addr(fk->saddr, fk->family) ^ ((__u32)fk->sport << 16) ^ fk->dport;
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
+	return mix32(fold_addr(fk->saddr, fk->family) ^ ((__u32)fk->sport << 16) ^ fk->dport);
 }
 
 static __always_inline void mask_addr(__u8 *a, __u32 plen, __u8 family)

@@ -4,17 +4,6 @@
 #ifndef GOVS_SNAT_H
 #define GOVS_SNAT_H
 
-/* mix32 is the murmur3 finaliser: a bijection of 32 bits. */
-static __always_inline __u32 mix32(__u32 x)
-{
-	x ^= x >> 16;
-	x *= 0x85ebca6b;
-	x ^= x >> 13;
-	x *= 0xc2b2ae35;
-	x ^= x >> 16;
-	return x;
-}
-
 /* same16 compares two 16-byte addresses (4-byte aligned). */
 static __always_inline int same16(const __u8 *a, const __u8 *b)
 {
