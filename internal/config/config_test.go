@@ -175,7 +175,8 @@ func TestValidateReportsAll(t *testing.T) {
 // TestRoundTrip: parse → Format → parse gives the same model.
 func TestRoundTrip(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.conf")
-	files = append(files, "../../examples/seed004-master.conf")
+	examples, _ := filepath.Glob("../../examples/*.conf")
+	files = append(files, examples...)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			cfg, ds := ParseFile(f, nil)
