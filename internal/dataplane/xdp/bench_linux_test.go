@@ -65,13 +65,7 @@ func benchLive(b *testing.B, prog *ebpf.Program, frame []byte) {
 // BenchmarkLive compares bounce, DR and TUN on fresh frames.
 func BenchmarkLive(b *testing.B) {
 	b.Run("bounce", func(b *testing.B) {
-		newBenchTDP(b)
-		var objs bounceObjects
-		if err := loadBounceObjects(&objs, nil); err != nil {
-			b.Fatal(err)
-		}
-		defer objs.Close()
-		benchLive(b, objs.GovsBounce, syn(client(1), 40000, vip4, 80).frame())
+		benchLive(b, bounceProg(b), syn(client(1), 40000, vip4, 80).frame())
 	})
 	for _, c := range []struct {
 		name   string
@@ -84,19 +78,27 @@ func BenchmarkLive(b *testing.B) {
 		{"nat-ipv6", dataplane.NAT, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			x := newBenchTDP(b)
-			vip, rs, cl := vip4, rs1, client(1)
-			if c.v6 {
-				vip, rs, cl = vip6, rs6a, client6(1)
-			}
-			x.apply(svc(dataplane.TCP, vip, 80, "wlc", rsv(rs, 1, c.method)))
-			p := syn(cl, 40000, vip, 80)
-			x.run(p.frame())
-			p.flags = tcpACK
-			p.payload = make([]byte, 64)
-			benchLive(b, x.d.objs.GovsLb, p.frame())
+			x, frame := establishedFrame(b, c.method, c.v6)
+			benchLive(b, x.d.objs.GovsLb, frame)
 		})
 	}
+}
+
+// establishedFrame sets up one service with one real server reached by
+// method and returns a 64-byte-payload packet of a connection it already
+// tracks.
+func establishedFrame(b *testing.B, method dataplane.Method, v6 bool) (*tdp, []byte) {
+	x := newBenchTDP(b)
+	vip, rs, cl := vip4, rs1, client(1)
+	if v6 {
+		vip, rs, cl = vip6, rs6a, client6(1)
+	}
+	x.apply(svc(dataplane.TCP, vip, 80, "wlc", rsv(rs, 1, method)))
+	p := syn(cl, 40000, vip, 80)
+	x.run(p.frame())
+	p.flags = tcpACK
+	p.payload = make([]byte, 64)
+	return x, p.frame()
 }
 
 func newBenchTDP(b *testing.B) *tdp {
@@ -104,19 +106,26 @@ func newBenchTDP(b *testing.B) *tdp {
 	return newTDPFor(b, Options{})
 }
 
-// BenchmarkBounce is the bare bounce program: the ceiling.
-func BenchmarkBounce(b *testing.B) {
-	x := newBenchTDP(b)
+// bounceProg loads the bare bounce program, pinned to CPU 0 like the
+// director program in the other benchmarks (newBenchTDP), and closes it
+// at the end of b.
+func bounceProg(b *testing.B) *ebpf.Program {
+	newBenchTDP(b)
 	var objs bounceObjects
 	if err := loadBounceObjects(&objs, nil); err != nil {
 		b.Fatal(err)
 	}
-	defer objs.Close()
+	b.Cleanup(func() { objs.Close() })
+	return objs.GovsBounce
+}
+
+// BenchmarkBounce is the bare bounce program: the ceiling.
+func BenchmarkBounce(b *testing.B) {
+	prog := bounceProg(b)
 	frame := syn(client(1), 40000, vip4, 80).frame()
-	_ = x // same CPU pinning as the other benchmarks
 	var total time.Duration
 	for b.Loop() {
-		r, d, err := objs.GovsBounce.Benchmark(frame, repeat, nil)
+		r, d, err := prog.Benchmark(frame, repeat, nil)
 		if err != nil || r != xdpTX {
 			b.Fatalf("bounce: %d %v", r, err)
 		}
@@ -138,17 +147,8 @@ func BenchmarkEstablished(b *testing.B) {
 	} // the tunnel grows the frame, which repeat mode does not reset: see BenchmarkLive
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			x := newBenchTDP(b)
-			vip, rs, cl := vip4, rs1, client(1)
-			if c.v6 {
-				vip, rs, cl = vip6, rs6a, client6(1)
-			}
-			x.apply(svc(dataplane.TCP, vip, 80, "wlc", rsv(rs, 1, c.method)))
-			p := syn(cl, 40000, vip, 80)
-			x.run(p.frame())
-			p.flags = tcpACK
-			p.payload = make([]byte, 64)
-			benchFrame(b, x, p.frame(), c.ret)
+			x, frame := establishedFrame(b, c.method, c.v6)
+			benchFrame(b, x, frame, c.ret)
 		})
 	}
 }
@@ -216,13 +216,7 @@ func BenchmarkSpread(b *testing.B) {
 		b.ReportMetric(float64(total.Nanoseconds())/float64(n), "ns/pkt")
 	}
 	b.Run("bounce", func(b *testing.B) {
-		newBenchTDP(b)
-		var objs bounceObjects
-		if err := loadBounceObjects(&objs, nil); err != nil {
-			b.Fatal(err)
-		}
-		defer objs.Close()
-		spread(b, objs.GovsBounce, frames(nil, vip4), xdpTX)
+		spread(b, bounceProg(b), frames(nil, vip4), xdpTX)
 	})
 	for _, size := range []int{1 << 16, DefaultConnTableSize} {
 		b.Run(fmt.Sprintf("dr-ipv4-table%d", size), func(b *testing.B) {
@@ -275,7 +269,7 @@ func BenchmarkMillionFlows(b *testing.B) {
 // BenchmarkSyncWalk times one sync (walk of the connection table, counts,
 // expiry) with 200,000 live IPv4 connections spread over two real
 // servers: the Go side's cost per walk, which bounds how often it walks
-// (walkGap) and what it takes from the CPUs under connection churn.
+// (walkState.gap) and what it takes from the CPUs under connection churn.
 func BenchmarkSyncWalk(b *testing.B) {
 	const n = 200000
 	x := newTDPFor(b, Options{ConnTableSize: 1 << 20})
@@ -302,7 +296,7 @@ func BenchmarkSyncWalk(b *testing.B) {
 	}
 	for b.Loop() {
 		x.d.mu.Lock()
-		x.d.walked = false
+		x.d.walk.done = false
 		err := x.d.syncLocked()
 		x.d.mu.Unlock()
 		if err != nil {

@@ -36,25 +36,16 @@ type Dataplane struct {
 	pins  []string
 	fresh []link.Link // links attached (not adopted) by this New
 
-	mu       sync.Mutex
-	svcs     map[dataplane.ServiceKey]*service
-	keyOwner map[lbSvcKey]uint32
-	svcUsed  [maxServices]bool
-	realUsed [maxReals]bool
-	gen      uint32
-	reps     map[tableLayout][]uint32
-	counts   map[uint32]realCount
-	synced   time.Time
-	// walkGap is the least time between two walks of the connection
-	// tables: 19 times the last walk's duration, so walking a very large
-	// table costs at most about 5 % of one CPU.
-	walkGap time.Duration
-	// walked, walkSeen and walkMade describe the last walk: done at all,
-	// entries it found, and the program's new-connection count then.
-	walked    bool
-	walkSeen  int
-	walkMade  uint64
-	v6Seen    bool // the last walk of the IPv6 table found an entry
+	mu        sync.Mutex
+	svcs      map[dataplane.ServiceKey]*service
+	keyOwner  map[lbSvcKey]uint32
+	svcUsed   [maxServices]bool
+	realUsed  [maxReals]bool
+	gen       uint32
+	reps      map[tableLayout][]uint32
+	counts    map[uint32]realCount
+	synced    time.Time
+	walk      walkState // the last walk of the connection tables (sync_linux.go)
 	rounds    int
 	snatPools snatState // snat_pool allocation, exhaustion log (pool_linux.go)
 	clkMult   uint64    // settings clk_mult/clk_off (clock_linux.go)
@@ -445,40 +436,39 @@ func (d *Dataplane) maps() []*ebpf.Map {
 // removeMapPins removes the pinned maps under dir and keeps the pinned
 // links (link_IFNAME), which attach adopts.
 func removeMapPins(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
-	}
-	var errs []error
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "link_") {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return removePins(dir, func(name string) bool { return strings.HasPrefix(name, "link_") })
 }
 
 // RemovePinned detaches programs pinned under dir by a previous process
 // and removes every pinned map: the next New starts with empty tables.
 func RemovePinned(dir string) error {
+	if err := removePins(dir, func(string) bool { return false }); err != nil {
+		return fmt.Errorf("xdp: %w", err)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("xdp: %w", err)
+	}
+	return nil
+}
+
+// removePins removes the entries of dir that keep does not keep; a
+// missing dir has none.
+func removePins(dir string, keep func(name string) bool) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("xdp: read %s: %w", dir, err)
+		return fmt.Errorf("read %s: %w", dir, err)
 	}
 	var errs []error
 	for _, e := range entries {
+		if keep(e.Name()) {
+			continue
+		}
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if err := os.Remove(dir); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

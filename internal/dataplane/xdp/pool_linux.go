@@ -87,18 +87,14 @@ func hasSNAT(s dataplane.Service) bool {
 	return false
 }
 
-// snatFor returns the source NAT setting of s: its SourcePool (or
-// Options.SourcePool when it has none) reduced to the service's family,
-// and the port range with defaults. Services without SNAT real servers
+// snatFor returns the source NAT setting of s: its SourcePool reduced to
+// the service's family, and the port range with defaults. Services without SNAT real servers
 // get the zero value.
 func (d *Dataplane) snatFor(s dataplane.Service) (svcSNAT, error) {
 	if !hasSNAT(s) {
 		return svcSNAT{}, nil
 	}
 	p := s.SourcePool
-	if p == nil && len(d.opts.SourcePool) > 0 {
-		p = &dataplane.SourcePool{Name: "(Options.SourcePool)", Addresses: d.opts.SourcePool}
-	}
 	out := svcSNAT{portMin: defaultPortMin, portMax: defaultPortMax}
 	if p == nil {
 		return out, nil

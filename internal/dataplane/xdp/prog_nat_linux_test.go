@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/govs/govs/internal/dataplane"
 )
 
@@ -196,15 +194,12 @@ func TestSNAT(t *testing.T) {
 	if testing.Short() {
 		n = 20000
 	}
-	x := newTDP(t, Options{SourcePool: pool, ConnTableSize: 1 << 19})
-	orig, _ := netns.Get()
-	empty, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = netns.Set(orig); orig.Close(); empty.Close() })
+	x := newTDP(t, Options{ConnTableSize: 1 << 19})
+	inEmptyNS(t)
 	real := netip.MustParseAddrPort("10.0.0.1:8080")
-	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(real, 1, dataplane.SNAT)))
+	s := svc(dataplane.TCP, vip4, 80, "rr", rsv(real, 1, dataplane.SNAT))
+	s.SourcePool = &dataplane.SourcePool{Name: "four", Addresses: pool}
+	x.apply(s)
 
 	p := pkt{src: netip.AddrPortFrom(client(1), 40000), dst: netip.AddrPortFrom(vip4, 80), proto: 6, flags: tcpSYN, payload: []byte("x")}
 	in := p.frame()

@@ -464,12 +464,7 @@ func TestSNATICMP(t *testing.T) {
 
 		// (a) the real server's side: port unreachable about sent
 		for _, from := range []netip.Addr{real.Addr(), router} {
-			e := pkt{src: netip.AddrPortFrom(from, 0), dst: netip.AddrPortFrom(local.Addr(), 0), proto: 1,
-				l4override: quoteOf(c.v6, from, local.Addr(), sent)}
-			if c.v6 {
-				e.proto = 58
-			}
-			in := e.frame()
+			in := icmpError(c.v6, from, local.Addr(), sent)
 			o := x.expect(in, xdpPass, "pass_nat_reply")
 			d := decodeICMP(o[14:len(in)])
 			if d.outerSrc != vip.Addr() || d.outerDst != cl.Addr() {
@@ -492,12 +487,7 @@ func TestSNATICMP(t *testing.T) {
 			t.Fatalf("%s: reply %s → %s", c.name, s, d)
 		}
 		for _, from := range []netip.Addr{cl.Addr(), router} {
-			e := pkt{src: netip.AddrPortFrom(from, 0), dst: netip.AddrPortFrom(vip.Addr(), 0), proto: 1,
-				l4override: quoteOf(c.v6, from, vip.Addr(), cliIP)}
-			if c.v6 {
-				e.proto = 58
-			}
-			in := e.frame()
+			in := icmpError(c.v6, from, vip.Addr(), cliIP)
 			o := x.expect(in, xdpTX, "tx_icmp_related")
 			if dstMAC(o) != realMAC(real.Addr()) {
 				t.Errorf("%s (b): to mac %x, want the real server's", c.name, dstMAC(o))
@@ -527,4 +517,14 @@ func TestSNATICMP(t *testing.T) {
 		netip.AddrFrom4([4]byte(q[16:20])) != vip4 || binary.BigEndian.Uint16(q[22:]) != 53 || !d.icmpOK || !ipv4HeaderOK(q) {
 		t.Errorf("short quote: % x (icmp checksum %v)", q, d.icmpOK)
 	}
+}
+
+// icmpError is the frame of a port-unreachable error from one address to
+// another quoting packet quoted (ICMP or ICMPv6).
+func icmpError(v6 bool, from, to netip.Addr, quoted []byte) []byte {
+	e := pkt{src: netip.AddrPortFrom(from, 0), dst: netip.AddrPortFrom(to, 0), proto: 1, l4override: quoteOf(v6, from, to, quoted)}
+	if v6 {
+		e.proto = 58
+	}
+	return e.frame()
 }

@@ -36,7 +36,7 @@ func (d *Dataplane) loop(ctx context.Context) {
 			return
 		case <-t.C:
 			d.mu.Lock()
-			if time.Since(d.synced) >= d.walkGap {
+			if time.Since(d.synced) >= d.walk.gap {
 				if err := d.syncLocked(); err != nil {
 					d.log.Warn("xdp sync", "err", err)
 				}
@@ -106,7 +106,7 @@ func (d *Dataplane) syncLocked() error {
 		return err
 	}
 	d.counts, d.synced = counts, time.Now()
-	d.walkGap = 19 * d.synced.Sub(start)
+	d.walk.gap = 19 * d.synced.Sub(start)
 	d.rounds++
 	if err := d.logExhaustion(time.Now()); err != nil {
 		d.log.Warn("xdp snat counters", "err", err)
@@ -134,6 +134,18 @@ func (d *Dataplane) syncLocked() error {
 	return errors.Join(errs...)
 }
 
+// walkState describes the last walk of the connection tables.
+type walkState struct {
+	// gap is the least time until the next walk: 19 times the last
+	// walk's duration, so walking a very large table costs at most about
+	// 5 % of one CPU.
+	gap  time.Duration
+	done bool   // a walk was made at all
+	seen int    // entries it found (connections and templates)
+	made uint64 // the program's new-connection count then
+	v6   bool   // it found an entry in the IPv6 table
+}
+
 // walkTables walks the connection and template tables: it deletes expired
 // entries, keeps templates alive while they control connections and
 // returns the live counts per real server slot. It skips the walk, and
@@ -147,7 +159,7 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	if err != nil {
 		return nil, err
 	}
-	if d.walked && d.walkSeen == 0 && made == d.walkMade {
+	if d.walk.done && d.walk.seen == 0 && made == d.walk.made {
 		return d.counts, nil
 	}
 	seen := 0
@@ -216,21 +228,14 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	if err := batchDelete(d.objs.PersistTbl, pdead); err != nil {
 		return nil, fmt.Errorf("expire templates: %w", err)
 	}
-	d.walked, d.walkSeen, d.walkMade = true, seen, made
+	d.walk.done, d.walk.seen, d.walk.made = true, seen, made
 	return counts, nil
 }
 
 // connsMade is the program's count of new connections (all CPUs).
 func (d *Dataplane) connsMade() (uint64, error) {
-	var per []uint64
-	if err := d.objs.Events.Lookup(uint32(0), &per); err != nil { // EV_CONN_NEW
-		return 0, fmt.Errorf("read conn_new: %w", err)
-	}
-	var n uint64
-	for _, v := range per {
-		n += v
-	}
-	return n, nil
+	ev, err := d.Events()
+	return ev["conn_new"], err
 }
 
 // natKey is the reply-direction key of a NAT or SNAT connection.
@@ -285,13 +290,13 @@ func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
 	if err != nil {
 		return err
 	}
-	d.v6Seen = v6
+	d.walk.v6 = v6
 	if !done {
 		var k lbFlowKey
 		var v lbConn
 		it := d.objs.ConnTbl.Iterate()
 		for it.Next(&k, &v) {
-			d.v6Seen = true
+			d.walk.v6 = true
 			fn(&k, &v)
 		}
 		if err := it.Err(); err != nil {
@@ -303,7 +308,7 @@ func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
 
 // v6Walk says whether eachConn visits the IPv6 table.
 func (d *Dataplane) v6Walk() bool {
-	if d.v6Seen || !d.walked {
+	if d.walk.v6 || !d.walk.done {
 		return true
 	}
 	for k := range d.svcs {
@@ -412,14 +417,14 @@ func batchDelete[K any](m interface {
 // Stats returns per-service and per-real-server counters. Connection
 // counts come from the last walk of the connection table: at most a
 // quarter of a second old, or up to 19 walk durations for tables so large
-// that a walk takes longer than about 13 ms (see walkGap).
+// that a walk takes longer than about 13 ms (see walkState).
 func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return dataplane.Snapshot{}, errors.New("xdp: dataplane closed")
 	}
-	if time.Since(d.synced) > max(250*time.Millisecond, d.walkGap) {
+	if time.Since(d.synced) > max(250*time.Millisecond, d.walk.gap) {
 		if err := d.syncLocked(); err != nil {
 			return dataplane.Snapshot{}, err
 		}

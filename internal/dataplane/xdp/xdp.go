@@ -95,12 +95,6 @@ type Options struct {
 	// the real server is used. For IPv6 at most the low 32 bits vary.
 	TunnelSource4 netip.Prefix
 	TunnelSource6 netip.Prefix
-	// SourcePool is a fallback source pool for SNAT (full-NAT) services
-	// whose dataplane.Service.SourcePool is nil, with ports 1024-65535.
-	// Empty (what govs run passes): such services use the director's
-	// preferred source toward each real server. Per-service pools
-	// (dataplane.Service.SourcePool) are the way to configure pools.
-	SourcePool []netip.Addr
 	// Masquerade, when set, installs an nftables rule (table inet
 	// govs_xdp, needs the nft command) that masquerades traffic from
 	// these networks leaving for others: what the real servers of a NAT

@@ -120,6 +120,18 @@ static __always_inline __u32 put_port(__u16 *p, __u16 np, __u32 seed)
 	return bpf_csum_diff(&o, 4, &n, 4, seed);
 }
 
+/* quoted_csum points at the checksum of the UDP or TCP header an ICMP
+ * error quotes at ports, or is NULL when the quote is too short to hold
+ * it. */
+static __always_inline __u16 *quoted_csum(__u8 proto, __u16 *ports, void *data_end)
+{
+	if (proto == IPPROTO_UDP && (void *)(ports + 4) <= data_end)
+		return ports + 3;
+	if (proto == IPPROTO_TCP && (void *)(ports + 9) <= data_end)
+		return ports + 8;
+	return NULL;
+}
+
 /* icmp_xlate translates an ICMP error about a NAT or SNAT flow: it
  * replaces the outer and quoted addresses (and quoted ports) named by
  * what with those of x and updates, incrementally, the outer IPv4 header
@@ -147,10 +159,7 @@ static __always_inline int icmp_xlate(struct xdp_md *ctx, __u8 family, __u32 l4o
 			return -1;
 		icsum = &ic->checksum;
 		iproto = iip->protocol;
-		if (iproto == IPPROTO_UDP && (void *)(iports + 4) <= data_end)
-			qcsum = iports + 3;
-		else if (iproto == IPPROTO_TCP && (void *)(iports + 9) <= data_end)
-			qcsum = iports + 8;
+		qcsum = quoted_csum(iproto, iports, data_end);
 		if (what & (X_OSRC | X_ODST)) {
 			__u32 osum = 0;
 			if (what & X_OSRC)
@@ -176,10 +185,7 @@ static __always_inline int icmp_xlate(struct xdp_md *ctx, __u8 family, __u32 l4o
 			return -1;
 		icsum = &ic->icmp6_cksum;
 		iproto = iip->nexthdr;
-		if (iproto == IPPROTO_UDP && (void *)(iports + 4) <= data_end)
-			qcsum = iports + 3;
-		else if (iproto == IPPROTO_TCP && (void *)(iports + 9) <= data_end)
-			qcsum = iports + 8;
+		qcsum = quoted_csum(iproto, iports, data_end);
 		/* the outer addresses are in the ICMPv6 pseudo header */
 		if (what & X_OSRC)
 			isum = put16(&oip->saddr, x->osrc, isum);
