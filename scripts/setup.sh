@@ -11,6 +11,8 @@ PKGS=(
   # real peers used by tests and benchmarks
   nginx-light keepalived haproxy dnsmasq vsftpd lftp curl openssl
   iperf3 wrk netsniff-ng socat python3 busybox jq
+  # benchmark harness: the forwarding logic's share of the director's CPU
+  linux-perf
   # browser tests for the web UI
   chromium chromium-driver
 )

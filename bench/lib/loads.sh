@@ -145,6 +145,71 @@ xdp_prog_window() {
 		END { if (dc > 0) printf "%.0f", dt / dc }' <(echo "$x0") <(echo "$x1"))"
 }
 
+# own_window: for a director whose forwarding logic is nftables or an XDP
+# program, the CPU per packet that logic itself costs, at FIXED_PPS:
+# perf samples the director's threaded-NAPI threads, and a sample counts as
+# the logic's own when, walking its kernel stack from the leaf, the first
+# marker met is the logic's entry (an XDP program bpf_prog_*, including the
+# kernel helpers it calls; netfilter's nf_hook_slow, including conntrack and
+# NAT) rather than a transmit (dev_queue_xmit, which nftables' `fwd`
+# calls from inside its hook, while XDP transmits after its program
+# returns). That share of the NAPI threads' CPU, plus the director's
+# processes (govs's daemon), per delivered packet is dir_own_pkt_ns.
+# Receive, the veth hand-over and transmit are left out for every peer:
+# they are the testbed's fixed costs (see benchmarks/harness.md). A window
+# of its own, since sampling costs CPU.
+own_window() {
+	case $CUR_PEER in
+	nft | nft-fwd | nft-snat | xdp-* | govs-xdp-*) ;;
+	*) return 0 ;;
+	esac
+	command -v perf >/dev/null || {
+		echo "    (perf not installed: no dir_own_pkt_ns)"
+		return 0
+	}
+	local c0 c1 d0 d1 p0 p1 u0 u1 share
+	udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
+	sleep "$WARM"
+	read -r u0 d0 p0 < <(cpu_snapshot)
+	c0=$(sink_count)
+	perf record -q -e cpu-clock -F 2999 -g -a -o "$WORK/own.data" -- sleep "$DUR" >/dev/null 2>&1 || {
+		echo "    (perf record failed: no dir_own_pkt_ns)"
+		kill "$UL_PID" 2>/dev/null || true
+		wait "$UL_PID" 2>/dev/null || true
+		UL_PID=""
+		return 0
+	}
+	c1=$(sink_count)
+	read -r u1 d1 p1 < <(cpu_snapshot)
+	kill "$UL_PID" 2>/dev/null || true
+	wait "$UL_PID" 2>/dev/null || true
+	UL_PID=""
+	share=$(perf script -i "$WORK/own.data" -F tid,ip,sym 2>/dev/null | own_share $NAPI_DIR_PIDS)
+	rm -f "$WORK/own.data"
+	echo "    (forwarding logic: $share of the director's NAPI samples)"
+	read -r share _ <<<"$share"
+	(((c1 - c0) > 0)) || return 0
+	record dir_own_pkt_ns "$(awk -v s="$share" -v k="$((d1 - d0 - (p1 - p0)))" -v p="$((p1 - p0))" -v n="$((c1 - c0))" \
+		'BEGIN{printf "%.0f", (s*k + p)/n}')"
+}
+
+# own_share TID... reads `perf script -F tid,ip,sym` and prints "share own/all":
+# the fraction of the samples of the given threads whose stack, from the
+# leaf, meets the forwarding logic's entry before a transmit (own_window).
+own_share() {
+	awk -v tids="$*" '
+		BEGIN { n = split(tids, t, " "); for (i = 1; i <= n; i++) want[t[i]] = 1 }
+		/^ *[0-9]+ *$/ { tid = $1 + 0; mine = (tid in want); if (mine) all++; decided = 0; next }
+		/^\t/ {
+			if (!mine || decided) next
+			sym = $2
+			if (sym ~ /^bpf_prog_/ || sym == "nf_hook_slow") { own++; decided = 1 }
+			else if (sym ~ /^_*dev_queue_xmit/) decided = 1
+			next
+		}
+		END { if (all > 0) printf "%.4f %d/%d\n", own / all, own, all; else print "0 0/0" }'
+}
+
 load_udp() {
 	[[ $PEER_NO_UDP == 1 ]] && return 0
 	local n ns _s
@@ -258,6 +323,7 @@ cost_windows() {
 			fi
 		fi
 		xdp_prog_window
+		((napi)) && own_window
 	fi
 	clean_sockets
 	# Runs past the window and is stopped with SIGINT after it, so it is

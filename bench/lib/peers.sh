@@ -323,12 +323,13 @@ peer_check_govs_xdp_tun() {
 # UDP flows time out after UDP_TIMEOUT s (default 5), like the kernel
 # peers' conntrack entries (nf_conntrack_udp_timeout, testbed.sh). The
 # connection table has 2^21 entries, so the 1.1M flows of the flows load
-# fit (the default 2^20 would evict in a cycle). SNAT services take their
+# fit (the default 2^20 would evict in a cycle); GOVS_BENCH_TABLE=N in the
+# environment sets another size (to see what the table's size costs). SNAT services take their
 # source addresses from the pool the nft-snat peer uses too (SNAT_POOL_*).
 govs_config() {
 	local kind=$1 i
 	{
-		printf 'global_defs {\n\trouter_id bench\n\tlvs_timeouts udp %s\n\tgovs_conn_table_size 2097152\n}\n' "$UDP_TIMEOUT"
+		printf 'global_defs {\n\trouter_id bench\n\tlvs_timeouts udp %s\n\tgovs_conn_table_size %s\n}\n' "$UDP_TIMEOUT" "${GOVS_BENCH_TABLE:-2097152}"
 		[[ $kind == SNAT ]] && printf 'govs_snat_pool bench {\n\taddress %s-%s\n}\n' "$SNAT_POOL_FIRST" "${SNAT_POOL_LAST##*.}"
 		for svc in "80 TCP all" "9 UDP all" "5201 TCP one"; do
 			# shellcheck disable=SC2086
