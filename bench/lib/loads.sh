@@ -185,7 +185,7 @@ own_window() {
 	wait "$UL_PID" 2>/dev/null || true
 	UL_PID=""
 	share=$(perf script -i "$WORK/own.data" -F tid,ip,sym 2>/dev/null | own_share $NAPI_DIR_PIDS)
-	rm -f "$WORK/own.data"
+	[[ -n ${BENCH_KEEP_PERF:-} ]] && cp "$WORK/own.data" "/tmp/own-$CUR_PEER.data"; rm -f "$WORK/own.data"
 	echo "    (forwarding logic: $share of the director's NAPI samples)"
 	read -r share _ <<<"$share"
 	(((c1 - c0) > 0)) || return 0

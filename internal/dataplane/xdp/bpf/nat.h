@@ -7,12 +7,20 @@
 #define AF_INET 2
 #define AF_INET6 10
 
-/* csum_update returns checksum check after the bytes from[] became to[]
- * (RFC 1624 incremental update through bpf_csum_diff). */
-static __always_inline __u16 csum_update(__u16 check, __be32 *from, __u32 fsize, __be32 *to, __u32 tsize)
+/* csum_add32 adds two partial checksums (end-around carry). */
+static __always_inline __u32 csum_add32(__u32 a, __u32 b)
 {
-	__s64 sum = bpf_csum_diff(from, fsize, to, tsize, (__u16)~check);
-	return csum_fold(sum);
+	__u64 s = (__u64)a + b;
+	return (__u32)((s & 0xffffffff) + (s >> 32));
+}
+
+/* csum_swap returns the partial checksum sum after the 32-bit word from
+ * of the summed data became to (RFC 1624, eqn. 3: add ~from and to), the
+ * sum the bpf_csum_diff helper computes, inline: on these paths the
+ * helper call (with its return thunk) cost more than the arithmetic. */
+static __always_inline __u32 csum_swap(__u32 sum, __u32 from, __u32 to)
+{
+	return csum_add32(csum_add32(sum, ~from), to);
 }
 
 /* rewrite changes one address and port of the packet (dst when dir is 0,
@@ -46,7 +54,7 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, 
 		oaddr[0] = *a;
 		__builtin_memcpy(na, naddr, 4);
 		*a = na[0];
-		iph->check = csum_update(iph->check, oaddr, 4, na, 4);
+		iph->check = csum_fold(csum_swap((__u16)~iph->check, oaddr[0], na[0]));
 	} else {
 		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 		if ((void *)(ip6 + 1) > data_end)
@@ -58,8 +66,12 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, 
 	}
 	/* a UDP/IPv4 checksum of 0 means none */
 	if (!(proto == IPPROTO_UDP && family == FAM_V4 && *csum == 0)) {
-		__s64 sum = bpf_csum_diff(oaddr, alen, na, alen, (__u16)~*csum);
-		sum = bpf_csum_diff(&oport, 4, &np, 4, sum);
+		__u32 sum = (__u16)~*csum;
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			if (i < alen / 4)
+				sum = csum_swap(sum, oaddr[i], na[i]);
+		sum = csum_swap(sum, oport, np);
 		__u16 c = csum_fold(sum);
 		if (proto == IPPROTO_UDP && c == 0)
 			c = 0xffff;
@@ -87,13 +99,6 @@ struct xlate {
 	__u16 qdport;
 };
 
-/* csum_add32 adds two partial checksums (end-around carry). */
-static __always_inline __u32 csum_add32(__u32 a, __u32 b)
-{
-	__u64 s = (__u64)a + b;
-	return (__u32)((s & 0xffffffff) + (s >> 32));
-}
-
 /* put4, put16 and put_port store a new IPv4 address, IPv6 address or
  * port in the packet and return seed plus the change of the sum. */
 static __always_inline __u32 put4(__be32 *p, const __u8 *na, __u32 seed)
@@ -101,7 +106,7 @@ static __always_inline __u32 put4(__be32 *p, const __u8 *na, __u32 seed)
 	__be32 o = *p, n;
 	__builtin_memcpy(&n, na, 4);
 	*p = n;
-	return bpf_csum_diff(&o, 4, &n, 4, seed);
+	return csum_swap(seed, o, n);
 }
 
 static __always_inline __u32 put16(struct in6_addr *p, const __u8 *na, __u32 seed)
@@ -117,7 +122,7 @@ static __always_inline __u32 put_port(__u16 *p, __u16 np, __u32 seed)
 {
 	__be32 o = *p, n = np;
 	*p = np;
-	return bpf_csum_diff(&o, 4, &n, 4, seed);
+	return csum_swap(seed, o, n);
 }
 
 /* quoted_csum points at the checksum of the UDP or TCP header an ICMP
@@ -175,7 +180,7 @@ static __always_inline int icmp_xlate(struct xdp_md *ctx, __u8 family, __u32 l4o
 		__be32 oc = iip->check, nc;
 		iip->check = csum_fold((__u64)qsum + (__u16)~iip->check);
 		nc = iip->check;
-		isum = bpf_csum_diff(&oc, 4, &nc, 4, qsum);
+		isum = csum_swap(qsum, oc, nc);
 	} else {
 		struct ipv6hdr *oip = data + sizeof(struct ethhdr);
 		struct icmp6hdr *ic = data + off;
@@ -212,7 +217,7 @@ static __always_inline int icmp_xlate(struct xdp_md *ctx, __u8 family, __u32 l4o
 			c = 0xffff;
 		*qcsum = c;
 		nu = c;
-		isum = bpf_csum_diff(&ou, 4, &nu, 4, isum);
+		isum = csum_swap(isum, ou, nu);
 	}
 	*icsum = csum_fold((__u64)isum + (__u16)~*icsum);
 	return 0;
