@@ -339,10 +339,15 @@ func (d *Dataplane) eachConn4(fn func(k *lbFlowKey, v *lbConn)) error {
 	return it4.Err()
 }
 
-// walkBatch is the number of entries read per batched lookup: one system
-// call then holds its CPU for about 0.5 ms (the kernel is often
-// PREEMPT_NONE; 4096 entries took 1.5-2 ms) for ~1 % more calls.
-const walkBatch = 1024
+// walkBatch is the number of entries read (or deleted) per batched
+// system call. The kernel's hash-table batch lookup scans buckets without
+// a rescheduling point, and kernels are often PREEMPT_NONE, so one call
+// holds its CPU for its whole length: 1024 entries took ~0.4 ms and put
+// the walk into the director's request p99 (273 µs against 105 µs for
+// kernel forwarding, bench/run.sh --loads conn,conn_raw,lat); 128
+// entries hold it for ~30 µs (p99 122 µs against 88 µs) and walk at the
+// same ns/entry (BenchmarkSyncWalk).
+const walkBatch = 128
 
 // batchWalk hands every entry of m to fn using batched lookups. It
 // returns false (and has called fn for nothing) when the kernel does not
@@ -407,8 +412,15 @@ func batchDelete[K any](m interface {
 	BatchDelete(keys any, opts *ebpf.BatchOptions) (int, error)
 }, keys []K) error {
 	for len(keys) > 0 {
-		n := min(len(keys), 4096)
-		if _, err := m.BatchDelete(keys[:n], nil); err != nil && !isNotExist(err) {
+		n := min(len(keys), walkBatch)
+		done, err := m.BatchDelete(keys[:n], nil)
+		switch {
+		case err == nil:
+		case isNotExist(err):
+			// The kernel stops at the first key that is gone (evicted,
+			// or removed by the program): skip it and go on with the rest.
+			n = min(done+1, n)
+		default:
 			return err
 		}
 		keys = keys[n:]
