@@ -369,6 +369,7 @@ func batchWalk[K, V any](m *ebpf.Map, fn func(*K, *V)) (bool, error) {
 		for i := 0; i < n; i++ {
 			fn(&keys[i], &vals[i])
 		}
+		yieldCPU()
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return true, nil
 		}
@@ -424,9 +425,17 @@ func batchDelete[K any](m interface {
 			return err
 		}
 		keys = keys[n:]
+		yieldCPU()
 	}
 	return nil
 }
+
+// yieldCPU lets a task that woke on this CPU run before the walk goes on.
+// The walk is housekeeping that may take tens of ms on a big table; the
+// scheduler (EEVDF, RUN_TO_PARITY) lets a running task finish its slice,
+// ~1.5 ms on 2 CPUs, before a woken one preempts it, so without a yield
+// a server process woken on the walk's CPU waits that long.
+func yieldCPU() { _, _, _ = unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // Stats returns per-service and per-real-server counters. Connection
 // counts come from the last walk of the connection table: at most a
