@@ -189,6 +189,13 @@ own_window() {
 	echo "    (forwarding logic: $share of the director's NAPI samples)"
 	read -r share _ <<<"$share"
 	(((c1 - c0) > 0)) || return 0
+	# A thread or process that went away inside the window takes its
+	# CPU time out of the second snapshot: no sample rather than a
+	# negative one.
+	if (((d1 - d0) - (p1 - p0) < 0 || (p1 - p0) < 0)); then
+		echo "    (the director's threads changed inside the window: no dir_own_pkt_ns)"
+		return 0
+	fi
 	record dir_own_pkt_ns "$(awk -v s="$share" -v k="$((d1 - d0 - (p1 - p0)))" -v p="$((p1 - p0))" -v n="$((c1 - c0))" \
 		'BEGIN{printf "%.0f", (s*k + p)/n}')"
 }
