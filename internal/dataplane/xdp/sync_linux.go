@@ -204,7 +204,10 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	var pk lbPersistKey
 	var pv lbPersistVal
 	pit := d.objs.PersistTbl.Iterate()
-	for pit.Next(&pk, &pv) {
+	for i := 1; pit.Next(&pk, &pv); i++ {
+		if i%walkBatch == 0 {
+			yieldCPU()
+		}
 		seen++
 		s, r := byID[pk.Svc], reals[pv.Real]
 		if s == nil || r == nil || r.gen != pv.Gen {
@@ -295,7 +298,10 @@ func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
 		var k lbFlowKey
 		var v lbConn
 		it := d.objs.ConnTbl.Iterate()
-		for it.Next(&k, &v) {
+		for i := 1; it.Next(&k, &v); i++ {
+			if i%walkBatch == 0 {
+				yieldCPU()
+			}
 			d.walk.v6 = true
 			fn(&k, &v)
 		}
@@ -332,7 +338,10 @@ func (d *Dataplane) eachConn4(fn func(k *lbFlowKey, v *lbConn)) error {
 	var k4 lbFlowKey4
 	var v lbConn
 	it4 := d.objs.Conn4Tbl.Iterate()
-	for it4.Next(&k4, &v) {
+	for i := 1; it4.Next(&k4, &v); i++ {
+		if i%walkBatch == 0 {
+			yieldCPU()
+		}
 		k = fromKey4(k4)
 		fn(&k, &v)
 	}
