@@ -117,7 +117,14 @@ func (a *Advert) Marshal(src, dst netip.Addr) ([]byte, error) {
 	}
 	off := headerLen
 	for _, ip := range a.Addrs {
-		if (alen == 16) != (ip.Is6() && !ip.Is4In6()) {
+		// An IPv6 advert's 16-byte field may hold an IPv4-mapped address
+		// (ParseAdvert keeps what a peer sent); an IPv4 one takes IPv4
+		// addresses, mapped or not.
+		ok := ip.Is4() || ip.Is4In6()
+		if alen == 16 {
+			ok = ip.Is6()
+		}
+		if !ok {
 			return nil, fmt.Errorf("marshal advert: address %s in wrong family", ip)
 		}
 		if alen == 4 {

@@ -236,3 +236,48 @@ func FuzzParseAdvert(f *testing.F) {
 		m.Step(EventAdvert{Src: src, TTL: 255, Advert: a}, t0)
 	})
 }
+
+// TestMarshalAddressFamily: an advert takes addresses of its own family;
+// an IPv6 advert may carry an IPv4-mapped address, which round-trips as
+// its 16 bytes (the fuzzer found a peer's such advert could not be
+// re-encoded).
+func TestMarshalAddressFamily(t *testing.T) {
+	v4 := netip.MustParseAddr("192.0.2.1")
+	v6 := netip.MustParseAddr("2001:db8::1")
+	mapped := netip.MustParseAddr("::ffff:192.0.2.1")
+	src4, dst4 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("224.0.0.18")
+	src6, dst6 := netip.MustParseAddr("fe80::1"), netip.MustParseAddr("ff02::12")
+	for _, c := range []struct {
+		src, dst netip.Addr
+		addr     netip.Addr
+		ok       bool
+	}{
+		{src4, dst4, v4, true},
+		{src4, dst4, mapped, true},
+		{src4, dst4, v6, false},
+		{src6, dst6, v6, true},
+		{src6, dst6, mapped, true},
+		{src6, dst6, v4, false},
+	} {
+		a := Advert{Version: 3, VRID: 1, Priority: 100, Interval: 100, Addrs: []netip.Addr{c.addr}}
+		b, err := a.Marshal(c.src, c.dst)
+		if (err == nil) != c.ok {
+			t.Errorf("%s in an advert from %s: err %v, want ok=%v", c.addr, c.src, err, c.ok)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		got, err := ParseAdvert(b, c.src.Is6() && !c.src.Is4In6(), c.src, c.dst, false)
+		if err != nil {
+			t.Fatalf("%s: parse: %v", c.addr, err)
+		}
+		want := c.addr
+		if c.src.Is4() {
+			want = c.addr.Unmap()
+		}
+		if got.Addrs[0] != want {
+			t.Errorf("%s from %s: parsed back as %s, want %s", c.addr, c.src, got.Addrs[0], want)
+		}
+	}
+}
