@@ -193,7 +193,7 @@ own_window() {
 	# CPU time out of the second snapshot: no sample rather than a
 	# negative one.
 	if (((d1 - d0) - (p1 - p0) < 0 || (p1 - p0) < 0)); then
-		echo "    (the director's threads changed inside the window: no dir_own_pkt_ns)"
+		echo "    (the director's threads changed inside the window: no dir_own_pkt_ns; dir Δ $((d1 - d0)) ns, processes Δ $((p1 - p0)) ns)"
 		return 0
 	fi
 	record dir_own_pkt_ns "$(awk -v s="$share" -v k="$((d1 - d0 - (p1 - p0)))" -v p="$((p1 - p0))" -v n="$((c1 - c0))" \

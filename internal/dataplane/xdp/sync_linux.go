@@ -201,31 +201,25 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	}
 
 	var pdead []lbPersistKey
-	var pk lbPersistKey
-	var pv lbPersistVal
-	pit := d.objs.PersistTbl.Iterate()
-	for i := 1; pit.Next(&pk, &pv); i++ {
-		if i%walkBatch == 0 {
-			yieldCPU()
-		}
+	err = walkMap(d.objs.PersistTbl, func(pk *lbPersistKey, pv *lbPersistVal) {
 		seen++
 		s, r := byID[pk.Svc], reals[pv.Real]
 		if s == nil || r == nil || r.gen != pv.Gen {
-			pdead = append(pdead, pk)
-			continue
+			pdead = append(pdead, *pk)
+			return
 		}
-		if live[pk] {
+		if live[*pk] {
 			pv.LastNs = now
 			_ = d.objs.PersistTbl.Update(pk, pv, 0)
 		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
-			pdead = append(pdead, pk)
-			continue
+			pdead = append(pdead, *pk)
+			return
 		}
 		c := counts[pv.Real]
 		c.persist++
 		counts[pv.Real] = c
-	}
-	if err := pit.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("walk templates: %w", err)
 	}
 	if err := batchDelete(d.objs.PersistTbl, pdead); err != nil {
@@ -286,29 +280,13 @@ func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
 		return d.eachConn4(fn)
 	}
 	v6 := false
-	done, err := batchWalk(d.objs.ConnTbl, func(k *lbFlowKey, v *lbConn) {
+	if err := walkMap(d.objs.ConnTbl, func(k *lbFlowKey, v *lbConn) {
 		v6 = true
 		fn(k, v)
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	d.walk.v6 = v6
-	if !done {
-		var k lbFlowKey
-		var v lbConn
-		it := d.objs.ConnTbl.Iterate()
-		for i := 1; it.Next(&k, &v); i++ {
-			if i%walkBatch == 0 {
-				yieldCPU()
-			}
-			d.walk.v6 = true
-			fn(&k, &v)
-		}
-		if err := it.Err(); err != nil {
-			return err
-		}
-	}
 	return d.eachConn4(fn)
 }
 
@@ -327,65 +305,61 @@ func (d *Dataplane) v6Walk() bool {
 
 // eachConn4 hands every entry of conn4_tbl to fn as a full flow key.
 func (d *Dataplane) eachConn4(fn func(k *lbFlowKey, v *lbConn)) error {
-	var k lbFlowKey
-	done, err := batchWalk(d.objs.Conn4Tbl, func(k4 *lbFlowKey4, v *lbConn) {
-		k = fromKey4(*k4)
+	return walkMap(d.objs.Conn4Tbl, func(k4 *lbFlowKey4, v *lbConn) {
+		k := fromKey4(*k4)
 		fn(&k, v)
 	})
-	if err != nil || done {
-		return err
-	}
-	var k4 lbFlowKey4
-	var v lbConn
-	it4 := d.objs.Conn4Tbl.Iterate()
-	for i := 1; it4.Next(&k4, &v); i++ {
-		if i%walkBatch == 0 {
-			yieldCPU()
-		}
-		k = fromKey4(k4)
-		fn(&k, &v)
-	}
-	return it4.Err()
 }
 
 // walkBatch is the number of entries read (or deleted) per batched
 // system call. The kernel's hash-table batch lookup scans buckets without
 // a rescheduling point, and kernels are often PREEMPT_NONE, so one call
-// holds its CPU for its whole length: 1024 entries took ~0.4 ms and put
-// the walk into the director's request p99 (273 µs against 105 µs for
-// kernel forwarding, bench/run.sh --loads conn,conn_raw,lat); 128
-// entries hold it for ~30 µs (p99 122 µs against 88 µs) and walk at the
-// same ns/entry (BenchmarkSyncWalk).
+// holds its CPU for its whole length: ~0.4 ms for 1024 entries, which
+// showed in the director's request p99; ~30 µs for 128, at the same cost
+// per entry (BenchmarkSyncWalk; docs/dataplane-xdp.md).
 const walkBatch = 128
 
-// batchWalk hands every entry of m to fn using batched lookups. It
-// returns false (and has called fn for nothing) when the kernel does not
-// support batched lookups on m, so that the caller can iterate instead.
-func batchWalk[K, V any](m *ebpf.Map, fn func(*K, *V)) (bool, error) {
+// walkMap hands every entry of m to fn, by batched lookups, or entry by
+// entry on kernels without them, yielding the CPU every walkBatch
+// entries either way. fn gets copies and must copy what it keeps.
+func walkMap[K, V any](m *ebpf.Map, fn func(*K, *V)) error {
 	keys := make([]K, walkBatch)
 	vals := make([]V, walkBatch)
 	var cursor ebpf.MapBatchCursor
-	first := true
-	for {
+	for first := true; ; first = false {
 		n, err := m.BatchLookup(&cursor, keys, vals, nil)
 		if first && n == 0 && err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
-				return false, nil
+				return iterateMap(m, &keys[0], &vals[0], fn)
 			}
-			return false, fmt.Errorf("batch lookup %s: %w", m, err)
+			return fmt.Errorf("batch lookup %s: %w", m, err)
 		}
-		first = false
 		for i := 0; i < n; i++ {
 			fn(&keys[i], &vals[i])
 		}
 		yieldCPU()
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return true, nil
+			return nil
 		}
 		if err != nil {
-			return true, fmt.Errorf("batch lookup %s: %w", m, err)
+			return fmt.Errorf("batch lookup %s: %w", m, err)
 		}
 	}
+}
+
+// iterateMap is walkMap's per-entry path (two system calls per entry).
+func iterateMap[K, V any](m *ebpf.Map, k *K, v *V, fn func(*K, *V)) error {
+	it := m.Iterate()
+	for i := 1; it.Next(k, v); i++ {
+		fn(k, v)
+		if i%walkBatch == 0 {
+			yieldCPU()
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate %s: %w", m, err)
+	}
+	return nil
 }
 
 // deleteConns removes connection entries from the table of their family.
@@ -564,13 +538,10 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 		d.mu.Unlock()
 		return fmt.Errorf("xdp: walk connections: %w", err)
 	}
-	var pk lbPersistKey
-	var pv lbPersistVal
-	pit := d.objs.PersistTbl.Iterate()
-	for pit.Next(&pk, &pv) {
+	err = walkMap(d.objs.PersistTbl, func(pk *lbPersistKey, pv *lbPersistVal) {
 		s, r := byID[pk.Svc], reals[pv.Real]
 		if s == nil || r == nil || r.gen != pv.Gen || expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
-			continue
+			return
 		}
 		out = append(out, dataplane.Conn{
 			Proto:    s.spec.Key.Proto,
@@ -582,8 +553,7 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 			Template: true,
 			FWMark:   s.spec.Key.FWMark,
 		})
-	}
-	err = pit.Err()
+	})
 	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("xdp: walk templates: %w", err)

@@ -31,11 +31,15 @@ func TestBatchDeleteSkipsMissing(t *testing.T) {
 	}
 	var k, v uint32
 	left := 0
-	for it := m.Iterate(); it.Next(&k, &v); {
+	it := m.Iterate()
+	for it.Next(&k, &v) {
 		left++
 		if left < 5 {
 			t.Errorf("key %d still in the map", k)
 		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
 	}
 	if left != 0 {
 		t.Fatalf("%d of %d keys left after batchDelete", left, n)
