@@ -106,6 +106,10 @@ udp_fixed_window() {
 	kill "$UL_PID" 2>/dev/null || true
 	wait "$UL_PID" 2>/dev/null || true
 	UL_PID=""
+	if ! snap_ok "$u0" "$d0" "$p0" "$u1" "$d1" "$p1"; then
+		echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) - - -"
+		return 0
+	fi
 	echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) $((u1 - u0)) $((d1 - d0)) $((p1 - p0))"
 }
 
@@ -189,6 +193,7 @@ own_window() {
 	echo "    (forwarding logic: $share of the director's NAPI samples)"
 	read -r share _ <<<"$share"
 	(((c1 - c0) > 0)) || return 0
+	snap_ok "$d0" "$p0" "$d1" "$p1" || return 0
 	# A thread or process that went away inside the window takes its
 	# CPU time out of the second snapshot: no sample rather than a
 	# negative one.
@@ -320,10 +325,12 @@ cost_windows() {
 	fi
 	if [[ $PEER_NO_UDP != 1 ]]; then
 		read -r n ns sent u d dp < <(udp_fixed_window)
-		record dirproc_udp_pct "$(awk -v d="$dp" -v t="$ns" 'BEGIN{printf "%.1f", 100*d/t}')"
+		[[ $u == - ]] || record dirproc_udp_pct "$(awk -v d="$dp" -v t="$ns" 'BEGIN{printf "%.1f", 100*d/t}')"
 		echo "    (offered $(awk -v s="$sent" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s, delivered $(awk -v s="$n" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s)"
 		if ((sent > 0 && n > 0)); then
 			record fixed_loss_pct "$(awk -v n="$n" -v s="$sent" 'BEGIN{l=100*(1-n/s); if (l<0) l=0; printf "%.2f", l}')"
+		fi
+		if ((sent > 0 && n > 0)) && [[ $u != - ]]; then
 			record cpu_pkt_ns "$(awk -v u="$u" -v n="$n" 'BEGIN{printf "%.0f", u/n}')"
 			if ((napi)); then
 				record dir_cpu_pkt_ns "$(awk -v d="$d" -v n="$n" 'BEGIN{printf "%.0f", d/n}')"
@@ -356,9 +363,10 @@ cost_windows() {
 	p99=$(jq -r .p99_us <<<"$out")
 	(($(jq -r .errors <<<"$out") > 0)) && echo "    (connload: $(jq -r '"\(.errors) errors, first: \(.first_error)"' <<<"$out"))"
 	((ok > 0)) || return 0
-	record dirproc_conn_pct "$(awk -v d="$((p1 - p0))" -v t="$((t1 - t0))" 'BEGIN{printf "%.1f", 100*d/t}')"
 	record newconn_p50_us "$p50"
 	record newconn_p99_us "$p99"
+	snap_ok "$u0" "$d0" "$p0" "$u1" "$d1" "$p1" || return 0
+	record dirproc_conn_pct "$(awk -v d="$((p1 - p0))" -v t="$((t1 - t0))" 'BEGIN{printf "%.1f", 100*d/t}')"
 	# Connections inside the window, from the steady completion rate.
 	conns=$(awk -v ok="$ok" -v s="$secs" -v t="$((t1 - t0))" 'BEGIN{printf "%.0f", ok*(t/1e9)/s}')
 	record cpu_conn_us "$(awk -v u="$((u1 - u0))" -v c="$conns" 'BEGIN{printf "%.2f", u/1000/c}')"
