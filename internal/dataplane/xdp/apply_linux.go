@@ -62,6 +62,9 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	if d.closed {
 		return errors.New("xdp: dataplane closed")
 	}
+	// servers may go: the next sync walks the tables whatever the
+	// program did meanwhile
+	d.walk.done = false
 	want := make(map[dataplane.ServiceKey]dataplane.Service, len(svcs))
 	owner := make(map[lbSvcKey]dataplane.ServiceKey)
 	for _, s := range svcs {

@@ -65,7 +65,8 @@ const (
 	lbEventEV_CONN_EXPIRED lbEvent = 1
 	lbEventEV_PERSIST_HIT  lbEvent = 2
 	lbEventEV_SORRY        lbEvent = 3
-	lbEventEV_MAX          lbEvent = 4
+	lbEventEV_CONN_STATE   lbEvent = 4
+	lbEventEV_MAX          lbEvent = 5
 )
 
 type lbExitReason uint32

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -139,37 +140,47 @@ type walkState struct {
 	// gap is the least time until the next walk: 19 times the last
 	// walk's duration, so walking a very large table costs at most about
 	// 5 % of one CPU.
-	gap  time.Duration
-	done bool   // a walk was made at all
-	seen int    // entries it found (connections and templates)
-	made uint64 // the program's new-connection count then
-	v6   bool   // it found an entry in the IPv6 table
+	gap time.Duration
+	// done: a walk was made, and nothing has happened since that it
+	// could not see (Apply clears it: a removed server's connections
+	// go, and their counts with them).
+	done    bool
+	made    uint64 // the program's new-connection count then
+	changed uint64 // the program's TCP state-change count then
+	// due is when the earliest entry found expires, or a live template
+	// must be refreshed (monoNow ns; MaxUint64 when none).
+	due   uint64
+	v6    bool   // it found an entry in the IPv6 table
+	walks uint64 // walks made (skipped ones not counted)
 }
 
 // walkTables walks the connection and template tables: it deletes expired
 // entries, keeps templates alive while they control connections and
 // returns the live counts per real server slot. It skips the walk, and
-// returns the last counts, when it cannot change them: the last walk
-// found no entry and the program has made no connection since. Walking
-// costs the same for an empty table as for a full one (the kernel visits
-// every bucket: a few ms for 2^20 buckets), so an idle director does not
-// pay it every second.
+// returns the last counts, when nothing could have changed them: since
+// the last walk the program has made no connection and changed no TCP
+// state, no entry the last walk found has reached its timeout and no
+// template needs refreshing. Walking costs about the same for a sparse
+// table as for a full one (the kernel visits every bucket: 1.5–3 ms for
+// 2^21 buckets), so a director whose flows are long-lived or few does
+// not pay it every second.
 func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[uint32]*realState) (map[uint32]realCount, error) {
-	made, err := d.connsMade()
+	ev, err := d.Events()
 	if err != nil {
 		return nil, err
 	}
-	if d.walk.done && d.walk.seen == 0 && made == d.walk.made {
+	made, changed := ev["conn_new"], ev["conn_state"]
+	if d.walk.done && made == d.walk.made && changed == d.walk.changed && now < d.walk.due {
 		return d.counts, nil
 	}
-	seen := 0
+	due := uint64(math.MaxUint64)
 	counts := make(map[uint32]realCount)
 	live := make(map[lbPersistKey]bool)
 	var dead, deadNAT []lbFlowKey
 	err = d.eachConn(func(k *lbFlowKey, v *lbConn) {
-		seen++
 		r := reals[v.Real]
-		if expired(now, v.LastNs, d.timeout(v.State)) || r == nil || r.gen != v.Gen {
+		timeout := d.timeout(v.State)
+		if expired(now, v.LastNs, timeout) || r == nil || r.gen != v.Gen {
 			dead = append(dead, *k)
 			// A SNAT binding is left to the program, which takes it over
 			// once its connection is dead (snat.h): deleting it here could
@@ -179,6 +190,7 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 			}
 			return
 		}
+		due = min(due, v.LastNs+timeout)
 		c := counts[v.Real]
 		if v.State == 2 {
 			c.active++
@@ -202,7 +214,6 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 
 	var pdead []lbPersistKey
 	err = walkMap(d.objs.PersistTbl, func(pk *lbPersistKey, pv *lbPersistVal) {
-		seen++
 		s, r := byID[pk.Svc], reals[pv.Real]
 		if s == nil || r == nil || r.gen != pv.Gen {
 			pdead = append(pdead, *pk)
@@ -211,9 +222,14 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 		if live[*pk] {
 			pv.LastNs = now
 			_ = d.objs.PersistTbl.Update(pk, pv, 0)
+			// refreshed again long before the program would take it
+			// for expired
+			due = min(due, now+uint64(s.spec.Persistence)/2)
 		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
 			pdead = append(pdead, *pk)
 			return
+		} else {
+			due = min(due, pv.LastNs+uint64(s.spec.Persistence))
 		}
 		c := counts[pv.Real]
 		c.persist++
@@ -225,14 +241,9 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	if err := batchDelete(d.objs.PersistTbl, pdead); err != nil {
 		return nil, fmt.Errorf("expire templates: %w", err)
 	}
-	d.walk.done, d.walk.seen, d.walk.made = true, seen, made
+	d.walk.done, d.walk.made, d.walk.changed, d.walk.due = true, made, changed, due
+	d.walk.walks++
 	return counts, nil
-}
-
-// connsMade is the program's count of new connections (all CPUs).
-func (d *Dataplane) connsMade() (uint64, error) {
-	ev, err := d.Events()
-	return ev["conn_new"], err
 }
 
 // natKey is the reply-direction key of a NAT or SNAT connection.

@@ -1,9 +1,13 @@
 package xdp
 
 import (
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/govs/govs/internal/dataplane"
 )
 
 // TestBatchDeleteSkipsMissing: a key that is already gone must not stop
@@ -44,4 +48,60 @@ func TestBatchDeleteSkipsMissing(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d of %d keys left after batchDelete", left, n)
 	}
+}
+
+// TestSyncSkipsIdleWalks: a sync walks the tables only when the counts
+// may have changed — a new connection, a TCP state change, an entry
+// reaching its timeout, a configuration change — and otherwise keeps the
+// last counts without visiting every bucket.
+func TestSyncSkipsIdleWalks(t *testing.T) {
+	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: time.Second}})
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR)),
+		svc(dataplane.UDP, vip4, 53, "rr", rsv(rs1, 1, dataplane.DR)))
+	walks := func() uint64 {
+		x.d.mu.Lock()
+		defer x.d.mu.Unlock()
+		return x.d.walk.walks
+	}
+	counts := func() (act, inact int64) {
+		for _, s := range x.stats().Services {
+			for _, r := range s.RealServers {
+				act += r.ActiveConns
+				inact += r.InactiveConns
+			}
+		}
+		return act, inact
+	}
+	step := func(what string, wantWalk bool, wantAct, wantInact int64) {
+		t.Helper()
+		w0 := walks()
+		act, inact := counts()
+		if walked := walks() != w0; walked != wantWalk {
+			t.Errorf("%s: walked %v, want %v", what, walked, wantWalk)
+		}
+		if act != wantAct || inact != wantInact {
+			t.Errorf("%s: active %d inactive %d, want %d and %d", what, act, inact, wantAct, wantInact)
+		}
+	}
+
+	step("after apply", true, 0, 0)
+	step("idle, empty", false, 0, 0)
+	s := syn(client(1), 40000, vip4, 80)
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	step("new connection", true, 0, 1)
+	step("idle", false, 0, 1)
+	s.flags = tcpACK
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	step("SYN_RECV -> ESTABLISHED", true, 1, 0)
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	step("established packet, no state change", false, 1, 0)
+	u := pkt{src: netip.AddrPortFrom(client(2), 5353), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("q")}
+	x.expect(u.frame(), xdpTX, "tx_dr")
+	step("udp flow", true, 1, 1)
+	step("idle with a udp flow", false, 1, 1)
+	time.Sleep(1200 * time.Millisecond) // the UDP timeout (1 s) passes
+	step("udp flow timed out", true, 1, 0)
+	step("idle after expiry", false, 1, 0)
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs2, 1, dataplane.DR)))
+	step("real server replaced", true, 0, 0)
 }

@@ -247,8 +247,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 					st = ST_FIN_WAIT;
 				else if (ack && st == ST_SYN_RECV)
 					st = ST_ESTABLISHED;
-				if (st != c->state)
+				if (st != c->state) {
 					c->state = st;
+					/* tells the daemon the counts changed */
+					event(EV_CONN_STATE);
+				}
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;

@@ -89,8 +89,14 @@ enum event {
 	EV_CONN_EXPIRED,
 	EV_PERSIST_HIT,
 	EV_SORRY,
+	EV_CONN_STATE, /* a tracked TCP connection changed state */
 	EV_MAX,
 };
+
+/* Slots of the events map: more than EV_MAX, so that a later event does
+ * not change the pinned map's layout (which would keep a restart from
+ * adopting the tables). */
+#define EV_SLOTS 16
 
 struct svc_key {
 	__u8 proto;

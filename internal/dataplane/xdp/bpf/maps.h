@@ -121,7 +121,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, EV_MAX);
+	__uint(max_entries, EV_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 	PIN;
