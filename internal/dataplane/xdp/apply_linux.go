@@ -95,6 +95,10 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	if err := d.checkPools(svcs); err != nil {
 		return err
 	}
+	replies, exact := replyPorts(svcs)
+	if err := d.writeReplyPorts(replies, true); err != nil {
+		return fmt.Errorf("xdp: %w", err)
+	}
 
 	var errs []error
 	for key, cur := range d.svcs {
@@ -122,7 +126,8 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		}
 	}
 	d.resolvePending(ctx)
-	errs = append(errs, d.writeSettings())
+	d.replyExact = exact
+	errs = append(errs, d.writeSettings(), d.writeReplyPorts(replies, false))
 	return errors.Join(errs...)
 }
 

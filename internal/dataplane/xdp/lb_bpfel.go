@@ -223,6 +223,7 @@ const (
 	lbMapNatTbl      = "nat_tbl"
 	lbMapPersistTbl  = "persist_tbl"
 	lbMapRealTbl     = "real_tbl"
+	lbMapReplyPorts  = "reply_ports"
 	lbMapSchedTbl    = "sched_tbl"
 	lbMapServices    = "services"
 	lbMapSettings    = "settings"
@@ -297,6 +298,7 @@ type lbMapSpecs struct {
 	NatTbl     *ebpf.MapSpec `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.MapSpec `ebpf:"persist_tbl"`
 	RealTbl    *ebpf.MapSpec `ebpf:"real_tbl"`
+	ReplyPorts *ebpf.MapSpec `ebpf:"reply_ports"`
 	SchedTbl   *ebpf.MapSpec `ebpf:"sched_tbl"`
 	Services   *ebpf.MapSpec `ebpf:"services"`
 	Settings   *ebpf.MapSpec `ebpf:"settings"`
@@ -345,6 +347,7 @@ type lbMaps struct {
 	NatTbl     *ebpf.Map `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.Map `ebpf:"persist_tbl"`
 	RealTbl    *ebpf.Map `ebpf:"real_tbl"`
+	ReplyPorts *ebpf.Map `ebpf:"reply_ports"`
 	SchedTbl   *ebpf.Map `ebpf:"sched_tbl"`
 	Services   *ebpf.Map `ebpf:"services"`
 	Settings   *ebpf.Map `ebpf:"settings"`
@@ -365,6 +368,7 @@ func (m *lbMaps) Close() error {
 		m.NatTbl,
 		m.PersistTbl,
 		m.RealTbl,
+		m.ReplyPorts,
 		m.SchedTbl,
 		m.Services,
 		m.Settings,

@@ -50,6 +50,9 @@ type Dataplane struct {
 	snatPools snatState // snat_pool allocation, exhaustion log (pool_linux.go)
 	clkMult   uint64    // settings clk_mult/clk_off (clock_linux.go)
 	clkOff    uint64
+	// replyExact: reply_ports holds every port a NAT reply of the
+	// applied services can come from (settings CFG_F_REPLY_PORTS).
+	replyExact bool
 
 	resolver func(netip.Addr, dataplane.Method) nexthop // nil: netlink
 
@@ -345,6 +348,9 @@ func (d *Dataplane) writeSettings() error {
 			}
 		}
 	}
+	if c.Flags&16 != 0 && d.replyExact {
+		c.Flags |= 32 // CFG_F_REPLY_PORTS
+	}
 	if p := d.opts.TunnelSource4; p.IsValid() && p.Addr().Is4() {
 		c.Flags |= 2
 		c.TunSrc4 = p.Masked().Addr().As4()
@@ -429,7 +435,7 @@ func (d *Dataplane) release(detach bool) error {
 
 func (d *Dataplane) maps() []*ebpf.Map {
 	o := &d.objs.lbMaps
-	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.SnatPool, o.SnatFail, o.PersistTbl, o.RealTbl, o.SchedTbl,
+	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.ReplyPorts, o.SnatPool, o.SnatFail, o.PersistTbl, o.RealTbl, o.SchedTbl,
 		o.Services, o.Settings, o.StatsReal, o.StatsSvc, o.SvcCfgs}
 }
 

@@ -192,6 +192,16 @@ static __always_inline void conn_store(const struct flow_key *fk, const struct c
 	bpf_map_update_elem(&conn_tbl, fk, c, BPF_ANY);
 }
 
+/* reply_port says whether a NAT reply can come from this source port
+ * (network order). */
+static __always_inline int reply_port(__u16 port)
+{
+	__u32 p = bpf_ntohs(port);
+	__u32 w = p >> 6;
+	__u64 *m = bpf_map_lookup_elem(&reply_ports, &w);
+	return m && ((*m >> (p & 63)) & 1);
+}
+
 /* now_ns is the coarse monotonic clock in ns: from jiffies when the
  * loader has calibrated the conversion, else from the helper. */
 static __always_inline __u64 now_ns(const struct config *gc)
@@ -222,10 +232,32 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	struct real *r = NULL;
 	__u32 rid = 0;
 
+	/* NAT replies (real server -> client) are in nat_tbl, never in the
+	 * connection table. With CFG_F_REPLY_PORTS the source port tells
+	 * which packets can be replies: those are looked up there first,
+	 * and the others not at all (without it, every packet that misses
+	 * the connection table is). */
+	int nat = gc && (gc->flags & CFG_F_NAT);
+	int reply_first = 0;
+	if (nat && (gc->flags & CFG_F_REPLY_PORTS)) {
+		nat = reply_first = reply_port(fk->sport);
+	}
+
 	/* Established flows first: one hash lookup, no service lookup. A
 	 * real server's generation is unique and zeroed on removal, so a
 	 * matching generation proves service and server still exist. */
-	struct conn *c = conn_find(fk);
+	struct conn *c = reply_first ? NULL : conn_find(fk);
+	if (!c && nat) {
+		struct nat_rev *nr = bpf_map_lookup_elem(&nat_tbl, fk);
+		if (nr) {
+			__u32 nrid = nr->real;
+			struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
+			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen)
+				return nat_reply(ctx, fk, nr, pi);
+		}
+		if (reply_first)
+			c = conn_find(fk);
+	}
 	if (c) {
 		if (elapsed(now, c->last_ns) < timeout_of(gc, c->state)) {
 			rid = c->real;
@@ -259,16 +291,6 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			struct pktinfo pc = *pi;
 			pc.c = c;
 			return forward(ctx, r, fk, &pc);
-		}
-	}
-
-	if (gc && (gc->flags & CFG_F_NAT)) {
-		struct nat_rev *nr = bpf_map_lookup_elem(&nat_tbl, fk);
-		if (nr) {
-			__u32 nrid = nr->real;
-			struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
-			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen)
-				return nat_reply(ctx, fk, nr, pi);
 		}
 	}
 

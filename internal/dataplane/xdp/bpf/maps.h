@@ -78,6 +78,17 @@ struct {
 	PIN;
 } nat_tbl SEC(".maps");
 
+/* The source ports NAT and SNAT replies can have (CFG_F_REPLY_PORTS): a
+ * packet from another port is no reply, and one from such a port is
+ * looked up as a reply first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, REPLY_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	PIN;
+} reply_ports SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SNAT_POOL_ENTRIES);

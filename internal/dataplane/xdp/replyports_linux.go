@@ -1,0 +1,86 @@
+package xdp
+
+import (
+	"fmt"
+
+	"github.com/govs/govs/internal/dataplane"
+)
+
+// replyWords is REPLY_PORT_WORDS in bpf/lb.h: a bit per port.
+const replyWords = 65536 / 64
+
+// portSet is the reply_ports bitmap.
+type portSet [replyWords]uint64
+
+func (p *portSet) add(port uint16) { p[port>>6] |= 1 << (port & 63) }
+
+// replyPorts is the set of source ports the NAT and SNAT replies of svcs
+// can have: a real server's port, or, for one that keeps the client's
+// destination port (port 0), every port of its service. exact is false
+// when that includes every port (a NAT real server with port 0 behind a
+// service that matches any port): the program then looks every packet
+// that misses the connection table up as a reply, as without the set.
+func replyPorts(svcs []dataplane.Service) (set portSet, exact bool) {
+	for _, s := range svcs {
+		reals := s.RealServers
+		if s.Sorry != nil {
+			reals = append(reals[:len(reals):len(reals)], *s.Sorry)
+		}
+		for _, r := range reals {
+			if r.Method != dataplane.NAT && r.Method != dataplane.SNAT {
+				continue
+			}
+			if p := r.Addr.Port(); p != 0 {
+				set.add(p)
+				continue
+			}
+			ports := s.Ports
+			if len(ports) == 0 {
+				ports = []dataplane.PortRange{{From: s.Key.Port, To: s.Key.Port}}
+			}
+			for _, pr := range ports {
+				if pr.From == 0 {
+					return set, false
+				}
+				for p := int(pr.From); p <= int(pr.To); p++ {
+					set.add(uint16(p))
+				}
+			}
+		}
+	}
+	return set, true
+}
+
+// writeReplyPorts makes reply_ports equal to set, or, with union, adds
+// set to what it holds. Apply first adds the new configuration's ports
+// and sets them exactly once the new services are in place, so a reply
+// is never refused for a port that is still, or already, in use.
+func (d *Dataplane) writeReplyPorts(set portSet, union bool) error {
+	var held portSet
+	if err := walkMap(d.objs.ReplyPorts, func(k *uint32, v *uint64) {
+		if *k < replyWords {
+			held[*k] = *v
+		}
+	}); err != nil {
+		return fmt.Errorf("read reply ports: %w", err)
+	}
+	var keys []uint32
+	var vals []uint64
+	for i, w := range set {
+		cur := held[i]
+		if union {
+			w |= cur
+		}
+		if w != cur {
+			keys = append(keys, uint32(i))
+			vals = append(vals, w)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := d.objs.ReplyPorts.BatchUpdate(keys, vals, nil); err != nil {
+		return fmt.Errorf("write reply ports: %w", err)
+	}
+	return nil
+}
