@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# profile-conn.sh: where the XDP receive path spends its time while a
+# govs XDP peer carries the harness's connection load (wrk, Connection:
+# close). It runs `bench/run.sh --peers PEER --loads conn --rounds 1`,
+# samples every CPU with perf for 1.5 s in the middle of the peer's wrk
+# window, and prints, over the samples whose kernel stack passes through
+# veth_xdp_rcv_skb (the XDP path of a veth receive: frame copy, program,
+# redirect), the share inside a BPF program and the share whose leaf is
+# a BPF hash-table lookup (lookup_nulls_elem_raw). Shares, not rates: the
+# machine's noise moves the connection rate by tens of per cent between
+# runs, but not what one packet's processing is made of.
+#
+# Usage: bench/profile-conn.sh [PEER] (default govs-xdp-nat); needs root
+# and perf. The perf data is kept in /tmp/profile-conn-PEER.data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peer=${1:-govs-xdp-nat}
+command -v perf >/dev/null || {
+	echo "profile-conn: perf is not installed (scripts/setup.sh installs linux-perf)" >&2
+	exit 1
+}
+log=$(mktemp)
+data=/tmp/profile-conn-$peer.data
+trap 'rm -f "$log"' EXIT
+bench/run.sh --peers "$peer" --loads conn --rounds 1 --out "$log.md" >"$log" 2>&1 &
+run=$!
+# the peer's round starts after the no-director round's wrk
+deadline=$((SECONDS + 300))
+until grep -q "round 1/1: $peer" "$log"; do
+	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
+		echo "profile-conn: the run ended before $peer's round:" >&2
+		cat "$log" >&2
+		exit 1
+	}
+	sleep 0.2
+done
+until pgrep -x wrk >/dev/null; do
+	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
+		echo "profile-conn: no wrk in $peer's round" >&2
+		exit 1
+	}
+	sleep 0.1
+done
+sleep 1.2
+perf record -q -e cpu-clock -F 1999 -g -a -o "$data" -- sleep 1.5 >/dev/null 2>&1
+wait "$run" || {
+	echo "profile-conn: bench/run.sh failed:" >&2
+	cat "$log" >&2
+	exit 1
+}
+rm -f "$log.md" "$log.tsv"
+grep conn_s "$log" | tail -1
+perf script -i "$data" -F comm,ip,sym 2>/dev/null | awk -v peer="$peer" '
+	function done_sample() {
+		if (!n) return
+		if (xdp) { x++; if (prog) p++; if (leaf == "lookup_nulls_elem_raw") l++ }
+	}
+	/^[^\t ]/ { done_sample(); n = 1; xdp = 0; prog = 0; leaf = ""; next }
+	{ if (leaf == "") leaf = $2 }
+	/bpf_prog_/ { prog = 1 }
+	/veth_xdp_rcv_skb/ { xdp = 1 }
+	END {
+		done_sample()
+		if (!x) { print "profile-conn: no sample on the XDP path"; exit 1 }
+		printf "%s: %d samples on the XDP path; in a BPF program %.1f %%; BPF hash lookups %.1f %%\n", peer, x, 100 * p / x, 100 * l / x
+	}'
