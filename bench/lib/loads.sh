@@ -94,7 +94,7 @@ udp_fixed_window() {
 	local c0 c1 t0 t1 s0 s1 u0 u1 d0 d1 p0 p1
 	udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')" "${1:-}"
 	sleep "$WARM"
-	read -r u0 d0 p0 < <(cpu_snapshot)
+	read -r u0 d0 p0 < <(cpu_snapshot) || true
 	s0=$(tx_packets "$NS_CL" "$TG_DEV")
 	c0=$(sink_count)
 	t0=$(now_ns)
@@ -102,7 +102,7 @@ udp_fixed_window() {
 	c1=$(sink_count)
 	t1=$(now_ns)
 	s1=$(tx_packets "$NS_CL" "$TG_DEV")
-	read -r u1 d1 p1 < <(cpu_snapshot)
+	read -r u1 d1 p1 < <(cpu_snapshot) || true
 	kill "$UL_PID" 2>/dev/null || true
 	wait "$UL_PID" 2>/dev/null || true
 	UL_PID=""
@@ -174,7 +174,7 @@ own_window() {
 	local c0 c1 d0 d1 p0 p1 u0 u1 share
 	udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
 	sleep "$WARM"
-	read -r u0 d0 p0 < <(cpu_snapshot)
+	read -r u0 d0 p0 < <(cpu_snapshot) || true
 	c0=$(sink_count)
 	perf record -q -e cpu-clock -F 2999 -g -a -o "$WORK/own.data" -- sleep "$DUR" >/dev/null 2>&1 || {
 		echo "    (perf record failed: no dir_own_pkt_ns)"
@@ -184,7 +184,7 @@ own_window() {
 		return 0
 	}
 	c1=$(sink_count)
-	read -r u1 d1 p1 < <(cpu_snapshot)
+	read -r u1 d1 p1 < <(cpu_snapshot) || true
 	kill "$UL_PID" 2>/dev/null || true
 	wait "$UL_PID" 2>/dev/null || true
 	UL_PID=""
@@ -346,11 +346,11 @@ cost_windows() {
 		-d "$((DUR + 30))s" >"$WORK/connload.json" 2>"$WORK/connload.err" &
 	lp=$!
 	sleep "$WARM"
-	read -r u0 d0 p0 < <(cpu_snapshot)
+	read -r u0 d0 p0 < <(cpu_snapshot) || true
 	t0=$(now_ns)
 	sleep "$DUR"
 	t1=$(now_ns)
-	read -r u1 d1 p1 < <(cpu_snapshot)
+	read -r u1 d1 p1 < <(cpu_snapshot) || true
 	kill -INT "$lp" 2>/dev/null || true
 	wait "$lp" || {
 		warn "connload failed: $(cat "$WORK/connload.err")"

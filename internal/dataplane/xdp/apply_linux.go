@@ -95,7 +95,16 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	if err := d.checkPools(svcs); err != nil {
 		return err
 	}
+	// NAT replies are told by their source port (replyports_linux.go):
+	// while the services change, the set holds the ports of both
+	// configurations, and it is used only if both are exact.
 	replies, exact := replyPorts(svcs)
+	if !exact && d.replyExact {
+		d.replyExact = false
+		if err := d.writeSettings(); err != nil {
+			return err
+		}
+	}
 	if err := d.writeReplyPorts(replies, true); err != nil {
 		return fmt.Errorf("xdp: %w", err)
 	}
@@ -126,8 +135,12 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		}
 	}
 	d.resolvePending(ctx)
-	d.replyExact = exact
-	errs = append(errs, d.writeSettings(), d.writeReplyPorts(replies, false))
+	failed := errors.Join(errs...) != nil
+	d.replyExact = exact && !failed
+	errs = append(errs, d.writeSettings())
+	if errors.Join(errs...) == nil {
+		errs = append(errs, d.writeReplyPorts(replies, false))
+	}
 	return errors.Join(errs...)
 }
 

@@ -21,6 +21,7 @@ func (p *portSet) add(port uint16) { p[port>>6] |= 1 << (port & 63) }
 // service that matches any port): the program then looks every packet
 // that misses the connection table up as a reply, as without the set.
 func replyPorts(svcs []dataplane.Service) (set portSet, exact bool) {
+	exact = true
 	for _, s := range svcs {
 		reals := s.RealServers
 		if s.Sorry != nil {
@@ -40,21 +41,24 @@ func replyPorts(svcs []dataplane.Service) (set portSet, exact bool) {
 			}
 			for _, pr := range ports {
 				if pr.From == 0 {
-					return set, false
+					exact = false
 				}
-				for p := int(pr.From); p <= int(pr.To); p++ {
+				for p := max(int(pr.From), 1); p <= int(pr.To); p++ {
 					set.add(uint16(p))
 				}
 			}
 		}
 	}
-	return set, true
+	return set, exact
 }
 
 // writeReplyPorts makes reply_ports equal to set, or, with union, adds
-// set to what it holds. Apply first adds the new configuration's ports
-// and sets them exactly once the new services are in place, so a reply
-// is never refused for a port that is still, or already, in use.
+// set to what it holds. Apply adds the new configuration's ports before
+// it changes the services and makes the set exact once they are all in
+// place; after a failed Apply the program does without the set (the
+// services stand somewhere between the two configurations) until an
+// Apply succeeds. A reply is never refused for a port still, or already,
+// in use.
 func (d *Dataplane) writeReplyPorts(set portSet, union bool) error {
 	var held portSet
 	if err := walkMap(d.objs.ReplyPorts, func(k *uint32, v *uint64) {

@@ -32,14 +32,12 @@ func TestReplyPortSet(t *testing.T) {
 		{"multi-port", []dataplane.Service{ftp}, []uint16{21, 10000, 10001, 10002, 10003, 10004, 10005, 10006, 10007, 10008, 10009}, true},
 		{"sorry server", []dataplane.Service{sorry}, []uint16{8443}, true},
 		{"every port", []dataplane.Service{wild}, nil, false},
+		{"every port, then a port", []dataplane.Service{wild, svc(dataplane.TCP, vip4, 80, "rr", nat(8080))}, []uint16{8080}, false},
 	}
 	for _, c := range cases {
 		set, exact := replyPorts(c.svcs)
 		if exact != c.exact {
 			t.Errorf("%s: exact %v, want %v", c.name, exact, c.exact)
-		}
-		if !exact {
-			continue
 		}
 		var want portSet
 		for _, p := range c.want {

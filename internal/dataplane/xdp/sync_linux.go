@@ -222,9 +222,15 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 		if live[*pk] {
 			pv.LastNs = now
 			_ = d.objs.PersistTbl.Update(pk, pv, 0)
-			// refreshed again long before the program would take it
-			// for expired
-			due = min(due, now+uint64(s.spec.Persistence)/2)
+			// refreshed again before the program could take it for
+			// expired: the walk after due may come a sync interval
+			// (or a walk gap) later
+			margin := 2 * uint64(max(d.opts.SyncInterval, d.walk.gap))
+			if p := uint64(s.spec.Persistence); p > margin {
+				due = min(due, now+p-margin)
+			} else {
+				due = min(due, now)
+			}
 		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
 			pdead = append(pdead, *pk)
 			return

@@ -315,7 +315,6 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	r = schedule(svc, cfg, fk, now, &rid);
 	if (!r)
 		return done(EXIT_DROP_NO_DEST, XDP_DROP);
-	event(EV_CONN_NEW);
 	struct conn nc = {.last_ns = now, .svc = svc, .real = rid, .gen = r->gen};
 	if (!is_tcp)
 		nc.state = ST_UDP;
@@ -344,6 +343,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET)))
 		conn_store(fk, &nc);
+	/* after the store: a walk that reads the count finds the entry */
+	event(EV_CONN_NEW);
 	count(rid, 1, pi->len);
 	struct pktinfo pc = *pi;
 	pc.c = &nc;
