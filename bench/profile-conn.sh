@@ -6,7 +6,11 @@
 # window, and prints, over the samples whose kernel stack passes through
 # veth_xdp_rcv_skb (the XDP path of a veth receive: frame copy, program,
 # redirect), the share inside a BPF program and the share whose leaf is
-# a BPF hash-table lookup (lookup_nulls_elem_raw). Shares, not rates: the
+# a BPF hash-table lookup (lookup_nulls_elem_raw), then, per command with
+# at least 50 samples (wrk, nginx, swapper = idle), its share of all
+# samples and the shares of its own spent on the XDP path and in the
+# program: a veth receive runs in the softirq of whichever process sent
+# the frame. Shares, not rates: the
 # machine's noise moves the connection rate by tens of per cent between
 # runs, but not what one packet's processing is made of.
 #
@@ -21,7 +25,7 @@ command -v perf >/dev/null || {
 }
 log=$(mktemp)
 data=/tmp/profile-conn-$peer.data
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.md" "$log.tsv"' EXIT
 bench/run.sh --peers "$peer" --loads conn --rounds 1 --out "$log.md" >"$log" 2>&1 &
 run=$!
 # the peer's round starts after the no-director round's wrk
@@ -48,14 +52,15 @@ wait "$run" || {
 	cat "$log" >&2
 	exit 1
 }
-rm -f "$log.md" "$log.tsv"
 grep conn_s "$log" | tail -1
 perf script -i "$data" -F comm,ip,sym 2>/dev/null | awk -v peer="$peer" '
 	function done_sample() {
 		if (!n) return
-		if (xdp) { x++; if (prog) p++; if (leaf == "lookup_nulls_elem_raw") l++ }
+		all[comm]++
+		if (prog) inprog[comm]++
+		if (xdp) { x++; xc[comm]++; if (prog) p++; if (leaf == "lookup_nulls_elem_raw") l++ }
 	}
-	/^[^\t ]/ { done_sample(); n = 1; xdp = 0; prog = 0; leaf = ""; next }
+	/^[^\t ]/ { done_sample(); n = 1; comm = $1; xdp = 0; prog = 0; leaf = ""; next }
 	{ if (leaf == "") leaf = $2 }
 	/bpf_prog_/ { prog = 1 }
 	/veth_xdp_rcv_skb/ { xdp = 1 }
@@ -63,4 +68,13 @@ perf script -i "$data" -F comm,ip,sym 2>/dev/null | awk -v peer="$peer" '
 		done_sample()
 		if (!x) { print "profile-conn: no sample on the XDP path"; exit 1 }
 		printf "%s: %d samples on the XDP path; in a BPF program %.1f %%; BPF hash lookups %.1f %%\n", peer, x, 100 * p / x, 100 * l / x
+		# by command: whose CPU the XDP path and the program are charged to
+		# (a veth receive runs in the softirq of the sending process)
+		for (c in all) {
+			t += all[c]
+			if (all[c] >= 50)
+				show[c] = 1
+		}
+		for (c in show)
+			printf "  %-12s %5.1f %% of all samples; of its own: XDP path %.1f %%, BPF program %.1f %%\n", c, 100 * all[c] / t, 100 * xc[c] / all[c], 100 * inprog[c] / all[c]
 	}'

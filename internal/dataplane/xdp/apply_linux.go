@@ -135,13 +135,12 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		}
 	}
 	d.resolvePending(ctx)
-	failed := errors.Join(errs...) != nil
-	d.replyExact = exact && !failed
+	d.replyExact = exact && errors.Join(errs...) == nil
 	errs = append(errs, d.writeSettings())
-	if errors.Join(errs...) == nil {
-		errs = append(errs, d.writeReplyPorts(replies, false))
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	return d.writeReplyPorts(replies, false)
 }
 
 func (d *Dataplane) validate(s dataplane.Service) error {

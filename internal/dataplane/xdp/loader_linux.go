@@ -53,6 +53,7 @@ type Dataplane struct {
 	// replyExact: reply_ports holds every port a NAT reply of the
 	// applied services can come from (settings CFG_F_REPLY_PORTS).
 	replyExact bool
+	replyHeld  *portSet // what reply_ports holds; nil until read
 
 	resolver func(netip.Addr, dataplane.Method) nexthop // nil: netlink
 

@@ -60,14 +60,18 @@ func replyPorts(svcs []dataplane.Service) (set portSet, exact bool) {
 // Apply succeeds. A reply is never refused for a port still, or already,
 // in use.
 func (d *Dataplane) writeReplyPorts(set portSet, union bool) error {
-	var held portSet
-	if err := walkMap(d.objs.ReplyPorts, func(k *uint32, v *uint64) {
-		if *k < replyWords {
-			held[*k] = *v
+	if d.replyHeld == nil { // first write of this process: the pinned map may hold a set
+		var held portSet
+		if err := walkMap(d.objs.ReplyPorts, func(k *uint32, v *uint64) {
+			if *k < replyWords {
+				held[*k] = *v
+			}
+		}); err != nil {
+			return fmt.Errorf("read reply ports: %w", err)
 		}
-	}); err != nil {
-		return fmt.Errorf("read reply ports: %w", err)
+		d.replyHeld = &held
 	}
+	held := d.replyHeld
 	var keys []uint32
 	var vals []uint64
 	for i, w := range set {
@@ -84,7 +88,11 @@ func (d *Dataplane) writeReplyPorts(set portSet, union bool) error {
 		return nil
 	}
 	if _, err := d.objs.ReplyPorts.BatchUpdate(keys, vals, nil); err != nil {
+		d.replyHeld = nil // part may have been written: read it again next time
 		return fmt.Errorf("write reply ports: %w", err)
+	}
+	for i, k := range keys {
+		held[k] = vals[i]
 	}
 	return nil
 }

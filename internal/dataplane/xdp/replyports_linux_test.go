@@ -59,6 +59,9 @@ func TestReplyPortSet(t *testing.T) {
 func TestReplyPortsFollowApply(t *testing.T) {
 	x := newTDP(t, Options{})
 	inEmptyNS(t) // the reply's route lookup finds nothing: left to the kernel
+	if n := x.d.objs.ReplyPorts.MaxEntries(); n != replyWords {
+		t.Fatalf("reply_ports has %d entries, replyWords is %d", n, replyWords)
+	}
 	flags := func() uint32 {
 		var c lbConfig
 		if err := x.d.objs.Settings.Lookup(uint32(0), &c); err != nil {

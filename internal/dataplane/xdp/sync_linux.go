@@ -213,6 +213,10 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	}
 
 	var pdead []lbPersistKey
+	// A live template is refreshed again before the program could take
+	// it for expired: the walk after due may come a sync interval (or a
+	// walk gap) later.
+	margin := 2 * uint64(max(d.opts.SyncInterval, d.walk.gap))
 	err = walkMap(d.objs.PersistTbl, func(pk *lbPersistKey, pv *lbPersistVal) {
 		s, r := byID[pk.Svc], reals[pv.Real]
 		if s == nil || r == nil || r.gen != pv.Gen {
@@ -222,15 +226,7 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 		if live[*pk] {
 			pv.LastNs = now
 			_ = d.objs.PersistTbl.Update(pk, pv, 0)
-			// refreshed again before the program could take it for
-			// expired: the walk after due may come a sync interval
-			// (or a walk gap) later
-			margin := 2 * uint64(max(d.opts.SyncInterval, d.walk.gap))
-			if p := uint64(s.spec.Persistence); p > margin {
-				due = min(due, now+p-margin)
-			} else {
-				due = min(due, now)
-			}
+			due = min(due, now+max(uint64(s.spec.Persistence), margin)-margin)
 		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
 			pdead = append(pdead, *pk)
 			return
