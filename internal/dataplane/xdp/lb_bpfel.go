@@ -103,6 +103,13 @@ const (
 	lbExitReasonEXIT_MAX                   lbExitReason = 28
 )
 
+type lbFcEntry struct {
+	_   structs.HostLayout
+	Key lbFlowKey4
+	C   lbConn
+	Pad uint64
+}
+
 type lbFlowKey struct {
 	_      structs.HostLayout
 	Family uint8
@@ -220,6 +227,7 @@ const (
 	lbMapCursors     = "cursors"
 	lbMapEvents      = "events"
 	lbMapExits       = "exits"
+	lbMapFlowCache   = "flow_cache"
 	lbMapNatTbl      = "nat_tbl"
 	lbMapPersistTbl  = "persist_tbl"
 	lbMapRealTbl     = "real_tbl"
@@ -295,6 +303,7 @@ type lbMapSpecs struct {
 	Cursors    *ebpf.MapSpec `ebpf:"cursors"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	Exits      *ebpf.MapSpec `ebpf:"exits"`
+	FlowCache  *ebpf.MapSpec `ebpf:"flow_cache"`
 	NatTbl     *ebpf.MapSpec `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.MapSpec `ebpf:"persist_tbl"`
 	RealTbl    *ebpf.MapSpec `ebpf:"real_tbl"`
@@ -344,6 +353,7 @@ type lbMaps struct {
 	Cursors    *ebpf.Map `ebpf:"cursors"`
 	Events     *ebpf.Map `ebpf:"events"`
 	Exits      *ebpf.Map `ebpf:"exits"`
+	FlowCache  *ebpf.Map `ebpf:"flow_cache"`
 	NatTbl     *ebpf.Map `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.Map `ebpf:"persist_tbl"`
 	RealTbl    *ebpf.Map `ebpf:"real_tbl"`
@@ -365,6 +375,7 @@ func (m *lbMaps) Close() error {
 		m.Cursors,
 		m.Events,
 		m.Exits,
+		m.FlowCache,
 		m.NatTbl,
 		m.PersistTbl,
 		m.RealTbl,

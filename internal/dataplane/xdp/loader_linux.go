@@ -168,6 +168,8 @@ func (d *Dataplane) open() error {
 	spec.Maps["conn4_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
 	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
 	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.NATTableSize)
+	// FC_SLOTS per possible CPU (the program indexes by CPU number)
+	spec.Maps["flow_cache"].MaxEntries *= uint32(d.ncpu)
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		// A table size changed, or an upgrade changed the map layout:

@@ -357,6 +357,7 @@ func TestExpiry(t *testing.T) {
 	if err := x.d.objs.Conn4Tbl.Put(k, v); err != nil {
 		t.Fatal(err)
 	}
+	x.dropFlowCache() // 6 s would have outdated the program's copy too
 	ev0, _ := x.d.Events()
 	x.expect(p.frame(), xdpTX, "tx_dr")
 	ev1, _ := x.d.Events()

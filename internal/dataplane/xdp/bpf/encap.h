@@ -147,7 +147,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct real *r, const
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
-	__u32 h = flow_hash(fk);
+	__u32 h = flow_hash(inner_proto == IPPROTO_IPIP ? FAM_V4 : FAM_V6, fk);
 
 	if (r->family == FAM_V4) {
 		if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))

@@ -111,6 +111,7 @@ struct pktinfo {
 	__u16 df;      /* IP_DF in network order, or 0 */
 	__u8 tos;
 	__u8 related;  /* an ICMP error following its flow */
+	__u8 fam;      /* FAM_V4 or FAM_V6, a constant in each copy of the path */
 	__u32 l4off;   /* offset of the TCP/UDP header from the frame start */
 	const struct conn *c; /* the connection (SNAT reads its source) */
 };
@@ -145,7 +146,7 @@ static __always_inline int forward(struct xdp_md *ctx, const struct real *r, con
 		__u32 mtu = r->mtu - overhead;
 		if (pi->related)
 			return done(EXIT_DROP_TOOBIG, XDP_DROP);
-		if (fk->family == FAM_V4) {
+		if (pi->fam == FAM_V4) {
 			if (!pi->df)
 				return done(EXIT_DROP_TOOBIG, XDP_DROP);
 			return send_toobig4(ctx, mtu);
@@ -156,7 +157,7 @@ static __always_inline int forward(struct xdp_md *ctx, const struct real *r, con
 	}
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&settings, &zero);
-	__u8 inner = fk->family == FAM_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	__u8 inner = pi->fam == FAM_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
 	if (pi->related)
 		return encap(ctx, r, cfg, fk, inner, pi->tos, pi->df, pi->len, EXIT_TX_ICMP_RELATED,
 			     EXIT_REDIRECT_ICMP_RELATED);
@@ -173,18 +174,18 @@ static __always_inline struct flow_key4 key4(const struct flow_key *fk)
 	return k;
 }
 
-static __always_inline struct conn *conn_find(const struct flow_key *fk)
+static __always_inline struct conn *conn_find(__u8 fam, const struct flow_key *fk)
 {
-	if (fk->family == FAM_V4) {
+	if (fam == FAM_V4) {
 		struct flow_key4 k = key4(fk);
 		return bpf_map_lookup_elem(&conn4_tbl, &k);
 	}
 	return bpf_map_lookup_elem(&conn_tbl, fk);
 }
 
-static __always_inline void conn_store(const struct flow_key *fk, const struct conn *c)
+static __always_inline void conn_store(__u8 fam, const struct flow_key *fk, const struct conn *c)
 {
-	if (fk->family == FAM_V4) {
+	if (fam == FAM_V4) {
 		struct flow_key4 k = key4(fk);
 		bpf_map_update_elem(&conn4_tbl, &k, c, BPF_ANY);
 		return;
@@ -218,12 +219,70 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
 	return cfg->timeout_ns[state];
 }
 
+/* The flow cache: an IPv4 connection's entry of conn4_tbl, copied into a
+ * direct-mapped per-CPU slot when the program reads or makes it. A
+ * packet that finds its flow there, in a state no packet of its kind
+ * changes (UDP; TCP established without SYN, FIN or RST), skips the
+ * conn4_tbl lookup: a hash bucket and an element among millions, both
+ * usually cold, where the slot is one cache line. The real server is
+ * still read from real_tbl and checked as for a table entry. The
+ * entry's last-use time is the table entry's, refreshed through the
+ * table at least every FC_WINDOW_NS (a quarter of the timeout when that
+ * is shorter): an idle connection may expire that much before its
+ * timeout, and the daemon, which deletes entries only past their
+ * timeout, never deletes one a slot still serves. Slots are per CPU:
+ * when a TCP connection is closed and reopened on the same addresses
+ * and ports within FC_WINDOW_NS (after an RST, or a close by the
+ * server, the client's port can be reused at once), the packets of the
+ * new one that meet another CPU's slot still holding the old one go to
+ * the old real server until that slot's window ends. A NIC's RSS keeps
+ * a flow on one CPU, where the close itself overwrote the slot; the
+ * window is kept short for the rest. Also, the table element c points
+ * to can be freed and reused by another CPU while this one reads it (a
+ * race of the LRU table, full); the copy then carries the other flow's
+ * entry for up to the window instead of one packet. */
+static __always_inline struct fc_entry *fc_slot(const struct flow_key4 *k)
+{
+	const __u32 *w = (const void *)k;
+	__u32 h = mix32(w[0] ^ mix32(w[1] ^ mix32(w[2] ^ w[3])));
+	__u32 idx = bpf_get_smp_processor_id() * FC_SLOTS + (h & (FC_SLOTS - 1));
+	return bpf_map_lookup_elem(&flow_cache, &idx);
+}
+
+static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, const struct config *gc,
+				  __u64 now, int is_tcp, __u8 tcpflags)
+{
+	const __u64 *a = (const void *)&fe->key, *b = (const void *)k;
+	if (a[0] != b[0] || a[1] != b[1])
+		return 0;
+	__u8 st = fe->c.state;
+	if (is_tcp ? st != ST_ESTABLISHED || (tcpflags & 0x07) : st != ST_UDP)
+		return 0;
+	__u64 win = timeout_of(gc, st) / 4;
+	if (win > FC_WINDOW_NS)
+		win = FC_WINDOW_NS;
+	return elapsed(now, fe->c.last_ns) < win;
+}
+
+/* fc_fill copies c into the slot whatever its state: a connection that
+ * left the established state must not be found there as established
+ * (a new connection on the same addresses and ports could go to another
+ * real server). */
+static __always_inline void fc_fill(struct fc_entry *fe, const struct flow_key4 *k, const struct conn *c)
+{
+	if (fe) {
+		fe->key = *k;
+		fe->c = *c;
+	}
+}
+
 #include "snat.h"
 
 /* handle_flow is the TCP/UDP path: service, connection, schedule, send. */
 static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, __u8 tcpflags,
 				       const struct pktinfo *pi)
 {
+	const __u8 fam = pi->fam;
 	__u32 zero = 0;
 	struct config *gc = bpf_map_lookup_elem(&settings, &zero);
 	__u64 now = now_ns(gc);
@@ -246,7 +305,25 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	/* Established flows first: one hash lookup, no service lookup. A
 	 * real server's generation is unique and zeroed on removal, so a
 	 * matching generation proves service and server still exist. */
-	struct conn *c = reply_first ? NULL : conn_find(fk);
+	struct flow_key4 fck __attribute__((aligned(8))) = {};
+	struct fc_entry *fe = NULL;
+	if (fam == FAM_V4 && !reply_first) {
+		fck = key4(fk);
+		fe = fc_slot(&fck);
+		if (fe && fc_hit(fe, &fck, gc, now, is_tcp, tcpflags)) {
+			rid = fe->c.real;
+			r = bpf_map_lookup_elem(&real_tbl, &rid);
+			if (r && r->gen != 0 && r->gen == fe->c.gen && r->svc == fe->c.svc) {
+				count(rid, 0, pi->len);
+				struct pktinfo pc = *pi;
+				pc.c = &fe->c;
+				return forward(ctx, r, fk, &pc);
+			}
+			r = NULL;
+		}
+	}
+
+	struct conn *c = reply_first ? NULL : conn_find(fam, fk);
 	if (!c && nat) {
 		struct nat_rev *nr = bpf_map_lookup_elem(&nat_tbl, fk);
 		if (nr) {
@@ -256,7 +333,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 				return nat_reply(ctx, fk, nr, pi);
 		}
 		if (reply_first)
-			c = conn_find(fk);
+			c = conn_find(fam, fk);
 	}
 	if (c) {
 		if (elapsed(now, c->last_ns) < timeout_of(gc, c->state)) {
@@ -287,6 +364,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
+			if (fam == FAM_V4)
+				fc_fill(fe, &fck, c);
 			count(rid, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
@@ -294,7 +373,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		}
 	}
 
-	struct svc_key sk = {.proto = fk->proto, .family = fk->family, .port = fk->dport};
+	struct svc_key sk = {.proto = fk->proto, .family = fam, .port = fk->dport};
 	__builtin_memcpy(sk.addr, fk->daddr, 16);
 	__u32 *sid = bpf_map_lookup_elem(&services, &sk);
 	if (!sid) {
@@ -312,7 +391,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 
 	if (is_tcp && !syn && !(gc && (gc->flags & CFG_F_SLOPPY_TCP)))
 		return done(EXIT_PASS_TCP_NOSYN, XDP_PASS);
-	r = schedule(svc, cfg, fk, now, &rid);
+	r = schedule(svc, cfg, fam, fk, now, &rid);
 	if (!r)
 		return done(EXIT_DROP_NO_DEST, XDP_DROP);
 	struct conn nc = {.last_ns = now, .svc = svc, .real = rid, .gen = r->gen};
@@ -330,10 +409,10 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		struct nat_rev nv = {.ns = now, .vport = fk->dport, .svc = svc, .real = rid, .gen = r->gen};
 		__builtin_memcpy(nv.vaddr, fk->daddr, 16);
 		if (r->method == METHOD_SNAT) {
-			if (snat_bind(gc, cfg, svc, r, fk, now, &nc, &nv))
+			if (snat_bind(gc, cfg, svc, r, fam, fk, now, &nc, &nv))
 				return done(EXIT_DROP_SNAT_EXHAUSTED, XDP_DROP);
 		} else {
-			struct flow_key rk = {.family = fk->family, .proto = fk->proto,
+			struct flow_key rk = {.family = fam, .proto = fk->proto,
 					      .sport = r->port ? bpf_htons(r->port) : fk->dport,
 					      .dport = fk->sport};
 			__builtin_memcpy(rk.saddr, r->addr, 16);
@@ -341,8 +420,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			bpf_map_update_elem(&nat_tbl, &rk, &nv, BPF_ANY);
 		}
 	}
-	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET)))
-		conn_store(fk, &nc);
+	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
+		conn_store(fam, fk, &nc);
+		if (fam == FAM_V4)
+			fc_fill(fe, &fck, &nc);
+	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);
 	count(rid, 1, pi->len);
@@ -356,7 +438,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
  * server. */
 static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, const struct pktinfo *pi)
 {
-	struct conn *c = conn_find(fk);
+	struct conn *c = conn_find(pi->fam, fk);
 	if (!c) {
 		/* from a real server's side about what the director sent it
 		 * (NAT: client:cport -> real; SNAT: laddr:lport -> real): the
@@ -384,7 +466,7 @@ static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, cons
 			__builtin_memcpy(fk->daddr, nr->caddr, 16);
 			what |= X_ODST | X_QSRC;
 		}
-		if (icmp_xlate(ctx, fk->family, pi->l4off, what, &x))
+		if (icmp_xlate(ctx, pi->fam, pi->l4off, what, &x))
 			return done(EXIT_DROP_MALFORMED, XDP_DROP);
 		count_out(nrid, pi->len);
 		return route_reply(ctx, fk, nr->vaddr, pi);
@@ -413,6 +495,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, void *data, void *data_
 		.len = bpf_ntohs(iph->tot_len),
 		.df = iph->frag_off & bpf_htons(IP_DF),
 		.tos = iph->tos,
+		.fam = FAM_V4,
 	};
 	pi.l4off = sizeof(struct ethhdr) + ihl;
 	/* 8-byte aligned: cleared with 8-byte stores, not 2-byte ones */
@@ -469,6 +552,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, void *data, void *data_
 	struct pktinfo pi = {
 		.len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6),
 		.tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4),
+		.fam = FAM_V6,
 	};
 	pi.l4off = sizeof(struct ethhdr) + sizeof(*ip6);
 	/* 8-byte aligned: cleared with 8-byte stores, not 2-byte ones */

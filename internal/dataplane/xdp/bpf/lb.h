@@ -184,6 +184,21 @@ struct conn {
 	__u8 laddr[16]; /* SNAT source toward the real server */
 };
 
+/* A flow cache entry (lb.c): an IPv4 connection as conn4_tbl held it.
+ * 64 bytes: in the page-aligned map, one cache line. */
+struct fc_entry {
+	struct flow_key4 key;
+	struct conn c;
+	__u64 pad;
+};
+_Static_assert(sizeof(struct fc_entry) == 64, "fc_entry is one cache line");
+
+/* Flow cache slots per CPU (a power of two). */
+#define FC_SLOTS 4096
+/* An entry is used for at most this long after its connection's last
+ * refresh in conn4_tbl (and never beyond a quarter of its timeout). */
+#define FC_WINDOW_NS 250000000ull
+
 struct persist_key {
 	__u32 svc;
 	__u8 family;

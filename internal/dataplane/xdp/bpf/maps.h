@@ -62,6 +62,18 @@ struct {
 	PIN;
 } conn4_tbl SEC(".maps");
 
+/* The flow cache: FC_SLOTS direct-mapped entries per CPU, CPU n's at
+ * n*FC_SLOTS. Not pinned: it only repeats conn4_tbl, and a new program
+ * starts with an empty one. BPF_F_MMAPABLE for its page-aligned values:
+ * each 64-byte entry is then one cache line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FC_SLOTS); /* × possible CPUs, set by the loader */
+	__type(key, __u32);
+	__type(value, struct fc_entry);
+} flow_cache SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16); /* set by the loader */

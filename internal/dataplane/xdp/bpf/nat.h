@@ -237,12 +237,12 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 		__builtin_memcpy(x.qsrc, r->addr, 16);
 		int rc;
 		if (r->method == METHOD_NAT) {
-			rc = icmp_xlate(ctx, fk->family, pi->l4off, X_ODST | X_QSRC, &x);
+			rc = icmp_xlate(ctx, pi->fam, pi->l4off, X_ODST | X_QSRC, &x);
 		} else if (r->method == METHOD_SNAT && pi->c && pi->c->snat) {
 			__builtin_memcpy(x.osrc, pi->c->laddr, 16);
 			__builtin_memcpy(x.qdst, pi->c->laddr, 16);
 			x.qdport = pi->c->lport;
-			rc = icmp_xlate(ctx, fk->family, pi->l4off, X_OSRC | X_ODST | X_QSRC | X_QDST, &x);
+			rc = icmp_xlate(ctx, pi->fam, pi->l4off, X_OSRC | X_ODST | X_QSRC | X_QDST, &x);
 		} else {
 			return done(EXIT_PASS_ICMP, XDP_PASS);
 		}
@@ -257,17 +257,17 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 		__builtin_memcpy(eth->h_source, r->smac, 6);
 		return xmit(ctx, r, EXIT_TX_ICMP_RELATED, EXIT_REDIRECT_ICMP_RELATED);
 	}
-	if (r->family != fk->family)
+	if (r->family != pi->fam)
 		return done(EXIT_DROP_NO_DEST, XDP_DROP);
 	/* port 0: keep the port the client asked for (multi-port services) */
 	__u16 nport = r->port ? bpf_htons(r->port) : fk->dport;
-	if (rewrite(ctx, fk->family, fk->proto, pi->l4off, 0, r->addr, nport))
+	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 0, r->addr, nport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	int snat = r->method == METHOD_SNAT;
 	if (snat) {
 		if (!pi->c || !pi->c->snat)
 			return done(EXIT_DROP_NO_DEST, XDP_DROP);
-		if (rewrite(ctx, fk->family, fk->proto, pi->l4off, 1, pi->c->laddr, pi->c->lport))
+		if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 1, pi->c->laddr, pi->c->lport))
 			return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	}
 	void *data = (void *)(long)ctx->data;
@@ -291,7 +291,7 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 	p.l4_protocol = fk->proto;
 	p.tot_len = pi->len;
 	p.ifindex = ctx->ingress_ifindex;
-	if (fk->family == FAM_V4) {
+	if (pi->fam == FAM_V4) {
 		p.family = AF_INET;
 		__builtin_memcpy(&p.ipv4_src, src, 4);
 		__builtin_memcpy(&p.ipv4_dst, fk->daddr, 4);
@@ -320,10 +320,10 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 				     const struct pktinfo *pi)
 {
-	if (rewrite(ctx, fk->family, fk->proto, pi->l4off, 1, nr->vaddr, nr->vport))
+	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 1, nr->vaddr, nr->vport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	if (nr->snat) {
-		if (rewrite(ctx, fk->family, fk->proto, pi->l4off, 0, nr->caddr, nr->cport))
+		if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 0, nr->caddr, nr->cport))
 			return done(EXIT_DROP_MALFORMED, XDP_DROP);
 		__builtin_memcpy(fk->daddr, nr->caddr, 16);
 	}

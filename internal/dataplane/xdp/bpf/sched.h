@@ -29,9 +29,9 @@ static __always_inline __u32 mix32(__u32 x)
 
 /* flow_hash mixes a flow into 32 bits for outer sources and IPv6 flow
  * labels (murmur3 finaliser). */
-static __always_inline __u32 flow_hash(const struct flow_key *fk)
+static __always_inline __u32 flow_hash(__u8 fam, const struct flow_key *fk)
 {
-	return mix32(fold_addr(fk->saddr, fk->family) ^ ((__u32)fk->sport << 16) ^ fk->dport);
+	return mix32(fold_addr(fk->saddr, fam) ^ ((__u32)fk->sport << 16) ^ fk->dport);
 }
 
 static __always_inline void mask_addr(__u8 *a, __u32 plen, __u8 family)
@@ -103,7 +103,7 @@ static __always_inline __u32 mh_hash(__u32 v)
 
 /* table_pick returns the real slot the scheduling table holds for a new
  * flow, 0 when none. */
-static __always_inline __u32 table_pick(__u32 svc, const struct svc_cfg *cfg, const struct flow_key *fk)
+static __always_inline __u32 table_pick(__u32 svc, const struct svc_cfg *cfg, __u8 fam, const struct flow_key *fk)
 {
 	struct tbl_key tk = {.svc = svc};
 	__u32 size = cfg->table_size;
@@ -119,9 +119,9 @@ static __always_inline __u32 table_pick(__u32 svc, const struct svc_cfg *cfg, co
 	} else {
 		__u32 x;
 		if (cfg->mode == SCHED_HASH_DST) {
-			x = fold_addr(fk->daddr, fk->family);
+			x = fold_addr(fk->daddr, fam);
 		} else {
-			x = fold_addr(fk->saddr, fk->family);
+			x = fold_addr(fk->saddr, fam);
 			if (cfg->flags & SVC_F_HASH_PORT)
 				x += bpf_ntohs(fk->sport);
 		}
@@ -141,7 +141,7 @@ static __always_inline __u32 table_pick(__u32 svc, const struct svc_cfg *cfg, co
 
 /* schedule chooses the real server for a new flow: persistence template,
  * then the scheduling table, then the sorry server. */
-static __always_inline struct real *schedule(__u32 svc, const struct svc_cfg *cfg, const struct flow_key *fk,
+static __always_inline struct real *schedule(__u32 svc, const struct svc_cfg *cfg, __u8 fam, const struct flow_key *fk,
 					     __u64 now, __u32 *rid_out)
 {
 	struct persist_key pk = {};
@@ -151,9 +151,9 @@ static __always_inline struct real *schedule(__u32 svc, const struct svc_cfg *cf
 
 	if (persistent) {
 		pk.svc = svc;
-		pk.family = fk->family;
+		pk.family = fam;
 		__builtin_memcpy(pk.addr, fk->saddr, 16);
-		mask_addr(pk.addr, cfg->persist_mask, fk->family);
+		mask_addr(pk.addr, cfg->persist_mask, fam);
 		struct persist_val *pv = bpf_map_lookup_elem(&persist_tbl, &pk);
 		if (pv && elapsed(now, pv->last_ns) < (__u64)cfg->persist_timeout * 1000000000ull) {
 			rid = pv->real;
@@ -166,7 +166,7 @@ static __always_inline struct real *schedule(__u32 svc, const struct svc_cfg *cf
 			}
 		}
 	}
-	rid = table_pick(svc, cfg, fk);
+	rid = table_pick(svc, cfg, fam, fk);
 	r = rid ? bpf_map_lookup_elem(&real_tbl, &rid) : NULL;
 	if (!r || !real_ok(r, svc)) {
 		rid = cfg->sorry_real;

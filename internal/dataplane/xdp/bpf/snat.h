@@ -21,7 +21,7 @@ static __always_inline int same16(const __u8 *a, const __u8 *b)
  * → virtual, looked up in the connection table) is gone, has expired, or
  * holds another binding. NAT entries (no source rewrite) are never
  * taken. */
-static __always_inline int snat_stale(const struct config *gc, const struct nat_rev *nr, const struct flow_key *rk,
+static __always_inline int snat_stale(const struct config *gc, const struct nat_rev *nr, __u8 fam, const struct flow_key *rk,
 				      __u64 seen, __u64 now)
 {
 	__u64 age = elapsed(now, seen);
@@ -37,11 +37,11 @@ static __always_inline int snat_stale(const struct config *gc, const struct nat_
 	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
 	if (!r || r->gen == 0 || r->gen != nr->gen)
 		return 1;
-	struct flow_key ok __attribute__((aligned(8))) = {.family = rk->family, .proto = rk->proto,
+	struct flow_key ok __attribute__((aligned(8))) = {.family = fam, .proto = rk->proto,
 							 .sport = nr->cport, .dport = nr->vport};
 	__builtin_memcpy(ok.saddr, nr->caddr, 16);
 	__builtin_memcpy(ok.daddr, nr->vaddr, 16);
-	struct conn *c = conn_find(&ok);
+	struct conn *c = conn_find(fam, &ok);
 	if (!c || elapsed(now, c->last_ns) >= timeout_of(gc, c->state))
 		return 1;
 	return !c->snat || c->lport != rk->dport || !same16(c->laddr, rk->daddr) || c->gen != nr->gen ||
@@ -58,17 +58,17 @@ static __always_inline int snat_stale(const struct config *gc, const struct nat_
  * which case it is taken over with a compare-and-swap of the claim time,
  * so two CPUs never both win it. */
 static __always_inline int snat_bind(const struct config *gc, const struct svc_cfg *cfg, __u32 svc,
-				     const struct real *r, const struct flow_key *fk, __u64 now, struct conn *nc,
+				     const struct real *r, __u8 fam, const struct flow_key *fk, __u64 now, struct conn *nc,
 				     struct nat_rev *nv)
 {
-	__u32 h = flow_hash(fk) ^ bpf_get_prandom_u32();
+	__u32 h = flow_hash(fam, fk) ^ bpf_get_prandom_u32();
 	__u32 n = cfg->pool_len, base = cfg->pool_base;
 	__u32 pmin = cfg->port_min, span = (__u32)cfg->port_max - pmin + 1;
 	if (pmin == 0 || cfg->port_max < pmin) {
 		pmin = 1024;
 		span = 65536 - 1024;
 	}
-	struct flow_key rk __attribute__((aligned(8))) = {.family = fk->family, .proto = fk->proto,
+	struct flow_key rk __attribute__((aligned(8))) = {.family = fam, .proto = fk->proto,
 							 .sport = r->port ? bpf_htons(r->port) : fk->dport};
 	__builtin_memcpy(rk.saddr, r->addr, 16);
 	nv->ns = now;
@@ -99,7 +99,7 @@ static __always_inline int snat_bind(const struct config *gc, const struct svc_c
 			continue; /* another CPU took it just now */
 		}
 		__u64 seen = *(volatile __u64 *)&cur->ns;
-		if (!snat_stale(gc, cur, &rk, seen, now))
+		if (!snat_stale(gc, cur, fam, &rk, seen, now))
 			continue;
 		__u64 claim = now != seen ? now : now + 1;
 		if (__sync_val_compare_and_swap(&cur->ns, seen, claim) != seen)

@@ -1,0 +1,150 @@
+package xdp
+
+import (
+	"math/bits"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/dataplane"
+)
+
+// dropFlowCache empties the program's flow cache (bpf/lb.c), as time
+// would: tests that edit conn4_tbl by hand call it.
+func (x *tdp) dropFlowCache() {
+	x.t.Helper()
+	n := int(x.d.objs.FlowCache.MaxEntries())
+	keys := make([]uint32, n)
+	for i := range keys {
+		keys[i] = uint32(i)
+	}
+	if _, err := x.d.objs.FlowCache.BatchUpdate(keys, make([]lbFcEntry, n), nil); err != nil {
+		x.t.Fatalf("clear flow cache: %v", err)
+	}
+}
+
+// fcSlots is FC_SLOTS (bpf/lb.h): the flow cache's slots per CPU.
+const fcSlots = 4096
+
+// cached lists the filled slots of CPU 0's part of the flow cache (the
+// tests run the program on CPU 0).
+func (x *tdp) cached() []lbFcEntry {
+	x.t.Helper()
+	var out []lbFcEntry
+	var v lbFcEntry
+	for k := uint32(0); k < fcSlots; k++ {
+		if err := x.d.objs.FlowCache.Lookup(k, &v); err != nil {
+			x.t.Fatal(err)
+		}
+		if v.Key.Proto != 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// cachedState is the state the flow cache holds for the one flow it has.
+func (x *tdp) cachedState() uint8 {
+	x.t.Helper()
+	c := x.cached()
+	if len(c) != 1 {
+		x.t.Fatalf("flow cache holds %d flows, want 1", len(c))
+	}
+	return c[0].C.State
+}
+
+// TestFlowCacheServesEstablished: the second packet of a UDP flow is
+// served from the flow cache, without conn4_tbl (deleting the table
+// entry does not make it a new connection), until the cache window has
+// passed; then the table decides again.
+func TestFlowCacheServesEstablished(t *testing.T) {
+	// the window is 250 ms (a quarter of the 2 s timeout is more)
+	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: 2 * time.Second}})
+	if n := x.d.objs.FlowCache.MaxEntries(); n != fcSlots*uint32(x.d.ncpu) {
+		t.Fatalf("flow cache of %d slots, want %d per CPU × %d", n, fcSlots, x.d.ncpu)
+	}
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
+	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
+	first := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+	c := x.cached()
+	if len(c) != 1 || c[0].Key.Sport != bits.ReverseBytes16(5000) || c[0].C.State != 5 {
+		t.Fatalf("flow cache after one packet: %+v, want the flow in state UDP", c)
+	}
+
+	var k lbFlowKey4
+	var v lbConn
+	if !x.d.objs.Conn4Tbl.Iterate().Next(&k, &v) {
+		t.Fatal("no connection entry")
+	}
+	if err := x.d.objs.Conn4Tbl.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	ev0 := x.events()
+	if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != first {
+		t.Errorf("cached flow went to %x, want %x", got, first)
+	}
+	if ev := x.events(); ev["conn_new"] != ev0["conn_new"] {
+		t.Errorf("a cached flow made a new connection: %v → %v", ev0, ev)
+	}
+
+	time.Sleep(300 * time.Millisecond) // past the window, within the timeout
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	if ev := x.events(); ev["conn_new"] != ev0["conn_new"]+1 {
+		t.Errorf("after the window the table was not consulted: %v → %v", ev0, ev)
+	}
+}
+
+// TestFlowCacheReopenedTCP: a TCP connection closed and opened again on
+// the same addresses and ports at once goes to the real server the new
+// connection was scheduled to, not to the old one a cache slot held.
+func TestFlowCacheReopenedTCP(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", pool(1, 1)...))
+	p := pkt{src: netip.AddrPortFrom(client(1), 40000), dst: netip.AddrPortFrom(vip4, 80), proto: 6, flags: tcpSYN}
+	old := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+	p.flags = tcpACK
+	for range 3 { // established, then served from the cache
+		if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != old {
+			t.Fatalf("established packet to %x, want %x", got, old)
+		}
+	}
+	if st := x.cachedState(); st != 2 {
+		t.Fatalf("cached state %d, want 2 (established)", st)
+	}
+	p.flags = tcpFIN | tcpACK
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	// the close overwrote the slot: no established copy is left
+	if st := x.cachedState(); st != 3 {
+		t.Fatalf("cached state after FIN %d, want 3 (FIN_WAIT)", st)
+	}
+	p.flags = tcpSYN
+	reopened := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+	if reopened == old {
+		t.Fatalf("rr gave the reopened connection the same real server %x", old)
+	}
+	p.flags = tcpACK
+	if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != reopened {
+		t.Errorf("ACK of the reopened connection went to %x, want %x (the new connection's)", got, reopened)
+	}
+}
+
+// TestFlowCacheRealRemoved: a cached flow whose real server is removed
+// is not sent to it.
+func TestFlowCacheRealRemoved(t *testing.T) {
+	x := newTDP(t, Options{})
+	rs := pool(1, 1)
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", rs...))
+	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
+	first := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+	x.expect(p.frame(), xdpTX, "tx_dr") // now from the cache
+	var keep []dataplane.RealServer
+	for _, r := range rs {
+		if realMAC(r.Addr.Addr()) != first {
+			keep = append(keep, r)
+		}
+	}
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", keep...))
+	if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != realMAC(keep[0].Addr.Addr()) {
+		t.Errorf("after removing %x the flow went to %x, want %x", first, got, realMAC(keep[0].Addr.Addr()))
+	}
+}
