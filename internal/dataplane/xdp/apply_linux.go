@@ -14,21 +14,21 @@ import (
 
 // service is the Go-side state of one virtual service.
 type service struct {
-	id      uint32
-	spec    dataplane.Service
-	adopted bool // taken over from a previous process, spec incomplete
-	keys    []lbSvcKey
-	layout  tableLayout
-	sch     sched.Scheduler
-	schName string
-	schOpts sched.Options
-	reals   map[netip.AddrPort]*realState
-	order   []*realState // config order, sorry server excluded
-	sorry   *realState
-	pushed  []uint32 // slots as last written to sched_tbl
-	tblLen  uint32   // slots in use (a ring holds whole rr/wrr cycles)
-	hashSig string   // availability of the servers when a hashed table was filled
-	snat    svcSNAT  // source pool and port range (pool_linux.go)
+	id        uint32
+	spec      dataplane.Service
+	adopted   bool // taken over from a previous process, spec incomplete
+	keys      []lbSvcKey
+	layout    tableLayout
+	sch       sched.Scheduler
+	schName   string
+	schOpts   sched.Options
+	reals     map[netip.AddrPort]*realState
+	order     []*realState // config order, sorry server excluded
+	sorry     *realState
+	pushed    []uint32 // slots as last written to sched_tbl
+	tblLen    uint32   // slots in use (a ring holds whole rr/wrr cycles)
+	filledSig string   // what the table was filled from (tableSig); "" forces a refill
+	snat      svcSNAT  // source pool and port range (pool_linux.go)
 }
 
 // availability renders which servers can take connections, with their
@@ -41,6 +41,21 @@ func (s *service) availability() string {
 			w = -1
 		}
 		b = fmt.Appendf(b, "%d:%d,", r.id, w)
+	}
+	return string(b)
+}
+
+// tableSig is what s's scheduling table is computed from: the servers'
+// weights and availability, and for the schedulers that are not hashed,
+// rr or wrr, their connection counts.
+func (s *service) tableSig() string {
+	sig := s.availability()
+	if s.layout.hashed() || s.schName == "rr" || s.schName == "wrr" {
+		return sig
+	}
+	b := []byte(sig)
+	for _, r := range s.order {
+		b = fmt.Appendf(b, "%d/%d/%d,", r.dest.ActiveConns(), r.dest.InactiveConns(), r.dest.PersistConns())
 	}
 	return string(b)
 }
@@ -384,7 +399,7 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
 	}
 	cur.layout = layout
 	cur.spec, cur.adopted = cloneService(s), false
-	cur.hashSig = "" // the configuration changed: refill hashed tables
+	cur.filledSig = "" // the configuration changed: refill the table
 	if err := d.setPool(cur, s); err != nil {
 		return err
 	}
@@ -555,12 +570,13 @@ func (d *Dataplane) pushTable(s *service) error {
 	}
 	v6 := vip.Addr().Unmap().Is6()
 	proto := uint8(s.spec.Key.Proto)
+	// same inputs, same table: the sync calls this every second
+	sig := s.tableSig()
+	if sig == s.filledSig && s.pushed != nil {
+		return nil
+	}
+	s.filledSig = sig
 	if s.layout.hashed() {
-		sig := s.availability()
-		if sig == s.hashSig && len(s.pushed) == int(s.layout.size) {
-			return nil // same servers, same availability: same table
-		}
-		s.hashSig = sig
 		reps, ok := d.reps[s.layout]
 		if !ok {
 			var err error
