@@ -291,23 +291,17 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	struct real *r = NULL;
 	__u32 rid = 0;
 
-	/* NAT replies (real server -> client) are in nat_tbl, never in the
-	 * connection table. With CFG_F_REPLY_PORTS the source port tells
-	 * which packets can be replies: those are looked up there first,
-	 * and the others not at all (without it, every packet that misses
-	 * the connection table is). */
-	int nat = gc && (gc->flags & CFG_F_NAT);
-	int reply_first = 0;
-	if (nat && (gc->flags & CFG_F_REPLY_PORTS)) {
-		nat = reply_first = reply_port(fk->sport);
-	}
-
-	/* Established flows first: one hash lookup, no service lookup. A
-	 * real server's generation is unique and zeroed on removal, so a
-	 * matching generation proves service and server still exist. */
+	/* Established flows first, no service lookup. A real server's
+	 * generation is unique and zeroed on removal, so a matching
+	 * generation proves service and server still exist. IPv4 flows try
+	 * the flow cache before anything else: it only holds connections
+	 * the table path found in conn4_tbl, never NAT replies. (A flow
+	 * that is both, a real server connecting to the VIP from the
+	 * address and port a reply to an SNAT binding on the VIP would
+	 * have, keeps going the connection's way for up to the window.) */
 	struct flow_key4 fck __attribute__((aligned(8))) = {};
 	struct fc_entry *fe = NULL;
-	if (fam == FAM_V4 && !reply_first) {
+	if (fam == FAM_V4) {
 		fck = key4(fk);
 		fe = fc_slot(&fck);
 		if (fe && fc_hit(fe, &fck, gc, now, is_tcp, tcpflags)) {
@@ -321,6 +315,17 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			r = NULL;
 		}
+	}
+
+	/* NAT replies (real server -> client) are in nat_tbl, never in the
+	 * connection table. With CFG_F_REPLY_PORTS the source port tells
+	 * which packets can be replies: those are looked up there first,
+	 * and the others not at all (without it, every packet that misses
+	 * the connection table is). */
+	int nat = gc && (gc->flags & CFG_F_NAT);
+	int reply_first = 0;
+	if (nat && (gc->flags & CFG_F_REPLY_PORTS)) {
+		nat = reply_first = reply_port(fk->sport);
 	}
 
 	struct conn *c = reply_first ? NULL : conn_find(fam, fk);
