@@ -193,8 +193,9 @@ struct fc_entry {
 };
 _Static_assert(sizeof(struct fc_entry) == 64, "fc_entry is one cache line");
 
-/* Flow cache slots per CPU (a power of two). */
-#define FC_SLOTS 4096
+/* Flow cache slots per CPU. */
+#define FC_SLOTS_LOG2 12
+#define FC_SLOTS (1 << FC_SLOTS_LOG2)
 /* An entry is used for at most this long after its connection's last
  * refresh in conn4_tbl (and never beyond a quarter of its timeout). */
 #define FC_WINDOW_NS 250000000ull
