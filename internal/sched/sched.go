@@ -119,6 +119,12 @@ func (d *Dest) Overhead() int64 { return d.active.Load()<<8 + d.inactive.Load() 
 // Overloaded reports whether the upper threshold stops new connections.
 func (d *Dest) Overloaded() bool { return d.overloaded.Load() }
 
+// RestoreOverload sets the overload flag back to a value read with
+// Overloaded before a simulation that opened connections on d and closed
+// them again: the threshold rule's hysteresis would otherwise keep what
+// the simulation's peak decided.
+func (d *Dest) RestoreOverload(was bool) { d.overloaded.Store(was) }
+
 // Available reports whether the server may take a new connection:
 // weight > 0 and not overloaded.
 func (d *Dest) Available() bool { return d.Weight() > 0 && !d.Overloaded() }

@@ -46,12 +46,24 @@ func (s *service) availability() string {
 }
 
 // tableSig is what s's scheduling table is computed from: the servers'
-// weights and availability, and for the schedulers that are not hashed,
-// rr or wrr, their connection counts.
+// weights and availability, and their connection counts for every ring
+// but an rr or wrr one without thresholds (a ring is filled by
+// simulated connections, which the thresholds stop). Never "".
 func (s *service) tableSig() string {
-	sig := s.availability()
-	if s.layout.hashed() || s.schName == "rr" || s.schName == "wrr" {
+	sig := "t" + s.availability()
+	if s.layout.hashed() {
 		return sig
+	}
+	if s.schName == "rr" || s.schName == "wrr" {
+		limited := false
+		for _, r := range s.order {
+			if up, _ := r.dest.Thresholds(); up != 0 {
+				limited = true
+			}
+		}
+		if !limited {
+			return sig
+		}
 	}
 	b := []byte(sig)
 	for _, r := range s.order {
@@ -563,6 +575,22 @@ func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
 // pushTable recomputes the scheduling table of s and writes the slots
 // that changed.
 func (d *Dataplane) pushTable(s *service) error {
+	// same inputs, same table: the sync calls this every second; the
+	// signature is kept only once every write succeeded
+	sig := s.tableSig()
+	if sig == s.filledSig && s.pushed != nil {
+		return nil
+	}
+	s.filledSig = ""
+	if err := d.fillTable(s); err != nil {
+		return err
+	}
+	s.filledSig = sig
+	return nil
+}
+
+// fillTable computes s's scheduling table and writes what changed.
+func (d *Dataplane) fillTable(s *service) error {
 	var dests []*sched.Dest
 	vip := netip.AddrPortFrom(s.spec.Key.Addr, s.spec.Key.Port)
 	if !vip.Addr().IsValid() && len(s.spec.VIPs) > 0 {
@@ -570,12 +598,6 @@ func (d *Dataplane) pushTable(s *service) error {
 	}
 	v6 := vip.Addr().Unmap().Is6()
 	proto := uint8(s.spec.Key.Proto)
-	// same inputs, same table: the sync calls this every second
-	sig := s.tableSig()
-	if sig == s.filledSig && s.pushed != nil {
-		return nil
-	}
-	s.filledSig = sig
 	if s.layout.hashed() {
 		reps, ok := d.reps[s.layout]
 		if !ok {

@@ -513,3 +513,44 @@ func TestAllPorts(t *testing.T) {
 	x.apply(svc(dataplane.TCP, vip6, 80, "rr", rsv(rs6a, 1, dataplane.DR)))
 	x.expect(syn(client(1), 40001, vip4, 80).frame(), xdpPass, "pass_no_service")
 }
+
+// TestRingFollowsFallingCounts: an rr ring filled while its servers were
+// near their upper threshold (a ring holds the next connections, so 10
+// free per server: mostly empty slots) is refilled by the sync once
+// their counts fall, though no server changed availability.
+func TestRingFollowsFallingCounts(t *testing.T) {
+	x := newTDP(t, Options{})
+	reals := pool(1, 1)
+	for i := range reals {
+		reals[i].UThreshold = 100
+	}
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", reals...))
+	x.d.mu.Lock()
+	defer x.d.mu.Unlock()
+	var s *service
+	for _, v := range x.d.svcs {
+		s = v
+	}
+	filled := func(active int64) int {
+		t.Helper()
+		for _, r := range s.reals {
+			setCounts(r.dest, active, 0)
+		}
+		if err := x.d.pushTable(s); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, v := range s.pushed {
+			if v != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := filled(90); n != 20 {
+		t.Errorf("two servers 10 connections below their threshold fill %d slots, want 20", n)
+	}
+	if n := filled(0); n != 200 {
+		t.Errorf("after their counts fell to 0 the ring has %d filled slots, want 200", n)
+	}
+}

@@ -206,6 +206,18 @@ func fillRing(n int, s sched.Scheduler, dests []*sched.Dest, proto uint8, vip ne
 	}
 	out := make([]*sched.Dest, n)
 	client := netip.AddrPortFrom(repAddr(1, v6), 0)
+	// the simulated connections must not leave a server overloaded
+	// (the threshold rule keeps an overload until the count falls to
+	// the lower threshold, which closing them does not undo)
+	was := make([]bool, len(dests))
+	for i, d := range dests {
+		was[i] = d.Overloaded()
+	}
+	defer func() {
+		for i, d := range dests {
+			d.RestoreOverload(was[i])
+		}
+	}()
 	for i := range out {
 		d := s.Pick(sched.Flow{Proto: proto, Src: client, Dst: vip})
 		out[i] = d

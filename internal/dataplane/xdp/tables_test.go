@@ -101,3 +101,38 @@ func TestRingWholeCycles(t *testing.T) {
 		}
 	}
 }
+
+// TestFillRingKeepsOverload: the connections fillRing simulates do not
+// leave a server overloaded that was not (the threshold rule's
+// hysteresis would keep the overload their peak set).
+func TestFillRingKeepsOverload(t *testing.T) {
+	var dests []*sched.Dest
+	for i := range 2 {
+		d := sched.NewDest(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80), 1)
+		d.SetThresholds(100, 0) // lower: 3/4 of upper
+		for range 80 {
+			d.ConnOpened(true)
+		}
+		dests = append(dests, d)
+	}
+	s, err := sched.New("rr", sched.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Update(dests)
+	ring := fillRing(1024, s, dests, 6, netip.MustParseAddrPort("192.0.2.1:80"), false)
+	nils := 0
+	for _, d := range ring {
+		if d == nil {
+			nils++
+		}
+	}
+	if nils == 0 {
+		t.Errorf("a ring of 1024 over two servers with 20 free connections each has no empty slot")
+	}
+	for _, d := range dests {
+		if d.Overloaded() || d.ActiveConns() != 80 {
+			t.Errorf("%v after fillRing: overloaded %v, active %d; want false, 80", d, d.Overloaded(), d.ActiveConns())
+		}
+	}
+}

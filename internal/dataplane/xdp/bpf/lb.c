@@ -243,10 +243,12 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * entry for up to the window instead of one packet. */
 static __always_inline struct fc_entry *fc_slot(const struct flow_key4 *k)
 {
-	/* multiply-shift over the 64-bit halves of the key (the protocol,
-	 * w[3], only tells TCP from UDP): a collision only costs a miss */
-	const __u64 *w = (const void *)k;
+	/* multiply-shift-xor over the key's 64-bit halves (addresses;
+	 * ports and protocol): a collision only costs a miss */
+	__u64 w[2];
+	__builtin_memcpy(w, k, sizeof(w));
 	__u64 h = (w[0] * 0x9e3779b97f4a7c15ull ^ w[1]) * 0xc2b2ae3d27d4eb4full;
+	h = (h ^ h >> 32) * 0x9e3779b97f4a7c15ull;
 	__u32 idx = bpf_get_smp_processor_id() * FC_SLOTS + (__u32)(h >> (64 - FC_SLOTS_LOG2));
 	return bpf_map_lookup_elem(&flow_cache, &idx);
 }
@@ -254,7 +256,9 @@ static __always_inline struct fc_entry *fc_slot(const struct flow_key4 *k)
 static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, const struct config *gc,
 				  __u64 now, int is_tcp, __u8 tcpflags)
 {
-	const __u64 *a = (const void *)&fe->key, *b = (const void *)k;
+	__u64 a[2], b[2];
+	__builtin_memcpy(a, &fe->key, sizeof(a));
+	__builtin_memcpy(b, k, sizeof(b));
 	if (a[0] != b[0] || a[1] != b[1])
 		return 0;
 	__u8 st = fe->c.state;
@@ -298,9 +302,10 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	 * generation proves service and server still exist. IPv4 flows try
 	 * the flow cache before anything else: it only holds connections
 	 * the table path found in conn4_tbl, never NAT replies. (A flow
-	 * that is both, a real server connecting to the VIP from the
-	 * address and port a reply to an SNAT binding on the VIP would
-	 * have, keeps going the connection's way for up to the window.) */
+	 * that is both keeps going the connection's way for up to the
+	 * window: a real server connecting to a VIP from the address and
+	 * port a reply to an SNAT binding on that VIP would have, or a
+	 * client whose address is a VIP serving the client's port.) */
 	struct flow_key4 fck __attribute__((aligned(8))) = {};
 	struct fc_entry *fe = NULL;
 	if (fam == FAM_V4) {
