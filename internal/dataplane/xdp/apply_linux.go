@@ -54,22 +54,24 @@ func (s *service) tableSig() string {
 	if s.layout.hashed() {
 		return sig
 	}
-	if s.schName == "rr" || s.schName == "wrr" {
-		limited := false
-		for _, r := range s.order {
-			if up, _ := r.dest.Thresholds(); up != 0 {
-				limited = true
-			}
-		}
-		if !limited {
-			return sig
-		}
+	if (s.schName == "rr" || s.schName == "wrr") && !s.limited() {
+		return sig
 	}
 	b := []byte(sig)
 	for _, r := range s.order {
 		b = fmt.Appendf(b, "%d/%d/%d,", r.dest.ActiveConns(), r.dest.InactiveConns(), r.dest.PersistConns())
 	}
 	return string(b)
+}
+
+// limited reports whether a server of s has an upper threshold.
+func (s *service) limited() bool {
+	for _, r := range s.order {
+		if up, _ := r.dest.Thresholds(); up != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // realState is one real server of one service (a slot of real_tbl).

@@ -193,6 +193,19 @@ static __always_inline void conn_store(__u8 fam, const struct flow_key *fk, cons
 	bpf_map_update_elem(&conn_tbl, fk, c, BPF_ANY);
 }
 
+/* conn_real returns the real server of connection c, or NULL when its
+ * slot no longer holds the generation and service c was made with: a
+ * real server's generation is unique and zeroed on removal, so a match
+ * proves service and server still exist. */
+static __always_inline struct real *conn_real(const struct conn *c)
+{
+	__u32 rid = c->real;
+	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
+	if (!r || r->gen == 0 || r->gen != c->gen || r->svc != c->svc)
+		return NULL;
+	return r;
+}
+
 /* reply_port says whether a NAT reply can come from this source port
  * (network order). */
 static __always_inline int reply_port(__u16 port)
@@ -297,9 +310,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	struct real *r = NULL;
 	__u32 rid = 0;
 
-	/* Established flows first, no service lookup. A real server's
-	 * generation is unique and zeroed on removal, so a matching
-	 * generation proves service and server still exist. IPv4 flows try
+	/* Established flows first, no service lookup. IPv4 flows try
 	 * the flow cache before anything else: it only holds connections
 	 * the table path found in conn4_tbl, never NAT replies. (A flow
 	 * that is both keeps going the connection's way for up to the
@@ -312,15 +323,13 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		fck = key4(fk);
 		fe = fc_slot(&fck);
 		if (fe && fc_hit(fe, &fck, gc, now, is_tcp, tcpflags)) {
-			rid = fe->c.real;
-			r = bpf_map_lookup_elem(&real_tbl, &rid);
-			if (r && r->gen != 0 && r->gen == fe->c.gen && r->svc == fe->c.svc) {
-				count(rid, 0, pi->len);
+			r = conn_real(&fe->c);
+			if (r) {
+				count(fe->c.real, 0, pi->len);
 				struct pktinfo pc = *pi;
 				pc.c = &fe->c;
 				return forward(ctx, r, fk, &pc);
 			}
-			r = NULL;
 		}
 	}
 
@@ -350,9 +359,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	if (c) {
 		if (elapsed(now, c->last_ns) < timeout_of(gc, c->state)) {
 			rid = c->real;
-			r = bpf_map_lookup_elem(&real_tbl, &rid);
-			if (r && (r->gen == 0 || r->gen != c->gen || r->svc != c->svc))
-				r = NULL;
+			r = conn_real(c);
 		} else {
 			event(EV_CONN_EXPIRED);
 		}
@@ -376,8 +383,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			if (fam == FAM_V4)
-				fc_fill(fe, &fck, c);
+			fc_fill(fe, &fck, c); /* fe is NULL for IPv6 */
 			count(rid, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
@@ -434,8 +440,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
 		conn_store(fam, fk, &nc);
-		if (fam == FAM_V4)
-			fc_fill(fe, &fck, &nc);
+		fc_fill(fe, &fck, &nc);
 	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);
@@ -483,11 +488,10 @@ static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, cons
 		count_out(nrid, pi->len);
 		return route_reply(ctx, fk, nr->vaddr, pi);
 	}
-	__u32 rid = c->real;
-	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
-	if (!r || r->gen != c->gen || r->gen == 0)
+	struct real *r = conn_real(c);
+	if (!r)
 		return done(EXIT_PASS_ICMP, XDP_PASS);
-	count(rid, 0, pi->len);
+	count(c->real, 0, pi->len);
 	struct pktinfo pc = *pi;
 	pc.c = c; /* SNAT: the binding the real server knows */
 	return forward(ctx, r, fk, &pc);

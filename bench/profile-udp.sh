@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# profile-udp.sh: what the govs XDP program spends its time on in place,
+# under the harness's fixed-rate cost load. It runs `bench/run.sh --peers
+# PEER --loads cost --rounds 1 --fixed-pps RATE`, samples every CPU with
+# perf for 6 s from the start of the peer's round (the fixed-rate UDP
+# windows; the tail of the window may reach the connection load), and
+# prints, over the samples whose kernel stack passes through the govs
+# program, the share of each leaf function: the program itself, or a
+# kernel function it called (lookup_nulls_elem_raw is a hash-table
+# bucket walk).
+#
+# Usage: bench/profile-udp.sh [PEER [RATE]] (default govs-xdp-dr 100000);
+# needs root and perf. The perf data is kept in /tmp/profile-udp-PEER.data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peer=${1:-govs-xdp-dr}
+rate=${2:-100000}
+command -v perf >/dev/null || {
+	echo "profile-udp: perf is not installed (scripts/setup.sh installs linux-perf)" >&2
+	exit 1
+}
+log=$(mktemp)
+data=/tmp/profile-udp-$peer.data
+trap 'rm -f "$log" "$log.md" "$log.tsv"' EXIT
+bench/run.sh --peers "$peer" --loads cost --rounds 1 --fixed-pps "$rate" --out "$log.md" >"$log" 2>&1 &
+run=$!
+deadline=$((SECONDS + 300))
+until grep -q "round 1/1: $peer" "$log"; do
+	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
+		echo "profile-udp: the run ended before $peer's round:" >&2
+		cat "$log" >&2
+		exit 1
+	}
+	sleep 0.2
+done
+# the program is loaded once govs has started; the windows follow
+until grep -q '_govs_lb' /proc/kallsyms; do
+	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
+		echo "profile-udp: govs_lb never appeared in /proc/kallsyms" >&2
+		exit 1
+	}
+	sleep 0.1
+done
+sleep 1
+perf record -q -e cpu-clock -F 9999 -g -a -o "$data" -- sleep 6 >/dev/null 2>&1
+wait "$run" || {
+	echo "profile-udp: bench/run.sh failed:" >&2
+	cat "$log" >&2
+	exit 1
+}
+grep -E "xdp_prog_ns|dir_own_pkt_ns" "$log" || true
+perf script -i "$data" -F ip,sym 2>/dev/null | awk -v peer="$peer" '
+	function done_sample() {
+		if (n && inprog) { leaf_n[leaf]++; total++ }
+		n = 0; inprog = 0; leaf = ""
+	}
+	/^$/ { done_sample(); next }
+	{ n++; if (n == 1) leaf = $2; if ($2 ~ /^bpf_prog_.*_govs_lb$/) inprog = 1 }
+	END {
+		done_sample()
+		if (!total) { print "profile-udp: no sample in the govs program"; exit 1 }
+		printf "%s: %d samples in the govs program; by leaf function:\n", peer, total
+		for (l in leaf_n)
+			printf "  %5.1f %%  %s\n", 100 * leaf_n[l] / total, l | "sort -rn"
+	}'
