@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"net/netip"
 	"testing"
@@ -23,8 +24,28 @@ func (x *tdp) dropFlowCache() {
 	}
 }
 
-// fcSlots is FC_SLOTS (bpf/lb.h): the flow cache's slots per CPU.
-const fcSlots = 4096
+// fcSlots is FC_SLOTS (bpf/lb.h): the flow cache's slots per CPU, in
+// sets of fcWays.
+const (
+	fcSetsLog2 = 8
+	fcWays     = 2
+	fcSlots    = fcWays << fcSetsLog2
+)
+
+// fcSet is the set of bpf/lb.c's fc_set for an IPv4 flow key.
+func fcSet(src, dst netip.AddrPort, proto uint8) uint32 {
+	var k [16]byte
+	s, d := src.Addr().As4(), dst.Addr().As4()
+	copy(k[0:], s[:])
+	copy(k[4:], d[:])
+	binary.BigEndian.PutUint16(k[8:], src.Port())
+	binary.BigEndian.PutUint16(k[10:], dst.Port())
+	k[12] = proto
+	w0, w1 := binary.LittleEndian.Uint64(k[:8]), binary.LittleEndian.Uint64(k[8:])
+	h := (w0*0x9e3779b97f4a7c15 ^ w1) * 0xc2b2ae3d27d4eb4f
+	h = (h ^ h>>32) * 0x9e3779b97f4a7c15
+	return uint32(h >> (64 - fcSetsLog2))
+}
 
 // cached lists the filled slots of CPU 0's part of the flow cache (the
 // tests run the program on CPU 0).
@@ -146,5 +167,62 @@ func TestFlowCacheRealRemoved(t *testing.T) {
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", keep...))
 	if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != realMAC(keep[0].Addr.Addr()) {
 		t.Errorf("after removing %x the flow went to %x, want %x", first, got, realMAC(keep[0].Addr.Addr()))
+	}
+}
+
+// TestFlowCacheTwoWays: two flows whose keys fall in the same set are
+// both served from the cache; a third one takes the way filled longer
+// ago.
+func TestFlowCacheTwoWays(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
+	dst := netip.AddrPortFrom(vip4, 53)
+	// three client ports whose flows share a set
+	var ports []uint16
+	want := fcSet(netip.AddrPortFrom(client(1), 1024), dst, 17)
+	for p := uint16(1024); len(ports) < 3 && p < 65535; p++ {
+		if fcSet(netip.AddrPortFrom(client(1), p), dst, 17) == want {
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) < 3 {
+		t.Fatalf("found only ports %v in set %d", ports, want)
+	}
+	flow := func(i int) pkt {
+		return pkt{src: netip.AddrPortFrom(client(1), ports[i]), dst: dst, proto: 17, payload: []byte("x")}
+	}
+	x.expect(flow(0).frame(), xdpTX, "tx_dr")
+	x.expect(flow(1).frame(), xdpTX, "tx_dr")
+	if c := x.cached(); len(c) != 2 {
+		t.Fatalf("flow cache holds %d flows, want 2: %+v", len(c), c)
+	}
+	// without their table entries, both are still served from the cache
+	var k lbFlowKey4
+	var v lbConn
+	var keys []lbFlowKey4
+	for it := x.d.objs.Conn4Tbl.Iterate(); it.Next(&k, &v); {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := x.d.objs.Conn4Tbl.Delete(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev0 := x.events()
+	x.expect(flow(0).frame(), xdpTX, "tx_dr")
+	x.expect(flow(1).frame(), xdpTX, "tx_dr")
+	if ev := x.events(); ev["conn_new"] != ev0["conn_new"] {
+		t.Fatalf("flows of one set were not both cached: %v → %v", ev0, ev)
+	}
+	// the third flow evicts the first, filled first; the second stays
+	x.expect(flow(2).frame(), xdpTX, "tx_dr")
+	ev1 := x.events()
+	x.expect(flow(1).frame(), xdpTX, "tx_dr")
+	if ev := x.events(); ev["conn_new"] != ev1["conn_new"] {
+		t.Errorf("the second flow was evicted: %v → %v", ev1, ev)
+	}
+	x.expect(flow(0).frame(), xdpTX, "tx_dr")
+	if ev := x.events(); ev["conn_new"] != ev1["conn_new"]+1 {
+		t.Errorf("the first flow was not evicted by the third: %v → %v", ev1, ev)
 	}
 }

@@ -233,11 +233,17 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
 }
 
 /* The flow cache: an IPv4 connection's entry of conn4_tbl, copied into a
- * direct-mapped per-CPU slot when the program reads or makes it. A
- * packet that finds its flow there, in a state no packet of its kind
- * changes (UDP; TCP established without SYN, FIN or RST), skips the
- * conn4_tbl lookup: a hash bucket and an element among millions, both
- * usually cold, where the slot is one cache line. The real server is
+ * per-CPU slot when the program reads or makes it. A packet that finds
+ * its flow there, in a state no packet of its kind changes (UDP; TCP
+ * established without SYN, FIN or RST), skips the conn4_tbl lookup: a
+ * hash bucket and an element among millions, both usually cold, where
+ * the slot is one cache line. The cache is small on purpose (FC_SLOTS,
+ * 32 KiB per CPU): each page a packet touches costs a page walk when its
+ * translation is not cached (after every kernel entry, on a kernel with
+ * PTI and no PCID), and the walk itself misses when the page is rarely
+ * used; 4,096 slots spread 64 hot flows over 64 pages, 512 put them in
+ * 8. Two ways per set keep two flows whose hashes meet from evicting
+ * each other on every packet. The real server is
  * still read from real_tbl and checked as for a table entry. The
  * entry's last-use time is the table entry's, refreshed through the
  * table at least every FC_WINDOW_NS (a quarter of the timeout when that
@@ -254,7 +260,8 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * to can be freed and reused by another CPU while this one reads it (a
  * race of the LRU table, full); the copy then carries the other flow's
  * entry for up to the window instead of one packet. */
-static __always_inline struct fc_entry *fc_slot(const struct flow_key4 *k)
+/* fc_set returns the index of the first entry of k's set on this CPU. */
+static __always_inline __u32 fc_set(const struct flow_key4 *k)
 {
 	/* multiply-shift-xor over the key's 64-bit halves (addresses;
 	 * ports and protocol): a collision only costs a miss */
@@ -262,17 +269,21 @@ static __always_inline struct fc_entry *fc_slot(const struct flow_key4 *k)
 	__builtin_memcpy(w, k, sizeof(w));
 	__u64 h = (w[0] * 0x9e3779b97f4a7c15ull ^ w[1]) * 0xc2b2ae3d27d4eb4full;
 	h = (h ^ h >> 32) * 0x9e3779b97f4a7c15ull;
-	__u32 idx = bpf_get_smp_processor_id() * FC_SLOTS + (__u32)(h >> (64 - FC_SLOTS_LOG2));
-	return bpf_map_lookup_elem(&flow_cache, &idx);
+	return bpf_get_smp_processor_id() * FC_SLOTS + (__u32)(h >> (64 - FC_SETS_LOG2)) * FC_WAYS;
+}
+
+static __always_inline int fc_same(const struct fc_entry *fe, const struct flow_key4 *k)
+{
+	__u64 a[2], b[2];
+	__builtin_memcpy(a, &fe->key, sizeof(a));
+	__builtin_memcpy(b, k, sizeof(b));
+	return a[0] == b[0] && a[1] == b[1];
 }
 
 static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, const struct config *gc,
 				  __u64 now, int is_tcp, __u8 tcpflags)
 {
-	__u64 a[2], b[2];
-	__builtin_memcpy(a, &fe->key, sizeof(a));
-	__builtin_memcpy(b, k, sizeof(b));
-	if (a[0] != b[0] || a[1] != b[1])
+	if (!fe || !fc_same(fe, k))
 		return 0;
 	__u8 st = fe->c.state;
 	if (is_tcp ? st != ST_ESTABLISHED || (tcpflags & 0x07) : st != ST_UDP)
@@ -283,12 +294,28 @@ static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_k
 	return elapsed(now, fe->c.last_ns) < win;
 }
 
-/* fc_fill copies c into the slot whatever its state: a connection that
+/* fc_way picks the entry of a set that k's copy goes to: the one that
+ * already holds k (a flow is in at most one way), else the one filled
+ * longer ago (an empty one has last_ns 0). */
+static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_entry *w1, const struct flow_key4 *k)
+{
+	if (!w0 || !w1)
+		return NULL;
+	if (fc_same(w0, k))
+		return w0;
+	if (fc_same(w1, k))
+		return w1;
+	return w1->c.last_ns < w0->c.last_ns ? w1 : w0;
+}
+
+/* fc_fill copies c into the set whatever its state: a connection that
  * left the established state must not be found there as established
  * (a new connection on the same addresses and ports could go to another
  * real server). */
-static __always_inline void fc_fill(struct fc_entry *fe, const struct flow_key4 *k, const struct conn *c)
+static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const struct flow_key4 *k,
+				    const struct conn *c)
 {
+	struct fc_entry *fe = fc_way(w0, w1, k);
 	if (fe) {
 		fe->key = *k;
 		fe->c = *c;
@@ -318,11 +345,18 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	 * port a reply to an SNAT binding on that VIP would have, or a
 	 * client whose address is a VIP serving the client's port.) */
 	struct flow_key4 fck __attribute__((aligned(8))) = {};
-	struct fc_entry *fe = NULL;
+	struct fc_entry *w0 = NULL, *w1 = NULL;
 	if (fam == FAM_V4) {
 		fck = key4(fk);
-		fe = fc_slot(&fck);
-		if (fe && fc_hit(fe, &fck, gc, now, is_tcp, tcpflags)) {
+		__u32 i0 = fc_set(&fck), i1 = i0 + 1;
+		w0 = bpf_map_lookup_elem(&flow_cache, &i0);
+		w1 = bpf_map_lookup_elem(&flow_cache, &i1);
+		struct fc_entry *fe = NULL;
+		if (fc_hit(w0, &fck, gc, now, is_tcp, tcpflags))
+			fe = w0;
+		else if (fc_hit(w1, &fck, gc, now, is_tcp, tcpflags))
+			fe = w1;
+		if (fe) {
 			r = conn_real(&fe->c);
 			if (r) {
 				count(fe->c.real, 0, pi->len);
@@ -383,7 +417,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			fc_fill(fe, &fck, c); /* fe is NULL for IPv6 */
+			fc_fill(w0, w1, &fck, c); /* NULL ways for IPv6 */
 			count(rid, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
@@ -440,7 +474,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
 		conn_store(fam, fk, &nc);
-		fc_fill(fe, &fck, &nc);
+		fc_fill(w0, w1, &fck, &nc);
 	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);

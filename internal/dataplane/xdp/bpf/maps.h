@@ -62,10 +62,10 @@ struct {
 	PIN;
 } conn4_tbl SEC(".maps");
 
-/* The flow cache: FC_SLOTS direct-mapped entries per CPU, CPU n's at
- * n*FC_SLOTS. Not pinned: it only repeats conn4_tbl, and a new program
+/* The flow cache: FC_SLOTS entries per CPU in sets of FC_WAYS, CPU n's
+ * at n*FC_SLOTS. Not pinned: it only repeats conn4_tbl, and a new program
  * starts with an empty one. BPF_F_MMAPABLE for its page-aligned values:
- * each 64-byte entry is then one cache line. */
+ * each 64-byte entry is then one cache line, and a set two adjacent ones. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
