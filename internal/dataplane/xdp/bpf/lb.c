@@ -238,12 +238,13 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * established without SYN, FIN or RST), skips the conn4_tbl lookup: a
  * hash bucket and an element among millions, both usually cold, where
  * the slot is one cache line. The cache is small on purpose (FC_SLOTS,
- * 32 KiB per CPU): each page a packet touches costs a page walk when its
- * translation is not cached (after every kernel entry, on a kernel with
- * PTI and no PCID), and the walk itself misses when the page is rarely
- * used; 4,096 slots spread 64 hot flows over 64 pages, 512 put them in
- * 8. Two ways per set keep two flows whose hashes meet from evicting
- * each other on every packet. The real server is
+ * 32 KiB per CPU): with 4,096 one-line slots the 64 hot flows of the
+ * harness's cost load sat in 64 pages and the slot's line took a
+ * quarter to 40 % of the program's time in place; in 8 pages it takes a
+ * fraction of that (fewer TLB misses is the likely reason: on a kernel
+ * with PTI and no PCID every kernel entry empties the TLB). Two ways per
+ * set keep two flows whose hashes meet from evicting each other on
+ * every packet. The real server is
  * still read from real_tbl and checked as for a table entry. The
  * entry's last-use time is the table entry's, refreshed through the
  * table at least every FC_WINDOW_NS (a quarter of the timeout when that
@@ -348,14 +349,16 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	struct fc_entry *w0 = NULL, *w1 = NULL;
 	if (fam == FAM_V4) {
 		fck = key4(fk);
-		__u32 i0 = fc_set(&fck), i1 = i0 + 1;
-		w0 = bpf_map_lookup_elem(&flow_cache, &i0);
-		w1 = bpf_map_lookup_elem(&flow_cache, &i1);
-		struct fc_entry *fe = NULL;
-		if (fc_hit(w0, &fck, gc, now, is_tcp, tcpflags))
-			fe = w0;
-		else if (fc_hit(w1, &fck, gc, now, is_tcp, tcpflags))
-			fe = w1;
+		__u32 i = fc_set(&fck);
+		w0 = bpf_map_lookup_elem(&flow_cache, &i);
+		struct fc_entry *fe = w0;
+		if (!fc_hit(w0, &fck, gc, now, is_tcp, tcpflags)) {
+			/* the second way only when the first misses; the
+			 * table path below needs both */
+			i++;
+			w1 = bpf_map_lookup_elem(&flow_cache, &i);
+			fe = fc_hit(w1, &fck, gc, now, is_tcp, tcpflags) ? w1 : NULL;
+		}
 		if (fe) {
 			r = conn_real(&fe->c);
 			if (r) {

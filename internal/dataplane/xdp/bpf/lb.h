@@ -193,10 +193,9 @@ struct fc_entry {
 };
 _Static_assert(sizeof(struct fc_entry) == 64, "fc_entry is one cache line");
 
-/* The flow cache is 2-way set-associative: FC_SETS sets of FC_WAYS
- * entries per CPU, a set in two adjacent cache lines. 32 KiB per CPU:
- * 8 pages, whose translations stay warm where a larger cache spreads
- * its hot flows over as many pages as flows (see lb.c). */
+/* The flow cache is 2-way set-associative: 2^FC_SETS_LOG2 sets of
+ * FC_WAYS entries per CPU, a set in two adjacent cache lines. 32 KiB
+ * per CPU, 8 pages: small on purpose (see lb.c). */
 #define FC_SETS_LOG2 8
 #define FC_WAYS 2
 #define FC_SLOTS ((1 << FC_SETS_LOG2) * FC_WAYS)
