@@ -137,6 +137,17 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	if err := d.writeReplyPorts(replies, true); err != nil {
 		return fmt.Errorf("xdp: %w", err)
 	}
+	// A NAT reply can come back as soon as the first NAT real server is
+	// written: the program looks replies up from before then (the flag
+	// covers both configurations until the end).
+	if nat := hasNAT(svcs); nat != d.natNext {
+		d.natNext = nat
+		if nat {
+			if err := d.writeSettings(); err != nil {
+				return err
+			}
+		}
+	}
 
 	var errs []error
 	for key, cur := range d.svcs {
@@ -163,6 +174,9 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 			errs = append(errs, fmt.Errorf("xdp: service %s: %w", s.Key, err))
 		}
 	}
+	if d.afterServices != nil {
+		d.afterServices()
+	}
 	d.resolvePending(ctx)
 	d.replyExact = exact && errors.Join(errs...) == nil
 	errs = append(errs, d.writeSettings())
@@ -170,6 +184,23 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		return err
 	}
 	return d.writeReplyPorts(replies, false)
+}
+
+// hasNAT says whether some service of svcs has a real server (or sorry
+// server) reached by NAT or SNAT.
+func hasNAT(svcs []dataplane.Service) bool {
+	for _, s := range svcs {
+		all := s.RealServers
+		if s.Sorry != nil {
+			all = append(slices.Clone(all), *s.Sorry)
+		}
+		for _, r := range all {
+			if r.Method == dataplane.NAT || r.Method == dataplane.SNAT {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (d *Dataplane) validate(s dataplane.Service) error {

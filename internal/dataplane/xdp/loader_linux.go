@@ -54,6 +54,12 @@ type Dataplane struct {
 	// applied services can come from (settings CFG_F_REPLY_PORTS).
 	replyExact bool
 	replyHeld  *portSet // what reply_ports holds; nil until read
+	// natNext: the configuration Apply was last given has NAT or SNAT
+	// real servers (settings CFG_F_NAT from before the first is written)
+	natNext bool
+	// afterServices, when set (tests), runs in Apply once the services
+	// are written and before the settings are
+	afterServices func()
 
 	resolver func(netip.Addr, dataplane.Method) nexthop // nil: netlink
 
@@ -343,6 +349,9 @@ func (d *Dataplane) writeSettings() error {
 			c.Flags |= 8 // CFG_F_WILDCARD
 			break
 		}
+	}
+	if d.natNext {
+		c.Flags |= 16 // CFG_F_NAT
 	}
 	for _, s := range d.svcs {
 		for _, r := range s.reals {

@@ -105,3 +105,24 @@ func TestReplyPortsFollowApply(t *testing.T) {
 		t.Errorf("settings flags %#x with DR only, want neither NAT flag", f)
 	}
 }
+
+// TestNATRepliesDuringFirstApply: the first Apply that brings NAT real
+// servers sets CFG_F_NAT before it writes them, so the reply to a
+// connection made while that Apply is still running is translated, not
+// left untranslated to the kernel.
+func TestNATRepliesDuringFirstApply(t *testing.T) {
+	x := newTDP(t, Options{})
+	inEmptyNS(t) // the reply's route lookup finds nothing: left to the kernel
+	r1 := netip.MustParseAddrPort("10.0.0.1:8080")
+	cl := netip.AddrPortFrom(client(1), 40000)
+	ran := false
+	x.d.afterServices = func() {
+		ran = true
+		x.expect(pkt{src: cl, dst: netip.AddrPortFrom(vip4, 80), proto: 6, flags: tcpSYN}.frame(), xdpTX, "tx_nat")
+		x.expect(pkt{src: r1, dst: cl, proto: 6, flags: tcpSYN | tcpACK}.frame(), xdpPass, "pass_nat_reply")
+	}
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(r1, 1, dataplane.NAT)))
+	if !ran {
+		t.Fatal("the hook did not run")
+	}
+}
