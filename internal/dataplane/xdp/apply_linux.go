@@ -144,6 +144,7 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		d.natNext = nat
 		if nat {
 			if err := d.writeSettings(); err != nil {
+				d.natNext = false // the next Apply tries again
 				return err
 			}
 		}

@@ -237,7 +237,7 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * its flow there, in a state no packet of its kind changes (UDP; TCP
  * established without SYN, FIN or RST), skips the conn4_tbl lookup: a
  * hash bucket and an element among millions, both usually cold, where
- * the slot is one cache line. The cache is small on purpose (FC_SLOTS,
+ * a hit reads one cache line. The cache is small on purpose (FC_SLOTS,
  * 32 KiB per CPU): with 4,096 one-line slots the 64 hot flows of the
  * harness's cost load sat in 64 pages and the slot's line took a
  * quarter to 40 % of the program's time in place; in 8 pages it takes a
@@ -300,10 +300,13 @@ static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_k
  * longer ago (an empty one has last_ns 0). */
 static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_entry *w1, const struct flow_key4 *k)
 {
-	if (!w0 || !w1)
+	if (!w0)
 		return NULL;
 	if (fc_same(w0, k))
 		return w0;
+	/* w1 is looked up whenever w0 does not hold k */
+	if (!w1)
+		return NULL;
 	if (fc_same(w1, k))
 		return w1;
 	return w1->c.last_ns < w0->c.last_ns ? w1 : w0;
