@@ -240,11 +240,11 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * a hit reads one cache line. The cache is small on purpose (FC_SLOTS,
  * 32 KiB per CPU): with 4,096 one-line slots the 64 hot flows of the
  * harness's cost load sat in 64 pages and the slot's line took a
- * quarter to 40 % of the program's time in place; in 8 pages it takes a
- * fraction of that (fewer TLB misses is the likely reason: on a kernel
- * with PTI and no PCID every kernel entry empties the TLB). Two ways per
- * set keep two flows whose hashes meet from evicting each other on
- * every packet. The real server is
+ * quarter to 40 % of the program's samples in place; in 8 pages the
+ * program's samples fell by a sixth (the harness's per-packet figures
+ * stayed within their noise; docs/BENCHMARKS.md). Two ways per set keep
+ * two flows whose hashes meet from evicting each other on every
+ * packet. The real server is
  * still read from real_tbl and checked as for a table entry. The
  * entry's last-use time is the table entry's, refreshed through the
  * table at least every FC_WINDOW_NS (a quarter of the timeout when that
@@ -356,8 +356,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		w0 = bpf_map_lookup_elem(&flow_cache, &i);
 		struct fc_entry *fe = w0;
 		if (!fc_hit(w0, &fck, gc, now, is_tcp, tcpflags)) {
-			/* the second way only when the first misses; the
-			 * table path below needs both */
+			/* the second way only when the first misses (a
+			 * fill needs it only then: fc_way) */
 			i++;
 			w1 = bpf_map_lookup_elem(&flow_cache, &i);
 			fe = fc_hit(w1, &fck, gc, now, is_tcp, tcpflags) ? w1 : NULL;
