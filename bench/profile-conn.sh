@@ -19,40 +19,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer=${1:-govs-xdp-nat}
-command -v perf >/dev/null || {
-	echo "profile-conn: perf is not installed (scripts/setup.sh installs linux-perf)" >&2
-	exit 1
-}
-log=$(mktemp)
+NAME=profile-conn
+# shellcheck source=bench/lib/profile.sh
+. bench/lib/profile.sh
 data=/tmp/profile-conn-$peer.data
-trap 'rm -f "$log" "$log.md" "$log.tsv"' EXIT
-bench/run.sh --peers "$peer" --loads conn --rounds 1 --out "$log.md" >"$log" 2>&1 &
-run=$!
+profile_start --peers "$peer" --loads conn --rounds 1
 # the peer's round starts after the no-director round's wrk
-deadline=$((SECONDS + 300))
-until grep -q "round 1/1: $peer" "$log"; do
-	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
-		echo "profile-conn: the run ended before $peer's round:" >&2
-		cat "$log" >&2
-		exit 1
-	}
-	sleep 0.2
-done
-until pgrep -x wrk >/dev/null; do
-	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
-		echo "profile-conn: no wrk in $peer's round" >&2
-		exit 1
-	}
-	sleep 0.1
-done
+profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$PROFILE_LOG"
+profile_wait "no wrk in $peer's round" pgrep -x wrk
 sleep 1.2
 perf record -q -e cpu-clock -F 1999 -g -a -o "$data" -- sleep 1.5 >/dev/null 2>&1
-wait "$run" || {
-	echo "profile-conn: bench/run.sh failed:" >&2
-	cat "$log" >&2
-	exit 1
-}
-grep conn_s "$log" | tail -1
+profile_end
+grep conn_s "$PROFILE_LOG" | tail -1
 perf script -i "$data" -F comm,ip,sym 2>/dev/null | awk -v peer="$peer" '
 	function done_sample() {
 		if (!n) return

@@ -15,40 +15,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 peer=${1:-govs-xdp-dr}
 rate=${2:-100000}
-command -v perf >/dev/null || {
-	echo "profile-udp: perf is not installed (scripts/setup.sh installs linux-perf)" >&2
-	exit 1
-}
-log=$(mktemp)
+NAME=profile-udp
+# shellcheck source=bench/lib/profile.sh
+. bench/lib/profile.sh
 data=/tmp/profile-udp-$peer.data
-trap 'rm -f "$log" "$log.md" "$log.tsv"' EXIT
-bench/run.sh --peers "$peer" --loads cost --rounds 1 --fixed-pps "$rate" --out "$log.md" >"$log" 2>&1 &
-run=$!
-deadline=$((SECONDS + 300))
-until grep -q "round 1/1: $peer" "$log"; do
-	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
-		echo "profile-udp: the run ended before $peer's round:" >&2
-		cat "$log" >&2
-		exit 1
-	}
-	sleep 0.2
-done
+profile_start --peers "$peer" --loads cost --rounds 1 --fixed-pps "$rate"
+profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$PROFILE_LOG"
 # the program is loaded once govs has started; the windows follow
-until grep -q '_govs_lb' /proc/kallsyms; do
-	((SECONDS < deadline)) && kill -0 "$run" 2>/dev/null || {
-		echo "profile-udp: govs_lb never appeared in /proc/kallsyms" >&2
-		exit 1
-	}
-	sleep 0.1
-done
+profile_wait "govs_lb never appeared in /proc/kallsyms" grep -q '_govs_lb' /proc/kallsyms
 sleep 1
 perf record -q -e cpu-clock -F 9999 -g -a -o "$data" -- sleep 6 >/dev/null 2>&1
-wait "$run" || {
-	echo "profile-udp: bench/run.sh failed:" >&2
-	cat "$log" >&2
-	exit 1
-}
-grep -E "xdp_prog_ns|dir_own_pkt_ns" "$log" || true
+profile_end
+grep -E "xdp_prog_ns|dir_own_pkt_ns" "$PROFILE_LOG" || true
 perf script -i "$data" -F ip,sym 2>/dev/null | awk -v peer="$peer" '
 	function done_sample() {
 		if (n && inprog) { leaf_n[leaf]++; total++ }
