@@ -339,7 +339,7 @@ func (d *Dataplane) allocReal() (uint32, uint32, error) {
 		if !d.realUsed[id] {
 			d.realUsed[id] = true
 			d.gen++
-			return uint32(id), d.gen, d.zeroStats(d.objs.StatsReal, uint32(id))
+			return uint32(id), d.gen, d.zeroStats(d.statsReal(), uint32(id))
 		}
 	}
 	return 0, 0, errors.New("xdp: no free real server slot")
@@ -495,7 +495,7 @@ func (d *Dataplane) removeReal(r *realState, svc uint32) error {
 // program never writes stats_svc, so the read-modify-write is safe.
 func (d *Dataplane) foldCounters(svc, rid uint32) error {
 	var real, base []lbCounters
-	if err := d.objs.StatsReal.Lookup(rid, &real); err != nil {
+	if err := d.statsReal().Lookup(rid, &real); err != nil {
 		return fmt.Errorf("read counters: %w", err)
 	}
 	if err := d.objs.StatsSvc.Lookup(svc, &base); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -71,6 +72,7 @@ type Dataplane struct {
 const (
 	maxServices = 1024 // MAX_SERVICES in bpf/lb.h
 	maxReals    = 8192 // MAX_REALS in bpf/lb.h
+	exitSlots   = 32   // EXIT_SLOTS in bpf/lb.h
 )
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -174,8 +176,10 @@ func (d *Dataplane) open() error {
 	spec.Maps["conn4_tbl"].MaxEntries = uint32(d.opts.ConnTableSize)
 	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
 	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.NATTableSize)
-	// FC_SLOTS per possible CPU (the program indexes by CPU number)
-	spec.Maps["flow_cache"].MaxEntries *= uint32(d.ncpu)
+	// a block per possible CPU (the program indexes by CPU number)
+	for _, m := range []string{"flow_cache", "stats_real", "exits"} {
+		spec.Maps[m].MaxEntries *= uint32(d.ncpu)
+	}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		// A table size changed, or an upgrade changed the map layout:
@@ -494,7 +498,7 @@ func removePins(dir string, keep func(name string) bool) error {
 // Exits returns the exit-reason counters of the director program summed
 // over CPUs, by the names of ExitReasons.
 func (d *Dataplane) Exits() (map[string]uint64, error) {
-	return sumCounters(d.objs.Exits, exitNames[:])
+	return sumCounters(d.exits(), exitNames[:])
 }
 
 // Events returns the event counters (new connections, connection-table
@@ -503,7 +507,59 @@ func (d *Dataplane) Events() (map[string]uint64, error) {
 	return sumCounters(d.objs.Events, eventNames[:])
 }
 
-func sumCounters(m *ebpf.Map, names []string) (map[string]uint64, error) {
+// perCPU is a plain array the program indexes by CPU × stride + key,
+// read and written like a per-CPU array: a slice of one value per CPU.
+type perCPU struct {
+	m      *ebpf.Map
+	stride uint32
+	ncpu   int
+}
+
+// statsReal and exits are the program's per-CPU blocks of counters.
+func (d *Dataplane) statsReal() perCPU { return perCPU{d.objs.StatsReal, maxReals, d.ncpu} }
+func (d *Dataplane) exits() perCPU     { return perCPU{d.objs.Exits, exitSlots, d.ncpu} }
+
+// Lookup reads key's value of every CPU into out, a *[]T.
+func (p perCPU) Lookup(key, out any) error {
+	k, ok := key.(uint32)
+	if !ok || k >= p.stride {
+		return fmt.Errorf("per-CPU key %v: not a uint32 below %d", key, p.stride)
+	}
+	v := reflect.ValueOf(out)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Slice {
+		return fmt.Errorf("per-CPU lookup into %T: want a pointer to a slice", out)
+	}
+	s := reflect.MakeSlice(v.Elem().Type(), p.ncpu, p.ncpu)
+	for c := range p.ncpu {
+		if err := p.m.Lookup(uint32(c)*p.stride+k, s.Index(c).Addr().Interface()); err != nil {
+			return err
+		}
+	}
+	v.Elem().Set(s)
+	return nil
+}
+
+// Put writes value, a []T of one value per CPU, as key's values.
+func (p perCPU) Put(key, value any) error {
+	k, ok := key.(uint32)
+	if !ok || k >= p.stride {
+		return fmt.Errorf("per-CPU key %v: not a uint32 below %d", key, p.stride)
+	}
+	v := reflect.ValueOf(value)
+	if v.Kind() != reflect.Slice || v.Len() != p.ncpu {
+		return fmt.Errorf("per-CPU put of %T: want a slice of %d values", value, p.ncpu)
+	}
+	for c := range p.ncpu {
+		if err := p.m.Put(uint32(c)*p.stride+k, v.Index(c).Interface()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sumCounters(m interface {
+	Lookup(key, valueOut any) error
+}, names []string) (map[string]uint64, error) {
 	out := make(map[string]uint64, len(names))
 	for i, n := range names {
 		var per []uint64

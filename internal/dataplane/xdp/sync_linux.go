@@ -466,7 +466,7 @@ func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
 			all = append(all, s.sorry)
 		}
 		for _, r := range all {
-			rc, err := d.readCounters(d.objs.StatsReal, r.id)
+			rc, err := d.readCounters(d.statsReal(), r.id)
 			if err != nil {
 				return dataplane.Snapshot{}, err
 			}

@@ -58,7 +58,8 @@ const enum sched_mode *unused_mode __attribute__((unused));
 
 static __always_inline int done(__u32 reason, int verdict)
 {
-	__u64 *c = bpf_map_lookup_elem(&exits, &reason);
+	__u32 i = bpf_get_smp_processor_id() * EXIT_SLOTS + reason;
+	__u64 *c = bpf_map_lookup_elem(&exits, &i);
 	if (c)
 		*c += 1;
 	return verdict;
@@ -75,9 +76,15 @@ static __always_inline void event(__u32 ev)
  * counters are not kept per packet: the loader sums its real servers
  * (stats_svc holds what removed real servers had counted), which saves a
  * cache line on every packet. */
+static __always_inline struct counters *real_counters(__u32 id)
+{
+	__u32 i = bpf_get_smp_processor_id() * MAX_REALS + id;
+	return bpf_map_lookup_elem(&stats_real, &i);
+}
+
 static __always_inline void count(__u32 id, __u64 conns, __u64 bytes)
 {
-	struct counters *c = bpf_map_lookup_elem(&stats_real, &id);
+	struct counters *c = real_counters(id);
 	if (!c)
 		return;
 	c->conns += conns;
@@ -87,7 +94,7 @@ static __always_inline void count(__u32 id, __u64 conns, __u64 bytes)
 
 static __always_inline void count_out(__u32 id, __u64 bytes)
 {
-	struct counters *c = bpf_map_lookup_elem(&stats_real, &id);
+	struct counters *c = real_counters(id);
 	if (!c)
 		return;
 	c->out_pkts += 1;

@@ -83,6 +83,11 @@ enum exit_reason {
 	EXIT_MAX,
 };
 
+/* Slots of one CPU's block of exits: EXIT_MAX rounded up to a power of
+ * two (the array's data is not line-aligned: blocks meet inside a line). */
+#define EXIT_SLOTS 32
+_Static_assert(EXIT_MAX <= EXIT_SLOTS, "EXIT_SLOTS holds every exit reason");
+
 /* Event counters beside the exit reasons (not exits). */
 enum event {
 	EV_CONN_NEW = 0,

@@ -126,17 +126,22 @@ struct {
 	PIN;
 } stats_svc SEC(".maps");
 
+/* The counters every packet touches, per CPU but in plain arrays, CPU
+ * n's block at n*MAX_REALS (n*EXIT_SLOTS): in place, a packet's first
+ * access to a PERCPU_ARRAY value cost some 30-35 ns on the test guest,
+ * an ARRAY value 4 (docs/BENCHMARKS.md). Each CPU writes only its own
+ * block. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MAX_REALS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_REALS); /* × possible CPUs, set by the loader */
 	__type(key, __u32);
 	__type(value, struct counters);
 	PIN;
 } stats_real SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, EXIT_MAX);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EXIT_SLOTS); /* × possible CPUs, set by the loader */
 	__type(key, __u32);
 	__type(value, __u64);
 	PIN;
