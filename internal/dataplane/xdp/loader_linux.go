@@ -1,7 +1,9 @@
 package xdp
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -519,7 +521,8 @@ type perCPU struct {
 func (d *Dataplane) statsReal() perCPU { return perCPU{d.objs.StatsReal, maxReals, d.ncpu} }
 func (d *Dataplane) exits() perCPU     { return perCPU{d.objs.Exits, exitSlots, d.ncpu} }
 
-// Lookup reads key's value of every CPU into out, a *[]T.
+// Lookup reads key's value of every CPU into out, a *[]T, from the
+// map's memory (BPF_F_MMAPABLE): no system call.
 func (p perCPU) Lookup(key, out any) error {
 	k, ok := key.(uint32)
 	if !ok || k >= p.stride {
@@ -529,10 +532,19 @@ func (p perCPU) Lookup(key, out any) error {
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Slice {
 		return fmt.Errorf("per-CPU lookup into %T: want a pointer to a slice", out)
 	}
+	mem, err := p.m.Memory()
+	if err != nil {
+		return err
+	}
 	s := reflect.MakeSlice(v.Elem().Type(), p.ncpu, p.ncpu)
+	buf := make([]byte, p.m.ValueSize())
 	for c := range p.ncpu {
-		if err := p.m.Lookup(uint32(c)*p.stride+k, s.Index(c).Addr().Interface()); err != nil {
-			return err
+		off := int64(uint32(c)*p.stride+k) * int64(len(buf))
+		if _, err := mem.ReadAt(buf, off); err != nil {
+			return fmt.Errorf("read key %d of CPU %d: %w", k, c, err)
+		}
+		if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, s.Index(c).Addr().Interface()); err != nil {
+			return fmt.Errorf("decode key %d of CPU %d: %w", k, c, err)
 		}
 	}
 	v.Elem().Set(s)
@@ -549,9 +561,18 @@ func (p perCPU) Put(key, value any) error {
 	if v.Kind() != reflect.Slice || v.Len() != p.ncpu {
 		return fmt.Errorf("per-CPU put of %T: want a slice of %d values", value, p.ncpu)
 	}
+	mem, err := p.m.Memory()
+	if err != nil {
+		return err
+	}
+	size := int64(p.m.ValueSize())
 	for c := range p.ncpu {
-		if err := p.m.Put(uint32(c)*p.stride+k, v.Index(c).Interface()); err != nil {
-			return err
+		var b bytes.Buffer
+		if err := binary.Write(&b, binary.NativeEndian, v.Index(c).Interface()); err != nil || int64(b.Len()) != size {
+			return fmt.Errorf("encode key %d of CPU %d (%d of %d bytes): %v", k, c, b.Len(), size, err)
+		}
+		if _, err := mem.WriteAt(b.Bytes(), int64(uint32(c)*p.stride+k)*size); err != nil {
+			return fmt.Errorf("write key %d of CPU %d: %w", k, c, err)
 		}
 	}
 	return nil

@@ -78,6 +78,8 @@ static __always_inline void event(__u32 ev)
  * cache line on every packet. */
 static __always_inline struct counters *real_counters(__u32 id)
 {
+	if (id >= MAX_REALS) /* the next CPU's block */
+		return NULL;
 	__u32 i = bpf_get_smp_processor_id() * MAX_REALS + id;
 	return bpf_map_lookup_elem(&stats_real, &i);
 }

@@ -83,8 +83,8 @@ enum exit_reason {
 	EXIT_MAX,
 };
 
-/* Slots of one CPU's block of exits: EXIT_MAX rounded up to a power of
- * two (the array's data is not line-aligned: blocks meet inside a line). */
+/* Slots of one CPU's block of exits: EXIT_MAX rounded up to whole cache
+ * lines, so no two CPUs write one line (the map is page-aligned). */
 #define EXIT_SLOTS 32
 _Static_assert(EXIT_MAX <= EXIT_SLOTS, "EXIT_SLOTS holds every exit reason");
 
