@@ -187,15 +187,19 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	return d.writeReplyPorts(replies, false)
 }
 
+// withSorry is s's real servers and, when it has one, its sorry server.
+func withSorry(s dataplane.Service) []dataplane.RealServer {
+	if s.Sorry == nil {
+		return s.RealServers
+	}
+	return append(slices.Clone(s.RealServers), *s.Sorry)
+}
+
 // hasNAT says whether some service of svcs has a real server (or sorry
 // server) reached by NAT or SNAT.
 func hasNAT(svcs []dataplane.Service) bool {
 	for _, s := range svcs {
-		all := s.RealServers
-		if s.Sorry != nil {
-			all = append(slices.Clone(all), *s.Sorry)
-		}
-		for _, r := range all {
+		for _, r := range withSorry(s) {
 			if r.Method == dataplane.NAT || r.Method == dataplane.SNAT {
 				return true
 			}
@@ -215,10 +219,7 @@ func (d *Dataplane) validate(s dataplane.Service) error {
 	if s.Key.FWMark == 0 {
 		v6 = s.Key.Addr.Unmap().Is6()
 	}
-	all := s.RealServers
-	if s.Sorry != nil {
-		all = append(slices.Clone(all), *s.Sorry)
-	}
+	all := withSorry(s)
 	for _, r := range all {
 		switch r.Method {
 		case dataplane.DR:

@@ -84,6 +84,13 @@ func TestFlowCacheServesEstablished(t *testing.T) {
 	if n := x.d.objs.FlowCache.MaxEntries(); n != fcSlots*uint32(x.d.ncpu) {
 		t.Fatalf("flow cache of %d slots, want %d per CPU × %d", n, fcSlots, x.d.ncpu)
 	}
+	// the Go strides of the per-CPU counter blocks are the program's
+	if n := x.d.objs.StatsReal.MaxEntries(); n != maxReals*uint32(x.d.ncpu) {
+		t.Fatalf("stats_real of %d entries, want %d per CPU × %d", n, maxReals, x.d.ncpu)
+	}
+	if n := x.d.objs.Exits.MaxEntries(); n != exitSlots*uint32(x.d.ncpu) {
+		t.Fatalf("exits of %d entries, want %d per CPU × %d", n, exitSlots, x.d.ncpu)
+	}
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
 	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
 	first := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
