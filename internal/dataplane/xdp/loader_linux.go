@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -184,10 +185,28 @@ func (d *Dataplane) open() error {
 	}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
-		// A table size changed, or an upgrade changed the map layout:
-		// the old state cannot be adopted. Start with empty tables; the
-		// pinned links stay, so attach replaces the old program in one
-		// step and no packet meets an interface without a program.
+		// When only counters changed their layout (an upgrade), those
+		// maps are replaced and the state is adopted as after a restart.
+		stale, serr := stalePins(spec, d.opts.PinPath)
+		if serr == nil && len(stale) > 0 && !slices.ContainsFunc(stale, func(n string) bool { return !resettable[n] }) {
+			d.log.Warn("pinned XDP counter maps do not match this govs (an upgrade changed their layout): replacing them; services and connections are adopted, their counters start again from zero",
+				"path", d.opts.PinPath, "maps", strings.Join(stale, ","))
+			var errs []error
+			for _, n := range stale {
+				errs = append(errs, os.Remove(filepath.Join(d.opts.PinPath, n)))
+			}
+			if rerr := errors.Join(errs...); rerr != nil {
+				return fmt.Errorf("xdp: remove incompatible pinned maps: %w", rerr)
+			}
+			err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+		}
+	}
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		// A table size changed, or an upgrade changed the layout of a
+		// map that holds state: the old state cannot be adopted. Start
+		// with empty tables; the pinned links stay, so attach replaces
+		// the old program in one step and no packet meets an interface
+		// without a program.
 		d.log.Warn("pinned XDP maps do not match this govs (table size changed, or an upgrade changed their layout): starting with empty tables; connections tracked so far are not adopted",
 			"path", d.opts.PinPath, "err", err)
 		if rerr := removeMapPins(d.opts.PinPath); rerr != nil {
@@ -455,6 +474,34 @@ func (d *Dataplane) maps() []*ebpf.Map {
 	o := &d.objs.lbMaps
 	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.ReplyPorts, o.SnatPool, o.SnatFail, o.PersistTbl, o.RealTbl, o.SchedTbl,
 		o.Services, o.Settings, o.StatsReal, o.StatsSvc, o.SvcCfgs}
+}
+
+// resettable names the pinned maps that hold no state a restart adopts:
+// counters, and the settings the loader writes before it attaches.
+var resettable = map[string]bool{"stats_real": true, "stats_svc": true, "exits": true, "events": true, "snat_fail": true, "settings": true}
+
+// stalePins lists the maps of spec pinned under dir that this govs
+// cannot use (type, sizes or flags differ).
+func stalePins(spec *ebpf.CollectionSpec, dir string) ([]string, error) {
+	var stale []string
+	for name, ms := range spec.Maps {
+		if ms.Pinning != ebpf.PinByName {
+			continue
+		}
+		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ms.Compatible(m) != nil {
+			stale = append(stale, name)
+		}
+		m.Close()
+	}
+	slices.Sort(stale)
+	return stale, nil
 }
 
 // removeMapPins removes the pinned maps under dir and keeps the pinned

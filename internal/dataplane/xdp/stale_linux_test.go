@@ -3,11 +3,14 @@ package xdp
 import (
 	"bytes"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netns"
 )
 
@@ -121,4 +124,74 @@ func pinLab(t *testing.T, nsName, pin string) (func(*slog.Logger, int) (*Datapla
 	}
 
 	return open, run
+}
+
+// TestIncompatibleCounterPins: when only counter maps pinned by an
+// earlier govs do not match (an upgrade changed their layout), those are
+// replaced and the rest is adopted: the connection table is the same
+// kernel map, with its entries.
+func TestIncompatibleCounterPins(t *testing.T) {
+	const pin = "/sys/fs/bpf/xd-test-counterpins"
+	open, _ := pinLab(t, "xd-counterpins", pin)
+	d, err := open(nil, 4096)
+	if err != nil {
+		t.Fatalf("first attach: %v", err)
+	}
+	key := lbFlowKey4{Saddr: [4]uint8{192, 0, 2, 1}, Daddr: [4]uint8{192, 0, 2, 2}, Sport: 1, Dport: 2, Proto: 17}
+	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
+		t.Fatal(err)
+	}
+	connID := mapID(t, d.objs.Conn4Tbl)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// the exits map of an older layout
+	if err := os.Remove(filepath.Join(pin, "exits")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Pin(filepath.Join(pin, "exits")); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	var logs bytes.Buffer
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
+	if err != nil {
+		t.Fatalf("open over an old exits map: %v", err)
+	}
+	defer d.Close()
+	if !strings.Contains(logs.String(), "counter maps do not match") || !strings.Contains(logs.String(), "maps=exits") ||
+		strings.Contains(logs.String(), "starting with empty tables") {
+		t.Errorf("log does not say that exits alone was replaced:\n%s", logs.String())
+	}
+	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
+		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
+	}
+	var c lbConn
+	if err := d.objs.Conn4Tbl.Lookup(key, &c); err != nil || c.State != 5 {
+		t.Errorf("adopted connection: %+v, %v", c, err)
+	}
+	if d.objs.Exits.Type() != ebpf.Array || d.objs.Exits.MaxEntries() != exitSlots*uint32(d.ncpu) {
+		t.Errorf("exits is a %v of %d entries, want this govs's layout", d.objs.Exits.Type(), d.objs.Exits.MaxEntries())
+	}
+	if _, err := d.Exits(); err != nil {
+		t.Errorf("exits unreadable: %v", err)
+	}
+}
+
+func mapID(t *testing.T, m *ebpf.Map) ebpf.MapID {
+	t.Helper()
+	info, err := m.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := info.ID()
+	if !ok {
+		t.Fatal("no map ID")
+	}
+	return id
 }
