@@ -22,8 +22,8 @@ func (x *tdp) onCPU(cpu int) {
 
 // TestCountersOnEveryCPU: packets the program handles on another CPU
 // than 0 land in that CPU's block of the plain-array counters
-// (stats_real, exits: CPU n's block at n × stride), and Exits and Stats
-// sum every block. The other tests run on CPU 0 only.
+// (stats_real, exits, events: CPU n's block at n × stride), and Exits,
+// Events and Stats sum every block. The other tests run on CPU 0 only.
 func TestCountersOnEveryCPU(t *testing.T) {
 	x := newTDP(t, Options{})
 	var one unix.CPUSet
@@ -41,14 +41,26 @@ func TestCountersOnEveryCPU(t *testing.T) {
 	for range 3 {
 		x.expect(p.frame(), xdpTX, "tx_dr")
 	}
+	p2 := p // a second flow, new on CPU 1
+	p2.src = netip.AddrPortFrom(client(2), 5000)
+	x.expect(p2.frame(), xdpTX, "tx_dr")
 	x.onCPU(0)
 
 	var per []uint64
 	if err := x.d.exits().Lookup(uint32(slices.Index(exitNames[:], "tx_dr")), &per); err != nil {
 		t.Fatal(err)
 	}
-	if len(per) != x.d.ncpu || per[0] != 2 || per[1] != 3 {
-		t.Errorf("tx_dr per CPU %v, want 2 on CPU 0 and 3 on CPU 1", per)
+	if len(per) != x.d.ncpu || per[0] != 2 || per[1] != 4 {
+		t.Errorf("tx_dr per CPU %v, want 2 on CPU 0 and 4 on CPU 1", per)
+	}
+	if err := x.d.events().Lookup(uint32(slices.Index(eventNames[:], "conn_new")), &per); err != nil {
+		t.Fatal(err)
+	}
+	if len(per) != x.d.ncpu || per[0] != 1 || per[1] != 1 {
+		t.Errorf("conn_new per CPU %v, want one on each", per)
+	}
+	if got := x.events()["conn_new"]; got != 2 {
+		t.Errorf("conn_new %d, want 2", got)
 	}
 	var id uint32
 	for _, s := range x.d.svcs {
@@ -58,18 +70,18 @@ func TestCountersOnEveryCPU(t *testing.T) {
 	if err := x.d.statsReal().Lookup(id, &pc); err != nil {
 		t.Fatal(err)
 	}
-	if len(pc) != x.d.ncpu || pc[0].Pkts != 2 || pc[1].Pkts != 3 || pc[0].Conns != 1 || pc[1].Conns != 0 {
-		t.Errorf("real server's counters per CPU %+v, want 2 and 3 packets, the connection on CPU 0", pc)
+	if len(pc) != x.d.ncpu || pc[0].Pkts != 2 || pc[1].Pkts != 4 || pc[0].Conns != 1 || pc[1].Conns != 1 {
+		t.Errorf("real server's counters per CPU %+v, want 2 and 4 packets, a connection on each", pc)
 	}
 	st := x.stats()
 	if len(st.Services) != 1 || len(st.Services[0].RealServers) != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
-	want := dataplane.Counters{Conns: 1, InPkts: 5, InBytes: 5 * uint64(len(p.frame())-14)}
+	want := dataplane.Counters{Conns: 2, InPkts: 6, InBytes: 6 * uint64(len(p.frame())-14)}
 	if got := st.Services[0].RealServers[0].Counters; got != want {
 		t.Errorf("real server's counters %+v, want %+v (both CPUs' blocks summed)", got, want)
 	}
-	if got := x.exits()["tx_dr"]; got != 5 {
-		t.Errorf("tx_dr %d, want 5", got)
+	if got := x.exits()["tx_dr"]; got != 6 {
+		t.Errorf("tx_dr %d, want 6", got)
 	}
 }

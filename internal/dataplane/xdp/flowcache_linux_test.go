@@ -91,6 +91,9 @@ func TestFlowCacheServesEstablished(t *testing.T) {
 	if n := x.d.objs.Exits.MaxEntries(); n != exitSlots*uint32(x.d.ncpu) {
 		t.Fatalf("exits of %d entries, want %d per CPU × %d", n, exitSlots, x.d.ncpu)
 	}
+	if n := x.d.objs.Events.MaxEntries(); n != evSlots*uint32(x.d.ncpu) {
+		t.Fatalf("events of %d entries, want %d per CPU × %d", n, evSlots, x.d.ncpu)
+	}
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
 	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
 	first := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))

@@ -76,6 +76,7 @@ const (
 	maxServices = 1024 // MAX_SERVICES in bpf/lb.h
 	maxReals    = 8192 // MAX_REALS in bpf/lb.h
 	exitSlots   = 32   // EXIT_SLOTS in bpf/lb.h
+	evSlots     = 16   // EV_SLOTS in bpf/lb.h
 )
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -180,7 +181,7 @@ func (d *Dataplane) open() error {
 	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
 	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.NATTableSize)
 	// a block per possible CPU (the program indexes by CPU number)
-	for _, m := range []string{"flow_cache", "stats_real", "exits"} {
+	for _, m := range []string{"flow_cache", "stats_real", "exits", "events"} {
 		spec.Maps[m].MaxEntries *= uint32(d.ncpu)
 	}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
@@ -553,7 +554,7 @@ func (d *Dataplane) Exits() (map[string]uint64, error) {
 // Events returns the event counters (new connections, connection-table
 // hits and expiries, persistence hits, sorry-server uses).
 func (d *Dataplane) Events() (map[string]uint64, error) {
-	return sumCounters(d.objs.Events, eventNames[:])
+	return sumCounters(d.events(), eventNames[:])
 }
 
 // perCPU is a plain array the program indexes by CPU × stride + key,
@@ -564,9 +565,11 @@ type perCPU struct {
 	ncpu   int
 }
 
-// statsReal and exits are the program's per-CPU blocks of counters.
+// statsReal, exits and events are the program's per-CPU blocks of
+// counters.
 func (d *Dataplane) statsReal() perCPU { return perCPU{d.objs.StatsReal, maxReals, d.ncpu} }
 func (d *Dataplane) exits() perCPU     { return perCPU{d.objs.Exits, exitSlots, d.ncpu} }
+func (d *Dataplane) events() perCPU    { return perCPU{d.objs.Events, evSlots, d.ncpu} }
 
 // Lookup reads key's value of every CPU into out, a *[]T, from the
 // map's memory (BPF_F_MMAPABLE): no system call.

@@ -67,7 +67,8 @@ static __always_inline int done(__u32 reason, int verdict)
 
 static __always_inline void event(__u32 ev)
 {
-	__u64 *c = bpf_map_lookup_elem(&events, &ev);
+	__u32 i = bpf_get_smp_processor_id() * EV_SLOTS + ev;
+	__u64 *c = bpf_map_lookup_elem(&events, &i);
 	if (c)
 		*c += 1;
 }

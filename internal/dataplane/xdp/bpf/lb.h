@@ -102,6 +102,7 @@ enum event {
  * not change the pinned map's layout (which would keep a restart from
  * adopting the tables). */
 #define EV_SLOTS 16
+_Static_assert(EV_MAX <= EV_SLOTS, "EV_SLOTS holds every event");
 
 struct svc_key {
 	__u8 proto;

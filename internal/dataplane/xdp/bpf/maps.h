@@ -127,7 +127,7 @@ struct {
 } stats_svc SEC(".maps");
 
 /* The counters every packet touches, per CPU but in plain arrays, CPU
- * n's block at n*MAX_REALS (n*EXIT_SLOTS): in place, a packet's first
+ * n's block at n*MAX_REALS (n*EXIT_SLOTS; events below likewise): in place, a packet's first
  * access to a PERCPU_ARRAY value cost some 30-35 ns on the test guest,
  * an ARRAY value 4 (docs/BENCHMARKS.md). Each CPU writes only its own
  * block; mmapable, so the data is page-aligned and the blocks are whole
@@ -150,9 +150,11 @@ struct {
 	PIN;
 } exits SEC(".maps");
 
+/* Per CPU like exits, CPU n's block at n*EV_SLOTS (two cache lines). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, EV_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, EV_SLOTS); /* × possible CPUs, set by the loader */
 	__type(key, __u32);
 	__type(value, __u64);
 	PIN;
