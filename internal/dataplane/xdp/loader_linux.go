@@ -189,12 +189,25 @@ func (d *Dataplane) open() error {
 		// When only counters changed their layout (an upgrade), those
 		// maps are replaced and the state is adopted as after a restart.
 		stale, serr := stalePins(spec, d.opts.PinPath)
+		if serr != nil {
+			d.log.Warn("check pinned XDP maps", "path", d.opts.PinPath, "err", serr)
+		}
 		if serr == nil && len(stale) > 0 && !slices.ContainsFunc(stale, func(n string) bool { return !resettable[n] }) {
-			d.log.Warn("pinned XDP counter maps do not match this govs (an upgrade changed their layout): replacing them; services and connections are adopted, their counters start again from zero",
+			// A service's counters are stats_svc plus its real servers'
+			// stats_real: both start again, or the sum would go back
+			// without reaching zero.
+			if slices.Contains(stale, "stats_real") != slices.Contains(stale, "stats_svc") {
+				stale = append(stale, "stats_real", "stats_svc")
+				slices.Sort(stale)
+				stale = slices.Compact(stale)
+			}
+			d.log.Warn("pinned XDP counter maps do not match this govs (an upgrade changed their layout): replacing them; services and connections are adopted, the replaced counters start again from zero",
 				"path", d.opts.PinPath, "maps", strings.Join(stale, ","))
 			var errs []error
 			for _, n := range stale {
-				errs = append(errs, os.Remove(filepath.Join(d.opts.PinPath, n)))
+				if rerr := os.Remove(filepath.Join(d.opts.PinPath, n)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+					errs = append(errs, rerr)
+				}
 			}
 			if rerr := errors.Join(errs...); rerr != nil {
 				return fmt.Errorf("xdp: remove incompatible pinned maps: %w", rerr)
@@ -222,6 +235,14 @@ func (d *Dataplane) open() error {
 		return fmt.Errorf("xdp: load bpf objects: permission denied (needs root or CAP_BPF+CAP_NET_ADMIN): %w", err)
 	case err != nil:
 		return fmt.Errorf("xdp: load bpf objects: %w", err)
+	}
+	// Map the per-CPU counter blocks now: Map.Memory sets its mapping
+	// up on first use without a lock, and Exits and Events are called
+	// from other goroutines (metrics) than the sync loop.
+	for _, m := range []*ebpf.Map{d.objs.StatsReal, d.objs.Exits, d.objs.Events} {
+		if _, err := m.Memory(); err != nil {
+			return fmt.Errorf("xdp: map counters: %w", err)
+		}
 	}
 	if err := d.adopt(); err != nil {
 		return fmt.Errorf("xdp: adopt pinned state: %w", err)
@@ -478,7 +499,9 @@ func (d *Dataplane) maps() []*ebpf.Map {
 }
 
 // resettable names the pinned maps that hold no state a restart adopts:
-// counters, and the settings the loader writes before it attaches.
+// counters, and the settings the loader writes in full before it
+// attaches. (reply_ports and cursors are rebuilt too, but by the first
+// Apply, not before the attach.)
 var resettable = map[string]bool{"stats_real": true, "stats_svc": true, "exits": true, "events": true, "snat_fail": true, "settings": true}
 
 // stalePins lists the maps of spec pinned under dir that this govs

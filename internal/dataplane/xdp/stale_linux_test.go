@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netns"
@@ -120,7 +121,9 @@ func pinLab(t *testing.T, nsName, pin string) (func(*slog.Logger, int) (*Datapla
 			t.Fatal(err)
 		}
 		defer func() { _ = netns.Set(orig) }()
-		return New(Options{Interfaces: []string{ifName}, PinPath: pin, KeepOnClose: true, ConnTableSize: size, Logger: log})
+		// no sync during the test: it would delete entries put by hand
+		return New(Options{Interfaces: []string{ifName}, PinPath: pin, KeepOnClose: true, ConnTableSize: size, Logger: log,
+			SyncInterval: time.Hour})
 	}
 
 	return open, run
@@ -141,35 +144,26 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
 		t.Fatal(err)
 	}
-	connID := mapID(t, d.objs.Conn4Tbl)
+	connID, realsID := mapID(t, d.objs.Conn4Tbl), mapID(t, d.objs.StatsReal)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// the exits map of an older layout
-	if err := os.Remove(filepath.Join(pin, "exits")); err != nil {
-		t.Fatal(err)
-	}
-	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 28})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Pin(filepath.Join(pin, "exits")); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+	oldExits(t, pin)
 
 	var logs bytes.Buffer
 	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
 	if err != nil {
 		t.Fatalf("open over an old exits map: %v", err)
 	}
-	defer d.Close()
-	if !strings.Contains(logs.String(), "counter maps do not match") || !strings.Contains(logs.String(), "maps=exits") ||
+	if !strings.Contains(logs.String(), "counter maps do not match") || !strings.Contains(logs.String(), "maps=exits\n") ||
 		strings.Contains(logs.String(), "starting with empty tables") {
 		t.Errorf("log does not say that exits alone was replaced:\n%s", logs.String())
 	}
 	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
 		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
+	}
+	if id := mapID(t, d.objs.StatsReal); id != realsID {
+		t.Errorf("stats_real is map %d, want the adopted map %d", id, realsID)
 	}
 	var c lbConn
 	if err := d.objs.Conn4Tbl.Lookup(key, &c); err != nil || c.State != 5 {
@@ -180,6 +174,69 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	}
 	if _, err := d.Exits(); err != nil {
 		t.Errorf("exits unreadable: %v", err)
+	}
+
+	// stats_svc alone: stats_real goes with it (a service's counters
+	// are their sum)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oldPin(t, pin, "stats_svc", &ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 32, MaxEntries: 1024})
+	logs.Reset()
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
+	if err != nil {
+		t.Fatalf("open over an old stats_svc map: %v", err)
+	}
+	if !strings.Contains(logs.String(), "maps=stats_real,stats_svc\n") {
+		t.Errorf("log does not say that stats_real and stats_svc were replaced:\n%s", logs.String())
+	}
+	if id := mapID(t, d.objs.StatsReal); id == realsID {
+		t.Errorf("stats_real (map %d) kept while stats_svc was replaced", id)
+	}
+	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
+		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
+	}
+
+	// A state map that does not match too (another table size): every
+	// table starts empty, as in TestIncompatiblePins.
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oldExits(t, pin)
+	logs.Reset()
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 8192)
+	if err != nil {
+		t.Fatalf("open over an old exits map and another table size: %v", err)
+	}
+	defer d.Close()
+	if strings.Contains(logs.String(), "counter maps do not match") || !strings.Contains(logs.String(), "starting with empty tables") {
+		t.Errorf("log does not say that every table starts empty:\n%s", logs.String())
+	}
+	if id := mapID(t, d.objs.Conn4Tbl); id == connID {
+		t.Errorf("connection table of another size adopted (map %d)", id)
+	}
+}
+
+// oldExits replaces the exits map pinned under pin by one of the layout
+// govs had before 2026-12-05 (a per-CPU array of 28 counters).
+func oldExits(t *testing.T, pin string) {
+	t.Helper()
+	oldPin(t, pin, "exits", &ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 28})
+}
+
+// oldPin replaces the map pinned under pin as name by a new one of spec.
+func oldPin(t *testing.T, pin, name string, spec *ebpf.MapSpec) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(pin, name)); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.Pin(filepath.Join(pin, name)); err != nil {
+		t.Fatal(err)
 	}
 }
 

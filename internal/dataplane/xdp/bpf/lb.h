@@ -98,9 +98,9 @@ enum event {
 	EV_MAX,
 };
 
-/* Slots of the events map: more than EV_MAX, so that a later event does
- * not change the pinned map's layout (which would keep a restart from
- * adopting the tables). */
+/* Slots of one CPU's block of the events map: more than EV_MAX, so that
+ * a later event does not change the pinned map's layout (which would
+ * make an upgrade reset the event counters). Two cache lines. */
 #define EV_SLOTS 16
 _Static_assert(EV_MAX <= EV_SLOTS, "EV_SLOTS holds every event");
 
