@@ -261,7 +261,40 @@ func (d *Dataplane) open() error {
 			return err
 		}
 	}
+	d.detachOthers()
 	return nil
+}
+
+// detachOthers detaches the programs a previous govs left pinned on
+// interfaces this one was not given: they would go on forwarding there,
+// on the tables this process now owns, with settings nobody updates.
+func (d *Dataplane) detachOthers() {
+	entries, err := os.ReadDir(d.opts.PinPath)
+	if err != nil {
+		d.log.Warn("list pinned xdp links", "path", d.opts.PinPath, "err", err)
+		return
+	}
+	for _, e := range entries {
+		pin := filepath.Join(d.opts.PinPath, e.Name())
+		if !strings.HasPrefix(e.Name(), "link_") || slices.Contains(d.pins, pin) {
+			continue
+		}
+		ifname := strings.TrimPrefix(e.Name(), "link_")
+		l, err := link.LoadPinnedLink(pin, nil)
+		if err != nil {
+			d.log.Warn("pinned xdp link of an interface no longer configured is unreadable; left in place", "interface", ifname, "err", err)
+			continue
+		}
+		// the pin and this handle are the last references: without
+		// them the link is released and the program detached
+		err = l.Unpin()
+		_ = l.Close()
+		if err != nil {
+			d.log.Warn("detach the xdp program of an interface no longer configured", "interface", ifname, "err", err)
+			continue
+		}
+		d.log.Warn("detached the xdp program a previous govs left on an interface no longer configured", "interface", ifname)
+	}
 }
 
 // ensureBPFFS mounts bpffs on /sys/fs/bpf when it is not mounted and

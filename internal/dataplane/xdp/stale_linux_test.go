@@ -80,6 +80,13 @@ const pinLabIf = "xdst0"
 // and opens a dataplane on it in that namespace, pinned under pin with
 // KeepOnClose; everything is removed at the end of the test.
 func pinLab(t *testing.T, nsName, pin string) (func(*slog.Logger, int) (*Dataplane, error), func(...string)) {
+	openOn, run := pinLabOn(t, nsName, pin)
+	return func(log *slog.Logger, size int) (*Dataplane, error) { return openOn(log, size, pinLabIf) }, run
+}
+
+// pinLabOn is pinLab whose open takes the interfaces to attach to:
+// pinLabIf and its veth peer pinLabIf+"p" (down) exist.
+func pinLabOn(t *testing.T, nsName, pin string) (func(*slog.Logger, int, ...string) (*Dataplane, error), func(...string)) {
 	requireRoot(t)
 	requireBPF(t)
 	const ifName = pinLabIf
@@ -101,7 +108,7 @@ func pinLab(t *testing.T, nsName, pin string) (func(*slog.Logger, int) (*Datapla
 		_ = RemovePinned(pin)
 	})
 
-	open := func(log *slog.Logger, size int) (*Dataplane, error) {
+	open := func(log *slog.Logger, size int, ifaces ...string) (*Dataplane, error) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		orig, err := netns.Get()
@@ -122,7 +129,7 @@ func pinLab(t *testing.T, nsName, pin string) (func(*slog.Logger, int) (*Datapla
 		}
 		defer func() { _ = netns.Set(orig) }()
 		// no sync during the test: it would delete entries put by hand
-		return New(Options{Interfaces: []string{ifName}, PinPath: pin, KeepOnClose: true, ConnTableSize: size, Logger: log,
+		return New(Options{Interfaces: ifaces, PinPath: pin, KeepOnClose: true, ConnTableSize: size, Logger: log,
 			SyncInterval: time.Hour})
 	}
 
@@ -251,4 +258,42 @@ func mapID(t *testing.T, m *ebpf.Map) ebpf.MapID {
 		t.Fatal("no map ID")
 	}
 	return id
+}
+
+// TestDetachUnconfigured: a link a previous govs pinned for an interface
+// the new one is not given is detached (its program would go on
+// forwarding there); the configured interface's link is adopted.
+func TestDetachUnconfigured(t *testing.T) {
+	const pin = "/sys/fs/bpf/xd-test-unconfigured"
+	open, _ := pinLabOn(t, "xd-unconfigured", pin)
+	d, err := open(nil, 4096, pinLabIf, pinLabIf+"p")
+	if err != nil {
+		t.Fatalf("attach to both ends: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096, pinLabIf)
+	if err != nil {
+		t.Fatalf("open with one interface: %v", err)
+	}
+	defer d.Close()
+	for _, want := range []string{"adopted xdp link\" interface=" + pinLabIf + "\n", "no longer configured\" interface=" + pinLabIf + "p\n"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(pin, "link_"+pinLabIf+"p")); !os.IsNotExist(err) {
+		t.Errorf("the unconfigured interface's link is still pinned (%v)", err)
+	}
+	for ifname, want := range map[string]bool{pinLabIf: true, pinLabIf + "p": false} {
+		out, err := exec.Command("ip", "-n", "xd-unconfigured", "link", "show", ifname).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link show %s: %v\n%s", ifname, err, out)
+		}
+		if got := strings.Contains(string(out), "xdp"); got != want {
+			t.Errorf("%s has an XDP program: %v, want %v\n%s", ifname, got, want, out)
+		}
+	}
 }
