@@ -7,10 +7,12 @@
 # prints, over the samples whose kernel stack passes through the govs
 # program, the share of each leaf function: the program itself, or a
 # kernel function it called (lookup_nulls_elem_raw is a hash-table
-# bucket walk).
+# bucket walk), then the program's C source lines with the most samples
+# (bench/cmd/jitlines, through the kernel's line table of the JIT image).
 #
 # Usage: bench/profile-udp.sh [PEER [RATE]] (default govs-xdp-dr 100000);
-# needs root and perf. The perf data is kept in /tmp/profile-udp-PEER.data.
+# needs root and perf. The perf data is kept in /tmp/profile-udp-PEER.data,
+# the program's line table in /tmp/profile-udp-PEER.data.lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer=${1:-govs-xdp-dr}
@@ -23,6 +25,8 @@ profile_start --peers "$peer" --loads cost --rounds 1 --fixed-pps "$rate"
 profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$PROFILE_LOG"
 # the program is loaded once govs has started; the windows follow
 profile_wait "govs_lb never appeared in /proc/kallsyms" grep -q '_govs_lb' /proc/kallsyms
+PROFILE_LINES=$data.lines
+profile_lines_dump govs_lb
 sleep 1
 perf record -q -e cpu-clock -F 9999 -g -a -o "$data" -- sleep 6 >/dev/null 2>&1
 profile_end
@@ -41,3 +45,5 @@ perf script -i "$data" -F ip,sym 2>/dev/null | awk -v peer="$peer" '
 		for (l in leaf_n)
 			printf "  %5.1f %%  %s\n", 100 * leaf_n[l] / total, l | "sort -rn"
 	}'
+echo "source lines of the program where its samples were taken (bench/cmd/jitlines):"
+profile_lines "$data" -n 15
