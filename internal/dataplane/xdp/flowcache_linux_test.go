@@ -42,8 +42,7 @@ func fcSet(src, dst netip.AddrPort, proto uint8) uint32 {
 	binary.BigEndian.PutUint16(k[10:], dst.Port())
 	k[12] = proto
 	w0, w1 := binary.LittleEndian.Uint64(k[:8]), binary.LittleEndian.Uint64(k[8:])
-	h := (w0*0x9e3779b97f4a7c15 ^ w1) * 0xc2b2ae3d27d4eb4f
-	h = (h ^ h>>32) * 0x9e3779b97f4a7c15
+	h := w0*0x9e3779b97f4a7c15 ^ w1*0xc2b2ae3d27d4eb4f
 	return uint32(h >> (64 - fcSetsLog2))
 }
 

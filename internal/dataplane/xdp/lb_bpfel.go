@@ -104,10 +104,10 @@ const (
 )
 
 type lbFcEntry struct {
-	_   structs.HostLayout
-	Key lbFlowKey4
-	C   lbConn
-	Pad uint64
+	_     structs.HostLayout
+	Key   lbFlowKey4
+	C     lbConn
+	Until uint64
 }
 
 type lbFlowKey struct {

@@ -258,8 +258,9 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * still read from real_tbl and checked as for a table entry. The
  * entry's last-use time is the table entry's, refreshed through the
  * table at least every FC_WINDOW_NS (a quarter of the timeout when that
- * is shorter): an idle connection may expire that much before its
- * timeout, and the daemon, which deletes entries only past their
+ * is shorter; fc_fill turns it into the entry's end, so a changed
+ * timeout applies to an entry from its next fill): an idle connection
+ * may expire that much before its timeout, and the daemon, which deletes entries only past their
  * timeout, never deletes one a slot still serves. Slots are per CPU:
  * when a TCP connection is closed and reopened on the same addresses
  * and ports within FC_WINDOW_NS (after an RST, or a close by the
@@ -274,12 +275,13 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
 /* fc_set returns the index of the first entry of k's set on this CPU. */
 static __always_inline __u32 fc_set(const struct flow_key4 *k)
 {
-	/* multiply-shift-xor over the key's 64-bit halves (addresses;
-	 * ports and protocol): a collision only costs a miss */
+	/* multiply-shift over the key's 64-bit halves (addresses; ports
+	 * and protocol), the two products side by side: a product's top
+	 * bits depend on every bit of its factor, and a collision only
+	 * costs a miss */
 	__u64 w[2];
 	__builtin_memcpy(w, k, sizeof(w));
-	__u64 h = (w[0] * 0x9e3779b97f4a7c15ull ^ w[1]) * 0xc2b2ae3d27d4eb4full;
-	h = (h ^ h >> 32) * 0x9e3779b97f4a7c15ull;
+	__u64 h = w[0] * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full;
 	return bpf_get_smp_processor_id() * FC_SLOTS + (__u32)(h >> (64 - FC_SETS_LOG2)) * FC_WAYS;
 }
 
@@ -291,18 +293,15 @@ static __always_inline int fc_same(const struct fc_entry *fe, const struct flow_
 	return a[0] == b[0] && a[1] == b[1];
 }
 
-static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, const struct config *gc,
-				  __u64 now, int is_tcp, __u8 tcpflags)
+static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, __u64 now, int is_tcp,
+				  __u8 tcpflags)
 {
 	if (!fe || !fc_same(fe, k))
 		return 0;
 	__u8 st = fe->c.state;
 	if (is_tcp ? st != ST_ESTABLISHED || (tcpflags & 0x07) : st != ST_UDP)
 		return 0;
-	__u64 win = timeout_of(gc, st) / 4;
-	if (win > FC_WINDOW_NS)
-		win = FC_WINDOW_NS;
-	return elapsed(now, fe->c.last_ns) < win;
+	return now < fe->until;
 }
 
 /* fc_way picks the entry of a set that k's copy goes to: the one that
@@ -327,12 +326,18 @@ static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_en
  * (a new connection on the same addresses and ports could go to another
  * real server). */
 static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const struct flow_key4 *k,
-				    const struct conn *c)
+				    const struct conn *c, const struct config *gc)
 {
 	struct fc_entry *fe = fc_way(w0, w1, k);
 	if (fe) {
 		fe->key = *k;
 		fe->c = *c;
+		/* the window: a quarter of the timeout, at most FC_WINDOW_NS
+		 * (computed here, so that a hit reads no settings for it) */
+		__u64 win = timeout_of(gc, c->state) / 4;
+		if (win > FC_WINDOW_NS)
+			win = FC_WINDOW_NS;
+		fe->until = c->last_ns + win;
 	}
 }
 
@@ -365,12 +370,12 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		__u32 i = fc_set(&fck);
 		w0 = bpf_map_lookup_elem(&flow_cache, &i);
 		struct fc_entry *fe = w0;
-		if (!fc_hit(w0, &fck, gc, now, is_tcp, tcpflags)) {
+		if (!fc_hit(w0, &fck, now, is_tcp, tcpflags)) {
 			/* the second way only when the first misses (a
 			 * fill needs it only then: fc_way) */
 			i++;
 			w1 = bpf_map_lookup_elem(&flow_cache, &i);
-			fe = fc_hit(w1, &fck, gc, now, is_tcp, tcpflags) ? w1 : NULL;
+			fe = fc_hit(w1, &fck, now, is_tcp, tcpflags) ? w1 : NULL;
 		}
 		if (fe) {
 			r = conn_real(&fe->c);
@@ -433,7 +438,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			fc_fill(w0, w1, &fck, c); /* NULL ways for IPv6 */
+			fc_fill(w0, w1, &fck, c, gc); /* NULL ways for IPv6 */
 			count(rid, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
@@ -490,7 +495,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
 		conn_store(fam, fk, &nc);
-		fc_fill(w0, w1, &fck, &nc);
+		fc_fill(w0, w1, &fck, &nc, gc);
 	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);
