@@ -260,8 +260,9 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * table at least every FC_WINDOW_NS (a quarter of the timeout when that
  * is shorter; fc_fill turns it into the entry's end, so a changed
  * timeout applies to an entry from its next fill): an idle connection
- * may expire that much before its timeout, and the daemon, which deletes entries only past their
- * timeout, never deletes one a slot still serves. Slots are per CPU:
+ * may expire that much before its timeout, and the daemon, which
+ * deletes entries only past their timeout, never deletes one a slot
+ * still serves. Slots are per CPU:
  * when a TCP connection is closed and reopened on the same addresses
  * and ports within FC_WINDOW_NS (after an RST, or a close by the
  * server, the client's port can be reused at once), the packets of the

@@ -127,11 +127,12 @@ struct {
 } stats_svc SEC(".maps");
 
 /* The counters every packet touches, per CPU but in plain arrays, CPU
- * n's block at n*MAX_REALS (n*EXIT_SLOTS; events below likewise): in place, a packet's first
- * access to a PERCPU_ARRAY value cost some 30-35 ns on the test guest,
- * an ARRAY value 4 (docs/BENCHMARKS.md). Each CPU writes only its own
- * block; mmapable, so the data is page-aligned and the blocks are whole
- * cache lines (stats_real's 320 KiB, exits' 256 bytes). */
+ * n's block at n*MAX_REALS (n*EXIT_SLOTS; events below likewise): in
+ * place, a packet's first access to a PERCPU_ARRAY value cost some
+ * 30-35 ns on the test guest, an ARRAY value 4 (docs/BENCHMARKS.md).
+ * Each CPU writes only its own block; mmapable, so the data is
+ * page-aligned and the blocks are whole cache lines (stats_real's
+ * 320 KiB, exits' 256 bytes). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE); /* page-aligned; the loader reads it mapped */
