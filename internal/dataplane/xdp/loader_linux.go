@@ -184,7 +184,10 @@ func (d *Dataplane) open() error {
 	for _, m := range []string{"flow_cache", "stats_real", "exits", "events"} {
 		spec.Maps[m].MaxEntries *= uint32(d.ncpu)
 	}
-	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+	load := func() error {
+		return spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+	}
+	err = load()
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		// When only counters changed their layout (an upgrade), those
 		// maps are replaced and the state is adopted as after a restart.
@@ -212,7 +215,7 @@ func (d *Dataplane) open() error {
 			if rerr := errors.Join(errs...); rerr != nil {
 				return fmt.Errorf("xdp: remove incompatible pinned maps: %w", rerr)
 			}
-			err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+			err = load()
 		}
 	}
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
@@ -226,7 +229,7 @@ func (d *Dataplane) open() error {
 		if rerr := removeMapPins(d.opts.PinPath); rerr != nil {
 			return fmt.Errorf("xdp: remove incompatible pinned maps: %w", rerr)
 		}
-		err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
+		err = load()
 	}
 	switch {
 	case errors.Is(err, ebpf.ErrMapIncompatible):
@@ -239,8 +242,8 @@ func (d *Dataplane) open() error {
 	// Map the per-CPU counter blocks now: Map.Memory sets its mapping
 	// up on first use without a lock, and Exits and Events are called
 	// from other goroutines (metrics) than the sync loop.
-	for _, m := range []*ebpf.Map{d.objs.StatsReal, d.objs.Exits, d.objs.Events} {
-		if _, err := m.Memory(); err != nil {
+	for _, p := range []perCPU{d.statsReal(), d.exits(), d.events()} {
+		if _, err := p.m.Memory(); err != nil {
 			return fmt.Errorf("xdp: map counters: %w", err)
 		}
 	}

@@ -56,9 +56,17 @@ const enum sched_mode *unused_mode __attribute__((unused));
 #define GOLDEN_RATIO_32 0x61C88647u
 #define TTL_OUT 64
 
+/* cpu_slot is key's index in this CPU's block of a map that holds a
+ * block of stride entries per CPU (exits, events, stats_real,
+ * flow_cache). */
+static __always_inline __u32 cpu_slot(__u32 stride, __u32 key)
+{
+	return bpf_get_smp_processor_id() * stride + key;
+}
+
 static __always_inline int done(__u32 reason, int verdict)
 {
-	__u32 i = bpf_get_smp_processor_id() * EXIT_SLOTS + reason;
+	__u32 i = cpu_slot(EXIT_SLOTS, reason);
 	__u64 *c = bpf_map_lookup_elem(&exits, &i);
 	if (c)
 		*c += 1;
@@ -67,7 +75,7 @@ static __always_inline int done(__u32 reason, int verdict)
 
 static __always_inline void event(__u32 ev)
 {
-	__u32 i = bpf_get_smp_processor_id() * EV_SLOTS + ev;
+	__u32 i = cpu_slot(EV_SLOTS, ev);
 	__u64 *c = bpf_map_lookup_elem(&events, &i);
 	if (c)
 		*c += 1;
@@ -81,7 +89,7 @@ static __always_inline struct counters *real_counters(__u32 id)
 {
 	if (id >= MAX_REALS) /* the next CPU's block */
 		return NULL;
-	__u32 i = bpf_get_smp_processor_id() * MAX_REALS + id;
+	__u32 i = cpu_slot(MAX_REALS, id);
 	return bpf_map_lookup_elem(&stats_real, &i);
 }
 
@@ -283,7 +291,7 @@ static __always_inline __u32 fc_set(const struct flow_key4 *k)
 	__u64 w[2];
 	__builtin_memcpy(w, k, sizeof(w));
 	__u64 h = w[0] * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full;
-	return bpf_get_smp_processor_id() * FC_SLOTS + (__u32)(h >> (64 - FC_SETS_LOG2)) * FC_WAYS;
+	return cpu_slot(FC_SLOTS, (__u32)(h >> (64 - FC_SETS_LOG2)) * FC_WAYS);
 }
 
 static __always_inline int fc_same(const struct fc_entry *fe, const struct flow_key4 *k)
