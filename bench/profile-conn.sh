@@ -16,7 +16,8 @@
 # program's C source lines whose calls out (map lookups and updates,
 # helpers) took the most samples (bench/cmd/jitlines).
 #
-# Usage: bench/profile-conn.sh [PEER] (default govs-xdp-nat); needs root
+# Usage: bench/profile-conn.sh [PEER] (default govs-xdp-nat; a bare XDP
+# peer such as xdp-tx-2way gives the same shares without the lines); needs root
 # and perf. The perf data is kept in /tmp/profile-conn-PEER.data, the
 # program's line table in /tmp/profile-conn-PEER.data.lines.
 set -euo pipefail
@@ -31,7 +32,10 @@ profile_start --peers "$peer" --loads conn --rounds 1
 profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$PROFILE_LOG"
 profile_wait "no wrk in $peer's round" pgrep -x wrk
 PROFILE_LINES=$data.lines
-profile_lines_dump govs_lb
+# the bare peers (xdp-fwd, xdp-tx, xdp-tx-2way) have no govs program to map
+govs=0
+[[ $peer == govs-* ]] && govs=1
+((govs)) && profile_lines_dump govs_lb
 sleep 1.2
 perf record -q -e cpu-clock -F 1999 -g -a -o "$data" -- sleep 1.5 >/dev/null 2>&1
 profile_end
@@ -61,5 +65,6 @@ perf script -i "$data" -F comm,ip,sym 2>/dev/null | awk -v peer="$peer" '
 		for (c in show)
 			printf "  %-12s %5.1f %% of all samples; of its own: XDP path %.1f %%, BPF program %.1f %%\n", c, 100 * all[c] / t, 100 * xc[c] / all[c], 100 * inprog[c] / all[c]
 	}'
+((govs)) || exit 0
 echo "lines of the program whose calls (map lookups and updates, helpers) took the most samples (bench/cmd/jitlines):"
 profile_lines "$data" -n 10 -leaf .

@@ -231,7 +231,7 @@ selftest_peer() {
 			return 1
 		fi
 		# A balancing peer must spread the 100 flows over every real server.
-		if [[ ! $p =~ ^(none|kfwd|kfwd-dr|xdp-fwd|xdp-tx)$ ]]; then
+		if [[ ! $p =~ ^(none|kfwd|kfwd-dr|kfwd-2way|xdp-fwd|xdp-tx|xdp-tx-2way)$ ]]; then
 			for ((i = 1; i <= SERVERS; i++)); do
 				if (($(sink_count "$i") == r0[i])); then
 					log "FAIL $p: real server $i received none of the 100 UDP flows"

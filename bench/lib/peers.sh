@@ -9,7 +9,7 @@
 #   peer_down_P      removes it
 # and may set PEER_NO_UDP=1 when it does not forward UDP.
 
-ALL_PEERS="none kfwd haproxy nft xdp-fwd ipvs govs-proxy govs-xdp-nat kfwd-dr nft-fwd xdp-tx ipvs-dr govs-xdp-dr govs-xdp-tun nft-snat govs-xdp-snat"
+ALL_PEERS="none kfwd haproxy nft xdp-fwd ipvs govs-proxy govs-xdp-nat kfwd-dr kfwd-2way nft-fwd xdp-tx xdp-tx-2way ipvs-dr govs-xdp-dr govs-xdp-tun nft-snat govs-xdp-snat"
 
 peer_fn() { echo "peer_$1_${2//-/_}"; }
 
@@ -17,7 +17,7 @@ peer_layout() {
 	case $1 in
 	none) echo both ;;
 	kfwd | haproxy | nft | xdp-fwd | ipvs | govs-proxy | govs-xdp-nat) echo nat ;;
-	kfwd-dr | nft-fwd | xdp-tx | ipvs-dr | govs-xdp-dr | govs-xdp-tun | nft-snat | govs-xdp-snat) echo l2 ;;
+	kfwd-dr | kfwd-2way | nft-fwd | xdp-tx | xdp-tx-2way | ipvs-dr | govs-xdp-dr | govs-xdp-tun | nft-snat | govs-xdp-snat) echo l2 ;;
 	*) return 1 ;;
 	esac
 }
@@ -85,6 +85,20 @@ peer_up_kfwd_dr() {
 	nsx "$NS_DIR" ip route replace "$VIP/32" via "$(rs_ip 1)"
 }
 peer_down_kfwd_dr() { nsx "$NS_DIR" ip route del "$VIP/32"; }
+
+# --- (a'') kfwd-2way: kfwd-dr, and real server 1 answers through the
+# director too (L2 layout). The director's kernel forwards both directions,
+# as many packets as a SNAT director handles, where kfwd-dr sees only the
+# client's half. ---------------------------------------------------------------
+peer_check_kfwd_2way() { return 0; }
+peer_up_kfwd_2way() {
+	peer_up_kfwd_dr
+	nsx "$(rs_ns 1)" ip route replace "$CL_IP/32" via "$DIR_PRIV_IP"
+}
+peer_down_kfwd_2way() {
+	nsx "$(rs_ns 1)" ip route del "$CL_IP/32"
+	peer_down_kfwd_dr
+}
 
 # --- (b) haproxy: mode tcp, one thread per core ---------------------------
 peer_check_haproxy() {
@@ -260,10 +274,22 @@ peer_up_xdp_tx() {
 	# shellcheck disable=SC2046
 	clang $(bpf_cflags) -DVIP="$(ip_u32 "$VIP")" \
 		-DRS_MAC="$(mac_bytes "$(mac_of "$(rs_ns 1)" bnr0)")" -DDIR_MAC="$(mac_bytes "$(mac_of "$NS_DIR" bnd0)")" \
-		-c "$BENCH_DIR/xdp/bounce.c" -o "$WORK/bounce.o" || return 1
+		"$@" -c "$BENCH_DIR/xdp/bounce.c" -o "$WORK/bounce.o" || return 1
 	nsx "$NS_DIR" ip link set dev bnd0 xdpdrv obj "$WORK/bounce.o" sec xdp
 }
 peer_down_xdp_tx() { nsx "$NS_DIR" ip link set dev bnd0 xdpdrv off; }
+# xdp-tx-2way: xdp-tx, and real server 1 answers through the director, whose
+# program bounces the replies to the client: the ceiling for the packets of
+# a SNAT director (kfwd-2way is its kernel counterpart).
+peer_check_xdp_tx_2way() { peer_check_xdp_fwd; }
+peer_up_xdp_tx_2way() {
+	peer_up_xdp_tx -DCL_IP="$(ip_u32 "$CL_IP")" -DCL_MAC="$(mac_bytes "$(mac_of "$NS_CL" bnc0)")" || return 1
+	nsx "$(rs_ns 1)" ip route replace "$CL_IP/32" via "$DIR_PRIV_IP"
+}
+peer_down_xdp_tx_2way() {
+	nsx "$(rs_ns 1)" ip route del "$CL_IP/32"
+	peer_down_xdp_tx
+}
 
 # --- (e) ipvs / ipvs-dr: kernel IPVS through ipvsadm -----------------------
 peer_check_ipvs() {

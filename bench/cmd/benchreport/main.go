@@ -226,7 +226,7 @@ func closestPeers() map[string][]string {
 		"govs-xdp-dr":   {"xdp-tx", "nft-fwd"},
 		"govs-xdp-tun":  {"xdp-tx"},
 		"govs-xdp-nat":  {"nft", "xdp-fwd"},
-		"govs-xdp-snat": {"nft-snat"},
+		"govs-xdp-snat": {"kfwd-2way", "xdp-tx-2way", "nft-snat"},
 		"govs-proxy":    {"haproxy"},
 	}
 }
