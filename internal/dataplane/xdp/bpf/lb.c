@@ -234,12 +234,13 @@ static __always_inline int reply_port(__u16 port)
 	return m && ((*m >> (p & 63)) & 1);
 }
 
-/* now_ns is the coarse monotonic clock in ns: from jiffies when the
- * loader has calibrated the conversion, else from the helper. */
-static __always_inline __u64 now_ns(const struct config *gc)
+/* now_ns is the coarse monotonic clock in ns: from jiffies (j, read
+ * by the caller) when the loader has calibrated the conversion, else
+ * from the helper. */
+static __always_inline __u64 now_ns(const struct config *gc, __u64 j)
 {
 	if (gc && gc->clk_mult)
-		return bpf_jiffies64() * gc->clk_mult + gc->clk_off;
+		return j * gc->clk_mult + gc->clk_off;
 	return bpf_ktime_get_coarse_ns();
 }
 
@@ -302,7 +303,7 @@ static __always_inline int fc_same(const struct fc_entry *fe, const struct flow_
 	return a[0] == b[0] && a[1] == b[1];
 }
 
-static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, __u64 now, int is_tcp,
+static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, __u64 j, int is_tcp,
 				  __u8 tcpflags)
 {
 	if (!fe || !fc_same(fe, k))
@@ -310,7 +311,7 @@ static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_k
 	__u8 st = fe->c.state;
 	if (is_tcp ? st != ST_ESTABLISHED || (tcpflags & 0x07) : st != ST_UDP)
 		return 0;
-	return now < fe->until;
+	return j < fe->until;
 }
 
 /* fc_way picks the entry of a set that k's copy goes to: the one that
@@ -335,18 +336,20 @@ static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_en
  * (a new connection on the same addresses and ports could go to another
  * real server). */
 static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const struct flow_key4 *k,
-				    const struct conn *c, const struct config *gc)
+				    const struct conn *c, const struct config *gc, __u64 j)
 {
 	struct fc_entry *fe = fc_way(w0, w1, k);
 	if (fe) {
 		fe->key = *k;
 		fe->c = *c;
-		/* the window: a quarter of the timeout, at most FC_WINDOW_NS
-		 * (computed here, so that a hit reads no settings for it) */
+		/* the window: a quarter of the timeout, at most FC_WINDOW_NS,
+		 * in whole jiffies from now (c->last_ns is now): a hit
+		 * compares jiffies and reads no settings. Before the clock
+		 * is calibrated the entry serves nothing. */
 		__u64 win = timeout_of(gc, c->state) / 4;
 		if (win > FC_WINDOW_NS)
 			win = FC_WINDOW_NS;
-		fe->until = c->last_ns + win;
+		fe->until = j + (gc && gc->clk_mult ? win / gc->clk_mult : 0);
 	}
 }
 
@@ -358,8 +361,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 {
 	const __u8 fam = pi->fam;
 	__u32 zero = 0;
-	struct config *gc = bpf_map_lookup_elem(&settings, &zero);
-	__u64 now = now_ns(gc);
+	/* jiffies, inlined to a load of a kernel variable: a cache hit
+	 * needs nothing else for its time, and the settings are read only
+	 * when it misses (their line and page would be one more first
+	 * touch per packet, the costliest in a cold profile) */
+	__u64 j = bpf_jiffies64();
 	int is_tcp = fk->proto == IPPROTO_TCP;
 	int syn = tcpflags & 0x02, ack = tcpflags & 0x10, fin = tcpflags & 0x01, rst = tcpflags & 0x04;
 	struct real *r = NULL;
@@ -379,12 +385,12 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		__u32 i = fc_set(&fck);
 		w0 = bpf_map_lookup_elem(&flow_cache, &i);
 		struct fc_entry *fe = w0;
-		if (!fc_hit(w0, &fck, now, is_tcp, tcpflags)) {
+		if (!fc_hit(w0, &fck, j, is_tcp, tcpflags)) {
 			/* the second way only when the first misses (a
 			 * fill needs it only then: fc_way) */
 			i++;
 			w1 = bpf_map_lookup_elem(&flow_cache, &i);
-			fe = fc_hit(w1, &fck, now, is_tcp, tcpflags) ? w1 : NULL;
+			fe = fc_hit(w1, &fck, j, is_tcp, tcpflags) ? w1 : NULL;
 		}
 		if (fe) {
 			r = conn_real(&fe->c);
@@ -396,6 +402,9 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 		}
 	}
+
+	struct config *gc = bpf_map_lookup_elem(&settings, &zero);
+	__u64 now = now_ns(gc, j);
 
 	/* NAT replies (real server -> client) are in nat_tbl, never in the
 	 * connection table. With CFG_F_REPLY_PORTS the source port tells
@@ -447,7 +456,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			fc_fill(w0, w1, &fck, c, gc); /* NULL ways for IPv6 */
+			fc_fill(w0, w1, &fck, c, gc, j); /* NULL ways for IPv6 */
 			count(rid, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
@@ -504,7 +513,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
 		conn_store(fam, fk, &nc);
-		fc_fill(w0, w1, &fck, &nc, gc);
+		fc_fill(w0, w1, &fck, &nc, gc, j);
 	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);

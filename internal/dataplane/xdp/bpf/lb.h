@@ -195,7 +195,7 @@ struct conn {
 struct fc_entry {
 	struct flow_key4 key;
 	struct conn c;
-	__u64 until; /* now_ns before which the entry serves (fc_fill) */
+	__u64 until; /* jiffies before which the entry serves (fc_fill) */
 };
 _Static_assert(sizeof(struct fc_entry) == 64, "fc_entry is one cache line");
 
