@@ -1,11 +1,17 @@
 package xdp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/govs/govs/internal/dataplane"
 )
@@ -252,5 +258,167 @@ func (x *tdp) deleteConns() {
 		if err := x.d.objs.Conn4Tbl.Delete(k); err != nil {
 			x.t.Fatal(err)
 		}
+	}
+}
+
+// inRoutedNS moves the test's (locked) thread into a new network
+// namespace where a reply's route lookup succeeds: forwarding on, a veth
+// holding 198.51.100.0/24, and client(1)'s neighbour entry permanent.
+// It returns the veth's MAC and the client's.
+func inRoutedNS(t *testing.T) (ifMAC, clientMAC [6]byte) {
+	t.Helper()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netns.Set(orig); orig.Close(); ns.Close() })
+	for _, f := range []string{"all", "lo"} {
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+f+"/forwarding", []byte("1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "fc0"}, PeerName: "fc1"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	l, err := netlink.LinkByName("fc0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := netlink.LinkByName("fc1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, up := range []netlink.Link{lo, l, peer} {
+		if err := netlink.LinkSetUp(up); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr, _ := netlink.ParseAddr("198.51.100.254/24")
+	if err := netlink.AddrAdd(l, addr); err != nil {
+		t.Fatal(err)
+	}
+	clientMAC = [6]byte{0x02, 0xc1, 0, 0, 0, 1}
+	if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, State: netlink.NUD_PERMANENT,
+		IP: client(1).AsSlice(), HardwareAddr: clientMAC[:]}); err != nil {
+		t.Fatal(err)
+	}
+	return [6]byte(l.Attrs().HardwareAddr), clientMAC
+}
+
+// deleteNAT empties nat_tbl, as the daemon's expiry would.
+func (x *tdp) deleteNAT() {
+	x.t.Helper()
+	var k lbFlowKey
+	var v lbNatRev
+	var keys []lbFlowKey
+	for it := x.d.objs.NatTbl.Iterate(); it.Next(&k, &v); {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := x.d.objs.NatTbl.Delete(k); err != nil {
+			x.t.Fatal(err)
+		}
+	}
+}
+
+// TestFlowCacheNATReplies: the first reply of a NAT or SNAT connection
+// found in nat_tbl and routed is copied into the flow cache with its
+// route; the next ones are sent from the copy (the same frame out, with
+// nat_tbl emptied), except one longer than the route was looked up for
+// (1500 bytes, or the packet's length when the route's MTU is smaller),
+// and none once the real server is removed.
+func TestFlowCacheNATReplies(t *testing.T) {
+	pool := &dataplane.SourcePool{Name: "p", Addresses: ips("10.9.0.1"), PortMin: 20000, PortMax: 20099}
+	real4 := netip.MustParseAddrPort("10.0.0.1:8080")
+	for _, c := range []struct {
+		name string
+		svc  dataplane.Service
+	}{
+		{"nat", svc(dataplane.TCP, vip4, 80, "rr", rsv(real4, 1, dataplane.NAT))},
+		{"snat", snatSvc(dataplane.TCP, vip4, 80, pool, real4)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			x := newTDP(t, Options{})
+			ifMAC, clientMAC := inRoutedNS(t)
+			x.apply(c.svc)
+			cl := netip.AddrPortFrom(client(1), 40000)
+			vip := netip.AddrPortFrom(vip4, 80)
+			want := "tx_nat"
+			if c.name == "snat" {
+				want = "tx_snat"
+			}
+			fwd := x.expect(pkt{src: cl, dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
+			// the reply goes to where the forwarded packet came from
+			from, to := fwdAddrs(fwd)
+			reply := func(payload string) []byte {
+				return pkt{src: to, dst: from, proto: 6, flags: tcpACK, payload: []byte(payload)}.frame()
+			}
+			first := x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
+			src, dst := fwdAddrs(first)
+			if src != vip || dst != cl || dstMAC(first) != clientMAC || [6]byte(first[6:12]) != ifMAC {
+				t.Fatalf("reply %s -> %s, MACs %x <- %x; want %s -> %s, %x <- %x", src, dst, first[0:6], first[6:12], vip, cl, clientMAC, ifMAC)
+			}
+			if !ipv4HeaderOK(first[14:]) || !l4OK(first[14:]) {
+				t.Fatal("reply checksums wrong")
+			}
+			var copies int
+			for _, e := range x.cached() {
+				if e.C.State == 0xff {
+					copies++
+				}
+			}
+			if copies != 1 {
+				t.Fatalf("flow cache holds %d reply copies, want 1", copies)
+			}
+
+			// without nat_tbl, the copy still sends the same frame
+			x.deleteNAT()
+			if again := x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply"); !bytes.Equal(again, first) {
+				t.Fatalf("reply from the copy differs:\n%x\n%x", again, first)
+			}
+			// longer, up to the 1500 bytes the route was looked up
+			// for: served
+			x.expect(reply(strings.Repeat("a", 1500-40)), xdpRedirect, "redirect_nat_reply")
+			// longer than that: the table path, which no longer
+			// knows the binding, leaves it to the kernel
+			x.expect(reply(strings.Repeat("a", 1500-40+1)), xdpPass, "pass_no_service")
+
+			// a fresh binding, copied, then its real server removed
+			fwd = x.expect(pkt{src: netip.AddrPortFrom(client(1), 40001), dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
+			from, to = fwdAddrs(fwd)
+			x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
+			x.deleteNAT()
+			x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
+			gone := c.svc
+			gone.RealServers = nil
+			x.apply(gone)
+			x.expect(reply("ab"), xdpPass, "pass_no_service")
+
+			// a route with a smaller MTU: the copy serves only up to
+			// the length of the packet that made it
+			l, err := netlink.LinkByName("fc0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := netlink.LinkSetMTU(l, 1400); err != nil {
+				t.Fatal(err)
+			}
+			x.apply(c.svc)
+			fwd = x.expect(pkt{src: netip.AddrPortFrom(client(1), 40002), dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
+			from, to = fwdAddrs(fwd)
+			x.expect(reply("abcd"), xdpRedirect, "redirect_nat_reply")
+			x.deleteNAT()
+			x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
+			x.expect(reply("abcde"), xdpPass, "pass_no_service")
+		})
 	}
 }

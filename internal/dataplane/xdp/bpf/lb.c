@@ -252,7 +252,8 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
 }
 
 /* The flow cache: an IPv4 connection's entry of conn4_tbl, copied into a
- * per-CPU slot when the program reads or makes it. A packet that finds
+ * per-CPU slot when the program reads or makes it (and a NAT reply's
+ * translation and route: fc_nat, nat_reply_fill). A packet that finds
  * its flow there, in a state no packet of its kind changes (UDP; TCP
  * established without SYN, FIN or RST), skips the conn4_tbl lookup: a
  * hash bucket and an element among millions, both usually cold, where
@@ -303,20 +304,28 @@ static __always_inline int fc_same(const struct fc_entry *fe, const struct flow_
 	return a[0] == b[0] && a[1] == b[1];
 }
 
+/* fc_hit says whether fe serves a packet of flow k at jiffies j: as a
+ * connection (FC_HIT_CONN), as a NAT reply (FC_HIT_REPLY: replies never
+ * change a state, whatever their flags), or not (0). */
+#define FC_HIT_CONN 1
+#define FC_HIT_REPLY 2
 static __always_inline int fc_hit(const struct fc_entry *fe, const struct flow_key4 *k, __u64 j, int is_tcp,
 				  __u8 tcpflags)
 {
-	if (!fe || !fc_same(fe, k))
+	if (!fe || !fc_same(fe, k) || j >= fe->until)
 		return 0;
 	__u8 st = fe->c.state;
+	if (st == FC_NAT_REPLY)
+		return FC_HIT_REPLY;
 	if (is_tcp ? st != ST_ESTABLISHED || (tcpflags & 0x07) : st != ST_UDP)
 		return 0;
-	return j < fe->until;
+	return FC_HIT_CONN;
 }
 
 /* fc_way picks the entry of a set that k's copy goes to: the one that
- * already holds k (a flow is in at most one way), else the one filled
- * longer ago (an empty one has last_ns 0). */
+ * already holds k (a flow is in at most one way), else the one whose
+ * window ends first (filled longer ago when the windows are equal; an
+ * empty one has until 0). */
 static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_entry *w1, const struct flow_key4 *k)
 {
 	if (!w0)
@@ -328,7 +337,7 @@ static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_en
 		return NULL;
 	if (fc_same(w1, k))
 		return w1;
-	return w1->c.last_ns < w0->c.last_ns ? w1 : w0;
+	return w1->until < w0->until ? w1 : w0;
 }
 
 /* fc_fill copies c into the set whatever its state: a connection that
@@ -353,6 +362,66 @@ static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, co
 	}
 }
 
+/* fc_reply sends a NAT reply from its copy fn in the flow cache, as
+ * nat_reply and route_reply would; -1 when the copy cannot serve it (a
+ * longer packet than its route was looked up for, or its real server
+ * slot was reused): the table path then takes it. */
+static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct fc_nat *fn,
+				    const struct pktinfo *pi)
+{
+	if (pi->len > fn->max_len)
+		return -1;
+	__u32 rid = fn->real;
+	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
+	if (!r || r->gen == 0 || r->gen != fn->gen)
+		return -1;
+	if (rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 1, fn->vaddr, fn->vport))
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	if (fn->snat && rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 0, fn->caddr, fn->cport))
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	count_out(rid, pi->len);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, fn->dmac, 6);
+	__builtin_memcpy(eth->h_source, fn->smac, 6);
+	return l2_out(ctx, fn->ifindex);
+}
+
+/* nat_reply_fill is nat_reply for a reply found in nat_tbl, which also
+ * copies the translation and, once the route is known, its result into
+ * the flow cache (IPv4: w0 set). The copy serves for FC_WINDOW_NS: a
+ * route or neighbour change, or an SNAT binding taken over (only once
+ * its connection has expired), reaches the flow's replies that much
+ * later. */
+static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
+					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
+					  const struct flow_key4 *k, const struct config *gc, __u64 j)
+{
+	struct fc_entry *fe = fc_way(w0, w1, k);
+	struct fc_nat *fn = NULL;
+	if (fe) {
+		fe->until = 0; /* serves nothing until the route is in */
+		fe->key = *k;
+		fn = (struct fc_nat *)&fe->c;
+		fn->state = FC_NAT_REPLY;
+		fn->real = nr->real;
+		fn->gen = nr->gen;
+		fn->snat = nr->snat;
+		fn->vport = nr->vport;
+		fn->cport = nr->cport;
+		__builtin_memcpy(fn->vaddr, nr->vaddr, 4);
+		__builtin_memcpy(fn->caddr, nr->caddr, 4);
+		fn->max_len = 0; /* route_reply sets it on success */
+	}
+	int rc = nat_reply(ctx, fk, nr, pi, fn);
+	if (fn && fn->max_len && gc && gc->clk_mult)
+		fe->until = j + FC_WINDOW_NS / gc->clk_mult;
+	return rc;
+}
+
 #include "snat.h"
 
 /* handle_flow is the TCP/UDP path: service, connection, schedule, send. */
@@ -372,12 +441,13 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	__u32 rid = 0;
 
 	/* Established flows first, no service lookup. IPv4 flows try
-	 * the flow cache before anything else: it only holds connections
-	 * the table path found in conn4_tbl, never NAT replies. (A flow
-	 * that is both keeps going the connection's way for up to the
-	 * window: a real server connecting to a VIP from the address and
-	 * port a reply to an SNAT binding on that VIP would have, or a
-	 * client whose address is a VIP serving the client's port.) */
+	 * the flow cache before anything else: it holds connections the
+	 * table path found in conn4_tbl, and NAT replies it found in
+	 * nat_tbl and routed (fc_nat). (A flow that is both goes the way
+	 * of the copy filled last for up to the window: a real server
+	 * connecting to a VIP from the address and port a reply to an SNAT
+	 * binding on that VIP would have, or a client whose address is a
+	 * VIP serving the client's port.) */
 	struct flow_key4 fck __attribute__((aligned(8))) = {};
 	struct fc_entry *w0 = NULL, *w1 = NULL;
 	if (fam == FAM_V4) {
@@ -385,14 +455,21 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		__u32 i = fc_set(&fck);
 		w0 = bpf_map_lookup_elem(&flow_cache, &i);
 		struct fc_entry *fe = w0;
-		if (!fc_hit(w0, &fck, j, is_tcp, tcpflags)) {
+		int hit = fc_hit(w0, &fck, j, is_tcp, tcpflags);
+		if (!hit) {
 			/* the second way only when the first misses (a
 			 * fill needs it only then: fc_way) */
 			i++;
 			w1 = bpf_map_lookup_elem(&flow_cache, &i);
-			fe = fc_hit(w1, &fck, j, is_tcp, tcpflags) ? w1 : NULL;
+			hit = fc_hit(w1, &fck, j, is_tcp, tcpflags);
+			fe = w1;
 		}
-		if (fe) {
+		if (hit == FC_HIT_REPLY && fe) {
+			int rc = fc_reply(ctx, fk, (const struct fc_nat *)&fe->c, pi);
+			if (rc >= 0)
+				return rc;
+		}
+		if (hit == FC_HIT_CONN && fe) {
 			r = conn_real(&fe->c);
 			if (r) {
 				count(fe->c.real, 0, pi->len);
@@ -424,7 +501,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			__u32 nrid = nr->real;
 			struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
 			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen)
-				return nat_reply(ctx, fk, nr, pi);
+				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, &fck, gc, j);
 		}
 		if (reply_first)
 			c = conn_find(fam, fk);
@@ -559,7 +636,7 @@ static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, cons
 		if (icmp_xlate(ctx, pi->fam, pi->l4off, what, &x))
 			return done(EXIT_DROP_MALFORMED, XDP_DROP);
 		count_out(nrid, pi->len);
-		return route_reply(ctx, fk, nr->vaddr, pi);
+		return route_reply(ctx, fk, nr->vaddr, pi, NULL);
 	}
 	struct real *r = conn_real(c);
 	if (!r)

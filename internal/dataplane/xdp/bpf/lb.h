@@ -199,6 +199,31 @@ struct fc_entry {
 };
 _Static_assert(sizeof(struct fc_entry) == 64, "fc_entry is one cache line");
 
+/* A NAT or SNAT reply (real server -> client) in a flow cache entry,
+ * in place of struct conn: the same size, and state at the same offset
+ * holding FC_NAT_REPLY. It carries nat_tbl's translation and the
+ * route's result (bpf_fib_lookup) for IPv4, and serves packets no
+ * longer than max_len, the length the route was looked up for (its MTU
+ * is not reported on success). */
+struct fc_nat {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;  /* egress */
+	__u32 real;
+	__u8 state;     /* FC_NAT_REPLY */
+	__u8 snat;      /* 1: the destination is rewritten to caddr:cport too */
+	__u16 vport;    /* network order */
+	__u8 vaddr[4];  /* the new source */
+	__u8 caddr[4];
+	__u32 gen;      /* real's generation when filled */
+	__u16 cport;    /* network order */
+	__u16 max_len;  /* IP length */
+};
+#define FC_NAT_REPLY 0xff
+_Static_assert(sizeof(struct fc_nat) == sizeof(struct conn), "fc_nat stands in for struct conn");
+_Static_assert(__builtin_offsetof(struct fc_nat, state) == __builtin_offsetof(struct conn, state),
+	       "fc_nat's state is conn's");
+
 /* The flow cache is 2-way set-associative: 2^FC_SETS_LOG2 sets of
  * FC_WAYS entries per CPU, a set in two adjacent cache lines. 32 KiB
  * per CPU, 8 pages: small on purpose (see lb.c). */

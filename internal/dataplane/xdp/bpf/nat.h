@@ -282,25 +282,55 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 	return xmit(ctx, r, EXIT_TX_NAT, EXIT_REDIRECT_NAT);
 }
 
-/* route_reply sends a rewritten reply (source src) toward fk->daddr
- * with bpf_fib_lookup, or leaves it to the kernel's routing. */
-static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key *fk, const __u8 *src,
-				       const struct pktinfo *pi)
+/* l2_out sends a frame whose addresses are set through ifindex: back
+ * out with XDP_TX when it is the ingress interface. */
+static __always_inline int l2_out(struct xdp_md *ctx, __u32 ifindex)
 {
-	struct bpf_fib_lookup p = {};
-	p.l4_protocol = fk->proto;
-	p.tot_len = pi->len;
-	p.ifindex = ctx->ingress_ifindex;
-	if (pi->fam == FAM_V4) {
-		p.family = AF_INET;
-		__builtin_memcpy(&p.ipv4_src, src, 4);
-		__builtin_memcpy(&p.ipv4_dst, fk->daddr, 4);
+	if (ifindex == ctx->ingress_ifindex)
+		return done(EXIT_TX_NAT_REPLY, XDP_TX);
+	return done(EXIT_REDIRECT_NAT_REPLY, bpf_redirect(ifindex, 0));
+}
+
+/* fib_reply looks up the route of a reply (source src) toward
+ * fk->daddr for a packet of len bytes into p. */
+static __always_inline int fib_reply(struct xdp_md *ctx, const struct flow_key *fk, const __u8 *src, __u8 fam,
+				     __u32 len, struct bpf_fib_lookup *p)
+{
+	__builtin_memset(p, 0, sizeof(*p));
+	p->l4_protocol = fk->proto;
+	p->tot_len = len;
+	p->ifindex = ctx->ingress_ifindex;
+	if (fam == FAM_V4) {
+		p->family = AF_INET;
+		__builtin_memcpy(&p->ipv4_src, src, 4);
+		__builtin_memcpy(&p->ipv4_dst, fk->daddr, 4);
 	} else {
-		p.family = AF_INET6;
-		__builtin_memcpy(p.ipv6_src, src, 16);
-		__builtin_memcpy(p.ipv6_dst, fk->daddr, 16);
+		p->family = AF_INET6;
+		__builtin_memcpy(p->ipv6_src, src, 16);
+		__builtin_memcpy(p->ipv6_dst, fk->daddr, 16);
 	}
-	int rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+	return bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+}
+
+/* route_reply sends a rewritten reply (source src) toward fk->daddr
+ * with bpf_fib_lookup, or leaves it to the kernel's routing. With fn,
+ * the route also goes into that flow cache copy, looked up for
+ * FC_ROUTE_LEN bytes when the packet is shorter (the lookup reports no
+ * MTU on success): the flow's later packets up to that length are sent
+ * from the copy. */
+#define FC_ROUTE_LEN 1500
+static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key *fk, const __u8 *src,
+				       const struct pktinfo *pi, struct fc_nat *fn)
+{
+	struct bpf_fib_lookup p;
+	__u32 len = pi->len;
+	if (fn && len < FC_ROUTE_LEN)
+		len = FC_ROUTE_LEN;
+	int rc = fib_reply(ctx, fk, src, pi->fam, len, &p);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && len != pi->len) {
+		len = pi->len; /* a smaller MTU on the way: the packet's own length */
+		rc = fib_reply(ctx, fk, src, pi->fam, len, &p);
+	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return done(EXIT_PASS_NAT_REPLY, XDP_PASS);
 	void *data = (void *)(long)ctx->data;
@@ -310,15 +340,19 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	__builtin_memcpy(eth->h_dest, p.dmac, 6);
 	__builtin_memcpy(eth->h_source, p.smac, 6);
-	if (p.ifindex == ctx->ingress_ifindex)
-		return done(EXIT_TX_NAT_REPLY, XDP_TX);
-	return done(EXIT_REDIRECT_NAT_REPLY, bpf_redirect(p.ifindex, 0));
+	if (fn) {
+		__builtin_memcpy(fn->dmac, p.dmac, 6);
+		__builtin_memcpy(fn->smac, p.smac, 6);
+		fn->ifindex = p.ifindex;
+		fn->max_len = len;
+	}
+	return l2_out(ctx, p.ifindex);
 }
 
 /* nat_reply turns a real server's reply back into one from VIP:port and
  * routes it to the client (bpf_fib_lookup; the kernel when that fails). */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
-				     const struct pktinfo *pi)
+				     const struct pktinfo *pi, struct fc_nat *fn)
 {
 	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 1, nr->vaddr, nr->vport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
@@ -329,7 +363,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, co
 	}
 	count_out(nr->real, pi->len);
 
-	return route_reply(ctx, fk, nr->vaddr, pi);
+	return route_reply(ctx, fk, nr->vaddr, pi, fn);
 }
 
 #endif
