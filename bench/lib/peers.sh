@@ -92,7 +92,7 @@ peer_down_kfwd_dr() { nsx "$NS_DIR" ip route del "$VIP/32"; }
 # client's half. ---------------------------------------------------------------
 peer_check_kfwd_2way() { return 0; }
 peer_up_kfwd_2way() {
-	peer_up_kfwd_dr
+	peer_up_kfwd_dr || return 1
 	nsx "$(rs_ns 1)" ip route replace "$CL_IP/32" via "$DIR_PRIV_IP"
 }
 peer_down_kfwd_2way() {

@@ -334,8 +334,10 @@ func (x *tdp) deleteNAT() {
 // found in nat_tbl and routed is copied into the flow cache with its
 // route; the next ones are sent from the copy (the same frame out, with
 // nat_tbl emptied), except one longer than the route was looked up for
-// (1500 bytes, or the packet's length when the route's MTU is smaller),
-// and none once the real server is removed.
+// (1500 bytes, or the route's MTU when smaller), none once the real
+// server is removed, and none past the window. (The steps between
+// emptying nat_tbl and the last check take well under the 250 ms
+// window.)
 func TestFlowCacheNATReplies(t *testing.T) {
 	pool := &dataplane.SourcePool{Name: "p", Addresses: ips("10.9.0.1"), PortMin: 20000, PortMax: 20099}
 	real4 := netip.MustParseAddrPort("10.0.0.1:8080")
@@ -403,8 +405,7 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			x.apply(gone)
 			x.expect(reply("ab"), xdpPass, "pass_no_service")
 
-			// a route with a smaller MTU: the copy serves only up to
-			// the length of the packet that made it
+			// a route with a smaller MTU: the copy serves up to it
 			l, err := netlink.LinkByName("fc0")
 			if err != nil {
 				t.Fatal(err)
@@ -417,8 +418,32 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			from, to = fwdAddrs(fwd)
 			x.expect(reply("abcd"), xdpRedirect, "redirect_nat_reply")
 			x.deleteNAT()
-			x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
-			x.expect(reply("abcde"), xdpPass, "pass_no_service")
+			x.expect(reply(strings.Repeat("a", 1400-40)), xdpRedirect, "redirect_nat_reply")
+			x.expect(reply(strings.Repeat("a", 1400-40+1)), xdpPass, "pass_no_service")
+
+			// past its window (250 ms) the copy serves no more
+			time.Sleep(300 * time.Millisecond)
+			x.expect(reply("ab"), xdpPass, "pass_no_service")
 		})
+	}
+}
+
+// TestFlowCacheUncalibratedClock: without a calibrated jiffies clock
+// (clk_mult 0, as at HZ=300) the cache still serves, for a window
+// counted in jiffies of the longest length (10 ms).
+func TestFlowCacheUncalibratedClock(t *testing.T) {
+	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: 2 * time.Second}})
+	x.d.clkMult = 0
+	if err := x.d.writeSettings(); err != nil {
+		t.Fatal(err)
+	}
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
+	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	x.deleteConns()
+	ev0 := x.events()
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	if ev := x.events(); ev["conn_new"] != ev0["conn_new"] {
+		t.Errorf("the flow was not served from the cache: %v → %v", ev0, ev)
 	}
 }

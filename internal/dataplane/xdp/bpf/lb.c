@@ -340,6 +340,30 @@ static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_en
 	return w1->until < w0->until ? w1 : w0;
 }
 
+/* fc_begin and fc_end bracket the writing of an entry: it serves
+ * nothing in between (should a second run of the program on this CPU
+ * come in the middle, as a preemptible kernel allows), then until the
+ * end of its window: a quarter of timeout, at most FC_WINDOW_NS, in
+ * whole jiffies from j (now), so a hit compares jiffies and reads no
+ * settings. Without a calibrated clock (clk_mult 0, HZ=300) a jiffy is
+ * taken as FC_JIFFY_NS_MAX, the longest, which only shortens the
+ * window. */
+#define FC_JIFFY_NS_MAX 10000000ull /* HZ=100 */
+static __always_inline void fc_begin(struct fc_entry *fe)
+{
+	fe->until = 0;
+	asm volatile("" ::: "memory");
+}
+
+static __always_inline void fc_end(struct fc_entry *fe, const struct config *gc, __u64 j, __u64 timeout)
+{
+	__u64 win = timeout / 4;
+	if (win > FC_WINDOW_NS)
+		win = FC_WINDOW_NS;
+	asm volatile("" ::: "memory");
+	fe->until = j + win / (gc && gc->clk_mult ? gc->clk_mult : FC_JIFFY_NS_MAX);
+}
+
 /* fc_fill copies c into the set whatever its state: a connection that
  * left the established state must not be found there as established
  * (a new connection on the same addresses and ports could go to another
@@ -349,16 +373,10 @@ static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, co
 {
 	struct fc_entry *fe = fc_way(w0, w1, k);
 	if (fe) {
+		fc_begin(fe);
 		fe->key = *k;
 		fe->c = *c;
-		/* the window: a quarter of the timeout, at most FC_WINDOW_NS,
-		 * in whole jiffies from now (c->last_ns is now): a hit
-		 * compares jiffies and reads no settings. Before the clock
-		 * is calibrated the entry serves nothing. */
-		__u64 win = timeout_of(gc, c->state) / 4;
-		if (win > FC_WINDOW_NS)
-			win = FC_WINDOW_NS;
-		fe->until = j + (gc && gc->clk_mult ? win / gc->clk_mult : 0);
+		fc_end(fe, gc, j, timeout_of(gc, c->state));
 	}
 }
 
@@ -392,33 +410,34 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
 
 /* nat_reply_fill is nat_reply for a reply found in nat_tbl, which also
  * copies the translation and, once the route is known, its result into
- * the flow cache (IPv4: w0 set). The copy serves for FC_WINDOW_NS: a
- * route or neighbour change, or an SNAT binding taken over (only once
- * its connection has expired), reaches the flow's replies that much
- * later. */
+ * the flow cache (IPv4: w0 set). The copy serves for FC_WINDOW_NS (a
+ * quarter of the UDP or TCP CLOSE timeout when that is shorter): a
+ * route or neighbour change, or nat_tbl's entry replaced (an SNAT
+ * binding taken over once its connection expired or left the table, a
+ * NAT entry overwritten by the same client address and port reaching
+ * the same real server through another virtual service), reaches the
+ * flow's replies up to that much later. */
 static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
 					  const struct flow_key4 *k, const struct config *gc, __u64 j)
 {
-	struct fc_entry *fe = fc_way(w0, w1, k);
-	struct fc_nat *fn = NULL;
-	if (fe) {
-		fe->until = 0; /* serves nothing until the route is in */
-		fe->key = *k;
-		fn = (struct fc_nat *)&fe->c;
-		fn->state = FC_NAT_REPLY;
-		fn->real = nr->real;
-		fn->gen = nr->gen;
-		fn->snat = nr->snat;
-		fn->vport = nr->vport;
-		fn->cport = nr->cport;
-		__builtin_memcpy(fn->vaddr, nr->vaddr, 4);
-		__builtin_memcpy(fn->caddr, nr->caddr, 4);
-		fn->max_len = 0; /* route_reply sets it on success */
-	}
-	int rc = nat_reply(ctx, fk, nr, pi, fn);
-	if (fn && fn->max_len && gc && gc->clk_mult)
-		fe->until = j + FC_WINDOW_NS / gc->clk_mult;
+	struct fc_nat fn = {};
+	int rc = nat_reply(ctx, fk, nr, pi, w0 ? &fn : NULL);
+	struct fc_entry *fe;
+	if (!fn.max_len || !(fe = fc_way(w0, w1, k)))
+		return rc; /* not routed (or IPv6): nothing to copy */
+	fn.state = FC_NAT_REPLY;
+	fn.real = nr->real;
+	fn.gen = nr->gen;
+	fn.snat = nr->snat;
+	fn.vport = nr->vport;
+	fn.cport = nr->cport;
+	__builtin_memcpy(fn.vaddr, nr->vaddr, 4);
+	__builtin_memcpy(fn.caddr, nr->caddr, 4);
+	fc_begin(fe);
+	fe->key = *k;
+	__builtin_memcpy(&fe->c, &fn, sizeof(fn));
+	fc_end(fe, gc, j, timeout_of(gc, k->proto == IPPROTO_UDP ? ST_UDP : ST_CLOSE));
 	return rc;
 }
 

@@ -316,8 +316,8 @@ static __always_inline int fib_reply(struct xdp_md *ctx, const struct flow_key *
  * with bpf_fib_lookup, or leaves it to the kernel's routing. With fn,
  * the route also goes into that flow cache copy, looked up for
  * FC_ROUTE_LEN bytes when the packet is shorter (the lookup reports no
- * MTU on success): the flow's later packets up to that length are sent
- * from the copy. */
+ * MTU on success), or for the path's MTU when that is smaller: the
+ * flow's later packets up to that length are sent from the copy. */
 #define FC_ROUTE_LEN 1500
 static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key *fk, const __u8 *src,
 				       const struct pktinfo *pi, struct fc_nat *fn)
@@ -327,8 +327,8 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 	if (fn && len < FC_ROUTE_LEN)
 		len = FC_ROUTE_LEN;
 	int rc = fib_reply(ctx, fk, src, pi->fam, len, &p);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && len != pi->len) {
-		len = pi->len; /* a smaller MTU on the way: the packet's own length */
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && len != pi->len && p.mtu_result >= pi->len) {
+		len = p.mtu_result; /* a smaller MTU on the way, which the packet fits */
 		rc = fib_reply(ctx, fk, src, pi->fam, len, &p);
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
