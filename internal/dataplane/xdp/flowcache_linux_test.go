@@ -36,6 +36,7 @@ const (
 	fcSetsLog2 = 8
 	fcWays     = 2
 	fcSlots    = fcWays << fcSetsLog2
+	fc6Slots   = fcWays << 7 // FC6_SLOTS
 )
 
 // fcSet is the set of bpf/lb.c's fc_set for an IPv4 flow key.
@@ -446,4 +447,65 @@ func TestFlowCacheUncalibratedClock(t *testing.T) {
 	if ev := x.events(); ev["conn_new"] != ev0["conn_new"] {
 		t.Errorf("the flow was not served from the cache: %v → %v", ev0, ev)
 	}
+}
+
+// deleteConns6 empties conn_tbl, the IPv6 connection table.
+func (x *tdp) deleteConns6() {
+	x.t.Helper()
+	var k lbFlowKey
+	var v lbConn
+	var keys []lbFlowKey
+	for it := x.d.objs.ConnTbl.Iterate(); it.Next(&k, &v); {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := x.d.objs.ConnTbl.Delete(k); err != nil {
+			x.t.Fatal(err)
+		}
+	}
+}
+
+// TestFlowCacheIPv6: IPv6 flows have their own cache (flow_cache6):
+// established packets are served from it without conn_tbl, a FIN is
+// not, and the map has its block per CPU.
+func TestFlowCacheIPv6(t *testing.T) {
+	x := newTDP(t, Options{})
+	if n := x.d.objs.FlowCache6.MaxEntries(); n != fc6Slots*uint32(x.d.ncpu) {
+		t.Fatalf("flow_cache6 of %d slots, want %d per CPU × %d", n, fc6Slots, x.d.ncpu)
+	}
+	x.apply(svc(dataplane.UDP, vip6, 53, "rr", rsv(rs6a, 1, dataplane.DR)), svc(dataplane.TCP, vip6, 80, "rr", rsv(rs6a, 1, dataplane.DR)))
+	newConns := func() uint64 { return x.events()["conn_new"] }
+
+	u := pkt{src: netip.AddrPortFrom(client6(1), 5000), dst: netip.AddrPortFrom(vip6, 53), proto: 17, payload: []byte("x")}
+	first := dstMAC(x.expect(u.frame(), xdpTX, "tx_dr"))
+	var cached int
+	var e lbFcEntry6
+	for k := uint32(0); k < fc6Slots; k++ {
+		if err := x.d.objs.FlowCache6.Lookup(k, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Key.Family != 0 {
+			cached++
+			if e.C.State != 5 || e.Key.Sport != bits.ReverseBytes16(5000) {
+				t.Errorf("cached entry %+v, want the UDP flow from port 5000", e)
+			}
+		}
+	}
+	if cached != 1 {
+		t.Fatalf("flow_cache6 holds %d entries, want 1", cached)
+	}
+	x.deleteConns6()
+	n := newConns()
+	if got := dstMAC(x.expect(u.frame(), xdpTX, "tx_dr")); got != first || newConns() != n {
+		t.Fatalf("cached IPv6 flow went to %x with %d new connections, want %x and none", got, newConns()-n, first)
+	}
+
+	s := syn(client6(1), 40000, vip6, 80)
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	s.flags = tcpACK
+	x.expect(s.frame(), xdpTX, "tx_dr") // established, copied
+	x.deleteConns6()
+	x.expect(s.frame(), xdpTX, "tx_dr") // served from the copy
+	s.flags = tcpACK | tcpFIN
+	x.expect(s.frame(), xdpPass, "pass_tcp_nosyn") // the table path, which lost it
 }

@@ -110,6 +110,14 @@ type lbFcEntry struct {
 	Until uint64
 }
 
+type lbFcEntry6 struct {
+	_     structs.HostLayout
+	Key   lbFlowKey
+	C     lbConn
+	Until uint64
+	Pad   [40]uint8
+}
+
 type lbFlowKey struct {
 	_      structs.HostLayout
 	Family uint8
@@ -228,6 +236,7 @@ const (
 	lbMapEvents      = "events"
 	lbMapExits       = "exits"
 	lbMapFlowCache   = "flow_cache"
+	lbMapFlowCache6  = "flow_cache6"
 	lbMapNatTbl      = "nat_tbl"
 	lbMapPersistTbl  = "persist_tbl"
 	lbMapRealTbl     = "real_tbl"
@@ -304,6 +313,7 @@ type lbMapSpecs struct {
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	Exits      *ebpf.MapSpec `ebpf:"exits"`
 	FlowCache  *ebpf.MapSpec `ebpf:"flow_cache"`
+	FlowCache6 *ebpf.MapSpec `ebpf:"flow_cache6"`
 	NatTbl     *ebpf.MapSpec `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.MapSpec `ebpf:"persist_tbl"`
 	RealTbl    *ebpf.MapSpec `ebpf:"real_tbl"`
@@ -354,6 +364,7 @@ type lbMaps struct {
 	Events     *ebpf.Map `ebpf:"events"`
 	Exits      *ebpf.Map `ebpf:"exits"`
 	FlowCache  *ebpf.Map `ebpf:"flow_cache"`
+	FlowCache6 *ebpf.Map `ebpf:"flow_cache6"`
 	NatTbl     *ebpf.Map `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.Map `ebpf:"persist_tbl"`
 	RealTbl    *ebpf.Map `ebpf:"real_tbl"`
@@ -376,6 +387,7 @@ func (m *lbMaps) Close() error {
 		m.Events,
 		m.Exits,
 		m.FlowCache,
+		m.FlowCache6,
 		m.NatTbl,
 		m.PersistTbl,
 		m.RealTbl,

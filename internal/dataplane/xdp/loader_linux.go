@@ -181,7 +181,7 @@ func (d *Dataplane) open() error {
 	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
 	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.NATTableSize)
 	// a block per possible CPU (the program indexes by CPU number)
-	for _, m := range []string{"flow_cache", "stats_real", "exits", "events"} {
+	for _, m := range []string{"flow_cache", "flow_cache6", "stats_real", "exits", "events"} {
 		spec.Maps[m].MaxEntries *= uint32(d.ncpu)
 	}
 	load := func() error {

@@ -199,6 +199,16 @@ struct fc_entry {
 };
 _Static_assert(sizeof(struct fc_entry) == 64, "fc_entry is one cache line");
 
+/* An IPv6 flow cache entry (lb.c): a connection as conn_tbl held it.
+ * 128 bytes: in the page-aligned map, two cache lines. */
+struct fc_entry6 {
+	struct flow_key key;
+	struct conn c;
+	__u64 until; /* jiffies before which the entry serves (fc6_fill) */
+	__u8 pad[40];
+};
+_Static_assert(sizeof(struct fc_entry6) == 128, "fc_entry6 is two cache lines");
+
 /* A NAT or SNAT reply (real server -> client) in a flow cache entry,
  * in place of struct conn: the same size, and state at the same offset
  * holding FC_NAT_REPLY. It carries nat_tbl's translation and the
@@ -230,6 +240,9 @@ _Static_assert(__builtin_offsetof(struct fc_nat, state) == __builtin_offsetof(st
 #define FC_SETS_LOG2 8
 #define FC_WAYS 2
 #define FC_SLOTS ((1 << FC_SETS_LOG2) * FC_WAYS)
+/* IPv6: 2^FC6_SETS_LOG2 sets of FC_WAYS two-line entries, 32 KiB per CPU. */
+#define FC6_SETS_LOG2 7
+#define FC6_SLOTS ((1 << FC6_SETS_LOG2) * FC_WAYS)
 /* An entry is used for at most this long after its connection's last
  * refresh in conn4_tbl (and never beyond a quarter of its timeout). */
 #define FC_WINDOW_NS 250000000ull

@@ -74,6 +74,15 @@ struct {
 	__type(value, struct fc_entry);
 } flow_cache SEC(".maps");
 
+/* The IPv6 flow cache: the same for conn_tbl, FC6_SLOTS entries per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FC6_SLOTS); /* × possible CPUs, set by the loader */
+	__type(key, __u32);
+	__type(value, struct fc_entry6);
+} flow_cache6 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16); /* set by the loader */
