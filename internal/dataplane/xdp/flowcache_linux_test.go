@@ -16,8 +16,8 @@ import (
 	"github.com/govs/govs/internal/dataplane"
 )
 
-// dropFlowCache empties the program's flow cache (bpf/lb.c), as time
-// would: tests that edit conn4_tbl by hand call it.
+// dropFlowCache empties the program's flow caches (bpf/lb.c), as time
+// would: tests that edit conn4_tbl or conn_tbl by hand call it.
 func (x *tdp) dropFlowCache() {
 	x.t.Helper()
 	n := int(x.d.objs.FlowCache.MaxEntries())
@@ -27,6 +27,14 @@ func (x *tdp) dropFlowCache() {
 	}
 	if _, err := x.d.objs.FlowCache.BatchUpdate(keys, make([]lbFcEntry, n), nil); err != nil {
 		x.t.Fatalf("clear flow cache: %v", err)
+	}
+	n6 := int(x.d.objs.FlowCache6.MaxEntries())
+	keys6 := make([]uint32, n6)
+	for i := range keys6 {
+		keys6[i] = uint32(i)
+	}
+	if _, err := x.d.objs.FlowCache6.BatchUpdate(keys6, make([]lbFcEntry6, n6), nil); err != nil {
+		x.t.Fatalf("clear IPv6 flow cache: %v", err)
 	}
 }
 
@@ -499,6 +507,10 @@ func TestFlowCacheIPv6(t *testing.T) {
 	if got := dstMAC(x.expect(u.frame(), xdpTX, "tx_dr")); got != first || newConns() != n {
 		t.Fatalf("cached IPv6 flow went to %x with %d new connections, want %x and none", got, newConns()-n, first)
 	}
+
+	// its real server removed, the copy is not used
+	x.apply(svc(dataplane.UDP, vip6, 53, "rr"), svc(dataplane.TCP, vip6, 80, "rr", rsv(rs6a, 1, dataplane.DR)))
+	x.expect(u.frame(), xdpDrop, "drop_no_dest")
 
 	s := syn(client6(1), 40000, vip6, 80)
 	x.expect(s.frame(), xdpTX, "tx_dr")

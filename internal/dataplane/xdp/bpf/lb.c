@@ -253,7 +253,8 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
 
 /* The flow cache: an IPv4 connection's entry of conn4_tbl, copied into a
  * per-CPU slot when the program reads or makes it (and a NAT reply's
- * translation and route: fc_nat, nat_reply_fill). A packet that finds
+ * translation and route: fc_nat, nat_reply_fill; IPv6 connections of
+ * conn_tbl have a cache of their own, flow_cache6). A packet that finds
  * its flow there, in a state no packet of its kind changes (UDP; TCP
  * established without SYN, FIN or RST), skips the conn4_tbl lookup: a
  * hash bucket and an element among millions, both usually cold, where
@@ -544,8 +545,9 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	struct real *r = NULL;
 	__u32 rid = 0;
 
-	/* Established flows first, no service lookup. IPv4 flows try
-	 * the flow cache before anything else: it holds connections the
+	/* Established flows first, no service lookup. Flows try the
+	 * flow cache before anything else (IPv6: flow_cache6, connections
+	 * only). The IPv4 one holds connections the
 	 * table path found in conn4_tbl, and NAT replies it found in
 	 * nat_tbl and routed (fc_nat). (A flow that is both goes the way
 	 * of the copy filled last for up to the window: a real server

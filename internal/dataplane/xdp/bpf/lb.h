@@ -244,7 +244,7 @@ _Static_assert(__builtin_offsetof(struct fc_nat, state) == __builtin_offsetof(st
 #define FC6_SETS_LOG2 7
 #define FC6_SLOTS ((1 << FC6_SETS_LOG2) * FC_WAYS)
 /* An entry is used for at most this long after its connection's last
- * refresh in conn4_tbl (and never beyond a quarter of its timeout). */
+ * refresh in its table (and never beyond a quarter of its timeout). */
 #define FC_WINDOW_NS 250000000ull
 
 struct persist_key {
