@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/govs/govs/internal/dataplane"
 )
@@ -254,21 +254,25 @@ func TestFlowCacheTwoWays(t *testing.T) {
 	}
 }
 
-// deleteConns empties conn4_tbl, leaving the flow cache as it is.
-func (x *tdp) deleteConns() {
-	x.t.Helper()
-	var k lbFlowKey4
-	var v lbConn
-	var keys []lbFlowKey4
-	for it := x.d.objs.Conn4Tbl.Iterate(); it.Next(&k, &v); {
+// deleteAll empties a hash map with keys of type K and values of type
+// V, as the daemon's expiry would.
+func deleteAll[K, V any](t testing.TB, m *ebpf.Map) {
+	t.Helper()
+	var k K
+	var v V
+	var keys []K
+	for it := m.Iterate(); it.Next(&k, &v); {
 		keys = append(keys, k)
 	}
 	for _, k := range keys {
-		if err := x.d.objs.Conn4Tbl.Delete(k); err != nil {
-			x.t.Fatal(err)
+		if err := m.Delete(k); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
+
+// deleteConns empties conn4_tbl, leaving the flow cache as it is.
+func (x *tdp) deleteConns() { deleteAll[lbFlowKey4, lbConn](x.t, x.d.objs.Conn4Tbl) }
 
 // inRoutedNS moves the test's (locked) thread into a new network
 // namespace where a reply's route lookup succeeds: forwarding on, a veth
@@ -276,15 +280,7 @@ func (x *tdp) deleteConns() {
 // It returns the veth's MAC and the client's.
 func inRoutedNS(t *testing.T) (ifMAC, clientMAC [6]byte) {
 	t.Helper()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = netns.Set(orig); orig.Close(); ns.Close() })
+	inEmptyNS(t)
 	for _, f := range []string{"all", "lo"} {
 		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+f+"/forwarding", []byte("1"), 0o644); err != nil {
 			t.Fatal(err)
@@ -323,21 +319,8 @@ func inRoutedNS(t *testing.T) (ifMAC, clientMAC [6]byte) {
 	return [6]byte(l.Attrs().HardwareAddr), clientMAC
 }
 
-// deleteNAT empties nat_tbl, as the daemon's expiry would.
-func (x *tdp) deleteNAT() {
-	x.t.Helper()
-	var k lbFlowKey
-	var v lbNatRev
-	var keys []lbFlowKey
-	for it := x.d.objs.NatTbl.Iterate(); it.Next(&k, &v); {
-		keys = append(keys, k)
-	}
-	for _, k := range keys {
-		if err := x.d.objs.NatTbl.Delete(k); err != nil {
-			x.t.Fatal(err)
-		}
-	}
-}
+// deleteNAT empties nat_tbl.
+func (x *tdp) deleteNAT() { deleteAll[lbFlowKey, lbNatRev](x.t, x.d.objs.NatTbl) }
 
 // TestFlowCacheNATReplies: the first reply of a NAT or SNAT connection
 // found in nat_tbl and routed is copied into the flow cache with its
@@ -458,20 +441,7 @@ func TestFlowCacheUncalibratedClock(t *testing.T) {
 }
 
 // deleteConns6 empties conn_tbl, the IPv6 connection table.
-func (x *tdp) deleteConns6() {
-	x.t.Helper()
-	var k lbFlowKey
-	var v lbConn
-	var keys []lbFlowKey
-	for it := x.d.objs.ConnTbl.Iterate(); it.Next(&k, &v); {
-		keys = append(keys, k)
-	}
-	for _, k := range keys {
-		if err := x.d.objs.ConnTbl.Delete(k); err != nil {
-			x.t.Fatal(err)
-		}
-	}
-}
+func (x *tdp) deleteConns6() { deleteAll[lbFlowKey, lbConn](x.t, x.d.objs.ConnTbl) }
 
 // TestFlowCacheIPv6: IPv6 flows have their own cache (flow_cache6):
 // established packets are served from it without conn_tbl, a FIN is
