@@ -20,21 +20,20 @@ import (
 // would: tests that edit conn4_tbl or conn_tbl by hand call it.
 func (x *tdp) dropFlowCache() {
 	x.t.Helper()
-	n := int(x.d.objs.FlowCache.MaxEntries())
+	zeroArray[lbFcEntry](x.t, x.d.objs.FlowCache)
+	zeroArray[lbFcEntry6](x.t, x.d.objs.FlowCache6)
+}
+
+// zeroArray sets every value of array m (values of type V) to zero.
+func zeroArray[V any](t testing.TB, m *ebpf.Map) {
+	t.Helper()
+	n := int(m.MaxEntries())
 	keys := make([]uint32, n)
 	for i := range keys {
 		keys[i] = uint32(i)
 	}
-	if _, err := x.d.objs.FlowCache.BatchUpdate(keys, make([]lbFcEntry, n), nil); err != nil {
-		x.t.Fatalf("clear flow cache: %v", err)
-	}
-	n6 := int(x.d.objs.FlowCache6.MaxEntries())
-	keys6 := make([]uint32, n6)
-	for i := range keys6 {
-		keys6[i] = uint32(i)
-	}
-	if _, err := x.d.objs.FlowCache6.BatchUpdate(keys6, make([]lbFcEntry6, n6), nil); err != nil {
-		x.t.Fatalf("clear IPv6 flow cache: %v", err)
+	if _, err := m.BatchUpdate(keys, make([]V, n), nil); err != nil {
+		t.Fatalf("clear %v: %v", m, err)
 	}
 }
 

@@ -484,14 +484,7 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
 	if (fn->snat && rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 0, fn->caddr, fn->cport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	count_out(rid, pi->len);
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end)
-		return done(EXIT_DROP_MALFORMED, XDP_DROP);
-	__builtin_memcpy(eth->h_dest, fn->dmac, 6);
-	__builtin_memcpy(eth->h_source, fn->smac, 6);
-	return l2_out(ctx, fn->ifindex);
+	return reply_out(ctx, fn->dmac, fn->smac, fn->ifindex);
 }
 
 /* nat_reply_fill is nat_reply for a reply found in nat_tbl, which also

@@ -282,10 +282,17 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 	return xmit(ctx, r, EXIT_TX_NAT, EXIT_REDIRECT_NAT);
 }
 
-/* l2_out sends a frame whose addresses are set through ifindex: back
- * out with XDP_TX when it is the ingress interface. */
-static __always_inline int l2_out(struct xdp_md *ctx, __u32 ifindex)
+/* reply_out sends a translated reply to next hop dmac through ifindex
+ * (source smac): back out with XDP_TX when it is the ingress interface. */
+static __always_inline int reply_out(struct xdp_md *ctx, const __u8 *dmac, const __u8 *smac, __u32 ifindex)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, dmac, 6);
+	__builtin_memcpy(eth->h_source, smac, 6);
 	if (ifindex == ctx->ingress_ifindex)
 		return done(EXIT_TX_NAT_REPLY, XDP_TX);
 	return done(EXIT_REDIRECT_NAT_REPLY, bpf_redirect(ifindex, 0));
@@ -333,20 +340,13 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return done(EXIT_PASS_NAT_REPLY, XDP_PASS);
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end)
-		return done(EXIT_DROP_MALFORMED, XDP_DROP);
-	__builtin_memcpy(eth->h_dest, p.dmac, 6);
-	__builtin_memcpy(eth->h_source, p.smac, 6);
 	if (fn) {
 		__builtin_memcpy(fn->dmac, p.dmac, 6);
 		__builtin_memcpy(fn->smac, p.smac, 6);
 		fn->ifindex = p.ifindex;
 		fn->max_len = len;
 	}
-	return l2_out(ctx, p.ifindex);
+	return reply_out(ctx, p.dmac, p.smac, p.ifindex);
 }
 
 /* nat_reply turns a real server's reply back into one from VIP:port and
