@@ -326,13 +326,14 @@ main() {
 	OUT=${OUT:-$BENCH_DIR/results/$date.md}
 	mkdir -p "$(dirname "$OUT")"
 	{
-		printf 'command\tbench/run.sh %s\n' "$ARGS"
+		printf 'command\t%sbench/run.sh %s\n' "${GOVS_BENCH_TABLE:+GOVS_BENCH_TABLE=$GOVS_BENCH_TABLE }" "$ARGS"
 		printf 'date\t%s (%d s)\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$((end - start))"
 		printf 'kernel\t%s, %s CPUs, load average (1/5/15 min) at start %s, at end %s\n' "$(uname -r)" "$(nproc)" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
 		printf 'versions\t%s; %s; %s; %s\n' "$(haproxy -v | head -n1 | cut -d' ' -f1-3)" "$(nft --version)" \
 			"$(trafgen -v 2>&1 | head -n1 | sed 's/,.*//')" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
-		printf 'method\t%s round(s), peers alternated in each round, %s s per load after %s s warm-up, %s real servers; UDP flows time out after %s s in every director (kernel peers: nf_conntrack_udp_timeout; govs: lvs_timeouts udp); govs connection table 2^21 entries (holds the 1.1M-flow load)\n' \
-			"$ROUNDS" "$DUR" "$WARM" "$SERVERS" "$UDP_TIMEOUT"
+		printf 'method\t%s round(s), peers alternated in each round, %s s per load after %s s warm-up, %s real servers; UDP flows time out after %s s in every director (kernel peers: nf_conntrack_udp_timeout; govs: lvs_timeouts udp); govs connection table %s entries%s\n' \
+			"$ROUNDS" "$DUR" "$WARM" "$SERVERS" "$UDP_TIMEOUT" "${GOVS_BENCH_TABLE:-2097152}" \
+			"$([[ -z ${GOVS_BENCH_TABLE:-} ]] && echo ' (2^21, holds the 1.1M-flow load)' || echo ' (GOVS_BENCH_TABLE)')"
 		printf 'offloads\t%s on every veth (%s); XDP_PASS program on %s\n' "$OFFLOAD" "$OFFLOAD_DESC" "${XDP_PASS_ON:-none}"
 		if [[ $NAPI == threaded ]]; then
 			printf 'napi\tGRO on the director'"'"'s veths (bn-dir/bnd*) for every peer; threaded NAPI during the cost windows on %s\n' "${NAPI_ON:-none}"
