@@ -183,6 +183,16 @@ func decNonNeg(a *atomic.Int64) bool {
 	}
 }
 
+// SetConns sets the connection counters to counts taken elsewhere (a
+// walk of a connection table) and evaluates the overload state once,
+// on the new total: stepping through the counts one connection at a
+// time could cross a threshold the server never reached.
+func (d *Dest) SetConns(active, inactive int64) {
+	d.active.Store(max(active, 0))
+	d.inactive.Store(max(inactive, 0))
+	d.updateOverload()
+}
+
 // ResetConns zeroes the connection counters (Piranha's quiesce_server:
 // a server re-entering the pool starts with fresh least-connection state).
 func (d *Dest) ResetConns() {

@@ -237,3 +237,33 @@ func TestResetConnsThenClose(t *testing.T) {
 		t.Errorf("active %d inactive %d, want 0 0", d.ActiveConns(), d.InactiveConns())
 	}
 }
+
+// TestSetConnsEvaluatesOnce: counts set from a table walk judge the
+// threshold on the new total only. Stepping there one connection at a
+// time (active first, then inactive) would pass through totals the
+// server never had.
+func TestSetConnsEvaluatesOnce(t *testing.T) {
+	d := mkDests(1)[0]
+	d.SetThresholds(100, 0)
+	d.SetConns(30, 60)
+	d.SetConns(45, 50) // 95: under 100 all along
+	if d.Overloaded() {
+		t.Error("30/60 -> 45/50 overloaded a server that never reached the threshold")
+	}
+	d.SetConns(70, 30) // 100
+	if !d.Overloaded() {
+		t.Fatal("not overloaded at the threshold")
+	}
+	d.SetConns(20, 70) // 90: not below 3/4 of 100
+	if !d.Overloaded() {
+		t.Error("70/30 -> 20/70 cleared the overload above 3/4 of the threshold")
+	}
+	d.SetConns(20, 54) // 74
+	if d.Overloaded() {
+		t.Error("still overloaded below 3/4 of the threshold")
+	}
+	d.SetConns(-1, 3)
+	if d.ActiveConns() != 0 || d.InactiveConns() != 3 {
+		t.Errorf("SetConns(-1, 3) gave %d/%d, want 0/3", d.ActiveConns(), d.InactiveConns())
+	}
+}

@@ -52,8 +52,11 @@ type Dataplane struct {
 	walk      walkState // the last walk of the connection tables (sync_linux.go)
 	rounds    int
 	snatPools snatState // snat_pool allocation, exhaustion log (pool_linux.go)
-	clkMult   uint64    // settings clk_mult/clk_off (clock_linux.go)
-	clkOff    uint64
+	// the kernel's ephemeral port range, read once (ownAddrPorts)
+	ephOnce      sync.Once
+	ephLo, ephHi uint16
+	clkMult      uint64 // settings clk_mult/clk_off (clock_linux.go)
+	clkOff       uint64
 	// replyExact: reply_ports holds every port a NAT reply of the
 	// applied services can come from (settings CFG_F_REPLY_PORTS).
 	replyExact bool

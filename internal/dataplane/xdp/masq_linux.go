@@ -41,19 +41,32 @@ func masqScript(prefixes []netip.Prefix) string {
 }
 
 // installMasquerade loads the rule with nft in the dataplane's namespace.
+// Without one configured it removes the table an earlier govs may have
+// left (a stop with KeepOnClose keeps it for the restart), so a rule
+// taken out of the configuration does not go on masquerading; a failure
+// to do so is only logged, since this govs did not ask for nftables.
 func (d *Dataplane) installMasquerade() error {
 	if len(d.opts.Masquerade) == 0 {
+		if _, err := exec.LookPath("nft"); err != nil {
+			return nil
+		}
+		if err := d.nft(dropMasqScript); err != nil {
+			d.log.Warn("xdp: could not remove the masquerading table an earlier govs left", "table", "inet "+masqTable, "err", err)
+		}
 		return nil
 	}
 	return d.nft(masqScript(d.opts.Masquerade))
 }
+
+// dropMasqScript deletes the table, and succeeds when it is absent.
+var dropMasqScript = fmt.Sprintf("table inet %s {}\ndelete table inet %s\n", masqTable, masqTable)
 
 // removeMasquerade deletes the table (no error when it is absent).
 func (d *Dataplane) removeMasquerade() error {
 	if len(d.opts.Masquerade) == 0 {
 		return nil
 	}
-	return d.nft(fmt.Sprintf("table inet %s {}\ndelete table inet %s\n", masqTable, masqTable))
+	return d.nft(dropMasqScript)
 }
 
 func (d *Dataplane) nft(script string) error {

@@ -2,8 +2,11 @@ package xdp
 
 import (
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 )
 
 func TestMasqScript(t *testing.T) {
@@ -20,5 +23,55 @@ func TestMasqScript(t *testing.T) {
 	}
 	if strings.Index(got, "table inet govs_xdp {}") > strings.Index(got, "delete table") {
 		t.Errorf("the table must be created before it is deleted (idempotent reload):\n%s", got)
+	}
+}
+
+// TestMasqueradeLeftoverRemoved: a stop that keeps the state for a
+// restart (KeepOnClose) keeps the masquerading table too; a govs
+// started without Masquerade removes it.
+func TestMasqueradeLeftoverRemoved(t *testing.T) {
+	requireBPF(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft")
+	}
+	inEmptyNS(t)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "mq0"}, PeerName: "mq1"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"mq0", "mq1"} {
+		l, err := netlink.LinkByName(n)
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin := "/sys/fs/bpf/xd-masq-leftover"
+	t.Cleanup(func() { _ = RemovePinned(pin) })
+	exists := func() bool {
+		return exec.Command("nft", "list", "table", "inet", masqTable).Run() == nil
+	}
+	d, err := New(Options{Interfaces: []string{"mq0"}, PinPath: pin, KeepOnClose: true, Masquerade: []netip.Prefix{netip.MustParsePrefix("10.89.0.0/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exists() {
+		t.Fatal("no masquerading table after New with Masquerade")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !exists() {
+		t.Fatal("KeepOnClose removed the masquerading table")
+	}
+	d, err = New(Options{Interfaces: []string{"mq0"}, PinPath: pin, KeepOnClose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if exists() {
+		t.Error("a govs started without Masquerade left the earlier one's table in place")
 	}
 }

@@ -26,6 +26,10 @@ type nexthop struct {
 	mtu     uint16
 	src     netip.Addr
 	err     error
+	// pending: the route is there but the neighbour is not resolved
+	// yet (it has been asked for); a real server's last good next hop
+	// on the same interface is kept meanwhile (syncLocked)
+	pending bool
 }
 
 // resolve finds the next hop of a real server from the routing and
@@ -88,6 +92,7 @@ func (d *Dataplane) resolve(addr netip.Addr, m dataplane.Method) nexthop {
 	}
 	err = d.nl.NeighSet(&netlink.Neigh{LinkIndex: a.Index, Family: family, IP: net.IP(target.AsSlice()), Flags: netlink.NTF_USE})
 	nh.err = fmt.Errorf("neighbour %s on %s not resolved yet (asked: %v)", target, a.Name, err)
+	nh.pending = true
 	return nh
 }
 

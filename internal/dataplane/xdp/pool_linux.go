@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -97,6 +98,7 @@ func (d *Dataplane) snatFor(s dataplane.Service) (svcSNAT, error) {
 	p := s.SourcePool
 	out := svcSNAT{portMin: defaultPortMin, portMax: defaultPortMax}
 	if p == nil {
+		out.portMin, out.portMax = d.ownAddrPorts()
 		return out, nil
 	}
 	out.name = p.Name
@@ -294,6 +296,60 @@ func writePoolCfg(c *lbSvcCfg, p svcSNAT) {
 	if p.run != nil {
 		c.PoolBase, c.PoolLen = p.run.base, p.run.n
 	}
+}
+
+// ownAddrPorts is the default pool's port range. Without a pool, SNAT
+// takes the director's own source address toward each real server,
+// the one its kernel picks for the connections it opens itself (health
+// checks): a binding on a port of the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, which IPv6 shares) would take the
+// replies to such a connection when it meets the binding's reply key,
+// live or not yet taken over. So the default pool keeps out of that
+// range: the ports below it, or above it when more are free there.
+func (d *Dataplane) ownAddrPorts() (uint16, uint16) {
+	d.ephOnce.Do(func() {
+		d.ephLo, d.ephHi = 32768, 60999 // the kernel's default
+		err := inNS(d.ns, func() error {
+			b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+			if err != nil {
+				return err
+			}
+			var lo, hi uint16
+			if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+				return fmt.Errorf("ip_local_port_range %q: %w", strings.TrimSpace(string(b)), err)
+			}
+			d.ephLo, d.ephHi = lo, hi
+			return nil
+		})
+		if err != nil {
+			d.log.Warn("xdp: read the ephemeral port range; SNAT's default pool assumes 32768-60999", "err", err)
+		}
+		if lo, hi := portsOutside(d.ephLo, d.ephHi); lo == defaultPortMin && hi == defaultPortMax {
+			d.log.Warn("xdp: the ephemeral port range leaves fewer than 1024 ports outside it: SNAT's default pool uses them all, and may take replies to the director's own connections to real servers",
+				"ip_local_port_range", fmt.Sprintf("%d-%d", d.ephLo, d.ephHi))
+		}
+	})
+	return portsOutside(d.ephLo, d.ephHi)
+}
+
+// portsOutside returns the larger of the port ranges from
+// defaultPortMin below lo and above hi up to defaultPortMax, or the
+// whole default range when neither has 1024 ports.
+func portsOutside(lo, hi uint16) (uint16, uint16) {
+	below, above := 0, 0
+	if lo > defaultPortMin {
+		below = int(lo) - defaultPortMin
+	}
+	if hi < defaultPortMax {
+		above = defaultPortMax - int(hi)
+	}
+	switch {
+	case below >= above && below >= 1024:
+		return defaultPortMin, lo - 1
+	case above >= 1024:
+		return hi + 1, defaultPortMax
+	}
+	return defaultPortMin, defaultPortMax
 }
 
 // warnForeign logs the pool addresses of s that no interface of the

@@ -534,7 +534,7 @@ func TestRingFollowsFallingCounts(t *testing.T) {
 	filled := func(active int64) int {
 		t.Helper()
 		for _, r := range s.reals {
-			setCounts(r.dest, active, 0)
+			r.dest.SetConns(active, 0)
 		}
 		if err := x.d.pushTable(s); err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ import (
 // (pass_nat_reply), and back at cleanup.
 func inEmptyNS(t *testing.T) {
 	t.Helper()
+	// the namespace is the thread's: keep the test on it (exec'd
+	// commands and netlink calls run where the goroutine runs)
+	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +33,7 @@ func inEmptyNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = netns.Set(orig); orig.Close(); empty.Close() })
+	t.Cleanup(func() { _ = netns.Set(orig); orig.Close(); empty.Close(); runtime.UnlockOSThread() })
 }
 
 // fwdAddrs decodes the source and destination of a forwarded frame.
@@ -118,6 +122,9 @@ func TestSNATPerServicePool(t *testing.T) {
 		switch {
 		case f.pool == nil && (src.Addr() != tunSrc || src.Port() < 1024):
 			t.Errorf("flow to %s bound to %s, want the real server's src %s", f.p.dst, src, tunSrc)
+		case f.pool == nil && src.Port() >= x.d.ephLo && src.Port() <= x.d.ephHi:
+			t.Errorf("flow to %s bound to %s, a port of the kernel's ephemeral range %d-%d (the director's own connections use them)",
+				f.p.dst, src, x.d.ephLo, x.d.ephHi)
 		case f.pool != nil && !inPool(src, f.pool):
 			t.Errorf("flow to %s bound to %s, not in pool %s %v %d-%d", f.p.dst, src, f.pool.Name, f.pool.Addresses, f.pool.PortMin, f.pool.PortMax)
 		case f.pool == p6 && !src.Addr().Is6():
@@ -527,4 +534,21 @@ func icmpError(v6 bool, from, to netip.Addr, quoted []byte) []byte {
 		e.proto = 58
 	}
 	return e.frame()
+}
+
+func TestPortsOutside(t *testing.T) {
+	for _, tt := range []struct {
+		lo, hi, wantLo, wantHi uint16
+	}{
+		{32768, 60999, 1024, 32767},  // the kernel's default
+		{1024, 60000, 60001, 65535},  // only above
+		{20000, 40000, 40001, 65535}, // more above (25535) than below (18976)
+		{1500, 65000, 1024, 65535},   // neither has 1024: all
+		{1024, 65535, 1024, 65535},
+	} {
+		lo, hi := portsOutside(tt.lo, tt.hi)
+		if lo != tt.wantLo || hi != tt.wantHi {
+			t.Errorf("portsOutside(%d, %d) = %d-%d, want %d-%d", tt.lo, tt.hi, lo, hi, tt.wantLo, tt.wantHi)
+		}
+	}
 }

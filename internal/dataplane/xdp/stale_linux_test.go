@@ -2,7 +2,10 @@ package xdp
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/govs/govs/internal/dataplane"
 	"github.com/vishvananda/netns"
 )
 
@@ -295,5 +300,108 @@ func TestDetachUnconfigured(t *testing.T) {
 		if got := strings.Contains(string(out), "xdp"); got != want {
 			t.Errorf("%s has an XDP program: %v, want %v\n%s", ifname, got, want, out)
 		}
+	}
+}
+
+// TestAdoptKeepsNextHop: a restarted govs adopts the next hops its
+// predecessor forwarded with, and neither its first Apply nor a sync
+// marks a real server invalid because the kernel's neighbour entry has
+// aged out meanwhile (resolve reports it pending): the server's flows go
+// on being forwarded. A failure that is not a pending neighbour (no
+// route) still invalidates it.
+func TestAdoptKeepsNextHop(t *testing.T) {
+	x := newTDP(t, Options{KeepOnClose: true})
+	s := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
+	x.apply(s)
+	p := syn(client(1), 40000, vip4, 80)
+	x.expect(p.frame(), xdpTX, "tx_dr")
+
+	noRoute := false
+	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
+		func(a netip.Addr, m dataplane.Method) nexthop {
+			return nexthop{addr: a, ifindex: 1, pending: !noRoute, err: errors.New("not resolved")}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if err := d2.Apply(context.Background(), []dataplane.Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	valid := func() uint8 {
+		t.Helper()
+		var r lbReal
+		for _, rs := range d2.svcs[s.Key].reals {
+			if err := d2.objs.RealTbl.Lookup(rs.id, &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r.Valid
+	}
+	if valid() != 1 {
+		t.Fatal("the restarted govs marked the adopted real server invalid")
+	}
+	p.flags = tcpACK
+	if v, _, err := d2.objs.GovsLb.Benchmark(p.frame(), 1, nil); err != nil || v != xdpTX {
+		t.Errorf("adopted connection: verdict %d, err %v, want XDP_TX", v, err)
+	}
+	d2.mu.Lock()
+	d2.rounds = 9 // the next sync re-resolves every next hop
+	err = d2.syncLocked()
+	d2.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if valid() != 1 {
+		t.Error("a sync whose resolution was pending marked the real server invalid")
+	}
+	noRoute = true
+	d2.mu.Lock()
+	d2.rounds = 9
+	err = d2.syncLocked()
+	d2.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if valid() != 0 {
+		t.Error("a sync that found no route kept the real server valid")
+	}
+}
+
+// TestAdoptKeepsTemplates: until Apply brings an adopted service's
+// full configuration, a sync keeps its persistence templates, whose
+// timeout it takes from the pinned service configuration.
+func TestAdoptKeepsTemplates(t *testing.T) {
+	x := newTDP(t, Options{KeepOnClose: true})
+	s := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
+	s.Persistence = 300 * time.Second
+	x.apply(s)
+	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
+	templates := func(m *ebpf.Map) int {
+		var k lbPersistKey
+		var v lbPersistVal
+		n := 0
+		for it := m.Iterate(); it.Next(&k, &v); {
+			n++
+		}
+		return n
+	}
+	if n := templates(x.d.objs.PersistTbl); n != 1 {
+		t.Fatalf("%d templates after a persistent connection, want 1", n)
+	}
+	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
+		func(a netip.Addr, m dataplane.Method) nexthop { return nexthop{addr: a, err: errors.New("not resolved")} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	d2.mu.Lock()
+	err = d2.syncLocked()
+	d2.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := templates(d2.objs.PersistTbl); n != 1 {
+		t.Errorf("%d templates after the adopting govs's first sync, want 1", n)
 	}
 }

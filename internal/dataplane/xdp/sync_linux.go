@@ -121,10 +121,9 @@ func (d *Dataplane) syncLocked() error {
 		}
 		for _, r := range s.reals {
 			c := counts[r.id]
-			setCounts(r.dest, c.active, c.inactive)
+			r.dest.SetConns(c.active, c.inactive)
 			if !r.nh.ok || d.rounds%10 == 0 {
-				nh := d.resolve(r.spec.Addr.Addr(), r.spec.Method)
-				if nh.ok && nh != r.nh || nh.ok != r.nh.ok {
+				if nh := d.resolve(r.spec.Addr.Addr(), r.spec.Method); nextHopChanged(r.nh, nh) {
 					r.nh = nh
 					errs = append(errs, d.writeReal(s.id, r))
 				}
@@ -133,6 +132,23 @@ func (d *Dataplane) syncLocked() error {
 		errs = append(errs, d.pushTable(s), d.writeCfg(s))
 	}
 	return errors.Join(errs...)
+}
+
+// nextHopChanged says whether a fresh resolution nh replaces a real
+// server's next hop old: a different answer does, and so does a failure
+// of a good one (no route, another interface), but not a neighbour entry
+// still being resolved on the same interface. The kernel lets the
+// entries of neighbours only XDP sends to age out (it never uses them
+// itself), and marking the server invalid for that would drop its
+// traffic, established flows included, until the next round.
+func nextHopChanged(old, nh nexthop) bool {
+	switch {
+	case nh.ok:
+		return nh != old
+	case !old.ok:
+		return false
+	}
+	return !nh.pending || nh.ifindex != old.ifindex
 }
 
 // walkState describes the last walk of the connection tables.
@@ -259,23 +275,6 @@ func natKey(k *lbFlowKey, v *lbConn, r *realState) lbFlowKey {
 		rk.Dport, rk.Daddr = v.Lport, v.Laddr
 	}
 	return rk
-}
-
-// setCounts brings a Dest's counters to the counted values through its
-// connection hooks (which also maintain the overload state).
-func setCounts(d *sched.Dest, active, inactive int64) {
-	for d.ActiveConns() < active {
-		d.ConnOpened(true)
-	}
-	for d.ActiveConns() > active {
-		d.ConnClosed(true)
-	}
-	for d.InactiveConns() < inactive {
-		d.ConnOpened(false)
-	}
-	for d.InactiveConns() > inactive {
-		d.ConnClosed(false)
-	}
 }
 
 // eachConn hands every entry of both connection tables to fn, IPv4
@@ -618,6 +617,12 @@ func (d *Dataplane) adopt() error {
 			key.V6 = cfg.Family == 6
 		}
 		s := &service{id: id, adopted: true, spec: dataplane.Service{Key: key}, reals: make(map[netip.AddrPort]*realState), tblLen: cfg.TableSize}
+		if cfg.Flags&2 != 0 {
+			// the walk keeps its templates alive and expires them by
+			// this timeout until Apply brings the service's full spec
+			s.spec.Persistence = time.Duration(cfg.PersistTimeout) * time.Second
+			s.spec.PersistMask = int(cfg.PersistMask)
+		}
 		d.svcs[key], byID[id], d.svcUsed[id] = s, s, true
 		d.adoptPool(s, &cfg)
 	}
@@ -643,8 +648,16 @@ func (d *Dataplane) adopt() error {
 			continue
 		}
 		addr := netip.AddrPortFrom(bytesAddr(r.Addr, r.Family), r.Port)
-		s.reals[addr] = &realState{id: id, gen: r.Gen, spec: dataplane.RealServer{Addr: addr, Method: dataplane.Method(r.Method)},
+		rs := &realState{id: id, gen: r.Gen, spec: dataplane.RealServer{Addr: addr, Method: dataplane.Method(r.Method)},
 			dest: sched.NewDest(addr, 0)}
+		if r.Valid != 0 {
+			// the next hop it forwards with: Apply keeps it rather than
+			// resolving again, which would invalidate the server if the
+			// kernel's neighbour entry has aged out
+			rs.nh = nexthop{ok: true, addr: addr.Addr(), ifindex: r.Ifindex, dmac: r.Dmac, smac: r.Smac, mtu: r.Mtu,
+				src: bytesAddr(r.Src, r.Family)}
+		}
+		s.reals[addr] = rs
 		d.realUsed[id] = true
 		d.gen = max(d.gen, r.Gen)
 	}
