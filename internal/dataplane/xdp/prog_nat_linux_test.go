@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/govs/govs/internal/dataplane"
 )
@@ -275,4 +276,40 @@ func slicesContains(s []netip.Addr, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// TestNATReplyRefresh: a UDP flow whose real server goes on sending
+// while the client is silent stays alive past the UDP timeout (IPVS
+// refreshes a connection on either direction): its entry is neither
+// expired by a sync, which would drop a NAT flow's reply translation,
+// nor taken for dead, which would hand an SNAT flow's binding to
+// another client.
+func TestNATReplyRefresh(t *testing.T) {
+	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: time.Second}})
+	inEmptyNS(t) // replies find no route: each takes the table path
+	real := netip.MustParseAddrPort("10.0.0.1:5353")
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", rsv(real, 1, dataplane.NAT)),
+		snatSvc(dataplane.UDP, vip4, 54, nil, real))
+	natClient := netip.AddrPortFrom(client(1), 40001)
+	x.expect(udp(natClient, netip.AddrPortFrom(vip4, 53), "q").frame(), xdpTX, "tx_nat")
+	out := x.expect(udp(netip.AddrPortFrom(client(2), 40002), netip.AddrPortFrom(vip4, 54), "q").frame(), xdpTX, "tx_snat")
+	binding, _ := fwdAddrs(out)
+	deadline := time.Now().Add(1600 * time.Millisecond) // past the 1 s timeout
+	for time.Now().Before(deadline) {
+		x.expect(udp(real, natClient, "stream").frame(), xdpPass, "pass_nat_reply")
+		x.expect(udp(real, binding, "stream").frame(), xdpPass, "pass_nat_reply")
+		time.Sleep(100 * time.Millisecond)
+	}
+	var inact int64
+	for _, s := range x.stats().Services {
+		for _, r := range s.RealServers {
+			inact += r.InactiveConns
+		}
+	}
+	if inact != 2 {
+		t.Errorf("%d live UDP connections after 1.6 s of replies only, want 2", inact)
+	}
+	if n := len(x.conns()); n != 2 {
+		t.Errorf("Conns lists %d connections, want 2", n)
+	}
 }

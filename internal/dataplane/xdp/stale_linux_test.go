@@ -390,7 +390,9 @@ func TestAdoptKeepsTemplates(t *testing.T) {
 		t.Fatalf("%d templates after a persistent connection, want 1", n)
 	}
 	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
-		func(a netip.Addr, m dataplane.Method) nexthop { return nexthop{addr: a, err: errors.New("not resolved")} })
+		func(a netip.Addr, m dataplane.Method) nexthop {
+			return nexthop{addr: a, err: errors.New("not resolved")}
+		})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -520,6 +520,34 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 	return rc;
 }
 
+/* reply_refresh keeps a UDP flow alive while only its real server
+ * sends: it stamps the connection a reply nr belongs to (the client's
+ * address and port: the reply's destination for NAT, the binding's
+ * for SNAT) with now, as IPVS refreshes a connection on packets of
+ * either direction. Not on the copies fc_reply serves: a flow's
+ * replies take this path once per window (FC_WINDOW_NS, at most a
+ * quarter of the UDP timeout) on each CPU, and IPv6 ones always. TCP
+ * clients acknowledge what they receive, which refreshes theirs. A
+ * connection already expired, or since made to another real server,
+ * is left alone. */
+static __always_inline void reply_refresh(__u8 fam, const struct flow_key *fk, const struct nat_rev *nr,
+					  const struct config *gc, __u64 now)
+{
+	struct flow_key ck __attribute__((aligned(8))) = {.family = fam, .proto = fk->proto, .dport = nr->vport};
+	if (nr->snat) {
+		ck.sport = nr->cport;
+		__builtin_memcpy(ck.saddr, nr->caddr, 16);
+	} else {
+		ck.sport = fk->dport;
+		__builtin_memcpy(ck.saddr, fk->daddr, 16);
+	}
+	__builtin_memcpy(ck.daddr, nr->vaddr, 16);
+	struct conn *c = conn_find(fam, &ck);
+	if (c && c->real == nr->real && c->gen == nr->gen && c->last_ns < now &&
+	    elapsed(now, c->last_ns) < timeout_of(gc, c->state))
+		c->last_ns = now;
+}
+
 #include "snat.h"
 
 /* handle_flow is the TCP/UDP path: service, connection, schedule, send. */
@@ -621,8 +649,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (nr) {
 			__u32 nrid = nr->real;
 			struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
-			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen)
+			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen) {
+				if (fk->proto == IPPROTO_UDP)
+					reply_refresh(fam, fk, nr, gc, now);
 				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, gc, j);
+			}
 		}
 		if (reply_first)
 			c = conn_find(fam, fk);
