@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -121,6 +122,9 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	if n := len(want); n >= maxServices {
 		return fmt.Errorf("xdp: %d services, at most %d", n, maxServices-1)
 	}
+	if err := d.checkCapacity(want); err != nil {
+		return err
+	}
 	if err := d.checkPools(svcs); err != nil {
 		return err
 	}
@@ -208,6 +212,44 @@ func hasNAT(svcs []dataplane.Service) bool {
 	return false
 }
 
+// schedSlots is the number of entries of sched_tbl (bpf/maps.h).
+const schedSlots = 1 << 20
+
+// checkCapacity refuses, before anything changes, services whose
+// scheduling tables or real servers do not fit the program's maps:
+// a write that failed half way through would leave some services
+// changed and others not.
+func (d *Dataplane) checkCapacity(want map[dataplane.ServiceKey]dataplane.Service) error {
+	slots, reals := 0, 0
+	for key, cur := range d.svcs {
+		if _, ok := want[key]; ok {
+			reals += len(cur.reals) // freed, if they go, after the new ones are written
+		}
+	}
+	for _, s := range want {
+		l, err := layoutFor(s, d.opts.RingSize)
+		if err != nil {
+			return fmt.Errorf("xdp: service %s: %w", s.Key, err)
+		}
+		slots += int(l.size)
+		cur := d.svcs[s.Key]
+		for _, r := range withSorry(s) {
+			if cur == nil || cur.reals[r.Addr] == nil || cur.reals[r.Addr].spec.Method != r.Method {
+				reals++
+			}
+		}
+	}
+	if slots > schedSlots {
+		return fmt.Errorf("xdp: the services' scheduling tables need %d slots, more than the %d the program holds (an mh service takes its mh_table_size, 65537 by default; sh and dh 256; the others %d)",
+			slots, schedSlots, d.opts.RingSize)
+	}
+	if reals > maxReals-1 {
+		return fmt.Errorf("xdp: the real servers need %d slots, more than the %d the program holds (one per real server of each service, and a changed one is written before the one it replaces is freed)",
+			reals, maxReals-1)
+	}
+	return nil
+}
+
 func (d *Dataplane) validate(s dataplane.Service) error {
 	if _, err := layoutFor(s, d.opts.RingSize); err != nil {
 		return err
@@ -236,7 +278,17 @@ func (d *Dataplane) validate(s dataplane.Service) error {
 		}
 	}
 	if len(all) >= maxReals/2 {
-		return fmt.Errorf("%d real servers, too many", len(all))
+		return fmt.Errorf("%d real servers, more than the %d a service can have", len(all), maxReals/2-1)
+	}
+	seen := make(map[netip.AddrPort]bool, len(all))
+	for _, r := range s.RealServers {
+		if seen[r.Addr] {
+			return fmt.Errorf("real server %s listed twice", r.Addr)
+		}
+		seen[r.Addr] = true
+	}
+	if s.Sorry != nil && seen[s.Sorry.Addr] {
+		return fmt.Errorf("sorry server %s is also a real server", s.Sorry.Addr)
 	}
 	return nil
 }
@@ -367,6 +419,19 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
 	}
 	// real servers: keep slot and generation of those that stay
 	next := make(map[netip.AddrPort]*realState, len(s.RealServers)+1)
+	// on a failure below, the service keeps the real servers it had and
+	// the slots taken here are freed (checkCapacity makes it rare)
+	had := maps.Clone(cur.reals)
+	undo := func(err error) error {
+		for k, r := range next {
+			if had[k] != r {
+				errs := d.removeReal(r, 0)
+				err = errors.Join(err, errs)
+			}
+		}
+		cur.reals = had
+		return err
+	}
 	var order []*realState
 	var sorry *realState
 	add := func(rs dataplane.RealServer, isSorry bool) error {
@@ -399,18 +464,18 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
 	}
 	for _, rs := range s.RealServers {
 		if next[rs.Addr] != nil {
-			return fmt.Errorf("real server %s listed twice", rs.Addr)
+			return undo(fmt.Errorf("real server %s listed twice", rs.Addr))
 		}
 		if err := add(rs, false); err != nil {
-			return err
+			return undo(err)
 		}
 	}
 	if s.Sorry != nil {
 		if next[s.Sorry.Addr] != nil {
-			return fmt.Errorf("sorry server %s is also a real server", s.Sorry.Addr)
+			return undo(fmt.Errorf("sorry server %s is also a real server", s.Sorry.Addr))
 		}
 		if err := add(*s.Sorry, true); err != nil {
-			return err
+			return undo(err)
 		}
 	}
 	for _, r := range cur.reals { // gone

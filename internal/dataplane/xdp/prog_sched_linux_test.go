@@ -1,8 +1,10 @@
 package xdp
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -552,5 +554,39 @@ func TestRingFollowsFallingCounts(t *testing.T) {
 	}
 	if n := filled(0); n != 200 {
 		t.Errorf("after their counts fell to 0 the ring has %d filled slots, want 200", n)
+	}
+}
+
+// TestApplyCapacity: services whose scheduling tables or real servers
+// do not fit the maps are refused before anything changes.
+func TestApplyCapacity(t *testing.T) {
+	x := newTDP(t, Options{})
+	keep := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
+	x.apply(keep)
+	p := syn(client(1), 40000, vip4, 80)
+	var mh []dataplane.Service
+	for i := range 16 { // 16 × 65537 > 2^20
+		mh = append(mh, svc(dataplane.TCP, vip4, uint16(1000+i), "mh", rsv(rs1, 1, dataplane.DR)))
+	}
+	err := x.d.Apply(context.Background(), append([]dataplane.Service{keep}, mh...))
+	if err == nil || !strings.Contains(err.Error(), "scheduling tables need") {
+		t.Errorf("16 mh services: %v, want a refusal naming the scheduling tables", err)
+	}
+	var many []dataplane.Service
+	for i := range 3 { // 3 × 3000 real servers > 8191 slots
+		s := svc(dataplane.TCP, vip4, uint16(2000+i), "rr")
+		for j := range 3000 {
+			s.RealServers = append(s.RealServers, rsv(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i), byte(j >> 8), byte(j)}), 80), 1, dataplane.DR))
+		}
+		many = append(many, s)
+	}
+	err = x.d.Apply(context.Background(), append([]dataplane.Service{keep}, many...))
+	if err == nil || !strings.Contains(err.Error(), "real servers need") {
+		t.Errorf("9000 real servers: %v, want a refusal naming the real servers", err)
+	}
+	// nothing changed: the first service forwards, no other was added
+	x.expect(p.frame(), xdpTX, "tx_dr")
+	if n := len(x.stats().Services); n != 1 {
+		t.Errorf("%d services after the refused configurations, want 1", n)
 	}
 }

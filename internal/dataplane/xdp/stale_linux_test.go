@@ -407,3 +407,37 @@ func TestAdoptKeepsTemplates(t *testing.T) {
 		t.Errorf("%d templates after the adopting govs's first sync, want 1", n)
 	}
 }
+
+// TestAdoptedTableCleared: a restarted govs knows the scheduling tables
+// it adopted, so removing an adopted service clears its table instead
+// of leaving its entries to fill sched_tbl.
+func TestAdoptedTableCleared(t *testing.T) {
+	x := newTDP(t, Options{KeepOnClose: true})
+	x.apply(svc(dataplane.TCP, vip4, 80, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)))
+	entries := func(m *ebpf.Map) int {
+		var k lbTblKey
+		var v uint32
+		n := 0
+		for it := m.Iterate(); it.Next(&k, &v); {
+			n++
+		}
+		return n
+	}
+	if n := entries(x.d.objs.SchedTbl); n == 0 {
+		t.Fatal("no scheduling entries after Apply")
+	}
+	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
+		func(a netip.Addr, m dataplane.Method) nexthop {
+			return nexthop{addr: a, err: errors.New("not resolved")}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if err := d2.Apply(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := entries(d2.objs.SchedTbl); n != 0 {
+		t.Errorf("%d scheduling entries left after the adopted service was removed, want 0", n)
+	}
+}

@@ -664,6 +664,26 @@ func (d *Dataplane) adopt() error {
 	if err := rit.Err(); err != nil {
 		return err
 	}
+	// each service's scheduling table as pushed, so Apply changes and
+	// clears exactly what is there; entries of no service (left by a
+	// process that died between writing a table and its service) go
+	var orphans []lbTblKey
+	if err := walkMap(d.objs.SchedTbl, func(k *lbTblKey, v *uint32) {
+		s := byID[k.Svc]
+		if s == nil || k.Slot >= s.tblLen {
+			orphans = append(orphans, *k)
+			return
+		}
+		if len(s.pushed) == 0 {
+			s.pushed = make([]uint32, s.tblLen)
+		}
+		s.pushed[k.Slot] = *v
+	}); err != nil {
+		return err
+	}
+	if err := batchDelete(d.objs.SchedTbl, orphans); err != nil {
+		return fmt.Errorf("delete orphaned scheduling entries: %w", err)
+	}
 	if len(byID) > 0 {
 		d.log.Info("adopted pinned state", "services", len(byID))
 	}
