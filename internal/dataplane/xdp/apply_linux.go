@@ -169,7 +169,7 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		if cur == nil {
 			id, err := d.allocService()
 			if err != nil {
-				errs = append(errs, err)
+				errs = append(errs, fmt.Errorf("xdp: service %s: %w", s.Key, err))
 				continue
 			}
 			cur = &service{id: id, reals: make(map[netip.AddrPort]*realState)}
@@ -384,7 +384,7 @@ func (d *Dataplane) allocService() (uint32, error) {
 			return uint32(id), errors.Join(d.zeroStats(d.objs.StatsSvc, uint32(id)), d.resetFail(uint32(id)))
 		}
 	}
-	return 0, errors.New("xdp: no free service slot")
+	return 0, fmt.Errorf("no free service slot (the program holds %d services)", maxServices-1)
 }
 
 func (d *Dataplane) allocReal() (uint32, uint32, error) {
@@ -395,7 +395,7 @@ func (d *Dataplane) allocReal() (uint32, uint32, error) {
 			return uint32(id), d.gen, d.zeroStats(d.statsReal(), uint32(id))
 		}
 	}
-	return 0, 0, errors.New("xdp: no free real server slot")
+	return 0, 0, fmt.Errorf("no free real server slot (the program holds %d)", maxReals-1)
 }
 
 func (d *Dataplane) zeroStats(m interface {
@@ -408,7 +408,7 @@ func (d *Dataplane) zeroStats(m interface {
 }
 
 // updateService writes one new or changed service.
-func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
+func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error) {
 	layout, err := layoutFor(s, d.opts.RingSize)
 	if err != nil {
 		return err
@@ -478,11 +478,17 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) error {
 			return undo(err)
 		}
 	}
-	for _, r := range cur.reals { // gone
-		if err := d.removeReal(r, cur.id); err != nil {
-			return err
+	// the servers that go are removed once the new table no longer
+	// points at them (a flow scheduled meanwhile to a removed slot would
+	// find no server)
+	gone := cur.reals
+	defer func() {
+		for _, r := range gone {
+			if err := d.removeReal(r, cur.id); err != nil {
+				rerr = errors.Join(rerr, err)
+			}
 		}
-	}
+	}()
 	cur.reals, cur.order, cur.sorry = next, order, sorry
 
 	// scheduler: a new instance when its kind changed, else new dests

@@ -69,7 +69,9 @@ func NewDecap(opts DecapOptions) (*Decap, error) {
 		_ = d.objs.Close()
 		return nil, err
 	}
-	if old, err := link.LoadPinnedLink(d.pin, nil); err == nil {
+	// a pin left for an interface since recreated, or attached in
+	// another mode, is dropped and the program attached afresh
+	if old, _ := reusableLink(d.pin, ifc, opts.Mode); old != nil {
 		if err := old.Update(d.objs.GovsDecap); err != nil {
 			_ = old.Close()
 			_ = d.objs.Close()

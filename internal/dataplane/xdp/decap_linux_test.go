@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -14,6 +15,30 @@ import (
 )
 
 // encapFrame wraps an inner IP packet in an outer IPv4 or IPv6 header.
+// ect returns a copy of the IP packet ip with ECN field e (IPv4: the
+// header checksum recomputed).
+func ect(ip []byte, e byte) []byte {
+	p := slices.Clone(ip)
+	if p[0]>>4 == 4 {
+		p[1] = p[1]&^3 | e
+		p[10], p[11] = 0, 0
+		binary.BigEndian.PutUint16(p[10:], csumFold(csumAdd(0, p[:int(p[0]&0xf)*4])))
+		return p
+	}
+	p[1] = p[1]&^0x30 | e<<4
+	return p
+}
+
+// outerCE marks the outer header of an encapsulated frame CE.
+func outerCE(f []byte) []byte {
+	if binary.BigEndian.Uint16(f[12:]) == 0x0800 {
+		copy(f[14:], ect(f[14:34], 3))
+		return f
+	}
+	f[15] |= 3 << 4
+	return f
+}
+
 func encapFrame(outerSrc, outerDst netip.Addr, inner []byte, innerV6 bool) []byte {
 	proto := uint8(4)
 	if innerV6 {
@@ -87,6 +112,13 @@ func TestDecap(t *testing.T) {
 		{"inner not a vip", encapFrame(tunSrc, rsAddr, other, false), xdpPass, nil, 0, "pass_not_vip"},
 		{"plain tcp", syn(client(1), 40000, vip4, 80).frame(), xdpPass, nil, 0, "pass_not_tunnel"},
 		{"truncated inner", encapFrame(tunSrc, rsAddr, in4[:10], false), xdpDrop, nil, 0, "drop_malformed"},
+		// RFC 6040: an outer congestion mark reaches an ECN-capable inner
+		// packet (its IPv4 checksum kept right), not a not-ECT one
+		{"ce ipip ect0", outerCE(encapFrame(tunSrc, rsAddr, ect(in4, 2), false)), xdpPass, ect(in4, 3), 0x0800, "decapsulated"},
+		{"ce ip6ip6 ect1", outerCE(encapFrame(tunSrc6, rs6, ect(in6, 1), true)), xdpPass, ect(in6, 3), 0x86dd, "decapsulated"},
+		{"ce 6in4 ect0", outerCE(encapFrame(tunSrc, rsAddr, ect(in6, 2), true)), xdpPass, ect(in6, 3), 0x86dd, "decapsulated"},
+		{"ce ipip not-ect", outerCE(encapFrame(tunSrc, rsAddr, in4, false)), xdpPass, in4, 0x0800, "decapsulated"},
+		{"no ce ipip ect0", encapFrame(tunSrc, rsAddr, ect(in4, 2), false), xdpPass, ect(in4, 2), 0x0800, "decapsulated"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -355,23 +356,21 @@ func (d *Dataplane) attach(ifname string) error {
 		flags = link.XDPGenericMode
 	}
 	return inNS(d.ns, func() error {
-		if old, err := link.LoadPinnedLink(pin, nil); err == nil {
-			if reason := staleLink(old, l.Attrs().Index); reason != "" {
-				// The interface the pin was made for is gone (its
-				// namespace deleted, or it was recreated): drop the pin
-				// and attach afresh.
-				d.log.Warn("pinned xdp link is stale, attaching afresh", "interface", ifname, "reason", reason)
-				_ = old.Unpin()
+		old, reason := reusableLink(pin, l, d.opts.Mode)
+		if old != nil {
+			if err := old.Update(d.objs.GovsLb); err != nil {
 				_ = old.Close()
-			} else {
-				if err := old.Update(d.objs.GovsLb); err != nil {
-					_ = old.Close()
-					return fmt.Errorf("xdp: replace program on %s: %w", ifname, err)
-				}
-				d.links, d.pins = append(d.links, old), append(d.pins, pin)
-				d.log.Info("adopted xdp link", "interface", ifname)
-				return nil
+				return fmt.Errorf("xdp: replace program on %s: %w", ifname, err)
 			}
+			d.links, d.pins = append(d.links, old), append(d.pins, pin)
+			d.log.Info("adopted xdp link", "interface", ifname)
+			return nil
+		}
+		if reason != "" {
+			// The interface the pin was made for is gone (its
+			// namespace deleted, or it was recreated), or another mode
+			// is asked for: the pin was dropped, attach afresh.
+			d.log.Warn("pinned xdp link not reusable, attaching afresh", "interface", ifname, "reason", reason)
 		}
 		nl, err := link.AttachXDP(link.XDPOptions{Program: d.objs.GovsLb, Interface: l.Attrs().Index, Flags: flags})
 		if err != nil {
@@ -390,6 +389,27 @@ func (d *Dataplane) attach(ifname string) error {
 // staleLink says why a pinned XDP link cannot be adopted for the
 // interface with index ifindex ("" when it can): the link was severed
 // (its interface is gone) or it is attached to another interface.
+// reusableLink loads the link pinned at pin, if any, and returns it when
+// its program can be replaced in place for interface ifc in mode. A link
+// that cannot (staleLink, or attached in another mode: an update keeps
+// the link's mode) is unpinned and released, and why is returned.
+func reusableLink(pin string, ifc netlink.Link, mode Mode) (link.Link, string) {
+	old, err := link.LoadPinnedLink(pin, nil)
+	if err != nil {
+		return nil, ""
+	}
+	reason := staleLink(old, ifc.Attrs().Index)
+	if x := ifc.Attrs().Xdp; reason == "" && x != nil && x.Attached && attachedMode(x.AttachMode) != mode {
+		reason = fmt.Sprintf("attached in %s mode, %s asked for", modeName(attachedMode(x.AttachMode)), modeName(mode))
+	}
+	if reason != "" {
+		_ = old.Unpin()
+		_ = old.Close()
+		return nil, reason
+	}
+	return old, ""
+}
+
 func staleLink(l link.Link, ifindex int) string {
 	info, err := l.Info()
 	if err != nil {
@@ -406,6 +426,14 @@ func staleLink(l link.Link, ifindex int) string {
 		return fmt.Sprintf("attached to interface index %d, not %d", x.Ifindex, ifindex)
 	}
 	return ""
+}
+
+// attachedMode is the Mode of a netlink XDP attach mode.
+func attachedMode(m uint32) Mode {
+	if m == nl.XDP_ATTACHED_SKB {
+		return Generic
+	}
+	return Native
 }
 
 func modeName(m Mode) string {

@@ -75,3 +75,44 @@ func TestMasqueradeLeftoverRemoved(t *testing.T) {
 		t.Error("a govs started without Masquerade left the earlier one's table in place")
 	}
 }
+
+// TestAttachModeChange: a restart asked to attach in another mode than
+// the pinned link's re-attaches instead of keeping the old mode.
+func TestAttachModeChange(t *testing.T) {
+	requireBPF(t)
+	inEmptyNS(t)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "am0"}, PeerName: "am1"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"am0", "am1"} {
+		l, err := netlink.LinkByName(n)
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin := "/sys/fs/bpf/xd-attach-mode"
+	t.Cleanup(func() { _ = RemovePinned(pin) })
+	mode := func() uint32 {
+		l, err := netlink.LinkByName("am0")
+		if err != nil || l.Attrs().Xdp == nil || !l.Attrs().Xdp.Attached {
+			t.Fatalf("am0: no XDP program attached (%v)", err)
+		}
+		return l.Attrs().Xdp.AttachMode
+	}
+	for _, m := range []Mode{Native, Generic, Native} {
+		d, err := New(Options{Interfaces: []string{"am0"}, PinPath: pin, KeepOnClose: true, Mode: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := attachedMode(mode()); got != m {
+			t.Errorf("asked for %s, attached in %s", modeName(m), modeName(got))
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -53,6 +53,30 @@ func TestTunnel(t *testing.T) {
 		if !bytes.Equal(out[34:34+len(inner)], inner) {
 			t.Errorf("inner packet changed")
 		}
+		if id := binary.BigEndian.Uint16(o[4:]); id != 0 {
+			t.Errorf("outer ID %d with DF set, want 0", id)
+		}
+	})
+	t.Run("ipv4 in ipv4 without DF", func(t *testing.T) {
+		x.t = t
+		// a packet that may be fragmented gets an outer ID of its own,
+		// not one every such packet shares
+		ids := map[uint16]bool{}
+		for range 8 {
+			p := syn(client(1), 40000, vip4, 80)
+			out := x.expect(p.frame(), xdpTX, "tx_tun")
+			o := out[14:34]
+			if binary.BigEndian.Uint16(o[6:])&0x4000 != 0 {
+				t.Fatalf("outer DF set for an inner packet without it")
+			}
+			if !ipv4HeaderOK(o) {
+				t.Errorf("outer header checksum wrong")
+			}
+			ids[binary.BigEndian.Uint16(o[4:])] = true
+		}
+		if len(ids) < 2 {
+			t.Errorf("8 packets without DF all had outer ID %v", ids)
+		}
 	})
 	t.Run("ipv6 in ipv6", func(t *testing.T) {
 		x.t = t

@@ -42,7 +42,7 @@ func TestStalePinnedLink(t *testing.T) {
 		t.Fatalf("attach after the interface was recreated: %v", err)
 	}
 	defer d.Close()
-	if !strings.Contains(logs.String(), "pinned xdp link is stale") {
+	if !strings.Contains(logs.String(), "pinned xdp link not reusable") {
 		t.Errorf("no stale-link warning in the log:\n%s", logs.String())
 	}
 	out, err := exec.Command("ip", "-n", "xd-stale", "link", "show", pinLabIf).CombinedOutput()

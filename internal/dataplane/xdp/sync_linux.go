@@ -129,7 +129,9 @@ func (d *Dataplane) syncLocked() error {
 				}
 			}
 		}
-		errs = append(errs, d.pushTable(s), d.writeCfg(s))
+		if err := errors.Join(d.pushTable(s), d.writeCfg(s)); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: %w", s.spec.Key, err))
+		}
 	}
 	return errors.Join(errs...)
 }

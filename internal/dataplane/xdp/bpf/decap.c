@@ -94,6 +94,49 @@ static __always_inline int inner_is_vip(void *inner, void *data_end, __u8 proto)
 	return bpf_map_lookup_elem(&decap_vips, &k) != NULL;
 }
 
+#define ECN_CE 3
+
+/* outer_ce says whether the outer header carries congestion experienced. */
+static __always_inline int outer_ce(struct ethhdr *eth, void *data_end)
+{
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = (void *)(eth + 1);
+		return (void *)(iph + 1) <= data_end && (iph->tos & 3) == ECN_CE;
+	}
+	__u8 *ip6 = (void *)(eth + 1);
+	/* traffic class: the low nibble of byte 0, the high one of byte 1 */
+	return (void *)(ip6 + 2) <= data_end && ((ip6[1] >> 4) & 3) == ECN_CE;
+}
+
+/* inner_ce carries a congestion mark of the outer header into an inner
+ * packet that is ECN-capable (RFC 6040 §4.2, normal mode; an inner
+ * packet that is not keeps no mark: the encapsulator copied the inner
+ * ECN field out, so it was not-ECT outside too only if the network
+ * marked it against the rules). */
+static __always_inline void inner_ce(void *inner, void *data_end, __u8 proto)
+{
+	if (proto == IPPROTO_IPIP) {
+		struct iphdr *in = inner;
+		if ((void *)(in + 1) > data_end || (in->tos & 3) == 0 || (in->tos & 3) == ECN_CE)
+			return;
+		/* tos is the low byte of the header's first 16-bit word */
+		__u16 old = bpf_htons(((__u16)(in->version << 4 | in->ihl) << 8) | in->tos);
+		in->tos |= ECN_CE;
+		__u16 new = bpf_htons(((__u16)(in->version << 4 | in->ihl) << 8) | in->tos);
+		__u32 sum = (__u16)~in->check + (__u16)~old + new;
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		in->check = ~sum;
+		return;
+	}
+	__u8 *in6 = inner;
+	if ((void *)(in6 + 2) > data_end)
+		return;
+	__u8 ecn = (in6[1] >> 4) & 3;
+	if (ecn != 0 && ecn != ECN_CE)
+		in6[1] |= ECN_CE << 4;
+}
+
 SEC("xdp")
 int govs_decap(struct xdp_md *ctx)
 {
@@ -134,5 +177,7 @@ int govs_decap(struct xdp_md *ctx)
 		return finish(DECAP_DROP_MALFORMED, XDP_DROP);
 	if (!ok)
 		return finish(DECAP_PASS_NOT_VIP, XDP_PASS);
+	if (outer_ce(eth, data_end))
+		inner_ce(inner, data_end, proto);
 	return strip(ctx, hlen, proto == IPPROTO_IPIP ? ETH_P_IP : ETH_P_IPV6);
 }

@@ -165,7 +165,10 @@ static __always_inline int encap(struct xdp_md *ctx, const struct real *r, const
 		iph->ihl = 5;
 		iph->tos = tos;
 		iph->tot_len = bpf_htons(len + sizeof(struct iphdr));
-		iph->id = 0;
+		/* an ID only matters if the packet may be fragmented: then a
+		 * random one, as the kernel's ip_select_ident would give,
+		 * rather than one fragments of other packets share */
+		iph->id = df ? 0 : (__u16)bpf_get_prandom_u32();
 		iph->frag_off = df;
 		iph->ttl = TTL_OUT;
 		iph->protocol = inner_proto;
