@@ -279,3 +279,50 @@ func TestRedirectAndNeighbour(t *testing.T) {
 	y.expect(syn(client(1), 40000, vip4, 80).frame(), xdpRedirect, "redirect_dr")
 	y.expect(syn(client(1), 40000, vip4, 81).frame(), xdpRedirect, "redirect_tun")
 }
+
+// TestPathMTUDirect: direct routing and NAT check the path's MTU toward
+// the real server too (a redirect drops a frame its egress cannot take
+// without a word): fragmentation-needed or packet-too-big back to the
+// client, a drop for an IPv4 packet without DF, and what fits goes.
+func TestPathMTUDirect(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.mtu = 1400
+	nat := netip.MustParseAddrPort("10.0.0.1:8080")
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR)),
+		svc(dataplane.TCP, vip4, 81, "rr", rsv(nat, 1, dataplane.NAT)),
+		svc(dataplane.TCP, vip6, 80, "rr", rsv(rs6a, 1, dataplane.DR)))
+	for _, c := range []struct {
+		name    string
+		p       pkt
+		len     int // IP length
+		df      bool
+		verdict uint32
+		exit    string
+	}{
+		{"dr fits", syn(client(1), 40000, vip4, 80), 1400, true, xdpTX, "tx_dr"},
+		{"dr too big, DF", syn(client(2), 40000, vip4, 80), 1401, true, xdpTX, "tx_icmp_toobig"},
+		{"dr too big, no DF", syn(client(3), 40000, vip4, 80), 1401, false, xdpDrop, "drop_toobig"},
+		{"nat too big, DF", syn(client(4), 40000, vip4, 81), 1500, true, xdpTX, "tx_icmp_toobig"},
+		{"nat fits", syn(client(5), 40000, vip4, 81), 1400, true, xdpTX, "tx_nat"},
+		{"dr ipv6 too big", syn(client6(1), 40000, vip6, 80), 1401, false, xdpTX, "tx_icmp_toobig"},
+	} {
+		p := c.p
+		p.df = c.df
+		hdr := 40
+		if p.src.Addr().Is6() {
+			hdr = 60
+		}
+		p.payload = make([]byte, c.len-hdr)
+		out := x.expect(p.frame(), c.verdict, c.exit)
+		if c.exit != "tx_icmp_toobig" {
+			continue
+		}
+		if p.src.Addr().Is4() {
+			if ic := out[34:]; ic[0] != 3 || ic[1] != 4 || binary.BigEndian.Uint16(ic[6:]) != 1400 {
+				t.Errorf("%s: icmp type/code/mtu %d/%d/%d, want 3/4/1400", c.name, ic[0], ic[1], binary.BigEndian.Uint16(ic[6:]))
+			}
+		} else if ic := out[54:]; ic[0] != 2 || binary.BigEndian.Uint32(ic[4:]) != 1400 {
+			t.Errorf("%s: icmpv6 type/mtu %d/%d, want 2/1400", c.name, ic[0], binary.BigEndian.Uint32(ic[4:]))
+		}
+	}
+}

@@ -195,6 +195,21 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	counts := make(map[uint32]realCount)
 	live := make(map[lbPersistKey]bool)
 	var dead, deadNAT []lbFlowKey
+	// The dead entries of each batch are deleted right after it is read:
+	// deleted at the end of a walk of a large table (a quarter of a
+	// second per million entries), a connection made again in between
+	// on the same addresses and ports (a client reusing its port) would
+	// be deleted with its NAT entry.
+	expireRead := func() error {
+		if err := d.deleteConns(dead); err != nil {
+			return fmt.Errorf("expire connections: %w", err)
+		}
+		if err := batchDelete(d.objs.NatTbl, deadNAT); err != nil {
+			return fmt.Errorf("expire nat entries: %w", err)
+		}
+		dead, deadNAT = dead[:0], deadNAT[:0]
+		return nil
+	}
 	err = d.eachConn(func(k *lbFlowKey, v *lbConn) {
 		r := reals[v.Real]
 		timeout := d.timeout(v.State)
@@ -219,15 +234,12 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 		if s := byID[v.Svc]; s != nil && s.spec.Persistence > 0 {
 			live[persistKey(s, k)] = true
 		}
-	})
+	}, expireRead)
 	if err != nil {
 		return nil, fmt.Errorf("walk connections: %w", err)
 	}
-	if err := d.deleteConns(dead); err != nil {
-		return nil, fmt.Errorf("expire connections: %w", err)
-	}
-	if err := batchDelete(d.objs.NatTbl, deadNAT); err != nil {
-		return nil, fmt.Errorf("expire nat entries: %w", err)
+	if err := expireRead(); err != nil { // the per-entry walk's
+		return nil, err
 	}
 
 	var pdead []lbPersistKey
@@ -282,7 +294,7 @@ func natKey(k *lbFlowKey, v *lbConn, r *realState) lbFlowKey {
 // eachConn hands every entry of both connection tables to fn, IPv4
 // entries (conn4_tbl, 16-byte keys) converted to full flow keys. fn must
 // copy what it keeps.
-func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
+func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn), after ...func() error) error {
 	// Batched lookups read thousands of entries per system call; the
 	// per-entry iterator costs two calls per entry, which with a million
 	// connections kept a core busy at every sync.
@@ -291,17 +303,17 @@ func (d *Dataplane) eachConn(fn func(k *lbFlowKey, v *lbConn)) error {
 	// walk found no IPv6 entry: visiting its empty buckets costs as much
 	// as visiting full ones.
 	if !d.v6Walk() {
-		return d.eachConn4(fn)
+		return d.eachConn4(fn, after...)
 	}
 	v6 := false
 	if err := walkMap(d.objs.ConnTbl, func(k *lbFlowKey, v *lbConn) {
 		v6 = true
 		fn(k, v)
-	}); err != nil {
+	}, after...); err != nil {
 		return err
 	}
 	d.walk.v6 = v6
-	return d.eachConn4(fn)
+	return d.eachConn4(fn, after...)
 }
 
 // v6Walk says whether eachConn visits the IPv6 table.
@@ -318,11 +330,11 @@ func (d *Dataplane) v6Walk() bool {
 }
 
 // eachConn4 hands every entry of conn4_tbl to fn as a full flow key.
-func (d *Dataplane) eachConn4(fn func(k *lbFlowKey, v *lbConn)) error {
+func (d *Dataplane) eachConn4(fn func(k *lbFlowKey, v *lbConn), after ...func() error) error {
 	return walkMap(d.objs.Conn4Tbl, func(k4 *lbFlowKey4, v *lbConn) {
 		k := fromKey4(*k4)
 		fn(&k, v)
-	})
+	}, after...)
 }
 
 // walkBatch is the number of entries read (or deleted) per batched
@@ -335,8 +347,10 @@ const walkBatch = 128
 
 // walkMap hands every entry of m to fn, by batched lookups, or entry by
 // entry on kernels without them, yielding the CPU every walkBatch
-// entries either way. fn gets copies and must copy what it keeps.
-func walkMap[K, V any](m *ebpf.Map, fn func(*K, *V)) error {
+// entries either way. fn gets copies and must copy what it keeps. The
+// after functions run after each batch (not entry by entry: deleting
+// there could restart the kernel's key iteration).
+func walkMap[K, V any](m *ebpf.Map, fn func(*K, *V), after ...func() error) error {
 	keys := make([]K, walkBatch)
 	vals := make([]V, walkBatch)
 	var cursor ebpf.MapBatchCursor
@@ -350,6 +364,11 @@ func walkMap[K, V any](m *ebpf.Map, fn func(*K, *V)) error {
 		}
 		for i := 0; i < n; i++ {
 			fn(&keys[i], &vals[i])
+		}
+		for _, a := range after {
+			if err := a(); err != nil {
+				return err
+			}
 		}
 		yieldCPU()
 		if errors.Is(err, ebpf.ErrKeyNotExist) {

@@ -136,12 +136,37 @@ struct pktinfo {
 
 #include "nat.h"
 
-/* forward sends the packet to real server r by its method. */
+/* toobig answers a packet that does not fit the path to its real server
+ * (mtu: the IP bytes that do): ICMP fragmentation-needed or
+ * packet-too-big back to its source when it may not be fragmented (IPv4
+ * DF, IPv6), else a drop (XDP cannot fragment), as IPVS does. */
+static __always_inline int toobig(struct xdp_md *ctx, const struct pktinfo *pi, __u32 mtu)
+{
+	if (pi->related)
+		return done(EXIT_DROP_TOOBIG, XDP_DROP);
+	if (pi->fam == FAM_V4) {
+		if (!pi->df)
+			return done(EXIT_DROP_TOOBIG, XDP_DROP);
+		return send_toobig4(ctx, mtu);
+	}
+	if (mtu < 1280)
+		mtu = 1280;
+	return send_toobig6(ctx, mtu);
+}
+
+/* forward sends the packet to real server r by its method. r->mtu is
+ * the path's MTU toward it (route or interface, 0 unknown): a packet the
+ * egress cannot take would be dropped silently by the redirect. */
 static __always_inline int forward(struct xdp_md *ctx, const struct real *r, const struct flow_key *fk,
 				   const struct pktinfo *pi)
 {
 	if (!r->valid)
 		return done(EXIT_DROP_NO_NEIGH, XDP_DROP);
+	__u32 overhead = 0;
+	if (r->method == METHOD_TUN)
+		overhead = r->family == FAM_V4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	if (r->mtu && pi->len + overhead > r->mtu)
+		return toobig(ctx, pi, r->mtu - overhead);
 	if (r->method == METHOD_DR) {
 		void *data = (void *)(long)ctx->data;
 		void *data_end = (void *)(long)ctx->data_end;
@@ -159,20 +184,6 @@ static __always_inline int forward(struct xdp_md *ctx, const struct real *r, con
 	if (r->method != METHOD_TUN)
 		return done(EXIT_PASS_NAT_METHOD, XDP_PASS);
 
-	__u32 overhead = r->family == FAM_V4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
-	if (r->mtu && pi->len + overhead > r->mtu) {
-		__u32 mtu = r->mtu - overhead;
-		if (pi->related)
-			return done(EXIT_DROP_TOOBIG, XDP_DROP);
-		if (pi->fam == FAM_V4) {
-			if (!pi->df)
-				return done(EXIT_DROP_TOOBIG, XDP_DROP);
-			return send_toobig4(ctx, mtu);
-		}
-		if (mtu < 1280)
-			mtu = 1280;
-		return send_toobig6(ctx, mtu);
-	}
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&settings, &zero);
 	__u8 inner = pi->fam == FAM_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
