@@ -183,6 +183,7 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		d.afterServices()
 	}
 	d.resolvePending(ctx)
+	d.warnLocalVIPs(svcs)
 	d.replyExact = exact && errors.Join(errs...) == nil
 	errs = append(errs, d.writeSettings())
 	if err := errors.Join(errs...); err != nil {

@@ -41,18 +41,19 @@ type Dataplane struct {
 	pins  []string
 	fresh []link.Link // links attached (not adopted) by this New
 
-	mu        sync.Mutex
-	svcs      map[dataplane.ServiceKey]*service
-	keyOwner  map[lbSvcKey]uint32
-	svcUsed   [maxServices]bool
-	realUsed  [maxReals]bool
-	gen       uint32
-	reps      map[tableLayout][]uint32
-	counts    map[uint32]realCount
-	synced    time.Time
-	walk      walkState // the last walk of the connection tables (sync_linux.go)
-	rounds    int
-	snatPools snatState // snat_pool allocation, exhaustion log (pool_linux.go)
+	mu          sync.Mutex
+	svcs        map[dataplane.ServiceKey]*service
+	keyOwner    map[lbSvcKey]uint32
+	svcUsed     [maxServices]bool
+	realUsed    [maxReals]bool
+	gen         uint32
+	reps        map[tableLayout][]uint32
+	counts      map[uint32]realCount
+	synced      time.Time
+	walk        walkState // the last walk of the connection tables (sync_linux.go)
+	rounds      int
+	snatPools   snatState       // snat_pool allocation, exhaustion log (pool_linux.go)
+	warnedLocal map[string]bool // interfaces warnLocalVIPs logged
 	// the kernel's ephemeral port range, read once (ownAddrPorts)
 	ephOnce      sync.Once
 	ephLo, ephHi uint16

@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/govs/govs/internal/dataplane"
 )
 
 // masqTable is the nftables table the masquerading rule lives in.
@@ -80,4 +85,54 @@ func (d *Dataplane) nft(script string) error {
 		}
 		return nil
 	})
+}
+
+// warnLocalVIPs logs, once per interface, that NAT replies the program
+// leaves to the kernel (pass_nat_reply: no neighbour entry toward the
+// client yet, or a reply too big for the path) are dropped there: they
+// already carry the VIP as source, and when the VIP is an address of
+// the director (a VRRP virtual_ipaddress) the kernel takes them for
+// martians unless accept_local is set on the interface they came in on.
+func (d *Dataplane) warnLocalVIPs(svcs []dataplane.Service) {
+	if d.nl == nil || !hasNAT(svcs) {
+		return
+	}
+	list, err := d.nl.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return
+	}
+	own := make(map[netip.Addr]bool, len(list))
+	for _, a := range list {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			own[ip.Unmap()] = true
+		}
+	}
+	var vip netip.Addr
+	for _, s := range svcs {
+		if a := s.Key.Addr.Unmap(); a.Is4() && own[a] && hasNAT([]dataplane.Service{s}) {
+			vip = a
+			break
+		}
+	}
+	if !vip.IsValid() {
+		return
+	}
+	for _, ifname := range d.opts.Interfaces {
+		if d.warnedLocal[ifname] {
+			continue
+		}
+		var v []byte
+		err := inNS(d.ns, func() (err error) {
+			v, err = os.ReadFile("/proc/sys/net/ipv4/conf/" + ifname + "/accept_local")
+			return err
+		})
+		if err == nil && strings.TrimSpace(string(v)) == "0" {
+			if d.warnedLocal == nil {
+				d.warnedLocal = make(map[string]bool)
+			}
+			d.warnedLocal[ifname] = true
+			d.log.Warn("xdp: a NAT reply the program cannot route goes to the kernel with the VIP as source, and the VIP is an address of this director: the kernel drops it as a martian unless accept_local is set",
+				"vip", vip.String(), "interface", ifname, "sysctl", "net.ipv4.conf."+ifname+".accept_local=1")
+		}
+	}
 }

@@ -1,12 +1,18 @@
 package xdp
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/govs/govs/internal/dataplane"
 )
 
 func TestMasqScript(t *testing.T) {
@@ -34,20 +40,7 @@ func TestMasqueradeLeftoverRemoved(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft")
 	}
-	inEmptyNS(t)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "mq0"}, PeerName: "mq1"}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"mq0", "mq1"} {
-		l, err := netlink.LinkByName(n)
-		if err == nil {
-			err = netlink.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	vethInEmptyNS(t, "mq0", "mq1")
 	pin := "/sys/fs/bpf/xd-masq-leftover"
 	t.Cleanup(func() { _ = RemovePinned(pin) })
 	exists := func() bool {
@@ -80,20 +73,7 @@ func TestMasqueradeLeftoverRemoved(t *testing.T) {
 // the pinned link's re-attaches instead of keeping the old mode.
 func TestAttachModeChange(t *testing.T) {
 	requireBPF(t)
-	inEmptyNS(t)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "am0"}, PeerName: "am1"}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"am0", "am1"} {
-		l, err := netlink.LinkByName(n)
-		if err == nil {
-			err = netlink.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	vethInEmptyNS(t, "am0", "am1")
 	pin := "/sys/fs/bpf/xd-attach-mode"
 	t.Cleanup(func() { _ = RemovePinned(pin) })
 	mode := func() uint32 {
@@ -114,5 +94,64 @@ func TestAttachModeChange(t *testing.T) {
 		if err := d.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// vethInEmptyNS moves the test into a new network namespace (inEmptyNS)
+// holding the veth pair a–b, both up.
+func vethInEmptyNS(t *testing.T, a, b string) {
+	t.Helper()
+	inEmptyNS(t)
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a}, PeerName: b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{a, b} {
+		l, err := netlink.LinkByName(n)
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLocalVIPWarning: a NAT service on a VIP that is an address of the
+// director, on an interface without accept_local, gets a log line saying
+// that replies left to the kernel are dropped there; with accept_local
+// set it does not.
+func TestLocalVIPWarning(t *testing.T) {
+	requireBPF(t)
+	vethInEmptyNS(t, "lv0", "lv1")
+	l, err := netlink.LinkByName("lv0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: netlink.NewIPNet(vip4.AsSlice())}); err != nil {
+		t.Fatal(err)
+	}
+	pin := "/sys/fs/bpf/xd-local-vip"
+	t.Cleanup(func() { _ = RemovePinned(pin) })
+	nat := svc(dataplane.TCP, vip4, 80, "rr", rsv(netip.MustParseAddrPort("10.0.0.1:8080"), 1, dataplane.NAT))
+	warned := func() bool {
+		var logs bytes.Buffer
+		d, err := New(Options{Interfaces: []string{"lv0"}, PinPath: pin, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := d.Apply(context.Background(), []dataplane.Service{nat}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(logs.String(), "martian")
+	}
+	if !warned() {
+		t.Error("no warning for a local VIP with accept_local=0")
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/conf/lv0/accept_local", []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if warned() {
+		t.Error("a warning although accept_local=1")
 	}
 }
