@@ -122,7 +122,7 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	if n := len(want); n >= maxServices {
 		return fmt.Errorf("xdp: %d services, at most %d", n, maxServices-1)
 	}
-	if err := d.checkCapacity(want); err != nil {
+	if err := d.checkCapacity(svcs, want); err != nil {
 		return err
 	}
 	if err := d.checkPools(svcs); err != nil {
@@ -217,36 +217,49 @@ func hasNAT(svcs []dataplane.Service) bool {
 const schedSlots = 1 << 20
 
 // checkCapacity refuses, before anything changes, services whose
-// scheduling tables or real servers do not fit the program's maps:
-// a write that failed half way through would leave some services
-// changed and others not.
-func (d *Dataplane) checkCapacity(want map[dataplane.ServiceKey]dataplane.Service) error {
+// scheduling tables or real servers do not fit the program's maps at any
+// point of the update: a write that failed half way through would leave
+// some services changed and others not. It follows Apply's order:
+// services that go are removed first; then each service in turn takes
+// its new real servers before it frees those that leave, and clears a
+// table whose layout changes before it writes the new one.
+func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service) error {
 	slots, reals := 0, 0
 	for key, cur := range d.svcs {
 		if _, ok := want[key]; ok {
-			reals += len(cur.reals) // freed, if they go, after the new ones are written
+			slots += len(cur.pushed)
+			reals += len(cur.reals)
 		}
 	}
-	for _, s := range want {
+	peakSlots, peakReals := slots, reals
+	for _, s := range svcs {
 		l, err := layoutFor(s, d.opts.RingSize)
 		if err != nil {
 			return fmt.Errorf("xdp: service %s: %w", s.Key, err)
 		}
-		slots += int(l.size)
+		oldSlots, oldReals, added := 0, 0, 0
 		cur := d.svcs[s.Key]
-		for _, r := range withSorry(s) {
+		if cur != nil {
+			oldSlots, oldReals = len(cur.pushed), len(cur.reals)
+		}
+		all := withSorry(s)
+		for _, r := range all {
 			if cur == nil || cur.reals[r.Addr] == nil || cur.reals[r.Addr].spec.Method != r.Method {
-				reals++
+				added++
 			}
 		}
+		peakReals = max(peakReals, reals+added)
+		reals += len(all) - oldReals
+		slots += int(l.size) - oldSlots
+		peakSlots = max(peakSlots, slots)
 	}
-	if slots > schedSlots {
+	if peakSlots > schedSlots {
 		return fmt.Errorf("xdp: the services' scheduling tables need %d slots, more than the %d the program holds (an mh service takes its mh_table_size, 65537 by default; sh and dh 256; the others %d)",
-			slots, schedSlots, d.opts.RingSize)
+			peakSlots, schedSlots, d.opts.RingSize)
 	}
-	if reals > maxReals-1 {
-		return fmt.Errorf("xdp: the real servers need %d slots, more than the %d the program holds (one per real server of each service, and a changed one is written before the one it replaces is freed)",
-			reals, maxReals-1)
+	if peakReals > maxReals-1 {
+		return fmt.Errorf("xdp: the real servers need %d slots, more than the %d the program holds (one per real server of each service; a changed one is written before the one it replaces is freed)",
+			peakReals, maxReals-1)
 	}
 	return nil
 }
@@ -539,6 +552,12 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 	if r.nh.ok {
 		v.Valid = 1
 		v.Dmac, v.Smac, v.Ifindex, v.Mtu = r.nh.dmac, r.nh.smac, r.nh.ifindex, r.nh.mtu
+		if d.opts.Mode == Generic && r.spec.Method != dataplane.TUN {
+			// generic XDP runs after GRO: a packet's length may be an
+			// aggregate's, which the kernel segments on the way out,
+			// so the program leaves the path MTU of DR and NAT alone
+			v.Mtu = 0
+		}
 		v.Src, _ = addrBytes(r.nh.src)
 	}
 	if err := d.objs.RealTbl.Put(r.id, &v); err != nil {

@@ -387,9 +387,6 @@ func (d *Dataplane) attach(ifname string) error {
 	})
 }
 
-// staleLink says why a pinned XDP link cannot be adopted for the
-// interface with index ifindex ("" when it can): the link was severed
-// (its interface is gone) or it is attached to another interface.
 // reusableLink loads the link pinned at pin, if any, and returns it when
 // its program can be replaced in place for interface ifc in mode. A link
 // that cannot (staleLink, or attached in another mode: an update keeps
@@ -411,6 +408,9 @@ func reusableLink(pin string, ifc netlink.Link, mode Mode) (link.Link, string) {
 	return old, ""
 }
 
+// staleLink says why a pinned XDP link cannot be adopted for the
+// interface with index ifindex ("" when it can): the link was severed
+// (its interface is gone) or it is attached to another interface.
 func staleLink(l link.Link, ifindex int) string {
 	info, err := l.Info()
 	if err != nil {

@@ -49,14 +49,17 @@ func masqScript(prefixes []netip.Prefix) string {
 // Without one configured it removes the table an earlier govs may have
 // left (a stop with KeepOnClose keeps it for the restart), so a rule
 // taken out of the configuration does not go on masquerading; a failure
-// to do so is only logged, since this govs did not ask for nftables.
+// to do so is only logged, since this govs did not ask for nftables (it
+// runs nft, which loads nf_tables where it is a module).
 func (d *Dataplane) installMasquerade() error {
 	if len(d.opts.Masquerade) == 0 {
 		if _, err := exec.LookPath("nft"); err != nil {
 			return nil
 		}
 		if err := d.nft(dropMasqScript); err != nil {
-			d.log.Warn("xdp: could not remove the masquerading table an earlier govs left", "table", "inet "+masqTable, "err", err)
+			// Info: this govs did not ask for nftables, and on a host
+			// without it this fails at every start
+			d.log.Info("xdp: could not check for a masquerading table an earlier govs left", "table", "inet "+masqTable, "err", err)
 		}
 		return nil
 	}

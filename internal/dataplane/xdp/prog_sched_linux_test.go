@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -589,4 +590,44 @@ func TestApplyCapacity(t *testing.T) {
 	if n := len(x.stats().Services); n != 1 {
 		t.Errorf("%d services after the refused configurations, want 1", n)
 	}
+}
+
+// TestApplyCapacityOrder: the capacity check follows the order Apply
+// changes things in: a service whose table shrinks frees its slots
+// only when its turn comes, and a service's old real servers are freed
+// only after its new ones are written — but then they are.
+func TestApplyCapacityOrder(t *testing.T) {
+	x := newTDP(t, Options{RingSize: 1 << 19}) // rr: 2^19 slots; sh: 256
+	a := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
+	b := svc(dataplane.TCP, vip4, 81, "sh", rsv(rs1, 1, dataplane.DR))
+	c := svc(dataplane.TCP, vip4, 82, "sh", rsv(rs1, 1, dataplane.DR))
+	x.apply(a, b, c) // 2^19 + 512 slots
+	a2, b2 := a, b
+	a2.Scheduler, b2.Scheduler = "sh", "rr"
+	// b grows before a shrinks: 2^20 + 256 slots on the way
+	err := x.d.Apply(context.Background(), []dataplane.Service{b2, a2, c})
+	if err == nil || !strings.Contains(err.Error(), "scheduling tables need") {
+		t.Errorf("b grown before a shrinks: %v, want a refusal naming the scheduling tables", err)
+	}
+	// a shrinks first: at most 2^19 + 512 on the way
+	x.apply(a2, b2, c)
+
+	// 3 services × 2000 real servers moving from DR to NAT: at most
+	// 6000 + 2000 slots at any time (each service frees its old ones)
+	var dr, nat []dataplane.Service
+	for i := range 3 {
+		s := svc(dataplane.TCP, vip4, uint16(2000+i), "sh")
+		for j := range 2000 {
+			s.RealServers = append(s.RealServers, rsv(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i), byte(j >> 8), byte(j)}), 80), 1, dataplane.DR))
+		}
+		dr = append(dr, s)
+		n := s
+		n.RealServers = slices.Clone(s.RealServers)
+		for j := range n.RealServers {
+			n.RealServers[j].Method = dataplane.NAT
+		}
+		nat = append(nat, n)
+	}
+	x.apply(dr...)
+	x.apply(nat...)
 }

@@ -316,6 +316,7 @@ func TestAdoptKeepsNextHop(t *testing.T) {
 	p := syn(client(1), 40000, vip4, 80)
 	x.expect(p.frame(), xdpTX, "tx_dr")
 
+	wantLayout := x.d.svcs[s.Key].layout
 	noRoute := false
 	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
 		func(a netip.Addr, m dataplane.Method) nexthop {
@@ -325,6 +326,12 @@ func TestAdoptKeepsNextHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
+	// the adopted table's layout is known, so the first Apply of the
+	// same configuration updates the table in place rather than
+	// clearing it (new flows would find no server meanwhile)
+	if got := d2.svcs[s.Key].layout; got != wantLayout {
+		t.Errorf("adopted layout %+v, want %+v", got, wantLayout)
+	}
 	if err := d2.Apply(context.Background(), []dataplane.Service{s}); err != nil {
 		t.Fatal(err)
 	}

@@ -637,7 +637,10 @@ func (d *Dataplane) adopt() error {
 		} else {
 			key.V6 = cfg.Family == 6
 		}
-		s := &service{id: id, adopted: true, spec: dataplane.Service{Key: key}, reals: make(map[netip.AddrPort]*realState), tblLen: cfg.TableSize}
+		s := &service{id: id, adopted: true, spec: dataplane.Service{Key: key}, reals: make(map[netip.AddrPort]*realState), tblLen: cfg.TableSize,
+			// the table's layout as written: an unchanged one is updated
+			// in place by the first Apply, not cleared and refilled
+			layout: tableLayout{mode: cfg.Mode, bits: cfg.HashBits, size: cfg.TableSize}}
 		if cfg.Flags&2 != 0 {
 			// the walk keeps its templates alive and expires them by
 			// this timeout until Apply brings the service's full spec
