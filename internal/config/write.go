@@ -377,10 +377,20 @@ func (w *wr) close() {
 
 // q quotes a word when it would not read back as one word.
 func q(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\r\n{}#!\"$") {
+	// the separators of the lexer (syntax.go), \f and \v included
+	if s != "" && !strings.ContainsAny(s, " \t\r\n\f\v{}#!\"$") {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+}
+
+// qs is q of each word.
+func qs(ws []string) []string {
+	out := make([]string, len(ws))
+	for i, s := range ws {
+		out[i] = q(s)
+	}
+	return out
 }
 
 func (w *wr) str(kw, v string) {
@@ -434,7 +444,7 @@ func (w *wr) script(kw string, s *Script) {
 		return
 	}
 	if s.User != "" {
-		w.line(kw, `"`+strings.ReplaceAll(s.Cmd, `"`, `\"`)+`"`, s.User)
+		w.line(kw, `"`+strings.ReplaceAll(s.Cmd, `"`, `\"`)+`"`, q(s.User))
 		return
 	}
 	w.line(kw, q(s.Cmd))
@@ -518,7 +528,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 			}
 		}
 		if s.Group != "" {
-			words = append(words, "group", s.Group)
+			words = append(words, "group", q(s.Group))
 		}
 		w.line(words...)
 	}
@@ -534,20 +544,20 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	gv := g.Govs
 	w.str("govs_dataplane", gv.Dataplane)
 	if len(gv.Interfaces) > 0 {
-		w.line(append([]string{"govs_interface"}, gv.Interfaces...)...)
+		w.line(append([]string{"govs_interface"}, qs(gv.Interfaces)...)...)
 	}
 	w.str("govs_api_socket", gv.APISocket)
 	w.str("govs_api_listen", gv.APIListen)
 	w.str("govs_web_listen", gv.WebListen)
 	w.str("govs_web_password", gv.WebPassword)
 	if len(gv.WebAllow) > 0 {
-		w.line(append([]string{"govs_web_allow"}, gv.WebAllow...)...)
+		w.line(append([]string{"govs_web_allow"}, qs(gv.WebAllow)...)...)
 	}
 	w.str("govs_metrics_listen", gv.MetricsListen)
 	w.num("govs_conn_table_size", gv.ConnTableSize)
 	w.str("govs_log_level", gv.LogLevel)
 	if len(gv.Masquerade) > 0 {
-		w.line(append([]string{"govs_masquerade"}, gv.Masquerade...)...)
+		w.line(append([]string{"govs_masquerade"}, qs(gv.Masquerade)...)...)
 	}
 	w.close()
 }
@@ -555,7 +565,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 func renderVRRPScript(w *wr, s *VRRPScript) {
 	w.open("vrrp_script", q(s.Name))
 	if s.User != "" {
-		w.line("script", `"`+strings.ReplaceAll(s.Script, `"`, `\"`)+`"`, s.User)
+		w.line("script", `"`+strings.ReplaceAll(s.Script, `"`, `\"`)+`"`, q(s.User))
 	} else {
 		w.str("script", s.Script)
 	}
@@ -653,7 +663,9 @@ func renderVIPs(w *wr, kw string, vs []VIPAddr) {
 		if v.NoDAD {
 			words = append(words, "-nodad")
 		}
-		words = append(words, v.Extra...)
+		for _, e := range v.Extra {
+			words = append(words, q(e))
+		}
 		w.line(words...)
 	}
 	w.close()
