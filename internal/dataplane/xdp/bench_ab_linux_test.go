@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-
-	"github.com/govs/govs/internal/dataplane"
 )
 
 // BenchmarkColdAB compares two builds of the director program run cold
@@ -25,10 +23,7 @@ func BenchmarkColdAB(b *testing.B) {
 	if path == "" {
 		b.Skip("GOVS_AB_OBJ (another build's lb_bpfel.o) not set")
 	}
-	for _, c := range []struct {
-		name   string
-		method dataplane.Method
-	}{{"dr-ipv4", dataplane.DR}, {"nat-ipv4", dataplane.NAT}, {"snat-ipv4", dataplane.SNAT}} {
+	for _, c := range coldCases {
 		b.Run(c.name, func(b *testing.B) {
 			x, frame := establishedFrame(b, c.method, false)
 			want, _ := x.run(frame)

@@ -362,6 +362,12 @@ func coldRuns(b *testing.B, prog *ebpf.Program, frame []byte, want uint32, evict
 	b.ReportMetric(float64(sum.Nanoseconds())/float64(max(len(mid), 1)), "tmean-ns/pkt")
 }
 
+// coldCases are the established flows BenchmarkCold and BenchmarkColdAB run.
+var coldCases = []struct {
+	name   string
+	method dataplane.Method
+}{{"dr-ipv4", dataplane.DR}, {"nat-ipv4", dataplane.NAT}, {"snat-ipv4", dataplane.SNAT}}
+
 func BenchmarkCold(b *testing.B) {
 	for _, mode := range []struct {
 		name    string
@@ -371,10 +377,7 @@ func BenchmarkCold(b *testing.B) {
 			b.Run("bounce", func(b *testing.B) {
 				coldRuns(b, bounceProg(b), syn(client(1), 40000, vip4, 80).frame(), xdpTX, mode.evicted)
 			})
-			for _, c := range []struct {
-				name   string
-				method dataplane.Method
-			}{{"dr-ipv4", dataplane.DR}, {"nat-ipv4", dataplane.NAT}, {"snat-ipv4", dataplane.SNAT}} {
+			for _, c := range coldCases {
 				b.Run(c.name, func(b *testing.B) {
 					x, frame := establishedFrame(b, c.method, false)
 					r, _ := x.run(frame) // the flow cache holds the flow from here on

@@ -100,16 +100,7 @@ func (d *Dataplane) warnLocalVIPs(svcs []dataplane.Service) {
 	if d.nl == nil || !hasNAT(svcs) {
 		return
 	}
-	list, err := d.nl.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return
-	}
-	own := make(map[netip.Addr]bool, len(list))
-	for _, a := range list {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			own[ip.Unmap()] = true
-		}
-	}
+	own := d.ownAddrs(netlink.FAMILY_V4)
 	var vip netip.Addr
 	for _, s := range svcs {
 		if a := s.Key.Addr.Unmap(); a.Is4() && own[a] && hasNAT([]dataplane.Service{s}) {

@@ -363,15 +363,9 @@ func (d *Dataplane) warnForeign(s dataplane.Service, p svcSNAT) {
 	if p.addrs[0].Is6() {
 		fam = netlink.FAMILY_V6
 	}
-	list, err := d.nl.AddrList(nil, fam)
-	if err != nil {
+	own := d.ownAddrs(fam)
+	if own == nil {
 		return
-	}
-	own := make(map[netip.Addr]bool, len(list))
-	for _, a := range list {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			own[ip.Unmap()] = true
-		}
 	}
 	var missing []netip.Addr
 	for _, a := range p.addrs {
@@ -383,6 +377,23 @@ func (d *Dataplane) warnForeign(s dataplane.Service, p svcSNAT) {
 		d.log.Warn("snat pool addresses not assigned to any interface of the director: replies to them must still reach it",
 			"service", s.Key.String(), "pool", p.name, "missing", len(missing), "of", len(p.addrs), "first", missing[0].String())
 	}
+}
+
+// ownAddrs is the set of the addresses of family fam (netlink.FAMILY_V4
+// or _V6) on the interfaces of the director's namespace; nil when they
+// cannot be listed.
+func (d *Dataplane) ownAddrs(fam int) map[netip.Addr]bool {
+	list, err := d.nl.AddrList(nil, fam)
+	if err != nil {
+		return nil
+	}
+	own := make(map[netip.Addr]bool, len(list))
+	for _, a := range list {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			own[ip.Unmap()] = true
+		}
+	}
+	return own
 }
 
 // resetFail zeroes the exhaustion counter of a service slot being reused.

@@ -318,14 +318,9 @@ func TestAdoptKeepsNextHop(t *testing.T) {
 
 	wantLayout := x.d.svcs[s.Key].layout
 	noRoute := false
-	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
-		func(a netip.Addr, m dataplane.Method) nexthop {
-			return nexthop{addr: a, ifindex: 1, pending: !noRoute, err: errors.New("not resolved")}
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
+	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, ifindex: 1, pending: !noRoute, err: errors.New("not resolved")}
+	})
 	// the adopted table's layout is known, so the first Apply of the
 	// same configuration updates the table in place rather than
 	// clearing it (new flows would find no server meanwhile)
@@ -352,24 +347,12 @@ func TestAdoptKeepsNextHop(t *testing.T) {
 	if v, _, err := d2.objs.GovsLb.Benchmark(p.frame(), 1, nil); err != nil || v != xdpTX {
 		t.Errorf("adopted connection: verdict %d, err %v, want XDP_TX", v, err)
 	}
-	d2.mu.Lock()
-	d2.rounds = 9 // the next sync re-resolves every next hop
-	err = d2.syncLocked()
-	d2.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	syncAt(t, d2, 9) // the next sync re-resolves every next hop
 	if valid() != 1 {
 		t.Error("a sync whose resolution was pending marked the real server invalid")
 	}
 	noRoute = true
-	d2.mu.Lock()
-	d2.rounds = 9
-	err = d2.syncLocked()
-	d2.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	syncAt(t, d2, 9)
 	if valid() != 0 {
 		t.Error("a sync that found no route kept the real server valid")
 	}
@@ -384,32 +367,14 @@ func TestAdoptKeepsTemplates(t *testing.T) {
 	s.Persistence = 300 * time.Second
 	x.apply(s)
 	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
-	templates := func(m *ebpf.Map) int {
-		var k lbPersistKey
-		var v lbPersistVal
-		n := 0
-		for it := m.Iterate(); it.Next(&k, &v); {
-			n++
-		}
-		return n
-	}
+	templates := func(m *ebpf.Map) int { return countEntries[lbPersistKey, lbPersistVal](t, m) }
 	if n := templates(x.d.objs.PersistTbl); n != 1 {
 		t.Fatalf("%d templates after a persistent connection, want 1", n)
 	}
-	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
-		func(a netip.Addr, m dataplane.Method) nexthop {
-			return nexthop{addr: a, err: errors.New("not resolved")}
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	d2.mu.Lock()
-	err = d2.syncLocked()
-	d2.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, err: errors.New("not resolved")}
+	})
+	syncAt(t, d2, 0)
 	if n := templates(d2.objs.PersistTbl); n != 1 {
 		t.Errorf("%d templates after the adopting govs's first sync, want 1", n)
 	}
@@ -421,30 +386,58 @@ func TestAdoptKeepsTemplates(t *testing.T) {
 func TestAdoptedTableCleared(t *testing.T) {
 	x := newTDP(t, Options{KeepOnClose: true})
 	x.apply(svc(dataplane.TCP, vip4, 80, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)))
-	entries := func(m *ebpf.Map) int {
-		var k lbTblKey
-		var v uint32
-		n := 0
-		for it := m.Iterate(); it.Next(&k, &v); {
-			n++
-		}
-		return n
-	}
+	entries := func(m *ebpf.Map) int { return countEntries[lbTblKey, uint32](t, m) }
 	if n := entries(x.d.objs.SchedTbl); n == 0 {
 		t.Fatal("no scheduling entries after Apply")
 	}
-	d2, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096},
-		func(a netip.Addr, m dataplane.Method) nexthop {
-			return nexthop{addr: a, err: errors.New("not resolved")}
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
+	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, err: errors.New("not resolved")}
+	})
 	if err := d2.Apply(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := entries(d2.objs.SchedTbl); n != 0 {
 		t.Errorf("%d scheduling entries left after the adopted service was removed, want 0", n)
+	}
+}
+
+// countEntries is the number of entries of the hash map m.
+func countEntries[K, V any](t *testing.T, m *ebpf.Map) int {
+	t.Helper()
+	var k K
+	var v V
+	n := 0
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// restart opens a second director on x's pinned state, as a restarted
+// govs would (x's was made with KeepOnClose), with next hops from
+// resolve; it is closed at the end of the test.
+func restart(t *testing.T, x *tdp, resolve func(netip.Addr, dataplane.Method) nexthop) *Dataplane {
+	t.Helper()
+	d, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096}, resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// syncAt runs d's sync as its round number rounds+1 would.
+func syncAt(t *testing.T, d *Dataplane, rounds int) {
+	t.Helper()
+	d.mu.Lock()
+	d.rounds = rounds
+	err := d.syncLocked()
+	d.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
