@@ -422,6 +422,9 @@ func countEntries[K, V any](t *testing.T, m *ebpf.Map) int {
 // resolve; it is closed at the end of the test.
 func restart(t *testing.T, x *tdp, resolve func(netip.Addr, dataplane.Method) nexthop) *Dataplane {
 	t.Helper()
+	// x keeps its pins on close: they go once both have closed
+	pin := x.d.opts.PinPath
+	t.Cleanup(func() { _ = RemovePinned(pin) })
 	d, err := newDataplane(Options{PinPath: x.d.opts.PinPath, SyncInterval: time.Hour, ConnTableSize: 4096}, resolve)
 	if err != nil {
 		t.Fatal(err)
