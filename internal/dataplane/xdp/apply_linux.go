@@ -200,17 +200,15 @@ func withSorry(s dataplane.Service) []dataplane.RealServer {
 	return append(slices.Clone(s.RealServers), *s.Sorry)
 }
 
-// hasNAT says whether some service of svcs has a real server (or sorry
-// server) reached by NAT or SNAT.
-func hasNAT(svcs []dataplane.Service) bool {
-	for _, s := range svcs {
-		for _, r := range withSorry(s) {
-			if r.Method == dataplane.NAT || r.Method == dataplane.SNAT {
-				return true
-			}
-		}
-	}
-	return false
+// hasNAT says whether some service of svcs is a NAT service (natService).
+func hasNAT(svcs []dataplane.Service) bool { return slices.ContainsFunc(svcs, natService) }
+
+// natService says whether a real server (or the sorry server) of s is
+// reached by NAT or SNAT.
+func natService(s dataplane.Service) bool {
+	return slices.ContainsFunc(withSorry(s), func(r dataplane.RealServer) bool {
+		return r.Method == dataplane.NAT || r.Method == dataplane.SNAT
+	})
 }
 
 // schedSlots is the number of entries of sched_tbl (bpf/maps.h).

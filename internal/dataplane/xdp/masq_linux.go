@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -97,20 +98,24 @@ func (d *Dataplane) nft(script string) error {
 // the director (a VRRP virtual_ipaddress) the kernel takes them for
 // martians unless accept_local is set on the interface they came in on.
 func (d *Dataplane) warnLocalVIPs(svcs []dataplane.Service) {
-	if d.nl == nil || !hasNAT(svcs) {
+	if d.nl == nil {
+		return
+	}
+	var vips []netip.Addr
+	for _, s := range svcs {
+		if a := s.Key.Addr.Unmap(); a.Is4() && natService(s) {
+			vips = append(vips, a)
+		}
+	}
+	if len(vips) == 0 {
 		return
 	}
 	own := d.ownAddrs(netlink.FAMILY_V4)
-	var vip netip.Addr
-	for _, s := range svcs {
-		if a := s.Key.Addr.Unmap(); a.Is4() && own[a] && hasNAT([]dataplane.Service{s}) {
-			vip = a
-			break
-		}
-	}
-	if !vip.IsValid() {
+	i := slices.IndexFunc(vips, func(a netip.Addr) bool { return own[a] })
+	if i < 0 {
 		return
 	}
+	vip := vips[i]
 	for _, ifname := range d.opts.Interfaces {
 		if d.warnedLocal[ifname] {
 			continue
