@@ -26,10 +26,11 @@ type service struct {
 	reals     map[netip.AddrPort]*realState
 	order     []*realState // config order, sorry server excluded
 	sorry     *realState
-	pushed    []uint32 // slots as last written to sched_tbl
-	tblLen    uint32   // slots in use (a ring holds whole rr/wrr cycles)
-	filledSig string   // what the table was filled from (tableSig); "" forces a refill
-	snat      svcSNAT  // source pool and port range (pool_linux.go)
+	pushed    []uint32  // slots as last written to sched_tbl
+	tblLen    uint32    // slots in use (a ring holds whole rr/wrr cycles)
+	filledSig string    // what the table was filled from (tableSig); "" forces a refill
+	written   *lbSvcCfg // svc_cfgs[id] as last written; nil forces a write
+	snat      svcSNAT   // source pool and port range (pool_linux.go)
 }
 
 // availability renders which servers can take connections, with their
@@ -75,7 +76,8 @@ func (s *service) limited() bool {
 	return false
 }
 
-// realState is one real server of one service (a slot of real_tbl).
+// realState is one real server of one service (a slot of cpu_data's real
+// servers).
 type realState struct {
 	id, gen uint32
 	spec    dataplane.RealServer
@@ -558,7 +560,7 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 		}
 		v.Src, _ = addrBytes(r.nh.src)
 	}
-	if err := d.objs.RealTbl.Put(r.id, &v); err != nil {
+	if err := d.reals().putAll(r.id, &v); err != nil {
 		return fmt.Errorf("write real server %s: %w", r.spec.Addr, err)
 	}
 	return nil
@@ -570,7 +572,7 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 // program counts per real server only).
 func (d *Dataplane) removeReal(r *realState, svc uint32) error {
 	d.realUsed[r.id] = false
-	if err := d.objs.RealTbl.Put(r.id, &lbReal{}); err != nil {
+	if err := d.reals().putAll(r.id, &lbReal{}); err != nil {
 		return fmt.Errorf("remove real server %s: %w", r.spec.Addr, err)
 	}
 	if svc != 0 {
@@ -581,7 +583,7 @@ func (d *Dataplane) removeReal(r *realState, svc uint32) error {
 	return nil
 }
 
-// foldCounters adds stats_real[rid] to stats_svc[svc], CPU by CPU. The
+// foldCounters adds real server rid's counters to stats_svc[svc], CPU by CPU. The
 // program never writes stats_svc, so the read-modify-write is safe.
 func (d *Dataplane) foldCounters(svc, rid uint32) error {
 	var real, base []lbCounters
@@ -643,9 +645,15 @@ func (d *Dataplane) writeCfg(s *service) error {
 		c.SorryReal = s.sorry.id
 	}
 	writePoolCfg(&c, s.snat)
+	// the sync calls this every round: an unchanged entry is not written
+	if s.written != nil && *s.written == c {
+		return nil
+	}
+	s.written = nil
 	if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
 		return fmt.Errorf("write service config: %w", err)
 	}
+	s.written = &c
 	return nil
 }
 

@@ -18,6 +18,11 @@ import (
 // tick. When the tick length cannot be found (or is not a whole number of
 // ns, HZ=300), clk_mult stays 0 and the program calls the helper.
 
+// clockRetuneEvery is how often the sync re-reads the clocks
+// (retuneClock): at NTP's largest slew, 500 ppm, the offset moves 5 ms
+// in that time.
+const clockRetuneEvery = 10 * time.Second
+
 // clockReading is one run of govs_clock.
 type clockReading struct{ jiffies, ns uint64 }
 

@@ -21,8 +21,8 @@ func (x *tdp) onCPU(cpu int) {
 }
 
 // TestCountersOnEveryCPU: packets the program handles on another CPU
-// than 0 land in that CPU's block of the plain-array counters
-// (stats_real, exits, events: CPU n's block at n × stride), and Exits,
+// than 0 land in that CPU's block of cpu_data (the real servers'
+// counters, exits, events), and Exits,
 // Events and Stats sum every block. The other tests run on CPU 0 only.
 func TestCountersOnEveryCPU(t *testing.T) {
 	x := newTDP(t, Options{})

@@ -98,14 +98,11 @@ func TestFlowCacheServesEstablished(t *testing.T) {
 		t.Fatalf("flow cache of %d slots, want %d per CPU × %d", n, fcSlots, x.d.ncpu)
 	}
 	// the Go strides of the per-CPU counter blocks are the program's
-	if n := x.d.objs.StatsReal.MaxEntries(); n != maxReals*uint32(x.d.ncpu) {
-		t.Fatalf("stats_real of %d entries, want %d per CPU × %d", n, maxReals, x.d.ncpu)
+	if n := x.d.objs.CpuData.MaxEntries(); n != cdEntries*uint32(x.d.ncpu) {
+		t.Fatalf("cpu_data of %d entries, want %d per CPU × %d", n, cdEntries, x.d.ncpu)
 	}
-	if n := x.d.objs.Exits.MaxEntries(); n != exitSlots*uint32(x.d.ncpu) {
-		t.Fatalf("exits of %d entries, want %d per CPU × %d", n, exitSlots, x.d.ncpu)
-	}
-	if n := x.d.objs.Events.MaxEntries(); n != evSlots*uint32(x.d.ncpu) {
-		t.Fatalf("events of %d entries, want %d per CPU × %d", n, evSlots, x.d.ncpu)
+	if n := x.d.objs.CpuData.ValueSize(); n != cdEntry {
+		t.Fatalf("cpu_data's entries are %d bytes, want %d", n, cdEntry)
 	}
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
 	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}

@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type lbCdEntry struct {
+	_  structs.HostLayout
+	Rs struct {
+		_    structs.HostLayout
+		Real lbReal
+		Ctr  lbCounters
+		Pad  [24]uint8
+	}
+}
+
 type lbConfig struct {
 	_         structs.HostLayout
 	TimeoutNs [6]uint64
@@ -232,21 +242,18 @@ type lbTblKey struct {
 const (
 	lbMapConn4Tbl    = "conn4_tbl"
 	lbMapConnTbl     = "conn_tbl"
+	lbMapCpuData     = "cpu_data"
 	lbMapCursors     = "cursors"
-	lbMapEvents      = "events"
-	lbMapExits       = "exits"
 	lbMapFlowCache   = "flow_cache"
 	lbMapFlowCache6  = "flow_cache6"
 	lbMapNatTbl      = "nat_tbl"
 	lbMapPersistTbl  = "persist_tbl"
-	lbMapRealTbl     = "real_tbl"
 	lbMapReplyPorts  = "reply_ports"
 	lbMapSchedTbl    = "sched_tbl"
 	lbMapServices    = "services"
 	lbMapSettings    = "settings"
 	lbMapSnatFail    = "snat_fail"
 	lbMapSnatPool    = "snat_pool"
-	lbMapStatsReal   = "stats_real"
 	lbMapStatsSvc    = "stats_svc"
 	lbMapSvcCfgs     = "svc_cfgs"
 	lbProgGovsClock  = "govs_clock"
@@ -309,21 +316,18 @@ type lbProgramSpecs struct {
 type lbMapSpecs struct {
 	Conn4Tbl   *ebpf.MapSpec `ebpf:"conn4_tbl"`
 	ConnTbl    *ebpf.MapSpec `ebpf:"conn_tbl"`
+	CpuData    *ebpf.MapSpec `ebpf:"cpu_data"`
 	Cursors    *ebpf.MapSpec `ebpf:"cursors"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Exits      *ebpf.MapSpec `ebpf:"exits"`
 	FlowCache  *ebpf.MapSpec `ebpf:"flow_cache"`
 	FlowCache6 *ebpf.MapSpec `ebpf:"flow_cache6"`
 	NatTbl     *ebpf.MapSpec `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.MapSpec `ebpf:"persist_tbl"`
-	RealTbl    *ebpf.MapSpec `ebpf:"real_tbl"`
 	ReplyPorts *ebpf.MapSpec `ebpf:"reply_ports"`
 	SchedTbl   *ebpf.MapSpec `ebpf:"sched_tbl"`
 	Services   *ebpf.MapSpec `ebpf:"services"`
 	Settings   *ebpf.MapSpec `ebpf:"settings"`
 	SnatFail   *ebpf.MapSpec `ebpf:"snat_fail"`
 	SnatPool   *ebpf.MapSpec `ebpf:"snat_pool"`
-	StatsReal  *ebpf.MapSpec `ebpf:"stats_real"`
 	StatsSvc   *ebpf.MapSpec `ebpf:"stats_svc"`
 	SvcCfgs    *ebpf.MapSpec `ebpf:"svc_cfgs"`
 }
@@ -360,21 +364,18 @@ func (o *lbObjects) Close() error {
 type lbMaps struct {
 	Conn4Tbl   *ebpf.Map `ebpf:"conn4_tbl"`
 	ConnTbl    *ebpf.Map `ebpf:"conn_tbl"`
+	CpuData    *ebpf.Map `ebpf:"cpu_data"`
 	Cursors    *ebpf.Map `ebpf:"cursors"`
-	Events     *ebpf.Map `ebpf:"events"`
-	Exits      *ebpf.Map `ebpf:"exits"`
 	FlowCache  *ebpf.Map `ebpf:"flow_cache"`
 	FlowCache6 *ebpf.Map `ebpf:"flow_cache6"`
 	NatTbl     *ebpf.Map `ebpf:"nat_tbl"`
 	PersistTbl *ebpf.Map `ebpf:"persist_tbl"`
-	RealTbl    *ebpf.Map `ebpf:"real_tbl"`
 	ReplyPorts *ebpf.Map `ebpf:"reply_ports"`
 	SchedTbl   *ebpf.Map `ebpf:"sched_tbl"`
 	Services   *ebpf.Map `ebpf:"services"`
 	Settings   *ebpf.Map `ebpf:"settings"`
 	SnatFail   *ebpf.Map `ebpf:"snat_fail"`
 	SnatPool   *ebpf.Map `ebpf:"snat_pool"`
-	StatsReal  *ebpf.Map `ebpf:"stats_real"`
 	StatsSvc   *ebpf.Map `ebpf:"stats_svc"`
 	SvcCfgs    *ebpf.Map `ebpf:"svc_cfgs"`
 }
@@ -383,21 +384,18 @@ func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.Conn4Tbl,
 		m.ConnTbl,
+		m.CpuData,
 		m.Cursors,
-		m.Events,
-		m.Exits,
 		m.FlowCache,
 		m.FlowCache6,
 		m.NatTbl,
 		m.PersistTbl,
-		m.RealTbl,
 		m.ReplyPorts,
 		m.SchedTbl,
 		m.Services,
 		m.Settings,
 		m.SnatFail,
 		m.SnatPool,
-		m.StatsReal,
 		m.StatsSvc,
 		m.SvcCfgs,
 	)

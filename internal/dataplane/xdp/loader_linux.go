@@ -59,6 +59,7 @@ type Dataplane struct {
 	ephLo, ephHi uint16
 	clkMult      uint64 // settings clk_mult/clk_off (clock_linux.go)
 	clkOff       uint64
+	clkTuned     time.Time // the last retuneClock
 	// replyExact: reply_ports holds every port a NAT reply of the
 	// applied services can come from (settings CFG_F_REPLY_PORTS).
 	replyExact bool
@@ -82,6 +83,13 @@ const (
 	maxReals    = 8192 // MAX_REALS in bpf/lb.h
 	exitSlots   = 32   // EXIT_SLOTS in bpf/lb.h
 	evSlots     = 16   // EV_SLOTS in bpf/lb.h
+	// cpu_data's layout (CD_* in bpf/lb.h), in 128-byte entries
+	cdEntry    = 128
+	cdExits    = 0
+	cdEvents   = 2
+	cdReals    = 3
+	cdEntries  = (cdReals + maxReals + 31) &^ 31
+	cdCounters = 64 // offset of a real server's counters in its entry
 )
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -186,12 +194,15 @@ func (d *Dataplane) open() error {
 	spec.Maps["persist_tbl"].MaxEntries = uint32(d.opts.PersistTableSize)
 	spec.Maps["nat_tbl"].MaxEntries = uint32(d.opts.NATTableSize)
 	// a block per possible CPU (the program indexes by CPU number)
-	for _, m := range []string{"flow_cache", "flow_cache6", "stats_real", "exits", "events"} {
+	for _, m := range []string{"flow_cache", "flow_cache6", "cpu_data"} {
 		spec.Maps[m].MaxEntries *= uint32(d.ncpu)
 	}
 	load := func() error {
 		return spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
 	}
+	// pins of a govs from before cpu_data, whose state is moved over
+	legacy := pinExists(d.opts.PinPath, "real_tbl") && !pinExists(d.opts.PinPath, "cpu_data")
+	zeroReals := false
 	err = load()
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		// When only counters changed their layout (an upgrade), those
@@ -201,16 +212,12 @@ func (d *Dataplane) open() error {
 			d.log.Warn("check pinned XDP maps", "path", d.opts.PinPath, "err", serr)
 		}
 		if serr == nil && len(stale) > 0 && !slices.ContainsFunc(stale, func(n string) bool { return !resettable[n] }) {
-			// A service's counters are stats_svc plus its real servers'
-			// stats_real: both start again, or the sum would go back
-			// without reaching zero.
-			if slices.Contains(stale, "stats_real") != slices.Contains(stale, "stats_svc") {
-				stale = append(stale, "stats_real", "stats_svc")
-				slices.Sort(stale)
-				stale = slices.Compact(stale)
-			}
 			d.log.Warn("pinned XDP counter maps do not match this govs (an upgrade changed their layout): replacing them; services and connections are adopted, the replaced counters start again from zero",
 				"path", d.opts.PinPath, "maps", strings.Join(stale, ","))
+			// A service's counters are stats_svc plus its real servers'
+			// (in cpu_data, which is kept): those start again too, or
+			// the sum would go back without reaching zero.
+			zeroReals = slices.Contains(stale, "stats_svc")
 			var errs []error
 			for _, n := range stale {
 				if rerr := os.Remove(filepath.Join(d.opts.PinPath, n)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
@@ -247,9 +254,19 @@ func (d *Dataplane) open() error {
 	// Map the per-CPU counter blocks now: Map.Memory sets its mapping
 	// up on first use without a lock, and Exits and Events are called
 	// from other goroutines (metrics) than the sync loop.
-	for _, p := range []perCPU{d.statsReal(), d.exits(), d.events()} {
-		if _, err := p.m.Memory(); err != nil {
-			return fmt.Errorf("xdp: map counters: %w", err)
+	if _, err := d.objs.CpuData.Memory(); err != nil {
+		return fmt.Errorf("xdp: map cpu_data: %w", err)
+	}
+	if zeroReals {
+		for id := range uint32(maxReals) {
+			if err := d.zeroStats(d.statsReal(), id); err != nil {
+				return err
+			}
+		}
+	}
+	if legacy {
+		if err := d.migrateLegacy(); err != nil {
+			return fmt.Errorf("xdp: take over the pinned real servers of the previous govs: %w", err)
 		}
 	}
 	if err := d.adopt(); err != nil {
@@ -562,15 +579,15 @@ func (d *Dataplane) release(detach bool) error {
 
 func (d *Dataplane) maps() []*ebpf.Map {
 	o := &d.objs.lbMaps
-	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.Events, o.Exits, o.NatTbl, o.ReplyPorts, o.SnatPool, o.SnatFail, o.PersistTbl, o.RealTbl, o.SchedTbl,
-		o.Services, o.Settings, o.StatsReal, o.StatsSvc, o.SvcCfgs}
+	return []*ebpf.Map{o.ConnTbl, o.Conn4Tbl, o.Cursors, o.CpuData, o.NatTbl, o.ReplyPorts, o.SnatPool, o.SnatFail, o.PersistTbl, o.SchedTbl,
+		o.Services, o.Settings, o.StatsSvc, o.SvcCfgs}
 }
 
 // resettable names the pinned maps that hold no state a restart adopts:
 // counters, and the settings the loader writes in full before it
 // attaches. (reply_ports and cursors are rebuilt too, but by the first
 // Apply, not before the attach.)
-var resettable = map[string]bool{"stats_real": true, "stats_svc": true, "exits": true, "events": true, "snat_fail": true, "settings": true}
+var resettable = map[string]bool{"stats_svc": true, "snat_fail": true, "settings": true}
 
 // stalePins lists the maps of spec pinned under dir that this govs
 // cannot use (type, sizes or flags differ).
@@ -648,26 +665,158 @@ func (d *Dataplane) Events() (map[string]uint64, error) {
 	return sumCounters(d.events(), eventNames[:])
 }
 
-// perCPU is a plain array the program indexes by CPU × stride + key,
-// read and written like a per-CPU array: a slice of one value per CPU.
+// readReal reads real server id's entry (CPU 0's copy: the loader
+// writes the same into every block).
+func (d *Dataplane) readReal(id uint32) (lbReal, error) {
+	var r lbReal
+	p := d.reals()
+	if id >= p.n {
+		return r, fmt.Errorf("real server slot %d: not below %d", id, p.n)
+	}
+	mem, err := p.m.Memory()
+	if err != nil {
+		return r, err
+	}
+	buf := make([]byte, p.size)
+	if _, err := mem.ReadAt(buf, p.off(0, id)); err != nil {
+		return r, fmt.Errorf("read real server slot %d: %w", id, err)
+	}
+	if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, &r); err != nil {
+		return r, fmt.Errorf("decode real server slot %d: %w", id, err)
+	}
+	return r, nil
+}
+
+func pinExists(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
+}
+
+// legacyPins are the maps a govs from before cpu_data pinned: the real
+// servers (real_tbl) and the counters now in cpu_data.
+var legacyPins = []string{"real_tbl", "stats_real", "exits", "events"}
+
+// migrateLegacy moves the state of a govs from before cpu_data into the
+// new map, before anything reads it: every real server's entry, its
+// counters (so that a service's, stats_svc plus its servers', do not go
+// back) and the exit and event counters; then it removes the old pins.
+// Connections and services are adopted from their maps as after any
+// restart, so the upgrade forwards without a gap.
+func (d *Dataplane) migrateLegacy() error {
+	open := func(name string) *ebpf.Map {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(d.opts.PinPath, name), nil)
+		if err != nil {
+			d.log.Warn("previous govs's pinned map not taken over", "map", name, "err", err)
+			return nil
+		}
+		return m
+	}
+	rt := open("real_tbl")
+	if rt == nil {
+		return nil
+	}
+	defer rt.Close()
+	if rt.ValueSize() != uint32(binary.Size(lbReal{})) {
+		return fmt.Errorf("pinned real_tbl has %d-byte entries, want %d", rt.ValueSize(), binary.Size(lbReal{}))
+	}
+	// the old counters were plain arrays of a block per CPU, CPU n's at
+	// n*slots, like cpu_data's parts
+	copyBlock := func(name string, p perCPU, valueSize uint32, step func(c int, k uint32) uint32) {
+		m := open(name)
+		if m == nil {
+			return
+		}
+		defer m.Close()
+		if m.Type() != ebpf.Array || m.ValueSize() != valueSize || m.MaxEntries() != p.n*uint32(d.ncpu) {
+			d.log.Warn("previous govs's pinned map not taken over: another layout", "map", name)
+			return
+		}
+		buf := make([]byte, valueSize)
+		for c := range d.ncpu {
+			for k := range p.n {
+				if err := m.Lookup(step(c, k), &buf); err != nil {
+					d.log.Warn("previous govs's pinned map not taken over", "map", name, "err", err)
+					return
+				}
+				if err := p.putBytes(c, k, buf); err != nil {
+					d.log.Warn("previous govs's pinned map not taken over", "map", name, "err", err)
+					return
+				}
+			}
+		}
+	}
+	var r lbReal
+	var moved int
+	for id := uint32(1); id < maxReals; id++ {
+		if err := rt.Lookup(id, &r); err != nil {
+			return fmt.Errorf("read pinned real_tbl slot %d: %w", id, err)
+		}
+		if r.Gen == 0 {
+			continue
+		}
+		if err := d.reals().putAll(id, &r); err != nil {
+			return err
+		}
+		moved++
+	}
+	copyBlock("stats_real", d.statsReal(), uint32(binary.Size(lbCounters{})), func(c int, k uint32) uint32 { return uint32(c)*maxReals + k })
+	copyBlock("exits", d.exits(), 8, func(c int, k uint32) uint32 { return uint32(c)*exitSlots + k })
+	copyBlock("events", d.events(), 8, func(c int, k uint32) uint32 { return uint32(c)*evSlots + k })
+	var errs []error
+	for _, n := range legacyPins {
+		if err := os.Remove(filepath.Join(d.opts.PinPath, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	d.log.Info("took over the previous govs's real servers and counters into cpu_data", "real_servers", moved)
+	return errors.Join(errs...)
+}
+
+// perCPU is one kind of per-CPU entry in cpu_data (CD_* in bpf/lb.h):
+// keys 0..n-1 of size bytes, step bytes apart from base in each CPU's
+// block, read and written like a per-CPU array: a slice of one value per
+// CPU, from and to the map's memory (BPF_F_MMAPABLE), no system call.
 type perCPU struct {
-	m      *ebpf.Map
-	stride uint32
-	ncpu   int
+	m          *ebpf.Map
+	ncpu       int
+	n          uint32 // keys
+	base, step int64  // byte offset of key 0 in a CPU's block, bytes between keys
+	size       int    // bytes of a value
 }
 
 // statsReal, exits and events are the program's per-CPU blocks of
-// counters.
-func (d *Dataplane) statsReal() perCPU { return perCPU{d.objs.StatsReal, maxReals, d.ncpu} }
-func (d *Dataplane) exits() perCPU     { return perCPU{d.objs.Exits, exitSlots, d.ncpu} }
-func (d *Dataplane) events() perCPU    { return perCPU{d.objs.Events, evSlots, d.ncpu} }
+// counters, reals the per-CPU copies of the real servers' entries.
+func (d *Dataplane) statsReal() perCPU {
+	return perCPU{d.objs.CpuData, d.ncpu, maxReals, cdReals*cdEntry + cdCounters, cdEntry, binary.Size(lbCounters{})}
+}
+func (d *Dataplane) exits() perCPU {
+	return perCPU{d.objs.CpuData, d.ncpu, exitSlots, cdExits * cdEntry, 8, 8}
+}
+func (d *Dataplane) events() perCPU {
+	return perCPU{d.objs.CpuData, d.ncpu, evSlots, cdEvents * cdEntry, 8, 8}
+}
+func (d *Dataplane) reals() perCPU {
+	return perCPU{d.objs.CpuData, d.ncpu, maxReals, cdReals * cdEntry, cdEntry, binary.Size(lbReal{})}
+}
 
-// Lookup reads key's value of every CPU into out, a *[]T, from the
-// map's memory (BPF_F_MMAPABLE): no system call.
-func (p perCPU) Lookup(key, out any) error {
+// off is where CPU c's value of key k starts in the map's memory.
+func (p perCPU) off(c int, k uint32) int64 {
+	return int64(c)*cdEntries*cdEntry + p.base + int64(k)*p.step
+}
+
+func (p perCPU) key(key any) (uint32, error) {
 	k, ok := key.(uint32)
-	if !ok || k >= p.stride {
-		return fmt.Errorf("per-CPU key %v: not a uint32 below %d", key, p.stride)
+	if !ok || k >= p.n {
+		return 0, fmt.Errorf("per-CPU key %v: not a uint32 below %d", key, p.n)
+	}
+	return k, nil
+}
+
+// Lookup reads key's value of every CPU into out, a *[]T.
+func (p perCPU) Lookup(key, out any) error {
+	k, err := p.key(key)
+	if err != nil {
+		return err
 	}
 	v := reflect.ValueOf(out)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Slice {
@@ -678,10 +827,9 @@ func (p perCPU) Lookup(key, out any) error {
 		return err
 	}
 	s := reflect.MakeSlice(v.Elem().Type(), p.ncpu, p.ncpu)
-	buf := make([]byte, p.m.ValueSize())
+	buf := make([]byte, p.size)
 	for c := range p.ncpu {
-		off := int64(uint32(c)*p.stride+k) * int64(len(buf))
-		if _, err := mem.ReadAt(buf, off); err != nil {
+		if _, err := mem.ReadAt(buf, p.off(c, k)); err != nil {
 			return fmt.Errorf("read key %d of CPU %d: %w", k, c, err)
 		}
 		if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, s.Index(c).Addr().Interface()); err != nil {
@@ -694,26 +842,82 @@ func (p perCPU) Lookup(key, out any) error {
 
 // Put writes value, a []T of one value per CPU, as key's values.
 func (p perCPU) Put(key, value any) error {
-	k, ok := key.(uint32)
-	if !ok || k >= p.stride {
-		return fmt.Errorf("per-CPU key %v: not a uint32 below %d", key, p.stride)
+	k, err := p.key(key)
+	if err != nil {
+		return err
 	}
 	v := reflect.ValueOf(value)
 	if v.Kind() != reflect.Slice || v.Len() != p.ncpu {
 		return fmt.Errorf("per-CPU put of %T: want a slice of %d values", value, p.ncpu)
 	}
+	for c := range p.ncpu {
+		if err := p.putCPU(c, k, v.Index(c).Interface()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putAll writes value, one T, as key's value of every CPU (a real
+// server's entry, which every CPU reads from its own block).
+func (p perCPU) putAll(k uint32, value any) error {
+	if k >= p.n {
+		return fmt.Errorf("per-CPU key %d: not below %d", k, p.n)
+	}
+	for c := range p.ncpu {
+		if err := p.putCPU(c, k, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p perCPU) putCPU(c int, k uint32, value any) error {
+	var b bytes.Buffer
+	if err := binary.Write(&b, binary.NativeEndian, value); err != nil || b.Len() != p.size {
+		return fmt.Errorf("encode key %d of CPU %d (%d of %d bytes): %v", k, c, b.Len(), p.size, err)
+	}
+	return p.putBytes(c, k, b.Bytes())
+}
+
+// putBytes writes b, an encoded value, as CPU c's value of key k.
+func (p perCPU) putBytes(c int, k uint32, b []byte) error {
+	if len(b) != p.size || k >= p.n {
+		return fmt.Errorf("per-CPU write of %d bytes to key %d: want %d bytes and a key below %d", len(b), k, p.size, p.n)
+	}
 	mem, err := p.m.Memory()
 	if err != nil {
 		return err
 	}
-	size := int64(p.m.ValueSize())
+	if _, err := mem.WriteAt(b, p.off(c, k)); err != nil {
+		return fmt.Errorf("write key %d of CPU %d: %w", k, c, err)
+	}
+	return nil
+}
+
+// sumWords adds up, over CPUs, the first words uint64 words of each of
+// keys key..key+n-1 (every counter the program keeps is a uint64), into
+// out[(k-key)*words+w]: one read of the map's memory per CPU, no
+// decoding by reflection. The sync reads the events and exits this way
+// every round.
+func (p perCPU) sumWords(key, n uint32, words int, out []uint64) error {
+	if key+n > p.n || n == 0 || words*8 > p.size || len(out) != int(n)*words {
+		return fmt.Errorf("per-CPU read of keys %d+%d, %d words: outside %d keys of %d bytes", key, n, words, p.n, p.size)
+	}
+	mem, err := p.m.Memory()
+	if err != nil {
+		return err
+	}
+	clear(out)
+	buf := make([]byte, int64(n-1)*p.step+int64(words*8))
 	for c := range p.ncpu {
-		var b bytes.Buffer
-		if err := binary.Write(&b, binary.NativeEndian, v.Index(c).Interface()); err != nil || int64(b.Len()) != size {
-			return fmt.Errorf("encode key %d of CPU %d (%d of %d bytes): %v", k, c, b.Len(), size, err)
+		if _, err := mem.ReadAt(buf, p.off(c, key)); err != nil {
+			return fmt.Errorf("read keys %d+%d of CPU %d: %w", key, n, c, err)
 		}
-		if _, err := mem.WriteAt(b.Bytes(), int64(uint32(c)*p.stride+k)*size); err != nil {
-			return fmt.Errorf("write key %d of CPU %d: %w", k, c, err)
+		for k := range int64(n) {
+			for w := range int64(words) {
+				out[k*int64(words)+w] += binary.NativeEndian.Uint64(buf[k*p.step+8*w:])
+			}
 		}
 	}
 	return nil
@@ -723,6 +927,16 @@ func sumCounters(m interface {
 	Lookup(key, valueOut any) error
 }, names []string) (map[string]uint64, error) {
 	out := make(map[string]uint64, len(names))
+	if p, ok := m.(perCPU); ok {
+		sums := make([]uint64, len(names))
+		if err := p.sumWords(0, uint32(len(names)), 1, sums); err != nil {
+			return nil, fmt.Errorf("xdp: read counters: %w", err)
+		}
+		for i, n := range names {
+			out[n] = sums[i]
+		}
+		return out, nil
+	}
 	for i, n := range names {
 		var per []uint64
 		if err := m.Lookup(uint32(i), &per); err != nil {

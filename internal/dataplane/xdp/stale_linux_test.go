@@ -3,6 +3,7 @@ package xdp
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // TestStalePinnedLink: a link pinned by an earlier govs whose interface
@@ -156,40 +159,45 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
 		t.Fatal(err)
 	}
-	connID, realsID := mapID(t, d.objs.Conn4Tbl), mapID(t, d.objs.StatsReal)
+	counted := make([]lbCounters, d.ncpu)
+	counted[0].Pkts = 7
+	if err := d.statsReal().Put(uint32(5), counted); err != nil {
+		t.Fatal(err)
+	}
+	connID, cpuID := mapID(t, d.objs.Conn4Tbl), mapID(t, d.objs.CpuData)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	oldExits(t, pin)
+	oldFail(t, pin)
 
 	var logs bytes.Buffer
 	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
 	if err != nil {
-		t.Fatalf("open over an old exits map: %v", err)
+		t.Fatalf("open over an old snat_fail map: %v", err)
 	}
-	if !strings.Contains(logs.String(), "counter maps do not match") || !strings.Contains(logs.String(), "maps=exits\n") ||
+	if !strings.Contains(logs.String(), "counter maps do not match") || !strings.Contains(logs.String(), "maps=snat_fail\n") ||
 		strings.Contains(logs.String(), "starting with empty tables") {
-		t.Errorf("log does not say that exits alone was replaced:\n%s", logs.String())
+		t.Errorf("log does not say that snat_fail alone was replaced:\n%s", logs.String())
 	}
 	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
 		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
 	}
-	if id := mapID(t, d.objs.StatsReal); id != realsID {
-		t.Errorf("stats_real is map %d, want the adopted map %d", id, realsID)
+	if id := mapID(t, d.objs.CpuData); id != cpuID {
+		t.Errorf("cpu_data is map %d, want the adopted map %d", id, cpuID)
 	}
 	var c lbConn
 	if err := d.objs.Conn4Tbl.Lookup(key, &c); err != nil || c.State != 5 {
 		t.Errorf("adopted connection: %+v, %v", c, err)
 	}
-	if d.objs.Exits.Type() != ebpf.Array || d.objs.Exits.MaxEntries() != exitSlots*uint32(d.ncpu) {
-		t.Errorf("exits is a %v of %d entries, want this govs's layout", d.objs.Exits.Type(), d.objs.Exits.MaxEntries())
+	if got, err := d.readCounters(d.statsReal(), 5); err != nil || got.InPkts != 7 {
+		t.Errorf("real server counters after snat_fail was replaced: %+v, %v; want the 7 packets kept", got, err)
 	}
-	if _, err := d.Exits(); err != nil {
-		t.Errorf("exits unreadable: %v", err)
+	if _, err := d.failCount(1); err != nil {
+		t.Errorf("snat_fail unreadable: %v", err)
 	}
 
-	// stats_svc alone: stats_real goes with it (a service's counters
-	// are their sum)
+	// stats_svc: the real servers' counters in cpu_data start again
+	// with it (a service's counters are their sum)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +207,14 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open over an old stats_svc map: %v", err)
 	}
-	if !strings.Contains(logs.String(), "maps=stats_real,stats_svc\n") {
-		t.Errorf("log does not say that stats_real and stats_svc were replaced:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "maps=stats_svc\n") {
+		t.Errorf("log does not say that stats_svc was replaced:\n%s", logs.String())
 	}
-	if id := mapID(t, d.objs.StatsReal); id == realsID {
-		t.Errorf("stats_real (map %d) kept while stats_svc was replaced", id)
+	if got, err := d.readCounters(d.statsReal(), 5); err != nil || got != (dataplane.Counters{}) {
+		t.Errorf("real server counters after stats_svc was replaced: %+v, %v; want zero", got, err)
+	}
+	if id := mapID(t, d.objs.CpuData); id != cpuID {
+		t.Errorf("cpu_data is map %d, want the adopted map %d", id, cpuID)
 	}
 	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
 		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
@@ -214,11 +225,11 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	oldExits(t, pin)
+	oldFail(t, pin)
 	logs.Reset()
 	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 8192)
 	if err != nil {
-		t.Fatalf("open over an old exits map and another table size: %v", err)
+		t.Fatalf("open over an old snat_fail map and another table size: %v", err)
 	}
 	defer d.Close()
 	if strings.Contains(logs.String(), "counter maps do not match") || !strings.Contains(logs.String(), "starting with empty tables") {
@@ -229,11 +240,99 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	}
 }
 
-// oldExits replaces the exits map pinned under pin by one of the layout
-// govs had before 2026-12-05 (a per-CPU array of 28 counters).
-func oldExits(t *testing.T, pin string) {
+// oldFail replaces the snat_fail map pinned under pin by one of another
+// layout (32-bit counters).
+func oldFail(t *testing.T, pin string) {
 	t.Helper()
-	oldPin(t, pin, "exits", &ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 28})
+	oldPin(t, pin, "snat_fail", &ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 4, MaxEntries: 1024})
+}
+
+// TestLegacyPinsMigrated: the pins of a govs from before cpu_data (its
+// real servers in real_tbl, its counters in stats_real, exits and events)
+// are taken over into cpu_data and removed; the connections are adopted.
+func TestLegacyPinsMigrated(t *testing.T) {
+	const pin = "/sys/fs/bpf/xd-test-legacypins"
+	open, _ := pinLab(t, "xd-legacypins", pin)
+	d, err := open(nil, 4096)
+	if err != nil {
+		t.Fatalf("first attach: %v", err)
+	}
+	key := lbFlowKey4{Saddr: [4]uint8{192, 0, 2, 1}, Daddr: [4]uint8{192, 0, 2, 2}, Sport: 1, Dport: 2, Proto: 17}
+	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
+		t.Fatal(err)
+	}
+	connID, ncpu := mapID(t, d.objs.Conn4Tbl), uint32(d.ncpu)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// the previous govs's layout
+	if err := os.Remove(filepath.Join(pin, "cpu_data")); err != nil {
+		t.Fatal(err)
+	}
+	legacy := func(name string, valueSize, entries uint32, flags uint32, put func(m *ebpf.Map) error) {
+		t.Helper()
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: valueSize, MaxEntries: entries, Flags: flags})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := put(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Pin(filepath.Join(pin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := lbReal{Dmac: [6]uint8{2, 0, 0, 0, 0, 9}, Ifindex: 3, Svc: 2, Gen: 11, Family: 4, Method: 1, Valid: 1, Port: 80, Mtu: 1500,
+		Addr: [16]uint8{10, 0, 0, 9}}
+	legacy("real_tbl", 64, maxReals, 0, func(m *ebpf.Map) error { return m.Put(uint32(5), want) })
+	legacy("stats_real", 40, maxReals*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error {
+		return m.Put((ncpu-1)*maxReals+5, lbCounters{Conns: 2, Pkts: 10, Bytes: 1000})
+	})
+	txDR := uint32(slices.Index(exitNames[:], "tx_dr"))
+	legacy("exits", 8, exitSlots*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error { return m.Put(txDR, uint64(42)) })
+	legacy("events", 8, evSlots*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error { return m.Put((ncpu-1)*evSlots, uint64(3)) })
+
+	var logs bytes.Buffer
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
+	if err != nil {
+		t.Fatalf("open over a previous govs's pins: %v", err)
+	}
+	defer d.Close()
+	if !strings.Contains(logs.String(), "took over") || strings.Contains(logs.String(), "not taken over") {
+		t.Errorf("log does not say that everything was taken over:\n%s", logs.String())
+	}
+	for c := range d.ncpu {
+		var got lbReal
+		buf := make([]byte, 64)
+		mem, err := d.objs.CpuData.Memory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mem.ReadAt(buf, d.reals().off(c, 5)); err != nil {
+			t.Fatal(err)
+		}
+		if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, &got); err != nil || got != want {
+			t.Errorf("CPU %d's copy of real server 5: %+v (%v), want %+v", c, got, err, want)
+		}
+	}
+	if got, err := d.readCounters(d.statsReal(), 5); err != nil || got.Conns != 2 || got.InPkts != 10 || got.InBytes != 1000 {
+		t.Errorf("real server 5's counters: %+v, %v; want the previous govs's", got, err)
+	}
+	if ex, err := d.Exits(); err != nil || ex["tx_dr"] != 42 {
+		t.Errorf("tx_dr exits: %d, %v; want 42", ex["tx_dr"], err)
+	}
+	if ev, err := d.Events(); err != nil || ev["conn_new"] != 3 {
+		t.Errorf("conn_new events: %d, %v; want 3", ev["conn_new"], err)
+	}
+	for _, n := range legacyPins {
+		if pinExists(pin, n) {
+			t.Errorf("the previous govs's %s is still pinned", n)
+		}
+	}
+	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
+		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
+	}
 }
 
 // oldPin replaces the map pinned under pin as name by a new one of spec.
@@ -334,7 +433,8 @@ func TestAdoptKeepsNextHop(t *testing.T) {
 		t.Helper()
 		var r lbReal
 		for _, rs := range d2.svcs[s.Key].reals {
-			if err := d2.objs.RealTbl.Lookup(rs.id, &r); err != nil {
+			var err error
+			if r, err = d2.readReal(rs.id); err != nil {
 				t.Fatal(err)
 			}
 		}

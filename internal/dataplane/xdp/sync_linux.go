@@ -85,11 +85,17 @@ func persistKey(s *service, k *lbFlowKey) lbPersistKey {
 // the live counts to the schedulers' Dests, recomputes scheduling tables
 // and the sorry-server switch, and retries next hops.
 func (d *Dataplane) syncLocked() error {
-	if moved, err := d.retuneClock(); err != nil {
-		d.log.Warn("xdp clock retune", "err", err) // the old offset stays: off by ms at most
-	} else if moved {
-		if err := d.writeSettings(); err != nil {
-			return err
+	// NTP slews the coarse clock by 0.5 ms/s at most, so a reading every
+	// clockRetuneEvery keeps the offset within a few ticks and spares a
+	// system call in most rounds.
+	if time.Since(d.clkTuned) >= clockRetuneEvery {
+		d.clkTuned = time.Now()
+		if moved, err := d.retuneClock(); err != nil {
+			d.log.Warn("xdp clock retune", "err", err) // the old offset stays: off by ms at most
+		} else if moved {
+			if err := d.writeSettings(); err != nil {
+				return err
+			}
 		}
 	}
 	now := monoNow()
@@ -514,6 +520,13 @@ func (d *Dataplane) sortedServices() []*service {
 func (d *Dataplane) readCounters(m interface {
 	Lookup(key, valueOut any) error
 }, id uint32) (dataplane.Counters, error) {
+	if p, ok := m.(perCPU); ok {
+		var w [5]uint64
+		if err := p.sumWords(id, 1, len(w), w[:]); err != nil {
+			return dataplane.Counters{}, fmt.Errorf("xdp: read counters: %w", err)
+		}
+		return dataplane.Counters{Conns: w[0], InPkts: w[1], InBytes: w[2], OutPkts: w[3], OutBytes: w[4]}, nil
+	}
 	var per []lbCounters
 	if err := m.Lookup(id, &per); err != nil {
 		return dataplane.Counters{}, fmt.Errorf("xdp: read counters: %w", err)
@@ -664,11 +677,13 @@ func (d *Dataplane) adopt() error {
 	if err := sit.Err(); err != nil {
 		return err
 	}
-	var r lbReal
-	rit := d.objs.RealTbl.Iterate()
-	for rit.Next(&id, &r) {
+	for id := uint32(1); id < maxReals; id++ {
+		r, err := d.readReal(id)
+		if err != nil {
+			return err
+		}
 		s := byID[r.Svc]
-		if r.Gen == 0 || s == nil || id == 0 || id >= maxReals {
+		if r.Gen == 0 || s == nil {
 			continue
 		}
 		addr := netip.AddrPortFrom(bytesAddr(r.Addr, r.Family), r.Port)
@@ -684,9 +699,6 @@ func (d *Dataplane) adopt() error {
 		s.reals[addr] = rs
 		d.realUsed[id] = true
 		d.gen = max(d.gen, r.Gen)
-	}
-	if err := rit.Err(); err != nil {
-		return err
 	}
 	// each service's scheduling table as pushed, so Apply changes and
 	// clears exactly what is there; entries of no service (left by a

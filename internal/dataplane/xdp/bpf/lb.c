@@ -57,45 +57,60 @@ const enum sched_mode *unused_mode __attribute__((unused));
 #define TTL_OUT 64
 
 /* cpu_slot is key's index in this CPU's block of a map that holds a
- * block of stride entries per CPU (exits, events, stats_real,
- * flow_cache). */
+ * block of stride entries per CPU (cpu_data, flow_cache). */
 static __always_inline __u32 cpu_slot(__u32 stride, __u32 key)
 {
 	return bpf_get_smp_processor_id() * stride + key;
 }
 
+/* cpu_entry is entry i of this CPU's block of cpu_data. */
+static __always_inline union cd_entry *cpu_entry(__u32 i)
+{
+	__u32 k = cpu_slot(CD_ENTRIES, i);
+	return bpf_map_lookup_elem(&cpu_data, &k);
+}
+
 static __always_inline int done(__u32 reason, int verdict)
 {
-	__u32 i = cpu_slot(EXIT_SLOTS, reason);
-	__u64 *c = bpf_map_lookup_elem(&exits, &i);
-	if (c)
-		*c += 1;
+	union cd_entry *e = cpu_entry(CD_EXITS + reason / 16);
+	if (e)
+		e->w[reason % 16] += 1;
 	return verdict;
 }
 
 static __always_inline void event(__u32 ev)
 {
-	__u32 i = cpu_slot(EV_SLOTS, ev);
-	__u64 *c = bpf_map_lookup_elem(&events, &i);
-	if (c)
-		*c += 1;
+	union cd_entry *e = cpu_entry(CD_EVENTS + ev / 16);
+	if (e)
+		e->w[ev % 16] += 1;
 }
 
-/* count and count_out add to a real server's per-CPU counters. Service
+/* real_of is real server id's entry (this CPU's copy); every slot below
+ * MAX_REALS exists, a removed server's has gen 0. */
+static __always_inline struct real *real_of(__u32 id)
+{
+	if (id >= MAX_REALS) /* the next CPU's block */
+		return NULL;
+	union cd_entry *e = cpu_entry(CD_REALS + id);
+	return e ? &e->rs.real : NULL;
+}
+
+/* count_r adds a packet to the per-CPU counters beside r, an entry
+ * real_of returned, count_out and count_out_r a reply to real server
+ * id's or r's. Service
  * counters are not kept per packet: the loader sums its real servers
  * (stats_svc holds what removed real servers had counted), which saves a
  * cache line on every packet. */
 static __always_inline struct counters *real_counters(__u32 id)
 {
-	if (id >= MAX_REALS) /* the next CPU's block */
+	if (id >= MAX_REALS)
 		return NULL;
-	__u32 i = cpu_slot(MAX_REALS, id);
-	return bpf_map_lookup_elem(&stats_real, &i);
+	union cd_entry *e = cpu_entry(CD_REALS + id);
+	return e ? &e->rs.ctr : NULL;
 }
 
-static __always_inline void count(__u32 id, __u64 conns, __u64 bytes)
+static __always_inline void count_at(struct counters *c, __u64 conns, __u64 bytes)
 {
-	struct counters *c = real_counters(id);
 	if (!c)
 		return;
 	c->conns += conns;
@@ -103,13 +118,27 @@ static __always_inline void count(__u32 id, __u64 conns, __u64 bytes)
 	c->bytes += bytes;
 }
 
-static __always_inline void count_out(__u32 id, __u64 bytes)
+static __always_inline void count_out_at(struct counters *c, __u64 bytes)
 {
-	struct counters *c = real_counters(id);
 	if (!c)
 		return;
 	c->out_pkts += 1;
 	c->out_bytes += bytes;
+}
+
+static __always_inline void count_r(const struct real *r, __u64 conns, __u64 bytes)
+{
+	count_at(&((struct cd_real *)r)->ctr, conns, bytes);
+}
+
+static __always_inline void count_out(__u32 id, __u64 bytes)
+{
+	count_out_at(real_counters(id), bytes);
+}
+
+static __always_inline void count_out_r(const struct real *r, __u64 bytes)
+{
+	count_out_at(&((struct cd_real *)r)->ctr, bytes);
 }
 
 /* elapsed is now - last, or 0 when last is ahead of now: the program's
@@ -229,7 +258,7 @@ static __always_inline void conn_store(__u8 fam, const struct flow_key *fk, cons
 static __always_inline struct real *conn_real(const struct conn *c)
 {
 	__u32 rid = c->real;
-	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
+	struct real *r = real_of(rid);
 	if (!r || r->gen == 0 || r->gen != c->gen || r->svc != c->svc)
 		return NULL;
 	return r;
@@ -277,7 +306,7 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * stayed within their noise; docs/BENCHMARKS.md). Two ways per set keep
  * two flows whose hashes meet from evicting each other on every
  * packet. The real server is
- * still read from real_tbl and checked as for a table entry. The
+ * still read from cpu_data and checked as for a table entry. The
  * entry's last-use time is the table entry's, refreshed through the
  * table at least every FC_WINDOW_NS (a quarter of the timeout when that
  * is shorter; fc_fill turns it into the entry's end, so a changed
@@ -487,14 +516,14 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
 	if (pi->len > fn->max_len)
 		return -1;
 	__u32 rid = fn->real;
-	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
+	struct real *r = real_of(rid);
 	if (!r || r->gen == 0 || r->gen != fn->gen)
 		return -1;
 	if (rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 1, fn->vaddr, fn->vport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	if (fn->snat && rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 0, fn->caddr, fn->cport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
-	count_out(rid, pi->len);
+	count_out_r(r, pi->len);
 	return reply_out(ctx, fn->dmac, fn->smac, fn->ifindex);
 }
 
@@ -611,7 +640,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (hit == FC_HIT_CONN && fe) {
 			r = conn_real(&fe->c);
 			if (r) {
-				count(fe->c.real, 0, pi->len);
+				count_r(r, 0, pi->len);
 				struct pktinfo pc = *pi;
 				pc.c = &fe->c;
 				return forward(ctx, r, fk, &pc);
@@ -632,7 +661,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (hit && fe) {
 			r = conn_real(&fe->c);
 			if (r) {
-				count(fe->c.real, 0, pi->len);
+				count_r(r, 0, pi->len);
 				struct pktinfo pc = *pi;
 				pc.c = &fe->c;
 				return forward(ctx, r, fk, &pc);
@@ -659,7 +688,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		struct nat_rev *nr = bpf_map_lookup_elem(&nat_tbl, fk);
 		if (nr) {
 			__u32 nrid = nr->real;
-			struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
+			struct real *nrr = real_of(nrid);
 			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen) {
 				if (fk->proto == IPPROTO_UDP)
 					reply_refresh(fam, fk, nr, gc, now);
@@ -699,7 +728,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			fc_fill(w0, w1, fck, c, gc, j); /* NULL ways for IPv6 */
 			if (fam == FAM_V6)
 				fc6_fill(set6, fk, c, gc, j);
-			count(rid, 0, pi->len);
+			count_r(r, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
 			return forward(ctx, r, fk, &pc);
@@ -761,7 +790,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);
-	count(rid, 1, pi->len);
+	count_r(r, 1, pi->len);
 	struct pktinfo pc = *pi;
 	pc.c = &nc;
 	return forward(ctx, r, fk, &pc);
@@ -786,7 +815,7 @@ static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, cons
 		if (!nr)
 			return done(EXIT_PASS_ICMP, XDP_PASS);
 		__u32 nrid = nr->real;
-		struct real *nrr = bpf_map_lookup_elem(&real_tbl, &nrid);
+		struct real *nrr = real_of(nrid);
 		if (!nrr || nrr->gen == 0 || nrr->gen != nr->gen)
 			return done(EXIT_PASS_ICMP, XDP_PASS);
 		struct xlate x = {.qdport = nr->vport};
@@ -808,7 +837,7 @@ static __always_inline int related(struct xdp_md *ctx, struct flow_key *fk, cons
 	struct real *r = conn_real(c);
 	if (!r)
 		return done(EXIT_PASS_ICMP, XDP_PASS);
-	count(c->real, 0, pi->len);
+	count_r(r, 0, pi->len);
 	struct pktinfo pc = *pi;
 	pc.c = c; /* SNAT: the binding the real server knows */
 	return forward(ctx, r, fk, &pc);

@@ -83,8 +83,8 @@ enum exit_reason {
 	EXIT_MAX,
 };
 
-/* Slots of one CPU's block of exits: EXIT_MAX rounded up to whole cache
- * lines, so no two CPUs write one line (the map is page-aligned). */
+/* Exit counters in one CPU's block of cpu_data: EXIT_MAX rounded up to
+ * whole cache lines, so no two CPUs write one line. */
 #define EXIT_SLOTS 32
 _Static_assert(EXIT_MAX <= EXIT_SLOTS, "EXIT_SLOTS holds every exit reason");
 
@@ -98,11 +98,31 @@ enum event {
 	EV_MAX,
 };
 
-/* Slots of one CPU's block of the events map: more than EV_MAX, so that
- * a later event does not change the pinned map's layout (which would
- * make an upgrade reset the event counters). Two cache lines. */
+/* Event counters in one CPU's block of cpu_data: more than EV_MAX, so
+ * that a later event does not change the pinned map's layout. Two cache
+ * lines. */
 #define EV_SLOTS 16
 _Static_assert(EV_MAX <= EV_SLOTS, "EV_SLOTS holds every event");
+
+/* cpu_data holds, per CPU, everything a forwarded packet writes or reads
+ * besides its flow-cache set and the tables: CD_ENTRIES entries of 128
+ * bytes (two cache lines), CPU n's block at n*CD_ENTRIES, laid out as
+ *   CD_EXITS   EXIT_SLOTS exit counters (2 entries),
+ *   CD_EVENTS  EV_SLOTS event counters (1 entry),
+ *   CD_REALS   for real server id n, entry CD_REALS+n: its struct real
+ *              (the loader writes the same into every CPU's block) and
+ *              its struct counters, in the next line.
+ * Spread over maps, these were four pages per packet, and a page a packet
+ * touches first costs it a TLB miss (some 20 ns on the test guest, where
+ * every kernel entry empties the TLB); with the block, the counters and
+ * the first 29 real servers share one page, and a real server's entry
+ * found, its counters need no lookup. Blocks are whole pages. */
+#define CD_EXITS 0
+#define CD_EVENTS 2
+#define CD_REALS 3
+#define CD_ENTRIES ((CD_REALS + MAX_REALS + 31) & ~31)
+_Static_assert(EXIT_SLOTS * 8 == (CD_EVENTS - CD_EXITS) * 128, "the exit counters fill their entries");
+_Static_assert(EV_SLOTS * 8 == (CD_REALS - CD_EVENTS) * 128, "the event counters fill their entry");
 
 struct svc_key {
 	__u8 proto;
@@ -157,6 +177,7 @@ struct real {
 	__u8 addr[16];  /* real server address (outer destination for TUN) */
 	__u8 src[16];   /* outer source for TUN when no per-flow prefix */
 };
+_Static_assert(sizeof(struct real) == 64, "a real server is one line of cpu_data");
 
 struct flow_key {
 	__u8 family;
@@ -267,6 +288,19 @@ struct counters {
 	__u64 out_pkts;
 	__u64 out_bytes;
 };
+
+/* An entry of cpu_data (CD_* above): a real server and its counters, or
+ * counters. */
+struct cd_real {
+	struct real real;
+	struct counters ctr;
+	__u8 pad[24];
+};
+union cd_entry {
+	struct cd_real rs;
+	__u64 w[16];
+};
+_Static_assert(sizeof(union cd_entry) == 128, "cpu_data's entries are two cache lines");
 
 /* NAT reverse entry: key is the reply's flow_key (real server → client). */
 struct nat_rev {

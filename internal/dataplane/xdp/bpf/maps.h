@@ -38,14 +38,6 @@ struct {
 } cursors SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_REALS);
-	__type(key, __u32);
-	__type(value, struct real);
-	PIN;
-} real_tbl SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16); /* set by the loader */
 	__type(key, struct flow_key);
@@ -135,40 +127,20 @@ struct {
 	PIN;
 } stats_svc SEC(".maps");
 
-/* The counters every packet touches, per CPU but in plain arrays, CPU
- * n's block at n*MAX_REALS (n*EXIT_SLOTS; events below likewise): in
- * place, a packet's first access to a PERCPU_ARRAY value cost some
- * 30-35 ns on the test guest, an ARRAY value 4 (docs/BENCHMARKS.md).
- * Each CPU writes only its own block; mmapable, so the data is
- * page-aligned and the blocks are whole cache lines (stats_real's
- * 320 KiB, exits' 256 bytes). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE); /* page-aligned; the loader reads it mapped */
-	__uint(max_entries, MAX_REALS); /* × possible CPUs, set by the loader */
-	__type(key, __u32);
-	__type(value, struct counters);
-	PIN;
-} stats_real SEC(".maps");
-
+/* Per-CPU counters and real servers (CD_* in lb.h). Plain array, not
+ * PERCPU_ARRAY: in place, a packet's first access to a PERCPU_ARRAY value
+ * cost some 30-35 ns on the test guest, an ARRAY value 4
+ * (docs/BENCHMARKS.md). Each CPU writes only its own block; mmapable, so
+ * the data is page-aligned (the blocks whole pages, the entries whole
+ * cache lines) and the loader reads and writes it mapped. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, EXIT_SLOTS); /* × possible CPUs, set by the loader */
+	__uint(max_entries, CD_ENTRIES); /* × possible CPUs, set by the loader */
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, union cd_entry);
 	PIN;
-} exits SEC(".maps");
-
-/* Per CPU like exits, CPU n's block at n*EV_SLOTS (two cache lines). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, EV_SLOTS); /* × possible CPUs, set by the loader */
-	__type(key, __u32);
-	__type(value, __u64);
-	PIN;
-} events SEC(".maps");
+} cpu_data SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

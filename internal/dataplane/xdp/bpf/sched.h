@@ -157,7 +157,7 @@ static __always_inline struct real *schedule(__u32 svc, const struct svc_cfg *cf
 		struct persist_val *pv = bpf_map_lookup_elem(&persist_tbl, &pk);
 		if (pv && elapsed(now, pv->last_ns) < (__u64)cfg->persist_timeout * 1000000000ull) {
 			rid = pv->real;
-			r = bpf_map_lookup_elem(&real_tbl, &rid);
+			r = real_of(rid);
 			if (r && real_ok(r, svc) && r->gen == pv->gen) {
 				pv->last_ns = now;
 				event(EV_PERSIST_HIT);
@@ -167,12 +167,12 @@ static __always_inline struct real *schedule(__u32 svc, const struct svc_cfg *cf
 		}
 	}
 	rid = table_pick(svc, cfg, fam, fk);
-	r = rid ? bpf_map_lookup_elem(&real_tbl, &rid) : NULL;
+	r = rid ? real_of(rid) : NULL;
 	if (!r || !real_ok(r, svc)) {
 		rid = cfg->sorry_real;
 		if (!rid)
 			return NULL;
-		r = bpf_map_lookup_elem(&real_tbl, &rid);
+		r = real_of(rid);
 		if (!r || !real_ok(r, svc))
 			return NULL;
 		event(EV_SORRY);

@@ -34,7 +34,7 @@ static __always_inline int snat_stale(const struct config *gc, const struct nat_
 	if (age < SNAT_GUARD_NS || age < life || !nr->snat)
 		return 0;
 	__u32 rid = nr->real;
-	struct real *r = bpf_map_lookup_elem(&real_tbl, &rid);
+	struct real *r = real_of(rid);
 	if (!r || r->gen == 0 || r->gen != nr->gen)
 		return 1;
 	struct flow_key ok __attribute__((aligned(8))) = {.family = fam, .proto = rk->proto,
