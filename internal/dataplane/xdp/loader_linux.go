@@ -201,7 +201,9 @@ func (d *Dataplane) open() error {
 		return spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
 	}
 	// pins of a govs from before cpu_data, whose state is moved over
-	legacy := pinExists(d.opts.PinPath, "real_tbl") && !pinExists(d.opts.PinPath, "cpu_data")
+	// (real_tbl is removed only once it is, so a start that died half way
+	// through, or a govs started again after a downgrade, moves it again)
+	legacy := pinExists(d.opts.PinPath, "real_tbl")
 	zeroReals := false
 	err = load()
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
@@ -257,6 +259,15 @@ func (d *Dataplane) open() error {
 	if _, err := d.objs.CpuData.Memory(); err != nil {
 		return fmt.Errorf("xdp: map cpu_data: %w", err)
 	}
+	zeroSvc := false
+	if legacy {
+		lost, err := d.migrateLegacy()
+		if err != nil {
+			return fmt.Errorf("xdp: take over the pinned real servers of the previous govs: %w", err)
+		}
+		// without the real servers' counters, a service's would go back
+		zeroReals, zeroSvc = zeroReals || lost, lost
+	}
 	if zeroReals {
 		for id := range uint32(maxReals) {
 			if err := d.zeroStats(d.statsReal(), id); err != nil {
@@ -264,9 +275,11 @@ func (d *Dataplane) open() error {
 			}
 		}
 	}
-	if legacy {
-		if err := d.migrateLegacy(); err != nil {
-			return fmt.Errorf("xdp: take over the pinned real servers of the previous govs: %w", err)
+	if zeroSvc {
+		for id := range uint32(maxServices) {
+			if err := d.zeroStats(d.objs.StatsSvc, id); err != nil {
+				return err
+			}
 		}
 	}
 	if err := d.adopt(); err != nil {
@@ -697,79 +710,81 @@ func pinExists(dir, name string) bool {
 var legacyPins = []string{"real_tbl", "stats_real", "exits", "events"}
 
 // migrateLegacy moves the state of a govs from before cpu_data into the
-// new map, before anything reads it: every real server's entry, its
-// counters (so that a service's, stats_svc plus its servers', do not go
-// back) and the exit and event counters; then it removes the old pins.
-// Connections and services are adopted from their maps as after any
-// restart, so the upgrade forwards without a gap.
-func (d *Dataplane) migrateLegacy() error {
-	open := func(name string) *ebpf.Map {
-		m, err := ebpf.LoadPinnedMap(filepath.Join(d.opts.PinPath, name), nil)
-		if err != nil {
-			d.log.Warn("previous govs's pinned map not taken over", "map", name, "err", err)
-			return nil
-		}
-		return m
+// new map, before anything reads it: every real server slot (empty ones
+// too, so a cpu_data left by an earlier start is overwritten), the real
+// servers' counters and the exit and event counters; then it removes the
+// old pins, real_tbl last. lost says the real servers' counters could not
+// be taken over (another layout), so the caller starts them and the
+// services' again from zero. Connections and services are adopted from
+// their maps as after any restart, so the upgrade forwards without a gap.
+func (d *Dataplane) migrateLegacy() (lost bool, err error) {
+	rt, err := ebpf.LoadPinnedMap(filepath.Join(d.opts.PinPath, "real_tbl"), nil)
+	if errors.Is(err, os.ErrNotExist) { // removed with every table (the load's reset)
+		return false, nil
 	}
-	rt := open("real_tbl")
-	if rt == nil {
-		return nil
+	if err != nil {
+		return false, err
 	}
 	defer rt.Close()
-	if rt.ValueSize() != uint32(binary.Size(lbReal{})) {
-		return fmt.Errorf("pinned real_tbl has %d-byte entries, want %d", rt.ValueSize(), binary.Size(lbReal{}))
-	}
-	// the old counters were plain arrays of a block per CPU, CPU n's at
-	// n*slots, like cpu_data's parts
-	copyBlock := func(name string, p perCPU, valueSize uint32, step func(c int, k uint32) uint32) {
-		m := open(name)
-		if m == nil {
-			return
-		}
-		defer m.Close()
-		if m.Type() != ebpf.Array || m.ValueSize() != valueSize || m.MaxEntries() != p.n*uint32(d.ncpu) {
-			d.log.Warn("previous govs's pinned map not taken over: another layout", "map", name)
-			return
-		}
-		buf := make([]byte, valueSize)
-		for c := range d.ncpu {
-			for k := range p.n {
-				if err := m.Lookup(step(c, k), &buf); err != nil {
-					d.log.Warn("previous govs's pinned map not taken over", "map", name, "err", err)
-					return
-				}
-				if err := p.putBytes(c, k, buf); err != nil {
-					d.log.Warn("previous govs's pinned map not taken over", "map", name, "err", err)
-					return
-				}
-			}
-		}
+	if rt.ValueSize() != uint32(binary.Size(lbReal{})) || rt.MaxEntries() != maxReals {
+		return false, fmt.Errorf("pinned real_tbl has %d entries of %d bytes, want %d of %d; remove %s to start afresh",
+			rt.MaxEntries(), rt.ValueSize(), maxReals, binary.Size(lbReal{}), d.opts.PinPath)
 	}
 	var r lbReal
 	var moved int
 	for id := uint32(1); id < maxReals; id++ {
 		if err := rt.Lookup(id, &r); err != nil {
-			return fmt.Errorf("read pinned real_tbl slot %d: %w", id, err)
-		}
-		if r.Gen == 0 {
-			continue
+			return false, fmt.Errorf("read pinned real_tbl slot %d: %w", id, err)
 		}
 		if err := d.reals().putAll(id, &r); err != nil {
+			return false, err
+		}
+		if r.Gen != 0 {
+			moved++
+		}
+	}
+	// The old counters were plain arrays with a block per CPU, CPU n's
+	// at n*slots.
+	copyBlock := func(name string, p perCPU, valueSize uint32) error {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(d.opts.PinPath, name), nil)
+		if err != nil {
 			return err
 		}
-		moved++
+		defer m.Close()
+		if m.Type() != ebpf.Array || m.ValueSize() != valueSize || m.MaxEntries() != p.n*uint32(d.ncpu) {
+			return fmt.Errorf("a %v of %d entries of %d bytes, not this layout", m.Type(), m.MaxEntries(), m.ValueSize())
+		}
+		buf := make([]byte, valueSize)
+		for c := range d.ncpu {
+			for k := range p.n {
+				if err := m.Lookup(uint32(c)*p.n+k, &buf); err != nil {
+					return err
+				}
+				if err := p.putBytes(c, k, buf); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
-	copyBlock("stats_real", d.statsReal(), uint32(binary.Size(lbCounters{})), func(c int, k uint32) uint32 { return uint32(c)*maxReals + k })
-	copyBlock("exits", d.exits(), 8, func(c int, k uint32) uint32 { return uint32(c)*exitSlots + k })
-	copyBlock("events", d.events(), 8, func(c int, k uint32) uint32 { return uint32(c)*evSlots + k })
+	for _, b := range []struct {
+		name string
+		p    perCPU
+		size int
+	}{{"stats_real", d.statsReal(), binary.Size(lbCounters{})}, {"exits", d.exits(), 8}, {"events", d.events(), 8}} {
+		if err := copyBlock(b.name, b.p, uint32(b.size)); err != nil {
+			d.log.Warn("previous govs's counters not taken over: they start again from zero", "map", b.name, "err", err)
+			lost = lost || b.name == "stats_real"
+		}
+	}
 	var errs []error
-	for _, n := range legacyPins {
+	for _, n := range slices.Backward(legacyPins) {
 		if err := os.Remove(filepath.Join(d.opts.PinPath, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	d.log.Info("took over the previous govs's real servers and counters into cpu_data", "real_servers", moved)
-	return errors.Join(errs...)
+	d.log.Info("took over the previous govs's real servers into cpu_data", "real_servers", moved, "counters", !lost)
+	return lost, errors.Join(errs...)
 }
 
 // perCPU is one kind of per-CPU entry in cpu_data (CD_* in bpf/lb.h):
@@ -864,8 +879,14 @@ func (p perCPU) putAll(k uint32, value any) error {
 	if k >= p.n {
 		return fmt.Errorf("per-CPU key %d: not below %d", k, p.n)
 	}
-	for c := range p.ncpu {
-		if err := p.putCPU(c, k, value); err != nil {
+	var b bytes.Buffer
+	if err := binary.Write(&b, binary.NativeEndian, value); err != nil || b.Len() != p.size {
+		return fmt.Errorf("encode key %d (%d of %d bytes): %v", k, b.Len(), p.size, err)
+	}
+	// CPU 0 last: a restart adopts CPU 0's copy, which then never shows
+	// what the other CPUs do not have yet
+	for c := p.ncpu - 1; c >= 0; c-- {
+		if err := p.putBytes(c, k, b.Bytes()); err != nil {
 			return err
 		}
 	}

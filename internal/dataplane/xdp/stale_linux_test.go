@@ -250,6 +250,9 @@ func oldFail(t *testing.T, pin string) {
 // TestLegacyPinsMigrated: the pins of a govs from before cpu_data (its
 // real servers in real_tbl, its counters in stats_real, exits and events)
 // are taken over into cpu_data and removed; the connections are adopted.
+// A cpu_data already pinned (a start that died half way, or a downgrade
+// in between) is overwritten. Real-server counters of another layout
+// start again from zero, and the services' with them.
 func TestLegacyPinsMigrated(t *testing.T) {
 	const pin = "/sys/fs/bpf/xd-test-legacypins"
 	open, _ := pinLab(t, "xd-legacypins", pin)
@@ -261,17 +264,18 @@ func TestLegacyPinsMigrated(t *testing.T) {
 	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
 		t.Fatal(err)
 	}
+	// what a cpu_data of an earlier start holds: gone from real_tbl since
+	if err := d.reals().putAll(6, &lbReal{Gen: 99, Svc: 1}); err != nil {
+		t.Fatal(err)
+	}
 	connID, ncpu := mapID(t, d.objs.Conn4Tbl), uint32(d.ncpu)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// the previous govs's layout
-	if err := os.Remove(filepath.Join(pin, "cpu_data")); err != nil {
-		t.Fatal(err)
-	}
-	legacy := func(name string, valueSize, entries uint32, flags uint32, put func(m *ebpf.Map) error) {
+	legacy := func(name string, typ ebpf.MapType, valueSize, entries uint32, flags uint32, put func(m *ebpf.Map) error) {
 		t.Helper()
-		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: valueSize, MaxEntries: entries, Flags: flags})
+		_ = os.Remove(filepath.Join(pin, name))
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: typ, KeySize: 4, ValueSize: valueSize, MaxEntries: entries, Flags: flags})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,35 +289,40 @@ func TestLegacyPinsMigrated(t *testing.T) {
 	}
 	want := lbReal{Dmac: [6]uint8{2, 0, 0, 0, 0, 9}, Ifindex: 3, Svc: 2, Gen: 11, Family: 4, Method: 1, Valid: 1, Port: 80, Mtu: 1500,
 		Addr: [16]uint8{10, 0, 0, 9}}
-	legacy("real_tbl", 64, maxReals, 0, func(m *ebpf.Map) error { return m.Put(uint32(5), want) })
-	legacy("stats_real", 40, maxReals*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error {
+	realTbl := func() {
+		legacy("real_tbl", ebpf.Array, 64, maxReals, 0, func(m *ebpf.Map) error { return m.Put(uint32(5), want) })
+	}
+	realTbl()
+	legacy("stats_real", ebpf.Array, 40, maxReals*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error {
 		return m.Put((ncpu-1)*maxReals+5, lbCounters{Conns: 2, Pkts: 10, Bytes: 1000})
 	})
 	txDR := uint32(slices.Index(exitNames[:], "tx_dr"))
-	legacy("exits", 8, exitSlots*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error { return m.Put(txDR, uint64(42)) })
-	legacy("events", 8, evSlots*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error { return m.Put((ncpu-1)*evSlots, uint64(3)) })
+	legacy("exits", ebpf.Array, 8, exitSlots*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error { return m.Put(txDR, uint64(42)) })
+	legacy("events", ebpf.Array, 8, evSlots*ncpu, unix.BPF_F_MMAPABLE, func(m *ebpf.Map) error { return m.Put((ncpu-1)*evSlots, uint64(3)) })
 
 	var logs bytes.Buffer
 	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
 	if err != nil {
 		t.Fatalf("open over a previous govs's pins: %v", err)
 	}
-	defer d.Close()
-	if !strings.Contains(logs.String(), "took over") || strings.Contains(logs.String(), "not taken over") {
+	if !strings.Contains(logs.String(), "took over") || !strings.Contains(logs.String(), "real_servers=1 counters=true") ||
+		strings.Contains(logs.String(), "not taken over") {
 		t.Errorf("log does not say that everything was taken over:\n%s", logs.String())
 	}
+	mem, err := d.objs.CpuData.Memory()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for c := range d.ncpu {
-		var got lbReal
-		buf := make([]byte, 64)
-		mem, err := d.objs.CpuData.Memory()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mem.ReadAt(buf, d.reals().off(c, 5)); err != nil {
-			t.Fatal(err)
-		}
-		if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, &got); err != nil || got != want {
-			t.Errorf("CPU %d's copy of real server 5: %+v (%v), want %+v", c, got, err, want)
+		for id, w := range map[uint32]lbReal{5: want, 6: {}} {
+			var got lbReal
+			buf := make([]byte, 64)
+			if _, err := mem.ReadAt(buf, d.reals().off(c, id)); err != nil {
+				t.Fatal(err)
+			}
+			if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, &got); err != nil || got != w {
+				t.Errorf("CPU %d's copy of real server %d: %+v (%v), want %+v", c, id, got, err, w)
+			}
 		}
 	}
 	if got, err := d.readCounters(d.statsReal(), 5); err != nil || got.Conns != 2 || got.InPkts != 10 || got.InBytes != 1000 {
@@ -332,6 +341,41 @@ func TestLegacyPinsMigrated(t *testing.T) {
 	}
 	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
 		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
+	}
+	var c lbConn
+	if err := d.objs.Conn4Tbl.Lookup(key, &c); err != nil || c.State != 5 {
+		t.Errorf("adopted connection: %+v, %v", c, err)
+	}
+
+	// an older govs, whose stats_real was a per-CPU array: its counters
+	// and the services' start again
+	svcCounted := make([]lbCounters, d.ncpu)
+	svcCounted[0].Pkts = 5
+	if err := d.objs.StatsSvc.Put(uint32(2), svcCounted); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	realTbl()
+	legacy("stats_real", ebpf.PerCPUArray, 40, maxReals, 0, func(*ebpf.Map) error { return nil })
+	logs.Reset()
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096)
+	if err != nil {
+		t.Fatalf("open over an older govs's pins: %v", err)
+	}
+	defer d.Close()
+	if !strings.Contains(logs.String(), "counters not taken over") || !strings.Contains(logs.String(), "counters=false") {
+		t.Errorf("log does not say that the counters start again:\n%s", logs.String())
+	}
+	if got, err := d.readCounters(d.statsReal(), 5); err != nil || got != (dataplane.Counters{}) {
+		t.Errorf("real server 5's counters: %+v, %v; want zero", got, err)
+	}
+	if got, err := d.readCounters(d.objs.StatsSvc, 2); err != nil || got != (dataplane.Counters{}) {
+		t.Errorf("service 2's counters: %+v, %v; want zero", got, err)
+	}
+	if r, err := d.readReal(5); err != nil || r != want {
+		t.Errorf("real server 5: %+v, %v; want %+v", r, err, want)
 	}
 }
 

@@ -115,7 +115,7 @@ _Static_assert(EV_MAX <= EV_SLOTS, "EV_SLOTS holds every event");
  * Spread over maps, these were four pages per packet, and a page a packet
  * touches first costs it a TLB miss (some 20 ns on the test guest, where
  * every kernel entry empties the TLB); with the block, the counters and
- * the first 29 real servers share one page, and a real server's entry
+ * real servers 1-28 share one page, and a real server's entry
  * found, its counters need no lookup. Blocks are whole pages. */
 #define CD_EXITS 0
 #define CD_EVENTS 2
