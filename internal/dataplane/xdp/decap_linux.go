@@ -50,7 +50,7 @@ func NewDecap(opts DecapOptions) (*Decap, error) {
 	if opts.PinPath == "" {
 		opts.PinPath = DefaultDecapPinPath
 	}
-	if err := ensureBPFFS(opts.PinPath); err != nil {
+	if _, err := ensureBPFFS(opts.PinPath); err != nil {
 		return nil, err
 	}
 	ifc, err := netlink.LinkByName(opts.Interface)

@@ -76,7 +76,7 @@ func TestDecap(t *testing.T) {
 	h := fnv.New32a()
 	h.Write([]byte(t.Name()))
 	pin := fmt.Sprintf("/sys/fs/bpf/xd-test-%d-%x", os.Getpid(), h.Sum32())
-	if err := ensureBPFFS(pin); err != nil {
+	if _, err := ensureBPFFS(pin); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = RemovePinned(pin) })

@@ -182,8 +182,10 @@ func (d *Dataplane) open() error {
 	if d.nl, err = netlink.NewHandleAt(d.ns); err != nil {
 		return fmt.Errorf("xdp: netlink: %w", err)
 	}
-	if err := ensureBPFFS(d.opts.PinPath); err != nil {
+	if mounted, err := ensureBPFFS(d.opts.PinPath); err != nil {
 		return err
+	} else if mounted {
+		d.log.Warn(bpffsNote)
 	}
 	spec, err := loadLb()
 	if err != nil {
@@ -336,23 +338,30 @@ func (d *Dataplane) detachOthers() {
 }
 
 // ensureBPFFS mounts bpffs on /sys/fs/bpf when it is not mounted and
-// creates dir.
-func ensureBPFFS(dir string) error {
+// creates dir. mounted says it mounted one: a bpffs mounted in a mount
+// namespace of this process's own (`ip netns exec` makes one, with a
+// fresh /sys) is gone when the process is, and the pins with it.
+func ensureBPFFS(dir string) (mounted bool, err error) {
 	const root = "/sys/fs/bpf"
 	var st unix.Statfs_t
 	if err := unix.Statfs(root, &st); err == nil && st.Type != unix.BPF_FS_MAGIC {
 		if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-			return fmt.Errorf("xdp: mount bpffs on %s: %w", root, err)
+			return false, fmt.Errorf("xdp: mount bpffs on %s: %w", root, err)
 		}
+		mounted = true
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("xdp: create pin directory: %w", err)
+		return mounted, fmt.Errorf("xdp: create pin directory: %w", err)
 	}
 	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
-		return fmt.Errorf("xdp: pin path %s is not on a bpf filesystem", dir)
+		return mounted, fmt.Errorf("xdp: pin path %s is not on a bpf filesystem", dir)
 	}
-	return nil
+	return mounted, nil
 }
+
+// bpffsNote is what New logs when it mounted bpffs (govs realserver tun
+// refuses to: internal/realserver).
+const bpffsNote = "mounted bpffs on /sys/fs/bpf, which had none: if this process has a mount namespace of its own (ip netns exec gives it one, with a fresh /sys), the pins end with it and a restart starts with empty tables; run govs in the host's mount namespace (nsenter --net=/run/netns/NAME instead of ip netns exec)"
 
 // inNS runs fn on a thread switched to the dataplane's namespace: XDP
 // attachment resolves interface indexes in the caller's namespace.
