@@ -151,14 +151,8 @@ func pinLabOn(t *testing.T, nsName, pin string) (func(*slog.Logger, int, ...stri
 func TestIncompatibleCounterPins(t *testing.T) {
 	const pin = "/sys/fs/bpf/xd-test-counterpins"
 	open, _ := pinLab(t, "xd-counterpins", pin)
-	d, err := open(nil, 4096)
-	if err != nil {
-		t.Fatalf("first attach: %v", err)
-	}
-	key := lbFlowKey4{Saddr: [4]uint8{192, 0, 2, 1}, Daddr: [4]uint8{192, 0, 2, 2}, Sport: 1, Dport: 2, Proto: 17}
-	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
-		t.Fatal(err)
-	}
+	d, key := openWithConn(t, open)
+	var err error
 	counted := make([]lbCounters, d.ncpu)
 	counted[0].Pkts = 7
 	if err := d.statsReal().Put(uint32(5), counted); err != nil {
@@ -185,10 +179,7 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	if id := mapID(t, d.objs.CpuData); id != cpuID {
 		t.Errorf("cpu_data is map %d, want the adopted map %d", id, cpuID)
 	}
-	var c lbConn
-	if err := d.objs.Conn4Tbl.Lookup(key, &c); err != nil || c.State != 5 {
-		t.Errorf("adopted connection: %+v, %v", c, err)
-	}
+	adoptedConn(t, d, key)
 	if got, err := d.readCounters(d.statsReal(), 5); err != nil || got.InPkts != 7 {
 		t.Errorf("real server counters after snat_fail was replaced: %+v, %v; want the 7 packets kept", got, err)
 	}
@@ -240,6 +231,29 @@ func TestIncompatibleCounterPins(t *testing.T) {
 	}
 }
 
+// openWithConn opens a pin lab's dataplane and puts one connection in
+// its table, for a restart to adopt (adoptedConn).
+func openWithConn(t *testing.T, open func(*slog.Logger, int) (*Dataplane, error)) (*Dataplane, lbFlowKey4) {
+	t.Helper()
+	d, err := open(nil, 4096)
+	if err != nil {
+		t.Fatalf("first attach: %v", err)
+	}
+	key := lbFlowKey4{Saddr: [4]uint8{192, 0, 2, 1}, Daddr: [4]uint8{192, 0, 2, 2}, Sport: 1, Dport: 2, Proto: 17}
+	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
+		t.Fatal(err)
+	}
+	return d, key
+}
+
+func adoptedConn(t *testing.T, d *Dataplane, key lbFlowKey4) {
+	t.Helper()
+	var c lbConn
+	if err := d.objs.Conn4Tbl.Lookup(key, &c); err != nil || c.State != 5 {
+		t.Errorf("adopted connection: %+v, %v", c, err)
+	}
+}
+
 // oldFail replaces the snat_fail map pinned under pin by one of another
 // layout (32-bit counters).
 func oldFail(t *testing.T, pin string) {
@@ -256,14 +270,8 @@ func oldFail(t *testing.T, pin string) {
 func TestLegacyPinsMigrated(t *testing.T) {
 	const pin = "/sys/fs/bpf/xd-test-legacypins"
 	open, _ := pinLab(t, "xd-legacypins", pin)
-	d, err := open(nil, 4096)
-	if err != nil {
-		t.Fatalf("first attach: %v", err)
-	}
-	key := lbFlowKey4{Saddr: [4]uint8{192, 0, 2, 1}, Daddr: [4]uint8{192, 0, 2, 2}, Sport: 1, Dport: 2, Proto: 17}
-	if err := d.objs.Conn4Tbl.Put(key, lbConn{State: 5}); err != nil {
-		t.Fatal(err)
-	}
+	d, key := openWithConn(t, open)
+	var err error
 	// what a cpu_data of an earlier start holds: gone from real_tbl since
 	if err := d.reals().putAll(6, &lbReal{Gen: 99, Svc: 1}); err != nil {
 		t.Fatal(err)
@@ -342,10 +350,7 @@ func TestLegacyPinsMigrated(t *testing.T) {
 	if id := mapID(t, d.objs.Conn4Tbl); id != connID {
 		t.Errorf("connection table is map %d, want the adopted map %d", id, connID)
 	}
-	var c lbConn
-	if err := d.objs.Conn4Tbl.Lookup(key, &c); err != nil || c.State != 5 {
-		t.Errorf("adopted connection: %+v, %v", c, err)
-	}
+	adoptedConn(t, d, key)
 
 	// an older govs, whose stats_real was a per-CPU array: its counters
 	// and the services' start again
