@@ -682,6 +682,9 @@ func (d *Dataplane) adopt() error {
 		if err != nil {
 			return err
 		}
+		// generations are never given twice, not even those of servers
+		// of no adopted service
+		d.gen = max(d.gen, r.Gen)
 		s := byID[r.Svc]
 		if r.Gen == 0 || s == nil {
 			continue
@@ -698,7 +701,6 @@ func (d *Dataplane) adopt() error {
 		}
 		s.reals[addr] = rs
 		d.realUsed[id] = true
-		d.gen = max(d.gen, r.Gen)
 	}
 	// each service's scheduling table as pushed, so Apply changes and
 	// clears exactly what is there; entries of no service (left by a
