@@ -695,18 +695,7 @@ func (d *Dataplane) readReal(id uint32) (lbReal, error) {
 	if id >= p.n {
 		return r, fmt.Errorf("real server slot %d: not below %d", id, p.n)
 	}
-	mem, err := p.m.Memory()
-	if err != nil {
-		return r, err
-	}
-	buf := make([]byte, p.size)
-	if _, err := mem.ReadAt(buf, p.off(0, id)); err != nil {
-		return r, fmt.Errorf("read real server slot %d: %w", id, err)
-	}
-	if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, &r); err != nil {
-		return r, fmt.Errorf("decode real server slot %d: %w", id, err)
-	}
-	return r, nil
+	return r, p.readCPU(0, id, &r)
 }
 
 func pinExists(dir, name string) bool {
@@ -846,21 +835,29 @@ func (p perCPU) Lookup(key, out any) error {
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Slice {
 		return fmt.Errorf("per-CPU lookup into %T: want a pointer to a slice", out)
 	}
+	s := reflect.MakeSlice(v.Elem().Type(), p.ncpu, p.ncpu)
+	for c := range p.ncpu {
+		if err := p.readCPU(c, k, s.Index(c).Addr().Interface()); err != nil {
+			return err
+		}
+	}
+	v.Elem().Set(s)
+	return nil
+}
+
+// readCPU decodes CPU c's value of key k into out, a pointer.
+func (p perCPU) readCPU(c int, k uint32, out any) error {
 	mem, err := p.m.Memory()
 	if err != nil {
 		return err
 	}
-	s := reflect.MakeSlice(v.Elem().Type(), p.ncpu, p.ncpu)
 	buf := make([]byte, p.size)
-	for c := range p.ncpu {
-		if _, err := mem.ReadAt(buf, p.off(c, k)); err != nil {
-			return fmt.Errorf("read key %d of CPU %d: %w", k, c, err)
-		}
-		if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, s.Index(c).Addr().Interface()); err != nil {
-			return fmt.Errorf("decode key %d of CPU %d: %w", k, c, err)
-		}
+	if _, err := mem.ReadAt(buf, p.off(c, k)); err != nil {
+		return fmt.Errorf("read key %d of CPU %d: %w", k, c, err)
 	}
-	v.Elem().Set(s)
+	if err := binary.Read(bytes.NewReader(buf), binary.NativeEndian, out); err != nil {
+		return fmt.Errorf("decode key %d of CPU %d: %w", k, c, err)
+	}
 	return nil
 }
 
@@ -888,14 +885,14 @@ func (p perCPU) putAll(k uint32, value any) error {
 	if k >= p.n {
 		return fmt.Errorf("per-CPU key %d: not below %d", k, p.n)
 	}
-	var b bytes.Buffer
-	if err := binary.Write(&b, binary.NativeEndian, value); err != nil || b.Len() != p.size {
-		return fmt.Errorf("encode key %d (%d of %d bytes): %v", k, b.Len(), p.size, err)
+	b, err := p.encode(k, value)
+	if err != nil {
+		return err
 	}
 	// CPU 0 last: a restart adopts CPU 0's copy, which then never shows
 	// what the other CPUs do not have yet
 	for c := p.ncpu - 1; c >= 0; c-- {
-		if err := p.putBytes(c, k, b.Bytes()); err != nil {
+		if err := p.putBytes(c, k, b); err != nil {
 			return err
 		}
 	}
@@ -903,11 +900,20 @@ func (p perCPU) putAll(k uint32, value any) error {
 }
 
 func (p perCPU) putCPU(c int, k uint32, value any) error {
+	b, err := p.encode(k, value)
+	if err != nil {
+		return err
+	}
+	return p.putBytes(c, k, b)
+}
+
+// encode renders value as key k's bytes.
+func (p perCPU) encode(k uint32, value any) ([]byte, error) {
 	var b bytes.Buffer
 	if err := binary.Write(&b, binary.NativeEndian, value); err != nil || b.Len() != p.size {
-		return fmt.Errorf("encode key %d of CPU %d (%d of %d bytes): %v", k, c, b.Len(), p.size, err)
+		return nil, fmt.Errorf("encode key %d (%d of %d bytes): %v", k, b.Len(), p.size, err)
 	}
-	return p.putBytes(c, k, b.Bytes())
+	return b.Bytes(), nil
 }
 
 // putBytes writes b, an encoded value, as CPU c's value of key k.
