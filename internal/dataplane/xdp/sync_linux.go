@@ -520,26 +520,23 @@ func (d *Dataplane) sortedServices() []*service {
 func (d *Dataplane) readCounters(m interface {
 	Lookup(key, valueOut any) error
 }, id uint32) (dataplane.Counters, error) {
+	// the five uint64s of lbCounters, summed over CPUs: from cpu_data's
+	// memory, or from a per-CPU map (stats_svc)
+	var w [5]uint64
 	if p, ok := m.(perCPU); ok {
-		var w [5]uint64
 		if err := p.sumWords(id, 1, len(w), w[:]); err != nil {
 			return dataplane.Counters{}, fmt.Errorf("xdp: read counters: %w", err)
 		}
-		return dataplane.Counters{Conns: w[0], InPkts: w[1], InBytes: w[2], OutPkts: w[3], OutBytes: w[4]}, nil
+	} else {
+		var per []lbCounters
+		if err := m.Lookup(id, &per); err != nil {
+			return dataplane.Counters{}, fmt.Errorf("xdp: read counters: %w", err)
+		}
+		for _, p := range per {
+			w[0], w[1], w[2], w[3], w[4] = w[0]+p.Conns, w[1]+p.Pkts, w[2]+p.Bytes, w[3]+p.OutPkts, w[4]+p.OutBytes
+		}
 	}
-	var per []lbCounters
-	if err := m.Lookup(id, &per); err != nil {
-		return dataplane.Counters{}, fmt.Errorf("xdp: read counters: %w", err)
-	}
-	var c dataplane.Counters
-	for _, p := range per {
-		c.Conns += p.Conns
-		c.InPkts += p.Pkts
-		c.InBytes += p.Bytes
-		c.OutPkts += p.OutPkts
-		c.OutBytes += p.OutBytes
-	}
-	return c, nil
+	return dataplane.Counters{Conns: w[0], InPkts: w[1], InBytes: w[2], OutPkts: w[3], OutBytes: w[4]}, nil
 }
 
 // Conns walks the connection table, then the persistence templates.
