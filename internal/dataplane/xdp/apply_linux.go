@@ -66,6 +66,16 @@ func (s *service) tableSig() string {
 	return string(b)
 }
 
+// countsMatter reports whether s's scheduling depends on its servers'
+// active and inactive counts: its table is computed from them
+// (tableSig), or a threshold can make a server unavailable.
+func (s *service) countsMatter() bool {
+	if s.limited() {
+		return true
+	}
+	return !s.layout.hashed() && s.schName != "rr" && s.schName != "wrr"
+}
+
 // limited reports whether a server of s has an upper threshold.
 func (s *service) limited() bool {
 	for _, r := range s.order {
@@ -95,8 +105,11 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 		return errors.New("xdp: dataplane closed")
 	}
 	// servers may go: the next sync walks the tables whatever the
-	// program did meanwhile
+	// program did meanwhile, one interval from now at the latest
 	d.walk.done = false
+	if d.syncTimer != nil {
+		defer d.syncTimer.Reset(d.opts.SyncInterval)
+	}
 	want := make(map[dataplane.ServiceKey]dataplane.Service, len(svcs))
 	owner := make(map[lbSvcKey]dataplane.ServiceKey)
 	for _, s := range svcs {

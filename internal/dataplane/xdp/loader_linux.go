@@ -50,8 +50,9 @@ type Dataplane struct {
 	reps        map[tableLayout][]uint32
 	counts      map[uint32]realCount
 	synced      time.Time
-	walk        walkState // the last walk of the connection tables (sync_linux.go)
-	rounds      int
+	walk        walkState       // the last walk of the connection tables (sync_linux.go)
+	nhChecked   time.Time       // when the sync last resolved every next hop again
+	syncTimer   *time.Timer     // the loop's next sync (nextSync)
 	snatPools   snatState       // snat_pool allocation, exhaustion log (pool_linux.go)
 	warnedLocal map[string]bool // interfaces warnLocalVIPs logged
 	// the kernel's ephemeral port range, read once (ownAddrPorts)
@@ -135,6 +136,10 @@ func newDataplane(opts Options, resolver func(netip.Addr, dataplane.Method) next
 	d.fresh = nil
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.done = cancel, make(chan struct{})
+	d.mu.Lock()
+	d.nhChecked = time.Now()
+	d.syncTimer = time.NewTimer(opts.SyncInterval)
+	d.mu.Unlock()
 	go d.loop(ctx)
 	return d, nil
 }

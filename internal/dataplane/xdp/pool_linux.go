@@ -47,6 +47,7 @@ type poolRun struct {
 type snatState struct {
 	runs   map[string]*poolRun
 	use    []uint8 // per snat_pool entry: entryFree, entryUsed, entryFreed
+	freed  bool    // some entry is entryFreed
 	primed bool
 	logged time.Time         // last exhaustion log
 	total  uint64            // drop_snat_exhausted at the last log
@@ -255,10 +256,17 @@ func (d *Dataplane) releaseRun(r *poolRun) {
 	for i := r.base; i < r.base+r.n; i++ {
 		d.snatPools.use[i] = entryFreed
 	}
+	if r.n > 0 {
+		d.snatPools.freed = true
+	}
 }
 
 // settle makes the runs freed before this sync round reusable.
 func (st *snatState) settle() {
+	if !st.freed {
+		return
+	}
+	st.freed = false
 	for i, u := range st.use {
 		if u == entryFreed {
 			st.use[i] = entryFree

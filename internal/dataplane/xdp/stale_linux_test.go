@@ -496,12 +496,12 @@ func TestAdoptKeepsNextHop(t *testing.T) {
 	if v, _, err := d2.objs.GovsLb.Benchmark(p.frame(), 1, nil); err != nil || v != xdpTX {
 		t.Errorf("adopted connection: verdict %d, err %v, want XDP_TX", v, err)
 	}
-	syncAt(t, d2, 9) // the next sync re-resolves every next hop
+	syncAt(t, d2, true) // a sync that re-resolves every next hop
 	if valid() != 1 {
 		t.Error("a sync whose resolution was pending marked the real server invalid")
 	}
 	noRoute = true
-	syncAt(t, d2, 9)
+	syncAt(t, d2, true)
 	if valid() != 0 {
 		t.Error("a sync that found no route kept the real server valid")
 	}
@@ -523,7 +523,7 @@ func TestAdoptKeepsTemplates(t *testing.T) {
 	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
 		return nexthop{addr: a, err: errors.New("not resolved")}
 	})
-	syncAt(t, d2, 0)
+	syncAt(t, d2, false)
 	if n := templates(d2.objs.PersistTbl); n != 1 {
 		t.Errorf("%d templates after the adopting govs's first sync, want 1", n)
 	}
@@ -582,11 +582,15 @@ func restart(t *testing.T, x *tdp, resolve func(netip.Addr, dataplane.Method) ne
 	return d
 }
 
-// syncAt runs d's sync as its round number rounds+1 would.
-func syncAt(t *testing.T, d *Dataplane, rounds int) {
+// syncAt runs d's sync, as the round that resolves every next hop again
+// when checkNH is set.
+func syncAt(t *testing.T, d *Dataplane, checkNH bool) {
 	t.Helper()
 	d.mu.Lock()
-	d.rounds = rounds
+	d.nhChecked = time.Now()
+	if checkNH {
+		d.nhChecked = time.Time{}
+	}
 	err := d.syncLocked()
 	d.mu.Unlock()
 	if err != nil {

@@ -29,22 +29,77 @@ func monoNow() uint64 {
 
 func (d *Dataplane) loop(ctx context.Context) {
 	defer close(d.done)
-	t := time.NewTicker(d.opts.SyncInterval)
-	defer t.Stop()
+	defer d.syncTimer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-d.syncTimer.C:
 			d.mu.Lock()
-			if time.Since(d.synced) >= d.walk.gap {
-				if err := d.syncLocked(); err != nil {
-					d.log.Warn("xdp sync", "err", err)
-				}
+			if wait := d.walk.gap - time.Since(d.synced); wait > 0 {
+				d.syncTimer.Reset(wait)
+			} else if err := d.syncLocked(); err != nil {
+				d.log.Warn("xdp sync", "err", err)
 			}
 			d.mu.Unlock()
 		}
 	}
+}
+
+// lazyIntervals bounds the wait between two syncs of a director whose
+// scheduling does not depend on its connection counts (nextSync).
+const lazyIntervals = 10
+
+// nextSync is how long after a sync the loop makes the next one. Every
+// SyncInterval while something depends on it: a scheduler or threshold
+// that reads the active and inactive counts (tableSig), a next hop still
+// unresolved, a released SNAT run waiting for the round that frees it,
+// a persistence timeout shorter than a lazy wait, an adopted service, or
+// a walk owed since Apply. Otherwise the counts
+// are only shown (Stats syncs first when they are older than a quarter
+// of a second, and the director's rate estimator calls it every 2 s), and
+// the loop waits for the earliest of: an entry found by the last walk
+// expiring or a template to refresh, the next check of the next hops,
+// the clock's retune, and lazyIntervals intervals. On this guest a timer
+// wake-up costs some 0.25 ms of CPU across the Go runtime's threads,
+// about as much as the idle round itself (docs/BENCHMARKS.md).
+func (d *Dataplane) nextSync() time.Duration {
+	iv := d.opts.SyncInterval
+	if d.eager() {
+		return iv
+	}
+	next := lazyIntervals * iv
+	if due := d.walk.due; due != math.MaxUint64 {
+		now := monoNow()
+		if due <= now {
+			return iv
+		}
+		next = min(next, time.Duration(due-now))
+	}
+	next = min(next, nextHopCheckEvery*iv-time.Since(d.nhChecked), clockRetuneEvery-time.Since(d.clkTuned))
+	return max(next, iv)
+}
+
+// eager reports whether the next sync is due one SyncInterval after the
+// last (nextSync).
+func (d *Dataplane) eager() bool {
+	if !d.walk.done || d.snatPools.freed {
+		return true
+	}
+	// a template made after the last walk must be refreshed by a walk
+	// before it expires, and a lazy wait is lazyIntervals long
+	short := time.Duration(lazyIntervals+2) * d.opts.SyncInterval
+	for _, s := range d.svcs {
+		if s.adopted || s.countsMatter() || s.spec.Persistence > 0 && s.spec.Persistence < short {
+			return true
+		}
+		for _, r := range s.reals {
+			if !r.nh.ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (d *Dataplane) timeout(state uint8) uint64 {
@@ -98,6 +153,13 @@ func (d *Dataplane) syncLocked() error {
 			}
 		}
 	}
+	// whatever this round ends with, the loop's next one is scheduled
+	// from it (Stats and the loop both sync)
+	defer func() {
+		if d.syncTimer != nil {
+			d.syncTimer.Reset(d.nextSync())
+		}
+	}()
 	now := monoNow()
 	start := time.Now()
 	byID := make(map[uint32]*service, len(d.svcs))
@@ -114,7 +176,10 @@ func (d *Dataplane) syncLocked() error {
 	}
 	d.counts, d.synced = counts, time.Now()
 	d.walk.gap = 19 * d.synced.Sub(start)
-	d.rounds++
+	checkNH := time.Since(d.nhChecked) >= nextHopCheckEvery*d.opts.SyncInterval
+	if checkNH {
+		d.nhChecked = time.Now()
+	}
 	if err := d.logExhaustion(time.Now()); err != nil {
 		d.log.Warn("xdp snat counters", "err", err)
 	}
@@ -128,7 +193,7 @@ func (d *Dataplane) syncLocked() error {
 		for _, r := range s.reals {
 			c := counts[r.id]
 			r.dest.SetConns(c.active, c.inactive)
-			if !r.nh.ok || d.rounds%10 == 0 {
+			if !r.nh.ok || checkNH {
 				if nh := d.resolve(r.spec.Addr.Addr(), r.spec.Method); nextHopChanged(r.nh, nh) {
 					r.nh = nh
 					errs = append(errs, d.writeReal(s.id, r))

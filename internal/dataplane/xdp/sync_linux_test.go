@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -104,4 +105,79 @@ func TestSyncSkipsIdleWalks(t *testing.T) {
 	step("idle after expiry", false, 1, 0)
 	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs2, 1, dataplane.DR)))
 	step("real server replaced", true, 0, 0)
+}
+
+// TestNextSync: the loop syncs every interval while the scheduling
+// depends on the connection counts (or a next hop is unresolved, a
+// template could expire unrefreshed, a walk is owed), and otherwise
+// waits for the earliest thing due, up to lazyIntervals intervals.
+func TestNextSync(t *testing.T) {
+	x := newTDP(t, Options{})
+	d := x.d
+	const iv = time.Second
+	next := func(svcs ...dataplane.Service) time.Duration {
+		t.Helper()
+		x.apply(svcs...)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.opts.SyncInterval = iv // the loop's timer stays an hour away until a sync resets it
+		now := time.Now()
+		d.walk.done, d.walk.due, d.clkTuned, d.nhChecked = true, math.MaxUint64, now, now
+		return d.nextSync()
+	}
+	dr := rsv(rs1, 1, dataplane.DR)
+	lazy := func(n time.Duration) bool { return n > lazyIntervals*iv-100*time.Millisecond && n <= lazyIntervals*iv }
+	if n := next(svc(dataplane.TCP, vip4, 80, "rr", dr)); !lazy(n) {
+		t.Errorf("rr: next sync in %v, want %v", n, lazyIntervals*iv)
+	}
+	if n := next(svc(dataplane.TCP, vip4, 80, "mh", dr)); !lazy(n) {
+		t.Errorf("mh: next sync in %v, want %v", n, lazyIntervals*iv)
+	}
+	for _, sch := range []string{"wlc", "lc", "", "sed", "lblc"} {
+		if n := next(svc(dataplane.TCP, vip4, 80, sch, dr)); n != iv {
+			t.Errorf("%q: next sync in %v, want %v", sch, n, iv)
+		}
+	}
+	limited := dr
+	limited.UThreshold = 10
+	if n := next(svc(dataplane.TCP, vip4, 80, "sh", limited)); n != iv {
+		t.Errorf("sh with a threshold: next sync in %v, want %v", n, iv)
+	}
+	short := svc(dataplane.TCP, vip4, 80, "rr", dr)
+	short.Persistence = 5 * time.Second
+	if n := next(short); n != iv {
+		t.Errorf("persistence 5s: next sync in %v, want %v", n, iv)
+	}
+	short.Persistence = 300 * time.Second
+	if n := next(short); !lazy(n) {
+		t.Errorf("persistence 300s: next sync in %v, want %v", n, lazyIntervals*iv)
+	}
+	x.unresolved[rs1.Addr()] = true
+	if n := next(svc(dataplane.TCP, vip4, 81, "rr", dr)); n != iv {
+		t.Errorf("unresolved next hop: next sync in %v, want %v", n, iv)
+	}
+	delete(x.unresolved, rs1.Addr())
+
+	// what is due first, within [iv, lazyIntervals*iv]
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", dr))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.walk.done = true
+	d.walk.due = monoNow() + uint64(3*iv)
+	if n := d.nextSync(); n > 3*iv || n < 3*iv-100*time.Millisecond {
+		t.Errorf("walk due in 3s: next sync in %v", n)
+	}
+	d.walk.due = monoNow() + uint64(iv/10)
+	if n := d.nextSync(); n != iv {
+		t.Errorf("walk due in 0.1s: next sync in %v, want %v", n, iv)
+	}
+	d.walk.due = math.MaxUint64
+	d.clkTuned = time.Now().Add(-clockRetuneEvery + 4*iv)
+	if n := d.nextSync(); n > 4*iv || n < 4*iv-100*time.Millisecond {
+		t.Errorf("clock retune due in 4s: next sync in %v", n)
+	}
+	d.walk.done = false
+	if n := d.nextSync(); n != iv {
+		t.Errorf("walk owed after Apply: next sync in %v, want %v", n, iv)
+	}
 }
