@@ -325,7 +325,7 @@ cost_windows() {
 	fi
 	if [[ $PEER_NO_UDP != 1 ]]; then
 		read -r n ns sent u d dp < <(udp_fixed_window)
-		[[ $u == - ]] || record dirproc_udp_pct "$(awk -v d="$dp" -v t="$ns" 'BEGIN{printf "%.1f", 100*d/t}')"
+		[[ $u == - ]] || record dirproc_udp_pct "$(awk -v d="$dp" -v t="$ns" 'BEGIN{printf "%.3f", 100*d/t}')"
 		echo "    (offered $(awk -v s="$sent" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s, delivered $(awk -v s="$n" -v t="$ns" 'BEGIN{printf "%.0f", s*1e9/t}') pkt/s)"
 		if ((sent > 0 && n > 0)); then
 			record fixed_loss_pct "$(awk -v n="$n" -v s="$sent" 'BEGIN{l=100*(1-n/s); if (l<0) l=0; printf "%.2f", l}')"
@@ -366,7 +366,7 @@ cost_windows() {
 	record newconn_p50_us "$p50"
 	record newconn_p99_us "$p99"
 	snap_ok "$u0" "$d0" "$p0" "$u1" "$d1" "$p1" || return 0
-	record dirproc_conn_pct "$(awk -v d="$((p1 - p0))" -v t="$((t1 - t0))" 'BEGIN{printf "%.1f", 100*d/t}')"
+	record dirproc_conn_pct "$(awk -v d="$((p1 - p0))" -v t="$((t1 - t0))" 'BEGIN{printf "%.3f", 100*d/t}')"
 	# Connections inside the window, from the steady completion rate.
 	conns=$(awk -v ok="$ok" -v s="$secs" -v t="$((t1 - t0))" 'BEGIN{printf "%.0f", ok*(t/1e9)/s}')
 	record cpu_conn_us "$(awk -v u="$((u1 - u0))" -v c="$conns" 'BEGIN{printf "%.2f", u/1000/c}')"

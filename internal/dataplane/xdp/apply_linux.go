@@ -107,9 +107,7 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	// servers may go: the next sync walks the tables whatever the
 	// program did meanwhile, one interval from now at the latest
 	d.walk.done = false
-	if d.syncTimer != nil {
-		defer d.syncTimer.Reset(d.opts.SyncInterval)
-	}
+	defer d.syncSoon()
 	want := make(map[dataplane.ServiceKey]dataplane.Service, len(svcs))
 	owner := make(map[lbSvcKey]dataplane.ServiceKey)
 	for _, s := range svcs {

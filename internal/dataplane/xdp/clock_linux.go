@@ -23,10 +23,6 @@ import (
 // in that time.
 const clockRetuneEvery = 10 * time.Second
 
-// nextHopCheckEvery is how many sync intervals apart the sync resolves
-// every real server's next hop again (unresolved ones: every round).
-const nextHopCheckEvery = 10
-
 // clockReading is one run of govs_clock.
 type clockReading struct{ jiffies, ns uint64 }
 

@@ -50,9 +50,10 @@ type Dataplane struct {
 	reps        map[tableLayout][]uint32
 	counts      map[uint32]realCount
 	synced      time.Time
-	walk        walkState       // the last walk of the connection tables (sync_linux.go)
-	nhChecked   time.Time       // when the sync last resolved every next hop again
-	syncTimer   *time.Timer     // the loop's next sync (nextSync)
+	walk        walkState   // the last walk of the connection tables (sync_linux.go)
+	nhChecked   time.Time   // when the sync last resolved every next hop again
+	syncTimer   *time.Timer // the loop's next sync (nextSync), at syncAt
+	syncAt      time.Time
 	snatPools   snatState       // snat_pool allocation, exhaustion log (pool_linux.go)
 	warnedLocal map[string]bool // interfaces warnLocalVIPs logged
 	// the kernel's ephemeral port range, read once (ownAddrPorts)
@@ -139,6 +140,7 @@ func newDataplane(opts Options, resolver func(netip.Addr, dataplane.Method) next
 	d.mu.Lock()
 	d.nhChecked = time.Now()
 	d.syncTimer = time.NewTimer(opts.SyncInterval)
+	d.syncAt = time.Now().Add(opts.SyncInterval)
 	d.mu.Unlock()
 	go d.loop(ctx)
 	return d, nil

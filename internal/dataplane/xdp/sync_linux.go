@@ -36,8 +36,10 @@ func (d *Dataplane) loop(ctx context.Context) {
 			return
 		case <-d.syncTimer.C:
 			d.mu.Lock()
-			if wait := d.walk.gap - time.Since(d.synced); wait > 0 {
-				d.syncTimer.Reset(wait)
+			// a sync made meanwhile (Stats) moved the round; the walk
+			// gap bounds the pace of walks of huge tables
+			if wait := max(time.Until(d.syncAt), d.walk.gap-time.Since(d.synced)); wait > 0 {
+				d.armSync(wait)
 			} else if err := d.syncLocked(); err != nil {
 				d.log.Warn("xdp sync", "err", err)
 			}
@@ -46,23 +48,51 @@ func (d *Dataplane) loop(ctx context.Context) {
 	}
 }
 
+// armSync sets the loop's next sync to after wait.
+func (d *Dataplane) armSync(wait time.Duration) {
+	if d.syncTimer == nil {
+		return
+	}
+	d.syncAt = time.Now().Add(wait)
+	d.syncTimer.Reset(wait)
+}
+
+// syncSoon brings the loop's next sync forward to one SyncInterval from
+// now at the latest (Apply).
+func (d *Dataplane) syncSoon() {
+	if iv := d.opts.SyncInterval; d.syncAt.IsZero() || time.Until(d.syncAt) > iv {
+		d.armSync(iv)
+	}
+}
+
 // lazyIntervals bounds the wait between two syncs of a director whose
 // scheduling does not depend on its connection counts (nextSync).
 const lazyIntervals = 10
 
+// nextHopCheckEvery is how many sync intervals apart the sync resolves
+// every real server's next hop again (unresolved ones: every round).
+const nextHopCheckEvery = 10
+
+// coarseSlack covers the lag of CLOCK_MONOTONIC_COARSE (a tick, 10 ms
+// at HZ=100) behind the timers' clock.
+const coarseSlack = 10 * time.Millisecond
+
 // nextSync is how long after a sync the loop makes the next one. Every
 // SyncInterval while something depends on it: a scheduler or threshold
 // that reads the active and inactive counts (tableSig), a next hop still
-// unresolved, a released SNAT run waiting for the round that frees it,
-// a persistence timeout shorter than a lazy wait, an adopted service, or
-// a walk owed since Apply. Otherwise the counts
-// are only shown (Stats syncs first when they are older than a quarter
-// of a second, and the director's rate estimator calls it every 2 s), and
-// the loop waits for the earliest of: an entry found by the last walk
-// expiring or a template to refresh, the next check of the next hops,
-// the clock's retune, and lazyIntervals intervals. On this guest a timer
-// wake-up costs some 0.25 ms of CPU across the Go runtime's threads,
-// about as much as the idle round itself (docs/BENCHMARKS.md).
+// unresolved, a released SNAT run not yet freed, a persistence timeout
+// shorter than lazyIntervals+2 intervals (a template made after a walk
+// must be refreshed by the next), an adopted service, or a walk owed
+// since Apply. Otherwise the counts are only shown: Stats syncs first
+// when they are older than a quarter of a second (or the walk gap), and
+// the director's rate estimator calls it every 2 s. The loop then waits
+// for the earliest of: an entry the last walk found reaching its timeout
+// or a template to refresh, the next check of the next hops, the clock's
+// retune, and lazyIntervals intervals; a SNAT exhaustion is then logged
+// that late at most. Apply brings the next sync to one interval away at
+// the latest (syncSoon). On this guest a timer wake-up costs some 0.25 ms
+// of CPU across the Go runtime's threads, about as much as an idle round
+// itself (docs/BENCHMARKS.md).
 func (d *Dataplane) nextSync() time.Duration {
 	iv := d.opts.SyncInterval
 	if d.eager() {
@@ -74,7 +104,9 @@ func (d *Dataplane) nextSync() time.Duration {
 		if due <= now {
 			return iv
 		}
-		next = min(next, time.Duration(due-now))
+		// the coarse clock the walk compares with lags by up to a tick:
+		// woken right at due, it could find nothing due yet
+		next = min(next, time.Duration(due-now)+coarseSlack)
 	}
 	next = min(next, nextHopCheckEvery*iv-time.Since(d.nhChecked), clockRetuneEvery-time.Since(d.clkTuned))
 	return max(next, iv)
@@ -139,7 +171,17 @@ func persistKey(s *service, k *lbFlowKey) lbPersistKey {
 // entries, keeps templates alive while they control connections, feeds
 // the live counts to the schedulers' Dests, recomputes scheduling tables
 // and the sorry-server switch, and retries next hops.
-func (d *Dataplane) syncLocked() error {
+func (d *Dataplane) syncLocked() (err error) {
+	// whatever this round ends with, the loop's next one is scheduled
+	// from it (Stats and the loop both sync); one that failed is tried
+	// again after an interval
+	defer func() {
+		if err != nil {
+			d.armSync(d.opts.SyncInterval)
+		} else {
+			d.armSync(d.nextSync())
+		}
+	}()
 	// NTP slews the coarse clock by 0.5 ms/s at most, so a reading every
 	// clockRetuneEvery keeps the offset within a few ticks and spares a
 	// system call in most rounds.
@@ -153,13 +195,6 @@ func (d *Dataplane) syncLocked() error {
 			}
 		}
 	}
-	// whatever this round ends with, the loop's next one is scheduled
-	// from it (Stats and the loop both sync)
-	defer func() {
-		if d.syncTimer != nil {
-			d.syncTimer.Reset(d.nextSync())
-		}
-	}()
 	now := monoNow()
 	start := time.Now()
 	byID := make(map[uint32]*service, len(d.svcs))

@@ -120,7 +120,10 @@ func TestNextSync(t *testing.T) {
 		x.apply(svcs...)
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		d.opts.SyncInterval = iv // the loop's timer stays an hour away until a sync resets it
+		// the interval the figures are for, only while nextSync runs:
+		// the loop keeps its hour
+		d.opts.SyncInterval = iv
+		defer func() { d.opts.SyncInterval = time.Hour }()
 		now := time.Now()
 		d.walk.done, d.walk.due, d.clkTuned, d.nhChecked = true, math.MaxUint64, now, now
 		return d.nextSync()
@@ -162,9 +165,11 @@ func TestNextSync(t *testing.T) {
 	x.apply(svc(dataplane.TCP, vip4, 80, "rr", dr))
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.opts.SyncInterval = iv
+	defer func() { d.opts.SyncInterval = time.Hour }()
 	d.walk.done = true
 	d.walk.due = monoNow() + uint64(3*iv)
-	if n := d.nextSync(); n > 3*iv || n < 3*iv-100*time.Millisecond {
+	if n := d.nextSync(); n > 3*iv+coarseSlack || n < 3*iv-100*time.Millisecond {
 		t.Errorf("walk due in 3s: next sync in %v", n)
 	}
 	d.walk.due = monoNow() + uint64(iv/10)
@@ -179,5 +184,63 @@ func TestNextSync(t *testing.T) {
 	d.walk.done = false
 	if n := d.nextSync(); n != iv {
 		t.Errorf("walk owed after Apply: next sync in %v, want %v", n, iv)
+	}
+}
+
+// TestSyncLoop: the loop keeps syncing on its own, at the lazy pace for
+// an rr service, at every interval for a wlc one, and owes a walk within
+// an interval of every Apply.
+func TestSyncLoop(t *testing.T) {
+	const iv = 20 * time.Millisecond
+	x := newTDP(t, Options{SyncInterval: iv})
+	d := x.d
+	dr := rsv(rs1, 1, dataplane.DR)
+	synced := func() time.Time {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.synced
+	}
+	// syncs counts the loop's syncs over window
+	syncs := func(window time.Duration) int {
+		n, last := 0, synced()
+		for end := time.Now().Add(window); time.Now().Before(end); {
+			time.Sleep(iv / 4)
+			if s := synced(); s.After(last) {
+				n, last = n+1, s
+			}
+		}
+		return n
+	}
+	// rr: lazy, lazyIntervals intervals apart (5 in the window), and
+	// never stopped
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", dr))
+	time.Sleep(2 * iv) // the walk Apply owes
+	if n := syncs(5 * lazyIntervals * iv); n < 1 || n > 8 {
+		t.Errorf("rr: %d syncs in %v, want about 5", n, 5*lazyIntervals*iv)
+	}
+	// wlc: every interval (50 in the window; fewer on a busy machine)
+	x.apply(svc(dataplane.TCP, vip4, 80, "wlc", dr))
+	if n := syncs(5 * lazyIntervals * iv); n < 15 {
+		t.Errorf("wlc: %d syncs in %v, want about 50", n, 5*lazyIntervals*iv)
+	}
+	// Apply owes a walk within an interval, even from the lazy pace
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", dr))
+	time.Sleep(2 * iv)
+	d.mu.Lock()
+	w0 := d.walk.walks
+	d.mu.Unlock()
+	x.apply(svc(dataplane.TCP, vip4, 80, "rr", dr, rsv(rs2, 1, dataplane.DR)))
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		d.mu.Lock()
+		w := d.walk.walks
+		d.mu.Unlock()
+		if w > w0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no walk within 2s of Apply")
+		}
+		time.Sleep(iv / 4)
 	}
 }

@@ -81,8 +81,9 @@ type Options struct {
 	// SyncInterval is how often the Go side walks the connection table
 	// (expiry, active/inactive counts for the schedulers and thresholds)
 	// and recomputes scheduling tables while they depend on the counts;
-	// otherwise it syncs when something falls due, when Stats is called,
-	// and at least every 10 intervals (nextSync). Default 1s.
+	// otherwise it syncs when something falls due, when Stats finds the
+	// counts older than 250 ms, and at least every 10 intervals
+	// (nextSync). Default 1s.
 	SyncInterval time.Duration
 	// RingSize is the number of slots of the scheduling table of the
 	// stateful schedulers (rr, wrr, lc, wlc, ...). Default 1024.
