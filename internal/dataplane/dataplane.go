@@ -129,7 +129,8 @@ type Service struct {
 
 	Scheduler  string   // IPVS name: rr, wrr, lc, wlc, ...
 	SchedFlags []string // sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3
-	// MHTableSize is the Maglev table size when Scheduler is "mh" (0 = 65537).
+	// MHTableSize is the Maglev table size when Scheduler is "mh" (0 = 4093,
+	// as a stock kernel's IPVS).
 	MHTableSize int
 	// Persistence is the persistence timeout; 0 disables persistence.
 	Persistence time.Duration

@@ -68,7 +68,7 @@ func BenchmarkMaglevBuild(b *testing.B) {
 			b.ReportAllocs()
 			cpu := startCPU(b)
 			for b.Loop() {
-				if _, err := MaglevTable(ds, DefaultMaglevTableSize); err != nil {
+				if _, err := MaglevTable(ds, maglevPaperSize); err != nil {
 					b.Fatal(err)
 				}
 			}

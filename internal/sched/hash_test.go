@@ -256,6 +256,10 @@ func TestMaglevGolden(t *testing.T) {
 	}
 }
 
+// maglevPaperSize is the M of the Maglev paper (NSDI'16), for the tests
+// of its properties (shares, disruption), which it states for M > 100·N.
+const maglevPaperSize = 65537
+
 func TestMaglevDeterministic(t *testing.T) {
 	a, _ := MaglevTable(mkDests(3, 1, 4, 1, 5), DefaultMaglevTableSize)
 	b, _ := MaglevTable(mkDests(3, 1, 4, 1, 5), DefaultMaglevTableSize)
@@ -272,10 +276,10 @@ func TestMaglevRemap(t *testing.T) {
 				ws[i] = 1
 			}
 			ds := mkDests(ws...)
-			before, _ := MaglevTable(ds, DefaultMaglevTableSize)
+			before, _ := MaglevTable(ds, maglevPaperSize)
 			for _, rm := range []int{0, n / 2, n - 1} {
 				rest := append(append([]*Dest(nil), ds[:rm]...), ds[rm+1:]...)
-				after, _ := MaglevTable(rest, DefaultMaglevTableSize)
+				after, _ := MaglevTable(rest, maglevPaperSize)
 				changed := 0
 				for i := range before {
 					if before[i] != after[i] {
@@ -296,7 +300,7 @@ func TestMaglevRemap(t *testing.T) {
 func TestMaglevWeightedShares(t *testing.T) {
 	ws := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10} // M = 65537 > 100·N
 	ds := mkDests(ws...)
-	table, _ := MaglevTable(ds, DefaultMaglevTableSize)
+	table, _ := MaglevTable(ds, maglevPaperSize)
 	cnt := map[*Dest]int{}
 	for _, d := range table {
 		cnt[d]++

@@ -7,9 +7,15 @@ import (
 	"sync/atomic"
 )
 
-// DefaultMaglevTableSize is the default mh lookup table size M: a prime,
-// the value Maglev (NSDI'16 §3.4), Katran and Envoy use.
-const DefaultMaglevTableSize = 65537
+// DefaultMaglevTableSize is the default mh lookup table size M: 4093,
+// the table of a stock kernel's ip_vs_mh (primes[CONFIG_IP_VS_MH_TAB_INDEX
+// - 8], the option's default 12), so a govs director and a keepalived +
+// IPVS one given the same servers send every client to the same server,
+// and keepalived.conf, which cannot set M, keeps its meaning. Maglev
+// (NSDI'16 §3.4) suggests M > 100·N for even shares: with more than about
+// 40 servers, or for finer weights, set mh_table_size (65537 is Maglev's,
+// Katran's and Envoy's).
+const DefaultMaglevTableSize = 4093
 
 // The fixed hsiphash keys of ip_vs_mh.c (generate_hash_secret). Every
 // director computes the same table from the same servers.

@@ -259,7 +259,8 @@ type Flags struct {
 // IPVS defaults. Options stays comparable with == (interfaces, no funcs).
 type Options struct {
 	Flags Flags
-	// TableSize is the Maglev lookup table size (a prime); 0 = 65537.
+	// TableSize is the Maglev lookup table size (a prime); 0 = 4093,
+	// as a stock kernel's IPVS (DefaultMaglevTableSize).
 	TableSize int
 	// HashBits sizes the sh and dh bucket tables to 1<<HashBits; 0 = 8
 	// (256 buckets, the IPVS default CONFIG_IP_VS_SH_TAB_BITS). Range 1..20.

@@ -265,7 +265,7 @@ func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.S
 		peakSlots = max(peakSlots, slots)
 	}
 	if peakSlots > schedSlots {
-		return fmt.Errorf("xdp: the services' scheduling tables need %d slots, more than the %d the program holds (an mh service takes its mh_table_size, 65537 by default; sh and dh 256; the others %d)",
+		return fmt.Errorf("xdp: the services' scheduling tables need %d slots, more than the %d the program holds (an mh service takes its mh_table_size, 4093 by default; sh and dh 256; the others %d)",
 			peakSlots, schedSlots, d.opts.RingSize)
 	}
 	if peakReals > maxReals-1 {

@@ -567,7 +567,9 @@ func TestApplyCapacity(t *testing.T) {
 	p := syn(client(1), 40000, vip4, 80)
 	var mh []dataplane.Service
 	for i := range 16 { // 16 × 65537 > 2^20
-		mh = append(mh, svc(dataplane.TCP, vip4, uint16(1000+i), "mh", rsv(rs1, 1, dataplane.DR)))
+		s := svc(dataplane.TCP, vip4, uint16(1000+i), "mh", rsv(rs1, 1, dataplane.DR))
+		s.MHTableSize = 65537
+		mh = append(mh, s)
 	}
 	err := x.d.Apply(context.Background(), append([]dataplane.Service{keep}, mh...))
 	if err == nil || !strings.Contains(err.Error(), "scheduling tables need") {

@@ -39,7 +39,7 @@ func TestLayoutFor(t *testing.T) {
 	}{
 		{"sh", 0, tableLayout{mode: modeHashSrc, bits: 8, size: 256}, false},
 		{"dh", 0, tableLayout{mode: modeHashDst, bits: 8, size: 256}, false},
-		{"mh", 0, tableLayout{mode: modeHashMH, size: 65537}, false},
+		{"mh", 0, tableLayout{mode: modeHashMH, size: 4093}, false},
 		{"mh", 251, tableLayout{mode: modeHashMH, size: 251}, false},
 		{"wlc", 0, tableLayout{mode: modeCursor, size: 1024}, false},
 		{"", 0, tableLayout{mode: modeCursor, size: 1024}, false},
