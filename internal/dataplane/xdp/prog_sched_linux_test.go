@@ -633,3 +633,65 @@ func TestApplyCapacityOrder(t *testing.T) {
 	x.apply(dr...)
 	x.apply(nat...)
 }
+
+// TestApplyRemovalOrder: a real server that leaves a service is removed
+// only once the new scheduling table no longer points at it. New flows
+// scheduled from another thread all the while through Applies that swap
+// servers in and out are all forwarded; removing first would schedule
+// some to a freed slot, which has no server (drop_no_real).
+func TestApplyRemovalOrder(t *testing.T) {
+	x := newTDP(t, Options{})
+	rs3 := netip.MustParseAddrPort("10.0.0.3:80")
+	sets := [][]dataplane.RealServer{
+		{rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)},
+		{rsv(rs2, 1, dataplane.DR), rsv(rs3, 1, dataplane.DR)},
+		{rsv(rs3, 1, dataplane.DR), rsv(rs1, 1, dataplane.DR)},
+	}
+	for _, sch := range []string{"rr", "sh", "mh"} {
+		t.Run(sch, func(t *testing.T) {
+			x.apply(svc(dataplane.TCP, vip4, 80, sch, sets[0]...))
+			stop := make(chan struct{})
+			type result struct{ sent, lost int }
+			done := make(chan result)
+			go func() {
+				var r result
+				frame := make([]byte, 0, 128)
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						done <- r
+						return
+					default:
+					}
+					// a new flow each time: client address and port vary
+					p := syn(client(1+i%200), uint16(1024+i%60000), vip4, 80)
+					frame = append(frame[:0], p.frame()...)
+					v, _, err := x.d.objs.GovsLb.Benchmark(frame, 1, nil)
+					if err != nil {
+						t.Error(err)
+						done <- r
+						return
+					}
+					r.sent++
+					if v != xdpTX {
+						r.lost++
+					}
+				}
+			}()
+			for i := 1; i <= 150; i++ {
+				if err := x.d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, sch, sets[i%3]...)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(stop)
+			r := <-done
+			t.Logf("%s: %d new flows during 150 Applies, %d not forwarded", sch, r.sent, r.lost)
+			if r.sent < 1000 {
+				t.Errorf("only %d flows sent during the Applies", r.sent)
+			}
+			if r.lost > 0 {
+				t.Errorf("%d of %d new flows were not forwarded while servers were swapped", r.lost, r.sent)
+			}
+		})
+	}
+}
