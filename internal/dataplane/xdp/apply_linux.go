@@ -8,9 +8,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/sched"
+	"golang.org/x/sys/unix"
 )
 
 // service is the Go-side state of one virtual service.
@@ -504,10 +506,14 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 		}
 	}
 	// the servers that go are removed once the new table no longer
-	// points at them (a flow scheduled meanwhile to a removed slot would
-	// find no server)
+	// points at them, and no run of the program that read the old table
+	// is still going (quiesce): a flow scheduled to a removed slot would
+	// find no server (TestApplyRemovalOrder)
 	gone := cur.reals
 	defer func() {
+		if len(gone) > 0 {
+			quiesce()
+		}
 		for _, r := range gone {
 			if err := d.removeReal(r, cur.id); err != nil {
 				rerr = errors.Join(rerr, err)
@@ -555,6 +561,21 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 		return err
 	}
 	return d.setKeys(cur, keys)
+}
+
+// quiesce returns once every run of the program that started before it
+// has ended: a run is an RCU read-side section (XDP in a NAPI poll runs
+// with bottom halves off, BPF_PROG_TEST_RUN under rcu_read_lock), and
+// membarrier's MEMBARRIER_CMD_GLOBAL waits for an RCU grace period
+// (synchronize_rcu). What a run may still read — a real server the
+// scheduling table it looked up pointed at — is freed after it. Where
+// the command is refused (nohz_full CPUs), a pause of some milliseconds
+// covers all but a run stalled that long.
+func quiesce() {
+	const membarrierCmdGlobal = 1
+	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); e != 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (d *Dataplane) writeReal(svc uint32, r *realState) error {
