@@ -72,7 +72,7 @@ func (s *sipState) round() {
 // (lib/siphash.c): the value and the length (4) form the only message
 // block, one compression round, three finalisation rounds, the result
 // truncated to 32 bits. It lets the mh table equal the one a 64-bit
-// kernel's ip_vs_mh builds from the same servers.
+// kernel's ip_vs_mh builds from the same servers in the same order.
 func hsiphash32(v uint32, k0, k1 uint64) uint32 {
 	s := newSipState(k0, k1)
 	b := uint64(4)<<56 | uint64(v)

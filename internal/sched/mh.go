@@ -9,12 +9,13 @@ import (
 
 // DefaultMaglevTableSize is the default mh lookup table size M: 4093,
 // the table of a stock kernel's ip_vs_mh (primes[CONFIG_IP_VS_MH_TAB_INDEX
-// - 8], the option's default 12), so a govs director and a keepalived +
-// IPVS one given the same servers send every client to the same server,
-// and keepalived.conf, which cannot set M, keeps its meaning. Maglev
-// (NSDI'16 §3.4) suggests M > 100·N for even shares: with more than about
-// 40 servers, or for finer weights, set mh_table_size (65537 is Maglev's,
-// Katran's and Envoy's).
+// - 8], the option's default 12), the size a keepalived.conf (which
+// cannot set M) gets from IPVS. The kernel fills its table from its list
+// of servers, newest first (list_add_rcu at the head), where this fills
+// it in the order given (config order), so the two tables agree only for
+// the same order. Maglev (NSDI'16 §3.4) suggests M > 100·N for even
+// shares: with more than about 40 servers, or for finer weights, set
+// mh_table_size (65537 is Maglev's, Katran's and Envoy's).
 const DefaultMaglevTableSize = 4093
 
 // The fixed hsiphash keys of ip_vs_mh.c (generate_hash_secret). Every
@@ -41,8 +42,10 @@ const mhTabBits = 6
 // re-hashing with increasing offsets.
 //
 // The client address (and source port with mh-port) is hashed with the
-// kernel's hsiphash and fixed keys, so for a prime M from the IPVS list the
-// table is the one Linux builds for the same servers in the same order.
+// kernel's hsiphash and fixed keys, so for M = 4093 or 8191 (where the
+// weights' shift is the kernel's) the table is the one a 64-bit Linux
+// builds from the same servers in the same order — the kernel's order is
+// its list's, newest first (DefaultMaglevTableSize).
 type mh struct {
 	flags Flags
 	size  int

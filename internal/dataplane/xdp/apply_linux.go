@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/govs/govs/internal/dataplane"
@@ -234,8 +235,8 @@ const schedSlots = 1 << 20
 // point of the update: a write that failed half way through would leave
 // some services changed and others not. It follows Apply's order:
 // services that go are removed first; then each service in turn takes
-// its new real servers before it frees those that leave, and clears a
-// table whose layout changes before it writes the new one.
+// its new real servers before it frees those that leave, and rewrites
+// its table in place (at most the larger of the old and new sizes).
 func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service) error {
 	slots, reals := 0, 0
 	for key, cur := range d.svcs {
@@ -512,7 +513,7 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 	gone := cur.reals
 	defer func() {
 		if len(gone) > 0 {
-			quiesce()
+			d.quiesce()
 		}
 		for _, r := range gone {
 			if err := d.removeReal(r, cur.id); err != nil {
@@ -541,11 +542,6 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 	}
 	cur.sch.Update(dests)
 
-	if layout != cur.layout && len(cur.pushed) > 0 {
-		if err := d.clearTable(cur); err != nil {
-			return err
-		}
-	}
 	cur.layout = layout
 	cur.spec, cur.adopted = cloneService(s), false
 	cur.filledSig = "" // the configuration changed: refill the table
@@ -569,14 +565,21 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 // membarrier's MEMBARRIER_CMD_GLOBAL waits for an RCU grace period
 // (synchronize_rcu). What a run may still read — a real server the
 // scheduling table it looked up pointed at — is freed after it. Where
-// the command is refused (nohz_full CPUs), a pause of some milliseconds
-// covers all but a run stalled that long.
-func quiesce() {
+// the command is refused (nohz_full CPUs, no CONFIG_MEMBARRIER, a
+// seccomp filter), a 10 ms pause covers all but a run stalled that
+// long. With one online CPU the kernel returns at once: on a kernel
+// without preemption no run can then be in flight.
+func (d *Dataplane) quiesce() {
 	const membarrierCmdGlobal = 1
 	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); e != 0 {
+		quiesceWarn.Do(func() {
+			d.log.Warn("xdp: membarrier(MEMBARRIER_CMD_GLOBAL) refused; servers that leave a service are removed after a 10 ms pause instead of a grace period", "err", e)
+		})
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+var quiesceWarn sync.Once
 
 func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 	addr, fam := addrBytes(r.spec.Addr.Addr())
@@ -806,9 +809,28 @@ func (d *Dataplane) fillTable(s *service) error {
 		keys = append(keys, lbTblKey{Svc: s.id, Slot: uint32(i)})
 		vals = append(vals, v)
 	}
+	// Every slot is overwritten in place (each value names a server of
+	// this service, old or new, and the old ones are removed only after
+	// Apply), the configuration then gets the new size and layout, and
+	// only then do the slots past it go: a new flow never meets a missing
+	// slot, even when the layout changes (TestApplyLayoutChange).
 	if len(keys) > 0 {
 		if _, err := d.objs.SchedTbl.BatchUpdate(keys, vals, nil); err != nil {
 			return fmt.Errorf("write scheduling table: %w", err)
+		}
+	}
+	changed := len(keys) > 0 || len(s.pushed) != len(slots)
+	if !s.layout.hashed() && changed {
+		if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
+			return fmt.Errorf("reset cursor: %w", err)
+		}
+	}
+	if n := uint32(len(slots)); n != s.tblLen {
+		s.tblLen = n
+		if d.svcUsed[s.id] && s.keys != nil {
+			if err := d.writeCfg(s); err != nil {
+				return err
+			}
 		}
 	}
 	if len(s.pushed) > len(slots) {
@@ -820,19 +842,7 @@ func (d *Dataplane) fillTable(s *service) error {
 			return fmt.Errorf("shrink scheduling table: %w", err)
 		}
 	}
-	changed := len(keys) > 0 || len(s.pushed) != len(slots)
 	s.pushed = slots
-	if !s.layout.hashed() && changed {
-		if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
-			return fmt.Errorf("reset cursor: %w", err)
-		}
-	}
-	if n := uint32(len(slots)); n != s.tblLen {
-		s.tblLen = n
-		if d.svcUsed[s.id] && s.keys != nil {
-			return d.writeCfg(s)
-		}
-	}
 	return nil
 }
 

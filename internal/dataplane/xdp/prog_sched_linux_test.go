@@ -652,52 +652,94 @@ func TestApplyRemovalOrder(t *testing.T) {
 	}
 	for k, sch := range []string{"rr", "sh", "mh"} {
 		t.Run(sch, func(t *testing.T) {
-			x.apply(svc(dataplane.TCP, vip4, 80, sch, sets[0]...))
-			stop := make(chan struct{})
-			type result struct{ sent, lost int }
-			done := make(chan result)
-			go func() {
-				var r result
-				frame := make([]byte, 0, 128)
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						done <- r
-						return
-					default:
-					}
-					// a new flow each time, in this subtest too: no
-					// connection of an earlier one is met (its server
-					// may be the one being removed)
-					c := netip.AddrFrom4([4]byte{198, 18, byte(k), byte(i % 250)})
-					p := syn(c, uint16(1024+(i/250)%60000), vip4, 80)
-					frame = append(frame[:0], p.frame()...)
-					v, _, err := x.d.objs.GovsLb.Benchmark(frame, 1, nil)
-					if err != nil {
-						t.Error(err)
-						done <- r
-						return
-					}
-					r.sent++
-					if v != xdpTX {
-						r.lost++
-					}
-				}
-			}()
-			for i := 1; i <= 150; i++ {
-				if err := x.d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, sch, sets[i%3]...)}); err != nil {
-					t.Fatal(err)
-				}
+			if err := x.d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, sch, sets[0]...)}); err != nil {
+				t.Fatal(err)
 			}
-			close(stop)
-			r := <-done
-			t.Logf("%s: %d new flows during 150 Applies, %d not forwarded", sch, r.sent, r.lost)
-			if r.sent < 1000 {
-				t.Errorf("only %d flows sent during the Applies", r.sent)
-			}
-			if r.lost > 0 {
-				t.Errorf("%d of %d new flows were not forwarded while servers were swapped", r.lost, r.sent)
-			}
+			newFlowsDuring(t, x, k, func(i int) dataplane.Service {
+				return svc(dataplane.TCP, vip4, 80, sch, sets[i%3]...)
+			})
 		})
+	}
+}
+
+// TestApplyLayoutChange: a service whose scheduler changes kind (ring,
+// source hash, Maglev; table sizes 1024, 256, 4093) keeps forwarding
+// every new flow through the change: its table is rewritten in place and
+// shrunk only after the configuration has the new size. Clearing the
+// table first lost the flows that came before the refill.
+func TestApplyLayoutChange(t *testing.T) {
+	x := newTDP(t, Options{})
+	reals := []dataplane.RealServer{rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)}
+	scheds := []string{"rr", "sh", "mh", "wrr", "dh"}
+	if err := x.d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, scheds[0], reals...)}); err != nil {
+		t.Fatal(err)
+	}
+	newFlowsDuring(t, x, 10, func(i int) dataplane.Service {
+		return svc(dataplane.TCP, vip4, 80, scheds[i%len(scheds)], reals...)
+	})
+}
+
+// newFlowsDuring runs 150 Applies of svcAt(1..150) while another thread
+// sends new TCP flows (SYNs from addresses 198.18.k.x) through the
+// program, and fails unless they were all forwarded.
+func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Service) {
+	t.Helper()
+	stop := make(chan struct{})
+	type result struct {
+		sent, lost int
+		err        error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		frame := make([]byte, 0, 128)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- r
+				return
+			default:
+			}
+			// a new flow each time: no connection of an earlier test
+			// (whose server may be the one being removed) is met
+			c := netip.AddrFrom4([4]byte{198, 18, byte(k), byte(i % 250)})
+			p := syn(c, uint16(1024+(i/250)%60000), vip4, 80)
+			frame = append(frame[:0], p.frame()...)
+			v, _, err := x.d.objs.GovsLb.Benchmark(frame, 1, nil)
+			if err != nil {
+				r.err = err
+				done <- r
+				return
+			}
+			r.sent++
+			if v != xdpTX {
+				r.lost++
+			}
+		}
+	}()
+	var applyErr error
+	for i := 1; i <= 150 && applyErr == nil; i++ {
+		applyErr = x.d.Apply(context.Background(), []dataplane.Service{svcAt(i)})
+	}
+	close(stop)
+	r := <-done
+	if applyErr != nil {
+		t.Fatal(applyErr)
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Logf("%d new flows during 150 Applies, %d not forwarded", r.sent, r.lost)
+	if r.sent < 1000 {
+		t.Errorf("only %d flows sent during the Applies", r.sent)
+	}
+	if r.lost > 0 {
+		ex := map[string]uint64{}
+		for k, v := range x.exits() {
+			if v > 0 {
+				ex[k] = v
+			}
+		}
+		t.Errorf("%d of %d new flows were not forwarded (exits %v)", r.lost, r.sent, ex)
 	}
 }
