@@ -171,11 +171,18 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
 	}
 
 	var errs []error
+	removed := false
 	for key, cur := range d.svcs {
 		if _, ok := want[key]; !ok {
 			errs = append(errs, d.removeService(cur))
 			delete(d.svcs, key)
+			removed = true
 		}
+	}
+	// the ids and server slots just freed may be given to the services
+	// below: no run of a removed service may still be reading them
+	if removed {
+		d.quiesce()
 	}
 	for _, s := range svcs {
 		cur := d.svcs[s.Key]
