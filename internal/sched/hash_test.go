@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -349,10 +350,57 @@ func TestMaglevTooManyServers(t *testing.T) {
 func TestMaglevSlot(t *testing.T) {
 	ds := mkDests(1, 2, 3)
 	s := mustNew(t, "mh", Options{TableSize: 251, Flags: Flags{Port: true}}, ds)
-	table, _ := MaglevTable(ds, 251)
+	// a first update: the kernel's list has the servers newest first
+	table, _ := MaglevTable(reversed(ds), 251)
 	for _, f := range randFlows(rand.New(rand.NewPCG(4, 4)), 500) {
 		if got, want := s.Pick(f), table[MaglevSlot(f, true, 251)]; got != want {
 			t.Fatalf("%v: Pick %v, table[MaglevSlot] %v", f, got, want)
 		}
+	}
+}
+
+func reversed(ds []*Dest) []*Dest {
+	r := slices.Clone(ds)
+	slices.Reverse(r)
+	return r
+}
+
+// TestMaglevKernelOrder: the mh scheduler fills its table in the order of
+// an IPVS service's list of servers, newest first (ip_vs_ctl adds at the
+// head): servers added in config order end up reversed, one removed and
+// added again moves to the front, and one whose weight changes keeps its
+// place.
+func TestMaglevKernelOrder(t *testing.T) {
+	ds := mkDests(1, 1, 1, 1) // A B C D
+	a, b, c, d := ds[0], ds[1], ds[2], ds[3]
+	s, err := New("mh", Options{TableSize: 251})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s.(*mh)
+	steps := []struct {
+		name  string
+		dests []*Dest
+		want  []*Dest // the kernel's list
+	}{
+		{"added in config order", []*Dest{a, b, c}, []*Dest{c, b, a}},
+		{"b fails (no inhibit_on_failure)", []*Dest{a, c}, []*Dest{c, a}},
+		{"b is back", []*Dest{a, b, c}, []*Dest{b, c, a}},
+		{"d added, a removed", []*Dest{b, c, d}, []*Dest{d, b, c}},
+		{"same servers", []*Dest{b, c, d}, []*Dest{d, b, c}},
+	}
+	for _, st := range steps {
+		m.Update(st.dests)
+		want, _ := MaglevTable(st.want, 251)
+		if diff := cmp.Diff(addrsOf(want), addrsOf(*m.t.Load())); diff != "" {
+			t.Errorf("%s: table is not the kernel-order one (-want +got):\n%s", st.name, diff)
+		}
+	}
+	// a weight change alone keeps the order (keepalived edits the server)
+	c.SetWeight(5)
+	m.Update([]*Dest{b, c, d})
+	want, _ := MaglevTable([]*Dest{d, b, c}, 251)
+	if diff := cmp.Diff(addrsOf(want), addrsOf(*m.t.Load())); diff != "" {
+		t.Errorf("weight change: (-want +got):\n%s", diff)
 	}
 }
