@@ -365,11 +365,13 @@ func reversed(ds []*Dest) []*Dest {
 	return r
 }
 
-// TestMaglevKernelOrder: the mh scheduler fills its table in the order of
-// an IPVS service's list of servers, newest first (ip_vs_ctl adds at the
-// head): servers added in config order end up reversed, one removed and
-// added again moves to the front, and one whose weight changes keeps its
-// place.
+// TestMaglevKernelOrder: the mh scheduler fills its table in the order
+// of the list an IPVS service holds after keepalived added the servers in
+// config order, newest first (ip_vs_ctl adds at the head): the reverse of
+// the config order. The order depends on the servers alone, not on what
+// came before, so every govs director given the same servers builds the
+// same table: one removed and added again gets its slots back, and a
+// weight change keeps the order.
 func TestMaglevKernelOrder(t *testing.T) {
 	ds := mkDests(1, 1, 1, 1) // A B C D
 	a, b, c, d := ds[0], ds[1], ds[2], ds[3]
@@ -381,13 +383,12 @@ func TestMaglevKernelOrder(t *testing.T) {
 	steps := []struct {
 		name  string
 		dests []*Dest
-		want  []*Dest // the kernel's list
+		want  []*Dest // the kernel's list after keepalived added dests
 	}{
-		{"added in config order", []*Dest{a, b, c}, []*Dest{c, b, a}},
+		{"config order", []*Dest{a, b, c}, []*Dest{c, b, a}},
 		{"b fails (no inhibit_on_failure)", []*Dest{a, c}, []*Dest{c, a}},
-		{"b is back", []*Dest{a, b, c}, []*Dest{b, c, a}},
-		{"d added, a removed", []*Dest{b, c, d}, []*Dest{d, b, c}},
-		{"same servers", []*Dest{b, c, d}, []*Dest{d, b, c}},
+		{"b is back: its slots again", []*Dest{a, b, c}, []*Dest{c, b, a}},
+		{"d added, a removed", []*Dest{b, c, d}, []*Dest{d, c, b}},
 	}
 	for _, st := range steps {
 		m.Update(st.dests)
@@ -395,11 +396,14 @@ func TestMaglevKernelOrder(t *testing.T) {
 		if diff := cmp.Diff(addrsOf(want), addrsOf(*m.t.Load())); diff != "" {
 			t.Errorf("%s: table is not the kernel-order one (-want +got):\n%s", st.name, diff)
 		}
+		fresh := mustNew(t, "mh", Options{TableSize: 251}, st.dests)
+		if diff := cmp.Diff(addrsOf(*fresh.(*mh).t.Load()), addrsOf(*m.t.Load())); diff != "" {
+			t.Errorf("%s: a fresh scheduler builds another table (-fresh +updated):\n%s", st.name, diff)
+		}
 	}
-	// a weight change alone keeps the order (keepalived edits the server)
-	c.SetWeight(5)
+	c.SetWeight(5) // a weight change alone keeps the order
 	m.Update([]*Dest{b, c, d})
-	want, _ := MaglevTable([]*Dest{d, b, c}, 251)
+	want, _ := MaglevTable([]*Dest{d, c, b}, 251)
 	if diff := cmp.Diff(addrsOf(want), addrsOf(*m.t.Load())); diff != "" {
 		t.Errorf("weight change: (-want +got):\n%s", diff)
 	}

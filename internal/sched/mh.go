@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 )
 
@@ -14,8 +12,8 @@ import (
 // the table of a stock kernel's ip_vs_mh (primes[CONFIG_IP_VS_MH_TAB_INDEX
 // - 8], the option's default 12), the size a keepalived.conf (which
 // cannot set M) gets from IPVS. The kernel fills its table from its list
-// of servers, newest first (list_add_rcu at the head); the scheduler keeps
-// that order (kernelOrder). Maglev (NSDI'16 §3.4) suggests M > 100·N for even
+// of servers, newest first (list_add_rcu at the head), and so does the
+// scheduler for servers added in config order (kernelOrder). Maglev (NSDI'16 §3.4) suggests M > 100·N for even
 // shares: with more than about 40 servers, or for finer weights, set
 // mh_table_size (65537 is Maglev's, Katran's and Envoy's).
 const DefaultMaglevTableSize = 4093
@@ -52,8 +50,6 @@ type mh struct {
 	flags Flags
 	size  int
 	t     atomic.Pointer[[]*Dest]
-	mu    sync.Mutex       // Update
-	order []netip.AddrPort // the kernel's list order (kernelOrder)
 }
 
 func newMH(o Options) (Scheduler, error) {
@@ -84,56 +80,31 @@ func checkTableSize(m int) error {
 
 func (s *mh) Name() string { return "mh" }
 
-// Update rebuilds the table from dests in the order a kernel's list of
-// them would have (kernelOrder).
+// Update rebuilds the table from dests in the order of the kernel's
+// list of them (kernelOrder).
 func (s *mh) Update(dests []*Dest) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	order, ds := kernelOrder(s.order, dests)
-	t, err := MaglevTable(ds, s.size)
+	t, err := MaglevTable(kernelOrder(dests), s.size)
 	if err != nil {
 		// More servers than slots: IPVS refuses the change (-EINVAL);
 		// keep serving from the previous table.
 		return
 	}
-	s.order = order
 	s.t.Store(&t)
 }
 
-// kernelOrder returns dests in the order of an IPVS service's list of
-// servers, which ip_vs_mh walks to fill its table: ip_vs_ctl adds a
-// server at the head of the list (list_add_rcu), so the newest comes
-// first. prev is that order before this update (server addresses,
-// newest first); servers still there keep their places, and the new
-// ones, added in the order given (keepalived adds them in config order),
-// go in front, the last one first. So a first update gives the reverse
-// of dests, and a server removed and added again (a failed check without
-// inhibit_on_failure) moves to the front, as in the kernel.
-func kernelOrder(prev []netip.AddrPort, dests []*Dest) ([]netip.AddrPort, []*Dest) {
-	by := make(map[netip.AddrPort]*Dest, len(dests))
-	for _, d := range dests {
-		by[d.Addr] = d
-	}
-	out := make([]*Dest, 0, len(dests))
-	seen := make(map[netip.AddrPort]bool, len(dests))
-	for i := len(dests) - 1; i >= 0; i-- {
-		d := dests[i]
-		if !slices.Contains(prev, d.Addr) && !seen[d.Addr] {
-			out = append(out, d)
-			seen[d.Addr] = true
-		}
-	}
-	for _, a := range prev {
-		if d := by[a]; d != nil && !seen[a] {
-			out = append(out, d)
-			seen[a] = true
-		}
-	}
-	order := make([]netip.AddrPort, len(out))
-	for i, d := range out {
-		order[i] = d.Addr
-	}
-	return order, out
+// kernelOrder is dests (in config order) in the order of the list of
+// servers an IPVS service holds once keepalived has added them, which
+// ip_vs_mh walks to fill its table: ip_vs_ctl adds a server at the head
+// of the list (list_add_rcu), and keepalived adds them in config order,
+// so the list is the reverse. It depends on dests alone, so every govs
+// director given the same servers builds the same table. The kernel's
+// list also keeps a history govs does not: a server removed after a
+// failed check (without inhibit_on_failure) and added again moves to its
+// front, where here it goes back to its place.
+func kernelOrder(dests []*Dest) []*Dest {
+	r := slices.Clone(dests)
+	slices.Reverse(r)
+	return r
 }
 
 // mhKey is the 32-bit value mh hashes for a flow: the client source

@@ -286,8 +286,13 @@ func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.S
 }
 
 func (d *Dataplane) validate(s dataplane.Service) error {
-	if _, err := layoutFor(s, d.opts.RingSize); err != nil {
+	l, err := layoutFor(s, d.opts.RingSize)
+	if err != nil {
 		return err
+	}
+	if l.mode == modeHashMH && len(s.RealServers) > int(l.size) {
+		// IPVS refuses the server that does not fit (-EINVAL)
+		return fmt.Errorf("%d real servers, more than the %d slots of its mh table (mh_table_size)", len(s.RealServers), l.size)
 	}
 	if s.Key.FWMark == 0 && !s.Key.Addr.IsValid() {
 		return errors.New("no virtual address")
@@ -817,10 +822,11 @@ func (d *Dataplane) fillTable(s *service) error {
 		vals = append(vals, v)
 	}
 	// Every slot is overwritten in place (each value names a server of
-	// this service, old or new, and the old ones are removed only after
-	// Apply), the configuration then gets the new size and layout, and
-	// only then do the slots past it go: a new flow never meets a missing
-	// slot, even when the layout changes (TestApplyLayoutChange).
+	// this service, old or new; the old ones are removed at the end of
+	// updateService), the configuration then gets the new size and
+	// layout, and the slots past it go only once no run can still use the
+	// old size (quiesce): a new flow never meets a missing slot, even when
+	// the layout changes (TestApplyLayoutChange).
 	if len(keys) > 0 {
 		if _, err := d.objs.SchedTbl.BatchUpdate(keys, vals, nil); err != nil {
 			return fmt.Errorf("write scheduling table: %w", err)
@@ -832,20 +838,28 @@ func (d *Dataplane) fillTable(s *service) error {
 			return fmt.Errorf("reset cursor: %w", err)
 		}
 	}
+	live := d.svcUsed[s.id] && s.keys != nil
 	if n := uint32(len(slots)); n != s.tblLen {
+		old := s.tblLen
 		s.tblLen = n
-		if d.svcUsed[s.id] && s.keys != nil {
+		if live {
 			if err := d.writeCfg(s); err != nil {
+				s.tblLen = old // the configuration still has it
 				return err
 			}
 		}
 	}
 	if len(s.pushed) > len(slots) {
+		// a run that read the old size may still look a slot past the
+		// new one up
+		if live {
+			d.quiesce()
+		}
 		keys = keys[:0]
 		for i := len(slots); i < len(s.pushed); i++ {
 			keys = append(keys, lbTblKey{Svc: s.id, Slot: uint32(i)})
 		}
-		if _, err := d.objs.SchedTbl.BatchDelete(keys, nil); err != nil && !isNotExist(err) {
+		if err := batchDelete(d.objs.SchedTbl, keys); err != nil {
 			return fmt.Errorf("shrink scheduling table: %w", err)
 		}
 	}
@@ -858,10 +872,8 @@ func (d *Dataplane) clearTable(s *service) error {
 	for i := range keys {
 		keys[i] = lbTblKey{Svc: s.id, Slot: uint32(i)}
 	}
-	if len(keys) > 0 {
-		if _, err := d.objs.SchedTbl.BatchDelete(keys, nil); err != nil && !isNotExist(err) {
-			return fmt.Errorf("clear scheduling table: %w", err)
-		}
+	if err := batchDelete(d.objs.SchedTbl, keys); err != nil {
+		return fmt.Errorf("clear scheduling table: %w", err)
 	}
 	s.pushed = nil
 	return nil

@@ -494,6 +494,11 @@ func TestApplyErrors(t *testing.T) {
 		{"unknown scheduler", svc(dataplane.TCP, vip4, 80, "xx", rsv(rs1, 1, dataplane.DR))},
 		{"dr across families", svc(dataplane.TCP, vip6, 80, "rr", rsv(rs1, 1, dataplane.DR))},
 		{"sctp", svc(dataplane.SCTP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))},
+		{"more servers than mh slots", func() dataplane.Service {
+			s := svc(dataplane.TCP, vip4, 80, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR), rsv(netip.MustParseAddrPort("10.0.0.3:80"), 1, dataplane.DR))
+			s.MHTableSize = 2
+			return s
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
