@@ -576,7 +576,8 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 // with bottom halves off, BPF_PROG_TEST_RUN under rcu_read_lock), and
 // membarrier's MEMBARRIER_CMD_GLOBAL waits for an RCU grace period
 // (synchronize_rcu). What a run may still read — a real server the
-// scheduling table it looked up pointed at — is freed after it. Where
+// scheduling table it looked up pointed at, a slot past a shrunk table's
+// new size, a removed service's id and servers — is freed after it. Where
 // the command is refused (nohz_full CPUs, no CONFIG_MEMBARRIER, a
 // seccomp filter), a 10 ms pause covers all but a run stalled that
 // long. With one online CPU the kernel returns at once: on a kernel
@@ -585,7 +586,7 @@ func (d *Dataplane) quiesce() {
 	const membarrierCmdGlobal = 1
 	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); e != 0 {
 		quiesceWarn.Do(func() {
-			d.log.Warn("xdp: membarrier(MEMBARRIER_CMD_GLOBAL) refused; servers that leave a service are removed after a 10 ms pause instead of a grace period", "err", e)
+			d.log.Warn("xdp: membarrier(MEMBARRIER_CMD_GLOBAL) refused; what the program may still read (servers that leave, table slots, service ids) is freed after a 10 ms pause instead of an RCU grace period", "err", e)
 		})
 		time.Sleep(10 * time.Millisecond)
 	}
