@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -684,15 +685,17 @@ func TestApplyLayoutChange(t *testing.T) {
 	})
 }
 
-// newFlowsDuring runs 150 Applies of svcAt(1..150) while another thread
+// newFlowsDuring runs Applies of svcAt(1, 2, ...), at least 150 and
+// until 1,000 new flows were sent (within 30 s), while another thread
 // sends new TCP flows (SYNs from addresses 198.18.k.x) through the
 // program, and fails unless they were all forwarded.
 func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Service) {
 	t.Helper()
 	stop := make(chan struct{})
+	var sent atomic.Int64
 	type result struct {
-		sent, lost int
-		err        error
+		lost int
+		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -716,15 +719,17 @@ func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Ser
 				done <- r
 				return
 			}
-			r.sent++
+			sent.Add(1)
 			if v != xdpTX {
 				r.lost++
 			}
 		}
 	}()
 	var applyErr error
-	for i := 1; i <= 150 && applyErr == nil; i++ {
-		applyErr = x.d.Apply(context.Background(), []dataplane.Service{svcAt(i)})
+	applies := 0
+	for deadline := time.Now().Add(30 * time.Second); applyErr == nil && (applies < 150 || sent.Load() < 1000) && time.Now().Before(deadline); {
+		applies++
+		applyErr = x.d.Apply(context.Background(), []dataplane.Service{svcAt(applies)})
 	}
 	close(stop)
 	r := <-done
@@ -734,9 +739,10 @@ func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Ser
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	t.Logf("%d new flows during 150 Applies, %d not forwarded", r.sent, r.lost)
-	if r.sent < 1000 {
-		t.Errorf("only %d flows sent during the Applies", r.sent)
+	n := sent.Load()
+	t.Logf("%d new flows during %d Applies, %d not forwarded", n, applies, r.lost)
+	if n < 1000 {
+		t.Errorf("only %d flows sent during %d Applies", n, applies)
 	}
 	if r.lost > 0 {
 		ex := map[string]uint64{}
@@ -745,6 +751,6 @@ func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Ser
 				ex[k] = v
 			}
 		}
-		t.Errorf("%d of %d new flows were not forwarded (exits %v)", r.lost, r.sent, ex)
+		t.Errorf("%d of %d new flows were not forwarded (exits %v)", r.lost, n, ex)
 	}
 }
