@@ -745,12 +745,6 @@ func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Ser
 		t.Errorf("only %d flows sent during %d Applies", n, applies)
 	}
 	if r.lost > 0 {
-		ex := map[string]uint64{}
-		for k, v := range x.exits() {
-			if v > 0 {
-				ex[k] = v
-			}
-		}
-		t.Errorf("%d of %d new flows were not forwarded (exits %v)", r.lost, n, ex)
+		t.Errorf("%d of %d new flows were not forwarded (exits %v)", r.lost, n, nonZero(x.exits()))
 	}
 }
