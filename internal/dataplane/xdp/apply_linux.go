@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -31,6 +32,7 @@ type service struct {
 	sorry     *realState
 	pushed    []uint32  // slots as last written to sched_tbl
 	tblLen    uint32    // slots in use (a ring holds whole rr/wrr cycles)
+	tbl       extent    // its run of sched_tbl: layout.size entries from tbl.base
 	filledSig string    // what the table was filled from (tableSig); "" forces a refill
 	written   *lbSvcCfg // svc_cfgs[id] as last written; nil forces a write
 	snat      svcSNAT   // source pool and port range (pool_linux.go)
@@ -234,34 +236,50 @@ func natService(s dataplane.Service) bool {
 	})
 }
 
-// schedSlots is the number of entries of sched_tbl (bpf/maps.h).
-const schedSlots = 1 << 20
+// schedSlots is the number of entries of sched_tbl (bpf/maps.h), and
+// schedStride the bytes from one to the next in its mapping: an array
+// map keeps its values 8-byte aligned, so a 4-byte id takes 8.
+const (
+	schedSlots  = 1 << 20
+	schedStride = 8
+)
 
 // checkCapacity refuses, before anything changes, services whose
 // scheduling tables or real servers do not fit the program's maps at any
 // point of the update: a write that failed half way through would leave
-// some services changed and others not. It follows Apply's order:
-// services that go are removed first; then each service in turn takes
-// its new real servers before it frees those that leave, and rewrites
-// its table in place (at most the larger of the old and new sizes).
+// some services changed and others not. It runs Apply's order on a copy
+// of sched_tbl's free space: services that go are removed first; then
+// each service in turn takes its new real servers before it frees those
+// that leave, and keeps its table's run when the new size fits in it,
+// else takes a new run before it frees the old.
 func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service) error {
-	slots, reals := 0, 0
+	space := d.slots.Clone()
+	reals := 0
 	for key, cur := range d.svcs {
 		if _, ok := want[key]; ok {
-			slots += len(cur.pushed)
 			reals += len(cur.reals)
+		} else {
+			space.release(cur.tbl)
 		}
 	}
-	peakSlots, peakReals := slots, reals
+	peakReals := reals
 	for _, s := range svcs {
 		l, err := layoutFor(s, d.opts.RingSize)
 		if err != nil {
 			return fmt.Errorf("xdp: service %s: %w", s.Key, err)
 		}
-		oldSlots, oldReals, added := 0, 0, 0
+		oldReals, added := 0, 0
 		cur := d.svcs[s.Key]
+		if cur != nil && !cur.adopted && equalService(cur.spec, s) {
+			continue // Apply leaves it alone
+		}
+		var run extent
 		if cur != nil {
-			oldSlots, oldReals = len(cur.pushed), len(cur.reals)
+			oldReals, run = len(cur.reals), cur.tbl
+		}
+		if _, ok := space.resize(run, l.size); !ok {
+			return fmt.Errorf("xdp: service %s: the scheduling tables need a run of %d free slots for it, and sched_tbl has %d free of %d, in no run that long (an mh service takes its mh_table_size, 4093 by default; sh and dh 256; the others %d)",
+				s.Key, l.size, space.Free(), schedSlots, d.opts.RingSize)
 		}
 		all := withSorry(s)
 		for _, r := range all {
@@ -271,12 +289,6 @@ func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.S
 		}
 		peakReals = max(peakReals, reals+added)
 		reals += len(all) - oldReals
-		slots += int(l.size) - oldSlots
-		peakSlots = max(peakSlots, slots)
-	}
-	if peakSlots > schedSlots {
-		return fmt.Errorf("xdp: the services' scheduling tables need %d slots, more than the %d the program holds (an mh service takes its mh_table_size, 4093 by default; sh and dh 256; the others %d)",
-			peakSlots, schedSlots, d.opts.RingSize)
 	}
 	if peakReals > maxReals-1 {
 		return fmt.Errorf("xdp: the real servers need %d slots, more than the %d the program holds (one per real server of each service; a changed one is written before the one it replaces is freed)",
@@ -659,8 +671,24 @@ func (d *Dataplane) foldCounters(svc, rid uint32) error {
 // writeCfg writes svc_cfgs[id]; the sorry server is armed only while no
 // real server can take a connection.
 func (d *Dataplane) writeCfg(s *service) error {
+	c := d.cfgOf(s)
+	// the sync calls this every round: an unchanged entry is not written
+	if s.written != nil && *s.written == c {
+		return nil
+	}
+	s.written = nil
+	if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
+		return fmt.Errorf("write service config: %w", err)
+	}
+	s.written = &c
+	return nil
+}
+
+// cfgOf is s's svc_cfgs entry.
+func (d *Dataplane) cfgOf(s *service) lbSvcCfg {
 	c := lbSvcCfg{
 		Flags:     1,
+		TblBase:   s.tbl.base,
 		TableSize: s.tblLen,
 		HashBits:  s.layout.bits,
 		Mode:      s.layout.mode,
@@ -693,16 +721,7 @@ func (d *Dataplane) writeCfg(s *service) error {
 		c.SorryReal = s.sorry.id
 	}
 	writePoolCfg(&c, s.snat)
-	// the sync calls this every round: an unchanged entry is not written
-	if s.written != nil && *s.written == c {
-		return nil
-	}
-	s.written = nil
-	if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
-		return fmt.Errorf("write service config: %w", err)
-	}
-	s.written = &c
-	return nil
+	return c
 }
 
 func anyAvailable(rs []*realState) bool {
@@ -813,33 +832,34 @@ func (d *Dataplane) fillTable(s *service) error {
 	for i, dst := range dests {
 		slots[i] = ids[dst]
 	}
-	var keys []lbTblKey
-	var vals []uint32
-	for i, v := range slots {
-		if i < len(s.pushed) && s.pushed[i] == v {
-			continue
-		}
-		keys = append(keys, lbTblKey{Svc: s.id, Slot: uint32(i)})
-		vals = append(vals, v)
+	live := d.svcUsed[s.id] && s.keys != nil
+	if s.layout.size > s.tbl.n {
+		return d.moveTable(s, slots, live)
 	}
 	// Every slot is overwritten in place (each value names a server of
 	// this service, old or new; the old ones are removed at the end of
 	// updateService), the configuration then gets the new size and
-	// layout, and the slots past it go only once no run can still use the
-	// old size (quiesce): a new flow never meets a missing slot, even when
-	// the layout changes (TestApplyLayoutChange).
-	if len(keys) > 0 {
-		if _, err := d.objs.SchedTbl.BatchUpdate(keys, vals, nil); err != nil {
-			return fmt.Errorf("write scheduling table: %w", err)
+	// layout, and the entries past the new capacity are freed only once
+	// no run can still use the old size (quiesce): a new flow never meets
+	// a slot of another service, even when the layout changes
+	// (TestApplyLayoutChange).
+	changed := len(s.pushed) != len(slots)
+	for i, v := range slots {
+		if i < len(s.pushed) && s.pushed[i] == v {
+			continue
 		}
+		if err := d.writeSlot(s.tbl.base+uint32(i), v); err != nil {
+			s.pushed = nil // unknown: the next fill writes every slot
+			return err
+		}
+		changed = true
 	}
-	changed := len(keys) > 0 || len(s.pushed) != len(slots)
 	if !s.layout.hashed() && changed {
 		if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
 			return fmt.Errorf("reset cursor: %w", err)
 		}
 	}
-	live := d.svcUsed[s.id] && s.keys != nil
+	s.pushed = slots
 	if n := uint32(len(slots)); n != s.tblLen {
 		old := s.tblLen
 		s.tblLen = n
@@ -850,34 +870,116 @@ func (d *Dataplane) fillTable(s *service) error {
 			}
 		}
 	}
-	if len(s.pushed) > len(slots) {
+	if s.layout.size < s.tbl.n {
 		// a run that read the old size may still look a slot past the
-		// new one up
+		// new capacity up
 		if live {
 			d.quiesce()
 		}
-		keys = keys[:0]
-		for i := len(slots); i < len(s.pushed); i++ {
-			keys = append(keys, lbTblKey{Svc: s.id, Slot: uint32(i)})
-		}
-		if err := batchDelete(d.objs.SchedTbl, keys); err != nil {
-			return fmt.Errorf("shrink scheduling table: %w", err)
-		}
+		s.tbl, _ = d.slots.resize(s.tbl, s.layout.size)
 	}
-	s.pushed = slots
 	return nil
 }
 
-func (d *Dataplane) clearTable(s *service) error {
-	keys := make([]lbTblKey, len(s.pushed))
-	for i := range keys {
-		keys[i] = lbTblKey{Svc: s.id, Slot: uint32(i)}
+// moveTable writes s's table (slots) into a new run of s.layout.size
+// entries (slotSpace.resize: it may overlap the old one), then points
+// the service at it, then frees what is left of the old run. The new
+// run is filled whole, the table repeated, so that every entry names
+// one of the service's servers; its base is written first on its own
+// (the entry as it was, base changed: svc_cfgs are written by a copy that
+// does not order its stores), and only after a grace period the new size
+// and layout: a run of the program may read the base and the other
+// fields from different writes, and any mix of them then lands in one of
+// the two runs, on a slot of this service.
+func (d *Dataplane) moveTable(s *service, slots []uint32, live bool) error {
+	space := d.slots.Clone()
+	run, ok := space.resize(s.tbl, s.layout.size)
+	if !ok {
+		return fmt.Errorf("no free run of %d scheduling-table slots (%d free of %d)", s.layout.size, d.slots.Free(), schedSlots)
 	}
-	if err := batchDelete(d.objs.SchedTbl, keys); err != nil {
-		return fmt.Errorf("clear scheduling table: %w", err)
+	for i := range run.n {
+		v := uint32(0)
+		if len(slots) > 0 {
+			v = slots[int(i)%len(slots)]
+		}
+		if err := d.writeSlot(run.base+i, v); err != nil {
+			return err
+		}
 	}
-	s.pushed = nil
+	// the base first, on its own (not needed when it stays: any mix of
+	// the old and new fields then lands in the run)
+	if live && (run.base != s.tbl.base || s.written == nil) {
+		var c lbSvcCfg
+		if s.written != nil {
+			c = *s.written
+		} else {
+			// what the entry holds is not known (its last write
+			// failed): no table until the grace period is over
+			c = d.cfgOf(s)
+			c.TableSize = 0
+		}
+		c.TblBase = run.base
+		s.written = nil
+		if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
+			return fmt.Errorf("write service config: %w", err)
+		}
+		d.quiesce()
+	}
+	// the old run's entries outside the new one are free from here
+	d.slots = space
+	s.tbl, s.pushed = run, slots
+	if !s.layout.hashed() {
+		if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
+			return fmt.Errorf("reset cursor: %w", err)
+		}
+	}
+	s.tblLen = uint32(len(slots))
+	if live {
+		return d.writeCfg(s)
+	}
 	return nil
+}
+
+// writeSlot writes entry i of sched_tbl through the map's mapping: a
+// copy of 4 aligned bytes, one store on amd64 (the runtime's memmove),
+// so a run of the program reads the old id or the new one, never half
+// of each.
+func (d *Dataplane) writeSlot(i, v uint32) error {
+	mem, err := d.objs.SchedTbl.Memory()
+	if err != nil {
+		return fmt.Errorf("write scheduling table: %w", err)
+	}
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	if _, err := mem.WriteAt(b[:], int64(i)*schedStride); err != nil {
+		return fmt.Errorf("write scheduling table slot %d: %w", i, err)
+	}
+	return nil
+}
+
+// readSlots reads run's entries of sched_tbl.
+func (d *Dataplane) readSlots(run extent) ([]uint32, error) {
+	mem, err := d.objs.SchedTbl.Memory()
+	if err != nil {
+		return nil, fmt.Errorf("read scheduling table: %w", err)
+	}
+	b := make([]byte, schedStride*int(run.n))
+	if _, err := mem.ReadAt(b, int64(run.base)*schedStride); err != nil {
+		return nil, fmt.Errorf("read scheduling table slots %d+%d: %w", run.base, run.n, err)
+	}
+	out := make([]uint32, run.n)
+	for i := range out {
+		out[i] = binary.NativeEndian.Uint32(b[schedStride*i:])
+	}
+	return out, nil
+}
+
+// clearTable frees s's run; the caller waits for a grace period before
+// the run can be given to another service (Apply's quiesce after
+// removals).
+func (d *Dataplane) clearTable(s *service) {
+	d.slots.release(s.tbl)
+	s.tbl, s.pushed, s.tblLen = extent{}, nil, 0
 }
 
 func (d *Dataplane) removeService(s *service) error {
@@ -888,9 +990,7 @@ func (d *Dataplane) removeService(s *service) error {
 	if err := d.setKeys(s, nil); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.clearTable(s); err != nil {
-		errs = append(errs, err)
-	}
+	d.clearTable(s)
 	for _, r := range s.reals {
 		errs = append(errs, d.removeReal(r, 0))
 	}

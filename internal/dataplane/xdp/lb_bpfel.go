@@ -219,7 +219,7 @@ type lbSvcCfg struct {
 	PoolLen        uint32
 	PortMin        uint16
 	PortMax        uint16
-	Pad2           uint32
+	TblBase        uint32
 }
 
 type lbSvcKey struct {
@@ -228,12 +228,6 @@ type lbSvcKey struct {
 	Family uint8
 	Port   uint16
 	Addr   [16]uint8
-}
-
-type lbTblKey struct {
-	_    structs.HostLayout
-	Svc  uint32
-	Slot uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -46,6 +46,7 @@ type Dataplane struct {
 	keyOwner    map[lbSvcKey]uint32
 	svcUsed     [maxServices]bool
 	realUsed    [maxReals]bool
+	slots       slotSpace // sched_tbl's runs (slots.go)
 	gen         uint32
 	reps        map[tableLayout][]uint32
 	counts      map[uint32]realCount
@@ -122,6 +123,7 @@ func newDataplane(opts Options, resolver func(netip.Addr, dataplane.Method) next
 		ns:       ns,
 		svcs:     make(map[dataplane.ServiceKey]*service),
 		keyOwner: make(map[lbSvcKey]uint32),
+		slots:    newSlotSpace(schedSlots),
 		reps:     make(map[tableLayout][]uint32),
 		counts:   make(map[uint32]realCount),
 		resolver: resolver,
@@ -214,6 +216,9 @@ func (d *Dataplane) open() error {
 	// through, or a govs started again after a downgrade, moves it again)
 	legacy := pinExists(d.opts.PinPath, "real_tbl")
 	zeroReals := false
+	if err := setAsideHashTable(d.opts.PinPath); err != nil {
+		return fmt.Errorf("xdp: set the pinned scheduling hash of a previous govs aside: %w", err)
+	}
 	err = load()
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		// When only counters changed their layout (an upgrade), those
@@ -268,6 +273,9 @@ func (d *Dataplane) open() error {
 	if _, err := d.objs.CpuData.Memory(); err != nil {
 		return fmt.Errorf("xdp: map cpu_data: %w", err)
 	}
+	if _, err := d.objs.SchedTbl.Memory(); err != nil {
+		return fmt.Errorf("xdp: map sched_tbl: %w", err)
+	}
 	zeroSvc := false
 	if legacy {
 		lost, err := d.migrateLegacy()
@@ -290,6 +298,9 @@ func (d *Dataplane) open() error {
 				return err
 			}
 		}
+	}
+	if err := d.migrateSchedTbl(); err != nil {
+		return fmt.Errorf("xdp: take over the scheduling tables of the previous govs: %w", err)
 	}
 	if err := d.adopt(); err != nil {
 		return fmt.Errorf("xdp: adopt pinned state: %w", err)
@@ -708,6 +719,99 @@ func (d *Dataplane) readReal(id uint32) (lbReal, error) {
 func pinExists(dir, name string) bool {
 	_, err := os.Stat(filepath.Join(dir, name))
 	return err == nil
+}
+
+// legacySchedPin is where setAsideHashTable moves the sched_tbl a govs
+// from before the flat table pinned: a hash keyed by (service, slot).
+const legacySchedPin = "sched_tbl_hash"
+
+// legacyTblKey is that hash's key.
+type legacyTblKey struct{ Svc, Slot uint32 }
+
+// setAsideHashTable renames a pinned sched_tbl that is a hash to
+// legacySchedPin, so that the load creates the array in its place and
+// migrateSchedTbl can move the tables over (until it has, the previous
+// program, still attached, keeps using the hash).
+func setAsideHashTable(dir string) error {
+	p := filepath.Join(dir, "sched_tbl")
+	m, err := ebpf.LoadPinnedMap(p, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	typ := m.Type()
+	m.Close()
+	if typ != ebpf.Hash {
+		return nil
+	}
+	return os.Rename(p, filepath.Join(dir, legacySchedPin))
+}
+
+// migrateSchedTbl copies the tables of a hash set aside by
+// setAsideHashTable into runs of sched_tbl, gives each pinned service
+// its run's base, and removes the hash. A start that dies half way
+// through finds the hash again and starts over.
+func (d *Dataplane) migrateSchedTbl() error {
+	p := filepath.Join(d.opts.PinPath, legacySchedPin)
+	old, err := ebpf.LoadPinnedMap(p, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	if old.Type() != ebpf.Hash || old.KeySize() != 8 || old.ValueSize() != 4 {
+		return fmt.Errorf("%s is a %v with %d-byte keys and %d-byte values, not a govs scheduling hash; remove it", p, old.Type(), old.KeySize(), old.ValueSize())
+	}
+	tables := make(map[uint32][]uint32)
+	type pinned struct {
+		id  uint32
+		cfg lbSvcCfg
+	}
+	var svcs []pinned
+	var id uint32
+	var cfg lbSvcCfg
+	it := d.objs.SvcCfgs.Iterate()
+	for it.Next(&id, &cfg) {
+		if cfg.Flags&1 != 0 && id != 0 && id < maxServices {
+			svcs = append(svcs, pinned{id, cfg})
+			tables[id] = make([]uint32, cfg.TableSize)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	if err := walkMap(old, func(k *legacyTblKey, v *uint32) {
+		if t := tables[k.Svc]; k.Slot < uint32(len(t)) {
+			t[k.Slot] = *v
+		}
+	}); err != nil {
+		return err
+	}
+	space := newSlotSpace(schedSlots)
+	for _, s := range svcs {
+		run, ok := space.alloc(s.cfg.TableSize)
+		if !ok {
+			return fmt.Errorf("the pinned services' tables do not fit the %d slots of sched_tbl", schedSlots)
+		}
+		for i, v := range tables[s.id] {
+			if err := d.writeSlot(run.base+uint32(i), v); err != nil {
+				return err
+			}
+		}
+		s.cfg.TblBase = run.base
+		if err := d.objs.SvcCfgs.Put(s.id, &s.cfg); err != nil {
+			return fmt.Errorf("write service config: %w", err)
+		}
+	}
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	d.log.Info("moved the scheduling tables of the previous govs from its hash into sched_tbl", "services", len(svcs))
+	return nil
 }
 
 // legacyPins are the maps a govs from before cpu_data pinned: the real

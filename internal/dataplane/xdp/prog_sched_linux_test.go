@@ -661,8 +661,8 @@ func TestApplyRemovalOrder(t *testing.T) {
 			if err := x.d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, sch, sets[0]...)}); err != nil {
 				t.Fatal(err)
 			}
-			newFlowsDuring(t, x, k, func(i int) dataplane.Service {
-				return svc(dataplane.TCP, vip4, 80, sch, sets[i%3]...)
+			newFlowsDuring(t, x, k, func(i int) []dataplane.Service {
+				return []dataplane.Service{svc(dataplane.TCP, vip4, 80, sch, sets[i%3]...)}
 			})
 		})
 	}
@@ -674,22 +674,46 @@ func TestApplyRemovalOrder(t *testing.T) {
 // shrunk only after the configuration has the new size. Clearing the
 // table first lost the flows that came before the refill.
 func TestApplyLayoutChange(t *testing.T) {
-	x := newTDP(t, Options{})
 	reals := []dataplane.RealServer{rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)}
 	scheds := []string{"rr", "sh", "mh", "wrr", "dh"}
-	if err := x.d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, scheds[0], reals...)}); err != nil {
-		t.Fatal(err)
+	// alone, the table grows over the free slots after it; with a
+	// service whose table follows it in sched_tbl, a table that grows
+	// past its run moves to another (its base changes)
+	for k, neighbour := range []bool{false, true} {
+		t.Run(fmt.Sprintf("neighbour=%v", neighbour), func(t *testing.T) {
+			x := newTDP(t, Options{})
+			svcs := func(i int) []dataplane.Service {
+				s := []dataplane.Service{svc(dataplane.TCP, vip4, 80, scheds[i%len(scheds)], reals...)}
+				if neighbour {
+					s = append(s, svc(dataplane.TCP, vip4, 81, "sh", reals...))
+				}
+				return s
+			}
+			x.apply(svcs(0)[0])
+			x.apply(svcs(0)...)
+			bases := map[uint32]bool{}
+			newFlowsDuring(t, x, 10+k, func(i int) []dataplane.Service {
+				x.d.mu.Lock()
+				for _, s := range x.d.svcs {
+					if s.spec.Key.Port == 80 {
+						bases[s.tbl.base] = true
+					}
+				}
+				x.d.mu.Unlock()
+				return svcs(i)
+			})
+			if neighbour && len(bases) < 2 {
+				t.Errorf("the table stayed at base %v: no move was exercised", bases)
+			}
+		})
 	}
-	newFlowsDuring(t, x, 10, func(i int) dataplane.Service {
-		return svc(dataplane.TCP, vip4, 80, scheds[i%len(scheds)], reals...)
-	})
 }
 
 // newFlowsDuring runs Applies of svcAt(1, 2, ...), at least 150 and
 // until 1,000 new flows were sent (within 30 s), while another thread
 // sends new TCP flows (SYNs from addresses 198.18.k.x) through the
 // program, and fails unless they were all forwarded.
-func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Service) {
+func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) []dataplane.Service) {
 	t.Helper()
 	stop := make(chan struct{})
 	var sent atomic.Int64
@@ -729,7 +753,7 @@ func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) dataplane.Ser
 	applies := 0
 	for deadline := time.Now().Add(30 * time.Second); applyErr == nil && (applies < 150 || sent.Load() < 1000) && time.Now().Before(deadline); {
 		applies++
-		applyErr = x.d.Apply(context.Background(), []dataplane.Service{svcAt(applies)})
+		applyErr = x.d.Apply(context.Background(), svcAt(applies))
 	}
 	close(stop)
 	r := <-done

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -530,23 +531,25 @@ func TestAdoptKeepsTemplates(t *testing.T) {
 }
 
 // TestAdoptedTableCleared: a restarted govs knows the scheduling tables
-// it adopted, so removing an adopted service clears its table instead
-// of leaving its entries to fill sched_tbl.
+// it adopted, so removing an adopted service frees its run of sched_tbl
+// for the services that come next.
 func TestAdoptedTableCleared(t *testing.T) {
 	x := newTDP(t, Options{KeepOnClose: true})
 	x.apply(svc(dataplane.TCP, vip4, 80, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)))
-	entries := func(m *ebpf.Map) int { return countEntries[lbTblKey, uint32](t, m) }
-	if n := entries(x.d.objs.SchedTbl); n == 0 {
-		t.Fatal("no scheduling entries after Apply")
+	if free := x.d.slots.Free(); free != schedSlots-4093 {
+		t.Fatalf("%d sched_tbl slots free after Apply, want %d", free, schedSlots-4093)
 	}
 	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
 		return nexthop{addr: a, err: errors.New("not resolved")}
 	})
+	if free := d2.slots.Free(); free != schedSlots-4093 {
+		t.Fatalf("%d sched_tbl slots free after the restart, want %d (the adopted table's run taken)", free, schedSlots-4093)
+	}
 	if err := d2.Apply(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := entries(d2.objs.SchedTbl); n != 0 {
-		t.Errorf("%d scheduling entries left after the adopted service was removed, want 0", n)
+	if free := d2.slots.Free(); free != schedSlots {
+		t.Errorf("%d sched_tbl slots free after the adopted service was removed, want all %d", free, schedSlots)
 	}
 }
 
@@ -596,4 +599,102 @@ func syncAt(t *testing.T, d *Dataplane, checkNH bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHashSchedTblMigrated: the scheduling tables a govs from before
+// the flat sched_tbl pinned in a hash keyed by (service, slot), with no
+// base in svc_cfgs, are moved into runs of the array by the next start,
+// which then forwards new flows as the previous program did and removes
+// the hash.
+func TestHashSchedTblMigrated(t *testing.T) {
+	x := newTDP(t, Options{KeepOnClose: true})
+	rs3 := netip.MustParseAddrPort("10.0.0.3:80")
+	x.apply(svc(dataplane.TCP, vip4, 80, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR), rsv(rs3, 1, dataplane.DR)),
+		svc(dataplane.UDP, vip4, 53, "rr", rsv(rs2, 1, dataplane.DR)))
+	// where the mh service sends a few new flows
+	chosen := func(run func([]byte) (uint32, []byte)) []string {
+		var out []string
+		for i := range 8 {
+			p := syn(client(10+i), 40000, vip4, 80)
+			v, frame := run(p.frame())
+			if v != xdpTX {
+				t.Fatalf("flow %d: verdict %d", i, v)
+			}
+			out = append(out, fmt.Sprintf("%x", frame[:6]))
+		}
+		return out
+	}
+	before := chosen(x.run)
+	// an earlier govs's pins: tables in a hash, bases 0
+	pin := x.d.opts.PinPath
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	for _, s := range x.d.svcs {
+		for i, v := range s.pushed {
+			if err := old.Put(legacyTblKey{s.id, uint32(i)}, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var c lbSvcCfg
+		if err := x.d.objs.SvcCfgs.Lookup(s.id, &c); err != nil {
+			t.Fatal(err)
+		}
+		c.TblBase = 0
+		if err := x.d.objs.SvcCfgs.Put(s.id, &c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(pin, "sched_tbl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Pin(filepath.Join(pin, "sched_tbl")); err != nil {
+		t.Fatal(err)
+	}
+	x.dropFlowCache()
+	x.deleteConns()
+
+	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, ok: true, ifindex: 1, dmac: realMAC(a), smac: directorMAC, mtu: 1500}
+	})
+	if pinExists(pin, legacySchedPin) || pinExists(pin, "sched_tbl") && mapType(t, filepath.Join(pin, "sched_tbl")) != ebpf.Array {
+		t.Errorf("the hash is still pinned after the migration")
+	}
+	runs := map[uint32]extent{}
+	for _, s := range d2.svcs {
+		runs[s.id] = s.tbl
+		if s.tbl.n != s.tblLen || s.tblLen == 0 {
+			t.Errorf("service %s adopted with run %+v for %d slots", s.spec.Key, s.tbl, s.tblLen)
+		}
+		want := x.d.svcs[s.spec.Key].pushed
+		if !slices.Equal(s.pushed, want) {
+			t.Errorf("service %s: migrated table differs from the hash's", s.spec.Key)
+		}
+	}
+	if len(runs) != 2 || runs[1].base == runs[2].base {
+		t.Errorf("runs %v: want two services in runs of their own", runs)
+	}
+	after := chosen(func(f []byte) (uint32, []byte) {
+		out := make([]byte, len(f)+512)
+		v, err := d2.objs.GovsLb.Run(&ebpf.RunOptions{Data: f, DataOut: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, out
+	})
+	if !slices.Equal(before, after) {
+		t.Errorf("new flows went to %v before the migration and to %v after", before, after)
+	}
+}
+
+func mapType(t *testing.T, path string) ebpf.MapType {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	return m.Type()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -736,6 +737,7 @@ func (d *Dataplane) adopt() error {
 	byID := make(map[uint32]*service)
 	var id uint32
 	var cfg lbSvcCfg
+	bases := make(map[uint32]uint32) // each service's run of sched_tbl
 	it := d.objs.SvcCfgs.Iterate()
 	for it.Next(&id, &cfg) {
 		if cfg.Flags&1 == 0 || id == 0 || id >= maxServices {
@@ -758,6 +760,7 @@ func (d *Dataplane) adopt() error {
 			s.spec.PersistMask = int(cfg.PersistMask)
 		}
 		d.svcs[key], byID[id], d.svcUsed[id] = s, s, true
+		bases[id] = cfg.TblBase
 		d.adoptPool(s, &cfg)
 	}
 	if err := it.Err(); err != nil {
@@ -799,25 +802,28 @@ func (d *Dataplane) adopt() error {
 		s.reals[addr] = rs
 		d.realUsed[id] = true
 	}
-	// each service's scheduling table as pushed, so Apply changes and
-	// clears exactly what is there; entries of no service (left by a
-	// process that died between writing a table and its service) go
-	var orphans []lbTblKey
-	if err := walkMap(d.objs.SchedTbl, func(k *lbTblKey, v *uint32) {
-		s := byID[k.Svc]
-		if s == nil || k.Slot >= s.tblLen {
-			orphans = append(orphans, *k)
-			return
+	// each service's scheduling table as pushed, so Apply rewrites
+	// exactly what changed; a run outside sched_tbl or shared with
+	// another service (a damaged pin) is not taken: the first Apply
+	// moves that service's table to a run of its own
+	d.slots = newSlotSpace(schedSlots)
+	ids := slices.Sorted(maps.Keys(byID))
+	for _, id := range ids {
+		s := byID[id]
+		run := extent{bases[id], s.tblLen}
+		if uint64(run.base)+uint64(run.n) > schedSlots {
+			d.log.Warn("pinned scheduling table outside sched_tbl: the first Apply writes it again", "service", s.spec.Key, "base", run.base, "size", run.n)
+			continue
 		}
-		if len(s.pushed) == 0 {
-			s.pushed = make([]uint32, s.tblLen)
+		if err := d.slots.take(run); err != nil {
+			d.log.Warn("pinned scheduling table overlaps another: the first Apply writes it again", "service", s.spec.Key, "err", err)
+			continue
 		}
-		s.pushed[k.Slot] = *v
-	}); err != nil {
-		return err
-	}
-	if err := batchDelete(d.objs.SchedTbl, orphans); err != nil {
-		return fmt.Errorf("delete orphaned scheduling entries: %w", err)
+		pushed, err := d.readSlots(run)
+		if err != nil {
+			return err
+		}
+		s.tbl, s.pushed = run, pushed
 	}
 	if len(byID) > 0 {
 		d.log.Info("adopted pinned state", "services", len(byID))

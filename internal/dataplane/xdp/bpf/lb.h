@@ -152,13 +152,14 @@ struct svc_cfg {
 	__u32 pool_len;
 	__u16 port_min;
 	__u16 port_max;
-	__u32 pad2;
+	/* The scheduling table is sched_tbl[tbl_base .. tbl_base +
+	 * table_size): a run of the flat array the loader allocates per
+	 * service (a govs before it left 0 here and kept tables in a hash). */
+	__u32 tbl_base;
 };
 
-struct tbl_key {
-	__u32 svc;
-	__u32 slot;
-};
+/* sched_tbl's entries: every service's table, one run each. */
+#define SCHED_SLOTS (1 << 20)
 
 /* What direct routing reads on every packet (MACs, interface, generation,
  * method) comes first, in 28 bytes, so it shares a cache line. */

@@ -21,10 +21,16 @@ struct {
 	PIN;
 } svc_cfgs SEC(".maps");
 
+/* Scheduling tables: real server ids, svc_cfg.tbl_base + slot. A flat
+ * array the loader writes through its mapping, slot by slot with
+ * 4-byte stores, so a run never reads half an id; an array lookup is
+ * inlined, and it takes 8 MiB (values are 8-byte aligned) where a hash
+ * of as many entries took 80. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
-	__type(key, struct tbl_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SCHED_SLOTS);
+	__type(key, __u32);
 	__type(value, __u32);
 	PIN;
 } sched_tbl SEC(".maps");

@@ -105,7 +105,7 @@ static __always_inline __u32 mh_hash(__u32 v)
  * flow, 0 when none. */
 static __always_inline __u32 table_pick(__u32 svc, const struct svc_cfg *cfg, __u8 fam, const struct flow_key *fk)
 {
-	struct tbl_key tk = {.svc = svc};
+	__u32 slot;
 	__u32 size = cfg->table_size;
 	if (size == 0)
 		return 0;
@@ -115,7 +115,7 @@ static __always_inline __u32 table_pick(__u32 svc, const struct svc_cfg *cfg, __
 		__u32 *cur = bpf_map_lookup_elem(&cursors, &svc);
 		if (!cur)
 			return 0;
-		tk.slot = __sync_fetch_and_add(cur, 1) % size;
+		slot = __sync_fetch_and_add(cur, 1) % size;
 	} else {
 		__u32 x;
 		if (cfg->mode == SCHED_HASH_DST) {
@@ -126,16 +126,19 @@ static __always_inline __u32 table_pick(__u32 svc, const struct svc_cfg *cfg, __
 				x += bpf_ntohs(fk->sport);
 		}
 		if (cfg->mode == SCHED_HASH_MH) {
-			tk.slot = mh_hash(x) % size;
+			slot = mh_hash(x) % size;
 		} else {
 			__u32 h = x * GOLDEN_RATIO_32;
 			if (cfg->hash_bits > 0 && cfg->hash_bits < 32)
-				tk.slot = h >> (32 - cfg->hash_bits);
+				slot = h >> (32 - cfg->hash_bits);
 			else
-				tk.slot = h % size;
+				slot = h % size;
 		}
 	}
-	__u32 *rid = bpf_map_lookup_elem(&sched_tbl, &tk);
+	/* the loader keeps base + size inside the array; the map's bound
+	 * check catches anything else */
+	__u32 i = cfg->tbl_base + slot;
+	__u32 *rid = bpf_map_lookup_elem(&sched_tbl, &i);
 	return rid ? *rid : 0;
 }
 
