@@ -35,6 +35,7 @@ type service struct {
 	tbl       extent    // its run of sched_tbl: layout.size entries from tbl.base
 	filledSig string    // what the table was filled from (tableSig); "" forces a refill
 	written   *lbSvcCfg // svc_cfgs[id] as last written; nil forces a write
+	cfgLive   bool      // svc_cfgs[id] was written (or adopted): runs of the program may read it
 	snat      svcSNAT   // source pool and port range (pool_linux.go)
 }
 
@@ -680,7 +681,7 @@ func (d *Dataplane) writeCfg(s *service) error {
 	if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
 		return fmt.Errorf("write service config: %w", err)
 	}
-	s.written = &c
+	s.written, s.cfgLive = &c, true
 	return nil
 }
 
@@ -832,7 +833,9 @@ func (d *Dataplane) fillTable(s *service) error {
 	for i, dst := range dests {
 		slots[i] = ids[dst]
 	}
-	live := d.svcUsed[s.id] && s.keys != nil
+	// a run of the program may use the table as the configuration
+	// describes it (the lookup keys are written after it)
+	live := s.cfgLive
 	if s.layout.size > s.tbl.n {
 		return d.moveTable(s, slots, live)
 	}
@@ -903,6 +906,7 @@ func (d *Dataplane) moveTable(s *service, slots []uint32, live bool) error {
 			v = slots[int(i)%len(slots)]
 		}
 		if err := d.writeSlot(run.base+i, v); err != nil {
+			s.pushed = nil // the new run may overlap the old one
 			return err
 		}
 	}
@@ -921,6 +925,7 @@ func (d *Dataplane) moveTable(s *service, slots []uint32, live bool) error {
 		c.TblBase = run.base
 		s.written = nil
 		if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
+			s.pushed = nil
 			return fmt.Errorf("write service config: %w", err)
 		}
 		d.quiesce()
@@ -987,6 +992,7 @@ func (d *Dataplane) removeService(s *service) error {
 	if err := d.objs.SvcCfgs.Put(s.id, &lbSvcCfg{}); err != nil {
 		errs = append(errs, err)
 	}
+	s.cfgLive, s.written = false, nil
 	if err := d.setKeys(s, nil); err != nil {
 		errs = append(errs, err)
 	}

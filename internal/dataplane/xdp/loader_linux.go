@@ -793,7 +793,7 @@ func (d *Dataplane) migrateSchedTbl() error {
 	}
 	space := newSlotSpace(schedSlots)
 	for _, s := range svcs {
-		run, ok := space.alloc(s.cfg.TableSize)
+		run, ok := space.alloc(ringCapacity(s.cfg.Mode, s.cfg.TableSize, d.opts.RingSize))
 		if !ok {
 			return fmt.Errorf("the pinned services' tables do not fit the %d slots of sched_tbl", schedSlots)
 		}

@@ -150,3 +150,14 @@ func (s *slotSpace) resize(old extent, n uint32) (extent, bool) {
 	s.release(old)
 	return x, true
 }
+
+// ringCapacity is the run a table of used slots in layout mode needs:
+// a ring (modeCursor) holds whole cycles of its scheduler within
+// ringSize slots, and its run is ringSize long whatever it uses; a
+// hashed table's run is its size.
+func ringCapacity(mode uint8, used uint32, ringSize int) uint32 {
+	if mode == modeCursor && ringSize > 0 && uint32(ringSize) > used {
+		return uint32(ringSize)
+	}
+	return used
+}

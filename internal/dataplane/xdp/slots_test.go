@@ -68,7 +68,7 @@ func TestSlotSpace(t *testing.T) {
 		t.Fatalf("grow: %+v %v", c, ok)
 	}
 	checkSpace(t, s, 100, []extent{a, c})
-	// both sides at once
+	// again over the free entries before it
 	d, _ := s.alloc(5) // [10, 15)
 	s.release(a)       // free: [0, 10), [15, 55)
 	c, ok = s.resize(c, 46)
@@ -79,6 +79,11 @@ func TestSlotSpace(t *testing.T) {
 	e, ok := s.resize(d, 8) // the free entries after d suffice
 	if !ok || e != (extent{10, 8}) {
 		t.Fatalf("grow in place: %+v %v", e, ok)
+	}
+	sp := s.Clone()
+	// over free entries on both sides: [0, 10) before, [18, 54) after
+	if g, ok := (&sp).resize(e, 50); !ok || g != (extent{4, 50}) {
+		t.Fatalf("grow over both sides: %+v %v", g, ok)
 	}
 	a = e
 	checkSpace(t, s, 100, []extent{a, c})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -687,6 +688,20 @@ func TestHashSchedTblMigrated(t *testing.T) {
 	if !slices.Equal(before, after) {
 		t.Errorf("new flows went to %v before the migration and to %v after", before, after)
 	}
+	// the migrated runs are as large as the layouts: the first Apply
+	// leaves every table where it is
+	var svcs []dataplane.Service
+	for _, s := range x.d.svcs {
+		svcs = append(svcs, s.spec)
+	}
+	if err := d2.Apply(context.Background(), svcs); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range d2.svcs {
+		if s.tbl != runs[s.id] {
+			t.Errorf("service %s moved from %+v to %+v by the first Apply", s.spec.Key, runs[s.id], s.tbl)
+		}
+	}
 }
 
 func mapType(t *testing.T, path string) ebpf.MapType {
@@ -697,4 +712,46 @@ func mapType(t *testing.T, path string) ebpf.MapType {
 	}
 	defer m.Close()
 	return m.Type()
+}
+
+// TestAdoptedTablesStay: a restarted govs takes back each table's whole
+// run, so the first Apply of the same configuration rewrites every
+// table where it is (no move, no interim configuration): a ring that
+// uses 1023 of its 1024 slots (three servers) included.
+func TestAdoptedTablesStay(t *testing.T) {
+	x := newTDP(t, Options{KeepOnClose: true})
+	rs3 := netip.MustParseAddrPort("10.0.0.3:80")
+	svcs := []dataplane.Service{
+		svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR), rsv(rs3, 1, dataplane.DR)),
+		svc(dataplane.TCP, vip4, 81, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR)),
+		svc(dataplane.UDP, vip4, 53, "wrr", rsv(rs1, 2, dataplane.DR), rsv(rs2, 1, dataplane.DR)),
+	}
+	x.apply(svcs...)
+	runs := func(d *Dataplane) map[dataplane.ServiceKey]extent {
+		out := map[dataplane.ServiceKey]extent{}
+		for k, s := range d.svcs {
+			out[k] = s.tbl
+		}
+		return out
+	}
+	before := runs(x.d)
+	if n := x.d.svcs[svcs[0].Key].tblLen; n != 1023 {
+		t.Fatalf("three rr servers use %d ring slots, want 1023 (whole cycles)", n)
+	}
+	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, ok: true, ifindex: 1, dmac: realMAC(a), smac: directorMAC, mtu: 1500}
+	})
+	if got := runs(d2); !maps.Equal(got, before) {
+		t.Errorf("adopted runs %v, want the previous process's %v", got, before)
+	}
+	free := d2.slots.Free()
+	if err := d2.Apply(context.Background(), svcs); err != nil {
+		t.Fatal(err)
+	}
+	if got := runs(d2); !maps.Equal(got, before) {
+		t.Errorf("runs after the first Apply %v, want %v", got, before)
+	}
+	if f := d2.slots.Free(); f != free {
+		t.Errorf("%d free slots after the first Apply, %d before", f, free)
+	}
 }

@@ -236,7 +236,13 @@ func (d *Dataplane) syncLocked() (err error) {
 				}
 			}
 		}
-		if err := errors.Join(d.pushTable(s), d.writeCfg(s)); err != nil {
+		// the configuration describes the table: not written when the
+		// table could not be
+		err := d.pushTable(s)
+		if err == nil {
+			err = d.writeCfg(s)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", s.spec.Key, err))
 		}
 	}
@@ -759,6 +765,8 @@ func (d *Dataplane) adopt() error {
 			s.spec.Persistence = time.Duration(cfg.PersistTimeout) * time.Second
 			s.spec.PersistMask = int(cfg.PersistMask)
 		}
+		written := cfg
+		s.written, s.cfgLive = &written, true
 		d.svcs[key], byID[id], d.svcUsed[id] = s, s, true
 		bases[id] = cfg.TblBase
 		d.adoptPool(s, &cfg)
@@ -824,6 +832,17 @@ func (d *Dataplane) adopt() error {
 			return err
 		}
 		s.tbl, s.pushed = run, pushed
+	}
+	// a ring's run held RingSize slots, of which the whole cycles are in
+	// use: the rest is taken back too (when free), so the first Apply
+	// finds the ring's run as large as its layout and leaves it in place
+	for _, id := range ids {
+		s := byID[id]
+		if n := ringCapacity(s.layout.mode, s.tblLen, d.opts.RingSize); s.tbl.n > 0 && n > s.tbl.n {
+			if d.slots.take(extent{s.tbl.end(), n - s.tbl.n}) == nil {
+				s.tbl.n = n
+			}
+		}
 	}
 	if len(byID) > 0 {
 		d.log.Info("adopted pinned state", "services", len(byID))
