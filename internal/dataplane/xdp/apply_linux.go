@@ -104,12 +104,14 @@ type realState struct {
 // Apply makes the forwarding state equal to svcs. Validation happens
 // first; on a validation error nothing changes. Services and real servers
 // that stay keep their identifiers, counters and connections.
-func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) error {
+func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) (rerr error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return errors.New("xdp: dataplane closed")
 	}
+	// the servers that left, freed after one grace period for all
+	defer func() { rerr = errors.Join(rerr, d.removeGone()) }()
 	// servers may go: the next sync walks the tables whatever the
 	// program did meanwhile, one interval from now at the latest
 	d.walk.done = false
@@ -440,15 +442,50 @@ func (d *Dataplane) allocService() (uint32, error) {
 	return 0, fmt.Errorf("no free service slot (the program holds %d services)", maxServices-1)
 }
 
+// allocReal takes a free real server slot. When none is free but
+// servers that left are waiting for their grace period (d.gone), it
+// waits for it and frees them first: a slot freed later than
+// checkCapacity's order assumes is never missing.
 func (d *Dataplane) allocReal() (uint32, uint32, error) {
-	for id := 1; id < maxReals; id++ {
-		if !d.realUsed[id] {
-			d.realUsed[id] = true
-			d.gen++
-			return uint32(id), d.gen, d.zeroStats(d.statsReal(), uint32(id))
+	for range 2 {
+		for id := 1; id < maxReals; id++ {
+			if !d.realUsed[id] {
+				d.realUsed[id] = true
+				d.gen++
+				return uint32(id), d.gen, d.zeroStats(d.statsReal(), uint32(id))
+			}
+		}
+		if len(d.gone) == 0 {
+			break
+		}
+		if err := d.removeGone(); err != nil {
+			return 0, 0, err
 		}
 	}
 	return 0, 0, fmt.Errorf("no free real server slot (the program holds %d)", maxReals-1)
+}
+
+// goneReal is a real server that left its service in this Apply, to be
+// freed once no run of the program can still reach it.
+type goneReal struct {
+	r   *realState
+	svc uint32
+}
+
+// removeGone waits for one grace period (quiesce) and frees the real
+// servers that left services since the last call: one wait per Apply
+// for all of them, not one per service.
+func (d *Dataplane) removeGone() error {
+	if len(d.gone) == 0 {
+		return nil
+	}
+	d.quiesce()
+	var errs []error
+	for _, g := range d.gone {
+		errs = append(errs, d.removeReal(g.r, g.svc))
+	}
+	d.gone = d.gone[:0]
+	return errors.Join(errs...)
 }
 
 func (d *Dataplane) zeroStats(m interface {
@@ -533,17 +570,13 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 	}
 	// the servers that go are removed once the new table no longer
 	// points at them, and no run of the program that read the old table
-	// is still going (quiesce): a flow scheduled to a removed slot would
-	// find no server (TestApplyRemovalOrder)
+	// is still going (removeGone, at the end of Apply): a flow
+	// scheduled to a removed slot would find no server
+	// (TestApplyRemovalOrder)
 	gone := cur.reals
 	defer func() {
-		if len(gone) > 0 {
-			d.quiesce()
-		}
 		for _, r := range gone {
-			if err := d.removeReal(r, cur.id); err != nil {
-				rerr = errors.Join(rerr, err)
-			}
+			d.gone = append(d.gone, goneReal{r, cur.id})
 		}
 	}()
 	cur.reals, cur.order, cur.sorry = next, order, sorry
@@ -596,6 +629,7 @@ func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error
 // long. With one online CPU the kernel returns at once: on a kernel
 // without preemption no run can then be in flight.
 func (d *Dataplane) quiesce() {
+	d.quiesces++
 	const membarrierCmdGlobal = 1
 	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); e != 0 {
 		quiesceWarn.Do(func() {

@@ -46,7 +46,9 @@ type Dataplane struct {
 	keyOwner    map[lbSvcKey]uint32
 	svcUsed     [maxServices]bool
 	realUsed    [maxReals]bool
-	slots       slotSpace // sched_tbl's runs (slots.go)
+	slots       slotSpace  // sched_tbl's runs (slots.go)
+	gone        []goneReal // real servers that left in this Apply (removeGone)
+	quiesces    uint64     // grace periods waited for (quiesce)
 	gen         uint32
 	reps        map[tableLayout][]uint32
 	counts      map[uint32]realCount

@@ -668,6 +668,72 @@ func TestApplyRemovalOrder(t *testing.T) {
 	}
 }
 
+// TestApplyOneGracePeriod: an Apply that swaps servers in many services
+// waits for one grace period in all, not one per service, and still
+// frees every server that left (their slots are reused by the next
+// Apply); when the servers that left hold the slots a new one needs, it
+// waits for them early instead of failing.
+func TestApplyOneGracePeriod(t *testing.T) {
+	x := newTDP(t, Options{})
+	const n = 40
+	build := func(set int) []dataplane.Service {
+		var out []dataplane.Service
+		for i := range n {
+			a := netip.AddrFrom4([4]byte{10, 1, byte(i), byte(1 + set)})
+			b := netip.AddrFrom4([4]byte{10, 1, byte(i), byte(100 + set)})
+			out = append(out, svc(dataplane.TCP, vip4, uint16(3000+i), "rr",
+				rsv(netip.AddrPortFrom(a, 80), 1, dataplane.DR), rsv(netip.AddrPortFrom(b, 80), 1, dataplane.DR)))
+		}
+		return out
+	}
+	x.apply(build(0)...)
+	used := func() int {
+		k := 0
+		for _, u := range x.d.realUsed {
+			if u {
+				k++
+			}
+		}
+		return k
+	}
+	for set := 1; set <= 3; set++ {
+		q := x.d.quiesces
+		x.apply(build(set)...)
+		if w := x.d.quiesces - q; w != 1 {
+			t.Errorf("swapping the servers of %d services waited for %d grace periods, want 1", n, w)
+		}
+		if u := used(); u != 2*n {
+			t.Errorf("%d real server slots in use after the swap, want %d", u, 2*n)
+		}
+		p := syn(client(1), 40000, vip4, 3000)
+		x.expect(p.frame(), xdpTX, "tx_dr")
+	}
+	// 5000 of 8191 slots in use: the second service's 2500 new servers
+	// need the slots of the first's that left, before the end of the
+	// Apply
+	big := func(set int) []dataplane.Service {
+		var out []dataplane.Service
+		for i := range 2 {
+			s := svc(dataplane.TCP, vip4, uint16(4000+i), "rr")
+			for j := range 2500 {
+				a := netip.AddrFrom4([4]byte{10, byte(2 + set), byte(i*16 + j>>8), byte(j)})
+				s.RealServers = append(s.RealServers, rsv(netip.AddrPortFrom(a, 80), 1, dataplane.DR))
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	x.apply(big(0)...)
+	q := x.d.quiesces
+	x.apply(big(1)...)
+	if w := x.d.quiesces - q; w != 2 {
+		t.Errorf("the large swap waited for %d grace periods, want 2 (one to free the first service's servers early, one at the end)", w)
+	}
+	if u := used(); u != 5000 {
+		t.Errorf("%d real server slots in use after the large swap, want 5000", u)
+	}
+}
+
 // TestApplyLayoutChange: a service whose scheduler changes kind (ring,
 // source hash, Maglev; table sizes 1024, 256, 4093) keeps forwarding
 // every new flow through the change: its table is rewritten in place and
