@@ -1023,14 +1023,20 @@ func (d *Dataplane) clearTable(s *service) {
 
 func (d *Dataplane) removeService(s *service) error {
 	var errs []error
-	if err := d.objs.SvcCfgs.Put(s.id, &lbSvcCfg{}); err != nil {
-		errs = append(errs, err)
+	cfgErr := d.objs.SvcCfgs.Put(s.id, &lbSvcCfg{})
+	if cfgErr != nil {
+		errs = append(errs, cfgErr)
 	}
 	s.cfgLive, s.written = false, nil
 	if err := d.setKeys(s, nil); err != nil {
 		errs = append(errs, err)
 	}
-	d.clearTable(s)
+	if cfgErr == nil {
+		d.clearTable(s)
+	}
+	// else the entry still names the run: it stays out of the free
+	// space (a restart adopts the entry as a service with no keys, and
+	// its first Apply removes it again)
 	for _, r := range s.reals {
 		errs = append(errs, d.removeReal(r, 0))
 	}
