@@ -897,9 +897,12 @@ func (d *Dataplane) fillTable(s *service) error {
 		}
 	}
 	s.pushed = slots
-	if n := uint32(len(slots)); n != s.tblLen {
+	shrink := s.layout.size < s.tbl.n
+	if n := uint32(len(slots)); n != s.tblLen || shrink {
 		old := s.tblLen
 		s.tblLen = n
+		// before the tail goes: no run may read the old layout after
+		// the wait below
 		if live {
 			if err := d.writeCfg(s); err != nil {
 				s.tblLen = old // the configuration still has it
@@ -907,7 +910,7 @@ func (d *Dataplane) fillTable(s *service) error {
 			}
 		}
 	}
-	if s.layout.size < s.tbl.n {
+	if shrink {
 		// a run that read the old size may still look a slot past the
 		// new capacity up
 		if live {
