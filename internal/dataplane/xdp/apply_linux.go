@@ -111,7 +111,10 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) (rerr e
 		return errors.New("xdp: dataplane closed")
 	}
 	// the servers that left, freed after one grace period for all
-	defer func() { rerr = errors.Join(rerr, d.removeGone()) }()
+	defer func() {
+		rerr = errors.Join(rerr, d.removeGone(), d.goneErr)
+		d.goneErr = nil
+	}()
 	// servers may go: the next sync walks the tables whatever the
 	// program did meanwhile, one interval from now at the latest
 	d.walk.done = false
@@ -458,9 +461,9 @@ func (d *Dataplane) allocReal() (uint32, uint32, error) {
 		if len(d.gone) == 0 {
 			break
 		}
-		if err := d.removeGone(); err != nil {
-			return 0, 0, err
-		}
+		// a failed write still frees the slot (removeReal): the search
+		// goes on, and Apply reports the error
+		d.goneErr = errors.Join(d.goneErr, d.removeGone())
 	}
 	return 0, 0, fmt.Errorf("no free real server slot (the program holds %d)", maxReals-1)
 }
@@ -1034,16 +1037,16 @@ func (d *Dataplane) removeService(s *service) error {
 	if err := d.setKeys(s, nil); err != nil {
 		errs = append(errs, err)
 	}
+	// when the entry could not be cleared it still names its run: the
+	// run and the id stay taken (a restart adopts the entry as a service
+	// with no keys, and its first Apply removes it again)
 	if cfgErr == nil {
 		d.clearTable(s)
+		d.svcUsed[s.id] = false
 	}
-	// else the entry still names the run: it stays out of the free
-	// space (a restart adopts the entry as a service with no keys, and
-	// its first Apply removes it again)
 	for _, r := range s.reals {
 		errs = append(errs, d.removeReal(r, 0))
 	}
-	d.svcUsed[s.id] = false
 	d.releaseRun(s.snat.run)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("xdp: remove service %s: %w", s.spec.Key, err)

@@ -48,6 +48,7 @@ type Dataplane struct {
 	realUsed    [maxReals]bool
 	slots       slotSpace  // sched_tbl's runs (slots.go)
 	gone        []goneReal // real servers that left in this Apply (removeGone)
+	goneErr     error      // what freeing them early (allocReal) failed with
 	quiesces    uint64     // grace periods waited for (quiesce)
 	gen         uint32
 	reps        map[tableLayout][]uint32

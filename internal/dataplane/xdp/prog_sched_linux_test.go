@@ -710,7 +710,8 @@ func TestApplyOneGracePeriod(t *testing.T) {
 	}
 	// 5000 of 8191 slots in use: the second service's 2500 new servers
 	// need the slots of the first's that left, before the end of the
-	// Apply
+	// Apply (without the early free, allocReal fails; the two waits are
+	// also what one wait per service gave)
 	big := func(set int) []dataplane.Service {
 		var out []dataplane.Service
 		for i := range 2 {

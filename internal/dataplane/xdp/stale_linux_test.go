@@ -610,7 +610,11 @@ func syncAt(t *testing.T, d *Dataplane, checkNH bool) {
 func TestHashSchedTblMigrated(t *testing.T) {
 	x := newTDP(t, Options{KeepOnClose: true})
 	rs3 := netip.MustParseAddrPort("10.0.0.3:80")
-	x.apply(svc(dataplane.TCP, vip4, 80, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR), rsv(rs3, 1, dataplane.DR)),
+	// first (service 1, so the migration places it first): three rr
+	// servers, whose whole cycles use 1023 of the ring's 1024 slots
+	x.apply(svc(dataplane.UDP, vip4, 54, "rr", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR), rsv(rs3, 1, dataplane.DR)))
+	x.apply(svc(dataplane.UDP, vip4, 54, "rr", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR), rsv(rs3, 1, dataplane.DR)),
+		svc(dataplane.TCP, vip4, 80, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR), rsv(rs3, 1, dataplane.DR)),
 		svc(dataplane.UDP, vip4, 53, "rr", rsv(rs2, 1, dataplane.DR)))
 	// where the mh service sends a few new flows
 	chosen := func(run func([]byte) (uint32, []byte)) []string {
@@ -666,7 +670,7 @@ func TestHashSchedTblMigrated(t *testing.T) {
 	runs := map[uint32]extent{}
 	for _, s := range d2.svcs {
 		runs[s.id] = s.tbl
-		if s.tbl.n != s.tblLen || s.tblLen == 0 {
+		if s.tbl.n != ringCapacity(s.layout.mode, s.tblLen, 1024) || s.tblLen == 0 {
 			t.Errorf("service %s adopted with run %+v for %d slots", s.spec.Key, s.tbl, s.tblLen)
 		}
 		want := x.d.svcs[s.spec.Key].pushed
@@ -674,8 +678,8 @@ func TestHashSchedTblMigrated(t *testing.T) {
 			t.Errorf("service %s: migrated table differs from the hash's", s.spec.Key)
 		}
 	}
-	if len(runs) != 2 || runs[1].base == runs[2].base {
-		t.Errorf("runs %v: want two services in runs of their own", runs)
+	if len(runs) != 3 || runs[1].base == runs[2].base || runs[2].base == runs[3].base || runs[1].base == runs[3].base {
+		t.Errorf("runs %v: want three services in runs of their own", runs)
 	}
 	after := chosen(func(f []byte) (uint32, []byte) {
 		out := make([]byte, len(f)+512)
