@@ -895,8 +895,8 @@ func (d *Dataplane) fillTable(s *service) error {
 		changed = true
 	}
 	if !s.layout.hashed() && changed {
-		if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
-			return fmt.Errorf("reset cursor: %w", err)
+		if err := d.resetCursor(s); err != nil {
+			return err
 		}
 	}
 	s.pushed = slots
@@ -974,13 +974,22 @@ func (d *Dataplane) moveTable(s *service, slots []uint32, live bool) error {
 	d.slots = space
 	s.tbl, s.pushed = run, slots
 	if !s.layout.hashed() {
-		if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
-			return fmt.Errorf("reset cursor: %w", err)
+		if err := d.resetCursor(s); err != nil {
+			return err
 		}
 	}
 	s.tblLen = uint32(len(slots))
 	if live {
 		return d.writeCfg(s)
+	}
+	return nil
+}
+
+// resetCursor starts s's ring over (a rewritten ring is walked from
+// its start).
+func (d *Dataplane) resetCursor(s *service) error {
+	if err := d.objs.Cursors.Put(s.id, uint32(0)); err != nil {
+		return fmt.Errorf("reset cursor: %w", err)
 	}
 	return nil
 }

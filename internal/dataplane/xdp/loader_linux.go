@@ -779,7 +779,7 @@ func (d *Dataplane) migrateSchedTbl() error {
 	var cfg lbSvcCfg
 	it := d.objs.SvcCfgs.Iterate()
 	for it.Next(&id, &cfg) {
-		if cfg.Flags&1 != 0 && id != 0 && id < maxServices {
+		if pinnedService(id, &cfg) {
 			svcs = append(svcs, pinned{id, cfg})
 			tables[id] = make([]uint32, cfg.TableSize)
 		}

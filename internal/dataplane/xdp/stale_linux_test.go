@@ -661,9 +661,7 @@ func TestHashSchedTblMigrated(t *testing.T) {
 	x.dropFlowCache()
 	x.deleteConns()
 
-	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
-		return nexthop{addr: a, ok: true, ifindex: 1, dmac: realMAC(a), smac: directorMAC, mtu: 1500}
-	})
+	d2 := restart(t, x, resolvedNH)
 	if pinExists(pin, legacySchedPin) || pinExists(pin, "sched_tbl") && mapType(t, filepath.Join(pin, "sched_tbl")) != ebpf.Array {
 		t.Errorf("the hash is still pinned after the migration")
 	}
@@ -742,9 +740,7 @@ func TestAdoptedTablesStay(t *testing.T) {
 	if n := x.d.svcs[svcs[0].Key].tblLen; n != 1023 {
 		t.Fatalf("three rr servers use %d ring slots, want 1023 (whole cycles)", n)
 	}
-	d2 := restart(t, x, func(a netip.Addr, m dataplane.Method) nexthop {
-		return nexthop{addr: a, ok: true, ifindex: 1, dmac: realMAC(a), smac: directorMAC, mtu: 1500}
-	})
+	d2 := restart(t, x, resolvedNH)
 	if got := runs(d2); !maps.Equal(got, before) {
 		t.Errorf("adopted runs %v, want the previous process's %v", got, before)
 	}
@@ -758,4 +754,9 @@ func TestAdoptedTablesStay(t *testing.T) {
 	if f := d2.slots.Free(); f != free {
 		t.Errorf("%d free slots after the first Apply, %d before", f, free)
 	}
+}
+
+// resolvedNH resolves every real server, as newTDP's resolver does.
+func resolvedNH(a netip.Addr, _ dataplane.Method) nexthop {
+	return nexthop{addr: a, ok: true, ifindex: 1, dmac: realMAC(a), smac: directorMAC, mtu: 1500}
 }

@@ -736,6 +736,12 @@ func remaining(now, last, timeout uint64) time.Duration {
 	return 0
 }
 
+// pinnedService says whether svc_cfgs entry id holds a service (a
+// valid entry, within the ids the loader gives).
+func pinnedService(id uint32, cfg *lbSvcCfg) bool {
+	return cfg.Flags&1 != 0 && id != 0 && id < maxServices
+}
+
 // adopt rebuilds the Go-side view of services and real servers from maps
 // pinned by a previous process, so the first Apply updates them in place
 // (same slots, same generations: established connections keep flowing).
@@ -746,7 +752,7 @@ func (d *Dataplane) adopt() error {
 	bases := make(map[uint32]uint32) // each service's run of sched_tbl
 	it := d.objs.SvcCfgs.Iterate()
 	for it.Next(&id, &cfg) {
-		if cfg.Flags&1 == 0 || id == 0 || id >= maxServices {
+		if !pinnedService(id, &cfg) {
 			continue
 		}
 		key := dataplane.ServiceKey{Proto: dataplane.Proto(cfg.Proto), Port: cfg.Port, FWMark: cfg.Fwmark}
