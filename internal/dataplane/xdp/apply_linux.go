@@ -657,6 +657,9 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 			v.Mtu = 0
 		}
 		v.Src, _ = addrBytes(r.nh.src)
+		if d.txIfindex != 0 && r.nh.ifindex == d.txIfindex {
+			v.Flags = realFTX
+		}
 	}
 	if err := d.reals().putAll(r.id, &v); err != nil {
 		return fmt.Errorf("write real server %s: %w", r.spec.Addr, err)

@@ -92,7 +92,8 @@ func (x *tdp) cachedState() uint8 {
 // entry does not make it a new connection), until the cache window has
 // passed; then the table decides again.
 func TestFlowCacheServesEstablished(t *testing.T) {
-	// the window is 250 ms (a quarter of the 2 s timeout is more)
+	// the window is 500 ms, a quarter of the 2 s timeout (FC_WINDOW_NS,
+	// 1 s, is more)
 	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: 2 * time.Second}})
 	if n := x.d.objs.FlowCache.MaxEntries(); n != fcSlots*uint32(x.d.ncpu) {
 		t.Fatalf("flow cache of %d slots, want %d per CPU × %d", n, fcSlots, x.d.ncpu)
@@ -128,7 +129,7 @@ func TestFlowCacheServesEstablished(t *testing.T) {
 		t.Errorf("a cached flow made a new connection: %v → %v", ev0, ev)
 	}
 
-	time.Sleep(300 * time.Millisecond) // past the window, within the timeout
+	time.Sleep(600 * time.Millisecond) // past the window, within the timeout
 	x.expect(p.frame(), xdpTX, "tx_dr")
 	if ev := x.events(); ev["conn_new"] != ev0["conn_new"]+1 {
 		t.Errorf("after the window the table was not consulted: %v → %v", ev0, ev)
@@ -324,7 +325,7 @@ func (x *tdp) deleteNAT() { deleteAll[lbFlowKey, lbNatRev](x.t, x.d.objs.NatTbl)
 // nat_tbl emptied), except one longer than the route was looked up for
 // (1500 bytes, or the route's MTU when smaller), none once the real
 // server is removed, and none past the window. (The steps between
-// emptying nat_tbl and the last check take well under the 250 ms
+// emptying nat_tbl and the last check take well under the 1 s
 // window.)
 func TestFlowCacheNATReplies(t *testing.T) {
 	pool := &dataplane.SourcePool{Name: "p", Addresses: ips("10.9.0.1"), PortMin: 20000, PortMax: 20099}
@@ -409,8 +410,8 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			x.expect(reply(strings.Repeat("a", 1400-40)), xdpRedirect, "redirect_nat_reply")
 			x.expect(reply(strings.Repeat("a", 1400-40+1)), xdpPass, "pass_no_service")
 
-			// past its window (250 ms) the copy serves no more
-			time.Sleep(300 * time.Millisecond)
+			// past its window (FC_WINDOW_NS, 1 s) the copy serves no more
+			time.Sleep(1100 * time.Millisecond)
 			x.expect(reply("ab"), xdpPass, "pass_no_service")
 		})
 	}

@@ -193,7 +193,7 @@ type lbReal struct {
 	Family  uint8
 	Method  uint8
 	Valid   uint8
-	Pad     uint8
+	Flags   uint8
 	Port    uint16
 	Mtu     uint16
 	Addr    [16]uint8

@@ -40,6 +40,11 @@ type Dataplane struct {
 	links []link.Link
 	pins  []string
 	fresh []link.Link // links attached (not adopted) by this New
+	// txIfindex: the one interface the program is attached to, once it
+	// is (0: several, or not yet); reals leaving by it are written with
+	// REAL_F_TX (setTxIfindex)
+	txIfindex uint32
+	attached  []uint32 // the interfaces attach attached to, by index
 
 	mu          sync.Mutex
 	svcs        map[dataplane.ServiceKey]*service
@@ -96,6 +101,7 @@ const (
 	cdReals    = 3
 	cdEntries  = (cdReals + maxReals + 31) &^ 31
 	cdCounters = 64 // offset of a real server's counters in its entry
+	realFTX    = 1  // REAL_F_TX in bpf/lb.h
 )
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -317,13 +323,41 @@ func (d *Dataplane) open() error {
 	if err := d.installMasquerade(); err != nil {
 		return err
 	}
+	// a previous govs attached to one interface left its real servers
+	// flagged to leave by XDP_TX: cleared before the program is attached
+	// anywhere else, set again once it is attached where it now goes
+	if err := d.setTxIfindex(0); err != nil {
+		return err
+	}
 	for _, ifname := range d.opts.Interfaces {
 		if err := d.attach(ifname); err != nil {
 			return err
 		}
 	}
 	d.detachOthers()
+	if one := slices.Compact(slices.Sorted(slices.Values(d.attached))); len(one) == 1 {
+		if err := d.setTxIfindex(one[0]); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// setTxIfindex makes ifindex the interface whose real servers are
+// written with REAL_F_TX (0: none) and writes every real server known
+// again. The program must be attached to that interface
+// alone by then (and stay so).
+func (d *Dataplane) setTxIfindex(ifindex uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.txIfindex = ifindex
+	var errs []error
+	for _, s := range d.svcs {
+		for _, r := range s.reals {
+			errs = append(errs, d.writeReal(s.id, r))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // detachOthers detaches the programs a previous govs left pinned on
@@ -424,6 +458,7 @@ func (d *Dataplane) attach(ifname string) error {
 				return fmt.Errorf("xdp: replace program on %s: %w", ifname, err)
 			}
 			d.links, d.pins = append(d.links, old), append(d.pins, pin)
+			d.attached = append(d.attached, uint32(l.Attrs().Index))
 			d.log.Info("adopted xdp link", "interface", ifname)
 			return nil
 		}
@@ -442,6 +477,7 @@ func (d *Dataplane) attach(ifname string) error {
 			return fmt.Errorf("xdp: pin link of %s: %w", ifname, err)
 		}
 		d.links, d.pins, d.fresh = append(d.links, nl), append(d.pins, pin), append(d.fresh, nl)
+		d.attached = append(d.attached, uint32(l.Attrs().Index))
 		d.log.Info("attached xdp program", "interface", ifname, "mode", modeName(d.opts.Mode))
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/govs/govs/internal/dataplane"
@@ -278,6 +279,65 @@ func TestRedirectAndNeighbour(t *testing.T) {
 		svc(dataplane.TCP, vip4, 81, "rr", rsv(tun4, 1, dataplane.TUN)))
 	y.expect(syn(client(1), 40000, vip4, 80).frame(), xdpRedirect, "redirect_dr")
 	y.expect(syn(client(1), 40000, vip4, 81).frame(), xdpRedirect, "redirect_tun")
+}
+
+// TestSingleInterfaceTX: when the program is attached to one interface
+// only, the real servers that leave by it carry REAL_F_TX and their
+// packets go out by XDP_TX without the program comparing its ingress
+// interface (which BPF_PROG_TEST_RUN makes lo, so a server behind
+// interface 4242 is otherwise redirected); cleared again, they are
+// redirected; and a restarted govs clears the flags its predecessor
+// left before it attaches anywhere.
+func TestSingleInterfaceTX(t *testing.T) {
+	x := newTDP(t, Options{KeepOnClose: true})
+	behind4242 := func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, ok: true, ifindex: 4242, dmac: realMAC(a), smac: directorMAC, mtu: 1500, src: tunSrc}
+	}
+	x.d.resolver = behind4242
+	dr, tun := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR)), svc(dataplane.TCP, vip4, 81, "rr", rsv(tun4, 1, dataplane.TUN))
+	x.apply(dr, tun)
+	flags := func(d *Dataplane) (out []uint8) {
+		t.Helper()
+		for _, s := range d.svcs {
+			for _, rs := range s.reals {
+				r, err := d.readReal(rs.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, r.Flags)
+			}
+		}
+		return out
+	}
+	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpRedirect, "redirect_dr")
+	if err := x.d.setTxIfindex(4242); err != nil {
+		t.Fatal(err)
+	}
+	if got := flags(x.d); !slices.Equal(got, []uint8{realFTX, realFTX}) {
+		t.Fatalf("flags after setTxIfindex(4242): %v, want REAL_F_TX on both", got)
+	}
+	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
+	x.expect(syn(client(2), 40000, vip4, 81).frame(), xdpTX, "tx_tun")
+	// a server added afterwards gets the flag too; one behind another
+	// interface does not
+	x.d.resolver = func(a netip.Addr, m dataplane.Method) nexthop {
+		nh := behind4242(a, m)
+		if a == rs2.Addr() {
+			nh.ifindex = 4343
+		}
+		return nh
+	}
+	x.apply(dr, tun, svc(dataplane.TCP, vip4, 82, "rr", rsv(rs2, 1, dataplane.DR)), svc(dataplane.TCP, vip4, 83, "rr", rsv(netip.MustParseAddrPort("10.0.0.3:80"), 1, dataplane.DR)))
+	x.expect(syn(client(3), 40000, vip4, 82).frame(), xdpRedirect, "redirect_dr")
+	x.expect(syn(client(3), 40000, vip4, 83).frame(), xdpTX, "tx_dr")
+
+	d2 := restart(t, x, behind4242)
+	if got := flags(d2); slices.Contains(got, realFTX) {
+		t.Errorf("flags adopted by a govs attached nowhere: %v, want none", got)
+	}
+	if v, _, err := d2.objs.GovsLb.Benchmark(syn(client(1), 40000, vip4, 80).frame(), 1, nil); err != nil || v != xdpRedirect {
+		t.Errorf("after the restart: verdict %d, err %v, want XDP_REDIRECT", v, err)
+	}
 }
 
 // TestPathMTUDirect: direct routing and NAT check the path's MTU toward
