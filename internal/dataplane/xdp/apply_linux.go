@@ -146,7 +146,8 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) (rerr e
 	if n := len(want); n >= maxServices {
 		return fmt.Errorf("xdp: %d services, at most %d", n, maxServices-1)
 	}
-	if err := d.checkCapacity(svcs, want); err != nil {
+	compact, err := d.checkCapacity(svcs, want)
+	if err != nil {
 		return err
 	}
 	if err := d.checkPools(svcs); err != nil {
@@ -191,6 +192,9 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) (rerr e
 	// below: no run of a removed service may still be reading them
 	if removed {
 		d.quiesce()
+	}
+	if compact {
+		errs = append(errs, d.compactTables())
 	}
 	for _, s := range svcs {
 		cur := d.svcs[s.Key]
@@ -258,21 +262,53 @@ const (
 // each service in turn takes its new real servers before it frees those
 // that leave, and keeps its table's run when the new size fits in it,
 // else takes a new run before it frees the old.
-func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service) error {
+//
+// When a table needs a run longer than any free one although the free
+// entries would be enough, it runs the update again with the runs of
+// the services that stay packed first (slotSpace.compact); compact then
+// says that Apply must pack them (compactTables) before it updates any
+// service.
+func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service) (compact bool, err error) {
+	fragmented, err := d.capacity(svcs, want, false)
+	if fragmented {
+		if _, again := d.capacity(svcs, want, true); again == nil {
+			return true, nil
+		}
+	}
+	return false, err
+}
+
+// capacity is checkCapacity's run of the update, with the runs of the
+// services that stay packed first when compact is set; fragmented says
+// that a table found no run long enough although the free entries were.
+func (d *Dataplane) capacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service, compact bool) (fragmented bool, err error) {
 	space := d.slots.Clone()
 	reals := 0
+	var stay []extent
 	for key, cur := range d.svcs {
 		if _, ok := want[key]; ok {
 			reals += len(cur.reals)
+			stay = append(stay, cur.tbl)
 		} else {
 			space.release(cur.tbl)
+		}
+	}
+	runOf := make(map[extent]extent) // where compaction puts a run
+	if compact {
+		for _, m := range space.compact(stay) {
+			runOf[m.from] = m.to
+			for from, to := range runOf {
+				if to == m.from {
+					runOf[from] = m.to
+				}
+			}
 		}
 	}
 	peakReals := reals
 	for _, s := range svcs {
 		l, err := layoutFor(s, d.opts.RingSize)
 		if err != nil {
-			return fmt.Errorf("xdp: service %s: %w", s.Key, err)
+			return false, fmt.Errorf("xdp: service %s: %w", s.Key, err)
 		}
 		oldReals, added := 0, 0
 		cur := d.svcs[s.Key]
@@ -282,10 +318,14 @@ func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.S
 		var run extent
 		if cur != nil {
 			oldReals, run = len(cur.reals), cur.tbl
+			if to, ok := runOf[run]; ok {
+				run = to
+			}
 		}
 		if _, ok := space.resize(run, l.size); !ok {
-			return fmt.Errorf("xdp: service %s: the scheduling tables need a run of %d free slots for it, and sched_tbl has %d free of %d, in no run that long (an mh service takes its mh_table_size, 4093 by default; sh and dh 256; the others %d)",
-				s.Key, l.size, space.Free(), schedSlots, d.opts.RingSize)
+			free := space.Free()
+			return free+run.n >= l.size, fmt.Errorf("xdp: service %s: the scheduling tables need a run of %d free slots for it, and sched_tbl has %d free of %d, in no run that long (an mh service takes its mh_table_size, 4093 by default; sh and dh 256; the others %d)",
+				s.Key, l.size, free, schedSlots, d.opts.RingSize)
 		}
 		all := withSorry(s)
 		for _, r := range all {
@@ -297,10 +337,10 @@ func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.S
 		reals += len(all) - oldReals
 	}
 	if peakReals > maxReals-1 {
-		return fmt.Errorf("xdp: the real servers need %d slots, more than the %d the program holds (one per real server of each service; a changed one is written before the one it replaces is freed)",
+		return false, fmt.Errorf("xdp: the real servers need %d slots, more than the %d the program holds (one per real server of each service; a changed one is written before the one it replaces is freed)",
 			peakReals, maxReals-1)
 	}
-	return nil
+	return false, nil
 }
 
 func (d *Dataplane) validate(s dataplane.Service) error {
@@ -985,6 +1025,73 @@ func (d *Dataplane) moveTable(s *service, slots []uint32, live bool) error {
 	if live {
 		return d.writeCfg(s)
 	}
+	return nil
+}
+
+// compactTables packs the services' scheduling tables toward the start
+// of sched_tbl (slotSpace.compact), for a table that needs a longer run
+// than any free one when the free entries are enough in all
+// (checkCapacity). Each table moves whole (relocate).
+func (d *Dataplane) compactTables() error {
+	var runs []extent
+	owner := make(map[extent]*service)
+	for _, s := range d.svcs {
+		if s.tbl.n > 0 {
+			runs = append(runs, s.tbl)
+			owner[s.tbl] = s
+		}
+	}
+	plan := d.slots.Clone()
+	moves := plan.compact(runs)
+	for _, m := range moves {
+		s := owner[m.from]
+		if s == nil || s.tbl != m.from {
+			return fmt.Errorf("xdp: pack the scheduling tables: no table at %d+%d", m.from.base, m.from.n)
+		}
+		if err := d.relocate(s, m.to); err != nil {
+			return fmt.Errorf("xdp: service %s: move its scheduling table to pack the tables: %w", s.spec.Key, err)
+		}
+		owner[m.to] = s
+	}
+	d.log.Info("packed the scheduling tables", "moved", len(moves), "free", d.slots.Free())
+	return nil
+}
+
+// relocate copies s's run of sched_tbl, as it is, to the free run to of
+// the same length and points the service at it: the configuration as
+// written with only its base changed, so a run of the program that
+// reads the old base or the new one finds the same servers; the old run
+// is freed after a grace period. On an error s keeps its old run.
+func (d *Dataplane) relocate(s *service, to extent) error {
+	from := s.tbl
+	slots, err := d.readSlots(from)
+	if err != nil {
+		return err
+	}
+	if err := d.slots.take(to); err != nil {
+		return err
+	}
+	for i, v := range slots {
+		if err := d.writeSlot(to.base+uint32(i), v); err != nil {
+			d.slots.release(to)
+			return err
+		}
+	}
+	if s.cfgLive {
+		c := d.cfgOf(s)
+		if s.written != nil {
+			c = *s.written
+		}
+		c.TblBase = to.base
+		if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
+			d.slots.release(to)
+			return fmt.Errorf("write service config: %w", err)
+		}
+		s.written = &c
+		d.quiesce()
+	}
+	s.tbl = to
+	d.slots.release(from)
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/sched"
 )
@@ -773,6 +775,87 @@ func TestApplyLayoutChange(t *testing.T) {
 				t.Errorf("the table stayed at base %v: no move was exercised", bases)
 			}
 		})
+	}
+}
+
+// TestApplyPacksTables: when a new table needs a longer run than any
+// free one and the free entries are enough in all, Apply packs the
+// tables of the services that stay toward the start of sched_tbl and
+// then places it; new flows of a service whose table moves meanwhile
+// go to that service's servers all along.
+func TestApplyPacksTables(t *testing.T) {
+	x := newTDP(t, Options{})
+	const big, bigger = 262139, 400009 // primes: 4 × big fill 2^20 but 20 slots
+	mhSvc := func(port uint16, size int, reals ...dataplane.RealServer) dataplane.Service {
+		s := svc(dataplane.TCP, vip4, port, "mh", reals...)
+		s.MHTableSize = size
+		return s
+	}
+	c1, c2 := netip.MustParseAddrPort("10.0.0.31:80"), netip.MustParseAddrPort("10.0.0.32:80")
+	a := mhSvc(80, big, rsv(rs1, 1, dataplane.DR))
+	b := mhSvc(81, big, rsv(rs2, 1, dataplane.DR))
+	c := mhSvc(82, big, rsv(c1, 1, dataplane.DR), rsv(c2, 1, dataplane.DR))
+	d := mhSvc(83, big, rsv(rs2, 1, dataplane.DR))
+	x.apply(a, b, c, d)
+	x.apply(a, c) // holes of big entries where b was, and where d was with the 20 after it
+	x.d.mu.Lock()
+	before := x.d.svcs[c.Key].tbl
+	space := x.d.slots.Clone()
+	x.d.mu.Unlock()
+	if _, ok := space.alloc(bigger); ok || space.Free() < bigger {
+		t.Fatalf("free space %+v: the test needs %d entries free in all and in no one run", space.free, bigger)
+	}
+
+	// new flows to c while the next Apply moves its table
+	cMACs := map[[6]byte]bool{realMAC(c1.Addr()): true, realMAC(c2.Addr()): true}
+	stop := make(chan struct{})
+	type result struct{ sent, wrong int }
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- r
+				return
+			default:
+			}
+			p := syn(netip.AddrFrom4([4]byte{198, 18, 40, byte(i % 250)}), uint16(1024+(i/250)%60000), vip4, 82)
+			out := make([]byte, 256)
+			v, err := x.d.objs.GovsLb.Run(&ebpf.RunOptions{Data: p.frame(), DataOut: out})
+			r.sent++
+			if err != nil || v != xdpTX || !cMACs[[6]byte(out[0:6])] {
+				r.wrong++
+			}
+		}
+	}()
+	e := mhSvc(84, bigger, rsv(rs1, 1, dataplane.DR))
+	q0 := x.d.quiesces
+	err := x.d.Apply(context.Background(), []dataplane.Service{a, c, e})
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	r := <-done
+	if err != nil {
+		t.Fatalf("Apply that needs the tables packed: %v", err)
+	}
+	if r.wrong > 0 || r.sent == 0 {
+		t.Errorf("new flows to the service whose table moved: %d of %d not sent to its servers", r.wrong, r.sent)
+	}
+	x.d.mu.Lock()
+	after := x.d.svcs[c.Key].tbl
+	x.d.mu.Unlock()
+	if after.base >= before.base || after.n != before.n {
+		t.Errorf("c's table at %+v before, %+v after: it was not moved down", before, after)
+	}
+	if x.d.quiesces == q0 {
+		t.Error("the move waited for no grace period")
+	}
+	x.expect(syn(client(1), 40000, vip4, 84).frame(), xdpTX, "tx_dr")
+	for i := range 20 {
+		out := x.expect(syn(client(2), uint16(41000+i), vip4, 82).frame(), xdpTX, "tx_dr")
+		if !cMACs[dstMAC(out)] {
+			t.Fatalf("c's flow after the move went to %x", dstMAC(out))
+		}
 	}
 }
 

@@ -151,6 +151,46 @@ func (s *slotSpace) resize(old extent, n uint32) (extent, bool) {
 	return x, true
 }
 
+// compact plans how the used runs (runs, disjoint) are packed toward
+// the start of the space: lowest first, a run goes to the start of the
+// first free run below it that holds it whole, and passes are made
+// until no run can go lower. The moves are applied to s and returned
+// in order; each one's destination is free and apart from its source
+// when it is made, so a table can be copied there while the program
+// still reads the old run. Best effort: a run that only a partly
+// overlapping slide could lower stays.
+func (s *slotSpace) compact(runs []extent) []move {
+	cur := slices.Clone(runs)
+	var moves []move
+	for {
+		slices.SortFunc(cur, func(a, b extent) int { return int(int64(a.base) - int64(b.base)) })
+		moved := false
+		for i, r := range cur {
+			if r.n == 0 {
+				continue
+			}
+			j := slices.IndexFunc(s.free, func(e extent) bool { return e.base < r.base && e.n >= r.n })
+			if j < 0 {
+				continue
+			}
+			to := extent{s.free[j].base, r.n}
+			if err := s.take(to); err != nil {
+				panic("xdp: slotSpace: " + err.Error()) // to lies in a free run
+			}
+			s.release(r)
+			moves = append(moves, move{from: r, to: to})
+			cur[i] = to
+			moved = true
+		}
+		if !moved {
+			return moves
+		}
+	}
+}
+
+// move is a table's run moving from one place to another (compact).
+type move struct{ from, to extent }
+
 // ringCapacity is the run a table of used slots in layout mode needs:
 // a ring (modeCursor) holds whole cycles of its scheduler within
 // ringSize slots, and its run is ringSize long whatever it uses; a

@@ -172,3 +172,75 @@ func TestSlotSpaceGrowInPlace(t *testing.T) {
 	}
 	checkSpace(t, s, 100, []extent{x, y})
 }
+
+// TestSlotSpaceCompact: compaction packs the runs toward the start, each
+// move to a free run below its source and apart from it, until one free
+// run is left at the end (when only whole moves are needed), and random
+// spaces keep the tiling invariant, with every move's destination free
+// and disjoint from its source at the time it is made.
+func TestSlotSpaceCompact(t *testing.T) {
+	// a, a hole of 30, b (20), a hole of 20, c (30), 10 free at the end
+	s := newSlotSpace(150)
+	a, _ := s.alloc(40)
+	hole1, _ := s.alloc(30)
+	b, _ := s.alloc(20)
+	hole2, _ := s.alloc(20)
+	c, _ := s.alloc(30)
+	s.release(hole1)
+	s.release(hole2)
+	if cl := s.Clone(); func() bool { _, ok := cl.alloc(60); return ok }() {
+		t.Fatal("a run of 60 fits before compaction: the test is wrong")
+	}
+	moves := s.compact([]extent{c, a, b})
+	want := []move{{b, extent{40, 20}}, {c, extent{60, 30}}}
+	if !slices.Equal(moves, want) {
+		t.Fatalf("moves %+v, want %+v", moves, want)
+	}
+	checkSpace(t, s, 150, []extent{a, {40, 20}, {60, 30}})
+	if len(s.free) != 1 || s.free[0] != (extent{90, 60}) {
+		t.Fatalf("free after compaction %+v, want one run [90, 150)", s.free)
+	}
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 300 {
+		const n = 3000
+		s := newSlotSpace(n)
+		var used []extent
+		for range 60 {
+			if x, ok := s.alloc(uint32(1 + rng.IntN(200))); ok {
+				used = append(used, x)
+			}
+			if len(used) > 0 && rng.IntN(3) == 0 {
+				i := rng.IntN(len(used))
+				s.release(used[i])
+				used = slices.Delete(used, i, i+1)
+			}
+		}
+		before := s.Clone()
+		moves := s.compact(used)
+		// replay the moves one by one on the space before
+		replay := slices.Clone(used)
+		for _, m := range moves {
+			if m.to.base >= m.from.base || m.to.n != m.from.n || m.to.end() > m.from.base {
+				t.Fatalf("move %+v does not go below and apart from its source", m)
+			}
+			if err := before.take(m.to); err != nil {
+				t.Fatalf("move %+v: destination not free: %v", m, err)
+			}
+			before.release(m.from)
+			i := slices.Index(replay, m.from)
+			if i < 0 {
+				t.Fatalf("move %+v of no run", m)
+			}
+			replay[i] = m.to
+		}
+		checkSpace(t, before, n, replay)
+		checkSpace(t, s, n, replay)
+		// nothing is left that could go lower
+		for _, r := range replay {
+			if slices.ContainsFunc(s.free, func(e extent) bool { return e.base < r.base && e.n >= r.n }) {
+				t.Fatalf("run %+v could still go lower: free %+v", r, s.free)
+			}
+		}
+	}
+}
