@@ -336,11 +336,50 @@ func (d *Dataplane) open() error {
 	}
 	d.detachOthers()
 	if one := slices.Compact(slices.Sorted(slices.Values(d.attached))); len(one) == 1 {
+		// a link detachOthers could not remove, or one another process
+		// still holds (a previous govs still running), keeps a govs
+		// program on another interface, reading the same real servers
+		sole, err := d.soleAttachment(one[0])
+		if !sole {
+			d.log.Warn("the xdp program of a previous govs is still attached to another interface: real servers are not marked to leave by XDP_TX", "err", err)
+			return nil
+		}
+		// runs of a program detached just now may still be in flight
+		d.quiesce()
 		if err := d.setTxIfindex(one[0]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// soleAttachment says whether no interface of the namespace but ifindex
+// has a govs director program attached (by its name, govs_lb, whatever
+// its version); err says why it could not tell.
+func (d *Dataplane) soleAttachment(ifindex uint32) (bool, error) {
+	links, err := d.nl.LinkList()
+	if err != nil {
+		return false, fmt.Errorf("list interfaces: %w", err)
+	}
+	for _, l := range links {
+		x := l.Attrs().Xdp
+		if x == nil || !x.Attached || x.ProgId == 0 || uint32(l.Attrs().Index) == ifindex {
+			continue
+		}
+		prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(x.ProgId))
+		if err != nil {
+			return false, fmt.Errorf("program %d of %s: %w", x.ProgId, l.Attrs().Name, err)
+		}
+		info, err := prog.Info()
+		_ = prog.Close()
+		if err != nil {
+			return false, fmt.Errorf("program %d of %s: %w", x.ProgId, l.Attrs().Name, err)
+		}
+		if info.Name == "govs_lb" {
+			return false, fmt.Errorf("%s runs it", l.Attrs().Name)
+		}
+	}
+	return true, nil
 }
 
 // setTxIfindex makes ifindex the interface whose real servers are

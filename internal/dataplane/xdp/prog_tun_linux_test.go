@@ -331,9 +331,20 @@ func TestSingleInterfaceTX(t *testing.T) {
 	x.expect(syn(client(3), 40000, vip4, 82).frame(), xdpRedirect, "redirect_dr")
 	x.expect(syn(client(3), 40000, vip4, 83).frame(), xdpTX, "tx_dr")
 
+	// a govs stopped between clearing a service's configuration and
+	// freeing its servers leaves their slots to no adopted service
+	orphan := x.d.svcs[tun.Key]
+	if err := x.d.objs.SvcCfgs.Put(orphan.id, &lbSvcCfg{}); err != nil {
+		t.Fatal(err)
+	}
 	d2 := restart(t, x, behind4242)
 	if got := flags(d2); slices.Contains(got, realFTX) {
 		t.Errorf("flags adopted by a govs attached nowhere: %v, want none", got)
+	}
+	for _, rs := range orphan.reals {
+		if r, err := d2.readReal(rs.id); err != nil || r.Gen == 0 || r.Flags != 0 {
+			t.Errorf("slot %d of a service not adopted: gen %d, flags %d (%v); want its server kept, unflagged", rs.id, r.Gen, r.Flags, err)
+		}
 	}
 	if v, _, err := d2.objs.GovsLb.Benchmark(syn(client(1), 40000, vip4, 80).frame(), 1, nil); err != nil || v != xdpRedirect {
 		t.Errorf("after the restart: verdict %d, err %v, want XDP_REDIRECT", v, err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/vishvananda/netns"
@@ -450,6 +451,59 @@ func TestDetachUnconfigured(t *testing.T) {
 		if got := strings.Contains(string(out), "xdp"); got != want {
 			t.Errorf("%s has an XDP program: %v, want %v\n%s", ifname, got, want, out)
 		}
+	}
+}
+
+// TestTxFlagOnlyWhenSole: real servers are marked to leave by XDP_TX
+// (REAL_F_TX, setTxIfindex) only by a govs whose program is attached to
+// one interface and runs on no other: not with two interfaces, not
+// while a link of the previous govs that another process holds keeps
+// its program on the second one, and only then once it is gone.
+func TestTxFlagOnlyWhenSole(t *testing.T) {
+	const pin = "/sys/fs/bpf/xd-test-txflag"
+	open, _ := pinLabOn(t, "xd-txflag", pin)
+	d, err := open(nil, 4096, pinLabIf, pinLabIf+"p")
+	if err != nil {
+		t.Fatalf("attach to both ends: %v", err)
+	}
+	if d.txIfindex != 0 {
+		t.Errorf("attached to two interfaces, txIfindex %d, want 0", d.txIfindex)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// another process's handle on the second interface's link
+	held, err := link.LoadPinnedLink(filepath.Join(pin, "link_"+pinLabIf+"p"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	d, err = open(slog.New(slog.NewTextHandler(&logs, nil)), 4096, pinLabIf)
+	if err != nil {
+		_ = held.Close()
+		t.Fatalf("open with one interface: %v", err)
+	}
+	if d.txIfindex != 0 {
+		t.Errorf("a govs program still runs on %sp, yet txIfindex %d", pinLabIf, d.txIfindex)
+	}
+	if !strings.Contains(logs.String(), "still attached to another interface") {
+		t.Errorf("no warning about the program left on %sp:\n%s", pinLabIf, logs.String())
+	}
+	_ = held.Close() // the last reference: the program leaves the interface
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err = open(nil, 4096, pinLabIf)
+	if err != nil {
+		t.Fatalf("open with one interface: %v", err)
+	}
+	defer d.Close()
+	l, err := d.nl.LinkByName(pinLabIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint32(l.Attrs().Index); d.txIfindex != want {
+		t.Errorf("attached to %s alone, txIfindex %d, want its index %d", pinLabIf, d.txIfindex, want)
 	}
 }
 

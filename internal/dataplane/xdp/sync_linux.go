@@ -801,6 +801,16 @@ func (d *Dataplane) adopt() error {
 		d.gen = max(d.gen, r.Gen)
 		s := byID[r.Svc]
 		if r.Gen == 0 || s == nil {
+			// a server whose service went (a govs stopped between the
+			// two) may still serve connections until the walk deletes
+			// them: no REAL_F_TX left on it (open sets the flag again
+			// only on adopted servers)
+			if r.Flags != 0 {
+				r.Flags = 0
+				if err := d.reals().putAll(id, &r); err != nil {
+					return fmt.Errorf("clear the flags of real server slot %d: %w", id, err)
+				}
+			}
 			continue
 		}
 		addr := netip.AddrPortFrom(bytesAddr(r.Addr, r.Family), r.Port)

@@ -320,7 +320,7 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * new one that meet another CPU's slot still holding the old one go to
  * the old real server until that slot's window ends. A NIC's RSS keeps
  * a flow on one CPU, where the close itself overwrote the slot; the
- * window is kept short for the rest. Also, the table element c points
+ * window bounds the rest. Also, the table element c points
  * to can be freed and reused by another CPU while this one reads it (a
  * race of the LRU table, full); the copy then carries the other flow's
  * entry for up to the window instead of one packet. */
