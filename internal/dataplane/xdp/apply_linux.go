@@ -271,11 +271,44 @@ const (
 func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service) (compact bool, err error) {
 	fragmented, err := d.capacity(svcs, want, false)
 	if fragmented {
-		if _, again := d.capacity(svcs, want, true); again == nil {
+		// the error of the packed run names what then does not fit
+		if _, err = d.capacity(svcs, want, true); err == nil {
 			return true, nil
 		}
 	}
 	return false, err
+}
+
+// movable says whether packing may move s's table (relocate): not when
+// its configuration entry is live but what it holds is unknown (its last
+// write failed), as the base could not be rewritten alone.
+func movable(s *service) bool { return s.tbl.n > 0 && (!s.cfgLive || s.written != nil) }
+
+// packMoves is how compact packs the runs of svcs (those movable) on
+// space: each service with the run it goes to, in compact's order.
+func packMoves(space *slotSpace, svcs []*service) []tableMove {
+	var runs []extent
+	at := make(map[extent]*service)
+	for _, s := range svcs {
+		if movable(s) {
+			runs = append(runs, s.tbl)
+			at[s.tbl] = s
+		}
+	}
+	var out []tableMove
+	for _, m := range space.compact(runs) {
+		s := at[m.from]
+		delete(at, m.from)
+		at[m.to] = s
+		out = append(out, tableMove{s, m.to})
+	}
+	return out
+}
+
+// tableMove is a service's table going to another run (packMoves).
+type tableMove struct {
+	s  *service
+	to extent
 }
 
 // capacity is checkCapacity's run of the update, with the runs of the
@@ -284,24 +317,19 @@ func (d *Dataplane) checkCapacity(svcs []dataplane.Service, want map[dataplane.S
 func (d *Dataplane) capacity(svcs []dataplane.Service, want map[dataplane.ServiceKey]dataplane.Service, compact bool) (fragmented bool, err error) {
 	space := d.slots.Clone()
 	reals := 0
-	var stay []extent
+	var stay []*service
 	for key, cur := range d.svcs {
 		if _, ok := want[key]; ok {
 			reals += len(cur.reals)
-			stay = append(stay, cur.tbl)
+			stay = append(stay, cur)
 		} else {
 			space.release(cur.tbl)
 		}
 	}
-	runOf := make(map[extent]extent) // where compaction puts a run
+	runOf := make(map[*service]extent) // where packing puts a run
 	if compact {
-		for _, m := range space.compact(stay) {
-			runOf[m.from] = m.to
-			for from, to := range runOf {
-				if to == m.from {
-					runOf[from] = m.to
-				}
-			}
+		for _, m := range packMoves(&space, stay) {
+			runOf[m.s] = m.to
 		}
 	}
 	peakReals := reals
@@ -318,7 +346,7 @@ func (d *Dataplane) capacity(svcs []dataplane.Service, want map[dataplane.Servic
 		var run extent
 		if cur != nil {
 			oldReals, run = len(cur.reals), cur.tbl
-			if to, ok := runOf[run]; ok {
+			if to, ok := runOf[cur]; ok {
 				run = to
 			}
 		}
@@ -1031,40 +1059,59 @@ func (d *Dataplane) moveTable(s *service, slots []uint32, live bool) error {
 // compactTables packs the services' scheduling tables toward the start
 // of sched_tbl (slotSpace.compact), for a table that needs a longer run
 // than any free one when the free entries are enough in all
-// (checkCapacity). Each table moves whole (relocate).
+// (checkCapacity). Each table moves whole: its run is copied to the new
+// one and its configuration written again with only the base changed,
+// so a run of the program that reads the old base or the new one finds
+// the same servers; the old runs are freed after one grace period for
+// all the moves whose destinations touch no run still to be freed (a
+// move into entries another move vacates waits for the next).
 func (d *Dataplane) compactTables() error {
-	var runs []extent
-	owner := make(map[extent]*service)
-	for _, s := range d.svcs {
-		if s.tbl.n > 0 {
-			runs = append(runs, s.tbl)
-			owner[s.tbl] = s
-		}
-	}
 	plan := d.slots.Clone()
-	moves := plan.compact(runs)
-	for _, m := range moves {
-		s := owner[m.from]
-		if s == nil || s.tbl != m.from {
-			return fmt.Errorf("xdp: pack the scheduling tables: no table at %d+%d", m.from.base, m.from.n)
+	moves := packMoves(&plan, slices.Collect(maps.Values(d.svcs)))
+	var vacating []extent
+	flush := func() {
+		if len(vacating) == 0 {
+			return
 		}
-		if err := d.relocate(s, m.to); err != nil {
+		d.quiesce()
+		for _, x := range vacating {
+			d.slots.release(x)
+		}
+		vacating = vacating[:0]
+	}
+	defer flush()
+	for _, m := range moves {
+		s, dst := m.s, m.to
+		if slices.ContainsFunc(vacating, func(x extent) bool { return x.base < dst.end() && dst.base < x.end() }) {
+			flush()
+		}
+		from := s.tbl
+		if err := d.relocate(s, dst); err != nil {
 			return fmt.Errorf("xdp: service %s: move its scheduling table to pack the tables: %w", s.spec.Key, err)
 		}
-		owner[m.to] = s
+		vacating = append(vacating, from)
 	}
-	d.log.Info("packed the scheduling tables", "moved", len(moves), "free", d.slots.Free())
+	if len(moves) > 0 {
+		d.log.Info("packed the scheduling tables", "moves", len(moves), "free", d.slots.Free()+sumRuns(vacating))
+	}
 	return nil
+}
+
+func sumRuns(xs []extent) uint32 {
+	var n uint32
+	for _, x := range xs {
+		n += x.n
+	}
+	return n
 }
 
 // relocate copies s's run of sched_tbl, as it is, to the free run to of
 // the same length and points the service at it: the configuration as
-// written with only its base changed, so a run of the program that
-// reads the old base or the new one finds the same servers; the old run
-// is freed after a grace period. On an error s keeps its old run.
+// last written with only its base changed (movable). The old run stays
+// taken: the caller frees it after a grace period. On an error s keeps
+// its old run and to is free again.
 func (d *Dataplane) relocate(s *service, to extent) error {
-	from := s.tbl
-	slots, err := d.readSlots(from)
+	slots, err := d.readSlots(s.tbl)
 	if err != nil {
 		return err
 	}
@@ -1078,20 +1125,15 @@ func (d *Dataplane) relocate(s *service, to extent) error {
 		}
 	}
 	if s.cfgLive {
-		c := d.cfgOf(s)
-		if s.written != nil {
-			c = *s.written
-		}
+		c := *s.written
 		c.TblBase = to.base
 		if err := d.objs.SvcCfgs.Put(s.id, &c); err != nil {
 			d.slots.release(to)
 			return fmt.Errorf("write service config: %w", err)
 		}
 		s.written = &c
-		d.quiesce()
 	}
 	s.tbl = to
-	d.slots.release(from)
 	return nil
 }
 

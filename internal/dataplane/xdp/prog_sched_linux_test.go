@@ -782,10 +782,11 @@ func TestApplyLayoutChange(t *testing.T) {
 // free one and the free entries are enough in all, Apply packs the
 // tables of the services that stay toward the start of sched_tbl and
 // then places it; new flows of a service whose table moves meanwhile
-// go to that service's servers all along.
+// go to that service's servers all along (a ring, whose cursor walks
+// on); the free space is then what the services' runs leave.
 func TestApplyPacksTables(t *testing.T) {
-	x := newTDP(t, Options{})
 	const big, bigger = 262139, 400009 // primes: 4 × big fill 2^20 but 20 slots
+	x := newTDP(t, Options{RingSize: big})
 	mhSvc := func(port uint16, size int, reals ...dataplane.RealServer) dataplane.Service {
 		s := svc(dataplane.TCP, vip4, port, "mh", reals...)
 		s.MHTableSize = size
@@ -794,7 +795,7 @@ func TestApplyPacksTables(t *testing.T) {
 	c1, c2 := netip.MustParseAddrPort("10.0.0.31:80"), netip.MustParseAddrPort("10.0.0.32:80")
 	a := mhSvc(80, big, rsv(rs1, 1, dataplane.DR))
 	b := mhSvc(81, big, rsv(rs2, 1, dataplane.DR))
-	c := mhSvc(82, big, rsv(c1, 1, dataplane.DR), rsv(c2, 1, dataplane.DR))
+	c := svc(dataplane.TCP, vip4, 82, "rr", rsv(c1, 1, dataplane.DR), rsv(c2, 1, dataplane.DR))
 	d := mhSvc(83, big, rsv(rs2, 1, dataplane.DR))
 	x.apply(a, b, c, d)
 	x.apply(a, c) // holes of big entries where b was, and where d was with the 20 after it
@@ -843,6 +844,11 @@ func TestApplyPacksTables(t *testing.T) {
 	}
 	x.d.mu.Lock()
 	after := x.d.svcs[c.Key].tbl
+	var runs []extent
+	for _, s := range x.d.svcs {
+		runs = append(runs, s.tbl)
+	}
+	checkSpace(t, x.d.slots, schedSlots, runs)
 	x.d.mu.Unlock()
 	if after.base >= before.base || after.n != before.n {
 		t.Errorf("c's table at %+v before, %+v after: it was not moved down", before, after)
@@ -856,6 +862,55 @@ func TestApplyPacksTables(t *testing.T) {
 		if !cMACs[dstMAC(out)] {
 			t.Fatalf("c's flow after the move went to %x", dstMAC(out))
 		}
+	}
+}
+
+// TestPackTablesWaves: packing waits for one grace period for all the
+// moves whose destinations touch no run still to be freed, and for a
+// new one when a table moves into entries another just vacated. A ring
+// fills all but a few entries of sched_tbl; after it, a hole of h
+// entries, then tables a and b, and t entries free at the end: packing
+// moves a into the hole, then b below its old place.
+func TestPackTablesWaves(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		ring       int
+		h, a, b, g int // primes: mh table sizes
+		waves      uint64
+	}{
+		// b goes into what is left of the hole
+		{"one wave", 1048291, 137, 101, 31, 139, 1},
+		// b goes into a's old run
+		{"two waves", 1048447, 41, 31, 37, 43, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			x := newTDP(t, Options{RingSize: c.ring})
+			mhSvc := func(port uint16, size int) dataplane.Service {
+				s := svc(dataplane.TCP, vip4, port, "mh", rsv(rs1, 1, dataplane.DR), rsv(rs2, 1, dataplane.DR))
+				s.MHTableSize = size
+				return s
+			}
+			ring := svc(dataplane.TCP, vip4, 90, "rr", rsv(rs1, 1, dataplane.DR))
+			a, b := mhSvc(92, c.a), mhSvc(93, c.b)
+			x.apply(ring, mhSvc(91, c.h), a, b)
+			x.apply(ring, a, b)
+			q0 := x.d.quiesces
+			x.apply(ring, a, b, mhSvc(94, c.g))
+			if got := x.d.quiesces - q0; got != c.waves {
+				t.Errorf("%d grace periods, want %d", got, c.waves)
+			}
+			x.d.mu.Lock()
+			defer x.d.mu.Unlock()
+			base := uint32(c.ring)
+			if ta, tb := x.d.svcs[a.Key].tbl, x.d.svcs[b.Key].tbl; ta.base != base || tb.base != base+uint32(c.a) {
+				t.Errorf("a at %+v, b at %+v; want them packed from %d", ta, tb, base)
+			}
+			var runs []extent
+			for _, s := range x.d.svcs {
+				runs = append(runs, s.tbl)
+			}
+			checkSpace(t, x.d.slots, schedSlots, runs)
+		})
 	}
 }
 
