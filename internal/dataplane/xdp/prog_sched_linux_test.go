@@ -809,38 +809,17 @@ func TestApplyPacksTables(t *testing.T) {
 
 	// new flows to c while the next Apply moves its table
 	cMACs := map[[6]byte]bool{realMAC(c1.Addr()): true, realMAC(c2.Addr()): true}
-	stop := make(chan struct{})
-	type result struct{ sent, wrong int }
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- r
-				return
-			default:
-			}
-			p := syn(netip.AddrFrom4([4]byte{198, 18, 40, byte(i % 250)}), uint16(1024+(i/250)%60000), vip4, 82)
-			out := make([]byte, 256)
-			v, err := x.d.objs.GovsLb.Run(&ebpf.RunOptions{Data: p.frame(), DataOut: out})
-			r.sent++
-			if err != nil || v != xdpTX || !cMACs[[6]byte(out[0:6])] {
-				r.wrong++
-			}
-		}
-	}()
+	sender := sendNewFlows(x, 40, 82, func(v uint32, out []byte) bool { return v == xdpTX && cMACs[dstMAC(out)] })
 	e := mhSvc(84, bigger, rsv(rs1, 1, dataplane.DR))
 	q0 := x.d.quiesces
 	err := x.d.Apply(context.Background(), []dataplane.Service{a, c, e})
 	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	r := <-done
+	r := sender.stop()
 	if err != nil {
 		t.Fatalf("Apply that needs the tables packed: %v", err)
 	}
-	if r.wrong > 0 || r.sent == 0 {
-		t.Errorf("new flows to the service whose table moved: %d of %d not sent to its servers", r.wrong, r.sent)
+	if r.err != nil || r.wrong > 0 || r.sent == 0 {
+		t.Errorf("new flows to the service whose table moved: %d of %d not sent to its servers (%v)", r.wrong, r.sent, r.err)
 	}
 	x.d.mu.Lock()
 	after := x.d.svcs[c.Key].tbl
@@ -920,60 +899,82 @@ func TestPackTablesWaves(t *testing.T) {
 // program, and fails unless they were all forwarded.
 func newFlowsDuring(t *testing.T, x *tdp, k int, svcAt func(i int) []dataplane.Service) {
 	t.Helper()
-	stop := make(chan struct{})
-	var sent atomic.Int64
-	type result struct {
-		lost int
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		frame := make([]byte, 0, 128)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- r
-				return
-			default:
-			}
-			// a new flow each time: no connection of an earlier test
-			// (whose server may be the one being removed) is met
-			c := netip.AddrFrom4([4]byte{198, 18, byte(k), byte(i % 250)})
-			p := syn(c, uint16(1024+(i/250)%60000), vip4, 80)
-			frame = append(frame[:0], p.frame()...)
-			v, _, err := x.d.objs.GovsLb.Benchmark(frame, 1, nil)
-			if err != nil {
-				r.err = err
-				done <- r
-				return
-			}
-			sent.Add(1)
-			if v != xdpTX {
-				r.lost++
-			}
-		}
-	}()
+	sender := sendNewFlows(x, k, 80, func(v uint32, _ []byte) bool { return v == xdpTX })
 	var applyErr error
 	applies := 0
-	for deadline := time.Now().Add(30 * time.Second); applyErr == nil && (applies < 150 || sent.Load() < 1000) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); applyErr == nil && (applies < 150 || sender.sent.Load() < 1000) && time.Now().Before(deadline); {
 		applies++
 		applyErr = x.d.Apply(context.Background(), svcAt(applies))
 	}
-	close(stop)
-	r := <-done
+	r := sender.stop()
 	if applyErr != nil {
 		t.Fatal(applyErr)
 	}
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	n := sent.Load()
-	t.Logf("%d new flows during %d Applies, %d not forwarded", n, applies, r.lost)
+	n := r.sent
+	t.Logf("%d new flows during %d Applies, %d not forwarded", n, applies, r.wrong)
 	if n < 1000 {
 		t.Errorf("only %d flows sent during %d Applies", n, applies)
 	}
-	if r.lost > 0 {
-		t.Errorf("%d of %d new flows were not forwarded (exits %v)", r.lost, n, nonZero(x.exits()))
+	if r.wrong > 0 {
+		t.Errorf("%d of %d new flows were not forwarded (exits %v)", r.wrong, n, nonZero(x.exits()))
 	}
+}
+
+// flowSender sends new TCP flows through the program from another
+// thread (sendNewFlows) until stop.
+type flowSender struct {
+	sent atomic.Int64
+	quit chan struct{}
+	done chan flowsSent
+}
+
+// flowsSent is what a flowSender sent, how many of its flows ok refused,
+// and the error that stopped it.
+type flowsSent struct {
+	sent  int64
+	wrong int
+	err   error
+}
+
+// sendNewFlows starts sending SYNs of new flows, from addresses
+// 198.18.k.x, to vip4:port, each checked by ok (verdict, frame out).
+func sendNewFlows(x *tdp, k int, port uint16, ok func(v uint32, out []byte) bool) *flowSender {
+	f := &flowSender{quit: make(chan struct{}), done: make(chan flowsSent, 1)}
+	go func() {
+		var r flowsSent
+		out := make([]byte, 256)
+		for i := 0; ; i++ {
+			select {
+			case <-f.quit:
+				r.sent = f.sent.Load()
+				f.done <- r
+				return
+			default:
+			}
+			// a new flow each time: no connection of an earlier test
+			// (whose server may be the one being removed) is met
+			c := netip.AddrFrom4([4]byte{198, 18, byte(k), byte(i % 250)})
+			p := syn(c, uint16(1024+(i/250)%60000), vip4, port)
+			v, err := x.d.objs.GovsLb.Run(&ebpf.RunOptions{Data: p.frame(), DataOut: out})
+			if err != nil {
+				r.err, r.sent = err, f.sent.Load()
+				f.done <- r
+				return
+			}
+			f.sent.Add(1)
+			if !ok(v, out) {
+				r.wrong++
+			}
+		}
+	}()
+	return f
+}
+
+// stop ends the sending and says what was sent.
+func (f *flowSender) stop() flowsSent {
+	close(f.quit)
+	return <-f.done
 }
