@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -163,7 +164,7 @@ func (s *slotSpace) compact(runs []extent) []move {
 	cur := slices.Clone(runs)
 	var moves []move
 	for {
-		slices.SortFunc(cur, func(a, b extent) int { return int(int64(a.base) - int64(b.base)) })
+		slices.SortFunc(cur, func(a, b extent) int { return cmp.Compare(a.base, b.base) })
 		moved := false
 		for i, r := range cur {
 			if r.n == 0 {
