@@ -24,7 +24,9 @@ type Dataplane interface {
 	// applies only the difference: services and real servers that did not
 	// change keep their counters and established connections.
 	Apply(ctx context.Context, svcs []Service) error
-	// Stats returns per-service and per-real-server counters.
+	// Stats returns per-service and per-real-server counters. Under a
+	// context from CountersOnly, the connection counts (Active,
+	// Inactive) may be those of the dataplane's last refresh.
 	Stats(ctx context.Context) (Snapshot, error)
 	// Conns walks the connection table (persistence templates included)
 	// until fn returns false.
@@ -33,6 +35,23 @@ type Dataplane interface {
 	// forwarding state in place when asked to persist) and releases
 	// resources. It is safe to call more than once.
 	Close() error
+}
+
+type countersOnlyKey struct{}
+
+// CountersOnly marks ctx for a Stats call that needs the traffic
+// counters but not fresh connection counts (the director's rate
+// estimator): a dataplane that counts connections by walking its
+// connection table may then report the counts of its last walk instead
+// of walking again.
+func CountersOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, countersOnlyKey{}, true)
+}
+
+// IsCountersOnly reports whether ctx comes from CountersOnly.
+func IsCountersOnly(ctx context.Context) bool {
+	v, _ := ctx.Value(countersOnlyKey{}).(bool)
+	return v
 }
 
 // Protocol numbers (IANA).

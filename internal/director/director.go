@@ -626,7 +626,8 @@ func (d *Director) Stop(ctx context.Context) error {
 
 // estimate updates the rates from the dataplane counters.
 func (d *Director) estimate(ctx context.Context) {
-	snap, err := d.dp.Stats(ctx)
+	// rates need the counters, not fresh connection counts
+	snap, err := d.dp.Stats(dataplane.CountersOnly(ctx))
 	if err != nil {
 		return
 	}

@@ -84,9 +84,11 @@ const coarseSlack = 10 * time.Millisecond
 // unresolved, a released SNAT run not yet freed, a persistence timeout
 // shorter than lazyIntervals+2 intervals (a template made after a walk
 // must be refreshed by the next), an adopted service, or a walk owed
-// since Apply. Otherwise the counts are only shown: Stats syncs first
-// when they are older than a quarter of a second (or the walk gap), and
-// the director's rate estimator calls it every 2 s. The loop then waits
+// since Apply. Otherwise the counts are only shown: Stats, which the
+// API and the metrics call, syncs first when they are older than a
+// quarter of a second (or the walk gap); the director's rate estimator
+// reads the counters only (dataplane.CountersOnly) and does not sync.
+// The loop then waits
 // for the earliest of: an entry the last walk found reaching its timeout
 // or a template to refresh, the next check of the next hops, the clock's
 // retune, and lazyIntervals intervals; a SNAT exhaustion is then logged
@@ -576,7 +578,10 @@ func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
 	if d.closed {
 		return dataplane.Snapshot{}, errors.New("xdp: dataplane closed")
 	}
-	if time.Since(d.synced) > max(250*time.Millisecond, d.walk.gap) {
+	// the rate estimator reads the counters only: a walk of the tables
+	// for it would cost 2–3 ms at 2^21 buckets every 2 s whenever new
+	// connections are made
+	if !dataplane.IsCountersOnly(ctx) && time.Since(d.synced) > max(250*time.Millisecond, d.walk.gap) {
 		if err := d.syncLocked(); err != nil {
 			return dataplane.Snapshot{}, err
 		}

@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"context"
 	"math"
 	"net/netip"
 	"testing"
@@ -105,6 +106,31 @@ func TestSyncSkipsIdleWalks(t *testing.T) {
 	step("idle after expiry", false, 1, 0)
 	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(rs2, 1, dataplane.DR)))
 	step("real server replaced", true, 0, 0)
+
+	// the rate estimator's Stats (counters only) makes no walk, even
+	// long after the last sync and with a new connection: its counters
+	// are live, its connection counts those of the last walk
+	x.expect(syn(client(3), 40001, vip4, 80).frame(), xdpTX, "tx_dr")
+	x.d.mu.Lock()
+	x.d.synced = time.Time{}
+	x.d.mu.Unlock()
+	w0 := walks()
+	snap, err := x.d.Stats(dataplane.CountersOnly(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkts uint64
+	var inact int64
+	for _, s := range snap.Services {
+		pkts += s.Counters.InPkts
+		for _, r := range s.RealServers {
+			inact += r.InactiveConns
+		}
+	}
+	if walks() != w0 || inact != 0 || pkts == 0 {
+		t.Errorf("counters-only Stats: walked %v, %d inactive (want the last walk's 0), %d packets (want the live count)", walks() != w0, inact, pkts)
+	}
+	step("a new connection, plain Stats", true, 0, 1)
 }
 
 // TestNextSync: the loop syncs every interval while the scheduling
