@@ -571,7 +571,9 @@ func yieldCPU() { _, _, _ = unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 // Stats returns per-service and per-real-server counters. Connection
 // counts come from the last walk of the connection table: at most a
 // quarter of a second old, or up to 19 walk durations for tables so large
-// that a walk takes longer than about 13 ms (see walkState).
+// that a walk takes longer than about 13 ms (see walkState); under
+// dataplane.CountersOnly, as the last sync left them (up to lazyIntervals
+// intervals old), the traffic counters being read live either way.
 func (d *Dataplane) Stats(ctx context.Context) (dataplane.Snapshot, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
