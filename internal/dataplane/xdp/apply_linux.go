@@ -725,14 +725,21 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 			v.Mtu = 0
 		}
 		v.Src, _ = addrBytes(r.nh.src)
-		if d.txIfindex != 0 && r.nh.ifindex == d.txIfindex {
-			v.Flags = realFTX
-		}
 	}
+	v.Flags = d.realFlags(r)
 	if err := d.reals().putAll(r.id, &v); err != nil {
 		return fmt.Errorf("write real server %s: %w", r.spec.Addr, err)
 	}
 	return nil
+}
+
+// realFlags is the flags byte writeReal gives r: REAL_F_TX when it leaves
+// by the one interface the program is attached to (setTxIfindex).
+func (d *Dataplane) realFlags(r *realState) uint8 {
+	if r.nh.ok && d.txIfindex != 0 && r.nh.ifindex == d.txIfindex {
+		return realFTX
+	}
+	return 0
 }
 
 // removeReal frees r's slot. When svc is not 0, r's counters are first
@@ -1091,18 +1098,11 @@ func (d *Dataplane) compactTables() error {
 		}
 		vacating = append(vacating, from)
 	}
+	flush()
 	if len(moves) > 0 {
-		d.log.Info("packed the scheduling tables", "moves", len(moves), "free", d.slots.Free()+sumRuns(vacating))
+		d.log.Info("packed the scheduling tables", "moves", len(moves), "free", d.slots.Free())
 	}
 	return nil
-}
-
-func sumRuns(xs []extent) uint32 {
-	var n uint32
-	for _, x := range xs {
-		n += x.n
-	}
-	return n
 }
 
 // relocate copies s's run of sched_tbl, as it is, to the free run to of

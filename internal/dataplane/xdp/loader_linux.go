@@ -383,9 +383,9 @@ func (d *Dataplane) soleAttachment(ifindex uint32) (bool, error) {
 }
 
 // setTxIfindex makes ifindex the interface whose real servers are
-// written with REAL_F_TX (0: none) and writes every real server known
-// again. The program must be attached to that interface
-// alone by then (and stay so).
+// written with REAL_F_TX (0: none) and writes again every real server
+// known whose flag changes. The program must be attached to that
+// interface alone by then (and stay so).
 func (d *Dataplane) setTxIfindex(ifindex uint32) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -393,6 +393,10 @@ func (d *Dataplane) setTxIfindex(ifindex uint32) error {
 	var errs []error
 	for _, s := range d.svcs {
 		for _, r := range s.reals {
+			cur, err := d.readReal(r.id)
+			if err == nil && cur.Flags == d.realFlags(r) {
+				continue
+			}
 			errs = append(errs, d.writeReal(s.id, r))
 		}
 	}
