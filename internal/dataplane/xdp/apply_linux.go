@@ -733,11 +733,18 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 	return nil
 }
 
-// realFlags is the flags byte writeReal gives r: REAL_F_TX when it leaves
-// by the one interface the program is attached to (setTxIfindex).
+// realFlags is the flags byte writeReal gives r (setXmit): REAL_F_TX
+// when it leaves by the one interface the program is attached to,
+// REAL_F_REDIR when it leaves by another, or the program is attached to
+// several.
 func (d *Dataplane) realFlags(r *realState) uint8 {
-	if r.nh.ok && d.txIfindex != 0 && r.nh.ifindex == d.txIfindex {
+	switch {
+	case !r.nh.ok || r.nh.ifindex == 0:
+		return 0
+	case d.txIfindex != 0 && r.nh.ifindex == d.txIfindex:
 		return realFTX
+	case len(d.xmitOn) > 1, len(d.xmitOn) == 1 && d.xmitOn[0] != r.nh.ifindex:
+		return realFRedir
 	}
 	return 0
 }

@@ -376,6 +376,14 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			if again := x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply"); !bytes.Equal(again, first) {
 				t.Fatalf("reply from the copy differs:\n%x\n%x", again, first)
 			}
+			// attached to the reply's interface alone (its real server
+			// marked REAL_F_TX there), the copy leaves by XDP_TX
+			// without the ingress interface (lo here) compared
+			x.soleOn(t, c.svc, "fc0", func() {
+				if again := x.expect(reply("ab"), xdpTX, "tx_nat_reply"); !bytes.Equal(again, first) {
+					t.Fatalf("reply sent by XDP_TX differs:\n%x\n%x", again, first)
+				}
+			})
 			// longer, up to the 1500 bytes the route was looked up
 			// for: served
 			x.expect(reply(strings.Repeat("a", 1500-40)), xdpRedirect, "redirect_nat_reply")
@@ -414,6 +422,35 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			time.Sleep(1100 * time.Millisecond)
 			x.expect(reply("ab"), xdpPass, "pass_no_service")
 		})
+	}
+}
+
+// soleOn runs fn with the real servers of svc marked as leaving by
+// interface ifname, the one the program is attached to (REAL_F_TX), as
+// setXmit marks them, and puts them back as they were afterwards.
+func (x *tdp) soleOn(t *testing.T, svc dataplane.Service, ifname string, fn func()) {
+	t.Helper()
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	was := map[uint32]lbReal{}
+	for _, rs := range x.d.svcs[svc.Key].reals {
+		r, err := x.d.readReal(rs.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		was[rs.id] = r
+		r.Flags, r.Ifindex = realFTX, uint32(l.Attrs().Index)
+		if err := x.d.reals().putAll(rs.id, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fn()
+	for id, r := range was {
+		if err := x.d.reals().putAll(id, &r); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

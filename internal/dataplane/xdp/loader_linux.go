@@ -42,8 +42,11 @@ type Dataplane struct {
 	fresh []link.Link // links attached (not adopted) by this New
 	// txIfindex: the one interface the program is attached to, once it
 	// is (0: several, or not yet); reals leaving by it are written with
-	// REAL_F_TX (setTxIfindex)
+	// REAL_F_TX. xmitOn: the interfaces it is attached to, once it is
+	// (nil: not yet); reals leaving by another, or all when there are
+	// several, are written with REAL_F_REDIR (setXmit)
 	txIfindex uint32
+	xmitOn    []uint32
 	attached  []uint32 // the interfaces attach attached to, by index
 
 	mu          sync.Mutex
@@ -102,6 +105,7 @@ const (
 	cdEntries  = (cdReals + maxReals + 31) &^ 31
 	cdCounters = 64 // offset of a real server's counters in its entry
 	realFTX    = 1  // REAL_F_TX in bpf/lb.h
+	realFRedir = 2  // REAL_F_REDIR
 )
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -326,7 +330,7 @@ func (d *Dataplane) open() error {
 	// a previous govs attached to one interface left its real servers
 	// flagged to leave by XDP_TX: cleared before the program is attached
 	// anywhere else, set again once it is attached where it now goes
-	if err := d.setTxIfindex(0); err != nil {
+	if err := d.setXmit(0, nil); err != nil {
 		return err
 	}
 	for _, ifname := range d.opts.Interfaces {
@@ -335,22 +339,21 @@ func (d *Dataplane) open() error {
 		}
 	}
 	d.detachOthers()
-	if one := slices.Compact(slices.Sorted(slices.Values(d.attached))); len(one) == 1 {
+	on := slices.Compact(slices.Sorted(slices.Values(d.attached)))
+	if len(on) == 1 {
 		// a link detachOthers could not remove, or one another process
 		// still holds (a previous govs still running), keeps a govs
 		// program on another interface, reading the same real servers
-		sole, err := d.soleAttachment(one[0])
+		sole, err := d.soleAttachment(on[0])
 		if !sole {
 			d.log.Warn("the xdp program of a previous govs is still attached to another interface: real servers are not marked to leave by XDP_TX", "err", err)
-			return nil
+			return d.setXmit(0, on)
 		}
 		// runs of a program detached just now may still be in flight
 		d.quiesce()
-		if err := d.setTxIfindex(one[0]); err != nil {
-			return err
-		}
+		return d.setXmit(on[0], on)
 	}
-	return nil
+	return d.setXmit(0, on)
 }
 
 // soleAttachment says whether no interface of the namespace but ifindex
@@ -382,14 +385,16 @@ func (d *Dataplane) soleAttachment(ifindex uint32) (bool, error) {
 	return true, nil
 }
 
-// setTxIfindex makes ifindex the interface whose real servers are
-// written with REAL_F_TX (0: none) and writes again every real server
-// known whose flag changes. The program must be attached to that
-// interface alone by then (and stay so).
-func (d *Dataplane) setTxIfindex(ifindex uint32) error {
+// setXmit makes tx the interface whose real servers are written with
+// REAL_F_TX (0: none), and on the interfaces the program is attached to
+// (nil: none known, no REAL_F_REDIR), and writes again every real
+// server known whose flags change. The program must be attached to tx
+// alone by then (and stay so).
+func (d *Dataplane) setXmit(tx uint32, on []uint32) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.txIfindex = ifindex
+	d.txIfindex = tx
+	d.xmitOn = on
 	var errs []error
 	for _, s := range d.svcs {
 		for _, r := range s.reals {

@@ -3,6 +3,7 @@ package xdp
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -310,11 +311,11 @@ func TestSingleInterfaceTX(t *testing.T) {
 		return out
 	}
 	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpRedirect, "redirect_dr")
-	if err := x.d.setTxIfindex(4242); err != nil {
+	if err := x.d.setXmit(4242, []uint32{4242}); err != nil {
 		t.Fatal(err)
 	}
 	if got := flags(x.d); !slices.Equal(got, []uint8{realFTX, realFTX}) {
-		t.Fatalf("flags after setTxIfindex(4242): %v, want REAL_F_TX on both", got)
+		t.Fatalf("flags after setXmit(4242): %v, want REAL_F_TX on both", got)
 	}
 	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
 	x.expect(syn(client(2), 40000, vip4, 81).frame(), xdpTX, "tx_tun")
@@ -330,6 +331,9 @@ func TestSingleInterfaceTX(t *testing.T) {
 	x.apply(dr, tun, svc(dataplane.TCP, vip4, 82, "rr", rsv(rs2, 1, dataplane.DR)), svc(dataplane.TCP, vip4, 83, "rr", rsv(netip.MustParseAddrPort("10.0.0.3:80"), 1, dataplane.DR)))
 	x.expect(syn(client(3), 40000, vip4, 82).frame(), xdpRedirect, "redirect_dr")
 	x.expect(syn(client(3), 40000, vip4, 83).frame(), xdpTX, "tx_dr")
+	if r, err := x.d.readReal(x.d.svcs[svc(dataplane.TCP, vip4, 82, "rr").Key].reals[rs2].id); err != nil || r.Flags != realFRedir {
+		t.Errorf("server behind an interface the program is not attached to: flags %d (%v), want REAL_F_REDIR", r.Flags, err)
+	}
 
 	// a govs stopped between clearing a service's configuration and
 	// freeing its servers leaves their slots to no adopted service
@@ -338,7 +342,7 @@ func TestSingleInterfaceTX(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := restart(t, x, behind4242)
-	if got := flags(d2); slices.Contains(got, realFTX) {
+	if got := flags(d2); slices.ContainsFunc(got, func(f uint8) bool { return f != 0 }) {
 		t.Errorf("flags adopted by a govs attached nowhere: %v, want none", got)
 	}
 	for _, rs := range orphan.reals {
@@ -348,6 +352,47 @@ func TestSingleInterfaceTX(t *testing.T) {
 	}
 	if v, _, err := d2.objs.GovsLb.Benchmark(syn(client(1), 40000, vip4, 80).frame(), 1, nil); err != nil || v != xdpRedirect {
 		t.Errorf("after the restart: verdict %d, err %v, want XDP_REDIRECT", v, err)
+	}
+}
+
+// TestRedirectFlag: REAL_F_REDIR sends a real server's packets by
+// bpf_redirect without comparing its interface with the ingress one.
+// BPF_PROG_TEST_RUN's ingress is lo, so a server behind lo is sent by
+// XDP_TX when unflagged; flagged (the program attached to several
+// interfaces, or to one that is not the server's) it is redirected.
+func TestRedirectFlag(t *testing.T) {
+	x := newTDP(t, Options{})
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	behindLo := uint32(lo.Index)
+	x.d.resolver = func(a netip.Addr, m dataplane.Method) nexthop {
+		return nexthop{addr: a, ok: true, ifindex: behindLo, dmac: realMAC(a), smac: directorMAC, mtu: 1500}
+	}
+	dr := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
+	x.apply(dr)
+	id := x.d.svcs[dr.Key].reals[rs1].id
+	for _, c := range []struct {
+		tx    uint32
+		on    []uint32
+		flags uint8
+		want  uint32
+		exit  string
+	}{
+		{0, nil, 0, xdpTX, "tx_dr"},
+		{0, []uint32{behindLo, 4242}, realFRedir, xdpRedirect, "redirect_dr"},
+		{0, []uint32{4242}, realFRedir, xdpRedirect, "redirect_dr"},
+		{behindLo, []uint32{behindLo}, realFTX, xdpTX, "tx_dr"},
+		{0, []uint32{behindLo}, 0, xdpTX, "tx_dr"},
+	} {
+		if err := x.d.setXmit(c.tx, c.on); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := x.d.readReal(id); err != nil || r.Flags != c.flags {
+			t.Fatalf("setXmit(%d, %v): flags %d (%v), want %d", c.tx, c.on, r.Flags, err, c.flags)
+		}
+		x.expect(syn(client(1), 40000, vip4, 80).frame(), c.want, c.exit)
 	}
 }
 

@@ -24,7 +24,9 @@ static __always_inline __u16 ipv4_csum(struct iphdr *iph)
 
 static __always_inline int xmit(struct xdp_md *ctx, const struct real *r, __u32 tx, __u32 redir)
 {
-	if ((r->flags & REAL_F_TX) || r->ifindex == 0 || r->ifindex == ctx->ingress_ifindex)
+	if ((r->flags & REAL_F_TX) || r->ifindex == 0)
+		return done(tx, XDP_TX);
+	if (!(r->flags & REAL_F_REDIR) && r->ifindex == ctx->ingress_ifindex)
 		return done(tx, XDP_TX);
 	return done(redir, bpf_redirect(r->ifindex, 0));
 }

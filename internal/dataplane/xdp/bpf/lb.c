@@ -524,7 +524,7 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
 	if (fn->snat && rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 0, fn->caddr, fn->cport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	count_out_r(r, pi->len);
-	return reply_out(ctx, fn->dmac, fn->smac, fn->ifindex);
+	return reply_out(ctx, fn->dmac, fn->smac, fn->ifindex, (r->flags & REAL_F_TX) ? r->ifindex : 0);
 }
 
 /* nat_reply_fill is nat_reply for a reply found in nat_tbl, which also

@@ -188,6 +188,15 @@ _Static_assert(sizeof(struct real) == 64, "a real server is one line of cpu_data
  * program is attached to that one interface, and clears it before
  * attaching to another. */
 #define REAL_F_TX (1 << 0)
+/* REAL_F_REDIR says that packets to this real server leave by
+ * bpf_redirect to its interface without the program comparing that
+ * with the ingress one: the loader sets it when the program is
+ * attached to more than one interface, or not to the server's. A
+ * packet that did come in on the server's interface is then
+ * redirected back out of it (a redirect to the ingress interface
+ * works wherever XDP_TX does on a driver that takes redirects), where
+ * the comparison would have sent it by XDP_TX. */
+#define REAL_F_REDIR (1 << 1)
 
 struct flow_key {
 	__u8 family;

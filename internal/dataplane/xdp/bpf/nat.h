@@ -283,8 +283,11 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 }
 
 /* reply_out sends a translated reply to next hop dmac through ifindex
- * (source smac): back out with XDP_TX when it is the ingress interface. */
-static __always_inline int reply_out(struct xdp_md *ctx, const __u8 *dmac, const __u8 *smac, __u32 ifindex)
+ * (source smac): back out with XDP_TX when it is the ingress interface.
+ * sole, when not 0, is the one interface the program is attached to
+ * (a real server's with REAL_F_TX), where every packet comes in. */
+static __always_inline int reply_out(struct xdp_md *ctx, const __u8 *dmac, const __u8 *smac, __u32 ifindex,
+				     __u32 sole)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -293,7 +296,7 @@ static __always_inline int reply_out(struct xdp_md *ctx, const __u8 *dmac, const
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	__builtin_memcpy(eth->h_dest, dmac, 6);
 	__builtin_memcpy(eth->h_source, smac, 6);
-	if (ifindex == ctx->ingress_ifindex)
+	if (sole ? ifindex == sole : ifindex == ctx->ingress_ifindex)
 		return done(EXIT_TX_NAT_REPLY, XDP_TX);
 	return done(EXIT_REDIRECT_NAT_REPLY, bpf_redirect(ifindex, 0));
 }
@@ -346,7 +349,7 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 		fn->ifindex = p.ifindex;
 		fn->max_len = len;
 	}
-	return reply_out(ctx, p.dmac, p.smac, p.ifindex);
+	return reply_out(ctx, p.dmac, p.smac, p.ifindex, 0);
 }
 
 /* nat_reply turns a real server's reply back into one from VIP:port and
