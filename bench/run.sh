@@ -341,7 +341,7 @@ main() {
 			printf 'napi\toff (--napi off): no director-only CPU figures\n'
 		fi
 		printf 'snat\tgovs-xdp-snat and nft-snat translate sources to the same pool, %s-%s (16 addresses on bn-dir/bnd0)\n' "198.18.1.200" "198.18.1.215"
-		printf 'cost\tfixed %s UDP pkt/s (udpload, 64 flows) and %s new conn/s (connload). Path CPU = user+system time of every process in the bn- namespaces + ksoftirqd + the threaded-NAPI threads of the testbed'"'"'s veths; director-only CPU (dir_cpu_*) = processes in bn-dir + the NAPI threads of bn-dir'"'"'s veths; xdp_prog_ns = run time per run of the XDP programs on bn-dir'"'"'s veths (kernel.bpf_stats_enabled, in a separate window at the same rate); dir_own_pkt_ns = the forwarding logic alone (nftables hooks or XDP program, their transmit left out) by perf samples of the director'"'"'s NAPI threads, plus its processes, in a third window at the same rate\n' "$FIXED_PPS" "$FIXED_CPS"
+		printf 'cost\tfixed %s UDP pkt/s (udpload, 64 flows) and %s new conn/s (connload). Path CPU = user+system time of every process in the bn- namespaces + ksoftirqd + the threaded-NAPI threads of the testbed'"'"'s veths; director-only CPU (dir_cpu_*) = processes in bn-dir + the NAPI threads of bn-dir'"'"'s veths; xdp_prog_ns = run time per run of the XDP programs on bn-dir'"'"'s veths (kernel.bpf_stats_enabled, in a separate window at the same rate); dir_own_pkt_ns = the forwarding logic alone (nftables hooks or XDP program, their transmit left out) by perf samples of the director'"'"'s NAPI threads, plus its processes, in a third window at the same rate, three times as long\n' "$FIXED_PPS" "$FIXED_CPS"
 		for s in "${SKIPPED[@]}"; do
 			printf 'skipped\t%s\n' "$s"
 		done

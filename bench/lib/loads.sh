@@ -161,7 +161,10 @@ xdp_prog_window() {
 # processes (govs's daemon), per delivered packet is dir_own_pkt_ns.
 # Receive, the veth hand-over and transmit are left out for every peer:
 # they are the testbed's fixed costs (see benchmarks/harness.md). A window
-# of its own, since sampling costs CPU.
+# of its own, since sampling costs CPU, three times as long as the others
+# (OWN_DUR): an XDP program's share is a few per cent of the NAPI
+# threads' samples, some 30-80 in a 3 s window, whose counting error
+# alone (1/sqrt(n)) was 11-18 % of a round's figure.
 own_window() {
 	case $CUR_PEER in
 	nft | nft-fwd | nft-snat | xdp-* | govs-xdp-*) ;;
@@ -171,12 +174,13 @@ own_window() {
 		echo "    (perf not installed: no dir_own_pkt_ns)"
 		return 0
 	}
-	local c0 c1 d0 d1 p0 p1 u0 u1 share
-	udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
+	local c0 c1 d0 d1 p0 p1 u0 u1 share own_dur
+	own_dur=$(awk -v d="$DUR" 'BEGIN{print 3 * d}')
+	udpload_start "$(awk -v w="$WARM" -v d="$own_dur" 'BEGIN{print w+d+2}')"
 	sleep "$WARM"
 	read -r u0 d0 p0 < <(cpu_snapshot) || true
 	c0=$(sink_count)
-	perf record -q -e cpu-clock -F 2999 -g -a -o "$WORK/own.data" -- sleep "$DUR" >/dev/null 2>&1 || {
+	perf record -q -e cpu-clock -F 2999 -g -a -o "$WORK/own.data" -- sleep "$own_dur" >/dev/null 2>&1 || {
 		echo "    (perf record failed: no dir_own_pkt_ns)"
 		kill "$UL_PID" 2>/dev/null || true
 		wait "$UL_PID" 2>/dev/null || true

@@ -384,6 +384,11 @@ func TestFlowCacheNATReplies(t *testing.T) {
 					t.Fatalf("reply sent by XDP_TX differs:\n%x\n%x", again, first)
 				}
 			})
+			// attached to another interface alone (lo, where the test
+			// runs it), a reply routed out fc0 is redirected there
+			x.soleOn(t, c.svc, "lo", func() {
+				x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
+			})
 			// longer, up to the 1500 bytes the route was looked up
 			// for: served
 			x.expect(reply(strings.Repeat("a", 1500-40)), xdpRedirect, "redirect_nat_reply")

@@ -346,8 +346,11 @@ func (d *Dataplane) open() error {
 		// program on another interface, reading the same real servers
 		sole, err := d.soleAttachment(on[0])
 		if !sole {
+			// neither mark: that program, if of this version, would
+			// read REAL_F_REDIR too, and redirect what arrives there
+			// back out where XDP_TX served
 			d.log.Warn("the xdp program of a previous govs is still attached to another interface: real servers are not marked to leave by XDP_TX", "err", err)
-			return d.setXmit(0, on)
+			return nil
 		}
 		// runs of a program detached just now may still be in flight
 		d.quiesce()

@@ -455,10 +455,11 @@ func TestDetachUnconfigured(t *testing.T) {
 }
 
 // TestTxFlagOnlyWhenSole: real servers are marked to leave by XDP_TX
-// (REAL_F_TX, setTxIfindex) only by a govs whose program is attached to
-// one interface and runs on no other: not with two interfaces, not
-// while a link of the previous govs that another process holds keeps
-// its program on the second one, and only then once it is gone.
+// (REAL_F_TX, setXmit) only by a govs whose program is attached to one
+// interface and runs on no other: not with two interfaces (then they
+// are marked REAL_F_REDIR: xmitOn lists both), not while a link of the
+// previous govs that another process holds keeps its program on the
+// second one (then with neither mark), and only then once it is gone.
 func TestTxFlagOnlyWhenSole(t *testing.T) {
 	const pin = "/sys/fs/bpf/xd-test-txflag"
 	open, _ := pinLabOn(t, "xd-txflag", pin)
@@ -466,8 +467,8 @@ func TestTxFlagOnlyWhenSole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("attach to both ends: %v", err)
 	}
-	if d.txIfindex != 0 {
-		t.Errorf("attached to two interfaces, txIfindex %d, want 0", d.txIfindex)
+	if d.txIfindex != 0 || len(d.xmitOn) != 2 {
+		t.Errorf("attached to two interfaces, txIfindex %d, xmitOn %v; want 0 and both", d.txIfindex, d.xmitOn)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -483,8 +484,8 @@ func TestTxFlagOnlyWhenSole(t *testing.T) {
 		_ = held.Close()
 		t.Fatalf("open with one interface: %v", err)
 	}
-	if d.txIfindex != 0 {
-		t.Errorf("a govs program still runs on %sp, yet txIfindex %d", pinLabIf, d.txIfindex)
+	if d.txIfindex != 0 || d.xmitOn != nil {
+		t.Errorf("a govs program still runs on %sp, yet txIfindex %d, xmitOn %v", pinLabIf, d.txIfindex, d.xmitOn)
 	}
 	if !strings.Contains(logs.String(), "still attached to another interface") {
 		t.Errorf("no warning about the program left on %sp:\n%s", pinLabIf, logs.String())
@@ -502,8 +503,8 @@ func TestTxFlagOnlyWhenSole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := uint32(l.Attrs().Index); d.txIfindex != want {
-		t.Errorf("attached to %s alone, txIfindex %d, want its index %d", pinLabIf, d.txIfindex, want)
+	if want := uint32(l.Attrs().Index); d.txIfindex != want || !slices.Equal(d.xmitOn, []uint32{want}) {
+		t.Errorf("attached to %s alone, txIfindex %d, xmitOn %v; want its index %d", pinLabIf, d.txIfindex, d.xmitOn, want)
 	}
 }
 
