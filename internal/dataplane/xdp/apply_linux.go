@@ -22,6 +22,7 @@ type service struct {
 	id        uint32
 	spec      dataplane.Service
 	adopted   bool // taken over from a previous process, spec incomplete
+	failed    bool // its last update failed part way: the next Apply redoes it
 	keys      []lbSvcKey
 	layout    tableLayout
 	sch       sched.Scheduler
@@ -37,6 +38,12 @@ type service struct {
 	written   *lbSvcCfg // svc_cfgs[id] as last written; nil forces a write
 	cfgLive   bool      // svc_cfgs[id] was written (or adopted): runs of the program may read it
 	snat      svcSNAT   // source pool and port range (pool_linux.go)
+}
+
+// unchanged says whether Apply can leave s's service (cur) as it is: it
+// has s's spec, from an update of its own that did not fail.
+func (cur *service) unchanged(s dataplane.Service) bool {
+	return cur != nil && !cur.adopted && !cur.failed && equalService(cur.spec, s)
 }
 
 // availability renders which servers can take connections, with their
@@ -198,7 +205,7 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) (rerr e
 	}
 	for _, s := range svcs {
 		cur := d.svcs[s.Key]
-		if cur != nil && !cur.adopted && equalService(cur.spec, s) {
+		if cur.unchanged(s) {
 			continue
 		}
 		if cur == nil {
@@ -340,7 +347,7 @@ func (d *Dataplane) capacity(svcs []dataplane.Service, want map[dataplane.Servic
 		}
 		oldReals, added := 0, 0
 		cur := d.svcs[s.Key]
-		if cur != nil && !cur.adopted && equalService(cur.spec, s) {
+		if cur.unchanged(s) {
 			continue // Apply leaves it alone
 		}
 		var run extent
@@ -570,6 +577,9 @@ func (d *Dataplane) zeroStats(m interface {
 
 // updateService writes one new or changed service.
 func (d *Dataplane) updateService(cur *service, s dataplane.Service) (rerr error) {
+	// spec is s from part way through: an Apply of the same s must not
+	// take a failed update for a done one
+	defer func() { cur.failed = rerr != nil }()
 	layout, err := layoutFor(s, d.opts.RingSize)
 	if err != nil {
 		return err
@@ -862,23 +872,26 @@ func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
 	for _, k := range keys {
 		keep[k] = true
 	}
+	// keyOwner changes only with the map: keys a failed write left out
+	// are written again by the next update
 	var del []lbSvcKey
 	for _, k := range s.keys {
 		if !keep[k] && d.keyOwner[k] == s.id {
 			del = append(del, k)
-			delete(d.keyOwner, k)
 		}
 	}
 	if len(del) > 0 {
 		if _, err := d.objs.Services.BatchDelete(del, nil); err != nil {
 			return fmt.Errorf("delete service keys: %w", err)
 		}
+		for _, k := range del {
+			delete(d.keyOwner, k)
+		}
 	}
 	var add []lbSvcKey
 	for _, k := range keys {
 		if d.keyOwner[k] != s.id {
 			add = append(add, k)
-			d.keyOwner[k] = s.id
 		}
 	}
 	if len(add) > 0 {
@@ -888,6 +901,9 @@ func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
 		}
 		if _, err := d.objs.Services.BatchUpdate(add, ids, nil); err != nil {
 			return fmt.Errorf("write service keys: %w", err)
+		}
+		for _, k := range add {
+			d.keyOwner[k] = s.id
 		}
 	}
 	s.keys = keys

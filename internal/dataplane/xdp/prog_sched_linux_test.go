@@ -978,3 +978,33 @@ func (f *flowSender) stop() flowsSent {
 	close(f.quit)
 	return <-f.done
 }
+
+// TestApplyRetriesFailedUpdate: an update that fails part way (here the
+// lookup keys, with the services map full) is done again by the next
+// Apply of the same service, which would otherwise find the spec it
+// asks for already recorded and leave the service without its keys.
+func TestApplyRetriesFailedUpdate(t *testing.T) {
+	x := newTDP(t, Options{})
+	full := x.d.objs.Services.MaxEntries()
+	filler := make([]lbSvcKey, 0, full)
+	for i := range full {
+		// keys of a family no packet has (FAM_V4 is 4, FAM_V6 6)
+		k := lbSvcKey{Proto: 17, Family: 2, Port: uint16(i)}
+		k.Addr[0], k.Addr[1], k.Addr[14], k.Addr[15] = 0xfd, 0xee, byte(i>>24), byte(i>>16)
+		filler = append(filler, k)
+	}
+	ids := make([]uint32, len(filler))
+	if _, err := x.d.objs.Services.BatchUpdate(filler, ids, nil); err != nil {
+		t.Fatalf("fill the services map: %v", err)
+	}
+	dr := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
+	if err := x.d.Apply(context.Background(), []dataplane.Service{dr}); err == nil {
+		t.Fatal("Apply with the services map full: no error")
+	}
+	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpPass, "pass_no_service")
+	if _, err := x.d.objs.Services.BatchDelete(filler[:16], nil); err != nil {
+		t.Fatal(err)
+	}
+	x.apply(dr)
+	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
+}
