@@ -89,10 +89,10 @@ const coarseSlack = 10 * time.Millisecond
 // quarter of a second (or the walk gap); the director's rate estimator
 // reads the counters only (dataplane.CountersOnly) and does not sync.
 // The loop then waits
-// for the earliest of: an entry the last walk found reaching its timeout
-// or a template to refresh, the next check of the next hops, the clock's
-// retune, and lazyIntervals intervals; a SNAT exhaustion is then logged
-// that late at most. Apply brings the next sync to one interval away at
+// for the earliest of: a template to refresh, the next check of the
+// next hops, the clock's retune, and lazyIntervals intervals; a SNAT
+// exhaustion is then logged, and an expired entry deleted, that late
+// at most. Apply brings the next sync to one interval away at
 // the latest (syncSoon). On this guest a timer wake-up costs some 0.25 ms
 // of CPU across the Go runtime's threads, about as much as an idle round
 // itself (docs/BENCHMARKS.md).
@@ -102,7 +102,12 @@ func (d *Dataplane) nextSync() time.Duration {
 		return iv
 	}
 	next := lazyIntervals * iv
-	if due := d.walk.due; due != math.MaxUint64 {
+	// not for an entry reaching its timeout: under steady traffic it
+	// has been refreshed by then nearly always (a 5 s UDP flow woke a
+	// walk of every table every 5 s), and nothing here needs it gone
+	// sooner: the program takes an expired entry for none, and Stats
+	// walks before it shows counts
+	if due := d.walk.refresh; due != math.MaxUint64 {
 		now := monoNow()
 		if due <= now {
 			return iv
@@ -281,10 +286,12 @@ type walkState struct {
 	made    uint64 // the program's new-connection count then
 	changed uint64 // the program's TCP state-change count then
 	// due is when the earliest entry found expires, or a live template
-	// must be refreshed (monoNow ns; MaxUint64 when none).
-	due   uint64
-	v6    bool   // it found an entry in the IPv6 table
-	walks uint64 // walks made (skipped ones not counted)
+	// must be refreshed (monoNow ns; MaxUint64 when none); refresh is
+	// the latter alone, the one a lazy loop wakes for (nextSync).
+	due     uint64
+	refresh uint64
+	v6      bool   // it found an entry in the IPv6 table
+	walks   uint64 // walks made (skipped ones not counted)
 }
 
 // walkTables walks the connection and template tables: it deletes expired
@@ -306,7 +313,7 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	if d.walk.done && made == d.walk.made && changed == d.walk.changed && now < d.walk.due {
 		return d.counts, nil
 	}
-	due := uint64(math.MaxUint64)
+	due, refresh := uint64(math.MaxUint64), uint64(math.MaxUint64)
 	counts := make(map[uint32]realCount)
 	live := make(map[lbPersistKey]bool)
 	var dead, deadNAT []lbFlowKey
@@ -371,7 +378,8 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 		if live[*pk] {
 			pv.LastNs = now
 			_ = d.objs.PersistTbl.Update(pk, pv, 0)
-			due = min(due, now+max(uint64(s.spec.Persistence), margin)-margin)
+			refresh = min(refresh, now+max(uint64(s.spec.Persistence), margin)-margin)
+			due = min(due, refresh)
 		} else if expired(now, pv.LastNs, uint64(s.spec.Persistence)) {
 			pdead = append(pdead, *pk)
 			return
@@ -388,7 +396,7 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	if err := batchDelete(d.objs.PersistTbl, pdead); err != nil {
 		return nil, fmt.Errorf("expire templates: %w", err)
 	}
-	d.walk.done, d.walk.made, d.walk.changed, d.walk.due = true, made, changed, due
+	d.walk.done, d.walk.made, d.walk.changed, d.walk.due, d.walk.refresh = true, made, changed, due, refresh
 	d.walk.walks++
 	return counts, nil
 }

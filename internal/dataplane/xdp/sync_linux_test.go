@@ -160,7 +160,7 @@ func TestNextSync(t *testing.T) {
 		d.opts.SyncInterval = iv
 		defer func() { d.opts.SyncInterval = time.Hour }()
 		now := time.Now()
-		d.walk.done, d.walk.due, d.clkTuned, d.nhChecked = true, math.MaxUint64, now, now
+		d.walk.done, d.walk.due, d.walk.refresh, d.clkTuned, d.nhChecked = true, math.MaxUint64, math.MaxUint64, now, now
 		return d.nextSync()
 	}
 	dr := rsv(rs1, 1, dataplane.DR)
@@ -204,14 +204,20 @@ func TestNextSync(t *testing.T) {
 	defer func() { d.opts.SyncInterval = time.Hour }()
 	d.walk.done = true
 	d.walk.due = monoNow() + uint64(3*iv)
+	d.walk.refresh = math.MaxUint64
+	if n := d.nextSync(); !lazy(n) {
+		t.Errorf("an entry expiring in 3s: next sync in %v, want %v (no wake-up for an expiry)", n, lazyIntervals*iv)
+	}
+	d.walk.refresh = d.walk.due
 	if n := d.nextSync(); n > 3*iv+coarseSlack || n < 3*iv-100*time.Millisecond {
-		t.Errorf("walk due in 3s: next sync in %v", n)
+		t.Errorf("template refresh due in 3s: next sync in %v", n)
 	}
 	d.walk.due = monoNow() + uint64(iv/10)
+	d.walk.refresh = d.walk.due
 	if n := d.nextSync(); n != iv {
-		t.Errorf("walk due in 0.1s: next sync in %v, want %v", n, iv)
+		t.Errorf("template refresh due in 0.1s: next sync in %v, want %v", n, iv)
 	}
-	d.walk.due = math.MaxUint64
+	d.walk.due, d.walk.refresh = math.MaxUint64, math.MaxUint64
 	d.clkTuned = time.Now().Add(-clockRetuneEvery + 4*iv)
 	if n := d.nextSync(); n > 4*iv || n < 4*iv-100*time.Millisecond {
 		t.Errorf("clock retune due in 4s: next sync in %v", n)
