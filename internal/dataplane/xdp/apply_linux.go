@@ -872,8 +872,9 @@ func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
 	for _, k := range keys {
 		keep[k] = true
 	}
-	// keyOwner changes only with the map: keys a failed write left out
-	// are written again by the next update
+	// keyOwner and s.keys follow the map: keys a failed write left out
+	// are written by the next update, and those it did write (a batch
+	// stops part way) are deleted with the service
 	var del []lbSvcKey
 	for _, k := range s.keys {
 		if !keep[k] && d.keyOwner[k] == s.id {
@@ -881,7 +882,8 @@ func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
 		}
 	}
 	if len(del) > 0 {
-		if _, err := d.objs.Services.BatchDelete(del, nil); err != nil {
+		// a key already gone is skipped, not an error every retry
+		if err := batchDelete(d.objs.Services, del); err != nil {
 			return fmt.Errorf("delete service keys: %w", err)
 		}
 		for _, k := range del {
@@ -899,11 +901,22 @@ func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
 		for i := range ids {
 			ids[i] = s.id
 		}
-		if _, err := d.objs.Services.BatchUpdate(add, ids, nil); err != nil {
-			return fmt.Errorf("write service keys: %w", err)
-		}
-		for _, k := range add {
+		n, err := d.objs.Services.BatchUpdate(add, ids, nil)
+		for _, k := range add[:max(0, min(n, len(add)))] {
 			d.keyOwner[k] = s.id
+		}
+		if err != nil {
+			// s.keys: every key the map now holds for s
+			var held []lbSvcKey
+			seen := make(map[lbSvcKey]bool)
+			for _, k := range slices.Concat(s.keys, add) {
+				if d.keyOwner[k] == s.id && !seen[k] {
+					seen[k] = true
+					held = append(held, k)
+				}
+			}
+			s.keys = held
+			return fmt.Errorf("write service keys: %w", err)
 		}
 	}
 	s.keys = keys

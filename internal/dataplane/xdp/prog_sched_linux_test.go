@@ -1007,4 +1007,24 @@ func TestApplyRetriesFailedUpdate(t *testing.T) {
 	}
 	x.apply(dr)
 	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
+
+	// a write that stops part way: room for 8 of a range's 32 keys; the
+	// 8 written are deleted with the service
+	x.apply()
+	if _, err := x.d.objs.Services.BatchUpdate(filler[:8], ids[:8], nil); err != nil {
+		t.Fatal(err)
+	}
+	multi := dr
+	multi.Ports = []dataplane.PortRange{{From: 8000, To: 8031}}
+	if err := x.d.Apply(context.Background(), []dataplane.Service{multi}); err == nil {
+		t.Fatal("Apply of 32 keys with room for 8: no error")
+	}
+	x.apply()
+	var k lbSvcKey
+	var id uint32
+	for it := x.d.objs.Services.Iterate(); it.Next(&k, &id); {
+		if k.Family == 4 {
+			t.Errorf("key %d/%d of the removed service left in the services map", k.Proto, k.Port>>8|k.Port<<8)
+		}
+	}
 }

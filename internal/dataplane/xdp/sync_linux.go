@@ -104,9 +104,10 @@ func (d *Dataplane) nextSync() time.Duration {
 	next := lazyIntervals * iv
 	// not for an entry reaching its timeout: under steady traffic it
 	// has been refreshed by then nearly always (a 5 s UDP flow woke a
-	// walk of every table every 5 s), and nothing here needs it gone
-	// sooner: the program takes an expired entry for none, and Stats
-	// walks before it shows counts
+	// walk of every table every 5 s), and nothing needs it gone sooner:
+	// the program takes an expired connection for none (a NAT reply
+	// mapping still translates until the walk, as the flow cache's copy
+	// may), and Stats walks before it shows counts
 	if due := d.walk.refresh; due != math.MaxUint64 {
 		now := monoNow()
 		if due <= now {
