@@ -162,9 +162,9 @@ xdp_prog_window() {
 # Receive, the veth hand-over and transmit are left out for every peer:
 # they are the testbed's fixed costs (see benchmarks/harness.md). A window
 # of its own, since sampling costs CPU, three times as long as the others
-# (OWN_DUR): an XDP program's share is a few per cent of the NAPI
-# threads' samples, some 30-80 in a 3 s window, whose counting error
-# alone (1/sqrt(n)) was 11-18 % of a round's figure.
+# (own_dur): an XDP program's share is a few per cent of the NAPI
+# threads' samples, 26-81 in a 3 s window, whose counting error alone
+# (1/sqrt(n)) was 11-19 % of a round's figure.
 own_window() {
 	case $CUR_PEER in
 	nft | nft-fwd | nft-snat | xdp-* | govs-xdp-*) ;;
