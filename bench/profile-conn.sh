@@ -35,9 +35,10 @@ PROFILE_LINES=$data.lines
 # the bare peers (xdp-fwd, xdp-tx, xdp-tx-2way) have no govs program to map
 govs=0
 [[ $peer == govs-* ]] && govs=1
-((govs)) && profile_lines_dump govs_lb
 sleep 1.2
 perf record -q -e cpu-clock -F 1999 -g -a -o "$data" -- sleep 1.5 >/dev/null 2>&1
+# the line table of the program sampled (profile-udp.sh says why after)
+((govs)) && profile_lines_dump govs_lb
 profile_end
 grep conn_s "$PROFILE_LOG" | tail -1
 perf script -i "$data" -F comm,ip,sym 2>/dev/null | awk -v peer="$peer" '

@@ -26,9 +26,12 @@ profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$P
 # the program is loaded once govs has started; the windows follow
 profile_wait "govs_lb never appeared in /proc/kallsyms" grep -q '_govs_lb' /proc/kallsyms
 PROFILE_LINES=$data.lines
-profile_lines_dump govs_lb
 sleep 1
 perf record -q -e cpu-clock -F 9999 -g -a -o "$data" -- sleep 6 >/dev/null 2>&1
+# the line table of the program sampled: taken once govs has run a
+# while, since a govs starting on the pins of an earlier run may load
+# its program twice (every program of the name is written)
+profile_lines_dump govs_lb
 profile_end
 grep -E "xdp_prog_ns|dir_own_pkt_ns" "$PROFILE_LOG" || true
 perf script -i "$data" -F ip,sym 2>/dev/null | awk -v peer="$peer" '

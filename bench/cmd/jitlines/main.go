@@ -5,7 +5,7 @@
 //
 //	jitlines dump NAME > TABLE
 //
-// writes, for the loaded program called NAME (the newest if several),
+// writes, for the loaded programs called NAME (all of them if several),
 // a line "#func ADDR LEN" per function of its JIT image (hex address,
 // decimal length), then one line per source-line start: the kernel
 // address in hex, a tab, FILE:LINE, a tab, the source text.
@@ -60,7 +60,7 @@ func usage() {
 }
 
 func dump(name string) error {
-	var best *ebpf.ProgramInfo
+	var progs []*ebpf.ProgramInfo
 	for id := ebpf.ProgramID(0); ; {
 		next, err := ebpf.ProgramGetNextID(id)
 		if err != nil {
@@ -74,26 +74,39 @@ func dump(name string) error {
 		info, err := p.Info()
 		p.Close()
 		if err == nil && info.Name == name {
-			best = info // IDs grow: the last match is the newest
+			progs = append(progs, info)
 		}
 	}
-	if best == nil {
+	if len(progs) == 0 {
 		return fmt.Errorf("no loaded program named %q", name)
 	}
-	addrs, ok := best.JitedLineInfos()
+	w := bufio.NewWriter(os.Stdout)
+	for _, info := range progs {
+		if err := dumpOne(w, name, info); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// dumpOne writes one program's functions and lines: every program of
+// the name is written, since which one the samples are of is not known
+// when the table is made (a govs starting may have loaded two), and
+// their JIT images do not overlap.
+func dumpOne(w *bufio.Writer, name string, info *ebpf.ProgramInfo) error {
+	addrs, ok := info.JitedLineInfos()
 	if !ok {
 		return fmt.Errorf("program %q has no JIT line information (not root?)", name)
 	}
-	lines, err := best.LineInfos()
+	lines, err := info.LineInfos()
 	if err != nil {
 		return fmt.Errorf("line information of %q: %w", name, err)
 	}
-	starts, ok1 := best.JitedKsymAddrs()
-	lens, ok2 := best.JitedFuncLens()
+	starts, ok1 := info.JitedKsymAddrs()
+	lens, ok2 := info.JitedFuncLens()
 	if !ok1 || !ok2 || len(starts) != len(lens) {
 		return fmt.Errorf("program %q: no JIT function addresses (not root?)", name)
 	}
-	w := bufio.NewWriter(os.Stdout)
 	for i := range starts {
 		fmt.Fprintf(w, "#func %x %d\n", starts[i], lens[i])
 	}
@@ -104,7 +117,7 @@ func dump(name string) error {
 		src := strings.Join(strings.Fields(l.Line.Line()), " ")
 		fmt.Fprintf(w, "%x\t%s:%d\t%s\n", addrs[i], l.Line.FileName(), l.Line.LineNumber(), src)
 	}
-	return w.Flush()
+	return nil
 }
 
 type line struct {
