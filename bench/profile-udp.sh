@@ -28,9 +28,9 @@ profile_wait "govs_lb never appeared in /proc/kallsyms" grep -q '_govs_lb' /proc
 PROFILE_LINES=$data.lines
 sleep 1
 perf record -q -e cpu-clock -F 9999 -g -a -o "$data" -- sleep 6 >/dev/null 2>&1
-# the line table of the program sampled: taken once govs has run a
-# while, since a govs starting on the pins of an earlier run may load
-# its program twice (every program of the name is written)
+# the line table of the program sampled, taken once it has run: taken
+# before, it was once of another instance of govs_lb, still loaded
+# (every program of the name is written)
 profile_lines_dump govs_lb
 profile_end
 grep -E "xdp_prog_ns|dir_own_pkt_ns" "$PROFILE_LOG" || true
