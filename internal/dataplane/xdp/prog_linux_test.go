@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +68,22 @@ type tdp struct {
 
 func newTDP(t *testing.T, opts Options) *tdp { return newTDPFor(t, opts) }
 
+var deadPinsOnce sync.Once
+
+// removeDeadTestPins removes the pin directories (xd-test-PID-HASH) that
+// test processes killed before their cleanup left, those whose PID no
+// longer runs: bpffs keeps their maps until they are unpinned.
+func removeDeadTestPins() {
+	dirs, _ := filepath.Glob("/sys/fs/bpf/xd-test-*-*")
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(dir), "xd-test-"), "-", 2)[0])
+		if err != nil || pid == os.Getpid() || !errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			continue
+		}
+		_ = RemovePinned(dir)
+	}
+}
+
 func newTDPFor(t testing.TB, opts Options) *tdp {
 	t.Helper()
 	requireBPF(t)
@@ -71,6 +91,7 @@ func newTDPFor(t testing.TB, opts Options) *tdp {
 	h.Write([]byte(t.Name()))
 	opts.PinPath = fmt.Sprintf("/sys/fs/bpf/xd-test-%d-%x", os.Getpid(), h.Sum32())
 	_ = RemovePinned(opts.PinPath)
+	deadPinsOnce.Do(removeDeadTestPins)
 	if opts.SyncInterval == 0 {
 		opts.SyncInterval = time.Hour // tests sync explicitly
 	}
