@@ -749,14 +749,12 @@ func (d *Dataplane) writeReal(svc uint32, r *realState) error {
 // several.
 func (d *Dataplane) realFlags(r *realState) uint8 {
 	switch {
-	case !r.nh.ok || r.nh.ifindex == 0:
+	case !r.nh.ok || r.nh.ifindex == 0 || len(d.xmitOn) == 0:
 		return 0
-	case d.txIfindex != 0 && r.nh.ifindex == d.txIfindex:
+	case len(d.xmitOn) == 1 && d.xmitOn[0] == r.nh.ifindex:
 		return realFTX
-	case len(d.xmitOn) > 1, len(d.xmitOn) == 1 && d.xmitOn[0] != r.nh.ifindex:
-		return realFRedir
 	}
-	return 0
+	return realFRedir
 }
 
 // removeReal frees r's slot. When svc is not 0, r's counters are first
@@ -902,7 +900,7 @@ func (d *Dataplane) setKeys(s *service, keys []lbSvcKey) error {
 			ids[i] = s.id
 		}
 		n, err := d.objs.Services.BatchUpdate(add, ids, nil)
-		for _, k := range add[:max(0, min(n, len(add)))] {
+		for _, k := range add[:min(n, len(add))] {
 			d.keyOwner[k] = s.id
 		}
 		if err != nil {

@@ -40,14 +40,12 @@ type Dataplane struct {
 	links []link.Link
 	pins  []string
 	fresh []link.Link // links attached (not adopted) by this New
-	// txIfindex: the one interface the program is attached to, once it
-	// is (0: several, or not yet); reals leaving by it are written with
-	// REAL_F_TX. xmitOn: the interfaces it is attached to, once it is
-	// (nil: not yet); reals leaving by another, or all when there are
-	// several, are written with REAL_F_REDIR (setXmit)
-	txIfindex uint32
-	xmitOn    []uint32
-	attached  []uint32 // the interfaces attach attached to, by index
+	// xmitOn: the interfaces the program is attached to, once it is
+	// (nil: not yet, or not alone on them); with one, the real servers
+	// leaving by it are written with REAL_F_TX, the others with
+	// REAL_F_REDIR (setXmit, realFlags)
+	xmitOn   []uint32
+	attached []uint32 // the interfaces attach attached to, by index
 
 	mu          sync.Mutex
 	svcs        map[dataplane.ServiceKey]*service
@@ -330,7 +328,7 @@ func (d *Dataplane) open() error {
 	// a previous govs attached to one interface left its real servers
 	// flagged to leave by XDP_TX: cleared before the program is attached
 	// anywhere else, set again once it is attached where it now goes
-	if err := d.setXmit(0, nil); err != nil {
+	if err := d.setXmit(nil); err != nil {
 		return err
 	}
 	for _, ifname := range d.opts.Interfaces {
@@ -354,9 +352,8 @@ func (d *Dataplane) open() error {
 		}
 		// runs of a program detached just now may still be in flight
 		d.quiesce()
-		return d.setXmit(on[0], on)
 	}
-	return d.setXmit(0, on)
+	return d.setXmit(on)
 }
 
 // soleAttachment says whether no interface of the namespace but ifindex
@@ -388,15 +385,13 @@ func (d *Dataplane) soleAttachment(ifindex uint32) (bool, error) {
 	return true, nil
 }
 
-// setXmit makes tx the interface whose real servers are written with
-// REAL_F_TX (0: none), and on the interfaces the program is attached to
-// (nil: none known, no REAL_F_REDIR), and writes again every real
-// server known whose flags change. The program must be attached to tx
-// alone by then (and stay so).
-func (d *Dataplane) setXmit(tx uint32, on []uint32) error {
+// setXmit makes on the interfaces the program is attached to (nil:
+// none known: no marks) and writes again every real server known whose
+// flags change (realFlags). With one interface, the program must run
+// there alone by then (and stay so).
+func (d *Dataplane) setXmit(on []uint32) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.txIfindex = tx
 	d.xmitOn = on
 	var errs []error
 	for _, s := range d.svcs {

@@ -311,11 +311,11 @@ func TestSingleInterfaceTX(t *testing.T) {
 		return out
 	}
 	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpRedirect, "redirect_dr")
-	if err := x.d.setXmit(4242, []uint32{4242}); err != nil {
+	if err := x.d.setXmit([]uint32{4242}); err != nil {
 		t.Fatal(err)
 	}
 	if got := flags(x.d); !slices.Equal(got, []uint8{realFTX, realFTX}) {
-		t.Fatalf("flags after setXmit(4242): %v, want REAL_F_TX on both", got)
+		t.Fatalf("flags after setXmit([4242]): %v, want REAL_F_TX on both", got)
 	}
 	x.expect(syn(client(1), 40000, vip4, 80).frame(), xdpTX, "tx_dr")
 	x.expect(syn(client(2), 40000, vip4, 81).frame(), xdpTX, "tx_tun")
@@ -374,23 +374,22 @@ func TestRedirectFlag(t *testing.T) {
 	x.apply(dr)
 	id := x.d.svcs[dr.Key].reals[rs1].id
 	for _, c := range []struct {
-		tx    uint32
 		on    []uint32
 		flags uint8
 		want  uint32
 		exit  string
 	}{
-		{0, nil, 0, xdpTX, "tx_dr"},
-		{0, []uint32{behindLo, 4242}, realFRedir, xdpRedirect, "redirect_dr"},
-		{0, []uint32{4242}, realFRedir, xdpRedirect, "redirect_dr"},
-		{behindLo, []uint32{behindLo}, realFTX, xdpTX, "tx_dr"},
-		{0, []uint32{behindLo}, 0, xdpTX, "tx_dr"},
+		{nil, 0, xdpTX, "tx_dr"},
+		{[]uint32{behindLo, 4242}, realFRedir, xdpRedirect, "redirect_dr"},
+		{[]uint32{4242}, realFRedir, xdpRedirect, "redirect_dr"},
+		{[]uint32{behindLo}, realFTX, xdpTX, "tx_dr"},
+		{nil, 0, xdpTX, "tx_dr"}, // cleared again
 	} {
-		if err := x.d.setXmit(c.tx, c.on); err != nil {
+		if err := x.d.setXmit(c.on); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := x.d.readReal(id); err != nil || r.Flags != c.flags {
-			t.Fatalf("setXmit(%d, %v): flags %d (%v), want %d", c.tx, c.on, r.Flags, err, c.flags)
+			t.Fatalf("setXmit(%v): flags %d (%v), want %d", c.on, r.Flags, err, c.flags)
 		}
 		x.expect(syn(client(1), 40000, vip4, 80).frame(), c.want, c.exit)
 	}

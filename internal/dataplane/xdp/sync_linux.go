@@ -819,8 +819,8 @@ func (d *Dataplane) adopt() error {
 		if r.Gen == 0 || s == nil {
 			// a server whose service went (a govs stopped between the
 			// two) may still serve connections until the walk deletes
-			// them: no REAL_F_TX left on it (open sets the flag again
-			// only on adopted servers)
+			// them: no REAL_F_* mark left on it (open sets the marks
+			// again only on adopted servers)
 			if r.Flags != 0 {
 				r.Flags = 0
 				if err := d.reals().putAll(id, &r); err != nil {
