@@ -519,9 +519,7 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
 	struct real *r = real_of(rid);
 	if (!r || r->gen == 0 || r->gen != fn->gen)
 		return -1;
-	if (rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 1, fn->vaddr, fn->vport))
-		return done(EXIT_DROP_MALFORMED, XDP_DROP);
-	if (fn->snat && rewrite(ctx, FAM_V4, fk->proto, pi->l4off, 0, fn->caddr, fn->cport))
+	if (rewrite(ctx, FAM_V4, fk->proto, pi->l4off, fn->vaddr, fn->vport, fn->snat ? fn->caddr : NULL, fn->cport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	count_out_r(r, pi->len);
 	return reply_out(ctx, fn->dmac, fn->smac, fn->ifindex, (r->flags & REAL_F_TX) ? r->ifindex : 0);

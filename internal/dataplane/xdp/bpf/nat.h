@@ -23,10 +23,13 @@ static __always_inline __u32 csum_swap(__u32 sum, __u32 from, __u32 to)
 	return csum_add32(csum_add32(sum, ~from), to);
 }
 
-/* rewrite changes one address and port of the packet (dst when dir is 0,
- * src when 1) and fixes the IPv4 header and TCP/UDP checksums. */
-static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, __u32 l4off, int src,
-				   const __u8 *naddr, __u16 nport)
+/* rewrite changes the packet's destination address and port to da:dp
+ * when da is not NULL, and its source to sa:sp when sa is not NULL, and
+ * updates the IPv4 header and TCP/UDP checksums once for both: the
+ * change of the addresses is summed once and applied to the IPv4
+ * header and, with the ports', to the TCP/UDP pseudo header. */
+static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, __u32 l4off, const __u8 *sa,
+				   __u16 sp, const __u8 *da, __u16 dp)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -42,45 +45,64 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, 
 	} else {
 		csum = l4 + 3;
 	}
-	__be32 oport = src ? l4[0] : l4[1], np = nport;
-	__be32 oaddr[4] = {}, na[4] = {};
-	__u32 alen = family == FAM_V4 ? 4 : 16;
+	__u32 asum = 0; /* change of the addresses */
 
 	if (family == FAM_V4) {
 		struct iphdr *iph = data + sizeof(struct ethhdr);
 		if ((void *)(iph + 1) > data_end)
 			return -1;
-		__be32 *a = src ? &iph->saddr : &iph->daddr;
-		oaddr[0] = *a;
-		__builtin_memcpy(na, naddr, 4);
-		*a = na[0];
-		iph->check = csum_fold(csum_swap((__u16)~iph->check, oaddr[0], na[0]));
+		__be32 o, n;
+		if (da) {
+			o = iph->daddr;
+			__builtin_memcpy(&n, da, 4);
+			iph->daddr = n;
+			asum = csum_swap(asum, o, n);
+		}
+		if (sa) {
+			o = iph->saddr;
+			__builtin_memcpy(&n, sa, 4);
+			iph->saddr = n;
+			asum = csum_swap(asum, o, n);
+		}
+		iph->check = csum_fold(csum_add32((__u16)~iph->check, asum));
 	} else {
 		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		struct in6_addr *a = src ? &ip6->saddr : &ip6->daddr;
-		__builtin_memcpy(oaddr, a, 16);
-		__builtin_memcpy(na, naddr, 16);
-		__builtin_memcpy(a, na, 16);
+		__be32 o[4], n[4];
+		if (da) {
+			__builtin_memcpy(o, &ip6->daddr, 16);
+			__builtin_memcpy(n, da, 16);
+			__builtin_memcpy(&ip6->daddr, n, 16);
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+				asum = csum_swap(asum, o[i], n[i]);
+		}
+		if (sa) {
+			__builtin_memcpy(o, &ip6->saddr, 16);
+			__builtin_memcpy(n, sa, 16);
+			__builtin_memcpy(&ip6->saddr, n, 16);
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+				asum = csum_swap(asum, o[i], n[i]);
+		}
 	}
 	/* a UDP/IPv4 checksum of 0 means none */
 	if (!(proto == IPPROTO_UDP && family == FAM_V4 && *csum == 0)) {
-		__u32 sum = (__u16)~*csum;
-#pragma unroll
-		for (int i = 0; i < 4; i++)
-			if (i < alen / 4)
-				sum = csum_swap(sum, oaddr[i], na[i]);
-		sum = csum_swap(sum, oport, np);
+		__u32 sum = csum_add32((__u16)~*csum, asum);
+		if (da)
+			sum = csum_swap(sum, l4[1], dp);
+		if (sa)
+			sum = csum_swap(sum, l4[0], sp);
 		__u16 c = csum_fold(sum);
 		if (proto == IPPROTO_UDP && c == 0)
 			c = 0xffff;
 		*csum = c;
 	}
-	if (src)
-		l4[0] = nport;
-	else
-		l4[1] = nport;
+	if (da)
+		l4[1] = dp;
+	if (sa)
+		l4[0] = sp;
 	return 0;
 }
 
@@ -261,15 +283,17 @@ static __always_inline int nat_forward(struct xdp_md *ctx, const struct real *r,
 		return done(EXIT_DROP_NO_DEST, XDP_DROP);
 	/* port 0: keep the port the client asked for (multi-port services) */
 	__u16 nport = r->port ? bpf_htons(r->port) : fk->dport;
-	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 0, r->addr, nport))
-		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	int snat = r->method == METHOD_SNAT;
+	const __u8 *sa = NULL;
+	__u16 sp = 0;
 	if (snat) {
 		if (!pi->c || !pi->c->snat)
 			return done(EXIT_DROP_NO_DEST, XDP_DROP);
-		if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 1, pi->c->laddr, pi->c->lport))
-			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+		sa = pi->c->laddr;
+		sp = pi->c->lport;
 	}
+	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, sa, sp, r->addr, nport))
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -357,13 +381,11 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 				     const struct pktinfo *pi, struct fc_nat *fn)
 {
-	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 1, nr->vaddr, nr->vport))
+	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, nr->vaddr, nr->vport, nr->snat ? nr->caddr : NULL,
+		    nr->cport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
-	if (nr->snat) {
-		if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, 0, nr->caddr, nr->cport))
-			return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	if (nr->snat)
 		__builtin_memcpy(fk->daddr, nr->caddr, 16);
-	}
 	count_out(nr->real, pi->len);
 
 	return route_reply(ctx, fk, nr->vaddr, pi, fn);
