@@ -135,3 +135,56 @@ func (d *Dataplane) warnLocalVIPs(svcs []dataplane.Service) {
 		}
 	}
 }
+
+// warnForwarding logs, once per interface and address family while it
+// stays so, that an interface the program runs on does not forward
+// although NAT or SNAT real servers of that family are configured:
+// bpf_fib_lookup then refuses to route their replies
+// (BPF_FIB_LKUP_RET_FWD_DISABLED), which go to the kernel
+// (pass_nat_reply), and a kernel that does not forward drops them. IPVS
+// NAT needs the same sysctl.
+func (d *Dataplane) warnForwarding(svcs []dataplane.Service) {
+	var need [2]bool // IPv4, IPv6
+	for _, s := range svcs {
+		for _, r := range withSorry(s) {
+			if r.Method != dataplane.NAT && r.Method != dataplane.SNAT {
+				continue
+			}
+			if r.Addr.Addr().Unmap().Is6() {
+				need[1] = true
+			} else {
+				need[0] = true
+			}
+		}
+	}
+	for fam, name := range []string{"ipv4", "ipv6"} {
+		if !need[fam] {
+			continue
+		}
+		for _, ifname := range d.opts.Interfaces {
+			key := name + "/" + ifname
+			var v []byte
+			err := inNS(d.ns, func() (err error) {
+				v, err = os.ReadFile("/proc/sys/net/" + name + "/conf/" + ifname + "/forwarding")
+				return err
+			})
+			if err != nil || strings.TrimSpace(string(v)) != "0" {
+				delete(d.warnedFwd, key)
+				continue
+			}
+			if d.warnedFwd[key] {
+				continue
+			}
+			if d.warnedFwd == nil {
+				d.warnedFwd = make(map[string]bool)
+			}
+			d.warnedFwd[key] = true
+			sysctl := "net.ipv4.ip_forward=1"
+			if fam == 1 {
+				sysctl = "net.ipv6.conf.all.forwarding=1"
+			}
+			d.log.Warn("xdp: NAT and SNAT replies are not routed by the program on an interface that does not forward; the kernel, not forwarding either, drops them",
+				"interface", ifname, "family", name, "sysctl", sysctl)
+		}
+	}
+}

@@ -155,3 +155,56 @@ func TestLocalVIPWarning(t *testing.T) {
 		t.Error("a warning although accept_local=1")
 	}
 }
+
+// TestForwardingWarning: NAT and SNAT real servers on a director whose
+// interface does not forward get a log line naming the interface, the
+// family and the sysctl; once forwarding is on, none. A DR service
+// needs no forwarding.
+func TestForwardingWarning(t *testing.T) {
+	requireBPF(t)
+	vethInEmptyNS(t, "fw0", "fw1")
+	pin := "/sys/fs/bpf/xd-fwd-warn"
+	t.Cleanup(func() { _ = RemovePinned(pin) })
+	nat4 := svc(dataplane.TCP, vip4, 80, "rr", rsv(netip.MustParseAddrPort("10.0.0.1:8080"), 1, dataplane.NAT))
+	snat6 := svc(dataplane.TCP, vip6, 80, "rr", rsv(netip.MustParseAddrPort("[fd00::1]:8080"), 1, dataplane.SNAT))
+	dr := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
+	logs := func(svcs ...dataplane.Service) string {
+		var b bytes.Buffer
+		d, err := New(Options{Interfaces: []string{"fw0"}, PinPath: pin, Logger: slog.New(slog.NewTextHandler(&b, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		for range 2 { // logged once
+			if err := d.Apply(context.Background(), svcs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b.String()
+	}
+	set := func(path, v string) {
+		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("/proc/sys/net/ipv4/conf/fw0/forwarding", "0")
+	set("/proc/sys/net/ipv6/conf/fw0/forwarding", "0")
+	const warning = "does not forward"
+	if got := logs(dr); strings.Contains(got, warning) {
+		t.Errorf("a DR service logged %q", got)
+	}
+	got := logs(nat4, snat6)
+	for _, want := range []string{"family=ipv4", "net.ipv4.ip_forward=1", "family=ipv6", "net.ipv6.conf.all.forwarding=1", "interface=fw0"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q lacks %q", got, want)
+		}
+	}
+	if n := strings.Count(got, warning); n != 2 {
+		t.Errorf("%d warnings, want one per family:\n%s", n, got)
+	}
+	set("/proc/sys/net/ipv4/conf/fw0/forwarding", "1")
+	set("/proc/sys/net/ipv6/conf/fw0/forwarding", "1")
+	if got := logs(nat4, snat6); strings.Contains(got, warning) {
+		t.Errorf("warned with forwarding on: %q", got)
+	}
+}
