@@ -58,7 +58,7 @@ func BenchmarkColdPieces(b *testing.B) {
 							asm.Mov.Imm(asm.R0, 0).WithSymbol(skip),
 						)
 					}
-					coldRuns(b, xdpProg(b, ins), frame, xdpTX, false)
+					coldRuns(b, xdpProg(b, ins), frame, xdpTX, false, nil)
 				})
 			}
 		}
@@ -74,7 +74,7 @@ func BenchmarkColdPieces(b *testing.B) {
 				ins = append(ins, asm.Add.Imm(regs[i%len(regs)], int32(i)))
 			}
 			p := xdpProg(b, ins)
-			coldRuns(b, p, frame, xdpTX, false)
+			coldRuns(b, p, frame, xdpTX, false, nil)
 			_, hot, err := p.Benchmark(frame, repeat, nil)
 			if err != nil {
 				b.Fatal(err)

@@ -333,10 +333,10 @@ func BenchmarkSyncWalk(b *testing.B) {
 const evictBytes = 2 << 20
 
 // coldRuns runs prog on frame once per iteration (repeat 1), after
-// evicting the caches (evictBytes written) when evicted, and reports the
-// median of the kernel's per-run times (ns/pkt) and the mean of their
-// middle 80 % (tmean-ns/pkt).
-func coldRuns(b *testing.B, prog *ebpf.Program, frame []byte, want uint32, evicted bool) {
+// evicting the caches (evictBytes written) when evicted and calling
+// before when not nil, and reports the median of the kernel's per-run
+// times (ns/pkt) and the mean of their middle 80 % (tmean-ns/pkt).
+func coldRuns(b *testing.B, prog *ebpf.Program, frame []byte, want uint32, evicted bool, before func()) {
 	var evict []byte
 	if evicted {
 		evict = make([]byte, evictBytes)
@@ -345,6 +345,9 @@ func coldRuns(b *testing.B, prog *ebpf.Program, frame []byte, want uint32, evict
 	for b.Loop() {
 		for i := 0; i < len(evict); i += 64 {
 			evict[i]++
+		}
+		if before != nil {
+			before()
 		}
 		r, d, err := prog.Benchmark(frame, 1, nil)
 		if err != nil || r != want {
@@ -375,15 +378,59 @@ func BenchmarkCold(b *testing.B) {
 	}{{"evicted", true}, {"syscall", false}} {
 		b.Run(mode.name, func(b *testing.B) {
 			b.Run("bounce", func(b *testing.B) {
-				coldRuns(b, bounceProg(b), syn(client(1), 40000, vip4, 80).frame(), xdpTX, mode.evicted)
+				coldRuns(b, bounceProg(b), syn(client(1), 40000, vip4, 80).frame(), xdpTX, mode.evicted, nil)
 			})
 			for _, c := range coldCases {
 				b.Run(c.name, func(b *testing.B) {
 					x, frame := establishedFrame(b, c.method, false)
 					r, _ := x.run(frame) // the flow cache holds the flow from here on
-					coldRuns(b, x.d.objs.GovsLb, frame, r, mode.evicted)
+					coldRuns(b, x.d.objs.GovsLb, frame, r, mode.evicted, nil)
 				})
 			}
 		})
+	}
+}
+
+// BenchmarkNATReply: a NAT reply (TCP, 64 bytes of payload) sent from
+// its flow cache copy ("copy") against the table path ("table": nat_tbl
+// and the route lookup, both caches emptied before every run), IPv4 and
+// IPv6, one run per system call as in BenchmarkCold's syscall mode (the
+// caches warm, the TLB emptied). Run (root):
+//
+//	go test -c -o /tmp/xdp.test ./internal/dataplane/xdp
+//	/tmp/xdp.test -test.run '^$' -test.bench NATReply -test.benchtime 3000x
+func BenchmarkNATReply(b *testing.B) {
+	for _, v6 := range []bool{false, true} {
+		for _, copied := range []bool{true, false} {
+			name := "ipv4"
+			if v6 {
+				name = "ipv6"
+			}
+			if copied {
+				name += "/copy"
+			} else {
+				name += "/table"
+			}
+			b.Run(name, func(b *testing.B) {
+				x := newTDPFor(b, Options{})
+				inRoutedNS(b)
+				cl, vip, real := netip.AddrPortFrom(client(1), 40000), netip.AddrPortFrom(vip4, 80), netip.MustParseAddrPort("10.0.0.1:8080")
+				if v6 {
+					cl, vip, real = netip.AddrPortFrom(client6(1), 40000), netip.AddrPortFrom(vip6, 80), netip.MustParseAddrPort("[fd00::1]:8080")
+				}
+				x.apply(svc(dataplane.TCP, vip.Addr(), vip.Port(), "rr", rsv(real, 1, dataplane.NAT)))
+				x.expect(pkt{src: cl, dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, "tx_nat")
+				reply := pkt{src: real, dst: cl, proto: 6, flags: tcpACK, payload: make([]byte, 64)}.frame()
+				x.expect(reply, xdpRedirect, "redirect_nat_reply") // copied from here on
+				var drop func()
+				if !copied {
+					drop = func() {
+						zeroArray[lbFcEntry](b, x.d.objs.FlowCache)
+						zeroArray[lbFcEntry6](b, x.d.objs.FlowCache6)
+					}
+				}
+				coldRuns(b, x.d.objs.GovsLb, reply, xdpRedirect, false, drop)
+			})
+		}
 	}
 }

@@ -13,9 +13,12 @@ import (
 	"github.com/govs/govs/internal/dataplane"
 )
 
-// TestEndToEndIPv6: DR and IP6IP6 tunnelling over IPv6 in namespaces
-// (prefix xd6): client, director and two real servers on one bridge, the
-// VIPs on the real servers' lo, the decapsulation program on their eth0.
+// TestEndToEndIPv6: DR, IP6IP6 tunnelling and source NAT over IPv6 in
+// namespaces (prefix xd6): client, director and two real servers on one
+// bridge, the DR and TUN VIPs on the real servers' lo, the decapsulation
+// program on their eth0. The SNAT service's real servers answer the
+// director's own address (the default pool), and the director sends
+// the replies on from its IPv6 flow cache after each connection's first.
 func TestEndToEndIPv6(t *testing.T) {
 	requireRoot(t)
 	l := &lab{t: t, prefix: "xd6"}
@@ -24,6 +27,7 @@ func TestEndToEndIPv6(t *testing.T) {
 		dirAddr = "fd77::2"
 		vipDR   = "fd77:1::100"
 		vipTUN  = "fd77:1::101"
+		vipSNAT = "fd77:1::102"
 	)
 	addNS := func(ns string) {
 		l.addNS(ns)
@@ -52,6 +56,7 @@ func TestEndToEndIPv6(t *testing.T) {
 		addNS(ns)
 		addr := fmt.Sprintf("fd77::%d", 10+i)
 		plug(ns, addr)
+		l.in(ns, "ethtool", "-K", "eth0", "tx", "off") // SNAT replies cross XDP (netns-testbed.md)
 		reals = append(reals, netip.MustParseAddr(addr))
 		l.in(ns, "ip", "-6", "addr", "add", vipDR+"/128", "dev", "lo")
 		l.in(ns, "ip", "-6", "addr", "add", vipTUN+"/128", "dev", "lo")
@@ -76,7 +81,13 @@ func TestEndToEndIPv6(t *testing.T) {
 	for i, a := range reals {
 		l.in("dir", "ping", "-6", "-c", "1", "-W", "3", a.String())
 		l.in(fmt.Sprintf("rs%d", i+1), "ping", "-6", "-c", "1", "-W", "3", "fd77::10")
+		l.in(fmt.Sprintf("rs%d", i+1), "ping", "-6", "-c", "1", "-W", "3", dirAddr)
 	}
+	// the SNAT replies' route to the client: bpf_fib_lookup needs
+	// forwarding on the interface, as IPVS NAT does, and the client's
+	// neighbour entry
+	l.in("dir", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	l.in("dir", "ping", "-6", "-c", "1", "-W", "3", "fd77::10")
 	var d *Dataplane
 	l.inNS("dir", func() {
 		var err error
@@ -93,11 +104,11 @@ func TestEndToEndIPv6(t *testing.T) {
 		}
 		return s
 	}
-	if err := d.Apply(context.Background(), []dataplane.Service{mk(vipDR, dataplane.DR), mk(vipTUN, dataplane.TUN)}); err != nil {
+	if err := d.Apply(context.Background(), []dataplane.Service{mk(vipDR, dataplane.DR), mk(vipTUN, dataplane.TUN), mk(vipSNAT, dataplane.SNAT)}); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: l.dialerFor("cl"), DisableKeepAlives: true}}
-	for _, vip := range []string{vipDR, vipTUN} {
+	for _, vip := range []string{vipDR, vipTUN, vipSNAT} {
 		seen := map[string]int{}
 		for i := range 10 {
 			body, err := get(c, "http://["+vip+"]/")
@@ -110,5 +121,22 @@ func TestEndToEndIPv6(t *testing.T) {
 		if seen["rs1"] != 5 || seen["rs2"] != 5 {
 			t.Errorf("%s: answers %v, want 5 each", vip, seen)
 		}
+	}
+	copies := 0
+	var e lbFcEntry6
+	for k := range d.objs.FlowCache6.MaxEntries() {
+		if err := d.objs.FlowCache6.Lookup(k, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Key.Family != 0 && e.C.State == 0xff { // FC_NAT_REPLY
+			copies++
+		}
+	}
+	ex, _ := d.Exits()
+	if copies == 0 {
+		t.Errorf("no SNAT reply copied into flow_cache6; exits %v", nonZero(ex))
+	}
+	if ex["tx_nat_reply"]+ex["redirect_nat_reply"] == 0 {
+		t.Errorf("no SNAT reply sent by the program; exits %v", nonZero(ex))
 	}
 }

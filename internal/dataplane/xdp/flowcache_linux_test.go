@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/govs/govs/internal/dataplane"
 )
@@ -58,6 +59,22 @@ func fcSet(src, dst netip.AddrPort, proto uint8) uint32 {
 	w0, w1 := binary.LittleEndian.Uint64(k[:8]), binary.LittleEndian.Uint64(k[8:])
 	h := w0*0x9e3779b97f4a7c15 ^ w1*0xc2b2ae3d27d4eb4f
 	return uint32(h >> (64 - fcSetsLog2))
+}
+
+// cached6 lists the IPv6 flow cache's filled entries, every CPU's.
+func (x *tdp) cached6() []lbFcEntry6 {
+	x.t.Helper()
+	var out []lbFcEntry6
+	var v lbFcEntry6
+	for k := range x.d.objs.FlowCache6.MaxEntries() {
+		if err := x.d.objs.FlowCache6.Lookup(k, &v); err != nil {
+			x.t.Fatal(err)
+		}
+		if v.Key.Family != 0 {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // cached lists the filled slots of CPU 0's part of the flow cache (the
@@ -275,11 +292,12 @@ func (x *tdp) deleteConns() { deleteAll[lbFlowKey4, lbConn](x.t, x.d.objs.Conn4T
 // namespace where a reply's route lookup succeeds: forwarding on, a veth
 // holding 198.51.100.0/24, and client(1)'s neighbour entry permanent.
 // It returns the veth's MAC and the client's.
-func inRoutedNS(t *testing.T) (ifMAC, clientMAC [6]byte) {
+func inRoutedNS(t testing.TB) (ifMAC, clientMAC [6]byte) {
 	t.Helper()
 	inEmptyNS(t)
-	for _, f := range []string{"all", "lo"} {
-		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+f+"/forwarding", []byte("1"), 0o644); err != nil {
+	for _, f := range []string{"/proc/sys/net/ipv4/conf/all/forwarding", "/proc/sys/net/ipv4/conf/lo/forwarding",
+		"/proc/sys/net/ipv6/conf/all/forwarding", "/proc/sys/net/ipv6/conf/lo/forwarding"} {
+		if err := os.WriteFile(f, []byte("1"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -308,10 +326,17 @@ func inRoutedNS(t *testing.T) (ifMAC, clientMAC [6]byte) {
 	if err := netlink.AddrAdd(l, addr); err != nil {
 		t.Fatal(err)
 	}
-	clientMAC = [6]byte{0x02, 0xc1, 0, 0, 0, 1}
-	if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, State: netlink.NUD_PERMANENT,
-		IP: client(1).AsSlice(), HardwareAddr: clientMAC[:]}); err != nil {
+	addr6, _ := netlink.ParseAddr("2001:db8:c00::fe/64")
+	addr6.Flags = unix.IFA_F_NODAD
+	if err := netlink.AddrAdd(l, addr6); err != nil {
 		t.Fatal(err)
+	}
+	clientMAC = [6]byte{0x02, 0xc1, 0, 0, 0, 1}
+	for _, c := range []netip.Addr{client(1), client6(1)} {
+		if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, State: netlink.NUD_PERMANENT,
+			IP: c.AsSlice(), HardwareAddr: clientMAC[:]}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return [6]byte(l.Attrs().HardwareAddr), clientMAC
 }
@@ -329,22 +354,33 @@ func (x *tdp) deleteNAT() { deleteAll[lbFlowKey, lbNatRev](x.t, x.d.objs.NatTbl)
 // window.)
 func TestFlowCacheNATReplies(t *testing.T) {
 	pool := &dataplane.SourcePool{Name: "p", Addresses: ips("10.9.0.1"), PortMin: 20000, PortMax: 20099}
+	pool6 := &dataplane.SourcePool{Name: "p6", Addresses: ips("fd00:9::1"), PortMin: 20000, PortMax: 20099}
 	real4 := netip.MustParseAddrPort("10.0.0.1:8080")
+	real6 := netip.MustParseAddrPort("[fd00::1]:8080")
 	for _, c := range []struct {
 		name string
 		svc  dataplane.Service
 	}{
 		{"nat", svc(dataplane.TCP, vip4, 80, "rr", rsv(real4, 1, dataplane.NAT))},
 		{"snat", snatSvc(dataplane.TCP, vip4, 80, pool, real4)},
+		{"nat-ipv6", svc(dataplane.TCP, vip6, 80, "rr", rsv(real6, 1, dataplane.NAT))},
+		{"snat-ipv6", snatSvc(dataplane.TCP, vip6, 80, pool6, real6)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			x := newTDP(t, Options{})
 			ifMAC, clientMAC := inRoutedNS(t)
 			x.apply(c.svc)
+			v6 := strings.HasSuffix(c.name, "ipv6")
 			cl := netip.AddrPortFrom(client(1), 40000)
 			vip := netip.AddrPortFrom(vip4, 80)
+			hl := 20 + 20 // IP and TCP headers
+			if v6 {
+				cl = netip.AddrPortFrom(client6(1), 40000)
+				vip = netip.AddrPortFrom(vip6, 80)
+				hl = 40 + 20
+			}
 			want := "tx_nat"
-			if c.name == "snat" {
+			if strings.HasPrefix(c.name, "snat") {
 				want = "tx_snat"
 			}
 			fwd := x.expect(pkt{src: cl, dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
@@ -358,11 +394,16 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			if src != vip || dst != cl || dstMAC(first) != clientMAC || [6]byte(first[6:12]) != ifMAC {
 				t.Fatalf("reply %s -> %s, MACs %x <- %x; want %s -> %s, %x <- %x", src, dst, first[0:6], first[6:12], vip, cl, clientMAC, ifMAC)
 			}
-			if !ipv4HeaderOK(first[14:]) || !l4OK(first[14:]) {
+			if !v6 && !ipv4HeaderOK(first[14:]) || !l4OK(first[14:]) {
 				t.Fatal("reply checksums wrong")
 			}
 			var copies int
 			for _, e := range x.cached() {
+				if e.C.State == 0xff {
+					copies++
+				}
+			}
+			for _, e := range x.cached6() {
 				if e.C.State == 0xff {
 					copies++
 				}
@@ -391,13 +432,13 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			})
 			// longer, up to the 1500 bytes the route was looked up
 			// for: served
-			x.expect(reply(strings.Repeat("a", 1500-40)), xdpRedirect, "redirect_nat_reply")
+			x.expect(reply(strings.Repeat("a", 1500-hl)), xdpRedirect, "redirect_nat_reply")
 			// longer than that: the table path, which no longer
 			// knows the binding, leaves it to the kernel
-			x.expect(reply(strings.Repeat("a", 1500-40+1)), xdpPass, "pass_no_service")
+			x.expect(reply(strings.Repeat("a", 1500-hl+1)), xdpPass, "pass_no_service")
 
 			// a fresh binding, copied, then its real server removed
-			fwd = x.expect(pkt{src: netip.AddrPortFrom(client(1), 40001), dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
+			fwd = x.expect(pkt{src: netip.AddrPortFrom(cl.Addr(), 40001), dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
 			from, to = fwdAddrs(fwd)
 			x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
 			x.deleteNAT()
@@ -416,12 +457,12 @@ func TestFlowCacheNATReplies(t *testing.T) {
 				t.Fatal(err)
 			}
 			x.apply(c.svc)
-			fwd = x.expect(pkt{src: netip.AddrPortFrom(client(1), 40002), dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
+			fwd = x.expect(pkt{src: netip.AddrPortFrom(cl.Addr(), 40002), dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
 			from, to = fwdAddrs(fwd)
 			x.expect(reply("abcd"), xdpRedirect, "redirect_nat_reply")
 			x.deleteNAT()
-			x.expect(reply(strings.Repeat("a", 1400-40)), xdpRedirect, "redirect_nat_reply")
-			x.expect(reply(strings.Repeat("a", 1400-40+1)), xdpPass, "pass_no_service")
+			x.expect(reply(strings.Repeat("a", 1400-hl)), xdpRedirect, "redirect_nat_reply")
+			x.expect(reply(strings.Repeat("a", 1400-hl+1)), xdpPass, "pass_no_service")
 
 			// past its window (FC_WINDOW_NS, 1 s) the copy serves no more
 			time.Sleep(1100 * time.Millisecond)

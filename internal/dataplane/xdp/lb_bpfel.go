@@ -123,8 +123,8 @@ type lbFcEntry struct {
 type lbFcEntry6 struct {
 	_     structs.HostLayout
 	Key   lbFlowKey
-	C     lbConn
 	Until uint64
+	C     lbConn
 	Pad   [40]uint8
 }
 

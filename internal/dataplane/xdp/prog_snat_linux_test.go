@@ -20,7 +20,7 @@ import (
 // inEmptyNS moves the (locked) test thread to a new empty network
 // namespace, so that replies find no route and go to the kernel
 // (pass_nat_reply), and back at cleanup.
-func inEmptyNS(t *testing.T) {
+func inEmptyNS(t testing.TB) {
 	t.Helper()
 	// the namespace is the thread's: keep the test on it (exec'd
 	// commands and netlink calls run where the goroutine runs)

@@ -435,7 +435,7 @@ static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, co
 }
 
 /* The IPv6 flow cache: the same for conn_tbl's connections under the
- * 40-byte flow_key (no NAT replies). */
+ * 40-byte flow_key, and NAT replies (fc_nat6). */
 /* key6_words gives flow_key's five words (key4_words). */
 static __always_inline void key6_words(const struct flow_key *fk, __u64 w[5])
 {
@@ -470,7 +470,11 @@ static __always_inline int fc6_hit(const struct fc_entry6 *fe, const __u64 *k, _
 	if (!fe || !fc6_same(fe, k) || j >= fe->until)
 		return 0;
 	__u8 st = fe->c.state;
-	return is_tcp ? st == ST_ESTABLISHED && !(tcpflags & 0x07) : st == ST_UDP;
+	if (st == FC_NAT_REPLY)
+		return FC_HIT_REPLY;
+	if (is_tcp ? st != ST_ESTABLISHED || (tcpflags & 0x07) : st != ST_UDP)
+		return 0;
+	return FC_HIT_CONN;
 }
 
 static __always_inline struct fc_entry6 *fc6_way(struct fc_entry6 *w0, struct fc_entry6 *w1, const __u64 *k)
@@ -506,55 +510,95 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
 	}
 }
 
-/* fc_reply sends a NAT reply from its copy fn in the flow cache, as
+/* fc_reply_from sends a NAT reply from its copy in the flow cache (the
+ * fields of an fc_nat or fc_nat6; caddr NULL unless it is SNAT's), as
  * nat_reply and route_reply would; -1 when the copy cannot serve it (a
  * longer packet than its route was looked up for, or its real server
  * slot was reused): the table path then takes it. */
+static __always_inline int fc_reply_from(struct xdp_md *ctx, const struct flow_key *fk, const struct pktinfo *pi,
+					 __u32 rid, __u32 gen, __u16 max_len, const __u8 *vaddr, __u16 vport,
+					 const __u8 *caddr, __u16 cport, const __u8 *dmac, const __u8 *smac,
+					 __u32 ifindex)
+{
+	if (pi->len > max_len)
+		return -1;
+	struct real *r = real_of(rid);
+	if (!r || r->gen == 0 || r->gen != gen)
+		return -1;
+	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, vaddr, vport, caddr, cport))
+		return done(EXIT_DROP_MALFORMED, XDP_DROP);
+	count_out_r(r, pi->len);
+	return reply_out(ctx, dmac, smac, ifindex, (r->flags & REAL_F_TX) ? r->ifindex : 0);
+}
+
 static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct fc_nat *fn,
 				    const struct pktinfo *pi)
 {
-	if (pi->len > fn->max_len)
-		return -1;
-	__u32 rid = fn->real;
-	struct real *r = real_of(rid);
-	if (!r || r->gen == 0 || r->gen != fn->gen)
-		return -1;
-	if (rewrite(ctx, FAM_V4, fk->proto, pi->l4off, fn->vaddr, fn->vport, fn->snat ? fn->caddr : NULL, fn->cport))
-		return done(EXIT_DROP_MALFORMED, XDP_DROP);
-	count_out_r(r, pi->len);
-	return reply_out(ctx, fn->dmac, fn->smac, fn->ifindex, (r->flags & REAL_F_TX) ? r->ifindex : 0);
+	return fc_reply_from(ctx, fk, pi, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
+			     fn->snat ? fn->caddr : NULL, fn->cport, fn->dmac, fn->smac, fn->ifindex);
+}
+
+static __always_inline int fc6_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct fc_nat6 *fn,
+				     const struct pktinfo *pi)
+{
+	return fc_reply_from(ctx, fk, pi, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
+			     fn->snat ? fn->caddr : NULL, fn->cport, fn->dmac, fn->smac, fn->ifindex);
 }
 
 /* nat_reply_fill is nat_reply for a reply found in nat_tbl, which also
  * copies the translation and, once the route is known, its result into
- * the flow cache (IPv4: w0 set). The copy serves for FC_WINDOW_NS (a
- * quarter of the UDP or TCP CLOSE timeout when that is shorter): a
- * route or neighbour change, or nat_tbl's entry replaced (an SNAT
- * binding taken over once its connection expired or left the table, a
- * NAT entry overwritten by the same client address and port reaching
- * the same real server through another virtual service), reaches the
- * flow's replies up to that much later. */
+ * the flow cache (IPv4: the set of w0 and w1, key words k; IPv6: set
+ * set6 of flow_cache6). The copy serves for FC_WINDOW_NS (a quarter of
+ * the UDP or TCP CLOSE timeout when that is shorter): a route or
+ * neighbour change, or nat_tbl's entry replaced (an SNAT binding taken
+ * over once its connection expired or left the table, a NAT entry
+ * overwritten by the same client address and port reaching the same
+ * real server through another virtual service), reaches the flow's
+ * replies up to that much later. */
 static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
-					  const __u64 *k, const struct config *gc, __u64 j)
+					  const __u64 *k, __u32 set6, const struct config *gc, __u64 j)
 {
-	struct fc_nat fn = {};
-	int rc = nat_reply(ctx, fk, nr, pi, w0 ? &fn : NULL);
-	struct fc_entry *fe;
-	if (!fn.max_len || !(fe = fc_way(w0, w1, k)))
-		return rc; /* not routed (or IPv6): nothing to copy */
-	fn.state = FC_NAT_REPLY;
-	fn.real = nr->real;
-	fn.gen = nr->gen;
-	fn.snat = nr->snat;
-	fn.vport = nr->vport;
-	fn.cport = nr->cport;
-	__builtin_memcpy(fn.vaddr, nr->vaddr, 4);
-	__builtin_memcpy(fn.caddr, nr->caddr, 4);
+	struct hop h = {};
+	__u64 k6[5];
+	if (pi->fam == FAM_V6)
+		key6_words(fk, k6); /* before nat_reply sets an SNAT reply's destination */
+	int rc = nat_reply(ctx, fk, nr, pi, pi->fam == FAM_V6 || w0 ? &h : NULL);
+	if (!h.max_len)
+		return rc; /* not routed: nothing to copy */
+	__u64 timeout = timeout_of(gc, fk->proto == IPPROTO_UDP ? ST_UDP : ST_CLOSE);
+	if (pi->fam == FAM_V4) {
+		struct fc_entry *fe = fc_way(w0, w1, k);
+		if (!fe)
+			return rc;
+		struct fc_nat fn = {.state = FC_NAT_REPLY, .real = nr->real, .gen = nr->gen, .snat = nr->snat,
+				    .vport = nr->vport, .cport = nr->cport, .ifindex = h.ifindex, .max_len = h.max_len};
+		__builtin_memcpy(fn.dmac, h.dmac, 6);
+		__builtin_memcpy(fn.smac, h.smac, 6);
+		__builtin_memcpy(fn.vaddr, nr->vaddr, 4);
+		__builtin_memcpy(fn.caddr, nr->caddr, 4);
+		fc_begin(&fe->until);
+		__builtin_memcpy(&fe->key, k, sizeof(fe->key));
+		__builtin_memcpy(&fe->c, &fn, sizeof(fn));
+		fc_end(&fe->until, gc, j, timeout);
+		return rc;
+	}
+	struct fc_entry6 *w60 = bpf_map_lookup_elem(&flow_cache6, &set6);
+	set6++;
+	struct fc_entry6 *w61 = bpf_map_lookup_elem(&flow_cache6, &set6);
+	struct fc_entry6 *fe = fc6_way(w60, w61, k6);
+	if (!fe)
+		return rc;
+	struct fc_nat6 fn = {.state = FC_NAT_REPLY, .real = nr->real, .gen = nr->gen, .snat = nr->snat,
+			     .vport = nr->vport, .cport = nr->cport, .ifindex = h.ifindex, .max_len = h.max_len};
+	__builtin_memcpy(fn.dmac, h.dmac, 6);
+	__builtin_memcpy(fn.smac, h.smac, 6);
+	__builtin_memcpy(fn.vaddr, nr->vaddr, 16);
+	__builtin_memcpy(fn.caddr, nr->caddr, 16);
 	fc_begin(&fe->until);
-	__builtin_memcpy(&fe->key, k, sizeof(fe->key));
+	__builtin_memcpy(&fe->key, k6, sizeof(k6));
 	__builtin_memcpy(&fe->c, &fn, sizeof(fn));
-	fc_end(&fe->until, gc, j, timeout_of(gc, fk->proto == IPPROTO_UDP ? ST_UDP : ST_CLOSE));
+	fc_end(&fe->until, gc, j, timeout);
 	return rc;
 }
 
@@ -564,7 +608,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
  * for SNAT) with now, as IPVS refreshes a connection on packets of
  * either direction. Not on the copies fc_reply serves: a flow's
  * replies take this path once per window (FC_WINDOW_NS, at most a
- * quarter of the UDP timeout) on each CPU, and IPv6 ones always. TCP
+ * quarter of the UDP timeout) on each CPU. TCP
  * clients acknowledge what they receive, which refreshes theirs. A
  * connection already expired, or since made to another real server,
  * is left alone. */
@@ -656,7 +700,12 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			fe = bpf_map_lookup_elem(&flow_cache6, &i);
 			hit = fc6_hit(fe, k6, j, is_tcp, tcpflags);
 		}
-		if (hit && fe) {
+		if (hit == FC_HIT_REPLY && fe) {
+			int rc = fc6_reply(ctx, fk, (const struct fc_nat6 *)&fe->c, pi);
+			if (rc >= 0)
+				return rc;
+		}
+		if (hit == FC_HIT_CONN && fe) {
 			r = conn_real(&fe->c);
 			if (r) {
 				count_r(r, 0, pi->len);
@@ -690,7 +739,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen) {
 				if (fk->proto == IPPROTO_UDP)
 					reply_refresh(fam, fk, nr, gc, now);
-				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, gc, j);
+				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, set6, gc, j);
 			}
 		}
 		if (reply_first)

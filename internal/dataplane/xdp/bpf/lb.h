@@ -239,12 +239,13 @@ struct fc_entry {
 };
 _Static_assert(sizeof(struct fc_entry) == 64, "fc_entry is one cache line");
 
-/* An IPv6 flow cache entry (lb.c): a connection as conn_tbl held it.
- * 128 bytes: in the page-aligned map, two cache lines. */
+/* An IPv6 flow cache entry (lb.c): a connection as conn_tbl held it, or
+ * a NAT reply (struct fc_nat6 in place of c, running into pad). 128
+ * bytes: in the page-aligned map, two cache lines. */
 struct fc_entry6 {
 	struct flow_key key;
-	struct conn c;
 	__u64 until; /* jiffies before which the entry serves (fc6_fill) */
+	struct conn c;
 	__u8 pad[40];
 };
 _Static_assert(sizeof(struct fc_entry6) == 128, "fc_entry6 is two cache lines");
@@ -273,6 +274,36 @@ struct fc_nat {
 _Static_assert(sizeof(struct fc_nat) == sizeof(struct conn), "fc_nat stands in for struct conn");
 _Static_assert(__builtin_offsetof(struct fc_nat, state) == __builtin_offsetof(struct conn, state),
 	       "fc_nat's state is conn's");
+
+/* An IPv6 NAT or SNAT reply in an fc_entry6, in place of its struct
+ * conn (fc_nat with IPv6 addresses). */
+struct fc_nat6 {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;  /* egress */
+	__u32 real;
+	__u8 state;     /* FC_NAT_REPLY */
+	__u8 snat;      /* 1: the destination is rewritten to caddr:cport too */
+	__u16 vport;    /* network order */
+	__u32 gen;      /* real's generation when filled */
+	__u16 cport;    /* network order */
+	__u16 max_len;  /* IP length */
+	__u8 vaddr[16]; /* the new source */
+	__u8 caddr[16];
+};
+_Static_assert(__builtin_offsetof(struct fc_nat6, state) == __builtin_offsetof(struct conn, state),
+	       "fc_nat6's state is conn's");
+_Static_assert(__builtin_offsetof(struct fc_entry6, c) + sizeof(struct fc_nat6) <= sizeof(struct fc_entry6),
+	       "fc_nat6 fits in an fc_entry6 from its conn on");
+
+/* The route of a NAT reply (route_reply), for a flow cache copy: next
+ * hop, interface, and the IP length it was looked up for. */
+struct hop {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;
+	__u16 max_len;
+};
 
 /* The flow cache is 2-way set-associative: 2^FC_SETS_LOG2 sets of
  * FC_WAYS entries per CPU, a set in two adjacent cache lines. 32 KiB

@@ -347,18 +347,18 @@ static __always_inline int fib_reply(struct xdp_md *ctx, const struct flow_key *
 }
 
 /* route_reply sends a rewritten reply (source src) toward fk->daddr
- * with bpf_fib_lookup, or leaves it to the kernel's routing. With fn,
- * the route also goes into that flow cache copy, looked up for
+ * with bpf_fib_lookup, or leaves it to the kernel's routing. With h,
+ * the route also goes there, for a flow cache copy, looked up for
  * FC_ROUTE_LEN bytes when the packet is shorter (the lookup reports no
  * MTU on success), or for the path's MTU when that is smaller: the
  * flow's later packets up to that length are sent from the copy. */
 #define FC_ROUTE_LEN 1500
 static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key *fk, const __u8 *src,
-				       const struct pktinfo *pi, struct fc_nat *fn)
+				       const struct pktinfo *pi, struct hop *h)
 {
 	struct bpf_fib_lookup p;
 	__u32 len = pi->len;
-	if (fn && len < FC_ROUTE_LEN)
+	if (h && len < FC_ROUTE_LEN)
 		len = FC_ROUTE_LEN;
 	int rc = fib_reply(ctx, fk, src, pi->fam, len, &p);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && len != pi->len && p.mtu_result >= pi->len) {
@@ -367,11 +367,11 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return done(EXIT_PASS_NAT_REPLY, XDP_PASS);
-	if (fn) {
-		__builtin_memcpy(fn->dmac, p.dmac, 6);
-		__builtin_memcpy(fn->smac, p.smac, 6);
-		fn->ifindex = p.ifindex;
-		fn->max_len = len;
+	if (h) {
+		__builtin_memcpy(h->dmac, p.dmac, 6);
+		__builtin_memcpy(h->smac, p.smac, 6);
+		h->ifindex = p.ifindex;
+		h->max_len = len;
 	}
 	return reply_out(ctx, p.dmac, p.smac, p.ifindex, 0);
 }
@@ -379,7 +379,7 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 /* nat_reply turns a real server's reply back into one from VIP:port and
  * routes it to the client (bpf_fib_lookup; the kernel when that fails). */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
-				     const struct pktinfo *pi, struct fc_nat *fn)
+				     const struct pktinfo *pi, struct hop *h)
 {
 	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, nr->vaddr, nr->vport, nr->snat ? nr->caddr : NULL,
 		    nr->cport))
@@ -388,7 +388,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, co
 		__builtin_memcpy(fk->daddr, nr->caddr, 16);
 	count_out(nr->real, pi->len);
 
-	return route_reply(ctx, fk, nr->vaddr, pi, fn);
+	return route_reply(ctx, fk, nr->vaddr, pi, h);
 }
 
 #endif
