@@ -139,10 +139,10 @@ func (d *Dataplane) warnLocalVIPs(svcs []dataplane.Service) {
 // warnForwarding logs, once per interface and address family while it
 // stays so, that an interface the program runs on does not forward
 // although NAT or SNAT real servers of that family are configured:
-// bpf_fib_lookup then refuses to route their replies
-// (BPF_FIB_LKUP_RET_FWD_DISABLED), which go to the kernel
-// (pass_nat_reply), and a kernel that does not forward drops them. IPVS
-// NAT needs the same sysctl.
+// bpf_fib_lookup refuses to route for it (BPF_FIB_LKUP_RET_FWD_DISABLED),
+// so every reply goes to the kernel (pass_nat_reply), the slow path,
+// which drops it unless it forwards (IPv4 checks the interface too; IPv6
+// only net.ipv6.conf.all.forwarding). IPVS NAT needs the same sysctl.
 func (d *Dataplane) warnForwarding(svcs []dataplane.Service) {
 	var need [2]bool // IPv4, IPv6
 	for _, s := range svcs {
@@ -158,11 +158,12 @@ func (d *Dataplane) warnForwarding(svcs []dataplane.Service) {
 		}
 	}
 	for fam, name := range []string{"ipv4", "ipv6"} {
-		if !need[fam] {
-			continue
-		}
 		for _, ifname := range d.opts.Interfaces {
 			key := name + "/" + ifname
+			if !need[fam] {
+				delete(d.warnedFwd, key) // warned again when needed again
+				continue
+			}
 			var v []byte
 			err := inNS(d.ns, func() (err error) {
 				v, err = os.ReadFile("/proc/sys/net/" + name + "/conf/" + ifname + "/forwarding")
@@ -179,12 +180,8 @@ func (d *Dataplane) warnForwarding(svcs []dataplane.Service) {
 				d.warnedFwd = make(map[string]bool)
 			}
 			d.warnedFwd[key] = true
-			sysctl := "net.ipv4.ip_forward=1"
-			if fam == 1 {
-				sysctl = "net.ipv6.conf.all.forwarding=1"
-			}
-			d.log.Warn("xdp: NAT and SNAT replies are not routed by the program on an interface that does not forward; the kernel, not forwarding either, drops them",
-				"interface", ifname, "family", name, "sysctl", sysctl)
+			d.log.Warn("xdp: the interface does not forward, so the program cannot route NAT and SNAT replies: they go to the kernel, slower, and are dropped there unless the kernel forwards them",
+				"interface", ifname, "family", name, "sysctl", "net."+name+".conf."+ifname+".forwarding=1")
 		}
 	}
 }

@@ -158,8 +158,9 @@ func TestLocalVIPWarning(t *testing.T) {
 
 // TestForwardingWarning: NAT and SNAT real servers on a director whose
 // interface does not forward get a log line naming the interface, the
-// family and the sysctl; once forwarding is on, none. A DR service
-// needs no forwarding.
+// family and the sysctl, once while that lasts: again after forwarding
+// was turned on and off, and after the family's NAT servers left and
+// came back. A DR service needs no forwarding.
 func TestForwardingWarning(t *testing.T) {
 	requireBPF(t)
 	vethInEmptyNS(t, "fw0", "fw1")
@@ -168,33 +169,43 @@ func TestForwardingWarning(t *testing.T) {
 	nat4 := svc(dataplane.TCP, vip4, 80, "rr", rsv(netip.MustParseAddrPort("10.0.0.1:8080"), 1, dataplane.NAT))
 	snat6 := svc(dataplane.TCP, vip6, 80, "rr", rsv(netip.MustParseAddrPort("[fd00::1]:8080"), 1, dataplane.SNAT))
 	dr := svc(dataplane.TCP, vip4, 80, "rr", rsv(rs1, 1, dataplane.DR))
-	logs := func(svcs ...dataplane.Service) string {
-		var b bytes.Buffer
-		d, err := New(Options{Interfaces: []string{"fw0"}, PinPath: pin, Logger: slog.New(slog.NewTextHandler(&b, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		for range 2 { // logged once
-			if err := d.Apply(context.Background(), svcs); err != nil {
+	set := func(v string) {
+		for _, f := range []string{"/proc/sys/net/ipv4/conf/fw0/forwarding", "/proc/sys/net/ipv6/conf/fw0/forwarding"} {
+			if err := os.WriteFile(f, []byte(v), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return b.String()
 	}
-	set := func(path, v string) {
-		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+	set("0")
+	var b syncBuffer
+	d, err := New(Options{Interfaces: []string{"fw0"}, PinPath: pin, Logger: slog.New(slog.NewTextHandler(&b, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const warning = "does not forward"
+	seen := 0
+	// warned applies svcs and returns the warnings logged by it
+	warned := func(svcs ...dataplane.Service) string {
+		t.Helper()
+		if err := d.Apply(context.Background(), svcs); err != nil {
 			t.Fatal(err)
 		}
+		var out []string
+		for l := range strings.Lines(b.String()) {
+			if strings.Contains(l, warning) {
+				out = append(out, l)
+			}
+		}
+		got := strings.Join(out[seen:], "")
+		seen = len(out)
+		return got
 	}
-	set("/proc/sys/net/ipv4/conf/fw0/forwarding", "0")
-	set("/proc/sys/net/ipv6/conf/fw0/forwarding", "0")
-	const warning = "does not forward"
-	if got := logs(dr); strings.Contains(got, warning) {
+	if got := warned(dr); got != "" {
 		t.Errorf("a DR service logged %q", got)
 	}
-	got := logs(nat4, snat6)
-	for _, want := range []string{"family=ipv4", "net.ipv4.ip_forward=1", "family=ipv6", "net.ipv6.conf.all.forwarding=1", "interface=fw0"} {
+	got := warned(nat4, snat6)
+	for _, want := range []string{"family=ipv4", "net.ipv4.conf.fw0.forwarding=1", "family=ipv6", "net.ipv6.conf.fw0.forwarding=1", "interface=fw0"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log %q lacks %q", got, want)
 		}
@@ -202,9 +213,19 @@ func TestForwardingWarning(t *testing.T) {
 	if n := strings.Count(got, warning); n != 2 {
 		t.Errorf("%d warnings, want one per family:\n%s", n, got)
 	}
-	set("/proc/sys/net/ipv4/conf/fw0/forwarding", "1")
-	set("/proc/sys/net/ipv6/conf/fw0/forwarding", "1")
-	if got := logs(nat4, snat6); strings.Contains(got, warning) {
+	if got := warned(nat4, snat6); got != "" {
+		t.Errorf("warned twice: %q", got)
+	}
+	set("1")
+	if got := warned(nat4, snat6); got != "" {
 		t.Errorf("warned with forwarding on: %q", got)
+	}
+	set("0")
+	if got := warned(nat4, snat6); strings.Count(got, warning) != 2 {
+		t.Errorf("forwarding off again: %q, want both families warned again", got)
+	}
+	warned(dr, snat6) // IPv4 NAT gone
+	if got := warned(nat4, snat6); strings.Count(got, warning) != 1 || !strings.Contains(got, "family=ipv4") {
+		t.Errorf("IPv4 NAT back: %q, want the IPv4 warning again", got)
 	}
 }

@@ -516,16 +516,16 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
  * longer packet than its route was looked up for, or its real server
  * slot was reused): the table path then takes it. */
 static __always_inline int fc_reply_from(struct xdp_md *ctx, const struct flow_key *fk, const struct pktinfo *pi,
-					 __u32 rid, __u32 gen, __u16 max_len, const __u8 *vaddr, __u16 vport,
-					 const __u8 *caddr, __u16 cport, const __u8 *dmac, const __u8 *smac,
-					 __u32 ifindex)
+					 __u8 fam, __u32 rid, __u32 gen, __u16 max_len, const __u8 *vaddr,
+					 __u16 vport, const __u8 *caddr, __u16 cport, const __u8 *dmac,
+					 const __u8 *smac, __u32 ifindex)
 {
 	if (pi->len > max_len)
 		return -1;
 	struct real *r = real_of(rid);
 	if (!r || r->gen == 0 || r->gen != gen)
 		return -1;
-	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, vaddr, vport, caddr, cport))
+	if (rewrite(ctx, fam, fk->proto, pi->l4off, vaddr, vport, caddr, cport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	count_out_r(r, pi->len);
 	return reply_out(ctx, dmac, smac, ifindex, (r->flags & REAL_F_TX) ? r->ifindex : 0);
@@ -534,14 +534,14 @@ static __always_inline int fc_reply_from(struct xdp_md *ctx, const struct flow_k
 static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct fc_nat *fn,
 				    const struct pktinfo *pi)
 {
-	return fc_reply_from(ctx, fk, pi, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
+	return fc_reply_from(ctx, fk, pi, FAM_V4, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
 			     fn->snat ? fn->caddr : NULL, fn->cport, fn->dmac, fn->smac, fn->ifindex);
 }
 
 static __always_inline int fc6_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct fc_nat6 *fn,
 				     const struct pktinfo *pi)
 {
-	return fc_reply_from(ctx, fk, pi, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
+	return fc_reply_from(ctx, fk, pi, FAM_V6, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
 			     fn->snat ? fn->caddr : NULL, fn->cport, fn->dmac, fn->smac, fn->ifindex);
 }
 
@@ -649,10 +649,10 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	__u32 rid = 0;
 
 	/* Established flows first, no service lookup. Flows try the
-	 * flow cache before anything else (IPv6: flow_cache6, connections
-	 * only). The IPv4 one holds connections the
-	 * table path found in conn4_tbl, and NAT replies it found in
-	 * nat_tbl and routed (fc_nat). (A flow that is both goes the way
+	 * flow cache before anything else (IPv6: flow_cache6). It holds
+	 * connections the table path found in conn4_tbl (conn_tbl), and
+	 * NAT replies it found in nat_tbl and routed (fc_nat, fc_nat6).
+	 * (A flow that is both goes the way
 	 * of the copy filled last for up to the window: a real server
 	 * connecting to a VIP from the address and port a reply to an SNAT
 	 * binding on that VIP would have, or a client whose address is a
