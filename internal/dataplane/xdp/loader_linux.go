@@ -507,6 +507,7 @@ func (d *Dataplane) attach(ifname string) error {
 			d.links, d.pins = append(d.links, old), append(d.pins, pin)
 			d.attached = append(d.attached, uint32(l.Attrs().Index))
 			d.log.Info("adopted xdp link", "interface", ifname)
+			d.warnVethPeer(l)
 			return nil
 		}
 		if reason != "" {
@@ -526,6 +527,7 @@ func (d *Dataplane) attach(ifname string) error {
 		d.links, d.pins, d.fresh = append(d.links, nl), append(d.pins, pin), append(d.fresh, nl)
 		d.attached = append(d.attached, uint32(l.Attrs().Index))
 		d.log.Info("attached xdp program", "interface", ifname, "mode", modeName(d.opts.Mode))
+		d.warnVethPeer(l)
 		return nil
 	})
 }

@@ -1,0 +1,98 @@
+package xdp
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// TestVethPeerWarning: attached to a veth whose peer runs no XDP program
+// (so that the kernel drops what the program sends), the director says
+// so, naming the peer, when the peer is in the same namespace and when
+// it is in a named one; once the peer runs a program (the pass program
+// the tests use), it does not.
+func TestVethPeerWarning(t *testing.T) {
+	requireBPF(t)
+	vethInEmptyNS(t, "pw0", "pw1")
+	pin := "/sys/fs/bpf/xd-veth-peer"
+	t.Cleanup(func() { _ = RemovePinned(pin) })
+	const warning = "veth whose peer runs no XDP program"
+	logs := func() string {
+		t.Helper()
+		var b bytes.Buffer
+		d, err := New(Options{Interfaces: []string{"pw0"}, PinPath: pin, Logger: slog.New(slog.NewTextHandler(&b, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for l := range strings.Lines(b.String()) {
+			if strings.Contains(l, warning) {
+				return l
+			}
+		}
+		return ""
+	}
+	if got := logs(); !strings.Contains(got, "peer=pw1") {
+		t.Errorf("peer in the same namespace: logged %q, want the warning naming pw1", got)
+	}
+
+	// the peer in a named namespace
+	here, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer here.Close()
+	name := fmt.Sprintf("xd-pw-%d", os.Getpid())
+	there, err := netns.NewNamed(name) // enters it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { there.Close(); _ = netns.DeleteNamed(name) })
+	if err := netns.Set(here); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := netlink.LinkByName("pw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetNsFd(peer, int(there)); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs(); !strings.Contains(got, "peer=pw1") || !strings.Contains(got, "/run/netns/"+name) {
+		t.Errorf("peer in %s: logged %q, want the warning naming pw1 there", name, got)
+	}
+
+	// the peer runs a program
+	var objs bounceObjects
+	if err := loadBounceObjects(&objs, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	if err := netns.Set(there); err != nil {
+		t.Fatal(err)
+	}
+	p, err := netlink.LinkByName("pw1")
+	var lk link.Link
+	if err == nil {
+		lk, err = link.AttachXDP(link.XDPOptions{Program: objs.GovsPass, Interface: p.Attrs().Index})
+	}
+	if err2 := netns.Set(here); err2 != nil {
+		t.Fatal(err2)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	if got := logs(); got != "" {
+		t.Errorf("peer with a program: logged %q", got)
+	}
+}
