@@ -16,14 +16,15 @@ import (
 // TestVethPeerWarning: attached to a veth whose peer runs no XDP program
 // (so that the kernel drops what the program sends), the director says
 // so, naming the peer, when the peer is in the same namespace and when
-// it is in a named one; once the peer runs a program (the pass program
-// the tests use), it does not.
+// it is in a named one; a peer whose program runs in generic mode gets
+// its own warning; once the peer runs a driver-mode program (the pass
+// program the tests use), nothing is said.
 func TestVethPeerWarning(t *testing.T) {
 	requireBPF(t)
 	vethInEmptyNS(t, "pw0", "pw1")
 	pin := "/sys/fs/bpf/xd-veth-peer"
 	t.Cleanup(func() { _ = RemovePinned(pin) })
-	const warning = "veth whose peer runs no XDP program"
+	const warning = "xdp: this interface is a veth whose peer"
 	logs := func() string {
 		t.Helper()
 		var b bytes.Buffer
@@ -71,7 +72,7 @@ func TestVethPeerWarning(t *testing.T) {
 		t.Errorf("peer in %s: logged %q, want the warning naming pw1 there", name, got)
 	}
 
-	// the peer runs a program
+	// the peer runs a program in generic mode, then in driver mode
 	var objs bounceObjects
 	if err := loadBounceObjects(&objs, nil); err != nil {
 		t.Fatal(err)
@@ -80,19 +81,34 @@ func TestVethPeerWarning(t *testing.T) {
 	if err := netns.Set(there); err != nil {
 		t.Fatal(err)
 	}
-	p, err := netlink.LinkByName("pw1")
-	var lk link.Link
-	if err == nil {
-		lk, err = link.AttachXDP(link.XDPOptions{Program: objs.GovsPass, Interface: p.Attrs().Index})
+	attach := func(flags link.XDPAttachFlags) link.Link {
+		t.Helper()
+		if err := netns.Set(there); err != nil {
+			t.Fatal(err)
+		}
+		p, err := netlink.LinkByName("pw1")
+		var lk link.Link
+		if err == nil {
+			lk, err = link.AttachXDP(link.XDPOptions{Program: objs.GovsPass, Interface: p.Attrs().Index, Flags: flags})
+		}
+		if err2 := netns.Set(here); err2 != nil {
+			t.Fatal(err2)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lk
 	}
-	if err2 := netns.Set(here); err2 != nil {
-		t.Fatal(err2)
+	lk := attach(link.XDPGenericMode)
+	if got := logs(); !strings.Contains(got, "generic mode") || !strings.Contains(got, "peer=pw1") {
+		t.Errorf("peer with a generic program: logged %q, want the generic-mode warning", got)
 	}
-	if err != nil {
+	if err := lk.Close(); err != nil {
 		t.Fatal(err)
 	}
+	lk = attach(link.XDPDriverMode)
 	defer lk.Close()
 	if got := logs(); got != "" {
-		t.Errorf("peer with a program: logged %q", got)
+		t.Errorf("peer with a driver-mode program: logged %q", got)
 	}
 }
