@@ -23,11 +23,40 @@ static __always_inline __u32 csum_swap(__u32 sum, __u32 from, __u32 to)
 	return csum_add32(csum_add32(sum, ~from), to);
 }
 
+/* put4, put16 and put_port store a new IPv4 address, IPv6 address or
+ * port in the packet and return seed plus the change of the sum. */
+static __always_inline __u32 put4(__be32 *p, const __u8 *na, __u32 seed)
+{
+	__be32 o = *p, n;
+	__builtin_memcpy(&n, na, 4);
+	*p = n;
+	return csum_swap(seed, o, n);
+}
+
+static __always_inline __u32 put16(struct in6_addr *p, const __u8 *na, __u32 seed)
+{
+	__be32 o[4], n[4];
+	__builtin_memcpy(o, p, 16);
+	__builtin_memcpy(n, na, 16);
+	__builtin_memcpy(p, n, 16);
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		seed = csum_swap(seed, o[i], n[i]);
+	return seed;
+}
+
+static __always_inline __u32 put_port(__u16 *p, __u16 np, __u32 seed)
+{
+	__be32 o = *p, n = np;
+	*p = np;
+	return csum_swap(seed, o, n);
+}
+
 /* rewrite changes the packet's destination address and port to da:dp
  * when da is not NULL, and its source to sa:sp when sa is not NULL, and
  * updates the IPv4 header and TCP/UDP checksums once for both: the
  * change of the addresses is summed once and applied to the IPv4
- * header and, with the ports', to the TCP/UDP pseudo header. */
+ * header and, with the ports', to the TCP/UDP checksum. */
 static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, __u32 l4off, const __u8 *sa,
 				   __u16 sp, const __u8 *da, __u16 dp)
 {
@@ -45,64 +74,37 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, 
 	} else {
 		csum = l4 + 3;
 	}
-	__u32 asum = 0; /* change of the addresses */
+	__u32 asum = 0; /* change of the addresses, then of the ports too */
 
 	if (family == FAM_V4) {
 		struct iphdr *iph = data + sizeof(struct ethhdr);
 		if ((void *)(iph + 1) > data_end)
 			return -1;
-		__be32 o, n;
-		if (da) {
-			o = iph->daddr;
-			__builtin_memcpy(&n, da, 4);
-			iph->daddr = n;
-			asum = csum_swap(asum, o, n);
-		}
-		if (sa) {
-			o = iph->saddr;
-			__builtin_memcpy(&n, sa, 4);
-			iph->saddr = n;
-			asum = csum_swap(asum, o, n);
-		}
+		if (da)
+			asum = put4(&iph->daddr, da, asum);
+		if (sa)
+			asum = put4(&iph->saddr, sa, asum);
 		iph->check = csum_fold(csum_add32((__u16)~iph->check, asum));
 	} else {
 		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		__be32 o[4], n[4];
-		if (da) {
-			__builtin_memcpy(o, &ip6->daddr, 16);
-			__builtin_memcpy(n, da, 16);
-			__builtin_memcpy(&ip6->daddr, n, 16);
-#pragma unroll
-			for (int i = 0; i < 4; i++)
-				asum = csum_swap(asum, o[i], n[i]);
-		}
-		if (sa) {
-			__builtin_memcpy(o, &ip6->saddr, 16);
-			__builtin_memcpy(n, sa, 16);
-			__builtin_memcpy(&ip6->saddr, n, 16);
-#pragma unroll
-			for (int i = 0; i < 4; i++)
-				asum = csum_swap(asum, o[i], n[i]);
-		}
+		if (da)
+			asum = put16(&ip6->daddr, da, asum);
+		if (sa)
+			asum = put16(&ip6->saddr, sa, asum);
 	}
+	if (da)
+		asum = put_port(&l4[1], dp, asum);
+	if (sa)
+		asum = put_port(&l4[0], sp, asum);
 	/* a UDP/IPv4 checksum of 0 means none */
 	if (!(proto == IPPROTO_UDP && family == FAM_V4 && *csum == 0)) {
-		__u32 sum = csum_add32((__u16)~*csum, asum);
-		if (da)
-			sum = csum_swap(sum, l4[1], dp);
-		if (sa)
-			sum = csum_swap(sum, l4[0], sp);
-		__u16 c = csum_fold(sum);
+		__u16 c = csum_fold(csum_add32((__u16)~*csum, asum));
 		if (proto == IPPROTO_UDP && c == 0)
 			c = 0xffff;
 		*csum = c;
 	}
-	if (da)
-		l4[1] = dp;
-	if (sa)
-		l4[0] = sp;
 	return 0;
 }
 
@@ -120,32 +122,6 @@ struct xlate {
 	__u16 qsport; /* network order */
 	__u16 qdport;
 };
-
-/* put4, put16 and put_port store a new IPv4 address, IPv6 address or
- * port in the packet and return seed plus the change of the sum. */
-static __always_inline __u32 put4(__be32 *p, const __u8 *na, __u32 seed)
-{
-	__be32 o = *p, n;
-	__builtin_memcpy(&n, na, 4);
-	*p = n;
-	return csum_swap(seed, o, n);
-}
-
-static __always_inline __u32 put16(struct in6_addr *p, const __u8 *na, __u32 seed)
-{
-	__be32 o[4], n[4];
-	__builtin_memcpy(o, p, 16);
-	__builtin_memcpy(n, na, 16);
-	__builtin_memcpy(p, n, 16);
-	return bpf_csum_diff(o, 16, n, 16, seed);
-}
-
-static __always_inline __u32 put_port(__u16 *p, __u16 np, __u32 seed)
-{
-	__be32 o = *p, n = np;
-	*p = np;
-	return csum_swap(seed, o, n);
-}
 
 /* quoted_csum points at the checksum of the UDP or TCP header an ICMP
  * error quotes at ports, or is NULL when the quote is too short to hold
