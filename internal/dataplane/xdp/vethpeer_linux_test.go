@@ -2,15 +2,19 @@ package xdp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // TestVethPeerWarning: attached to a veth whose peer runs no XDP program
@@ -52,6 +56,7 @@ func TestVethPeerWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer here.Close()
+	removeDeadNamedNS("xd-pw-")
 	name := fmt.Sprintf("xd-pw-%d", os.Getpid())
 	there, err := netns.NewNamed(name) // enters it
 	if err != nil {
@@ -110,5 +115,18 @@ func TestVethPeerWarning(t *testing.T) {
 	defer lk.Close()
 	if got := logs(); got != "" {
 		t.Errorf("peer with a driver-mode program: logged %q", got)
+	}
+}
+
+// removeDeadNamedNS deletes the named namespaces PREFIXPID that test
+// processes killed before their cleanup left behind (PID gone).
+func removeDeadNamedNS(prefix string) {
+	names, _ := filepath.Glob("/run/netns/" + prefix + "*")
+	for _, path := range names {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(path), prefix))
+		if err != nil || pid == os.Getpid() || !errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			continue
+		}
+		_ = netns.DeleteNamed(filepath.Base(path))
 	}
 }
