@@ -120,12 +120,7 @@ func (d *Dataplane) warnLocalVIPs(svcs []dataplane.Service) {
 		if d.warnedLocal[ifname] {
 			continue
 		}
-		var v []byte
-		err := inNS(d.ns, func() (err error) {
-			v, err = os.ReadFile("/proc/sys/net/ipv4/conf/" + ifname + "/accept_local")
-			return err
-		})
-		if err == nil && strings.TrimSpace(string(v)) == "0" {
+		if v, err := d.confValue("ipv4", ifname, "accept_local"); err == nil && v == "0" {
 			if d.warnedLocal == nil {
 				d.warnedLocal = make(map[string]bool)
 			}
@@ -164,12 +159,7 @@ func (d *Dataplane) warnForwarding(svcs []dataplane.Service) {
 				delete(d.warnedFwd, key) // warned again when needed again
 				continue
 			}
-			var v []byte
-			err := inNS(d.ns, func() (err error) {
-				v, err = os.ReadFile("/proc/sys/net/" + name + "/conf/" + ifname + "/forwarding")
-				return err
-			})
-			if err != nil || strings.TrimSpace(string(v)) != "0" {
+			if v, err := d.confValue(name, ifname, "forwarding"); err != nil || v != "0" {
 				delete(d.warnedFwd, key)
 				continue
 			}
@@ -184,4 +174,15 @@ func (d *Dataplane) warnForwarding(svcs []dataplane.Service) {
 				"interface", ifname, "family", name, "sysctl", "net."+name+".conf."+ifname+".forwarding=1")
 		}
 	}
+}
+
+// confValue reads net.FAMILY.conf.IFNAME.KEY (family "ipv4" or "ipv6")
+// in the dataplane's namespace.
+func (d *Dataplane) confValue(family, ifname, key string) (string, error) {
+	var v []byte
+	err := inNS(d.ns, func() (err error) {
+		v, err = os.ReadFile("/proc/sys/net/" + family + "/conf/" + ifname + "/" + key)
+		return err
+	})
+	return strings.TrimSpace(string(v)), err
 }

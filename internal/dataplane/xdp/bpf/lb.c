@@ -510,39 +510,24 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
 	}
 }
 
-/* fc_reply_from sends a NAT reply from its copy in the flow cache (the
- * fields of an fc_nat or fc_nat6; caddr NULL unless it is SNAT's), as
- * nat_reply and route_reply would; -1 when the copy cannot serve it (a
- * longer packet than its route was looked up for, or its real server
- * slot was reused): the table path then takes it. */
-static __always_inline int fc_reply_from(struct xdp_md *ctx, const struct flow_key *fk, const struct pktinfo *pi,
-					 __u8 fam, __u32 rid, __u32 gen, __u16 max_len, const __u8 *vaddr,
-					 __u16 vport, const __u8 *caddr, __u16 cport, const __u8 *dmac,
-					 const __u8 *smac, __u32 ifindex)
+/* fc_reply sends a NAT reply from its copy in the flow cache (n, and
+ * the addresses of its fc_nat or fc_nat6), as nat_reply and route_reply
+ * would; -1 when the copy cannot serve it (a longer packet than its
+ * route was looked up for, or its real server slot was reused): the
+ * table path then takes it. */
+static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct pktinfo *pi,
+				    __u8 fam, const struct fc_nat_head *n, const __u8 *vaddr, const __u8 *caddr)
 {
-	if (pi->len > max_len)
+	if (pi->len > n->max_len)
 		return -1;
+	__u32 rid = n->real;
 	struct real *r = real_of(rid);
-	if (!r || r->gen == 0 || r->gen != gen)
+	if (!r || r->gen == 0 || r->gen != n->gen)
 		return -1;
-	if (rewrite(ctx, fam, fk->proto, pi->l4off, vaddr, vport, caddr, cport))
+	if (rewrite(ctx, fam, fk->proto, pi->l4off, vaddr, n->vport, n->snat ? caddr : NULL, n->cport))
 		return done(EXIT_DROP_MALFORMED, XDP_DROP);
 	count_out_r(r, pi->len);
-	return reply_out(ctx, dmac, smac, ifindex, (r->flags & REAL_F_TX) ? r->ifindex : 0);
-}
-
-static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct fc_nat *fn,
-				    const struct pktinfo *pi)
-{
-	return fc_reply_from(ctx, fk, pi, FAM_V4, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
-			     fn->snat ? fn->caddr : NULL, fn->cport, fn->dmac, fn->smac, fn->ifindex);
-}
-
-static __always_inline int fc6_reply(struct xdp_md *ctx, const struct flow_key *fk, const struct fc_nat6 *fn,
-				     const struct pktinfo *pi)
-{
-	return fc_reply_from(ctx, fk, pi, FAM_V6, fn->real, fn->gen, fn->max_len, fn->vaddr, fn->vport,
-			     fn->snat ? fn->caddr : NULL, fn->cport, fn->dmac, fn->smac, fn->ifindex);
+	return reply_out(ctx, n->dmac, n->smac, n->ifindex, (r->flags & REAL_F_TX) ? r->ifindex : 0);
 }
 
 /* nat_reply_fill is nat_reply for a reply found in nat_tbl, which also
@@ -559,22 +544,25 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
 					  const __u64 *k, __u32 set6, const struct config *gc, __u64 j)
 {
-	struct hop h = {};
+	struct fc_nat_head h = {};
 	__u64 k6[5];
 	if (pi->fam == FAM_V6)
 		key6_words(fk, k6); /* before nat_reply sets an SNAT reply's destination */
 	int rc = nat_reply(ctx, fk, nr, pi, pi->fam == FAM_V6 || w0 ? &h : NULL);
 	if (!h.max_len)
 		return rc; /* not routed: nothing to copy */
+	h.state = FC_NAT_REPLY;
+	h.real = nr->real;
+	h.gen = nr->gen;
+	h.snat = nr->snat;
+	h.vport = nr->vport;
+	h.cport = nr->cport;
 	__u64 timeout = timeout_of(gc, fk->proto == IPPROTO_UDP ? ST_UDP : ST_CLOSE);
 	if (pi->fam == FAM_V4) {
 		struct fc_entry *fe = fc_way(w0, w1, k);
 		if (!fe)
 			return rc;
-		struct fc_nat fn = {.state = FC_NAT_REPLY, .real = nr->real, .gen = nr->gen, .snat = nr->snat,
-				    .vport = nr->vport, .cport = nr->cport, .ifindex = h.ifindex, .max_len = h.max_len};
-		__builtin_memcpy(fn.dmac, h.dmac, 6);
-		__builtin_memcpy(fn.smac, h.smac, 6);
+		struct fc_nat fn = {.h = h};
 		__builtin_memcpy(fn.vaddr, nr->vaddr, 4);
 		__builtin_memcpy(fn.caddr, nr->caddr, 4);
 		fc_begin(&fe->until);
@@ -589,10 +577,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 	struct fc_entry6 *fe = fc6_way(w60, w61, k6);
 	if (!fe)
 		return rc;
-	struct fc_nat6 fn = {.state = FC_NAT_REPLY, .real = nr->real, .gen = nr->gen, .snat = nr->snat,
-			     .vport = nr->vport, .cport = nr->cport, .ifindex = h.ifindex, .max_len = h.max_len};
-	__builtin_memcpy(fn.dmac, h.dmac, 6);
-	__builtin_memcpy(fn.smac, h.smac, 6);
+	struct fc_nat6 fn = {.h = h};
 	__builtin_memcpy(fn.vaddr, nr->vaddr, 16);
 	__builtin_memcpy(fn.caddr, nr->caddr, 16);
 	fc_begin(&fe->until);
@@ -675,7 +660,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			fe = w1;
 		}
 		if (hit == FC_HIT_REPLY && fe) {
-			int rc = fc_reply(ctx, fk, (const struct fc_nat *)&fe->c, pi);
+			const struct fc_nat *fn = (const void *)&fe->c;
+			int rc = fc_reply(ctx, fk, pi, FAM_V4, &fn->h, fn->vaddr, fn->caddr);
 			if (rc >= 0)
 				return rc;
 		}
@@ -701,7 +687,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			hit = fc6_hit(fe, k6, j, is_tcp, tcpflags);
 		}
 		if (hit == FC_HIT_REPLY && fe) {
-			int rc = fc6_reply(ctx, fk, (const struct fc_nat6 *)&fe->c, pi);
+			const struct fc_nat6 *fn = (const void *)&fe->c;
+			int rc = fc_reply(ctx, fk, pi, FAM_V6, &fn->h, fn->vaddr, fn->caddr);
 			if (rc >= 0)
 				return rc;
 		}

@@ -251,12 +251,14 @@ struct fc_entry6 {
 _Static_assert(sizeof(struct fc_entry6) == 128, "fc_entry6 is two cache lines");
 
 /* A NAT or SNAT reply (real server -> client) in a flow cache entry,
- * in place of struct conn: the same size, and state at the same offset
- * holding FC_NAT_REPLY. It carries nat_tbl's translation and the
- * route's result (bpf_fib_lookup) for IPv4, and serves packets no
- * longer than max_len, the length the route was looked up for (its MTU
- * is not reported on success). */
-struct fc_nat {
+ * in place of struct conn (fc_nat in an fc_entry, fc_nat6 in an
+ * fc_entry6), state at conn's offset holding FC_NAT_REPLY. It carries
+ * nat_tbl's translation and the route's result (bpf_fib_lookup), and
+ * serves packets no longer than max_len, the length the route was
+ * looked up for (its MTU is not reported on success). fc_nat_head is
+ * what both families' copies hold besides the two addresses;
+ * route_reply fills its route part. */
+struct fc_nat_head {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex;  /* egress */
@@ -264,46 +266,26 @@ struct fc_nat {
 	__u8 state;     /* FC_NAT_REPLY */
 	__u8 snat;      /* 1: the destination is rewritten to caddr:cport too */
 	__u16 vport;    /* network order */
-	__u8 vaddr[4];  /* the new source */
-	__u8 caddr[4];
 	__u32 gen;      /* real's generation when filled */
 	__u16 cport;    /* network order */
 	__u16 max_len;  /* IP length */
+};
+struct fc_nat {
+	struct fc_nat_head h;
+	__u8 vaddr[4]; /* the new source */
+	__u8 caddr[4];
+};
+struct fc_nat6 {
+	struct fc_nat_head h;
+	__u8 vaddr[16];
+	__u8 caddr[16];
 };
 #define FC_NAT_REPLY 0xff
 _Static_assert(sizeof(struct fc_nat) == sizeof(struct conn), "fc_nat stands in for struct conn");
-_Static_assert(__builtin_offsetof(struct fc_nat, state) == __builtin_offsetof(struct conn, state),
-	       "fc_nat's state is conn's");
-
-/* An IPv6 NAT or SNAT reply in an fc_entry6, in place of its struct
- * conn (fc_nat with IPv6 addresses). */
-struct fc_nat6 {
-	__u8 dmac[6];
-	__u8 smac[6];
-	__u32 ifindex;  /* egress */
-	__u32 real;
-	__u8 state;     /* FC_NAT_REPLY */
-	__u8 snat;      /* 1: the destination is rewritten to caddr:cport too */
-	__u16 vport;    /* network order */
-	__u32 gen;      /* real's generation when filled */
-	__u16 cport;    /* network order */
-	__u16 max_len;  /* IP length */
-	__u8 vaddr[16]; /* the new source */
-	__u8 caddr[16];
-};
-_Static_assert(__builtin_offsetof(struct fc_nat6, state) == __builtin_offsetof(struct conn, state),
-	       "fc_nat6's state is conn's");
+_Static_assert(__builtin_offsetof(struct fc_nat_head, state) == __builtin_offsetof(struct conn, state),
+	       "a copy's state is conn's");
 _Static_assert(__builtin_offsetof(struct fc_entry6, c) + sizeof(struct fc_nat6) <= sizeof(struct fc_entry6),
 	       "fc_nat6 fits in an fc_entry6 from its conn on");
-
-/* The route of a NAT reply (route_reply), for a flow cache copy: next
- * hop, interface, and the IP length it was looked up for. */
-struct hop {
-	__u8 dmac[6];
-	__u8 smac[6];
-	__u32 ifindex;
-	__u16 max_len;
-};
 
 /* The flow cache is 2-way set-associative: 2^FC_SETS_LOG2 sets of
  * FC_WAYS entries per CPU, a set in two adjacent cache lines. 32 KiB

@@ -330,7 +330,7 @@ static __always_inline int fib_reply(struct xdp_md *ctx, const struct flow_key *
  * flow's later packets up to that length are sent from the copy. */
 #define FC_ROUTE_LEN 1500
 static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key *fk, const __u8 *src,
-				       const struct pktinfo *pi, struct hop *h)
+				       const struct pktinfo *pi, struct fc_nat_head *h)
 {
 	struct bpf_fib_lookup p;
 	__u32 len = pi->len;
@@ -355,7 +355,7 @@ static __always_inline int route_reply(struct xdp_md *ctx, const struct flow_key
 /* nat_reply turns a real server's reply back into one from VIP:port and
  * routes it to the client (bpf_fib_lookup; the kernel when that fails). */
 static __always_inline int nat_reply(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
-				     const struct pktinfo *pi, struct hop *h)
+				     const struct pktinfo *pi, struct fc_nat_head *h)
 {
 	if (rewrite(ctx, pi->fam, fk->proto, pi->l4off, nr->vaddr, nr->vport, nr->snat ? nr->caddr : NULL,
 		    nr->cport))
