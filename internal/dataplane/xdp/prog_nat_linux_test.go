@@ -24,7 +24,7 @@ func l4OK(ip []byte) bool {
 		src, dst = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
 		proto, l4 = ip[6], ip[40:40+n]
 	}
-	if proto == 17 && src.Is4() && binary.BigEndian.Uint16(l4[6:]) == 0 {
+	if proto == 17 && binary.BigEndian.Uint16(l4[6:]) == 0 { // none (IPv6: RFC 6935)
 		return true
 	}
 	return csumFold(csumAdd(pseudo(src, dst, proto, len(l4)), l4)) == 0
@@ -43,7 +43,8 @@ func TestNAT(t *testing.T) {
 	real6 := netip.MustParseAddrPort("[fd00::1]:8080")
 	x.apply(svc(dataplane.TCP, vip4, 80, "rr", rsv(real4, 1, dataplane.NAT)),
 		svc(dataplane.UDP, vip4, 53, "rr", rsv(netip.AddrPortFrom(real4.Addr(), 5353), 1, dataplane.NAT)),
-		svc(dataplane.TCP, vip6, 80, "rr", rsv(real6, 1, dataplane.NAT)))
+		svc(dataplane.TCP, vip6, 80, "rr", rsv(real6, 1, dataplane.NAT)),
+		svc(dataplane.UDP, vip6, 53, "rr", rsv(netip.AddrPortFrom(real6.Addr(), 5353), 1, dataplane.NAT)))
 
 	cases := []struct {
 		name        string
@@ -56,6 +57,8 @@ func TestNAT(t *testing.T) {
 		{"udp ipv4", netip.AddrPortFrom(client(1), 40001), netip.AddrPortFrom(vip4, 53), netip.AddrPortFrom(real4.Addr(), 5353), 17, false},
 		{"udp ipv4 no checksum", netip.AddrPortFrom(client(2), 40001), netip.AddrPortFrom(vip4, 53), netip.AddrPortFrom(real4.Addr(), 5353), 17, true},
 		{"tcp ipv6", netip.AddrPortFrom(client6(1), 40000), netip.AddrPortFrom(vip6, 80), real6, 6, false},
+		{"udp ipv6", netip.AddrPortFrom(client6(1), 40001), netip.AddrPortFrom(vip6, 53), netip.AddrPortFrom(real6.Addr(), 5353), 17, false},
+		{"udp ipv6 no checksum", netip.AddrPortFrom(client6(2), 40001), netip.AddrPortFrom(vip6, 53), netip.AddrPortFrom(real6.Addr(), 5353), 17, true},
 	}
 	// no subtests: the goroutine must stay on this thread (namespace)
 	for _, c := range cases {
@@ -64,7 +67,11 @@ func TestNAT(t *testing.T) {
 			p := pkt{src: c.client, dst: c.vip, proto: c.proto, flags: tcpSYN, payload: []byte("hello nat")}
 			in := p.frame()
 			if c.zeroUDPcsum {
-				in[14+20+6], in[14+20+7] = 0, 0
+				o := 14 + 20 + 6
+				if c.client.Addr().Is6() {
+					o = 14 + 40 + 6
+				}
+				in[o], in[o+1] = 0, 0
 			}
 			out := x.expect(in, xdpTX, "tx_nat")
 			ip := out[14:len(in)]
@@ -94,6 +101,13 @@ func TestNAT(t *testing.T) {
 			// the reply from the real server
 			r := pkt{src: c.real, dst: c.client, proto: c.proto, flags: tcpSYN | tcpACK, payload: []byte("hello back")}
 			rin := r.frame()
+			if c.zeroUDPcsum {
+				o := 14 + 20 + 6
+				if c.client.Addr().Is6() {
+					o = 14 + 40 + 6
+				}
+				rin[o], rin[o+1] = 0, 0
+			}
 			rout := x.expect(rin, xdpPass, "pass_nat_reply")
 			rip := rout[14:len(rin)]
 			var src netip.Addr
@@ -110,6 +124,9 @@ func TestNAT(t *testing.T) {
 			}
 			if !l4OK(rip) {
 				t.Errorf("reply l4 checksum wrong")
+			}
+			if c.zeroUDPcsum && binary.BigEndian.Uint16(l4[6:]) != 0 {
+				t.Errorf("absent UDP checksum of the reply was filled in")
 			}
 		}()
 	}

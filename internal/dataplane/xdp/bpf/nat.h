@@ -98,8 +98,9 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u8 family, __u8 proto, 
 		asum = put_port(&l4[1], dp, asum);
 	if (sa)
 		asum = put_port(&l4[0], sp, asum);
-	/* a UDP/IPv4 checksum of 0 means none */
-	if (!(proto == IPPROTO_UDP && family == FAM_V4 && *csum == 0)) {
+	/* a UDP checksum of 0 means none (IPv4; IPv6 tunnels, RFC 6935):
+	 * it stays none */
+	if (!(proto == IPPROTO_UDP && *csum == 0)) {
 		__u16 c = csum_fold(csum_add32((__u16)~*csum, asum));
 		if (proto == IPPROTO_UDP && c == 0)
 			c = 0xffff;
@@ -208,7 +209,7 @@ static __always_inline int icmp_xlate(struct xdp_md *ctx, __u8 family, __u32 l4o
 	isum = csum_add32(isum, psum);
 	/* the quoted transport checksum covers the quoted addresses (pseudo
 	 * header) and ports */
-	if (qcsum && !(iproto == IPPROTO_UDP && family == FAM_V4 && *qcsum == 0)) {
+	if (qcsum && !(iproto == IPPROTO_UDP && *qcsum == 0)) {
 		__be32 ou = *qcsum, nu;
 		__u16 c = csum_fold((__u64)csum_add32(qsum, psum) + (__u16)~*qcsum);
 		if (iproto == IPPROTO_UDP && c == 0)
