@@ -227,6 +227,7 @@ func (d *Dataplane) Apply(ctx context.Context, svcs []dataplane.Service) (rerr e
 	d.resolvePending(ctx)
 	d.warnLocalVIPs(svcs)
 	d.warnForwarding(svcs)
+	d.warnNextHopVeths()
 	d.replyExact = exact && errors.Join(errs...) == nil
 	errs = append(errs, d.writeSettings())
 	if err := errors.Join(errs...); err != nil {

@@ -67,6 +67,7 @@ type Dataplane struct {
 	snatPools   snatState       // snat_pool allocation, exhaustion log (pool_linux.go)
 	warnedLocal map[string]bool // interfaces warnLocalVIPs logged
 	warnedFwd   map[string]bool // family/interface pairs warnForwarding logged
+	warnedPeer  map[uint32]bool // next-hop interfaces warnNextHopVeths logged
 	// the kernel's ephemeral port range, read once (ownAddrPorts)
 	ephOnce      sync.Once
 	ephLo, ephHi uint16

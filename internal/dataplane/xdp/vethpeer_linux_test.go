@@ -2,9 +2,12 @@ package xdp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +18,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/internal/dataplane"
 )
 
 // TestVethPeerWarning: attached to a veth whose peer runs no XDP program
@@ -28,7 +33,7 @@ func TestVethPeerWarning(t *testing.T) {
 	vethInEmptyNS(t, "pw0", "pw1")
 	pin := "/sys/fs/bpf/xd-veth-peer"
 	t.Cleanup(func() { _ = RemovePinned(pin) })
-	const warning = "xdp: this interface is a veth whose peer"
+	const warning = "xdp: a veth the program sends frames out of has a peer"
 	logs := func() string {
 		t.Helper()
 		var b bytes.Buffer
@@ -115,6 +120,94 @@ func TestVethPeerWarning(t *testing.T) {
 	defer lk.Close()
 	if got := logs(); got != "" {
 		t.Errorf("peer with a driver-mode program: logged %q", got)
+	}
+}
+
+// TestNextHopVethWarning: a real server reached through a veth the
+// program is not attached to (it redirects there) gets the same warning
+// when that veth's peer runs no XDP program, naming it as the next hop;
+// once per problem: not again on the next Apply, not while the peer runs
+// a driver-mode program, again once that is gone.
+func TestNextHopVethWarning(t *testing.T) {
+	requireBPF(t)
+	vethInEmptyNS(t, "na0", "na1")
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "nb0"}, PeerName: "nb1"}); err != nil {
+		t.Fatal(err)
+	}
+	var nb0, nb1 netlink.Link
+	for _, n := range []string{"nb0", "nb1"} {
+		l, err := netlink.LinkByName(n)
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == "nb0" {
+			nb0 = l
+		} else {
+			nb1 = l
+		}
+	}
+	server := netip.MustParseAddrPort("10.9.0.1:80")
+	if err := netlink.AddrAdd(nb0, &netlink.Addr{IPNet: netlink.NewIPNet(net.ParseIP("10.9.0.2"))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: nb0.Attrs().Index, Dst: &net.IPNet{IP: net.IP{10, 9, 0, 0}, Mask: net.CIDRMask(24, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.NeighSet(&netlink.Neigh{LinkIndex: nb0.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+		IP: net.IP(server.Addr().AsSlice()), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 9, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	pin := "/sys/fs/bpf/xd-nexthop-peer"
+	t.Cleanup(func() { _ = RemovePinned(pin) })
+	var b syncBuffer
+	d, err := New(Options{Interfaces: []string{"na0"}, PinPath: pin, Logger: slog.New(slog.NewTextHandler(&b, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const warning = "next_hop=nb0"
+	seen := 0
+	warned := func() string {
+		t.Helper()
+		if err := d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, "rr", rsv(server, 1, dataplane.DR))}); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for l := range strings.Lines(b.String()) {
+			if strings.Contains(l, warning) {
+				out = append(out, l)
+			}
+		}
+		got := strings.Join(out[seen:], "")
+		seen = len(out)
+		return got
+	}
+	if got := warned(); !strings.Contains(got, "runs no XDP program") || !strings.Contains(got, "peer=nb1") {
+		t.Errorf("next hop nb0, peer without a program: logged %q, want the warning naming nb1", got)
+	}
+	if got := warned(); got != "" {
+		t.Errorf("warned twice: %q", got)
+	}
+	var objs bounceObjects
+	if err := loadBounceObjects(&objs, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	lk, err := link.AttachXDP(link.XDPOptions{Program: objs.GovsPass, Interface: nb1.Attrs().Index, Flags: link.XDPDriverMode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := warned(); got != "" {
+		t.Errorf("peer with a driver-mode program: logged %q", got)
+	}
+	if err := lk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := warned(); !strings.Contains(got, "runs no XDP program") {
+		t.Errorf("the peer's program gone: logged %q, want the warning again", got)
 	}
 }
 
