@@ -9,7 +9,7 @@
 #   peer_down_P      removes it
 # and may set PEER_NO_UDP=1 when it does not forward UDP.
 
-ALL_PEERS="none kfwd haproxy nft xdp-fwd ipvs govs-proxy govs-xdp-nat kfwd-dr kfwd-2way nft-fwd xdp-tx xdp-tx-2way ipvs-dr govs-xdp-dr govs-xdp-tun nft-snat govs-xdp-snat"
+ALL_PEERS="none kfwd haproxy haproxy-l2 nft xdp-fwd ipvs govs-proxy govs-xdp-nat kfwd-dr kfwd-2way nft-fwd xdp-tx xdp-tx-2way ipvs-dr govs-xdp-dr govs-xdp-tun nft-snat govs-xdp-snat"
 
 peer_fn() { echo "peer_$1_${2//-/_}"; }
 
@@ -17,7 +17,7 @@ peer_layout() {
 	case $1 in
 	none) echo both ;;
 	kfwd | haproxy | nft | xdp-fwd | ipvs | govs-proxy | govs-xdp-nat) echo nat ;;
-	kfwd-dr | kfwd-2way | nft-fwd | xdp-tx | xdp-tx-2way | ipvs-dr | govs-xdp-dr | govs-xdp-tun | nft-snat | govs-xdp-snat) echo l2 ;;
+	haproxy-l2 | kfwd-dr | kfwd-2way | nft-fwd | xdp-tx | xdp-tx-2way | ipvs-dr | govs-xdp-dr | govs-xdp-tun | nft-snat | govs-xdp-snat) echo l2 ;;
 	*) return 1 ;;
 	esac
 }
@@ -149,6 +149,13 @@ peer_down_haproxy() {
 	rm -f "$WORK/haproxy.pid"
 	nsx "$NS_DIR" ip addr del "$VIP/32" dev lo
 }
+
+# --- (b') haproxy-l2: the same HAProxy in the l2 layout, so that the l2
+# govs peers (DR, TUN, SNAT) are paired with it round by round. The real
+# servers answer the director's address on the one segment. ----------------
+peer_check_haproxy_l2() { peer_check_haproxy; }
+peer_up_haproxy_l2() { peer_up_haproxy; }
+peer_down_haproxy_l2() { peer_down_haproxy; }
 
 # --- (c) nft: DNAT balancing the way kube-proxy's nftables mode does -------
 peer_check_nft() {

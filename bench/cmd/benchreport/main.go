@@ -223,10 +223,10 @@ func summarize(vs []float64) stats {
 // it is compared with round by round, besides the layout's baseline.
 func closestPeers() map[string][]string {
 	return map[string][]string{
-		"govs-xdp-dr":   {"xdp-tx", "nft-fwd"},
-		"govs-xdp-tun":  {"xdp-tx"},
-		"govs-xdp-nat":  {"nft", "xdp-fwd"},
-		"govs-xdp-snat": {"kfwd-2way", "xdp-tx-2way", "nft-snat"},
+		"govs-xdp-dr":   {"xdp-tx", "nft-fwd", "haproxy-l2"},
+		"govs-xdp-tun":  {"xdp-tx", "haproxy-l2"},
+		"govs-xdp-nat":  {"nft", "xdp-fwd", "haproxy"},
+		"govs-xdp-snat": {"kfwd-2way", "xdp-tx-2way", "nft-snat", "haproxy-l2"},
 		"govs-proxy":    {"haproxy"},
 	}
 }
@@ -366,25 +366,24 @@ func writeMarkdown(w io.Writer, d *data, meta [][2]string) {
 			}
 			fmt.Fprintf(w, " %s |\n", d.spread(l, m))
 		}
-		if b == "" {
-			continue
-		}
-		fmt.Fprintf(w, "\nRatio of medians against `%s` (kernel forwarding).\n\n| metric |", b)
-		for _, p := range d.peers[l] {
-			fmt.Fprintf(w, " %s |", p)
-		}
-		fmt.Fprint(w, "\n|---|")
-		for range d.peers[l] {
-			fmt.Fprint(w, "---|")
-		}
-		fmt.Fprintln(w)
-		for _, m := range ms {
-			fmt.Fprintf(w, "| %s |", m.label)
-			bs := d.stats(l, b, m.key)
+		if b != "" {
+			fmt.Fprintf(w, "\nRatio of medians against `%s` (kernel forwarding).\n\n| metric |", b)
 			for _, p := range d.peers[l] {
-				fmt.Fprintf(w, " %s |", ratio(d.stats(l, p, m.key), bs))
+				fmt.Fprintf(w, " %s |", p)
+			}
+			fmt.Fprint(w, "\n|---|")
+			for range d.peers[l] {
+				fmt.Fprint(w, "---|")
 			}
 			fmt.Fprintln(w)
+			for _, m := range ms {
+				fmt.Fprintf(w, "| %s |", m.label)
+				bs := d.stats(l, b, m.key)
+				for _, p := range d.peers[l] {
+					fmt.Fprintf(w, " %s |", ratio(d.stats(l, p, m.key), bs))
+				}
+				fmt.Fprintln(w)
+			}
 		}
 		writePaired(w, d, l, ms)
 	}

@@ -117,4 +117,24 @@ func TestPairedRatios(t *testing.T) {
 	}
 }
 
+// TestPairedWithoutBaseline: a run without the layout's kernel baseline
+// (govs against HAProxy only) still reports the paired ratios.
+func TestPairedWithoutBaseline(t *testing.T) {
+	d := &data{peers: map[string][]string{}, samples: map[key]map[int]float64{}}
+	for r, v := range map[int][2]float64{1: {100, 190}, 2: {80, 160}} {
+		d.add("l2", "haproxy-l2", "conn_s", r, v[0])
+		d.add("l2", "govs-xdp-dr", "conn_s", r, v[1])
+	}
+	var out bytes.Buffer
+	writeText(&out, d)
+	for _, s := range []string{"govs-xdp-dr ÷ haproxy-l2", "1.95× [1.90–2.00]"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "Ratio of medians") {
+		t.Errorf("ratio table without a baseline:\n%s", out.String())
+	}
+}
+
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
