@@ -64,10 +64,10 @@ type Dataplane struct {
 	nhChecked   time.Time   // when the sync last resolved every next hop again
 	syncTimer   *time.Timer // the loop's next sync (nextSync), at syncAt
 	syncAt      time.Time
-	snatPools   snatState       // snat_pool allocation, exhaustion log (pool_linux.go)
-	warnedLocal map[string]bool // interfaces warnLocalVIPs logged
-	warnedFwd   map[string]bool // family/interface pairs warnForwarding logged
-	warnedPeer  map[uint32]bool // next-hop interfaces warnNextHopVeths logged
+	snatPools   snatState         // snat_pool allocation, exhaustion log (pool_linux.go)
+	warnedLocal map[string]bool   // interfaces warnLocalVIPs logged
+	warnedFwd   map[string]bool   // family/interface pairs warnForwarding logged
+	warnedPeer  map[uint32]string // next-hop interfaces warnNextHopVeths logged, and what
 	// the kernel's ephemeral port range, read once (ownAddrPorts)
 	ephOnce      sync.Once
 	ephLo, ephHi uint16

@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"testing"
@@ -97,6 +98,9 @@ func TestNAT(t *testing.T) {
 			if c.zeroUDPcsum && binary.BigEndian.Uint16(l4[6:]) != 0 {
 				t.Errorf("absent UDP checksum was filled in")
 			}
+			if c.proto == 17 && !c.zeroUDPcsum && binary.BigEndian.Uint16(l4[6:]) == 0 {
+				t.Errorf("UDP checksum became 0 (none)")
+			}
 
 			// the reply from the real server
 			r := pkt{src: c.real, dst: c.client, proto: c.proto, flags: tcpSYN | tcpACK, payload: []byte("hello back")}
@@ -127,6 +131,9 @@ func TestNAT(t *testing.T) {
 			}
 			if c.zeroUDPcsum && binary.BigEndian.Uint16(l4[6:]) != 0 {
 				t.Errorf("absent UDP checksum of the reply was filled in")
+			}
+			if c.proto == 17 && !c.zeroUDPcsum && binary.BigEndian.Uint16(l4[6:]) == 0 {
+				t.Errorf("reply UDP checksum became 0 (none)")
 			}
 		}()
 	}
@@ -192,6 +199,35 @@ func TestNAT(t *testing.T) {
 		}
 		if !icmpOK(ip) {
 			t.Errorf("icmpv6 checksum wrong after translation")
+		}
+	}
+	// from the real server: ICMPv6 port unreachable about a UDP datagram,
+	// goes to the client; the quoted checksum is what the translated
+	// datagram has, and stays 0 for one sent without (RFC 6935)
+	for k, zero := range []bool{false, true} {
+		c6 := netip.AddrPortFrom(client6(1+k), 40001)
+		sent := pkt{src: c6, dst: netip.AddrPortFrom(real6.Addr(), 5353), proto: 17, payload: []byte("q")}
+		q := sent.ip()
+		if zero {
+			q[46], q[47] = 0, 0
+		}
+		e := pkt{src: netip.AddrPortFrom(real6.Addr(), 0), dst: netip.AddrPortFrom(c6.Addr(), 0), proto: 58, l4override: icmpErr6(real6.Addr(), c6.Addr(), 1, 4, q)}
+		in := e.frame()
+		out := x.expect(in, xdpPass, "pass_nat_reply")
+		ip := out[14:len(in)]
+		quoted := ip[48:]
+		if netip.AddrFrom16([16]byte(ip[8:24])) != vip6 || netip.AddrFrom16([16]byte(quoted[24:40])) != vip6 || binary.BigEndian.Uint16(quoted[42:]) != 53 {
+			t.Errorf("icmpv6 to client not translated: % x", ip[:88])
+		}
+		if !icmpOK(ip) {
+			t.Errorf("icmpv6 checksum wrong after translation")
+		}
+		want := pkt{src: c6, dst: netip.AddrPortFrom(vip6, 53), proto: 17, payload: []byte("q")}.ip()[46:48]
+		if zero {
+			want = []byte{0, 0}
+		}
+		if got := quoted[46:48]; !bytes.Equal(got, want) {
+			t.Errorf("quoted UDP checksum (zero %v) % x, want % x", zero, got, want)
 		}
 	}
 	// a reply that belongs to no connection passes untouched

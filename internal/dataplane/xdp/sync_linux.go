@@ -230,6 +230,7 @@ func (d *Dataplane) syncLocked() (err error) {
 	d.snatPools.settle()
 
 	var errs []error
+	hopMoved := false
 	for _, s := range d.svcs {
 		if s.adopted {
 			continue
@@ -239,6 +240,7 @@ func (d *Dataplane) syncLocked() (err error) {
 			r.dest.SetConns(c.active, c.inactive)
 			if !r.nh.ok || checkNH {
 				if nh := d.resolve(r.spec.Addr.Addr(), r.spec.Method); nextHopChanged(r.nh, nh) {
+					hopMoved = hopMoved || nh.ifindex != r.nh.ifindex || nh.ok != r.nh.ok
 					r.nh = nh
 					errs = append(errs, d.writeReal(s.id, r))
 				}
@@ -253,6 +255,9 @@ func (d *Dataplane) syncLocked() (err error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", s.spec.Key, err))
 		}
+	}
+	if hopMoved {
+		d.warnNextHopVeths()
 	}
 	return errors.Join(errs...)
 }

@@ -75,9 +75,11 @@ func (d *Dataplane) vethPeerProblem(l netlink.Link, role string) *peerProblem {
 // warnNextHopVeths runs warnVethPeer's check on the interfaces real
 // servers are reached by that the program is not attached to: it
 // redirects their packets there, and a veth among them needs an XDP
-// program on its peer as much as one it runs on. An interface is
-// logged once while the problem lasts, and again after it was fixed
-// and came back, or stopped being a next hop and became one again.
+// program on its peer as much as one it runs on. Apply calls it, and
+// the sync loop when a next hop moved to another interface or was
+// resolved. A problem is logged once while it lasts, and again when it
+// changes, after it was fixed and came back, or after the interface
+// stopped being a next hop and became one again.
 func (d *Dataplane) warnNextHopVeths() {
 	hops := make(map[uint32]bool)
 	for _, s := range d.svcs {
@@ -93,18 +95,19 @@ func (d *Dataplane) warnNextHopVeths() {
 		}
 	}
 	for i := range hops {
-		var p *peerProblem
-		if l, err := d.nl.LinkByIndex(int(i)); err == nil {
-			p = d.vethPeerProblem(l, "next_hop")
+		l, err := d.nl.LinkByIndex(int(i))
+		if err != nil {
+			continue // not examined: what was logged stands
 		}
+		p := d.vethPeerProblem(l, "next_hop")
 		switch {
 		case p == nil:
 			delete(d.warnedPeer, i)
-		case !d.warnedPeer[i]:
+		case d.warnedPeer[i] != p.msg:
 			if d.warnedPeer == nil {
-				d.warnedPeer = make(map[uint32]bool)
+				d.warnedPeer = make(map[uint32]string)
 			}
-			d.warnedPeer[i] = true
+			d.warnedPeer[i] = p.msg
 			p.log(d)
 		}
 	}

@@ -127,7 +127,8 @@ func TestVethPeerWarning(t *testing.T) {
 // program is not attached to (it redirects there) gets the same warning
 // when that veth's peer runs no XDP program, naming it as the next hop;
 // once per problem: not again on the next Apply, not while the peer runs
-// a driver-mode program, again once that is gone.
+// a driver-mode program, again once that is gone, and the generic-mode
+// warning once the peer runs its program that way.
 func TestNextHopVethWarning(t *testing.T) {
 	requireBPF(t)
 	vethInEmptyNS(t, "na0", "na1")
@@ -208,6 +209,14 @@ func TestNextHopVethWarning(t *testing.T) {
 	}
 	if got := warned(); !strings.Contains(got, "runs no XDP program") {
 		t.Errorf("the peer's program gone: logged %q, want the warning again", got)
+	}
+	lk, err = link.AttachXDP(link.XDPOptions{Program: objs.GovsPass, Interface: nb1.Attrs().Index, Flags: link.XDPGenericMode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	if got := warned(); !strings.Contains(got, "generic mode") {
+		t.Errorf("the peer's program in generic mode: logged %q, want that warning", got)
 	}
 }
 

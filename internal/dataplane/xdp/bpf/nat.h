@@ -140,7 +140,7 @@ static __always_inline __u16 *quoted_csum(__u8 proto, __u16 *ports, void *data_e
  * replaces the outer and quoted addresses (and quoted ports) named by
  * what with those of x and updates, incrementally, the outer IPv4 header
  * checksum, the quoted IPv4 header checksum, the quoted UDP or TCP
- * checksum when it is quoted (a UDP/IPv4 checksum of 0 stays 0), and the
+ * checksum when it is quoted (a UDP checksum of 0 stays 0), and the
  * ICMP checksum (for ICMPv6 its pseudo header holds the outer
  * addresses). The quoted IPv4 header has no options (handle_v4). */
 static __always_inline int icmp_xlate(struct xdp_md *ctx, __u8 family, __u32 l4off, __u32 what,
