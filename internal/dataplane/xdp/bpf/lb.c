@@ -298,14 +298,19 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * its flow there, in a state no packet of its kind changes (UDP; TCP
  * established without SYN, FIN or RST), skips the conn4_tbl lookup: a
  * hash bucket and an element among millions, both usually cold, where
- * a hit reads one cache line. The cache is small on purpose (FC_SLOTS,
- * 32 KiB per CPU): with 4,096 one-line slots the 64 hot flows of the
- * harness's cost load sat in 64 pages and the slot's line took a
- * quarter to 40 % of the program's samples in place; in 8 pages the
- * program's samples fell by a sixth (the harness's per-packet figures
- * stayed within their noise; docs/BENCHMARKS.md). Two ways per set keep
- * two flows whose hashes meet from evicting each other on every
- * packet. The real server is
+ * a hit reads one cache line. The size (FC_SLOTS, 2,048 slots and
+ * 128 KiB per CPU) weighs the pages a few hot flows are spread over
+ * against the flows a CPU serves at once: with 4,096 one-line slots the
+ * 64 hot flows of the harness's cost load sat in 64 pages and the
+ * slot's line took a quarter to 40 % of the program's samples in place,
+ * and 512 slots (8 pages) lowered them by a sixth; but 1,000 flows sent
+ * round robin hit 512 slots on about one packet in five (two flows per
+ * set at most, four on average; simulated), 2,048 on nine in ten,
+ * which took the program's time in place from about 100 ns to 55
+ * (docs/BENCHMARKS.md).
+ * Two ways per set keep two flows whose hashes meet from evicting each
+ * other on every packet, and fc_admit three or more from evicting each
+ * other's copies in turn. The real server is
  * still read from cpu_data and checked as for a table entry. The
  * entry's last-use time is the table entry's, refreshed through the
  * table at least every FC_WINDOW_NS (a quarter of the timeout when that
@@ -376,11 +381,25 @@ static __always_inline int fc_hit(const struct fc_entry *fe, const __u64 *k, __u
 	return FC_HIT_CONN;
 }
 
+/* fc_admit says whether a flow (kw, a word of its key) not in its set
+ * may take an entry whose window is still open, when both are: one flow
+ * in eight per jiffy j, by a hash of kw and j. Without it, three or
+ * more flows that take turns in a set (one packet each, as 1,000 UDP
+ * flows sent round robin do on one CPU) each evict the copy the next
+ * packet needs, and every packet misses; with it, two of them stay and
+ * hit, and the others take the table path, which they took anyway. A
+ * flow that keeps sending gets in within some jiffies. */
+static __always_inline int fc_admit(__u64 kw, __u64 j)
+{
+	return ((kw ^ j) * 0x9e3779b97f4a7c15ull) >> 61 == 0;
+}
+
 /* fc_way picks the entry of a set that k's copy goes to: the one that
  * already holds k (a flow is in at most one way), else the one whose
- * window ends first (filled longer ago when the windows are equal; an
- * empty one has until 0). */
-static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_entry *w1, const __u64 *k)
+ * window ends first (w0 when both end in the same jiffy; an empty one
+ * has until 0) when its window is over or fc_admit says so; NULL when k
+ * is to stay out. */
+static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_entry *w1, const __u64 *k, __u64 j)
 {
 	if (!w0)
 		return NULL;
@@ -391,7 +410,10 @@ static __always_inline struct fc_entry *fc_way(struct fc_entry *w0, struct fc_en
 		return NULL;
 	if (fc_same(w1, k))
 		return w1;
-	return w1->until < w0->until ? w1 : w0;
+	struct fc_entry *v = w1->until < w0->until ? w1 : w0;
+	if (j < v->until && !fc_admit(k[0] ^ k[1], j))
+		return NULL;
+	return v;
 }
 
 /* fc_begin and fc_end bracket the writing of an entry: it serves
@@ -425,7 +447,7 @@ static __always_inline void fc_end(__u64 *until, const struct config *gc, __u64 
 static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const __u64 *k,
 				    const struct conn *c, const struct config *gc, __u64 j)
 {
-	struct fc_entry *fe = fc_way(w0, w1, k);
+	struct fc_entry *fe = fc_way(w0, w1, k, j);
 	if (fe) {
 		fc_begin(&fe->until);
 		__builtin_memcpy(&fe->key, k, sizeof(fe->key));
@@ -477,7 +499,8 @@ static __always_inline int fc6_hit(const struct fc_entry6 *fe, const __u64 *k, _
 	return FC_HIT_CONN;
 }
 
-static __always_inline struct fc_entry6 *fc6_way(struct fc_entry6 *w0, struct fc_entry6 *w1, const __u64 *k)
+static __always_inline struct fc_entry6 *fc6_way(struct fc_entry6 *w0, struct fc_entry6 *w1, const __u64 *k,
+						 __u64 j)
 {
 	if (!w0)
 		return NULL;
@@ -487,7 +510,10 @@ static __always_inline struct fc_entry6 *fc6_way(struct fc_entry6 *w0, struct fc
 		return NULL;
 	if (fc6_same(w1, k))
 		return w1;
-	return w1->until < w0->until ? w1 : w0;
+	struct fc_entry6 *v = w1->until < w0->until ? w1 : w0;
+	if (j < v->until && !fc_admit(k[0] ^ k[4], j))
+		return NULL;
+	return v;
 }
 
 /* fc6_fill takes the set's index, not its ways: entry pointers kept
@@ -501,7 +527,7 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
 	struct fc_entry6 *w1 = bpf_map_lookup_elem(&flow_cache6, &set);
 	__u64 k[5];
 	key6_words(fk, k);
-	struct fc_entry6 *fe = fc6_way(w0, w1, k);
+	struct fc_entry6 *fe = fc6_way(w0, w1, k, j);
 	if (fe) {
 		fc_begin(&fe->until);
 		__builtin_memcpy(&fe->key, k, sizeof(k));
@@ -559,7 +585,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 	h.cport = nr->cport;
 	__u64 timeout = timeout_of(gc, fk->proto == IPPROTO_UDP ? ST_UDP : ST_CLOSE);
 	if (pi->fam == FAM_V4) {
-		struct fc_entry *fe = fc_way(w0, w1, k);
+		struct fc_entry *fe = fc_way(w0, w1, k, j);
 		if (!fe)
 			return rc;
 		struct fc_nat fn = {.h = h};
@@ -574,7 +600,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 	struct fc_entry6 *w60 = bpf_map_lookup_elem(&flow_cache6, &set6);
 	set6++;
 	struct fc_entry6 *w61 = bpf_map_lookup_elem(&flow_cache6, &set6);
-	struct fc_entry6 *fe = fc6_way(w60, w61, k6);
+	struct fc_entry6 *fe = fc6_way(w60, w61, k6, j);
 	if (!fe)
 		return rc;
 	struct fc_nat6 fn = {.h = h};

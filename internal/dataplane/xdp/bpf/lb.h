@@ -288,13 +288,13 @@ _Static_assert(__builtin_offsetof(struct fc_entry6, c) + sizeof(struct fc_nat6) 
 	       "fc_nat6 fits in an fc_entry6 from its conn on");
 
 /* The flow cache is 2-way set-associative: 2^FC_SETS_LOG2 sets of
- * FC_WAYS entries per CPU, a set in two adjacent cache lines. 32 KiB
- * per CPU, 8 pages: small on purpose (see lb.c). */
-#define FC_SETS_LOG2 8
+ * FC_WAYS entries per CPU, a set in two adjacent cache lines. 128 KiB
+ * per CPU, 32 pages (see lb.c for the size). */
+#define FC_SETS_LOG2 10
 #define FC_WAYS 2
 #define FC_SLOTS ((1 << FC_SETS_LOG2) * FC_WAYS)
-/* IPv6: 2^FC6_SETS_LOG2 sets of FC_WAYS two-line entries, 32 KiB per CPU. */
-#define FC6_SETS_LOG2 7
+/* IPv6: 2^FC6_SETS_LOG2 sets of FC_WAYS two-line entries, 128 KiB per CPU. */
+#define FC6_SETS_LOG2 9
 #define FC6_SLOTS ((1 << FC6_SETS_LOG2) * FC_WAYS)
 /* An entry is used for at most this long after its connection's last
  * refresh in its table (and never beyond a quarter of its timeout).
