@@ -121,30 +121,41 @@ xdp_stats() {
 	nsx "$NS_DIR" "$WORK/xdpstats" "${devs[@]}"
 }
 
-# xdp_prog_window: for a director with XDP programs, the mean run time of
-# those programs per run (one run per packet that reaches the director),
-# measured in place at FIXED_PPS with the kernel's BPF run statistics
-# switched on (kernel.bpf_stats_enabled, host-wide, restored afterwards).
+# xdp_prog_window [flat]: for a director with XDP programs, the mean run
+# time of those programs per run (one run per packet that reaches the
+# director), measured in place with the kernel's BPF run statistics
+# switched on (kernel.bpf_stats_enabled, host-wide, restored afterwards):
+# at FIXED_PPS with udpload's 64 flows (xdp_prog_ns), or with "flat" as
+# the udp load offers (trafgen flat out, 1k flows; udp_prog_ns).
 # A window of its own: the statistics cost two clock reads per run, which
-# must not weigh on the CPU figures of the cost window.
+# must not weigh on the CPU figures of the cost window or on udp_pps.
 xdp_prog_window() {
-	local x0 x1
+	local x0 x1 metric=xdp_prog_ns
 	x0=$(xdp_stats) || return 0
 	[[ -n $x0 ]] || return 0
 	BPF_STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 	sysctl -qw kernel.bpf_stats_enabled=1
-	udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
+	if [[ ${1:-} == flat ]]; then
+		metric=udp_prog_ns
+		tg_start "$(tg_conf 1k)" 0 "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+5}')"
+	else
+		udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
+	fi
 	sleep "$WARM"
 	x0=$(xdp_stats)
 	sleep "$DUR"
 	x1=$(xdp_stats)
 	sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_OLD"
 	BPF_STATS_OLD=""
-	kill "$UL_PID" 2>/dev/null || true
-	wait "$UL_PID" 2>/dev/null || true
-	UL_PID=""
+	if [[ $metric == udp_prog_ns ]]; then
+		tg_stop
+	else
+		kill "$UL_PID" 2>/dev/null || true
+		wait "$UL_PID" 2>/dev/null || true
+		UL_PID=""
+	fi
 	echo "    (xdp programs: $(awk '{printf "%s%s", sep, $2; sep=", "}' <<<"$x1"))"
-	record xdp_prog_ns "$(awk 'NR == FNR { c[$1] = $3; t[$1] = $4; next }
+	record "$metric" "$(awk 'NR == FNR { c[$1] = $3; t[$1] = $4; next }
 		($1 in c) { dc += $3 - c[$1]; dt += $4 - t[$1] }
 		END { if (dc > 0) printf "%.0f", dt / dc }' <(echo "$x0") <(echo "$x1"))"
 }
@@ -231,6 +242,7 @@ load_udp() {
 	local n ns _s
 	read -r n ns _s < <(udp_window "$(tg_conf 1k)" 0)
 	record udp_pps "$(awk -v n="$n" -v t="$ns" 'BEGIN{printf "%.0f", n*1e9/t}')"
+	xdp_prog_window flat
 }
 
 # With a UDP timeout longer than a cycle of the 1.1M flows (--udp-timeout),

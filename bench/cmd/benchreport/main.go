@@ -53,6 +53,7 @@ func metricDefs() []metric {
 		{"dir_cpu_pkt_ns", "director-only CPU ns/pkt (bn-dir processes + NAPI threads, fixed rate)", false, 0},
 		{"dir_cpu_conn_us", "director-only CPU µs/conn (bn-dir processes + NAPI threads, fixed rate)", false, 1},
 		{"xdp_prog_ns", "director XDP program ns/run (in place, fixed rate)", false, 0},
+		{"udp_prog_ns", "director XDP program ns/run (in place, udp load: flat out, 1k flows)", false, 0},
 		{"dir_own_pkt_ns", "director forwarding logic ns/pkt (perf share of NAPI threads + processes, fixed rate)", false, 0},
 	}
 }
