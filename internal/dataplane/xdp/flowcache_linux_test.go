@@ -271,11 +271,21 @@ func TestFlowCacheTwoWays(t *testing.T) {
 // TestFlowCacheTakingTurns: three flows of one set that take turns,
 // one packet each, with both ways' windows open: the cache keeps two of
 // them most of the time (fc_admit), where taking in every flow that
-// misses would have every packet miss. Misses are counted as new
-// connections, the table being emptied before each round.
+// misses would have every packet miss; and a flow kept out gets in
+// within some jiffies, not only once a window ends. Misses are counted as new connections, the table
+// being emptied before each packet or round. The rounds are spread over
+// some 60 jiffies (within the 1 s window), since fc_admit answers for a
+// whole jiffy.
 func TestFlowCacheTakingTurns(t *testing.T) {
 	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: 40 * time.Second}}) // a 1 s window
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
+	spec, err := loadLb()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, n6 := spec.Maps["flow_cache"].MaxEntries, spec.Maps["flow_cache6"].MaxEntries; n != fcSlots || n6 != fc6Slots {
+		t.Fatalf("the object's flow caches have %d and %d slots per CPU, the tests assume %d and %d", n, n6, fcSlots, fc6Slots)
+	}
 	dst := netip.AddrPortFrom(vip4, 53)
 	var ports []uint16
 	want := fcSet(netip.AddrPortFrom(client(1), 1024), dst, 17)
@@ -287,22 +297,23 @@ func TestFlowCacheTakingTurns(t *testing.T) {
 	if len(ports) < 3 {
 		t.Fatalf("found only ports %v in set %d", ports, want)
 	}
-	spec, err := loadLb()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, n6 := spec.Maps["flow_cache"].MaxEntries, spec.Maps["flow_cache6"].MaxEntries; n != fcSlots || n6 != fc6Slots {
-		t.Fatalf("the object's flow caches have %d and %d slots per CPU, the tests assume %d and %d", n, n6, fcSlots, fc6Slots)
-	}
-	const rounds = 60
-	misses := uint64(0)
-	for range rounds {
+	// missed sends flow i's packet after emptying the table and says
+	// whether it missed the cache
+	missed := func(i int) bool {
 		x.deleteConns()
 		n := x.events()["conn_new"]
-		for _, p := range ports {
-			x.expect(pkt{src: netip.AddrPortFrom(client(1), p), dst: dst, proto: 17, payload: []byte("x")}.frame(), xdpTX, "tx_dr")
+		x.expect(pkt{src: netip.AddrPortFrom(client(1), ports[i]), dst: dst, proto: 17, payload: []byte("x")}.frame(), xdpTX, "tx_dr")
+		return x.events()["conn_new"] != n
+	}
+	const rounds = 60
+	misses := 0
+	for range rounds {
+		for i := range ports {
+			if missed(i) {
+				misses++
+			}
 		}
-		misses += x.events()["conn_new"] - n
+		time.Sleep(11 * time.Millisecond) // a jiffy at HZ 100
 	}
 	// taking every flow in: 2 misses a round (3 when the windows' ends
 	// differ); keeping two: about 1
@@ -310,6 +321,21 @@ func TestFlowCacheTakingTurns(t *testing.T) {
 		t.Errorf("%d misses in %d rounds of three flows in one set, want about one a round", misses, rounds)
 	}
 	t.Logf("%d misses in %d rounds", misses, rounds)
+	// a flow kept out by two live copies gets in within some jiffies
+	// (one in eight lets it in), long before their windows end: once
+	// the windows of the rounds' copies are over, flows 0 and 1 fill
+	// the set afresh, and flow 2 tries for at most 400 ms
+	time.Sleep(1100 * time.Millisecond)
+	missed(0)
+	missed(1)
+	start := time.Now()
+	for missed(2) {
+		if time.Since(start) > 400*time.Millisecond {
+			t.Fatalf("flow 2 kept out for 400 ms by two copies with open windows")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("flow 2 got in after %v", time.Since(start))
 }
 
 // deleteAll empties a hash map with keys of type K and values of type

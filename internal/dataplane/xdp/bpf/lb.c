@@ -440,10 +440,11 @@ static __always_inline void fc_end(__u64 *until, const struct config *gc, __u64 
 	*until = j + win / (gc && gc->clk_mult ? gc->clk_mult : FC_JIFFY_NS_MAX);
 }
 
-/* fc_fill copies c into the set whatever its state: a connection that
- * left the established state must not be found there as established
- * (a new connection on the same addresses and ports could go to another
- * real server). */
+/* fc_fill copies c into the set whatever its state: a copy the flow
+ * already has is always overwritten, as a connection that left the
+ * established state must not be found there as established (a new
+ * connection on the same addresses and ports could go to another real
+ * server); a flow without one takes a way as fc_way allows. */
 static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const __u64 *k,
 				    const struct conn *c, const struct config *gc, __u64 j)
 {
@@ -511,7 +512,7 @@ static __always_inline struct fc_entry6 *fc6_way(struct fc_entry6 *w0, struct fc
 	if (fc6_same(w1, k))
 		return w1;
 	struct fc_entry6 *v = w1->until < w0->until ? w1 : w0;
-	if (j < v->until && !fc_admit(k[0] ^ k[4], j))
+	if (j < v->until && !fc_admit(k[0] ^ k[2] ^ k[4], j)) /* ports, both addresses' low words */
 		return NULL;
 	return v;
 }
