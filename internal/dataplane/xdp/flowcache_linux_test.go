@@ -47,6 +47,23 @@ const (
 	fc6Slots   = fcWays << 9 // FC6_SLOTS
 )
 
+// sameSetPorts finds n client(1) ports from 1024 up whose UDP flows to
+// dst fall in one flow-cache set.
+func sameSetPorts(t *testing.T, dst netip.AddrPort, n int) []uint16 {
+	t.Helper()
+	var ports []uint16
+	want := fcSet(netip.AddrPortFrom(client(1), 1024), dst, 17)
+	for p := uint16(1024); len(ports) < n && p < 65535; p++ {
+		if fcSet(netip.AddrPortFrom(client(1), p), dst, 17) == want {
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) < n {
+		t.Fatalf("found only ports %v in set %d", ports, want)
+	}
+	return ports
+}
+
 // fcSet is the set of bpf/lb.c's fc_set for an IPv4 flow key.
 func fcSet(src, dst netip.AddrPort, proto uint8) uint32 {
 	var k [16]byte
@@ -222,17 +239,7 @@ func TestFlowCacheTwoWays(t *testing.T) {
 	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: 400 * time.Millisecond}})
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
 	dst := netip.AddrPortFrom(vip4, 53)
-	// three client ports whose flows share a set
-	var ports []uint16
-	want := fcSet(netip.AddrPortFrom(client(1), 1024), dst, 17)
-	for p := uint16(1024); len(ports) < 3 && p < 65535; p++ {
-		if fcSet(netip.AddrPortFrom(client(1), p), dst, 17) == want {
-			ports = append(ports, p)
-		}
-	}
-	if len(ports) < 3 {
-		t.Fatalf("found only ports %v in set %d", ports, want)
-	}
+	ports := sameSetPorts(t, dst, 3)
 	flow := func(i int) []byte {
 		return pkt{src: netip.AddrPortFrom(client(1), ports[i]), dst: dst, proto: 17, payload: []byte("x")}.frame()
 	}
@@ -287,16 +294,7 @@ func TestFlowCacheTakingTurns(t *testing.T) {
 		t.Fatalf("the object's flow caches have %d and %d slots per CPU, the tests assume %d and %d", n, n6, fcSlots, fc6Slots)
 	}
 	dst := netip.AddrPortFrom(vip4, 53)
-	var ports []uint16
-	want := fcSet(netip.AddrPortFrom(client(1), 1024), dst, 17)
-	for p := uint16(1024); len(ports) < 3 && p < 65535; p++ {
-		if fcSet(netip.AddrPortFrom(client(1), p), dst, 17) == want {
-			ports = append(ports, p)
-		}
-	}
-	if len(ports) < 3 {
-		t.Fatalf("found only ports %v in set %d", ports, want)
-	}
+	ports := sameSetPorts(t, dst, 3)
 	// missed sends flow i's packet after emptying the table and says
 	// whether it missed the cache
 	missed := func(i int) bool {

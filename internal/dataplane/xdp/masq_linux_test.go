@@ -97,6 +97,28 @@ func TestAttachModeChange(t *testing.T) {
 	}
 }
 
+// applyWarnings returns a function that applies services to d and
+// returns the lines containing warning that b received since its last
+// call.
+func applyWarnings(t *testing.T, d *Dataplane, b *syncBuffer, warning string) func(svcs ...dataplane.Service) string {
+	seen := 0
+	return func(svcs ...dataplane.Service) string {
+		t.Helper()
+		if err := d.Apply(context.Background(), svcs); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for l := range strings.Lines(b.String()) {
+			if strings.Contains(l, warning) {
+				out = append(out, l)
+			}
+		}
+		got := strings.Join(out[seen:], "")
+		seen = len(out)
+		return got
+	}
+}
+
 // vethInEmptyNS moves the test into a new network namespace (inEmptyNS)
 // holding the veth pair a–b, both up.
 func vethInEmptyNS(t *testing.T, a, b string) {
@@ -184,23 +206,8 @@ func TestForwardingWarning(t *testing.T) {
 	}
 	defer d.Close()
 	const warning = "does not forward"
-	seen := 0
 	// warned applies svcs and returns the warnings logged by it
-	warned := func(svcs ...dataplane.Service) string {
-		t.Helper()
-		if err := d.Apply(context.Background(), svcs); err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for l := range strings.Lines(b.String()) {
-			if strings.Contains(l, warning) {
-				out = append(out, l)
-			}
-		}
-		got := strings.Join(out[seen:], "")
-		seen = len(out)
-		return got
-	}
+	warned := applyWarnings(t, d, &b, warning)
 	if got := warned(dr); got != "" {
 		t.Errorf("a DR service logged %q", got)
 	}

@@ -2,7 +2,6 @@ package xdp
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -169,23 +168,9 @@ func TestNextHopVethWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	const warning = "next_hop=nb0"
-	seen := 0
-	warned := func() string {
-		t.Helper()
-		if err := d.Apply(context.Background(), []dataplane.Service{svc(dataplane.TCP, vip4, 80, "rr", rsv(server, 1, dataplane.DR))}); err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for l := range strings.Lines(b.String()) {
-			if strings.Contains(l, warning) {
-				out = append(out, l)
-			}
-		}
-		got := strings.Join(out[seen:], "")
-		seen = len(out)
-		return got
-	}
+	dr := svc(dataplane.TCP, vip4, 80, "rr", rsv(server, 1, dataplane.DR))
+	apply := applyWarnings(t, d, &b, "next_hop=nb0")
+	warned := func() string { t.Helper(); return apply(dr) }
 	if got := warned(); !strings.Contains(got, "runs no XDP program") || !strings.Contains(got, "peer=nb1") {
 		t.Errorf("next hop nb0, peer without a program: logged %q, want the warning naming nb1", got)
 	}
