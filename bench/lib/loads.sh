@@ -86,6 +86,13 @@ udpload_start() {
 	UL_PID=$!
 }
 
+# udpload_stop stops the udpload that udpload_start started.
+udpload_stop() {
+	kill "$UL_PID" 2>/dev/null || true
+	wait "$UL_PID" 2>/dev/null || true
+	UL_PID=""
+}
+
 # udp_fixed_window [RATE]: offers RATE (default FIXED_PPS) and prints
 # "received ns sent cpu_ns dir_ns dirproc_ns" like udp_window, plus the CPU
 # the testbed, the director alone and the director's processes used over
@@ -103,9 +110,7 @@ udp_fixed_window() {
 	t1=$(now_ns)
 	s1=$(tx_packets "$NS_CL" "$TG_DEV")
 	read -r u1 d1 p1 < <(cpu_snapshot) || true
-	kill "$UL_PID" 2>/dev/null || true
-	wait "$UL_PID" 2>/dev/null || true
-	UL_PID=""
+	udpload_stop
 	if ! snap_ok "$u0" "$d0" "$p0" "$u1" "$d1" "$p1"; then
 		echo "$((c1 - c0)) $((t1 - t0)) $((s1 - s0)) - - -"
 		return 0
@@ -130,12 +135,12 @@ xdp_stats() {
 # A window of its own: the statistics cost two clock reads per run, which
 # must not weigh on the CPU figures of the cost window or on udp_pps.
 xdp_prog_window() {
-	local x0 x1 metric=xdp_prog_ns
+	local x0 x1 flat=${1:-} metric=xdp_prog_ns
 	x0=$(xdp_stats) || return 0
 	[[ -n $x0 ]] || return 0
 	BPF_STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 	sysctl -qw kernel.bpf_stats_enabled=1
-	if [[ ${1:-} == flat ]]; then
+	if [[ $flat == flat ]]; then
 		metric=udp_prog_ns
 		tg_start "$(tg_conf 1k)" 0 "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+5}')"
 	else
@@ -147,12 +152,10 @@ xdp_prog_window() {
 	x1=$(xdp_stats)
 	sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_OLD"
 	BPF_STATS_OLD=""
-	if [[ $metric == udp_prog_ns ]]; then
+	if [[ $flat == flat ]]; then
 		tg_stop
 	else
-		kill "$UL_PID" 2>/dev/null || true
-		wait "$UL_PID" 2>/dev/null || true
-		UL_PID=""
+		udpload_stop
 	fi
 	echo "    (xdp programs: $(awk '{printf "%s%s", sep, $2; sep=", "}' <<<"$x1"))"
 	record "$metric" "$(awk 'NR == FNR { c[$1] = $3; t[$1] = $4; next }
@@ -193,16 +196,12 @@ own_window() {
 	c0=$(sink_count)
 	perf record -q -e cpu-clock -F 2999 -g -a -o "$WORK/own.data" -- sleep "$own_dur" >/dev/null 2>&1 || {
 		echo "    (perf record failed: no dir_own_pkt_ns)"
-		kill "$UL_PID" 2>/dev/null || true
-		wait "$UL_PID" 2>/dev/null || true
-		UL_PID=""
+		udpload_stop
 		return 0
 	}
 	c1=$(sink_count)
 	read -r u1 d1 p1 < <(cpu_snapshot) || true
-	kill "$UL_PID" 2>/dev/null || true
-	wait "$UL_PID" 2>/dev/null || true
-	UL_PID=""
+	udpload_stop
 	share=$(perf script -i "$WORK/own.data" -F tid,ip,sym 2>/dev/null | own_share $NAPI_DIR_PIDS)
 	[[ -n ${BENCH_KEEP_PERF:-} ]] && cp "$WORK/own.data" "/tmp/own-$CUR_PEER.data"; rm -f "$WORK/own.data"
 	echo "    (forwarding logic: $share of the director's NAPI samples)"
