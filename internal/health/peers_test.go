@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -39,35 +40,14 @@ func needBinary(t *testing.T, name, pkg string) string {
 }
 
 // freePort returns a TCP (or UDP) port on 127.0.0.1 free at the time of
-// the call.
+// the call. UDP ports ("udp", and "both" for DNS servers binding UDP and TCP)
+// are taken from below the kernel's ephemeral range, where no socket of
+// another test binding port 0 can land on them once they are released: a
+// UDP test that wants "connection refused" from a closed port gets silence
+// instead when some other process's connected socket holds that port.
 func freePort(t *testing.T, network string) uint16 {
 	t.Helper()
-	switch network {
-	case "both":
-		// A port free for UDP and TCP at once (DNS servers bind both).
-		for i := 0; i < 50; i++ {
-			c, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			port := c.LocalAddr().(*net.UDPAddr).Port
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-			c.Close()
-			if err == nil {
-				l.Close()
-				return uint16(port)
-			}
-		}
-		t.Fatal("no port free for both UDP and TCP")
-		return 0
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	default:
+	if network == "tcp" || network == "" {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +55,41 @@ func freePort(t *testing.T, network string) uint16 {
 		defer l.Close()
 		return uint16(l.Addr().(*net.TCPAddr).Port)
 	}
+	lo, hi := belowEphemeral()
+	for i := 0; i < 200; i++ {
+		port := lo + mrand.IntN(hi-lo)
+		c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		if network == "both" {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				c.Close()
+				continue
+			}
+			l.Close()
+		}
+		c.Close()
+		return uint16(port)
+	}
+	t.Fatalf("no %s port free in %d-%d", network, lo, hi)
+	return 0
+}
+
+// belowEphemeral is a range of ports under the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), which binding port 0 never returns.
+func belowEphemeral() (lo, hi int) {
+	first := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var a, z int
+		if _, err := fmt.Sscan(string(b), &a, &z); err == nil && a > 2048 {
+			first = a
+		}
+	}
+	hi = first - 1
+	lo = max(1024, hi-8000)
+	return lo, hi
 }
 
 // waitTCP waits until addr accepts connections.
