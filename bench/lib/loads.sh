@@ -126,6 +126,17 @@ xdp_stats() {
 	nsx "$NS_DIR" "$WORK/xdpstats" "${devs[@]}"
 }
 
+# fc_counts prints govs's flow-cache misses (event fc_miss) and the
+# packets its XDP program forwarded (exits tx_* and redirect_*), read from
+# /metrics on its API socket; nothing for other directors.
+fc_counts() {
+	[[ -S $WORK/govs.sock ]] || return 0
+	curl -s -m 5 --unix-socket "$WORK/govs.sock" http://govs/metrics | awk '
+		/^govs_dataplane_events_total\{event="fc_miss"\}/ { m = $2 }
+		/^govs_dataplane_exits_total\{reason="(tx|redirect)_/ { f += $2 }
+		END { if (m != "" && f != "") printf "%.0f %.0f\n", m, f }'
+}
+
 # xdp_prog_window [flat]: for a director with XDP programs, the mean run
 # time of those programs per run (one run per packet that reaches the
 # director), measured in place with the kernel's BPF run statistics
@@ -135,7 +146,7 @@ xdp_stats() {
 # A window of its own: the statistics cost two clock reads per run, which
 # must not weigh on the CPU figures of the cost window or on udp_pps.
 xdp_prog_window() {
-	local x0 x1 flat=${1:-} metric=xdp_prog_ns
+	local x0 x1 f0="" f1="" flat=${1:-} metric=xdp_prog_ns
 	x0=$(xdp_stats) || return 0
 	[[ -n $x0 ]] || return 0
 	BPF_STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
@@ -148,8 +159,10 @@ xdp_prog_window() {
 	fi
 	sleep "$WARM"
 	x0=$(xdp_stats)
+	[[ $flat == flat ]] && f0=$(fc_counts)
 	sleep "$DUR"
 	x1=$(xdp_stats)
+	[[ $flat == flat ]] && f1=$(fc_counts)
 	sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_OLD"
 	BPF_STATS_OLD=""
 	if [[ $flat == flat ]]; then
@@ -161,6 +174,11 @@ xdp_prog_window() {
 	record "$metric" "$(awk 'NR == FNR { c[$1] = $3; t[$1] = $4; next }
 		($1 in c) { dc += $3 - c[$1]; dt += $4 - t[$1] }
 		END { if (dc > 0) printf "%.0f", dt / dc }' <(echo "$x0") <(echo "$x1"))"
+	# the flow cache's measured miss rate over the same window
+	[[ -n $f0 && -n $f1 ]] && record udp_fc_miss_pct "$(awk -v a="$f0" -v b="$f1" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		if (y[2] > x[2]) printf "%.1f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }')"
+	return 0
 }
 
 # own_window: for a director whose forwarding logic is nftables or an XDP

@@ -170,6 +170,47 @@ func TestFlowCacheServesEstablished(t *testing.T) {
 	}
 }
 
+// TestFlowCacheMissCounted: event fc_miss counts the packets the flow
+// cache serves that were served from the tables instead (established
+// TCP without SYN/FIN/RST, UDP of a tracked flow, NAT replies:
+// TestFlowCacheNATReplies), and nothing else: not a new flow's first
+// packet, not a TCP packet that changes or ends the connection's state,
+// not a hit.
+func TestFlowCacheMissCounted(t *testing.T) {
+	x := newTDP(t, Options{})
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1)...), svc(dataplane.TCP, vip4, 80, "rr", pool(1)...),
+		svc(dataplane.UDP, vip6, 53, "rr", rsv(rs6a, 1, dataplane.DR)))
+	misses := func() uint64 { return x.events()["fc_miss"] }
+	step := func(what string, frame []byte, exit string, want uint64) {
+		t.Helper()
+		n := misses()
+		x.expect(frame, xdpTX, exit)
+		if got := misses() - n; got != want {
+			t.Errorf("%s: %d fc_miss, want %d", what, got, want)
+		}
+	}
+	for _, u := range []pkt{
+		{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")},
+		{src: netip.AddrPortFrom(client6(1), 5000), dst: netip.AddrPortFrom(vip6, 53), proto: 17, payload: []byte("x")},
+	} {
+		step("UDP, new flow", u.frame(), "tx_dr", 0)
+		step("UDP, cached", u.frame(), "tx_dr", 0)
+		x.dropFlowCache()
+		step("UDP, cache emptied", u.frame(), "tx_dr", 1)
+		step("UDP, cached again", u.frame(), "tx_dr", 0)
+	}
+	s := syn(client(1), 40000, vip4, 80)
+	step("SYN", s.frame(), "tx_dr", 0)
+	s.flags = tcpACK
+	step("handshake's ACK", s.frame(), "tx_dr", 0)
+	step("established, cached", s.frame(), "tx_dr", 0)
+	x.dropFlowCache()
+	step("established, cache emptied", s.frame(), "tx_dr", 1)
+	x.dropFlowCache()
+	s.flags = tcpACK | tcpFIN
+	step("FIN", s.frame(), "tx_dr", 0)
+}
+
 // TestFlowCacheReopenedTCP: a TCP connection closed and opened again on
 // the same addresses and ports at once goes to the real server the new
 // connection was scheduled to, not to the old one a cache slot held.
@@ -457,7 +498,11 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			reply := func(payload string) []byte {
 				return pkt{src: to, dst: from, proto: 6, flags: tcpACK, payload: []byte(payload)}.frame()
 			}
+			m0 := x.events()["fc_miss"]
 			first := x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply")
+			if m := x.events()["fc_miss"] - m0; m != 1 {
+				t.Errorf("a reply found in nat_tbl counted %d fc_miss, want 1", m)
+			}
 			src, dst := fwdAddrs(first)
 			if src != vip || dst != cl || dstMAC(first) != clientMAC || [6]byte(first[6:12]) != ifMAC {
 				t.Fatalf("reply %s -> %s, MACs %x <- %x; want %s -> %s, %x <- %x", src, dst, first[0:6], first[6:12], vip, cl, clientMAC, ifMAC)
@@ -484,6 +529,9 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			x.deleteNAT()
 			if again := x.expect(reply("ab"), xdpRedirect, "redirect_nat_reply"); !bytes.Equal(again, first) {
 				t.Fatalf("reply from the copy differs:\n%x\n%x", again, first)
+			}
+			if m := x.events()["fc_miss"] - m0; m != 1 {
+				t.Errorf("a reply served from the copy counted fc_miss (%d in all, want 1)", m)
 			}
 			// attached to the reply's interface alone (its real server
 			// marked REAL_F_TX there), the copy leaves by XDP_TX

@@ -76,7 +76,8 @@ const (
 	lbEventEV_PERSIST_HIT  lbEvent = 2
 	lbEventEV_SORRY        lbEvent = 3
 	lbEventEV_CONN_STATE   lbEvent = 4
-	lbEventEV_MAX          lbEvent = 5
+	lbEventEV_FC_MISS      lbEvent = 5
+	lbEventEV_MAX          lbEvent = 6
 )
 
 type lbExitReason uint32

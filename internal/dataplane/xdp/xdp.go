@@ -122,7 +122,7 @@ var exitNames = [...]string{
 }
 
 // eventNames names the event counters (not exits).
-var eventNames = [...]string{"conn_new", "conn_expired", "persist_hit", "sorry", "conn_state"}
+var eventNames = [...]string{"conn_new", "conn_expired", "persist_hit", "sorry", "conn_state", "fc_miss"}
 
 // ExitReasons returns the names of every exit reason of the director
 // program, in a stable order (for metrics: one label value each).

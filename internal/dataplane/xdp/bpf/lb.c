@@ -753,6 +753,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			if (nrr && nrr->gen != 0 && nrr->gen == nr->gen) {
 				if (fk->proto == IPPROTO_UDP)
 					reply_refresh(fam, fk, nr, gc, now);
+				event(EV_FC_MISS);
 				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, set6, gc, j);
 			}
 		}
@@ -770,6 +771,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (r && is_tcp && syn && !ack && (c->state == ST_FIN_WAIT || c->state == ST_CLOSE))
 			r = NULL;
 		if (r) {
+			if (is_tcp ? c->state == ST_ESTABLISHED && !(tcpflags & 0x07) : c->state == ST_UDP)
+				event(EV_FC_MISS); /* fc_hit's test */
 			if (is_tcp) {
 				__u8 st = c->state;
 				if (rst)

@@ -95,6 +95,9 @@ enum event {
 	EV_PERSIST_HIT,
 	EV_SORRY,
 	EV_CONN_STATE, /* a tracked TCP connection changed state */
+	EV_FC_MISS,    /* a packet the flow cache serves, served from the tables:
+			* an established TCP packet without SYN/FIN/RST, a UDP
+			* packet of a tracked flow, a NAT reply */
 	EV_MAX,
 };
 
