@@ -27,7 +27,9 @@ NAME=profile-conn
 # shellcheck source=bench/lib/profile.sh
 . bench/lib/profile.sh
 data=/tmp/profile-conn-$peer.data
-profile_start --peers "$peer" --loads conn --rounds 1
+# 6 s of wrk: the line table is taken after the 1.5 s of sampling, while
+# the peer still runs
+profile_start --peers "$peer" --loads conn --rounds 1 --duration 6
 # the peer's round starts after the no-director round's wrk
 profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$PROFILE_LOG"
 profile_wait "no wrk in $peer's round" pgrep -x wrk

@@ -175,10 +175,16 @@ xdp_prog_window() {
 		($1 in c) { dc += $3 - c[$1]; dt += $4 - t[$1] }
 		END { if (dc > 0) printf "%.0f", dt / dc }' <(echo "$x0") <(echo "$x1"))"
 	# the flow cache's measured miss rate over the same window
-	[[ -n $f0 && -n $f1 ]] && record udp_fc_miss_pct "$(awk -v a="$f0" -v b="$f1" 'BEGIN {
+	fc_miss_record udp_fc_miss_pct "$f0" "$f1"
+}
+
+# fc_miss_record METRIC F0 F1 records the flow-cache miss rate between
+# two fc_counts (nothing when either is empty: not govs).
+fc_miss_record() {
+	[[ -n $2 && -n $3 ]] || return 0
+	record "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN {
 		split(a, x, " "); split(b, y, " ")
 		if (y[2] > x[2]) printf "%.1f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }')"
-	return 0
 }
 
 # own_window: for a director whose forwarding logic is nftables or an XDP
@@ -277,11 +283,14 @@ load_flows() {
 
 # load_conn: new connections per second, each carrying one tiny request.
 load_conn() {
-	local out
+	local out f0 f1
 	clean_sockets
+	f0=$(fc_counts)
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) wrk -t1 -c64 -d"${DUR}s" -H 'Connection: close' "http://$TGT/" 2>&1)
+	f1=$(fc_counts)
 	wrk_problems "$out"
 	record conn_s "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")"
+	fc_miss_record conn_fc_miss_pct "$f0" "$f1"
 }
 
 # load_conn_raw: new connections per second from bench/cmd/connload run

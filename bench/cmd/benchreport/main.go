@@ -54,6 +54,7 @@ func metricDefs() []metric {
 		{"dir_cpu_conn_us", "director-only CPU µs/conn (bn-dir processes + NAPI threads, fixed rate)", false, 1},
 		{"xdp_prog_ns", "director XDP program ns/run (in place, fixed rate)", false, 0},
 		{"udp_prog_ns", "director XDP program ns/run (in place, udp load: flat out, 1k flows)", false, 0},
+		{"conn_fc_miss_pct", "flow-cache misses % of forwarded packets (govs, during the conn load's wrk)", false, 1},
 		{"udp_fc_miss_pct", "flow-cache misses % of forwarded packets (govs, same window as udp_prog_ns)", false, 1},
 		{"dir_own_pkt_ns", "director forwarding logic ns/pkt (perf share of NAPI threads + processes, fixed rate)", false, 0},
 	}

@@ -25,6 +25,20 @@ func (x *tdp) dropFlowCache() {
 	zeroArray[lbFcEntry6](x.t, x.d.objs.FlowCache6)
 }
 
+// refill gives the flows of frames copies with the whole window: a new
+// flow's first packet, or a TCP packet without payload, makes a brief
+// one (FC_BRIEF_NS, fc_brief), which a slow test could outlive; with
+// the cache emptied, each frame's next packet takes the table path as a
+// tracked flow's and is copied for the window. exit is the frames'
+// exit reason (XDP_TX).
+func (x *tdp) refill(exit string, frames ...[]byte) {
+	x.t.Helper()
+	x.dropFlowCache()
+	for _, f := range frames {
+		x.expect(f, xdpTX, exit)
+	}
+}
+
 // zeroArray sets every value of array m (values of type V) to zero.
 func zeroArray[V any](t testing.TB, m *ebpf.Map) {
 	t.Helper()
@@ -142,6 +156,7 @@ func TestFlowCacheServesEstablished(t *testing.T) {
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1, 1)...))
 	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
 	first := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+	x.refill("tx_dr", p.frame())
 	c := x.cached()
 	if len(c) != 1 || c[0].Key.Sport != bits.ReverseBytes16(5000) || c[0].C.State != 5 {
 		t.Fatalf("flow cache after one packet: %+v, want the flow in state UDP", c)
@@ -194,21 +209,74 @@ func TestFlowCacheMissCounted(t *testing.T) {
 		{src: netip.AddrPortFrom(client6(1), 5000), dst: netip.AddrPortFrom(vip6, 53), proto: 17, payload: []byte("x")},
 	} {
 		step("UDP, new flow", u.frame(), "tx_dr", 0)
-		step("UDP, cached", u.frame(), "tx_dr", 0)
 		x.dropFlowCache()
 		step("UDP, cache emptied", u.frame(), "tx_dr", 1)
-		step("UDP, cached again", u.frame(), "tx_dr", 0)
+		step("UDP, cached", u.frame(), "tx_dr", 0)
 	}
 	s := syn(client(1), 40000, vip4, 80)
 	step("SYN", s.frame(), "tx_dr", 0)
 	s.flags = tcpACK
 	step("handshake's ACK", s.frame(), "tx_dr", 0)
-	step("established, cached", s.frame(), "tx_dr", 0)
 	x.dropFlowCache()
+	s.payload = []byte("GET")
 	step("established, cache emptied", s.frame(), "tx_dr", 1)
+	step("established, cached", s.frame(), "tx_dr", 0)
 	x.dropFlowCache()
 	s.flags = tcpACK | tcpFIN
 	step("FIN", s.frame(), "tx_dr", 0)
+}
+
+// TestFlowCacheBrief: a copy made from a packet that does not show its
+// flow goes on (a new UDP flow's first packet, a TCP packet without
+// payload) serves for FC_BRIEF_NS (10 ms), one made from a later UDP
+// packet or from TCP data for the whole window; a TCP FIN or RST frees
+// the flow's way (fc_brief, fc_release).
+func TestFlowCacheBrief(t *testing.T) {
+	x := newTDP(t, Options{Timeouts: dataplane.Timeouts{UDP: 40 * time.Second, TCP: 40 * time.Second}}) // 1 s windows
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1)...), svc(dataplane.TCP, vip4, 80, "rr", pool(1)...))
+	misses := func() uint64 { return x.events()["fc_miss"] }
+	// served says whether frame, 50 ms on, is served from its copy
+	served := func(frame []byte) bool {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond)
+		n := misses()
+		x.expect(frame, xdpTX, "tx_dr")
+		return misses() == n
+	}
+	u := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("x")}
+	x.expect(u.frame(), xdpTX, "tx_dr")
+	if served(u.frame()) {
+		t.Error("a new UDP flow's copy served 50 ms on, want it brief")
+	}
+	if !served(u.frame()) { // the table path refilled it for the window
+		t.Error("a tracked UDP flow's copy did not serve 50 ms on")
+	}
+
+	s := syn(client(1), 40000, vip4, 80)
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	s.flags = tcpACK
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	if served(s.frame()) {
+		t.Error("the copy the handshake's ACK made served 50 ms on, want it brief")
+	}
+	if served(s.frame()) { // a pure ACK's again
+		t.Error("the copy a pure ACK made served 50 ms on, want it brief")
+	}
+	s.payload = []byte("GET")
+	if served(s.frame()) {
+		t.Error("a TCP copy served after its brief window")
+	}
+	if !served(s.frame()) {
+		t.Error("the copy a data packet made did not serve 50 ms on")
+	}
+	s.flags = tcpACK | tcpRST
+	s.payload = nil
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	for _, e := range x.cached() {
+		if e.Key.Sport == bits.ReverseBytes16(40000) && e.Until != 0 {
+			t.Errorf("the reset connection's way was not freed: %+v", e)
+		}
+	}
 }
 
 // TestFlowCacheReopenedTCP: a TCP connection closed and opened again on
@@ -220,7 +288,9 @@ func TestFlowCacheReopenedTCP(t *testing.T) {
 	p := pkt{src: netip.AddrPortFrom(client(1), 40000), dst: netip.AddrPortFrom(vip4, 80), proto: 6, flags: tcpSYN}
 	old := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
 	p.flags = tcpACK
-	for range 3 { // established, then served from the cache
+	p.payload = []byte("x") // data: a copy for the whole window
+	// established, then served from the cache
+	for range 3 {
 		if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != old {
 			t.Fatalf("established packet to %x, want %x", got, old)
 		}
@@ -229,15 +299,20 @@ func TestFlowCacheReopenedTCP(t *testing.T) {
 		t.Fatalf("cached state %d, want 2 (established)", st)
 	}
 	p.flags = tcpFIN | tcpACK
+	p.payload = nil
 	x.expect(p.frame(), xdpTX, "tx_dr")
-	// the close overwrote the slot: no established copy is left
-	if st := x.cachedState(); st != 3 {
-		t.Fatalf("cached state after FIN %d, want 3 (FIN_WAIT)", st)
+	// the close released the slot: no copy serves, and the way is free
+	if c := x.cached(); len(c) != 1 || c[0].Until != 0 {
+		t.Fatalf("flow cache after FIN %+v, want the flow's way released (until 0)", c)
 	}
 	p.flags = tcpSYN
 	reopened := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
 	if reopened == old {
 		t.Fatalf("rr gave the reopened connection the same real server %x", old)
+	}
+	// a connection before its handshake's ACK takes no way
+	if c := x.cached(); len(c) != 1 || c[0].Until != 0 {
+		t.Fatalf("flow cache after a new SYN %+v, want no live copy", c)
 	}
 	p.flags = tcpACK
 	if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != reopened {
@@ -285,8 +360,9 @@ func TestFlowCacheTwoWays(t *testing.T) {
 		return pkt{src: netip.AddrPortFrom(client(1), ports[i]), dst: dst, proto: 17, payload: []byte("x")}.frame()
 	}
 	newConns := func() uint64 { return x.events()["conn_new"] }
-	x.expect(flow(0), xdpTX, "tx_dr") // way 0
-	x.expect(flow(1), xdpTX, "tx_dr") // way 1
+	x.expect(flow(0), xdpTX, "tx_dr")
+	x.expect(flow(1), xdpTX, "tx_dr")
+	x.refill("tx_dr", flow(0), flow(1)) // ways 0 and 1
 	if c := x.cached(); len(c) != 2 {
 		t.Fatalf("flow cache holds %d flows, want 2: %+v", len(c), c)
 	}
@@ -320,8 +396,8 @@ func TestFlowCacheTwoWays(t *testing.T) {
 // one packet each, with both ways' windows open: the cache keeps two of
 // them most of the time (fc_admit), where taking in every flow that
 // misses would have every packet miss; and a flow kept out gets in
-// within some jiffies, not only once a window ends. Misses are counted as new connections, the table
-// being emptied before each packet or round. The rounds are spread over
+// within some jiffies, not only once a window ends. Misses are counted
+// by event fc_miss. The rounds are spread over
 // some 60 jiffies (within the 1 s window), since fc_admit answers for a
 // whole jiffy.
 func TestFlowCacheTakingTurns(t *testing.T) {
@@ -336,14 +412,20 @@ func TestFlowCacheTakingTurns(t *testing.T) {
 	}
 	dst := netip.AddrPortFrom(vip4, 53)
 	ports := sameSetPorts(t, dst, 3)
-	// missed sends flow i's packet after emptying the table and says
-	// whether it missed the cache
-	missed := func(i int) bool {
-		x.deleteConns()
-		n := x.events()["conn_new"]
-		x.expect(pkt{src: netip.AddrPortFrom(client(1), ports[i]), dst: dst, proto: 17, payload: []byte("x")}.frame(), xdpTX, "tx_dr")
-		return x.events()["conn_new"] != n
+	// missed sends flow i's packet and says whether it missed the cache
+	// (fc_miss: the flows are tracked, their first packets sent first)
+	frame := func(i int) []byte {
+		return pkt{src: netip.AddrPortFrom(client(1), ports[i]), dst: dst, proto: 17, payload: []byte("x")}.frame()
 	}
+	missed := func(i int) bool {
+		n := x.events()["fc_miss"]
+		x.expect(frame(i), xdpTX, "tx_dr")
+		return x.events()["fc_miss"] != n
+	}
+	for i := range ports {
+		x.expect(frame(i), xdpTX, "tx_dr")
+	}
+	x.dropFlowCache()
 	const rounds = 60
 	misses := 0
 	for range rounds {
@@ -580,6 +662,23 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			x.expect(reply(strings.Repeat("a", 1400-hl)), xdpRedirect, "redirect_nat_reply")
 			x.expect(reply(strings.Repeat("a", 1400-hl+1)), xdpPass, "pass_no_service")
 
+			// a reply with FIN is the last its copy serves (fc_release),
+			// and one from the table path makes none
+			fwd3 := x.expect(pkt{src: netip.AddrPortFrom(cl.Addr(), 40003), dst: vip, proto: 6, flags: tcpSYN}.frame(), xdpTX, want)
+			from3, to3 := fwdAddrs(fwd3)
+			x.expect(pkt{src: to3, dst: from3, proto: 6, flags: tcpACK, payload: []byte("ab")}.frame(), xdpRedirect, "redirect_nat_reply")
+			fin := pkt{src: to3, dst: from3, proto: 6, flags: tcpACK | tcpFIN}.frame()
+			m0 = x.events()["fc_miss"]
+			x.expect(fin, xdpRedirect, "redirect_nat_reply")
+			if m := x.events()["fc_miss"] - m0; m != 0 {
+				t.Errorf("the FIN was not served from the copy (%d fc_miss)", m)
+			}
+			x.expect(fin, xdpRedirect, "redirect_nat_reply") // retransmitted: the table path
+			x.expect(fin, xdpRedirect, "redirect_nat_reply")
+			if m := x.events()["fc_miss"] - m0; m != 2 {
+				t.Errorf("%d fc_miss for two FINs after the first, want 2 (the copy freed, none made)", m)
+			}
+
 			// past its window (FC_WINDOW_NS, 1 s) the copy serves no more
 			time.Sleep(1100 * time.Millisecond)
 			x.expect(reply("ab"), xdpPass, "pass_no_service")
@@ -652,6 +751,7 @@ func TestFlowCacheIPv6(t *testing.T) {
 
 	u := pkt{src: netip.AddrPortFrom(client6(1), 5000), dst: netip.AddrPortFrom(vip6, 53), proto: 17, payload: []byte("x")}
 	first := dstMAC(x.expect(u.frame(), xdpTX, "tx_dr"))
+	x.refill("tx_dr", u.frame())
 	var cached int
 	var e lbFcEntry6
 	for k := uint32(0); k < fc6Slots; k++ {
@@ -681,9 +781,37 @@ func TestFlowCacheIPv6(t *testing.T) {
 	s := syn(client6(1), 40000, vip6, 80)
 	x.expect(s.frame(), xdpTX, "tx_dr")
 	s.flags = tcpACK
-	x.expect(s.frame(), xdpTX, "tx_dr") // established, copied
+	s.payload = []byte("x")
+	x.expect(s.frame(), xdpTX, "tx_dr") // established, copied (data: for the window)
 	x.deleteConns6()
 	x.expect(s.frame(), xdpTX, "tx_dr") // served from the copy
 	s.flags = tcpACK | tcpFIN
+	s.payload = nil
 	x.expect(s.frame(), xdpPass, "pass_tcp_nosyn") // the table path, which lost it
+
+	// a new connection takes a way at its handshake's ACK, and frees it
+	// at its FIN
+	live := func(port uint16) (n int) {
+		for _, e := range x.cached6() {
+			if e.Key.Sport == bits.ReverseBytes16(port) && e.Until != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	s = syn(client6(1), 40001, vip6, 80)
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	if n := live(40001); n != 0 {
+		t.Errorf("%d live copies after the SYN, want none", n)
+	}
+	s.flags = tcpACK
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	if n := live(40001); n != 1 {
+		t.Errorf("%d live copies once established, want 1", n)
+	}
+	s.flags = tcpACK | tcpFIN
+	x.expect(s.frame(), xdpTX, "tx_dr")
+	if n := live(40001); n != 0 {
+		t.Errorf("%d live copies after the FIN, want none", n)
+	}
 }

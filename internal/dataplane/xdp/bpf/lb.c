@@ -431,29 +431,81 @@ static __always_inline void fc_begin(__u64 *until)
 	asm volatile("" ::: "memory");
 }
 
-static __always_inline void fc_end(__u64 *until, const struct config *gc, __u64 j, __u64 timeout)
+static __always_inline void fc_end(__u64 *until, const struct config *gc, __u64 j, __u64 timeout, int brief)
 {
 	__u64 win = timeout / 4;
 	if (win > FC_WINDOW_NS)
 		win = FC_WINDOW_NS;
+	if (brief && win > FC_BRIEF_NS)
+		win = FC_BRIEF_NS;
 	asm volatile("" ::: "memory");
 	*until = j + win / (gc && gc->clk_mult ? gc->clk_mult : FC_JIFFY_NS_MAX);
 }
 
-/* fc_fill copies c into the set whatever its state: a copy the flow
- * already has is always overwritten, as a connection that left the
- * established state must not be found there as established (a new
- * connection on the same addresses and ports could go to another real
- * server); a flow without one takes a way as fc_way allows. */
-static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const __u64 *k,
-				    const struct conn *c, const struct config *gc, __u64 j)
+/* fc_serves says whether a copy of c could serve packets (fc_hit): an
+ * established TCP connection or a UDP flow. */
+static __always_inline int fc_serves(const struct conn *c)
 {
+	return c->state == ST_ESTABLISHED || c->state == ST_UDP;
+}
+
+/* fc_release frees a way that holds a copy which can no longer serve:
+ * its window ends now (until 0), so it is not found and is the first
+ * way the set's next flow takes. */
+static __always_inline void fc_release(__u64 *until)
+{
+	if (*until)
+		*until = 0;
+}
+
+/* fc_brief says how long a copy made from this packet serves: 1 for
+ * FC_BRIEF_NS, when the packet does not show that its flow goes on (a
+ * TCP packet without payload; a new flow's first packet, new), 0 for
+ * the full window, FC_NO_COPY for none (a TCP FIN or RST). Read on the
+ * table path only. */
+#define FC_NO_COPY (-1)
+static __always_inline int fc_brief(struct xdp_md *ctx, const struct pktinfo *pi, int is_tcp, __u8 tcpflags,
+				    int new)
+{
+	if (!is_tcp)
+		return new;
+	if (tcpflags & 0x05)
+		return FC_NO_COPY;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 *doff = data + (pi->l4off & 0x7f) + 12; /* IPv4 options: l4off up to 74 */
+	if ((void *)(doff + 1) > data_end)
+		return 1;
+	/* payload: the IP length past the IP and TCP headers */
+	return pi->len <= pi->l4off - sizeof(struct ethhdr) + (*doff >> 4) * 4;
+}
+
+/* fc_fill copies c into the set when the copy can serve (fc_serves), a
+ * copy the flow already has always overwritten, and a flow without one
+ * taking a way as fc_way allows. A connection in another state (a new
+ * TCP connection before its handshake's ACK; one closing) takes no way,
+ * and frees the one its flow has: it must not be found there as
+ * established (a new connection on the same addresses and ports could
+ * go to another real server), and a closed connection's copy kept for
+ * its window would hold a way the set's live flows need: at thousands
+ * of new connections a second, those copies outnumbered the ways, and
+ * fc_admit kept most live ones out. */
+static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const __u64 *k,
+				    const struct conn *c, const struct config *gc, __u64 j, int brief)
+{
+	if (brief == FC_NO_COPY || !fc_serves(c)) {
+		if (w0 && fc_same(w0, k))
+			fc_release(&w0->until);
+		else if (w1 && fc_same(w1, k))
+			fc_release(&w1->until);
+		return;
+	}
 	struct fc_entry *fe = fc_way(w0, w1, k, j);
 	if (fe) {
 		fc_begin(&fe->until);
 		__builtin_memcpy(&fe->key, k, sizeof(fe->key));
 		fe->c = *c;
-		fc_end(&fe->until, gc, j, timeout_of(gc, c->state));
+		fc_end(&fe->until, gc, j, timeout_of(gc, c->state), brief);
 	}
 }
 
@@ -521,19 +573,26 @@ static __always_inline struct fc_entry6 *fc6_way(struct fc_entry6 *w0, struct fc
  * across the whole table path multiply the verifier's states past its
  * limit (the IPv4 ways are cheaper to keep). */
 static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const struct conn *c,
-				     const struct config *gc, __u64 j)
+				     const struct config *gc, __u64 j, int brief)
 {
 	struct fc_entry6 *w0 = bpf_map_lookup_elem(&flow_cache6, &set);
 	set++;
 	struct fc_entry6 *w1 = bpf_map_lookup_elem(&flow_cache6, &set);
 	__u64 k[5];
 	key6_words(fk, k);
+	if (brief == FC_NO_COPY || !fc_serves(c)) { /* as fc_fill */
+		if (w0 && fc6_same(w0, k))
+			fc_release(&w0->until);
+		else if (w1 && fc6_same(w1, k))
+			fc_release(&w1->until);
+		return;
+	}
 	struct fc_entry6 *fe = fc6_way(w0, w1, k, j);
 	if (fe) {
 		fc_begin(&fe->until);
 		__builtin_memcpy(&fe->key, k, sizeof(k));
 		fe->c = *c;
-		fc_end(&fe->until, gc, j, timeout_of(gc, c->state));
+		fc_end(&fe->until, gc, j, timeout_of(gc, c->state), brief);
 	}
 }
 
@@ -566,16 +625,18 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
  * over once its connection expired or left the table, a NAT entry
  * overwritten by the same client address and port reaching the same
  * real server through another virtual service), reaches the flow's
- * replies up to that much later. */
+ * replies up to that much later; FC_BRIEF_NS when brief is 1 (fc_brief).
+ * No copy when brief is FC_NO_COPY: a TCP reply with FIN or RST, after
+ * which a copy would not serve long. */
 static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
-					  const __u64 *k, __u32 set6, const struct config *gc, __u64 j)
+					  const __u64 *k, __u32 set6, const struct config *gc, __u64 j, int brief)
 {
 	struct fc_nat_head h = {};
 	__u64 k6[5];
 	if (pi->fam == FAM_V6)
 		key6_words(fk, k6); /* before nat_reply sets an SNAT reply's destination */
-	int rc = nat_reply(ctx, fk, nr, pi, pi->fam == FAM_V6 || w0 ? &h : NULL);
+	int rc = nat_reply(ctx, fk, nr, pi, brief != FC_NO_COPY && (pi->fam == FAM_V6 || w0) ? &h : NULL);
 	if (!h.max_len)
 		return rc; /* not routed: nothing to copy */
 	h.state = FC_NAT_REPLY;
@@ -595,7 +656,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 		fc_begin(&fe->until);
 		__builtin_memcpy(&fe->key, k, sizeof(fe->key));
 		__builtin_memcpy(&fe->c, &fn, sizeof(fn));
-		fc_end(&fe->until, gc, j, timeout);
+		fc_end(&fe->until, gc, j, timeout, brief);
 		return rc;
 	}
 	struct fc_entry6 *w60 = bpf_map_lookup_elem(&flow_cache6, &set6);
@@ -610,7 +671,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 	fc_begin(&fe->until);
 	__builtin_memcpy(&fe->key, k6, sizeof(k6));
 	__builtin_memcpy(&fe->c, &fn, sizeof(fn));
-	fc_end(&fe->until, gc, j, timeout);
+	fc_end(&fe->until, gc, j, timeout, brief);
 	return rc;
 }
 
@@ -689,8 +750,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (hit == FC_HIT_REPLY && fe) {
 			const struct fc_nat *fn = (const void *)&fe->c;
 			int rc = fc_reply(ctx, fk, pi, FAM_V4, &fn->h, fn->vaddr, fn->caddr);
-			if (rc >= 0)
+			if (rc >= 0) {
+				if (tcpflags & 0x05) /* the last a copy serves (fc_brief) */
+					fc_release(&fe->until);
 				return rc;
+			}
 		}
 		if (hit == FC_HIT_CONN && fe) {
 			r = conn_real(&fe->c);
@@ -716,8 +780,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (hit == FC_HIT_REPLY && fe) {
 			const struct fc_nat6 *fn = (const void *)&fe->c;
 			int rc = fc_reply(ctx, fk, pi, FAM_V6, &fn->h, fn->vaddr, fn->caddr);
-			if (rc >= 0)
+			if (rc >= 0) {
+				if (tcpflags & 0x05)
+					fc_release(&fe->until);
 				return rc;
+			}
 		}
 		if (hit == FC_HIT_CONN && fe) {
 			r = conn_real(&fe->c);
@@ -754,7 +821,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 				if (fk->proto == IPPROTO_UDP)
 					reply_refresh(fam, fk, nr, gc, now);
 				event(EV_FC_MISS);
-				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, set6, gc, j);
+				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, set6, gc, j,
+						      fc_brief(ctx, pi, is_tcp, tcpflags, 0));
 			}
 		}
 		if (reply_first)
@@ -789,9 +857,10 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			fc_fill(w0, w1, fck, c, gc, j); /* NULL ways for IPv6 */
+			int brief = fc_brief(ctx, pi, is_tcp, tcpflags, 0);
+			fc_fill(w0, w1, fck, c, gc, j, brief); /* NULL ways for IPv6 */
 			if (fam == FAM_V6)
-				fc6_fill(set6, fk, c, gc, j);
+				fc6_fill(set6, fk, c, gc, j, brief);
 			count_r(r, 0, pi->len);
 			struct pktinfo pc = *pi;
 			pc.c = c;
@@ -848,9 +917,10 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
 		conn_store(fam, fk, &nc);
-		fc_fill(w0, w1, fck, &nc, gc, j);
+		int brief = fc_brief(ctx, pi, is_tcp, tcpflags, 1);
+		fc_fill(w0, w1, fck, &nc, gc, j, brief);
 		if (fam == FAM_V6)
-			fc6_fill(set6, fk, &nc, gc, j);
+			fc6_fill(set6, fk, &nc, gc, j, brief);
 	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);

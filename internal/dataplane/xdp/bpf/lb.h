@@ -306,6 +306,15 @@ _Static_assert(__builtin_offsetof(struct fc_entry6, c) + sizeof(struct fc_nat6) 
  * of the harness's 64 flows at 50k pkt/s, 0.5 % of the packets, took
  * 6 % of the program's samples. */
 #define FC_WINDOW_NS 1000000000ull
+/* A copy made from a packet that does not show its flow goes on (a new
+ * UDP flow's first packet; a TCP packet without payload: a handshake's
+ * ACK, a SYN-ACK, a closing connection's last ACK) serves at most this
+ * long, until a packet that does refills it: at thousands of new
+ * connections a second, copies of flows already over, each kept for
+ * FC_WINDOW_NS, outnumbered the ways, and fc_admit kept most live ones
+ * out. A short connection's packets after its handshake come well
+ * within it. */
+#define FC_BRIEF_NS 10000000ull
 
 struct persist_key {
 	__u32 svc;
