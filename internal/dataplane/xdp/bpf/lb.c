@@ -324,7 +324,7 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * server, the client's port can be reused at once), the packets of the
  * new one that meet another CPU's slot still holding the old one go to
  * the old real server until that slot's window ends. A NIC's RSS keeps
- * a flow on one CPU, where the close itself overwrote the slot; the
+ * a flow on one CPU, where the close itself freed the slot; the
  * window bounds the rest. Also, the table element c points
  * to can be freed and reused by another CPU while this one reads it (a
  * race of the LRU table, full); the copy then carries the other flow's
@@ -436,10 +436,18 @@ static __always_inline void fc_end(__u64 *until, const struct config *gc, __u64 
 	__u64 win = timeout / 4;
 	if (win > FC_WINDOW_NS)
 		win = FC_WINDOW_NS;
-	if (brief && win > FC_BRIEF_NS)
-		win = FC_BRIEF_NS;
+	__u64 mult = gc && gc->clk_mult ? gc->clk_mult : FC_JIFFY_NS_MAX;
+	__u64 n = win / mult;
+	/* a brief copy: FC_BRIEF_NS at least, whole jiffies rounded up
+	 * and one more (the copy ends at the start of jiffy j+n), never
+	 * longer than the full window */
+	if (brief) {
+		__u64 b = (FC_BRIEF_NS + mult - 1) / mult + 1;
+		if (n > b)
+			n = b;
+	}
 	asm volatile("" ::: "memory");
-	*until = j + win / (gc && gc->clk_mult ? gc->clk_mult : FC_JIFFY_NS_MAX);
+	*until = j + n;
 }
 
 /* fc_serves says whether a copy of c could serve packets (fc_hit): an
@@ -458,19 +466,18 @@ static __always_inline void fc_release(__u64 *until)
 		*until = 0;
 }
 
-/* fc_brief says how long a copy made from this packet serves: 1 for
- * FC_BRIEF_NS, when the packet does not show that its flow goes on (a
- * TCP packet without payload; a new flow's first packet, new), 0 for
- * the full window, FC_NO_COPY for none (a TCP FIN or RST). Read on the
- * table path only. */
-#define FC_NO_COPY (-1)
-static __always_inline int fc_brief(struct xdp_md *ctx, const struct pktinfo *pi, int is_tcp, __u8 tcpflags,
-				    int new)
+/* reply_brief says whether a copy made from a NAT reply serves only
+ * briefly (FC_BRIEF_NS): a TCP reply that does not show its connection
+ * goes on, one without payload (a SYN-ACK, a pure ACK such as a close's
+ * last) or with SYN, FIN or RST. The reply side sees no connection
+ * state; an upload's replies, pure ACKs, are refilled from the tables
+ * every FC_BRIEF_NS. Read on the table path only. */
+static __always_inline int reply_brief(struct xdp_md *ctx, const struct pktinfo *pi, int is_tcp, __u8 tcpflags)
 {
 	if (!is_tcp)
-		return new;
-	if (tcpflags & 0x05)
-		return FC_NO_COPY;
+		return 0;
+	if (tcpflags & 0x07)
+		return 1;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 *doff = data + (pi->l4off & 0x7f) + 12; /* IPv4 options: l4off up to 74 */
@@ -478,6 +485,15 @@ static __always_inline int fc_brief(struct xdp_md *ctx, const struct pktinfo *pi
 		return 1;
 	/* payload: the IP length past the IP and TCP headers */
 	return pi->len <= pi->l4off - sizeof(struct ethhdr) + (*doff >> 4) * 4;
+}
+
+/* fc_shorten ends a copy's window within FC_BRIEF_JIFFIES: a NAT reply
+ * with FIN or RST served from it, after which the connection's last
+ * packets come soon or not at all. */
+static __always_inline void fc_shorten(__u64 *until, __u64 j)
+{
+	if (*until > j + FC_BRIEF_JIFFIES)
+		*until = j + FC_BRIEF_JIFFIES;
 }
 
 /* fc_fill copies c into the set when the copy can serve (fc_serves), a
@@ -493,7 +509,7 @@ static __always_inline int fc_brief(struct xdp_md *ctx, const struct pktinfo *pi
 static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, const __u64 *k,
 				    const struct conn *c, const struct config *gc, __u64 j, int brief)
 {
-	if (brief == FC_NO_COPY || !fc_serves(c)) {
+	if (!fc_serves(c)) {
 		if (w0 && fc_same(w0, k))
 			fc_release(&w0->until);
 		else if (w1 && fc_same(w1, k))
@@ -580,7 +596,7 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
 	struct fc_entry6 *w1 = bpf_map_lookup_elem(&flow_cache6, &set);
 	__u64 k[5];
 	key6_words(fk, k);
-	if (brief == FC_NO_COPY || !fc_serves(c)) { /* as fc_fill */
+	if (!fc_serves(c)) { /* as fc_fill */
 		if (w0 && fc6_same(w0, k))
 			fc_release(&w0->until);
 		else if (w1 && fc6_same(w1, k))
@@ -625,9 +641,7 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
  * over once its connection expired or left the table, a NAT entry
  * overwritten by the same client address and port reaching the same
  * real server through another virtual service), reaches the flow's
- * replies up to that much later; FC_BRIEF_NS when brief is 1 (fc_brief).
- * No copy when brief is FC_NO_COPY: a TCP reply with FIN or RST, after
- * which a copy would not serve long. */
+ * replies up to that much later; FC_BRIEF_NS when brief (reply_brief). */
 static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
 					  const __u64 *k, __u32 set6, const struct config *gc, __u64 j, int brief)
@@ -636,7 +650,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 	__u64 k6[5];
 	if (pi->fam == FAM_V6)
 		key6_words(fk, k6); /* before nat_reply sets an SNAT reply's destination */
-	int rc = nat_reply(ctx, fk, nr, pi, brief != FC_NO_COPY && (pi->fam == FAM_V6 || w0) ? &h : NULL);
+	int rc = nat_reply(ctx, fk, nr, pi, pi->fam == FAM_V6 || w0 ? &h : NULL);
 	if (!h.max_len)
 		return rc; /* not routed: nothing to copy */
 	h.state = FC_NAT_REPLY;
@@ -751,8 +765,8 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			const struct fc_nat *fn = (const void *)&fe->c;
 			int rc = fc_reply(ctx, fk, pi, FAM_V4, &fn->h, fn->vaddr, fn->caddr);
 			if (rc >= 0) {
-				if (tcpflags & 0x05) /* the last a copy serves (fc_brief) */
-					fc_release(&fe->until);
+				if (tcpflags & 0x05)
+					fc_shorten(&fe->until, j);
 				return rc;
 			}
 		}
@@ -782,7 +796,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			int rc = fc_reply(ctx, fk, pi, FAM_V6, &fn->h, fn->vaddr, fn->caddr);
 			if (rc >= 0) {
 				if (tcpflags & 0x05)
-					fc_release(&fe->until);
+					fc_shorten(&fe->until, j);
 				return rc;
 			}
 		}
@@ -822,7 +836,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 					reply_refresh(fam, fk, nr, gc, now);
 				event(EV_FC_MISS);
 				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, set6, gc, j,
-						      fc_brief(ctx, pi, is_tcp, tcpflags, 0));
+						      reply_brief(ctx, pi, is_tcp, tcpflags));
 			}
 		}
 		if (reply_first)
@@ -841,14 +855,22 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (r) {
 			if (is_tcp ? c->state == ST_ESTABLISHED && !(tcpflags & 0x07) : c->state == ST_UDP)
 				event(EV_FC_MISS); /* fc_hit's test */
+			/* a copy of a connection this packet establishes serves
+			 * briefly (FC_BRIEF_NS), refilled for the window by a
+			 * packet after that: most connections are short, and
+			 * their FIN, when it comes through another CPU, does
+			 * not free this CPU's copy */
+			int brief = 0;
 			if (is_tcp) {
 				__u8 st = c->state;
 				if (rst)
 					st = ST_CLOSE;
 				else if (fin)
 					st = ST_FIN_WAIT;
-				else if (ack && st == ST_SYN_RECV)
+				else if (ack && st == ST_SYN_RECV) {
 					st = ST_ESTABLISHED;
+					brief = 1;
+				}
 				if (st != c->state) {
 					c->state = st;
 					/* tells the daemon the counts changed */
@@ -857,7 +879,6 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			int brief = fc_brief(ctx, pi, is_tcp, tcpflags, 0);
 			fc_fill(w0, w1, fck, c, gc, j, brief); /* NULL ways for IPv6 */
 			if (fam == FAM_V6)
 				fc6_fill(set6, fk, c, gc, j, brief);
@@ -917,10 +938,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
 		conn_store(fam, fk, &nc);
-		int brief = fc_brief(ctx, pi, is_tcp, tcpflags, 1);
-		fc_fill(w0, w1, fck, &nc, gc, j, brief);
+		/* a new flow's copy serves briefly: its first packet does not
+		 * show that more follow (a DNS query's flow has one) */
+		fc_fill(w0, w1, fck, &nc, gc, j, 1);
 		if (fam == FAM_V6)
-			fc6_fill(set6, fk, &nc, gc, j, brief);
+			fc6_fill(set6, fk, &nc, gc, j, 1);
 	}
 	/* after the store: a walk that reads the count finds the entry */
 	event(EV_CONN_NEW);

@@ -307,14 +307,19 @@ _Static_assert(__builtin_offsetof(struct fc_entry6, c) + sizeof(struct fc_nat6) 
  * 6 % of the program's samples. */
 #define FC_WINDOW_NS 1000000000ull
 /* A copy made from a packet that does not show its flow goes on (a new
- * UDP flow's first packet; a TCP packet without payload: a handshake's
- * ACK, a SYN-ACK, a closing connection's last ACK) serves at most this
- * long, until a packet that does refills it: at thousands of new
- * connections a second, copies of flows already over, each kept for
- * FC_WINDOW_NS, outnumbered the ways, and fc_admit kept most live ones
- * out. A short connection's packets after its handshake come well
- * within it. */
+ * flow's first packet; the ACK that establishes a TCP connection; a
+ * NAT reply without payload or with SYN, FIN or RST: reply_brief)
+ * serves about this long (at least, in whole jiffies plus one: fc_end)
+ * until a packet that does refills it: at thousands of new connections
+ * a second, copies of flows already over, each kept for FC_WINDOW_NS,
+ * outnumbered the ways, and fc_admit kept most live ones out. A short
+ * connection's packets after its handshake come well within it. */
 #define FC_BRIEF_NS 10000000ull
+/* A NAT reply copy that served a FIN or RST serves one or two jiffies
+ * more (fc_shorten): the close's last ACK when it comes at once, without
+ * a copy kept for the window. On the hit path, which reads no settings,
+ * so in jiffies: 1-2 ms at HZ 1000, 4-8 ms at 250, 10-20 ms at 100. */
+#define FC_BRIEF_JIFFIES 2
 
 struct persist_key {
 	__u32 svc;
