@@ -228,9 +228,9 @@ func TestFlowCacheMissCounted(t *testing.T) {
 }
 
 // TestFlowCacheBrief: a copy made from a packet that does not show its
-// flow goes on (a new UDP flow's first packet, the ACK that establishes
-// a TCP connection) serves for FC_BRIEF_NS (10 ms and up to two
-// jiffies more), one made from a later packet for the whole window; a
+// flow goes on (a new UDP flow's first packet, a TCP packet without
+// payload) serves for FC_BRIEF_NS (10 ms and up to two jiffies more),
+// one made from a later UDP packet or TCP data for the whole window; a
 // TCP FIN or RST frees the flow's way (fc_release). NAT replies:
 // TestFlowCacheNATReplies.
 func TestFlowCacheBrief(t *testing.T) {
@@ -261,11 +261,19 @@ func TestFlowCacheBrief(t *testing.T) {
 	if served(s.frame()) {
 		t.Error("the copy the handshake's ACK made served 50 ms on, want it brief")
 	}
-	// the miss just now refilled it, as an established connection's
+	if served(s.frame()) { // a pure ACK's, again
+		t.Error("the copy a pure ACK made served 50 ms on, want it brief")
+	}
+	s.payload = []byte("GET")
+	if served(s.frame()) {
+		t.Error("a TCP copy served after its brief window")
+	}
+	// the miss just now refilled it from data, for the window
 	if !served(s.frame()) {
-		t.Error("an established connection's copy did not serve 50 ms on")
+		t.Error("the copy a data packet made did not serve 50 ms on")
 	}
 	s.flags = tcpACK | tcpRST
+	s.payload = nil
 	x.expect(s.frame(), xdpTX, "tx_dr")
 	for _, e := range x.cached() {
 		if e.Key.Sport == bits.ReverseBytes16(40000) && e.Until != 0 {

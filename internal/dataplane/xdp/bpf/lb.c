@@ -466,13 +466,15 @@ static __always_inline void fc_release(__u64 *until)
 		*until = 0;
 }
 
-/* reply_brief says whether a copy made from a NAT reply serves only
- * briefly (FC_BRIEF_NS): a TCP reply that does not show its connection
- * goes on, one without payload (a SYN-ACK, a pure ACK such as a close's
- * last) or with SYN, FIN or RST. The reply side sees no connection
- * state; an upload's replies, pure ACKs, are refilled from the tables
- * every FC_BRIEF_NS. Read on the table path only. */
-static __always_inline int reply_brief(struct xdp_md *ctx, const struct pktinfo *pi, int is_tcp, __u8 tcpflags)
+/* fc_brief says whether a copy made from this TCP packet serves only
+ * briefly (FC_BRIEF_NS): one that does not show its connection goes on,
+ * without payload (the ACK that establishes it, a SYN-ACK, a pure ACK
+ * such as a close's last) or with SYN, FIN or RST. A stream of pure
+ * ACKs (a download's client side, an upload's replies) is refilled
+ * from the tables once a brief window, one lookup per 12-20 ms. UDP: 0
+ * (a new flow's copy is made brief where it is made). Read on the
+ * table path only. */
+static __always_inline int fc_brief(struct xdp_md *ctx, const struct pktinfo *pi, int is_tcp, __u8 tcpflags)
 {
 	if (!is_tcp)
 		return 0;
@@ -641,7 +643,7 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
  * over once its connection expired or left the table, a NAT entry
  * overwritten by the same client address and port reaching the same
  * real server through another virtual service), reaches the flow's
- * replies up to that much later; FC_BRIEF_NS when brief (reply_brief). */
+ * replies up to that much later; FC_BRIEF_NS when brief (fc_brief). */
 static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
 					  const __u64 *k, __u32 set6, const struct config *gc, __u64 j, int brief)
@@ -836,7 +838,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 					reply_refresh(fam, fk, nr, gc, now);
 				event(EV_FC_MISS);
 				return nat_reply_fill(ctx, fk, nr, pi, w0, w1, fck, set6, gc, j,
-						      reply_brief(ctx, pi, is_tcp, tcpflags));
+						      fc_brief(ctx, pi, is_tcp, tcpflags));
 			}
 		}
 		if (reply_first)
@@ -855,22 +857,14 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		if (r) {
 			if (is_tcp ? c->state == ST_ESTABLISHED && !(tcpflags & 0x07) : c->state == ST_UDP)
 				event(EV_FC_MISS); /* fc_hit's test */
-			/* a copy of a connection this packet establishes serves
-			 * briefly (FC_BRIEF_NS), refilled for the window by a
-			 * packet after that: most connections are short, and
-			 * their FIN, when it comes through another CPU, does
-			 * not free this CPU's copy */
-			int brief = 0;
 			if (is_tcp) {
 				__u8 st = c->state;
 				if (rst)
 					st = ST_CLOSE;
 				else if (fin)
 					st = ST_FIN_WAIT;
-				else if (ack && st == ST_SYN_RECV) {
+				else if (ack && st == ST_SYN_RECV)
 					st = ST_ESTABLISHED;
-					brief = 1;
-				}
 				if (st != c->state) {
 					c->state = st;
 					/* tells the daemon the counts changed */
@@ -879,6 +873,10 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
+			/* most connections are short, and their FIN, when it
+			 * comes through another CPU, does not free this CPU's
+			 * copy: a copy kept for the window only from data */
+			int brief = fc_brief(ctx, pi, is_tcp, tcpflags);
 			fc_fill(w0, w1, fck, c, gc, j, brief); /* NULL ways for IPv6 */
 			if (fam == FAM_V6)
 				fc6_fill(set6, fk, c, gc, j, brief);

@@ -307,8 +307,8 @@ _Static_assert(__builtin_offsetof(struct fc_entry6, c) + sizeof(struct fc_nat6) 
  * 6 % of the program's samples. */
 #define FC_WINDOW_NS 1000000000ull
 /* A copy made from a packet that does not show its flow goes on (a new
- * flow's first packet; the ACK that establishes a TCP connection; a
- * NAT reply without payload or with SYN, FIN or RST: reply_brief)
+ * flow's first packet; a TCP packet, either way, without payload or
+ * with SYN, FIN or RST: fc_brief)
  * serves about this long (at least, in whole jiffies plus one: fc_end)
  * until a packet that does refills it: at thousands of new connections
  * a second, copies of flows already over, each kept for FC_WINDOW_NS,
