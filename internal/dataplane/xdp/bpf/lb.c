@@ -471,7 +471,7 @@ static __always_inline void fc_release(__u64 *until)
  * without payload (the ACK that establishes it, a SYN-ACK, a pure ACK
  * such as a close's last) or with SYN, FIN or RST. A stream of pure
  * ACKs (a download's client side, an upload's replies) is refilled
- * from the tables once a brief window, one lookup per 12-20 ms. UDP: 0
+ * from the tables once a brief window, one lookup per 10-20 ms. UDP: 0
  * (a new flow's copy is made brief where it is made). Read on the
  * table path only. */
 static __always_inline int fc_brief(struct xdp_md *ctx, const struct pktinfo *pi, int is_tcp, __u8 tcpflags)
