@@ -47,13 +47,17 @@ func needBinary(t *testing.T, name, pkg string) string {
 // instead when some other process's connected socket holds that port.
 func freePort(t *testing.T, network string) uint16 {
 	t.Helper()
-	if network == "tcp" || network == "" {
+	switch network {
+	case "udp", "both":
+	case "tcp":
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer l.Close()
 		return uint16(l.Addr().(*net.TCPAddr).Port)
+	default:
+		t.Fatalf("freePort: network %q, want tcp, udp or both", network)
 	}
 	lo, hi := belowEphemeral()
 	for i := 0; i < 200; i++ {

@@ -679,15 +679,24 @@ func TestFlowCacheNATReplies(t *testing.T) {
 			data3 := pkt{src: to3, dst: from3, proto: 6, flags: tcpACK, payload: []byte("ab")}.frame()
 			ack3 := pkt{src: to3, dst: from3, proto: 6, flags: tcpACK}.frame()
 			fin3 := pkt{src: to3, dst: from3, proto: 6, flags: tcpACK | tcpFIN}.frame()
+			// until3 is the window's end of the binding's reply copy
 			until3 := func() uint64 {
+				sport, dport := bits.ReverseBytes16(to3.Port()), bits.ReverseBytes16(from3.Port())
+				type replyCopy struct {
+					state        uint8
+					sport, dport uint16
+					until        uint64
+				}
+				var all []replyCopy
 				for _, e := range x.cached() {
-					if e.C.State == 0xff && e.Key.Sport == bits.ReverseBytes16(to3.Port()) && e.Key.Dport == bits.ReverseBytes16(from3.Port()) {
-						return e.Until
-					}
+					all = append(all, replyCopy{e.C.State, e.Key.Sport, e.Key.Dport, e.Until})
 				}
 				for _, e := range x.cached6() {
-					if e.C.State == 0xff && e.Key.Sport == bits.ReverseBytes16(to3.Port()) && e.Key.Dport == bits.ReverseBytes16(from3.Port()) {
-						return e.Until
+					all = append(all, replyCopy{e.C.State, e.Key.Sport, e.Key.Dport, e.Until})
+				}
+				for _, c := range all {
+					if c.state == 0xff && c.sport == sport && c.dport == dport {
+						return c.until
 					}
 				}
 				return 0
