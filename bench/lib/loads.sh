@@ -281,16 +281,54 @@ load_flows() {
 	record udp_pps_1m "$(awk -v n="$n" -v t="$ns" 'BEGIN{printf "%.0f", n*1e9/t}')"
 }
 
+# tcp_retrans prints, for every namespace of the testbed, NS=N with N
+# the TCP segments it retransmitted so far (/proc/net/snmp's
+# RetransSegs is per namespace): the client's, the real servers', and a
+# proxy's in the director's.
+tcp_retrans() {
+	local ns n
+	for ns in "${TB_NAMESPACES[@]}"; do
+		n=$(nsx "$ns" awk '$1 == "Tcp:" { if (!c) { for (i = 2; i <= NF; i++) if ($i == "RetransSegs") c = i } else print $c }' /proc/net/snmp)
+		printf '%s=%s ' "$ns" "${n:-0}"
+	done
+	echo
+}
+
+# retrans_record METRIC R0 R1 CONNS records the segments retransmitted
+# between tcp_retrans's counts R0 and R1, in all namespaces, per 1,000
+# connections completed, and prints the namespaces that retransmitted:
+# a drop anywhere on the path shows as a retransmission (a lost SYN or
+# SYN-ACK costs its connection a second), and a handful of them moves a
+# connection rate more than any per-packet cost does.
+retrans_record() {
+	[[ -n $2 && -n $3 && ${4:-0} -gt 0 ]] || return 0
+	local out
+	out=$(awk -v a="$2" -v b="$3" -v n="$4" 'BEGIN {
+		k = split(a, x, " "); for (i = 1; i <= k; i++) { split(x[i], f, "="); r0[f[1]] = f[2] }
+		k = split(b, y, " ")
+		for (i = 1; i <= k; i++) {
+			split(y[i], f, "="); d = f[2] - r0[f[1]]; t += d
+			if (d > 0) by = by " " f[1] " " d
+		}
+		printf "%.2f%s\n", 1000 * t / n, by }')
+	record "$1" "${out%% *}"
+	[[ $out == *" "* ]] && echo "    (retransmitted segments: ${out#* })"
+	return 0
+}
+
 # load_conn: new connections per second, each carrying one tiny request.
 load_conn() {
-	local out f0 f1
+	local out f0 f1 r0 r1
 	clean_sockets
 	f0=$(fc_counts)
+	r0=$(tcp_retrans)
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) wrk -t1 -c64 -d"${DUR}s" -H 'Connection: close' "http://$TGT/" 2>&1)
+	r1=$(tcp_retrans)
 	f1=$(fc_counts)
 	wrk_problems "$out"
 	record conn_s "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")"
 	fc_miss_record conn_fc_miss_pct "$f0" "$f1"
+	retrans_record conn_retrans_pm "$r0" "$r1" "$(awk '/ requests in / {print $1}' <<<"$out")"
 }
 
 # load_conn_raw: new connections per second from bench/cmd/connload run
@@ -298,14 +336,17 @@ load_conn() {
 # a lighter client than wrk, so the director's share of the 2 CPUs shows
 # more. Errors are printed.
 load_conn_raw() {
-	local out
+	local out r0 r1
 	clean_sockets
+	r0=$(tcp_retrans)
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) "$WORK/connload" -addr "$TGT:80" -workers 64 -d "${DUR}s" 2>&1) || {
 		echo "    (connload: $out)"
 		return 0
 	}
+	r1=$(tcp_retrans)
 	(($(jq -r .errors <<<"$out") > 0)) && echo "    (connload: $(jq -r '"\(.errors) errors, first: \(.first_error)"' <<<"$out"))"
 	record conn_raw_s "$(jq -r '.rate | floor' <<<"$out")"
+	retrans_record conn_raw_retrans_pm "$r0" "$r1" "$(jq -r .ok <<<"$out")"
 }
 
 # wrk_problems reports socket errors and non-2xx answers wrk counted.
