@@ -3,6 +3,8 @@ package xdp
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"log/slog"
 	"math/bits"
 	"net/netip"
 	"os"
@@ -858,5 +860,208 @@ func TestFlowCacheIPv6(t *testing.T) {
 	x.expect(s.frame(), xdpTX, "tx_dr")
 	if n := live(40001); n != 0 {
 		t.Errorf("%d live copies after the FIN, want none", n)
+	}
+}
+
+// TestFlowCacheSweep: where a flow's packets come through any CPU (veth,
+// tun: CFG_F_FC_SWEEP), a client's FIN or RST frees the flow's copies on
+// every CPU, and so does a SYN that replaces a closing connection, so
+// the reopened connection's packets on the CPU that copied the old one
+// go to the new connection's real server. Without the flag (a NIC,
+// whose RSS keeps a flow on one CPU) that CPU's copy still serves, the
+// case the sweep is for: those subtests rely on CPU 1's copy lasting
+// its window (1 s) from its fill to the packet that meets it.
+func TestFlowCacheSweep(t *testing.T) {
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		for _, on := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/sweep=%v", fam, on), func(t *testing.T) {
+				x := newTDP(t, Options{})
+				var one unix.CPUSet
+				one.Set(1)
+				if err := unix.SchedSetaffinity(0, &one); err != nil || x.d.ncpu < 2 {
+					t.Skipf("needs a CPU 1 to run on (possible CPUs %d, pinning: %v)", x.d.ncpu, err)
+				}
+				x.onCPU(0)
+				x.d.sweep = on
+				if err := x.d.writeSettings(); err != nil {
+					t.Fatal(err)
+				}
+				v6 := fam == "ipv6"
+				s := svc(dataplane.TCP, vip4, 80, "rr", pool(1, 1)...)
+				p := syn(client(1), 40000, vip4, 80)
+				if v6 {
+					s = svc(dataplane.TCP, vip6, 80, "rr", rsv(rs6a, 1, dataplane.DR), rsv(rs6b, 1, dataplane.DR))
+					p = syn(client6(1), 40000, vip6, 80)
+				}
+				x.apply(s)
+				// open: a connection from port, opened on CPU 0,
+				// established on CPU 1 with data (a copy there for
+				// the window); its real server's MAC
+				open := func(port uint16) [6]byte {
+					t.Helper()
+					p.src = netip.AddrPortFrom(p.src.Addr(), port)
+					p.flags, p.payload = tcpSYN, nil
+					r := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+					x.onCPU(1)
+					p.flags, p.payload = tcpACK, []byte("x")
+					if got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr")); got != r {
+						t.Fatalf("established packet to %x, want %x", got, r)
+					}
+					x.onCPU(0)
+					if n := x.liveCopies(1, v6, port); n != 1 {
+						t.Fatalf("CPU 1 holds %d live copies of the flow from port %d, want 1", n, port)
+					}
+					return r
+				}
+				// closed: after the close on CPU 0, CPU 1's copy is
+				// gone with the sweep, there without
+				closed := func(port uint16, via string) {
+					t.Helper()
+					want := 1
+					if on {
+						want = 0
+					}
+					if n := x.liveCopies(1, v6, port); n != want {
+						t.Errorf("after %s on CPU 0, CPU 1 holds %d live copies of the flow, want %d", via, n, want)
+					}
+				}
+				// reopen: a new SYN on CPU 0 starts a connection to
+				// the other real server; its ACK on CPU 1 goes there
+				// with the sweep, to the old one from CPU 1's copy
+				// without
+				reopen := func(old [6]byte, via string) {
+					t.Helper()
+					p.flags, p.payload = tcpSYN, nil
+					reopened := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+					if reopened == old {
+						t.Fatalf("rr gave the reopened connection the same real server %x", old)
+					}
+					x.onCPU(1)
+					p.flags = tcpACK
+					got := dstMAC(x.expect(p.frame(), xdpTX, "tx_dr"))
+					x.onCPU(0)
+					want, what := reopened, "the reopened connection's"
+					if !on {
+						want, what = old, "the old connection's, from CPU 1's copy"
+					}
+					if got != want {
+						t.Errorf("after %s, the reopened connection's ACK on CPU 1 went to %x, want %x (%s); old %x, reopened %x",
+							via, got, want, what, old, reopened)
+					}
+				}
+
+				old := open(40000)
+				p.flags = tcpFIN | tcpACK
+				x.expect(p.frame(), xdpTX, "tx_dr")
+				closed(40000, "a FIN")
+				reopen(old, "a FIN")
+
+				old = open(40001)
+				p.flags = tcpRST
+				x.expect(p.frame(), xdpTX, "tx_dr")
+				closed(40001, "an RST")
+				reopen(old, "an RST")
+
+				// closed with no FIN or RST this program saw (the
+				// table says so, as when another CPU wrote the state
+				// after the sweep read): the SYN that replaces the
+				// connection sweeps
+				old = open(40002)
+				x.closeConns(v6)
+				reopen(old, "a SYN replacing a closed connection")
+			})
+		}
+	}
+}
+
+// liveCopies counts the entries of CPU cpu's block of flow_cache
+// (IPv6: flow_cache6) that hold a TCP flow from source port sport and
+// serve (a window not ended: until is not 0, and the tests run within
+// their windows).
+func (x *tdp) liveCopies(cpu int, v6 bool, sport uint16) (n int) {
+	x.t.Helper()
+	port := bits.ReverseBytes16(sport)
+	if v6 {
+		var e lbFcEntry6
+		for k := uint32(cpu) * fc6Slots; k < uint32(cpu+1)*fc6Slots; k++ {
+			if err := x.d.objs.FlowCache6.Lookup(k, &e); err != nil {
+				x.t.Fatal(err)
+			}
+			if e.Key.Proto == 6 && e.Key.Sport == port && e.Until != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	var e lbFcEntry
+	for k := uint32(cpu) * fcSlots; k < uint32(cpu+1)*fcSlots; k++ {
+		if err := x.d.objs.FlowCache.Lookup(k, &e); err != nil {
+			x.t.Fatal(err)
+		}
+		if e.Key.Proto == 6 && e.Key.Sport == port && e.Until != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// closeConns sets every connection of conn4_tbl (IPv6: conn_tbl) to
+// CLOSE, as the program does at an RST.
+func (x *tdp) closeConns(v6 bool) {
+	x.t.Helper()
+	m := x.d.objs.Conn4Tbl
+	if v6 {
+		m = x.d.objs.ConnTbl
+	}
+	var keys [][]byte
+	var vals []lbConn
+	it := m.Iterate()
+	k := make([]byte, m.KeySize())
+	var c lbConn
+	for it.Next(&k, &c) {
+		keys, vals = append(keys, slices.Clone(k)), append(vals, c)
+	}
+	if err := it.Err(); err != nil {
+		x.t.Fatal(err)
+	}
+	for i, k := range keys {
+		vals[i].State = 4 // ST_CLOSE
+		if err := m.Put(k, &vals[i]); err != nil {
+			x.t.Fatal(err)
+		}
+	}
+}
+
+// TestSweepFlag: attached to a veth, or to the loopback, the program is
+// told to sweep (CFG_F_FC_SWEEP); attached to an interface of another
+// kind (a bridge, in generic mode), it is not.
+func TestSweepFlag(t *testing.T) {
+	requireBPF(t)
+	vethInEmptyNS(t, "sw0", "sw1")
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "swbr"}}); err != nil {
+		t.Fatal(err)
+	}
+	pin := "/sys/fs/bpf/xd-sweep-flag"
+	t.Cleanup(func() { _ = RemovePinned(pin) })
+	for _, c := range []struct {
+		ifname string
+		mode   Mode
+		want   bool
+	}{{"sw0", Native, true}, {"lo", Generic, true}, {"swbr", Generic, false}} {
+		d, err := New(Options{Interfaces: []string{c.ifname}, Mode: c.mode, PinPath: pin, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s lbConfig
+		err = d.objs.Settings.Lookup(uint32(0), &s)
+		if cerr := d.Close(); cerr != nil {
+			t.Fatal(cerr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Flags&64 != 0; got != c.want {
+			t.Errorf("attached to %s: CFG_F_FC_SWEEP %v, want %v (flags %#x)", c.ifname, got, c.want, s.Flags)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -78,6 +79,10 @@ type Dataplane struct {
 	// applied services can come from (settings CFG_F_REPLY_PORTS).
 	replyExact bool
 	replyHeld  *portSet // what reply_ports holds; nil until read
+	// sweep: an interface the program runs on hands it a flow's packets
+	// on whichever CPU sent them (sweepsCopies), so a close frees the
+	// flow's flow-cache copies on every CPU (CFG_F_FC_SWEEP)
+	sweep bool
 	// natNext: the configuration Apply was last given has NAT or SNAT
 	// real servers (settings CFG_F_NAT from before the first is written)
 	natNext bool
@@ -321,6 +326,11 @@ func (d *Dataplane) open() error {
 	if d.clkMult, d.clkOff, err = d.calibrateClock(); err != nil {
 		return err
 	}
+	for _, ifname := range d.opts.Interfaces {
+		if l, err := d.nl.LinkByName(ifname); err == nil && sweepsCopies(l) {
+			d.sweep = true // attach reports the ones not found
+		}
+	}
 	if err := d.writeSettings(); err != nil {
 		return err
 	}
@@ -533,6 +543,19 @@ func (d *Dataplane) attach(ifname string) error {
 	})
 }
 
+// sweepsCopies says whether the program, attached to l, is handed a
+// flow's packets on whichever CPU sent them: a veth, the loopback and
+// macvlan or ipvlan between namespaces receive in the sender's softirq,
+// and tun runs XDP in the writer's context. A NIC's RSS keeps a flow on
+// one CPU's queue.
+func sweepsCopies(l netlink.Link) bool {
+	switch l.Type() {
+	case "veth", "tuntap", "macvlan", "macvtap", "ipvlan", "ipvtap":
+		return true
+	}
+	return l.Attrs().Flags&net.FlagLoopback != 0
+}
+
 // reusableLink loads the link pinned at pin, if any, and returns it when
 // its program can be replaced in place for interface ifc in mode. A link
 // that cannot (staleLink, or attached in another mode: an update keeps
@@ -623,6 +646,9 @@ func (d *Dataplane) writeSettings() error {
 	}
 	if c.Flags&16 != 0 && d.replyExact {
 		c.Flags |= 32 // CFG_F_REPLY_PORTS
+	}
+	if d.sweep {
+		c.Flags |= 64 // CFG_F_FC_SWEEP
 	}
 	if p := d.opts.TunnelSource4; p.IsValid() && p.Addr().Is4() {
 		c.Flags |= 2

@@ -322,10 +322,11 @@ static __always_inline __u64 timeout_of(const struct config *cfg, __u8 state)
  * when a TCP connection is closed and reopened on the same addresses
  * and ports within FC_WINDOW_NS (after an RST, or a close by the
  * server, the client's port can be reused at once), the packets of the
- * new one that meet another CPU's slot still holding the old one go to
- * the old real server until that slot's window ends. A NIC's RSS keeps
- * a flow on one CPU, where the close itself freed the slot; the
- * window bounds the rest. Also, the table element c points
+ * new one would meet another CPU's slot still holding the old one. A
+ * NIC's RSS keeps a flow on one CPU, where the close itself frees the
+ * slot; where packets come through any CPU (veth, tun) the close
+ * frees the flow's slots on every CPU (fc_sweep4). Also, the table
+ * element c points
  * to can be freed and reused by another CPU while this one reads it (a
  * race of the LRU table, full); the copy then carries the other flow's
  * entry for up to the window instead of one packet. */
@@ -464,6 +465,52 @@ static __always_inline void fc_release(__u64 *until)
 {
 	if (*until)
 		*until = 0;
+}
+
+/* The sweep (CFG_F_FC_SWEEP): where a flow's packets are handled on
+ * whichever CPU sends them (veth, tun, loopback, macvlan and ipvlan
+ * between namespaces: the loader sets the flag), a connection's copies
+ * can sit on several CPUs, and a close through one CPU frees only that
+ * CPU's. When the client's port comes back within the window (at once
+ * after an RST or a close by the server), a packet of the new
+ * connection that meets another CPU's copy goes the old connection's
+ * way: its real server, or its SNAT binding, whose server socket is in
+ * TIME_WAIT. In the harness's connection loads that made SNAT
+ * retransmit (docs/BENCHMARKS.md, sixteenth session). So a client's
+ * FIN or RST (after its state is written) and a SYN that replaces a
+ * closing connection free the flow's copies on every CPU (fc_sweep4,
+ * fc_sweep6): the set's two ways in each CPU's block, up to
+ * FC_SWEEP_CPUS blocks (the loop ends at the map's end, the last
+ * possible CPU). Freeing a way is always safe: at worst another CPU's
+ * packet misses and takes the table path. A CPU that read the old
+ * connection from the table before the state was written and fills
+ * its copy after the sweep escapes it; it fills an established
+ * connection for its window. With a NIC's RSS a flow stays on one CPU,
+ * the close frees its only copy, and the flag is off. */
+#define FC_SWEEP_CPUS 256
+/* fc_sweep4 is the sweep of flow_cache for the set (index in a CPU's
+ * block) and key words k0, k1 of a flow. It and fc_sweep6 are global
+ * functions, which the verifier checks once on their own (their loops
+ * inlined would be checked again on every path to them, past its
+ * limit); their arguments are scalars for that. */
+__attribute__((noinline)) int fc_sweep4(__u32 set, __u64 k0, __u64 k1)
+{
+	if (set >= FC_SLOTS)
+		return 0;
+#pragma clang loop unroll(disable)
+	for (__u32 cpu = 0; cpu < FC_SWEEP_CPUS; cpu++) {
+		for (__u32 way = 0; way < FC_WAYS; way++) {
+			__u32 i = cpu * FC_SLOTS + set + way;
+			struct fc_entry *w = bpf_map_lookup_elem(&flow_cache, &i);
+			if (!w)
+				return 0;
+			__u64 e[2];
+			__builtin_memcpy(e, &w->key, sizeof(e));
+			if (e[0] == k0 && e[1] == k1)
+				fc_release(&w->until);
+		}
+	}
+	return 0;
 }
 
 /* fc_brief says whether a copy made from this TCP packet serves only
@@ -611,6 +658,53 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
 		__builtin_memcpy(&fe->key, k, sizeof(k));
 		fe->c = *c;
 		fc_end(&fe->until, gc, j, timeout_of(gc, c->state), brief);
+	}
+}
+
+/* fc6_fold folds key words 3 and 4 (the destination address) into
+ * one, for fc_sweep6's fifth argument: a flow whose other words match
+ * and whose fold collides loses its copy too, which costs it a miss. */
+static __always_inline __u64 fc6_fold(__u64 k3, __u64 k4)
+{
+	return k3 ^ k4 * 0x9e3779b97f4a7c15ull;
+}
+
+/* fc_sweep6 is fc_sweep4 for flow_cache6 (key words k0-k2, and the
+ * last two folded by fc6_fold). */
+__attribute__((noinline)) int fc_sweep6(__u32 set, __u64 k0, __u64 k1, __u64 k2, __u64 k34)
+{
+	if (set >= FC6_SLOTS)
+		return 0;
+#pragma clang loop unroll(disable)
+	for (__u32 cpu = 0; cpu < FC_SWEEP_CPUS; cpu++) {
+		for (__u32 way = 0; way < FC_WAYS; way++) {
+			__u32 i = cpu * FC6_SLOTS + set + way;
+			struct fc_entry6 *w = bpf_map_lookup_elem(&flow_cache6, &i);
+			if (!w)
+				return 0;
+			__u64 e[5];
+			__builtin_memcpy(e, &w->key, sizeof(e));
+			if (e[0] == k0 && e[1] == k1 && e[2] == k2 && fc6_fold(e[3], e[4]) == k34)
+				fc_release(&w->until);
+		}
+	}
+	return 0;
+}
+
+/* sweep runs fc_sweep4 or fc_sweep6 for flow fk when the settings ask
+ * for it (CFG_F_FC_SWEEP): fck are its IPv4 key words, set6 its IPv6
+ * set on this CPU (handle_flow has them). */
+static __always_inline void sweep(const struct config *gc, __u8 fam, const __u64 *fck, __u32 set6,
+				  const struct flow_key *fk)
+{
+	if (!gc || !(gc->flags & CFG_F_FC_SWEEP))
+		return;
+	if (fam == FAM_V4) {
+		fc_sweep4(fc_set(fck) - cpu_slot(FC_SLOTS, 0), fck[0], fck[1]);
+	} else {
+		__u64 k[5];
+		key6_words(fk, k);
+		fc_sweep6(set6 - cpu_slot(FC6_SLOTS, 0), k[0], k[1], k[2], fc6_fold(k[3], k[4]));
 	}
 }
 
@@ -851,9 +945,12 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		} else {
 			event(EV_CONN_EXPIRED);
 		}
-		/* a new SYN on a closing connection starts a new one */
-		if (r && is_tcp && syn && !ack && (c->state == ST_FIN_WAIT || c->state == ST_CLOSE))
+		/* a new SYN on a closing connection starts a new one, and the
+		 * old one's copies on other CPUs go (fc_sweep4) */
+		if (r && is_tcp && syn && !ack && (c->state == ST_FIN_WAIT || c->state == ST_CLOSE)) {
 			r = NULL;
+			sweep(gc, fam, fck, set6, fk);
+		}
 		if (r) {
 			if (is_tcp ? c->state == ST_ESTABLISHED && !(tcpflags & 0x07) : c->state == ST_UDP)
 				event(EV_FC_MISS); /* fc_hit's test */
@@ -870,6 +967,11 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 					/* tells the daemon the counts changed */
 					event(EV_CONN_STATE);
 				}
+				/* closed by the client: its copies on other
+				 * CPUs go, after the state a CPU that fills
+				 * one reads (fc_sweep4) */
+				if (fin || rst)
+					sweep(gc, fam, fck, set6, fk);
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;

@@ -395,6 +395,7 @@ struct config {
 #define CFG_F_WILDCARD (1 << 3) /* some service matches every port (port 0) */
 #define CFG_F_NAT (1 << 4)      /* some real server is reached by NAT: look replies up */
 #define CFG_F_REPLY_PORTS (1 << 5) /* reply_ports holds every source port a NAT reply can have */
+#define CFG_F_FC_SWEEP (1 << 6) /* a close frees a flow's copies on every CPU (fc_sweep) */
 
 /* reply_ports: a bit per port (host order), 64 to an entry. */
 #define REPLY_PORT_WORDS (65536 / 64)
