@@ -1,38 +1,52 @@
 #!/usr/bin/env bash
 # profile-conn.sh: where the XDP receive path spends its time while a
-# govs XDP peer carries the harness's connection load (wrk, Connection:
-# close). It runs `bench/run.sh --peers PEER --loads conn --rounds 1`,
-# samples every CPU with perf for 1.5 s in the middle of the peer's wrk
-# window, and prints, over the samples whose kernel stack passes through
-# veth_xdp_rcv_skb (the XDP path of a veth receive: frame copy, program,
-# redirect), the share inside a BPF program and the share whose leaf is
-# a BPF hash-table lookup (lookup_nulls_elem_raw), then, per command with
-# at least 50 samples (wrk, nginx, swapper = idle), its share of all
-# samples and the shares of its own spent on the XDP path and in the
-# program: a veth receive runs in the softirq of whichever process sent
-# the frame. Shares, not rates: the
-# machine's noise moves the connection rate by tens of per cent between
-# runs, but not what one packet's processing is made of. Last, the
-# program's C source lines whose calls out (map lookups and updates,
-# helpers) took the most samples (bench/cmd/jitlines).
+# govs XDP peer carries one of the harness's connection loads (wrk,
+# Connection: close; or connload flat out). It runs `bench/run.sh
+# --peers PEER --loads LOAD --rounds 1`, samples every CPU with perf for
+# 1.5 s in the middle of the peer's window, and prints, over the samples
+# whose kernel stack passes through veth_xdp_rcv_skb (the XDP path of a
+# veth receive: frame copy, program, redirect), the share inside a BPF
+# program, the share whose leaf is a BPF hash-table lookup
+# (lookup_nulls_elem_raw) and the share in the frame copy, then, per
+# command with at least 50 samples (wrk or connload, nginx, swapper =
+# idle), its share of all samples and the shares of its own spent on
+# the XDP path and in the program: a veth receive runs in the softirq
+# of whichever process sent the frame. Shares, not rates: the machine's
+# noise moves the connection rate by tens of per cent between runs, but
+# not what one packet's processing is made of. Last, the program's C
+# source lines whose calls out (map lookups and updates, helpers) took
+# the most samples (bench/cmd/jitlines).
 #
-# Usage: bench/profile-conn.sh [PEER] (default govs-xdp-nat; a bare XDP
-# peer such as xdp-tx-2way gives the same shares without the lines); needs root
-# and perf. The perf data is kept in /tmp/profile-conn-PEER.data, the
-# program's line table in /tmp/profile-conn-PEER.data.lines.
+# Usage: bench/profile-conn.sh [PEER [LOAD]] (PEER: default
+# govs-xdp-nat; a bare XDP peer such as xdp-tx-2way gives the same
+# shares without the lines. LOAD: conn, the default, samples wrk;
+# conn_raw samples connload flat out instead); needs root and perf. The
+# perf data is kept in /tmp/profile-conn-PEER[-conn_raw].data, the
+# program's line table beside it (.lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer=${1:-govs-xdp-nat}
+load=${2:-conn}
+client=wrk
+case $load in
+conn) ;;
+conn_raw) client=connload ;;
+*)
+	echo "profile-conn: load $load: want conn or conn_raw" >&2
+	exit 2
+	;;
+esac
 NAME=profile-conn
 # shellcheck source=bench/lib/profile.sh
 . bench/lib/profile.sh
 data=/tmp/profile-conn-$peer.data
+[[ $load == conn ]] || data=/tmp/profile-conn-$peer-$load.data
 # 6 s of wrk: the line table is taken after the 1.5 s of sampling, while
 # the peer still runs
-profile_start --peers "$peer" --loads conn --rounds 1 --duration 6
+profile_start --peers "$peer" --loads "$load" --rounds 1 --duration 6
 # the peer's round starts after the no-director round's wrk
 profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$PROFILE_LOG"
-profile_wait "no wrk in $peer's round" pgrep -x wrk
+profile_wait "no $client in $peer's round" pgrep -x "$client"
 PROFILE_LINES=$data.lines
 # the bare peers (xdp-fwd, xdp-tx, xdp-tx-2way) have no govs program to map
 govs=0
@@ -42,22 +56,23 @@ perf record -q -e cpu-clock -F 1999 -g -a -o "$data" -- sleep 1.5 >/dev/null 2>&
 # the line table of the program sampled (profile-udp.sh says why after)
 ((govs)) && profile_lines_dump govs_lb
 profile_end
-grep conn_s "$PROFILE_LOG" | tail -1
+grep -E "^ +${load}_s " "$PROFILE_LOG" | tail -1
 perf script -i "$data" -F comm,ip,sym 2>/dev/null | awk -v peer="$peer" '
 	function done_sample() {
 		if (!n) return
 		all[comm]++
 		if (prog) inprog[comm]++
-		if (xdp) { x++; xc[comm]++; if (prog) p++; if (leaf == "lookup_nulls_elem_raw") l++ }
+		if (xdp) { x++; xc[comm]++; if (prog) p++; if (cow) cw++; if (leaf == "lookup_nulls_elem_raw") l++ }
 	}
-	/^[^\t ]/ { done_sample(); n = 1; comm = $1; xdp = 0; prog = 0; leaf = ""; next }
+	/^[^\t ]/ { done_sample(); n = 1; comm = $1; xdp = 0; prog = 0; cow = 0; leaf = ""; next }
+	/skb_pp_cow_data/ { cow = 1 }
 	{ if (leaf == "") leaf = $2 }
 	/bpf_prog_/ { prog = 1 }
 	/veth_xdp_rcv_skb/ { xdp = 1 }
 	END {
 		done_sample()
 		if (!x) { print "profile-conn: no sample on the XDP path"; exit 1 }
-		printf "%s: %d samples on the XDP path; in a BPF program %.1f %%; BPF hash lookups %.1f %%\n", peer, x, 100 * p / x, 100 * l / x
+		printf "%s: %d samples on the XDP path; in a BPF program %.1f %%; BPF hash lookups %.1f %%; the frame copy (skb_pp_cow_data) %.1f %%\n", peer, x, 100 * p / x, 100 * l / x, 100 * cw / x
 		# by command: whose CPU the XDP path and the program are charged to
 		# (a veth receive runs in the softirq of the sending process)
 		for (c in all) {
