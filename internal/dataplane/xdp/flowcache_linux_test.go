@@ -1065,3 +1065,25 @@ func TestSweepFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepCPUsLoaded: the program is loaded with sweep_cpus, the CPU
+// blocks a sweep visits, set to the highest online CPU's number plus
+// one, within the possible CPUs the maps have blocks for.
+func TestSweepCPUsLoaded(t *testing.T) {
+	x := newTDP(t, Options{})
+	var got uint32
+	if err := x.d.objs.SweepCpus.Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(onlineCPUsFile)
+	if err != nil {
+		t.Skipf("no list of online CPUs: %v", err)
+	}
+	want, err := cpuListEnd(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(got) != want || want < 1 || want > x.d.ncpu {
+		t.Errorf("sweep_cpus %d, want %d (online %q, possible %d)", got, want, strings.TrimSpace(string(b)), x.d.ncpu)
+	}
+}

@@ -253,6 +253,7 @@ const (
 	lbMapSvcCfgs     = "svc_cfgs"
 	lbProgGovsClock  = "govs_clock"
 	lbProgGovsLb     = "govs_lb"
+	lbVarSweepCpus   = "sweep_cpus"
 	lbVarUnusedEvent = "unused_event"
 	lbVarUnusedExit  = "unused_exit"
 	lbVarUnusedMode  = "unused_mode"
@@ -331,6 +332,7 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
+	SweepCpus   *ebpf.VariableSpec `ebpf:"sweep_cpus"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedExit  *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedMode  *ebpf.VariableSpec `ebpf:"unused_mode"`
@@ -400,6 +402,7 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
+	SweepCpus   *ebpf.Variable `ebpf:"sweep_cpus"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 	UnusedExit  *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedMode  *ebpf.Variable `ebpf:"unused_mode"`

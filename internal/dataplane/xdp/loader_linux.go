@@ -226,6 +226,9 @@ func (d *Dataplane) open() error {
 	for _, m := range []string{"flow_cache", "flow_cache6", "cpu_data"} {
 		spec.Maps[m].MaxEntries *= uint32(d.ncpu)
 	}
+	if err := spec.Variables["sweep_cpus"].Set(uint32(sweepCPUs(d.ncpu))); err != nil {
+		return fmt.Errorf("xdp: set sweep_cpus: %w", err)
+	}
 	load := func() error {
 		return spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.opts.PinPath}})
 	}

@@ -480,14 +480,21 @@ static __always_inline void fc_release(__u64 *until)
  * FIN or RST (after its state is written) and a SYN that replaces a
  * closing connection free the flow's copies on every CPU (fc_sweep4,
  * fc_sweep6): the set's two ways in each CPU's block, up to
- * FC_SWEEP_CPUS blocks (the loop ends at the map's end, the last
- * possible CPU). Freeing a way is always safe: at worst another CPU's
- * packet misses and takes the table path. A CPU that read the old
- * connection from the table before the state was written and fills
- * its copy after the sweep escapes it; it fills an established
- * connection for its window. With a NIC's RSS a flow stays on one CPU,
- * the close frees its only copy, and the flag is off. */
+ * FC_SWEEP_CPUS blocks, and no further than the highest CPU online
+ * when the program was loaded (sweep_cpus) nor the map's end. Freeing
+ * a way is always safe: at worst another CPU's packet misses and takes
+ * the table path. A CPU that read the old connection from the table
+ * before the state was written and fills its copy after the sweep
+ * escapes it; it fills an established connection for its window. A
+ * CPU brought online after the load is not swept until govs starts
+ * again. With a NIC's RSS a flow stays on one CPU, the close frees its
+ * only copy, and the flag is off. */
 #define FC_SWEEP_CPUS 256
+/* sweep_cpus is how many CPU blocks a sweep visits: the loader sets it
+ * to the highest online CPU's number plus one when it loads the
+ * program, where a virtual machine's possible CPUs, which the map has
+ * blocks for, can be many times its online ones. */
+volatile const __u32 sweep_cpus = FC_SWEEP_CPUS;
 /* fc_sweep4 is the sweep of flow_cache for the set (index in a CPU's
  * block) and key words k0, k1 of a flow. It and fc_sweep6 are global
  * functions, which the verifier checks once on their own (their loops
@@ -499,6 +506,8 @@ __attribute__((noinline)) int fc_sweep4(__u32 set, __u64 k0, __u64 k1)
 		return 0;
 #pragma clang loop unroll(disable)
 	for (__u32 cpu = 0; cpu < FC_SWEEP_CPUS; cpu++) {
+		if (cpu >= sweep_cpus)
+			return 0;
 		for (__u32 way = 0; way < FC_WAYS; way++) {
 			__u32 i = cpu * FC_SLOTS + set + way;
 			struct fc_entry *w = bpf_map_lookup_elem(&flow_cache, &i);
@@ -677,6 +686,8 @@ __attribute__((noinline)) int fc_sweep6(__u32 set, __u64 k0, __u64 k1, __u64 k2,
 		return 0;
 #pragma clang loop unroll(disable)
 	for (__u32 cpu = 0; cpu < FC_SWEEP_CPUS; cpu++) {
+		if (cpu >= sweep_cpus)
+			return 0;
 		for (__u32 way = 0; way < FC_WAYS; way++) {
 			__u32 i = cpu * FC6_SLOTS + set + way;
 			struct fc_entry6 *w = bpf_map_lookup_elem(&flow_cache6, &i);
