@@ -20,18 +20,25 @@ func (x *tdp) onCPU(cpu int) {
 	}
 }
 
+// needCPU1 skips the test unless its thread can be moved to CPU 1, and
+// leaves it on CPU 0.
+func (x *tdp) needCPU1() {
+	x.t.Helper()
+	var one unix.CPUSet
+	one.Set(1)
+	if err := unix.SchedSetaffinity(0, &one); err != nil || x.d.ncpu < 2 {
+		x.t.Skipf("needs a CPU 1 to run on (possible CPUs %d, pinning: %v)", x.d.ncpu, err)
+	}
+	x.onCPU(0)
+}
+
 // TestCountersOnEveryCPU: packets the program handles on another CPU
 // than 0 land in that CPU's block of cpu_data (the real servers'
 // counters, exits, events), and Exits,
 // Events and Stats sum every block. The other tests run on CPU 0 only.
 func TestCountersOnEveryCPU(t *testing.T) {
 	x := newTDP(t, Options{})
-	var one unix.CPUSet
-	one.Set(1)
-	if err := unix.SchedSetaffinity(0, &one); err != nil || x.d.ncpu < 2 {
-		t.Skipf("needs a CPU 1 to run on (possible CPUs %d, pinning: %v)", x.d.ncpu, err)
-	}
-	x.onCPU(0)
+	x.needCPU1()
 	x.apply(svc(dataplane.UDP, vip4, 53, "rr", pool(1)...))
 	p := pkt{src: netip.AddrPortFrom(client(1), 5000), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("abc")}
 	for range 2 {

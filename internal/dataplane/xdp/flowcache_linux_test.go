@@ -876,12 +876,7 @@ func TestFlowCacheSweep(t *testing.T) {
 		for _, on := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/sweep=%v", fam, on), func(t *testing.T) {
 				x := newTDP(t, Options{})
-				var one unix.CPUSet
-				one.Set(1)
-				if err := unix.SchedSetaffinity(0, &one); err != nil || x.d.ncpu < 2 {
-					t.Skipf("needs a CPU 1 to run on (possible CPUs %d, pinning: %v)", x.d.ncpu, err)
-				}
-				x.onCPU(0)
+				x.needCPU1()
 				x.d.sweep = on
 				if err := x.d.writeSettings(); err != nil {
 					t.Fatal(err)
