@@ -95,37 +95,35 @@ func fcSet(src, dst netip.AddrPort, proto uint8) uint32 {
 	return uint32(h >> (64 - fcSetsLog2))
 }
 
-// cached6 lists the IPv6 flow cache's filled entries, every CPU's.
-func (x *tdp) cached6() []lbFcEntry6 {
-	x.t.Helper()
-	var out []lbFcEntry6
-	var v lbFcEntry6
-	for k := range x.d.objs.FlowCache6.MaxEntries() {
-		if err := x.d.objs.FlowCache6.Lookup(k, &v); err != nil {
-			x.t.Fatal(err)
+// entriesIn lists the entries of array m (values of type E) at indexes
+// from to to (not included) that keep says to.
+func entriesIn[E any](t testing.TB, m *ebpf.Map, from, to uint32, keep func(*E) bool) []E {
+	t.Helper()
+	var out []E
+	var v E
+	for k := from; k < to; k++ {
+		if err := m.Lookup(k, &v); err != nil {
+			t.Fatal(err)
 		}
-		if v.Key.Family != 0 {
+		if keep(&v) {
 			out = append(out, v)
 		}
 	}
 	return out
 }
 
+// cached6 lists the IPv6 flow cache's filled entries, every CPU's.
+func (x *tdp) cached6() []lbFcEntry6 {
+	x.t.Helper()
+	m := x.d.objs.FlowCache6
+	return entriesIn(x.t, m, 0, m.MaxEntries(), func(e *lbFcEntry6) bool { return e.Key.Family != 0 })
+}
+
 // cached lists the filled slots of CPU 0's part of the flow cache (the
 // tests run the program on CPU 0).
 func (x *tdp) cached() []lbFcEntry {
 	x.t.Helper()
-	var out []lbFcEntry
-	var v lbFcEntry
-	for k := uint32(0); k < fcSlots; k++ {
-		if err := x.d.objs.FlowCache.Lookup(k, &v); err != nil {
-			x.t.Fatal(err)
-		}
-		if v.Key.Proto != 0 {
-			out = append(out, v)
-		}
-	}
-	return out
+	return entriesIn(x.t, x.d.objs.FlowCache, 0, fcSlots, func(e *lbFcEntry) bool { return e.Key.Proto != 0 })
 }
 
 // cachedState is the state the flow cache holds for the one flow it has.
@@ -973,31 +971,18 @@ func TestFlowCacheSweep(t *testing.T) {
 // (IPv6: flow_cache6) that hold a TCP flow from source port sport and
 // serve (a window not ended: until is not 0, and the tests run within
 // their windows).
-func (x *tdp) liveCopies(cpu int, v6 bool, sport uint16) (n int) {
+func (x *tdp) liveCopies(cpu int, v6 bool, sport uint16) int {
 	x.t.Helper()
 	port := bits.ReverseBytes16(sport)
+	c := uint32(cpu)
 	if v6 {
-		var e lbFcEntry6
-		for k := uint32(cpu) * fc6Slots; k < uint32(cpu+1)*fc6Slots; k++ {
-			if err := x.d.objs.FlowCache6.Lookup(k, &e); err != nil {
-				x.t.Fatal(err)
-			}
-			if e.Key.Proto == 6 && e.Key.Sport == port && e.Until != 0 {
-				n++
-			}
-		}
-		return n
+		return len(entriesIn(x.t, x.d.objs.FlowCache6, c*fc6Slots, (c+1)*fc6Slots, func(e *lbFcEntry6) bool {
+			return e.Key.Proto == 6 && e.Key.Sport == port && e.Until != 0
+		}))
 	}
-	var e lbFcEntry
-	for k := uint32(cpu) * fcSlots; k < uint32(cpu+1)*fcSlots; k++ {
-		if err := x.d.objs.FlowCache.Lookup(k, &e); err != nil {
-			x.t.Fatal(err)
-		}
-		if e.Key.Proto == 6 && e.Key.Sport == port && e.Until != 0 {
-			n++
-		}
-	}
-	return n
+	return len(entriesIn(x.t, x.d.objs.FlowCache, c*fcSlots, (c+1)*fcSlots, func(e *lbFcEntry) bool {
+		return e.Key.Proto == 6 && e.Key.Sport == port && e.Until != 0
+	}))
 }
 
 // closeConns sets every connection of conn4_tbl (IPv6: conn_tbl) to

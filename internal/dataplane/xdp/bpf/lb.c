@@ -986,9 +986,9 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
-			/* most connections are short, and their FIN, when it
-			 * comes through another CPU, does not free this CPU's
-			 * copy: a copy kept for the window only from data */
+			/* most connections are short, and their FIN through
+			 * another CPU frees this CPU's copy only with the
+			 * sweep: a copy kept for the window only from data */
 			int brief = fc_brief(ctx, pi, is_tcp, tcpflags);
 			fc_fill(w0, w1, fck, c, gc, j, brief); /* NULL ways for IPv6 */
 			if (fam == FAM_V6)
