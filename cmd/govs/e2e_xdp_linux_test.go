@@ -21,13 +21,20 @@ import (
 // director namespace on a bridge, two real servers prepared with
 // `govs realserver setup --method dr`, a client routing the VIP via the
 // director, HTTP through the VIP, and `govs list` showing Route.
-func TestXDPDirectRouting(t *testing.T) { testXDP(t, "dr") }
+func TestXDPDirectRouting(t *testing.T) { testXDP(t, "dr", "") }
 
 // TestXDPTunnel is the same with IPIP tunnelling: the real servers
 // decapsulate with `govs realserver tun` (this kernel has no ipip).
-func TestXDPTunnel(t *testing.T) { testXDP(t, "tun") }
+func TestXDPTunnel(t *testing.T) { testXDP(t, "tun", "") }
 
-func testXDP(t *testing.T, method string) {
+// TestXDPGenericMode is direct routing with `--xdp-mode generic`: the
+// program runs on the socket buffer, and the director's interface
+// shows it attached in generic mode (xdpgeneric), not in the driver.
+func TestXDPGenericMode(t *testing.T) { testXDP(t, "dr", "generic") }
+
+// testXDP runs the director with lb_kind method, attached in mode ("":
+// the default, native).
+func testXDP(t *testing.T, method, mode string) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -103,7 +110,11 @@ virtual_server 10.77.0.60 80 {
 	pin := fmt.Sprintf("/sys/fs/bpf/govs-test-%d", os.Getpid())
 	t.Cleanup(func() { xdp.RemovePinned(pin) })
 	sock := filepath.Join(l.dir, "xdp.sock")
-	l.start("d1", govsBin, "run", "-f", conf, "--api-socket", sock, "--xdp-pin-path", pin, "--lame-duck", "0s")
+	args := []string{govsBin, "run", "-f", conf, "--api-socket", sock, "--xdp-pin-path", pin, "--lame-duck", "0s"}
+	if mode != "" {
+		args = append(args, "--xdp-mode", mode)
+	}
+	l.start("d1", args...)
 	c := api.NewClient(sock)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -138,6 +149,13 @@ virtual_server 10.77.0.60 80 {
 	fwd := map[string]string{"dr": "Route ", "tun": "Tunnel"}[method]
 	if err != nil || !strings.Contains(string(lst), "TCP  10.77.0.60:80 rr") || !strings.Contains(string(lst), "  -> 10.77.0.11:80                "+fwd+"  1") {
 		t.Fatalf("govs list:\n%s", lst)
+	}
+	// ip link names the attach mode before the qdisc: "xdp" in the
+	// driver, "xdpgeneric" on the socket buffer.
+	want := map[string]string{"": " xdp qdisc ", "generic": " xdpgeneric qdisc "}[mode]
+	link, err := nsExec(l.prefix+"d1", "ip", "link", "show", "eth0").CombinedOutput()
+	if err != nil || !strings.Contains(string(link), want) {
+		t.Fatalf("director's eth0 should show %q: %v\n%s", want, err, link)
 	}
 	stats, _ := exec.Command(govsBin, "list", "-n", "--stats", "-s", sock).CombinedOutput()
 	t.Logf("%s\n%s", out, stats)

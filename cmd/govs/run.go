@@ -55,6 +55,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on this TCP `address` (default: the config's govs_metrics_listen; /metrics is always on the API socket)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: the config's govs_log_level, else info)")
 	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping")
+	xdpMode := fs.String("xdp-mode", "", "how the XDP dataplane attaches: native (in the driver) or generic (after the socket buffer is built; any interface, slower) (default: the config's govs_xdp_mode, else native)")
 	pinPath := fs.String("xdp-pin-path", "", "bpffs directory where the XDP dataplane pins its programs and maps (default "+xdp.DefaultPinPath+")")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
@@ -96,7 +97,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		TCPFin: cfg.Global.LVSTimeouts.TCPFin.D(),
 		UDP:    cfg.Global.LVSTimeouts.UDP.D(),
 	}
-	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, *pinPath, log)
+	mode, err := xdpModeOf(*xdpMode, g.XDPMode)
+	if err != nil {
+		fmt.Fprintf(stderr, "govs run: %v\n", err)
+		return 2
+	}
+	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, xdpSetup{pin: *pinPath, mode: mode}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 1
@@ -214,7 +220,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // xdp when it can run (root, interfaces configured), else the userspace
 // proxy. It returns the dataplane, the name chosen and the connection
 // table size to report.
-func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin string, log *slog.Logger) (dataplane.Dataplane, string, int, error) {
+func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane.Timeouts, xs xdpSetup, log *slog.Logger) (dataplane.Dataplane, string, int, error) {
 	size := cfg.Global.Govs.ConnTableSize
 	switch name {
 	case "", "auto":
@@ -224,7 +230,7 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		case len(ifaces) == 0:
 			log.Info("dataplane auto: proxy (no interface configured for XDP: govs_interface or --interface)")
 		default:
-			dp, err := xdp.New(xdpOptions(ifaces, cfg, t, pin, log))
+			dp, err := xdp.New(xdpOptions(ifaces, cfg, t, xs, log))
 			if err == nil {
 				log.Info("dataplane auto: xdp", "interfaces", strings.Join(ifaces, ","))
 				return dp, "xdp", tableSize(size, xdp.DefaultConnTableSize), nil
@@ -238,7 +244,7 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		if len(ifaces) == 0 {
 			return nil, "", 0, errors.New("dataplane xdp: no interface (set govs_interface in global_defs or pass --interface)")
 		}
-		dp, err := xdp.New(xdpOptions(ifaces, cfg, t, pin, log))
+		dp, err := xdp.New(xdpOptions(ifaces, cfg, t, xs, log))
 		if err != nil {
 			return nil, "", 0, fmt.Errorf("dataplane xdp: %w", err)
 		}
@@ -253,7 +259,31 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 // program keeps forwarding across a restart of govs unless
 // lvs_flush_onstop asks for a clean stop. Source-NAT pools travel with
 // each service (dataplane.Service.SourcePool), not here.
-func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin string, log *slog.Logger) xdp.Options {
+// xdpSetup is how the XDP dataplane is attached: its bpffs directory
+// ("" for the default) and the attach mode.
+type xdpSetup struct {
+	pin  string
+	mode xdp.Mode
+}
+
+// xdpModeOf is the attach mode the --xdp-mode flag asks for, else the
+// config's govs_xdp_mode, else native. Generic is never chosen silently.
+func xdpModeOf(flag, cfg string) (xdp.Mode, error) {
+	v := flag
+	if v == "" {
+		v = cfg
+	}
+	switch v {
+	case "", "native":
+		return xdp.Native, nil
+	case "generic":
+		return xdp.Generic, nil
+	}
+	return xdp.Native, fmt.Errorf("xdp mode %q: must be native or generic", v)
+}
+
+func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, xs xdpSetup, log *slog.Logger) xdp.Options {
+	pin := xs.pin
 	if cfg.Global.LVSFlush {
 		// lvs_flush: start from an empty table instead of adopting the
 		// connections a previous govs left pinned.
@@ -270,6 +300,7 @@ func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, pin s
 	o := xdp.Options{
 		PinPath:       pin,
 		Interfaces:    ifaces,
+		Mode:          xs.mode,
 		Logger:        log,
 		Timeouts:      t,
 		ConnTableSize: cfg.Global.Govs.ConnTableSize,

@@ -178,6 +178,8 @@ func (b *builder) global(n *Node) {
 					g.Govs.Interfaces = append(g.Govs.Interfaces, w.Text)
 				}
 			}
+		case "govs_xdp_mode":
+			b.str(c, &g.Govs.XDPMode)
 		case "govs_api_socket":
 			b.str(c, &g.Govs.APISocket)
 		case "govs_api_listen":

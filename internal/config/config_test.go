@@ -148,6 +148,7 @@ func TestErrors(t *testing.T) {
 		{"mixed families", "virtual_server 10.0.0.1 80 {\n real_server 2001:db8::1 80 {\n }\n}\n", 2, "address family differs"},
 		{"undefined variable", "global_defs {\n router_id $NOPE\n}\n", 2, "warning: undefined variable $NOPE"},
 		{"bad dataplane", "global_defs {\n govs_dataplane turbo\n}\n", 1, `govs_dataplane "turbo"`},
+		{"bad xdp mode", "global_defs {\n govs_xdp_mode offload\n}\n", 1, `govs_xdp_mode "offload": must be native or generic`},
 		{"block for flag", "global_defs {\n lvs_flush {\n }\n}\n", 2, "lvs_flush does not take a block"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -150,8 +150,11 @@ type SyncD struct {
 // govs_ prefix so that they never clash with keepalived keywords.
 type GovsGlobal struct {
 	// Dataplane is auto (default), proxy, xdp or ipvs.
-	Dataplane     string   `json:"dataplane,omitempty"`
-	Interfaces    []string `json:"interfaces,omitempty"`
+	Dataplane  string   `json:"dataplane,omitempty"`
+	Interfaces []string `json:"interfaces,omitempty"`
+	// XDPMode is how the XDP dataplane attaches: native (default) or
+	// generic.
+	XDPMode       string   `json:"xdp_mode,omitempty"`
 	APISocket     string   `json:"api_socket,omitempty"`
 	APIListen     string   `json:"api_listen,omitempty"`
 	WebListen     string   `json:"web_listen,omitempty"`

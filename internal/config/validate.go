@@ -40,6 +40,11 @@ func (v *validator) global() {
 	default:
 		v.d.errorf(g.Pos, "govs_dataplane %q: must be auto, proxy, xdp or ipvs", g.Govs.Dataplane)
 	}
+	switch g.Govs.XDPMode {
+	case "", "native", "generic":
+	default:
+		v.d.errorf(g.Pos, "govs_xdp_mode %q: must be native or generic", g.Govs.XDPMode)
+	}
 	switch strings.ToLower(g.Govs.LogLevel) {
 	case "", "debug", "info", "warn", "error":
 	default:

@@ -546,6 +546,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	if len(gv.Interfaces) > 0 {
 		w.line(append([]string{"govs_interface"}, qs(gv.Interfaces)...)...)
 	}
+	w.str("govs_xdp_mode", gv.XDPMode)
 	w.str("govs_api_socket", gv.APISocket)
 	w.str("govs_api_listen", gv.APIListen)
 	w.str("govs_web_listen", gv.WebListen)
