@@ -269,9 +269,9 @@ type xdpSetup struct {
 // xdpModeOf is the attach mode the --xdp-mode flag asks for, else the
 // config's govs_xdp_mode, else native. Generic is never chosen silently.
 func xdpModeOf(flag, cfg string) (xdp.Mode, error) {
-	v := flag
+	v, from := flag, "--xdp-mode"
 	if v == "" {
-		v = cfg
+		v, from = cfg, "govs_xdp_mode"
 	}
 	switch v {
 	case "", "native":
@@ -279,7 +279,7 @@ func xdpModeOf(flag, cfg string) (xdp.Mode, error) {
 	case "generic":
 		return xdp.Generic, nil
 	}
-	return xdp.Native, fmt.Errorf("xdp mode %q: must be native or generic", v)
+	return xdp.Native, fmt.Errorf("%s %q: must be native or generic", from, v)
 }
 
 func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, xs xdpSetup, log *slog.Logger) xdp.Options {

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,8 +65,11 @@ type Director struct {
 	// notifySig is the script security and mail configuration the
 	// notifier was built with (fixed until restart).
 	notifySig string
-	resign    chan struct{}
-	nodeDone  chan struct{}
+	// govs is the govs_ part of global_defs govs run started with: it
+	// reads those settings once (startOnlyChanged).
+	govs     config.GovsGlobal
+	resign   chan struct{}
+	nodeDone chan struct{}
 
 	mu           sync.Mutex
 	cfg          *config.Config
@@ -145,6 +150,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	}}
 	d.notifier.Mailer = mailer(cfg)
 	d.notifySig = notifySignature(cfg)
+	d.govs = cfg.Global.Govs
 	d.sup = health.NewSupervisor(health.SupervisorConfig{
 		NewChecker: opts.NewChecker,
 		Options:    health.Options{Scripts: runner},
@@ -166,6 +172,32 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 func notifySignature(cfg *config.Config) string {
 	g := cfg.Global
 	return vrrpSignature(g.EnableScriptSecurity, g.ScriptUser, g.SMTPServer, g.SMTPPort, g.NotificationEmail, g.NotificationEmailFrom, g.SMTPConnectTimeout, g.RouterID)
+}
+
+// startOnlyChanged names the govs_ keywords of global_defs whose values
+// differ between a and b. govs run reads all of them once, at start (the
+// dataplane, its interfaces and attach mode, table size, listeners, log
+// level, masquerade networks): a reload that changes one says so.
+func startOnlyChanged(a, b config.GovsGlobal) []string {
+	var out []string
+	add := func(name string, same bool) {
+		if !same {
+			out = append(out, name)
+		}
+	}
+	add("govs_dataplane", a.Dataplane == b.Dataplane)
+	add("govs_interface", slices.Equal(a.Interfaces, b.Interfaces))
+	add("govs_xdp_mode", a.XDPMode == b.XDPMode)
+	add("govs_api_socket", a.APISocket == b.APISocket)
+	add("govs_api_listen", a.APIListen == b.APIListen)
+	add("govs_web_listen", a.WebListen == b.WebListen)
+	add("govs_web_password", a.WebPassword == b.WebPassword)
+	add("govs_web_allow", slices.Equal(a.WebAllow, b.WebAllow))
+	add("govs_metrics_listen", a.MetricsListen == b.MetricsListen)
+	add("govs_conn_table_size", a.ConnTableSize == b.ConnTableSize)
+	add("govs_log_level", a.LogLevel == b.LogLevel)
+	add("govs_masquerade", slices.Equal(a.Masquerade, b.Masquerade))
+	return out
 }
 
 func splitUser(s string) (user, group string) {
@@ -591,6 +623,9 @@ func (d *Director) Reload(ctx context.Context) error {
 	d.mu.Unlock()
 	if d.notifySig != notifySignature(cfg) {
 		d.log.Warn("enable_script_security, script_user or the smtp settings changed: they take effect when govs restarts")
+	}
+	if changed := startOnlyChanged(d.govs, cfg.Global.Govs); len(changed) > 0 {
+		d.log.Warn("global_defs settings changed that govs reads at start: they take effect when govs restarts", "keywords", strings.Join(changed, ","))
 	}
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigFile, "virtual_servers", len(cfg.VirtualServers))
 	if err := d.reconcile(ctx); err != nil {

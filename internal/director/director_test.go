@@ -3,9 +3,11 @@ package director
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,11 +81,30 @@ type fixture struct {
 	hc   *fakeHealth
 	d    *Director
 	file string
+	log  *logBuf
+}
+
+// logBuf is the director's log, for tests that look at what it says.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func start(t *testing.T, conf string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dp: &fakeDP{}, hc: &fakeHealth{down: map[netip.AddrPort]bool{}}}
+	f := &fixture{t: t, dp: &fakeDP{}, hc: &fakeHealth{down: map[netip.AddrPort]bool{}}, log: &logBuf{}}
 	f.file = filepath.Join(t.TempDir(), "govs.conf")
 	if err := os.WriteFile(f.file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -92,7 +113,8 @@ func start(t *testing.T, conf string) *fixture {
 	if ds.HasErrors() {
 		t.Fatal(ds.Err())
 	}
-	d, err := New(cfg, Options{ConfigFile: f.file, Dataplane: f.dp, NewChecker: f.hc.newChecker, RateInterval: time.Hour})
+	log := slog.New(slog.NewTextHandler(f.log, nil))
+	d, err := New(cfg, Options{ConfigFile: f.file, Dataplane: f.dp, NewChecker: f.hc.newChecker, RateInterval: time.Hour, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +343,50 @@ func TestReload(t *testing.T) {
 	st, _ = f.d.State(ctx)
 	if st.LastReloadError != "" {
 		t.Errorf("reload error kept: %s", st.LastReloadError)
+	}
+}
+
+// TestReloadStartOnlySettings: govs run reads the govs_ settings of
+// global_defs once; a reload that changes them applies the services
+// and says which keywords wait for a restart.
+func TestReloadStartOnlySettings(t *testing.T) {
+	f := start(t, "global_defs {\n    govs_xdp_mode native\n    govs_interface eth0\n}\n"+conf(""))
+	ctx := context.Background()
+	two := "global_defs {\n    govs_xdp_mode generic\n    govs_interface eth0 eth1\n}\n" + conf("") +
+		"virtual_server 192.0.2.10 443 {\n    real_server 10.0.0.1 8443 {\n    }\n}\n"
+	os.WriteFile(f.file, []byte(two), 0o644)
+	if err := f.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.dp.last(); len(s) != 2 {
+		t.Fatalf("services after reload: %+v", s)
+	}
+	if log := f.log.String(); !strings.Contains(log, "take effect when govs restarts") || !strings.Contains(log, "keywords=govs_interface,govs_xdp_mode") {
+		t.Errorf("reload log does not name the start-only keywords:\n%s", log)
+	}
+	// the same settings again: nothing to say
+	os.WriteFile(f.file, []byte("global_defs {\n    govs_xdp_mode native\n    govs_interface eth0\n}\n"+conf("")), 0o644)
+	before := strings.Count(f.log.String(), "keywords=")
+	if err := f.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(f.log.String(), "keywords="); n != before {
+		t.Errorf("a reload to the settings govs started with warned again:\n%s", f.log.String())
+	}
+}
+
+func TestStartOnlyChanged(t *testing.T) {
+	a := config.GovsGlobal{Dataplane: "xdp", Interfaces: []string{"eth0"}, ConnTableSize: 1 << 20}
+	if got := startOnlyChanged(a, a); len(got) != 0 {
+		t.Errorf("same settings: %q", got)
+	}
+	b := a
+	b.Interfaces = []string{"eth0", "eth1"}
+	b.ConnTableSize = 1 << 21
+	b.Masquerade = []string{"10.0.0.0/24"}
+	got := strings.Join(startOnlyChanged(a, b), ",")
+	if got != "govs_interface,govs_conn_table_size,govs_masquerade" {
+		t.Errorf("changed: %s", got)
 	}
 }
 
