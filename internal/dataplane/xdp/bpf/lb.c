@@ -585,16 +585,15 @@ static __always_inline void fc_fill(struct fc_entry *w0, struct fc_entry *w1, co
 
 /* The IPv6 flow cache: the same for conn_tbl's connections under the
  * 40-byte flow_key, and NAT replies (fc_nat6). */
-/* key6_words gives flow_key's five words (key4_words). Every flow_key
- * is 8-byte aligned (their declarations say so), so the addresses are
- * read as four 8-byte words, not eight 4-byte ones. */
+/* key6_words gives flow_key's five words (key4_words); flow_key is
+ * 8-byte aligned, so the addresses are read as four 8-byte words, not
+ * eight 4-byte ones. */
 static __always_inline void key6_words(const struct flow_key *fk, __u64 w[5])
 {
-	const struct flow_key *f = __builtin_assume_aligned(fk, 8);
-	w[0] = (__u64)f->family | (__u64)f->proto << 8 | (__u64)f->sport << 16 | (__u64)f->dport << 32 |
-	       (__u64)f->pad << 48;
-	__builtin_memcpy(&w[1], f->saddr, 16);
-	__builtin_memcpy(&w[3], f->daddr, 16);
+	w[0] = (__u64)fk->family | (__u64)fk->proto << 8 | (__u64)fk->sport << 16 | (__u64)fk->dport << 32 |
+	       (__u64)fk->pad << 48;
+	__builtin_memcpy(&w[1], fk->saddr, 16);
+	__builtin_memcpy(&w[3], fk->daddr, 16);
 }
 
 static __always_inline __u32 fc6_set(const __u64 *w)
@@ -807,7 +806,7 @@ static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *f
 static __always_inline void reply_refresh(__u8 fam, const struct flow_key *fk, const struct nat_rev *nr,
 					  const struct config *gc, __u64 now)
 {
-	struct flow_key ck __attribute__((aligned(8))) = {.family = fam, .proto = fk->proto, .dport = nr->vport};
+	struct flow_key ck = {.family = fam, .proto = fk->proto, .dport = nr->vport};
 	if (nr->snat) {
 		ck.sport = nr->cport;
 		__builtin_memcpy(ck.saddr, nr->caddr, 16);
@@ -1125,8 +1124,7 @@ static __always_inline int handle_v4(struct xdp_md *ctx, void *data, void *data_
 		.fam = FAM_V4,
 	};
 	pi.l4off = sizeof(struct ethhdr) + ihl;
-	/* 8-byte aligned: cleared with 8-byte stores, not 2-byte ones */
-	struct flow_key fk __attribute__((aligned(8))) = {.family = FAM_V4, .proto = iph->protocol};
+	struct flow_key fk = {.family = FAM_V4, .proto = iph->protocol};
 	void *l4 = (void *)iph + ihl;
 	__u8 tcpflags = 0;
 
@@ -1182,8 +1180,7 @@ static __always_inline int handle_v6(struct xdp_md *ctx, void *data, void *data_
 		.fam = FAM_V6,
 	};
 	pi.l4off = sizeof(struct ethhdr) + sizeof(*ip6);
-	/* 8-byte aligned: cleared with 8-byte stores, not 2-byte ones */
-	struct flow_key fk __attribute__((aligned(8))) = {.family = FAM_V6, .proto = ip6->nexthdr};
+	struct flow_key fk = {.family = FAM_V6, .proto = ip6->nexthdr};
 	void *l4 = ip6 + 1;
 	__u8 tcpflags = 0;
 

@@ -201,6 +201,9 @@ _Static_assert(sizeof(struct real) == 64, "a real server is one line of cpu_data
  * the comparison would have sent it by XDP_TX. */
 #define REAL_F_REDIR (1 << 1)
 
+/* 8-byte aligned wherever it is (stack, map values, fc_entry6), so its
+ * addresses read as 8-byte words (key6_words) and a key is cleared with
+ * 8-byte stores. */
 struct flow_key {
 	__u8 family;
 	__u8 proto;
@@ -209,7 +212,8 @@ struct flow_key {
 	__u16 pad;
 	__u8 saddr[16];
 	__u8 daddr[16];
-};
+} __attribute__((aligned(8)));
+_Static_assert(sizeof(struct flow_key) == 40 && _Alignof(struct flow_key) == 8, "flow_key is five 8-byte words");
 
 /* Key of conn4_tbl: an IPv4 flow in 16 bytes instead of flow_key's 40,
  * so the established fast path hashes and compares less. No padding: all

@@ -37,8 +37,7 @@ static __always_inline int snat_stale(const struct config *gc, const struct nat_
 	struct real *r = real_of(rid);
 	if (!r || r->gen == 0 || r->gen != nr->gen)
 		return 1;
-	struct flow_key ok __attribute__((aligned(8))) = {.family = fam, .proto = rk->proto,
-							 .sport = nr->cport, .dport = nr->vport};
+	struct flow_key ok = {.family = fam, .proto = rk->proto, .sport = nr->cport, .dport = nr->vport};
 	__builtin_memcpy(ok.saddr, nr->caddr, 16);
 	__builtin_memcpy(ok.daddr, nr->vaddr, 16);
 	struct conn *c = conn_find(fam, &ok);
@@ -68,8 +67,8 @@ static __always_inline int snat_bind(const struct config *gc, const struct svc_c
 		pmin = 1024;
 		span = 65536 - 1024;
 	}
-	struct flow_key rk __attribute__((aligned(8))) = {.family = fam, .proto = fk->proto,
-							 .sport = r->port ? bpf_htons(r->port) : fk->dport};
+	struct flow_key rk = {.family = fam, .proto = fk->proto,
+			      .sport = r->port ? bpf_htons(r->port) : fk->dport};
 	__builtin_memcpy(rk.saddr, r->addr, 16);
 	nv->ns = now;
 	nv->snat = 1;
