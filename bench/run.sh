@@ -42,6 +42,12 @@ kernel forwarding and writes bench/results/<date>.md. Needs root.
   --napi MODE       threaded (default: GRO on the director's veths, and
                     threaded NAPI on every NAPI veth during the cost load,
                     for the director-only CPU figures) or off (neither)
+  --xdp-mode MODE   native (default) or generic: how every XDP peer on the
+                    director (xdp-fwd, xdp-tx*, govs-xdp-*) attaches. On
+                    veth, native XDP copies every cloned (TCP) frame into
+                    a page and hands XDP_TX frames to the peer's NAPI;
+                    generic runs on the socket buffer (a cloned one's
+                    head copied) and transmits it
   --udp-timeout S   UDP flow timeout of every director (default 5: the
                     entries of one peer are gone before the next; with a
                     value above the 1M-flow load's cycle, about 5-8 s
@@ -69,6 +75,7 @@ FIXED_PPS=50000
 FIXED_CPS=1000
 OFFLOAD=uniform
 NAPI=threaded
+XDP_MODE=native
 UDP_TIMEOUT=5
 OUT=""
 ARGS="$*"
@@ -87,6 +94,7 @@ while (($#)); do
 	--fixed-cps) FIXED_CPS=$2 && shift ;;
 	--offload) OFFLOAD=$2 && shift ;;
 	--napi) NAPI=$2 && shift ;;
+	--xdp-mode) XDP_MODE=$2 && shift ;;
 	--out) OUT=$2 && shift ;;
 	-h | --help)
 		usage
@@ -112,6 +120,11 @@ fi
 [[ $DUR =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds"
 [[ $OFFLOAD == uniform || $OFFLOAD == kernel ]] || die "--offload must be uniform or kernel"
 [[ $NAPI == threaded || $NAPI == off ]] || die "--napi must be threaded or off"
+case $XDP_MODE in
+native) XDP_ATTACH=xdpdrv ;;
+generic) XDP_ATTACH=xdpgeneric ;;
+*) die "--xdp-mode must be native or generic" ;;
+esac
 ((SERVERS >= 1 && SERVERS <= 8)) || die "--servers must be 1..8"
 for l in ${LOADS//,/ }; do
 	[[ " $ALL_LOADS " == *" $l "* ]] || die "unknown load $l (have: $ALL_LOADS)"
@@ -340,6 +353,7 @@ main() {
 		else
 			printf 'napi\toff (--napi off): no director-only CPU figures\n'
 		fi
+		printf 'xdp\tthe director'"'"'s XDP peers attach in %s mode (--xdp-mode)\n' "$XDP_MODE"
 		printf 'snat\tgovs-xdp-snat and nft-snat translate sources to the same pool, %s-%s (16 addresses on bn-dir/bnd0)\n' "198.18.1.200" "198.18.1.215"
 		printf 'cost\tfixed %s UDP pkt/s (udpload, 64 flows) and %s new conn/s (connload). Path CPU = user+system time of every process in the bn- namespaces + ksoftirqd + the threaded-NAPI threads of the testbed'"'"'s veths; director-only CPU (dir_cpu_*) = processes in bn-dir + the NAPI threads of bn-dir'"'"'s veths; xdp_prog_ns = run time per run of the XDP programs on bn-dir'"'"'s veths (kernel.bpf_stats_enabled, in a separate window at the same rate; udp_prog_ns the same in a second window of the udp load, with govs'"'"'s flow-cache miss rate udp_fc_miss_pct); dir_own_pkt_ns = the forwarding logic alone (nftables hooks or XDP program, their transmit left out) by perf samples of the director'"'"'s NAPI threads, plus its processes, in a third window at the same rate, three times as long\n' "$FIXED_PPS" "$FIXED_CPS"
 		for s in "${SKIPPED[@]}"; do

@@ -137,23 +137,29 @@ fc_counts() {
 		END { if (m != "" && f != "") printf "%.0f %.0f\n", m, f }'
 }
 
-# xdp_prog_window [flat]: for a director with XDP programs, the mean run
-# time of those programs per run (one run per packet that reaches the
+# xdp_prog_window [flat|1m]: for a director with XDP programs, the mean
+# run time of those programs per run (one run per packet that reaches the
 # director), measured in place with the kernel's BPF run statistics
 # switched on (kernel.bpf_stats_enabled, host-wide, restored afterwards):
-# at FIXED_PPS with udpload's 64 flows (xdp_prog_ns), or with "flat" as
-# the udp load offers (trafgen flat out, 1k flows; udp_prog_ns).
+# at FIXED_PPS with udpload's 64 flows (xdp_prog_ns), with "flat" as
+# the udp load offers (trafgen flat out, 1k flows; udp_prog_ns), or with
+# "1m" as the flows load offers (flat out, 1.1M flows; udp_prog_ns_1m,
+# right after that load's window, so the flows it tracks stay tracked).
 # A window of its own: the statistics cost two clock reads per run, which
 # must not weigh on the CPU figures of the cost window or on udp_pps.
 xdp_prog_window() {
-	local x0 x1 f0="" f1="" flat=${1:-} metric=xdp_prog_ns
+	local x0 x1 f0="" f1="" flat=${1:-} metric=xdp_prog_ns tg=1k miss=udp_fc_miss_pct
 	x0=$(xdp_stats) || return 0
 	[[ -n $x0 ]] || return 0
 	BPF_STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 	sysctl -qw kernel.bpf_stats_enabled=1
-	if [[ $flat == flat ]]; then
+	if [[ $flat == 1m ]]; then
+		flat=flat tg=1m metric=udp_prog_ns_1m miss=udp_fc_miss_pct_1m
+	elif [[ $flat == flat ]]; then
 		metric=udp_prog_ns
-		tg_start "$(tg_conf 1k)" 0 "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+5}')"
+	fi
+	if [[ $flat == flat ]]; then
+		tg_start "$(tg_conf "$tg")" 0 "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+5}')"
 	else
 		udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
 	fi
@@ -175,7 +181,7 @@ xdp_prog_window() {
 		($1 in c) { dc += $3 - c[$1]; dt += $4 - t[$1] }
 		END { if (dc > 0) printf "%.0f", dt / dc }' <(echo "$x0") <(echo "$x1"))"
 	# the flow cache's measured miss rate over the same window
-	fc_miss_record udp_fc_miss_pct "$f0" "$f1"
+	fc_miss_record "$miss" "$f0" "$f1"
 }
 
 # fc_miss_record METRIC F0 F1 records the flow-cache miss rate between
@@ -279,6 +285,7 @@ load_flows() {
 	read -r n ns _s < <(udp_window "$(tg_conf 1m)" 0)
 	WARM=$warm
 	record udp_pps_1m "$(awk -v n="$n" -v t="$ns" 'BEGIN{printf "%.0f", n*1e9/t}')"
+	xdp_prog_window 1m
 }
 
 # tcp_retrans prints, for every namespace of the testbed, NS=N with N

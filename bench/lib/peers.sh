@@ -268,12 +268,12 @@ peer_up_xdp_fwd() {
 		-DRS_MAC="$(mac_bytes "$(mac_of "$(rs_ns 1)" bnr0)")" -DCL_MAC="$(mac_bytes "$(mac_of "$NS_CL" bnc0)")" \
 		-DPUB_MAC="$(mac_bytes "$(mac_of "$NS_DIR" bnd0)")" -DPRIV_MAC="$(mac_bytes "$(mac_of "$NS_DIR" bnd1)")" \
 		-c "$BENCH_DIR/xdp/fwd.c" -o "$WORK/fwd.o" || return 1
-	nsx "$NS_DIR" ip link set dev bnd0 xdpdrv obj "$WORK/fwd.o" sec xdp &&
-		nsx "$NS_DIR" ip link set dev bnd1 xdpdrv obj "$WORK/fwd.o" sec xdp
+	nsx "$NS_DIR" ip link set dev bnd0 "$XDP_ATTACH" obj "$WORK/fwd.o" sec xdp &&
+		nsx "$NS_DIR" ip link set dev bnd1 "$XDP_ATTACH" obj "$WORK/fwd.o" sec xdp
 }
 peer_down_xdp_fwd() {
-	nsx "$NS_DIR" ip link set dev bnd0 xdpdrv off
-	nsx "$NS_DIR" ip link set dev bnd1 xdpdrv off
+	nsx "$NS_DIR" ip link set dev bnd0 "$XDP_ATTACH" off
+	nsx "$NS_DIR" ip link set dev bnd1 "$XDP_ATTACH" off
 }
 peer_check_xdp_tx() { peer_check_xdp_fwd; }
 peer_up_xdp_tx() {
@@ -282,9 +282,9 @@ peer_up_xdp_tx() {
 	clang $(bpf_cflags) -DVIP="$(ip_u32 "$VIP")" \
 		-DRS_MAC="$(mac_bytes "$(mac_of "$(rs_ns 1)" bnr0)")" -DDIR_MAC="$(mac_bytes "$(mac_of "$NS_DIR" bnd0)")" \
 		"$@" -c "$BENCH_DIR/xdp/bounce.c" -o "$WORK/bounce.o" || return 1
-	nsx "$NS_DIR" ip link set dev bnd0 xdpdrv obj "$WORK/bounce.o" sec xdp
+	nsx "$NS_DIR" ip link set dev bnd0 "$XDP_ATTACH" obj "$WORK/bounce.o" sec xdp
 }
-peer_down_xdp_tx() { nsx "$NS_DIR" ip link set dev bnd0 xdpdrv off; }
+peer_down_xdp_tx() { nsx "$NS_DIR" ip link set dev bnd0 "$XDP_ATTACH" off; }
 # xdp-tx-2way: xdp-tx, and real server 1 answers through the director, whose
 # program bounces the replies to the client: the ceiling for the packets of
 # a SNAT director (kfwd-2way is its kernel counterpart).
@@ -387,6 +387,13 @@ govs_start() {
 	# Its own API socket, so a govs on the host is never touched.
 	[[ $help == *-api-socket* ]] && args+=(--api-socket "$WORK/govs.sock")
 	[[ $help == *-lame-duck* ]] && args+=(--lame-duck 0s)
+	if [[ $dp == xdp && $XDP_MODE != native ]]; then
+		[[ $help == *-xdp-mode* ]] || {
+			warn "this govs has no --xdp-mode: it attaches natively"
+			return 1
+		}
+		args+=(--xdp-mode "$XDP_MODE")
+	fi
 	if [[ $dp == xdp && $help == *-interface* ]]; then
 		# Both arms in the NAT layout (replies come back through bnd1).
 		args+=(--interface bnd0)

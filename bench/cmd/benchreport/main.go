@@ -56,6 +56,8 @@ func metricDefs() []metric {
 		{"udp_prog_ns", "director XDP program ns/run (in place, udp load: flat out, 1k flows)", false, 0},
 		{"conn_fc_miss_pct", "flow-cache misses % of forwarded packets (govs, during the conn load's wrk)", false, 1},
 		{"udp_fc_miss_pct", "flow-cache misses % of forwarded packets (govs, same window as udp_prog_ns)", false, 1},
+		{"udp_prog_ns_1m", "director XDP program ns/run (in place, flows load: flat out, 1.1M flows)", false, 0},
+		{"udp_fc_miss_pct_1m", "flow-cache misses % of forwarded packets (govs, same window as udp_prog_ns_1m)", false, 1},
 		{"conn_retrans_pm", "TCP segments retransmitted per 1,000 requests (all namespaces, during the conn load's wrk)", false, 2},
 		{"conn_raw_retrans_pm", "TCP segments retransmitted per 1,000 connections (all namespaces, during connload)", false, 2},
 		{"dir_own_pkt_ns", "director forwarding logic ns/pkt (perf share of NAPI threads + processes, fixed rate)", false, 0},
