@@ -157,6 +157,17 @@ virtual_server 10.77.0.60 80 {
 	if err != nil || !strings.Contains(string(link), want) {
 		t.Fatalf("director's eth0 should show %q: %v\n%s", want, err, link)
 	}
+	// the state and govs status say so too
+	wantMode := map[string]string{"": "native", "generic": "generic"}[mode]
+	if st, err := c.State(t.Context()); err != nil {
+		t.Errorf("state: %v", err)
+	} else if st.XDPMode != wantMode {
+		t.Errorf("state xdp_mode %q, want %q", st.XDPMode, wantMode)
+	}
+	status, err := exec.Command(govsBin, "status", "-s", sock).CombinedOutput()
+	if err != nil || !strings.Contains(string(status), "dataplane xdp ("+wantMode+")") {
+		t.Errorf("govs status should name the mode %q: %v\n%s", wantMode, err, status)
+	}
 	stats, _ := exec.Command(govsBin, "list", "-n", "--stats", "-s", sock).CombinedOutput()
 	t.Logf("%s\n%s", out, stats)
 }

@@ -32,7 +32,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		return writeJSONOut(stdout, stderr, st)
 	}
-	fmt.Fprintf(stdout, "govs %s, dataplane %s, up since %s\n", st.Version, st.Dataplane, st.Started.Format(time.RFC3339))
+	dp := st.Dataplane
+	if st.XDPMode != "" {
+		dp += " (" + st.XDPMode + ")"
+	}
+	fmt.Fprintf(stdout, "govs %s, dataplane %s, up since %s\n", st.Version, dp, st.Started.Format(time.RFC3339))
 	fmt.Fprintf(stdout, "configuration %s, loaded %s\n", st.ConfigFile, st.ConfigLoaded.Format(time.RFC3339))
 	if st.LastReloadError != "" {
 		fmt.Fprintf(stdout, "last reload REFUSED: %s\n", st.LastReloadError)

@@ -17,8 +17,10 @@ import (
 
 // State is the whole observable state of a running director.
 type State struct {
-	Version       string    `json:"version"`
-	Dataplane     string    `json:"dataplane"`
+	Version   string `json:"version"`
+	Dataplane string `json:"dataplane"`
+	// XDPMode is how the xdp dataplane is attached: native or generic.
+	XDPMode       string    `json:"xdp_mode,omitempty"`
 	Started       time.Time `json:"started"`
 	ConfigFile    string    `json:"config_file"`
 	ConfigLoaded  time.Time `json:"config_loaded"`

@@ -34,6 +34,9 @@ type Options struct {
 	Dataplane dataplane.Dataplane
 	// DataplaneName is reported in the state ("proxy", "xdp", ...).
 	DataplaneName string
+	// XDPMode is reported in the state with the xdp dataplane ("native"
+	// or "generic").
+	XDPMode string
 	// Log receives operational messages; nil discards them.
 	Log *slog.Logger
 	// Version is reported in the state.

@@ -44,6 +44,7 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 	st := &api.State{
 		Version:         d.opts.Version,
 		Dataplane:       d.opts.DataplaneName,
+		XDPMode:         d.opts.XDPMode,
 		Started:         d.started,
 		ConfigFile:      d.opts.ConfigFile,
 		ConfigLoaded:    d.configLoaded,
