@@ -259,10 +259,6 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 	return nil, "", 0, fmt.Errorf("unknown dataplane %q (auto, proxy, xdp or ipvs)", name)
 }
 
-// xdpOptions maps the configuration onto the XDP dataplane: the pinned
-// program keeps forwarding across a restart of govs unless
-// lvs_flush_onstop asks for a clean stop. Source-NAT pools travel with
-// each service (dataplane.Service.SourcePool), not here.
 // xdpSetup is how the XDP dataplane is attached: its bpffs directory
 // ("" for the default) and the attach mode.
 type xdpSetup struct {
@@ -298,6 +294,10 @@ func xdpModeName(chosen string, m xdp.Mode) string {
 	return "native"
 }
 
+// xdpOptions maps the configuration onto the XDP dataplane: the pinned
+// program keeps forwarding across a restart of govs unless
+// lvs_flush_onstop asks for a clean stop. Source-NAT pools travel with
+// each service (dataplane.Service.SourcePool), not here.
 func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, xs xdpSetup, log *slog.Logger) xdp.Options {
 	pin := xs.pin
 	if cfg.Global.LVSFlush {
