@@ -148,30 +148,31 @@ fc_counts() {
 # A window of its own: the statistics cost two clock reads per run, which
 # must not weigh on the CPU figures of the cost window or on udp_pps.
 xdp_prog_window() {
-	local x0 x1 f0="" f1="" flat=${1:-} metric=xdp_prog_ns tg=1k miss=udp_fc_miss_pct
+	# tg: the trafgen flows of a flat-out window ("" for udpload's)
+	local x0 x1 f0="" f1="" metric tg="" miss=udp_fc_miss_pct
+	case ${1:-} in
+	flat) metric=udp_prog_ns tg=1k ;;
+	1m) metric=udp_prog_ns_1m tg=1m miss=udp_fc_miss_pct_1m ;;
+	*) metric=xdp_prog_ns ;;
+	esac
 	x0=$(xdp_stats) || return 0
 	[[ -n $x0 ]] || return 0
 	BPF_STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 	sysctl -qw kernel.bpf_stats_enabled=1
-	if [[ $flat == 1m ]]; then
-		flat=flat tg=1m metric=udp_prog_ns_1m miss=udp_fc_miss_pct_1m
-	elif [[ $flat == flat ]]; then
-		metric=udp_prog_ns
-	fi
-	if [[ $flat == flat ]]; then
+	if [[ -n $tg ]]; then
 		tg_start "$(tg_conf "$tg")" 0 "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+5}')"
 	else
 		udpload_start "$(awk -v w="$WARM" -v d="$DUR" 'BEGIN{print w+d+2}')"
 	fi
 	sleep "$WARM"
 	x0=$(xdp_stats)
-	[[ $flat == flat ]] && f0=$(fc_counts)
+	[[ -n $tg ]] && f0=$(fc_counts)
 	sleep "$DUR"
 	x1=$(xdp_stats)
-	[[ $flat == flat ]] && f1=$(fc_counts)
+	[[ -n $tg ]] && f1=$(fc_counts)
 	sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_OLD"
 	BPF_STATS_OLD=""
-	if [[ $flat == flat ]]; then
+	if [[ -n $tg ]]; then
 		tg_stop
 	else
 		udpload_stop

@@ -107,7 +107,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 1
 	}
-	if chosen != "xdp" && (*xdpMode != "" || g.XDPMode != "") {
+	// the attach mode the state reports: only with the xdp dataplane
+	xdpModeName := ""
+	if chosen == "xdp" {
+		xdpModeName = mode.String()
+	} else if *xdpMode != "" || g.XDPMode != "" {
 		log.Warn("xdp mode set but the dataplane is not xdp: it has no effect", "dataplane", chosen)
 	}
 	var vsys vrrp.System
@@ -124,7 +128,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		ConfigFile:    *file,
 		Dataplane:     dp,
 		DataplaneName: chosen,
-		XDPMode:       xdpModeName(chosen, mode),
+		XDPMode:       xdpModeName,
 		Log:           log,
 		Version:       version,
 		ConnTableSize: size,
@@ -280,18 +284,6 @@ func xdpModeOf(flag, cfg string) (xdp.Mode, error) {
 		return xdp.Generic, nil
 	}
 	return xdp.Native, fmt.Errorf("%s %q: must be native or generic", from, v)
-}
-
-// xdpModeName is the attach mode the state reports: with the xdp
-// dataplane "native" or "generic", with any other "".
-func xdpModeName(chosen string, m xdp.Mode) string {
-	switch {
-	case chosen != "xdp":
-		return ""
-	case m == xdp.Generic:
-		return "generic"
-	}
-	return "native"
 }
 
 // xdpOptions maps the configuration onto the XDP dataplane: the pinned

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -387,6 +388,25 @@ func TestStartOnlyChanged(t *testing.T) {
 	got := strings.Join(startOnlyChanged(a, b), ",")
 	if got != "govs_interface,govs_conn_table_size,govs_masquerade" {
 		t.Errorf("changed: %s", got)
+	}
+	// every govs_ setting is compared: a field added to GovsGlobal and
+	// left out of startOnlyChanged fails here
+	v := reflect.ValueOf(&b).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		b = config.GovsGlobal{}
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Int:
+			f.SetInt(1)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"x"}))
+		default:
+			t.Fatalf("GovsGlobal.%s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+		}
+		if len(startOnlyChanged(config.GovsGlobal{}, b)) != 1 {
+			t.Errorf("GovsGlobal.%s changed is not reported by startOnlyChanged", v.Type().Field(i).Name)
+		}
 	}
 }
 

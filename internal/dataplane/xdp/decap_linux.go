@@ -87,7 +87,7 @@ func NewDecap(opts DecapOptions) (*Decap, error) {
 	l, err := link.AttachXDP(link.XDPOptions{Program: d.objs.GovsDecap, Interface: ifc.Attrs().Index, Flags: flags})
 	if err != nil {
 		_ = d.objs.Close()
-		return nil, fmt.Errorf("decap: attach to %s (mode %s): %w", opts.Interface, modeName(opts.Mode), err)
+		return nil, fmt.Errorf("decap: attach to %s (mode %s): %w", opts.Interface, opts.Mode, err)
 	}
 	if err := l.Pin(d.pin); err != nil {
 		_ = l.Close()

@@ -532,7 +532,7 @@ func (d *Dataplane) attach(ifname string) error {
 		}
 		nl, err := link.AttachXDP(link.XDPOptions{Program: d.objs.GovsLb, Interface: l.Attrs().Index, Flags: flags})
 		if err != nil {
-			return fmt.Errorf("xdp: attach to %s (mode %s): %w", ifname, modeName(d.opts.Mode), err)
+			return fmt.Errorf("xdp: attach to %s (mode %s): %w", ifname, d.opts.Mode, err)
 		}
 		if err := nl.Pin(pin); err != nil {
 			_ = nl.Close()
@@ -540,7 +540,7 @@ func (d *Dataplane) attach(ifname string) error {
 		}
 		d.links, d.pins, d.fresh = append(d.links, nl), append(d.pins, pin), append(d.fresh, nl)
 		d.attached = append(d.attached, uint32(l.Attrs().Index))
-		d.log.Info("attached xdp program", "interface", ifname, "mode", modeName(d.opts.Mode))
+		d.log.Info("attached xdp program", "interface", ifname, "mode", d.opts.Mode)
 		d.warnVethPeer(l)
 		return nil
 	})
@@ -570,7 +570,7 @@ func reusableLink(pin string, ifc netlink.Link, mode Mode) (link.Link, string) {
 	}
 	reason := staleLink(old, ifc.Attrs().Index)
 	if x := ifc.Attrs().Xdp; reason == "" && x != nil && x.Attached && attachedMode(x.AttachMode) != mode {
-		reason = fmt.Sprintf("attached in %s mode, %s asked for", modeName(attachedMode(x.AttachMode)), modeName(mode))
+		reason = fmt.Sprintf("attached in %s mode, %s asked for", attachedMode(x.AttachMode), mode)
 	}
 	if reason != "" {
 		_ = old.Unpin()
@@ -607,13 +607,6 @@ func attachedMode(m uint32) Mode {
 		return Generic
 	}
 	return Native
-}
-
-func modeName(m Mode) string {
-	if m == Generic {
-		return "generic"
-	}
-	return "native"
 }
 
 // writeSettings stores timeouts and global flags in the settings map.

@@ -89,7 +89,7 @@ func TestAttachModeChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := attachedMode(mode()); got != m {
-			t.Errorf("asked for %s, attached in %s", modeName(m), modeName(got))
+			t.Errorf("asked for %s, attached in %s", m, got)
 		}
 		if err := d.Close(); err != nil {
 			t.Fatal(err)

@@ -44,6 +44,15 @@ const (
 	Generic
 )
 
+// String is the mode's name as govs run --xdp-mode and govs_xdp_mode
+// spell it: "native" or "generic".
+func (m Mode) String() string {
+	if m == Generic {
+		return "generic"
+	}
+	return "native"
+}
+
 // Options configure an XDP dataplane. The zero value of each field means
 // its default.
 type Options struct {
