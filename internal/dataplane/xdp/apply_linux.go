@@ -820,7 +820,7 @@ func (d *Dataplane) writeCfg(s *service) error {
 // cfgOf is s's svc_cfgs entry.
 func (d *Dataplane) cfgOf(s *service) lbSvcCfg {
 	c := lbSvcCfg{
-		Flags:     1,
+		Flags:     svcFValid,
 		TblBase:   s.tbl.base,
 		TableSize: s.tblLen,
 		HashBits:  s.layout.bits,
@@ -837,7 +837,7 @@ func (d *Dataplane) cfgOf(s *service) lbSvcCfg {
 		c.Family = 4
 	}
 	if s.spec.Persistence > 0 {
-		c.Flags |= 2
+		c.Flags |= svcFPersist
 		c.PersistTimeout = uint32((s.spec.Persistence + 999_999_999) / 1e9)
 		c.PersistMask = uint8(s.spec.PersistMask)
 		if s.spec.PersistMask <= 0 {
@@ -845,10 +845,10 @@ func (d *Dataplane) cfgOf(s *service) lbSvcCfg {
 		}
 	}
 	if s.spec.OnePacket {
-		c.Flags |= 4
+		c.Flags |= svcFOnePkt
 	}
 	if hashPort(s.spec) {
-		c.Flags |= 8
+		c.Flags |= svcFHashPort
 	}
 	if s.sorry != nil && !anyAvailable(s.order) {
 		c.SorryReal = s.sorry.id

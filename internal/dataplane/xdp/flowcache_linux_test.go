@@ -1048,7 +1048,7 @@ func TestSweepFlag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.Flags&64 != 0; got != c.want {
+		if got := s.Flags&cfgFSweep != 0; got != c.want {
 			t.Errorf("attached to %s: CFG_F_FC_SWEEP %v, want %v (flags %#x)", c.ifname, got, c.want, s.Flags)
 		}
 	}

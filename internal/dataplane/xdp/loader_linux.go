@@ -113,6 +113,25 @@ const (
 	realFRedir = 2  // REAL_F_REDIR
 )
 
+// Service flags (SVC_F_* in bpf/lb.h).
+const (
+	svcFValid    = 1 << 0
+	svcFPersist  = 1 << 1
+	svcFOnePkt   = 1 << 2
+	svcFHashPort = 1 << 3
+)
+
+// Settings flags (CFG_F_* in bpf/lb.h).
+const (
+	cfgFSloppyTCP  = 1 << 0
+	cfgFTunSrc4    = 1 << 1
+	cfgFTunSrc6    = 1 << 2
+	cfgFWildcard   = 1 << 3
+	cfgFNAT        = 1 << 4
+	cfgFReplyPorts = 1 << 5
+	cfgFSweep      = 1 << 6
+)
+
 var _ dataplane.Dataplane = (*Dataplane)(nil)
 
 // New loads the director program, creates or adopts the pinned maps,
@@ -622,37 +641,37 @@ func (d *Dataplane) writeSettings() error {
 		uint64(t.UDP),
 	}
 	if d.opts.SloppyTCP {
-		c.Flags |= 1
+		c.Flags |= cfgFSloppyTCP
 	}
 	for k := range d.keyOwner {
 		if k.Port == 0 {
-			c.Flags |= 8 // CFG_F_WILDCARD
+			c.Flags |= cfgFWildcard
 			break
 		}
 	}
 	if d.natNext {
-		c.Flags |= 16 // CFG_F_NAT
+		c.Flags |= cfgFNAT
 	}
 	for _, s := range d.svcs {
 		for _, r := range s.reals {
 			if r.spec.Method == dataplane.NAT || r.spec.Method == dataplane.SNAT {
-				c.Flags |= 16 // CFG_F_NAT
+				c.Flags |= cfgFNAT
 			}
 		}
 	}
-	if c.Flags&16 != 0 && d.replyExact {
-		c.Flags |= 32 // CFG_F_REPLY_PORTS
+	if c.Flags&cfgFNAT != 0 && d.replyExact {
+		c.Flags |= cfgFReplyPorts
 	}
 	if d.sweep {
-		c.Flags |= 64 // CFG_F_FC_SWEEP
+		c.Flags |= cfgFSweep
 	}
 	if p := d.opts.TunnelSource4; p.IsValid() && p.Addr().Is4() {
-		c.Flags |= 2
+		c.Flags |= cfgFTunSrc4
 		c.TunSrc4 = p.Masked().Addr().As4()
 		c.TunMask4 = hostMask(p.Bits(), 32)
 	}
 	if p := d.opts.TunnelSource6; p.IsValid() && p.Addr().Is6() {
-		c.Flags |= 4
+		c.Flags |= cfgFTunSrc6
 		c.TunSrc6 = p.Masked().Addr().As16()
 		c.TunMask6 = hostMask(p.Bits(), 128)
 	}

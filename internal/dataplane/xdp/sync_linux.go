@@ -760,7 +760,7 @@ func remaining(now, last, timeout uint64) time.Duration {
 // pinnedService says whether svc_cfgs entry id holds a service (a
 // valid entry, within the ids the loader gives).
 func pinnedService(id uint32, cfg *lbSvcCfg) bool {
-	return cfg.Flags&1 != 0 && id != 0 && id < maxServices
+	return cfg.Flags&svcFValid != 0 && id != 0 && id < maxServices
 }
 
 // adopt rebuilds the Go-side view of services and real servers from maps
@@ -786,7 +786,7 @@ func (d *Dataplane) adopt() error {
 			// the table's layout as written: an unchanged one is updated
 			// in place by the first Apply, not cleared and refilled
 			layout: tableLayout{mode: cfg.Mode, bits: cfg.HashBits, size: cfg.TableSize}}
-		if cfg.Flags&2 != 0 {
+		if cfg.Flags&svcFPersist != 0 {
 			// the walk keeps its templates alive and expires them by
 			// this timeout until Apply brings the service's full spec
 			s.spec.Persistence = time.Duration(cfg.PersistTimeout) * time.Second
