@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -11,7 +12,9 @@ import (
 // configuration files with only that one statement changed: the "weight"
 // word of the real_server block is replaced, or a weight line is inserted
 // after the block's opening brace. Everything else, comments included,
-// stays byte for byte. rs must belong to c.
+// stays byte for byte. rs must belong to c. The edit is made to the text
+// c was read from, so it is refused when the file on disk has changed
+// since: writing it would undo those changes.
 func (c *Config) SetRealServerWeight(rs *RealServer, w int) (map[string][]byte, error) {
 	if w < 0 || w > 65535 {
 		return nil, fmt.Errorf("weight %d outside 0..65535", w)
@@ -27,6 +30,11 @@ func (c *Config) SetRealServerWeight(rs *RealServer, w int) (map[string][]byte, 
 	}
 	if file == nil {
 		return nil, fmt.Errorf("%s: source file not loaded", rs.Pos)
+	}
+	if disk, err := os.ReadFile(file.name); err != nil {
+		return nil, err
+	} else if !bytes.Equal(disk, file.data) {
+		return nil, fmt.Errorf("%s changed on disk since it was loaded: reload it first (writing the weight into the loaded text would undo those changes)", file.name)
 	}
 	var node *Node
 	for _, it := range file.items {

@@ -67,6 +67,8 @@ func (v *validator) global() {
 		}
 	}
 	notYet(g.LVSSyncDaemon != nil, "lvs_sync_daemon (connection-state sync)")
+	notYet(g.Govs.WebListen != "" || g.Govs.WebPassword != "" || len(g.Govs.WebAllow) > 0,
+		"the web UI (govs_web_listen, govs_web_password, govs_web_allow)")
 	notYet(g.StartupScript != nil || g.ShutdownScript != nil, "startup_script/shutdown_script")
 	notYet(g.VRRPStrict, "vrrp_strict")
 	notYet(g.VRRPGnaInterval != 0, "vrrp_gna_interval")
@@ -376,6 +378,8 @@ func (v *validator) virtualServers() {
 		}
 		if vs.PersistenceEngine != "" && vs.PersistenceEngine != "sip" {
 			v.d.errorf(vs.Pos, "virtual_server %s: unknown persistence_engine %q (sip)", name, vs.PersistenceEngine)
+		} else if vs.PersistenceEngine == "sip" {
+			v.d.warnf(vs.Pos, "virtual_server %s: persistence_engine sip is accepted but has no effect yet in govs", name)
 		}
 		if vs.Quorum < 0 || vs.Hysteresis < 0 || vs.Hysteresis > vs.Quorum && vs.Quorum > 0 {
 			v.d.errorf(vs.Pos, "virtual_server %s: hysteresis %d must be between 0 and quorum %d", name, vs.Hysteresis, vs.Quorum)
