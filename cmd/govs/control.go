@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/govs/govs/internal/api"
@@ -33,7 +35,7 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 // cmdSet changes a service or real server at run time, like ipvsadm -e
 // but without touching the configuration unless --persist is given.
 func cmdSet(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("set", "set (-t|-u ADDR:PORT | -f MARK) [-r ADDR:PORT] (-w WEIGHT | --drain | --disable | --enable) [--persist]\n\nChange a running govs without a reload: set a real server's weight,\ndrain it (weight 0: no new connections, existing ones continue), or\ndisable/enable a real server or a whole virtual service.", stderr)
+	fs := newFlagSet("set", "set (-t|-u ADDR:PORT | -f MARK) [-r ADDR:PORT] (-w WEIGHT | --drain | --disable | --enable) [--persist]\n       govs set --timeouts TCP,TCPFIN,UDP\n\nChange a running govs without a reload: set a real server's weight,\ndrain it (weight 0: no new connections, existing ones continue), or\ndisable/enable a real server or a whole virtual service; or change the\nconnection timeouts in seconds, as ipvsadm --set does (0 keeps a value;\na reload keeps them unless the file's lvs_timeouts changed).", stderr)
 	socket := fs.String("s", "", "API unix socket or host:port (default "+defaultSocket()+")")
 	tcp := fs.String("t", "", "TCP service `ADDR:PORT`")
 	udp := fs.String("u", "", "UDP service `ADDR:PORT`")
@@ -44,8 +46,32 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 	disable := fs.Bool("disable", false, "take out of service")
 	enable := fs.Bool("enable", false, "put back into service")
 	persist := fs.Bool("persist", false, "also write the new weight to the configuration file")
+	timeouts := fs.String("timeouts", "", "connection timeouts `TCP,TCPFIN,UDP` in seconds (ipvsadm --set; 0 keeps a value)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
+	}
+	if *timeouts != "" {
+		if *tcp != "" || *udp != "" || *fwm != 0 || *rs != "" || *weight != -1 || *drain || *disable || *enable || *persist {
+			fmt.Fprintln(stderr, "govs set: --timeouts goes alone (no service, server or weight flags)")
+			return 2
+		}
+		t, err := parseTimeouts(*timeouts)
+		if err != nil {
+			fmt.Fprintf(stderr, "govs set: --timeouts %q: %v\n", *timeouts, err)
+			return 2
+		}
+		addr := *socket
+		if addr == "" {
+			addr = defaultSocket()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := api.NewClient(addr).SetTimeouts(ctx, t); err != nil {
+			fmt.Fprintf(stderr, "govs set: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "ok")
+		return 0
 	}
 	var svc string
 	switch {
@@ -120,4 +146,25 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
+}
+
+// parseTimeouts reads TCP,TCPFIN,UDP: three whole numbers of seconds, 0
+// keeping a value (ipvsadm --set).
+func parseTimeouts(s string) (api.Timeouts, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return api.Timeouts{}, fmt.Errorf("want three values, TCP,TCPFIN,UDP")
+	}
+	var v [3]int
+	for i, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 0 {
+			return api.Timeouts{}, fmt.Errorf("%q is not a whole number of seconds (0 keeps the value)", p)
+		}
+		v[i] = n
+	}
+	if v == [3]int{} {
+		return api.Timeouts{}, fmt.Errorf("all three are 0: nothing to change")
+	}
+	return api.Timeouts{TCP: v[0], TCPFin: v[1], UDP: v[2]}, nil
 }

@@ -47,7 +47,7 @@ func defaultSocket() string {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", "run [-f FILE] [flags]\n\nRun the director: balance the configured virtual services over their\nhealthy real servers. SIGHUP (or govs reload) reloads the configuration;\nSIGTERM/SIGINT stop after a lame-duck period.", stderr)
 	file := fs.String("f", DefaultConfig, "configuration `file` (keepalived.conf syntax)")
-	dpName := fs.String("dataplane", "", "dataplane: auto, proxy, xdp or ipvs (default: the config's govs_dataplane, else auto)")
+	dpName := fs.String("dataplane", "", "dataplane: auto, proxy or xdp (ipvs is not built yet; default: the config's govs_dataplane, else auto)")
 	var ifaces stringList
 	fs.Var(&ifaces, "interface", "interface for the XDP dataplane (repeatable; default: the config's govs_interface)")
 	socket := fs.String("api-socket", "", "API unix socket `path` (default: the config's govs_api_socket, else "+defaultSocket()+")")
@@ -92,11 +92,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = g.Dataplane
 	}
-	timeouts := dataplane.Timeouts{
-		TCP:    cfg.Global.LVSTimeouts.TCP.D(),
-		TCPFin: cfg.Global.LVSTimeouts.TCPFin.D(),
-		UDP:    cfg.Global.LVSTimeouts.UDP.D(),
-	}
+	timeouts := director.DataplaneTimeouts(cfg.Global.LVSTimeouts)
 	mode, err := xdpModeOf(*xdpMode, g.XDPMode)
 	if err != nil {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)

@@ -48,6 +48,11 @@ func (f *fakeBackend) ChangeRealServer(_ context.Context, c RealServerChange) er
 	return nil
 }
 
+func (f *fakeBackend) SetTimeouts(_ context.Context, t Timeouts) error {
+	f.changes = append(f.changes, t)
+	return nil
+}
+
 func TestServerAndClientOverUnixSocket(t *testing.T) {
 	b := &fakeBackend{}
 	sock := filepath.Join(t.TempDir(), "api.sock")
@@ -81,6 +86,19 @@ func TestServerAndClientOverUnixSocket(t *testing.T) {
 	w := 70000
 	if err := c.ChangeRealServer(context.Background(), RealServerChange{Service: "tcp/192.0.2.1:80", Server: "10.0.0.1:80", Weight: &w}); err == nil || !strings.Contains(err.Error(), "bad request") {
 		t.Errorf("bad weight: %v", err)
+	}
+	if err := c.SetTimeouts(context.Background(), Timeouts{TCP: 100, UDP: 20}); err != nil {
+		t.Error(err)
+	}
+	if got := b.changes[len(b.changes)-1]; got != (Timeouts{TCP: 100, UDP: 20}) {
+		t.Errorf("timeouts passed as %+v", got)
+	}
+	n := len(b.changes)
+	if err := c.SetTimeouts(context.Background(), Timeouts{UDP: -1}); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Errorf("negative timeout: %v", err)
+	}
+	if len(b.changes) != n {
+		t.Errorf("a refused timeout change reached the backend")
 	}
 	b.reloadErr = errors.New("reload refused: x.conf:3:1: error: boom")
 	if err := c.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "x.conf:3:1") {

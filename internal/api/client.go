@@ -96,6 +96,12 @@ func (c *Client) ChangeService(ctx context.Context, ch ServiceChange) error {
 	return c.do(ctx, "POST", "/api/v1/service", ch, nil)
 }
 
+// SetTimeouts changes the connection timeouts (ipvsadm --set; 0 keeps a
+// value).
+func (c *Client) SetTimeouts(ctx context.Context, t Timeouts) error {
+	return c.do(ctx, "POST", "/api/v1/timeouts", t, nil)
+}
+
 // ChangeRealServer changes a real server's weight or enabled state.
 func (c *Client) ChangeRealServer(ctx context.Context, ch RealServerChange) error {
 	return c.do(ctx, "POST", "/api/v1/realserver", ch, nil)

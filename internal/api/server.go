@@ -20,6 +20,9 @@ type Backend interface {
 	Reload(ctx context.Context) error
 	ChangeService(ctx context.Context, c ServiceChange) error
 	ChangeRealServer(ctx context.Context, c RealServerChange) error
+	// SetTimeouts changes the connection timeouts in force, as ipvsadm
+	// --set does: a field of 0 keeps the current value.
+	SetTimeouts(ctx context.Context, t Timeouts) error
 }
 
 // ErrNotFound is returned by a Backend for an unknown service or server.
@@ -76,6 +79,21 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 			return
 		}
 		if err := b.ChangeRealServer(r.Context(), c); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
+	})
+	mux.HandleFunc("POST /api/v1/timeouts", func(w http.ResponseWriter, r *http.Request) {
+		var t Timeouts
+		if !readJSON(w, r, &t) {
+			return
+		}
+		if t.TCP < 0 || t.TCPFin < 0 || t.UDP < 0 {
+			writeErr(w, fmt.Errorf("%w: timeouts must not be negative (0 keeps the current value): %+v", ErrBadRequest, t))
+			return
+		}
+		if err := b.SetTimeouts(r.Context(), t); err != nil {
 			writeErr(w, err)
 			return
 		}

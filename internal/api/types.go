@@ -32,7 +32,8 @@ type State struct {
 	LastReloadError string `json:"last_reload_error,omitempty"`
 }
 
-// Timeouts in seconds (ipvsadm -L --timeout).
+// Timeouts in seconds (ipvsadm -L --timeout; for SetTimeouts, as
+// ipvsadm --set, 0 keeps the current value).
 type Timeouts struct {
 	TCP    int `json:"tcp"`
 	TCPFin int `json:"tcpfin"`

@@ -202,6 +202,31 @@ type Timeouts struct {
 // DefaultTimeouts are the IPVS defaults.
 var DefaultTimeouts = Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}
 
+// OrDefault returns t with every field that is not positive taken from
+// DefaultTimeouts.
+func (t Timeouts) OrDefault() Timeouts {
+	d := DefaultTimeouts
+	if t.TCP <= 0 {
+		t.TCP = d.TCP
+	}
+	if t.TCPFin <= 0 {
+		t.TCPFin = d.TCPFin
+	}
+	if t.UDP <= 0 {
+		t.UDP = d.UDP
+	}
+	return t
+}
+
+// TimeoutSetter is a Dataplane whose connection timeouts change while it
+// runs, as ipvsadm --set changes IPVS's: the director calls it when a
+// reload changes lvs_timeouts. Fields that are not positive take
+// DefaultTimeouts. A tracked connection is judged by the new timeouts
+// from its next packet or idle check on.
+type TimeoutSetter interface {
+	SetTimeouts(Timeouts) error
+}
+
 // Counters are the IPVS statistics of a service or real server.
 type Counters struct {
 	Conns    uint64 `json:"conns"`

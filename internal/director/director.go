@@ -70,12 +70,20 @@ type Director struct {
 	notifySig string
 	// govs is the govs_ part of global_defs govs run started with: it
 	// reads those settings once (startOnlyChanged).
-	govs     config.GovsGlobal
-	resign   chan struct{}
-	nodeDone chan struct{}
+	govs config.GovsGlobal
+	// flushOnStop is lvs_flush_onstop as govs run started with it: the
+	// dataplane was opened to keep or remove its program and pins at
+	// stop by it, and Stop flushes the services by the same value.
+	flushOnStop bool
+	resign      chan struct{}
+	nodeDone    chan struct{}
+
+	tmu sync.Mutex // serialises timeout changes (reload, SetTimeouts)
 
 	mu           sync.Mutex
 	cfg          *config.Config
+	timeouts     config.Timeouts // in force in the dataplane
+	fileTimeouts config.Timeouts // lvs_timeouts of the file last loaded
 	specs        []*vsSpec
 	states       map[dataplane.ServiceKey]*health.ServiceState
 	decisions    map[dataplane.ServiceKey]health.Decision
@@ -154,6 +162,9 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	d.notifier.Mailer = mailer(cfg)
 	d.notifySig = notifySignature(cfg)
 	d.govs = cfg.Global.Govs
+	d.flushOnStop = cfg.Global.LVSFlushOnStop
+	d.timeouts = cfg.Global.LVSTimeouts
+	d.fileTimeouts = cfg.Global.LVSTimeouts
 	d.sup = health.NewSupervisor(health.SupervisorConfig{
 		NewChecker: opts.NewChecker,
 		Options:    health.Options{Scripts: runner},
@@ -627,13 +638,54 @@ func (d *Director) Reload(ctx context.Context) error {
 	if d.notifySig != notifySignature(cfg) {
 		d.log.Warn("enable_script_security, script_user or the smtp settings changed: they take effect when govs restarts")
 	}
-	if changed := startOnlyChanged(d.govs, cfg.Global.Govs); len(changed) > 0 {
+	d.setTimeouts(cfg.Global.LVSTimeouts)
+	changed := startOnlyChanged(d.govs, cfg.Global.Govs)
+	if cfg.Global.LVSFlushOnStop != d.flushOnStop {
+		changed = append(changed, "lvs_flush_onstop")
+	}
+	if len(changed) > 0 {
 		d.log.Warn("global_defs settings changed that govs reads at start: they take effect when govs restarts", "keywords", strings.Join(changed, ","))
 	}
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigFile, "virtual_servers", len(cfg.VirtualServers))
 	if err := d.reconcile(ctx); err != nil {
 		return fmt.Errorf("apply reloaded configuration: %w", err)
 	}
+	return nil
+}
+
+// setTimeouts puts the lvs_timeouts of a reloaded configuration in force
+// when the file changed them (timeouts set at run time stay otherwise):
+// in a dataplane that can change them while it runs, or else with a
+// warning that they wait for a restart.
+func (d *Director) setTimeouts(t config.Timeouts) {
+	d.mu.Lock()
+	same := t == d.fileTimeouts
+	d.fileTimeouts = t
+	d.mu.Unlock()
+	if same {
+		return
+	}
+	if _, ok := d.dp.(dataplane.TimeoutSetter); !ok {
+		d.log.Warn("lvs_timeouts changed: this dataplane takes them when govs restarts", "dataplane", d.opts.DataplaneName)
+		return
+	}
+	if err := d.applyTimeouts(t); err != nil {
+		d.log.Error("lvs_timeouts changed but could not be applied: the previous ones stay in force", "err", err)
+	}
+}
+
+// applyTimeouts puts t in force in the dataplane (a dataplane.TimeoutSetter).
+func (d *Director) applyTimeouts(t config.Timeouts) error {
+	d.tmu.Lock()
+	defer d.tmu.Unlock()
+	if err := d.dp.(dataplane.TimeoutSetter).SetTimeouts(DataplaneTimeouts(t)); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.timeouts = t
+	d.mu.Unlock()
+	to := DataplaneTimeouts(t).OrDefault()
+	d.log.Info("connection timeouts changed", "tcp", to.TCP, "tcpfin", to.TCPFin, "udp", to.UDP)
 	return nil
 }
 
@@ -648,10 +700,7 @@ func (d *Director) Stop(ctx context.Context) error {
 	d.closed = true
 	d.rmu.Unlock()
 	var errs []error
-	d.mu.Lock()
-	flush := d.cfg.Global.LVSFlushOnStop
-	d.mu.Unlock()
-	if flush {
+	if d.flushOnStop {
 		if err := d.dp.Apply(ctx, nil); err != nil {
 			errs = append(errs, fmt.Errorf("flush services: %w", err))
 		}

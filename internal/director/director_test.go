@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,9 +104,43 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
+// timeoutDP is a fakeDP that takes new timeouts while it runs
+// (dataplane.TimeoutSetter), or refuses them with fail.
+type timeoutDP struct {
+	fakeDP
+	set  []dataplane.Timeouts
+	fail error
+}
+
+func (f *timeoutDP) SetTimeouts(t dataplane.Timeouts) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.set = append(f.set, t)
+	return nil
+}
+
+func (f *timeoutDP) sets() []dataplane.Timeouts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.set)
+}
+
 func start(t *testing.T, conf string) *fixture {
 	t.Helper()
+	return startOn(t, conf, nil)
+}
+
+// startOn is start with td as the dataplane (a plain fakeDP when nil).
+func startOn(t *testing.T, conf string, td *timeoutDP) *fixture {
+	t.Helper()
 	f := &fixture{t: t, dp: &fakeDP{}, hc: &fakeHealth{down: map[netip.AddrPort]bool{}}, log: &logBuf{}}
+	var dp dataplane.Dataplane = f.dp
+	if td != nil {
+		f.dp, dp = &td.fakeDP, td
+	}
 	f.file = filepath.Join(t.TempDir(), "govs.conf")
 	if err := os.WriteFile(f.file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -115,7 +150,7 @@ func start(t *testing.T, conf string) *fixture {
 		t.Fatal(ds.Err())
 	}
 	log := slog.New(slog.NewTextHandler(f.log, nil))
-	d, err := New(cfg, Options{ConfigFile: f.file, Dataplane: f.dp, NewChecker: f.hc.newChecker, RateInterval: time.Hour, Log: log})
+	d, err := New(cfg, Options{ConfigFile: f.file, Dataplane: dp, NewChecker: f.hc.newChecker, RateInterval: time.Hour, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,6 +408,94 @@ func TestReloadStartOnlySettings(t *testing.T) {
 	}
 	if n := strings.Count(f.log.String(), "keywords="); n != before {
 		t.Errorf("a reload to the settings govs started with warned again:\n%s", f.log.String())
+	}
+}
+
+// TestReloadTimeouts: lvs_timeouts changed by a reload are put in force
+// in a dataplane that takes them (ipvsadm --set), and the state shows the
+// timeouts in force, also when the dataplane refuses them or cannot take
+// them; lvs_flush_onstop is named as waiting for a restart.
+func TestReloadTimeouts(t *testing.T) {
+	ctx := context.Background()
+	timeouts := func(f *fixture) api.Timeouts {
+		t.Helper()
+		st, err := f.d.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Timeouts
+	}
+	reload := func(f *fixture, global string) {
+		t.Helper()
+		if err := os.WriteFile(f.file, []byte("global_defs {\n"+global+"}\n"+conf("")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.d.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	td := &timeoutDP{}
+	f := startOn(t, "global_defs {\n    lvs_timeouts tcp 600\n}\n"+conf(""), td)
+	if got, want := timeouts(f), (api.Timeouts{TCP: 600, TCPFin: 120, UDP: 300}); got != want {
+		t.Errorf("timeouts at start: %+v, want %+v", got, want)
+	}
+	reload(f, "    lvs_timeouts tcp 100 tcpfin 10 udp 20\n")
+	want := []dataplane.Timeouts{{TCP: 100 * time.Second, TCPFin: 10 * time.Second, UDP: 20 * time.Second}}
+	if got := td.sets(); !slices.Equal(got, want) {
+		t.Errorf("timeouts set: %+v, want %+v", got, want)
+	}
+	if got, want := timeouts(f), (api.Timeouts{TCP: 100, TCPFin: 10, UDP: 20}); got != want {
+		t.Errorf("timeouts after reload: %+v, want %+v", got, want)
+	}
+	// at run time (ipvsadm --set): 0 keeps a value
+	if err := f.d.SetTimeouts(ctx, api.Timeouts{UDP: 7}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, dataplane.Timeouts{TCP: 100 * time.Second, TCPFin: 10 * time.Second, UDP: 7 * time.Second})
+	if got := td.sets(); !slices.Equal(got, want) {
+		t.Errorf("timeouts set: %+v, want %+v", got, want)
+	}
+	if err := f.d.SetTimeouts(ctx, api.Timeouts{UDP: -1}); !errors.Is(err, api.ErrBadRequest) {
+		t.Errorf("negative timeout: err %v, want a bad request", err)
+	}
+	reload(f, "    lvs_timeouts tcp 100 tcpfin 10 udp 20\n") // the file unchanged: the run-time ones stay
+	if got, want := timeouts(f), (api.Timeouts{TCP: 100, TCPFin: 10, UDP: 7}); got != want {
+		t.Errorf("timeouts after a reload of the same file: %+v, want the run-time %+v", got, want)
+	}
+	reload(f, "") // removed from the file: the defaults
+	want = append(want, dataplane.Timeouts{})
+	if got := td.sets(); !slices.Equal(got, want) {
+		t.Errorf("timeouts set: %+v, want %+v", got, want)
+	}
+	if got, want := timeouts(f), (api.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}); got != want {
+		t.Errorf("timeouts after removal: %+v, want %+v", got, want)
+	}
+	td.mu.Lock()
+	td.fail = errors.New("map update failed")
+	td.mu.Unlock()
+	reload(f, "    lvs_timeouts udp 5\n")
+	if got, want := timeouts(f), (api.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}); got != want {
+		t.Errorf("timeouts after a refused change: %+v, want the previous %+v", got, want)
+	}
+	if !strings.Contains(f.log.String(), "could not be applied") || !strings.Contains(f.log.String(), "map update failed") {
+		t.Errorf("a refused timeout change is not logged:\n%s", f.log.String())
+	}
+	reload(f, "    lvs_flush_onstop\n")
+	if !strings.Contains(f.log.String(), "keywords=lvs_flush_onstop") {
+		t.Errorf("a changed lvs_flush_onstop is not named as waiting for a restart:\n%s", f.log.String())
+	}
+
+	// a dataplane that cannot change them: a warning, the old ones shown
+	g := start(t, conf(""))
+	reload(g, "    lvs_timeouts udp 5\n")
+	if got, want := timeouts(g), (api.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}); got != want {
+		t.Errorf("timeouts of a dataplane without SetTimeouts: %+v, want %+v", got, want)
+	}
+	if !strings.Contains(g.log.String(), "lvs_timeouts changed: this dataplane takes them when govs restarts") {
+		t.Errorf("no warning for timeouts a dataplane cannot change:\n%s", g.log.String())
+	}
+	if err := g.d.SetTimeouts(ctx, api.Timeouts{UDP: 5}); !errors.Is(err, api.ErrBadRequest) {
+		t.Errorf("run-time timeouts in a dataplane that cannot change them: err %v, want a bad request", err)
 	}
 }
 

@@ -439,3 +439,9 @@ func resolveFiles(cfg *config.Config, specs []*vsSpec) {
 		}
 	}
 }
+
+// DataplaneTimeouts converts lvs_timeouts for a dataplane (zero fields
+// stay zero: the dataplane takes its defaults for them).
+func DataplaneTimeouts(t config.Timeouts) dataplane.Timeouts {
+	return dataplane.Timeouts{TCP: t.TCP.D(), TCPFin: t.TCPFin.D(), UDP: t.UDP.D()}
+}

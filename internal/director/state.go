@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/config"
@@ -39,8 +40,7 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t := d.cfg.Global.LVSTimeouts
-	to := dataplane.DefaultTimeouts
+	to := DataplaneTimeouts(d.timeouts).OrDefault() // in force, not as reloaded
 	st := &api.State{
 		Version:         d.opts.Version,
 		Dataplane:       d.opts.DataplaneName,
@@ -51,9 +51,9 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 		ConnTableSize:   d.opts.ConnTableSize,
 		LastReloadError: d.reloadErr,
 		Timeouts: api.Timeouts{
-			TCP:    secondsOr(t.TCP, to.TCP.Seconds()),
-			TCPFin: secondsOr(t.TCPFin, to.TCPFin.Seconds()),
-			UDP:    secondsOr(t.UDP, to.UDP.Seconds()),
+			TCP:    int(to.TCP.Seconds()),
+			TCPFin: int(to.TCPFin.Seconds()),
+			UDP:    int(to.UDP.Seconds()),
 		},
 	}
 	st.VRRP = d.vrrpState()
@@ -128,13 +128,6 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 		st.Services = append(st.Services, as)
 	}
 	return st, nil
-}
-
-func secondsOr(d config.Duration, def float64) int {
-	if d == 0 {
-		return int(def)
-	}
-	return int(d.D().Seconds())
 }
 
 func toRates(r rates) api.Rates {
@@ -295,4 +288,28 @@ func (d *Director) DescribeServices() string {
 		parts = append(parts, fmt.Sprintf("%s (%s, %d real servers)", s.svc.Key, s.svc.Scheduler, len(s.reals)))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// SetTimeouts changes the connection timeouts in force at run time, as
+// ipvsadm --set does (api.Backend): a field of 0 keeps its value. A
+// reload keeps them unless the file's lvs_timeouts changed.
+func (d *Director) SetTimeouts(_ context.Context, t api.Timeouts) error {
+	if t.TCP < 0 || t.TCPFin < 0 || t.UDP < 0 {
+		return fmt.Errorf("%w: timeouts must not be negative (0 keeps the current value)", api.ErrBadRequest)
+	}
+	if _, ok := d.dp.(dataplane.TimeoutSetter); !ok {
+		return fmt.Errorf("%w: the %s dataplane takes timeouts only at start (lvs_timeouts)", api.ErrBadRequest, d.opts.DataplaneName)
+	}
+	d.mu.Lock()
+	nt := d.timeouts
+	d.mu.Unlock()
+	for _, f := range []struct {
+		sec int
+		to  *config.Duration
+	}{{t.TCP, &nt.TCP}, {t.TCPFin, &nt.TCPFin}, {t.UDP, &nt.UDP}} {
+		if f.sec > 0 {
+			*f.to = config.Duration(time.Duration(f.sec) * time.Second)
+		}
+	}
+	return d.applyTimeouts(nt)
 }

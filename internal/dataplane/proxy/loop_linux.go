@@ -118,7 +118,7 @@ func (lp *loop) call(fn func()) {
 
 // scanInterval is how often a loop checks idle and connect timeouts.
 func (p *Proxy) scanInterval() time.Duration {
-	t := min(p.opts.Timeouts.TCP, p.opts.Timeouts.TCPFin, p.opts.DialTimeout) / 4
+	t := min(p.timeouts().TCP, p.timeouts().TCPFin, p.opts.DialTimeout) / 4
 	return max(10*time.Millisecond, min(t, time.Second))
 }
 

@@ -364,9 +364,9 @@ func (r *lrelay) account(n int, in bool) {
 
 func (r *lrelay) timeout() time.Duration {
 	if r.finWait.Load() {
-		return r.lp.p.opts.Timeouts.TCPFin
+		return r.lp.p.timeouts().TCPFin
 	}
-	return r.lp.p.opts.Timeouts.TCP
+	return r.lp.p.timeouts().TCP
 }
 
 // finish ends an established relay; reset sends RSTs (errors, timeouts,

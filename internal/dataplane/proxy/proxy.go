@@ -82,6 +82,8 @@ type Proxy struct {
 	listeners map[listenKey]*listener
 	closed    bool
 
+	// to holds the timeouts in force (Options.Timeouts until SetTimeouts)
+	to    atomic.Pointer[dataplane.Timeouts]
 	conns connTable
 	loops []*loop // event loops of the Linux TCP engine; none = goroutines
 	ids   atomic.Uint64
@@ -90,7 +92,29 @@ type Proxy struct {
 	wg    sync.WaitGroup
 }
 
-var _ dataplane.Dataplane = (*Proxy)(nil)
+var (
+	_ dataplane.Dataplane     = (*Proxy)(nil)
+	_ dataplane.TimeoutSetter = (*Proxy)(nil)
+)
+
+// SetTimeouts changes the idle timeouts of the relays and UDP sessions
+// (dataplane.TimeoutSetter).
+func (p *Proxy) SetTimeouts(t dataplane.Timeouts) error {
+	t = t.OrDefault()
+	p.to.Store(&t)
+	// Idle timers armed for the old timeouts are checked now, so that a
+	// shorter timeout does not wait for the old one (the event loops'
+	// relays are checked by their periodic scans).
+	for _, r := range p.conns.snapshot() {
+		if c, ok := r.(interface{ checkIdle() }); ok {
+			c.checkIdle()
+		}
+	}
+	return nil
+}
+
+// timeouts are the timeouts in force.
+func (p *Proxy) timeouts() dataplane.Timeouts { return *p.to.Load() }
 
 // New returns a Proxy with no services. Call Apply to configure it and
 // Close to stop it.
@@ -98,16 +122,7 @@ func New(opts Options) (*Proxy, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := dataplane.DefaultTimeouts
-	if opts.Timeouts.TCP <= 0 {
-		opts.Timeouts.TCP = d.TCP
-	}
-	if opts.Timeouts.TCPFin <= 0 {
-		opts.Timeouts.TCPFin = d.TCPFin
-	}
-	if opts.Timeouts.UDP <= 0 {
-		opts.Timeouts.UDP = d.UDP
-	}
+	opts.Timeouts = opts.Timeouts.OrDefault()
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 5 * time.Second
 	}
@@ -128,6 +143,7 @@ func New(opts Options) (*Proxy, error) {
 		conns:     connTable{m: make(map[relay]struct{})},
 		pipes:     newPipePool(256),
 	}
+	p.to.Store(&opts.Timeouts)
 	p.bufs.New = func() any {
 		b := make([]byte, 32<<10)
 		return &b

@@ -505,6 +505,54 @@ func TestUDPIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestSetTimeouts: timeouts shortened while relays are idle end them
+// without waiting for the timeouts they started with (ipvsadm --set).
+func TestSetTimeouts(t *testing.T) {
+	for _, noSplice := range []bool{false, true} {
+		p := newProxy(t, Options{NoSplice: noSplice}) // 900 s, 300 s
+		rs := tcpServer(t, 0, identify("rs0"))
+		vip := loopback{}.VIP(t, dataplane.TCP)
+		apply(t, p, tcpService(vip, rs))
+		c := dial(t, vip)
+		readLine(t, c)
+		pc, urs := loopback{}.ListenUDP(t, 0, netip.AddrPort{})
+		defer pc.Close()
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo(buf[:n], from)
+			}
+		}()
+		uvip := loopback{}.VIP(t, dataplane.UDP)
+		apply(t, p, tcpService(vip, rs), dataplane.Service{Key: dataplane.ServiceKey{Proto: dataplane.UDP, Addr: uvip.Addr(), Port: uvip.Port()},
+			Scheduler: "rr", RealServers: []dataplane.RealServer{{Addr: urs, Weight: 1}}})
+		u, err := loopback{}.Dial(context.Background(), 0, "udp", uvip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		u.Write([]byte("x"))
+		readN(t, u, 1)
+		if countConns(p, vip) != 1 || countConns(p, uvip) != 1 {
+			t.Fatal("no TCP relay or UDP session")
+		}
+		if err := p.SetTimeouts(dataplane.Timeouts{TCP: 200 * time.Millisecond, UDP: 200 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		if !waitClosed(c, 3*time.Second) {
+			t.Errorf("idle TCP relay not closed after the timeout was shortened to 200ms (noSplice=%v)", noSplice)
+		}
+		waitFor(t, func() bool { return countConns(p, vip) == 0 && countConns(p, uvip) == 0 })
+		if got := p.timeouts(); got != (dataplane.Timeouts{TCP: 200 * time.Millisecond, TCPFin: 120 * time.Second, UDP: 200 * time.Millisecond}) {
+			t.Errorf("timeouts in force: %+v (zero fields take the defaults)", got)
+		}
+	}
+}
+
 func TestCloseIdempotent(t *testing.T) {
 	p := newProxy(t, Options{})
 	rs := tcpServer(t, 0, identify("rs0"))

@@ -74,7 +74,7 @@ func (p *Proxy) handleTCP(l *listener, c *net.TCPConn) {
 		// Close is running: do not start relaying.
 		r.abort()
 	}
-	r.timer.Reset(p.opts.Timeouts.TCP)
+	r.timer.Reset(p.timeouts().TCP)
 
 	if v := cfg.svc.ProxyProtocol; v != 0 {
 		if _, err := r.server.Write(proxyHeader(v, dataplane.TCP, client, vip)); err != nil {
@@ -123,7 +123,7 @@ func (r *tcpRelay) pump(dst, src *net.TCPConn, in bool) {
 		r.finWait.Store(true)
 		r.rs.dest.ConnStateChanged(true, false)
 		r.touch()
-		r.timer.Reset(r.p.opts.Timeouts.TCPFin)
+		r.timer.Reset(r.p.timeouts().TCPFin)
 	}
 }
 
@@ -147,9 +147,9 @@ func (r *tcpRelay) touch() { r.last.Store(time.Now().UnixNano()) }
 
 func (r *tcpRelay) timeout() time.Duration {
 	if r.finWait.Load() {
-		return r.p.opts.Timeouts.TCPFin
+		return r.p.timeouts().TCPFin
 	}
-	return r.p.opts.Timeouts.TCP
+	return r.p.timeouts().TCP
 }
 
 // checkIdle runs when the idle timer fires: it aborts a relay that moved

@@ -129,7 +129,7 @@ func (p *Proxy) udpSession(l *listener, client, vip netip.AddrPort) *udpSession 
 	if !p.conns.add(s) {
 		s.abort()
 	}
-	s.timer.Reset(p.opts.Timeouts.UDP)
+	s.timer.Reset(p.timeouts().UDP)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -166,7 +166,7 @@ func (s *udpSession) touch() { s.last.Store(time.Now().UnixNano()) }
 
 func (s *udpSession) checkIdle() {
 	idle := time.Since(time.Unix(0, s.last.Load()))
-	t := s.p.opts.Timeouts.UDP
+	t := s.p.timeouts().UDP
 	if idle >= t {
 		s.abort()
 		return
@@ -194,7 +194,7 @@ func (s *udpSession) finish() {
 }
 
 func (s *udpSession) info(now time.Time) (dataplane.Conn, bool) {
-	exp := s.p.opts.Timeouts.UDP - now.Sub(time.Unix(0, s.last.Load()))
+	exp := s.p.timeouts().UDP - now.Sub(time.Unix(0, s.last.Load()))
 	if exp < 0 {
 		exp = 0
 	}

@@ -132,7 +132,10 @@ const (
 	cfgFSweep      = 1 << 6
 )
 
-var _ dataplane.Dataplane = (*Dataplane)(nil)
+var (
+	_ dataplane.Dataplane     = (*Dataplane)(nil)
+	_ dataplane.TimeoutSetter = (*Dataplane)(nil)
+)
 
 // New loads the director program, creates or adopts the pinned maps,
 // attaches to every interface of opts and starts the sync loop. It works
@@ -189,16 +192,7 @@ func withDefaults(o Options) Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	def := dataplane.DefaultTimeouts
-	if o.Timeouts.TCP <= 0 {
-		o.Timeouts.TCP = def.TCP
-	}
-	if o.Timeouts.TCPFin <= 0 {
-		o.Timeouts.TCPFin = def.TCPFin
-	}
-	if o.Timeouts.UDP <= 0 {
-		o.Timeouts.UDP = def.UDP
-	}
+	o.Timeouts = o.Timeouts.OrDefault()
 	if o.ConnTableSize <= 0 {
 		o.ConnTableSize = DefaultConnTableSize
 	}
@@ -626,6 +620,25 @@ func attachedMode(m uint32) Mode {
 		return Generic
 	}
 	return Native
+}
+
+// SetTimeouts changes the connection timeouts (dataplane.TimeoutSetter):
+// the program reads them from the settings map for every packet a flow
+// cache copy does not serve (a copy serves for at most FC_WINDOW_NS, and
+// copies of idle flows expire by their window), and the sync expires
+// idle connections by them (its next walk does not wait for the expiry
+// the last walk foresaw by the old ones).
+func (d *Dataplane) SetTimeouts(t dataplane.Timeouts) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.opts.Timeouts
+	d.opts.Timeouts = t.OrDefault()
+	if err := d.writeSettings(); err != nil {
+		d.opts.Timeouts = old
+		return fmt.Errorf("xdp: set timeouts: %w", err)
+	}
+	d.walk.done = false
+	return nil
 }
 
 // writeSettings stores timeouts and global flags in the settings map.

@@ -285,3 +285,39 @@ func TestSyncLoop(t *testing.T) {
 		time.Sleep(iv / 4)
 	}
 }
+
+// TestSetTimeouts: timeouts changed while the program runs (ipvsadm
+// --set) reach the settings map the program reads, and the next sync
+// expires the connections they end.
+func TestSetTimeouts(t *testing.T) {
+	x := newTDP(t, Options{}) // UDP 300 s
+	x.apply(svc(dataplane.UDP, vip4, 53, "rr", rsv(rs1, 1, dataplane.DR)))
+	u := pkt{src: netip.AddrPortFrom(client(2), 5353), dst: netip.AddrPortFrom(vip4, 53), proto: 17, payload: []byte("q")}
+	x.expect(u.frame(), xdpTX, "tx_dr")
+	inactive := func() (n int64) {
+		for _, s := range x.stats().Services {
+			for _, r := range s.RealServers {
+				n += r.InactiveConns
+			}
+		}
+		return n
+	}
+	if n := inactive(); n != 1 {
+		t.Fatalf("%d UDP connections, want 1", n)
+	}
+	if err := x.d.SetTimeouts(dataplane.Timeouts{UDP: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	var c lbConfig
+	if err := x.d.objs.Settings.Lookup(uint32(0), &c); err != nil {
+		t.Fatal(err)
+	}
+	def := dataplane.DefaultTimeouts
+	if c.TimeoutNs[2] != uint64(def.TCP) || c.TimeoutNs[3] != uint64(def.TCPFin) || c.TimeoutNs[5] != uint64(100*time.Millisecond) {
+		t.Errorf("settings timeouts %v: want tcp %d, tcpfin %d (defaults), udp 100ms", c.TimeoutNs, def.TCP, def.TCPFin)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := inactive(); n != 0 {
+		t.Errorf("%d UDP connections left after the timeout was shortened to 100ms and passed", n)
+	}
+}
