@@ -38,7 +38,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", "check [-f FILE|-] [--dump] [-q]\n\nValidate a configuration (keepalived.conf syntax). Exit status: 0 valid\n(warnings allowed unless --strict), 1 errors, 2 usage error.", stderr)
+	fs := newFlagSet("check", "check [-f FILE|-] [--dump] [-q] [--strict]\n\nValidate a configuration (keepalived.conf syntax). Exit status: 0 valid\n(warnings allowed unless --strict), 1 errors, 2 usage error.", stderr)
 	file := fs.String("f", DefaultConfig, "configuration `file`, or - for standard input")
 	dump := fs.Bool("dump", false, "print the normalized model as JSON")
 	quiet := fs.Bool("q", false, "do not print warnings")

@@ -26,6 +26,7 @@ Commands:
   set         change a weight, drain or disable a server or service at run time
   realserver  set up or verify a real server for DR/TUN (VIP on lo, ARP settings, decap)
   version     print the version
+  demo        helpers of scripts/quickstart.sh: a demo backend, a client that counts answers
 
 Run 'govs <command> --help' for the flags of a command.
 `
