@@ -158,8 +158,8 @@ func parseTimeouts(s string) (api.Timeouts, error) {
 	var v [3]int
 	for i, p := range parts {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || n < 0 {
-			return api.Timeouts{}, fmt.Errorf("%q is not a whole number of seconds (0 keeps the value)", p)
+		if err != nil || n < 0 || n > api.MaxTimeout {
+			return api.Timeouts{}, fmt.Errorf("%q is not a whole number of seconds 0..%d (0 keeps the value)", p, api.MaxTimeout)
 		}
 		v[i] = n
 	}

@@ -19,12 +19,13 @@ func TestParseTimeouts(t *testing.T) {
 		}
 	}
 	for in, msg := range map[string]string{
-		"900,120":   "three values",
-		"1,2,3,4":   "three values",
-		"900,x,300": `"x" is not a whole number`,
-		"-1,0,0":    `"-1" is not a whole number`,
-		"1.5,0,0":   `"1.5" is not a whole number`,
-		"0,0,0":     "nothing to change",
+		"900,120":         "three values",
+		"1,2,3,4":         "three values",
+		"900,x,300":       `"x" is not a whole number`,
+		"-1,0,0":          `"-1" is not a whole number`,
+		"1.5,0,0":         `"1.5" is not a whole number`,
+		"0,0,18446744074": `"18446744074" is not a whole number of seconds 0..10000000`,
+		"0,0,0":           "nothing to change",
 	} {
 		if _, err := parseTimeouts(in); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%q: err %v, want %q", in, err, msg)

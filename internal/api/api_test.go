@@ -94,8 +94,10 @@ func TestServerAndClientOverUnixSocket(t *testing.T) {
 		t.Errorf("timeouts passed as %+v", got)
 	}
 	n := len(b.changes)
-	if err := c.SetTimeouts(context.Background(), Timeouts{UDP: -1}); err == nil || !strings.Contains(err.Error(), "must not be negative") {
-		t.Errorf("negative timeout: %v", err)
+	for _, bad := range []Timeouts{{UDP: -1}, {TCP: MaxTimeout + 1}} {
+		if err := c.SetTimeouts(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "must be 0..10000000 seconds") {
+			t.Errorf("timeouts %+v: %v", bad, err)
+		}
 	}
 	if len(b.changes) != n {
 		t.Errorf("a refused timeout change reached the backend")

@@ -89,8 +89,8 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		if !readJSON(w, r, &t) {
 			return
 		}
-		if t.TCP < 0 || t.TCPFin < 0 || t.UDP < 0 {
-			writeErr(w, fmt.Errorf("%w: timeouts must not be negative (0 keeps the current value): %+v", ErrBadRequest, t))
+		if err := t.Check(); err != nil {
+			writeErr(w, err)
 			return
 		}
 		if err := b.SetTimeouts(r.Context(), t); err != nil {

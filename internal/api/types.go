@@ -32,6 +32,22 @@ type State struct {
 	LastReloadError string `json:"last_reload_error,omitempty"`
 }
 
+// MaxTimeout is the largest timeout SetTimeouts takes, in seconds: the
+// bound lvs_timeouts has in the configuration.
+const MaxTimeout = 10_000_000
+
+// Check reports a Timeouts SetTimeouts cannot take: a negative value or
+// one above MaxTimeout.
+func (t Timeouts) Check() error {
+	for _, v := range []int{t.TCP, t.TCPFin, t.UDP} {
+		if v < 0 || v > MaxTimeout {
+			return fmt.Errorf("%w: timeouts (tcp %d, tcpfin %d, udp %d) must be 0..%d seconds (0 keeps the current value)",
+				ErrBadRequest, t.TCP, t.TCPFin, t.UDP, MaxTimeout)
+		}
+	}
+	return nil
+}
+
 // Timeouts in seconds (ipvsadm -L --timeout; for SetTimeouts, as
 // ipvsadm --set, 0 keeps the current value).
 type Timeouts struct {

@@ -78,12 +78,15 @@ type Director struct {
 	resign      chan struct{}
 	nodeDone    chan struct{}
 
-	tmu sync.Mutex // serialises timeout changes (reload, SetTimeouts)
+	pmu sync.Mutex // serialises --persist edits of the file
+	// tmu serialises timeout changes (reload, SetTimeouts) and guards
+	// fileTimeouts
+	tmu          sync.Mutex
+	fileTimeouts config.Timeouts // lvs_timeouts of the file last put in force
 
 	mu           sync.Mutex
 	cfg          *config.Config
 	timeouts     config.Timeouts // in force in the dataplane
-	fileTimeouts config.Timeouts // lvs_timeouts of the file last loaded
 	specs        []*vsSpec
 	states       map[dataplane.ServiceKey]*health.ServiceState
 	decisions    map[dataplane.ServiceKey]health.Decision
@@ -658,26 +661,26 @@ func (d *Director) Reload(ctx context.Context) error {
 // in a dataplane that can change them while it runs, or else with a
 // warning that they wait for a restart.
 func (d *Director) setTimeouts(t config.Timeouts) {
-	d.mu.Lock()
-	same := t == d.fileTimeouts
-	d.fileTimeouts = t
-	d.mu.Unlock()
-	if same {
+	d.tmu.Lock()
+	defer d.tmu.Unlock()
+	if t == d.fileTimeouts {
 		return
 	}
 	if _, ok := d.dp.(dataplane.TimeoutSetter); !ok {
 		d.log.Warn("lvs_timeouts changed: this dataplane takes them when govs restarts", "dataplane", d.opts.DataplaneName)
 		return
 	}
-	if err := d.applyTimeouts(t); err != nil {
+	if err := d.applyTimeoutsLocked(t); err != nil {
+		// fileTimeouts stays: the next reload tries again
 		d.log.Error("lvs_timeouts changed but could not be applied: the previous ones stay in force", "err", err)
+		return
 	}
+	d.fileTimeouts = t
 }
 
-// applyTimeouts puts t in force in the dataplane (a dataplane.TimeoutSetter).
-func (d *Director) applyTimeouts(t config.Timeouts) error {
-	d.tmu.Lock()
-	defer d.tmu.Unlock()
+// applyTimeoutsLocked puts t in force in the dataplane (a
+// dataplane.TimeoutSetter). d.tmu is held.
+func (d *Director) applyTimeoutsLocked(t config.Timeouts) error {
 	if err := d.dp.(dataplane.TimeoutSetter).SetTimeouts(DataplaneTimeouts(t)); err != nil {
 		return err
 	}

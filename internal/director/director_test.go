@@ -455,8 +455,10 @@ func TestReloadTimeouts(t *testing.T) {
 	if got := td.sets(); !slices.Equal(got, want) {
 		t.Errorf("timeouts set: %+v, want %+v", got, want)
 	}
-	if err := f.d.SetTimeouts(ctx, api.Timeouts{UDP: -1}); !errors.Is(err, api.ErrBadRequest) {
-		t.Errorf("negative timeout: err %v, want a bad request", err)
+	for _, bad := range []api.Timeouts{{UDP: -1}, {TCP: api.MaxTimeout + 1}} {
+		if err := f.d.SetTimeouts(ctx, bad); !errors.Is(err, api.ErrBadRequest) {
+			t.Errorf("timeouts %+v: err %v, want a bad request", bad, err)
+		}
 	}
 	reload(f, "    lvs_timeouts tcp 100 tcpfin 10 udp 20\n") // the file unchanged: the run-time ones stay
 	if got, want := timeouts(f), (api.Timeouts{TCP: 100, TCPFin: 10, UDP: 7}); got != want {
@@ -479,6 +481,14 @@ func TestReloadTimeouts(t *testing.T) {
 	}
 	if !strings.Contains(f.log.String(), "could not be applied") || !strings.Contains(f.log.String(), "map update failed") {
 		t.Errorf("a refused timeout change is not logged:\n%s", f.log.String())
+	}
+	// the same file again, the dataplane taking them now: applied
+	td.mu.Lock()
+	td.fail = nil
+	td.mu.Unlock()
+	reload(f, "    lvs_timeouts udp 5\n")
+	if got, want := timeouts(f), (api.Timeouts{TCP: 900, TCPFin: 120, UDP: 5}); got != want {
+		t.Errorf("timeouts after a reload that retried a refused change: %+v, want %+v", got, want)
 	}
 	reload(f, "    lvs_flush_onstop\n")
 	if !strings.Contains(f.log.String(), "keywords=lvs_flush_onstop") {

@@ -195,6 +195,12 @@ func (d *Director) ChangeService(ctx context.Context, c api.ServiceChange) error
 // reload. With Persist the new weight is also written to the
 // configuration file (comments and unrelated blocks are kept).
 func (d *Director) ChangeRealServer(ctx context.Context, c api.RealServerChange) error {
+	if c.Persist {
+		// one file edit at a time, from the check that the file is as
+		// loaded through the write and the reload
+		d.pmu.Lock()
+		defer d.pmu.Unlock()
+	}
 	key, err := api.ParseServiceID(c.Service)
 	if err != nil {
 		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
@@ -294,12 +300,14 @@ func (d *Director) DescribeServices() string {
 // ipvsadm --set does (api.Backend): a field of 0 keeps its value. A
 // reload keeps them unless the file's lvs_timeouts changed.
 func (d *Director) SetTimeouts(_ context.Context, t api.Timeouts) error {
-	if t.TCP < 0 || t.TCPFin < 0 || t.UDP < 0 {
-		return fmt.Errorf("%w: timeouts must not be negative (0 keeps the current value)", api.ErrBadRequest)
+	if err := t.Check(); err != nil {
+		return err
 	}
 	if _, ok := d.dp.(dataplane.TimeoutSetter); !ok {
 		return fmt.Errorf("%w: the %s dataplane takes timeouts only at start (lvs_timeouts)", api.ErrBadRequest, d.opts.DataplaneName)
 	}
+	d.tmu.Lock()
+	defer d.tmu.Unlock()
 	d.mu.Lock()
 	nt := d.timeouts
 	d.mu.Unlock()
@@ -311,5 +319,5 @@ func (d *Director) SetTimeouts(_ context.Context, t api.Timeouts) error {
 			*f.to = config.Duration(time.Duration(f.sec) * time.Second)
 		}
 	}
-	return d.applyTimeouts(nt)
+	return d.applyTimeoutsLocked(nt)
 }

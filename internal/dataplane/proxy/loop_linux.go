@@ -137,8 +137,7 @@ func (lp *loop) run() {
 		return
 	}
 	events := make([]unix.EpollEvent, 256)
-	scan := lp.p.scanInterval()
-	next := time.Now().Add(scan)
+	next := time.Now().Add(lp.p.scanInterval())
 	pollable := f.SetReadDeadline(next) == nil
 	for {
 		var n int
@@ -192,7 +191,7 @@ func (lp *loop) run() {
 		}
 		if !now.Before(next) {
 			lp.scan()
-			next = now.Add(scan)
+			next = now.Add(lp.p.scanInterval()) // the timeouts may have changed (SetTimeouts)
 			if pollable {
 				f.SetReadDeadline(next)
 			}

@@ -74,7 +74,7 @@ func (p *Proxy) handleTCP(l *listener, c *net.TCPConn) {
 		// Close is running: do not start relaying.
 		r.abort()
 	}
-	r.timer.Reset(p.timeouts().TCP)
+	r.checkIdle() // arms the idle timer
 
 	if v := cfg.svc.ProxyProtocol; v != 0 {
 		if _, err := r.server.Write(proxyHeader(v, dataplane.TCP, client, vip)); err != nil {
@@ -123,7 +123,7 @@ func (r *tcpRelay) pump(dst, src *net.TCPConn, in bool) {
 		r.finWait.Store(true)
 		r.rs.dest.ConnStateChanged(true, false)
 		r.touch()
-		r.timer.Reset(r.p.timeouts().TCPFin)
+		r.checkIdle() // arms the idle timer for the FIN timeout
 	}
 }
 
@@ -145,23 +145,35 @@ func (r *tcpRelay) account(n int, in bool) {
 
 func (r *tcpRelay) touch() { r.last.Store(time.Now().UnixNano()) }
 
-func (r *tcpRelay) timeout() time.Duration {
+func (r *tcpRelay) timeout() time.Duration { return r.timeoutOf(r.p.timeouts()) }
+
+// timeoutOf is the relay's idle timeout under t.
+func (r *tcpRelay) timeoutOf(t dataplane.Timeouts) time.Duration {
 	if r.finWait.Load() {
-		return r.p.timeouts().TCPFin
+		return t.TCPFin
 	}
-	return r.p.timeouts().TCP
+	return t.TCP
 }
 
 // checkIdle runs when the idle timer fires: it aborts a relay that moved
 // nothing for its timeout, or re-arms the timer.
 func (r *tcpRelay) checkIdle() {
-	idle := time.Since(time.Unix(0, r.last.Load()))
-	t := r.timeout()
-	if idle >= t {
-		r.abort()
-		return
+	for {
+		t := r.p.timeouts()
+		idle := time.Since(time.Unix(0, r.last.Load()))
+		to := r.timeoutOf(t)
+		if idle >= to {
+			r.abort()
+			return
+		}
+		r.timer.Reset(to - idle)
+		// SetTimeouts checks every relay after it changes the timeouts;
+		// if it did so between the load above and this Reset, that
+		// check was undone: check again by the new ones.
+		if r.p.timeouts() == t {
+			return
+		}
 	}
-	r.timer.Reset(t - idle)
 }
 
 // abort closes both sockets; the pumps then return.

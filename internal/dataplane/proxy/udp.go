@@ -129,7 +129,7 @@ func (p *Proxy) udpSession(l *listener, client, vip netip.AddrPort) *udpSession 
 	if !p.conns.add(s) {
 		s.abort()
 	}
-	s.timer.Reset(p.timeouts().UDP)
+	s.checkIdle() // arms the idle timer
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -165,13 +165,20 @@ func (s *udpSession) replies() {
 func (s *udpSession) touch() { s.last.Store(time.Now().UnixNano()) }
 
 func (s *udpSession) checkIdle() {
-	idle := time.Since(time.Unix(0, s.last.Load()))
-	t := s.p.timeouts().UDP
-	if idle >= t {
-		s.abort()
-		return
+	for {
+		t := s.p.timeouts()
+		idle := time.Since(time.Unix(0, s.last.Load()))
+		if idle >= t.UDP {
+			s.abort()
+			return
+		}
+		s.timer.Reset(t.UDP - idle)
+		// as tcpRelay.checkIdle: a SetTimeouts between the load and the
+		// Reset is checked again
+		if s.p.timeouts() == t {
+			return
+		}
 	}
-	s.timer.Reset(t - idle)
 }
 
 func (s *udpSession) abort() {

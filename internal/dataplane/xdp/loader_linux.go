@@ -631,6 +631,9 @@ func attachedMode(m uint32) Mode {
 func (d *Dataplane) SetTimeouts(t dataplane.Timeouts) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("xdp: dataplane closed")
+	}
 	old := d.opts.Timeouts
 	d.opts.Timeouts = t.OrDefault()
 	if err := d.writeSettings(); err != nil {
@@ -638,6 +641,7 @@ func (d *Dataplane) SetTimeouts(t dataplane.Timeouts) error {
 		return fmt.Errorf("xdp: set timeouts: %w", err)
 	}
 	d.walk.done = false
+	d.syncSoon()
 	return nil
 }
 

@@ -320,4 +320,10 @@ func TestSetTimeouts(t *testing.T) {
 	if n := inactive(); n != 0 {
 		t.Errorf("%d UDP connections left after the timeout was shortened to 100ms and passed", n)
 	}
+	if err := x.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.d.SetTimeouts(dataplane.Timeouts{UDP: time.Second}); err == nil {
+		t.Error("SetTimeouts after Close: no error")
+	}
 }
