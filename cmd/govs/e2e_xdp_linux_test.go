@@ -168,6 +168,13 @@ virtual_server 10.77.0.60 80 {
 	if err != nil || !strings.Contains(string(status), "dataplane xdp ("+wantMode+")") {
 		t.Errorf("govs status should name the mode %q: %v\n%s", wantMode, err, status)
 	}
+	// ipvsadm --set: timeouts changed at run time are in force and shown
+	if out, err := exec.Command(govsBin, "set", "-s", sock, "--timeouts", "0,30,0").CombinedOutput(); err != nil {
+		t.Errorf("govs set --timeouts: %v\n%s", err, out)
+	}
+	if to, err := exec.Command(govsBin, "list", "--timeout", "-s", sock).CombinedOutput(); err != nil || !strings.Contains(string(to), "Timeout (tcp tcpfin udp): 900 30 300") {
+		t.Errorf("govs list --timeout after govs set --timeouts 0,30,0: %v\n%s", err, to)
+	}
 	stats, _ := exec.Command(govsBin, "list", "-n", "--stats", "-s", sock).CombinedOutput()
 	t.Logf("%s\n%s", out, stats)
 }
