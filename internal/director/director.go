@@ -79,6 +79,9 @@ type Director struct {
 	nodeDone    chan struct{}
 
 	pmu sync.Mutex // serialises --persist edits of the file
+	// reloadMu serialises reloads (SIGHUP, the API, --persist), so that
+	// the file read last is the one put in force
+	reloadMu sync.Mutex
 	// tmu serialises timeout changes (reload, SetTimeouts) and guards
 	// fileTimeouts
 	tmu          sync.Mutex
@@ -607,6 +610,8 @@ func (d *Director) reconcile(ctx context.Context) error {
 // refused (its diagnostics are returned and logged) and the running state
 // is kept; a valid one is applied as a difference.
 func (d *Director) Reload(ctx context.Context) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	cfg, diags := config.Load(d.opts.ConfigFile, nil)
 	for _, dg := range diags {
 		if dg.Severity == config.Error {
