@@ -471,10 +471,11 @@ func TestListenerCap(t *testing.T) {
 	}
 }
 
-func TestUDPIdleTimeout(t *testing.T) {
-	p := newProxy(t, Options{Timeouts: dataplane.Timeouts{UDP: 200 * time.Millisecond}})
-	pc, rs := loopback{}.ListenUDP(t, 0, netip.AddrPort{})
-	defer pc.Close()
+// udpEcho starts a UDP server on loopback that sends every datagram
+// back, closed when the test ends, and returns its address.
+func udpEcho(t *testing.T) netip.AddrPort {
+	pc, addr := loopback{}.ListenUDP(t, 0, netip.AddrPort{})
+	t.Cleanup(func() { pc.Close() })
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -485,6 +486,12 @@ func TestUDPIdleTimeout(t *testing.T) {
 			pc.WriteTo(buf[:n], from)
 		}
 	}()
+	return addr
+}
+
+func TestUDPIdleTimeout(t *testing.T) {
+	p := newProxy(t, Options{Timeouts: dataplane.Timeouts{UDP: 200 * time.Millisecond}})
+	rs := udpEcho(t)
 	vip := loopback{}.VIP(t, dataplane.UDP)
 	s := dataplane.Service{Key: dataplane.ServiceKey{Proto: dataplane.UDP, Addr: vip.Addr(), Port: vip.Port()}, Scheduler: "rr",
 		RealServers: []dataplane.RealServer{{Addr: rs, Weight: 1}}}
@@ -515,18 +522,7 @@ func TestSetTimeouts(t *testing.T) {
 		apply(t, p, tcpService(vip, rs))
 		c := dial(t, vip)
 		readLine(t, c)
-		pc, urs := loopback{}.ListenUDP(t, 0, netip.AddrPort{})
-		defer pc.Close()
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				n, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				pc.WriteTo(buf[:n], from)
-			}
-		}()
+		urs := udpEcho(t)
 		uvip := loopback{}.VIP(t, dataplane.UDP)
 		apply(t, p, tcpService(vip, rs), dataplane.Service{Key: dataplane.ServiceKey{Proto: dataplane.UDP, Addr: uvip.Addr(), Port: uvip.Port()},
 			Scheduler: "rr", RealServers: []dataplane.RealServer{{Addr: urs, Weight: 1}}})
