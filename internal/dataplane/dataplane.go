@@ -220,7 +220,7 @@ func (t Timeouts) OrDefault() Timeouts {
 
 // TimeoutSetter is a Dataplane whose connection timeouts change while it
 // runs, as ipvsadm --set changes IPVS's: the director calls it when a
-// reload changes lvs_timeouts. Fields that are not positive take
+// reload changes lvs_timeouts and for govs set --timeouts. Fields that are not positive take
 // DefaultTimeouts. A tracked connection is judged by the new timeouts
 // from its next packet or idle check on.
 type TimeoutSetter interface {
