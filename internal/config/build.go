@@ -1279,7 +1279,9 @@ func (b *builder) checkSpecific(c *Node, ck *Check) bool {
 			b.str(c, &ck.TrackFile)
 		case "weight":
 			if b.noBlock(c) && b.args(c, 1, 2) {
-				ck.FileWeight, _ = b.intWord(c.Words[1], "weight", -254, 254)
+				if v, ok := b.intWord(c.Words[1], "weight", -254, 254); ok {
+					ck.FileWeight = &v
+				}
 				ck.Reverse = len(c.Words) == 3 && c.Words[2].Text == "reverse"
 			}
 		case "dynamic":

@@ -514,7 +514,7 @@ type Check struct {
 
 	// FILE_CHECK.
 	TrackFile  string `json:"track_file,omitempty"`
-	FileWeight int    `json:"weight,omitempty"`
+	FileWeight *int   `json:"weight,omitempty"` // nil: not set (multiplier 1); 0 is a value (fail on non-zero)
 	Reverse    bool   `json:"reverse,omitempty"`
 	Dynamic    bool   `json:"dynamic,omitempty"`
 }

@@ -1011,10 +1011,12 @@ func renderCheck(w *wr, c *Check) {
 		w.num("max_reply_length", c.MaxReplyLength)
 	case CheckFile:
 		w.str("track_file", c.TrackFile)
-		if c.Reverse {
-			w.line("weight", strconv.Itoa(c.FileWeight), "reverse")
-		} else {
-			w.num("weight", c.FileWeight)
+		switch {
+		case c.FileWeight == nil:
+		case c.Reverse:
+			w.line("weight", strconv.Itoa(*c.FileWeight), "reverse")
+		default:
+			w.line("weight", strconv.Itoa(*c.FileWeight))
 		}
 		w.flag("dynamic", c.Dynamic)
 	}

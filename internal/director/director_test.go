@@ -593,3 +593,26 @@ virtual_server 192.0.2.5 21,10000-10010 {
 		t.Errorf("group entries must share one health check per real server")
 	}
 }
+
+// TestFileCheckWeight: a FILE_CHECK's weight reaches the check as
+// written, 0 included (0: any non-zero value fails the server), and an
+// absent one leaves the multiplier unset (1).
+func TestFileCheckWeight(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want *int
+	}{{"", nil}, {"weight 0", new(0)}, {"weight -3 reverse", new(-3)}} {
+		src := "track_file tf {\n    file /run/tf\n}\nvirtual_server 192.0.2.10 80 {\n    real_server 10.0.0.1 80 {\n        FILE_CHECK {\n            track_file tf\n            " + c.line + "\n        }\n    }\n}\n"
+		cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+		if ds.HasErrors() {
+			t.Fatalf("%q: %v", c.line, ds.Err())
+		}
+		vs := cfg.VirtualServers[0]
+		rs := vs.RealServers[0]
+		sp := checkSpec(vs, rs, rs.Checks[0], 80)
+		got := sp.File.Weight
+		if (got == nil) != (c.want == nil) || got != nil && *got != *c.want {
+			t.Errorf("%q: weight %v, want %v", c.line, fmtIntPtr(got), fmtIntPtr(c.want))
+		}
+	}
+}

@@ -359,8 +359,8 @@ func checkSpec(vs *config.VirtualServer, rs *config.RealServer, c *config.Check,
 		// The file path comes from the named track_file block; the
 		// director resolves it (see resolveFiles).
 		f := &health.FileSpec{Path: c.TrackFile, Reverse: c.Reverse, Dynamic: c.Dynamic}
-		if c.FileWeight != 0 {
-			w := c.FileWeight
+		if c.FileWeight != nil {
+			w := *c.FileWeight
 			f.Weight = &w
 		}
 		sp.File = f
