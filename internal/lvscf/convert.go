@@ -443,16 +443,18 @@ func (c *converter) vrrp(g map[string]*Entry) {
 	}
 	if e := g["deadtime"]; e != nil {
 		if n, ok := c.intVal(e, 1, 1<<20); ok {
+			// VRRPv2 (the version imports get): Skew_Time is
+			// (256-priority)/256 s, not scaled by the interval
 			a := vi.AdvertInt.D().Seconds()
-			down := 3*a + float64(256-BackupPriority)/256*a
-			msg := fmt.Sprintf("deadtime %d: VRRP has no separate dead time; the backup (priority %d) takes over after 3 x advert_int + skew = 3 x %s + (256-%d)/256 x %s = %s s",
-				n, BackupPriority, fmtSec(a), BackupPriority, fmtSec(a), fmtSec(down))
+			skew := float64(256-BackupPriority) / 256
+			down := 3*a + skew
+			msg := fmt.Sprintf("deadtime %d: VRRP has no separate dead time; the backup (priority %d) takes over after 3 x advert_int + skew = 3 x %s + (256-%d)/256 = %s s",
+				n, BackupPriority, fmtSec(a), BackupPriority, fmtSec(down))
 			if diff := down - float64(n); diff > a || diff < -a {
-				factor := 3 + float64(256-BackupPriority)/256
-				best := int(math.Round(float64(n) / factor))
+				best := int(math.Round((float64(n) - skew) / 3))
 				best = max(1, min(255, best))
 				if best != int(a) {
-					msg += fmt.Sprintf("; advert_int %d would give %s s", best, fmtSec(math.Round(float64(best)*factor*1000)/1000))
+					msg += fmt.Sprintf("; advert_int %d would give %s s", best, fmtSec(3*float64(best)+skew))
 				}
 				c.warnf(e.Pos, "%s", msg)
 			} else {
@@ -596,5 +598,5 @@ func (c *converter) syncd(g map[string]*Entry) {
 		}
 	}
 	c.cfg.Global.LVSSyncDaemon = s
-	c.notef(e.Pos, "syncdaemon = 1 -> lvs_sync_daemon %s inst %s id %d: connection state follows the VRRP master", s.Interface, s.Instance, s.ID)
+	c.warnf(e.Pos, "syncdaemon = 1 -> lvs_sync_daemon %s inst %s id %d: written for when govs syncs connection state; this version does not yet (the backup starts with no connections)", s.Interface, s.Instance, s.ID)
 }

@@ -222,7 +222,7 @@ func (c *converter) service(v *virt) {
 		if on, ok := c.boolVal(e); ok && on {
 			vs.QuiesceServer = true
 			vs.InhibitOnFailure = true
-			c.notef(e.Pos, "quiesce_server = 1 -> quiesce_server and inhibit_on_failure: a failed real server is set to weight 0 instead of removed, and a returning one does not get flooded")
+			c.notef(e.Pos, "quiesce_server = 1 -> quiesce_server and inhibit_on_failure: a failed real server is set to weight 0 instead of removed (nanny's reset of a returning server's connection counts is not done: least-connection schedulers see the old counts until those connections time out)")
 		}
 	}
 	if e := k["load_monitor"]; e != nil {
