@@ -689,7 +689,10 @@ func (b *builder) routes(n *Node) []Route {
 			case "blackhole", "unreachable", "prohibit":
 				r.Blackhole = true
 			default:
-				if i == 0 || (i == 1 && r.Blackhole) {
+				// the destination: first, after a route type, or the
+				// first address or prefix after src (keepalived's
+				// "src IP PREFIX")
+				if _, isPrefix := parsePrefixOrAddr(ws[i].Text); i == 0 || (i == 1 && r.Blackhole) || !r.To.IsValid() && isPrefix {
 					r.To, _ = b.prefixWord(ws[i], "route")
 				}
 				// Other ip-route words are kept verbatim in Words.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,5 +204,27 @@ func TestDurationRoundTrip(t *testing.T) {
 	cfg, _ := Parse("t.conf", []byte("vrrp_instance V {\n    advert_int 16.22\n}\n"), nil)
 	if got := cfg.VRRPInstances[0].AdvertInt.D(); got != 16220*time.Millisecond {
 		t.Errorf("advert_int 16.22 = %v", got)
+	}
+}
+
+// TestVirtualRouteSrcFirst: "src IP PREFIX" (keepalived's order) takes
+// the prefix as the destination, as "PREFIX src IP" and "src IP to
+// PREFIX" do.
+func TestVirtualRouteSrcFirst(t *testing.T) {
+	for _, line := range []string{
+		"src 10.0.0.1 192.0.2.0/24 via 10.0.0.254",
+		"192.0.2.0/24 src 10.0.0.1 via 10.0.0.254",
+		"src 10.0.0.1 to 192.0.2.0/24 via 10.0.0.254",
+	} {
+		src := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        " + line + "\n    }\n}\n"
+		cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+		if ds.HasErrors() {
+			t.Errorf("%q: %v", line, ds.Err())
+			continue
+		}
+		r := cfg.VRRPInstances[0].Routes[0]
+		if r.To != netip.MustParsePrefix("192.0.2.0/24") || r.Src != netip.MustParseAddr("10.0.0.1") || r.Via != netip.MustParseAddr("10.0.0.254") {
+			t.Errorf("%q: route %+v", line, r)
+		}
 	}
 }
