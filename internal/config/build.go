@@ -686,13 +686,17 @@ func (b *builder) routes(n *Node) []Route {
 				if w, ok := next(); ok {
 					r.Metric, _ = b.intWord(w, "metric", 0, 1<<31-1)
 				}
+			case "scope":
+				if w, ok := next(); ok {
+					r.Scope = w.Text
+				}
 			case "blackhole", "unreachable", "prohibit":
-				r.Blackhole = true
+				r.Type = ws[i].Text
 			default:
 				// the destination: first, after a route type, or the
 				// first address or prefix after src (keepalived's
 				// "src IP PREFIX")
-				if _, isPrefix := parsePrefixOrAddr(ws[i].Text); i == 0 || (i == 1 && r.Blackhole) || !r.To.IsValid() && isPrefix {
+				if _, isPrefix := parsePrefixOrAddr(ws[i].Text); i == 0 || (i == 1 && r.Type != "") || !r.To.IsValid() && isPrefix {
 					r.To, _ = b.prefixWord(ws[i], "route")
 				}
 				// Other ip-route words are kept verbatim in Words.

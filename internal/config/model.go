@@ -247,15 +247,16 @@ type VIPAddr struct {
 // Route is an entry of virtual_routes, kept as its ip-route words plus the
 // fields govs acts on.
 type Route struct {
-	Pos       Pos          `json:"-"`
-	To        netip.Prefix `json:"to"`
-	Src       netip.Addr   `json:"src,omitempty"`
-	Via       netip.Addr   `json:"via,omitempty"`
-	Dev       string       `json:"dev,omitempty"`
-	Table     string       `json:"table,omitempty"`
-	Metric    int          `json:"metric,omitempty"`
-	Blackhole bool         `json:"blackhole,omitempty"`
-	Words     []string     `json:"words"`
+	Pos    Pos          `json:"-"`
+	To     netip.Prefix `json:"to"`
+	Src    netip.Addr   `json:"src,omitempty"`
+	Via    netip.Addr   `json:"via,omitempty"`
+	Dev    string       `json:"dev,omitempty"`
+	Table  string       `json:"table,omitempty"`
+	Metric int          `json:"metric,omitempty"`
+	Scope  string       `json:"scope,omitempty"`
+	Type   string       `json:"type,omitempty"` // blackhole, unreachable or prohibit; "" for a unicast route
+	Words  []string     `json:"words"`
 }
 
 // Auth is the VRRPv2 authentication block.

@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -614,5 +615,25 @@ func TestFileCheckWeight(t *testing.T) {
 		if (got == nil) != (c.want == nil) || got != nil && *got != *c.want {
 			t.Errorf("%q: weight %v, want %v", c.line, fmtIntPtr(got), fmtIntPtr(c.want))
 		}
+	}
+}
+
+// TestVirtualRouteTypes: virtual_routes' route types and scope reach the
+// VRRP instance as written (unreachable and prohibit were installed as
+// blackhole, and scope was dropped).
+func TestVirtualRouteTypes(t *testing.T) {
+	src := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        unreachable 192.0.2.0/24\n        prohibit 192.0.2.128/25\n        blackhole 203.0.113.0/24\n        198.51.100.0/24 dev eth0 scope link table 7\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	var got []string
+	for _, r := range insts[0].VirtualRoutes {
+		got = append(got, fmt.Sprintf("%s %s %s %d", r.Dst, r.Type, r.Scope, r.Table))
+	}
+	want := []string{"192.0.2.0/24 unreachable  0", "192.0.2.128/25 prohibit  0", "203.0.113.0/24 blackhole  0", "198.51.100.0/24  link 7"}
+	if !slices.Equal(got, want) {
+		t.Errorf("routes %q, want %q", got, want)
 	}
 }

@@ -67,12 +67,9 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		ic.VirtualIPs = vipList(vi.VIPs)
 		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
 		for _, r := range vi.Routes {
-			vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Metric: r.Metric}
+			vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Metric: r.Metric, Scope: r.Scope, Type: r.Type}
 			if t, err := strconv.Atoi(r.Table); err == nil {
 				vr.Table = t
-			}
-			if r.Blackhole {
-				vr.Type = "blackhole"
 			}
 			ic.VirtualRoutes = append(ic.VirtualRoutes, vr)
 		}
