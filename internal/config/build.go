@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -339,8 +340,19 @@ func (b *builder) trackFile(n *Node) *TrackFile {
 				t.Reverse = len(c.Words) == 3 && c.Words[2].Text == "reverse"
 			}
 		case "init_file":
-			if b.noBlock(c) {
-				t.InitFile = true
+			if b.noBlock(c) && b.args(c, 0, 2) {
+				in := &InitFile{}
+				ok := true
+				for _, w := range c.Words[1:] {
+					if w.Text == "overwrite" {
+						in.Overwrite = true
+					} else if in.Value, ok = b.intWord(w, "init_file", math.MinInt32, math.MaxInt32); !ok {
+						break
+					}
+				}
+				if ok {
+					t.InitFile = in
+				}
 			}
 		default:
 			b.unsupported(c, n.Keyword())

@@ -191,7 +191,16 @@ type TrackFile struct {
 	File     string `json:"file"`
 	Weight   int    `json:"weight,omitempty"`
 	Reverse  bool   `json:"reverse,omitempty"`
-	InitFile bool   `json:"init_file,omitempty"`
+	// InitFile is init_file [VALUE] [overwrite]: VALUE (default 0) is
+	// written to the file at start when it does not exist, or always
+	// with overwrite. nil: no init_file.
+	InitFile *InitFile `json:"init_file,omitempty"`
+}
+
+// InitFile is a track file's init_file.
+type InitFile struct {
+	Value     int  `json:"value"`
+	Overwrite bool `json:"overwrite,omitempty"`
 }
 
 // SyncGroup is a vrrp_sync_group block.

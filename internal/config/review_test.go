@@ -228,3 +228,27 @@ func TestVirtualRouteSrcFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestInitFileWords: init_file [VALUE] [overwrite], as keepalived takes
+// it, and written back the same.
+func TestInitFileWords(t *testing.T) {
+	for line, want := range map[string]*InitFile{
+		"init_file":              {},
+		"init_file 5":            {Value: 5},
+		"init_file overwrite":    {Overwrite: true},
+		"init_file -3 overwrite": {Value: -3, Overwrite: true},
+	} {
+		src := "track_file tf {\n    file /run/tf\n    " + line + "\n}\n"
+		cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+		if ds.HasErrors() {
+			t.Errorf("%q: %v", line, ds.Err())
+			continue
+		}
+		if got := cfg.VRRPTrackFiles[0].InitFile; got == nil || *got != *want {
+			t.Errorf("%q: %+v, want %+v", line, got, want)
+		}
+	}
+	if _, ds := LoadBytes("t.conf", []byte("track_file tf {\n    file /run/tf\n    init_file x\n}\n"), nil); !ds.HasErrors() || !strings.Contains(ds.Error(), "init_file") {
+		t.Errorf("init_file x: %v", ds)
+	}
+}

@@ -593,7 +593,13 @@ func renderTrackFile(w *wr, t *TrackFile) {
 	} else {
 		w.num("weight", t.Weight)
 	}
-	w.flag("init_file", t.InitFile)
+	if in := t.InitFile; in != nil {
+		words := []string{"init_file", strconv.Itoa(in.Value)}
+		if in.Overwrite {
+			words = append(words, "overwrite")
+		}
+		w.line(words...)
+	}
 	w.close()
 }
 

@@ -178,6 +178,8 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	d.resign = make(chan struct{})
 	d.nodeDone = make(chan struct{})
 	d.cfg = cfg
+	// before the VRRP node and the checks read the files
+	initTrackFiles(cfg, true, d.log)
 	node, err := d.newNode(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: %w", err)
@@ -633,6 +635,7 @@ func (d *Director) Reload(ctx context.Context) error {
 			d.log.Warn("vrrp configuration changed: VRRP keeps running with the previous settings until govs restarts (virtual services are reloaded now)")
 		}
 	}
+	initTrackFiles(cfg, false, d.log)
 	if err := d.load(cfg); err != nil {
 		err = fmt.Errorf("reload refused, running configuration kept: %w", err)
 		d.mu.Lock()

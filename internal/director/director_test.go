@@ -637,3 +637,32 @@ func TestVirtualRouteTypes(t *testing.T) {
 		t.Errorf("routes %q, want %q", got, want)
 	}
 }
+
+// TestInitFile: init_file writes its value into a missing track file at
+// start, overwrite replaces an existing one at start only, and a reload
+// creates a missing one without touching an existing one.
+func TestInitFile(t *testing.T) {
+	dir := t.TempDir()
+	missing, kept, over := filepath.Join(dir, "missing"), filepath.Join(dir, "kept"), filepath.Join(dir, "over")
+	os.WriteFile(kept, []byte("7\n"), 0o644)
+	os.WriteFile(over, []byte("7\n"), 0o644)
+	tf := func(name, file, init string) string {
+		return "track_file " + name + " {\n    file " + file + "\n    init_file " + init + "\n}\n"
+	}
+	f := start(t, tf("a", missing, "3")+tf("b", kept, "5")+tf("c", over, "-2 overwrite")+conf(""))
+	read := func(p string) string {
+		b, _ := os.ReadFile(p)
+		return string(b)
+	}
+	if got := read(missing) + read(kept) + read(over); got != "3\n7\n-2\n" {
+		t.Errorf("files after start: %q, want missing 3, kept 7, overwritten -2", got)
+	}
+	os.WriteFile(over, []byte("9\n"), 0o644)
+	os.Remove(missing)
+	if err := f.d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(missing) + read(over); got != "3\n9\n" {
+		t.Errorf("files after a reload: %q, want the missing one created again and the operator's 9 kept", got)
+	}
+}

@@ -3,7 +3,10 @@ package director
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -444,4 +447,38 @@ func resolveFiles(cfg *config.Config, specs []*vsSpec) {
 // stay zero: the dataplane takes its defaults for them).
 func DataplaneTimeouts(t config.Timeouts) dataplane.Timeouts {
 	return dataplane.Timeouts{TCP: t.TCP.D(), TCPFin: t.TCPFin.D(), UDP: t.UDP.D()}
+}
+
+// initTrackFiles writes the init_file value of every track file that has
+// one: into a file that does not exist, and, at start (not on a reload,
+// which would undo what an operator wrote since), over an existing one
+// with overwrite. A file that cannot be written is logged; its check or
+// tracker then reads it as it finds it (a missing file as 0).
+func initTrackFiles(cfg *config.Config, start bool, log *slog.Logger) {
+	for _, t := range cfg.VRRPTrackFiles {
+		in := t.InitFile
+		if in == nil || t.File == "" {
+			continue
+		}
+		data := []byte(strconv.Itoa(in.Value) + "\n")
+		var err error
+		if in.Overwrite && start {
+			err = config.WriteFileAtomic(t.File, data)
+		} else {
+			var f *os.File
+			f, err = os.OpenFile(t.File, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			if err == nil {
+				_, err = f.Write(data)
+				err = errors.Join(err, f.Close())
+			}
+		}
+		if err != nil {
+			log.Warn("track_file init_file: cannot write the file", "track_file", t.Name, "file", t.File, "err", err)
+			continue
+		}
+		log.Info("track_file init_file written", "track_file", t.Name, "file", t.File, "value", in.Value)
+	}
 }
