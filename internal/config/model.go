@@ -186,13 +186,13 @@ type VRRPScript struct {
 // TrackFile is a vrrp_track_file block: a file whose number adjusts
 // priority.
 type TrackFile struct {
-	Pos      Pos    `json:"-"`
-	Name     string `json:"name"`
-	File     string `json:"file"`
-	Weight   int    `json:"weight,omitempty"`
-	Reverse  bool   `json:"reverse,omitempty"`
+	Pos     Pos    `json:"-"`
+	Name    string `json:"name"`
+	File    string `json:"file"`
+	Weight  int    `json:"weight,omitempty"`
+	Reverse bool   `json:"reverse,omitempty"`
 	// InitFile is init_file [VALUE] [overwrite]: VALUE (default 0) is
-	// written to the file at start when it does not exist, or always
+	// written into the file when it does not exist, and over it at start
 	// with overwrite. nil: no init_file.
 	InitFile *InitFile `json:"init_file,omitempty"`
 }
