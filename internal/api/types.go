@@ -33,7 +33,8 @@ type State struct {
 }
 
 // MaxTimeout is the largest timeout SetTimeouts takes, in seconds: the
-// bound lvs_timeouts has in the configuration.
+// bound lvs_timeouts has in the configuration (config.MaxDurationSeconds;
+// the director's tests hold the two equal).
 const MaxTimeout = 10_000_000
 
 // Check reports a Timeouts SetTimeouts cannot take: a negative value or

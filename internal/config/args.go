@@ -147,14 +147,17 @@ func (b *builder) intPtr(n *Node, min, max int, dst **int) {
 }
 
 // durWord reads seconds, possibly fractional ("0.5").
+// MaxDurationSeconds bounds every duration of the configuration.
+const MaxDurationSeconds = 10_000_000
+
 func (b *builder) durWord(w Word, what string) (Duration, bool) {
 	f, err := strconv.ParseFloat(w.Text, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		b.d.errorf(w.Pos, "%s: %q is not a number of seconds", what, w.Text)
 		return 0, false
 	}
-	if f < 0 || f > 1e7 {
-		b.d.errorf(w.Pos, "%s %s out of range 0..10000000 seconds", what, w.Text)
+	if f < 0 || f > MaxDurationSeconds {
+		b.d.errorf(w.Pos, "%s %s out of range 0..%d seconds", what, w.Text, MaxDurationSeconds)
 		return 0, false
 	}
 	return Duration(time.Duration(math.Round(f * float64(time.Second)))), true

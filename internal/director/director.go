@@ -635,7 +635,6 @@ func (d *Director) Reload(ctx context.Context) error {
 			d.log.Warn("vrrp configuration changed: VRRP keeps running with the previous settings until govs restarts (virtual services are reloaded now)")
 		}
 	}
-	initTrackFiles(cfg, false, d.log)
 	if err := d.load(cfg); err != nil {
 		err = fmt.Errorf("reload refused, running configuration kept: %w", err)
 		d.mu.Lock()
@@ -646,6 +645,8 @@ func (d *Director) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	d.reloadErr = ""
 	d.mu.Unlock()
+	// after the load: a refused reload writes no file
+	initTrackFiles(cfg, false, d.log)
 	if d.notifySig != notifySignature(cfg) {
 		d.log.Warn("enable_script_security, script_user or the smtp settings changed: they take effect when govs restarts")
 	}

@@ -666,3 +666,10 @@ func TestInitFile(t *testing.T) {
 		t.Errorf("files after a reload: %q, want the missing one created again and the operator's 9 kept", got)
 	}
 }
+
+// TestTimeoutBounds: run-time timeouts take the bound the file's have.
+func TestTimeoutBounds(t *testing.T) {
+	if api.MaxTimeout != config.MaxDurationSeconds {
+		t.Errorf("api.MaxTimeout %d, config.MaxDurationSeconds %d: a timeout the file takes must be settable at run time and back", api.MaxTimeout, config.MaxDurationSeconds)
+	}
+}
