@@ -1075,3 +1075,96 @@ func TestSweepCPUsLoaded(t *testing.T) {
 		t.Errorf("sweep_cpus %d, want %d (online %q, possible %d)", got, want, strings.TrimSpace(string(b)), x.d.ncpu)
 	}
 }
+
+// TestFlowCacheNATReplyReused: a client that reuses its port toward
+// another virtual service with the same real server and port makes the
+// same reply key (real server and port → client and port) as before.
+// The new connection replaces nat_tbl's entry and frees the key's reply
+// copies on every CPU (nat_store), with or without the sweep flag, so
+// its replies leave from the new virtual address on CPU 0 and CPU 1,
+// where the first connection's replies had left copies. Reused toward
+// the same virtual service, the entry is kept (no LRU insert) and the
+// copies still serve. TCP (closed, then a new SYN) and UDP.
+func TestFlowCacheNATReplyReused(t *testing.T) {
+	real4 := netip.MustParseAddrPort("10.0.0.1:8080")
+	real6 := netip.MustParseAddrPort("[fd00::1]:8080")
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		for _, proto := range []uint8{6, 17} {
+			for _, on := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/proto=%d/sweep=%v", fam, proto, on), func(t *testing.T) {
+					testNATReplyReused(t, fam == "ipv6", proto, on, real4, real6)
+				})
+			}
+		}
+	}
+}
+
+func testNATReplyReused(t *testing.T, v6 bool, proto uint8, sweep bool, real4, real6 netip.AddrPort) {
+	x := newTDP(t, Options{})
+	x.needCPU1()
+	inRoutedNS(t)
+	x.d.sweep = sweep
+	if err := x.d.writeSettings(); err != nil {
+		t.Fatal(err)
+	}
+	rs, vipA, vipB := real4, vip4, netip.MustParseAddr("192.0.2.11")
+	cl := netip.AddrPortFrom(client(1), 40000)
+	if v6 {
+		rs, vipA, vipB = real6, vip6, netip.MustParseAddr("2001:db8::11")
+		cl = netip.AddrPortFrom(client6(1), 40000)
+	}
+	p := dataplane.TCP
+	if proto == 17 {
+		p = dataplane.UDP
+	}
+	x.apply(svc(p, vipA, 80, "rr", rsv(rs, 1, dataplane.NAT)), svc(p, vipB, 80, "rr", rsv(rs, 1, dataplane.NAT)))
+	flags := func(f uint8) uint8 {
+		if proto == 17 {
+			return 0
+		}
+		return f
+	}
+	// send sends the client's packet to vip with flags f
+	send := func(vip netip.Addr, f uint8) {
+		t.Helper()
+		x.expect(pkt{src: cl, dst: netip.AddrPortFrom(vip, 80), proto: proto, flags: flags(f)}.frame(), xdpTX, "tx_nat")
+	}
+	// from sends a reply on cpu and says which virtual address it
+	// left from, and whether it missed the flow cache
+	from := func(cpu int) (netip.Addr, bool) {
+		t.Helper()
+		x.onCPU(cpu)
+		defer x.onCPU(0)
+		m0 := x.events()["fc_miss"]
+		out := x.expect(pkt{src: rs, dst: cl, proto: proto, flags: flags(tcpACK), payload: []byte("ab")}.frame(),
+			xdpRedirect, "redirect_nat_reply")
+		src, dst := fwdAddrs(out)
+		if dst != cl || src.Port() != 80 {
+			t.Fatalf("reply %s -> %s, want from port 80 to %s", src, dst, cl)
+		}
+		return src.Addr(), x.events()["fc_miss"] != m0
+	}
+	// replies checks a reply on each CPU: from vip, and missed or not
+	replies := func(what string, vip netip.Addr, miss bool) {
+		t.Helper()
+		for cpu := range 2 {
+			got, missed := from(cpu)
+			if got != vip || missed != miss {
+				t.Errorf("%s: a reply on CPU %d left from %s (flow-cache miss %v), want %s (miss %v)",
+					what, cpu, got, missed, vip, miss)
+			}
+		}
+	}
+
+	send(vipA, tcpSYN)
+	replies("the first connection's first replies", vipA, true)
+	replies("its next ones", vipA, false)
+	if proto == 6 { // closed, and the port used again at once
+		send(vipA, tcpFIN|tcpACK)
+		send(vipA, tcpSYN)
+		replies("a new connection to the same virtual service", vipA, false)
+	}
+	send(vipB, tcpSYN)
+	replies("the port reused toward another virtual service", vipB, true)
+	replies("its next ones", vipB, false)
+}

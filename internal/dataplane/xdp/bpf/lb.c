@@ -667,17 +667,27 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
 	}
 }
 
-/* fc6_fold folds key words 3 and 4 (the destination address) into
- * one, for fc_sweep6's fifth argument: a flow whose other words match
- * and whose fold collides loses its copy too, which costs it a miss. */
-static __always_inline __u64 fc6_fold(__u64 k3, __u64 k4)
+/* fc6_fold folds two key words into one. fc_sweep6 takes a flow's five
+ * words as two folds (fc6_folds): as many arguments as fc_sweep4, whose
+ * registers then hold them across its lookups, with no stack frame of
+ * its own (one counts against the program's 512 bytes with the
+ * caller's). A flow of the same set whose folds collide loses its copy
+ * too, which costs it a miss. */
+static __always_inline __u64 fc6_fold(__u64 x, __u64 y)
 {
-	return k3 ^ k4 * 0x9e3779b97f4a7c15ull;
+	return x ^ y * 0x9e3779b97f4a7c15ull;
 }
 
-/* fc_sweep6 is fc_sweep4 for flow_cache6 (key words k0-k2, and the
- * last two folded by fc6_fold). */
-__attribute__((noinline)) int fc_sweep6(__u32 set, __u64 k0, __u64 k1, __u64 k2, __u64 k34)
+/* fc6_folds gives key words w's two folds: ports, protocol and the
+ * source address's high word; the rest of the addresses. */
+static __always_inline void fc6_folds(__u64 w0, __u64 w1, __u64 w2, __u64 w3, __u64 w4, __u64 *a, __u64 *b)
+{
+	*a = fc6_fold(w0, w1);
+	*b = fc6_fold(fc6_fold(w2, w3), w4);
+}
+
+/* fc_sweep6 is fc_sweep4 for flow_cache6 (a flow's folds a and b). */
+__attribute__((noinline)) int fc_sweep6(__u32 set, __u64 a, __u64 b)
 {
 	if (set >= FC6_SLOTS)
 		return 0;
@@ -690,30 +700,38 @@ __attribute__((noinline)) int fc_sweep6(__u32 set, __u64 k0, __u64 k1, __u64 k2,
 			struct fc_entry6 *w = bpf_map_lookup_elem(&flow_cache6, &i);
 			if (!w)
 				return 0;
-			__u64 e[5];
+			__u64 e[5], ea, eb;
 			__builtin_memcpy(e, &w->key, sizeof(e));
-			if (e[0] == k0 && e[1] == k1 && e[2] == k2 && fc6_fold(e[3], e[4]) == k34)
+			fc6_folds(e[0], e[1], e[2], e[3], e[4], &ea, &eb);
+			if (ea == a && eb == b)
 				fc_release(&w->until);
 		}
 	}
 	return 0;
 }
 
-/* sweep runs fc_sweep4 or fc_sweep6 for flow fk when the settings ask
- * for it (CFG_F_FC_SWEEP): fck are its IPv4 key words, set6 its IPv6
- * set on this CPU (handle_flow has them). */
-static __always_inline void sweep(const struct config *gc, __u8 fam, const __u64 *fck, __u32 set6,
-				  const struct flow_key *fk)
+/* sweep_key frees flow k's copies on every CPU (fc_sweep4, fc_sweep6). */
+static __always_inline void sweep_key(__u8 fam, const struct flow_key *k)
 {
-	if (!gc || !(gc->flags & CFG_F_FC_SWEEP))
-		return;
 	if (fam == FAM_V4) {
-		fc_sweep4(fc_set(fck) - cpu_slot(FC_SLOTS, 0), fck[0], fck[1]);
+		__u64 w[2];
+		key4_words(k, w);
+		fc_sweep4(fc_set(w) - cpu_slot(FC_SLOTS, 0), w[0], w[1]);
 	} else {
-		__u64 k[5];
-		key6_words(fk, k);
-		fc_sweep6(set6 - cpu_slot(FC6_SLOTS, 0), k[0], k[1], k[2], fc6_fold(k[3], k[4]));
+		__u64 w[5];
+		key6_words(k, w);
+		__u64 a, b;
+		fc6_folds(w[0], w[1], w[2], w[3], w[4], &a, &b);
+		fc_sweep6(fc6_set(w) - cpu_slot(FC6_SLOTS, 0), a, b);
 	}
+}
+
+/* sweep runs sweep_key for flow fk when the settings ask for it
+ * (CFG_F_FC_SWEEP). */
+static __always_inline void sweep(const struct config *gc, __u8 fam, const struct flow_key *fk)
+{
+	if (gc && (gc->flags & CFG_F_FC_SWEEP))
+		sweep_key(fam, fk);
 }
 
 /* fc_reply sends a NAT reply from its copy in the flow cache (n, and
@@ -822,6 +840,38 @@ static __always_inline void reply_refresh(__u8 fam, const struct flow_key *fk, c
 }
 
 #include "snat.h"
+
+/* nat_same says whether NAT entry a translates replies as b does: the
+ * same virtual address and port, service and real server. */
+static __always_inline int nat_same(const struct nat_rev *a, const struct nat_rev *b)
+{
+	return a->vport == b->vport && a->real == b->real && a->gen == b->gen && !a->snat && same16(a->vaddr, b->vaddr);
+}
+
+/* nat_store writes reply key rk's entry nv for a new NAT connection. An
+ * entry already there that translates the same (a client reusing its
+ * port toward the same virtual service and real server) is kept: no
+ * LRU insert. One that translates otherwise (the port reused toward
+ * another virtual service with the same real server and port, which
+ * makes the same reply key) is replaced, and then the key's reply
+ * copies go from every CPU's flow cache: they would send the new
+ * connection's replies from the old virtual address for up to their
+ * window. After the update, so a copy made from then on reads the new
+ * entry; on every CPU whatever CFG_F_FC_SWEEP says, because with a
+ * NIC's RSS the replies of a key stay on one CPU, but not this
+ * packet's. */
+static __always_inline void nat_store(__u8 fam, const struct flow_key *rk, const struct nat_rev *nv)
+{
+	struct nat_rev *old = bpf_map_lookup_elem(&nat_tbl, rk);
+	if (!old) {
+		bpf_map_update_elem(&nat_tbl, rk, nv, BPF_ANY);
+		return;
+	}
+	if (nat_same(old, nv))
+		return;
+	sweep_key(fam, rk);
+	bpf_map_update_elem(&nat_tbl, rk, nv, BPF_ANY);
+}
 
 /* handle_flow is the TCP/UDP path: service, connection, schedule, send. */
 static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, __u8 tcpflags,
@@ -957,7 +1007,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 		 * old one's copies on other CPUs go (fc_sweep4) */
 		if (r && is_tcp && syn && !ack && (c->state == ST_FIN_WAIT || c->state == ST_CLOSE)) {
 			r = NULL;
-			sweep(gc, fam, fck, set6, fk);
+			sweep(gc, fam, fk);
 		}
 		if (r) {
 			if (is_tcp ? c->state == ST_ESTABLISHED && !(tcpflags & 0x07) : c->state == ST_UDP)
@@ -979,7 +1029,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 				 * CPUs go, after the state a CPU that fills
 				 * one reads (fc_sweep4) */
 				if (fin || rst)
-					sweep(gc, fam, fck, set6, fk);
+					sweep(gc, fam, fk);
 			}
 			if (c->last_ns != now)
 				c->last_ns = now;
@@ -1041,7 +1091,7 @@ static __always_inline int handle_flow(struct xdp_md *ctx, struct flow_key *fk, 
 					      .dport = fk->sport};
 			__builtin_memcpy(rk.saddr, r->addr, 16);
 			__builtin_memcpy(rk.daddr, fk->saddr, 16);
-			bpf_map_update_elem(&nat_tbl, &rk, &nv, BPF_ANY);
+			nat_store(fam, &rk, &nv);
 		}
 	}
 	if (!(fk->proto == IPPROTO_UDP && (cfg->flags & SVC_F_ONEPACKET))) {
