@@ -1129,14 +1129,15 @@ func testNATReplyReused(t *testing.T, v6 bool, proto uint8, sweep bool, real4, r
 		t.Helper()
 		x.expect(pkt{src: cl, dst: netip.AddrPortFrom(vip, 80), proto: proto, flags: flags(f)}.frame(), xdpTX, "tx_nat")
 	}
-	// from sends a reply on cpu and says which virtual address it
-	// left from, and whether it missed the flow cache
-	from := func(cpu int) (netip.Addr, bool) {
+	// fromFlags sends a reply with flags f on cpu and says which
+	// virtual address it left from, and whether it missed the flow
+	// cache; from sends one with data
+	fromFlags := func(cpu int, f uint8, payload string) (netip.Addr, bool) {
 		t.Helper()
 		x.onCPU(cpu)
 		defer x.onCPU(0)
 		m0 := x.events()["fc_miss"]
-		out := x.expect(pkt{src: rs, dst: cl, proto: proto, flags: flags(tcpACK), payload: []byte("ab")}.frame(),
+		out := x.expect(pkt{src: rs, dst: cl, proto: proto, flags: flags(f), payload: []byte(payload)}.frame(),
 			xdpRedirect, "redirect_nat_reply")
 		src, dst := fwdAddrs(out)
 		if dst != cl || src.Port() != 80 {
@@ -1144,6 +1145,7 @@ func testNATReplyReused(t *testing.T, v6 bool, proto uint8, sweep bool, real4, r
 		}
 		return src.Addr(), x.events()["fc_miss"] != m0
 	}
+	from := func(cpu int) (netip.Addr, bool) { return fromFlags(cpu, tcpACK, "ab") }
 	// replies checks a reply on each CPU: from vip, and missed or not
 	replies := func(what string, vip netip.Addr, miss bool) {
 		t.Helper()
@@ -1165,6 +1167,76 @@ func testNATReplyReused(t *testing.T, v6 bool, proto uint8, sweep bool, real4, r
 		replies("a new connection to the same virtual service", vipA, false)
 	}
 	send(vipB, tcpSYN)
-	replies("the port reused toward another virtual service", vipB, true)
+	// TCP: the server's SYN-ACK, on CPU 0
+	if got, missed := fromFlags(0, tcpSYN|tcpACK, ""); got != vipB || !missed {
+		t.Errorf("the port reused toward another virtual service: its first reply (a SYN-ACK for TCP) left from %s "+
+			"(flow-cache miss %v), want %s by the table path", got, missed, vipB)
+	}
+	if got, missed := from(1); got != vipB || !missed {
+		t.Errorf("the port reused toward another virtual service: a reply on CPU 1 left from %s (flow-cache miss %v), "+
+			"want %s by the table path", got, missed, vipB)
+	}
 	replies("its next ones", vipB, false)
+
+	// The first connection expires: the walk deletes it, but not the
+	// reply entry, which is the second connection's now.
+	x.ageConns(v6, netip.AddrPortFrom(vipA, 80))
+	x.d.mu.Lock()
+	x.d.walk.done = false
+	err := x.d.syncLocked()
+	x.d.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(x.conns()); n != 1 {
+		t.Fatalf("after the walk %d connections, want 1 (the one to %s)", n, vipB)
+	}
+	x.dropFlowCache()
+	replies("after the first connection expired", vipB, true)
+}
+
+// ageConns makes the connections to dst in conn4_tbl (IPv6: conn_tbl)
+// older than any timeout.
+func (x *tdp) ageConns(v6 bool, dst netip.AddrPort) {
+	x.t.Helper()
+	port := bits.ReverseBytes16(dst.Port())
+	var aged int
+	if v6 {
+		aged = ageIn(x.t, x.d.objs.ConnTbl, func(k *lbFlowKey) bool {
+			return netip.AddrFrom16(k.Daddr) == dst.Addr() && k.Dport == port
+		})
+	} else {
+		aged = ageIn(x.t, x.d.objs.Conn4Tbl, func(k *lbFlowKey4) bool {
+			return netip.AddrFrom4(k.Daddr) == dst.Addr() && k.Dport == port
+		})
+	}
+	if aged != 1 {
+		x.t.Fatalf("aged %d connections to %s, want 1", aged, dst)
+	}
+}
+
+// ageIn sets the last-use time of m's connections whose key matches to 1
+// ns and says how many there were.
+func ageIn[K any](t testing.TB, m *ebpf.Map, match func(*K) bool) int {
+	t.Helper()
+	var keys []K
+	var vals []lbConn
+	var k K
+	var c lbConn
+	it := m.Iterate()
+	for it.Next(&k, &c) {
+		if match(&k) {
+			keys, vals = append(keys, k), append(vals, c)
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		vals[i].LastNs = 1
+		if err := m.Put(&keys[i], &vals[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return len(keys)
 }

@@ -322,7 +322,8 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	due, refresh := uint64(math.MaxUint64), uint64(math.MaxUint64)
 	counts := make(map[uint32]realCount)
 	live := make(map[lbPersistKey]bool)
-	var dead, deadNAT []lbFlowKey
+	var dead []lbFlowKey
+	var deadNAT []natOwner
 	// The dead entries of each batch are deleted right after it is read:
 	// deleted at the end of a walk of a large table (a quarter of a
 	// second per million entries), a connection made again in between
@@ -332,7 +333,7 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 		if err := d.deleteConns(dead); err != nil {
 			return fmt.Errorf("expire connections: %w", err)
 		}
-		if err := batchDelete(d.objs.NatTbl, deadNAT); err != nil {
+		if err := d.deleteOwnedNAT(deadNAT); err != nil {
 			return fmt.Errorf("expire nat entries: %w", err)
 		}
 		dead, deadNAT = dead[:0], deadNAT[:0]
@@ -347,7 +348,8 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 			// once its connection is dead (snat.h): deleting it here could
 			// delete it after it was given to a new connection.
 			if r != nil && r.spec.Method == dataplane.NAT && v.Snat == 0 {
-				deadNAT = append(deadNAT, natKey(k, v, r))
+				deadNAT = append(deadNAT, natOwner{key: natKey(k, v, r), vaddr: k.Daddr, vport: k.Dport,
+					svc: v.Svc, real: v.Real, gen: v.Gen})
 			}
 			return
 		}
@@ -405,6 +407,41 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	d.walk.done, d.walk.made, d.walk.changed, d.walk.due, d.walk.refresh = true, made, changed, due, refresh
 	d.walk.walks++
 	return counts, nil
+}
+
+// natOwner is the reply entry a dead NAT connection made: its key, and
+// what the entry holds while it is still that connection's.
+type natOwner struct {
+	key            lbFlowKey
+	vaddr          [16]byte
+	vport          uint16
+	svc, real, gen uint32
+}
+
+// deleteOwnedNAT deletes the reply entries of dead NAT connections that
+// still translate for them. A client that reused its port toward another
+// virtual service with the same real server and port made the same reply
+// key, and the program gave the entry to the new connection (nat_store):
+// deleting it with the old one would leave the new one's replies
+// untranslated. One lookup per entry; a connection made on that key
+// between the lookup and the delete still loses its entry (a window of
+// one system call).
+func (d *Dataplane) deleteOwnedNAT(dead []natOwner) error {
+	var keys []lbFlowKey
+	var v lbNatRev
+	for i := range dead {
+		o := &dead[i]
+		if err := d.objs.NatTbl.Lookup(&o.key, &v); err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return err
+		}
+		if v.Snat == 0 && v.Vaddr == o.vaddr && v.Vport == o.vport && v.Svc == o.svc && v.Real == o.real && v.Gen == o.gen {
+			keys = append(keys, o.key)
+		}
+	}
+	return batchDelete(d.objs.NatTbl, keys)
 }
 
 // natKey is the reply-direction key of a NAT or SNAT connection.

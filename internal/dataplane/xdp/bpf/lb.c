@@ -683,7 +683,7 @@ static __always_inline __u64 fc6_fold(__u64 x, __u64 y)
 static __always_inline void fc6_folds(__u64 w0, __u64 w1, __u64 w2, __u64 w3, __u64 w4, __u64 *a, __u64 *b)
 {
 	*a = fc6_fold(w0, w1);
-	*b = fc6_fold(fc6_fold(w2, w3), w4);
+	*b = fc6_fold(w2, w3) ^ w4 * 0xc2b2ae3d27d4eb4full; /* not fc6_fold: w3 and w4 swapped would fold alike */
 }
 
 /* fc_sweep6 is fc_sweep4 for flow_cache6 (a flow's folds a and b). */
@@ -759,11 +759,9 @@ static __always_inline int fc_reply(struct xdp_md *ctx, const struct flow_key *f
  * the flow cache (IPv4: the set of w0 and w1, key words k; IPv6: set
  * set6 of flow_cache6). The copy serves for FC_WINDOW_NS (a quarter of
  * the UDP or TCP CLOSE timeout when that is shorter): a route or
- * neighbour change, or nat_tbl's entry replaced (an SNAT binding taken
- * over once its connection expired or left the table, a NAT entry
- * overwritten by the same client address and port reaching the same
- * real server through another virtual service), reaches the flow's
- * replies up to that much later; FC_BRIEF_NS when brief (fc_brief). */
+ * neighbour change reaches the flow's replies up to that much later
+ * (nat_tbl's entry replaced does not: nat_store and snat_bind free the
+ * key's copies); FC_BRIEF_NS when brief (fc_brief). */
 static __always_inline int nat_reply_fill(struct xdp_md *ctx, struct flow_key *fk, const struct nat_rev *nr,
 					  const struct pktinfo *pi, struct fc_entry *w0, struct fc_entry *w1,
 					  const __u64 *k, __u32 set6, const struct config *gc, __u64 j, int brief)
@@ -845,7 +843,8 @@ static __always_inline void reply_refresh(__u8 fam, const struct flow_key *fk, c
  * same virtual address and port, service and real server. */
 static __always_inline int nat_same(const struct nat_rev *a, const struct nat_rev *b)
 {
-	return a->vport == b->vport && a->real == b->real && a->gen == b->gen && !a->snat && same16(a->vaddr, b->vaddr);
+	return a->vport == b->vport && a->svc == b->svc && a->real == b->real && a->gen == b->gen && !a->snat &&
+	       same16(a->vaddr, b->vaddr);
 }
 
 /* nat_store writes reply key rk's entry nv for a new NAT connection. An
@@ -869,8 +868,8 @@ static __always_inline void nat_store(__u8 fam, const struct flow_key *rk, const
 	}
 	if (nat_same(old, nv))
 		return;
-	sweep_key(fam, rk);
 	bpf_map_update_elem(&nat_tbl, rk, nv, BPF_ANY);
+	sweep_key(fam, rk);
 }
 
 /* handle_flow is the TCP/UDP path: service, connection, schedule, send. */

@@ -55,7 +55,8 @@ static __always_inline int snat_stale(const struct config *gc, const struct nat_
  * LRU update allocates (and, when full, evicts another entry) before it
  * finds the key taken — or when snat_stale says its holder is dead, in
  * which case it is taken over with a compare-and-swap of the claim time,
- * so two CPUs never both win it. */
+ * so two CPUs never both win it, and the binding's reply copies are freed
+ * on every CPU. */
 static __always_inline int snat_bind(const struct config *gc, const struct svc_cfg *cfg, __u32 svc,
 				     const struct real *r, __u8 fam, const struct flow_key *fk, __u64 now, struct conn *nc,
 				     struct nat_rev *nv)
@@ -111,6 +112,11 @@ static __always_inline int snat_bind(const struct config *gc, const struct svc_c
 		cur->real = nv->real;
 		cur->gen = nv->gen;
 		cur->snat = 1;
+		/* the old holder's reply copies would send the new one's
+		 * replies to the old client for up to their window: its
+		 * connection can have left a full table while its replies
+		 * still came */
+		sweep_key(fam, &rk);
 		bound = 1;
 		break;
 	}
