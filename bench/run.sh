@@ -339,7 +339,8 @@ main() {
 	OUT=${OUT:-$BENCH_DIR/results/$date.md}
 	mkdir -p "$(dirname "$OUT")"
 	{
-		printf 'command\t%sbench/run.sh %s\n' "${GOVS_BENCH_TABLE:+GOVS_BENCH_TABLE=$GOVS_BENCH_TABLE }" "$ARGS"
+		printf 'command\t%s%s%sbench/run.sh %s\n' "${GOVS_BENCH_TABLE:+GOVS_BENCH_TABLE=$GOVS_BENCH_TABLE }" \
+			"${BENCH_RPS:+BENCH_RPS=$BENCH_RPS }" "${BENCH_TCPSTAT:+BENCH_TCPSTAT=$BENCH_TCPSTAT }" "$ARGS"
 		printf 'date\t%s (%d s)\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$((end - start))"
 		printf 'kernel\t%s, %s CPUs, load average (1/5/15 min) at start %s, at end %s\n' "$(uname -r)" "$(nproc)" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
 		printf 'versions\t%s; %s; %s; %s\n' "$(haproxy -v | head -n1 | cut -d' ' -f1-3)" "$(nft --version)" \
@@ -354,6 +355,9 @@ main() {
 			printf 'napi\toff (--napi off): no director-only CPU figures\n'
 		fi
 		printf 'xdp\tthe director'"'"'s XDP peers attach in %s mode (--xdp-mode)\n' "$XDP_MODE"
+		if [[ ${BENCH_RPS:-0} == 1 ]]; then
+			printf 'rps\tBENCH_RPS=1: receive packet steering to every CPU on every veth end (a diagnostic: it changes the lab, and every peer'"'"'s rates)\n'
+		fi
 		printf 'snat\tgovs-xdp-snat and nft-snat translate sources to the same pool, %s-%s (16 addresses on bn-dir/bnd0)\n' "198.18.1.200" "198.18.1.215"
 		printf 'cost\tfixed %s UDP pkt/s (udpload, 64 flows) and %s new conn/s (connload). Path CPU = user+system time of every process in the bn- namespaces + ksoftirqd + the threaded-NAPI threads of the testbed'"'"'s veths; director-only CPU (dir_cpu_*) = processes in bn-dir + the NAPI threads of bn-dir'"'"'s veths; xdp_prog_ns = run time per run of the XDP programs on bn-dir'"'"'s veths (kernel.bpf_stats_enabled, in a separate window at the same rate; udp_prog_ns the same in a second window of the udp load, with govs'"'"'s flow-cache miss rate udp_fc_miss_pct); dir_own_pkt_ns = the forwarding logic alone (nftables hooks or XDP program, their transmit left out) by perf samples of the director'"'"'s NAPI threads, plus its processes, in a third window at the same rate, three times as long\n' "$FIXED_PPS" "$FIXED_CPS"
 		for s in "${SKIPPED[@]}"; do
@@ -370,7 +374,7 @@ main() {
 	# Only a full run does: every peer, every load, the default report path
 	# and UDP timeout.
 	local doc=$REPO_DIR/docs/BENCHMARKS.md
-	if ((!QUICK && FULL_RUN && UDP_TIMEOUT == 5)) && [[ -f $doc ]] && grep -q '<!-- bench:begin -->' "$doc"; then
+	if ((!QUICK && FULL_RUN && UDP_TIMEOUT == 5)) && [[ ${BENCH_RPS:-0} != 1 && -f $doc ]] && grep -q '<!-- bench:begin -->' "$doc"; then
 		awk -v report="$OUT" -v rel="${OUT#"$REPO_DIR"/}" '
 			/<!-- bench:begin -->/ { print; print ""; print "Latest full run, written by `bench/run.sh` (report: [" rel "](../" rel ")):"; print "";
 				while ((getline line < report) > 0) { if (line ~ /^# /) continue; sub(/^## /, "### ", line); print line }

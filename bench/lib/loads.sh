@@ -302,6 +302,38 @@ tcp_retrans() {
 	echo
 }
 
+# tcp_stats prints, with BENCH_TCPSTAT=1, every TCP counter of every
+# namespace of the testbed as NS:NAME=VALUE words (/proc/net/snmp's Tcp
+# and /proc/net/netstat's TcpExt lines); nothing otherwise.
+# tcp_stats_show S0 S1 prints those of S1 - S0 that name a loss, a
+# retransmission, a drop or a reset, per namespace, to see where a
+# load's retransmissions came from (out-of-order queueing and SACK
+# counters among them: reordering shows there).
+tcp_stats() {
+	[[ ${BENCH_TCPSTAT:-0} == 1 ]] || return 0
+	local ns
+	for ns in "${TB_NAMESPACES[@]}"; do
+		nsx "$ns" awk -v ns="$ns" '$1 == "Tcp:" || $1 == "TcpExt:" {
+			if (!(($1) in hdr)) { hdr[$1] = 1; for (i = 2; i <= NF; i++) name[$1, i] = $i; next }
+			for (i = 2; i <= NF; i++) printf "%s:%s=%s ", ns, name[$1, i], $i
+		}' /proc/net/snmp /proc/net/netstat
+	done
+	echo
+}
+
+tcp_stats_show() {
+	[[ -n $1 && -n $2 ]] || return 0
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		k = split(a, x, " "); for (i = 1; i <= k; i++) { split(x[i], f, "="); v0[f[1]] = f[2] }
+		k = split(b, y, " ")
+		for (i = 1; i <= k; i++) {
+			split(y[i], f, "="); d = f[2] - v0[f[1]]
+			if (d > 0 && f[1] ~ /Retrans|Lost|Loss|TLP|PAWS|TimeWait|Beyond|Drop|Abort|Reset|RST|Rst|Timeout|Challenge|Overflow|Fail|Prune|Collapse|Spurious|SACK|Reorder|OFO/)
+				printf "    (tcp %s %d)\n", f[1], d
+		}
+	}'
+}
+
 # retrans_record METRIC R0 R1 CONNS records the segments retransmitted
 # between tcp_retrans's counts R0 and R1, in all namespaces, per 1,000
 # connections completed, and prints the namespaces that retransmitted:
@@ -326,14 +358,17 @@ retrans_record() {
 
 # load_conn: new connections per second, each carrying one tiny request.
 load_conn() {
-	local out f0 f1 r0 r1
+	local out f0 f1 r0 r1 s0 s1
 	clean_sockets
 	f0=$(fc_counts)
 	r0=$(tcp_retrans)
+	s0=$(tcp_stats)
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) wrk -t1 -c64 -d"${DUR}s" -H 'Connection: close' "http://$TGT/" 2>&1)
 	r1=$(tcp_retrans)
 	f1=$(fc_counts)
+	s1=$(tcp_stats)
 	wrk_problems "$out"
+	tcp_stats_show "$s0" "$s1"
 	record conn_s "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")"
 	fc_miss_record conn_fc_miss_pct "$f0" "$f1"
 	retrans_record conn_retrans_pm "$r0" "$r1" "$(awk '/ requests in / {print $1}' <<<"$out")"
@@ -344,14 +379,17 @@ load_conn() {
 # a lighter client than wrk, so the director's share of the 2 CPUs shows
 # more. Errors are printed.
 load_conn_raw() {
-	local out r0 r1
+	local out r0 r1 s0 s1
 	clean_sockets
 	r0=$(tcp_retrans)
+	s0=$(tcp_stats)
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) "$WORK/connload" -addr "$TGT:80" -workers 64 -d "${DUR}s" 2>&1) || {
 		echo "    (connload: $out)"
 		return 0
 	}
 	r1=$(tcp_retrans)
+	s1=$(tcp_stats)
+	tcp_stats_show "$s0" "$s1"
 	(($(jq -r .errors <<<"$out") > 0)) && echo "    (connload: $(jq -r '"\(.errors) errors, first: \(.first_error)"' <<<"$out"))"
 	record conn_raw_s "$(jq -r '.rate | floor' <<<"$out")"
 	retrans_record conn_raw_retrans_pm "$r0" "$r1" "$(jq -r .ok <<<"$out")"

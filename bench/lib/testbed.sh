@@ -122,6 +122,7 @@ tb_build() {
 	done
 	nsx "$NS_CL" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
 	tb_offloads
+	tb_rps
 	tb_xdp_pass
 	tb_napi
 	for ((i = 1; i <= SERVERS; i++)); do
@@ -205,6 +206,33 @@ tb_offloads() {
 		# gets 64 KB segments.
 		nsx "$ns" ethtool -K "$dev" tx off tso off gso off gro off >/dev/null 2>&1 ||
 			die "ethtool -K $dev failed in $ns"
+	done
+}
+
+# rps_mask N prints the rps_cpus mask of CPUs 0 to N-1: 32-bit hex
+# groups, the highest first, separated by commas.
+rps_mask() {
+	local n=$1 out="" g bits
+	while ((n > 0)); do
+		bits=$((n > 32 ? 32 : n))
+		g=$(printf '%x' $(((1 << bits) - 1)))
+		out=$g${out:+,$out}
+		n=$((n - 32))
+	done
+	echo "$out"
+}
+
+# tb_rps (BENCH_RPS=1, a diagnostic; docs/benchmarks/harness.md): receive
+# packet steering to every CPU on every veth end, so a flow's backlog
+# processing stays on one CPU, as a NIC's RSS would keep it.
+tb_rps() {
+	local v ns dev mask
+	[[ ${BENCH_RPS:-0} == 1 ]] || return 0
+	mask=$(rps_mask "$(nproc)")
+	for v in "${TB_VETHS[@]}"; do
+		ns=${v%%/*}
+		dev=${v#*/}
+		nsx "$ns" sh -c "echo $mask > /sys/class/net/$dev/queues/rx-0/rps_cpus" || die "rps_cpus on $dev in $ns"
 	done
 }
 
