@@ -1162,8 +1162,13 @@ func testNATReplyReused(t *testing.T, v6 bool, proto uint8, sweep bool, real4, r
 	replies("the first connection's first replies", vipA, true)
 	replies("its next ones", vipA, false)
 	if proto == 6 { // closed, and the port used again at once
+		claims := x.natClaims()
 		send(vipA, tcpFIN|tcpACK)
+		time.Sleep(20 * time.Millisecond) // a jiffy or more: a rewritten entry would show a later claim
 		send(vipA, tcpSYN)
+		if again := x.natClaims(); !slices.Equal(again, claims) {
+			t.Errorf("a new connection to the same virtual service: nat_tbl's claims %v, then %v; want the entry kept", claims, again)
+		}
 		replies("a new connection to the same virtual service", vipA, false)
 	}
 	send(vipB, tcpSYN)
@@ -1193,6 +1198,23 @@ func testNATReplyReused(t *testing.T, v6 bool, proto uint8, sweep bool, real4, r
 	}
 	x.dropFlowCache()
 	replies("after the first connection expired", vipB, true)
+}
+
+// natClaims returns the claim times of nat_tbl's entries, sorted.
+func (x *tdp) natClaims() []uint64 {
+	x.t.Helper()
+	var out []uint64
+	var k lbFlowKey
+	var v lbNatRev
+	it := x.d.objs.NatTbl.Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, v.Ns)
+	}
+	if err := it.Err(); err != nil {
+		x.t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ageConns makes the connections to dst in conn4_tbl (IPv6: conn_tbl)
@@ -1239,4 +1261,65 @@ func ageIn[K any](t testing.TB, m *ebpf.Map, match func(*K) bool) int {
 		}
 	}
 	return len(keys)
+}
+
+// TestFlowCacheSNATTakeover: an SNAT binding whose connection left the
+// table while its replies still came (evicted from a full table: here
+// deleted, with the binding's claim made old) is taken over by a new
+// connection, and the binding's reply copies go with it: the next reply
+// to the binding reaches the new client, not the old one from a copy.
+func TestFlowCacheSNATTakeover(t *testing.T) {
+	x := newTDP(t, Options{})
+	inRoutedNS(t)
+	rs := netip.MustParseAddrPort("10.0.0.1:53")
+	p := &dataplane.SourcePool{Name: "one", Addresses: ips("10.9.0.1"), PortMin: 40000, PortMax: 40000}
+	x.apply(snatSvc(dataplane.UDP, vip4, 53, p, rs))
+	vip := netip.AddrPortFrom(vip4, 53)
+	old, next := netip.AddrPortFrom(client(1), 5000), netip.AddrPortFrom(client(1), 5001)
+
+	src, _ := fwdAddrs(x.expect(udp(old, vip, "q").frame(), xdpTX, "tx_snat"))
+	if !inPool(src, p) {
+		t.Fatalf("bound to %s, not the pool's", src)
+	}
+	// reply sends a reply to the binding and says where it went and
+	// whether it missed the flow cache
+	reply := func() (netip.AddrPort, bool) {
+		t.Helper()
+		m0 := x.events()["fc_miss"]
+		from, to := fwdAddrs(x.expect(udp(rs, src, "a").frame(), xdpRedirect, "redirect_nat_reply"))
+		if from != vip {
+			t.Fatalf("reply from %s, want %s", from, vip)
+		}
+		return to, x.events()["fc_miss"] != m0
+	}
+	if to, missed := reply(); to != old || !missed {
+		t.Fatalf("first reply to %s (miss %v), want %s by the table path", to, missed, old)
+	}
+	if to, missed := reply(); to != old || missed {
+		t.Fatalf("second reply to %s (miss %v), want %s from the copy", to, missed, old)
+	}
+
+	// the connection leaves the table, its binding claimed long ago
+	x.deleteConns()
+	var k lbFlowKey
+	var v lbNatRev
+	n := 0
+	it := x.d.objs.NatTbl.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil || n != 1 {
+		t.Fatalf("nat_tbl holds %d entries (%v), want the binding's", n, err)
+	}
+	v.Ns = 1
+	if err := x.d.objs.NatTbl.Put(&k, &v); err != nil {
+		t.Fatal(err)
+	}
+	// a new connection takes the pool's one binding over
+	if got, _ := fwdAddrs(x.expect(udp(next, vip, "q").frame(), xdpTX, "tx_snat")); got != src {
+		t.Fatalf("the new connection bound to %s, want the taken-over %s", got, src)
+	}
+	if to, missed := reply(); to != next || !missed {
+		t.Errorf("after the take-over a reply went to %s (miss %v), want %s by the table path (the old copy freed)", to, missed, next)
+	}
 }
