@@ -1,12 +1,21 @@
 package xdp
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/govs/govs/internal/dataplane"
 )
@@ -216,4 +225,177 @@ func heldConn(t *testing.T, l *lab, d *Dataplane) dataplane.Conn {
 		t.Fatalf("held connection %s not listed", local)
 	}
 	return *entry
+}
+
+// TestEndToEndNATPortReused: two virtual services NAT to the same real
+// server and port, and the client opens its connections from one source
+// port at a time, to the first service and then at once to the second.
+// The real server sees the same reply key both times. Every reply must
+// reach the client from the address it connected to: a SYN-ACK from the
+// other one makes the client's kernel answer with an RST. (The client
+// closes first, so the real server keeps no TIME_WAIT socket on that
+// key: one would answer the new SYN with an ACK of the old connection,
+// which the client resets too, with any director, as with IPVS.) The
+// stale reply copies that sent such a SYN-ACK from the old address
+// before 2026-12-06 (nineteenth session) need replies spread over CPUs
+// or a reuse within a few milliseconds, which this test rarely makes:
+// TestFlowCacheNATReplyReused shows them; this one shows the whole path
+// working, and fails without the walk's ownership check (deleteOwnedNAT). Then, with a connection to the second
+// service held open on a port the first had used, the first's
+// connections expire and the daemon's walk deletes them: the held
+// connection's next request still gets its answer (the walk leaves the
+// reply entry, now the held connection's).
+func TestEndToEndNATPortReused(t *testing.T) {
+	l := newNATLab(t)
+	vip1, vip2 := netip.MustParseAddr("10.88.1.100"), netip.MustParseAddr("10.88.1.101")
+	l.in("cl", "ip", "route", "add", vip2.String()+"/32", "via", "10.88.0.2")
+	var d *Dataplane
+	l.inNS("dir", func() {
+		var err error
+		d, err = New(Options{Interfaces: []string{"eth0", "eth1"}, PinPath: "/sys/fs/bpf/xd-e2e-natreuse",
+			SyncInterval: 200 * time.Millisecond, Timeouts: dataplane.Timeouts{TCPFin: time.Second}})
+		if err != nil {
+			t.Fatalf("new: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	rs := dataplane.RealServer{Addr: netip.MustParseAddrPort("10.89.0.11:8080"), Weight: 1, Method: dataplane.NAT}
+	var svcs []dataplane.Service
+	for _, v := range []netip.Addr{vip1, vip2} {
+		svcs = append(svcs, dataplane.Service{Key: dataplane.ServiceKey{Proto: dataplane.TCP, Addr: v, Port: 80},
+			Scheduler: "rr", RealServers: []dataplane.RealServer{rs}})
+	}
+	if err := d.Apply(context.Background(), svcs); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	h, err := netns.GetFromName(l.name("cl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	// dial connects from the client namespace, from local port port
+	dial := func(port int, vip netip.Addr) (net.Conn, error) {
+		var c net.Conn
+		err := inNS(h, func() error {
+			dl := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{Port: port},
+				Control: func(_, _ string, rc syscall.RawConn) error {
+					var serr error
+					if err := rc.Control(func(fd uintptr) {
+						serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+					}); err != nil {
+						return err
+					}
+					return serr
+				}}
+			var err error
+			c, err = dl.Dial("tcp4", netip.AddrPortFrom(vip, 80).String())
+			return err
+		})
+		return c, err
+	}
+	// ask sends one request on c and reads its answer
+	ask := func(c net.Conn, br *bufio.Reader) (string, error) {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return "", err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	once := func(port int, vip netip.Addr) error {
+		c, err := dial(port, vip)
+		if err != nil {
+			return err
+		}
+		defer c.Close() // the client closes first: the real server keeps no TIME_WAIT on the reply key
+		body, err := ask(c, bufio.NewReader(c))
+		if err == nil && !strings.HasPrefix(body, "rs1 ") {
+			err = fmt.Errorf("answer %q", body)
+		}
+		return err
+	}
+	rsts := func() int {
+		out := l.in("cl", "cat", "/proc/net/snmp")
+		var hdr []string
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "Tcp:" {
+				continue
+			}
+			if hdr == nil {
+				hdr = f
+				continue
+			}
+			for i := range hdr {
+				if hdr[i] == "OutRsts" && i < len(f) {
+					n, _ := strconv.Atoi(f[i])
+					return n
+				}
+			}
+		}
+		t.Fatalf("no Tcp OutRsts in the client's /proc/net/snmp:\n%s", out)
+		return 0
+	}
+
+	r0 := rsts()
+	for i := range 20 {
+		port := 42000 + i
+		for _, v := range []netip.Addr{vip1, vip2} {
+			if err := once(port, v); err != nil {
+				t.Fatalf("from port %d to %s: %v", port, v, err)
+			}
+			// the closed connection's last packets (the server's ACK
+			// of the client's FIN) are delivered before the port is
+			// used again: in flight, the real server's packets of both
+			// connections have the same reply key, and whichever
+			// connection holds it translates them
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if n := rsts() - r0; n != 0 {
+		t.Errorf("the client sent %d RSTs: replies reached it from the other virtual address", n)
+	}
+
+	// hold a connection to vip2 from a port vip1's connection used
+	if err := once(43000, vip1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	c, err := dial(43000, vip2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	if _, err := ask(c, br); err != nil {
+		t.Fatalf("held connection, first request: %v", err)
+	}
+	// vip1's connections (FIN_WAIT, 1 s) expire; Stats walks
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := d.Stats(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conns := 0
+	if err := d.Conns(context.Background(), func(cn dataplane.Conn) bool {
+		if cn.Virtual.Addr() == vip1 {
+			t.Errorf("a connection to %s is left after the walk: %+v", vip1, cn)
+		}
+		conns++
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := ask(c, br); err != nil || !strings.HasPrefix(body, "rs1 ") {
+		ex, _ := d.Exits()
+		t.Fatalf("held connection after the walk: %q, %v (connections listed %d; exits %v)", body, err, conns, nonZero(ex))
+	}
 }
