@@ -328,7 +328,7 @@ tcp_stats_show() {
 		k = split(b, y, " ")
 		for (i = 1; i <= k; i++) {
 			split(y[i], f, "="); d = f[2] - v0[f[1]]
-			if (d > 0 && f[1] ~ /Retrans|Lost|Loss|TLP|PAWS|TimeWait|Beyond|Drop|Abort|Reset|RST|Rst|Timeout|Challenge|Overflow|Fail|Prune|Collapse|Spurious|SACK|Reorder|OFO/)
+			if (d > 0 && f[1] ~ /Retrans|Lost|Loss|TLP|PAWS|TimeWait|Timewait|TW|Beyond|Drop|Abort|Reset|RST|Rst|Timeout|Challenge|Overflow|Fail|Prune|Collapse|Spurious|SACK|Reorder|OFO/)
 				printf "    (tcp %s %d)\n", f[1], d
 		}
 	}'

@@ -346,6 +346,24 @@ func TestEndToEndNATPortReused(t *testing.T) {
 		return 0
 	}
 
+	// closed waits until the real server has no socket left on port's
+	// reply key: the closed connection's last packets delivered before
+	// the port is used again (in flight, the real server's packets of
+	// both connections have the same reply key, and whichever connection
+	// holds it translates them; and a socket in LAST_ACK would answer
+	// the new SYN with an ACK of the old connection)
+	closed := func(port int) {
+		t.Helper()
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			out := l.in("rs1", "ss", "-Htan", "state", "all", fmt.Sprintf("( sport = :8080 and dport = :%d )", port))
+			if strings.TrimSpace(out) == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the real server still holds a socket on client port %d:\n%s", port, out)
+			}
+		}
+	}
 	r0 := rsts()
 	for i := range 20 {
 		port := 42000 + i
@@ -353,12 +371,7 @@ func TestEndToEndNATPortReused(t *testing.T) {
 			if err := once(port, v); err != nil {
 				t.Fatalf("from port %d to %s: %v", port, v, err)
 			}
-			// the closed connection's last packets (the server's ACK
-			// of the client's FIN) are delivered before the port is
-			// used again: in flight, the real server's packets of both
-			// connections have the same reply key, and whichever
-			// connection holds it translates them
-			time.Sleep(20 * time.Millisecond)
+			closed(port)
 		}
 	}
 	if n := rsts() - r0; n != 0 {
@@ -369,7 +382,7 @@ func TestEndToEndNATPortReused(t *testing.T) {
 	if err := once(43000, vip1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	closed(43000)
 	c, err := dial(43000, vip2)
 	if err != nil {
 		t.Fatal(err)

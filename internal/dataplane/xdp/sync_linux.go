@@ -424,8 +424,8 @@ type natOwner struct {
 // key, and the program gave the entry to the new connection (nat_store):
 // deleting it with the old one would leave the new one's replies
 // untranslated. One lookup per entry; a connection made on that key
-// between the lookup and the delete still loses its entry (a window of
-// one system call).
+// between the lookup and the batch's delete (up to walkBatch lookups
+// later) still loses its entry.
 func (d *Dataplane) deleteOwnedNAT(dead []natOwner) error {
 	var keys []lbFlowKey
 	var v lbNatRev

@@ -668,11 +668,11 @@ static __always_inline void fc6_fill(__u32 set, const struct flow_key *fk, const
 }
 
 /* fc6_fold folds two key words into one. fc_sweep6 takes a flow's five
- * words as two folds (fc6_folds): as many arguments as fc_sweep4, whose
- * registers then hold them across its lookups, with no stack frame of
- * its own (one counts against the program's 512 bytes with the
- * caller's). A flow of the same set whose folds collide loses its copy
- * too, which costs it a miss. */
+ * words as two folds (fc6_folds): as many arguments as fc_sweep4, which
+ * leaves it a 16-byte stack frame (24 with five arguments), and a
+ * called function's frame counts against the program's 512 bytes with
+ * the caller's. A flow of the same set whose folds collide loses its
+ * copy too, which costs it a miss. */
 static __always_inline __u64 fc6_fold(__u64 x, __u64 y)
 {
 	return x ^ y * 0x9e3779b97f4a7c15ull;
