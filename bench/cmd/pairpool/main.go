@@ -14,7 +14,7 @@
 // Usage:
 //
 //	pairpool -pairs l2:govs-xdp-dr:xdp-tx,nat:govs-xdp-nat:kfwd \
-//	    [-metrics conn_s,conn_raw_s] [-target 0.95] FILE.tsv...
+//	    [-metrics conn_s,conn_raw_s] [-target 0.95 [-lower]] FILE.tsv...
 //
 // Input: the raw samples bench/run.sh writes next to its report, one
 // "layout peer round metric value" line each (tab-separated).
@@ -157,11 +157,17 @@ func bootMedian(byRun map[int][]float64, n int) (lo, hi float64) {
 	return quantile(meds, 0.025), quantile(meds, 0.975)
 }
 
-// report writes one line per pair and metric.
-func report(w io.Writer, m map[sampleKey]float64, pairs []pair, metrics []string, target float64) {
+// report writes one line per pair and metric. With target > 0 it counts
+// the rounds whose ratio reaches it: at or above, or with lower at or
+// below (for costs).
+func report(w io.Writer, m map[sampleKey]float64, pairs []pair, metrics []string, target float64, lower bool) {
 	fmt.Fprintf(w, "%-40s %-12s %5s %6s %8s %8s %15s %17s", "pair (A ÷ B)", "metric", "runs", "rounds", "median", "geomean", "p10–p90", "median 95% (boot)")
+	cmp := "≥"
+	if lower {
+		cmp = "≤"
+	}
 	if target > 0 {
-		fmt.Fprintf(w, " %10s", fmt.Sprintf("≥ %.2f", target))
+		fmt.Fprintf(w, " %10s", fmt.Sprintf("%s %.2f", cmp, target))
 	}
 	fmt.Fprintln(w)
 	for _, p := range pairs {
@@ -179,7 +185,7 @@ func report(w io.Writer, m map[sampleKey]float64, pairs []pair, metrics []string
 			if target > 0 {
 				n := 0
 				for _, x := range xs {
-					if x >= target {
+					if !lower && x >= target || lower && x <= target {
 						n++
 					}
 				}
@@ -194,8 +200,9 @@ func main() {
 	pairsFlag := flag.String("pairs", "", "comma-separated LAYOUT:PEER_A:PEER_B (A ÷ B), e.g. l2:govs-xdp-dr:xdp-tx")
 	metricsFlag := flag.String("metrics", "conn_s,conn_raw_s", "comma-separated metrics")
 	target := flag.Float64("target", 0, "count the rounds whose ratio reaches this (0: none)")
+	lower := flag.Bool("lower", false, "with -target: count the rounds at or below it (a cost), not at or above")
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: pairpool -pairs LAYOUT:A:B[,...] [-metrics M,...] [-target X] FILE.tsv...")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: pairpool -pairs LAYOUT:A:B[,...] [-metrics M,...] [-target X [-lower]] FILE.tsv...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -228,5 +235,5 @@ func main() {
 			metrics = append(metrics, f)
 		}
 	}
-	report(os.Stdout, m, pairs, metrics, *target)
+	report(os.Stdout, m, pairs, metrics, *target, *lower)
 }

@@ -64,9 +64,14 @@ func TestReportCountsTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	report(&out, m, []pair{{"l2", "g", "b"}}, []string{"conn_s"}, 0.95)
+	report(&out, m, []pair{{"l2", "g", "b"}}, []string{"conn_s"}, 0.95, false)
 	if !strings.Contains(out.String(), "1 of 2") || !strings.Contains(out.String(), "0.930") {
 		t.Errorf("report:\n%s\nwant the median 0.930 and 1 of 2 rounds at the target", out.String())
+	}
+	out.Reset()
+	report(&out, m, []pair{{"l2", "g", "b"}}, []string{"conn_s"}, 0.92, true)
+	if !strings.Contains(out.String(), "≤ 0.92") || !strings.Contains(out.String(), "1 of 2") {
+		t.Errorf("report with -lower:\n%s\nwant 1 of 2 rounds at or below 0.92", out.String())
 	}
 }
 
