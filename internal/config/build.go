@@ -693,6 +693,11 @@ func (b *builder) routes(n *Node) []Route {
 			case "table":
 				if w, ok := next(); ok {
 					r.Table = w.Text
+					if id, ok := routeTable(w.Text); ok {
+						r.TableID = id
+					} else {
+						b.d.errorf(w.Pos, "virtual_routes: table %q is not a number nor a name in %s (rt_tables, rt_tables.d/*.conf)", w.Text, strings.Join(rtTablesDirs, " or "))
+					}
 				}
 			case "metric", "preference":
 				if w, ok := next(); ok {

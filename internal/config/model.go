@@ -256,16 +256,19 @@ type VIPAddr struct {
 // Route is an entry of virtual_routes, kept as its ip-route words plus the
 // fields govs acts on.
 type Route struct {
-	Pos    Pos          `json:"-"`
-	To     netip.Prefix `json:"to"`
-	Src    netip.Addr   `json:"src,omitempty"`
-	Via    netip.Addr   `json:"via,omitempty"`
-	Dev    string       `json:"dev,omitempty"`
-	Table  string       `json:"table,omitempty"`
-	Metric int          `json:"metric,omitempty"`
-	Scope  string       `json:"scope,omitempty"`
-	Type   string       `json:"type,omitempty"` // blackhole, unreachable or prohibit; "" for a unicast route
-	Words  []string     `json:"words"`
+	Pos   Pos          `json:"-"`
+	To    netip.Prefix `json:"to"`
+	Src   netip.Addr   `json:"src,omitempty"`
+	Via   netip.Addr   `json:"via,omitempty"`
+	Dev   string       `json:"dev,omitempty"`
+	Table string       `json:"table,omitempty"` // as written: a number or a name
+	// TableID is Table's number: the name looked up in iproute2's
+	// rt_tables files when the config was loaded (0: the main table).
+	TableID int      `json:"table_id,omitempty"`
+	Metric  int      `json:"metric,omitempty"`
+	Scope   string   `json:"scope,omitempty"`
+	Type    string   `json:"type,omitempty"` // blackhole, unreachable or prohibit; "" for a unicast route
+	Words   []string `json:"words"`
 }
 
 // Auth is the VRRPv2 authentication block.

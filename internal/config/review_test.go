@@ -252,3 +252,48 @@ func TestInitFileWords(t *testing.T) {
 		t.Errorf("init_file x: %v", ds)
 	}
 }
+
+// TestVirtualRouteTableNames: a virtual_routes table given by name is
+// looked up as iproute2 does (built-in names, rt_tables, then
+// rt_tables.d/*.conf, /etc over /usr/share); a number is taken as it
+// is; a name found nowhere is an error at its word, not a route put in
+// the main table.
+func TestVirtualRouteTableNames(t *testing.T) {
+	usr, etc := t.TempDir(), t.TempDir()
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(usr, "rt_tables"), "255\tlocal\n254\tmain\n# 10 commented\n")
+	write(filepath.Join(usr, "rt_tables.d", "vendor.conf"), "300 vendor\n")
+	write(filepath.Join(etc, "rt_tables"), "100 isp1 # first uplink\n0x65\tisp2\nbad line\n")
+	write(filepath.Join(etc, "rt_tables.d", "lb.conf"), "200 lb\n301 vendor\n")
+	old := rtTablesDirs
+	rtTablesDirs = []string{usr, etc}
+	t.Cleanup(func() { rtTablesDirs = old })
+
+	for word, want := range map[string]int{"isp1": 100, "isp2": 101, "lb": 200, "vendor": 301, "main": 254, "local": 255, "42": 42, "0x10": 16} {
+		src := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        192.0.2.0/24 via 10.0.0.254 table " + word + "\n    }\n}\n"
+		cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+		if ds.HasErrors() {
+			t.Errorf("table %s: %v", word, ds.Err())
+			continue
+		}
+		if r := cfg.VRRPInstances[0].Routes[0]; r.TableID != want || r.Table != word {
+			t.Errorf("table %s: got id %d (%q), want %d", word, r.TableID, r.Table, want)
+		}
+	}
+	src := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        192.0.2.0/24 via 10.0.0.254 table nosuch\n    }\n}\n"
+	_, ds := LoadBytes("t.conf", []byte(src), nil)
+	if !ds.HasErrors() {
+		t.Fatal("an unknown table name was accepted")
+	}
+	if msg := ds.Err().Error(); !strings.Contains(msg, "t.conf:8") || !strings.Contains(msg, `"nosuch"`) {
+		t.Errorf("error %q does not name the place and the table", msg)
+	}
+}

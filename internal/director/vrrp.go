@@ -2,7 +2,6 @@ package director
 
 import (
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/govs/govs/internal/config"
@@ -67,10 +66,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		ic.VirtualIPs = vipList(vi.VIPs)
 		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
 		for _, r := range vi.Routes {
-			vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Metric: r.Metric, Scope: r.Scope, Type: r.Type}
-			if t, err := strconv.Atoi(r.Table); err == nil {
-				vr.Table = t
-			}
+			vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type}
 			ic.VirtualRoutes = append(ic.VirtualRoutes, vr)
 		}
 		for _, t := range vi.TrackIfaces {

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// rtTablesDirs are where iproute2 keeps its routing table names, read in
+// this order with a later file's name winning: the distribution's
+// defaults (/usr/share/iproute2, iproute2 6.5 and later), then the
+// administrator's (/etc/iproute2); in each, rt_tables and then the
+// rt_tables.d/*.conf files in name order. A variable so tests can point
+// it elsewhere.
+var rtTablesDirs = []string{"/usr/share/iproute2", "/etc/iproute2"}
+
+// builtinTables are the names iproute2 knows without any file.
+var builtinTables = map[string]int{"unspec": 0, "default": 253, "main": 254, "local": 255}
+
+// routeTable resolves a virtual_routes `table` word as keepalived and
+// `ip route` do: a number (decimal or 0x hex, 0 to 2^32-1), a built-in
+// name, or a name from the rt_tables files. ok is false for a name
+// found nowhere.
+func routeTable(word string) (id int, ok bool) {
+	if n, err := strconv.ParseUint(word, 0, 32); err == nil {
+		return int(n), true
+	}
+	names := map[string]int{}
+	for k, v := range builtinTables {
+		names[k] = v
+	}
+	for _, dir := range rtTablesDirs {
+		files := []string{filepath.Join(dir, "rt_tables")}
+		more, _ := filepath.Glob(filepath.Join(dir, "rt_tables.d", "*.conf"))
+		sort.Strings(more)
+		for _, f := range append(files, more...) {
+			readRTTables(f, names)
+		}
+	}
+	id, ok = names[word]
+	return id, ok
+}
+
+// readRTTables adds the "ID NAME" lines of one rt_tables file to names;
+// a file that cannot be read adds nothing, as iproute2 has it.
+func readRTTables(path string, names map[string]int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		fs := strings.Fields(line)
+		if len(fs) < 2 {
+			continue
+		}
+		n, err := strconv.ParseUint(fs[0], 0, 32)
+		if err != nil {
+			continue
+		}
+		names[fs[1]] = int(n)
+	}
+}
