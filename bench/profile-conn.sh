@@ -17,6 +17,12 @@
 # source lines whose calls out (map lookups and updates, helpers) took
 # the most samples (bench/cmd/jitlines).
 #
+# One real server (PROFILE_SERVERS, default 1), as the bare peers use: with
+# two, a balancing peer runs a second nginx on the same two CPUs and its
+# profile differs from a bare peer's by that too (twice the context
+# switches per connection for govs NAT against the bare forwarder, where
+# one server gives the same count for both).
+#
 # Usage: bench/profile-conn.sh [PEER [LOAD]] (PEER: default
 # govs-xdp-nat; a bare XDP peer such as xdp-tx-2way gives the same
 # shares without the lines. LOAD: conn, the default, samples wrk;
@@ -43,7 +49,7 @@ data=/tmp/profile-conn-$peer.data
 [[ $load == conn ]] || data=/tmp/profile-conn-$peer-$load.data
 # 6 s of wrk: the line table is taken after the 1.5 s of sampling, while
 # the peer still runs
-profile_start --peers "$peer" --loads "$load" --rounds 1 --duration 6
+profile_start --peers "$peer" --loads "$load" --rounds 1 --duration 6 --servers "${PROFILE_SERVERS:-1}"
 # the peer's round starts after the no-director round's wrk
 profile_wait "the run ended before $peer's round" grep -q "round 1/1: $peer" "$PROFILE_LOG"
 profile_wait "no $client in $peer's round" pgrep -x "$client"

@@ -334,6 +334,31 @@ tcp_stats_show() {
 	}'
 }
 
+# sched_counts prints the machine's context switches (/proc/stat ctxt)
+# and rescheduling IPIs (/proc/interrupts RES, all CPUs) so far: counters
+# of the whole machine, not of the testbed alone, so other jobs add to
+# them. sched_record PREFIX S0 S1 CONNS records PREFIX_ctxsw_pc and
+# PREFIX_ipi_pc, both per connection completed between S0 and S1. On this
+# guest a cross-CPU wake-up (an IPI, a VM exit to send and one to take) and
+# a context switch cost microseconds, as much as a director's whole
+# per-connection work, and how often they happen per connection depends on
+# which processes share a CPU: two real servers' nginx against one made
+# twice the switches per connection (docs/BENCHMARKS.md, twentieth
+# session).
+sched_counts() {
+	awk '$1 == "ctxt" { c = $2 } END { printf "%s ", c }' /proc/stat
+	awk '$1 == "RES:" { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }' /proc/interrupts
+}
+
+sched_record() {
+	[[ -n $2 && -n $3 && ${4:-0} -gt 0 ]] || return 0
+	local c0 i0 c1 i1
+	read -r c0 i0 <<<"$2"
+	read -r c1 i1 <<<"$3"
+	record "$1_ctxsw_pc" "$(awk -v d="$((c1 - c0))" -v n="$4" 'BEGIN{printf "%.3f", d / n}')"
+	record "$1_ipi_pc" "$(awk -v d="$((i1 - i0))" -v n="$4" 'BEGIN{printf "%.3f", d / n}')"
+}
+
 # retrans_record METRIC R0 R1 CONNS records the segments retransmitted
 # between tcp_retrans's counts R0 and R1, in all namespaces, per 1,000
 # connections completed, and prints the namespaces that retransmitted:
@@ -358,12 +383,14 @@ retrans_record() {
 
 # load_conn: new connections per second, each carrying one tiny request.
 load_conn() {
-	local out f0 f1 r0 r1 s0 s1
+	local out f0 f1 r0 r1 s0 s1 k0 k1
 	clean_sockets
 	f0=$(fc_counts)
 	r0=$(tcp_retrans)
 	s0=$(tcp_stats)
+	k0=$(sched_counts)
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) wrk -t1 -c64 -d"${DUR}s" -H 'Connection: close' "http://$TGT/" 2>&1)
+	k1=$(sched_counts)
 	r1=$(tcp_retrans)
 	f1=$(fc_counts)
 	s1=$(tcp_stats)
@@ -372,6 +399,7 @@ load_conn() {
 	record conn_s "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")"
 	fc_miss_record conn_fc_miss_pct "$f0" "$f1"
 	retrans_record conn_retrans_pm "$r0" "$r1" "$(awk '/ requests in / {print $1}' <<<"$out")"
+	sched_record conn "$k0" "$k1" "$(awk '/ requests in / {print $1}' <<<"$out")"
 }
 
 # load_conn_raw: new connections per second from bench/cmd/connload run
@@ -379,20 +407,23 @@ load_conn() {
 # a lighter client than wrk, so the director's share of the 2 CPUs shows
 # more. Errors are printed.
 load_conn_raw() {
-	local out r0 r1 s0 s1
+	local out r0 r1 s0 s1 k0 k1
 	clean_sockets
 	r0=$(tcp_retrans)
 	s0=$(tcp_stats)
+	k0=$(sched_counts)
 	out=$(nsx "$NS_CL" timeout $((DUR + 10)) "$WORK/connload" -addr "$TGT:80" -workers 64 -d "${DUR}s" 2>&1) || {
 		echo "    (connload: $out)"
 		return 0
 	}
+	k1=$(sched_counts)
 	r1=$(tcp_retrans)
 	s1=$(tcp_stats)
 	tcp_stats_show "$s0" "$s1"
 	(($(jq -r .errors <<<"$out") > 0)) && echo "    (connload: $(jq -r '"\(.errors) errors, first: \(.first_error)"' <<<"$out"))"
 	record conn_raw_s "$(jq -r '.rate | floor' <<<"$out")"
 	retrans_record conn_raw_retrans_pm "$r0" "$r1" "$(jq -r .ok <<<"$out")"
+	sched_record conn_raw "$k0" "$k1" "$(jq -r .ok <<<"$out")"
 }
 
 # wrk_problems reports socket errors and non-2xx answers wrk counted.

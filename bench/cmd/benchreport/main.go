@@ -60,6 +60,10 @@ func metricDefs() []metric {
 		{"udp_fc_miss_pct_1m", "flow-cache misses % of forwarded packets (govs, same window as udp_prog_ns_1m)", false, 1},
 		{"conn_retrans_pm", "TCP segments retransmitted per 1,000 requests (all namespaces, during the conn load's wrk)", false, 2},
 		{"conn_raw_retrans_pm", "TCP segments retransmitted per 1,000 connections (all namespaces, during connload)", false, 2},
+		{"conn_ctxsw_pc", "context switches per request (whole machine, during the conn load's wrk)", false, 2},
+		{"conn_ipi_pc", "rescheduling IPIs per request (whole machine, during the conn load's wrk)", false, 3},
+		{"conn_raw_ctxsw_pc", "context switches per connection (whole machine, during connload)", false, 2},
+		{"conn_raw_ipi_pc", "rescheduling IPIs per connection (whole machine, during connload)", false, 3},
 		{"dir_own_pkt_ns", "director forwarding logic ns/pkt (perf share of NAPI threads + processes, fixed rate)", false, 0},
 	}
 }
