@@ -71,6 +71,10 @@ func (b *builder) top(n *Node) {
 		if t := b.trackFile(n); t != nil {
 			b.cfg.VRRPTrackFiles = append(b.cfg.VRRPTrackFiles, t)
 		}
+	case "vrrp_track_process":
+		if t := b.trackProcess(n); t != nil {
+			b.cfg.VRRPTrackProcesses = append(b.cfg.VRRPTrackProcesses, t)
+		}
 	case "vrrp_sync_group":
 		if g := b.syncGroup(n); g != nil {
 			b.cfg.SyncGroups = append(b.cfg.SyncGroups, g)
@@ -361,6 +365,67 @@ func (b *builder) trackFile(n *Node) *TrackFile {
 	return t
 }
 
+// trackProcess reads a vrrp_track_process block.
+func (b *builder) trackProcess(n *Node) *TrackProcess {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	t := &TrackProcess{Pos: n.Pos, Name: name}
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "process":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				t.Process = c.Words[1].Text
+				t.Params = nil
+				for _, w := range c.Words[2:] {
+					t.Params = append(t.Params, w.Text)
+				}
+			}
+		case "param_match":
+			if w, ok := b.one(c); ok {
+				switch w.Text {
+				case "exact", "initial", "partial":
+					t.ParamMatch = w.Text
+				default:
+					b.d.errorf(w.Pos, "param_match must be exact, initial or partial, got %q", w.Text)
+				}
+			}
+		case "full_command":
+			// keepalived's older spelling: the whole command line
+			// matches exactly, which is param_match exact
+			if b.noBlock(c) && b.args(c, 0, 0) {
+				t.ParamMatch = "exact"
+			}
+		case "weight":
+			if b.noBlock(c) && b.args(c, 1, 2) {
+				t.Weight, _ = b.intWord(c.Words[1], "weight", -254, 254)
+				if len(c.Words) == 3 {
+					if c.Words[2].Text != "reverse" {
+						b.d.errorf(c.Words[2].Pos, "weight: unexpected %q (only reverse may follow)", c.Words[2].Text)
+					}
+					t.Reverse = true
+				}
+			}
+		case "quorum":
+			b.intv(c, 1, 65535, &t.Quorum)
+		case "quorum_max":
+			b.intv(c, 1, 65535, &t.QuorumMax)
+		case "delay":
+			var d Duration
+			b.dur(c, &d)
+			t.ForkDelay, t.TerminateDelay = d, d
+		case "fork_delay":
+			b.dur(c, &t.ForkDelay)
+		case "terminate_delay":
+			b.dur(c, &t.TerminateDelay)
+		default:
+			b.unsupported(c, n.Keyword())
+		}
+	}
+	return t
+}
+
 // tracks reads a track_interface/track_script/track_file block:
 // "NAME [weight N] [reverse]" per line.
 func (b *builder) tracks(n *Node) []Track {
@@ -443,6 +508,8 @@ func (b *builder) syncGroup(n *Node) *SyncGroup {
 			g.TrackIfaces = b.tracks(c)
 		case "track_file":
 			g.TrackFiles = b.tracks(c)
+		case "track_process":
+			g.TrackProcs = b.tracks(c)
 		default:
 			b.unsupported(c, "vrrp_sync_group")
 		}
@@ -519,6 +586,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			vi.TrackScripts = b.tracks(c)
 		case "track_file":
 			vi.TrackFiles = b.tracks(c)
+		case "track_process":
+			vi.TrackProcs = b.tracks(c)
 		case "dont_track_primary":
 			b.flag(c, &vi.DontTrackPrimary)
 		case "virtual_ipaddress":

@@ -79,6 +79,7 @@ type Config struct {
 	Global              GlobalDefs            `json:"global_defs"`
 	VRRPScripts         []*VRRPScript         `json:"vrrp_scripts,omitempty"`
 	VRRPTrackFiles      []*TrackFile          `json:"vrrp_track_files,omitempty"`
+	VRRPTrackProcesses  []*TrackProcess       `json:"vrrp_track_processes,omitempty"`
 	SyncGroups          []*SyncGroup          `json:"vrrp_sync_groups,omitempty"`
 	VRRPInstances       []*VRRPInstance       `json:"vrrp_instances,omitempty"`
 	VirtualServerGroups []*VirtualServerGroup `json:"virtual_server_groups,omitempty"`
@@ -197,6 +198,25 @@ type TrackFile struct {
 	InitFile *InitFile `json:"init_file,omitempty"`
 }
 
+// TrackProcess is a vrrp_track_process block: processes whose count,
+// within the quorum or not, adjusts priority like a vrrp_script.
+type TrackProcess struct {
+	Pos     Pos    `json:"-"`
+	Name    string `json:"name"`
+	Process string `json:"process"`
+	// Params are the words after the process name on the process line:
+	// the arguments to match (ParamMatch: exact, the default, initial or
+	// partial).
+	Params         []string `json:"params,omitempty"`
+	ParamMatch     string   `json:"param_match,omitempty"`
+	Weight         int      `json:"weight,omitempty"`
+	Reverse        bool     `json:"reverse,omitempty"`
+	Quorum         int      `json:"quorum,omitempty"`     // 0: 1
+	QuorumMax      int      `json:"quorum_max,omitempty"` // 0: none
+	ForkDelay      Duration `json:"fork_delay,omitempty"`
+	TerminateDelay Duration `json:"terminate_delay,omitempty"`
+}
+
 // InitFile is a track file's init_file.
 type InitFile struct {
 	Value     int  `json:"value"`
@@ -213,6 +233,7 @@ type SyncGroup struct {
 	TrackScripts []Track   `json:"track_script,omitempty"`
 	TrackIfaces  []Track   `json:"track_interface,omitempty"`
 	TrackFiles   []Track   `json:"track_file,omitempty"`
+	TrackProcs   []Track   `json:"track_process,omitempty"`
 }
 
 // Notifiers are the notify_* scripts of a VRRP instance or sync group.
@@ -297,6 +318,7 @@ type VRRPInstance struct {
 	TrackIfaces      []Track       `json:"track_interface,omitempty"`
 	TrackScripts     []Track       `json:"track_script,omitempty"`
 	TrackFiles       []Track       `json:"track_file,omitempty"`
+	TrackProcs       []Track       `json:"track_process,omitempty"`
 	DontTrackPrimary bool          `json:"dont_track_primary,omitempty"`
 	VIPs             []VIPAddr     `json:"virtual_ipaddress,omitempty"`
 	VIPsExcluded     []VIPAddr     `json:"virtual_ipaddress_excluded,omitempty"`

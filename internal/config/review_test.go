@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -295,5 +296,24 @@ func TestVirtualRouteTableNames(t *testing.T) {
 	}
 	if msg := ds.Err().Error(); !strings.Contains(msg, "t.conf:8") || !strings.Contains(msg, `"nosuch"`) {
 		t.Errorf("error %q does not name the place and the table", msg)
+	}
+}
+
+// TestTrackProcessErrors: a vrrp_track_process block's mistakes, and a
+// reference to one that is not defined, are errors at their place.
+func TestTrackProcessErrors(t *testing.T) {
+	inst := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    track_process {\n        %s\n    }\n}\n"
+	for _, c := range []struct{ src, want string }{
+		{"vrrp_track_process p {\n    weight 2\n}\n" + fmt.Sprintf(inst, "p"), `vrrp_track_process "p" has no process`},
+		{"vrrp_track_process p {\n    process x\n    quorum 3\n    quorum_max 2\n}\n" + fmt.Sprintf(inst, "p"), "quorum_max 2 is less than quorum 3"},
+		{"vrrp_track_process p {\n    process x y\n    param_match fuzzy\n}\n" + fmt.Sprintf(inst, "p"), `param_match must be exact, initial or partial, got "fuzzy"`},
+		{"vrrp_track_process p {\n    process x\n    weight 300\n}\n" + fmt.Sprintf(inst, "p"), "weight"},
+		{"vrrp_track_process p {\n    process x\n}\n" + fmt.Sprintf(inst, "q"), `track_process "q" is not a defined vrrp_track_process`},
+		{"vrrp_track_process p {\n    process x\n}\nvrrp_track_process p {\n    process y\n}\n" + fmt.Sprintf(inst, "p"), `vrrp_track_process "p" defined twice`},
+	} {
+		_, ds := LoadBytes("t.conf", []byte(c.src), nil)
+		if !ds.HasErrors() || !strings.Contains(ds.Err().Error(), c.want) {
+			t.Errorf("%q: got %v, want an error with %q", c.src, ds.Err(), c.want)
+		}
 	}
 }

@@ -124,6 +124,22 @@ func (v *validator) vrrp() {
 			v.d.errorf(t.Pos, "track_file %q has no file", t.Name)
 		}
 	}
+	procs := map[string]bool{}
+	for _, t := range v.cfg.VRRPTrackProcesses {
+		if procs[t.Name] {
+			v.d.errorf(t.Pos, "vrrp_track_process %q defined twice", t.Name)
+		}
+		procs[t.Name] = true
+		if t.Process == "" {
+			v.d.errorf(t.Pos, "vrrp_track_process %q has no process", t.Name)
+		}
+		if t.QuorumMax != 0 && t.QuorumMax < max(t.Quorum, 1) {
+			v.d.errorf(t.Pos, "vrrp_track_process %q: quorum_max %d is less than quorum %d", t.Name, t.QuorumMax, max(t.Quorum, 1))
+		}
+		if t.ParamMatch != "" && len(t.Params) == 0 {
+			v.d.warnf(t.Pos, "vrrp_track_process %q: param_match without parameters on the process line matches any arguments", t.Name)
+		}
+	}
 	names := map[string]bool{}
 	type vridKey struct {
 		iface string
@@ -198,6 +214,11 @@ func (v *validator) vrrp() {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: track_file %q is not a defined track_file", vi.Name, t.Name)
 			}
 		}
+		for _, t := range vi.TrackProcs {
+			if !procs[t.Name] {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: track_process %q is not a defined vrrp_track_process", vi.Name, t.Name)
+			}
+		}
 	}
 	inGroup := map[string]string{}
 	for _, g := range v.cfg.SyncGroups {
@@ -213,6 +234,11 @@ func (v *validator) vrrp() {
 		for _, t := range g.TrackScripts {
 			if !scripts[t.Name] {
 				v.d.errorf(g.Pos, "vrrp_sync_group %q: track_script %q is not a defined vrrp_script", g.Name, t.Name)
+			}
+		}
+		for _, t := range g.TrackProcs {
+			if !procs[t.Name] {
+				v.d.errorf(g.Pos, "vrrp_sync_group %q: track_process %q is not a defined vrrp_track_process", g.Name, t.Name)
 			}
 		}
 	}

@@ -41,6 +41,9 @@ func (c *Config) objects() []any {
 	for _, x := range c.VRRPTrackFiles {
 		out = append(out, x)
 	}
+	for _, x := range c.VRRPTrackProcesses {
+		out = append(out, x)
+	}
 	for _, x := range c.SyncGroups {
 		out = append(out, x)
 	}
@@ -168,6 +171,8 @@ func objPos(o any) Pos {
 	case *VRRPScript:
 		return x.Pos
 	case *TrackFile:
+		return x.Pos
+	case *TrackProcess:
 		return x.Pos
 	case *SyncGroup:
 		return x.Pos
@@ -458,6 +463,8 @@ func renderObj(w *wr, o any) {
 		renderVRRPScript(w, x)
 	case *TrackFile:
 		renderTrackFile(w, x)
+	case *TrackProcess:
+		renderTrackProcess(w, x)
 	case *SyncGroup:
 		renderSyncGroup(w, x)
 	case *VRRPInstance:
@@ -603,6 +610,26 @@ func renderTrackFile(w *wr, t *TrackFile) {
 	w.close()
 }
 
+func renderTrackProcess(w *wr, t *TrackProcess) {
+	w.open("vrrp_track_process", q(t.Name))
+	words := []string{"process", q(t.Process)}
+	for _, p := range t.Params {
+		words = append(words, q(p))
+	}
+	w.line(words...)
+	w.str("param_match", t.ParamMatch)
+	if t.Reverse {
+		w.line("weight", strconv.Itoa(t.Weight), "reverse")
+	} else {
+		w.num("weight", t.Weight)
+	}
+	w.num("quorum", t.Quorum)
+	w.num("quorum_max", t.QuorumMax)
+	w.dur("fork_delay", t.ForkDelay)
+	w.dur("terminate_delay", t.TerminateDelay)
+	w.close()
+}
+
 func renderNotify(w *wr, n Notifiers) {
 	w.script("notify_master", n.Master)
 	w.script("notify_backup", n.Backup)
@@ -639,6 +666,7 @@ func renderSyncGroup(w *wr, g *SyncGroup) {
 	renderTracks(w, "track_interface", g.TrackIfaces)
 	renderTracks(w, "track_script", g.TrackScripts)
 	renderTracks(w, "track_file", g.TrackFiles)
+	renderTracks(w, "track_process", g.TrackProcs)
 	renderNotify(w, g.Notify)
 	w.flag("smtp_alert", g.SMTPAlert)
 	w.close()
@@ -692,6 +720,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	renderTracks(w, "track_interface", vi.TrackIfaces)
 	renderTracks(w, "track_script", vi.TrackScripts)
 	renderTracks(w, "track_file", vi.TrackFiles)
+	renderTracks(w, "track_process", vi.TrackProcs)
 	w.addr("mcast_src_ip", vi.McastSrcIP)
 	w.addr("unicast_src_ip", vi.UnicastSrcIP)
 	w.num("unicast_ttl", vi.UnicastTTL)

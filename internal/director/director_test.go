@@ -19,6 +19,7 @@ import (
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/health"
+	"github.com/govs/govs/internal/vrrp"
 )
 
 // fakeDP records what the director applies.
@@ -671,5 +672,55 @@ func TestInitFile(t *testing.T) {
 func TestTimeoutBounds(t *testing.T) {
 	if api.MaxTimeout != config.MaxDurationSeconds {
 		t.Errorf("api.MaxTimeout %d, config.MaxDurationSeconds %d: a timeout the file takes must be settable at run time and back", api.MaxTimeout, config.MaxDurationSeconds)
+	}
+}
+
+// TestTrackProcessOptions: vrrp_track_process blocks reach the VRRP
+// instances: the block's weight unless the track_process line gives one,
+// and a sync group's lines on every member with the group's weight.
+func TestTrackProcessOptions(t *testing.T) {
+	src := `vrrp_track_process hap {
+    process haproxy -Ws
+    param_match partial
+    weight -20 reverse
+    quorum 2
+    quorum_max 3
+    fork_delay 1.5
+    terminate_delay 4
+}
+vrrp_sync_group G {
+    group {
+        A
+    }
+    track_process {
+        hap
+    }
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        10.0.0.100
+    }
+    track_process {
+        hap
+        hap weight 7
+    }
+}
+`
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	m := vrrp.ProcessMatch{Process: "haproxy", Params: []string{"-Ws"}, ParamMatch: "partial", Quorum: 2, QuorumMax: 3,
+		ForkDelay: 1500 * time.Millisecond, TerminateDelay: 4 * time.Second}
+	want := []vrrp.TrackProcess{
+		{Name: "hap", Weight: -20, Reverse: true, Match: m}, // the block's weight
+		{Name: "hap", Weight: 7, Match: m},                  // the line's
+		{Name: "hap", Weight: 0, Match: m},                  // the sync group's: 0, FAULT when down
+	}
+	if got := insts[0].TrackProcesses; !reflect.DeepEqual(got, want) {
+		t.Errorf("track processes\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -16,6 +16,10 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	for _, t := range cfg.VRRPTrackFiles {
 		files[t.Name] = t
 	}
+	procs := map[string]*config.TrackProcess{}
+	for _, t := range cfg.VRRPTrackProcesses {
+		procs[t.Name] = t
+	}
 	var insts []vrrp.InstanceConfig
 	for _, vi := range cfg.VRRPInstances {
 		ic := vrrp.InstanceConfig{
@@ -85,6 +89,9 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			}
 			ic.TrackFiles = append(ic.TrackFiles, tf)
 		}
+		for _, t := range vi.TrackProcs {
+			ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
+		}
 		// A sync group's trackers apply to every member: any of them
 		// failing puts the member, and so the whole group, in FAULT.
 		for _, sg := range cfg.SyncGroups {
@@ -108,6 +115,11 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 				}
 				ic.TrackFiles = append(ic.TrackFiles, tf)
 			}
+			for _, t := range sg.TrackProcs {
+				// as the group's other trackers: its weight, 0 unless given
+				t.HasWeight = true
+				ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
+			}
 		}
 		insts = append(insts, ic)
 	}
@@ -123,6 +135,26 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		groups = append(groups, vrrp.SyncGroupConfig{Name: sg.Name, Members: sg.Group, Notify: notifyScripts(sg.Notify), SMTPAlert: sg.SMTPAlert})
 	}
 	return insts, scripts, groups
+}
+
+// trackProcess is a track_process line with its vrrp_track_process
+// block (nil when there is none: validation has refused the config).
+// The line's weight, when given, overrides the block's, as for
+// track_script.
+func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
+	tp := vrrp.TrackProcess{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
+	if p == nil {
+		return tp
+	}
+	if !t.HasWeight {
+		tp.Weight, tp.Reverse = p.Weight, p.Reverse
+	}
+	tp.Match = vrrp.ProcessMatch{
+		Process: p.Process, Params: p.Params, ParamMatch: p.ParamMatch,
+		Quorum: p.Quorum, QuorumMax: p.QuorumMax,
+		ForkDelay: p.ForkDelay.D(), TerminateDelay: p.TerminateDelay.D(),
+	}
+	return tp
 }
 
 func vipList(vs []config.VIPAddr) []vrrp.VirtualIP {

@@ -79,6 +79,7 @@ type InstanceConfig struct {
 	TrackInterfaces []TrackInterface `json:"track_interface,omitempty"`
 	TrackScripts    []TrackScript    `json:"track_script,omitempty"`
 	TrackFiles      []TrackFile      `json:"track_file,omitempty"`
+	TrackProcesses  []TrackProcess   `json:"track_process,omitempty"`
 	// DontTrackPrimary stops the implicit FAULT on Interface going down.
 	DontTrackPrimary bool `json:"dont_track_primary,omitempty"`
 
@@ -176,6 +177,41 @@ type TrackFile struct {
 	// Init is the value used while the file is missing (keepalived:
 	// init_file value, default 0).
 	Init int `json:"init,omitempty"`
+}
+
+// TrackProcess is a track_process entry: a vrrp_track_process block's
+// processes, up while their count is within its quorum. Weight as for a
+// track_script: added while up (positive), subtracted while down
+// (negative), FAULT while down (0); Reverse swaps up and down.
+type TrackProcess struct {
+	Name    string       `json:"name"`
+	Weight  int          `json:"weight,omitempty"`
+	Reverse bool         `json:"reverse,omitempty"`
+	Match   ProcessMatch `json:"match"`
+}
+
+// ProcessMatch says which processes a track_process counts and when the
+// count is up.
+type ProcessMatch struct {
+	// Process is the process's name: its kernel name (/proc/PID/comm, at
+	// most 15 characters), its argv[0], or argv[0]'s last element.
+	Process string `json:"process"`
+	// Params, when not empty, must match the process's arguments
+	// (argv[1:]) as ParamMatch says.
+	Params []string `json:"params,omitempty"`
+	// ParamMatch: "exact" (the default: the arguments are Params),
+	// "initial" (they start with Params) or "partial" (Params, joined by
+	// blanks, appear in the arguments joined by blanks).
+	ParamMatch string `json:"param_match,omitempty"`
+	// Quorum is the fewest processes that make it up (default 1);
+	// QuorumMax, when not 0, the most.
+	Quorum    int `json:"quorum,omitempty"`
+	QuorumMax int `json:"quorum_max,omitempty"`
+	// ForkDelay is how long the count must have been within the quorum
+	// before the tracker goes up; TerminateDelay how long outside it
+	// before the tracker goes down.
+	ForkDelay      time.Duration `json:"fork_delay,omitempty"`
+	TerminateDelay time.Duration `json:"terminate_delay,omitempty"`
 }
 
 // ScriptConfig mirrors keepalived's vrrp_script block.
@@ -370,6 +406,14 @@ func (c *InstanceConfig) Validate() error {
 	for _, t := range d.TrackFiles {
 		if t.Path == "" {
 			bad("track_file %s: missing file", t.Name)
+		}
+	}
+	for _, t := range d.TrackProcesses {
+		if t.Weight < -maxTrackWeight || t.Weight > maxTrackWeight {
+			bad("track_process %s: weight %d out of range -253..253", t.Name, t.Weight)
+		}
+		if err := t.Match.check(); err != nil {
+			bad("track_process %s: %v", t.Name, err)
 		}
 	}
 	for _, r := range d.VirtualRoutes {

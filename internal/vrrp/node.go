@@ -383,6 +383,18 @@ func (n *Node) startTrackers(ctx context.Context, wg *sync.WaitGroup, events cha
 				watchFile(ctx, tf, func(v int) { send(EventTrack{Key: fileKey(tf.Name), Value: v}) })
 			})
 		}
+		for _, tp := range c.TrackProcesses {
+			if started["p:"+tp.Name] {
+				continue
+			}
+			started["p:"+tp.Name] = true
+			wg.Go(func() {
+				watchProcess(ctx, tp, func(ok bool) {
+					n.log.Info("vrrp tracked process state", "track_process", tp.Name, "up", ok)
+					send(EventTrack{Key: processKey(tp.Name), OK: ok})
+				})
+			})
+		}
 	}
 }
 

@@ -455,3 +455,69 @@ func TestNodeTrackScriptAndFile(t *testing.T) {
 		<-doneB
 	})
 }
+
+// TestNodeTrackProcess tracks a process over a made-up /proc on the fake
+// clock: when the process goes the master's priority drops below the
+// backup's, which preempts; when it comes back, after the fork delay, the
+// first node takes over again.
+func TestNodeTrackProcess(t *testing.T) {
+	root := t.TempDir()
+	old := procRoot
+	procRoot = root
+	t.Cleanup(func() { procRoot = old })
+	proc := filepath.Join(root, "4242")
+	start := func() {
+		t.Helper()
+		if err := os.MkdirAll(proc, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, text := range map[string]string{"comm": "haproxy\n", "stat": "4242 (haproxy) S 1", "cmdline": "/usr/sbin/haproxy\x00-f\x00/etc/haproxy/haproxy.cfg\x00"} {
+			if err := os.WriteFile(filepath.Join(proc, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start()
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		sa, sb := newFakeSystem(fnet, "10.0.0.1"), newFakeSystem(fnet, "10.0.0.2")
+		cfgA := baseConfig()
+		cfgA.Priority = 150
+		cfgA.TrackProcesses = []TrackProcess{{Name: "haproxy", Weight: -60, Match: ProcessMatch{
+			Process: "haproxy", Params: []string{"-f"}, ParamMatch: "initial", ForkDelay: 3 * time.Second}}}
+		a, cancelA, doneA := startNode(t, Options{Instances: []InstanceConfig{cfgA}, System: sa})
+		b, cancelB, doneB := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: sb})
+		time.Sleep(5 * time.Second)
+		if stateOf(a, "VI_1").State != StateMaster || stateOf(b, "VI_1").State != StateBackup {
+			t.Fatalf("start: A %s B %s", stateOf(a, "VI_1").State, stateOf(b, "VI_1").State)
+		}
+		if err := os.RemoveAll(proc); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // one poll, no terminate delay
+		if p := stateOf(a, "VI_1").EffectivePriority; p != 90 {
+			t.Fatalf("A priority %d after the process went, want 90", p)
+		}
+		time.Sleep(5 * time.Second)
+		if stateOf(b, "VI_1").State != StateMaster || stateOf(a, "VI_1").State != StateBackup {
+			t.Fatalf("B did not preempt: A %s B %s", stateOf(a, "VI_1").State, stateOf(b, "VI_1").State)
+		}
+		start()
+		time.Sleep(2 * time.Second) // seen, but within the fork delay
+		if p := stateOf(a, "VI_1").EffectivePriority; p != 90 {
+			t.Fatalf("A priority %d within the fork delay, want 90", p)
+		}
+		time.Sleep(2 * time.Second)
+		if p := stateOf(a, "VI_1").EffectivePriority; p != 150 {
+			t.Fatalf("A priority %d after the fork delay, want 150", p)
+		}
+		time.Sleep(5 * time.Second)
+		if stateOf(a, "VI_1").State != StateMaster || stateOf(b, "VI_1").State != StateBackup {
+			t.Fatalf("A did not take over again: A %s B %s", stateOf(a, "VI_1").State, stateOf(b, "VI_1").State)
+		}
+		cancelA()
+		cancelB()
+		<-doneA
+		<-doneB
+	})
+}

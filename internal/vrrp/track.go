@@ -50,6 +50,9 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 	for _, tf := range cfg.TrackFiles {
 		ts = append(ts, Tracker{Key: fileKey(tf.Name), Weight: tf.Weight, Reverse: tf.Reverse, Valued: true, Value: readTrackFile(tf.Path, tf.Init)})
 	}
+	for _, tp := range cfg.TrackProcesses {
+		ts = append(ts, Tracker{Key: processKey(tp.Name), Weight: tp.Weight, Reverse: tp.Reverse, OK: tp.Match.up(countProcesses(tp.Match))})
+	}
 	return ts, errors.Join(errs...)
 }
 
