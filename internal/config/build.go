@@ -558,6 +558,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.addr(c, &vi.UnicastSrcIP)
 		case "mcast_src_ip":
 			b.addr(c, &vi.McastSrcIP)
+		case "check_unicast_src":
+			b.flag(c, &vi.CheckUnicastSrc)
 		case "unicast_ttl":
 			b.intv(c, 1, 255, &vi.UnicastTTL)
 		case "unicast_peer":

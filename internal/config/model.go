@@ -313,6 +313,7 @@ type VRRPInstance struct {
 	UnicastSrcIP     netip.Addr    `json:"unicast_src_ip,omitempty"`
 	UnicastPeers     []UnicastPeer `json:"unicast_peer,omitempty"`
 	UnicastTTL       int           `json:"unicast_ttl,omitempty"`
+	CheckUnicastSrc  bool          `json:"check_unicast_src,omitempty"`
 	McastSrcIP       netip.Addr    `json:"mcast_src_ip,omitempty"`
 	Auth             *Auth         `json:"authentication,omitempty"`
 	TrackIfaces      []Track       `json:"track_interface,omitempty"`

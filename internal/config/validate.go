@@ -81,10 +81,12 @@ func (v *validator) global() {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: garp_lower_prio_delay is accepted but has no effect yet in govs", vi.Name)
 		}
 		for _, p := range vi.UnicastPeers {
-			if p.MinTTL != 0 || p.MaxTTL != 0 {
-				v.d.warnf(vi.Pos, "vrrp_instance %q: unicast_peer min_ttl/max_ttl are accepted but have no effect yet in govs", vi.Name)
-				break
+			if p.MaxTTL != 0 && p.MinTTL > p.MaxTTL {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: unicast_peer %s: min_ttl %d is more than max_ttl %d", vi.Name, p.Addr, p.MinTTL, p.MaxTTL)
 			}
+		}
+		if vi.CheckUnicastSrc && len(vi.UnicastPeers) == 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: check_unicast_src without unicast_peer has no effect (multicast adverts are checked by their TTL of 255)", vi.Name)
 		}
 		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "AH") {
 			v.d.errorf(vi.Pos, "vrrp_instance %q: auth_type AH is not supported (PASS is)", vi.Name)

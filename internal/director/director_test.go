@@ -724,3 +724,26 @@ vrrp_instance A {
 		t.Errorf("track processes\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestUnicastPeerChecks: check_unicast_src and the peers' min_ttl/max_ttl
+// reach the VRRP instance, a missing bound taking keepalived's default.
+func TestUnicastPeerChecks(t *testing.T) {
+	src := "vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    check_unicast_src\n    unicast_peer {\n        10.0.0.2 min_ttl 250\n        10.0.0.3 max_ttl 64\n        10.0.0.4\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	ic := insts[0]
+	want := []vrrp.PeerTTL{{Addr: netip.MustParseAddr("10.0.0.2"), Min: 250, Max: 255}, {Addr: netip.MustParseAddr("10.0.0.3"), Min: 0, Max: 64}}
+	if !ic.CheckUnicastSrc || len(ic.UnicastPeers) != 3 || !reflect.DeepEqual(ic.UnicastPeerTTL, want) {
+		t.Errorf("check %v, peers %v, TTL ranges %+v; want true, 3 peers, %+v", ic.CheckUnicastSrc, ic.UnicastPeers, ic.UnicastPeerTTL, want)
+	}
+	if err := ic.Validate(); err != nil {
+		t.Error(err)
+	}
+	bad := strings.Replace(src, "10.0.0.2 min_ttl 250", "10.0.0.2 min_ttl 250 max_ttl 100", 1)
+	if _, ds := config.LoadBytes("t.conf", []byte(bad), nil); !ds.HasErrors() || !strings.Contains(ds.Err().Error(), "min_ttl 250 is more than max_ttl 100") {
+		t.Errorf("min_ttl over max_ttl: %v", ds.Err())
+	}
+}

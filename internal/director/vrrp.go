@@ -64,7 +64,16 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 				ic.AuthPass = ic.AuthPass[:8]
 			}
 		}
+		ic.CheckUnicastSrc = vi.CheckUnicastSrc
 		for _, p := range vi.UnicastPeers {
+			if p.MinTTL != 0 || p.MaxTTL != 0 {
+				// keepalived's defaults: min_ttl 0, max_ttl 255
+				r := vrrp.PeerTTL{Addr: p.Addr, Min: p.MinTTL, Max: p.MaxTTL}
+				if r.Max == 0 {
+					r.Max = 255
+				}
+				ic.UnicastPeerTTL = append(ic.UnicastPeerTTL, r)
+			}
 			ic.UnicastPeers = append(ic.UnicastPeers, p.Addr)
 		}
 		ic.VirtualIPs = vipList(vi.VIPs)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -61,6 +62,13 @@ type InstanceConfig struct {
 	McastSrcIP netip.Addr `json:"mcast_src_ip,omitzero"`
 	// UnicastPeers switches the instance to unicast adverts.
 	UnicastPeers []netip.Addr `json:"unicast_peer,omitempty"`
+	// CheckUnicastSrc (check_unicast_src) drops unicast adverts whose
+	// source is not one of UnicastPeers.
+	CheckUnicastSrc bool `json:"check_unicast_src,omitempty"`
+	// UnicastPeerTTL are the unicast_peer min_ttl/max_ttl ranges: an
+	// advert from that peer whose TTL (hop limit) is outside its range is
+	// dropped.
+	UnicastPeerTTL []PeerTTL `json:"unicast_peer_ttl,omitempty"`
 	// UnicastTTL is the TTL of unicast adverts (default 255).
 	UnicastTTL int `json:"unicast_ttl,omitempty"`
 	// MulticastGroup overrides 224.0.0.18 / ff02::12 (mcast_dst_ip).
@@ -177,6 +185,13 @@ type TrackFile struct {
 	// Init is the value used while the file is missing (keepalived:
 	// init_file value, default 0).
 	Init int `json:"init,omitempty"`
+}
+
+// PeerTTL is the range of TTLs accepted from one unicast peer.
+type PeerTTL struct {
+	Addr netip.Addr `json:"addr"`
+	Min  int        `json:"min_ttl"`
+	Max  int        `json:"max_ttl"`
 }
 
 // TrackProcess is a track_process entry: a vrrp_track_process block's
@@ -391,6 +406,14 @@ func (c *InstanceConfig) Validate() error {
 	for _, p := range d.UnicastPeers {
 		if p.Is6() != v6 {
 			bad("unicast_peer %s: wrong address family", p)
+		}
+	}
+	for _, r := range d.UnicastPeerTTL {
+		if !slices.Contains(d.UnicastPeers, r.Addr) {
+			bad("unicast_peer_ttl %s: not a unicast_peer", r.Addr)
+		}
+		if r.Min < 0 || r.Max > 255 || r.Min > r.Max {
+			bad("unicast_peer %s: TTL range %d-%d is not within 0-255 or is empty", r.Addr, r.Min, r.Max)
 		}
 	}
 	for _, t := range d.TrackInterfaces {

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -254,6 +255,17 @@ func (m *Machine) validate(ev EventAdvert) DropReason {
 		return DropTTL
 	case a.Version != m.cfg.Version:
 		return DropVersion
+	}
+	if len(m.cfg.UnicastPeers) > 0 {
+		src := ev.Src.Unmap()
+		if m.cfg.CheckUnicastSrc && !slices.Contains(m.cfg.UnicastPeers, src) {
+			return DropPeer
+		}
+		for _, r := range m.cfg.UnicastPeerTTL {
+			if r.Addr == src && ev.TTL >= 0 && (ev.TTL < r.Min || ev.TTL > r.Max) {
+				return DropTTL
+			}
+		}
 	}
 	if a.Version == 2 {
 		if m.cfg.AuthPass != "" {

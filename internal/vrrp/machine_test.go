@@ -384,6 +384,29 @@ func TestReceiveChecks(t *testing.T) {
 		{name: "vrid", advert: func(a *Advert) { a.VRID = 52 }, want: DropVRID},
 		{name: "ttl", ttl: 254, want: DropTTL},
 		{name: "ttl ignored for unicast", cfg: func(c *InstanceConfig) { c.UnicastPeers = []netip.Addr{higherIP} }, ttl: 64, want: ""},
+		{name: "unicast source not a peer, unchecked", cfg: func(c *InstanceConfig) { c.UnicastPeers = []netip.Addr{lowerIP} }, want: ""},
+		{name: "unicast source not a peer, check_unicast_src", cfg: func(c *InstanceConfig) {
+			c.UnicastPeers, c.CheckUnicastSrc = []netip.Addr{lowerIP}, true
+		}, want: DropPeer},
+		{name: "unicast source a peer, check_unicast_src", cfg: func(c *InstanceConfig) {
+			c.UnicastPeers, c.CheckUnicastSrc = []netip.Addr{lowerIP, higherIP}, true
+		}, ttl: 64, want: ""},
+		{name: "peer TTL under min_ttl", cfg: func(c *InstanceConfig) {
+			c.UnicastPeers = []netip.Addr{higherIP}
+			c.UnicastPeerTTL = []PeerTTL{{Addr: higherIP, Min: 250, Max: 255}}
+		}, ttl: 64, want: DropTTL},
+		{name: "peer TTL over max_ttl", cfg: func(c *InstanceConfig) {
+			c.UnicastPeers = []netip.Addr{higherIP}
+			c.UnicastPeerTTL = []PeerTTL{{Addr: higherIP, Min: 0, Max: 64}}
+		}, ttl: 65, want: DropTTL},
+		{name: "peer TTL in range", cfg: func(c *InstanceConfig) {
+			c.UnicastPeers = []netip.Addr{higherIP}
+			c.UnicastPeerTTL = []PeerTTL{{Addr: higherIP, Min: 250, Max: 255}}
+		}, ttl: 252, want: ""},
+		{name: "another peer's TTL range", cfg: func(c *InstanceConfig) {
+			c.UnicastPeers = []netip.Addr{lowerIP, higherIP}
+			c.UnicastPeerTTL = []PeerTTL{{Addr: lowerIP, Min: 250, Max: 255}}
+		}, ttl: 64, want: ""},
 		{name: "version", advert: func(a *Advert) { a.Version = 3; a.Interval = 100 }, want: DropVersion},
 		{name: "own packet", src: localIP, want: DropOwnPacket},
 		{name: "v2 interval mismatch", advert: func(a *Advert) { a.Interval = 2 }, want: DropInterval},
