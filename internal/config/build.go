@@ -598,6 +598,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			vi.VIPsExcluded = b.vipAddrs(c)
 		case "virtual_routes":
 			vi.Routes = b.routes(c)
+		case "virtual_rules":
+			vi.Rules = b.rules(c)
 		case "smtp_alert":
 			b.flag(c, &vi.SMTPAlert)
 		case "accept":
@@ -792,6 +794,191 @@ func (b *builder) routes(n *Node) []Route {
 		}
 		if !r.To.IsValid() {
 			b.d.errorf(e.Pos, "virtual_routes: route has no destination")
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// rules reads virtual_rules entries, `ip rule` words:
+// [not] [from PREFIX|all] [to PREFIX|all] [table N|NAME] [priority N]
+// [fwmark N[/MASK]] [tos N] [iif IF] [oif IF] [ipproto P] [sport N[-M]]
+// [dport N[-M]] [blackhole|unreachable|prohibit] [inet6].
+func (b *builder) rules(n *Node) []Rule {
+	if !b.needBlock(n) {
+		return nil
+	}
+	var out []Rule
+	for _, e := range n.Block {
+		r := Rule{Pos: e.Pos}
+		ws := e.Words
+		for _, w := range ws {
+			r.Words = append(r.Words, w.Text)
+		}
+		ok := true
+		for i := 0; i < len(ws) && ok; i++ {
+			next := func() (Word, bool) {
+				if i+1 >= len(ws) {
+					b.d.errorf(ws[i].Pos, "virtual_rules: %s needs a value", ws[i].Text)
+					ok = false
+					return Word{}, false
+				}
+				i++
+				return ws[i], true
+			}
+			num := func(what string, max int) int {
+				w, has := next()
+				if !has {
+					return 0
+				}
+				v, err := strconv.ParseUint(w.Text, 0, 32)
+				if err != nil || int(v) > max {
+					b.d.errorf(w.Pos, "virtual_rules: %s %q is not a number from 0 to %d", what, w.Text, max)
+					ok = false
+				}
+				return int(v)
+			}
+			switch ws[i].Text {
+			case "not":
+				r.Not = true
+			case "from", "to":
+				kw := ws[i].Text
+				w, has := next()
+				if !has {
+					continue
+				}
+				if w.Text == "all" {
+					continue
+				}
+				p, good := parsePrefixOrAddr(w.Text)
+				if !good {
+					b.d.errorf(w.Pos, "virtual_rules: %s %q is not an address, a prefix or all", kw, w.Text)
+					ok = false
+					continue
+				}
+				if kw == "from" {
+					r.From = p
+				} else {
+					r.To = p
+				}
+			case "table", "lookup":
+				if w, has := next(); has {
+					r.Table = w.Text
+					if id, found := routeTable(w.Text); found {
+						r.TableID = id
+					} else {
+						b.d.errorf(w.Pos, "virtual_rules: table %q is not a number nor a name in %s (rt_tables, rt_tables.d/*.conf)", w.Text, strings.Join(rtTablesDirs, " or "))
+						ok = false
+					}
+				}
+			case "priority", "preference", "pref":
+				r.Priority = num("priority", 1<<32-1)
+			case "fwmark":
+				w, has := next()
+				if !has {
+					continue
+				}
+				mark, mask, hasMask := strings.Cut(w.Text, "/")
+				m, err := strconv.ParseUint(mark, 0, 32)
+				var k uint64
+				if err == nil && hasMask {
+					k, err = strconv.ParseUint(mask, 0, 32)
+				}
+				if err != nil {
+					b.d.errorf(w.Pos, "virtual_rules: fwmark %q is not N or N/MASK", w.Text)
+					ok = false
+					continue
+				}
+				r.FWMark, r.FWMask, r.HasMask = uint32(m), uint32(k), hasMask
+			case "tos", "dsfield":
+				r.Tos = num("tos", 255)
+			case "iif", "iifname":
+				if w, has := next(); has {
+					r.Iif = w.Text
+				}
+			case "oif", "oifname":
+				if w, has := next(); has {
+					r.Oif = w.Text
+				}
+			case "ipproto":
+				w, has := next()
+				if !has {
+					continue
+				}
+				switch strings.ToLower(w.Text) {
+				case "tcp":
+					r.IPProto = 6
+				case "udp":
+					r.IPProto = 17
+				case "sctp":
+					r.IPProto = 132
+				case "icmp":
+					r.IPProto = 1
+				case "ipv6-icmp", "icmpv6":
+					r.IPProto = 58
+				default:
+					v, err := strconv.ParseUint(w.Text, 0, 8)
+					if err != nil {
+						b.d.errorf(w.Pos, "virtual_rules: ipproto %q is not tcp, udp, sctp, icmp, ipv6-icmp or a number", w.Text)
+						ok = false
+					}
+					r.IPProto = int(v)
+				}
+			case "sport", "dport":
+				kw := ws[i].Text
+				w, has := next()
+				if !has {
+					continue
+				}
+				first, last, isRange := strings.Cut(w.Text, "-")
+				f, err1 := strconv.ParseUint(first, 10, 16)
+				l := f
+				var err2 error
+				if isRange {
+					l, err2 = strconv.ParseUint(last, 10, 16)
+				}
+				if err1 != nil || err2 != nil || l < f {
+					b.d.errorf(w.Pos, "virtual_rules: %s %q is not a port or a range N-M", kw, w.Text)
+					ok = false
+					continue
+				}
+				if kw == "sport" {
+					r.Sport = [2]uint16{uint16(f), uint16(l)}
+				} else {
+					r.Dport = [2]uint16{uint16(f), uint16(l)}
+				}
+			case "blackhole", "unreachable", "prohibit":
+				r.Type = ws[i].Text
+			case "type":
+				if w, has := next(); has {
+					switch w.Text {
+					case "blackhole", "unreachable", "prohibit":
+						r.Type = w.Text
+					default:
+						b.d.errorf(w.Pos, "virtual_rules: type %q is not blackhole, unreachable or prohibit", w.Text)
+						ok = false
+					}
+				}
+			case "inet6":
+				r.Inet6 = true
+			case "inet", "no_track":
+				// inet is the default; no_track is keepalived's (govs
+				// does not watch its rules)
+			default:
+				b.d.errorf(ws[i].Pos, "virtual_rules: unknown word %q", ws[i].Text)
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		if r.Type == "" && r.TableID == 0 {
+			b.d.errorf(e.Pos, "virtual_rules: a rule needs a table or a type (blackhole, unreachable, prohibit)")
+			continue
+		}
+		if r.From.IsValid() && r.To.IsValid() && r.From.Addr().Is6() != r.To.Addr().Is6() {
+			b.d.errorf(e.Pos, "virtual_rules: from %s and to %s are of different families", r.From, r.To)
 			continue
 		}
 		out = append(out, r)

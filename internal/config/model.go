@@ -292,6 +292,30 @@ type Route struct {
 	Words   []string `json:"words"`
 }
 
+// Rule is an entry of virtual_rules, kept as its ip-rule words plus the
+// fields govs acts on.
+type Rule struct {
+	Pos      Pos          `json:"-"`
+	From     netip.Prefix `json:"from,omitzero"` // zero: all
+	To       netip.Prefix `json:"to,omitzero"`
+	Inet6    bool         `json:"inet6,omitempty"` // the family when from and to are both all
+	Not      bool         `json:"not,omitempty"`
+	Table    string       `json:"table,omitempty"` // as written
+	TableID  int          `json:"table_id,omitempty"`
+	Priority int          `json:"priority,omitempty"`
+	FWMark   uint32       `json:"fwmark,omitempty"`
+	FWMask   uint32       `json:"fwmask,omitempty"`
+	HasMask  bool         `json:"has_mask,omitempty"`
+	Tos      int          `json:"tos,omitempty"`
+	Iif      string       `json:"iif,omitempty"`
+	Oif      string       `json:"oif,omitempty"`
+	IPProto  int          `json:"ipproto,omitempty"`
+	Sport    [2]uint16    `json:"sport,omitzero"`
+	Dport    [2]uint16    `json:"dport,omitzero"`
+	Type     string       `json:"type,omitempty"` // blackhole, unreachable or prohibit
+	Words    []string     `json:"words"`
+}
+
 // Auth is the VRRPv2 authentication block.
 type Auth struct {
 	Type string `json:"auth_type"` // PASS or AH
@@ -324,6 +348,7 @@ type VRRPInstance struct {
 	VIPs             []VIPAddr     `json:"virtual_ipaddress,omitempty"`
 	VIPsExcluded     []VIPAddr     `json:"virtual_ipaddress_excluded,omitempty"`
 	Routes           []Route       `json:"virtual_routes,omitempty"`
+	Rules            []Rule        `json:"virtual_rules,omitempty"`
 	Notify           Notifiers     `json:"notify"`
 	SMTPAlert        bool          `json:"smtp_alert,omitempty"`
 	Accept           *bool         `json:"accept,omitempty"`

@@ -317,3 +317,32 @@ func TestTrackProcessErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestVirtualRulesErrors: a virtual_rules line that cannot be installed
+// is an error at its place, not a rule dropped or put elsewhere.
+func TestVirtualRulesErrors(t *testing.T) {
+	inst := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_rules {\n        %s\n    }\n}\n"
+	for line, want := range map[string]string{
+		"from 10.0.0.0/8":                          "needs a table or a type",
+		"from 10.0.0.0/8 table nosuch":             `table "nosuch" is not a number nor a name`,
+		"from 10.0.0.0/8 to 2001:db8::/32 table 5": "different families",
+		"from nowhere table 5":                     `from "nowhere" is not an address, a prefix or all`,
+		"fwmark 1/x table 5":                       `fwmark "1/x" is not N or N/MASK`,
+		"dport 90-80 table 5":                      `dport "90-80" is not a port or a range`,
+		"ipproto gre2 table 5":                     `ipproto "gre2"`,
+		"from all table 5 realms 3":                `unknown word "realms"`,
+		"from all table":                           "table needs a value",
+	} {
+		_, ds := LoadBytes("t.conf", []byte(fmt.Sprintf(inst, line)), nil)
+		if !ds.HasErrors() || !strings.Contains(ds.Err().Error(), want) || !strings.Contains(ds.Err().Error(), "t.conf:8") {
+			t.Errorf("%q: got %v, want an error at t.conf:8 with %q", line, ds.Err(), want)
+		}
+	}
+	cfg, ds := LoadBytes("t.conf", []byte(fmt.Sprintf(inst, "from all inet6 blackhole")), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if r := cfg.VRRPInstances[0].Rules[0]; !r.Inet6 || r.Type != "blackhole" || r.From.IsValid() {
+		t.Errorf("from all inet6 blackhole: %+v", r)
+	}
+}

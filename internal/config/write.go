@@ -758,6 +758,17 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 		}
 		w.close()
 	}
+	if len(vi.Rules) > 0 {
+		w.open("virtual_rules")
+		for _, r := range vi.Rules {
+			words := make([]string, len(r.Words))
+			for i, s := range r.Words {
+				words[i] = q(s)
+			}
+			w.line(words...)
+		}
+		w.close()
+	}
 	renderNotify(w, vi.Notify)
 	w.flag("smtp_alert", vi.SMTPAlert)
 	if vi.Accept != nil {

@@ -747,3 +747,23 @@ func TestUnicastPeerChecks(t *testing.T) {
 		t.Errorf("min_ttl over max_ttl: %v", ds.Err())
 	}
 }
+
+// TestVirtualRulesOptions: virtual_rules reach the VRRP instance with
+// their table names resolved.
+func TestVirtualRulesOptions(t *testing.T) {
+	src := "vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_rules {\n        not from 10.1.0.0/16 to 10.2.0.0/16 lookup main priority 50 fwmark 3/0xf tos 8 iif eth0 oif eth1 ipproto udp sport 53 dport 1000-2000\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	want := []vrrp.VirtualRule{{From: netip.MustParsePrefix("10.1.0.0/16"), To: netip.MustParsePrefix("10.2.0.0/16"), Not: true,
+		Table: 254, Priority: 50, FWMark: 3, FWMask: 0xf, HasMask: true, Tos: 8, Iif: "eth0", Oif: "eth1", IPProto: 17,
+		Sport: [2]uint16{53, 53}, Dport: [2]uint16{1000, 2000}}}
+	if got := insts[0].VirtualRules; !reflect.DeepEqual(got, want) {
+		t.Errorf("rules\n got %+v\nwant %+v", got, want)
+	}
+	if err := insts[0].Validate(); err != nil {
+		t.Error(err)
+	}
+}

@@ -82,6 +82,13 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type}
 			ic.VirtualRoutes = append(ic.VirtualRoutes, vr)
 		}
+		for _, r := range vi.Rules {
+			ic.VirtualRules = append(ic.VirtualRules, vrrp.VirtualRule{
+				From: r.From, To: r.To, IPv6: r.Inet6, Not: r.Not, Table: r.TableID, Priority: r.Priority,
+				FWMark: r.FWMark, FWMask: r.FWMask, HasMask: r.HasMask, Tos: r.Tos, Iif: r.Iif, Oif: r.Oif,
+				IPProto: r.IPProto, Sport: r.Sport, Dport: r.Dport, Type: r.Type,
+			})
+		}
 		for _, t := range vi.TrackIfaces {
 			ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 		}

@@ -83,6 +83,9 @@ type InstanceConfig struct {
 	// not carried in adverts (any address family).
 	VirtualIPsExcluded []VirtualIP    `json:"virtual_ipaddress_excluded,omitempty"`
 	VirtualRoutes      []VirtualRoute `json:"virtual_routes,omitempty"`
+	// VirtualRules are policy-routing rules installed with the virtual
+	// routes (virtual_rules).
+	VirtualRules []VirtualRule `json:"virtual_rules,omitempty"`
 
 	TrackInterfaces []TrackInterface `json:"track_interface,omitempty"`
 	TrackScripts    []TrackScript    `json:"track_script,omitempty"`
@@ -155,6 +158,29 @@ type VirtualRoute struct {
 	Metric int          `json:"metric,omitempty"`
 	Scope  string       `json:"scope,omitempty"`
 	Type   string       `json:"type,omitempty"`
+}
+
+// VirtualRule is a virtual_rules entry: an `ip rule` selector and its
+// action (look up Table, or Type blackhole, unreachable or prohibit).
+type VirtualRule struct {
+	From netip.Prefix `json:"from,omitzero"` // zero: all
+	To   netip.Prefix `json:"to,omitzero"`
+	// IPv6 is the family when neither From nor To says it.
+	IPv6     bool   `json:"ipv6,omitempty"`
+	Not      bool   `json:"not,omitempty"`
+	Table    int    `json:"table,omitempty"`
+	Priority int    `json:"priority,omitempty"` // 0: the kernel chooses
+	FWMark   uint32 `json:"fwmark,omitempty"`
+	// FWMask applies to FWMark when HasMask.
+	FWMask  uint32    `json:"fwmask,omitempty"`
+	HasMask bool      `json:"has_mask,omitempty"`
+	Tos     int       `json:"tos,omitempty"`
+	Iif     string    `json:"iif,omitempty"`
+	Oif     string    `json:"oif,omitempty"`
+	IPProto int       `json:"ipproto,omitempty"`
+	Sport   [2]uint16 `json:"sport,omitzero"` // first, last; zero: any
+	Dport   [2]uint16 `json:"dport,omitzero"`
+	Type    string    `json:"type,omitempty"` // "", blackhole, unreachable or prohibit
 }
 
 // TrackInterface is a track_interface entry: IF [weight W [reverse]].
@@ -437,6 +463,22 @@ func (c *InstanceConfig) Validate() error {
 		}
 		if err := t.Match.check(); err != nil {
 			bad("track_process %s: %v", t.Name, err)
+		}
+	}
+	for _, r := range d.VirtualRules {
+		if r.From.IsValid() && r.To.IsValid() && r.From.Addr().Is6() != r.To.Addr().Is6() {
+			bad("virtual_rules from %s to %s: mixed address families", r.From, r.To)
+		}
+		switch r.Type {
+		case "", "blackhole", "unreachable", "prohibit":
+		default:
+			bad("virtual_rules: unknown type %q", r.Type)
+		}
+		if r.Type == "" && r.Table == 0 {
+			bad("virtual_rules: a rule needs a table or a type (blackhole, unreachable, prohibit)")
+		}
+		if r.Sport[0] > r.Sport[1] || r.Dport[0] > r.Dport[1] {
+			bad("virtual_rules: a port range ends before it starts")
 		}
 	}
 	for _, r := range d.VirtualRoutes {

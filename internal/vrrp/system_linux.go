@@ -401,12 +401,23 @@ func (s *LinuxSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) err
 			errs = append(errs, fmt.Errorf("add route %s: %w", r.Dst, err))
 		}
 	}
+	for _, r := range cfg.VirtualRules {
+		// the same rule twice is EEXIST (RuleAdd asks for an exclusive create)
+		if err := s.h.RuleAdd(rule(r)); err != nil && !errors.Is(err, unix.EEXIST) {
+			errs = append(errs, fmt.Errorf("add rule %s: %w", rule(r), err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// RemoveAddresses removes the routes and virtual addresses.
+// RemoveAddresses removes the rules, routes and virtual addresses.
 func (s *LinuxSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) error {
 	var errs []error
+	for _, r := range cfg.VirtualRules {
+		if err := s.h.RuleDel(rule(r)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("remove rule %s: %w", rule(r), err))
+		}
+	}
 	for _, r := range cfg.VirtualRoutes {
 		nr, err := s.route(cfg, r)
 		if err == nil {
@@ -483,6 +494,61 @@ func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route
 		nr.Scope = netlink.SCOPE_LINK
 	}
 	return nr, nil
+}
+
+// rule is a virtual_rules entry as netlink has it.
+func rule(r VirtualRule) *netlink.Rule {
+	nr := netlink.NewRule()
+	nr.Family = unix.AF_INET
+	if r.IPv6 {
+		nr.Family = unix.AF_INET6
+	}
+	ipnet := func(p netip.Prefix) *net.IPNet {
+		return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+	}
+	if r.From.IsValid() {
+		nr.Src = ipnet(r.From)
+		if r.From.Addr().Is6() {
+			nr.Family = unix.AF_INET6
+		}
+	}
+	if r.To.IsValid() {
+		nr.Dst = ipnet(r.To)
+		if r.To.Addr().Is6() {
+			nr.Family = unix.AF_INET6
+		}
+	}
+	nr.Invert = r.Not
+	nr.Table = r.Table
+	if r.Table == 0 {
+		nr.Table = -1
+	}
+	if r.Priority > 0 {
+		nr.Priority = r.Priority
+	}
+	nr.Mark = r.FWMark
+	if r.HasMask {
+		m := r.FWMask
+		nr.Mask = &m
+	}
+	nr.Tos = uint(r.Tos)
+	nr.IifName, nr.OifName = r.Iif, r.Oif
+	nr.IPProto = r.IPProto
+	if r.Sport != [2]uint16{} {
+		nr.Sport = netlink.NewRulePortRange(r.Sport[0], r.Sport[1])
+	}
+	if r.Dport != [2]uint16{} {
+		nr.Dport = netlink.NewRulePortRange(r.Dport[0], r.Dport[1])
+	}
+	switch r.Type {
+	case "blackhole":
+		nr.Type = unix.RTN_BLACKHOLE
+	case "unreachable":
+		nr.Type = unix.RTN_UNREACHABLE
+	case "prohibit":
+		nr.Type = unix.RTN_PROHIBIT
+	}
+	return nr
 }
 
 // LinkUp reports IFF_UP and IFF_RUNNING of an interface.

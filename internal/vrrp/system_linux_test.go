@@ -11,7 +11,8 @@ import (
 
 // TestLinuxSystemAddressesRoutesTracking runs an address owner in a
 // namespace and checks with iproute2 what it installs: brd, label, scope,
-// excluded addresses, virtual_routes (via and blackhole); then a tracked
+// excluded addresses, virtual_routes (via and blackhole), virtual_rules
+// (source, inverted destination with fwmark, a prohibit); then a tracked
 // interface going down moves it to FAULT and everything is removed, and
 // back.
 func TestLinuxSystemAddressesRoutesTracking(t *testing.T) {
@@ -31,9 +32,28 @@ func TestLinuxSystemAddressesRoutesTracking(t *testing.T) {
 			{Dst: netip.MustParsePrefix("10.77.0.0/16"), Via: netip.MustParseAddr("10.8.0.254"), Metric: 5},
 			{Dst: netip.MustParsePrefix("10.66.0.0/16"), Type: "blackhole"},
 		},
+		VirtualRules: []VirtualRule{
+			{From: netip.MustParsePrefix("10.8.0.100/32"), Table: 100, Priority: 1000},
+			{Not: true, To: netip.MustParsePrefix("10.55.0.0/16"), FWMark: 7, FWMask: 0xff, HasMask: true, Table: 300, Priority: 1001},
+			{Iif: "eth1", IPProto: 6, Dport: [2]uint16{8000, 8080}, Type: "prohibit", Priority: 1002},
+		},
 		TrackInterfaces: []TrackInterface{{Name: "eth1"}},
 	}
 	g := startGovs(t, ns, cfg)
+	rulesWant := []string{
+		"1000:\tfrom 10.8.0.100 lookup 100",
+		"1001:\tnot from all to 10.55.0.0/16 fwmark 0x7/0xff lookup 300",
+		"1002:\tfrom all iif eth1 ipproto tcp dport 8000-8080 prohibit",
+	}
+	rules := func() (n int) {
+		out := ipn(t, ns, "rule", "show")
+		for _, w := range rulesWant {
+			if strings.Contains(out, w) {
+				n++
+			}
+		}
+		return n
+	}
 	installed := func() (addr, excl, via, bh bool) {
 		a := ipn(t, ns, "-o", "addr", "show")
 		r := ipn(t, ns, "route", "show")
@@ -42,11 +62,11 @@ func TestLinuxSystemAddressesRoutesTracking(t *testing.T) {
 			strings.Contains(r, "10.77.0.0/16 via 10.8.0.254 dev eth0 metric 5"),
 			strings.Contains(r, "blackhole 10.66.0.0/16")
 	}
-	all := func() bool { a, e, v, b := installed(); return a && e && v && b }
-	none := func() bool { a, e, v, b := installed(); return !a && !e && !v && !b }
+	all := func() bool { a, e, v, b := installed(); return a && e && v && b && rules() == len(rulesWant) }
+	none := func() bool { a, e, v, b := installed(); return !a && !e && !v && !b && rules() == 0 }
 	if !waitFor(2*time.Second, func() bool { return g.status().State == StateMaster && all() }) {
-		t.Fatalf("owner did not install everything: %+v\n%s\n%s", g.status(),
-			ipn(t, ns, "-o", "addr", "show"), ipn(t, ns, "route", "show"))
+		t.Fatalf("owner did not install everything: %+v\n%s\n%s\n%s", g.status(),
+			ipn(t, ns, "-o", "addr", "show"), ipn(t, ns, "route", "show"), ipn(t, ns, "rule", "show"))
 	}
 	ipn(t, ns, "link", "set", "eth1", "down")
 	if !waitFor(2*time.Second, func() bool { return g.status().State == StateFault && none() }) {
@@ -58,6 +78,6 @@ func TestLinuxSystemAddressesRoutesTracking(t *testing.T) {
 	}
 	g.stop()
 	if !none() {
-		t.Fatalf("addresses or routes left after stop:\n%s\n%s", ipn(t, ns, "-o", "addr", "show"), ipn(t, ns, "route", "show"))
+		t.Fatalf("addresses, routes or rules left after stop:\n%s\n%s\n%s", ipn(t, ns, "-o", "addr", "show"), ipn(t, ns, "route", "show"), ipn(t, ns, "rule", "show"))
 	}
 }
