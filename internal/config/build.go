@@ -383,23 +383,26 @@ func (b *builder) trackProcess(n *Node) *TrackProcess {
 				}
 			}
 		case "param_match":
-			if w, ok := b.one(c); ok {
-				switch w.Text {
-				case "exact", "initial", "partial":
-					t.ParamMatch = w.Text
-				default:
-					b.d.errorf(w.Pos, "param_match must be exact, initial or partial, got %q", w.Text)
+			// keepalived's: none (exact), initial or partial
+			if b.noBlock(c) && b.args(c, 0, 1) {
+				t.ParamMatch = "exact"
+				if len(c.Words) == 2 {
+					switch w := c.Words[1]; w.Text {
+					case "initial", "partial":
+						t.ParamMatch = w.Text
+					default:
+						b.d.errorf(w.Pos, "param_match must be initial or partial (or nothing, for all arguments exactly), got %q", w.Text)
+					}
 				}
 			}
 		case "full_command":
-			// keepalived's older spelling: the whole command line
-			// matches exactly, which is param_match exact
+			// the name is argv[0] of the command line
 			if b.noBlock(c) && b.args(c, 0, 0) {
-				t.ParamMatch = "exact"
+				t.FullCommand = true
 			}
 		case "weight":
 			if b.noBlock(c) && b.args(c, 1, 2) {
-				t.Weight, _ = b.intWord(c.Words[1], "weight", -254, 254)
+				t.Weight, _ = b.intWord(c.Words[1], "weight", -254, 254) // keepalived's range for a process
 				if len(c.Words) == 3 {
 					if c.Words[2].Text != "reverse" {
 						b.d.errorf(c.Words[2].Pos, "weight: unexpected %q (only reverse may follow)", c.Words[2].Text)
@@ -410,7 +413,8 @@ func (b *builder) trackProcess(n *Node) *TrackProcess {
 		case "quorum":
 			b.intv(c, 1, 65535, &t.Quorum)
 		case "quorum_max":
-			b.intv(c, 1, 65535, &t.QuorumMax)
+			b.intv(c, 0, 65535, &t.QuorumMax)
+			t.HasQuorumMax = true
 		case "delay":
 			var d Duration
 			b.dur(c, &d)

@@ -206,13 +206,17 @@ type TrackProcess struct {
 	Process string `json:"process"`
 	// Params are the words after the process name on the process line:
 	// the arguments to match (ParamMatch: exact, the default, initial or
-	// partial).
+	// partial). With Params, ParamMatch or FullCommand the name is
+	// matched against the command line's argv[0], otherwise against the
+	// kernel's process name.
 	Params         []string `json:"params,omitempty"`
 	ParamMatch     string   `json:"param_match,omitempty"`
+	FullCommand    bool     `json:"full_command,omitempty"`
 	Weight         int      `json:"weight,omitempty"`
 	Reverse        bool     `json:"reverse,omitempty"`
-	Quorum         int      `json:"quorum,omitempty"`     // 0: 1
-	QuorumMax      int      `json:"quorum_max,omitempty"` // 0: none
+	Quorum         int      `json:"quorum,omitempty"` // 0: 1
+	QuorumMax      int      `json:"quorum_max,omitempty"`
+	HasQuorumMax   bool     `json:"has_quorum_max,omitempty"` // quorum_max 0 (with quorum 1): up while none runs
 	ForkDelay      Duration `json:"fork_delay,omitempty"`
 	TerminateDelay Duration `json:"terminate_delay,omitempty"`
 }

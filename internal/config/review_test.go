@@ -270,15 +270,21 @@ func TestVirtualRouteTableNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(usr, "rt_tables"), "255\tlocal\n254\tmain\n# 10 commented\n")
+	write(filepath.Join(usr, "rt_tables"), "255\tlocal\n254\tmain\n# 10 commented\n77 onlyusr\n")
 	write(filepath.Join(usr, "rt_tables.d", "vendor.conf"), "300 vendor\n")
+	write(filepath.Join(usr, "rt_tables.d", "lb.conf"), "199 lb\n198 gone\n")
 	write(filepath.Join(etc, "rt_tables"), "100 isp1 # first uplink\n0x65\tisp2\nbad line\n")
-	write(filepath.Join(etc, "rt_tables.d", "lb.conf"), "200 lb\n301 vendor\n")
+	write(filepath.Join(etc, "rt_tables.d", "lb.conf"), "200 lb\n")
+	write(filepath.Join(etc, "rt_tables.d", "more.conf"), "301 vendor\n")
 	old := rtTablesDirs
 	rtTablesDirs = []string{usr, etc}
 	t.Cleanup(func() { rtTablesDirs = old })
 
-	for word, want := range map[string]int{"isp1": 100, "isp2": 101, "lb": 200, "vendor": 301, "main": 254, "local": 255, "42": 42, "0x10": 16} {
+	// /etc's rt_tables is read instead of /usr/share's (onlyusr is
+	// not a name), /etc's lb.conf instead of /usr/share's (gone is not
+	// either); the .d files in name order (vendor.conf, read after
+	// more.conf, names vendor 300)
+	for word, want := range map[string]int{"isp1": 100, "isp2": 101, "lb": 200, "vendor": 300, "main": 254, "local": 255, "42": 42, "0x10": 16} {
 		src := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        192.0.2.0/24 via 10.0.0.254 table " + word + "\n    }\n}\n"
 		cfg, ds := LoadBytes("t.conf", []byte(src), nil)
 		if ds.HasErrors() {
@@ -287,6 +293,11 @@ func TestVirtualRouteTableNames(t *testing.T) {
 		}
 		if r := cfg.VRRPInstances[0].Routes[0]; r.TableID != want || r.Table != word {
 			t.Errorf("table %s: got id %d (%q), want %d", word, r.TableID, r.Table, want)
+		}
+	}
+	for _, name := range []string{"onlyusr", "gone"} {
+		if _, ok := routeTable(name); ok {
+			t.Errorf("table %q resolved from a file iproute2 does not read", name)
 		}
 	}
 	src := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        192.0.2.0/24 via 10.0.0.254 table nosuch\n    }\n}\n"
@@ -306,8 +317,9 @@ func TestTrackProcessErrors(t *testing.T) {
 	for _, c := range []struct{ src, want string }{
 		{"vrrp_track_process p {\n    weight 2\n}\n" + fmt.Sprintf(inst, "p"), `vrrp_track_process "p" has no process`},
 		{"vrrp_track_process p {\n    process x\n    quorum 3\n    quorum_max 2\n}\n" + fmt.Sprintf(inst, "p"), "quorum_max 2 is less than quorum 3"},
-		{"vrrp_track_process p {\n    process x y\n    param_match fuzzy\n}\n" + fmt.Sprintf(inst, "p"), `param_match must be exact, initial or partial, got "fuzzy"`},
+		{"vrrp_track_process p {\n    process x y\n    param_match fuzzy\n}\n" + fmt.Sprintf(inst, "p"), `param_match must be initial or partial (or nothing, for all arguments exactly), got "fuzzy"`},
 		{"vrrp_track_process p {\n    process x\n    weight 300\n}\n" + fmt.Sprintf(inst, "p"), "weight"},
+		{"vrrp_track_process p {\n    process x\n    quorum 2\n    quorum_max 0\n}\n" + fmt.Sprintf(inst, "p"), "quorum_max 0 is less than quorum 2"},
 		{"vrrp_track_process p {\n    process x\n}\n" + fmt.Sprintf(inst, "q"), `track_process "q" is not a defined vrrp_track_process`},
 		{"vrrp_track_process p {\n    process x\n}\nvrrp_track_process p {\n    process y\n}\n" + fmt.Sprintf(inst, "p"), `vrrp_track_process "p" defined twice`},
 	} {

@@ -9,21 +9,22 @@ import (
 	"strings"
 )
 
-// rtTablesDirs are where iproute2 keeps its routing table names, read in
-// this order with a later file's name winning: the distribution's
-// defaults (/usr/share/iproute2, iproute2 6.5 and later), then the
-// administrator's (/etc/iproute2); in each, rt_tables and then the
-// rt_tables.d/*.conf files in name order. A variable so tests can point
-// it elsewhere.
+// rtTablesDirs are where iproute2 keeps its routing table names: the
+// distribution's defaults (/usr/share/iproute2, iproute2 6.5 and later),
+// then the administrator's (/etc/iproute2). As iproute2 reads them: the
+// last directory's rt_tables instead of the earlier ones', then the
+// rt_tables.d/*.conf files of all of them in name order, a file of a later
+// directory in place of an earlier one of the same name. A variable so
+// tests can point it elsewhere.
 var rtTablesDirs = []string{"/usr/share/iproute2", "/etc/iproute2"}
 
 // builtinTables are the names iproute2 knows without any file.
 var builtinTables = map[string]int{"unspec": 0, "default": 253, "main": 254, "local": 255}
 
-// routeTable resolves a virtual_routes `table` word as keepalived and
-// `ip route` do: a number (decimal or 0x hex, 0 to 2^32-1), a built-in
-// name, or a name from the rt_tables files. ok is false for a name
-// found nowhere.
+// routeTable resolves a virtual_routes or virtual_rules `table` word as
+// keepalived and `ip route` do: a number (decimal or 0x hex, 0 to
+// 2^32-1), a built-in name, or a name from the rt_tables files. ok is
+// false for a name found nowhere.
 func routeTable(word string) (id int, ok bool) {
 	if n, err := strconv.ParseUint(word, 0, 32); err == nil {
 		return int(n), true
@@ -32,13 +33,27 @@ func routeTable(word string) (id int, ok bool) {
 	for k, v := range builtinTables {
 		names[k] = v
 	}
-	for _, dir := range rtTablesDirs {
-		files := []string{filepath.Join(dir, "rt_tables")}
-		more, _ := filepath.Glob(filepath.Join(dir, "rt_tables.d", "*.conf"))
-		sort.Strings(more)
-		for _, f := range append(files, more...) {
+	for i := len(rtTablesDirs) - 1; i >= 0; i-- {
+		f := filepath.Join(rtTablesDirs[i], "rt_tables")
+		if _, err := os.Stat(f); err == nil {
 			readRTTables(f, names)
+			break
 		}
+	}
+	conf := map[string]string{} // file name -> the path that counts
+	for _, dir := range rtTablesDirs {
+		more, _ := filepath.Glob(filepath.Join(dir, "rt_tables.d", "*.conf"))
+		for _, f := range more {
+			conf[filepath.Base(f)] = f
+		}
+	}
+	order := make([]string, 0, len(conf))
+	for name := range conf {
+		order = append(order, name)
+	}
+	sort.Strings(order)
+	for _, name := range order {
+		readRTTables(conf[name], names)
 	}
 	id, ok = names[word]
 	return id, ok

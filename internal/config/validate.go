@@ -135,11 +135,12 @@ func (v *validator) vrrp() {
 		if t.Process == "" {
 			v.d.errorf(t.Pos, "vrrp_track_process %q has no process", t.Name)
 		}
-		if t.QuorumMax != 0 && t.QuorumMax < max(t.Quorum, 1) {
+		// quorum_max 0 with no quorum above 1: up while none runs
+		if t.HasQuorumMax && (t.QuorumMax != 0 || t.Quorum > 1) && t.QuorumMax < max(t.Quorum, 1) {
 			v.d.errorf(t.Pos, "vrrp_track_process %q: quorum_max %d is less than quorum %d", t.Name, t.QuorumMax, max(t.Quorum, 1))
 		}
-		if t.ParamMatch != "" && len(t.Params) == 0 {
-			v.d.warnf(t.Pos, "vrrp_track_process %q: param_match without parameters on the process line matches any arguments", t.Name)
+		if len(t.Params) == 0 && t.ParamMatch == "" && !t.FullCommand && len(t.Process) > 15 {
+			v.d.warnf(t.Pos, "vrrp_track_process %q: process %q is longer than a kernel process name (15 characters) and never matches one; use full_command or param_match to match the command line", t.Name, t.Process)
 		}
 	}
 	names := map[string]bool{}

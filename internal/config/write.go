@@ -617,14 +617,23 @@ func renderTrackProcess(w *wr, t *TrackProcess) {
 		words = append(words, q(p))
 	}
 	w.line(words...)
-	w.str("param_match", t.ParamMatch)
+	switch t.ParamMatch {
+	case "":
+	case "exact":
+		w.line("param_match")
+	default:
+		w.line("param_match", t.ParamMatch)
+	}
+	w.flag("full_command", t.FullCommand)
 	if t.Reverse {
 		w.line("weight", strconv.Itoa(t.Weight), "reverse")
 	} else {
 		w.num("weight", t.Weight)
 	}
 	w.num("quorum", t.Quorum)
-	w.num("quorum_max", t.QuorumMax)
+	if t.HasQuorumMax {
+		w.line("quorum_max", strconv.Itoa(t.QuorumMax))
+	}
 	w.dur("fork_delay", t.ForkDelay)
 	w.dur("terminate_delay", t.TerminateDelay)
 	w.close()

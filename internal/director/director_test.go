@@ -713,12 +713,29 @@ vrrp_instance A {
 		t.Fatal(ds.Err())
 	}
 	insts, _, _ := vrrpOptions(cfg)
-	m := vrrp.ProcessMatch{Process: "haproxy", Params: []string{"-Ws"}, ParamMatch: "partial", Quorum: 2, QuorumMax: 3,
-		ForkDelay: 1500 * time.Millisecond, TerminateDelay: 4 * time.Second}
+	m := vrrp.ProcessMatch{Process: "haproxy", FullCommand: true, Params: []string{"-Ws"}, ParamMatch: "partial",
+		Quorum: 2, QuorumMax: 3, HasQuorumMax: true, ForkDelay: 1500 * time.Millisecond, TerminateDelay: 4 * time.Second}
 	want := []vrrp.TrackProcess{
 		{Name: "hap", Weight: -20, Reverse: true, Match: m}, // the block's weight
 		{Name: "hap", Weight: 7, Match: m},                  // the line's
 		{Name: "hap", Weight: 0, Match: m},                  // the sync group's: 0, FAULT when down
+	}
+	if got := insts[0].TrackProcesses; !reflect.DeepEqual(got, want) {
+		t.Errorf("track processes\n got %+v\nwant %+v", got, want)
+	}
+
+	// the kernel name without arguments; quorum 1 by default; quorum_max
+	// 0: up while none runs
+	src = "vrrp_track_process a {\n    process nginx\n}\nvrrp_track_process b {\n    process /usr/bin/x\n    full_command\n    quorum_max 0\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    track_process {\n        a\n        b\n    }\n}\n"
+	cfg, ds = config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ = vrrpOptions(cfg)
+	want = []vrrp.TrackProcess{
+		{Name: "a", Match: vrrp.ProcessMatch{Process: "nginx", Quorum: 1}},
+		{Name: "b", Match: vrrp.ProcessMatch{Process: "/usr/bin/x", FullCommand: true, Quorum: 0, QuorumMax: 0, HasQuorumMax: true}},
 	}
 	if got := insts[0].TrackProcesses; !reflect.DeepEqual(got, want) {
 		t.Errorf("track processes\n got %+v\nwant %+v", got, want)
@@ -741,6 +758,14 @@ func TestUnicastPeerChecks(t *testing.T) {
 	}
 	if err := ic.Validate(); err != nil {
 		t.Error(err)
+	}
+	// a TTL range turns the source check on, as in keepalived
+	cfg, ds = config.LoadBytes("t.conf", []byte(strings.Replace(src, "    check_unicast_src\n", "", 1)), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if insts, _, _ := vrrpOptions(cfg); !insts[0].CheckUnicastSrc {
+		t.Error("min_ttl/max_ttl did not turn check_unicast_src on")
 	}
 	bad := strings.Replace(src, "10.0.0.2 min_ttl 250", "10.0.0.2 min_ttl 250 max_ttl 100", 1)
 	if _, ds := config.LoadBytes("t.conf", []byte(bad), nil); !ds.HasErrors() || !strings.Contains(ds.Err().Error(), "min_ttl 250 is more than max_ttl 100") {

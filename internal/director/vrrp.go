@@ -73,6 +73,8 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 					r.Max = 255
 				}
 				ic.UnicastPeerTTL = append(ic.UnicastPeerTTL, r)
+				// as keepalived: a TTL range turns on the source check
+				ic.CheckUnicastSrc = true
 			}
 			ic.UnicastPeers = append(ic.UnicastPeers, p.Addr)
 		}
@@ -166,9 +168,14 @@ func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
 		tp.Weight, tp.Reverse = p.Weight, p.Reverse
 	}
 	tp.Match = vrrp.ProcessMatch{
-		Process: p.Process, Params: p.Params, ParamMatch: p.ParamMatch,
-		Quorum: p.Quorum, QuorumMax: p.QuorumMax,
+		Process:     p.Process,
+		FullCommand: p.FullCommand || len(p.Params) > 0 || p.ParamMatch != "",
+		Params:      p.Params, ParamMatch: p.ParamMatch,
+		Quorum: max(p.Quorum, 1), QuorumMax: p.QuorumMax, HasQuorumMax: p.HasQuorumMax,
 		ForkDelay: p.ForkDelay.D(), TerminateDelay: p.TerminateDelay.D(),
+	}
+	if p.HasQuorumMax && p.QuorumMax == 0 {
+		tp.Match.Quorum = 0 // keepalived's: up while no such process runs
 	}
 	return tp
 }

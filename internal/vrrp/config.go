@@ -232,25 +232,32 @@ type TrackProcess struct {
 }
 
 // ProcessMatch says which processes a track_process counts and when the
-// count is up.
+// count is up, as keepalived's vrrp_track_process has it.
 type ProcessMatch struct {
-	// Process is the process's name: its kernel name (/proc/PID/comm, at
-	// most 15 characters), its argv[0], or argv[0]'s last element.
+	// Process is compared with the process's kernel name
+	// (/proc/PID/comm, at most 15 characters) or, when the command
+	// line is matched (FullCommand), with its argv[0].
 	Process string `json:"process"`
-	// Params, when not empty, must match the process's arguments
-	// (argv[1:]) as ParamMatch says.
-	Params []string `json:"params,omitempty"`
-	// ParamMatch: "exact" (the default: the arguments are Params),
-	// "initial" (they start with Params) or "partial" (Params, joined by
-	// blanks, appear in the arguments joined by blanks).
+	// FullCommand matches argv[0] and the arguments (argv[1:]) as
+	// ParamMatch says: set when the process line has arguments, or by
+	// param_match or full_command.
+	FullCommand bool     `json:"full_command,omitempty"`
+	Params      []string `json:"params,omitempty"`
+	// ParamMatch: "exact" (the default: the arguments are Params; no
+	// Params, no arguments), "partial" (the arguments start with
+	// Params) or "initial" (as partial, but the last of Params need only
+	// be the start of its argument). Without Params, partial and initial
+	// take any arguments.
 	ParamMatch string `json:"param_match,omitempty"`
-	// Quorum is the fewest processes that make it up (default 1);
-	// QuorumMax, when not 0, the most.
-	Quorum    int `json:"quorum,omitempty"`
-	QuorumMax int `json:"quorum_max,omitempty"`
-	// ForkDelay is how long the count must have been within the quorum
-	// before the tracker goes up; TerminateDelay how long outside it
-	// before the tracker goes down.
+	// Quorum is the fewest processes that make it up (default 1, 0
+	// allowed); QuorumMax, when HasQuorumMax, the most.
+	Quorum       int  `json:"quorum"`
+	QuorumMax    int  `json:"quorum_max,omitempty"`
+	HasQuorumMax bool `json:"has_quorum_max,omitempty"`
+	// ForkDelay is how long a rise of the count that changes the state
+	// (to the quorum, or past quorum_max) waits before it takes effect;
+	// TerminateDelay the same for a fall (under the quorum, or back to
+	// quorum_max). A change back before the delay is over cancels it.
 	ForkDelay      time.Duration `json:"fork_delay,omitempty"`
 	TerminateDelay time.Duration `json:"terminate_delay,omitempty"`
 }
@@ -458,8 +465,10 @@ func (c *InstanceConfig) Validate() error {
 		}
 	}
 	for _, t := range d.TrackProcesses {
-		if t.Weight < -maxTrackWeight || t.Weight > maxTrackWeight {
-			bad("track_process %s: weight %d out of range -253..253", t.Name, t.Weight)
+		// keepalived takes -254..254 for a tracked process, one more than
+		// for a script
+		if t.Weight < -maxTrackWeight-1 || t.Weight > maxTrackWeight+1 {
+			bad("track_process %s: weight %d out of range -254..254", t.Name, t.Weight)
 		}
 		if err := t.Match.check(); err != nil {
 			bad("track_process %s: %v", t.Name, err)

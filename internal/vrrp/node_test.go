@@ -484,7 +484,8 @@ func TestNodeTrackProcess(t *testing.T) {
 		cfgA := baseConfig()
 		cfgA.Priority = 150
 		cfgA.TrackProcesses = []TrackProcess{{Name: "haproxy", Weight: -60, Match: ProcessMatch{
-			Process: "haproxy", Params: []string{"-f"}, ParamMatch: "initial", ForkDelay: 3 * time.Second}}}
+			Process: "/usr/sbin/haproxy", FullCommand: true, Params: []string{"-f", "/etc/hap"}, ParamMatch: "initial",
+			Quorum: 1, ForkDelay: 3 * time.Second}}}
 		a, cancelA, doneA := startNode(t, Options{Instances: []InstanceConfig{cfgA}, System: sa})
 		b, cancelB, doneB := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: sb})
 		time.Sleep(5 * time.Second)

@@ -17,10 +17,13 @@ func processKey(name string) string { return "process:" + name }
 // procRoot is where processes are listed (a variable for tests).
 var procRoot = "/proc"
 
-// processPollInterval is how often tracked processes are counted.
-// keepalived learns of a fork or an exit at once from the kernel's
-// process events; govs counts once a second.
+// processPollInterval is how often tracked processes are counted, and so
+// the granularity of the delays. keepalived learns of a fork or an exit
+// at once from the kernel's process events; govs counts once a second.
 const processPollInterval = time.Second
+
+// commLen is the longest kernel process name (TASK_COMM_LEN - 1).
+const commLen = 15
 
 // check reports what is wrong with a match, or nil.
 func (m ProcessMatch) check() error {
@@ -35,8 +38,8 @@ func (m ProcessMatch) check() error {
 	if m.Quorum < 0 || m.QuorumMax < 0 {
 		return errors.New("negative quorum")
 	}
-	if m.QuorumMax != 0 && m.QuorumMax < max(m.Quorum, 1) {
-		return fmt.Errorf("quorum_max %d is less than quorum %d", m.QuorumMax, max(m.Quorum, 1))
+	if m.HasQuorumMax && m.QuorumMax < m.Quorum {
+		return fmt.Errorf("quorum_max %d is less than quorum %d", m.QuorumMax, m.Quorum)
 	}
 	if m.ForkDelay < 0 || m.TerminateDelay < 0 {
 		return errors.New("negative delay")
@@ -46,39 +49,38 @@ func (m ProcessMatch) check() error {
 
 // up says whether n matching processes are within the quorum.
 func (m ProcessMatch) up(n int) bool {
-	return n >= max(m.Quorum, 1) && (m.QuorumMax == 0 || n <= m.QuorumMax)
+	return n >= m.Quorum && (!m.HasQuorumMax || n <= m.QuorumMax)
 }
 
 // matches says whether a process with kernel name comm and argument
 // vector argv is one the match counts.
 func (m ProcessMatch) matches(comm string, argv []string) bool {
-	name := comm == m.Process
-	if len(argv) > 0 && (argv[0] == m.Process || filepath.Base(argv[0]) == m.Process) {
-		name = true
+	if !m.FullCommand {
+		return comm == m.Process
 	}
-	if !name {
+	if len(argv) == 0 || argv[0] != m.Process {
 		return false
 	}
-	if len(m.Params) == 0 {
-		return true
-	}
-	var args []string
-	if len(argv) > 1 {
-		args = argv[1:]
-	}
-	switch m.ParamMatch {
-	case "initial":
-		return len(args) >= len(m.Params) && slices.Equal(args[:len(m.Params)], m.Params)
-	case "partial":
-		return strings.Contains(" "+strings.Join(args, " ")+" ", " "+strings.Join(m.Params, " ")+" ")
-	default:
+	args := argv[1:]
+	switch {
+	case m.ParamMatch == "" || m.ParamMatch == "exact":
 		return slices.Equal(args, m.Params)
+	case len(m.Params) == 0:
+		return true
+	case len(args) < len(m.Params):
+		return false
+	case m.ParamMatch == "partial":
+		return slices.Equal(args[:len(m.Params)], m.Params)
+	default: // initial: the last parameter may be the start of its argument
+		last := len(m.Params) - 1
+		return slices.Equal(args[:last], m.Params[:last]) && strings.HasPrefix(args[last], m.Params[last])
 	}
 }
 
-// countProcesses counts the running processes (not zombies, not kernel
-// threads when arguments are to match) that m matches. A process that
-// exits while it is read is not counted.
+// countProcesses counts the running processes (not zombies) that m
+// matches. The command line (/proc/PID/cmdline, which reads the
+// process's memory) is read only for a match on it. A process that exits
+// while it is read is not counted.
 func countProcesses(m ProcessMatch) int {
 	ents, err := os.ReadDir(procRoot)
 	if err != nil {
@@ -95,61 +97,79 @@ func countProcesses(m ProcessMatch) int {
 		if err != nil {
 			continue
 		}
-		// state is the first field after the name's closing parenthesis
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+		// "PID (COMM) STATE ...": the name may hold blanks and
+		// parentheses, the state follows the last ')'
+		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || end < open || end+2 >= len(stat) || stat[end+2] == 'Z' || stat[end+2] == 'X' {
 			continue
 		}
-		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
-		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		comm := string(stat[open+1 : end])
 		var argv []string
-		if len(cmdline) > 0 {
+		if m.FullCommand {
+			cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+			if err != nil || len(cmdline) == 0 {
+				continue
+			}
 			argv = strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
 		}
-		if m.matches(strings.TrimSuffix(string(comm), "\n"), argv) {
+		if m.matches(comm, argv) {
 			n++
 		}
 	}
 	return n
 }
 
-// processTracker turns process counts into the tracker's state, with
-// the match's delays: a change of the count's side of the quorum takes
-// effect once it has lasted the delay for that direction.
+// processTracker turns process counts into the tracker's state as
+// keepalived does: a change of the count that crosses a bound of the
+// quorum takes effect after ForkDelay when the count rose, TerminateDelay
+// when it fell; a crossing in the other direction while such a delay
+// runs cancels it and takes effect at once.
 type processTracker struct {
 	m     ProcessMatch
-	ok    bool      // the state reported
-	since time.Time // when the count last crossed to the side other than ok; zero while on ok's side
+	ok    bool // the state reported
+	count int  // the last count
+	// pending is the direction of the delay running (+1 fork, -1
+	// terminate, 0 none) and until its end
+	pending int
+	until   time.Time
 }
 
 // observe records a count at now and reports whether the state changed.
 func (p *processTracker) observe(n int, now time.Time) bool {
-	up := p.m.up(n)
-	if up == p.ok {
-		p.since = time.Time{}
-		return false
+	was := p.ok
+	if p.pending != 0 && !now.Before(p.until) {
+		p.pending = 0
+		p.ok = p.m.up(p.count)
 	}
-	if p.since.IsZero() {
-		p.since = now
+	if n != p.count && p.m.up(n) != p.m.up(p.count) {
+		rise := 1
+		delay := p.m.ForkDelay
+		if n < p.count {
+			rise, delay = -1, p.m.TerminateDelay
+		}
+		switch {
+		case p.pending == -rise:
+			p.pending = 0
+			p.ok = p.m.up(n)
+		case delay > 0:
+			p.pending, p.until = rise, now.Add(delay)
+		default:
+			p.pending = 0
+			p.ok = p.m.up(n)
+		}
 	}
-	wait := p.m.TerminateDelay
-	if up {
-		wait = p.m.ForkDelay
-	}
-	if now.Sub(p.since) < wait {
-		return false
-	}
-	p.ok, p.since = up, time.Time{}
-	return true
+	p.count = n
+	return p.ok != was
 }
 
 // watchProcess counts tp's processes every processPollInterval until ctx
 // is done. Its first count is reported as it is (the machines were built
 // from a count made a moment before, which a process may have changed
 // since; the same state again changes nothing), then every change of
-// state after the match's delays.
+// state.
 func watchProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
-	pt := processTracker{m: tp.Match, ok: tp.Match.up(countProcesses(tp.Match))}
+	n := countProcesses(tp.Match)
+	pt := processTracker{m: tp.Match, ok: tp.Match.up(n), count: n}
 	emit(pt.ok)
 	t := time.NewTicker(processPollInterval)
 	defer t.Stop()

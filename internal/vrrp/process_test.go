@@ -12,25 +12,34 @@ import (
 
 func TestProcessMatch(t *testing.T) {
 	haproxy := []string{"/usr/sbin/haproxy", "-Ws", "-f", "/etc/haproxy/haproxy.cfg", "-p", "/run/haproxy.pid"}
+	full := func(ptype string, params ...string) ProcessMatch {
+		return ProcessMatch{Process: "/usr/sbin/haproxy", FullCommand: true, Params: params, ParamMatch: ptype}
+	}
 	for _, c := range []struct {
 		m    ProcessMatch
 		comm string
 		argv []string
 		want bool
 	}{
+		// the kernel name
 		{ProcessMatch{Process: "haproxy"}, "haproxy", haproxy, true},
-		{ProcessMatch{Process: "/usr/sbin/haproxy"}, "haproxy", haproxy, true},
-		{ProcessMatch{Process: "haproxy"}, "haproxy", nil, true}, // no command line: the kernel name still counts
 		{ProcessMatch{Process: "nginx"}, "haproxy", haproxy, false},
-		// a name longer than the kernel's 15 characters: argv[0]'s last element
-		{ProcessMatch{Process: "my-long-daemon-name"}, "my-long-daemon-", []string{"/opt/bin/my-long-daemon-name"}, true},
-		{ProcessMatch{Process: "haproxy", Params: []string{"-Ws"}}, "haproxy", haproxy, false},
-		{ProcessMatch{Process: "haproxy", Params: haproxy[1:]}, "haproxy", haproxy, true},
-		{ProcessMatch{Process: "haproxy", Params: []string{"-Ws", "-f"}, ParamMatch: "initial"}, "haproxy", haproxy, true},
-		{ProcessMatch{Process: "haproxy", Params: []string{"-f"}, ParamMatch: "initial"}, "haproxy", haproxy, false},
-		{ProcessMatch{Process: "haproxy", Params: []string{"-f", "/etc/haproxy/haproxy.cfg"}, ParamMatch: "partial"}, "haproxy", haproxy, true},
-		{ProcessMatch{Process: "haproxy", Params: []string{"/etc/haproxy/haproxy"}, ParamMatch: "partial"}, "haproxy", haproxy, false}, // whole words
-		{ProcessMatch{Process: "haproxy", Params: []string{"-Ws"}}, "haproxy", nil, false},
+		{ProcessMatch{Process: "/usr/sbin/haproxy"}, "haproxy", haproxy, false},
+		// the command line: argv[0] as it is, then the arguments
+		{ProcessMatch{Process: "haproxy", FullCommand: true}, "haproxy", haproxy, false},
+		{full("", haproxy[1:]...), "haproxy", haproxy, true},
+		{full("exact", haproxy[1:]...), "haproxy", haproxy, true},
+		{full("", "-Ws"), "haproxy", haproxy, false},                              // exact: all of them
+		{full(""), "haproxy", haproxy, false},                                     // exact without parameters: none
+		{full(""), "haproxy", []string{"/usr/sbin/haproxy"}, true},                //
+		{full("partial", "-Ws", "-f"), "haproxy", haproxy, true},                  // the first ones
+		{full("partial", "-f"), "haproxy", haproxy, false},                        // not anywhere
+		{full("partial", "-Ws", "-"), "haproxy", haproxy, false},                  // whole arguments
+		{full("initial", "-Ws", "-f", "/etc/haproxy/"), "haproxy", haproxy, true}, // the last one may be a start
+		{full("initial", "-W", "-f"), "haproxy", haproxy, false},                  // only the last
+		{full("partial"), "haproxy", haproxy, true},                               // no parameters: any
+		{full("initial"), "haproxy", haproxy, true},
+		{full("partial", "-Ws"), "haproxy", nil, false}, // no command line (a kernel thread)
 	} {
 		if got := c.m.matches(c.comm, c.argv); got != c.want {
 			t.Errorf("%+v against %q %q: %v, want %v", c.m, c.comm, c.argv, got, c.want)
@@ -77,10 +86,11 @@ func TestCountProcesses(t *testing.T) {
 		want int
 	}{
 		{ProcessMatch{Process: "haproxy"}, 2},
-		{ProcessMatch{Process: "haproxy", Params: []string{"-f", "b.cfg"}}, 1},
+		{ProcessMatch{Process: "/usr/sbin/haproxy", FullCommand: true, Params: []string{"-f", "b.cfg"}}, 1},
+		{ProcessMatch{Process: "/usr/sbin/haproxy", FullCommand: true, Params: []string{"-f"}, ParamMatch: "partial"}, 2},
 		{ProcessMatch{Process: "nginx"}, 1},
 		{ProcessMatch{Process: "a) b"}, 1},
-		{ProcessMatch{Process: "odd"}, 1},
+		{ProcessMatch{Process: "/bin/odd", FullCommand: true}, 1},
 		{ProcessMatch{Process: "sshd"}, 0},
 	} {
 		if got := countProcesses(c.m); got != c.want {
@@ -90,18 +100,20 @@ func TestCountProcesses(t *testing.T) {
 }
 
 func TestProcessQuorumAndDelays(t *testing.T) {
-	m := ProcessMatch{Process: "x", Quorum: 2, QuorumMax: 3}
+	m := ProcessMatch{Process: "x", Quorum: 2, QuorumMax: 3, HasQuorumMax: true}
 	for n, want := range map[int]bool{0: false, 1: false, 2: true, 3: true, 4: false} {
 		if m.up(n) != want {
 			t.Errorf("quorum 2-3, %d processes: up %v", n, !want)
 		}
 	}
-	if !(ProcessMatch{Process: "x"}).up(1) || (ProcessMatch{Process: "x"}).up(0) {
-		t.Error("default quorum is not 1")
+	none := ProcessMatch{Process: "x", Quorum: 0, QuorumMax: 0, HasQuorumMax: true} // up while none runs
+	if !none.up(0) || none.up(1) {
+		t.Error("quorum_max 0 is not up with none and down with one")
 	}
 
 	t0 := time.Unix(1000, 0)
-	p := processTracker{m: ProcessMatch{Process: "x", ForkDelay: 2 * time.Second, TerminateDelay: 3 * time.Second}, ok: true}
+	m = ProcessMatch{Process: "x", Quorum: 1, QuorumMax: 2, HasQuorumMax: true, ForkDelay: 2 * time.Second, TerminateDelay: 3 * time.Second}
+	p := processTracker{m: m, ok: true, count: 1}
 	steps := []struct {
 		at      time.Duration
 		n       int
@@ -109,13 +121,20 @@ func TestProcessQuorumAndDelays(t *testing.T) {
 		ok      bool
 	}{
 		{0, 1, false, true},
-		{1 * time.Second, 0, false, true},  // down for 0 s
-		{3 * time.Second, 0, false, true},  // 2 s < 3 s
-		{4 * time.Second, 1, false, true},  // back within the delay: nothing happened
-		{5 * time.Second, 0, false, true},  // down again, the delay starts over
-		{8 * time.Second, 0, true, false},  // 3 s down
-		{9 * time.Second, 1, false, false}, // up for 0 s
-		{11 * time.Second, 1, true, true},  // 2 s up
+		{1 * time.Second, 0, false, true},         // fell under the quorum: terminate delay, 3 s
+		{3 * time.Second, 0, false, true},         //
+		{3500 * time.Millisecond, 1, false, true}, // rose back while it ran: cancelled, at once (still up)
+		{5 * time.Second, 0, false, true},         // fell again: a new delay
+		{8 * time.Second, 0, true, false},         // 3 s down
+		{9 * time.Second, 1, false, false},        // rose to the quorum: fork delay, 2 s
+		{11 * time.Second, 1, true, true},         //
+		{12 * time.Second, 3, false, true},        // rose past quorum_max (a fork): the fork delay too
+		{13 * time.Second, 2, false, true},        // fell back while it ran: cancelled at once, still up
+		{16 * time.Second, 2, false, true},        // and nothing left to happen
+		{17 * time.Second, 3, false, true},        // past quorum_max again
+		{19 * time.Second, 3, true, false},        // 2 s over
+		{20 * time.Second, 2, false, false},       // fell to quorum_max: terminate delay, 3 s
+		{23 * time.Second, 2, true, true},
 	}
 	for _, s := range steps {
 		if ch := p.observe(s.n, t0.Add(s.at)); ch != s.changed || p.ok != s.ok {
@@ -123,7 +142,7 @@ func TestProcessQuorumAndDelays(t *testing.T) {
 		}
 	}
 
-	for _, bad := range []ProcessMatch{{}, {Process: "x", ParamMatch: "fuzzy"}, {Process: "x", Quorum: 3, QuorumMax: 2}, {Process: "x", TerminateDelay: -1}} {
+	for _, bad := range []ProcessMatch{{}, {Process: "x", ParamMatch: "fuzzy"}, {Process: "x", Quorum: 3, QuorumMax: 2, HasQuorumMax: true}, {Process: "x", TerminateDelay: -1}} {
 		if bad.check() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
@@ -146,11 +165,18 @@ func TestWatchProcess(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	tp := TrackProcess{Name: "sleeper", Match: ProcessMatch{Process: "sleep", Params: []string{arg}}}
+	tp := TrackProcess{Name: "sleeper", Match: ProcessMatch{Process: sleep, FullCommand: true, Params: []string{arg}, Quorum: 1}}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	states := make(chan bool, 8)
-	go watchProcess(ctx, tp, func(ok bool) { states <- ok })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchProcess(ctx, tp, func(ok bool) { states <- ok })
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
 	wait := func(want bool) {
 		t.Helper()
 		select {

@@ -402,7 +402,15 @@ func (s *LinuxSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) err
 		}
 	}
 	for _, r := range cfg.VirtualRules {
-		// the same rule twice is EEXIST (RuleAdd asks for an exclusive create)
+		// With a priority the same rule again is EEXIST (RuleAdd asks
+		// for an exclusive create). Without one the kernel gives each
+		// add a priority of its own, so a rule left by an earlier run
+		// (or an earlier add) would be doubled: it is deleted first.
+		if r.Priority == 0 {
+			if err := s.h.RuleDel(rule(r)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("replace rule %s: %w", rule(r), err))
+			}
+		}
 		if err := s.h.RuleAdd(rule(r)); err != nil && !errors.Is(err, unix.EEXIST) {
 			errs = append(errs, fmt.Errorf("add rule %s: %w", rule(r), err))
 		}

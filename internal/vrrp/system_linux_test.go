@@ -81,3 +81,37 @@ func TestLinuxSystemAddressesRoutesTracking(t *testing.T) {
 		t.Fatalf("addresses, routes or rules left after stop:\n%s\n%s\n%s", ipn(t, ns, "-o", "addr", "show"), ipn(t, ns, "route", "show"), ipn(t, ns, "rule", "show"))
 	}
 }
+
+// TestLinuxSystemRulesIdempotent: a virtual_rules entry without a priority
+// (the kernel gives every add a priority of its own) added twice, as a
+// restart while MASTER does, is there once; and is removed.
+func TestLinuxSystemRulesIdempotent(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("vr%04dru", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	sys, err := NewLinuxSystem(LinuxOptions{NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	cfg := InstanceConfig{Name: "R", VirtualRules: []VirtualRule{
+		{From: netip.MustParsePrefix("10.5.0.0/16"), Table: 123},
+		{To: netip.MustParsePrefix("10.6.0.0/16"), Table: 124, Priority: 500},
+	}}
+	count := func(s string) int { return strings.Count(ipn(t, ns, "rule", "show"), s) }
+	ctx := t.Context()
+	for range 2 {
+		if err := sys.AddAddresses(ctx, &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := count("from 10.5.0.0/16 lookup 123"), count("500:\tfrom all to 10.6.0.0/16 lookup 124"); a != 1 || b != 1 {
+		t.Fatalf("after two adds: %d and %d copies, want 1 each:\n%s", a, b, ipn(t, ns, "rule", "show"))
+	}
+	if err := sys.RemoveAddresses(ctx, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := count("lookup 123"), count("lookup 124"); a != 0 || b != 0 {
+		t.Fatalf("after remove: %d and %d left:\n%s", a, b, ipn(t, ns, "rule", "show"))
+	}
+}
