@@ -878,6 +878,10 @@ func (b *builder) rules(n *Node) []Rule {
 				}
 			case "priority", "preference", "pref":
 				r.Priority = num("priority", 1<<32-1)
+				if ok && r.Priority == 0 {
+					b.d.errorf(ws[i].Pos, "virtual_rules: priority 0 is the local table's rule; use 1 or more")
+					ok = false
+				}
 			case "fwmark":
 				w, has := next()
 				if !has {

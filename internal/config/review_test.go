@@ -344,6 +344,7 @@ func TestVirtualRulesErrors(t *testing.T) {
 		"ipproto gre2 table 5":                     `ipproto "gre2"`,
 		"from all table 5 realms 3":                `unknown word "realms"`,
 		"from all table":                           "table needs a value",
+		"from all table 5 priority 0":              "priority 0 is the local table's rule",
 	} {
 		_, ds := LoadBytes("t.conf", []byte(fmt.Sprintf(inst, line)), nil)
 		if !ds.HasErrors() || !strings.Contains(ds.Err().Error(), want) || !strings.Contains(ds.Err().Error(), "t.conf:8") {

@@ -72,7 +72,6 @@ func (v *validator) global() {
 	notYet(g.StartupScript != nil || g.ShutdownScript != nil, "startup_script/shutdown_script")
 	notYet(g.VRRPStrict, "vrrp_strict")
 	notYet(g.VRRPGnaInterval != 0, "vrrp_gna_interval")
-	notYet(g.VRRPStartupDelay != 0, "vrrp_startup_delay")
 	for _, vi := range v.cfg.VRRPInstances {
 		if vi.Strict || vi.Accept != nil {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: strict_mode/accept/no_accept are accepted but have no effect yet in govs", vi.Name)

@@ -343,6 +343,15 @@ func (d *Director) Run(ctx context.Context) error {
 				case <-nctx.Done():
 				}
 			}()
+			// vrrp_startup_delay: the instances stay in INIT (and hold
+			// no address) this long after govs starts
+			if delay := d.vrrpCfg.Global.VRRPStartupDelay.D(); delay > 0 {
+				d.log.Info("vrrp: vrrp_startup_delay", "delay", delay)
+				select {
+				case <-time.After(delay):
+				case <-nctx.Done():
+				}
+			}
 			err := d.node.Run(nctx)
 			d.ownershipChanged()
 			if ctx.Err() == nil && err != nil {
