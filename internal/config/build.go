@@ -564,6 +564,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.addr(c, &vi.McastSrcIP)
 		case "check_unicast_src":
 			b.flag(c, &vi.CheckUnicastSrc)
+		case "notify_priority_changes":
+			b.flag(c, &vi.NotifyPrioChange)
 		case "unicast_ttl":
 			b.intv(c, 1, 255, &vi.UnicastTTL)
 		case "unicast_peer":

@@ -342,6 +342,7 @@ type VRRPInstance struct {
 	UnicastPeers     []UnicastPeer `json:"unicast_peer,omitempty"`
 	UnicastTTL       int           `json:"unicast_ttl,omitempty"`
 	CheckUnicastSrc  bool          `json:"check_unicast_src,omitempty"`
+	NotifyPrioChange bool          `json:"notify_priority_changes,omitempty"`
 	McastSrcIP       netip.Addr    `json:"mcast_src_ip,omitempty"`
 	Auth             *Auth         `json:"authentication,omitempty"`
 	TrackIfaces      []Track       `json:"track_interface,omitempty"`

@@ -734,6 +734,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.addr("unicast_src_ip", vi.UnicastSrcIP)
 	w.num("unicast_ttl", vi.UnicastTTL)
 	w.flag("check_unicast_src", vi.CheckUnicastSrc)
+	w.flag("notify_priority_changes", vi.NotifyPrioChange)
 	if len(vi.UnicastPeers) > 0 {
 		w.open("unicast_peer")
 		for _, p := range vi.UnicastPeers {

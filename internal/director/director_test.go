@@ -19,6 +19,7 @@ import (
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/health"
+	"github.com/govs/govs/internal/notify"
 	"github.com/govs/govs/internal/vrrp"
 )
 
@@ -790,5 +791,31 @@ func TestVirtualRulesOptions(t *testing.T) {
 	}
 	if err := insts[0].Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestVRRPNotification: a change of state runs its notify_* script, the
+// notify script with keepalived's arguments and the mail; a priority
+// change in the same state (notify_priority_changes) the notify script
+// alone, with the new priority.
+func TestVRRPNotification(t *testing.T) {
+	nf := config.Notifiers{Master: &config.Script{Cmd: "/bin/m"}, Any: &config.Script{Cmd: "/bin/n x"}}
+	describe := func(n notify.Notification) string {
+		var s []string
+		for _, c := range n.Scripts {
+			s = append(s, c.Path+" "+strings.Join(c.Args, " "))
+		}
+		return fmt.Sprintf("%q mail %v", s, n.Mail)
+	}
+	note, ok := vrrpNotification(nf, vrrp.NotifyEvent{Type: "INSTANCE", Name: "VI_1", State: vrrp.StateMaster, Priority: 150, SMTPAlert: true})
+	if want := `["/bin/m " "/bin/n x INSTANCE VI_1 MASTER 150"] mail true`; !ok || describe(note) != want {
+		t.Errorf("state change: %s, want %s", describe(note), want)
+	}
+	note, ok = vrrpNotification(nf, vrrp.NotifyEvent{Type: "INSTANCE", Name: "VI_1", State: vrrp.StateMaster, Priority: 130, SMTPAlert: true, PriorityChange: true})
+	if want := `["/bin/n x INSTANCE VI_1 MASTER 130"] mail false`; !ok || describe(note) != want {
+		t.Errorf("priority change: %s, want %s", describe(note), want)
+	}
+	if _, ok := vrrpNotification(config.Notifiers{Master: nf.Master}, vrrp.NotifyEvent{Type: "INSTANCE", Name: "VI_1", State: vrrp.StateMaster, PriorityChange: true}); ok {
+		t.Error("a priority change without a notify script has something to do")
 	}
 }

@@ -109,18 +109,30 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 	if !found {
 		return
 	}
+	if note, ok := vrrpNotification(nf, ev); ok {
+		d.notifier.Enqueue(note)
+	}
+}
+
+// vrrpNotification is what a VRRP notification runs and sends: the
+// state's notify_* script, the notify script with keepalived's
+// arguments, and the mail when smtp_alert is set; for a priority change
+// in the same state (notify_priority_changes) the notify script alone.
+// ok is false when there is nothing to do.
+func vrrpNotification(nf config.Notifiers, ev vrrp.NotifyEvent) (notify.Notification, bool) {
 	state := strings.ToUpper(ev.State.String())
-	note := notify.Notification{Mail: ev.SMTPAlert}
+	note := notify.Notification{Mail: ev.SMTPAlert && !ev.PriorityChange}
 	note.Subject, note.Body = notify.VRRPMail(ev.Name, state)
 	var specific *config.Script
-	switch state {
-	case "MASTER":
+	switch {
+	case ev.PriorityChange:
+	case state == "MASTER":
 		specific = nf.Master
-	case "BACKUP":
+	case state == "BACKUP":
 		specific = nf.Backup
-	case "FAULT":
+	case state == "FAULT":
 		specific = nf.Fault
-	case "STOP":
+	case state == "STOP":
 		specific = nf.Stop
 	}
 	if c := scriptCmd(specific); c != nil {
@@ -130,10 +142,7 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 		c.Args = append(c.Args, notify.VRRPNotifyArgs(ev.Type == "GROUP", ev.Name, state, ev.Priority)...)
 		note.Scripts = append(note.Scripts, *c)
 	}
-	if len(note.Scripts) == 0 && !note.Mail {
-		return
-	}
-	d.notifier.Enqueue(note)
+	return note, len(note.Scripts) > 0 || note.Mail
 }
 
 // vrrpState converts the node's status for the API.

@@ -65,6 +65,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			}
 		}
 		ic.CheckUnicastSrc = vi.CheckUnicastSrc
+		ic.NotifyPriorityChanges = vi.NotifyPrioChange
 		for _, p := range vi.UnicastPeers {
 			if p.MinTTL != 0 || p.MaxTTL != 0 {
 				// keepalived's defaults: min_ttl 0, max_ttl 255

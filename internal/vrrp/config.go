@@ -91,6 +91,10 @@ type InstanceConfig struct {
 	TrackScripts    []TrackScript    `json:"track_script,omitempty"`
 	TrackFiles      []TrackFile      `json:"track_file,omitempty"`
 	TrackProcesses  []TrackProcess   `json:"track_process,omitempty"`
+	// NotifyPriorityChanges (notify_priority_changes) notifies every
+	// change of the effective priority that comes without a change of
+	// state (the notify script, with the current state).
+	NotifyPriorityChanges bool `json:"notify_priority_changes,omitempty"`
 	// DontTrackPrimary stops the implicit FAULT on Interface going down.
 	DontTrackPrimary bool `json:"dont_track_primary,omitempty"`
 

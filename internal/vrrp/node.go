@@ -437,6 +437,17 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 	}
 }
 
+// transitioned says whether actions hold a change of state, whose own
+// notification carries the new priority.
+func transitioned(acts []Action) bool {
+	for _, a := range acts {
+		if _, ok := a.(ActionTransition); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func (n *Node) countDrop(in *instance, r DropReason) {
 	if in.count.Dropped == nil {
 		in.count.Dropped = map[DropReason]uint64{}
@@ -466,6 +477,11 @@ func (n *Node) apply(ctx context.Context, q *queue, idx int, ev Event) {
 		default:
 			n.execute(ctx, q, in, a)
 		}
+	}
+	if changed && in.cfg.NotifyPriorityChanges && n.opts.Notifier != nil && !transitioned(acts) {
+		ev := NotifyEvent{Type: "INSTANCE", Name: in.cfg.Name, State: in.m.State(), Priority: in.m.EffectivePriority(),
+			Scripts: in.cfg.Notify, PriorityChange: true, Time: n.now()}
+		q.push(func() { n.opts.Notifier.Notify(context.WithoutCancel(ctx), ev) })
 	}
 	n.publish(idx)
 	if changed && n.opts.OnChange != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -521,4 +522,48 @@ func TestNodeTrackProcess(t *testing.T) {
 		<-doneA
 		<-doneB
 	})
+}
+
+// TestNodeNotifyPriorityChanges: with notify_priority_changes, a tracked
+// file moving the master's priority notifies it in the same state; without
+// it, or when the change comes with a change of state, it does not.
+func TestNodeNotifyPriorityChanges(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		weightFile := filepath.Join(t.TempDir(), "w")
+		synctest.Test(t, func(t *testing.T) {
+			fnet := &fakeNet{}
+			sys := newFakeSystem(fnet, "10.0.0.1")
+			cfg := baseConfig()
+			cfg.Priority = 150
+			cfg.NotifyPriorityChanges = on
+			cfg.TrackFiles = []TrackFile{{Name: "w", Path: weightFile, Weight: -10}}
+			rn := &recordNotifier{}
+			n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{cfg}, System: sys, Notifier: rn})
+			time.Sleep(5 * time.Second)
+			if s := stateOf(n, "VI_1"); s.State != StateMaster {
+				t.Fatalf("not master: %+v", s)
+			}
+			os.WriteFile(weightFile, []byte("2\n"), 0o644) // 150 - 20
+			time.Sleep(2 * time.Second)
+			os.WriteFile(weightFile, []byte("30\n"), 0o644) // -300 (<= -254): FAULT, a change of state
+			time.Sleep(2 * time.Second)
+			cancel()
+			<-done
+			rn.mu.Lock()
+			defer rn.mu.Unlock()
+			var prio []string
+			for _, e := range rn.evs {
+				if e.PriorityChange {
+					prio = append(prio, fmt.Sprintf("%s %d", e.State, e.Priority))
+				}
+			}
+			want := []string(nil)
+			if on {
+				want = []string{"MASTER 130"}
+			}
+			if !slices.Equal(prio, want) {
+				t.Errorf("notify_priority_changes %v: priority notifications %q, want %q (all: %+v)", on, prio, want, rn.evs)
+			}
+		})
+	}
 }

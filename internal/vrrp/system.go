@@ -74,8 +74,12 @@ type NotifyEvent struct {
 	// SMTPAlert is set when the instance or group has smtp_alert.
 	SMTPAlert bool `json:"smtp_alert,omitempty"`
 	// Repeat marks a re-notification of MASTER after a split brain.
-	Repeat bool      `json:"repeat,omitempty"`
-	Time   time.Time `json:"time"`
+	Repeat bool `json:"repeat,omitempty"`
+	// PriorityChange marks a notification of a new effective priority
+	// in the same state (notify_priority_changes): for the notify script
+	// alone, as keepalived sends it.
+	PriorityChange bool      `json:"priority_change,omitempty"`
+	Time           time.Time `json:"time"`
 }
 
 // allVIPs returns the advertised and the excluded virtual addresses.
