@@ -3,9 +3,9 @@ package vrrp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -543,9 +543,15 @@ func TestNodeNotifyPriorityChanges(t *testing.T) {
 			if s := stateOf(n, "VI_1"); s.State != StateMaster {
 				t.Fatalf("not master: %+v", s)
 			}
-			os.WriteFile(weightFile, []byte("2\n"), 0o644) // 150 - 20
+			// written whole (rename): a poll in the middle of a write
+			// would read an empty file, the value 0
+			put := func(v string) {
+				os.WriteFile(weightFile+".new", []byte(v), 0o644)
+				os.Rename(weightFile+".new", weightFile)
+			}
+			put("2\n") // 150 - 20
 			time.Sleep(2 * time.Second)
-			os.WriteFile(weightFile, []byte("30\n"), 0o644) // -300 (<= -254): FAULT, a change of state
+			put("30\n") // -300 (<= -254): FAULT, a change of state
 			time.Sleep(2 * time.Second)
 			cancel()
 			<-done
