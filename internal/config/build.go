@@ -390,6 +390,9 @@ func (b *builder) trackProcess(n *Node) *TrackProcess {
 					switch w := c.Words[1]; w.Text {
 					case "initial", "partial":
 						t.ParamMatch = w.Text
+					case "exact":
+						// govs's own spelling in its first version
+						b.d.warnf(w.Pos, "param_match exact is not keepalived's: a bare param_match means the same")
 					default:
 						b.d.errorf(w.Pos, "param_match must be initial or partial (or nothing, for all arguments exactly), got %q", w.Text)
 					}

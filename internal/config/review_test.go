@@ -310,6 +310,19 @@ func TestVirtualRouteTableNames(t *testing.T) {
 	}
 }
 
+// TestParamMatchExactWarns: "param_match exact" (govs's first spelling)
+// is taken as a bare param_match, with a warning.
+func TestParamMatchExactWarns(t *testing.T) {
+	src := "vrrp_track_process p {\n    process /usr/bin/x a\n    param_match exact\n}\n"
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if p := cfg.VRRPTrackProcesses[0]; p.ParamMatch != "exact" || !strings.Contains(ds.Error(), "param_match exact is not keepalived's") {
+		t.Errorf("param_match %q, diagnostics %v", p.ParamMatch, ds)
+	}
+}
+
 // TestTrackProcessErrors: a vrrp_track_process block's mistakes, and a
 // reference to one that is not defined, are errors at their place.
 func TestTrackProcessErrors(t *testing.T) {

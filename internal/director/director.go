@@ -350,6 +350,10 @@ func (d *Director) Run(ctx context.Context) error {
 				select {
 				case <-time.After(delay):
 				case <-nctx.Done():
+					// stopped (or resigned) within the delay: the
+					// instances never start, so nothing is claimed,
+					// announced or notified on the way out
+					return nil
 				}
 			}
 			err := d.node.Run(nctx)
@@ -640,7 +644,7 @@ func (d *Director) Reload(ctx context.Context) error {
 	}
 	if d.node != nil || len(cfg.VRRPInstances) > 0 {
 		insts, scripts, groups := vrrpOptions(cfg)
-		if sig := vrrpSignature(insts, scripts, groups); sig != d.vrrpSig {
+		if sig := vrrpSignature(insts, scripts, groups, cfg.Global.VRRPStartupDelay); sig != d.vrrpSig {
 			d.log.Warn("vrrp configuration changed: VRRP keeps running with the previous settings until govs restarts (virtual services are reloaded now)")
 		}
 	}

@@ -727,8 +727,10 @@ vrrp_instance A {
 
 	// the kernel name without arguments; quorum 1 by default; quorum_max
 	// 0: up while none runs
+	// arguments without param_match: exactly; full_command alone: any
 	src = "vrrp_track_process a {\n    process nginx\n}\nvrrp_track_process b {\n    process /usr/bin/x\n    full_command\n    quorum_max 0\n}\n" +
-		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    track_process {\n        a\n        b\n    }\n}\n"
+		"vrrp_track_process c {\n    process /usr/bin/y -f z\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    track_process {\n        a\n        b\n        c\n    }\n}\n"
 	cfg, ds = config.LoadBytes("t.conf", []byte(src), nil)
 	if ds.HasErrors() {
 		t.Fatal(ds.Err())
@@ -737,6 +739,7 @@ vrrp_instance A {
 	want = []vrrp.TrackProcess{
 		{Name: "a", Match: vrrp.ProcessMatch{Process: "nginx", Quorum: 1}},
 		{Name: "b", Match: vrrp.ProcessMatch{Process: "/usr/bin/x", FullCommand: true, Quorum: 0, QuorumMax: 0, HasQuorumMax: true}},
+		{Name: "c", Match: vrrp.ProcessMatch{Process: "/usr/bin/y", FullCommand: true, Params: []string{"-f", "z"}, ParamMatch: "exact", Quorum: 1}},
 	}
 	if got := insts[0].TrackProcesses; !reflect.DeepEqual(got, want) {
 		t.Errorf("track processes\n got %+v\nwant %+v", got, want)

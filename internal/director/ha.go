@@ -24,7 +24,7 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 		return nil, nil
 	}
 	insts, scripts, groups := vrrpOptions(cfg)
-	d.vrrpSig = vrrpSignature(insts, scripts, groups)
+	d.vrrpSig = vrrpSignature(insts, scripts, groups, cfg.Global.VRRPStartupDelay)
 	d.vrrpCfg = cfg
 	return vrrp.NewNode(vrrp.Options{
 		Instances:  insts,

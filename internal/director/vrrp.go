@@ -172,9 +172,14 @@ func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
 		Process:     p.Process,
 		FullCommand: p.FullCommand || len(p.Params) > 0 || p.ParamMatch != "",
 		Params:      p.Params, ParamMatch: p.ParamMatch,
-		Quorum: max(p.Quorum, 1), QuorumMax: p.QuorumMax, HasQuorumMax: p.HasQuorumMax,
-		ForkDelay: p.ForkDelay.D(), TerminateDelay: p.TerminateDelay.D(),
 	}
+	// arguments on the process line are matched exactly unless
+	// param_match says otherwise; full_command alone takes any
+	if len(p.Params) > 0 && p.ParamMatch == "" {
+		tp.Match.ParamMatch = "exact"
+	}
+	tp.Match.Quorum, tp.Match.QuorumMax, tp.Match.HasQuorumMax = max(p.Quorum, 1), p.QuorumMax, p.HasQuorumMax
+	tp.Match.ForkDelay, tp.Match.TerminateDelay = p.ForkDelay.D(), p.TerminateDelay.D()
 	if p.HasQuorumMax && p.QuorumMax == 0 {
 		tp.Match.Quorum = 0 // keepalived's: up while no such process runs
 	}

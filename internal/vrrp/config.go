@@ -247,14 +247,16 @@ type ProcessMatch struct {
 	// param_match or full_command.
 	FullCommand bool     `json:"full_command,omitempty"`
 	Params      []string `json:"params,omitempty"`
-	// ParamMatch: "exact" (the default: the arguments are Params; no
-	// Params, no arguments), "partial" (the arguments start with
-	// Params) or "initial" (as partial, but the last of Params need only
-	// be the start of its argument). Without Params, partial and initial
-	// take any arguments.
+	// ParamMatch: "" (the arguments are not looked at), "exact" (the
+	// arguments are Params; no Params, no arguments), "partial" (the
+	// arguments start with Params) or "initial" (as partial, but the
+	// last of Params need only be the start of its argument). Without
+	// Params, partial and initial take any arguments. Params need
+	// FullCommand and a ParamMatch other than "".
 	ParamMatch string `json:"param_match,omitempty"`
-	// Quorum is the fewest processes that make it up (default 1, 0
-	// allowed); QuorumMax, when HasQuorumMax, the most.
+	// Quorum is the fewest processes that make it up (0: up with none
+	// at all; the config's default is 1); QuorumMax, when HasQuorumMax,
+	// the most.
 	Quorum       int  `json:"quorum"`
 	QuorumMax    int  `json:"quorum_max,omitempty"`
 	HasQuorumMax bool `json:"has_quorum_max,omitempty"`

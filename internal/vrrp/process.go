@@ -35,6 +35,9 @@ func (m ProcessMatch) check() error {
 	default:
 		return fmt.Errorf("param_match %q: want exact, initial or partial", m.ParamMatch)
 	}
+	if len(m.Params) > 0 && (!m.FullCommand || m.ParamMatch == "") {
+		return errors.New("arguments to match without full_command and a param_match")
+	}
 	if m.Quorum < 0 || m.QuorumMax < 0 {
 		return errors.New("negative quorum")
 	}
@@ -63,7 +66,9 @@ func (m ProcessMatch) matches(comm string, argv []string) bool {
 	}
 	args := argv[1:]
 	switch {
-	case m.ParamMatch == "" || m.ParamMatch == "exact":
+	case m.ParamMatch == "":
+		return true
+	case m.ParamMatch == "exact":
 		return slices.Equal(args, m.Params)
 	case len(m.Params) == 0:
 		return true

@@ -27,11 +27,11 @@ func TestProcessMatch(t *testing.T) {
 		{ProcessMatch{Process: "/usr/sbin/haproxy"}, "haproxy", haproxy, false},
 		// the command line: argv[0] as it is, then the arguments
 		{ProcessMatch{Process: "haproxy", FullCommand: true}, "haproxy", haproxy, false},
-		{full("", haproxy[1:]...), "haproxy", haproxy, true},
+		{full(""), "haproxy", haproxy, true}, // full_command alone: any arguments
 		{full("exact", haproxy[1:]...), "haproxy", haproxy, true},
-		{full("", "-Ws"), "haproxy", haproxy, false},                              // exact: all of them
-		{full(""), "haproxy", haproxy, false},                                     // exact without parameters: none
-		{full(""), "haproxy", []string{"/usr/sbin/haproxy"}, true},                //
+		{full("exact", "-Ws"), "haproxy", haproxy, false},                         // exact: all of them
+		{full("exact"), "haproxy", haproxy, false},                                // a bare param_match without parameters: none
+		{full("exact"), "haproxy", []string{"/usr/sbin/haproxy"}, true},           //
 		{full("partial", "-Ws", "-f"), "haproxy", haproxy, true},                  // the first ones
 		{full("partial", "-f"), "haproxy", haproxy, false},                        // not anywhere
 		{full("partial", "-Ws", "-"), "haproxy", haproxy, false},                  // whole arguments
@@ -86,7 +86,8 @@ func TestCountProcesses(t *testing.T) {
 		want int
 	}{
 		{ProcessMatch{Process: "haproxy"}, 2},
-		{ProcessMatch{Process: "/usr/sbin/haproxy", FullCommand: true, Params: []string{"-f", "b.cfg"}}, 1},
+		{ProcessMatch{Process: "/usr/sbin/haproxy", FullCommand: true, Params: []string{"-f", "b.cfg"}, ParamMatch: "exact"}, 1},
+		{ProcessMatch{Process: "/usr/sbin/haproxy", FullCommand: true}, 2},
 		{ProcessMatch{Process: "/usr/sbin/haproxy", FullCommand: true, Params: []string{"-f"}, ParamMatch: "partial"}, 2},
 		{ProcessMatch{Process: "nginx"}, 1},
 		{ProcessMatch{Process: "a) b"}, 1},
@@ -142,7 +143,8 @@ func TestProcessQuorumAndDelays(t *testing.T) {
 		}
 	}
 
-	for _, bad := range []ProcessMatch{{}, {Process: "x", ParamMatch: "fuzzy"}, {Process: "x", Quorum: 3, QuorumMax: 2, HasQuorumMax: true}, {Process: "x", TerminateDelay: -1}} {
+	for _, bad := range []ProcessMatch{{}, {Process: "x", ParamMatch: "fuzzy"}, {Process: "x", Params: []string{"a"}, ParamMatch: "exact"},
+		{Process: "x", FullCommand: true, Params: []string{"a"}}, {Process: "x", Quorum: 3, QuorumMax: 2, HasQuorumMax: true}, {Process: "x", TerminateDelay: -1}} {
 		if bad.check() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
@@ -165,7 +167,7 @@ func TestWatchProcess(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	tp := TrackProcess{Name: "sleeper", Match: ProcessMatch{Process: sleep, FullCommand: true, Params: []string{arg}, Quorum: 1}}
+	tp := TrackProcess{Name: "sleeper", Match: ProcessMatch{Process: sleep, FullCommand: true, Params: []string{arg}, ParamMatch: "exact", Quorum: 1}}
 	ctx, cancel := context.WithCancel(context.Background())
 	states := make(chan bool, 8)
 	done := make(chan struct{})

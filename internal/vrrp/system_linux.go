@@ -402,17 +402,19 @@ func (s *LinuxSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) err
 		}
 	}
 	for _, r := range cfg.VirtualRules {
-		// With a priority the same rule again is EEXIST (RuleAdd asks
-		// for an exclusive create). Without one the kernel gives each
-		// add a priority of its own, so a rule left by an earlier run
-		// (or an earlier add) would be doubled: it is deleted first.
-		if r.Priority == 0 {
-			if err := s.h.RuleDel(rule(r)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
-				errs = append(errs, fmt.Errorf("replace rule %s: %w", rule(r), err))
+		// A rule already there (from an earlier add, or a run that
+		// ended without removing it) is not added again: without a
+		// priority the kernel would give the copy one of its own.
+		want := rule(r)
+		have, err := s.sameRules(want)
+		if err == nil && len(have) == 0 {
+			err = s.h.RuleAdd(want)
+			if errors.Is(err, unix.EEXIST) {
+				err = nil
 			}
 		}
-		if err := s.h.RuleAdd(rule(r)); err != nil && !errors.Is(err, unix.EEXIST) {
-			errs = append(errs, fmt.Errorf("add rule %s: %w", rule(r), err))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("add rule %s: %w", want, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -422,8 +424,19 @@ func (s *LinuxSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) err
 func (s *LinuxSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) error {
 	var errs []error
 	for _, r := range cfg.VirtualRules {
-		if err := s.h.RuleDel(rule(r)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("remove rule %s: %w", rule(r), err))
+		// each copy that is exactly this rule, by its own priority: a
+		// delete names only some fields and the kernel takes the others
+		// as wildcards, which could remove another rule
+		want := rule(r)
+		have, err := s.sameRules(want)
+		for i := 0; err == nil && i < len(have); i++ {
+			err = s.h.RuleDel(&have[i])
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove rule %s: %w", want, err))
 		}
 	}
 	for _, r := range cfg.VirtualRoutes {
@@ -502,6 +515,50 @@ func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route
 		nr.Scope = netlink.SCOPE_LINK
 	}
 	return nr, nil
+}
+
+// sameRules lists the installed rules that are exactly want: the same
+// selector and table, and the same priority when want has one. (The
+// kernel's listing does not give a rule's type, so a blackhole and a
+// prohibit rule with the same selector would be taken for each other.)
+func (s *LinuxSystem) sameRules(want *netlink.Rule) ([]netlink.Rule, error) {
+	rules, err := s.h.RuleList(want.Family)
+	if err != nil {
+		return nil, err
+	}
+	ipnet := func(n *net.IPNet) string {
+		if n == nil {
+			return ""
+		}
+		return n.String()
+	}
+	table := func(t int) int { return max(t, 0) }
+	mask := func(r *netlink.Rule) uint32 {
+		switch {
+		case r.Mask != nil:
+			return *r.Mask
+		case r.Mark != 0:
+			return 0xffffffff // the kernel's mask for a mark given without one
+		}
+		return 0
+	}
+	ports := func(p *netlink.RulePortRange) [2]uint16 {
+		if p == nil {
+			return [2]uint16{}
+		}
+		return [2]uint16{p.Start, p.End}
+	}
+	var out []netlink.Rule
+	for _, r := range rules {
+		if r.Family == want.Family && ipnet(r.Src) == ipnet(want.Src) && ipnet(r.Dst) == ipnet(want.Dst) &&
+			r.Invert == want.Invert && table(r.Table) == table(want.Table) && r.Mark == want.Mark && mask(&r) == mask(want) &&
+			r.Tos == want.Tos && r.IifName == want.IifName && r.OifName == want.OifName && r.IPProto == want.IPProto &&
+			ports(r.Sport) == ports(want.Sport) && ports(r.Dport) == ports(want.Dport) &&
+			(want.Priority < 0 || r.Priority == want.Priority) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // rule is a virtual_rules entry as netlink has it.

@@ -82,9 +82,12 @@ func TestLinuxSystemAddressesRoutesTracking(t *testing.T) {
 	}
 }
 
-// TestLinuxSystemRulesIdempotent: a virtual_rules entry without a priority
-// (the kernel gives every add a priority of its own) added twice, as a
-// restart while MASTER does, is there once; and is removed.
+// TestLinuxSystemRulesIdempotent: virtual_rules entries, some without a
+// priority (the kernel gives every add a priority of its own) and two
+// that overlap (one is the other plus iif), added twice, as a restart
+// while MASTER does, are there once each; removing them removes exactly
+// them, not an administrator's rule that a delete naming fewer fields
+// would also match.
 func TestLinuxSystemRulesIdempotent(t *testing.T) {
 	requireRoot(t)
 	ns := fmt.Sprintf("vr%04dru", os.Getpid()%10000)
@@ -94,24 +97,36 @@ func TestLinuxSystemRulesIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sys.Close()
+	ipn(t, ns, "rule", "add", "from", "10.5.0.0/16", "iif", "eth9", "lookup", "123", "pref", "700") // the administrator's
 	cfg := InstanceConfig{Name: "R", VirtualRules: []VirtualRule{
 		{From: netip.MustParsePrefix("10.5.0.0/16"), Table: 123},
+		{From: netip.MustParsePrefix("10.5.0.0/16"), Iif: "eth1", Table: 123},
 		{To: netip.MustParsePrefix("10.6.0.0/16"), Table: 124, Priority: 500},
+		{From: netip.MustParsePrefix("10.7.0.0/16"), Type: "prohibit"},
 	}}
-	count := func(s string) int { return strings.Count(ipn(t, ns, "rule", "show"), s) }
+	rules := func() string { return ipn(t, ns, "rule", "show") }
+	count := func(s string) int { return strings.Count(rules(), s+"\n") }
+	want := []string{"from 10.5.0.0/16 lookup 123", "from 10.5.0.0/16 iif eth1 [detached] lookup 123", "500:\tfrom all to 10.6.0.0/16 lookup 124", "from 10.7.0.0/16 prohibit"}
 	ctx := t.Context()
 	for range 2 {
 		if err := sys.AddAddresses(ctx, &cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if a, b := count("from 10.5.0.0/16 lookup 123"), count("500:\tfrom all to 10.6.0.0/16 lookup 124"); a != 1 || b != 1 {
-		t.Fatalf("after two adds: %d and %d copies, want 1 each:\n%s", a, b, ipn(t, ns, "rule", "show"))
+	for _, w := range want {
+		if n := count(w); n != 1 {
+			t.Fatalf("after two adds: %d copies of %q, want 1:\n%s", n, w, rules())
+		}
 	}
 	if err := sys.RemoveAddresses(ctx, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if a, b := count("lookup 123"), count("lookup 124"); a != 0 || b != 0 {
-		t.Fatalf("after remove: %d and %d left:\n%s", a, b, ipn(t, ns, "rule", "show"))
+	for _, w := range want {
+		if n := count(w); n != 0 {
+			t.Fatalf("after remove: %d copies of %q left:\n%s", n, w, rules())
+		}
+	}
+	if n := count("700:\tfrom 10.5.0.0/16 iif eth9 [detached] lookup 123"); n != 1 {
+		t.Fatalf("the administrator's rule was touched:\n%s", rules())
 	}
 }
