@@ -71,7 +71,6 @@ func (v *validator) global() {
 		"the web UI (govs_web_listen, govs_web_password, govs_web_allow)")
 	notYet(g.StartupScript != nil || g.ShutdownScript != nil, "startup_script/shutdown_script")
 	notYet(g.VRRPStrict, "vrrp_strict")
-	notYet(g.VRRPGnaInterval != 0, "vrrp_gna_interval")
 	for _, vi := range v.cfg.VRRPInstances {
 		if vi.Strict || vi.Accept != nil {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: strict_mode/accept/no_accept are accepted but have no effect yet in govs", vi.Name)

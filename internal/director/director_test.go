@@ -822,3 +822,25 @@ func TestVRRPNotification(t *testing.T) {
 		t.Error("a priority change without a notify script has something to do")
 	}
 }
+
+// TestGNAInterval: an IPv4 instance's announcements are paced by
+// vrrp_garp_interval, an IPv6 one's by vrrp_gna_interval, as keepalived
+// paces gratuitous ARPs and neighbour advertisements.
+func TestGNAInterval(t *testing.T) {
+	src := "global_defs {\n    vrrp_garp_interval 0.01\n    vrrp_gna_interval 0.02\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    virtual_ipaddress {\n        2001:db8::100\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	for _, d := range ds {
+		if strings.Contains(d.Msg, "gna") {
+			t.Errorf("unexpected diagnostic %v", d)
+		}
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	if insts[0].GARPInterval != 10*time.Millisecond || insts[1].GARPInterval != 20*time.Millisecond {
+		t.Errorf("intervals %v (IPv4) and %v (IPv6), want 10ms and 20ms", insts[0].GARPInterval, insts[1].GARPInterval)
+	}
+}

@@ -40,7 +40,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			GARPMasterRepeat:        vi.GarpMasterRepeat,
 			GARPMasterRefresh:       vi.GarpMasterRefresh.D(),
 			GARPMasterRefreshRepeat: vi.GarpMasterRefreshRepeat,
-			GARPInterval:            g.VRRPGarpInterval.D(),
+			GARPInterval:            g.VRRPGarpInterval.D(), // IPv6 instances: vrrp_gna_interval, below
 			GARPLowerPrioRepeat:     vi.GarpLowerPrioRepeat,
 			LowerPrioNoAdvert:       vi.LowerPrioNoAdvert,
 			HigherPrioSendAdvert:    vi.HigherPrioSendAdvert,
@@ -50,6 +50,11 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		if ic.Version == 0 {
 			ic.Version = g.VRRPVersion
+		}
+		// keepalived paces gratuitous ARPs by vrrp_garp_interval and
+		// unsolicited neighbour advertisements by vrrp_gna_interval
+		if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
+			ic.GARPInterval = g.VRRPGnaInterval.D()
 		}
 		group := g.VRRPMcastGroup4
 		if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
