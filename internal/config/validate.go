@@ -75,9 +75,6 @@ func (v *validator) global() {
 		if vi.Strict || vi.Accept != nil {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: strict_mode/accept/no_accept are accepted but have no effect yet in govs", vi.Name)
 		}
-		if vi.GarpLowerPrioDelay != 0 {
-			v.d.warnf(vi.Pos, "vrrp_instance %q: garp_lower_prio_delay is accepted but has no effect yet in govs", vi.Name)
-		}
 		for _, p := range vi.UnicastPeers {
 			if p.MaxTTL != 0 && p.MinTTL > p.MaxTTL {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: unicast_peer %s: min_ttl %d is more than max_ttl %d", vi.Name, p.Addr, p.MinTTL, p.MaxTTL)

@@ -42,6 +42,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			GARPMasterRefreshRepeat: vi.GarpMasterRefreshRepeat,
 			GARPInterval:            g.VRRPGarpInterval.D(), // IPv6 instances: vrrp_gna_interval, below
 			GARPLowerPrioRepeat:     vi.GarpLowerPrioRepeat,
+			GARPLowerPrioDelay:      vi.GarpLowerPrioDelay.D(),
 			LowerPrioNoAdvert:       vi.LowerPrioNoAdvert,
 			HigherPrioSendAdvert:    vi.HigherPrioSendAdvert,
 			NoGARPDelay:             vi.GarpMasterDelay == 0,

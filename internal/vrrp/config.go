@@ -109,6 +109,9 @@ type InstanceConfig struct {
 	// a lower priority master (split brain healing); 0 means
 	// GARPMasterRepeat.
 	GARPLowerPrioRepeat int `json:"garp_lower_prio_repeat,omitempty"`
+	// GARPLowerPrioDelay, when not 0, sends a second such burst this long
+	// after the first (garp_lower_prio_delay).
+	GARPLowerPrioDelay time.Duration `json:"garp_lower_prio_delay,omitempty"`
 	// LowerPrioNoAdvert: a MASTER does not answer a lower priority advert
 	// with an immediate advert of its own.
 	LowerPrioNoAdvert bool `json:"lower_prio_no_advert,omitempty"`

@@ -67,6 +67,7 @@ type Machine struct {
 	masterDown  time.Time
 	adverAt     time.Time
 	garpDelayAt time.Time
+	lowerPrioAt time.Time // the second burst after a lower priority advert
 	refreshAt   time.Time
 	preemptAt   time.Time
 	reannounced time.Time
@@ -144,7 +145,7 @@ func (m *Machine) skew() time.Duration {
 // NextDeadline is the earliest pending timer, or the zero time.
 func (m *Machine) NextDeadline() time.Time {
 	var d time.Time
-	for _, t := range []time.Time{m.masterDown, m.adverAt, m.garpDelayAt, m.refreshAt} {
+	for _, t := range []time.Time{m.masterDown, m.adverAt, m.garpDelayAt, m.lowerPrioAt, m.refreshAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -233,6 +234,10 @@ func (m *Machine) timer(now time.Time, out []Action) []Action {
 		if !m.garpDelayAt.IsZero() && !now.Before(m.garpDelayAt) {
 			out = append(out, ActionAnnounce{Repeat: m.cfg.GARPMasterRepeat, Reason: "garp_master_delay"})
 			m.garpDelayAt = time.Time{}
+		}
+		if !m.lowerPrioAt.IsZero() && !now.Before(m.lowerPrioAt) {
+			out = append(out, ActionAnnounce{Repeat: m.cfg.GARPLowerPrioRepeat, Reason: "garp_lower_prio_delay"})
+			m.lowerPrioAt = time.Time{}
 		}
 		if !m.refreshAt.IsZero() && !now.Before(m.refreshAt) {
 			out = append(out, ActionAnnounce{Repeat: m.cfg.GARPMasterRefreshRepeat, Reason: "garp_master_refresh"})
@@ -348,6 +353,9 @@ func (m *Machine) advertReceived(ev EventAdvert, now time.Time, out []Action) []
 			out = append(out,
 				ActionAnnounce{Repeat: m.cfg.GARPLowerPrioRepeat, Reason: fmt.Sprintf("lower priority master %s", ev.Src)},
 				ActionNotify{State: StateMaster, Priority: m.eff, Repeat: true})
+			if m.cfg.GARPLowerPrioDelay > 0 {
+				m.lowerPrioAt = now.Add(m.cfg.GARPLowerPrioDelay)
+			}
 		}
 	}
 	return out
@@ -418,6 +426,7 @@ func (m *Machine) sync(ev EventSync, now time.Time, out []Action) []Action {
 
 func (m *Machine) clearTimers() {
 	m.masterDown, m.adverAt, m.garpDelayAt, m.refreshAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.lowerPrioAt = time.Time{}
 	m.preemptAt = time.Time{}
 }
 

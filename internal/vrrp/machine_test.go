@@ -338,6 +338,30 @@ func TestMaster(t *testing.T) {
 		h := becomeMaster(t, c)
 		wantActions(t, h.advert(lowerIP, 50), "announce(2)", "notify(MASTER)")
 	})
+	t.Run("garp_lower_prio_delay", func(t *testing.T) {
+		c := baseConfig()
+		c.GARPLowerPrioRepeat = 2
+		c.GARPLowerPrioDelay = 3 * time.Second
+		h := becomeMaster(t, c)
+		start := h.now
+		wantActions(t, h.advert(lowerIP, 50), "advert(100)", "announce(2)", "notify(MASTER)")
+		// the adverts go on; the second burst comes 3 s after the first
+		var bursts []time.Duration
+		for range 40 {
+			h.now = h.now.Add(100 * time.Millisecond)
+			for _, a := range h.step(EventTimer{}) {
+				if an, ok := a.(ActionAnnounce); ok {
+					if an.Repeat != 2 || an.Reason != "garp_lower_prio_delay" {
+						t.Fatalf("announce %+v", an)
+					}
+					bursts = append(bursts, h.now.Sub(start))
+				}
+			}
+		}
+		if len(bursts) != 1 || bursts[0] != 3*time.Second {
+			t.Fatalf("second bursts at %v, want one at 3s", bursts)
+		}
+	})
 	t.Run("higher_prio_send_advert", func(t *testing.T) {
 		c := baseConfig()
 		c.HigherPrioSendAdvert = true
