@@ -639,6 +639,23 @@ func renderTrackProcess(w *wr, t *TrackProcess) {
 	w.close()
 }
 
+// renderWordLines writes a block of lines kept as their words (as
+// written: virtual_routes, virtual_rules), nothing when there are none.
+func renderWordLines(w *wr, kw string, lines [][]string) {
+	if len(lines) == 0 {
+		return
+	}
+	w.open(kw)
+	for _, l := range lines {
+		words := make([]string, len(l))
+		for i, s := range l {
+			words[i] = q(s)
+		}
+		w.line(words...)
+	}
+	w.close()
+}
+
 func renderNotify(w *wr, n Notifiers) {
 	w.script("notify_master", n.Master)
 	w.script("notify_backup", n.Backup)
@@ -757,28 +774,15 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	}
 	renderVIPs(w, "virtual_ipaddress", vi.VIPs)
 	renderVIPs(w, "virtual_ipaddress_excluded", vi.VIPsExcluded)
-	if len(vi.Routes) > 0 {
-		w.open("virtual_routes")
-		for _, r := range vi.Routes {
-			words := make([]string, len(r.Words))
-			for i, s := range r.Words {
-				words[i] = q(s)
-			}
-			w.line(words...)
-		}
-		w.close()
+	var routes, rules [][]string
+	for _, r := range vi.Routes {
+		routes = append(routes, r.Words)
 	}
-	if len(vi.Rules) > 0 {
-		w.open("virtual_rules")
-		for _, r := range vi.Rules {
-			words := make([]string, len(r.Words))
-			for i, s := range r.Words {
-				words[i] = q(s)
-			}
-			w.line(words...)
-		}
-		w.close()
+	for _, r := range vi.Rules {
+		rules = append(rules, r.Words)
 	}
+	renderWordLines(w, "virtual_routes", routes)
+	renderWordLines(w, "virtual_rules", rules)
 	renderNotify(w, vi.Notify)
 	w.flag("smtp_alert", vi.SMTPAlert)
 	if vi.Accept != nil {
