@@ -482,6 +482,8 @@ func (b *builder) notifier(c *Node, nf *Notifiers) bool {
 		nf.Stop = b.script(c)
 	case "notify":
 		nf.Any = b.script(c)
+	case "notify_master_rx_lower_pri":
+		nf.MasterRxLowerPri = b.script(c)
 	default:
 		return false
 	}

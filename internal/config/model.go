@@ -247,6 +247,10 @@ type Notifiers struct {
 	Fault  *Script `json:"fault,omitempty"`
 	Stop   *Script `json:"stop,omitempty"`
 	Any    *Script `json:"notify,omitempty"`
+	// MasterRxLowerPri (notify_master_rx_lower_pri) runs, without
+	// arguments, on every advert of a lower priority a MASTER instance
+	// hears.
+	MasterRxLowerPri *Script `json:"master_rx_lower_pri,omitempty"`
 }
 
 // Track is one entry of track_interface, track_script or track_file.

@@ -218,6 +218,11 @@ func (v *validator) vrrp() {
 			}
 		}
 	}
+	for _, g := range v.cfg.SyncGroups {
+		if g.Notify.MasterRxLowerPri != nil {
+			v.d.warnf(g.Pos, "vrrp_sync_group %q: notify_master_rx_lower_pri runs for vrrp_instance blocks only, not for a sync group", g.Name)
+		}
+	}
 	inGroup := map[string]string{}
 	for _, g := range v.cfg.SyncGroups {
 		for _, m := range g.Group {

@@ -662,6 +662,7 @@ func renderNotify(w *wr, n Notifiers) {
 	w.script("notify_fault", n.Fault)
 	w.script("notify_stop", n.Stop)
 	w.script("notify", n.Any)
+	w.script("notify_master_rx_lower_pri", n.MasterRxLowerPri)
 }
 
 func renderTracks(w *wr, kw string, ts []Track) {

@@ -821,6 +821,12 @@ func TestVRRPNotification(t *testing.T) {
 	if _, ok := vrrpNotification(config.Notifiers{Master: nf.Master}, vrrp.NotifyEvent{Type: "INSTANCE", Name: "VI_1", State: vrrp.StateMaster, PriorityChange: true}); ok {
 		t.Error("a priority change without a notify script has something to do")
 	}
+	// notify_master_rx_lower_pri: its script alone, without arguments
+	nf.MasterRxLowerPri = &config.Script{Cmd: "/bin/rx"}
+	note, ok = vrrpNotification(nf, vrrp.NotifyEvent{Type: "INSTANCE", Name: "VI_1", State: vrrp.StateMaster, Priority: 150, SMTPAlert: true, RxLowerPri: true})
+	if want := `["/bin/rx "] mail false`; !ok || describe(note) != want {
+		t.Errorf("lower priority advert: %s, want %s", describe(note), want)
+	}
 }
 
 // TestGNAInterval: an IPv4 instance's announcements are paced by

@@ -117,9 +117,19 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 // vrrpNotification is what a VRRP notification runs and sends: the
 // state's notify_* script, the notify script with keepalived's
 // arguments, and the mail when smtp_alert is set; for a priority change
-// in the same state (notify_priority_changes) the notify script alone.
+// in the same state (notify_priority_changes) the notify script alone;
+// for a lower-priority advert a MASTER heard, notify_master_rx_lower_pri
+// alone, without arguments.
 // ok is false when there is nothing to do.
 func vrrpNotification(nf config.Notifiers, ev vrrp.NotifyEvent) (notify.Notification, bool) {
+	if ev.RxLowerPri {
+		// notify_master_rx_lower_pri alone, without arguments
+		c := scriptCmd(nf.MasterRxLowerPri)
+		if c == nil {
+			return notify.Notification{}, false
+		}
+		return notify.Notification{Scripts: []notify.Command{*c}}, true
+	}
 	state := strings.ToUpper(ev.State.String())
 	note := notify.Notification{Mail: ev.SMTPAlert && !ev.PriorityChange}
 	note.Subject, note.Body = notify.VRRPMail(ev.Name, state)

@@ -220,5 +220,7 @@ func notifyScripts(n config.Notifiers) vrrp.NotifyScripts {
 		Fault:  scriptString(n.Fault),
 		Stop:   scriptString(n.Stop),
 		Notify: scriptString(n.Any),
+
+		MasterRxLowerPri: scriptString(n.MasterRxLowerPri),
 	}
 }

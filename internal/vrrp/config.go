@@ -137,6 +137,8 @@ type NotifyScripts struct {
 	Fault  string `json:"notify_fault,omitempty"`
 	Stop   string `json:"notify_stop,omitempty"`
 	Notify string `json:"notify,omitempty"`
+	// MasterRxLowerPri runs on every lower-priority advert a MASTER hears.
+	MasterRxLowerPri string `json:"notify_master_rx_lower_pri,omitempty"`
 }
 
 // VirtualIP is one virtual_ipaddress line:

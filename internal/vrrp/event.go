@@ -122,6 +122,9 @@ type ActionNotify struct {
 	Priority int
 	// Repeat is set when a MASTER re-notifies after a split brain.
 	Repeat bool
+	// RxLowerPri is set for notify_master_rx_lower_pri: a MASTER heard an
+	// advert of a lower priority.
+	RxLowerPri bool
 }
 
 // ActionDrop counts a discarded advert.

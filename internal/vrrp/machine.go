@@ -348,6 +348,10 @@ func (m *Machine) advertReceived(ev EventAdvert, now time.Time, out []Action) []
 			out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
 			m.adverAt = now.Add(m.advert)
 		}
+		// keepalived runs notify_master_rx_lower_pri on every such advert
+		if m.cfg.Notify.MasterRxLowerPri != "" {
+			out = append(out, ActionNotify{State: StateMaster, Priority: m.eff, RxLowerPri: true})
+		}
 		if m.reannounced.IsZero() || now.Sub(m.reannounced) >= m.MasterDownInterval() {
 			m.reannounced = now
 			out = append(out,

@@ -82,6 +82,10 @@ func kinds(acts []Action) []string {
 		case ActionTransition:
 			out = append(out, fmt.Sprintf("%s->%s", a.From, a.To))
 		case ActionNotify:
+			if a.RxLowerPri {
+				out = append(out, "notify(rx_lower_pri)")
+				break
+			}
 			out = append(out, "notify("+a.State.String()+")")
 		case ActionDrop:
 			out = append(out, "drop("+string(a.Reason)+")")
@@ -337,6 +341,25 @@ func TestMaster(t *testing.T) {
 		c.GARPLowerPrioRepeat = 2
 		h := becomeMaster(t, c)
 		wantActions(t, h.advert(lowerIP, 50), "announce(2)", "notify(MASTER)")
+	})
+	t.Run("notify_master_rx_lower_pri", func(t *testing.T) {
+		c := baseConfig()
+		c.Notify.MasterRxLowerPri = "/bin/rx"
+		h := becomeMaster(t, c)
+		wantActions(t, h.advert(lowerIP, 50), "advert(100)", "notify(rx_lower_pri)", "announce(5)", "notify(MASTER)")
+		// on every such advert, where the re-announcement waits a down interval
+		h.now = h.now.Add(time.Second)
+		wantActions(t, h.advert(lowerIP, 50), "advert(100)", "notify(rx_lower_pri)")
+		// as keepalived: the same priority from a lower address counts
+		// as lower; a higher priority does not
+		h.now = h.now.Add(time.Second)
+		wantActions(t, h.advert(lowerIP, 100), "advert(100)", "notify(rx_lower_pri)")
+		h.now = h.now.Add(time.Second)
+		for _, a := range h.advert(higherIP, 200) {
+			if n, ok := a.(ActionNotify); ok && n.RxLowerPri {
+				t.Fatal("notify_master_rx_lower_pri for an advert of a higher priority")
+			}
+		}
 	})
 	t.Run("garp_lower_prio_delay", func(t *testing.T) {
 		c := baseConfig()

@@ -78,8 +78,11 @@ type NotifyEvent struct {
 	// PriorityChange marks a notification of a new effective priority
 	// in the same state (notify_priority_changes): for the notify script
 	// alone, as keepalived sends it.
-	PriorityChange bool      `json:"priority_change,omitempty"`
-	Time           time.Time `json:"time"`
+	PriorityChange bool `json:"priority_change,omitempty"`
+	// RxLowerPri marks notify_master_rx_lower_pri: a MASTER heard an
+	// advert of a lower priority.
+	RxLowerPri bool      `json:"rx_lower_pri,omitempty"`
+	Time       time.Time `json:"time"`
 }
 
 // allVIPs returns the advertised and the excluded virtual addresses.
