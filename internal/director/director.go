@@ -65,6 +65,9 @@ type Director struct {
 	node     *vrrp.Node // nil without VRRP
 	vrrpSig  string     // the VRRP configuration the node runs
 	vrrpCfg  *config.Config
+	// rxLowerRunning: instances whose notify_master_rx_lower_pri script
+	// runs now (guarded by mu)
+	rxLowerRunning map[string]bool
 	// notifySig is the script security and mail configuration the
 	// notifier was built with (fixed until restart).
 	notifySig string

@@ -850,3 +850,60 @@ func TestGNAInterval(t *testing.T) {
 		t.Errorf("intervals %v (IPv4) and %v (IPv6), want 10ms and 20ms", insts[0].GARPInterval, insts[1].GARPInterval)
 	}
 }
+
+// TestRxLowerPriDetached: notify_master_rx_lower_pri runs apart from the
+// notification queue (this director's queue is not even running), and
+// while an instance's run goes on, the next ones are skipped.
+func TestRxLowerPriDetached(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	script := filepath.Join(dir, "rx.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho x >> "+runs+"\nsleep 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    notify_master_rx_lower_pri " + script + "\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	d, err := New(cfg, Options{Dataplane: &fakeDP{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := vrrpNotifier{d}
+	ev := vrrp.NotifyEvent{Type: "INSTANCE", Name: "VI_1", State: vrrp.StateMaster, Priority: 100, RxLowerPri: true}
+	count := func() int {
+		b, _ := os.ReadFile(runs)
+		return strings.Count(string(b), "x")
+	}
+	for range 5 {
+		n.Notify(context.Background(), ev)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count() < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // the run is over
+	if c := count(); c != 1 {
+		t.Fatalf("%d runs for five adverts during one run, want 1", c)
+	}
+	n.Notify(context.Background(), ev)
+	for count() < 2 && time.Now().Before(deadline.Add(5*time.Second)) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := count(); c != 2 {
+		t.Fatalf("%d runs after the first ended, want 2", c)
+	}
+	// let the last run end before the test does
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		d.mu.Lock()
+		busy := len(d.rxLowerRunning)
+		d.mu.Unlock()
+		if busy == 0 {
+			break
+		}
+	}
+}

@@ -109,9 +109,47 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 	if !found {
 		return
 	}
-	if note, ok := vrrpNotification(nf, ev); ok {
-		d.notifier.Enqueue(note)
+	note, ok := vrrpNotification(nf, ev)
+	if !ok {
+		return
 	}
+	if ev.RxLowerPri {
+		n.rxLowerPri(ev.Name, note)
+		return
+	}
+	d.notifier.Enqueue(note)
+}
+
+// rxLowerPri runs an instance's notify_master_rx_lower_pri script apart
+// from the queue of the other notifications, as keepalived starts it
+// without waiting: one that comes with every lower-priority advert must
+// not hold back a notify_master or notify_backup behind it. While the
+// instance's last run goes on, a new one is skipped, so a lasting split
+// brain does not pile them up.
+func (n vrrpNotifier) rxLowerPri(instance string, note notify.Notification) {
+	d := n.d
+	d.mu.Lock()
+	if d.rxLowerRunning == nil {
+		d.rxLowerRunning = map[string]bool{}
+	}
+	busy := d.rxLowerRunning[instance]
+	d.rxLowerRunning[instance] = true
+	d.mu.Unlock()
+	if busy {
+		return
+	}
+	go func() {
+		defer func() {
+			d.mu.Lock()
+			delete(d.rxLowerRunning, instance)
+			d.mu.Unlock()
+		}()
+		for _, c := range note.Scripts {
+			if _, err := d.notifier.Runner.Run(context.Background(), c); err != nil {
+				d.log.Warn("notify_master_rx_lower_pri failed", "instance", instance, "err", err)
+			}
+		}
+	}()
 }
 
 // vrrpNotification is what a VRRP notification runs and sends: the

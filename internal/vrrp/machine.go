@@ -357,7 +357,8 @@ func (m *Machine) advertReceived(ev EventAdvert, now time.Time, out []Action) []
 			out = append(out,
 				ActionAnnounce{Repeat: m.cfg.GARPLowerPrioRepeat, Reason: fmt.Sprintf("lower priority master %s", ev.Src)},
 				ActionNotify{State: StateMaster, Priority: m.eff, Repeat: true})
-			if m.cfg.GARPLowerPrioDelay > 0 {
+			// a second burst already due is not put off by a later one
+			if m.cfg.GARPLowerPrioDelay > 0 && m.lowerPrioAt.IsZero() {
 				m.lowerPrioAt = now.Add(m.cfg.GARPLowerPrioDelay)
 			}
 		}

@@ -385,6 +385,32 @@ func TestMaster(t *testing.T) {
 			t.Fatalf("second bursts at %v, want one at 3s", bursts)
 		}
 	})
+	t.Run("garp_lower_prio_delay not put off", func(t *testing.T) {
+		// a delay longer than the re-announcements' spacing (one master
+		// down interval): the second burst still comes its delay after
+		// the first, not after the latest re-announcement
+		c := baseConfig()
+		c.GARPLowerPrioRepeat = 1
+		c.GARPLowerPrioDelay = 5 * time.Second
+		h := becomeMaster(t, c)
+		start := h.now
+		var second []time.Duration
+		for range 100 {
+			h.now = h.now.Add(100 * time.Millisecond)
+			acts := h.step(EventTimer{})
+			if (h.now.Sub(start))%time.Second == 0 {
+				acts = append(acts, h.advert(lowerIP, 50)...)
+			}
+			for _, a := range acts {
+				if an, ok := a.(ActionAnnounce); ok && an.Reason == "garp_lower_prio_delay" {
+					second = append(second, h.now.Sub(start))
+				}
+			}
+		}
+		if len(second) == 0 || second[0] > 6*time.Second {
+			t.Fatalf("second bursts at %v, want the first by 6s", second)
+		}
+	})
 	t.Run("higher_prio_send_advert", func(t *testing.T) {
 		c := baseConfig()
 		c.HigherPrioSendAdvert = true

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +168,16 @@ func TestWatchProcess(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
+	// until the child has exec'd sleep, its command line is the test's
+	cmdline := filepath.Join("/proc", fmt.Sprint(cmd.Process.Pid), "cmdline")
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(cmdline); strings.Contains(string(b), arg) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("sleep did not start within 5 s")
+		}
+	}
 	tp := TrackProcess{Name: "sleeper", Match: ProcessMatch{Process: sleep, FullCommand: true, Params: []string{arg}, ParamMatch: "exact", Quorum: 1}}
 	ctx, cancel := context.WithCancel(context.Background())
 	states := make(chan bool, 8)

@@ -571,14 +571,20 @@ func rule(r VirtualRule) *netlink.Rule {
 	ipnet := func(p netip.Prefix) *net.IPNet {
 		return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 	}
+	// a /0 prefix is all, which the kernel keeps (and lists) as no
+	// prefix at all; it still gives the family
 	if r.From.IsValid() {
-		nr.Src = ipnet(r.From)
+		if r.From.Bits() > 0 {
+			nr.Src = ipnet(r.From)
+		}
 		if r.From.Addr().Is6() {
 			nr.Family = unix.AF_INET6
 		}
 	}
 	if r.To.IsValid() {
-		nr.Dst = ipnet(r.To)
+		if r.To.Bits() > 0 {
+			nr.Dst = ipnet(r.To)
+		}
 		if r.To.Addr().Is6() {
 			nr.Family = unix.AF_INET6
 		}

@@ -103,10 +103,11 @@ func TestLinuxSystemRulesIdempotent(t *testing.T) {
 		{From: netip.MustParsePrefix("10.5.0.0/16"), Iif: "eth1", Table: 123},
 		{To: netip.MustParsePrefix("10.6.0.0/16"), Table: 124, Priority: 500},
 		{From: netip.MustParsePrefix("10.7.0.0/16"), Type: "prohibit"},
+		{To: netip.MustParsePrefix("0.0.0.0/0"), Table: 126}, // /0: all, as the kernel keeps it
 	}}
 	rules := func() string { return ipn(t, ns, "rule", "show") }
 	count := func(s string) int { return strings.Count(rules(), s+"\n") }
-	want := []string{"from 10.5.0.0/16 lookup 123", "from 10.5.0.0/16 iif eth1 [detached] lookup 123", "500:\tfrom all to 10.6.0.0/16 lookup 124", "from 10.7.0.0/16 prohibit"}
+	want := []string{"from 10.5.0.0/16 lookup 123", "from 10.5.0.0/16 iif eth1 [detached] lookup 123", "500:\tfrom all to 10.6.0.0/16 lookup 124", "from 10.7.0.0/16 prohibit", "from all lookup 126"}
 	ctx := t.Context()
 	for range 2 {
 		if err := sys.AddAddresses(ctx, &cfg); err != nil {
