@@ -777,11 +777,7 @@ func (b *builder) routes(n *Node) []Route {
 			case "table":
 				if w, ok := next(); ok {
 					r.Table = w.Text
-					if id, ok := routeTable(w.Text); ok {
-						r.TableID = id
-					} else {
-						b.d.errorf(w.Pos, "virtual_routes: table %q is not a number nor a name in %s (rt_tables, rt_tables.d/*.conf)", w.Text, strings.Join(rtTablesDirs, " or "))
-					}
+					r.TableID, _ = b.tableWord(w, "virtual_routes")
 				}
 			case "metric", "preference":
 				if w, ok := next(); ok {
@@ -876,10 +872,8 @@ func (b *builder) rules(n *Node) []Rule {
 			case "table", "lookup":
 				if w, has := next(); has {
 					r.Table = w.Text
-					if id, found := routeTable(w.Text); found {
-						r.TableID = id
-					} else {
-						b.d.errorf(w.Pos, "virtual_rules: table %q is not a number nor a name in %s (rt_tables, rt_tables.d/*.conf)", w.Text, strings.Join(rtTablesDirs, " or "))
+					var found bool
+					if r.TableID, found = b.tableWord(w, "virtual_rules"); !found {
 						ok = false
 					}
 				}
@@ -999,6 +993,16 @@ func (b *builder) rules(n *Node) []Rule {
 		out = append(out, r)
 	}
 	return out
+}
+
+// tableWord resolves a `table` word of virtual_routes or virtual_rules
+// (routeTable), an error at the word when it names no table.
+func (b *builder) tableWord(w Word, what string) (int, bool) {
+	id, ok := routeTable(w.Text)
+	if !ok {
+		b.d.errorf(w.Pos, "%s: table %q is not a number nor a name in %s (rt_tables, rt_tables.d/*.conf)", what, w.Text, strings.Join(rtTablesDirs, " or "))
+	}
+	return id, ok
 }
 
 func (b *builder) prefixWord(w Word, what string) (netip.Prefix, bool) {
