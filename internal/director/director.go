@@ -348,7 +348,10 @@ func (d *Director) Run(ctx context.Context) error {
 			}()
 			// vrrp_startup_delay: the instances stay in INIT (and hold
 			// no address) this long after govs starts
-			if delay := d.vrrpCfg.Global.VRRPStartupDelay.D(); delay > 0 {
+			d.mu.Lock()
+			delay := d.vrrpCfg.Global.VRRPStartupDelay.D()
+			d.mu.Unlock()
+			if delay > 0 {
 				d.log.Info("vrrp: vrrp_startup_delay", "delay", delay)
 				select {
 				case <-time.After(delay):
@@ -645,10 +648,25 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.mu.Unlock()
 		return err
 	}
+	// VRRP: checked before anything is applied, put in force after the
+	// virtual services (see reloadVRRP)
+	var vrrpNext *vrrp.Options
+	var vrrpSig string
 	if d.node != nil || len(cfg.VRRPInstances) > 0 {
 		insts, scripts, groups := vrrpOptions(cfg)
-		if sig := vrrpSignature(insts, scripts, groups, cfg.Global.VRRPStartupDelay); sig != d.vrrpSig {
-			d.log.Warn("vrrp configuration changed: VRRP keeps running with the previous settings until govs restarts (virtual services are reloaded now)")
+		if vrrpSig = vrrpSignature(insts, scripts, groups); vrrpSig != d.vrrpSig {
+			if d.node == nil {
+				d.log.Warn("vrrp instances added to a govs that started without any: they start when govs restarts (virtual services are reloaded now)")
+			} else {
+				vrrpNext = &vrrp.Options{Instances: insts, Scripts: scripts, SyncGroups: groups}
+				if err := vrrp.CheckOptions(*vrrpNext); err != nil {
+					err = fmt.Errorf("reload refused, running configuration kept: vrrp: %w", err)
+					d.mu.Lock()
+					d.reloadErr = err.Error()
+					d.mu.Unlock()
+					return err
+				}
+			}
 		}
 	}
 	if err := d.load(cfg); err != nil {
@@ -658,11 +676,18 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.mu.Unlock()
 		return err
 	}
-	d.mu.Lock()
-	d.reloadErr = ""
-	d.mu.Unlock()
 	// after the load: a refused reload writes no file
 	initTrackFiles(cfg, false, d.log)
+	var vrrpErr error
+	if vrrpNext != nil {
+		vrrpErr = d.reloadVRRP(ctx, cfg, *vrrpNext, vrrpSig)
+	}
+	d.mu.Lock()
+	d.reloadErr = ""
+	if vrrpErr != nil {
+		d.reloadErr = vrrpErr.Error()
+	}
+	d.mu.Unlock()
 	if d.notifySig != notifySignature(cfg) {
 		d.log.Warn("enable_script_security, script_user or the smtp settings changed: they take effect when govs restarts")
 	}
@@ -676,9 +701,9 @@ func (d *Director) Reload(ctx context.Context) error {
 	}
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigFile, "virtual_servers", len(cfg.VirtualServers))
 	if err := d.reconcile(ctx); err != nil {
-		return fmt.Errorf("apply reloaded configuration: %w", err)
+		return errors.Join(vrrpErr, fmt.Errorf("apply reloaded configuration: %w", err))
 	}
-	return nil
+	return vrrpErr
 }
 
 // setTimeouts puts the lvs_timeouts of a reloaded configuration in force

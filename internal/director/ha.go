@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -24,7 +25,7 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 		return nil, nil
 	}
 	insts, scripts, groups := vrrpOptions(cfg)
-	d.vrrpSig = vrrpSignature(insts, scripts, groups, cfg.Global.VRRPStartupDelay)
+	d.vrrpSig = vrrpSignature(insts, scripts, groups)
 	d.vrrpCfg = cfg
 	return vrrp.NewNode(vrrp.Options{
 		Instances:  insts,
@@ -38,6 +39,25 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 		},
 		Logger: d.log.With("subsystem", "vrrp"),
 	})
+}
+
+// reloadVRRP puts a reloaded configuration's VRRP part in force in the
+// running node (vrrp.Node.Reload: instances keep their state, only what
+// changed is touched). On failure the node keeps its configuration and
+// the error says so.
+func (d *Director) reloadVRRP(ctx context.Context, cfg *config.Config, next vrrp.Options, sig string) error {
+	if err := d.node.Reload(ctx, next); err != nil {
+		err = fmt.Errorf("vrrp not reloaded, it keeps running its previous configuration: %w", err)
+		d.log.Error("reload", "err", err)
+		return err
+	}
+	d.mu.Lock()
+	d.vrrpSig, d.vrrpCfg = sig, cfg
+	d.mu.Unlock()
+	d.log.Info("vrrp configuration reloaded", "instances", len(next.Instances))
+	// the addresses each instance holds may have changed
+	d.ownershipChanged()
+	return nil
 }
 
 func vrrpSignature(a ...any) string {
@@ -63,8 +83,8 @@ func vipCovered(cfg *config.Config, addr netip.Addr) bool {
 // without VRRP, or when the address is not managed by VRRP; otherwise only
 // while an instance holding it is MASTER. Called with d.mu held.
 func (d *Director) owns(addr netip.Addr) bool {
-	// The node runs the VRRP configuration it started with (VRRP changes
-	// need a restart), so ownership is judged against that one.
+	// Judged against the VRRP configuration the node runs (vrrpCfg),
+	// which a reload that changed VRRP but failed to apply it keeps.
 	if d.node == nil || !addr.IsValid() || !vipCovered(d.vrrpCfg, addr) {
 		return true
 	}

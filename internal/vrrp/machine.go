@@ -491,3 +491,58 @@ func (m *Machine) toFault(now time.Time, reason string, bySync bool, out []Actio
 // addrGreater compares two addresses as unsigned integers (RFC 5798
 // §6.4.3: the larger primary address wins a tie).
 func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
+
+// Reconfigure puts a reloaded configuration of the same virtual router
+// in force and keeps the state: local is the (possibly new) advert
+// source, trackers the trackers in their current state. A MASTER that
+// now advertises something else (priority, interval, addresses,
+// authentication) sends an advert at once; trackers that now fail move
+// the instance to FAULT, and a FAULT whose trackers now pass leaves it; a
+// BACKUP that became the address owner (priority 255) takes over. The
+// addresses themselves are the caller's: the machine does not know what
+// the previous configuration installed.
+func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []Tracker, now time.Time) []Action {
+	cfg = cfg.WithDefaults()
+	old, oldAdvert, oldEff := m.cfg, m.advert, m.eff
+	m.cfg, m.local = cfg, local
+	m.advert = cfg.effectiveAdvertInterval()
+	m.trackers = append([]Tracker(nil), trackers...)
+	m.recompute()
+	var out []Action
+	switch m.state {
+	case StateFault:
+		if !m.fault && !m.syncFail {
+			return m.leaveFault(now, "tracked objects pass after reload", false, out)
+		}
+		return out
+	case StateBackup, StateMaster:
+		if m.fault {
+			return m.toFault(now, "tracked object failed after reload", false, out)
+		}
+	default:
+		return out
+	}
+	if cfg.PreemptDelay != old.PreemptDelay {
+		m.preemptAt = time.Time{}
+	}
+	if m.state == StateBackup {
+		if cfg.Priority == PriorityOwner {
+			return m.toMaster(now, "address owner (priority 255) after reload", false, out)
+		}
+		return out
+	}
+	m.masterAdver = m.advert
+	m.masterAddr, m.masterPrio = m.local, m.eff
+	if m.eff != oldEff || m.advert != oldAdvert || old.AuthPass != cfg.AuthPass ||
+		!slices.EqualFunc(old.VirtualIPs, cfg.VirtualIPs, func(a, b VirtualIP) bool { return a.Prefix.Addr() == b.Prefix.Addr() }) {
+		out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
+		m.adverAt = now.Add(m.advert)
+	}
+	if cfg.GARPMasterRefresh != old.GARPMasterRefresh {
+		m.refreshAt = time.Time{}
+		if cfg.GARPMasterRefresh > 0 {
+			m.refreshAt = now.Add(cfg.GARPMasterRefresh)
+		}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,10 +72,36 @@ type Node struct {
 	mu     sync.Mutex
 	status []InstanceStatus
 
+	running bool // under mu: Run is between its start and its end
+	reloads chan *reloadReq
+	done    chan struct{} // closed when Run returns
+
 	// Owned by the Run goroutine.
 	insts      []*instance
 	byKey      map[string]int
 	groupState map[string]State
+	bg         context.Context
+	wg         *sync.WaitGroup
+	events     chan any
+	q          *queue
+	watchers   map[string]watcher
+	watchGen   uint64
+}
+
+// watcher is a running tracker goroutine (a vrrp_script, track_file or
+// track_process), started once per tracker key whatever the number of
+// instances that track it. gen tells its events from those of an earlier
+// watcher of the same key that a reload stopped.
+type watcher struct {
+	sig  string
+	gen  uint64
+	stop context.CancelFunc
+}
+
+// trackEvent is an EventTrack from the watcher of generation gen.
+type trackEvent struct {
+	gen uint64
+	ev  EventTrack
 }
 
 type instance struct {
@@ -84,35 +111,36 @@ type instance struct {
 	count Counters
 }
 
+// inbound is a packet read from an instance's socket. A packet of an
+// instance a reload removed, or of a socket it replaced, is dropped.
 type inbound struct {
-	idx int
-	pkt Packet
+	in   *instance
+	conn Conn
+	pkt  Packet
 }
 
-// NewNode checks the configuration and returns a Node ready to Run.
-func NewNode(opts Options) (*Node, error) {
-	if opts.System == nil {
-		return nil, errors.New("vrrp: no System")
-	}
-	n := &Node{
-		opts:    opts,
-		log:     opts.Logger,
-		now:     time.Now,
-		scripts: map[string]ScriptConfig{},
-		groupOf: map[string]*SyncGroupConfig{},
-		byKey:   map[string]int{},
+// plan is a checked node configuration.
+type plan struct {
+	scripts map[string]ScriptConfig
+	groupOf map[string]*SyncGroupConfig
+	cfgs    []InstanceConfig
+}
 
-		groupState: map[string]State{},
-	}
-	if n.log == nil {
-		n.log = slog.New(slog.DiscardHandler)
-	}
+// CheckOptions checks the instances, scripts and sync groups of opts as
+// NewNode and Reload do, without opening or changing anything.
+func CheckOptions(opts Options) error {
+	_, err := preparePlan(opts)
+	return err
+}
+
+func preparePlan(opts Options) (*plan, error) {
+	p := &plan{scripts: map[string]ScriptConfig{}, groupOf: map[string]*SyncGroupConfig{}}
 	var errs []error
 	for _, s := range opts.Scripts {
 		if err := s.Validate(); err != nil {
 			errs = append(errs, err)
 		}
-		n.scripts[s.Name] = s.WithDefaults()
+		p.scripts[s.Name] = s.WithDefaults()
 	}
 	names := map[string]bool{}
 	type vr struct {
@@ -135,10 +163,10 @@ func NewNode(opts Options) (*Node, error) {
 			errs = append(errs, fmt.Errorf("vrrp_instance %s: virtual_router_id %d on %s already used by %s", c.Name, c.VRID, c.Interface, other))
 		}
 		vrids[k] = c.Name
-		if _, err := ResolveTrackers(&c, n.scripts); err != nil {
+		if _, err := ResolveTrackers(&c, p.scripts); err != nil {
 			errs = append(errs, err)
 		}
-		n.cfgs = append(n.cfgs, c)
+		p.cfgs = append(p.cfgs, c)
 	}
 	for i := range opts.SyncGroups {
 		g := &opts.SyncGroups[i]
@@ -146,22 +174,59 @@ func NewNode(opts Options) (*Node, error) {
 			if !names[mname] {
 				errs = append(errs, fmt.Errorf("vrrp_sync_group %s: no vrrp_instance %s", g.Name, mname))
 			}
-			if prev, ok := n.groupOf[mname]; ok {
+			if prev, ok := p.groupOf[mname]; ok {
 				errs = append(errs, fmt.Errorf("vrrp_sync_group %s: instance %s already in group %s", g.Name, mname, prev.Name))
 			}
-			n.groupOf[mname] = g
+			p.groupOf[mname] = g
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for _, c := range n.cfgs {
-		n.status = append(n.status, InstanceStatus{
-			Name: c.Name, Interface: c.Interface, VRID: c.VRID, Version: c.Version,
-			BasePriority: c.Priority, VirtualIPs: vipPrefixes(&c), SyncGroup: n.groupName(c.Name),
-		})
+	return p, nil
+}
+
+// NewNode checks the configuration and returns a Node ready to Run.
+func NewNode(opts Options) (*Node, error) {
+	if opts.System == nil {
+		return nil, errors.New("vrrp: no System")
 	}
+	p, err := preparePlan(opts)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		opts:    opts,
+		log:     opts.Logger,
+		now:     time.Now,
+		byKey:   map[string]int{},
+		reloads: make(chan *reloadReq),
+		done:    make(chan struct{}),
+
+		groupState: map[string]State{},
+		watchers:   map[string]watcher{},
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.adopt(p)
 	return n, nil
+}
+
+// adopt makes p the configuration of a node that is not running.
+func (n *Node) adopt(p *plan) {
+	n.scripts, n.groupOf, n.cfgs = p.scripts, p.groupOf, p.cfgs
+	n.status = nil
+	for _, c := range n.cfgs {
+		n.status = append(n.status, n.statusBase(c, InstanceStatus{}))
+	}
+}
+
+// statusBase sets the configured fields of an instance's status.
+func (n *Node) statusBase(c InstanceConfig, s InstanceStatus) InstanceStatus {
+	s.Name, s.Interface, s.VRID, s.Version = c.Name, c.Interface, c.VRID, c.Version
+	s.BasePriority, s.VirtualIPs, s.SyncGroup = c.Priority, vipPrefixes(&c), n.groupName(c.Name)
+	return s
 }
 
 func (n *Node) groupName(inst string) string {
@@ -225,13 +290,24 @@ func (n *Node) Owns(addr netip.Addr) bool {
 // removed, STOP notifications) and returns after its goroutines exited.
 // It returns an error only when it cannot start. Call it once.
 func (n *Node) Run(ctx context.Context) error {
-	events := make(chan any, 256)
+	n.mu.Lock()
+	n.running = true
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.running = false
+		n.mu.Unlock()
+		close(n.done)
+	}()
+	n.events = make(chan any, 256)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
+	n.bg, n.wg = bg, &wg
 
 	q := newQueue()
+	n.q = q
 	wg.Go(func() { q.run() })
 	defer q.close()
 
@@ -240,10 +316,11 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	defer n.closeConns()
-	for i, in := range n.insts {
-		wg.Go(func() { n.receive(bg, i, in.conn, events) })
+	for _, in := range n.insts {
+		n.startReceiver(in)
 	}
-	n.startTrackers(bg, &wg, events)
+	n.watchLinks()
+	n.syncWatchers(n.watchSpecs(n.cfgs, n.scripts))
 
 	for i := range n.insts {
 		n.apply(bg, q, i, EventStartup{})
@@ -268,8 +345,10 @@ func (n *Node) Run(ctx context.Context) error {
 					n.apply(bg, q, i, EventTimer{})
 				}
 			}
-		case ev := <-events:
+		case ev := <-n.events:
 			n.dispatch(bg, q, ev)
+		case req := <-n.reloads:
+			req.reply <- n.reload(req.plan, req.opts)
 		}
 	}
 }
@@ -284,18 +363,7 @@ func (n *Node) open(ctx context.Context) error {
 		}
 		in := &instance{cfg: *c, conn: conn}
 		n.insts = append(n.insts, in)
-		trackers, _ := ResolveTrackers(c, n.scripts)
-		for j := range trackers {
-			t := &trackers[j]
-			if name, ok := stringsCut(t.Key, "interface:"); ok {
-				up, err := n.opts.System.LinkUp(ctx, name)
-				if err != nil {
-					n.log.Warn("track interface", "instance", c.Name, "interface", name, "err", err)
-				}
-				t.OK = up
-			}
-		}
-		m, err := NewMachine(*c, conn.LocalAddr(), trackers)
+		m, err := NewMachine(*c, conn.LocalAddr(), n.trackers(ctx, c, nil, nil))
 		if err != nil {
 			return err
 		}
@@ -303,6 +371,29 @@ func (n *Node) open(ctx context.Context) error {
 		n.byKey[c.Name] = i
 	}
 	return nil
+}
+
+// trackers resolves an instance's trackers in their current state: an
+// interface as the system reports it now; an object whose watcher keeps
+// running (kept) as the instances saw it last (cur); any other in the
+// state its new watcher starts from.
+func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]Tracker, kept map[string]bool) []Tracker {
+	trackers, _ := ResolveTrackers(c, n.scripts)
+	for j := range trackers {
+		t := &trackers[j]
+		if name, ok := stringsCut(t.Key, "interface:"); ok {
+			up, err := n.opts.System.LinkUp(ctx, name)
+			if err != nil {
+				n.log.Warn("track interface", "instance", c.Name, "interface", name, "err", err)
+			}
+			t.OK = up
+			continue
+		}
+		if was, ok := cur[t.Key]; ok && kept[t.Key] {
+			t.OK, t.Value = was.OK, was.Value
+		}
+	}
+	return trackers
 }
 
 func stringsCut(s, prefix string) (string, bool) {
@@ -320,7 +411,13 @@ func (n *Node) closeConns() {
 	}
 }
 
-func (n *Node) receive(ctx context.Context, idx int, c Conn, events chan<- any) {
+// startReceiver reads in's current socket until it is closed.
+func (n *Node) startReceiver(in *instance) {
+	c := in.conn
+	n.wg.Go(func() { n.receive(n.bg, in, c, n.events) })
+}
+
+func (n *Node) receive(ctx context.Context, in *instance, c Conn, events chan<- any) {
 	for {
 		pkt, err := c.Recv()
 		if err != nil {
@@ -337,65 +434,102 @@ func (n *Node) receive(ctx context.Context, idx int, c Conn, events chan<- any) 
 			continue
 		}
 		select {
-		case events <- inbound{idx: idx, pkt: pkt}:
+		case events <- inbound{in: in, conn: c, pkt: pkt}:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (n *Node) startTrackers(ctx context.Context, wg *sync.WaitGroup, events chan<- any) {
-	send := func(ev EventTrack) {
-		select {
-		case events <- ev:
-		case <-ctx.Done():
-		}
-	}
-	wg.Go(func() {
+func (n *Node) watchLinks() {
+	ctx, events := n.bg, n.events
+	n.wg.Go(func() {
 		err := n.opts.System.WatchLinks(ctx, func(name string, up bool) {
-			send(EventTrack{Key: interfaceKey(name), OK: up})
+			select {
+			case events <- EventTrack{Key: interfaceKey(name), OK: up}:
+			case <-ctx.Done():
+			}
 		})
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("watch links", "err", err)
 		}
 	})
-	started := map[string]bool{}
-	for _, c := range n.cfgs {
+}
+
+// watchSpec is a tracker goroutine to run: sig identifies its settings.
+type watchSpec struct {
+	sig string
+	run func(ctx context.Context, send func(EventTrack))
+}
+
+// watchSpecs lists the watchers the instances cfgs need, by tracker key.
+func (n *Node) watchSpecs(cfgs []InstanceConfig, scripts map[string]ScriptConfig) map[string]watchSpec {
+	specs := map[string]watchSpec{}
+	sig := func(a ...any) string {
+		b, _ := json.Marshal(a)
+		return string(b)
+	}
+	for _, c := range cfgs {
 		for _, ts := range c.TrackScripts {
-			sc, ok := n.scripts[ts.Name]
-			if !ok || started["s:"+ts.Name] {
+			sc, ok := scripts[ts.Name]
+			if !ok {
 				continue
 			}
-			started["s:"+ts.Name] = true
-			wg.Go(func() {
+			specs[scriptKey(sc.Name)] = watchSpec{sig: sig(sc), run: func(ctx context.Context, send func(EventTrack)) {
 				watchScript(ctx, sc, func(ok bool) {
 					n.log.Info("vrrp script state", "script", sc.Name, "ok", ok)
 					send(EventTrack{Key: scriptKey(sc.Name), OK: ok})
 				})
-			})
+			}}
 		}
 		for _, tf := range c.TrackFiles {
-			if started["f:"+tf.Name] {
-				continue
-			}
-			started["f:"+tf.Name] = true
-			wg.Go(func() {
+			specs[fileKey(tf.Name)] = watchSpec{sig: sig(tf.Path, tf.Init), run: func(ctx context.Context, send func(EventTrack)) {
 				watchFile(ctx, tf, func(v int) { send(EventTrack{Key: fileKey(tf.Name), Value: v}) })
-			})
+			}}
 		}
 		for _, tp := range c.TrackProcesses {
-			if started["p:"+tp.Name] {
-				continue
-			}
-			started["p:"+tp.Name] = true
-			wg.Go(func() {
+			specs[processKey(tp.Name)] = watchSpec{sig: sig(tp.Match), run: func(ctx context.Context, send func(EventTrack)) {
 				watchProcess(ctx, tp, func(ok bool) {
 					n.log.Info("vrrp tracked process state", "track_process", tp.Name, "up", ok)
 					send(EventTrack{Key: processKey(tp.Name), OK: ok})
 				})
-			})
+			}}
 		}
 	}
+	return specs
+}
+
+// syncWatchers runs the watchers of specs: one whose settings did not
+// change keeps running (kept), the others are stopped or started. A
+// stopped watcher's events still queued are dropped (dispatch).
+func (n *Node) syncWatchers(specs map[string]watchSpec) (kept map[string]bool) {
+	kept = map[string]bool{}
+	for k, w := range n.watchers {
+		if s, ok := specs[k]; ok && s.sig == w.sig {
+			kept[k] = true
+			continue
+		}
+		w.stop()
+		delete(n.watchers, k)
+	}
+	for k, s := range specs {
+		if kept[k] {
+			continue
+		}
+		n.watchGen++
+		gen := n.watchGen
+		ctx, stop := context.WithCancel(n.bg)
+		n.watchers[k] = watcher{sig: s.sig, gen: gen, stop: stop}
+		events := n.events
+		send := func(ev EventTrack) {
+			select {
+			case events <- trackEvent{gen: gen, ev: ev}:
+			case <-ctx.Done():
+			}
+		}
+		n.wg.Go(func() { s.run(ctx, send) })
+	}
+	return kept
 }
 
 func (n *Node) armTimer(t *time.Timer) {
@@ -415,7 +549,11 @@ func (n *Node) armTimer(t *time.Timer) {
 func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 	switch ev := ev.(type) {
 	case inbound:
-		in := n.insts[ev.idx]
+		idx := slices.Index(n.insts, ev.in)
+		if idx < 0 || ev.in.conn != ev.conn {
+			return // the instance or its socket went in a reload
+		}
+		in := ev.in
 		a, err := ParseAdvert(ev.pkt.Data, in.cfg.IsIPv6(), ev.pkt.Src, ev.pkt.Dst, ev.pkt.ChecksumVerified)
 		if err != nil {
 			var pe *ParseError
@@ -425,11 +563,15 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			}
 			n.countDrop(in, reason)
 			n.log.Debug("vrrp advert dropped", "instance", in.cfg.Name, "src", ev.pkt.Src, "err", err)
-			n.publish(ev.idx)
+			n.publish(idx)
 			return
 		}
 		in.count.AdvertsReceived++
-		n.apply(ctx, q, ev.idx, EventAdvert{Src: ev.pkt.Src, TTL: ev.pkt.TTL, Advert: a})
+		n.apply(ctx, q, idx, EventAdvert{Src: ev.pkt.Src, TTL: ev.pkt.TTL, Advert: a})
+	case trackEvent:
+		if w, ok := n.watchers[ev.ev.Key]; ok && w.gen == ev.gen {
+			n.dispatch(ctx, q, ev.ev)
+		}
 	case EventTrack:
 		for i := range n.insts {
 			n.apply(ctx, q, i, ev)
@@ -458,9 +600,15 @@ func (n *Node) countDrop(in *instance, r DropReason) {
 // apply steps one machine and executes its actions; sync group members
 // follow a transition that was not itself forced by the group.
 func (n *Node) apply(ctx context.Context, q *queue, idx int, ev Event) {
+	n.stepWith(ctx, q, idx, func(m *Machine) []Action { return m.Step(ev, n.now()) })
+}
+
+// stepWith runs step on instance idx's machine and executes the actions
+// it returns, as apply does for an event.
+func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machine) []Action) {
 	in := n.insts[idx]
 	prevEff := in.m.EffectivePriority()
-	acts := in.m.Step(ev, n.now())
+	acts := step(in.m)
 	changed := in.m.EffectivePriority() != prevEff
 	var follow []ActionTransition
 	for _, a := range acts {
@@ -545,29 +693,7 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 			log.Error("remove virtual addresses", "err", err)
 		}
 	case ActionAnnounce:
-		in.count.Announcements += uint64(a.Repeat)
-		cfg := in.cfg
-		burst := func() {
-			for i := range a.Repeat {
-				if i > 0 && cfg.GARPInterval > 0 {
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(cfg.GARPInterval):
-					}
-				}
-				if err := n.opts.System.Announce(ctx, &cfg); err != nil {
-					log.Warn("announce virtual addresses", "err", err)
-					return
-				}
-			}
-		}
-		if cfg.GARPInterval > 0 {
-			go burst()
-		} else {
-			burst()
-		}
-		log.Debug("announced virtual addresses", "repeat", a.Repeat, "reason", a.Reason)
+		n.announce(ctx, in, in.cfg, a.Repeat, a.Reason)
 	case ActionNotify:
 		if n.opts.Notifier == nil {
 			return
@@ -579,6 +705,34 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 		n.countDrop(in, a.Reason)
 		log.Debug("vrrp advert dropped", "src", a.Src, "reason", a.Reason)
 	}
+}
+
+// announce sends repeat gratuitous ARPs or unsolicited neighbour
+// advertisements for the addresses of cfg, paced by its GARPInterval.
+func (n *Node) announce(ctx context.Context, in *instance, cfg InstanceConfig, repeat int, reason string) {
+	log := n.log.With("instance", in.cfg.Name)
+	in.count.Announcements += uint64(repeat)
+	burst := func() {
+		for i := range repeat {
+			if i > 0 && cfg.GARPInterval > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(cfg.GARPInterval):
+				}
+			}
+			if err := n.opts.System.Announce(ctx, &cfg); err != nil {
+				log.Warn("announce virtual addresses", "err", err)
+				return
+			}
+		}
+	}
+	if cfg.GARPInterval > 0 {
+		go burst()
+	} else {
+		burst()
+	}
+	log.Debug("announced virtual addresses", "repeat", repeat, "reason", reason)
 }
 
 func (n *Node) statusOf(idx int) InstanceStatus {

@@ -1,0 +1,265 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// ErrStopped is returned by Reload once Run has returned.
+var ErrStopped = errors.New("vrrp: the node has stopped")
+
+type reloadReq struct {
+	plan  *plan
+	opts  Options
+	reply chan error
+}
+
+// Reload puts a new set of instances, scripts and sync groups in force
+// while the node runs, the way keepalived applies a reload: only what
+// changed is touched.
+//
+//   - An instance is known across the reload by its name. One whose
+//     interface, virtual_router_id, address family and VRRP version are
+//     the same keeps its state (a MASTER stays MASTER, its addresses stay
+//     in place) and takes its new settings at once: a MASTER adds the
+//     virtual addresses, routes and rules that are new (and announces
+//     the new addresses) and removes those that went; a new priority or
+//     advert interval goes out in an advert at once; trackers are
+//     re-evaluated. A new source address, peer list, TTL or multicast
+//     group opens a new socket and keeps the state.
+//   - An instance whose name is gone, or whose router (interface, VRID,
+//     family, version) changed, is stopped as at shutdown (a MASTER sends
+//     a priority 0 advert and removes its addresses; STOP is notified);
+//     a new one starts as at startup.
+//   - A vrrp_script, track_file or track_process whose settings did not
+//     change keeps running and keeps its result; a changed one restarts
+//     from its initial state.
+//
+// The configuration is checked first: an invalid one, or a socket that
+// cannot be opened, is refused with nothing changed. Before Run starts
+// (vrrp_startup_delay) the new configuration is simply the one Run will
+// start. Only Instances, Scripts and SyncGroups of opts are read.
+func (n *Node) Reload(ctx context.Context, opts Options) error {
+	p, err := preparePlan(opts)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	if !n.running {
+		defer n.mu.Unlock()
+		select {
+		case <-n.done:
+			return ErrStopped
+		default:
+		}
+		n.adopt(p)
+		n.setOpts(opts)
+		return nil
+	}
+	n.mu.Unlock()
+	req := &reloadReq{plan: p, opts: opts, reply: make(chan error, 1)}
+	select {
+	case n.reloads <- req:
+	case <-n.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (n *Node) setOpts(o Options) {
+	n.opts.Instances, n.opts.Scripts, n.opts.SyncGroups = o.Instances, o.Scripts, o.SyncGroups
+}
+
+// sameRouter reports whether two configurations are the same virtual
+// router, so that a reload keeps the instance's state.
+func sameRouter(a, b *InstanceConfig) bool {
+	return a.Interface == b.Interface && a.VRID == b.VRID && a.IsIPv6() == b.IsIPv6() && a.Version == b.Version
+}
+
+// sameSocket reports whether the advert socket of a can serve b.
+func sameSocket(a, b *InstanceConfig) bool {
+	return a.UnicastSrcIP == b.UnicastSrcIP && a.McastSrcIP == b.McastSrcIP &&
+		slices.Equal(a.UnicastPeers, b.UnicastPeers) && a.UnicastTTL == b.UnicastTTL && a.MulticastGroup == b.MulticastGroup
+}
+
+// addrDelta is the part of from's addresses, routes and rules that minus
+// does not have, as a configuration System.AddAddresses and
+// RemoveAddresses take (empty reports whether there is none).
+func addrDelta(from, minus *InstanceConfig) (d InstanceConfig, empty bool) {
+	d = *from
+	d.VirtualIPs, d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules = nil, nil, nil, nil
+	have := allVIPs(minus)
+	for _, v := range from.VirtualIPs {
+		if !slices.Contains(have, v) {
+			d.VirtualIPs = append(d.VirtualIPs, v)
+		}
+	}
+	for _, v := range from.VirtualIPsExcluded {
+		if !slices.Contains(have, v) {
+			d.VirtualIPsExcluded = append(d.VirtualIPsExcluded, v)
+		}
+	}
+	for _, r := range from.VirtualRoutes {
+		if !slices.Contains(minus.VirtualRoutes, r) {
+			d.VirtualRoutes = append(d.VirtualRoutes, r)
+		}
+	}
+	for _, r := range from.VirtualRules {
+		if !slices.Contains(minus.VirtualRules, r) {
+			d.VirtualRules = append(d.VirtualRules, r)
+		}
+	}
+	return d, len(d.VirtualIPs)+len(d.VirtualIPsExcluded)+len(d.VirtualRoutes)+len(d.VirtualRules) == 0
+}
+
+// reload applies p in the Run goroutine (see Reload).
+func (n *Node) reload(p *plan, opts Options) error {
+	ctx, q := n.bg, n.q
+	now := n.now()
+	oldIdx := map[*instance]int{}
+	byName := map[string]*instance{}
+	for i, in := range n.insts {
+		oldIdx[in] = i
+		byName[in.cfg.Name] = in
+	}
+
+	// Open the sockets first: a failure leaves everything as it was.
+	type step struct {
+		in        *instance // kept, or nil for a new instance
+		prev      InstanceConfig
+		wasMaster bool
+		conn      Conn // a new socket, or nil
+	}
+	steps := make([]step, len(p.cfgs))
+	var opened []Conn
+	for i := range p.cfgs {
+		c := &p.cfgs[i]
+		if o := byName[c.Name]; o != nil && sameRouter(&o.cfg, c) {
+			steps[i] = step{in: o, prev: o.cfg, wasMaster: o.m.State() == StateMaster}
+			delete(byName, c.Name)
+			if sameSocket(&o.cfg, c) {
+				continue
+			}
+		}
+		conn, err := n.opts.System.OpenConn(ctx, c)
+		if err != nil {
+			for _, o := range opened {
+				o.Close()
+			}
+			return fmt.Errorf("vrrp_instance %s: %w", c.Name, err)
+		}
+		opened = append(opened, conn)
+		steps[i].conn = conn
+	}
+
+	// Instances that go (byName holds them now) stop as at shutdown.
+	for _, in := range n.insts {
+		if byName[in.cfg.Name] == in {
+			n.log.Info("vrrp instance removed by reload", "instance", in.cfg.Name)
+			n.apply(ctx, q, oldIdx[in], EventShutdown{})
+			in.conn.Close()
+		}
+	}
+	// A MASTER that keeps its state drops the addresses that went, all of
+	// them before any is added, so that one moving from one instance to
+	// another ends up installed.
+	for i, s := range steps {
+		if s.in == nil || !s.wasMaster {
+			continue
+		}
+		if gone, empty := addrDelta(&s.prev, &p.cfgs[i]); !empty {
+			if err := n.opts.System.RemoveAddresses(ctx, &gone); err != nil {
+				n.log.Error("remove virtual addresses", "instance", s.in.cfg.Name, "err", err)
+			}
+		}
+	}
+
+	// The trackers' state before the watchers change.
+	cur := map[string]Tracker{}
+	for _, in := range n.insts {
+		for _, t := range in.m.trackers {
+			cur[t.Key] = t
+		}
+	}
+	kept := n.syncWatchers(n.watchSpecs(p.cfgs, p.scripts))
+	n.scripts, n.groupOf, n.cfgs = p.scripts, p.groupOf, p.cfgs
+	n.setOpts(opts)
+
+	insts := make([]*instance, len(p.cfgs))
+	status := make([]InstanceStatus, len(p.cfgs))
+	trackers := make([][]Tracker, len(p.cfgs))
+	n.mu.Lock()
+	oldStatus := n.status
+	n.mu.Unlock()
+	for i, s := range steps {
+		c := p.cfgs[i]
+		trackers[i] = n.trackers(ctx, &c, cur, kept)
+		in := s.in
+		if in == nil {
+			in = &instance{cfg: c, conn: s.conn}
+			m, err := NewMachine(c, s.conn.LocalAddr(), trackers[i])
+			if err != nil { // checked by preparePlan
+				panic(err)
+			}
+			in.m = m
+			n.log.Info("vrrp instance added by reload", "instance", c.Name)
+		} else {
+			if s.conn != nil {
+				in.conn.Close()
+				in.conn = s.conn
+			}
+			in.cfg = c
+			status[i] = oldStatus[oldIdx[in]]
+		}
+		if s.conn != nil {
+			n.startReceiver(in)
+		}
+		insts[i] = in
+		status[i] = n.statusBase(c, status[i])
+	}
+	n.insts = insts
+	n.byKey = map[string]int{}
+	for i, in := range insts {
+		n.byKey[in.cfg.Name] = i
+	}
+	n.mu.Lock()
+	n.status = status
+	n.mu.Unlock()
+	for g := range n.groupState {
+		if !slices.ContainsFunc(opts.SyncGroups, func(sg SyncGroupConfig) bool { return sg.Name == g }) {
+			delete(n.groupState, g)
+		}
+	}
+
+	for i, s := range steps {
+		in := insts[i]
+		if s.in == nil {
+			n.apply(ctx, q, i, EventStartup{})
+			continue
+		}
+		n.stepWith(ctx, q, i, func(m *Machine) []Action {
+			return m.Reconfigure(in.cfg, in.conn.LocalAddr(), trackers[i], now)
+		})
+		if s.wasMaster && in.m.State() == StateMaster {
+			if added, empty := addrDelta(&in.cfg, &s.prev); !empty {
+				if err := n.opts.System.AddAddresses(ctx, &added); err != nil {
+					n.log.Error("add virtual addresses", "instance", in.cfg.Name, "err", err)
+				}
+				if len(added.VirtualIPs)+len(added.VirtualIPsExcluded) > 0 {
+					n.announce(ctx, in, added, in.cfg.GARPMasterRepeat, "addresses added by reload")
+				}
+			}
+		}
+		n.publish(i)
+	}
+	return nil
+}

@@ -1,0 +1,375 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestReconfigureMachine(t *testing.T) {
+	master := func(t *testing.T, trackers ...Tracker) *harness {
+		h := newHarness(t, baseConfig(), trackers...)
+		h.step(EventStartup{})
+		h.at(4 * time.Second)
+		h.wantState(StateMaster)
+		return h
+	}
+	t.Run("master, new priority: an advert at once, no transition", func(t *testing.T) {
+		h := master(t)
+		c := baseConfig()
+		c.Priority = 120
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "advert(120)")
+		h.wantState(StateMaster)
+		if h.m.EffectivePriority() != 120 {
+			t.Fatalf("effective priority %d", h.m.EffectivePriority())
+		}
+		if _, p := h.m.MasterAddr(); p != 120 {
+			t.Fatalf("master priority %d", p)
+		}
+	})
+	t.Run("master, new address: an advert at once", func(t *testing.T) {
+		h := master(t)
+		c := baseConfig()
+		c.VirtualIPs = append(c.VirtualIPs, VirtualIP{Prefix: netip.MustParsePrefix("10.0.0.101/32")})
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "advert(100)")
+	})
+	t.Run("master, nothing advertised changed: nothing sent", func(t *testing.T) {
+		h := master(t)
+		c := baseConfig()
+		c.NoPreempt = true
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now))
+	})
+	t.Run("master, a new interval: the next advert after the new one", func(t *testing.T) {
+		h := master(t)
+		c := baseConfig()
+		c.AdvertInterval = 3 * time.Second
+		at := h.now
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "advert(100)")
+		if d := h.m.NextDeadline(); d != at.Add(3*time.Second) {
+			t.Fatalf("next deadline %v after the reload, want 3s", d.Sub(at))
+		}
+	})
+	t.Run("backup becomes the address owner", func(t *testing.T) {
+		h := newHarness(t, baseConfig())
+		h.step(EventStartup{})
+		c := baseConfig()
+		c.Priority = 255
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "BACKUP->MASTER", "add", "advert(255)", "announce(5)", "notify(MASTER)")
+	})
+	t.Run("backup keeps waiting: no action", func(t *testing.T) {
+		h := newHarness(t, baseConfig())
+		h.step(EventStartup{})
+		h.advert(higherIP, 150)
+		c := baseConfig()
+		c.Priority = 200
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now))
+		h.wantState(StateBackup)
+	})
+	t.Run("a tracker that fails moves a master to FAULT", func(t *testing.T) {
+		h := master(t)
+		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, []Tracker{{Key: "script:chk", OK: false}}, h.now),
+			"MASTER->FAULT", "advert(0)", "remove", "notify(FAULT)")
+	})
+	t.Run("FAULT left when the failing tracker is no longer tracked", func(t *testing.T) {
+		h := newHarness(t, baseConfig(), Tracker{Key: "script:chk", OK: false})
+		h.step(EventStartup{})
+		h.wantState(StateFault)
+		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, nil, h.now), "FAULT->BACKUP", "notify(BACKUP)")
+	})
+	t.Run("tracker weights of the new configuration count", func(t *testing.T) {
+		h := master(t, Tracker{Key: "file:f", Valued: true, Weight: 5, Value: 2})
+		if h.m.EffectivePriority() != 110 {
+			t.Fatalf("before: %d", h.m.EffectivePriority())
+		}
+		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, []Tracker{{Key: "file:f", Valued: true, Weight: -5, Value: 2}}, h.now), "advert(90)")
+	})
+}
+
+func TestAddrDelta(t *testing.T) {
+	a, b := baseConfig(), baseConfig()
+	a.VirtualIPs = append(a.VirtualIPs, VirtualIP{Prefix: netip.MustParsePrefix("10.0.0.101/32")})
+	b.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.100/32"), Label: "eth0:1"}}
+	a.VirtualRoutes = []VirtualRoute{{Dst: netip.MustParsePrefix("10.9.0.0/16"), Via: netip.MustParseAddr("10.0.0.1")}}
+	b.VirtualRoutes = a.VirtualRoutes
+	b.VirtualRules = []VirtualRule{{From: netip.MustParsePrefix("10.0.0.100/32"), Table: 100}}
+	d, empty := addrDelta(&a, &b)
+	if empty || len(d.VirtualRoutes)+len(d.VirtualRules) != 0 {
+		t.Fatalf("a - b: %+v", d)
+	}
+	// the label changed: the address is removed in its old form
+	if got := vipPrefixes(&d); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("10.0.0.100/32"), netip.MustParsePrefix("10.0.0.101/32")}) {
+		t.Fatalf("a - b addresses %v", got)
+	}
+	d, _ = addrDelta(&b, &a)
+	if len(d.VirtualIPs) != 1 || d.VirtualIPs[0].Label != "eth0:1" || len(d.VirtualRules) != 1 || len(d.VirtualRoutes) != 0 {
+		t.Fatalf("b - a: %+v", d)
+	}
+	if _, empty := addrDelta(&a, &a); !empty {
+		t.Fatal("a - a not empty")
+	}
+}
+
+func reloadOpts(cfgs ...InstanceConfig) Options { return Options{Instances: cfgs} }
+
+func TestNodeReloadKeepsMaster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		sa, sb := newFakeSystem(fnet, "10.0.0.1"), newFakeSystem(fnet, "10.0.0.2")
+		cfgA := baseConfig()
+		cfgA.Priority = 150
+		rn := &recordNotifier{}
+		a, cancelA, doneA := startNode(t, Options{Instances: []InstanceConfig{cfgA}, System: sa, Notifier: rn})
+		b, cancelB, doneB := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: sb})
+		time.Sleep(10 * time.Second)
+		if stateOf(a, "VI_1").State != StateMaster || stateOf(b, "VI_1").State != StateBackup {
+			t.Fatal("roles not settled")
+		}
+		before := stateOf(a, "VI_1")
+
+		next := cfgA
+		next.Priority = 160
+		next.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.101/32")}, {Prefix: netip.MustParsePrefix("10.0.0.102/32")}}
+		if err := a.Reload(context.Background(), reloadOpts(next)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // well within one advert interval
+		after := stateOf(a, "VI_1")
+		if after.State != StateMaster || len(after.Transitions) != len(before.Transitions) {
+			t.Fatalf("A after the reload: %s, transitions %v", after.State, after.Transitions)
+		}
+		if sa.hasVIP("10.0.0.100/32") || !sa.hasVIP("10.0.0.101/32") || !sa.hasVIP("10.0.0.102/32") {
+			t.Fatalf("A's addresses: %v", sa.vips)
+		}
+		if after.BasePriority != 160 || after.EffectivePriority != 160 || !slices.Equal(after.VirtualIPs, vipPrefixes(&next)) {
+			t.Fatalf("A's status: %+v", after)
+		}
+		if got := after.Counters.Announcements - before.Counters.Announcements; got != DefaultGARPMasterRepeat {
+			t.Fatalf("%d announcements for the new addresses, want %d", got, DefaultGARPMasterRepeat)
+		}
+		if s := stateOf(b, "VI_1"); s.MasterPriority != 160 {
+			t.Fatalf("B heard priority %d at once, want 160", s.MasterPriority)
+		}
+		if !a.Owns(netip.MustParseAddr("10.0.0.101")) || a.Owns(netip.MustParseAddr("10.0.0.100")) {
+			t.Fatal("Owns does not follow the reloaded addresses")
+		}
+		// no notification for a reload that changed no state
+		if got := rn.states("INSTANCE", "VI_1"); !slices.Equal(got, []string{"BACKUP", "MASTER"}) {
+			t.Fatalf("notifications %v", got)
+		}
+		cancelA()
+		<-doneA
+		cancelB()
+		<-doneB
+	})
+}
+
+func TestNodeReloadLowerPriorityHandsOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		sa, sb := newFakeSystem(fnet, "10.0.0.1"), newFakeSystem(fnet, "10.0.0.2")
+		cfgA := baseConfig()
+		cfgA.Priority = 150
+		a, cancelA, doneA := startNode(t, Options{Instances: []InstanceConfig{cfgA}, System: sa})
+		b, cancelB, doneB := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: sb})
+		time.Sleep(10 * time.Second)
+		cfgA.Priority = 50
+		if err := a.Reload(context.Background(), reloadOpts(cfgA)); err != nil {
+			t.Fatal(err)
+		}
+		// B preempts the lower master after its master-down interval
+		time.Sleep(5 * time.Second)
+		if sa, sb := stateOf(a, "VI_1"), stateOf(b, "VI_1"); sa.State != StateBackup || sb.State != StateMaster {
+			t.Fatalf("after A's priority fell to 50: A %s, B %s", sa.State, sb.State)
+		}
+		if sa.hasVIP("10.0.0.100/32") || !sb.hasVIP("10.0.0.100/32") {
+			t.Fatal("the address did not move")
+		}
+		cancelA()
+		<-doneA
+		cancelB()
+		<-doneB
+	})
+}
+
+func TestNodeReloadInstances(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		s := newFakeSystem(fnet, "10.0.0.1")
+		rn := &recordNotifier{}
+		c1 := baseConfig()
+		c2 := baseConfig()
+		c2.Name, c2.VRID = "VI_2", 52
+		c2.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.200/32")}}
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{c1, c2}, System: s, Notifier: rn})
+		time.Sleep(5 * time.Second)
+
+		// VI_1 goes, VI_2 keeps running, VI_3 comes; VI_2's old address
+		// moves to VI_3
+		c3 := baseConfig()
+		c3.Name, c3.VRID = "VI_3", 53
+		c3.VirtualIPs = c2.VirtualIPs
+		c2.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.201/32")}}
+		if err := n.Reload(context.Background(), reloadOpts(c2, c3)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if got := rn.states("INSTANCE", "VI_1"); !slices.Equal(got, []string{"BACKUP", "MASTER", "STOP"}) {
+			t.Fatalf("VI_1 notifications %v", got)
+		}
+		if s.hasVIP("10.0.0.100/32") || s.hasVIP("10.0.0.200/32") || !s.hasVIP("10.0.0.201/32") {
+			t.Fatalf("addresses right after the reload: %v", s.vips)
+		}
+		var names []string
+		for _, st := range n.Status() {
+			names = append(names, st.Name+"="+st.State.String())
+		}
+		if !slices.Equal(names, []string{"VI_2=MASTER", "VI_3=BACKUP"}) {
+			t.Fatalf("instances %v", names)
+		}
+		time.Sleep(5 * time.Second)
+		if st := stateOf(n, "VI_3"); st.State != StateMaster || !s.hasVIP("10.0.0.200/32") {
+			t.Fatalf("VI_3 after its master-down interval: %s, addresses %v", st.State, s.vips)
+		}
+		if got := rn.states("INSTANCE", "VI_2"); !slices.Equal(got, []string{"BACKUP", "MASTER"}) {
+			t.Fatalf("VI_2 notifications %v", got)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// failSystem refuses to open sockets on interface "bad".
+type failSystem struct{ *fakeSystem }
+
+func (f failSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
+	if cfg.Interface == "bad" {
+		return nil, errors.New("no such interface")
+	}
+	return f.fakeSystem.OpenConn(ctx, cfg)
+}
+
+func TestNodeReloadRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		fs := newFakeSystem(fnet, "10.0.0.1")
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: failSystem{fs}})
+		time.Sleep(5 * time.Second)
+		before := n.Status()
+
+		dup := baseConfig()
+		dup.Name = "VI_2"
+		err := n.Reload(context.Background(), reloadOpts(baseConfig(), dup))
+		if err == nil || !strings.Contains(err.Error(), "already used by VI_1") {
+			t.Fatalf("duplicate VRID: %v", err)
+		}
+		bad := baseConfig()
+		bad.Name, bad.Interface, bad.VRID = "VI_2", "bad", 60
+		moved := baseConfig()
+		moved.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.150/32")}}
+		// VI_1 would also change: a refused reload changes nothing
+		if err := n.Reload(context.Background(), reloadOpts(moved, bad)); err == nil || !strings.Contains(err.Error(), "vrrp_instance VI_2: no such interface") {
+			t.Fatalf("socket failure: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		after := n.Status()
+		if len(after) != 1 || after[0].State != StateMaster || !slices.Equal(after[0].VirtualIPs, before[0].VirtualIPs) ||
+			!fs.hasVIP("10.0.0.100/32") || fs.hasVIP("10.0.0.150/32") {
+			t.Fatalf("state after refused reloads: %+v, addresses %v", after, fs.vips)
+		}
+		cancel()
+		<-done
+		if err := n.Reload(context.Background(), reloadOpts(baseConfig())); !errors.Is(err, ErrStopped) {
+			t.Fatalf("reload after Run: %v", err)
+		}
+	})
+}
+
+func TestNodeReloadBeforeRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeSystem(&fakeNet{}, "10.0.0.1")
+		n, err := NewNode(Options{Instances: []InstanceConfig{baseConfig()}, System: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := baseConfig()
+		c.Name = "VI_9"
+		if err := n.Reload(context.Background(), reloadOpts(c)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		time.Sleep(5 * time.Second)
+		if st := n.Status(); len(st) != 1 || st[0].Name != "VI_9" || st[0].State != StateMaster {
+			t.Fatalf("status %+v", st)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// A tracker whose watcher keeps running keeps its state across a reload;
+// one whose settings changed starts again from its initial state.
+func TestNodeReloadTrackers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "weight")
+		if err := os.WriteFile(path, []byte("0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := newFakeSystem(&fakeNet{}, "10.0.0.1")
+		c := baseConfig()
+		c.TrackFiles = []TrackFile{{Name: "w", Path: path, Weight: 10}}
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{c}, System: s})
+		time.Sleep(5 * time.Second)
+		if err := os.WriteFile(path, []byte("2\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		if p := stateOf(n, "VI_1").EffectivePriority; p != 120 {
+			t.Fatalf("priority %d with the file at 2", p)
+		}
+		// same file, new weight and priority: the value is kept
+		c.Priority = 50
+		c.TrackFiles[0].Weight = 20
+		if err := n.Reload(context.Background(), reloadOpts(c)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if p := stateOf(n, "VI_1").EffectivePriority; p != 90 {
+			t.Fatalf("priority %d after the reload, want 50 + 2×20", p)
+		}
+		// the file's settings change (its init value): a new watcher,
+		// which reads the file itself
+		c.TrackFiles[0].Init = 1
+		if err := n.Reload(context.Background(), reloadOpts(c)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if p := stateOf(n, "VI_1").EffectivePriority; p != 90 {
+			t.Fatalf("priority %d after the watcher restarted, want 90", p)
+		}
+		if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		if p := stateOf(n, "VI_1").EffectivePriority; p != 70 {
+			t.Fatalf("priority %d with the file at 1, want 70", p)
+		}
+		n.mu.Lock()
+		running := len(n.status)
+		n.mu.Unlock()
+		if running != 1 {
+			t.Fatalf("%d instances", running)
+		}
+		cancel()
+		<-done
+	})
+}
