@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -622,6 +623,10 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			}
 		case "strict_mode":
 			b.flag(c, &vi.Strict)
+		case "use_vmac":
+			b.useVMAC(c, vi)
+		case "vmac_xmit_base":
+			b.flag(c, &vi.VMACXmitBase)
 		case "garp_master_delay":
 			b.dur(c, &vi.GarpMasterDelay)
 		case "garp_master_repeat":
@@ -643,6 +648,37 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 		}
 	}
 	return vi
+}
+
+// useVMAC reads use_vmac [INTERFACE] [MAC], in either order.
+func (b *builder) useVMAC(c *Node, vi *VRRPInstance) {
+	if !b.noBlock(c) {
+		return
+	}
+	vi.UseVMAC = true
+	for _, w := range c.Words[1:] {
+		if mac, err := net.ParseMAC(w.Text); err == nil {
+			switch {
+			case vi.VMACAddr != "":
+				b.d.errorf(w.Pos, "use_vmac: a second MAC address %q", w.Text)
+			case len(mac) != 6:
+				b.d.errorf(w.Pos, "use_vmac: %q is not an Ethernet address", w.Text)
+			case mac[0]&1 != 0:
+				b.d.errorf(w.Pos, "use_vmac: %q is a multicast address", w.Text)
+			default:
+				vi.VMACAddr = mac.String()
+			}
+			continue
+		}
+		switch {
+		case vi.VMACName != "":
+			b.d.errorf(w.Pos, "use_vmac: %q is neither a MAC address nor the only interface name", w.Text)
+		case len(w.Text) > 15 || strings.ContainsAny(w.Text, "/ \t") || w.Text == "." || w.Text == "..":
+			b.d.errorf(w.Pos, "use_vmac: %q is not a valid interface name (at most 15 characters, no '/' or blanks)", w.Text)
+		default:
+			vi.VMACName = w.Text
+		}
+	}
 }
 
 func (b *builder) unicastPeers(e *Node) []UnicastPeer {

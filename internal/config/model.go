@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"time"
@@ -362,6 +363,15 @@ type VRRPInstance struct {
 	SMTPAlert        bool          `json:"smtp_alert,omitempty"`
 	Accept           *bool         `json:"accept,omitempty"`
 	Strict           bool          `json:"strict_mode,omitempty"`
+	// UseVMAC is use_vmac: the virtual addresses live on a macvlan
+	// interface carrying the VRRP virtual MAC (00:00:5e:00:01:VRID, or
+	// :02: for IPv6), named VMACName (default vrrp.VRID), with VMACAddr
+	// instead of that MAC when set; adverts go out of it unless
+	// VMACXmitBase (vmac_xmit_base).
+	UseVMAC      bool   `json:"use_vmac,omitempty"`
+	VMACName     string `json:"vmac_interface,omitempty"`
+	VMACAddr     string `json:"vmac_address,omitempty"`
+	VMACXmitBase bool   `json:"vmac_xmit_base,omitempty"`
 
 	GarpMasterDelay         Duration `json:"garp_master_delay"`
 	GarpMasterRepeat        int      `json:"garp_master_repeat"`
@@ -371,6 +381,15 @@ type VRRPInstance struct {
 	GarpLowerPrioRepeat     int      `json:"garp_lower_prio_repeat,omitempty"`
 	LowerPrioNoAdvert       bool     `json:"lower_prio_no_advert,omitempty"`
 	HigherPrioSendAdvert    bool     `json:"higher_prio_send_advert,omitempty"`
+}
+
+// VMACInterface is the name of the instance's use_vmac interface: the
+// one configured, else keepalived's default vrrp.VRID.
+func (vi *VRRPInstance) VMACInterface() string {
+	if vi.VMACName != "" {
+		return vi.VMACName
+	}
+	return fmt.Sprintf("vrrp.%d", vi.VirtualRouterID)
 }
 
 // VSGroupEntry is one line of a virtual_server_group: an address range

@@ -71,7 +71,15 @@ func (v *validator) global() {
 		"the web UI (govs_web_listen, govs_web_password, govs_web_allow)")
 	notYet(g.StartupScript != nil || g.ShutdownScript != nil, "startup_script/shutdown_script")
 	notYet(g.VRRPStrict, "vrrp_strict")
+	vmacs := map[string]string{}
 	for _, vi := range v.cfg.VRRPInstances {
+		if vi.UseVMAC {
+			name := vi.VMACInterface()
+			if other, ok := vmacs[name]; ok {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface %s is also that of %q (give one a name of its own: use_vmac NAME)", vi.Name, name, other)
+			}
+			vmacs[name] = vi.Name
+		}
 		if vi.Strict || vi.Accept != nil {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: strict_mode/accept/no_accept are accepted but have no effect yet in govs", vi.Name)
 		}
@@ -79,6 +87,12 @@ func (v *validator) global() {
 			if p.MaxTTL != 0 && p.MinTTL > p.MaxTTL {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: unicast_peer %s: min_ttl %d is more than max_ttl %d", vi.Name, p.Addr, p.MinTTL, p.MaxTTL)
 			}
+		}
+		if vi.VMACXmitBase && !vi.UseVMAC {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: vmac_xmit_base without use_vmac has no effect", vi.Name)
+		}
+		if vi.UseVMAC && vi.VMACName != "" && vi.VMACName == vi.Interface {
+			v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface %s is the instance's own interface", vi.Name, vi.VMACName)
 		}
 		if vi.CheckUnicastSrc && len(vi.UnicastPeers) == 0 {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: check_unicast_src without unicast_peer has no effect (multicast adverts are checked by their TTL of 255)", vi.Name)

@@ -794,6 +794,17 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 		}
 	}
 	w.flag("strict_mode", vi.Strict)
+	if vi.UseVMAC {
+		words := []string{"use_vmac"}
+		if vi.VMACName != "" {
+			words = append(words, vi.VMACName)
+		}
+		if vi.VMACAddr != "" {
+			words = append(words, vi.VMACAddr)
+		}
+		w.line(words...)
+	}
+	w.flag("vmac_xmit_base", vi.VMACXmitBase)
 	if vi.GarpMasterDelay != DefaultGarpMasterDelay {
 		w.line("garp_master_delay", vi.GarpMasterDelay.seconds())
 	}

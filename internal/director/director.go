@@ -64,7 +64,11 @@ type Director struct {
 	kick     chan struct{}
 	node     *vrrp.Node // nil without VRRP
 	vrrpSig  string     // the VRRP configuration the node runs
-	vrrpCfg  *config.Config
+	// notifiers of the instances and groups of the VRRP configuration
+	// before the last reload ("INSTANCE name", "GROUP name"), for the
+	// notifications of those the reload removed
+	retiredNotify map[string]config.Notifiers
+	vrrpCfg       *config.Config
 	// rxLowerRunning: instances whose notify_master_rx_lower_pri script
 	// runs now (guarded by mu)
 	rxLowerRunning map[string]bool

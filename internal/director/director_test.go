@@ -907,3 +907,27 @@ func TestRxLowerPriDetached(t *testing.T) {
 		}
 	}
 }
+
+func TestUseVMACOptions(t *testing.T) {
+	src := "vrrp_instance A {\n    interface eth0\n    virtual_router_id 5\n    use_vmac\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth1\n    virtual_router_id 6\n    use_vmac 02:11:22:33:44:55 gw6\n    vmac_xmit_base\n    virtual_ipaddress {\n        2001:db8::100\n    }\n}\n" +
+		"vrrp_instance C {\n    interface eth1\n    virtual_router_id 7\n    virtual_ipaddress {\n        10.0.0.101\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || len(ds) != 0 {
+		t.Fatalf("diagnostics: %v", ds)
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	a, b, c := insts[0], insts[1], insts[2]
+	if a.VMAC != "vrrp.5" || a.VMACXmitBase || a.VirtualMAC().String() != "00:00:5e:00:01:05" {
+		t.Errorf("A: %q %v %s", a.VMAC, a.VMACXmitBase, a.VirtualMAC())
+	}
+	if b.VMAC != "gw6" || !b.VMACXmitBase || b.VirtualMAC().String() != "02:11:22:33:44:55" {
+		t.Errorf("B: %q %v %s", b.VMAC, b.VMACXmitBase, b.VirtualMAC())
+	}
+	if b.VMACAddr = nil; b.VirtualMAC().String() != "00:00:5e:00:02:06" {
+		t.Errorf("B's default IPv6 virtual MAC %s", b.VirtualMAC())
+	}
+	if c.VMAC != "" {
+		t.Errorf("C without use_vmac: %q", c.VMAC)
+	}
+}

@@ -46,6 +46,18 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 // changed is touched). On failure the node keeps its configuration and
 // the error says so.
 func (d *Director) reloadVRRP(ctx context.Context, cfg *config.Config, next vrrp.Options, sig string) error {
+	// the notifications of instances and groups that go (STOP) come after
+	// d.cfg has lost them: keep their notifiers
+	d.mu.Lock()
+	retired := map[string]config.Notifiers{}
+	for _, vi := range d.vrrpCfg.VRRPInstances {
+		retired["INSTANCE "+vi.Name] = vi.Notify
+	}
+	for _, g := range d.vrrpCfg.SyncGroups {
+		retired["GROUP "+g.Name] = g.Notify
+	}
+	d.retiredNotify = retired
+	d.mu.Unlock()
 	if err := d.node.Reload(ctx, next); err != nil {
 		err = fmt.Errorf("vrrp not reloaded, it keeps running its previous configuration: %w", err)
 		d.log.Error("reload", "err", err)
@@ -124,6 +136,9 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 				nf, found = vi.Notify, true
 			}
 		}
+	}
+	if !found {
+		nf, found = d.retiredNotify[ev.Type+" "+ev.Name]
 	}
 	d.mu.Unlock()
 	if !found {

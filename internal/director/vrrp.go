@@ -1,6 +1,7 @@
 package director
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 
@@ -72,6 +73,12 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		ic.CheckUnicastSrc = vi.CheckUnicastSrc
 		ic.NotifyPriorityChanges = vi.NotifyPrioChange
+		if vi.UseVMAC {
+			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(), vi.VMACXmitBase
+			if mac, err := net.ParseMAC(vi.VMACAddr); err == nil {
+				ic.VMACAddr = mac
+			}
+		}
 		for _, p := range vi.UnicastPeers {
 			if p.MinTTL != 0 || p.MaxTTL != 0 {
 				// keepalived's defaults: min_ttl 0, max_ttl 255

@@ -19,7 +19,7 @@ func (s *LinuxSystem) Announce(ctx context.Context, cfg *InstanceConfig) error {
 	for _, v := range allVIPs(cfg) {
 		dev := v.Dev
 		if dev == "" {
-			dev = cfg.Interface
+			dev = cfg.addrDev()
 		}
 		l, err := s.link(dev)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -124,6 +125,15 @@ type InstanceConfig struct {
 
 	Notify    NotifyScripts `json:"notify,omitzero"`
 	SMTPAlert bool          `json:"smtp_alert,omitempty"`
+
+	// VMAC is the name of the use_vmac interface, "" without use_vmac: a
+	// macvlan on Interface with the VRRP virtual MAC (VMACAddr when set,
+	// else 00:00:5e:00:01:VRID, 00:00:5e:00:02:VRID for IPv6). It holds
+	// the virtual addresses (those without a dev of their own) and,
+	// unless VMACXmitBase, sends and receives the adverts.
+	VMAC         string           `json:"use_vmac,omitempty"`
+	VMACAddr     net.HardwareAddr `json:"vmac_address,omitempty"`
+	VMACXmitBase bool             `json:"vmac_xmit_base,omitempty"`
 
 	// defaulted is set by WithDefaults so it is idempotent.
 	defaulted bool
@@ -359,6 +369,35 @@ func (c *InstanceConfig) IsIPv6() bool {
 	return len(c.UnicastPeers) > 0 && c.UnicastPeers[0].Is6()
 }
 
+// VirtualMAC is the MAC address of the instance's use_vmac interface.
+func (c *InstanceConfig) VirtualMAC() net.HardwareAddr {
+	if len(c.VMACAddr) == 6 {
+		return c.VMACAddr
+	}
+	mac := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, byte(c.VRID)}
+	if c.IsIPv6() {
+		mac[4] = 0x02
+	}
+	return mac
+}
+
+// addrDev is the interface of the virtual addresses and routes that name
+// none: the use_vmac interface, else the instance's.
+func (c *InstanceConfig) addrDev() string {
+	if c.VMAC != "" {
+		return c.VMAC
+	}
+	return c.Interface
+}
+
+// advertDev is the interface the adverts are sent and received on.
+func (c *InstanceConfig) advertDev() string {
+	if c.VMAC != "" && !c.VMACXmitBase {
+		return c.VMAC
+	}
+	return c.Interface
+}
+
 // advertCentis is the advert interval in the unit of the wire format:
 // centiseconds for v3, seconds for v2.
 func (c *InstanceConfig) advertUnits() int {
@@ -439,6 +478,14 @@ func (c *InstanceConfig) Validate() error {
 			bad("invalid virtual_ipaddress_excluded")
 		} else if _, err := parseScope(v.Scope); err != nil {
 			bad("virtual_ipaddress_excluded %s: %v", v.Prefix, err)
+		}
+	}
+	if d.VMAC != "" {
+		if len(d.VMAC) > 15 || d.VMAC == d.Interface {
+			bad("use_vmac interface %q: not a name of its own of at most 15 characters", d.VMAC)
+		}
+		if len(d.VMACAddr) != 0 && (len(d.VMACAddr) != 6 || d.VMACAddr[0]&1 != 0) {
+			bad("use_vmac address %s is not a unicast Ethernet address", d.VMACAddr)
 		}
 	}
 	if d.UnicastTTL < 1 || d.UnicastTTL > 255 {

@@ -494,17 +494,19 @@ func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
 
 // Reconfigure puts a reloaded configuration of the same virtual router
 // in force and keeps the state: local is the (possibly new) advert
-// source, trackers the trackers in their current state. A MASTER that
+// source, trackers the trackers in their current state, syncFail whether
+// the instance's sync group (as reloaded) holds it in FAULT. A MASTER that
 // now advertises something else (priority, interval, addresses,
 // authentication) sends an advert at once; trackers that now fail move
 // the instance to FAULT, and a FAULT whose trackers now pass leaves it; a
 // BACKUP that became the address owner (priority 255) takes over. The
 // addresses themselves are the caller's: the machine does not know what
 // the previous configuration installed.
-func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []Tracker, now time.Time) []Action {
+func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []Tracker, syncFail bool, now time.Time) []Action {
 	cfg = cfg.WithDefaults()
 	old, oldAdvert, oldEff := m.cfg, m.advert, m.eff
 	m.cfg, m.local = cfg, local
+	m.syncFail = syncFail
 	m.advert = cfg.effectiveAdvertInterval()
 	m.trackers = append([]Tracker(nil), trackers...)
 	m.recompute()
@@ -519,6 +521,9 @@ func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []T
 		if m.fault {
 			return m.toFault(now, "tracked object failed after reload", false, out)
 		}
+		if m.syncFail {
+			return m.toFault(now, "sync group in FAULT after reload", true, out)
+		}
 	default:
 		return out
 	}
@@ -526,7 +531,9 @@ func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []T
 		m.preemptAt = time.Time{}
 	}
 	if m.state == StateBackup {
-		if cfg.Priority == PriorityOwner {
+		// (an owner already was could only be BACKUP by its group's
+		// choice, which the reload does not overrule)
+		if cfg.Priority == PriorityOwner && old.Priority != PriorityOwner {
 			return m.toMaster(now, "address owner (priority 255) after reload", false, out)
 		}
 		return out

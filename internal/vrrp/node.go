@@ -296,8 +296,8 @@ func (n *Node) Run(ctx context.Context) error {
 	defer func() {
 		n.mu.Lock()
 		n.running = false
-		n.mu.Unlock()
 		close(n.done)
+		n.mu.Unlock()
 	}()
 	n.events = make(chan any, 256)
 	var wg sync.WaitGroup
@@ -335,9 +335,12 @@ func (n *Node) Run(ctx context.Context) error {
 			for i := range n.insts {
 				n.apply(sctx, q, i, EventShutdown{})
 			}
-			cancel()
 			stopBG()
 			n.closeConns()
+			for _, in := range n.insts {
+				n.removeVMAC(sctx, &in.cfg, nil)
+			}
+			cancel()
 			return nil
 		case <-timer.C:
 			for i := range n.insts {
@@ -357,9 +360,9 @@ func (n *Node) open(ctx context.Context) error {
 	n.insts = nil
 	for i := range n.cfgs {
 		c := &n.cfgs[i]
-		conn, err := n.opts.System.OpenConn(ctx, c)
+		conn, err := n.openConn(ctx, c)
 		if err != nil {
-			return fmt.Errorf("vrrp_instance %s: %w", c.Name, err)
+			return err
 		}
 		in := &instance{cfg: *c, conn: conn}
 		n.insts = append(n.insts, in)
@@ -408,6 +411,34 @@ func (n *Node) closeConns() {
 		if in.conn != nil {
 			in.conn.Close()
 		}
+	}
+}
+
+// openConn sets up an instance's use_vmac interface, if it has one, and
+// opens its socket.
+func (n *Node) openConn(ctx context.Context, c *InstanceConfig) (Conn, error) {
+	if c.VMAC != "" {
+		if err := n.opts.System.SetupVMAC(ctx, c); err != nil {
+			return nil, fmt.Errorf("vrrp_instance %s: %w", c.Name, err)
+		}
+		n.log.Info("vrrp use_vmac interface ready", "instance", c.Name, "interface", c.VMAC, "mac", c.VirtualMAC().String(), "parent", c.Interface)
+	}
+	conn, err := n.opts.System.OpenConn(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp_instance %s: %w", c.Name, err)
+	}
+	return conn, nil
+}
+
+// removeVMAC deletes an instance's use_vmac interface, once its
+// addresses are gone and its socket closed, unless an instance of keep
+// uses an interface of the same name.
+func (n *Node) removeVMAC(ctx context.Context, c *InstanceConfig, keep []InstanceConfig) {
+	if c.VMAC == "" || slices.ContainsFunc(keep, func(k InstanceConfig) bool { return k.VMAC == c.VMAC }) {
+		return
+	}
+	if err := n.opts.System.RemoveVMAC(ctx, c); err != nil {
+		n.log.Warn("vrrp use_vmac interface", "instance", c.Name, "err", err)
 	}
 }
 
@@ -475,7 +506,10 @@ func (n *Node) watchSpecs(cfgs []InstanceConfig, scripts map[string]ScriptConfig
 			if !ok {
 				continue
 			}
-			specs[scriptKey(sc.Name)] = watchSpec{sig: sig(sc), run: func(ctx context.Context, send func(EventTrack)) {
+			// the weight is the instances' business, not the watcher's
+			id := sc
+			id.Weight, id.Reverse = 0, false
+			specs[scriptKey(sc.Name)] = watchSpec{sig: sig(id), run: func(ctx context.Context, send func(EventTrack)) {
 				watchScript(ctx, sc, func(ok bool) {
 					n.log.Info("vrrp script state", "script", sc.Name, "ok", ok)
 					send(EventTrack{Key: scriptKey(sc.Name), OK: ok})
@@ -600,12 +634,14 @@ func (n *Node) countDrop(in *instance, r DropReason) {
 // apply steps one machine and executes its actions; sync group members
 // follow a transition that was not itself forced by the group.
 func (n *Node) apply(ctx context.Context, q *queue, idx int, ev Event) {
-	n.stepWith(ctx, q, idx, func(m *Machine) []Action { return m.Step(ev, n.now()) })
+	n.stepWith(ctx, q, idx, func(m *Machine) []Action { return m.Step(ev, n.now()) }, nil)
 }
 
 // stepWith runs step on instance idx's machine and executes the actions
-// it returns, as apply does for an event.
-func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machine) []Action) {
+// it returns, as apply does for an event. A transition the group does not
+// force is passed on to the other members of the instance's sync group,
+// unless pass says otherwise (nil: all).
+func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machine) []Action, pass func(ActionTransition) bool) {
 	in := n.insts[idx]
 	prevEff := in.m.EffectivePriority()
 	acts := step(in.m)
@@ -619,7 +655,7 @@ func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machi
 			if a.To == StateMaster {
 				in.count.BecameMaster++
 			}
-			if !a.BySync {
+			if !a.BySync && (pass == nil || pass(a)) {
 				follow = append(follow, a)
 			}
 		default:

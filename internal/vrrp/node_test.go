@@ -32,6 +32,7 @@ type fakeSystem struct {
 	announce int
 	links    map[string]bool
 	watch    func(string, bool)
+	vmacs    map[string]int // use_vmac interfaces: times set up
 }
 
 func newFakeSystem(n *fakeNet, addr string) *fakeSystem {
@@ -76,6 +77,23 @@ func (s *fakeSystem) Announce(ctx context.Context, cfg *InstanceConfig) error {
 	s.mu.Lock()
 	s.announce++
 	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.vmacs == nil {
+		s.vmacs = map[string]int{}
+	}
+	s.vmacs[cfg.VMAC]++
+	return nil
+}
+
+func (s *fakeSystem) RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.vmacs, cfg.VMAC)
 	return nil
 }
 

@@ -3,7 +3,6 @@ package vrrp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 )
 
@@ -67,12 +66,8 @@ func (n *Node) Reload(ctx context.Context, opts Options) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case err := <-req.reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Run answers every request it took, whatever becomes of ctx
+	return <-req.reply
 }
 
 func (n *Node) setOpts(o Options) {
@@ -82,7 +77,8 @@ func (n *Node) setOpts(o Options) {
 // sameRouter reports whether two configurations are the same virtual
 // router, so that a reload keeps the instance's state.
 func sameRouter(a, b *InstanceConfig) bool {
-	return a.Interface == b.Interface && a.VRID == b.VRID && a.IsIPv6() == b.IsIPv6() && a.Version == b.Version
+	return a.Interface == b.Interface && a.VRID == b.VRID && a.IsIPv6() == b.IsIPv6() && a.Version == b.Version &&
+		a.VMAC == b.VMAC && a.VirtualMAC().String() == b.VirtualMAC().String() && a.VMACXmitBase == b.VMACXmitBase
 }
 
 // sameSocket reports whether the advert socket of a can serve b.
@@ -140,7 +136,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 		conn      Conn // a new socket, or nil
 	}
 	steps := make([]step, len(p.cfgs))
-	var opened []Conn
+	var opened []int // steps with a new socket
 	for i := range p.cfgs {
 		c := &p.cfgs[i]
 		if o := byName[c.Name]; o != nil && sameRouter(&o.cfg, c) {
@@ -150,14 +146,23 @@ func (n *Node) reload(p *plan, opts Options) error {
 				continue
 			}
 		}
-		conn, err := n.opts.System.OpenConn(ctx, c)
+		conn, err := n.openConn(ctx, c)
 		if err != nil {
-			for _, o := range opened {
-				o.Close()
+			olds := make([]InstanceConfig, len(n.insts))
+			for j, in := range n.insts {
+				olds[j] = in.cfg
 			}
-			return fmt.Errorf("vrrp_instance %s: %w", c.Name, err)
+			for _, j := range append(opened, i) {
+				if steps[j].conn != nil {
+					steps[j].conn.Close()
+				}
+				if steps[j].in == nil {
+					n.removeVMAC(ctx, &p.cfgs[j], olds)
+				}
+			}
+			return err
 		}
-		opened = append(opened, conn)
+		opened = append(opened, i)
 		steps[i].conn = conn
 	}
 
@@ -167,6 +172,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 			n.log.Info("vrrp instance removed by reload", "instance", in.cfg.Name)
 			n.apply(ctx, q, oldIdx[in], EventShutdown{})
 			in.conn.Close()
+			n.removeVMAC(ctx, &in.cfg, p.cfgs)
 		}
 	}
 	// A MASTER that keeps its state drops the addresses that went, all of
@@ -234,6 +240,8 @@ func (n *Node) reload(p *plan, opts Options) error {
 	n.mu.Lock()
 	n.status = status
 	n.mu.Unlock()
+	// a group's state is forgotten with the group (a group that keeps
+	// its name keeps it, and its new members are brought to it below)
 	for g := range n.groupState {
 		if !slices.ContainsFunc(opts.SyncGroups, func(sg SyncGroupConfig) bool { return sg.Name == g }) {
 			delete(n.groupState, g)
@@ -242,24 +250,48 @@ func (n *Node) reload(p *plan, opts Options) error {
 
 	for i, s := range steps {
 		in := insts[i]
+		g := n.groupOf[in.cfg.Name]
 		if s.in == nil {
-			n.apply(ctx, q, i, EventStartup{})
+			// A new member of a running group takes the group's state
+			// rather than pull the group to its own startup BACKUP; a
+			// FAULT at startup is still the group's.
+			n.stepWith(ctx, q, i, func(m *Machine) []Action { return m.Step(EventStartup{}, n.now()) },
+				func(t ActionTransition) bool { return g == nil || t.To == StateFault })
+			if st, ok := n.groupState[n.groupName(in.cfg.Name)]; ok && g != nil && in.m.State() != StateFault {
+				n.apply(ctx, q, i, EventSync{Group: g.Name, State: st})
+			}
 			continue
 		}
+		sync := n.groupFault(in)
 		n.stepWith(ctx, q, i, func(m *Machine) []Action {
-			return m.Reconfigure(in.cfg, in.conn.LocalAddr(), trackers[i], now)
-		})
+			return m.Reconfigure(in.cfg, in.conn.LocalAddr(), trackers[i], sync, now)
+		}, nil)
 		if s.wasMaster && in.m.State() == StateMaster {
-			if added, empty := addrDelta(&in.cfg, &s.prev); !empty {
-				if err := n.opts.System.AddAddresses(ctx, &added); err != nil {
-					n.log.Error("add virtual addresses", "instance", in.cfg.Name, "err", err)
-				}
-				if len(added.VirtualIPs)+len(added.VirtualIPsExcluded) > 0 {
-					n.announce(ctx, in, added, in.cfg.GARPMasterRepeat, "addresses added by reload")
-				}
+			// every address, not only the new ones: one that another
+			// instance removed above may be this one's too
+			if err := n.opts.System.AddAddresses(ctx, &in.cfg); err != nil {
+				n.log.Error("add virtual addresses", "instance", in.cfg.Name, "err", err)
+			}
+			if added, empty := addrDelta(&in.cfg, &s.prev); !empty && len(added.VirtualIPs)+len(added.VirtualIPsExcluded) > 0 {
+				n.announce(ctx, in, added, in.cfg.GARPMasterRepeat, "addresses added by reload")
 			}
 		}
 		n.publish(i)
 	}
 	return nil
+}
+
+// groupFault reports whether another member of in's sync group is in
+// FAULT through a tracker of its own (which holds the group in FAULT).
+func (n *Node) groupFault(in *instance) bool {
+	g := n.groupOf[in.cfg.Name]
+	if g == nil {
+		return false
+	}
+	for _, name := range g.Members {
+		if j, ok := n.byKey[name]; ok && n.insts[j] != in && n.insts[j].m.fault {
+			return true
+		}
+	}
+	return false
 }

@@ -25,7 +25,7 @@ func TestReconfigureMachine(t *testing.T) {
 		h := master(t)
 		c := baseConfig()
 		c.Priority = 120
-		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "advert(120)")
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, false, h.now), "advert(120)")
 		h.wantState(StateMaster)
 		if h.m.EffectivePriority() != 120 {
 			t.Fatalf("effective priority %d", h.m.EffectivePriority())
@@ -38,20 +38,20 @@ func TestReconfigureMachine(t *testing.T) {
 		h := master(t)
 		c := baseConfig()
 		c.VirtualIPs = append(c.VirtualIPs, VirtualIP{Prefix: netip.MustParsePrefix("10.0.0.101/32")})
-		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "advert(100)")
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, false, h.now), "advert(100)")
 	})
 	t.Run("master, nothing advertised changed: nothing sent", func(t *testing.T) {
 		h := master(t)
 		c := baseConfig()
 		c.NoPreempt = true
-		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now))
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, false, h.now))
 	})
 	t.Run("master, a new interval: the next advert after the new one", func(t *testing.T) {
 		h := master(t)
 		c := baseConfig()
 		c.AdvertInterval = 3 * time.Second
 		at := h.now
-		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "advert(100)")
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, false, h.now), "advert(100)")
 		if d := h.m.NextDeadline(); d != at.Add(3*time.Second) {
 			t.Fatalf("next deadline %v after the reload, want 3s", d.Sub(at))
 		}
@@ -61,7 +61,7 @@ func TestReconfigureMachine(t *testing.T) {
 		h.step(EventStartup{})
 		c := baseConfig()
 		c.Priority = 255
-		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now), "BACKUP->MASTER", "add", "advert(255)", "announce(5)", "notify(MASTER)")
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, false, h.now), "BACKUP->MASTER", "add", "advert(255)", "announce(5)", "notify(MASTER)")
 	})
 	t.Run("backup keeps waiting: no action", func(t *testing.T) {
 		h := newHarness(t, baseConfig())
@@ -69,26 +69,26 @@ func TestReconfigureMachine(t *testing.T) {
 		h.advert(higherIP, 150)
 		c := baseConfig()
 		c.Priority = 200
-		wantActions(t, h.m.Reconfigure(c, localIP, nil, h.now))
+		wantActions(t, h.m.Reconfigure(c, localIP, nil, false, h.now))
 		h.wantState(StateBackup)
 	})
 	t.Run("a tracker that fails moves a master to FAULT", func(t *testing.T) {
 		h := master(t)
-		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, []Tracker{{Key: "script:chk", OK: false}}, h.now),
+		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, []Tracker{{Key: "script:chk", OK: false}}, false, h.now),
 			"MASTER->FAULT", "advert(0)", "remove", "notify(FAULT)")
 	})
 	t.Run("FAULT left when the failing tracker is no longer tracked", func(t *testing.T) {
 		h := newHarness(t, baseConfig(), Tracker{Key: "script:chk", OK: false})
 		h.step(EventStartup{})
 		h.wantState(StateFault)
-		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, nil, h.now), "FAULT->BACKUP", "notify(BACKUP)")
+		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, nil, false, h.now), "FAULT->BACKUP", "notify(BACKUP)")
 	})
 	t.Run("tracker weights of the new configuration count", func(t *testing.T) {
 		h := master(t, Tracker{Key: "file:f", Valued: true, Weight: 5, Value: 2})
 		if h.m.EffectivePriority() != 110 {
 			t.Fatalf("before: %d", h.m.EffectivePriority())
 		}
-		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, []Tracker{{Key: "file:f", Valued: true, Weight: -5, Value: 2}}, h.now), "advert(90)")
+		wantActions(t, h.m.Reconfigure(baseConfig(), localIP, []Tracker{{Key: "file:f", Valued: true, Weight: -5, Value: 2}}, false, h.now), "advert(90)")
 	})
 }
 
@@ -368,6 +368,76 @@ func TestNodeReloadTrackers(t *testing.T) {
 		n.mu.Unlock()
 		if running != 1 {
 			t.Fatalf("%d instances", running)
+		}
+		cancel()
+		<-done
+	})
+}
+
+func TestNodeReloadSyncGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		s := newFakeSystem(fnet, "10.0.0.1")
+		mk := func(name string, vrid int, vip string) InstanceConfig {
+			c := baseConfig()
+			c.Name, c.VRID = name, vrid
+			c.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix(vip)}}
+			return c
+		}
+		c1, c2 := mk("VI_1", 51, "10.0.0.100/32"), mk("VI_2", 52, "10.0.0.101/32")
+		c2.Interface = "eth1"
+		n, cancel, done := startNode(t, Options{
+			Instances:  []InstanceConfig{c1, c2},
+			SyncGroups: []SyncGroupConfig{{Name: "G", Members: []string{"VI_1", "VI_2"}}},
+			System:     s,
+		})
+		time.Sleep(5 * time.Second)
+		before := map[string]int{}
+		for _, st := range n.Status() {
+			if st.State != StateMaster {
+				t.Fatalf("%s: %s", st.Name, st.State)
+			}
+			before[st.Name] = len(st.Transitions)
+		}
+
+		// a new member joins the MASTER group: it becomes MASTER, the
+		// others stay
+		c3 := mk("VI_3", 53, "10.0.0.102/32")
+		err := n.Reload(context.Background(), Options{Instances: []InstanceConfig{c1, c2, c3},
+			SyncGroups: []SyncGroupConfig{{Name: "G", Members: []string{"VI_1", "VI_2", "VI_3"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		for _, st := range n.Status() {
+			if st.State != StateMaster {
+				t.Fatalf("after VI_3 joined: %s %s (%v)", st.Name, st.State, st.Transitions)
+			}
+			if b, ok := before[st.Name]; ok && len(st.Transitions) != b {
+				t.Fatalf("%s changed state: %v", st.Name, st.Transitions)
+			}
+		}
+		if !s.hasVIP("10.0.0.102/32") {
+			t.Fatal("VI_3's address not installed")
+		}
+
+		// VI_2's interface fails: the group goes to FAULT; a reload that
+		// drops VI_2 lets the others out of it
+		s.setLink("eth1", false)
+		time.Sleep(10 * time.Millisecond)
+		if st := stateOf(n, "VI_1"); st.State != StateFault {
+			t.Fatalf("VI_1 with eth1 down: %s", st.State)
+		}
+		err = n.Reload(context.Background(), Options{Instances: []InstanceConfig{c1, c3},
+			SyncGroups: []SyncGroupConfig{{Name: "G", Members: []string{"VI_1", "VI_3"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		for _, name := range []string{"VI_1", "VI_3"} {
+			if st := stateOf(n, name); st.State != StateMaster {
+				t.Fatalf("%s after the failed member was dropped: %s (%v)", name, st.State, st.Transitions)
+			}
 		}
 		cancel()
 		<-done

@@ -25,6 +25,13 @@ type System interface {
 	// Announce sends one gratuitous ARP (IPv4) or unsolicited neighbour
 	// advertisement (IPv6) per virtual address.
 	Announce(ctx context.Context, cfg *InstanceConfig) error
+	// SetupVMAC creates the use_vmac interface of an instance (cfg.VMAC),
+	// or adopts one an earlier run left with the right parent and MAC,
+	// prepares it and brings it up. The Node calls it before OpenConn.
+	SetupVMAC(ctx context.Context, cfg *InstanceConfig) error
+	// RemoveVMAC deletes it and restores what SetupVMAC changed on the
+	// parent interface; a missing one is not an error.
+	RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error
 	// LinkUp reports whether an interface is up and running.
 	LinkUp(ctx context.Context, name string) (bool, error)
 	// WatchLinks calls fn on every link state change until ctx is done.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -31,6 +32,10 @@ type LinuxOptions struct {
 type LinuxSystem struct {
 	ns netns.NsHandle // -1: current namespace
 	h  *netlink.Handle
+
+	mu         sync.Mutex
+	parentARP  map[string]*savedARP // use_vmac parents, by name
+	vmacParent map[string]string    // use_vmac interfaces holding a parent
 }
 
 var _ System = (*LinuxSystem)(nil)
@@ -158,11 +163,19 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	if err != nil {
 		return nil, err
 	}
+	// the source address is the instance interface's even when the
+	// adverts go out of the use_vmac interface, which has none (IPv6:
+	// it has the same link-local one)
 	src, err := s.sourceAddr(cfg, l)
 	if err != nil {
 		return nil, err
 	}
-	ifi := &net.Interface{Index: l.Attrs().Index, Name: cfg.Interface, MTU: l.Attrs().MTU, HardwareAddr: l.Attrs().HardwareAddr}
+	if dev := cfg.advertDev(); dev != cfg.Interface {
+		if l, err = s.link(dev); err != nil {
+			return nil, err
+		}
+	}
+	ifi := &net.Interface{Index: l.Attrs().Index, Name: l.Attrs().Name, MTU: l.Attrs().MTU, HardwareAddr: l.Attrs().HardwareAddr}
 	c := &linuxConn{src: src, ifi: ifi, v6: cfg.IsIPv6(), ttl: max(1, min(cfg.UnicastTTL, TTL))}
 	if cfg.UnicastTTL == 0 {
 		c.ttl = TTL
@@ -352,7 +365,7 @@ func (c *linuxConn) Close() error {
 func (s *LinuxSystem) vipAddr(cfg *InstanceConfig, v VirtualIP) (netlink.Link, *netlink.Addr, error) {
 	dev := v.Dev
 	if dev == "" {
-		dev = cfg.Interface
+		dev = cfg.addrDev()
 	}
 	l, err := s.link(dev)
 	if err != nil {
@@ -502,7 +515,7 @@ func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route
 	}
 	dev := r.Dev
 	if dev == "" && !r.Via.IsValid() {
-		dev = cfg.Interface
+		dev = cfg.addrDev()
 	}
 	if dev != "" {
 		l, err := s.link(dev)

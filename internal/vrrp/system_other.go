@@ -24,6 +24,8 @@ func (*LinuxSystem) OpenConn(context.Context, *InstanceConfig) (Conn, error) {
 func (*LinuxSystem) AddAddresses(context.Context, *InstanceConfig) error    { return ErrNotSupported }
 func (*LinuxSystem) RemoveAddresses(context.Context, *InstanceConfig) error { return ErrNotSupported }
 func (*LinuxSystem) Announce(context.Context, *InstanceConfig) error        { return ErrNotSupported }
+func (*LinuxSystem) SetupVMAC(context.Context, *InstanceConfig) error       { return ErrNotSupported }
+func (*LinuxSystem) RemoveVMAC(context.Context, *InstanceConfig) error      { return ErrNotSupported }
 func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)           { return false, ErrNotSupported }
 func (*LinuxSystem) WatchLinks(context.Context, func(string, bool)) error   { return ErrNotSupported }
 

@@ -1,0 +1,144 @@
+package vrrp
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func readSysctl(t *testing.T, ns, path string) string {
+	t.Helper()
+	var v string
+	err := inNetns(ns, func() error {
+		b, err := os.ReadFile("/proc/sys/" + path)
+		v = strings.TrimSpace(string(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// dialName connects to addr from ns and returns the name its server sends.
+func dialName(t *testing.T, ns, addr string) string {
+	t.Helper()
+	var who string
+	err := inNetns(ns, func() error {
+		c, err := net.DialTimeout("tcp4", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		who, err = bufio.NewReader(c).ReadString('\n')
+		who = strings.TrimSpace(who)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("connect to %s from %s: %v", addr, ns, err)
+	}
+	return who
+}
+
+// TestVMAC: two govs nodes with use_vmac on a bridge. Both create the
+// macvlan vrrp.61 with the virtual MAC 00:00:5e:00:01:3d; the MASTER
+// holds the VIP on it, the BACKUP hears the MASTER's adverts through its
+// own VMAC interface, the client learns the virtual MAC for the VIP and
+// keeps it across a failover; a stopped node removes its VMAC interface
+// and puts its parent's ARP settings back.
+func TestVMAC(t *testing.T) {
+	requireRoot(t)
+	p := fmt.Sprintf("vm%d", os.Getpid()%10000)
+	sw, g1, g2, cl := p+"sw", p+"g1", p+"g2", p+"cl"
+	for _, ns := range []string{sw, g1, g2, cl} {
+		addNetns(t, ns, false)
+	}
+	ipn(t, sw, "link", "add", "br0", "type", "bridge")
+	ipn(t, sw, "link", "set", "br0", "up")
+	for i, h := range []struct{ ns, addr string }{{g1, "10.88.0.1/24"}, {g2, "10.88.0.2/24"}, {cl, "10.88.0.100/24"}} {
+		plug(t, sw, "br0", fmt.Sprintf("p%d", i), h.ns, "eth0")
+		ipn(t, h.ns, "addr", "add", h.addr, "dev", "eth0")
+	}
+	serveName(t, g1, 8080, "g1")
+	serveName(t, g2, 8080, "g2")
+	cfg := func(prio int) InstanceConfig {
+		return InstanceConfig{
+			Name: "VI_1", Interface: "eth0", VRID: 61, Priority: prio, Version: 3,
+			AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second, VMAC: "vrrp.61",
+			VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.88.0.50/24")}},
+		}
+	}
+	parentARP := func() string {
+		var v []string
+		for _, k := range parentARPSettings {
+			v = append(v, k+"="+readSysctl(t, g1, "net/ipv4/conf/eth0/"+k))
+		}
+		return strings.Join(v, " ")
+	}
+	before := parentARP()
+	a := startGovs(t, g1, cfg(150))
+	b := startGovs(t, g2, cfg(100))
+	if !waitFor(5*time.Second, func() bool { return a.status().State == StateMaster && b.status().State == StateBackup }) {
+		t.Fatalf("roles: g1 %s, g2 %s", a.status().State, b.status().State)
+	}
+	vmac := net.HardwareAddr{0, 0, 0x5e, 0, 1, 61}
+	for _, ns := range []string{g1, g2} {
+		if mac := linkMAC(t, ns, "vrrp.61"); mac.String() != vmac.String() {
+			t.Fatalf("%s: vrrp.61 has MAC %s, want %s", ns, mac, vmac)
+		}
+		if out := ipn(t, ns, "-d", "link", "show", "vrrp.61"); !strings.Contains(out, "vrrp.61@eth0") || !strings.Contains(out, "macvlan mode private") || !strings.Contains(out, "state UP") && !strings.Contains(out, ",UP") {
+			t.Fatalf("%s: vrrp.61:\n%s", ns, out)
+		}
+	}
+	if !hasAddr(t, g1, "vrrp.61", "10.88.0.50") || hasAddr(t, g1, "eth0", "10.88.0.50") || hasAddr(t, g2, "vrrp.61", "10.88.0.50") {
+		t.Fatal("the VIP is not on the MASTER's VMAC interface alone")
+	}
+	for path, want := range map[string]string{
+		"net/ipv4/conf/eth0/arp_ignore": "1", "net/ipv4/conf/eth0/arp_filter": "1", "net/ipv4/conf/eth0/arp_announce": "2",
+		"net/ipv4/conf/vrrp.61/arp_ignore": "1", "net/ipv4/conf/vrrp.61/rp_filter": "0", "net/ipv4/conf/vrrp.61/accept_local": "1",
+	} {
+		if got := readSysctl(t, g1, path); got != want {
+			t.Errorf("g1 %s = %s, want %s", path, got, want)
+		}
+	}
+	if st := b.status(); st.MasterAddr != netip.MustParseAddr("10.88.0.1") || st.Counters.AdvertsReceived == 0 {
+		t.Fatalf("g2 does not hear g1's adverts through its VMAC interface: %+v", st)
+	}
+	if who := dialName(t, cl, "10.88.0.50:8080"); who != "g1" {
+		t.Fatalf("VIP answered by %q, want g1", who)
+	}
+	neigh := func() string {
+		out := ipn(t, cl, "neigh", "show", "10.88.0.50")
+		if f := strings.Fields(out); len(f) >= 5 && f[3] == "lladdr" {
+			return f[4]
+		}
+		t.Fatalf("client's neighbour entry for the VIP: %q", out)
+		return ""
+	}
+	if got := neigh(); got != vmac.String() {
+		t.Fatalf("client resolved the VIP to %s, want the virtual MAC %s\n%s\n%s\n%s", got, vmac, ipn(t, g1, "-br", "link"), ipn(t, g2, "-br", "link"), ipn(t, cl, "neigh"))
+	}
+
+	a.stop()
+	if !waitFor(3*time.Second, func() bool { return b.status().State == StateMaster }) {
+		t.Fatalf("g2 did not take over: %s", b.status().State)
+	}
+	if out := ipn(t, g1, "-o", "link", "show"); strings.Contains(out, "vrrp.61") {
+		t.Fatalf("g1 kept its VMAC interface after stopping:\n%s", out)
+	}
+	if after := parentARP(); after != before {
+		t.Fatalf("g1 eth0 %s after stop, %s before start", after, before)
+	}
+	if who := dialName(t, cl, "10.88.0.50:8080"); who != "g2" {
+		t.Fatalf("VIP answered by %q after the failover, want g2", who)
+	}
+	if got := neigh(); got != vmac.String() {
+		t.Fatalf("client's entry for the VIP became %s, want the virtual MAC still", got)
+	}
+}
