@@ -673,8 +673,8 @@ func (b *builder) useVMAC(c *Node, vi *VRRPInstance) {
 		switch {
 		case vi.VMACName != "":
 			b.d.errorf(w.Pos, "use_vmac: %q is neither a MAC address nor the only interface name", w.Text)
-		case len(w.Text) > 15 || strings.ContainsAny(w.Text, "/ \t") || w.Text == "." || w.Text == "..":
-			b.d.errorf(w.Pos, "use_vmac: %q is not a valid interface name (at most 15 characters, no '/' or blanks)", w.Text)
+		case len(w.Text) > 15 || strings.ContainsAny(w.Text, "/: \t") || w.Text == "." || w.Text == "..":
+			b.d.errorf(w.Pos, "use_vmac: %q is not a valid interface name (at most 15 characters, no '/', ':' or blanks)", w.Text)
 		default:
 			vi.VMACName = w.Text
 		}

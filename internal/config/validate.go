@@ -88,6 +88,9 @@ func (v *validator) global() {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: unicast_peer %s: min_ttl %d is more than max_ttl %d", vi.Name, p.Addr, p.MinTTL, p.MaxTTL)
 			}
 		}
+		if vi.UseVMAC && !vi.VMACXmitBase && len(vi.UnicastPeers) > 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: use_vmac with unicast_peer: adverts go through %s itself, as with vmac_xmit_base (unicast adverts come to its own MAC)", vi.Name, vi.Interface)
+		}
 		if vi.VMACXmitBase && !vi.UseVMAC {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: vmac_xmit_base without use_vmac has no effect", vi.Name)
 		}

@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -58,18 +59,27 @@ func (d *Director) reloadVRRP(ctx context.Context, cfg *config.Config, next vrrp
 	}
 	d.retiredNotify = retired
 	d.mu.Unlock()
-	if err := d.node.Reload(ctx, next); err != nil {
+	err := d.node.Reload(ctx, next)
+	if err != nil && !errors.Is(err, vrrp.ErrNotStarted) {
 		err = fmt.Errorf("vrrp not reloaded, it keeps running its previous configuration: %w", err)
 		d.log.Error("reload", "err", err)
 		return err
 	}
 	d.mu.Lock()
 	d.vrrpSig, d.vrrpCfg = sig, cfg
+	if err != nil {
+		// the next reload tries the instance that did not start again
+		d.vrrpSig = ""
+	}
 	d.mu.Unlock()
-	d.log.Info("vrrp configuration reloaded", "instances", len(next.Instances))
+	if err != nil {
+		d.log.Error("reload", "err", err)
+	} else {
+		d.log.Info("vrrp configuration reloaded", "instances", len(next.Instances))
+	}
 	// the addresses each instance holds may have changed
 	d.ownershipChanged()
-	return nil
+	return err
 }
 
 func vrrpSignature(a ...any) string {

@@ -390,9 +390,12 @@ func (c *InstanceConfig) addrDev() string {
 	return c.Interface
 }
 
-// advertDev is the interface the adverts are sent and received on.
+// advertDev is the interface the adverts are sent and received on. With
+// unicast peers it is always the instance's: unicast adverts come to its
+// own MAC, which the VMAC interface never sees (keepalived sets
+// vmac_xmit_base for them too).
 func (c *InstanceConfig) advertDev() string {
-	if c.VMAC != "" && !c.VMACXmitBase {
+	if c.VMAC != "" && !c.VMACXmitBase && len(c.UnicastPeers) == 0 {
 		return c.VMAC
 	}
 	return c.Interface

@@ -362,6 +362,11 @@ func (n *Node) open(ctx context.Context) error {
 		c := &n.cfgs[i]
 		conn, err := n.openConn(ctx, c)
 		if err != nil {
+			// nothing runs yet: the VMAC interfaces made so far go
+			n.closeConns()
+			for j := range n.cfgs[:i+1] {
+				n.removeVMAC(ctx, &n.cfgs[j], nil)
+			}
 			return err
 		}
 		in := &instance{cfg: *c, conn: conn}

@@ -33,6 +33,7 @@ type fakeSystem struct {
 	links    map[string]bool
 	watch    func(string, bool)
 	vmacs    map[string]int // use_vmac interfaces: times set up
+	vmacOps  []string
 }
 
 func newFakeSystem(n *fakeNet, addr string) *fakeSystem {
@@ -87,6 +88,7 @@ func (s *fakeSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error {
 		s.vmacs = map[string]int{}
 	}
 	s.vmacs[cfg.VMAC]++
+	s.vmacOps = append(s.vmacOps, "setup "+cfg.VMAC+"@"+cfg.Interface)
 	return nil
 }
 
@@ -94,6 +96,7 @@ func (s *fakeSystem) RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.vmacs, cfg.VMAC)
+	s.vmacOps = append(s.vmacOps, "remove "+cfg.VMAC+"@"+cfg.Interface)
 	return nil
 }
 

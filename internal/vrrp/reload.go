@@ -3,11 +3,17 @@ package vrrp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 )
 
 // ErrStopped is returned by Reload once Run has returned.
 var ErrStopped = errors.New("vrrp: the node has stopped")
+
+// ErrNotStarted is wrapped by a Reload error when the reload was applied
+// but an instance that replaces another (reusing its use_vmac interface
+// name) could not be started.
+var ErrNotStarted = errors.New("vrrp: reload applied, but an instance could not start")
 
 type reloadReq struct {
 	plan  *plan
@@ -128,23 +134,43 @@ func (n *Node) reload(p *plan, opts Options) error {
 		byName[in.cfg.Name] = in
 	}
 
-	// Open the sockets first: a failure leaves everything as it was.
 	type step struct {
 		in        *instance // kept, or nil for a new instance
 		prev      InstanceConfig
+		oldGroup  string
 		wasMaster bool
 		conn      Conn // a new socket, or nil
+		deferred  bool // set up after the instances that go stopped
+		failed    bool // a deferred setup that failed
 	}
 	steps := make([]step, len(p.cfgs))
-	var opened []int // steps with a new socket
 	for i := range p.cfgs {
 		c := &p.cfgs[i]
 		if o := byName[c.Name]; o != nil && sameRouter(&o.cfg, c) {
-			steps[i] = step{in: o, prev: o.cfg, wasMaster: o.m.State() == StateMaster}
+			steps[i] = step{in: o, prev: o.cfg, oldGroup: n.groupName(c.Name), wasMaster: o.m.State() == StateMaster}
 			delete(byName, c.Name)
-			if sameSocket(&o.cfg, c) {
-				continue
-			}
+		}
+	}
+	// byName holds the instances that go now. A new instance whose VMAC
+	// interface has the name of one of theirs is set up once that one
+	// stopped: its setup would replace the interface under it.
+	going := map[string]bool{}
+	for _, o := range byName {
+		if o.cfg.VMAC != "" {
+			going[o.cfg.VMAC] = true
+		}
+	}
+
+	// Open the other sockets first: a failure leaves everything as it was.
+	var opened []int // steps with a new socket
+	for i := range p.cfgs {
+		c, st := &p.cfgs[i], &steps[i]
+		if st.in != nil && sameSocket(&st.in.cfg, c) {
+			continue
+		}
+		if st.in == nil && c.VMAC != "" && going[c.VMAC] {
+			st.deferred = true
+			continue
 		}
 		conn, err := n.openConn(ctx, c)
 		if err != nil {
@@ -163,18 +189,50 @@ func (n *Node) reload(p *plan, opts Options) error {
 			return err
 		}
 		opened = append(opened, i)
-		steps[i].conn = conn
+		st.conn = conn
 	}
 
-	// Instances that go (byName holds them now) stop as at shutdown.
+	// Instances that go (byName holds them) stop as at shutdown.
+	var keepVMAC []InstanceConfig
+	for i := range p.cfgs {
+		if !steps[i].deferred {
+			keepVMAC = append(keepVMAC, p.cfgs[i])
+		}
+	}
 	for _, in := range n.insts {
 		if byName[in.cfg.Name] == in {
 			n.log.Info("vrrp instance removed by reload", "instance", in.cfg.Name)
 			n.apply(ctx, q, oldIdx[in], EventShutdown{})
 			in.conn.Close()
-			n.removeVMAC(ctx, &in.cfg, p.cfgs)
+			n.removeVMAC(ctx, &in.cfg, keepVMAC)
 		}
 	}
+	var notStarted []error
+	for i := range steps {
+		if !steps[i].deferred {
+			continue
+		}
+		conn, err := n.openConn(ctx, &p.cfgs[i])
+		if err != nil {
+			n.removeVMAC(ctx, &p.cfgs[i], keepVMAC)
+			n.log.Error("vrrp instance of the reload not started", "instance", p.cfgs[i].Name, "err", err)
+			notStarted = append(notStarted, err)
+			steps[i].failed = true
+			continue
+		}
+		steps[i].conn = conn
+	}
+	if len(notStarted) > 0 {
+		var cfgs []InstanceConfig
+		var kept []step
+		for i := range steps {
+			if !steps[i].failed {
+				cfgs, kept = append(cfgs, p.cfgs[i]), append(kept, steps[i])
+			}
+		}
+		p.cfgs, steps = cfgs, kept
+	}
+
 	// A MASTER that keeps its state drops the addresses that went, all of
 	// them before any is added, so that one moving from one instance to
 	// another ends up installed.
@@ -251,14 +309,19 @@ func (n *Node) reload(p *plan, opts Options) error {
 	for i, s := range steps {
 		in := insts[i]
 		g := n.groupOf[in.cfg.Name]
+		var gst State
+		hasGST := false
+		if g != nil {
+			gst, hasGST = n.groupState[g.Name]
+		}
 		if s.in == nil {
-			// A new member of a running group takes the group's state
-			// rather than pull the group to its own startup BACKUP; a
-			// FAULT at startup is still the group's.
+			// A new member of a group that has a state takes it rather
+			// than pull the group to its own startup BACKUP; a FAULT at
+			// startup is still the group's.
 			n.stepWith(ctx, q, i, func(m *Machine) []Action { return m.Step(EventStartup{}, n.now()) },
-				func(t ActionTransition) bool { return g == nil || t.To == StateFault })
-			if st, ok := n.groupState[n.groupName(in.cfg.Name)]; ok && g != nil && in.m.State() != StateFault {
-				n.apply(ctx, q, i, EventSync{Group: g.Name, State: st})
+				func(t ActionTransition) bool { return !hasGST || t.To == StateFault })
+			if hasGST && in.m.State() != StateFault {
+				n.apply(ctx, q, i, EventSync{Group: g.Name, State: gst})
 			}
 			continue
 		}
@@ -266,6 +329,10 @@ func (n *Node) reload(p *plan, opts Options) error {
 		n.stepWith(ctx, q, i, func(m *Machine) []Action {
 			return m.Reconfigure(in.cfg, in.conn.LocalAddr(), trackers[i], sync, now)
 		}, nil)
+		// an instance that joined a group takes the group's state
+		if hasGST && s.oldGroup != g.Name && in.m.State() != StateFault && in.m.State() != gst {
+			n.apply(ctx, q, i, EventSync{Group: g.Name, State: gst})
+		}
 		if s.wasMaster && in.m.State() == StateMaster {
 			// every address, not only the new ones: one that another
 			// instance removed above may be this one's too
@@ -277,6 +344,9 @@ func (n *Node) reload(p *plan, opts Options) error {
 			}
 		}
 		n.publish(i)
+	}
+	if len(notStarted) > 0 {
+		return fmt.Errorf("%w: %w", ErrNotStarted, errors.Join(notStarted...))
 	}
 	return nil
 }

@@ -443,3 +443,71 @@ func TestNodeReloadSyncGroup(t *testing.T) {
 		<-done
 	})
 }
+
+// A new sync group made by a reload synchronises its members: the owner's
+// MASTER pulls the other one along.
+func TestNodeReloadNewSyncGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeSystem(&fakeNet{}, "10.0.0.1")
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: s})
+		time.Sleep(5 * time.Second)
+		c3, c4 := baseConfig(), baseConfig()
+		c3.Name, c3.VRID, c3.Priority = "VI_3", 53, 255
+		c4.Name, c4.VRID = "VI_4", 54
+		c3.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.103/32")}}
+		c4.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.104/32")}}
+		err := n.Reload(context.Background(), Options{Instances: []InstanceConfig{baseConfig(), c3, c4},
+			SyncGroups: []SyncGroupConfig{{Name: "G2", Members: []string{"VI_3", "VI_4"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		for _, name := range []string{"VI_1", "VI_3", "VI_4"} {
+			if st := stateOf(n, name); st.State != StateMaster {
+				t.Fatalf("%s: %s (%v)", name, st.State, st.Transitions)
+			}
+		}
+		cancel()
+		<-done
+	})
+}
+
+// use_vmac interfaces: an instance replaced by a reload (its interface
+// changed) while keeping the default VMAC name has the old interface
+// removed before the new one is set up; a start that fails removes what
+// it set up.
+func TestNodeVMACLifecycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeSystem(&fakeNet{}, "10.0.0.1")
+		c := baseConfig()
+		c.VMAC = "vrrp.51"
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{c}, System: s})
+		time.Sleep(5 * time.Second)
+		c.Interface = "eth1"
+		if err := n.Reload(context.Background(), reloadOpts(c)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		cancel()
+		<-done
+		want := []string{"setup vrrp.51@eth0", "remove vrrp.51@eth0", "setup vrrp.51@eth1", "remove vrrp.51@eth1"}
+		if !slices.Equal(s.vmacOps, want) {
+			t.Fatalf("VMAC operations %v, want %v", s.vmacOps, want)
+		}
+
+		f := newFakeSystem(&fakeNet{}, "10.0.0.1")
+		bad := baseConfig()
+		bad.Name, bad.Interface, bad.VRID, bad.VMAC = "VI_2", "bad", 52, "vm2"
+		c.VMAC = "vm1"
+		nn, err := NewNode(Options{Instances: []InstanceConfig{c, bad}, System: failSystem{f}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nn.Run(context.Background()); err == nil {
+			t.Fatal("Run started with a socket that cannot open")
+		}
+		if len(f.vmacs) != 0 {
+			t.Fatalf("VMAC interfaces left after a failed start: %v (%v)", f.vmacs, f.vmacOps)
+		}
+	})
+}

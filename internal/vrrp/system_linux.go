@@ -33,9 +33,9 @@ type LinuxSystem struct {
 	ns netns.NsHandle // -1: current namespace
 	h  *netlink.Handle
 
-	mu         sync.Mutex
-	parentARP  map[string]*savedARP // use_vmac parents, by name
-	vmacParent map[string]string    // use_vmac interfaces holding a parent
+	mu    sync.Mutex
+	vmacs map[string]*vmacState    // use_vmac interfaces set up, by name
+	saved map[string]*savedSysctls // sysctls changed for them
 }
 
 var _ System = (*LinuxSystem)(nil)
@@ -166,7 +166,15 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	// the source address is the instance interface's even when the
 	// adverts go out of the use_vmac interface, which has none (IPv6:
 	// it has the same link-local one)
-	src, err := s.sourceAddr(cfg, l)
+	srcLink := l
+	if cfg.IsIPv6() && cfg.VMAC != "" {
+		// the VMAC interface has the link-local address SetupVMAC gave it,
+		// the parent's or one made when the parent has none
+		if srcLink, err = s.link(cfg.VMAC); err != nil {
+			return nil, err
+		}
+	}
+	src, err := s.sourceAddr(cfg, srcLink)
 	if err != nil {
 		return nil, err
 	}

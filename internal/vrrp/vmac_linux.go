@@ -34,9 +34,11 @@ import (
 // (or the unicast_src_ip, or one made from the parent's MAC), so adverts
 // leave from a non-virtual address with the virtual MAC.
 
-type savedARP struct {
+// savedSysctls are values govs changed and puts back: refs counts the
+// VMAC interfaces that need them changed.
+type savedSysctls struct {
 	refs int
-	vals map[string]string // sysctl name → value before
+	vals map[string]string // sysctl path → value before
 }
 
 // parentARPSettings are the parent's settings while it carries a VMAC
@@ -50,23 +52,42 @@ var parentARPSettings = []string{"arp_ignore", "arp_filter", "arp_announce"}
 
 var parentARPValues = map[string]string{"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"}
 
-// SetupVMAC implements System.
+// vmacState is a VMAC interface this system set up (or adopted): its
+// parent, for the parent's settings, and whether it took the
+// rp_filter hold.
+type vmacState struct {
+	parent     string
+	parentHeld bool // holds "parent:"+parent
+	rpfilter   bool // holds "rp_filter"
+}
+
+// SetupVMAC implements System. An interface of that name that is a
+// macvlan on the same parent with the same MAC is adopted (an earlier
+// run's); one with another parent or MAC is replaced only when this
+// system made it, else it is an error, as is an interface of that name
+// that is not a macvlan.
 func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error {
 	base, err := s.link(cfg.Interface)
 	if err != nil {
-		return err
+		return fmt.Errorf("use_vmac: %w", err)
 	}
 	mac := cfg.VirtualMAC()
 	name := cfg.VMAC
+	s.mu.Lock()
+	_, ours := s.vmacs[name]
+	s.mu.Unlock()
 	l, err := s.h.LinkByName(name)
 	switch {
 	case err == nil && l.Type() != "macvlan":
 		return fmt.Errorf("use_vmac: %s exists and is not a macvlan interface", name)
 	case err == nil && (l.Attrs().ParentIndex != base.Attrs().Index || !bytes.Equal(l.Attrs().HardwareAddr, mac)):
-		// left by an earlier run with other settings
+		if !ours {
+			return fmt.Errorf("use_vmac: a macvlan %s exists with another parent or MAC (%s): remove it or give use_vmac another name", name, l.Attrs().HardwareAddr)
+		}
 		if err := s.h.LinkDel(l); err != nil {
 			return fmt.Errorf("use_vmac: remove %s (another parent or MAC): %w", name, err)
 		}
+		s.release(name)
 		l = nil
 	case err != nil:
 		var nf netlink.LinkNotFoundError
@@ -87,23 +108,16 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 			return fmt.Errorf("use_vmac: %w", err)
 		}
 	}
-	if cfg.IsIPv6() {
-		// no link-local address from the virtual MAC (addr_gen_mode none)
-		if err := s.setSysctl("net/ipv6/conf/"+name+"/addr_gen_mode", "1"); err != nil {
-			return fmt.Errorf("use_vmac: %w", err)
-		}
-	} else {
-		for k, v := range map[string]string{"arp_ignore": "1", "accept_local": "1", "rp_filter": "0", "promote_secondaries": "1"} {
-			if err := s.setSysctl("net/ipv4/conf/"+name+"/"+k, v); err != nil {
-				return fmt.Errorf("use_vmac: %w", err)
-			}
-		}
-		if err := s.setSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("use_vmac: %w", err)
-		}
-		if err := s.holdParentARP(name, cfg.Interface); err != nil {
-			return fmt.Errorf("use_vmac: %w", err)
-		}
+	s.mu.Lock()
+	if s.vmacs == nil {
+		s.vmacs = map[string]*vmacState{}
+	}
+	if _, ok := s.vmacs[name]; !ok {
+		s.vmacs[name] = &vmacState{parent: cfg.Interface}
+	}
+	s.mu.Unlock()
+	if err := s.prepareVMAC(cfg, name); err != nil {
+		return fmt.Errorf("use_vmac: %w", err)
 	}
 	if err := s.h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("use_vmac: bring %s up: %w", name, err)
@@ -119,6 +133,206 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 		}
 	}
 	return nil
+}
+
+// prepareVMAC sets the sysctls of a VMAC interface and its parent.
+func (s *LinuxSystem) prepareVMAC(cfg *InstanceConfig, name string) error {
+	if cfg.IsIPv6() {
+		// no link-local address from the virtual MAC (addr_gen_mode none)
+		return s.setSysctl("net/ipv6/conf/"+name+"/addr_gen_mode", "1")
+	}
+	for _, kv := range [][2]string{{"arp_ignore", "1"}, {"accept_local", "1"}, {"rp_filter", "0"}, {"promote_secondaries", "1"}} {
+		if err := s.setSysctl("net/ipv4/conf/"+name+"/"+kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	// IPv6 stays on only for IPv6 addresses or routes that land there
+	v6 := false
+	for _, v := range allVIPs(cfg) {
+		v6 = v6 || v.Dev == "" && v.Prefix.Addr().Is6()
+	}
+	for _, r := range cfg.VirtualRoutes {
+		v6 = v6 || r.Dev == "" && !r.Via.IsValid() && r.Dst.Addr().Is6()
+	}
+	off := "1"
+	if v6 {
+		off = "0"
+	}
+	if err := s.setSysctl("net/ipv6/conf/"+name+"/disable_ipv6", off); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.vmacs[name]
+	if st.parentHeld && st.parent != cfg.Interface {
+		s.drop("parent:" + st.parent)
+		st.parentHeld = false
+	}
+	st.parent = cfg.Interface
+	if err := s.holdParent(st); err != nil {
+		return err
+	}
+	// The kernel filters by the larger of the "all" and the interface
+	// value: with all.rp_filter set, the VMAC interface's 0 would not
+	// count, and a BACKUP, which hears the adverts on it, would drop
+	// them. As keepalived does: each interface gets at least the "all"
+	// value, then "all" becomes 0 (all put back with the last VMAC
+	// interface).
+	if st.rpfilter {
+		return nil
+	}
+	err := s.holdLocked("rp_filter", func(save func(string) error) error {
+		return s.clearRPFilter(name, save)
+	})
+	if err == nil {
+		st.rpfilter = true
+	}
+	return err
+}
+
+// holdParent sets the parent's ARP settings for st, once.
+func (s *LinuxSystem) holdParent(st *vmacState) error {
+	if st.parentHeld {
+		return nil
+	}
+	parent := st.parent
+	if err := s.holdLocked("parent:"+parent, func(save func(string) error) error {
+		for _, k := range parentARPSettings {
+			path := "net/ipv4/conf/" + parent + "/" + k
+			if err := save(path); err != nil {
+				return err
+			}
+			if err := s.setSysctl(path, parentARPValues[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	st.parentHeld = true
+	return nil
+}
+
+// clearRPFilter raises every interface's rp_filter but vmac's to the
+// "all" value and sets "all" to 0, recording the values with save.
+func (s *LinuxSystem) clearRPFilter(name string, save func(string) error) error {
+	all, err := s.sysctl("net/ipv4/conf/all/rp_filter")
+	if err != nil || all == "0" {
+		return err
+	}
+	var ifs []string
+	err = s.inNS(func() error {
+		ents, err := os.ReadDir("/proc/sys/net/ipv4/conf")
+		for _, e := range ents {
+			if e.Name() != "all" {
+				ifs = append(ifs, e.Name())
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, ifn := range ifs {
+		path := "net/ipv4/conf/" + ifn + "/rp_filter"
+		v, err := s.sysctl(path)
+		if err != nil || ifn == name || v >= all { // values 0-2
+			continue
+		}
+		if err := save(path); err != nil {
+			return err
+		}
+		if err := s.setSysctl(path, all); err != nil {
+			return err
+		}
+	}
+	if err := save("net/ipv4/conf/all/rp_filter"); err != nil {
+		return err
+	}
+	return s.setSysctl("net/ipv4/conf/all/rp_filter", "0")
+}
+
+// holdLocked takes a reference on the saved settings key: the first one
+// runs set, which records with save each value before it changes it; on
+// failure what set changed is put back.
+func (s *LinuxSystem) holdLocked(key string, set func(save func(path string) error) error) error {
+	if s.saved == nil {
+		s.saved = map[string]*savedSysctls{}
+	}
+	if h := s.saved[key]; h != nil {
+		h.refs++
+		return nil
+	}
+	h := &savedSysctls{refs: 1, vals: map[string]string{}}
+	err := set(func(path string) error {
+		v, err := s.sysctl(path)
+		if err == nil {
+			h.vals[path] = v
+		}
+		return err
+	})
+	if err != nil {
+		s.restore(h)
+		return err
+	}
+	s.saved[key] = h
+	return nil
+}
+
+func (s *LinuxSystem) restore(h *savedSysctls) error {
+	var errs []error
+	// "all" last: the interfaces' values were raised for it
+	for path, v := range h.vals {
+		if path != "net/ipv4/conf/all/rp_filter" {
+			if err := s.setSysctl(path, v); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if v, ok := h.vals["net/ipv4/conf/all/rp_filter"]; ok {
+		errs = append(errs, s.setSysctl("net/ipv4/conf/all/rp_filter", v))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *LinuxSystem) drop(key string) error {
+	h := s.saved[key]
+	if h == nil {
+		return nil
+	}
+	if h.refs--; h.refs > 0 {
+		return nil
+	}
+	delete(s.saved, key)
+	return s.restore(h)
+}
+
+// release drops what the VMAC interface vmac holds (its parent's
+// settings, the rp_filter change) and forgets it.
+func (s *LinuxSystem) release(vmac string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.releaseLocked(vmac)
+	delete(s.vmacs, vmac)
+	return err
+}
+
+func (s *LinuxSystem) releaseLocked(vmac string) error {
+	st := s.vmacs[vmac]
+	if st == nil {
+		return nil
+	}
+	var errs []error
+	if st.parentHeld {
+		errs = append(errs, s.drop("parent:"+st.parent))
+		st.parentHeld = false
+	}
+	if st.rpfilter {
+		errs = append(errs, s.drop("rp_filter"))
+		st.rpfilter = false
+	}
+	return errors.Join(errs...)
 }
 
 // vmacLinkLocal picks the VMAC interface's link-local address: the
@@ -146,82 +360,23 @@ func (s *LinuxSystem) vmacLinkLocal(cfg *InstanceConfig, base netlink.Link) (net
 	return netip.AddrFrom16(b), nil
 }
 
-// RemoveVMAC implements System.
+// RemoveVMAC implements System: only an interface this system set up
+// or adopted is deleted.
 func (s *LinuxSystem) RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error {
+	s.mu.Lock()
+	_, ours := s.vmacs[cfg.VMAC]
+	s.mu.Unlock()
+	if !ours {
+		return nil
+	}
 	var errs []error
 	l, err := s.h.LinkByName(cfg.VMAC)
-	switch {
-	case err == nil && l.Type() == "macvlan":
+	if err == nil && l.Type() == "macvlan" {
 		if err := s.h.LinkDel(l); err != nil {
 			errs = append(errs, fmt.Errorf("use_vmac: remove %s: %w", cfg.VMAC, err))
 		}
-	case err == nil:
-		errs = append(errs, fmt.Errorf("use_vmac: %s is not a macvlan interface: left in place", cfg.VMAC))
 	}
-	errs = append(errs, s.releaseParentARP(cfg.VMAC))
-	return errors.Join(errs...)
-}
-
-// holdParentARP sets arp_ignore=1, arp_filter=1 and arp_announce=2 on the parent of the
-// VMAC interface vmac, remembering the values to put back when the last
-// VMAC interface on it is removed. A VMAC interface set up again (an
-// instance's new socket) holds its parent once.
-func (s *LinuxSystem) holdParentARP(vmac, parent string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.vmacParent[vmac]; ok {
-		return nil
-	}
-	if s.vmacParent == nil {
-		s.vmacParent = map[string]string{}
-	}
-	if h := s.parentARP[parent]; h != nil {
-		h.refs++
-		s.vmacParent[vmac] = parent
-		return nil
-	}
-	h := &savedARP{refs: 1, vals: map[string]string{}}
-	for _, k := range parentARPSettings {
-		v, err := s.sysctl("net/ipv4/conf/" + parent + "/" + k)
-		if err != nil {
-			return err
-		}
-		h.vals[k] = v
-	}
-	for _, k := range parentARPSettings {
-		if err := s.setSysctl("net/ipv4/conf/"+parent+"/"+k, parentARPValues[k]); err != nil {
-			return err
-		}
-	}
-	if s.parentARP == nil {
-		s.parentARP = map[string]*savedARP{}
-	}
-	s.parentARP[parent] = h
-	s.vmacParent[vmac] = parent
-	return nil
-}
-
-// releaseParentARP undoes holdParentARP for the VMAC interface vmac.
-func (s *LinuxSystem) releaseParentARP(vmac string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	parent, ok := s.vmacParent[vmac]
-	if !ok {
-		return nil
-	}
-	delete(s.vmacParent, vmac)
-	h := s.parentARP[parent]
-	if h == nil {
-		return nil
-	}
-	if h.refs--; h.refs > 0 {
-		return nil
-	}
-	delete(s.parentARP, parent)
-	var errs []error
-	for _, k := range parentARPSettings {
-		errs = append(errs, s.setSysctl("net/ipv4/conf/"+parent+"/"+k, h.vals[k]))
-	}
+	errs = append(errs, s.release(cfg.VMAC))
 	return errors.Join(errs...)
 }
 

@@ -52,7 +52,16 @@ func dialName(t *testing.T, ns, addr string) string {
 // own VMAC interface, the client learns the virtual MAC for the VIP and
 // keeps it across a failover; a stopped node removes its VMAC interface
 // and puts its parent's ARP settings back.
+// With all.rp_filter=1 on both nodes, which keepalived clears (the
+// BACKUP would drop the adverts it hears on its VMAC interface). The
+// unicast variant sends the adverts through eth0 (vmac_xmit_base is
+// implied: unicast adverts come to eth0's MAC).
 func TestVMAC(t *testing.T) {
+	t.Run("multicast", func(t *testing.T) { testVMAC(t, false) })
+	t.Run("unicast", func(t *testing.T) { testVMAC(t, true) })
+}
+
+func testVMAC(t *testing.T, unicast bool) {
 	requireRoot(t)
 	p := fmt.Sprintf("vm%d", os.Getpid()%10000)
 	sw, g1, g2, cl := p+"sw", p+"g1", p+"g2", p+"cl"
@@ -65,14 +74,21 @@ func TestVMAC(t *testing.T) {
 		plug(t, sw, "br0", fmt.Sprintf("p%d", i), h.ns, "eth0")
 		ipn(t, h.ns, "addr", "add", h.addr, "dev", "eth0")
 	}
+	for _, ns := range []string{g1, g2} {
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
+	}
 	serveName(t, g1, 8080, "g1")
 	serveName(t, g2, 8080, "g2")
-	cfg := func(prio int) InstanceConfig {
-		return InstanceConfig{
+	cfg := func(prio int, peer string) InstanceConfig {
+		c := InstanceConfig{
 			Name: "VI_1", Interface: "eth0", VRID: 61, Priority: prio, Version: 3,
 			AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second, VMAC: "vrrp.61",
 			VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.88.0.50/24")}},
 		}
+		if unicast {
+			c.UnicastPeers = []netip.Addr{netip.MustParseAddr(peer)}
+		}
+		return c
 	}
 	parentARP := func() string {
 		var v []string
@@ -82,8 +98,9 @@ func TestVMAC(t *testing.T) {
 		return strings.Join(v, " ")
 	}
 	before := parentARP()
-	a := startGovs(t, g1, cfg(150))
-	b := startGovs(t, g2, cfg(100))
+	rpBefore := readSysctl(t, g1, "net/ipv4/conf/eth0/rp_filter")
+	a := startGovs(t, g1, cfg(150, "10.88.0.2"))
+	b := startGovs(t, g2, cfg(100, "10.88.0.1"))
 	if !waitFor(5*time.Second, func() bool { return a.status().State == StateMaster && b.status().State == StateBackup }) {
 		t.Fatalf("roles: g1 %s, g2 %s", a.status().State, b.status().State)
 	}
@@ -102,6 +119,7 @@ func TestVMAC(t *testing.T) {
 	for path, want := range map[string]string{
 		"net/ipv4/conf/eth0/arp_ignore": "1", "net/ipv4/conf/eth0/arp_filter": "1", "net/ipv4/conf/eth0/arp_announce": "2",
 		"net/ipv4/conf/vrrp.61/arp_ignore": "1", "net/ipv4/conf/vrrp.61/rp_filter": "0", "net/ipv4/conf/vrrp.61/accept_local": "1",
+		"net/ipv4/conf/all/rp_filter": "0", "net/ipv4/conf/eth0/rp_filter": "1",
 	} {
 		if got := readSysctl(t, g1, path); got != want {
 			t.Errorf("g1 %s = %s, want %s", path, got, want)
@@ -134,6 +152,9 @@ func TestVMAC(t *testing.T) {
 	}
 	if after := parentARP(); after != before {
 		t.Fatalf("g1 eth0 %s after stop, %s before start", after, before)
+	}
+	if all, eth0 := readSysctl(t, g1, "net/ipv4/conf/all/rp_filter"), readSysctl(t, g1, "net/ipv4/conf/eth0/rp_filter"); all != "1" || eth0 != rpBefore {
+		t.Fatalf("g1 rp_filter after stop: all %s (want 1), eth0 %s (want %s)", all, eth0, rpBefore)
 	}
 	if who := dialName(t, cl, "10.88.0.50:8080"); who != "g2" {
 		t.Fatalf("VIP answered by %q after the failover, want g2", who)
