@@ -103,3 +103,55 @@ func TestVRRPReload(t *testing.T) {
 		t.Fatalf("through d2: %d ok, %d failed", ok, failed)
 	}
 }
+
+// TestVRRPAddedByReload: a govs started without VRRP instances runs the
+// one a reload adds (it takes the VIP as the only router), and a reload
+// that removes it again releases the VIP.
+func TestVRRPAddedByReload(t *testing.T) {
+	l := newVRRPLab(t)
+	l.start("r1", govsBin, "demo", "backend", "10.77.0.11:8080", "r1")
+	full := fmt.Sprintf(vrrpDirectorConf, "d1", "BACKUP", 100)
+	plain := full[:strings.Index(full, "vrrp_instance")] + full[strings.Index(full, "virtual_server"):]
+	path := filepath.Join(l.dir, "d1.conf")
+	if err := os.WriteFile(path, []byte(plain), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(l.dir, "d1.sock")
+	l.start("d1", govsBin, "run", "-f", path, "--api-socket", sock)
+	c := api.NewClient(sock)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := c.State(context.Background()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("govs did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "MASTER", 3*time.Second)
+	out, err := nsExec(l.prefix+"d1", "ip", "-o", "addr", "show", "dev", "eth0").Output()
+	if err != nil || !strings.Contains(string(out), "10.77.0.50/24") {
+		t.Fatalf("the VIP after the reload (err %v):\n%s", err, out)
+	}
+	if err := os.WriteFile(path, []byte(plain), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.State(context.Background())
+	if err != nil || len(st.VRRP) != 0 {
+		t.Fatalf("VRRP after the reload that removed it: %v %+v", err, st.VRRP)
+	}
+	out, _ = nsExec(l.prefix+"d1", "ip", "-o", "addr", "show", "dev", "eth0").Output()
+	if strings.Contains(string(out), "10.77.0.50") {
+		t.Fatalf("the VIP stayed after its instance was removed:\n%s", out)
+	}
+}

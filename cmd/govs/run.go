@@ -110,15 +110,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else if *xdpMode != "" || g.XDPMode != "" {
 		log.Warn("xdp mode set but the dataplane is not xdp: it has no effect", "dataplane", chosen)
 	}
+	// VRRP's system (a netlink handle) is opened even without instances,
+	// so that a reload can add some
 	var vsys vrrp.System
-	if len(cfg.VRRPInstances) > 0 {
-		s, err := vrrp.NewLinuxSystem(vrrp.LinuxOptions{})
-		if err != nil {
-			dp.Close()
-			fmt.Fprintf(stderr, "govs run: vrrp: %v\n", err)
-			return 1
-		}
+	if s, err := vrrp.NewLinuxSystem(vrrp.LinuxOptions{}); err == nil {
 		vsys = s
+	} else if len(cfg.VRRPInstances) > 0 {
+		dp.Close()
+		fmt.Fprintf(stderr, "govs run: vrrp: %v\n", err)
+		return 1
+	} else {
+		log.Warn("vrrp: no system for VRRP: instances added by a reload start only at a restart", "err", err)
 	}
 	d, err := director.New(cfg, director.Options{
 		ConfigFile:    *file,

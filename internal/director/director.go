@@ -461,7 +461,7 @@ func (d *Director) Resign(ctx context.Context) {
 }
 
 // HasVRRP reports whether the director runs VRRP instances.
-func (d *Director) HasVRRP() bool { return d.node != nil }
+func (d *Director) HasVRRP() bool { return d.node != nil && len(d.node.Status()) > 0 }
 
 // healthServersLocked lists the health-checked servers, without those of
 // ha_suspend virtual servers whose address this node does not hold.
@@ -660,7 +660,7 @@ func (d *Director) Reload(ctx context.Context) error {
 		insts, scripts, groups := vrrpOptions(cfg)
 		if vrrpSig = vrrpSignature(insts, scripts, groups); vrrpSig != d.vrrpSig {
 			if d.node == nil {
-				d.log.Warn("vrrp instances added to a govs that started without any: they start when govs restarts (virtual services are reloaded now)")
+				d.log.Warn("vrrp instances added to a govs that runs without VRRP (no VRRP system could be opened at start): they start when govs restarts (virtual services are reloaded now)")
 			} else {
 				vrrpNext = &vrrp.Options{Instances: insts, Scripts: scripts, SyncGroups: groups}
 				if err := vrrp.CheckOptions(*vrrpNext); err != nil {

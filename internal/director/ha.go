@@ -20,9 +20,11 @@ import (
 // servers with ha_suspend have their checks suspended while their address
 // is elsewhere.
 
-// newNode builds the VRRP node for cfg, or nil when there is nothing to run.
+// newNode builds the VRRP node for cfg, or nil without a VRRPSystem. A
+// configuration without instances gets a node too, which a reload can
+// give instances.
 func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
-	if d.opts.VRRPSystem == nil || len(cfg.VRRPInstances) == 0 {
+	if d.opts.VRRPSystem == nil {
 		return nil, nil
 	}
 	insts, scripts, groups := vrrpOptions(cfg)
