@@ -765,6 +765,12 @@ func (d *Dataplane) realFlags(r *realState) uint8 {
 // program counts per real server only).
 func (d *Dataplane) removeReal(r *realState, svc uint32) error {
 	d.realUsed[r.id] = false
+	if r.spec.Method == dataplane.NAT {
+		if d.tombs == nil {
+			d.tombs = map[[2]uint32]*realState{}
+		}
+		d.tombs[[2]uint32{r.id, r.gen}] = r
+	}
 	if err := d.reals().putAll(r.id, &lbReal{}); err != nil {
 		return fmt.Errorf("remove real server %s: %w", r.spec.Addr, err)
 	}

@@ -48,15 +48,20 @@ type Dataplane struct {
 	xmitOn   []uint32
 	attached []uint32 // the interfaces attach attached to, by index
 
-	mu          sync.Mutex
-	svcs        map[dataplane.ServiceKey]*service
-	keyOwner    map[lbSvcKey]uint32
-	svcUsed     [maxServices]bool
-	realUsed    [maxReals]bool
-	slots       slotSpace  // sched_tbl's runs (slots.go)
-	gone        []goneReal // real servers that left in this Apply (removeGone)
-	goneErr     error      // what freeing them early (allocReal) failed with
-	quiesces    uint64     // grace periods waited for (quiesce)
+	mu       sync.Mutex
+	svcs     map[dataplane.ServiceKey]*service
+	keyOwner map[lbSvcKey]uint32
+	svcUsed  [maxServices]bool
+	realUsed [maxReals]bool
+	slots    slotSpace  // sched_tbl's runs (slots.go)
+	gone     []goneReal // real servers that left in this Apply (removeGone)
+	// removed NAT real servers by slot and generation, until the next
+	// walk of the connection tables has deleted their connections and
+	// the reply entries those own (the walk needs the server's address
+	// for the reply key)
+	tombs       map[[2]uint32]*realState
+	goneErr     error  // what freeing them early (allocReal) failed with
+	quiesces    uint64 // grace periods waited for (quiesce)
 	gen         uint32
 	reps        map[tableLayout][]uint32
 	counts      map[uint32]realCount

@@ -339,16 +339,22 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 		dead, deadNAT = dead[:0], deadNAT[:0]
 		return nil
 	}
+	tombs := len(d.tombs)
 	err = d.eachConn(func(k *lbFlowKey, v *lbConn) {
 		r := reals[v.Real]
 		timeout := d.timeout(v.State)
 		if expired(now, v.LastNs, timeout) || r == nil || r.gen != v.Gen {
 			dead = append(dead, *k)
+			// the connection's server, removed or not
+			owner := r
+			if r == nil || r.gen != v.Gen {
+				owner = d.tombs[[2]uint32{v.Real, v.Gen}]
+			}
 			// A SNAT binding is left to the program, which takes it over
 			// once its connection is dead (snat.h): deleting it here could
 			// delete it after it was given to a new connection.
-			if r != nil && r.spec.Method == dataplane.NAT && v.Snat == 0 {
-				deadNAT = append(deadNAT, natOwner{key: natKey(k, v, r), vaddr: k.Daddr, vport: k.Dport,
+			if owner != nil && owner.spec.Method == dataplane.NAT && v.Snat == 0 {
+				deadNAT = append(deadNAT, natOwner{key: natKey(k, v, owner), vaddr: k.Daddr, vport: k.Dport,
 					svc: v.Svc, real: v.Real, gen: v.Gen})
 			}
 			return
@@ -367,6 +373,10 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	}, expireRead)
 	if err != nil {
 		return nil, fmt.Errorf("walk connections: %w", err)
+	}
+	// a whole walk has deleted the removed servers' connections
+	if tombs > 0 {
+		clear(d.tombs)
 	}
 	if err := expireRead(); err != nil { // the per-entry walk's
 		return nil, err
