@@ -96,22 +96,38 @@ func sameSocket(a, b *InstanceConfig) bool {
 // addrDelta is the part of from's addresses, routes and rules that minus
 // does not have, as a configuration System.AddAddresses and
 // RemoveAddresses take (empty reports whether there is none).
+//
+// The delta names the device of each address and route that had none
+// (the use_vmac interface or the instance's) and has no VMAC of its own:
+// adding or removing it touches those entries alone, not the VMAC
+// interface's link-local address (IPv6) that the whole set carries.
 func addrDelta(from, minus *InstanceConfig) (d InstanceConfig, empty bool) {
 	d = *from
 	d.VirtualIPs, d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules = nil, nil, nil, nil
+	dev := from.addrDev()
+	d.VMAC = ""
+	withDev := func(v VirtualIP) VirtualIP {
+		if v.Dev == "" {
+			v.Dev = dev
+		}
+		return v
+	}
 	have := allVIPs(minus)
 	for _, v := range from.VirtualIPs {
 		if !slices.Contains(have, v) {
-			d.VirtualIPs = append(d.VirtualIPs, v)
+			d.VirtualIPs = append(d.VirtualIPs, withDev(v))
 		}
 	}
 	for _, v := range from.VirtualIPsExcluded {
 		if !slices.Contains(have, v) {
-			d.VirtualIPsExcluded = append(d.VirtualIPsExcluded, v)
+			d.VirtualIPsExcluded = append(d.VirtualIPsExcluded, withDev(v))
 		}
 	}
 	for _, r := range from.VirtualRoutes {
 		if !slices.Contains(minus.VirtualRoutes, r) {
+			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" {
+				r.Dev = dev
+			}
 			d.VirtualRoutes = append(d.VirtualRoutes, r)
 		}
 	}

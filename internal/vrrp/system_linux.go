@@ -166,15 +166,13 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	// the source address is the instance interface's even when the
 	// adverts go out of the use_vmac interface, which has none (IPv6:
 	// it has the same link-local one)
-	srcLink := l
+	var src netip.Addr
 	if cfg.IsIPv6() && cfg.VMAC != "" {
-		// the VMAC interface has the link-local address SetupVMAC gave it,
-		// the parent's or one made when the parent has none
-		if srcLink, err = s.link(cfg.VMAC); err != nil {
-			return nil, err
-		}
+		// the link-local address the VMAC interface has while MASTER
+		src, err = s.vmacLinkLocal(cfg, l)
+	} else {
+		src, err = s.sourceAddr(cfg, l)
 	}
-	src, err := s.sourceAddr(cfg, srcLink)
 	if err != nil {
 		return nil, err
 	}
@@ -398,9 +396,21 @@ func (s *LinuxSystem) vipAddr(cfg *InstanceConfig, v VirtualIP) (netlink.Link, *
 	return l, a, nil
 }
 
-// AddAddresses adds the virtual_ipaddress entries and virtual_routes.
+// AddAddresses adds the virtual_ipaddress entries and virtual_routes
+// (and an IPv6 VMAC interface's link-local address: vmacAddr).
 func (s *LinuxSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) error {
 	var errs []error
+	if cfg.VMAC != "" && cfg.IsIPv6() {
+		l, a, err := s.vmacAddr(cfg)
+		if err == nil {
+			if err = s.h.AddrAdd(l, a); errors.Is(err, unix.EEXIST) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("use_vmac link-local address: %w", err))
+		}
+	}
 	for _, v := range allVIPs(cfg) {
 		l, a, err := s.vipAddr(cfg, v)
 		if err == nil {
@@ -482,6 +492,17 @@ func (s *LinuxSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) 
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", v.Prefix, err))
+		}
+	}
+	if cfg.VMAC != "" && cfg.IsIPv6() {
+		l, a, err := s.vmacAddr(cfg)
+		if err == nil {
+			if err = s.h.AddrDel(l, a); errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("use_vmac link-local address: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -30,9 +30,10 @@ import (
 // arp_announce=2 (parentARPSettings; its values are put back when the last
 // VMAC interface on it goes). For an
 // IPv6 instance no link-local address is generated from the virtual MAC
-// (RFC 5798 §7.4); the interface gets the parent's link-local address
-// (or the unicast_src_ip, or one made from the parent's MAC), so adverts
-// leave from a non-virtual address with the virtual MAC.
+// (RFC 5798 §7.4); while MASTER the interface has the parent's
+// link-local address (or the unicast_src_ip, or one made from the
+// parent's MAC), so adverts leave from a non-virtual address with the
+// virtual MAC (vmacAddr).
 
 // savedSysctls are values govs changed and puts back: refs counts the
 // VMAC interfaces that need them changed.
@@ -123,16 +124,34 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 		return fmt.Errorf("use_vmac: bring %s up: %w", name, err)
 	}
 	if cfg.IsIPv6() {
-		ll, err := s.vmacLinkLocal(cfg, base)
-		if err != nil {
+		// checked now; the address itself comes with the virtual ones
+		if _, err := s.vmacLinkLocal(cfg, base); err != nil {
 			return fmt.Errorf("use_vmac: %w", err)
-		}
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: ll.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
-		if err := s.h.AddrAdd(l, a); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("use_vmac: link-local address on %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// vmacAddr is the link-local address of an IPv6 instance's VMAC
+// interface. It is there only while the instance is MASTER (added and
+// removed with the virtual addresses): a BACKUP's VMAC interface holding
+// it would answer neighbour solicitations from the virtual MAC, and
+// switches would send the MASTER's traffic to the BACKUP (keepalived
+// #2329 filters those answers with nftables instead).
+func (s *LinuxSystem) vmacAddr(cfg *InstanceConfig) (netlink.Link, *netlink.Addr, error) {
+	base, err := s.link(cfg.Interface)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := s.link(cfg.VMAC)
+	if err != nil {
+		return nil, nil, err
+	}
+	ll, err := s.vmacLinkLocal(cfg, base)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, &netlink.Addr{IPNet: &net.IPNet{IP: ll.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}, nil
 }
 
 // prepareVMAC sets the sysctls of a VMAC interface and its parent.

@@ -163,3 +163,102 @@ func testVMAC(t *testing.T, unicast bool) {
 		t.Fatalf("client's entry for the VIP became %s, want the virtual MAC still", got)
 	}
 }
+
+// TestVMAC6: the same for an IPv6 instance (VMAC 00:00:5e:00:02:3d). The
+// VMAC interface gets no link-local address from its MAC, and has the
+// parent's only while MASTER: a BACKUP's would answer neighbour
+// solicitations from the virtual MAC and draw the MASTER's traffic.
+func TestVMAC6(t *testing.T) {
+	requireRoot(t)
+	p := fmt.Sprintf("v6%d", os.Getpid()%10000)
+	sw, g1, g2, cl := p+"sw", p+"g1", p+"g2", p+"cl"
+	for _, ns := range []string{sw, g1, g2, cl} {
+		addNetns(t, ns, true)
+	}
+	ipn(t, sw, "link", "add", "br0", "type", "bridge")
+	ipn(t, sw, "link", "set", "br0", "up")
+	for i, h := range []struct{ ns, addr string }{{g1, "fd88::1/64"}, {g2, "fd88::2/64"}, {cl, "fd88::100/64"}} {
+		plug(t, sw, "br0", fmt.Sprintf("p%d", i), h.ns, "eth0")
+		ipn(t, h.ns, "addr", "add", h.addr, "dev", "eth0", "nodad")
+	}
+	for _, h := range []struct{ ns, name string }{{g1, "g1"}, {g2, "g2"}} {
+		var ln net.Listener
+		if err := inNetns(h.ns, func() (err error) { ln, err = net.Listen("tcp6", "[::]:8080"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func(name string) {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintln(c, name)
+				c.Close()
+			}
+		}(h.name)
+	}
+	cfg := func(prio int) InstanceConfig {
+		return InstanceConfig{
+			Name: "VI_6", Interface: "eth0", VRID: 61, Priority: prio, Version: 3,
+			AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second, VMAC: "vrrp.61",
+			VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("fd88::50/64"), NoDAD: true}},
+		}
+	}
+	a := startGovs(t, g1, cfg(150))
+	b := startGovs(t, g2, cfg(100))
+	if !waitFor(5*time.Second, func() bool { return a.status().State == StateMaster && b.status().State == StateBackup }) {
+		t.Fatalf("roles: g1 %s, g2 %s", a.status().State, b.status().State)
+	}
+	vmac := "00:00:5e:00:02:3d"
+	addrs := func(ns string) string { return ipn(t, ns, "-6", "-o", "addr", "show", "dev", "vrrp.61") }
+	for _, ns := range []string{g1, g2} {
+		if mac := linkMAC(t, ns, "vrrp.61"); mac.String() != vmac {
+			t.Fatalf("%s: vrrp.61 has MAC %s, want %s", ns, mac, vmac)
+		}
+	}
+	if out := addrs(g1); !strings.Contains(out, "fe80::") || !strings.Contains(out, "fd88::50/64") {
+		t.Fatalf("the MASTER's vrrp.61:\n%s", out)
+	}
+	if out := addrs(g2); strings.TrimSpace(out) != "" {
+		t.Fatalf("the BACKUP's vrrp.61 has addresses:\n%s", out)
+	}
+	if st := b.status(); !st.MasterAddr.IsLinkLocalUnicast() || st.Counters.AdvertsReceived == 0 {
+		t.Fatalf("g2 does not hear g1's adverts: %+v", st)
+	}
+	dial := func() string {
+		t.Helper()
+		var who string
+		err := inNetns(cl, func() error {
+			c, err := net.DialTimeout("tcp6", "[fd88::50]:8080", time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			who, err = bufio.NewReader(c).ReadString('\n')
+			who = strings.TrimSpace(who)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("connect to the VIP: %v", err)
+		}
+		return who
+	}
+	if who := dial(); who != "g1" {
+		t.Fatalf("VIP answered by %q, want g1", who)
+	}
+	if out := ipn(t, cl, "-6", "neigh", "show", "fd88::50"); !strings.Contains(out, "lladdr "+vmac) {
+		t.Fatalf("client's neighbour entry for the VIP: %q, want the virtual MAC", out)
+	}
+	a.stop()
+	if !waitFor(3*time.Second, func() bool { return b.status().State == StateMaster }) {
+		t.Fatalf("g2 did not take over: %s", b.status().State)
+	}
+	if out := addrs(g2); !strings.Contains(out, "fe80::") || !strings.Contains(out, "fd88::50/64") {
+		t.Fatalf("the new MASTER's vrrp.61:\n%s", out)
+	}
+	if who := dial(); who != "g2" {
+		t.Fatalf("VIP answered by %q after the failover, want g2", who)
+	}
+}
