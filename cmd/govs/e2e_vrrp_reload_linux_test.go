@@ -111,7 +111,10 @@ func TestVRRPAddedByReload(t *testing.T) {
 	l := newVRRPLab(t)
 	l.start("r1", govsBin, "demo", "backend", "10.77.0.11:8080", "r1")
 	full := fmt.Sprintf(vrrpDirectorConf, "d1", "BACKUP", 100)
-	plain := full[:strings.Index(full, "vrrp_instance")] + full[strings.Index(full, "virtual_server"):]
+	// without VRRP the service is on d1's own address (the proxy
+	// dataplane binds it)
+	plain := full[:strings.Index(full, "vrrp_instance")] +
+		strings.Replace(full[strings.Index(full, "virtual_server"):], "virtual_server 10.77.0.50 80", "virtual_server 10.77.0.1 80", 1)
 	path := filepath.Join(l.dir, "d1.conf")
 	if err := os.WriteFile(path, []byte(plain), 0o644); err != nil {
 		t.Fatal(err)

@@ -492,6 +492,12 @@ func (m *Machine) toFault(now time.Time, reason string, bySync bool, out []Actio
 // §6.4.3: the larger primary address wins a tie).
 func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
 
+// setLocal sets the advert source the machine compares with, once the
+// instance's socket opened late (Node.retryOpen).
+func (m *Machine) setLocal(a netip.Addr) {
+	m.local = a
+}
+
 // Reconfigure puts a reloaded configuration of the same virtual router
 // in force and keeps the state: local is the (possibly new) advert
 // source, trackers the trackers in their current state, syncFail whether

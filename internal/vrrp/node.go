@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -107,8 +109,10 @@ type trackEvent struct {
 type instance struct {
 	cfg   InstanceConfig
 	m     *Machine
-	conn  Conn
+	conn  Conn // nil while it cannot open (open, retryOpen)
 	count Counters
+	// openErr is the last reason the socket could not open
+	openErr string
 }
 
 // inbound is a packet read from an instance's socket. A packet of an
@@ -327,9 +331,15 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
 	for {
 		n.armTimer(timer)
 		select {
+		case <-retry.C:
+			if n.waitingForSocket() {
+				n.retryOpen(bg, q)
+			}
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			for i := range n.insts {
@@ -356,12 +366,17 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
+// open opens every instance's socket. One that cannot open for want of
+// something that may come later (its interface, an address on it) starts
+// in FAULT, held there by its socket tracker, and Run tries again every
+// second and on every link change (retryOpen), as keepalived waits for an
+// interface. Lacking the permission to open raw sockets fails Run.
 func (n *Node) open(ctx context.Context) error {
 	n.insts = nil
 	for i := range n.cfgs {
 		c := &n.cfgs[i]
 		conn, err := n.openConn(ctx, c)
-		if err != nil {
+		if errors.Is(err, os.ErrPermission) {
 			// nothing runs yet: the VMAC interfaces made so far go
 			n.closeConns()
 			for j := range n.cfgs[:i+1] {
@@ -370,8 +385,15 @@ func (n *Node) open(ctx context.Context) error {
 			return err
 		}
 		in := &instance{cfg: *c, conn: conn}
+		var local netip.Addr
+		if err != nil {
+			in.conn, in.openErr = nil, err.Error()
+			n.log.Error("vrrp instance starts in FAULT: its socket cannot open yet (tried again every second)", "instance", c.Name, "err", err)
+		} else {
+			local = conn.LocalAddr()
+		}
 		n.insts = append(n.insts, in)
-		m, err := NewMachine(*c, conn.LocalAddr(), n.trackers(ctx, c, nil, nil))
+		m, err := NewMachine(*c, local, n.trackers(ctx, c, nil, nil, in.conn == nil))
 		if err != nil {
 			return err
 		}
@@ -381,12 +403,46 @@ func (n *Node) open(ctx context.Context) error {
 	return nil
 }
 
+// socketKey is the tracker that holds an instance without a socket in
+// FAULT.
+func socketKey(name string) string { return "socket:" + name }
+
+// retryOpen tries again to open the sockets of the instances that have
+// none; one that opens leaves FAULT through its socket tracker.
+func (n *Node) retryOpen(ctx context.Context, q *queue) {
+	for i, in := range n.insts {
+		if in.conn != nil {
+			continue
+		}
+		conn, err := n.openConn(ctx, &in.cfg)
+		if err != nil {
+			if msg := err.Error(); msg != in.openErr {
+				in.openErr = msg
+				n.log.Warn("vrrp instance socket still cannot open", "instance", in.cfg.Name, "err", err)
+			}
+			continue
+		}
+		n.log.Info("vrrp instance socket open", "instance", in.cfg.Name, "local", conn.LocalAddr())
+		in.conn, in.openErr = conn, ""
+		in.m.setLocal(conn.LocalAddr())
+		n.startReceiver(in)
+		n.apply(ctx, q, i, EventTrack{Key: socketKey(in.cfg.Name), OK: true})
+	}
+}
+
+func (n *Node) waitingForSocket() bool {
+	return slices.ContainsFunc(n.insts, func(in *instance) bool { return in.conn == nil })
+}
+
 // trackers resolves an instance's trackers in their current state: an
 // interface as the system reports it now; an object whose watcher keeps
 // running (kept) as the instances saw it last (cur); any other in the
 // state its new watcher starts from.
-func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]Tracker, kept map[string]bool) []Tracker {
+func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]Tracker, kept map[string]bool, noSocket bool) []Tracker {
 	trackers, _ := ResolveTrackers(c, n.scripts)
+	if noSocket {
+		trackers = append(trackers, Tracker{Key: socketKey(c.Name)})
+	}
 	for j := range trackers {
 		t := &trackers[j]
 		if name, ok := stringsCut(t.Key, "interface:"); ok {
@@ -450,6 +506,9 @@ func (n *Node) removeVMAC(ctx context.Context, c *InstanceConfig, keep []Instanc
 // startReceiver reads in's current socket until it is closed.
 func (n *Node) startReceiver(in *instance) {
 	c := in.conn
+	if c == nil {
+		return // it has none yet (retryOpen starts it)
+	}
 	n.wg.Go(func() { n.receive(n.bg, in, c, n.events) })
 }
 
@@ -615,6 +674,9 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 		for i := range n.insts {
 			n.apply(ctx, q, i, ev)
 		}
+		if strings.HasPrefix(ev.Key, "interface:") && ev.OK && n.waitingForSocket() {
+			n.retryOpen(ctx, q)
+		}
 	}
 }
 
@@ -719,6 +781,9 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 		if in.cfg.AuthPass != "" {
 			adv.AuthType, adv.AuthData = AuthPass, authPassData(in.cfg.AuthPass)
 		}
+		if in.conn == nil {
+			return // FAULT: a machine without a socket sends nothing
+		}
 		if err := in.conn.Send(&adv); err != nil {
 			in.count.SendErrors++
 			log.Warn("send advert", "err", err)
@@ -794,7 +859,7 @@ func (n *Node) publish(idx int) {
 	s := &n.status[idx]
 	s.State = m.State()
 	s.EffectivePriority = m.EffectivePriority()
-	s.LocalAddr = in.conn.LocalAddr()
+	s.LocalAddr = m.local
 	s.MasterAddr, s.MasterPriority = maddr, mprio
 	s.LastAdvert = m.LastAdvert()
 	s.AdvertInterval = m.AdvertInterval()

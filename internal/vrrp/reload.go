@@ -181,7 +181,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 	var opened []int // steps with a new socket
 	for i := range p.cfgs {
 		c, st := &p.cfgs[i], &steps[i]
-		if st.in != nil && sameSocket(&st.in.cfg, c) {
+		if st.in != nil && sameSocket(&st.in.cfg, c) && st.in.conn != nil {
 			continue
 		}
 		if st.in == nil && c.VMAC != "" && going[c.VMAC] {
@@ -189,6 +189,11 @@ func (n *Node) reload(p *plan, opts Options) error {
 			continue
 		}
 		conn, err := n.openConn(ctx, c)
+		if err != nil && st.in != nil && st.in.conn == nil {
+			// still waiting for its socket (retryOpen): not a refusal
+			st.in.openErr = err.Error()
+			continue
+		}
 		if err != nil {
 			olds := make([]InstanceConfig, len(n.insts))
 			for j, in := range n.insts {
@@ -219,7 +224,9 @@ func (n *Node) reload(p *plan, opts Options) error {
 		if byName[in.cfg.Name] == in {
 			n.log.Info("vrrp instance removed by reload", "instance", in.cfg.Name)
 			n.apply(ctx, q, oldIdx[in], EventShutdown{})
-			in.conn.Close()
+			if in.conn != nil {
+				in.conn.Close()
+			}
 			n.removeVMAC(ctx, &in.cfg, keepVMAC)
 		}
 	}
@@ -282,7 +289,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 	n.mu.Unlock()
 	for i, s := range steps {
 		c := p.cfgs[i]
-		trackers[i] = n.trackers(ctx, &c, cur, kept)
+		trackers[i] = n.trackers(ctx, &c, cur, kept, s.in != nil && s.in.conn == nil && s.conn == nil)
 		in := s.in
 		if in == nil {
 			in = &instance{cfg: c, conn: s.conn}
@@ -294,8 +301,10 @@ func (n *Node) reload(p *plan, opts Options) error {
 			n.log.Info("vrrp instance added by reload", "instance", c.Name)
 		} else {
 			if s.conn != nil {
-				in.conn.Close()
-				in.conn = s.conn
+				if in.conn != nil {
+					in.conn.Close()
+				}
+				in.conn, in.openErr = s.conn, ""
 			}
 			in.cfg = c
 			status[i] = oldStatus[oldIdx[in]]
@@ -343,7 +352,11 @@ func (n *Node) reload(p *plan, opts Options) error {
 		}
 		sync := n.groupFault(in)
 		n.stepWith(ctx, q, i, func(m *Machine) []Action {
-			return m.Reconfigure(in.cfg, in.conn.LocalAddr(), trackers[i], sync, now)
+			local := m.local
+			if in.conn != nil {
+				local = in.conn.LocalAddr()
+			}
+			return m.Reconfigure(in.cfg, local, trackers[i], sync, now)
 		}, nil)
 		// an instance that joined a group takes the group's state
 		if hasGST && s.oldGroup != g.Name && in.m.State() != StateFault && in.m.State() != gst {

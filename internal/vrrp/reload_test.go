@@ -3,6 +3,7 @@ package vrrp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -245,12 +246,16 @@ func TestNodeReloadInstances(t *testing.T) {
 	})
 }
 
-// failSystem refuses to open sockets on interface "bad".
+// failSystem refuses to open sockets on interface "bad" (no such
+// interface) and "perm" (no permission).
 type failSystem struct{ *fakeSystem }
 
 func (f failSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
-	if cfg.Interface == "bad" {
+	switch cfg.Interface {
+	case "bad":
 		return nil, errors.New("no such interface")
+	case "perm":
+		return nil, fmt.Errorf("open raw socket: %w", os.ErrPermission)
 	}
 	return f.fakeSystem.OpenConn(ctx, cfg)
 }
@@ -497,17 +502,77 @@ func TestNodeVMACLifecycle(t *testing.T) {
 
 		f := newFakeSystem(&fakeNet{}, "10.0.0.1")
 		bad := baseConfig()
-		bad.Name, bad.Interface, bad.VRID, bad.VMAC = "VI_2", "bad", 52, "vm2"
+		bad.Name, bad.Interface, bad.VRID, bad.VMAC = "VI_2", "perm", 52, "vm2"
 		c.VMAC = "vm1"
 		nn, err := NewNode(Options{Instances: []InstanceConfig{c, bad}, System: failSystem{f}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := nn.Run(context.Background()); err == nil {
-			t.Fatal("Run started with a socket that cannot open")
+		if err := nn.Run(context.Background()); !errors.Is(err, os.ErrPermission) {
+			t.Fatalf("Run without the permission to open a socket: %v", err)
 		}
 		if len(f.vmacs) != 0 {
 			t.Fatalf("VMAC interfaces left after a failed start: %v (%v)", f.vmacs, f.vmacOps)
 		}
+	})
+}
+
+// lateSystem cannot open the sockets of interface "late0" until ready.
+type lateSystem struct {
+	*fakeSystem
+	ready chan struct{}
+}
+
+func (l lateSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
+	if cfg.Interface == "late0" {
+		select {
+		case <-l.ready:
+		default:
+			return nil, errors.New("link late0: Link not found")
+		}
+	}
+	return l.fakeSystem.OpenConn(ctx, cfg)
+}
+
+// An instance whose interface is not there yet starts in FAULT, as in
+// keepalived, and runs once it can open its socket; a reload meanwhile
+// neither fails nor lets it out of FAULT.
+func TestNodeSocketLater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := lateSystem{newFakeSystem(&fakeNet{}, "10.0.0.1"), make(chan struct{})}
+		c := baseConfig()
+		c.Interface = "late0"
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{c, func() InstanceConfig {
+			o := baseConfig()
+			o.Name, o.VRID = "VI_2", 52
+			o.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.200/32")}}
+			return o
+		}()}, System: ls})
+		time.Sleep(5 * time.Second)
+		if st := stateOf(n, "VI_1"); st.State != StateFault || ls.hasVIP("10.0.0.100/32") {
+			t.Fatalf("VI_1 without its interface: %s", st.State)
+		}
+		if st := stateOf(n, "VI_2"); st.State != StateMaster {
+			t.Fatalf("VI_2 beside it: %s", st.State)
+		}
+		c.Priority = 120
+		o := baseConfig()
+		o.Name, o.VRID = "VI_2", 52
+		o.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.200/32")}}
+		if err := n.Reload(context.Background(), reloadOpts(c, o)); err != nil {
+			t.Fatalf("reload while VI_1 waits for its socket: %v", err)
+		}
+		time.Sleep(2 * time.Second)
+		if st := stateOf(n, "VI_1"); st.State != StateFault {
+			t.Fatalf("VI_1 after the reload: %s", st.State)
+		}
+		close(ls.ready)
+		time.Sleep(5 * time.Second)
+		st := stateOf(n, "VI_1")
+		if st.State != StateMaster || !ls.hasVIP("10.0.0.100/32") || st.LocalAddr != ls.addr || st.BasePriority != 120 {
+			t.Fatalf("VI_1 once its socket opened: %+v", st)
+		}
+		cancel()
+		<-done
 	})
 }

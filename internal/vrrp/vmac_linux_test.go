@@ -262,3 +262,31 @@ func TestVMAC6(t *testing.T) {
 		t.Fatalf("VIP answered by %q after the failover, want g2", who)
 	}
 }
+
+// TestInterfaceLater: an instance whose interface does not exist when
+// govs starts (a VLAN or bond made later at boot) starts in FAULT instead
+// of failing, and takes over once the interface appears.
+func TestInterfaceLater(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("il%d", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	g := startGovs(t, ns, InstanceConfig{
+		Name: "VI_L", Interface: "late0", VRID: 71, Priority: 100, Version: 3,
+		AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second,
+		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.89.0.50/24")}},
+	})
+	time.Sleep(1500 * time.Millisecond)
+	if st := g.status(); st.State != StateFault {
+		t.Fatalf("without its interface: %s", st.State)
+	}
+	ipn(t, ns, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
+	ipn(t, ns, "addr", "add", "10.89.0.1/24", "dev", "late0")
+	ipn(t, ns, "link", "set", "late1", "up")
+	ipn(t, ns, "link", "set", "late0", "up")
+	if !waitFor(3*time.Second, func() bool { return g.status().State == StateMaster }) {
+		t.Fatalf("once late0 appeared: %+v", g.status())
+	}
+	if !hasAddr(t, ns, "late0", "10.89.0.50") || g.status().LocalAddr != netip.MustParseAddr("10.89.0.1") {
+		t.Fatalf("VIP or source after the interface appeared: %+v", g.status())
+	}
+}
