@@ -196,6 +196,9 @@ func (m *Machine) startup(now time.Time, out []Action) []Action {
 	switch {
 	case m.fault:
 		return m.toFault(now, "tracked object failed at startup", false, out)
+	case m.syncFail:
+		// a member of its sync group is in FAULT already
+		return m.toFault(now, "sync group in FAULT at startup", true, out)
 	case m.cfg.Priority == PriorityOwner:
 		return m.toMaster(now, "address owner (priority 255)", false, out)
 	}

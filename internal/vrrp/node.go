@@ -335,11 +335,15 @@ func (n *Node) Run(ctx context.Context) error {
 	defer retry.Stop()
 	for {
 		n.armTimer(timer)
+		// the retry ticker is read (and wakes the loop) only while an
+		// instance waits for its socket
+		var retryC <-chan time.Time
+		if n.waitingForSocket() {
+			retryC = retry.C
+		}
 		select {
-		case <-retry.C:
-			if n.waitingForSocket() {
-				n.retryOpen(bg, q)
-			}
+		case <-retryC:
+			n.retryOpen(bg, q)
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			for i := range n.insts {
@@ -482,7 +486,7 @@ func (n *Node) openConn(ctx context.Context, c *InstanceConfig) (Conn, error) {
 		if err := n.opts.System.SetupVMAC(ctx, c); err != nil {
 			return nil, fmt.Errorf("vrrp_instance %s: %w", c.Name, err)
 		}
-		n.log.Info("vrrp use_vmac interface ready", "instance", c.Name, "interface", c.VMAC, "mac", c.VirtualMAC().String(), "parent", c.Interface)
+		n.log.Debug("vrrp use_vmac interface ready", "instance", c.Name, "interface", c.VMAC, "mac", c.VirtualMAC().String(), "parent", c.Interface)
 	}
 	conn, err := n.opts.System.OpenConn(ctx, c)
 	if err != nil {

@@ -576,3 +576,44 @@ func TestNodeSocketLater(t *testing.T) {
 		<-done
 	})
 }
+
+// A sync group whose member waits for its socket stays in FAULT as a
+// whole, whatever the order the members start in, until the socket opens.
+func TestNodeSocketLaterSyncGroup(t *testing.T) {
+	for _, first := range []string{"VI_1", "VI_2"} {
+		t.Run(first+" first", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := lateSystem{newFakeSystem(&fakeNet{}, "10.0.0.1"), make(chan struct{})}
+				c1 := baseConfig()
+				c1.Interface = "late0"
+				c2 := baseConfig()
+				c2.Name, c2.VRID = "VI_2", 52
+				c2.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.200/32")}}
+				insts := []InstanceConfig{c1, c2}
+				if first == "VI_2" {
+					insts = []InstanceConfig{c2, c1}
+				}
+				n, cancel, done := startNode(t, Options{Instances: insts, System: ls,
+					SyncGroups: []SyncGroupConfig{{Name: "G", Members: []string{"VI_1", "VI_2"}}}})
+				time.Sleep(5 * time.Second)
+				for _, name := range []string{"VI_1", "VI_2"} {
+					if st := stateOf(n, name); st.State != StateFault {
+						t.Fatalf("%s while VI_1 waits for its socket: %s (%v)", name, st.State, st.Transitions)
+					}
+				}
+				if ls.hasVIP("10.0.0.200/32") {
+					t.Fatal("VI_2 holds its address in FAULT")
+				}
+				close(ls.ready)
+				time.Sleep(5 * time.Second)
+				for _, name := range []string{"VI_1", "VI_2"} {
+					if st := stateOf(n, name); st.State != StateMaster {
+						t.Fatalf("%s once the socket opened: %s (%v)", name, st.State, st.Transitions)
+					}
+				}
+				cancel()
+				<-done
+			})
+		})
+	}
+}

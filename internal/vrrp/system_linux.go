@@ -167,7 +167,7 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	// adverts go out of the use_vmac interface, which has none (IPv6:
 	// it has the same link-local one)
 	var src netip.Addr
-	if cfg.IsIPv6() && cfg.VMAC != "" {
+	if cfg.IsIPv6() && cfg.VMAC != "" && !cfg.UnicastSrcIP.IsValid() {
 		// the link-local address the VMAC interface has while MASTER
 		src, err = s.vmacLinkLocal(cfg, l)
 	} else {
@@ -495,13 +495,9 @@ func (s *LinuxSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) 
 		}
 	}
 	if cfg.VMAC != "" && cfg.IsIPv6() {
-		l, a, err := s.vmacAddr(cfg)
-		if err == nil {
-			if err = s.h.AddrDel(l, a); errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) {
-				err = nil
-			}
-		}
-		if err != nil {
+		// every link-local address it has, not only the one it should
+		// have now (the parent's may have changed since)
+		if err := s.flushVMAC(cfg.VMAC, netlink.FAMILY_V6, true); err != nil {
 			errs = append(errs, fmt.Errorf("use_vmac link-local address: %w", err))
 		}
 	}

@@ -97,6 +97,13 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 		}
 		l = nil
 	}
+	if l != nil {
+		// adopted: what an earlier run left on it goes (the virtual
+		// addresses come back with MASTER)
+		if err := s.flushVMAC(name, netlink.FAMILY_ALL, false); err != nil {
+			return fmt.Errorf("use_vmac: %w", err)
+		}
+	}
 	if l == nil {
 		mv := &netlink.Macvlan{
 			LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: base.Attrs().Index, HardwareAddr: mac},
@@ -377,6 +384,29 @@ func (s *LinuxSystem) vmacLinkLocal(cfg *InstanceConfig, base netlink.Link) (net
 	// modified EUI-64 (RFC 4291 appendix A)
 	b := [16]byte{0: 0xfe, 1: 0x80, 8: hw[0] ^ 2, 9: hw[1], 10: hw[2], 11: 0xff, 12: 0xfe, 13: hw[3], 14: hw[4], 15: hw[5]}
 	return netip.AddrFrom16(b), nil
+}
+
+// flushVMAC deletes the addresses of family fam (only link-local ones
+// with linkLocal) on the VMAC interface name.
+func (s *LinuxSystem) flushVMAC(name string, fam int, linkLocal bool) error {
+	l, err := s.link(name)
+	if err != nil {
+		return err
+	}
+	addrs, err := s.h.AddrList(l, fam)
+	if err != nil {
+		return fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	var errs []error
+	for i := range addrs {
+		if ip, ok := netip.AddrFromSlice(addrs[i].IP); linkLocal && (!ok || !ip.IsLinkLocalUnicast()) {
+			continue
+		}
+		if err := s.h.AddrDel(l, &addrs[i]); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove %s from %s: %w", addrs[i].IPNet, name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // RemoveVMAC implements System: only an interface this system set up

@@ -374,12 +374,13 @@ func (d *Dataplane) walkTables(now uint64, byID map[uint32]*service, reals map[u
 	if err != nil {
 		return nil, fmt.Errorf("walk connections: %w", err)
 	}
-	// a whole walk has deleted the removed servers' connections
-	if tombs > 0 {
-		clear(d.tombs)
-	}
 	if err := expireRead(); err != nil { // the per-entry walk's
 		return nil, err
+	}
+	// a whole walk has deleted the removed servers' connections and
+	// their reply entries
+	if tombs > 0 {
+		clear(d.tombs)
 	}
 
 	var pdead []lbPersistKey
@@ -872,7 +873,15 @@ func (d *Dataplane) adopt() error {
 			// a server whose service went (a govs stopped between the
 			// two) may still serve connections until the walk deletes
 			// them: no REAL_F_* mark left on it (open sets the marks
-			// again only on adopted servers)
+			// again only on adopted servers); a NAT one is remembered
+			// for the reply entries of its connections
+			if r.Gen != 0 && dataplane.Method(r.Method) == dataplane.NAT {
+				if d.tombs == nil {
+					d.tombs = map[[2]uint32]*realState{}
+				}
+				addr := netip.AddrPortFrom(bytesAddr(r.Addr, r.Family), r.Port)
+				d.tombs[[2]uint32{id, r.Gen}] = &realState{id: id, gen: r.Gen, spec: dataplane.RealServer{Addr: addr, Method: dataplane.NAT}}
+			}
 			if r.Flags != 0 {
 				r.Flags = 0
 				if err := d.reals().putAll(id, &r); err != nil {
