@@ -604,6 +604,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			vi.TrackProcs = b.tracks(c)
 		case "dont_track_primary":
 			b.flag(c, &vi.DontTrackPrimary)
+		case "track_src_ip":
+			b.flag(c, &vi.TrackSrcIP)
 		case "virtual_ipaddress":
 			vi.VIPs = b.vipAddrs(c)
 		case "virtual_ipaddress_excluded":

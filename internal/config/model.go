@@ -355,6 +355,7 @@ type VRRPInstance struct {
 	TrackFiles       []Track       `json:"track_file,omitempty"`
 	TrackProcs       []Track       `json:"track_process,omitempty"`
 	DontTrackPrimary bool          `json:"dont_track_primary,omitempty"`
+	TrackSrcIP       bool          `json:"track_src_ip,omitempty"`
 	VIPs             []VIPAddr     `json:"virtual_ipaddress,omitempty"`
 	VIPsExcluded     []VIPAddr     `json:"virtual_ipaddress_excluded,omitempty"`
 	Routes           []Route       `json:"virtual_routes,omitempty"`

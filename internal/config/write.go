@@ -744,6 +744,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.flag("nopreempt", vi.NoPreempt)
 	w.dur("preempt_delay", vi.PreemptDelay)
 	w.flag("dont_track_primary", vi.DontTrackPrimary)
+	w.flag("track_src_ip", vi.TrackSrcIP)
 	renderTracks(w, "track_interface", vi.TrackIfaces)
 	renderTracks(w, "track_script", vi.TrackScripts)
 	renderTracks(w, "track_file", vi.TrackFiles)

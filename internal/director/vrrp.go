@@ -37,6 +37,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			McastSrcIP:              vi.McastSrcIP,
 			UnicastTTL:              vi.UnicastTTL,
 			DontTrackPrimary:        vi.DontTrackPrimary,
+			TrackSrcIP:              vi.TrackSrcIP,
 			GARPMasterDelay:         vi.GarpMasterDelay.D(),
 			GARPMasterRepeat:        vi.GarpMasterRepeat,
 			GARPMasterRefresh:       vi.GarpMasterRefresh.D(),

@@ -96,6 +96,10 @@ type InstanceConfig struct {
 	// change of the effective priority that comes without a change of
 	// state (the notify script, with the current state).
 	NotifyPriorityChanges bool `json:"notify_priority_changes,omitempty"`
+	// TrackSrcIP (track_src_ip): when the adverts' source address goes
+	// away the instance stays in FAULT until that address is back;
+	// without it, another source is chosen when none is configured.
+	TrackSrcIP bool `json:"track_src_ip,omitempty"`
 	// DontTrackPrimary stops the implicit FAULT on Interface going down.
 	DontTrackPrimary bool `json:"dont_track_primary,omitempty"`
 

@@ -113,6 +113,9 @@ type instance struct {
 	count Counters
 	// openErr is the last reason the socket could not open
 	openErr string
+	// pinned is the source address a track_src_ip instance lost and
+	// waits for (retryOpen)
+	pinned netip.Addr
 }
 
 // inbound is a packet read from an instance's socket. A packet of an
@@ -335,15 +338,17 @@ func (n *Node) Run(ctx context.Context) error {
 	defer retry.Stop()
 	for {
 		n.armTimer(timer)
-		// the retry ticker is read (and wakes the loop) only while an
-		// instance waits for its socket
+		// the ticker: sockets to open again, sources to check
 		var retryC <-chan time.Time
-		if n.waitingForSocket() {
+		if len(n.insts) > 0 {
 			retryC = retry.C
 		}
 		select {
 		case <-retryC:
-			n.retryOpen(bg, q)
+			if n.waitingForSocket() {
+				n.retryOpen(bg, q)
+			}
+			n.checkSources(bg, q)
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			for i := range n.insts {
@@ -418,7 +423,11 @@ func (n *Node) retryOpen(ctx context.Context, q *queue) {
 		if in.conn != nil {
 			continue
 		}
-		conn, err := n.openConn(ctx, &in.cfg)
+		cfg := in.cfg
+		if in.pinned.IsValid() {
+			cfg.UnicastSrcIP = in.pinned
+		}
+		conn, err := n.openConn(ctx, &cfg)
 		if err != nil {
 			if msg := err.Error(); msg != in.openErr {
 				in.openErr = msg
@@ -434,6 +443,46 @@ func (n *Node) retryOpen(ctx context.Context, q *queue) {
 	}
 }
 
+// checkSources checks that the adverts' source address of each instance
+// is still an address of this host. A MASTER whose source went would
+// advertise in vain (the kernel refuses the source) while the BACKUP
+// takes over: both would hold the addresses. As keepalived does, an
+// instance whose source was chosen, not configured, takes another one at
+// once (a new socket, no change of state); one with unicast_src_ip or
+// track_src_ip goes to FAULT until its address is back (retryOpen).
+func (n *Node) checkSources(ctx context.Context, q *queue) {
+	for i, in := range n.insts {
+		if in.conn == nil || (in.cfg.VMAC != "" && in.cfg.IsIPv6()) {
+			// (an IPv6 VMAC interface's source is govs's own, there
+			// while MASTER)
+			continue
+		}
+		src := in.conn.LocalAddr()
+		ok, err := n.opts.System.AddrPresent(ctx, src)
+		if err != nil || ok {
+			continue
+		}
+		in.conn.Close()
+		in.conn = nil
+		if !in.cfg.TrackSrcIP && !in.cfg.UnicastSrcIP.IsValid() {
+			if conn, err := n.openConn(ctx, &in.cfg); err == nil {
+				n.log.Warn("vrrp advert source address gone: another one taken", "instance", in.cfg.Name, "was", src, "now", conn.LocalAddr())
+				in.conn = conn
+				in.m.setLocal(conn.LocalAddr())
+				n.startReceiver(in)
+				n.publish(i)
+				continue
+			}
+		}
+		if in.cfg.TrackSrcIP && !in.cfg.UnicastSrcIP.IsValid() {
+			in.pinned = src
+		}
+		in.openErr = fmt.Sprintf("source address %s gone", src)
+		n.log.Error("vrrp advert source address gone: FAULT until it is back", "instance", in.cfg.Name, "address", src)
+		n.apply(ctx, q, i, EventTrack{Key: socketKey(in.cfg.Name), OK: false})
+	}
+}
+
 func (n *Node) waitingForSocket() bool {
 	return slices.ContainsFunc(n.insts, func(in *instance) bool { return in.conn == nil })
 }
@@ -444,9 +493,8 @@ func (n *Node) waitingForSocket() bool {
 // state its new watcher starts from.
 func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]Tracker, kept map[string]bool, noSocket bool) []Tracker {
 	trackers, _ := ResolveTrackers(c, n.scripts)
-	if noSocket {
-		trackers = append(trackers, Tracker{Key: socketKey(c.Name)})
-	}
+	// FAULT while the instance has no socket (open, checkSources)
+	trackers = append(trackers, Tracker{Key: socketKey(c.Name), OK: !noSocket})
 	for j := range trackers {
 		t := &trackers[j]
 		if name, ok := stringsCut(t.Key, "interface:"); ok {

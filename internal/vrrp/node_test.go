@@ -34,6 +34,8 @@ type fakeSystem struct {
 	watch    func(string, bool)
 	vmacs    map[string]int // use_vmac interfaces: times set up
 	vmacOps  []string
+	// goneAddrs are addresses AddrPresent denies
+	goneAddrs map[netip.Addr]bool
 }
 
 func newFakeSystem(n *fakeNet, addr string) *fakeSystem {
@@ -98,6 +100,12 @@ func (s *fakeSystem) RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error 
 	delete(s.vmacs, cfg.VMAC)
 	s.vmacOps = append(s.vmacOps, "remove "+cfg.VMAC+"@"+cfg.Interface)
 	return nil
+}
+
+func (s *fakeSystem) AddrPresent(ctx context.Context, addr netip.Addr) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.goneAddrs[addr], nil
 }
 
 func (s *fakeSystem) LinkUp(ctx context.Context, name string) (bool, error) {

@@ -32,6 +32,9 @@ type System interface {
 	// RemoveVMAC deletes it and restores what SetupVMAC changed on the
 	// parent interface; a missing one is not an error.
 	RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error
+	// AddrPresent reports whether addr is an address of this host (the
+	// Node checks its adverts' source every second).
+	AddrPresent(ctx context.Context, addr netip.Addr) (bool, error)
 	// LinkUp reports whether an interface is up and running.
 	LinkUp(ctx context.Context, name string) (bool, error)
 	// WatchLinks calls fn on every link state change until ctx is done.

@@ -116,11 +116,34 @@ func (s *LinuxSystem) link(name string) (netlink.Link, error) {
 	return l, nil
 }
 
-// sourceAddr picks the advert source: unicast_src_ip, else the first
-// primary IPv4 address or the link-local IPv6 address of the interface.
+// AddrPresent implements System.
+func (s *LinuxSystem) AddrPresent(ctx context.Context, addr netip.Addr) (bool, error) {
+	fam := netlink.FAMILY_V4
+	if addr.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := s.h.AddrList(nil, fam)
+	if err != nil {
+		return false, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sourceAddr picks the advert source: unicast_src_ip (which must be an
+// address of this host), else the first primary IPv4 address or the
+// link-local IPv6 address of the interface.
 func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Addr, error) {
 	if cfg.UnicastSrcIP.IsValid() {
-		return cfg.UnicastSrcIP, nil
+		ok, err := s.AddrPresent(context.Background(), cfg.UnicastSrcIP)
+		if err == nil && !ok {
+			err = fmt.Errorf("source address %s is not an address of this host (yet)", cfg.UnicastSrcIP)
+		}
+		return cfg.UnicastSrcIP, err
 	}
 	fam := netlink.FAMILY_V4
 	if cfg.IsIPv6() {
@@ -167,7 +190,7 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	// adverts go out of the use_vmac interface, which has none (IPv6:
 	// it has the same link-local one)
 	var src netip.Addr
-	if cfg.IsIPv6() && cfg.VMAC != "" && !cfg.UnicastSrcIP.IsValid() {
+	if cfg.IsIPv6() && cfg.VMAC != "" && (!cfg.UnicastSrcIP.IsValid() || cfg.UnicastSrcIP.IsLinkLocalUnicast()) {
 		// the link-local address the VMAC interface has while MASTER
 		src, err = s.vmacLinkLocal(cfg, l)
 	} else {

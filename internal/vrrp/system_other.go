@@ -2,7 +2,10 @@
 
 package vrrp
 
-import "context"
+import (
+	"context"
+	"net/netip"
+)
 
 // LinuxOptions configure NewLinuxSystem.
 type LinuxOptions struct {
@@ -26,7 +29,10 @@ func (*LinuxSystem) RemoveAddresses(context.Context, *InstanceConfig) error { re
 func (*LinuxSystem) Announce(context.Context, *InstanceConfig) error        { return ErrNotSupported }
 func (*LinuxSystem) SetupVMAC(context.Context, *InstanceConfig) error       { return ErrNotSupported }
 func (*LinuxSystem) RemoveVMAC(context.Context, *InstanceConfig) error      { return ErrNotSupported }
-func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)           { return false, ErrNotSupported }
-func (*LinuxSystem) WatchLinks(context.Context, func(string, bool)) error   { return ErrNotSupported }
+func (*LinuxSystem) AddrPresent(context.Context, netip.Addr) (bool, error) {
+	return false, ErrNotSupported
+}
+func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)         { return false, ErrNotSupported }
+func (*LinuxSystem) WatchLinks(context.Context, func(string, bool)) error { return ErrNotSupported }
 
 var _ System = (*LinuxSystem)(nil)

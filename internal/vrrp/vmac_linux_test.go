@@ -290,3 +290,81 @@ func TestInterfaceLater(t *testing.T) {
 		t.Fatalf("VIP or source after the interface appeared: %+v", g.status())
 	}
 }
+
+// TestSourceAddressGone: the adverts' source address is deleted under a
+// MASTER. Chosen by govs, another address of the interface takes its
+// place with no change of state; with track_src_ip the instance goes to
+// FAULT until the address is back; a unicast_src_ip not there at start
+// holds the instance in FAULT until it is added.
+func TestSourceAddressGone(t *testing.T) {
+	requireRoot(t)
+	cases := []struct {
+		name  string
+		mod   func(*InstanceConfig)
+		early bool // the source is added only after the start
+	}{
+		{"chosen", func(*InstanceConfig) {}, false},
+		{"track_src_ip", func(c *InstanceConfig) { c.TrackSrcIP = true }, false},
+		{"unicast_src_ip later", func(c *InstanceConfig) { c.UnicastSrcIP = netip.MustParseAddr("10.90.0.1") }, true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := fmt.Sprintf("sg%d%d", os.Getpid()%10000, i)
+			addNetns(t, ns, false)
+			ipn(t, ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+			if !tc.early {
+				ipn(t, ns, "addr", "add", "10.90.0.1/24", "dev", "eth0")
+			}
+			ipn(t, ns, "addr", "add", "10.91.0.1/24", "dev", "eth0")
+			ipn(t, ns, "link", "set", "eth1", "up")
+			ipn(t, ns, "link", "set", "eth0", "up")
+			cfg := InstanceConfig{
+				Name: "VI_S", Interface: "eth0", VRID: 72, Priority: 100, Version: 3,
+				AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second,
+				VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.90.0.50/24")}},
+			}
+			tc.mod(&cfg)
+			g := startGovs(t, ns, cfg)
+			src := netip.MustParseAddr("10.90.0.1")
+			if tc.early {
+				time.Sleep(1500 * time.Millisecond)
+				if st := g.status(); st.State != StateFault {
+					t.Fatalf("without its unicast_src_ip: %s", st.State)
+				}
+				ipn(t, ns, "addr", "add", "10.90.0.1/24", "dev", "eth0")
+				if !waitFor(3*time.Second, func() bool { return g.status().State == StateMaster }) {
+					t.Fatalf("once its source was added: %+v", g.status())
+				}
+				return
+			}
+			if !waitFor(3*time.Second, func() bool { return g.status().State == StateMaster }) {
+				t.Fatalf("not MASTER: %+v", g.status())
+			}
+			if st := g.status(); st.LocalAddr != src {
+				t.Fatalf("source %s, want %s", st.LocalAddr, src)
+			}
+			n := len(g.status().Transitions)
+			ipn(t, ns, "addr", "del", "10.90.0.1/24", "dev", "eth0")
+			if !cfg.TrackSrcIP {
+				if !waitFor(3*time.Second, func() bool { return g.status().LocalAddr == netip.MustParseAddr("10.91.0.1") }) {
+					t.Fatalf("source after 10.90.0.1 went: %+v", g.status())
+				}
+				time.Sleep(500 * time.Millisecond)
+				if st := g.status(); st.State != StateMaster || len(st.Transitions) != n {
+					t.Fatalf("a new source should change no state: %s %v", st.State, st.Transitions)
+				}
+				return
+			}
+			if !waitFor(3*time.Second, func() bool { return g.status().State == StateFault }) {
+				t.Fatalf("track_src_ip after its source went: %+v", g.status())
+			}
+			ipn(t, ns, "addr", "add", "10.90.0.1/24", "dev", "eth0")
+			if !waitFor(3*time.Second, func() bool { return g.status().State == StateMaster }) {
+				t.Fatalf("track_src_ip once its source was back: %+v", g.status())
+			}
+			if st := g.status(); st.LocalAddr != src {
+				t.Fatalf("source %s after it came back, want %s", st.LocalAddr, src)
+			}
+		})
+	}
+}
