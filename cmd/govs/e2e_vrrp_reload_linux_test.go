@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -110,7 +111,9 @@ func TestVRRPReload(t *testing.T) {
 func TestVRRPAddedByReload(t *testing.T) {
 	l := newVRRPLab(t)
 	l.start("r1", govsBin, "demo", "backend", "10.77.0.11:8080", "r1")
-	full := fmt.Sprintf(vrrpDirectorConf, "d1", "BACKUP", 100)
+	fifo := filepath.Join(l.dir, "vrrp.fifo")
+	full := strings.Replace(fmt.Sprintf(vrrpDirectorConf, "d1", "BACKUP", 100),
+		"govs_dataplane proxy\n", "govs_dataplane proxy\n    vrrp_notify_fifo "+fifo+"\n", 1)
 	// without VRRP the service is on d1's own address (the proxy
 	// dataplane binds it)
 	plain := full[:strings.Index(full, "vrrp_instance")] +
@@ -132,6 +135,11 @@ func TestVRRPAddedByReload(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	rf, err := os.Open(fifo)
+	if err != nil {
+		t.Fatalf("vrrp_notify_fifo: %v", err)
+	}
+	defer rf.Close()
 	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -156,5 +164,14 @@ func TestVRRPAddedByReload(t *testing.T) {
 	out, _ = nsExec(l.prefix+"d1", "ip", "-o", "addr", "show", "dev", "eth0").Output()
 	if strings.Contains(string(out), "10.77.0.50") {
 		t.Fatalf("the VIP stayed after its instance was removed:\n%s", out)
+	}
+	// the vrrp_notify_fifo had the instance's life, as keepalived writes it
+	br := bufio.NewReader(rf)
+	for _, want := range []string{`INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_1" MASTER 100`, `INSTANCE "VI_1" STOP 100`} {
+		rf.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, err := br.ReadString('\n')
+		if err != nil || strings.TrimSuffix(line, "\n") != want {
+			t.Fatalf("vrrp_notify_fifo line %q (%v), want %q", line, err, want)
+		}
 	}
 }

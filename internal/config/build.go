@@ -148,6 +148,15 @@ func (b *builder) global(n *Node) {
 			b.flag(c, &g.EnableScriptSecurity)
 		case "script_user":
 			b.rest(c, &g.ScriptUser)
+		case "notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo":
+			if sc := b.script(c); sc != nil {
+				f := fifoOf(g, c.Keyword())
+				f.Path, f.Owner = sc.Cmd, sc.User
+			}
+		case "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script":
+			if sc := b.script(c); sc != nil {
+				fifoOf(g, strings.TrimSuffix(c.Keyword(), "_script")).Script = sc
+			}
 		case "startup_script":
 			g.StartupScript = b.script(c)
 		case "shutdown_script":
@@ -220,6 +229,22 @@ func (b *builder) global(n *Node) {
 			b.unsupported(c, "global_defs")
 		}
 	}
+}
+
+// fifoOf returns the notify FIFO of global_defs that keyword names,
+// making it.
+func fifoOf(g *GlobalDefs, keyword string) *NotifyFIFO {
+	p := &g.NotifyFIFO
+	switch keyword {
+	case "vrrp_notify_fifo":
+		p = &g.VRRPNotifyFIFO
+	case "lvs_notify_fifo":
+		p = &g.LVSNotifyFIFO
+	}
+	if *p == nil {
+		*p = &NotifyFIFO{}
+	}
+	return *p
 }
 
 func (b *builder) lvsTimeouts(n *Node) {

@@ -102,32 +102,46 @@ type Script struct {
 
 // GlobalDefs is the global_defs block plus govs's own global options.
 type GlobalDefs struct {
-	Pos                   Pos        `json:"-"`
-	RouterID              string     `json:"router_id,omitempty"`
-	NotificationEmail     []string   `json:"notification_email,omitempty"`
-	NotificationEmailFrom string     `json:"notification_email_from,omitempty"`
-	SMTPServer            string     `json:"smtp_server,omitempty"` // host or IP
-	SMTPPort              uint16     `json:"smtp_port,omitempty"`   // 0 = 25
-	SMTPConnectTimeout    Duration   `json:"smtp_connect_timeout"`
-	SMTPAlert             *bool      `json:"smtp_alert,omitempty"`
-	SMTPAlertVRRP         *bool      `json:"smtp_alert_vrrp,omitempty"`
-	SMTPAlertChecker      *bool      `json:"smtp_alert_checker,omitempty"`
-	EnableScriptSecurity  bool       `json:"enable_script_security,omitempty"`
-	ScriptUser            string     `json:"script_user,omitempty"`
-	StartupScript         *Script    `json:"startup_script,omitempty"`
-	ShutdownScript        *Script    `json:"shutdown_script,omitempty"`
-	LVSFlush              bool       `json:"lvs_flush,omitempty"`
-	LVSFlushOnStop        bool       `json:"lvs_flush_onstop,omitempty"`
-	LVSTimeouts           Timeouts   `json:"lvs_timeouts"`
-	LVSSyncDaemon         *SyncD     `json:"lvs_sync_daemon,omitempty"`
-	VRRPVersion           int        `json:"vrrp_version"`
-	VRRPMcastGroup4       string     `json:"vrrp_mcast_group4,omitempty"`
-	VRRPMcastGroup6       string     `json:"vrrp_mcast_group6,omitempty"`
-	VRRPStrict            bool       `json:"vrrp_strict,omitempty"`
-	VRRPGarpInterval      Duration   `json:"vrrp_garp_interval,omitempty"`
-	VRRPGnaInterval       Duration   `json:"vrrp_gna_interval,omitempty"`
-	VRRPStartupDelay      Duration   `json:"vrrp_startup_delay,omitempty"`
-	Govs                  GovsGlobal `json:"govs"`
+	Pos                   Pos      `json:"-"`
+	RouterID              string   `json:"router_id,omitempty"`
+	NotificationEmail     []string `json:"notification_email,omitempty"`
+	NotificationEmailFrom string   `json:"notification_email_from,omitempty"`
+	SMTPServer            string   `json:"smtp_server,omitempty"` // host or IP
+	SMTPPort              uint16   `json:"smtp_port,omitempty"`   // 0 = 25
+	SMTPConnectTimeout    Duration `json:"smtp_connect_timeout"`
+	SMTPAlert             *bool    `json:"smtp_alert,omitempty"`
+	SMTPAlertVRRP         *bool    `json:"smtp_alert_vrrp,omitempty"`
+	SMTPAlertChecker      *bool    `json:"smtp_alert_checker,omitempty"`
+	EnableScriptSecurity  bool     `json:"enable_script_security,omitempty"`
+	ScriptUser            string   `json:"script_user,omitempty"`
+	StartupScript         *Script  `json:"startup_script,omitempty"`
+	ShutdownScript        *Script  `json:"shutdown_script,omitempty"`
+	LVSFlush              bool     `json:"lvs_flush,omitempty"`
+	LVSFlushOnStop        bool     `json:"lvs_flush_onstop,omitempty"`
+	LVSTimeouts           Timeouts `json:"lvs_timeouts"`
+	LVSSyncDaemon         *SyncD   `json:"lvs_sync_daemon,omitempty"`
+	VRRPVersion           int      `json:"vrrp_version"`
+	VRRPMcastGroup4       string   `json:"vrrp_mcast_group4,omitempty"`
+	VRRPMcastGroup6       string   `json:"vrrp_mcast_group6,omitempty"`
+	VRRPStrict            bool     `json:"vrrp_strict,omitempty"`
+	VRRPGarpInterval      Duration `json:"vrrp_garp_interval,omitempty"`
+	VRRPGnaInterval       Duration `json:"vrrp_gna_interval,omitempty"`
+	VRRPStartupDelay      Duration `json:"vrrp_startup_delay,omitempty"`
+	// NotifyFIFO (all events), VRRPNotifyFIFO (VRRP) and LVSNotifyFIFO
+	// (real and virtual servers) are keepalived's notify FIFOs.
+	NotifyFIFO     *NotifyFIFO `json:"notify_fifo,omitempty"`
+	VRRPNotifyFIFO *NotifyFIFO `json:"vrrp_notify_fifo,omitempty"`
+	LVSNotifyFIFO  *NotifyFIFO `json:"lvs_notify_fifo,omitempty"`
+	Govs           GovsGlobal  `json:"govs"`
+}
+
+// NotifyFIFO is a notify FIFO: `KIND FILE [USER [GROUP]]` and
+// `KIND_script SCRIPT [USER [GROUP]]`, the script started with the FIFO's
+// path as its argument to read it.
+type NotifyFIFO struct {
+	Path   string  `json:"path,omitempty"`
+	Owner  string  `json:"owner,omitempty"` // "user[ group]" of a FIFO govs creates
+	Script *Script `json:"script,omitempty"`
 }
 
 // Timeouts are lvs_timeouts (ipvsadm --set): zero means the default.

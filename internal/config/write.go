@@ -548,6 +548,18 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.dur("vrrp_garp_interval", g.VRRPGarpInterval)
 	w.dur("vrrp_gna_interval", g.VRRPGnaInterval)
 	w.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	for _, f := range []struct {
+		kw string
+		f  *NotifyFIFO
+	}{{"notify_fifo", g.NotifyFIFO}, {"vrrp_notify_fifo", g.VRRPNotifyFIFO}, {"lvs_notify_fifo", g.LVSNotifyFIFO}} {
+		if f.f == nil {
+			continue
+		}
+		if f.f.Path != "" {
+			w.script(f.kw, &Script{Cmd: f.f.Path, User: f.f.Owner})
+		}
+		w.script(f.kw+"_script", f.f.Script)
+	}
 	gv := g.Govs
 	w.str("govs_dataplane", gv.Dataplane)
 	if len(gv.Interfaces) > 0 {

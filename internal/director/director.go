@@ -60,6 +60,7 @@ type Director struct {
 	dp       dataplane.Dataplane
 	sup      *health.Supervisor
 	notifier *notify.Notifier
+	fifos    *fifos // notify FIFOs, fixed until restart
 	started  time.Time
 	kick     chan struct{}
 	node     *vrrp.Node // nil without VRRP
@@ -173,6 +174,11 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		d.log.Warn("notification failed", "subject", n.Subject, "err", err)
 	}}
 	d.notifier.Mailer = mailer(cfg)
+	fifos, err := openFIFOs(cfg.Global, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.fifos = fifos
 	d.notifySig = notifySignature(cfg)
 	d.govs = cfg.Global.Govs
 	d.flushOnStop = cfg.Global.LVSFlushOnStop
@@ -200,7 +206,8 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 
 func notifySignature(cfg *config.Config) string {
 	g := cfg.Global
-	return vrrpSignature(g.EnableScriptSecurity, g.ScriptUser, g.SMTPServer, g.SMTPPort, g.NotificationEmail, g.NotificationEmailFrom, g.SMTPConnectTimeout, g.RouterID)
+	return vrrpSignature(g.EnableScriptSecurity, g.ScriptUser, g.SMTPServer, g.SMTPPort, g.NotificationEmail, g.NotificationEmailFrom, g.SMTPConnectTimeout, g.RouterID,
+		g.NotifyFIFO, g.VRRPNotifyFIFO, g.LVSNotifyFIFO)
 }
 
 // startOnlyChanged names the govs_ keywords of global_defs whose values
@@ -337,6 +344,7 @@ func (d *Director) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.sup.Run(ctx) })
 	g.Go(func() error { return d.notifier.Run(ctx) })
+	g.Go(func() error { d.fifos.run(ctx, d.notifier.Runner, d.log); return nil })
 	g.Go(func() error { return d.loop(ctx) })
 	if d.node != nil {
 		nctx, cancel := context.WithCancel(ctx)
@@ -579,6 +587,7 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 				continue
 			}
 			up := ev.Kind == health.ServerUp
+			d.fifos.LVS("RS " + fifoAddr(r.dp.Addr, s) + " " + fifoVS(s) + " " + upDown(up))
 			n := notify.Notification{Mail: r.alert}
 			reason := ""
 			if h := d.health[r.id]; h != nil {
@@ -596,6 +605,7 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 			}
 		case health.QuorumUp, health.QuorumDown:
 			up := ev.Kind == health.QuorumUp
+			d.fifos.LVS("VS " + fifoVS(s) + " " + upDown(up))
 			d.log.Info("quorum "+map[bool]string{true: "up", false: "down"}[up], "vs", s.vsLabel, "live_weight", ev.LiveWeight, "quorum", s.vs.Quorum)
 			n := notify.Notification{Mail: s.vs.SMTPAlert != nil && *s.vs.SMTPAlert}
 			n.Subject, n.Body = notify.QuorumMail(s.vsLabel, up, ev.LiveWeight, s.vs.Quorum, s.vs.Hysteresis)
@@ -693,7 +703,7 @@ func (d *Director) Reload(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	if d.notifySig != notifySignature(cfg) {
-		d.log.Warn("enable_script_security, script_user or the smtp settings changed: they take effect when govs restarts")
+		d.log.Warn("enable_script_security, script_user, the smtp settings or the notify fifos changed: they take effect when govs restarts")
 	}
 	d.setTimeouts(cfg.Global.LVSTimeouts)
 	changed := startOnlyChanged(d.govs, cfg.Global.Govs)
@@ -764,6 +774,9 @@ func (d *Director) Stop(ctx context.Context) error {
 	}
 	if err := d.dp.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := d.fifos.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("notify fifos: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -929,5 +930,87 @@ func TestUseVMACOptions(t *testing.T) {
 	}
 	if c.VMAC != "" {
 		t.Errorf("C without use_vmac: %q", c.VMAC)
+	}
+}
+
+// TestNotifyFIFO: with lvs_notify_fifo and notify_fifo, a real server
+// going down and up and the quorum falling are written, in order, as
+// keepalived's lines, to both; the FIFOs govs made are removed at stop.
+func TestNotifyFIFO(t *testing.T) {
+	dir := t.TempDir()
+	all, lvs := filepath.Join(dir, "all"), filepath.Join(dir, "lvs")
+	f := start(t, "global_defs {\n    notify_fifo "+all+"\n    lvs_notify_fifo "+lvs+"\n}\n"+conf("quorum 4"))
+	read := func(path string) *bufio.Reader {
+		r, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return bufio.NewReader(r)
+	}
+	ra, rl := read(all), read(lvs)
+	f.hc.set("10.0.0.1:8080", false)
+	f.waitFor("removal", func(s []dataplane.Service) bool { return len(s) == 1 && len(s[0].RealServers) == 1 })
+	f.hc.set("10.0.0.1:8080", true)
+	f.waitFor("re-entry", func(s []dataplane.Service) bool { return len(s) == 1 && len(s[0].RealServers) == 2 })
+	want := []string{
+		"RS [10.0.0.1]:tcp:8080 [192.0.2.10]:tcp:80 DOWN",
+		"VS [192.0.2.10]:tcp:80 DOWN",
+		"RS [10.0.0.1]:tcp:8080 [192.0.2.10]:tcp:80 UP",
+		"VS [192.0.2.10]:tcp:80 UP",
+	}
+	for _, r := range []*bufio.Reader{ra, rl} {
+		for _, w := range want {
+			line, err := r.ReadString('\n')
+			if err != nil || strings.TrimSuffix(line, "\n") != w {
+				t.Fatalf("fifo line %q (%v), want %q", line, err, w)
+			}
+		}
+	}
+	if got := vrrpFIFOLine("INSTANCE", "VI_1", "MASTER", 150, false, false); got != `INSTANCE "VI_1" MASTER 150` {
+		t.Errorf("instance line %q", got)
+	}
+	if got := vrrpFIFOLine("GROUP", "G", "BACKUP", 100, false, false); got != `GROUP "G" BACKUP 0` {
+		t.Errorf("group line %q", got)
+	}
+	if got := vrrpFIFOLine("INSTANCE", "VI_1", "BACKUP", 90, false, true); got != `INSTANCE "VI_1" BACKUP_PRIORITY 90` {
+		t.Errorf("priority line %q", got)
+	}
+	if got := vrrpFIFOLine("INSTANCE", "VI_1", "MASTER", 90, true, false); got != `INSTANCE "VI_1" MASTER_RX_LOWER_PRI 90` {
+		t.Errorf("rx lower pri line %q", got)
+	}
+	f.d.Stop(context.Background())
+	for _, p := range []string{all, lvs} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left after stop: %v", p, err)
+		}
+	}
+}
+
+// TestNotifyFIFOScript: lvs_notify_fifo_script without lvs_notify_fifo
+// reads a FIFO govs makes in the temporary directory, given as its
+// argument.
+func TestNotifyFIFOScript(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	script := filepath.Join(dir, "reader.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec cat \"$1\" > "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, "global_defs {\n    lvs_notify_fifo_script "+script+"\n}\n"+conf(""))
+	time.Sleep(200 * time.Millisecond) // the reader opens the FIFO
+	f.hc.set("10.0.0.2:8080", false)
+	f.waitFor("removal", func(s []dataplane.Service) bool { return len(s) == 1 && len(s[0].RealServers) == 1 })
+	want := "RS [10.0.0.2]:tcp:8080 [192.0.2.10]:tcp:80 DOWN\n"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(out)
+		if string(b) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the script read %q, want %q", b, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -133,6 +133,7 @@ type vrrpNotifier struct{ d *Director }
 
 func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 	d := n.d
+	d.fifos.VRRP(vrrpFIFOLine(ev.Type, ev.Name, strings.ToUpper(ev.State.String()), ev.Priority, ev.RxLowerPri, ev.PriorityChange))
 	d.mu.Lock()
 	var nf config.Notifiers
 	found := false
