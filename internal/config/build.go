@@ -157,6 +157,10 @@ func (b *builder) global(n *Node) {
 			if sc := b.script(c); sc != nil {
 				fifoOf(g, strings.TrimSuffix(c.Keyword(), "_script")).Script = sc
 			}
+		case "startup_script_timeout":
+			b.dur(c, &g.StartupScriptTimeout)
+		case "shutdown_script_timeout":
+			b.dur(c, &g.ShutdownScriptTimeout)
 		case "startup_script":
 			g.StartupScript = b.script(c)
 		case "shutdown_script":

@@ -116,6 +116,10 @@ type GlobalDefs struct {
 	ScriptUser            string   `json:"script_user,omitempty"`
 	StartupScript         *Script  `json:"startup_script,omitempty"`
 	ShutdownScript        *Script  `json:"shutdown_script,omitempty"`
+	// StartupScriptTimeout, ShutdownScriptTimeout: 0 means keepalived's
+	// 10 s.
+	StartupScriptTimeout  Duration `json:"startup_script_timeout,omitempty"`
+	ShutdownScriptTimeout Duration `json:"shutdown_script_timeout,omitempty"`
 	LVSFlush              bool     `json:"lvs_flush,omitempty"`
 	LVSFlushOnStop        bool     `json:"lvs_flush_onstop,omitempty"`
 	LVSTimeouts           Timeouts `json:"lvs_timeouts"`

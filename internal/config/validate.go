@@ -69,7 +69,6 @@ func (v *validator) global() {
 	notYet(g.LVSSyncDaemon != nil, "lvs_sync_daemon (connection-state sync)")
 	notYet(g.Govs.WebListen != "" || g.Govs.WebPassword != "" || len(g.Govs.WebAllow) > 0,
 		"the web UI (govs_web_listen, govs_web_password, govs_web_allow)")
-	notYet(g.StartupScript != nil || g.ShutdownScript != nil, "startup_script/shutdown_script")
 	notYet(g.VRRPStrict, "vrrp_strict")
 	vmacs := map[string]string{}
 	for _, vi := range v.cfg.VRRPInstances {

@@ -506,6 +506,8 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.str("script_user", g.ScriptUser)
 	w.script("startup_script", g.StartupScript)
 	w.script("shutdown_script", g.ShutdownScript)
+	w.dur("startup_script_timeout", g.StartupScriptTimeout)
+	w.dur("shutdown_script_timeout", g.ShutdownScriptTimeout)
 	w.flag("lvs_flush", g.LVSFlush)
 	w.flag("lvs_flush_onstop", g.LVSFlushOnStop)
 	if t := g.LVSTimeouts; t != (Timeouts{}) {

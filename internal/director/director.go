@@ -341,6 +341,10 @@ func (d *Director) load(cfg *config.Config) error {
 // is done. It returns after its goroutines have exited; the dataplane is
 // left as it is (Stop releases it).
 func (d *Director) Run(ctx context.Context) error {
+	d.mu.Lock()
+	gd := d.cfg.Global
+	d.mu.Unlock()
+	d.runHook(ctx, "startup_script", gd.StartupScript, gd.StartupScriptTimeout.D())
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.sup.Run(ctx) })
 	g.Go(func() error { return d.notifier.Run(ctx) })
@@ -778,7 +782,32 @@ func (d *Director) Stop(ctx context.Context) error {
 	if err := d.fifos.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("notify fifos: %w", err))
 	}
+	d.mu.Lock()
+	gd := d.cfg.Global
+	d.mu.Unlock()
+	d.runHook(ctx, "shutdown_script", gd.ShutdownScript, gd.ShutdownScriptTimeout.D())
 	return errors.Join(errs...)
+}
+
+// runHook runs global_defs' startup_script or shutdown_script and waits
+// for it, at most timeout (keepalived's default 10 s); a failure is
+// logged, not fatal.
+func (d *Director) runHook(ctx context.Context, what string, s *config.Script, timeout time.Duration) {
+	c := scriptCmd(s)
+	if c == nil {
+		return
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	start := time.Now()
+	if _, err := d.notifier.Runner.Run(sctx, *c); err != nil {
+		d.log.Warn(what+" failed", "script", c.String(), "err", err)
+		return
+	}
+	d.log.Info(what+" ran", "script", c.String(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 // estimate updates the rates from the dataplane counters.

@@ -1014,3 +1014,35 @@ func TestNotifyFIFOScript(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestStartupShutdownScripts: startup_script runs before the director
+// starts its work, shutdown_script at Stop; a script over its timeout is
+// killed and only logged.
+func TestStartupShutdownScripts(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	hook := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	up := hook("up.sh", "echo up >> "+log)
+	down := hook("down.sh", "echo down >> "+log+"; sleep 5; echo late >> "+log)
+	f := start(t, "global_defs {\n    startup_script "+up+"\n    shutdown_script "+down+"\n    shutdown_script_timeout 0.3\n}\n"+conf(""))
+	if b, _ := os.ReadFile(log); string(b) != "up\n" {
+		t.Fatalf("after the start the log holds %q", b)
+	}
+	begin := time.Now()
+	f.d.Stop(context.Background())
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Fatalf("Stop took %v with a 0.3 s shutdown_script_timeout", took)
+	}
+	if b, _ := os.ReadFile(log); string(b) != "up\ndown\n" {
+		t.Fatalf("after the stop the log holds %q", b)
+	}
+	if !strings.Contains(f.log.String(), "shutdown_script failed") {
+		t.Fatalf("the killed shutdown_script is not logged:\n%s", f.log.String())
+	}
+}
