@@ -92,6 +92,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = g.Dataplane
 	}
+	// as keepalived: startup_script before anything is set up,
+	// shutdown_script once everything stopped (deferred: it runs after
+	// the director's Stop at the end)
+	director.RunHook(context.Background(), cfg, director.StartupHook, log)
+	defer director.RunHook(context.Background(), cfg, director.ShutdownHook, log)
 	timeouts := director.DataplaneTimeouts(cfg.Global.LVSTimeouts)
 	mode, err := xdpModeOf(*xdpMode, g.XDPMode)
 	if err != nil {

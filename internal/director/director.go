@@ -195,10 +195,12 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	initTrackFiles(cfg, true, d.log)
 	node, err := d.newNode(cfg)
 	if err != nil {
+		d.fifos.Close()
 		return nil, fmt.Errorf("vrrp: %w", err)
 	}
 	d.node = node
 	if err := d.load(cfg); err != nil {
+		d.fifos.Close()
 		return nil, err
 	}
 	return d, nil
@@ -341,14 +343,15 @@ func (d *Director) load(cfg *config.Config) error {
 // is done. It returns after its goroutines have exited; the dataplane is
 // left as it is (Stop releases it).
 func (d *Director) Run(ctx context.Context) error {
-	d.mu.Lock()
-	gd := d.cfg.Global
-	d.mu.Unlock()
-	d.runHook(ctx, "startup_script", gd.StartupScript, gd.StartupScriptTimeout.D())
+	if ctx.Err() != nil {
+		return nil // stopped before it started
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.sup.Run(ctx) })
 	g.Go(func() error { return d.notifier.Run(ctx) })
-	g.Go(func() error { d.fifos.run(ctx, d.notifier.Runner, d.log); return nil })
+	// the FIFO readers outlive ctx: Stop ends them once the last lines
+	// (the VRRP instances' STOP) were read
+	d.fifos.start(d.notifier.Runner, d.log)
 	g.Go(func() error { return d.loop(ctx) })
 	if d.node != nil {
 		nctx, cancel := context.WithCancel(ctx)
@@ -779,20 +782,32 @@ func (d *Director) Stop(ctx context.Context) error {
 	if err := d.dp.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.fifos.Close(); err != nil {
+	if err := d.fifos.stop(d.log); err != nil {
 		errs = append(errs, fmt.Errorf("notify fifos: %w", err))
 	}
-	d.mu.Lock()
-	gd := d.cfg.Global
-	d.mu.Unlock()
-	d.runHook(ctx, "shutdown_script", gd.ShutdownScript, gd.ShutdownScriptTimeout.D())
 	return errors.Join(errs...)
 }
 
-// runHook runs global_defs' startup_script or shutdown_script and waits
-// for it, at most timeout (keepalived's default 10 s); a failure is
-// logged, not fatal.
-func (d *Director) runHook(ctx context.Context, what string, s *config.Script, timeout time.Duration) {
+// Hook is global_defs' startup_script or shutdown_script.
+type Hook int
+
+// The hooks.
+const (
+	StartupHook Hook = iota
+	ShutdownHook
+)
+
+// RunHook runs cfg's startup_script or shutdown_script and waits for it,
+// at most its timeout (keepalived's default 10 s), as the script user
+// with script security. `govs run` runs the first before it sets
+// anything up and the second after everything stopped, as keepalived
+// does. A failure is logged, not fatal.
+func RunHook(ctx context.Context, cfg *config.Config, h Hook, log *slog.Logger) {
+	g := cfg.Global
+	what, s, timeout := "startup_script", g.StartupScript, g.StartupScriptTimeout.D()
+	if h == ShutdownHook {
+		what, s, timeout = "shutdown_script", g.ShutdownScript, g.ShutdownScriptTimeout.D()
+	}
 	c := scriptCmd(s)
 	if c == nil {
 		return
@@ -800,14 +815,16 @@ func (d *Director) runHook(ctx context.Context, what string, s *config.Script, t
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	runner := &notify.Runner{Security: g.EnableScriptSecurity}
+	runner.DefaultUser, runner.DefaultGroup = splitUser(g.ScriptUser)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	start := time.Now()
-	if _, err := d.notifier.Runner.Run(sctx, *c); err != nil {
-		d.log.Warn(what+" failed", "script", c.String(), "err", err)
+	if _, err := runner.Run(sctx, *c); err != nil {
+		log.Warn(what+" failed", "script", c.String(), "err", err)
 		return
 	}
-	d.log.Info(what+" ran", "script", c.String(), "took", time.Since(start).Round(time.Millisecond))
+	log.Info(what+" ran", "script", c.String(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 // estimate updates the rates from the dataplane counters.

@@ -1015,12 +1015,12 @@ func TestNotifyFIFOScript(t *testing.T) {
 	}
 }
 
-// TestStartupShutdownScripts: startup_script runs before the director
-// starts its work, shutdown_script at Stop; a script over its timeout is
+// TestStartupShutdownScripts: RunHook runs startup_script and
+// shutdown_script and waits for them; a script over its timeout is
 // killed and only logged.
 func TestStartupShutdownScripts(t *testing.T) {
 	dir := t.TempDir()
-	log := filepath.Join(dir, "log")
+	out := filepath.Join(dir, "log")
 	hook := func(name, body string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
@@ -1028,21 +1028,27 @@ func TestStartupShutdownScripts(t *testing.T) {
 		}
 		return p
 	}
-	up := hook("up.sh", "echo up >> "+log)
-	down := hook("down.sh", "echo down >> "+log+"; sleep 5; echo late >> "+log)
-	f := start(t, "global_defs {\n    startup_script "+up+"\n    shutdown_script "+down+"\n    shutdown_script_timeout 0.3\n}\n"+conf(""))
-	if b, _ := os.ReadFile(log); string(b) != "up\n" {
-		t.Fatalf("after the start the log holds %q", b)
+	up := hook("up.sh", "echo up >> "+out)
+	down := hook("down.sh", "echo down >> "+out+"; sleep 5; echo late >> "+out)
+	cfg, ds := config.LoadBytes("t.conf", []byte("global_defs {\n    startup_script "+up+"\n    shutdown_script "+down+"\n    shutdown_script_timeout 0.3\n}\n"), nil)
+	if ds.HasErrors() || len(ds) != 0 {
+		t.Fatalf("diagnostics %v", ds)
+	}
+	var buf logBuf
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	RunHook(context.Background(), cfg, StartupHook, log)
+	if b, _ := os.ReadFile(out); string(b) != "up\n" {
+		t.Fatalf("after startup_script the log holds %q", b)
 	}
 	begin := time.Now()
-	f.d.Stop(context.Background())
+	RunHook(context.Background(), cfg, ShutdownHook, log)
 	if took := time.Since(begin); took > 3*time.Second {
-		t.Fatalf("Stop took %v with a 0.3 s shutdown_script_timeout", took)
+		t.Fatalf("shutdown_script took %v with a 0.3 s timeout", took)
 	}
-	if b, _ := os.ReadFile(log); string(b) != "up\ndown\n" {
-		t.Fatalf("after the stop the log holds %q", b)
+	if b, _ := os.ReadFile(out); string(b) != "up\ndown\n" {
+		t.Fatalf("after shutdown_script the log holds %q", b)
 	}
-	if !strings.Contains(f.log.String(), "shutdown_script failed") {
-		t.Fatalf("the killed shutdown_script is not logged:\n%s", f.log.String())
+	if !strings.Contains(buf.String(), "shutdown_script failed") || !strings.Contains(buf.String(), "startup_script ran") {
+		t.Fatalf("log:\n%s", buf.String())
 	}
 }

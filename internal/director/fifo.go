@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/notify"
@@ -19,11 +20,17 @@ import (
 
 // fifos are keepalived's notify FIFOs: notify_fifo gets every event,
 // vrrp_notify_fifo the VRRP ones, lvs_notify_fifo those of the real and
-// virtual servers. They are opened when the director is made and closed
-// by Stop; their *_script readers run with Run.
+// virtual servers (two of them on one path share it, and get each line
+// once). They are opened when the director is made and closed by Stop;
+// their *_script readers start with Run and end with Stop, once they
+// have read what was written.
 type fifos struct {
 	all, vrrp, lvs *notify.FIFO
 	scripts        []fifoScript
+	tmpDirs        []string // made for a script without its FIFO
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type fifoScript struct {
@@ -32,9 +39,12 @@ type fifoScript struct {
 }
 
 // openFIFOs opens the FIFOs of g. A *_fifo_script without its FIFO gets
-// one made in the temporary directory.
+// one in a directory of its own in the temporary directory. A FIFO govs
+// makes belongs to the USER [GROUP] given with it, else to its reader
+// script's user, so that a script not run as root can read it.
 func openFIFOs(g config.GlobalDefs, log *slog.Logger) (*fifos, error) {
 	f := &fifos{}
+	byPath := map[string]*notify.FIFO{}
 	for _, k := range []struct {
 		kind string
 		cfg  *config.NotifyFIFO
@@ -43,81 +53,161 @@ func openFIFOs(g config.GlobalDefs, log *slog.Logger) (*fifos, error) {
 		if k.cfg == nil {
 			continue
 		}
-		path := k.cfg.Path
-		if path == "" {
-			path = filepath.Join(os.TempDir(), fmt.Sprintf("govs_%s.%d", k.kind, os.Getpid()))
-		}
-		ff, err := notify.OpenFIFO(path)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: %w", k.kind, err)
-		}
-		*k.dst = ff
-		if k.cfg.Owner != "" {
-			if err := chownFIFO(path, k.cfg.Owner); err != nil {
-				log.Warn("notify fifo owner", "fifo", path, "err", err)
-			}
-		}
+		var cmd *notify.Command
 		if k.cfg.Script != nil {
-			c := scriptCmd(k.cfg.Script)
-			if c == nil {
+			if cmd = scriptCmd(k.cfg.Script); cmd == nil {
 				f.Close()
 				return nil, fmt.Errorf("%s_script %q: not a command", k.kind, k.cfg.Script.Cmd)
 			}
-			c.Args = append(c.Args, path)
-			f.scripts = append(f.scripts, fifoScript{kind: k.kind, cmd: *c})
+		}
+		path := k.cfg.Path
+		if path == "" {
+			dir, err := os.MkdirTemp("", "govs-fifo-")
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: %w", k.kind, err)
+			}
+			f.tmpDirs = append(f.tmpDirs, dir)
+			path = filepath.Join(dir, k.kind)
+		}
+		ff := byPath[path]
+		if ff == nil {
+			var err error
+			if ff, err = notify.OpenFIFO(path); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: %w", k.kind, err)
+			}
+			byPath[path] = ff
+			owner := k.cfg.Owner
+			if owner == "" && cmd != nil && cmd.User != "" {
+				owner = cmd.User + " " + cmd.Group
+			} else if owner == "" && cmd != nil && g.ScriptUser != "" {
+				u, gr := splitUser(g.ScriptUser)
+				owner = u + " " + gr
+			}
+			if ff.Created() && strings.TrimSpace(owner) != "" {
+				if err := chownFIFO(path, owner, len(f.tmpDirs) > 0 && k.cfg.Path == ""); err != nil {
+					log.Warn("notify fifo owner", "fifo", path, "err", err)
+				}
+			}
+		}
+		*k.dst = ff
+		if cmd != nil {
+			cmd.Args = append(cmd.Args, path)
+			f.scripts = append(f.scripts, fifoScript{kind: k.kind, cmd: *cmd})
 		}
 	}
 	return f, nil
 }
 
-func chownFIFO(path, owner string) error {
-	name, group, _ := strings.Cut(owner, " ")
+// chownFIFO gives a FIFO govs made (and its private directory, withDir)
+// to owner, "user [group]".
+func chownFIFO(path, owner string, withDir bool) error {
+	name, group, _ := strings.Cut(strings.TrimSpace(owner), " ")
 	u, err := user.Lookup(name)
 	if err != nil {
 		return err
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	if group != "" {
+	if group = strings.TrimSpace(group); group != "" {
 		g, err := user.LookupGroup(group)
 		if err != nil {
 			return err
 		}
 		gid, _ = strconv.Atoi(g.Gid)
 	}
+	if withDir {
+		if err := os.Chown(filepath.Dir(path), uid, gid); err != nil {
+			return err
+		}
+	}
 	return os.Chown(path, uid, gid)
+}
+
+// distinct lists the FIFOs a line goes to, each once.
+func distinct(ffs ...*notify.FIFO) []*notify.FIFO {
+	var out []*notify.FIFO
+	for _, ff := range ffs {
+		if ff != nil && !containsFIFO(out, ff) {
+			out = append(out, ff)
+		}
+	}
+	return out
+}
+
+func containsFIFO(l []*notify.FIFO, f *notify.FIFO) bool {
+	for _, x := range l {
+		if x == f {
+			return true
+		}
+	}
+	return false
 }
 
 // VRRP writes a VRRP event line.
 func (f *fifos) VRRP(line string) {
 	if f != nil {
-		f.all.WriteLine(line)
-		f.vrrp.WriteLine(line)
+		for _, ff := range distinct(f.all, f.vrrp) {
+			ff.WriteLine(line)
+		}
 	}
 }
 
 // LVS writes a real or virtual server event line.
 func (f *fifos) LVS(line string) {
 	if f != nil {
-		f.all.WriteLine(line)
-		f.lvs.WriteLine(line)
+		for _, ff := range distinct(f.all, f.lvs) {
+			ff.WriteLine(line)
+		}
 	}
 }
 
-// run runs the FIFOs' reader scripts until ctx is done (then their process
-// groups are killed).
-func (f *fifos) run(ctx context.Context, r *notify.Runner, log *slog.Logger) {
-	var wg sync.WaitGroup
+// start starts the FIFOs' reader scripts (ended by stop).
+func (f *fifos) start(r *notify.Runner, log *slog.Logger) {
+	if f == nil || len(f.scripts) == 0 || f.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
 	for _, s := range f.scripts {
-		wg.Go(func() {
+		f.wg.Go(func() {
 			_, err := r.Run(ctx, s.cmd)
 			if ctx.Err() == nil {
 				log.Warn("notify fifo script ended", "fifo", s.kind, "script", s.cmd.String(), "err", err)
 			}
 		})
 	}
-	wg.Wait()
+}
+
+// stop gives the readers up to a second to read what is left, ends them
+// and closes the FIFOs.
+func (f *fifos) stop(log *slog.Logger) error {
+	if f == nil {
+		return nil
+	}
+	if f.cancel != nil {
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) && f.unread() > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		f.cancel()
+		f.wg.Wait()
+	}
+	for _, ff := range distinct(f.all, f.vrrp, f.lvs) {
+		if n := ff.Dropped(); n > 0 {
+			log.Warn("notify fifo: lines dropped, the pipe was full (no reader, or a slow one)", "fifo", ff.Path, "dropped", n)
+		}
+	}
+	return f.Close()
+}
+
+func (f *fifos) unread() int {
+	n := 0
+	for _, ff := range distinct(f.all, f.vrrp, f.lvs) {
+		n += ff.Unread()
+	}
+	return n
 }
 
 // Close closes the FIFOs, removing those govs made.
@@ -125,7 +215,15 @@ func (f *fifos) Close() error {
 	if f == nil {
 		return nil
 	}
-	return errors.Join(f.all.Close(), f.vrrp.Close(), f.lvs.Close())
+	var errs []error
+	for _, ff := range distinct(f.all, f.vrrp, f.lvs) {
+		errs = append(errs, ff.Close())
+	}
+	for _, d := range f.tmpDirs {
+		errs = append(errs, os.Remove(d))
+	}
+	f.tmpDirs = nil
+	return errors.Join(errs...)
 }
 
 // vrrpFIFOLine is keepalived's line for a VRRP notification.

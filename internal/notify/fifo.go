@@ -34,10 +34,10 @@ type FIFO struct {
 }
 
 // OpenFIFO opens the FIFO at path, creating it (mode 0600) when there is
-// none; a file there that is not a FIFO is an error.
+// none; a file there that is not a FIFO, or a symbolic link, is an error.
 func OpenFIFO(path string) (*FIFO, error) {
 	ff := &FIFO{Path: path}
-	st, err := os.Stat(path)
+	st, err := os.Lstat(path)
 	switch {
 	case err == nil && st.Mode()&fs.ModeNamedPipe == 0:
 		return nil, fmt.Errorf("notify fifo %s: exists and is not a FIFO", path)
@@ -49,7 +49,7 @@ func OpenFIFO(path string) (*FIFO, error) {
 	case err != nil:
 		return nil, fmt.Errorf("notify fifo %s: %w", path, err)
 	}
-	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		if ff.created {
 			os.Remove(path)
@@ -76,6 +76,22 @@ func (f *FIFO) WriteLine(line string) {
 	if n, err := syscall.Write(f.fd, b); err != nil || n != len(b) {
 		f.dropped.Add(1)
 	}
+}
+
+// Created reports whether OpenFIFO made the FIFO.
+func (f *FIFO) Created() bool { return f != nil && f.created }
+
+// Unread is the number of bytes written and not read yet.
+func (f *FIFO) Unread() int {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fd < 0 {
+		return 0
+	}
+	return unread(f.fd)
 }
 
 // Dropped is the number of lines lost to a full pipe.

@@ -54,6 +54,16 @@ func TestFIFO(t *testing.T) {
 		t.Fatalf("the FIFO it made is still there: %v", err)
 	}
 
+	// a symbolic link is refused, even to a FIFO
+	target := filepath.Join(dir, "target")
+	if _, err := OpenFIFO(target); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	os.Symlink(target, link)
+	if _, err := OpenFIFO(link); err == nil {
+		t.Fatal("a symbolic link was opened")
+	}
 	// a file that is not a FIFO is refused and left alone
 	plain := filepath.Join(dir, "plain")
 	os.WriteFile(plain, []byte("x"), 0o644)

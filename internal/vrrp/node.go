@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -385,7 +384,7 @@ func (n *Node) open(ctx context.Context) error {
 	for i := range n.cfgs {
 		c := &n.cfgs[i]
 		conn, err := n.openConn(ctx, c)
-		if errors.Is(err, os.ErrPermission) {
+		if err != nil && !errors.Is(err, ErrNotYet) {
 			// nothing runs yet: the VMAC interfaces made so far go
 			n.closeConns()
 			for j := range n.cfgs[:i+1] {
@@ -436,7 +435,7 @@ func (n *Node) retryOpen(ctx context.Context, q *queue) {
 			continue
 		}
 		n.log.Info("vrrp instance socket open", "instance", in.cfg.Name, "local", conn.LocalAddr())
-		in.conn, in.openErr = conn, ""
+		in.conn, in.openErr, in.pinned = conn, "", netip.Addr{}
 		in.m.setLocal(conn.LocalAddr())
 		n.startReceiver(in)
 		n.apply(ctx, q, i, EventTrack{Key: socketKey(in.cfg.Name), OK: true})
@@ -452,9 +451,9 @@ func (n *Node) retryOpen(ctx context.Context, q *queue) {
 // track_src_ip goes to FAULT until its address is back (retryOpen).
 func (n *Node) checkSources(ctx context.Context, q *queue) {
 	for i, in := range n.insts {
-		if in.conn == nil || (in.cfg.VMAC != "" && in.cfg.IsIPv6()) {
-			// (an IPv6 VMAC interface's source is govs's own, there
-			// while MASTER)
+		if in.conn == nil || (in.cfg.VMAC != "" && in.cfg.IsIPv6() && (!in.cfg.UnicastSrcIP.IsValid() || in.cfg.UnicastSrcIP.IsLinkLocalUnicast())) {
+			// (an IPv6 VMAC interface's link-local source is govs's
+			// own, there while MASTER)
 			continue
 		}
 		src := in.conn.LocalAddr()
@@ -465,7 +464,7 @@ func (n *Node) checkSources(ctx context.Context, q *queue) {
 		in.conn.Close()
 		in.conn = nil
 		if !in.cfg.TrackSrcIP && !in.cfg.UnicastSrcIP.IsValid() {
-			if conn, err := n.openConn(ctx, &in.cfg); err == nil {
+			if conn, err := n.opts.System.OpenConn(ctx, &in.cfg); err == nil {
 				n.log.Warn("vrrp advert source address gone: another one taken", "instance", in.cfg.Name, "was", src, "now", conn.LocalAddr())
 				in.conn = conn
 				in.m.setLocal(conn.LocalAddr())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 )
 
@@ -158,6 +159,8 @@ func (n *Node) reload(p *plan, opts Options) error {
 		conn      Conn // a new socket, or nil
 		deferred  bool // set up after the instances that go stopped
 		failed    bool // a deferred setup that failed
+		wait      bool // no socket (yet): the instance waits in FAULT
+		waitErr   string
 	}
 	steps := make([]step, len(p.cfgs))
 	for i := range p.cfgs {
@@ -188,10 +191,16 @@ func (n *Node) reload(p *plan, opts Options) error {
 			st.deferred = true
 			continue
 		}
-		conn, err := n.openConn(ctx, c)
-		if err != nil && st.in != nil && st.in.conn == nil {
-			// still waiting for its socket (retryOpen): not a refusal
-			st.in.openErr = err.Error()
+		oc := *c
+		if st.in != nil && sameSocket(&st.in.cfg, c) && st.in.pinned.IsValid() {
+			// a track_src_ip instance waits for the source it lost
+			oc.UnicastSrcIP = st.in.pinned
+		}
+		conn, err := n.openConn(ctx, &oc)
+		if errors.Is(err, ErrNotYet) {
+			// its interface or source is not there yet: the instance
+			// waits in FAULT (retryOpen), as at start; not a refusal
+			st.wait, st.waitErr = true, err.Error()
 			continue
 		}
 		if err != nil {
@@ -236,6 +245,10 @@ func (n *Node) reload(p *plan, opts Options) error {
 			continue
 		}
 		conn, err := n.openConn(ctx, &p.cfgs[i])
+		if errors.Is(err, ErrNotYet) {
+			steps[i].wait, steps[i].waitErr = true, err.Error()
+			continue
+		}
 		if err != nil {
 			n.removeVMAC(ctx, &p.cfgs[i], keepVMAC)
 			n.log.Error("vrrp instance of the reload not started", "instance", p.cfgs[i].Name, "err", err)
@@ -289,22 +302,37 @@ func (n *Node) reload(p *plan, opts Options) error {
 	n.mu.Unlock()
 	for i, s := range steps {
 		c := p.cfgs[i]
-		trackers[i] = n.trackers(ctx, &c, cur, kept, s.in != nil && s.in.conn == nil && s.conn == nil)
+		trackers[i] = n.trackers(ctx, &c, cur, kept, s.wait || s.in != nil && s.in.conn == nil && s.conn == nil)
 		in := s.in
 		if in == nil {
-			in = &instance{cfg: c, conn: s.conn}
-			m, err := NewMachine(c, s.conn.LocalAddr(), trackers[i])
+			in = &instance{cfg: c, conn: s.conn, openErr: s.waitErr}
+			var local netip.Addr
+			if s.conn != nil {
+				local = s.conn.LocalAddr()
+			}
+			m, err := NewMachine(c, local, trackers[i])
 			if err != nil { // checked by preparePlan
 				panic(err)
 			}
 			in.m = m
 			n.log.Info("vrrp instance added by reload", "instance", c.Name)
 		} else {
-			if s.conn != nil {
+			if !sameSocket(&s.prev, &c) {
+				in.pinned = netip.Addr{}
+			}
+			switch {
+			case s.conn != nil:
 				if in.conn != nil {
 					in.conn.Close()
 				}
-				in.conn, in.openErr = s.conn, ""
+				in.conn, in.openErr, in.pinned = s.conn, "", netip.Addr{}
+			case s.wait:
+				// its new socket waits: the old one goes
+				if in.conn != nil {
+					in.conn.Close()
+					in.conn = nil
+				}
+				in.openErr = s.waitErr
 			}
 			in.cfg = c
 			status[i] = oldStatus[oldIdx[in]]

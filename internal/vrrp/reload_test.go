@@ -528,7 +528,7 @@ func (l lateSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, er
 		select {
 		case <-l.ready:
 		default:
-			return nil, errors.New("link late0: Link not found")
+			return nil, fmt.Errorf("%w: link late0: Link not found", ErrNotYet)
 		}
 	}
 	return l.fakeSystem.OpenConn(ctx, cfg)
@@ -616,4 +616,34 @@ func TestNodeSocketLaterSyncGroup(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A reload that adds an instance whose interface is not there yet starts
+// it in FAULT, waiting, as a start does; it runs once the interface comes.
+func TestNodeReloadAddsWaitingInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := lateSystem{newFakeSystem(&fakeNet{}, "10.0.0.1"), make(chan struct{})}
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: ls})
+		time.Sleep(5 * time.Second)
+		late := baseConfig()
+		late.Name, late.Interface, late.VRID = "VI_L", "late0", 60
+		late.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.160/32")}}
+		if err := n.Reload(context.Background(), reloadOpts(baseConfig(), late)); err != nil {
+			t.Fatalf("reload adding an instance whose interface is missing: %v", err)
+		}
+		time.Sleep(2 * time.Second)
+		if st := stateOf(n, "VI_L"); st.State != StateFault {
+			t.Fatalf("VI_L without its interface: %s", st.State)
+		}
+		close(ls.ready)
+		time.Sleep(5 * time.Second)
+		if st := stateOf(n, "VI_L"); st.State != StateMaster || !ls.hasVIP("10.0.0.160/32") {
+			t.Fatalf("VI_L once its interface came: %s", st.State)
+		}
+		if st := stateOf(n, "VI_1"); st.State != StateMaster || len(st.Transitions) != 2 {
+			t.Fatalf("VI_1 beside it: %s %v", st.State, st.Transitions)
+		}
+		cancel()
+		<-done
+	})
 }

@@ -11,6 +11,12 @@ import (
 // Linux.
 var ErrNotSupported = errors.New("vrrp: not supported on this system")
 
+// ErrNotYet is wrapped by the errors of OpenConn and SetupVMAC that may
+// go away by themselves: the interface is missing, or the source address
+// is not (yet) an address of the host. The instance then waits in FAULT
+// (Node retries) instead of failing the start or the reload.
+var ErrNotYet = errors.New("not there yet")
+
 // System is the I/O a Node needs. NewLinuxSystem implements it with raw
 // sockets and netlink; tests use a fake.
 type System interface {

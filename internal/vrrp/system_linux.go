@@ -127,6 +127,9 @@ func (s *LinuxSystem) AddrPresent(ctx context.Context, addr netip.Addr) (bool, e
 		return false, fmt.Errorf("list addresses: %w", err)
 	}
 	for _, a := range addrs {
+		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			continue // not usable as a source (yet)
+		}
 		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
 			return true, nil
 		}
@@ -141,7 +144,7 @@ func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Add
 	if cfg.UnicastSrcIP.IsValid() {
 		ok, err := s.AddrPresent(context.Background(), cfg.UnicastSrcIP)
 		if err == nil && !ok {
-			err = fmt.Errorf("source address %s is not an address of this host (yet)", cfg.UnicastSrcIP)
+			err = fmt.Errorf("%w: source address %s is not an address of this host", ErrNotYet, cfg.UnicastSrcIP)
 		}
 		return cfg.UnicastSrcIP, err
 	}
@@ -176,7 +179,7 @@ func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Add
 			return ip, nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("no usable source address on %s", cfg.Interface)
+	return netip.Addr{}, fmt.Errorf("%w: no usable source address on %s", ErrNotYet, cfg.Interface)
 }
 
 // OpenConn opens a raw IP protocol 112 socket bound to the instance's
@@ -184,7 +187,7 @@ func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Add
 func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
 	l, err := s.link(cfg.Interface)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNotYet, err)
 	}
 	// the source address is the instance interface's even when the
 	// adverts go out of the use_vmac interface, which has none (IPv6:
@@ -201,7 +204,7 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	}
 	if dev := cfg.advertDev(); dev != cfg.Interface {
 		if l, err = s.link(dev); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrNotYet, err)
 		}
 	}
 	ifi := &net.Interface{Index: l.Attrs().Index, Name: l.Attrs().Name, MTU: l.Attrs().MTU, HardwareAddr: l.Attrs().HardwareAddr}

@@ -70,7 +70,7 @@ type vmacState struct {
 func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error {
 	base, err := s.link(cfg.Interface)
 	if err != nil {
-		return fmt.Errorf("use_vmac: %w", err)
+		return fmt.Errorf("use_vmac: %w: %w", ErrNotYet, err)
 	}
 	mac := cfg.VirtualMAC()
 	name := cfg.VMAC
@@ -97,9 +97,10 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 		}
 		l = nil
 	}
-	if l != nil {
+	if l != nil && !ours {
 		// adopted: what an earlier run left on it goes (the virtual
-		// addresses come back with MASTER)
+		// addresses come back with MASTER); one this system set up
+		// keeps them (a new socket for a MASTER)
 		if err := s.flushVMAC(name, netlink.FAMILY_ALL, false); err != nil {
 			return fmt.Errorf("use_vmac: %w", err)
 		}
