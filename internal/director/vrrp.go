@@ -203,7 +203,7 @@ func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
 func vipList(vs []config.VIPAddr) []vrrp.VirtualIP {
 	var out []vrrp.VirtualIP
 	for _, v := range vs {
-		vip := vrrp.VirtualIP{Prefix: v.Prefix, Dev: v.Dev, Scope: v.Scope, Label: v.Label, NoDAD: v.NoDAD}
+		vip := vrrp.VirtualIP{Prefix: v.Prefix, Dev: v.Dev, Scope: v.Scope, Label: v.Label, NoDAD: v.NoDAD, NoTrack: v.NoTrack}
 		if b, err := netip.ParseAddr(v.Brd); err == nil {
 			vip.Broadcast = b
 		}

@@ -167,6 +167,9 @@ type VirtualIP struct {
 	Label string `json:"label,omitempty"`
 	// NoDAD adds an IPv6 address without duplicate address detection.
 	NoDAD bool `json:"nodad,omitempty"`
+	// NoTrack (no_track): a MASTER does not put the address back when
+	// someone else deletes it.
+	NoTrack bool `json:"no_track,omitempty"`
 }
 
 // VirtualRoute is one virtual_routes line:

@@ -53,12 +53,15 @@ type InstanceStatus struct {
 
 // Counters of one instance.
 type Counters struct {
-	AdvertsSent     uint64                `json:"adverts_sent"`
-	AdvertsReceived uint64                `json:"adverts_received"`
-	SendErrors      uint64                `json:"send_errors"`
-	Announcements   uint64                `json:"announcements"`
-	BecameMaster    uint64                `json:"became_master"`
-	Dropped         map[DropReason]uint64 `json:"dropped,omitempty"`
+	AdvertsSent     uint64 `json:"adverts_sent"`
+	AdvertsReceived uint64 `json:"adverts_received"`
+	SendErrors      uint64 `json:"send_errors"`
+	Announcements   uint64 `json:"announcements"`
+	BecameMaster    uint64 `json:"became_master"`
+	// AddressesRestored counts virtual addresses a MASTER put back
+	// after someone else deleted them (checkVIPs).
+	AddressesRestored uint64                `json:"addresses_restored,omitempty"`
+	Dropped           map[DropReason]uint64 `json:"dropped,omitempty"`
 }
 
 // Node runs VRRP instances, their trackers and sync groups.
@@ -115,6 +118,9 @@ type instance struct {
 	// pinned is the source address a track_src_ip instance lost and
 	// waits for (retryOpen)
 	pinned netip.Addr
+	// vipErr is the last reason deleted virtual addresses could not be
+	// put back (checkVIPs)
+	vipErr string
 }
 
 // inbound is a packet read from an instance's socket. A packet of an
@@ -347,7 +353,7 @@ func (n *Node) Run(ctx context.Context) error {
 			if n.waitingForSocket() {
 				n.retryOpen(bg, q)
 			}
-			n.checkSources(bg, q)
+			n.checkAddrs(bg, q)
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			for i := range n.insts {
@@ -449,7 +455,7 @@ func (n *Node) retryOpen(ctx context.Context, q *queue) {
 // instance whose source was chosen, not configured, takes another one at
 // once (a new socket, no change of state); one with unicast_src_ip or
 // track_src_ip goes to FAULT until its address is back (retryOpen).
-func (n *Node) checkSources(ctx context.Context, q *queue) {
+func (n *Node) checkSources(ctx context.Context, q *queue, local map[netip.Addr]bool) {
 	for i, in := range n.insts {
 		if in.conn == nil || (in.cfg.VMAC != "" && in.cfg.IsIPv6() && (!in.cfg.UnicastSrcIP.IsValid() || in.cfg.UnicastSrcIP.IsLinkLocalUnicast())) {
 			// (an IPv6 VMAC interface's link-local source is govs's
@@ -457,8 +463,7 @@ func (n *Node) checkSources(ctx context.Context, q *queue) {
 			continue
 		}
 		src := in.conn.LocalAddr()
-		ok, err := n.opts.System.AddrPresent(ctx, src)
-		if err != nil || ok {
+		if local[src] {
 			continue
 		}
 		in.conn.Close()
@@ -479,6 +484,59 @@ func (n *Node) checkSources(ctx context.Context, q *queue) {
 		in.openErr = fmt.Sprintf("source address %s gone", src)
 		n.log.Error("vrrp advert source address gone: FAULT until it is back", "instance", in.cfg.Name, "address", src)
 		n.apply(ctx, q, i, EventTrack{Key: socketKey(in.cfg.Name), OK: false})
+	}
+}
+
+// checkAddrs checks, once a second, the adverts' sources (checkSources)
+// and the virtual addresses of the MASTER instances (checkVIPs) against
+// the host's addresses.
+func (n *Node) checkAddrs(ctx context.Context, q *queue) {
+	local, err := n.opts.System.LocalAddrs(ctx)
+	if err != nil {
+		return // a failed listing is no evidence: next second
+	}
+	n.checkSources(ctx, q, local)
+	n.checkVIPs(ctx, local)
+}
+
+// checkVIPs puts back the virtual addresses a MASTER holds that someone
+// else deleted (a network manager flushing the addresses it does not
+// know, an operator), and announces them; an address with no_track is
+// left alone. keepalived (2.0) takes such an instance to BACKUP and lets
+// the next MASTER add them back; govs restores them where they are, with
+// no failover.
+func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]bool) {
+	for i, in := range n.insts {
+		if in.m.State() != StateMaster {
+			continue
+		}
+		var missing []VirtualIP
+		for _, v := range allVIPs(&in.cfg) {
+			if !v.NoTrack && !local[v.Prefix.Addr()] {
+				if v.Dev == "" {
+					v.Dev = in.cfg.addrDev()
+				}
+				missing = append(missing, v)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		d := in.cfg
+		d.VirtualIPs, d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules, d.VMAC = missing, nil, nil, nil, ""
+		if err := n.opts.System.AddAddresses(ctx, &d); err != nil {
+			// (every second until it works: logged when the reason changes)
+			if msg := err.Error(); msg != in.vipErr {
+				in.vipErr = msg
+				n.log.Error("vrrp virtual addresses deleted by someone else cannot be put back", "instance", in.cfg.Name, "err", err)
+			}
+			continue
+		}
+		in.vipErr = ""
+		n.log.Warn("vrrp virtual addresses deleted by someone else: put back", "instance", in.cfg.Name, "addresses", vipPrefixes(&d))
+		in.count.AddressesRestored += uint64(len(missing))
+		n.announce(ctx, in, d, in.cfg.GARPMasterRepeat, "addresses put back")
+		n.publish(i)
 	}
 }
 

@@ -102,10 +102,17 @@ func (s *fakeSystem) RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error 
 	return nil
 }
 
-func (s *fakeSystem) AddrPresent(ctx context.Context, addr netip.Addr) (bool, error) {
+func (s *fakeSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.goneAddrs[addr], nil
+	out := map[netip.Addr]bool{s.addr: true}
+	for p := range s.vips {
+		out[p.Addr()] = true
+	}
+	for a := range s.goneAddrs {
+		delete(out, a)
+	}
+	return out, nil
 }
 
 func (s *fakeSystem) LinkUp(ctx context.Context, name string) (bool, error) {

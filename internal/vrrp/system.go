@@ -38,9 +38,11 @@ type System interface {
 	// RemoveVMAC deletes it and restores what SetupVMAC changed on the
 	// parent interface; a missing one is not an error.
 	RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error
-	// AddrPresent reports whether addr is an address of this host (the
-	// Node checks its adverts' source every second).
-	AddrPresent(ctx context.Context, addr netip.Addr) (bool, error)
+	// LocalAddrs lists the addresses of this host, each with whether it
+	// can be a source (not tentative, not DAD-failed). The Node reads it
+	// every second to check its adverts' sources and its MASTER
+	// instances' virtual addresses.
+	LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error)
 	// LinkUp reports whether an interface is up and running.
 	LinkUp(ctx context.Context, name string) (bool, error)
 	// WatchLinks calls fn on every link state change until ctx is done.

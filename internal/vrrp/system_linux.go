@@ -116,25 +116,20 @@ func (s *LinuxSystem) link(name string) (netlink.Link, error) {
 	return l, nil
 }
 
-// AddrPresent implements System.
-func (s *LinuxSystem) AddrPresent(ctx context.Context, addr netip.Addr) (bool, error) {
-	fam := netlink.FAMILY_V4
-	if addr.Is6() {
-		fam = netlink.FAMILY_V6
-	}
-	addrs, err := s.h.AddrList(nil, fam)
+// LocalAddrs implements System.
+func (s *LinuxSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error) {
+	addrs, err := s.h.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return false, fmt.Errorf("list addresses: %w", err)
+		return nil, fmt.Errorf("list addresses: %w", err)
 	}
+	out := make(map[netip.Addr]bool, len(addrs))
 	for _, a := range addrs {
-		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
-			continue // not usable as a source (yet)
-		}
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
-			return true, nil
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			ip = ip.Unmap()
+			out[ip] = out[ip] || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0
 		}
 	}
-	return false, nil
+	return out, nil
 }
 
 // sourceAddr picks the advert source: unicast_src_ip (which must be an
@@ -142,8 +137,8 @@ func (s *LinuxSystem) AddrPresent(ctx context.Context, addr netip.Addr) (bool, e
 // link-local IPv6 address of the interface.
 func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Addr, error) {
 	if cfg.UnicastSrcIP.IsValid() {
-		ok, err := s.AddrPresent(context.Background(), cfg.UnicastSrcIP)
-		if err == nil && !ok {
+		local, err := s.LocalAddrs(context.Background())
+		if err == nil && !local[cfg.UnicastSrcIP] {
 			err = fmt.Errorf("%w: source address %s is not an address of this host", ErrNotYet, cfg.UnicastSrcIP)
 		}
 		return cfg.UnicastSrcIP, err

@@ -29,8 +29,8 @@ func (*LinuxSystem) RemoveAddresses(context.Context, *InstanceConfig) error { re
 func (*LinuxSystem) Announce(context.Context, *InstanceConfig) error        { return ErrNotSupported }
 func (*LinuxSystem) SetupVMAC(context.Context, *InstanceConfig) error       { return ErrNotSupported }
 func (*LinuxSystem) RemoveVMAC(context.Context, *InstanceConfig) error      { return ErrNotSupported }
-func (*LinuxSystem) AddrPresent(context.Context, netip.Addr) (bool, error) {
-	return false, ErrNotSupported
+func (*LinuxSystem) LocalAddrs(context.Context) (map[netip.Addr]bool, error) {
+	return nil, ErrNotSupported
 }
 func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)         { return false, ErrNotSupported }
 func (*LinuxSystem) WatchLinks(context.Context, func(string, bool)) error { return ErrNotSupported }

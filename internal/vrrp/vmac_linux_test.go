@@ -368,3 +368,38 @@ func TestSourceAddressGone(t *testing.T) {
 		})
 	}
 }
+
+// TestVIPDeletedByOthers: a MASTER puts back, within about a second, a
+// virtual address someone else deleted (and announces it), with no change
+// of state; one with no_track is left deleted.
+func TestVIPDeletedByOthers(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("vd%d", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	ipn(t, ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+	ipn(t, ns, "addr", "add", "10.92.0.1/24", "dev", "eth0")
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "link", "set", "eth0", "up")
+	g := startGovs(t, ns, InstanceConfig{
+		Name: "VI_D", Interface: "eth0", VRID: 73, Priority: 100, Version: 3,
+		AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second,
+		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.92.0.50/24")}, {Prefix: netip.MustParsePrefix("10.92.0.51/24"), NoTrack: true}},
+	})
+	if !waitFor(3*time.Second, func() bool { return g.status().State == StateMaster }) {
+		t.Fatalf("not MASTER: %+v", g.status())
+	}
+	n := len(g.status().Transitions)
+	ipn(t, ns, "addr", "del", "10.92.0.50/24", "dev", "eth0")
+	ipn(t, ns, "addr", "del", "10.92.0.51/24", "dev", "eth0")
+	if !waitFor(3*time.Second, func() bool { return hasAddr(t, ns, "eth0", "10.92.0.50") }) {
+		t.Fatal("the deleted VIP was not put back")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if hasAddr(t, ns, "eth0", "10.92.0.51") {
+		t.Fatal("a no_track VIP was put back")
+	}
+	st := g.status()
+	if st.State != StateMaster || len(st.Transitions) != n || st.Counters.AddressesRestored != 1 {
+		t.Fatalf("after the VIP was put back: %s, transitions %v, restored %d", st.State, st.Transitions, st.Counters.AddressesRestored)
+	}
+}
