@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Parse parses keepalived.conf syntax from data; name is used in
@@ -96,9 +97,43 @@ func (b *builder) top(n *Node) {
 		if p := b.snatPool(n); p != nil {
 			b.cfg.SNATPools = append(b.cfg.SNATPools, p)
 		}
+	case "interface_up_down_delays":
+		if b.needBlock(n) {
+			b.cfg.InterfaceDelays = append(b.cfg.InterfaceDelays, b.ifDelays(n))
+		}
 	default:
 		b.unsupported(n, "")
 	}
+}
+
+// ifDelays reads interface_up_down_delays { IF DOWN [UP] } (seconds,
+// fractions allowed, 0..255 as in keepalived).
+func (b *builder) ifDelays(n *Node) *InterfaceDelays {
+	out := &InterfaceDelays{Pos: n.Pos}
+	for _, e := range n.Block {
+		if len(e.Words) < 2 || len(e.Words) > 3 || len(e.Block) > 0 {
+			b.d.errorf(e.Pos, "interface_up_down_delays: want INTERFACE DOWN_DELAY [UP_DELAY] on one line")
+			continue
+		}
+		d := InterfaceDelay{Pos: e.Pos, Name: e.Words[0].Text}
+		ok := true
+		for i, dst := range []*Duration{&d.Down, &d.Up} {
+			if i+1 >= len(e.Words) {
+				break
+			}
+			v, good := b.durWord(e.Words[i+1], "interface_up_down_delays "+d.Name)
+			if good && v.D() > 255*time.Second {
+				b.d.errorf(e.Words[i+1].Pos, "interface_up_down_delays %s: %s is more than 255 seconds", d.Name, e.Words[i+1].Text)
+				good = false
+			}
+			ok = ok && good
+			*dst = v
+		}
+		if ok {
+			out.Entries = append(out.Entries, d)
+		}
+	}
+	return out
 }
 
 // named returns the NAME of "KEYWORD NAME { ... }".

@@ -86,11 +86,29 @@ type Config struct {
 	VirtualServerGroups []*VirtualServerGroup `json:"virtual_server_groups,omitempty"`
 	SNATPools           []*SNATPool           `json:"snat_pools,omitempty"`
 	VirtualServers      []*VirtualServer      `json:"virtual_servers,omitempty"`
+	// InterfaceDelays are interface_up_down_delays blocks.
+	InterfaceDelays []*InterfaceDelays `json:"interface_up_down_delays,omitempty"`
 
 	// Files are the files read, the main one first.
 	Files []string `json:"files,omitempty"`
 
 	src *sourceSet // original text, for the writer
+}
+
+// InterfaceDelays is an interface_up_down_delays block: `IF DOWN [UP]`
+// lines. A link of IF going down counts for VRRP only once it stayed
+// down DOWN seconds, and coming up once it stayed up UP seconds.
+type InterfaceDelays struct {
+	Pos     Pos              `json:"-"`
+	Entries []InterfaceDelay `json:"entries"`
+}
+
+// InterfaceDelay is one line of interface_up_down_delays.
+type InterfaceDelay struct {
+	Pos  Pos      `json:"-"`
+	Name string   `json:"interface"`
+	Down Duration `json:"down"`
+	Up   Duration `json:"up,omitempty"`
 }
 
 // Script is a program to run with its user (keepalived's "SCRIPT [user]").

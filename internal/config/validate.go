@@ -22,6 +22,7 @@ func (c *Config) Validate() Diagnostics {
 	v := &validator{cfg: c, d: &diagList{}}
 	v.global()
 	v.vrrp()
+	v.ifDelays()
 	v.groups()
 	v.virtualServers()
 	v.d.ds.Sort()
@@ -106,6 +107,20 @@ func (v *validator) global() {
 	for _, vs := range v.cfg.VirtualServers {
 		if vs.Omega {
 			v.d.warnf(vs.Pos, "virtual_server %s: omega is accepted but has no effect yet in govs", vs.ID())
+		}
+	}
+}
+
+// ifDelays checks that an interface has one interface_up_down_delays
+// line.
+func (v *validator) ifDelays() {
+	seen := map[string]bool{}
+	for _, b := range v.cfg.InterfaceDelays {
+		for _, e := range b.Entries {
+			if seen[e.Name] {
+				v.d.errorf(e.Pos, "interface_up_down_delays: %s has delays already", e.Name)
+			}
+			seen[e.Name] = true
 		}
 	}
 }

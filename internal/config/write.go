@@ -59,6 +59,9 @@ func (c *Config) objects() []any {
 	for _, x := range c.VirtualServers {
 		out = append(out, x)
 	}
+	for _, x := range c.InterfaceDelays {
+		out = append(out, x)
+	}
 	return out
 }
 
@@ -183,6 +186,8 @@ func objPos(o any) Pos {
 	case *VirtualServerGroup:
 		return x.Pos
 	case *VirtualServer:
+		return x.Pos
+	case *InterfaceDelays:
 		return x.Pos
 	}
 	return Pos{}
@@ -475,6 +480,16 @@ func renderObj(w *wr, o any) {
 		renderVSGroup(w, x)
 	case *VirtualServer:
 		renderVS(w, x)
+	case *InterfaceDelays:
+		w.open("interface_up_down_delays")
+		for _, e := range x.Entries {
+			words := []string{e.Name, e.Down.seconds()}
+			if e.Up != 0 {
+				words = append(words, e.Up.seconds())
+			}
+			w.line(words...)
+		}
+		w.close()
 	}
 }
 

@@ -675,11 +675,12 @@ func (d *Director) Reload(ctx context.Context) error {
 	var vrrpSig string
 	if d.node != nil || len(cfg.VRRPInstances) > 0 {
 		insts, scripts, groups := vrrpOptions(cfg)
-		if vrrpSig = vrrpSignature(insts, scripts, groups); vrrpSig != d.vrrpSig {
+		delays := linkDelays(cfg)
+		if vrrpSig = vrrpSignature(insts, scripts, groups, delays); vrrpSig != d.vrrpSig {
 			if d.node == nil {
 				d.log.Warn("vrrp instances added to a govs that runs without VRRP (no VRRP system could be opened at start): they start when govs restarts (virtual services are reloaded now)")
 			} else {
-				vrrpNext = &vrrp.Options{Instances: insts, Scripts: scripts, SyncGroups: groups}
+				vrrpNext = &vrrp.Options{Instances: insts, Scripts: scripts, SyncGroups: groups, LinkDelays: delays}
 				if err := vrrp.CheckOptions(*vrrpNext); err != nil {
 					err = fmt.Errorf("reload refused, running configuration kept: vrrp: %w", err)
 					d.mu.Lock()

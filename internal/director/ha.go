@@ -28,12 +28,14 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 		return nil, nil
 	}
 	insts, scripts, groups := vrrpOptions(cfg)
-	d.vrrpSig = vrrpSignature(insts, scripts, groups)
+	delays := linkDelays(cfg)
+	d.vrrpSig = vrrpSignature(insts, scripts, groups, delays)
 	d.vrrpCfg = cfg
 	return vrrp.NewNode(vrrp.Options{
 		Instances:  insts,
 		Scripts:    scripts,
 		SyncGroups: groups,
+		LinkDelays: delays,
 		System:     d.opts.VRRPSystem,
 		Notifier:   vrrpNotifier{d},
 		OnChange: func(s vrrp.InstanceStatus) {
@@ -82,6 +84,20 @@ func (d *Director) reloadVRRP(ctx context.Context, cfg *config.Config, next vrrp
 	// the addresses each instance holds may have changed
 	d.ownershipChanged()
 	return err
+}
+
+// linkDelays maps interface_up_down_delays onto the vrrp package's.
+func linkDelays(cfg *config.Config) map[string]vrrp.LinkDelay {
+	var out map[string]vrrp.LinkDelay
+	for _, b := range cfg.InterfaceDelays {
+		for _, e := range b.Entries {
+			if out == nil {
+				out = map[string]vrrp.LinkDelay{}
+			}
+			out[e.Name] = vrrp.LinkDelay{Down: e.Down.D(), Up: e.Up.D()}
+		}
+	}
+	return out
 }
 
 func vrrpSignature(a ...any) string {

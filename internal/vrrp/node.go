@@ -23,6 +23,8 @@ type Options struct {
 	System System
 	// Notifier gets notify events; nil drops them.
 	Notifier Notifier
+	// LinkDelays are interface_up_down_delays, by interface name.
+	LinkDelays map[string]LinkDelay
 	// OnChange is called after every state or priority change of an
 	// instance, in order, from the notification goroutine.
 	OnChange func(InstanceStatus)
@@ -90,6 +92,7 @@ type Node struct {
 	q          *queue
 	watchers   map[string]watcher
 	watchGen   uint64
+	links      *debouncer // interface_up_down_delays
 }
 
 // watcher is a running tracker goroutine (a vrrp_script, track_file or
@@ -647,13 +650,16 @@ func (n *Node) receive(ctx context.Context, in *instance, c Conn, events chan<- 
 
 func (n *Node) watchLinks() {
 	ctx, events := n.bg, n.events
+	n.links = newDebouncer(n.opts.LinkDelays, func(name string, up bool) {
+		select {
+		case events <- EventTrack{Key: interfaceKey(name), OK: up}:
+		case <-ctx.Done():
+		}
+	})
+	links := n.links
 	n.wg.Go(func() {
-		err := n.opts.System.WatchLinks(ctx, func(name string, up bool) {
-			select {
-			case events <- EventTrack{Key: interfaceKey(name), OK: up}:
-			case <-ctx.Done():
-			}
-		})
+		defer links.stop()
+		err := n.opts.System.WatchLinks(ctx, links.event)
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("watch links", "err", err)
 		}

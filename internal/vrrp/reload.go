@@ -46,7 +46,8 @@ type reloadReq struct {
 // The configuration is checked first: an invalid one, or a socket that
 // cannot be opened, is refused with nothing changed. Before Run starts
 // (vrrp_startup_delay) the new configuration is simply the one Run will
-// start. Only Instances, Scripts and SyncGroups of opts are read.
+// start. Only Instances, Scripts, SyncGroups and LinkDelays of opts are
+// read.
 func (n *Node) Reload(ctx context.Context, opts Options) error {
 	p, err := preparePlan(opts)
 	if err != nil {
@@ -78,7 +79,10 @@ func (n *Node) Reload(ctx context.Context, opts Options) error {
 }
 
 func (n *Node) setOpts(o Options) {
-	n.opts.Instances, n.opts.Scripts, n.opts.SyncGroups = o.Instances, o.Scripts, o.SyncGroups
+	n.opts.Instances, n.opts.Scripts, n.opts.SyncGroups, n.opts.LinkDelays = o.Instances, o.Scripts, o.SyncGroups, o.LinkDelays
+	if n.links != nil {
+		n.links.setDelays(o.LinkDelays)
+	}
 }
 
 // sameRouter reports whether two configurations are the same virtual

@@ -647,3 +647,55 @@ func TestNodeReloadAddsWaitingInstance(t *testing.T) {
 		<-done
 	})
 }
+
+// interface_up_down_delays: a link that goes down and comes back within
+// the down delay is not seen; one that stays down is, after the delay;
+// and coming back waits the up delay.
+func TestLinkDelays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeSystem(&fakeNet{}, "10.0.0.1")
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{baseConfig()}, System: s,
+			LinkDelays: map[string]LinkDelay{"eth0": {Down: 2 * time.Second, Up: time.Second}}})
+		time.Sleep(5 * time.Second)
+		if st := stateOf(n, "VI_1"); st.State != StateMaster {
+			t.Fatalf("start: %s", st.State)
+		}
+		s.setLink("eth0", false)
+		time.Sleep(1500 * time.Millisecond)
+		s.setLink("eth0", true)
+		time.Sleep(3 * time.Second)
+		if st := stateOf(n, "VI_1"); st.State != StateMaster || len(st.Transitions) != 2 {
+			t.Fatalf("a 1.5 s flap under a 2 s down delay: %s %v", st.State, st.Transitions)
+		}
+		s.setLink("eth0", false)
+		time.Sleep(1900 * time.Millisecond)
+		if st := stateOf(n, "VI_1"); st.State != StateMaster {
+			t.Fatalf("down for 1.9 s: %s", st.State)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if st := stateOf(n, "VI_1"); st.State != StateFault {
+			t.Fatalf("down for 2.1 s: %s", st.State)
+		}
+		s.setLink("eth0", true)
+		time.Sleep(900 * time.Millisecond)
+		if st := stateOf(n, "VI_1"); st.State != StateFault {
+			t.Fatalf("up for 0.9 s under a 1 s up delay: %s", st.State)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if st := stateOf(n, "VI_1"); st.State == StateFault {
+			t.Fatalf("up for 1.1 s: %s", st.State)
+		}
+		// a reload without the delays: a change counts at once
+		if err := n.Reload(context.Background(), reloadOpts(baseConfig())); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		s.setLink("eth0", false)
+		time.Sleep(10 * time.Millisecond)
+		if st := stateOf(n, "VI_1"); st.State != StateFault {
+			t.Fatalf("without delays after the reload: %s", st.State)
+		}
+		cancel()
+		<-done
+	})
+}
