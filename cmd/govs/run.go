@@ -92,17 +92,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = g.Dataplane
 	}
-	// as keepalived: startup_script before anything is set up,
-	// shutdown_script once everything stopped (deferred: it runs after
-	// the director's Stop at the end)
-	director.RunHook(context.Background(), cfg, director.StartupHook, log)
-	defer director.RunHook(context.Background(), cfg, director.ShutdownHook, log)
 	timeouts := director.DataplaneTimeouts(cfg.Global.LVSTimeouts)
 	mode, err := xdpModeOf(*xdpMode, g.XDPMode)
 	if err != nil {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 2
 	}
+	// as keepalived: startup_script before anything is set up,
+	// shutdown_script once everything stopped (deferred: it runs after
+	// the director's Stop at the end), the latter from the configuration
+	// in force then (a reload may have changed it)
+	director.RunHook(context.Background(), cfg, director.StartupHook, log)
+	var d *director.Director
+	defer func() {
+		final := cfg
+		if d != nil {
+			final = d.Config()
+		}
+		director.RunHook(context.Background(), final, director.ShutdownHook, log)
+	}()
 	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, xdpSetup{pin: *pinPath, mode: mode}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
@@ -127,7 +135,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else {
 		log.Warn("vrrp: no system for VRRP: instances added by a reload start only at a restart", "err", err)
 	}
-	d, err := director.New(cfg, director.Options{
+	d, err = director.New(cfg, director.Options{
 		ConfigFile:    *file,
 		Dataplane:     dp,
 		DataplaneName: chosen,

@@ -475,6 +475,13 @@ func (d *Director) Resign(ctx context.Context) {
 	}
 }
 
+// Config is the configuration in force (the last one loaded).
+func (d *Director) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
 // HasVRRP reports whether the director runs VRRP instances.
 func (d *Director) HasVRRP() bool { return d.node != nil && len(d.node.Status()) > 0 }
 

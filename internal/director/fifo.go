@@ -86,7 +86,7 @@ func openFIFOs(g config.GlobalDefs, log *slog.Logger) (*fifos, error) {
 				owner = u + " " + gr
 			}
 			if ff.Created() && strings.TrimSpace(owner) != "" {
-				if err := chownFIFO(path, owner, len(f.tmpDirs) > 0 && k.cfg.Path == ""); err != nil {
+				if err := chownFIFO(ff, owner, k.cfg.Path == ""); err != nil {
 					log.Warn("notify fifo owner", "fifo", path, "err", err)
 				}
 			}
@@ -102,7 +102,7 @@ func openFIFOs(g config.GlobalDefs, log *slog.Logger) (*fifos, error) {
 
 // chownFIFO gives a FIFO govs made (and its private directory, withDir)
 // to owner, "user [group]".
-func chownFIFO(path, owner string, withDir bool) error {
+func chownFIFO(ff *notify.FIFO, owner string, withDir bool) error {
 	name, group, _ := strings.Cut(strings.TrimSpace(owner), " ")
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -118,11 +118,11 @@ func chownFIFO(path, owner string, withDir bool) error {
 		gid, _ = strconv.Atoi(g.Gid)
 	}
 	if withDir {
-		if err := os.Chown(filepath.Dir(path), uid, gid); err != nil {
+		if err := os.Chown(filepath.Dir(ff.Path), uid, gid); err != nil {
 			return err
 		}
 	}
-	return os.Chown(path, uid, gid)
+	return ff.Chown(uid, gid)
 }
 
 // distinct lists the FIFOs a line goes to, each once.

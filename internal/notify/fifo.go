@@ -56,6 +56,12 @@ func OpenFIFO(path string) (*FIFO, error) {
 		}
 		return nil, fmt.Errorf("notify fifo %s: open: %w", path, err)
 	}
+	// what was opened, not what the path showed a moment before
+	var st2 syscall.Stat_t
+	if err := syscall.Fstat(fd, &st2); err != nil || st2.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("notify fifo %s: not a FIFO once opened", path)
+	}
 	ff.fd = fd
 	return ff, nil
 }
@@ -76,6 +82,16 @@ func (f *FIFO) WriteLine(line string) {
 	if n, err := syscall.Write(f.fd, b); err != nil || n != len(b) {
 		f.dropped.Add(1)
 	}
+}
+
+// Chown gives the open FIFO to uid and gid.
+func (f *FIFO) Chown(uid, gid int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fd < 0 {
+		return errors.New("closed")
+	}
+	return syscall.Fchown(f.fd, uid, gid)
 }
 
 // Created reports whether OpenFIFO made the FIFO.

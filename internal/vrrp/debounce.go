@@ -17,6 +17,9 @@ type LinkDelay struct {
 // instances (send). A change back to the state last sent cancels a
 // pending one: the flap is absorbed.
 type debouncer struct {
+	// sendMu is held from a state's update to its send, so that two
+	// changes reach the instances in the order they were decided
+	sendMu  sync.Mutex
 	mu      sync.Mutex
 	delays  map[string]LinkDelay
 	sent    map[string]bool // the state last sent, by interface
@@ -35,8 +38,34 @@ func (d *debouncer) setDelays(delays map[string]LinkDelay) {
 	d.mu.Unlock()
 }
 
+// state is the link state last sent for name, if any.
+func (d *debouncer) state(name string) (up, known bool) {
+	if d == nil {
+		return false, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	up, known = d.sent[name]
+	return up, known
+}
+
+// seed records the state the instances start from (read at start), when
+// none was sent yet.
+func (d *debouncer) seed(name string, up bool) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.sent[name]; !ok {
+		d.sent[name] = up
+	}
+}
+
 // event is a link change as the kernel reports it.
 func (d *debouncer) event(name string, up bool) {
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
 	d.mu.Lock()
 	if t := d.pending[name]; t != nil {
 		t.Stop()
@@ -59,6 +88,8 @@ func (d *debouncer) event(name string, up bool) {
 	}
 	var t *time.Timer
 	t = time.AfterFunc(delay, func() {
+		d.sendMu.Lock()
+		defer d.sendMu.Unlock()
 		d.mu.Lock()
 		if d.pending[name] != t {
 			d.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -326,6 +327,7 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Go(func() { q.run() })
 	defer q.close()
 
+	n.newLinks()
 	if err := n.open(ctx); err != nil {
 		n.closeConns()
 		return err
@@ -393,7 +395,7 @@ func (n *Node) open(ctx context.Context) error {
 	for i := range n.cfgs {
 		c := &n.cfgs[i]
 		conn, err := n.openConn(ctx, c)
-		if err != nil && !errors.Is(err, ErrNotYet) {
+		if errors.Is(err, os.ErrPermission) {
 			// nothing runs yet: the VMAC interfaces made so far go
 			n.closeConns()
 			for j := range n.cfgs[:i+1] {
@@ -515,7 +517,7 @@ func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]bool) {
 		}
 		var missing []VirtualIP
 		for _, v := range allVIPs(&in.cfg) {
-			if !v.NoTrack && !local[v.Prefix.Addr()] {
+			if _, there := local[v.Prefix.Addr()]; !v.NoTrack && !there {
 				if v.Dev == "" {
 					v.Dev = in.cfg.addrDev()
 				}
@@ -525,19 +527,34 @@ func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]bool) {
 		if len(missing) == 0 {
 			continue
 		}
+		// one by one: those that can be put back are, and announced
 		d := in.cfg
-		d.VirtualIPs, d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules, d.VMAC = missing, nil, nil, nil, ""
-		if err := n.opts.System.AddAddresses(ctx, &d); err != nil {
+		d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules, d.VMAC = nil, nil, nil, ""
+		var back []VirtualIP
+		var errs []error
+		for _, v := range missing {
+			d.VirtualIPs = []VirtualIP{v}
+			if err := n.opts.System.AddAddresses(ctx, &d); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			back = append(back, v)
+		}
+		if err := errors.Join(errs...); err != nil {
 			// (every second until it works: logged when the reason changes)
 			if msg := err.Error(); msg != in.vipErr {
 				in.vipErr = msg
 				n.log.Error("vrrp virtual addresses deleted by someone else cannot be put back", "instance", in.cfg.Name, "err", err)
 			}
+		} else {
+			in.vipErr = ""
+		}
+		if len(back) == 0 {
 			continue
 		}
-		in.vipErr = ""
+		d.VirtualIPs = back
 		n.log.Warn("vrrp virtual addresses deleted by someone else: put back", "instance", in.cfg.Name, "addresses", vipPrefixes(&d))
-		in.count.AddressesRestored += uint64(len(missing))
+		in.count.AddressesRestored += uint64(len(back))
 		n.announce(ctx, in, d, in.cfg.GARPMasterRepeat, "addresses put back")
 		n.publish(i)
 	}
@@ -558,11 +575,18 @@ func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]T
 	for j := range trackers {
 		t := &trackers[j]
 		if name, ok := stringsCut(t.Key, "interface:"); ok {
+			// the state the instances have seen, when there is one
+			// (interface_up_down_delays may hold a change back)
+			if up, known := n.links.state(name); known {
+				t.OK = up
+				continue
+			}
 			up, err := n.opts.System.LinkUp(ctx, name)
 			if err != nil {
 				n.log.Warn("track interface", "instance", c.Name, "interface", name, "err", err)
 			}
 			t.OK = up
+			n.links.seed(name, up)
 			continue
 		}
 		if was, ok := cur[t.Key]; ok && kept[t.Key] {
@@ -648,7 +672,9 @@ func (n *Node) receive(ctx context.Context, in *instance, c Conn, events chan<- 
 	}
 }
 
-func (n *Node) watchLinks() {
+// newLinks makes the debouncer of the link changes (before open, which
+// seeds it with the states the instances start from).
+func (n *Node) newLinks() {
 	ctx, events := n.bg, n.events
 	n.links = newDebouncer(n.opts.LinkDelays, func(name string, up bool) {
 		select {
@@ -656,6 +682,10 @@ func (n *Node) watchLinks() {
 		case <-ctx.Done():
 		}
 	})
+}
+
+func (n *Node) watchLinks() {
+	ctx := n.bg
 	links := n.links
 	n.wg.Go(func() {
 		defer links.stop()

@@ -212,7 +212,10 @@ func (n *Node) reload(p *plan, opts Options) error {
 			for j, in := range n.insts {
 				olds[j] = in.cfg
 			}
-			for _, j := range append(opened, i) {
+			for j := range steps[:i+1] {
+				if !slices.Contains(opened, j) && !(steps[j].wait && steps[j].in == nil) && j != i {
+					continue // nothing was set up for it
+				}
 				if steps[j].conn != nil {
 					steps[j].conn.Close()
 				}
@@ -321,7 +324,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 			in.m = m
 			n.log.Info("vrrp instance added by reload", "instance", c.Name)
 		} else {
-			if !sameSocket(&s.prev, &c) {
+			if !sameSocket(&s.prev, &c) || !c.TrackSrcIP {
 				in.pinned = netip.Addr{}
 			}
 			switch {

@@ -685,6 +685,24 @@ func TestLinkDelays(t *testing.T) {
 		if st := stateOf(n, "VI_1"); st.State == StateFault {
 			t.Fatalf("up for 1.1 s: %s", st.State)
 		}
+		// a reload while a change waits out its delay keeps what the
+		// instances have seen: the flap stays unseen
+		time.Sleep(5 * time.Second)
+		before := len(stateOf(n, "VI_1").Transitions)
+		s.setLink("eth0", false)
+		time.Sleep(500 * time.Millisecond)
+		c := baseConfig()
+		c.Priority = 110
+		if err := n.Reload(context.Background(), Options{Instances: []InstanceConfig{c},
+			LinkDelays: map[string]LinkDelay{"eth0": {Down: 2 * time.Second, Up: time.Second}}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		s.setLink("eth0", true)
+		time.Sleep(3 * time.Second)
+		if st := stateOf(n, "VI_1"); st.State != StateMaster || len(st.Transitions) != before {
+			t.Fatalf("a flap across a reload: %s %v", st.State, st.Transitions[before:])
+		}
 		// a reload without the delays: a change counts at once
 		if err := n.Reload(context.Background(), reloadOpts(baseConfig())); err != nil {
 			t.Fatal(err)

@@ -157,8 +157,8 @@ func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Add
 	}
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
+		if !ok || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			continue // not usable as a source (yet)
 		}
 		ip = ip.Unmap()
 		if vips[ip] {
