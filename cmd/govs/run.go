@@ -128,7 +128,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var vsys vrrp.System
 	if s, err := vrrp.NewLinuxSystem(vrrp.LinuxOptions{}); err == nil {
 		vsys = s
-	} else if len(cfg.VRRPInstances) > 0 {
+	} else if len(cfg.VRRPInstances) > 0 || len(cfg.Statics) > 0 {
 		dp.Close()
 		fmt.Fprintf(stderr, "govs run: vrrp: %v\n", err)
 		return 1

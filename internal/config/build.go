@@ -97,6 +97,19 @@ func (b *builder) top(n *Node) {
 		if p := b.snatPool(n); p != nil {
 			b.cfg.SNATPools = append(b.cfg.SNATPools, p)
 		}
+	case "static_ipaddress", "static_routes", "static_rules":
+		if b.needBlock(n) {
+			sb := &StaticBlock{Pos: n.Pos, Kind: n.Keyword()}
+			switch sb.Kind {
+			case "static_ipaddress":
+				sb.VIPs = b.vipAddrs(n)
+			case "static_routes":
+				sb.Routes = b.routes(n)
+			default:
+				sb.Rules = b.rules(n)
+			}
+			b.cfg.Statics = append(b.cfg.Statics, sb)
+		}
 	case "interface_up_down_delays":
 		if b.needBlock(n) {
 			b.cfg.InterfaceDelays = append(b.cfg.InterfaceDelays, b.ifDelays(n))

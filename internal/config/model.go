@@ -88,11 +88,25 @@ type Config struct {
 	VirtualServers      []*VirtualServer      `json:"virtual_servers,omitempty"`
 	// InterfaceDelays are interface_up_down_delays blocks.
 	InterfaceDelays []*InterfaceDelays `json:"interface_up_down_delays,omitempty"`
+	// Statics are static_ipaddress, static_routes and static_rules
+	// blocks.
+	Statics []*StaticBlock `json:"statics,omitempty"`
 
 	// Files are the files read, the main one first.
 	Files []string `json:"files,omitempty"`
 
 	src *sourceSet // original text, for the writer
+}
+
+// StaticBlock is a static_ipaddress, static_routes or static_rules
+// block: addresses, routes or rules installed while govs runs, whatever
+// the VRRP states, in the syntax of their virtual_* counterparts.
+type StaticBlock struct {
+	Pos    Pos       `json:"-"`
+	Kind   string    `json:"kind"` // static_ipaddress, static_routes or static_rules
+	VIPs   []VIPAddr `json:"addresses,omitempty"`
+	Routes []Route   `json:"routes,omitempty"`
+	Rules  []Rule    `json:"rules,omitempty"`
 }
 
 // InterfaceDelays is an interface_up_down_delays block: `IF DOWN [UP]`

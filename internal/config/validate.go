@@ -23,6 +23,7 @@ func (c *Config) Validate() Diagnostics {
 	v.global()
 	v.vrrp()
 	v.ifDelays()
+	v.statics()
 	v.groups()
 	v.virtualServers()
 	v.d.ds.Sort()
@@ -107,6 +108,23 @@ func (v *validator) global() {
 	for _, vs := range v.cfg.VirtualServers {
 		if vs.Omega {
 			v.d.warnf(vs.Pos, "virtual_server %s: omega is accepted but has no effect yet in govs", vs.ID())
+		}
+	}
+}
+
+// statics checks that static addresses and routes say where they go: no
+// VRRP instance gives them an interface.
+func (v *validator) statics() {
+	for _, b := range v.cfg.Statics {
+		for _, a := range b.VIPs {
+			if a.Dev == "" {
+				v.d.errorf(a.Pos, "static_ipaddress %s: needs dev IF (no instance gives it an interface)", a.Prefix)
+			}
+		}
+		for _, r := range b.Routes {
+			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" {
+				v.d.errorf(r.Pos, "static_routes %s: needs dev IF or via GW", r.To)
+			}
 		}
 	}
 }
@@ -298,6 +316,13 @@ func (v *validator) groups() {
 			v.d.errorf(g.Pos, "virtual_server_group %q is empty", g.Name)
 		}
 	}
+	// a service on a static address is not on a VIP, and is no mistake
+	var statics []netip.Prefix
+	for _, b := range v.cfg.Statics {
+		for _, a := range b.VIPs {
+			statics = append(statics, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
+		}
+	}
 	pools := map[string]bool{}
 	for _, p := range v.cfg.SNATPools {
 		if pools[p.Name] {
@@ -394,6 +419,13 @@ func (v *validator) virtualServers() {
 			vips = append(vips, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
 		}
 	}
+	// a service on a static address is not on a VIP, and is no mistake
+	var statics []netip.Prefix
+	for _, b := range v.cfg.Statics {
+		for _, a := range b.VIPs {
+			statics = append(statics, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
+		}
+	}
 	pools := map[string]bool{}
 	for _, p := range v.cfg.SNATPools {
 		pools[p.Name] = true
@@ -450,7 +482,7 @@ func (v *validator) virtualServers() {
 		if vs.Sorry != nil && !vs.Sorry.Addr.IsValid() {
 			v.d.errorf(vs.Sorry.Pos, "virtual_server %s: sorry_server_lvs_method without sorry_server", name)
 		}
-		if vs.Addr.IsValid() && len(vips) > 0 && !covered(vips, vs.Addr) {
+		if vs.Addr.IsValid() && len(vips) > 0 && !covered(vips, vs.Addr) && !covered(statics, vs.Addr) {
 			v.d.warnf(vs.Pos, "virtual_server %s: address %s is not a virtual_ipaddress of any vrrp_instance", name, vs.Addr)
 		}
 		v.realServers(vs, name, vport, single)

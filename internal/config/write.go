@@ -62,6 +62,9 @@ func (c *Config) objects() []any {
 	for _, x := range c.InterfaceDelays {
 		out = append(out, x)
 	}
+	for _, x := range c.Statics {
+		out = append(out, x)
+	}
 	return out
 }
 
@@ -188,6 +191,8 @@ func objPos(o any) Pos {
 	case *VirtualServer:
 		return x.Pos
 	case *InterfaceDelays:
+		return x.Pos
+	case *StaticBlock:
 		return x.Pos
 	}
 	return Pos{}
@@ -480,6 +485,28 @@ func renderObj(w *wr, o any) {
 		renderVSGroup(w, x)
 	case *VirtualServer:
 		renderVS(w, x)
+	case *StaticBlock:
+		switch x.Kind {
+		case "static_ipaddress":
+			if len(x.VIPs) == 0 {
+				w.open(x.Kind)
+				w.close()
+			}
+			renderVIPs(w, x.Kind, x.VIPs)
+		default:
+			var lines [][]string
+			for _, r := range x.Routes {
+				lines = append(lines, r.Words)
+			}
+			for _, r := range x.Rules {
+				lines = append(lines, r.Words)
+			}
+			if len(lines) == 0 {
+				w.open(x.Kind)
+				w.close()
+			}
+			renderWordLines(w, x.Kind, lines)
+		}
 	case *InterfaceDelays:
 		w.open("interface_up_down_delays")
 		for _, e := range x.Entries {

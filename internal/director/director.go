@@ -680,14 +680,14 @@ func (d *Director) Reload(ctx context.Context) error {
 	// virtual services (see reloadVRRP)
 	var vrrpNext *vrrp.Options
 	var vrrpSig string
-	if d.node != nil || len(cfg.VRRPInstances) > 0 {
+	if d.node != nil || len(cfg.VRRPInstances) > 0 || len(cfg.Statics) > 0 {
 		insts, scripts, groups := vrrpOptions(cfg)
-		delays := linkDelays(cfg)
-		if vrrpSig = vrrpSignature(insts, scripts, groups, delays); vrrpSig != d.vrrpSig {
+		delays, static := linkDelays(cfg), staticOptions(cfg)
+		if vrrpSig = vrrpSignature(insts, scripts, groups, delays, static); vrrpSig != d.vrrpSig {
 			if d.node == nil {
 				d.log.Warn("vrrp instances added to a govs that runs without VRRP (no VRRP system could be opened at start): they start when govs restarts (virtual services are reloaded now)")
 			} else {
-				vrrpNext = &vrrp.Options{Instances: insts, Scripts: scripts, SyncGroups: groups, LinkDelays: delays}
+				vrrpNext = &vrrp.Options{Instances: insts, Scripts: scripts, SyncGroups: groups, LinkDelays: delays, Static: static}
 				if err := vrrp.CheckOptions(*vrrpNext); err != nil {
 					err = fmt.Errorf("reload refused, running configuration kept: vrrp: %w", err)
 					d.mu.Lock()

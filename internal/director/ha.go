@@ -28,14 +28,15 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 		return nil, nil
 	}
 	insts, scripts, groups := vrrpOptions(cfg)
-	delays := linkDelays(cfg)
-	d.vrrpSig = vrrpSignature(insts, scripts, groups, delays)
+	delays, static := linkDelays(cfg), staticOptions(cfg)
+	d.vrrpSig = vrrpSignature(insts, scripts, groups, delays, static)
 	d.vrrpCfg = cfg
 	return vrrp.NewNode(vrrp.Options{
 		Instances:  insts,
 		Scripts:    scripts,
 		SyncGroups: groups,
 		LinkDelays: delays,
+		Static:     static,
 		System:     d.opts.VRRPSystem,
 		Notifier:   vrrpNotifier{d},
 		OnChange: func(s vrrp.InstanceStatus) {

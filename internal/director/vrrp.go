@@ -95,17 +95,8 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		ic.VirtualIPs = vipList(vi.VIPs)
 		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
-		for _, r := range vi.Routes {
-			vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type}
-			ic.VirtualRoutes = append(ic.VirtualRoutes, vr)
-		}
-		for _, r := range vi.Rules {
-			ic.VirtualRules = append(ic.VirtualRules, vrrp.VirtualRule{
-				From: r.From, To: r.To, IPv6: r.Inet6, Not: r.Not, Table: r.TableID, Priority: r.Priority,
-				FWMark: r.FWMark, FWMask: r.FWMask, HasMask: r.HasMask, Tos: r.Tos, Iif: r.Iif, Oif: r.Oif,
-				IPProto: r.IPProto, Sport: r.Sport, Dport: r.Dport, Type: r.Type,
-			})
-		}
+		ic.VirtualRoutes = routeList(vi.Routes)
+		ic.VirtualRules = ruleList(vi.Rules)
 		for _, t := range vi.TrackIfaces {
 			ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 		}
@@ -198,6 +189,37 @@ func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
 		tp.Match.Quorum = 0 // keepalived's: up while no such process runs
 	}
 	return tp
+}
+
+// staticOptions maps static_ipaddress, static_routes and static_rules.
+func staticOptions(cfg *config.Config) vrrp.StaticConfig {
+	var st vrrp.StaticConfig
+	for _, b := range cfg.Statics {
+		st.Addresses = append(st.Addresses, vipList(b.VIPs)...)
+		st.Routes = append(st.Routes, routeList(b.Routes)...)
+		st.Rules = append(st.Rules, ruleList(b.Rules)...)
+	}
+	return st
+}
+
+func routeList(rs []config.Route) []vrrp.VirtualRoute {
+	var out []vrrp.VirtualRoute
+	for _, r := range rs {
+		out = append(out, vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type})
+	}
+	return out
+}
+
+func ruleList(rs []config.Rule) []vrrp.VirtualRule {
+	var out []vrrp.VirtualRule
+	for _, r := range rs {
+		out = append(out, vrrp.VirtualRule{
+			From: r.From, To: r.To, IPv6: r.Inet6, Not: r.Not, Table: r.TableID, Priority: r.Priority,
+			FWMark: r.FWMark, FWMask: r.FWMask, HasMask: r.HasMask, Tos: r.Tos, Iif: r.Iif, Oif: r.Oif,
+			IPProto: r.IPProto, Sport: r.Sport, Dport: r.Dport, Type: r.Type,
+		})
+	}
+	return out
 }
 
 func vipList(vs []config.VIPAddr) []vrrp.VirtualIP {

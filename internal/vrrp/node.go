@@ -26,6 +26,9 @@ type Options struct {
 	Notifier Notifier
 	// LinkDelays are interface_up_down_delays, by interface name.
 	LinkDelays map[string]LinkDelay
+	// Static are the static_ipaddress, static_routes and static_rules:
+	// installed while the node runs, whatever the instances' states.
+	Static StaticConfig
 	// OnChange is called after every state or priority change of an
 	// instance, in order, from the notification goroutine.
 	OnChange func(InstanceStatus)
@@ -52,6 +55,19 @@ type InstanceStatus struct {
 	Trackers          []Tracker      `json:"trackers,omitempty"`
 	Transitions       []Transition   `json:"transitions"`
 	Counters          Counters       `json:"counters"`
+}
+
+// StaticConfig are static addresses (each with its Dev), routes and
+// rules.
+type StaticConfig struct {
+	Addresses []VirtualIP    `json:"static_ipaddress,omitempty"`
+	Routes    []VirtualRoute `json:"static_routes,omitempty"`
+	Rules     []VirtualRule  `json:"static_rules,omitempty"`
+}
+
+// config is the static set as an InstanceConfig the System takes.
+func (s StaticConfig) config() InstanceConfig {
+	return InstanceConfig{Name: "static", VirtualIPs: s.Addresses, VirtualRoutes: s.Routes, VirtualRules: s.Rules}
 }
 
 // Counters of one instance.
@@ -94,6 +110,7 @@ type Node struct {
 	watchers   map[string]watcher
 	watchGen   uint64
 	links      *debouncer // interface_up_down_delays
+	staticErr  string     // the last reason static addresses could not be put back
 }
 
 // watcher is a running tracker goroutine (a vrrp_script, track_file or
@@ -336,6 +353,7 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, in := range n.insts {
 		n.startReceiver(in)
 	}
+	n.installStatic(ctx, n.opts.Static)
 	n.watchLinks()
 	n.syncWatchers(n.watchSpecs(n.cfgs, n.scripts))
 
@@ -368,6 +386,10 @@ func (n *Node) Run(ctx context.Context) error {
 			n.closeConns()
 			for _, in := range n.insts {
 				n.removeVMAC(sctx, &in.cfg, nil)
+			}
+			st := n.opts.Static.config()
+			if err := n.opts.System.RemoveAddresses(sctx, &st); err != nil {
+				n.log.Warn("remove static addresses, routes and rules", "err", err)
 			}
 			cancel()
 			return nil
@@ -493,8 +515,8 @@ func (n *Node) checkSources(ctx context.Context, q *queue, local map[netip.Addr]
 }
 
 // checkAddrs checks, once a second, the adverts' sources (checkSources)
-// and the virtual addresses of the MASTER instances (checkVIPs) against
-// the host's addresses.
+// and the virtual addresses of the MASTER instances (checkVIPs) and the
+// static ones against the host's addresses.
 func (n *Node) checkAddrs(ctx context.Context, q *queue) {
 	local, err := n.opts.System.LocalAddrs(ctx)
 	if err != nil {
@@ -502,6 +524,52 @@ func (n *Node) checkAddrs(ctx context.Context, q *queue) {
 	}
 	n.checkSources(ctx, q, local)
 	n.checkVIPs(ctx, local)
+	if back, err := n.putBack(ctx, n.opts.Static.config(), local); err != nil {
+		if msg := err.Error(); msg != n.staticErr {
+			n.staticErr = msg
+			n.log.Error("static addresses deleted by someone else cannot be put back", "err", err)
+		}
+	} else {
+		n.staticErr = ""
+		if len(back) > 0 {
+			n.log.Warn("static addresses deleted by someone else: put back", "addresses", back)
+		}
+	}
+}
+
+// installStatic installs the static addresses, routes and rules.
+func (n *Node) installStatic(ctx context.Context, s StaticConfig) {
+	st := s.config()
+	if len(st.VirtualIPs)+len(st.VirtualRoutes)+len(st.VirtualRules) == 0 {
+		return
+	}
+	if err := n.opts.System.AddAddresses(ctx, &st); err != nil {
+		n.log.Error("install static addresses, routes and rules", "err", err)
+	}
+}
+
+// putBack adds, one by one, the addresses of cfg (not no_track ones)
+// that local lacks, and returns those it put back.
+func (n *Node) putBack(ctx context.Context, cfg InstanceConfig, local map[netip.Addr]bool) ([]netip.Prefix, error) {
+	d := cfg
+	d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules, d.VMAC = nil, nil, nil, ""
+	var back []netip.Prefix
+	var errs []error
+	for _, v := range allVIPs(&cfg) {
+		if _, there := local[v.Prefix.Addr()]; v.NoTrack || there {
+			continue
+		}
+		if v.Dev == "" {
+			v.Dev = cfg.addrDev()
+		}
+		d.VirtualIPs = []VirtualIP{v}
+		if err := n.opts.System.AddAddresses(ctx, &d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		back = append(back, v.Prefix)
+	}
+	return back, errors.Join(errs...)
 }
 
 // checkVIPs puts back the virtual addresses a MASTER holds that someone

@@ -46,8 +46,8 @@ type reloadReq struct {
 // The configuration is checked first: an invalid one, or a socket that
 // cannot be opened, is refused with nothing changed. Before Run starts
 // (vrrp_startup_delay) the new configuration is simply the one Run will
-// start. Only Instances, Scripts, SyncGroups and LinkDelays of opts are
-// read.
+// start. Only Instances, Scripts, SyncGroups, LinkDelays and Static of
+// opts are read.
 func (n *Node) Reload(ctx context.Context, opts Options) error {
 	p, err := preparePlan(opts)
 	if err != nil {
@@ -80,6 +80,7 @@ func (n *Node) Reload(ctx context.Context, opts Options) error {
 
 func (n *Node) setOpts(o Options) {
 	n.opts.Instances, n.opts.Scripts, n.opts.SyncGroups, n.opts.LinkDelays = o.Instances, o.Scripts, o.SyncGroups, o.LinkDelays
+	n.opts.Static = o.Static
 	if n.links != nil {
 		n.links.setDelays(o.LinkDelays)
 	}
@@ -297,6 +298,15 @@ func (n *Node) reload(p *plan, opts Options) error {
 			cur[t.Key] = t
 		}
 	}
+	// static addresses, routes and rules: those that went go, the new
+	// ones come (all are added again: adding is idempotent)
+	oldStatic, newStatic := n.opts.Static.config(), opts.Static.config()
+	if gone, empty := addrDelta(&oldStatic, &newStatic); !empty {
+		if err := n.opts.System.RemoveAddresses(ctx, &gone); err != nil {
+			n.log.Error("remove static addresses, routes and rules", "err", err)
+		}
+	}
+	n.installStatic(ctx, opts.Static)
 	kept := n.syncWatchers(n.watchSpecs(p.cfgs, p.scripts))
 	n.scripts, n.groupOf, n.cfgs = p.scripts, p.groupOf, p.cfgs
 	n.setOpts(opts)

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -401,5 +402,51 @@ func TestVIPDeletedByOthers(t *testing.T) {
 	st := g.status()
 	if st.State != StateMaster || len(st.Transitions) != n || st.Counters.AddressesRestored != 1 {
 		t.Fatalf("after the VIP was put back: %s, transitions %v, restored %d", st.State, st.Transitions, st.Counters.AddressesRestored)
+	}
+}
+
+// TestStaticAddresses: static_ipaddress and static_routes are installed
+// at start whatever the VRRP state, put back when someone deletes an
+// address, changed by a reload, and removed at stop.
+func TestStaticAddresses(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("st%d", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	ipn(t, ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+	ipn(t, ns, "addr", "add", "10.93.0.1/24", "dev", "eth0")
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "link", "set", "eth0", "up")
+	static := StaticConfig{
+		Addresses: []VirtualIP{{Prefix: netip.MustParsePrefix("10.93.0.7/24"), Dev: "eth0"}},
+		Routes:    []VirtualRoute{{Dst: netip.MustParsePrefix("10.94.0.0/16"), Via: netip.MustParseAddr("10.93.0.254")}},
+	}
+	cfg := InstanceConfig{
+		Name: "VI_S", Interface: "eth0", VRID: 74, Priority: 100, Version: 3,
+		AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second, DontTrackPrimary: true,
+		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.93.0.50/24")}},
+	}
+	g := startGovs(t, ns, cfg, func(o *Options) { o.Static = static })
+	routes := func() string { return ipn(t, ns, "route", "show") }
+	if !waitFor(2*time.Second, func() bool { return hasAddr(t, ns, "eth0", "10.93.0.7") }) {
+		t.Fatal("the static address was not installed")
+	}
+	if r := routes(); !strings.Contains(r, "10.94.0.0/16 via 10.93.0.254") {
+		t.Fatalf("the static route was not installed:\n%s", r)
+	}
+	ipn(t, ns, "addr", "del", "10.93.0.7/24", "dev", "eth0")
+	if !waitFor(3*time.Second, func() bool { return hasAddr(t, ns, "eth0", "10.93.0.7") }) {
+		t.Fatal("the deleted static address was not put back")
+	}
+	// a reload: the route goes, another address comes
+	next := StaticConfig{Addresses: []VirtualIP{static.Addresses[0], {Prefix: netip.MustParsePrefix("10.93.0.8/24"), Dev: "eth0"}}}
+	if err := g.node.Reload(context.Background(), Options{Instances: []InstanceConfig{cfg}, Static: next}); err != nil {
+		t.Fatal(err)
+	}
+	if !hasAddr(t, ns, "eth0", "10.93.0.8") || strings.Contains(routes(), "10.94.0.0/16") {
+		t.Fatalf("after the reload:\n%s\n%s", ipn(t, ns, "-o", "addr", "show", "dev", "eth0"), routes())
+	}
+	g.stop()
+	if hasAddr(t, ns, "eth0", "10.93.0.7") || hasAddr(t, ns, "eth0", "10.93.0.8") {
+		t.Fatalf("static addresses left after stop:\n%s", ipn(t, ns, "-o", "addr", "show", "dev", "eth0"))
 	}
 }
