@@ -115,10 +115,21 @@ func (v *validator) global() {
 // statics checks that static addresses and routes say where they go: no
 // VRRP instance gives them an interface.
 func (v *validator) statics() {
+	vipOf := map[netip.Addr]string{}
+	for _, vi := range v.cfg.VRRPInstances {
+		for _, l := range [][]VIPAddr{vi.VIPs, vi.VIPsExcluded} {
+			for _, a := range l {
+				vipOf[a.Prefix.Addr()] = vi.Name
+			}
+		}
+	}
 	for _, b := range v.cfg.Statics {
 		for _, a := range b.VIPs {
 			if a.Dev == "" {
 				v.d.errorf(a.Pos, "static_ipaddress %s: needs dev IF (no instance gives it an interface)", a.Prefix)
+			}
+			if name, ok := vipOf[a.Prefix.Addr()]; ok {
+				v.d.errorf(a.Pos, "static_ipaddress %s is also a virtual address of vrrp_instance %q: a BACKUP would hold it too", a.Prefix, name)
 			}
 		}
 		for _, r := range b.Routes {
@@ -314,13 +325,6 @@ func (v *validator) groups() {
 		seen[g.Name] = true
 		if len(g.Entries) == 0 {
 			v.d.errorf(g.Pos, "virtual_server_group %q is empty", g.Name)
-		}
-	}
-	// a service on a static address is not on a VIP, and is no mistake
-	var statics []netip.Prefix
-	for _, b := range v.cfg.Statics {
-		for _, a := range b.VIPs {
-			statics = append(statics, netip.PrefixFrom(a.Prefix.Addr(), a.Prefix.Addr().BitLen()))
 		}
 	}
 	pools := map[string]bool{}

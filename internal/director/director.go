@@ -790,6 +790,11 @@ func (d *Director) Stop(ctx context.Context) error {
 	if err := d.dp.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	if d.node != nil {
+		if err := d.node.RemoveStatic(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("static addresses: %w", err))
+		}
+	}
 	if err := d.fifos.stop(d.log); err != nil {
 		errs = append(errs, fmt.Errorf("notify fifos: %w", err))
 	}

@@ -65,6 +65,10 @@ type StaticConfig struct {
 	Rules     []VirtualRule  `json:"static_rules,omitempty"`
 }
 
+func (s StaticConfig) empty() bool {
+	return len(s.Addresses)+len(s.Routes)+len(s.Rules) == 0
+}
+
 // config is the static set as an InstanceConfig the System takes.
 func (s StaticConfig) config() InstanceConfig {
 	return InstanceConfig{Name: "static", VirtualIPs: s.Addresses, VirtualRoutes: s.Routes, VirtualRules: s.Rules}
@@ -368,7 +372,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.armTimer(timer)
 		// the ticker: sockets to open again, sources to check
 		var retryC <-chan time.Time
-		if len(n.insts) > 0 {
+		if len(n.insts) > 0 || !n.opts.Static.empty() {
 			retryC = retry.C
 		}
 		select {
@@ -387,10 +391,7 @@ func (n *Node) Run(ctx context.Context) error {
 			for _, in := range n.insts {
 				n.removeVMAC(sctx, &in.cfg, nil)
 			}
-			st := n.opts.Static.config()
-			if err := n.opts.System.RemoveAddresses(sctx, &st); err != nil {
-				n.log.Warn("remove static addresses, routes and rules", "err", err)
-			}
+
 			cancel()
 			return nil
 		case <-timer.C:
@@ -524,17 +525,40 @@ func (n *Node) checkAddrs(ctx context.Context, q *queue) {
 	}
 	n.checkSources(ctx, q, local)
 	n.checkVIPs(ctx, local)
-	if back, err := n.putBack(ctx, n.opts.Static.config(), local); err != nil {
+	if n.opts.Static.empty() {
+		return
+	}
+	back, err := n.putBack(ctx, n.opts.Static.config(), local)
+	if len(back) > 0 {
+		n.log.Warn("static addresses deleted by someone else: put back", "addresses", back)
+	}
+	// routes and rules: added again (the kernel drops a route whose
+	// device went down or lost its address; adding is idempotent)
+	st := n.opts.Static.config()
+	st.VirtualIPs = nil
+	if len(st.VirtualRoutes)+len(st.VirtualRules) > 0 {
+		err = errors.Join(err, n.opts.System.AddAddresses(ctx, &st))
+	}
+	if err != nil {
 		if msg := err.Error(); msg != n.staticErr {
 			n.staticErr = msg
-			n.log.Error("static addresses deleted by someone else cannot be put back", "err", err)
+			n.log.Error("static addresses, routes or rules cannot be put back", "err", err)
 		}
 	} else {
 		n.staticErr = ""
-		if len(back) > 0 {
-			n.log.Warn("static addresses deleted by someone else: put back", "addresses", back)
-		}
 	}
+}
+
+// RemoveStatic removes the static addresses, routes and rules. The
+// director calls it at its final stop, after Run returned: a lame-duck
+// stop ends VRRP first, and the services on static addresses keep
+// forwarding until then.
+func (n *Node) RemoveStatic(ctx context.Context) error {
+	if n.opts.Static.empty() {
+		return nil
+	}
+	st := n.opts.Static.config()
+	return n.opts.System.RemoveAddresses(ctx, &st)
 }
 
 // installStatic installs the static addresses, routes and rules.

@@ -109,6 +109,9 @@ func (s *LinuxSystem) inNS(fn func() error) error {
 }
 
 func (s *LinuxSystem) link(name string) (netlink.Link, error) {
+	if s.h == nil {
+		return nil, errors.New("vrrp: the system is closed")
+	}
 	l, err := s.h.LinkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("link %s: %w", name, err)

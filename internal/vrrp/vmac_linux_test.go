@@ -407,7 +407,8 @@ func TestVIPDeletedByOthers(t *testing.T) {
 
 // TestStaticAddresses: static_ipaddress and static_routes are installed
 // at start whatever the VRRP state, put back when someone deletes an
-// address, changed by a reload, and removed at stop.
+// address or a route, changed by a reload, kept when VRRP stops and
+// removed by RemoveStatic (the director's final stop).
 func TestStaticAddresses(t *testing.T) {
 	requireRoot(t)
 	ns := fmt.Sprintf("st%d", os.Getpid()%10000)
@@ -425,7 +426,20 @@ func TestStaticAddresses(t *testing.T) {
 		AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second, DontTrackPrimary: true,
 		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.93.0.50/24")}},
 	}
-	g := startGovs(t, ns, cfg, func(o *Options) { o.Static = static })
+	// a node of its own: its system stays open after Run for RemoveStatic
+	sys, err := NewLinuxSystem(LinuxOptions{NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	node, err := NewNode(Options{Instances: []InstanceConfig{cfg}, System: sys, Static: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	routes := func() string { return ipn(t, ns, "route", "show") }
 	if !waitFor(2*time.Second, func() bool { return hasAddr(t, ns, "eth0", "10.93.0.7") }) {
 		t.Fatal("the static address was not installed")
@@ -434,18 +448,32 @@ func TestStaticAddresses(t *testing.T) {
 		t.Fatalf("the static route was not installed:\n%s", r)
 	}
 	ipn(t, ns, "addr", "del", "10.93.0.7/24", "dev", "eth0")
+	ipn(t, ns, "route", "del", "10.94.0.0/16")
 	if !waitFor(3*time.Second, func() bool { return hasAddr(t, ns, "eth0", "10.93.0.7") }) {
 		t.Fatal("the deleted static address was not put back")
 	}
+	if !waitFor(3*time.Second, func() bool { return strings.Contains(routes(), "10.94.0.0/16 via 10.93.0.254") }) {
+		t.Fatalf("the deleted static route was not put back:\n%s", routes())
+	}
 	// a reload: the route goes, another address comes
 	next := StaticConfig{Addresses: []VirtualIP{static.Addresses[0], {Prefix: netip.MustParsePrefix("10.93.0.8/24"), Dev: "eth0"}}}
-	if err := g.node.Reload(context.Background(), Options{Instances: []InstanceConfig{cfg}, Static: next}); err != nil {
+	if err := node.Reload(context.Background(), Options{Instances: []InstanceConfig{cfg}, Static: next}); err != nil {
 		t.Fatal(err)
 	}
 	if !hasAddr(t, ns, "eth0", "10.93.0.8") || strings.Contains(routes(), "10.94.0.0/16") {
 		t.Fatalf("after the reload:\n%s\n%s", ipn(t, ns, "-o", "addr", "show", "dev", "eth0"), routes())
 	}
-	g.stop()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil // for the deferred wait
+	if !hasAddr(t, ns, "eth0", "10.93.0.7") {
+		t.Fatal("static addresses removed when VRRP stopped (a lame-duck stop must keep them)")
+	}
+	if err := node.RemoveStatic(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if hasAddr(t, ns, "eth0", "10.93.0.7") || hasAddr(t, ns, "eth0", "10.93.0.8") {
 		t.Fatalf("static addresses left after stop:\n%s", ipn(t, ns, "-o", "addr", "show", "dev", "eth0"))
 	}
