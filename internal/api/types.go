@@ -131,6 +131,17 @@ type VRRP struct {
 	LastAdvert  time.Time        `json:"last_advert,omitzero"`
 	VIPs        []string         `json:"virtual_ipaddress,omitempty"`
 	Transitions []VRRPTransition `json:"transitions,omitempty"`
+	Counters    VRRPCounters     `json:"counters"`
+}
+
+// VRRPCounters are an instance's counters since govs started.
+type VRRPCounters struct {
+	AdvertsSent       uint64            `json:"adverts_sent"`
+	AdvertsReceived   uint64            `json:"adverts_received"`
+	SendErrors        uint64            `json:"send_errors"`
+	BecameMaster      uint64            `json:"became_master"`
+	AddressesRestored uint64            `json:"addresses_restored"`
+	Dropped           map[string]uint64 `json:"dropped,omitempty"` // adverts dropped, by reason
 }
 
 // VRRPTransition is one state change of a VRRP instance.

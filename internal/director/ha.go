@@ -278,6 +278,15 @@ func (d *Director) vrrpState() []api.VRRP {
 		if s.MasterAddr.IsValid() {
 			v.Master = s.MasterAddr.String()
 		}
+		c := s.Counters
+		v.Counters = api.VRRPCounters{AdvertsSent: c.AdvertsSent, AdvertsReceived: c.AdvertsReceived, SendErrors: c.SendErrors,
+			BecameMaster: c.BecameMaster, AddressesRestored: c.AddressesRestored}
+		for r, n := range c.Dropped {
+			if v.Counters.Dropped == nil {
+				v.Counters.Dropped = map[string]uint64{}
+			}
+			v.Counters.Dropped[string(r)] = n
+		}
 		for _, p := range s.VirtualIPs {
 			v.VIPs = append(v.VIPs, p.String())
 		}

@@ -31,6 +31,8 @@ type Collector struct {
 	rsPersist, rsWeight, rsHealthy, rsInPool         *prometheus.Desc
 	reloadFailed, configLoaded                       *prometheus.Desc
 	vrrpState, vrrpPrio                              *prometheus.Desc
+	vrrpSent, vrrpRecv, vrrpSendErr, vrrpMaster      *prometheus.Desc
+	vrrpRestored, vrrpDropped                        *prometheus.Desc
 }
 
 // NewCollector returns a collector reading state from fn.
@@ -63,6 +65,12 @@ func NewCollector(fn StateFunc) *Collector {
 		configLoaded: d("govs_config_loaded_timestamp_seconds", "Time the running configuration was loaded."),
 		vrrpState:    d("govs_vrrp_state", "1 for the current state of the VRRP instance.", "instance", "state"),
 		vrrpPrio:     d("govs_vrrp_effective_priority", "Effective priority of the VRRP instance.", "instance"),
+		vrrpSent:     d("govs_vrrp_adverts_sent_total", "VRRP adverts the instance sent.", "instance"),
+		vrrpRecv:     d("govs_vrrp_adverts_received_total", "VRRP adverts the instance received and decoded.", "instance"),
+		vrrpSendErr:  d("govs_vrrp_send_errors_total", "VRRP adverts the instance could not send.", "instance"),
+		vrrpMaster:   d("govs_vrrp_became_master_total", "Times the instance became MASTER.", "instance"),
+		vrrpRestored: d("govs_vrrp_addresses_restored_total", "Virtual addresses the MASTER put back after someone else deleted them.", "instance"),
+		vrrpDropped:  d("govs_vrrp_adverts_dropped_total", "VRRP adverts the instance dropped, by reason.", "instance", "reason"),
 	}
 }
 
@@ -70,7 +78,8 @@ func NewCollector(fn StateFunc) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.svcConns, c.svcPkts, c.svcBytes, c.svcQuorum, c.svcSorry, c.svcEnabled,
 		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
-		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio} {
+		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio,
+		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpDropped} {
 		ch <- d
 	}
 }
@@ -130,6 +139,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.vrrpState, b2f(v.State == state), v.Name, state)
 		}
 		gauge(c.vrrpPrio, float64(v.Effective), v.Name)
+		counter(c.vrrpSent, v.Counters.AdvertsSent, v.Name)
+		counter(c.vrrpRecv, v.Counters.AdvertsReceived, v.Name)
+		counter(c.vrrpSendErr, v.Counters.SendErrors, v.Name)
+		counter(c.vrrpMaster, v.Counters.BecameMaster, v.Name)
+		counter(c.vrrpRestored, v.Counters.AddressesRestored, v.Name)
+		for r, n := range v.Counters.Dropped {
+			counter(c.vrrpDropped, n, v.Name, r)
+		}
 	}
 }
 

@@ -25,7 +25,8 @@ func TestMetrics(t *testing.T) {
 				{Addr: "10.0.0.2:80", Weight: 0, Healthy: false},
 			},
 		}},
-		VRRP: []api.VRRP{{Name: "VI_1", State: "MASTER", Effective: 150}},
+		VRRP: []api.VRRP{{Name: "VI_1", State: "MASTER", Effective: 150, Counters: api.VRRPCounters{
+			AdvertsSent: 40, AdvertsReceived: 3, BecameMaster: 1, AddressesRestored: 2, Dropped: map[string]uint64{"auth": 5}}}},
 	}
 	h := Handler(func(context.Context) (*api.State, error) { return st, nil }, fakeExits{})
 	rec := httptest.NewRecorder()
@@ -41,6 +42,12 @@ func TestMetrics(t *testing.T) {
 		`govs_vrrp_state{instance="VI_1",state="MASTER"} 1`,
 		`govs_vrrp_state{instance="VI_1",state="BACKUP"} 0`,
 		`govs_vrrp_effective_priority{instance="VI_1"} 150`,
+		`govs_vrrp_adverts_sent_total{instance="VI_1"} 40`,
+		`govs_vrrp_adverts_received_total{instance="VI_1"} 3`,
+		`govs_vrrp_send_errors_total{instance="VI_1"} 0`,
+		`govs_vrrp_became_master_total{instance="VI_1"} 1`,
+		`govs_vrrp_addresses_restored_total{instance="VI_1"} 2`,
+		`govs_vrrp_adverts_dropped_total{instance="VI_1",reason="auth"} 5`,
 		`govs_config_last_reload_failed 0`,
 		`govs_up 1`,
 		`govs_dataplane_exits_total{reason="tx"} 42`,
