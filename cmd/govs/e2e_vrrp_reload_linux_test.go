@@ -74,6 +74,13 @@ func TestVRRPReload(t *testing.T) {
 	if after.State != "MASTER" || len(after.Transitions) != len(before.Transitions) || len(after.VIPs) != 2 {
 		t.Fatalf("d1 after the reload: %+v", after)
 	}
+	// the counters (also exported as metrics) go through the API
+	if after.Counters.AdvertsSent <= before.Counters.AdvertsSent || after.Counters.BecameMaster != 1 {
+		t.Fatalf("d1's counters: before %+v, after %+v", before.Counters, after.Counters)
+	}
+	if s := vrrpOf(c2); s.Counters.AdvertsReceived == 0 {
+		t.Fatalf("d2's counters: %+v", s.Counters)
+	}
 	if failed != 0 || ok < 50 {
 		t.Errorf("client during the reload: %d ok, %d failed", ok, failed)
 	}
