@@ -161,8 +161,10 @@ func (p *syntaxParser) lex(name string, data []byte) []token {
 			j := i + 1
 			closed := false
 			for j < n && data[j] != '\n' {
-				if data[j] == '\\' && j+1 < n && data[j+1] == '"' {
-					b.WriteByte('"')
+				// \" is a quote and \\ a backslash (so that a quoted
+				// string can end with one); any other backslash is itself
+				if data[j] == '\\' && j+1 < n && (data[j+1] == '"' || data[j+1] == '\\') {
+					b.WriteByte(data[j+1])
 					j += 2
 					continue
 				}

@@ -396,7 +396,28 @@ func q(s string) string {
 	if s != "" && !strings.ContainsAny(s, " \t\r\n\f\v{}#!\"$") {
 		return s
 	}
-	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+	return quoted(s)
+}
+
+// quoted writes s as a quoted string the lexer reads back as s: a quote
+// becomes \", and a backslash is doubled only where it would otherwise
+// be read as an escape (before a quote or a backslash, or last), so that
+// "GET / HTTP/1.0\r\n" stays as written.
+func quoted(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			b.WriteString(`\"`)
+		case c == '\\' && (i+1 == len(s) || s[i+1] == '"' || s[i+1] == '\\'):
+			b.WriteString(`\\`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // qs is q of each word.
@@ -459,7 +480,7 @@ func (w *wr) script(kw string, s *Script) {
 		return
 	}
 	if s.User != "" {
-		w.line(kw, `"`+strings.ReplaceAll(s.Cmd, `"`, `\"`)+`"`, q(s.User))
+		w.line(kw, quoted(s.Cmd), q(s.User))
 		return
 	}
 	w.line(kw, q(s.Cmd))
@@ -629,7 +650,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 func renderVRRPScript(w *wr, s *VRRPScript) {
 	w.open("vrrp_script", q(s.Name))
 	if s.User != "" {
-		w.line("script", `"`+strings.ReplaceAll(s.Script, `"`, `\"`)+`"`, q(s.User))
+		w.line("script", quoted(s.Script), q(s.User))
 	} else {
 		w.str("script", s.Script)
 	}

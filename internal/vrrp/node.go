@@ -411,7 +411,7 @@ func (n *Node) Run(ctx context.Context) error {
 // open opens every instance's socket. One that cannot open for want of
 // something that may come later (its interface, an address on it) starts
 // in FAULT, held there by its socket tracker, and Run tries again every
-// second and on every link change (retryOpen), as keepalived waits for an
+// second and whenever a link comes up (retryOpen), as keepalived waits for an
 // interface. Lacking the permission to open raw sockets fails Run.
 func (n *Node) open(ctx context.Context) error {
 	n.insts = nil
