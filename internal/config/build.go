@@ -235,6 +235,8 @@ func (b *builder) global(n *Node) {
 			b.dur(c, &g.VRRPGarpInterval)
 		case "vrrp_gna_interval":
 			b.dur(c, &g.VRRPGnaInterval)
+		case "vmac_prefix":
+			b.str(c, &g.VMACPrefix)
 		case "vrrp_startup_delay":
 			b.dur(c, &g.VRRPStartupDelay)
 		case "govs_dataplane":

@@ -163,6 +163,9 @@ type GlobalDefs struct {
 	VRRPGarpInterval      Duration `json:"vrrp_garp_interval,omitempty"`
 	VRRPGnaInterval       Duration `json:"vrrp_gna_interval,omitempty"`
 	VRRPStartupDelay      Duration `json:"vrrp_startup_delay,omitempty"`
+	// VMACPrefix is vmac_prefix: the name of a use_vmac interface without
+	// one of its own is VMACPrefix.VRID ("" = "vrrp").
+	VMACPrefix string `json:"vmac_prefix,omitempty"`
 	// NotifyFIFO (all events), VRRPNotifyFIFO (VRRP) and LVSNotifyFIFO
 	// (real and virtual servers) are keepalived's notify FIFOs.
 	NotifyFIFO     *NotifyFIFO `json:"notify_fifo,omitempty"`
@@ -435,12 +438,16 @@ type VRRPInstance struct {
 }
 
 // VMACInterface is the name of the instance's use_vmac interface: the
-// one configured, else keepalived's default vrrp.VRID.
-func (vi *VRRPInstance) VMACInterface() string {
+// one configured, else PREFIX.VRID with global_defs' vmac_prefix
+// (keepalived's default "vrrp").
+func (vi *VRRPInstance) VMACInterface(prefix string) string {
 	if vi.VMACName != "" {
 		return vi.VMACName
 	}
-	return fmt.Sprintf("vrrp.%d", vi.VirtualRouterID)
+	if prefix == "" {
+		prefix = "vrrp"
+	}
+	return fmt.Sprintf("%s.%d", prefix, vi.VirtualRouterID)
 }
 
 // VSGroupEntry is one line of a virtual_server_group: an address range

@@ -75,7 +75,10 @@ func (v *validator) global() {
 	vmacs := map[string]string{}
 	for _, vi := range v.cfg.VRRPInstances {
 		if vi.UseVMAC {
-			name := vi.VMACInterface()
+			name := vi.VMACInterface(g.VMACPrefix)
+			if len(name) > 15 {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface name %s is longer than 15 characters (vmac_prefix too long?)", vi.Name, name)
+			}
 			if other, ok := vmacs[name]; ok {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface %s is also that of %q (give one a name of its own: use_vmac NAME)", vi.Name, name, other)
 			}

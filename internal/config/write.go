@@ -613,6 +613,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.dur("vrrp_garp_interval", g.VRRPGarpInterval)
 	w.dur("vrrp_gna_interval", g.VRRPGnaInterval)
 	w.dur("vrrp_startup_delay", g.VRRPStartupDelay)
+	w.str("vmac_prefix", g.VMACPrefix)
 	for _, f := range []struct {
 		kw string
 		f  *NotifyFIFO

@@ -931,6 +931,13 @@ func TestUseVMACOptions(t *testing.T) {
 	if c.VMAC != "" {
 		t.Errorf("C without use_vmac: %q", c.VMAC)
 	}
+	cfg, ds = config.LoadBytes("t.conf", []byte("global_defs {\n    vmac_prefix gw\n}\n"+src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if insts, _, _ := vrrpOptions(cfg); insts[0].VMAC != "gw.5" || insts[1].VMAC != "gw6" {
+		t.Errorf("with vmac_prefix gw: %q and %q", insts[0].VMAC, insts[1].VMAC)
+	}
 }
 
 // TestNotifyFIFO: with lvs_notify_fifo and notify_fifo, a real server

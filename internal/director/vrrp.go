@@ -75,7 +75,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		ic.CheckUnicastSrc = vi.CheckUnicastSrc
 		ic.NotifyPriorityChanges = vi.NotifyPrioChange
 		if vi.UseVMAC {
-			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(), vi.VMACXmitBase
+			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(g.VMACPrefix), vi.VMACXmitBase
 			if mac, err := net.ParseMAC(vi.VMACAddr); err == nil {
 				ic.VMACAddr = mac
 			}
