@@ -237,29 +237,6 @@ func (b *builder) global(n *Node) {
 			b.dur(c, &g.VRRPGnaInterval)
 		case "vmac_prefix":
 			b.str(c, &g.VMACPrefix)
-		case "vrrp_garp_master_delay":
-			b.durPtr(c, &g.VRRPDefaults.GarpMasterDelay)
-		case "vrrp_garp_master_repeat":
-			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpMasterRepeat)
-		case "vrrp_garp_master_refresh":
-			b.durPtr(c, &g.VRRPDefaults.GarpMasterRefresh)
-		case "vrrp_garp_master_refresh_repeat":
-			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpMasterRefreshRepeat)
-		case "vrrp_garp_lower_prio_delay":
-			b.durPtr(c, &g.VRRPDefaults.GarpLowerPrioDelay)
-		case "vrrp_garp_lower_prio_repeat":
-			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpLowerPrioRepeat)
-		case "vrrp_lower_prio_no_advert":
-			b.flag(c, &g.VRRPDefaults.LowerPrioNoAdvert)
-		case "vrrp_higher_prio_send_advert":
-			b.flag(c, &g.VRRPDefaults.HigherPrioSendAdvert)
-		case "vrrp_check_unicast_src":
-			b.flag(c, &g.VRRPDefaults.CheckUnicastSrc)
-		case "vrrp_skip_check_adv_addr":
-			// keepalived skips checking an advert's address list when it
-			// is the last one again; govs never checks it (a mismatched
-			// list is not a reason to drop an advert here)
-			b.noBlock(c)
 		case "vrrp_startup_delay":
 			b.dur(c, &g.VRRPStartupDelay)
 		case "govs_dataplane":
@@ -634,8 +611,7 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 	if !ok {
 		return nil
 	}
-	vi := &VRRPInstance{Pos: n.Pos, Name: name, Priority: -1, GarpMasterRepeat: -1, GarpMasterRefreshRepeat: -1, GarpMasterDelay: -1,
-		GarpMasterRefresh: -1, GarpLowerPrioDelay: -1, GarpLowerPrioRepeat: -1}
+	vi := &VRRPInstance{Pos: n.Pos, Name: name, Priority: -1, GarpMasterRepeat: -1, GarpMasterRefreshRepeat: -1, GarpMasterDelay: -1}
 	for _, c := range n.Block {
 		if b.notifier(c, &vi.Notify) {
 			continue
@@ -748,8 +724,6 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.flag(c, &vi.LowerPrioNoAdvert)
 		case "higher_prio_send_advert":
 			b.flag(c, &vi.HigherPrioSendAdvert)
-		case "skip_check_adv_addr":
-			b.noBlock(c) // see vrrp_skip_check_adv_addr
 		default:
 			b.unsupported(c, "vrrp_instance")
 		}
@@ -1813,32 +1787,15 @@ func (c *Config) applyDefaults() {
 		if vi.AdvertInt == 0 {
 			vi.AdvertInt = DefaultAdvertInt
 		}
-		gd := c.Global.VRRPDefaults
-		durOr := func(v *Duration, g *Duration, def Duration) {
-			if *v < 0 {
-				*v = def
-				if g != nil {
-					*v = *g
-				}
-			}
+		if vi.GarpMasterDelay < 0 {
+			vi.GarpMasterDelay = DefaultGarpMasterDelay
 		}
-		intOr := func(v *int, g *int, def int) {
-			if *v < 0 {
-				*v = def
-				if g != nil {
-					*v = *g
-				}
-			}
+		if vi.GarpMasterRepeat < 0 {
+			vi.GarpMasterRepeat = DefaultGarpMasterRepeat
 		}
-		durOr(&vi.GarpMasterDelay, gd.GarpMasterDelay, DefaultGarpMasterDelay)
-		intOr(&vi.GarpMasterRepeat, gd.GarpMasterRepeat, DefaultGarpMasterRepeat)
-		durOr(&vi.GarpMasterRefresh, gd.GarpMasterRefresh, 0)
-		intOr(&vi.GarpMasterRefreshRepeat, gd.GarpMasterRefreshRepeat, DefaultGarpRefreshRepeat)
-		durOr(&vi.GarpLowerPrioDelay, gd.GarpLowerPrioDelay, 0)
-		intOr(&vi.GarpLowerPrioRepeat, gd.GarpLowerPrioRepeat, 0)
-		vi.LowerPrioNoAdvert = vi.LowerPrioNoAdvert || gd.LowerPrioNoAdvert
-		vi.HigherPrioSendAdvert = vi.HigherPrioSendAdvert || gd.HigherPrioSendAdvert
-		vi.CheckUnicastSrc = vi.CheckUnicastSrc || gd.CheckUnicastSrc && len(vi.UnicastPeers) > 0
+		if vi.GarpMasterRefreshRepeat < 0 {
+			vi.GarpMasterRefreshRepeat = DefaultGarpRefreshRepeat
+		}
 	}
 	for _, vs := range c.VirtualServers {
 		if vs.Scheduler == "" {

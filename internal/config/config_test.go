@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -374,59 +373,4 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the model:\n%s", cmp.Diff(a, b))
 		}
 	})
-}
-
-// TestVRRPGlobalDefaults: global_defs' vrrp_garp_* and vrrp_*_advert set
-// the instances' settings an instance does not set itself.
-func TestVRRPGlobalDefaults(t *testing.T) {
-	src := `global_defs {
-    vrrp_garp_master_delay 10
-    vrrp_garp_master_repeat 2
-    vrrp_garp_master_refresh 60
-    vrrp_garp_lower_prio_repeat 3
-    vrrp_lower_prio_no_advert
-    vrrp_check_unicast_src
-    vrrp_skip_check_adv_addr
-}
-vrrp_instance A {
-    interface eth0
-    virtual_router_id 1
-    garp_master_delay 1
-    unicast_peer {
-        10.0.0.2
-    }
-    virtual_ipaddress {
-        10.0.0.100
-    }
-}
-vrrp_instance B {
-    interface eth0
-    virtual_router_id 2
-    skip_check_adv_addr
-    virtual_ipaddress {
-        10.0.0.101
-    }
-}
-`
-	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() || len(ds) != 0 {
-		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
-	}
-	a, b := cfg.VRRPInstances[0], cfg.VRRPInstances[1]
-	if a.GarpMasterDelay.D() != time.Second || b.GarpMasterDelay.D() != 10*time.Second {
-		t.Errorf("garp_master_delay A %v B %v", a.GarpMasterDelay, b.GarpMasterDelay)
-	}
-	for _, vi := range []*VRRPInstance{a, b} {
-		if vi.GarpMasterRepeat != 2 || vi.GarpMasterRefresh.D() != time.Minute || vi.GarpLowerPrioRepeat != 3 || !vi.LowerPrioNoAdvert || vi.HigherPrioSendAdvert {
-			t.Errorf("%s: %+v", vi.Name, vi)
-		}
-	}
-	if !a.CheckUnicastSrc || b.CheckUnicastSrc {
-		t.Errorf("check_unicast_src A %v (unicast) B %v (multicast)", a.CheckUnicastSrc, b.CheckUnicastSrc)
-	}
-	// the rendering parses back to the same
-	cfg2, ds2 := LoadBytes("t.conf", Format(cfg), nil)
-	if ds2.HasErrors() || dumpJSON(t, cfg) != dumpJSON(t, cfg2) {
-		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), Format(cfg))
-	}
 }

@@ -166,30 +166,12 @@ type GlobalDefs struct {
 	// VMACPrefix is vmac_prefix: the name of a use_vmac interface without
 	// one of its own is VMACPrefix.VRID ("" = "vrrp").
 	VMACPrefix string `json:"vmac_prefix,omitempty"`
-	// VRRPDefaults are the vrrp_garp_* and vrrp_*_advert globals: the
-	// defaults of the instances' settings of the same names.
-	VRRPDefaults VRRPDefaults `json:"vrrp_defaults,omitzero"`
 	// NotifyFIFO (all events), VRRPNotifyFIFO (VRRP) and LVSNotifyFIFO
 	// (real and virtual servers) are keepalived's notify FIFOs.
 	NotifyFIFO     *NotifyFIFO `json:"notify_fifo,omitempty"`
 	VRRPNotifyFIFO *NotifyFIFO `json:"vrrp_notify_fifo,omitempty"`
 	LVSNotifyFIFO  *NotifyFIFO `json:"lvs_notify_fifo,omitempty"`
 	Govs           GovsGlobal  `json:"govs"`
-}
-
-// VRRPDefaults are global_defs' defaults of instance settings (nil or
-// false: keepalived's own default). A true flag here sets the instance's
-// flag; an instance cannot turn it off again.
-type VRRPDefaults struct {
-	GarpMasterDelay         *Duration `json:"vrrp_garp_master_delay,omitempty"`
-	GarpMasterRepeat        *int      `json:"vrrp_garp_master_repeat,omitempty"`
-	GarpMasterRefresh       *Duration `json:"vrrp_garp_master_refresh,omitempty"`
-	GarpMasterRefreshRepeat *int      `json:"vrrp_garp_master_refresh_repeat,omitempty"`
-	GarpLowerPrioDelay      *Duration `json:"vrrp_garp_lower_prio_delay,omitempty"`
-	GarpLowerPrioRepeat     *int      `json:"vrrp_garp_lower_prio_repeat,omitempty"`
-	LowerPrioNoAdvert       bool      `json:"vrrp_lower_prio_no_advert,omitempty"`
-	HigherPrioSendAdvert    bool      `json:"vrrp_higher_prio_send_advert,omitempty"`
-	CheckUnicastSrc         bool      `json:"vrrp_check_unicast_src,omitempty"`
 }
 
 // NotifyFIFO is a notify FIFO: `KIND FILE [USER [GROUP]]` and

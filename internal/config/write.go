@@ -614,26 +614,6 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.dur("vrrp_gna_interval", g.VRRPGnaInterval)
 	w.dur("vrrp_startup_delay", g.VRRPStartupDelay)
 	w.str("vmac_prefix", g.VMACPrefix)
-	vd := g.VRRPDefaults
-	for _, d := range []struct {
-		kw string
-		v  *Duration
-	}{{"vrrp_garp_master_delay", vd.GarpMasterDelay}, {"vrrp_garp_master_refresh", vd.GarpMasterRefresh}, {"vrrp_garp_lower_prio_delay", vd.GarpLowerPrioDelay}} {
-		if d.v != nil {
-			w.line(d.kw, d.v.seconds())
-		}
-	}
-	for _, d := range []struct {
-		kw string
-		v  *int
-	}{{"vrrp_garp_master_repeat", vd.GarpMasterRepeat}, {"vrrp_garp_master_refresh_repeat", vd.GarpMasterRefreshRepeat}, {"vrrp_garp_lower_prio_repeat", vd.GarpLowerPrioRepeat}} {
-		if d.v != nil {
-			w.line(d.kw, strconv.Itoa(*d.v))
-		}
-	}
-	w.flag("vrrp_lower_prio_no_advert", vd.LowerPrioNoAdvert)
-	w.flag("vrrp_higher_prio_send_advert", vd.HigherPrioSendAdvert)
-	w.flag("vrrp_check_unicast_src", vd.CheckUnicastSrc)
 	for _, f := range []struct {
 		kw string
 		f  *NotifyFIFO
