@@ -76,8 +76,11 @@ func (v *validator) global() {
 	for _, vi := range v.cfg.VRRPInstances {
 		if vi.UseVMAC {
 			name := vi.VMACInterface(g.VMACPrefix)
-			if len(name) > 15 {
-				v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface name %s is longer than 15 characters (vmac_prefix too long?)", vi.Name, name)
+			if len(name) > 15 || strings.ContainsAny(name, "/: \t") {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface name %q is not a valid interface name (at most 15 characters, no '/', ':' or blanks; vmac_prefix?)", vi.Name, name)
+			}
+			if name == vi.Interface {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface %s is the instance's own interface (vmac_prefix?)", vi.Name, name)
 			}
 			if other, ok := vmacs[name]; ok {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: use_vmac interface %s is also that of %q (give one a name of its own: use_vmac NAME)", vi.Name, name, other)
