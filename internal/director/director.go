@@ -601,7 +601,7 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 				continue
 			}
 			up := ev.Kind == health.ServerUp
-			d.fifos.LVS("RS " + fifoAddr(r.dp.Addr, s) + " " + fifoVS(s) + " " + upDown(up))
+			d.fifos.LVS("RS " + fifoAddr(r.dp.Addr, s) + " " + fifoVS(s) + " " + notify.UpDown(up))
 			n := notify.Notification{Mail: r.alert}
 			reason := ""
 			if h := d.health[r.id]; h != nil {
@@ -619,7 +619,7 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 			}
 		case health.QuorumUp, health.QuorumDown:
 			up := ev.Kind == health.QuorumUp
-			d.fifos.LVS("VS " + fifoVS(s) + " " + upDown(up))
+			d.fifos.LVS("VS " + fifoVS(s) + " " + notify.UpDown(up))
 			d.log.Info("quorum "+map[bool]string{true: "up", false: "down"}[up], "vs", s.vsLabel, "live_weight", ev.LiveWeight, "quorum", s.vs.Quorum)
 			n := notify.Notification{Mail: s.vs.SMTPAlert != nil && *s.vs.SMTPAlert}
 			n.Subject, n.Body = notify.QuorumMail(s.vsLabel, up, ev.LiveWeight, s.vs.Quorum, s.vs.Hysteresis)

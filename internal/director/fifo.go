@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,45 +104,27 @@ func openFIFOs(g config.GlobalDefs, log *slog.Logger) (*fifos, error) {
 // to owner, "user [group]".
 func chownFIFO(ff *notify.FIFO, owner string, withDir bool) error {
 	name, group, _ := strings.Cut(strings.TrimSpace(owner), " ")
-	u, err := user.Lookup(name)
+	uid, gid, err := notify.LookupIDs(name, strings.TrimSpace(group))
 	if err != nil {
 		return err
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if group = strings.TrimSpace(group); group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			return err
-		}
-		gid, _ = strconv.Atoi(g.Gid)
-	}
 	if withDir {
-		if err := os.Chown(filepath.Dir(ff.Path), uid, gid); err != nil {
+		if err := os.Chown(filepath.Dir(ff.Path), int(uid), int(gid)); err != nil {
 			return err
 		}
 	}
-	return ff.Chown(uid, gid)
+	return ff.Chown(int(uid), int(gid))
 }
 
 // distinct lists the FIFOs a line goes to, each once.
 func distinct(ffs ...*notify.FIFO) []*notify.FIFO {
 	var out []*notify.FIFO
 	for _, ff := range ffs {
-		if ff != nil && !containsFIFO(out, ff) {
+		if ff != nil && !slices.Contains(out, ff) {
 			out = append(out, ff)
 		}
 	}
 	return out
-}
-
-func containsFIFO(l []*notify.FIFO, f *notify.FIFO) bool {
-	for _, x := range l {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // VRRP writes a VRRP event line.
@@ -256,11 +238,4 @@ func fifoVS(s *vsSpec) string {
 
 func fifoAddr(a netip.AddrPort, s *vsSpec) string {
 	return fmt.Sprintf("[%s]:%s:%d", a.Addr(), strings.ToLower(s.svc.Key.Proto.String()), a.Port())
-}
-
-func upDown(up bool) string {
-	if up {
-		return "UP"
-	}
-	return "DOWN"
 }

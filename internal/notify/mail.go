@@ -134,7 +134,9 @@ func (m *Mailer) message(from, subject, body string) []byte {
 
 func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
 
-func upDown(up bool) string {
+// UpDown is keepalived's word for a server's state in alerts and FIFO
+// lines.
+func UpDown(up bool) string {
 	if up {
 		return "UP"
 	}
@@ -144,7 +146,7 @@ func upDown(up bool) string {
 // RealServerMail is the alert for a real server changing state, in the
 // shape of keepalived's checker alerts.
 func RealServerMail(rs, vs string, up bool, reason string) (subject, body string) {
-	subject = fmt.Sprintf("Realserver %s of virtual server %s - %s", rs, vs, upDown(up))
+	subject = fmt.Sprintf("Realserver %s of virtual server %s - %s", rs, vs, UpDown(up))
 	if up {
 		body = "=> CHECK succeed on service <="
 	} else {
@@ -155,7 +157,7 @@ func RealServerMail(rs, vs string, up bool, reason string) (subject, body string
 
 // QuorumMail is the alert for a virtual server gaining or losing quorum.
 func QuorumMail(vs string, up bool, live, quorum, hysteresis int) (subject, body string) {
-	subject = fmt.Sprintf("Virtualserver %s - %s", vs, upDown(up))
+	subject = fmt.Sprintf("Virtualserver %s - %s", vs, UpDown(up))
 	if up {
 		body = fmt.Sprintf("=> Gained quorum %d+%d=%d <= %d for VS %s <=", quorum, hysteresis, quorum+hysteresis, live, vs)
 	} else {

@@ -97,30 +97,40 @@ func (r *Runner) credential(cmd Command) (*syscall.Credential, error) {
 	if name == "" {
 		return nil, nil
 	}
+	uid, gid, err := LookupIDs(name, group)
+	if err != nil {
+		return nil, err
+	}
+	if uid == uint32(os.Geteuid()) && gid == uint32(os.Getegid()) {
+		return nil, nil
+	}
+	return &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}, nil
+}
+
+// LookupIDs resolves a script user and group ("": the user's own group)
+// to their IDs.
+func LookupIDs(name, group string) (uid, gid uint32, err error) {
 	u, err := user.Lookup(name)
 	if err != nil {
-		return nil, fmt.Errorf("script user: %w", err)
+		return 0, 0, fmt.Errorf("script user: %w", err)
 	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	uid64, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("script user %s: bad uid %q", name, u.Uid)
+		return 0, 0, fmt.Errorf("script user %s: bad uid %q", name, u.Uid)
 	}
 	gidStr := u.Gid
 	if group != "" {
 		g, err := user.LookupGroup(group)
 		if err != nil {
-			return nil, fmt.Errorf("script group: %w", err)
+			return 0, 0, fmt.Errorf("script group: %w", err)
 		}
 		gidStr = g.Gid
 	}
-	gid, err := strconv.ParseUint(gidStr, 10, 32)
+	gid64, err := strconv.ParseUint(gidStr, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("script group %s: bad gid %q", group, gidStr)
+		return 0, 0, fmt.Errorf("script group %s: bad gid %q", group, gidStr)
 	}
-	if uint32(uid) == uint32(os.Geteuid()) && uint32(gid) == uint32(os.Getegid()) {
-		return nil, nil
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	return uint32(uid64), uint32(gid64), nil
 }
 
 func runsAsRoot(cred *syscall.Credential) bool {

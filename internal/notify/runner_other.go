@@ -11,3 +11,6 @@ func (r *Runner) Run(ctx context.Context, cmd Command) (Output, error) {
 
 // CheckSecure is not supported on this platform.
 func CheckSecure(path string) error { return ErrNotSupported }
+
+// LookupIDs is not available outside Linux.
+func LookupIDs(name, group string) (uid, gid uint32, err error) { return 0, 0, ErrNotSupported }

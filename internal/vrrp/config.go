@@ -397,6 +397,21 @@ func (c *InstanceConfig) addrDev() string {
 	return c.Interface
 }
 
+// withDev is v with the device it goes on when it names none.
+func (c *InstanceConfig) withDev(v VirtualIP) VirtualIP {
+	if v.Dev == "" {
+		v.Dev = c.addrDev()
+	}
+	return v
+}
+
+// vmacLinkLocalSource reports whether the adverts' source is the
+// link-local address an IPv6 instance's VMAC interface has while MASTER
+// (vmacAddr), not one of the host's own.
+func (c *InstanceConfig) vmacLinkLocalSource() bool {
+	return c.VMAC != "" && c.IsIPv6() && (!c.UnicastSrcIP.IsValid() || c.UnicastSrcIP.IsLinkLocalUnicast())
+}
+
 // advertDev is the interface the adverts are sent and received on. With
 // unicast peers it is always the instance's: unicast adverts come to its
 // own MAC, which the VMAC interface never sees (keepalived sets

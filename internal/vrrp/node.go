@@ -485,7 +485,7 @@ func (n *Node) retryOpen(ctx context.Context, q *queue) {
 // track_src_ip goes to FAULT until its address is back (retryOpen).
 func (n *Node) checkSources(ctx context.Context, q *queue, local map[netip.Addr]bool) {
 	for i, in := range n.insts {
-		if in.conn == nil || (in.cfg.VMAC != "" && in.cfg.IsIPv6() && (!in.cfg.UnicastSrcIP.IsValid() || in.cfg.UnicastSrcIP.IsLinkLocalUnicast())) {
+		if in.conn == nil || in.cfg.vmacLinkLocalSource() {
 			// (an IPv6 VMAC interface's link-local source is govs's
 			// own, there while MASTER)
 			continue
@@ -528,13 +528,13 @@ func (n *Node) checkAddrs(ctx context.Context, q *queue) {
 	if n.opts.Static.empty() {
 		return
 	}
-	back, err := n.putBack(ctx, n.opts.Static.config(), local)
-	if len(back) > 0 {
-		n.log.Warn("static addresses deleted by someone else: put back", "addresses", back)
+	st := n.opts.Static.config()
+	back, err := n.putBack(ctx, st, local)
+	if len(back.VirtualIPs) > 0 {
+		n.log.Warn("static addresses deleted by someone else: put back", "addresses", vipPrefixes(&back))
 	}
 	// routes and rules: added again (the kernel drops a route whose
 	// device went down or lost its address; adding is idempotent)
-	st := n.opts.Static.config()
 	st.VirtualIPs = nil
 	if len(st.VirtualRoutes)+len(st.VirtualRules) > 0 {
 		err = errors.Join(err, n.opts.System.AddAddresses(ctx, &st))
@@ -563,37 +563,36 @@ func (n *Node) RemoveStatic(ctx context.Context) error {
 
 // installStatic installs the static addresses, routes and rules.
 func (n *Node) installStatic(ctx context.Context, s StaticConfig) {
-	st := s.config()
-	if len(st.VirtualIPs)+len(st.VirtualRoutes)+len(st.VirtualRules) == 0 {
+	if s.empty() {
 		return
 	}
+	st := s.config()
 	if err := n.opts.System.AddAddresses(ctx, &st); err != nil {
 		n.log.Error("install static addresses, routes and rules", "err", err)
 	}
 }
 
 // putBack adds, one by one, the addresses of cfg (not no_track ones)
-// that local lacks, and returns those it put back.
-func (n *Node) putBack(ctx context.Context, cfg InstanceConfig, local map[netip.Addr]bool) ([]netip.Prefix, error) {
+// that local lacks. It returns those it put back, as a configuration of
+// them alone (each with its device) to announce them with.
+func (n *Node) putBack(ctx context.Context, cfg InstanceConfig, local map[netip.Addr]bool) (InstanceConfig, error) {
 	d := cfg
 	d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules, d.VMAC = nil, nil, nil, ""
-	var back []netip.Prefix
+	var back []VirtualIP
 	var errs []error
 	for _, v := range allVIPs(&cfg) {
 		if _, there := local[v.Prefix.Addr()]; v.NoTrack || there {
 			continue
 		}
-		if v.Dev == "" {
-			v.Dev = cfg.addrDev()
-		}
-		d.VirtualIPs = []VirtualIP{v}
+		d.VirtualIPs = []VirtualIP{cfg.withDev(v)}
 		if err := n.opts.System.AddAddresses(ctx, &d); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		back = append(back, v.Prefix)
+		back = append(back, d.VirtualIPs[0])
 	}
-	return back, errors.Join(errs...)
+	d.VirtualIPs = back
+	return d, errors.Join(errs...)
 }
 
 // checkVIPs puts back the virtual addresses a MASTER holds that someone
@@ -607,32 +606,8 @@ func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]bool) {
 		if in.m.State() != StateMaster {
 			continue
 		}
-		var missing []VirtualIP
-		for _, v := range allVIPs(&in.cfg) {
-			if _, there := local[v.Prefix.Addr()]; !v.NoTrack && !there {
-				if v.Dev == "" {
-					v.Dev = in.cfg.addrDev()
-				}
-				missing = append(missing, v)
-			}
-		}
-		if len(missing) == 0 {
-			continue
-		}
-		// one by one: those that can be put back are, and announced
-		d := in.cfg
-		d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules, d.VMAC = nil, nil, nil, ""
-		var back []VirtualIP
-		var errs []error
-		for _, v := range missing {
-			d.VirtualIPs = []VirtualIP{v}
-			if err := n.opts.System.AddAddresses(ctx, &d); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			back = append(back, v)
-		}
-		if err := errors.Join(errs...); err != nil {
+		back, err := n.putBack(ctx, in.cfg, local)
+		if err != nil {
 			// (every second until it works: logged when the reason changes)
 			if msg := err.Error(); msg != in.vipErr {
 				in.vipErr = msg
@@ -641,13 +616,12 @@ func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]bool) {
 		} else {
 			in.vipErr = ""
 		}
-		if len(back) == 0 {
+		if len(back.VirtualIPs) == 0 {
 			continue
 		}
-		d.VirtualIPs = back
-		n.log.Warn("vrrp virtual addresses deleted by someone else: put back", "instance", in.cfg.Name, "addresses", vipPrefixes(&d))
-		in.count.AddressesRestored += uint64(len(back))
-		n.announce(ctx, in, d, in.cfg.GARPMasterRepeat, "addresses put back")
+		n.log.Warn("vrrp virtual addresses deleted by someone else: put back", "instance", in.cfg.Name, "addresses", vipPrefixes(&back))
+		in.count.AddressesRestored += uint64(len(back.VirtualIPs))
+		n.announce(ctx, in, back, in.cfg.GARPMasterRepeat, "addresses put back")
 		n.publish(i)
 	}
 }
@@ -666,7 +640,7 @@ func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]T
 	trackers = append(trackers, Tracker{Key: socketKey(c.Name), OK: !noSocket})
 	for j := range trackers {
 		t := &trackers[j]
-		if name, ok := stringsCut(t.Key, "interface:"); ok {
+		if name, ok := strings.CutPrefix(t.Key, "interface:"); ok {
 			// the state the instances have seen, when there is one
 			// (interface_up_down_delays may hold a change back)
 			if up, known := n.links.state(name); known {
@@ -686,13 +660,6 @@ func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]T
 		}
 	}
 	return trackers
-}
-
-func stringsCut(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return "", false
 }
 
 func (n *Node) closeConns() {
@@ -1005,6 +972,9 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 	log := n.log.With("instance", in.cfg.Name)
 	switch a := a.(type) {
 	case ActionSendAdvert:
+		if in.conn == nil {
+			return // FAULT: a machine without a socket sends nothing
+		}
 		adv := Advert{
 			Version: in.cfg.Version, VRID: uint8(in.cfg.VRID), Priority: a.Priority,
 			Interval: uint16(in.cfg.advertUnits()),
@@ -1017,9 +987,6 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 		}
 		if in.cfg.AuthPass != "" {
 			adv.AuthType, adv.AuthData = AuthPass, authPassData(in.cfg.AuthPass)
-		}
-		if in.conn == nil {
-			return // FAULT: a machine without a socket sends nothing
 		}
 		if err := in.conn.Send(&adv); err != nil {
 			in.count.SendErrors++

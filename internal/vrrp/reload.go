@@ -110,29 +110,22 @@ func sameSocket(a, b *InstanceConfig) bool {
 func addrDelta(from, minus *InstanceConfig) (d InstanceConfig, empty bool) {
 	d = *from
 	d.VirtualIPs, d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules = nil, nil, nil, nil
-	dev := from.addrDev()
 	d.VMAC = ""
-	withDev := func(v VirtualIP) VirtualIP {
-		if v.Dev == "" {
-			v.Dev = dev
-		}
-		return v
-	}
 	have := allVIPs(minus)
 	for _, v := range from.VirtualIPs {
 		if !slices.Contains(have, v) {
-			d.VirtualIPs = append(d.VirtualIPs, withDev(v))
+			d.VirtualIPs = append(d.VirtualIPs, from.withDev(v))
 		}
 	}
 	for _, v := range from.VirtualIPsExcluded {
 		if !slices.Contains(have, v) {
-			d.VirtualIPsExcluded = append(d.VirtualIPsExcluded, withDev(v))
+			d.VirtualIPsExcluded = append(d.VirtualIPsExcluded, from.withDev(v))
 		}
 	}
 	for _, r := range from.VirtualRoutes {
 		if !slices.Contains(minus.VirtualRoutes, r) {
 			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" {
-				r.Dev = dev
+				r.Dev = from.addrDev()
 			}
 			d.VirtualRoutes = append(d.VirtualRoutes, r)
 		}

@@ -129,10 +129,16 @@ func (s *LinuxSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]bool, erro
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
 			ip = ip.Unmap()
-			out[ip] = out[ip] || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0
+			out[ip] = out[ip] || usable(a)
 		}
 	}
 	return out, nil
+}
+
+// usable reports whether an address can be a source: not tentative
+// (duplicate address detection running) and not DAD-failed.
+func usable(a netlink.Addr) bool {
+	return a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0
 }
 
 // sourceAddr picks the advert source: unicast_src_ip (which must be an
@@ -160,7 +166,7 @@ func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Add
 	}
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+		if !ok || !usable(a) {
 			continue // not usable as a source (yet)
 		}
 		ip = ip.Unmap()
@@ -191,7 +197,7 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	// adverts go out of the use_vmac interface, which has none (IPv6:
 	// it has the same link-local one)
 	var src netip.Addr
-	if cfg.IsIPv6() && cfg.VMAC != "" && (!cfg.UnicastSrcIP.IsValid() || cfg.UnicastSrcIP.IsLinkLocalUnicast()) {
+	if cfg.vmacLinkLocalSource() {
 		// the link-local address the VMAC interface has while MASTER
 		src, err = s.vmacLinkLocal(cfg, l)
 	} else {

@@ -27,7 +27,7 @@ import (
 // receives while it has no address) and promote_secondaries=1, and IPv6
 // is turned off on it; the parent gets arp_ignore=1 and arp_filter=1, so
 // that it does not answer for the virtual addresses with its own MAC, and
-// arp_announce=2 (parentARPSettings; its values are put back when the last
+// arp_announce=2 (parentARP; its values are put back when the last
 // VMAC interface on it goes). For an
 // IPv6 instance no link-local address is generated from the virtual MAC
 // (RFC 5798 §7.4); while MASTER the interface has the parent's
@@ -42,16 +42,14 @@ type savedSysctls struct {
 	vals map[string]string // sysctl path → value before
 }
 
-// parentARPSettings are the parent's settings while it carries a VMAC
+// parentARP are the parent's settings while it carries a VMAC
 // interface. keepalived sets the first two; arp_announce=2 is govs's:
 // without it the parent asks for a client's MAC (to answer it from the
 // VIP) with the VIP as the sender address and its own MAC, and the
 // client's neighbour entry for the VIP moves from the virtual MAC to the
 // parent's, which a failover then leaves pointing at the old MASTER
 // (TestVMAC shows it).
-var parentARPSettings = []string{"arp_ignore", "arp_filter", "arp_announce"}
-
-var parentARPValues = map[string]string{"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"}
+var parentARP = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}, {"arp_announce", "2"}}
 
 // vmacState is a VMAC interface this system set up (or adopted): its
 // parent, for the parent's settings, and whether it took the
@@ -208,8 +206,8 @@ func (s *LinuxSystem) prepareVMAC(cfg *InstanceConfig, name string) error {
 	if st.rpfilter {
 		return nil
 	}
-	err := s.holdLocked("rp_filter", func(save func(string) error) error {
-		return s.clearRPFilter(name, save)
+	err := s.holdLocked("rp_filter", func(change func(path, value string) error) error {
+		return s.clearRPFilter(name, change)
 	})
 	if err == nil {
 		st.rpfilter = true
@@ -223,13 +221,9 @@ func (s *LinuxSystem) holdParent(st *vmacState) error {
 		return nil
 	}
 	parent := st.parent
-	if err := s.holdLocked("parent:"+parent, func(save func(string) error) error {
-		for _, k := range parentARPSettings {
-			path := "net/ipv4/conf/" + parent + "/" + k
-			if err := save(path); err != nil {
-				return err
-			}
-			if err := s.setSysctl(path, parentARPValues[k]); err != nil {
+	if err := s.holdLocked("parent:"+parent, func(change func(path, value string) error) error {
+		for _, kv := range parentARP {
+			if err := change("net/ipv4/conf/"+parent+"/"+kv[0], kv[1]); err != nil {
 				return err
 			}
 		}
@@ -242,8 +236,8 @@ func (s *LinuxSystem) holdParent(st *vmacState) error {
 }
 
 // clearRPFilter raises every interface's rp_filter but vmac's to the
-// "all" value and sets "all" to 0, recording the values with save.
-func (s *LinuxSystem) clearRPFilter(name string, save func(string) error) error {
+// "all" value and sets "all" to 0, through change.
+func (s *LinuxSystem) clearRPFilter(name string, change func(path, value string) error) error {
 	all, err := s.sysctl("net/ipv4/conf/all/rp_filter")
 	if err != nil || all == "0" {
 		return err
@@ -267,23 +261,17 @@ func (s *LinuxSystem) clearRPFilter(name string, save func(string) error) error 
 		if err != nil || ifn == name || v >= all { // values 0-2
 			continue
 		}
-		if err := save(path); err != nil {
-			return err
-		}
-		if err := s.setSysctl(path, all); err != nil {
+		if err := change(path, all); err != nil {
 			return err
 		}
 	}
-	if err := save("net/ipv4/conf/all/rp_filter"); err != nil {
-		return err
-	}
-	return s.setSysctl("net/ipv4/conf/all/rp_filter", "0")
+	return change("net/ipv4/conf/all/rp_filter", "0")
 }
 
 // holdLocked takes a reference on the saved settings key: the first one
-// runs set, which records with save each value before it changes it; on
+// runs set, whose changes (through change) record each value first; on
 // failure what set changed is put back.
-func (s *LinuxSystem) holdLocked(key string, set func(save func(path string) error) error) error {
+func (s *LinuxSystem) holdLocked(key string, set func(change func(path, value string) error) error) error {
 	if s.saved == nil {
 		s.saved = map[string]*savedSysctls{}
 	}
@@ -292,12 +280,13 @@ func (s *LinuxSystem) holdLocked(key string, set func(save func(path string) err
 		return nil
 	}
 	h := &savedSysctls{refs: 1, vals: map[string]string{}}
-	err := set(func(path string) error {
+	err := set(func(path, value string) error {
 		v, err := s.sysctl(path)
-		if err == nil {
-			h.vals[path] = v
+		if err != nil {
+			return err
 		}
-		return err
+		h.vals[path] = v
+		return s.setSysctl(path, value)
 	})
 	if err != nil {
 		s.restore(h)

@@ -26,12 +26,13 @@ func readSysctl(t *testing.T, ns, path string) string {
 	return v
 }
 
-// dialName connects to addr from ns and returns the name its server sends.
-func dialName(t *testing.T, ns, addr string) string {
+// dialName connects to addr (tcp4 or tcp6: network) from ns and returns
+// the name its server sends.
+func dialName(t *testing.T, ns, network, addr string) string {
 	t.Helper()
 	var who string
 	err := inNetns(ns, func() error {
-		c, err := net.DialTimeout("tcp4", addr, time.Second)
+		c, err := net.DialTimeout(network, addr, time.Second)
 		if err != nil {
 			return err
 		}
@@ -91,14 +92,14 @@ func testVMAC(t *testing.T, unicast bool) {
 		}
 		return c
 	}
-	parentARP := func() string {
+	parentSettings := func() string {
 		var v []string
-		for _, k := range parentARPSettings {
-			v = append(v, k+"="+readSysctl(t, g1, "net/ipv4/conf/eth0/"+k))
+		for _, kv := range parentARP {
+			v = append(v, kv[0]+"="+readSysctl(t, g1, "net/ipv4/conf/eth0/"+kv[0]))
 		}
 		return strings.Join(v, " ")
 	}
-	before := parentARP()
+	before := parentSettings()
 	rpBefore := readSysctl(t, g1, "net/ipv4/conf/eth0/rp_filter")
 	a := startGovs(t, g1, cfg(150, "10.88.0.2"))
 	b := startGovs(t, g2, cfg(100, "10.88.0.1"))
@@ -129,7 +130,7 @@ func testVMAC(t *testing.T, unicast bool) {
 	if st := b.status(); st.MasterAddr != netip.MustParseAddr("10.88.0.1") || st.Counters.AdvertsReceived == 0 {
 		t.Fatalf("g2 does not hear g1's adverts through its VMAC interface: %+v", st)
 	}
-	if who := dialName(t, cl, "10.88.0.50:8080"); who != "g1" {
+	if who := dialName(t, cl, "tcp4", "10.88.0.50:8080"); who != "g1" {
 		t.Fatalf("VIP answered by %q, want g1", who)
 	}
 	neigh := func() string {
@@ -151,13 +152,13 @@ func testVMAC(t *testing.T, unicast bool) {
 	if out := ipn(t, g1, "-o", "link", "show"); strings.Contains(out, "vrrp.61") {
 		t.Fatalf("g1 kept its VMAC interface after stopping:\n%s", out)
 	}
-	if after := parentARP(); after != before {
+	if after := parentSettings(); after != before {
 		t.Fatalf("g1 eth0 %s after stop, %s before start", after, before)
 	}
 	if all, eth0 := readSysctl(t, g1, "net/ipv4/conf/all/rp_filter"), readSysctl(t, g1, "net/ipv4/conf/eth0/rp_filter"); all != "1" || eth0 != rpBefore {
 		t.Fatalf("g1 rp_filter after stop: all %s (want 1), eth0 %s (want %s)", all, eth0, rpBefore)
 	}
-	if who := dialName(t, cl, "10.88.0.50:8080"); who != "g2" {
+	if who := dialName(t, cl, "tcp4", "10.88.0.50:8080"); who != "g2" {
 		t.Fatalf("VIP answered by %q after the failover, want g2", who)
 	}
 	if got := neigh(); got != vmac.String() {
@@ -227,26 +228,7 @@ func TestVMAC6(t *testing.T) {
 	if st := b.status(); !st.MasterAddr.IsLinkLocalUnicast() || st.Counters.AdvertsReceived == 0 {
 		t.Fatalf("g2 does not hear g1's adverts: %+v", st)
 	}
-	dial := func() string {
-		t.Helper()
-		var who string
-		err := inNetns(cl, func() error {
-			c, err := net.DialTimeout("tcp6", "[fd88::50]:8080", time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Second))
-			who, err = bufio.NewReader(c).ReadString('\n')
-			who = strings.TrimSpace(who)
-			return err
-		})
-		if err != nil {
-			t.Fatalf("connect to the VIP: %v", err)
-		}
-		return who
-	}
-	if who := dial(); who != "g1" {
+	if who := dialName(t, cl, "tcp6", "[fd88::50]:8080"); who != "g1" {
 		t.Fatalf("VIP answered by %q, want g1", who)
 	}
 	if out := ipn(t, cl, "-6", "neigh", "show", "fd88::50"); !strings.Contains(out, "lladdr "+vmac) {
@@ -259,7 +241,7 @@ func TestVMAC6(t *testing.T) {
 	if out := addrs(g2); !strings.Contains(out, "fe80::") || !strings.Contains(out, "fd88::50/64") {
 		t.Fatalf("the new MASTER's vrrp.61:\n%s", out)
 	}
-	if who := dial(); who != "g2" {
+	if who := dialName(t, cl, "tcp6", "[fd88::50]:8080"); who != "g2" {
 		t.Fatalf("VIP answered by %q after the failover, want g2", who)
 	}
 }
