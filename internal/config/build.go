@@ -237,6 +237,28 @@ func (b *builder) global(n *Node) {
 			b.dur(c, &g.VRRPGnaInterval)
 		case "vmac_prefix":
 			b.str(c, &g.VMACPrefix)
+		case "vrrp_garp_master_delay":
+			b.durPtr(c, &g.VRRPDefaults.GarpMasterDelay)
+		case "vrrp_garp_master_repeat":
+			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpMasterRepeat)
+		case "vrrp_garp_master_refresh":
+			b.durPtr(c, &g.VRRPDefaults.GarpMasterRefresh)
+		case "vrrp_garp_master_refresh_repeat":
+			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpMasterRefreshRepeat)
+		case "vrrp_garp_lower_prio_delay":
+			b.durPtr(c, &g.VRRPDefaults.GarpLowerPrioDelay)
+		case "vrrp_garp_lower_prio_repeat":
+			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpLowerPrioRepeat)
+		case "vrrp_min_garp":
+			b.flag(c, &g.VRRPDefaults.MinGARP)
+		case "vrrp_lower_prio_no_advert":
+			b.flag(c, &g.VRRPDefaults.LowerPrioNoAdvert)
+		case "vrrp_higher_prio_send_advert":
+			b.flag(c, &g.VRRPDefaults.HigherPrioSendAdvert)
+		case "vrrp_check_unicast_src":
+			b.flag(c, &g.VRRPDefaults.CheckUnicastSrc)
+		case "vrrp_skip_check_adv_addr":
+			b.flag(c, &g.VRRPDefaults.SkipCheckAdvAddr)
 		case "vrrp_startup_delay":
 			b.dur(c, &g.VRRPStartupDelay)
 		case "govs_dataplane":
@@ -611,7 +633,7 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 	if !ok {
 		return nil
 	}
-	vi := &VRRPInstance{Pos: n.Pos, Name: name, Priority: -1, GarpMasterRepeat: -1, GarpMasterRefreshRepeat: -1, GarpMasterDelay: -1}
+	vi := &VRRPInstance{Pos: n.Pos, Name: name, Priority: -1}
 	for _, c := range n.Block {
 		if b.notifier(c, &vi.Notify) {
 			continue
@@ -709,21 +731,23 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 		case "vmac_xmit_base":
 			b.flag(c, &vi.VMACXmitBase)
 		case "garp_master_delay":
-			b.dur(c, &vi.GarpMasterDelay)
+			b.durPtr(c, &vi.GarpMasterDelay)
 		case "garp_master_repeat":
-			b.intv(c, 0, 1<<16, &vi.GarpMasterRepeat)
+			b.intPtr(c, 0, 1<<16, &vi.GarpMasterRepeat)
 		case "garp_master_refresh":
-			b.dur(c, &vi.GarpMasterRefresh)
+			b.durPtr(c, &vi.GarpMasterRefresh)
 		case "garp_master_refresh_repeat":
-			b.intv(c, 0, 1<<16, &vi.GarpMasterRefreshRepeat)
+			b.intPtr(c, 0, 1<<16, &vi.GarpMasterRefreshRepeat)
 		case "garp_lower_prio_delay":
-			b.dur(c, &vi.GarpLowerPrioDelay)
+			b.durPtr(c, &vi.GarpLowerPrioDelay)
 		case "garp_lower_prio_repeat":
-			b.intv(c, 0, 1<<16, &vi.GarpLowerPrioRepeat)
+			b.intPtr(c, 0, 1<<16, &vi.GarpLowerPrioRepeat)
 		case "lower_prio_no_advert":
-			b.flag(c, &vi.LowerPrioNoAdvert)
+			b.flagPtr(c, &vi.LowerPrioNoAdvert)
 		case "higher_prio_send_advert":
-			b.flag(c, &vi.HigherPrioSendAdvert)
+			b.flagPtr(c, &vi.HigherPrioSendAdvert)
+		case "skip_check_adv_addr":
+			b.flagPtr(c, &vi.SkipCheckAdvAddr)
 		default:
 			b.unsupported(c, "vrrp_instance")
 		}
@@ -1786,15 +1810,6 @@ func (c *Config) applyDefaults() {
 		}
 		if vi.AdvertInt == 0 {
 			vi.AdvertInt = DefaultAdvertInt
-		}
-		if vi.GarpMasterDelay < 0 {
-			vi.GarpMasterDelay = DefaultGarpMasterDelay
-		}
-		if vi.GarpMasterRepeat < 0 {
-			vi.GarpMasterRepeat = DefaultGarpMasterRepeat
-		}
-		if vi.GarpMasterRefreshRepeat < 0 {
-			vi.GarpMasterRefreshRepeat = DefaultGarpRefreshRepeat
 		}
 	}
 	for _, vs := range c.VirtualServers {

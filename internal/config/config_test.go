@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -92,8 +93,8 @@ func TestSeed004(t *testing.T) {
 			if got != want {
 				t.Errorf("instance = %q, want %q", got, want)
 			}
-			if vi.GarpMasterDelay.D().Seconds() != 2 || vi.GarpMasterRepeat != 2 || vi.GarpMasterRefreshRepeat != 1 {
-				t.Errorf("garp settings = %v %d %d", vi.GarpMasterDelay.D(), vi.GarpMasterRepeat, vi.GarpMasterRefreshRepeat)
+			if set := cfg.Global.InstanceSettings(vi); set.GarpMasterDelay.D().Seconds() != 2 || set.GarpMasterRepeat != 2 || set.GarpMasterRefreshRepeat != 1 {
+				t.Errorf("garp settings = %+v", set)
 			}
 			if !cfg.Global.LVSFlush || !cfg.Global.LVSFlushOnStop || cfg.Global.RouterID != "ha-smbqualif" {
 				t.Errorf("global_defs = %+v", cfg.Global)
@@ -373,4 +374,130 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the model:\n%s", cmp.Diff(a, b))
 		}
 	})
+}
+
+// TestVRRPGlobalDefaults: global_defs' vrrp_garp_*, vrrp_min_garp and
+// vrrp_*_advert set the instance settings an instance does not set
+// itself, and a rewrite keeps every instance's own value, also one equal
+// to keepalived's built-in default.
+func TestVRRPGlobalDefaults(t *testing.T) {
+	src := `global_defs {
+    vrrp_garp_master_delay 10
+    vrrp_garp_master_repeat 2
+    vrrp_garp_master_refresh 60
+    vrrp_garp_lower_prio_repeat 3
+    vrrp_lower_prio_no_advert
+    vrrp_check_unicast_src
+    vrrp_skip_check_adv_addr
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    garp_master_delay 5
+    garp_master_repeat 5
+    garp_master_refresh 0
+    lower_prio_no_advert off
+    unicast_peer {
+        10.0.0.2
+    }
+    virtual_ipaddress {
+        10.0.0.100
+    }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 2
+    skip_check_adv_addr
+    higher_prio_send_advert
+    virtual_ipaddress {
+        10.0.0.101
+    }
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || len(ds) != 0 {
+		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+	}
+	check := func(cfg *Config) {
+		t.Helper()
+		a := cfg.Global.InstanceSettings(cfg.VRRPInstances[0])
+		b := cfg.Global.InstanceSettings(cfg.VRRPInstances[1])
+		wantA := InstanceSettings{GarpMasterDelay: Duration(5 * time.Second), GarpMasterRepeat: 5,
+			GarpMasterRefreshRepeat: 1,
+			// the lower-priority defaults follow the global master
+			// delay, not the instance's own
+			GarpLowerPrioDelay: Duration(10 * time.Second), GarpLowerPrioRepeat: 3,
+			CheckUnicastSrc: true}
+		wantB := InstanceSettings{GarpMasterDelay: Duration(10 * time.Second), GarpMasterRepeat: 2,
+			GarpMasterRefresh: Duration(time.Minute), GarpMasterRefreshRepeat: 1,
+			GarpLowerPrioDelay: Duration(10 * time.Second), GarpLowerPrioRepeat: 3,
+			LowerPrioNoAdvert: true, HigherPrioSendAdvert: true}
+		if a != wantA {
+			t.Errorf("A = %+v\nwant %+v", a, wantA)
+		}
+		if b != wantB {
+			t.Errorf("B = %+v\nwant %+v", b, wantB)
+		}
+	}
+	check(cfg)
+	// the rendering keeps A's own values equal to the built-in defaults
+	// and parses back to the same
+	out := Format(cfg)
+	for _, line := range []string{"garp_master_delay 5", "garp_master_repeat 5", "garp_master_refresh 0", "lower_prio_no_advert off", "skip_check_adv_addr\n", "vrrp_skip_check_adv_addr\n"} {
+		if !strings.Contains(string(out), line) {
+			t.Errorf("rendering lost %q:\n%s", line, out)
+		}
+	}
+	cfg2, ds2 := LoadBytes("t.conf", out, nil)
+	if ds2.HasErrors() || dumpJSON(t, cfg) != dumpJSON(t, cfg2) {
+		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), out)
+	}
+	check(cfg2)
+}
+
+// TestVRRPMinGARP: vrrp_min_garp makes the defaults one GARP with no
+// second burst, for the lower-priority ones too; values set explicitly
+// stay.
+func TestVRRPMinGARP(t *testing.T) {
+	src := `global_defs {
+    vrrp_min_garp
+    vrrp_garp_lower_prio_delay 2
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    garp_lower_prio_repeat 0
+    virtual_ipaddress {
+        10.0.0.100
+    }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 2
+    virtual_ipaddress {
+        10.0.0.101
+    }
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || len(ds) != 0 {
+		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+	}
+	a := cfg.Global.InstanceSettings(cfg.VRRPInstances[0])
+	b := cfg.Global.InstanceSettings(cfg.VRRPInstances[1])
+	want := InstanceSettings{GarpMasterRepeat: 1, GarpMasterRefreshRepeat: 1, GarpLowerPrioDelay: Duration(2 * time.Second), GarpLowerPrioRepeat: 1}
+	if b != want {
+		t.Errorf("B = %+v\nwant %+v", b, want)
+	}
+	want.GarpLowerPrioRepeat = 0
+	if a != want {
+		t.Errorf("A = %+v\nwant %+v", a, want)
+	}
+	// without any global: keepalived's defaults
+	cfg.Global.VRRPDefaults = VRRPDefaults{}
+	want = InstanceSettings{GarpMasterDelay: DefaultGarpMasterDelay, GarpMasterRepeat: DefaultGarpMasterRepeat, GarpMasterRefreshRepeat: DefaultGarpRefreshRepeat,
+		GarpLowerPrioDelay: DefaultGarpMasterDelay, GarpLowerPrioRepeat: DefaultGarpMasterRepeat}
+	if b := cfg.Global.InstanceSettings(cfg.VRRPInstances[1]); b != want {
+		t.Errorf("no globals: B = %+v\nwant %+v", b, want)
+	}
 }

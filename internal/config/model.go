@@ -166,12 +166,93 @@ type GlobalDefs struct {
 	// VMACPrefix is vmac_prefix: the name of a use_vmac interface without
 	// one of its own is VMACPrefix.VRID ("" = "vrrp").
 	VMACPrefix string `json:"vmac_prefix,omitempty"`
+	// VRRPDefaults are the vrrp_garp_*, vrrp_min_garp and vrrp_*_advert
+	// globals: the defaults of the instance settings of the same names.
+	VRRPDefaults VRRPDefaults `json:"vrrp_defaults,omitzero"`
 	// NotifyFIFO (all events), VRRPNotifyFIFO (VRRP) and LVSNotifyFIFO
 	// (real and virtual servers) are keepalived's notify FIFOs.
 	NotifyFIFO     *NotifyFIFO `json:"notify_fifo,omitempty"`
 	VRRPNotifyFIFO *NotifyFIFO `json:"vrrp_notify_fifo,omitempty"`
 	LVSNotifyFIFO  *NotifyFIFO `json:"lvs_notify_fifo,omitempty"`
 	Govs           GovsGlobal  `json:"govs"`
+}
+
+// VRRPDefaults are global_defs' defaults of instance settings; nil or
+// false is keepalived's own default.
+type VRRPDefaults struct {
+	GarpMasterDelay         *Duration `json:"vrrp_garp_master_delay,omitempty"`
+	GarpMasterRepeat        *int      `json:"vrrp_garp_master_repeat,omitempty"`
+	GarpMasterRefresh       *Duration `json:"vrrp_garp_master_refresh,omitempty"`
+	GarpMasterRefreshRepeat *int      `json:"vrrp_garp_master_refresh_repeat,omitempty"`
+	GarpLowerPrioDelay      *Duration `json:"vrrp_garp_lower_prio_delay,omitempty"`
+	GarpLowerPrioRepeat     *int      `json:"vrrp_garp_lower_prio_repeat,omitempty"`
+	// MinGARP (vrrp_min_garp): the defaults of the settings above that
+	// are not set become one GARP/NA message, with no delayed second
+	// burst.
+	MinGARP              bool `json:"vrrp_min_garp,omitempty"`
+	LowerPrioNoAdvert    bool `json:"vrrp_lower_prio_no_advert,omitempty"`
+	HigherPrioSendAdvert bool `json:"vrrp_higher_prio_send_advert,omitempty"`
+	// CheckUnicastSrc turns check_unicast_src on in every instance with
+	// unicast peers.
+	CheckUnicastSrc  bool `json:"vrrp_check_unicast_src,omitempty"`
+	SkipCheckAdvAddr bool `json:"vrrp_skip_check_adv_addr,omitempty"`
+}
+
+// InstanceSettings are the GARP and advert settings in effect for one
+// VRRP instance: its own where it sets them, else global_defs', else
+// keepalived's defaults.
+type InstanceSettings struct {
+	GarpMasterDelay         Duration
+	GarpMasterRepeat        int
+	GarpMasterRefresh       Duration
+	GarpMasterRefreshRepeat int
+	// GarpLowerPrioDelay and GarpLowerPrioRepeat default to the global
+	// garp_master_delay and garp_master_repeat (keepalived's rule: the
+	// global ones, not the instance's).
+	GarpLowerPrioDelay   Duration
+	GarpLowerPrioRepeat  int
+	LowerPrioNoAdvert    bool
+	HigherPrioSendAdvert bool
+	CheckUnicastSrc      bool
+}
+
+// InstanceSettings resolves vi's GARP and advert settings against g.
+func (g *GlobalDefs) InstanceSettings(vi *VRRPInstance) InstanceSettings {
+	d := g.VRRPDefaults
+	dur := func(v *Duration, def Duration) Duration {
+		if v != nil {
+			return *v
+		}
+		return def
+	}
+	num := func(v *int, def int) int {
+		if v != nil {
+			return *v
+		}
+		return def
+	}
+	flag := func(v *bool, def bool) bool {
+		if v != nil {
+			return *v
+		}
+		return def
+	}
+	delay, repeat := DefaultGarpMasterDelay, DefaultGarpMasterRepeat
+	if d.MinGARP {
+		delay, repeat = 0, 1
+	}
+	delay, repeat = dur(d.GarpMasterDelay, delay), num(d.GarpMasterRepeat, repeat)
+	return InstanceSettings{
+		GarpMasterDelay:         dur(vi.GarpMasterDelay, delay),
+		GarpMasterRepeat:        num(vi.GarpMasterRepeat, repeat),
+		GarpMasterRefresh:       dur(vi.GarpMasterRefresh, dur(d.GarpMasterRefresh, 0)),
+		GarpMasterRefreshRepeat: num(vi.GarpMasterRefreshRepeat, num(d.GarpMasterRefreshRepeat, DefaultGarpRefreshRepeat)),
+		GarpLowerPrioDelay:      dur(vi.GarpLowerPrioDelay, dur(d.GarpLowerPrioDelay, delay)),
+		GarpLowerPrioRepeat:     num(vi.GarpLowerPrioRepeat, num(d.GarpLowerPrioRepeat, repeat)),
+		LowerPrioNoAdvert:       flag(vi.LowerPrioNoAdvert, d.LowerPrioNoAdvert),
+		HigherPrioSendAdvert:    flag(vi.HigherPrioSendAdvert, d.HigherPrioSendAdvert),
+		CheckUnicastSrc:         vi.CheckUnicastSrc || d.CheckUnicastSrc && len(vi.UnicastPeers) > 0,
+	}
 }
 
 // NotifyFIFO is a notify FIFO: `KIND FILE [USER [GROUP]]` and
@@ -427,14 +508,21 @@ type VRRPInstance struct {
 	VMACAddr     string `json:"vmac_address,omitempty"`
 	VMACXmitBase bool   `json:"vmac_xmit_base,omitempty"`
 
-	GarpMasterDelay         Duration `json:"garp_master_delay"`
-	GarpMasterRepeat        int      `json:"garp_master_repeat"`
-	GarpMasterRefresh       Duration `json:"garp_master_refresh,omitempty"`
-	GarpMasterRefreshRepeat int      `json:"garp_master_refresh_repeat"`
-	GarpLowerPrioDelay      Duration `json:"garp_lower_prio_delay,omitempty"`
-	GarpLowerPrioRepeat     int      `json:"garp_lower_prio_repeat,omitempty"`
-	LowerPrioNoAdvert       bool     `json:"lower_prio_no_advert,omitempty"`
-	HigherPrioSendAdvert    bool     `json:"higher_prio_send_advert,omitempty"`
+	// The GARP and advert settings below are the instance's own (nil:
+	// not set, the global_defs default applies; see
+	// GlobalDefs.InstanceSettings for the values in effect).
+	GarpMasterDelay         *Duration `json:"garp_master_delay,omitempty"`
+	GarpMasterRepeat        *int      `json:"garp_master_repeat,omitempty"`
+	GarpMasterRefresh       *Duration `json:"garp_master_refresh,omitempty"`
+	GarpMasterRefreshRepeat *int      `json:"garp_master_refresh_repeat,omitempty"`
+	GarpLowerPrioDelay      *Duration `json:"garp_lower_prio_delay,omitempty"`
+	GarpLowerPrioRepeat     *int      `json:"garp_lower_prio_repeat,omitempty"`
+	LowerPrioNoAdvert       *bool     `json:"lower_prio_no_advert,omitempty"`
+	HigherPrioSendAdvert    *bool     `json:"higher_prio_send_advert,omitempty"`
+	// SkipCheckAdvAddr is skip_check_adv_addr, kept so that a rewrite
+	// keeps it: govs never drops an advert for its address list, so
+	// skipping that check changes nothing.
+	SkipCheckAdvAddr *bool `json:"skip_check_adv_addr,omitempty"`
 }
 
 // VMACInterface is the name of the instance's use_vmac interface: the

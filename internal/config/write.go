@@ -451,6 +451,18 @@ func (w *wr) boolPtr(kw string, v *bool) {
 	}
 }
 
+func (w *wr) numPtr(kw string, v *int) {
+	if v != nil {
+		w.line(kw, strconv.Itoa(*v))
+	}
+}
+
+func (w *wr) durPtr(kw string, d *Duration) {
+	if d != nil {
+		w.line(kw, d.seconds())
+	}
+}
+
 func (w *wr) num(kw string, v int) {
 	if v != 0 {
 		w.line(kw, strconv.Itoa(v))
@@ -614,6 +626,18 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.dur("vrrp_gna_interval", g.VRRPGnaInterval)
 	w.dur("vrrp_startup_delay", g.VRRPStartupDelay)
 	w.str("vmac_prefix", g.VMACPrefix)
+	vd := &g.VRRPDefaults
+	w.durPtr("vrrp_garp_master_delay", vd.GarpMasterDelay)
+	w.numPtr("vrrp_garp_master_repeat", vd.GarpMasterRepeat)
+	w.durPtr("vrrp_garp_master_refresh", vd.GarpMasterRefresh)
+	w.numPtr("vrrp_garp_master_refresh_repeat", vd.GarpMasterRefreshRepeat)
+	w.durPtr("vrrp_garp_lower_prio_delay", vd.GarpLowerPrioDelay)
+	w.numPtr("vrrp_garp_lower_prio_repeat", vd.GarpLowerPrioRepeat)
+	w.flag("vrrp_min_garp", vd.MinGARP)
+	w.flag("vrrp_lower_prio_no_advert", vd.LowerPrioNoAdvert)
+	w.flag("vrrp_higher_prio_send_advert", vd.HigherPrioSendAdvert)
+	w.flag("vrrp_check_unicast_src", vd.CheckUnicastSrc)
+	w.flag("vrrp_skip_check_adv_addr", vd.SkipCheckAdvAddr)
 	for _, f := range []struct {
 		kw string
 		f  *NotifyFIFO
@@ -884,20 +908,15 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 		w.line(words...)
 	}
 	w.flag("vmac_xmit_base", vi.VMACXmitBase)
-	if vi.GarpMasterDelay != DefaultGarpMasterDelay {
-		w.line("garp_master_delay", vi.GarpMasterDelay.seconds())
-	}
-	if vi.GarpMasterRepeat != DefaultGarpMasterRepeat {
-		w.line("garp_master_repeat", strconv.Itoa(vi.GarpMasterRepeat))
-	}
-	w.dur("garp_master_refresh", vi.GarpMasterRefresh)
-	if vi.GarpMasterRefreshRepeat != DefaultGarpRefreshRepeat {
-		w.line("garp_master_refresh_repeat", strconv.Itoa(vi.GarpMasterRefreshRepeat))
-	}
-	w.dur("garp_lower_prio_delay", vi.GarpLowerPrioDelay)
-	w.num("garp_lower_prio_repeat", vi.GarpLowerPrioRepeat)
-	w.flag("lower_prio_no_advert", vi.LowerPrioNoAdvert)
-	w.flag("higher_prio_send_advert", vi.HigherPrioSendAdvert)
+	w.durPtr("garp_master_delay", vi.GarpMasterDelay)
+	w.numPtr("garp_master_repeat", vi.GarpMasterRepeat)
+	w.durPtr("garp_master_refresh", vi.GarpMasterRefresh)
+	w.numPtr("garp_master_refresh_repeat", vi.GarpMasterRefreshRepeat)
+	w.durPtr("garp_lower_prio_delay", vi.GarpLowerPrioDelay)
+	w.numPtr("garp_lower_prio_repeat", vi.GarpLowerPrioRepeat)
+	w.boolPtr("lower_prio_no_advert", vi.LowerPrioNoAdvert)
+	w.boolPtr("higher_prio_send_advert", vi.HigherPrioSendAdvert)
+	w.boolPtr("skip_check_adv_addr", vi.SkipCheckAdvAddr)
 	w.close()
 }
 

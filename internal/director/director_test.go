@@ -1059,3 +1059,26 @@ func TestStartupShutdownScripts(t *testing.T) {
 		t.Fatalf("log:\n%s", buf.String())
 	}
 }
+
+// TestVRRPGlobalInstanceDefaults: the instances get global_defs'
+// vrrp_garp_* and vrrp_*_advert values where they set none, their own
+// where they do, and a repeat of 0 stays 0 through the VRRP defaults.
+func TestVRRPGlobalInstanceDefaults(t *testing.T) {
+	src := "global_defs {\n    vrrp_garp_master_delay 0\n    vrrp_garp_lower_prio_repeat 0\n    vrrp_lower_prio_no_advert\n    vrrp_check_unicast_src\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    unicast_peer {\n        10.0.0.2\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    garp_master_delay 3\n    garp_lower_prio_repeat 2\n    lower_prio_no_advert off\n    virtual_ipaddress {\n        10.0.0.101\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	a, b := insts[0].WithDefaults(), insts[1].WithDefaults()
+	if a.GARPMasterDelay != 0 || a.GARPLowerPrioRepeat != 0 || a.GARPLowerPrioDelay != 0 || !a.LowerPrioNoAdvert || !a.CheckUnicastSrc {
+		t.Errorf("A: delay %v, lower prio repeat %d delay %v, lower_prio_no_advert %v, check_unicast_src %v",
+			a.GARPMasterDelay, a.GARPLowerPrioRepeat, a.GARPLowerPrioDelay, a.LowerPrioNoAdvert, a.CheckUnicastSrc)
+	}
+	if b.GARPMasterDelay != 3*time.Second || b.GARPLowerPrioRepeat != 2 || b.LowerPrioNoAdvert || b.CheckUnicastSrc {
+		t.Errorf("B: delay %v, lower prio repeat %d, lower_prio_no_advert %v, check_unicast_src %v",
+			b.GARPMasterDelay, b.GARPLowerPrioRepeat, b.LowerPrioNoAdvert, b.CheckUnicastSrc)
+	}
+}

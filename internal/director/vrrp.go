@@ -23,6 +23,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	}
 	var insts []vrrp.InstanceConfig
 	for _, vi := range cfg.VRRPInstances {
+		set := g.InstanceSettings(vi)
 		ic := vrrp.InstanceConfig{
 			Name:                    vi.Name,
 			State:                   vi.State,
@@ -38,16 +39,17 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			UnicastTTL:              vi.UnicastTTL,
 			DontTrackPrimary:        vi.DontTrackPrimary,
 			TrackSrcIP:              vi.TrackSrcIP,
-			GARPMasterDelay:         vi.GarpMasterDelay.D(),
-			GARPMasterRepeat:        vi.GarpMasterRepeat,
-			GARPMasterRefresh:       vi.GarpMasterRefresh.D(),
-			GARPMasterRefreshRepeat: vi.GarpMasterRefreshRepeat,
+			GARPMasterDelay:         set.GarpMasterDelay.D(),
+			GARPMasterRepeat:        set.GarpMasterRepeat,
+			GARPMasterRefresh:       set.GarpMasterRefresh.D(),
+			GARPMasterRefreshRepeat: set.GarpMasterRefreshRepeat,
 			GARPInterval:            g.VRRPGarpInterval.D(), // IPv6 instances: vrrp_gna_interval, below
-			GARPLowerPrioRepeat:     vi.GarpLowerPrioRepeat,
-			GARPLowerPrioDelay:      vi.GarpLowerPrioDelay.D(),
-			LowerPrioNoAdvert:       vi.LowerPrioNoAdvert,
-			HigherPrioSendAdvert:    vi.HigherPrioSendAdvert,
-			NoGARPDelay:             vi.GarpMasterDelay == 0,
+			GARPLowerPrioRepeat:     set.GarpLowerPrioRepeat,
+			GARPLowerPrioDelay:      set.GarpLowerPrioDelay.D(),
+			LowerPrioNoAdvert:       set.LowerPrioNoAdvert,
+			HigherPrioSendAdvert:    set.HigherPrioSendAdvert,
+			NoGARPDelay:             set.GarpMasterDelay == 0,
+			NoLowerPrioGARP:         set.GarpLowerPrioRepeat == 0,
 			SMTPAlert:               vi.SMTPAlert,
 			Notify:                  notifyScripts(vi.Notify),
 		}
@@ -72,7 +74,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 				ic.AuthPass = ic.AuthPass[:8]
 			}
 		}
-		ic.CheckUnicastSrc = vi.CheckUnicastSrc
+		ic.CheckUnicastSrc = set.CheckUnicastSrc
 		ic.NotifyPriorityChanges = vi.NotifyPrioChange
 		if vi.UseVMAC {
 			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(g.VMACPrefix), vi.VMACXmitBase

@@ -349,14 +349,11 @@ func (c *converter) vrrp(g map[string]*Entry) {
 		vrid = DefaultVRID
 	}
 	vi := &config.VRRPInstance{
-		Name:                    InstanceName,
-		State:                   "MASTER",
-		VirtualRouterID:         vrid,
-		Priority:                PrimaryPriority,
-		AdvertInt:               config.DefaultAdvertInt,
-		GarpMasterDelay:         config.DefaultGarpMasterDelay,
-		GarpMasterRepeat:        config.DefaultGarpMasterRepeat,
-		GarpMasterRefreshRepeat: config.DefaultGarpRefreshRepeat,
+		Name:            InstanceName,
+		State:           "MASTER",
+		VirtualRouterID: vrid,
+		Priority:        PrimaryPriority,
+		AdvertInt:       config.DefaultAdvertInt,
 	}
 	c.vi = vi
 	c.cfg.VRRPInstances = append(c.cfg.VRRPInstances, vi)

@@ -112,7 +112,7 @@ type InstanceConfig struct {
 	GARPInterval time.Duration `json:"garp_interval,omitempty"`
 	// GARPLowerPrioRepeat is how many GARPs a MASTER sends when it hears
 	// a lower priority master (split brain healing); 0 means
-	// GARPMasterRepeat.
+	// GARPMasterRepeat unless NoLowerPrioGARP.
 	GARPLowerPrioRepeat int `json:"garp_lower_prio_repeat,omitempty"`
 	// GARPLowerPrioDelay, when not 0, sends a second such burst this long
 	// after the first (garp_lower_prio_delay).
@@ -126,6 +126,9 @@ type InstanceConfig struct {
 	// NoGARPDelay disables the delayed second burst (keepalived:
 	// garp_master_delay 0).
 	NoGARPDelay bool `json:"-"`
+	// NoLowerPrioGARP: no GARPs for a lower priority master (keepalived:
+	// garp_lower_prio_repeat 0).
+	NoLowerPrioGARP bool `json:"-"`
 
 	Notify    NotifyScripts `json:"notify,omitzero"`
 	SMTPAlert bool          `json:"smtp_alert,omitempty"`
@@ -349,7 +352,7 @@ func (c InstanceConfig) WithDefaults() InstanceConfig {
 	if c.GARPMasterRefreshRepeat == 0 {
 		c.GARPMasterRefreshRepeat = DefaultGARPMasterRefreshRep
 	}
-	if c.GARPLowerPrioRepeat == 0 {
+	if c.GARPLowerPrioRepeat == 0 && !c.NoLowerPrioGARP {
 		c.GARPLowerPrioRepeat = c.GARPMasterRepeat
 	}
 	if c.UnicastTTL == 0 {
