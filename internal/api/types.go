@@ -141,6 +141,7 @@ type VRRPCounters struct {
 	SendErrors        uint64            `json:"send_errors"`
 	BecameMaster      uint64            `json:"became_master"`
 	AddressesRestored uint64            `json:"addresses_restored"`
+	RoutesRestored    uint64            `json:"routes_restored"`
 	Dropped           map[string]uint64 `json:"dropped,omitempty"` // adverts dropped, by reason
 }
 

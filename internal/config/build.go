@@ -930,6 +930,8 @@ func (b *builder) routes(n *Node) []Route {
 				}
 			case "blackhole", "unreachable", "prohibit":
 				r.Type = ws[i].Text
+			case "no_track":
+				r.NoTrack = true
 			default:
 				// the destination: first, after a route type, or the
 				// first address or prefix after src (keepalived's
@@ -1112,9 +1114,10 @@ func (b *builder) rules(n *Node) []Rule {
 				}
 			case "inet6":
 				r.Inet6 = true
-			case "inet", "no_track":
-				// inet is the default; no_track is keepalived's (govs
-				// does not watch its rules)
+			case "inet":
+				// the default
+			case "no_track":
+				r.NoTrack = true
 			default:
 				b.d.errorf(ws[i].Pos, "virtual_rules: unknown word %q", ws[i].Text)
 				ok = false

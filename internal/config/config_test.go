@@ -501,3 +501,24 @@ vrrp_instance B {
 		t.Errorf("no globals: B = %+v\nwant %+v", b, want)
 	}
 }
+
+// TestGarpMasterRepeatZero: a garp_master_repeat of 0 (global or the
+// instance's) is 1 with a warning, as in keepalived; the lower-priority
+// repeat that follows the global one is 1 too, not none.
+func TestGarpMasterRepeatZero(t *testing.T) {
+	src := "global_defs {\n    vrrp_garp_master_repeat 0\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    garp_master_repeat 0\n    virtual_ipaddress {\n        10.0.0.101\n    }\n}\n"
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if n := strings.Count(diagStrings(ds), "is taken as 1"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, diagStrings(ds))
+	}
+	for _, vi := range cfg.VRRPInstances {
+		if s := cfg.Global.InstanceSettings(vi); s.GarpMasterRepeat != 1 || s.GarpLowerPrioRepeat != 1 {
+			t.Errorf("%s: %+v", vi.Name, s)
+		}
+	}
+}

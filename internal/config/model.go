@@ -241,10 +241,11 @@ func (g *GlobalDefs) InstanceSettings(vi *VRRPInstance) InstanceSettings {
 	if d.MinGARP {
 		delay, repeat = 0, 1
 	}
-	delay, repeat = dur(d.GarpMasterDelay, delay), num(d.GarpMasterRepeat, repeat)
+	// a repeat of 0 is 1, as keepalived takes it (Validate warns)
+	delay, repeat = dur(d.GarpMasterDelay, delay), max(num(d.GarpMasterRepeat, repeat), 1)
 	return InstanceSettings{
 		GarpMasterDelay:         dur(vi.GarpMasterDelay, delay),
-		GarpMasterRepeat:        num(vi.GarpMasterRepeat, repeat),
+		GarpMasterRepeat:        max(num(vi.GarpMasterRepeat, repeat), 1),
 		GarpMasterRefresh:       dur(vi.GarpMasterRefresh, dur(d.GarpMasterRefresh, 0)),
 		GarpMasterRefreshRepeat: num(vi.GarpMasterRefreshRepeat, num(d.GarpMasterRefreshRepeat, DefaultGarpRefreshRepeat)),
 		GarpLowerPrioDelay:      dur(vi.GarpLowerPrioDelay, dur(d.GarpLowerPrioDelay, delay)),
@@ -428,10 +429,13 @@ type Route struct {
 	Table string       `json:"table,omitempty"` // as written: a number or a name
 	// TableID is Table's number: the name looked up in iproute2's
 	// rt_tables files when the config was loaded (0: the main table).
-	TableID int      `json:"table_id,omitempty"`
-	Metric  int      `json:"metric,omitempty"`
-	Scope   string   `json:"scope,omitempty"`
-	Type    string   `json:"type,omitempty"` // blackhole, unreachable or prohibit; "" for a unicast route
+	TableID int    `json:"table_id,omitempty"`
+	Metric  int    `json:"metric,omitempty"`
+	Scope   string `json:"scope,omitempty"`
+	Type    string `json:"type,omitempty"` // blackhole, unreachable or prohibit; "" for a unicast route
+	// NoTrack (no_track): a MASTER does not put the route back when it
+	// goes.
+	NoTrack bool     `json:"no_track,omitempty"`
 	Words   []string `json:"words"`
 }
 
@@ -455,7 +459,8 @@ type Rule struct {
 	IPProto  int          `json:"ipproto,omitempty"`
 	Sport    [2]uint16    `json:"sport,omitzero"`
 	Dport    [2]uint16    `json:"dport,omitzero"`
-	Type     string       `json:"type,omitempty"` // blackhole, unreachable or prohibit
+	Type     string       `json:"type,omitempty"`     // blackhole, unreachable or prohibit
+	NoTrack  bool         `json:"no_track,omitempty"` // as Route.NoTrack
 	Words    []string     `json:"words"`
 }
 

@@ -72,8 +72,14 @@ func (v *validator) global() {
 	notYet(g.Govs.WebListen != "" || g.Govs.WebPassword != "" || len(g.Govs.WebAllow) > 0,
 		"the web UI (govs_web_listen, govs_web_password, govs_web_allow)")
 	notYet(g.VRRPStrict, "vrrp_strict")
+	if r := g.VRRPDefaults.GarpMasterRepeat; r != nil && *r == 0 {
+		v.d.warnf(g.Pos, "vrrp_garp_master_repeat 0 is taken as 1, as keepalived does")
+	}
 	vmacs := map[string]string{}
 	for _, vi := range v.cfg.VRRPInstances {
+		if r := vi.GarpMasterRepeat; r != nil && *r == 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: garp_master_repeat 0 is taken as 1, as keepalived does", vi.Name)
+		}
 		if vi.UseVMAC {
 			name := vi.VMACInterface(g.VMACPrefix)
 			if len(name) > 15 || strings.ContainsAny(name, "/: \t") {

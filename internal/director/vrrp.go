@@ -207,7 +207,7 @@ func staticOptions(cfg *config.Config) vrrp.StaticConfig {
 func routeList(rs []config.Route) []vrrp.VirtualRoute {
 	var out []vrrp.VirtualRoute
 	for _, r := range rs {
-		out = append(out, vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type})
+		out = append(out, vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type, NoTrack: r.NoTrack})
 	}
 	return out
 }
@@ -218,7 +218,7 @@ func ruleList(rs []config.Rule) []vrrp.VirtualRule {
 		out = append(out, vrrp.VirtualRule{
 			From: r.From, To: r.To, IPv6: r.Inet6, Not: r.Not, Table: r.TableID, Priority: r.Priority,
 			FWMark: r.FWMark, FWMask: r.FWMask, HasMask: r.HasMask, Tos: r.Tos, Iif: r.Iif, Oif: r.Oif,
-			IPProto: r.IPProto, Sport: r.Sport, Dport: r.Dport, Type: r.Type,
+			IPProto: r.IPProto, Sport: r.Sport, Dport: r.Dport, Type: r.Type, NoTrack: r.NoTrack,
 		})
 	}
 	return out

@@ -32,7 +32,7 @@ type Collector struct {
 	reloadFailed, configLoaded                       *prometheus.Desc
 	vrrpState, vrrpPrio                              *prometheus.Desc
 	vrrpSent, vrrpRecv, vrrpSendErr, vrrpMaster      *prometheus.Desc
-	vrrpRestored, vrrpDropped                        *prometheus.Desc
+	vrrpRestored, vrrpRoutesRestored, vrrpDropped    *prometheus.Desc
 }
 
 // NewCollector returns a collector reading state from fn.
@@ -43,34 +43,35 @@ func NewCollector(fn StateFunc) *Collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		state:        fn,
-		up:           d("govs_up", "1 while the director answers."),
-		scrapeErr:    d("govs_scrape_errors_total", "Always 0; set to 1 when the state could not be read during this scrape."),
-		svcConns:     d("govs_service_connections_total", "Connections scheduled by the virtual service.", svc...),
-		svcPkts:      d("govs_service_packets_total", "Packets forwarded by the virtual service, by direction (in: client to server).", "service", "direction"),
-		svcBytes:     d("govs_service_bytes_total", "Bytes forwarded by the virtual service, by direction.", "service", "direction"),
-		svcQuorum:    d("govs_service_quorum_up", "1 when the live weight of the service's real servers meets its quorum.", svc...),
-		svcSorry:     d("govs_service_sorry_active", "1 when the sorry server takes the service's traffic.", svc...),
-		svcEnabled:   d("govs_service_enabled", "0 when the service was disabled at run time.", svc...),
-		rsConns:      d("govs_realserver_connections_total", "Connections scheduled to the real server.", rs...),
-		rsPkts:       d("govs_realserver_packets_total", "Packets forwarded to/from the real server.", "service", "server", "direction"),
-		rsBytes:      d("govs_realserver_bytes_total", "Bytes forwarded to/from the real server.", "service", "server", "direction"),
-		rsActive:     d("govs_realserver_active_connections", "Active connections (IPVS ActiveConn).", rs...),
-		rsInact:      d("govs_realserver_inactive_connections", "Inactive connections (IPVS InActConn).", rs...),
-		rsPersist:    d("govs_realserver_persistent_connections", "Persistence templates pointing at the real server.", rs...),
-		rsWeight:     d("govs_realserver_weight", "Weight in the dataplane now (0 = drained or quiesced).", rs...),
-		rsHealthy:    d("govs_realserver_healthy", "1 when the real server's health checks pass.", rs...),
-		rsInPool:     d("govs_realserver_in_pool", "1 when the real server is in the dataplane.", rs...),
-		reloadFailed: d("govs_config_last_reload_failed", "1 when the last reload was refused (the previous configuration still runs)."),
-		configLoaded: d("govs_config_loaded_timestamp_seconds", "Time the running configuration was loaded."),
-		vrrpState:    d("govs_vrrp_state", "1 for the current state of the VRRP instance.", "instance", "state"),
-		vrrpPrio:     d("govs_vrrp_effective_priority", "Effective priority of the VRRP instance.", "instance"),
-		vrrpSent:     d("govs_vrrp_adverts_sent_total", "VRRP adverts the instance sent.", "instance"),
-		vrrpRecv:     d("govs_vrrp_adverts_received_total", "VRRP adverts the instance received and decoded.", "instance"),
-		vrrpSendErr:  d("govs_vrrp_send_errors_total", "VRRP adverts the instance could not send.", "instance"),
-		vrrpMaster:   d("govs_vrrp_became_master_total", "Times the instance became MASTER.", "instance"),
-		vrrpRestored: d("govs_vrrp_addresses_restored_total", "Virtual addresses the MASTER put back after someone else deleted them.", "instance"),
-		vrrpDropped:  d("govs_vrrp_adverts_dropped_total", "VRRP adverts the instance dropped, by reason.", "instance", "reason"),
+		state:              fn,
+		up:                 d("govs_up", "1 while the director answers."),
+		scrapeErr:          d("govs_scrape_errors_total", "Always 0; set to 1 when the state could not be read during this scrape."),
+		svcConns:           d("govs_service_connections_total", "Connections scheduled by the virtual service.", svc...),
+		svcPkts:            d("govs_service_packets_total", "Packets forwarded by the virtual service, by direction (in: client to server).", "service", "direction"),
+		svcBytes:           d("govs_service_bytes_total", "Bytes forwarded by the virtual service, by direction.", "service", "direction"),
+		svcQuorum:          d("govs_service_quorum_up", "1 when the live weight of the service's real servers meets its quorum.", svc...),
+		svcSorry:           d("govs_service_sorry_active", "1 when the sorry server takes the service's traffic.", svc...),
+		svcEnabled:         d("govs_service_enabled", "0 when the service was disabled at run time.", svc...),
+		rsConns:            d("govs_realserver_connections_total", "Connections scheduled to the real server.", rs...),
+		rsPkts:             d("govs_realserver_packets_total", "Packets forwarded to/from the real server.", "service", "server", "direction"),
+		rsBytes:            d("govs_realserver_bytes_total", "Bytes forwarded to/from the real server.", "service", "server", "direction"),
+		rsActive:           d("govs_realserver_active_connections", "Active connections (IPVS ActiveConn).", rs...),
+		rsInact:            d("govs_realserver_inactive_connections", "Inactive connections (IPVS InActConn).", rs...),
+		rsPersist:          d("govs_realserver_persistent_connections", "Persistence templates pointing at the real server.", rs...),
+		rsWeight:           d("govs_realserver_weight", "Weight in the dataplane now (0 = drained or quiesced).", rs...),
+		rsHealthy:          d("govs_realserver_healthy", "1 when the real server's health checks pass.", rs...),
+		rsInPool:           d("govs_realserver_in_pool", "1 when the real server is in the dataplane.", rs...),
+		reloadFailed:       d("govs_config_last_reload_failed", "1 when the last reload was refused (the previous configuration still runs)."),
+		configLoaded:       d("govs_config_loaded_timestamp_seconds", "Time the running configuration was loaded."),
+		vrrpState:          d("govs_vrrp_state", "1 for the current state of the VRRP instance.", "instance", "state"),
+		vrrpPrio:           d("govs_vrrp_effective_priority", "Effective priority of the VRRP instance.", "instance"),
+		vrrpSent:           d("govs_vrrp_adverts_sent_total", "VRRP adverts the instance sent.", "instance"),
+		vrrpRecv:           d("govs_vrrp_adverts_received_total", "VRRP adverts the instance received and decoded.", "instance"),
+		vrrpSendErr:        d("govs_vrrp_send_errors_total", "VRRP adverts the instance could not send.", "instance"),
+		vrrpMaster:         d("govs_vrrp_became_master_total", "Times the instance became MASTER.", "instance"),
+		vrrpRestored:       d("govs_vrrp_addresses_restored_total", "Virtual addresses the MASTER put back after someone else deleted them.", "instance"),
+		vrrpRoutesRestored: d("govs_vrrp_routes_restored_total", "Virtual routes and rules the MASTER put back after they went.", "instance"),
+		vrrpDropped:        d("govs_vrrp_adverts_dropped_total", "VRRP adverts the instance dropped, by reason.", "instance", "reason"),
 	}
 }
 
@@ -79,7 +80,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.svcConns, c.svcPkts, c.svcBytes, c.svcQuorum, c.svcSorry, c.svcEnabled,
 		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
 		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio,
-		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpDropped} {
+		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpRoutesRestored, c.vrrpDropped} {
 		ch <- d
 	}
 }
@@ -144,6 +145,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.vrrpSendErr, v.Counters.SendErrors, v.Name)
 		counter(c.vrrpMaster, v.Counters.BecameMaster, v.Name)
 		counter(c.vrrpRestored, v.Counters.AddressesRestored, v.Name)
+		counter(c.vrrpRoutesRestored, v.Counters.RoutesRestored, v.Name)
 		for r, n := range v.Counters.Dropped {
 			counter(c.vrrpDropped, n, v.Name, r)
 		}

@@ -187,6 +187,9 @@ type VirtualRoute struct {
 	Metric int          `json:"metric,omitempty"`
 	Scope  string       `json:"scope,omitempty"`
 	Type   string       `json:"type,omitempty"`
+	// NoTrack (no_track): a MASTER does not put the route back when
+	// someone else deletes it.
+	NoTrack bool `json:"no_track,omitempty"`
 }
 
 // VirtualRule is a virtual_rules entry: an `ip rule` selector and its
@@ -210,6 +213,8 @@ type VirtualRule struct {
 	Sport   [2]uint16 `json:"sport,omitzero"` // first, last; zero: any
 	Dport   [2]uint16 `json:"dport,omitzero"`
 	Type    string    `json:"type,omitempty"` // "", blackhole, unreachable or prohibit
+	// NoTrack: as VirtualRoute.NoTrack.
+	NoTrack bool `json:"no_track,omitempty"`
 }
 
 // TrackInterface is a track_interface entry: IF [weight W [reverse]].

@@ -357,13 +357,15 @@ func (m *Machine) advertReceived(ev EventAdvert, now time.Time, out []Action) []
 		}
 		if m.reannounced.IsZero() || now.Sub(m.reannounced) >= m.MasterDownInterval() {
 			m.reannounced = now
-			out = append(out,
-				ActionAnnounce{Repeat: m.cfg.GARPLowerPrioRepeat, Reason: fmt.Sprintf("lower priority master %s", ev.Src)},
-				ActionNotify{State: StateMaster, Priority: m.eff, Repeat: true})
-			// a second burst already due is not put off by a later one
-			if m.cfg.GARPLowerPrioDelay > 0 && m.lowerPrioAt.IsZero() {
-				m.lowerPrioAt = now.Add(m.cfg.GARPLowerPrioDelay)
+			// (garp_lower_prio_repeat 0: no GARPs, and no second burst)
+			if m.cfg.GARPLowerPrioRepeat > 0 {
+				out = append(out, ActionAnnounce{Repeat: m.cfg.GARPLowerPrioRepeat, Reason: fmt.Sprintf("lower priority master %s", ev.Src)})
+				// a second burst already due is not put off by a later one
+				if m.cfg.GARPLowerPrioDelay > 0 && m.lowerPrioAt.IsZero() {
+					m.lowerPrioAt = now.Add(m.cfg.GARPLowerPrioDelay)
+				}
 			}
+			out = append(out, ActionNotify{State: StateMaster, Priority: m.eff, Repeat: true})
 		}
 	}
 	return out

@@ -385,6 +385,22 @@ func TestMaster(t *testing.T) {
 			t.Fatalf("second bursts at %v, want one at 3s", bursts)
 		}
 	})
+	t.Run("garp_lower_prio_repeat 0", func(t *testing.T) {
+		// no GARPs for a lower priority master, and no second burst
+		c := baseConfig()
+		c.NoLowerPrioGARP = true
+		c.GARPLowerPrioDelay = time.Second
+		h := becomeMaster(t, c)
+		wantActions(t, h.advert(lowerIP, 50), "advert(100)", "notify(MASTER)")
+		for range 30 {
+			h.now = h.now.Add(100 * time.Millisecond)
+			for _, a := range h.step(EventTimer{}) {
+				if an, ok := a.(ActionAnnounce); ok {
+					t.Fatalf("announce %+v", an)
+				}
+			}
+		}
+	})
 	t.Run("garp_lower_prio_delay not put off", func(t *testing.T) {
 		// a delay longer than the re-announcements' spacing (one master
 		// down interval): the second burst still comes its delay after

@@ -83,8 +83,11 @@ type Counters struct {
 	BecameMaster    uint64 `json:"became_master"`
 	// AddressesRestored counts virtual addresses a MASTER put back
 	// after someone else deleted them (checkVIPs).
-	AddressesRestored uint64                `json:"addresses_restored,omitempty"`
-	Dropped           map[DropReason]uint64 `json:"dropped,omitempty"`
+	AddressesRestored uint64 `json:"addresses_restored,omitempty"`
+	// RoutesRestored counts virtual routes and rules a MASTER put back
+	// after someone else deleted them (or the kernel dropped them).
+	RoutesRestored uint64                `json:"routes_restored,omitempty"`
+	Dropped        map[DropReason]uint64 `json:"dropped,omitempty"`
 }
 
 // Node runs VRRP instances, their trackers and sync groups.
@@ -533,11 +536,14 @@ func (n *Node) checkAddrs(ctx context.Context, q *queue) {
 	if len(back.VirtualIPs) > 0 {
 		n.log.Warn("static addresses deleted by someone else: put back", "addresses", vipPrefixes(&back))
 	}
-	// routes and rules: added again (the kernel drops a route whose
-	// device went down or lost its address; adding is idempotent)
-	st.VirtualIPs = nil
+	// routes and rules: the kernel drops a route whose device went down
+	// or lost its address
 	if len(st.VirtualRoutes)+len(st.VirtualRules) > 0 {
-		err = errors.Join(err, n.opts.System.AddAddresses(ctx, &st))
+		added, rerr := n.opts.System.RestoreRoutes(ctx, &st)
+		if added > 0 {
+			n.log.Warn("static routes or rules gone: put back", "count", added)
+		}
+		err = errors.Join(err, rerr)
 	}
 	if err != nil {
 		if msg := err.Error(); msg != n.staticErr {
@@ -598,15 +604,25 @@ func (n *Node) putBack(ctx context.Context, cfg InstanceConfig, local map[netip.
 // checkVIPs puts back the virtual addresses a MASTER holds that someone
 // else deleted (a network manager flushing the addresses it does not
 // know, an operator), and announces them; an address with no_track is
-// left alone. keepalived (2.0) takes such an instance to BACKUP and lets
-// the next MASTER add them back; govs restores them where they are, with
-// no failover.
+// left alone. Its virtual routes and rules that went are added again
+// (not no_track ones). keepalived (2.0) takes such an instance to BACKUP
+// and lets the next MASTER add them back; govs restores them where they
+// are, with no failover.
 func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]bool) {
 	for i, in := range n.insts {
 		if in.m.State() != StateMaster {
 			continue
 		}
 		back, err := n.putBack(ctx, in.cfg, local)
+		if len(in.cfg.VirtualRoutes)+len(in.cfg.VirtualRules) > 0 {
+			added, rerr := n.opts.System.RestoreRoutes(ctx, &in.cfg)
+			if added > 0 {
+				n.log.Warn("vrrp virtual routes or rules gone: put back", "instance", in.cfg.Name, "count", added)
+				in.count.RoutesRestored += uint64(added)
+				n.publish(i)
+			}
+			err = errors.Join(err, rerr)
+		}
 		if err != nil {
 			// (every second until it works: logged when the reason changes)
 			if msg := err.Error(); msg != in.vipErr {

@@ -67,6 +67,10 @@ func (s *fakeSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) erro
 	return nil
 }
 
+func (s *fakeSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (int, error) {
+	return 0, nil
+}
+
 func (s *fakeSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

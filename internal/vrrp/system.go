@@ -26,6 +26,9 @@ type System interface {
 	// AddAddresses installs the virtual addresses and routes; it is
 	// idempotent.
 	AddAddresses(ctx context.Context, cfg *InstanceConfig) error
+	// RestoreRoutes adds the routes and rules of cfg, not no_track ones,
+	// that are not installed, and returns how many it added.
+	RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (int, error)
 	// RemoveAddresses removes them; missing ones are not an error.
 	RemoveAddresses(ctx context.Context, cfg *InstanceConfig) error
 	// Announce sends one gratuitous ARP (IPv4) or unsolicited neighbour

@@ -585,6 +585,76 @@ func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route
 	return nr, nil
 }
 
+// RestoreRoutes adds the routes and rules of cfg, not no_track ones, that
+// are not installed (someone deleted them, or the kernel dropped a route
+// whose device went down), and returns how many it added.
+func (s *LinuxSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (int, error) {
+	var errs []error
+	added := 0
+	for _, r := range cfg.VirtualRoutes {
+		if r.NoTrack {
+			continue
+		}
+		nr, err := s.route(cfg, r)
+		there := false
+		if err == nil {
+			there, err = s.routeInstalled(nr)
+		}
+		if err == nil && !there {
+			if err = s.h.RouteReplace(nr); err == nil {
+				added++
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("put back route %s: %w", r.Dst, err))
+		}
+	}
+	for _, r := range cfg.VirtualRules {
+		if r.NoTrack {
+			continue
+		}
+		want := rule(r)
+		have, err := s.sameRules(want)
+		if err == nil && len(have) == 0 {
+			if err = s.h.RuleAdd(want); err == nil {
+				added++
+			} else if errors.Is(err, unix.EEXIST) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("put back rule %s: %w", want, err))
+		}
+	}
+	return added, errors.Join(errs...)
+}
+
+// routeInstalled reports whether want is in its table: the same
+// destination, type, gateway, and device, metric and source where want
+// has them. (An IPv6 route added with metric 0 is listed with the
+// kernel's 1024, so a metric of 0 matches any.)
+func (s *LinuxSystem) routeInstalled(want *netlink.Route) (bool, error) {
+	table := want.Table
+	if table == 0 {
+		table = unix.RT_TABLE_MAIN
+	}
+	have, err := s.h.RouteListFiltered(want.Family, &netlink.Route{Dst: want.Dst, Table: table}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, err
+	}
+	typ := want.Type
+	if typ == 0 {
+		typ = unix.RTN_UNICAST
+	}
+	for _, r := range have {
+		if r.Type == typ && r.Gw.Equal(want.Gw) && (want.LinkIndex == 0 || r.LinkIndex == want.LinkIndex) &&
+			(want.Priority == 0 || r.Priority == want.Priority) && (want.Src == nil || r.Src.Equal(want.Src)) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // sameRules lists the installed rules that are exactly want: the same
 // selector and table, and the same priority when want has one. (The
 // kernel's listing does not give a rule's type, so a blackhole and a

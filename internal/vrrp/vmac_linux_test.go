@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -358,7 +359,7 @@ func TestSourceAddressGone(t *testing.T) {
 func TestVIPDeletedByOthers(t *testing.T) {
 	requireRoot(t)
 	ns := fmt.Sprintf("vd%d", os.Getpid()%10000)
-	addNetns(t, ns, false)
+	addNetns(t, ns, true) // (IPv6 for a route)
 	ipn(t, ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
 	ipn(t, ns, "addr", "add", "10.92.0.1/24", "dev", "eth0")
 	ipn(t, ns, "link", "set", "eth1", "up")
@@ -367,23 +368,54 @@ func TestVIPDeletedByOthers(t *testing.T) {
 		Name: "VI_D", Interface: "eth0", VRID: 73, Priority: 100, Version: 3,
 		AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second,
 		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.92.0.50/24")}, {Prefix: netip.MustParsePrefix("10.92.0.51/24"), NoTrack: true}},
+		VirtualRoutes: []VirtualRoute{
+			{Dst: netip.MustParsePrefix("10.95.0.0/16"), Via: netip.MustParseAddr("10.92.0.254")},
+			{Dst: netip.MustParsePrefix("10.96.0.0/16"), Via: netip.MustParseAddr("10.92.0.254"), NoTrack: true},
+			{Dst: netip.MustParsePrefix("2001:db8:95::/64"), Dev: "eth0"}, // listed with the kernel's metric 1024
+			{Dst: netip.MustParsePrefix("10.97.0.0/16"), Type: "blackhole", Table: 100},
+		},
+		VirtualRules: []VirtualRule{{From: netip.MustParsePrefix("10.92.0.50/32"), Table: 100, Priority: 1000}},
 	})
 	if !waitFor(3*time.Second, func() bool { return g.status().State == StateMaster }) {
 		t.Fatalf("not MASTER: %+v", g.status())
 	}
 	n := len(g.status().Transitions)
+	// installed routes are found as they are: nothing is put back
+	time.Sleep(2500 * time.Millisecond)
+	if c := g.status().Counters; c.RoutesRestored != 0 {
+		t.Fatalf("%d routes or rules put back while all were there", c.RoutesRestored)
+	}
 	ipn(t, ns, "addr", "del", "10.92.0.50/24", "dev", "eth0")
 	ipn(t, ns, "addr", "del", "10.92.0.51/24", "dev", "eth0")
+	ipn(t, ns, "route", "del", "10.95.0.0/16")
+	ipn(t, ns, "route", "del", "10.96.0.0/16")
+	ipn(t, ns, "-6", "route", "del", "2001:db8:95::/64")
+	ipn(t, ns, "route", "del", "blackhole", "10.97.0.0/16", "table", "100")
+	ipn(t, ns, "rule", "del", "priority", "1000")
 	if !waitFor(3*time.Second, func() bool { return hasAddr(t, ns, "eth0", "10.92.0.50") }) {
 		t.Fatal("the deleted VIP was not put back")
 	}
-	time.Sleep(1500 * time.Millisecond)
+	routes := func() string {
+		return ipn(t, ns, "route", "show") + ipn(t, ns, "-6", "route", "show") + ipn(t, ns, "route", "show", "table", "100") + ipn(t, ns, "rule", "show")
+	}
+	want := []string{"10.95.0.0/16 via 10.92.0.254", "2001:db8:95::/64 dev eth0", "blackhole 10.97.0.0/16", "1000:\tfrom 10.92.0.50 lookup 100"}
+	if !waitFor(3*time.Second, func() bool {
+		r := routes()
+		return !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(r, w) })
+	}) {
+		t.Fatalf("the deleted routes and rule were not all put back (want %q):\n%s", want, routes())
+	}
+	time.Sleep(2500 * time.Millisecond)
 	if hasAddr(t, ns, "eth0", "10.92.0.51") {
 		t.Fatal("a no_track VIP was put back")
 	}
+	if r := routes(); strings.Contains(r, "10.96.0.0/16") {
+		t.Fatalf("a no_track route was put back:\n%s", r)
+	}
 	st := g.status()
-	if st.State != StateMaster || len(st.Transitions) != n || st.Counters.AddressesRestored != 1 {
-		t.Fatalf("after the VIP was put back: %s, transitions %v, restored %d", st.State, st.Transitions, st.Counters.AddressesRestored)
+	if st.State != StateMaster || len(st.Transitions) != n || st.Counters.AddressesRestored != 1 || st.Counters.RoutesRestored != 4 {
+		t.Fatalf("after the VIP and routes were put back: %s, transitions %v, addresses restored %d, routes %d (want 1, 4)",
+			st.State, st.Transitions, st.Counters.AddressesRestored, st.Counters.RoutesRestored)
 	}
 }
 
