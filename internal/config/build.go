@@ -235,6 +235,8 @@ func (b *builder) global(n *Node) {
 			b.dur(c, &g.VRRPGarpInterval)
 		case "vrrp_gna_interval":
 			b.dur(c, &g.VRRPGnaInterval)
+		case "default_interface":
+			b.str(c, &g.DefaultInterface)
 		case "vmac_prefix":
 			b.str(c, &g.VMACPrefix)
 		case "vrrp_garp_master_delay":
@@ -669,6 +671,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.addr(c, &vi.UnicastSrcIP)
 		case "mcast_src_ip":
 			b.addr(c, &vi.McastSrcIP)
+		case "unicast_fault_no_peer":
+			b.flag(c, &vi.UnicastFaultNoPeer)
 		case "check_unicast_src":
 			b.flag(c, &vi.CheckUnicastSrc)
 		case "notify_priority_changes":

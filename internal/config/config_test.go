@@ -151,7 +151,7 @@ func TestErrors(t *testing.T) {
 		{"bad dataplane", "global_defs {\n govs_dataplane turbo\n}\n", 1, `govs_dataplane "turbo"`},
 		{"bad xdp mode", "global_defs {\n govs_xdp_mode offload\n}\n", 1, `govs_xdp_mode "offload": must be native or generic`},
 		{"block for flag", "global_defs {\n lvs_flush {\n }\n}\n", 2, "lvs_flush does not take a block"},
-		{"static address without dev", "static_ipaddress {\n 10.0.0.5/24\n}\n", 2, "static_ipaddress 10.0.0.5/24: needs dev IF"},
+		{"static address without dev", "static_ipaddress {\n 10.0.0.5/24\n}\n", 2, "warning: static_ipaddress 10.0.0.5/24: no dev IF and no global default_interface: on eth0"},
 		{"vmac multicast", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac 01:00:5e:00:00:01\n}\n", 4, `use_vmac: "01:00:5e:00:00:01" is a multicast address`},
 		{"vmac long name", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac a_very_long_interface\n}\n", 4, "is not a valid interface name"},
 		{"vmac same default", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac\n}\nvrrp_instance B {\n interface eth1\n virtual_router_id 5\n use_vmac\n}\n", 6, "use_vmac interface vrrp.5 is also that of \"A\""},
@@ -409,6 +409,7 @@ vrrp_instance B {
     virtual_router_id 2
     skip_check_adv_addr
     higher_prio_send_advert
+    unicast_fault_no_peer
     virtual_ipaddress {
         10.0.0.101
     }
@@ -443,7 +444,7 @@ vrrp_instance B {
 	// the rendering keeps A's own values equal to the built-in defaults
 	// and parses back to the same
 	out := Format(cfg)
-	for _, line := range []string{"garp_master_delay 5", "garp_master_repeat 5", "garp_master_refresh 0", "lower_prio_no_advert off", "skip_check_adv_addr\n", "vrrp_skip_check_adv_addr\n"} {
+	for _, line := range []string{"garp_master_delay 5", "garp_master_repeat 5", "garp_master_refresh 0", "lower_prio_no_advert off", "skip_check_adv_addr\n", "vrrp_skip_check_adv_addr\n", "unicast_fault_no_peer\n"} {
 		if !strings.Contains(string(out), line) {
 			t.Errorf("rendering lost %q:\n%s", line, out)
 		}

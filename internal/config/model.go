@@ -166,6 +166,10 @@ type GlobalDefs struct {
 	// VMACPrefix is vmac_prefix: the name of a use_vmac interface without
 	// one of its own is VMACPrefix.VRID ("" = "vrrp").
 	VMACPrefix string `json:"vmac_prefix,omitempty"`
+	// DefaultInterface (default_interface) is the device of the static
+	// addresses, and of the static routes with neither dev nor via, that
+	// name none ("": eth0, as keepalived).
+	DefaultInterface string `json:"default_interface,omitempty"`
 	// VRRPDefaults are the vrrp_garp_*, vrrp_min_garp and vrrp_*_advert
 	// globals: the defaults of the instance settings of the same names.
 	VRRPDefaults VRRPDefaults `json:"vrrp_defaults,omitzero"`
@@ -175,6 +179,14 @@ type GlobalDefs struct {
 	VRRPNotifyFIFO *NotifyFIFO `json:"vrrp_notify_fifo,omitempty"`
 	LVSNotifyFIFO  *NotifyFIFO `json:"lvs_notify_fifo,omitempty"`
 	Govs           GovsGlobal  `json:"govs"`
+}
+
+// StaticDev is the device of static addresses and routes that name none.
+func (g *GlobalDefs) StaticDev() string {
+	if g.DefaultInterface != "" {
+		return g.DefaultInterface
+	}
+	return "eth0"
 }
 
 // VRRPDefaults are global_defs' defaults of instance settings; nil or
@@ -472,37 +484,40 @@ type Auth struct {
 
 // VRRPInstance is a vrrp_instance block.
 type VRRPInstance struct {
-	Pos              Pos           `json:"-"`
-	Name             string        `json:"name"`
-	State            string        `json:"state,omitempty"` // MASTER or BACKUP (initial)
-	Interface        string        `json:"interface"`
-	VirtualRouterID  int           `json:"virtual_router_id"`
-	Priority         int           `json:"priority"`
-	AdvertInt        Duration      `json:"advert_int"`
-	Version          int           `json:"version,omitempty"` // 0 = global vrrp_version
-	NoPreempt        bool          `json:"nopreempt,omitempty"`
-	PreemptDelay     Duration      `json:"preempt_delay,omitempty"`
-	UnicastSrcIP     netip.Addr    `json:"unicast_src_ip,omitempty"`
-	UnicastPeers     []UnicastPeer `json:"unicast_peer,omitempty"`
-	UnicastTTL       int           `json:"unicast_ttl,omitempty"`
-	CheckUnicastSrc  bool          `json:"check_unicast_src,omitempty"`
-	NotifyPrioChange bool          `json:"notify_priority_changes,omitempty"`
-	McastSrcIP       netip.Addr    `json:"mcast_src_ip,omitempty"`
-	Auth             *Auth         `json:"authentication,omitempty"`
-	TrackIfaces      []Track       `json:"track_interface,omitempty"`
-	TrackScripts     []Track       `json:"track_script,omitempty"`
-	TrackFiles       []Track       `json:"track_file,omitempty"`
-	TrackProcs       []Track       `json:"track_process,omitempty"`
-	DontTrackPrimary bool          `json:"dont_track_primary,omitempty"`
-	TrackSrcIP       bool          `json:"track_src_ip,omitempty"`
-	VIPs             []VIPAddr     `json:"virtual_ipaddress,omitempty"`
-	VIPsExcluded     []VIPAddr     `json:"virtual_ipaddress_excluded,omitempty"`
-	Routes           []Route       `json:"virtual_routes,omitempty"`
-	Rules            []Rule        `json:"virtual_rules,omitempty"`
-	Notify           Notifiers     `json:"notify"`
-	SMTPAlert        bool          `json:"smtp_alert,omitempty"`
-	Accept           *bool         `json:"accept,omitempty"`
-	Strict           bool          `json:"strict_mode,omitempty"`
+	Pos             Pos           `json:"-"`
+	Name            string        `json:"name"`
+	State           string        `json:"state,omitempty"` // MASTER or BACKUP (initial)
+	Interface       string        `json:"interface"`
+	VirtualRouterID int           `json:"virtual_router_id"`
+	Priority        int           `json:"priority"`
+	AdvertInt       Duration      `json:"advert_int"`
+	Version         int           `json:"version,omitempty"` // 0 = global vrrp_version
+	NoPreempt       bool          `json:"nopreempt,omitempty"`
+	PreemptDelay    Duration      `json:"preempt_delay,omitempty"`
+	UnicastSrcIP    netip.Addr    `json:"unicast_src_ip,omitempty"`
+	UnicastPeers    []UnicastPeer `json:"unicast_peer,omitempty"`
+	UnicastTTL      int           `json:"unicast_ttl,omitempty"`
+	CheckUnicastSrc bool          `json:"check_unicast_src,omitempty"`
+	// UnicastFaultNoPeer (unicast_fault_no_peer): with no unicast peer
+	// the instance stays in FAULT instead of advertising by multicast.
+	UnicastFaultNoPeer bool       `json:"unicast_fault_no_peer,omitempty"`
+	NotifyPrioChange   bool       `json:"notify_priority_changes,omitempty"`
+	McastSrcIP         netip.Addr `json:"mcast_src_ip,omitempty"`
+	Auth               *Auth      `json:"authentication,omitempty"`
+	TrackIfaces        []Track    `json:"track_interface,omitempty"`
+	TrackScripts       []Track    `json:"track_script,omitempty"`
+	TrackFiles         []Track    `json:"track_file,omitempty"`
+	TrackProcs         []Track    `json:"track_process,omitempty"`
+	DontTrackPrimary   bool       `json:"dont_track_primary,omitempty"`
+	TrackSrcIP         bool       `json:"track_src_ip,omitempty"`
+	VIPs               []VIPAddr  `json:"virtual_ipaddress,omitempty"`
+	VIPsExcluded       []VIPAddr  `json:"virtual_ipaddress_excluded,omitempty"`
+	Routes             []Route    `json:"virtual_routes,omitempty"`
+	Rules              []Rule     `json:"virtual_rules,omitempty"`
+	Notify             Notifiers  `json:"notify"`
+	SMTPAlert          bool       `json:"smtp_alert,omitempty"`
+	Accept             *bool      `json:"accept,omitempty"`
+	Strict             bool       `json:"strict_mode,omitempty"`
 	// UseVMAC is use_vmac: the virtual addresses live on a macvlan
 	// interface carrying the VRRP virtual MAC (00:00:5e:00:01:VRID, or
 	// :02: for IPv6), named VMACName (default vrrp.VRID), with VMACAddr

@@ -137,16 +137,16 @@ func (v *validator) statics() {
 	}
 	for _, b := range v.cfg.Statics {
 		for _, a := range b.VIPs {
-			if a.Dev == "" {
-				v.d.errorf(a.Pos, "static_ipaddress %s: needs dev IF (no instance gives it an interface)", a.Prefix)
+			if a.Dev == "" && v.cfg.Global.DefaultInterface == "" {
+				v.d.warnf(a.Pos, "static_ipaddress %s: no dev IF and no global default_interface: on eth0, as keepalived", a.Prefix)
 			}
 			if name, ok := vipOf[a.Prefix.Addr()]; ok {
 				v.d.errorf(a.Pos, "static_ipaddress %s is also a virtual address of vrrp_instance %q: a BACKUP would hold it too", a.Prefix, name)
 			}
 		}
 		for _, r := range b.Routes {
-			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" {
-				v.d.errorf(r.Pos, "static_routes %s: needs dev IF or via GW", r.To)
+			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" && v.cfg.Global.DefaultInterface == "" {
+				v.d.warnf(r.Pos, "static_routes %s: no dev IF, via GW or global default_interface: on eth0, as keepalived", r.To)
 			}
 		}
 	}

@@ -626,6 +626,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.dur("vrrp_gna_interval", g.VRRPGnaInterval)
 	w.dur("vrrp_startup_delay", g.VRRPStartupDelay)
 	w.str("vmac_prefix", g.VMACPrefix)
+	w.str("default_interface", g.DefaultInterface)
 	vd := &g.VRRPDefaults
 	w.durPtr("vrrp_garp_master_delay", vd.GarpMasterDelay)
 	w.numPtr("vrrp_garp_master_repeat", vd.GarpMasterRepeat)
@@ -855,6 +856,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.addr("unicast_src_ip", vi.UnicastSrcIP)
 	w.num("unicast_ttl", vi.UnicastTTL)
 	w.flag("check_unicast_src", vi.CheckUnicastSrc)
+	w.flag("unicast_fault_no_peer", vi.UnicastFaultNoPeer)
 	w.flag("notify_priority_changes", vi.NotifyPrioChange)
 	if len(vi.UnicastPeers) > 0 {
 		w.open("unicast_peer")

@@ -1082,3 +1082,24 @@ func TestVRRPGlobalInstanceDefaults(t *testing.T) {
 			b.GARPMasterDelay, b.GARPLowerPrioRepeat, b.LowerPrioNoAdvert, b.CheckUnicastSrc)
 	}
 }
+
+// TestStaticDefaultInterface: static addresses, and static routes with
+// neither dev nor via, go on the global default_interface, else eth0 as
+// in keepalived.
+func TestStaticDefaultInterface(t *testing.T) {
+	body := "static_ipaddress {\n    10.0.0.5/24\n    10.0.0.6/24 dev eth1\n}\nstatic_routes {\n    10.1.0.0/16\n    10.2.0.0/16 via 10.0.0.254\n}\n"
+	for _, tt := range []struct{ global, want string }{
+		{"global_defs {\n    default_interface bond0\n}\n", "bond0"},
+		{"", "eth0"},
+	} {
+		cfg, ds := config.LoadBytes("t.conf", []byte(tt.global+body), nil)
+		if ds.HasErrors() {
+			t.Fatal(ds.Err())
+		}
+		st := staticOptions(cfg)
+		got := []string{st.Addresses[0].Dev, st.Addresses[1].Dev, st.Routes[0].Dev, st.Routes[1].Dev}
+		if want := []string{tt.want, "eth1", tt.want, ""}; !slices.Equal(got, want) {
+			t.Errorf("%q: devices %q, want %q", tt.global, got, want)
+		}
+	}
+}

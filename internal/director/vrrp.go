@@ -75,6 +75,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			}
 		}
 		ic.CheckUnicastSrc = set.CheckUnicastSrc
+		ic.UnicastFaultNoPeer = vi.UnicastFaultNoPeer
 		ic.NotifyPriorityChanges = vi.NotifyPrioChange
 		if vi.UseVMAC {
 			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(g.VMACPrefix), vi.VMACXmitBase
@@ -196,10 +197,21 @@ func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
 // staticOptions maps static_ipaddress, static_routes and static_rules.
 func staticOptions(cfg *config.Config) vrrp.StaticConfig {
 	var st vrrp.StaticConfig
+	dev := cfg.Global.StaticDev()
 	for _, b := range cfg.Statics {
 		st.Addresses = append(st.Addresses, vipList(b.VIPs)...)
 		st.Routes = append(st.Routes, routeList(b.Routes)...)
 		st.Rules = append(st.Rules, ruleList(b.Rules)...)
+	}
+	for i := range st.Addresses {
+		if st.Addresses[i].Dev == "" {
+			st.Addresses[i].Dev = dev
+		}
+	}
+	for i, r := range st.Routes {
+		if r.Dev == "" && !r.Via.IsValid() && r.Type == "" {
+			st.Routes[i].Dev = dev
+		}
 	}
 	return st
 }

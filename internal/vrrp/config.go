@@ -100,6 +100,9 @@ type InstanceConfig struct {
 	// away the instance stays in FAULT until that address is back;
 	// without it, another source is chosen when none is configured.
 	TrackSrcIP bool `json:"track_src_ip,omitempty"`
+	// UnicastFaultNoPeer (unicast_fault_no_peer): an instance without
+	// unicast peers stays in FAULT instead of advertising by multicast.
+	UnicastFaultNoPeer bool `json:"unicast_fault_no_peer,omitempty"`
 	// DontTrackPrimary stops the implicit FAULT on Interface going down.
 	DontTrackPrimary bool `json:"dont_track_primary,omitempty"`
 

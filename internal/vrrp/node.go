@@ -518,6 +518,44 @@ func (n *Node) checkSources(ctx context.Context, q *queue, local map[netip.Addr]
 	}
 }
 
+// checkLinks closes the socket of an instance whose interface went away
+// or was made anew (a new index: the socket, bound to the old one, would
+// neither send nor receive, and a MASTER there would go on unheard while
+// its peer takes over), or whose use_vmac interface is gone. The instance
+// is in FAULT until retryOpen opens it again, making the use_vmac
+// interface anew, once the interface is back.
+func (n *Node) checkLinks(ctx context.Context, q *queue) {
+	for i, in := range n.insts {
+		if in.conn == nil {
+			continue
+		}
+		name, idx := in.conn.Device()
+		why := ""
+		if name != "" {
+			cur, err := n.opts.System.LinkIndex(ctx, name)
+			switch {
+			case errors.Is(err, ErrNotYet):
+				why = name + " gone"
+			case err == nil && cur != idx:
+				why = name + " made anew"
+			}
+		}
+		if why == "" && in.cfg.VMAC != "" && in.cfg.VMAC != name {
+			if _, err := n.opts.System.LinkIndex(ctx, in.cfg.VMAC); errors.Is(err, ErrNotYet) {
+				why = in.cfg.VMAC + " gone"
+			}
+		}
+		if why == "" {
+			continue
+		}
+		in.conn.Close()
+		in.conn = nil
+		in.openErr = "interface " + why
+		n.log.Error("vrrp instance interface gone or made anew: FAULT until its socket opens again", "instance", in.cfg.Name, "interface", why)
+		n.apply(ctx, q, i, EventTrack{Key: socketKey(in.cfg.Name), OK: false})
+	}
+}
+
 // checkAddrs checks, once a second, the adverts' sources (checkSources)
 // and the virtual addresses of the MASTER instances (checkVIPs) and the
 // static ones against the host's addresses.
@@ -526,6 +564,7 @@ func (n *Node) checkAddrs(ctx context.Context, q *queue) {
 	if err != nil {
 		return // a failed listing is no evidence: next second
 	}
+	n.checkLinks(ctx, q)
 	n.checkSources(ctx, q, local)
 	n.checkVIPs(ctx, local)
 	if n.opts.Static.empty() {
@@ -891,6 +930,12 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			n.dispatch(ctx, q, ev.ev)
 		}
 	case EventTrack:
+		if strings.HasPrefix(ev.Key, "interface:") && ev.OK {
+			// an interface made anew comes up: a socket bound to its
+			// old index goes first, so that the instance does not leave
+			// FAULT with it
+			n.checkLinks(ctx, q)
+		}
 		for i := range n.insts {
 			n.apply(ctx, q, i, ev)
 		}

@@ -119,6 +119,10 @@ func (s *fakeSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error
 	return out, nil
 }
 
+func (s *fakeSystem) LinkIndex(ctx context.Context, name string) (int, error) {
+	return 1, nil
+}
+
 func (s *fakeSystem) LinkUp(ctx context.Context, name string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -149,6 +153,8 @@ func (s *fakeSystem) hasVIP(p string) bool {
 }
 
 func (c *fakeConn) LocalAddr() netip.Addr { return c.sys.addr }
+
+func (c *fakeConn) Device() (string, int) { return "", 0 }
 
 func (c *fakeConn) Send(a *Advert) error {
 	select {

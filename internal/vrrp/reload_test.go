@@ -717,3 +717,32 @@ func TestLinkDelays(t *testing.T) {
 		<-done
 	})
 }
+
+// unicast_fault_no_peer: an instance without unicast peers stays in FAULT
+// (instead of advertising by multicast) until a reload gives it a peer.
+func TestNodeUnicastFaultNoPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := newFakeSystem(&fakeNet{}, "10.0.0.1")
+		c := baseConfig()
+		c.UnicastFaultNoPeer = true
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{c}, System: sys})
+		time.Sleep(5 * time.Second)
+		st := stateOf(n, "VI_1")
+		if st.State != StateFault || sys.hasVIP("10.0.0.100/32") {
+			t.Fatalf("without a peer: %s", st.State)
+		}
+		if !slices.ContainsFunc(st.Trackers, func(tr Tracker) bool { return tr.Key == noPeerKey && !tr.OK }) {
+			t.Errorf("trackers %+v lack a failed %s", st.Trackers, noPeerKey)
+		}
+		c.UnicastPeers = []netip.Addr{netip.MustParseAddr("10.0.0.2")}
+		if err := n.Reload(context.Background(), reloadOpts(c)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		if st := stateOf(n, "VI_1"); st.State != StateMaster {
+			t.Fatalf("with a peer: %s", st.State)
+		}
+		cancel()
+		<-done
+	})
+}

@@ -46,6 +46,9 @@ type System interface {
 	// every second to check its adverts' sources and its MASTER
 	// instances' virtual addresses.
 	LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error)
+	// LinkIndex is the index of an interface; an error wrapping
+	// ErrNotYet when there is none of that name.
+	LinkIndex(ctx context.Context, name string) (int, error)
 	// LinkUp reports whether an interface is up and running.
 	LinkUp(ctx context.Context, name string) (bool, error)
 	// WatchLinks calls fn on every link state change until ctx is done.
@@ -56,6 +59,9 @@ type System interface {
 type Conn interface {
 	// LocalAddr is the source address of our adverts.
 	LocalAddr() netip.Addr
+	// Device is the interface the socket is bound to, with the index it
+	// had when the socket opened ("" if none).
+	Device() (name string, index int)
 	// Send sends an encoded advert to the group or to every unicast peer.
 	Send(a *Advert) error
 	// Recv blocks for the next VRRP packet; it fails once Close was called.

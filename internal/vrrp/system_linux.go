@@ -327,6 +327,8 @@ func (c *linuxConn) open6() error {
 
 func (c *linuxConn) LocalAddr() netip.Addr { return c.src }
 
+func (c *linuxConn) Device() (string, int) { return c.ifi.Name, c.ifi.Index }
+
 func (c *linuxConn) Send(a *Advert) error {
 	var errs []error
 	for _, d := range c.dsts {
@@ -761,6 +763,18 @@ func rule(r VirtualRule) *netlink.Rule {
 }
 
 // LinkUp reports IFF_UP and IFF_RUNNING of an interface.
+// LinkIndex implements System.
+func (s *LinuxSystem) LinkIndex(ctx context.Context, name string) (int, error) {
+	l, err := s.link(name)
+	if err != nil {
+		if nf := (netlink.LinkNotFoundError{}); errors.As(err, &nf) {
+			return 0, fmt.Errorf("%w: %w", ErrNotYet, err)
+		}
+		return 0, err
+	}
+	return l.Attrs().Index, nil
+}
+
 func (s *LinuxSystem) LinkUp(ctx context.Context, name string) (bool, error) {
 	l, err := s.link(name)
 	if err != nil {

@@ -53,8 +53,17 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 	for _, tp := range cfg.TrackProcesses {
 		ts = append(ts, Tracker{Key: processKey(tp.Name), Weight: tp.Weight, Reverse: tp.Reverse, OK: tp.Match.up(countProcesses(tp.Match))})
 	}
+	if cfg.UnicastFaultNoPeer && len(cfg.UnicastPeers) == 0 {
+		// a condition of the configuration, not of the host: FAULT
+		// until a reload gives the instance a peer
+		ts = append(ts, Tracker{Key: noPeerKey, OK: false})
+	}
 	return ts, errors.Join(errs...)
 }
+
+// noPeerKey is the tracker holding an instance with unicast_fault_no_peer
+// and no unicast peer in FAULT.
+const noPeerKey = "unicast_fault_no_peer"
 
 // riseFall debounces check results: rise consecutive successes make a
 // failed object OK, fall consecutive failures make an OK object fail.

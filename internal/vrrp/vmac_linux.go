@@ -114,6 +114,19 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 		if l, err = s.h.LinkByName(name); err != nil {
 			return fmt.Errorf("use_vmac: %w", err)
 		}
+		// made again (it was deleted, its parent perhaps with it and
+		// made anew): the parent's settings this system holds are put
+		// on it again
+		s.mu.Lock()
+		if st := s.vmacs[name]; st != nil && st.parentHeld {
+			for _, kv := range parentARP {
+				if err := s.setSysctl("net/ipv4/conf/"+st.parent+"/"+kv[0], kv[1]); err != nil {
+					s.mu.Unlock()
+					return fmt.Errorf("use_vmac: %w", err)
+				}
+			}
+		}
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	if s.vmacs == nil {

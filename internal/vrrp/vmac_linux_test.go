@@ -492,3 +492,70 @@ func TestStaticAddresses(t *testing.T) {
 		t.Fatalf("static addresses left after stop:\n%s", ipn(t, ns, "-o", "addr", "show", "dev", "eth0"))
 	}
 }
+
+// TestInterfaceMadeAnew: the MASTER's interface is deleted and made
+// again (a new index). Its socket, bound to the old index, would neither
+// send nor receive: the MASTER would go on unheard beside the BACKUP that
+// took over. govs opens the socket anew (and the use_vmac interface, with
+// the parent's settings) and the pair settles with one MASTER.
+func TestInterfaceMadeAnew(t *testing.T) {
+	requireRoot(t)
+	for i, vmac := range []bool{false, true} {
+		t.Run(fmt.Sprintf("use_vmac=%v", vmac), func(t *testing.T) {
+			p := fmt.Sprintf("ma%d%d", os.Getpid()%10000, i)
+			sw, g1, g2 := p+"sw", p+"g1", p+"g2"
+			for _, ns := range []string{sw, g1, g2} {
+				addNetns(t, ns, false)
+			}
+			ipn(t, sw, "link", "add", "br0", "type", "bridge")
+			ipn(t, sw, "link", "set", "br0", "up")
+			plug(t, sw, "br0", "p1", g1, "eth0")
+			ipn(t, g1, "addr", "add", "10.86.0.1/24", "dev", "eth0")
+			plug(t, sw, "br0", "p2", g2, "eth0")
+			ipn(t, g2, "addr", "add", "10.86.0.2/24", "dev", "eth0")
+			cfg := func(prio int) InstanceConfig {
+				c := InstanceConfig{
+					Name: "VI_A", Interface: "eth0", VRID: 62, Priority: prio, Version: 3,
+					AdvertInterval: 100 * time.Millisecond, GARPMasterDelay: time.Second,
+					VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.86.0.50/24")}},
+				}
+				if vmac {
+					c.VMAC = "vrrp.62"
+				}
+				return c
+			}
+			vipDev := "eth0"
+			if vmac {
+				vipDev = "vrrp.62"
+			}
+			a := startGovs(t, g1, cfg(150))
+			b := startGovs(t, g2, cfg(100))
+			settled := func() bool {
+				return a.status().State == StateMaster && b.status().State == StateBackup &&
+					hasAddr(t, g1, vipDev, "10.86.0.50") && !hasAddr(t, g2, vipDev, "10.86.0.50")
+			}
+			if !waitFor(5*time.Second, settled) {
+				t.Fatalf("roles: g1 %s, g2 %s", a.status().State, b.status().State)
+			}
+			ipn(t, g1, "link", "del", "eth0")
+			if !waitFor(3*time.Second, func() bool { return b.status().State == StateMaster }) {
+				t.Fatalf("g2 did not take over: %s", b.status().State)
+			}
+			plug(t, sw, "br0", "p1", g1, "eth0")
+			ipn(t, g1, "addr", "add", "10.86.0.1/24", "dev", "eth0")
+			if !waitFor(6*time.Second, settled) {
+				t.Fatalf("after eth0 was made anew: g1 %s (%+v), g2 %s", a.status().State, a.status().Counters, b.status().State)
+			}
+			if vmac {
+				if v := readSysctl(t, g1, "net/ipv4/conf/eth0/arp_announce"); v != "2" {
+					t.Errorf("the new parent's arp_announce is %s, want 2", v)
+				}
+			}
+			// and it stays so: g1's adverts reach g2
+			time.Sleep(time.Second)
+			if !settled() {
+				t.Fatalf("a second later: g1 %s, g2 %s", a.status().State, b.status().State)
+			}
+		})
+	}
+}
