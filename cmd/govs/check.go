@@ -38,11 +38,12 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", "check [-f FILE|-] [--dump] [-q] [--strict]\n\nValidate a configuration (keepalived.conf syntax). Exit status: 0 valid\n(warnings allowed unless --strict), 1 errors, 2 usage error.", stderr)
+	fs := newFlagSet("check", "check [-f FILE|-] [--config-id ID] [--dump] [-q] [--strict]\n\nValidate a configuration (keepalived.conf syntax). Exit status: 0 valid\n(warnings allowed unless --strict), 1 errors, 2 usage error.", stderr)
 	file := fs.String("f", DefaultConfig, "configuration `file`, or - for standard input")
 	dump := fs.Bool("dump", false, "print the normalized model as JSON")
 	quiet := fs.Bool("q", false, "do not print warnings")
 	strict := fs.Bool("strict", false, "treat warnings (e.g. unsupported keywords) as errors")
+	configID := fs.String("config-id", "", "the `id` conditional lines (@ID, @^ID) are read with, as keepalived's -i (default: the host name up to its first dot)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
@@ -50,7 +51,7 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs check: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, diags, err := loadConfig(*file, stdin)
+	cfg, diags, err := loadConfig(*file, stdin, *configID)
 	if err != nil {
 		fmt.Fprintf(stderr, "govs check: %v\n", err)
 		return 1
@@ -102,15 +103,16 @@ func countRS(cfg *config.Config) int {
 }
 
 // loadConfig parses and validates a file, or standard input for "-".
-func loadConfig(file string, stdin io.Reader) (*config.Config, config.Diagnostics, error) {
+func loadConfig(file string, stdin io.Reader, configID string) (*config.Config, config.Diagnostics, error) {
+	opts := &config.ParseOptions{ConfigID: configID}
 	if file == "-" {
 		data, err := io.ReadAll(stdin)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read standard input: %w", err)
 		}
-		cfg, diags := config.LoadBytes("<stdin>", data, nil)
+		cfg, diags := config.LoadBytes("<stdin>", data, opts)
 		return cfg, diags, nil
 	}
-	cfg, diags := config.Load(file, nil)
+	cfg, diags := config.Load(file, opts)
 	return cfg, diags, nil
 }

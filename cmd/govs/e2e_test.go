@@ -498,6 +498,13 @@ func TestCheckCommand(t *testing.T) {
 	if _, _, code := run("", "check", "--bogus"); code != 2 {
 		t.Errorf("usage error: exit %d, want 2", code)
 	}
+	// conditional lines follow --config-id
+	cond := "vrrp_instance VI {\n    interface eth0\n    virtual_router_id 9\n    @lb1 priority 150\n    @^lb1 priority 100\n    virtual_ipaddress {\n        10.0.0.9\n    }\n}\n"
+	for id, want := range map[string]string{"lb1": `"priority": 150`, "lb2": `"priority": 100`} {
+		if out, stderr, code := run(cond, "check", "-f", "-", "--config-id", id, "--dump"); code != 0 || !strings.Contains(out, want) {
+			t.Errorf("--config-id %s: exit %d, want %s in:\n%s%s", id, code, want, out, stderr)
+		}
+	}
 	out, _, code := run("virtual_server 10.0.0.1 80 {\n}\n", "check", "-f", "-", "--dump")
 	if code != 0 || !strings.Contains(out, `"lvs_sched": "wlc"`) {
 		t.Errorf("--dump: exit %d\n%s", code, out)

@@ -56,6 +56,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: the config's govs_log_level, else info)")
 	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping")
 	xdpMode := fs.String("xdp-mode", "", "how the XDP dataplane attaches: native (in the driver) or generic (after the socket buffer is built; any interface, slower) (default: the config's govs_xdp_mode, else native)")
+	configID := fs.String("config-id", "", "the `id` the config's conditional lines (@ID, @^ID) are read with, as keepalived's -i (default: the host name up to its first dot)")
 	pinPath := fs.String("xdp-pin-path", "", "bpffs directory where the XDP dataplane pins its programs and maps (default "+xdp.DefaultPinPath+")")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
@@ -64,7 +65,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, diags := config.Load(*file, nil)
+	cfg, diags := config.Load(*file, &config.ParseOptions{ConfigID: *configID})
 	for _, d := range diags {
 		fmt.Fprintln(stderr, d)
 	}
@@ -137,6 +138,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	d, err = director.New(cfg, director.Options{
 		ConfigFile:    *file,
+		ConfigID:      *configID,
 		Dataplane:     dp,
 		DataplaneName: chosen,
 		XDPMode:       xdpModeName,

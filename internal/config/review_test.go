@@ -372,3 +372,69 @@ func TestVirtualRulesErrors(t *testing.T) {
 		t.Errorf("from all inet6 blackhole: %+v", r)
 	}
 }
+
+// TestConditionalLines: keepalived's conditional configuration. "@ID"
+// lines count only for that config-id, "@^ID" ones for every other; a
+// $NAME=value may follow; a rewrite keeps every host's lines of the
+// blocks it does not touch and refuses to re-render one that has some.
+func TestConditionalLines(t *testing.T) {
+	src := `@high $PRIO=170
+@low $PRIO=85
+global_defs {
+    @high router_id lb-high
+    @low router_id lb-low
+}
+vrrp_instance VI_0 {
+    interface eth0
+    virtual_router_id 1
+    priority $PRIO
+    unicast_peer {
+        @^high 10.0.0.1
+        @^low 10.0.0.2
+    }
+    virtual_ipaddress {
+        10.1.0.254/32
+    }
+}
+virtual_server 10.1.0.254 80 {
+    lb_kind DR
+    real_server 10.0.0.10 80 {
+    }
+}
+`
+	dir := writeTree(t, map[string]string{"govs.conf": src})
+	p := filepath.Join(dir, "govs.conf")
+	for _, tt := range []struct {
+		id, router string
+		prio       int
+		peer       string
+	}{{"high", "lb-high", 170, "10.0.0.2"}, {"low", "lb-low", 85, "10.0.0.1"}} {
+		cfg, ds := Load(p, &ParseOptions{ConfigID: tt.id})
+		if ds.HasErrors() || len(ds) != 0 {
+			t.Fatalf("%s: %s", tt.id, diagStrings(ds))
+		}
+		vi := cfg.VRRPInstances[0]
+		if cfg.Global.RouterID != tt.router || vi.Priority != tt.prio || len(vi.UnicastPeers) != 1 || vi.UnicastPeers[0].Addr.String() != tt.peer {
+			t.Errorf("%s: router_id %q, priority %d, peers %v", tt.id, cfg.Global.RouterID, vi.Priority, vi.UnicastPeers)
+		}
+		// another block is edited: the conditional ones stay as written
+		cfg.VirtualServers[0].Scheduler = "rr"
+		out, err := cfg.WriteFiles()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(out[p]); !strings.Contains(got, "    @high router_id lb-high\n    @low router_id lb-low\n") || !strings.Contains(got, "        @^high 10.0.0.1\n") || !strings.Contains(got, "lvs_sched rr") {
+			t.Errorf("%s: rewrite lost conditional lines or the edit:\n%s", tt.id, got)
+		}
+		// a block with conditional lines is not re-rendered
+		vi.Priority = 99
+		if _, err := cfg.WriteFiles(); err == nil || !strings.Contains(err.Error(), "conditional (@ID) lines") {
+			t.Errorf("%s: edit of a block with conditional lines: %v", tt.id, err)
+		}
+	}
+	// neither id: no router_id, both peers
+	cfg, _ := Load(p, &ParseOptions{ConfigID: "other"})
+	if cfg.Global.RouterID != "" || len(cfg.VRRPInstances[0].UnicastPeers) != 2 {
+		t.Errorf("other: router_id %q, peers %v", cfg.Global.RouterID, cfg.VRRPInstances[0].UnicastPeers)
+	}
+}

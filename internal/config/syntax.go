@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -12,7 +14,9 @@ import (
 // a block in braces. Comments start with '#' or '!' anywhere outside
 // quotes. "$NAME=value" lines define variables that "$NAME" and "${NAME}"
 // expand to in later lines, and "include GLOB" splices other files in,
-// relative to the including file.
+// relative to the including file. A line that starts with "@ID" is read
+// only when ID is the config-id, one with "@^ID" only when it is not
+// (keepalived's conditional configuration).
 
 type tokKind int
 
@@ -51,6 +55,8 @@ type Node struct {
 	start, end int
 	// included marks a statement that came from an include inside it.
 	hasInclude bool
+	// hasCond marks a top-level statement with conditional (@ID) lines.
+	hasCond bool
 }
 
 // Keyword returns the statement's keyword.
@@ -73,6 +79,24 @@ type ParseOptions struct {
 	ReadFile func(name string) ([]byte, error)
 	// Glob expands an include pattern; nil means filepath.Glob.
 	Glob func(pattern string) ([]string, error)
+	// ConfigID is the config-id that "@ID" lines are compared with; ""
+	// means DefaultConfigID.
+	ConfigID string
+}
+
+// DefaultConfigID is keepalived's default config-id: the host's node name
+// up to its first dot.
+func DefaultConfigID() string {
+	h, _ := os.Hostname()
+	id, _, _ := strings.Cut(h, ".")
+	return id
+}
+
+func (o *ParseOptions) configID() string {
+	if o != nil && o.ConfigID != "" {
+		return o.ConfigID
+	}
+	return DefaultConfigID()
 }
 
 func (o *ParseOptions) readFile(name string) ([]byte, error) {
@@ -103,11 +127,14 @@ type syntaxParser struct {
 	files []*srcFile
 	stack []string // include chain, for loop detection
 	quiet bool     // expanding a quoted string
+	id    string   // the config-id, once needed
 }
 
-// lex splits one file into tokens, handling comments, quotes and
-// variables.
-func (p *syntaxParser) lex(name string, data []byte) []token {
+// lex splits one file into tokens, handling comments, quotes, variables
+// and conditional lines; it also returns the line numbers of the
+// conditional lines, kept or not.
+func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
+	var conds []int
 	toks := make([]token, 0, len(data)/6+16)
 	line, lineStart := 1, 0
 	i := 0
@@ -132,6 +159,28 @@ func (p *syntaxParser) lex(name string, data []byte) []token {
 			continue
 		}
 		pos := Pos{File: name, Line: line, Col: i - lineStart + 1}
+		if atLineStart && c == '@' {
+			// @ID / @^ID: the rest of the line counts only when ID is
+			// (is not) the config-id
+			j := i + 1
+			for j < n && !strings.ContainsRune(" \t\r\n", rune(data[j])) {
+				j++
+			}
+			id, not := strings.CutPrefix(string(data[i+1:j]), "^")
+			if p.id == "" {
+				p.id = p.opts.configID()
+			}
+			conds = append(conds, line)
+			if (id == p.id) != not {
+				i = j // read the rest of the line (a $NAME=value too)
+				continue
+			}
+			for j < n && data[j] != '\n' {
+				j++
+			}
+			i = j
+			continue
+		}
 		if atLineStart && c == '$' {
 			// A variable definition takes the whole line: $NAME=value.
 			j := i
@@ -210,7 +259,7 @@ func (p *syntaxParser) lex(name string, data []byte) []token {
 		i = j
 	}
 	toks = append(toks, token{kind: tEOF, pos: Pos{File: name, Line: line, Col: i - lineStart + 1}, off: n, end: n})
-	return toks
+	return toks, conds
 }
 
 func stripComment(s string) string {
@@ -300,9 +349,17 @@ func (p *syntaxParser) parseFile(name string, data []byte) []*Node {
 	p.files = append(p.files, f)
 	p.stack = append(p.stack, name)
 	defer func() { p.stack = p.stack[:len(p.stack)-1] }()
-	toks := p.lex(name, data)
+	toks, conds := p.lex(name, data)
 	bp := &blockParser{p: p, toks: toks, file: f}
 	nodes := bp.list(nil)
+	// a top-level statement with conditional lines is not rewritten:
+	// its rendering would keep only this host's lines
+	for _, n := range f.nodes {
+		last := n.Pos.Line + bytes.Count(data[n.start:n.end], []byte("\n"))
+		if slices.ContainsFunc(conds, func(l int) bool { return l >= n.Pos.Line && l <= last }) {
+			n.hasCond = true
+		}
+	}
 	return nodes
 }
 

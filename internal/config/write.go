@@ -115,7 +115,7 @@ func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
 		for _, n := range f.nodes {
 			it := srcItem{node: n, start: n.start, end: lineEnd(f.data, n.end)}
 			if o, ok := byPos[n.Pos]; ok {
-				if n.hasInclude {
+				if n.hasInclude || n.hasCond {
 					it.frozen = o
 				} else {
 					it.obj = o
@@ -236,7 +236,7 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 				var cur wr
 				renderObj(&cur, it.frozen)
 				if cur.buf.String() != originalRendering(it.node) {
-					return nil, fmt.Errorf("%s: this %s block contains an include; change it by hand", it.node.Pos, it.node.Keyword())
+					return nil, fmt.Errorf("%s: this %s block contains an include or conditional (@ID) lines; change it by hand", it.node.Pos, it.node.Keyword())
 				}
 				buf.Write(f.data[it.start:it.end])
 			case it.globalExtra:

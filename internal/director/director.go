@@ -30,6 +30,9 @@ import (
 type Options struct {
 	// ConfigFile is re-read by Reload.
 	ConfigFile string
+	// ConfigID is the config-id its conditional (@ID) lines are read
+	// with ("": config.DefaultConfigID).
+	ConfigID string
 	// Dataplane moves the packets; the director owns it after New.
 	Dataplane dataplane.Dataplane
 	// DataplaneName is reported in the state ("proxy", "xdp", ...).
@@ -661,7 +664,7 @@ func (d *Director) reconcile(ctx context.Context) error {
 func (d *Director) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	cfg, diags := config.Load(d.opts.ConfigFile, nil)
+	cfg, diags := config.Load(d.opts.ConfigFile, &config.ParseOptions{ConfigID: d.opts.ConfigID})
 	for _, dg := range diags {
 		if dg.Severity == config.Error {
 			d.log.Error("config", "diag", dg.String())
