@@ -1568,9 +1568,7 @@ func (b *builder) realServer(n *Node) *RealServer {
 		case "name", "govs_name":
 			b.str(c, &rs.Name)
 		case CheckTCP, CheckHTTP, CheckSSL, CheckSMTP, CheckDNS, CheckMisc, CheckUDP, CheckPing, CheckFile:
-			if ck := b.check(c); ck != nil {
-				rs.Checks = append(rs.Checks, ck)
-			}
+			rs.Checks = append(rs.Checks, b.check(c)...)
 		case "BFD_CHECK":
 			b.unsupported(c, "real_server")
 		default:
@@ -1580,11 +1578,16 @@ func (b *builder) realServer(n *Node) *RealServer {
 	return rs
 }
 
-func (b *builder) check(n *Node) *Check {
+// check reads a checker block. An SMTP_CHECK's host { … } blocks (the
+// older syntax keepalived still reads) are checkers of their own: copies
+// of the SMTP_CHECK with the host's connection settings, beside the
+// SMTP_CHECK itself, as keepalived makes them.
+func (b *builder) check(n *Node) []*Check {
 	if !b.needBlock(n) || !b.args(n, 0, 0) {
 		return nil
 	}
 	ck := &Check{Pos: n.Pos, Kind: n.Keyword()}
+	var hosts []*Node
 	for _, c := range n.Block {
 		if b.checkDefault(c, &ck.CheckDefaults) {
 			continue
@@ -1592,11 +1595,28 @@ func (b *builder) check(n *Node) *Check {
 		if b.checkCommon(c, ck) {
 			continue
 		}
+		if ck.Kind == CheckSMTP && c.Keyword() == "host" {
+			if b.needBlock(c) && b.args(c, 0, 0) {
+				hosts = append(hosts, c)
+			}
+			continue
+		}
 		if !b.checkSpecific(c, ck) {
 			b.unsupported(c, ck.Kind)
 		}
 	}
-	return ck
+	out := []*Check{ck}
+	for _, h := range hosts {
+		hc := *ck
+		hc.Pos = h.Pos
+		for _, c := range h.Block {
+			if !b.checkDefault(c, &hc.CheckDefaults) && !b.checkCommon(c, &hc) {
+				b.unsupported(c, "SMTP_CHECK host")
+			}
+		}
+		out = append(out, &hc)
+	}
+	return out
 }
 
 func (b *builder) checkCommon(c *Node, ck *Check) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -521,5 +522,45 @@ func TestGarpMasterRepeatZero(t *testing.T) {
 		if s := cfg.Global.InstanceSettings(vi); s.GarpMasterRepeat != 1 || s.GarpLowerPrioRepeat != 1 {
 			t.Errorf("%s: %+v", vi.Name, s)
 		}
+	}
+}
+
+// TestSMTPCheckHosts: an SMTP_CHECK's host blocks (keepalived's older
+// syntax) are checkers of their own beside the SMTP_CHECK, with its
+// settings and their own connection; a rewrite keeps all of them.
+func TestSMTPCheckHosts(t *testing.T) {
+	src := `virtual_server 10.0.0.1 25 {
+    lb_kind NAT
+    real_server 172.16.1.11 25 {
+        SMTP_CHECK {
+            connect_timeout 10
+            helo_name foo.bar.com
+            host {
+                connect_ip 172.16.1.12
+            }
+            host {
+                connect_ip 192.168.155.10
+                connect_port 2525
+                connect_timeout 3
+            }
+        }
+    }
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || len(ds) != 0 {
+		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+	}
+	var got []string
+	for _, c := range cfg.VirtualServers[0].RealServers[0].Checks {
+		got = append(got, fmt.Sprintf("%s %v:%d %s %v", c.Kind, c.ConnectIP, c.ConnectPort, c.HeloName, c.ConnectTimeout.D()))
+	}
+	want := []string{"SMTP_CHECK invalid IP:0 foo.bar.com 10s", "SMTP_CHECK 172.16.1.12:0 foo.bar.com 10s", "SMTP_CHECK 192.168.155.10:2525 foo.bar.com 3s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("checks:\n%q\nwant\n%q", got, want)
+	}
+	cfg2, ds2 := LoadBytes("t.conf", Format(cfg), nil)
+	if ds2.HasErrors() || dumpJSON(t, cfg) != dumpJSON(t, cfg2) {
+		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), Format(cfg))
 	}
 }
