@@ -564,3 +564,42 @@ func TestSMTPCheckHosts(t *testing.T) {
 		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), Format(cfg))
 	}
 }
+
+// TestRulePriorities: rules without a priority are numbered as keepalived
+// does, from 16384 down per family in the order written, with a warning.
+func TestRulePriorities(t *testing.T) {
+	src := `static_rules {
+    from 10.0.0.0/8 table 100
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        10.0.0.100
+    }
+    virtual_rules {
+        from 10.1.0.0/16 table 101
+        from 2001:db8::/32 table 102
+        from 10.2.0.0/16 table 103 priority 500
+        to 10.3.0.0/16 table 104
+    }
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if n := strings.Count(diagStrings(ds), "rule without priority"); n != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", n, diagStrings(ds))
+	}
+	p := cfg.RulePriorities()
+	rs := cfg.VRRPInstances[0].Rules
+	got := []int{p[&cfg.Statics[0].Rules[0]], p[&rs[0]], p[&rs[1]], p[&rs[2]], p[&rs[3]]}
+	if want := []int{16384, 16383, 16384, 0, 16382}; !slices.Equal(got, want) {
+		t.Errorf("priorities %v, want %v", got, want)
+	}
+	// the rendering keeps the rules as written
+	if out := string(Format(cfg)); strings.Contains(out, "16384") {
+		t.Errorf("a computed priority was written:\n%s", out)
+	}
+}

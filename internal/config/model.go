@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -179,6 +180,53 @@ type GlobalDefs struct {
 	VRRPNotifyFIFO *NotifyFIFO `json:"vrrp_notify_fifo,omitempty"`
 	LVSNotifyFIFO  *NotifyFIFO `json:"lvs_notify_fifo,omitempty"`
 	Govs           GovsGlobal  `json:"govs"`
+}
+
+// RuleStartPriority is the priority keepalived gives the first rule of a
+// family that has none; the next ones get one less each, in the order
+// of the configuration.
+const RuleStartPriority = 16384
+
+// RulePriorities numbers the virtual_rules and static_rules that give no
+// priority as keepalived does: from RuleStartPriority down, per family,
+// in the order they are written (across the files, in the order they
+// were read).
+func (c *Config) RulePriorities() map[*Rule]int {
+	var rules []*Rule
+	for _, b := range c.Statics {
+		for i := range b.Rules {
+			rules = append(rules, &b.Rules[i])
+		}
+	}
+	for _, vi := range c.VRRPInstances {
+		for i := range vi.Rules {
+			rules = append(rules, &vi.Rules[i])
+		}
+	}
+	file := func(p Pos) int { return slices.Index(c.Files, p.File) }
+	slices.SortStableFunc(rules, func(a, b *Rule) int {
+		if d := file(a.Pos) - file(b.Pos); d != 0 {
+			return d
+		}
+		if d := a.Pos.Line - b.Pos.Line; d != 0 {
+			return d
+		}
+		return a.Pos.Col - b.Pos.Col
+	})
+	out := map[*Rule]int{}
+	next := [2]int{RuleStartPriority, RuleStartPriority}
+	for _, r := range rules {
+		if r.Priority != 0 {
+			continue
+		}
+		f := 0
+		if r.Inet6 || r.From.Addr().Is6() || r.To.Addr().Is6() {
+			f = 1
+		}
+		out[r] = next[f]
+		next[f]--
+	}
+	return out
 }
 
 // StaticDev is the device of static addresses and routes that name none.

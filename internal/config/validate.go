@@ -24,6 +24,9 @@ func (c *Config) Validate() Diagnostics {
 	v.vrrp()
 	v.ifDelays()
 	v.statics()
+	for r, prio := range v.cfg.RulePriorities() {
+		v.d.warnf(r.Pos, "rule without priority: it gets %d, as keepalived numbers them (from %d down in the order written); give it one to order the rules as you mean", prio, RuleStartPriority)
+	}
 	v.groups()
 	v.virtualServers()
 	v.d.ds.Sort()

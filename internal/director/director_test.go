@@ -1103,3 +1103,20 @@ func TestStaticDefaultInterface(t *testing.T) {
 		}
 	}
 }
+
+// TestRulePrioritiesMapped: rules without a priority reach VRRP with
+// keepalived's numbers, statics and instances from one count.
+func TestRulePrioritiesMapped(t *testing.T) {
+	src := "static_rules {\n    from 10.0.0.0/8 table 100\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_rules {\n        from 10.1.0.0/16 table 101\n        from 10.2.0.0/16 table 102 priority 7\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	st := staticOptions(cfg)
+	got := []int{st.Rules[0].Priority, insts[0].VirtualRules[0].Priority, insts[0].VirtualRules[1].Priority}
+	if want := []int{16384, 16383, 7}; !slices.Equal(got, want) {
+		t.Errorf("priorities %v, want %v", got, want)
+	}
+}

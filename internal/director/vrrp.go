@@ -22,6 +22,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		procs[t.Name] = t
 	}
 	var insts []vrrp.InstanceConfig
+	prios := cfg.RulePriorities()
 	for _, vi := range cfg.VRRPInstances {
 		set := g.InstanceSettings(vi)
 		ic := vrrp.InstanceConfig{
@@ -99,7 +100,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		ic.VirtualIPs = vipList(vi.VIPs)
 		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
 		ic.VirtualRoutes = routeList(vi.Routes)
-		ic.VirtualRules = ruleList(vi.Rules)
+		ic.VirtualRules = ruleList(vi.Rules, prios)
 		for _, t := range vi.TrackIfaces {
 			ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 		}
@@ -198,10 +199,11 @@ func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
 func staticOptions(cfg *config.Config) vrrp.StaticConfig {
 	var st vrrp.StaticConfig
 	dev := cfg.Global.StaticDev()
+	prios := cfg.RulePriorities()
 	for _, b := range cfg.Statics {
 		st.Addresses = append(st.Addresses, vipList(b.VIPs)...)
 		st.Routes = append(st.Routes, routeList(b.Routes)...)
-		st.Rules = append(st.Rules, ruleList(b.Rules)...)
+		st.Rules = append(st.Rules, ruleList(b.Rules, prios)...)
 	}
 	for i := range st.Addresses {
 		if st.Addresses[i].Dev == "" {
@@ -224,11 +226,17 @@ func routeList(rs []config.Route) []vrrp.VirtualRoute {
 	return out
 }
 
-func ruleList(rs []config.Rule) []vrrp.VirtualRule {
+// ruleList maps rules; one without a priority gets its number from
+// auto (config.RulePriorities).
+func ruleList(rs []config.Rule, auto map[*config.Rule]int) []vrrp.VirtualRule {
 	var out []vrrp.VirtualRule
-	for _, r := range rs {
+	for i, r := range rs {
+		prio := r.Priority
+		if prio == 0 {
+			prio = auto[&rs[i]]
+		}
 		out = append(out, vrrp.VirtualRule{
-			From: r.From, To: r.To, IPv6: r.Inet6, Not: r.Not, Table: r.TableID, Priority: r.Priority,
+			From: r.From, To: r.To, IPv6: r.Inet6, Not: r.Not, Table: r.TableID, Priority: prio,
 			FWMark: r.FWMark, FWMask: r.FWMask, HasMask: r.HasMask, Tos: r.Tos, Iif: r.Iif, Oif: r.Oif,
 			IPProto: r.IPProto, Sport: r.Sport, Dport: r.Dport, Type: r.Type, NoTrack: r.NoTrack,
 		})
