@@ -936,18 +936,89 @@ func (b *builder) routes(n *Node) []Route {
 				r.Type = ws[i].Text
 			case "no_track":
 				r.NoTrack = true
+			case "onlink":
+				r.Onlink = true
+			case "inet", "inet6":
+				// the family is the destination's
+			case "or":
+				// keepalived's older multipath: via A or B …
+				if w, ok := next(); ok {
+					if len(r.Nexthops) == 0 {
+						r.Nexthops = append(r.Nexthops, Nexthop{Via: r.Via, Dev: r.Dev})
+						r.Via, r.Dev = netip.Addr{}, ""
+					}
+					a, _ := b.addrWord(w, "or")
+					r.Nexthops = append(r.Nexthops, Nexthop{Via: a})
+				}
+			case "nexthop":
+				nh := Nexthop{}
+				for i+1 < len(ws) {
+					kw := ws[i+1].Text
+					if kw != "via" && kw != "gw" && kw != "dev" && kw != "weight" && kw != "onlink" {
+						break
+					}
+					i++
+					if kw == "onlink" {
+						nh.Onlink = true
+						continue
+					}
+					w, ok := next()
+					if !ok {
+						break
+					}
+					switch kw {
+					case "via", "gw":
+						nh.Via, _ = b.addrWord(w, "nexthop via")
+					case "dev":
+						nh.Dev = w.Text
+					case "weight":
+						nh.Weight, _ = b.intWord(w, "nexthop weight", 1, 256)
+					}
+				}
+				if !nh.Via.IsValid() && nh.Dev == "" {
+					b.d.errorf(ws[i].Pos, "virtual_routes: nexthop needs via or dev")
+				}
+				r.Nexthops = append(r.Nexthops, nh)
+			case "proto", "protocol":
+				if w, ok := next(); ok {
+					r.Proto = w.Text
+					if id, known := routeProto(w.Text); known {
+						r.ProtoID = id
+					} else {
+						b.d.errorf(w.Pos, "virtual_routes: proto %q is not a number 0..255 nor a name iproute2 knows", w.Text)
+					}
+				}
+			case "mtu", "advmss", "hoplimit", "initcwnd", "initrwnd":
+				kw := ws[i].Text
+				w, ok := next()
+				if ok && kw == "mtu" && w.Text == "lock" {
+					r.MTULock = true
+					w, ok = next()
+				}
+				if ok {
+					v, _ := b.intWord(w, kw, 0, 1<<31-1)
+					*map[string]*int{"mtu": &r.MTU, "advmss": &r.AdvMSS, "hoplimit": &r.Hoplimit, "initcwnd": &r.InitCwnd, "initrwnd": &r.InitRwnd}[kw] = v
+				}
 			default:
 				// the destination: first, after a route type, or the
 				// first address or prefix after src (keepalived's
 				// "src IP PREFIX")
 				if _, isPrefix := parsePrefixOrAddr(ws[i].Text); i == 0 || (i == 1 && r.Type != "") || !r.To.IsValid() && isPrefix {
 					r.To, _ = b.prefixWord(ws[i], "route")
+					continue
 				}
-				// Other ip-route words are kept verbatim in Words.
+				b.d.warnf(ws[i].Pos, "virtual_routes: %q is not supported by govs and is ignored", ws[i].Text)
 			}
 		}
 		if !r.To.IsValid() {
 			b.d.errorf(e.Pos, "virtual_routes: route has no destination")
+			continue
+		}
+		if m := r.To.Masked(); m != r.To {
+			b.d.warnf(e.Pos, "virtual_routes: %s has host bits set: the route is to %s", r.To, m)
+		}
+		if len(r.Nexthops) > 0 && (r.Via.IsValid() || r.Type != "") {
+			b.d.errorf(e.Pos, "virtual_routes: a route with nexthops has no via or type of its own")
 			continue
 		}
 		out = append(out, r)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -601,5 +602,47 @@ vrrp_instance A {
 	// the rendering keeps the rules as written
 	if out := string(Format(cfg)); strings.Contains(out, "16384") {
 		t.Errorf("a computed priority was written:\n%s", out)
+	}
+}
+
+// TestRouteWords: multipath (keepalived's "or" and "nexthop"), onlink,
+// proto and route metrics are read; a word govs does not know is a
+// warning, not silently dropped.
+func TestRouteWords(t *testing.T) {
+	src := `vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        10.0.0.100
+    }
+    virtual_routes {
+        192.168.113.0/24 via 192.168.100.252 dev eth1 or 192.168.100.253
+        10.70.0.0/16 nexthop via 10.0.0.2 weight 2 nexthop via 10.0.0.3 dev eth1 onlink
+        10.71.0.0/16 via 192.0.2.1 dev eth0 onlink proto static mtu lock 1400 advmss 1360 hoplimit 9 initcwnd 10 initrwnd 20
+        10.72.0.0/16 via 10.0.0.254 realms 5
+    }
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if d := diagStrings(ds); strings.Count(d, "is not supported by govs and is ignored") != 2 || !strings.Contains(d, `"realms"`) {
+		t.Errorf("diagnostics:\n%s", d)
+	}
+	rs := cfg.VRRPInstances[0].Routes
+	if got, want := rs[0].Nexthops, []Nexthop{{Via: netip.MustParseAddr("192.168.100.252"), Dev: "eth1"}, {Via: netip.MustParseAddr("192.168.100.253")}}; !slices.Equal(got, want) || rs[0].Via.IsValid() || rs[0].Dev != "" {
+		t.Errorf("or: %+v", rs[0])
+	}
+	if got, want := rs[1].Nexthops, []Nexthop{{Via: netip.MustParseAddr("10.0.0.2"), Weight: 2}, {Via: netip.MustParseAddr("10.0.0.3"), Dev: "eth1", Onlink: true}}; !slices.Equal(got, want) {
+		t.Errorf("nexthop: %+v", rs[1])
+	}
+	r := rs[2]
+	if !r.Onlink || r.ProtoID != 4 || r.MTU != 1400 || !r.MTULock || r.AdvMSS != 1360 || r.Hoplimit != 9 || r.InitCwnd != 10 || r.InitRwnd != 20 {
+		t.Errorf("options: %+v", r)
+	}
+	cfg2, ds2 := LoadBytes("t.conf", Format(cfg), nil)
+	if ds2.HasErrors() || dumpJSON(t, cfg) != dumpJSON(t, cfg2) {
+		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), Format(cfg))
 	}
 }

@@ -495,8 +495,32 @@ type Route struct {
 	Type    string `json:"type,omitempty"` // blackhole, unreachable or prohibit; "" for a unicast route
 	// NoTrack (no_track): a MASTER does not put the route back when it
 	// goes.
-	NoTrack bool     `json:"no_track,omitempty"`
-	Words   []string `json:"words"`
+	NoTrack bool `json:"no_track,omitempty"`
+	// Nexthops make a multipath route: "via A or B" (keepalived's older
+	// words) or "nexthop via A [dev IF] [weight N] [onlink] nexthop …".
+	Nexthops []Nexthop `json:"nexthops,omitempty"`
+	Onlink   bool      `json:"onlink,omitempty"`
+	// Proto is the route's protocol as written (a number or an iproute2
+	// name), ProtoID its number.
+	Proto   string `json:"proto,omitempty"`
+	ProtoID int    `json:"proto_id,omitempty"`
+	// Route metrics of ip-route: mtu [lock] N, advmss, hoplimit,
+	// initcwnd, initrwnd (0: not set).
+	MTU      int      `json:"mtu,omitempty"`
+	MTULock  bool     `json:"mtu_lock,omitempty"`
+	AdvMSS   int      `json:"advmss,omitempty"`
+	Hoplimit int      `json:"hoplimit,omitempty"`
+	InitCwnd int      `json:"initcwnd,omitempty"`
+	InitRwnd int      `json:"initrwnd,omitempty"`
+	Words    []string `json:"words"`
+}
+
+// Nexthop is one path of a multipath route.
+type Nexthop struct {
+	Via    netip.Addr `json:"via,omitzero"`
+	Dev    string     `json:"dev,omitempty"`
+	Weight int        `json:"weight,omitempty"` // 1..256, 0: 1
+	Onlink bool       `json:"onlink,omitempty"`
 }
 
 // Rule is an entry of virtual_rules, kept as its ip-rule words plus the

@@ -84,3 +84,19 @@ func readRTTables(path string, names map[string]int) {
 		names[fs[1]] = int(n)
 	}
 }
+
+// routeProtos are iproute2's built-in route protocol names.
+var routeProtos = map[string]int{
+	"unspec": 0, "redirect": 1, "kernel": 2, "boot": 3, "static": 4, "gated": 8, "ra": 9,
+	"mrt": 10, "zebra": 11, "bird": 12, "dnrouted": 13, "xorp": 14, "ntk": 15, "dhcp": 16,
+	"keepalived": 18, "babel": 42, "openr": 99, "bgp": 186, "isis": 187, "ospf": 188, "rip": 189, "eigrp": 192,
+}
+
+// routeProto reads a route protocol: a number 0..255 or a name.
+func routeProto(s string) (int, bool) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, n >= 0 && n <= 255
+	}
+	n, ok := routeProtos[s]
+	return n, ok
+}

@@ -148,7 +148,7 @@ func (v *validator) statics() {
 			}
 		}
 		for _, r := range b.Routes {
-			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" && v.cfg.Global.DefaultInterface == "" {
+			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" && len(r.Nexthops) == 0 && v.cfg.Global.DefaultInterface == "" {
 				v.d.warnf(r.Pos, "static_routes %s: no dev IF, via GW or global default_interface: on eth0, as keepalived", r.To)
 			}
 		}

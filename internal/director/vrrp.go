@@ -211,7 +211,7 @@ func staticOptions(cfg *config.Config) vrrp.StaticConfig {
 		}
 	}
 	for i, r := range st.Routes {
-		if r.Dev == "" && !r.Via.IsValid() && r.Type == "" {
+		if r.Dev == "" && !r.Via.IsValid() && r.Type == "" && len(r.Nexthops) == 0 {
 			st.Routes[i].Dev = dev
 		}
 	}
@@ -221,7 +221,12 @@ func staticOptions(cfg *config.Config) vrrp.StaticConfig {
 func routeList(rs []config.Route) []vrrp.VirtualRoute {
 	var out []vrrp.VirtualRoute
 	for _, r := range rs {
-		out = append(out, vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type, NoTrack: r.NoTrack})
+		vr := vrrp.VirtualRoute{Dst: r.To, Src: r.Src, Via: r.Via, Dev: r.Dev, Table: r.TableID, Metric: r.Metric, Scope: r.Scope, Type: r.Type, NoTrack: r.NoTrack,
+			Onlink: r.Onlink, Proto: r.ProtoID, MTU: r.MTU, MTULock: r.MTULock, AdvMSS: r.AdvMSS, Hoplimit: r.Hoplimit, InitCwnd: r.InitCwnd, InitRwnd: r.InitRwnd}
+		for _, nh := range r.Nexthops {
+			vr.Nexthops = append(vr.Nexthops, vrrp.VirtualNexthop{Via: nh.Via, Dev: nh.Dev, Weight: nh.Weight, Onlink: nh.Onlink})
+		}
+		out = append(out, vr)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -193,7 +194,36 @@ type VirtualRoute struct {
 	// NoTrack (no_track): a MASTER does not put the route back when
 	// someone else deletes it.
 	NoTrack bool `json:"no_track,omitempty"`
+	// Nexthops make it a multipath route (Via and Dev unset).
+	Nexthops []VirtualNexthop `json:"nexthops,omitempty"`
+	Onlink   bool             `json:"onlink,omitempty"`
+	// Proto is the route's protocol number (0: the kernel's default,
+	// boot).
+	Proto int `json:"proto,omitempty"`
+	// Metrics of ip-route (0: not set).
+	MTU      int  `json:"mtu,omitempty"`
+	MTULock  bool `json:"mtu_lock,omitempty"`
+	AdvMSS   int  `json:"advmss,omitempty"`
+	Hoplimit int  `json:"hoplimit,omitempty"`
+	InitCwnd int  `json:"initcwnd,omitempty"`
+	InitRwnd int  `json:"initrwnd,omitempty"`
 }
+
+// VirtualNexthop is one path of a multipath route.
+type VirtualNexthop struct {
+	Via    netip.Addr `json:"via,omitzero"`
+	Dev    string     `json:"dev,omitempty"`
+	Weight int        `json:"weight,omitempty"` // 1..256, 0: 1
+	Onlink bool       `json:"onlink,omitempty"`
+}
+
+// onDefaultDev says whether the route goes on the instance's interface
+// for want of a via, a dev, a type or nexthops of its own.
+func (r *VirtualRoute) onDefaultDev() bool {
+	return r.Dev == "" && !r.Via.IsValid() && r.Type == "" && len(r.Nexthops) == 0
+}
+
+func (r VirtualRoute) equal(o VirtualRoute) bool { return reflect.DeepEqual(r, o) }
 
 // VirtualRule is a virtual_rules entry: an `ip rule` selector and its
 // action (look up Table, or Type blackhole, unreachable or prohibit).
@@ -595,6 +625,14 @@ func (c *InstanceConfig) Validate() error {
 		case "", "unicast", "blackhole", "unreachable", "prohibit":
 		default:
 			bad("virtual_routes %s: unknown type %q", r.Dst, r.Type)
+		}
+		if len(r.Nexthops) > 0 && (r.Via.IsValid() || r.Dev != "" || r.Type != "") {
+			bad("virtual_routes %s: a multipath route has no via, dev or type of its own", r.Dst)
+		}
+		for _, nh := range r.Nexthops {
+			if !nh.Via.IsValid() && nh.Dev == "" {
+				bad("virtual_routes %s: a nexthop needs via or dev", r.Dst)
+			}
 		}
 	}
 	return errors.Join(errs...)

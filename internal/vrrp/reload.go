@@ -123,8 +123,8 @@ func addrDelta(from, minus *InstanceConfig) (d InstanceConfig, empty bool) {
 		}
 	}
 	for _, r := range from.VirtualRoutes {
-		if !slices.Contains(minus.VirtualRoutes, r) {
-			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" {
+		if !slices.ContainsFunc(minus.VirtualRoutes, r.equal) {
+			if r.onDefaultDev() {
 				r.Dev = from.addrDev()
 			}
 			d.VirtualRoutes = append(d.VirtualRoutes, r)
@@ -141,6 +141,9 @@ func addrDelta(from, minus *InstanceConfig) (d InstanceConfig, empty bool) {
 // reload applies p in the Run goroutine (see Reload).
 func (n *Node) reload(p *plan, opts Options) error {
 	ctx, q := n.bg, n.q
+	// a socket bound to an interface made anew goes first: the reload
+	// opens the instance's new one
+	n.checkLinks(ctx, q)
 	now := n.now()
 	oldIdx := map[*instance]int{}
 	byName := map[string]*instance{}

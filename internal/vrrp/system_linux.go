@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,7 @@ type LinuxSystem struct {
 	mu    sync.Mutex
 	vmacs map[string]*vmacState    // use_vmac interfaces set up, by name
 	saved map[string]*savedSysctls // sysctls changed for them
+	rt    routeWatch               // when RestoreRoutes lists the routes
 }
 
 var _ System = (*LinuxSystem)(nil)
@@ -69,6 +71,7 @@ func NewLinuxSystem(opts LinuxOptions) (*LinuxSystem, error) {
 
 // Close releases the netlink handle and namespace.
 func (s *LinuxSystem) Close() error {
+	s.stopRouteWatch()
 	if s.h != nil {
 		s.h.Close()
 		s.h = nil
@@ -431,6 +434,7 @@ func (s *LinuxSystem) vipAddr(cfg *InstanceConfig, v VirtualIP) (netlink.Link, *
 // AddAddresses adds the virtual_ipaddress entries and virtual_routes
 // (and an IPv6 VMAC interface's link-local address: vmacAddr).
 func (s *LinuxSystem) AddAddresses(ctx context.Context, cfg *InstanceConfig) error {
+	s.forgetRoutes(cfg) // RestoreRoutes checks what this could not add
 	var errs []error
 	if cfg.VMAC != "" && cfg.IsIPv6() {
 		l, a, err := s.vmacAddr(cfg)
@@ -537,7 +541,7 @@ func (s *LinuxSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) 
 }
 
 func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route, error) {
-	p := r.Dst
+	p := r.Dst.Masked() // as the kernel keeps it
 	nr := &netlink.Route{
 		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
 		Table:    r.Table,
@@ -559,6 +563,8 @@ func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route
 	if r.Src.IsValid() {
 		nr.Src = r.Src.AsSlice()
 	}
+	nr.Protocol = netlink.RouteProtocol(r.Proto)
+	nr.MTU, nr.MTULock, nr.AdvMSS, nr.Hoplimit, nr.InitCwnd, nr.InitRwnd = r.MTU, r.MTULock, r.AdvMSS, r.Hoplimit, r.InitCwnd, r.InitRwnd
 	switch r.Type {
 	case "blackhole":
 		nr.Type = unix.RTN_BLACKHOLE
@@ -568,6 +574,29 @@ func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route
 		return nr, nil
 	case "prohibit":
 		nr.Type = unix.RTN_PROHIBIT
+		return nr, nil
+	}
+	if r.Onlink {
+		nr.Flags |= unix.RTNH_F_ONLINK
+	}
+	if len(r.Nexthops) > 0 {
+		for _, h := range r.Nexthops {
+			nh := &netlink.NexthopInfo{Hops: max(h.Weight, 1) - 1}
+			if h.Via.IsValid() {
+				nh.Gw = h.Via.AsSlice()
+			}
+			if h.Onlink {
+				nh.Flags |= unix.RTNH_F_ONLINK
+			}
+			if h.Dev != "" {
+				l, err := s.link(h.Dev)
+				if err != nil {
+					return nil, err
+				}
+				nh.LinkIndex = l.Attrs().Index
+			}
+			nr.MultiPath = append(nr.MultiPath, nh)
+		}
 		return nr, nil
 	}
 	dev := r.Dev
@@ -587,74 +616,21 @@ func (s *LinuxSystem) route(cfg *InstanceConfig, r VirtualRoute) (*netlink.Route
 	return nr, nil
 }
 
-// RestoreRoutes adds the routes and rules of cfg, not no_track ones, that
-// are not installed (someone deleted them, or the kernel dropped a route
-// whose device went down), and returns how many it added.
-func (s *LinuxSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (int, error) {
-	var errs []error
-	added := 0
-	for _, r := range cfg.VirtualRoutes {
-		if r.NoTrack {
-			continue
-		}
-		nr, err := s.route(cfg, r)
-		there := false
-		if err == nil {
-			there, err = s.routeInstalled(nr)
-		}
-		if err == nil && !there {
-			if err = s.h.RouteReplace(nr); err == nil {
-				added++
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("put back route %s: %w", r.Dst, err))
+// sameNexthops says whether a listed route's paths are want's: the same
+// gateways with the same weights, and the same devices where want gives
+// them.
+func sameNexthops(have, want []*netlink.NexthopInfo) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(have, func(h *netlink.NexthopInfo) bool {
+			return h.Gw.Equal(w.Gw) && h.Hops == w.Hops && (w.LinkIndex == 0 || h.LinkIndex == w.LinkIndex)
+		}) {
+			return false
 		}
 	}
-	for _, r := range cfg.VirtualRules {
-		if r.NoTrack {
-			continue
-		}
-		want := rule(r)
-		have, err := s.sameRules(want)
-		if err == nil && len(have) == 0 {
-			if err = s.h.RuleAdd(want); err == nil {
-				added++
-			} else if errors.Is(err, unix.EEXIST) {
-				err = nil
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("put back rule %s: %w", want, err))
-		}
-	}
-	return added, errors.Join(errs...)
-}
-
-// routeInstalled reports whether want is in its table: the same
-// destination, type, gateway, and device, metric and source where want
-// has them. (An IPv6 route added with metric 0 is listed with the
-// kernel's 1024, so a metric of 0 matches any.)
-func (s *LinuxSystem) routeInstalled(want *netlink.Route) (bool, error) {
-	table := want.Table
-	if table == 0 {
-		table = unix.RT_TABLE_MAIN
-	}
-	have, err := s.h.RouteListFiltered(want.Family, &netlink.Route{Dst: want.Dst, Table: table}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return false, err
-	}
-	typ := want.Type
-	if typ == 0 {
-		typ = unix.RTN_UNICAST
-	}
-	for _, r := range have {
-		if r.Type == typ && r.Gw.Equal(want.Gw) && (want.LinkIndex == 0 || r.LinkIndex == want.LinkIndex) &&
-			(want.Priority == 0 || r.Priority == want.Priority) && (want.Src == nil || r.Src.Equal(want.Src)) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return true
 }
 
 // sameRules lists the installed rules that are exactly want: the same
@@ -762,7 +738,6 @@ func rule(r VirtualRule) *netlink.Rule {
 	return nr
 }
 
-// LinkUp reports IFF_UP and IFF_RUNNING of an interface.
 // LinkIndex implements System.
 func (s *LinuxSystem) LinkIndex(ctx context.Context, name string) (int, error) {
 	l, err := s.link(name)
@@ -775,6 +750,7 @@ func (s *LinuxSystem) LinkIndex(ctx context.Context, name string) (int, error) {
 	return l.Attrs().Index, nil
 }
 
+// LinkUp reports IFF_UP and IFF_RUNNING of an interface.
 func (s *LinuxSystem) LinkUp(ctx context.Context, name string) (bool, error) {
 	l, err := s.link(name)
 	if err != nil {

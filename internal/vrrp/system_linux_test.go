@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -129,5 +130,95 @@ func TestLinuxSystemRulesIdempotent(t *testing.T) {
 	}
 	if n := count("700:\tfrom 10.5.0.0/16 iif eth9 [detached] lookup 123"); n != 1 {
 		t.Fatalf("the administrator's rule was touched:\n%s", rules())
+	}
+}
+
+// TestLinuxSystemRouteOptions: multipath routes (weights), onlink, the
+// protocol and route metrics are installed as asked, found as installed
+// by RestoreRoutes (nothing added again), put back once deleted, and
+// removed.
+func TestLinuxSystemRouteOptions(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("vr%04dro", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "eth1", "netns", ns)
+	ipn(t, ns, "link", "set", "eth0", "up")
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "addr", "add", "10.8.0.1/24", "dev", "eth0")
+	sys, err := NewLinuxSystem(LinuxOptions{NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	cfg := InstanceConfig{Name: "R", Interface: "eth0", VirtualRoutes: []VirtualRoute{
+		{Dst: netip.MustParsePrefix("10.70.0.0/16"), Nexthops: []VirtualNexthop{
+			{Via: netip.MustParseAddr("10.8.0.2")}, {Via: netip.MustParseAddr("10.8.0.3"), Weight: 3}}},
+		{Dst: netip.MustParsePrefix("10.71.0.0/16"), Via: netip.MustParseAddr("192.0.2.1"), Dev: "eth0", Onlink: true},
+		{Dst: netip.MustParsePrefix("10.72.0.0/16"), Via: netip.MustParseAddr("10.8.0.254"), Proto: 4, MTU: 1400, MTULock: true, AdvMSS: 1360},
+	}}
+	ctx := context.Background()
+	if err := sys.AddAddresses(ctx, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"10.70.0.0/16 \n\tnexthop via 10.8.0.2 dev eth0 weight 1 \n\tnexthop via 10.8.0.3 dev eth0 weight 3",
+		"10.71.0.0/16 via 192.0.2.1 dev eth0 onlink",
+		"10.72.0.0/16 via 10.8.0.254 dev eth0 proto static mtu lock 1400 advmss 1360",
+	}
+	check := func(when string) {
+		t.Helper()
+		out := ipn(t, ns, "route", "show")
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: no %q in:\n%s", when, w, out)
+			}
+		}
+	}
+	check("installed")
+	if n, err := sys.RestoreRoutes(ctx, &cfg); n != 0 || err != nil {
+		t.Errorf("RestoreRoutes with all installed: %d added, %v", n, err)
+	}
+	// (the deletions reach RestoreRoutes through its subscription: a
+	// call may come before they do)
+	restored := func(want int) {
+		t.Helper()
+		n := 0
+		waitFor(2*time.Second, func() bool {
+			a, err := sys.RestoreRoutes(ctx, &cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += a
+			return n >= want
+		})
+		if n != want {
+			t.Errorf("RestoreRoutes put back %d routes, want %d", n, want)
+		}
+	}
+	ipn(t, ns, "route", "del", "10.70.0.0/16")
+	ipn(t, ns, "route", "del", "10.72.0.0/16")
+	restored(2)
+	check("put back")
+	// a route the kernel drops with its source address (no deletion
+	// message of its own)
+	ipn(t, ns, "addr", "add", "10.9.0.1/24", "dev", "eth0")
+	cfg.VirtualRoutes = append(cfg.VirtualRoutes, VirtualRoute{Dst: netip.MustParsePrefix("10.73.0.0/16"), Via: netip.MustParseAddr("10.8.0.254"), Src: netip.MustParseAddr("10.9.0.1")})
+	want = append(want, "10.73.0.0/16 via 10.8.0.254 dev eth0 src 10.9.0.1")
+	if err := sys.AddAddresses(ctx, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	restored(0)
+	ipn(t, ns, "addr", "del", "10.9.0.1/24", "dev", "eth0")
+	if out := ipn(t, ns, "route", "show"); strings.Contains(out, "10.73.0.0/16") {
+		t.Fatalf("the kernel kept the route without its address:\n%s", out)
+	}
+	ipn(t, ns, "addr", "add", "10.9.0.1/24", "dev", "eth0")
+	restored(1)
+	check("put back after the address came back")
+	if err := sys.RemoveAddresses(ctx, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if out := ipn(t, ns, "route", "show"); strings.Contains(out, "10.7") {
+		t.Errorf("routes left after removal:\n%s", out)
 	}
 }

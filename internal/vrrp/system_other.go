@@ -32,7 +32,11 @@ func (*LinuxSystem) RemoveVMAC(context.Context, *InstanceConfig) error      { re
 func (*LinuxSystem) LocalAddrs(context.Context) (map[netip.Addr]bool, error) {
 	return nil, ErrNotSupported
 }
-func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)         { return false, ErrNotSupported }
+func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)   { return false, ErrNotSupported }
+func (*LinuxSystem) LinkIndex(context.Context, string) (int, error) { return 0, ErrNotSupported }
+func (*LinuxSystem) RestoreRoutes(context.Context, *InstanceConfig) (int, error) {
+	return 0, ErrNotSupported
+}
 func (*LinuxSystem) WatchLinks(context.Context, func(string, bool)) error { return ErrNotSupported }
 
 var _ System = (*LinuxSystem)(nil)

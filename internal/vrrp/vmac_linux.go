@@ -57,7 +57,10 @@ var parentARP = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}, {"arp_anno
 type vmacState struct {
 	parent     string
 	parentHeld bool // holds "parent:"+parent
-	rpfilter   bool // holds "rp_filter"
+	// parentIndex is the index the parent had when its settings were
+	// made: a parent deleted and made anew gets them again
+	parentIndex int
+	rpfilter    bool // holds "rp_filter"
 }
 
 // SetupVMAC implements System. An interface of that name that is a
@@ -114,19 +117,6 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 		if l, err = s.h.LinkByName(name); err != nil {
 			return fmt.Errorf("use_vmac: %w", err)
 		}
-		// made again (it was deleted, its parent perhaps with it and
-		// made anew): the parent's settings this system holds are put
-		// on it again
-		s.mu.Lock()
-		if st := s.vmacs[name]; st != nil && st.parentHeld {
-			for _, kv := range parentARP {
-				if err := s.setSysctl("net/ipv4/conf/"+st.parent+"/"+kv[0], kv[1]); err != nil {
-					s.mu.Unlock()
-					return fmt.Errorf("use_vmac: %w", err)
-				}
-			}
-		}
-		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	if s.vmacs == nil {
@@ -136,7 +126,7 @@ func (s *LinuxSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error 
 		s.vmacs[name] = &vmacState{parent: cfg.Interface}
 	}
 	s.mu.Unlock()
-	if err := s.prepareVMAC(cfg, name); err != nil {
+	if err := s.prepareVMAC(cfg, name, base.Attrs().Index); err != nil {
 		return fmt.Errorf("use_vmac: %w", err)
 	}
 	if err := s.h.LinkSetUp(l); err != nil {
@@ -174,7 +164,7 @@ func (s *LinuxSystem) vmacAddr(cfg *InstanceConfig) (netlink.Link, *netlink.Addr
 }
 
 // prepareVMAC sets the sysctls of a VMAC interface and its parent.
-func (s *LinuxSystem) prepareVMAC(cfg *InstanceConfig, name string) error {
+func (s *LinuxSystem) prepareVMAC(cfg *InstanceConfig, name string, parentIndex int) error {
 	if cfg.IsIPv6() {
 		// no link-local address from the virtual MAC (addr_gen_mode none)
 		return s.setSysctl("net/ipv6/conf/"+name+"/addr_gen_mode", "1")
@@ -190,7 +180,7 @@ func (s *LinuxSystem) prepareVMAC(cfg *InstanceConfig, name string) error {
 		v6 = v6 || v.Dev == "" && v.Prefix.Addr().Is6()
 	}
 	for _, r := range cfg.VirtualRoutes {
-		v6 = v6 || r.Dev == "" && !r.Via.IsValid() && r.Dst.Addr().Is6()
+		v6 = v6 || r.Dev == "" && !r.Via.IsValid() && len(r.Nexthops) == 0 && r.Dst.Addr().Is6()
 	}
 	off := "1"
 	if v6 {
@@ -209,6 +199,17 @@ func (s *LinuxSystem) prepareVMAC(cfg *InstanceConfig, name string) error {
 	st.parent = cfg.Interface
 	if err := s.holdParent(st); err != nil {
 		return err
+	}
+	if st.parentIndex != parentIndex {
+		// a parent made anew has its defaults: this system's settings
+		// go on it again (what is restored at the end stays the first
+		// parent's)
+		for _, kv := range parentARP {
+			if err := s.setSysctl("net/ipv4/conf/"+st.parent+"/"+kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		st.parentIndex = parentIndex
 	}
 	// The kernel filters by the larger of the "all" and the interface
 	// value: with all.rp_filter set, the VMAC interface's 0 would not
