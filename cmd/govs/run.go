@@ -65,6 +65,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if *configID == "" {
+		// fixed at start, as keepalived's: a later change of the host
+		// name does not change what a reload reads
+		*configID = config.DefaultConfigID()
+	}
 	cfg, diags := config.Load(*file, &config.ParseOptions{ConfigID: *configID})
 	for _, d := range diags {
 		fmt.Fprintln(stderr, d)

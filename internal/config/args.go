@@ -12,8 +12,9 @@ import (
 // the word's position and returns ok=false on bad input.
 
 type builder struct {
-	d   *diagList
-	cfg *Config
+	d       *diagList
+	cfg     *Config
+	ruleSeq int // rules read so far (Rule.seq)
 }
 
 func (b *builder) args(n *Node, min, max int) bool {
@@ -254,4 +255,29 @@ func (b *builder) unsupported(n *Node, where string) {
 		return
 	}
 	b.d.warnf(n.Pos, "unsupported keyword %q in %s", n.Keyword(), where)
+}
+
+// garpExtraIf reads `[all] SECS` (min..86400 s) of garp_extra_if.
+func (b *builder) garpExtraIf(n *Node, min int, dst **GarpExtraIf) {
+	if !b.noBlock(n) || !b.args(n, 1, 2) {
+		return
+	}
+	g := &GarpExtraIf{}
+	secs := false
+	for _, w := range n.Args() {
+		if w.Text == "all" && !g.All {
+			g.All = true
+			continue
+		}
+		v, ok := b.intWord(w, n.Keyword(), min, 86400)
+		if !ok {
+			return
+		}
+		g.Interval, secs = Duration(time.Duration(v)*time.Second), true
+	}
+	if !secs {
+		b.d.errorf(n.Pos, "%s needs a number of seconds", n.Keyword())
+		return
+	}
+	*dst = g
 }

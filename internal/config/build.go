@@ -255,6 +255,8 @@ func (b *builder) global(n *Node) {
 			b.flag(c, &g.VRRPDefaults.MinGARP)
 		case "vrrp_lower_prio_no_advert":
 			b.flag(c, &g.VRRPDefaults.LowerPrioNoAdvert)
+		case "vrrp_garp_extra_if", "vrrp_vmac_garp_intvl":
+			b.garpExtraIf(c, 1, &g.VRRPDefaults.GarpExtraIf)
 		case "vrrp_higher_prio_send_advert":
 			b.flag(c, &g.VRRPDefaults.HigherPrioSendAdvert)
 		case "vrrp_check_unicast_src":
@@ -748,6 +750,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.intPtr(c, 0, 1<<16, &vi.GarpLowerPrioRepeat)
 		case "lower_prio_no_advert":
 			b.flagPtr(c, &vi.LowerPrioNoAdvert)
+		case "garp_extra_if", "vmac_garp_intvl":
+			b.garpExtraIf(c, 0, &vi.GarpExtraIf)
 		case "higher_prio_send_advert":
 			b.flagPtr(c, &vi.HigherPrioSendAdvert)
 		case "skip_check_adv_addr":
@@ -944,6 +948,9 @@ func (b *builder) routes(n *Node) []Route {
 				// keepalived's older multipath: via A or B …
 				if w, ok := next(); ok {
 					if len(r.Nexthops) == 0 {
+						if !r.Via.IsValid() {
+							b.d.errorf(ws[i-1].Pos, "virtual_routes: or needs a via before it")
+						}
 						r.Nexthops = append(r.Nexthops, Nexthop{Via: r.Via, Dev: r.Dev})
 						r.Via, r.Dev = netip.Addr{}, ""
 					}
@@ -951,7 +958,7 @@ func (b *builder) routes(n *Node) []Route {
 					r.Nexthops = append(r.Nexthops, Nexthop{Via: a})
 				}
 			case "nexthop":
-				nh := Nexthop{}
+				nh, at := Nexthop{}, ws[i].Pos
 				for i+1 < len(ws) {
 					kw := ws[i+1].Text
 					if kw != "via" && kw != "gw" && kw != "dev" && kw != "weight" && kw != "onlink" {
@@ -976,7 +983,7 @@ func (b *builder) routes(n *Node) []Route {
 					}
 				}
 				if !nh.Via.IsValid() && nh.Dev == "" {
-					b.d.errorf(ws[i].Pos, "virtual_routes: nexthop needs via or dev")
+					b.d.errorf(at, "virtual_routes: nexthop needs via or dev")
 				}
 				r.Nexthops = append(r.Nexthops, nh)
 			case "proto", "protocol":
@@ -996,7 +1003,11 @@ func (b *builder) routes(n *Node) []Route {
 					w, ok = next()
 				}
 				if ok {
-					v, _ := b.intWord(w, kw, 0, 1<<31-1)
+					hi := 1<<31 - 1
+					if kw == "hoplimit" {
+						hi = 255
+					}
+					v, _ := b.intWord(w, kw, 0, hi)
 					*map[string]*int{"mtu": &r.MTU, "advmss": &r.AdvMSS, "hoplimit": &r.Hoplimit, "initcwnd": &r.InitCwnd, "initrwnd": &r.InitRwnd}[kw] = v
 				}
 			default:
@@ -1021,6 +1032,17 @@ func (b *builder) routes(n *Node) []Route {
 			b.d.errorf(e.Pos, "virtual_routes: a route with nexthops has no via or type of its own")
 			continue
 		}
+		if len(r.Nexthops) > 0 {
+			// a dev or onlink of the route goes to its paths (the kernel
+			// takes neither on a multipath route)
+			for j := range r.Nexthops {
+				if r.Nexthops[j].Dev == "" {
+					r.Nexthops[j].Dev = r.Dev
+				}
+				r.Nexthops[j].Onlink = r.Nexthops[j].Onlink || r.Onlink
+			}
+			r.Dev, r.Onlink = "", false
+		}
 		out = append(out, r)
 	}
 	return out
@@ -1036,7 +1058,8 @@ func (b *builder) rules(n *Node) []Rule {
 	}
 	var out []Rule
 	for _, e := range n.Block {
-		r := Rule{Pos: e.Pos}
+		b.ruleSeq++
+		r := Rule{Pos: e.Pos, seq: b.ruleSeq}
 		ws := e.Words
 		for _, w := range ws {
 			r.Words = append(r.Words, w.Text)

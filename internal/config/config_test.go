@@ -646,3 +646,35 @@ func TestRouteWords(t *testing.T) {
 		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), Format(cfg))
 	}
 }
+
+// TestGarpExtraIf: garp_extra_if [all] SECS in an instance, else the
+// global vrrp_garp_extra_if; 0 in the instance turns a global one off.
+func TestGarpExtraIf(t *testing.T) {
+	src := "global_defs {\n    vrrp_garp_extra_if all 100\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    garp_extra_if 30\n    virtual_ipaddress {\n        10.0.0.101\n    }\n}\n" +
+		"vrrp_instance C {\n    interface eth0\n    virtual_router_id 3\n    garp_extra_if 0\n    virtual_ipaddress {\n        10.0.0.102\n    }\n}\n"
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || len(ds) != 0 {
+		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+	}
+	want := []GarpExtraIf{{Interval: Duration(100 * time.Second), All: true}, {Interval: Duration(30 * time.Second)}, {}}
+	for i, vi := range cfg.VRRPInstances {
+		if got := cfg.Global.InstanceSettings(vi).GarpExtraIf; got == nil || *got != want[i] {
+			t.Errorf("%s: %+v, want %+v", vi.Name, got, want[i])
+		}
+	}
+	out := Format(cfg)
+	for _, l := range []string{"vrrp_garp_extra_if all 100\n", "garp_extra_if 30\n", "garp_extra_if 0\n"} {
+		if !strings.Contains(string(out), l) {
+			t.Errorf("rendering lost %q:\n%s", l, out)
+		}
+	}
+	cfg2, ds2 := LoadBytes("t.conf", out, nil)
+	if ds2.HasErrors() || dumpJSON(t, cfg) != dumpJSON(t, cfg2) {
+		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), out)
+	}
+	if _, ds := LoadBytes("t.conf", []byte("global_defs {\n    vrrp_garp_extra_if 0\n}\n"), nil); !ds.HasErrors() {
+		t.Error("a global vrrp_garp_extra_if 0 was taken")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -53,6 +54,9 @@ func (c *Config) SetRealServerWeight(rs *RealServer, w int) (map[string][]byte, 
 		if ch.Keyword() == "weight" && ch.Pos.File == rs.Pos.File && len(ch.Words) == 2 {
 			wordNode = ch
 		}
+	}
+	if wordNode != nil && slices.Contains(file.conds, wordNode.Pos.Line) {
+		return nil, fmt.Errorf("%s: the weight line is conditional (@ID) and may hold another host's weight; change it by hand", wordNode.Pos)
 	}
 	if wordNode != nil {
 		wd := wordNode.Words[1]

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -189,8 +190,8 @@ const RuleStartPriority = 16384
 
 // RulePriorities numbers the virtual_rules and static_rules that give no
 // priority as keepalived does: from RuleStartPriority down, per family,
-// in the order they are written (across the files, in the order they
-// were read).
+// in the order they were read (an included file's rules where its
+// include is).
 func (c *Config) RulePriorities() map[*Rule]int {
 	var rules []*Rule
 	for _, b := range c.Statics {
@@ -203,16 +204,7 @@ func (c *Config) RulePriorities() map[*Rule]int {
 			rules = append(rules, &vi.Rules[i])
 		}
 	}
-	file := func(p Pos) int { return slices.Index(c.Files, p.File) }
-	slices.SortStableFunc(rules, func(a, b *Rule) int {
-		if d := file(a.Pos) - file(b.Pos); d != 0 {
-			return d
-		}
-		if d := a.Pos.Line - b.Pos.Line; d != 0 {
-			return d
-		}
-		return a.Pos.Col - b.Pos.Col
-	})
+	slices.SortStableFunc(rules, func(a, b *Rule) int { return a.seq - b.seq })
 	out := map[*Rule]int{}
 	next := [2]int{RuleStartPriority, RuleStartPriority}
 	for _, r := range rules {
@@ -246,6 +238,8 @@ type VRRPDefaults struct {
 	GarpMasterRefreshRepeat *int      `json:"vrrp_garp_master_refresh_repeat,omitempty"`
 	GarpLowerPrioDelay      *Duration `json:"vrrp_garp_lower_prio_delay,omitempty"`
 	GarpLowerPrioRepeat     *int      `json:"vrrp_garp_lower_prio_repeat,omitempty"`
+	// GarpExtraIf is vrrp_garp_extra_if [all] SECS.
+	GarpExtraIf *GarpExtraIf `json:"vrrp_garp_extra_if,omitempty"`
 	// MinGARP (vrrp_min_garp): the defaults of the settings above that
 	// are not set become one GARP/NA message, with no delayed second
 	// burst.
@@ -256,6 +250,23 @@ type VRRPDefaults struct {
 	// unicast peers.
 	CheckUnicastSrc  bool `json:"vrrp_check_unicast_src,omitempty"`
 	SkipCheckAdvAddr bool `json:"vrrp_skip_check_adv_addr,omitempty"`
+}
+
+// GarpExtraIf is garp_extra_if: a GARP/NA every Interval while MASTER
+// for the virtual addresses on the use_vmac interface when the adverts
+// go out of its parent, or with All on any interface the adverts do not
+// go out of.
+type GarpExtraIf struct {
+	Interval Duration `json:"interval"`
+	All      bool     `json:"all,omitempty"`
+}
+
+func (g *GarpExtraIf) words(kw string) []string {
+	w := []string{kw}
+	if g.All {
+		w = append(w, "all")
+	}
+	return append(w, strconv.Itoa(int(g.Interval.D()/time.Second)))
 }
 
 // InstanceSettings are the GARP and advert settings in effect for one
@@ -274,6 +285,8 @@ type InstanceSettings struct {
 	LowerPrioNoAdvert    bool
 	HigherPrioSendAdvert bool
 	CheckUnicastSrc      bool
+	// GarpExtraIf: garp_extra_if, else the global one (nil: off).
+	GarpExtraIf *GarpExtraIf
 }
 
 // InstanceSettings resolves vi's GARP and advert settings against g.
@@ -313,6 +326,7 @@ func (g *GlobalDefs) InstanceSettings(vi *VRRPInstance) InstanceSettings {
 		LowerPrioNoAdvert:       flag(vi.LowerPrioNoAdvert, d.LowerPrioNoAdvert),
 		HigherPrioSendAdvert:    flag(vi.HigherPrioSendAdvert, d.HigherPrioSendAdvert),
 		CheckUnicastSrc:         vi.CheckUnicastSrc || d.CheckUnicastSrc && len(vi.UnicastPeers) > 0,
+		GarpExtraIf:             cmp.Or(vi.GarpExtraIf, d.GarpExtraIf),
 	}
 }
 
@@ -546,6 +560,7 @@ type Rule struct {
 	Type     string       `json:"type,omitempty"`     // blackhole, unreachable or prohibit
 	NoTrack  bool         `json:"no_track,omitempty"` // as Route.NoTrack
 	Words    []string     `json:"words"`
+	seq      int          // the order it was read in, included files in place
 }
 
 // Auth is the VRRPv2 authentication block.
@@ -611,6 +626,8 @@ type VRRPInstance struct {
 	GarpLowerPrioRepeat     *int      `json:"garp_lower_prio_repeat,omitempty"`
 	LowerPrioNoAdvert       *bool     `json:"lower_prio_no_advert,omitempty"`
 	HigherPrioSendAdvert    *bool     `json:"higher_prio_send_advert,omitempty"`
+	// GarpExtraIf is garp_extra_if [all] SECS (0: off).
+	GarpExtraIf *GarpExtraIf `json:"garp_extra_if,omitempty"`
 	// SkipCheckAdvAddr is skip_check_adv_addr, kept so that a rewrite
 	// keeps it: govs never drops an advert for its address list, so
 	// skipping that check changes nothing.

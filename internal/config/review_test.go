@@ -438,3 +438,73 @@ virtual_server 10.1.0.254 80 {
 		t.Errorf("other: router_id %q, peers %v", cfg.Global.RouterID, cfg.VRRPInstances[0].UnicastPeers)
 	}
 }
+
+// TestConditionalCorners: an @ID after a brace starts a line as in
+// keepalived; an @ID a variable expands to is a mark too; a statement
+// using a variable set on a conditional line is not re-rendered; a
+// conditional weight line is not edited; a block with conditional lines
+// is not deleted by a rewrite.
+func TestConditionalCorners(t *testing.T) {
+	src := `$IF_MAIN=@main
+@main $PRIO=240
+@^main $PRIO=100
+vrrp_instance VI {
+    interface eth0
+    virtual_router_id 9
+    $IF_MAIN nopreempt
+    priority $PRIO
+    unicast_peer { @^main 10.0.0.1
+    }
+    virtual_ipaddress {
+        10.0.0.9
+    }
+}
+virtual_server 10.0.0.9 80 {
+    lb_kind DR
+    real_server 10.0.0.10 80 {
+        @main weight 3
+    }
+}
+`
+	dir := writeTree(t, map[string]string{"govs.conf": src})
+	p := filepath.Join(dir, "govs.conf")
+	for _, tt := range []struct {
+		id    string
+		prio  int
+		nopre bool
+		peers int
+	}{{"main", 240, true, 0}, {"backup", 100, false, 1}} {
+		cfg, ds := Load(p, &ParseOptions{ConfigID: tt.id})
+		if ds.HasErrors() {
+			t.Fatalf("%s: %s", tt.id, diagStrings(ds))
+		}
+		vi := cfg.VRRPInstances[0]
+		if vi.Priority != tt.prio || vi.NoPreempt != tt.nopre || len(vi.UnicastPeers) != tt.peers {
+			t.Errorf("%s: priority %d, nopreempt %v, peers %v", tt.id, vi.Priority, vi.NoPreempt, vi.UnicastPeers)
+		}
+		if _, err := cfg.SetRealServerWeight(cfg.VirtualServers[0].RealServers[0], 7); tt.id == "main" && (err == nil || !strings.Contains(err.Error(), "conditional")) {
+			t.Errorf("%s: weight edit of a conditional line: %v", tt.id, err)
+		}
+		cfg.VRRPInstances = nil
+		if _, err := cfg.WriteFiles(); err == nil || !strings.Contains(err.Error(), "conditional") {
+			t.Errorf("%s: deleting a block with conditional lines: %v", tt.id, err)
+		}
+	}
+}
+
+// TestRulePrioritiesIncluded: rules are numbered in the order they are
+// read, an included file's where its include is.
+func TestRulePrioritiesIncluded(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"govs.conf":   "include static.conf\nvrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_rules {\n        from 10.1.0.0/16 table 101\n    }\n}\n",
+		"static.conf": "static_rules {\n    from 10.0.0.0/8 table 100\n}\n",
+	})
+	cfg, ds := Load(filepath.Join(dir, "govs.conf"), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	p := cfg.RulePriorities()
+	if s, v := p[&cfg.Statics[0].Rules[0]], p[&cfg.VRRPInstances[0].Rules[0]]; s != 16384 || v != 16383 {
+		t.Errorf("static rule %d, virtual rule %d; want 16384, 16383", s, v)
+	}
+}

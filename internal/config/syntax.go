@@ -71,6 +71,7 @@ type srcFile struct {
 	name  string
 	data  []byte
 	nodes []*Node // top-level statements in this file, in order
+	conds []int   // lines that are conditional (@ID) or use a variable set on one
 }
 
 // ParseOptions configure Parse. The zero value reads from the file system.
@@ -128,6 +129,9 @@ type syntaxParser struct {
 	stack []string // include chain, for loop detection
 	quiet bool     // expanding a quoted string
 	id    string   // the config-id, once needed
+	// condVars are the variables defined on conditional lines: a line
+	// that uses one counts as conditional for the writer
+	condVars []string
 }
 
 // lex splits one file into tokens, handling comments, quotes, variables
@@ -140,6 +144,17 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 	i := 0
 	n := len(data)
 	atLineStart := true
+	condLine := false // the rest of the line follows a kept @ID
+	// keep reports whether a conditional line marked with word (@ID or
+	// @^ID) counts here, and records the line.
+	keep := func(word string) bool {
+		id, not := strings.CutPrefix(word[1:], "^")
+		if p.id == "" {
+			p.id = p.opts.configID()
+		}
+		conds = append(conds, line)
+		return (id == p.id) != not
+	}
 	for i < n {
 		c := data[i]
 		switch {
@@ -147,7 +162,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			i++
 			line++
 			lineStart = i
-			atLineStart = true
+			atLineStart, condLine = true, false
 			continue
 		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
 			i++
@@ -166,13 +181,9 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			for j < n && !strings.ContainsRune(" \t\r\n", rune(data[j])) {
 				j++
 			}
-			id, not := strings.CutPrefix(string(data[i+1:j]), "^")
-			if p.id == "" {
-				p.id = p.opts.configID()
-			}
-			conds = append(conds, line)
-			if (id == p.id) != not {
+			if keep(string(data[i:j])) {
 				i = j // read the rest of the line (a $NAME=value too)
+				condLine = true
 				continue
 			}
 			for j < n && data[j] != '\n' {
@@ -190,20 +201,29 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			text := string(data[i:j])
 			if eq := strings.IndexByte(text, '='); eq > 1 && validVarName(strings.TrimSpace(text[1:eq])) {
 				val := stripComment(text[eq+1:])
-				p.vars[strings.TrimSpace(text[1:eq])] = p.expand(strings.TrimSpace(val), pos)
+				v := strings.TrimSpace(text[1:eq])
+				p.vars[v] = p.expand(strings.TrimSpace(val), pos)
+				if condLine {
+					// a statement using it differs between hosts
+					p.condVars = append(p.condVars, v)
+				}
 				i = j
 				continue
 			}
 		}
+		lineFirst := atLineStart
 		atLineStart = false
 		switch c {
-		case '{':
-			toks = append(toks, token{kind: tOpen, text: "{", pos: pos, off: i, end: i + 1})
+		case '{', '}':
+			// as keepalived, what follows a brace starts a line (an
+			// @ID there is a conditional mark)
+			k := tOpen
+			if c == '}' {
+				k = tClose
+			}
+			toks = append(toks, token{kind: k, text: string(c), pos: pos, off: i, end: i + 1})
 			i++
-			continue
-		case '}':
-			toks = append(toks, token{kind: tClose, text: "}", pos: pos, off: i, end: i + 1})
-			i++
+			atLineStart = true
 			continue
 		case '"':
 			var b strings.Builder
@@ -243,7 +263,25 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 		word := string(data[i:j])
 		if strings.Contains(word, "$") {
 			// A variable may expand to several words.
-			for _, w := range strings.Fields(p.expand(word, pos)) {
+			ws := strings.Fields(p.expand(word, pos))
+			if lineFirst && len(ws) > 0 && strings.HasPrefix(ws[0], "@") {
+				// a conditional mark from a variable ($X=@main)
+				if !keep(ws[0]) {
+					for j < n && data[j] != '\n' {
+						j++
+					}
+					i = j
+					continue
+				}
+				ws = ws[1:]
+				condLine = true
+			}
+			if slices.ContainsFunc(p.condVars, func(v string) bool {
+				return strings.Contains(word, "$"+v) || strings.Contains(word, "${"+v+"}")
+			}) {
+				conds = append(conds, line)
+			}
+			for _, w := range ws {
 				k := tWord
 				switch w {
 				case "{":
@@ -350,6 +388,7 @@ func (p *syntaxParser) parseFile(name string, data []byte) []*Node {
 	p.stack = append(p.stack, name)
 	defer func() { p.stack = p.stack[:len(p.stack)-1] }()
 	toks, conds := p.lex(name, data)
+	f.conds = conds
 	bp := &blockParser{p: p, toks: toks, file: f}
 	nodes := bp.list(nil)
 	// a top-level statement with conditional lines is not rewritten:

@@ -90,6 +90,7 @@ type srcState struct {
 	name  string
 	data  []byte
 	items []srcItem
+	conds []int // lines of conditional (@ID) lines
 }
 
 type sourceSet struct {
@@ -111,7 +112,7 @@ func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
 	ss := &sourceSet{}
 	firstGlobal := true
 	for _, f := range files {
-		st := &srcState{name: f.name, data: f.data}
+		st := &srcState{name: f.name, data: f.data, conds: f.conds}
 		for _, n := range f.nodes {
 			it := srcItem{node: n, start: n.start, end: lineEnd(f.data, n.end)}
 			if o, ok := byPos[n.Pos]; ok {
@@ -235,13 +236,21 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 				seen[it.frozen] = true
 				var cur wr
 				renderObj(&cur, it.frozen)
-				if cur.buf.String() != originalRendering(it.node) {
+				orig := originalRendering(it.node)
+				if _, isGlobal := it.frozen.(*GlobalDefs); isGlobal && len(c.src.globalNodes()) > 1 {
+					orig = originalRendering(c.src.globalNodes()...)
+				}
+				if !live[it.frozen] || cur.buf.String() != orig {
 					return nil, fmt.Errorf("%s: this %s block contains an include or conditional (@ID) lines; change it by hand", it.node.Pos, it.node.Keyword())
 				}
 				buf.Write(f.data[it.start:it.end])
 			case it.globalExtra:
 				if !globalChanged {
 					buf.Write(f.data[it.start:it.end])
+					break
+				}
+				if it.node.hasInclude || it.node.hasCond {
+					return nil, fmt.Errorf("%s: this global_defs block contains an include or conditional (@ID) lines; change it by hand", it.node.Pos)
 				}
 				// else: merged into the first global_defs, rendered there.
 			case it.obj == nil:
@@ -392,8 +401,9 @@ func (w *wr) close() {
 
 // q quotes a word when it would not read back as one word.
 func q(s string) string {
-	// the separators of the lexer (syntax.go), \f and \v included
-	if s != "" && !strings.ContainsAny(s, " \t\r\n\f\v{}#!\"$") {
+	// the separators of the lexer (syntax.go), \f and \v included; a
+	// word starting with @ would read as a conditional line's mark
+	if s != "" && !strings.ContainsAny(s, " \t\r\n\f\v{}#!\"$") && s[0] != '@' {
 		return s
 	}
 	return quoted(s)
@@ -635,6 +645,9 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.durPtr("vrrp_garp_lower_prio_delay", vd.GarpLowerPrioDelay)
 	w.numPtr("vrrp_garp_lower_prio_repeat", vd.GarpLowerPrioRepeat)
 	w.flag("vrrp_min_garp", vd.MinGARP)
+	if vd.GarpExtraIf != nil {
+		w.line(vd.GarpExtraIf.words("vrrp_garp_extra_if")...)
+	}
 	w.flag("vrrp_lower_prio_no_advert", vd.LowerPrioNoAdvert)
 	w.flag("vrrp_higher_prio_send_advert", vd.HigherPrioSendAdvert)
 	w.flag("vrrp_check_unicast_src", vd.CheckUnicastSrc)
@@ -918,6 +931,9 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.numPtr("garp_lower_prio_repeat", vi.GarpLowerPrioRepeat)
 	w.boolPtr("lower_prio_no_advert", vi.LowerPrioNoAdvert)
 	w.boolPtr("higher_prio_send_advert", vi.HigherPrioSendAdvert)
+	if vi.GarpExtraIf != nil {
+		w.line(vi.GarpExtraIf.words("garp_extra_if")...)
+	}
 	w.boolPtr("skip_check_adv_addr", vi.SkipCheckAdvAddr)
 	w.close()
 }

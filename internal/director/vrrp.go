@@ -76,6 +76,9 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			}
 		}
 		ic.CheckUnicastSrc = set.CheckUnicastSrc
+		if x := set.GarpExtraIf; x != nil {
+			ic.GARPExtraIf, ic.GARPExtraIfAll = x.Interval.D(), x.All
+		}
 		ic.UnicastFaultNoPeer = vi.UnicastFaultNoPeer
 		ic.NotifyPriorityChanges = vi.NotifyPrioChange
 		if vi.UseVMAC {

@@ -127,6 +127,14 @@ type InstanceConfig struct {
 	// HigherPrioSendAdvert: a MASTER sends one more advert before it
 	// yields to a higher priority one.
 	HigherPrioSendAdvert bool `json:"higher_prio_send_advert,omitempty"`
+	// GARPExtraIf (garp_extra_if), when not 0, sends one GARP/NA this
+	// often while MASTER for the virtual addresses on an interface the
+	// adverts do not go out of: by default only those on the use_vmac
+	// interface (when the adverts go out of the parent), with
+	// GARPExtraIfAll those on any other interface too. Switches learn
+	// the MAC of such an interface from nothing else.
+	GARPExtraIf    time.Duration `json:"garp_extra_if,omitempty"`
+	GARPExtraIfAll bool          `json:"garp_extra_if_all,omitempty"`
 	// NoGARPDelay disables the delayed second burst (keepalived:
 	// garp_master_delay 0).
 	NoGARPDelay bool `json:"-"`
@@ -436,6 +444,22 @@ func (c *InstanceConfig) addrDev() string {
 		return c.VMAC
 	}
 	return c.Interface
+}
+
+// extraIfVIPs is cfg with only the virtual addresses garp_extra_if
+// refreshes (see GARPExtraIf), each with its device.
+func (c *InstanceConfig) extraIfVIPs() InstanceConfig {
+	d := *c
+	d.VirtualIPs, d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules = nil, nil, nil, nil
+	adv := c.advertDev()
+	for _, v := range allVIPs(c) {
+		v = c.withDev(v)
+		if v.Dev == adv || !c.GARPExtraIfAll && (c.VMAC == "" || v.Dev != c.VMAC) {
+			continue
+		}
+		d.VirtualIPs = append(d.VirtualIPs, v)
+	}
+	return d
 }
 
 // withDev is v with the device it goes on when it names none.

@@ -104,6 +104,8 @@ type ActionRemoveAddresses struct{}
 type ActionAnnounce struct {
 	Repeat int
 	Reason string
+	// Extra: only the addresses garp_extra_if refreshes (extraIfVIPs).
+	Extra bool
 }
 
 // ActionTransition records a state change.

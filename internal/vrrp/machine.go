@@ -69,6 +69,7 @@ type Machine struct {
 	garpDelayAt time.Time
 	lowerPrioAt time.Time // the second burst after a lower priority advert
 	refreshAt   time.Time
+	extraAt     time.Time // next garp_extra_if burst
 	preemptAt   time.Time
 	reannounced time.Time
 
@@ -145,7 +146,7 @@ func (m *Machine) skew() time.Duration {
 // NextDeadline is the earliest pending timer, or the zero time.
 func (m *Machine) NextDeadline() time.Time {
 	var d time.Time
-	for _, t := range []time.Time{m.masterDown, m.adverAt, m.garpDelayAt, m.lowerPrioAt, m.refreshAt} {
+	for _, t := range []time.Time{m.masterDown, m.adverAt, m.garpDelayAt, m.lowerPrioAt, m.refreshAt, m.extraAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -245,6 +246,10 @@ func (m *Machine) timer(now time.Time, out []Action) []Action {
 		if !m.refreshAt.IsZero() && !now.Before(m.refreshAt) {
 			out = append(out, ActionAnnounce{Repeat: m.cfg.GARPMasterRefreshRepeat, Reason: "garp_master_refresh"})
 			m.refreshAt = now.Add(m.cfg.GARPMasterRefresh)
+		}
+		if !m.extraAt.IsZero() && !now.Before(m.extraAt) {
+			out = append(out, ActionAnnounce{Repeat: 1, Reason: "garp_extra_if", Extra: true})
+			m.extraAt = now.Add(m.cfg.GARPExtraIf)
 		}
 	}
 	return out
@@ -436,7 +441,7 @@ func (m *Machine) sync(ev EventSync, now time.Time, out []Action) []Action {
 
 func (m *Machine) clearTimers() {
 	m.masterDown, m.adverAt, m.garpDelayAt, m.refreshAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	m.lowerPrioAt = time.Time{}
+	m.lowerPrioAt, m.extraAt = time.Time{}, time.Time{}
 	m.preemptAt = time.Time{}
 }
 
@@ -466,6 +471,9 @@ func (m *Machine) toMaster(now time.Time, reason string, bySync bool, out []Acti
 	}
 	if m.cfg.GARPMasterRefresh > 0 {
 		m.refreshAt = now.Add(m.cfg.GARPMasterRefresh)
+	}
+	if m.cfg.GARPExtraIf > 0 {
+		m.extraAt = now.Add(m.cfg.GARPExtraIf)
 	}
 	return out
 }
@@ -560,6 +568,12 @@ func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []T
 		m.refreshAt = time.Time{}
 		if cfg.GARPMasterRefresh > 0 {
 			m.refreshAt = now.Add(cfg.GARPMasterRefresh)
+		}
+	}
+	if cfg.GARPExtraIf != old.GARPExtraIf {
+		m.extraAt = time.Time{}
+		if cfg.GARPExtraIf > 0 {
+			m.extraAt = now.Add(cfg.GARPExtraIf)
 		}
 	}
 	return out

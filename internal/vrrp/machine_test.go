@@ -3,6 +3,7 @@ package vrrp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -721,5 +722,69 @@ func TestDefaults(t *testing.T) {
 		UnicastTTL: 255, defaulted: true}
 	if diff := cmp.Diff(want, c, cmp.AllowUnexported(InstanceConfig{}), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Fatalf("(-want +got)\n%s", diff)
+	}
+}
+
+// garp_extra_if: one announcement of the extra-interface addresses every
+// interval while MASTER, none once BACKUP.
+func TestGARPExtraIf(t *testing.T) {
+	c := baseConfig()
+	c.GARPExtraIf = 2 * time.Second
+	h := becomeMaster(t, c)
+	start := h.now
+	var at []time.Duration
+	for range 50 {
+		h.now = h.now.Add(100 * time.Millisecond)
+		for _, a := range h.step(EventTimer{}) {
+			if an, ok := a.(ActionAnnounce); ok && an.Extra {
+				if an.Repeat != 1 || an.Reason != "garp_extra_if" {
+					t.Fatalf("announce %+v", an)
+				}
+				at = append(at, h.now.Sub(start))
+			}
+		}
+	}
+	if !slices.Equal(at, []time.Duration{2 * time.Second, 4 * time.Second}) {
+		t.Fatalf("extra announcements at %v, want 2s and 4s", at)
+	}
+	h.advert(lowerIP, 200)
+	h.wantState(StateBackup)
+	for range 50 {
+		h.now = h.now.Add(100 * time.Millisecond)
+		for _, a := range h.step(EventTimer{}) {
+			if an, ok := a.(ActionAnnounce); ok && an.Extra {
+				t.Fatalf("BACKUP announced %+v", an)
+			}
+		}
+	}
+}
+
+// extraIfVIPs: by default the addresses on the use_vmac interface when
+// the adverts go out of its parent; with all, those on any interface the
+// adverts do not go out of.
+func TestExtraIfVIPs(t *testing.T) {
+	vips := []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.100/24")}, {Prefix: netip.MustParsePrefix("10.1.0.100/24"), Dev: "eth1"}}
+	for _, tt := range []struct {
+		name string
+		mod  func(*InstanceConfig)
+		want []string
+	}{
+		{"plain", func(*InstanceConfig) {}, nil},
+		{"plain all", func(c *InstanceConfig) { c.GARPExtraIfAll = true }, []string{"10.1.0.100/24@eth1"}},
+		{"vmac", func(c *InstanceConfig) { c.VMAC = "vrrp.51" }, nil},
+		{"vmac xmit_base", func(c *InstanceConfig) { c.VMAC, c.VMACXmitBase = "vrrp.51", true }, []string{"10.0.0.100/24@vrrp.51"}},
+		{"vmac xmit_base all", func(c *InstanceConfig) { c.VMAC, c.VMACXmitBase, c.GARPExtraIfAll = "vrrp.51", true, true },
+			[]string{"10.0.0.100/24@vrrp.51", "10.1.0.100/24@eth1"}},
+	} {
+		c := baseConfig()
+		c.VirtualIPs = vips
+		tt.mod(&c)
+		var got []string
+		for _, v := range c.extraIfVIPs().VirtualIPs {
+			got = append(got, v.Prefix.String()+"@"+v.Dev)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -1064,7 +1064,13 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 			log.Error("remove virtual addresses", "err", err)
 		}
 	case ActionAnnounce:
-		n.announce(ctx, in, in.cfg, a.Repeat, a.Reason)
+		cfg := in.cfg
+		if a.Extra {
+			if cfg = in.cfg.extraIfVIPs(); len(cfg.VirtualIPs) == 0 {
+				return
+			}
+		}
+		n.announce(ctx, in, cfg, a.Repeat, a.Reason)
 	case ActionNotify:
 		if n.opts.Notifier == nil {
 			return

@@ -559,3 +559,38 @@ func TestInterfaceMadeAnew(t *testing.T) {
 		})
 	}
 }
+
+// TestGARPExtraIf: with use_vmac and the adverts leaving by the parent
+// (vmac_xmit_base), nothing refreshes the virtual MAC in switches but
+// garp_extra_if: one GARP from the VMAC interface every interval while
+// MASTER.
+func TestGARPExtraIfVMAC(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("gx%d", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	ipn(t, ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+	ipn(t, ns, "addr", "add", "10.84.0.1/24", "dev", "eth0")
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "link", "set", "eth0", "up")
+	capt := startCapture(t, ns, "eth1")
+	g := startGovs(t, ns, InstanceConfig{
+		Name: "VI_X", Interface: "eth0", VRID: 63, Priority: 100, Version: 3,
+		AdvertInterval: 100 * time.Millisecond, NoGARPDelay: true, GARPMasterRepeat: 1,
+		VMAC: "vrrp.63", VMACXmitBase: true, GARPExtraIf: time.Second,
+		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.84.0.50/24")}},
+	})
+	if !waitFor(3*time.Second, func() bool { return g.status().State == StateMaster }) {
+		t.Fatalf("not MASTER: %+v", g.status())
+	}
+	master := time.Now()
+	time.Sleep(3500 * time.Millisecond)
+	vmac := net.HardwareAddr{0, 0, 0x5e, 0, 1, 63}
+	var after []time.Duration
+	for _, at := range capt.garps(vmac, netip.MustParseAddr("10.84.0.50")) {
+		after = append(after, at.Sub(master).Round(100*time.Millisecond))
+	}
+	// one on becoming MASTER, then one a second
+	if len(after) < 4 || len(after) > 5 {
+		t.Fatalf("GARPs from the virtual MAC at %v after MASTER, want one then one a second", after)
+	}
+}
