@@ -117,7 +117,12 @@ func (v *validator) global() {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: check_unicast_src without unicast_peer has no effect (multicast adverts are checked by their TTL of 255)", vi.Name)
 		}
 		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "AH") {
-			v.d.errorf(vi.Pos, "vrrp_instance %q: auth_type AH is not supported (PASS is)", vi.Name)
+			if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
+				v.d.errorf(vi.Pos, "vrrp_instance %q: auth_type AH is for IPv4 instances only", vi.Name)
+			}
+			if strings.EqualFold(vi.State, "MASTER") {
+				v.d.warnf(vi.Pos, "vrrp_instance %q: state MASTER with auth_type AH starts as BACKUP, as keepalived does", vi.Name)
+			}
 		}
 	}
 	for _, vs := range v.cfg.VirtualServers {

@@ -69,10 +69,14 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if a, err := netip.ParseAddr(group); err == nil {
 			ic.MulticastGroup = a
 		}
-		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "PASS") {
+		if vi.Auth != nil && (strings.EqualFold(vi.Auth.Type, "PASS") || strings.EqualFold(vi.Auth.Type, "AH")) {
 			ic.AuthPass = vi.Auth.Pass
 			if len(ic.AuthPass) > 8 {
 				ic.AuthPass = ic.AuthPass[:8]
+			}
+			if ic.AuthAH = strings.EqualFold(vi.Auth.Type, "AH"); ic.AuthAH && strings.EqualFold(ic.State, "MASTER") {
+				// keepalived: an initial state MASTER is cleared with AH
+				ic.State = "BACKUP"
 			}
 		}
 		ic.CheckUnicastSrc = set.CheckUnicastSrc

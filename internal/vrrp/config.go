@@ -77,8 +77,11 @@ type InstanceConfig struct {
 	MulticastGroup netip.Addr `json:"mcast_dst_ip,omitzero"`
 
 	// AuthPass is authentication { auth_type PASS; auth_pass X } (VRRPv2
-	// only, at most 8 bytes). AH is not supported.
+	// only, at most 8 bytes); with AuthAH (auth_type AH, IPv4 VRRPv2
+	// only) it is the key of the IPsec AH header the adverts carry
+	// instead (ah.go).
 	AuthPass string `json:"auth_pass,omitempty"`
+	AuthAH   bool   `json:"auth_ah,omitempty"`
 
 	VirtualIPs []VirtualIP `json:"virtual_ipaddress,omitempty"`
 	// VirtualIPsExcluded are installed and announced like VirtualIPs but
@@ -544,8 +547,11 @@ func (c *InstanceConfig) Validate() error {
 	if len(d.AuthPass) > maxAuthPassLen {
 		bad("auth_pass longer than %d characters", maxAuthPassLen)
 	}
-	if d.AuthPass != "" && d.Version == 3 {
+	if (d.AuthPass != "" || d.AuthAH) && d.Version == 3 {
 		bad("authentication is not allowed with VRRPv3")
+	}
+	if d.AuthAH && d.IsIPv6() {
+		bad("auth_type AH is for IPv4 instances only")
 	}
 	if len(d.VirtualIPs) == 0 && len(d.VirtualIPsExcluded) == 0 {
 		bad("no virtual_ipaddress")

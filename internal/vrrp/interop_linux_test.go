@@ -26,6 +26,7 @@ type interopVariant struct {
 	version    int
 	advert     string // advert_int as keepalived spells it
 	authPass   string
+	authAH     bool // auth_type AH with authPass as its key
 	unicast    bool
 	// seed reproduces seed 004: VIP on ens3, unicast heartbeat on a
 	// dedicated link ens4, track_interface ens3, its GARP settings.
@@ -139,7 +140,11 @@ func (v interopVariant) keepalivedConf(tp *topo, state string, prio int) string 
 		fmt.Fprintf(&b, "  version %d\n", v.version)
 	}
 	if v.authPass != "" {
-		fmt.Fprintf(&b, "  authentication {\n    auth_type PASS\n    auth_pass %s\n  }\n", v.authPass)
+		kind := "PASS"
+		if v.authAH {
+			kind = "AH"
+		}
+		fmt.Fprintf(&b, "  authentication {\n    auth_type %s\n    auth_pass %s\n  }\n", kind, v.authPass)
 	}
 	if v.seed {
 		b.WriteString("  track_interface {\n    ens3\n  }\n")
@@ -173,7 +178,7 @@ func (v interopVariant) govsConfig(tp *topo, state string, prio int) InstanceCon
 	adv := time.Duration(f * float64(time.Second))
 	c := InstanceConfig{
 		Name: "SMB", VRID: 42, State: state, Interface: tp.vrrpIf, Priority: prio,
-		AdvertInterval: adv, Version: v.version, AuthPass: v.authPass,
+		AdvertInterval: adv, Version: v.version, AuthPass: v.authPass, AuthAH: v.authAH,
 		VirtualIPs:       []VirtualIP{tp.vip},
 		GARPMasterDelay:  time.Duration(tp.garpDelay) * time.Second,
 		GARPMasterRepeat: tp.garpRepeat, GARPMasterRefreshRepeat: tp.garpRefreshRepet,
@@ -203,6 +208,8 @@ func masterDown(t *testing.T, c InstanceConfig) time.Duration {
 
 var interopVariants = []interopVariant{
 	{name: "multicast-v2-auth-pass", code: "m2", version: 2, advert: "1", authPass: "s3cret"},
+	{name: "multicast-v2-auth-ah", code: "a2", version: 2, advert: "1", authPass: "secret12", authAH: true},
+	{name: "unicast-v2-auth-ah", code: "a3", version: 2, advert: "1", authPass: "k3y", authAH: true, unicast: true},
 	{name: "multicast-v3-100ms", code: "m3", version: 3, advert: "0.1", maxTakeover: 500 * time.Millisecond},
 	{name: "unicast-seed004-v2", code: "u2", version: 2, advert: "1", unicast: true, seed: true},
 	{name: "unicast-v3-100ms", code: "u3", version: 3, advert: "0.1", unicast: true, maxTakeover: 500 * time.Millisecond},
@@ -383,7 +390,16 @@ func checkAdverts(t *testing.T, v interopVariant, c *capture, master netip.Addr,
 		if a.Version != v.version || a.VRID != 42 {
 			t.Errorf("advert from %s: %+v", p.src, a)
 		}
-		if v.authPass != "" && (a.AuthType != AuthPass || a.AuthData != authPassData(v.authPass)) {
+		switch {
+		case v.authAH:
+			// every advert, govs's and keepalived's, carries an AH
+			// header whose ICV checks with the key
+			if p.ah == nil || a.AuthType != AuthAH {
+				t.Errorf("advert from %s: no AH header, or auth type %d", p.src, a.AuthType)
+			} else if _, drop := ahCheck(ahKey(v.authPass), p.iphdr, p.ah, p.src, v.unicast, map[netip.Addr]*ahReplay{}, time.Now(), 0); drop != "" {
+				t.Errorf("advert from %s: AH check %s", p.src, drop)
+			}
+		case v.authPass != "" && (a.AuthType != AuthPass || a.AuthData != authPassData(v.authPass)):
 			t.Errorf("advert from %s: auth %d %q", p.src, a.AuthType, a.AuthData)
 		}
 		if p.src == master && a.Priority != uint8(masterPrio) && a.Priority != 0 {

@@ -281,7 +281,12 @@ func (m *Machine) validate(ev EventAdvert) DropReason {
 		}
 	}
 	if a.Version == 2 {
-		if m.cfg.AuthPass != "" {
+		if m.cfg.AuthAH {
+			// the AH header was checked by the socket (ahCheck)
+			if a.AuthType != AuthAH {
+				return DropAuth
+			}
+		} else if m.cfg.AuthPass != "" {
 			if a.AuthType != AuthPass || a.AuthData != authPassData(m.cfg.AuthPass) {
 				return DropAuth
 			}
@@ -559,7 +564,7 @@ func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []T
 	}
 	m.masterAdver = m.advert
 	m.masterAddr, m.masterPrio = m.local, m.eff
-	if m.eff != oldEff || m.advert != oldAdvert || old.AuthPass != cfg.AuthPass ||
+	if m.eff != oldEff || m.advert != oldAdvert || old.AuthPass != cfg.AuthPass || old.AuthAH != cfg.AuthAH ||
 		!slices.EqualFunc(old.VirtualIPs, cfg.VirtualIPs, func(a, b VirtualIP) bool { return a.Prefix.Addr() == b.Prefix.Addr() }) {
 		out = append(out, ActionSendAdvert{Priority: uint8(m.eff)})
 		m.adverAt = now.Add(m.advert)

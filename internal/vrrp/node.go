@@ -911,6 +911,13 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			return // the instance or its socket went in a reload
 		}
 		in := ev.in
+		if ev.pkt.Drop != "" {
+			// refused by the socket (an AH packet)
+			n.countDrop(in, ev.pkt.Drop)
+			n.log.Debug("vrrp advert dropped", "instance", in.cfg.Name, "src", ev.pkt.Src, "reason", ev.pkt.Drop)
+			n.publish(idx)
+			return
+		}
 		a, err := ParseAdvert(ev.pkt.Data, in.cfg.IsIPv6(), ev.pkt.Src, ev.pkt.Dst, ev.pkt.ChecksumVerified)
 		if err != nil {
 			var pe *ParseError
@@ -1046,7 +1053,10 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 		if len(adv.Addrs) > 255 {
 			adv.Addrs = adv.Addrs[:255]
 		}
-		if in.cfg.AuthPass != "" {
+		switch {
+		case in.cfg.AuthAH:
+			adv.AuthType = AuthAH // the socket adds the AH header
+		case in.cfg.AuthPass != "":
 			adv.AuthType, adv.AuthData = AuthPass, authPassData(in.cfg.AuthPass)
 		}
 		if err := in.conn.Send(&adv); err != nil {

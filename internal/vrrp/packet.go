@@ -17,10 +17,11 @@ const (
 	headerLen   = 8
 	authDataLen = 8
 	typeAdvert  = 1
-	// AuthNone and AuthPass are the VRRPv2 authentication types (RFC 2338).
+	// AuthNone, AuthPass and AuthAH are the VRRPv2 authentication types
+	// (RFC 2338).
 	AuthNone = 0
 	AuthPass = 1
-	authAH   = 2
+	AuthAH   = 2
 )
 
 // Advert is a decoded VRRP advertisement.
@@ -62,6 +63,7 @@ const (
 	DropFamily    DropReason = "family"
 	DropOwnPacket DropReason = "own_packet"
 	DropPeer      DropReason = "unknown_peer"
+	DropReplay    DropReason = "replay" // an AH sequence number seen before
 )
 
 // ParseError is returned for a malformed or unacceptable advertisement.

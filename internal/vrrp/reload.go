@@ -96,7 +96,9 @@ func sameRouter(a, b *InstanceConfig) bool {
 // sameSocket reports whether the advert socket of a can serve b.
 func sameSocket(a, b *InstanceConfig) bool {
 	return a.UnicastSrcIP == b.UnicastSrcIP && a.McastSrcIP == b.McastSrcIP &&
-		slices.Equal(a.UnicastPeers, b.UnicastPeers) && a.UnicastTTL == b.UnicastTTL && a.MulticastGroup == b.MulticastGroup
+		slices.Equal(a.UnicastPeers, b.UnicastPeers) && a.UnicastTTL == b.UnicastTTL && a.MulticastGroup == b.MulticastGroup &&
+		// an AH socket holds its key
+		a.AuthAH == b.AuthAH && (!a.AuthAH || a.AuthPass == b.AuthPass && a.AdvertInterval == b.AdvertInterval)
 }
 
 // addrDelta is the part of from's addresses, routes and rules that minus

@@ -78,7 +78,10 @@ type Packet struct {
 	Data []byte
 	// ChecksumVerified is set when the kernel already checked it.
 	ChecksumVerified bool
-	Received         time.Time
+	// Drop is set when the socket refused the packet (an AH packet that
+	// fails its check): it is counted, not parsed.
+	Drop     DropReason
+	Received time.Time
 }
 
 // Notifier receives state notifications (notify scripts, SMTP alerts).

@@ -223,6 +223,9 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 		c.dsts = append(c.dsts, p)
 	}
 	c.unicast = len(c.dsts) > 0
+	if cfg.AuthAH {
+		return s.openAH(cfg, c)
+	}
 	if !c.unicast {
 		g := cfg.MulticastGroup
 		if !g.IsValid() {

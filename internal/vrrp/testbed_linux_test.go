@@ -252,6 +252,9 @@ type vrrpPacket struct {
 	src, dst netip.Addr
 	ttl      int
 	payload  []byte
+	// iphdr and ah are an AH packet's IPv4 header and its payload (the
+	// AH header and payload)
+	iphdr, ah []byte
 }
 
 func (c *capture) vrrp() []vrrpPacket {
@@ -273,6 +276,16 @@ func (c *capture) vrrp() []vrrpPacket {
 			src, _ := netip.AddrFromSlice(ip[12:16])
 			dst, _ := netip.AddrFromSlice(ip[16:20])
 			out = append(out, vrrpPacket{at: f.at, src: src, dst: dst, ttl: int(ip[8]), payload: ip[hl:tl]})
+		case et == 0x0800 && len(ip) >= 20 && ip[9] == protoAH:
+			hl := int(ip[0]&0xf) * 4
+			tl := int(binary.BigEndian.Uint16(ip[2:]))
+			if tl > len(ip) || hl+ahLen > tl {
+				continue
+			}
+			src, _ := netip.AddrFromSlice(ip[12:16])
+			dst, _ := netip.AddrFromSlice(ip[16:20])
+			out = append(out, vrrpPacket{at: f.at, src: src, dst: dst, ttl: int(ip[8]), payload: ip[hl+ahLen : tl],
+				iphdr: ip[:hl], ah: ip[hl:tl]})
 		case et == 0x86dd && len(ip) >= 40 && ip[6] == IPProto:
 			pl := int(binary.BigEndian.Uint16(ip[4:]))
 			if 40+pl > len(ip) {
