@@ -116,9 +116,12 @@ func (v *validator) global() {
 		if vi.CheckUnicastSrc && len(vi.UnicastPeers) == 0 {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: check_unicast_src without unicast_peer has no effect (multicast adverts are checked by their TTL of 255)", vi.Name)
 		}
+		if vi.Auth != nil && vi.Auth.Pass == "" {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: authentication without auth_pass is ignored, as keepalived does", vi.Name)
+		}
 		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "AH") {
 			if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
-				v.d.errorf(vi.Pos, "vrrp_instance %q: auth_type AH is for IPv4 instances only", vi.Name)
+				v.d.warnf(vi.Pos, "vrrp_instance %q: auth_type AH is for IPv4 instances only; the authentication block is ignored", vi.Name)
 			}
 			if strings.EqualFold(vi.State, "MASTER") {
 				v.d.warnf(vi.Pos, "vrrp_instance %q: state MASTER with auth_type AH starts as BACKUP, as keepalived does", vi.Name)

@@ -1120,3 +1120,31 @@ func TestRulePrioritiesMapped(t *testing.T) {
 		t.Errorf("priorities %v, want %v", got, want)
 	}
 }
+
+// TestAuthMapping: auth_type AH and PASS reach VRRP for IPv4 VRRPv2 with
+// a password; without one, with VRRPv3 or for IPv6 the block is ignored
+// (as keepalived does); an AH instance's state MASTER starts as BACKUP.
+func TestAuthMapping(t *testing.T) {
+	inst := func(name, vrid, extra, vip string) string {
+		return "vrrp_instance " + name + " {\n    interface eth0\n    virtual_router_id " + vrid + "\n    state MASTER\n" + extra +
+			"    virtual_ipaddress {\n        " + vip + "\n    }\n}\n"
+	}
+	src := inst("AH", "1", "    authentication {\n        auth_type AH\n        auth_pass s3cret\n    }\n", "10.0.0.1") +
+		inst("NOPASS", "2", "    authentication {\n        auth_type AH\n    }\n", "10.0.0.2") +
+		inst("V3", "3", "    version 3\n    authentication {\n        auth_type AH\n        auth_pass x\n    }\n", "10.0.0.3") +
+		inst("V6", "4", "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n", "2001:db8::4") +
+		inst("PASS", "5", "    authentication {\n        auth_type PASS\n        auth_pass p\n    }\n", "10.0.0.5")
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	var got []string
+	for _, ic := range insts {
+		got = append(got, fmt.Sprintf("%s:%v:%q:%s", ic.Name, ic.AuthAH, ic.AuthPass, ic.State))
+	}
+	want := []string{`AH:true:"s3cret":BACKUP`, `NOPASS:false:"":MASTER`, `V3:false:"":MASTER`, `V6:false:"":MASTER`, `PASS:false:"p":MASTER`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+}

@@ -69,7 +69,11 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if a, err := netip.ParseAddr(group); err == nil {
 			ic.MulticastGroup = a
 		}
-		if vi.Auth != nil && (strings.EqualFold(vi.Auth.Type, "PASS") || strings.EqualFold(vi.Auth.Type, "AH")) {
+		v6 := len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6()
+		// as keepalived: no authentication without a password, with
+		// VRRPv3 or for IPv6 (warned by Validate)
+		if vi.Auth != nil && vi.Auth.Pass != "" && ic.Version == 2 && !v6 &&
+			(strings.EqualFold(vi.Auth.Type, "PASS") || strings.EqualFold(vi.Auth.Type, "AH")) {
 			ic.AuthPass = vi.Auth.Pass
 			if len(ic.AuthPass) > 8 {
 				ic.AuthPass = ic.AuthPass[:8]

@@ -5,7 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/binary"
 	"net/netip"
-	"time"
+	"sync"
 )
 
 // VRRPv2 over IPsec AH (auth_type AH), as keepalived sends it: an IPv4
@@ -62,48 +62,69 @@ func ahHeader(src netip.Addr, seq uint32) []byte {
 	return a
 }
 
-// ahReplay is the anti-replay state of one sender: its highest sequence
-// number, and since when its packets have been refused as replays.
-type ahReplay struct {
-	seq     uint32
-	refused time.Time
+// ahCounter is an instance's AH sequence number, as keepalived keeps
+// it: one number that the adverts it sends increment and that the
+// adverts it accepts raise. A packet is accepted only with a number
+// above it (anti-replay); after a takeover the new MASTER goes on above
+// the numbers the old one sent, so each side accepts the other's. It
+// outlives the instance's sockets (LinuxSystem.ahCounters).
+//
+// govs's adverts go at least from floor (the Unix time when the counter
+// was made): peers that saw the numbers of a govs that then restarted
+// accept the new one's (adverts go at most about once a second), while
+// the counter itself starts at 0, so that a govs starting as BACKUP
+// accepts a keepalived MASTER's low numbers at once.
+type ahCounter struct {
+	mu    sync.Mutex
+	seq   uint32
+	floor uint32
+}
+
+// next is the number of the next advert sent.
+func (c *ahCounter) next() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq = max(c.seq+1, c.floor)
+	return c.seq
+}
+
+// accept raises the counter to seq, or reports seq as a replay.
+func (c *ahCounter) accept(seq uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq <= c.seq {
+		return false
+	}
+	c.seq = seq
+	return true
 }
 
 // ahCheck verifies an AH packet (ipPayload: the AH header and the VRRP
-// packet) received with iphdr: its ICV, its SPI (the source address) and
-// its sequence number against replay. A sender whose packets have all
-// been replays for longer than grace is taken to have restarted (its
-// numbers start again) and accepted: keepalived would refuse it until
-// its numbers pass the old ones, which splits the pair. It returns the
-// VRRP packet, or the reason to drop.
-func ahCheck(key [authDataLen]byte, iphdr, ipPayload []byte, src netip.Addr, unicast bool, seen map[netip.Addr]*ahReplay, now time.Time, grace time.Duration) ([]byte, DropReason) {
-	if len(ipPayload) < ahLen || ipPayload[0] != IPProto || ipPayload[1] != ahLen/4-2 {
-		return nil, DropLength
+// packet) received with iphdr for the instance of VRID vrid: another
+// VRID's packet is not checked (its key may differ, and its numbers are
+// not this instance's); then its ICV, its SPI (the source address) and
+// its sequence number against cnt. It returns the VRRP packet, or the
+// reason to drop; skip reports a packet that is not VRRP in AH at all.
+func ahCheck(key [authDataLen]byte, vrid uint8, iphdr, ipPayload []byte, src netip.Addr, unicast bool, cnt *ahCounter) (vrrp []byte, drop DropReason, skip bool) {
+	if len(ipPayload) < ahLen || ipPayload[0] != IPProto {
+		return nil, "", true // other IPsec traffic
+	}
+	if ipPayload[1] != ahLen/4-2 || len(ipPayload) < ahLen+headerLen {
+		return nil, DropLength, false
 	}
 	ah, vrrp := ipPayload[:ahLen], ipPayload[ahLen:]
+	if vrrp[1] != vrid {
+		return nil, DropVRID, false
+	}
 	want := ahICV(key, iphdr, ah, vrrp, unicast)
 	if !hmac.Equal(want[:], ah[12:ahLen]) {
-		return nil, DropAuth
+		return nil, DropAuth, false
 	}
 	if s := src.As4(); [4]byte(ah[4:8]) != s {
-		return nil, DropAuth
+		return nil, DropAuth, false
 	}
-	seq := binary.BigEndian.Uint32(ah[8:12])
-	r := seen[src]
-	if r == nil {
-		r = &ahReplay{}
-		seen[src] = r
+	if !cnt.accept(binary.BigEndian.Uint32(ah[8:12])) {
+		return nil, DropReplay, false
 	}
-	switch {
-	case seq > r.seq:
-		r.seq, r.refused = seq, time.Time{}
-	case r.refused.IsZero():
-		r.refused = now
-		return nil, DropReplay
-	case now.Sub(r.refused) < grace:
-		return nil, DropReplay
-	default:
-		r.seq, r.refused = seq, time.Time{}
-	}
-	return vrrp, ""
+	return vrrp, "", false
 }

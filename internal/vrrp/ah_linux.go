@@ -17,15 +17,31 @@ import (
 // reads them (ahCheck).
 type ahConn struct {
 	*linuxConn
-	key   [authDataLen]byte
-	rc    *ipv4.RawConn
-	grace time.Duration
+	key  [authDataLen]byte
+	vrid uint8
+	rc   *ipv4.RawConn
+	cnt  *ahCounter // the instance's, shared with its earlier sockets
 
-	mu  sync.Mutex // Send
-	id  uint16
-	seq uint32
+	mu sync.Mutex // Send
+	id uint16
+}
 
-	seen map[netip.Addr]*ahReplay // Recv's
+// ahCounterOf is the sequence counter of the instance name, made on
+// first use: its numbers start at the Unix time, so that a restart of
+// govs goes on above the numbers its peers saw (keepalived refuses lower
+// ones; adverts go at most about once a second).
+func (s *LinuxSystem) ahCounterOf(name string) *ahCounter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ahCounters == nil {
+		s.ahCounters = map[string]*ahCounter{}
+	}
+	c := s.ahCounters[name]
+	if c == nil {
+		c = &ahCounter{floor: uint32(time.Now().Unix())}
+		s.ahCounters[name] = c
+	}
+	return c
 }
 
 // openAH opens the AH socket of an IPv4 VRRPv2 instance; c carries the
@@ -41,14 +57,7 @@ func (s *LinuxSystem) openAH(cfg *InstanceConfig, c *linuxConn) (Conn, error) {
 		}
 		c.dsts = []netip.Addr{g}
 	}
-	a := &ahConn{linuxConn: c, key: ahKey(cfg.AuthPass), seen: map[netip.Addr]*ahReplay{},
-		// a sender refused as a replay for longer than its master down
-		// interval has restarted (ahCheck)
-		grace: 3*max(cfg.AdvertInterval, time.Second) + time.Second,
-		// numbers start at the time, so that a restart of this side
-		// goes on above the numbers its peers saw (keepalived refuses
-		// lower ones); adverts go at most about once a second
-		seq: uint32(time.Now().Unix())}
+	a := &ahConn{linuxConn: c, key: ahKey(cfg.AuthPass), vrid: uint8(cfg.VRID), cnt: s.ahCounterOf(cfg.Name)}
 	err := s.inNS(func() error {
 		raw, err := net.ListenPacket(fmt.Sprintf("ip4:%d", protoAH), "0.0.0.0")
 		if err != nil {
@@ -79,7 +88,7 @@ func (s *LinuxSystem) openAH(cfg *InstanceConfig, c *linuxConn) (Conn, error) {
 func (a *ahConn) Send(adv *Advert) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.seq++ // one number per advert, whatever the peers (as keepalived)
+	seq := a.cnt.next() // one number per advert, whatever the peers (as keepalived)
 	ttl := TTL
 	if a.unicast {
 		ttl = a.ttl
@@ -99,7 +108,7 @@ func (a *ahConn) Send(adv *Advert) error {
 		if err != nil {
 			return err
 		}
-		ah := ahHeader(a.src, a.seq)
+		ah := ahHeader(a.src, seq)
 		icv := ahICV(a.key, hb, ah, vr, a.unicast)
 		copy(ah[12:], icv[:])
 		if err := a.rc.WriteTo(h, append(ah, vr...), nil); err != nil {
@@ -128,7 +137,10 @@ func (a *ahConn) Recv() (Packet, error) {
 			pkt.Drop = DropLength
 			return pkt, nil
 		}
-		vr, drop := ahCheck(a.key, hb, p, pkt.Src, a.unicast, a.seen, pkt.Received, a.grace)
+		vr, drop, skip := ahCheck(a.key, a.vrid, hb, p, pkt.Src, a.unicast, a.cnt)
+		if skip {
+			continue
+		}
 		if drop != "" {
 			pkt.Drop = drop
 			return pkt, nil

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 )
 
 // kaAHAdvert is an advert keepalived 2.2.7 sent with auth_type AH and
@@ -24,9 +23,9 @@ func kaAHPacket(t *testing.T) (iphdr, payload []byte) {
 }
 
 // TestAHKeepalivedVector: govs computes the ICV of keepalived's packet
-// and accepts it; a wrong key, a changed byte, a wrong SPI and a replay
-// are refused; a sender refused as a replay past the grace period is
-// taken as restarted.
+// and accepts it; a wrong key, a changed byte, a wrong SPI, a replay and
+// another VRID are refused; a number already reached by govs's own
+// adverts is a replay too (one counter, as keepalived's).
 func TestAHKeepalivedVector(t *testing.T) {
 	hdr, p := kaAHPacket(t)
 	src := netip.MustParseAddr("10.77.0.1")
@@ -35,9 +34,16 @@ func TestAHKeepalivedVector(t *testing.T) {
 	if hex.EncodeToString(icv[:]) != "3ec2483f6b8b48530167ea60" {
 		t.Fatalf("ICV %x, keepalived's 3ec2483f6b8b48530167ea60", icv)
 	}
-	now := time.Unix(1000, 0)
-	seen := map[netip.Addr]*ahReplay{}
-	vr, drop := ahCheck(key, hdr, p, src, false, seen, now, 4*time.Second)
+	check := func(key [authDataLen]byte, vrid uint8, hdr, p []byte, src netip.Addr, cnt *ahCounter) DropReason {
+		t.Helper()
+		_, drop, skip := ahCheck(key, vrid, hdr, p, src, false, cnt)
+		if skip {
+			t.Fatal("skipped")
+		}
+		return drop
+	}
+	cnt := &ahCounter{}
+	vr, drop, _ := ahCheck(key, 51, hdr, p, src, false, cnt)
 	if drop != "" {
 		t.Fatalf("keepalived's packet refused: %s", drop)
 	}
@@ -45,36 +51,48 @@ func TestAHKeepalivedVector(t *testing.T) {
 	if err != nil || a.VRID != 51 || a.Priority != 150 || a.AuthType != AuthAH || a.Addrs[0] != netip.MustParseAddr("10.77.0.100") {
 		t.Fatalf("advert %+v, %v", a, err)
 	}
-	if _, drop := ahCheck(key, hdr, p, src, false, seen, now, 4*time.Second); drop != DropReplay {
-		t.Errorf("the same packet again: %q, want replay", drop)
+	if cnt.seq != 1 {
+		t.Errorf("counter %d after sequence number 1", cnt.seq)
 	}
-	if _, drop := ahCheck(key, hdr, p, src, false, seen, now.Add(5*time.Second), 4*time.Second); drop != "" {
-		t.Errorf("replays past the grace period (a restart): %q, want accepted", drop)
+	if d := check(key, 51, hdr, p, src, cnt); d != DropReplay {
+		t.Errorf("the same packet again: %q, want replay", d)
 	}
-	if _, drop := ahCheck(ahKey("secret13"), hdr, p, src, false, map[netip.Addr]*ahReplay{}, now, time.Second); drop != DropAuth {
-		t.Errorf("wrong key: %q", drop)
+	if d := check(key, 51, hdr, p, src, &ahCounter{seq: 5}); d != DropReplay {
+		t.Errorf("below the counter: %q, want replay", d)
+	}
+	if d := check(ahKey("secret13"), 51, hdr, p, src, &ahCounter{}); d != DropAuth {
+		t.Errorf("wrong key: %q", d)
+	}
+	if d := check(key, 52, hdr, p, src, &ahCounter{}); d != DropVRID {
+		t.Errorf("another VRID: %q", d)
 	}
 	bad := append([]byte(nil), p...)
 	bad[ahLen+2] = 200 // the priority
-	if _, drop := ahCheck(key, hdr, bad, src, false, map[netip.Addr]*ahReplay{}, now, time.Second); drop != DropAuth {
-		t.Errorf("changed priority: %q", drop)
+	if d := check(key, 51, hdr, bad, src, &ahCounter{}); d != DropAuth {
+		t.Errorf("changed priority: %q", d)
 	}
 	// the TTL is covered for multicast, not for unicast
 	hdr2 := append([]byte(nil), hdr...)
 	hdr2[8] = 254
-	if _, drop := ahCheck(key, hdr2, p, src, false, map[netip.Addr]*ahReplay{}, now, time.Second); drop != DropAuth {
-		t.Errorf("changed TTL (multicast): %q", drop)
+	if d := check(key, 51, hdr2, p, src, &ahCounter{}); d != DropAuth {
+		t.Errorf("changed TTL (multicast): %q", d)
 	}
-	if _, drop := ahCheck(key, hdr, p, netip.MustParseAddr("10.77.0.2"), false, map[netip.Addr]*ahReplay{}, now, time.Second); drop != DropAuth {
-		t.Errorf("SPI not the source: %q", drop)
+	if d := check(key, 51, hdr, p, netip.MustParseAddr("10.77.0.2"), &ahCounter{}); d != DropAuth {
+		t.Errorf("SPI not the source: %q", d)
 	}
-	if _, drop := ahCheck(key, hdr, p[:20], src, false, map[netip.Addr]*ahReplay{}, now, time.Second); drop != DropLength {
-		t.Errorf("short: %q", drop)
+	if d := check(key, 51, hdr, p[:ahLen+4], src, &ahCounter{}); d != DropLength {
+		t.Errorf("short: %q", d)
+	}
+	other := append([]byte(nil), p...)
+	other[0] = 6 // AH carrying TCP: not VRRP
+	if _, _, skip := ahCheck(key, 51, hdr, other, src, false, &ahCounter{}); !skip {
+		t.Error("AH carrying TCP was not skipped")
 	}
 }
 
 // TestAHRoundTrip: a header and AH header built as govs sends them check
-// out, for unicast too.
+// out, for unicast too; the counter follows received numbers, so that
+// the next advert sent goes above them.
 func TestAHRoundTrip(t *testing.T) {
 	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	adv := Advert{Version: 2, VRID: 7, Priority: 100, Interval: 1, AuthType: AuthAH, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}}
@@ -88,8 +106,17 @@ func TestAHRoundTrip(t *testing.T) {
 	icv := ahICV(key, hdr, ah, vr, true)
 	copy(ah[12:], icv[:])
 	hdr[8] = 60 // a router on the way
-	got, drop := ahCheck(key, hdr, append(ah, vr...), src, true, map[netip.Addr]*ahReplay{}, time.Now(), time.Second)
+	cnt := &ahCounter{seq: 10}
+	got, drop, _ := ahCheck(key, 7, hdr, append(ah, vr...), src, true, cnt)
 	if drop != "" || string(got) != string(vr) {
 		t.Fatalf("drop %q", drop)
+	}
+	if n := cnt.next(); n != 43 {
+		t.Errorf("next advert %d after accepting 42, want 43", n)
+	}
+	// a new counter accepts any number at first, and sends from its floor
+	fresh := &ahCounter{floor: 1000}
+	if !fresh.accept(1) || fresh.next() != 1000 || fresh.next() != 1001 || fresh.accept(1001) || !fresh.accept(1002) {
+		t.Errorf("fresh counter: %+v", fresh)
 	}
 }

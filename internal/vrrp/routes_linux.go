@@ -16,7 +16,7 @@ import (
 // found them so.
 const routeRecheck = 30 * time.Second
 
-// routeWatch tells RestoreRoutes when the routes may have changed, so
+// routeWatch tells RestoreRoutes when the routes (not the rules) may have changed, so
 // that it does not list the routing tables (which can be large on a host
 // that also speaks BGP) every second for nothing: a subscription bumps
 // gen on every route deletion, address deletion and link change (the
@@ -134,15 +134,12 @@ func (s *LinuxSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (i
 	last, seen := s.rt.checked[routeKey(cfg)]
 	fresh := s.rt.watching && seen && last.gen == gen && time.Since(last.at) < routeRecheck
 	s.mu.Unlock()
-	if fresh {
-		return 0, nil
-	}
 	var errs []error
 	added := 0
 	tables := map[int][]netlink.Route{} // by family: every table's routes
 	interrupted := false
 	for _, r := range cfg.VirtualRoutes {
-		if r.NoTrack {
+		if r.NoTrack || fresh {
 			continue
 		}
 		nr, err := s.route(cfg, r)
@@ -173,6 +170,8 @@ func (s *LinuxSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (i
 		}
 		added++
 	}
+	// the rules are listed every time: there is no subscription to them,
+	// and their list is short
 	for _, r := range cfg.VirtualRules {
 		if r.NoTrack {
 			continue
@@ -194,7 +193,7 @@ func (s *LinuxSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (i
 			errs = append(errs, fmt.Errorf("put back rule %s: %w", want, err))
 		}
 	}
-	if len(errs) == 0 && !interrupted {
+	if len(errs) == 0 && !interrupted && !fresh {
 		s.mu.Lock()
 		if s.rt.checked == nil {
 			s.rt.checked = map[string]routeCheck{}

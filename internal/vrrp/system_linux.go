@@ -38,6 +38,9 @@ type LinuxSystem struct {
 	vmacs map[string]*vmacState    // use_vmac interfaces set up, by name
 	saved map[string]*savedSysctls // sysctls changed for them
 	rt    routeWatch               // when RestoreRoutes lists the routes
+	// ahCounters are the AH sequence counters, by instance name: they
+	// outlive a socket opened again
+	ahCounters map[string]*ahCounter
 }
 
 var _ System = (*LinuxSystem)(nil)
