@@ -678,3 +678,18 @@ func TestGarpExtraIf(t *testing.T) {
 		t.Error("a global vrrp_garp_extra_if 0 was taken")
 	}
 }
+
+// TestSharedRouteWarning: two holders giving one route (destination,
+// table, metric) different paths are warned about; the same route in
+// two instances is not.
+func TestSharedRouteWarning(t *testing.T) {
+	inst := func(name, vrid, route string) string {
+		return "vrrp_instance " + name + " {\n    interface eth0\n    virtual_router_id " + vrid + "\n    virtual_ipaddress {\n        10.0.0." + vrid + "\n    }\n    virtual_routes {\n        " + route + "\n    }\n}\n"
+	}
+	src := inst("A", "1", "10.5.0.0/16 via 10.0.0.254") + inst("B", "2", "10.5.0.0/16 via 10.0.0.253") +
+		inst("C", "3", "10.6.0.0/16 via 10.0.0.254") + inst("D", "4", "10.6.0.0/16 via 10.0.0.254")
+	_, ds := LoadBytes("t.conf", []byte(src), nil)
+	if n := strings.Count(diagStrings(ds), "is also"); n != 1 || !strings.Contains(diagStrings(ds), `route 10.5.0.0/16 is also vrrp_instance "A"'s`) {
+		t.Errorf("diagnostics:\n%s", diagStrings(ds))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -24,6 +25,7 @@ func (c *Config) Validate() Diagnostics {
 	v.vrrp()
 	v.ifDelays()
 	v.statics()
+	v.sharedRoutes()
 	for r, prio := range v.cfg.RulePriorities() {
 		v.d.warnf(r.Pos, "rule without priority: it gets %d, as keepalived numbers them (from %d down in the order written); give it one to order the rules as you mean", prio, RuleStartPriority)
 	}
@@ -160,6 +162,42 @@ func (v *validator) statics() {
 				v.d.warnf(r.Pos, "static_routes %s: no dev IF, via GW or global default_interface: on eth0, as keepalived", r.To)
 			}
 		}
+	}
+}
+
+// sharedRoutes warns about a route that two holders (VRRP instances, the
+// static set) give differently: the same destination, table and metric
+// is one route for the kernel, and each would put back its own over the
+// other's.
+func (v *validator) sharedRoutes() {
+	type id struct {
+		dst           netip.Prefix
+		table, metric int
+	}
+	type seen struct {
+		owner string
+		r     *Route
+	}
+	first := map[id]seen{}
+	check := func(owner string, rs []Route) {
+		for i := range rs {
+			r := &rs[i]
+			k := id{r.To.Masked(), r.TableID, r.Metric}
+			s, ok := first[k]
+			if !ok {
+				first[k] = seen{owner, r}
+				continue
+			}
+			if s.owner != owner && (s.r.Via != r.Via || s.r.Dev != r.Dev || s.r.Type != r.Type || !slices.Equal(s.r.Nexthops, r.Nexthops)) {
+				v.d.warnf(r.Pos, "route %s is also %s's with another path: the same destination, table and metric are one route, and each would put back its own over the other's", r.To, s.owner)
+			}
+		}
+	}
+	for _, b := range v.cfg.Statics {
+		check("static_routes", b.Routes)
+	}
+	for _, vi := range v.cfg.VRRPInstances {
+		check(fmt.Sprintf("vrrp_instance %q", vi.Name), vi.Routes)
 	}
 }
 

@@ -1070,7 +1070,19 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 			log.Error("add virtual addresses", "err", err)
 		}
 	case ActionRemoveAddresses:
-		if err := n.opts.System.RemoveAddresses(ctx, &in.cfg); err != nil {
+		// a route or rule another MASTER instance or the static set
+		// also has stays: it would go from under them
+		var holders []InstanceConfig
+		for _, o := range n.insts {
+			if o != in && o.m.State() == StateMaster {
+				holders = append(holders, o.cfg)
+			}
+		}
+		if !n.opts.Static.empty() {
+			holders = append(holders, n.opts.Static.config())
+		}
+		cfg := withoutShared(in.cfg, holders)
+		if err := n.opts.System.RemoveAddresses(ctx, &cfg); err != nil {
 			log.Error("remove virtual addresses", "err", err)
 		}
 	case ActionAnnounce:

@@ -437,3 +437,42 @@ func (n *Node) groupFault(in *instance) bool {
 	}
 	return false
 }
+
+// withoutShared is cfg without the routes and rules one of holders has
+// too: the same destination, table and metric for a route (the kernel's
+// identity of it), the same rule.
+func withoutShared(cfg InstanceConfig, holders []InstanceConfig) InstanceConfig {
+	if len(holders) == 0 {
+		return cfg
+	}
+	type routeID struct {
+		dst           netip.Prefix
+		table, metric int
+	}
+	routes := map[routeID]bool{}
+	var rules []VirtualRule
+	for _, h := range holders {
+		for _, r := range h.VirtualRoutes {
+			routes[routeID{r.Dst.Masked(), r.Table, r.Metric}] = true
+		}
+		for _, r := range h.VirtualRules {
+			r.NoTrack = false
+			rules = append(rules, r)
+		}
+	}
+	out := cfg
+	out.VirtualRoutes, out.VirtualRules = nil, nil
+	for _, r := range cfg.VirtualRoutes {
+		if !routes[routeID{r.Dst.Masked(), r.Table, r.Metric}] {
+			out.VirtualRoutes = append(out.VirtualRoutes, r)
+		}
+	}
+	for _, r := range cfg.VirtualRules {
+		k := r
+		k.NoTrack = false
+		if !slices.Contains(rules, k) {
+			out.VirtualRules = append(out.VirtualRules, r)
+		}
+	}
+	return out
+}

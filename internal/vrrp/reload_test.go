@@ -746,3 +746,28 @@ func TestNodeUnicastFaultNoPeer(t *testing.T) {
 		<-done
 	})
 }
+
+// withoutShared keeps out the routes (by destination, table and metric)
+// and rules another holder has too.
+func TestWithoutShared(t *testing.T) {
+	p := netip.MustParsePrefix
+	cfg := InstanceConfig{
+		VirtualRoutes: []VirtualRoute{{Dst: p("10.1.0.0/16"), Via: netip.MustParseAddr("10.0.0.1")}, {Dst: p("10.2.0.0/16")}, {Dst: p("10.3.0.0/16"), Table: 5}},
+		VirtualRules:  []VirtualRule{{From: p("10.0.0.100/32"), Table: 100, Priority: 7}, {From: p("10.0.0.101/32"), Table: 100, Priority: 8}},
+	}
+	other := InstanceConfig{
+		VirtualRoutes: []VirtualRoute{{Dst: p("10.1.0.0/16"), Via: netip.MustParseAddr("10.0.0.2")}, {Dst: p("10.3.0.0/16")}},
+		VirtualRules:  []VirtualRule{{From: p("10.0.0.100/32"), Table: 100, Priority: 7, NoTrack: true}},
+	}
+	got := withoutShared(cfg, []InstanceConfig{other})
+	var dsts []string
+	for _, r := range got.VirtualRoutes {
+		dsts = append(dsts, r.Dst.String())
+	}
+	if !slices.Equal(dsts, []string{"10.2.0.0/16", "10.3.0.0/16"}) || len(got.VirtualRules) != 1 || got.VirtualRules[0].Priority != 8 {
+		t.Errorf("routes %v, rules %+v", dsts, got.VirtualRules)
+	}
+	if got := withoutShared(cfg, nil); len(got.VirtualRoutes) != 3 || len(got.VirtualRules) != 2 {
+		t.Errorf("no holders: %+v", got)
+	}
+}
