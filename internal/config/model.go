@@ -634,6 +634,20 @@ type VRRPInstance struct {
 	SkipCheckAdvAddr *bool `json:"skip_check_adv_addr,omitempty"`
 }
 
+// isIPv6 is the instance's family as VRRP reads it: its first virtual
+// address's, else its source's, else its first unicast peer's.
+func (vi *VRRPInstance) isIPv6() bool {
+	switch {
+	case len(vi.VIPs) > 0:
+		return vi.VIPs[0].Prefix.Addr().Is6()
+	case vi.UnicastSrcIP.IsValid():
+		return vi.UnicastSrcIP.Is6()
+	case vi.McastSrcIP.IsValid():
+		return vi.McastSrcIP.Is6()
+	}
+	return len(vi.UnicastPeers) > 0 && vi.UnicastPeers[0].Addr.Is6()
+}
+
 // VMACInterface is the name of the instance's use_vmac interface: the
 // one configured, else PREFIX.VRID with global_defs' vmac_prefix
 // (keepalived's default "vrrp").

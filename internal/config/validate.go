@@ -122,9 +122,6 @@ func (v *validator) global() {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: authentication without auth_pass is ignored, as keepalived does", vi.Name)
 		}
 		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "AH") {
-			if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
-				v.d.warnf(vi.Pos, "vrrp_instance %q: auth_type AH is for IPv4 instances only; the authentication block is ignored", vi.Name)
-			}
 			if strings.EqualFold(vi.State, "MASTER") {
 				v.d.warnf(vi.Pos, "vrrp_instance %q: state MASTER with auth_type AH starts as BACKUP, as keepalived does", vi.Name)
 			}
@@ -307,6 +304,8 @@ func (v *validator) vrrp() {
 		}
 		if ver == 3 && vi.Auth != nil {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: VRRPv3 has no authentication; the authentication block is ignored", vi.Name)
+		} else if vi.Auth != nil && vi.isIPv6() {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: an IPv6 instance has no authentication; the authentication block is ignored", vi.Name)
 		}
 		if vi.Auth != nil {
 			if t := strings.ToUpper(vi.Auth.Type); t != "PASS" && t != "AH" {

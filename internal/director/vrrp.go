@@ -69,20 +69,6 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if a, err := netip.ParseAddr(group); err == nil {
 			ic.MulticastGroup = a
 		}
-		v6 := len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6()
-		// as keepalived: no authentication without a password, with
-		// VRRPv3 or for IPv6 (warned by Validate)
-		if vi.Auth != nil && vi.Auth.Pass != "" && ic.Version == 2 && !v6 &&
-			(strings.EqualFold(vi.Auth.Type, "PASS") || strings.EqualFold(vi.Auth.Type, "AH")) {
-			ic.AuthPass = vi.Auth.Pass
-			if len(ic.AuthPass) > 8 {
-				ic.AuthPass = ic.AuthPass[:8]
-			}
-			if ic.AuthAH = strings.EqualFold(vi.Auth.Type, "AH"); ic.AuthAH && strings.EqualFold(ic.State, "MASTER") {
-				// keepalived: an initial state MASTER is cleared with AH
-				ic.State = "BACKUP"
-			}
-		}
 		ic.CheckUnicastSrc = set.CheckUnicastSrc
 		if x := set.GarpExtraIf; x != nil {
 			ic.GARPExtraIf, ic.GARPExtraIfAll = x.Interval.D(), x.All
@@ -110,6 +96,20 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		ic.VirtualIPs = vipList(vi.VIPs)
 		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
+		// as keepalived: no authentication without a password, with
+		// VRRPv3 or for IPv6 (warned by Validate); the family as the
+		// instance reads it (its addresses, else its source or peers)
+		if vi.Auth != nil && vi.Auth.Pass != "" && ic.Version == 2 && !ic.IsIPv6() &&
+			(strings.EqualFold(vi.Auth.Type, "PASS") || strings.EqualFold(vi.Auth.Type, "AH")) {
+			ic.AuthPass = vi.Auth.Pass
+			if len(ic.AuthPass) > 8 {
+				ic.AuthPass = ic.AuthPass[:8]
+			}
+			if ic.AuthAH = strings.EqualFold(vi.Auth.Type, "AH"); ic.AuthAH && strings.EqualFold(ic.State, "MASTER") {
+				// keepalived: an initial state MASTER is cleared with AH
+				ic.State = "BACKUP"
+			}
+		}
 		ic.VirtualRoutes = routeList(vi.Routes)
 		ic.VirtualRules = ruleList(vi.Rules, prios)
 		for _, t := range vi.TrackIfaces {

@@ -84,7 +84,10 @@ type ahCounter struct {
 func (c *ahCounter) next() uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seq = max(c.seq+1, c.floor)
+	if c.seq < ahSeqMax {
+		// keepalived stops at the top instead of going round
+		c.seq = max(c.seq+1, c.floor)
+	}
 	return c.seq
 }
 
@@ -99,32 +102,40 @@ func (c *ahCounter) accept(seq uint32) bool {
 	return true
 }
 
+// ahSeqMax is where keepalived's sequence numbers stop (it then stops
+// sending).
+const ahSeqMax = 0xFFFFFFFD
+
 // ahCheck verifies an AH packet (ipPayload: the AH header and the VRRP
 // packet) received with iphdr for the instance of VRID vrid: another
 // VRID's packet is not checked (its key may differ, and its numbers are
 // not this instance's); then its ICV, its SPI (the source address) and
-// its sequence number against cnt. It returns the VRRP packet, or the
-// reason to drop; skip reports a packet that is not VRRP in AH at all.
-func ahCheck(key [authDataLen]byte, vrid uint8, iphdr, ipPayload []byte, src netip.Addr, unicast bool, cnt *ahCounter) (vrrp []byte, drop DropReason, skip bool) {
+// its sequence number against cnt, which it raises — unless check is
+// false: then the caller accepts seq itself (ahCounter.accept) once it
+// knows the packet is one it takes. It returns the VRRP packet and its
+// sequence number, or the reason to drop; skip reports a packet that is
+// not VRRP in AH at all.
+func ahCheck(key [authDataLen]byte, vrid uint8, iphdr, ipPayload []byte, src netip.Addr, unicast bool, cnt *ahCounter, check bool) (vrrp []byte, seq uint32, drop DropReason, skip bool) {
 	if len(ipPayload) < ahLen || ipPayload[0] != IPProto {
-		return nil, "", true // other IPsec traffic
+		return nil, 0, "", true // other IPsec traffic
 	}
 	if ipPayload[1] != ahLen/4-2 || len(ipPayload) < ahLen+headerLen {
-		return nil, DropLength, false
+		return nil, 0, DropLength, false
 	}
 	ah, vrrp := ipPayload[:ahLen], ipPayload[ahLen:]
 	if vrrp[1] != vrid {
-		return nil, DropVRID, false
+		return nil, 0, DropVRID, false
 	}
 	want := ahICV(key, iphdr, ah, vrrp, unicast)
 	if !hmac.Equal(want[:], ah[12:ahLen]) {
-		return nil, DropAuth, false
+		return nil, 0, DropAuth, false
 	}
 	if s := src.As4(); [4]byte(ah[4:8]) != s {
-		return nil, DropAuth, false
+		return nil, 0, DropAuth, false
 	}
-	if !cnt.accept(binary.BigEndian.Uint32(ah[8:12])) {
-		return nil, DropReplay, false
+	seq = binary.BigEndian.Uint32(ah[8:12])
+	if check && !cnt.accept(seq) {
+		return nil, seq, DropReplay, false
 	}
-	return vrrp, "", false
+	return vrrp, seq, "", false
 }

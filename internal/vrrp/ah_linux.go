@@ -26,11 +26,13 @@ type ahConn struct {
 	id uint16
 }
 
-// ahCounterOf is the sequence counter of the instance name, made on
-// first use: its numbers start at the Unix time, so that a restart of
+// ahCounterOf is the sequence counter of the instance's router (its
+// name, interface, VRID and family: a router changed by a reload starts
+// again, as in keepalived), made on first use: its numbers start at the Unix time, so that a restart of
 // govs goes on above the numbers its peers saw (keepalived refuses lower
 // ones; adverts go at most about once a second).
-func (s *LinuxSystem) ahCounterOf(name string) *ahCounter {
+func (s *LinuxSystem) ahCounterOf(cfg *InstanceConfig) *ahCounter {
+	name := fmt.Sprintf("%s/%s/%d/%v", cfg.Name, cfg.Interface, cfg.VRID, cfg.IsIPv6())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ahCounters == nil {
@@ -57,7 +59,7 @@ func (s *LinuxSystem) openAH(cfg *InstanceConfig, c *linuxConn) (Conn, error) {
 		}
 		c.dsts = []netip.Addr{g}
 	}
-	a := &ahConn{linuxConn: c, key: ahKey(cfg.AuthPass), vrid: uint8(cfg.VRID), cnt: s.ahCounterOf(cfg.Name)}
+	a := &ahConn{linuxConn: c, key: ahKey(cfg.AuthPass), vrid: uint8(cfg.VRID), cnt: s.ahCounterOf(cfg)}
 	err := s.inNS(func() error {
 		raw, err := net.ListenPacket(fmt.Sprintf("ip4:%d", protoAH), "0.0.0.0")
 		if err != nil {
@@ -137,7 +139,7 @@ func (a *ahConn) Recv() (Packet, error) {
 			pkt.Drop = DropLength
 			return pkt, nil
 		}
-		vr, drop, skip := ahCheck(a.key, a.vrid, hb, p, pkt.Src, a.unicast, a.cnt)
+		vr, seq, drop, skip := ahCheck(a.key, a.vrid, hb, p, pkt.Src, a.unicast, a.cnt, false)
 		if skip {
 			continue
 		}
@@ -145,6 +147,10 @@ func (a *ahConn) Recv() (Packet, error) {
 			pkt.Drop = drop
 			return pkt, nil
 		}
+		// the sequence number is taken by the node, once it knows the
+		// packet is for the socket in use (a reload briefly has two)
+		cnt := a.cnt
+		pkt.accept = func() bool { return cnt.accept(seq) }
 		pkt.Data = append([]byte(nil), vr...)
 		return pkt, nil
 	}

@@ -36,14 +36,14 @@ func TestAHKeepalivedVector(t *testing.T) {
 	}
 	check := func(key [authDataLen]byte, vrid uint8, hdr, p []byte, src netip.Addr, cnt *ahCounter) DropReason {
 		t.Helper()
-		_, drop, skip := ahCheck(key, vrid, hdr, p, src, false, cnt)
+		_, _, drop, skip := ahCheck(key, vrid, hdr, p, src, false, cnt, true)
 		if skip {
 			t.Fatal("skipped")
 		}
 		return drop
 	}
 	cnt := &ahCounter{}
-	vr, drop, _ := ahCheck(key, 51, hdr, p, src, false, cnt)
+	vr, seq, drop, _ := ahCheck(key, 51, hdr, p, src, false, cnt, true)
 	if drop != "" {
 		t.Fatalf("keepalived's packet refused: %s", drop)
 	}
@@ -51,8 +51,12 @@ func TestAHKeepalivedVector(t *testing.T) {
 	if err != nil || a.VRID != 51 || a.Priority != 150 || a.AuthType != AuthAH || a.Addrs[0] != netip.MustParseAddr("10.77.0.100") {
 		t.Fatalf("advert %+v, %v", a, err)
 	}
-	if cnt.seq != 1 {
-		t.Errorf("counter %d after sequence number 1", cnt.seq)
+	if cnt.seq != 1 || seq != 1 {
+		t.Errorf("counter %d after sequence number %d", cnt.seq, seq)
+	}
+	// unchecked: the caller takes the number
+	if _, seq, d, _ := ahCheck(key, 51, hdr, p, src, false, cnt, false); d != "" || seq != 1 || cnt.accept(seq) {
+		t.Errorf("unchecked: %q %d, counter %d", d, seq, cnt.seq)
 	}
 	if d := check(key, 51, hdr, p, src, cnt); d != DropReplay {
 		t.Errorf("the same packet again: %q, want replay", d)
@@ -85,7 +89,7 @@ func TestAHKeepalivedVector(t *testing.T) {
 	}
 	other := append([]byte(nil), p...)
 	other[0] = 6 // AH carrying TCP: not VRRP
-	if _, _, skip := ahCheck(key, 51, hdr, other, src, false, &ahCounter{}); !skip {
+	if _, _, _, skip := ahCheck(key, 51, hdr, other, src, false, &ahCounter{}, true); !skip {
 		t.Error("AH carrying TCP was not skipped")
 	}
 }
@@ -107,7 +111,7 @@ func TestAHRoundTrip(t *testing.T) {
 	copy(ah[12:], icv[:])
 	hdr[8] = 60 // a router on the way
 	cnt := &ahCounter{seq: 10}
-	got, drop, _ := ahCheck(key, 7, hdr, append(ah, vr...), src, true, cnt)
+	got, _, drop, _ := ahCheck(key, 7, hdr, append(ah, vr...), src, true, cnt, true)
 	if drop != "" || string(got) != string(vr) {
 		t.Fatalf("drop %q", drop)
 	}
@@ -118,5 +122,10 @@ func TestAHRoundTrip(t *testing.T) {
 	fresh := &ahCounter{floor: 1000}
 	if !fresh.accept(1) || fresh.next() != 1000 || fresh.next() != 1001 || fresh.accept(1001) || !fresh.accept(1002) {
 		t.Errorf("fresh counter: %+v", fresh)
+	}
+	// the top: numbers stop there instead of going round
+	top := &ahCounter{seq: ahSeqMax - 1}
+	if top.next() != ahSeqMax || top.next() != ahSeqMax {
+		t.Errorf("counter at the top: %d", top.seq)
 	}
 }

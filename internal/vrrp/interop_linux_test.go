@@ -396,7 +396,7 @@ func checkAdverts(t *testing.T, v interopVariant, c *capture, master netip.Addr,
 			// header whose ICV checks with the key
 			if p.ah == nil || a.AuthType != AuthAH {
 				t.Errorf("advert from %s: no AH header, or auth type %d", p.src, a.AuthType)
-			} else if _, drop, _ := ahCheck(ahKey(v.authPass), 42, p.iphdr, p.ah, p.src, v.unicast, &ahCounter{}); drop != "" {
+			} else if _, _, drop, _ := ahCheck(ahKey(v.authPass), 42, p.iphdr, p.ah, p.src, v.unicast, &ahCounter{}, true); drop != "" {
 				t.Errorf("advert from %s: AH check %s", p.src, drop)
 			}
 		case v.authPass != "" && (a.AuthType != AuthPass || a.AuthData != authPassData(v.authPass)):

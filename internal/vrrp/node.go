@@ -911,6 +911,9 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			return // the instance or its socket went in a reload
 		}
 		in := ev.in
+		if ev.pkt.Drop == "" && ev.pkt.accept != nil && !ev.pkt.accept() {
+			ev.pkt.Drop = DropReplay
+		}
 		if ev.pkt.Drop != "" {
 			// refused by the socket (an AH packet)
 			n.countDrop(in, ev.pkt.Drop)

@@ -98,7 +98,7 @@ func sameSocket(a, b *InstanceConfig) bool {
 	return a.UnicastSrcIP == b.UnicastSrcIP && a.McastSrcIP == b.McastSrcIP &&
 		slices.Equal(a.UnicastPeers, b.UnicastPeers) && a.UnicastTTL == b.UnicastTTL && a.MulticastGroup == b.MulticastGroup &&
 		// an AH socket holds its key
-		a.AuthAH == b.AuthAH && (!a.AuthAH || a.AuthPass == b.AuthPass && a.AdvertInterval == b.AdvertInterval)
+		a.AuthAH == b.AuthAH && (!a.AuthAH || a.AuthPass == b.AuthPass)
 }
 
 // addrDelta is the part of from's addresses, routes and rules that minus

@@ -170,6 +170,8 @@ func (s *LinuxSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (i
 		}
 		added++
 	}
+	// the routes' check counts for later calls only if it went through
+	routesChecked := len(errs) == 0 && !interrupted && !fresh
 	// the rules are listed every time: there is no subscription to them,
 	// and their list is short
 	for _, r := range cfg.VirtualRules {
@@ -193,7 +195,7 @@ func (s *LinuxSystem) RestoreRoutes(ctx context.Context, cfg *InstanceConfig) (i
 			errs = append(errs, fmt.Errorf("put back rule %s: %w", want, err))
 		}
 	}
-	if len(errs) == 0 && !interrupted && !fresh {
+	if routesChecked {
 		s.mu.Lock()
 		if s.rt.checked == nil {
 			s.rt.checked = map[string]routeCheck{}

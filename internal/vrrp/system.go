@@ -80,7 +80,11 @@ type Packet struct {
 	ChecksumVerified bool
 	// Drop is set when the socket refused the packet (an AH packet that
 	// fails its check): it is counted, not parsed.
-	Drop     DropReason
+	Drop DropReason
+	// accept, when set, takes the packet's AH sequence number (false: a
+	// replay); the node calls it once the packet's socket is known to be
+	// the instance's.
+	accept   func() bool
 	Received time.Time
 }
 
