@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -77,6 +78,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if diags.HasErrors() {
 		fmt.Fprintf(stderr, "govs run: %s: %d error(s), not starting\n", *file, len(diags.Errors()))
 		return 1
+	}
+	netns := cfg.NetNamespace()
+	if netns != "" {
+		// as keepalived: the whole of govs runs in that namespace
+		if err := enterNetns(netns); err != nil {
+			fmt.Fprintf(stderr, "govs run: %v\n", err)
+			return 1
+		}
 	}
 	g := cfg.Global.Govs
 	level := slog.LevelInfo
@@ -163,6 +172,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if sock == "" {
 		sock = defaultSocket()
+		if netns != "" && *socket == "" {
+			// one govs per namespace, each with its own socket
+			sock = strings.TrimSuffix(sock, ".sock") + "-" + filepath.Base(netns) + ".sock"
+		}
 	}
 	var listens []string
 	if *listen != "" {

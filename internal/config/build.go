@@ -93,6 +93,9 @@ func (b *builder) top(n *Node) {
 		if vs := b.virtualServer(n); vs != nil {
 			b.cfg.VirtualServers = append(b.cfg.VirtualServers, vs)
 		}
+	case "net_namespace":
+		// keepalived reads it outside global_defs too
+		b.str(n, &b.cfg.NetNamespaceTop)
 	case "govs_snat_pool":
 		if p := b.snatPool(n); p != nil {
 			b.cfg.SNATPools = append(b.cfg.SNATPools, p)
@@ -239,6 +242,8 @@ func (b *builder) global(n *Node) {
 			b.str(c, &g.DefaultInterface)
 		case "vmac_prefix":
 			b.str(c, &g.VMACPrefix)
+		case "net_namespace":
+			b.str(c, &g.NetNamespace)
 		case "vrrp_garp_master_delay":
 			b.durPtr(c, &g.VRRPDefaults.GarpMasterDelay)
 		case "vrrp_garp_master_repeat":

@@ -693,3 +693,21 @@ func TestSharedRouteWarning(t *testing.T) {
 		t.Errorf("diagnostics:\n%s", diagStrings(ds))
 	}
 }
+
+// TestNetNamespace: net_namespace in global_defs or on its own line.
+func TestNetNamespaceKeyword(t *testing.T) {
+	for src, want := range map[string]string{
+		"net_namespace blue\n":                        "blue",
+		"global_defs {\n    net_namespace green\n}\n": "green",
+		"": "",
+	} {
+		cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+		if ds.HasErrors() || len(ds) != 0 || cfg.NetNamespace() != want {
+			t.Errorf("%q: %q, %s", src, cfg.NetNamespace(), diagStrings(ds))
+		}
+		cfg2, _ := LoadBytes("t.conf", Format(cfg), nil)
+		if cfg2.NetNamespace() != want {
+			t.Errorf("%q: round trip lost it", src)
+		}
+	}
+}

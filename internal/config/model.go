@@ -79,7 +79,10 @@ const (
 
 // Config is a whole govs configuration.
 type Config struct {
-	Global              GlobalDefs            `json:"global_defs"`
+	Global GlobalDefs `json:"global_defs"`
+	// NetNamespaceTop is a net_namespace outside global_defs (kept as
+	// written there by the writer).
+	NetNamespaceTop     string                `json:"net_namespace,omitempty"`
 	VRRPScripts         []*VRRPScript         `json:"vrrp_scripts,omitempty"`
 	VRRPTrackFiles      []*TrackFile          `json:"vrrp_track_files,omitempty"`
 	VRRPTrackProcesses  []*TrackProcess       `json:"vrrp_track_processes,omitempty"`
@@ -168,6 +171,9 @@ type GlobalDefs struct {
 	// VMACPrefix is vmac_prefix: the name of a use_vmac interface without
 	// one of its own is VMACPrefix.VRID ("" = "vrrp").
 	VMACPrefix string `json:"vmac_prefix,omitempty"`
+	// NetNamespace (net_namespace) is the network namespace govs runs
+	// in (see Config.NetNamespace).
+	NetNamespace string `json:"net_namespace,omitempty"`
 	// DefaultInterface (default_interface) is the device of the static
 	// addresses, and of the static routes with neither dev nor via, that
 	// name none ("": eth0, as keepalived).
@@ -219,6 +225,16 @@ func (c *Config) RulePriorities() map[*Rule]int {
 		next[f]--
 	}
 	return out
+}
+
+// NetNamespace is the network namespace govs runs in: global_defs'
+// net_namespace, else a top-level one ("": the namespace it was started
+// in). It cannot change on a reload.
+func (c *Config) NetNamespace() string {
+	if c.Global.NetNamespace != "" {
+		return c.Global.NetNamespace
+	}
+	return c.NetNamespaceTop
 }
 
 // StaticDev is the device of static addresses and routes that name none.

@@ -19,6 +19,10 @@ import (
 func Format(cfg *Config) []byte {
 	var w wr
 	first := true
+	if cfg.NetNamespaceTop != "" {
+		w.line("net_namespace", q(cfg.NetNamespaceTop))
+		first = false
+	}
 	for _, obj := range cfg.objects() {
 		if !first {
 			w.buf.WriteByte('\n')
@@ -637,6 +641,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.dur("vrrp_startup_delay", g.VRRPStartupDelay)
 	w.str("vmac_prefix", g.VMACPrefix)
 	w.str("default_interface", g.DefaultInterface)
+	w.str("net_namespace", g.NetNamespace)
 	vd := &g.VRRPDefaults
 	w.durPtr("vrrp_garp_master_delay", vd.GarpMasterDelay)
 	w.numPtr("vrrp_garp_master_repeat", vd.GarpMasterRepeat)

@@ -679,6 +679,9 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.mu.Unlock()
 		return err
 	}
+	if old := d.Config().NetNamespace(); cfg.NetNamespace() != old {
+		d.log.Warn("net_namespace cannot change on a reload (as in keepalived): govs stays where it runs until it restarts", "running_in", old, "config", cfg.NetNamespace())
+	}
 	// VRRP: checked before anything is applied, put in force after the
 	// virtual services (see reloadVRRP)
 	var vrrpNext *vrrp.Options

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+// enterNetns is Linux only.
+func enterNetns(name string) error {
+	return errors.New("net_namespace " + name + ": network namespaces are Linux only")
+}
