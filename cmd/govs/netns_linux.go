@@ -10,26 +10,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netnsEnv marks a govs that already entered its configuration's
-// net_namespace (enterNetns execs govs again inside it).
-const netnsEnv = "GOVS_NET_NAMESPACE"
+// netnsPath is the file of the network namespace name: a name under
+// /run/netns, or a path.
+func netnsPath(name string) string {
+	if strings.ContainsRune(name, '/') {
+		return name
+	}
+	return filepath.Join("/run/netns", name)
+}
+
+// netnsTag names a namespace in file names (the API socket, the XDP pin
+// directory): its name, or its path with the slashes replaced.
+func netnsTag(name string) string {
+	return strings.ReplaceAll(strings.Trim(name, "/"), "/", "_")
+}
 
 // enterNetns runs govs again, with the same arguments, in the network
-// namespace name (a name under /run/netns, or a path), as keepalived's
-// net_namespace: the thread that enters the namespace execs, so that the
-// whole new process starts inside it. It returns only on failure, and at
-// once when govs already runs in name.
+// namespace name, as keepalived's net_namespace: the thread that enters
+// the namespace execs, so that the whole new process starts inside it.
+// It returns at once when govs already runs there (the same namespace
+// file), and otherwise only on failure.
 func enterNetns(name string) error {
-	if os.Getenv(netnsEnv) == name {
-		return nil
+	path := netnsPath(name)
+	var want, self unix.Stat_t
+	if err := unix.Stat(path, &want); err != nil {
+		return fmt.Errorf("net_namespace %s: %s: %w (create it with: ip netns add %s)", name, path, err, name)
 	}
-	path := name
-	if !strings.ContainsRune(path, '/') {
-		path = filepath.Join("/run/netns", name)
+	if err := unix.Stat("/proc/self/ns/net", &self); err == nil && self.Dev == want.Dev && self.Ino == want.Ino {
+		return nil
 	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("net_namespace %s: %s: %w (create it with: ip netns add %s)", name, path, err, name)
+		return fmt.Errorf("net_namespace %s: %s: %w", name, path, err)
 	}
 	// the exec must come from the thread in the namespace (locked for
 	// good: on a failure govs exits, and no other goroutine may run on
@@ -40,10 +52,7 @@ func enterNetns(name string) error {
 		return fmt.Errorf("net_namespace %s: enter: %w", name, err)
 	}
 	unix.Close(fd)
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("net_namespace %s: %w", name, err)
-	}
-	env := append(os.Environ(), netnsEnv+"="+name)
-	return fmt.Errorf("net_namespace %s: exec: %w", name, unix.Exec(exe, os.Args, env))
+	// /proc/self/exe: the very binary that read the configuration, even
+	// if its file was replaced since
+	return fmt.Errorf("net_namespace %s: exec: %w", name, unix.Exec("/proc/self/exe", os.Args, os.Environ()))
 }

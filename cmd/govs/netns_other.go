@@ -8,3 +8,5 @@ import "errors"
 func enterNetns(name string) error {
 	return errors.New("net_namespace " + name + ": network namespaces are Linux only")
 }
+
+func netnsTag(name string) string { return name }

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -126,7 +125,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		director.RunHook(context.Background(), final, director.ShutdownHook, log)
 	}()
-	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, xdpSetup{pin: *pinPath, mode: mode}, log)
+	pin := *pinPath
+	if pin == "" && netns != "" {
+		// bpffs is shared by the namespaces: one pin directory each
+		pin = xdp.DefaultPinPath + "-" + netnsTag(netns)
+	}
+	dp, chosen, size, err := openDataplane(name, ifaces, cfg, timeouts, xdpSetup{pin: pin, mode: mode}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 1
@@ -172,9 +176,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if sock == "" {
 		sock = defaultSocket()
-		if netns != "" && *socket == "" {
+		if netns != "" && os.Getenv("GOVS_SOCKET") == "" {
 			// one govs per namespace, each with its own socket
-			sock = strings.TrimSuffix(sock, ".sock") + "-" + filepath.Base(netns) + ".sock"
+			sock = strings.TrimSuffix(sock, ".sock") + "-" + netnsTag(netns) + ".sock"
 		}
 	}
 	var listens []string

@@ -122,7 +122,7 @@ func (v *validator) global() {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: authentication without auth_pass is ignored, as keepalived does", vi.Name)
 		}
 		if vi.Auth != nil && strings.EqualFold(vi.Auth.Type, "AH") {
-			if strings.EqualFold(vi.State, "MASTER") {
+			if strings.EqualFold(vi.State, "MASTER") && vi.Auth.Pass != "" && !vi.isIPv6() && (vi.Version == 2 || vi.Version == 0 && v.cfg.Global.VRRPVersion != 3) {
 				v.d.warnf(vi.Pos, "vrrp_instance %q: state MASTER with auth_type AH starts as BACKUP, as keepalived does", vi.Name)
 			}
 		}
@@ -179,7 +179,14 @@ func (v *validator) sharedRoutes() {
 	check := func(owner string, rs []Route) {
 		for i := range rs {
 			r := &rs[i]
-			k := id{r.To.Masked(), r.TableID, r.Metric}
+			t, m := r.TableID, r.Metric
+			if t == 0 {
+				t = 254 // main
+			}
+			if m == 0 && r.To.Addr().Is6() {
+				m = 1024 // the kernel's
+			}
+			k := id{r.To.Masked(), t, m}
 			s, ok := first[k]
 			if !ok {
 				first[k] = seen{owner, r}

@@ -278,11 +278,26 @@ func (n *Node) reload(p *plan, opts Options) error {
 	// A MASTER that keeps its state drops the addresses that went, all of
 	// them before any is added, so that one moving from one instance to
 	// another ends up installed.
+	// A route or rule another holder keeps (a MASTER, in its new
+	// configuration, or the new static set) stays.
+	holders := func(skip int) []InstanceConfig {
+		var hs []InstanceConfig
+		for j, o := range steps {
+			if j != skip && o.in != nil && o.wasMaster {
+				hs = append(hs, p.cfgs[j])
+			}
+		}
+		if !opts.Static.empty() {
+			hs = append(hs, opts.Static.config())
+		}
+		return hs
+	}
 	for i, s := range steps {
 		if s.in == nil || !s.wasMaster {
 			continue
 		}
 		if gone, empty := addrDelta(&s.prev, &p.cfgs[i]); !empty {
+			gone = withoutShared(gone, holders(i))
 			if err := n.opts.System.RemoveAddresses(ctx, &gone); err != nil {
 				n.log.Error("remove virtual addresses", "instance", s.in.cfg.Name, "err", err)
 			}
@@ -300,6 +315,13 @@ func (n *Node) reload(p *plan, opts Options) error {
 	// ones come (all are added again: adding is idempotent)
 	oldStatic, newStatic := n.opts.Static.config(), opts.Static.config()
 	if gone, empty := addrDelta(&oldStatic, &newStatic); !empty {
+		var masters []InstanceConfig
+		for j, o := range steps {
+			if o.in != nil && o.wasMaster {
+				masters = append(masters, p.cfgs[j])
+			}
+		}
+		gone = withoutShared(gone, masters)
 		if err := n.opts.System.RemoveAddresses(ctx, &gone); err != nil {
 			n.log.Error("remove static addresses, routes and rules", "err", err)
 		}
@@ -449,11 +471,23 @@ func withoutShared(cfg InstanceConfig, holders []InstanceConfig) InstanceConfig 
 		dst           netip.Prefix
 		table, metric int
 	}
+	// the kernel's identity: no table is main, an IPv6 metric of 0 is
+	// 1024
+	key := func(r VirtualRoute) routeID {
+		t, m := r.Table, r.Metric
+		if t == 0 {
+			t = 254
+		}
+		if m == 0 && r.Dst.Addr().Is6() {
+			m = 1024
+		}
+		return routeID{r.Dst.Masked(), t, m}
+	}
 	routes := map[routeID]bool{}
 	var rules []VirtualRule
 	for _, h := range holders {
 		for _, r := range h.VirtualRoutes {
-			routes[routeID{r.Dst.Masked(), r.Table, r.Metric}] = true
+			routes[key(r)] = true
 		}
 		for _, r := range h.VirtualRules {
 			r.NoTrack = false
@@ -463,7 +497,7 @@ func withoutShared(cfg InstanceConfig, holders []InstanceConfig) InstanceConfig 
 	out := cfg
 	out.VirtualRoutes, out.VirtualRules = nil, nil
 	for _, r := range cfg.VirtualRoutes {
-		if !routes[routeID{r.Dst.Masked(), r.Table, r.Metric}] {
+		if !routes[key(r)] {
 			out.VirtualRoutes = append(out.VirtualRoutes, r)
 		}
 	}
