@@ -1148,3 +1148,19 @@ func TestAuthMapping(t *testing.T) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
 }
+
+// TestFamilyByInstance: an instance with no virtual_ipaddress takes its
+// family from its source (here IPv6): the IPv6 group and
+// vrrp_gna_interval.
+func TestFamilyByInstance(t *testing.T) {
+	src := "global_defs {\n    vrrp_gna_interval 0.02\n    vrrp_mcast_group6 ff02::99\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    mcast_src_ip 2001:db8::1\n    virtual_ipaddress_excluded {\n        2001:db8::100\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	if ic := insts[0]; ic.MulticastGroup != netip.MustParseAddr("ff02::99") || ic.GARPInterval != 20*time.Millisecond {
+		t.Errorf("group %v, interval %v", ic.MulticastGroup, ic.GARPInterval)
+	}
+}

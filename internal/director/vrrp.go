@@ -57,18 +57,6 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if ic.Version == 0 {
 			ic.Version = g.VRRPVersion
 		}
-		// keepalived paces gratuitous ARPs by vrrp_garp_interval and
-		// unsolicited neighbour advertisements by vrrp_gna_interval
-		if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
-			ic.GARPInterval = g.VRRPGnaInterval.D()
-		}
-		group := g.VRRPMcastGroup4
-		if len(vi.VIPs) > 0 && vi.VIPs[0].Prefix.Addr().Is6() {
-			group = g.VRRPMcastGroup6
-		}
-		if a, err := netip.ParseAddr(group); err == nil {
-			ic.MulticastGroup = a
-		}
 		ic.CheckUnicastSrc = set.CheckUnicastSrc
 		if x := set.GarpExtraIf; x != nil {
 			ic.GARPExtraIf, ic.GARPExtraIfAll = x.Interval.D(), x.All
@@ -96,6 +84,18 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		ic.VirtualIPs = vipList(vi.VIPs)
 		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
+		// keepalived paces gratuitous ARPs by vrrp_garp_interval and
+		// unsolicited neighbour advertisements by vrrp_gna_interval; the
+		// group is the family's (the family as the instance reads it:
+		// its addresses, else its source or peers)
+		group := g.VRRPMcastGroup4
+		if ic.IsIPv6() {
+			ic.GARPInterval = g.VRRPGnaInterval.D()
+			group = g.VRRPMcastGroup6
+		}
+		if a, err := netip.ParseAddr(group); err == nil {
+			ic.MulticastGroup = a
+		}
 		// as keepalived: no authentication without a password, with
 		// VRRPv3 or for IPv6 (warned by Validate); the family as the
 		// instance reads it (its addresses, else its source or peers)
