@@ -71,21 +71,27 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		*configID = config.DefaultConfigID()
 	}
 	cfg, diags := config.Load(*file, &config.ParseOptions{ConfigID: *configID})
-	for _, d := range diags {
-		fmt.Fprintln(stderr, d)
+	printDiags := func() {
+		for _, d := range diags {
+			fmt.Fprintln(stderr, d)
+		}
 	}
 	if diags.HasErrors() {
+		printDiags()
 		fmt.Fprintf(stderr, "govs run: %s: %d error(s), not starting\n", *file, len(diags.Errors()))
 		return 1
 	}
 	netns := cfg.NetNamespace()
 	if netns != "" {
-		// as keepalived: the whole of govs runs in that namespace
+		// as keepalived: the whole of govs runs in that namespace (it
+		// starts again there, and prints the warnings then)
 		if err := enterNetns(netns); err != nil {
+			printDiags()
 			fmt.Fprintf(stderr, "govs run: %v\n", err)
 			return 1
 		}
 	}
+	printDiags()
 	g := cfg.Global.Govs
 	level := slog.LevelInfo
 	lv := *logLevel
