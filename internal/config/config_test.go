@@ -655,7 +655,8 @@ func TestGarpExtraIf(t *testing.T) {
 		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    garp_extra_if 30\n    virtual_ipaddress {\n        10.0.0.101\n    }\n}\n" +
 		"vrrp_instance C {\n    interface eth0\n    virtual_router_id 3\n    garp_extra_if 0\n    virtual_ipaddress {\n        10.0.0.102\n    }\n}\n"
 	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() || len(ds) != 0 {
+	// B's (no use_vmac, no all) does nothing: warned
+	if ds.HasErrors() || len(ds) != 1 || !strings.Contains(diagStrings(ds), `"B": garp_extra_if without all has no effect`) {
 		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
 	}
 	want := []GarpExtraIf{{Interval: Duration(100 * time.Second), All: true}, {Interval: Duration(30 * time.Second)}, {}}

@@ -118,6 +118,9 @@ func (v *validator) global() {
 		if vi.CheckUnicastSrc && len(vi.UnicastPeers) == 0 {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: check_unicast_src without unicast_peer has no effect (multicast adverts are checked by their TTL of 255)", vi.Name)
 		}
+		if x := vi.GarpExtraIf; x != nil && x.Interval > 0 && !x.All && !(vi.UseVMAC && (vi.VMACXmitBase || len(vi.UnicastPeers) > 0)) {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: garp_extra_if without all has no effect here: it refreshes the use_vmac interface's addresses when the adverts leave by its parent (vmac_xmit_base or unicast); the adverts refresh the others", vi.Name)
+		}
 		if vi.Auth != nil && vi.Auth.Pass == "" {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: authentication without auth_pass is ignored, as keepalived does", vi.Name)
 		}
