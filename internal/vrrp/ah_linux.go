@@ -28,9 +28,8 @@ type ahConn struct {
 
 // ahCounterOf is the sequence counter of the instance's router (its
 // name, interface, VRID and family: a router changed by a reload starts
-// again, as in keepalived), made on first use: its numbers start at the Unix time, so that a restart of
-// govs goes on above the numbers its peers saw (keepalived refuses lower
-// ones; adverts go at most about once a second).
+// again, as in keepalived), made on first use with the floor of this
+// start's adverts (see ahCounter).
 func (s *LinuxSystem) ahCounterOf(cfg *InstanceConfig) *ahCounter {
 	name := fmt.Sprintf("%s/%s/%d/%v", cfg.Name, cfg.Interface, cfg.VRID, cfg.IsIPv6())
 	s.mu.Lock()
