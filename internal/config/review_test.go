@@ -508,3 +508,31 @@ func TestRulePrioritiesIncluded(t *testing.T) {
 		t.Errorf("static rule %d, virtual rule %d; want 16384, 16383", s, v)
 	}
 }
+
+// TestRouteProtoNames: a route's proto is a number, a built-in name or
+// a name from iproute2's rt_protos files, read as the rt_tables ones.
+func TestRouteProtoNames(t *testing.T) {
+	etc := t.TempDir()
+	if err := os.WriteFile(filepath.Join(etc, "rt_protos"), []byte("# custom\n42 mylb\n300 toobig\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(etc, "rt_protos.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "rt_protos.d", "x.conf"), []byte("77 fromd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := rtTablesDirs
+	rtTablesDirs = []string{t.TempDir(), etc}
+	t.Cleanup(func() { rtTablesDirs = old })
+	for word, want := range map[string]int{"mylb": 42, "fromd": 77, "static": 4, "bird": 12, "9": 9} {
+		if id, ok := routeProto(word); !ok || id != want {
+			t.Errorf("proto %s: %d %v, want %d", word, id, ok, want)
+		}
+	}
+	for _, word := range []string{"toobig", "nosuch", "256"} {
+		if _, ok := routeProto(word); ok {
+			t.Errorf("proto %s resolved", word)
+		}
+	}
+}

@@ -29,12 +29,22 @@ func routeTable(word string) (id int, ok bool) {
 	if n, err := strconv.ParseUint(word, 0, 32); err == nil {
 		return int(n), true
 	}
+	id, ok = iprouteNames("rt_tables", builtinTables)[word]
+	return id, ok
+}
+
+// iprouteNames reads iproute2's name files of one kind (rt_tables,
+// rt_protos) as iproute2 does, over the built-in names: the last
+// directory's base file instead of the earlier ones', then the
+// base.d/*.conf files of all of them in name order, a file of a later
+// directory in place of an earlier one of the same name.
+func iprouteNames(base string, builtin map[string]int) map[string]int {
 	names := map[string]int{}
-	for k, v := range builtinTables {
+	for k, v := range builtin {
 		names[k] = v
 	}
 	for i := len(rtTablesDirs) - 1; i >= 0; i-- {
-		f := filepath.Join(rtTablesDirs[i], "rt_tables")
+		f := filepath.Join(rtTablesDirs[i], base)
 		if _, err := os.Stat(f); err == nil {
 			readRTTables(f, names)
 			break
@@ -42,7 +52,7 @@ func routeTable(word string) (id int, ok bool) {
 	}
 	conf := map[string]string{} // file name -> the path that counts
 	for _, dir := range rtTablesDirs {
-		more, _ := filepath.Glob(filepath.Join(dir, "rt_tables.d", "*.conf"))
+		more, _ := filepath.Glob(filepath.Join(dir, base+".d", "*.conf"))
 		for _, f := range more {
 			conf[filepath.Base(f)] = f
 		}
@@ -55,8 +65,7 @@ func routeTable(word string) (id int, ok bool) {
 	for _, name := range order {
 		readRTTables(conf[name], names)
 	}
-	id, ok = names[word]
-	return id, ok
+	return names
 }
 
 // readRTTables adds the "ID NAME" lines of one rt_tables file to names;
@@ -92,11 +101,13 @@ var routeProtos = map[string]int{
 	"keepalived": 18, "babel": 42, "openr": 99, "bgp": 186, "isis": 187, "ospf": 188, "rip": 189, "eigrp": 192,
 }
 
-// routeProto reads a route protocol: a number 0..255 or a name.
+// routeProto reads a route protocol: a number 0..255, or a name,
+// built in or from iproute2's rt_protos files (read as the rt_tables
+// ones).
 func routeProto(s string) (int, bool) {
 	if n, err := strconv.Atoi(s); err == nil {
 		return n, n >= 0 && n <= 255
 	}
-	n, ok := routeProtos[s]
-	return n, ok
+	n, ok := iprouteNames("rt_protos", routeProtos)[s]
+	return n, ok && n >= 0 && n <= 255
 }
