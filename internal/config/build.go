@@ -1678,26 +1678,39 @@ func (b *builder) realServer(n *Node) *RealServer {
 }
 
 // check reads a checker block. An SMTP_CHECK's host { … } blocks (the
-// older syntax keepalived still reads) are checkers of their own: copies
-// of the SMTP_CHECK with the host's connection settings, beside the
-// SMTP_CHECK itself, as keepalived makes them.
+// older syntax keepalived still reads) are checkers of their own beside
+// the SMTP_CHECK itself, as keepalived makes them: a host starts from the
+// SMTP_CHECK's connection settings written before it and has its own;
+// the checker settings (retry, delay_loop, …) written in a host block are
+// the SMTP_CHECK's, for all of them.
 func (b *builder) check(n *Node) []*Check {
 	if !b.needBlock(n) || !b.args(n, 0, 0) {
 		return nil
 	}
 	ck := &Check{Pos: n.Pos, Kind: n.Keyword()}
-	var hosts []*Node
+	var hosts []*Check // connection settings only; the rest comes from ck
 	for _, c := range n.Block {
+		if ck.Kind == CheckSMTP && c.Keyword() == "host" {
+			if !b.needBlock(c) || !b.args(c, 0, 0) {
+				continue
+			}
+			h := &Check{Pos: c.Pos}
+			h.setConn(ck)
+			for _, hc := range c.Block {
+				if isConnKeyword(hc.Keyword()) {
+					b.checkDefault(hc, &h.CheckDefaults)
+					b.checkCommon(hc, h)
+				} else if !b.checkDefault(hc, &ck.CheckDefaults) && !b.checkCommon(hc, ck) {
+					b.unsupported(hc, "SMTP_CHECK host")
+				}
+			}
+			hosts = append(hosts, h)
+			continue
+		}
 		if b.checkDefault(c, &ck.CheckDefaults) {
 			continue
 		}
 		if b.checkCommon(c, ck) {
-			continue
-		}
-		if ck.Kind == CheckSMTP && c.Keyword() == "host" {
-			if b.needBlock(c) && b.args(c, 0, 0) {
-				hosts = append(hosts, c)
-			}
 			continue
 		}
 		if !b.checkSpecific(c, ck) {
@@ -1708,14 +1721,26 @@ func (b *builder) check(n *Node) []*Check {
 	for _, h := range hosts {
 		hc := *ck
 		hc.Pos = h.Pos
-		for _, c := range h.Block {
-			if !b.checkDefault(c, &hc.CheckDefaults) && !b.checkCommon(c, &hc) {
-				b.unsupported(c, "SMTP_CHECK host")
-			}
-		}
+		hc.setConn(h)
 		out = append(out, &hc)
 	}
 	return out
+}
+
+// isConnKeyword says whether a checker keyword is a connection setting
+// (keepalived's conn_opts), which an SMTP_CHECK host has its own of.
+func isConnKeyword(kw string) bool {
+	switch kw {
+	case "connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "fwmark", "connect_timeout":
+		return true
+	}
+	return false
+}
+
+// setConn copies from's connection settings into c.
+func (c *Check) setConn(from *Check) {
+	c.ConnectIP, c.ConnectPort, c.BindTo, c.BindPort, c.BindIf, c.FWMark = from.ConnectIP, from.ConnectPort, from.BindTo, from.BindPort, from.BindIf, from.FWMark
+	c.ConnectTimeout = from.ConnectTimeout
 }
 
 func (b *builder) checkCommon(c *Node, ck *Check) bool {

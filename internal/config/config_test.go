@@ -712,3 +712,38 @@ func TestNetNamespaceKeyword(t *testing.T) {
 		}
 	}
 }
+
+// TestSMTPCheckHostSettings: as keepalived, a host starts from the
+// connection settings written before it; a checker setting written in a
+// host block is the whole SMTP_CHECK's.
+func TestSMTPCheckHostSettings(t *testing.T) {
+	src := `virtual_server 10.0.0.1 25 {
+    lb_kind NAT
+    real_server 172.16.1.11 25 {
+        SMTP_CHECK {
+            connect_port 2525
+            host {
+                connect_ip 172.16.1.12
+                retry 7
+            }
+            connect_timeout 9
+        }
+    }
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || len(ds) != 0 {
+		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+	}
+	cs := cfg.VirtualServers[0].RealServers[0].Checks
+	if len(cs) != 2 {
+		t.Fatalf("%d checks", len(cs))
+	}
+	main, host := cs[0], cs[1]
+	if main.ConnectPort != 2525 || main.ConnectTimeout == nil || main.ConnectTimeout.D() != 9*time.Second || main.Retry == nil || *main.Retry != 7 {
+		t.Errorf("SMTP_CHECK: %+v", main)
+	}
+	if host.ConnectIP.String() != "172.16.1.12" || host.ConnectPort != 2525 || host.ConnectTimeout != nil || host.Retry == nil || *host.Retry != 7 {
+		t.Errorf("host: port %d timeout %v retry %v", host.ConnectPort, host.ConnectTimeout, host.Retry)
+	}
+}
