@@ -281,3 +281,22 @@ func (b *builder) garpExtraIf(n *Node, min int, dst **GarpExtraIf) {
 	}
 	*dst = g
 }
+
+// garpSetting reads one GARP setting, named kw without its vrrp_ prefix,
+// into g.
+func (b *builder) garpSetting(n *Node, kw string, g *GarpSettings) {
+	switch kw {
+	case "garp_master_delay":
+		b.durPtr(n, &g.GarpMasterDelay)
+	case "garp_master_repeat":
+		b.intPtr(n, 0, 1<<16, &g.GarpMasterRepeat)
+	case "garp_master_refresh":
+		b.durPtr(n, &g.GarpMasterRefresh)
+	case "garp_master_refresh_repeat":
+		b.intPtr(n, 0, 1<<16, &g.GarpMasterRefreshRepeat)
+	case "garp_lower_prio_delay":
+		b.durPtr(n, &g.GarpLowerPrioDelay)
+	case "garp_lower_prio_repeat":
+		b.intPtr(n, 0, 1<<16, &g.GarpLowerPrioRepeat)
+	}
+}

@@ -244,18 +244,9 @@ func (b *builder) global(n *Node) {
 			b.str(c, &g.VMACPrefix)
 		case "net_namespace":
 			b.str(c, &g.NetNamespace)
-		case "vrrp_garp_master_delay":
-			b.durPtr(c, &g.VRRPDefaults.GarpMasterDelay)
-		case "vrrp_garp_master_repeat":
-			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpMasterRepeat)
-		case "vrrp_garp_master_refresh":
-			b.durPtr(c, &g.VRRPDefaults.GarpMasterRefresh)
-		case "vrrp_garp_master_refresh_repeat":
-			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpMasterRefreshRepeat)
-		case "vrrp_garp_lower_prio_delay":
-			b.durPtr(c, &g.VRRPDefaults.GarpLowerPrioDelay)
-		case "vrrp_garp_lower_prio_repeat":
-			b.intPtr(c, 0, 1<<16, &g.VRRPDefaults.GarpLowerPrioRepeat)
+		case "vrrp_garp_master_delay", "vrrp_garp_master_repeat", "vrrp_garp_master_refresh",
+			"vrrp_garp_master_refresh_repeat", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat":
+			b.garpSetting(c, strings.TrimPrefix(c.Keyword(), "vrrp_"), &g.VRRPDefaults.GarpSettings)
 		case "vrrp_min_garp":
 			b.flag(c, &g.VRRPDefaults.MinGARP)
 		case "vrrp_lower_prio_no_advert":
@@ -741,18 +732,9 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.useVMAC(c, vi)
 		case "vmac_xmit_base":
 			b.flag(c, &vi.VMACXmitBase)
-		case "garp_master_delay":
-			b.durPtr(c, &vi.GarpMasterDelay)
-		case "garp_master_repeat":
-			b.intPtr(c, 0, 1<<16, &vi.GarpMasterRepeat)
-		case "garp_master_refresh":
-			b.durPtr(c, &vi.GarpMasterRefresh)
-		case "garp_master_refresh_repeat":
-			b.intPtr(c, 0, 1<<16, &vi.GarpMasterRefreshRepeat)
-		case "garp_lower_prio_delay":
-			b.durPtr(c, &vi.GarpLowerPrioDelay)
-		case "garp_lower_prio_repeat":
-			b.intPtr(c, 0, 1<<16, &vi.GarpLowerPrioRepeat)
+		case "garp_master_delay", "garp_master_repeat", "garp_master_refresh",
+			"garp_master_refresh_repeat", "garp_lower_prio_delay", "garp_lower_prio_repeat":
+			b.garpSetting(c, c.Keyword(), &vi.GarpSettings)
 		case "lower_prio_no_advert":
 			b.flagPtr(c, &vi.LowerPrioNoAdvert)
 		case "garp_extra_if", "vmac_garp_intvl":

@@ -248,12 +248,7 @@ func (g *GlobalDefs) StaticDev() string {
 // VRRPDefaults are global_defs' defaults of instance settings; nil or
 // false is keepalived's own default.
 type VRRPDefaults struct {
-	GarpMasterDelay         *Duration `json:"vrrp_garp_master_delay,omitempty"`
-	GarpMasterRepeat        *int      `json:"vrrp_garp_master_repeat,omitempty"`
-	GarpMasterRefresh       *Duration `json:"vrrp_garp_master_refresh,omitempty"`
-	GarpMasterRefreshRepeat *int      `json:"vrrp_garp_master_refresh_repeat,omitempty"`
-	GarpLowerPrioDelay      *Duration `json:"vrrp_garp_lower_prio_delay,omitempty"`
-	GarpLowerPrioRepeat     *int      `json:"vrrp_garp_lower_prio_repeat,omitempty"`
+	GarpSettings
 	// GarpExtraIf is vrrp_garp_extra_if [all] SECS.
 	GarpExtraIf *GarpExtraIf `json:"vrrp_garp_extra_if,omitempty"`
 	// MinGARP (vrrp_min_garp): the defaults of the settings above that
@@ -266,6 +261,17 @@ type VRRPDefaults struct {
 	// unicast peers.
 	CheckUnicastSrc  bool `json:"vrrp_check_unicast_src,omitempty"`
 	SkipCheckAdvAddr bool `json:"vrrp_skip_check_adv_addr,omitempty"`
+}
+
+// GarpSettings are the GARP settings an instance sets, and global_defs
+// sets for the instances with the vrrp_ prefix (nil: not set).
+type GarpSettings struct {
+	GarpMasterDelay         *Duration `json:"garp_master_delay,omitempty"`
+	GarpMasterRepeat        *int      `json:"garp_master_repeat,omitempty"`
+	GarpMasterRefresh       *Duration `json:"garp_master_refresh,omitempty"`
+	GarpMasterRefreshRepeat *int      `json:"garp_master_refresh_repeat,omitempty"`
+	GarpLowerPrioDelay      *Duration `json:"garp_lower_prio_delay,omitempty"`
+	GarpLowerPrioRepeat     *int      `json:"garp_lower_prio_repeat,omitempty"`
 }
 
 // GarpExtraIf is garp_extra_if: a GARP/NA every Interval while MASTER
@@ -634,14 +640,9 @@ type VRRPInstance struct {
 	// The GARP and advert settings below are the instance's own (nil:
 	// not set, the global_defs default applies; see
 	// GlobalDefs.InstanceSettings for the values in effect).
-	GarpMasterDelay         *Duration `json:"garp_master_delay,omitempty"`
-	GarpMasterRepeat        *int      `json:"garp_master_repeat,omitempty"`
-	GarpMasterRefresh       *Duration `json:"garp_master_refresh,omitempty"`
-	GarpMasterRefreshRepeat *int      `json:"garp_master_refresh_repeat,omitempty"`
-	GarpLowerPrioDelay      *Duration `json:"garp_lower_prio_delay,omitempty"`
-	GarpLowerPrioRepeat     *int      `json:"garp_lower_prio_repeat,omitempty"`
-	LowerPrioNoAdvert       *bool     `json:"lower_prio_no_advert,omitempty"`
-	HigherPrioSendAdvert    *bool     `json:"higher_prio_send_advert,omitempty"`
+	GarpSettings
+	LowerPrioNoAdvert    *bool `json:"lower_prio_no_advert,omitempty"`
+	HigherPrioSendAdvert *bool `json:"higher_prio_send_advert,omitempty"`
 	// GarpExtraIf is garp_extra_if [all] SECS (0: off).
 	GarpExtraIf *GarpExtraIf `json:"garp_extra_if,omitempty"`
 	// SkipCheckAdvAddr is skip_check_adv_addr, kept so that a rewrite

@@ -465,6 +465,16 @@ func (w *wr) boolPtr(kw string, v *bool) {
 	}
 }
 
+// garp writes the GARP settings that are set, their keywords prefixed.
+func (w *wr) garp(prefix string, g *GarpSettings) {
+	w.durPtr(prefix+"garp_master_delay", g.GarpMasterDelay)
+	w.numPtr(prefix+"garp_master_repeat", g.GarpMasterRepeat)
+	w.durPtr(prefix+"garp_master_refresh", g.GarpMasterRefresh)
+	w.numPtr(prefix+"garp_master_refresh_repeat", g.GarpMasterRefreshRepeat)
+	w.durPtr(prefix+"garp_lower_prio_delay", g.GarpLowerPrioDelay)
+	w.numPtr(prefix+"garp_lower_prio_repeat", g.GarpLowerPrioRepeat)
+}
+
 func (w *wr) numPtr(kw string, v *int) {
 	if v != nil {
 		w.line(kw, strconv.Itoa(*v))
@@ -643,12 +653,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.str("default_interface", g.DefaultInterface)
 	w.str("net_namespace", g.NetNamespace)
 	vd := &g.VRRPDefaults
-	w.durPtr("vrrp_garp_master_delay", vd.GarpMasterDelay)
-	w.numPtr("vrrp_garp_master_repeat", vd.GarpMasterRepeat)
-	w.durPtr("vrrp_garp_master_refresh", vd.GarpMasterRefresh)
-	w.numPtr("vrrp_garp_master_refresh_repeat", vd.GarpMasterRefreshRepeat)
-	w.durPtr("vrrp_garp_lower_prio_delay", vd.GarpLowerPrioDelay)
-	w.numPtr("vrrp_garp_lower_prio_repeat", vd.GarpLowerPrioRepeat)
+	w.garp("vrrp_", &vd.GarpSettings)
 	w.flag("vrrp_min_garp", vd.MinGARP)
 	if vd.GarpExtraIf != nil {
 		w.line(vd.GarpExtraIf.words("vrrp_garp_extra_if")...)
@@ -928,12 +933,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 		w.line(words...)
 	}
 	w.flag("vmac_xmit_base", vi.VMACXmitBase)
-	w.durPtr("garp_master_delay", vi.GarpMasterDelay)
-	w.numPtr("garp_master_repeat", vi.GarpMasterRepeat)
-	w.durPtr("garp_master_refresh", vi.GarpMasterRefresh)
-	w.numPtr("garp_master_refresh_repeat", vi.GarpMasterRefreshRepeat)
-	w.durPtr("garp_lower_prio_delay", vi.GarpLowerPrioDelay)
-	w.numPtr("garp_lower_prio_repeat", vi.GarpLowerPrioRepeat)
+	w.garp("", &vi.GarpSettings)
 	w.boolPtr("lower_prio_no_advert", vi.LowerPrioNoAdvert)
 	w.boolPtr("higher_prio_send_advert", vi.HigherPrioSendAdvert)
 	if vi.GarpExtraIf != nil {
