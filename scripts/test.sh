@@ -28,7 +28,7 @@ echo "== go test"
 go test -count=1 -p 1 -timeout 20m ./...
 
 echo "== go test -race (pure packages)"
-go test -count=1 -race -timeout 10m ./internal/config/... ./internal/sched/...
+go test -count=1 -race -timeout 10m ./internal/config/... ./internal/sched/... ./internal/connsync/...
 
 echo "== fuzz (bounded: parsers and packet decoders)"
 # Minimizing new inputs of a large seed can take the whole budget, so it
@@ -42,3 +42,4 @@ fuzz FuzzParse ./internal/config/ 200000x
 fuzz FuzzParse ./internal/lvscf/ 100000x
 fuzz FuzzParseAdvert ./internal/vrrp/ 200000x
 fuzz FuzzParseCommand ./internal/notify/ 100000x
+fuzz FuzzDecode ./internal/connsync/ 300000x

@@ -281,4 +281,6 @@ type Conn struct {
 	Template bool
 	// FWMark is set on firewall-mark service entries.
 	FWMark uint32
+	// Method is the real server's forwarding method.
+	Method Method
 }

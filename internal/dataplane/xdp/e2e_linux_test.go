@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/connsync"
 	"github.com/govs/govs/internal/dataplane"
 )
 
@@ -113,6 +113,13 @@ func TestEndToEnd(t *testing.T) {
 type childEnv struct {
 	NS, PinPath string
 	Services    []dataplane.Service
+	// Sync runs a connection-sync daemon in Role (connsync.Role) beside
+	// the director; its counters are printed as "sync {json}" lines.
+	Sync *connsync.Config `json:",omitempty"`
+	Role connsync.Role    `json:",omitempty"`
+	// Exec runs the child inside NS as a whole (ip netns exec), as a
+	// director with sockets of its own must be.
+	Exec bool `json:",omitempty"`
 }
 
 // TestDirectorChild is the director process of TestKill9Restart; it does
@@ -138,14 +145,44 @@ func TestDirectorChild(t *testing.T) {
 	if err := d.Apply(context.Background(), env.Services); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
+	if env.Sync == nil {
+		fmt.Println("ready")
+		time.Sleep(time.Minute) // until killed
+		return
+	}
+	sd, err := connsync.New(*env.Sync, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd.SetRole(env.Role)
 	fmt.Println("ready")
-	time.Sleep(time.Minute) // until killed
+	last := ""
+	for range 300 { // until killed
+		b, _ := json.Marshal(sd.Stats())
+		if string(b) != last {
+			last = string(b)
+			fmt.Println("sync " + last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func startChild(t *testing.T, env childEnv) *exec.Cmd {
 	t.Helper()
+	cmd, _ := startChildLines(t, env)
+	return cmd
+}
+
+// startChildLines starts a director child and returns the lines it
+// prints after "ready".
+func startChildLines(t *testing.T, env childEnv) (*exec.Cmd, <-chan string) {
+	t.Helper()
 	raw, _ := json.Marshal(env)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDirectorChild$", "-test.count=1", "-test.v")
+	args := []string{os.Args[0], "-test.run=^TestDirectorChild$", "-test.count=1", "-test.v"}
+	if env.Exec {
+		args = append([]string{"ip", "netns", "exec", "xd" + env.NS}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "XD_DIRECTOR_CHILD="+string(raw))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -157,14 +194,27 @@ func startChild(t *testing.T, env childEnv) *exec.Cmd {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	ready := make(chan bool, 1)
+	lines := make(chan string, 1000)
 	go func() {
+		defer close(lines)
 		sc := bufio.NewScanner(out)
+		isReady := false
 		for sc.Scan() {
-			if sc.Text() == "ready" {
+			if sc.Text() == "ready" && !isReady {
+				isReady = true
 				ready <- true
+				continue
+			}
+			if isReady {
+				select {
+				case lines <- sc.Text():
+				default: // nobody reads them
+				}
 			}
 		}
-		ready <- false
+		if !isReady {
+			ready <- false
+		}
 	}()
 	select {
 	case ok := <-ready:
@@ -174,8 +224,7 @@ func startChild(t *testing.T, env childEnv) *exec.Cmd {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("director child not ready")
 	}
-	go io.Copy(io.Discard, out)
-	return cmd
+	return cmd, lines
 }
 
 // TestKill9Restart: the director process is killed with SIGKILL under a

@@ -747,6 +747,7 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 			State:   stateName(v.State),
 			Expires: remaining(now, v.LastNs, to),
 			FWMark:  s.spec.Key.FWMark,
+			Method:  r.spec.Method,
 		}
 		if v.Snat != 0 {
 			c.Local = netip.AddrPortFrom(bytesAddr(v.Laddr, k.Family), htons(v.Lport))
@@ -771,6 +772,7 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 			Expires:  remaining(now, pv.LastNs, uint64(s.spec.Persistence)),
 			Template: true,
 			FWMark:   s.spec.Key.FWMark,
+			Method:   r.spec.Method,
 		})
 	})
 	d.mu.Unlock()
