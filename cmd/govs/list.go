@@ -25,6 +25,7 @@ func cmdList(args []string, stdout, stderr io.Writer) int {
 	fs.Bool("sort", true, "sort services and servers (the default; accepted for ipvsadm compatibility)")
 	nosort := fs.Bool("nosort", false, "keep configuration order")
 	timeout := fs.Bool("timeout", false, "print the tcp, tcpfin and udp timeouts")
+	daemon := fs.Bool("daemon", false, "print the connection-sync daemon's roles and settings (lvs_sync_daemon)")
 	asJSON := fs.Bool("json", false, "print the state as JSON")
 	tcp := fs.String("t", "", "only the TCP service `ADDR:PORT`")
 	udp := fs.String("u", "", "only the UDP service `ADDR:PORT`")
@@ -74,6 +75,10 @@ func cmdList(args []string, stdout, stderr io.Writer) int {
 	}
 	if *timeout {
 		listing.Timeouts(stdout, st)
+		return 0
+	}
+	if *daemon {
+		listing.Daemon(stdout, st)
 		return 0
 	}
 	if err := listing.Services(stdout, st, o); err != nil {

@@ -28,8 +28,35 @@ type State struct {
 	Timeouts      Timeouts  `json:"timeouts"`
 	Services      []Service `json:"services"`
 	VRRP          []VRRP    `json:"vrrp,omitempty"`
+	// Sync is the connection-sync daemon (lvs_sync_daemon), nil without
+	// one.
+	Sync *SyncDaemon `json:"sync,omitempty"`
 	// LastReloadError is the error of the last refused reload, if any.
 	LastReloadError string `json:"last_reload_error,omitempty"`
+}
+
+// SyncDaemon is the connection-sync daemon: its settings, what it does
+// now (Role: master, backup, master+backup or none) and its counters.
+type SyncDaemon struct {
+	Interface string `json:"interface"`
+	Instance  string `json:"instance,omitempty"`
+	SyncID    int    `json:"syncid"`
+	MaxLen    int    `json:"maxlen"`
+	Group     string `json:"group"`
+	Port      int    `json:"port"`
+	TTL       int    `json:"ttl"`
+	Role      string `json:"role"`
+
+	MessagesSent     uint64 `json:"messages_sent"`
+	ConnsSent        uint64 `json:"conns_sent"`
+	SendErrors       uint64 `json:"send_errors"`
+	MessagesReceived uint64 `json:"messages_received"`
+	ConnsReceived    uint64 `json:"conns_received"`
+	ConnsImported    uint64 `json:"conns_imported"`
+	ConnsNotTaken    uint64 `json:"conns_not_taken"`
+	Malformed        uint64 `json:"malformed"`
+	OtherSyncID      uint64 `json:"other_sync_id"`
+	LastError        string `json:"last_error,omitempty"`
 }
 
 // MaxTimeout is the largest timeout SetTimeouts takes, in seconds: the

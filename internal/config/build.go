@@ -370,7 +370,9 @@ func (b *builder) syncDaemon(n *Node) {
 		case "inst":
 			s.Instance = v.Text
 		case "id":
-			s.ID, _ = b.intWord(v, "lvs_sync_daemon id", 0, 255)
+			if id, ok := b.intWord(v, "lvs_sync_daemon id", 0, 255); ok {
+				s.ID = &id
+			}
 		case "maxlen":
 			s.MaxLen, _ = b.intWord(v, "lvs_sync_daemon maxlen", 1, 65507)
 		case "port":

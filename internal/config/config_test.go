@@ -747,3 +747,40 @@ func TestSMTPCheckHostSettings(t *testing.T) {
 		t.Errorf("host: port %d timeout %v retry %v", host.ConnectPort, host.ConnectTimeout, host.Retry)
 	}
 }
+
+// TestSyncDaemonKeyword: lvs_sync_daemon's sync ID is the instance's
+// VRID unless given (an explicit 0 stays 0: no filtering), through a
+// round trip too; the group must be a multicast address.
+func TestSyncDaemonKeyword(t *testing.T) {
+	inst := "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 100\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
+	for _, c := range []struct {
+		line string
+		id   *int
+		err  string
+	}{
+		{line: "lvs_sync_daemon eth1 VI_1"},
+		{line: "lvs_sync_daemon eth1 inst VI_1 id 0", id: new(0)},
+		{line: "lvs_sync_daemon eth1 VI_1 id 9 maxlen 1400 port 8850 ttl 2 group 239.1.1.1", id: new(9)},
+		{line: "lvs_sync_daemon eth1 VI_1 group 10.1.1.1", err: `group "10.1.1.1" is not a multicast address`},
+		{line: "lvs_sync_daemon eth1 VI_9", err: `unknown vrrp_instance "VI_9"`},
+	} {
+		src := "global_defs {\n    " + c.line + "\n}\n" + inst
+		cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+		if c.err != "" {
+			if !strings.Contains(diagStrings(ds), c.err) {
+				t.Errorf("%s: %s, want %q", c.line, diagStrings(ds), c.err)
+			}
+			continue
+		}
+		if ds.HasErrors() || len(ds) != 0 {
+			t.Errorf("%s: %s", c.line, diagStrings(ds))
+			continue
+		}
+		for _, cf := range []*Config{cfg, func() *Config { c2, _ := LoadBytes("t.conf", Format(cfg), nil); return c2 }()} {
+			s := cf.Global.LVSSyncDaemon
+			if s == nil || s.Interface != "eth1" || s.Instance != "VI_1" || (s.ID == nil) != (c.id == nil) || (s.ID != nil && *s.ID != *c.id) {
+				t.Errorf("%s: read as %+v", c.line, s)
+			}
+		}
+	}
+}

@@ -372,11 +372,13 @@ type Timeouts struct {
 type SyncD struct {
 	Interface string `json:"interface"`
 	Instance  string `json:"instance,omitempty"`
-	ID        int    `json:"id,omitempty"`
-	MaxLen    int    `json:"maxlen,omitempty"`
-	Port      int    `json:"port,omitempty"`
-	TTL       int    `json:"ttl,omitempty"`
-	Group     string `json:"group,omitempty"`
+	// ID is the sync ID; nil: the instance's virtual_router_id (0
+	// without an instance), as in keepalived.
+	ID     *int   `json:"id,omitempty"`
+	MaxLen int    `json:"maxlen,omitempty"`
+	Port   int    `json:"port,omitempty"`
+	TTL    int    `json:"ttl,omitempty"`
+	Group  string `json:"group,omitempty"`
 }
 
 // GovsGlobal are govs-only global options, written in global_defs with a

@@ -65,15 +65,21 @@ func (v *validator) global() {
 	if len(g.NotificationEmail) > 0 && g.SMTPServer == "" {
 		v.d.warnf(g.Pos, "notification_email is set but smtp_server is not: no alert mail can be sent")
 	}
-	if s := g.LVSSyncDaemon; s != nil && s.Instance != "" && v.instance(s.Instance) == nil {
-		v.d.errorf(g.Pos, "lvs_sync_daemon: unknown vrrp_instance %q", s.Instance)
+	if s := g.LVSSyncDaemon; s != nil {
+		if s.Instance != "" && v.instance(s.Instance) == nil {
+			v.d.errorf(g.Pos, "lvs_sync_daemon: unknown vrrp_instance %q", s.Instance)
+		}
+		if s.Group != "" {
+			if a, err := netip.ParseAddr(s.Group); err != nil || !a.IsMulticast() {
+				v.d.errorf(g.Pos, "lvs_sync_daemon: group %q is not a multicast address", s.Group)
+			}
+		}
 	}
 	notYet := func(set bool, what string) {
 		if set {
 			v.d.warnf(g.Pos, "%s is accepted but has no effect yet in govs", what)
 		}
 	}
-	notYet(g.LVSSyncDaemon != nil, "lvs_sync_daemon (connection-state sync)")
 	notYet(g.Govs.WebListen != "" || g.Govs.WebPassword != "" || len(g.Govs.WebAllow) > 0,
 		"the web UI (govs_web_listen, govs_web_password, govs_web_allow)")
 	notYet(g.VRRPStrict, "vrrp_strict")

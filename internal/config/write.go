@@ -627,10 +627,13 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 		if s.Instance != "" {
 			words = append(words, "inst", q(s.Instance))
 		}
+		if s.ID != nil {
+			words = append(words, "id", strconv.Itoa(*s.ID))
+		}
 		for _, kv := range []struct {
 			k string
 			v int
-		}{{"id", s.ID}, {"maxlen", s.MaxLen}, {"port", s.Port}, {"ttl", s.TTL}} {
+		}{{"maxlen", s.MaxLen}, {"port", s.Port}, {"ttl", s.TTL}} {
 			if kv.v != 0 {
 				words = append(words, kv.k, strconv.Itoa(kv.v))
 			}

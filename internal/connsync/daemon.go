@@ -42,8 +42,8 @@ type Config struct {
 	Interval time.Duration
 }
 
-// withDefaults fills the kernel's defaults in.
-func (c Config) withDefaults() Config {
+// WithDefaults is c with the kernel's defaults filled in.
+func (c Config) WithDefaults() Config {
 	if !c.Group.IsValid() {
 		c.Group = DefaultGroup4
 	}
@@ -99,9 +99,10 @@ type Stats struct {
 	MessagesReceived uint64 `json:"messages_received"`
 	ConnsReceived    uint64 `json:"conns_received"`
 	ConnsImported    uint64 `json:"conns_imported"`
-	// ConnsUnknown are received connections of services or real servers
-	// this director does not have.
-	ConnsUnknown uint64 `json:"conns_unknown"`
+	// ConnsNotTaken are received connections the dataplane did not
+	// take: of services or real servers this director does not have, or
+	// in states it does not keep.
+	ConnsNotTaken uint64 `json:"conns_not_taken"`
 	// Malformed are messages dropped as malformed or of another
 	// protocol version; OtherSyncID those of another sync ID.
 	Malformed   uint64 `json:"malformed"`
@@ -138,9 +139,9 @@ func New(cfg Config, dp dataplane.Dataplane, log *slog.Logger) (*Daemon, error) 
 		return nil, errors.New("lvs_sync_daemon: an interface is required")
 	}
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg.withDefaults(), dp: dp, log: log, stops: map[Role]func(){}}
+	d := &Daemon{cfg: cfg.WithDefaults(), dp: dp, log: log, stops: map[Role]func(){}}
 	d.imp, _ = dp.(Importer)
 	return d, nil
 }
@@ -206,7 +207,7 @@ func (d *Daemon) Stats() Stats {
 		MessagesReceived: d.msgsRecv.Load(),
 		ConnsReceived:    d.connsRecv.Load(),
 		ConnsImported:    d.imported.Load(),
-		ConnsUnknown:     d.unknown.Load(),
+		ConnsNotTaken:    d.unknown.Load(),
 		Malformed:        d.malformed.Load(),
 		OtherSyncID:      d.otherID.Load(),
 	}

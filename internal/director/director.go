@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/connsync"
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/health"
 	"github.com/govs/govs/internal/notify"
@@ -116,6 +117,13 @@ type Director struct {
 	// after a newer one.
 	applyMu sync.Mutex
 
+	// the connection-sync daemon (syncd.go), nil without
+	// lvs_sync_daemon; syncInst is its VRRP instance, syncRunning says
+	// that Run has started (guarded by mu)
+	syncd       *connsync.Daemon
+	syncInst    string
+	syncRunning bool
+
 	rmu    sync.Mutex
 	prev   dataplane.Snapshot
 	rates  map[rateKey]rates
@@ -202,6 +210,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		return nil, fmt.Errorf("vrrp: %w", err)
 	}
 	d.node = node
+	d.startSync(cfg)
 	if err := d.load(cfg); err != nil {
 		d.fifos.Close()
 		return nil, err
@@ -356,6 +365,10 @@ func (d *Director) Run(ctx context.Context) error {
 	// (the VRRP instances' STOP) were read
 	d.fifos.start(d.notifier.Runner, d.log)
 	g.Go(func() error { return d.loop(ctx) })
+	d.mu.Lock()
+	d.syncRunning = true
+	d.mu.Unlock()
+	d.updateSyncRole()
 	if d.node != nil {
 		nctx, cancel := context.WithCancel(ctx)
 		g.Go(func() error {
@@ -577,6 +590,9 @@ func (d *Director) effective() ([]dataplane.Service, []notify.Notification) {
 
 // ownsService reports whether this node balances s now (see owns).
 func (d *Director) ownsService(s *vsSpec) bool {
+	if d.keepsServices() {
+		return true
+	}
 	if !d.owns(s.svc.Key.Addr) {
 		return false
 	}
@@ -727,6 +743,7 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.log.Warn("enable_script_security, script_user, the smtp settings or the notify fifos changed: they take effect when govs restarts")
 	}
 	d.setTimeouts(cfg.Global.LVSTimeouts)
+	d.startSync(cfg)
 	changed := startOnlyChanged(d.govs, cfg.Global.Govs)
 	if cfg.Global.LVSFlushOnStop != d.flushOnStop {
 		changed = append(changed, "lvs_flush_onstop")
@@ -788,6 +805,7 @@ func (d *Director) Stop(ctx context.Context) error {
 	d.closed = true
 	d.rmu.Unlock()
 	var errs []error
+	d.stopSync()
 	if d.flushOnStop {
 		if err := d.dp.Apply(ctx, nil); err != nil {
 			errs = append(errs, fmt.Errorf("flush services: %w", err))

@@ -41,6 +41,7 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 		Notifier:   vrrpNotifier{d},
 		OnChange: func(s vrrp.InstanceStatus) {
 			d.log.Info("vrrp state", "instance", s.Name, "state", s.State.String(), "priority", s.EffectivePriority, "master", s.MasterAddr)
+			d.updateSyncRole()
 			d.ownershipChanged()
 		},
 		Logger: d.log.With("subsystem", "vrrp"),

@@ -57,6 +57,7 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 		},
 	}
 	st.VRRP = d.vrrpState()
+	st.Sync = d.syncStateLocked()
 	for _, s := range d.specs {
 		key := s.svc.Key
 		dec := d.decisions[key]

@@ -221,6 +221,21 @@ func Timeouts(w io.Writer, st *api.State) {
 	fmt.Fprintf(w, "Timeout (tcp tcpfin udp): %d %d %d\n", st.Timeouts.TCP, st.Timeouts.TCPFin, st.Timeouts.UDP)
 }
 
+// Daemon writes ipvsadm -L --daemon: a line for each role the
+// connection-sync daemon has now, nothing without one.
+func Daemon(w io.Writer, st *api.State) {
+	s := st.Sync
+	if s == nil {
+		return
+	}
+	for _, role := range []string{"master", "backup"} {
+		if strings.Contains(s.Role, role) {
+			fmt.Fprintf(w, "%s sync daemon (mcast=%s, syncid=%d, maxlen=%d, group=%s, port=%d, ttl=%d)\n",
+				role, s.Interface, s.SyncID, s.MaxLen, s.Group, s.Port, s.TTL)
+		}
+	}
+}
+
 // Conns writes ipvsadm -L -c (with --persistent-conn, the pe columns).
 // When some entry has a director-side source (source NAT, or the
 // userspace proxy), a "local" column between virtual and destination

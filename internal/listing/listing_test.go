@@ -210,3 +210,28 @@ TCP 15:00  ESTABLISHED 198.51.100.8:41000 192.0.2.10:80      -                  
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestDaemon: ipvsadm -L --daemon's lines, one per role the daemon has.
+func TestDaemon(t *testing.T) {
+	sd := &api.SyncDaemon{Interface: "eth1", SyncID: 51, MaxLen: 1472, Group: "224.0.0.81", Port: 8848, TTL: 1}
+	for role, want := range map[string]string{
+		"master": "master sync daemon (mcast=eth1, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n",
+		"backup": "backup sync daemon (mcast=eth1, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n",
+		"master+backup": "master sync daemon (mcast=eth1, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n" +
+			"backup sync daemon (mcast=eth1, syncid=51, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n",
+		"none": "",
+	} {
+		s := *sd
+		s.Role = role
+		var b bytes.Buffer
+		Daemon(&b, &api.State{Sync: &s})
+		if b.String() != want {
+			t.Errorf("%s: %q, want %q", role, b.String(), want)
+		}
+	}
+	var b bytes.Buffer
+	Daemon(&b, &api.State{})
+	if b.Len() != 0 {
+		t.Errorf("no daemon: %q", b.String())
+	}
+}

@@ -581,7 +581,10 @@ func (c *converter) syncd(g map[string]*Entry) {
 		}
 		return
 	}
-	s := &config.SyncD{Interface: c.vi.Interface, Instance: InstanceName}
+	// pulse starts the IPVS daemons with ipvsadm's sync ID, 0 (no
+	// filtering) unless syncd_id says otherwise
+	id := 0
+	s := &config.SyncD{Interface: c.vi.Interface, Instance: InstanceName, ID: &id}
 	if x := g["syncd_iface"]; x != nil {
 		if v := strings.TrimSpace(x.Value); validDev(v) && !strings.Contains(v, ":") {
 			s.Interface = v
@@ -591,9 +594,9 @@ func (c *converter) syncd(g map[string]*Entry) {
 	}
 	if x := g["syncd_id"]; x != nil {
 		if n, ok := c.intVal(x, 0, 255); ok {
-			s.ID = n
+			id = n
 		}
 	}
 	c.cfg.Global.LVSSyncDaemon = s
-	c.warnf(e.Pos, "syncdaemon = 1 -> lvs_sync_daemon %s inst %s id %d: written for when govs syncs connection state; this version does not yet (the backup starts with no connections)", s.Interface, s.Instance, s.ID)
+	c.notef(e.Pos, "syncdaemon = 1 -> lvs_sync_daemon %s inst %s id %d: the connection table is synchronised with the xdp dataplane (not with the userspace proxy)", s.Interface, s.Instance, id)
 }

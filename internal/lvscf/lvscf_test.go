@@ -102,7 +102,7 @@ func TestModel(t *testing.T) {
 		if len(vi.TrackIfaces) != 2 {
 			t.Errorf("track_interface: %v", vi.TrackIfaces)
 		}
-		if s := cfg.Global.LVSSyncDaemon; s == nil || s.Interface != "eth1" || s.ID != 7 || s.Instance != InstanceName {
+		if s := cfg.Global.LVSSyncDaemon; s == nil || s.Interface != "eth1" || s.ID == nil || *s.ID != 7 || s.Instance != InstanceName {
 			t.Errorf("sync daemon: %+v", s)
 		}
 		if len(cfg.VirtualServers) != 1 {

@@ -7,6 +7,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ type Collector struct {
 	vrrpState, vrrpPrio                              *prometheus.Desc
 	vrrpSent, vrrpRecv, vrrpSendErr, vrrpMaster      *prometheus.Desc
 	vrrpRestored, vrrpRoutesRestored, vrrpDropped    *prometheus.Desc
+	syncRole, syncMsgs, syncConns, syncErrs          *prometheus.Desc
 }
 
 // NewCollector returns a collector reading state from fn.
@@ -72,6 +74,10 @@ func NewCollector(fn StateFunc) *Collector {
 		vrrpRestored:       d("govs_vrrp_addresses_restored_total", "Virtual addresses the MASTER put back after someone else deleted them.", "instance"),
 		vrrpRoutesRestored: d("govs_vrrp_routes_restored_total", "Virtual routes and rules the MASTER put back after they went.", "instance"),
 		vrrpDropped:        d("govs_vrrp_adverts_dropped_total", "VRRP adverts the instance dropped, by reason.", "instance", "reason"),
+		syncRole:           d("govs_sync_role", "1 for each role the connection-sync daemon has now (master: sends, backup: receives).", "role"),
+		syncMsgs:           d("govs_sync_messages_total", "Connection-sync messages, by direction (sent, received).", "direction"),
+		syncConns:          d("govs_sync_connections_total", "Connections in sync messages: sent, received, imported (taken into the dataplane), not_taken.", "what"),
+		syncErrs:           d("govs_sync_errors_total", "Connection-sync failures: send errors, malformed messages, messages of another sync ID.", "kind"),
 	}
 }
 
@@ -80,7 +86,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.svcConns, c.svcPkts, c.svcBytes, c.svcQuorum, c.svcSorry, c.svcEnabled,
 		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
 		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio,
-		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpRoutesRestored, c.vrrpDropped} {
+		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpRoutesRestored, c.vrrpDropped,
+		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs} {
 		ch <- d
 	}
 }
@@ -149,6 +156,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for r, n := range v.Counters.Dropped {
 			counter(c.vrrpDropped, n, v.Name, r)
 		}
+	}
+	if s := st.Sync; s != nil {
+		gauge(c.syncRole, b2f(strings.Contains(s.Role, "master")), "master")
+		gauge(c.syncRole, b2f(strings.Contains(s.Role, "backup")), "backup")
+		counter(c.syncMsgs, s.MessagesSent, "sent")
+		counter(c.syncMsgs, s.MessagesReceived, "received")
+		counter(c.syncConns, s.ConnsSent, "sent")
+		counter(c.syncConns, s.ConnsReceived, "received")
+		counter(c.syncConns, s.ConnsImported, "imported")
+		counter(c.syncConns, s.ConnsNotTaken, "not_taken")
+		counter(c.syncErrs, s.SendErrors, "send")
+		counter(c.syncErrs, s.Malformed, "malformed")
+		counter(c.syncErrs, s.OtherSyncID, "other_sync_id")
 	}
 }
 

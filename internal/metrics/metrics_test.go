@@ -27,6 +27,7 @@ func TestMetrics(t *testing.T) {
 		}},
 		VRRP: []api.VRRP{{Name: "VI_1", State: "MASTER", Effective: 150, Counters: api.VRRPCounters{
 			AdvertsSent: 40, AdvertsReceived: 3, BecameMaster: 1, AddressesRestored: 2, Dropped: map[string]uint64{"auth": 5}}}},
+		Sync: &api.SyncDaemon{Role: "backup", MessagesReceived: 9, ConnsReceived: 300, ConnsImported: 290, ConnsNotTaken: 10, Malformed: 1},
 	}
 	h := Handler(func(context.Context) (*api.State, error) { return st, nil }, fakeExits{})
 	rec := httptest.NewRecorder()
@@ -48,6 +49,12 @@ func TestMetrics(t *testing.T) {
 		`govs_vrrp_became_master_total{instance="VI_1"} 1`,
 		`govs_vrrp_addresses_restored_total{instance="VI_1"} 2`,
 		`govs_vrrp_adverts_dropped_total{instance="VI_1",reason="auth"} 5`,
+		`govs_sync_role{role="backup"} 1`,
+		`govs_sync_role{role="master"} 0`,
+		`govs_sync_messages_total{direction="received"} 9`,
+		`govs_sync_connections_total{what="imported"} 290`,
+		`govs_sync_connections_total{what="not_taken"} 10`,
+		`govs_sync_errors_total{kind="malformed"} 1`,
 		`govs_config_last_reload_failed 0`,
 		`govs_up 1`,
 		`govs_dataplane_exits_total{reason="tx"} 42`,

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/dataplane/xdp"
+)
+
+// dialFrom opens a TCP connection from network namespace ns.
+func dialFrom(t *testing.T, ns, addr string) net.Conn {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, ns, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// keptAlive is an HTTP/1.1 connection kept open across requests: a
+// request that fails is not retried on another connection.
+type keptAlive struct {
+	c     net.Conn
+	br    *bufio.Reader
+	first string // the real server's first answer
+}
+
+func (k *keptAlive) get(wait time.Duration) (string, error) {
+	k.c.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(k.c, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("status %s", resp.Status)
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+const syncDirectorConf = `global_defs {
+    router_id %s
+    govs_dataplane xdp
+    govs_interface eth0
+    %s
+}
+vrrp_instance VI_1 {
+    state %s
+    interface eth0
+    virtual_router_id 42
+    priority %d
+    version 3
+    advert_int 0.1
+    garp_master_delay 0
+    virtual_ipaddress {
+        10.77.0.60/24 dev eth0
+    }
+}
+virtual_server 10.77.0.60 80 {
+    lb_algo rr
+    lb_kind DR
+    delay_loop 1
+    real_server 10.77.0.11 80 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 10.77.0.12 80 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+`
+
+// TestXDPSyncFailover runs a keepalived-style DR pair as a user would:
+// two `govs run` directors on the xdp dataplane with a VRRP instance and
+// lvs_sync_daemon, two real servers prepared with `govs realserver
+// setup --method dr`, and a client holding HTTP keep-alive connections
+// to the VIP. The MASTER is stopped; the BACKUP takes the VIP over and
+// the same connections go on, their requests reaching the real servers
+// they were on. Without lvs_sync_daemon the same takeover breaks them
+// all (the new MASTER's kernel, holding the VIP, resets them).
+func TestXDPSyncFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	for _, synced := range []bool{true, false} {
+		t.Run(map[bool]string{true: "lvs_sync_daemon", false: "without"}[synced], func(t *testing.T) {
+			testXDPSyncFailover(t, synced)
+		})
+	}
+}
+
+func testXDPSyncFailover(t *testing.T, synced bool) {
+	l := newVRRPLab(t) // bridge + cl/d1/d2/r1/r2 on 10.77.0.0/24
+	for i := 1; i <= 2; i++ {
+		runtime.LockOSThread()
+		orig, _ := netns.Get()
+		brNS, err := netns.GetFromName(l.prefix + "br")
+		if err != nil {
+			t.Fatal(err)
+		}
+		netns.Set(brNS)
+		pass, err := xdp.AttachPass(fmt.Sprintf("%sv%d", l.prefix, i))
+		netns.Set(orig)
+		runtime.UnlockOSThread()
+		brNS.Close()
+		orig.Close()
+		if err != nil {
+			t.Skipf("cannot attach an XDP program here: %v", err)
+		}
+		defer pass.Close()
+	}
+	for _, ns := range []string{"cl", "r1", "r2"} {
+		sh(t, "ip", "netns", "exec", l.prefix+ns, "ethtool", "-K", "eth0", "tx", "off")
+	}
+	for i, r := range []string{"r1", "r2"} {
+		out, err := exec.Command("nsenter", "--net=/run/netns/"+l.prefix+r, govsBin, "realserver", "setup", "--method", "dr", "--vip", "10.77.0.60", "--interface", "eth0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("govs realserver setup in %s: %v\n%s", r, err, out)
+		}
+		l.start(r, govsBin, "demo", "backend", "0.0.0.0:80", fmt.Sprintf("rs%d", i+1))
+	}
+	syncLine := ""
+	if synced {
+		syncLine = "lvs_sync_daemon eth0 VI_1"
+	}
+	director := func(name, state string, prio int) (*exec.Cmd, *api.Client) {
+		conf := filepath.Join(l.dir, name+".conf")
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(syncDirectorConf, name, syncLine, state, prio)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pin := fmt.Sprintf("/sys/fs/bpf/govs-test-sync-%d-%s", os.Getpid(), name)
+		t.Cleanup(func() { xdp.RemovePinned(pin) })
+		sock := filepath.Join(l.dir, name+".sock")
+		cmd := l.start(name, govsBin, "run", "-f", conf, "--api-socket", sock, "--xdp-pin-path", pin, "--lame-duck", "0s")
+		return cmd, api.NewClient(sock)
+	}
+	d1, c1 := director("d1", "MASTER", 150)
+	_, c2 := director("d2", "BACKUP", 100)
+	waitState(t, c1, "MASTER", 10*time.Second)
+	waitState(t, c2, "BACKUP", 5*time.Second)
+	// the health checks pass before the connections are opened
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c1.State(t.Context())
+		if err == nil && len(st.Services) == 1 && len(st.Services[0].RealServers) == 2 &&
+			st.Services[0].RealServers[0].InPool && st.Services[0].RealServers[1].InPool {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the MASTER's service did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if synced {
+		for _, c := range []struct {
+			sock string
+			want string
+		}{{filepath.Join(l.dir, "d1.sock"), "master sync daemon (mcast=eth0, syncid=42, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"},
+			{filepath.Join(l.dir, "d2.sock"), "backup sync daemon (mcast=eth0, syncid=42, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"}} {
+			out, err := exec.Command(govsBin, "list", "--daemon", "-s", c.sock).CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != c.want {
+				t.Errorf("govs list --daemon: %v\n%s\nwant %s", err, out, c.want)
+			}
+		}
+	}
+
+	const n = 6
+	var conns []*keptAlive
+	seen := map[string]int{}
+	for i := range n {
+		c := dialFrom(t, l.prefix+"cl", "10.77.0.60:80")
+		k := &keptAlive{c: c, br: bufio.NewReader(c)}
+		body, err := k.get(2 * time.Second)
+		if err != nil {
+			t.Fatalf("connection %d through the MASTER: %v", i, err)
+		}
+		seen[body]++
+		k.first = body
+		conns = append(conns, k)
+	}
+	if seen["rs1"] != n/2 || seen["rs2"] != n/2 {
+		t.Fatalf("answers %v, want %d from each real server (rr)", seen, n/2)
+	}
+	inPkts := func(c *api.Client) uint64 {
+		st, err := c.State(t.Context())
+		if err != nil || len(st.Services) == 0 {
+			return 0
+		}
+		return st.Services[0].Stats.InPkts
+	}
+	if synced {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, err := c2.State(t.Context())
+			if err == nil && st.Sync != nil && st.Sync.ConnsImported >= n {
+				t.Logf("BACKUP: %d connections received, %d taken; MASTER: %+v", st.Sync.ConnsReceived, st.Sync.ConnsImported, func() any {
+					s1, _ := c1.State(t.Context())
+					return s1.Sync
+				}())
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the BACKUP did not take the %d connections: %v %+v", n, err, st.Sync)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	} else {
+		time.Sleep(1500 * time.Millisecond)
+	}
+	before := inPkts(c2)
+
+	d1.Process.Signal(syscall.SIGTERM) // priority 0: the BACKUP takes over at once
+	waitState(t, c2, "MASTER", 3*time.Second)
+	time.Sleep(300 * time.Millisecond) // the new MASTER's gratuitous ARP
+	failed := 0
+	var firstErr error
+	for _, k := range conns {
+		body, err := k.get(2 * time.Second)
+		if err == nil && body != k.first {
+			err = fmt.Errorf("answered by %q, was %q", body, k.first)
+		}
+		if err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	after := inPkts(c2)
+	t.Logf("after the takeover: %d of %d kept-alive connections broken (first error: %v); the new MASTER forwarded %d packets", failed, n, firstErr, after-before)
+	if synced {
+		if failed != 0 {
+			t.Errorf("%d of %d connections broken by the takeover: %v", failed, n, firstErr)
+		}
+		if after-before < n {
+			t.Errorf("the new MASTER forwarded %d packets, want the connections' (≥ %d): the requests did not go through it", after-before, n)
+		}
+	} else if failed != n {
+		t.Errorf("without lvs_sync_daemon %d of %d connections broke, want all: the test does not show what the sync does", failed, n)
+	}
+	// new connections go through the new MASTER
+	c := dialFrom(t, l.prefix+"cl", "10.77.0.60:80")
+	if _, err := (&keptAlive{c: c, br: bufio.NewReader(c)}).get(2 * time.Second); err != nil {
+		t.Errorf("new connection after the takeover: %v", err)
+	}
+}
