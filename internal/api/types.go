@@ -56,7 +56,10 @@ type SyncDaemon struct {
 	ConnsNotTaken    uint64 `json:"conns_not_taken"`
 	Malformed        uint64 `json:"malformed"`
 	OtherSyncID      uint64 `json:"other_sync_id"`
-	LastError        string `json:"last_error,omitempty"`
+	// Dropped are messages the kernel dropped, the receiving socket's
+	// buffer full.
+	Dropped   uint64 `json:"dropped"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // MaxTimeout is the largest timeout SetTimeouts takes, in seconds: the

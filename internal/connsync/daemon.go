@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,9 @@ type Stats struct {
 	// protocol version; OtherSyncID those of another sync ID.
 	Malformed   uint64 `json:"malformed"`
 	OtherSyncID uint64 `json:"other_sync_id"`
+	// Dropped are messages the kernel dropped before the receiver read
+	// them, its socket buffer full (SO_RXQ_OVFL).
+	Dropped uint64 `json:"dropped"`
 	// LastError is the last error met (opening a socket, sending,
 	// importing), empty when none.
 	LastError string `json:"last_error,omitempty"`
@@ -120,16 +124,35 @@ type Daemon struct {
 	imp Importer
 	log *slog.Logger
 
-	mu     sync.Mutex
-	role   Role
-	stops  map[Role]func()
-	closed bool
+	// mu serialises role changes; role is read without it (Stats).
+	mu      sync.Mutex
+	role    atomic.Uint32
+	cancels map[Role]context.CancelFunc
+	closed  bool
+	wg      sync.WaitGroup // every role's goroutine
 
 	msgsSent, connsSent, sendErrs          atomic.Uint64
 	msgsRecv, connsRecv, imported, unknown atomic.Uint64
-	malformed, otherID                     atomic.Uint64
+	malformed, otherID, dropped            atomic.Uint64
 	lastErr                                atomic.Pointer[string]
 	lastLogged                             atomic.Int64
+
+	// smu guards snd, the running sender (nil while not master).
+	smu sync.Mutex
+	snd *Sender
+}
+
+// noteImported tells a sender running beside the receiver (both roles)
+// that conns came from the peer as they are: they are not sent back
+// unless they change here, which would otherwise echo every connection
+// once.
+func (d *Daemon) noteImported(conns []dataplane.Conn, now time.Time) {
+	d.smu.Lock()
+	snd := d.snd
+	d.smu.Unlock()
+	if snd != nil {
+		snd.noteImported(conns, now)
+	}
 }
 
 // New makes a daemon for cfg over dp, with no role yet. The backup role
@@ -141,7 +164,7 @@ func New(cfg Config, dp dataplane.Dataplane, log *slog.Logger) (*Daemon, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg.WithDefaults(), dp: dp, log: log, stops: map[Role]func(){}}
+	d := &Daemon{cfg: cfg.WithDefaults(), dp: dp, log: log, cancels: map[Role]context.CancelFunc{}}
 	d.imp, _ = dp.(Importer)
 	return d, nil
 }
@@ -153,48 +176,58 @@ func (d *Daemon) Config() Config { return d.cfg }
 // connections.
 func (d *Daemon) CanReceive() bool { return d.imp != nil }
 
-// SetRole starts and stops the sender and the receiver to match r.
+// SetRole starts and stops the sender and the receiver to match r. It
+// does not wait for a stopped role's goroutine (a sender may be reading
+// the table): that one ends on its own, and Close waits for all.
 func (d *Daemon) SetRole(r Role) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed || r == d.role {
+	if d.closed {
+		return
+	}
+	d.setRoleLocked(r)
+}
+
+func (d *Daemon) setRoleLocked(r Role) {
+	old := d.Role()
+	if r == old {
 		return
 	}
 	for _, one := range []Role{RoleMaster, RoleBackup} {
-		if d.role&one != 0 && r&one == 0 {
-			d.stops[one]()
-			delete(d.stops, one)
+		if old&one != 0 && r&one == 0 {
+			d.cancels[one]()
+			delete(d.cancels, one)
 		}
 	}
 	for _, one := range []Role{RoleMaster, RoleBackup} {
-		if r&one != 0 && d.role&one == 0 {
+		if r&one != 0 && old&one == 0 {
 			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
 			run := d.runMaster
 			if one == RoleBackup {
 				run = d.runBackup
 			}
-			go func() { defer close(done); run(ctx) }()
-			d.stops[one] = func() { cancel(); <-done }
+			d.wg.Add(1)
+			go func() { defer d.wg.Done(); run(ctx) }()
+			d.cancels[one] = cancel
 		}
 	}
 	d.log.Info("connection sync", "role", r.String(), "interface", d.cfg.Interface, "group", d.cfg.Group, "port", d.cfg.Port, "syncid", d.cfg.SyncID)
-	d.role = r
+	d.role.Store(uint32(r))
 }
 
 // Role is the current role.
-func (d *Daemon) Role() Role {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.role
-}
+func (d *Daemon) Role() Role { return Role(d.role.Load()) }
 
-// Close stops both roles.
+// Close stops both roles and waits for their goroutines; the daemon takes
+// no role after it.
 func (d *Daemon) Close() {
-	d.SetRole(0)
 	d.mu.Lock()
-	d.closed = true
+	if !d.closed {
+		d.setRoleLocked(0)
+		d.closed = true
+	}
 	d.mu.Unlock()
+	d.wg.Wait()
 }
 
 // Stats returns the counters.
@@ -210,6 +243,7 @@ func (d *Daemon) Stats() Stats {
 		ConnsNotTaken:    d.unknown.Load(),
 		Malformed:        d.malformed.Load(),
 		OtherSyncID:      d.otherID.Load(),
+		Dropped:          d.dropped.Load(),
 	}
 	if e := d.lastErr.Load(); e != nil {
 		s.LastError = *e
@@ -221,6 +255,12 @@ func (d *Daemon) Stats() Stats {
 func (d *Daemon) fail(what string, err error) {
 	msg := what + ": " + err.Error()
 	d.lastErr.Store(&msg)
+	d.logLimited(what, err)
+}
+
+// logLimited logs err, at most every ten seconds.
+func (d *Daemon) logLimited(what string, err error) {
+	msg := what + ": " + err.Error()
 	now := time.Now().UnixNano()
 	if last := d.lastLogged.Load(); now-last > int64(10*time.Second) && d.lastLogged.CompareAndSwap(last, now) {
 		d.log.Warn("connection sync", "err", msg)
@@ -294,10 +334,28 @@ func (s sent) refreshAfter() time.Duration {
 	return min(time.Minute, s.until.Sub(s.at)/2)
 }
 
+// resendAfter is how long after it was last sent a connection is sent
+// again even if nothing changed: a message the backup missed (UDP, a full
+// socket buffer) is made good within it.
+const resendAfter = 5 * time.Minute
+
 // changes is the sender's memory of what it sent.
 type changes struct {
 	sent  map[connKey]sent
 	round uint64
+}
+
+// note records c as sent at now (see Daemon.noteImported).
+func (ch *changes) note(c dataplane.Conn, now time.Time) {
+	e, ok := entryOf(c)
+	if !ok {
+		return
+	}
+	if ch.sent == nil {
+		ch.sent = map[connKey]sent{}
+	}
+	k := connKey{c.Proto, c.Client, c.Virtual, c.FWMark, c.Template}
+	ch.sent[k] = sent{real: e.Real, local: c.Local, state: e.State, at: now, until: now.Add(c.Expires), round: ch.round}
 }
 
 // collect reads the table and returns the records to send: connections
@@ -318,9 +376,10 @@ func (ch *changes) collect(ctx context.Context, dp dataplane.Dataplane, now time
 		k := connKey{c.Proto, c.Client, c.Virtual, c.FWMark, c.Template}
 		until := now.Add(c.Expires)
 		s, had := ch.sent[k]
-		if !had || s.real != c.Real || s.local != c.Local || s.state != e.State || until.Sub(s.until) > s.refreshAfter() {
+		if !had || s.real != e.Real || s.local != c.Local || s.state != e.State || until.Sub(s.until) > s.refreshAfter() ||
+			now.Sub(s.at) >= resendAfter {
 			out = append(out, e)
-			s = sent{real: c.Real, local: c.Local, state: e.State, at: now, until: until}
+			s = sent{real: e.Real, local: c.Local, state: e.State, at: now, until: until}
 		}
 		s.round = ch.round
 		ch.sent[k] = s
@@ -337,6 +396,65 @@ func (ch *changes) collect(ctx context.Context, dp dataplane.Dataplane, now time
 	return out, nil
 }
 
+// Sender decides what a MASTER sends: it remembers what it sent, reads
+// the table each round and encodes what changed (collect). The zero
+// value sends the whole table in its first round.
+type Sender struct {
+	SyncID uint8
+	MaxLen int
+	ch     changes
+
+	pmu     sync.Mutex // guards pending and forget
+	pending []noted
+	forget  bool
+}
+
+// noted are connections taken from the peer, to be marked as sent at
+// the next round.
+type noted struct {
+	at    time.Time
+	conns []dataplane.Conn
+}
+
+func (s *Sender) noteImported(conns []dataplane.Conn, now time.Time) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if len(s.pending) < 4096 { // a round that does not come soon sends them back once
+		s.pending = append(s.pending, noted{now, slices.Clone(conns)})
+	}
+}
+
+// Round reads dp's table and returns the messages to send and the
+// number of connections in them. Only one round runs at a time.
+func (s *Sender) Round(ctx context.Context, dp dataplane.Dataplane, now time.Time) ([][]byte, int, error) {
+	s.pmu.Lock()
+	pending, forget := s.pending, s.forget
+	s.pending, s.forget = nil, false
+	s.pmu.Unlock()
+	if forget {
+		s.ch.sent = nil
+	}
+	for _, n := range pending {
+		for _, c := range n.conns {
+			s.ch.note(c, n.at)
+		}
+	}
+	entries, err := s.ch.collect(ctx, dp, now)
+	if err != nil || len(entries) == 0 {
+		return nil, 0, err
+	}
+	msgs, err := Encode(s.SyncID, entries, s.MaxLen)
+	return msgs, len(entries), err
+}
+
+// Forget makes the next round send the whole table again (after a send
+// failed: the backup may have missed any of it).
+func (s *Sender) Forget() {
+	s.pmu.Lock()
+	s.forget = true
+	s.pmu.Unlock()
+}
+
 // runMaster sends the connection table's changes until ctx ends. A
 // fresh master sends its whole table first.
 func (d *Daemon) runMaster(ctx context.Context) {
@@ -347,7 +465,17 @@ func (d *Daemon) runMaster(ctx context.Context) {
 		}
 	}()
 	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(d.cfg.Group, uint16(d.cfg.Port)))
-	var ch changes
+	snd := &Sender{SyncID: d.cfg.SyncID, MaxLen: d.cfg.MaxLen}
+	d.smu.Lock()
+	d.snd = snd
+	d.smu.Unlock()
+	defer func() {
+		d.smu.Lock()
+		if d.snd == snd { // a newer master may have replaced it
+			d.snd = nil
+		}
+		d.smu.Unlock()
+	}()
 	pause := d.cfg.Interval
 	for {
 		if c == nil {
@@ -362,43 +490,41 @@ func (d *Daemon) runMaster(ctx context.Context) {
 			}
 		}
 		start := time.Now()
-		entries, err := ch.collect(ctx, d.dp, start)
+		msgs, _, err := snd.Round(ctx, d.dp, start)
+		took := time.Since(start)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			d.fail("read connections", err)
-		} else if err := d.send(ctx, c, dst, entries); err != nil {
+		} else if err := d.send(ctx, c, dst, msgs); err != nil {
 			d.fail("send", err)
-			// sent records the backup may have missed go again
-			ch.sent = nil
+			snd.Forget()
 			c.Close()
 			c = nil
 		}
 		// the table's read is at most a tenth of the time
-		pause = max(d.cfg.Interval, 10*time.Since(start))
+		pause = max(d.cfg.Interval, 10*took)
 		if !wait(ctx, pause) {
 			return
 		}
 	}
 }
 
-// burst is how many messages go out before the sender yields a
-// millisecond, so that a whole table sent at once does not overflow the
-// receiver's socket buffer (some 40 connections a message: up to 2.5
-// million a second).
-const burst = 64
+// A whole table sent at once (a new MASTER's first round) goes out at
+// most burst messages every burstGap: some 5,000 messages, 200,000
+// connections a second, half of what an xdp BACKUP takes in
+// (BenchmarkSyncImport: 2.5 µs a connection on the project's machine),
+// so that its socket buffer does not overflow. A round of changes under
+// burst messages goes at once.
+const (
+	burst    = 16
+	burstGap = 3 * time.Millisecond
+)
 
-func (d *Daemon) send(ctx context.Context, c *net.UDPConn, dst *net.UDPAddr, entries []Entry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	msgs, err := Encode(d.cfg.SyncID, entries, d.cfg.MaxLen)
-	if err != nil {
-		return err // entryOf made them: a bug
-	}
+func (d *Daemon) send(ctx context.Context, c *net.UDPConn, dst *net.UDPAddr, msgs [][]byte) error {
 	for i, m := range msgs {
-		if i > 0 && i%burst == 0 && !wait(ctx, time.Millisecond) {
+		if i > 0 && i%burst == 0 && !wait(ctx, burstGap) {
 			return nil
 		}
 		if _, err := c.WriteToUDP(m, dst); err != nil {
@@ -411,9 +537,19 @@ func (d *Daemon) send(ctx context.Context, c *net.UDPConn, dst *net.UDPAddr, ent
 	return nil
 }
 
-// recvBuffer is the receiving socket's buffer: a master's first full
-// sending arrives in bursts of many messages.
-const recvBuffer = 4 << 20
+// recvBuffer is the receiving socket's buffer (SO_RCVBUFFORCE, past
+// net.core.rmem_max: govs runs as root): a master's first full sending
+// arrives in bursts of many messages.
+const recvBuffer = 8 << 20
+
+// batchMessages is how many messages already waiting the receiver reads
+// before it hands their connections to the dataplane in one call.
+const batchMessages = 64
+
+// ifaceCheck is how often a quiet receiver checks that its interface is
+// still the one it joined the group on (a re-created interface loses the
+// membership).
+const ifaceCheck = 5 * time.Second
 
 // runBackup takes the master's messages into the dataplane until ctx
 // ends.
@@ -423,15 +559,7 @@ func (d *Daemon) runBackup(ctx context.Context) {
 		return
 	}
 	for ctx.Err() == nil {
-		ifi, err := net.InterfaceByName(d.cfg.Interface)
-		var c *net.UDPConn
-		if err == nil {
-			network := "udp4"
-			if d.cfg.Group.Is6() {
-				network = "udp6"
-			}
-			c, err = net.ListenMulticastUDP(network, ifi, net.UDPAddrFromAddrPort(netip.AddrPortFrom(d.cfg.Group, uint16(d.cfg.Port))))
-		}
+		c, ifindex, err := d.recvSocket()
 		if err != nil {
 			d.fail("open receiving socket", err)
 			if !wait(ctx, time.Second) {
@@ -439,49 +567,108 @@ func (d *Daemon) runBackup(ctx context.Context) {
 			}
 			continue
 		}
-		_ = c.SetReadBuffer(recvBuffer)
 		stop := context.AfterFunc(ctx, func() { c.Close() })
-		d.receive(ctx, c)
+		d.receive(ctx, c, ifindex)
 		stop()
 		c.Close()
 	}
 }
 
-func (d *Daemon) receive(ctx context.Context, c *net.UDPConn) {
+// recvSocket joins the group on the interface, bound to it as the
+// kernel's backup socket is.
+func (d *Daemon) recvSocket() (*net.UDPConn, int, error) {
+	ifi, err := net.InterfaceByName(d.cfg.Interface)
+	if err != nil {
+		return nil, 0, fmt.Errorf("interface %s: %w", d.cfg.Interface, err)
+	}
+	network := "udp4"
+	if d.cfg.Group.Is6() {
+		network = "udp6"
+	}
+	c, err := net.ListenMulticastUDP(network, ifi, net.UDPAddrFromAddrPort(netip.AddrPortFrom(d.cfg.Group, uint16(d.cfg.Port))))
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := bindToDevice(c, d.cfg.Interface); err != nil {
+		c.Close()
+		return nil, 0, fmt.Errorf("bind to %s: %w", d.cfg.Interface, err)
+	}
+	if forceRecvBuffer(c, recvBuffer) != nil {
+		_ = c.SetReadBuffer(recvBuffer) // capped by net.core.rmem_max
+	}
+	_ = countDrops(c)
+	return c, ifi.Index, nil
+}
+
+// receive reads messages until the socket fails or its interface is
+// gone, and imports them by batches.
+func (d *Daemon) receive(ctx context.Context, c *net.UDPConn, ifindex int) {
 	buf := make([]byte, 65536)
+	oob := make([]byte, 64)
 	var conns []dataplane.Conn
+	var entries, skipped int
+	var drops uint32 // the socket's count (SO_RXQ_OVFL) at the last message
 	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			if ctx.Err() == nil {
+		// wait for a message, then take those already there
+		_ = c.SetReadDeadline(time.Now().Add(ifaceCheck))
+		for got := 0; got < batchMessages; got++ {
+			n, oobn, _, _, err := c.ReadMsgUDP(buf, oob)
+			if err == nil {
+				if total, ok := dropCount(oob[:oobn]); ok && total != drops {
+					d.dropped.Add(uint64(total - drops))
+					drops = total
+				}
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break
+				}
 				d.fail("receive", err)
 				wait(ctx, time.Second)
+				return
 			}
+			// the next read takes what waits, or gives up soon (a past
+			// deadline would not even look)
+			_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			d.msgsRecv.Add(1)
+			m, err := Decode(buf[:n])
+			if err != nil {
+				d.malformed.Add(1)
+				d.logLimited("malformed message", err) // not LastError: a stray sender must not hide ours
+				continue
+			}
+			if d.cfg.SyncID != 0 && m.SyncID != d.cfg.SyncID {
+				d.otherID.Add(1)
+				continue
+			}
+			entries += len(m.Entries)
+			skipped += m.Skipped
+			for _, e := range m.Entries {
+				if cn, ok := connOf(e); ok {
+					conns = append(conns, cn)
+				}
+			}
+		}
+		if entries+skipped > 0 {
+			d.connsRecv.Add(uint64(entries + skipped))
+			took, err := d.imp.ImportConns(ctx, conns)
+			d.noteImported(conns, time.Now())
+			d.imported.Add(uint64(took))
+			d.unknown.Add(uint64(entries + skipped - took))
+			if err != nil {
+				d.fail("import", err)
+			}
+			conns, entries, skipped = conns[:0], 0, 0
+			continue
+		}
+		// quiet: is the interface still the one joined?
+		if ifi, err := net.InterfaceByName(d.cfg.Interface); err != nil || ifi.Index != ifindex {
+			d.log.Info("connection sync: interface changed, joining the group again", "interface", d.cfg.Interface)
 			return
-		}
-		d.msgsRecv.Add(1)
-		m, err := Decode(buf[:n])
-		if err != nil {
-			d.malformed.Add(1)
-			d.fail("malformed message", err)
-			continue
-		}
-		if d.cfg.SyncID != 0 && m.SyncID != d.cfg.SyncID {
-			d.otherID.Add(1)
-			continue
-		}
-		d.connsRecv.Add(uint64(len(m.Entries) + m.Skipped))
-		conns = conns[:0]
-		for _, e := range m.Entries {
-			if cn, ok := connOf(e); ok {
-				conns = append(conns, cn)
-			}
-		}
-		took, err := d.imp.ImportConns(ctx, conns)
-		d.imported.Add(uint64(took))
-		d.unknown.Add(uint64(len(m.Entries) + m.Skipped - took))
-		if err != nil {
-			d.fail("import", err)
 		}
 	}
 }

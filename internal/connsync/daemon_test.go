@@ -131,10 +131,11 @@ func TestConnRecordRoundTrip(t *testing.T) {
 			Local: ap("[2001:db8::3]:40000"), State: "FIN_WAIT", Expires: 120 * time.Second, Method: dataplane.SNAT},
 		{Proto: dataplane.TCP, Client: ap("10.1.0.0:0"), Virtual: ap("10.0.0.100:80"), Real: ap("10.0.0.11:80"), State: "NONE", Expires: 300 * time.Second, Template: true, Method: dataplane.TUN},
 		{Proto: 0, Client: ap("10.1.0.0:0"), Real: ap("10.0.0.11:80"), State: "NONE", Expires: 300 * time.Second, Template: true, FWMark: 9, Method: dataplane.DR},
+		{Proto: dataplane.TCP, Client: ap("10.0.0.5:999"), Virtual: ap("10.0.0.100:8080"), Real: ap("10.0.0.13:0"), State: "ESTABLISHED", Expires: 900 * time.Second, Method: dataplane.NAT},
 	}
 	want := append([]dataplane.Conn(nil), in...)
 	want[0].Expires = 900 * time.Second // whole seconds, rounded up
-	want[4].Virtual = ap("0.0.0.0:0")
+	want[5].Real = ap("10.0.0.13:8080") // IPVS's dest->port ?: vport
 	var es []Entry
 	for _, c := range in {
 		e, ok := entryOf(c)
@@ -142,6 +143,11 @@ func TestConnRecordRoundTrip(t *testing.T) {
 			t.Fatalf("%+v not sent", c)
 		}
 		es = append(es, e)
+	}
+	// the kernel's template of a firewall-mark service: the mark as
+	// the virtual address, no NO_CPORT flag
+	if es[4].Virtual != ap("0.0.0.9:0") || es[4].Flags != FlagDRoute|FlagTemplate || es[3].Flags != FlagTunnel|FlagTemplate {
+		t.Errorf("templates on the wire: %+v, %+v", es[3], es[4])
 	}
 	msgs, err := Encode(0, es, 1472)
 	if err != nil {
@@ -167,5 +173,30 @@ func TestConnRecordRoundTrip(t *testing.T) {
 	}
 	if _, ok := connOf(Entry{Proto: 132, Client: ap("10.0.0.1:1"), Virtual: ap("10.0.0.2:2"), Real: ap("10.0.0.3:3")}); ok {
 		t.Error("an SCTP connection taken")
+	}
+}
+
+// A connection taken from the peer is not sent back by a sender running
+// beside the receiver, until it changes here.
+func TestCollectSkipsImported(t *testing.T) {
+	dp := &fakeDP{}
+	var ch changes
+	t0 := time.Unix(1000, 0)
+	a := conn("10.0.0.1:1000", "ESTABLISHED", 900*time.Second)
+	b := conn("10.0.0.2:1000", "ESTABLISHED", 900*time.Second)
+	dp.set(a)
+	if got, _ := ch.collect(context.Background(), dp, t0); len(got) != 1 {
+		t.Fatalf("first round sent %v", clients(got))
+	}
+	ch.note(b, t0.Add(time.Second)) // b arrives from the peer
+	dp.set(a, b)
+	if got, _ := ch.collect(context.Background(), dp, t0.Add(time.Second)); len(got) != 0 {
+		t.Fatalf("an imported connection was sent back: %v", clients(got))
+	}
+	b.State = "FIN_WAIT"
+	b.Expires = 120 * time.Second
+	dp.set(a, b)
+	if got, _ := ch.collect(context.Background(), dp, t0.Add(2*time.Second)); len(got) != 1 || got[0].Client != b.Client {
+		t.Fatalf("an imported connection that changed here was not sent: %v", clients(got))
 	}
 }

@@ -33,8 +33,34 @@ func methodFlags(m dataplane.Method) uint32 {
 		return FlagDRoute
 	case dataplane.TUN:
 		return FlagTunnel
+	case dataplane.Local:
+		return flagLocalNode
 	}
 	return FlagMasq // NAT and SNAT (kernel IPVS has no source NAT)
+}
+
+// flagLocalNode is IP_VS_CONN_F_LOCALNODE.
+const flagLocalNode = 0x0001
+
+// markAddr is where the kernel puts a firewall-mark service's mark in
+// its templates' virtual address (the mark, network order, in the first
+// four bytes).
+func markAddr(mark uint32, v6 bool) netip.Addr {
+	b := [16]byte{byte(mark >> 24), byte(mark >> 16), byte(mark >> 8), byte(mark)}
+	if v6 {
+		return netip.AddrFrom16(b)
+	}
+	return netip.AddrFrom4([4]byte(b[:4]))
+}
+
+// wireReal is c's real server as IPVS records it: a server without a
+// port of its own (multi-port services) gets the virtual port, as the
+// kernel does (dest->port ?: vport).
+func wireReal(c dataplane.Conn) netip.AddrPort {
+	if c.Real.IsValid() && c.Real.Port() == 0 && !c.Template && c.Virtual.IsValid() {
+		return netip.AddrPortFrom(c.Real.Addr(), c.Virtual.Port())
+	}
+	return c.Real
 }
 
 // entryOf turns a dataplane connection into a record; ok is false for
@@ -45,7 +71,7 @@ func entryOf(c dataplane.Conn) (Entry, bool) {
 		Proto:   uint8(c.Proto),
 		Client:  c.Client,
 		Virtual: c.Virtual,
-		Real:    c.Real,
+		Real:    wireReal(c),
 		Local:   c.Local,
 		FWMark:  c.FWMark,
 		Flags:   methodFlags(c.Method),
@@ -54,14 +80,13 @@ func entryOf(c dataplane.Conn) (Entry, bool) {
 	e.Timeout = uint32(max(1, min(secs, math.MaxUint32)))
 	switch {
 	case c.Template:
-		e.Flags |= FlagTemplate | FlagNoCPort
-		if !e.Virtual.IsValid() && e.FWMark != 0 && e.Client.IsValid() {
-			// a firewall-mark service's template: the mark says which
-			// service, the address is only there for the record
-			e.Virtual = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
-			if e.Client.Addr().Is4() {
-				e.Virtual = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
-			}
+		// (not IP_VS_CONN_F_NO_CPORT, which the kernel gives only to
+		// connections whose client port is unknown yet: a kernel
+		// backup would match such a template as a connection)
+		e.Flags |= FlagTemplate
+		if e.FWMark != 0 && e.Client.IsValid() {
+			// as the kernel's templates of firewall-mark services
+			e.Virtual = netip.AddrPortFrom(markAddr(e.FWMark, e.Client.Addr().Is6()), 0)
 		}
 	case c.Proto == dataplane.TCP:
 		st, ok := tcpState(c.State)
@@ -111,6 +136,9 @@ func connOf(e Entry) (dataplane.Conn, bool) {
 	case c.Template:
 		c.State = "NONE"
 		c.Client = netip.AddrPortFrom(c.Client.Addr(), 0)
+		if c.FWMark != 0 {
+			c.Virtual = netip.AddrPort{} // the mark says which service
+		}
 	case c.Proto == dataplane.TCP:
 		if int(e.State) >= len(tcpStates) || e.State == 0 {
 			return c, false

@@ -123,6 +123,7 @@ type Director struct {
 	syncd       *connsync.Daemon
 	syncInst    string
 	syncRunning bool
+	syncMu      sync.Mutex // serialises updateSyncRole
 
 	rmu    sync.Mutex
 	prev   dataplane.Snapshot

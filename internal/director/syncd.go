@@ -74,6 +74,9 @@ func (d *Director) startSync(cfg *config.Config) {
 
 // updateSyncRole gives the sync daemon the role the VRRP state says.
 func (d *Director) updateSyncRole() {
+	// one at a time, so that the last to set a role read the last state
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
 	d.mu.Lock()
 	sd, inst, running := d.syncd, d.syncInst, d.syncRunning
 	d.mu.Unlock()
@@ -124,6 +127,6 @@ func (d *Director) syncStateLocked() *api.SyncDaemon {
 		Group: c.Group.String(), Port: c.Port, TTL: c.TTL, Role: s.Role,
 		MessagesSent: s.MessagesSent, ConnsSent: s.ConnsSent, SendErrors: s.SendErrors,
 		MessagesReceived: s.MessagesReceived, ConnsReceived: s.ConnsReceived, ConnsImported: s.ConnsImported,
-		ConnsNotTaken: s.ConnsNotTaken, Malformed: s.Malformed, OtherSyncID: s.OtherSyncID, LastError: s.LastError,
+		ConnsNotTaken: s.ConnsNotTaken, Malformed: s.Malformed, OtherSyncID: s.OtherSyncID, Dropped: s.Dropped, LastError: s.LastError,
 	}
 }

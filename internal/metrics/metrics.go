@@ -77,7 +77,7 @@ func NewCollector(fn StateFunc) *Collector {
 		syncRole:           d("govs_sync_role", "1 for each role the connection-sync daemon has now (master: sends, backup: receives).", "role"),
 		syncMsgs:           d("govs_sync_messages_total", "Connection-sync messages, by direction (sent, received).", "direction"),
 		syncConns:          d("govs_sync_connections_total", "Connections in sync messages: sent, received, imported (taken into the dataplane), not_taken.", "what"),
-		syncErrs:           d("govs_sync_errors_total", "Connection-sync failures: send errors, malformed messages, messages of another sync ID.", "kind"),
+		syncErrs:           d("govs_sync_errors_total", "Connection-sync failures: send errors, malformed messages, messages of another sync ID, messages the kernel dropped (receive buffer full).", "kind"),
 	}
 }
 
@@ -169,6 +169,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.syncErrs, s.SendErrors, "send")
 		counter(c.syncErrs, s.Malformed, "malformed")
 		counter(c.syncErrs, s.OtherSyncID, "other_sync_id")
+		counter(c.syncErrs, s.Dropped, "dropped")
 	}
 }
 

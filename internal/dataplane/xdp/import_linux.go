@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -42,10 +45,7 @@ func (d *Dataplane) ImportConns(ctx context.Context, conns []dataplane.Conn) (in
 		if s == nil {
 			continue
 		}
-		r := s.reals[c.Real]
-		if r == nil && s.sorry != nil && s.sorry.spec.Addr == c.Real {
-			r = s.sorry
-		}
+		r := s.realFor(c.Real)
 		if r == nil || r.gen == 0 {
 			continue
 		}
@@ -63,21 +63,39 @@ func (d *Dataplane) ImportConns(ctx context.Context, conns []dataplane.Conn) (in
 		}
 		took++
 	}
-	if took > 0 {
-		// the next sync walks the tables again for the counts
+	if took > 0 && time.Since(d.recounted) >= recountEvery {
+		// the next sync walks the tables again for the counts (not at
+		// every message a backup takes: each walk reads the whole table)
+		d.recounted = time.Now()
 		d.walk.done = false
 		d.syncSoon()
 	}
 	return took, errors.Join(errs...)
 }
 
+// realFor is s's real server (or sorry server) at a: with a's port, or
+// without one (a server of a multi-port service, which IPVS records
+// with the virtual port).
+func (s *service) realFor(a netip.AddrPort) *realState {
+	for _, k := range []netip.AddrPort{a, netip.AddrPortFrom(a.Addr(), 0)} {
+		if r := s.reals[k]; r != nil {
+			return r
+		}
+		if s.sorry != nil && s.sorry.spec.Addr == k {
+			return s.sorry
+		}
+	}
+	return nil
+}
+
+// recountEvery bounds how often imports make the sync walk the tables.
+const recountEvery = 5 * time.Second
+
 // serviceFor is the service that takes c's packets here: its firewall
 // mark's, or the one the program would find for c's protocol, virtual
-// address and port.
+// address and port (also for a mark without a service: kernel IPVS
+// sends the packet's mark whatever the service).
 func (d *Dataplane) serviceFor(c *dataplane.Conn, byID map[uint32]*service) *service {
-	if !c.Virtual.IsValid() && c.FWMark == 0 {
-		return nil
-	}
 	if c.FWMark != 0 {
 		v6 := c.Client.Addr().Is6()
 		for k, s := range d.svcs {
@@ -85,6 +103,8 @@ func (d *Dataplane) serviceFor(c *dataplane.Conn, byID map[uint32]*service) *ser
 				return s
 			}
 		}
+	}
+	if !c.Virtual.IsValid() {
 		return nil
 	}
 	addr, fam := addrBytes(c.Virtual.Addr())
@@ -118,9 +138,13 @@ func importState(c *dataplane.Conn) uint8 {
 }
 
 // lastSeen is the last_ns that makes an entry with timeout to expire in
-// left from now.
+// left from now; a left of 0 (a sender that leaves the timeout to the
+// receiver) is the whole timeout.
 func lastSeen(now, timeout uint64, left int64) uint64 {
-	l := uint64(max(left, 0))
+	if left <= 0 {
+		return now
+	}
+	l := uint64(left)
 	if l >= timeout {
 		return now
 	}
@@ -143,36 +167,106 @@ func (d *Dataplane) importConn(s *service, r *realState, c *dataplane.Conn, now 
 	st := importState(c)
 	v := lbConn{LastNs: lastSeen(now, d.timeout(st), int64(c.Expires)), Svc: s.id, Real: r.id, Gen: r.gen, State: st}
 	if r.spec.Method == dataplane.SNAT {
-		if !c.Local.IsValid() {
-			return errors.New("a source-NAT connection without its source address")
+		if err := s.ownsSource(r, c.Local); err != nil {
+			return err
 		}
-		la, lfam := addrBytes(c.Local.Addr())
-		if lfam != fam {
-			return errors.New("source address of another family")
-		}
+		la, _ := addrBytes(c.Local.Addr())
 		v.Snat, v.Laddr, v.Lport = 1, la, htons(c.Local.Port())
 	}
+	if r.spec.Method == dataplane.NAT || r.spec.Method == dataplane.SNAT {
+		// the reply entry first: real server -> client (NAT) or -> the
+		// source address and port (SNAT), translated back to the
+		// virtual address
+		nv := lbNatRev{Ns: now, Vaddr: vaddr, Vport: k.Dport, Svc: s.id, Real: r.id, Gen: r.gen}
+		if v.Snat != 0 {
+			nv.Snat, nv.Caddr, nv.Cport = 1, caddr, k.Sport
+		}
+		rk := natKey(&k, &v, r)
+		if err := d.storeNAT(&rk, &nv); err != nil {
+			return err
+		}
+	}
+	if k.Family == 4 {
+		k4 := toKey4(&k)
+		return d.objs.Conn4Tbl.Update(&k4, &v, ebpf.UpdateAny)
+	}
+	return d.objs.ConnTbl.Update(&k, &v, ebpf.UpdateAny)
+}
+
+// storeNAT writes a reply entry. A SNAT binding (source address and
+// port toward a real server) that this director has given to another
+// connection is left to it: the program claims bindings with
+// BPF_NOEXIST and never takes a live one over, nor does an import.
+func (d *Dataplane) storeNAT(rk *lbFlowKey, nv *lbNatRev) error {
+	if nv.Snat == 0 {
+		return d.objs.NatTbl.Update(rk, nv, ebpf.UpdateAny)
+	}
+	err := d.objs.NatTbl.Update(rk, nv, ebpf.UpdateNoExist)
+	if !errors.Is(err, ebpf.ErrKeyExist) {
+		return err
+	}
+	var old lbNatRev
+	if err := d.objs.NatTbl.Lookup(rk, &old); err != nil {
+		if isNotExist(err) { // gone meanwhile
+			return d.objs.NatTbl.Update(rk, nv, ebpf.UpdateNoExist)
+		}
+		return err
+	}
+	same := old.Snat != 0 && old.Caddr == nv.Caddr && old.Cport == nv.Cport && old.Vaddr == nv.Vaddr && old.Vport == nv.Vport
+	if !same && d.bindingLive(rk, &old) {
+		return errors.New("its source address and port are bound to another live connection here")
+	}
+	return d.objs.NatTbl.Update(rk, nv, ebpf.UpdateAny)
+}
+
+// bindingLive says whether the SNAT binding nr (reply key rk) still
+// serves a connection here, as snat_stale judges it: its real server
+// slot is the same, and its connection is in the table, not expired,
+// and holds this binding. A NAT entry is never taken over.
+func (d *Dataplane) bindingLive(rk *lbFlowKey, nr *lbNatRev) bool {
+	if nr.Snat == 0 {
+		return true
+	}
+	k := lbFlowKey{Family: rk.Family, Proto: rk.Proto, Sport: nr.Cport, Dport: nr.Vport, Saddr: nr.Caddr, Daddr: nr.Vaddr}
+	var c lbConn
 	var err error
 	if k.Family == 4 {
 		k4 := toKey4(&k)
-		err = d.objs.Conn4Tbl.Update(&k4, &v, ebpf.UpdateAny)
+		err = d.objs.Conn4Tbl.Lookup(&k4, &c)
 	} else {
-		err = d.objs.ConnTbl.Update(&k, &v, ebpf.UpdateAny)
+		err = d.objs.ConnTbl.Lookup(&k, &c)
 	}
 	if err != nil {
-		return err
+		return !isNotExist(err) // unknown: keep it
 	}
-	if r.spec.Method != dataplane.NAT && r.spec.Method != dataplane.SNAT {
+	if expired(monoNow(), c.LastNs, d.timeout(c.State)) {
+		return false
+	}
+	return c.Snat != 0 && c.Lport == rk.Dport && c.Laddr == rk.Daddr && c.Real == nr.Real && c.Gen == nr.Gen
+}
+
+// ownsSource says why local cannot be s's source toward r here, or nil:
+// it must be an address of the service's pool, and a port of its range
+// (without a pool, r's own source address, which is this director's and
+// differs from the peer's unless it moves with VRRP). The real server's
+// replies come back to it only if it is.
+func (s *service) ownsSource(r *realState, local netip.AddrPort) error {
+	if !local.IsValid() {
+		return errors.New("a source-NAT connection without its source address")
+	}
+	if s.snat.portMin != 0 && (local.Port() < s.snat.portMin || local.Port() > s.snat.portMax) {
+		return fmt.Errorf("source port %d outside the service's range %d-%d", local.Port(), s.snat.portMin, s.snat.portMax)
+	}
+	if len(s.snat.addrs) == 0 {
+		if !r.nh.src.IsValid() || r.nh.src != local.Addr() {
+			return fmt.Errorf("source %s is not this director's address toward %s (%s)", local.Addr(), r.spec.Addr, r.nh.src)
+		}
 		return nil
 	}
-	// the reply entry: real server -> client (NAT) or -> the source
-	// address and port (SNAT), translated back to the virtual address
-	nv := lbNatRev{Ns: now, Vaddr: vaddr, Vport: k.Dport, Svc: s.id, Real: r.id, Gen: r.gen}
-	if v.Snat != 0 {
-		nv.Snat, nv.Caddr, nv.Cport = 1, caddr, k.Sport
+	if !slices.Contains(s.snat.addrs, local.Addr()) {
+		return fmt.Errorf("source %s is not in the service's source pool", local.Addr())
 	}
-	rk := natKey(&k, &v, r)
-	return d.objs.NatTbl.Update(&rk, &nv, ebpf.UpdateAny)
+	return nil
 }
 
 func (d *Dataplane) importTemplate(s *service, r *realState, c *dataplane.Conn, now uint64) error {

@@ -59,7 +59,10 @@ type Dataplane struct {
 	// walk of the connection tables has deleted their connections and
 	// the reply entries those own (the walk needs the server's address
 	// for the reply key)
-	tombs       map[[2]uint32]*realState
+	tombs map[[2]uint32]*realState
+	// recounted is when ImportConns last made the next sync walk the
+	// tables again
+	recounted   time.Time
 	goneErr     error  // what freeing them early (allocReal) failed with
 	quiesces    uint64 // grace periods waited for (quiesce)
 	gen         uint32
