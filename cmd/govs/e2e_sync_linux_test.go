@@ -250,6 +250,10 @@ func testXDPSyncFailover(t *testing.T, synced bool) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		status, err := exec.Command(govsBin, "status", "-s", filepath.Join(l.dir, "d2.sock")).CombinedOutput()
+		if err != nil || !strings.Contains(string(status), "connection sync backup on eth0 (syncid 42, 224.0.0.81:8848)") {
+			t.Errorf("govs status on the BACKUP: %v\n%s", err, status)
+		}
 	} else {
 		time.Sleep(1500 * time.Millisecond)
 	}

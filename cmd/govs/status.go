@@ -64,6 +64,17 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	if s := st.Sync; s != nil {
+		fmt.Fprintf(stdout, "connection sync %s on %s (syncid %d, %s:%d): sent %d connections in %d messages; received %d, taken %d, not taken %d",
+			s.Role, s.Interface, s.SyncID, s.Group, s.Port, s.ConnsSent, s.MessagesSent, s.ConnsReceived, s.ConnsImported, s.ConnsNotTaken)
+		if n := s.Dropped + s.Malformed + s.SendErrors; n > 0 {
+			fmt.Fprintf(stdout, "; %d dropped by the kernel, %d malformed, %d send errors", s.Dropped, s.Malformed, s.SendErrors)
+		}
+		fmt.Fprintln(stdout)
+		if s.LastError != "" {
+			fmt.Fprintf(stdout, "  last error: %s\n", s.LastError)
+		}
+	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tSCHED\tQUORUM\tREAL SERVERS (healthy/total)\tIN POOL\tCONNS")

@@ -120,6 +120,10 @@ type childEnv struct {
 	// Exec runs the child inside NS as a whole (ip netns exec), as a
 	// director with sockets of its own must be.
 	Exec bool `json:",omitempty"`
+	// Interfaces the director attaches to (default eth0); Prefix is the
+	// lab's namespace prefix (default "xd").
+	Interfaces []string `json:",omitempty"`
+	Prefix     string   `json:",omitempty"`
 }
 
 // TestDirectorChild is the director process of TestKill9Restart; it does
@@ -134,10 +138,17 @@ func TestDirectorChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, prefix: "xd"}
+	if env.Prefix != "" {
+		l.prefix = env.Prefix
+	}
+	ifaces := env.Interfaces
+	if len(ifaces) == 0 {
+		ifaces = []string{"eth0"}
+	}
 	var d *Dataplane
 	l.inNS(env.NS, func() {
 		var err error
-		d, err = New(Options{Interfaces: []string{"eth0"}, PinPath: env.PinPath, KeepOnClose: true, SyncInterval: 200 * time.Millisecond})
+		d, err = New(Options{Interfaces: ifaces, PinPath: env.PinPath, KeepOnClose: true, SyncInterval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatalf("new: %v", err)
 		}
@@ -180,7 +191,11 @@ func startChildLines(t *testing.T, env childEnv) (*exec.Cmd, <-chan string) {
 	raw, _ := json.Marshal(env)
 	args := []string{os.Args[0], "-test.run=^TestDirectorChild$", "-test.count=1", "-test.v"}
 	if env.Exec {
-		args = append([]string{"ip", "netns", "exec", "xd" + env.NS}, args...)
+		prefix := env.Prefix
+		if prefix == "" {
+			prefix = "xd"
+		}
+		args = append([]string{"ip", "netns", "exec", prefix + env.NS}, args...)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "XD_DIRECTOR_CHILD="+string(raw))

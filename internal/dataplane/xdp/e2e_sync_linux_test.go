@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -90,27 +91,7 @@ func TestConnSyncFailover(t *testing.T) {
 				ss = append(ss, s)
 			}
 			if synced {
-				// the backup has taken the n connections
-				deadline := time.After(10 * time.Second)
-				var st connsync.Stats
-			wait:
-				for st.ConnsImported < n {
-					select {
-					case line, ok := <-bLines:
-						if !ok {
-							t.Fatal("backup director exited")
-						}
-						if js, ok := strings.CutPrefix(line, "sync "); ok {
-							_ = json.Unmarshal([]byte(js), &st)
-						}
-					case <-deadline:
-						break wait
-					}
-				}
-				t.Logf("backup: %+v", st)
-				if st.ConnsImported < n || st.Malformed != 0 {
-					t.Fatalf("backup took %d connections (%+v), want %d", st.ConnsImported, st, n)
-				}
+				waitImported(t, bLines, n)
 				// the count may include a connection sent twice (as
 				// SYN_RECV, then ESTABLISHED): two more rounds
 				time.Sleep(2 * sc.Interval)
@@ -149,4 +130,149 @@ func TestConnSyncFailover(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newNATSyncLab is the two-arm NAT layout with two directors: a public
+// bridge (br1: the client, both directors' eth0) and a private one (br0:
+// both directors' eth1, the real servers, HTTP with a /stream echo on
+// :8080). The real servers' default route and the client's route to the
+// VIP name the first director; a takeover points them at the second, as
+// VRRP moving the VIP and the servers' gateway address would.
+func newNATSyncLab(t *testing.T) *lab {
+	requireRoot(t)
+	l := &lab{t: t, prefix: "xds"}
+	t.Cleanup(l.close)
+	l.addNS("br")
+	for _, b := range []string{"br0", "br1"} {
+		l.in("br", "ip", "link", "add", b, "type", "bridge")
+		l.in("br", "ip", "link", "set", b, "up")
+	}
+	port := func(ns, ifname, bridge, peer, addr string) {
+		l.sh("ip", "link", "add", ifname, "netns", l.name(ns), "type", "veth", "peer", "name", peer, "netns", l.name("br"))
+		l.in("br", "ip", "link", "set", peer, "master", bridge, "up")
+		l.in(ns, "ip", "addr", "add", addr+"/24", "dev", ifname)
+		l.in(ns, "ip", "link", "set", ifname, "up")
+	}
+	l.addNS("cl")
+	port("cl", "eth0", "br1", "xdscl", "10.88.0.10")
+	l.in("cl", "ip", "route", "add", "10.88.1.100/32", "via", "10.88.0.2")
+	l.in("cl", "ethtool", "-K", "eth0", "tx", "off")
+	for i, ns := range []string{"dir", "dir2"} {
+		l.addNS(ns)
+		port(ns, "eth0", "br1", "xds"+ns+"p", fmt.Sprintf("10.88.0.%d", 2+i))
+		port(ns, "eth1", "br0", "xds"+ns+"i", fmt.Sprintf("10.89.0.%d", 1+i))
+		l.in(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.all.send_redirects=0")
+		// frames the directors transmit must land on NAPI-mode peers
+		l.attachPass("br", "xds"+ns+"p")
+		l.attachPass("br", "xds"+ns+"i")
+	}
+	for i := 1; i <= 2; i++ {
+		ns := fmt.Sprintf("rs%d", i)
+		l.addNS(ns)
+		port(ns, "eth0", "br0", "xds"+ns, fmt.Sprintf("10.89.0.%d", 10+i))
+		l.in(ns, "ip", "route", "add", "default", "via", "10.89.0.1")
+		l.in(ns, "ethtool", "-K", "eth0", "tx", "off")
+	}
+	return l
+}
+
+// TestConnSyncFailoverNAT: NAT (masquerading, two arms) with two
+// directors, the first sending its connections, the second taking them
+// with their reply entries. After the takeover (the client's route and
+// the real servers' gateway move to the second, the first is killed),
+// long-lived connections go on: the second rewrites their packets to the
+// same real servers and their replies back to the VIP. Without the sync
+// they break.
+func TestConnSyncFailoverNAT(t *testing.T) {
+	for _, synced := range []bool{true, false} {
+		t.Run(map[bool]string{true: "synced", false: "not-synced"}[synced], func(t *testing.T) {
+			l := newNATSyncLab(t)
+			for i := 1; i <= 2; i++ {
+				l.serveHTTPOn(fmt.Sprintf("rs%d", i), fmt.Sprintf("rs%d", i), ":8080")
+			}
+			for _, p := range []string{"/sys/fs/bpf/xds-sync-a", "/sys/fs/bpf/xds-sync-b"} {
+				_ = RemovePinned(p)
+				t.Cleanup(func() { _ = RemovePinned(p) })
+			}
+			s := dataplane.Service{Key: dataplane.ServiceKey{Proto: dataplane.TCP, Addr: netip.MustParseAddr("10.88.1.100"), Port: 80}, Scheduler: "rr"}
+			for i := 1; i <= 2; i++ {
+				s.RealServers = append(s.RealServers, dataplane.RealServer{Addr: netip.MustParseAddrPort(fmt.Sprintf("10.89.0.%d:8080", 10+i)), Weight: 1, Method: dataplane.NAT})
+			}
+			sc := &connsync.Config{Interface: "eth1", SyncID: 9, Interval: 200 * time.Millisecond}
+			ifaces := []string{"eth0", "eth1"}
+			a, _ := startChildLines(t, childEnv{NS: "dir", Prefix: "xds", Interfaces: ifaces, PinPath: "/sys/fs/bpf/xds-sync-a",
+				Services: []dataplane.Service{s}, Sync: sc, Role: connsync.RoleMaster, Exec: true})
+			role := connsync.RoleBackup
+			if !synced {
+				role = 0
+			}
+			_, bLines := startChildLines(t, childEnv{NS: "dir2", Prefix: "xds", Interfaces: ifaces, PinPath: "/sys/fs/bpf/xds-sync-b",
+				Services: []dataplane.Service{s}, Sync: sc, Role: role, Exec: true})
+
+			const n = 6
+			dial := l.dialerFor("cl")
+			var ss []*stream
+			for i := range n {
+				st := openStream(t, dial, "10.88.1.100")
+				if err := st.echo(i, 3*time.Second); err != nil {
+					t.Fatalf("connection %d through the first director: %v", i, err)
+				}
+				ss = append(ss, st)
+			}
+			if synced {
+				waitImported(t, bLines, n)
+				time.Sleep(2 * sc.Interval)
+			} else {
+				time.Sleep(time.Second)
+			}
+			l.in("cl", "ip", "route", "replace", "10.88.1.100/32", "via", "10.88.0.3")
+			for i := 1; i <= 2; i++ {
+				l.in(fmt.Sprintf("rs%d", i), "ip", "route", "replace", "default", "via", "10.89.0.2")
+			}
+			_ = a.Process.Kill()
+			_ = a.Wait()
+			failed := 0
+			var firstErr error
+			wait := 3 * time.Second
+			if !synced {
+				wait = time.Second
+			}
+			for i, st := range ss {
+				if err := st.echo(100+i, wait); err != nil {
+					failed++
+					if firstErr == nil {
+						firstErr = err
+					}
+				}
+			}
+			t.Logf("%d of %d NAT connections broken by the takeover (first error: %v)", failed, n, firstErr)
+			if synced && failed != 0 {
+				t.Errorf("%d of %d NAT connections broken by the takeover: %v", failed, n, firstErr)
+			}
+			if !synced && failed != n {
+				t.Errorf("without sync %d of %d NAT connections broke, want all", failed, n)
+			}
+		})
+	}
+}
+
+// waitImported waits until a backup child reports n connections taken.
+func waitImported(t *testing.T, lines <-chan string, n uint64) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	var st connsync.Stats
+	for st.ConnsImported < n {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("backup director exited")
+			}
+			if js, ok := strings.CutPrefix(line, "sync "); ok {
+				_ = json.Unmarshal([]byte(js), &st)
+			}
+		case <-deadline:
+			t.Fatalf("backup took %d connections (%+v), want %d", st.ConnsImported, st, n)
+		}
+	}
+	t.Logf("backup: %+v", st)
 }

@@ -161,12 +161,15 @@ func (l *lab) close() {
 
 // serveHTTP runs an HTTP server answering its name on addr (":80")
 // inside real server namespace ns.
-func (l *lab) serveHTTP(ns, name string) {
+func (l *lab) serveHTTP(ns, name string) { l.serveHTTPOn(ns, name, ":80") }
+
+// serveHTTPOn is serveHTTP on addr.
+func (l *lab) serveHTTPOn(ns, name, addr string) {
 	l.t.Helper()
 	var ln net.Listener
 	l.inNS(ns, func() {
 		var err error
-		ln, err = net.Listen("tcp4", ":80")
+		ln, err = net.Listen("tcp4", addr)
 		if err != nil {
 			l.t.Fatalf("listen in %s: %v", ns, err)
 		}
