@@ -514,7 +514,7 @@ func (d *Daemon) runMaster(ctx context.Context) {
 // A whole table sent at once (a new MASTER's first round) goes out at
 // most burst messages every burstGap: some 5,000 messages, 200,000
 // connections a second, half of what an xdp BACKUP takes in
-// (BenchmarkSyncImport: 2.5 µs a connection on the project's machine),
+// (BenchmarkSyncImport: 2 to 2.5 µs a connection on the project's machine),
 // so that its socket buffer does not overflow. A round of changes under
 // burst messages goes at once.
 const (

@@ -732,7 +732,10 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 			reals[r.id] = r
 		}
 	}
-	var out []dataplane.Conn
+	// sized as the last walk's: the connection-sync sender walks every
+	// round, and growing a slice of a table's worth copies it again and
+	// again
+	out := make([]dataplane.Conn, 0, d.connsHint)
 	err := d.eachConn(func(k *lbFlowKey, v *lbConn) {
 		s, r := byID[v.Svc], reals[v.Real]
 		to := d.timeout(v.State)
@@ -775,6 +778,7 @@ func (d *Dataplane) Conns(ctx context.Context, fn func(dataplane.Conn) bool) err
 			Method:   r.spec.Method,
 		})
 	})
+	d.connsHint = len(out) + len(out)/8
 	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("xdp: walk templates: %w", err)
