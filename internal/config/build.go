@@ -673,6 +673,17 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.addr(c, &vi.McastSrcIP)
 		case "unicast_fault_no_peer":
 			b.flag(c, &vi.UnicastFaultNoPeer)
+		case "lvs_sync_daemon_interface":
+			// keepalived's older spelling of lvs_sync_daemon IF INSTANCE
+			var ifname string
+			b.str(c, &ifname)
+			if ifname != "" {
+				if s := b.cfg.Global.LVSSyncDaemon; s != nil && s.Instance != name {
+					b.d.warnf(c.Pos, "lvs_sync_daemon_interface: the connection sync is already set (lvs_sync_daemon %s %s); this one replaces it", s.Interface, s.Instance)
+				}
+				b.cfg.Global.LVSSyncDaemon = &SyncD{Interface: ifname, Instance: name}
+				b.d.warnf(c.Pos, "lvs_sync_daemon_interface is deprecated (in keepalived too): read as lvs_sync_daemon %s %s in global_defs", ifname, name)
+			}
 		case "check_unicast_src":
 			b.flag(c, &vi.CheckUnicastSrc)
 		case "notify_priority_changes":

@@ -784,3 +784,20 @@ func TestSyncDaemonKeyword(t *testing.T) {
 		}
 	}
 }
+
+// keepalived's older vrrp_instance keyword lvs_sync_daemon_interface is
+// the global lvs_sync_daemon with that instance.
+func TestSyncDaemonInterfaceKeyword(t *testing.T) {
+	src := "vrrp_instance VI_7 {\n    interface eth0\n    virtual_router_id 7\n    priority 100\n    lvs_sync_daemon_interface eth1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || !strings.Contains(diagStrings(ds), "lvs_sync_daemon_interface is deprecated") {
+		t.Fatalf("diagnostics: %s", diagStrings(ds))
+	}
+	if s := cfg.Global.LVSSyncDaemon; s == nil || s.Interface != "eth1" || s.Instance != "VI_7" || s.ID != nil {
+		t.Fatalf("read as %+v", s)
+	}
+	cfg2, ds2 := LoadBytes("t.conf", Format(cfg), nil)
+	if ds2.HasErrors() || cfg2.Global.LVSSyncDaemon == nil || cfg2.Global.LVSSyncDaemon.Instance != "VI_7" {
+		t.Fatalf("round trip: %+v %s", cfg2.Global.LVSSyncDaemon, diagStrings(ds2))
+	}
+}
