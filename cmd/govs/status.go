@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,8 +67,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if s := st.Sync; s != nil {
-		fmt.Fprintf(stdout, "connection sync %s on %s (syncid %d, %s:%d): sent %d connections in %d messages; received %d, taken %d, not taken %d",
-			s.Role, s.Interface, s.SyncID, s.Group, s.Port, s.ConnsSent, s.MessagesSent, s.ConnsReceived, s.ConnsImported, s.ConnsNotTaken)
+		fmt.Fprintf(stdout, "connection sync %s on %s (syncid %d, %s): sent %d connections in %d messages; received %d, taken %d, not taken %d",
+			s.Role, s.Interface, s.SyncID, net.JoinHostPort(s.Group, strconv.Itoa(s.Port)), s.ConnsSent, s.MessagesSent, s.ConnsReceived, s.ConnsImported, s.ConnsNotTaken)
 		if n := s.Dropped + s.Malformed + s.SendErrors; n > 0 {
 			fmt.Fprintf(stdout, "; %d dropped by the kernel, %d malformed, %d send errors", s.Dropped, s.Malformed, s.SendErrors)
 		}

@@ -324,6 +324,9 @@ type sent struct {
 	state       uint16
 	at, until   time.Time // when it was sent, and when it expires there
 	round       uint64
+	// imported: it came from the peer (both roles), which resends it
+	// itself; sent from here only once it changes here
+	imported bool
 }
 
 // refreshAfter is how far the connection's expiry here may run ahead of
@@ -355,7 +358,7 @@ func (ch *changes) note(c dataplane.Conn, now time.Time) {
 		ch.sent = map[connKey]sent{}
 	}
 	k := connKey{c.Proto, c.Client, c.Virtual, c.FWMark, c.Template}
-	ch.sent[k] = sent{real: e.Real, local: c.Local, state: e.State, at: now, until: now.Add(c.Expires), round: ch.round}
+	ch.sent[k] = sent{real: e.Real, local: c.Local, state: e.State, at: now, until: now.Add(c.Expires), round: ch.round, imported: true}
 }
 
 // collect reads the table and returns the records to send: connections
@@ -377,7 +380,7 @@ func (ch *changes) collect(ctx context.Context, dp dataplane.Dataplane, now time
 		until := now.Add(c.Expires)
 		s, had := ch.sent[k]
 		if !had || s.real != e.Real || s.local != c.Local || s.state != e.State || until.Sub(s.until) > s.refreshAfter() ||
-			now.Sub(s.at) >= resendAfter {
+			(!s.imported && now.Sub(s.at) >= resendAfter) {
 			out = append(out, e)
 			s = sent{real: e.Real, local: c.Local, state: e.State, at: now, until: until}
 		}
@@ -404,9 +407,9 @@ type Sender struct {
 	MaxLen int
 	ch     changes
 
-	pmu     sync.Mutex // guards pending and forget
+	pmu     sync.Mutex // guards pending
 	pending []noted
-	forget  bool
+	last    []Entry // the last round's, in message order
 }
 
 // noted are connections taken from the peer, to be marked as sent at
@@ -428,18 +431,16 @@ func (s *Sender) noteImported(conns []dataplane.Conn, now time.Time) {
 // number of connections in them. Only one round runs at a time.
 func (s *Sender) Round(ctx context.Context, dp dataplane.Dataplane, now time.Time) ([][]byte, int, error) {
 	s.pmu.Lock()
-	pending, forget := s.pending, s.forget
-	s.pending, s.forget = nil, false
+	pending := s.pending
+	s.pending = nil
 	s.pmu.Unlock()
-	if forget {
-		s.ch.sent = nil
-	}
 	for _, n := range pending {
 		for _, c := range n.conns {
 			s.ch.note(c, n.at)
 		}
 	}
 	entries, err := s.ch.collect(ctx, dp, now)
+	s.last = entries
 	if err != nil || len(entries) == 0 {
 		return nil, 0, err
 	}
@@ -447,12 +448,16 @@ func (s *Sender) Round(ctx context.Context, dp dataplane.Dataplane, now time.Tim
 	return msgs, len(entries), err
 }
 
-// Forget makes the next round send the whole table again (after a send
-// failed: the backup may have missed any of it).
-func (s *Sender) Forget() {
-	s.pmu.Lock()
-	s.forget = true
-	s.pmu.Unlock()
+// Unsent says that the last round's messages from unsent on did not go
+// out: their connections are sent again next round (the others are not).
+func (s *Sender) Unsent(msgs [][]byte) {
+	n := 0
+	for _, m := range msgs {
+		n += int(m[4])
+	}
+	for _, e := range s.last[max(0, len(s.last)-n):] {
+		delete(s.ch.sent, connKey{dataplane.Proto(e.Proto), e.Client, tableVirtual(e), e.FWMark, e.Template()})
+	}
 }
 
 // runMaster sends the connection table's changes until ctx ends. A
@@ -497,9 +502,13 @@ func (d *Daemon) runMaster(ctx context.Context) {
 		}
 		if err != nil {
 			d.fail("read connections", err)
-		} else if err := d.send(ctx, c, dst, msgs); err != nil {
+		} else if n, err := d.send(ctx, c, dst, msgs); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// what did not go out goes next round (a new socket)
 			d.fail("send", err)
-			snd.Forget()
+			snd.Unsent(msgs[n:])
 			c.Close()
 			c = nil
 		}
@@ -522,19 +531,20 @@ const (
 	burstGap = 3 * time.Millisecond
 )
 
-func (d *Daemon) send(ctx context.Context, c *net.UDPConn, dst *net.UDPAddr, msgs [][]byte) error {
+// send sends msgs and returns how many went out.
+func (d *Daemon) send(ctx context.Context, c *net.UDPConn, dst *net.UDPAddr, msgs [][]byte) (int, error) {
 	for i, m := range msgs {
 		if i > 0 && i%burst == 0 && !wait(ctx, burstGap) {
-			return nil
+			return i, ctx.Err()
 		}
 		if _, err := c.WriteToUDP(m, dst); err != nil {
 			d.sendErrs.Add(1)
-			return err
+			return i, err
 		}
 		d.msgsSent.Add(1)
 		d.connsSent.Add(uint64(m[4]))
 	}
-	return nil
+	return len(msgs), nil
 }
 
 // recvBuffer is the receiving socket's buffer (SO_RCVBUFFORCE, past
@@ -574,24 +584,30 @@ func (d *Daemon) runBackup(ctx context.Context) {
 	}
 }
 
-// recvSocket joins the group on the interface, bound to it as the
-// kernel's backup socket is.
+// recvSocket joins the group on the interface, as the kernel's backup
+// socket does: bound to the group address (not the wildcard, which would
+// take unicast datagrams to any of the director's addresses from anywhere
+// they can be routed) and to the interface, receiving no other group.
 func (d *Daemon) recvSocket() (*net.UDPConn, int, error) {
 	ifi, err := net.InterfaceByName(d.cfg.Interface)
 	if err != nil {
 		return nil, 0, fmt.Errorf("interface %s: %w", d.cfg.Interface, err)
 	}
-	network := "udp4"
-	if d.cfg.Group.Is6() {
-		network = "udp6"
-	}
-	c, err := net.ListenMulticastUDP(network, ifi, net.UDPAddrFromAddrPort(netip.AddrPortFrom(d.cfg.Group, uint16(d.cfg.Port))))
+	// (the net package binds a multicast address's socket to the
+	// wildcard: groupSocket binds it itself)
+	c, err := groupSocket(netip.AddrPortFrom(d.cfg.Group, uint16(d.cfg.Port)), ifi)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := bindToDevice(c, d.cfg.Interface); err != nil {
+	gaddr := &net.UDPAddr{IP: d.cfg.Group.AsSlice()}
+	if d.cfg.Group.Is6() {
+		err = ipv6.NewPacketConn(c).JoinGroup(ifi, gaddr)
+	} else {
+		err = ipv4.NewPacketConn(c).JoinGroup(ifi, gaddr)
+	}
+	if err != nil {
 		c.Close()
-		return nil, 0, fmt.Errorf("bind to %s: %w", d.cfg.Interface, err)
+		return nil, 0, fmt.Errorf("join %s on %s: %w", d.cfg.Group, ifi.Name, err)
 	}
 	if forceRecvBuffer(c, recvBuffer) != nil {
 		_ = c.SetReadBuffer(recvBuffer) // capped by net.core.rmem_max
@@ -608,17 +624,29 @@ func (d *Daemon) receive(ctx context.Context, c *net.UDPConn, ifindex int) {
 	var conns []dataplane.Conn
 	var entries, skipped int
 	var drops uint32 // the socket's count (SO_RXQ_OVFL) at the last message
+	checked := time.Now()
+	// flush hands what the batch decoded to the dataplane (also when the
+	// role ends or the socket fails: what arrived is not thrown away)
+	flush := func() {
+		if entries+skipped == 0 {
+			return
+		}
+		d.connsRecv.Add(uint64(entries + skipped))
+		took, err := d.imp.ImportConns(context.WithoutCancel(ctx), conns)
+		d.noteImported(conns, time.Now())
+		d.imported.Add(uint64(took))
+		d.unknown.Add(uint64(entries + skipped - took))
+		if err != nil {
+			d.fail("import", err)
+		}
+		conns, entries, skipped = conns[:0], 0, 0
+	}
+	defer flush()
 	for {
 		// wait for a message, then take those already there
 		_ = c.SetReadDeadline(time.Now().Add(ifaceCheck))
 		for got := 0; got < batchMessages; got++ {
 			n, oobn, _, _, err := c.ReadMsgUDP(buf, oob)
-			if err == nil {
-				if total, ok := dropCount(oob[:oobn]); ok && total != drops {
-					d.dropped.Add(uint64(total - drops))
-					drops = total
-				}
-			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -628,8 +656,13 @@ func (d *Daemon) receive(ctx context.Context, c *net.UDPConn, ifindex int) {
 					break
 				}
 				d.fail("receive", err)
+				flush()
 				wait(ctx, time.Second)
 				return
+			}
+			if total, ok := dropCount(oob[:oobn]); ok && total != drops {
+				d.dropped.Add(uint64(total - drops))
+				drops = total
 			}
 			// the next read takes what waits, or gives up soon (a past
 			// deadline would not even look)
@@ -653,22 +686,15 @@ func (d *Daemon) receive(ctx context.Context, c *net.UDPConn, ifindex int) {
 				}
 			}
 		}
-		if entries+skipped > 0 {
-			d.connsRecv.Add(uint64(entries + skipped))
-			took, err := d.imp.ImportConns(ctx, conns)
-			d.noteImported(conns, time.Now())
-			d.imported.Add(uint64(took))
-			d.unknown.Add(uint64(entries + skipped - took))
-			if err != nil {
-				d.fail("import", err)
+		flush()
+		// now and then: is the interface still the one joined? (a
+		// lookup lists every link: not at every batch)
+		if time.Since(checked) >= ifaceCheck {
+			checked = time.Now()
+			if ifi, err := net.InterfaceByName(d.cfg.Interface); err != nil || ifi.Index != ifindex {
+				d.log.Info("connection sync: interface changed, joining the group again", "interface", d.cfg.Interface)
+				return
 			}
-			conns, entries, skipped = conns[:0], 0, 0
-			continue
-		}
-		// quiet: is the interface still the one joined?
-		if ifi, err := net.InterfaceByName(d.cfg.Interface); err != nil || ifi.Index != ifindex {
-			d.log.Info("connection sync: interface changed, joining the group again", "interface", d.cfg.Interface)
-			return
 		}
 	}
 }

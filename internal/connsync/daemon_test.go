@@ -2,6 +2,7 @@ package connsync
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -198,5 +199,80 @@ func TestCollectSkipsImported(t *testing.T) {
 	dp.set(a, b)
 	if got, _ := ch.collect(context.Background(), dp, t0.Add(2*time.Second)); len(got) != 1 || got[0].Client != b.Client {
 		t.Fatalf("an imported connection that changed here was not sent: %v", clients(got))
+	}
+}
+
+// An idle connection taken from the peer is not sent back when the
+// five-minute resend comes (the peer resends it itself); one of ours is.
+func TestResendSkipsImported(t *testing.T) {
+	dp := &fakeDP{}
+	var s Sender
+	s.MaxLen = 1472
+	t0 := time.Unix(1000, 0)
+	ours := conn("10.0.0.1:1000", "ESTABLISHED", 900*time.Second)
+	peer := conn("10.0.0.2:1000", "ESTABLISHED", 900*time.Second)
+	dp.set(ours)
+	if _, n, _ := s.Round(context.Background(), dp, t0); n != 1 {
+		t.Fatalf("first round sent %d", n)
+	}
+	s.noteImported([]dataplane.Conn{peer}, t0)
+	// both idle: their expiries do not move
+	idle := func(c dataplane.Conn, at time.Time) dataplane.Conn {
+		c.Expires -= at.Sub(t0)
+		return c
+	}
+	at := t0.Add(resendAfter + time.Second)
+	dp.set(idle(ours, at), idle(peer, at))
+	_, _, err := s.Round(context.Background(), dp, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := clients(s.last); len(got) != 1 || got[0] != "10.0.0.1:1000/ESTABLISHED" {
+		t.Fatalf("the resend round sent %v, want only our own connection", got)
+	}
+}
+
+// Connections of messages that did not go out are sent again next round,
+// the others are not.
+func TestUnsent(t *testing.T) {
+	dp := &fakeDP{}
+	var cs []dataplane.Conn
+	for i := range 100 {
+		cs = append(cs, conn(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}), 1000).String(), "ESTABLISHED", 900*time.Second))
+	}
+	dp.set(cs...)
+	s := Sender{MaxLen: 1472} // 40 records a message: 3 messages
+	t0 := time.Unix(1000, 0)
+	msgs, n, err := s.Round(context.Background(), dp, t0)
+	if err != nil || n != 100 || len(msgs) != 3 {
+		t.Fatalf("%d messages, %d connections, %v", len(msgs), n, err)
+	}
+	s.Unsent(msgs[1:]) // only the first went out
+	_, n, _ = s.Round(context.Background(), dp, t0.Add(time.Second))
+	if n != 60 {
+		t.Fatalf("after a failed send %d connections sent again, want the 60 of the two lost messages", n)
+	}
+	if s.last[0].Client != cs[40].Client {
+		t.Errorf("resent from %s, want %s", s.last[0].Client, cs[40].Client)
+	}
+}
+
+// A kernel master's template carries the packet's mark even for a
+// service that is not a firewall-mark one: it keeps its address; the
+// template of a firewall-mark service (the mark as its address) gets
+// none, as govs lists it.
+func TestTemplateMarks(t *testing.T) {
+	port := Entry{Proto: 6, Flags: FlagDRoute | FlagTemplate, FWMark: 7, Client: ap("10.1.0.0:0"), Virtual: ap("10.0.0.100:80"), Real: ap("10.0.0.11:80"), Timeout: 300}
+	if c, ok := connOf(port); !ok || c.Virtual != ap("10.0.0.100:80") {
+		t.Errorf("marked template of a port service: %+v", c)
+	}
+	mark := port
+	mark.Virtual = ap("0.0.0.7:0")
+	if c, ok := connOf(mark); !ok || c.Virtual.IsValid() {
+		t.Errorf("template of a firewall-mark service: %+v", c)
+	}
+	mark6 := Entry{Proto: 0, Flags: FlagDRoute | FlagTemplate, FWMark: 7, Client: ap("[2001:db8::]:0"), Virtual: netip.AddrPortFrom(markAddr(7, true), 0), Real: ap("[2001:db8::11]:80"), Timeout: 300}
+	if c, ok := connOf(mark6); !ok || c.Virtual.IsValid() {
+		t.Errorf("IPv6 template of a firewall-mark service: %+v", c)
 	}
 }

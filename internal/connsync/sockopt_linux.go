@@ -2,13 +2,66 @@ package connsync
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
+	"net/netip"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-func bindToDevice(c *net.UDPConn, ifname string) error {
-	return control(c, func(fd int) error { return unix.BindToDevice(fd, ifname) })
+// groupSocket opens a UDP socket bound to the group address and port
+// (not the wildcard) and to ifi, with recvSocketOptions.
+func groupSocket(group netip.AddrPort, ifi *net.Interface) (*net.UDPConn, error) {
+	fam := unix.AF_INET
+	if group.Addr().Is6() {
+		fam = unix.AF_INET6
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(group.Port()), Addr: group.Addr().As4()}
+	if fam == unix.AF_INET6 {
+		sa6 := &unix.SockaddrInet6{Port: int(group.Port()), Addr: group.Addr().As16()}
+		if group.Addr().IsLinkLocalMulticast() {
+			sa6.ZoneId = uint32(ifi.Index)
+		}
+		sa = sa6
+	}
+	if err := recvSocketOptions(fd, ifi.Name, fam == unix.AF_INET6); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind %s: %w", group, err)
+	}
+	f := os.NewFile(uintptr(fd), "connsync "+group.String())
+	pc, err := net.FilePacketConn(f)
+	f.Close() // pc holds its own descriptor
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// recvSocketOptions prepares a receiving socket before its bind: the
+// address shared with other receivers of the group (SO_REUSEADDR), the
+// interface (SO_BINDTODEVICE), and only the groups it joins itself
+// (IP_MULTICAST_ALL off: Linux otherwise delivers every group any socket
+// of the host joined to a socket bound to that group's port).
+func recvSocketOptions(fd int, ifname string, v6 bool) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	if err := unix.BindToDevice(fd, ifname); err != nil {
+		return err
+	}
+	if v6 {
+		return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+	}
+	return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
 }
 
 // forceRecvBuffer sets the receive buffer past net.core.rmem_max

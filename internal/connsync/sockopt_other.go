@@ -5,11 +5,12 @@ package connsync
 import (
 	"errors"
 	"net"
+	"net/netip"
 )
 
 var errNotLinux = errors.New("not supported outside Linux")
 
-func bindToDevice(*net.UDPConn, string) error { return nil }
+func groupSocket(netip.AddrPort, *net.Interface) (*net.UDPConn, error) { return nil, errNotLinux }
 
 func forceRecvBuffer(*net.UDPConn, int) error { return errNotLinux }
 

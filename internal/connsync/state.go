@@ -53,6 +53,18 @@ func markAddr(mark uint32, v6 bool) netip.Addr {
 	return netip.AddrFrom4([4]byte(b[:4]))
 }
 
+// tableVirtual is e's virtual address and port as a connection table
+// lists it: none for the template of a firewall-mark service, which the
+// kernel records with the mark as its address (kernel IPVS also sends
+// the packet's mark with templates of other services: those keep their
+// address).
+func tableVirtual(e Entry) netip.AddrPort {
+	if e.Template() && e.FWMark != 0 && e.Virtual == netip.AddrPortFrom(markAddr(e.FWMark, e.Virtual.Addr().Is6()), 0) {
+		return netip.AddrPort{}
+	}
+	return unmap(e.Virtual)
+}
+
 // wireReal is c's real server as IPVS records it: a server without a
 // port of its own (multi-port services) gets the virtual port, as the
 // kernel does (dest->port ?: vport).
@@ -84,7 +96,7 @@ func entryOf(c dataplane.Conn) (Entry, bool) {
 		// connections whose client port is unknown yet: a kernel
 		// backup would match such a template as a connection)
 		e.Flags |= FlagTemplate
-		if e.FWMark != 0 && e.Client.IsValid() {
+		if !e.Virtual.IsValid() && e.FWMark != 0 && e.Client.IsValid() {
 			// as the kernel's templates of firewall-mark services
 			e.Virtual = netip.AddrPortFrom(markAddr(e.FWMark, e.Client.Addr().Is6()), 0)
 		}
@@ -136,9 +148,7 @@ func connOf(e Entry) (dataplane.Conn, bool) {
 	case c.Template:
 		c.State = "NONE"
 		c.Client = netip.AddrPortFrom(c.Client.Addr(), 0)
-		if c.FWMark != 0 {
-			c.Virtual = netip.AddrPort{} // the mark says which service
-		}
+		c.Virtual = tableVirtual(e)
 	case c.Proto == dataplane.TCP:
 		if int(e.State) >= len(tcpStates) || e.State == 0 {
 			return c, false

@@ -51,6 +51,9 @@ func (f *fakeDP) Stats(context.Context) (dataplane.Snapshot, error) {
 	return dataplane.Snapshot{Time: time.Now()}, nil
 }
 func (f *fakeDP) Conns(context.Context, func(dataplane.Conn) bool) error { return nil }
+
+// ImportConns takes nothing (the xdp dataplane's connection sync).
+func (f *fakeDP) ImportConns(context.Context, []dataplane.Conn) (int, error) { return 0, nil }
 func (f *fakeDP) Close() error {
 	f.mu.Lock()
 	f.closed = true

@@ -56,13 +56,16 @@ func (d *Director) startSync(cfg *config.Config) {
 	d.syncd, d.syncInst = nil, ""
 	if ok {
 		sd, err := connsync.New(c, d.dp, d.log.With("subsystem", "connsync"))
-		if err != nil {
+		switch {
+		case err != nil:
 			d.log.Error("lvs_sync_daemon", "err", err)
-		} else {
+		case !sd.CanReceive():
+			// a proxied connection is two sockets of this process: no
+			// other director can go on with it, so there is nothing
+			// worth sending either
+			d.log.Warn("lvs_sync_daemon is not started: the " + d.opts.DataplaneName + " dataplane's connections cannot move to another director (the xdp dataplane's can)")
+		default:
 			d.syncd, d.syncInst = sd, cfg.Global.LVSSyncDaemon.Instance
-			if !sd.CanReceive() {
-				d.log.Warn("lvs_sync_daemon: the " + d.opts.DataplaneName + " dataplane cannot take a peer's connections (the xdp dataplane can): this director sends its own while MASTER, and a takeover here starts with no connections")
-			}
 		}
 	}
 	d.mu.Unlock()
@@ -92,17 +95,12 @@ func (d *Director) updateSyncRole() {
 			}
 		}
 	}
-	if !sd.CanReceive() {
-		role &^= connsync.RoleBackup
-	}
 	sd.SetRole(role)
 }
 
 // keepsServices says whether the dataplane keeps the services of
 // virtual addresses held elsewhere (see above). Called with d.mu held.
-func (d *Director) keepsServices() bool {
-	return d.syncd != nil && d.syncd.CanReceive()
-}
+func (d *Director) keepsServices() bool { return d.syncd != nil }
 
 // stopSync stops the daemon (Stop).
 func (d *Director) stopSync() {

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -38,19 +39,23 @@ func TestSyncConfig(t *testing.T) {
 	}
 }
 
-// importDP is a fakeDP that can take connections.
-type importDP struct{ fakeDP }
+// plainDP is a dataplane that cannot take connections (as the proxy).
+type plainDP struct{ f *fakeDP }
 
-func (f *importDP) ImportConns(context.Context, []dataplane.Conn) (int, error) { return 0, nil }
+func (p plainDP) Apply(ctx context.Context, s []dataplane.Service) error { return p.f.Apply(ctx, s) }
+func (p plainDP) Stats(ctx context.Context) (dataplane.Snapshot, error)  { return p.f.Stats(ctx) }
+func (p plainDP) Conns(ctx context.Context, fn func(dataplane.Conn) bool) error {
+	return p.f.Conns(ctx, fn)
+}
+func (p plainDP) Close() error { return p.f.Close() }
 
-// TestSyncDaemonRoles: without VRRP the daemon sends and, when the
-// dataplane can take connections, receives; a dataplane that cannot is
-// warned about; the daemon's problems show in the state; a reload that
-// drops lvs_sync_daemon stops it and one that changes it starts anew.
+// TestSyncDaemonRoles: without VRRP the daemon sends and receives; its
+// problems show in the state; the dataplane keeps its services; a reload
+// that changes lvs_sync_daemon starts it anew, one that drops it stops it.
 func TestSyncDaemonRoles(t *testing.T) {
 	conf := "global_defs {\n    lvs_sync_daemon nosuch0 id 5\n}\n" + base
 	f := start(t, conf)
-	waitSync := func(what string, ok func(*connsync.Stats, string) bool) {
+	waitSync := func(what string, ok func(role, iface, lastErr string, present bool) bool) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
@@ -58,11 +63,7 @@ func TestSyncDaemonRoles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Sync == nil {
-				if ok(nil, "") {
-					return
-				}
-			} else if ok(&connsync.Stats{Role: st.Sync.Role, LastError: st.Sync.LastError}, st.Sync.Interface) {
+			if st.Sync == nil && ok("", "", "", false) || st.Sync != nil && ok(st.Sync.Role, st.Sync.Interface, st.Sync.LastError, true) {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -71,29 +72,23 @@ func TestSyncDaemonRoles(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitSync("master, no such interface", func(s *connsync.Stats, _ string) bool {
-		return s != nil && s.Role == "master" && strings.Contains(s.LastError, "nosuch0")
+	waitSync("both roles, no such interface", func(role, _, lastErr string, ok bool) bool {
+		return ok && role == "master+backup" && strings.Contains(lastErr, "nosuch0")
 	})
-	if !strings.Contains(f.log.String(), "cannot take a peer's connections") {
-		t.Errorf("no warning that the dataplane cannot receive:\n%s", f.log.String())
-	}
-	// a BACKUP that cannot receive does not keep services of addresses
-	// held elsewhere (no VRRP here: nothing is held elsewhere anyway)
 	f.d.mu.Lock()
 	keeps := f.d.keepsServices()
 	f.d.mu.Unlock()
-	if keeps {
-		t.Error("a dataplane that cannot take connections keeps services")
+	if !keeps {
+		t.Error("a dataplane that takes connections does not keep its services")
 	}
-
 	if err := os.WriteFile(f.file, []byte("global_defs {\n    lvs_sync_daemon nosuch1\n}\n"+base), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.d.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitSync("changed by reload", func(s *connsync.Stats, iface string) bool {
-		return s != nil && iface == "nosuch1" && strings.Contains(s.LastError, "nosuch1")
+	waitSync("changed by reload", func(_, iface, lastErr string, ok bool) bool {
+		return ok && iface == "nosuch1" && strings.Contains(lastErr, "nosuch1")
 	})
 	if err := os.WriteFile(f.file, []byte(base), 0o644); err != nil {
 		t.Fatal(err)
@@ -101,44 +96,28 @@ func TestSyncDaemonRoles(t *testing.T) {
 	if err := f.d.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitSync("removed by reload", func(s *connsync.Stats, _ string) bool { return s == nil })
+	waitSync("removed by reload", func(_, _, _ string, ok bool) bool { return !ok })
 }
 
-// A dataplane that can take connections gets both roles without VRRP and
-// keeps its services.
-func TestSyncDaemonImporter(t *testing.T) {
-	td := &importDP{}
+// A dataplane whose connections cannot move (the proxy's are sockets)
+// gets no sync daemon, and says why.
+func TestSyncDaemonNeedsImporter(t *testing.T) {
 	cfg, ds := config.LoadBytes("t.conf", []byte("global_defs {\n    lvs_sync_daemon nosuch0\n}\n"+base), nil)
 	if ds.HasErrors() {
 		t.Fatal(ds.Err())
 	}
-	d, err := New(cfg, Options{Dataplane: td, NewChecker: (&fakeHealth{down: map[netip.AddrPort]bool{}}).newChecker, RateInterval: time.Hour})
+	lb := &logBuf{}
+	d, err := New(cfg, Options{Dataplane: plainDP{&fakeDP{}}, DataplaneName: "proxy", Log: slog.New(slog.NewTextHandler(lb, nil)),
+		NewChecker: (&fakeHealth{down: map[netip.AddrPort]bool{}}).newChecker, RateInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		d.Stop(context.Background())
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, _ := d.State(context.Background())
-		if st != nil && st.Sync != nil && st.Sync.Role == "master+backup" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("roles: %+v", st.Sync)
-		}
-		time.Sleep(20 * time.Millisecond)
+	defer d.Stop(context.Background())
+	st, err := d.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	d.mu.Lock()
-	keeps := d.keepsServices()
-	d.mu.Unlock()
-	if !keeps {
-		t.Error("a dataplane that takes connections does not keep its services")
+	if st.Sync != nil || !strings.Contains(lb.String(), "lvs_sync_daemon is not started: the proxy dataplane") {
+		t.Errorf("sync %+v; log:\n%s", st.Sync, lb.String())
 	}
 }

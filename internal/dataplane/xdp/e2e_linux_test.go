@@ -169,10 +169,17 @@ func TestDirectorChild(t *testing.T) {
 	fmt.Println("ready")
 	last := ""
 	for range 300 { // until killed
+		est := 0
+		_ = d.Conns(context.Background(), func(c dataplane.Conn) bool {
+			if c.State == "ESTABLISHED" {
+				est++
+			}
+			return true
+		})
 		b, _ := json.Marshal(sd.Stats())
-		if string(b) != last {
-			last = string(b)
-			fmt.Println("sync " + last)
+		if line := fmt.Sprintf("sync %d %s", est, b); line != last {
+			last = line
+			fmt.Println(line)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -45,7 +45,7 @@ func (d *Dataplane) ImportConns(ctx context.Context, conns []dataplane.Conn) (in
 		if s == nil {
 			continue
 		}
-		r := s.realFor(c.Real)
+		r := s.realFor(c.Real, c.Template)
 		if r == nil || r.gen == 0 {
 			continue
 		}
@@ -63,20 +63,42 @@ func (d *Dataplane) ImportConns(ctx context.Context, conns []dataplane.Conn) (in
 		}
 		took++
 	}
-	if took > 0 && time.Since(d.recounted) >= recountEvery {
-		// the next sync walks the tables again for the counts (not at
-		// every message a backup takes: each walk reads the whole table)
-		d.recounted = time.Now()
-		d.walk.done = false
-		d.syncSoon()
+	if took > 0 {
+		d.recountLocked()
 	}
 	return took, errors.Join(errs...)
 }
 
+// recountLocked makes a sync walk the tables again for the counts: the
+// next one, or, when one was asked for less than recountEvery ago (a
+// backup takes messages by the hundred: each walk reads the whole
+// table), one at the end of that time.
+func (d *Dataplane) recountLocked() {
+	if wait := recountEvery - time.Since(d.recounted); wait > 0 {
+		if !d.recountDue {
+			d.recountDue = true
+			time.AfterFunc(wait, func() {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				d.recountDue = false
+				if !d.closed {
+					d.recountLocked()
+				}
+			})
+		}
+		return
+	}
+	d.recounted = time.Now()
+	d.walk.done = false
+	d.syncSoon()
+}
+
 // realFor is s's real server (or sorry server) at a: with a's port, or
 // without one (a server of a multi-port service, which IPVS records
-// with the virtual port).
-func (s *service) realFor(a netip.AddrPort) *realState {
+// with the virtual port). A template of a firewall-mark or port-0
+// service, which kernel IPVS records with port 0, takes the one server
+// at a's address.
+func (s *service) realFor(a netip.AddrPort, template bool) *realState {
 	for _, k := range []netip.AddrPort{a, netip.AddrPortFrom(a.Addr(), 0)} {
 		if r := s.reals[k]; r != nil {
 			return r
@@ -85,11 +107,27 @@ func (s *service) realFor(a netip.AddrPort) *realState {
 			return s.sorry
 		}
 	}
-	return nil
+	if !template || a.Port() != 0 {
+		return nil
+	}
+	var found *realState
+	for k, r := range s.reals {
+		if k.Addr() == a.Addr() {
+			if found != nil {
+				return nil // which one is not known
+			}
+			found = r
+		}
+	}
+	return found
 }
 
 // recountEvery bounds how often imports make the sync walk the tables.
 const recountEvery = 5 * time.Second
+
+// snatGuard is SNAT_GUARD_NS (bpf/lb.h): a binding younger than this is
+// never taken over.
+const snatGuard = uint64(time.Second)
 
 // serviceFor is the service that takes c's packets here: its firewall
 // mark's, or the one the program would find for c's protocol, virtual
@@ -227,6 +265,11 @@ func (d *Dataplane) bindingLive(rk *lbFlowKey, nr *lbNatRev) bool {
 	if nr.Snat == 0 {
 		return true
 	}
+	// claimed within the program's guard: its connection may not be
+	// written yet (snat_bind claims the binding first)
+	if now := monoNow(); now < nr.Ns || now-nr.Ns < snatGuard {
+		return true
+	}
 	k := lbFlowKey{Family: rk.Family, Proto: rk.Proto, Sport: nr.Cport, Dport: nr.Vport, Saddr: nr.Caddr, Daddr: nr.Vaddr}
 	var c lbConn
 	var err error
@@ -253,6 +296,9 @@ func (d *Dataplane) bindingLive(rk *lbFlowKey, nr *lbNatRev) bool {
 func (s *service) ownsSource(r *realState, local netip.AddrPort) error {
 	if !local.IsValid() {
 		return errors.New("a source-NAT connection without its source address")
+	}
+	if s.adopted {
+		return errors.New("the service, taken over from the previous govs process, is not applied yet (its source pool is not known)")
 	}
 	if s.snat.portMin != 0 && (local.Port() < s.snat.portMin || local.Port() > s.snat.portMax) {
 		return fmt.Errorf("source port %d outside the service's range %d-%d", local.Port(), s.snat.portMin, s.snat.portMax)

@@ -62,7 +62,8 @@ type Dataplane struct {
 	tombs map[[2]uint32]*realState
 	// recounted is when ImportConns last made the next sync walk the
 	// tables again
-	recounted time.Time
+	recounted  time.Time
+	recountDue bool // a recount is armed (recountLocked)
 	// connsHint is the capacity Conns starts with (its last count)
 	connsHint   int
 	goneErr     error  // what freeing them early (allocReal) failed with

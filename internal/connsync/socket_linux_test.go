@@ -1,0 +1,151 @@
+package connsync
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/govs/govs/internal/dataplane"
+)
+
+// TestReceiverChild is the receiving process of TestReceiverSocket.
+func TestReceiverChild(t *testing.T) {
+	if os.Getenv("CS_RECEIVER_CHILD") == "" {
+		t.Skip("helper process of TestReceiverSocket")
+	}
+	dp := &fakeDP{}
+	d, err := New(Config{Interface: "eth0", SyncID: 3}, dp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetRole(RoleBackup)
+	defer d.Close()
+	fmt.Println("ready")
+	last := ""
+	for range 100 { // until killed
+		b, _ := json.Marshal(d.Stats())
+		if string(b) != last {
+			last = string(b)
+			fmt.Println(last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestReceiverSocket: the backup's socket takes the group's multicast on
+// its interface and nothing sent to the director's own address (a
+// receiver bound to the wildcard would take unicast from anywhere that
+// can route to it).
+func TestReceiverSocket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	rx, tx := "cs-rx", "cs-tx"
+	for _, ns := range []string{rx, tx} {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	for _, c := range [][]string{
+		{"ip", "link", "add", "eth0", "netns", rx, "type", "veth", "peer", "name", "eth0", "netns", tx},
+		{"ip", "-n", rx, "addr", "add", "10.66.0.1/24", "dev", "eth0"},
+		{"ip", "-n", tx, "addr", "add", "10.66.0.2/24", "dev", "eth0"},
+		{"ip", "-n", rx, "link", "set", "eth0", "up"},
+		{"ip", "-n", tx, "link", "set", "eth0", "up"},
+		{"ip", "-n", tx, "route", "add", "224.0.0.0/4", "dev", "eth0"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", c, err, out)
+		}
+	}
+	cmd := exec.Command("ip", "netns", "exec", rx, os.Args[0], "-test.run=^TestReceiverChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "CS_RECEIVER_CHILD=1")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	stats := make(chan Stats, 100)
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- true
+			}
+			var s Stats
+			if strings.HasPrefix(sc.Text(), "{") && json.Unmarshal(sc.Bytes(), &s) == nil {
+				stats <- s
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("receiver not ready")
+	}
+	time.Sleep(300 * time.Millisecond) // joined
+
+	msgs, err := Encode(3, []Entry{{Proto: 6, Flags: FlagDRoute, State: 1, Client: ap("10.0.0.1:1000"),
+		Virtual: ap("10.0.0.100:80"), Real: ap("10.0.0.11:80"), Timeout: 900}}, 1472)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(dst string) {
+		t.Helper()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, _ := netns.Get()
+		defer orig.Close()
+		h, err := netns.GetFromName(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		_ = netns.Set(h)
+		defer netns.Set(orig)
+		c, err := net.Dial("udp4", dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(msgs[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(ok func(Stats) bool) (Stats, bool) {
+		deadline := time.After(2 * time.Second)
+		var last Stats
+		for {
+			select {
+			case s := <-stats:
+				last = s
+				if ok(s) {
+					return s, true
+				}
+			case <-deadline:
+				return last, false
+			}
+		}
+	}
+	send("10.66.0.1:8848") // unicast to the director's address
+	if s, seen := waitFor(func(s Stats) bool { return s.MessagesReceived > 0 }); seen {
+		t.Errorf("a unicast datagram to the director's address was taken: %+v", s)
+	}
+	send("224.0.0.81:8848")
+	if s, ok := waitFor(func(s Stats) bool { return s.MessagesReceived == 1 && s.ConnsReceived == 1 }); !ok {
+		t.Errorf("the group's message was not taken: %+v", s)
+	}
+	_ = dataplane.TCP
+}
