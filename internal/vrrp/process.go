@@ -17,10 +17,15 @@ func processKey(name string) string { return "process:" + name }
 // procRoot is where processes are listed (a variable for tests).
 var procRoot = "/proc"
 
-// processPollInterval is how often tracked processes are counted, and so
-// the granularity of the delays. keepalived learns of a fork or an exit
-// at once from the kernel's process events; govs counts once a second.
+// processPollInterval is how often tracked processes are counted where
+// the kernel's process events cannot be had (then also the granularity
+// of the delays); with them (watchProcessEvents), how often a watcher
+// wakes without an event to end a delay.
 const processPollInterval = time.Second
+
+// processRescanInterval is how often a watcher fed by process events
+// counts from /proc again, in case it missed some.
+const processRescanInterval = time.Minute
 
 // commLen is the longest kernel process name (TASK_COMM_LEN - 1).
 const commLen = 15
@@ -83,45 +88,55 @@ func (m ProcessMatch) matches(comm string, argv []string) bool {
 }
 
 // countProcesses counts the running processes (not zombies) that m
-// matches. The command line (/proc/PID/cmdline, which reads the
-// process's memory) is read only for a match on it. A process that exits
-// while it is read is not counted.
-func countProcesses(m ProcessMatch) int {
+// matches.
+func countProcesses(m ProcessMatch) int { return len(matchingProcesses(m)) }
+
+// matchingProcesses are the process IDs of the running processes (not
+// zombies) that m matches.
+func matchingProcesses(m ProcessMatch) map[string]bool {
 	ents, err := os.ReadDir(procRoot)
 	if err != nil {
-		return 0
+		return nil
 	}
-	n := 0
+	out := map[string]bool{}
 	for _, e := range ents {
 		pid := e.Name()
 		if pid == "" || pid[0] < '1' || pid[0] > '9' {
 			continue
 		}
-		dir := filepath.Join(procRoot, pid)
-		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-		if err != nil {
-			continue
-		}
-		// "PID (COMM) STATE ...": the name may hold blanks and
-		// parentheses, the state follows the last ')'
-		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || end < open || end+2 >= len(stat) || stat[end+2] == 'Z' || stat[end+2] == 'X' {
-			continue
-		}
-		comm := string(stat[open+1 : end])
-		var argv []string
-		if m.FullCommand {
-			cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
-			if err != nil || len(cmdline) == 0 {
-				continue
-			}
-			argv = strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
-		}
-		if m.matches(comm, argv) {
-			n++
+		if processMatches(m, pid) {
+			out[pid] = true
 		}
 	}
-	return n
+	return out
+}
+
+// processMatches says whether process pid runs (is not a zombie) and is
+// one m matches. The command line (/proc/PID/cmdline, which reads the
+// process's memory) is read only for a match on it. A process that exits
+// while it is read does not match.
+func processMatches(m ProcessMatch, pid string) bool {
+	dir := filepath.Join(procRoot, pid)
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return false
+	}
+	// "PID (COMM) STATE ...": the name may hold blanks and
+	// parentheses, the state follows the last ')'
+	open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || end < open || end+2 >= len(stat) || stat[end+2] == 'Z' || stat[end+2] == 'X' {
+		return false
+	}
+	comm := string(stat[open+1 : end])
+	var argv []string
+	if m.FullCommand {
+		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if err != nil || len(cmdline) == 0 {
+			return false
+		}
+		argv = strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	}
+	return m.matches(comm, argv)
 }
 
 // processTracker turns process counts into the tracker's state as
@@ -167,12 +182,23 @@ func (p *processTracker) observe(n int, now time.Time) bool {
 	return p.ok != was
 }
 
-// watchProcess counts tp's processes every processPollInterval until ctx
-// is done. Its first count is reported as it is (the machines were built
-// from a count made a moment before, which a process may have changed
-// since; the same state again changes nothing), then every change of
-// state.
+// watchProcess follows tp's processes until ctx is done, by the kernel's
+// process events where it can (watchProcessEvents: a fork, an exec or an
+// exit counts at once, as in keepalived), else by counting them every
+// processPollInterval (pollProcess). Its first count is reported as it is
+// (the machines were built from a count made a moment before, which a
+// process may have changed since; the same state again changes nothing),
+// then every change of state.
 func watchProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
+	if ev, err := openProcEvents(); err == nil {
+		watchProcessEvents(ctx, tp, ev, emit)
+		return
+	}
+	pollProcess(ctx, tp, emit)
+}
+
+// pollProcess is watchProcess by counting every processPollInterval.
+func pollProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
 	n := countProcesses(tp.Match)
 	pt := processTracker{m: tp.Match, ok: tp.Match.up(n), count: n}
 	emit(pt.ok)
@@ -186,6 +212,56 @@ func watchProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
 			if pt.observe(countProcesses(tp.Match), now) {
 				emit(pt.ok)
 			}
+		}
+	}
+}
+
+// procEventSource delivers the kernel's process events (the proc
+// connector): next waits up to a timeout and returns the processes that
+// began (a fork or an exec: their image or name may match now) and ended,
+// or overflow when events were lost.
+type procEventSource interface {
+	next(timeout time.Duration) (changed, ended []string, overflow bool, err error)
+	Close() error
+}
+
+// watchProcessEvents is watchProcess fed by process events: the set of
+// matching processes is read from /proc once, then kept by the events
+// (a process that forks, execs or is renamed is looked at again; one that
+// exits leaves the set), and read again every processRescanInterval and
+// after lost events. Delays end at the wake-up after them (an event, or
+// processPollInterval without one).
+func watchProcessEvents(ctx context.Context, tp TrackProcess, ev procEventSource, emit func(ok bool)) {
+	defer ev.Close()
+	set := matchingProcesses(tp.Match)
+	scanned := time.Now()
+	pt := processTracker{m: tp.Match, ok: tp.Match.up(len(set)), count: len(set)}
+	emit(pt.ok)
+	for ctx.Err() == nil {
+		changed, ended, overflow, err := ev.next(processPollInterval)
+		if err != nil {
+			// the events cannot be had any more: counting takes over
+			if ctx.Err() == nil {
+				pollProcess(ctx, tp, emit)
+			}
+			return
+		}
+		if overflow || time.Since(scanned) >= processRescanInterval {
+			set, scanned = matchingProcesses(tp.Match), time.Now()
+		} else {
+			for _, pid := range ended {
+				delete(set, pid)
+			}
+			for _, pid := range changed {
+				if processMatches(tp.Match, pid) {
+					set[pid] = true
+				} else {
+					delete(set, pid)
+				}
+			}
+		}
+		if pt.observe(len(set), time.Now()) {
+			emit(pt.ok)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -154,7 +155,19 @@ func TestProcessQuorumAndDelays(t *testing.T) {
 
 // TestWatchProcess tracks a real process: up while it runs, down within
 // two polls of its end.
+// TestWatchProcess: a tracked process seen up, then down once killed, by
+// the kernel's process events (root) and by counting.
 func TestWatchProcess(t *testing.T) {
+	if ev, err := openProcEvents(); err != nil {
+		t.Logf("no process events (%v): watchProcess counts", err)
+	} else {
+		ev.Close()
+	}
+	t.Run("watch", func(t *testing.T) { testWatchProcess(t, false) })
+	t.Run("poll", func(t *testing.T) { testWatchProcess(t, true) })
+}
+
+func testWatchProcess(t *testing.T, poll bool) {
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
 		t.Skip("no sleep command")
@@ -182,9 +195,13 @@ func TestWatchProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	states := make(chan bool, 8)
 	done := make(chan struct{})
+	watch := watchProcess
+	if poll {
+		watch = pollProcess
+	}
 	go func() {
 		defer close(done)
-		watchProcess(ctx, tp, func(ok bool) { states <- ok })
+		watch(ctx, tp, func(ok bool) { states <- ok })
 	}()
 	defer func() {
 		cancel()
@@ -202,9 +219,94 @@ func TestWatchProcess(t *testing.T) {
 		}
 	}
 	wait(true)
+	killed := time.Now()
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
 	wait(false)
+	t.Logf("seen down %v after the kill", time.Since(killed).Round(time.Millisecond))
+}
+
+// TestProcessEventsFollow: with process events, processes that start and
+// end are followed one by one (the count is kept from the events, not by
+// counting again): a quorum of 2 goes up with the second and down when
+// one of them ends.
+func TestProcessEventsFollow(t *testing.T) {
+	ev, err := openProcEvents()
+	if err != nil {
+		t.Skipf("no process events here: %v", err)
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep command")
+	}
+	arg := "1000.4343"
+	tp := TrackProcess{Name: "two", Match: ProcessMatch{Process: sleep, FullCommand: true, Params: []string{arg}, ParamMatch: "exact", Quorum: 2}}
+	ctx, cancel := context.WithCancel(context.Background())
+	states := make(chan bool, 8)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchProcessEvents(ctx, tp, ev, func(ok bool) { states <- ok })
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	wait := func(want bool) {
+		t.Helper()
+		select {
+		case ok := <-states:
+			if ok != want {
+				t.Fatalf("up %v, want %v", ok, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no state %v within 5 s", want)
+		}
+	}
+	wait(false) // the first count: none
+	var cmds []*exec.Cmd
+	for range 2 {
+		c := exec.Command(sleep, arg)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+	}
+	wait(true)
+	_ = cmds[0].Process.Kill()
+	_ = cmds[0].Wait()
+	wait(false)
+}
+
+// parseProcEvents reads the kernel's messages: processes, not threads.
+func TestParseProcEvents(t *testing.T) {
+	msg := func(what uint32, data ...uint32) []byte {
+		b := make([]byte, 16+20+16+4*len(data))
+		binary.NativeEndian.PutUint32(b[0:], uint32(len(b)))
+		binary.NativeEndian.PutUint32(b[16:], 1) // CN_IDX_PROC
+		binary.NativeEndian.PutUint32(b[36:], what)
+		for i, d := range data {
+			binary.NativeEndian.PutUint32(b[52+4*i:], d)
+		}
+		return b
+	}
+	var all []byte
+	for _, m := range [][]byte{
+		msg(0x1, 10, 10, 11, 11),      // fork of process 11
+		msg(0x1, 10, 10, 12, 10),      // a thread of 10
+		msg(0x2, 13, 13),              // exec of 13
+		msg(0x200, 14, 14),            // renamed
+		msg(0x80000000, 15, 15, 0, 9), // exit of 15
+		msg(0x80000000, 16, 10, 0, 9), // a thread of 10 ends
+		msg(0x4, 17, 17, 0, 0),        // uid change: nothing
+	} {
+		all = append(all, m...)
+	}
+	changed, ended := parseProcEvents(all)
+	if fmt.Sprint(changed) != "[11 13 14]" || fmt.Sprint(ended) != "[15]" {
+		t.Errorf("changed %v, ended %v; want [11 13 14], [15]", changed, ended)
+	}
 }
