@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -28,13 +29,13 @@ const (
 )
 
 type procConnector struct {
-	fd  int
+	f   *os.File // the socket, non-blocking, in the runtime's poller
 	buf []byte
 }
 
 // openProcEvents subscribes to the kernel's process events.
 func openProcEvents() (procEventSource, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, err
 	}
@@ -55,33 +56,35 @@ func openProcEvents() (procEventSource, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	return &procConnector{fd: fd, buf: make([]byte, 1<<16)}, nil
+	return &procConnector{f: os.NewFile(uintptr(fd), "proc connector"), buf: make([]byte, 1<<16)}, nil
 }
 
-func (p *procConnector) Close() error { return unix.Close(p.fd) }
+func (p *procConnector) Close() error { return p.f.Close() }
 
-// next reads the events there are, waiting up to timeout for the first.
-func (p *procConnector) next(timeout time.Duration) (changed, ended []string, overflow bool, err error) {
-	tv := unix.NsecToTimeval(timeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(p.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, nil, false, err
+// next reads the events there are, waiting up to timeout (or the end of
+// ctx) for the first.
+func (p *procConnector) next(ctx context.Context, timeout time.Duration) (changed, ended []string, overflow bool, err error) {
+	_ = p.f.SetReadDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { _ = p.f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if ctx.Err() != nil {
+		return nil, nil, false, nil
 	}
-	flags := 0
 	for {
-		n, _, err := unix.Recvfrom(p.fd, p.buf, flags)
+		n, err := p.f.Read(p.buf)
 		switch {
-		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			return changed, ended, overflow, nil
 		case errors.Is(err, unix.ENOBUFS):
 			overflow = true
-			flags = unix.MSG_DONTWAIT
-			continue
 		case err != nil:
 			return nil, nil, false, err
+		default:
+			c, e := parseProcEvents(p.buf[:n])
+			changed, ended = append(changed, c...), append(ended, e...)
 		}
-		c, e := parseProcEvents(p.buf[:n])
-		changed, ended = append(changed, c...), append(ended, e...)
-		flags = unix.MSG_DONTWAIT // then what else is there, without waiting
+		// then what else is there, without waiting
+		_ = p.f.SetReadDeadline(time.Now().Add(time.Millisecond))
 	}
 }
 

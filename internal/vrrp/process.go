@@ -221,7 +221,7 @@ func pollProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
 // began (a fork or an exec: their image or name may match now) and ended,
 // or overflow when events were lost.
 type procEventSource interface {
-	next(timeout time.Duration) (changed, ended []string, overflow bool, err error)
+	next(ctx context.Context, timeout time.Duration) (changed, ended []string, overflow bool, err error)
 	Close() error
 }
 
@@ -238,7 +238,7 @@ func watchProcessEvents(ctx context.Context, tp TrackProcess, ev procEventSource
 	pt := processTracker{m: tp.Match, ok: tp.Match.up(len(set)), count: len(set)}
 	emit(pt.ok)
 	for ctx.Err() == nil {
-		changed, ended, overflow, err := ev.next(processPollInterval)
+		changed, ended, overflow, err := ev.next(ctx, processPollInterval)
 		if err != nil {
 			// the events cannot be had any more: counting takes over
 			if ctx.Err() == nil {

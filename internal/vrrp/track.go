@@ -19,6 +19,10 @@ func fileKey(name string) string      { return "file:" + name }
 // filePollInterval is how often track files are re-read.
 const filePollInterval = time.Second
 
+// fileEventCheck is how often a track file watched by inotify is read
+// without an event.
+const fileEventCheck = 5 * time.Second
+
 // ResolveTrackers builds an instance's trackers from its track_* entries
 // and the vrrp_script blocks, in their initial state. The instance's own
 // interface is always tracked with weight 0 (keepalived's default without
@@ -128,9 +132,35 @@ func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool)) {
 	}
 }
 
-// watchFile polls a track_file and calls emit when its value changes.
+// watchFile follows a track_file and calls emit when its value changes:
+// at once, by inotify on its directory as keepalived does (a write, a
+// file moved into place or removed), where it can; else by reading it
+// every filePollInterval.
 func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
 	last := readTrackFile(tf.Path, tf.Init)
+	check := func() {
+		if v := readTrackFile(tf.Path, tf.Init); v != last {
+			last = v
+			emit(v)
+		}
+	}
+	if w, err := newFileWatch(tf.Path); err == nil {
+		defer w.Close()
+		// a change between the read above and the watch
+		check()
+		for ctx.Err() == nil {
+			// at an event for the file, and every fileEventCheck
+			// without one (a watch sees nothing of a mount over the
+			// directory, say)
+			if err := w.wait(ctx, fileEventCheck); err != nil {
+				break // the watch is gone (its directory removed): poll
+			}
+			check()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
 	t := time.NewTicker(filePollInterval)
 	defer t.Stop()
 	for {
@@ -139,10 +169,7 @@ func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
 			return
 		case <-t.C:
 		}
-		if v := readTrackFile(tf.Path, tf.Init); v != last {
-			last = v
-			emit(v)
-		}
+		check()
 	}
 }
 

@@ -130,3 +130,54 @@ func TestResolveTrackers(t *testing.T) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestWatchFile: a track file's value is followed through a write, a
+// file renamed into place and a removal (the init value then).
+func TestWatchFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "weight")
+	if err := os.WriteFile(path, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	vals := make(chan int, 8)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchFile(ctx, TrackFile{Name: "w", Path: path, Init: -3}, func(v int) { vals <- v })
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	time.Sleep(100 * time.Millisecond) // watching
+	expect := func(want int, what string) {
+		t.Helper()
+		start := time.Now()
+		select {
+		case v := <-vals:
+			if v != want {
+				t.Fatalf("%s: value %d, want %d", what, v, want)
+			}
+			t.Logf("%s: seen after %v", what, time.Since(start).Round(time.Millisecond))
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: no value %d within 3 s", what, want)
+		}
+	}
+	if err := os.WriteFile(path, []byte("5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expect(5, "written")
+	tmp := filepath.Join(dir, ".weight.new")
+	if err := os.WriteFile(tmp, []byte("7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	expect(7, "renamed into place")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	expect(-3, "removed")
+}
