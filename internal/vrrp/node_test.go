@@ -220,6 +220,11 @@ func (r *recordNotifier) states(typ, name string) []string {
 
 func startNode(t *testing.T, opts Options) (*Node, context.CancelFunc, chan error) {
 	t.Helper()
+	// the node tests run on synctest's fake clock: watchers must not
+	// wait on file descriptors (see osEvents)
+	was := osEvents
+	osEvents = false
+	t.Cleanup(func() { osEvents = was })
 	n, err := NewNode(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -190,9 +190,12 @@ func (p *processTracker) observe(n int, now time.Time) bool {
 // process may have changed since; the same state again changes nothing),
 // then every change of state.
 func watchProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
-	if ev, err := openProcEvents(); err == nil {
-		watchProcessEvents(ctx, tp, ev, emit)
-		return
+	// (the events are about the real /proc: not with a made-up one)
+	if osEvents && procRoot == "/proc" {
+		if ev, err := openProcEvents(); err == nil {
+			watchProcessEvents(ctx, tp, ev, emit)
+			return
+		}
 	}
 	pollProcess(ctx, tp, emit)
 }

@@ -132,6 +132,13 @@ func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool)) {
 	}
 }
 
+// osEvents says whether the watchers of track files and processes wait
+// on the kernel's events (inotify, the proc connector). Tests on a fake
+// clock (testing/synctest) turn it off: a bubble's clock only moves
+// while its goroutines wait on it, never while one waits on a file
+// descriptor.
+var osEvents = true
+
 // watchFile follows a track_file and calls emit when its value changes:
 // at once, by inotify on its directory as keepalived does (a write, a
 // file moved into place or removed), where it can; else by reading it
@@ -144,21 +151,23 @@ func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
 			emit(v)
 		}
 	}
-	if w, err := newFileWatch(tf.Path); err == nil {
-		defer w.Close()
-		// a change between the read above and the watch
-		check()
-		for ctx.Err() == nil {
-			// at an event for the file, and every fileEventCheck
-			// without one (a watch sees nothing of a mount over the
-			// directory, say)
-			if err := w.wait(ctx, fileEventCheck); err != nil {
-				break // the watch is gone (its directory removed): poll
-			}
+	if osEvents {
+		if w, err := newFileWatch(tf.Path); err == nil {
+			defer w.Close()
+			// a change between the read above and the watch
 			check()
-		}
-		if ctx.Err() != nil {
-			return
+			for ctx.Err() == nil {
+				// at an event for the file, and every fileEventCheck
+				// without one (a watch sees nothing of a mount over the
+				// directory, say)
+				if err := w.wait(ctx, fileEventCheck); err != nil {
+					break // the watch is gone (its directory removed): poll
+				}
+				check()
+			}
+			if ctx.Err() != nil {
+				return
+			}
 		}
 	}
 	t := time.NewTicker(filePollInterval)
