@@ -26,6 +26,11 @@ func newFileWatch(path string) (*fileWatch, error) {
 	if err != nil {
 		return nil, err
 	}
+	// as keepalived (realpath): the directory of the file a symlink
+	// names, where its writes happen
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	}
 	dir, name := filepath.Split(filepath.Clean(path))
 	if dir == "" {
 		dir = "."
@@ -59,6 +64,9 @@ func (w *fileWatch) wait(ctx context.Context, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
+		// every event of the read: the file's deletion and its
+		// directory's come together
+		changed, gone := false, false
 		for b := w.buf[:n]; len(b) >= unix.SizeofInotifyEvent; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
 			l := unix.SizeofInotifyEvent + int(ev.Len)
@@ -69,10 +77,16 @@ func (w *fileWatch) wait(ctx context.Context, timeout time.Duration) error {
 			b = b[l:]
 			switch {
 			case ev.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED) != 0:
-				return errWatchGone
-			case name == w.name:
-				return nil
+				gone = true
+			case ev.Mask&unix.IN_Q_OVERFLOW != 0, name == w.name:
+				changed = true // (events lost: read it anyway)
 			}
+		}
+		if gone {
+			return errWatchGone
+		}
+		if changed {
+			return nil
 		}
 	}
 }

@@ -193,11 +193,17 @@ func watchProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
 	// (the events are about the real /proc: not with a made-up one)
 	if osEvents && procRoot == "/proc" {
 		if ev, err := openProcEvents(); err == nil {
-			watchProcessEvents(ctx, tp, ev, emit)
-			return
+			err := watchProcessEvents(ctx, tp, ev, emit)
+			ev.Close()
+			if err == nil {
+				return
+			}
+			// the events cannot be had any more: counting takes over
 		}
 	}
-	pollProcess(ctx, tp, emit)
+	if ctx.Err() == nil {
+		pollProcess(ctx, tp, emit)
+	}
 }
 
 // pollProcess is watchProcess by counting every processPollInterval.
@@ -220,51 +226,58 @@ func pollProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
 }
 
 // procEventSource delivers the kernel's process events (the proc
-// connector): next waits up to a timeout and returns the processes that
-// began (a fork or an exec: their image or name may match now) and ended,
-// or overflow when events were lost.
+// connector): next waits up to a timeout and returns the events about
+// processes, or overflow when events were lost.
 type procEventSource interface {
-	next(ctx context.Context, timeout time.Duration) (changed, ended []string, overflow bool, err error)
+	next(ctx context.Context, timeout time.Duration) (evs []procEvent, overflow bool, err error)
 	Close() error
 }
 
 // watchProcessEvents is watchProcess fed by process events: the set of
-// matching processes is read from /proc once, then kept by the events
-// (a process that forks, execs or is renamed is looked at again; one that
-// exits leaves the set), and read again every processRescanInterval and
-// after lost events. Delays end at the wake-up after them (an event, or
-// processPollInterval without one).
-func watchProcessEvents(ctx context.Context, tp TrackProcess, ev procEventSource, emit func(ok bool)) {
-	defer ev.Close()
+// matching processes is read from /proc once, then kept by the events,
+// as keepalived keeps it: the child of a matching process matches (it
+// runs its image until it execs), an exec or a rename makes the process
+// be looked at again, an exit removes it. The set is read again every
+// processRescanInterval, and a second after events were lost. Delays end
+// at the wake-up after them (an event, or processPollInterval without
+// one). It returns nil when ctx ends, or the error that stopped the
+// events.
+func watchProcessEvents(ctx context.Context, tp TrackProcess, ev procEventSource, emit func(ok bool)) error {
 	set := matchingProcesses(tp.Match)
 	scanned := time.Now()
+	lost := false
 	pt := processTracker{m: tp.Match, ok: tp.Match.up(len(set)), count: len(set)}
 	emit(pt.ok)
 	for ctx.Err() == nil {
-		changed, ended, overflow, err := ev.next(ctx, processPollInterval)
+		evs, overflow, err := ev.next(ctx, processPollInterval)
 		if err != nil {
-			// the events cannot be had any more: counting takes over
-			if ctx.Err() == nil {
-				pollProcess(ctx, tp, emit)
-			}
-			return
+			return err
 		}
-		if overflow || time.Since(scanned) >= processRescanInterval {
-			set, scanned = matchingProcesses(tp.Match), time.Now()
+		lost = lost || overflow
+		now := time.Now()
+		if lost && now.Sub(scanned) >= time.Second || now.Sub(scanned) >= processRescanInterval {
+			set, scanned, lost = matchingProcesses(tp.Match), now, false
 		} else {
-			for _, pid := range ended {
-				delete(set, pid)
-			}
-			for _, pid := range changed {
-				if processMatches(tp.Match, pid) {
-					set[pid] = true
-				} else {
-					delete(set, pid)
+			for _, e := range evs {
+				switch e.what {
+				case procEventExit:
+					delete(set, e.pid)
+				case procEventFork:
+					if set[e.parent] {
+						set[e.pid] = true
+					}
+				default: // exec, rename
+					if processMatches(tp.Match, e.pid) {
+						set[e.pid] = true
+					} else {
+						delete(set, e.pid)
+					}
 				}
 			}
 		}
-		if pt.observe(len(set), time.Now()) {
+		if pt.observe(len(set), now) {
 			emit(pt.ok)
 		}
 	}
+	return nil
 }

@@ -152,17 +152,18 @@ func TestProcessQuorumAndDelays(t *testing.T) {
 	}
 }
 
-// TestWatchProcess tracks a real process: up while it runs, down within
-// two polls of its end.
 // TestWatchProcess: a tracked process seen up, then down once killed, by
-// the kernel's process events (root) and by counting.
+// the kernel's process events (root, the initial namespaces) and by
+// counting.
 func TestWatchProcess(t *testing.T) {
-	if ev, err := openProcEvents(); err != nil {
-		t.Logf("no process events (%v): watchProcess counts", err)
-	} else {
+	t.Run("events", func(t *testing.T) {
+		ev, err := openProcEvents()
+		if err != nil {
+			t.Skipf("no process events here: %v", err)
+		}
 		ev.Close()
-	}
-	t.Run("watch", func(t *testing.T) { testWatchProcess(t, false) })
+		testWatchProcess(t, false)
+	})
 	t.Run("poll", func(t *testing.T) { testWatchProcess(t, true) })
 }
 
@@ -194,7 +195,17 @@ func testWatchProcess(t *testing.T, poll bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	states := make(chan bool, 8)
 	done := make(chan struct{})
-	watch := watchProcess
+	watch := func(ctx context.Context, tp TrackProcess, emit func(bool)) {
+		ev, err := openProcEvents()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer ev.Close()
+		if err := watchProcessEvents(ctx, tp, ev, emit); err != nil {
+			t.Error(err)
+		}
+	}
 	if poll {
 		watch = pollProcess
 	}
@@ -230,12 +241,14 @@ func testWatchProcess(t *testing.T, poll bool) {
 // TestProcessEventsFollow: with process events, processes that start and
 // end are followed one by one (the count is kept from the events, not by
 // counting again): a quorum of 2 goes up with the second and down when
-// one of them ends.
+// one of them ends; a process that lives a fifth of a second, which
+// counting once a second would likely miss, is seen up, then down.
 func TestProcessEventsFollow(t *testing.T) {
 	ev, err := openProcEvents()
 	if err != nil {
 		t.Skipf("no process events here: %v", err)
 	}
+	defer ev.Close()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
 		t.Skip("no sleep command")
@@ -277,5 +290,14 @@ func TestProcessEventsFollow(t *testing.T) {
 	wait(true)
 	_ = cmds[0].Process.Kill()
 	_ = cmds[0].Wait()
+	wait(false)
+	brief := exec.Command(sleep, arg)
+	if err := brief.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	_ = brief.Process.Kill()
+	_ = brief.Wait()
+	wait(true)
 	wait(false)
 }

@@ -19,9 +19,10 @@ func fileKey(name string) string      { return "file:" + name }
 // filePollInterval is how often track files are re-read.
 const filePollInterval = time.Second
 
-// fileEventCheck is how often a track file watched by inotify is read
-// without an event.
-const fileEventCheck = 5 * time.Second
+// fileWatchRetry is how long after a watch failed or went away the
+// watcher tries inotify again (reading the file every filePollInterval
+// meanwhile).
+const fileWatchRetry = 10 * time.Second
 
 // ResolveTrackers builds an instance's trackers from its track_* entries
 // and the vrrp_script blocks, in their initial state. The instance's own
@@ -141,8 +142,11 @@ var osEvents = true
 
 // watchFile follows a track_file and calls emit when its value changes:
 // at once, by inotify on its directory as keepalived does (a write, a
-// file moved into place or removed), where it can; else by reading it
-// every filePollInterval.
+// file moved into place or removed), where it can; and by reading it
+// every filePollInterval whatever happens (so that a change the watch
+// cannot see, or one while the directory cannot be watched, is seen
+// that late at most). A watch that goes (its directory removed) is
+// tried again every fileWatchRetry.
 func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
 	last := readTrackFile(tf.Path, tf.Init)
 	check := func() {
@@ -151,28 +155,27 @@ func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
 			emit(v)
 		}
 	}
-	if osEvents {
-		if w, err := newFileWatch(tf.Path); err == nil {
-			defer w.Close()
-			// a change between the read above and the watch
-			check()
-			for ctx.Err() == nil {
-				// at an event for the file, and every fileEventCheck
-				// without one (a watch sees nothing of a mount over the
-				// directory, say)
-				if err := w.wait(ctx, fileEventCheck); err != nil {
-					break // the watch is gone (its directory removed): poll
+	t := time.NewTicker(filePollInterval)
+	defer t.Stop()
+	var retry time.Time
+	for {
+		if osEvents && !time.Now().Before(retry) {
+			if w, err := newFileWatch(tf.Path); err == nil {
+				check() // a change between the read above and the watch
+				for ctx.Err() == nil {
+					if err := w.wait(ctx, filePollInterval); err != nil {
+						break // the watch is gone (its directory removed)
+					}
+					check()
+				}
+				w.Close()
+				if ctx.Err() != nil {
+					return
 				}
 				check()
 			}
-			if ctx.Err() != nil {
-				return
-			}
+			retry = time.Now().Add(fileWatchRetry)
 		}
-	}
-	t := time.NewTicker(filePollInterval)
-	defer t.Stop()
-	for {
 		select {
 		case <-ctx.Done():
 			return
