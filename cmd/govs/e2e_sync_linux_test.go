@@ -296,10 +296,10 @@ func testXDPSyncFailover(t *testing.T, synced bool) {
 }
 
 const syncNATConf = `global_defs {
-    router_id %s
+    router_id %[1]s
     govs_dataplane xdp
     govs_interface eth0 eth1
-    lvs_sync_daemon eth1 VI_PUB
+    %[4]s
 }
 vrrp_sync_group VG {
     group {
@@ -308,10 +308,10 @@ vrrp_sync_group VG {
     }
 }
 vrrp_instance VI_PUB {
-    state %s
+    state %[2]s
     interface eth0
     virtual_router_id 51
-    priority %d
+    priority %[3]d
     version 3
     advert_int 0.1
     garp_master_delay 0
@@ -354,8 +354,10 @@ virtual_server 10.77.0.60 80 {
 // servers' gateway address together, lvs_sync_daemon on the private
 // side. HTTP keep-alive connections held through the MASTER go on
 // through the BACKUP after the MASTER stops, answered by the same real
-// servers, their replies translated back by the reply entries the BACKUP
-// took.
+// servers, their packets and replies counted by the new MASTER (the
+// stopped one keeps its program attached, so this shows the traffic
+// went the new way). Without lvs_sync_daemon the same takeover breaks
+// them all.
 func TestXDPSyncFailoverNAT(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
@@ -363,6 +365,14 @@ func TestXDPSyncFailoverNAT(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
+	for _, synced := range []bool{true, false} {
+		t.Run(map[bool]string{true: "lvs_sync_daemon", false: "without"}[synced], func(t *testing.T) {
+			testXDPSyncFailoverNAT(t, synced)
+		})
+	}
+}
+
+func testXDPSyncFailoverNAT(t *testing.T, synced bool) {
 	l := &vrrpLab{t: t, prefix: fmt.Sprintf("gn%d", os.Getpid()%10000), dir: t.TempDir()}
 	t.Cleanup(l.teardown)
 	br := l.ns("br")
@@ -427,7 +437,11 @@ func TestXDPSyncFailoverNAT(t *testing.T) {
 
 	director := func(name, state string, prio int) (*exec.Cmd, *api.Client) {
 		conf := filepath.Join(l.dir, name+".conf")
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(syncNATConf, name, state, prio)), 0o644); err != nil {
+		syncLine := ""
+		if synced {
+			syncLine = "lvs_sync_daemon eth1 VI_PUB"
+		}
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(syncNATConf, name, state, prio, syncLine)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		pin := fmt.Sprintf("/sys/fs/bpf/govs-test-syncnat-%d-%s", os.Getpid(), name)
@@ -480,7 +494,7 @@ func TestXDPSyncFailoverNAT(t *testing.T) {
 		conns = append(conns, k)
 	}
 	deadline = time.Now().Add(10 * time.Second)
-	for {
+	for synced {
 		est := 0
 		cs, _ := c2.Conns(t.Context())
 		for _, c := range cs {
@@ -496,6 +510,17 @@ func TestXDPSyncFailoverNAT(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if !synced {
+		time.Sleep(time.Second)
+	}
+	counters := func() (in, out uint64) {
+		st, err := c2.State(t.Context())
+		if err != nil || len(st.Services) == 0 {
+			return 0, 0
+		}
+		return st.Services[0].Stats.InPkts, st.Services[0].Stats.OutPkts
+	}
+	in0, out0 := counters()
 	d1.Process.Signal(syscall.SIGTERM)
 	waitStates(c2, "MASTER")
 	time.Sleep(300 * time.Millisecond) // the gratuitous ARPs
@@ -513,8 +538,17 @@ func TestXDPSyncFailoverNAT(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("NAT takeover: %d of %d kept-alive connections broken (first error: %v)", failed, n, firstErr)
-	if failed != 0 {
-		t.Errorf("%d of %d NAT connections broken by the takeover: %v", failed, n, firstErr)
+	in1, out1 := counters()
+	t.Logf("NAT takeover: %d of %d kept-alive connections broken (first error: %v); the new MASTER forwarded %d packets and translated %d replies",
+		failed, n, firstErr, in1-in0, out1-out0)
+	if synced {
+		if failed != 0 {
+			t.Errorf("%d of %d NAT connections broken by the takeover: %v", failed, n, firstErr)
+		}
+		if in1-in0 < n || out1-out0 < n {
+			t.Errorf("the new MASTER forwarded %d packets and %d replies, want at least %d each: the connections did not go through it", in1-in0, out1-out0, n)
+		}
+	} else if failed != n {
+		t.Errorf("without lvs_sync_daemon %d of %d connections broke, want all: the test does not show what the sync does", failed, n)
 	}
 }

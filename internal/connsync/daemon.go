@@ -389,6 +389,8 @@ func (ch *changes) collect(ctx context.Context, dp dataplane.Dataplane, now time
 		return true
 	})
 	if err != nil {
+		// some were marked sent and will not be: all go next round
+		ch.sent = nil
 		return nil, err
 	}
 	for k, s := range ch.sent {

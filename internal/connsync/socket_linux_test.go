@@ -31,7 +31,7 @@ func TestReceiverChild(t *testing.T) {
 	defer d.Close()
 	fmt.Println("ready")
 	last := ""
-	for range 100 { // until killed
+	for range 400 { // until killed (20 s)
 		b, _ := json.Marshal(d.Stats())
 		if string(b) != last {
 			last = string(b)
@@ -102,7 +102,14 @@ func TestReceiverSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func(dst string) {
+	two, err := Encode(3, []Entry{
+		{Proto: 6, Flags: FlagDRoute, State: 1, Client: ap("10.0.0.2:1000"), Virtual: ap("10.0.0.100:80"), Real: ap("10.0.0.11:80"), Timeout: 900},
+		{Proto: 6, Flags: FlagDRoute, State: 1, Client: ap("10.0.0.3:1000"), Virtual: ap("10.0.0.100:80"), Real: ap("10.0.0.11:80"), Timeout: 900},
+	}, 1472)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(dst string, msg []byte) {
 		t.Helper()
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -120,7 +127,7 @@ func TestReceiverSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if _, err := c.Write(msgs[0]); err != nil {
+		if _, err := c.Write(msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,13 +146,26 @@ func TestReceiverSocket(t *testing.T) {
 			}
 		}
 	}
-	send("10.66.0.1:8848") // unicast to the director's address
-	if s, seen := waitFor(func(s Stats) bool { return s.MessagesReceived > 0 }); seen {
-		t.Errorf("a unicast datagram to the director's address was taken: %+v", s)
-	}
-	send("224.0.0.81:8848")
+	// the group's message first (the receiver listens), then a unicast
+	// one to the director's address, then the group's again: only the
+	// two group messages are taken
+	send("224.0.0.81:8848", msgs[0])
 	if s, ok := waitFor(func(s Stats) bool { return s.MessagesReceived == 1 && s.ConnsReceived == 1 }); !ok {
-		t.Errorf("the group's message was not taken: %+v", s)
+		t.Fatalf("the group's message was not taken: %+v", s)
+	}
+	send("10.66.0.1:8848", two[0]) // two connections: it would show
+	send("224.0.0.81:8848", msgs[0])
+	s, ok := waitFor(func(s Stats) bool { return s.MessagesReceived >= 2 })
+	time.Sleep(300 * time.Millisecond) // anything later
+	for more := true; more; {
+		select {
+		case s = <-stats:
+		default:
+			more = false
+		}
+	}
+	if !ok || s.MessagesReceived != 2 || s.ConnsReceived != 2 {
+		t.Errorf("after a unicast and a group message: %+v, want 2 messages of one connection each (the unicast one not taken)", s)
 	}
 	_ = dataplane.TCP
 }

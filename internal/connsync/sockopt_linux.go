@@ -53,15 +53,21 @@ func groupSocket(group netip.AddrPort, ifi *net.Interface) (*net.UDPConn, error)
 // of the host joined to a socket bound to that group's port).
 func recvSocketOptions(fd int, ifname string, v6 bool) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return err
+		return fmt.Errorf("SO_REUSEADDR: %w", err)
 	}
 	if err := unix.BindToDevice(fd, ifname); err != nil {
-		return err
+		return fmt.Errorf("SO_BINDTODEVICE %s: %w", ifname, err)
 	}
 	if v6 {
-		return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+		// (Linux 4.20 and later: without it the socket also gets the
+		// groups other sockets of the host joined on its port)
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+		return nil
 	}
-	return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0); err != nil {
+		return fmt.Errorf("IP_MULTICAST_ALL: %w", err)
+	}
+	return nil
 }
 
 // forceRecvBuffer sets the receive buffer past net.core.rmem_max

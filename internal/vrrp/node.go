@@ -846,7 +846,7 @@ func (n *Node) watchSpecs(cfgs []InstanceConfig, scripts map[string]ScriptConfig
 		}
 		for _, tp := range c.TrackProcesses {
 			specs[processKey(tp.Name)] = watchSpec{sig: sig(tp.Match), run: func(ctx context.Context, send func(EventTrack)) {
-				watchProcess(ctx, tp, func(ok bool) {
+				watchProcess(ctx, tp, n.log, func(ok bool) {
 					n.log.Info("vrrp tracked process state", "track_process", tp.Name, "up", ok)
 					send(EventTrack{Key: processKey(tp.Name), OK: ok})
 				})

@@ -76,7 +76,7 @@ func openProcEvents() (procEventSource, error) {
 	}
 	p := &procConnector{f: os.NewFile(uintptr(fd), "proc connector"), buf: make([]byte, 1<<16)}
 	if err := p.awaitAck(seq); err != nil {
-		p.f.Close()
+		p.Close() // IGNORE too: the listen may have been taken, its ack lost
 		return nil, err
 	}
 	return p, nil

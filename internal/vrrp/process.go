@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,17 +190,19 @@ func (p *processTracker) observe(n int, now time.Time) bool {
 // (the machines were built from a count made a moment before, which a
 // process may have changed since; the same state again changes nothing),
 // then every change of state.
-func watchProcess(ctx context.Context, tp TrackProcess, emit func(ok bool)) {
+func watchProcess(ctx context.Context, tp TrackProcess, log *slog.Logger, emit func(ok bool)) {
 	// (the events are about the real /proc: not with a made-up one)
 	if osEvents && procRoot == "/proc" {
-		if ev, err := openProcEvents(); err == nil {
-			err := watchProcessEvents(ctx, tp, ev, emit)
+		ev, err := openProcEvents()
+		if err == nil {
+			err = watchProcessEvents(ctx, tp, ev, emit)
 			ev.Close()
 			if err == nil {
 				return
 			}
-			// the events cannot be had any more: counting takes over
 		}
+		// the events cannot be had (any more): counting takes over
+		log.Info("vrrp track_process: counting processes once a second, without the kernel's process events", "track_process", tp.Name, "reason", err)
 	}
 	if ctx.Err() == nil {
 		pollProcess(ctx, tp, emit)
