@@ -73,6 +73,98 @@ func (k *keptAlive) get(wait time.Duration) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// syncDirector starts `govs run` in namespace name of l with conf (its
+// XDP objects pinned apart) and returns it and its API client.
+func syncDirector(t *testing.T, l *vrrpLab, name, conf string) (*exec.Cmd, *api.Client) {
+	t.Helper()
+	path := filepath.Join(l.dir, name+".conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pin := fmt.Sprintf("/sys/fs/bpf/govs-test-sync-%d-%s-%s", os.Getpid(), l.prefix, name)
+	t.Cleanup(func() { xdp.RemovePinned(pin) })
+	sock := filepath.Join(l.dir, name+".sock")
+	cmd := l.start(name, govsBin, "run", "-f", path, "--api-socket", sock, "--xdp-pin-path", pin, "--lame-duck", "0s")
+	return cmd, api.NewClient(sock)
+}
+
+// waitInPool waits until c's one service has its two real servers in
+// the pool (their health checks passed).
+func waitInPool(t *testing.T, c *api.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.State(t.Context())
+		if err == nil && len(st.Services) == 1 && len(st.Services[0].RealServers) == 2 &&
+			st.Services[0].RealServers[0].InPool && st.Services[0].RealServers[1].InPool {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// openKeptAlive opens n keep-alive connections to vip from namespace ns,
+// each answered once (its first answer kept).
+func openKeptAlive(t *testing.T, ns, vip string, n int) []*keptAlive {
+	t.Helper()
+	var conns []*keptAlive
+	for i := range n {
+		c := dialFrom(t, ns, vip)
+		k := &keptAlive{c: c, br: bufio.NewReader(c)}
+		body, err := k.get(2 * time.Second)
+		if err != nil {
+			t.Fatalf("connection %d through the MASTER: %v", i, err)
+		}
+		k.first = body
+		conns = append(conns, k)
+	}
+	return conns
+}
+
+// waitEstablished waits until c's table holds n established connections
+// to vip (the BACKUP took them).
+func waitEstablished(t *testing.T, c *api.Client, vip string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		est := 0
+		cs, _ := c.Conns(t.Context())
+		for _, e := range cs {
+			if e.Virtual == vip && e.State == "ESTABLISHED" {
+				est++
+			}
+		}
+		if est == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the BACKUP holds %d of the %d connections", est, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// askAgain sends one more request on each connection and returns how
+// many failed or were answered by another real server than before.
+func askAgain(conns []*keptAlive) (failed int, firstErr error) {
+	for _, k := range conns {
+		body, err := k.get(2 * time.Second)
+		if err == nil && body != k.first {
+			err = fmt.Errorf("answered by %q, was %q", body, k.first)
+		}
+		if err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return failed, firstErr
+}
+
 const syncDirectorConf = `global_defs {
     router_id %s
     govs_dataplane xdp
@@ -161,34 +253,12 @@ func testXDPSyncFailover(t *testing.T, synced bool) {
 	if synced {
 		syncLine = "lvs_sync_daemon eth0 VI_1"
 	}
-	director := func(name, state string, prio int) (*exec.Cmd, *api.Client) {
-		conf := filepath.Join(l.dir, name+".conf")
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(syncDirectorConf, name, syncLine, state, prio)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		pin := fmt.Sprintf("/sys/fs/bpf/govs-test-sync-%d-%s", os.Getpid(), name)
-		t.Cleanup(func() { xdp.RemovePinned(pin) })
-		sock := filepath.Join(l.dir, name+".sock")
-		cmd := l.start(name, govsBin, "run", "-f", conf, "--api-socket", sock, "--xdp-pin-path", pin, "--lame-duck", "0s")
-		return cmd, api.NewClient(sock)
-	}
-	d1, c1 := director("d1", "MASTER", 150)
-	_, c2 := director("d2", "BACKUP", 100)
+	d1, c1 := syncDirector(t, l, "d1", fmt.Sprintf(syncDirectorConf, "d1", syncLine, "MASTER", 150))
+	_, c2 := syncDirector(t, l, "d2", fmt.Sprintf(syncDirectorConf, "d2", syncLine, "BACKUP", 100))
 	waitState(t, c1, "MASTER", 10*time.Second)
 	waitState(t, c2, "BACKUP", 5*time.Second)
 	// the health checks pass before the connections are opened
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := c1.State(t.Context())
-		if err == nil && len(st.Services) == 1 && len(st.Services[0].RealServers) == 2 &&
-			st.Services[0].RealServers[0].InPool && st.Services[0].RealServers[1].InPool {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the MASTER's service did not come up: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitInPool(t, c1)
 	if synced {
 		for _, c := range []struct {
 			sock string
@@ -203,18 +273,10 @@ func testXDPSyncFailover(t *testing.T, synced bool) {
 	}
 
 	const n = 6
-	var conns []*keptAlive
+	conns := openKeptAlive(t, l.prefix+"cl", "10.77.0.60:80", n)
 	seen := map[string]int{}
-	for i := range n {
-		c := dialFrom(t, l.prefix+"cl", "10.77.0.60:80")
-		k := &keptAlive{c: c, br: bufio.NewReader(c)}
-		body, err := k.get(2 * time.Second)
-		if err != nil {
-			t.Fatalf("connection %d through the MASTER: %v", i, err)
-		}
-		seen[body]++
-		k.first = body
-		conns = append(conns, k)
+	for _, k := range conns {
+		seen[k.first]++
 	}
 	if seen["rs1"] != n/2 || seen["rs2"] != n/2 {
 		t.Fatalf("answers %v, want %d from each real server (rr)", seen, n/2)
@@ -227,28 +289,12 @@ func testXDPSyncFailover(t *testing.T, synced bool) {
 		return st.Services[0].Stats.InPkts
 	}
 	if synced {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			// the BACKUP's table holds the n connections, established
-			est := 0
-			cs, _ := c2.Conns(t.Context())
-			for _, c := range cs {
-				if c.Virtual == "10.77.0.60:80" && c.State == "ESTABLISHED" {
-					est++
-				}
-			}
-			st, err := c2.State(t.Context())
-			if err == nil && st.Sync != nil && est == n {
-				t.Logf("BACKUP: %d connections received, %d taken; MASTER: %+v", st.Sync.ConnsReceived, st.Sync.ConnsImported, func() any {
-					s1, _ := c1.State(t.Context())
-					return s1.Sync
-				}())
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the BACKUP did not take the %d connections: %v %+v", n, err, st.Sync)
-			}
-			time.Sleep(100 * time.Millisecond)
+		waitEstablished(t, c2, "10.77.0.60:80", n)
+		if st, err := c2.State(t.Context()); err != nil || st.Sync == nil {
+			t.Errorf("the BACKUP's state has no sync daemon: %v", err)
+		} else {
+			s1, _ := c1.State(t.Context())
+			t.Logf("BACKUP: %d connections received, %d taken; MASTER: %+v", st.Sync.ConnsReceived, st.Sync.ConnsImported, s1.Sync)
 		}
 		status, err := exec.Command(govsBin, "status", "-s", filepath.Join(l.dir, "d2.sock")).CombinedOutput()
 		if err != nil || !strings.Contains(string(status), "connection sync backup on eth0 (syncid 42, 224.0.0.81:8848)") {
@@ -262,20 +308,7 @@ func testXDPSyncFailover(t *testing.T, synced bool) {
 	d1.Process.Signal(syscall.SIGTERM) // priority 0: the BACKUP takes over at once
 	waitState(t, c2, "MASTER", 3*time.Second)
 	time.Sleep(300 * time.Millisecond) // the new MASTER's gratuitous ARP
-	failed := 0
-	var firstErr error
-	for _, k := range conns {
-		body, err := k.get(2 * time.Second)
-		if err == nil && body != k.first {
-			err = fmt.Errorf("answered by %q, was %q", body, k.first)
-		}
-		if err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-	}
+	failed, firstErr := askAgain(conns)
 	after := inPkts(c2)
 	t.Logf("after the takeover: %d of %d kept-alive connections broken (first error: %v); the new MASTER forwarded %d packets", failed, n, firstErr, after-before)
 	if synced {
@@ -435,23 +468,12 @@ func testXDPSyncFailoverNAT(t *testing.T, synced bool) {
 	brNS.Close()
 	orig.Close()
 
-	director := func(name, state string, prio int) (*exec.Cmd, *api.Client) {
-		conf := filepath.Join(l.dir, name+".conf")
-		syncLine := ""
-		if synced {
-			syncLine = "lvs_sync_daemon eth1 VI_PUB"
-		}
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(syncNATConf, name, state, prio, syncLine)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		pin := fmt.Sprintf("/sys/fs/bpf/govs-test-syncnat-%d-%s", os.Getpid(), name)
-		t.Cleanup(func() { xdp.RemovePinned(pin) })
-		sock := filepath.Join(l.dir, name+".sock")
-		cmd := l.start(name, govsBin, "run", "-f", conf, "--api-socket", sock, "--xdp-pin-path", pin, "--lame-duck", "0s")
-		return cmd, api.NewClient(sock)
+	syncLine := ""
+	if synced {
+		syncLine = "lvs_sync_daemon eth1 VI_PUB"
 	}
-	d1, c1 := director("d1", "MASTER", 150)
-	_, c2 := director("d2", "BACKUP", 100)
+	d1, c1 := syncDirector(t, l, "d1", fmt.Sprintf(syncNATConf, "d1", "MASTER", 150, syncLine))
+	_, c2 := syncDirector(t, l, "d2", fmt.Sprintf(syncNATConf, "d2", "BACKUP", 100, syncLine))
 	waitStates := func(c *api.Client, want string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -468,49 +490,13 @@ func testXDPSyncFailoverNAT(t *testing.T, synced bool) {
 	}
 	waitStates(c1, "MASTER")
 	waitStates(c2, "BACKUP")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := c1.State(t.Context())
-		if err == nil && len(st.Services) == 1 && len(st.Services[0].RealServers) == 2 &&
-			st.Services[0].RealServers[0].InPool && st.Services[0].RealServers[1].InPool {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the MASTER's service did not come up: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitInPool(t, c1)
 
 	const n = 6
-	var conns []*keptAlive
-	for i := range n {
-		c := dialFrom(t, l.prefix+"cl", "10.77.0.60:80")
-		k := &keptAlive{c: c, br: bufio.NewReader(c)}
-		body, err := k.get(2 * time.Second)
-		if err != nil {
-			t.Fatalf("connection %d through the MASTER: %v", i, err)
-		}
-		k.first = body
-		conns = append(conns, k)
-	}
-	deadline = time.Now().Add(10 * time.Second)
-	for synced {
-		est := 0
-		cs, _ := c2.Conns(t.Context())
-		for _, c := range cs {
-			if c.Virtual == "10.77.0.60:80" && c.State == "ESTABLISHED" {
-				est++
-			}
-		}
-		if est == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the BACKUP holds %d of the %d connections", est, n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !synced {
+	conns := openKeptAlive(t, l.prefix+"cl", "10.77.0.60:80", n)
+	if synced {
+		waitEstablished(t, c2, "10.77.0.60:80", n)
+	} else {
 		time.Sleep(time.Second)
 	}
 	counters := func() (in, out uint64) {
@@ -524,20 +510,7 @@ func testXDPSyncFailoverNAT(t *testing.T, synced bool) {
 	d1.Process.Signal(syscall.SIGTERM)
 	waitStates(c2, "MASTER")
 	time.Sleep(300 * time.Millisecond) // the gratuitous ARPs
-	failed := 0
-	var firstErr error
-	for _, k := range conns {
-		body, err := k.get(2 * time.Second)
-		if err == nil && body != k.first {
-			err = fmt.Errorf("answered by %q, was %q", body, k.first)
-		}
-		if err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-	}
+	failed, firstErr := askAgain(conns)
 	in1, out1 := counters()
 	t.Logf("NAT takeover: %d of %d kept-alive connections broken (first error: %v); the new MASTER forwarded %d packets and translated %d replies",
 		failed, n, firstErr, in1-in0, out1-out0)

@@ -217,17 +217,7 @@ func testWatchProcess(t *testing.T, poll bool) {
 		cancel()
 		<-done
 	}()
-	wait := func(want bool) {
-		t.Helper()
-		select {
-		case ok := <-states:
-			if ok != want {
-				t.Fatalf("tracked process up %v, want %v", ok, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no state %v within 5 s", want)
-		}
-	}
+	wait := func(want bool) { t.Helper(); expectState(t, states, want) }
 	wait(true)
 	killed := time.Now()
 	if err := cmd.Process.Kill(); err != nil {
@@ -266,17 +256,7 @@ func TestProcessEventsFollow(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	wait := func(want bool) {
-		t.Helper()
-		select {
-		case ok := <-states:
-			if ok != want {
-				t.Fatalf("up %v, want %v", ok, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no state %v within 5 s", want)
-		}
-	}
+	wait := func(want bool) { t.Helper(); expectState(t, states, want) }
 	wait(false) // the first count: none
 	var cmds []*exec.Cmd
 	for range 2 {
@@ -300,4 +280,18 @@ func TestProcessEventsFollow(t *testing.T) {
 	_ = brief.Wait()
 	wait(true)
 	wait(false)
+}
+
+// expectState waits (5 s at most) for the next state a watcher reports
+// and checks it.
+func expectState(t *testing.T, states <-chan bool, want bool) {
+	t.Helper()
+	select {
+	case ok := <-states:
+		if ok != want {
+			t.Fatalf("tracked process up %v, want %v", ok, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no state %v within 5 s", want)
+	}
 }

@@ -101,20 +101,7 @@ func TestConnSyncFailover(t *testing.T) {
 			l.in("cl", "ip", "route", "replace", labVIPDR+"/32", "via", labNet+".3")
 			_ = a.Process.Kill()
 			_ = a.Wait()
-			failed := 0
-			var firstErr error
-			wait := 3 * time.Second
-			if !synced {
-				wait = time.Second
-			}
-			for i, s := range ss {
-				if err := s.echo(100+i, wait); err != nil {
-					failed++
-					if firstErr == nil {
-						firstErr = err
-					}
-				}
-			}
+			failed, firstErr := echoAll(ss, synced)
 			t.Logf("%d of %d connections broken by the takeover (first error: %v)", failed, n, firstErr)
 			if synced && failed != 0 {
 				t.Errorf("%d of %d long-lived connections broken by the takeover: %v", failed, n, firstErr)
@@ -228,20 +215,7 @@ func TestConnSyncFailoverNAT(t *testing.T) {
 			}
 			_ = a.Process.Kill()
 			_ = a.Wait()
-			failed := 0
-			var firstErr error
-			wait := 3 * time.Second
-			if !synced {
-				wait = time.Second
-			}
-			for i, st := range ss {
-				if err := st.echo(100+i, wait); err != nil {
-					failed++
-					if firstErr == nil {
-						firstErr = err
-					}
-				}
-			}
+			failed, firstErr := echoAll(ss, synced)
 			t.Logf("%d of %d NAT connections broken by the takeover (first error: %v)", failed, n, firstErr)
 			if synced && failed != 0 {
 				t.Errorf("%d of %d NAT connections broken by the takeover: %v", failed, n, firstErr)
@@ -251,6 +225,24 @@ func TestConnSyncFailoverNAT(t *testing.T) {
 			}
 		})
 	}
+}
+
+// echoAll echoes once more on each stream after a takeover and returns
+// how many failed (the wait is short where they are expected to).
+func echoAll(ss []*stream, synced bool) (failed int, firstErr error) {
+	wait := 3 * time.Second
+	if !synced {
+		wait = time.Second
+	}
+	for i, s := range ss {
+		if err := s.echo(100+i, wait); err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return failed, firstErr
 }
 
 // waitImported waits until a backup child's table holds n established
