@@ -212,6 +212,8 @@ func (d *Dataplane) importConn(s *service, r *realState, c *dataplane.Conn, now 
 		v.Snat, v.Laddr, v.Lport = 1, la, htons(c.Local.Port())
 	}
 	if r.spec.Method == dataplane.NAT || r.spec.Method == dataplane.SNAT {
+		// its replies go to the client's next hop: resolved ahead
+		d.wantClientNH(c.Client.Addr())
 		// the reply entry first: real server -> client (NAT) or -> the
 		// source address and port (SNAT), translated back to the
 		// virtual address

@@ -64,6 +64,11 @@ type Dataplane struct {
 	// tables again
 	recounted  time.Time
 	recountDue bool // a recount is armed (recountLocked)
+	// clientNH queues the clients whose next hops ImportConns wants
+	// resolved; clientAsked and nhAsked remember when (clientnh_linux.go)
+	clientNH    chan netip.Addr
+	clientAsked map[netip.Addr]time.Time
+	nhAsked     map[netip.Addr]time.Time
 	// connsHint is the capacity Conns starts with (its last count)
 	connsHint   int
 	goneErr     error  // what freeing them early (allocReal) failed with
@@ -178,6 +183,10 @@ func newDataplane(opts Options, resolver func(netip.Addr, dataplane.Method) next
 		reps:     make(map[tableLayout][]uint32),
 		counts:   make(map[uint32]realCount),
 		resolver: resolver,
+
+		clientNH:    make(chan netip.Addr, clientNHQueue),
+		clientAsked: make(map[netip.Addr]time.Time),
+		nhAsked:     make(map[netip.Addr]time.Time),
 	}
 	if err := d.open(); err != nil {
 		// undo the attachments made here; adopted ones keep forwarding

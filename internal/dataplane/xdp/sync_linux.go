@@ -35,6 +35,12 @@ func (d *Dataplane) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case a := <-d.clientNH:
+			d.mu.Lock()
+			if !d.closed {
+				d.resolveClientLocked(a)
+			}
+			d.mu.Unlock()
 		case <-d.syncTimer.C:
 			d.mu.Lock()
 			// a sync made meanwhile (Stats) moved the round; the walk
