@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -23,7 +24,11 @@ func TestReceiverChild(t *testing.T) {
 		t.Skip("helper process of TestReceiverSocket")
 	}
 	dp := &fakeDP{}
-	d, err := New(Config{Interface: "eth0", SyncID: 3}, dp, nil)
+	cfg := Config{Interface: "eth0", SyncID: 3}
+	if g := os.Getenv("CS_RECEIVER_GROUP"); g != "" {
+		cfg.Group = netip.MustParseAddr(g)
+	}
+	d, err := New(cfg, dp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +54,18 @@ func TestReceiverSocket(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
+	t.Run("ipv4", func(t *testing.T) {
+		testReceiverSocket(t, "", "224.0.0.81:8848", "10.66.0.1:8848")
+	})
+	t.Run("ipv6", func(t *testing.T) {
+		testReceiverSocket(t, "ff02::81", "[ff02::81%eth0]:8848", "[fd66::1]:8848")
+	})
+}
+
+// testReceiverSocket runs a receiver on group (the default when "") and
+// sends to it at groupDst and to the receiver's own address at
+// unicastDst.
+func testReceiverSocket(t *testing.T, group, groupDst, unicastDst string) {
 	rx, tx := "cs-rx", "cs-tx"
 	for _, ns := range []string{rx, tx} {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
@@ -59,8 +76,12 @@ func TestReceiverSocket(t *testing.T) {
 	}
 	for _, c := range [][]string{
 		{"ip", "link", "add", "eth0", "netns", rx, "type", "veth", "peer", "name", "eth0", "netns", tx},
+		{"ip", "netns", "exec", rx, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.eth0.accept_dad=0"},
+		{"ip", "netns", "exec", tx, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.eth0.accept_dad=0"},
 		{"ip", "-n", rx, "addr", "add", "10.66.0.1/24", "dev", "eth0"},
 		{"ip", "-n", tx, "addr", "add", "10.66.0.2/24", "dev", "eth0"},
+		{"ip", "-n", rx, "addr", "add", "fd66::1/64", "dev", "eth0", "nodad"},
+		{"ip", "-n", tx, "addr", "add", "fd66::2/64", "dev", "eth0", "nodad"},
 		{"ip", "-n", rx, "link", "set", "eth0", "up"},
 		{"ip", "-n", tx, "link", "set", "eth0", "up"},
 		{"ip", "-n", tx, "route", "add", "224.0.0.0/4", "dev", "eth0"},
@@ -70,7 +91,7 @@ func TestReceiverSocket(t *testing.T) {
 		}
 	}
 	cmd := exec.Command("ip", "netns", "exec", rx, os.Args[0], "-test.run=^TestReceiverChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "CS_RECEIVER_CHILD=1")
+	cmd.Env = append(os.Environ(), "CS_RECEIVER_CHILD=1", "CS_RECEIVER_GROUP="+group)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -122,7 +143,7 @@ func TestReceiverSocket(t *testing.T) {
 		defer h.Close()
 		_ = netns.Set(h)
 		defer netns.Set(orig)
-		c, err := net.Dial("udp4", dst)
+		c, err := net.Dial("udp", dst)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,12 +170,12 @@ func TestReceiverSocket(t *testing.T) {
 	// the group's message first (the receiver listens), then a unicast
 	// one to the director's address, then the group's again: only the
 	// two group messages are taken
-	send("224.0.0.81:8848", msgs[0])
+	send(groupDst, msgs[0])
 	if s, ok := waitFor(func(s Stats) bool { return s.MessagesReceived == 1 && s.ConnsReceived == 1 }); !ok {
 		t.Fatalf("the group's message was not taken: %+v", s)
 	}
-	send("10.66.0.1:8848", two[0]) // two connections: it would show
-	send("224.0.0.81:8848", msgs[0])
+	send(unicastDst, two[0]) // two connections: it would show
+	send(groupDst, msgs[0])
 	s, ok := waitFor(func(s Stats) bool { return s.MessagesReceived >= 2 })
 	time.Sleep(300 * time.Millisecond) // anything later
 	for more := true; more; {

@@ -21,13 +21,15 @@ func groupSocket(group netip.AddrPort, ifi *net.Interface) (*net.UDPConn, error)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(group.Port()), Addr: group.Addr().As4()}
+	var sa unix.Sockaddr
 	if fam == unix.AF_INET6 {
 		sa6 := &unix.SockaddrInet6{Port: int(group.Port()), Addr: group.Addr().As16()}
 		if group.Addr().IsLinkLocalMulticast() {
 			sa6.ZoneId = uint32(ifi.Index)
 		}
 		sa = sa6
+	} else {
+		sa = &unix.SockaddrInet4{Port: int(group.Port()), Addr: group.Addr().As4()}
 	}
 	if err := recvSocketOptions(fd, ifi.Name, fam == unix.AF_INET6); err != nil {
 		unix.Close(fd)
