@@ -221,24 +221,7 @@ func TestXDPSyncFailover(t *testing.T) {
 
 func testXDPSyncFailover(t *testing.T, synced bool) {
 	l := newVRRPLab(t) // bridge + cl/d1/d2/r1/r2 on 10.77.0.0/24
-	for i := 1; i <= 2; i++ {
-		runtime.LockOSThread()
-		orig, _ := netns.Get()
-		brNS, err := netns.GetFromName(l.prefix + "br")
-		if err != nil {
-			t.Fatal(err)
-		}
-		netns.Set(brNS)
-		pass, err := xdp.AttachPass(fmt.Sprintf("%sv%d", l.prefix, i))
-		netns.Set(orig)
-		runtime.UnlockOSThread()
-		brNS.Close()
-		orig.Close()
-		if err != nil {
-			t.Skipf("cannot attach an XDP program here: %v", err)
-		}
-		defer pass.Close()
-	}
+	attachPassIn(t, l.prefix+"br", l.prefix+"v1", l.prefix+"v2")
 	for _, ns := range []string{"cl", "r1", "r2"} {
 		sh(t, "ip", "netns", "exec", l.prefix+ns, "ethtool", "-K", "eth0", "tx", "off")
 	}
@@ -449,26 +432,7 @@ func testXDPSyncFailoverNAT(t *testing.T, synced bool) {
 		sh(t, "ip", "netns", "exec", l.prefix+ns, "ethtool", "-K", "eth0", "tx", "off")
 	}
 	// the directors' XDP_TX and redirected frames land on NAPI-mode peers
-	runtime.LockOSThread()
-	orig, _ := netns.Get()
-	brNS, err := netns.GetFromName(br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	netns.Set(brNS)
-	for _, p := range dirPeers {
-		pass, err := xdp.AttachPass(p)
-		if err != nil {
-			netns.Set(orig)
-			runtime.UnlockOSThread()
-			t.Skipf("cannot attach an XDP program here: %v", err)
-		}
-		defer pass.Close()
-	}
-	netns.Set(orig)
-	runtime.UnlockOSThread()
-	brNS.Close()
-	orig.Close()
+	attachPassIn(t, br, dirPeers...)
 
 	syncLine := ""
 	if synced {

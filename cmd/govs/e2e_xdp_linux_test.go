@@ -41,25 +41,7 @@ func testXDP(t *testing.T, method, mode string) {
 	l := newVRRPLab(t) // bridge + cl/d1/d2/r1/r2 on 10.77.0.0/24
 	// The director's frames leave with XDP_TX into the veth; the bridge
 	// side needs an XDP program for them to be delivered (netns-testbed).
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	brNS, err := netns.GetFromName(l.prefix + "br")
-	if err != nil {
-		t.Fatal(err)
-	}
-	netns.Set(brNS)
-	pass, err := xdp.AttachPass(fmt.Sprintf("%sv%d", l.prefix, 1))
-	netns.Set(orig)
-	runtime.UnlockOSThread()
-	brNS.Close()
-	orig.Close()
-	if err != nil {
-		t.Skipf("cannot attach an XDP program here: %v", err)
-	}
-	defer pass.Close()
+	attachPassIn(t, l.prefix+"br", fmt.Sprintf("%sv%d", l.prefix, 1))
 	// The real servers pin their decapsulation program in the host's bpffs.
 	var st syscall.Statfs_t
 	if err := syscall.Statfs("/sys/fs/bpf", &st); err != nil || st.Type != 0xcafe4a11 {
@@ -177,4 +159,35 @@ virtual_server 10.77.0.60 80 {
 	}
 	stats, _ := exec.Command(govsBin, "list", "-n", "--stats", "-s", sock).CombinedOutput()
 	t.Logf("%s\n%s", out, stats)
+}
+
+// attachPassIn attaches the XDP_PASS program to the bridge ports ifnames
+// in namespace ns until the test ends, so that frames a director sends
+// with XDP_TX or a redirect are taken (netns-testbed); the test is
+// skipped where XDP cannot attach.
+func attachPassIn(t *testing.T, ns string, ifnames ...string) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	for _, ifname := range ifnames {
+		pass, err := xdp.AttachPass(ifname)
+		if err != nil {
+			t.Skipf("cannot attach an XDP program here: %v", err)
+		}
+		t.Cleanup(func() { pass.Close() })
+	}
 }
