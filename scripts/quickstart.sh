@@ -2,7 +2,9 @@
 # quickstart.sh — the README's first command. Builds govs, starts three demo
 # backends on loopback, runs govs with examples/quickstart.conf on the
 # userspace proxy dataplane (no root needed), sends traffic through the
-# virtual service, prints `govs list`, and keeps running until Ctrl-C.
+# virtual service, prints `govs list`, serves the web UI on 127.0.0.1:3636
+# (GOVS_WEB_LISTEN to change it) with a password made up for the run, and
+# keeps running until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +31,17 @@ for name in a b c; do
   pids+=($!)
 done
 
-echo "== starting govs run -f examples/quickstart.conf (log: $work/govs.log)"
-bin/govs run -f examples/quickstart.conf --api-socket "$GOVS_SOCKET" >"$work/govs.log" 2>&1 &
+# the web UI edits the configuration file: a copy of the example, with a
+# password made up for this run
+conf="$work/govs.conf"
+cp examples/quickstart.conf "$conf"
+web="${GOVS_WEB_LISTEN:-127.0.0.1:3636}"
+webpw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+echo "== govs web-password -f $conf --listen $web"
+printf '%s\n' "$webpw" | bin/govs web-password -f "$conf" --listen "$web" >/dev/null
+
+echo "== starting govs run -f $conf (a copy of examples/quickstart.conf; log: $work/govs.log)"
+bin/govs run -f "$conf" --api-socket "$GOVS_SOCKET" >"$work/govs.log" 2>&1 &
 govs_pid=$!
 pids+=($govs_pid)
 
@@ -54,6 +65,7 @@ echo
 echo "govs is running (log: $work/govs.log); try in another shell:"
 echo "  GOVS_SOCKET=$GOVS_SOCKET bin/govs list -n --rate"
 echo "  GOVS_SOCKET=$GOVS_SOCKET bin/govs set -t 127.0.0.1:8080 -r 127.0.0.1:9001 --drain"
+echo "web UI: http://$web/  password: $webpw"
 echo "Ctrl-C stops everything."
 tail -f "$work/govs.log" &
 pids+=($!)

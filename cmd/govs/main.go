@@ -17,16 +17,17 @@ Usage:
   govs <command> [flags]
 
 Commands:
-  run         run the director (reads keepalived.conf syntax)
-  check       validate a configuration file
-  import      convert a Piranha lvs.cf file to govs/keepalived syntax
-  list        list virtual services like ipvsadm -L (talks to a running govs)
-  status      summary of a running govs: VRRP roles, services, health
-  reload      ask a running govs to reload its configuration
-  set         change a weight, drain or disable a server or service at run time
-  realserver  set up or verify a real server for DR/TUN (VIP on lo, ARP settings, decap)
-  version     print the version
-  demo        helpers of scripts/quickstart.sh: a demo backend, a client that counts answers
+  run           run the director (reads keepalived.conf syntax)
+  check         validate a configuration file
+  import        convert a Piranha lvs.cf file to govs/keepalived syntax
+  list          list virtual services like ipvsadm -L (talks to a running govs)
+  status        summary of a running govs: VRRP roles, services, health
+  reload        ask a running govs to reload its configuration
+  set           change a weight, drain or disable a server or service at run time
+  realserver    set up or verify a real server for DR/TUN (VIP on lo, ARP settings, decap)
+  web-password  set the web UI's password (bcrypt hash into govs_web_password)
+  version       print the version
+  demo          helpers of scripts/quickstart.sh: a demo backend, a client that counts answers
 
 Run 'govs <command> --help' for the flags of a command.
 `
@@ -60,6 +61,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdSet(rest, stdout, stderr)
 	case "realserver":
 		return cmdRealServer(rest, stdout, stderr)
+	case "web-password":
+		return cmdWebPassword(rest, stdin, stdout, stderr)
 	case "demo":
 		return cmdDemo(rest, stdout, stderr)
 	case "version", "--version", "-v":

@@ -25,6 +25,7 @@ import (
 	"github.com/govs/govs/internal/director"
 	"github.com/govs/govs/internal/metrics"
 	"github.com/govs/govs/internal/vrrp"
+	"github.com/govs/govs/internal/web"
 )
 
 // stringList is a repeatable string flag.
@@ -52,6 +53,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&ifaces, "interface", "interface for the XDP dataplane (repeatable; default: the config's govs_interface)")
 	socket := fs.String("api-socket", "", "API unix socket `path` (default: the config's govs_api_socket, else "+defaultSocket()+")")
 	listen := fs.String("api-listen", "", "also serve the API on this TCP `address` (default: the config's govs_api_listen)")
+	webListen := fs.String("web-listen", "", "serve the web UI on this TCP `address` (default: the config's govs_web_listen; needs govs_web_password)")
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on this TCP `address` (default: the config's govs_metrics_listen; /metrics is always on the API socket)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: the config's govs_log_level, else info)")
 	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping")
@@ -93,6 +95,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	printDiags()
 	g := cfg.Global.Govs
+	wlisten := *webListen
+	if wlisten == "" {
+		wlisten = g.WebListen
+	} else if g.WebPassword == "" {
+		fmt.Fprintf(stderr, "govs run: --web-listen: the web UI needs a password and %s sets none (govs web-password -f %s sets one)\n", *file, *file)
+		return 1
+	}
 	level := slog.LevelInfo
 	lv := *logLevel
 	if lv == "" {
@@ -218,8 +227,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	grp.Go(func() error { return d.Run(gctx) })
 	grp.Go(func() error { return srv.Run(gctx) })
 	if mlisten != "" {
-		msrv := &api.Server{Listen: []string{mlisten}, Handler: metrics.Handler(d.State, dp), Log: log}
+		msrv := &api.Server{Name: "metrics", Listen: []string{mlisten}, Handler: metrics.Handler(d.State, dp), Log: log}
 		grp.Go(func() error { return msrv.Run(gctx) })
+	}
+	if wlisten != "" {
+		ui := web.New(web.Options{API: api.Handler(d, log), State: d.State, Settings: func() web.Settings { return webSettings(d.Config()) },
+			Log: log, Version: version})
+		wsrv := &api.Server{Name: "web UI", Listen: []string{wlisten}, Handler: ui, Log: log, TLSCert: g.WebTLSCert, TLSKey: g.WebTLSKey}
+		grp.Go(func() error { return wsrv.Run(gctx) })
 	}
 	grp.Go(func() error {
 		for {
@@ -384,4 +399,12 @@ func tableSize(configured, def int) int {
 		return configured
 	}
 	return def
+}
+
+// webSettings are the web UI's settings in the configuration that runs.
+func webSettings(cfg *config.Config) web.Settings {
+	g := cfg.Global.Govs
+	// validated with the configuration: an error here cannot happen
+	allow, _ := web.ParseAllow(g.WebAllow)
+	return web.Settings{PasswordHash: g.WebPassword, Allow: allow}
 }

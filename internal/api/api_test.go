@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,6 +53,22 @@ func (f *fakeBackend) ChangeRealServer(_ context.Context, c RealServerChange) er
 func (f *fakeBackend) SetTimeouts(_ context.Context, t Timeouts) error {
 	f.changes = append(f.changes, t)
 	return nil
+}
+
+func (f *fakeBackend) ConfigDoc(context.Context) (*ConfigDoc, error) {
+	return &ConfigDoc{Files: []string{"/etc/govs/govs.conf"}, Revision: "r1", Config: []byte(`{}`)}, nil
+}
+
+func (f *fakeBackend) EditConfig(_ context.Context, e ConfigEdit) (*ConfigEditResult, error) {
+	switch e.Revision {
+	case "r1":
+	case "bad":
+		return nil, &InvalidError{Msg: "invalid", Problems: []string{"govs.conf:3:5: error: lvs_sched \"x\": unknown scheduler"}}
+	default:
+		return nil, fmt.Errorf("%w: revision %s", ErrConflict, e.Revision)
+	}
+	f.changes = append(f.changes, e)
+	return &ConfigEditResult{Result: "saved", Revision: "r2", Files: []string{"/etc/govs/govs.conf"}}, nil
 }
 
 func TestServerAndClientOverUnixSocket(t *testing.T) {
@@ -135,5 +153,34 @@ func TestServiceIDRoundTrip(t *testing.T) {
 	k, _ := ParseServiceID("tcp/192.0.2.1:80")
 	if k != (dataplane.ServiceKey{Proto: dataplane.TCP, Addr: k.Addr, Port: 80}) || k.String() != "TCP  192.0.2.1:80" {
 		t.Errorf("key %+v %q", k, k.String())
+	}
+}
+
+func TestConfigEndpoints(t *testing.T) {
+	b := &fakeBackend{}
+	h := Handler(b, nil)
+	do := func(method, path, body string) (int, map[string]any) {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		var out map[string]any
+		json.Unmarshal(w.Body.Bytes(), &out)
+		return w.Code, out
+	}
+	if code, out := do("GET", "/api/v1/config", ""); code != 200 || out["revision"] != "r1" {
+		t.Errorf("GET config: %d %v", code, out)
+	}
+	if code, out := do("POST", "/api/v1/config/edit", `{"revision":"r1","op":"set","kind":"virtual_server","object":{}}`); code != 200 || out["result"] != "saved" {
+		t.Errorf("edit: %d %v", code, out)
+	}
+	code, out := do("POST", "/api/v1/config/edit", `{"revision":"bad","op":"set","kind":"virtual_server","object":{}}`)
+	if probs, _ := out["problems"].([]any); code != 400 || len(probs) != 1 || !strings.Contains(probs[0].(string), "unknown scheduler") {
+		t.Errorf("invalid edit: %d %v", code, out)
+	}
+	if code, out := do("POST", "/api/v1/config/edit", `{"revision":"r0","op":"set","kind":"virtual_server","object":{}}`); code != 409 {
+		t.Errorf("stale edit: %d %v", code, out)
+	}
+	if code, out := do("POST", "/api/v1/config/edit", `{"revision":"r1","op":"set","kind":"virtual_server","objet":{}}`); code != 400 || !strings.Contains(out["error"].(string), "objet") {
+		t.Errorf("misspelt field: %d %v", code, out)
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,11 @@ type Backend interface {
 	// SetTimeouts changes the connection timeouts in force, as ipvsadm
 	// --set does: a field of 0 keeps the current value.
 	SetTimeouts(ctx context.Context, t Timeouts) error
+	// ConfigDoc reads the configuration file as it is on disk now.
+	ConfigDoc(ctx context.Context) (*ConfigDoc, error)
+	// EditConfig changes one object of the configuration file (written
+	// only when the result loads without errors) and reloads it.
+	EditConfig(ctx context.Context, e ConfigEdit) (*ConfigEditResult, error)
 }
 
 // ErrNotFound is returned by a Backend for an unknown service or server.
@@ -30,6 +36,22 @@ var ErrNotFound = errors.New("not found")
 
 // ErrBadRequest wraps errors caused by the request.
 var ErrBadRequest = errors.New("bad request")
+
+// ErrConflict wraps errors of a change made against a configuration
+// that has changed since it was read.
+var ErrConflict = errors.New("conflict")
+
+// InvalidError is a request refused for the problems it lists (a
+// configuration change that would not load): a bad request.
+type InvalidError struct {
+	Msg      string
+	Problems []string
+}
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+// Is makes an InvalidError an ErrBadRequest.
+func (e *InvalidError) Is(target error) bool { return target == ErrBadRequest }
 
 // Handler returns the HTTP handler of the API (paths under /api/v1/).
 // Extra handlers (metrics, web UI) may be mounted by the caller.
@@ -99,6 +121,26 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
 	})
+	mux.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, r *http.Request) {
+		doc, err := b.ConfigDoc(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, doc)
+	})
+	mux.HandleFunc("POST /api/v1/config/edit", func(w http.ResponseWriter, r *http.Request) {
+		var e ConfigEdit
+		if !readJSON(w, r, &e) {
+			return
+		}
+		res, err := b.EditConfig(r.Context(), e)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
 	return mux
 }
 
@@ -106,14 +148,15 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, errBody{fmt.Sprintf("request body: %v", err)})
+		writeJSON(w, http.StatusBadRequest, errBody{Error: fmt.Sprintf("request body: %v", err)})
 		return false
 	}
 	return true
 }
 
 type errBody struct {
-	Error string `json:"error"`
+	Error    string   `json:"error"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 func writeErr(w http.ResponseWriter, err error) {
@@ -121,10 +164,17 @@ func writeErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		code = http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		code = http.StatusConflict
 	case errors.Is(err, ErrBadRequest):
 		code = http.StatusBadRequest
 	}
-	writeJSON(w, code, errBody{err.Error()})
+	body := errBody{Error: err.Error()}
+	var inv *InvalidError
+	if errors.As(err, &inv) {
+		body.Problems = inv.Problems
+	}
+	writeJSON(w, code, body)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -138,10 +188,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // Server serves a handler on a unix socket (mode 0600, root-only when run
 // as root) and optionally on TCP listeners.
 type Server struct {
-	Socket  string   // unix socket path; empty = none
-	Listen  []string // TCP addresses; may be empty
-	Handler http.Handler
-	Log     *slog.Logger
+	Name   string   // what it serves, in its log line ("api" when empty)
+	Socket string   // unix socket path; empty = none
+	Listen []string // TCP addresses; may be empty
+	// TLSCert and TLSKey (PEM files), when set, make the TCP listeners
+	// serve HTTPS.
+	TLSCert, TLSKey string
+	Handler         http.Handler
+	Log             *slog.Logger
 }
 
 // Run serves until ctx is done, then shuts down and returns.
@@ -173,11 +227,27 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		lns = append(lns, l)
 	}
+	name := s.Name
+	if name == "" {
+		name = "api"
+	}
+	var tlsConf *tls.Config
+	if s.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	for _, a := range s.Listen {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("api listen %s: %w", a, err)
+			return fmt.Errorf("%s listen %s: %w", name, a, err)
+		}
+		if tlsConf != nil {
+			l = tls.NewListener(l, tlsConf)
 		}
 		lns = append(lns, l)
 	}
@@ -186,7 +256,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, l := range lns {
 		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
 		if s.Log != nil {
-			s.Log.Info("api listening", "addr", l.Addr().String())
+			s.Log.Info(name+" listening", "addr", l.Addr().String())
 		}
 	}
 	var err error

@@ -6,6 +6,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -212,6 +213,42 @@ type RealServerChange struct {
 	Weight  *int   `json:"weight,omitempty"`
 	Enabled *bool  `json:"enabled,omitempty"`
 	Persist bool   `json:"persist,omitempty"`
+}
+
+// ConfigDoc is the configuration file as it is on disk: its files, the
+// revision a change must be made against, the model as JSON (the config
+// package's types) and the problems found reading it.
+type ConfigDoc struct {
+	Files    []string        `json:"files"`
+	Revision string          `json:"revision"`
+	Config   json.RawMessage `json:"config"`
+	Problems []string        `json:"problems,omitempty"`
+}
+
+// ConfigEdit changes one object of the configuration file: Op is set, add
+// or delete; Kind is global_defs, vrrp_instance, virtual_server or
+// real_server; VS is the index of a real server's virtual server and
+// Index the object's index in its list; Object is the whole object (set,
+// add) in the model's JSON. Revision is the ConfigDoc's the change was
+// made against.
+type ConfigEdit struct {
+	Revision string          `json:"revision"`
+	Op       string          `json:"op"`
+	Kind     string          `json:"kind"`
+	VS       int             `json:"vs,omitempty"`
+	Index    int             `json:"index,omitempty"`
+	Object   json.RawMessage `json:"object,omitempty"`
+}
+
+// ConfigEditResult is what an edit did: Result is "saved" (Files were
+// written and the configuration reloaded) or "unchanged".
+type ConfigEditResult struct {
+	Result   string   `json:"result"`
+	Revision string   `json:"revision"`
+	Files    []string `json:"files,omitempty"`
+	// ReloadError is set when the files were written but the reload that
+	// followed failed.
+	ReloadError string `json:"reload_error,omitempty"`
 }
 
 // ServiceID renders a dataplane key as an API service ID.

@@ -279,6 +279,10 @@ func (b *builder) global(n *Node) {
 			b.str(c, &g.Govs.WebListen)
 		case "govs_web_password":
 			b.str(c, &g.Govs.WebPassword)
+		case "govs_web_tls":
+			if b.noBlock(c) && b.args(c, 2, 2) {
+				g.Govs.WebTLSCert, g.Govs.WebTLSKey = c.Words[1].Text, c.Words[2].Text
+			}
 		case "govs_web_allow":
 			if b.noBlock(c) && b.args(c, 1, -1) {
 				for _, w := range c.Words[1:] {

@@ -389,15 +389,18 @@ type GovsGlobal struct {
 	Interfaces []string `json:"interfaces,omitempty"`
 	// XDPMode is how the XDP dataplane attaches: native (default) or
 	// generic.
-	XDPMode       string   `json:"xdp_mode,omitempty"`
-	APISocket     string   `json:"api_socket,omitempty"`
-	APIListen     string   `json:"api_listen,omitempty"`
-	WebListen     string   `json:"web_listen,omitempty"`
-	WebPassword   string   `json:"web_password_hash,omitempty"` // bcrypt hash
-	WebAllow      []string `json:"web_allow,omitempty"`         // CIDRs allowed to reach the UI
-	MetricsListen string   `json:"metrics_listen,omitempty"`
-	ConnTableSize int      `json:"conn_table_size,omitempty"`
-	LogLevel      string   `json:"log_level,omitempty"`
+	XDPMode     string   `json:"xdp_mode,omitempty"`
+	APISocket   string   `json:"api_socket,omitempty"`
+	APIListen   string   `json:"api_listen,omitempty"`
+	WebListen   string   `json:"web_listen,omitempty"`
+	WebPassword string   `json:"web_password_hash,omitempty"` // bcrypt hash
+	WebAllow    []string `json:"web_allow,omitempty"`         // CIDRs allowed to reach the UI
+	// WebTLSCert and WebTLSKey are PEM files: the UI serves HTTPS.
+	WebTLSCert    string `json:"web_tls_cert,omitempty"`
+	WebTLSKey     string `json:"web_tls_key,omitempty"`
+	MetricsListen string `json:"metrics_listen,omitempty"`
+	ConnTableSize int    `json:"conn_table_size,omitempty"`
+	LogLevel      string `json:"log_level,omitempty"`
 	// Masquerade lists real-server networks whose own outgoing traffic
 	// (updates, active FTP data) the director masquerades (nftables).
 	Masquerade []string `json:"masquerade,omitempty"`

@@ -1,13 +1,17 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Schedulers lists the IPVS scheduler names a virtual server may use.
@@ -57,6 +61,24 @@ func (v *validator) global() {
 	default:
 		v.d.errorf(g.Pos, "govs_log_level %q: must be debug, info, warn or error", g.Govs.LogLevel)
 	}
+	if a := g.Govs.WebListen; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			v.d.errorf(g.Pos, "govs_web_listen %q: want HOST:PORT or :PORT (%v)", a, err)
+		}
+		if g.Govs.WebPassword == "" {
+			v.d.errorf(g.Pos, "govs_web_listen is set but govs_web_password is not: the web UI needs a password (govs web-password -f FILE sets one)")
+		}
+	}
+	if g.Govs.WebTLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(g.Govs.WebTLSCert, g.Govs.WebTLSKey); err != nil {
+			v.d.errorf(g.Pos, "govs_web_tls: %v", err)
+		}
+	}
+	if h := g.Govs.WebPassword; h != "" {
+		if _, err := bcrypt.Cost([]byte(h)); err != nil {
+			v.d.errorf(g.Pos, "govs_web_password: not a bcrypt hash (%v); govs web-password -f FILE sets one", err)
+		}
+	}
 	for _, a := range g.Govs.WebAllow {
 		if _, ok := parsePrefixOrAddr(a); !ok {
 			v.d.errorf(g.Pos, "govs_web_allow %q: not an address or prefix", a)
@@ -80,8 +102,6 @@ func (v *validator) global() {
 			v.d.warnf(g.Pos, "%s is accepted but has no effect yet in govs", what)
 		}
 	}
-	notYet(g.Govs.WebListen != "" || g.Govs.WebPassword != "" || len(g.Govs.WebAllow) > 0,
-		"the web UI (govs_web_listen, govs_web_password, govs_web_allow)")
 	notYet(g.VRRPStrict, "vrrp_strict")
 	if r := g.VRRPDefaults.GarpMasterRepeat; r != nil && *r == 0 {
 		v.d.warnf(g.Pos, "vrrp_garp_master_repeat 0 is taken as 1, as keepalived does")

@@ -269,10 +269,17 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 				if _, isGlobal := it.obj.(*GlobalDefs); isGlobal && len(c.src.globalNodes()) > 1 {
 					orig = originalRendering(c.src.globalNodes()...)
 				}
-				if cur.buf.String() == orig {
+				switch {
+				case cur.buf.String() == orig:
 					buf.Write(f.data[it.start:it.end])
-				} else {
+				case isGlobalMerged(it.obj, c.src):
 					buf.Write(cur.buf.Bytes())
+				default:
+					if sp := spliceBlock(f.data, it, cur.buf.String()); sp != nil {
+						buf.Write(sp)
+					} else {
+						buf.Write(cur.buf.Bytes())
+					}
 				}
 			}
 		}
@@ -294,6 +301,13 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 		out[main] = append(b, w.buf.Bytes()...)
 	}
 	return out, nil
+}
+
+// isGlobalMerged tells whether o is a global_defs merged from several
+// blocks (written whole into the first).
+func isGlobalMerged(o any, ss *sourceSet) bool {
+	_, g := o.(*GlobalDefs)
+	return g && len(ss.globalNodes()) > 1
 }
 
 // originalRendering rebuilds the object from its original statement(s)
@@ -687,6 +701,9 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.str("govs_api_listen", gv.APIListen)
 	w.str("govs_web_listen", gv.WebListen)
 	w.str("govs_web_password", gv.WebPassword)
+	if gv.WebTLSCert != "" || gv.WebTLSKey != "" {
+		w.line("govs_web_tls", q(gv.WebTLSCert), q(gv.WebTLSKey))
+	}
 	if len(gv.WebAllow) > 0 {
 		w.line(append([]string{"govs_web_allow"}, qs(gv.WebAllow)...)...)
 	}

@@ -226,9 +226,11 @@ func notifySignature(cfg *config.Config) string {
 }
 
 // startOnlyChanged names the govs_ keywords of global_defs whose values
-// differ between a and b. govs run reads all of them once, at start (the
+// differ between a and b. govs run reads them once, at start (the
 // dataplane, its interfaces and attach mode, table size, listeners, log
-// level, masquerade networks): a reload that changes one says so.
+// level, masquerade networks): a reload that changes one says so. The web
+// UI's password and allow list are not among them: the UI reads them at
+// every request.
 func startOnlyChanged(a, b config.GovsGlobal) []string {
 	var out []string
 	add := func(name string, same bool) {
@@ -242,8 +244,7 @@ func startOnlyChanged(a, b config.GovsGlobal) []string {
 	add("govs_api_socket", a.APISocket == b.APISocket)
 	add("govs_api_listen", a.APIListen == b.APIListen)
 	add("govs_web_listen", a.WebListen == b.WebListen)
-	add("govs_web_password", a.WebPassword == b.WebPassword)
-	add("govs_web_allow", slices.Equal(a.WebAllow, b.WebAllow))
+	add("govs_web_tls", a.WebTLSCert == b.WebTLSCert && a.WebTLSKey == b.WebTLSKey)
 	add("govs_metrics_listen", a.MetricsListen == b.MetricsListen)
 	add("govs_conn_table_size", a.ConnTableSize == b.ConnTableSize)
 	add("govs_log_level", a.LogLevel == b.LogLevel)

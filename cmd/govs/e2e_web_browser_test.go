@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts a headless Chromium for one test (skipped without one).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	exe := ""
+	for _, n := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(n); err == nil {
+			exe = p
+			break
+		}
+	}
+	if exe == "" {
+		t.Skip("no Chromium on this machine (scripts/setup.sh installs Debian's chromium): the browser test of the web UI cannot run")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { tcancel(); cancel(); acancel() })
+	return ctx
+}
+
+// typeInto empties a form field and types text into it, as a user would
+// (the page sees the keystrokes).
+func typeInto(sel, text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = ''`, sel)),
+		chromedp.SendKeys(chromedp.CSS(sel), text),
+	)
+}
+
+// shot saves a screenshot into GOVS_SCREENSHOTS (when set) for a human to
+// look at.
+func shot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("GOVS_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+}
+
+// The web UI in a browser, as an operator uses it: log in (a wrong
+// password first), watch the live routing table, change a real server's
+// weight in the form (written to the file, in force at once), see an
+// invalid change refused with its reason and nothing written, log out.
+func TestWebUIBrowser(t *testing.T) {
+	ctx := browser(t)
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	vip, webAddr := freeAddr(t), freeAddr(t)
+	conf := t.TempDir() + "/govs.conf"
+	os.WriteFile(conf, []byte(webConf(vip, webAddr, a, b)), 0o644)
+	setWebPassword(t, conf, "correct-horse", webAddr)
+	d := startGovsFile(t, conf)
+	d.waitHealthy(t, a.addr, true)
+	d.waitHealthy(t, b.addr, true)
+	for i := 0; i < 20; i++ {
+		get("http://" + vip + "/")
+	}
+
+	svc := fmt.Sprintf(`tr.svc[data-service="tcp/%s"]`, vip)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate("http://"+webAddr+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login-password`)),
+		chromedp.SendKeys(chromedp.CSS(`#login-password`), "wrong-horse"),
+		chromedp.Click(chromedp.CSS(`#login-submit`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#login-error').textContent.length > 0`, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("login page: %v", err)
+	}
+	loginErr, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#login-error`)))
+	if err != nil {
+		t.Fatalf("login page: %v", err)
+	}
+	if !strings.Contains(loginErr, "wrong password") {
+		t.Errorf("wrong password said %q", loginErr)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#login-password').value = ''`),
+		chromedp.SendKeys(chromedp.CSS(`#login-password`), "correct-horse"),
+		chromedp.Click(chromedp.CSS(`#login-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(svc)),
+		// live: the real servers' rows come with the stream
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll('#lvs-table tr.rs').length == 2`, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("after login: %v", err)
+	}
+	table, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#lvs-table`)))
+	if err != nil {
+		t.Fatalf("after login: %v", err)
+	}
+	for _, want := range []string{a.addr, b.addr, "wrr", "Masq"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("routing table lacks %q:\n%s", want, table)
+		}
+	}
+	shot(t, ctx, "control")
+
+	// the second real server's weight, through the forms
+	rsRow := `#rs-table tr[data-rs-index="1"]`
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`button.tab[data-tab="virtual"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vs-table tr[data-vs-index="0"] button.vs-edit`)),
+		chromedp.Click(chromedp.CSS(`#vs-table tr[data-vs-index="0"] button.vs-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(rsRow+` button.rs-edit`)),
+		chromedp.Click(chromedp.CSS(rsRow+` button.rs-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#rs-form input[name="weight"]`)),
+		typeInto(`#rs-form input[name="weight"]`, "5"),
+		chromedp.Click(chromedp.CSS(`#rs-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+	)
+	if err != nil {
+		t.Fatalf("weight through the form: %v", err)
+	}
+	text, _ := os.ReadFile(d.conf)
+	if !strings.Contains(string(text), "router_id e2e-web   # the UI shows it") {
+		t.Errorf("file after the edit:\n%s", text)
+	}
+	listing, _, _ := d.run(t, "list", "-n")
+	if !regexp.MustCompile(`127\.0\.0\.1:` + port(b.addr) + `\s+Masq\s+5\s`).MatchString(listing) {
+		t.Errorf("govs list after the form's save:\n%s", listing)
+	}
+	shot(t, ctx, "virtual-saved")
+
+	// an invalid persistence netmask: refused with the reason, nothing
+	// written, what was typed still in the form
+	err = chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.CSS(`#vs-form input[name="persistence_granularity"]`)),
+		typeInto(`#vs-form input[name="persistence_granularity"]`, "255.0.255.0"),
+		chromedp.Click(chromedp.CSS(`#vs-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.error`)),
+	)
+	if err != nil {
+		t.Fatalf("invalid change: %v", err)
+	}
+	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#message`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`#vs-form input[name="persistence_granularity"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "persistence_granularity") || typed != "255.0.255.0" {
+		t.Errorf("invalid change: message %q, form kept %q", msg, typed)
+	}
+	if after, _ := os.ReadFile(d.conf); string(after) != string(text) {
+		t.Errorf("refused change written:\n%s", after)
+	}
+	shot(t, ctx, "virtual-refused")
+
+	// logout: back to the login form, the API closed
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#logout`)),
+		chromedp.WaitVisible(chromedp.CSS(`#login-password`)),
+	)
+	if err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+}

@@ -1,0 +1,241 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Revision identifies the text a configuration was read from: a hash of
+// the names and contents of every file read. Two loads of unchanged files
+// have the same revision.
+func (c *Config) Revision() string {
+	h := sha256.New()
+	if c.src != nil {
+		for _, f := range c.src.files {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(f.name)))
+			h.Write(n[:])
+			h.Write([]byte(f.name))
+			binary.BigEndian.PutUint64(n[:], uint64(len(f.data)))
+			h.Write(n[:])
+			h.Write(f.data)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// ErrConflict is returned by Update when the files changed since the
+// revision the change was made against.
+var ErrConflict = errors.New("configuration changed on disk")
+
+// ErrWrite wraps Update's failures to read or write the files (as
+// opposed to a change that is refused).
+var ErrWrite = errors.New("configuration files")
+
+// InvalidError is returned by Update when the configuration the change
+// would write does not load: nothing was written.
+type InvalidError struct {
+	Problems Diagnostics
+}
+
+func (e *InvalidError) Error() string {
+	n := len(e.Problems.Errors())
+	if n == 1 {
+		return "the change makes the configuration invalid (1 error); nothing was written"
+	}
+	return fmt.Sprintf("the change makes the configuration invalid (%d errors); nothing was written", n)
+}
+
+// UpdateResult is what Update did.
+type UpdateResult struct {
+	// Revision is the revision of the files as written.
+	Revision string
+	// Files are the files written (none when the change changed nothing).
+	Files []string
+	// Config is the configuration as written, loaded back.
+	Config *Config
+}
+
+// Update reads the configuration at path, lets change modify the model,
+// renders the model into its files (unchanged blocks keep their text,
+// comments included), loads the rendered files back and writes them
+// atomically only when they load without errors and say what the changed
+// model says. rev, when not empty, is the revision the change was made
+// against: ErrConflict is returned when the files on disk differ from it.
+// A failed Update leaves every file as it was.
+func Update(path string, opts *ParseOptions, rev string, change func(*Config) error) (*UpdateResult, error) {
+	cfg, diags := ParseFile(path, opts)
+	if cfg.src == nil || len(cfg.src.files) == 0 {
+		return nil, fmt.Errorf("%w: %w", ErrWrite, diags.Err())
+	}
+	if rev != "" && cfg.Revision() != rev {
+		return nil, fmt.Errorf("%w: %s is no longer the revision that was edited; read it again and redo the change", ErrConflict, path)
+	}
+	if err := change(cfg); err != nil {
+		return nil, err
+	}
+	files, err := cfg.WriteFiles()
+	if err != nil {
+		return nil, err
+	}
+	// load what would be written, as the reload will
+	var ro ParseOptions
+	if opts != nil {
+		ro = *opts
+	}
+	read := ro.readFile
+	ro.ReadFile = func(name string) ([]byte, error) {
+		if b, ok := files[name]; ok {
+			return b, nil
+		}
+		return read(name)
+	}
+	next, nds := Load(path, &ro)
+	if nds.HasErrors() {
+		return nil, &InvalidError{Problems: nds}
+	}
+	// the writer must have said everything the model says
+	cfg.applyDefaults()
+	if got, want := Format(next), Format(cfg); !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("the configuration file cannot express this change as made (the written file would read back differently: %s); nothing was written", firstDiff(want, got))
+	}
+	res := &UpdateResult{Revision: next.Revision(), Config: next}
+	var changed map[string][]byte = map[string][]byte{}
+	for _, f := range cfg.src.files {
+		if b, ok := files[f.name]; ok && !bytes.Equal(b, f.data) {
+			changed[f.name] = b
+			res.Files = append(res.Files, f.name)
+		}
+	}
+	if len(changed) == 0 {
+		return res, nil
+	}
+	// the files must still be what was read: another writer between the
+	// read and now would be undone
+	for _, f := range cfg.src.files {
+		disk, err := os.ReadFile(f.name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWrite, err)
+		}
+		if !bytes.Equal(disk, f.data) {
+			return nil, fmt.Errorf("%w: %s was written by someone else during the change; read it again and redo the change", ErrConflict, f.name)
+		}
+	}
+	if err := SaveAll(changed); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWrite, err)
+	}
+	return res, nil
+}
+
+// firstDiff names the first line where two renderings differ.
+func firstDiff(want, got []byte) string {
+	wl, gl := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			return fmt.Sprintf("%q read back as %q", strings.TrimSpace(w), strings.TrimSpace(g))
+		}
+	}
+	return "no difference found"
+}
+
+// Edit is one change of a configuration object, as the web UI makes it:
+// an object of the model, as JSON, set at an index of its list, added to
+// it, or deleted from it.
+type Edit struct {
+	Op   string `json:"op"`   // set, add or delete
+	Kind string `json:"kind"` // global_defs, vrrp_instance, virtual_server or real_server
+	// VS is the index of the virtual server a real_server belongs to.
+	VS int `json:"vs,omitempty"`
+	// Index is the object's index in its list (set and delete).
+	Index int `json:"index,omitempty"`
+	// Object is the whole object (set and add), in the model's JSON.
+	Object json.RawMessage `json:"object,omitempty"`
+}
+
+// Apply makes the edit to c. A set replaces the object in place, so the
+// writer renders it where it was written.
+func (e Edit) Apply(c *Config) error {
+	switch e.Op {
+	case "set", "add", "delete":
+	default:
+		return fmt.Errorf("op %q: want set, add or delete", e.Op)
+	}
+	if e.Op != "delete" && len(e.Object) == 0 {
+		return fmt.Errorf("%s %s: no object given", e.Op, e.Kind)
+	}
+	switch e.Kind {
+	case "global_defs":
+		if e.Op != "set" {
+			return fmt.Errorf("global_defs can only be set")
+		}
+		var g GlobalDefs
+		if err := decodeStrict(e.Object, &g); err != nil {
+			return fmt.Errorf("global_defs: %w", err)
+		}
+		g.Pos = c.Global.Pos
+		c.Global = g
+		return nil
+	case "vrrp_instance":
+		return editList(&c.VRRPInstances, e, "vrrp_instance", func(o, n *VRRPInstance) { n.Pos = o.Pos })
+	case "virtual_server":
+		return editList(&c.VirtualServers, e, "virtual_server", func(o, n *VirtualServer) { n.Pos = o.Pos })
+	case "real_server":
+		if e.VS < 0 || e.VS >= len(c.VirtualServers) {
+			return fmt.Errorf("real_server: virtual server %d does not exist (the configuration has %d)", e.VS, len(c.VirtualServers))
+		}
+		vs := c.VirtualServers[e.VS]
+		return editList(&vs.RealServers, e, "real_server", func(o, n *RealServer) { n.Pos = o.Pos })
+	}
+	return fmt.Errorf("kind %q: want global_defs, vrrp_instance, virtual_server or real_server", e.Kind)
+}
+
+// editList applies e to a list of model objects. keep copies what JSON
+// does not carry (the position) from the old object to its replacement.
+func editList[T any](list *[]*T, e Edit, kind string, keep func(old, next *T)) error {
+	if e.Op != "add" && (e.Index < 0 || e.Index >= len(*list)) {
+		return fmt.Errorf("%s %d does not exist (there are %d)", kind, e.Index, len(*list))
+	}
+	if e.Op == "delete" {
+		*list = append((*list)[:e.Index:e.Index], (*list)[e.Index+1:]...)
+		return nil
+	}
+	n := new(T)
+	if err := decodeStrict(e.Object, n); err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	if e.Op == "add" {
+		*list = append(*list, n)
+		return nil
+	}
+	old := (*list)[e.Index]
+	keep(old, n)
+	// in place: the writer knows the object by its address
+	*old = *n
+	return nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("more than one JSON value")
+	}
+	return nil
+}

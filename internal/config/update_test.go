@@ -1,0 +1,412 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// copyTestdata copies the testdata configurations (and their includes)
+// into a temporary directory and returns it.
+func copyTestdata(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	err := filepath.WalkDir("testdata", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("testdata", p)
+		if d.IsDir() {
+			if rel == "fuzz" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Every object of the test configurations goes through the web UI's
+// path unchanged: its JSON set back in place writes nothing. This is what
+// makes editing a few fields of an object safe: the fields the form does
+// not show travel through JSON intact.
+func TestUpdateJSONRoundTrip(t *testing.T) {
+	dir := copyTestdata(t)
+	confs, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+	if len(confs) < 3 {
+		t.Fatalf("want the testdata configurations, found %v", confs)
+	}
+	for _, path := range confs {
+		cfg, ds := Load(path, nil)
+		if ds.HasErrors() {
+			t.Fatalf("%s: %v", path, ds.Err())
+		}
+		var edits []Edit
+		edits = append(edits, Edit{Op: "set", Kind: "global_defs", Object: mustJSON(t, cfg.Global)})
+		for i, vi := range cfg.VRRPInstances {
+			edits = append(edits, Edit{Op: "set", Kind: "vrrp_instance", Index: i, Object: mustJSON(t, vi)})
+		}
+		for i, vs := range cfg.VirtualServers {
+			edits = append(edits, Edit{Op: "set", Kind: "virtual_server", Index: i, Object: mustJSON(t, vs)})
+			for j, rs := range vs.RealServers {
+				edits = append(edits, Edit{Op: "set", Kind: "real_server", VS: i, Index: j, Object: mustJSON(t, rs)})
+			}
+		}
+		before := readAll(t, dir)
+		for _, e := range edits {
+			res, err := Update(path, nil, cfg.Revision(), e.Apply)
+			if err != nil {
+				t.Fatalf("%s: %s %d/%d: %v", filepath.Base(path), e.Kind, e.VS, e.Index, err)
+			}
+			if len(res.Files) != 0 || res.Revision != cfg.Revision() {
+				t.Errorf("%s: %s %d/%d set to itself wrote %v", filepath.Base(path), e.Kind, e.VS, e.Index, res.Files)
+			}
+		}
+		if after := readAll(t, dir); !equalFiles(before, after) {
+			t.Errorf("%s: files changed by edits that change nothing", path)
+		}
+	}
+}
+
+func readAll(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out[p], _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	return out
+}
+
+func equalFiles(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !bytes.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+const updateConf = `# the director of the web farm
+global_defs {
+    router_id lb1   # this host
+}
+
+! first service
+virtual_server 10.0.0.1 80 {
+    lb_algo rr
+    lb_kind DR
+    real_server 10.0.1.1 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+
+# second service, left alone by edits of the first
+virtual_server 10.0.0.2 53 {
+    protocol UDP
+    real_server 10.0.1.2 53 {
+    }
+}
+`
+
+func writeConf(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "govs.conf")
+	if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUpdateEdits(t *testing.T) {
+	path := writeConf(t, updateConf)
+	cfg, ds := Load(path, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	rev := cfg.Revision()
+
+	// a field changed: that block alone is rendered anew
+	vs := *cfg.VirtualServers[0]
+	vs.Scheduler = "wlc"
+	vs.Name = "web"
+	res, err := Update(path, nil, rev, Edit{Op: "set", Kind: "virtual_server", Index: 0, Object: mustJSON(t, &vs)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 1 || res.Revision == rev {
+		t.Fatalf("wrote %v, revision %s (was %s)", res.Files, res.Revision, rev)
+	}
+	got, _ := os.ReadFile(path)
+	for _, keep := range []string{"# the director of the web farm", "router_id lb1   # this host", "! first service",
+		"# second service, left alone by edits of the first\nvirtual_server 10.0.0.2 53 {\n    protocol UDP\n"} {
+		if !strings.Contains(string(got), keep) {
+			t.Errorf("lost %q:\n%s", keep, got)
+		}
+	}
+	if !strings.Contains(string(got), "lvs_sched wlc") || strings.Contains(string(got), "lb_algo rr") {
+		t.Errorf("scheduler not changed:\n%s", got)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640 kept", fi.Mode().Perm())
+	}
+	if res.Config.VirtualServers[0].Name != "web" {
+		t.Errorf("loaded back name %q", res.Config.VirtualServers[0].Name)
+	}
+
+	// the old revision is refused now
+	if _, err := Update(path, nil, rev, Edit{Op: "delete", Kind: "virtual_server", Index: 1}.Apply); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale revision: err %v, want ErrConflict", err)
+	}
+	rev = res.Revision
+
+	// an invalid object: refused with the problems, nothing written
+	before, _ := os.ReadFile(path)
+	bad := *res.Config.VirtualServers[0]
+	bad.Scheduler = "fastest"
+	_, err = Update(path, nil, rev, Edit{Op: "set", Kind: "virtual_server", Index: 0, Object: mustJSON(t, &bad)}.Apply)
+	var inv *InvalidError
+	if !errors.As(err, &inv) || !strings.Contains(inv.Problems.Err().Error(), "fastest") {
+		t.Fatalf("invalid scheduler: err %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("refused edit changed the file")
+	}
+
+	// a field that does not exist in the model
+	_, err = Update(path, nil, rev, Edit{Op: "set", Kind: "virtual_server", Index: 0, Object: json.RawMessage(`{"lb_algo":"rr"}`)}.Apply)
+	if err == nil || !strings.Contains(err.Error(), `unknown field "lb_algo"`) {
+		t.Fatalf("unknown field: err %v", err)
+	}
+	// indexes out of range
+	for _, e := range []Edit{
+		{Op: "delete", Kind: "virtual_server", Index: 2},
+		{Op: "set", Kind: "real_server", VS: 5, Index: 0, Object: json.RawMessage(`{}`)},
+		{Op: "delete", Kind: "vrrp_instance", Index: 0},
+		{Op: "add", Kind: "global_defs", Object: json.RawMessage(`{}`)},
+		{Op: "move", Kind: "virtual_server"},
+		{Op: "set", Kind: "static_routes", Object: json.RawMessage(`{}`)},
+	} {
+		if _, err := Update(path, nil, rev, e.Apply); err == nil {
+			t.Errorf("%+v: no error", e)
+		}
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("refused edits changed the file")
+	}
+
+	// add a real server to the second service, then delete the first
+	// service: the second keeps its text, the new server is in it
+	res, err = Update(path, nil, rev, Edit{Op: "add", Kind: "real_server", VS: 1,
+		Object: json.RawMessage(`{"addr":"10.0.1.3","port":53,"weight":2}`)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = Update(path, nil, res.Revision, Edit{Op: "delete", Kind: "virtual_server", Index: 0}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(path)
+	if strings.Contains(string(got), "10.0.0.1") || !strings.Contains(string(got), "real_server 10.0.1.3 53") ||
+		!strings.Contains(string(got), "router_id lb1   # this host") {
+		t.Errorf("after add and delete:\n%s", got)
+	}
+	if n := len(res.Config.VirtualServers); n != 1 || len(res.Config.VirtualServers[0].RealServers) != 2 {
+		t.Errorf("loaded back %d services", n)
+	}
+
+	// a new service appended at the end of the main file
+	res, err = Update(path, nil, res.Revision, Edit{Op: "add", Kind: "virtual_server",
+		Object: json.RawMessage(`{"addr":"10.0.0.9","ports":[{"from":443,"to":443}],"protocol":["TCP"],"lvs_sched":"sh","lvs_method":"NAT","quorum":1,"real_servers":[{"addr":"10.0.1.9","weight":1}]}`)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(path)
+	if !strings.Contains(string(got), "virtual_server 10.0.0.9 443 {") {
+		t.Errorf("added service missing:\n%s", got)
+	}
+}
+
+// A file written by someone else between the read and the write is not
+// overwritten.
+func TestUpdateConcurrentWriter(t *testing.T) {
+	path := writeConf(t, updateConf)
+	_, err := Update(path, nil, "", func(c *Config) error {
+		c.VirtualServers[0].Scheduler = "lc"
+		return os.WriteFile(path, []byte(updateConf+"\n# hand edit\n"), 0o640)
+	})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("err %v, want ErrConflict", err)
+	}
+	if got, _ := os.ReadFile(path); !strings.HasSuffix(string(got), "# hand edit\n") {
+		t.Error("the other writer's text was overwritten")
+	}
+}
+
+func TestWebKeywords(t *testing.T) {
+	const hash = `"$2a$04$TApAnaXQin8wZfUdWbq37.8XGhn1IkIaAcVvFqwQPS4JFq7BPDoyq"`
+	for _, c := range []struct{ body, want string }{
+		{"govs_web_listen :3636\n    govs_web_password " + hash, ""},
+		{"govs_web_listen :3636", "govs_web_listen is set but govs_web_password is not"},
+		{"govs_web_listen 3636\n    govs_web_password " + hash, `govs_web_listen "3636": want HOST:PORT`},
+		{"govs_web_password secret", "govs_web_password: not a bcrypt hash"},
+		{"govs_web_allow 10.0.0.0/8 bogus", `govs_web_allow "bogus": not an address or prefix`},
+		{"govs_web_tls /nonexistent/cert.pem /nonexistent/key.pem", "govs_web_tls: open /nonexistent/cert.pem"},
+	} {
+		cfg, ds := LoadBytes("t.conf", []byte("global_defs {\n    "+c.body+"\n}\n"), nil)
+		got := diagStrings(ds)
+		if c.want == "" && len(ds) != 0 || c.want != "" && !strings.Contains(got, c.want) {
+			t.Errorf("%q: diagnostics %q, want %q", c.body, got, c.want)
+		}
+		if c.want == "" || strings.HasPrefix(c.body, "govs_web_tls") {
+			// the writer renders what was read
+			again, ds2 := Parse("t2.conf", Format(cfg), nil)
+			if Format(again) == nil || !bytes.Equal(Format(again), Format(cfg)) || len(ds2) != 0 {
+				t.Errorf("%q: round trip:\n%s", c.body, Format(cfg))
+			}
+		}
+	}
+}
+
+// A changed block keeps the text of its statements that still hold:
+// comments, keyword spellings (lb_algo) and indentation (tabs here); only
+// the changed statement is written anew, in its place.
+func TestUpdateKeepsStatements(t *testing.T) {
+	const text = "virtual_server 10.0.0.1 80 {\n" +
+		"\tlb_algo rr   # round robin on purpose\n" +
+		"\t# the web servers\n" +
+		"\treal_server 10.0.1.1 80 {\n\t\tweight 1\n\t}\n" +
+		"\treal_server 10.0.1.2 80 {   # the big one\n\t\tweight 3\n\t}\n" +
+		"\tlb_kind NAT\n" +
+		"}\n"
+	path := writeConf(t, text)
+	cfg, _ := Load(path, nil)
+	rs := *cfg.VirtualServers[0].RealServers[0]
+	rs.Weight = 2
+	if _, err := Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "real_server", Index: 0, Object: mustJSON(t, &rs)}.Apply); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := strings.Replace(text, "\t\tweight 1\n", "\t\tweight 2\n", 1)
+	if string(got) != want {
+		t.Errorf("after a weight change:\n%s\nwant:\n%s", got, want)
+	}
+	// a deleted server takes its lines with it; an added one goes after
+	// the last real server; a changed scheduler takes lb_algo's place
+	cfg, _ = Load(path, nil)
+	vs := *cfg.VirtualServers[0]
+	vs.Scheduler = "wlc"
+	vs.RealServers = []*RealServer{vs.RealServers[1], {Addr: netip.MustParseAddr("10.0.1.3"), Port: 80, Weight: 1}}
+	if _, err := Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "virtual_server", Object: mustJSON(t, &vs)}.Apply); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(path)
+	want = "virtual_server 10.0.0.1 80 {\n" +
+		"\tlvs_sched wlc\n" +
+		"\t# the web servers\n" +
+		"\treal_server 10.0.1.2 80 {   # the big one\n\t\tweight 3\n\t}\n" +
+		"\treal_server 10.0.1.3 80 {\n\t\tweight 1\n\t}\n" +
+		"\tlb_kind NAT\n" +
+		"}\n"
+	if string(got) != want {
+		t.Errorf("after delete, add and a new scheduler:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// In the test configurations, a real server's weight changed through the
+// UI's path changes nothing outside that real_server block.
+func TestUpdateWeightTouchesOnlyItsBlock(t *testing.T) {
+	dir := copyTestdata(t)
+	confs, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+	edits := 0
+	for _, path := range confs {
+		cfg, ds := Load(path, nil)
+		if ds.HasErrors() {
+			t.Fatal(ds.Err())
+		}
+		for i, vs := range cfg.VirtualServers {
+			for j := range vs.RealServers {
+				cfg, _ := Load(path, nil)
+				before := readAll(t, dir)
+				rs := cfg.VirtualServers[i].RealServers[j]
+				n := *rs
+				n.Weight++
+				res, err := Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "real_server", VS: i, Index: j, Object: mustJSON(t, &n)}.Apply)
+				if err != nil {
+					t.Fatalf("%s: real server %s: %v", filepath.Base(path), rs.Addr, err)
+				}
+				if len(res.Files) != 1 || res.Files[0] != rs.Pos.File {
+					t.Fatalf("%s: wrote %v", rs.Pos, res.Files)
+				}
+				// the block's lines, from its first to its closing brace
+				var node *Node
+				for _, f := range cfg.src.files {
+					for _, it := range f.items {
+						if node == nil {
+							node = findNode(it.node, rs.Pos, "real_server")
+						}
+					}
+				}
+				if node == nil {
+					t.Fatalf("%s: block not found", rs.Pos)
+				}
+				old := before[rs.Pos.File]
+				blockLines := bytes.Count(old[node.start:node.end], []byte("\n")) + 1
+				after, _ := os.ReadFile(rs.Pos.File)
+				gone := map[string]int{}
+				for _, l := range strings.Split(string(old), "\n") {
+					gone[l]++
+				}
+				for _, l := range strings.Split(string(after), "\n") {
+					gone[l]--
+				}
+				lost := 0
+				for _, c := range gone {
+					if c > 0 {
+						lost += c
+					}
+				}
+				if w := res.Config.VirtualServers[i].RealServers[j].Weight; w != n.Weight {
+					t.Errorf("%s: weight %d read back, want %d", rs.Pos, w, n.Weight)
+				}
+				if lost > blockLines {
+					t.Errorf("%s: weight change lost %d lines (the block has %d):\n%s", rs.Pos, lost, blockLines, after)
+				}
+				edits++
+			}
+		}
+	}
+	if edits < 5 {
+		t.Fatalf("only %d real servers edited", edits)
+	}
+}

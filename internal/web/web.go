@@ -1,0 +1,454 @@
+// Package web is govs's web UI, Piranha's configuration tool rebuilt: the
+// same panels (control/monitoring, global settings, redundancy, virtual
+// servers, real servers, monitoring scripts), live. It serves the static
+// pages, a password login (bcrypt hash from govs_web_password) with
+// sessions, access control by client address (govs_web_allow), the JSON
+// API behind both, and a stream of the director's state (Server-Sent
+// Events). It holds no state of the director's: every page reads the API.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/govs/govs/internal/api"
+)
+
+//go:embed static
+var static embed.FS
+
+// Settings are the UI's settings from the configuration, read at every
+// request so that a reload puts a new password or allow list in force.
+type Settings struct {
+	// PasswordHash is the bcrypt hash of the password; empty refuses
+	// every login.
+	PasswordHash string
+	// Allow are the client addresses allowed to reach the UI; empty
+	// allows all.
+	Allow []netip.Prefix
+}
+
+// Options configure the UI.
+type Options struct {
+	// API serves /api/v1/ (api.Handler); it is reached through the UI's
+	// login and CSRF checks.
+	API http.Handler
+	// State reads the director's state for the live stream.
+	State func(ctx context.Context) (*api.State, error)
+	// Settings returns the settings in force.
+	Settings func() Settings
+	Log      *slog.Logger
+	Version  string
+
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+	// Idle ends a session unused this long (default 30 min); MaxAge ends
+	// any session this old (default 12 h).
+	Idle, MaxAge time.Duration
+	// EventInterval is the live stream's period (default 1 s).
+	EventInterval time.Duration
+}
+
+const (
+	cookieName = "govs_session"
+	// maxSessions bounds the session table; the oldest session goes
+	// when a login would pass it.
+	maxSessions = 256
+	// maxStreams bounds the live streams open at once.
+	maxStreams = 64
+	// failure limits of logins from one client address
+	freeFailures = 5
+	maxLockout   = 5 * time.Minute
+	failWindow   = 15 * time.Minute
+)
+
+type session struct {
+	csrf    string
+	hash    string // the password hash it logged in with
+	created time.Time
+	used    time.Time
+}
+
+type failures struct {
+	n    int
+	last time.Time
+}
+
+// UI is the web UI's handler.
+type UI struct {
+	o   Options
+	mux *http.ServeMux
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	fails    map[netip.Addr]*failures
+	streams  int
+
+	// bcryptSem bounds the password comparisons running at once: each
+	// costs tens of milliseconds of CPU by design.
+	bcryptSem chan struct{}
+}
+
+// New returns the UI's handler.
+func New(o Options) *UI {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Idle == 0 {
+		o.Idle = 30 * time.Minute
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = 12 * time.Hour
+	}
+	if o.EventInterval == 0 {
+		o.EventInterval = time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	u := &UI{o: o, mux: http.NewServeMux(), sessions: map[string]*session{}, fails: map[netip.Addr]*failures{},
+		bcryptSem: make(chan struct{}, 2)}
+	sub, _ := fs.Sub(static, "static")
+	files := http.FileServerFS(sub)
+	u.mux.Handle("GET /{$}", files)
+	u.mux.Handle("GET /app.js", files)
+	u.mux.Handle("GET /app.css", files)
+	u.mux.HandleFunc("POST /login", u.login)
+	u.mux.HandleFunc("POST /logout", u.logout)
+	u.mux.HandleFunc("GET /session", u.authed(u.sessionInfo))
+	u.mux.HandleFunc("GET /events", u.authed(u.events))
+	u.mux.Handle("/api/v1/", u.authed(func(w http.ResponseWriter, r *http.Request, _ *session) {
+		w.Header().Set("Cache-Control", "no-store")
+		o.API.ServeHTTP(w, r)
+	}))
+	return u
+}
+
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	ip, ok := clientAddr(r)
+	if !ok || !u.allowed(ip) {
+		u.o.Log.Warn("web: refused a client not in govs_web_allow", "client", r.RemoteAddr, "path", r.URL.Path)
+		http.Error(w, fmt.Sprintf("forbidden: %s is not in govs_web_allow", ip), http.StatusForbidden)
+		return
+	}
+	u.mux.ServeHTTP(w, r)
+}
+
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
+}
+
+func (u *UI) allowed(ip netip.Addr) bool {
+	allow := u.o.Settings().Allow
+	if len(allow) == 0 {
+		return true
+	}
+	for _, p := range allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// login checks the password and opens a session.
+func (u *UI) login(w http.ResponseWriter, r *http.Request) {
+	// a JSON body only: an HTML form of another site cannot send one
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "login: want a JSON body (Content-Type: application/json)")
+		return
+	}
+	var req struct {
+		Password string `json:"password"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("login: request body: %v", err))
+		return
+	}
+	ip, _ := clientAddr(r)
+	now := u.o.Now()
+	if wait := u.lockedOut(ip, now); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins from %s; try again in %d s", ip, secs))
+		return
+	}
+	hash := u.o.Settings().PasswordHash
+	if hash == "" {
+		writeError(w, http.StatusUnauthorized, "no password is set (govs_web_password): the web UI refuses every login")
+		return
+	}
+	select {
+	case u.bcryptSem <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password))
+	<-u.bcryptSem
+	if err != nil {
+		u.failed(ip, now)
+		u.o.Log.Warn("web: failed login", "client", r.RemoteAddr)
+		writeError(w, http.StatusUnauthorized, "wrong password")
+		return
+	}
+	s := &session{csrf: randomToken(), hash: hash, created: now, used: now}
+	tok := randomToken()
+	u.mu.Lock()
+	delete(u.fails, ip)
+	u.expireLocked(now)
+	if len(u.sessions) >= maxSessions {
+		var oldest string
+		for k, v := range u.sessions {
+			if oldest == "" || v.used.Before(u.sessions[oldest].used) {
+				oldest = k
+			}
+		}
+		delete(u.sessions, oldest)
+	}
+	u.sessions[tok] = s
+	u.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: tok, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	u.o.Log.Info("web: login", "client", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]string{"csrf": s.csrf, "version": u.o.Version})
+}
+
+// lockedOut tells how long ip must wait before its next login attempt:
+// after freeFailures failures, 1 s doubling with each further failure, at
+// most maxLockout.
+func (u *UI) lockedOut(ip netip.Addr, now time.Time) time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := u.fails[ip]
+	if f == nil || f.n < freeFailures {
+		return 0
+	}
+	lock := maxLockout
+	if k := f.n - freeFailures; k < 9 {
+		lock = min(time.Second<<k, maxLockout)
+	}
+	return f.last.Add(lock).Sub(now)
+}
+
+func (u *UI) failed(ip netip.Addr, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for k, f := range u.fails {
+		if now.Sub(f.last) > failWindow {
+			delete(u.fails, k)
+		}
+	}
+	f := u.fails[ip]
+	if f == nil {
+		if len(u.fails) >= 4096 {
+			return // bounded: the bcrypt semaphore still limits the pace
+		}
+		f = &failures{}
+		u.fails[ip] = f
+	}
+	f.n++
+	f.last = now
+}
+
+func (u *UI) expireLocked(now time.Time) {
+	for k, s := range u.sessions {
+		if now.Sub(s.used) > u.o.Idle || now.Sub(s.created) > u.o.MaxAge {
+			delete(u.sessions, k)
+		}
+	}
+}
+
+// current returns the request's live session, or nil. A session ends
+// when idle or old, and when the password changes.
+func (u *UI) current(r *http.Request, touch bool) (string, *session) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return "", nil
+	}
+	hash := u.o.Settings().PasswordHash
+	now := u.o.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.sessions[c.Value]
+	if s == nil {
+		return "", nil
+	}
+	if now.Sub(s.used) > u.o.Idle || now.Sub(s.created) > u.o.MaxAge || s.hash != hash {
+		delete(u.sessions, c.Value)
+		return "", nil
+	}
+	if touch {
+		s.used = now
+	}
+	return c.Value, s
+}
+
+// authed wraps a handler that needs a session; requests that change
+// something must also carry the session's CSRF token.
+func (u *UI) authed(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, s := u.current(r, true)
+		if s == nil {
+			writeError(w, http.StatusUnauthorized, "not logged in (or the session expired)")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			tok := r.Header.Get("X-CSRF-Token")
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(s.csrf)) != 1 {
+				writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token header")
+				return
+			}
+		}
+		h(w, r, s)
+	}
+}
+
+func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
+	tok, s := u.current(r, false)
+	if s != nil {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(s.csrf)) != 1 {
+			writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token header")
+			return
+		}
+		u.mu.Lock()
+		delete(u.sessions, tok)
+		u.mu.Unlock()
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	writeJSON(w, http.StatusOK, map[string]string{"result": "logged out"})
+}
+
+func (u *UI) sessionInfo(w http.ResponseWriter, r *http.Request, s *session) {
+	writeJSON(w, http.StatusOK, map[string]string{"csrf": s.csrf, "version": u.o.Version})
+}
+
+// events streams the director's state every EventInterval (event
+// "state"), until the client goes or the session ends (event "expired").
+func (u *UI) events(w http.ResponseWriter, r *http.Request, _ *session) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming not supported")
+		return
+	}
+	u.mu.Lock()
+	if u.streams >= maxStreams {
+		u.mu.Unlock()
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many live streams open (%d)", maxStreams))
+		return
+	}
+	u.streams++
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		u.streams--
+		u.mu.Unlock()
+	}()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	t := time.NewTicker(u.o.EventInterval)
+	defer t.Stop()
+	for {
+		// the stream keeps its session alive while it is open
+		if _, s := u.current(r, true); s == nil {
+			fmt.Fprint(w, "event: expired\ndata: {}\n\n")
+			fl.Flush()
+			return
+		}
+		st, err := u.o.State(r.Context())
+		var b []byte
+		if err == nil {
+			b, err = json.Marshal(st)
+		}
+		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err != nil {
+			b, _ = json.Marshal(map[string]string{"error": err.Error()})
+			_, err = fmt.Fprintf(w, "event: failure\ndata: %s\n\n", b)
+		} else {
+			_, err = fmt.Fprintf(w, "event: state\ndata: %s\n\n", b)
+		}
+		if err != nil {
+			return
+		}
+		fl.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ParseAllow reads govs_web_allow's words: addresses or prefixes.
+func ParseAllow(words []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, w := range words {
+		if p, err := netip.ParsePrefix(w); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(w)
+		if err != nil {
+			return nil, fmt.Errorf("govs_web_allow %q: not an address or prefix", w)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// HashPassword returns the bcrypt hash govs_web_password takes.
+func HashPassword(pw string) (string, error) {
+	if len(pw) < 8 {
+		return "", errors.New("the password must have at least 8 characters")
+	}
+	if len(pw) > 72 {
+		return "", errors.New("the password must have at most 72 bytes (bcrypt's limit)")
+	}
+	b, err := bcrypt.GenerateFromPassword([]byte(pw), 12)
+	return string(b), err
+}
