@@ -204,13 +204,27 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, a := range listens {
 		if host, _, err := net.SplitHostPort(a); err != nil || !isLoopback(host) {
-			log.Warn("the API on TCP has no authentication: anyone who reaches it can reload, drain and persist; bind it to loopback or firewall it", "listen", a)
+			log.Warn("the API on TCP has no authentication: anyone who reaches it can reload, drain and persist weights; bind it to loopback or firewall it", "listen", a)
 		}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/", api.Handler(d, log))
-	mux.Handle("GET /metrics", metrics.Handler(d.State, dp))
-	srv := &api.Server{Socket: sock, Listen: listens, Handler: mux, Log: log}
+	if wlisten != "" && g.WebTLSCert == "" {
+		if host, _, err := net.SplitHostPort(wlisten); err != nil || !isLoopback(host) {
+			log.Warn("the web UI serves plain HTTP on a network address: its password (which runs programs as root through health checks) crosses the network in clear; set govs_web_tls or bind it to loopback and use an SSH tunnel", "listen", wlisten)
+		}
+	}
+	// the unix socket (mode 0600) serves the whole API; TCP listeners,
+	// without authentication, serve it without the configuration routes
+	newMux := func(apiH http.Handler) *http.ServeMux {
+		mux := http.NewServeMux()
+		mux.Handle("/api/", apiH)
+		mux.Handle("GET /metrics", metrics.Handler(d.State, dp))
+		return mux
+	}
+	srv := &api.Server{Socket: sock, Handler: newMux(api.Handler(d, log)), Log: log}
+	var tsrv *api.Server
+	if len(listens) > 0 {
+		tsrv = &api.Server{Name: "api (TCP, no configuration routes)", Listen: listens, Handler: newMux(api.WithoutConfig(api.Handler(d, log))), Log: log, MaxConns: 256}
+	}
 	mlisten := *metricsListen
 	if mlisten == "" {
 		mlisten = g.MetricsListen
@@ -226,6 +240,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return d.Run(gctx) })
 	grp.Go(func() error { return srv.Run(gctx) })
+	if tsrv != nil {
+		grp.Go(func() error { return tsrv.Run(gctx) })
+	}
 	if mlisten != "" {
 		msrv := &api.Server{Name: "metrics", Listen: []string{mlisten}, Handler: metrics.Handler(d.State, dp), Log: log}
 		grp.Go(func() error { return msrv.Run(gctx) })
@@ -233,7 +250,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if wlisten != "" {
 		ui := web.New(web.Options{API: api.Handler(d, log), State: d.State, Settings: func() web.Settings { return webSettings(d.Config()) },
 			Log: log, Version: version})
-		wsrv := &api.Server{Name: "web UI", Listen: []string{wlisten}, Handler: ui, Log: log, TLSCert: g.WebTLSCert, TLSKey: g.WebTLSKey}
+		wsrv := &api.Server{Name: "web UI", Listen: []string{wlisten}, Handler: ui, Log: log, TLSCert: g.WebTLSCert, TLSKey: g.WebTLSKey,
+			MaxConns: 256, Accept: ui.Accept}
 		grp.Go(func() error { return wsrv.Run(gctx) })
 	}
 	grp.Go(func() error {
@@ -404,7 +422,7 @@ func tableSize(configured, def int) int {
 // webSettings are the web UI's settings in the configuration that runs.
 func webSettings(cfg *config.Config) web.Settings {
 	g := cfg.Global.Govs
-	// validated with the configuration: an error here cannot happen
-	allow, _ := web.ParseAllow(g.WebAllow)
-	return web.Settings{PasswordHash: g.WebPassword, Allow: allow}
+	allow, err := web.ParseAllow(g.WebAllow)
+	// validated with the configuration; if it were not, nobody gets in
+	return web.Settings{PasswordHash: g.WebPassword, Allow: allow, DenyAll: err != nil}
 }

@@ -22,6 +22,7 @@ func cmdWebPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	file := fs.String("f", DefaultConfig, "configuration `file` to write the hash into")
 	listen := fs.String("listen", "", "also set govs_web_listen to this `address` (e.g. :3636; takes effect when govs starts)")
 	print := fs.Bool("print", false, "print the hash instead of writing it into the file")
+	configID := fs.String("config-id", "", "the `id` the config's conditional lines (@ID) are read with, as govs run's (default: the host name up to its first dot)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
@@ -43,7 +44,7 @@ func cmdWebPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		fmt.Fprintln(stdout, hash)
 		return 0
 	}
-	res, err := config.Update(*file, nil, "", func(c *config.Config) error {
+	res, err := config.Update(*file, &config.ParseOptions{ConfigID: *configID}, "", func(c *config.Config) error {
 		c.Global.Govs.WebPassword = hash
 		if *listen != "" {
 			c.Global.Govs.WebListen = *listen
@@ -61,6 +62,11 @@ func cmdWebPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		return 1
 	}
 	fmt.Fprintf(stdout, "govs_web_password written to %s\n", strings.Join(res.Files, ", "))
+	for _, f := range res.Files {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o004 != 0 {
+			fmt.Fprintf(stdout, "warning: %s is readable by every user, who can try to guess the password from its hash offline (chmod o-r %s)\n", f, f)
+		}
+	}
 	if res.Config.Global.Govs.WebListen == "" {
 		fmt.Fprintln(stdout, "govs_web_listen is not set: the web UI starts when it is (e.g. --listen :3636) and govs starts")
 	} else {

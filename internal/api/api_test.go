@@ -184,3 +184,20 @@ func TestConfigEndpoints(t *testing.T) {
 		t.Errorf("misspelt field: %d %v", code, out)
 	}
 }
+
+// The TCP listener (no authentication) does not serve the configuration
+// routes; the rest of the API it does.
+func TestWithoutConfig(t *testing.T) {
+	h := WithoutConfig(Handler(&fakeBackend{}, nil))
+	for path, want := range map[string]int{"/api/v1/config": 403, "/api/v1/config/edit": 403, "/api/v1/state": 200, "/api/v1/configuration": 404} {
+		method := "GET"
+		if path == "/api/v1/config/edit" {
+			method = "POST"
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(`{}`)))
+		if w.Code != want {
+			t.Errorf("%s %s: %d, want %d", method, path, w.Code, want)
+		}
+	}
+}

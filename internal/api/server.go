@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Backend is what the API exposes: implemented by the director.
@@ -185,6 +188,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.Encode(v)
 }
 
+// WithoutConfig is h without the configuration routes (/api/v1/config
+// and below), for listeners without authentication: writing the file can
+// run programs as root (health checks, notify scripts).
+func WithoutConfig(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/api/v1/config" || strings.HasPrefix(p, "/api/v1/config/") {
+			writeJSON(w, http.StatusForbidden, errBody{Error: "the configuration routes are served on the API's unix socket and behind the web UI's login only"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Server serves a handler on a unix socket (mode 0600, root-only when run
 // as root) and optionally on TCP listeners.
 type Server struct {
@@ -194,8 +210,13 @@ type Server struct {
 	// TLSCert and TLSKey (PEM files), when set, make the TCP listeners
 	// serve HTTPS.
 	TLSCert, TLSKey string
-	Handler         http.Handler
-	Log             *slog.Logger
+	// MaxConns bounds the open TCP connections (0: no bound).
+	MaxConns int
+	// Accept, when set, is asked about each TCP client before anything
+	// is read from it; a refused client's connection is closed.
+	Accept  func(remote net.Addr) bool
+	Handler http.Handler
+	Log     *slog.Logger
 }
 
 // Run serves until ctx is done, then shuts down and returns.
@@ -246,12 +267,24 @@ func (s *Server) Run(ctx context.Context) error {
 			closeAll()
 			return fmt.Errorf("%s listen %s: %w", name, a, err)
 		}
+		if s.Accept != nil {
+			l = &filterListener{Listener: l, accept: s.Accept}
+		}
+		if s.MaxConns > 0 {
+			l = netutil.LimitListener(l, s.MaxConns)
+		}
 		if tlsConf != nil {
 			l = tls.NewListener(l, tlsConf)
 		}
 		lns = append(lns, l)
 	}
-	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second,
+		// a request is read within 30 s and answered within 2 min (a
+		// reload included); long streams (the web UI's /events) set
+		// their own deadlines; idle connections go after 2 min
+		ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+		// streams end when the server stops
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
@@ -274,4 +307,20 @@ func (s *Server) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// filterListener closes the connections of clients accept refuses.
+type filterListener struct {
+	net.Listener
+	accept func(net.Addr) bool
+}
+
+func (f *filterListener) Accept() (net.Conn, error) {
+	for {
+		c, err := f.Listener.Accept()
+		if err != nil || f.accept(c.RemoteAddr()) {
+			return c, err
+		}
+		c.Close()
+	}
 }

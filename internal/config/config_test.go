@@ -225,9 +225,10 @@ func TestWriteFilesPreserves(t *testing.T) {
 		t.Errorf("unedited write changed the included file")
 	}
 
-	// Edit one real server's weight, delete a VRRP script user? no: delete
-	// the sync group, and add a virtual server.
-	cfg.VirtualServers[0].RealServers[1].Weight = 7
+	// Edit one real server's weight (of a service without variables:
+	// the writer refuses to render one with), delete the sync group, and
+	// add a virtual server.
+	cfg.VirtualServers[2].RealServers[0].Weight = 7
 	cfg.SyncGroups = nil
 	cfg.VirtualServers = append(cfg.VirtualServers, &VirtualServer{
 		Addr: cfg.VirtualServers[0].Addr, Ports: []PortRange{{8443, 8443}}, Protocols: []Proto{ProtoTCP},

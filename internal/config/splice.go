@@ -47,9 +47,10 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		baseSet[s] = true
 	}
 	type slot struct {
-		kid  *Node
-		keep bool
-		kws  []string // its keyword and those of what it rendered to
+		kid     *Node
+		keep    bool
+		neutral bool     // says nothing the rendering shows (decided last)
+		kws     []string // its keyword and those of what it rendered to
 	}
 	slots := make([]slot, len(n.Block))
 	for i, k := range n.Block {
@@ -62,6 +63,9 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		}
 		slots[i].kid = k
 		slots[i].kws = []string{k.Keyword()}
+		if a := keywordAliases[k.Keyword()]; a != "" {
+			slots[i].kws = append(slots[i].kws, a)
+		}
 		var own []string
 		for _, s := range segments(with[1 : len(with)-1]) {
 			if !baseSet[s] {
@@ -71,15 +75,17 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		}
 		if len(own) == 0 {
 			// it says what the default says: its statement is the
-			// default one of its keyword (else: all the defaults)
-			all := segments(with[1 : len(with)-1])
-			for _, s := range all {
-				if w := firstWord(s); w == k.Keyword() || w == keywordAliases[k.Keyword()] {
+			// default one of its keyword, if it has one
+			for _, s := range segments(with[1 : len(with)-1]) {
+				if slices.Contains(slots[i].kws, firstWord(s)) {
 					own = append(own, s)
 				}
 			}
 			if own == nil {
-				own = all
+				// nothing it says shows (nat_mask, preempt): kept
+				// unless the new rendering says its keyword anew
+				slots[i].neutral = true
+				continue
 			}
 		}
 		// kept when everything it says is still said (and not yet kept
@@ -97,11 +103,23 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		}
 		slots[i].keep = keep
 	}
+	left := map[string]bool{}
+	for j, s := range order {
+		if taken[j] == 0 {
+			left[firstWord(s)] = true
+		}
+	}
+	for i := range slots {
+		if slots[i].neutral {
+			slots[i].keep = !slices.ContainsFunc(slots[i].kws, func(kw string) bool { return left[kw] })
+		}
+	}
 	// what is left, in the new rendering's order, keeps its place among
 	// kept statements of its keyword: after the one before it, else
 	// before the one after it, else where a removed statement of its
 	// keyword was, else before the closing brace
 	indent := leadingBlank(data, n.Block[0].start)
+	crlf := bytes.Contains(data[n.start:n.end], []byte("\r\n"))
 	before, after := map[int][]string{}, map[int][]string{}
 	var atEnd []string
 	keptOf := func(j int) int {
@@ -116,6 +134,9 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		}
 		kw := firstWord(s)
 		txt := reindent(s, indent)
+		if crlf {
+			txt = strings.ReplaceAll(txt, "\n", "\r\n")
+		}
 		placed := false
 		for p := j - 1; p >= 0 && !placed; p-- {
 			if k := keptOf(p); k >= 0 && firstWord(order[p]) == kw {
@@ -192,6 +213,9 @@ var keywordAliases = map[string]string{
 	"govs_mh_table_size": "mh_table_size",
 	"lvs_flush_on_stop":  "lvs_flush_onstop",
 	"govs_interfaces":    "govs_interface",
+	// opposites: one replaces the other
+	"preempt":   "nopreempt",
+	"nopreempt": "preempt",
 }
 
 // withKids is a copy of n with the given children.

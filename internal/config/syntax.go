@@ -34,6 +34,8 @@ type token struct {
 	pos    Pos
 	off    int // byte offset in the file
 	end    int // byte offset after the token
+	// expanded marks a word that a variable's value replaced (in part)
+	expanded bool
 }
 
 // Word is one word of a statement.
@@ -55,8 +57,12 @@ type Node struct {
 	start, end int
 	// included marks a statement that came from an include inside it.
 	hasInclude bool
-	// hasCond marks a top-level statement with conditional (@ID) lines.
+	// hasCond marks a top-level statement with conditional (@ID) lines,
+	// or one from a file included on a conditional line.
 	hasCond bool
+	// usesVar marks a statement with a word a variable gave (in it or in
+	// its block).
+	usesVar bool
 }
 
 // Keyword returns the statement's keyword.
@@ -132,6 +138,9 @@ type syntaxParser struct {
 	// condVars are the variables defined on conditional lines: a line
 	// that uses one counts as conditional for the writer
 	condVars []string
+	// condIncludes counts the conditional include lines being read: what
+	// they include is this host's only
+	condIncludes int
 }
 
 // lex splits one file into tokens, handling comments, quotes, variables
@@ -248,7 +257,8 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			if !closed {
 				p.diags.errorf(pos, "unterminated quoted string")
 			}
-			toks = append(toks, token{kind: tWord, text: p.expandQuiet(b.String(), pos), quoted: true, pos: pos, off: i, end: j})
+			text := p.expandQuiet(b.String(), pos)
+			toks = append(toks, token{kind: tWord, text: text, quoted: true, pos: pos, off: i, end: j, expanded: text != b.String()})
 			i = j
 			continue
 		}
@@ -289,7 +299,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 				case "}":
 					k = tClose
 				}
-				toks = append(toks, token{kind: k, text: w, pos: pos, off: i, end: j})
+				toks = append(toks, token{kind: k, text: w, pos: pos, off: i, end: j, expanded: true})
 			}
 		} else {
 			toks = append(toks, token{kind: tWord, text: word, pos: pos, off: i, end: j})
@@ -395,7 +405,7 @@ func (p *syntaxParser) parseFile(name string, data []byte) []*Node {
 	// its rendering would keep only this host's lines
 	for _, n := range f.nodes {
 		last := n.Pos.Line + bytes.Count(data[n.start:n.end], []byte("\n"))
-		if slices.ContainsFunc(conds, func(l int) bool { return l >= n.Pos.Line && l <= last }) {
+		if p.condIncludes > 0 || slices.ContainsFunc(conds, func(l int) bool { return l >= n.Pos.Line && l <= last }) {
 			n.hasCond = true
 		}
 	}
@@ -465,7 +475,14 @@ func (bp *blockParser) list(parent *Node) []*Node {
 		}
 		n := bp.statement()
 		if n.Keyword() == "include" && !n.HasBlock {
+			cond := slices.Contains(bp.file.conds, n.Pos.Line)
+			if cond {
+				bp.p.condIncludes++
+			}
 			inc := bp.p.include(n)
+			if cond {
+				bp.p.condIncludes--
+			}
 			if parent != nil && len(inc) > 0 {
 				parent.hasInclude = true
 			}
@@ -494,6 +511,7 @@ func (bp *blockParser) statement() *Node {
 		}
 		n.Words = append(n.Words, Word{Text: t.text, Quoted: t.quoted, Pos: t.pos})
 		n.end = t.end
+		n.usesVar = n.usesVar || t.expanded
 		bp.i++
 	}
 	if bp.peek().kind == tOpen {
@@ -502,6 +520,11 @@ func (bp *blockParser) statement() *Node {
 		n.Block = bp.list(n)
 		if n.Block == nil {
 			n.Block = []*Node{}
+		}
+		// an include or a variable anywhere below counts for the block
+		for _, c := range n.Block {
+			n.hasInclude = n.hasInclude || c.hasInclude
+			n.usesVar = n.usesVar || c.usesVar
 		}
 	}
 	return n

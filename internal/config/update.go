@@ -9,7 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
+	"syscall"
 )
 
 // Revision identifies the text a configuration was read from: a hash of
@@ -71,6 +75,13 @@ type UpdateResult struct {
 // against: ErrConflict is returned when the files on disk differ from it.
 // A failed Update leaves every file as it was.
 func Update(path string, opts *ParseOptions, rev string, change func(*Config) error) (*UpdateResult, error) {
+	// one writer at a time, across processes (govs web-password and the
+	// director's API)
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWrite, err)
+	}
+	defer unlock()
 	cfg, diags := ParseFile(path, opts)
 	if cfg.src == nil || len(cfg.src.files) == 0 {
 		return nil, fmt.Errorf("%w: %w", ErrWrite, diags.Err())
@@ -81,29 +92,33 @@ func Update(path string, opts *ParseOptions, rev string, change func(*Config) er
 	if err := change(cfg); err != nil {
 		return nil, err
 	}
+	cfg.applyDefaults()
 	files, err := cfg.WriteFiles()
 	if err != nil {
 		return nil, err
 	}
-	// load what would be written, as the reload will
+	// load what would be written, as the reload will: those files only
+	// (an include of any other file, a new file matching an include
+	// pattern, is refused)
 	var ro ParseOptions
 	if opts != nil {
 		ro = *opts
 	}
-	read := ro.readFile
 	ro.ReadFile = func(name string) ([]byte, error) {
 		if b, ok := files[name]; ok {
 			return b, nil
 		}
-		return read(name)
+		return nil, fmt.Errorf("%s was not part of the configuration when the change was made: read it again and redo the change", name)
 	}
 	next, nds := Load(path, &ro)
 	if nds.HasErrors() {
 		return nil, &InvalidError{Problems: nds}
 	}
 	// the writer must have said everything the model says
-	cfg.applyDefaults()
 	if got, want := Format(next), Format(cfg); !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("the configuration file cannot express this change as made (the written file would read back differently: %s); nothing was written", firstDiff(want, got))
+	}
+	if got, want := modelJSON(next), modelJSON(cfg); !bytes.Equal(got, want) {
 		return nil, fmt.Errorf("the configuration file cannot express this change as made (the written file would read back differently: %s); nothing was written", firstDiff(want, got))
 	}
 	res := &UpdateResult{Revision: next.Revision(), Config: next}
@@ -128,10 +143,65 @@ func Update(path string, opts *ParseOptions, rev string, change func(*Config) er
 			return nil, fmt.Errorf("%w: %s was written by someone else during the change; read it again and redo the change", ErrConflict, f.name)
 		}
 	}
-	if err := SaveAll(changed); err != nil {
+	if err := saveStaged(changed); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWrite, err)
 	}
 	return res, nil
+}
+
+// modelJSON is the model as JSON, for comparing two models.
+func modelJSON(c *Config) []byte {
+	b, _ := json.MarshalIndent(c, "", " ")
+	return b
+}
+
+// saveStaged writes several files so that a failure before the renames
+// leaves them all as they were: every file is written and synced to a
+// temporary file first, then each is renamed into place.
+func saveStaged(files map[string][]byte) error {
+	type staged struct{ tmp, name string }
+	var done []staged
+	cleanup := func() {
+		for _, s := range done {
+			os.Remove(s.tmp)
+		}
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		target, tmp, err := writeTemp(n, files[n])
+		if err != nil {
+			cleanup()
+			return err
+		}
+		done = append(done, staged{tmp, target})
+	}
+	for i, s := range done {
+		if err := os.Rename(s.tmp, s.name); err != nil {
+			for _, r := range done[i:] {
+				os.Remove(r.tmp)
+			}
+			return fmt.Errorf("write %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// lockDir takes an exclusive lock on a directory (flock), for writers of
+// the configuration files in it.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // firstDiff names the first line where two renderings differ.
@@ -186,19 +256,42 @@ func (e Edit) Apply(c *Config) error {
 		if err := decodeStrict(e.Object, &g); err != nil {
 			return fmt.Errorf("global_defs: %w", err)
 		}
+		if err := checkStrings(reflect.ValueOf(&g), "global_defs"); err != nil {
+			return err
+		}
 		g.Pos = c.Global.Pos
 		c.Global = g
 		return nil
 	case "vrrp_instance":
 		return editList(&c.VRRPInstances, e, "vrrp_instance", func(o, n *VRRPInstance) { n.Pos = o.Pos })
 	case "virtual_server":
-		return editList(&c.VirtualServers, e, "virtual_server", func(o, n *VirtualServer) { n.Pos = o.Pos })
+		if err := editList(&c.VirtualServers, e, "virtual_server", func(o, n *VirtualServer) { n.Pos = o.Pos }); err != nil {
+			return err
+		}
+		if e.Op != "delete" {
+			at := e.Index
+			if e.Op == "add" {
+				at = len(c.VirtualServers) - 1
+			}
+			defaultWeights(e.Object, c.VirtualServers[at].RealServers, true)
+		}
+		return nil
 	case "real_server":
 		if e.VS < 0 || e.VS >= len(c.VirtualServers) {
 			return fmt.Errorf("real_server: virtual server %d does not exist (the configuration has %d)", e.VS, len(c.VirtualServers))
 		}
 		vs := c.VirtualServers[e.VS]
-		return editList(&vs.RealServers, e, "real_server", func(o, n *RealServer) { n.Pos = o.Pos })
+		if err := editList(&vs.RealServers, e, "real_server", func(o, n *RealServer) { n.Pos = o.Pos }); err != nil {
+			return err
+		}
+		if e.Op != "delete" {
+			at := e.Index
+			if e.Op == "add" {
+				at = len(vs.RealServers) - 1
+			}
+			defaultWeights(e.Object, []*RealServer{vs.RealServers[at]}, false)
+		}
+		return nil
 	}
 	return fmt.Errorf("kind %q: want global_defs, vrrp_instance, virtual_server or real_server", e.Kind)
 }
@@ -216,6 +309,9 @@ func editList[T any](list *[]*T, e Edit, kind string, keep func(old, next *T)) e
 	n := new(T)
 	if err := decodeStrict(e.Object, n); err != nil {
 		return fmt.Errorf("%s: %w", kind, err)
+	}
+	if err := checkStrings(reflect.ValueOf(n), kind); err != nil {
+		return err
 	}
 	if e.Op == "add" {
 		*list = append(*list, n)
@@ -238,4 +334,77 @@ func decodeStrict(b []byte, v any) error {
 		return fmt.Errorf("more than one JSON value")
 	}
 	return nil
+}
+
+// checkStrings refuses a string with a control character (a line break
+// would end the statement it is written in) anywhere in v.
+func checkStrings(v reflect.Value, where string) error {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return checkStrings(v.Elem(), where)
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				if err := checkStrings(v.Field(i), where+"."+jsonName(v.Type().Field(i))); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if err := checkStrings(v.Index(i), fmt.Sprintf("%s[%d]", where, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			if err := checkStrings(v.MapIndex(k), fmt.Sprintf("%s[%v]", where, k)); err != nil {
+				return err
+			}
+		}
+	case reflect.String:
+		for _, r := range v.String() {
+			if r < 0x20 && r != '\t' || r == 0x7f {
+				return fmt.Errorf("%s: %q holds a control character", where, v.String())
+			}
+		}
+	}
+	return nil
+}
+
+func jsonName(f reflect.StructField) string {
+	if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n != "" && n != "-" {
+		return n
+	}
+	return f.Name
+}
+
+// defaultWeights gives keepalived's default weight (1) to the real
+// servers whose JSON has no weight: 0 is a weight (drained) and must be
+// written to mean it. raw is the real server's JSON, or the virtual
+// server's (inVS) with its real_servers.
+func defaultWeights(raw json.RawMessage, rss []*RealServer, inVS bool) {
+	var objs []map[string]json.RawMessage
+	if inVS {
+		var vs struct {
+			RealServers []map[string]json.RawMessage `json:"real_servers"`
+		}
+		if json.Unmarshal(raw, &vs) != nil {
+			return
+		}
+		objs = vs.RealServers
+	} else {
+		var one map[string]json.RawMessage
+		if json.Unmarshal(raw, &one) != nil {
+			return
+		}
+		objs = []map[string]json.RawMessage{one}
+	}
+	for i, o := range objs {
+		if _, ok := o["weight"]; !ok && i < len(rss) {
+			rss[i].Weight = DefaultWeight
+		}
+	}
 }

@@ -348,7 +348,7 @@ func TestUpdateKeepsStatements(t *testing.T) {
 func TestUpdateWeightTouchesOnlyItsBlock(t *testing.T) {
 	dir := copyTestdata(t)
 	confs, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
-	edits := 0
+	edits, refused := 0, 0
 	for _, path := range confs {
 		cfg, ds := Load(path, nil)
 		if ds.HasErrors() {
@@ -362,6 +362,14 @@ func TestUpdateWeightTouchesOnlyItsBlock(t *testing.T) {
 				n := *rs
 				n.Weight++
 				res, err := Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "real_server", VS: i, Index: j, Object: mustJSON(t, &n)}.Apply)
+				if err != nil && strings.Contains(err.Error(), "uses variables") {
+					// refused: rendering it would replace the variables
+					if after := readAll(t, dir); !equalFiles(before, after) {
+						t.Errorf("%s: refused edit wrote", rs.Pos)
+					}
+					refused++
+					continue
+				}
 				if err != nil {
 					t.Fatalf("%s: real server %s: %v", filepath.Base(path), rs.Addr, err)
 				}
@@ -406,7 +414,141 @@ func TestUpdateWeightTouchesOnlyItsBlock(t *testing.T) {
 			}
 		}
 	}
-	if edits < 5 {
-		t.Fatalf("only %d real servers edited", edits)
+	if edits < 5 || refused == 0 {
+		t.Fatalf("%d real servers edited, %d refused (a block with variables); want at least 5 and 1", edits, refused)
+	}
+}
+
+// What the review of the UI's write path found: each is refused with a
+// reason, or written as the operator means it.
+func TestUpdateHardCases(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secret := write("secret.txt", "TOPSECRET\n")
+	load := func(p string) *Config {
+		cfg, ds := Load(p, &ParseOptions{ConfigID: "lb1"})
+		if ds.HasErrors() {
+			t.Fatal(ds.Err())
+		}
+		return cfg
+	}
+	opts := &ParseOptions{ConfigID: "lb1"}
+	vsEdit := func(cfg *Config, i int, f func(*VirtualServer)) Edit {
+		vs := *cfg.VirtualServers[i]
+		f(&vs)
+		return Edit{Op: "set", Kind: "virtual_server", Index: i, Object: mustJSON(t, &vs)}
+	}
+
+	// text that would end the statement, or open another
+	main := write("inject.conf", "virtual_server 10.0.0.1 80 {\n    real_server 10.0.1.1 80 {\n    }\n}\n")
+	cfg := load(main)
+	for _, bad := range []func(*VirtualServer){
+		func(vs *VirtualServer) { vs.Name = "x\ninclude " + secret },
+		func(vs *VirtualServer) { vs.Method = Method("NAT } include " + secret + " {") },
+		func(vs *VirtualServer) { vs.SchedFlags = []string{"flag-1 } include " + secret} },
+	} {
+		_, err := Update(main, opts, cfg.Revision(), vsEdit(cfg, 0, bad).Apply)
+		if err == nil || strings.Contains(err.Error(), "TOPSECRET") {
+			t.Errorf("injection: err %v", err)
+		}
+		var inv *InvalidError
+		if errors.As(err, &inv) && strings.Contains(inv.Problems.Err().Error(), "TOPSECRET") {
+			t.Errorf("injection read the file: %v", inv.Problems.Err())
+		}
+	}
+
+	// a new file matching an include pattern between the read and the
+	// write; an include two levels down; a file included on an @ID line
+	write("conf.d/a.conf", "virtual_server 10.0.0.2 80 {\n    real_server 10.0.1.2 80 {\n        include ../checks.inc\n    }\n}\n")
+	write("checks.inc", "TCP_CHECK {\n}\n")
+	write("lb1.conf", "virtual_server 10.0.0.3 80 {\n    real_server 10.0.1.3 80 {\n    }\n}\n")
+	main = write("main.conf", "include conf.d/*.conf\n@lb1 include lb1.conf\nvirtual_server 10.0.0.4 80 {\n    real_server 10.0.1.4 80 {\n    }\n}\n")
+	cfg = load(main)
+	_, err := Update(main, opts, cfg.Revision(), func(c *Config) error {
+		write("conf.d/b.conf", "virtual_server 10.0.0.5 80 {\n}\n")
+		c.VirtualServers[2].Scheduler = "rr"
+		return nil
+	})
+	var inv *InvalidError
+	if !errors.As(err, &inv) || !strings.Contains(inv.Problems.Err().Error(), "conf.d/b.conf was not part of the configuration") {
+		t.Errorf("new included file: err %v", err)
+	}
+	os.Remove(filepath.Join(dir, "conf.d/b.conf"))
+	for i, want := range map[int]string{0: "include", 1: "conditional"} {
+		_, err := Update(main, opts, cfg.Revision(), vsEdit(cfg, i, func(vs *VirtualServer) { vs.Scheduler = "rr" }).Apply)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("virtual server %d: err %v, want %q", i, err, want)
+		}
+	}
+	if _, err := Update(main, opts, cfg.Revision(), vsEdit(cfg, 2, func(vs *VirtualServer) { vs.Scheduler = "rr" }).Apply); err != nil {
+		t.Errorf("the plain service: %v", err)
+	}
+
+	// statements that render nothing of their own (nat_mask, preempt)
+	// stay unless their keyword is said anew; explicit defaults stay
+	// while they hold
+	vrrp := write("vrrp.conf", "vrrp_instance VI {\n    state BACKUP\n    interface eth0\n    preempt\n    priority 100   # same on both\n    advert_int 1\n    virtual_router_id 7\n    virtual_ipaddress {\n        192.0.2.1/24\n    }\n}\nvirtual_server 10.0.0.1 80 {\n    nat_mask 255.255.255.0   # for keepalived 1.x\n    quorum 1\n    real_server 10.0.1.1 80 {\n    }\n}\n")
+	cfg = load(vrrp)
+	vi := *cfg.VRRPInstances[0]
+	vi.Interface = "eth1"
+	res, err := Update(vrrp, opts, cfg.Revision(), Edit{Op: "set", Kind: "vrrp_instance", Object: mustJSON(t, &vi)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(vrrp)
+	if !strings.Contains(string(got), "    interface eth1\n    preempt\n    priority 100   # same on both\n    advert_int 1\n") {
+		t.Errorf("interface change:\n%s", got)
+	}
+	vi = *res.Config.VRRPInstances[0]
+	vi.NoPreempt = true
+	res, err = Update(vrrp, opts, res.Revision, Edit{Op: "set", Kind: "vrrp_instance", Object: mustJSON(t, &vi)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(vrrp)
+	if strings.Contains(string(got), "    preempt\n") || !strings.Contains(string(got), "    nopreempt\n    priority 100   # same on both\n") {
+		t.Errorf("nopreempt:\n%s", got)
+	}
+	res, err = Update(vrrp, opts, res.Revision, vsEdit(res.Config, 0, func(vs *VirtualServer) { vs.Quorum = 2 }).Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(vrrp)
+	if !strings.Contains(string(got), "    nat_mask 255.255.255.0   # for keepalived 1.x\n    quorum 2\n") || strings.Contains(string(got), "quorum 1") {
+		t.Errorf("quorum:\n%s", got)
+	}
+
+	// a real server added without a weight gets keepalived's 1
+	res, err = Update(vrrp, opts, res.Revision, Edit{Op: "add", Kind: "real_server", Object: json.RawMessage(`{"addr":"10.0.1.9","port":80}`)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := res.Config.VirtualServers[0].RealServers[1].Weight; w != 1 {
+		t.Errorf("added real server's weight %d", w)
+	}
+
+	// a symbolic link stays one; CRLF files get CRLF lines
+	real := write("avail/web.conf", "virtual_server 10.0.0.1 80 {\r\n    lb_algo rr\r\n    real_server 10.0.1.1 80 {\r\n    }\r\n}\r\n")
+	link := filepath.Join(dir, "web.conf")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	cfg = load(link)
+	if _, err := Update(link, opts, cfg.Revision(), vsEdit(cfg, 0, func(vs *VirtualServer) { vs.Name = "web" }).Apply); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	got, _ = os.ReadFile(real)
+	if !strings.Contains(string(got), "    name web\r\n") || strings.Contains(strings.ReplaceAll(string(got), "\r\n", ""), "\n") {
+		t.Errorf("CRLF file after the edit: %q", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The writer renders the model back to keepalived syntax. Format renders
@@ -233,6 +234,10 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 		var buf bytes.Buffer
 		prev := 0
 		for _, it := range f.items {
+			if it.start < prev {
+				// a variable that expands to several blocks
+				return nil, fmt.Errorf("%s: statements written on one line through a variable; change this file by hand", it.node.Pos)
+			}
 			buf.Write(f.data[prev:it.start])
 			prev = it.end
 			switch {
@@ -272,6 +277,10 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 				switch {
 				case cur.buf.String() == orig:
 					buf.Write(f.data[it.start:it.end])
+				case it.node.usesVar:
+					// rendering it would put this host's values in
+					// place of the variables
+					return nil, fmt.Errorf("%s: this %s block uses variables ($NAME); change it by hand", it.node.Pos, it.node.Keyword())
 				case isGlobalMerged(it.obj, c.src):
 					buf.Write(cur.buf.Bytes())
 				default:
@@ -322,6 +331,10 @@ func originalRendering(nodes ...*Node) string {
 	objs := b.cfg.objects()
 	if nodes[0].Keyword() == "global_defs" {
 		objs = []any{&b.cfg.Global}
+	} else if len(objs) > 1 && objs[0] == &b.cfg.Global {
+		// a block that also sets a global (lvs_sync_daemon_interface
+		// in a vrrp_instance)
+		objs = objs[1:]
 	}
 	if len(objs) != 1 {
 		return "\x00"
@@ -356,36 +369,66 @@ func SaveAll(files map[string][]byte) error {
 }
 
 // WriteFileAtomic replaces name with data so that readers see either the
-// old or the new content, never a partial file.
+// old or the new content, never a partial file. A symbolic link is
+// followed (its target is replaced, the link stays); the file keeps its
+// mode and owner.
 func WriteFileAtomic(name string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(name); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
+	target, tmp, err := writeTemp(name, data)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
+	if err := os.Rename(tmp, target); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// writeTemp writes data to a synced temporary file beside the file name
+// stands for (the target of a symbolic link), with its mode and owner,
+// and returns that file's path and the temporary one's.
+func writeTemp(name string, data []byte) (target, tmpName string, err error) {
+	target = name
+	if t, err := filepath.EvalSymlinks(name); err == nil {
+		target = t
+	}
+	mode := os.FileMode(0o644)
+	uid, gid := -1, -1
+	if fi, err := os.Stat(target); err == nil {
+		mode = fi.Mode().Perm()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp*")
+	if err != nil {
+		return "", "", fmt.Errorf("write %s: %w", name, err)
+	}
+	fail := func(err error) (string, string, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", "", fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fail(err)
+	}
+	if uid >= 0 && (uid != os.Geteuid() || gid != os.Getegid()) {
+		// only root can give a file away; others write it as theirs
+		if err := tmp.Chown(uid, gid); err != nil && os.Geteuid() == 0 {
+			return fail(err)
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", "", fmt.Errorf("write %s: %w", name, err)
+	}
+	return target, tmp.Name(), nil
 }
 
 // wr is an indenting writer.

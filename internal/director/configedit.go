@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/config"
@@ -20,6 +21,8 @@ func (d *Director) ConfigDoc(ctx context.Context) (*api.ConfigDoc, error) {
 	if len(cfg.Files) == 0 {
 		return nil, diags.Err()
 	}
+	// the password's hash is not shown (an edit keeps it)
+	cfg.Global.Govs.WebPassword = ""
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -29,6 +32,21 @@ func (d *Director) ConfigDoc(ctx context.Context) (*api.ConfigDoc, error) {
 		doc.Problems = append(doc.Problems, dg.String())
 	}
 	return doc, nil
+}
+
+// keepProtected puts back, from the file's global_defs (old), the settings
+// an edit through the API does not change: govs's own listeners, the web
+// UI's password and TLS, and what governs which scripts run as whom.
+// They are changed in the file by hand (or govs web-password): a stolen
+// web session must not open the API on the network or turn script
+// security off.
+func keepProtected(g, old *config.GlobalDefs) {
+	g.Govs = old.Govs
+	g.EnableScriptSecurity = old.EnableScriptSecurity
+	g.ScriptUser = old.ScriptUser
+	g.StartupScript, g.ShutdownScript = old.StartupScript, old.ShutdownScript
+	g.StartupScriptTimeout, g.ShutdownScriptTimeout = old.StartupScriptTimeout, old.ShutdownScriptTimeout
+	g.NotifyFIFO, g.VRRPNotifyFIFO, g.LVSNotifyFIFO = old.NotifyFIFO, old.VRRPNotifyFIFO, old.LVSNotifyFIFO
 }
 
 func (d *Director) parseOptions() *config.ParseOptions {
@@ -52,7 +70,14 @@ func (d *Director) EditConfig(ctx context.Context, e api.ConfigEdit) (*api.Confi
 	d.pmu.Lock()
 	defer d.pmu.Unlock()
 	edit := config.Edit{Op: e.Op, Kind: e.Kind, VS: e.VS, Index: e.Index, Object: e.Object}
-	res, err := config.Update(d.opts.ConfigFile, d.parseOptions(), e.Revision, edit.Apply)
+	res, err := config.Update(d.opts.ConfigFile, d.parseOptions(), e.Revision, func(c *config.Config) error {
+		kept := c.Global
+		if err := edit.Apply(c); err != nil {
+			return err
+		}
+		keepProtected(&c.Global, &kept)
+		return nil
+	})
 	var inv *config.InvalidError
 	switch {
 	case err == nil:
@@ -76,7 +101,11 @@ func (d *Director) EditConfig(ctx context.Context, e api.ConfigEdit) (*api.Confi
 	}
 	out.Result = "saved"
 	d.log.Info("configuration changed through the API", "op", e.Op, "kind", e.Kind, "vs", e.VS, "index", e.Index, "files", res.Files)
-	if err := d.Reload(ctx); err != nil {
+	// the files are written: the reload runs to its end even if the
+	// client goes away
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := d.Reload(rctx); err != nil {
 		out.ReloadError = err.Error()
 	}
 	return out, nil

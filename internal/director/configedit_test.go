@@ -91,3 +91,39 @@ func TestEditConfig(t *testing.T) {
 		t.Errorf("unchanged set: %+v %v", res, err)
 	}
 }
+
+// What an edit through the API cannot change: govs's listeners, the web
+// UI's password and TLS, script security; and the password's hash is not
+// shown.
+func TestEditConfigProtected(t *testing.T) {
+	const hash = `$2a$04$TApAnaXQin8wZfUdWbq37.8XGhn1IkIaAcVvFqwQPS4JFq7BPDoyq`
+	f := start(t, "global_defs {\n    router_id lb1\n    enable_script_security\n    govs_web_password \""+hash+"\"\n}\n"+conf(""))
+	ctx := context.Background()
+	doc, err := f.d.ConfigDoc(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(doc.Config), "$2a$") {
+		t.Errorf("the password hash is shown: %s", doc.Config)
+	}
+	var cfg config.Config
+	json.Unmarshal(doc.Config, &cfg)
+	g := cfg.Global
+	g.RouterID = "lb2"
+	g.EnableScriptSecurity = false
+	g.ScriptUser = "root"
+	g.Govs.APIListen = "0.0.0.0:9000"
+	obj, _ := json.Marshal(&g)
+	if _, err := f.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "global_defs", Object: obj}); err != nil {
+		t.Fatal(err)
+	}
+	back, ds := config.Load(f.file, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	bg := back.Global
+	if bg.RouterID != "lb2" || !bg.EnableScriptSecurity || bg.ScriptUser != "" || bg.Govs.APIListen != "" || bg.Govs.WebPassword != hash {
+		t.Errorf("after the edit: router_id %q, enable_script_security %v, script_user %q, api_listen %q, password %q",
+			bg.RouterID, bg.EnableScriptSecurity, bg.ScriptUser, bg.Govs.APIListen, bg.Govs.WebPassword)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -41,6 +42,9 @@ type Settings struct {
 	// Allow are the client addresses allowed to reach the UI; empty
 	// allows all.
 	Allow []netip.Prefix
+	// DenyAll refuses every client (an allow list that could not be
+	// read).
+	DenyAll bool
 }
 
 // Options configure the UI.
@@ -75,6 +79,9 @@ const (
 	freeFailures = 5
 	maxLockout   = 5 * time.Minute
 	failWindow   = 15 * time.Minute
+	// maxClients bounds the clients whose failures are remembered; past
+	// it, new clients cannot try until old entries age out
+	maxClients = 4096
 )
 
 type session struct {
@@ -85,8 +92,9 @@ type session struct {
 }
 
 type failures struct {
-	n    int
-	last time.Time
+	n        int
+	last     time.Time
+	inFlight bool // a login of this client is being checked
 }
 
 // UI is the web UI's handler.
@@ -96,8 +104,12 @@ type UI struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	fails    map[netip.Addr]*failures
+	fails    map[netip.Addr]*failures // by client key (clientKey)
 	streams  int
+	// warn lines about refused clients and failed logins: at most one a
+	// second, the others counted in the next
+	lastWarn   time.Time
+	quietWarns int
 
 	// bcryptSem bounds the password comparisons running at once: each
 	// costs tens of milliseconds of CPU by design.
@@ -145,13 +157,47 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
+	if r.TLS != nil {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	ip, ok := clientAddr(r)
 	if !ok || !u.allowed(ip) {
-		u.o.Log.Warn("web: refused a client not in govs_web_allow", "client", r.RemoteAddr, "path", r.URL.Path)
+		u.warn("web: refused a client not in govs_web_allow", "client", r.RemoteAddr, "path", r.URL.Path)
 		http.Error(w, fmt.Sprintf("forbidden: %s is not in govs_web_allow", ip), http.StatusForbidden)
 		return
 	}
 	u.mux.ServeHTTP(w, r)
+}
+
+// Accept tells whether a TCP client may connect at all (api.Server's
+// Accept): one not in govs_web_allow is closed before TLS or HTTP.
+func (u *UI) Accept(remote net.Addr) bool {
+	ap, err := netip.ParseAddrPort(remote.String())
+	if err == nil && u.allowed(ap.Addr().Unmap()) {
+		return true
+	}
+	u.warn("web: refused a connection from a client not in govs_web_allow", "client", remote.String())
+	return false
+}
+
+// warn logs at most one line a second; the lines left out are counted in
+// the next one.
+func (u *UI) warn(msg string, args ...any) {
+	now := time.Now()
+	u.mu.Lock()
+	if now.Sub(u.lastWarn) < time.Second {
+		u.quietWarns++
+		u.mu.Unlock()
+		return
+	}
+	u.lastWarn = now
+	n := u.quietWarns
+	u.quietWarns = 0
+	u.mu.Unlock()
+	if n > 0 {
+		args = append(args, "not_logged_before", n)
+	}
+	u.o.Log.Warn(msg, args...)
 }
 
 func clientAddr(r *http.Request) (netip.Addr, bool) {
@@ -163,7 +209,11 @@ func clientAddr(r *http.Request) (netip.Addr, bool) {
 }
 
 func (u *UI) allowed(ip netip.Addr) bool {
-	allow := u.o.Settings().Allow
+	st := u.o.Settings()
+	if st.DenyAll {
+		return false
+	}
+	allow := st.Allow
 	if len(allow) == 0 {
 		return true
 	}
@@ -208,35 +258,49 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip, _ := clientAddr(r)
+	key := clientKey(ip)
 	now := u.o.Now()
-	if wait := u.lockedOut(ip, now); wait > 0 {
-		secs := int((wait + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", fmt.Sprint(secs))
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins from %s; try again in %d s", ip, secs))
-		return
-	}
 	hash := u.o.Settings().PasswordHash
 	if hash == "" {
 		writeError(w, http.StatusUnauthorized, "no password is set (govs_web_password): the web UI refuses every login")
 		return
 	}
+	// one attempt at a time per client, none while it is locked out
+	switch wait, busy := u.begin(key, now); {
+	case wait > 0:
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins from %s; try again in %d s", ip, secs))
+		return
+	case busy != "":
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, busy)
+		return
+	}
+	good := false
+	defer func() { u.end(key, good, now) }()
+	t := time.NewTimer(3 * time.Second)
+	defer t.Stop()
 	select {
 	case u.bcryptSem <- struct{}{}:
+	case <-t.C:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "too many logins being checked; try again")
+		return
 	case <-r.Context().Done():
 		return
 	}
 	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password))
 	<-u.bcryptSem
 	if err != nil {
-		u.failed(ip, now)
-		u.o.Log.Warn("web: failed login", "client", r.RemoteAddr)
+		u.warn("web: failed login", "client", r.RemoteAddr)
 		writeError(w, http.StatusUnauthorized, "wrong password")
 		return
 	}
+	good = true
 	s := &session{csrf: randomToken(), hash: hash, created: now, used: now}
 	tok := randomToken()
 	u.mu.Lock()
-	delete(u.fails, ip)
 	u.expireLocked(now)
 	if len(u.sessions) >= maxSessions {
 		var oldest string
@@ -255,38 +319,64 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"csrf": s.csrf, "version": u.o.Version})
 }
 
-// lockedOut tells how long ip must wait before its next login attempt:
-// after freeFailures failures, 1 s doubling with each further failure, at
-// most maxLockout.
-func (u *UI) lockedOut(ip netip.Addr, now time.Time) time.Duration {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	f := u.fails[ip]
-	if f == nil || f.n < freeFailures {
-		return 0
+// clientKey is what login failures are counted by: the address, or its
+// /64 for IPv6 (one host has a whole /64 to pick addresses from).
+func clientKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
 	}
-	lock := maxLockout
-	if k := f.n - freeFailures; k < 9 {
-		lock = min(time.Second<<k, maxLockout)
-	}
-	return f.last.Add(lock).Sub(now)
+	return ip
 }
 
-func (u *UI) failed(ip netip.Addr, now time.Time) {
+// begin starts a login attempt of client key: it returns how long the
+// client must wait (after freeFailures failures, 1 s doubling with each
+// further failure, at most maxLockout), or why it cannot try now, or
+// neither (the attempt is reserved; end must follow).
+func (u *UI) begin(key netip.Addr, now time.Time) (time.Duration, string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for k, f := range u.fails {
-		if now.Sub(f.last) > failWindow {
-			delete(u.fails, k)
-		}
-	}
-	f := u.fails[ip]
+	f := u.fails[key]
 	if f == nil {
-		if len(u.fails) >= 4096 {
-			return // bounded: the bcrypt semaphore still limits the pace
+		for k, g := range u.fails {
+			if !g.inFlight && now.Sub(g.last) > failWindow {
+				delete(u.fails, k)
+			}
+		}
+		if len(u.fails) >= maxClients {
+			return 0, "too many clients are trying to log in; try again later"
 		}
 		f = &failures{}
-		u.fails[ip] = f
+		u.fails[key] = f
+	}
+	if f.inFlight {
+		return 0, "a login from this address is being checked; try again"
+	}
+	if f.n >= freeFailures {
+		lock := maxLockout
+		if k := f.n - freeFailures; k < 9 {
+			lock = min(time.Second<<k, maxLockout)
+		}
+		if wait := f.last.Add(lock).Sub(now); wait > 0 {
+			return wait, ""
+		}
+	}
+	f.inFlight = true
+	return 0, ""
+}
+
+// end ends the attempt begin reserved.
+func (u *UI) end(key netip.Addr, good bool, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := u.fails[key]
+	if f == nil {
+		return
+	}
+	f.inFlight = false
+	if good {
+		delete(u.fails, key)
+		return
 	}
 	f.n++
 	f.last = now
@@ -389,8 +479,10 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request, _ *session) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// the stream outlives the server's read timeout
+	rc.SetReadDeadline(time.Time{})
+	w.WriteHeader(http.StatusOK)
 	t := time.NewTicker(u.o.EventInterval)
 	defer t.Stop()
 	for {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -315,5 +317,47 @@ func TestEvents(t *testing.T) {
 	}
 	if !sawExpired {
 		t.Errorf("stream ended without an expired event (%v)", sc.Err())
+	}
+}
+
+// Failures count per IPv6 /64, and a client has one attempt in flight at
+// a time, so that parallel guesses do not slip past the lockout.
+func TestLoginLockoutKeys(t *testing.T) {
+	f := newFixture(t, "s3cret-pw")
+	for i := 0; i < freeFailures; i++ {
+		from := fmt.Sprintf("[2001:db8:1:2::%x]:5000", i+1)
+		if w := f.req("POST", "/login", `{"password":"guess"}`, from, "", ""); w.Code != 401 {
+			t.Fatalf("failure %d: %d", i+1, w.Code)
+		}
+	}
+	if w := f.req("POST", "/login", `{"password":"s3cret-pw"}`, "[2001:db8:1:2::99]:5000", "", ""); w.Code != http.StatusTooManyRequests {
+		t.Errorf("another address of the same /64: %d", w.Code)
+	}
+	if w := f.req("POST", "/login", `{"password":"s3cret-pw"}`, "[2001:db8:1:3::1]:5000", "", ""); w.Code != 200 {
+		t.Errorf("another /64: %d", w.Code)
+	}
+	key := clientKey(netip.MustParseAddr("198.51.100.9"))
+	if wait, busy := f.ui.begin(key, f.now); wait != 0 || busy != "" {
+		t.Fatalf("first attempt: %v %q", wait, busy)
+	}
+	if w := f.req("POST", "/login", `{"password":"s3cret-pw"}`, "198.51.100.9:1", "", ""); w.Code != http.StatusTooManyRequests ||
+		!strings.Contains(w.Body.String(), "being checked") {
+		t.Errorf("second attempt in flight: %d %s", w.Code, w.Body)
+	}
+	f.ui.end(key, false, f.now)
+	if w := f.req("POST", "/login", `{"password":"s3cret-pw"}`, "198.51.100.9:1", "", ""); w.Code != 200 {
+		t.Errorf("after the first ended: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestAcceptAndDenyAll(t *testing.T) {
+	f := newFixture(t, "s3cret-pw")
+	f.settings.Allow, _ = ParseAllow([]string{"127.0.0.1"})
+	if !f.ui.Accept(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}) || f.ui.Accept(&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}) {
+		t.Error("Accept does not follow govs_web_allow")
+	}
+	f.settings = Settings{PasswordHash: f.settings.PasswordHash, DenyAll: true}
+	if w := f.req("GET", "/", "", client, "", ""); w.Code != 403 {
+		t.Errorf("DenyAll: %d", w.Code)
 	}
 }

@@ -137,7 +137,27 @@ class ApiError extends Error {
   }
 }
 
+// api calls the server; a change refused for its CSRF token (the session
+// was opened again in another tab) is retried once with the session's
+// current token.
 async function api(method, path, body) {
+  try {
+    return await api1(method, path, body);
+  } catch (e) {
+    if (method === 'GET' || e.status !== 403 || !/CSRF/.test(e.message) || path === '/login') throw e;
+    await session();
+    return api1(method, path, body);
+  }
+}
+
+// session reads the session's CSRF token (401: the login form).
+async function session() {
+  const s = await api1('GET', '/session');
+  if (s && s.csrf) S.csrf = s.csrf;
+  return s;
+}
+
+async function api1(method, path, body) {
   const headers = {Accept: 'application/json'};
   const opt = {method, headers, credentials: 'same-origin', cache: 'no-store'};
   if (method !== 'GET') {
@@ -266,7 +286,7 @@ function openEvents() {
     es.close();
     if (S.es === es) S.es = null;
     setLive(false);
-    api('GET', '/session').then(openEvents, () => {});
+    session().then(openEvents, () => {});
   });
   // the director could not give its state this time
   es.addEventListener('failure', ev => {
@@ -284,7 +304,7 @@ function openEvents() {
       // which shows the login form on 401, else try again.
       S.es = null;
       S.esTimer = setTimeout(async () => {
-        try { await api('GET', '/session'); openEvents(); } catch (e) {
+        try { await session(); openEvents(); } catch (e) {
           if (e.status !== 401) S.esTimer = setTimeout(openEvents, 5000);
         }
       }, 2000);
