@@ -77,7 +77,7 @@ type UpdateResult struct {
 func Update(path string, opts *ParseOptions, rev string, change func(*Config) error) (*UpdateResult, error) {
 	// one writer at a time, across processes (govs web-password and the
 	// director's API)
-	unlock, err := lockDir(filepath.Dir(path))
+	unlock, err := Lock(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWrite, err)
 	}
@@ -190,9 +190,11 @@ func saveStaged(files map[string][]byte) error {
 	return nil
 }
 
-// lockDir takes an exclusive lock on a directory (flock), for writers of
-// the configuration files in it.
-func lockDir(dir string) (func(), error) {
+// Lock takes the lock writers of the configuration at path hold from
+// their read to their write: an exclusive flock on its directory. It
+// returns the function that releases it.
+func Lock(path string) (func(), error) {
+	dir := filepath.Dir(path)
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err

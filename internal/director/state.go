@@ -198,9 +198,17 @@ func (d *Director) ChangeService(ctx context.Context, c api.ServiceChange) error
 func (d *Director) ChangeRealServer(ctx context.Context, c api.RealServerChange) error {
 	if c.Persist {
 		// one file edit at a time, from the check that the file is as
-		// loaded through the write and the reload
+		// loaded through the write and the reload; the file lock keeps
+		// other processes' writers (govs web-password) out too
 		d.pmu.Lock()
 		defer d.pmu.Unlock()
+		if d.opts.ConfigFile != "" {
+			unlock, err := config.Lock(d.opts.ConfigFile)
+			if err != nil {
+				return fmt.Errorf("persist weight: %w", err)
+			}
+			defer unlock()
+		}
 	}
 	key, err := api.ParseServiceID(c.Service)
 	if err != nil {
