@@ -685,7 +685,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 				if s := b.cfg.Global.LVSSyncDaemon; s != nil && s.Instance != name {
 					b.d.warnf(c.Pos, "lvs_sync_daemon_interface: the connection sync is already set (lvs_sync_daemon %s %s); this one replaces it", s.Interface, s.Instance)
 				}
-				b.cfg.Global.LVSSyncDaemon = &SyncD{Interface: ifname, Instance: name}
+				b.cfg.Global.LVSSyncDaemon = &SyncD{Interface: ifname, Instance: name, fromInstance: true}
+				vi.syncIf = ifname
 				b.d.warnf(c.Pos, "lvs_sync_daemon_interface is deprecated (in keepalived too): read as lvs_sync_daemon %s %s in global_defs", ifname, name)
 			}
 		case "check_unicast_src":

@@ -379,6 +379,10 @@ type SyncD struct {
 	Port   int    `json:"port,omitempty"`
 	TTL    int    `json:"ttl,omitempty"`
 	Group  string `json:"group,omitempty"`
+
+	// fromInstance: read from a vrrp_instance's deprecated
+	// lvs_sync_daemon_interface, and written there (not in global_defs)
+	fromInstance bool
 }
 
 // GovsGlobal are govs-only global options, written in global_defs with a
@@ -598,6 +602,10 @@ type Auth struct {
 
 // VRRPInstance is a vrrp_instance block.
 type VRRPInstance struct {
+	// syncIf is the instance's deprecated lvs_sync_daemon_interface, kept
+	// so that the writer writes it back where it was
+	syncIf string
+
 	Pos             Pos           `json:"-"`
 	Name            string        `json:"name"`
 	State           string        `json:"state,omitempty"` // MASTER or BACKUP (initial)

@@ -141,6 +141,9 @@ type syntaxParser struct {
 	// condIncludes counts the conditional include lines being read: what
 	// they include is this host's only
 	condIncludes int
+	// substituted is set by expand when a defined variable's value
+	// replaced a name (the lexer clears it before each word)
+	substituted bool
 }
 
 // lex splits one file into tokens, handling comments, quotes, variables
@@ -257,8 +260,9 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			if !closed {
 				p.diags.errorf(pos, "unterminated quoted string")
 			}
+			p.substituted = false
 			text := p.expandQuiet(b.String(), pos)
-			toks = append(toks, token{kind: tWord, text: text, quoted: true, pos: pos, off: i, end: j, expanded: text != b.String()})
+			toks = append(toks, token{kind: tWord, text: text, quoted: true, pos: pos, off: i, end: j, expanded: p.substituted})
 			i = j
 			continue
 		}
@@ -273,7 +277,9 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 		word := string(data[i:j])
 		if strings.Contains(word, "$") {
 			// A variable may expand to several words.
+			p.substituted = false
 			ws := strings.Fields(p.expand(word, pos))
+			expanded := p.substituted
 			if lineFirst && len(ws) > 0 && strings.HasPrefix(ws[0], "@") {
 				// a conditional mark from a variable ($X=@main)
 				if !keep(ws[0]) {
@@ -299,7 +305,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 				case "}":
 					k = tClose
 				}
-				toks = append(toks, token{kind: k, text: w, pos: pos, off: i, end: j, expanded: true})
+				toks = append(toks, token{kind: k, text: w, pos: pos, off: i, end: j, expanded: expanded})
 			}
 		} else {
 			toks = append(toks, token{kind: tWord, text: word, pos: pos, off: i, end: j})
@@ -385,6 +391,7 @@ func (p *syntaxParser) expand(s string, pos Pos) string {
 			b.WriteString(s[i:j])
 		} else {
 			b.WriteString(v)
+			p.substituted = true
 		}
 		i = j
 	}
@@ -548,6 +555,11 @@ func (p *syntaxParser) include(n *Node) []*Node {
 	if len(matches) == 0 {
 		p.diags.errorf(n.Words[1].Pos, "include %q: no such file", n.Words[1].Text)
 		return nil
+	}
+	if !strings.HasPrefix(filepath.Base(pat), ".") {
+		// as glob(3): a wildcard does not match a leading dot (nor the
+		// writer's temporary files, .NAME.tmp*)
+		matches = slices.DeleteFunc(matches, func(m string) bool { return strings.HasPrefix(filepath.Base(m), ".") })
 	}
 	sort.Strings(matches)
 	if len(p.stack) >= maxIncludeDepth {

@@ -149,10 +149,35 @@ func Update(path string, opts *ParseOptions, rev string, change func(*Config) er
 	return res, nil
 }
 
-// modelJSON is the model as JSON, for comparing two models.
+// modelJSON is the model as JSON, for comparing two models: an empty
+// list and no list are the same.
 func modelJSON(c *Config) []byte {
-	b, _ := json.MarshalIndent(c, "", " ")
+	b, _ := json.Marshal(c)
+	var v any
+	json.Unmarshal(b, &v)
+	b, _ = json.MarshalIndent(dropEmpty(v), "", " ")
 	return b
+}
+
+func dropEmpty(v any) any {
+	switch x := v.(type) {
+	case []any:
+		if len(x) == 0 {
+			return nil
+		}
+		for i := range x {
+			x[i] = dropEmpty(x[i])
+		}
+	case map[string]any:
+		for k, e := range x {
+			if e = dropEmpty(e); e == nil {
+				delete(x, k)
+			} else {
+				x[k] = e
+			}
+		}
+	}
+	return v
 }
 
 // saveStaged writes several files so that a failure before the renames
@@ -172,19 +197,47 @@ func saveStaged(files map[string][]byte) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		target, tmp, err := writeTemp(n, files[n])
+		target, tmp, err := writeTemp(n, files[n], true)
 		if err != nil {
 			cleanup()
 			return err
 		}
 		done = append(done, staged{tmp, target})
 	}
+	// a hard link to each old file, to put it back if a later rename
+	// fails
+	backups := make([]string, len(done))
+	defer func() {
+		for _, b := range backups {
+			if b != "" {
+				os.Remove(b)
+			}
+		}
+	}()
+	for i, s := range done {
+		b := filepath.Join(filepath.Dir(s.name), "."+filepath.Base(s.name)+".old")
+		os.Remove(b)
+		if os.Link(s.name, b) == nil {
+			backups[i] = b
+		}
+	}
 	for i, s := range done {
 		if err := os.Rename(s.tmp, s.name); err != nil {
 			for _, r := range done[i:] {
 				os.Remove(r.tmp)
 			}
-			return fmt.Errorf("write %s: %w", s.name, err)
+			var lost []string
+			for k := 0; k < i; k++ {
+				if backups[k] == "" || os.Rename(backups[k], done[k].name) != nil {
+					lost = append(lost, done[k].name)
+				} else {
+					backups[k] = ""
+				}
+			}
+			if len(lost) > 0 {
+				return fmt.Errorf("write %s: %w (and %s could not be put back: written already)", s.name, err, strings.Join(lost, ", "))
+			}
+			return fmt.Errorf("write %s: %w (the files written before it were put back)", s.name, err)
 		}
 	}
 	return nil
@@ -194,6 +247,9 @@ func saveStaged(files map[string][]byte) error {
 // their read to their write: an exclusive flock on its directory. It
 // returns the function that releases it.
 func Lock(path string) (func(), error) {
+	if t, err := filepath.EvalSymlinks(path); err == nil {
+		path = t
+	}
 	dir := filepath.Dir(path)
 	f, err := os.Open(dir)
 	if err != nil {
@@ -262,10 +318,17 @@ func (e Edit) Apply(c *Config) error {
 			return err
 		}
 		g.Pos = c.Global.Pos
+		// a sync daemon read from an instance's lvs_sync_daemon_interface
+		// stays written there while it is the same
+		if o, n := c.Global.LVSSyncDaemon, g.LVSSyncDaemon; o != nil && n != nil && o.fromInstance {
+			if bytes.Equal(mustMarshal(o), mustMarshal(n)) {
+				n.fromInstance = true
+			}
+		}
 		c.Global = g
 		return nil
 	case "vrrp_instance":
-		return editList(&c.VRRPInstances, e, "vrrp_instance", func(o, n *VRRPInstance) { n.Pos = o.Pos })
+		return editList(&c.VRRPInstances, e, "vrrp_instance", func(o, n *VRRPInstance) { n.Pos, n.syncIf = o.Pos, o.syncIf })
 	case "virtual_server":
 		if err := editList(&c.VirtualServers, e, "virtual_server", func(o, n *VirtualServer) { n.Pos = o.Pos }); err != nil {
 			return err
@@ -306,6 +369,9 @@ func editList[T any](list *[]*T, e Edit, kind string, keep func(old, next *T)) e
 	}
 	if e.Op == "delete" {
 		*list = append((*list)[:e.Index:e.Index], (*list)[e.Index+1:]...)
+		if len(*list) == 0 {
+			*list = nil
+		}
 		return nil
 	}
 	n := new(T)
@@ -409,4 +475,9 @@ func defaultWeights(raw json.RawMessage, rss []*RealServer, inVS bool) {
 			rss[i].Weight = DefaultWeight
 		}
 	}
+}
+
+func mustMarshal(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }

@@ -552,3 +552,95 @@ func TestUpdateHardCases(t *testing.T) {
 		t.Errorf("CRLF file after the edit: %q", got)
 	}
 }
+
+// The second review's cases.
+func TestUpdateHardCases2(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	load := func(p string) *Config {
+		cfg, ds := Load(p, nil)
+		if ds.HasErrors() {
+			t.Fatal(ds.Err())
+		}
+		return cfg
+	}
+	// an empty list of real servers, as the UI's new service sends it;
+	// the last real server deleted
+	p := write("a.conf", "virtual_server 10.0.0.1 80 {\n    real_server 10.0.1.1 80 {\n    }\n}\n")
+	cfg := load(p)
+	res, err := Update(p, nil, cfg.Revision(), Edit{Op: "add", Kind: "virtual_server",
+		Object: json.RawMessage(`{"addr":"10.0.0.9","ports":[{"from":443,"to":443}],"protocol":["TCP"],"lvs_sched":"wlc","lvs_method":"NAT","quorum":1,"real_servers":[]}`)}.Apply)
+	if err != nil {
+		t.Fatalf("add with no real servers: %v", err)
+	}
+	if _, err := Update(p, nil, res.Revision, Edit{Op: "delete", Kind: "real_server", VS: 0, Index: 0}.Apply); err != nil {
+		t.Fatalf("delete of the last real server: %v", err)
+	}
+
+	// a $ that is no variable does not freeze the block
+	p = write("b.conf", "virtual_server 10.0.0.1 80 {\n    real_server 10.0.1.1 80 {\n        HTTP_GET {\n            url {\n                path /health\n                regex ^OK$\n            }\n        }\n    }\n}\n")
+	cfg = load(p)
+	rs := *cfg.VirtualServers[0].RealServers[0]
+	rs.Weight = 3
+	if _, err := Update(p, nil, cfg.Revision(), Edit{Op: "set", Kind: "real_server", Object: mustJSON(t, &rs)}.Apply); err != nil {
+		t.Errorf("a block with a literal $: %v", err)
+	}
+
+	// a variable in a second global_defs block: refused
+	write("host.conf", "$SYNCIF=eth1\n")
+	write("sync.conf", "global_defs {\n    default_interface $SYNCIF\n}\n")
+	p = write("c.conf", "include host.conf\nglobal_defs {\n    router_id lb1\n}\ninclude sync.conf\n")
+	cfg = load(p)
+	g := cfg.Global
+	g.RouterID = "lb9"
+	if _, err := Update(p, nil, cfg.Revision(), Edit{Op: "set", Kind: "global_defs", Object: mustJSON(t, &g)}.Apply); err == nil || !strings.Contains(err.Error(), "uses variables") {
+		t.Errorf("global_defs with a variable in another block: %v", err)
+	}
+
+	// lvs_sync_daemon_interface stays in its instance; global_defs is
+	// not rewritten by an instance's edit
+	const gd = "global_defs {\n    router_id lb1   # keep me\n}\n"
+	p = write("d.conf", gd+"vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 7\n    priority 100\n    lvs_sync_daemon_interface eth1   # the LAN\n    virtual_ipaddress {\n        192.0.2.1/24\n    }\n}\n")
+	cfg = load(p)
+	vi := *cfg.VRRPInstances[0]
+	vi.Priority = 150
+	if _, err := Update(p, nil, cfg.Revision(), Edit{Op: "set", Kind: "vrrp_instance", Object: mustJSON(t, &vi)}.Apply); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	if !strings.HasPrefix(string(got), gd) || !strings.Contains(string(got), "lvs_sync_daemon_interface eth1   # the LAN") || strings.Count(string(got), "lvs_sync_daemon") != 1 {
+		t.Errorf("instance edit with lvs_sync_daemon_interface:\n%s", got)
+	}
+
+	// a block rendered whole (its header changed) keeps CRLF line ends
+	p = write("e.conf", "virtual_server 10.0.0.1 80 {\r\n    real_server 10.0.1.1 80 {\r\n    }\r\n}\r\n")
+	cfg = load(p)
+	vs := *cfg.VirtualServers[0]
+	vs.Ports = []PortRange{{81, 81}}
+	vs.RealServers = []*RealServer{{Addr: vs.RealServers[0].Addr, Port: 81, Weight: 1}}
+	if _, err := Update(p, nil, cfg.Revision(), Edit{Op: "set", Kind: "virtual_server", Object: mustJSON(t, &vs)}.Apply); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(p)
+	if !strings.Contains(string(got), "virtual_server 10.0.0.1 81 {\r\n") || strings.Contains(strings.ReplaceAll(string(got), "\r\n", ""), "\n") {
+		t.Errorf("CRLF after a whole rendering: %q", got)
+	}
+
+	// WriteFileAtomic (track files) replaces a symbolic link, never
+	// writes through it
+	victim := write("victim", "secret\n")
+	link := filepath.Join(dir, "track")
+	os.Symlink(victim, link)
+	if err := WriteFileAtomic(link, []byte("0\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "secret\n" {
+		t.Errorf("WriteFileAtomic wrote through a symbolic link: victim %q", b)
+	}
+}

@@ -221,6 +221,13 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 		var cur wr
 		renderGlobal(&cur, &c.Global)
 		globalChanged = cur.buf.String() != originalRendering(g...)
+		if globalChanged {
+			for _, n := range g {
+				if n.usesVar {
+					return nil, fmt.Errorf("%s: global_defs, written in %d blocks, uses variables ($NAME) here; change it by hand", n.Pos, len(g))
+				}
+			}
+		}
 	}
 	live := map[any]bool{}
 	for _, o := range c.objects() {
@@ -282,12 +289,12 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 					// place of the variables
 					return nil, fmt.Errorf("%s: this %s block uses variables ($NAME); change it by hand", it.node.Pos, it.node.Keyword())
 				case isGlobalMerged(it.obj, c.src):
-					buf.Write(cur.buf.Bytes())
+					buf.Write(lineEnds(f.data, cur.buf.Bytes()))
 				default:
 					if sp := spliceBlock(f.data, it, cur.buf.String()); sp != nil {
 						buf.Write(sp)
 					} else {
-						buf.Write(cur.buf.Bytes())
+						buf.Write(lineEnds(f.data, cur.buf.Bytes()))
 					}
 				}
 			}
@@ -306,10 +313,20 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 		}
 		var w wr
 		renderObj(&w, o)
-		b = append(b, '\n')
-		out[main] = append(b, w.buf.Bytes()...)
+		mainData := c.src.files[0].data
+		b = append(b, lineEnds(mainData, []byte("\n"))...)
+		out[main] = append(b, lineEnds(mainData, w.buf.Bytes())...)
 	}
 	return out, nil
+}
+
+// lineEnds writes rendered text (LF) with the line ends of the file it
+// goes into: CRLF when the file has them.
+func lineEnds(file, text []byte) []byte {
+	if !bytes.Contains(file, []byte("\r\n")) {
+		return text
+	}
+	return bytes.ReplaceAll(text, []byte("\n"), []byte("\r\n"))
 }
 
 // isGlobalMerged tells whether o is a global_defs merged from several
@@ -361,7 +378,7 @@ func SaveAll(files map[string][]byte) error {
 		if name == "" {
 			return fmt.Errorf("config was not read from a file")
 		}
-		if err := WriteFileAtomic(name, data); err != nil {
+		if err := writeConfigFile(name, data); err != nil {
 			return err
 		}
 	}
@@ -369,11 +386,23 @@ func SaveAll(files map[string][]byte) error {
 }
 
 // WriteFileAtomic replaces name with data so that readers see either the
-// old or the new content, never a partial file. A symbolic link is
-// followed (its target is replaced, the link stays); the file keeps its
-// mode and owner.
+// old or the new content, never a partial file. The file keeps its mode
+// and owner. A symbolic link at name is replaced, not followed (files
+// govs writes on its own, such as track files, may sit in directories
+// others can write).
 func WriteFileAtomic(name string, data []byte) error {
-	target, tmp, err := writeTemp(name, data)
+	return writeAtomic(name, data, false)
+}
+
+// writeConfigFile is WriteFileAtomic for a configuration file: a
+// symbolic link is followed (its target is written, the link stays), as
+// an operator links conf.d entries to their files.
+func writeConfigFile(name string, data []byte) error {
+	return writeAtomic(name, data, true)
+}
+
+func writeAtomic(name string, data []byte, follow bool) error {
+	target, tmp, err := writeTemp(name, data, follow)
 	if err != nil {
 		return err
 	}
@@ -387,10 +416,12 @@ func WriteFileAtomic(name string, data []byte) error {
 // writeTemp writes data to a synced temporary file beside the file name
 // stands for (the target of a symbolic link), with its mode and owner,
 // and returns that file's path and the temporary one's.
-func writeTemp(name string, data []byte) (target, tmpName string, err error) {
+func writeTemp(name string, data []byte, follow bool) (target, tmpName string, err error) {
 	target = name
-	if t, err := filepath.EvalSymlinks(name); err == nil {
-		target = t
+	if follow {
+		if t, err := filepath.EvalSymlinks(name); err == nil {
+			target = t
+		}
 	}
 	mode := os.FileMode(0o644)
 	uid, gid := -1, -1
@@ -679,7 +710,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 		}
 		w.line(words...)
 	}
-	if s := g.LVSSyncDaemon; s != nil {
+	if s := g.LVSSyncDaemon; s != nil && !s.fromInstance {
 		words := []string{"lvs_sync_daemon", q(s.Interface)}
 		if s.Instance != "" {
 			words = append(words, "inst", q(s.Instance))
@@ -943,6 +974,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.num("unicast_ttl", vi.UnicastTTL)
 	w.flag("check_unicast_src", vi.CheckUnicastSrc)
 	w.flag("unicast_fault_no_peer", vi.UnicastFaultNoPeer)
+	w.str("lvs_sync_daemon_interface", vi.syncIf)
 	w.flag("notify_priority_changes", vi.NotifyPrioChange)
 	if len(vi.UnicastPeers) > 0 {
 		w.open("unicast_peer")

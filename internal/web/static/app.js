@@ -345,13 +345,27 @@ function vsLive(vs, idx) {
   if (!S.state || !vs) return out;
   if (vs.fwmark) {
     for (const s of S.state.services || []) {
-      if (s.fwmark === vs.fwmark && s.id.startsWith('fwm') && (!vs.ip_family || (vs.ip_family === 'inet6') === !!s.v6)) out.push(s);
+      if (s.fwmark === vs.fwmark && s.id.startsWith('fwm') && (vs.ip_family === 'inet6') === !!s.v6) out.push(s);
+    }
+    return out;
+  }
+  const protos = vs.protocol && vs.protocol.length ? vs.protocol : ['TCP'];
+  if (vs.group) {
+    // a virtual_server_group: its fwmark entries, and its addresses (a
+    // range first-last) with their port, for each protocol
+    const g = ((S.config && S.config.virtual_server_groups) || []).find(x => x.name === vs.group);
+    for (const e of (g && g.entries) || []) {
+      for (const s of S.state.services || []) {
+        if (e.fwmark) {
+          if (s.fwmark === e.fwmark && s.id.startsWith('fwm') && !!e.inet6 === !!s.v6) out.push(s);
+        } else if (!s.fwmark && protos.includes(s.proto) && (s.port || 0) === (e.port || 0) &&
+                   addrInRange(s.addr, e.first, e.last || e.first)) out.push(s);
+      }
     }
     return out;
   }
   if (!vs.addr) return out;
   idx = idx || liveIndex();
-  const protos = vs.protocol && vs.protocol.length ? vs.protocol : ['TCP'];
   for (const p of protos) {
     for (const r of vs.ports || []) {
       for (let port = r.from, n = 0; port <= r.to && n < 4096; port++, n++) {
@@ -363,12 +377,34 @@ function vsLive(vs, idx) {
   return out;
 }
 
+// addrNum turns an address into a BigInt (IPv4 and IPv6 apart), for
+// range tests; null if it is not one.
+function addrNum(a) {
+  if (!a) return null;
+  if (a.includes('.') && !a.includes(':')) {
+    const p = a.split('.').map(Number);
+    return p.length === 4 && p.every(x => x >= 0 && x < 256) ? p.reduce((n, x) => n * 256n + BigInt(x), 0n) : null;
+  }
+  let [head, tail] = a.split('::');
+  const hs = head ? head.split(':') : [], ts = tail !== undefined && tail ? tail.split(':') : [];
+  if (tail === undefined && hs.length !== 8) return null;
+  const groups = [...hs, ...Array(8 - hs.length - ts.length).fill('0'), ...ts];
+  return (1n << 128n) + groups.reduce((n, x) => n * 65536n + BigInt(parseInt(x || '0', 16)), 0n);
+}
+function addrInRange(a, first, last) {
+  const n = addrNum(a), f = addrNum(first), l = addrNum(last);
+  return n !== null && f !== null && l !== null && n >= f && n <= l;
+}
+
 // rsLive returns the live (service, real server) pairs of a config real
-// server among the live services of its virtual server.
-function rsLive(rs, svcs) {
+// server among the live services of its virtual server. A real server
+// without a port takes the virtual port, which is 0 for a service of
+// several ports (a list or range).
+function rsLive(rs, svcs, vs) {
   const out = [];
+  const multi = vs && !vs.fwmark && !vs.group && !singlePort(vs);
   for (const s of svcs) {
-    const key = hostport(rs.addr, rs.port || s.port || 0);
+    const key = hostport(rs.addr, rs.port || (multi ? 0 : (s.port || 0)));
     for (const l of s.real_servers || []) if (l.addr === key && !l.sorry) out.push({svc: s, rs: l});
   }
   return out;
@@ -464,7 +500,7 @@ function renderControl() {
       s.persist_mask ? `mask ${s.persist_mask}` : '', s.ops ? 'ops' : '', s.pe ? `pe ${s.pe}` : ''].filter(Boolean).join(' ');
     tb.append(h('tr', {class: 'svc', 'data-service': s.id, title: s.source || undefined},
       h('td', null, s.proto),
-      h('td', {class: 'mono'}, s.fwmark ? `FWM ${s.fwmark}${s.v6 ? ' IPv6' : ''}` : hostport(s.addr, s.port),
+      h('td', {class: 'mono'}, s.fwmark ? `FWM ${s.fwmark}${s.v6 ? ' IPv6' : ''}` : hostport(s.addr, s.port || 0),
         s.name ? h('span', {class: 'sub'}, s.name) : null),
       h('td', null, sched),
       h('td', null, ''),
@@ -537,7 +573,8 @@ async function saveEdit(req, base, what, redo) {
   req.revision = base.revision;
   try {
     const r = await api('POST', '/api/v1/config/edit', req);
-    const items = [{kind: 'ok', text: `Saved ${what} to ${(r.files || []).join(', ') || 'the configuration'}.`}];
+    const items = [{kind: 'ok', text: r.result === 'unchanged' ? `Nothing changed in ${what}: the file already says so.`
+      : `Saved ${what} to ${(r.files || []).join(', ') || 'the configuration'}.`}];
     if (r.reload_error) items.push({kind: 'error', text: `The file was saved but the reload failed: ${r.reload_error}`});
     setMessage(items);
     try { await loadConfig(); rebaseAll(); } catch (e) { fail(e); }
@@ -697,6 +734,7 @@ function parseTrack(l) {
   return t;
 }
 const VIP_KEYS = ['brd', 'dev', 'scope', 'label', 'peer'];
+const VIP_FLAGS = ['home', 'mngtmpaddr', 'noprefixroute', 'autojoin'];
 const renderVIP = v => [v.prefix, ...VIP_KEYS.filter(k => v[k]).map(k => `${k} ${v[k]}`),
   v.no_track ? 'no_track' : '', v.nodad ? 'nodad' : '', ...(v.extra || [])].filter(Boolean).join(' ');
 function parseVIP(l) {
@@ -705,10 +743,13 @@ function parseVIP(l) {
   if (!prefix.includes('/')) prefix += prefix.includes(':') ? '/128' : '/32';
   const v = {prefix};
   for (let i = 1; i < w.length; i++) {
-    if (VIP_KEYS.includes(w[i]) && w[i + 1] !== undefined) { v[w[i]] = w[i + 1]; i++; }
-    else if (w[i] === 'no_track') v.no_track = true;
-    else if (w[i] === 'nodad') v.nodad = true;
-    else (v.extra = v.extra || []).push(w[i]);
+    const k = w[i] === 'broadcast' ? 'brd' : w[i];
+    if (VIP_KEYS.includes(k) && w[i + 1] !== undefined) { v[k] = w[i + 1]; i++; }
+    else if (k === 'no_track') v.no_track = true;
+    else if (k === 'nodad' || k === '-nodad') v.nodad = true;
+    else if (VIP_FLAGS.includes(k)) (v.extra = v.extra || []).push(k);
+    else if (k === 'preferred_lft' && w[i + 1] !== undefined) { (v.extra = v.extra || []).push(k, w[i + 1]); i++; }
+    else throw new Error(`virtual_ipaddress "${l}": unknown word "${w[i]}"`);
   }
   return v;
 }
@@ -952,11 +993,12 @@ const VS_FIELDS = [
     },
     set: (vs, s, sp) => {
       const t = s.trim();
-      if (t === '') { delete vs.ports; return; }
+      // empty or 0: every port (needs persistence, as in IPVS)
+      if (t === '' || t === '0') { vs.ports = [{from: 0, to: 0}]; return; }
       const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(t);
       if (!m) throw new Error(`${sp.label}: "${s}" is not a port (or FROM-TO)`);
       const from = +m[1], to = m[2] ? +m[2] : from;
-      if (from < 1 || to > 65535 || to < from) throw new Error(`${sp.label}: ${t} is out of range 1-65535`);
+      if (from < 1 || to > 65535 || to < from) throw new Error(`${sp.label}: ${t} is out of range 1-65535 (0: every port)`);
       vs.ports = [{from, to}];
     }},
   {name: 'protocol', label: 'protocol', type: 'select', options: ['TCP', 'UDP', 'TCP+UDP', 'SCTP'],
@@ -1118,6 +1160,8 @@ async function saveVS(ev) {
   try {
     obj = collect(f, VS_FIELDS, structuredClone(base.obj));
     if (obj.fwmark) { delete obj.addr; delete obj.ports; }
+    if (!obj.fwmark && !obj.group && !obj.addr) throw new Error('virtual IP (addr) or fwmark: one is required');
+    if (obj.lvs_method !== 'TUN') delete obj.tunnel;
     if (obj.sorry_server && !obj.sorry_server.addr) delete obj.sorry_server;
   } catch (e) { return err(e.message); }
   const req = index < 0 ? {op: 'add', kind: 'virtual_server', object: obj} : {op: 'set', kind: 'virtual_server', index, object: obj};
@@ -1126,8 +1170,9 @@ async function saveVS(ev) {
   const list = S.config.virtual_servers || [];
   let ni = index;
   if (index < 0) {
-    ni = -1;
-    for (let k = list.length - 1; k >= 0; k--) if (identVS(list[k]) === identVS(obj)) { ni = k; break; }
+    // an add appends: the new one is the last (the server may have
+    // written its address in another form)
+    ni = r.result === 'saved' ? list.length - 1 : -1;
   }
   if (ni < 0 || !list[ni]) { closeVS(); return; }
   const pick = pickVS(ni, identVS(list[ni]));
@@ -1213,7 +1258,7 @@ function updateRSLive() {
   for (const tr of $$('#rs-table tr[data-rs-index]')) {
     const rs = list[+tr.dataset.rsIndex];
     if (!rs) continue;
-    const m = rsLive(rs, svcs);
+    const m = rsLive(rs, svcs, vs);
     const set = (cls, v) => { $(cls, tr).textContent = v; };
     if (!m.length) {
       $('.live-health', tr).replaceChildren(badge('none', 'n/a', 'not in the live table'));
@@ -1240,7 +1285,7 @@ function updateRSLive() {
 async function rsRuntime(j, change, what) {
   const vs = curVS(), rs = vs && (vs.real_servers || [])[j];
   if (!rs) return;
-  const m = rsLive(rs, vsLive(vs));
+  const m = rsLive(rs, vsLive(vs), vs);
   if (!m.length) { err(`${rsAddrText(vs, rs)} is not in the live table.`); return false; }
   let done = false;
   try {
@@ -1269,13 +1314,13 @@ async function rsWeight(j, ev) {
 }
 function rsDrain(j) {
   const vs = curVS(), rs = vs.real_servers[j];
-  const m = rsLive(rs, vsLive(vs));
+  const m = rsLive(rs, vsLive(vs), vs);
   const drained = m.length && m.every(x => x.rs.weight === 0 && x.rs.config_weight > 0);
   return rsRuntime(j, x => ({weight: drained ? (x.rs.config_weight || rs.weight || 1) : 0}), drained ? 'Undrained' : 'Drained (weight 0)');
 }
 function rsToggle(j) {
   const vs = curVS(), rs = vs.real_servers[j];
-  const m = rsLive(rs, vsLive(vs));
+  const m = rsLive(rs, vsLive(vs), vs);
   const enable = m.length > 0 && m.every(x => !x.rs.enabled);
   return rsRuntime(j, () => ({enabled: enable}), enable ? 'Enabled' : 'Disabled');
 }
@@ -1314,6 +1359,9 @@ async function saveRS(ev) {
     const orig = ctx.j < 0 ? ctx.tpl : rsOf(ctx.base.obj, ctx.j, ctx.ident);
     obj = collect(f, RS_FIELDS, structuredClone(orig));
     if (!obj.addr) throw new Error('address: required');
+    // tunnel options belong to TUN alone (an inherited method: the
+    // virtual server's)
+    if (obj.lvs_method !== 'TUN') delete obj.tunnel;
   } catch (e) { return err(e.message); }
   const vi = S.vs.index;
   const req = ctx.j < 0 ? {op: 'add', kind: 'real_server', vs: vi, object: obj}
@@ -1518,6 +1566,7 @@ async function saveCheck(ev) {
       for (const key of KIND_KEYS[oldKind] || []) if (!keep.includes(key)) delete c[key];
     }
     c = collect(f, CHECK_FIELDS, c);
+    if ((c.kind === 'HTTP_GET' || c.kind === 'SSL_GET') && !(c.urls && c.urls.length)) c.urls = [{path: '/'}];
     if (ctx.k < 0) checks.push(c); else checks[ctx.k] = c;
     rs.checks = checks;
     if (all) {
