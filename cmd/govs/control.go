@@ -168,3 +168,38 @@ func parseTimeouts(s string) (api.Timeouts, error) {
 	}
 	return api.Timeouts{TCP: v[0], TCPFin: v[1], UDP: v[2]}, nil
 }
+
+// cmdConfigPush sends the configuration files to the sync peers now.
+func cmdConfigPush(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("config-push", "config-push [-s SOCKET] [--force]\n\nSend the configuration files of a running govs to its peers\n(govs_config_sync_peer) now, and print what each answered. govs sends\nthem by itself after every change it puts in force; this is for a peer\nthat was out of sync. A peer refuses files when its own were changed\nsince the two were last in sync, unless --force.", stderr)
+	socket := fs.String("s", "", "API unix socket (default "+defaultSocket()+")")
+	force := fs.Bool("force", false, "replace the peers' files even when they were changed there")
+	if code, stop := parseFlags(fs, args); stop {
+		return code
+	}
+	addr := *socket
+	if addr == "" {
+		addr = defaultSocket()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	peers, err := api.NewClient(addr).PushConfig(ctx, *force)
+	if err != nil {
+		fmt.Fprintf(stderr, "govs config-push: %v\n", err)
+		return 1
+	}
+	code := 0
+	for _, p := range peers {
+		switch {
+		case p.Error != "" && p.Result == "":
+			fmt.Fprintf(stdout, "%s: refused or unreachable: %s\n", p.Addr, p.Error)
+			code = 1
+		case p.Error != "":
+			fmt.Fprintf(stdout, "%s: %s (revision %s), %s\n", p.Addr, p.Result, p.Revision, p.Error)
+			code = 1
+		default:
+			fmt.Fprintf(stdout, "%s: %s (revision %s)\n", p.Addr, p.Result, p.Revision)
+		}
+	}
+	return code
+}

@@ -189,3 +189,89 @@ func TestWebUIBrowser(t *testing.T) {
 		t.Fatalf("logout: %v", err)
 	}
 }
+
+// selectValue picks an option of a select as a user would (the page sees
+// the change).
+func selectValue(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q;
+		e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); })()`, sel, value))
+}
+
+// More of the panels, in a browser: GLOBAL SETTINGS saves router_id,
+// a real server is drained at run time, and MONITORING SCRIPTS turns the
+// TCP checks into HTTP checks on every real server of the service.
+func TestWebUIBrowserPanels(t *testing.T) {
+	ctx := browser(t)
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	vip, webAddr := freeAddr(t), freeAddr(t)
+	conf := t.TempDir() + "/govs.conf"
+	os.WriteFile(conf, []byte(webConf(vip, webAddr, a, b)), 0o644)
+	setWebPassword(t, conf, "correct-horse", webAddr)
+	d := startGovsFile(t, conf)
+	d.waitHealthy(t, a.addr, true)
+	d.waitHealthy(t, b.addr, true)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate("http://"+webAddr+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login-password`)),
+		chromedp.SendKeys(chromedp.CSS(`#login-password`), "correct-horse"),
+		chromedp.Click(chromedp.CSS(`#login-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#lvs-table tr.svc`)),
+		// GLOBAL SETTINGS
+		chromedp.Click(chromedp.CSS(`button.tab[data-tab="global"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#global-form input[name="router_id"]`)),
+		typeInto(`#global-form input[name="router_id"]`, "lb-renamed"),
+		chromedp.Click(chromedp.CSS(`#global-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#router-id').textContent === 'lb-renamed'`, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("global settings: %v", err)
+	}
+	text, _ := os.ReadFile(d.conf)
+	// the changed statement is written anew (its comment goes); the
+	// rest keeps its text
+	if !strings.Contains(string(text), "    router_id lb-renamed\n") || !strings.HasPrefix(string(text), "# web farm, edited through the web UI\n") {
+		t.Errorf("file after the global save:\n%s", text)
+	}
+
+	// drain the first real server at run time
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`button.tab[data-tab="virtual"]`)),
+		chromedp.Click(chromedp.CSS(`#vs-table tr[data-vs-index="0"] button.vs-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#rs-table tr[data-rs-index="0"] button.rs-drain`)),
+		chromedp.Click(chromedp.CSS(`#rs-table tr[data-rs-index="0"] button.rs-drain`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+	)
+	if err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	listing, _, _ := d.run(t, "list", "-n")
+	if !regexp.MustCompile(`127\.0\.0\.1:` + port(a.addr) + `\s+Masq\s+0\s`).MatchString(listing) {
+		t.Errorf("govs list after the drain:\n%s", listing)
+	}
+
+	// MONITORING SCRIPTS: an HTTP check for every real server
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`button.subtab[data-subtab="checks"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#check-table button.check-edit`)),
+		chromedp.Click(chromedp.CSS(`#check-table button.check-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#check-form select[name="kind"]`)),
+		selectValue(`#check-form select[name="kind"]`, "HTTP_GET"),
+		chromedp.WaitVisible(chromedp.CSS(`#check-form input[name="url_path"]`)),
+		typeInto(`#check-form input[name="url_path"]`, "/health"),
+		chromedp.Click(chromedp.CSS(`#check-apply-all`)),
+		chromedp.Click(chromedp.CSS(`#check-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+	)
+	if err != nil {
+		t.Fatalf("monitoring scripts: %v", err)
+	}
+	shot(t, ctx, "checks-saved")
+	text, _ = os.ReadFile(d.conf)
+	if n := strings.Count(string(text), "HTTP_GET {"); n != 2 || strings.Contains(string(text), "TCP_CHECK") || strings.Count(string(text), "path /health") != 2 {
+		t.Errorf("file after applying the check to every real server:\n%s", text)
+	}
+	// the backends answer every path: both stay up under the new check
+	d.waitHealthy(t, a.addr, true)
+	d.waitHealthy(t, b.addr, true)
+}

@@ -26,6 +26,7 @@ Commands:
   set           change a weight, drain or disable a server or service at run time
   realserver    set up or verify a real server for DR/TUN (VIP on lo, ARP settings, decap)
   web-password  set the web UI's password (bcrypt hash into govs_web_password)
+  config-push   send the configuration files to the sync peers now
   version       print the version
   demo          helpers of scripts/quickstart.sh: a demo backend, a client that counts answers
 
@@ -61,6 +62,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdSet(rest, stdout, stderr)
 	case "realserver":
 		return cmdRealServer(rest, stdout, stderr)
+	case "config-push":
+		return cmdConfigPush(rest, stdout, stderr)
 	case "web-password":
 		return cmdWebPassword(rest, stdin, stdout, stderr)
 	case "demo":

@@ -247,6 +247,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		msrv := &api.Server{Name: "metrics", Listen: []string{mlisten}, Handler: metrics.Handler(d.State, dp), Log: log}
 		grp.Go(func() error { return msrv.Run(gctx) })
 	}
+	if a := g.ConfigSyncListen; a != "" {
+		csrv := &api.Server{Name: "configuration sync", Listen: []string{a}, Handler: d.ConfigSyncHandler(), Log: log, MaxConns: 16}
+		grp.Go(func() error { return csrv.Run(gctx) })
+	}
 	if wlisten != "" {
 		ui := web.New(web.Options{API: api.Handler(d, log), State: d.State, Settings: func() web.Settings { return webSettings(d.Config()) },
 			Log: log, Version: version})

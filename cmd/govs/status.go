@@ -77,6 +77,32 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  last error: %s\n", s.LastError)
 		}
 	}
+	if c := st.ConfigSync; c != nil {
+		fmt.Fprintf(stdout, "configuration sync: files at revision %s", c.Revision)
+		if c.Listen != "" {
+			fmt.Fprintf(stdout, ", taking the peers' on %s", c.Listen)
+		}
+		fmt.Fprintln(stdout)
+		for _, p := range c.Peers {
+			switch {
+			case p.Error != "":
+				fmt.Fprintf(stdout, "  to %s: %s\n", p.Addr, p.Error)
+			case p.Pending:
+				fmt.Fprintf(stdout, "  to %s: sending\n", p.Addr)
+			case p.Result != "":
+				fmt.Fprintf(stdout, "  to %s: %s, revision %s, at %s\n", p.Addr, p.Result, p.Revision, p.LastSuccess.Format(time.RFC3339))
+			default:
+				fmt.Fprintf(stdout, "  to %s: nothing sent since govs started\n", p.Addr)
+			}
+		}
+		if r := c.LastReceived; r != nil {
+			res := r.Result
+			if r.Error != "" {
+				res = r.Error
+			}
+			fmt.Fprintf(stdout, "  from %s (%s) at %s: %s\n", r.From, r.Addr, r.At.Format(time.RFC3339), res)
+		}
+	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tSCHED\tQUORUM\tREAL SERVERS (healthy/total)\tIN POOL\tCONNS")

@@ -106,3 +106,10 @@ func (c *Client) SetTimeouts(ctx context.Context, t Timeouts) error {
 func (c *Client) ChangeRealServer(ctx context.Context, ch RealServerChange) error {
 	return c.do(ctx, "POST", "/api/v1/realserver", ch, nil)
 }
+
+// PushConfig sends the configuration files to the sync peers now.
+func (c *Client) PushConfig(ctx context.Context, force bool) ([]ConfigSyncPeer, error) {
+	var out []ConfigSyncPeer
+	err := c.do(ctx, "POST", "/api/v1/config/push", ConfigPush{Force: force}, &out)
+	return out, err
+}

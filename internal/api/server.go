@@ -32,6 +32,8 @@ type Backend interface {
 	// EditConfig changes one object of the configuration file (written
 	// only when the result loads without errors) and reloads it.
 	EditConfig(ctx context.Context, e ConfigEdit) (*ConfigEditResult, error)
+	// PushConfig sends the configuration files to the sync peers now.
+	PushConfig(ctx context.Context, force bool) ([]ConfigSyncPeer, error)
 }
 
 // ErrNotFound is returned by a Backend for an unknown service or server.
@@ -131,6 +133,18 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, doc)
+	})
+	mux.HandleFunc("POST /api/v1/config/push", func(w http.ResponseWriter, r *http.Request) {
+		var p ConfigPush
+		if !readJSON(w, r, &p) {
+			return
+		}
+		peers, err := b.PushConfig(r.Context(), p.Force)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, peers)
 	})
 	mux.HandleFunc("POST /api/v1/config/edit", func(w http.ResponseWriter, r *http.Request) {
 		var e ConfigEdit

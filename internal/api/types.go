@@ -34,6 +34,47 @@ type State struct {
 	Sync *SyncDaemon `json:"sync,omitempty"`
 	// LastReloadError is the error of the last refused reload, if any.
 	LastReloadError string `json:"last_reload_error,omitempty"`
+	// ConfigSync is the configuration sync with the peers, nil when off.
+	ConfigSync *ConfigSync `json:"config_sync,omitempty"`
+}
+
+// ConfigSync is the configuration sync: where it listens, the revision
+// of the files in force, each peer's last push and the last files taken
+// from a peer.
+type ConfigSync struct {
+	Listen       string              `json:"listen,omitempty"`
+	Revision     string              `json:"revision"`
+	Peers        []ConfigSyncPeer    `json:"peers,omitempty"`
+	LastReceived *ConfigSyncReceived `json:"last_received,omitempty"`
+}
+
+// ConfigSyncPeer is one peer: the last push, its answer (Result saved or
+// unchanged, the revision it has) and Pending while a change has not
+// reached it.
+type ConfigSyncPeer struct {
+	Addr        string    `json:"addr"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	Result      string    `json:"result,omitempty"`
+	Revision    string    `json:"revision,omitempty"`
+	Pending     bool      `json:"pending,omitempty"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// ConfigSyncReceived is the last configuration a peer sent here.
+type ConfigSyncReceived struct {
+	From     string    `json:"from"`
+	Addr     string    `json:"addr"`
+	At       time.Time `json:"at"`
+	Revision string    `json:"revision"`
+	Result   string    `json:"result,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// ConfigPush asks for the configuration files to be sent to the peers
+// now; Force replaces theirs even when they were changed there.
+type ConfigPush struct {
+	Force bool `json:"force,omitempty"`
 }
 
 // SyncDaemon is the connection-sync daemon: its settings, what it does

@@ -283,6 +283,16 @@ func (b *builder) global(n *Node) {
 			if b.noBlock(c) && b.args(c, 2, 2) {
 				g.Govs.WebTLSCert, g.Govs.WebTLSKey = c.Words[1].Text, c.Words[2].Text
 			}
+		case "govs_config_sync_listen":
+			b.str(c, &g.Govs.ConfigSyncListen)
+		case "govs_config_sync_peer", "govs_config_sync_peers":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				for _, w := range c.Words[1:] {
+					g.Govs.ConfigSyncPeers = append(g.Govs.ConfigSyncPeers, w.Text)
+				}
+			}
+		case "govs_config_sync_secret":
+			b.str(c, &g.Govs.ConfigSyncSecret)
 		case "govs_web_allow":
 			if b.noBlock(c) && b.args(c, 1, -1) {
 				for _, w := range c.Words[1:] {

@@ -400,11 +400,17 @@ type GovsGlobal struct {
 	WebPassword string   `json:"web_password_hash,omitempty"` // bcrypt hash
 	WebAllow    []string `json:"web_allow,omitempty"`         // CIDRs allowed to reach the UI
 	// WebTLSCert and WebTLSKey are PEM files: the UI serves HTTPS.
-	WebTLSCert    string `json:"web_tls_cert,omitempty"`
-	WebTLSKey     string `json:"web_tls_key,omitempty"`
-	MetricsListen string `json:"metrics_listen,omitempty"`
-	ConnTableSize int    `json:"conn_table_size,omitempty"`
-	LogLevel      string `json:"log_level,omitempty"`
+	WebTLSCert string `json:"web_tls_cert,omitempty"`
+	WebTLSKey  string `json:"web_tls_key,omitempty"`
+	// ConfigSyncListen takes the peers' configuration files there;
+	// ConfigSyncPeers are sent this director's; ConfigSyncSecret seals
+	// both ways.
+	ConfigSyncListen string   `json:"config_sync_listen,omitempty"`
+	ConfigSyncPeers  []string `json:"config_sync_peers,omitempty"`
+	ConfigSyncSecret string   `json:"config_sync_secret,omitempty"`
+	MetricsListen    string   `json:"metrics_listen,omitempty"`
+	ConnTableSize    int      `json:"conn_table_size,omitempty"`
+	LogLevel         string   `json:"log_level,omitempty"`
 	// Masquerade lists real-server networks whose own outgoing traffic
 	// (updates, active FTP data) the director masquerades (nftables).
 	Masquerade []string `json:"masquerade,omitempty"`

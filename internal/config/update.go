@@ -35,6 +35,25 @@ func (c *Config) Revision() string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// Sources returns the text of every file the configuration was read
+// from, by name (nil for a configuration not read from files).
+func (c *Config) Sources() map[string][]byte {
+	if c.src == nil {
+		return nil
+	}
+	out := map[string][]byte{}
+	for _, f := range c.src.files {
+		out[f.name] = f.data
+	}
+	return out
+}
+
+// WriteStaged writes several files so that a failure leaves them as
+// they were: all are written to temporary files first, then renamed into
+// place (a rename that fails puts back the ones already renamed).
+// Symbolic links are followed; mode and owner are kept.
+func WriteStaged(files map[string][]byte) error { return saveStaged(files) }
+
 // ErrConflict is returned by Update when the files changed since the
 // revision the change was made against.
 var ErrConflict = errors.New("configuration changed on disk")

@@ -282,13 +282,17 @@ func TestWebKeywords(t *testing.T) {
 		{"govs_web_password secret", "govs_web_password: not a bcrypt hash"},
 		{"govs_web_allow 10.0.0.0/8 bogus", `govs_web_allow "bogus": not an address or prefix`},
 		{"govs_web_tls /nonexistent/cert.pem /nonexistent/key.pem", "govs_web_tls: open /nonexistent/cert.pem"},
+		{"govs_config_sync_peer 10.0.0.2:3637 10.0.0.3:3637\n    govs_config_sync_listen 10.0.0.1:3637\n    govs_config_sync_secret \"sixteen-chars-at-least\"", ""},
+		{"govs_config_sync_peer 10.0.0.2:3637\n    govs_config_sync_secret short", "needs a secret of at least 16 characters"},
+		{"govs_config_sync_peer 10.0.0.2\n    govs_config_sync_secret \"sixteen-chars-at-least\"", `govs_config_sync: "10.0.0.2": want HOST:PORT`},
+		{"govs_config_sync_secret \"sixteen-chars-at-least\"", "the configuration sync does nothing"},
 	} {
 		cfg, ds := LoadBytes("t.conf", []byte("global_defs {\n    "+c.body+"\n}\n"), nil)
 		got := diagStrings(ds)
 		if c.want == "" && len(ds) != 0 || c.want != "" && !strings.Contains(got, c.want) {
 			t.Errorf("%q: diagnostics %q, want %q", c.body, got, c.want)
 		}
-		if c.want == "" || strings.HasPrefix(c.body, "govs_web_tls") {
+		if c.want == "" || strings.HasPrefix(c.body, "govs_web_tls") || strings.HasPrefix(c.body, "govs_config_sync_peer 10.0.0.2:") {
 			// the writer renders what was read
 			again, ds2 := Parse("t2.conf", Format(cfg), nil)
 			if Format(again) == nil || !bytes.Equal(Format(again), Format(cfg)) || len(ds2) != 0 {

@@ -69,6 +69,19 @@ func (v *validator) global() {
 			v.d.errorf(g.Pos, "govs_web_listen is set but govs_web_password is not: the web UI needs a password (govs web-password -f FILE sets one)")
 		}
 	}
+	if cs := g.Govs; cs.ConfigSyncListen != "" || len(cs.ConfigSyncPeers) > 0 || cs.ConfigSyncSecret != "" {
+		for _, a := range append([]string{cs.ConfigSyncListen}, cs.ConfigSyncPeers...) {
+			if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
+				v.d.errorf(g.Pos, "govs_config_sync: %q: want HOST:PORT (%v)", a, err)
+			}
+		}
+		if len(cs.ConfigSyncSecret) < 16 {
+			v.d.errorf(g.Pos, "govs_config_sync_secret: the configuration sync needs a secret of at least 16 characters, the same on every director")
+		}
+		if cs.ConfigSyncListen == "" && len(cs.ConfigSyncPeers) == 0 {
+			v.d.warnf(g.Pos, "govs_config_sync_secret without govs_config_sync_listen or govs_config_sync_peer: the configuration sync does nothing")
+		}
+	}
 	if g.Govs.WebTLSCert != "" {
 		if _, err := tls.LoadX509KeyPair(g.Govs.WebTLSCert, g.Govs.WebTLSKey); err != nil {
 			v.d.errorf(g.Pos, "govs_web_tls: %v", err)

@@ -781,6 +781,11 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	if len(gv.WebAllow) > 0 {
 		w.line(append([]string{"govs_web_allow"}, qs(gv.WebAllow)...)...)
 	}
+	w.str("govs_config_sync_listen", gv.ConfigSyncListen)
+	if len(gv.ConfigSyncPeers) > 0 {
+		w.line(append([]string{"govs_config_sync_peer"}, qs(gv.ConfigSyncPeers)...)...)
+	}
+	w.str("govs_config_sync_secret", gv.ConfigSyncSecret)
 	w.str("govs_metrics_listen", gv.MetricsListen)
 	w.num("govs_conn_table_size", gv.ConnTableSize)
 	w.str("govs_log_level", gv.LogLevel)

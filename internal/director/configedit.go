@@ -21,8 +21,10 @@ func (d *Director) ConfigDoc(ctx context.Context) (*api.ConfigDoc, error) {
 	if len(cfg.Files) == 0 {
 		return nil, diags.Err()
 	}
-	// the password's hash is not shown (an edit keeps it)
+	// the password's hash and the sync secret are not shown (an edit
+	// keeps them)
 	cfg.Global.Govs.WebPassword = ""
+	cfg.Global.Govs.ConfigSyncSecret = ""
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

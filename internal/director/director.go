@@ -120,6 +120,9 @@ type Director struct {
 	// the connection-sync daemon (syncd.go), nil without
 	// lvs_sync_daemon; syncInst is its VRRP instance, syncRunning says
 	// that Run has started (guarded by mu)
+	// cs is the configuration sync (cfgsync.go)
+	cs *cfgSync
+
 	syncd       *connsync.Daemon
 	syncInst    string
 	syncRunning bool
@@ -216,6 +219,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		d.fifos.Close()
 		return nil, err
 	}
+	d.initCfgSync(cfg)
 	return d, nil
 }
 
@@ -245,6 +249,7 @@ func startOnlyChanged(a, b config.GovsGlobal) []string {
 	add("govs_api_listen", a.APIListen == b.APIListen)
 	add("govs_web_listen", a.WebListen == b.WebListen)
 	add("govs_web_tls", a.WebTLSCert == b.WebTLSCert && a.WebTLSKey == b.WebTLSKey)
+	add("govs_config_sync_listen", a.ConfigSyncListen == b.ConfigSyncListen)
 	add("govs_metrics_listen", a.MetricsListen == b.MetricsListen)
 	add("govs_conn_table_size", a.ConnTableSize == b.ConnTableSize)
 	add("govs_log_level", a.LogLevel == b.LogLevel)
@@ -742,7 +747,7 @@ func (d *Director) Reload(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	if d.notifySig != notifySignature(cfg) {
-		d.log.Warn("enable_script_security, script_user, the smtp settings or the notify fifos changed: they take effect when govs restarts")
+		d.log.Warn("enable_script_security, script_user, router_id, the notification e-mail settings or the notify fifos changed: they take effect when govs restarts")
 	}
 	d.setTimeouts(cfg.Global.LVSTimeouts)
 	d.startSync(cfg)
@@ -754,6 +759,7 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.log.Warn("global_defs settings changed that govs reads at start: they take effect when govs restarts", "keywords", strings.Join(changed, ","))
 	}
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigFile, "virtual_servers", len(cfg.VirtualServers))
+	d.cfgSyncReloaded(ctx, cfg)
 	if err := d.reconcile(ctx); err != nil {
 		return errors.Join(vrrpErr, fmt.Errorf("apply reloaded configuration: %w", err))
 	}
@@ -808,6 +814,7 @@ func (d *Director) Stop(ctx context.Context) error {
 	d.rmu.Unlock()
 	var errs []error
 	d.stopSync()
+	d.stopCfgSync()
 	if d.flushOnStop {
 		if err := d.dp.Apply(ctx, nil); err != nil {
 			errs = append(errs, fmt.Errorf("flush services: %w", err))

@@ -143,6 +143,12 @@ func start(t *testing.T, conf string) *fixture {
 // startOn is start with td as the dataplane (a plain fakeDP when nil).
 func startOn(t *testing.T, conf string, td *timeoutDP) *fixture {
 	t.Helper()
+	return startFull(t, conf, td, "")
+}
+
+// startFull is startOn with the config-id the file is read with.
+func startFull(t *testing.T, conf string, td *timeoutDP, configID string) *fixture {
+	t.Helper()
 	f := &fixture{t: t, dp: &fakeDP{}, hc: &fakeHealth{down: map[netip.AddrPort]bool{}}, log: &logBuf{}}
 	var dp dataplane.Dataplane = f.dp
 	if td != nil {
@@ -152,12 +158,12 @@ func startOn(t *testing.T, conf string, td *timeoutDP) *fixture {
 	if err := os.WriteFile(f.file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, ds := config.Load(f.file, nil)
+	cfg, ds := config.Load(f.file, &config.ParseOptions{ConfigID: configID})
 	if ds.HasErrors() {
 		t.Fatal(ds.Err())
 	}
 	log := slog.New(slog.NewTextHandler(f.log, nil))
-	d, err := New(cfg, Options{ConfigFile: f.file, Dataplane: dp, NewChecker: f.hc.newChecker, RateInterval: time.Hour, Log: log})
+	d, err := New(cfg, Options{ConfigFile: f.file, ConfigID: configID, Dataplane: dp, NewChecker: f.hc.newChecker, RateInterval: time.Hour, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,8 +550,9 @@ func TestStartOnlyChanged(t *testing.T) {
 		default:
 			t.Fatalf("GovsGlobal.%s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
 		}
-		if name := v.Type().Field(i).Name; name == "WebPassword" || name == "WebAllow" {
-			// the web UI reads these at every request
+		if name := v.Type().Field(i).Name; name == "WebPassword" || name == "WebAllow" || name == "ConfigSyncPeers" || name == "ConfigSyncSecret" {
+			// the web UI and the configuration sync read these when
+			// they use them
 			if len(startOnlyChanged(config.GovsGlobal{}, b)) != 0 {
 				t.Errorf("GovsGlobal.%s is taken at a reload but startOnlyChanged reports it", name)
 			}

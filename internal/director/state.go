@@ -58,6 +58,7 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 	}
 	st.VRRP = d.vrrpState()
 	st.Sync = d.syncStateLocked()
+	st.ConfigSync = d.cfgSyncState(d.cfg)
 	for _, s := range d.specs {
 		key := s.svc.Key
 		dec := d.decisions[key]

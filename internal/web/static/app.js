@@ -485,6 +485,27 @@ function renderControl() {
       y.last_error ? h('span', {class: 'error'}, ' — ' + y.last_error) : null);
   }
 
+  // the configuration sync with the peers (govs_config_sync_*)
+  const cl = $('#config-sync-line');
+  const cs = st.config_sync;
+  cl.hidden = !cs;
+  if (cs) {
+    const parts = [h('b', null, 'Configuration sync: '), `revision ${cs.revision || '?'}` + (cs.listen ? `, takes peers' files on ${cs.listen}` : '')];
+    for (const p of cs.peers || []) {
+      parts.push(h('br'), `→ ${p.addr}: `);
+      if (p.error) parts.push(h('span', {class: 'error'}, (p.pending ? 'not taken yet: ' : '') + p.error));
+      else if (p.pending) parts.push('sending…');
+      else if (p.result) parts.push(`${p.result} (revision ${p.revision}) at ${fmtTime(p.last_success)}`);
+      else parts.push('nothing sent since govs started');
+    }
+    const r = cs.last_received;
+    if (r) {
+      parts.push(h('br'), `← from ${r.from} (${r.addr}) at ${fmtTime(r.at)}: `);
+      parts.push(r.error ? h('span', {class: 'error'}, r.error) : `${r.result || 'refused'} (revision ${r.revision})`);
+    }
+    cl.replaceChildren(...parts);
+  }
+
   const lt = $('#lvs-table');
   lt.replaceChildren(thead(['Prot', 'LocalAddress:Port / RemoteAddress:Port', 'Scheduler / Forward', 'Weight', 'Status / Health',
     ['ActiveConn', 'num'], ['InActConn', 'num'], ['Conns', 'num'], ['CPS', 'num'], ['InPPS', 'num'], ['OutPPS', 'num'],

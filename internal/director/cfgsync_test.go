@@ -1,0 +1,114 @@
+package director
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/dataplane"
+)
+
+// Two directors with one shared file (conditional lines for what
+// differs): a change made through the API on lb1 reaches lb2, which
+// writes it and runs it; lb2 does not send it back; a hand edit on lb2
+// makes the next push a conflict until it is forced.
+func TestConfigSyncBetweenDirectors(t *testing.T) {
+	// lb2's listener first: lb1's file names it
+	var lb2 *fixture
+	srv := httptest.NewServer(httpHandlerFunc(func() *Director { return lb2.d }))
+	defer srv.Close()
+	shared := "global_defs {\n" +
+		"@lb1 govs_config_sync_peer " + strings.TrimPrefix(srv.URL, "http://") + "\n" +
+		"@lb2 govs_config_sync_listen 127.0.0.1:0\n" +
+		"    govs_config_sync_secret \"sixteen-chars-or-more\"\n" +
+		"}\n" + conf("")
+	lb1 := startFull(t, shared, nil, "lb1")
+	lb2 = startFull(t, shared, nil, "lb2")
+	ctx := context.Background()
+
+	doc, err := lb1.d.ConfigDoc(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(doc.Config), "sixteen-chars") {
+		t.Error("ConfigDoc shows the sync secret")
+	}
+	var cfg config.Config
+	json.Unmarshal(doc.Config, &cfg)
+	rs := cfg.VirtualServers[0].RealServers[0]
+	rs.Weight = 9
+	obj, _ := json.Marshal(rs)
+	if _, err := lb1.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "real_server", Object: obj}); err != nil {
+		t.Fatal(err)
+	}
+	lb2.waitFor("lb1's weight on lb2", func(s []dataplane.Service) bool { return len(s) == 1 && weights(s[0])["10.0.0.1:8080"] == 9 })
+	b1, _ := os.ReadFile(lb1.file)
+	b2, _ := os.ReadFile(lb2.file)
+	if string(b1) != string(b2) {
+		t.Errorf("the files differ after the sync:\n%s\n---\n%s", b1, b2)
+	}
+	st, _ := lb1.d.State(ctx)
+	waitSync := func(what string, ok func(*api.ConfigSync) bool) *api.ConfigSync {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st, _ = lb1.d.State(ctx)
+			if st.ConfigSync != nil && ok(st.ConfigSync) {
+				return st.ConfigSync
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: config sync state %+v", what, st.ConfigSync)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cs := waitSync("push recorded", func(c *api.ConfigSync) bool { return len(c.Peers) == 1 && c.Peers[0].Result == "saved" })
+	if cs.Peers[0].Pending || cs.Peers[0].Error != "" || cs.Peers[0].Revision != cs.Revision {
+		t.Errorf("peer state %+v (revision here %s)", cs.Peers[0], cs.Revision)
+	}
+	st2, _ := lb2.d.State(ctx)
+	if st2.ConfigSync == nil || st2.ConfigSync.LastReceived == nil || st2.ConfigSync.LastReceived.From == "" || len(st2.ConfigSync.Peers) != 0 {
+		t.Errorf("lb2's sync state %+v", st2.ConfigSync)
+	}
+	if !strings.Contains(lb2.log.String(), "files taken from a peer") {
+		t.Errorf("lb2's log:\n%s", lb2.log.String())
+	}
+
+	// a hand edit on lb2, then a change on lb1: refused, and retried
+	os.WriteFile(lb2.file, append(b2, []byte("# hand edit on lb2\n")...), 0o644)
+	doc, _ = lb1.d.ConfigDoc(ctx)
+	json.Unmarshal(doc.Config, &cfg)
+	rs = cfg.VirtualServers[0].RealServers[0]
+	rs.Weight = 4
+	obj, _ = json.Marshal(rs)
+	if _, err := lb1.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "real_server", Object: obj}); err != nil {
+		t.Fatal(err)
+	}
+	cs = waitSync("conflict recorded", func(c *api.ConfigSync) bool { return c.Peers[0].Pending && c.Peers[0].Error != "" })
+	if !strings.Contains(cs.Peers[0].Error, "409") {
+		t.Errorf("conflict: %+v", cs.Peers[0])
+	}
+	if b, _ := os.ReadFile(lb2.file); !strings.Contains(string(b), "# hand edit on lb2") {
+		t.Error("a conflicting push overwrote lb2's hand edit")
+	}
+	// forced from lb1: lb2 takes it
+	res, err := lb1.d.PushConfig(ctx, true)
+	if err != nil || len(res) != 1 || res[0].Result != "saved" || res[0].Error != "" {
+		t.Fatalf("forced push: %+v %v", res, err)
+	}
+	lb2.waitFor("forced weight", func(s []dataplane.Service) bool { return len(s) == 1 && weights(s[0])["10.0.0.1:8080"] == 4 })
+}
+
+// httpHandlerFunc serves the sync handler of a director made later.
+type httpHandlerFunc func() *Director
+
+func (f httpHandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f().ConfigSyncHandler().ServeHTTP(w, r)
+}
