@@ -190,6 +190,10 @@ func TestWebUIBrowser(t *testing.T) {
 	}
 }
 
+// clearMessage hides the message area, so that waiting for the next
+// message does not see the last one.
+var clearMessage = chromedp.Evaluate[chromedp.Void](`(() => { const m = document.querySelector('#message'); m.className = ''; m.hidden = true; })()`)
+
 // selectValue picks an option of a select as a user would (the page sees
 // the change).
 func selectValue(sel, value string) chromedp.Action[chromedp.Void] {
@@ -239,6 +243,7 @@ func TestWebUIBrowserPanels(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`button.tab[data-tab="virtual"]`)),
 		chromedp.Click(chromedp.CSS(`#vs-table tr[data-vs-index="0"] button.vs-edit`)),
 		chromedp.WaitVisible(chromedp.CSS(`#rs-table tr[data-rs-index="0"] button.rs-drain`)),
+		clearMessage,
 		chromedp.Click(chromedp.CSS(`#rs-table tr[data-rs-index="0"] button.rs-drain`)),
 		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
 	)
@@ -260,6 +265,7 @@ func TestWebUIBrowserPanels(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#check-form input[name="url_path"]`)),
 		typeInto(`#check-form input[name="url_path"]`, "/health"),
 		chromedp.Click(chromedp.CSS(`#check-apply-all`)),
+		clearMessage,
 		chromedp.Click(chromedp.CSS(`#check-save`)),
 		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
 	)

@@ -26,6 +26,7 @@ func Parse(name string, data []byte, opts *ParseOptions) (*Config, Diagnostics) 
 		b.cfg.Files = append(b.cfg.Files, f.name)
 	}
 	b.cfg.src = newSourceSet(sp.files, b.cfg)
+	b.cfg.src.condInclude = sp.sawCondInclude
 	d.ds.Sort()
 	return b.cfg, d.ds
 }

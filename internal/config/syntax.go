@@ -139,8 +139,9 @@ type syntaxParser struct {
 	// that uses one counts as conditional for the writer
 	condVars []string
 	// condIncludes counts the conditional include lines being read: what
-	// they include is this host's only
-	condIncludes int
+	// they include is this host's only; sawCondInclude says there was one
+	condIncludes   int
+	sawCondInclude bool
 	// substituted is set by expand when a defined variable's value
 	// replaced a name (the lexer clears it before each word)
 	substituted bool
@@ -485,6 +486,7 @@ func (bp *blockParser) list(parent *Node) []*Node {
 			cond := slices.Contains(bp.file.conds, n.Pos.Line)
 			if cond {
 				bp.p.condIncludes++
+				bp.p.sawCondInclude = true
 			}
 			inc := bp.p.include(n)
 			if cond {

@@ -48,11 +48,19 @@ func (c *Config) Sources() map[string][]byte {
 	return out
 }
 
+// HasConditionalIncludes tells whether an include line of the
+// configuration is conditional (@ID include …): another config-id reads
+// other files.
+func (c *Config) HasConditionalIncludes() bool { return c.src != nil && c.src.condInclude }
+
 // WriteStaged writes several files so that a failure leaves them as
 // they were: all are written to temporary files first, then renamed into
 // place (a rename that fails puts back the ones already renamed).
-// Symbolic links are followed; mode and owner are kept.
-func WriteStaged(files map[string][]byte) error { return saveStaged(files) }
+// Symbolic links are followed; mode and owner are kept; a new file gets
+// newMode.
+func WriteStaged(files map[string][]byte, newMode os.FileMode) error {
+	return saveStaged(files, newMode)
+}
 
 // ErrConflict is returned by Update when the files changed since the
 // revision the change was made against.
@@ -162,7 +170,7 @@ func Update(path string, opts *ParseOptions, rev string, change func(*Config) er
 			return nil, fmt.Errorf("%w: %s was written by someone else during the change; read it again and redo the change", ErrConflict, f.name)
 		}
 	}
-	if err := saveStaged(changed); err != nil {
+	if err := saveStaged(changed, 0o644); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWrite, err)
 	}
 	return res, nil
@@ -202,7 +210,7 @@ func dropEmpty(v any) any {
 // saveStaged writes several files so that a failure before the renames
 // leaves them all as they were: every file is written and synced to a
 // temporary file first, then each is renamed into place.
-func saveStaged(files map[string][]byte) error {
+func saveStaged(files map[string][]byte, newMode os.FileMode) error {
 	type staged struct{ tmp, name string }
 	var done []staged
 	cleanup := func() {
@@ -216,7 +224,7 @@ func saveStaged(files map[string][]byte) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		target, tmp, err := writeTemp(n, files[n], true)
+		target, tmp, err := writeTemp(n, files[n], true, newMode)
 		if err != nil {
 			cleanup()
 			return err

@@ -100,6 +100,9 @@ type srcState struct {
 
 type sourceSet struct {
 	files []*srcState
+	// condInclude: an include line is conditional (@ID), so that
+	// directors with other config-ids read other files
+	condInclude bool
 }
 
 func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
@@ -402,7 +405,7 @@ func writeConfigFile(name string, data []byte) error {
 }
 
 func writeAtomic(name string, data []byte, follow bool) error {
-	target, tmp, err := writeTemp(name, data, follow)
+	target, tmp, err := writeTemp(name, data, follow, 0o644)
 	if err != nil {
 		return err
 	}
@@ -416,14 +419,14 @@ func writeAtomic(name string, data []byte, follow bool) error {
 // writeTemp writes data to a synced temporary file beside the file name
 // stands for (the target of a symbolic link), with its mode and owner,
 // and returns that file's path and the temporary one's.
-func writeTemp(name string, data []byte, follow bool) (target, tmpName string, err error) {
+func writeTemp(name string, data []byte, follow bool, newMode os.FileMode) (target, tmpName string, err error) {
 	target = name
 	if follow {
 		if t, err := filepath.EvalSymlinks(name); err == nil {
 			target = t
 		}
 	}
-	mode := os.FileMode(0o644)
+	mode := newMode
 	uid, gid := -1, -1
 	if fi, err := os.Stat(target); err == nil {
 		mode = fi.Mode().Perm()

@@ -30,11 +30,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/scrypt"
 
 	"github.com/govs/govs/internal/config"
 )
@@ -42,8 +45,8 @@ import (
 // MaxAge is how old (or how far in the future) a message may be.
 const MaxAge = 5 * time.Minute
 
-// maxMessage bounds a sealed message (the files of one configuration).
-const maxMessage = 16 << 20
+// MaxMessage bounds a sealed message (the files of one configuration).
+const MaxMessage = 4 << 20
 
 // Message is what one director sends another.
 type Message struct {
@@ -62,8 +65,9 @@ type Message struct {
 }
 
 // Revision identifies a set of files by their relative names and
-// contents, the same on both directors whatever their directories.
-func Revision(files map[string][]byte) string {
+// contents, the same on both directors whatever their directories and
+// whatever the main file's name (main; it counts as "").
+func Revision(files map[string][]byte, main string) string {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
@@ -72,9 +76,13 @@ func Revision(files map[string][]byte) string {
 	h := sha256.New()
 	for _, n := range names {
 		var l [8]byte
-		binary.BigEndian.PutUint64(l[:], uint64(len(n)))
+		key := n
+		if n == main {
+			key = ""
+		}
+		binary.BigEndian.PutUint64(l[:], uint64(len(key)))
 		h.Write(l[:])
-		h.Write([]byte(n))
+		h.Write([]byte(key))
 		binary.BigEndian.PutUint64(l[:], uint64(len(files[n])))
 		h.Write(l[:])
 		h.Write(files[n])
@@ -84,8 +92,13 @@ func Revision(files map[string][]byte) string {
 
 // Files returns the files a loaded configuration was read from, by path
 // relative to the directory of main, and their revision. A file outside
-// that directory (an include by absolute path elsewhere) cannot be sent.
+// that directory (an include by absolute path elsewhere) cannot be sent,
+// nor a configuration whose include lines are conditional (the peer would
+// read other files).
 func Files(main string, cfg *config.Config) (map[string][]byte, string, error) {
+	if cfg.HasConditionalIncludes() {
+		return nil, "", fmt.Errorf("%s has conditional include lines (@ID include …): the directors read different files, which the configuration sync cannot keep in step; put what differs on conditional lines of shared files instead", main)
+	}
 	dir := filepath.Dir(main)
 	out := map[string][]byte{}
 	for name, data := range cfg.Sources() {
@@ -98,12 +111,49 @@ func Files(main string, cfg *config.Config) (map[string][]byte, string, error) {
 	if len(out) == 0 {
 		return nil, "", fmt.Errorf("%s: no configuration file read", main)
 	}
-	return out, Revision(out), nil
+	return out, Revision(out, filepath.Base(main)), nil
 }
 
-func key(secret string) []byte {
-	k := sha256.Sum256([]byte("govs config sync v1\x00" + secret))
-	return k[:]
+// MinSecret is the shortest secret Seal takes.
+const MinSecret = 16
+
+var keys struct {
+	sync.Mutex
+	m map[string][]byte
+}
+
+// key derives the AES key from the secret with scrypt (slow on purpose:
+// a captured message does not allow fast guessing), once per secret.
+func key(secret string) ([]byte, error) {
+	if len(secret) < MinSecret {
+		return nil, fmt.Errorf("the configuration sync secret has %d characters; it needs at least %d", len(secret), MinSecret)
+	}
+	keys.Lock()
+	defer keys.Unlock()
+	if k, ok := keys.m[secret]; ok {
+		return k, nil
+	}
+	k, err := scrypt.Key([]byte(secret), []byte("govs config sync v1"), 1<<15, 8, 1, 32)
+	if err != nil {
+		return nil, err
+	}
+	if keys.m == nil || len(keys.m) > 8 {
+		keys.m = map[string][]byte{}
+	}
+	keys.m[secret] = k
+	return k, nil
+}
+
+func aead(secret string) (cipher.AEAD, error) {
+	k, err := key(secret)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // Seal encrypts and authenticates m under secret: a version byte, the
@@ -113,11 +163,13 @@ func Seal(secret string, m *Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(key(secret))
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
+	return seal(secret, plain, nil)
+}
+
+// seal seals plain; extra is authenticated with it (a reply names the
+// request's nonce so).
+func seal(secret string, plain, extra []byte) ([]byte, error) {
+	gcm, err := aead(secret)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +178,51 @@ func Seal(secret string, m *Message) ([]byte, error) {
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, err
 	}
-	return gcm.Seal(out, out[1:], plain, out[:1]), nil
+	return gcm.Seal(out, out[1:], plain, append(out[:1:1], extra...)), nil
+}
+
+// unseal opens what seal made.
+func unseal(secret string, b, extra []byte) (plain, nonce []byte, err error) {
+	gcm, err := aead(secret)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(b) < 1+gcm.NonceSize()+gcm.Overhead() || b[0] != 1 {
+		return nil, nil, fmt.Errorf("%w: not a version 1 message (%d bytes)", ErrRefused, len(b))
+	}
+	nonce = b[1 : 1+gcm.NonceSize()]
+	plain, err = gcm.Open(nil, nonce, b[1+gcm.NonceSize():], append(b[:1:1], extra...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: it does not open with this secret (another secret, or altered on the way)", ErrRefused)
+	}
+	return plain, nonce, nil
+}
+
+// Nonce returns a sealed message's nonce (what its reply is bound to).
+func Nonce(b []byte) []byte {
+	if len(b) < 13 {
+		return nil
+	}
+	return b[1:13]
+}
+
+// SealReply seals a reply to the request whose nonce is given: the sender
+// knows it comes from a director with the secret, for this request.
+func SealReply(secret string, reqNonce []byte, v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return seal(secret, plain, reqNonce)
+}
+
+// OpenReply opens a reply sealed by SealReply into v.
+func OpenReply(secret string, reqNonce, b []byte, v any) error {
+	plain, _, err := unseal(secret, b, reqNonce)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(plain, v)
 }
 
 // ErrRefused wraps the reasons a message is not taken (bad seal, old,
@@ -159,21 +255,9 @@ func (r *Replay) check(nonce []byte, now time.Time) bool {
 
 // Open checks and decrypts a sealed message.
 func Open(secret string, b []byte, now time.Time, rp *Replay) (*Message, error) {
-	block, err := aes.NewCipher(key(secret))
+	plain, nonce, err := unseal(secret, b, nil)
 	if err != nil {
 		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) < 1+gcm.NonceSize()+gcm.Overhead() || b[0] != 1 {
-		return nil, fmt.Errorf("%w: not a version 1 message (%d bytes)", ErrRefused, len(b))
-	}
-	nonce := b[1 : 1+gcm.NonceSize()]
-	plain, err := gcm.Open(nil, nonce, b[1+gcm.NonceSize():], b[:1])
-	if err != nil {
-		return nil, fmt.Errorf("%w: it does not open with this secret (another secret, or altered on the way)", ErrRefused)
 	}
 	var m Message
 	if err := json.Unmarshal(plain, &m); err != nil {
@@ -189,11 +273,11 @@ func Open(secret string, b []byte, now time.Time, rp *Replay) (*Message, error) 
 		return nil, fmt.Errorf("%w: the main file %q is not in the message", ErrRefused, m.Main)
 	}
 	for n := range m.Files {
-		if !filepath.IsLocal(filepath.FromSlash(n)) || strings.Contains(n, "\\") {
-			return nil, fmt.Errorf("%w: file name %q is not a path under the configuration's directory", ErrRefused, n)
+		if !filepath.IsLocal(filepath.FromSlash(n)) || strings.Contains(n, "\\") || path.Clean(n) != n {
+			return nil, fmt.Errorf("%w: file name %q is not a clean path under the configuration's directory", ErrRefused, n)
 		}
 	}
-	if Revision(m.Files) != m.Revision {
+	if Revision(m.Files, m.Main) != m.Revision {
 		return nil, fmt.Errorf("%w: the files do not have the revision the message says", ErrRefused)
 	}
 	return &m, nil
@@ -210,6 +294,10 @@ type Result struct {
 	Written, Removed []string
 	// Revision is the files' revision now.
 	Revision string
+	// Replaced is the revision a forced message replaced when it was not
+	// the sender's previous one (changes made here; the files are kept
+	// as .NAME.replaced-by-sync).
+	Replaced string
 }
 
 // Apply takes a message's files into the configuration whose main file
@@ -225,16 +313,28 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 	defer unlock()
 	cur, _ := config.ParseFile(main, opts)
 	curFiles, curRev, err := Files(main, cur)
+	if err != nil && len(cur.Files) > 0 {
+		return nil, err
+	}
 	if err != nil {
 		curFiles, curRev = map[string][]byte{}, ""
 	}
 	if curRev == m.Revision {
 		return &Result{Revision: curRev}, nil
 	}
-	if !m.Force && (m.Prev == "" || curRev != m.Prev) {
-		return nil, fmt.Errorf("%w: this director's files (revision %s) are not those %s had before its change (%s): they were changed here, or the two were not in sync; resolve by hand, or push with --force from the director whose files should win", ErrConflict, orNone(curRev), m.From, orNone(m.Prev))
+	replaced := ""
+	if m.Prev == "" || curRev != m.Prev {
+		if !m.Force {
+			return nil, fmt.Errorf("%w: this director's files (revision %s) are not those %s had before its change (%s): they were changed here, or the two were not in sync; resolve by hand, or push with --force from the director whose files should win (the files it replaces are kept beside them)", ErrConflict, orNone(curRev), m.From, orNone(m.Prev))
+		}
+		replaced = curRev
 	}
 	dir := filepath.Dir(main)
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
+	mainKey := filepath.Base(main)
 	local := func(rel string) string {
 		if rel == m.Main {
 			return main
@@ -243,15 +343,22 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 	}
 	files := map[string][]byte{}
 	for rel, data := range m.Files {
-		files[local(rel)] = data
+		name := local(rel)
+		if rel != m.Main && name == main {
+			return nil, fmt.Errorf("%w: %s sent a file named %q besides its main file, the name of this director's main file", ErrRefused, m.From, rel)
+		}
+		files[name] = data
 	}
-	// load what would be written, and only that
+	// load what would be written, and only that; what it reads is what
+	// is written
 	var ro config.ParseOptions
 	if opts != nil {
 		ro = *opts
 	}
+	read := map[string]bool{}
 	ro.ReadFile = func(name string) ([]byte, error) {
 		if b, ok := files[name]; ok {
+			read[name] = true
 			return b, nil
 		}
 		return nil, fmt.Errorf("%s is not among the files %s sent", name, m.From)
@@ -268,36 +375,66 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 	if _, ds := config.Load(main, &ro); ds.HasErrors() {
 		return nil, &config.InvalidError{Problems: ds}
 	}
-	res := &Result{Revision: m.Revision}
+	curSrc := cur.Sources()
+	for name := range files {
+		if !read[name] {
+			return nil, fmt.Errorf("%w: %s is not read by the configuration %s sent", ErrRefused, name, m.From)
+		}
+		// a file the configuration reads now may be anywhere it is; a
+		// new one must be in the configuration's directory, links
+		// followed
+		if _, known := curSrc[name]; !known {
+			parent, err := filepath.EvalSymlinks(filepath.Dir(name))
+			if err == nil {
+				if rel, err := filepath.Rel(realDir, parent); err != nil || !filepath.IsLocal(rel) && rel != "." {
+					return nil, fmt.Errorf("%w: %s would be written outside %s (a symbolic link in the path)", ErrRefused, name, dir)
+				}
+			}
+		}
+	}
+	res := &Result{Revision: m.Revision, Replaced: replaced}
 	changed := map[string][]byte{}
 	for name, data := range files {
-		if old, ok := cur.Sources()[name]; !ok || !bytes.Equal(old, data) {
-			if _, err := os.Stat(name); err != nil && !ok {
+		if old, ok := curSrc[name]; !ok || !bytes.Equal(old, data) {
+			if !ok {
 				if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 					return nil, err
 				}
+			}
+			if ok && replaced != "" {
+				// what a forced push replaces is kept
+				config.WriteStaged(map[string][]byte{backupName(name, "replaced"): old}, 0o600)
 			}
 			changed[name] = data
 			res.Written = append(res.Written, name)
 		}
 	}
-	if err := config.WriteStaged(changed); err != nil {
+	mode := os.FileMode(0o600)
+	if fi, err := os.Stat(main); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	if err := config.WriteStaged(changed, mode); err != nil {
 		return nil, err
 	}
 	// files read here that the sender no longer has: put aside (a dot
 	// name, which no include pattern matches)
 	for rel := range curFiles {
-		if _, ok := m.Files[rel]; ok || rel == filepath.Base(main) {
+		if _, ok := m.Files[rel]; ok || rel == mainKey {
 			continue
 		}
 		name := filepath.Join(dir, filepath.FromSlash(rel))
-		aside := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".removed-by-sync")
-		if err := os.Rename(name, aside); err == nil {
+		if err := os.Rename(name, backupName(name, "removed")); err == nil {
 			res.Removed = append(res.Removed, name)
 		}
 	}
 	sort.Strings(res.Written)
 	return res, nil
+}
+
+// backupName is where a file the sync replaced or removed is kept: a
+// dot name beside it, which no include pattern matches.
+func backupName(name, what string) string {
+	return filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+"."+what+"-by-sync")
 }
 
 func orNone(s string) string {

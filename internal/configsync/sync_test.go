@@ -51,7 +51,7 @@ func TestSealOpen(t *testing.T) {
 	if len(m.Files) != 2 || m.Files["services/web.conf"] == nil {
 		t.Fatalf("files %v", m.Files)
 	}
-	b, err := Seal("a shared secret", m)
+	b, err := Seal("a shared secret!", m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,33 +59,36 @@ func TestSealOpen(t *testing.T) {
 		t.Error("the files travel in clear")
 	}
 	var rp Replay
-	got, err := Open("a shared secret", b, time.Now(), &rp)
+	got, err := Open("a shared secret!", b, time.Now(), &rp)
 	if err != nil || got.Revision != m.Revision || string(got.Files["govs.conf"]) != confA {
 		t.Fatalf("open: %v %+v", err, got)
 	}
-	if _, err := Open("a shared secret", b, time.Now(), &rp); err == nil || !strings.Contains(err.Error(), "replay") {
+	if _, err := Open("a shared secret!", b, time.Now(), &rp); err == nil || !strings.Contains(err.Error(), "replay") {
 		t.Errorf("replay: %v", err)
 	}
-	if _, err := Open("another secret!!", b, time.Now(), nil); !errors.Is(err, ErrRefused) {
+	if _, err := Open("another secret!!!", b, time.Now(), nil); !errors.Is(err, ErrRefused) {
 		t.Errorf("wrong secret: %v", err)
 	}
 	bad := append([]byte{}, b...)
 	bad[len(bad)-1] ^= 1
-	if _, err := Open("a shared secret", bad, time.Now(), nil); !errors.Is(err, ErrRefused) {
+	if _, err := Open("a shared secret!", bad, time.Now(), nil); !errors.Is(err, ErrRefused) {
 		t.Errorf("altered: %v", err)
 	}
-	if _, err := Open("a shared secret", b, time.Now().Add(10*time.Minute), nil); err == nil || !strings.Contains(err.Error(), "clocks differ") {
+	if _, err := Open("a shared secret!", b, time.Now().Add(10*time.Minute), nil); err == nil || !strings.Contains(err.Error(), "clocks differ") {
 		t.Errorf("old: %v", err)
 	}
-	if _, err := Open("a shared secret", b[:10], time.Now(), nil); !errors.Is(err, ErrRefused) {
+	if _, err := Open("a shared secret!", b[:10], time.Now(), nil); !errors.Is(err, ErrRefused) {
 		t.Errorf("short: %v", err)
 	}
-	for _, name := range []string{"../etc/passwd", "/etc/passwd", "a/../../x"} {
+	if _, err := Seal("short", m); err == nil {
+		t.Error("a short secret sealed")
+	}
+	for _, name := range []string{"../etc/passwd", "/etc/passwd", "a/../../x", "./govs.conf"} {
 		m2 := *m
 		m2.Files = map[string][]byte{"govs.conf": []byte(confA), name: []byte("x")}
-		m2.Revision = Revision(m2.Files)
-		b2, _ := Seal("a shared secret", &m2)
-		if _, err := Open("a shared secret", b2, time.Now(), nil); err == nil || !strings.Contains(err.Error(), "not a path under") {
+		m2.Revision = Revision(m2.Files, m2.Main)
+		b2, _ := Seal("a shared secret!", &m2)
+		if _, err := Open("a shared secret!", b2, time.Now(), nil); err == nil || !strings.Contains(err.Error(), "not a clean path under") {
 			t.Errorf("file %q: %v", name, err)
 		}
 	}
@@ -144,7 +147,7 @@ func TestApply(t *testing.T) {
 	// files that do not load are refused whole
 	m3 := *m2
 	m3.Files = map[string][]byte{"govs.conf": []byte("virtual_server 10.0.0.1 80 {\n    lb_algo nope\n}\n")}
-	m3.Revision, m3.Prev, m3.Force = Revision(m3.Files), m2.Revision, false
+	m3.Revision, m3.Prev, m3.Force = Revision(m3.Files, m3.Main), m2.Revision, false
 	before, _ := os.ReadFile(lb2)
 	var inv *config.InvalidError
 	if _, err := Apply(lb2, nil, &m3); !errors.As(err, &inv) {
@@ -171,5 +174,98 @@ func TestApplyConfigID(t *testing.T) {
 	cfg, _ := config.Load(lb2, &config.ParseOptions{ConfigID: "lb2"})
 	if vi := cfg.VRRPInstances[0]; vi.VirtualRouterID != 10 || vi.Priority != 100 || vi.State != "BACKUP" {
 		t.Errorf("lb2 reads %+v", vi)
+	}
+}
+
+// What the review of the sync found, on the receiving side.
+func TestApplyGuards(t *testing.T) {
+	// main files of other names: the same revision, and the sync works
+	a := writeTree(t, map[string]string{"govs.conf": confA, "services/web.conf": svc1})
+	bdir := t.TempDir()
+	b := filepath.Join(bdir, "keepalived.conf")
+	os.MkdirAll(filepath.Join(bdir, "services"), 0o755)
+	os.WriteFile(b, []byte(confA), 0o600)
+	os.WriteFile(filepath.Join(bdir, "services/web.conf"), []byte(svc1), 0o644)
+	prev := message(t, a).Revision
+	if m := message(t, b); m.Revision != prev {
+		t.Fatalf("the same files under other main names: revisions %s and %s", m.Revision, prev)
+	}
+	os.WriteFile(filepath.Join(filepath.Dir(a), "services/dns.conf"), []byte("virtual_server 10.0.0.2 53 {\n    protocol UDP\n}\n"), 0o644)
+	m := message(t, a)
+	m.Prev = prev
+	if _, err := Apply(b, nil, m); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(bdir, "services/dns.conf")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("a new file takes the main file's mode (0600): %v %v", fi.Mode(), err)
+	}
+	if m2 := message(t, b); m2.Revision != m.Revision {
+		t.Errorf("after the sync: revisions %s and %s", m2.Revision, m.Revision)
+	}
+
+	// a file the configuration does not read is not written
+	m3 := *m
+	m3.Files = map[string][]byte{}
+	for k, v := range m.Files {
+		m3.Files[k] = v
+	}
+	m3.Files["notes.txt"] = []byte("x")
+	m3.Prev, m3.Revision = m.Revision, Revision(m3.Files, m3.Main)
+	if _, err := Apply(b, nil, &m3); err == nil || !strings.Contains(err.Error(), "not read by the configuration") {
+		t.Errorf("an unread file: %v", err)
+	}
+
+	// a new file through a symbolic link out of the directory
+	out := t.TempDir()
+	os.Symlink(out, filepath.Join(bdir, "linked"))
+	m4 := *m
+	m4.Files = map[string][]byte{"govs.conf": []byte(confA + "include linked/x.conf\n"), "linked/x.conf": []byte("virtual_server 10.0.0.5 80 {\n}\n")}
+	for k, v := range m.Files {
+		if k != "govs.conf" {
+			m4.Files[k] = v
+		}
+	}
+	m4.Prev, m4.Revision = m.Revision, Revision(m4.Files, m4.Main)
+	if _, err := Apply(b, nil, &m4); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("through a link: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "x.conf")); err == nil {
+		t.Error("written through the link")
+	}
+
+	// a forced push keeps what it replaces
+	os.WriteFile(b, []byte(confA+"# changed on b\n"), 0o600)
+	m5 := message(t, a)
+	m5.Prev, m5.Force = prev, true
+	res, err := Apply(b, nil, m5)
+	if err != nil || res.Replaced == "" {
+		t.Fatalf("forced: %+v %v", res, err)
+	}
+	if kept, _ := os.ReadFile(filepath.Join(bdir, ".keepalived.conf.replaced-by-sync")); !strings.Contains(string(kept), "# changed on b") {
+		t.Errorf("the replaced file was not kept: %q", kept)
+	}
+
+	// conditional includes: refused with the reason
+	c := writeTree(t, map[string]string{"govs.conf": "@lb1 include lb1.conf\n", "lb1.conf": svc1})
+	cfg, _ := config.Load(c, &config.ParseOptions{ConfigID: "lb1"})
+	if _, _, err := Files(c, cfg); err == nil || !strings.Contains(err.Error(), "conditional include") {
+		t.Errorf("conditional include: %v", err)
+	}
+}
+
+func TestReplySeal(t *testing.T) {
+	const s = "a shared secret!"
+	req, _ := Seal(s, &Message{From: "x", SentAt: time.Now(), Main: "m", Files: map[string][]byte{"m": nil}})
+	rep, err := SealReply(s, Nonce(req), map[string]string{"result": "saved"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]string
+	if err := OpenReply(s, Nonce(req), rep, &v); err != nil || v["result"] != "saved" {
+		t.Fatalf("reply: %v %v", v, err)
+	}
+	other, _ := Seal(s, &Message{From: "x", SentAt: time.Now(), Main: "m"})
+	if err := OpenReply(s, Nonce(other), rep, &v); err == nil {
+		t.Error("a reply opened for another request")
 	}
 }

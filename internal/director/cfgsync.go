@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +35,11 @@ type fromPeerKey struct{}
 
 // cfgSync is the director's side of the configuration sync.
 type cfgSync struct {
-	mu     sync.Mutex
-	rev    string // revision of the files in force
+	mu sync.Mutex
+	// rev and files are the files in force (what is sent: not what a
+	// hand edit has put on disk since)
+	rev    string
+	files  map[string][]byte
 	peers  map[string]*pusher
 	last   *api.ConfigSyncReceived
 	replay configsync.Replay
@@ -42,30 +47,84 @@ type cfgSync struct {
 	cancel context.CancelFunc
 }
 
-// pusher sends the files to one peer, again until it takes them.
+// pusher sends the files in force to one peer, again until it has them.
 type pusher struct {
-	addr string
-	kick chan struct{}
-	// want is the push not delivered yet: prev is the revision the peer
-	// is known to have (the oldest undelivered one)
-	want *pushReq
-	st   api.ConfigSyncPeer
+	addr   string
+	kick   chan struct{}
+	cancel context.CancelFunc
+	// known is the revision the peer is known to have ("" unknown);
+	// pending says it must get the files in force; force replaces its
+	// files whatever they are
+	known   string
+	pending bool
+	force   bool
+	st      api.ConfigSyncPeer
 }
 
-type pushReq struct {
-	prev  string
-	force bool
+// cfgSyncStateFile keeps the revision each peer acknowledged, so that a
+// change made while govs was stopped (a hand edit, then a restart) still
+// reaches the peers.
+func (d *Director) cfgSyncStateFile() string {
+	return filepath.Join(filepath.Dir(d.opts.ConfigFile), ".govs-config-sync.json")
 }
 
 func (d *Director) initCfgSync(cfg *config.Config) {
 	cs := &cfgSync{peers: map[string]*pusher{}}
 	cs.ctx, cs.cancel = context.WithCancel(context.Background())
-	if d.opts.ConfigFile != "" {
-		if _, rev, err := configsync.Files(d.opts.ConfigFile, cfg); err == nil {
-			cs.rev = rev
+	d.cs = cs
+	if d.opts.ConfigFile == "" {
+		return
+	}
+	if files, rev, err := configsync.Files(d.opts.ConfigFile, cfg); err == nil {
+		cs.rev, cs.files = rev, files
+	}
+	acked := map[string]string{}
+	if b, err := os.ReadFile(d.cfgSyncStateFile()); err == nil {
+		json.Unmarshal(b, &acked)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	d.syncPeersLocked(cfg)
+	for addr, p := range cs.peers {
+		if k := acked[addr]; k != "" {
+			p.known = k
+			if k != cs.rev && cs.rev != "" {
+				// changed while govs was stopped
+				p.pending, p.st.Pending = true, true
+				kickPusher(p)
+			}
 		}
 	}
-	d.cs = cs
+}
+
+// syncPeersLocked starts a pusher for each configured peer and stops
+// those of peers no longer configured. cs.mu is held.
+func (d *Director) syncPeersLocked(cfg *config.Config) {
+	cs := d.cs
+	want := map[string]bool{}
+	for _, addr := range cfg.Global.Govs.ConfigSyncPeers {
+		want[addr] = true
+		if cs.peers[addr] == nil {
+			ctx, cancel := context.WithCancel(cs.ctx)
+			p := &pusher{addr: addr, kick: make(chan struct{}, 1), cancel: cancel}
+			p.st.Addr = addr
+			cs.peers[addr] = p
+			go d.runPusher(ctx, p)
+		}
+	}
+	for addr, p := range cs.peers {
+		if !want[addr] {
+			p.cancel()
+			delete(cs.peers, addr)
+		}
+	}
+}
+
+func kickPusher(p *pusher) {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 // cfgSyncReloaded is called after a reload put cfg in force: when its
@@ -74,89 +133,91 @@ func (d *Director) cfgSyncReloaded(ctx context.Context, cfg *config.Config) {
 	if d.cs == nil || d.opts.ConfigFile == "" {
 		return
 	}
-	_, rev, err := configsync.Files(d.opts.ConfigFile, cfg)
+	cs := d.cs
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	d.syncPeersLocked(cfg)
+	files, rev, err := configsync.Files(d.opts.ConfigFile, cfg)
 	if err != nil {
+		cs.rev, cs.files = "", nil
 		if len(cfg.Global.Govs.ConfigSyncPeers) > 0 {
 			d.log.Warn("configuration sync: the files cannot be sent", "err", err)
 		}
 		return
 	}
-	d.cs.mu.Lock()
-	prev := d.cs.rev
-	d.cs.rev = rev
-	d.cs.mu.Unlock()
+	prev := cs.rev
+	cs.rev, cs.files = rev, files
 	if rev == prev || ctx.Value(fromPeerKey{}) != nil {
 		return
 	}
-	d.pushAll(cfg, pushReq{prev: prev})
-}
-
-// pushAll hands a push to every peer's pusher.
-func (d *Director) pushAll(cfg *config.Config, req pushReq) {
-	cs := d.cs
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for _, addr := range cfg.Global.Govs.ConfigSyncPeers {
-		p := cs.peers[addr]
-		if p == nil {
-			p = &pusher{addr: addr, kick: make(chan struct{}, 1)}
-			p.st.Addr = addr
-			cs.peers[addr] = p
-			go d.runPusher(p)
+	for _, p := range cs.peers {
+		if p.known == "" {
+			// the peer had what this director had: the two were in sync
+			p.known = prev
 		}
-		if p.want == nil {
-			r := req
-			p.want = &r
-		} else {
-			// the peer has not taken the last one: it still has its prev
-			p.want.force = p.want.force || req.force
-		}
-		p.st.Pending = true
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+		p.pending, p.st.Pending = true, true
+		kickPusher(p)
 	}
 }
 
-func (d *Director) runPusher(p *pusher) {
+func (d *Director) runPusher(ctx context.Context, p *pusher) {
 	cs := d.cs
 	for {
 		select {
-		case <-cs.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-p.kick:
 		}
 		for {
 			cs.mu.Lock()
-			want := p.want
-			cs.mu.Unlock()
-			if want == nil {
+			if !p.pending || cs.files == nil || p.known == cs.rev {
+				p.pending, p.st.Pending = false, false
+				cs.mu.Unlock()
 				break
 			}
-			res, err := d.pushTo(cs.ctx, p.addr, *want)
+			files, rev, prev, force := cs.files, cs.rev, p.known, p.force
+			cs.mu.Unlock()
+			res, err := d.pushTo(ctx, p.addr, files, rev, prev, force)
+			if ctx.Err() != nil {
+				return
+			}
 			cs.mu.Lock()
 			p.st.LastAttempt = time.Now()
 			if err == nil {
+				p.known, p.force = res.Revision, false
 				p.st.LastSuccess, p.st.Error, p.st.Result, p.st.Revision = p.st.LastAttempt, "", res.Result, res.Revision
-				if p.want == want {
-					p.want = nil
-					p.st.Pending = false
+				if res.ReloadError != "" {
+					p.st.Error = "written there, but its reload failed: " + res.ReloadError
 				}
+				d.saveAckedLocked()
 				cs.mu.Unlock()
 				d.log.Info("configuration sync: files sent", "peer", p.addr, "result", res.Result, "revision", res.Revision, "reload_error", res.ReloadError)
-				continue
+				continue // the files may have changed meanwhile
 			}
 			p.st.Error = err.Error()
 			cs.mu.Unlock()
 			d.log.Warn("configuration sync: the peer did not take the files; trying again", "peer", p.addr, "err", err, "in", cfgSyncRetry)
 			select {
-			case <-cs.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-p.kick:
 			case <-time.After(cfgSyncRetry):
 			}
 		}
+	}
+}
+
+// saveAckedLocked writes what each peer acknowledged. cs.mu is held.
+func (d *Director) saveAckedLocked() {
+	acked := map[string]string{}
+	for addr, p := range d.cs.peers {
+		if p.known != "" {
+			acked[addr] = p.known
+		}
+	}
+	b, _ := json.Marshal(acked)
+	if err := config.WriteFileAtomic(d.cfgSyncStateFile(), b); err != nil {
+		d.log.Warn("configuration sync: cannot keep what the peers have", "err", err)
 	}
 }
 
@@ -166,26 +227,23 @@ type syncReply struct {
 	Revision    string   `json:"revision"`
 	Written     []string `json:"written,omitempty"`
 	Removed     []string `json:"removed,omitempty"`
+	Replaced    string   `json:"replaced,omitempty"`
 	ReloadError string   `json:"reload_error,omitempty"`
 	Error       string   `json:"error,omitempty"`
 	Problems    []string `json:"problems,omitempty"`
 }
 
-// pushTo sends the files as they are on disk now to one peer.
-func (d *Director) pushTo(ctx context.Context, addr string, req pushReq) (*syncReply, error) {
-	cfg, ds := config.ParseFile(d.opts.ConfigFile, d.parseOptions())
-	files, rev, err := configsync.Files(d.opts.ConfigFile, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", err, ds.Err())
-	}
+// pushTo sends files (revision rev) to one peer, which had prev.
+func (d *Director) pushTo(ctx context.Context, addr string, files map[string][]byte, rev, prev string, force bool) (*syncReply, error) {
 	g := d.Config().Global
 	from := g.RouterID
 	if from == "" {
 		from, _ = os.Hostname()
 	}
-	m := &configsync.Message{From: from, SentAt: time.Now(), Main: relMain(d.opts.ConfigFile), Files: files,
-		Revision: rev, Prev: req.prev, Force: req.force}
-	body, err := configsync.Seal(g.Govs.ConfigSyncSecret, m)
+	m := &configsync.Message{From: from, SentAt: time.Now(), Main: filepath.Base(d.opts.ConfigFile), Files: files,
+		Revision: rev, Prev: prev, Force: force}
+	secret := g.Govs.ConfigSyncSecret
+	body, err := configsync.Seal(secret, m)
 	if err != nil {
 		return nil, err
 	}
@@ -201,48 +259,84 @@ func (d *Director) pushTo(ctx context.Context, addr string, req pushReq) (*syncR
 		return nil, err
 	}
 	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
 	var rep syncReply
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("%s: %s, unreadable answer: %v", addr, resp.Status, err)
+	if err := configsync.OpenReply(secret, configsync.Nonce(body), rb, &rep); err != nil {
+		// not sealed for this request: an error said before the peer
+		// could trust the message, or not the peer at all
+		var plain syncReply
+		if json.Unmarshal(rb, &plain) == nil && plain.Error != "" {
+			return nil, fmt.Errorf("%s refused the files (%s): %s", addr, resp.Status, plain.Error)
+		}
+		return nil, fmt.Errorf("%s: %s, an answer that is not sealed with the secret for this request", addr, resp.Status)
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg := rep.Error
 		if len(rep.Problems) > 0 {
-			msg += ": " + fmt.Sprint(rep.Problems)
+			msg += ": " + strings.Join(rep.Problems, "; ")
 		}
 		return nil, fmt.Errorf("%s refused the files (%s): %s", addr, resp.Status, msg)
 	}
 	return &rep, nil
 }
 
-func relMain(main string) string {
-	return filepath.Base(main)
-}
-
-// PushConfig sends the configuration files to every peer now and
-// returns what each answered (govs config-push). force replaces the
-// peers' files even when they were changed there.
+// PushConfig sends the files in force to every peer now and returns what
+// each answered (govs config-push). Without force a peer takes them only
+// when it has what it was last known to have; force replaces its files
+// whatever they are (it keeps the ones it replaces beside them).
 func (d *Director) PushConfig(ctx context.Context, force bool) ([]api.ConfigSyncPeer, error) {
 	cfg := d.Config()
-	peers := cfg.Global.Govs.ConfigSyncPeers
-	if len(peers) == 0 {
+	if len(cfg.Global.Govs.ConfigSyncPeers) == 0 {
 		return nil, fmt.Errorf("%w: no govs_config_sync_peer in the configuration", api.ErrBadRequest)
 	}
-	d.cs.mu.Lock()
-	prev := d.cs.rev
-	d.cs.mu.Unlock()
+	cs := d.cs
+	cs.mu.Lock()
+	files, rev := cs.files, cs.rev
+	type target struct {
+		p    *pusher
+		prev string
+	}
+	var targets []target
+	for _, addr := range cfg.Global.Govs.ConfigSyncPeers {
+		if p := cs.peers[addr]; p != nil {
+			prev := p.known
+			if prev == "" {
+				prev = rev
+			}
+			targets = append(targets, target{p, prev})
+		}
+	}
+	cs.mu.Unlock()
+	if files == nil {
+		return nil, fmt.Errorf("%w: the configuration in force cannot be sent (see the log)", api.ErrBadRequest)
+	}
 	var out []api.ConfigSyncPeer
-	for _, addr := range peers {
-		st := api.ConfigSyncPeer{Addr: addr, LastAttempt: time.Now()}
-		res, err := d.pushTo(ctx, addr, pushReq{prev: prev, force: force})
+	for _, t := range targets {
+		st := api.ConfigSyncPeer{Addr: t.p.addr, LastAttempt: time.Now()}
+		res, err := d.pushTo(ctx, t.p.addr, files, rev, t.prev, force)
+		cs.mu.Lock()
 		if err != nil {
 			st.Error = err.Error()
 		} else {
 			st.LastSuccess, st.Result, st.Revision = st.LastAttempt, res.Result, res.Revision
-			if res.ReloadError != "" {
-				st.Error = "written, but the reload failed: " + res.ReloadError
+			if res.Replaced != "" {
+				st.Result = fmt.Sprintf("%s, replacing its revision %s (kept there as .NAME.replaced-by-sync)", res.Result, res.Replaced)
 			}
+			if res.ReloadError != "" {
+				st.Error = "written there, but its reload failed: " + res.ReloadError
+			}
+			t.p.known, t.p.force = res.Revision, false
+			if t.p.known == cs.rev {
+				t.p.pending = false
+			}
+			t.p.st = st
+			t.p.st.Pending = t.p.pending
+			d.saveAckedLocked()
 		}
+		cs.mu.Unlock()
 		out = append(out, st)
 	}
 	return out, nil
@@ -253,29 +347,29 @@ func (d *Director) PushConfig(ctx context.Context, force bool) ([]api.ConfigSync
 func (d *Director) ConfigSyncHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sync/v1/config", func(w http.ResponseWriter, r *http.Request) {
-		reply := func(code int, rep syncReply) {
+		plain := func(code int, msg string) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(code)
-			json.NewEncoder(w).Encode(rep)
+			json.NewEncoder(w).Encode(syncReply{Error: msg})
 		}
 		secret := d.Config().Global.Govs.ConfigSyncSecret
 		if secret == "" {
-			reply(http.StatusForbidden, syncReply{Error: "no govs_config_sync_secret here"})
+			plain(http.StatusForbidden, "no govs_config_sync_secret here")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, configsync.MaxMessage))
 		if err != nil {
-			reply(http.StatusBadRequest, syncReply{Error: err.Error()})
+			plain(http.StatusBadRequest, err.Error())
 			return
 		}
 		m, err := configsync.Open(secret, body, time.Now(), &d.cs.replay)
 		if err != nil {
 			d.log.Warn("configuration sync: refused a message", "client", r.RemoteAddr, "err", err)
-			reply(http.StatusForbidden, syncReply{Error: err.Error()})
+			plain(http.StatusForbidden, err.Error())
 			return
 		}
 		rec := &api.ConfigSyncReceived{From: m.From, Addr: r.RemoteAddr, At: time.Now(), Revision: m.Revision}
-		rep, code := d.receive(r.Context(), m)
+		rep, code := d.receive(r.Context(), m, r.RemoteAddr)
 		rec.Result, rec.Error = rep.Result, rep.Error
 		if rep.ReloadError != "" {
 			rec.Error = "written, but the reload failed: " + rep.ReloadError
@@ -283,14 +377,23 @@ func (d *Director) ConfigSyncHandler() http.Handler {
 		d.cs.mu.Lock()
 		d.cs.last = rec
 		d.cs.mu.Unlock()
-		reply(code, rep)
+		// the answer is sealed for this request: the sender knows it
+		// comes from a director with the secret
+		sealed, err := configsync.SealReply(secret, configsync.Nonce(body), rep)
+		if err != nil {
+			plain(http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(code)
+		w.Write(sealed)
 	})
 	return mux
 }
 
 // receive takes a peer's files: written when they fit (see configsync),
 // then reloaded, without sending them on.
-func (d *Director) receive(ctx context.Context, m *configsync.Message) (syncReply, int) {
+func (d *Director) receive(ctx context.Context, m *configsync.Message, remote string) (syncReply, int) {
 	if d.opts.ConfigFile == "" {
 		return syncReply{Error: "this director's configuration was not read from a file"}, http.StatusConflict
 	}
@@ -309,16 +412,37 @@ func (d *Director) receive(ctx context.Context, m *configsync.Message) (syncRepl
 	case errors.Is(err, configsync.ErrConflict):
 		d.log.Warn("configuration sync: files refused", "from", m.From, "err", err)
 		return syncReply{Error: err.Error()}, http.StatusConflict
+	case errors.Is(err, configsync.ErrRefused):
+		d.log.Warn("configuration sync: files refused", "from", m.From, "err", err)
+		return syncReply{Error: err.Error()}, http.StatusBadRequest
 	case err != nil:
 		d.log.Error("configuration sync: files not written", "from", m.From, "err", err)
 		return syncReply{Error: err.Error()}, http.StatusInternalServerError
 	}
-	rep := syncReply{Result: "unchanged", Revision: res.Revision, Written: res.Written, Removed: res.Removed}
-	if len(res.Written) == 0 && len(res.Removed) == 0 {
+	rep := syncReply{Result: "unchanged", Revision: res.Revision, Written: res.Written, Removed: res.Removed, Replaced: res.Replaced}
+	d.cs.mu.Lock()
+	running := d.cs.rev
+	// the sender, when it is a peer of this director too (a sync both
+	// ways), has these files
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		for addr, p := range d.cs.peers {
+			if h, _, err := net.SplitHostPort(addr); err == nil && h == host {
+				p.known = res.Revision
+				d.saveAckedLocked()
+			}
+		}
+	}
+	d.cs.mu.Unlock()
+	if len(res.Written) == 0 && len(res.Removed) == 0 && running == res.Revision {
 		return rep, http.StatusOK
 	}
-	rep.Result = "saved"
-	d.log.Info("configuration sync: files taken from a peer", "from", m.From, "written", res.Written, "removed", res.Removed, "forced", m.Force)
+	if len(res.Written) > 0 || len(res.Removed) > 0 {
+		rep.Result = "saved"
+		d.log.Info("configuration sync: files taken from a peer", "from", m.From, "written", res.Written, "removed", res.Removed, "forced", m.Force, "replaced", res.Replaced)
+	} else {
+		// on disk already, not in force (its reload failed before)
+		rep.Result = "reloaded"
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if err := d.Reload(context.WithValue(rctx, fromPeerKey{}, true)); err != nil {

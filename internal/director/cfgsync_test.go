@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -100,10 +101,23 @@ func TestConfigSyncBetweenDirectors(t *testing.T) {
 	}
 	// forced from lb1: lb2 takes it
 	res, err := lb1.d.PushConfig(ctx, true)
-	if err != nil || len(res) != 1 || res[0].Result != "saved" || res[0].Error != "" {
+	if err != nil || len(res) != 1 || !strings.HasPrefix(res[0].Result, "saved, replacing its revision") || res[0].Error != "" {
 		t.Fatalf("forced push: %+v %v", res, err)
 	}
 	lb2.waitFor("forced weight", func(s []dataplane.Service) bool { return len(s) == 1 && weights(s[0])["10.0.0.1:8080"] == 4 })
+
+	// the peer removed from lb1's file: its pusher stops
+	b1, _ = os.ReadFile(lb1.file)
+	os.WriteFile(lb1.file, []byte(regexp.MustCompile(`(?m)^@lb1 govs_config_sync_peer .*\n`).ReplaceAllString(string(b1), "")), 0o644)
+	if err := lb1.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb1.d.cs.mu.Lock()
+	n := len(lb1.d.cs.peers)
+	lb1.d.cs.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d pushers left after the peer was removed", n)
+	}
 }
 
 // httpHandlerFunc serves the sync handler of a director made later.
@@ -111,4 +125,67 @@ type httpHandlerFunc func() *Director
 
 func (f httpHandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f().ConfigSyncHandler().ServeHTTP(w, r)
+}
+
+// A sync both ways: each director lists the other. A change on either
+// reaches the other and is not sent back; two changes in a row on one
+// side both arrive.
+func TestConfigSyncBothWays(t *testing.T) {
+	var d1, d2 *fixture
+	s1 := httptest.NewServer(httpHandlerFunc(func() *Director { return d1.d }))
+	defer s1.Close()
+	s2 := httptest.NewServer(httpHandlerFunc(func() *Director { return d2.d }))
+	defer s2.Close()
+	shared := "global_defs {\n" +
+		"@d1 govs_config_sync_peer " + strings.TrimPrefix(s2.URL, "http://") + "\n" +
+		"@d2 govs_config_sync_peer " + strings.TrimPrefix(s1.URL, "http://") + "\n" +
+		"    govs_config_sync_secret \"sixteen-chars-or-more\"\n" +
+		"}\n" + conf("")
+	d1 = startFull(t, shared, nil, "d1")
+	d2 = startFull(t, shared, nil, "d2")
+	ctx := context.Background()
+	setWeight := func(f *fixture, w int) {
+		t.Helper()
+		doc, err := f.d.ConfigDoc(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg config.Config
+		json.Unmarshal(doc.Config, &cfg)
+		rs := cfg.VirtualServers[0].RealServers[1]
+		rs.Weight = w
+		obj, _ := json.Marshal(rs)
+		if _, err := f.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "real_server", Index: 1, Object: obj}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(f *fixture, w int) func([]dataplane.Service) bool {
+		return func(s []dataplane.Service) bool { return len(s) == 1 && weights(s[0])["10.0.0.2:8080"] == w }
+	}
+	// two changes in a row on d1: the second arrives too
+	setWeight(d1, 5)
+	setWeight(d1, 6)
+	d2.waitFor("d1's second change on d2", has(d2, 6))
+	// then d2's change reaches d1
+	setWeight(d2, 7)
+	d1.waitFor("d2's change on d1", has(d1, 7))
+	time.Sleep(200 * time.Millisecond)
+	// nothing went back: each took the other's files exactly once per change
+	if n := strings.Count(d1.log.String(), "files taken from a peer"); n != 1 {
+		t.Errorf("d1 took files %d times:\n%s", n, d1.log.String())
+	}
+	if n := strings.Count(d2.log.String(), "files taken from a peer"); n < 1 || n > 2 {
+		t.Errorf("d2 took files %d times:\n%s", n, d2.log.String())
+	}
+	for _, f := range []*fixture{d1, d2} {
+		st, _ := f.d.State(ctx)
+		if p := st.ConfigSync.Peers[0]; p.Error != "" || p.Pending {
+			t.Errorf("peer state %+v", p)
+		}
+	}
+	b1, _ := os.ReadFile(d1.file)
+	b2, _ := os.ReadFile(d2.file)
+	if string(b1) != string(b2) {
+		t.Errorf("the files differ:\n%s\n---\n%s", b1, b2)
+	}
 }
