@@ -199,8 +199,13 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 				condLine = true
 				continue
 			}
+			k := j
 			for j < n && data[j] != '\n' {
 				j++
+			}
+			if f := strings.Fields(string(data[k:j])); len(f) > 0 && f[0] == "include" {
+				// another config-id reads other files
+				p.sawCondInclude = true
 			}
 			i = j
 			continue

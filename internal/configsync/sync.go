@@ -32,6 +32,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -56,10 +57,12 @@ type Message struct {
 	// configuration reads, by path relative to the main file's directory.
 	Main  string            `json:"main"`
 	Files map[string][]byte `json:"files"`
-	// Revision is Files' revision (Revision); Prev the sender's revision
-	// before its change ("" when it does not know it).
-	Revision string `json:"revision"`
-	Prev     string `json:"prev,omitempty"`
+	// Revision is Files' revision (Revision). Prevs are revisions the
+	// sender has had (in force, or taken from a peer), the latest last:
+	// a peer whose files are one of them has nothing the sender has not
+	// built on, and takes the new ones.
+	Revision string   `json:"revision"`
+	Prevs    []string `json:"prevs,omitempty"`
 	// Force replaces the peer's files whatever they are.
 	Force bool `json:"force,omitempty"`
 }
@@ -314,7 +317,7 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 	cur, _ := config.ParseFile(main, opts)
 	curFiles, curRev, err := Files(main, cur)
 	if err != nil && len(cur.Files) > 0 {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrConflict, err)
 	}
 	if err != nil {
 		curFiles, curRev = map[string][]byte{}, ""
@@ -323,9 +326,13 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 		return &Result{Revision: curRev}, nil
 	}
 	replaced := ""
-	if m.Prev == "" || curRev != m.Prev {
+	if curRev == "" || !slices.Contains(m.Prevs, curRev) {
 		if !m.Force {
-			return nil, fmt.Errorf("%w: this director's files (revision %s) are not those %s had before its change (%s): they were changed here, or the two were not in sync; resolve by hand, or push with --force from the director whose files should win (the files it replaces are kept beside them)", ErrConflict, orNone(curRev), m.From, orNone(m.Prev))
+			last := ""
+			if len(m.Prevs) > 0 {
+				last = m.Prevs[len(m.Prevs)-1]
+			}
+			return nil, fmt.Errorf("%w: this director's files (revision %s) are none that %s has had (its last: %s): they were changed here, or the two were not in sync; resolve by hand, or push with --force from the director whose files should win (the files it replaces are kept beside them)", ErrConflict, orNone(curRev), m.From, orNone(last))
 		}
 		replaced = curRev
 	}
@@ -361,13 +368,31 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 			read[name] = true
 			return b, nil
 		}
-		return nil, fmt.Errorf("%s is not among the files %s sent", name, m.From)
+		return nil, fmt.Errorf("%s is here and matches an include of the files %s sent, which do not have it: remove it here, or add it there", name, m.From)
 	}
 	ro.Glob = func(pattern string) ([]string, error) {
+		// the files of the message, and those on disk, as the reload
+		// will see them: a file here that the sender does not have
+		// refuses the message (read below)
+		seen := map[string]bool{}
 		var out []string
 		for name := range files {
-			if ok, _ := filepath.Match(pattern, name); ok {
+			if ok, _ := filepath.Match(pattern, name); ok && !seen[name] {
+				seen[name] = true
 				out = append(out, name)
+			}
+		}
+		disk, err := filepath.Glob(pattern)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range disk {
+			if !seen[name] && !strings.HasPrefix(filepath.Base(name), ".") {
+				// one this configuration reads now is put aside below
+				if _, putAside := curFiles[relTo(dir, name)]; !putAside {
+					seen[name] = true
+					out = append(out, name)
+				}
 			}
 		}
 		return out, nil
@@ -384,11 +409,21 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 		// new one must be in the configuration's directory, links
 		// followed
 		if _, known := curSrc[name]; !known {
-			parent, err := filepath.EvalSymlinks(filepath.Dir(name))
-			if err == nil {
-				if rel, err := filepath.Rel(realDir, parent); err != nil || !filepath.IsLocal(rel) && rel != "." {
-					return nil, fmt.Errorf("%w: %s would be written outside %s (a symbolic link in the path)", ErrRefused, name, dir)
+			if fi, err := os.Lstat(name); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				return nil, fmt.Errorf("%w: %s is a symbolic link here and not part of this configuration: not written through", ErrRefused, name)
+			}
+			// the deepest directory of the path that exists, links
+			// followed, must be inside the configuration's
+			anc := filepath.Dir(name)
+			for {
+				if _, err := os.Lstat(anc); err == nil || anc == filepath.Dir(anc) {
+					break
 				}
+				anc = filepath.Dir(anc)
+			}
+			real, err := filepath.EvalSymlinks(anc)
+			if rel, rerr := filepath.Rel(realDir, real); err != nil || rerr != nil || !filepath.IsLocal(rel) {
+				return nil, fmt.Errorf("%w: %s would be written outside %s (a symbolic link in the path)", ErrRefused, name, dir)
 			}
 		}
 	}
@@ -402,8 +437,11 @@ func Apply(main string, opts *config.ParseOptions, m *Message) (*Result, error) 
 				}
 			}
 			if ok && replaced != "" {
-				// what a forced push replaces is kept
-				config.WriteStaged(map[string][]byte{backupName(name, "replaced"): old}, 0o600)
+				// what a forced push replaces is kept, or nothing is
+				// written
+				if err := config.WriteStaged(map[string][]byte{backupName(name, "replaced"): old}, 0o600); err != nil {
+					return nil, fmt.Errorf("keeping %s before replacing it: %w", name, err)
+				}
 			}
 			changed[name] = data
 			res.Written = append(res.Written, name)
@@ -442,4 +480,13 @@ func orNone(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// relTo is name relative to dir, with slashes (a Files key).
+func relTo(dir, name string) string {
+	rel, err := filepath.Rel(dir, name)
+	if err != nil {
+		return name
+	}
+	return filepath.ToSlash(rel)
 }

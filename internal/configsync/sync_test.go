@@ -103,7 +103,7 @@ func TestApply(t *testing.T) {
 	os.WriteFile(filepath.Join(filepath.Dir(lb1), "services/dns.conf"), []byte("virtual_server 10.0.0.2 53 {\n    protocol UDP\n}\n"), 0o644)
 	os.Remove(filepath.Join(filepath.Dir(lb1), "services/old.conf"))
 	m := message(t, lb1)
-	m.Prev = prev
+	m.Prevs = []string{prev}
 	res, err := Apply(lb2, nil, m)
 	if err != nil {
 		t.Fatal(err)
@@ -126,10 +126,10 @@ func TestApply(t *testing.T) {
 	// lb2 edited by hand since: refused, unless forced
 	os.WriteFile(lb2, []byte(confA+"# hand edit on lb2\n"), 0o644)
 	m2 := message(t, lb1)
-	m2.Prev = m.Revision
+	m2.Prevs = []string{m.Revision}
 	os.WriteFile(filepath.Join(filepath.Dir(lb1), "govs.conf"), []byte(strings.Replace(confA, "router_id lb", "router_id lbx", 1)), 0o644)
 	m2 = message(t, lb1)
-	m2.Prev = m.Revision
+	m2.Prevs = []string{m.Revision}
 	if _, err := Apply(lb2, nil, m2); !errors.Is(err, ErrConflict) {
 		t.Fatalf("conflict: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestApply(t *testing.T) {
 	// files that do not load are refused whole
 	m3 := *m2
 	m3.Files = map[string][]byte{"govs.conf": []byte("virtual_server 10.0.0.1 80 {\n    lb_algo nope\n}\n")}
-	m3.Revision, m3.Prev, m3.Force = Revision(m3.Files, m3.Main), m2.Revision, false
+	m3.Revision, m3.Prevs, m3.Force = Revision(m3.Files, m3.Main), []string{m2.Revision}, false
 	before, _ := os.ReadFile(lb2)
 	var inv *config.InvalidError
 	if _, err := Apply(lb2, nil, &m3); !errors.As(err, &inv) {
@@ -167,7 +167,7 @@ func TestApplyConfigID(t *testing.T) {
 	prev := message(t, lb1).Revision
 	os.WriteFile(lb1, []byte(strings.Replace(text, "virtual_router_id 9", "virtual_router_id 10", 1)), 0o644)
 	m := message(t, lb1)
-	m.Prev = prev
+	m.Prevs = []string{prev}
 	if _, err := Apply(lb2, &config.ParseOptions{ConfigID: "lb2"}, m); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestApplyGuards(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(filepath.Dir(a), "services/dns.conf"), []byte("virtual_server 10.0.0.2 53 {\n    protocol UDP\n}\n"), 0o644)
 	m := message(t, a)
-	m.Prev = prev
+	m.Prevs = []string{prev}
 	if _, err := Apply(b, nil, m); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestApplyGuards(t *testing.T) {
 		m3.Files[k] = v
 	}
 	m3.Files["notes.txt"] = []byte("x")
-	m3.Prev, m3.Revision = m.Revision, Revision(m3.Files, m3.Main)
+	m3.Prevs, m3.Revision = []string{m.Revision}, Revision(m3.Files, m3.Main)
 	if _, err := Apply(b, nil, &m3); err == nil || !strings.Contains(err.Error(), "not read by the configuration") {
 		t.Errorf("an unread file: %v", err)
 	}
@@ -225,7 +225,7 @@ func TestApplyGuards(t *testing.T) {
 			m4.Files[k] = v
 		}
 	}
-	m4.Prev, m4.Revision = m.Revision, Revision(m4.Files, m4.Main)
+	m4.Prevs, m4.Revision = []string{m.Revision}, Revision(m4.Files, m4.Main)
 	if _, err := Apply(b, nil, &m4); err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Errorf("through a link: %v", err)
 	}
@@ -233,10 +233,57 @@ func TestApplyGuards(t *testing.T) {
 		t.Error("written through the link")
 	}
 
+	// a new file through a link that points out, under a directory not
+	// made yet; a new file that is a link here
+	m6 := *m
+	m6.Files = map[string][]byte{"govs.conf": []byte(confA + "include linked/sub/x.conf\ninclude extra.conf\n"), "linked/sub/x.conf": []byte("virtual_server 10.0.0.5 80 {\n}\n"), "extra.conf": []byte("\n")}
+	for k, v := range m.Files {
+		if k != "govs.conf" {
+			m6.Files[k] = v
+		}
+	}
+	m6.Prevs, m6.Revision = []string{m.Revision}, Revision(m6.Files, m6.Main)
+	if _, err := Apply(b, nil, &m6); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("through a link, a new directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "sub")); err == nil {
+		t.Error("a directory made through the link")
+	}
+	victim := filepath.Join(out, "victim")
+	os.WriteFile(victim, []byte("keep\n"), 0o644)
+	os.Symlink(victim, filepath.Join(bdir, "extra.conf"))
+	delete(m6.Files, "linked/sub/x.conf")
+	m6.Files["govs.conf"] = []byte(confA + "include extra.conf\n")
+	m6.Revision = Revision(m6.Files, m6.Main)
+	if _, err := Apply(b, nil, &m6); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("a new file that is a link: %v", err)
+	}
+	if v, _ := os.ReadFile(victim); string(v) != "keep\n" {
+		t.Error("written through the link")
+	}
+	os.Remove(filepath.Join(bdir, "extra.conf"))
+
+	// a file here that a new include pattern of the sender matches
+	os.MkdirAll(filepath.Join(bdir, "more"), 0o755)
+	os.WriteFile(filepath.Join(bdir, "more/stale.conf"), []byte("virtual_server 10.0.0.7 80 {\n}\n"), 0o644)
+	m7 := *m
+	m7.Files = map[string][]byte{"govs.conf": []byte(confA + "include more/*.conf\n"), "more/new.conf": []byte("virtual_server 10.0.0.8 80 {\n}\n")}
+	for k, v := range m.Files {
+		if k != "govs.conf" {
+			m7.Files[k] = v
+		}
+	}
+	m7.Prevs, m7.Revision = []string{m.Revision}, Revision(m7.Files, m7.Main)
+	var inv *config.InvalidError
+	if _, err := Apply(b, nil, &m7); !errors.As(err, &inv) || !strings.Contains(inv.Problems.Err().Error(), "stale.conf is here") {
+		t.Errorf("a stale file matching a new pattern: %v", err)
+	}
+
 	// a forced push keeps what it replaces
 	os.WriteFile(b, []byte(confA+"# changed on b\n"), 0o600)
 	m5 := message(t, a)
-	m5.Prev, m5.Force = prev, true
+	m5.Prevs, m5.Force = []string{prev}, true
+	os.RemoveAll(filepath.Join(bdir, "more"))
 	res, err := Apply(b, nil, m5)
 	if err != nil || res.Replaced == "" {
 		t.Fatalf("forced: %+v %v", res, err)

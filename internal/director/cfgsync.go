@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -38,13 +38,24 @@ type cfgSync struct {
 	mu sync.Mutex
 	// rev and files are the files in force (what is sent: not what a
 	// hand edit has put on disk since)
-	rev    string
-	files  map[string][]byte
-	peers  map[string]*pusher
-	last   *api.ConfigSyncReceived
-	replay configsync.Replay
-	ctx    context.Context
-	cancel context.CancelFunc
+	rev   string
+	files map[string][]byte
+	// history are the revisions this director has had (in force, or
+	// taken from a peer), the latest last, at most cfgSyncHistory: a
+	// peer with one of them takes a change built on it
+	history []string
+	peers   map[string]*pusher
+	// stateGen orders the writes of the state file (saveStateLocked),
+	// stateWG waits for them at stop; enabled says the sync is
+	// configured (no state file otherwise)
+	stateGen uint64
+	stateMu  sync.Mutex
+	stateWG  sync.WaitGroup
+	enabled  bool
+	last     *api.ConfigSyncReceived
+	replay   configsync.Replay
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 // pusher sends the files in force to one peer, again until it has them.
@@ -52,6 +63,8 @@ type pusher struct {
 	addr   string
 	kick   chan struct{}
 	cancel context.CancelFunc
+	// sendMu serialises the pusher's sends and govs config-push's
+	sendMu sync.Mutex
 	// known is the revision the peer is known to have ("" unknown);
 	// pending says it must get the files in force; force replaces its
 	// files whatever they are
@@ -61,9 +74,31 @@ type pusher struct {
 	st      api.ConfigSyncPeer
 }
 
-// cfgSyncStateFile keeps the revision each peer acknowledged, so that a
-// change made while govs was stopped (a hand edit, then a restart) still
-// reaches the peers.
+// cfgSyncHistory bounds the revisions a push names as its bases.
+const cfgSyncHistory = 32
+
+// cfgSyncState is what the state file keeps.
+type cfgSyncFile struct {
+	Acked   map[string]string `json:"acked"`
+	History []string          `json:"history"`
+}
+
+// addHistoryLocked records a revision this director has had. cs.mu is
+// held.
+func (cs *cfgSync) addHistoryLocked(rev string) {
+	if rev == "" {
+		return
+	}
+	cs.history = slices.DeleteFunc(cs.history, func(r string) bool { return r == rev })
+	cs.history = append(cs.history, rev)
+	if len(cs.history) > cfgSyncHistory {
+		cs.history = cs.history[len(cs.history)-cfgSyncHistory:]
+	}
+}
+
+// cfgSyncStateFile keeps the revision each peer acknowledged and the
+// revisions this director has had, so that a change made while govs was
+// stopped (a hand edit, then a restart) still reaches the peers.
 func (d *Director) cfgSyncStateFile() string {
 	return filepath.Join(filepath.Dir(d.opts.ConfigFile), ".govs-config-sync.json")
 }
@@ -75,18 +110,22 @@ func (d *Director) initCfgSync(cfg *config.Config) {
 	if d.opts.ConfigFile == "" {
 		return
 	}
-	if files, rev, err := configsync.Files(d.opts.ConfigFile, cfg); err == nil {
-		cs.rev, cs.files = rev, files
-	}
-	acked := map[string]string{}
+	var saved cfgSyncFile
 	if b, err := os.ReadFile(d.cfgSyncStateFile()); err == nil {
-		json.Unmarshal(b, &acked)
+		json.Unmarshal(b, &saved)
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	for _, r := range saved.History {
+		cs.addHistoryLocked(r)
+	}
+	if files, rev, err := configsync.Files(d.opts.ConfigFile, cfg); err == nil {
+		cs.rev, cs.files = rev, files
+		cs.addHistoryLocked(rev)
+	}
 	d.syncPeersLocked(cfg)
 	for addr, p := range cs.peers {
-		if k := acked[addr]; k != "" {
+		if k := saved.Acked[addr]; k != "" {
 			p.known = k
 			if k != cs.rev && cs.rev != "" {
 				// changed while govs was stopped
@@ -101,6 +140,7 @@ func (d *Director) initCfgSync(cfg *config.Config) {
 // those of peers no longer configured. cs.mu is held.
 func (d *Director) syncPeersLocked(cfg *config.Config) {
 	cs := d.cs
+	cs.enabled = len(cfg.Global.Govs.ConfigSyncPeers) > 0 || cfg.Global.Govs.ConfigSyncListen != ""
 	want := map[string]bool{}
 	for _, addr := range cfg.Global.Govs.ConfigSyncPeers {
 		want[addr] = true
@@ -147,14 +187,12 @@ func (d *Director) cfgSyncReloaded(ctx context.Context, cfg *config.Config) {
 	}
 	prev := cs.rev
 	cs.rev, cs.files = rev, files
+	cs.addHistoryLocked(rev)
+	d.saveStateLocked()
 	if rev == prev || ctx.Value(fromPeerKey{}) != nil {
 		return
 	}
 	for _, p := range cs.peers {
-		if p.known == "" {
-			// the peer had what this director had: the two were in sync
-			p.known = prev
-		}
 		p.pending, p.st.Pending = true, true
 		kickPusher(p)
 	}
@@ -175,9 +213,11 @@ func (d *Director) runPusher(ctx context.Context, p *pusher) {
 				cs.mu.Unlock()
 				break
 			}
-			files, rev, prev, force := cs.files, cs.rev, p.known, p.force
+			files, rev, prevs, force := cs.files, cs.rev, slices.Clone(cs.history), p.force
 			cs.mu.Unlock()
-			res, err := d.pushTo(ctx, p.addr, files, rev, prev, force)
+			p.sendMu.Lock()
+			res, err := d.pushTo(ctx, p.addr, files, rev, prevs, force)
+			p.sendMu.Unlock()
 			if ctx.Err() != nil {
 				return
 			}
@@ -189,7 +229,7 @@ func (d *Director) runPusher(ctx context.Context, p *pusher) {
 				if res.ReloadError != "" {
 					p.st.Error = "written there, but its reload failed: " + res.ReloadError
 				}
-				d.saveAckedLocked()
+				d.saveStateLocked()
 				cs.mu.Unlock()
 				d.log.Info("configuration sync: files sent", "peer", p.addr, "result", res.Result, "revision", res.Revision, "reload_error", res.ReloadError)
 				continue // the files may have changed meanwhile
@@ -207,18 +247,38 @@ func (d *Director) runPusher(ctx context.Context, p *pusher) {
 	}
 }
 
-// saveAckedLocked writes what each peer acknowledged. cs.mu is held.
-func (d *Director) saveAckedLocked() {
-	acked := map[string]string{}
-	for addr, p := range d.cs.peers {
+// saveStateLocked writes what each peer acknowledged and the history,
+// in the background (not while cs.mu is held; the latest write wins).
+// cs.mu is held.
+func (d *Director) saveStateLocked() {
+	cs := d.cs
+	if !cs.enabled || d.opts.ConfigFile == "" || cs.ctx.Err() != nil {
+		return
+	}
+	st := cfgSyncFile{Acked: map[string]string{}, History: slices.Clone(cs.history)}
+	for addr, p := range cs.peers {
 		if p.known != "" {
-			acked[addr] = p.known
+			st.Acked[addr] = p.known
 		}
 	}
-	b, _ := json.Marshal(acked)
-	if err := config.WriteFileAtomic(d.cfgSyncStateFile(), b); err != nil {
-		d.log.Warn("configuration sync: cannot keep what the peers have", "err", err)
-	}
+	b, _ := json.Marshal(st)
+	cs.stateGen++
+	gen := cs.stateGen
+	cs.stateWG.Add(1)
+	go func() {
+		defer cs.stateWG.Done()
+		cs.stateMu.Lock()
+		defer cs.stateMu.Unlock()
+		cs.mu.Lock()
+		latest := cs.stateGen == gen
+		cs.mu.Unlock()
+		if !latest {
+			return // a newer state follows
+		}
+		if err := config.WriteFileAtomic(d.cfgSyncStateFile(), b); err != nil {
+			d.log.Warn("configuration sync: cannot keep what the peers have", "err", err)
+		}
+	}()
 }
 
 // syncReply is a peer's answer.
@@ -233,15 +293,16 @@ type syncReply struct {
 	Problems    []string `json:"problems,omitempty"`
 }
 
-// pushTo sends files (revision rev) to one peer, which had prev.
-func (d *Director) pushTo(ctx context.Context, addr string, files map[string][]byte, rev, prev string, force bool) (*syncReply, error) {
+// pushTo sends files (revision rev) to one peer; prevs are the
+// revisions this director has had.
+func (d *Director) pushTo(ctx context.Context, addr string, files map[string][]byte, rev string, prevs []string, force bool) (*syncReply, error) {
 	g := d.Config().Global
 	from := g.RouterID
 	if from == "" {
 		from, _ = os.Hostname()
 	}
 	m := &configsync.Message{From: from, SentAt: time.Now(), Main: filepath.Base(d.opts.ConfigFile), Files: files,
-		Revision: rev, Prev: prev, Force: force}
+		Revision: rev, Prevs: prevs, Force: force}
 	secret := g.Govs.ConfigSyncSecret
 	body, err := configsync.Seal(secret, m)
 	if err != nil {
@@ -294,19 +355,11 @@ func (d *Director) PushConfig(ctx context.Context, force bool) ([]api.ConfigSync
 	}
 	cs := d.cs
 	cs.mu.Lock()
-	files, rev := cs.files, cs.rev
-	type target struct {
-		p    *pusher
-		prev string
-	}
-	var targets []target
+	files, rev, prevs := cs.files, cs.rev, slices.Clone(cs.history)
+	var targets []*pusher
 	for _, addr := range cfg.Global.Govs.ConfigSyncPeers {
 		if p := cs.peers[addr]; p != nil {
-			prev := p.known
-			if prev == "" {
-				prev = rev
-			}
-			targets = append(targets, target{p, prev})
+			targets = append(targets, p)
 		}
 	}
 	cs.mu.Unlock()
@@ -314,12 +367,19 @@ func (d *Director) PushConfig(ctx context.Context, force bool) ([]api.ConfigSync
 		return nil, fmt.Errorf("%w: the configuration in force cannot be sent (see the log)", api.ErrBadRequest)
 	}
 	var out []api.ConfigSyncPeer
-	for _, t := range targets {
-		st := api.ConfigSyncPeer{Addr: t.p.addr, LastAttempt: time.Now()}
-		res, err := d.pushTo(ctx, t.p.addr, files, rev, t.prev, force)
+	for _, p := range targets {
+		st := api.ConfigSyncPeer{Addr: p.addr, LastAttempt: time.Now()}
+		p.sendMu.Lock()
+		res, err := d.pushTo(ctx, p.addr, files, rev, prevs, force)
+		p.sendMu.Unlock()
 		cs.mu.Lock()
 		if err != nil {
 			st.Error = err.Error()
+			if force {
+				// the pusher goes on with it until the peer takes it
+				p.force, p.pending, p.st.Pending = true, true, true
+				kickPusher(p)
+			}
 		} else {
 			st.LastSuccess, st.Result, st.Revision = st.LastAttempt, res.Result, res.Revision
 			if res.Replaced != "" {
@@ -328,13 +388,13 @@ func (d *Director) PushConfig(ctx context.Context, force bool) ([]api.ConfigSync
 			if res.ReloadError != "" {
 				st.Error = "written there, but its reload failed: " + res.ReloadError
 			}
-			t.p.known, t.p.force = res.Revision, false
-			if t.p.known == cs.rev {
-				t.p.pending = false
+			p.known, p.force = res.Revision, false
+			if p.known == cs.rev {
+				p.pending = false
 			}
-			t.p.st = st
-			t.p.st.Pending = t.p.pending
-			d.saveAckedLocked()
+			p.st = st
+			p.st.Pending = p.pending
+			d.saveStateLocked()
 		}
 		cs.mu.Unlock()
 		out = append(out, st)
@@ -369,7 +429,7 @@ func (d *Director) ConfigSyncHandler() http.Handler {
 			return
 		}
 		rec := &api.ConfigSyncReceived{From: m.From, Addr: r.RemoteAddr, At: time.Now(), Revision: m.Revision}
-		rep, code := d.receive(r.Context(), m, r.RemoteAddr)
+		rep, code := d.receive(r.Context(), m)
 		rec.Result, rec.Error = rep.Result, rep.Error
 		if rep.ReloadError != "" {
 			rec.Error = "written, but the reload failed: " + rep.ReloadError
@@ -393,7 +453,7 @@ func (d *Director) ConfigSyncHandler() http.Handler {
 
 // receive takes a peer's files: written when they fit (see configsync),
 // then reloaded, without sending them on.
-func (d *Director) receive(ctx context.Context, m *configsync.Message, remote string) (syncReply, int) {
+func (d *Director) receive(ctx context.Context, m *configsync.Message) (syncReply, int) {
 	if d.opts.ConfigFile == "" {
 		return syncReply{Error: "this director's configuration was not read from a file"}, http.StatusConflict
 	}
@@ -422,20 +482,20 @@ func (d *Director) receive(ctx context.Context, m *configsync.Message, remote st
 	rep := syncReply{Result: "unchanged", Revision: res.Revision, Written: res.Written, Removed: res.Removed, Replaced: res.Replaced}
 	d.cs.mu.Lock()
 	running := d.cs.rev
-	// the sender, when it is a peer of this director too (a sync both
-	// ways), has these files
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		for addr, p := range d.cs.peers {
-			if h, _, err := net.SplitHostPort(addr); err == nil && h == host {
-				p.known = res.Revision
-				d.saveAckedLocked()
-			}
-		}
-	}
 	d.cs.mu.Unlock()
 	if len(res.Written) == 0 && len(res.Removed) == 0 && running == res.Revision {
 		return rep, http.StatusOK
 	}
+	// these files replace what this director had: a change of its own
+	// that its peers have not taken yet is not sent any more (it would
+	// undo these), and a later change builds on them
+	d.cs.mu.Lock()
+	d.cs.addHistoryLocked(res.Revision)
+	for _, p := range d.cs.peers {
+		p.pending, p.force, p.st.Pending = false, false, false
+	}
+	d.saveStateLocked()
+	d.cs.mu.Unlock()
 	if len(res.Written) > 0 || len(res.Removed) > 0 {
 		rep.Result = "saved"
 		d.log.Info("configuration sync: files taken from a peer", "from", m.From, "written", res.Written, "removed", res.Removed, "forced", m.Force, "replaced", res.Replaced)
@@ -473,6 +533,10 @@ func (d *Director) cfgSyncState(cfg *config.Config) *api.ConfigSync {
 
 func (d *Director) stopCfgSync() {
 	if d.cs != nil {
+		// under cs.mu: no state write starts after this
+		d.cs.mu.Lock()
 		d.cs.cancel()
+		d.cs.mu.Unlock()
+		d.cs.stateWG.Wait()
 	}
 }

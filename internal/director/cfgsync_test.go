@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -187,5 +188,64 @@ func TestConfigSyncBothWays(t *testing.T) {
 	b2, _ := os.ReadFile(d2.file)
 	if string(b1) != string(b2) {
 		t.Errorf("the files differ:\n%s\n---\n%s", b1, b2)
+	}
+}
+
+// Three directors, each listing the two others: changes made on any of
+// them reach the others, in any order (each push names every revision
+// its sender has had, so a peer that took a third director's change
+// still takes the next one).
+func TestConfigSyncMesh(t *testing.T) {
+	ds := make([]*fixture, 3)
+	srvs := make([]*httptest.Server, 3)
+	for i := range srvs {
+		i := i
+		srvs[i] = httptest.NewServer(httpHandlerFunc(func() *Director { return ds[i].d }))
+		defer srvs[i].Close()
+	}
+	shared := "global_defs {\n"
+	for i := range 3 {
+		for j := range 3 {
+			if i != j {
+				shared += fmt.Sprintf("@d%d govs_config_sync_peer %s\n", i, strings.TrimPrefix(srvs[j].URL, "http://"))
+			}
+		}
+	}
+	shared += "    govs_config_sync_secret \"sixteen-chars-or-more\"\n}\n" + conf("")
+	for i := range ds {
+		ds[i] = startFull(t, shared, nil, fmt.Sprintf("d%d", i))
+	}
+	ctx := context.Background()
+	setWeight := func(f *fixture, w int) {
+		t.Helper()
+		doc, err := f.d.ConfigDoc(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg config.Config
+		json.Unmarshal(doc.Config, &cfg)
+		rs := cfg.VirtualServers[0].RealServers[1]
+		rs.Weight = w
+		obj, _ := json.Marshal(rs)
+		if _, err := f.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "real_server", Index: 1, Object: obj}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for step, who := range []int{0, 1, 2, 1, 0, 2} {
+		w := 10 + step
+		setWeight(ds[who], w)
+		for _, f := range ds {
+			f.waitFor(fmt.Sprintf("step %d (d%d sets %d)", step, who, w), func(s []dataplane.Service) bool {
+				return len(s) == 1 && weights(s[0])["10.0.0.2:8080"] == w
+			})
+		}
+	}
+	for i, f := range ds {
+		st, _ := f.d.State(ctx)
+		for _, p := range st.ConfigSync.Peers {
+			if strings.Contains(p.Error, "409") {
+				t.Errorf("d%d → %s: %s", i, p.Addr, p.Error)
+			}
+		}
 	}
 }
