@@ -182,3 +182,31 @@ func TestWebUIEndToEnd(t *testing.T) {
 		t.Errorf("reload: %d %v", code, out)
 	}
 }
+
+// A listener on an address this host does not have (a VIP, on the
+// backup) stops govs at once with the reason, before anything is set up.
+func TestRunRefusesAddressNotHere(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	conf := t.TempDir() + "/govs.conf"
+	os.WriteFile(conf, []byte(webConf(freeAddr(t), "", a, b)), 0o644)
+	setWebPassword(t, conf, "correct-horse", "192.0.2.1:3636") // TEST-NET: on no host; only bound, never sent to
+	sock := t.TempDir() + "/govs.sock"
+	cmd := exec.Command(govsBin, "run", "-f", conf, "--dataplane", "proxy", "--api-socket", sock)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("govs kept running:\n%s", out)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "web UI listen 192.0.2.1:3636") {
+		t.Errorf("exit %v:\n%s", err, out)
+	}
+	if _, err := os.Stat(sock); err == nil {
+		t.Error("the API socket was made: something was set up before the listener failed")
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -127,6 +129,49 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 2
 	}
+	// the TCP listeners are bound before anything is set up: an address
+	// this host does not have (a VIP, on the backup) or a port in use
+	// stops govs here, not with the dataplane attached
+	var listens []string
+	if *listen != "" {
+		listens = append(listens, *listen)
+	} else if g.APIListen != "" {
+		listens = append(listens, g.APIListen)
+	}
+	mlisten := *metricsListen
+	if mlisten == "" {
+		mlisten = g.MetricsListen
+	}
+	bound := map[string][]net.Listener{}
+	defer func() {
+		for _, ls := range bound {
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+	}()
+	for _, b := range []struct {
+		what  string
+		addrs []string
+	}{{"api", listens}, {"metrics", []string{mlisten}}, {"web UI", []string{wlisten}}, {"configuration sync", []string{g.ConfigSyncListen}}} {
+		for _, a := range b.addrs {
+			if a == "" {
+				continue
+			}
+			l, err := net.Listen("tcp", a)
+			if err != nil {
+				fmt.Fprintf(stderr, "govs run: %s listen %s: %v (an address of this host, or :PORT; not a VIP, which the backup does not hold)\n", b.what, a, err)
+				return 1
+			}
+			bound[b.what] = append(bound[b.what], l)
+		}
+	}
+	if g.WebTLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(g.WebTLSCert, g.WebTLSKey); err != nil {
+			fmt.Fprintf(stderr, "govs run: govs_web_tls: %v\n", err)
+			return 1
+		}
+	}
 	// as keepalived: startup_script before anything is set up,
 	// shutdown_script once everything stopped (deferred: it runs after
 	// the director's Stop at the end), the latter from the configuration
@@ -196,12 +241,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			sock = strings.TrimSuffix(sock, ".sock") + "-" + netnsTag(netns) + ".sock"
 		}
 	}
-	var listens []string
-	if *listen != "" {
-		listens = append(listens, *listen)
-	} else if g.APIListen != "" {
-		listens = append(listens, g.APIListen)
-	}
 	for _, a := range listens {
 		if host, _, err := net.SplitHostPort(a); err != nil || !isLoopback(host) {
 			log.Warn("the API on TCP has no authentication: anyone who reaches it can reload, drain and persist weights; bind it to loopback or firewall it", "listen", a)
@@ -223,11 +262,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	srv := &api.Server{Socket: sock, Handler: newMux(api.Handler(d, log)), Log: log}
 	var tsrv *api.Server
 	if len(listens) > 0 {
-		tsrv = &api.Server{Name: "api (TCP, no configuration routes)", Listen: listens, Handler: newMux(api.WithoutConfig(api.Handler(d, log))), Log: log, MaxConns: 256}
-	}
-	mlisten := *metricsListen
-	if mlisten == "" {
-		mlisten = g.MetricsListen
+		tsrv = &api.Server{Name: "api (TCP, no configuration routes)", Bound: bound["api"], Handler: newMux(api.WithoutConfig(api.Handler(d, log))), Log: log, MaxConns: 256}
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -244,17 +279,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		grp.Go(func() error { return tsrv.Run(gctx) })
 	}
 	if mlisten != "" {
-		msrv := &api.Server{Name: "metrics", Listen: []string{mlisten}, Handler: metrics.Handler(d.State, dp), Log: log}
+		msrv := &api.Server{Name: "metrics", Bound: bound["metrics"], Handler: metrics.Handler(d.State, dp), Log: log}
 		grp.Go(func() error { return msrv.Run(gctx) })
 	}
-	if a := g.ConfigSyncListen; a != "" {
-		csrv := &api.Server{Name: "configuration sync", Listen: []string{a}, Handler: d.ConfigSyncHandler(), Log: log, MaxConns: 16}
+	if g.ConfigSyncListen != "" {
+		csrv := &api.Server{Name: "configuration sync", Bound: bound["configuration sync"], Handler: d.ConfigSyncHandler(), Log: log, MaxConns: 16}
 		grp.Go(func() error { return csrv.Run(gctx) })
 	}
 	if wlisten != "" {
 		ui := web.New(web.Options{API: api.Handler(d, log), State: d.State, Settings: func() web.Settings { return webSettings(d.Config()) },
 			Log: log, Version: version})
-		wsrv := &api.Server{Name: "web UI", Listen: []string{wlisten}, Handler: ui, Log: log, TLSCert: g.WebTLSCert, TLSKey: g.WebTLSKey,
+		wsrv := &api.Server{Name: "web UI", Bound: bound["web UI"], Handler: ui, Log: log, TLSCert: g.WebTLSCert, TLSKey: g.WebTLSKey,
 			MaxConns: 256, Accept: ui.Accept}
 		grp.Go(func() error { return wsrv.Run(gctx) })
 	}
@@ -316,6 +351,9 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		case len(ifaces) == 0:
 			log.Info("dataplane auto: proxy (no interface configured for XDP: govs_interface or --interface)")
 		default:
+			if err := lockXDP(xs.pin); err != nil {
+				return nil, "", 0, err
+			}
 			dp, err := xdp.New(xdpOptions(ifaces, cfg, t, xs, log))
 			if err == nil {
 				log.Info("dataplane auto: xdp", "interfaces", strings.Join(ifaces, ","))
@@ -330,6 +368,9 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		if len(ifaces) == 0 {
 			return nil, "", 0, errors.New("dataplane xdp: no interface (set govs_interface in global_defs or pass --interface)")
 		}
+		if err := lockXDP(xs.pin); err != nil {
+			return nil, "", 0, err
+		}
 		dp, err := xdp.New(xdpOptions(ifaces, cfg, t, xs, log))
 		if err != nil {
 			return nil, "", 0, fmt.Errorf("dataplane xdp: %w", err)
@@ -339,6 +380,34 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		return nil, "", 0, fmt.Errorf("dataplane ipvs: %w (the kernel IPVS backend is not built yet; use proxy or xdp)", dataplane.ErrNotSupported)
 	}
 	return nil, "", 0, fmt.Errorf("unknown dataplane %q (auto, proxy, xdp or ipvs)", name)
+}
+
+// xdpLock holds the XDP pin directory's lock while govs runs.
+var xdpLock *os.File
+
+// lockXDP takes an exclusive lock for the XDP pin directory, before
+// anything there is touched: a second govs with the same pins would
+// adopt (or, with lvs_flush, remove) the running one's maps and attach
+// over its program.
+func lockXDP(pin string) error {
+	if pin == "" {
+		pin = xdp.DefaultPinPath
+	}
+	dir := "/run/govs"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("dataplane xdp: lock: %w", err)
+	}
+	name := filepath.Join(dir, "xdp"+strings.ReplaceAll(filepath.Clean(pin), "/", "_")+".lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("dataplane xdp: lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("dataplane xdp: another govs runs the XDP dataplane pinned at %s (lock %s held): stop it first, or give this one its own --xdp-pin-path", pin, name)
+	}
+	xdpLock = f
+	return nil
 }
 
 // xdpSetup is how the XDP dataplane is attached: its bpffs directory

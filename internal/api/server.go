@@ -83,6 +83,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, conns)
 	})
 	mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		slowReply(w)
 		if err := b.Reload(r.Context()); err != nil {
 			writeErr(w, err)
 			return
@@ -101,6 +102,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
 	})
 	mux.HandleFunc("POST /api/v1/realserver", func(w http.ResponseWriter, r *http.Request) {
+		slowReply(w)
 		var c RealServerChange
 		if !readJSON(w, r, &c) {
 			return
@@ -135,6 +137,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, doc)
 	})
 	mux.HandleFunc("POST /api/v1/config/push", func(w http.ResponseWriter, r *http.Request) {
+		slowReply(w)
 		var p ConfigPush
 		if !readJSON(w, r, &p) {
 			return
@@ -147,6 +150,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, peers)
 	})
 	mux.HandleFunc("POST /api/v1/config/edit", func(w http.ResponseWriter, r *http.Request) {
+		slowReply(w)
 		var e ConfigEdit
 		if !readJSON(w, r, &e) {
 			return
@@ -159,6 +163,12 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, res)
 	})
 	return mux
+}
+
+// slowReply gives a route that may wait for a file edit and a reload
+// (each bounded) more time to answer than the server's write timeout.
+func slowReply(w http.ResponseWriter) {
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -224,6 +234,10 @@ type Server struct {
 	// TLSCert and TLSKey (PEM files), when set, make the TCP listeners
 	// serve HTTPS.
 	TLSCert, TLSKey string
+	// Bound are TCP listeners bound already (govs run binds its listeners
+	// before it opens the dataplane, so that a bad address stops it
+	// before anything is set up); served like those of Listen.
+	Bound []net.Listener
 	// MaxConns bounds the open TCP connections (0: no bound).
 	MaxConns int
 	// Accept, when set, is asked about each TCP client before anything
@@ -275,12 +289,19 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	tcp := append([]net.Listener{}, s.Bound...)
 	for _, a := range s.Listen {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			closeAll()
+			for _, b := range tcp {
+				b.Close()
+			}
 			return fmt.Errorf("%s listen %s: %w", name, a, err)
 		}
+		tcp = append(tcp, l)
+	}
+	for _, l := range tcp {
 		if s.Accept != nil {
 			l = &filterListener{Listener: l, accept: s.Accept}
 		}

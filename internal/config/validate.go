@@ -1,7 +1,6 @@
 package config
 
 import (
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -82,10 +81,11 @@ func (v *validator) global() {
 			v.d.warnf(g.Pos, "govs_config_sync_secret without govs_config_sync_listen or govs_config_sync_peer: the configuration sync does nothing")
 		}
 	}
-	if g.Govs.WebTLSCert != "" {
-		if _, err := tls.LoadX509KeyPair(g.Govs.WebTLSCert, g.Govs.WebTLSKey); err != nil {
-			v.d.errorf(g.Pos, "govs_web_tls: %v", err)
-		}
+	// the certificate and key are read by govs run at start (a reload,
+	// the web UI's edits and the configuration sync do not depend on
+	// them; a renewal in two steps does not freeze reloads)
+	if (g.Govs.WebTLSCert == "") != (g.Govs.WebTLSKey == "") {
+		v.d.errorf(g.Pos, "govs_web_tls: want a certificate file and a key file")
 	}
 	if h := g.Govs.WebPassword; h != "" {
 		if _, err := bcrypt.Cost([]byte(h)); err != nil {

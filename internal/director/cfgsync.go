@@ -281,6 +281,10 @@ func (d *Director) saveStateLocked() {
 	}()
 }
 
+// syncClient sends the pushes: straight to the peer, never through a
+// proxy of govs's environment.
+var syncClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+
 // syncReply is a peer's answer.
 type syncReply struct {
 	Result      string   `json:"result"`
@@ -315,7 +319,7 @@ func (d *Director) pushTo(ctx context.Context, addr string, files map[string][]b
 		return nil, err
 	}
 	hr.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := http.DefaultClient.Do(hr)
+	resp, err := syncClient.Do(hr)
 	if err != nil {
 		return nil, err
 	}
@@ -366,8 +370,29 @@ func (d *Director) PushConfig(ctx context.Context, force bool) ([]api.ConfigSync
 	if files == nil {
 		return nil, fmt.Errorf("%w: the configuration in force cannot be sent (see the log)", api.ErrBadRequest)
 	}
-	var out []api.ConfigSyncPeer
-	for _, p := range targets {
+	// all peers at once, each within cfgSyncPushTimeout: one that does
+	// not answer does not hold up the others' answers
+	out := make([]api.ConfigSyncPeer, len(targets))
+	var wg sync.WaitGroup
+	for i, p := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = d.pushOne(ctx, p, files, rev, prevs, force)
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// cfgSyncPushTimeout bounds one push of govs config-push.
+const cfgSyncPushTimeout = 20 * time.Second
+
+func (d *Director) pushOne(ctx context.Context, p *pusher, files map[string][]byte, rev string, prevs []string, force bool) api.ConfigSyncPeer {
+	cs := d.cs
+	{
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfgSyncPushTimeout)
+		defer cancel()
 		st := api.ConfigSyncPeer{Addr: p.addr, LastAttempt: time.Now()}
 		p.sendMu.Lock()
 		res, err := d.pushTo(ctx, p.addr, files, rev, prevs, force)
@@ -397,9 +422,8 @@ func (d *Director) PushConfig(ctx context.Context, force bool) ([]api.ConfigSync
 			d.saveStateLocked()
 		}
 		cs.mu.Unlock()
-		out = append(out, st)
+		return st
 	}
-	return out, nil
 }
 
 // ConfigSyncHandler takes the peers' files (POST /sync/v1/config), for

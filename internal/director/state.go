@@ -260,7 +260,11 @@ func (d *Director) ChangeRealServer(ctx context.Context, c api.RealServerChange)
 		delete(d.rsOverride, rsKey{key, addr})
 		d.mu.Unlock()
 		d.log.Info("real server weight persisted", "vs", c.Service, "rs", c.Server, "weight", *c.Weight)
-		return d.Reload(ctx)
+		// the file is written: the reload runs to its end even if the
+		// client goes away
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		return d.Reload(rctx)
 	}
 	k := rsKey{key, addr}
 	ov := d.rsOverride[k]

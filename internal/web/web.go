@@ -277,8 +277,10 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, busy)
 		return
 	}
-	good := false
-	defer func() { u.end(key, good, now) }()
+	// only a password that bcrypt found wrong counts as a failure (not a
+	// wait for a slot, nor a client that went away)
+	outcome := attemptNone
+	defer func() { u.end(key, outcome, now) }()
 	t := time.NewTimer(3 * time.Second)
 	defer t.Stop()
 	select {
@@ -293,11 +295,12 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password))
 	<-u.bcryptSem
 	if err != nil {
+		outcome = attemptFailed
 		u.warn("web: failed login", "client", r.RemoteAddr)
 		writeError(w, http.StatusUnauthorized, "wrong password")
 		return
 	}
-	good = true
+	outcome = attemptGood
 	s := &session{csrf: randomToken(), hash: hash, created: now, used: now}
 	tok := randomToken()
 	u.mu.Lock()
@@ -337,6 +340,10 @@ func (u *UI) begin(key netip.Addr, now time.Time) (time.Duration, string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	f := u.fails[key]
+	if f != nil && !f.inFlight && now.Sub(f.last) > failWindow {
+		// failures long past are forgotten
+		f.n = 0
+	}
 	if f == nil {
 		for k, g := range u.fails {
 			if !g.inFlight && now.Sub(g.last) > failWindow {
@@ -344,7 +351,17 @@ func (u *UI) begin(key netip.Addr, now time.Time) (time.Duration, string) {
 			}
 		}
 		if len(u.fails) >= maxClients {
-			return 0, "too many clients are trying to log in; try again later"
+			// the oldest client not being checked makes room
+			var oldest netip.Addr
+			for k, g := range u.fails {
+				if !g.inFlight && (!oldest.IsValid() || g.last.Before(u.fails[oldest].last)) {
+					oldest = k
+				}
+			}
+			if !oldest.IsValid() {
+				return 0, "too many clients are trying to log in; try again later"
+			}
+			delete(u.fails, oldest)
 		}
 		f = &failures{}
 		u.fails[key] = f
@@ -365,8 +382,16 @@ func (u *UI) begin(key netip.Addr, now time.Time) (time.Duration, string) {
 	return 0, ""
 }
 
-// end ends the attempt begin reserved.
-func (u *UI) end(key netip.Addr, good bool, now time.Time) {
+// The outcomes of a login attempt.
+const (
+	attemptNone   = iota // no password check (no slot in time, client gone)
+	attemptFailed        // a wrong password
+	attemptGood          // the right one
+)
+
+// end ends the attempt begin reserved: a wrong password counts, the
+// right one clears the count, no check changes nothing.
+func (u *UI) end(key netip.Addr, outcome int, now time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	f := u.fails[key]
@@ -374,12 +399,13 @@ func (u *UI) end(key netip.Addr, good bool, now time.Time) {
 		return
 	}
 	f.inFlight = false
-	if good {
+	switch {
+	case outcome == attemptGood, outcome == attemptNone && f.n == 0:
 		delete(u.fails, key)
-		return
+	case outcome == attemptFailed:
+		f.n++
+		f.last = now
 	}
-	f.n++
-	f.last = now
 }
 
 func (u *UI) expireLocked(now time.Time) {
@@ -486,8 +512,11 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request, _ *session) {
 	t := time.NewTicker(u.o.EventInterval)
 	defer t.Stop()
 	for {
-		// the stream keeps its session alive while it is open
-		if _, s := u.current(r, true); s == nil {
+		// the stream keeps its session alive while it is open; it ends
+		// with the session, or when a reload takes its client out of
+		// govs_web_allow
+		ip, _ := clientAddr(r)
+		if _, s := u.current(r, true); s == nil || !u.allowed(ip) {
 			fmt.Fprint(w, "event: expired\ndata: {}\n\n")
 			fl.Flush()
 			return

@@ -344,7 +344,7 @@ func TestLoginLockoutKeys(t *testing.T) {
 		!strings.Contains(w.Body.String(), "being checked") {
 		t.Errorf("second attempt in flight: %d %s", w.Code, w.Body)
 	}
-	f.ui.end(key, false, f.now)
+	f.ui.end(key, attemptFailed, f.now)
 	if w := f.req("POST", "/login", `{"password":"s3cret-pw"}`, "198.51.100.9:1", "", ""); w.Code != 200 {
 		t.Errorf("after the first ended: %d %s", w.Code, w.Body)
 	}
@@ -359,5 +359,30 @@ func TestAcceptAndDenyAll(t *testing.T) {
 	f.settings = Settings{PasswordHash: f.settings.PasswordHash, DenyAll: true}
 	if w := f.req("GET", "/", "", client, "", ""); w.Code != 403 {
 		t.Errorf("DenyAll: %d", w.Code)
+	}
+}
+
+// Only a wrong password counts, and old failures are forgotten.
+func TestLoginFailuresCount(t *testing.T) {
+	f := newFixture(t, "s3cret-pw")
+	key := clientKey(netip.MustParseAddr("198.51.100.7"))
+	for i := 0; i < 2*freeFailures; i++ {
+		if wait, busy := f.ui.begin(key, f.now); wait != 0 || busy != "" {
+			t.Fatalf("attempt %d: %v %q", i, wait, busy)
+		}
+		f.ui.end(key, attemptNone, f.now) // no slot in time: not a failure
+	}
+	for i := 0; i < freeFailures; i++ {
+		f.req("POST", "/login", `{"password":"guess"}`, client, "", "")
+	}
+	if w := f.req("POST", "/login", `{"password":"s3cret-pw"}`, client, "", ""); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("after %d failures: %d", freeFailures, w.Code)
+	}
+	f.advance(failWindow + time.Second)
+	if w := f.req("POST", "/login", `{"password":"guess"}`, client, "", ""); w.Code != 401 {
+		t.Errorf("a failure after the window: %d (the old ones should be forgotten)", w.Code)
+	}
+	if w := f.req("POST", "/login", `{"password":"s3cret-pw"}`, client, "", ""); w.Code != 200 {
+		t.Errorf("then the right password: %d", w.Code)
 	}
 }

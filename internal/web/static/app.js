@@ -385,6 +385,13 @@ function addrNum(a) {
     const p = a.split('.').map(Number);
     return p.length === 4 && p.every(x => x >= 0 && x < 256) ? p.reduce((n, x) => n * 256n + BigInt(x), 0n) : null;
   }
+  // an IPv4 tail (::ffff:10.0.0.1): two groups
+  const m4 = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (m4) {
+    const v4 = addrNum(m4[2]);
+    if (v4 === null) return null;
+    a = m4[1] + (v4 >> 16n).toString(16) + ':' + (v4 & 0xffffn).toString(16);
+  }
   let [head, tail] = a.split('::');
   const hs = head ? head.split(':') : [], ts = tail !== undefined && tail ? tail.split(':') : [];
   if (tail === undefined && hs.length !== 8) return null;
