@@ -44,6 +44,22 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// webLab starts govs with the web UI (password correct-horse) over two
+// healthy backends and returns it, the backends, the virtual service's
+// address and the UI's.
+func webLab(t *testing.T) (*daemon, *backend, *backend, string, string) {
+	t.Helper()
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	vip, webAddr := freeAddr(t), freeAddr(t)
+	conf := t.TempDir() + "/govs.conf"
+	os.WriteFile(conf, []byte(webConf(vip, webAddr, a, b)), 0o644)
+	setWebPassword(t, conf, "correct-horse", webAddr)
+	d := startGovsFile(t, conf)
+	d.waitHealthy(t, a.addr, true)
+	d.waitHealthy(t, b.addr, true)
+	return d, a, b, vip, webAddr
+}
+
 // typeInto empties a form field and types text into it, as a user would
 // (the page sees the keystrokes).
 func typeInto(sel, text string) chromedp.Action[chromedp.Void] {
@@ -75,14 +91,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // invalid change refused with its reason and nothing written, log out.
 func TestWebUIBrowser(t *testing.T) {
 	ctx := browser(t)
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	vip, webAddr := freeAddr(t), freeAddr(t)
-	conf := t.TempDir() + "/govs.conf"
-	os.WriteFile(conf, []byte(webConf(vip, webAddr, a, b)), 0o644)
-	setWebPassword(t, conf, "correct-horse", webAddr)
-	d := startGovsFile(t, conf)
-	d.waitHealthy(t, a.addr, true)
-	d.waitHealthy(t, b.addr, true)
+	d, a, b, vip, webAddr := webLab(t)
 	for i := 0; i < 20; i++ {
 		get("http://" + vip + "/")
 	}
@@ -206,14 +215,7 @@ func selectValue(sel, value string) chromedp.Action[chromedp.Void] {
 // TCP checks into HTTP checks on every real server of the service.
 func TestWebUIBrowserPanels(t *testing.T) {
 	ctx := browser(t)
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	vip, webAddr := freeAddr(t), freeAddr(t)
-	conf := t.TempDir() + "/govs.conf"
-	os.WriteFile(conf, []byte(webConf(vip, webAddr, a, b)), 0o644)
-	setWebPassword(t, conf, "correct-horse", webAddr)
-	d := startGovsFile(t, conf)
-	d.waitHealthy(t, a.addr, true)
-	d.waitHealthy(t, b.addr, true)
+	d, a, b, _, webAddr := webLab(t)
 	err := chromedp.Do(ctx,
 		chromedp.Navigate("http://"+webAddr+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#login-password`)),

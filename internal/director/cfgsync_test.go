@@ -145,21 +145,7 @@ func TestConfigSyncBothWays(t *testing.T) {
 	d1 = startFull(t, shared, nil, "d1")
 	d2 = startFull(t, shared, nil, "d2")
 	ctx := context.Background()
-	setWeight := func(f *fixture, w int) {
-		t.Helper()
-		doc, err := f.d.ConfigDoc(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg config.Config
-		json.Unmarshal(doc.Config, &cfg)
-		rs := cfg.VirtualServers[0].RealServers[1]
-		rs.Weight = w
-		obj, _ := json.Marshal(rs)
-		if _, err := f.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "real_server", Index: 1, Object: obj}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setWeight := func(f *fixture, w int) { t.Helper(); editWeight(t, f, 1, w) }
 	has := func(f *fixture, w int) func([]dataplane.Service) bool {
 		return func(s []dataplane.Service) bool { return len(s) == 1 && weights(s[0])["10.0.0.2:8080"] == w }
 	}
@@ -216,21 +202,7 @@ func TestConfigSyncMesh(t *testing.T) {
 		ds[i] = startFull(t, shared, nil, fmt.Sprintf("d%d", i))
 	}
 	ctx := context.Background()
-	setWeight := func(f *fixture, w int) {
-		t.Helper()
-		doc, err := f.d.ConfigDoc(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg config.Config
-		json.Unmarshal(doc.Config, &cfg)
-		rs := cfg.VirtualServers[0].RealServers[1]
-		rs.Weight = w
-		obj, _ := json.Marshal(rs)
-		if _, err := f.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "real_server", Index: 1, Object: obj}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setWeight := func(f *fixture, w int) { t.Helper(); editWeight(t, f, 1, w) }
 	for step, who := range []int{0, 1, 2, 1, 0, 2} {
 		w := 10 + step
 		setWeight(ds[who], w)
@@ -247,5 +219,24 @@ func TestConfigSyncMesh(t *testing.T) {
 				t.Errorf("d%d → %s: %s", i, p.Addr, p.Error)
 			}
 		}
+	}
+}
+
+// editWeight sets the weight of the first service's real server j
+// through the API, as the web UI does.
+func editWeight(t *testing.T, f *fixture, j, w int) {
+	t.Helper()
+	ctx := context.Background()
+	doc, err := f.d.ConfigDoc(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg config.Config
+	json.Unmarshal(doc.Config, &cfg)
+	rs := cfg.VirtualServers[0].RealServers[j]
+	rs.Weight = w
+	obj, _ := json.Marshal(rs)
+	if _, err := f.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "real_server", Index: j, Object: obj}); err != nil {
+		t.Fatal(err)
 	}
 }
