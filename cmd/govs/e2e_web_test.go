@@ -2,11 +2,21 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -208,5 +218,83 @@ func TestRunRefusesAddressNotHere(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); err == nil {
 		t.Error("the API socket was made: something was set up before the listener failed")
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns the
+// files and a client that trusts it.
+func selfSigned(t *testing.T) (certFile, keyFile string, client *http.Client) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "govs test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = dir+"/cert.pem", dir+"/key.pem"
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	jar, _ := cookiejar.New(nil)
+	return certFile, keyFile, &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// govs_web_tls: the UI speaks HTTPS only, its cookie is Secure and it
+// sends HSTS.
+func TestWebUITLS(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	webAddr := freeAddr(t)
+	certFile, keyFile, hc := selfSigned(t)
+	conf := t.TempDir() + "/govs.conf"
+	text := strings.Replace(webConf(freeAddr(t), webAddr, a, b), "router_id e2e-web   # the UI shows it",
+		fmt.Sprintf("router_id e2e-web\n    govs_web_tls %q %q", certFile, keyFile), 1)
+	os.WriteFile(conf, []byte(text), 0o644)
+	setWebPassword(t, conf, "correct-horse", webAddr)
+	startGovsFile(t, conf)
+
+	w := &webClient{t: t, base: "https://" + webAddr, c: hc}
+	code, out := w.do("POST", "/login", map[string]string{"password": "correct-horse"})
+	if code != 200 {
+		t.Fatalf("login over TLS: %d %v", code, out)
+	}
+	req, _ := http.NewRequest("GET", "https://"+webAddr+"/session", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Errorf("session over TLS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+	u, _ := url.Parse("https://" + webAddr + "/")
+	for _, c := range hc.Jar.Cookies(u) {
+		if c.Name == "govs_session" && c.Value == "" {
+			t.Error("empty session cookie")
+		}
+	}
+	// the Secure flag is in the login's Set-Cookie
+	lr, _ := http.NewRequest("POST", "https://"+webAddr+"/login", strings.NewReader(`{"password":"correct-horse"}`))
+	lr.Header.Set("Content-Type", "application/json")
+	if resp, err := hc.Do(lr); err != nil || !strings.Contains(resp.Header.Get("Set-Cookie"), "Secure") {
+		t.Errorf("login cookie over TLS: %v %q", err, resp.Header.Get("Set-Cookie"))
+	} else {
+		resp.Body.Close()
+	}
+	// plain HTTP on the TLS port gets no page
+	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + webAddr + "/"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("plain HTTP served the page: %s", body[:min(len(body), 80)])
+		}
 	}
 }
