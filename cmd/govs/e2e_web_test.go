@@ -245,7 +245,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, client *http.Client) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	jar, _ := cookiejar.New(nil)
-	return certFile, keyFile, &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return certFile, keyFile, &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 }
 
 // govs_web_tls: the UI speaks HTTPS only, its cookie is Secure and it
@@ -272,8 +272,8 @@ func TestWebUITLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
-		t.Errorf("session over TLS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Strict-Transport-Security"), "max-age=") || resp.ProtoMajor != 2 {
+		t.Errorf("session over TLS: %d, HSTS %q, %s", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"), resp.Proto)
 	}
 	u, _ := url.Parse("https://" + webAddr + "/")
 	for _, c := range hc.Jar.Cookies(u) {

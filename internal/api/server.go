@@ -287,7 +287,9 @@ func (s *Server) Run(ctx context.Context) error {
 			closeAll()
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// HTTP/2 too: a browser's live streams (one per tab) do not
+		// take up its few HTTP/1.1 connections
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	}
 	tcp := append([]net.Listener{}, s.Bound...)
 	for _, a := range s.Listen {
