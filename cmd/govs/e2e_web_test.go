@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -288,6 +289,23 @@ func TestWebUITLS(t *testing.T) {
 		t.Errorf("login cookie over TLS: %v %q", err, resp.Header.Get("Set-Cookie"))
 	} else {
 		resp.Body.Close()
+	}
+	// the live stream over HTTP/2
+	sr, _ := http.NewRequest("GET", "https://"+webAddr+"/events", nil)
+	if resp, err := hc.Do(sr); err != nil {
+		t.Errorf("events over TLS: %v", err)
+	} else {
+		sc := bufio.NewScanner(resp.Body)
+		events := 0
+		for events < 2 && sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: {") {
+				events++
+			}
+		}
+		resp.Body.Close()
+		if events < 2 || resp.ProtoMajor != 2 {
+			t.Errorf("events over TLS: %d events, %s", events, resp.Proto)
+		}
 	}
 	// plain HTTP on the TLS port gets no page
 	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + webAddr + "/"); err == nil {
