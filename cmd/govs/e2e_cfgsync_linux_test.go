@@ -116,6 +116,21 @@ func TestConfigSyncPair(t *testing.T) {
 	if st, err := api.NewClient(socks["d2"]).State(context.Background()); err != nil || st.ConfigSync == nil || st.ConfigSync.LastReceived == nil || st.ConfigSync.LastReceived.From != "d1" {
 		t.Errorf("d2's sync state: %+v %v", st.ConfigSync, err)
 	}
+	// govs status says it on both sides
+	deadline0 := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := govs("d1", "status")
+		if strings.Contains(out, "to 10.77.0.2:3637: saved") {
+			break
+		}
+		if time.Now().After(deadline0) {
+			t.Fatalf("govs status on d1:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, _ := govs("d2", "status"); !strings.Contains(out, "configuration sync: files at revision") || !strings.Contains(out, "from d1 (") {
+		t.Errorf("govs status on d2:\n%s", out)
+	}
 
 	// a hand edit on d2: d1's next change is refused there
 	os.WriteFile(confs["d2"], append(b2, []byte("# hand edit on d2\n")...), 0o644)
