@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -129,7 +130,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: %v\n", err)
 		return 2
 	}
-	// the TCP listeners are bound before anything is set up: an address
+	// as keepalived: startup_script before anything is set up,
+	// shutdown_script once everything stopped (deferred: it runs after
+	// the director's Stop at the end), the latter from the configuration
+	// in force then (a reload may have changed it)
+	director.RunHook(context.Background(), cfg, director.StartupHook, log)
+	var d *director.Director
+	defer func() {
+		final := cfg
+		if d != nil {
+			final = d.Config()
+		}
+		director.RunHook(context.Background(), final, director.ShutdownHook, log)
+	}()
+	// the TCP listeners are bound after startup_script (which may bring
+	// their address up) and before the dataplane is opened: an address
 	// this host does not have (a VIP, on the backup) or a port in use
 	// stops govs here, not with the dataplane attached
 	var listens []string
@@ -150,6 +165,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
+	if wlisten != "" && g.WebTLSCert != "" {
+		// a web UI that cannot serve its certificate does not start;
+		// the director does (its forwarding does not depend on it)
+		if _, err := tls.LoadX509KeyPair(g.WebTLSCert, g.WebTLSKey); err != nil {
+			log.Error("the web UI does not start: govs_web_tls", "err", err)
+			wlisten = ""
+		}
+	}
 	for _, b := range []struct {
 		what  string
 		addrs []string
@@ -166,25 +189,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			bound[b.what] = append(bound[b.what], l)
 		}
 	}
-	if g.WebTLSCert != "" {
-		if _, err := tls.LoadX509KeyPair(g.WebTLSCert, g.WebTLSKey); err != nil {
-			fmt.Fprintf(stderr, "govs run: govs_web_tls: %v\n", err)
-			return 1
-		}
-	}
-	// as keepalived: startup_script before anything is set up,
-	// shutdown_script once everything stopped (deferred: it runs after
-	// the director's Stop at the end), the latter from the configuration
-	// in force then (a reload may have changed it)
-	director.RunHook(context.Background(), cfg, director.StartupHook, log)
-	var d *director.Director
-	defer func() {
-		final := cfg
-		if d != nil {
-			final = d.Config()
-		}
-		director.RunHook(context.Background(), final, director.ShutdownHook, log)
-	}()
 	pin := *pinPath
 	if pin == "" && netns != "" {
 		// bpffs is shared by the namespaces: one pin directory each
@@ -351,13 +355,17 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 		case len(ifaces) == 0:
 			log.Info("dataplane auto: proxy (no interface configured for XDP: govs_interface or --interface)")
 		default:
-			if err := lockXDP(xs.pin); err != nil {
+			err := lockXDP(xs.pin)
+			if errors.Is(err, errXDPBusy) {
 				return nil, "", 0, err
 			}
-			dp, err := xdp.New(xdpOptions(ifaces, cfg, t, xs, log))
 			if err == nil {
-				log.Info("dataplane auto: xdp", "interfaces", strings.Join(ifaces, ","))
-				return dp, "xdp", tableSize(size, xdp.DefaultConnTableSize), nil
+				var dp dataplane.Dataplane
+				if dp, err = xdp.New(xdpOptions(ifaces, cfg, t, xs, log)); err == nil {
+					log.Info("dataplane auto: xdp", "interfaces", strings.Join(ifaces, ","))
+					return dp, "xdp", tableSize(size, xdp.DefaultConnTableSize), nil
+				}
+				unlockXDP()
 			}
 			log.Warn("dataplane auto: proxy (XDP cannot attach)", "err", err)
 		}
@@ -385,29 +393,45 @@ func openDataplane(name string, ifaces []string, cfg *config.Config, t dataplane
 // xdpLock holds the XDP pin directory's lock while govs runs.
 var xdpLock *os.File
 
+// errXDPBusy: another govs holds the XDP pin directory.
+var errXDPBusy = errors.New("another govs runs the XDP dataplane with these pins")
+
 // lockXDP takes an exclusive lock for the XDP pin directory, before
 // anything there is touched: a second govs with the same pins would
 // adopt (or, with lvs_flush, remove) the running one's maps and attach
-// over its program.
+// over its program. The lock file is named for the mount namespace (ip
+// netns exec mounts its own bpffs) and the pin path.
 func lockXDP(pin string) error {
 	if pin == "" {
 		pin = xdp.DefaultPinPath
 	}
+	if abs, err := filepath.Abs(pin); err == nil {
+		pin = abs
+	}
+	mnt, _ := os.Readlink("/proc/self/ns/mnt")
 	dir := "/run/govs"
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("dataplane xdp: lock: %w", err)
 	}
-	name := filepath.Join(dir, "xdp"+strings.ReplaceAll(filepath.Clean(pin), "/", "_")+".lock")
+	name := filepath.Join(dir, "xdp-"+url.PathEscape(mnt+pin)+".lock")
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("dataplane xdp: lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("dataplane xdp: another govs runs the XDP dataplane pinned at %s (lock %s held): stop it first, or give this one its own --xdp-pin-path", pin, name)
+		return fmt.Errorf("dataplane xdp: %w pinned at %s (lock %s held): stop it first, or give this one its own --xdp-pin-path", errXDPBusy, pin, name)
 	}
 	xdpLock = f
 	return nil
+}
+
+// unlockXDP lets the lock go (the XDP dataplane did not open).
+func unlockXDP() {
+	if xdpLock != nil {
+		xdpLock.Close()
+		xdpLock = nil
+	}
 }
 
 // xdpSetup is how the XDP dataplane is attached: its bpffs directory

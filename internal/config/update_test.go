@@ -281,8 +281,8 @@ func TestWebKeywords(t *testing.T) {
 		{"govs_web_listen 3636\n    govs_web_password " + hash, `govs_web_listen "3636": want HOST:PORT`},
 		{"govs_web_password secret", "govs_web_password: not a bcrypt hash"},
 		{"govs_web_allow 10.0.0.0/8 bogus", `govs_web_allow "bogus": not an address or prefix`},
-		// read by govs run at start, not by every load
-		{"govs_web_tls /nonexistent/cert.pem /nonexistent/key.pem", ""},
+		// a warning: the web UI does not start with it, the rest does
+		{"govs_web_tls /nonexistent/cert.pem /nonexistent/key.pem", "warning: govs_web_tls: open /nonexistent/cert.pem"},
 		{"govs_config_sync_peer 10.0.0.2:3637 10.0.0.3:3637\n    govs_config_sync_listen 10.0.0.1:3637\n    govs_config_sync_secret \"sixteen-chars-at-least\"", ""},
 		{"govs_config_sync_peer 10.0.0.2:3637\n    govs_config_sync_secret short", "needs a secret of at least 16 characters"},
 		{"govs_config_sync_peer 10.0.0.2\n    govs_config_sync_secret \"sixteen-chars-at-least\"", `govs_config_sync: "10.0.0.2": want HOST:PORT`},

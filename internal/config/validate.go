@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -86,6 +87,10 @@ func (v *validator) global() {
 	// them; a renewal in two steps does not freeze reloads)
 	if (g.Govs.WebTLSCert == "") != (g.Govs.WebTLSKey == "") {
 		v.d.errorf(g.Pos, "govs_web_tls: want a certificate file and a key file")
+	} else if g.Govs.WebTLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(g.Govs.WebTLSCert, g.Govs.WebTLSKey); err != nil {
+			v.d.warnf(g.Pos, "govs_web_tls: %v: the web UI will not start with it", err)
+		}
 	}
 	if h := g.Govs.WebPassword; h != "" {
 		if _, err := bcrypt.Cost([]byte(h)); err != nil {

@@ -63,8 +63,9 @@ type pusher struct {
 	addr   string
 	kick   chan struct{}
 	cancel context.CancelFunc
-	// sendMu serialises the pusher's sends and govs config-push's
-	sendMu sync.Mutex
+	// send serialises the pusher's sends and govs config-push's (a
+	// one-slot semaphore, so that config-push can give up waiting)
+	send chan struct{}
 	// known is the revision the peer is known to have ("" unknown);
 	// pending says it must get the files in force; force replaces its
 	// files whatever they are
@@ -146,7 +147,7 @@ func (d *Director) syncPeersLocked(cfg *config.Config) {
 		want[addr] = true
 		if cs.peers[addr] == nil {
 			ctx, cancel := context.WithCancel(cs.ctx)
-			p := &pusher{addr: addr, kick: make(chan struct{}, 1), cancel: cancel}
+			p := &pusher{addr: addr, kick: make(chan struct{}, 1), send: make(chan struct{}, 1), cancel: cancel}
 			p.st.Addr = addr
 			cs.peers[addr] = p
 			go d.runPusher(ctx, p)
@@ -215,9 +216,13 @@ func (d *Director) runPusher(ctx context.Context, p *pusher) {
 			}
 			files, rev, prevs, force := cs.files, cs.rev, slices.Clone(cs.history), p.force
 			cs.mu.Unlock()
-			p.sendMu.Lock()
+			select {
+			case p.send <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			res, err := d.pushTo(ctx, p.addr, files, rev, prevs, force)
-			p.sendMu.Unlock()
+			<-p.send
 			if ctx.Err() != nil {
 				return
 			}
@@ -394,9 +399,15 @@ func (d *Director) pushOne(ctx context.Context, p *pusher, files map[string][]by
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfgSyncPushTimeout)
 		defer cancel()
 		st := api.ConfigSyncPeer{Addr: p.addr, LastAttempt: time.Now()}
-		p.sendMu.Lock()
-		res, err := d.pushTo(ctx, p.addr, files, rev, prevs, force)
-		p.sendMu.Unlock()
+		var res *syncReply
+		var err error
+		select {
+		case p.send <- struct{}{}:
+			res, err = d.pushTo(ctx, p.addr, files, rev, prevs, force)
+			<-p.send
+		case <-ctx.Done():
+			err = fmt.Errorf("%s: a push to it is in progress and did not end within %s", p.addr, cfgSyncPushTimeout)
+		}
 		cs.mu.Lock()
 		if err != nil {
 			st.Error = err.Error()

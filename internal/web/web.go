@@ -80,7 +80,8 @@ const (
 	maxLockout   = 5 * time.Minute
 	failWindow   = 15 * time.Minute
 	// maxClients bounds the clients whose failures are remembered; past
-	// it, new clients cannot try until old entries age out
+	// it, a client whose lockout is over makes room, and while all are
+	// locked out new clients wait
 	maxClients = 4096
 )
 
@@ -351,17 +352,22 @@ func (u *UI) begin(key netip.Addr, now time.Time) (time.Duration, string) {
 			}
 		}
 		if len(u.fails) >= maxClients {
-			// the oldest client not being checked makes room
-			var oldest netip.Addr
+			// a client whose lockout is over (fewest failures first)
+			// makes room; none while all are locked out, so that many
+			// addresses do not buy fresh tries
+			var pick netip.Addr
 			for k, g := range u.fails {
-				if !g.inFlight && (!oldest.IsValid() || g.last.Before(u.fails[oldest].last)) {
-					oldest = k
+				if g.inFlight || now.Before(g.last.Add(lockFor(g.n))) {
+					continue
+				}
+				if !pick.IsValid() || g.n < u.fails[pick].n {
+					pick = k
 				}
 			}
-			if !oldest.IsValid() {
+			if !pick.IsValid() {
 				return 0, "too many clients are trying to log in; try again later"
 			}
-			delete(u.fails, oldest)
+			delete(u.fails, pick)
 		}
 		f = &failures{}
 		u.fails[key] = f
@@ -369,14 +375,8 @@ func (u *UI) begin(key netip.Addr, now time.Time) (time.Duration, string) {
 	if f.inFlight {
 		return 0, "a login from this address is being checked; try again"
 	}
-	if f.n >= freeFailures {
-		lock := maxLockout
-		if k := f.n - freeFailures; k < 9 {
-			lock = min(time.Second<<k, maxLockout)
-		}
-		if wait := f.last.Add(lock).Sub(now); wait > 0 {
-			return wait, ""
-		}
+	if wait := f.last.Add(lockFor(f.n)).Sub(now); wait > 0 {
+		return wait, ""
 	}
 	f.inFlight = true
 	return 0, ""
@@ -388,6 +388,18 @@ const (
 	attemptFailed        // a wrong password
 	attemptGood          // the right one
 )
+
+// lockFor is how long a client with n failures waits after the last:
+// nothing for the first freeFailures, then 1 s doubling up to maxLockout.
+func lockFor(n int) time.Duration {
+	if n < freeFailures {
+		return 0
+	}
+	if k := n - freeFailures; k < 9 {
+		return min(time.Second<<k, maxLockout)
+	}
+	return maxLockout
+}
 
 // end ends the attempt begin reserved: a wrong password counts, the
 // right one clears the count, no check changes nothing.
@@ -521,7 +533,9 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request, _ *session) {
 			fl.Flush()
 			return
 		}
-		st, err := u.o.State(r.Context())
+		sctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		st, err := u.o.State(sctx)
+		cancel()
 		var b []byte
 		if err == nil {
 			b, err = json.Marshal(st)
@@ -537,6 +551,9 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request, _ *session) {
 			return
 		}
 		fl.Flush()
+		// no deadline between writes (under HTTP/2 a deadline that
+		// passes resets the stream even while nothing is written)
+		rc.SetWriteDeadline(time.Time{})
 		select {
 		case <-r.Context().Done():
 			return
