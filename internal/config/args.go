@@ -67,6 +67,15 @@ func (b *builder) one(n *Node) (Word, bool) {
 	return n.Words[1], true
 }
 
+// words appends the statement's words (one or more) to dst.
+func (b *builder) words(n *Node, dst *[]string) {
+	if b.noBlock(n) && b.args(n, 1, -1) {
+		for _, w := range n.Words[1:] {
+			*dst = append(*dst, w.Text)
+		}
+	}
+}
+
 func (b *builder) str(n *Node, dst *string) {
 	if w, ok := b.one(n); ok {
 		*dst = w.Text

@@ -265,11 +265,7 @@ func (b *builder) global(n *Node) {
 		case "govs_dataplane":
 			b.str(c, &g.Govs.Dataplane)
 		case "govs_interface", "govs_interfaces":
-			if b.noBlock(c) && b.args(c, 1, -1) {
-				for _, w := range c.Words[1:] {
-					g.Govs.Interfaces = append(g.Govs.Interfaces, w.Text)
-				}
-			}
+			b.words(c, &g.Govs.Interfaces)
 		case "govs_xdp_mode":
 			b.str(c, &g.Govs.XDPMode)
 		case "govs_api_socket":
@@ -287,19 +283,11 @@ func (b *builder) global(n *Node) {
 		case "govs_config_sync_listen":
 			b.str(c, &g.Govs.ConfigSyncListen)
 		case "govs_config_sync_peer", "govs_config_sync_peers":
-			if b.noBlock(c) && b.args(c, 1, -1) {
-				for _, w := range c.Words[1:] {
-					g.Govs.ConfigSyncPeers = append(g.Govs.ConfigSyncPeers, w.Text)
-				}
-			}
+			b.words(c, &g.Govs.ConfigSyncPeers)
 		case "govs_config_sync_secret":
 			b.str(c, &g.Govs.ConfigSyncSecret)
 		case "govs_web_allow":
-			if b.noBlock(c) && b.args(c, 1, -1) {
-				for _, w := range c.Words[1:] {
-					g.Govs.WebAllow = append(g.Govs.WebAllow, w.Text)
-				}
-			}
+			b.words(c, &g.Govs.WebAllow)
 		case "govs_metrics_listen":
 			b.str(c, &g.Govs.MetricsListen)
 		case "govs_conn_table_size":
