@@ -311,6 +311,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 					continue
 				}
 				log.Info("stopping: lame duck", "signal", s.String(), "for", lameDuck.String())
+				if d.WithdrawBGP() {
+					log.Info("bgp: every route withdrawn: the routers move new flows to the other directors while this one keeps forwarding for the lame duck")
+				}
 				if d.HasVRRP() {
 					log.Info("stopping vrrp: priority 0 adverts hand the virtual addresses to the peer")
 					rctx, rcancel := context.WithTimeout(gctx, 5*time.Second)
@@ -484,6 +487,7 @@ func xdpOptions(ifaces []string, cfg *config.Config, t dataplane.Timeouts, xs xd
 		Timeouts:      t,
 		ConnTableSize: cfg.Global.Govs.ConnTableSize,
 		KeepOnClose:   !cfg.Global.LVSFlushOnStop,
+		SloppyTCP:     cfg.SloppyTCP(),
 	}
 	for _, m := range cfg.Global.Govs.Masquerade {
 		if p, err := netip.ParsePrefix(m); err == nil {

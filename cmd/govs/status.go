@@ -103,6 +103,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  from %s (%s) at %s: %s\n", r.From, r.Addr, r.At.Format(time.RFC3339), res)
 		}
 	}
+	if b := st.BGP; b != nil {
+		printBGP(stdout, b)
+	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tSCHED\tQUORUM\tREAL SERVERS (healthy/total)\tIN POOL\tCONNS")
@@ -130,4 +133,33 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	return 0
+}
+
+// printBGP prints the BGP speaker: its routes and a line per session.
+func printBGP(w io.Writer, b *api.BGP) {
+	routes := strings.Join(b.Routes, " ")
+	switch {
+	case b.Withdrawn:
+		routes = "none (withdrawn: govs is stopping)"
+	case routes == "":
+		routes = "none (no virtual service up)"
+	}
+	fmt.Fprintf(w, "\nbgp AS %d, router id %s, announcing %s\n", b.LocalAS, b.RouterID, routes)
+	if b.LastError != "" {
+		fmt.Fprintf(w, "  last error: %s\n", b.LastError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NEIGHBOR\tAS\tSTATE\tUP FOR\tADVERTISED\tRECEIVED\tLAST DOWN")
+	for _, n := range b.Neighbors {
+		up := "-"
+		if !n.Since.IsZero() {
+			up = time.Since(n.Since).Round(time.Second).String()
+		}
+		last := n.LastDown
+		if last == "" {
+			last = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", n.Address, n.RemoteAS, n.State, up, n.Advertised, n.Received, last)
+	}
+	tw.Flush()
 }

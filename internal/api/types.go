@@ -36,6 +36,33 @@ type State struct {
 	LastReloadError string `json:"last_reload_error,omitempty"`
 	// ConfigSync is the configuration sync with the peers, nil when off.
 	ConfigSync *ConfigSync `json:"config_sync,omitempty"`
+	// BGP is the BGP speaker (govs_bgp), nil without one.
+	BGP *BGP `json:"bgp,omitempty"`
+}
+
+// BGP is the BGP speaker: its sessions and the routes it announces.
+type BGP struct {
+	LocalAS   uint32        `json:"local_as"`
+	RouterID  string        `json:"router_id"`
+	Neighbors []BGPNeighbor `json:"neighbors"`
+	// Routes are the host routes of the virtual addresses announced now:
+	// those with a virtual service up (its quorum met).
+	Routes []string `json:"routes"`
+	// Withdrawn says that govs is stopping: every route was withdrawn.
+	Withdrawn bool   `json:"withdrawn,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// BGPNeighbor is one BGP session.
+type BGPNeighbor struct {
+	Address  string `json:"address"`
+	RemoteAS uint32 `json:"remote_as"`
+	// State: idle, connect, active, opensent, openconfirm, established.
+	State      string    `json:"state"`
+	Since      time.Time `json:"since,omitzero"`
+	Advertised uint64    `json:"advertised"`
+	Received   uint64    `json:"received"`
+	LastDown   string    `json:"last_down,omitempty"`
 }
 
 // ConfigSync is the configuration sync: where it listens, the revision

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -100,6 +101,14 @@ func (b *builder) top(n *Node) {
 	case "govs_snat_pool":
 		if p := b.snatPool(n); p != nil {
 			b.cfg.SNATPools = append(b.cfg.SNATPools, p)
+		}
+	case "govs_bgp":
+		if b.needBlock(n) && b.args(n, 0, 0) {
+			if b.cfg.BGP != nil {
+				b.d.errorf(n.Pos, "govs_bgp: a second block (the first is at line %d); one block holds every neighbor", b.cfg.BGP.Pos.Line)
+			} else {
+				b.cfg.BGP = b.bgp(n)
+			}
 		}
 	case "static_ipaddress", "static_routes", "static_rules":
 		if b.needBlock(n) {
@@ -294,6 +303,8 @@ func (b *builder) global(n *Node) {
 			b.intv(c, 1024, 1<<28, &g.Govs.ConnTableSize)
 		case "govs_log_level":
 			b.str(c, &g.Govs.LogLevel)
+		case "govs_sloppy_tcp":
+			b.flagPtr(c, &g.Govs.SloppyTCP)
 		case "govs_masquerade":
 			if b.noBlock(c) && b.args(c, 1, -1) {
 				for _, w := range c.Words[1:] {
@@ -1393,6 +1404,116 @@ func (b *builder) snatPool(n *Node) *SNATPool {
 		}
 	}
 	return p
+}
+
+// bgp reads a govs_bgp block.
+func (b *builder) bgp(n *Node) *BGP {
+	g := &BGP{Pos: n.Pos}
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "local_as":
+			b.intv(c, 1, math.MaxUint32, &g.LocalAS)
+		case "router_id":
+			b.addr(c, &g.RouterID)
+		case "listen_port":
+			b.intv(c, 0, 65535, &g.ListenPort)
+		case "hold_time":
+			b.intv(c, 3, 65535, &g.HoldTime)
+		case "keepalive":
+			b.intv(c, 1, 21845, &g.Keepalive)
+		case "connect_retry":
+			b.intv(c, 1, 3600, &g.ConnectRetry)
+		case "next_hop":
+			b.addr(c, &g.NextHop)
+		case "next_hop6":
+			b.addr(c, &g.NextHop6)
+		case "community", "communities":
+			if b.noBlock(c) && b.args(c, 1, -1) {
+				for _, w := range c.Words[1:] {
+					if _, err := ParseCommunity(w.Text); err != nil {
+						b.d.errorf(w.Pos, "%s: %v", c.Keyword(), err)
+						continue
+					}
+					g.Communities = append(g.Communities, w.Text)
+				}
+			}
+		case "med":
+			b.intPtr(c, 0, math.MaxUint32, &g.MED)
+		case "local_pref", "local_preference":
+			b.intPtr(c, 0, math.MaxUint32, &g.LocalPref)
+		case "as_path_prepend":
+			b.intv(c, 0, 16, &g.Prepend)
+		case "neighbor":
+			if nb := b.bgpNeighbor(c); nb != nil {
+				g.Neighbors = append(g.Neighbors, nb)
+			}
+		default:
+			b.unsupported(c, "govs_bgp")
+		}
+	}
+	return g
+}
+
+// bgpNeighbor reads neighbor ADDRESS { ... } inside govs_bgp.
+func (b *builder) bgpNeighbor(n *Node) *BGPNeighbor {
+	if !b.needBlock(n) || !b.args(n, 1, 1) {
+		return nil
+	}
+	a, ok := b.addrWord(n.Words[1], "neighbor")
+	if !ok {
+		return nil
+	}
+	nb := &BGPNeighbor{Pos: n.Pos, Address: a}
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "remote_as":
+			b.intv(c, 1, math.MaxUint32, &nb.RemoteAS)
+		case "local_address":
+			b.addr(c, &nb.LocalAddress)
+		case "port":
+			b.port(c, &nb.Port)
+		case "password":
+			b.str(c, &nb.Password)
+		case "passive":
+			b.flag(c, &nb.Passive)
+		case "ebgp_multihop":
+			b.intv(c, 1, 255, &nb.Multihop)
+		case "hold_time":
+			b.intv(c, 3, 65535, &nb.HoldTime)
+		case "keepalive":
+			b.intv(c, 1, 21845, &nb.Keepalive)
+		case "connect_retry":
+			b.intv(c, 1, 3600, &nb.ConnectRetry)
+		default:
+			b.unsupported(c, "neighbor")
+		}
+	}
+	return nb
+}
+
+// Well-known BGP communities (RFC 1997, RFC 8326).
+var wellKnownCommunities = map[string]uint32{
+	"no-export":           0xFFFFFF01,
+	"no-advertise":        0xFFFFFF02,
+	"no-export-subconfed": 0xFFFFFF03,
+	"graceful-shutdown":   0xFFFF0000,
+}
+
+// ParseCommunity reads a BGP community: "ASN:VALUE" (each 0..65535) or a
+// well-known name.
+func ParseCommunity(s string) (uint32, error) {
+	if v, ok := wellKnownCommunities[strings.ToLower(s)]; ok {
+		return v, nil
+	}
+	hi, lo, ok := strings.Cut(s, ":")
+	if ok {
+		h, err1 := strconv.ParseUint(hi, 10, 16)
+		l, err2 := strconv.ParseUint(lo, 10, 16)
+		if err1 == nil && err2 == nil {
+			return uint32(h)<<16 | uint32(l), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a community (ASN:VALUE with both 0..65535, or no-export, no-advertise, no-export-subconfed, graceful-shutdown)", s)
 }
 
 // method reads lvs_method / lb_kind: NAT|DR|TUN|SNAT [type ...] [csum].

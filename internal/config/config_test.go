@@ -157,6 +157,16 @@ func TestErrors(t *testing.T) {
 		{"vmac multicast", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac 01:00:5e:00:00:01\n}\n", 4, `use_vmac: "01:00:5e:00:00:01" is a multicast address`},
 		{"vmac long name", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac a_very_long_interface\n}\n", 4, "is not a valid interface name"},
 		{"vmac same default", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac\n}\nvrrp_instance B {\n interface eth1\n virtual_router_id 5\n use_vmac\n}\n", 6, "use_vmac interface vrrp.5 is also that of \"A\""},
+		{"bgp without local_as", "govs_bgp {\n neighbor 10.0.0.1 {\n  remote_as 1\n }\n}\n", 1, "govs_bgp: local_as is missing"},
+		{"bgp without neighbor", "govs_bgp {\n local_as 1\n}\n", 1, "govs_bgp: no neighbor"},
+		{"bgp neighbor without remote_as", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n }\n}\n", 3, "neighbor 10.0.0.1 has no remote_as"},
+		{"bgp neighbor twice", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\n", 6, "neighbor 10.0.0.1 given twice"},
+		{"bgp bad community", "govs_bgp {\n local_as 1\n community 70000:1\n}\n", 3, `community: "70000:1" is not a community`},
+		{"bgp ipv6 router id", "govs_bgp {\n local_as 1\n router_id 2001:db8::1\n}\n", 1, "router_id 2001:db8::1 must be an IPv4 address"},
+		{"bgp hold time", "govs_bgp {\n local_as 1\n hold_time 2\n}\n", 3, "hold_time 2 out of range 3..65535"},
+		{"bgp second block", "govs_bgp {\n local_as 1\n}\ngovs_bgp {\n local_as 2\n}\n", 4, "govs_bgp: a second block (the first is at line 1)"},
+		{"bgp local address family", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  local_address 2001:db8::1\n }\n}\n", 3, "local_address 2001:db8::1 is of the other address family"},
+		{"bgp scheduler", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo rr\n}\n", 7, "warning: virtual_server 10.0.0.9 80: lb_algo rr with govs_bgp"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ds := LoadBytes("test.conf", []byte(tt.input), nil)
@@ -800,5 +810,94 @@ func TestSyncDaemonInterfaceKeyword(t *testing.T) {
 	cfg2, ds2 := LoadBytes("t.conf", Format(cfg), nil)
 	if ds2.HasErrors() || cfg2.Global.LVSSyncDaemon == nil || cfg2.Global.LVSSyncDaemon.Instance != "VI_7" {
 		t.Fatalf("round trip: %+v %s", cfg2.Global.LVSSyncDaemon, diagStrings(ds2))
+	}
+}
+
+// TestBGPBlock reads every keyword of govs_bgp into the model, and the
+// sloppy TCP default that follows it.
+func TestBGPBlock(t *testing.T) {
+	in := `global_defs {
+    router_id lb1
+}
+govs_bgp {
+    local_as 4200000001
+    router_id 10.0.0.11
+    listen_port 1179
+    hold_time 30
+    keepalive 10
+    connect_retry 2
+    next_hop 10.0.0.11
+    next_hop6 2001:db8::11
+    community 65001:100 no-export
+    med 5
+    local_pref 200
+    as_path_prepend 2
+    neighbor 10.0.0.1 {
+        remote_as 65000
+        local_address 10.0.0.11
+        port 1179
+        password "s3cret word"
+        passive
+        ebgp_multihop 2
+        hold_time 9
+        keepalive 3
+        connect_retry 1
+    }
+    neighbor 2001:db8::1 {
+        remote_as 4200000001
+    }
+}
+`
+	cfg, ds := LoadBytes("bgp.conf", []byte(in), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	b := cfg.BGP
+	if b == nil {
+		t.Fatal("no BGP block in the model")
+	}
+	if b.LocalAS != 4200000001 || b.RouterID.String() != "10.0.0.11" || b.ListenPort != 1179 || b.HoldTime != 30 || b.Keepalive != 10 || b.ConnectRetry != 2 ||
+		b.NextHop.String() != "10.0.0.11" || b.NextHop6.String() != "2001:db8::11" || *b.MED != 5 || *b.LocalPref != 200 || b.Prepend != 2 {
+		t.Errorf("global settings: %+v", b)
+	}
+	if len(b.Communities) != 2 {
+		t.Fatalf("communities %v", b.Communities)
+	}
+	if v, _ := ParseCommunity(b.Communities[0]); v != 65001<<16|100 {
+		t.Errorf("community %s = %#x", b.Communities[0], v)
+	}
+	if v, _ := ParseCommunity(b.Communities[1]); v != 0xFFFFFF01 {
+		t.Errorf("no-export = %#x", v)
+	}
+	if len(b.Neighbors) != 2 {
+		t.Fatalf("neighbors %+v", b.Neighbors)
+	}
+	n := b.Neighbors[0]
+	if n.Address.String() != "10.0.0.1" || n.RemoteAS != 65000 || n.LocalAddress.String() != "10.0.0.11" || n.Port != 1179 || n.Password != "s3cret word" ||
+		!n.Passive || n.Multihop != 2 || n.HoldTime != 9 || n.Keepalive != 3 || n.ConnectRetry != 1 {
+		t.Errorf("neighbor: %+v", n)
+	}
+	if !cfg.SloppyTCP() {
+		t.Error("govs_bgp without govs_sloppy_tcp: sloppy TCP should be on")
+	}
+	// the rendering reads back the same
+	cfg2, ds2 := Parse("rendered.conf", Format(cfg), nil)
+	if ds2.HasErrors() {
+		t.Fatal(diagStrings(ds2))
+	}
+	if diff := cmp.Diff(dumpJSON(t, cfg), dumpJSON(t, cfg2)); diff != "" {
+		t.Errorf("govs_bgp changed through Format:\n%s", diff)
+	}
+
+	off, ds := LoadBytes("off.conf", []byte("global_defs {\n govs_sloppy_tcp off\n}\n"+in[strings.Index(in, "govs_bgp"):]), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	if off.SloppyTCP() {
+		t.Error("govs_sloppy_tcp off with govs_bgp: sloppy TCP should be off")
+	}
+	plain, _ := LoadBytes("plain.conf", []byte("global_defs {\n router_id x\n}\n"), nil)
+	if plain.SloppyTCP() {
+		t.Error("no govs_bgp: sloppy TCP should be off")
 	}
 }

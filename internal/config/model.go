@@ -90,7 +90,9 @@ type Config struct {
 	VRRPInstances       []*VRRPInstance       `json:"vrrp_instances,omitempty"`
 	VirtualServerGroups []*VirtualServerGroup `json:"virtual_server_groups,omitempty"`
 	SNATPools           []*SNATPool           `json:"snat_pools,omitempty"`
-	VirtualServers      []*VirtualServer      `json:"virtual_servers,omitempty"`
+	// BGP is the govs_bgp block (nil: no BGP).
+	BGP            *BGP             `json:"bgp,omitempty"`
+	VirtualServers []*VirtualServer `json:"virtual_servers,omitempty"`
 	// InterfaceDelays are interface_up_down_delays blocks.
 	InterfaceDelays []*InterfaceDelays `json:"interface_up_down_delays,omitempty"`
 	// Statics are static_ipaddress, static_routes and static_rules
@@ -235,6 +237,16 @@ func (c *Config) NetNamespace() string {
 		return c.Global.NetNamespace
 	}
 	return c.NetNamespaceTop
+}
+
+// SloppyTCP says whether a dataplane schedules TCP packets that match
+// no connection even without SYN: govs_sloppy_tcp, else on with govs_bgp
+// (active-active directors take over each other's connections).
+func (c *Config) SloppyTCP() bool {
+	if v := c.Global.Govs.SloppyTCP; v != nil {
+		return *v
+	}
+	return c.BGP != nil
 }
 
 // StaticDev is the device of static addresses and routes that name none.
@@ -414,6 +426,11 @@ type GovsGlobal struct {
 	// Masquerade lists real-server networks whose own outgoing traffic
 	// (updates, active FTP data) the director masquerades (nftables).
 	Masquerade []string `json:"masquerade,omitempty"`
+	// SloppyTCP schedules TCP packets that match no connection even
+	// without SYN (IPVS's sloppy_tcp sysctl), so a director takes over
+	// connections another director began. nil: on with govs_bgp
+	// (active-active), off otherwise.
+	SloppyTCP *bool `json:"sloppy_tcp,omitempty"`
 }
 
 // VRRPScript is a vrrp_script block.
@@ -723,6 +740,49 @@ type SNATPool struct {
 	Addresses []netip.Addr `json:"addresses"`
 	PortMin   uint16       `json:"port_min"`
 	PortMax   uint16       `json:"port_max"`
+}
+
+// BGP is the govs_bgp block: the director announces the addresses of its
+// virtual services that are up to routers over BGP, as host routes, so
+// that several active directors share them by ECMP.
+type BGP struct {
+	Pos      Pos        `json:"-"`
+	LocalAS  int        `json:"local_as"`
+	RouterID netip.Addr `json:"router_id,omitzero"`
+	// ListenPort also accepts sessions there (0: govs only connects).
+	ListenPort int `json:"listen_port,omitempty"`
+	// HoldTime, Keepalive and ConnectRetry (seconds) are the neighbors'
+	// defaults (0: 90, hold/3 and 5).
+	HoldTime     int `json:"hold_time,omitempty"`
+	Keepalive    int `json:"keepalive,omitempty"`
+	ConnectRetry int `json:"connect_retry,omitempty"`
+	// NextHop and NextHop6 replace this end of the session as the next
+	// hop of IPv4 and IPv6 routes.
+	NextHop  netip.Addr `json:"next_hop,omitzero"`
+	NextHop6 netip.Addr `json:"next_hop6,omitzero"`
+	// Communities are "ASN:VALUE" or a well-known name (no-export,
+	// no-advertise, no-export-subconfed, graceful-shutdown).
+	Communities []string `json:"communities,omitempty"`
+	MED         *int     `json:"med,omitempty"`
+	LocalPref   *int     `json:"local_pref,omitempty"`
+	// Prepend repeats the local AS this many more times in the AS path.
+	Prepend   int            `json:"as_path_prepend,omitempty"`
+	Neighbors []*BGPNeighbor `json:"neighbors"`
+}
+
+// BGPNeighbor is a neighbor block of govs_bgp: one router.
+type BGPNeighbor struct {
+	Pos          Pos        `json:"-"`
+	Address      netip.Addr `json:"address"`
+	RemoteAS     int        `json:"remote_as"`
+	LocalAddress netip.Addr `json:"local_address,omitzero"`
+	Port         uint16     `json:"port,omitempty"` // 0: 179
+	Password     string     `json:"password,omitempty"`
+	Passive      bool       `json:"passive,omitempty"`
+	Multihop     int        `json:"ebgp_multihop,omitempty"`
+	HoldTime     int        `json:"hold_time,omitempty"`
+	Keepalive    int        `json:"keepalive,omitempty"`
+	ConnectRetry int        `json:"connect_retry,omitempty"`
 }
 
 // PortRange is an inclusive range of ports.

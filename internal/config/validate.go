@@ -35,6 +35,7 @@ func (c *Config) Validate() Diagnostics {
 	}
 	v.groups()
 	v.virtualServers()
+	v.bgp()
 	v.d.ds.Sort()
 	return v.d.ds
 }
@@ -452,6 +453,74 @@ func (v *validator) groups() {
 		}
 		if p.PortMin > p.PortMax {
 			v.d.errorf(p.Pos, "govs_snat_pool %q: port_range %d %d runs backwards", p.Name, p.PortMin, p.PortMax)
+		}
+	}
+}
+
+// bgp checks the govs_bgp block.
+func (v *validator) bgp() {
+	g := v.cfg.BGP
+	if g == nil {
+		return
+	}
+	if g.LocalAS == 0 {
+		v.d.errorf(g.Pos, "govs_bgp: local_as is missing (the AS number this director speaks for)")
+	}
+	if g.RouterID.IsValid() && !g.RouterID.Is4() {
+		v.d.errorf(g.Pos, "govs_bgp: router_id %s must be an IPv4 address (a BGP identifier is 32 bits)", g.RouterID)
+	}
+	if g.NextHop.IsValid() && !g.NextHop.Is4() {
+		v.d.errorf(g.Pos, "govs_bgp: next_hop %s is for IPv4 routes and must be an IPv4 address (next_hop6 is for IPv6)", g.NextHop)
+	}
+	if g.NextHop6.IsValid() && (!g.NextHop6.Is6() || g.NextHop6.Is4In6()) {
+		v.d.errorf(g.Pos, "govs_bgp: next_hop6 %s must be an IPv6 address", g.NextHop6)
+	}
+	if g.Keepalive != 0 && g.HoldTime != 0 && g.Keepalive*3 > g.HoldTime {
+		v.d.warnf(g.Pos, "govs_bgp: keepalive %d is more than a third of hold_time %d: a session may drop after one lost keepalive", g.Keepalive, g.HoldTime)
+	}
+	if len(g.Neighbors) == 0 {
+		v.d.errorf(g.Pos, "govs_bgp: no neighbor (neighbor ADDRESS { remote_as N })")
+	}
+	seen := map[netip.Addr]bool{}
+	for _, nb := range g.Neighbors {
+		if seen[nb.Address] {
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s given twice", nb.Address)
+		}
+		seen[nb.Address] = true
+		if nb.RemoteAS == 0 {
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s has no remote_as", nb.Address)
+		}
+		if nb.LocalAddress.IsValid() && nb.LocalAddress.Is4() != nb.Address.Is4() {
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s: local_address %s is of the other address family", nb.Address, nb.LocalAddress)
+		}
+		hold, ka := nb.HoldTime, nb.Keepalive
+		if hold == 0 {
+			hold = g.HoldTime
+		}
+		if ka == 0 {
+			ka = g.Keepalive
+		}
+		if (nb.HoldTime != 0 || nb.Keepalive != 0) && hold != 0 && ka != 0 && ka*3 > hold {
+			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: keepalive %d is more than a third of hold_time %d", nb.Address, ka, hold)
+		}
+		if nb.Multihop != 0 && nb.RemoteAS == g.LocalAS {
+			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: ebgp_multihop has no effect on an iBGP session (remote_as = local_as)", nb.Address)
+		}
+		if g.LocalPref != nil && nb.RemoteAS != 0 && nb.RemoteAS != g.LocalAS {
+			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s is eBGP: local_pref is not sent to it (only to iBGP neighbors)", nb.Address)
+		}
+	}
+	// directors that share a virtual service behind ECMP agree on a
+	// flow's real server only if the choice depends on the packet alone
+	for _, vs := range v.cfg.VirtualServers {
+		switch vs.Scheduler {
+		case "mh", "sh":
+		default:
+			sched := vs.Scheduler
+			if sched == "" {
+				sched = DefaultScheduler
+			}
+			v.d.warnf(vs.Pos, "virtual_server %s: lb_algo %s with govs_bgp: active-active directors pick the same real server for a connection only with mh (or sh); a connection the routers move to another director is reset", vs.ID(), sched)
 		}
 	}
 }

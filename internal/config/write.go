@@ -58,6 +58,9 @@ func (c *Config) objects() []any {
 	for _, x := range c.SNATPools {
 		out = append(out, x)
 	}
+	if c.BGP != nil {
+		out = append(out, c.BGP)
+	}
 	for _, x := range c.VirtualServerGroups {
 		out = append(out, x)
 	}
@@ -194,6 +197,8 @@ func objPos(o any) Pos {
 	case *VRRPInstance:
 		return x.Pos
 	case *SNATPool:
+		return x.Pos
+	case *BGP:
 		return x.Pos
 	case *VirtualServerGroup:
 		return x.Pos
@@ -629,6 +634,8 @@ func renderObj(w *wr, o any) {
 		renderInstance(w, x)
 	case *SNATPool:
 		renderSNATPool(w, x)
+	case *BGP:
+		renderBGP(w, x)
 	case *VirtualServerGroup:
 		renderVSGroup(w, x)
 	case *VirtualServer:
@@ -795,6 +802,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	if len(gv.Masquerade) > 0 {
 		w.line(append([]string{"govs_masquerade"}, qs(gv.Masquerade)...)...)
 	}
+	w.boolPtr("govs_sloppy_tcp", gv.SloppyTCP)
 	w.close()
 }
 
@@ -1057,6 +1065,38 @@ func renderSNATPool(w *wr, p *SNATPool) {
 	}
 	if p.PortMin != 0 || p.PortMax != 0 {
 		w.line("port_range", strconv.Itoa(int(p.PortMin)), strconv.Itoa(int(p.PortMax)))
+	}
+	w.close()
+}
+
+func renderBGP(w *wr, g *BGP) {
+	w.open("govs_bgp")
+	w.num("local_as", g.LocalAS)
+	w.addr("router_id", g.RouterID)
+	w.num("listen_port", g.ListenPort)
+	w.num("hold_time", g.HoldTime)
+	w.num("keepalive", g.Keepalive)
+	w.num("connect_retry", g.ConnectRetry)
+	w.addr("next_hop", g.NextHop)
+	w.addr("next_hop6", g.NextHop6)
+	if len(g.Communities) > 0 {
+		w.line(append([]string{"community"}, qs(g.Communities)...)...)
+	}
+	w.numPtr("med", g.MED)
+	w.numPtr("local_pref", g.LocalPref)
+	w.num("as_path_prepend", g.Prepend)
+	for _, nb := range g.Neighbors {
+		w.open("neighbor", nb.Address.String())
+		w.num("remote_as", nb.RemoteAS)
+		w.addr("local_address", nb.LocalAddress)
+		w.port("port", nb.Port)
+		w.str("password", nb.Password)
+		w.flag("passive", nb.Passive)
+		w.num("ebgp_multihop", nb.Multihop)
+		w.num("hold_time", nb.HoldTime)
+		w.num("keepalive", nb.Keepalive)
+		w.num("connect_retry", nb.ConnectRetry)
+		w.close()
 	}
 	w.close()
 }

@@ -123,6 +123,10 @@ type Director struct {
 	// cs is the configuration sync (cfgsync.go)
 	cs *cfgSync
 
+	// the BGP speaker (bgp.go), guarded by bmu
+	bmu sync.Mutex
+	bgp bgpState
+
 	syncd       *connsync.Daemon
 	syncInst    string
 	syncRunning bool
@@ -220,6 +224,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		return nil, err
 	}
 	d.initCfgSync(cfg)
+	d.bgp.cfg = cfg.BGP
 	return d, nil
 }
 
@@ -254,6 +259,7 @@ func startOnlyChanged(a, b config.GovsGlobal) []string {
 	add("govs_conn_table_size", a.ConnTableSize == b.ConnTableSize)
 	add("govs_log_level", a.LogLevel == b.LogLevel)
 	add("govs_masquerade", slices.Equal(a.Masquerade, b.Masquerade))
+	add("govs_sloppy_tcp", (a.SloppyTCP == nil) == (b.SloppyTCP == nil) && (a.SloppyTCP == nil || *a.SloppyTCP == *b.SloppyTCP))
 	return out
 }
 
@@ -376,6 +382,7 @@ func (d *Director) Run(ctx context.Context) error {
 	d.syncRunning = true
 	d.mu.Unlock()
 	d.updateSyncRole()
+	d.startBGP(ctx)
 	if d.node != nil {
 		nctx, cancel := context.WithCancel(ctx)
 		g.Go(func() error {
@@ -670,6 +677,7 @@ func (d *Director) reconcile(ctx context.Context) error {
 	defer d.applyMu.Unlock()
 	d.mu.Lock()
 	svcs, notes := d.effective()
+	routes := d.bgpRoutesLocked(svcs)
 	d.mu.Unlock()
 	for _, n := range notes {
 		d.notifier.Enqueue(n)
@@ -678,6 +686,10 @@ func (d *Director) reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	d.applyErr = err
 	d.mu.Unlock()
+	if err == nil {
+		// what is announced is what the dataplane balances
+		d.setBGPRoutes(routes)
+	}
 	return err
 }
 
@@ -760,6 +772,7 @@ func (d *Director) Reload(ctx context.Context) error {
 	}
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigFile, "virtual_servers", len(cfg.VirtualServers))
 	d.cfgSyncReloaded(ctx, cfg)
+	d.setBGPConfig(ctx, cfg.BGP)
 	if err := d.reconcile(ctx); err != nil {
 		return errors.Join(vrrpErr, fmt.Errorf("apply reloaded configuration: %w", err))
 	}
@@ -813,6 +826,7 @@ func (d *Director) Stop(ctx context.Context) error {
 	d.closed = true
 	d.rmu.Unlock()
 	var errs []error
+	d.stopBGP(ctx)
 	d.stopSync()
 	d.stopCfgSync()
 	if d.flushOnStop {

@@ -38,6 +38,8 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 	}
 	d.rmu.Unlock()
 
+	bgpSt := d.bgpStatus(ctx)
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	to := DataplaneTimeouts(d.timeouts).OrDefault() // in force, not as reloaded
@@ -59,6 +61,7 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 	st.VRRP = d.vrrpState()
 	st.Sync = d.syncStateLocked()
 	st.ConfigSync = d.cfgSyncState(d.cfg)
+	st.BGP = bgpSt
 	for _, s := range d.specs {
 		key := s.svc.Key
 		dec := d.decisions[key]

@@ -35,6 +35,7 @@ type Collector struct {
 	vrrpSent, vrrpRecv, vrrpSendErr, vrrpMaster      *prometheus.Desc
 	vrrpRestored, vrrpRoutesRestored, vrrpDropped    *prometheus.Desc
 	syncRole, syncMsgs, syncConns, syncErrs          *prometheus.Desc
+	bgpUp, bgpAdvertised, bgpRoutes                  *prometheus.Desc
 }
 
 // NewCollector returns a collector reading state from fn.
@@ -74,6 +75,9 @@ func NewCollector(fn StateFunc) *Collector {
 		vrrpRestored:       d("govs_vrrp_addresses_restored_total", "Virtual addresses the MASTER put back after someone else deleted them.", "instance"),
 		vrrpRoutesRestored: d("govs_vrrp_routes_restored_total", "Virtual routes and rules the MASTER put back after they went.", "instance"),
 		vrrpDropped:        d("govs_vrrp_adverts_dropped_total", "VRRP adverts the instance dropped, by reason.", "instance", "reason"),
+		bgpUp:              d("govs_bgp_neighbor_up", "1 when the BGP session with the neighbor is established.", "neighbor"),
+		bgpAdvertised:      d("govs_bgp_neighbor_advertised_routes", "Routes advertised to the BGP neighbor.", "neighbor"),
+		bgpRoutes:          d("govs_bgp_announced_routes", "Host routes of virtual addresses announced over BGP (0 while stopping or with no virtual service up)."),
 		syncRole:           d("govs_sync_role", "1 for each role the connection-sync daemon has now (master: sends, backup: receives).", "role"),
 		syncMsgs:           d("govs_sync_messages_total", "Connection-sync messages, by direction (sent, received).", "direction"),
 		syncConns:          d("govs_sync_connections_total", "Connections in sync messages: sent, received, imported (taken into the dataplane), not_taken.", "what"),
@@ -87,7 +91,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
 		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio,
 		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpRoutesRestored, c.vrrpDropped,
-		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs} {
+		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs, c.bgpUp, c.bgpAdvertised, c.bgpRoutes} {
 		ch <- d
 	}
 }
@@ -170,6 +174,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.syncErrs, s.Malformed, "malformed")
 		counter(c.syncErrs, s.OtherSyncID, "other_sync_id")
 		counter(c.syncErrs, s.Dropped, "dropped")
+	}
+	if b := st.BGP; b != nil {
+		gauge(c.bgpRoutes, float64(len(b.Routes)))
+		for _, n := range b.Neighbors {
+			gauge(c.bgpUp, b2f(n.State == "established"), n.Address)
+			gauge(c.bgpAdvertised, float64(n.Advertised), n.Address)
+		}
 	}
 }
 

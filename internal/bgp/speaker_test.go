@@ -1,0 +1,166 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/bgp/bgptest"
+)
+
+func u32(v uint32) *uint32 { return &v }
+
+func TestSpeakerAnnouncesAndWithdraws(t *testing.T) {
+	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
+	sp := New(nil)
+	ctx := context.Background()
+	set := Settings{
+		LocalAS:  65001,
+		RouterID: netip.MustParseAddr("10.0.0.2"),
+		Neighbors: []Neighbor{{
+			Address: netip.MustParseAddr("127.0.0.1"), RemoteAS: 65000, Port: uint16(r.Port),
+			LocalAddress: netip.MustParseAddr("127.0.0.2"), HoldTime: 9 * time.Second, ConnectRetry: time.Second,
+		}},
+		Communities: []uint32{65001<<16 | 100},
+		MED:         u32(10),
+		Prepend:     1,
+	}
+	if err := sp.Configure(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(ctx)
+	bgptest.WaitFor(t, "session established", func() (bool, string) {
+		st := sp.Status(ctx)
+		return len(st.Neighbors) == 1 && st.Neighbors[0].Up(), fmt.Sprint(st.Neighbors)
+	})
+
+	// an IPv6 route is not sent on the IPv4 session
+	if err := sp.SetRoutes([]netip.Prefix{netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("192.0.2.11/32"), netip.MustParsePrefix("2001:db8::10/128")}); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "two routes at the router", func() (bool, string) {
+		rib := r.RIB(t)
+		return len(rib) == 2, fmt.Sprint(rib)
+	})
+	rt := r.RIB(t)["192.0.2.10/32"][0]
+	if rt.NextHop != "127.0.0.2" {
+		t.Errorf("next hop %q, want the speaker's session address 127.0.0.2", rt.NextHop)
+	}
+	if rt.ASPath != "65001 65001" {
+		t.Errorf("AS path %q, want \"65001 65001\" (one prepend)", rt.ASPath)
+	}
+	if !slices.Equal(rt.Communities, []uint32{65001<<16 | 100}) || rt.MED != 10 {
+		t.Errorf("communities %v MED %d, want [65001:100] and 10", rt.Communities, rt.MED)
+	}
+	st := sp.Status(ctx)
+	if !slices.Equal(st.Routes, []string{"192.0.2.10/32", "192.0.2.11/32", "2001:db8::10/128"}) {
+		t.Errorf("status routes %v", st.Routes)
+	}
+	bgptest.WaitFor(t, "advertised count", func() (bool, string) {
+		st := sp.Status(ctx)
+		return st.Neighbors[0].Advertised == 2, fmt.Sprint(st.Neighbors[0])
+	})
+
+	// withdraw one
+	if err := sp.SetRoutes([]netip.Prefix{netip.MustParsePrefix("192.0.2.11/32")}); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "192.0.2.10 withdrawn", func() (bool, string) {
+		rib := r.RIB(t)
+		_, ok := rib["192.0.2.11/32"]
+		return len(rib) == 1 && ok, fmt.Sprint(rib)
+	})
+
+	// new attributes are sent again without a session reset
+	set.MED = u32(20)
+	set.Communities = nil
+	if err := sp.Configure(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "new MED", func() (bool, string) {
+		rts := r.RIB(t)["192.0.2.11/32"]
+		if len(rts) != 1 {
+			return false, fmt.Sprint(rts)
+		}
+		rt := rts[0]
+		return rt.MED == 20 && len(rt.Communities) == 0, fmt.Sprint(rt)
+	})
+	if st := sp.Status(ctx); !st.Neighbors[0].Up() {
+		t.Errorf("session went down on an attribute change: %+v", st.Neighbors[0])
+	}
+
+	// Close withdraws everything
+	if err := sp.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "routes gone after Close", func() (bool, string) {
+		rib := r.RIB(t)
+		return len(rib) == 0, fmt.Sprint(rib)
+	})
+	if err := sp.SetRoutes(nil); err == nil {
+		t.Error("SetRoutes after Close: no error")
+	}
+}
+
+func TestSpeakerNeighborChanges(t *testing.T) {
+	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
+	sp := New(nil)
+	ctx := context.Background()
+	good := Neighbor{Address: netip.MustParseAddr("127.0.0.1"), RemoteAS: 65000, Port: uint16(r.Port),
+		LocalAddress: netip.MustParseAddr("127.0.0.2"), ConnectRetry: time.Second}
+	// a wrong remote AS: the router refuses the OPEN
+	bad := good
+	bad.RemoteAS = 65099
+	set := Settings{LocalAS: 65001, RouterID: netip.MustParseAddr("10.0.0.2"), Neighbors: []Neighbor{bad}}
+	if err := sp.Configure(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(ctx)
+	if err := sp.SetRoutes([]netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if st := sp.Status(ctx); st.Neighbors[0].Up() {
+		t.Fatalf("session up with the wrong remote AS: %+v", st.Neighbors[0])
+	}
+	// fixing the neighbor brings the session up, with the routes
+	set.Neighbors = []Neighbor{good}
+	if err := sp.Configure(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "route after the neighbor was fixed", func() (bool, string) {
+		rib := r.RIB(t)
+		return len(rib) == 1, fmt.Sprint(rib, sp.Status(ctx).Neighbors)
+	})
+	// removing the neighbor ends the session: the router drops the route
+	set.Neighbors = nil
+	if err := sp.Configure(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "route gone with the neighbor", func() (bool, string) {
+		rib := r.RIB(t)
+		return len(rib) == 0, fmt.Sprint(rib)
+	})
+	if st := sp.Status(ctx); len(st.Neighbors) != 0 || !slices.Equal(st.Routes, []string{"192.0.2.10/32"}) {
+		t.Errorf("status after removing the neighbor: %+v", st)
+	}
+}
+
+func TestDefaultRouterID(t *testing.T) {
+	id, err := defaultRouterID([]Neighbor{{Address: netip.MustParseAddr("::1")}, {Address: netip.MustParseAddr("127.0.0.1")}})
+	if err != nil || !id.IsLoopback() || !id.Is4() {
+		t.Errorf("router ID toward 127.0.0.1: %v %v", id, err)
+	}
+	id, err = defaultRouterID([]Neighbor{{Address: netip.MustParseAddr("127.0.0.1"), LocalAddress: netip.MustParseAddr("127.0.0.9")}})
+	if err != nil || id != netip.MustParseAddr("127.0.0.9") {
+		t.Errorf("router ID with local_address: %v %v", id, err)
+	}
+	_, err = defaultRouterID([]Neighbor{{Address: netip.MustParseAddr("::1")}})
+	if err == nil || !strings.Contains(err.Error(), "set router_id") {
+		t.Errorf("IPv6 neighbors only: %v, want an error asking for router_id", err)
+	}
+}

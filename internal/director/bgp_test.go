@@ -1,0 +1,128 @@
+package director
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/bgp/bgptest"
+)
+
+// TestBGPAnnouncesServicesUp: the director announces the host route of
+// every virtual address with a service up, withdraws it when the
+// service's quorum is lost, follows reloads that remove or bring back
+// govs_bgp, and withdraws everything for good on WithdrawBGP (a stop).
+func TestBGPAnnouncesServicesUp(t *testing.T) {
+	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
+	block := fmt.Sprintf(`
+govs_bgp {
+    local_as 65001
+    router_id 10.0.0.2
+    connect_retry 1
+    neighbor 127.0.0.1 {
+        remote_as 65000
+        port %d
+        local_address 127.0.0.2
+    }
+}
+`, r.Port)
+	second := `
+virtual_server 192.0.2.20 80 {
+    lb_algo mh
+    delay_loop 0.05
+    real_server 10.0.0.3 8080 {
+        TCP_CHECK {
+            connect_timeout 0.05
+            retry 0
+        }
+    }
+}
+`
+	withBGP := conf("") + second + block
+	f := start(t, withBGP)
+	ctx := context.Background()
+	routes := func() []string {
+		var out []string
+		for p := range r.RIB(t) {
+			out = append(out, p)
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := func(what string, w ...string) {
+		t.Helper()
+		bgptest.WaitFor(t, what, func() (bool, string) {
+			got := routes()
+			return slices.Equal(got, w), fmt.Sprint(got)
+		})
+	}
+	want("both virtual addresses announced", "192.0.2.10/32", "192.0.2.20/32")
+	if rts := r.RIB(t)["192.0.2.10/32"]; len(rts) != 1 || rts[0].NextHop != "127.0.0.2" || rts[0].ASPath != "65001" {
+		t.Errorf("route to 192.0.2.10: %+v, want next hop 127.0.0.2, AS path 65001", rts)
+	}
+
+	// the only real server of 192.0.2.20 fails: its quorum is lost
+	f.hc.set("10.0.0.3:8080", false)
+	want("192.0.2.20 withdrawn with its quorum", "192.0.2.10/32")
+	st, err := f.d.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.BGP
+	if b == nil || b.LocalAS != 65001 || b.RouterID != "10.0.0.2" || !slices.Equal(b.Routes, []string{"192.0.2.10/32"}) ||
+		len(b.Neighbors) != 1 || b.Neighbors[0].State != "established" || b.Neighbors[0].Since.IsZero() {
+		t.Errorf("state bgp: %+v", b)
+	}
+	f.hc.set("10.0.0.3:8080", true)
+	want("192.0.2.20 back", "192.0.2.10/32", "192.0.2.20/32")
+
+	// a reload without govs_bgp closes the session; with it again, the
+	// routes come back
+	if err := os.WriteFile(f.file, []byte(conf("")+second), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("no route without govs_bgp")
+	if st, _ := f.d.State(ctx); st.BGP != nil {
+		t.Errorf("state bgp after govs_bgp was removed: %+v", st.BGP)
+	}
+	if err := os.WriteFile(f.file, []byte(withBGP), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("routes back with govs_bgp", "192.0.2.10/32", "192.0.2.20/32")
+
+	// a deactivated service is not announced
+	off := false
+	if err := f.d.ChangeService(ctx, api.ServiceChange{Service: "tcp/192.0.2.20:80", Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	want("deactivated service withdrawn", "192.0.2.10/32")
+
+	// stopping: everything withdrawn, and nothing announced again
+	if !f.d.WithdrawBGP() {
+		t.Error("WithdrawBGP reported no route to withdraw")
+	}
+	want("every route withdrawn at stop")
+	f.hc.set("10.0.0.2:8080", false)
+	f.hc.set("10.0.0.2:8080", true)
+	f.d.Kick()
+	st, _ = f.d.State(ctx)
+	if st.BGP == nil || !st.BGP.Withdrawn || len(st.BGP.Routes) != 0 {
+		t.Errorf("state after WithdrawBGP: %+v", st.BGP)
+	}
+	if got := routes(); len(got) != 0 {
+		t.Errorf("routes announced again after WithdrawBGP: %v", got)
+	}
+	if !strings.Contains(f.log.String(), "bgp: withdrawn") {
+		t.Errorf("no withdrawal in the log:\n%s", f.log.String())
+	}
+}
