@@ -87,6 +87,9 @@ type Director struct {
 	// dataplane was opened to keep or remove its program and pins at
 	// stop by it, and Stop flushes the services by the same value.
 	flushOnStop bool
+	// sloppyTCP is config.SloppyTCP as govs run started with it (the
+	// dataplane takes it when it opens)
+	sloppyTCP bool
 	resign      chan struct{}
 	nodeDone    chan struct{}
 
@@ -201,6 +204,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	d.notifySig = notifySignature(cfg)
 	d.govs = cfg.Global.Govs
 	d.flushOnStop = cfg.Global.LVSFlushOnStop
+	d.sloppyTCP = cfg.SloppyTCP()
 	d.timeouts = cfg.Global.LVSTimeouts
 	d.fileTimeouts = cfg.Global.LVSTimeouts
 	d.sup = health.NewSupervisor(health.SupervisorConfig{
@@ -259,7 +263,6 @@ func startOnlyChanged(a, b config.GovsGlobal) []string {
 	add("govs_conn_table_size", a.ConnTableSize == b.ConnTableSize)
 	add("govs_log_level", a.LogLevel == b.LogLevel)
 	add("govs_masquerade", slices.Equal(a.Masquerade, b.Masquerade))
-	add("govs_sloppy_tcp", (a.SloppyTCP == nil) == (b.SloppyTCP == nil) && (a.SloppyTCP == nil || *a.SloppyTCP == *b.SloppyTCP))
 	return out
 }
 
@@ -766,6 +769,10 @@ func (d *Director) Reload(ctx context.Context) error {
 	changed := startOnlyChanged(d.govs, cfg.Global.Govs)
 	if cfg.Global.LVSFlushOnStop != d.flushOnStop {
 		changed = append(changed, "lvs_flush_onstop")
+	}
+	if cfg.SloppyTCP() != d.sloppyTCP {
+		// its default follows govs_bgp
+		changed = append(changed, "govs_sloppy_tcp")
 	}
 	if len(changed) > 0 {
 		d.log.Warn("global_defs settings changed that govs reads at start: they take effect when govs restarts", "keywords", strings.Join(changed, ","))
