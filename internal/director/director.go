@@ -90,8 +90,8 @@ type Director struct {
 	// sloppyTCP is config.SloppyTCP as govs run started with it (the
 	// dataplane takes it when it opens)
 	sloppyTCP bool
-	resign      chan struct{}
-	nodeDone    chan struct{}
+	resign    chan struct{}
+	nodeDone  chan struct{}
 
 	pmu sync.Mutex // serialises --persist edits of the file
 	// reloadMu serialises reloads (SIGHUP, the API, --persist), so that
