@@ -166,6 +166,7 @@ func TestErrors(t *testing.T) {
 		{"bgp hold time", "govs_bgp {\n local_as 1\n hold_time 2\n}\n", 3, "hold_time 2 out of range 3..65535"},
 		{"bgp second block", "govs_bgp {\n local_as 1\n}\ngovs_bgp {\n local_as 2\n}\n", 4, "govs_bgp: a second block (the first is at line 1)"},
 		{"bgp local address family", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  local_address 2001:db8::1\n }\n}\n", 3, "local_address 2001:db8::1 is of the other address family"},
+		{"bgp passive without listen_port", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  passive\n }\n}\n", 3, "neighbor 10.0.0.1 is passive but govs_bgp has no listen_port"},
 		{"bgp scheduler", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo rr\n}\n", 7, "warning: virtual_server 10.0.0.9 80: lb_algo rr with govs_bgp"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -490,6 +490,9 @@ func (v *validator) bgp() {
 		if nb.RemoteAS == 0 {
 			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s has no remote_as", nb.Address)
 		}
+		if nb.Passive && g.ListenPort == 0 {
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s is passive but govs_bgp has no listen_port: the session could never come up", nb.Address)
+		}
 		if nb.LocalAddress.IsValid() && nb.LocalAddress.Is4() != nb.Address.Is4() {
 			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s: local_address %s is of the other address family", nb.Address, nb.LocalAddress)
 		}
