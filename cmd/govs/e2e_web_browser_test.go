@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/govs/govs/internal/bgp/bgptest"
 )
 
 // browser starts a headless Chromium for one test (skipped without one).
@@ -47,12 +50,12 @@ func browser(t *testing.T) context.Context {
 // webLab starts govs with the web UI (password correct-horse) over two
 // healthy backends and returns it, the backends, the virtual service's
 // address and the UI's.
-func webLab(t *testing.T) (*daemon, *backend, *backend, string, string) {
+func webLab(t *testing.T, extra ...string) (*daemon, *backend, *backend, string, string) {
 	t.Helper()
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	vip, webAddr := freeAddr(t), freeAddr(t)
 	conf := t.TempDir() + "/govs.conf"
-	os.WriteFile(conf, []byte(webConf(vip, webAddr, a, b)), 0o644)
+	os.WriteFile(conf, []byte(webConf(vip, webAddr, a, b)+strings.Join(extra, "")), 0o644)
 	setWebPassword(t, conf, "correct-horse", webAddr)
 	d := startGovsFile(t, conf)
 	d.waitHealthy(t, a.addr, true)
@@ -91,7 +94,21 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // invalid change refused with its reason and nothing written, log out.
 func TestWebUIBrowser(t *testing.T) {
 	ctx := browser(t)
-	d, a, b, vip, webAddr := webLab(t)
+	// a BGP router (GoBGP) the director announces the VIP to: the
+	// control panel shows the session
+	router := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
+	d, a, b, vip, webAddr := webLab(t, fmt.Sprintf(`
+govs_bgp {
+    local_as 65001
+    router_id 10.0.0.2
+    connect_retry 1
+    neighbor 127.0.0.1 {
+        remote_as 65000
+        port %d
+        local_address 127.0.0.2
+    }
+}
+`, router.Port))
 	for i := 0; i < 20; i++ {
 		get("http://" + vip + "/")
 	}
@@ -133,6 +150,18 @@ func TestWebUIBrowser(t *testing.T) {
 		if !strings.Contains(table, want) {
 			t.Errorf("routing table lacks %q:\n%s", want, table)
 		}
+	}
+	vipHost, _, _ := net.SplitHostPort(vip)
+	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('established')`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		line, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#bgp-line`)))
+		t.Errorf("the control panel's BGP line does not show the session established: %v\n%s", err, line)
+	}
+	bgpLine, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#bgp-line`)))
+	if !strings.Contains(bgpLine, "announcing "+vipHost+"/32") || !strings.Contains(bgpLine, "127.0.0.1 AS 65000") {
+		t.Errorf("BGP line: %q, want the VIP's route and the neighbor", bgpLine)
+	}
+	if _, ok := router.RIB(t)[vipHost+"/32"]; !ok {
+		t.Errorf("the router did not learn %s/32: %v", vipHost, router.RIB(t))
 	}
 	shot(t, ctx, "control")
 

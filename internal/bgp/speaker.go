@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,6 +98,16 @@ type Speaker struct {
 	routes  map[netip.Prefix]bool
 	lastErr string
 	closed  bool
+	// derivedID: set.RouterID was derived (no router_id), and is kept
+	// as long as the server runs
+	derivedID bool
+	unwatch   context.CancelFunc
+
+	// dmu guards lastDown and peerState: GoBGP's event goroutine writes it, and must
+	// never wait for mu (held around calls into GoBGP)
+	dmu       sync.Mutex
+	lastDown  map[string]string
+	peerState map[string]bgp.FSMState
 }
 
 // New returns a Speaker with no session: Configure starts it.
@@ -104,7 +115,7 @@ func New(log *slog.Logger) *Speaker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Speaker{log: log, routes: map[netip.Prefix]bool{}}
+	return &Speaker{log: log, routes: map[netip.Prefix]bool{}, lastDown: map[string]string{}, peerState: map[string]bgp.FSMState{}}
 }
 
 // globalSame reports whether a and b start the same BGP server: a change
@@ -127,17 +138,23 @@ func (s *Speaker) Configure(ctx context.Context, set Settings) error {
 	if set.LocalAS == 0 {
 		return errors.New("bgp: local AS is 0")
 	}
-	if !set.RouterID.IsValid() {
-		id, err := defaultRouterID(set.Neighbors)
-		if err != nil {
-			return err
-		}
-		set.RouterID = id
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("bgp: speaker closed")
+	}
+	derived := !set.RouterID.IsValid()
+	if derived && s.srv != nil && s.derivedID {
+		// the identifier taken at start stays: deriving it again could
+		// restart every session when a route changed
+		set.RouterID = s.set.RouterID
+	} else if derived {
+		id, err := defaultRouterID(set.Neighbors)
+		if err != nil {
+			s.noteErr(err)
+			return err
+		}
+		set.RouterID = id
 	}
 	if s.srv != nil && globalSame(s.set, set) {
 		return s.reconfigure(ctx, set)
@@ -156,10 +173,76 @@ func (s *Speaker) Configure(ctx context.Context, set Settings) error {
 		Asn: set.LocalAS, RouterId: set.RouterID.String(), ListenPort: port,
 	}}); err != nil {
 		srv.Stop()
-		return fmt.Errorf("bgp: start: %w", err)
+		err = fmt.Errorf("bgp: start: %w", err)
+		s.noteErr(err)
+		return err
 	}
-	s.srv, s.set = srv, Settings{LocalAS: set.LocalAS, RouterID: set.RouterID, ListenPort: set.ListenPort}
+	if err := importNothing(ctx, srv); err != nil {
+		srv.Stop()
+		err = fmt.Errorf("bgp: start: %w", err)
+		s.noteErr(err)
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	if err := srv.WatchEvent(wctx, server.WatchEventMessageCallbacks{OnPeerUpdate: s.peerEvent}, server.WatchPeer()); err != nil {
+		s.log.Warn("bgp: no session events (the last-down reasons will be missing)", "err", err)
+	}
+	s.srv, s.unwatch, s.derivedID = srv, cancel, derived
+	s.set = Settings{LocalAS: set.LocalAS, RouterID: set.RouterID, ListenPort: set.ListenPort}
+	s.lastErr = ""
 	return s.reconfigure(ctx, set)
+}
+
+// importNothing makes the server reject every route its neighbors send:
+// a director originates its routes and uses none, and must never pass a
+// router's routes on to another router (with the director as the next
+// hop). A global import policy also sees locally originated paths, so
+// the statement matches routes from a neighbor address only.
+func importNothing(ctx context.Context, srv *server.BgpServer) error {
+	const set, pol = "govs-any-neighbor", "govs-import-nothing"
+	if err := srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+		DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: set, List: []string{"0.0.0.0/0", "::/0"},
+	}}); err != nil {
+		return fmt.Errorf("neighbor set: %w", err)
+	}
+	if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: pol, Statements: []*api.Statement{{
+		Name:       pol + "-all",
+		Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: set}},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
+	}}}}); err != nil {
+		return fmt.Errorf("import policy: %w", err)
+	}
+	if err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_IMPORT,
+		Policies: []*api.Policy{{Name: pol}}, DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
+	}}); err != nil {
+		return fmt.Errorf("import policy: %w", err)
+	}
+	return nil
+}
+
+// peerEvent records why a session that was established went down
+// (called on GoBGP's event goroutine).
+func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+	st := ev.Peer.State
+	addr := st.NeighborAddress.String()
+	s.dmu.Lock()
+	was := s.peerState[addr]
+	s.peerState[addr] = st.SessionState
+	down := was == bgp.BGP_FSM_ESTABLISHED && st.SessionState != bgp.BGP_FSM_ESTABLISHED
+	why := st.DisconnectMessage
+	if why == "" {
+		why = strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(st.DisconnectReason.String(), "DISCONNECT_REASON_")), "_", " ")
+	}
+	if down {
+		s.lastDown[addr] = time.Now().UTC().Format(time.RFC3339) + " " + why
+	}
+	s.dmu.Unlock()
+	if down {
+		s.log.Warn("bgp: session down", "neighbor", addr, "reason", why)
+	} else if st.SessionState == bgp.BGP_FSM_ESTABLISHED && was != bgp.BGP_FSM_ESTABLISHED {
+		s.log.Info("bgp: session established", "neighbor", addr)
+	}
 }
 
 // reconfigure applies neighbor and attribute changes to a running
@@ -181,22 +264,30 @@ func (s *Speaker) reconfigure(ctx context.Context, set Settings) error {
 			}
 		}
 	}
+	// inForce: the neighbors the server has now, so that one that
+	// could not be added is tried again by the next Configure
+	var inForce []Neighbor
 	for _, n := range set.Neighbors {
 		if o, ok := old[n.Address]; ok {
 			if o == n {
+				inForce = append(inForce, n)
 				continue
 			}
 			if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: n.Address.String()}); err != nil {
 				errs = append(errs, fmt.Errorf("bgp: change neighbor %s: %w", n.Address, err))
+				inForce = append(inForce, o)
 				continue
 			}
 		}
 		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerOf(n)}); err != nil {
 			errs = append(errs, fmt.Errorf("bgp: neighbor %s: %w", n.Address, err))
+			continue
 		}
+		inForce = append(inForce, n)
 	}
 	resend := !attrsSame(s.set, set)
 	s.set = set
+	s.set.Neighbors = inForce
 	if resend && len(s.routes) > 0 {
 		var all []netip.Prefix
 		for p := range s.routes {
@@ -411,11 +502,14 @@ func (s *Speaker) stopServer(ctx context.Context) {
 			s.log.Warn("bgp: withdraw at stop", "err", err)
 		}
 	}
+	// StopBgp sends a Cease to every neighbor and ends Serve
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		s.log.Warn("bgp: stop", "err", err)
 	}
-	s.srv.Stop()
-	s.srv = nil
+	if s.unwatch != nil {
+		s.unwatch()
+	}
+	s.srv, s.unwatch = nil, nil
 	s.routes = map[netip.Prefix]bool{}
 }
 
@@ -485,9 +579,6 @@ func (s *Speaker) Status(ctx context.Context) Status {
 			if n, ok := sessionStates[x.SessionState]; ok {
 				ps.State = n
 			}
-			if x.DisconnectMessage != "" {
-				ps.LastDown = x.DisconnectMessage
-			}
 		}
 		if ps.Up() {
 			if t := p.GetTimers().GetState().GetUptime(); t != nil {
@@ -502,6 +593,12 @@ func (s *Speaker) Status(ctx context.Context) Status {
 		}
 		byAddr[ps.Address] = ps
 	})
+	s.dmu.Lock()
+	for a, ps := range byAddr {
+		ps.LastDown = s.lastDown[a]
+		byAddr[a] = ps
+	}
+	s.dmu.Unlock()
 	for _, n := range set.Neighbors {
 		ps, ok := byAddr[n.Address.String()]
 		if !ok {

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	pb "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
 	"github.com/govs/govs/internal/bgp/bgptest"
 )
 
@@ -136,6 +140,13 @@ func TestSpeakerNeighborChanges(t *testing.T) {
 		rib := r.RIB(t)
 		return len(rib) == 1, fmt.Sprint(rib, sp.Status(ctx).Neighbors)
 	})
+	// the router ends the session: the speaker says when and why
+	r.DropPeer(t, "127.0.0.2")
+	bgptest.WaitFor(t, "last-down reason", func() (bool, string) {
+		st := sp.Status(ctx)
+		return !st.Neighbors[0].Up() && st.Neighbors[0].LastDown != "", fmt.Sprintf("%+v", st.Neighbors[0])
+	})
+	t.Logf("last down: %s", sp.Status(ctx).Neighbors[0].LastDown)
 	// removing the neighbor ends the session: the router drops the route
 	set.Neighbors = nil
 	if err := sp.Configure(ctx, set); err != nil {
@@ -162,5 +173,47 @@ func TestDefaultRouterID(t *testing.T) {
 	_, err = defaultRouterID([]Neighbor{{Address: netip.MustParseAddr("::1")}})
 	if err == nil || !strings.Contains(err.Error(), "set router_id") {
 		t.Errorf("IPv6 neighbors only: %v, want an error asking for router_id", err)
+	}
+}
+
+// TestSpeakerTakesNoRoutes: what a router sends the director is
+// rejected by the import policy: it never enters the director's RIB, so
+// it is neither used nor passed on to another router.
+func TestSpeakerTakesNoRoutes(t *testing.T) {
+	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
+	sp := New(nil)
+	ctx := context.Background()
+	if err := sp.Configure(ctx, Settings{LocalAS: 65001, RouterID: netip.MustParseAddr("10.0.0.2"), Neighbors: []Neighbor{{
+		Address: netip.MustParseAddr("127.0.0.1"), RemoteAS: 65000, Port: uint16(r.Port), LocalAddress: netip.MustParseAddr("127.0.0.2"), ConnectRetry: time.Second,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(ctx)
+	if err := sp.SetRoutes([]netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}); err != nil {
+		t.Fatal(err)
+	}
+	r.Announce(t, "198.51.100.0/24")
+	bgptest.WaitFor(t, "the router's route received", func() (bool, string) {
+		st := sp.Status(ctx)
+		return len(st.Neighbors) == 1 && st.Neighbors[0].Received == 1, fmt.Sprint(st.Neighbors)
+	})
+	list := func(tt api.TableType, name string) map[string]bool {
+		out := map[string]bool{}
+		err := sp.srv.ListPath(apiutil.ListPathRequest{TableType: tt, Name: name, Family: pb.RF_IPv4_UC, EnableFiltered: true},
+			func(p pb.NLRI, paths []*apiutil.Path) {
+				for _, x := range paths {
+					out[p.String()] = x.Filtered
+				}
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if in := list(api.TableType_TABLE_TYPE_ADJ_IN, "127.0.0.1"); len(in) != 1 || !in["198.51.100.0/24"] {
+		t.Errorf("adj-RIB-in %v: want 198.51.100.0/24 filtered by the import policy", in)
+	}
+	if rib := list(api.TableType_TABLE_TYPE_GLOBAL, ""); len(rib) != 1 || rib["192.0.2.10/32"] {
+		t.Errorf("RIB %v: want only the director's own 192.0.2.10/32", rib)
 	}
 }

@@ -1412,7 +1412,7 @@ func (b *builder) bgp(n *Node) *BGP {
 	for _, c := range n.Block {
 		switch c.Keyword() {
 		case "local_as":
-			b.intv(c, 1, math.MaxUint32, &g.LocalAS)
+			b.u32(c, 1, &g.LocalAS)
 		case "router_id":
 			b.addr(c, &g.RouterID)
 		case "listen_port":
@@ -1438,9 +1438,11 @@ func (b *builder) bgp(n *Node) *BGP {
 				}
 			}
 		case "med":
-			b.intPtr(c, 0, math.MaxUint32, &g.MED)
+			g.MED = new(uint32)
+			b.u32(c, 0, g.MED)
 		case "local_pref", "local_preference":
-			b.intPtr(c, 0, math.MaxUint32, &g.LocalPref)
+			g.LocalPref = new(uint32)
+			b.u32(c, 0, g.LocalPref)
 		case "as_path_prepend":
 			b.intv(c, 0, 16, &g.Prepend)
 		case "neighbor":
@@ -1452,6 +1454,21 @@ func (b *builder) bgp(n *Node) *BGP {
 		}
 	}
 	return g
+}
+
+// u32 reads one number in min..4294967295 (an AS number, MED, local
+// preference).
+func (b *builder) u32(n *Node, min uint32, dst *uint32) {
+	w, ok := b.one(n)
+	if !ok {
+		return
+	}
+	v, err := strconv.ParseUint(w.Text, 10, 32)
+	if err != nil || uint32(v) < min {
+		b.d.errorf(w.Pos, "%s: %q is not a number in %d..4294967295", n.Keyword(), w.Text, min)
+		return
+	}
+	*dst = uint32(v)
 }
 
 // bgpNeighbor reads neighbor ADDRESS { ... } inside govs_bgp.
@@ -1467,7 +1484,7 @@ func (b *builder) bgpNeighbor(n *Node) *BGPNeighbor {
 	for _, c := range n.Block {
 		switch c.Keyword() {
 		case "remote_as":
-			b.intv(c, 1, math.MaxUint32, &nb.RemoteAS)
+			b.u32(c, 1, &nb.RemoteAS)
 		case "local_address":
 			b.addr(c, &nb.LocalAddress)
 		case "port":

@@ -167,7 +167,14 @@ func TestErrors(t *testing.T) {
 		{"bgp second block", "govs_bgp {\n local_as 1\n}\ngovs_bgp {\n local_as 2\n}\n", 4, "govs_bgp: a second block (the first is at line 1)"},
 		{"bgp local address family", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  local_address 2001:db8::1\n }\n}\n", 3, "local_address 2001:db8::1 is of the other address family"},
 		{"bgp passive without listen_port", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  passive\n }\n}\n", 3, "neighbor 10.0.0.1 is passive but govs_bgp has no listen_port"},
-		{"bgp scheduler", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo rr\n}\n", 7, "warning: virtual_server 10.0.0.9 80: lb_algo rr with govs_bgp"},
+		{"bgp scheduler", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo rr\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 80 {\n }\n}\n", 7, "warning: virtual_server 10.0.0.9 80: lb_algo rr with govs_bgp"},
+		{"bgp keepalive over hold time", "govs_bgp {\n local_as 1\n keepalive 100\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\n", 4, "keepalive 100 is not below hold_time 90"},
+		{"bgp prepend to ibgp", "govs_bgp {\n local_as 1\n as_path_prepend 2\n neighbor 10.0.0.1 {\n  remote_as 1\n }\n}\n", 4, "as_path_prepend with the iBGP neighbor 10.0.0.1"},
+		{"bgp mapped neighbor", "govs_bgp {\n local_as 1\n neighbor ::ffff:10.0.0.1 {\n  remote_as 2\n }\n}\n", 3, "write an IPv4 neighbor as IPv4 (10.0.0.1)"},
+		{"bgp long password", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  password " + strings.Repeat("x", 81) + "\n }\n}\n", 3, "password of 81 bytes"},
+		{"bgp as range", "govs_bgp {\n local_as 4294967296\n}\n", 2, `local_as: "4294967296" is not a number in 1..4294967295`},
+		{"bgp fwmark", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server fwmark 5 {\n persistence_timeout 60\n}\n", 7, "warning: virtual_server fwmark 5: a firewall-mark service has no address of its own"},
+		{"bgp no neighbor of the family", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 2001:db8::10 80 {\n lb_algo mh\n}\n", 7, "no govs_bgp neighbor of its address family"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ds := LoadBytes("test.conf", []byte(tt.input), nil)
@@ -845,7 +852,7 @@ govs_bgp {
         connect_retry 1
     }
     neighbor 2001:db8::1 {
-        remote_as 4200000001
+        remote_as 65010
     }
 }
 `

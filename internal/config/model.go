@@ -747,7 +747,7 @@ type SNATPool struct {
 // that several active directors share them by ECMP.
 type BGP struct {
 	Pos      Pos        `json:"-"`
-	LocalAS  int        `json:"local_as"`
+	LocalAS  uint32     `json:"local_as"`
 	RouterID netip.Addr `json:"router_id,omitzero"`
 	// ListenPort also accepts sessions there (0: govs only connects).
 	ListenPort int `json:"listen_port,omitempty"`
@@ -763,18 +763,45 @@ type BGP struct {
 	// Communities are "ASN:VALUE" or a well-known name (no-export,
 	// no-advertise, no-export-subconfed, graceful-shutdown).
 	Communities []string `json:"communities,omitempty"`
-	MED         *int     `json:"med,omitempty"`
-	LocalPref   *int     `json:"local_pref,omitempty"`
+	MED         *uint32  `json:"med,omitempty"`
+	LocalPref   *uint32  `json:"local_pref,omitempty"`
 	// Prepend repeats the local AS this many more times in the AS path.
 	Prepend   int            `json:"as_path_prepend,omitempty"`
 	Neighbors []*BGPNeighbor `json:"neighbors"`
+}
+
+// BGP timer defaults (seconds).
+const (
+	DefaultBGPHoldTime     = 90
+	DefaultBGPConnectRetry = 5
+)
+
+// BGPTimers are the hold time and keepalive interval (seconds) of
+// neighbor n: its own, else the block's; a keepalive not given is a
+// third of the hold time in force (so a neighbor's short hold time is
+// never paired with the block's long keepalive).
+func BGPTimers(b *BGP, n *BGPNeighbor) (hold, keepalive int) {
+	hold, keepalive = n.HoldTime, n.Keepalive
+	if hold == 0 {
+		hold = b.HoldTime
+		if keepalive == 0 {
+			keepalive = b.Keepalive
+		}
+	}
+	if hold == 0 {
+		hold = DefaultBGPHoldTime
+	}
+	if keepalive == 0 {
+		keepalive = max(1, hold/3)
+	}
+	return hold, keepalive
 }
 
 // BGPNeighbor is a neighbor block of govs_bgp: one router.
 type BGPNeighbor struct {
 	Pos          Pos        `json:"-"`
 	Address      netip.Addr `json:"address"`
-	RemoteAS     int        `json:"remote_as"`
+	RemoteAS     uint32     `json:"remote_as"`
 	LocalAddress netip.Addr `json:"local_address,omitzero"`
 	Port         uint16     `json:"port,omitempty"` // 0: 179
 	Password     string     `json:"password,omitempty"`

@@ -475,14 +475,16 @@ func (v *validator) bgp() {
 	if g.NextHop6.IsValid() && (!g.NextHop6.Is6() || g.NextHop6.Is4In6()) {
 		v.d.errorf(g.Pos, "govs_bgp: next_hop6 %s must be an IPv6 address", g.NextHop6)
 	}
-	if g.Keepalive != 0 && g.HoldTime != 0 && g.Keepalive*3 > g.HoldTime {
-		v.d.warnf(g.Pos, "govs_bgp: keepalive %d is more than a third of hold_time %d: a session may drop after one lost keepalive", g.Keepalive, g.HoldTime)
-	}
 	if len(g.Neighbors) == 0 {
 		v.d.errorf(g.Pos, "govs_bgp: no neighbor (neighbor ADDRESS { remote_as N })")
 	}
 	seen := map[netip.Addr]bool{}
+	families := map[bool]bool{} // IPv4 → has a neighbor
 	for _, nb := range g.Neighbors {
+		if nb.Address.Is4In6() {
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s: write an IPv4 neighbor as IPv4 (%s)", nb.Address, nb.Address.Unmap())
+		}
+		families[nb.Address.Is4()] = true
 		if seen[nb.Address] {
 			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s given twice", nb.Address)
 		}
@@ -490,35 +492,50 @@ func (v *validator) bgp() {
 		if nb.RemoteAS == 0 {
 			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s has no remote_as", nb.Address)
 		}
+		ibgp := nb.RemoteAS != 0 && nb.RemoteAS == g.LocalAS
 		if nb.Passive && g.ListenPort == 0 {
 			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s is passive but govs_bgp has no listen_port: the session could never come up", nb.Address)
 		}
 		if nb.LocalAddress.IsValid() && nb.LocalAddress.Is4() != nb.Address.Is4() {
 			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s: local_address %s is of the other address family", nb.Address, nb.LocalAddress)
 		}
-		hold, ka := nb.HoldTime, nb.Keepalive
-		if hold == 0 {
-			hold = g.HoldTime
+		if len(nb.Password) > 80 {
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s: password of %d bytes, more than the 80 a TCP MD5 key may have", nb.Address, len(nb.Password))
 		}
-		if ka == 0 {
-			ka = g.Keepalive
+		hold, ka := BGPTimers(g, nb)
+		switch {
+		case ka >= hold:
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s: keepalive %d is not below hold_time %d: the session would drop between keepalives", nb.Address, ka, hold)
+		case ka*3 > hold:
+			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: keepalive %d is more than a third of hold_time %d: the session may drop after one lost keepalive", nb.Address, ka, hold)
 		}
-		if (nb.HoldTime != 0 || nb.Keepalive != 0) && hold != 0 && ka != 0 && ka*3 > hold {
-			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: keepalive %d is more than a third of hold_time %d", nb.Address, ka, hold)
-		}
-		if nb.Multihop != 0 && nb.RemoteAS == g.LocalAS {
+		if nb.Multihop != 0 && ibgp {
 			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: ebgp_multihop has no effect on an iBGP session (remote_as = local_as)", nb.Address)
 		}
-		if g.LocalPref != nil && nb.RemoteAS != 0 && nb.RemoteAS != g.LocalAS {
+		if g.Prepend > 0 && ibgp {
+			v.d.errorf(nb.Pos, "govs_bgp: as_path_prepend with the iBGP neighbor %s: it would see its own AS in the path and drop the routes (prepending is for eBGP)", nb.Address)
+		}
+		if g.LocalPref != nil && nb.RemoteAS != 0 && !ibgp {
 			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s is eBGP: local_pref is not sent to it (only to iBGP neighbors)", nb.Address)
 		}
 	}
-	// directors that share a virtual service behind ECMP agree on a
-	// flow's real server only if the choice depends on the packet alone
 	for _, vs := range v.cfg.VirtualServers {
+		if vs.FWMark != 0 {
+			v.d.warnf(vs.Pos, "virtual_server %s: a firewall-mark service has no address of its own: govs_bgp announces nothing for it (announce its addresses through a service on them)", vs.ID())
+			continue
+		}
+		if vs.Addr.IsValid() && len(g.Neighbors) > 0 && !families[vs.Addr.Unmap().Is4()] {
+			v.d.warnf(vs.Pos, "virtual_server %s: no govs_bgp neighbor of its address family: its address is not announced", vs.ID())
+		}
+		// directors that share a virtual service behind ECMP agree on
+		// a flow's real server only if the choice depends on the packet
+		// alone
 		switch vs.Scheduler {
 		case "mh", "sh":
 		default:
+			if len(vs.RealServers) < 2 {
+				continue
+			}
 			sched := vs.Scheduler
 			if sched == "" {
 				sched = DefaultScheduler

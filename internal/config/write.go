@@ -583,6 +583,13 @@ func (w *wr) durPtr(kw string, d *Duration) {
 	}
 }
 
+// u32 writes a number that is set (a nil pointer or a zero AS is not).
+func (w *wr) u32(kw string, v *uint32) {
+	if v != nil && (*v != 0 || kw == "med" || kw == "local_pref") {
+		w.line(kw, strconv.FormatUint(uint64(*v), 10))
+	}
+}
+
 func (w *wr) num(kw string, v int) {
 	if v != 0 {
 		w.line(kw, strconv.Itoa(v))
@@ -1071,7 +1078,7 @@ func renderSNATPool(w *wr, p *SNATPool) {
 
 func renderBGP(w *wr, g *BGP) {
 	w.open("govs_bgp")
-	w.num("local_as", g.LocalAS)
+	w.u32("local_as", &g.LocalAS)
 	w.addr("router_id", g.RouterID)
 	w.num("listen_port", g.ListenPort)
 	w.num("hold_time", g.HoldTime)
@@ -1082,12 +1089,12 @@ func renderBGP(w *wr, g *BGP) {
 	if len(g.Communities) > 0 {
 		w.line(append([]string{"community"}, qs(g.Communities)...)...)
 	}
-	w.numPtr("med", g.MED)
-	w.numPtr("local_pref", g.LocalPref)
+	w.u32("med", g.MED)
+	w.u32("local_pref", g.LocalPref)
 	w.num("as_path_prepend", g.Prepend)
 	for _, nb := range g.Neighbors {
 		w.open("neighbor", nb.Address.String())
-		w.num("remote_as", nb.RemoteAS)
+		w.u32("remote_as", &nb.RemoteAS)
 		w.addr("local_address", nb.LocalAddress)
 		w.port("port", nb.Port)
 		w.str("password", nb.Password)

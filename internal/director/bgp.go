@@ -23,13 +23,23 @@ type bgpState struct {
 	withdrawn bool
 	want      []netip.Prefix // the routes reconcile computed last
 	err       string         // the last start error (the speaker keeps its own)
+	// wake asks the route worker to put want in force; done is closed
+	// when the worker ends; applied counts what it put in force
+	wake    chan struct{}
+	done    chan struct{}
+	cancel  context.CancelFunc // ends the worker
+	applied uint64
+	asked   uint64
 }
+
+// bgpRetry is how often a speaker that could not start is started again.
+const bgpRetry = 10 * time.Second
 
 // bgpSettings turns the govs_bgp block into the speaker's settings.
 func bgpSettings(b *config.BGP) bgp.Settings {
 	sec := func(s int) time.Duration { return time.Duration(s) * time.Second }
 	set := bgp.Settings{
-		LocalAS:    uint32(b.LocalAS),
+		LocalAS:    b.LocalAS,
 		RouterID:   b.RouterID,
 		ListenPort: b.ListenPort,
 		NextHop4:   b.NextHop,
@@ -41,32 +51,24 @@ func bgpSettings(b *config.BGP) bgp.Settings {
 			set.Communities = append(set.Communities, v)
 		}
 	}
-	if b.MED != nil {
-		v := uint32(*b.MED)
-		set.MED = &v
-	}
-	if b.LocalPref != nil {
-		v := uint32(*b.LocalPref)
-		set.LocalPref = &v
-	}
-	pick := func(own, dflt int) time.Duration {
-		if own != 0 {
-			return sec(own)
-		}
-		return sec(dflt)
-	}
+	set.MED, set.LocalPref = b.MED, b.LocalPref
 	for _, n := range b.Neighbors {
+		hold, ka := config.BGPTimers(b, n)
+		retry := n.ConnectRetry
+		if retry == 0 {
+			retry = b.ConnectRetry
+		}
 		set.Neighbors = append(set.Neighbors, bgp.Neighbor{
 			Address:      n.Address,
-			RemoteAS:     uint32(n.RemoteAS),
+			RemoteAS:     n.RemoteAS,
 			LocalAddress: n.LocalAddress,
 			Port:         n.Port,
 			Password:     n.Password,
 			Passive:      n.Passive,
 			Multihop:     n.Multihop,
-			HoldTime:     pick(n.HoldTime, b.HoldTime),
-			Keepalive:    pick(n.Keepalive, b.Keepalive),
-			ConnectRetry: pick(n.ConnectRetry, b.ConnectRetry),
+			HoldTime:     sec(hold),
+			Keepalive:    sec(ka),
+			ConnectRetry: sec(retry),
 		})
 	}
 	return set
@@ -74,21 +76,22 @@ func bgpSettings(b *config.BGP) bgp.Settings {
 
 // bgpRoutes lists the host routes of the addresses of services that are
 // up: put in the dataplane (this node balances them, they are not
-// deactivated) and with their quorum met. An address shared by several
-// services is announced while one of them is up. d.mu is held.
+// deactivated) and with their quorum met, or answered by their sorry
+// server. An address shared by several services is announced while one
+// of them is up. d.mu is held.
 func (d *Director) bgpRoutesLocked(svcs []dataplane.Service) []netip.Prefix {
 	seen := map[netip.Addr]bool{}
 	var out []netip.Prefix
 	add := func(a netip.Addr) {
+		a = a.Unmap()
 		if !a.IsValid() || a.IsUnspecified() || seen[a] {
 			return
 		}
 		seen[a] = true
-		a = a.Unmap()
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	for _, s := range svcs {
-		if !d.decisions[s.Key].QuorumUp {
+		if dec := d.decisions[s.Key]; !dec.QuorumUp && !(dec.SorryOn && s.Sorry != nil) {
 			continue
 		}
 		add(s.Key.Addr)
@@ -128,64 +131,141 @@ func (d *Director) applyBGPLocked(ctx context.Context) {
 		st.sp = bgp.New(d.log)
 	}
 	if err := st.sp.Configure(ctx, bgpSettings(st.cfg)); err != nil {
+		// not started (no router ID, the listen port taken): the worker
+		// tries again every bgpRetry; a neighbor refused is retried by
+		// the next reload
 		st.err = err.Error()
 		d.log.Error("bgp", "err", err)
 	} else {
 		st.err = ""
 	}
-	d.announceLocked()
+	d.kickBGPLocked()
 }
 
-// announceLocked puts the routes last computed in force (d.bmu held).
-func (d *Director) announceLocked() {
-	st := &d.bgp
-	if st.sp == nil || !st.running {
-		return
+// kickBGPLocked asks the route worker to put the routes in force
+// (d.bmu held).
+func (d *Director) kickBGPLocked() {
+	d.bgp.asked++
+	select {
+	case d.bgp.wake <- struct{}{}:
+	default:
 	}
-	want := st.want
-	if st.withdrawn {
-		want = nil
-	}
-	if err := st.sp.SetRoutes(want); err != nil {
-		d.log.Warn("bgp: routes", "err", err)
+}
+
+// bgpWorker puts the routes reconcile computed in force, off the
+// reconcile path: a slow BGP speaker never holds up the dataplane. The
+// latest routes win. It also starts again a speaker that could not
+// start.
+func (d *Director) bgpWorker(ctx context.Context) {
+	defer close(d.bgp.done)
+	retry := time.NewTicker(bgpRetry)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retry.C:
+			d.bmu.Lock()
+			if d.bgp.running && d.bgp.cfg != nil && d.bgp.err != "" {
+				d.applyBGPLocked(ctx)
+			}
+			d.bmu.Unlock()
+			continue
+		case <-d.bgp.wake:
+		}
+		d.bmu.Lock()
+		sp, want, asked, started := d.bgp.sp, d.bgp.want, d.bgp.asked, d.bgp.running && d.bgp.err == ""
+		if d.bgp.withdrawn {
+			want = nil
+		}
+		d.bmu.Unlock()
+		if sp != nil && started {
+			if err := sp.SetRoutes(want); err != nil {
+				d.log.Warn("bgp: routes", "err", err)
+			}
+		}
+		d.bmu.Lock()
+		d.bgp.applied = asked
+		d.bmu.Unlock()
 	}
 }
 
 // setBGPRoutes is called by reconcile with the routes of the services
-// just applied.
-func (d *Director) setBGPRoutes(routes []netip.Prefix) {
+// just applied. applied says whether the dataplane took them all: when
+// it did not, only withdrawals are made (what it holds may be less than
+// what was asked), so that a service that fails to apply never holds up
+// the withdrawal of another one.
+func (d *Director) setBGPRoutes(routes []netip.Prefix, applied bool) {
 	d.bmu.Lock()
 	defer d.bmu.Unlock()
+	if !applied {
+		var keep []netip.Prefix
+		for _, p := range routes {
+			if slices.Contains(d.bgp.want, p) {
+				keep = append(keep, p)
+			}
+		}
+		routes = keep
+	}
 	d.bgp.want = routes
-	d.announceLocked()
+	d.kickBGPLocked()
 }
 
-// startBGP lets the speaker connect (Run).
+// startBGP lets the speaker connect and starts the route worker (Run).
 func (d *Director) startBGP(ctx context.Context) {
 	d.bmu.Lock()
 	defer d.bmu.Unlock()
 	d.bgp.running = true
+	d.bgp.wake = make(chan struct{}, 1)
+	d.bgp.done = make(chan struct{})
+	wctx, cancel := context.WithCancel(ctx)
+	d.bgp.cancel = cancel
+	go d.bgpWorker(wctx)
 	d.applyBGPLocked(ctx)
 }
 
 // WithdrawBGP withdraws every route and announces none until govs stops:
 // the first step of a lame-duck stop, so that routers send new flows to
 // the other directors while this one still forwards what is on its way.
-// It reports whether there were routes to withdraw.
+// It waits (at most 5 s) for the withdrawal to be sent and reports
+// whether there were routes to withdraw.
 func (d *Director) WithdrawBGP() bool {
 	d.bmu.Lock()
-	defer d.bmu.Unlock()
 	had := d.bgp.sp != nil && len(d.bgp.want) > 0 && !d.bgp.withdrawn
 	d.bgp.withdrawn = true
-	d.announceLocked()
+	running := d.bgp.running
+	if running {
+		d.kickBGPLocked()
+	}
+	target := d.bgp.asked
+	d.bmu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); running && time.Now().Before(deadline); {
+		d.bmu.Lock()
+		done := d.bgp.applied >= target
+		d.bmu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return had
 }
 
 // stopBGP closes the sessions (Stop).
 func (d *Director) stopBGP(ctx context.Context) {
 	d.bmu.Lock()
-	defer d.bmu.Unlock()
 	d.bgp.running = false
+	done, cancel := d.bgp.done, d.bgp.cancel
+	d.bmu.Unlock()
+	if done != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	d.bmu.Lock()
+	defer d.bmu.Unlock()
 	if d.bgp.sp != nil {
 		d.bgp.sp.Close(ctx)
 		d.bgp.sp = nil
@@ -200,21 +280,31 @@ func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 	if cfg == nil {
 		return nil
 	}
-	out := &api.BGP{LocalAS: uint32(cfg.LocalAS), Withdrawn: withdrawn, Neighbors: []api.BGPNeighbor{}, Routes: []string{}, LastError: serr}
+	out := &api.BGP{LocalAS: cfg.LocalAS, Withdrawn: withdrawn, Neighbors: []api.BGPNeighbor{}, Routes: []string{}, LastError: serr}
 	if cfg.RouterID.IsValid() {
 		out.RouterID = cfg.RouterID.String()
 	}
-	if sp == nil {
+	idle := func() {
+		// not started, or the neighbors not taken: each is down (the
+		// metrics say 0 rather than nothing)
 		for _, n := range cfg.Neighbors {
-			out.Neighbors = append(out.Neighbors, api.BGPNeighbor{Address: n.Address.String(), RemoteAS: uint32(n.RemoteAS), State: "idle"})
+			out.Neighbors = append(out.Neighbors, api.BGPNeighbor{Address: n.Address.String(), RemoteAS: n.RemoteAS, State: "idle"})
 		}
+	}
+	if sp == nil || serr != "" {
+		idle()
 		return out
 	}
 	st := sp.Status(ctx)
-	out.RouterID = st.RouterID
+	if st.RouterID != "" {
+		out.RouterID = st.RouterID
+	}
 	out.Routes = st.Routes
 	if out.LastError == "" {
 		out.LastError = st.LastError
+	}
+	if len(st.Neighbors) == 0 {
+		idle()
 	}
 	for _, n := range st.Neighbors {
 		out.Neighbors = append(out.Neighbors, api.BGPNeighbor{Address: n.Address, RemoteAS: n.RemoteAS, State: n.State,

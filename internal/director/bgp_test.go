@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/bgp/bgptest"
+	"github.com/govs/govs/internal/dataplane"
 )
 
 // TestBGPAnnouncesServicesUp: the director announces the host route of
@@ -124,5 +126,45 @@ virtual_server 192.0.2.20 80 {
 	}
 	if !strings.Contains(f.log.String(), "bgp: withdrawn") {
 		t.Errorf("no withdrawal in the log:\n%s", f.log.String())
+	}
+}
+
+// TestBGPSorryServerKeepsRoute: a service whose quorum is lost but whose
+// sorry server answers stays announced (the sorry server is what a
+// keepalived user set it for); without one, it is withdrawn.
+func TestBGPSorryServerKeepsRoute(t *testing.T) {
+	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
+	block := fmt.Sprintf("govs_bgp {\n local_as 65001\n router_id 10.0.0.2\n connect_retry 1\n neighbor 127.0.0.1 {\n  remote_as 65000\n  port %d\n  local_address 127.0.0.2\n }\n}\n", r.Port)
+	f := start(t, conf("sorry_server 10.0.0.9 8080")+block)
+	has := func() (bool, string) {
+		_, ok := r.RIB(t)["192.0.2.10/32"]
+		return ok, fmt.Sprint(r.RIB(t))
+	}
+	bgptest.WaitFor(t, "announced", has)
+	f.hc.set("10.0.0.1:8080", false)
+	f.hc.set("10.0.0.2:8080", false)
+	f.waitFor("sorry server", func(s []dataplane.Service) bool { return len(s) == 1 && s[0].Sorry != nil })
+	time.Sleep(500 * time.Millisecond)
+	if ok, rib := has(); !ok {
+		t.Errorf("route withdrawn while the sorry server answers: %s", rib)
+	}
+}
+
+// TestBGPStartFailureShown: a speaker that cannot start (no router_id
+// and no IPv4 neighbor to take one from) says why in the state, and its
+// neighbors count as down.
+func TestBGPStartFailureShown(t *testing.T) {
+	f := start(t, conf("")+"govs_bgp {\n local_as 65001\n neighbor ::1 {\n  remote_as 65000\n }\n}\n")
+	var b *api.BGP
+	bgptest.WaitFor(t, "start error in the state", func() (bool, string) {
+		st, err := f.d.State(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		b = st.BGP
+		return b != nil && strings.Contains(b.LastError, "set router_id"), fmt.Sprintf("%+v", b)
+	})
+	if len(b.Neighbors) != 1 || b.Neighbors[0].Address != "::1" || b.Neighbors[0].State != "idle" {
+		t.Errorf("neighbors of a speaker that did not start: %+v", b.Neighbors)
 	}
 }

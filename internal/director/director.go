@@ -689,10 +689,8 @@ func (d *Director) reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	d.applyErr = err
 	d.mu.Unlock()
-	if err == nil {
-		// what is announced is what the dataplane balances
-		d.setBGPRoutes(routes)
-	}
+	// what is announced is what the dataplane balances
+	d.setBGPRoutes(routes, err == nil)
 	return err
 }
 

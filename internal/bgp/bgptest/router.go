@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -38,12 +39,18 @@ func FreePort(t testing.TB) int {
 // it stops with the test.
 func NewRouter(t testing.TB, as, peerAS uint32, peers ...string) *Router {
 	t.Helper()
+	return NewRouterAt(t, "127.0.0.1", as, peerAS, peers...)
+}
+
+// NewRouterAt is NewRouter listening on addr (a loopback address).
+func NewRouterAt(t testing.TB, addr string, as, peerAS uint32, peers ...string) *Router {
+	t.Helper()
 	port := FreePort(t)
 	srv := server.NewBgpServer()
 	go srv.Serve()
 	ctx := context.Background()
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: as, RouterId: "10.255.0.1", ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"},
+		Asn: as, RouterId: "10.255.0.1", ListenPort: int32(port), ListenAddresses: []string{addr},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +68,28 @@ func NewRouter(t testing.TB, as, peerAS uint32, peers ...string) *Router {
 		srv.Stop()
 	})
 	return &Router{srv: srv, Port: port}
+}
+
+// Announce originates prefix (IPv4) from the router to its peers.
+func (r *Router) Announce(t testing.TB, prefix string) {
+	t.Helper()
+	nh, _ := bgp.NewPathAttributeNextHop(netip.MustParseAddr("127.0.0.1"))
+	nlri, err := bgp.NewIPAddrPrefix(netip.MustParsePrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &apiutil.Path{Family: bgp.RF_IPv4_UC, Nlri: nlri, Attrs: []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), nh}, Age: time.Now().Unix()}
+	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// DropPeer removes the session with peer: the router sends it a Cease.
+func (r *Router) DropPeer(t testing.TB, peer string) {
+	t.Helper()
+	if err := r.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: peer}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Route is what the router learned for a prefix from one peer.

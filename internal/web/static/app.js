@@ -513,6 +513,22 @@ function renderControl() {
     cl.replaceChildren(...parts);
   }
 
+  // the BGP speaker (govs_bgp): routes announced and the sessions
+  const bl = $('#bgp-line');
+  const bg = st.bgp;
+  bl.hidden = !bg;
+  if (bg) {
+    const routes = bg.withdrawn ? 'none (withdrawn: govs is stopping)' : ((bg.routes || []).join(', ') || 'none (no virtual service up)');
+    const parts = [h('b', null, 'BGP: '), `AS ${bg.local_as}, router id ${bg.router_id || '?'}, announcing ${routes}`];
+    if (bg.last_error) parts.push(h('span', {class: 'error'}, ' — ' + bg.last_error));
+    for (const n of bg.neighbors || []) {
+      parts.push(h('br'), `↔ ${n.address} AS ${n.remote_as}: `,
+        n.state === 'established' ? `established since ${fmtTime(n.since)}, ${n.advertised} advertised` : h('span', {class: 'error'}, n.state),
+        n.last_down ? ` (last down: ${n.last_down})` : '');
+    }
+    bl.replaceChildren(...parts);
+  }
+
   const lt = $('#lvs-table');
   lt.replaceChildren(thead(['Prot', 'LocalAddress:Port / RemoteAddress:Port', 'Scheduler / Forward', 'Weight', 'Status / Health',
     ['ActiveConn', 'num'], ['InActConn', 'num'], ['Conns', 'num'], ['CPS', 'num'], ['InPPS', 'num'], ['OutPPS', 'num'],
