@@ -242,6 +242,7 @@ func testBGPActiveActive(t *testing.T, sloppy bool) {
 		!regexp.MustCompile(`10\.77\.0\.254\s+65000\s+established`).Match(status) {
 		t.Errorf("govs status on d1 (router id taken from the address toward the neighbor):\n%s", status)
 	}
+	t.Logf("govs status on d1:\n%s", status)
 
 	const n = 12
 	conns := openKeptAlive(t, l.prefix+"ex", bgpVIP+":80", n)

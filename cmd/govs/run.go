@@ -49,7 +49,7 @@ func defaultSocket() string {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", "run [-f FILE] [flags]\n\nRun the director: balance the configured virtual services over their\nhealthy real servers. SIGHUP (or govs reload) reloads the configuration;\nSIGTERM/SIGINT stop after a lame-duck period.", stderr)
+	fs := newFlagSet("run", "run [-f FILE] [flags]\n\nRun the director: balance the configured virtual services over their\nhealthy real servers. SIGHUP (or govs reload) reloads the configuration;\nSIGTERM/SIGINT stop after a lame-duck period (with govs_bgp, every route is\nwithdrawn first).", stderr)
 	file := fs.String("f", DefaultConfig, "configuration `file` (keepalived.conf syntax)")
 	dpName := fs.String("dataplane", "", "dataplane: auto, proxy or xdp (ipvs is not built yet; default: the config's govs_dataplane, else auto)")
 	var ifaces stringList
@@ -59,7 +59,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	webListen := fs.String("web-listen", "", "serve the web UI on this TCP `address` (default: the config's govs_web_listen; needs govs_web_password)")
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on this TCP `address` (default: the config's govs_metrics_listen; /metrics is always on the API socket)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: the config's govs_log_level, else info)")
-	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping")
+	lameDuck := fs.Duration("lame-duck", 2*time.Second, "on SIGTERM, keep forwarding this long before stopping (after withdrawing the BGP routes)")
 	xdpMode := fs.String("xdp-mode", "", "how the XDP dataplane attaches: native (in the driver) or generic (after the socket buffer is built; any interface, slower) (default: the config's govs_xdp_mode, else native)")
 	configID := fs.String("config-id", "", "the `id` the config's conditional lines (@ID, @^ID) are read with, as keepalived's -i (default: the host name up to its first dot)")
 	pinPath := fs.String("xdp-pin-path", "", "bpffs directory where the XDP dataplane pins its programs and maps (default "+xdp.DefaultPinPath+")")
