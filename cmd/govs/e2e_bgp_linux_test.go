@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,11 +71,29 @@ protocol bgp d1 from director { neighbor 10.77.0.1 as 65001; }
 protocol bgp d2 from director { neighbor 10.77.0.2 as 65001; }
 `
 
+// frrConf makes FRR the routers' side, as in docs/bgp.md: eBGP from
+// both directors, multipath over them (zebra installs it).
+const frrConf = `frr defaults traditional
+hostname rt
+router bgp 65000
+ bgp router-id 10.77.0.254
+ no bgp ebgp-requires-policy
+ neighbor directors peer-group
+ neighbor directors remote-as 65001
+ neighbor directors timers 3 9
+ neighbor directors timers connect 1
+ neighbor 10.77.0.1 peer-group directors
+ neighbor 10.77.0.2 peer-group directors
+ address-family ipv4 unicast
+  maximum-paths 8
+ exit-address-family
+`
+
 const bgpVIP = "10.99.0.10"
 
 // TestBGPActiveActive runs two directors active at once, as DESIGN.md's
 // scale-out asks: both `govs run` on the xdp dataplane announce the
-// virtual address over BGP to a router (BIRD, with ECMP), which spreads
+// virtual address over BGP to a router (BIRD, and FRR, with ECMP), which spreads
 // a client's connections over them; the real servers (DR, set up by
 // `govs realserver setup`) answer the client directly through the router.
 //
@@ -91,13 +110,59 @@ func TestBGPActiveActive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	if _, err := exec.LookPath("bird"); err != nil {
-		t.Skip("needs BIRD 2 (bird, birdc) as the router: scripts/setup.sh installs bird2")
-	}
-	for _, sloppy := range []bool{true, false} {
-		t.Run(map[bool]string{true: "sloppy_tcp", false: "without"}[sloppy], func(t *testing.T) {
-			testBGPActiveActive(t, sloppy)
+	for _, c := range []struct {
+		name, router string
+		sloppy       bool
+	}{{"sloppy_tcp", "bird", true}, {"without", "bird", false}, {"frr", "frr", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			testBGPActiveActive(t, c.router, c.sloppy)
 		})
+	}
+}
+
+// startRouter runs BIRD or FRR (zebra + bgpd) in the router namespace,
+// and returns a command that prints its view of the sessions.
+func startRouter(t *testing.T, l *vrrpLab, kind string) []string {
+	switch kind {
+	case "bird":
+		if _, err := exec.LookPath("bird"); err != nil {
+			t.Skip("needs BIRD 2 (bird, birdc) as the router: scripts/setup.sh installs bird2")
+		}
+		conf := filepath.Join(l.dir, "bird.conf")
+		if err := os.WriteFile(conf, []byte(birdConf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctl := filepath.Join(l.dir, "bird.ctl")
+		l.start("rt", "bird", "-f", "-c", conf, "-s", ctl, "-P", filepath.Join(l.dir, "bird.pid"))
+		return []string{"birdc", "-s", ctl, "show", "protocols", "all"}
+	default:
+		if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
+			t.Skip("needs FRR (zebra, bgpd) as the router: scripts/setup.sh installs frr")
+		}
+		// zebra drops to the frr user: its directory must be reachable
+		// by it (the test's own temporary directory is root's only)
+		dir := filepath.Join(os.TempDir(), "govs-frr-"+l.prefix)
+		os.RemoveAll(dir)
+		if err := os.Mkdir(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, 0o777)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		conf := filepath.Join(dir, "bgpd.conf")
+		if err := os.WriteFile(conf, []byte(frrConf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "zebra.conf"), []byte("hostname rt\n"), 0o644)
+		zsock := filepath.Join(dir, "zserv.api")
+		common := []string{"-z", zsock, "--vty_socket", dir, "-P", "0", "--log", "stdout"}
+		l.start("rt", append([]string{"/usr/lib/frr/zebra", "-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"), "-u", "frr", "-g", "frr"}, common...)...)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(zsock); err == nil {
+				break
+			}
+		}
+		l.start("rt", append([]string{"/usr/lib/frr/bgpd", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"), "-S"}, common...)...)
+		return []string{"vtysh", "--vty_socket", dir, "-c", "show bgp summary", "-c", "show ip bgp " + bgpVIP + "/32"}
 	}
 }
 
@@ -164,10 +229,11 @@ func routerNextHops(t *testing.T, l *vrrpLab) []string {
 	for _, m := range regexp.MustCompile(`via (\S+)`).FindAllStringSubmatch(string(out), -1) {
 		hops = append(hops, m[1])
 	}
+	slices.Sort(hops)
 	return hops
 }
 
-func waitNextHops(t *testing.T, l *vrrpLab, want ...string) {
+func waitNextHops(t *testing.T, l *vrrpLab, show []string, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var got []string
@@ -178,8 +244,8 @@ func waitNextHops(t *testing.T, l *vrrpLab, want ...string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	birdc, _ := exec.Command("ip", "netns", "exec", l.prefix+"rt", "birdc", "-s", filepath.Join(l.dir, "bird.ctl"), "show", "protocols", "all").CombinedOutput()
-	t.Fatalf("the router's route to %s goes via %v, want %v\n%s", bgpVIP, got, want, birdc)
+	view, _ := exec.Command("ip", append([]string{"netns", "exec", l.prefix + "rt"}, show...)...).CombinedOutput()
+	t.Fatalf("the router's route to %s goes via %v, want %v\n%s", bgpVIP, got, want, view)
 }
 
 // clientPorts returns the client ports of the established connections
@@ -210,7 +276,7 @@ func clientPort(s string) (int, error) {
 	return strconv.Atoi(p)
 }
 
-func testBGPActiveActive(t *testing.T, sloppy bool) {
+func testBGPActiveActive(t *testing.T, router string, sloppy bool) {
 	l := bgpLab(t)
 	attachPassIn(t, l.prefix+"br", l.prefix+"v1", l.prefix+"v2")
 	for i, r := range []string{"r1", "r2"} {
@@ -221,11 +287,7 @@ func testBGPActiveActive(t *testing.T, sloppy bool) {
 		sh(t, "ip", "-n", l.prefix+r, "route", "add", "default", "via", "10.77.0.254")
 		l.start(r, govsBin, "demo", "backend", "0.0.0.0:80", fmt.Sprintf("rs%d", i+1))
 	}
-	birdPath := filepath.Join(l.dir, "bird.conf")
-	if err := os.WriteFile(birdPath, []byte(birdConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l.start("rt", "bird", "-f", "-c", birdPath, "-s", filepath.Join(l.dir, "bird.ctl"), "-P", filepath.Join(l.dir, "bird.pid"))
+	show := startRouter(t, l, router)
 
 	extra := ""
 	if !sloppy {
@@ -235,7 +297,7 @@ func testBGPActiveActive(t *testing.T, sloppy bool) {
 	_, c2 := bgpDirector(t, l, "d2", extra)
 	waitInPool(t, c1)
 	waitInPool(t, c2)
-	waitNextHops(t, l, "10.77.0.1", "10.77.0.2")
+	waitNextHops(t, l, show, "10.77.0.1", "10.77.0.2")
 
 	status, err := exec.Command(govsBin, "status", "-s", filepath.Join(l.dir, "d1.sock")).CombinedOutput()
 	if err != nil || !strings.Contains(string(status), "bgp AS 65001, router id 10.77.0.1, announcing 10.99.0.10/32") ||
@@ -269,7 +331,7 @@ func testBGPActiveActive(t *testing.T, sloppy bool) {
 	}()
 	time.Sleep(500 * time.Millisecond)
 	d1.Process.Signal(syscall.SIGTERM)
-	waitNextHops(t, l, "10.77.0.2")
+	waitNextHops(t, l, show, "10.77.0.2")
 	failed, firstErr := askAgain(conns)
 	t.Logf("after d1 withdrew: %d of %d kept-alive connections broken (first error: %v)", failed, n, firstErr)
 	if sloppy {
@@ -298,7 +360,7 @@ func testBGPActiveActive(t *testing.T, sloppy bool) {
 	// both again, and the connections it gets back go on
 	_, c1 = bgpDirector(t, l, "d1", extra)
 	waitInPool(t, c1)
-	waitNextHops(t, l, "10.77.0.1", "10.77.0.2")
+	waitNextHops(t, l, show, "10.77.0.1", "10.77.0.2")
 	if failed, firstErr := askAgain(conns); failed != 0 {
 		t.Errorf("%d of %d connections broken when d1 came back: %v", failed, n, firstErr)
 	}
