@@ -217,3 +217,28 @@ func TestSpeakerTakesNoRoutes(t *testing.T) {
 		t.Errorf("RIB %v: want only the director's own 192.0.2.10/32", rib)
 	}
 }
+
+// TestSpeakerIPv6: an IPv6 virtual address goes to an IPv6 neighbor with
+// the session's own address as next hop (MP_REACH_NLRI), and an IPv4
+// one does not.
+func TestSpeakerIPv6(t *testing.T) {
+	r := bgptest.NewRouterAt(t, "::1", 65000, 65001, "::1")
+	sp := New(nil)
+	ctx := context.Background()
+	if err := sp.Configure(ctx, Settings{LocalAS: 65001, RouterID: netip.MustParseAddr("10.0.0.2"), Neighbors: []Neighbor{{
+		Address: netip.MustParseAddr("::1"), RemoteAS: 65000, Port: uint16(r.Port), ConnectRetry: time.Second,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(ctx)
+	if err := sp.SetRoutes([]netip.Prefix{netip.MustParsePrefix("2001:db8::10/128"), netip.MustParsePrefix("192.0.2.10/32")}); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "the IPv6 route at the router", func() (bool, string) {
+		rts := r.RIB6(t)["2001:db8::10/128"]
+		return len(rts) == 1 && rts[0].NextHop == "::1", fmt.Sprint(r.RIB6(t), sp.Status(ctx).Neighbors)
+	})
+	if v4 := r.RIB(t); len(v4) != 0 {
+		t.Errorf("IPv4 routes sent on the IPv6 session: %v", v4)
+	}
+}

@@ -104,8 +104,19 @@ type Route struct {
 // with its paths (one per speaker announcing it).
 func (r *Router) RIB(t testing.TB) map[string][]Route {
 	t.Helper()
+	return r.rib(t, bgp.RF_IPv4_UC)
+}
+
+// RIB6 is RIB for IPv6 routes.
+func (r *Router) RIB6(t testing.TB) map[string][]Route {
+	t.Helper()
+	return r.rib(t, bgp.RF_IPv6_UC)
+}
+
+func (r *Router) rib(t testing.TB, fam bgp.Family) map[string][]Route {
+	t.Helper()
 	out := map[string][]Route{}
-	err := r.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: bgp.RF_IPv4_UC},
+	err := r.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
 		func(prefix bgp.NLRI, paths []*apiutil.Path) {
 			for _, p := range paths {
 				if p.Withdrawal {
@@ -116,6 +127,8 @@ func (r *Router) RIB(t testing.TB) map[string][]Route {
 					switch x := a.(type) {
 					case *bgp.PathAttributeNextHop:
 						rt.NextHop = x.Value.String()
+					case *bgp.PathAttributeMpReachNLRI:
+						rt.NextHop = x.Nexthop.String()
 					case *bgp.PathAttributeAsPath:
 						var as []string
 						for _, seg := range x.Value {
