@@ -203,3 +203,41 @@ func cmdConfigPush(args []string, stdout, stderr io.Writer) int {
 	}
 	return code
 }
+
+func cmdBGP(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("bgp", "bgp [-s SOCKET] [--withdraw | --announce]\n\nShow the BGP sessions and routes of a running govs (govs_bgp), or take\nthis director out of the routers' ECMP groups for maintenance: --withdraw\nwithdraws every route and keeps them withdrawn (the director keeps\nforwarding what still reaches it; with lb_algo mh and sloppy TCP the other\ndirectors carry its connections on), --announce announces them again. A\nrestart announces again.", stderr)
+	socket := fs.String("s", "", "API unix socket or host:port (default "+defaultSocket()+")")
+	withdraw := fs.Bool("withdraw", false, "withdraw every route until --announce")
+	announce := fs.Bool("announce", false, "announce the routes again")
+	if code, stop := parseFlags(fs, args); stop {
+		return code
+	}
+	if *withdraw && *announce {
+		fmt.Fprintln(stderr, "govs bgp: --withdraw and --announce exclude each other")
+		return 2
+	}
+	addr := *socket
+	if addr == "" {
+		addr = defaultSocket()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := api.NewClient(addr)
+	if *withdraw || *announce {
+		if err := c.SetBGPAnnounce(ctx, *announce); err != nil {
+			fmt.Fprintf(stderr, "govs bgp: %v\n", err)
+			return 1
+		}
+	}
+	st, err := c.State(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "govs bgp: %v (is govs running? socket %s)\n", err, addr)
+		return 1
+	}
+	if st.BGP == nil {
+		fmt.Fprintln(stderr, "govs bgp: this govs runs no BGP (no govs_bgp in its configuration)")
+		return 1
+	}
+	printBGP(stdout, st.BGP)
+	return 0
+}

@@ -105,7 +105,9 @@ const bgpVIP = "10.99.0.10"
 // bounded load of new connections runs through the stop without a
 // failure. The stopped director starts again, announces again, and the
 // connections moved back to it go on too. With govs_sloppy_tcp off the
-// connections moved at the stop break: the test shows what it does.
+// connections moved at the stop break: the test shows what it does. The
+// FRR run takes d1 out for maintenance with `govs bgp --withdraw` and
+// back with `govs bgp --announce` instead of stopping it.
 func TestBGPActiveActive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
@@ -113,9 +115,10 @@ func TestBGPActiveActive(t *testing.T) {
 	for _, c := range []struct {
 		name, router string
 		sloppy       bool
-	}{{"sloppy_tcp", "bird", true}, {"without", "bird", false}, {"frr", "frr", true}} {
+		leave        string // how d1 leaves: "stop" (SIGTERM) or "withdraw" (govs bgp)
+	}{{"sloppy_tcp", "bird", true, "stop"}, {"without", "bird", false, "stop"}, {"frr_maintenance", "frr", true, "withdraw"}} {
 		t.Run(c.name, func(t *testing.T) {
-			testBGPActiveActive(t, c.router, c.sloppy)
+			testBGPActiveActive(t, c.router, c.sloppy, c.leave)
 		})
 	}
 }
@@ -276,7 +279,7 @@ func clientPort(s string) (int, error) {
 	return strconv.Atoi(p)
 }
 
-func testBGPActiveActive(t *testing.T, router string, sloppy bool) {
+func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string) {
 	l := bgpLab(t)
 	attachPassIn(t, l.prefix+"br", l.prefix+"v1", l.prefix+"v2")
 	for i, r := range []string{"r1", "r2"} {
@@ -330,7 +333,15 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool) {
 		loadOut <- string(out)
 	}()
 	time.Sleep(500 * time.Millisecond)
-	d1.Process.Signal(syscall.SIGTERM)
+	sock1 := filepath.Join(l.dir, "d1.sock")
+	if leave == "stop" {
+		d1.Process.Signal(syscall.SIGTERM)
+	} else {
+		out, err := exec.Command(govsBin, "bgp", "--withdraw", "-s", sock1).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "announcing none (withdrawn by govs bgp --withdraw until govs bgp --announce)") {
+			t.Errorf("govs bgp --withdraw: %v\n%s", err, out)
+		}
+	}
 	waitNextHops(t, l, show, "10.77.0.2")
 	failed, firstErr := askAgain(conns)
 	t.Logf("after d1 withdrew: %d of %d kept-alive connections broken (first error: %v)", failed, n, firstErr)
@@ -351,15 +362,20 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool) {
 	if !strings.Contains(lo, " failed=0") {
 		t.Errorf("new connections during the stop failed:\n%s", lo)
 	}
-	d1.Wait()
 	if !sloppy {
 		return
 	}
 
-	// d1 comes back: it announces again, the router spreads flows over
-	// both again, and the connections it gets back go on
-	_, c1 = bgpDirector(t, l, "d1", extra)
-	waitInPool(t, c1)
+	// d1 comes back (started again, or announcing again): the router
+	// spreads flows over both again, and the connections it gets back
+	// go on
+	if leave == "stop" {
+		d1.Wait()
+		_, c1 = bgpDirector(t, l, "d1", extra)
+		waitInPool(t, c1)
+	} else if out, err := exec.Command(govsBin, "bgp", "--announce", "-s", sock1).CombinedOutput(); err != nil || !strings.Contains(string(out), "announcing 10.99.0.10/32") {
+		t.Errorf("govs bgp --announce: %v\n%s", err, out)
+	}
 	waitNextHops(t, l, show, "10.77.0.1", "10.77.0.2")
 	if failed, firstErr := askAgain(conns); failed != 0 {
 		t.Errorf("%d of %d connections broken when d1 came back: %v", failed, n, firstErr)

@@ -27,6 +27,7 @@ Commands:
   realserver    set up or verify a real server for DR/TUN (VIP on lo, ARP settings, decap)
   web-password  set the web UI's password (bcrypt hash into govs_web_password)
   config-push   send the configuration files to the sync peers now
+  bgp           BGP sessions and routes; --withdraw / --announce for maintenance
   version       print the version
   demo          helpers of scripts/quickstart.sh: a demo backend, a client that counts answers
 
@@ -64,6 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdRealServer(rest, stdout, stderr)
 	case "config-push":
 		return cmdConfigPush(rest, stdout, stderr)
+	case "bgp":
+		return cmdBGP(rest, stdout, stderr)
 	case "web-password":
 		return cmdWebPassword(rest, stdin, stdout, stderr)
 	case "demo":

@@ -104,6 +104,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if b := st.BGP; b != nil {
+		fmt.Fprintln(stdout)
 		printBGP(stdout, b)
 	}
 	fmt.Fprintln(stdout)
@@ -141,10 +142,12 @@ func printBGP(w io.Writer, b *api.BGP) {
 	switch {
 	case b.Withdrawn:
 		routes = "none (withdrawn: govs is stopping)"
+	case b.Drained:
+		routes = "none (withdrawn by govs bgp --withdraw until govs bgp --announce)"
 	case routes == "":
 		routes = "none (no virtual service up)"
 	}
-	fmt.Fprintf(w, "\nbgp AS %d, router id %s, announcing %s\n", b.LocalAS, b.RouterID, routes)
+	fmt.Fprintf(w, "bgp AS %d, router id %s, announcing %s\n", b.LocalAS, b.RouterID, routes)
 	if b.LastError != "" {
 		fmt.Fprintf(w, "  last error: %s\n", b.LastError)
 	}

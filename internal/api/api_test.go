@@ -71,6 +71,8 @@ func (f *fakeBackend) EditConfig(_ context.Context, e ConfigEdit) (*ConfigEditRe
 	return &ConfigEditResult{Result: "saved", Revision: "r2", Files: []string{"/etc/govs/govs.conf"}}, nil
 }
 
+func (f *fakeBackend) SetBGPAnnounce(context.Context, bool) error { return nil }
+
 func (f *fakeBackend) PushConfig(context.Context, bool) ([]ConfigSyncPeer, error) {
 	return nil, fmt.Errorf("%w: no peers", ErrBadRequest)
 }

@@ -102,6 +102,12 @@ func (c *Client) SetTimeouts(ctx context.Context, t Timeouts) error {
 	return c.do(ctx, "POST", "/api/v1/timeouts", t, nil)
 }
 
+// SetBGPAnnounce withdraws every BGP route (false) or announces them
+// again (true).
+func (c *Client) SetBGPAnnounce(ctx context.Context, announce bool) error {
+	return c.do(ctx, "POST", "/api/v1/bgp", BGPChange{Announce: &announce}, nil)
+}
+
 // ChangeRealServer changes a real server's weight or enabled state.
 func (c *Client) ChangeRealServer(ctx context.Context, ch RealServerChange) error {
 	return c.do(ctx, "POST", "/api/v1/realserver", ch, nil)

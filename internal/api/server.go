@@ -34,6 +34,9 @@ type Backend interface {
 	EditConfig(ctx context.Context, e ConfigEdit) (*ConfigEditResult, error)
 	// PushConfig sends the configuration files to the sync peers now.
 	PushConfig(ctx context.Context, force bool) ([]ConfigSyncPeer, error)
+	// SetBGPAnnounce withdraws every BGP route (false: maintenance)
+	// or announces them again (true).
+	SetBGPAnnounce(ctx context.Context, announce bool) error
 }
 
 // ErrNotFound is returned by a Backend for an unknown service or server.
@@ -108,6 +111,21 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 			return
 		}
 		if err := b.ChangeRealServer(r.Context(), c); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
+	})
+	mux.HandleFunc("POST /api/v1/bgp", func(w http.ResponseWriter, r *http.Request) {
+		var c BGPChange
+		if !readJSON(w, r, &c) {
+			return
+		}
+		if c.Announce == nil {
+			writeErr(w, fmt.Errorf("%w: nothing to change (set announce)", ErrBadRequest))
+			return
+		}
+		if err := b.SetBGPAnnounce(r.Context(), *c.Announce); err != nil {
 			writeErr(w, err)
 			return
 		}

@@ -49,8 +49,17 @@ type BGP struct {
 	// those with a virtual service up (its quorum met).
 	Routes []string `json:"routes"`
 	// Withdrawn says that govs is stopping: every route was withdrawn.
-	Withdrawn bool   `json:"withdrawn,omitempty"`
+	Withdrawn bool `json:"withdrawn,omitempty"`
+	// Drained says that the routes were withdrawn at run time (govs bgp
+	// --withdraw, for maintenance) until govs bgp --announce.
+	Drained   bool   `json:"drained,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+}
+
+// BGPChange asks to withdraw every BGP route (Announce false) or to
+// announce them again.
+type BGPChange struct {
+	Announce *bool `json:"announce,omitempty"`
 }
 
 // BGPNeighbor is one BGP session.

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -19,10 +20,11 @@ type bgpState struct {
 	sp      *bgp.Speaker // nil: no govs_bgp, or not started
 	cfg     *config.BGP  // the block to put in force
 	running bool         // Run started: the speaker may connect
-	// withdrawn: govs is stopping, nothing is announced any more
-	withdrawn bool
-	want      []netip.Prefix // the routes reconcile computed last
-	err       string         // the last start error (the speaker keeps its own)
+	// withdrawn: govs is stopping, nothing is announced any more;
+	// drained: withdrawn at run time (govs bgp --withdraw)
+	withdrawn, drained bool
+	want               []netip.Prefix // the routes reconcile computed last
+	err                string         // the last start error (the speaker keeps its own)
 	// wake asks the route worker to put want in force; done is closed
 	// when the worker ends; applied counts what it put in force
 	wake    chan struct{}
@@ -175,7 +177,7 @@ func (d *Director) bgpWorker(ctx context.Context) {
 		}
 		d.bmu.Lock()
 		sp, want, asked, started := d.bgp.sp, d.bgp.want, d.bgp.asked, d.bgp.running && d.bgp.err == ""
-		if d.bgp.withdrawn {
+		if d.bgp.withdrawn || d.bgp.drained {
 			want = nil
 		}
 		d.bmu.Unlock()
@@ -231,8 +233,17 @@ func (d *Director) startBGP(ctx context.Context) {
 // whether there were routes to withdraw.
 func (d *Director) WithdrawBGP() bool {
 	d.bmu.Lock()
-	had := d.bgp.sp != nil && len(d.bgp.want) > 0 && !d.bgp.withdrawn
+	had := d.bgp.sp != nil && len(d.bgp.want) > 0 && !d.bgp.withdrawn && !d.bgp.drained
 	d.bgp.withdrawn = true
+	d.bmu.Unlock()
+	d.waitBGP()
+	return had
+}
+
+// waitBGP asks the worker to put the routes in force and waits (at most
+// 5 s) until it has.
+func (d *Director) waitBGP() {
+	d.bmu.Lock()
 	running := d.bgp.running
 	if running {
 		d.kickBGPLocked()
@@ -244,11 +255,34 @@ func (d *Director) WithdrawBGP() bool {
 		done := d.bgp.applied >= target
 		d.bmu.Unlock()
 		if done {
-			break
+			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return had
+}
+
+// SetBGPAnnounce withdraws every route and keeps them withdrawn
+// (announce false: the director leaves the routers' ECMP groups for
+// maintenance, and keeps forwarding what still reaches it), or announces
+// them again. A restart announces again.
+func (d *Director) SetBGPAnnounce(_ context.Context, announce bool) error {
+	d.bmu.Lock()
+	if d.bgp.cfg == nil {
+		d.bmu.Unlock()
+		return fmt.Errorf("%w: no govs_bgp in the configuration", api.ErrBadRequest)
+	}
+	changed := d.bgp.drained == announce
+	d.bgp.drained = !announce
+	d.bmu.Unlock()
+	if changed {
+		if announce {
+			d.log.Info("bgp: routes announced again (govs bgp --announce)")
+		} else {
+			d.log.Info("bgp: every route withdrawn until govs bgp --announce (maintenance)")
+		}
+	}
+	d.waitBGP()
+	return nil
 }
 
 // stopBGP closes the sessions (Stop).
@@ -275,12 +309,12 @@ func (d *Director) stopBGP(ctx context.Context) {
 // bgpState reports the speaker for the API (nil without govs_bgp).
 func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 	d.bmu.Lock()
-	sp, cfg, withdrawn, serr := d.bgp.sp, d.bgp.cfg, d.bgp.withdrawn, d.bgp.err
+	sp, cfg, withdrawn, drained, serr := d.bgp.sp, d.bgp.cfg, d.bgp.withdrawn, d.bgp.drained, d.bgp.err
 	d.bmu.Unlock()
 	if cfg == nil {
 		return nil
 	}
-	out := &api.BGP{LocalAS: cfg.LocalAS, Withdrawn: withdrawn, Neighbors: []api.BGPNeighbor{}, Routes: []string{}, LastError: serr}
+	out := &api.BGP{LocalAS: cfg.LocalAS, Withdrawn: withdrawn, Drained: drained, Neighbors: []api.BGPNeighbor{}, Routes: []string{}, LastError: serr}
 	if cfg.RouterID.IsValid() {
 		out.RouterID = cfg.RouterID.String()
 	}

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -109,6 +110,19 @@ virtual_server 192.0.2.20 80 {
 	}
 	want("deactivated service withdrawn", "192.0.2.10/32")
 
+	// maintenance: govs bgp --withdraw, then --announce
+	if err := f.d.SetBGPAnnounce(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	want("every route withdrawn for maintenance")
+	if st, _ := f.d.State(ctx); st.BGP == nil || !st.BGP.Drained || st.BGP.Withdrawn {
+		t.Errorf("state while drained: %+v", st.BGP)
+	}
+	if err := f.d.SetBGPAnnounce(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	want("routes back after --announce", "192.0.2.10/32")
+
 	// stopping: everything withdrawn, and nothing announced again
 	if !f.d.WithdrawBGP() {
 		t.Error("WithdrawBGP reported no route to withdraw")
@@ -147,6 +161,16 @@ func TestBGPSorryServerKeepsRoute(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if ok, rib := has(); !ok {
 		t.Errorf("route withdrawn while the sorry server answers: %s", rib)
+	}
+}
+
+// TestBGPAnnounceWithoutBGP: govs bgp --withdraw on a director without
+// govs_bgp is a bad request that says why.
+func TestBGPAnnounceWithoutBGP(t *testing.T) {
+	f := start(t, conf(""))
+	err := f.d.SetBGPAnnounce(context.Background(), false)
+	if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "no govs_bgp") {
+		t.Errorf("SetBGPAnnounce without govs_bgp: %v", err)
 	}
 }
 

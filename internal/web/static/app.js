@@ -518,7 +518,9 @@ function renderControl() {
   const bg = st.bgp;
   bl.hidden = !bg;
   if (bg) {
-    const routes = bg.withdrawn ? 'none (withdrawn: govs is stopping)' : ((bg.routes || []).join(', ') || 'none (no virtual service up)');
+    const routes = bg.withdrawn ? 'none (withdrawn: govs is stopping)'
+      : bg.drained ? 'none (withdrawn by govs bgp --withdraw)'
+      : ((bg.routes || []).join(', ') || 'none (no virtual service up)');
     const parts = [h('b', null, 'BGP: '), `AS ${bg.local_as}, router id ${bg.router_id || '?'}, announcing ${routes}`];
     if (bg.last_error) parts.push(h('span', {class: 'error'}, ' — ' + bg.last_error));
     for (const n of bg.neighbors || []) {
