@@ -144,9 +144,8 @@ func startRouter(t *testing.T, l *vrrpLab, kind string) []string {
 		}
 		// zebra drops to the frr user: its directory must be reachable
 		// by it (the test's own temporary directory is root's only)
-		dir := filepath.Join(os.TempDir(), "govs-frr-"+l.prefix)
-		os.RemoveAll(dir)
-		if err := os.Mkdir(dir, 0o777); err != nil {
+		dir, err := os.MkdirTemp("", "govs-frr-")
+		if err != nil {
 			t.Fatal(err)
 		}
 		os.Chmod(dir, 0o777)

@@ -259,6 +259,7 @@ func (s *Speaker) reconfigure(ctx context.Context, set Settings) error {
 	}
 	for _, n := range s.set.Neighbors {
 		if !want[n.Address] {
+			s.forget(n.Address)
 			if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: n.Address.String()}); err != nil {
 				errs = append(errs, fmt.Errorf("bgp: remove neighbor %s: %w", n.Address, err))
 			}
@@ -478,6 +479,23 @@ func (s *Speaker) noteErr(err error) {
 	}
 }
 
+// Running reports whether the BGP server runs (Configure started it and
+// Close did not stop it).
+func (s *Speaker) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv != nil
+}
+
+// forget drops the session state of a neighbor being removed, so that
+// its removal is not taken for a session that went down.
+func (s *Speaker) forget(addr netip.Addr) {
+	s.dmu.Lock()
+	delete(s.peerState, addr.String())
+	delete(s.lastDown, addr.String())
+	s.dmu.Unlock()
+}
+
 // Close withdraws every route, closes the sessions (a Cease
 // notification) and stops. It is safe to call more than once.
 func (s *Speaker) Close(ctx context.Context) error {
@@ -502,14 +520,16 @@ func (s *Speaker) stopServer(ctx context.Context) {
 			s.log.Warn("bgp: withdraw at stop", "err", err)
 		}
 	}
-	// StopBgp sends a Cease to every neighbor and ends Serve
-	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
-		s.log.Warn("bgp: stop", "err", err)
-	}
+	// Stop sends a Cease to every neighbor (StopBgp), ends Serve and
+	// the BFD goroutine every server starts
+	s.srv.Stop()
 	if s.unwatch != nil {
 		s.unwatch()
 	}
 	s.srv, s.unwatch = nil, nil
+	s.dmu.Lock()
+	s.peerState, s.lastDown = map[string]bgp.FSMState{}, map[string]string{}
+	s.dmu.Unlock()
 	s.routes = map[netip.Prefix]bool{}
 }
 

@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -222,6 +223,11 @@ func TestSpeakerTakesNoRoutes(t *testing.T) {
 // the session's own address as next hop (MP_REACH_NLRI), and an IPv4
 // one does not.
 func TestSpeakerIPv6(t *testing.T) {
+	if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		l.Close()
+	}
 	r := bgptest.NewRouterAt(t, "::1", 65000, 65001, "::1")
 	sp := New(nil)
 	ctx := context.Background()

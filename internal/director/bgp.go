@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -32,6 +33,7 @@ type bgpState struct {
 	cancel  context.CancelFunc // ends the worker
 	applied uint64
 	asked   uint64
+	setErr  error // of the worker's last SetRoutes
 }
 
 // bgpRetry is how often a speaker that could not start is started again.
@@ -110,38 +112,54 @@ func (d *Director) bgpRoutesLocked(svcs []dataplane.Service) []netip.Prefix {
 // speaker.
 func (d *Director) setBGPConfig(ctx context.Context, b *config.BGP) {
 	d.bmu.Lock()
-	defer d.bmu.Unlock()
 	d.bgp.cfg = b
-	d.applyBGPLocked(ctx)
+	d.bmu.Unlock()
+	d.applyBGP(ctx)
 }
 
-func (d *Director) applyBGPLocked(ctx context.Context) {
+// applyBGP puts the recorded govs_bgp block in force. Calls into the
+// speaker are made without d.bmu, so that reconcile (which takes it to
+// hand over routes) never waits for a BGP session; bcfgMu keeps the
+// blocks applied in the order they were recorded.
+func (d *Director) applyBGP(ctx context.Context) {
+	d.bcfgMu.Lock()
+	defer d.bcfgMu.Unlock()
+	d.bmu.Lock()
 	st := &d.bgp
 	if !st.running {
+		d.bmu.Unlock()
 		return
 	}
-	if st.cfg == nil {
-		if st.sp != nil {
+	cfg, sp := st.cfg, st.sp
+	if cfg == nil {
+		st.sp, st.err = nil, ""
+		d.bmu.Unlock()
+		if sp != nil {
 			d.log.Info("bgp: govs_bgp removed: withdrawing every route and closing the sessions")
-			st.sp.Close(ctx)
-			st.sp = nil
+			sp.Close(ctx)
 		}
-		st.err = ""
 		return
 	}
-	if st.sp == nil {
-		st.sp = bgp.New(d.log)
+	if sp == nil {
+		sp = bgp.New(d.log)
+		st.sp = sp
 	}
-	if err := st.sp.Configure(ctx, bgpSettings(st.cfg)); err != nil {
-		// not started (no router ID, the listen port taken): the worker
-		// tries again every bgpRetry; a neighbor refused is retried by
-		// the next reload
-		st.err = err.Error()
+	d.bmu.Unlock()
+	err := sp.Configure(ctx, bgpSettings(cfg))
+	if err != nil {
+		// a speaker that did not start (no router ID, the listen port
+		// taken) is started again by the worker every bgpRetry, and so
+		// is a neighbor GoBGP refused; the sessions that are up keep
+		// their routes in force meanwhile
 		d.log.Error("bgp", "err", err)
-	} else {
-		st.err = ""
+	}
+	d.bmu.Lock()
+	st.err = ""
+	if err != nil {
+		st.err = err.Error()
 	}
 	d.kickBGPLocked()
+	d.bmu.Unlock()
 }
 
 // kickBGPLocked asks the route worker to put the routes in force
@@ -156,8 +174,8 @@ func (d *Director) kickBGPLocked() {
 
 // bgpWorker puts the routes reconcile computed in force, off the
 // reconcile path: a slow BGP speaker never holds up the dataplane. The
-// latest routes win. It also starts again a speaker that could not
-// start.
+// latest routes win. It also configures again a speaker whose last
+// configuration failed (not started, or a neighbor refused).
 func (d *Director) bgpWorker(ctx context.Context) {
 	defer close(d.bgp.done)
 	retry := time.NewTicker(bgpRetry)
@@ -168,26 +186,28 @@ func (d *Director) bgpWorker(ctx context.Context) {
 			return
 		case <-retry.C:
 			d.bmu.Lock()
-			if d.bgp.running && d.bgp.cfg != nil && d.bgp.err != "" {
-				d.applyBGPLocked(ctx)
-			}
+			again := d.bgp.cfg != nil && d.bgp.err != ""
 			d.bmu.Unlock()
+			if again {
+				d.applyBGP(ctx)
+			}
 			continue
 		case <-d.bgp.wake:
 		}
 		d.bmu.Lock()
-		sp, want, asked, started := d.bgp.sp, d.bgp.want, d.bgp.asked, d.bgp.running && d.bgp.err == ""
+		sp, want, asked := d.bgp.sp, d.bgp.want, d.bgp.asked
 		if d.bgp.withdrawn || d.bgp.drained {
 			want = nil
 		}
 		d.bmu.Unlock()
-		if sp != nil && started {
-			if err := sp.SetRoutes(want); err != nil {
+		var err error
+		if sp != nil && sp.Running() {
+			if err = sp.SetRoutes(want); err != nil {
 				d.log.Warn("bgp: routes", "err", err)
 			}
 		}
 		d.bmu.Lock()
-		d.bgp.applied = asked
+		d.bgp.applied, d.bgp.setErr = asked, err
 		d.bmu.Unlock()
 	}
 }
@@ -216,14 +236,14 @@ func (d *Director) setBGPRoutes(routes []netip.Prefix, applied bool) {
 // startBGP lets the speaker connect and starts the route worker (Run).
 func (d *Director) startBGP(ctx context.Context) {
 	d.bmu.Lock()
-	defer d.bmu.Unlock()
 	d.bgp.running = true
 	d.bgp.wake = make(chan struct{}, 1)
 	d.bgp.done = make(chan struct{})
 	wctx, cancel := context.WithCancel(ctx)
 	d.bgp.cancel = cancel
 	go d.bgpWorker(wctx)
-	d.applyBGPLocked(ctx)
+	d.bmu.Unlock()
+	d.applyBGP(ctx)
 }
 
 // WithdrawBGP withdraws every route and announces none until govs stops:
@@ -233,32 +253,38 @@ func (d *Director) startBGP(ctx context.Context) {
 // whether there were routes to withdraw.
 func (d *Director) WithdrawBGP() bool {
 	d.bmu.Lock()
-	had := d.bgp.sp != nil && len(d.bgp.want) > 0 && !d.bgp.withdrawn && !d.bgp.drained
+	sp := d.bgp.sp
+	had := sp != nil && len(d.bgp.want) > 0 && !d.bgp.withdrawn && !d.bgp.drained
 	d.bgp.withdrawn = true
 	d.bmu.Unlock()
-	d.waitBGP()
-	return had
+	if err := d.waitBGP(); err != nil {
+		d.log.Warn("bgp: withdrawing at stop", "err", err)
+	}
+	return had && sp.Running()
 }
 
 // waitBGP asks the worker to put the routes in force and waits (at most
-// 5 s) until it has.
-func (d *Director) waitBGP() {
+// 5 s) until it has; it returns why they may not be.
+func (d *Director) waitBGP() error {
 	d.bmu.Lock()
-	running := d.bgp.running
+	running, sp := d.bgp.running, d.bgp.sp
 	if running {
 		d.kickBGPLocked()
 	}
 	target := d.bgp.asked
 	d.bmu.Unlock()
-	for deadline := time.Now().Add(5 * time.Second); running && time.Now().Before(deadline); {
+	if !running || sp == nil || !sp.Running() {
+		return errors.New("the BGP speaker is not running (see govs status)")
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		d.bmu.Lock()
-		done := d.bgp.applied >= target
+		done, err := d.bgp.applied >= target, d.bgp.setErr
 		d.bmu.Unlock()
 		if done {
-			return
+			return err
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	return errors.New("the BGP speaker did not take the change within 5 s")
 }
 
 // SetBGPAnnounce withdraws every route and keeps them withdrawn
@@ -281,7 +307,9 @@ func (d *Director) SetBGPAnnounce(_ context.Context, announce bool) error {
 			d.log.Info("bgp: every route withdrawn until govs bgp --announce (maintenance)")
 		}
 	}
-	d.waitBGP()
+	if err := d.waitBGP(); err != nil {
+		return fmt.Errorf("routes %s, but: %w", map[bool]string{true: "to be announced", false: "to be withdrawn"}[announce], err)
+	}
 	return nil
 }
 
@@ -325,7 +353,7 @@ func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 			out.Neighbors = append(out.Neighbors, api.BGPNeighbor{Address: n.Address.String(), RemoteAS: n.RemoteAS, State: "idle"})
 		}
 	}
-	if sp == nil || serr != "" {
+	if sp == nil || !sp.Running() {
 		idle()
 		return out
 	}
@@ -337,10 +365,17 @@ func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 	if out.LastError == "" {
 		out.LastError = st.LastError
 	}
-	if len(st.Neighbors) == 0 {
-		idle()
-	}
+	byAddr := map[string]bgp.PeerStatus{}
 	for _, n := range st.Neighbors {
+		byAddr[n.Address] = n
+	}
+	// in the configuration's order; a neighbor the speaker does not
+	// have (refused, retried) is down
+	for _, c := range cfg.Neighbors {
+		n, ok := byAddr[c.Address.String()]
+		if !ok {
+			n = bgp.PeerStatus{Address: c.Address.String(), RemoteAS: c.RemoteAS, State: "idle"}
+		}
 		out.Neighbors = append(out.Neighbors, api.BGPNeighbor{Address: n.Address, RemoteAS: n.RemoteAS, State: n.State,
 			Since: n.Since, Advertised: n.Advertised, Received: n.Received, LastDown: n.LastDown})
 	}

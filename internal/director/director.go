@@ -126,9 +126,11 @@ type Director struct {
 	// cs is the configuration sync (cfgsync.go)
 	cs *cfgSync
 
-	// the BGP speaker (bgp.go), guarded by bmu
-	bmu sync.Mutex
-	bgp bgpState
+	// the BGP speaker (bgp.go), guarded by bmu; bcfgMu serialises
+	// its configuration changes
+	bmu    sync.Mutex
+	bcfgMu sync.Mutex
+	bgp    bgpState
 
 	syncd       *connsync.Daemon
 	syncInst    string
