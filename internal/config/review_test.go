@@ -295,6 +295,14 @@ func TestVirtualRouteTableNames(t *testing.T) {
 			t.Errorf("table %s: got id %d (%q), want %d", word, r.TableID, r.Table, want)
 		}
 	}
+	// FRR's rt_protos.d/frr.conf names 196 "static": the name still
+	// stands for the lowest number, 4, as in iproute2
+	write(filepath.Join(etc, "rt_protos.d", "frr.conf"), "186 bgp\n196 static\n197 frrstatic\n")
+	for name, want := range map[string]int{"static": 4, "bgp": 186, "frrstatic": 197} {
+		if id, ok := routeProto(name); !ok || id != want {
+			t.Errorf("proto %s = %d (%v), want %d", name, id, ok, want)
+		}
+	}
 	for _, name := range []string{"onlyusr", "gone"} {
 		if _, ok := routeTable(name); ok {
 			t.Errorf("table %q resolved from a file iproute2 does not read", name)

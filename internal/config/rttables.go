@@ -37,16 +37,19 @@ func routeTable(word string) (id int, ok bool) {
 // rt_protos) as iproute2 does, over the built-in names: the last
 // directory's base file instead of the earlier ones', then the
 // base.d/*.conf files of all of them in name order, a file of a later
-// directory in place of an earlier one of the same name.
+// directory in place of an earlier one of the same name. Each line
+// names a number (a later line renames it); a name given to several
+// numbers stands for the lowest, as iproute2 looks names up (FRR's
+// rt_protos.d/frr.conf names 196 "static", and "static" is still 4).
 func iprouteNames(base string, builtin map[string]int) map[string]int {
-	names := map[string]int{}
+	ids := map[int]string{}
 	for k, v := range builtin {
-		names[k] = v
+		ids[v] = k
 	}
 	for i := len(rtTablesDirs) - 1; i >= 0; i-- {
 		f := filepath.Join(rtTablesDirs[i], base)
 		if _, err := os.Stat(f); err == nil {
-			readRTTables(f, names)
+			readRTTables(f, ids)
 			break
 		}
 	}
@@ -63,14 +66,20 @@ func iprouteNames(base string, builtin map[string]int) map[string]int {
 	}
 	sort.Strings(order)
 	for _, name := range order {
-		readRTTables(conf[name], names)
+		readRTTables(conf[name], ids)
+	}
+	names := map[string]int{}
+	for id, name := range ids {
+		if old, ok := names[name]; !ok || id < old {
+			names[name] = id
+		}
 	}
 	return names
 }
 
-// readRTTables adds the "ID NAME" lines of one rt_tables file to names;
+// readRTTables adds the "ID NAME" lines of one rt_tables file to ids;
 // a file that cannot be read adds nothing, as iproute2 has it.
-func readRTTables(path string, names map[string]int) {
+func readRTTables(path string, ids map[int]string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return
@@ -90,7 +99,7 @@ func readRTTables(path string, names map[string]int) {
 		if err != nil {
 			continue
 		}
-		names[fs[1]] = int(n)
+		ids[int(n)] = fs[1]
 	}
 }
 
