@@ -31,6 +31,7 @@ govs_bgp {
     connect_retry 1
     neighbor 10.77.0.254 {
         remote_as 65000
+        %[3]s
     }
 }
 virtual_server 10.99.0.10 80 {
@@ -69,6 +70,14 @@ template bgp director {
 }
 protocol bgp d1 from director { neighbor 10.77.0.1 as 65001; }
 protocol bgp d2 from director { neighbor 10.77.0.2 as 65001; }
+`
+
+// birdBFD adds BFD on the directors' sessions: a director that dies is
+// out of the ECMP group in about 3 × 100 ms.
+const birdBFD = `protocol bfd {
+    interface "eth0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+template bgp director2 from director { bfd on; }
 `
 
 // frrConf makes FRR the routers' side, as in docs/bgp.md: eBGP from
@@ -116,7 +125,7 @@ func TestBGPActiveActive(t *testing.T) {
 		name, router string
 		sloppy       bool
 		leave        string // how d1 leaves: "stop" (SIGTERM) or "withdraw" (govs bgp)
-	}{{"sloppy_tcp", "bird", true, "stop"}, {"without", "bird", false, "stop"}, {"frr_maintenance", "frr", true, "withdraw"}} {
+	}{{"sloppy_tcp", "bird", true, "stop"}, {"without", "bird", false, "stop"}, {"frr_maintenance", "frr", true, "withdraw"}, {"bird_bfd_crash", "bird", true, "crash"}} {
 		t.Run(c.name, func(t *testing.T) {
 			testBGPActiveActive(t, c.router, c.sloppy, c.leave)
 		})
@@ -125,14 +134,20 @@ func TestBGPActiveActive(t *testing.T) {
 
 // startRouter runs BIRD or FRR (zebra + bgpd) in the router namespace,
 // and returns a command that prints its view of the sessions.
-func startRouter(t *testing.T, l *vrrpLab, kind string) []string {
+func startRouter(t *testing.T, l *vrrpLab, kind string, bfd bool) []string {
 	switch kind {
 	case "bird":
 		if _, err := exec.LookPath("bird"); err != nil {
 			t.Skip("needs BIRD 2 (bird, birdc) as the router: scripts/setup.sh installs bird2")
 		}
 		conf := filepath.Join(l.dir, "bird.conf")
-		if err := os.WriteFile(conf, []byte(birdConf), 0o644); err != nil {
+		text := birdConf
+		if bfd {
+			// the directors' sessions from a template with BFD on
+			text = strings.Replace(birdConf, "protocol bgp d1 from director", birdBFD+"protocol bgp d1 from director2", 1)
+			text = strings.Replace(text, "protocol bgp d2 from director", "protocol bgp d2 from director2", 1)
+		}
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		ctl := filepath.Join(l.dir, "bird.ctl")
@@ -208,10 +223,10 @@ func bgpLab(t *testing.T) *vrrpLab {
 
 // bgpDirector starts `govs run` in namespace name (its XDP objects
 // pinned apart, kept between its runs) and returns it and its client.
-func bgpDirector(t *testing.T, l *vrrpLab, name, extra string) (*exec.Cmd, *api.Client) {
+func bgpDirector(t *testing.T, l *vrrpLab, name, extra, neighborExtra string) (*exec.Cmd, *api.Client) {
 	t.Helper()
 	path := filepath.Join(l.dir, name+".conf")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(bgpDirectorConf, name, extra)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(bgpDirectorConf, name, extra, neighborExtra)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pin := fmt.Sprintf("/sys/fs/bpf/govs-test-bgp-%d-%s-%s", os.Getpid(), l.prefix, name)
@@ -289,14 +304,18 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 		sh(t, "ip", "-n", l.prefix+r, "route", "add", "default", "via", "10.77.0.254")
 		l.start(r, govsBin, "demo", "backend", "0.0.0.0:80", fmt.Sprintf("rs%d", i+1))
 	}
-	show := startRouter(t, l, router)
+	show := startRouter(t, l, router, leave == "crash")
+	nbExtra := ""
+	if leave == "crash" {
+		nbExtra = "bfd\n        bfd_interval 100"
+	}
 
 	extra := ""
 	if !sloppy {
 		extra = "govs_sloppy_tcp off"
 	}
-	d1, c1 := bgpDirector(t, l, "d1", extra)
-	_, c2 := bgpDirector(t, l, "d2", extra)
+	d1, c1 := bgpDirector(t, l, "d1", extra, nbExtra)
+	_, c2 := bgpDirector(t, l, "d2", extra, nbExtra)
 	waitInPool(t, c1)
 	waitInPool(t, c2)
 	waitNextHops(t, l, show, "10.77.0.1", "10.77.0.2")
@@ -333,15 +352,27 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 	}()
 	time.Sleep(500 * time.Millisecond)
 	sock1 := filepath.Join(l.dir, "d1.sock")
-	if leave == "stop" {
+	left := time.Now()
+	switch leave {
+	case "stop":
 		d1.Process.Signal(syscall.SIGTERM)
-	} else {
+	case "withdraw":
 		out, err := exec.Command(govsBin, "bgp", "--withdraw", "-s", sock1).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "announcing none (withdrawn by govs bgp --withdraw until govs bgp --announce)") {
 			t.Errorf("govs bgp --withdraw: %v\n%s", err, out)
 		}
+	case "crash":
+		// d1 dies without a word: its link goes down, its BGP session
+		// is left to time out (hold time 9 s); BFD tells the router
+		sh(t, "ip", "-n", l.prefix+"d1", "link", "set", "eth0", "down")
 	}
 	waitNextHops(t, l, show, "10.77.0.2")
+	if gone := time.Since(left); leave == "crash" {
+		t.Logf("the router took d1 out %v after its link went down", gone.Round(10*time.Millisecond))
+		if gone > 5*time.Second {
+			t.Errorf("d1 was taken out after %v: that is the BGP hold time (9 s), not BFD (3 × 100 ms)", gone)
+		}
+	}
 	failed, firstErr := askAgain(conns)
 	t.Logf("after d1 withdrew: %d of %d kept-alive connections broken (first error: %v)", failed, n, firstErr)
 	if sloppy {
@@ -358,7 +389,11 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 		t.Errorf("without sloppy TCP %d connections broke, want the %d that were on d1: the test does not show what sloppy TCP does", failed, len(onD1))
 	}
 	lo := <-loadOut
-	if !strings.Contains(lo, " failed=0") {
+	if leave == "crash" {
+		// new connections hashed to d1 until BFD takes it out wait
+		// for their SYN to be sent again
+		t.Logf("new connections through the crash: %s", strings.TrimSpace(lo))
+	} else if !strings.Contains(lo, " failed=0") {
 		t.Errorf("new connections during the stop failed:\n%s", lo)
 	}
 	if !sloppy {
@@ -370,12 +405,22 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 	// go on
 	if leave == "stop" {
 		d1.Wait()
-		_, c1 = bgpDirector(t, l, "d1", extra)
+		_, c1 = bgpDirector(t, l, "d1", extra, nbExtra)
 		waitInPool(t, c1)
+	} else if leave == "crash" {
+		sh(t, "ip", "-n", l.prefix+"d1", "link", "set", "eth0", "up")
 	} else if out, err := exec.Command(govsBin, "bgp", "--announce", "-s", sock1).CombinedOutput(); err != nil || !strings.Contains(string(out), "announcing 10.99.0.10/32") {
 		t.Errorf("govs bgp --announce: %v\n%s", err, out)
 	}
 	waitNextHops(t, l, show, "10.77.0.1", "10.77.0.2")
+	if leave == "crash" {
+		st, err := c1.State(t.Context())
+		if err != nil || st.BGP == nil || len(st.BGP.Neighbors) != 1 || st.BGP.Neighbors[0].BFD != "up" || st.BGP.Neighbors[0].LastDown == "" {
+			t.Errorf("d1's BGP state after its link came back: %v %+v", err, st.BGP)
+		} else {
+			t.Logf("d1's session last went down: %s", st.BGP.Neighbors[0].LastDown)
+		}
+	}
 	if failed, firstErr := askAgain(conns); failed != 0 {
 		t.Errorf("%d of %d connections broken when d1 came back: %v", failed, n, firstErr)
 	}

@@ -102,6 +102,7 @@ govs_bgp {
     local_as 65001
     router_id 10.0.0.2
     connect_retry 1
+    announce_delay 0
     neighbor 127.0.0.1 {
         remote_as 65000
         port %d

@@ -162,7 +162,11 @@ func printBGP(w io.Writer, b *api.BGP) {
 		if last == "" {
 			last = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", n.Address, n.RemoteAS, n.State, up, n.Advertised, n.Received, last)
+		state := n.State
+		if n.BFD != "" {
+			state += " (bfd " + n.BFD + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%s\n", n.Address, n.RemoteAS, state, up, n.Advertised, n.Received, last)
 	}
 	tw.Flush()
 }

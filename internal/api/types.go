@@ -72,6 +72,9 @@ type BGPNeighbor struct {
 	Advertised uint64    `json:"advertised"`
 	Received   uint64    `json:"received"`
 	LastDown   string    `json:"last_down,omitempty"`
+	// BFD is the BFD session's state (up, down, init, admin-down), ""
+	// without BFD.
+	BFD string `json:"bfd,omitempty"`
 }
 
 // ConfigSync is the configuration sync: where it listens, the revision

@@ -57,12 +57,19 @@ type Neighbor struct {
 	// HoldTime, Keepalive and ConnectRetry: 0 takes 90 s, a third of
 	// the hold time, and 5 s.
 	HoldTime, Keepalive, ConnectRetry time.Duration
+	// BFD runs single-hop BFD with the neighbor (UDP 3784): a transmit
+	// and receive interval (0: 300 ms) and a detection multiplier (0: 3).
+	BFD           bool
+	BFDInterval   time.Duration
+	BFDMultiplier int
 }
 
 // Defaults of the timers.
 const (
-	DefaultHoldTime     = 90 * time.Second
-	DefaultConnectRetry = 5 * time.Second
+	DefaultHoldTime      = 90 * time.Second
+	DefaultConnectRetry  = 5 * time.Second
+	DefaultBFDInterval   = 300 * time.Millisecond
+	DefaultBFDMultiplier = 3
 )
 
 func (n Neighbor) timers() (hold, keepalive, retry time.Duration) {
@@ -313,6 +320,9 @@ func peerOf(n Neighbor) *api.Peer {
 		Conf: &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.RemoteAS, AuthPassword: n.Password},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime: uint64(hold / time.Second), KeepaliveInterval: uint64(ka / time.Second), ConnectRetry: uint64(retry / time.Second),
+			// after a reset (BFD down, a neighbor changed) the session
+			// is tried again after the connect retry, not GoBGP's 30 s
+			IdleHoldTimeAfterReset: uint64(max(retry, time.Second) / time.Second),
 		}},
 		Transport: &api.Transport{PassiveMode: n.Passive, RemotePort: uint32(n.Port)},
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
@@ -324,6 +334,17 @@ func peerOf(n Neighbor) *api.Peer {
 	}
 	if n.Multihop > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.Multihop)}
+	}
+	if n.BFD {
+		iv, mult := n.BFDInterval, n.BFDMultiplier
+		if iv == 0 {
+			iv = DefaultBFDInterval
+		}
+		if mult == 0 {
+			mult = DefaultBFDMultiplier
+		}
+		us := uint32(iv / time.Microsecond)
+		p.Bfd = &api.BfdPeerConfig{Enabled: true, Port: 3784, DesiredMinimumTxInterval: us, RequiredMinimumReceive: us, DetectionMultiplier: uint32(mult)}
 	}
 	return p
 }
@@ -557,6 +578,9 @@ type PeerStatus struct {
 	Received   uint64    `json:"received"`
 	// LastDown says why the session last went down, if it did.
 	LastDown string `json:"last_down,omitempty"`
+	// BFD is the BFD session's state (up, down, init, admin-down), ""
+	// without BFD.
+	BFD string `json:"bfd,omitempty"`
 }
 
 // Up reports whether the session is established.
@@ -598,6 +622,12 @@ func (s *Speaker) Status(ctx context.Context) Status {
 		if x := p.GetState(); x != nil {
 			if n, ok := sessionStates[x.SessionState]; ok {
 				ps.State = n
+			}
+		}
+		if p.GetBfd().GetEnabled() {
+			ps.BFD = "down"
+			if b := p.GetState().GetBfdState(); b != nil {
+				ps.BFD = strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(b.SessionState.String(), "BFD_SESSION_STATE_")), "_", "-")
 			}
 		}
 		if ps.Up() {

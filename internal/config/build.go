@@ -1445,6 +1445,8 @@ func (b *builder) bgp(n *Node) *BGP {
 			b.u32(c, 0, g.LocalPref)
 		case "as_path_prepend":
 			b.intv(c, 0, 16, &g.Prepend)
+		case "announce_delay":
+			b.durPtr(c, &g.AnnounceDelay)
 		case "neighbor":
 			if nb := b.bgpNeighbor(c); nb != nil {
 				g.Neighbors = append(g.Neighbors, nb)
@@ -1501,6 +1503,12 @@ func (b *builder) bgpNeighbor(n *Node) *BGPNeighbor {
 			b.intv(c, 1, 21845, &nb.Keepalive)
 		case "connect_retry":
 			b.intv(c, 1, 3600, &nb.ConnectRetry)
+		case "bfd":
+			b.flag(c, &nb.BFD)
+		case "bfd_interval":
+			b.intv(c, 10, 60000, &nb.BFDInterval)
+		case "bfd_multiplier":
+			b.intv(c, 2, 255, &nb.BFDMultiplier)
 		default:
 			b.unsupported(c, "neighbor")
 		}

@@ -167,6 +167,8 @@ func TestErrors(t *testing.T) {
 		{"bgp second block", "govs_bgp {\n local_as 1\n}\ngovs_bgp {\n local_as 2\n}\n", 4, "govs_bgp: a second block (the first is at line 1)"},
 		{"bgp local address family", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  local_address 2001:db8::1\n }\n}\n", 3, "local_address 2001:db8::1 is of the other address family"},
 		{"bgp passive without listen_port", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  passive\n }\n}\n", 3, "neighbor 10.0.0.1 is passive but govs_bgp has no listen_port"},
+		{"bgp bfd multihop", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  ebgp_multihop 2\n  bfd\n }\n}\n", 3, "bfd is single-hop (RFC 5881): not with ebgp_multihop"},
+		{"bgp bfd interval without bfd", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  bfd_interval 50\n }\n}\n", 3, "warning: govs_bgp: neighbor 10.0.0.1: bfd_interval or bfd_multiplier without bfd"},
 		{"bgp scheduler", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo rr\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 80 {\n }\n}\n", 7, "warning: virtual_server 10.0.0.9 80: lb_algo rr with govs_bgp"},
 		{"bgp keepalive over hold time", "govs_bgp {\n local_as 1\n keepalive 100\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\n", 4, "keepalive 100 is not below hold_time 90"},
 		{"bgp prepend to ibgp", "govs_bgp {\n local_as 1\n as_path_prepend 2\n neighbor 10.0.0.1 {\n  remote_as 1\n }\n}\n", 4, "as_path_prepend with the iBGP neighbor 10.0.0.1"},
@@ -840,6 +842,7 @@ govs_bgp {
     med 5
     local_pref 200
     as_path_prepend 2
+    announce_delay 5
     neighbor 10.0.0.1 {
         remote_as 65000
         local_address 10.0.0.11
@@ -850,6 +853,12 @@ govs_bgp {
         hold_time 9
         keepalive 3
         connect_retry 1
+    }
+    neighbor 10.0.0.5 {
+        remote_as 65000
+        bfd
+        bfd_interval 100
+        bfd_multiplier 4
     }
     neighbor 2001:db8::1 {
         remote_as 65010
@@ -877,7 +886,13 @@ govs_bgp {
 	if v, _ := ParseCommunity(b.Communities[1]); v != 0xFFFFFF01 {
 		t.Errorf("no-export = %#x", v)
 	}
-	if len(b.Neighbors) != 2 {
+	if b.AnnounceDelay == nil || b.AnnounceDelay.D() != 5*time.Second {
+		t.Errorf("announce_delay %v", b.AnnounceDelay)
+	}
+	if nb := b.Neighbors[1]; !nb.BFD || nb.BFDInterval != 100 || nb.BFDMultiplier != 4 {
+		t.Errorf("bfd neighbor: %+v", nb)
+	}
+	if len(b.Neighbors) != 3 {
 		t.Fatalf("neighbors %+v", b.Neighbors)
 	}
 	n := b.Neighbors[0]

@@ -766,9 +766,17 @@ type BGP struct {
 	MED         *uint32  `json:"med,omitempty"`
 	LocalPref   *uint32  `json:"local_pref,omitempty"`
 	// Prepend repeats the local AS this many more times in the AS path.
-	Prepend   int            `json:"as_path_prepend,omitempty"`
-	Neighbors []*BGPNeighbor `json:"neighbors"`
+	Prepend int `json:"as_path_prepend,omitempty"`
+	// AnnounceDelay holds the announcement of an address whose service
+	// just came up (at start, or after its quorum was lost) this long,
+	// so that the health checks find every real server that is up
+	// before routers send flows (nil: DefaultBGPAnnounceDelay).
+	AnnounceDelay *Duration      `json:"announce_delay,omitempty"`
+	Neighbors     []*BGPNeighbor `json:"neighbors"`
 }
+
+// DefaultBGPAnnounceDelay is announce_delay's default.
+const DefaultBGPAnnounceDelay = 3 * time.Second
 
 // BGP timer defaults (seconds).
 const (
@@ -810,6 +818,13 @@ type BGPNeighbor struct {
 	HoldTime     int        `json:"hold_time,omitempty"`
 	Keepalive    int        `json:"keepalive,omitempty"`
 	ConnectRetry int        `json:"connect_retry,omitempty"`
+	// BFD runs Bidirectional Forwarding Detection (RFC 5880/5881) with
+	// the router, so that it takes a director that dies out of its ECMP
+	// group in about BFDInterval × BFDMultiplier instead of the hold
+	// time. BFDInterval is in milliseconds (0: 300), BFDMultiplier 0: 3.
+	BFD           bool `json:"bfd,omitempty"`
+	BFDInterval   int  `json:"bfd_interval,omitempty"`
+	BFDMultiplier int  `json:"bfd_multiplier,omitempty"`
 }
 
 // PortRange is an inclusive range of ports.

@@ -509,6 +509,12 @@ func (v *validator) bgp() {
 		case ka*3 > hold:
 			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: keepalive %d is more than a third of hold_time %d: the session may drop after one lost keepalive", nb.Address, ka, hold)
 		}
+		if !nb.BFD && (nb.BFDInterval != 0 || nb.BFDMultiplier != 0) {
+			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: bfd_interval or bfd_multiplier without bfd: BFD is off", nb.Address)
+		}
+		if nb.BFD && nb.Multihop != 0 {
+			v.d.errorf(nb.Pos, "govs_bgp: neighbor %s: bfd is single-hop (RFC 5881): not with ebgp_multihop", nb.Address)
+		}
 		if nb.Multihop != 0 && ibgp {
 			v.d.warnf(nb.Pos, "govs_bgp: neighbor %s: ebgp_multihop has no effect on an iBGP session (remote_as = local_as)", nb.Address)
 		}

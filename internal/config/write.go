@@ -1092,6 +1092,7 @@ func renderBGP(w *wr, g *BGP) {
 	w.u32("med", g.MED)
 	w.u32("local_pref", g.LocalPref)
 	w.num("as_path_prepend", g.Prepend)
+	w.durPtr("announce_delay", g.AnnounceDelay)
 	for _, nb := range g.Neighbors {
 		w.open("neighbor", nb.Address.String())
 		w.u32("remote_as", &nb.RemoteAS)
@@ -1103,6 +1104,9 @@ func renderBGP(w *wr, g *BGP) {
 		w.num("hold_time", nb.HoldTime)
 		w.num("keepalive", nb.Keepalive)
 		w.num("connect_retry", nb.ConnectRetry)
+		w.flag("bfd", nb.BFD)
+		w.num("bfd_interval", nb.BFDInterval)
+		w.num("bfd_multiplier", nb.BFDMultiplier)
 		w.close()
 	}
 	w.close()

@@ -34,6 +34,11 @@ type bgpState struct {
 	applied uint64
 	asked   uint64
 	setErr  error // of the worker's last SetRoutes
+	// upSince: when each address reconcile found up became so;
+	// announced: the addresses past their hold-down (holdDownLocked)
+	upSince   map[netip.Prefix]time.Time
+	announced []netip.Prefix
+	holdTimer *time.Timer
 }
 
 // bgpRetry is how often a speaker that could not start is started again.
@@ -63,16 +68,19 @@ func bgpSettings(b *config.BGP) bgp.Settings {
 			retry = b.ConnectRetry
 		}
 		set.Neighbors = append(set.Neighbors, bgp.Neighbor{
-			Address:      n.Address,
-			RemoteAS:     n.RemoteAS,
-			LocalAddress: n.LocalAddress,
-			Port:         n.Port,
-			Password:     n.Password,
-			Passive:      n.Passive,
-			Multihop:     n.Multihop,
-			HoldTime:     sec(hold),
-			Keepalive:    sec(ka),
-			ConnectRetry: sec(retry),
+			Address:       n.Address,
+			RemoteAS:      n.RemoteAS,
+			LocalAddress:  n.LocalAddress,
+			Port:          n.Port,
+			Password:      n.Password,
+			Passive:       n.Passive,
+			Multihop:      n.Multihop,
+			HoldTime:      sec(hold),
+			Keepalive:     sec(ka),
+			ConnectRetry:  sec(retry),
+			BFD:           n.BFD,
+			BFDInterval:   time.Duration(n.BFDInterval) * time.Millisecond,
+			BFDMultiplier: n.BFDMultiplier,
 		})
 	}
 	return set
@@ -229,8 +237,60 @@ func (d *Director) setBGPRoutes(routes []netip.Prefix, applied bool) {
 		}
 		routes = keep
 	}
-	d.bgp.want = routes
+	d.bgp.want = d.holdDownLocked(routes)
 	d.kickBGPLocked()
+}
+
+// holdDownLocked keeps out of routes the addresses that were not
+// announced and have been up for less than announce_delay: a director
+// whose services just came up (at start, after its link or its real
+// servers came back) is announced once its checks have had time to find
+// every real server that is up. Until then its mh table may differ from
+// the other directors', and the connections the routers would move to
+// it could reach another real server. Withdrawals are never delayed.
+// d.bmu is held.
+func (d *Director) holdDownLocked(routes []netip.Prefix) []netip.Prefix {
+	st := &d.bgp
+	delay := config.DefaultBGPAnnounceDelay
+	if st.cfg != nil && st.cfg.AnnounceDelay != nil {
+		delay = st.cfg.AnnounceDelay.D()
+	}
+	if st.upSince == nil {
+		st.upSince = map[netip.Prefix]time.Time{}
+	}
+	now := time.Now()
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	var next time.Duration
+	for _, p := range routes {
+		seen[p] = true
+		since, ok := st.upSince[p]
+		if !ok {
+			since = now
+			st.upSince[p] = now
+		}
+		if slices.Contains(st.announced, p) || now.Sub(since) >= delay {
+			out = append(out, p)
+			continue
+		}
+		if wait := delay - now.Sub(since); next == 0 || wait < next {
+			next = wait
+		}
+	}
+	for p := range st.upSince {
+		if !seen[p] {
+			delete(st.upSince, p)
+		}
+	}
+	st.announced = out
+	if next > 0 {
+		// reconcile again when the first held address is due
+		if st.holdTimer != nil {
+			st.holdTimer.Stop()
+		}
+		st.holdTimer = time.AfterFunc(next, d.Kick)
+	}
+	return out
 }
 
 // startBGP lets the speaker connect and starts the route worker (Run).
@@ -377,7 +437,7 @@ func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 			n = bgp.PeerStatus{Address: c.Address.String(), RemoteAS: c.RemoteAS, State: "idle"}
 		}
 		out.Neighbors = append(out.Neighbors, api.BGPNeighbor{Address: n.Address, RemoteAS: n.RemoteAS, State: n.State,
-			Since: n.Since, Advertised: n.Advertised, Received: n.Received, LastDown: n.LastDown})
+			Since: n.Since, Advertised: n.Advertised, Received: n.Received, LastDown: n.LastDown, BFD: n.BFD})
 	}
 	return out
 }

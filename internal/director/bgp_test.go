@@ -26,6 +26,7 @@ govs_bgp {
     local_as 65001
     router_id 10.0.0.2
     connect_retry 1
+    announce_delay 0
     neighbor 127.0.0.1 {
         remote_as 65000
         port %d
@@ -148,7 +149,7 @@ virtual_server 192.0.2.20 80 {
 // keepalived user set it for); without one, it is withdrawn.
 func TestBGPSorryServerKeepsRoute(t *testing.T) {
 	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
-	block := fmt.Sprintf("govs_bgp {\n local_as 65001\n router_id 10.0.0.2\n connect_retry 1\n neighbor 127.0.0.1 {\n  remote_as 65000\n  port %d\n  local_address 127.0.0.2\n }\n}\n", r.Port)
+	block := fmt.Sprintf("govs_bgp {\n local_as 65001\n router_id 10.0.0.2\n connect_retry 1\n announce_delay 0\n neighbor 127.0.0.1 {\n  remote_as 65000\n  port %d\n  local_address 127.0.0.2\n }\n}\n", r.Port)
 	f := start(t, conf("sorry_server 10.0.0.9 8080")+block)
 	has := func() (bool, string) {
 		_, ok := r.RIB(t)["192.0.2.10/32"]
@@ -190,5 +191,33 @@ func TestBGPStartFailureShown(t *testing.T) {
 	})
 	if len(b.Neighbors) != 1 || b.Neighbors[0].Address != "::1" || b.Neighbors[0].State != "idle" {
 		t.Errorf("neighbors of a speaker that did not start: %+v", b.Neighbors)
+	}
+}
+
+// TestBGPAnnounceDelay: an address whose service comes up is announced
+// only after announce_delay; a withdrawal is at once, and the next
+// announcement is held again.
+func TestBGPAnnounceDelay(t *testing.T) {
+	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
+	block := fmt.Sprintf("govs_bgp {\n local_as 65001\n router_id 10.0.0.2\n connect_retry 1\n announce_delay 1.5\n neighbor 127.0.0.1 {\n  remote_as 65000\n  port %d\n  local_address 127.0.0.2\n }\n}\n", r.Port)
+	started := time.Now()
+	f := start(t, conf("")+block)
+	has := func() bool {
+		_, ok := r.RIB(t)["192.0.2.10/32"]
+		return ok
+	}
+	bgptest.WaitFor(t, "announced after the delay", func() (bool, string) { return has(), fmt.Sprint(r.RIB(t)) })
+	if d := time.Since(started); d < 1500*time.Millisecond {
+		t.Errorf("announced %v after start, before announce_delay 1.5 s", d)
+	}
+	f.hc.set("10.0.0.1:8080", false)
+	f.hc.set("10.0.0.2:8080", false)
+	bgptest.WaitFor(t, "withdrawn with the quorum", func() (bool, string) { return !has(), fmt.Sprint(r.RIB(t)) })
+	up := time.Now()
+	f.hc.set("10.0.0.1:8080", true)
+	f.hc.set("10.0.0.2:8080", true)
+	bgptest.WaitFor(t, "announced again after the delay", func() (bool, string) { return has(), fmt.Sprint(r.RIB(t)) })
+	if d := time.Since(up); d < 1500*time.Millisecond {
+		t.Errorf("announced again %v after the quorum came back, before announce_delay 1.5 s", d)
 	}
 }

@@ -526,6 +526,7 @@ function renderControl() {
     for (const n of bg.neighbors || []) {
       parts.push(h('br'), `↔ ${n.address} AS ${n.remote_as}: `,
         n.state === 'established' ? `established since ${fmtTime(n.since)}, ${n.advertised} advertised` : h('span', {class: 'error'}, n.state),
+        n.bfd ? `, BFD ${n.bfd}` : '',
         n.last_down ? ` (last down: ${n.last_down})` : '');
     }
     bl.replaceChildren(...parts);
