@@ -320,8 +320,9 @@ func peerOf(n Neighbor) *api.Peer {
 		Conf: &api.PeerConf{NeighborAddress: n.Address.String(), PeerAsn: n.RemoteAS, AuthPassword: n.Password},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime: uint64(hold / time.Second), KeepaliveInterval: uint64(ka / time.Second), ConnectRetry: uint64(retry / time.Second),
-			// after a reset (BFD down, a neighbor changed) the session
-			// is tried again after the connect retry, not GoBGP's 30 s
+			// after GoBGP resets the session itself (BFD down: a Cease,
+			// administrative reset) it is tried again after the connect
+			// retry, not GoBGP's 30 s; other failures wait GoBGP's 5 s
 			IdleHoldTimeAfterReset: uint64(max(retry, time.Second) / time.Second),
 		}},
 		Transport: &api.Transport{PassiveMode: n.Passive, RemotePort: uint32(n.Port)},

@@ -533,6 +533,17 @@ func (v *validator) bgp() {
 		if vs.Addr.IsValid() && len(g.Neighbors) > 0 && !families[vs.Addr.Unmap().Is4()] {
 			v.d.warnf(vs.Pos, "virtual_server %s: no govs_bgp neighbor of its address family: its address is not announced", vs.ID())
 		}
+		delay := DefaultBGPAnnounceDelay
+		if g.AnnounceDelay != nil {
+			delay = g.AnnounceDelay.D()
+		}
+		dl := DefaultDelayLoop.D()
+		if vs.DelayLoop != nil {
+			dl = vs.DelayLoop.D()
+		}
+		if vs.Scheduler == "mh" && len(vs.RealServers) > 1 && dl > delay {
+			v.d.warnf(vs.Pos, "virtual_server %s: govs_bgp's announce_delay %v is shorter than its delay_loop %v: a director that starts or comes back may be announced before its checks have found which real servers are down, and route some moved connections to another real server than the other directors do", vs.ID(), delay, dl)
+		}
 		// directors that share a virtual service behind ECMP agree on
 		// a flow's real server only if the choice depends on the packet
 		// alone

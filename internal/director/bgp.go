@@ -34,9 +34,7 @@ type bgpState struct {
 	applied uint64
 	asked   uint64
 	setErr  error // of the worker's last SetRoutes
-	// upSince: when each address reconcile found up became so;
 	// announced: the addresses past their hold-down (holdDownLocked)
-	upSince   map[netip.Prefix]time.Time
 	announced []netip.Prefix
 	holdTimer *time.Timer
 }
@@ -91,28 +89,61 @@ func bgpSettings(b *config.BGP) bgp.Settings {
 // deactivated) and with their quorum met, or answered by their sorry
 // server. An address shared by several services is announced while one
 // of them is up. d.mu is held.
-func (d *Director) bgpRoutesLocked(svcs []dataplane.Service) []netip.Prefix {
-	seen := map[netip.Addr]bool{}
-	var out []netip.Prefix
-	add := func(a netip.Addr) {
-		a = a.Unmap()
-		if !a.IsValid() || a.IsUnspecified() || seen[a] {
-			return
-		}
-		seen[a] = true
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+//
+// It also returns, for each route, since when its address has had a
+// service up by its health (d.bgpHealthy, kept for every configured
+// service whether this node balances it or not): the hold-down counts
+// from there, so an address VRRP hands over or a service activated again
+// is announced at once, its checks having run all along.
+func (d *Director) bgpRoutesLocked(svcs []dataplane.Service) ([]netip.Prefix, map[netip.Prefix]time.Time) {
+	healthy := func(key dataplane.ServiceKey, sorry bool) bool {
+		dec := d.decisions[key]
+		return dec.QuorumUp || dec.SorryOn && sorry
 	}
+	each := func(s dataplane.Service, fn func(netip.Prefix)) {
+		for _, a := range append([]netip.Addr{s.Key.Addr}, s.VIPs...) {
+			if a = a.Unmap(); a.IsValid() && !a.IsUnspecified() {
+				fn(netip.PrefixFrom(a, a.BitLen()))
+			}
+		}
+	}
+	now := time.Now()
+	up := map[netip.Prefix]bool{}
+	for _, s := range d.specs {
+		if healthy(s.svc.Key, s.sorry != nil) {
+			each(s.svc, func(p netip.Prefix) { up[p] = true })
+		}
+	}
+	if d.bgpHealthy == nil {
+		d.bgpHealthy = map[netip.Prefix]time.Time{}
+	}
+	for p := range d.bgpHealthy {
+		if !up[p] {
+			delete(d.bgpHealthy, p)
+		}
+	}
+	for p := range up {
+		if _, ok := d.bgpHealthy[p]; !ok {
+			d.bgpHealthy[p] = now
+		}
+	}
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	since := map[netip.Prefix]time.Time{}
 	for _, s := range svcs {
-		if dec := d.decisions[s.Key]; !dec.QuorumUp && !(dec.SorryOn && s.Sorry != nil) {
+		if !healthy(s.Key, s.Sorry != nil) {
 			continue
 		}
-		add(s.Key.Addr)
-		for _, v := range s.VIPs {
-			add(v)
-		}
+		each(s, func(p netip.Prefix) {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+				since[p] = d.bgpHealthy[p]
+			}
+		})
 	}
 	slices.SortFunc(out, netip.Prefix.Compare)
-	return out
+	return out, since
 }
 
 // setBGPConfig records the govs_bgp block of a configuration put in
@@ -225,7 +256,7 @@ func (d *Director) bgpWorker(ctx context.Context) {
 // it did not, only withdrawals are made (what it holds may be less than
 // what was asked), so that a service that fails to apply never holds up
 // the withdrawal of another one.
-func (d *Director) setBGPRoutes(routes []netip.Prefix, applied bool) {
+func (d *Director) setBGPRoutes(routes []netip.Prefix, since map[netip.Prefix]time.Time, applied bool) {
 	d.bmu.Lock()
 	defer d.bmu.Unlock()
 	if !applied {
@@ -237,49 +268,35 @@ func (d *Director) setBGPRoutes(routes []netip.Prefix, applied bool) {
 		}
 		routes = keep
 	}
-	d.bgp.want = d.holdDownLocked(routes)
+	d.bgp.want = d.holdDownLocked(routes, since)
 	d.kickBGPLocked()
 }
 
 // holdDownLocked keeps out of routes the addresses that were not
-// announced and have been up for less than announce_delay: a director
-// whose services just came up (at start, after its link or its real
-// servers came back) is announced once its checks have had time to find
-// every real server that is up. Until then its mh table may differ from
-// the other directors', and the connections the routers would move to
-// it could reach another real server. Withdrawals are never delayed.
-// d.bmu is held.
-func (d *Director) holdDownLocked(routes []netip.Prefix) []netip.Prefix {
+// announced and whose services have been up by their health (since) for
+// less than announce_delay: a director whose services just came up (at
+// start, after its link or its real servers came back) is announced once
+// its checks have had time to find every real server that is up. Until
+// then its mh table may differ from the other directors', and the
+// connections the routers would move to it could reach another real
+// server. Withdrawals are never delayed. d.bmu is held.
+func (d *Director) holdDownLocked(routes []netip.Prefix, since map[netip.Prefix]time.Time) []netip.Prefix {
 	st := &d.bgp
 	delay := config.DefaultBGPAnnounceDelay
 	if st.cfg != nil && st.cfg.AnnounceDelay != nil {
 		delay = st.cfg.AnnounceDelay.D()
 	}
-	if st.upSince == nil {
-		st.upSince = map[netip.Prefix]time.Time{}
-	}
 	now := time.Now()
-	seen := map[netip.Prefix]bool{}
 	var out []netip.Prefix
 	var next time.Duration
 	for _, p := range routes {
-		seen[p] = true
-		since, ok := st.upSince[p]
-		if !ok {
-			since = now
-			st.upSince[p] = now
-		}
-		if slices.Contains(st.announced, p) || now.Sub(since) >= delay {
+		up := now.Sub(since[p])
+		if slices.Contains(st.announced, p) || up >= delay {
 			out = append(out, p)
 			continue
 		}
-		if wait := delay - now.Sub(since); next == 0 || wait < next {
+		if wait := delay - up; next == 0 || wait < next {
 			next = wait
-		}
-	}
-	for p := range st.upSince {
-		if !seen[p] {
-			delete(st.upSince, p)
 		}
 	}
 	st.announced = out
@@ -378,6 +395,9 @@ func (d *Director) stopBGP(ctx context.Context) {
 	d.bmu.Lock()
 	d.bgp.running = false
 	done, cancel := d.bgp.done, d.bgp.cancel
+	if d.bgp.holdTimer != nil {
+		d.bgp.holdTimer.Stop()
+	}
 	d.bmu.Unlock()
 	if done != nil {
 		cancel()

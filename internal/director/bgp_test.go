@@ -220,4 +220,20 @@ func TestBGPAnnounceDelay(t *testing.T) {
 	if d := time.Since(up); d < 1500*time.Millisecond {
 		t.Errorf("announced again %v after the quorum came back, before announce_delay 1.5 s", d)
 	}
+	// a service deactivated and activated again had its checks running
+	// all along: it is announced again at once
+	ctx := context.Background()
+	off, on := false, true
+	if err := f.d.ChangeService(ctx, api.ServiceChange{Service: "tcp/192.0.2.10:80", Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "withdrawn when deactivated", func() (bool, string) { return !has(), fmt.Sprint(r.RIB(t)) })
+	back := time.Now()
+	if err := f.d.ChangeService(ctx, api.ServiceChange{Service: "tcp/192.0.2.10:80", Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, "announced when activated", func() (bool, string) { return has(), fmt.Sprint(r.RIB(t)) })
+	if d := time.Since(back); d >= 1500*time.Millisecond {
+		t.Errorf("a service activated again waited %v: its health had not changed, no hold-down is due", d)
+	}
 }

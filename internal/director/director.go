@@ -131,6 +131,9 @@ type Director struct {
 	bmu    sync.Mutex
 	bcfgMu sync.Mutex
 	bgp    bgpState
+	// bgpHealthy: since when each virtual address has had a service up
+	// by its health (guarded by mu; bgpRoutesLocked)
+	bgpHealthy map[netip.Prefix]time.Time
 
 	syncd       *connsync.Daemon
 	syncInst    string
@@ -682,7 +685,7 @@ func (d *Director) reconcile(ctx context.Context) error {
 	defer d.applyMu.Unlock()
 	d.mu.Lock()
 	svcs, notes := d.effective()
-	routes := d.bgpRoutesLocked(svcs)
+	routes, since := d.bgpRoutesLocked(svcs)
 	d.mu.Unlock()
 	for _, n := range notes {
 		d.notifier.Enqueue(n)
@@ -692,7 +695,7 @@ func (d *Director) reconcile(ctx context.Context) error {
 	d.applyErr = err
 	d.mu.Unlock()
 	// what is announced is what the dataplane balances
-	d.setBGPRoutes(routes, err == nil)
+	d.setBGPRoutes(routes, since, err == nil)
 	return err
 }
 

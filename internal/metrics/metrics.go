@@ -35,7 +35,7 @@ type Collector struct {
 	vrrpSent, vrrpRecv, vrrpSendErr, vrrpMaster      *prometheus.Desc
 	vrrpRestored, vrrpRoutesRestored, vrrpDropped    *prometheus.Desc
 	syncRole, syncMsgs, syncConns, syncErrs          *prometheus.Desc
-	bgpUp, bgpAdvertised, bgpRoutes                  *prometheus.Desc
+	bgpUp, bgpAdvertised, bgpRoutes, bgpBFDUp        *prometheus.Desc
 }
 
 // NewCollector returns a collector reading state from fn.
@@ -77,6 +77,7 @@ func NewCollector(fn StateFunc) *Collector {
 		vrrpDropped:        d("govs_vrrp_adverts_dropped_total", "VRRP adverts the instance dropped, by reason.", "instance", "reason"),
 		bgpUp:              d("govs_bgp_neighbor_up", "1 when the BGP session with the neighbor is established.", "neighbor"),
 		bgpAdvertised:      d("govs_bgp_neighbor_advertised_routes", "Routes advertised to the BGP neighbor.", "neighbor"),
+		bgpBFDUp:           d("govs_bgp_neighbor_bfd_up", "1 when the BFD session with the neighbor is up (neighbors with bfd only).", "neighbor"),
 		bgpRoutes:          d("govs_bgp_announced_routes", "Host routes of virtual addresses announced over BGP (0 while stopping or with no virtual service up)."),
 		syncRole:           d("govs_sync_role", "1 for each role the connection-sync daemon has now (master: sends, backup: receives).", "role"),
 		syncMsgs:           d("govs_sync_messages_total", "Connection-sync messages, by direction (sent, received).", "direction"),
@@ -91,7 +92,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
 		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio,
 		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpRoutesRestored, c.vrrpDropped,
-		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs, c.bgpUp, c.bgpAdvertised, c.bgpRoutes} {
+		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs, c.bgpUp, c.bgpAdvertised, c.bgpRoutes, c.bgpBFDUp} {
 		ch <- d
 	}
 }
@@ -180,6 +181,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, n := range b.Neighbors {
 			gauge(c.bgpUp, b2f(n.State == "established"), n.Address)
 			gauge(c.bgpAdvertised, float64(n.Advertised), n.Address)
+			if n.BFD != "" {
+				gauge(c.bgpBFDUp, b2f(n.BFD == "up"), n.Address)
+			}
 		}
 	}
 }

@@ -29,7 +29,7 @@ func TestMetrics(t *testing.T) {
 			AdvertsSent: 40, AdvertsReceived: 3, BecameMaster: 1, AddressesRestored: 2, Dropped: map[string]uint64{"auth": 5}}}},
 		Sync: &api.SyncDaemon{Role: "backup", MessagesReceived: 9, ConnsReceived: 300, ConnsImported: 290, ConnsNotTaken: 10, Malformed: 1},
 		BGP: &api.BGP{LocalAS: 65001, Routes: []string{"192.0.2.10/32"}, Neighbors: []api.BGPNeighbor{
-			{Address: "10.0.0.1", State: "established", Advertised: 1}, {Address: "10.0.0.2", State: "active"}}},
+			{Address: "10.0.0.1", State: "established", Advertised: 1, BFD: "up"}, {Address: "10.0.0.2", State: "active"}}},
 	}
 	h := Handler(func(context.Context) (*api.State, error) { return st, nil }, fakeExits{})
 	rec := httptest.NewRecorder()
@@ -61,6 +61,7 @@ func TestMetrics(t *testing.T) {
 		`govs_bgp_neighbor_up{neighbor="10.0.0.1"} 1`,
 		`govs_bgp_neighbor_up{neighbor="10.0.0.2"} 0`,
 		`govs_bgp_neighbor_advertised_routes{neighbor="10.0.0.1"} 1`,
+		`govs_bgp_neighbor_bfd_up{neighbor="10.0.0.1"} 1`,
 		`govs_config_last_reload_failed 0`,
 		`govs_up 1`,
 		`govs_dataplane_exits_total{reason="tx"} 42`,
