@@ -97,19 +97,7 @@ func TestWebUIBrowser(t *testing.T) {
 	// a BGP router (GoBGP) the director announces the VIP to: the
 	// control panel shows the session
 	router := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
-	d, a, b, vip, webAddr := webLab(t, fmt.Sprintf(`
-govs_bgp {
-    local_as 65001
-    router_id 10.0.0.2
-    connect_retry 1
-    announce_delay 0
-    neighbor 127.0.0.1 {
-        remote_as 65000
-        port %d
-        local_address 127.0.0.2
-    }
-}
-`, router.Port))
+	d, a, b, vip, webAddr := webLab(t, router.Config("announce_delay 0"))
 	for i := 0; i < 20; i++ {
 		get("http://" + vip + "/")
 	}

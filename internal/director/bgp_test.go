@@ -21,19 +21,7 @@ import (
 // govs_bgp, and withdraws everything for good on WithdrawBGP (a stop).
 func TestBGPAnnouncesServicesUp(t *testing.T) {
 	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
-	block := fmt.Sprintf(`
-govs_bgp {
-    local_as 65001
-    router_id 10.0.0.2
-    connect_retry 1
-    announce_delay 0
-    neighbor 127.0.0.1 {
-        remote_as 65000
-        port %d
-        local_address 127.0.0.2
-    }
-}
-`, r.Port)
+	block := r.Config("announce_delay 0")
 	second := `
 virtual_server 192.0.2.20 80 {
     lb_algo mh
@@ -149,7 +137,7 @@ virtual_server 192.0.2.20 80 {
 // keepalived user set it for); without one, it is withdrawn.
 func TestBGPSorryServerKeepsRoute(t *testing.T) {
 	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
-	block := fmt.Sprintf("govs_bgp {\n local_as 65001\n router_id 10.0.0.2\n connect_retry 1\n announce_delay 0\n neighbor 127.0.0.1 {\n  remote_as 65000\n  port %d\n  local_address 127.0.0.2\n }\n}\n", r.Port)
+	block := r.Config("announce_delay 0")
 	f := start(t, conf("sorry_server 10.0.0.9 8080")+block)
 	has := func() (bool, string) {
 		_, ok := r.RIB(t)["192.0.2.10/32"]
@@ -199,7 +187,7 @@ func TestBGPStartFailureShown(t *testing.T) {
 // announcement is held again.
 func TestBGPAnnounceDelay(t *testing.T) {
 	r := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
-	block := fmt.Sprintf("govs_bgp {\n local_as 65001\n router_id 10.0.0.2\n connect_retry 1\n announce_delay 1.5\n neighbor 127.0.0.1 {\n  remote_as 65000\n  port %d\n  local_address 127.0.0.2\n }\n}\n", r.Port)
+	block := r.Config("announce_delay 1.5")
 	started := time.Now()
 	f := start(t, conf("")+block)
 	has := func() bool {

@@ -84,6 +84,25 @@ func (r *Router) Announce(t testing.TB, prefix string) {
 	}
 }
 
+// Config is a govs_bgp block (AS 65001, router ID 10.0.0.2) whose one
+// neighbor is r, reached from 127.0.0.2, with a 1 s connect retry;
+// settings are more lines of the block (announce_delay 0 ...).
+func (r *Router) Config(settings ...string) string {
+	return fmt.Sprintf(`
+govs_bgp {
+    local_as 65001
+    router_id 10.0.0.2
+    connect_retry 1
+    %s
+    neighbor 127.0.0.1 {
+        remote_as 65000
+        port %d
+        local_address 127.0.0.2
+    }
+}
+`, strings.Join(settings, "\n    "), r.Port)
+}
+
 // DropPeer removes the session with peer: the router sends it a Cease.
 func (r *Router) DropPeer(t testing.TB, peer string) {
 	t.Helper()
