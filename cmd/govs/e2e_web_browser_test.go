@@ -154,6 +154,27 @@ func TestWebUIBrowser(t *testing.T) {
 	}
 	shot(t, ctx, "control")
 
+	// maintenance from the control panel: withdraw, then announce again
+	learned := func() bool { _, ok := router.RIB(t)[vipHost+"/32"]; return ok }
+	err = chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		chromedp.Click(chromedp.CSS(`#bgp-toggle`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('withdrawn by govs bgp --withdraw')`, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	if err != nil {
+		t.Errorf("withdraw from the control panel: %v", err)
+	}
+	bgptest.WaitFor(t, "route withdrawn from the UI", func() (bool, string) { return !learned(), fmt.Sprint(router.RIB(t)) })
+	shot(t, ctx, "control-bgp-withdrawn")
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#bgp-toggle`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('announcing `+vipHost+`/32')`, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	if err != nil {
+		t.Errorf("announce from the control panel: %v", err)
+	}
+	bgptest.WaitFor(t, "route announced again from the UI", func() (bool, string) { return learned(), fmt.Sprint(router.RIB(t)) })
+
 	// the second real server's weight, through the forms
 	rsRow := `#rs-table tr[data-rs-index="1"]`
 	err = chromedp.Do(ctx,

@@ -516,8 +516,14 @@ function renderControl() {
   // the BGP speaker (govs_bgp): routes announced and the sessions
   const bl = $('#bgp-line');
   const bg = st.bgp;
-  bl.hidden = !bg;
+  $('#bgp-box').hidden = !bg;
   if (bg) {
+    // maintenance: take this director out of the routers' ECMP groups
+    // (govs bgp --withdraw) and back
+    const tg = $('#bgp-toggle');
+    tg.textContent = bg.drained ? 'Announce the routes again' : 'Withdraw the routes (maintenance)';
+    tg.dataset.announce = bg.drained ? 'true' : 'false';
+    tg.hidden = !!bg.withdrawn;
     const routes = bg.withdrawn ? 'none (withdrawn: govs is stopping)'
       : bg.drained ? 'none (withdrawn by govs bgp --withdraw)'
       : ((bg.routes || []).join(', ') || 'none (no virtual service up)');
@@ -570,6 +576,14 @@ function renderControl() {
   }
   if (!(st.services || []).length) tb.append(emptyRow(13, 'No virtual service.'));
   lt.append(tb);
+}
+
+async function toggleBGP(announce) {
+  try {
+    await api('POST', '/api/v1/bgp', {announce});
+    ok(announce ? 'BGP routes announced again.' : 'Every BGP route withdrawn: the routers send new flows to the other directors.');
+  } catch (e) { fail(e); }
+  refreshState(true);
 }
 
 async function doReload() {
@@ -1708,6 +1722,13 @@ function wire() {
   const reload = $('#reload-button');
   reload.addEventListener('click', async () => { reload.disabled = true; try { await doReload(); } finally { reload.disabled = false; } });
   $('#auto-update').addEventListener('change', ev => { S.auto = ev.target.checked; if (S.auto) renderControl(); });
+  const tg = $('#bgp-toggle');
+  tg.addEventListener('click', async () => {
+    const announce = tg.dataset.announce === 'true';
+    if (!announce && !confirm('Withdraw every BGP route of this director? The routers will send its traffic to the other directors.')) return;
+    tg.disabled = true;
+    try { await toggleBGP(announce); } finally { tg.disabled = false; }
+  });
   const upd = $('#update-now');
   upd.addEventListener('click', async () => { upd.disabled = true; try { await refreshState(true); } finally { upd.disabled = false; } });
 
