@@ -358,7 +358,7 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 		d1.Process.Signal(syscall.SIGTERM)
 	case "withdraw":
 		out, err := exec.Command(govsBin, "bgp", "--withdraw", "-s", sock1).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "announcing none (withdrawn by govs bgp --withdraw until govs bgp --announce)") {
+		if err != nil || !strings.Contains(string(out), "announcing none (withdrawn for maintenance until govs bgp --announce)") {
 			t.Errorf("govs bgp --withdraw: %v\n%s", err, out)
 		}
 	case "crash":

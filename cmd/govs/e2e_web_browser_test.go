@@ -159,7 +159,8 @@ func TestWebUIBrowser(t *testing.T) {
 	err = chromedp.Do(ctx,
 		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
 		chromedp.Click(chromedp.CSS(`#bgp-toggle`)),
-		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('withdrawn by govs bgp --withdraw')`, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('withdrawn for maintenance')`, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-toggle').textContent == 'Announce the routes again'`, chromedp.WithPollingTimeout(5*time.Second)),
 	)
 	if err != nil {
 		t.Errorf("withdraw from the control panel: %v", err)
@@ -169,6 +170,7 @@ func TestWebUIBrowser(t *testing.T) {
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`#bgp-toggle`)),
 		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('announcing `+vipHost+`/32')`, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-toggle').textContent.startsWith('Withdraw the routes')`, chromedp.WithPollingTimeout(5*time.Second)),
 	)
 	if err != nil {
 		t.Errorf("announce from the control panel: %v", err)

@@ -320,10 +320,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 					d.Resign(rctx)
 					rcancel()
 				}
-				select {
-				case <-time.After(*lameDuck):
-				case <-sigs:
-					log.Info("second signal: stopping now")
+			wait:
+				for deadline := time.After(*lameDuck); ; {
+					select {
+					case <-deadline:
+						break wait
+					case s2 := <-sigs:
+						if s2 == syscall.SIGHUP {
+							log.Info("SIGHUP while stopping: no reload")
+							continue
+						}
+						log.Info("second signal: stopping now")
+						break wait
+					}
 				}
 				cancel()
 				return nil

@@ -14,7 +14,7 @@ import (
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "status [-s SOCKET] [--json]\n\nSummarize a running govs: dataplane, configuration, VRRP instances (role,\npriorities, master, last advert, recent transitions) and services.", stderr)
+	fs := newFlagSet("status", "status [-s SOCKET] [--json]\n\nSummarize a running govs: dataplane, configuration, VRRP instances (role,\npriorities, master, last advert, recent transitions), the sync daemons,\nthe BGP speaker (routes, sessions) and services.", stderr)
 	socket := fs.String("s", "", "API unix socket or host:port (default "+defaultSocket()+")")
 	asJSON := fs.Bool("json", false, "print the state as JSON")
 	if code, stop := parseFlags(fs, args); stop {
@@ -142,12 +142,23 @@ func printBGP(w io.Writer, b *api.BGP) {
 	switch {
 	case b.Withdrawn:
 		routes = "none (withdrawn: govs is stopping)"
+	case !b.Running:
+		routes = "none (the BGP speaker is not running)"
 	case b.Drained:
-		routes = "none (withdrawn by govs bgp --withdraw until govs bgp --announce)"
+		routes = "none (withdrawn for maintenance until govs bgp --announce)"
+	case routes == "" && len(b.Held) > 0:
+		routes = "none"
 	case routes == "":
 		routes = "none (no virtual service up)"
 	}
-	fmt.Fprintf(w, "bgp AS %d, router id %s, announcing %s\n", b.LocalAS, b.RouterID, routes)
+	if len(b.Held) > 0 {
+		routes += "; held by announce_delay: " + strings.Join(b.Held, " ")
+	}
+	id := b.RouterID
+	if id == "" {
+		id = "- (taken from the first IPv4 neighbor's route at start)"
+	}
+	fmt.Fprintf(w, "bgp AS %d, router id %s, announcing %s\n", b.LocalAS, id, routes)
 	if b.LastError != "" {
 		fmt.Fprintf(w, "  last error: %s\n", b.LastError)
 	}

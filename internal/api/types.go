@@ -50,6 +50,12 @@ type BGP struct {
 	Routes []string `json:"routes"`
 	// Withdrawn says that govs is stopping: every route was withdrawn.
 	Withdrawn bool `json:"withdrawn,omitempty"`
+	// Running says that the speaker runs (it may have failed to start:
+	// LastError says why).
+	Running bool `json:"running"`
+	// Held are the addresses up but not announced yet: their services
+	// came up less than announce_delay ago.
+	Held []string `json:"held,omitempty"`
 	// Drained says that the routes were withdrawn at run time (govs bgp
 	// --withdraw, for maintenance) until govs bgp --announce.
 	Drained   bool   `json:"drained,omitempty"`

@@ -494,11 +494,15 @@ func prefixStrings(ps []netip.Prefix) []string {
 	return out
 }
 
+// noteErr records the outcome of the last operation: its error, or
+// none when it succeeded (an error fixed since is not shown).
 func (s *Speaker) noteErr(err error) {
-	if err != nil {
-		s.lastErr = err.Error()
-		s.log.Warn("bgp", "err", err)
+	if err == nil {
+		s.lastErr = ""
+		return
 	}
+	s.lastErr = err.Error()
+	s.log.Warn("bgp", "err", err)
 }
 
 // Running reports whether the BGP server runs (Configure started it and

@@ -170,6 +170,8 @@ func TestErrors(t *testing.T) {
 		{"bgp bfd multihop", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  ebgp_multihop 2\n  bfd\n }\n}\n", 3, "bfd is single-hop (RFC 5881): not with ebgp_multihop"},
 		{"bgp bfd interval without bfd", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n  bfd_interval 50\n }\n}\n", 3, "warning: govs_bgp: neighbor 10.0.0.1: bfd_interval or bfd_multiplier without bfd"},
 		{"bgp announce delay under delay_loop", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo mh\n delay_loop 10\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 80 {\n }\n}\n", 7, "announce_delay 3s is shorter than its delay_loop 10s"},
+		{"bgp ipv6 neighbors without router id", "govs_bgp {\n local_as 1\n neighbor 2001:db8::1 {\n  remote_as 2\n }\n}\n", 1, "govs_bgp: set router_id"},
+		{"bgp nat", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo mh\n lb_kind NAT\n}\n", 7, "warning: virtual_server 10.0.0.9 80: lb_kind NAT with govs_bgp"},
 		{"bgp scheduler", "govs_bgp {\n local_as 1\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\nvirtual_server 10.0.0.9 80 {\n lb_algo rr\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 80 {\n }\n}\n", 7, "warning: virtual_server 10.0.0.9 80: lb_algo rr with govs_bgp"},
 		{"bgp keepalive over hold time", "govs_bgp {\n local_as 1\n keepalive 100\n neighbor 10.0.0.1 {\n  remote_as 2\n }\n}\n", 4, "keepalive 100 is not below hold_time 90"},
 		{"bgp prepend to ibgp", "govs_bgp {\n local_as 1\n as_path_prepend 2\n neighbor 10.0.0.1 {\n  remote_as 1\n }\n}\n", 4, "as_path_prepend with the iBGP neighbor 10.0.0.1"},

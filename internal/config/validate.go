@@ -478,6 +478,9 @@ func (v *validator) bgp() {
 	if len(g.Neighbors) == 0 {
 		v.d.errorf(g.Pos, "govs_bgp: no neighbor (neighbor ADDRESS { remote_as N })")
 	}
+	if !g.RouterID.IsValid() && len(g.Neighbors) > 0 && !slices.ContainsFunc(g.Neighbors, func(n *BGPNeighbor) bool { return n.Address.Is4() }) {
+		v.d.errorf(g.Pos, "govs_bgp: set router_id: it is taken from the route to the first IPv4 neighbor, and every neighbor is IPv6")
+	}
 	seen := map[netip.Addr]bool{}
 	families := map[bool]bool{} // IPv4 → has a neighbor
 	for _, nb := range g.Neighbors {
@@ -543,6 +546,12 @@ func (v *validator) bgp() {
 		}
 		if vs.Scheduler == "mh" && len(vs.RealServers) > 1 && dl > delay {
 			v.d.warnf(vs.Pos, "virtual_server %s: govs_bgp's announce_delay %v is shorter than its delay_loop %v: a director that starts or comes back may be announced before its checks have found which real servers are down, and route some moved connections to another real server than the other directors do", vs.ID(), delay, dl)
+		}
+		for _, m := range vsMethods(vs) {
+			if m == MethodNAT || m == MethodSNAT {
+				v.d.warnf(vs.Pos, "virtual_server %s: lb_kind %s with govs_bgp: replies go back through the director that translated the connection, so a connection the routers move to another director breaks; active-active without resets needs DR or TUN", vs.ID(), m)
+				break
+			}
 		}
 		// directors that share a virtual service behind ECMP agree on
 		// a flow's real server only if the choice depends on the packet
@@ -912,4 +921,16 @@ func isPrime(n int) bool {
 		}
 	}
 	return true
+}
+
+// vsMethods lists the forwarding methods of a virtual server: its own
+// and its real servers' (a real server may set its own lb_kind).
+func vsMethods(vs *VirtualServer) []Method {
+	out := []Method{vs.Method}
+	for _, rs := range vs.RealServers {
+		if rs.Method != "" {
+			out = append(out, rs.Method)
+		}
+	}
+	return out
 }

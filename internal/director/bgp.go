@@ -34,9 +34,10 @@ type bgpState struct {
 	applied uint64
 	asked   uint64
 	setErr  error // of the worker's last SetRoutes
-	// announced: the addresses past their hold-down (holdDownLocked)
-	announced []netip.Prefix
-	holdTimer *time.Timer
+	// announced: the addresses past their hold-down, held: those in it
+	// (holdDownLocked)
+	announced, held []netip.Prefix
+	holdTimer       *time.Timer
 }
 
 // bgpRetry is how often a speaker that could not start is started again.
@@ -152,6 +153,10 @@ func (d *Director) bgpRoutesLocked(svcs []dataplane.Service) ([]netip.Prefix, ma
 func (d *Director) setBGPConfig(ctx context.Context, b *config.BGP) {
 	d.bmu.Lock()
 	d.bgp.cfg = b
+	if b == nil {
+		// a block put back later starts announcing
+		d.bgp.drained = false
+	}
 	d.bmu.Unlock()
 	d.applyBGP(ctx)
 }
@@ -289,12 +294,14 @@ func (d *Director) holdDownLocked(routes []netip.Prefix, since map[netip.Prefix]
 	now := time.Now()
 	var out []netip.Prefix
 	var next time.Duration
+	st.held = st.held[:0]
 	for _, p := range routes {
 		up := now.Sub(since[p])
 		if slices.Contains(st.announced, p) || up >= delay {
 			out = append(out, p)
 			continue
 		}
+		st.held = append(st.held, p)
 		if wait := delay - up; next == 0 || wait < next {
 			next = wait
 		}
@@ -334,6 +341,9 @@ func (d *Director) WithdrawBGP() bool {
 	had := sp != nil && len(d.bgp.want) > 0 && !d.bgp.withdrawn && !d.bgp.drained
 	d.bgp.withdrawn = true
 	d.bmu.Unlock()
+	if sp == nil {
+		return false // no govs_bgp, or no speaker to tell
+	}
 	if err := d.waitBGP(); err != nil {
 		d.log.Warn("bgp: withdrawing at stop", "err", err)
 	}
@@ -373,6 +383,14 @@ func (d *Director) SetBGPAnnounce(_ context.Context, announce bool) error {
 	if d.bgp.cfg == nil {
 		d.bmu.Unlock()
 		return fmt.Errorf("%w: no govs_bgp in the configuration", api.ErrBadRequest)
+	}
+	if d.bgp.withdrawn {
+		d.bmu.Unlock()
+		return fmt.Errorf("%w: govs is stopping: its routes are withdrawn until it stops", api.ErrBadRequest)
+	}
+	if d.bgp.sp == nil || !d.bgp.sp.Running() {
+		d.bmu.Unlock()
+		return fmt.Errorf("%w: the BGP speaker is not running (see govs status): nothing changed", api.ErrBadRequest)
 	}
 	changed := d.bgp.drained == announce
 	d.bgp.drained = !announce
@@ -418,11 +436,13 @@ func (d *Director) stopBGP(ctx context.Context) {
 func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 	d.bmu.Lock()
 	sp, cfg, withdrawn, drained, serr := d.bgp.sp, d.bgp.cfg, d.bgp.withdrawn, d.bgp.drained, d.bgp.err
+	held := prefixStrings(d.bgp.held)
 	d.bmu.Unlock()
 	if cfg == nil {
 		return nil
 	}
-	out := &api.BGP{LocalAS: cfg.LocalAS, Withdrawn: withdrawn, Drained: drained, Neighbors: []api.BGPNeighbor{}, Routes: []string{}, LastError: serr}
+	out := &api.BGP{LocalAS: cfg.LocalAS, Withdrawn: withdrawn, Drained: drained, Neighbors: []api.BGPNeighbor{}, Routes: []string{}, LastError: serr,
+		Held: held}
 	if cfg.RouterID.IsValid() {
 		out.RouterID = cfg.RouterID.String()
 	}
@@ -437,6 +457,7 @@ func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 		idle()
 		return out
 	}
+	out.Running = true
 	st := sp.Status(ctx)
 	if st.RouterID != "" {
 		out.RouterID = st.RouterID
@@ -458,6 +479,14 @@ func (d *Director) bgpStatus(ctx context.Context) *api.BGP {
 		}
 		out.Neighbors = append(out.Neighbors, api.BGPNeighbor{Address: n.Address, RemoteAS: n.RemoteAS, State: n.State,
 			Since: n.Since, Advertised: n.Advertised, Received: n.Received, LastDown: n.LastDown, BFD: n.BFD})
+	}
+	return out
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.String())
 	}
 	return out
 }

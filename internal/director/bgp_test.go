@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -163,11 +164,16 @@ func TestBGPAnnounceWithoutBGP(t *testing.T) {
 	}
 }
 
-// TestBGPStartFailureShown: a speaker that cannot start (no router_id
-// and no IPv4 neighbor to take one from) says why in the state, and its
-// neighbors count as down.
+// TestBGPStartFailureShown: a speaker that cannot start (its listen
+// port taken) says why in the state, and its neighbors count as down.
 func TestBGPStartFailureShown(t *testing.T) {
-	f := start(t, conf("")+"govs_bgp {\n local_as 65001\n neighbor ::1 {\n  remote_as 65000\n }\n}\n")
+	busy, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	f := start(t, conf("")+fmt.Sprintf("govs_bgp {\n local_as 65001\n router_id 10.0.0.2\n listen_port %d\n neighbor ::1 {\n  remote_as 65000\n }\n}\n", port))
 	var b *api.BGP
 	bgptest.WaitFor(t, "start error in the state", func() (bool, string) {
 		st, err := f.d.State(context.Background())
@@ -175,10 +181,17 @@ func TestBGPStartFailureShown(t *testing.T) {
 			return false, err.Error()
 		}
 		b = st.BGP
-		return b != nil && strings.Contains(b.LastError, "set router_id"), fmt.Sprintf("%+v", b)
+		return b != nil && strings.Contains(b.LastError, "bgp: start"), fmt.Sprintf("%+v", b)
 	})
-	if len(b.Neighbors) != 1 || b.Neighbors[0].Address != "::1" || b.Neighbors[0].State != "idle" {
-		t.Errorf("neighbors of a speaker that did not start: %+v", b.Neighbors)
+	if len(b.Neighbors) != 1 || b.Neighbors[0].Address != "::1" || b.Neighbors[0].State != "idle" || b.Running {
+		t.Errorf("neighbors of a speaker that did not start: %+v", b)
+	}
+	// maintenance on a speaker that does not run changes nothing
+	if err := f.d.SetBGPAnnounce(context.Background(), false); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("withdraw on a speaker that does not run: %v", err)
+	}
+	if st, _ := f.d.State(context.Background()); st.BGP.Drained {
+		t.Error("drained set by a refused withdrawal")
 	}
 }
 

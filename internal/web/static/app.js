@@ -523,10 +523,12 @@ function renderControl() {
     const tg = $('#bgp-toggle');
     tg.textContent = bg.drained ? 'Announce the routes again' : 'Withdraw the routes (maintenance)';
     tg.dataset.announce = bg.drained ? 'true' : 'false';
-    tg.hidden = !!bg.withdrawn;
-    const routes = bg.withdrawn ? 'none (withdrawn: govs is stopping)'
-      : bg.drained ? 'none (withdrawn by govs bgp --withdraw)'
-      : ((bg.routes || []).join(', ') || 'none (no virtual service up)');
+    tg.hidden = !!bg.withdrawn || !bg.running;
+    let routes = bg.withdrawn ? 'none (withdrawn: govs is stopping)'
+      : !bg.running ? 'none (the BGP speaker is not running)'
+      : bg.drained ? 'none (withdrawn for maintenance)'
+      : ((bg.routes || []).join(', ') || ((bg.held || []).length ? 'none' : 'none (no virtual service up)'));
+    if ((bg.held || []).length) routes += `; held by announce_delay: ${bg.held.join(', ')}`;
     const parts = [h('b', null, 'BGP: '), `AS ${bg.local_as}, router id ${bg.router_id || '?'}, announcing ${routes}`];
     if (bg.last_error) parts.push(h('span', {class: 'error'}, ' — ' + bg.last_error));
     for (const n of bg.neighbors || []) {
@@ -1725,7 +1727,7 @@ function wire() {
   const tg = $('#bgp-toggle');
   tg.addEventListener('click', async () => {
     const announce = tg.dataset.announce === 'true';
-    if (!announce && !confirm('Withdraw every BGP route of this director? The routers will send its traffic to the other directors.')) return;
+    if (!announce && !confirm('Withdraw every BGP route of this director until you announce them again (or govs restarts)? The routers will send its traffic to the other directors; an address no other director announces becomes unreachable.')) return;
     tg.disabled = true;
     try { await toggleBGP(announce); } finally { tg.disabled = false; }
   });
