@@ -171,6 +171,10 @@ func TestWebUIBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#bgp-toggle`)),
 		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('announcing `+vipHost+`/32')`, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-toggle').textContent.startsWith('Withdraw the routes')`, chromedp.WithPollingTimeout(5*time.Second)),
+		// dismiss its message: the next step waits for a message of its own
+		chromedp.Poll[chromedp.Void](`document.querySelector('#message').textContent.includes('announced again')`, chromedp.WithPollingTimeout(5*time.Second)),
+		chromedp.Click(chromedp.CSS(`#message button.close`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#message').hidden`, chromedp.WithPollingTimeout(5*time.Second)),
 	)
 	if err != nil {
 		t.Errorf("announce from the control panel: %v", err)
