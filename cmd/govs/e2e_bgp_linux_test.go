@@ -137,22 +137,13 @@ func TestBGPActiveActive(t *testing.T) {
 func startRouter(t *testing.T, l *vrrpLab, kind string, bfd bool) []string {
 	switch kind {
 	case "bird":
-		if _, err := exec.LookPath("bird"); err != nil {
-			t.Skip("needs BIRD 2 (bird, birdc) as the router: scripts/setup.sh installs bird2")
-		}
-		conf := filepath.Join(l.dir, "bird.conf")
 		text := birdConf
 		if bfd {
 			// the directors' sessions from a template with BFD on
 			text = strings.Replace(birdConf, "protocol bgp d1 from director", birdBFD+"protocol bgp d1 from director2", 1)
 			text = strings.Replace(text, "protocol bgp d2 from director", "protocol bgp d2 from director2", 1)
 		}
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		ctl := filepath.Join(l.dir, "bird.ctl")
-		l.start("rt", "bird", "-f", "-c", conf, "-s", ctl, "-P", filepath.Join(l.dir, "bird.pid"))
-		return []string{"birdc", "-s", ctl, "show", "protocols", "all"}
+		return startBird(t, l, text)
 	default:
 		if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
 			t.Skip("needs FRR (zebra, bgpd) as the router: scripts/setup.sh installs frr")
@@ -221,12 +212,28 @@ func bgpLab(t *testing.T) *vrrpLab {
 	return l
 }
 
+// startBird runs BIRD with configuration text in the router namespace
+// and returns the command that prints its view of the sessions.
+func startBird(t *testing.T, l *vrrpLab, text string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("bird"); err != nil {
+		t.Skip("needs BIRD 2 (bird, birdc) as the router: scripts/setup.sh installs bird2")
+	}
+	conf := filepath.Join(l.dir, "bird.conf")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctl := filepath.Join(l.dir, "bird.ctl")
+	l.start("rt", "bird", "-f", "-c", conf, "-s", ctl, "-P", filepath.Join(l.dir, "bird.pid"))
+	return []string{"birdc", "-s", ctl, "show", "protocols", "all"}
+}
+
 // bgpDirector starts `govs run` in namespace name (its XDP objects
 // pinned apart, kept between its runs) and returns it and its client.
-func bgpDirector(t *testing.T, l *vrrpLab, name, extra, neighborExtra string) (*exec.Cmd, *api.Client) {
+func bgpDirector(t *testing.T, l *vrrpLab, name, conf string) (*exec.Cmd, *api.Client) {
 	t.Helper()
 	path := filepath.Join(l.dir, name+".conf")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(bgpDirectorConf, name, extra, neighborExtra)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pin := fmt.Sprintf("/sys/fs/bpf/govs-test-bgp-%d-%s-%s", os.Getpid(), l.prefix, name)
@@ -236,9 +243,14 @@ func bgpDirector(t *testing.T, l *vrrpLab, name, extra, neighborExtra string) (*
 	return cmd, api.NewClient(sock)
 }
 
-// routerNextHops lists the next hops of the router's route to the VIP.
-func routerNextHops(t *testing.T, l *vrrpLab) []string {
-	out, err := exec.Command("ip", "-n", l.prefix+"rt", "route", "show", bgpVIP+"/32").CombinedOutput()
+// routerNextHops lists the next hops of the router's route to prefix
+// (the VIP's host route), sorted.
+func routerNextHops(t *testing.T, l *vrrpLab, prefix string) []string {
+	family := "-4"
+	if strings.Contains(prefix, ":") {
+		family = "-6" // ip route show lists IPv4 routes only otherwise
+	}
+	out, err := exec.Command("ip", "-n", l.prefix+"rt", family, "route", "show", prefix).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ip route: %v\n%s", err, out)
 	}
@@ -250,24 +262,26 @@ func routerNextHops(t *testing.T, l *vrrpLab) []string {
 	return hops
 }
 
-func waitNextHops(t *testing.T, l *vrrpLab, show []string, want ...string) {
+// waitNextHops waits (20 s at most) until the router's route to prefix
+// goes via want; show prints the router's view of the sessions if not.
+func waitNextHops(t *testing.T, l *vrrpLab, show []string, prefix string, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var got []string
 	for time.Now().Before(deadline) {
-		got = routerNextHops(t, l)
+		got = routerNextHops(t, l, prefix)
 		if strings.Join(got, " ") == strings.Join(want, " ") {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	view, _ := exec.Command("ip", append([]string{"netns", "exec", l.prefix + "rt"}, show...)...).CombinedOutput()
-	t.Fatalf("the router's route to %s goes via %v, want %v\n%s", bgpVIP, got, want, view)
+	t.Fatalf("the router's route to %s goes via %v, want %v\n%s", prefix, got, want, view)
 }
 
 // clientPorts returns the client ports of the established connections
-// to the VIP in c's table.
-func clientPorts(t *testing.T, c *api.Client) map[int]bool {
+// to virtual (ADDR:PORT as the API writes it) in c's table.
+func clientPorts(t *testing.T, c *api.Client, virtual string) map[int]bool {
 	t.Helper()
 	cs, err := c.Conns(t.Context())
 	if err != nil {
@@ -275,7 +289,7 @@ func clientPorts(t *testing.T, c *api.Client) map[int]bool {
 	}
 	out := map[int]bool{}
 	for _, e := range cs {
-		if e.Virtual != bgpVIP+":80" || e.State != "ESTABLISHED" || e.Template {
+		if e.Virtual != virtual || e.State != "ESTABLISHED" || e.Template {
 			continue
 		}
 		if ap, err := clientPort(e.Client); err == nil {
@@ -314,11 +328,11 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 	if !sloppy {
 		extra = "govs_sloppy_tcp off"
 	}
-	d1, c1 := bgpDirector(t, l, "d1", extra, nbExtra)
-	_, c2 := bgpDirector(t, l, "d2", extra, nbExtra)
+	d1, c1 := bgpDirector(t, l, "d1", fmt.Sprintf(bgpDirectorConf, "d1", extra, nbExtra))
+	_, c2 := bgpDirector(t, l, "d2", fmt.Sprintf(bgpDirectorConf, "d2", extra, nbExtra))
 	waitInPool(t, c1)
 	waitInPool(t, c2)
-	waitNextHops(t, l, show, "10.77.0.1", "10.77.0.2")
+	waitNextHops(t, l, show, bgpVIP+"/32", "10.77.0.1", "10.77.0.2")
 
 	status, err := exec.Command(govsBin, "status", "-s", filepath.Join(l.dir, "d1.sock")).CombinedOutput()
 	if err != nil || !strings.Contains(string(status), "bgp AS 65001, router id 10.77.0.1, announcing 10.99.0.10/32") ||
@@ -333,8 +347,8 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 	for _, k := range conns {
 		seen[k.first]++
 	}
-	onD1 := clientPorts(t, c1)
-	onD2 := clientPorts(t, c2)
+	onD1 := clientPorts(t, c1, bgpVIP+":80")
+	onD2 := clientPorts(t, c2, bgpVIP+":80")
 	t.Logf("answers %v; the router sent %d connections to d1 and %d to d2", seen, len(onD1), len(onD2))
 	if len(onD1)+len(onD2) != n || len(onD1) == 0 || len(onD2) == 0 {
 		t.Fatalf("connections: %d on d1, %d on d2, want %d spread over both (ECMP)", len(onD1), len(onD2), n)
@@ -366,7 +380,7 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 		// is left to time out (hold time 9 s); BFD tells the router
 		sh(t, "ip", "-n", l.prefix+"d1", "link", "set", "eth0", "down")
 	}
-	waitNextHops(t, l, show, "10.77.0.2")
+	waitNextHops(t, l, show, bgpVIP+"/32", "10.77.0.2")
 	if gone := time.Since(left); leave == "crash" {
 		t.Logf("the router took d1 out %v after its link went down", gone.Round(10*time.Millisecond))
 		if gone > 5*time.Second {
@@ -379,7 +393,7 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 		if failed != 0 {
 			t.Errorf("%d of %d connections broken when d1 left: %v", failed, n, firstErr)
 		}
-		moved := clientPorts(t, c2)
+		moved := clientPorts(t, c2, bgpVIP+":80")
 		for p := range onD1 {
 			if !moved[p] {
 				t.Errorf("connection from port %d (was on d1) is not in d2's table: it did not move", p)
@@ -405,14 +419,14 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 	// go on
 	if leave == "stop" {
 		d1.Wait()
-		_, c1 = bgpDirector(t, l, "d1", extra, nbExtra)
+		_, c1 = bgpDirector(t, l, "d1", fmt.Sprintf(bgpDirectorConf, "d1", extra, nbExtra))
 		waitInPool(t, c1)
 	} else if leave == "crash" {
 		sh(t, "ip", "-n", l.prefix+"d1", "link", "set", "eth0", "up")
 	} else if out, err := exec.Command(govsBin, "bgp", "--announce", "-s", sock1).CombinedOutput(); err != nil || !strings.Contains(string(out), "announcing 10.99.0.10/32") {
 		t.Errorf("govs bgp --announce: %v\n%s", err, out)
 	}
-	waitNextHops(t, l, show, "10.77.0.1", "10.77.0.2")
+	waitNextHops(t, l, show, bgpVIP+"/32", "10.77.0.1", "10.77.0.2")
 	if leave == "crash" {
 		st, err := c1.State(t.Context())
 		if err != nil || st.BGP == nil || len(st.BGP.Neighbors) != 1 || st.BGP.Neighbors[0].BFD != "up" || st.BGP.Neighbors[0].LastDown == "" {
@@ -424,6 +438,6 @@ func testBGPActiveActive(t *testing.T, router string, sloppy bool, leave string)
 	if failed, firstErr := askAgain(conns); failed != 0 {
 		t.Errorf("%d of %d connections broken when d1 came back: %v", failed, n, firstErr)
 	}
-	back := clientPorts(t, c1)
+	back := clientPorts(t, c1, bgpVIP+":80")
 	t.Logf("after d1 came back: %d connections on it", len(back))
 }
