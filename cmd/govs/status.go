@@ -60,6 +60,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		tw.Flush()
 		for _, v := range st.VRRP {
+			if v.NoAccept {
+				fmt.Fprintf(stdout, "  %s: no_accept: as MASTER, packets to its addresses other than the virtual services' are dropped\n", v.Name)
+			}
+		}
+		for _, v := range st.VRRP {
 			n := len(v.Transitions)
 			for _, t := range v.Transitions[max(0, n-5):] {
 				fmt.Fprintf(stdout, "  %s %s: %s -> %s (%s)\n", t.Time.Format("15:04:05.000"), v.Name, t.From, t.To, t.Reason)

@@ -237,16 +237,19 @@ type RealServer struct {
 
 // VRRP is the state of one VRRP instance.
 type VRRP struct {
-	Name        string           `json:"name"`
-	SyncGroup   string           `json:"sync_group,omitempty"`
-	Interface   string           `json:"interface"`
-	VRID        int              `json:"virtual_router_id"`
-	State       string           `json:"state"`
-	Priority    int              `json:"priority"`
-	Effective   int              `json:"effective_priority"`
-	Master      string           `json:"master,omitempty"`
-	LastAdvert  time.Time        `json:"last_advert,omitzero"`
-	VIPs        []string         `json:"virtual_ipaddress,omitempty"`
+	Name       string    `json:"name"`
+	SyncGroup  string    `json:"sync_group,omitempty"`
+	Interface  string    `json:"interface"`
+	VRID       int       `json:"virtual_router_id"`
+	State      string    `json:"state"`
+	Priority   int       `json:"priority"`
+	Effective  int       `json:"effective_priority"`
+	Master     string    `json:"master,omitempty"`
+	LastAdvert time.Time `json:"last_advert,omitzero"`
+	VIPs       []string  `json:"virtual_ipaddress,omitempty"`
+	// NoAccept: as MASTER the host drops packets addressed to the
+	// virtual addresses, except the virtual services' (no_accept).
+	NoAccept    bool             `json:"no_accept,omitempty"`
 	Transitions []VRRPTransition `json:"transitions,omitempty"`
 	Counters    VRRPCounters     `json:"counters"`
 }

@@ -755,7 +755,7 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 				vi.Accept = &f
 			}
 		case "strict_mode":
-			b.flag(c, &vi.Strict)
+			b.flagPtr(c, &vi.Strict)
 		case "use_vmac":
 			b.useVMAC(c, vi)
 		case "vmac_xmit_base":
@@ -2102,7 +2102,8 @@ func (c *Config) applyDefaults() {
 	}
 	for _, vi := range c.VRRPInstances {
 		if vi.Priority < 0 {
-			vi.Priority = DefaultPriority
+			vi.Priority = 0
+			vi.Priority = vi.BasePriority() // 255 for state MASTER, as keepalived
 		}
 		if vi.AdvertInt == 0 {
 			vi.AdvertInt = DefaultAdvertInt

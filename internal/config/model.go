@@ -350,7 +350,7 @@ func (g *GlobalDefs) InstanceSettings(vi *VRRPInstance) InstanceSettings {
 	}
 	// a repeat of 0 is 1, as keepalived takes it (Validate warns)
 	delay, repeat = dur(d.GarpMasterDelay, delay), max(num(d.GarpMasterRepeat, repeat), 1)
-	return InstanceSettings{
+	s := InstanceSettings{
 		GarpMasterDelay:         dur(vi.GarpMasterDelay, delay),
 		GarpMasterRepeat:        max(num(vi.GarpMasterRepeat, repeat), 1),
 		GarpMasterRefresh:       dur(vi.GarpMasterRefresh, dur(d.GarpMasterRefresh, 0)),
@@ -362,6 +362,14 @@ func (g *GlobalDefs) InstanceSettings(vi *VRRPInstance) InstanceSettings {
 		CheckUnicastSrc:         vi.CheckUnicastSrc || d.CheckUnicastSrc && len(vi.UnicastPeers) > 0,
 		GarpExtraIf:             cmp.Or(vi.GarpExtraIf, d.GarpExtraIf),
 	}
+	if g.StrictMode(vi) {
+		// as keepalived in strict mode, whatever is set (Validate
+		// warns): no gratuitous ARPs on a lower priority advert, no
+		// answer to one, no advert before giving way to a higher one
+		s.GarpLowerPrioDelay, s.GarpLowerPrioRepeat = 0, 0
+		s.LowerPrioNoAdvert, s.HigherPrioSendAdvert = true, false
+	}
+	return s
 }
 
 // NotifyFIFO is a notify FIFO: `KIND FILE [USER [GROUP]]` and
@@ -661,8 +669,11 @@ type VRRPInstance struct {
 	Rules              []Rule     `json:"virtual_rules,omitempty"`
 	Notify             Notifiers  `json:"notify"`
 	SMTPAlert          bool       `json:"smtp_alert,omitempty"`
-	Accept             *bool      `json:"accept,omitempty"`
-	Strict             bool       `json:"strict_mode,omitempty"`
+	// Accept is accept (true) or no_accept (false); nil: the default,
+	// see GlobalDefs.AcceptMode.
+	Accept *bool `json:"accept,omitempty"`
+	// Strict is strict_mode [BOOL]; nil: global_defs' vrrp_strict.
+	Strict *bool `json:"strict_mode,omitempty"`
 	// UseVMAC is use_vmac: the virtual addresses live on a macvlan
 	// interface carrying the VRRP virtual MAC (00:00:5e:00:01:VRID, or
 	// :02: for IPv6), named VMACName (default vrrp.VRID), with VMACAddr

@@ -170,6 +170,9 @@ vrrp_instance V {
     virtual_router_id 1
     notify_master /etc/keepalived/master.sh keepalived_script
     notify_backup "/etc/keepalived/backup.sh arg" nobody nogroup
+    virtual_ipaddress {
+        192.0.2.1
+    }
 }
 `), nil)
 	// no diagnostic: no warning about the $ words, and the hash read

@@ -116,12 +116,6 @@ func (v *validator) global() {
 			}
 		}
 	}
-	notYet := func(set bool, what string) {
-		if set {
-			v.d.warnf(g.Pos, "%s is accepted but has no effect yet in govs", what)
-		}
-	}
-	notYet(g.VRRPStrict, "vrrp_strict")
 	if r := g.VRRPDefaults.GarpMasterRepeat; r != nil && *r == 0 {
 		v.d.warnf(g.Pos, "vrrp_garp_master_repeat 0 is taken as 1, as keepalived does")
 	}
@@ -143,9 +137,7 @@ func (v *validator) global() {
 			}
 			vmacs[name] = vi.Name
 		}
-		if vi.Strict || vi.Accept != nil {
-			v.d.warnf(vi.Pos, "vrrp_instance %q: strict_mode/accept/no_accept are accepted but have no effect yet in govs", vi.Name)
-		}
+		v.strictChecks(vi)
 		for _, p := range vi.UnicastPeers {
 			if p.MaxTTL != 0 && p.MinTTL > p.MaxTTL {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: unicast_peer %s: min_ttl %d is more than max_ttl %d", vi.Name, p.Addr, p.MinTTL, p.MaxTTL)

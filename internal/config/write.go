@@ -1039,7 +1039,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 			w.line("no_accept")
 		}
 	}
-	w.flag("strict_mode", vi.Strict)
+	w.boolPtr("strict_mode", vi.Strict)
 	if vi.UseVMAC {
 		words := []string{"use_vmac"}
 		if vi.VMACName != "" {

@@ -392,6 +392,12 @@ func (d *Director) Run(ctx context.Context) error {
 	d.updateSyncRole()
 	d.startBGP(ctx)
 	if d.node != nil {
+		// the no_accept rules are in place before any instance can
+		// take its addresses (the loop's reconcile keeps them after)
+		d.mu.Lock()
+		fwInsts, fwSvcs := d.firewallLocked()
+		d.mu.Unlock()
+		d.setFirewall(fwInsts, fwSvcs)
 		nctx, cancel := context.WithCancel(ctx)
 		g.Go(func() error {
 			defer close(d.nodeDone)
@@ -686,6 +692,7 @@ func (d *Director) reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	svcs, notes := d.effective()
 	routes, since := d.bgpRoutesLocked(svcs)
+	fwInsts, fwSvcs := d.firewallLocked()
 	d.mu.Unlock()
 	for _, n := range notes {
 		d.notifier.Enqueue(n)
@@ -694,6 +701,7 @@ func (d *Director) reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	d.applyErr = err
 	d.mu.Unlock()
+	d.setFirewall(fwInsts, fwSvcs)
 	// what is announced is what the dataplane balances
 	d.setBGPRoutes(routes, since, err == nil)
 	return err
@@ -852,6 +860,8 @@ func (d *Director) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("static addresses: %w", err))
 		}
 	}
+	// the instances released their addresses: their rules go
+	d.setFirewall(nil, nil)
 	if err := d.fifos.stop(d.log); err != nil {
 		errs = append(errs, fmt.Errorf("notify fifos: %w", err))
 	}

@@ -1143,13 +1143,16 @@ func TestRulePrioritiesMapped(t *testing.T) {
 
 // TestAuthMapping: auth_type AH and PASS reach VRRP for IPv4 VRRPv2 with
 // a password; without one, with VRRPv3 or for IPv6 the block is ignored
-// (as keepalived does); an AH instance's state MASTER starts as BACKUP.
+// (as keepalived does); an AH instance's state MASTER starts as BACKUP
+// unless it is the address owner (state MASTER without a priority is
+// priority 255).
 func TestAuthMapping(t *testing.T) {
 	inst := func(name, vrid, extra, vip string) string {
 		return "vrrp_instance " + name + " {\n    interface eth0\n    virtual_router_id " + vrid + "\n    state MASTER\n" + extra +
 			"    virtual_ipaddress {\n        " + vip + "\n    }\n}\n"
 	}
-	src := inst("AH", "1", "    authentication {\n        auth_type AH\n        auth_pass s3cret\n    }\n", "10.0.0.1") +
+	src := inst("AH", "1", "    priority 100\n    authentication {\n        auth_type AH\n        auth_pass s3cret\n    }\n", "10.0.0.1") +
+		inst("AHOWNER", "6", "    authentication {\n        auth_type AH\n        auth_pass s3cret\n    }\n", "10.0.0.6") +
 		inst("NOPASS", "2", "    authentication {\n        auth_type AH\n    }\n", "10.0.0.2") +
 		inst("V3", "3", "    version 3\n    authentication {\n        auth_type AH\n        auth_pass x\n    }\n", "10.0.0.3") +
 		inst("V6", "4", "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n", "2001:db8::4") +
@@ -1163,18 +1166,24 @@ func TestAuthMapping(t *testing.T) {
 	for _, ic := range insts {
 		got = append(got, fmt.Sprintf("%s:%v:%q:%s", ic.Name, ic.AuthAH, ic.AuthPass, ic.State))
 	}
-	want := []string{`AH:true:"s3cret":BACKUP`, `NOPASS:false:"":MASTER`, `V3:false:"":MASTER`, `V6:false:"":MASTER`, `PASS:false:"p":MASTER`}
+	want := []string{`AH:true:"s3cret":BACKUP`, `AHOWNER:true:"s3cret":MASTER`, `NOPASS:false:"":MASTER`, `V3:false:"":MASTER`, `V6:false:"":MASTER`, `PASS:false:"p":MASTER`}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
 }
 
 // TestFamilyByInstance: an instance with no virtual_ipaddress takes its
-// family from its source (here IPv6): the IPv6 group and
-// vrrp_gna_interval.
+// family from its source (here IPv6), and so is VRRPv3, which needs one
+// (refused, as keepalived does); with one, the IPv6 group and
+// vrrp_gna_interval apply.
 func TestFamilyByInstance(t *testing.T) {
 	src := "global_defs {\n    vrrp_gna_interval 0.02\n    vrrp_mcast_group6 ff02::99\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    mcast_src_ip 2001:db8::1\n    virtual_ipaddress_excluded {\n        2001:db8::100\n    }\n}\n"
+	_, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if err := ds.Err(); err == nil || !strings.Contains(err.Error(), `vrrp_instance "A": VRRPv3 needs at least one virtual_ipaddress`) {
+		t.Fatalf("an IPv6 instance without virtual_ipaddress: %v", err)
+	}
+	src = strings.Replace(src, "virtual_ipaddress_excluded", "virtual_ipaddress", 1)
 	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
 	if ds.HasErrors() {
 		t.Fatal(ds.Err())
@@ -1182,5 +1191,40 @@ func TestFamilyByInstance(t *testing.T) {
 	insts, _, _ := vrrpOptions(cfg)
 	if ic := insts[0]; ic.MulticastGroup != netip.MustParseAddr("ff02::99") || ic.GARPInterval != 20*time.Millisecond {
 		t.Errorf("group %v, interval %v", ic.MulticastGroup, ic.GARPInterval)
+	}
+}
+
+// TestStrictOptions: strict mode reaches VRRP as keepalived applies it:
+// the initial state by priority, no preempt_delay, authentication or
+// vmac_xmit_base, the lower-priority settings forced, and no_accept for
+// every instance but the address owner and a VRRPv3 one with accept.
+func TestStrictOptions(t *testing.T) {
+	inst := func(name, vrid, extra string) string {
+		return "vrrp_instance " + name + " {\n    interface eth0\n    virtual_router_id " + vrid + "\n" + extra +
+			"    virtual_ipaddress {\n        10.0.0." + vrid + "\n    }\n}\n"
+	}
+	src := "global_defs {\n    vrrp_strict\n}\n" +
+		inst("A", "1", "    state MASTER\n    priority 150\n    preempt_delay 3\n    use_vmac\n    vmac_xmit_base\n    higher_prio_send_advert\n    authentication {\n        auth_type PASS\n        auth_pass p\n    }\n") +
+		inst("OWNER", "2", "    state BACKUP\n    priority 255\n") +
+		inst("V3", "3", "    version 3\n    accept\n") +
+		inst("LOOSE", "4", "    strict_mode off\n    preempt_delay 3\n    no_accept\n")
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	var got []string
+	for _, ic := range insts {
+		got = append(got, fmt.Sprintf("%s:%s:%d:%v:%q:%v:%v:%v:%d:%v", ic.Name, ic.State, ic.Priority, ic.PreemptDelay, ic.AuthPass,
+			ic.VMACXmitBase, ic.NoAccept, ic.LowerPrioNoAdvert, ic.GARPLowerPrioRepeat, ic.HigherPrioSendAdvert))
+	}
+	want := []string{
+		`A:BACKUP:150:0s:"":false:true:true:0:false`,
+		`OWNER:MASTER:255:0s:"":false:false:true:0:false`,
+		`V3:BACKUP:100:0s:"":false:false:true:0:false`,
+		`LOOSE::100:3s:"":false:true:false:5:false`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
 	}
 }

@@ -275,6 +275,7 @@ func (d *Director) vrrpState() []api.VRRP {
 			Interface:  s.Interface,
 			VRID:       s.VRID,
 			SyncGroup:  s.SyncGroup,
+			NoAccept:   s.NoAccept,
 		}
 		if s.MasterAddr.IsValid() {
 			v.Master = s.MasterAddr.String()

@@ -30,7 +30,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			State:                   vi.State,
 			Interface:               vi.Interface,
 			VRID:                    vi.VirtualRouterID,
-			Priority:                vi.Priority,
+			Priority:                vi.BasePriority(),
 			AdvertInterval:          vi.AdvertInt.D(),
 			Version:                 vi.Version,
 			NoPreempt:               vi.NoPreempt,
@@ -57,6 +57,18 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if ic.Version == 0 {
 			ic.Version = g.VRRPVersion
 		}
+		strict := g.StrictMode(vi)
+		if strict {
+			// as keepalived (Validate warns): MASTER only for the
+			// address owner, no preempt_delay, adverts not from the
+			// parent of a use_vmac interface
+			ic.State = "BACKUP"
+			if ic.Priority == vrrp.PriorityOwner {
+				ic.State = "MASTER"
+			}
+			ic.PreemptDelay = 0
+		}
+		ic.NoAccept = !g.AcceptMode(vi)
 		ic.CheckUnicastSrc = set.CheckUnicastSrc
 		if x := set.GarpExtraIf; x != nil {
 			ic.GARPExtraIf, ic.GARPExtraIfAll = x.Interval.D(), x.All
@@ -64,7 +76,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		ic.UnicastFaultNoPeer = vi.UnicastFaultNoPeer
 		ic.NotifyPriorityChanges = vi.NotifyPrioChange
 		if vi.UseVMAC {
-			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(g.VMACPrefix), vi.VMACXmitBase
+			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(g.VMACPrefix), vi.VMACXmitBase && !strict
 			if mac, err := net.ParseMAC(vi.VMACAddr); err == nil {
 				ic.VMACAddr = mac
 			}
@@ -97,16 +109,18 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			ic.MulticastGroup = a
 		}
 		// as keepalived: no authentication without a password, with
-		// VRRPv3 or for IPv6 (warned by Validate); the family as the
+		// VRRPv3, for IPv6 or in strict mode (warned by Validate); the family as the
 		// instance reads it (its addresses, else its source or peers)
-		if vi.Auth != nil && vi.Auth.Pass != "" && ic.Version == 2 && !ic.IsIPv6() &&
+		if vi.Auth != nil && vi.Auth.Pass != "" && ic.Version == 2 && !ic.IsIPv6() && !strict &&
 			(strings.EqualFold(vi.Auth.Type, "PASS") || strings.EqualFold(vi.Auth.Type, "AH")) {
 			ic.AuthPass = vi.Auth.Pass
 			if len(ic.AuthPass) > 8 {
 				ic.AuthPass = ic.AuthPass[:8]
 			}
-			if ic.AuthAH = strings.EqualFold(vi.Auth.Type, "AH"); ic.AuthAH && strings.EqualFold(ic.State, "MASTER") {
+			if ic.AuthAH = strings.EqualFold(vi.Auth.Type, "AH"); ic.AuthAH && strings.EqualFold(ic.State, "MASTER") && ic.Priority != vrrp.PriorityOwner {
 				// keepalived: an initial state MASTER is cleared with AH
+				// (but for the address owner): the AH sequence number
+				// is learnt from an advert before taking over
 				ic.State = "BACKUP"
 			}
 		}
@@ -290,5 +304,47 @@ func notifyScripts(n config.Notifiers) vrrp.NotifyScripts {
 		Notify: scriptString(n.Any),
 
 		MasterRxLowerPri: scriptString(n.MasterRxLowerPri),
+	}
+}
+
+// firewallSystem is the part of a VRRP system that keeps the no_accept
+// rules (vrrp.LinuxSystem).
+type firewallSystem interface {
+	SetFirewall([]vrrp.InstanceConfig, []vrrp.FirewallService) error
+}
+
+// firewallLocked are the no_accept instances of the configuration and
+// its virtual services, active or not: an instance turning MASTER
+// activates its services only after it installed its addresses, and
+// their first packets must not be dropped meanwhile.
+func (d *Director) firewallLocked() ([]vrrp.InstanceConfig, []vrrp.FirewallService) {
+	if _, ok := d.opts.VRRPSystem.(firewallSystem); !ok || d.cfg == nil {
+		return nil, nil
+	}
+	var insts []vrrp.InstanceConfig
+	all, _, _ := vrrpOptions(d.cfg)
+	for _, ic := range all {
+		if ic.NoAccept {
+			insts = append(insts, ic)
+		}
+	}
+	svcs := make([]vrrp.FirewallService, 0, len(d.specs))
+	for _, s := range d.specs {
+		k := s.svc.Key
+		svcs = append(svcs, vrrp.FirewallService{Proto: uint8(k.Proto), Addr: k.Addr, Port: k.Port, FWMark: k.FWMark})
+	}
+	return insts, svcs
+}
+
+// setFirewall loads the no_accept rules: the host drops what is
+// addressed to the no_accept instances' addresses, the director still
+// forwards its virtual services.
+func (d *Director) setFirewall(insts []vrrp.InstanceConfig, svcs []vrrp.FirewallService) {
+	fw, ok := d.opts.VRRPSystem.(firewallSystem)
+	if !ok {
+		return
+	}
+	if err := fw.SetFirewall(insts, svcs); err != nil {
+		d.log.Error("vrrp no_accept rules", "err", err)
 	}
 }

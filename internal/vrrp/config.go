@@ -52,6 +52,13 @@ type InstanceConfig struct {
 	// NoPreempt is keepalived's nopreempt (preempt is the default).
 	NoPreempt    bool          `json:"nopreempt,omitempty"`
 	PreemptDelay time.Duration `json:"preempt_delay,omitempty"`
+	// NoAccept is RFC 5798's Accept_Mode off (no_accept, or strict
+	// mode's default): while the instance holds its addresses the host
+	// drops packets addressed to them (and sent from them), except the
+	// virtual services' traffic (LinuxSystem.SetFirewall, which the
+	// director calls with the instances). The director sets it only
+	// below priority 255 (the address owner always accepts).
+	NoAccept bool `json:"no_accept,omitempty"`
 	// DownTimerAdverts is down_timer_adverts (default 3).
 	DownTimerAdverts int `json:"down_timer_adverts,omitempty"`
 

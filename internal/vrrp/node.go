@@ -52,9 +52,12 @@ type InstanceStatus struct {
 	LastAdvert        time.Time      `json:"last_advert,omitzero"`
 	AdvertInterval    time.Duration  `json:"advert_interval_ns"`
 	VirtualIPs        []netip.Prefix `json:"virtual_ipaddress"`
-	Trackers          []Tracker      `json:"trackers,omitempty"`
-	Transitions       []Transition   `json:"transitions"`
-	Counters          Counters       `json:"counters"`
+	// NoAccept: as MASTER the host drops packets to the virtual
+	// addresses other than the virtual services' (InstanceConfig).
+	NoAccept    bool         `json:"no_accept,omitempty"`
+	Trackers    []Tracker    `json:"trackers,omitempty"`
+	Transitions []Transition `json:"transitions"`
+	Counters    Counters     `json:"counters"`
 }
 
 // StaticConfig are static addresses (each with its Dev), routes and
@@ -266,6 +269,7 @@ func (n *Node) adopt(p *plan) {
 func (n *Node) statusBase(c InstanceConfig, s InstanceStatus) InstanceStatus {
 	s.Name, s.Interface, s.VRID, s.Version = c.Name, c.Interface, c.VRID, c.Version
 	s.BasePriority, s.VirtualIPs, s.SyncGroup = c.Priority, vipPrefixes(&c), n.groupName(c.Name)
+	s.NoAccept = c.NoAccept
 	return s
 }
 

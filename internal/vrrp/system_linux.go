@@ -41,6 +41,8 @@ type LinuxSystem struct {
 	// ahCounters are the AH sequence counters, by instance name: they
 	// outlive a socket opened again
 	ahCounters map[string]*ahCounter
+
+	fw vipFirewall // the no_accept rules
 }
 
 var _ System = (*LinuxSystem)(nil)

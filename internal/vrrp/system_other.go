@@ -40,3 +40,6 @@ func (*LinuxSystem) RestoreRoutes(context.Context, *InstanceConfig) (int, error)
 func (*LinuxSystem) WatchLinks(context.Context, func(string, bool)) error { return ErrNotSupported }
 
 var _ System = (*LinuxSystem)(nil)
+
+// SetFirewall returns ErrNotSupported outside Linux.
+func (*LinuxSystem) SetFirewall([]InstanceConfig, []FirewallService) error { return ErrNotSupported }
