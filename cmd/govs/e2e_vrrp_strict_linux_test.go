@@ -31,7 +31,7 @@ vrrp_instance VI_1 {
         10.77.0.50/24 dev eth0
     }
 }
-virtual_server 10.77.0.50 80 {
+virtual_server 10.77.0.50 80,8000-8001 {
     lb_algo rr
     lb_kind NAT
     delay_loop 0.5
@@ -107,6 +107,10 @@ func TestVRRPStrictNoAccept(t *testing.T) {
 			if !fetch("http://10.77.0.50/") {
 				t.Errorf("%s: request %d to the virtual service failed", phase, i)
 			}
+		}
+		// the other ports of the multi-port service
+		if !fetch("http://10.77.0.50:8001/") {
+			t.Errorf("%s: the virtual service's port 8001 failed", phase)
 		}
 		if fetch("http://10.77.0.50:2222/") {
 			t.Errorf("%s: the host's own service answered on the VIP", phase)

@@ -112,6 +112,26 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout)
 		printBGP(stdout, b)
 	}
+	if len(st.BFD) > 0 {
+		fmt.Fprintln(stdout)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BFD INSTANCE	NEIGHBOR	STATE	REMOTE	DIAGNOSTIC	TX	DETECT	SINCE")
+		for _, b := range st.BFD {
+			remote, detect := b.RemoteState, "-"
+			if remote == "" {
+				remote = "-"
+			}
+			if b.DetectTime > 0 {
+				detect = b.DetectTime.String()
+			}
+			state := b.State
+			if b.Error != "" {
+				state += " (" + b.Error + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.Peer, state, remote, b.Diag, b.TxInterval, detect, b.Since.Format("15:04:05.000"))
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tSCHED\tQUORUM\tREAL SERVERS (healthy/total)\tIN POOL\tCONNS")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govs/govs/internal/bfd"
 	"github.com/govs/govs/internal/dataplane"
 )
 
@@ -38,6 +39,8 @@ type State struct {
 	ConfigSync *ConfigSync `json:"config_sync,omitempty"`
 	// BGP is the BGP speaker (govs_bgp), nil without one.
 	BGP *BGP `json:"bgp,omitempty"`
+	// BFD are the bfd_instance sessions.
+	BFD []bfd.Status `json:"bfd,omitempty"`
 }
 
 // BGP is the BGP speaker: its sessions and the routes it announces.

@@ -79,6 +79,10 @@ func (b *builder) top(n *Node) {
 		if t := b.trackProcess(n); t != nil {
 			b.cfg.VRRPTrackProcesses = append(b.cfg.VRRPTrackProcesses, t)
 		}
+	case "bfd_instance":
+		if bi := b.bfdInstance(n); bi != nil {
+			b.cfg.BFDInstances = append(b.cfg.BFDInstances, bi)
+		}
 	case "vrrp_sync_group":
 		if g := b.syncGroup(n); g != nil {
 			b.cfg.SyncGroups = append(b.cfg.SyncGroups, g)
@@ -637,6 +641,8 @@ func (b *builder) syncGroup(n *Node) *SyncGroup {
 			g.TrackFiles = b.tracks(c)
 		case "track_process":
 			g.TrackProcs = b.tracks(c)
+		case "track_bfd":
+			g.TrackBFDs = b.tracks(c)
 		default:
 			b.unsupported(c, "vrrp_sync_group")
 		}
@@ -733,6 +739,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			vi.TrackFiles = b.tracks(c)
 		case "track_process":
 			vi.TrackProcs = b.tracks(c)
+		case "track_bfd":
+			vi.TrackBFDs = b.tracks(c)
 		case "dont_track_primary":
 			b.flag(c, &vi.DontTrackPrimary)
 		case "track_src_ip":
@@ -774,6 +782,9 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 		default:
 			b.unsupported(c, "vrrp_instance")
 		}
+	}
+	if vi.Priority < 0 && strings.EqualFold(vi.State, "MASTER") {
+		b.d.warnf(n.Pos, "vrrp_instance %q: state MASTER without priority is priority 255, the address owner (as keepalived has it): it takes over at once and ignores track weights and nopreempt; give a priority below 255 to let a better director win", name)
 	}
 	return vi
 }

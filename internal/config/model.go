@@ -86,6 +86,7 @@ type Config struct {
 	VRRPScripts         []*VRRPScript         `json:"vrrp_scripts,omitempty"`
 	VRRPTrackFiles      []*TrackFile          `json:"vrrp_track_files,omitempty"`
 	VRRPTrackProcesses  []*TrackProcess       `json:"vrrp_track_processes,omitempty"`
+	BFDInstances        []*BFDInstance        `json:"bfd_instances,omitempty"`
 	SyncGroups          []*SyncGroup          `json:"vrrp_sync_groups,omitempty"`
 	VRRPInstances       []*VRRPInstance       `json:"vrrp_instances,omitempty"`
 	VirtualServerGroups []*VirtualServerGroup `json:"virtual_server_groups,omitempty"`
@@ -510,6 +511,7 @@ type SyncGroup struct {
 	TrackIfaces  []Track   `json:"track_interface,omitempty"`
 	TrackFiles   []Track   `json:"track_file,omitempty"`
 	TrackProcs   []Track   `json:"track_process,omitempty"`
+	TrackBFDs    []Track   `json:"track_bfd,omitempty"`
 }
 
 // Notifiers are the notify_* scripts of a VRRP instance or sync group.
@@ -661,6 +663,7 @@ type VRRPInstance struct {
 	TrackScripts       []Track    `json:"track_script,omitempty"`
 	TrackFiles         []Track    `json:"track_file,omitempty"`
 	TrackProcs         []Track    `json:"track_process,omitempty"`
+	TrackBFDs          []Track    `json:"track_bfd,omitempty"`
 	DontTrackPrimary   bool       `json:"dont_track_primary,omitempty"`
 	TrackSrcIP         bool       `json:"track_src_ip,omitempty"`
 	VIPs               []VIPAddr  `json:"virtual_ipaddress,omitempty"`

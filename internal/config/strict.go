@@ -90,7 +90,8 @@ func (v *validator) strictChecks(vi *VRRPInstance) {
 		v.d.errorf(vi.Pos, "vrrp_instance %q: unicast_peer is not allowed in strict mode (vrrp_strict): adverts go to the multicast group (strict_mode off for this instance to keep unicast)", name)
 	}
 	prio := vi.BasePriority()
-	if vi.State != "" && strings.EqualFold(vi.State, "MASTER") != (prio == 255) {
+	// (priority 255 with state BACKUP is warned about for every mode)
+	if strings.EqualFold(vi.State, "MASTER") && prio != 255 {
 		v.d.warnf(vi.Pos, "vrrp_instance %q: in strict mode only the address owner (priority 255) starts as MASTER: state %s with priority %d starts as %s", name, strings.ToUpper(vi.State), prio, strictState(prio))
 	}
 	if vi.Auth != nil {

@@ -27,6 +27,7 @@ func (c *Config) Validate() Diagnostics {
 	v := &validator{cfg: c, d: &diagList{}}
 	v.global()
 	v.vrrp()
+	v.bfd()
 	v.ifDelays()
 	v.statics()
 	v.sharedRoutes()

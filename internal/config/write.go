@@ -49,6 +49,9 @@ func (c *Config) objects() []any {
 	for _, x := range c.VRRPTrackProcesses {
 		out = append(out, x)
 	}
+	for _, x := range c.BFDInstances {
+		out = append(out, x)
+	}
 	for _, x := range c.SyncGroups {
 		out = append(out, x)
 	}
@@ -191,6 +194,8 @@ func objPos(o any) Pos {
 	case *TrackFile:
 		return x.Pos
 	case *TrackProcess:
+		return x.Pos
+	case *BFDInstance:
 		return x.Pos
 	case *SyncGroup:
 		return x.Pos
@@ -635,6 +640,8 @@ func renderObj(w *wr, o any) {
 		renderTrackFile(w, x)
 	case *TrackProcess:
 		renderTrackProcess(w, x)
+	case *BFDInstance:
+		renderBFDInstance(w, x)
 	case *SyncGroup:
 		renderSyncGroup(w, x)
 	case *VRRPInstance:
@@ -937,6 +944,7 @@ func renderSyncGroup(w *wr, g *SyncGroup) {
 	renderTracks(w, "track_script", g.TrackScripts)
 	renderTracks(w, "track_file", g.TrackFiles)
 	renderTracks(w, "track_process", g.TrackProcs)
+	renderTracks(w, "track_bfd", g.TrackBFDs)
 	renderNotify(w, g.Notify)
 	w.flag("smtp_alert", g.SMTPAlert)
 	w.close()
@@ -992,6 +1000,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	renderTracks(w, "track_script", vi.TrackScripts)
 	renderTracks(w, "track_file", vi.TrackFiles)
 	renderTracks(w, "track_process", vi.TrackProcs)
+	renderTracks(w, "track_bfd", vi.TrackBFDs)
 	w.addr("mcast_src_ip", vi.McastSrcIP)
 	w.addr("unicast_src_ip", vi.UnicastSrcIP)
 	w.num("unicast_ttl", vi.UnicastTTL)

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/govs/govs/internal/bfd"
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/connsync"
 	"github.com/govs/govs/internal/dataplane"
@@ -69,6 +70,9 @@ type Director struct {
 	kick     chan struct{}
 	node     *vrrp.Node // nil without VRRP
 	vrrpSig  string     // the VRRP configuration the node runs
+	// bfd runs the bfd_instance sessions (nil until there is one;
+	// guarded by mu)
+	bfd *bfd.Daemon
 	// notifiers of the instances and groups of the VRRP configuration
 	// before the last reload ("INSTANCE name", "GROUP name"), for the
 	// notifications of those the reload removed
@@ -221,6 +225,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	d.cfg = cfg
 	// before the VRRP node and the checks read the files
 	initTrackFiles(cfg, true, d.log)
+	d.configureBFD(cfg) // before the node: its instances watch the sessions
 	node, err := d.newNode(cfg)
 	if err != nil {
 		d.fifos.Close()
@@ -394,10 +399,7 @@ func (d *Director) Run(ctx context.Context) error {
 	if d.node != nil {
 		// the no_accept rules are in place before any instance can
 		// take its addresses (the loop's reconcile keeps them after)
-		d.mu.Lock()
-		fwInsts, fwSvcs := d.firewallLocked()
-		d.mu.Unlock()
-		d.setFirewall(fwInsts, fwSvcs)
+		d.refreshFirewall()
 		nctx, cancel := context.WithCancel(ctx)
 		g.Go(func() error {
 			defer close(d.nodeDone)
@@ -692,7 +694,7 @@ func (d *Director) reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	svcs, notes := d.effective()
 	routes, since := d.bgpRoutesLocked(svcs)
-	fwInsts, fwSvcs := d.firewallLocked()
+	fwInsts, fwSvcs, fwOK := d.firewallLocked()
 	d.mu.Unlock()
 	for _, n := range notes {
 		d.notifier.Enqueue(n)
@@ -701,7 +703,9 @@ func (d *Director) reconcile(ctx context.Context) error {
 	d.mu.Lock()
 	d.applyErr = err
 	d.mu.Unlock()
-	d.setFirewall(fwInsts, fwSvcs)
+	if fwOK {
+		d.setFirewall(fwInsts, fwSvcs)
+	}
 	// what is announced is what the dataplane balances
 	d.setBGPRoutes(routes, since, err == nil)
 	return err
@@ -763,6 +767,7 @@ func (d *Director) Reload(ctx context.Context) error {
 	// after the load: a refused reload writes no file
 	initTrackFiles(cfg, false, d.log)
 	var vrrpErr error
+	d.configureBFD(cfg) // before the node's reload, as at start
 	if vrrpNext != nil {
 		vrrpErr = d.reloadVRRP(ctx, cfg, *vrrpNext, vrrpSig)
 	}
@@ -860,8 +865,17 @@ func (d *Director) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("static addresses: %w", err))
 		}
 	}
+	d.mu.Lock()
+	dm := d.bfd
+	d.mu.Unlock()
+	if dm != nil {
+		// after VRRP: its peers hear AdminDown, not a failure
+		dm.Close()
+	}
 	// the instances released their addresses: their rules go
-	d.setFirewall(nil, nil)
+	if d.node != nil {
+		d.setFirewall(nil, nil)
+	}
 	if err := d.fifos.stop(d.log); err != nil {
 		errs = append(errs, fmt.Errorf("notify fifos: %w", err))
 	}

@@ -1228,3 +1228,26 @@ func TestStrictOptions(t *testing.T) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
 }
+
+// TestTrackBFDMapping: a track_bfd line takes its bfd_instance's weight
+// unless it gives one; a sync group's apply to its members with weight
+// 0 unless given; the sessions keep their settings.
+func TestTrackBFDMapping(t *testing.T) {
+	src := "bfd_instance R {\n    neighbor_ip 10.0.0.254\n    weight -20 reverse\n    min_rx 50\n    ttl 254\n}\n" +
+		"bfd_instance S {\n    neighbor_ip 10.0.0.253\n}\n" +
+		"vrrp_sync_group G {\n    group {\n        A\n    }\n    track_bfd {\n        S\n    }\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_bfd {\n        R\n        S weight 5\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	got := fmt.Sprint(insts[0].TrackBFDs)
+	if want := "[{R -20 true} {S 5 false} {S 0 false}]"; got != want {
+		t.Errorf("track_bfd %s, want %s", got, want)
+	}
+	bc := bfdConfigs(cfg)
+	if len(bc) != 2 || bc[0].MinRx != 50*time.Millisecond || bc[0].TTL != 254 || bc[1].TTL != 0 {
+		t.Errorf("sessions %+v", bc)
+	}
+}

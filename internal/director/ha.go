@@ -44,6 +44,7 @@ func (d *Director) newNode(cfg *config.Config) (*vrrp.Node, error) {
 			d.updateSyncRole()
 			d.ownershipChanged()
 		},
+		BFD:    bfdWatcher{d},
 		Logger: d.log.With("subsystem", "vrrp"),
 	})
 }
@@ -78,6 +79,7 @@ func (d *Director) reloadVRRP(ctx context.Context, cfg *config.Config, next vrrp
 		d.vrrpSig = ""
 	}
 	d.mu.Unlock()
+	d.refreshFirewall()
 	if err != nil {
 		d.log.Error("reload", "err", err)
 	} else {

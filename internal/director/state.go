@@ -62,6 +62,9 @@ func (d *Director) State(ctx context.Context) (*api.State, error) {
 	st.Sync = d.syncStateLocked()
 	st.ConfigSync = d.cfgSyncState(d.cfg)
 	st.BGP = bgpSt
+	if d.bfd != nil {
+		st.BFD = d.bfd.Status()
+	}
 	for _, s := range d.specs {
 		key := s.svc.Key
 		dec := d.decisions[key]

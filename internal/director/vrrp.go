@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/vrrp"
 )
 
@@ -16,6 +17,10 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	files := map[string]*config.TrackFile{}
 	for _, t := range cfg.VRRPTrackFiles {
 		files[t.Name] = t
+	}
+	bfds := map[string]*config.BFDInstance{}
+	for _, b := range cfg.BFDInstances {
+		bfds[b.Name] = b
 	}
 	procs := map[string]*config.TrackProcess{}
 	for _, t := range cfg.VRRPTrackProcesses {
@@ -145,6 +150,9 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		for _, t := range vi.TrackProcs {
 			ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
 		}
+		for _, t := range vi.TrackBFDs {
+			ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
+		}
 		// A sync group's trackers apply to every member: any of them
 		// failing puts the member, and so the whole group, in FAULT.
 		for _, sg := range cfg.SyncGroups {
@@ -168,6 +176,11 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 				}
 				ic.TrackFiles = append(ic.TrackFiles, tf)
 			}
+			for _, t := range sg.TrackBFDs {
+				// as the group's other trackers: its weight, 0 unless given
+				t.HasWeight = true
+				ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
+			}
 			for _, t := range sg.TrackProcs {
 				// as the group's other trackers: its weight, 0 unless given
 				t.HasWeight = true
@@ -188,6 +201,16 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		groups = append(groups, vrrp.SyncGroupConfig{Name: sg.Name, Members: sg.Group, Notify: notifyScripts(sg.Notify), SMTPAlert: sg.SMTPAlert})
 	}
 	return insts, scripts, groups
+}
+
+// trackBFD is a track_bfd line with its bfd_instance: the line's weight
+// when given, else the bfd_instance's.
+func trackBFD(t config.Track, b *config.BFDInstance) vrrp.TrackBFD {
+	tb := vrrp.TrackBFD{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
+	if !t.HasWeight && b != nil {
+		tb.Weight, tb.Reverse = b.Weight, b.Reverse
+	}
+	return tb
 }
 
 // trackProcess is a track_process line with its vrrp_track_process
@@ -313,27 +336,64 @@ type firewallSystem interface {
 	SetFirewall([]vrrp.InstanceConfig, []vrrp.FirewallService) error
 }
 
-// firewallLocked are the no_accept instances of the configuration and
-// its virtual services, active or not: an instance turning MASTER
-// activates its services only after it installed its addresses, and
-// their first packets must not be dropped meanwhile.
-func (d *Director) firewallLocked() ([]vrrp.InstanceConfig, []vrrp.FirewallService) {
-	if _, ok := d.opts.VRRPSystem.(firewallSystem); !ok || d.cfg == nil {
-		return nil, nil
+// firewallLocked are the no_accept instances of the VRRP configuration
+// the node runs (a reload whose VRRP part failed keeps the old one) and
+// every port of the configured virtual services, active or not: an
+// instance turning MASTER activates its services only after it installed
+// its addresses, and their first packets must not be dropped meanwhile.
+// Nothing without a VRRP node (no rules to keep, and no nft run).
+func (d *Director) firewallLocked() ([]vrrp.InstanceConfig, []vrrp.FirewallService, bool) {
+	if _, ok := d.opts.VRRPSystem.(firewallSystem); !ok || d.node == nil || d.vrrpCfg == nil {
+		return nil, nil, false
 	}
 	var insts []vrrp.InstanceConfig
-	all, _, _ := vrrpOptions(d.cfg)
+	all, _, _ := vrrpOptions(d.vrrpCfg)
 	for _, ic := range all {
 		if ic.NoAccept {
 			insts = append(insts, ic)
 		}
 	}
-	svcs := make([]vrrp.FirewallService, 0, len(d.specs))
+	var svcs []vrrp.FirewallService
 	for _, s := range d.specs {
-		k := s.svc.Key
-		svcs = append(svcs, vrrp.FirewallService{Proto: uint8(k.Proto), Addr: k.Addr, Port: k.Port, FWMark: k.FWMark})
+		k := s.svc
+		protos := k.Protos
+		if len(protos) == 0 {
+			protos = []dataplane.Proto{k.Key.Proto}
+		}
+		addrs := k.VIPs
+		if len(addrs) == 0 && k.Key.Addr.IsValid() {
+			addrs = []netip.Addr{k.Key.Addr}
+		}
+		ports := k.Ports
+		if len(ports) == 0 {
+			ports = []dataplane.PortRange{{From: k.Key.Port, To: k.Key.Port}}
+		}
+		if k.Key.FWMark != 0 {
+			svcs = append(svcs, vrrp.FirewallService{FWMark: k.Key.FWMark})
+		}
+		for _, a := range addrs {
+			for _, p := range protos {
+				for _, r := range ports {
+					svcs = append(svcs, vrrp.FirewallService{Proto: uint8(p), Addr: a, Port: r.From, PortTo: r.To})
+				}
+			}
+		}
 	}
-	return insts, svcs
+	return insts, svcs, true
+}
+
+// refreshFirewall puts the no_accept rules in line with the running VRRP
+// configuration and the services (at start, and after a reload changed
+// what the node runs).
+func (d *Director) refreshFirewall() {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	d.mu.Lock()
+	insts, svcs, ok := d.firewallLocked()
+	d.mu.Unlock()
+	if ok {
+		d.setFirewall(insts, svcs)
+	}
 }
 
 // setFirewall loads the no_accept rules: the host drops what is

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -103,6 +104,7 @@ type InstanceConfig struct {
 	TrackScripts    []TrackScript    `json:"track_script,omitempty"`
 	TrackFiles      []TrackFile      `json:"track_file,omitempty"`
 	TrackProcesses  []TrackProcess   `json:"track_process,omitempty"`
+	TrackBFDs       []TrackBFD       `json:"track_bfd,omitempty"`
 	// NotifyPriorityChanges (notify_priority_changes) notifies every
 	// change of the effective priority that comes without a change of
 	// state (the notify script, with the current state).
@@ -314,6 +316,24 @@ type TrackProcess struct {
 	Weight  int          `json:"weight,omitempty"`
 	Reverse bool         `json:"reverse,omitempty"`
 	Match   ProcessMatch `json:"match"`
+}
+
+// TrackBFD is a track_bfd entry: a BFD session (bfd_instance), up while
+// the session is Up. Weight as for a track_process; a session starts
+// down, as keepalived's.
+type TrackBFD struct {
+	Name    string `json:"name"`
+	Weight  int    `json:"weight,omitempty"`
+	Reverse bool   `json:"reverse,omitempty"`
+}
+
+// BFDWatcher tells the state of BFD sessions (bfd.Daemon).
+type BFDWatcher interface {
+	// Watch calls fn with whether the session is Up, at once and on
+	// every change, until ctx is done.
+	Watch(ctx context.Context, name string, fn func(up bool))
+	// Up reports whether the session is Up now.
+	Up(name string) (up, known bool)
 }
 
 // ProcessMatch says which processes a track_process counts and when the

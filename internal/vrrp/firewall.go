@@ -18,9 +18,9 @@ type FirewallService struct {
 	// Proto is the IP protocol (6 TCP, 17 UDP, 132 SCTP); 0 with FWMark.
 	Proto uint8
 	Addr  netip.Addr
-	// Port 0: every port of Addr.
-	Port   uint16
-	FWMark uint32
+	// Port to PortTo (0: Port alone); Port 0: every port of Addr.
+	Port, PortTo uint16
+	FWMark       uint32
 }
 
 // fwAddr is an address the no_accept rules drop; dev is kept for IPv6
@@ -57,25 +57,7 @@ func firewallScript(drop []fwAddr, svcs []FirewallService) string {
 			v6 = append(v6, a.addr.String())
 		}
 	}
-	var s4, s6, all4, all6, marks []string
-	for _, s := range svcs {
-		if s.FWMark != 0 {
-			marks = append(marks, fmt.Sprint(s.FWMark))
-			continue
-		}
-		a := s.Addr.Unmap()
-		switch {
-		case !a.IsValid():
-		case s.Port == 0 && a.Is4():
-			all4 = append(all4, fmt.Sprintf("%s . %d", a, s.Proto))
-		case s.Port == 0:
-			all6 = append(all6, fmt.Sprintf("%s . %d", a, s.Proto))
-		case a.Is4():
-			s4 = append(s4, fmt.Sprintf("%s . %d . %d", a, s.Proto, s.Port))
-		default:
-			s6 = append(s6, fmt.Sprintf("%s . %d . %d", a, s.Proto, s.Port))
-		}
-	}
+	s4, s6, all4, all6, marks := serviceElements(svcs)
 	fmt.Fprintf(&b, "table inet %s {\n", FirewallTable)
 	set := func(name, typ string, elems []string) {
 		if len(elems) == 0 {
@@ -83,7 +65,12 @@ func firewallScript(drop []fwAddr, svcs []FirewallService) string {
 		}
 		slices.Sort(elems)
 		elems = slices.Compact(elems)
-		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\telements = { %s }\n\t}\n", name, typ, strings.Join(elems, ", "))
+		flags := ""
+		if strings.HasSuffix(typ, "inet_service") {
+			// port ranges of multi-port services
+			flags = "\t\tflags interval\n"
+		}
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n%s\t\telements = { %s }\n\t}\n", name, typ, flags, strings.Join(elems, ", "))
 	}
 	set("vips4", "ipv4_addr", v4)
 	set("vips6", "ipv6_addr", v6)
@@ -132,6 +119,71 @@ func firewallScript(drop []fwAddr, svcs []FirewallService) string {
 	chain("out", "output", "saddr", "sport", "oifname")
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// serviceElements renders the services as set elements: address .
+// protocol . ports (the ranges of one address and protocol merged, an
+// interval set refusing overlaps), address . protocol for every port,
+// and marks.
+func serviceElements(svcs []FirewallService) (s4, s6, all4, all6, marks []string) {
+	type ap struct {
+		addr  netip.Addr
+		proto uint8
+	}
+	ranges := map[ap][][2]uint16{}
+	every := map[ap]bool{}
+	for _, s := range svcs {
+		if s.FWMark != 0 {
+			marks = append(marks, fmt.Sprint(s.FWMark))
+			continue
+		}
+		a := s.Addr.Unmap()
+		if !a.IsValid() {
+			continue
+		}
+		k := ap{a, s.Proto}
+		if s.Port == 0 {
+			every[k] = true
+			continue
+		}
+		ranges[k] = append(ranges[k], [2]uint16{s.Port, max(s.PortTo, s.Port)})
+	}
+	for k := range every {
+		e := fmt.Sprintf("%s . %d", k.addr, k.proto)
+		if k.addr.Is4() {
+			all4 = append(all4, e)
+		} else {
+			all6 = append(all6, e)
+		}
+	}
+	for k, rs := range ranges {
+		if every[k] {
+			continue
+		}
+		slices.SortFunc(rs, func(x, y [2]uint16) int { return cmp.Compare(x[0], y[0]) })
+		merged := rs[:1]
+		for _, r := range rs[1:] {
+			last := &merged[len(merged)-1]
+			if int(r[0]) <= int(last[1])+1 {
+				last[1] = max(last[1], r[1])
+				continue
+			}
+			merged = append(merged, r)
+		}
+		for _, r := range merged {
+			ports := fmt.Sprint(r[0])
+			if r[1] > r[0] {
+				ports += fmt.Sprintf("-%d", r[1])
+			}
+			e := fmt.Sprintf("%s . %d . %s", k.addr, k.proto, ports)
+			if k.addr.Is4() {
+				s4 = append(s4, e)
+			} else {
+				s6 = append(s6, e)
+			}
+		}
+	}
+	return s4, s6, all4, all6, marks
 }
 
 // sortedDrop is the drop set in a stable order.

@@ -14,6 +14,7 @@ import (
 type vipFirewall struct {
 	mu     sync.Mutex
 	loaded string // the script last loaded; "" when no table is ours
+	failed string // the script that last failed to load (reported once)
 	// checked: the table a govs before this one may have left was
 	// removed (or there is no nft to have made one)
 	checked bool
@@ -45,26 +46,30 @@ func (s *LinuxSystem) SetFirewall(noAccept []InstanceConfig, svcs []FirewallServ
 	}
 	s.fw.mu.Lock()
 	defer s.fw.mu.Unlock()
+	script := firewallScript(sortedDrop(drop), svcs)
 	if len(drop) == 0 && s.fw.loaded == "" {
 		if s.fw.checked {
 			return nil
 		}
+		// a table an earlier govs left: removed if nft can, quietly
+		// (this govs asked for no rules)
 		s.fw.checked = true
-		if _, err := exec.LookPath("nft"); err != nil {
-			return nil
+		if _, err := exec.LookPath("nft"); err == nil {
+			_ = s.nft(script)
 		}
+		return nil
 	}
-	script := firewallScript(sortedDrop(drop), svcs)
-	if script == s.fw.loaded {
+	if script == s.fw.loaded || script == s.fw.failed {
 		return nil
 	}
 	if err := s.nft(script); err != nil {
+		s.fw.failed = script
 		if len(drop) == 0 {
 			return fmt.Errorf("remove the no_accept rules: %w", err)
 		}
 		return fmt.Errorf("no_accept rules: %w", err)
 	}
-	s.fw.checked, s.fw.loaded = true, script
+	s.fw.checked, s.fw.loaded, s.fw.failed = true, script, ""
 	if len(drop) == 0 {
 		s.fw.loaded = ""
 	}

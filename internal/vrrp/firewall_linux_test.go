@@ -66,10 +66,13 @@ func TestLinuxSystemNoAccept(t *testing.T) {
 	if strings.Contains(rules, "10.8.0.200") {
 		t.Errorf("an accept instance's address in the rules:\n%s", rules)
 	}
-	if err := s.SetFirewall([]InstanceConfig{cfg, other}, []FirewallService{{Proto: 6, Addr: netip.MustParseAddr("10.8.0.100"), Port: 80}, {FWMark: 3}}); err != nil {
+	if err := s.SetFirewall([]InstanceConfig{cfg, other}, []FirewallService{{Proto: 6, Addr: netip.MustParseAddr("10.8.0.100"), Port: 80}, {FWMark: 3},
+		{Proto: 17, Addr: netip.MustParseAddr("10.8.0.100"), Port: 5000, PortTo: 5100}, {Proto: 6, Addr: netip.MustParseAddr("2001:db8::100")},
+		{Proto: 6, Addr: netip.MustParseAddr("2001:db8::100"), Port: 443}}); err != nil {
 		t.Fatal(err)
 	}
-	if rules, _ := list(); !strings.Contains(rules, "10.8.0.100 . tcp . 80") || !strings.Contains(rules, "meta mark @service_marks accept") {
+	if rules, _ := list(); !strings.Contains(rules, "10.8.0.100 . tcp . 80") || !strings.Contains(rules, "meta mark @service_marks accept") ||
+		!strings.Contains(rules, "10.8.0.100 . udp . 5000-5100") || !strings.Contains(rules, "2001:db8::100 . tcp") {
 		t.Errorf("services not in the rules:\n%s", rules)
 	}
 	// a reload turning accept on takes the table away

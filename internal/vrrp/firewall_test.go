@@ -51,6 +51,16 @@ func TestFirewallScript(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, s)
 		}
 	}
+	// the ports of one address and protocol merged, as an interval set
+	// takes no overlap
+	m := firewallScript([]fwAddr{{addr: a("10.0.0.1")}}, []FirewallService{
+		{Proto: 6, Addr: a("10.0.0.1"), Port: 80}, {Proto: 6, Addr: a("10.0.0.1"), Port: 8000, PortTo: 8100},
+		{Proto: 6, Addr: a("10.0.0.1"), Port: 8050, PortTo: 8200}, {Proto: 6, Addr: a("10.0.0.1"), Port: 81},
+		{Proto: 17, Addr: a("10.0.0.1"), Port: 8050},
+	})
+	if !strings.Contains(m, "flags interval\n\t\telements = { 10.0.0.1 . 17 . 8050, 10.0.0.1 . 6 . 80-81, 10.0.0.1 . 6 . 8000-8200 }") {
+		t.Errorf("merged ranges:\n%s", m)
+	}
 	// the output chain takes no marks and lets no ICMP error out
 	out := s[strings.Index(s, "chain out"):]
 	if strings.Contains(out, "mark") || strings.Contains(out, "destination-unreachable") {

@@ -32,7 +32,10 @@ type Options struct {
 	// OnChange is called after every state or priority change of an
 	// instance, in order, from the notification goroutine.
 	OnChange func(InstanceStatus)
-	Logger   *slog.Logger
+	// BFD tells the state of the sessions track_bfd names; without it
+	// they stay down.
+	BFD    BFDWatcher
+	Logger *slog.Logger
 }
 
 // InstanceStatus is the observable state of one instance (API, CLI,
@@ -846,6 +849,17 @@ func (n *Node) watchSpecs(cfgs []InstanceConfig, scripts map[string]ScriptConfig
 		for _, tf := range c.TrackFiles {
 			specs[fileKey(tf.Name)] = watchSpec{sig: sig(tf.Path, tf.Init), run: func(ctx context.Context, send func(EventTrack)) {
 				watchFile(ctx, tf, func(v int) { send(EventTrack{Key: fileKey(tf.Name), Value: v}) })
+			}}
+		}
+		for _, tb := range c.TrackBFDs {
+			if n.opts.BFD == nil {
+				continue
+			}
+			specs[bfdKey(tb.Name)] = watchSpec{sig: tb.Name, run: func(ctx context.Context, send func(EventTrack)) {
+				n.opts.BFD.Watch(ctx, tb.Name, func(up bool) {
+					n.log.Info("vrrp tracked bfd state", "track_bfd", tb.Name, "up", up)
+					send(EventTrack{Key: bfdKey(tb.Name), OK: up})
+				})
 			}}
 		}
 		for _, tp := range c.TrackProcesses {

@@ -15,6 +15,7 @@ import (
 func interfaceKey(name string) string { return "interface:" + name }
 func scriptKey(name string) string    { return "script:" + name }
 func fileKey(name string) string      { return "file:" + name }
+func bfdKey(name string) string       { return "bfd:" + name }
 
 // filePollInterval is how often track files are re-read.
 const filePollInterval = time.Second
@@ -57,6 +58,11 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 	}
 	for _, tp := range cfg.TrackProcesses {
 		ts = append(ts, Tracker{Key: processKey(tp.Name), Weight: tp.Weight, Reverse: tp.Reverse, OK: tp.Match.up(countProcesses(tp.Match))})
+	}
+	for _, tb := range cfg.TrackBFDs {
+		// down until the session says otherwise (its watcher tells
+		// the current state at once)
+		ts = append(ts, Tracker{Key: bfdKey(tb.Name), Weight: tb.Weight, Reverse: tb.Reverse, OK: false})
 	}
 	if cfg.UnicastFaultNoPeer && len(cfg.UnicastPeers) == 0 {
 		// a condition of the configuration, not of the host: FAULT

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/bfd"
+)
+
+const bfdGovsConf = `global_defs {
+    router_id d1
+    govs_dataplane proxy
+}
+bfd_instance ROUTER {
+    neighbor_ip 10.77.0.11
+    source_ip 10.77.0.1
+    min_rx 30
+    min_tx 30
+    multiplier 3
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 42
+    priority 100
+    version 3
+    advert_int 0.1
+    track_bfd {
+        ROUTER
+    }
+    virtual_ipaddress {
+        10.77.0.50/24 dev eth0
+    }
+}
+`
+
+const bfdKeepalivedConf = `bfd_instance GOVS {
+    neighbor_ip 10.77.0.1
+    source_ip 10.77.0.11
+    min_rx 30
+    min_tx 30
+    multiplier 3
+}
+`
+
+// TestBFDKeepalivedInterop runs a govs director whose VRRP instance
+// tracks a BFD session (track_bfd) to keepalived's BFD (bfd_instance, in
+// another namespace): the session comes up and the instance becomes
+// MASTER; keepalived killed (SIGKILL: no AdminDown) takes the session
+// down by its detection time and the instance to FAULT within a second;
+// keepalived back brings both back; keepalived stopped (SIGTERM) takes
+// the session down too; govs stopped sends AdminDown, which keepalived
+// logs as the neighbor signaling the session down.
+func TestBFDKeepalivedInterop(t *testing.T) {
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Skip("needs keepalived (its BFD is the peer)")
+	}
+	l := newVRRPLab(t)
+	kconf := filepath.Join(l.dir, "keepalived.conf")
+	if err := os.WriteFile(kconf, []byte(bfdKeepalivedConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var klog *os.File
+	startKeepalived := func() *exec.Cmd {
+		t.Helper()
+		// pid files a killed keepalived left
+		for _, f := range []string{"k.pid", "kv.pid", "kc.pid", "kb.pid"} {
+			os.Remove(filepath.Join(l.dir, f))
+		}
+		var err error
+		klog, err = os.CreateTemp(l.dir, "keepalived-*.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := nsExec(l.prefix+"r1", "keepalived", "-n", "-l", "-D", "-f", kconf,
+			"-p", filepath.Join(l.dir, "k.pid"), "-r", filepath.Join(l.dir, "kv.pid"), "-c", filepath.Join(l.dir, "kc.pid"), "-b", filepath.Join(l.dir, "kb.pid"))
+		cmd.Stdout, cmd.Stderr = klog, klog
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			// SIGTERM first: keepalived writes its log out when it exits
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+			if t.Failed() {
+				b, _ := os.ReadFile(klog.Name())
+				t.Logf("keepalived:\n%s", b)
+			}
+		})
+		return cmd
+	}
+	crashKeepalived := func() {
+		t.Helper()
+		// every process: keepalived's BFD runs in a child of its own
+		out, _ := exec.Command("ip", "netns", "pids", l.prefix+"r1").Output()
+		for _, p := range strings.Fields(string(out)) {
+			exec.Command("kill", "-9", p).Run()
+		}
+	}
+	k := startKeepalived()
+
+	conf := filepath.Join(l.dir, "d1.conf")
+	if err := os.WriteFile(conf, []byte(bfdGovsConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(l.dir, "d1.sock")
+	d1 := l.start("d1", govsBin, "run", "-f", conf, "--api-socket", sock, "--lame-duck", "100ms")
+	c := api.NewClient(sock)
+	session := func() bfd.Status {
+		st, err := c.State(context.Background())
+		if err != nil || len(st.BFD) != 1 {
+			return bfd.Status{}
+		}
+		return st.BFD[0]
+	}
+	waitFor := func(what string, within time.Duration, ok func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < within {
+			if ok() {
+				return time.Since(start)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("%s: not within %v (session %+v)", what, within, session())
+		return 0
+	}
+	waitFor("session up", 10*time.Second, func() bool { return session().State == "Up" })
+	waitState(t, c, "MASTER", 5*time.Second)
+	s := session()
+	if s.RemoteState != "Up" || s.TxInterval != 30*time.Millisecond || s.DetectTime != 90*time.Millisecond {
+		t.Errorf("session when up: %+v", s)
+	}
+	out, _ := exec.Command(govsBin, "status", "-s", sock).CombinedOutput()
+	if !strings.Contains(string(out), "ROUTER") || !strings.Contains(string(out), "10.77.0.11") {
+		t.Errorf("govs status shows no BFD session:\n%s", out)
+	}
+
+	// keepalived dies: no AdminDown, the detection time (90 ms) tells
+	crashKeepalived()
+	k.Wait()
+	took := waitFor("FAULT after keepalived died", 3*time.Second, func() bool {
+		st, err := c.State(context.Background())
+		return err == nil && len(st.VRRP) == 1 && st.VRRP[0].State == "FAULT"
+	})
+	t.Logf("keepalived killed: VRRP in FAULT after %v", took)
+	if took > time.Second {
+		t.Errorf("FAULT after %v, want within the detection time and a poll", took)
+	}
+	if s := session(); s.State != "Down" || s.Diag != "control detection time expired" {
+		t.Errorf("session after the peer died: %+v", s)
+	}
+
+	// back
+	k = startKeepalived()
+	waitFor("session up again", 10*time.Second, func() bool { return session().State == "Up" })
+	waitState(t, c, "MASTER", 5*time.Second)
+
+	// keepalived stopped cleanly (2.2.7 sends no AdminDown then: the
+	// detection time tells)
+	k.Process.Signal(syscall.SIGTERM)
+	waitFor("session down on keepalived's stop", 5*time.Second, func() bool { return session().State == "Down" })
+	t.Logf("keepalived stopped: session down, %s", session().Diag)
+	waitState(t, c, "FAULT", 2*time.Second)
+
+	k.Wait()
+	// govs stopped cleanly: keepalived hears AdminDown
+	k = startKeepalived()
+	waitFor("session up a third time", 10*time.Second, func() bool { return session().State == "Up" })
+	time.Sleep(200 * time.Millisecond)
+	d1.Process.Signal(syscall.SIGTERM)
+	d1.Wait()
+	time.Sleep(300 * time.Millisecond)
+	// keepalived's log reaches its file when it exits
+	k.Process.Signal(syscall.SIGTERM)
+	k.Wait()
+	b, _ := os.ReadFile(klog.Name())
+	if !strings.Contains(string(b), "(GOVS) Entering Up state") ||
+		!strings.Contains(string(b), "(GOVS) Entering Down state (Local diagnostic - Neighbor Signaled Session Down, Remote diagnostic - Administratively Down)") {
+		t.Errorf("keepalived did not take the session down on govs's AdminDown:\n%s", b)
+	}
+}

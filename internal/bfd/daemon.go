@@ -1,0 +1,526 @@
+package bfd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Status is what a session shows (API, CLI, metrics).
+type Status struct {
+	Name        string        `json:"name"`
+	Peer        netip.Addr    `json:"neighbor_ip"`
+	Source      netip.Addr    `json:"source_ip,omitzero"`
+	State       string        `json:"state"`
+	RemoteState string        `json:"remote_state"`
+	Diag        string        `json:"diagnostic"`
+	RemoteDiag  string        `json:"remote_diagnostic"`
+	LocalDiscr  uint32        `json:"local_discriminator"`
+	RemoteDiscr uint32        `json:"remote_discriminator"`
+	TxInterval  time.Duration `json:"tx_interval_ns"`
+	DetectTime  time.Duration `json:"detect_time_ns"`
+	Since       time.Time     `json:"since"`
+	Ups         uint64        `json:"ups"`
+	Error       string        `json:"error,omitempty"` // the session cannot send
+}
+
+// Daemon runs the sessions: one goroutine owns them, listeners on UDP
+// port 3784 (IPv4 and IPv6, opened as sessions need them) feed it the
+// packets, each session sends from a socket of its own (source port
+// 49152-65535, TTL 255 by default).
+type Daemon struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*live
+	byDiscr  map[uint32]*live
+	watchers map[string][]chan struct{}
+	ln4, ln6 *listener
+	closed   bool
+
+	wake chan struct{}
+	rx   chan received
+	done chan struct{}
+	wg   sync.WaitGroup
+	// Counters of packets the listeners dropped, by reason.
+	drops map[string]uint64
+}
+
+// live is a running session and its socket.
+type live struct {
+	s    *session
+	conn net.PacketConn
+	err  string
+}
+
+type received struct {
+	p        Packet
+	src, dst netip.Addr
+	ttl      int
+}
+
+// NewDaemon starts a daemon with no session.
+func NewDaemon(log *slog.Logger) *Daemon {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{log: log, sessions: map[string]*live{}, byDiscr: map[uint32]*live{}, watchers: map[string][]chan struct{}{},
+		wake: make(chan struct{}, 1), rx: make(chan received, 64), done: make(chan struct{}), drops: map[string]uint64{}}
+	d.wg.Go(d.loop)
+	return d
+}
+
+// Configure puts the sessions cfgs in force: new ones start (Down),
+// missing ones stop, changed intervals of a session to the same peer
+// and source are taken without a reset (an Up session runs a Poll
+// Sequence), a new peer or source restarts it. It refuses an invalid
+// set whole.
+func (d *Daemon) Configure(cfgs []Config) error {
+	var errs []error
+	names := map[string]bool{}
+	for i := range cfgs {
+		cfgs[i] = cfgs[i].WithDefaults()
+		if err := cfgs[i].Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("bfd_instance %s: %w", cfgs[i].Name, err))
+		}
+		if names[cfgs[i].Name] {
+			errs = append(errs, fmt.Errorf("bfd_instance %s given twice", cfgs[i].Name))
+		}
+		names[cfgs[i].Name] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("bfd: daemon closed")
+	}
+	now := time.Now()
+	for name, l := range d.sessions {
+		if !names[name] {
+			d.stopLocked(l)
+			delete(d.sessions, name)
+			d.notifyLocked(name)
+		}
+	}
+	var v4, v6 bool
+	for _, c := range cfgs {
+		if c.Peer.Unmap().Is4() {
+			v4 = true
+		} else {
+			v6 = true
+		}
+		l := d.sessions[c.Name]
+		if l != nil && (l.s.cfg.Peer != c.Peer || l.s.cfg.Source != c.Source || l.s.cfg.TTL != c.TTL) {
+			d.stopLocked(l)
+			delete(d.sessions, c.Name)
+			d.notifyLocked(c.Name)
+			l = nil
+		}
+		if l != nil {
+			l.s.reconfigure(c, now)
+			continue
+		}
+		l = &live{s: newSession(c, d.newDiscrLocked(), now)}
+		conn, err := dial(c)
+		if err != nil {
+			l.err = err.Error()
+			d.log.Error("bfd: session socket", "bfd_instance", c.Name, "err", err)
+		}
+		l.conn = conn
+		d.sessions[c.Name] = l
+		d.byDiscr[l.s.localDiscr] = l
+		d.log.Info("bfd session added", "bfd_instance", c.Name, "neighbor", c.Peer, "min_rx", c.MinRx, "min_tx", c.MinTx, "multiplier", c.Multiplier)
+	}
+	var lerr error
+	if v4 && d.ln4 == nil {
+		d.ln4, lerr = d.listen(false)
+	}
+	if v6 && d.ln6 == nil {
+		var err error
+		d.ln6, err = d.listen(true)
+		lerr = errors.Join(lerr, err)
+	}
+	d.poke()
+	return lerr
+}
+
+func (d *Daemon) newDiscrLocked() uint32 {
+	for {
+		x := rand.Uint32()
+		if x != 0 && d.byDiscr[x] == nil {
+			return x
+		}
+	}
+}
+
+func (d *Daemon) stopLocked(l *live) {
+	delete(d.byDiscr, l.s.localDiscr)
+	if l.conn != nil {
+		l.conn.Close()
+	}
+}
+
+func (d *Daemon) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dial opens a session's sending socket: bound to its source (if any)
+// and a port of 49152-65535, with its TTL.
+func dial(c Config) (net.PacketConn, error) {
+	network, host := "udp4", "0.0.0.0"
+	if !c.Peer.Unmap().Is4() {
+		network, host = "udp6", "::"
+	}
+	if c.Source.IsValid() {
+		host = c.Source.Unmap().String()
+	}
+	var last error
+	start := rand.IntN(sourcePorts)
+	for i := range 64 {
+		port := sourcePortMin + (start+i*257)%sourcePorts
+		conn, err := net.ListenPacket(network, net.JoinHostPort(host, fmt.Sprint(port)))
+		if err != nil {
+			last = err
+			continue
+		}
+		if network == "udp4" {
+			err = ipv4.NewPacketConn(conn).SetTTL(c.TTL)
+		} else {
+			err = ipv6.NewPacketConn(conn).SetHopLimit(c.TTL)
+		}
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("set ttl: %w", err)
+		}
+		return conn, nil
+	}
+	return nil, fmt.Errorf("no source port free in %d-%d: %w", sourcePortMin, sourcePortMin+sourcePorts-1, last)
+}
+
+// listener reads the control packets of one family on port 3784.
+type listener struct{ conn net.PacketConn }
+
+func (d *Daemon) listen(v6 bool) (*listener, error) {
+	network, addr := "udp4", fmt.Sprintf("0.0.0.0:%d", controlPort)
+	if v6 {
+		network, addr = "udp6", fmt.Sprintf("[::]:%d", controlPort)
+	}
+	conn, err := net.ListenPacket(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("bfd: listen on %s: %w", addr, err)
+	}
+	l := &listener{conn: conn}
+	if v6 {
+		p := ipv6.NewPacketConn(conn)
+		if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("bfd: %s: hop limit: %w", addr, err)
+		}
+		d.wg.Go(func() {
+			buf := make([]byte, 1500)
+			for {
+				n, cm, src, err := p.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				ttl, dst := -1, netip.Addr{}
+				if cm != nil {
+					ttl = cm.HopLimit
+					dst, _ = netip.AddrFromSlice(cm.Dst)
+				}
+				d.deliver(buf[:n], src, dst, ttl)
+			}
+		})
+		return l, nil
+	}
+	p := ipv4.NewPacketConn(conn)
+	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("bfd: %s: ttl: %w", addr, err)
+	}
+	d.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, cm, src, err := p.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			ttl, dst := -1, netip.Addr{}
+			if cm != nil {
+				ttl = cm.TTL
+				dst, _ = netip.AddrFromSlice(cm.Dst)
+			}
+			d.deliver(buf[:n], src, dst, ttl)
+		}
+	})
+	return l, nil
+}
+
+// deliver checks a packet and hands it to the loop.
+func (d *Daemon) deliver(b []byte, src net.Addr, dst netip.Addr, ttl int) {
+	p, err := Parse(b)
+	if err != nil {
+		d.drop(err.Error())
+		return
+	}
+	ua, ok := src.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	sa, _ := netip.AddrFromSlice(ua.IP)
+	select {
+	case d.rx <- received{p: p, src: sa.Unmap(), dst: dst.Unmap(), ttl: ttl}:
+	case <-d.done:
+	}
+}
+
+func (d *Daemon) drop(reason string) {
+	d.mu.Lock()
+	d.drops[reason]++
+	d.mu.Unlock()
+}
+
+// loop runs the sessions' timers and packets.
+func (d *Daemon) loop() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case r := <-d.rx:
+			d.handle(r)
+		case <-d.wake:
+		case <-timer.C:
+		}
+		next := d.tick()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if next.IsZero() {
+			timer.Reset(time.Hour)
+		} else {
+			timer.Reset(max(time.Until(next), 0))
+		}
+	}
+}
+
+// handle finds the session of a received packet (RFC 5880 §6.8.6: by
+// your discriminator, else by the source address while it is 0) and
+// applies it.
+func (d *Daemon) handle(r received) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var l *live
+	if r.p.YourDiscr != 0 {
+		l = d.byDiscr[r.p.YourDiscr]
+	} else {
+		for _, s := range d.sessions {
+			if s.s.cfg.Peer.Unmap() == r.src && (!s.s.cfg.Source.IsValid() || !r.dst.IsValid() || s.s.cfg.Source.Unmap() == r.dst) {
+				l = s
+				break
+			}
+		}
+	}
+	switch {
+	case l == nil:
+		d.drops["no session"]++
+		return
+	case l.s.cfg.Peer.Unmap() != r.src:
+		d.drops["wrong source"]++
+		return
+	case l.s.cfg.MaxHops < 255 && r.ttl >= 0 && r.ttl < 255-l.s.cfg.MaxHops:
+		// RFC 5881 §5: single-hop packets arrive with TTL 255
+		d.drops["ttl"]++
+		return
+	}
+	if l.s.receive(r.p, time.Now()) {
+		d.changedLocked(l)
+	}
+}
+
+// tick expires and sends what is due; it returns when it is needed next.
+func (d *Daemon) tick() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	var next time.Time
+	for _, l := range d.sessions {
+		if l.s.expire(now) {
+			d.changedLocked(l)
+		}
+		for l.s.due(now) {
+			d.send(l, now)
+		}
+		if t := l.s.next(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	return next
+}
+
+func (d *Daemon) send(l *live, now time.Time) {
+	p := l.s.packet(now)
+	if l.conn == nil {
+		return
+	}
+	dst := &net.UDPAddr{IP: l.s.cfg.Peer.Unmap().AsSlice(), Port: controlPort}
+	if _, err := l.conn.WriteTo(p.Marshal(), dst); err != nil {
+		if l.err != err.Error() {
+			d.log.Warn("bfd: send", "bfd_instance", l.s.cfg.Name, "err", err)
+		}
+		l.err = err.Error()
+		return
+	}
+	l.err = ""
+}
+
+func (d *Daemon) changedLocked(l *live) {
+	s := l.s
+	d.log.Info("bfd session state", "bfd_instance", s.cfg.Name, "neighbor", s.cfg.Peer, "state", s.state.String(),
+		"diagnostic", s.diag.String(), "remote_state", s.remoteState.String())
+	d.notifyLocked(s.cfg.Name)
+}
+
+func (d *Daemon) notifyLocked(name string) {
+	for _, c := range d.watchers[name] {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Up reports whether the session name is Up; known is false when there
+// is no such session.
+func (d *Daemon) Up(name string) (up, known bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.sessions[name]
+	if l == nil {
+		return false, false
+	}
+	return l.s.state == Up, true
+}
+
+// Watch calls fn with whether the session name is Up: once at once, then
+// on every change, until ctx is done. A session that does not exist (or
+// no longer) counts as down. fn runs on a goroutine of its own, one call
+// at a time.
+func (d *Daemon) Watch(ctx context.Context, name string, fn func(up bool)) {
+	c := make(chan struct{}, 1)
+	d.mu.Lock()
+	d.watchers[name] = append(d.watchers[name], c)
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.watchers[name] = slices.DeleteFunc(d.watchers[name], func(x chan struct{}) bool { return x == c })
+		if len(d.watchers[name]) == 0 {
+			delete(d.watchers, name)
+		}
+		d.mu.Unlock()
+	}()
+	first, last := true, false
+	for {
+		up, _ := d.Up(name)
+		if first || up != last {
+			fn(up)
+		}
+		first, last = false, up
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// Status lists the sessions by name.
+func (d *Daemon) Status() []Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]Status, 0, len(d.sessions))
+	for _, l := range d.sessions {
+		s := l.s
+		st := Status{Name: s.cfg.Name, Peer: s.cfg.Peer, Source: s.cfg.Source, State: s.state.String(),
+			RemoteState: s.remoteState.String(), Diag: s.diag.String(), RemoteDiag: s.remoteDiag.String(),
+			LocalDiscr: s.localDiscr, RemoteDiscr: s.remoteDiscr, TxInterval: s.txInterval(), Since: s.since, Ups: s.ups, Error: l.err}
+		if s.heard {
+			st.DetectTime = s.detectTime()
+		} else {
+			st.RemoteState, st.RemoteDiag = "", ""
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b Status) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Drops are the packets the daemon dropped, by reason.
+func (d *Daemon) Drops() map[string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]uint64, len(d.drops))
+	for k, v := range d.drops {
+		out[k] = v
+	}
+	return out
+}
+
+// Close stops the sessions (sending AdminDown to Up peers first, so they
+// take the session down at once and not as a failure) and the daemon.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	now := time.Now()
+	for name, l := range d.sessions {
+		if l.s.state == Up || l.s.state == Init {
+			l.s.setState(AdminDown, DiagAdminDown, now)
+			d.send(l, now)
+		}
+		d.stopLocked(l)
+		delete(d.sessions, name)
+		d.notifyLocked(name)
+	}
+	for _, ln := range []*listener{d.ln4, d.ln6} {
+		if ln != nil {
+			ln.conn.Close()
+		}
+	}
+	d.mu.Unlock()
+	close(d.done)
+	d.wg.Wait()
+	return nil
+}
