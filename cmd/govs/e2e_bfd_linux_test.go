@@ -38,6 +38,15 @@ vrrp_instance VI_1 {
         10.77.0.50/24 dev eth0
     }
 }
+virtual_server 10.77.0.50 80 {
+    lb_algo rr
+    lb_kind NAT
+    real_server 10.77.0.11 8080 {
+        BFD_CHECK {
+            name ROUTER
+        }
+    }
+}
 `
 
 const bfdKeepalivedConf = `bfd_instance GOVS {
@@ -51,8 +60,9 @@ const bfdKeepalivedConf = `bfd_instance GOVS {
 
 // TestBFDKeepalivedInterop runs a govs director whose VRRP instance
 // tracks a BFD session (track_bfd) to keepalived's BFD (bfd_instance, in
-// another namespace): the session comes up and the instance becomes
-// MASTER; keepalived killed (SIGKILL: no AdminDown) takes the session
+// another namespace), and whose real server is checked by it
+// (BFD_CHECK): the session comes up, the instance becomes MASTER and the
+// server healthy; keepalived killed (SIGKILL: no AdminDown) takes the session
 // down by its detection time and the instance to FAULT within a second;
 // keepalived back brings both back; keepalived stopped (SIGTERM) takes
 // the session down too; govs stopped sends AdminDown, which keepalived
@@ -138,8 +148,14 @@ func TestBFDKeepalivedInterop(t *testing.T) {
 		t.Fatalf("%s: not within %v (session %+v)", what, within, session())
 		return 0
 	}
+	// BFD_CHECK: the real server's health follows the session
+	healthy := func() bool {
+		st, err := c.State(context.Background())
+		return err == nil && len(st.Services) == 1 && len(st.Services[0].RealServers) == 1 && st.Services[0].RealServers[0].Healthy
+	}
 	waitFor("session up", 10*time.Second, func() bool { return session().State == "Up" })
 	waitState(t, c, "MASTER", 5*time.Second)
+	waitFor("real server healthy by BFD_CHECK", 2*time.Second, healthy)
 	s := session()
 	if s.RemoteState != "Up" || s.TxInterval != 30*time.Millisecond || s.DetectTime != 90*time.Millisecond {
 		t.Errorf("session when up: %+v", s)
@@ -163,11 +179,13 @@ func TestBFDKeepalivedInterop(t *testing.T) {
 	if s := session(); s.State != "Down" || s.Diag != "control detection time expired" {
 		t.Errorf("session after the peer died: %+v", s)
 	}
+	waitFor("real server down by BFD_CHECK", time.Second, func() bool { return !healthy() })
 
 	// back
 	k = startKeepalived()
 	waitFor("session up again", 10*time.Second, func() bool { return session().State == "Up" })
 	waitState(t, c, "MASTER", 5*time.Second)
+	waitFor("real server healthy again", 2*time.Second, healthy)
 
 	// keepalived stopped cleanly (2.2.7 sends no AdminDown then: the
 	// detection time tells)

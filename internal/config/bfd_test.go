@@ -46,6 +46,13 @@ vrrp_instance A {
         10.0.0.100
     }
 }
+virtual_server 10.0.0.100 80 {
+    real_server 10.0.0.254 80 {
+        BFD_CHECK {
+            name ROUTER
+        }
+    }
+}
 `
 	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
 	if ds.HasErrors() || len(ds) != 0 {
@@ -72,6 +79,9 @@ vrrp_instance A {
 		if g := cfg.SyncGroups[0]; len(g.TrackBFDs) != 1 || g.TrackBFDs[0].Name != "PEER6" {
 			t.Errorf("sync group track_bfd %+v", g.TrackBFDs)
 		}
+		if ck := cfg.VirtualServers[0].RealServers[0].Checks; len(ck) != 1 || ck[0].Kind != CheckBFD || ck[0].BFDName != "ROUTER" {
+			t.Errorf("BFD_CHECK %+v", ck)
+		}
 	}
 	check(cfg)
 	out := Format(cfg)
@@ -93,6 +103,8 @@ vrrp_instance A {
 		{"same pair", "bfd_instance B {\n neighbor_ip 10.0.0.1\n}\nbfd_instance C {\n neighbor_ip 10.0.0.1\n}\n", "the same neighbor_ip and source_ip"},
 		{"bad interval", "bfd_instance B {\n neighbor_ip 10.0.0.1\n min_rx fast\n}\n", "is not a time in milliseconds"},
 		{"multiplier", "bfd_instance B {\n neighbor_ip 10.0.0.1\n multiplier 0\n}\n", "multiplier 0 out of range"},
+		{"BFD_CHECK without name", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n BFD_CHECK {\n }\n }\n}\n", "name (of a bfd_instance) is required"},
+		{"BFD_CHECK unknown", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n BFD_CHECK {\n name X\n }\n }\n}\n", `"X" is not a defined bfd_instance`},
 		{"unknown track", "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n track_bfd {\n NOPE\n }\n virtual_ipaddress {\n 10.0.0.1\n }\n}\n", `track_bfd "NOPE" is not a defined bfd_instance`},
 	} {
 		_, ds := LoadBytes("t.conf", []byte(c.src), nil)

@@ -1822,10 +1822,8 @@ func (b *builder) realServer(n *Node) *RealServer {
 			b.flagPtr(c, &rs.SMTPAlert)
 		case "name", "govs_name":
 			b.str(c, &rs.Name)
-		case CheckTCP, CheckHTTP, CheckSSL, CheckSMTP, CheckDNS, CheckMisc, CheckUDP, CheckPing, CheckFile:
+		case CheckTCP, CheckHTTP, CheckSSL, CheckSMTP, CheckDNS, CheckMisc, CheckUDP, CheckPing, CheckFile, CheckBFD:
 			rs.Checks = append(rs.Checks, b.check(c)...)
-		case "BFD_CHECK":
-			b.unsupported(c, "real_server")
 		default:
 			b.unsupported(c, "real_server")
 		}
@@ -1861,6 +1859,15 @@ func (b *builder) check(n *Node) []*Check {
 				}
 			}
 			hosts = append(hosts, h)
+			continue
+		}
+		if ck.Kind == CheckBFD {
+			// none of the standard checker options, as keepalived
+			if c.Keyword() == "name" {
+				b.str(c, &ck.BFDName)
+			} else {
+				b.unsupported(c, ck.Kind)
+			}
 			continue
 		}
 		if b.checkDefault(c, &ck.CheckDefaults) {

@@ -973,6 +973,7 @@ const (
 	CheckUDP  = "UDP_CHECK"
 	CheckPing = "PING_CHECK"
 	CheckFile = "FILE_CHECK"
+	CheckBFD  = "BFD_CHECK"
 )
 
 // Check is one health checker block of a real server.
@@ -1008,6 +1009,9 @@ type Check struct {
 	// DNS_CHECK.
 	DNSType string `json:"type,omitempty"`
 	DNSName string `json:"name,omitempty"`
+
+	// BFD_CHECK: the bfd_instance followed.
+	BFDName string `json:"bfd_name,omitempty"`
 
 	// MISC_CHECK (and Piranha send_program: %h and %p are substituted).
 	MiscPath    string   `json:"misc_path,omitempty"`

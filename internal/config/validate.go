@@ -793,7 +793,7 @@ func (v *validator) realServers(vs *VirtualServer, name string, vport uint16, si
 
 func (v *validator) check(vs *VirtualServer, rs *RealServer, c *Check, single bool) {
 	where := fmt.Sprintf("%s of real_server %s", c.Kind, rs.Addr)
-	needsPort := c.Kind != CheckMisc && c.Kind != CheckPing && c.Kind != CheckFile
+	needsPort := c.Kind != CheckMisc && c.Kind != CheckPing && c.Kind != CheckFile && c.Kind != CheckBFD
 	if needsPort && c.ConnectPort == 0 && rs.Port == 0 && !single {
 		v.d.errorf(c.Pos, "%s: no port to check (set connect_port: the virtual server has no single port)", where)
 	}
@@ -820,6 +820,17 @@ func (v *validator) check(vs *VirtualServer, rs *RealServer, c *Check, single bo
 	case CheckMisc:
 		if c.MiscPath == "" {
 			v.d.errorf(c.Pos, "%s: misc_path is required", where)
+		}
+	case CheckBFD:
+		found := false
+		for _, bi := range v.cfg.BFDInstances {
+			found = found || bi.Name == c.BFDName
+		}
+		switch {
+		case c.BFDName == "":
+			v.d.errorf(c.Pos, "%s: name (of a bfd_instance) is required", where)
+		case !found:
+			v.d.errorf(c.Pos, "%s: %q is not a defined bfd_instance", where, c.BFDName)
 		}
 	case CheckFile:
 		if c.TrackFile == "" {

@@ -1376,6 +1376,8 @@ func renderCheck(w *wr, c *Check) {
 			w.line("weight", strconv.Itoa(*c.FileWeight))
 		}
 		w.flag("dynamic", c.Dynamic)
+	case CheckBFD:
+		w.str("name", c.BFDName)
 	}
 	w.close()
 }

@@ -218,7 +218,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	d.fileTimeouts = cfg.Global.LVSTimeouts
 	d.sup = health.NewSupervisor(health.SupervisorConfig{
 		NewChecker: opts.NewChecker,
-		Options:    health.Options{Scripts: runner},
+		Options:    health.Options{Scripts: runner, BFD: bfdWatcher{d}},
 	})
 	d.resign = make(chan struct{})
 	d.nodeDone = make(chan struct{})

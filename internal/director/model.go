@@ -358,6 +358,8 @@ func checkSpec(vs *config.VirtualServer, rs *config.RealServer, c *config.Check,
 			u.Payload = hexBytes(c.Payload)
 		}
 		sp.UDP = u
+	case config.CheckBFD:
+		sp.Kind, sp.BFDName = health.BFD, c.BFDName
 	case config.CheckFile:
 		// The file path comes from the named track_file block; the
 		// director resolves it (see resolveFiles).

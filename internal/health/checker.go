@@ -42,6 +42,14 @@ type Options struct {
 	Scripts *notify.Runner
 	// HeloName is the default SMTP_CHECK HELO name (default: host name).
 	HeloName string
+	// BFD tells the state of the sessions BFD_CHECK follows; without it
+	// they are down.
+	BFD BFDState
+}
+
+// BFDState tells whether a BFD session is Up (bfd.Daemon).
+type BFDState interface {
+	Up(name string) (up, known bool)
 }
 
 // New builds the Checker for spec. spec must have had Defaults applied and
@@ -73,6 +81,8 @@ func New(spec Spec, opts Options) (Checker, error) {
 		c = newSMTP(spec, opts.HeloName)
 	case File:
 		c = newFile(spec)
+	case BFD:
+		c = bfdChecker{name: spec.BFDName, state: opts.BFD}
 	default:
 		err = fmt.Errorf("unknown checker kind %q", spec.Kind)
 	}

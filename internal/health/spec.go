@@ -26,15 +26,18 @@ type Kind string
 // The checker kinds. SendExpect is Piranha's nanny send/expect (and
 // send_program when SendExpectSpec.Program is set).
 const (
-	TCP        Kind = "TCP_CHECK"
-	HTTPGet    Kind = "HTTP_GET"
-	SSLGet     Kind = "SSL_GET"
-	SMTP       Kind = "SMTP_CHECK"
-	DNS        Kind = "DNS_CHECK"
-	Misc       Kind = "MISC_CHECK"
-	UDP        Kind = "UDP_CHECK"
-	Ping       Kind = "PING_CHECK"
-	File       Kind = "FILE_CHECK"
+	TCP     Kind = "TCP_CHECK"
+	HTTPGet Kind = "HTTP_GET"
+	SSLGet  Kind = "SSL_GET"
+	SMTP    Kind = "SMTP_CHECK"
+	DNS     Kind = "DNS_CHECK"
+	Misc    Kind = "MISC_CHECK"
+	UDP     Kind = "UDP_CHECK"
+	Ping    Kind = "PING_CHECK"
+	File    Kind = "FILE_CHECK"
+	// BFD follows a BFD session (bfd_instance): the server is up while
+	// the session is Up.
+	BFD        Kind = "BFD_CHECK"
 	SendExpect Kind = "SEND_EXPECT"
 )
 
@@ -75,6 +78,8 @@ type Spec struct {
 	DNS        *DNSSpec
 	SMTP       *SMTPSpec
 	File       *FileSpec
+	// BFDName is the bfd_instance a BFD_CHECK follows.
+	BFDName string
 }
 
 // HTTPSpec configures HTTP_GET and SSL_GET.
@@ -211,12 +216,17 @@ func (s Spec) Defaults() Spec {
 			s.DelayLoop = DefaultFileDelayLoop
 		}
 	}
+	if s.Kind == BFD {
+		// keepalived acts on the session's events; govs reads its
+		// state this often, whatever delay_loop says
+		s.DelayLoop = BFDPollInterval
+	}
 	if s.ConnectTimeout == 0 {
 		s.ConnectTimeout = DefaultConnectTimeout
 	}
 	if s.Retry == nil {
 		switch s.Kind {
-		case Misc, File:
+		case Misc, File, BFD:
 			s.Retry = intp(0)
 		case DNS:
 			s.Retry = intp(3)
@@ -238,7 +248,7 @@ func (s Spec) Defaults() Spec {
 	}
 	if s.Warmup == nil {
 		w := s.DelayLoop
-		if s.Kind == File {
+		if s.Kind == File || s.Kind == BFD {
 			w = 0
 		}
 		s.Warmup = durp(w)
@@ -339,7 +349,7 @@ func (s *Spec) Validate() error {
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalid, s.Kind, fmt.Sprintf(format, a...)))
 	}
-	needsAddr := s.Kind != File && s.Kind != Misc
+	needsAddr := s.Kind != File && s.Kind != Misc && s.Kind != BFD
 	if needsAddr && !s.Addr().IsValid() {
 		bad("no address to check")
 	}
@@ -426,6 +436,10 @@ func (s *Spec) Validate() error {
 	case File:
 		if s.File == nil || s.File.Path == "" {
 			bad("track_file has no file")
+		}
+	case BFD:
+		if s.BFDName == "" {
+			bad("no bfd_instance name")
 		}
 	default:
 		bad("unknown checker kind")

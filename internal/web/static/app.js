@@ -1464,6 +1464,7 @@ const KIND_KEYS = {
   DNS_CHECK: ['type', 'name'],
   UDP_CHECK: ['payload', 'require_reply', 'has_require_reply', 'min_reply_length', 'max_reply_length'],
   FILE_CHECK: ['track_file', 'weight', 'reverse', 'dynamic'],
+  BFD_CHECK: ['bfd_name'],
   PING_CHECK: [],
 };
 const codeText = codes => (codes || []).map(c => {
@@ -1533,6 +1534,7 @@ function checkDetails(c) {
     case 'DNS_CHECK': return `${c.type || 'SOA'} ${c.name || '.'}`;
     case 'UDP_CHECK': return [c.payload ? 'payload ' + c.payload : '', c.has_require_reply ? 'require ' + (c.require_reply || '') : ''].filter(Boolean).join(', ');
     case 'FILE_CHECK': return c.track_file || '';
+    case 'BFD_CHECK': return c.bfd_name ? 'bfd_instance ' + c.bfd_name : '';
     default: return '';
   }
 }
