@@ -65,8 +65,10 @@ const bfdKeepalivedConf = `bfd_instance GOVS {
 // server healthy; keepalived killed (SIGKILL: no AdminDown) takes the session
 // down by its detection time and the instance to FAULT within a second;
 // keepalived back brings both back; keepalived stopped (SIGTERM) takes
-// the session down too; govs stopped sends AdminDown, which keepalived
-// logs as the neighbor signaling the session down.
+// the session down too; a reload changing min_rx keeps the session up
+// and a reload removing it (and its track_bfd and BFD_CHECK) moves no
+// VRRP state, and sends AdminDown, which keepalived logs as the neighbor
+// signaling the session down.
 func TestBFDKeepalivedInterop(t *testing.T) {
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Skip("needs keepalived (its BFD is the peer)")
@@ -195,10 +197,55 @@ func TestBFDKeepalivedInterop(t *testing.T) {
 	waitState(t, c, "FAULT", 2*time.Second)
 
 	k.Wait()
-	// govs stopped cleanly: keepalived hears AdminDown
 	k = startKeepalived()
 	waitFor("session up a third time", 10*time.Second, func() bool { return session().State == "Up" })
-	time.Sleep(200 * time.Millisecond)
+	waitState(t, c, "MASTER", 5*time.Second)
+	// transitions counts those made since a time (the list is capped)
+	transitions := func(since time.Time) int {
+		st, err := c.State(context.Background())
+		if err != nil || len(st.VRRP) != 1 {
+			return -1
+		}
+		n := 0
+		for _, tr := range st.VRRP[0].Transitions {
+			if tr.Time.After(since) {
+				n++
+				t.Logf("transition %s → %s at %s: %s", tr.From, tr.To, tr.Time.Format("15:04:05.000"), tr.Reason)
+			}
+		}
+		return n
+	}
+	reloads, ups := time.Now(), session().Ups
+
+	// a reload changing min_rx: the session stays up (a Poll Sequence),
+	// nothing moves
+	if err := os.WriteFile(conf, []byte(strings.Replace(bfdGovsConf, "min_rx 30", "min_rx 60", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d1.Process.Signal(syscall.SIGHUP)
+	waitFor("detection time from the new min_rx", 5*time.Second, func() bool { return session().DetectTime == 180*time.Millisecond })
+	if s := session(); s.State != "Up" || s.Ups != ups || transitions(reloads) != 0 {
+		t.Errorf("reload of min_rx: session %+v, %d VRRP transitions", s, transitions(reloads))
+	}
+
+	// a reload removing the session and what tracks it: no failover
+	noBFD := strings.Replace(bfdGovsConf, "    track_bfd {\n        ROUTER\n    }\n", "", 1)
+	noBFD = strings.Replace(noBFD, "        BFD_CHECK {\n            name ROUTER\n        }\n", "        TCP_CHECK {\n            connect_timeout 1\n        }\n", 1)
+	noBFD = noBFD[:strings.Index(noBFD, "bfd_instance")] + noBFD[strings.Index(noBFD, "vrrp_instance"):]
+	if err := os.WriteFile(conf, []byte(noBFD), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d1.Process.Signal(syscall.SIGHUP)
+	waitFor("session removed by the reload", 5*time.Second, func() bool {
+		st, err := c.State(context.Background())
+		return err == nil && len(st.BFD) == 0
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := transitions(reloads); n != 0 {
+		t.Errorf("reload removing the session: %d VRRP transitions", n)
+	}
+
+	// govs stopped cleanly
 	d1.Process.Signal(syscall.SIGTERM)
 	d1.Wait()
 	time.Sleep(300 * time.Millisecond)
@@ -206,6 +253,7 @@ func TestBFDKeepalivedInterop(t *testing.T) {
 	k.Process.Signal(syscall.SIGTERM)
 	k.Wait()
 	b, _ := os.ReadFile(klog.Name())
+	// the session removed by the reload: AdminDown from govs
 	if !strings.Contains(string(b), "(GOVS) Entering Up state") ||
 		!strings.Contains(string(b), "(GOVS) Entering Down state (Local diagnostic - Neighbor Signaled Session Down, Remote diagnostic - Administratively Down)") {
 		t.Errorf("keepalived did not take the session down on govs's AdminDown:\n%s", b)

@@ -46,7 +46,10 @@ type Daemon struct {
 	byDiscr  map[uint32]*live
 	watchers map[string][]chan struct{}
 	ln4, ln6 *listener
-	closed   bool
+	// lnErr4 and lnErr6: why a listener could not open (shown with the
+	// sessions of its family)
+	lnErr4, lnErr6 string
+	closed         bool
 
 	wake chan struct{}
 	rx   chan received
@@ -61,6 +64,9 @@ type live struct {
 	s    *session
 	conn net.PacketConn
 	err  string
+	// dialAt: when to try opening the socket again (its source may
+	// not be an address of the host yet)
+	dialAt time.Time
 }
 
 type received struct {
@@ -109,6 +115,7 @@ func (d *Daemon) Configure(cfgs []Config) error {
 	now := time.Now()
 	for name, l := range d.sessions {
 		if !names[name] {
+			d.adminDownLocked(l, now)
 			d.stopLocked(l)
 			delete(d.sessions, name)
 			d.notifyLocked(name)
@@ -123,6 +130,7 @@ func (d *Daemon) Configure(cfgs []Config) error {
 		}
 		l := d.sessions[c.Name]
 		if l != nil && (l.s.cfg.Peer != c.Peer || l.s.cfg.Source != c.Source || l.s.cfg.TTL != c.TTL) {
+			d.adminDownLocked(l, now)
 			d.stopLocked(l)
 			delete(d.sessions, c.Name)
 			d.notifyLocked(c.Name)
@@ -133,12 +141,7 @@ func (d *Daemon) Configure(cfgs []Config) error {
 			continue
 		}
 		l = &live{s: newSession(c, d.newDiscrLocked(), now)}
-		conn, err := dial(c)
-		if err != nil {
-			l.err = err.Error()
-			d.log.Error("bfd: session socket", "bfd_instance", c.Name, "err", err)
-		}
-		l.conn = conn
+		d.dialLocked(l, now)
 		d.sessions[c.Name] = l
 		d.byDiscr[l.s.localDiscr] = l
 		d.log.Info("bfd session added", "bfd_instance", c.Name, "neighbor", c.Peer, "min_rx", c.MinRx, "min_tx", c.MinTx, "multiplier", c.Multiplier)
@@ -146,14 +149,48 @@ func (d *Daemon) Configure(cfgs []Config) error {
 	var lerr error
 	if v4 && d.ln4 == nil {
 		d.ln4, lerr = d.listen(false)
+		d.lnErr4 = errString(lerr)
 	}
 	if v6 && d.ln6 == nil {
 		var err error
 		d.ln6, err = d.listen(true)
+		d.lnErr6 = errString(err)
 		lerr = errors.Join(lerr, err)
 	}
 	d.poke()
 	return lerr
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// dialLocked opens a session's socket; a failure is retried every
+// second (tick).
+func (d *Daemon) dialLocked(l *live, now time.Time) {
+	conn, err := dial(l.s.cfg)
+	if err != nil {
+		if l.err != err.Error() {
+			d.log.Error("bfd: session socket", "bfd_instance", l.s.cfg.Name, "err", err)
+		}
+		l.err, l.dialAt = err.Error(), now.Add(time.Second)
+		return
+	}
+	l.conn, l.err = conn, ""
+}
+
+// adminDownLocked tells an Up or Init peer that the session ends on
+// purpose (a reload removed or restarted it, or govs stops): the peer
+// takes it down as "neighbor signaled session down", not as a failure.
+func (d *Daemon) adminDownLocked(l *live, now time.Time) {
+	if l.s.state != Up && l.s.state != Init {
+		return
+	}
+	l.s.setState(AdminDown, DiagAdminDown, now)
+	d.send(l, now)
 }
 
 func (d *Daemon) newDiscrLocked() uint32 {
@@ -347,8 +384,9 @@ func (d *Daemon) handle(r received) {
 	case l.s.cfg.Peer.Unmap() != r.src:
 		d.drops["wrong source"]++
 		return
-	case l.s.cfg.MaxHops < 255 && r.ttl >= 0 && r.ttl < 255-l.s.cfg.MaxHops:
-		// RFC 5881 §5: single-hop packets arrive with TTL 255
+	case l.s.cfg.MaxHops >= 0 && r.ttl >= 0 && r.ttl+l.s.cfg.MaxHops < l.s.cfg.TTL:
+		// single hop: it arrives with the TTL it was sent with, which
+		// keepalived takes to be this session's own (RFC 5881 §5: 255)
 		d.drops["ttl"]++
 		return
 	}
@@ -364,6 +402,12 @@ func (d *Daemon) tick() time.Time {
 	now := time.Now()
 	var next time.Time
 	for _, l := range d.sessions {
+		if l.conn == nil && !now.Before(l.dialAt) {
+			d.dialLocked(l, now)
+		}
+		if l.conn == nil && (next.IsZero() || l.dialAt.Before(next)) {
+			next = l.dialAt
+		}
 		if l.s.expire(now) {
 			d.changedLocked(l)
 		}
@@ -465,6 +509,14 @@ func (d *Daemon) Status() []Status {
 		st := Status{Name: s.cfg.Name, Peer: s.cfg.Peer, Source: s.cfg.Source, State: s.state.String(),
 			RemoteState: s.remoteState.String(), Diag: s.diag.String(), RemoteDiag: s.remoteDiag.String(),
 			LocalDiscr: s.localDiscr, RemoteDiscr: s.remoteDiscr, TxInterval: s.txInterval(), Since: s.since, Ups: s.ups, Error: l.err}
+		if st.Error == "" {
+			// nothing arrives without the family's listener
+			if s.cfg.Peer.Unmap().Is4() {
+				st.Error = d.lnErr4
+			} else {
+				st.Error = d.lnErr6
+			}
+		}
 		if s.heard {
 			st.DetectTime = s.detectTime()
 		} else {
@@ -506,10 +558,7 @@ func (d *Daemon) Close() error {
 	d.closed = true
 	now := time.Now()
 	for name, l := range d.sessions {
-		if l.s.state == Up || l.s.state == Init {
-			l.s.setState(AdminDown, DiagAdminDown, now)
-			d.send(l, now)
-		}
+		d.adminDownLocked(l, now)
 		d.stopLocked(l)
 		delete(d.sessions, name)
 		d.notifyLocked(name)

@@ -26,8 +26,9 @@ type Config struct {
 	Multiplier int `json:"multiplier"`
 	// Passive: send nothing until the peer has sent.
 	Passive bool `json:"passive,omitempty"`
-	// TTL is the outgoing TTL (IPv4) or hop limit (IPv6), default 255;
-	// MaxHops how far below 255 a received one may be (default 0; 255
+	// TTL is the outgoing TTL (IPv4, default 255) or hop limit (IPv6,
+	// default 64), as keepalived's; MaxHops how far below TTL a
+	// received one may be (default 0, as keepalived measures it; -1
 	// disables the check).
 	TTL     int `json:"ttl"`
 	MaxHops int `json:"max_hops,omitempty"`
@@ -40,6 +41,7 @@ const (
 	DefaultIdleTx     = time.Second
 	DefaultMultiplier = 5
 	DefaultTTL        = 255
+	DefaultHopLimit   = 64
 )
 
 // WithDefaults fills the unset fields.
@@ -58,6 +60,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
+		if !c.Peer.Unmap().Is4() {
+			c.TTL = DefaultHopLimit
+		}
 	}
 	return c
 }
@@ -69,15 +74,19 @@ func (c *Config) Validate() error {
 	if !c.Peer.IsValid() || c.Peer.IsUnspecified() || c.Peer.IsMulticast() {
 		bad("neighbor_ip %v is not a unicast address", c.Peer)
 	}
+	if c.Peer.Unmap().IsLinkLocalUnicast() || c.Source.Unmap().IsLinkLocalUnicast() {
+		bad("link-local addresses are not supported (use the neighbor's global address)")
+	}
 	if c.Source.IsValid() && c.Source.Unmap().Is4() != c.Peer.Unmap().Is4() {
 		bad("source_ip %s and neighbor_ip %s are of different families", c.Source, c.Peer)
 	}
 	for _, iv := range []struct {
 		name string
 		d    time.Duration
-	}{{"min_rx", c.MinRx}, {"min_tx", c.MinTx}, {"idle_tx", c.IdleTx}} {
-		if iv.d < time.Microsecond || iv.d > time.Duration(1<<32-1)*time.Microsecond {
-			bad("%s %v out of range 1µs..4294s", iv.name, iv.d)
+		min  time.Duration
+	}{{"min_rx", c.MinRx, time.Millisecond}, {"min_tx", c.MinTx, time.Millisecond}, {"idle_tx", c.IdleTx, time.Second}} {
+		if iv.d < iv.min || iv.d > time.Duration(1<<32-1)*time.Microsecond {
+			bad("%s %v out of range %v..4294s", iv.name, iv.d, iv.min)
 		}
 	}
 	if c.Multiplier < 1 || c.Multiplier > 255 {
@@ -86,8 +95,8 @@ func (c *Config) Validate() error {
 	if c.TTL < 1 || c.TTL > 255 {
 		bad("ttl %d out of range 1..255", c.TTL)
 	}
-	if c.MaxHops < 0 || c.MaxHops > 255 {
-		bad("max_hops %d out of range 0..255", c.MaxHops)
+	if c.MaxHops < -1 || c.MaxHops > 255 {
+		bad("max_hops %d out of range -1..255", c.MaxHops)
 	}
 	return errors.Join(errs...)
 }
@@ -107,6 +116,10 @@ type session struct {
 	// packets carry P until the peer answers with F; final: the next
 	// packet answers the peer's Poll
 	poll, final bool
+	// prev is the configuration before a reconfiguration whose Poll
+	// Sequence runs: until it ends, the faster of the two transmit
+	// intervals and the longer detection time are used (RFC 5880 §6.8.3)
+	prev *Config
 	// heard: a packet came since the session last went down (a passive
 	// session sends only then)
 	heard    bool
@@ -135,13 +148,23 @@ func (s *session) txInterval() time.Duration {
 	if s.remoteMinRx == 0 {
 		return 0
 	}
-	return max(s.desiredTx(), s.remoteMinRx)
+	tx := s.desiredTx()
+	if s.prev != nil && s.state == Up {
+		// a slower min_tx waits for the Poll Sequence's end (a faster
+		// one applies at once)
+		tx = min(tx, s.prev.MinTx)
+	}
+	return max(tx, s.remoteMinRx)
 }
 
 // detectTime is the time without a packet after which an Init or Up
 // session goes down (asynchronous mode, RFC 5880 §6.8.4).
 func (s *session) detectTime() time.Duration {
-	return time.Duration(s.remoteMult) * max(s.cfg.MinRx, s.remoteMinTx)
+	rx := s.cfg.MinRx
+	if s.prev != nil {
+		rx = max(rx, s.prev.MinRx)
+	}
+	return time.Duration(s.remoteMult) * max(rx, s.remoteMinTx)
 }
 
 // setState changes the state; it reports whether it changed.
@@ -162,7 +185,7 @@ func (s *session) setState(st State, diag Diag, now time.Time) bool {
 		// our transmit interval drops from idle_tx to min_tx
 		s.poll = true
 	case Down:
-		s.poll, s.heard = false, false
+		s.poll, s.heard, s.prev = false, false, nil
 		s.remoteDiscr = 0
 		s.detectAt = time.Time{}
 	}
@@ -181,7 +204,7 @@ func (s *session) receive(p Packet, now time.Time) bool {
 	s.remoteMinRx = time.Duration(p.RequiredMinRx) * time.Microsecond
 	s.remoteMinTx = time.Duration(p.DesiredMinTx) * time.Microsecond
 	if p.Final {
-		s.poll = false
+		s.poll, s.prev = false, nil
 	}
 	changed := false
 	switch {
@@ -284,9 +307,13 @@ func (s *session) next() time.Time {
 // session runs a Poll Sequence for them.
 func (s *session) reconfigure(cfg Config, now time.Time) {
 	changed := cfg.MinRx != s.cfg.MinRx || cfg.MinTx != s.cfg.MinTx || cfg.IdleTx != s.cfg.IdleTx || cfg.Multiplier != s.cfg.Multiplier
-	s.cfg = cfg
 	if changed && s.state == Up {
+		if s.prev == nil {
+			old := s.cfg
+			s.prev = &old
+		}
 		s.poll = true
 		s.nextTx = now
 	}
+	s.cfg = cfg
 }

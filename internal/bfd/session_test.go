@@ -3,6 +3,7 @@ package bfd
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -136,6 +137,11 @@ func TestSessionPollFinal(t *testing.T) {
 	if !p.Poll || p.RequiredMinRx != 30000 || p.DesiredMinTx != 20000 || p.DetectMult != 3 {
 		t.Fatalf("poll packet %+v", p)
 	}
+	// until the Final: b sends at its old, faster rate; its detection
+	// time already allows for the slower rate it asked a for
+	if iv := b.txInterval(); iv != 10*time.Millisecond {
+		t.Errorf("b's tx interval during the Poll Sequence %v, want the old 10ms", iv)
+	}
 	a.receive(p, now)
 	if !a.due(now) {
 		t.Fatal("no immediate answer to a Poll")
@@ -145,8 +151,11 @@ func TestSessionPollFinal(t *testing.T) {
 		t.Fatalf("answer %+v", f)
 	}
 	b.receive(f, now)
-	if b.poll {
+	if b.poll || b.prev != nil {
 		t.Error("Final did not end the Poll Sequence")
+	}
+	if iv := b.txInterval(); iv != 20*time.Millisecond {
+		t.Errorf("b's tx interval after the Poll Sequence %v, want the new 20ms", iv)
 	}
 	if iv := a.txInterval(); iv != 30*time.Millisecond {
 		t.Errorf("a's tx interval %v, want b's min_rx 30ms", iv)
@@ -214,11 +223,26 @@ func TestConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
-	bad := c
-	bad.Source = netip.MustParseAddr("2001:db8::1")
-	bad.Multiplier = 0
-	bad.Peer = netip.MustParseAddr("224.0.0.1")
-	if err := bad.Validate(); err == nil {
-		t.Error("bad config accepted")
+	if c6 := (Config{Name: "y", Peer: netip.MustParseAddr("2001:db8::1")}).WithDefaults(); c6.TTL != 64 {
+		t.Errorf("IPv6 hop limit %d, want keepalived's 64", c6.TTL)
+	}
+	for _, b := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"families", func(c *Config) { c.Source = netip.MustParseAddr("2001:db8::1") }, "different families"},
+		{"multiplier", func(c *Config) { c.Multiplier = 0 }, "multiplier 0 out of range"},
+		{"multicast", func(c *Config) { c.Peer = netip.MustParseAddr("224.0.0.1") }, "not a unicast address"},
+		{"link-local", func(c *Config) { c.Peer = netip.MustParseAddr("fe80::1") }, "link-local"},
+		{"idle_tx", func(c *Config) { c.IdleTx = 500 * time.Millisecond }, "idle_tx 500ms out of range"},
+		{"min_rx", func(c *Config) { c.MinRx = 100 * time.Microsecond }, "min_rx 100µs out of range"},
+		{"max_hops", func(c *Config) { c.MaxHops = -2 }, "max_hops -2 out of range"},
+	} {
+		bad := c
+		b.mod(&bad)
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: %v, want %q", b.name, err, b.want)
+		}
 	}
 }

@@ -23,7 +23,8 @@ type BFDInstance struct {
 	Multiplier int  `json:"multiplier,omitempty"`
 	Passive    bool `json:"passive,omitempty"`
 	// TTL and HopLimit are the outgoing IPv4 TTL and IPv6 hop limit (0:
-	// 255); MaxHops how far below 255 a received one may be.
+	// keepalived's 255 and 64); MaxHops how far below it a received one
+	// may be (-1: no check).
 	TTL      int  `json:"ttl,omitempty"`
 	HopLimit int  `json:"hoplimit,omitempty"`
 	MaxHops  int  `json:"max_hops,omitempty"`
@@ -74,8 +75,10 @@ func (b *builder) bfdInstance(n *Node) *BFDInstance {
 		case "hoplimit":
 			b.intv(c, 1, 255, &bi.HopLimit)
 		case "max_hops":
-			b.intv(c, 0, 255, &bi.MaxHops)
+			b.intv(c, -1, 255, &bi.MaxHops)
 			bi.HasHops = true
+		case "multihop":
+			b.d.errorf(c.Pos, "bfd_instance %q: multihop BFD is not supported by govs (single hop only)", name)
 		case "weight":
 			if b.noBlock(c) && b.args(c, 1, 2) {
 				bi.Weight, _ = b.intWord(c.Words[1], "weight", -253, 253)
@@ -165,6 +168,18 @@ func (v *validator) bfd() {
 		case a.IsUnspecified() || a.IsMulticast():
 			v.d.errorf(bi.Pos, "bfd_instance %q: neighbor_ip %s is not a unicast address", bi.Name, bi.Neighbor)
 		}
+		if a.IsLinkLocalUnicast() || bi.Source.Unmap().IsLinkLocalUnicast() {
+			v.d.errorf(bi.Pos, "bfd_instance %q: link-local addresses are not supported (use the neighbor's global address)", bi.Name)
+		}
+		for _, x := range []struct {
+			kw      string
+			d, min  Duration
+			minText string
+		}{{"min_rx", bi.MinRx, Duration(time.Millisecond), "1 ms"}, {"min_tx", bi.MinTx, Duration(time.Millisecond), "1 ms"}, {"idle_tx", bi.IdleTx, Duration(time.Second), "1000 ms (RFC 5880: at least one second while not Up)"}} {
+			if x.d != 0 && x.d < x.min {
+				v.d.errorf(bi.Pos, "bfd_instance %q: %s %s ms is below %s", bi.Name, x.kw, millisText(x.d), x.minText)
+			}
+		}
 		if bi.Source.IsValid() && bi.Neighbor.IsValid() && bi.Source.Unmap().Is4() != a.Is4() {
 			v.d.errorf(bi.Pos, "bfd_instance %q: source_ip %s and neighbor_ip %s are of different families", bi.Name, bi.Source, bi.Neighbor)
 		}
@@ -177,8 +192,9 @@ func (v *validator) bfd() {
 	}
 	for i, bi := range v.cfg.BFDInstances {
 		for _, other := range v.cfg.BFDInstances[:i] {
-			if other.Neighbor == bi.Neighbor && other.Source == bi.Source && bi.Neighbor.IsValid() {
-				v.d.errorf(bi.Pos, "bfd_instance %q: the same neighbor_ip and source_ip as bfd_instance %q (one session per pair)", bi.Name, other.Name)
+			// without a source_ip, a first packet could be either's
+			if other.Neighbor == bi.Neighbor && bi.Neighbor.IsValid() && (other.Source == bi.Source || !other.Source.IsValid() || !bi.Source.IsValid()) {
+				v.d.errorf(bi.Pos, "bfd_instance %q: the same neighbor_ip as bfd_instance %q, and a source_ip that does not tell them apart (one session per neighbor and source)", bi.Name, other.Name)
 			}
 		}
 	}

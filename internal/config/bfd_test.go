@@ -26,6 +26,7 @@ func TestBFDInstance(t *testing.T) {
 bfd_instance PEER6 {
     neighbor_ip 2001:db8::2
     hoplimit 255
+    max_hops -1
 }
 vrrp_sync_group G {
     group {
@@ -69,8 +70,8 @@ virtual_server 10.0.0.100 80 {
 			r.OutTTL() != 250 || r.MaxHops != 5 || r.Weight != -30 || !r.Reverse || !r.VRRP {
 			t.Errorf("ROUTER %+v", r)
 		}
-		if p := cfg.BFDInstances[1]; p.OutTTL() != 255 {
-			t.Errorf("PEER6 hop limit %d", p.OutTTL())
+		if p := cfg.BFDInstances[1]; p.OutTTL() != 255 || p.MaxHops != -1 {
+			t.Errorf("PEER6 hop limit %d, max_hops %d", p.OutTTL(), p.MaxHops)
 		}
 		vi := cfg.VRRPInstances[0]
 		if len(vi.TrackBFDs) != 2 || vi.TrackBFDs[0].HasWeight || vi.TrackBFDs[1].Weight != -10 {
@@ -100,7 +101,12 @@ virtual_server 10.0.0.100 80 {
 		{"no neighbor", "bfd_instance B {\n min_rx 10\n}\n", `bfd_instance "B" has no neighbor_ip`},
 		{"families", "bfd_instance B {\n neighbor_ip 10.0.0.1\n source_ip 2001:db8::1\n}\n", "of different families"},
 		{"twice", "bfd_instance B {\n neighbor_ip 10.0.0.1\n}\nbfd_instance B {\n neighbor_ip 10.0.0.2\n}\n", `bfd_instance "B" defined twice`},
-		{"same pair", "bfd_instance B {\n neighbor_ip 10.0.0.1\n}\nbfd_instance C {\n neighbor_ip 10.0.0.1\n}\n", "the same neighbor_ip and source_ip"},
+		{"same pair", "bfd_instance B {\n neighbor_ip 10.0.0.1\n}\nbfd_instance C {\n neighbor_ip 10.0.0.1\n}\n", "the same neighbor_ip as"},
+		{"same neighbor, one source", "bfd_instance B {\n neighbor_ip 10.0.0.1\n source_ip 10.0.0.2\n}\nbfd_instance C {\n neighbor_ip 10.0.0.1\n}\n", "does not tell them apart"},
+		{"link-local", "bfd_instance B {\n neighbor_ip fe80::1\n}\n", "link-local addresses are not supported"},
+		{"idle_tx", "bfd_instance B {\n neighbor_ip 10.0.0.1\n idle_tx 300\n}\n", "idle_tx 300 ms is below 1000 ms"},
+		{"min_rx", "bfd_instance B {\n neighbor_ip 10.0.0.1\n min_rx 0.5\n}\n", "min_rx 0.5 ms is below 1 ms"},
+		{"multihop", "bfd_instance B {\n neighbor_ip 10.0.0.1\n multihop\n}\n", "multihop BFD is not supported"},
 		{"bad interval", "bfd_instance B {\n neighbor_ip 10.0.0.1\n min_rx fast\n}\n", "is not a time in milliseconds"},
 		{"multiplier", "bfd_instance B {\n neighbor_ip 10.0.0.1\n multiplier 0\n}\n", "multiplier 0 out of range"},
 		{"BFD_CHECK without name", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n BFD_CHECK {\n }\n }\n}\n", "name (of a bfd_instance) is required"},

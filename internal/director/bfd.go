@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"slices"
 
 	"github.com/govs/govs/internal/bfd"
 	"github.com/govs/govs/internal/config"
@@ -20,10 +21,32 @@ func bfdConfigs(cfg *config.Config) []bfd.Config {
 	return out
 }
 
-// configureBFD puts the configuration's sessions in force; the daemon
-// starts on the first one (no socket is opened without).
-func (d *Director) configureBFD(cfg *config.Config) {
-	cfgs := bfdConfigs(cfg)
+// keepRunningBFD is the sessions of a reload before the node's: the new
+// ones, and the old ones (of running, the configuration the VRRP node
+// runs) the new configuration drops.
+func keepRunningBFD(next []bfd.Config, running ...*config.Config) []bfd.Config {
+	out := slices.Clone(next)
+	have := map[string]bool{}
+	for _, c := range next {
+		have[c.Name] = true
+	}
+	for _, cfg := range running {
+		if cfg == nil {
+			continue
+		}
+		for _, c := range bfdConfigs(cfg) {
+			if !have[c.Name] {
+				have[c.Name] = true
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// configureBFD puts the sessions cfgs in force; the daemon starts on the
+// first one (no socket is opened without).
+func (d *Director) configureBFD(cfgs []bfd.Config) {
 	d.mu.Lock()
 	dm := d.bfd
 	if dm == nil && len(cfgs) > 0 {
@@ -36,6 +59,16 @@ func (d *Director) configureBFD(cfg *config.Config) {
 	}
 	if err := dm.Configure(cfgs); err != nil {
 		d.log.Error("bfd", "err", err)
+	}
+}
+
+// closeBFD ends the sessions (AdminDown to their peers) and the daemon.
+func (d *Director) closeBFD() {
+	d.mu.Lock()
+	dm := d.bfd
+	d.mu.Unlock()
+	if dm != nil {
+		dm.Close()
 	}
 }
 
@@ -66,4 +99,11 @@ func (w bfdWatcher) Up(name string) (bool, bool) {
 		return dm.Up(name)
 	}
 	return false, false
+}
+
+// vrrpConfig is the configuration the VRRP node runs.
+func (d *Director) vrrpConfig() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.vrrpCfg
 }

@@ -225,16 +225,18 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	d.cfg = cfg
 	// before the VRRP node and the checks read the files
 	initTrackFiles(cfg, true, d.log)
-	d.configureBFD(cfg) // before the node: its instances watch the sessions
+	d.configureBFD(bfdConfigs(cfg)) // before the node: its instances watch the sessions
 	node, err := d.newNode(cfg)
 	if err != nil {
 		d.fifos.Close()
+		d.closeBFD()
 		return nil, fmt.Errorf("vrrp: %w", err)
 	}
 	d.node = node
 	d.startSync(cfg)
 	if err := d.load(cfg); err != nil {
 		d.fifos.Close()
+		d.closeBFD()
 		return nil, err
 	}
 	d.initCfgSync(cfg)
@@ -767,9 +769,16 @@ func (d *Director) Reload(ctx context.Context) error {
 	// after the load: a refused reload writes no file
 	initTrackFiles(cfg, false, d.log)
 	var vrrpErr error
-	d.configureBFD(cfg) // before the node's reload, as at start
+	// new and changed sessions before the node's reload (its instances
+	// watch them), removed ones once no instance does: the instances
+	// the node runs until its reload succeeds still track them
+	newBFD := bfdConfigs(cfg)
+	d.configureBFD(keepRunningBFD(newBFD, d.vrrpConfig()))
 	if vrrpNext != nil {
 		vrrpErr = d.reloadVRRP(ctx, cfg, *vrrpNext, vrrpSig)
+	}
+	if vrrpErr == nil {
+		d.configureBFD(newBFD)
 	}
 	d.mu.Lock()
 	d.reloadErr = ""
@@ -865,13 +874,8 @@ func (d *Director) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("static addresses: %w", err))
 		}
 	}
-	d.mu.Lock()
-	dm := d.bfd
-	d.mu.Unlock()
-	if dm != nil {
-		// after VRRP: its peers hear AdminDown, not a failure
-		dm.Close()
-	}
+	// after VRRP: the BFD peers hear AdminDown, not a failure
+	d.closeBFD()
 	// the instances released their addresses: their rules go
 	if d.node != nil {
 		d.setFirewall(nil, nil)

@@ -66,8 +66,9 @@ func firewallScript(drop []fwAddr, svcs []FirewallService) string {
 		slices.Sort(elems)
 		elems = slices.Compact(elems)
 		flags := ""
-		if strings.HasSuffix(typ, "inet_service") {
-			// port ranges of multi-port services
+		if strings.HasSuffix(typ, "inet_service") && slices.ContainsFunc(elems, func(e string) bool { return strings.Contains(e, "-") }) {
+			// port ranges of multi-port services (a concatenation
+			// with ranges needs nft 0.9.4 and Linux 5.6: only then)
 			flags = "\t\tflags interval\n"
 		}
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n%s\t\telements = { %s }\n\t}\n", name, typ, flags, strings.Join(elems, ", "))

@@ -8,13 +8,21 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
+
+// firewallRetry is how often rules that failed to load are tried again
+// (each reconcile would otherwise run nft).
+const firewallRetry = 30 * time.Second
 
 // vipFirewall keeps the no_accept drop rules of a LinuxSystem.
 type vipFirewall struct {
 	mu     sync.Mutex
 	loaded string // the script last loaded; "" when no table is ours
-	failed string // the script that last failed to load (reported once)
+	// failed is the script that last failed to load, at failedAt: it
+	// is reported once and tried again every firewallRetry
+	failed   string
+	failedAt time.Time
 	// checked: the table a govs before this one may have left was
 	// removed (or there is no nft to have made one)
 	checked bool
@@ -59,11 +67,15 @@ func (s *LinuxSystem) SetFirewall(noAccept []InstanceConfig, svcs []FirewallServ
 		}
 		return nil
 	}
-	if script == s.fw.loaded || script == s.fw.failed {
+	if script == s.fw.loaded || script == s.fw.failed && time.Since(s.fw.failedAt) < firewallRetry {
 		return nil
 	}
 	if err := s.nft(script); err != nil {
-		s.fw.failed = script
+		again := script == s.fw.failed
+		s.fw.failed, s.fw.failedAt = script, time.Now()
+		if again {
+			return nil
+		}
 		if len(drop) == 0 {
 			return fmt.Errorf("remove the no_accept rules: %w", err)
 		}
