@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,31 @@ virtual_server 10.77.0.50 80 {
     }
 }
 `
+
+// bfdSession is the director's only BFD session as its API shows it
+// (zero when there is not exactly one).
+func bfdSession(c *api.Client) bfd.Status {
+	st, err := c.State(context.Background())
+	if err != nil || len(st.BFD) != 1 {
+		return bfd.Status{}
+	}
+	return st.BFD[0]
+}
+
+// waitUntil polls ok every 10 ms for up to within and returns how long
+// it took; otherwise it fails the test with what and show().
+func waitUntil(t *testing.T, what string, within time.Duration, ok func() bool, show func() string) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	for time.Since(begin) < within {
+		if ok() {
+			return time.Since(begin)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v (%s)", what, within, show())
+	return 0
+}
 
 const bfdKeepalivedConf = `bfd_instance GOVS {
     neighbor_ip 10.77.0.1
@@ -131,24 +157,10 @@ func TestBFDKeepalivedInterop(t *testing.T) {
 	sock := filepath.Join(l.dir, "d1.sock")
 	d1 := l.start("d1", govsBin, "run", "-f", conf, "--api-socket", sock, "--lame-duck", "100ms")
 	c := api.NewClient(sock)
-	session := func() bfd.Status {
-		st, err := c.State(context.Background())
-		if err != nil || len(st.BFD) != 1 {
-			return bfd.Status{}
-		}
-		return st.BFD[0]
-	}
+	session := func() bfd.Status { return bfdSession(c) }
 	waitFor := func(what string, within time.Duration, ok func() bool) time.Duration {
 		t.Helper()
-		start := time.Now()
-		for time.Since(start) < within {
-			if ok() {
-				return time.Since(start)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("%s: not within %v (session %+v)", what, within, session())
-		return 0
+		return waitUntil(t, what, within, ok, func() string { return fmt.Sprintf("session %+v", session()) })
 	}
 	// BFD_CHECK: the real server's health follows the session
 	healthy := func() bool {
@@ -258,4 +270,124 @@ func TestBFDKeepalivedInterop(t *testing.T) {
 		!strings.Contains(string(b), "(GOVS) Entering Down state (Local diagnostic - Neighbor Signaled Session Down, Remote diagnostic - Administratively Down)") {
 		t.Errorf("keepalived did not take the session down on govs's AdminDown:\n%s", b)
 	}
+}
+
+const bfdFRRConf = `bfd
+ peer 10.77.0.1 local-address 10.77.0.11
+  receive-interval 30
+  transmit-interval 30
+  detect-multiplier 3
+ !
+!
+`
+
+// TestBFDFRRInterop runs the same govs director against FRR's bfdd, the
+// BFD of routers: the session comes up on both sides (FRR's own view
+// says so); govs stopped sends AdminDown, which FRR shows as the
+// remote's diagnostic; govs started again comes up again, and bfdd
+// killed puts the tracking instance in FAULT within a second.
+func TestBFDFRRInterop(t *testing.T) {
+	l := newVRRPLab(t)
+	dir := startFRR(t, l, "r1", "bfdd", bfdFRRConf)
+	peers := func() string {
+		out, _ := nsExec(l.prefix+"r1", "vtysh", "--vty_socket", dir, "-c", "show bfd peers").CombinedOutput()
+		return string(out)
+	}
+	conf := filepath.Join(l.dir, "d1.conf")
+	if err := os.WriteFile(conf, []byte(bfdGovsConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(l.dir, "d1.sock")
+	start := func() (*exec.Cmd, *api.Client) {
+		d := l.start("d1", govsBin, "run", "-f", conf, "--api-socket", sock, "--lame-duck", "100ms")
+		return d, api.NewClient(sock)
+	}
+	d1, c := start()
+	session := func() bfd.Status { return bfdSession(c) }
+	waitFor := func(what string, within time.Duration, ok func() bool) time.Duration {
+		t.Helper()
+		return waitUntil(t, what, within, ok, func() string { return fmt.Sprintf("govs: %+v\nFRR:\n%s", session(), peers()) })
+	}
+	waitFor("session up", 10*time.Second, func() bool { return session().State == "Up" })
+	waitState(t, c, "MASTER", 5*time.Second)
+	waitFor("FRR sees it up", 5*time.Second, func() bool { return strings.Contains(peers(), "Status: up") })
+	if s := session(); s.TxInterval != 30*time.Millisecond || s.DetectTime != 90*time.Millisecond {
+		t.Errorf("session %+v", s)
+	}
+
+	d1.Process.Signal(syscall.SIGTERM)
+	d1.Wait()
+	waitFor("FRR sees the AdminDown", 3*time.Second, func() bool {
+		p := peers()
+		return strings.Contains(p, "Status: down") && strings.Contains(p, "Remote diagnostics: administratively down")
+	})
+
+	_, c = start()
+	waitFor("session up again", 10*time.Second, func() bool { return session().State == "Up" })
+	waitState(t, c, "MASTER", 5*time.Second)
+	out, _ := exec.Command("ip", "netns", "pids", l.prefix+"r1").Output()
+	for _, p := range strings.Fields(string(out)) {
+		if comm, _ := os.ReadFile("/proc/" + p + "/comm"); strings.TrimSpace(string(comm)) == "bfdd" {
+			exec.Command("kill", "-9", p).Run()
+		}
+	}
+	took := waitFor("FAULT after bfdd died", 3*time.Second, func() bool {
+		st, err := c.State(context.Background())
+		return err == nil && len(st.VRRP) == 1 && st.VRRP[0].State == "FAULT"
+	})
+	t.Logf("bfdd killed: VRRP in FAULT after %v", took)
+}
+
+// TestBFDKeepalivedInteropIPv6: an IPv6 session between govs and
+// keepalived's BFD, both with their default hop limit (keepalived's 64):
+// it comes up, and keepalived killed takes it down by its detection
+// time.
+func TestBFDKeepalivedInteropIPv6(t *testing.T) {
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Skip("needs keepalived (its BFD is the peer)")
+	}
+	l := newVRRPLab(t)
+	for ns, a := range map[string]string{"d1": "2001:db8:77::1/64", "r1": "2001:db8:77::11/64"} {
+		sh(t, "ip", "-n", l.prefix+ns, "addr", "add", a, "dev", "eth0", "nodad")
+	}
+	kconf := filepath.Join(l.dir, "keepalived.conf")
+	if err := os.WriteFile(kconf, []byte("bfd_instance GOVS6 {\n    neighbor_ip 2001:db8:77::1\n    source_ip 2001:db8:77::11\n    min_rx 30\n    min_tx 30\n    multiplier 3\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.start("r1", "keepalived", "-n", "-l", "-D", "-f", kconf,
+		"-p", filepath.Join(l.dir, "k.pid"), "-r", filepath.Join(l.dir, "kv.pid"), "-c", filepath.Join(l.dir, "kc.pid"), "-b", filepath.Join(l.dir, "kb.pid"))
+	conf := filepath.Join(l.dir, "d1.conf")
+	if err := os.WriteFile(conf, []byte("global_defs {\n    govs_dataplane proxy\n}\nbfd_instance R6 {\n    neighbor_ip 2001:db8:77::11\n    source_ip 2001:db8:77::1\n    min_rx 30\n    min_tx 30\n    multiplier 3\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(l.dir, "d1.sock")
+	l.start("d1", govsBin, "run", "-f", conf, "--api-socket", sock)
+	c := api.NewClient(sock)
+	state := func() string {
+		st, err := c.State(context.Background())
+		if err != nil || len(st.BFD) != 1 {
+			return ""
+		}
+		return st.BFD[0].State
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for state() != "Up" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := state(); s != "Up" {
+		st, _ := c.State(context.Background())
+		t.Fatalf("IPv6 session %q: %+v", s, st.BFD)
+	}
+	out, _ := exec.Command("ip", "netns", "pids", l.prefix+"r1").Output()
+	for _, p := range strings.Fields(string(out)) {
+		exec.Command("kill", "-9", p).Run()
+	}
+	begin := time.Now()
+	for state() != "Down" && time.Since(begin) < 3*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := state(); s != "Down" {
+		t.Fatalf("IPv6 session %q after keepalived died", s)
+	}
+	t.Logf("keepalived killed: IPv6 session down after %v", time.Since(begin).Round(time.Millisecond))
 }

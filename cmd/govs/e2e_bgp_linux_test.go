@@ -145,33 +145,42 @@ func startRouter(t *testing.T, l *vrrpLab, kind string, bfd bool) []string {
 		}
 		return startBird(t, l, text)
 	default:
-		if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
-			t.Skip("needs FRR (zebra, bgpd) as the router: scripts/setup.sh installs frr")
-		}
-		// zebra drops to the frr user: its directory must be reachable
-		// by it (the test's own temporary directory is root's only)
-		dir, err := os.MkdirTemp("", "govs-frr-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(dir, 0o777)
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		conf := filepath.Join(dir, "bgpd.conf")
-		if err := os.WriteFile(conf, []byte(frrConf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, "zebra.conf"), []byte("hostname rt\n"), 0o644)
-		zsock := filepath.Join(dir, "zserv.api")
-		common := []string{"-z", zsock, "--vty_socket", dir, "-P", "0", "--log", "stdout"}
-		l.start("rt", append([]string{"/usr/lib/frr/zebra", "-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"), "-u", "frr", "-g", "frr"}, common...)...)
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if _, err := os.Stat(zsock); err == nil {
-				break
-			}
-		}
-		l.start("rt", append([]string{"/usr/lib/frr/bgpd", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"), "-S"}, common...)...)
+		dir := startFRR(t, l, "rt", "bgpd", frrConf, "-S")
 		return []string{"vtysh", "--vty_socket", dir, "-c", "show bgp summary", "-c", "show ip bgp " + bgpVIP + "/32"}
 	}
+}
+
+// startFRR runs FRR's zebra and daemon (bgpd, bfdd) with conf in the
+// lab namespace ns; it returns the directory of their vty sockets (for
+// vtysh --vty_socket).
+func startFRR(t *testing.T, l *vrrpLab, ns, daemon, conf string, args ...string) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/lib/frr/" + daemon); err != nil {
+		t.Skip("needs FRR (zebra, " + daemon + "): scripts/setup.sh installs frr")
+	}
+	// zebra drops to the frr user: its directory must be reachable by
+	// it (the test's own temporary directory is root's only)
+	dir, err := os.MkdirTemp("", "govs-frr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	file := filepath.Join(dir, daemon+".conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "zebra.conf"), []byte("hostname "+ns+"\n"), 0o644)
+	zsock := filepath.Join(dir, "zserv.api")
+	common := []string{"-z", zsock, "--vty_socket", dir, "-P", "0", "--log", "stdout"}
+	l.start(ns, append([]string{"/usr/lib/frr/zebra", "-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"), "-u", "frr", "-g", "frr"}, common...)...)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(zsock); err == nil {
+			break
+		}
+	}
+	l.start(ns, append(append([]string{"/usr/lib/frr/" + daemon, "-f", file, "-i", filepath.Join(dir, daemon+".pid")}, args...), common...)...)
+	return dir
 }
 
 // bgpLab adds to the VRRP lab (bridge 10.77.0.0/24 with d1, d2, r1, r2)

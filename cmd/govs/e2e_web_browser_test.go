@@ -97,7 +97,8 @@ func TestWebUIBrowser(t *testing.T) {
 	// a BGP router (GoBGP) the director announces the VIP to: the
 	// control panel shows the session
 	router := bgptest.NewRouter(t, 65000, 65001, "127.0.0.2")
-	d, a, b, vip, webAddr := webLab(t, router.Config("announce_delay 0"))
+	// and a BFD session to a neighbor that never answers (shown Down)
+	d, a, b, vip, webAddr := webLab(t, router.Config("announce_delay 0"), "bfd_instance UI_BFD {\n    neighbor_ip 127.0.0.3\n}\n")
 	for i := 0; i < 20; i++ {
 		get("http://" + vip + "/")
 	}
@@ -144,6 +145,9 @@ func TestWebUIBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`document.querySelector('#bgp-line').textContent.includes('established')`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		line, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#bgp-line`)))
 		t.Errorf("the control panel's BGP line does not show the session established: %v\n%s", err, line)
+	}
+	if bfdLine, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#bfd-line`))); err != nil || !strings.Contains(bfdLine, "UI_BFD → 127.0.0.3: Down") {
+		t.Errorf("the control panel's BFD line: %q %v", bfdLine, err)
 	}
 	bgpLine, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#bgp-line`)))
 	if !strings.Contains(bgpLine, "announcing "+vipHost+"/32") || !strings.Contains(bgpLine, "127.0.0.1 AS 65000") {

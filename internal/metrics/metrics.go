@@ -36,6 +36,7 @@ type Collector struct {
 	vrrpRestored, vrrpRoutesRestored, vrrpDropped    *prometheus.Desc
 	syncRole, syncMsgs, syncConns, syncErrs          *prometheus.Desc
 	bgpUp, bgpAdvertised, bgpRoutes, bgpBFDUp        *prometheus.Desc
+	bfdUp, bfdUps                                    *prometheus.Desc
 }
 
 // NewCollector returns a collector reading state from fn.
@@ -79,6 +80,8 @@ func NewCollector(fn StateFunc) *Collector {
 		bgpAdvertised:      d("govs_bgp_neighbor_advertised_routes", "Routes advertised to the BGP neighbor.", "neighbor"),
 		bgpBFDUp:           d("govs_bgp_neighbor_bfd_up", "1 when the BFD session with the neighbor is up (neighbors with bfd only).", "neighbor"),
 		bgpRoutes:          d("govs_bgp_announced_routes", "Host routes of virtual addresses announced over BGP (0 while stopping or with no virtual service up)."),
+		bfdUp:              d("govs_bfd_session_up", "1 when the BFD session of the bfd_instance is Up.", "bfd_instance", "neighbor"),
+		bfdUps:             d("govs_bfd_session_ups_total", "Times the BFD session of the bfd_instance came Up since govs started (or the session was last restarted).", "bfd_instance", "neighbor"),
 		syncRole:           d("govs_sync_role", "1 for each role the connection-sync daemon has now (master: sends, backup: receives).", "role"),
 		syncMsgs:           d("govs_sync_messages_total", "Connection-sync messages, by direction (sent, received).", "direction"),
 		syncConns:          d("govs_sync_connections_total", "Connections in sync messages: sent, received, imported (taken into the dataplane), not_taken.", "what"),
@@ -92,7 +95,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
 		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio,
 		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpRoutesRestored, c.vrrpDropped,
-		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs, c.bgpUp, c.bgpAdvertised, c.bgpRoutes, c.bgpBFDUp} {
+		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs, c.bgpUp, c.bgpAdvertised, c.bgpRoutes, c.bgpBFDUp, c.bfdUp, c.bfdUps} {
 		ch <- d
 	}
 }
@@ -185,6 +188,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.bgpBFDUp, b2f(n.BFD == "up"), n.Address)
 			}
 		}
+	}
+	for _, b := range st.BFD {
+		gauge(c.bfdUp, b2f(b.State == "Up"), b.Name, b.Peer.String())
+		counter(c.bfdUps, b.Ups, b.Name, b.Peer.String())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/bfd"
 	"github.com/govs/govs/internal/dataplane"
 )
 
@@ -30,6 +31,7 @@ func TestMetrics(t *testing.T) {
 		Sync: &api.SyncDaemon{Role: "backup", MessagesReceived: 9, ConnsReceived: 300, ConnsImported: 290, ConnsNotTaken: 10, Malformed: 1},
 		BGP: &api.BGP{LocalAS: 65001, Routes: []string{"192.0.2.10/32"}, Neighbors: []api.BGPNeighbor{
 			{Address: "10.0.0.1", State: "established", Advertised: 1, BFD: "up"}, {Address: "10.0.0.2", State: "active"}}},
+		BFD: []bfd.Status{{Name: "ROUTER", Peer: netip.MustParseAddr("10.0.0.254"), State: "Up", Ups: 2}, {Name: "PEER", Peer: netip.MustParseAddr("10.0.0.2"), State: "Down"}},
 	}
 	h := Handler(func(context.Context) (*api.State, error) { return st, nil }, fakeExits{})
 	rec := httptest.NewRecorder()
@@ -58,6 +60,9 @@ func TestMetrics(t *testing.T) {
 		`govs_sync_connections_total{what="not_taken"} 10`,
 		`govs_sync_errors_total{kind="malformed"} 1`,
 		`govs_bgp_announced_routes 1`,
+		`govs_bfd_session_up{bfd_instance="ROUTER",neighbor="10.0.0.254"} 1`,
+		`govs_bfd_session_up{bfd_instance="PEER",neighbor="10.0.0.2"} 0`,
+		`govs_bfd_session_ups_total{bfd_instance="ROUTER",neighbor="10.0.0.254"} 2`,
 		`govs_bgp_neighbor_up{neighbor="10.0.0.1"} 1`,
 		`govs_bgp_neighbor_up{neighbor="10.0.0.2"} 0`,
 		`govs_bgp_neighbor_advertised_routes{neighbor="10.0.0.1"} 1`,

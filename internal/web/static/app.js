@@ -481,6 +481,23 @@ function renderControl() {
   if (!(st.vrrp || []).length) vb.append(emptyRow(9, 'No VRRP instance.'));
   vt.append(vb);
 
+  // the BFD sessions (bfd_instance) VRRP instances and checkers track
+  const fl = $('#bfd-line');
+  const bfds = st.bfd || [];
+  fl.hidden = !bfds.length;
+  if (bfds.length) {
+    const parts = [h('b', null, 'BFD: ')];
+    bfds.forEach((b, i) => {
+      if (i) parts.push(h('br'));
+      const up = b.state === 'Up';
+      parts.push(`${b.name} → ${b.neighbor_ip}: `, h('span', {class: up ? 'ok-text' : 'error', 'data-bfd-name': b.name}, b.state),
+        up ? ` (tx ${Math.round(b.tx_interval_ns / 1e6)} ms, detect ${Math.round(b.detect_time_ns / 1e6)} ms)`
+          : ` (${b.diagnostic === 'none' ? 'no answer from the neighbor yet' : b.diagnostic})`,
+        b.error ? h('span', {class: 'error'}, ' — ' + b.error) : '');
+    });
+    fl.replaceChildren(...parts);
+  }
+
   const sl = $('#sync-line');
   sl.hidden = !st.sync;
   if (st.sync) {
