@@ -17,6 +17,13 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== builds for 32-bit and arm64 Linux"
+# a director on a 32-bit ARM board or an arm64 server: int is 32 bits
+# there, and some syscall types differ
+GOARCH=386 go build ./...
+GOARCH=arm GOARM=7 go build ./...
+GOARCH=arm64 go build ./...
+
 if [ -x internal/dataplane/xdp/gen_check.sh ]; then
   echo "== generated eBPF objects are current"
   internal/dataplane/xdp/gen_check.sh

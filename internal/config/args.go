@@ -125,6 +125,21 @@ func (b *builder) flagPtr(n *Node, dst **bool) {
 	*dst = &v
 }
 
+// u32Word reads an unsigned 32-bit number of at least min (fwmarks): an
+// int cannot hold all of them on 32-bit systems.
+func (b *builder) u32Word(w Word, what string, min uint32) (uint32, bool) {
+	v, err := strconv.ParseUint(w.Text, 10, 32)
+	if err != nil {
+		b.d.errorf(w.Pos, "%s: %q is not a number in %d..4294967295", what, w.Text, min)
+		return 0, false
+	}
+	if uint32(v) < min {
+		b.d.errorf(w.Pos, "%s %d out of range %d..4294967295", what, v, min)
+		return 0, false
+	}
+	return uint32(v), true
+}
+
 func (b *builder) intWord(w Word, what string, min, max int) (int, bool) {
 	v, err := strconv.Atoi(w.Text)
 	if err != nil {

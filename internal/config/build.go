@@ -1145,7 +1145,8 @@ func (b *builder) rules(n *Node) []Rule {
 					}
 				}
 			case "priority", "preference", "pref":
-				r.Priority = num("priority", 1<<32-1)
+				// an int: up to 2^31-1 on 32-bit systems
+				r.Priority = num("priority", min(1<<32-1, math.MaxInt))
 				if ok && r.Priority == 0 {
 					b.d.errorf(ws[i].Pos, "virtual_rules: priority 0 is the local table's rule; use 1 or more")
 					ok = false
@@ -1296,11 +1297,11 @@ func (b *builder) vsGroup(n *Node) *VirtualServerGroup {
 			if !b.args(e, 1, 2) {
 				continue
 			}
-			m, ok := b.intWord(e.Words[1], "fwmark", 1, 1<<32-1)
+			m, ok := b.u32Word(e.Words[1], "fwmark", 1)
 			if !ok {
 				continue
 			}
-			ent.FWMark = uint32(m)
+			ent.FWMark = m
 			if len(e.Words) == 3 {
 				ent.V6 = e.Words[2].Text == "inet6"
 			}
@@ -1641,11 +1642,11 @@ func (b *builder) virtualServer(n *Node) *VirtualServer {
 	ws := n.Words[1:]
 	switch {
 	case len(ws) == 2 && ws[0].Text == "fwmark":
-		m, ok := b.intWord(ws[1], "fwmark", 1, 1<<32-1)
+		m, ok := b.u32Word(ws[1], "fwmark", 1)
 		if !ok {
 			return nil
 		}
-		vs.FWMark = uint32(m)
+		vs.FWMark = m
 	case len(ws) == 2 && ws[0].Text == "group":
 		vs.Group = ws[1].Text
 	case len(ws) == 1 || len(ws) == 2:
@@ -1919,9 +1920,7 @@ func (b *builder) checkCommon(c *Node, ck *Check) bool {
 	case "bind_if":
 		b.str(c, &ck.BindIf)
 	case "fwmark":
-		var m int
-		b.intv(c, 0, 1<<32-1, &m)
-		ck.FWMark = uint32(m)
+		b.u32(c, 0, &ck.FWMark)
 	case "log_all_failures":
 		b.flag(c, &ck.LogAllFailures)
 	default:

@@ -136,6 +136,17 @@ func (c *converter) intVal(e *Entry, min, max int) (int, bool) {
 	return n, true
 }
 
+// u32Val reads an unsigned 32-bit number (an int cannot hold them all on
+// 32-bit systems).
+func (c *converter) u32Val(e *Entry) (uint32, bool) {
+	n, err := strconv.ParseUint(strings.TrimSpace(e.Value), 10, 32)
+	if err != nil {
+		c.errorf(e.Pos, "%s = %q: want an integer in 0..4294967295", e.Key, clip(e.Value))
+		return 0, false
+	}
+	return uint32(n), true
+}
+
 func (c *converter) boolVal(e *Entry) (bool, bool) {
 	switch strings.ToLower(strings.TrimSpace(e.Value)) {
 	case "1", "yes", "true", "on":

@@ -90,8 +90,8 @@ func (c *converter) virtual(b *Block) *virt {
 	}
 	ok := true
 	if e := k["fwmark"]; e != nil {
-		if n, good := c.intVal(e, 0, 1<<32-1); good {
-			v.fwmark = uint32(n)
+		if n, good := c.u32Val(e); good {
+			v.fwmark = n
 		} else {
 			ok = false
 		}

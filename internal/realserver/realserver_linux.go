@@ -153,7 +153,7 @@ func Undo(s Spec) error {
 func hostBPFFS(path string) error {
 	dir := filepath.Dir(path)
 	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+	if err := unix.Statfs(dir, &st); err != nil || uint32(st.Type) != unix.BPF_FS_MAGIC { // int32 on 32-bit systems
 		return fmt.Errorf("%s is not a mounted bpffs here, so the decapsulation program would be detached when this command exits (inside `ip netns exec`, which gives the command its own /sys, use `nsenter --net=/run/netns/NAME govs realserver tun ...`; or mount bpffs: mount -t bpf bpf %s)", dir, dir)
 	}
 	return nil

@@ -103,7 +103,8 @@ func (p *Proxy) copyFast(dst, src *net.TCPConn, r *tcpRelay, in bool) error {
 		var serr error
 		err := rc.Read(func(fd uintptr) bool {
 			for {
-				n, serr = unix.Splice(int(fd), nil, pp.w, nil, pp.size, flags)
+				k, e := unix.Splice(int(fd), nil, pp.w, nil, pp.size, flags) // int on 32-bit systems
+				n, serr = int64(k), e
 				if serr != unix.EINTR {
 					break
 				}
@@ -127,7 +128,8 @@ func (p *Proxy) copyFast(dst, src *net.TCPConn, r *tcpRelay, in bool) error {
 			var werr error
 			err := wc.Write(func(fd uintptr) bool {
 				for {
-					m, werr = unix.Splice(pp.r, nil, int(fd), nil, int(n), flags)
+					m0, e := unix.Splice(pp.r, nil, int(fd), nil, int(n), flags)
+					m, werr = int64(m0), e
 					if werr != unix.EINTR {
 						break
 					}

@@ -493,7 +493,7 @@ func (d *Dataplane) detachOthers() {
 func ensureBPFFS(dir string) (mounted bool, err error) {
 	const root = "/sys/fs/bpf"
 	var st unix.Statfs_t
-	if err := unix.Statfs(root, &st); err == nil && st.Type != unix.BPF_FS_MAGIC {
+	if err := unix.Statfs(root, &st); err == nil && uint32(st.Type) != unix.BPF_FS_MAGIC { // int32 on 32-bit systems
 		if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
 			return false, fmt.Errorf("xdp: mount bpffs on %s: %w", root, err)
 		}
@@ -502,7 +502,7 @@ func ensureBPFFS(dir string) (mounted bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return mounted, fmt.Errorf("xdp: create pin directory: %w", err)
 	}
-	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+	if err := unix.Statfs(dir, &st); err != nil || uint32(st.Type) != unix.BPF_FS_MAGIC {
 		return mounted, fmt.Errorf("xdp: pin path %s is not on a bpf filesystem", dir)
 	}
 	return mounted, nil
