@@ -44,7 +44,7 @@ func testXDP(t *testing.T, method, mode string) {
 	attachPassIn(t, l.prefix+"br", fmt.Sprintf("%sv%d", l.prefix, 1))
 	// The real servers pin their decapsulation program in the host's bpffs.
 	var st syscall.Statfs_t
-	if err := syscall.Statfs("/sys/fs/bpf", &st); err != nil || st.Type != 0xcafe4a11 {
+	if err := syscall.Statfs("/sys/fs/bpf", &st); err != nil || uint32(st.Type) != 0xcafe4a11 {
 		if out, err := exec.Command("mount", "-t", "bpf", "bpf", "/sys/fs/bpf").CombinedOutput(); err != nil {
 			t.Skipf("no bpffs on /sys/fs/bpf and cannot mount it: %v %s", err, out)
 		}

@@ -37,7 +37,7 @@ type Status struct {
 // Daemon runs the sessions: one goroutine owns them, listeners on UDP
 // port 3784 (IPv4 and IPv6, opened as sessions need them) feed it the
 // packets, each session sends from a socket of its own (source port
-// 49152-65535, TTL 255 by default).
+// 49152-65535, TTL 255 or IPv6 hop limit 64 by default, keepalived's).
 type Daemon struct {
 	log *slog.Logger
 
@@ -49,6 +49,7 @@ type Daemon struct {
 	// lnErr4 and lnErr6: why a listener could not open (shown with the
 	// sessions of its family)
 	lnErr4, lnErr6 string
+	lnRetryAt      time.Time // when to try a listener that failed again
 	closed         bool
 
 	wake chan struct{}
@@ -103,6 +104,13 @@ func (d *Daemon) Configure(cfgs []Config) error {
 			errs = append(errs, fmt.Errorf("bfd_instance %s given twice", cfgs[i].Name))
 		}
 		names[cfgs[i].Name] = true
+		// a first packet (your discriminator 0) is told apart by its
+		// source and destination only
+		for _, o := range cfgs[:i] {
+			if o.Peer == cfgs[i].Peer && (o.Source == cfgs[i].Source || !o.Source.IsValid() || !cfgs[i].Source.IsValid()) {
+				errs = append(errs, fmt.Errorf("bfd_instance %s: the same neighbor as bfd_instance %s, and no source_ip tells them apart", cfgs[i].Name, o.Name))
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -159,6 +167,35 @@ func (d *Daemon) Configure(cfgs []Config) error {
 	}
 	d.poke()
 	return lerr
+}
+
+// retryListenLocked opens the listeners that failed, for the families
+// the sessions still have.
+func (d *Daemon) retryListenLocked() {
+	var v4, v6 bool
+	for _, l := range d.sessions {
+		if l.s.cfg.Peer.Unmap().Is4() {
+			v4 = true
+		} else {
+			v6 = true
+		}
+	}
+	if d.lnErr4 != "" && d.ln4 == nil {
+		if !v4 {
+			d.lnErr4 = ""
+		} else if ln, err := d.listen(false); err == nil {
+			d.ln4, d.lnErr4 = ln, ""
+			d.log.Info("bfd: listening again", "family", "ipv4")
+		}
+	}
+	if d.lnErr6 != "" && d.ln6 == nil {
+		if !v6 {
+			d.lnErr6 = ""
+		} else if ln, err := d.listen(true); err == nil {
+			d.ln6, d.lnErr6 = ln, ""
+			d.log.Info("bfd: listening again", "family", "ipv6")
+		}
+	}
 }
 
 func errString(err error) string {
@@ -401,6 +438,16 @@ func (d *Daemon) tick() time.Time {
 	defer d.mu.Unlock()
 	now := time.Now()
 	var next time.Time
+	if d.lnErr4 != "" || d.lnErr6 != "" {
+		// port 3784 taken (another BFD daemon on the host): tried again
+		if !now.Before(d.lnRetryAt) {
+			d.retryListenLocked()
+			d.lnRetryAt = now.Add(5 * time.Second)
+		}
+		if d.lnErr4 != "" || d.lnErr6 != "" {
+			next = d.lnRetryAt
+		}
+	}
 	for _, l := range d.sessions {
 		if l.conn == nil && !now.Before(l.dialAt) {
 			d.dialLocked(l, now)

@@ -1107,7 +1107,7 @@ func (b *builder) rules(n *Node) []Rule {
 					return 0
 				}
 				v, err := strconv.ParseUint(w.Text, 0, 32)
-				if err != nil || int(v) > max {
+				if err != nil || v > uint64(max) { // compared unsigned: int(v) wraps on 32-bit systems
 					b.d.errorf(w.Pos, "virtual_rules: %s %q is not a number from 0 to %d", what, w.Text, max)
 					ok = false
 				}

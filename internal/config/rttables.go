@@ -2,6 +2,7 @@ package config
 
 import (
 	"bufio"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -27,6 +28,10 @@ var builtinTables = map[string]int{"unspec": 0, "default": 253, "main": 254, "lo
 // false for a name found nowhere.
 func routeTable(word string) (id int, ok bool) {
 	if n, err := strconv.ParseUint(word, 0, 32); err == nil {
+		if n > math.MaxInt {
+			// a table id int cannot hold on a 32-bit system
+			return 0, false
+		}
 		return int(n), true
 	}
 	id, ok = iprouteNames("rt_tables", builtinTables)[word]

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 
 	"github.com/govs/govs/internal/bfd"
@@ -22,23 +23,35 @@ func bfdConfigs(cfg *config.Config) []bfd.Config {
 }
 
 // keepRunningBFD is the sessions of a reload before the node's: the new
-// ones, and the old ones (of running, the configuration the VRRP node
-// runs) the new configuration drops.
-func keepRunningBFD(next []bfd.Config, running ...*config.Config) []bfd.Config {
+// ones, and those the new configuration drops that the instances and
+// sync groups of running (the configuration the VRRP node runs) track,
+// unless a new session has their neighbor (one session per neighbor).
+func keepRunningBFD(next []bfd.Config, running *config.Config) []bfd.Config {
 	out := slices.Clone(next)
+	if running == nil {
+		return out
+	}
 	have := map[string]bool{}
+	peers := map[netip.Addr]bool{}
 	for _, c := range next {
 		have[c.Name] = true
+		peers[c.Peer] = true
 	}
-	for _, cfg := range running {
-		if cfg == nil {
-			continue
+	tracked := map[string]bool{}
+	for _, vi := range running.VRRPInstances {
+		for _, t := range vi.TrackBFDs {
+			tracked[t.Name] = true
 		}
-		for _, c := range bfdConfigs(cfg) {
-			if !have[c.Name] {
-				have[c.Name] = true
-				out = append(out, c)
-			}
+	}
+	for _, g := range running.SyncGroups {
+		for _, t := range g.TrackBFDs {
+			tracked[t.Name] = true
+		}
+	}
+	for _, c := range bfdConfigs(running) {
+		if tracked[c.Name] && !have[c.Name] && !peers[c.Peer] {
+			have[c.Name], peers[c.Peer] = true, true
+			out = append(out, c)
 		}
 	}
 	return out

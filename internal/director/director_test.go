@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/bfd"
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/health"
@@ -1249,5 +1250,28 @@ func TestTrackBFDMapping(t *testing.T) {
 	bc := bfdConfigs(cfg)
 	if len(bc) != 2 || bc[0].MinRx != 50*time.Millisecond || bc[0].TTL != 254 || bc[1].TTL != 0 {
 		t.Errorf("sessions %+v", bc)
+	}
+}
+
+// TestKeepRunningBFD: a reload keeps, until the VRRP part reloaded, the
+// dropped sessions the running instances and groups track, not the
+// others, and not one whose neighbor a new session has.
+func TestKeepRunningBFD(t *testing.T) {
+	src := "bfd_instance T {\n    neighbor_ip 10.0.0.1\n}\nbfd_instance G {\n    neighbor_ip 10.0.0.2\n}\nbfd_instance U {\n    neighbor_ip 10.0.0.3\n}\n" +
+		"bfd_instance M {\n    neighbor_ip 10.0.0.4\n}\n" +
+		"vrrp_sync_group SG {\n    group {\n        A\n    }\n    track_bfd {\n        G\n    }\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_bfd {\n        T\n        M\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
+	running, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	// the new configuration keeps nothing but a session to M's neighbor
+	next := []bfd.Config{{Name: "M2", Peer: netip.MustParseAddr("10.0.0.4")}}
+	var got []string
+	for _, c := range keepRunningBFD(next, running) {
+		got = append(got, c.Name)
+	}
+	if want := []string{"M2", "T", "G"}; !slices.Equal(got, want) {
+		t.Errorf("sessions during the reload %v, want %v", got, want)
 	}
 }

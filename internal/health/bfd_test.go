@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 type fakeBFD map[string]bool
@@ -24,6 +25,11 @@ func TestBFDCheck(t *testing.T) {
 	}
 	if sp.DelayLoop != BFDPollInterval || *sp.Retry != 0 || *sp.Warmup != 0 {
 		t.Errorf("defaults: delay_loop %v retry %d warmup %v", sp.DelayLoop, *sp.Retry, *sp.Warmup)
+	}
+	// a virtual_server's retry, warmup and delay_loop do not apply
+	three, long := 3, 10*time.Second
+	if s := (Spec{Kind: BFD, BFDName: "R", Retry: &three, Warmup: &long, DelayLoop: long}).Defaults(); *s.Retry != 0 || *s.Warmup != 0 || s.DelayLoop != BFDPollInterval {
+		t.Errorf("inherited settings kept: delay_loop %v retry %d warmup %v", s.DelayLoop, *s.Retry, *s.Warmup)
 	}
 	c, err := New(sp, Options{BFD: state})
 	if err != nil {

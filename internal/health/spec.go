@@ -218,8 +218,10 @@ func (s Spec) Defaults() Spec {
 	}
 	if s.Kind == BFD {
 		// keepalived acts on the session's events; govs reads its
-		// state this often, whatever delay_loop says
+		// state this often, whatever delay_loop, retry and warmup say
+		// (a virtual_server's retry would otherwise delay a failure)
 		s.DelayLoop = BFDPollInterval
+		s.Retry, s.Warmup = intp(0), durp(0)
 	}
 	if s.ConnectTimeout == 0 {
 		s.ConnectTimeout = DefaultConnectTimeout
