@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -390,4 +391,59 @@ func TestBFDKeepalivedInteropIPv6(t *testing.T) {
 		t.Fatalf("IPv6 session %q after keepalived died", s)
 	}
 	t.Logf("keepalived killed: IPv6 session down after %v", time.Since(begin).Round(time.Millisecond))
+}
+
+// TestBFDSoak (GOVS_BFD_SOAK=SECONDS, root): govs and keepalived's BFD at
+// keepalived's default intervals (10 ms × 5: a 50 ms detection time)
+// for that long; it reports how often each side took the session down
+// (a false failure would fail a VRRP instance over). Not in CI: it is a
+// measurement (docs/BENCHMARKS.md).
+func TestBFDSoak(t *testing.T) {
+	secs, _ := strconv.Atoi(os.Getenv("GOVS_BFD_SOAK"))
+	if secs <= 0 {
+		t.Skip("set GOVS_BFD_SOAK=SECONDS to run the BFD soak")
+	}
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Skip("needs keepalived")
+	}
+	l := newVRRPLab(t)
+	kconf := filepath.Join(l.dir, "keepalived.conf")
+	os.WriteFile(kconf, []byte("bfd_instance GOVS {\n    neighbor_ip 10.77.0.1\n    source_ip 10.77.0.11\n}\n"), 0o644)
+	klog, _ := os.Create(filepath.Join(l.dir, "keepalived.log"))
+	k := nsExec(l.prefix+"r1", "keepalived", "-n", "-l", "-D", "-f", kconf,
+		"-p", filepath.Join(l.dir, "k.pid"), "-r", filepath.Join(l.dir, "kv.pid"), "-c", filepath.Join(l.dir, "kc.pid"), "-b", filepath.Join(l.dir, "kb.pid"))
+	k.Stdout, k.Stderr = klog, klog
+	if err := k.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(l.dir, "d1.conf")
+	os.WriteFile(conf, []byte("global_defs {\n    govs_dataplane proxy\n}\nbfd_instance R {\n    neighbor_ip 10.77.0.11\n    source_ip 10.77.0.1\n}\n"), 0o644)
+	sock := filepath.Join(l.dir, "d1.sock")
+	d := l.start("d1", govsBin, "run", "-f", conf, "--api-socket", sock)
+	c := api.NewClient(sock)
+	waitUntil(t, "session up", 10*time.Second, func() bool { return bfdSession(c).State == "Up" }, func() string { return fmt.Sprint(bfdSession(c)) })
+	// a process's CPU time (user + system clock ticks of /proc/PID/stat)
+	cpuOf := func(pid int) float64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0
+		}
+		f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
+		u, _ := strconv.ParseFloat(f[11], 64)
+		s, _ := strconv.ParseFloat(f[12], 64)
+		return (u + s) / 100 // USER_HZ
+	}
+	// keepalived's BFD process, the peer measured in the same run
+	kb, _ := os.ReadFile(filepath.Join(l.dir, "kb.pid"))
+	kpid, _ := strconv.Atoi(strings.TrimSpace(string(kb)))
+	ups0, cpu0, kcpu0 := bfdSession(c).Ups, cpuOf(d.Process.Pid), cpuOf(kpid)
+	time.Sleep(time.Duration(secs) * time.Second)
+	s := bfdSession(c)
+	used, kused := cpuOf(d.Process.Pid)-cpu0, cpuOf(kpid)-kcpu0
+	k.Process.Signal(syscall.SIGTERM)
+	k.Wait()
+	b, _ := os.ReadFile(klog.Name())
+	kdown := strings.Count(string(b), "(GOVS) Entering Down state")
+	t.Logf("%d s at 10 ms × 5: govs took the session down %d times (state now %s, last %s); keepalived %d times; CPU: govs (the whole process) %.2f s (%.1f %% of a core), keepalived's BFD process %.2f s (%.1f %%)",
+		secs, s.Ups-ups0, s.State, s.Diag, kdown, used, 100*used/float64(secs), kused, 100*kused/float64(secs))
 }

@@ -53,7 +53,6 @@ type Daemon struct {
 	closed         bool
 
 	wake chan struct{}
-	rx   chan received
 	done chan struct{}
 	wg   sync.WaitGroup
 	// Counters of packets the listeners dropped, by reason.
@@ -82,7 +81,7 @@ func NewDaemon(log *slog.Logger) *Daemon {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{log: log, sessions: map[string]*live{}, byDiscr: map[uint32]*live{}, watchers: map[string][]chan struct{}{},
-		wake: make(chan struct{}, 1), rx: make(chan received, 64), done: make(chan struct{}), drops: map[string]uint64{}}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), drops: map[string]uint64{}}
 	d.wg.Go(d.loop)
 	return d
 }
@@ -357,9 +356,11 @@ func (d *Daemon) deliver(b []byte, src net.Addr, dst netip.Addr, ttl int) {
 		return
 	}
 	sa, _ := netip.AddrFromSlice(ua.IP)
-	select {
-	case d.rx <- received{p: p, src: sa.Unmap(), dst: dst.Unmap(), ttl: ttl}:
-	case <-d.done:
+	// handled here rather than handed to the loop: a goroutine wake-up
+	// less per packet (the loop is woken only when something is due
+	// sooner than it planned)
+	if d.handle(received{p: p, src: sa.Unmap(), dst: dst.Unmap(), ttl: ttl}) {
+		d.poke()
 	}
 }
 
@@ -377,8 +378,6 @@ func (d *Daemon) loop() {
 		select {
 		case <-d.done:
 			return
-		case r := <-d.rx:
-			d.handle(r)
 		case <-d.wake:
 		case <-timer.C:
 		}
@@ -399,10 +398,14 @@ func (d *Daemon) loop() {
 
 // handle finds the session of a received packet (RFC 5880 §6.8.6: by
 // your discriminator, else by the source address while it is 0) and
-// applies it.
-func (d *Daemon) handle(r received) {
+// applies it; it reports whether the loop must look at the timers again
+// (a packet is due now, or the state changed).
+func (d *Daemon) handle(r received) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
 	var l *live
 	if r.p.YourDiscr != 0 {
 		l = d.byDiscr[r.p.YourDiscr]
@@ -417,19 +420,26 @@ func (d *Daemon) handle(r received) {
 	switch {
 	case l == nil:
 		d.drops["no session"]++
-		return
+		return false
 	case l.s.cfg.Peer.Unmap() != r.src:
 		d.drops["wrong source"]++
-		return
+		return false
 	case l.s.cfg.MaxHops >= 0 && r.ttl >= 0 && r.ttl+l.s.cfg.MaxHops < l.s.cfg.TTL:
 		// single hop: it arrives with the TTL it was sent with, which
 		// keepalived takes to be this session's own (RFC 5881 §5: 255)
 		d.drops["ttl"]++
-		return
+		return false
 	}
-	if l.s.receive(r.p, time.Now()) {
+	now := time.Now()
+	before := l.s.next()
+	changed := l.s.receive(r.p, now)
+	if changed {
 		d.changedLocked(l)
 	}
+	// the loop sleeps until the earliest deadline it knew: woken when
+	// this one came sooner (a Final to send, the first detection time)
+	next := l.s.next()
+	return changed || l.s.due(now) || !next.IsZero() && (before.IsZero() || next.Before(before))
 }
 
 // tick expires and sends what is due; it returns when it is needed next.
