@@ -90,8 +90,11 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	bgp := ""
+	if n := len(cfg.BFDInstances); n > 0 {
+		bgp = fmt.Sprintf(", %d BFD sessions", n)
+	}
 	if cfg.BGP != nil {
-		bgp = fmt.Sprintf(", BGP AS %d to %d neighbors", cfg.BGP.LocalAS, len(cfg.BGP.Neighbors))
+		bgp += fmt.Sprintf(", BGP AS %d to %d neighbors", cfg.BGP.LocalAS, len(cfg.BGP.Neighbors))
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid (%d virtual servers, %d real servers, %d VRRP instances%s)\n",
 		name, len(cfg.VirtualServers), countRS(cfg), len(cfg.VRRPInstances), bgp)
