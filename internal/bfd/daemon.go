@@ -297,54 +297,52 @@ func (d *Daemon) listen(v6 bool) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bfd: listen on %s: %w", addr, err)
 	}
-	l := &listener{conn: conn}
+	// read reads one packet with its TTL or hop limit (-1 when
+	// unknown) and the address it was sent to
+	var read func(b []byte) (n, ttl int, dst netip.Addr, src net.Addr, err error)
 	if v6 {
 		p := ipv6.NewPacketConn(conn)
 		if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("bfd: %s: hop limit: %w", addr, err)
 		}
-		d.wg.Go(func() {
-			buf := make([]byte, 1500)
-			for {
-				n, cm, src, err := p.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				ttl, dst := -1, netip.Addr{}
-				if cm != nil {
-					ttl = cm.HopLimit
-					dst, _ = netip.AddrFromSlice(cm.Dst)
-				}
-				d.deliver(buf[:n], src, dst, ttl)
+		read = func(b []byte) (int, int, netip.Addr, net.Addr, error) {
+			n, cm, src, err := p.ReadFrom(b)
+			if cm == nil {
+				return n, -1, netip.Addr{}, src, err
 			}
-		})
-		return l, nil
-	}
-	p := ipv4.NewPacketConn(conn)
-	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("bfd: %s: ttl: %w", addr, err)
+			dst, _ := netip.AddrFromSlice(cm.Dst)
+			return n, cm.HopLimit, dst, src, err
+		}
+	} else {
+		p := ipv4.NewPacketConn(conn)
+		if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("bfd: %s: ttl: %w", addr, err)
+		}
+		read = func(b []byte) (int, int, netip.Addr, net.Addr, error) {
+			n, cm, src, err := p.ReadFrom(b)
+			if cm == nil {
+				return n, -1, netip.Addr{}, src, err
+			}
+			dst, _ := netip.AddrFromSlice(cm.Dst)
+			return n, cm.TTL, dst, src, err
+		}
 	}
 	d.wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
-			n, cm, src, err := p.ReadFrom(buf)
+			n, ttl, dst, src, err := read(buf)
 			if err != nil {
-				return
-			}
-			ttl, dst := -1, netip.Addr{}
-			if cm != nil {
-				ttl = cm.TTL
-				dst, _ = netip.AddrFromSlice(cm.Dst)
+				return // closed
 			}
 			d.deliver(buf[:n], src, dst, ttl)
 		}
 	})
-	return l, nil
+	return &listener{conn: conn}, nil
 }
 
-// deliver checks a packet and hands it to the loop.
+// deliver checks a packet and applies it to its session.
 func (d *Daemon) deliver(b []byte, src net.Addr, dst netip.Addr, ttl int) {
 	p, err := Parse(b)
 	if err != nil {
