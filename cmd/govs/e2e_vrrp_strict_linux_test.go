@@ -15,7 +15,7 @@ import (
 	"github.com/govs/govs/internal/vrrp"
 )
 
-const strictDirectorConf = `global_defs {
+const strictInstanceConf = `global_defs {
     router_id d1
     govs_dataplane proxy
     vrrp_strict
@@ -31,22 +31,16 @@ vrrp_instance VI_1 {
         10.77.0.50/24 dev eth0
     }
 }
-virtual_server 10.77.0.50 80,8000-8001 {
-    lb_algo rr
-    lb_kind NAT
-    delay_loop 0.5
-    real_server 10.77.0.11 8080 {
-        TCP_CHECK {
-            connect_timeout 0.5
-        }
-    }
-    real_server 10.77.0.12 8080 {
-        TCP_CHECK {
-            connect_timeout 0.5
-        }
-    }
-}
 `
+
+// strictDirectorConf is d1's configuration in strict mode with extra
+// lines in its instance, and the VRRP lab's service (vrrpDirectorConf's)
+// on ports 80 and 8000-8001.
+func strictDirectorConf(extra string) string {
+	vs := vrrpDirectorConf[strings.Index(vrrpDirectorConf, "virtual_server"):]
+	vs = strings.Replace(vs, "virtual_server 10.77.0.50 80 {", "virtual_server 10.77.0.50 80,8000-8001 {", 1)
+	return fmt.Sprintf(strictInstanceConf, extra) + vs
+}
 
 // TestVRRPStrictNoAccept runs govs with vrrp_strict on the proxy
 // dataplane: the instance (priority 100, not the address owner) is in
@@ -66,7 +60,7 @@ func TestVRRPStrictNoAccept(t *testing.T) {
 	conf := filepath.Join(l.dir, "d1.conf")
 	write := func(extra string) {
 		t.Helper()
-		if err := os.WriteFile(conf, fmt.Appendf(nil, strictDirectorConf, extra), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(strictDirectorConf(extra)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -647,10 +647,7 @@ func TestFileCheckWeight(t *testing.T) {
 // blackhole, and scope was dropped).
 func TestVirtualRouteTypes(t *testing.T) {
 	src := "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        unreachable 192.0.2.0/24\n        prohibit 192.0.2.128/25\n        blackhole 203.0.113.0/24\n        198.51.100.0/24 dev eth0 scope link table 7\n    }\n}\n"
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	var got []string
 	for _, r := range insts[0].VirtualRoutes {
@@ -731,10 +728,7 @@ vrrp_instance A {
     }
 }
 `
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	m := vrrp.ProcessMatch{Process: "haproxy", FullCommand: true, Params: []string{"-Ws"}, ParamMatch: "partial",
 		Quorum: 2, QuorumMax: 3, HasQuorumMax: true, ForkDelay: 1500 * time.Millisecond, TerminateDelay: 4 * time.Second}
@@ -753,10 +747,7 @@ vrrp_instance A {
 	src = "vrrp_track_process a {\n    process nginx\n}\nvrrp_track_process b {\n    process /usr/bin/x\n    full_command\n    quorum_max 0\n}\n" +
 		"vrrp_track_process c {\n    process /usr/bin/y -f z\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    track_process {\n        a\n        b\n        c\n    }\n}\n"
-	cfg, ds = config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg = mustLoad(t, src)
 	insts, _, _ = vrrpOptions(cfg)
 	want = []vrrp.TrackProcess{
 		{Name: "a", Match: vrrp.ProcessMatch{Process: "nginx", Quorum: 1}},
@@ -772,10 +763,7 @@ vrrp_instance A {
 // reach the VRRP instance, a missing bound taking keepalived's default.
 func TestUnicastPeerChecks(t *testing.T) {
 	src := "vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    check_unicast_src\n    unicast_peer {\n        10.0.0.2 min_ttl 250\n        10.0.0.3 max_ttl 64\n        10.0.0.4\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	ic := insts[0]
 	want := []vrrp.PeerTTL{{Addr: netip.MustParseAddr("10.0.0.2"), Min: 250, Max: 255}, {Addr: netip.MustParseAddr("10.0.0.3"), Min: 0, Max: 64}}
@@ -786,10 +774,7 @@ func TestUnicastPeerChecks(t *testing.T) {
 		t.Error(err)
 	}
 	// a TTL range turns the source check on, as in keepalived
-	cfg, ds = config.LoadBytes("t.conf", []byte(strings.Replace(src, "    check_unicast_src\n", "", 1)), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg = mustLoad(t, strings.Replace(src, "    check_unicast_src\n", "", 1))
 	if insts, _, _ := vrrpOptions(cfg); !insts[0].CheckUnicastSrc {
 		t.Error("min_ttl/max_ttl did not turn check_unicast_src on")
 	}
@@ -803,10 +788,7 @@ func TestUnicastPeerChecks(t *testing.T) {
 // their table names resolved.
 func TestVirtualRulesOptions(t *testing.T) {
 	src := "vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_rules {\n        not from 10.1.0.0/16 to 10.2.0.0/16 lookup main priority 50 fwmark 3/0xf tos 8 iif eth0 oif eth1 ipproto udp sport 53 dport 1000-2000\n    }\n}\n"
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	want := []vrrp.VirtualRule{{From: netip.MustParsePrefix("10.1.0.0/16"), To: netip.MustParsePrefix("10.2.0.0/16"), Not: true,
 		Table: 254, Priority: 50, FWMark: 3, FWMask: 0xf, HasMask: true, Tos: 8, Iif: "eth0", Oif: "eth1", IPProto: 17,
@@ -887,10 +869,7 @@ func TestRxLowerPriDetached(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    notify_master_rx_lower_pri " + script + "\n}\n"
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	d, err := New(cfg, Options{Dataplane: &fakeDP{}})
 	if err != nil {
 		t.Fatal(err)
@@ -1088,10 +1067,7 @@ func TestVRRPGlobalInstanceDefaults(t *testing.T) {
 	src := "global_defs {\n    vrrp_garp_master_delay 0\n    vrrp_garp_lower_prio_repeat 0\n    vrrp_lower_prio_no_advert\n    vrrp_check_unicast_src\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    unicast_peer {\n        10.0.0.2\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n" +
 		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    garp_master_delay 3\n    garp_lower_prio_repeat 2\n    lower_prio_no_advert off\n    virtual_ipaddress {\n        10.0.0.101\n    }\n}\n"
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	a, b := insts[0].WithDefaults(), insts[1].WithDefaults()
 	if a.GARPMasterDelay != 0 || a.GARPLowerPrioRepeat != 0 || a.GARPLowerPrioDelay != 0 || !a.LowerPrioNoAdvert || !a.CheckUnicastSrc {
@@ -1130,10 +1106,7 @@ func TestStaticDefaultInterface(t *testing.T) {
 func TestRulePrioritiesMapped(t *testing.T) {
 	src := "static_rules {\n    from 10.0.0.0/8 table 100\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_rules {\n        from 10.1.0.0/16 table 101\n        from 10.2.0.0/16 table 102 priority 7\n    }\n}\n"
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	st := staticOptions(cfg)
 	got := []int{st.Rules[0].Priority, insts[0].VirtualRules[0].Priority, insts[0].VirtualRules[1].Priority}
@@ -1158,10 +1131,7 @@ func TestAuthMapping(t *testing.T) {
 		inst("V3", "3", "    version 3\n    authentication {\n        auth_type AH\n        auth_pass x\n    }\n", "10.0.0.3") +
 		inst("V6", "4", "    authentication {\n        auth_type AH\n        auth_pass x\n    }\n", "2001:db8::4") +
 		inst("PASS", "5", "    authentication {\n        auth_type PASS\n        auth_pass p\n    }\n", "10.0.0.5")
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	var got []string
 	for _, ic := range insts {
@@ -1185,10 +1155,7 @@ func TestFamilyByInstance(t *testing.T) {
 		t.Fatalf("an IPv6 instance without virtual_ipaddress: %v", err)
 	}
 	src = strings.Replace(src, "virtual_ipaddress_excluded", "virtual_ipaddress", 1)
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	if ic := insts[0]; ic.MulticastGroup != netip.MustParseAddr("ff02::99") || ic.GARPInterval != 20*time.Millisecond {
 		t.Errorf("group %v, interval %v", ic.MulticastGroup, ic.GARPInterval)
@@ -1209,10 +1176,7 @@ func TestStrictOptions(t *testing.T) {
 		inst("OWNER", "2", "    state BACKUP\n    priority 255\n") +
 		inst("V3", "3", "    version 3\n    accept\n") +
 		inst("LOOSE", "4", "    strict_mode off\n    preempt_delay 3\n    no_accept\n")
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	var got []string
 	for _, ic := range insts {
@@ -1238,10 +1202,7 @@ func TestTrackBFDMapping(t *testing.T) {
 		"bfd_instance S {\n    neighbor_ip 10.0.0.253\n}\n" +
 		"vrrp_sync_group G {\n    group {\n        A\n    }\n    track_bfd {\n        S\n    }\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_bfd {\n        R\n        S weight 5\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
-	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	got := fmt.Sprint(insts[0].TrackBFDs)
 	if want := "[{R -20 true} {S 5 false} {S 0 false}]"; got != want {
@@ -1261,10 +1222,7 @@ func TestKeepRunningBFD(t *testing.T) {
 		"bfd_instance M {\n    neighbor_ip 10.0.0.4\n}\n" +
 		"vrrp_sync_group SG {\n    group {\n        A\n    }\n    track_bfd {\n        G\n    }\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_bfd {\n        T\n        M\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
-	running, ds := config.LoadBytes("t.conf", []byte(src), nil)
-	if ds.HasErrors() {
-		t.Fatal(ds.Err())
-	}
+	running := mustLoad(t, src)
 	// the new configuration keeps nothing but a session to M's neighbor
 	next := []bfd.Config{{Name: "M2", Peer: netip.MustParseAddr("10.0.0.4")}}
 	var got []string
@@ -1274,4 +1232,14 @@ func TestKeepRunningBFD(t *testing.T) {
 	if want := []string{"M2", "T", "G"}; !slices.Equal(got, want) {
 		t.Errorf("sessions during the reload %v, want %v", got, want)
 	}
+}
+
+// mustLoad loads a configuration text that must have no error.
+func mustLoad(t *testing.T, src string) *config.Config {
+	t.Helper()
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	return cfg
 }
