@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,6 +29,7 @@ Commands:
   web-password  set the web UI's password (bcrypt hash into govs_web_password)
   config-push   send the configuration files to the sync peers now
   bgp           BGP sessions and routes; --withdraw / --announce for maintenance
+  signum        print the signal that writes keepalived's state files (keepalived --signum)
   version       print the version
   demo          helpers of scripts/quickstart.sh: a demo backend, a client that counts answers
 
@@ -46,7 +48,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
+	if name, ok := strings.CutPrefix(cmd, "--signum="); ok {
+		// keepalived's spelling, for scripts written for it
+		cmd, rest = "signum", []string{name}
+	}
 	switch cmd {
+	case "signum":
+		return cmdSignum(rest, stdout, stderr)
 	case "run":
 		return cmdRun(rest, stdout, stderr)
 	case "check":

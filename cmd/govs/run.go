@@ -27,6 +27,7 @@ import (
 	"github.com/govs/govs/internal/dataplane/xdp"
 	"github.com/govs/govs/internal/director"
 	"github.com/govs/govs/internal/metrics"
+	"github.com/govs/govs/internal/statefiles"
 	"github.com/govs/govs/internal/vrrp"
 	"github.com/govs/govs/internal/web"
 )
@@ -63,6 +64,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	xdpMode := fs.String("xdp-mode", "", "how the XDP dataplane attaches: native (in the driver) or generic (after the socket buffer is built; any interface, slower) (default: the config's govs_xdp_mode, else native)")
 	configID := fs.String("config-id", "", "the `id` the config's conditional lines (@ID, @^ID) are read with, as keepalived's -i (default: the host name up to its first dot)")
 	pinPath := fs.String("xdp-pin-path", "", "bpffs directory where the XDP dataplane pins its programs and maps (default "+xdp.DefaultPinPath+")")
+	pidFile := fs.String("pid-file", "", "write the process id into this `file`, as keepalived's -p (for scripts and exporters that signal keepalived)")
+	stateDir := fs.String("state-dir", statefiles.DefaultDir, "`directory` of keepalived's state files, written on keepalived's signals: keepalived.data and keepalived_check.data on SIGUSR1, keepalived.stats on SIGUSR2 (and on signal 63, which then counts from 0 again), keepalived.json on signal 36 (govs signum)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
@@ -85,6 +88,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		printDiags()
 		fmt.Fprintf(stderr, "govs run: %s: %d error(s), not starting\n", *file, len(diags.Errors()))
 		return 1
+	}
+	if *pidFile != "" {
+		remove, err := writePidFile(*pidFile)
+		if err != nil {
+			printDiags()
+			fmt.Fprintf(stderr, "govs run: %v\n", err)
+			return 1
+		}
+		defer remove()
 	}
 	netns := cfg.NetNamespace()
 	if netns != "" {
@@ -272,7 +284,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT}, stateFileSignals...)...)
+	dumps := &stateFiles{dir: *stateDir, d: d, log: log}
 	defer signal.Stop(sigs)
 
 	log.Info("govs starting", "version", version, "config", *file, "dataplane", chosen, "services", d.DescribeServices())
@@ -303,6 +316,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			case <-gctx.Done():
 				return nil
 			case s := <-sigs:
+				if dumps.handle(gctx, s) {
+					continue
+				}
 				if s == syscall.SIGHUP {
 					log.Info("SIGHUP: reloading configuration")
 					if err := d.Reload(gctx); err != nil {
@@ -326,6 +342,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 					case <-deadline:
 						break wait
 					case s2 := <-sigs:
+						if dumps.handle(gctx, s2) {
+							continue
+						}
 						if s2 == syscall.SIGHUP {
 							log.Info("SIGHUP while stopping: no reload")
 							continue

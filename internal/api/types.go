@@ -263,6 +263,10 @@ type VRRPCounters struct {
 	AdvertsReceived   uint64            `json:"adverts_received"`
 	SendErrors        uint64            `json:"send_errors"`
 	BecameMaster      uint64            `json:"became_master"`
+	ReleasedMaster    uint64            `json:"released_master"`
+	PriorityZeroRcvd  uint64            `json:"priority_zero_received"`
+	PriorityZeroSent  uint64            `json:"priority_zero_sent"`
+	AddressListErrors uint64            `json:"address_list_errors"` // adverts whose addresses are not the instance's
 	AddressesRestored uint64            `json:"addresses_restored"`
 	RoutesRestored    uint64            `json:"routes_restored"`
 	Dropped           map[string]uint64 `json:"dropped,omitempty"` // adverts dropped, by reason

@@ -242,6 +242,8 @@ func (b *builder) global(n *Node) {
 			b.syncDaemon(c)
 		case "vrrp_version":
 			b.intv(c, 2, 3, &g.VRRPVersion)
+		case "json_version":
+			b.intv(c, 1, 2, &g.JSONVersion)
 		case "vrrp_mcast_group4":
 			b.str(c, &g.VRRPMcastGroup4)
 		case "vrrp_mcast_group6":

@@ -165,12 +165,16 @@ type GlobalDefs struct {
 	LVSTimeouts           Timeouts `json:"lvs_timeouts"`
 	LVSSyncDaemon         *SyncD   `json:"lvs_sync_daemon,omitempty"`
 	VRRPVersion           int      `json:"vrrp_version"`
-	VRRPMcastGroup4       string   `json:"vrrp_mcast_group4,omitempty"`
-	VRRPMcastGroup6       string   `json:"vrrp_mcast_group6,omitempty"`
-	VRRPStrict            bool     `json:"vrrp_strict,omitempty"`
-	VRRPGarpInterval      Duration `json:"vrrp_garp_interval,omitempty"`
-	VRRPGnaInterval       Duration `json:"vrrp_gna_interval,omitempty"`
-	VRRPStartupDelay      Duration `json:"vrrp_startup_delay,omitempty"`
+	// JSONVersion (json_version) is the layout of keepalived.json: 1 (a
+	// list of instances) or 2 (an object whose "vrrp" is that list); 0
+	// is 1.
+	JSONVersion      int      `json:"json_version,omitempty"`
+	VRRPMcastGroup4  string   `json:"vrrp_mcast_group4,omitempty"`
+	VRRPMcastGroup6  string   `json:"vrrp_mcast_group6,omitempty"`
+	VRRPStrict       bool     `json:"vrrp_strict,omitempty"`
+	VRRPGarpInterval Duration `json:"vrrp_garp_interval,omitempty"`
+	VRRPGnaInterval  Duration `json:"vrrp_gna_interval,omitempty"`
+	VRRPStartupDelay Duration `json:"vrrp_startup_delay,omitempty"`
 	// VMACPrefix is vmac_prefix: the name of a use_vmac interface without
 	// one of its own is VMACPrefix.VRID ("" = "vrrp").
 	VMACPrefix string `json:"vmac_prefix,omitempty"`

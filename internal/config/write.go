@@ -755,6 +755,9 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 		}
 		w.line(words...)
 	}
+	if g.JSONVersion != 0 {
+		w.num("json_version", g.JSONVersion)
+	}
 	if g.VRRPVersion != 2 {
 		w.num("vrrp_version", g.VRRPVersion)
 	}

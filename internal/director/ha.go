@@ -284,7 +284,8 @@ func (d *Director) vrrpState() []api.VRRP {
 		}
 		c := s.Counters
 		v.Counters = api.VRRPCounters{AdvertsSent: c.AdvertsSent, AdvertsReceived: c.AdvertsReceived, SendErrors: c.SendErrors,
-			BecameMaster: c.BecameMaster, AddressesRestored: c.AddressesRestored, RoutesRestored: c.RoutesRestored}
+			BecameMaster: c.BecameMaster, ReleasedMaster: c.ReleasedMaster, PriorityZeroRcvd: c.PriorityZeroReceived, PriorityZeroSent: c.PriorityZeroSent,
+			AddressListErrors: c.AddressListErrors, AddressesRestored: c.AddressesRestored, RoutesRestored: c.RoutesRestored}
 		for r, n := range c.Dropped {
 			if v.Counters.Dropped == nil {
 				v.Counters.Dropped = map[string]uint64{}

@@ -281,16 +281,17 @@ func (m *Machine) validate(ev EventAdvert) DropReason {
 		}
 	}
 	if a.Version == 2 {
-		if m.cfg.AuthAH {
-			// the AH header was checked by the socket (ahCheck)
-			if a.AuthType != AuthAH {
-				return DropAuth
-			}
-		} else if m.cfg.AuthPass != "" {
-			if a.AuthType != AuthPass || a.AuthData != authPassData(m.cfg.AuthPass) {
-				return DropAuth
-			}
-		} else if a.AuthType != AuthNone {
+		want := uint8(AuthNone)
+		switch {
+		case m.cfg.AuthAH:
+			want = AuthAH // the AH header was checked by the socket (ahCheck)
+		case m.cfg.AuthPass != "":
+			want = AuthPass
+		}
+		switch {
+		case a.AuthType != want:
+			return DropAuthType
+		case want == AuthPass && a.AuthData != authPassData(m.cfg.AuthPass):
 			return DropAuth
 		}
 		if a.IntervalDuration() != m.advert {

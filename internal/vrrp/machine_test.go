@@ -504,8 +504,10 @@ func TestReceiveChecks(t *testing.T) {
 			advert: func(a *Advert) { a.AuthType, a.AuthData = AuthPass, authPassData("secret") }, want: ""},
 		{name: "auth pass wrong", cfg: func(c *InstanceConfig) { c.AuthPass = "secret" },
 			advert: func(a *Advert) { a.AuthType, a.AuthData = AuthPass, authPassData("secreT") }, want: DropAuth},
-		{name: "auth missing", cfg: func(c *InstanceConfig) { c.AuthPass = "secret" }, want: DropAuth},
-		{name: "auth unexpected", advert: func(a *Advert) { a.AuthType = AuthPass }, want: DropAuth},
+		{name: "auth missing", cfg: func(c *InstanceConfig) { c.AuthPass = "secret" }, want: DropAuthType},
+		{name: "auth unexpected", advert: func(a *Advert) { a.AuthType = AuthPass }, want: DropAuthType},
+		{name: "auth AH expected", cfg: func(c *InstanceConfig) { c.AuthAH, c.AuthPass = true, "secret" },
+			advert: func(a *Advert) { a.AuthType, a.AuthData = AuthPass, authPassData("secret") }, want: DropAuthType},
 		{name: "v3 interval differs is fine", cfg: func(c *InstanceConfig) { c.Version = 3 },
 			advert: func(a *Advert) { a.Version, a.Interval = 3, 7 }, want: ""},
 	}

@@ -61,7 +61,12 @@ type InstanceStatus struct {
 	Trackers    []Tracker    `json:"trackers,omitempty"`
 	Transitions []Transition `json:"transitions"`
 	Counters    Counters     `json:"counters"`
+
+	cfg InstanceConfig // the configuration in force, with its defaults
 }
+
+// Config is the configuration the instance runs, defaults filled in.
+func (s *InstanceStatus) Config() InstanceConfig { return s.cfg }
 
 // StaticConfig are static addresses (each with its Dev), routes and
 // rules.
@@ -87,6 +92,17 @@ type Counters struct {
 	SendErrors      uint64 `json:"send_errors"`
 	Announcements   uint64 `json:"announcements"`
 	BecameMaster    uint64 `json:"became_master"`
+	// ReleasedMaster counts the instance's leaving MASTER (for BACKUP,
+	// FAULT or a stop).
+	ReleasedMaster uint64 `json:"released_master"`
+	// PriorityZeroReceived and PriorityZeroSent count the adverts of
+	// priority 0 (a MASTER resigning) received and sent.
+	PriorityZeroReceived uint64 `json:"priority_zero_received"`
+	PriorityZeroSent     uint64 `json:"priority_zero_sent"`
+	// AddressListErrors counts received adverts whose addresses are not
+	// the instance's virtual addresses (keepalived's addr_list_err; govs
+	// still takes them, as RFC 5798 §7.1 advises).
+	AddressListErrors uint64 `json:"address_list_errors"`
 	// AddressesRestored counts virtual addresses a MASTER put back
 	// after someone else deleted them (checkVIPs).
 	AddressesRestored uint64 `json:"addresses_restored,omitempty"`
@@ -107,6 +123,8 @@ type Node struct {
 
 	mu     sync.Mutex
 	status []InstanceStatus
+	shown  shownConfig    // under mu: the scripts and groups in force
+	busy   map[string]int // under mu: runs of each vrrp_script under way
 
 	running bool // under mu: Run is between its start and its end
 	reloads chan *reloadReq
@@ -266,6 +284,70 @@ func (n *Node) adopt(p *plan) {
 	for _, c := range n.cfgs {
 		n.status = append(n.status, n.statusBase(c, InstanceStatus{}))
 	}
+	n.shown = p.shown()
+}
+
+// shownConfig is the part of the configuration Dump shows besides the
+// instances'.
+type shownConfig struct {
+	scripts []ScriptConfig
+	groups  []SyncGroupConfig
+}
+
+// shown returns p's scripts, sorted by name, and its sync groups.
+func (p *plan) shown() shownConfig {
+	var sc shownConfig
+	for _, s := range p.scripts {
+		sc.scripts = append(sc.scripts, s)
+	}
+	slices.SortFunc(sc.scripts, func(a, b ScriptConfig) int { return strings.Compare(a.Name, b.Name) })
+	seen := map[string]bool{}
+	for _, c := range p.cfgs {
+		if g := p.groupOf[c.Name]; g != nil && !seen[g.Name] {
+			seen[g.Name] = true
+			sc.groups = append(sc.groups, *g)
+		}
+	}
+	return sc
+}
+
+// Dump is what keepalived's state files (keepalived.data, .stats and
+// .json) show of a node: the instances with their configurations in
+// force, the vrrp_scripts and the sync groups.
+type Dump struct {
+	Instances  []InstanceStatus
+	Scripts    []ScriptConfig
+	SyncGroups []SyncGroupConfig
+	// Running names the scripts being run at the time.
+	Running []string
+}
+
+// scriptBusy records a run of the vrrp_script name starting or ending.
+func (n *Node) scriptBusy(name string, start bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.busy == nil {
+		n.busy = map[string]int{}
+	}
+	if start {
+		n.busy[name]++
+	} else if n.busy[name]--; n.busy[name] <= 0 {
+		delete(n.busy, name)
+	}
+}
+
+// Dump returns a snapshot for keepalived's state files.
+func (n *Node) Dump() Dump {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d := Dump{Instances: slices.Clone(n.status), Scripts: slices.Clone(n.shown.scripts), SyncGroups: slices.Clone(n.shown.groups)}
+	for name := range n.busy {
+		d.Running = append(d.Running, name)
+	}
+	for i := range d.Instances {
+		d.Instances[i].Counters.Dropped = cloneMap(d.Instances[i].Counters.Dropped)
+	}
+	return d
 }
 
 // statusBase sets the configured fields of an instance's status.
@@ -273,6 +355,7 @@ func (n *Node) statusBase(c InstanceConfig, s InstanceStatus) InstanceStatus {
 	s.Name, s.Interface, s.VRID, s.Version = c.Name, c.Interface, c.VRID, c.Version
 	s.BasePriority, s.VirtualIPs, s.SyncGroup = c.Priority, vipPrefixes(&c), n.groupName(c.Name)
 	s.NoAccept = c.NoAccept
+	s.cfg = c
 	return s
 }
 
@@ -843,7 +926,7 @@ func (n *Node) watchSpecs(cfgs []InstanceConfig, scripts map[string]ScriptConfig
 				watchScript(ctx, sc, func(ok bool) {
 					n.log.Info("vrrp script state", "script", sc.Name, "ok", ok)
 					send(EventTrack{Key: scriptKey(sc.Name), OK: ok})
-				})
+				}, func(b bool) { n.scriptBusy(sc.Name, b) })
 			}}
 		}
 		for _, tf := range c.TrackFiles {
@@ -952,6 +1035,15 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			return
 		}
 		in.count.AdvertsReceived++
+		if a.VRID == uint8(in.cfg.VRID) {
+			if a.Priority == PriorityStop {
+				in.count.PriorityZeroReceived++
+			}
+			if !sameAddresses(a.Addrs, in.cfg.VirtualIPs) {
+				in.count.AddressListErrors++
+				n.log.Debug("vrrp advert's addresses are not the instance's", "instance", in.cfg.Name, "src", ev.pkt.Src, "addresses", a.Addrs)
+			}
+		}
 		n.apply(ctx, q, idx, EventAdvert{Src: ev.pkt.Src, TTL: ev.pkt.TTL, Advert: a})
 	case trackEvent:
 		if w, ok := n.watchers[ev.ev.Key]; ok && w.gen == ev.gen {
@@ -984,6 +1076,20 @@ func transitioned(acts []Action) bool {
 	return false
 }
 
+// sameAddresses says whether an advert's addresses are the configured
+// virtual addresses (an advert carries at most 255), in any order.
+func sameAddresses(got []netip.Addr, vips []VirtualIP) bool {
+	if len(got) != min(len(vips), 255) {
+		return false
+	}
+	for _, v := range vips[:len(got)] {
+		if !slices.Contains(got, v.Prefix.Addr()) {
+			return false
+		}
+	}
+	return true
+}
+
 func (n *Node) countDrop(in *instance, r DropReason) {
 	if in.count.Dropped == nil {
 		in.count.Dropped = map[DropReason]uint64{}
@@ -1014,6 +1120,9 @@ func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machi
 			n.log.Info("vrrp transition", "instance", in.cfg.Name, "from", a.From, "to", a.To, "reason", a.Reason)
 			if a.To == StateMaster {
 				in.count.BecameMaster++
+			}
+			if a.From == StateMaster && a.To != StateMaster {
+				in.count.ReleasedMaster++
 			}
 			if !a.BySync && (pass == nil || pass(a)) {
 				follow = append(follow, a)
@@ -1086,6 +1195,9 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 			return
 		}
 		in.count.AdvertsSent++
+		if a.Priority == PriorityStop {
+			in.count.PriorityZeroSent++
+		}
 	case ActionAddAddresses:
 		if err := n.opts.System.AddAddresses(ctx, &in.cfg); err != nil {
 			log.Error("add virtual addresses", "err", err)

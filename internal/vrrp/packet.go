@@ -58,7 +58,8 @@ const (
 	DropChecksum  DropReason = "checksum"
 	DropTTL       DropReason = "ttl"
 	DropVRID      DropReason = "vrid"
-	DropAuth      DropReason = "auth"
+	DropAuth      DropReason = "auth"      // a wrong password or AH digest
+	DropAuthType  DropReason = "auth_type" // another kind of authentication
 	DropInterval  DropReason = "interval"
 	DropFamily    DropReason = "family"
 	DropOwnPacket DropReason = "own_packet"

@@ -387,6 +387,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 	}
 	n.mu.Lock()
 	n.status = status
+	n.shown = p.shown()
 	n.mu.Unlock()
 	// a group's state is forgotten with the group (a group that keeps
 	// its name keeps it, and its new members are brought to it below)

@@ -117,14 +117,20 @@ func runScript(ctx context.Context, sc *ScriptConfig) bool {
 }
 
 // watchScript runs the script every interval until ctx is done and calls
-// emit on every debounced state change.
-func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool)) {
+// emit on every debounced state change; busy (if not nil) is told when a
+// run starts and ends.
+func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool), busy func(bool)) {
 	sc = sc.WithDefaults()
 	rf := riseFall{rise: sc.Rise, fall: sc.Fall, ok: !sc.InitFail}
 	t := time.NewTicker(sc.Interval)
 	defer t.Stop()
+	if busy == nil {
+		busy = func(bool) {}
+	}
 	for {
+		busy(true)
 		ok := runScript(ctx, &sc)
+		busy(false)
 		if ctx.Err() != nil {
 			return
 		}

@@ -1,0 +1,274 @@
+package statefiles
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/govs/govs/internal/vrrp"
+)
+
+// writeGlobal writes the global definitions both data files begin with.
+func writeGlobal(w *bufio.Writer, in *Input) {
+	fmt.Fprintln(w, "------< Global definitions >------")
+	var routerID, defIf string
+	lvsFlush, flushOnStop, strict, security := false, false, false, false
+	version := 2
+	mc4, mc6 := "224.0.0.18", "ff02::12"
+	if in.Config != nil {
+		g := &in.Config.Global
+		routerID, defIf = g.RouterID, g.DefaultInterface
+		lvsFlush, flushOnStop, strict, security = g.LVSFlush, g.LVSFlushOnStop, g.VRRPStrict, g.EnableScriptSecurity
+		if g.VRRPVersion != 0 {
+			version = g.VRRPVersion
+		}
+		if g.VRRPMcastGroup4 != "" {
+			mc4 = g.VRRPMcastGroup4
+		}
+		if g.VRRPMcastGroup6 != "" {
+			mc6 = g.VRRPMcastGroup6
+		}
+	}
+	if routerID == "" {
+		routerID, _ = os.Hostname()
+		routerID, _, _ = strings.Cut(routerID, ".")
+	}
+	if defIf == "" {
+		defIf = "eth0"
+	}
+	fmt.Fprintf(w, " Router ID = %s\n", routerID)
+	fmt.Fprintf(w, " Default interface = %s\n", defIf)
+	fmt.Fprintf(w, " LVS flush = %t\n", lvsFlush)
+	fmt.Fprintf(w, " LVS flush on stop = %s\n", onOff(flushOnStop, "enabled", "disabled"))
+	fmt.Fprintf(w, " VRRP IPv4 mcast group = %s\n", mc4)
+	fmt.Fprintf(w, " VRRP IPv6 mcast group = %s\n", mc6)
+	fmt.Fprintf(w, " VRRP default protocol version = %d\n", version)
+	fmt.Fprintf(w, " VRRP strict mode = %t\n", strict)
+	fmt.Fprintf(w, " Script security %s\n", onOff(security, "enabled", "disabled"))
+}
+
+// Data writes keepalived.data: the global definitions, then the VRRP
+// instances, sync groups and scripts.
+func Data(out io.Writer, in *Input) error {
+	w := bufio.NewWriter(out)
+	writeGlobal(w, in)
+	insts := in.VRRP.Instances
+	if len(insts) > 0 {
+		fmt.Fprintln(w, "------< VRRP Topology >------")
+		for i := range insts {
+			writeInstance(w, &insts[i], in)
+		}
+	}
+	if len(in.VRRP.SyncGroups) > 0 {
+		fmt.Fprintln(w, "------< VRRP Sync groups >------")
+		for _, g := range in.VRRP.SyncGroups {
+			fmt.Fprintf(w, " VRRP Sync Group = %s, %s\n", g.Name, stateName(groupState(g, insts)))
+			fmt.Fprintln(w, "   VRRP member instances :")
+			for _, m := range g.Members {
+				fmt.Fprintf(w, "     %s\n", m)
+			}
+			fmt.Fprintf(w, "   Using smtp notification = %s\n", onOff(g.SMTPAlert, "yes", "no"))
+		}
+	}
+	if len(in.VRRP.Scripts) > 0 {
+		fmt.Fprintln(w, "------< VRRP Scripts >------")
+		for _, s := range in.VRRP.Scripts {
+			writeScript(w, s, in)
+		}
+	}
+	return w.Flush()
+}
+
+func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
+	cfg := st.Config()
+	p := func(format string, a ...any) { fmt.Fprintf(w, "   "+format+"\n", a...) }
+	fmt.Fprintf(w, " VRRP Instance = %s\n", st.Name)
+	p("VRRP Version = %d", cfg.Version)
+	if st.SyncGroup != "" {
+		p("Sync group = %s", st.SyncGroup)
+	}
+	if cfg.IsIPv6() {
+		p("Using Native IPv6")
+	}
+	p("State = %s", stateName(st.State))
+	if st.State == vrrp.StateBackup && st.MasterAddr.IsValid() {
+		p("Master router = %s", st.MasterAddr)
+		p("Master priority = %d", st.MasterPriority)
+	}
+	p("Wantstate = %s", stateName(wantState(st, &cfg)))
+	last := lastTransition(st)
+	if last.IsZero() {
+		p("Last transition = 0.000000")
+	} else {
+		p("Last transition = %s (%s)", epoch(last), last.Local().Format("Mon Jan _2 15:04:05.000000 2006"))
+	}
+	adv := cfg.AdvertInterval
+	if st.State == vrrp.StateBackup && st.AdvertInterval > 0 {
+		adv = st.AdvertInterval // the master's
+	}
+	downUS := int64(cfg.DownTimerAdverts)*adv.Microseconds() + int64(256-st.EffectivePriority)*adv.Microseconds()/256
+	p("Master down timer = %d usecs", downUS)
+	p("Interface = %s", cfg.Interface)
+	if cfg.VMAC != "" {
+		p("Use VMAC, i/f %s, xmit %s i/f", cfg.VMAC, onOff(cfg.VMACXmitBase, "base", "vmac"))
+	}
+	if cfg.DontTrackPrimary {
+		p("VRRP interface tracking disabled")
+	}
+	if st.LocalAddr.IsValid() {
+		p("Using src_ip = %s", st.LocalAddr)
+	}
+	if len(cfg.UnicastPeers) == 0 {
+		if mc := instanceMulticast(&cfg); mc.Is4() {
+			p("Multicast address %s", mc)
+		} else if ifi, err := net.InterfaceByName(cfg.Interface); err == nil {
+			p("Multicast address %s, ifindex %d", mc, ifi.Index)
+		}
+	}
+	p("Gratuitous ARP delay = %d", secs(cfg.GARPMasterDelay))
+	p("Gratuitous ARP repeat = %d", cfg.GARPMasterRepeat)
+	p("Gratuitous ARP refresh = %d", secs(cfg.GARPMasterRefresh))
+	p("Gratuitous ARP refresh repeat = %d", cfg.GARPMasterRefreshRepeat)
+	p("Gratuitous ARP lower priority delay = %d", secs(cfg.GARPLowerPrioDelay))
+	p("Gratuitous ARP lower priority repeat = %d", cfg.GARPLowerPrioRepeat)
+	p("Down timer adverts = %d", cfg.DownTimerAdverts)
+	p("Send advert after receive lower priority advert = %t", !cfg.LowerPrioNoAdvert)
+	p("Send advert after receive higher priority advert = %t", cfg.HigherPrioSendAdvert)
+	p("Virtual Router ID = %d", cfg.VRID)
+	p("Priority = %d", cfg.Priority)
+	p("Effective priority = %d", st.EffectivePriority)
+	p("Total priority = %d", st.EffectivePriority)
+	if cfg.Version == 3 {
+		p("Advert interval = %d milli-sec", cfg.AdvertInterval.Milliseconds())
+	} else {
+		p("Advert interval = %d sec", secs(cfg.AdvertInterval))
+	}
+	p("Accept = %s", onOff(!cfg.NoAccept, "enabled", "disabled"))
+	p("Preempt = %s", onOff(!cfg.NoPreempt, "enabled", "disabled"))
+	if cfg.PreemptDelay > 0 {
+		p("Preempt delay = %g secs", cfg.PreemptDelay.Seconds())
+	}
+	if cfg.Version == 2 {
+		switch {
+		case cfg.AuthAH:
+			p("Authentication type = IPSEC_AH")
+		case cfg.AuthPass != "":
+			p("Authentication type = SIMPLE_PASSWORD")
+			p("Password = %s", cfg.AuthPass)
+		default:
+			p("Authentication type = none")
+		}
+	}
+	set := st.State == vrrp.StateMaster
+	if len(cfg.VirtualIPs) > 0 {
+		p("Virtual IP (%d):", len(cfg.VirtualIPs))
+		for _, v := range cfg.VirtualIPs {
+			p("  %s", vipLine(v, &cfg, set))
+		}
+	}
+	if len(cfg.VirtualIPsExcluded) > 0 {
+		p("Virtual IP Excluded (%d):", len(cfg.VirtualIPsExcluded))
+		for _, v := range cfg.VirtualIPsExcluded {
+			p("  %s", vipLine(v, &cfg, set))
+		}
+	}
+	if len(cfg.UnicastPeers) > 0 {
+		if cfg.UnicastTTL != 0 {
+			p("Unicast TTL = %d", cfg.UnicastTTL)
+		}
+		p("Check unicast src : %s", onOff(cfg.CheckUnicastSrc, "yes", "no"))
+		p("Unicast Peer :")
+		for _, a := range cfg.UnicastPeers {
+			lo, hi := 0, 255
+			for _, r := range cfg.UnicastPeerTTL {
+				if r.Addr == a {
+					lo, hi = r.Min, r.Max
+				}
+			}
+			p("  %s min_ttl %d max_ttl %d", a, lo, hi)
+		}
+	}
+	if len(cfg.TrackInterfaces) > 0 {
+		p("Tracked interfaces :")
+		for _, t := range cfg.TrackInterfaces {
+			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
+		}
+	}
+	if len(cfg.TrackScripts) > 0 {
+		p("Tracked scripts :")
+		for _, t := range cfg.TrackScripts {
+			p("  %s %s", t.Name, weightText(scriptWeight(t, in.VRRP.Scripts), t.Reverse))
+		}
+	}
+	if len(cfg.TrackFiles) > 0 {
+		p("Tracked files :")
+		for _, t := range cfg.TrackFiles {
+			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
+		}
+	}
+	if len(cfg.TrackProcesses) > 0 {
+		p("Tracked processes :")
+		for _, t := range cfg.TrackProcesses {
+			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
+		}
+	}
+	if len(cfg.TrackBFDs) > 0 {
+		p("Tracked BFDs :")
+		for _, t := range cfg.TrackBFDs {
+			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
+		}
+	}
+	p("Using smtp notification = %s", onOff(cfg.SMTPAlert, "yes", "no"))
+	for _, s := range []struct{ what, cmd string }{
+		{"Backup", cfg.Notify.Backup}, {"Master", cfg.Notify.Master}, {"Fault", cfg.Notify.Fault},
+		{"Stop", cfg.Notify.Stop}, {"Generic", cfg.Notify.Notify}, {"Master rx lower pri", cfg.Notify.MasterRxLowerPri},
+	} {
+		if s.cmd != "" {
+			p("%s state transition script = %s", s.what, quoteCommand(s.cmd))
+		}
+	}
+	p("Notify priority changes = %t", cfg.NotifyPriorityChanges)
+}
+
+// scriptWeight is the weight a track_script entry applies: its own, else
+// the script's.
+func scriptWeight(t vrrp.TrackScript, scripts []vrrp.ScriptConfig) int {
+	if t.WeightSet {
+		return t.Weight
+	}
+	for _, s := range scripts {
+		if s.Name == t.Name {
+			return s.Weight
+		}
+	}
+	return 0
+}
+
+func writeScript(w *bufio.Writer, s vrrp.ScriptConfig, in *Input) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, "   "+format+"\n", a...) }
+	fmt.Fprintf(w, " VRRP Script = %s\n", s.Name)
+	p("Command = %s", quoteCommand(s.Script))
+	p("Interval = %d sec", secs(s.Interval))
+	p("Timeout = %d sec", secs(s.Timeout))
+	p("Weight = %d%s", s.Weight, onOff(s.Reverse, " reverse", ""))
+	p("Rise = %d", s.Rise)
+	p("Fall = %d", s.Fall)
+	p("Status = %s", scriptStatus(s.Name, in.VRRP.Instances))
+	if s.User != "" {
+		p("Script user = %s", s.User)
+	}
+	p("Tracking instances :")
+	for _, st := range in.VRRP.Instances {
+		cfg := st.Config()
+		for _, t := range cfg.TrackScripts {
+			if t.Name == s.Name {
+				p("  %s, %s", st.Name, weightText(scriptWeight(t, in.VRRP.Scripts), t.Reverse))
+			}
+		}
+	}
+	p("State = %s", onOff(slices.Contains(in.VRRP.Running, s.Name), "running", "idle"))
+}
