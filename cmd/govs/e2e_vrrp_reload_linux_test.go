@@ -113,8 +113,9 @@ func TestVRRPReload(t *testing.T) {
 }
 
 // TestVRRPAddedByReload: a govs started without VRRP instances runs the
-// one a reload adds (it takes the VIP as the only router), and a reload
-// that removes it again releases the VIP.
+// one a reload adds (it takes the VIP as the only router), a reload with
+// fifo_write_vrrp_states_on_reload writes its state to the FIFO, and a
+// reload that removes it again releases the VIP.
 func TestVRRPAddedByReload(t *testing.T) {
 	l := newVRRPLab(t)
 	l.start("r1", govsBin, "demo", "backend", "10.77.0.11:8080", "r1")
@@ -158,6 +159,15 @@ func TestVRRPAddedByReload(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "10.77.0.50/24") {
 		t.Fatalf("the VIP after the reload (err %v):\n%s", err, out)
 	}
+	// a reload with fifo_write_vrrp_states_on_reload writes the states
+	// (and changes nothing else)
+	states := strings.Replace(full, "govs_dataplane proxy\n", "govs_dataplane proxy\n    fifo_write_vrrp_states_on_reload\n", 1)
+	if err := os.WriteFile(path, []byte(states), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, []byte(plain), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +184,7 @@ func TestVRRPAddedByReload(t *testing.T) {
 	}
 	// the vrrp_notify_fifo had the instance's life, as keepalived writes it
 	br := bufio.NewReader(rf)
-	for _, want := range []string{`INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_1" MASTER 100`, `INSTANCE "VI_1" STOP 100`} {
+	for _, want := range []string{`INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_1" MASTER 100`, `INSTANCE "VI_1" MASTER 100`, `INSTANCE "VI_1" STOP 100`} {
 		rf.SetReadDeadline(time.Now().Add(2 * time.Second))
 		line, err := br.ReadString('\n')
 		if err != nil || strings.TrimSuffix(line, "\n") != want {

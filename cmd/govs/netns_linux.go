@@ -56,3 +56,11 @@ func enterNetns(name string) error {
 	// if its file was replaced since
 	return fmt.Errorf("net_namespace %s: exec: %w", name, unix.Exec("/proc/self/exe", os.Args, os.Environ()))
 }
+
+// lockMemory keeps govs's memory in RAM (keepalived's *_no_swap).
+func lockMemory() error {
+	return unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE)
+}
+
+// setUmask sets the process's file creation mask.
+func setUmask(m uint32) { unix.Umask(int(m)) }

@@ -10,3 +10,7 @@ func enterNetns(name string) error {
 }
 
 func netnsTag(name string) string { return name }
+
+func lockMemory() error { return errors.New("locking memory is only built for Linux") }
+
+func setUmask(uint32) {}

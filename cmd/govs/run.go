@@ -89,6 +89,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: %s: %d error(s), not starting\n", *file, len(diags.Errors()))
 		return 1
 	}
+	// taken from before the pid file names this process: what a script
+	// sends once it can read it is acted on (when the loop below starts)
+	// instead of killing govs or going unseen
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT}, stateFileSignals...)...)
+	defer signal.Stop(sigs)
+	if fi, err := os.Stat(*stateDir); err != nil {
+		fmt.Fprintf(stderr, "govs run: --state-dir: %v\n", err)
+		return 1
+	} else if !fi.IsDir() {
+		fmt.Fprintf(stderr, "govs run: --state-dir %s: not a directory\n", *stateDir)
+		return 1
+	}
 	if *pidFile != "" {
 		remove, err := writePidFile(*pidFile)
 		if err != nil {
@@ -129,6 +142,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if m := cfg.Global.Umask; m != nil {
+		setUmask(*m)
+	}
+	if cfg.Global.NoSwap() {
+		// keepalived locks its vrrp, checker or bfd process; govs is one
+		if err := lockMemory(); err != nil {
+			log.Warn("vrrp_no_swap, checker_no_swap or bfd_no_swap: memory not locked", "err", err)
+		} else {
+			log.Info("memory locked in RAM (no swap)")
+		}
+	}
 	if len(ifaces) == 0 {
 		ifaces = g.Interfaces
 	}
@@ -283,10 +307,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, append([]os.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT}, stateFileSignals...)...)
 	dumps := &stateFiles{dir: *stateDir, d: d, log: log}
-	defer signal.Stop(sigs)
 
 	log.Info("govs starting", "version", version, "config", *file, "dataplane", chosen, "services", d.DescribeServices())
 	grp, gctx := errgroup.WithContext(ctx)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,13 +59,13 @@ func (s *stateFiles) handle(ctx context.Context, sig os.Signal) bool {
 	default:
 		return false
 	}
-	in, err := s.d.StateFilesInput(ctx)
+	in, err := s.d.StateFilesInput(ctx, sig == sigData)
 	if err != nil {
 		s.log.Error("state files: reading the state", "signal", sig.String(), "err", err)
 		return true
 	}
 	for _, f := range files {
-		if err := statefiles.WriteFile(s.dir, f.name, func(w io.Writer) error { return f.render(w, in) }); err != nil {
+		if err := statefiles.WriteFile(s.dir, f.name, statefiles.Mode(in.Config.Global.Umask), func(w io.Writer) error { return f.render(w, in) }); err != nil {
 			s.log.Error("state files", "signal", sig.String(), "err", err)
 			continue
 		}
@@ -78,34 +77,43 @@ func (s *stateFiles) handle(ctx context.Context, sig os.Signal) bool {
 	return true
 }
 
-// writePidFile writes this process's id into path (keepalived's -p), and
-// refuses if it names another govs that runs. remove takes it away again
-// if it still holds this process's id.
+// writePidFile writes this process's id into path (keepalived's -p) and
+// holds a lock on it while govs runs: a second govs given the same file
+// is refused, as is one given the pid file of a keepalived that runs.
+// remove takes the file away again if it still holds this process's id.
 func writePidFile(path string) (remove func(), err error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != os.Getpid() && pid > 0 {
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			if syscall.Kill(pid, 0) == nil && strings.TrimSpace(string(comm)) == filepath.Base(os.Args[0]) {
-				return nil, fmt.Errorf("pid file %s: govs already runs as process %d", path, pid)
-			}
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
 		return nil, fmt.Errorf("pid file: %w", err)
+	}
+	fail := func(err error) (func(), error) {
+		f.Close()
+		return nil, err
+	}
+	b, _ := io.ReadAll(f)
+	old, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fail(fmt.Errorf("pid file %s: another govs holds it (process %d)", path, old))
+	}
+	if old > 0 && old != os.Getpid() {
+		// keepalived does not lock its pid file: one that runs is
+		// known by its program
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", old)); err == nil && filepath.Base(exe) == "keepalived" {
+			return fail(fmt.Errorf("pid file %s: keepalived runs as process %d", path, old))
+		}
 	}
 	me := strconv.Itoa(os.Getpid()) + "\n"
-	if err := statefiles.WriteFile(filepath.Dir(path), filepath.Base(path), func(w io.Writer) error {
-		_, err := io.WriteString(w, me)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("pid file: %w", err)
+	if err := f.Truncate(0); err != nil {
+		return fail(fmt.Errorf("pid file: %w", err))
 	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		return nil, fmt.Errorf("pid file: %w", err)
+	if _, err := f.WriteAt([]byte(me), 0); err != nil {
+		return fail(fmt.Errorf("pid file: %w", err))
 	}
 	return func() {
 		if b, err := os.ReadFile(path); err == nil && string(b) == me {
 			os.Remove(path)
 		}
+		f.Close()
 	}, nil
 }
 

@@ -272,6 +272,35 @@ func (b *builder) portList(w Word) ([]PortRange, bool) {
 	return out, true
 }
 
+// umaskBits are the names keepalived's umask takes besides a number.
+var umaskBits = map[string]uint32{
+	"IRUSR": 0o400, "IWUSR": 0o200, "IXUSR": 0o100, "IRGRP": 0o40, "IWGRP": 0o20, "IXGRP": 0o10,
+	"IROTH": 0o4, "IWOTH": 0o2, "IXOTH": 0o1,
+}
+
+// umask reads keepalived's umask: an octal number, or bit names joined
+// with "|" (IRGRP | IWGRP ...).
+func (b *builder) umask(n *Node, dst **uint32) {
+	if !b.noBlock(n) || !b.args(n, 1, -1) {
+		return
+	}
+	text := strings.Join(strings.Fields(joinWords(n.Words[1:])), "")
+	var v uint32
+	if u, err := strconv.ParseUint(text, 8, 32); err == nil && u <= 0o777 {
+		v = uint32(u)
+	} else {
+		for _, name := range strings.Split(text, "|") {
+			bit, ok := umaskBits[strings.ToUpper(name)]
+			if !ok {
+				b.d.errorf(n.Pos, "umask: %q is neither an octal mask (e.g. 0177) nor bit names such as IWGRP | IWOTH", text)
+				return
+			}
+			v |= bit
+		}
+	}
+	*dst = &v
+}
+
 // warnUnsupported reports a keyword govs does not act on.
 func (b *builder) unsupported(n *Node, where string) {
 	if where == "" {

@@ -244,6 +244,33 @@ func (b *builder) global(n *Node) {
 			b.intv(c, 2, 3, &g.VRRPVersion)
 		case "json_version":
 			b.intv(c, 1, 2, &g.JSONVersion)
+		case "vrrp_notify_priority_changes":
+			b.flag(c, &g.VRRPNotifyPriorityChanges)
+		case "fifo_write_vrrp_states_on_reload":
+			b.flag(c, &g.FIFOWriteVRRPStatesOnReload)
+		case "umask":
+			b.umask(c, &g.Umask)
+		case "vrrp_no_swap":
+			b.flag(c, &g.VRRPNoSwap)
+		case "checker_no_swap":
+			b.flag(c, &g.CheckerNoSwap)
+		case "bfd_no_swap":
+			b.flag(c, &g.BFDNoSwap)
+		case "dynamic_interfaces", "reload_check_config":
+			// what govs always does: an instance whose interface is
+			// missing waits in FAULT for it (and follows it when it is
+			// made anew); a reload is checked before anything changes
+		case "vrrp_priority", "checker_priority", "bfd_priority",
+			"vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority",
+			"vrrp_rlimit_rttime", "checker_rlimit_rttime", "bfd_rlimit_rttime",
+			"vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity",
+			"max_auto_priority", "min_auto_priority_delay":
+			b.d.warnf(c.Pos, "%s is not applied: govs is one process (keepalived's vrrp, checker and bfd processes are goroutines of it); give the govs service its priority and CPUs with systemd's Nice=, CPUSchedulingPolicy=, CPUSchedulingPriority= and CPUAffinity=", c.Keyword())
+		case "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3",
+			"enable_snmp_keepalived", "enable_traps", "snmp_socket":
+			b.d.warnf(c.Pos, "%s: govs has no SNMP agent; its state is on /metrics (Prometheus), the API and keepalived's state files (govs signum)", c.Keyword())
+		case "enable_dbus", "dbus_service_name":
+			b.d.warnf(c.Pos, "%s: govs has no DBus interface; the API (govs status, govs reload, /api/v1/state) does what keepalived's DBus methods do", c.Keyword())
 		case "vrrp_mcast_group4":
 			b.str(c, &g.VRRPMcastGroup4)
 		case "vrrp_mcast_group6":

@@ -927,3 +927,61 @@ govs_bgp {
 		t.Error("no govs_bgp: sloppy TCP should be off")
 	}
 }
+
+// TestProcessKeywords: keepalived's global_defs keywords for its state
+// files, FIFOs and processes are read (and written back) where govs acts
+// on them, accepted where govs always behaves so, and warned about with
+// what to use instead where govs has no equivalent.
+func TestProcessKeywords(t *testing.T) {
+	src := `global_defs {
+    json_version 2
+    vrrp_notify_priority_changes
+    fifo_write_vrrp_states_on_reload
+    umask IWGRP | IWOTH
+    checker_no_swap
+    dynamic_interfaces allow_if_changes
+    reload_check_config
+    vrrp_rt_priority 50
+    max_auto_priority
+    enable_snmp_vrrp
+    enable_dbus
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatalf("diagnostics:\n%s", diagStrings(ds))
+	}
+	g := &cfg.Global
+	if g.JSONVersion != 2 || !g.VRRPNotifyPriorityChanges || !g.FIFOWriteVRRPStatesOnReload || g.Umask == nil || *g.Umask != 0o22 ||
+		!g.NoSwap() || g.VRRPNoSwap {
+		t.Errorf("global_defs: %+v", g)
+	}
+	warns := diagStrings(ds)
+	for _, want := range []string{
+		"t.conf:9:5: warning: vrrp_rt_priority is not applied: govs is one process",
+		"t.conf:10:5: warning: max_auto_priority is not applied",
+		"t.conf:11:5: warning: enable_snmp_vrrp: govs has no SNMP agent",
+		"t.conf:12:5: warning: enable_dbus: govs has no DBus interface",
+	} {
+		if !strings.Contains(warns, want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, warns)
+		}
+	}
+	if len(ds) != 4 {
+		t.Errorf("%d diagnostics, want 4 (dynamic_interfaces and reload_check_config are what govs does):\n%s", len(ds), warns)
+	}
+	out := Format(cfg)
+	cfg2, ds2 := LoadBytes("t.conf", out, nil)
+	if ds2.HasErrors() || dumpJSON(t, cfg) != dumpJSON(t, cfg2) || !strings.Contains(string(out), "umask 0022") {
+		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), out)
+	}
+	for _, bad := range []string{"umask 0999", "umask IWFOO", "json_version 3"} {
+		if _, ds := LoadBytes("t.conf", []byte("global_defs {\n    "+bad+"\n}\n"), nil); !ds.HasErrors() {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	_, ds = LoadBytes("t.conf", []byte("global_defs {\n    umask 0177\n}\n"), nil)
+	if ds.HasErrors() {
+		t.Errorf("umask 0177: %s", diagStrings(ds))
+	}
+}

@@ -165,6 +165,22 @@ type GlobalDefs struct {
 	LVSTimeouts           Timeouts `json:"lvs_timeouts"`
 	LVSSyncDaemon         *SyncD   `json:"lvs_sync_daemon,omitempty"`
 	VRRPVersion           int      `json:"vrrp_version"`
+	// VRRPNotifyPriorityChanges (vrrp_notify_priority_changes) sets
+	// notify_priority_changes in every instance.
+	VRRPNotifyPriorityChanges bool `json:"vrrp_notify_priority_changes,omitempty"`
+	// FIFOWriteVRRPStatesOnReload (fifo_write_vrrp_states_on_reload)
+	// writes every VRRP instance's and sync group's state to the notify
+	// FIFOs after a reload.
+	FIFOWriteVRRPStatesOnReload bool `json:"fifo_write_vrrp_states_on_reload,omitempty"`
+	// Umask (umask) is govs's file creation mask (nil: keepalived's 0177
+	// for its state files, the process's own otherwise).
+	Umask *uint32 `json:"umask,omitempty"`
+	// VRRPNoSwap, CheckerNoSwap, BFDNoSwap (vrrp_no_swap, checker_no_swap,
+	// bfd_no_swap): keepalived locks that process's memory in RAM; govs is
+	// one process, which any of them locks.
+	VRRPNoSwap    bool `json:"vrrp_no_swap,omitempty"`
+	CheckerNoSwap bool `json:"checker_no_swap,omitempty"`
+	BFDNoSwap     bool `json:"bfd_no_swap,omitempty"`
 	// JSONVersion (json_version) is the layout of keepalived.json: 1 (a
 	// list of instances) or 2 (an object whose "vrrp" is that list); 0
 	// is 1.
@@ -1036,3 +1052,7 @@ type Check struct {
 	Reverse    bool   `json:"reverse,omitempty"`
 	Dynamic    bool   `json:"dynamic,omitempty"`
 }
+
+// NoSwap says whether govs locks its memory in RAM (any of the
+// *_no_swap keywords).
+func (g *GlobalDefs) NoSwap() bool { return g.VRRPNoSwap || g.CheckerNoSwap || g.BFDNoSwap }

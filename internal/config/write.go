@@ -758,6 +758,14 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	if g.JSONVersion != 0 {
 		w.num("json_version", g.JSONVersion)
 	}
+	w.flag("vrrp_notify_priority_changes", g.VRRPNotifyPriorityChanges)
+	w.flag("fifo_write_vrrp_states_on_reload", g.FIFOWriteVRRPStatesOnReload)
+	if g.Umask != nil {
+		w.line("umask", fmt.Sprintf("%04o", *g.Umask))
+	}
+	w.flag("vrrp_no_swap", g.VRRPNoSwap)
+	w.flag("checker_no_swap", g.CheckerNoSwap)
+	w.flag("bfd_no_swap", g.BFDNoSwap)
 	if g.VRRPVersion != 2 {
 		w.num("vrrp_version", g.VRRPVersion)
 	}

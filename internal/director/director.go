@@ -786,6 +786,9 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.reloadErr = vrrpErr.Error()
 	}
 	d.mu.Unlock()
+	if cfg.Global.FIFOWriteVRRPStatesOnReload && d.node != nil {
+		d.writeVRRPStates()
+	}
 	if d.notifySig != notifySignature(cfg) {
 		d.log.Warn("enable_script_security, script_user, router_id, the notification e-mail settings or the notify fifos changed: they take effect when govs restarts")
 	}

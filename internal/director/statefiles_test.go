@@ -2,6 +2,7 @@ package director
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -53,6 +54,8 @@ func TestStateFilesAsKeepalived(t *testing.T) {
 		st.LocalAddr = netip.MustParseAddr(s.src)
 		st.Transitions = []vrrp.Transition{{Time: s.last, From: vrrp.StateBackup, To: vrrp.StateMaster}}
 		st.Counters = vrrp.Counters{AdvertsSent: 3, BecameMaster: 1}
+		// what the machine computes: 3 adverts + the skew of its priority
+		st.MasterDown = 3*time.Second + time.Duration(256-st.BasePriority)*time.Second/256
 		st.Trackers = append(st.Trackers, vrrp.Tracker{Key: "script:chk_x", OK: true})
 	}
 	in := &statefiles.Input{Config: cfg, VRRP: d}
@@ -126,5 +129,23 @@ func TestStateFilesAsKeepalived(t *testing.T) {
 	}
 	if !strings.HasPrefix(js.String(), `{"vrrp":[{"data":{"iname":"VI_1",`) {
 		t.Errorf("json_version 2: %.80s", js.String())
+	}
+}
+
+// TestGlobalNotifyPriorityChanges: vrrp_notify_priority_changes in
+// global_defs turns notify_priority_changes on in every instance.
+func TestGlobalNotifyPriorityChanges(t *testing.T) {
+	inst := "vrrp_instance %s {\n    interface eth0\n    virtual_router_id %d\n    virtual_ipaddress {\n        10.0.0.%d\n    }\n}\n"
+	for _, global := range []bool{false, true} {
+		src := fmt.Sprintf(inst, "A", 1, 1) + fmt.Sprintf(inst, "B", 2, 2)
+		if global {
+			src = "global_defs {\n    vrrp_notify_priority_changes\n}\n" + src
+		}
+		insts, _, _ := vrrpOptions(mustLoad(t, src))
+		for _, ic := range insts {
+			if ic.NotifyPriorityChanges != global {
+				t.Errorf("global %v: instance %s NotifyPriorityChanges %v", global, ic.Name, ic.NotifyPriorityChanges)
+			}
+		}
 	}
 }

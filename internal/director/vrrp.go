@@ -79,7 +79,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			ic.GARPExtraIf, ic.GARPExtraIfAll = x.Interval.D(), x.All
 		}
 		ic.UnicastFaultNoPeer = vi.UnicastFaultNoPeer
-		ic.NotifyPriorityChanges = vi.NotifyPrioChange
+		ic.NotifyPriorityChanges = vi.NotifyPrioChange || g.VRRPNotifyPriorityChanges
 		if vi.UseVMAC {
 			ic.VMAC, ic.VMACXmitBase = vi.VMACInterface(g.VMACPrefix), vi.VMACXmitBase && !strict
 			if mac, err := net.ParseMAC(vi.VMACAddr); err == nil {

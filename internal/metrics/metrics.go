@@ -70,7 +70,7 @@ func NewCollector(fn StateFunc) *Collector {
 		vrrpState:          d("govs_vrrp_state", "1 for the current state of the VRRP instance.", "instance", "state"),
 		vrrpPrio:           d("govs_vrrp_effective_priority", "Effective priority of the VRRP instance.", "instance"),
 		vrrpSent:           d("govs_vrrp_adverts_sent_total", "VRRP adverts the instance sent.", "instance"),
-		vrrpRecv:           d("govs_vrrp_adverts_received_total", "VRRP adverts the instance received and decoded.", "instance"),
+		vrrpRecv:           d("govs_vrrp_adverts_received_total", "VRRP adverts the instance received that passed its checks (the others count in govs_vrrp_adverts_dropped_total).", "instance"),
 		vrrpSendErr:        d("govs_vrrp_send_errors_total", "VRRP adverts the instance could not send.", "instance"),
 		vrrpMaster:         d("govs_vrrp_became_master_total", "Times the instance became MASTER.", "instance"),
 		vrrpRestored:       d("govs_vrrp_addresses_restored_total", "Virtual addresses the MASTER put back after someone else deleted them.", "instance"),

@@ -40,7 +40,7 @@ func CheckData(out io.Writer, in *Input) error {
 		}
 		for _, r := range s.RealServers {
 			rs := realServerOf(vs, s, r.Addr)
-			if rs == nil {
+			if rs == nil || r.Sorry {
 				continue
 			}
 			for _, ck := range rs.Checks {
@@ -91,7 +91,7 @@ func realServerOf(vs *config.VirtualServer, s *api.Service, addr string) *config
 		if port == 0 {
 			port = s.Port
 		}
-		if rs.Addr == ap.Addr() && (port == ap.Port() || s.FWMark != 0 || len(vs.Ports) > 1) {
+		if rs.Addr == ap.Addr() && port == ap.Port() {
 			return rs
 		}
 	}
@@ -105,8 +105,8 @@ func writeService(w *bufio.Writer, s *api.Service, vs *config.VirtualServer) {
 		fmt.Fprintf(w, " VS FWMARK = %d\n", s.FWMark)
 	} else {
 		port := fmt.Sprint(s.Port)
-		if vs != nil && len(vs.Ports) > 0 && vs.Port() == 0 {
-			port = portsText(vs.Ports)
+		if s.Port == 0 && vs != nil && len(vs.Ports) > 0 {
+			port = portsText(vs.Ports) // one service on several ports
 		}
 		fmt.Fprintf(w, " VS VIP = %s, VPORT = %s\n", s.Addr, port)
 	}

@@ -66,7 +66,7 @@ func Data(out io.Writer, in *Input) error {
 	if len(in.VRRP.SyncGroups) > 0 {
 		fmt.Fprintln(w, "------< VRRP Sync groups >------")
 		for _, g := range in.VRRP.SyncGroups {
-			fmt.Fprintf(w, " VRRP Sync Group = %s, %s\n", g.Name, stateName(groupState(g, insts)))
+			fmt.Fprintf(w, " VRRP Sync Group = %s, %s\n", g.Name, stateName(GroupState(g, insts)))
 			fmt.Fprintln(w, "   VRRP member instances :")
 			for _, m := range g.Members {
 				fmt.Fprintf(w, "     %s\n", m)
@@ -98,23 +98,25 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 	if st.State == vrrp.StateBackup && st.MasterAddr.IsValid() {
 		p("Master router = %s", st.MasterAddr)
 		p("Master priority = %d", st.MasterPriority)
+		if cfg.Version == 3 {
+			p("Master advert int = %.2f sec", st.MasterAdvertInterval.Seconds())
+		}
 	}
-	p("Wantstate = %s", stateName(wantState(st, &cfg)))
+	p("Wantstate = %s", stateName(wantState(st)))
 	last := lastTransition(st)
 	if last.IsZero() {
 		p("Last transition = 0.000000")
 	} else {
 		p("Last transition = %s (%s)", epoch(last), last.Local().Format("Mon Jan _2 15:04:05.000000 2006"))
 	}
-	adv := cfg.AdvertInterval
-	if st.State == vrrp.StateBackup && st.AdvertInterval > 0 {
-		adv = st.AdvertInterval // the master's
-	}
-	downUS := int64(cfg.DownTimerAdverts)*adv.Microseconds() + int64(256-st.EffectivePriority)*adv.Microseconds()/256
-	p("Master down timer = %d usecs", downUS)
+	p("Master down timer = %d usecs", st.MasterDown.Microseconds())
 	p("Interface = %s", cfg.Interface)
 	if cfg.VMAC != "" {
-		p("Use VMAC, i/f %s, xmit %s i/f", cfg.VMAC, onOff(cfg.VMACXmitBase, "base", "vmac"))
+		up := "false"
+		if ifi, err := net.InterfaceByName(cfg.VMAC); err == nil && ifi.Flags&net.FlagUp != 0 {
+			up = "true"
+		}
+		p("Use VMAC, i/f name %s, is_up = %s, xmit_base = %s", cfg.VMAC, up, onOff(cfg.VMACXmitBase, "true", "false"))
 	}
 	if cfg.DontTrackPrimary {
 		p("VRRP interface tracking disabled")
@@ -144,6 +146,9 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 	p("Total priority = %d", st.EffectivePriority)
 	if cfg.Version == 3 {
 		p("Advert interval = %d milli-sec", cfg.AdvertInterval.Milliseconds())
+		if st.State == vrrp.StateBackup && st.MasterAdvertInterval > 0 {
+			p("Master advert interval = %d milli-sec", st.MasterAdvertInterval.Milliseconds())
+		}
 	} else {
 		p("Advert interval = %d sec", secs(cfg.AdvertInterval))
 	}
@@ -258,9 +263,6 @@ func writeScript(w *bufio.Writer, s vrrp.ScriptConfig, in *Input) {
 	p("Rise = %d", s.Rise)
 	p("Fall = %d", s.Fall)
 	p("Status = %s", scriptStatus(s.Name, in.VRRP.Instances))
-	if s.User != "" {
-		p("Script user = %s", s.User)
-	}
 	p("Tracking instances :")
 	for _, st := range in.VRRP.Instances {
 		cfg := st.Config()

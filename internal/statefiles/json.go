@@ -93,14 +93,15 @@ func WriteJSON(out io.Writer, in *Input, c *Clearer, version int) error {
 			VRRP []jsonInstance `json:"vrrp"`
 		}{list}
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keepalived writes <, > and & as they are
+	if err := enc.Encode(doc); err != nil {
 		return err
 	}
 	// keepalived escapes "/" (which JSON allows: "\/"); it is only ever
 	// in strings
-	b = bytes.ReplaceAll(b, []byte("/"), []byte(`\/`))
-	_, err = out.Write(append(b, '\n'))
+	_, err := out.Write(bytes.ReplaceAll(buf.Bytes(), []byte("/"), []byte(`\/`)))
 	return err
 }
 
@@ -145,7 +146,7 @@ func jsonDataOf(st *vrrp.InstanceStatus, in *Input) jsonData {
 		NoPreempt:            cfg.NoPreempt,
 		PreemptDelay:         secs(cfg.PreemptDelay),
 		State:                stateNumber(st.State),
-		WantState:            stateNumber(wantState(st, &cfg)),
+		WantState:            stateNumber(wantState(st)),
 		Version:              cfg.Version,
 		SMTPAlert:            cfg.SMTPAlert,
 		ScriptBackup:         quoteIf(cfg.Notify.Backup),
@@ -157,8 +158,8 @@ func jsonDataOf(st *vrrp.InstanceStatus, in *Input) jsonData {
 	}
 	if st.State == vrrp.StateBackup {
 		d.MasterPriority = st.MasterPriority
-		if st.AdvertInterval > 0 {
-			d.MasterAdverInt = st.AdvertInterval.Seconds()
+		if st.MasterAdvertInterval > 0 {
+			d.MasterAdverInt = st.MasterAdvertInterval.Seconds()
 		}
 	}
 	d.SkipCheckAdvAddr = b2i(skipCheck)

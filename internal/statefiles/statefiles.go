@@ -45,11 +45,21 @@ type Input struct {
 	State  *api.State // the virtual and real servers with their health
 }
 
+// Mode is the files' mode for the configuration's umask (keepalived's
+// 0177 when it sets none).
+func Mode(umask *uint32) os.FileMode {
+	m := uint32(0o177)
+	if umask != nil {
+		m = *umask
+	}
+	return os.FileMode(0o666 &^ m)
+}
+
 // WriteFile writes the file name in dir by render: to a new file in dir,
-// mode 0600 (keepalived's umask 0177), renamed over name when complete,
-// so that a reader never sees half a file and a link planted at name in
-// a shared directory such as /tmp is replaced, not followed.
-func WriteFile(dir, name string, render func(io.Writer) error) error {
+// with mode perm, renamed over name when complete, so that a reader
+// never sees half a file and a link planted at name in a shared
+// directory such as /tmp is replaced, not followed.
+func WriteFile(dir, name string, perm os.FileMode, render func(io.Writer) error) error {
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
 		return err
@@ -57,7 +67,7 @@ func WriteFile(dir, name string, render func(io.Writer) error) error {
 	tmp := f.Name()
 	err = render(f)
 	if err == nil {
-		err = f.Chmod(0o600)
+		err = f.Chmod(perm)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -98,17 +108,10 @@ func stateNumber(s vrrp.State) int {
 	return 0
 }
 
-// wantState is the state an instance goes to next as keepalived shows
-// it: the state it is in, but for FAULT the state it leaves FAULT for.
-func wantState(st *vrrp.InstanceStatus, cfg *vrrp.InstanceConfig) vrrp.State {
-	if st.State != vrrp.StateFault {
-		return st.State
-	}
-	if cfg.Priority == vrrp.PriorityOwner {
-		return vrrp.StateMaster
-	}
-	return vrrp.StateBackup
-}
+// wantState is the state an instance wants as keepalived shows it: the
+// one it is in (keepalived's FAULT instances want FAULT too; govs has no
+// pending state to show).
+func wantState(st *vrrp.InstanceStatus) vrrp.State { return st.State }
 
 // lastTransition is the time of the instance's last change of state
 // (zero when it had none).
@@ -229,9 +232,9 @@ func instanceMulticast(cfg *vrrp.InstanceConfig) netip.Addr {
 	return netip.MustParseAddr("224.0.0.18")
 }
 
-// sortedGroupState is the state keepalived shows for a sync group: FAULT
-// if a member is in FAULT, else the first member's.
-func groupState(g vrrp.SyncGroupConfig, insts []vrrp.InstanceStatus) vrrp.State {
+// GroupState is the state keepalived shows for a sync group: FAULT if a
+// member is in FAULT, else the first member's.
+func GroupState(g vrrp.SyncGroupConfig, insts []vrrp.InstanceStatus) vrrp.State {
 	var first *vrrp.InstanceStatus
 	for i := range insts {
 		if !slices.Contains(g.Members, insts[i].Name) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/config"
@@ -28,7 +29,7 @@ func TestWriteFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	write := func(s string) error {
-		return WriteFile(dir, StatsFile, func(w io.Writer) error { _, err := io.WriteString(w, s); return err })
+		return WriteFile(dir, StatsFile, Mode(nil), func(w io.Writer) error { _, err := io.WriteString(w, s); return err })
 	}
 	if err := write("one\n"); err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func TestWriteFile(t *testing.T) {
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
 		t.Errorf("written through the link: %q", b)
 	}
-	err = WriteFile(dir, StatsFile, func(w io.Writer) error { io.WriteString(w, "half"); return errors.New("boom") })
+	err = WriteFile(dir, StatsFile, Mode(nil), func(w io.Writer) error { io.WriteString(w, "half"); return errors.New("boom") })
 	if err == nil || !strings.Contains(err.Error(), StatsFile) {
 		t.Errorf("failed render: %v", err)
 	}
@@ -93,16 +94,19 @@ func TestStatsClear(t *testing.T) {
 	if got := render(); !strings.Contains(got, "    Received: 0\n    Sent: 3\n") || !strings.Contains(got, "    Length: 0\n") {
 		t.Errorf("after the clear:\n%s", got)
 	}
-	in.VRRP.Instances[0].Counters.AdvertsSent = 2 // replaced by a reload
-	if got := render(); !strings.Contains(got, "    Sent: 2\n") {
+	// made anew by a reload: its counters start again, the clear's
+	// baseline is not theirs
+	in.VRRP.Instances[0].Counters = vrrp.Counters{AdvertsSent: 20}
+	in.VRRP.Instances[0].Started = in.VRRP.Instances[0].Started.Add(time.Minute)
+	if got := render(); !strings.Contains(got, "    Sent: 20\n") {
 		t.Errorf("after a restart of the counters:\n%s", got)
 	}
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-// TestDataStates: a BACKUP shows its master and the master's interval in
-// its down timer, a FAULT instance wants BACKUP (MASTER for the owner),
+// TestDataStates: a BACKUP shows its master and the master's interval, a
+// FAULT instance wants FAULT (as keepalived's),
 // the addresses are "set" only on a MASTER, a sync group is in FAULT
 // with a member in FAULT, and a script's status follows the trackers.
 func TestDataStates(t *testing.T) {
@@ -111,7 +115,8 @@ func TestDataStates(t *testing.T) {
 		AdvertInterval: 1e9, TrackScripts: []vrrp.TrackScript{{Name: "chk"}},
 		VirtualIPs: []vrrp.VirtualIP{{Prefix: mustPrefix("10.0.0.1/24"), Label: "eth0:1"}}}, chk)
 	backup.State, backup.EffectivePriority = vrrp.StateBackup, 100
-	backup.MasterAddr, backup.MasterPriority, backup.AdvertInterval = mustPrefix("10.0.0.2/32").Addr(), 200, 500e6
+	backup.MasterAddr, backup.MasterPriority, backup.MasterAdvertInterval = mustPrefix("10.0.0.2/32").Addr(), 200, 500e6
+	backup.MasterDown = 1804687500 // 3 x 0.5 s + (256-100)/256 x 0.5 s
 	backup.Trackers = []vrrp.Tracker{{Key: "script:chk", OK: false}}
 	owner := statusOf(t, vrrp.InstanceConfig{Name: "O", Interface: "eth0", VRID: 2, Priority: 255,
 		VirtualIPs: []vrrp.VirtualIP{{Prefix: mustPrefix("10.0.1.1/32")}}})
@@ -128,11 +133,11 @@ func TestDataStates(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		" VRRP Instance = B\n   VRRP Version = 3\n   State = BACKUP\n   Master router = 10.0.0.2\n   Master priority = 200\n   Wantstate = BACKUP\n",
-		"   Master down timer = 1804687 usecs\n", // 3 x 0.5 s + (256-100)/256 x 0.5 s
-		"   Advert interval = 1000 milli-sec\n",
+		" VRRP Instance = B\n   VRRP Version = 3\n   State = BACKUP\n   Master router = 10.0.0.2\n   Master priority = 200\n   Master advert int = 0.50 sec\n   Wantstate = BACKUP\n",
+		"   Master down timer = 1804687 usecs\n",
+		"   Advert interval = 1000 milli-sec\n   Master advert interval = 500 milli-sec\n",
 		"     10.0.0.1/24 dev eth0 scope global label eth0:1\n",
-		" VRRP Instance = O\n   VRRP Version = 2\n   State = FAULT\n   Wantstate = MASTER\n",
+		" VRRP Instance = O\n   VRRP Version = 2\n   State = FAULT\n   Wantstate = FAULT\n",
 		"   Authentication type = none\n",
 		"     10.0.1.1 dev eth0 scope global\n",
 		"------< VRRP Sync groups >------\n VRRP Sync Group = G, FAULT\n   VRRP member instances :\n     B\n     O\n",

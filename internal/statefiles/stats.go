@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/govs/govs/internal/vrrp"
 )
@@ -49,15 +50,9 @@ func statsOf(c *vrrp.Counters) Stats {
 	}
 }
 
-// minus is s less the counters at the last clear (never below 0: an
-// instance a reload replaced counts from 0 again).
+// minus is s less the counters at the last clear.
 func (s Stats) minus(b Stats) Stats {
-	sub := func(x, y uint64) uint64 {
-		if y > x {
-			return x
-		}
-		return x - y
-	}
+	sub := func(x, y uint64) uint64 { return x - min(x, y) }
 	return Stats{
 		sub(s.AdvertRcvd, b.AdvertRcvd), sub(s.AdvertSent, b.AdvertSent), sub(s.BecomeMaster, b.BecomeMaster),
 		sub(s.ReleaseMaster, b.ReleaseMaster), sub(s.PacketLenErr, b.PacketLenErr), sub(s.AdvertIntervalErr, b.AdvertIntervalErr),
@@ -72,7 +67,14 @@ func (s Stats) minus(b Stats) Stats {
 // show them less those.
 type Clearer struct {
 	mu   sync.Mutex
-	base map[string]Stats // by instance name
+	base map[clearKey]Stats
+}
+
+// clearKey is an instance as it counts: a reload that makes it anew
+// starts its counters again, and its baseline goes.
+type clearKey struct {
+	name    string
+	started time.Time
 }
 
 // of returns the counters of st since the last clear.
@@ -83,16 +85,16 @@ func (c *Clearer) of(st *vrrp.InstanceStatus) Stats {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return s.minus(c.base[st.Name])
+	return s.minus(c.base[clearKey{st.Name, st.Started}])
 }
 
 // Clear makes the instances' counters count from 0 in the files.
 func (c *Clearer) Clear(insts []vrrp.InstanceStatus) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.base = map[string]Stats{}
+	c.base = map[clearKey]Stats{}
 	for i := range insts {
-		c.base[insts[i].Name] = statsOf(&insts[i].Counters)
+		c.base[clearKey{insts[i].Name, insts[i].Started}] = statsOf(&insts[i].Counters)
 	}
 }
 

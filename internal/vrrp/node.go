@@ -41,20 +41,28 @@ type Options struct {
 // InstanceStatus is the observable state of one instance (API, CLI,
 // metrics).
 type InstanceStatus struct {
-	Name              string         `json:"name"`
-	SyncGroup         string         `json:"sync_group,omitempty"`
-	Interface         string         `json:"interface"`
-	VRID              int            `json:"virtual_router_id"`
-	Version           int            `json:"version"`
-	State             State          `json:"state"`
-	BasePriority      int            `json:"base_priority"`
-	EffectivePriority int            `json:"effective_priority"`
-	LocalAddr         netip.Addr     `json:"local_addr,omitzero"`
-	MasterAddr        netip.Addr     `json:"master_addr,omitzero"`
-	MasterPriority    int            `json:"master_priority,omitempty"`
-	LastAdvert        time.Time      `json:"last_advert,omitzero"`
-	AdvertInterval    time.Duration  `json:"advert_interval_ns"`
-	VirtualIPs        []netip.Prefix `json:"virtual_ipaddress"`
+	Name              string        `json:"name"`
+	SyncGroup         string        `json:"sync_group,omitempty"`
+	Interface         string        `json:"interface"`
+	VRID              int           `json:"virtual_router_id"`
+	Version           int           `json:"version"`
+	State             State         `json:"state"`
+	BasePriority      int           `json:"base_priority"`
+	EffectivePriority int           `json:"effective_priority"`
+	LocalAddr         netip.Addr    `json:"local_addr,omitzero"`
+	MasterAddr        netip.Addr    `json:"master_addr,omitzero"`
+	MasterPriority    int           `json:"master_priority,omitempty"`
+	LastAdvert        time.Time     `json:"last_advert,omitzero"`
+	AdvertInterval    time.Duration `json:"advert_interval_ns"`
+	// MasterAdvertInterval is the interval the master advertises
+	// (VRRPv3; the own one until an advert is heard), MasterDown the
+	// master-down interval it makes (RFC 5798 §6.1).
+	MasterAdvertInterval time.Duration `json:"master_advert_interval_ns"`
+	MasterDown           time.Duration `json:"master_down_ns"`
+	// Started is when the instance began counting (its start, or the
+	// reload that made it anew).
+	Started    time.Time      `json:"started,omitzero"`
+	VirtualIPs []netip.Prefix `json:"virtual_ipaddress"`
 	// NoAccept: as MASTER the host drops packets to the virtual
 	// addresses other than the virtual services' (InstanceConfig).
 	NoAccept    bool         `json:"no_accept,omitempty"`
@@ -87,7 +95,9 @@ func (s StaticConfig) config() InstanceConfig {
 
 // Counters of one instance.
 type Counters struct {
-	AdvertsSent     uint64 `json:"adverts_sent"`
+	AdvertsSent uint64 `json:"adverts_sent"`
+	// AdvertsReceived counts the adverts that passed the instance's
+	// checks (the others are in Dropped).
 	AdvertsReceived uint64 `json:"adverts_received"`
 	SendErrors      uint64 `json:"send_errors"`
 	Announcements   uint64 `json:"announcements"`
@@ -165,6 +175,9 @@ type instance struct {
 	m     *Machine
 	conn  Conn // nil while it cannot open (open, retryOpen)
 	count Counters
+	// started is when the instance (and its counters) began: a reload
+	// that replaces it starts them again
+	started time.Time
 	// openErr is the last reason the socket could not open
 	openErr string
 	// pinned is the source address a track_src_ip instance lost and
@@ -519,7 +532,7 @@ func (n *Node) open(ctx context.Context) error {
 			}
 			return err
 		}
-		in := &instance{cfg: *c, conn: conn}
+		in := &instance{cfg: *c, conn: conn, started: n.now()}
 		var local netip.Addr
 		if err != nil {
 			in.conn, in.openErr = nil, err.Error()
@@ -1034,8 +1047,11 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			n.publish(idx)
 			return
 		}
-		in.count.AdvertsReceived++
-		if a.VRID == uint8(in.cfg.VRID) {
+		adv := EventAdvert{Src: ev.pkt.Src, TTL: ev.pkt.TTL, Advert: a}
+		if in.m.validate(adv) == "" {
+			// counted as keepalived counts them: adverts that pass the
+			// checks (the machine counts the others as dropped)
+			in.count.AdvertsReceived++
 			if a.Priority == PriorityStop {
 				in.count.PriorityZeroReceived++
 			}
@@ -1044,7 +1060,7 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 				n.log.Debug("vrrp advert's addresses are not the instance's", "instance", in.cfg.Name, "src", ev.pkt.Src, "addresses", a.Addrs)
 			}
 		}
-		n.apply(ctx, q, idx, EventAdvert{Src: ev.pkt.Src, TTL: ev.pkt.TTL, Advert: a})
+		n.apply(ctx, q, idx, adv)
 	case trackEvent:
 		if w, ok := n.watchers[ev.ev.Key]; ok && w.gen == ev.gen {
 			n.dispatch(ctx, q, ev.ev)
@@ -1121,7 +1137,7 @@ func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machi
 			if a.To == StateMaster {
 				in.count.BecameMaster++
 			}
-			if a.From == StateMaster && a.To != StateMaster {
+			if a.From == StateMaster && (a.To == StateBackup || a.To == StateFault) {
 				in.count.ReleasedMaster++
 			}
 			if !a.BySync && (pass == nil || pass(a)) {
@@ -1289,6 +1305,8 @@ func (n *Node) publish(idx int) {
 	s.MasterAddr, s.MasterPriority = maddr, mprio
 	s.LastAdvert = m.LastAdvert()
 	s.AdvertInterval = m.AdvertInterval()
+	s.MasterAdvertInterval, s.MasterDown = m.masterAdver, m.MasterDownInterval()
+	s.Started = in.started
 	s.Trackers = m.Trackers()
 	s.Transitions = m.History()
 	s.Counters = in.count

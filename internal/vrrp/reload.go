@@ -342,7 +342,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 		trackers[i] = n.trackers(ctx, &c, cur, kept, s.wait || s.in != nil && s.in.conn == nil && s.conn == nil)
 		in := s.in
 		if in == nil {
-			in = &instance{cfg: c, conn: s.conn, openErr: s.waitErr}
+			in = &instance{cfg: c, conn: s.conn, openErr: s.waitErr, started: n.now()}
 			var local netip.Addr
 			if s.conn != nil {
 				local = s.conn.LocalAddr()
