@@ -65,6 +65,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	configID := fs.String("config-id", "", "the `id` the config's conditional lines (@ID, @^ID) are read with, as keepalived's -i (default: the host name up to its first dot)")
 	pinPath := fs.String("xdp-pin-path", "", "bpffs directory where the XDP dataplane pins its programs and maps (default "+xdp.DefaultPinPath+")")
 	pidFile := fs.String("pid-file", "", "write the process id into this `file`, as keepalived's -p (for scripts and exporters that signal keepalived)")
+	snmpAll := fs.Bool("snmp", false, "serve every SNMP MIB govs has (KEEPALIVED-MIB's global and vrrp groups, VRRP-MIB, VRRPv3-MIB) over AgentX, as keepalived's -x; without it the config's enable_snmp_* keywords choose")
 	stateDir := fs.String("state-dir", statefiles.DefaultDir, "`directory` of keepalived's state files, written on keepalived's signals: keepalived.data and keepalived_check.data on SIGUSR1, keepalived.stats on SIGUSR2 (and on signal 63, which then counts from 0 again), keepalived.json on signal 36 (govs signum)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
@@ -323,6 +324,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if g.ConfigSyncListen != "" {
 		csrv := &api.Server{Name: "configuration sync", Bound: bound["configuration sync"], Handler: d.ConfigSyncHandler(), Log: log, MaxConns: 16}
 		grp.Go(func() error { return csrv.Run(gctx) })
+	}
+	if sub := snmpSubagent(cfg, *snmpAll, d, log); sub != nil {
+		grp.Go(func() error { sub.Run(gctx); return nil })
 	}
 	if wlisten != "" {
 		ui := web.New(web.Options{API: api.Handler(d, log), State: d.State, Settings: func() web.Settings { return webSettings(d.Config()) },

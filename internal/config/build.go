@@ -266,9 +266,27 @@ func (b *builder) global(n *Node) {
 			"vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity",
 			"max_auto_priority", "min_auto_priority_delay":
 			b.d.warnf(c.Pos, "%s is not applied: govs is one process (keepalived's vrrp, checker and bfd processes are goroutines of it); give the govs service its priority and CPUs with systemd's Nice=, CPUSchedulingPolicy=, CPUSchedulingPriority= and CPUAffinity=", c.Keyword())
-		case "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3",
-			"enable_snmp_keepalived", "enable_traps", "snmp_socket":
-			b.d.warnf(c.Pos, "%s: govs has no SNMP agent; its state is on /metrics (Prometheus), the API and keepalived's state files (govs signum)", c.Keyword())
+		case "enable_snmp_vrrp", "enable_snmp_keepalived":
+			b.flag(c, &g.SNMPVRRP)
+		case "enable_snmp_rfcv2":
+			b.flag(c, &g.SNMPRFCv2)
+		case "enable_snmp_rfcv3":
+			b.flag(c, &g.SNMPRFCv3)
+		case "enable_snmp_rfc":
+			b.flag(c, &g.SNMPRFCv2)
+			g.SNMPRFCv3 = g.SNMPRFCv2
+		case "snmp_socket":
+			if b.str(c, &g.SNMPSocket); g.SNMPSocket != "" {
+				if _, _, err := SNMPSocketAddr(g.SNMPSocket); err != nil {
+					b.d.errorf(c.Pos, "snmp_socket: %v", err)
+				}
+			}
+		case "enable_snmp_checker":
+			b.d.warnf(c.Pos, "enable_snmp_checker: govs serves KEEPALIVED-MIB's global and vrrp groups (enable_snmp_vrrp), not yet its check group; the virtual and real servers are on /metrics, the API and keepalived_check.data")
+		case "enable_traps":
+			b.d.warnf(c.Pos, "enable_traps: govs sends no SNMP traps; its notify scripts and FIFOs, and /metrics, carry the same events")
+		case "snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval":
+			b.d.warnf(c.Pos, "%s: govs does not serve the check group of KEEPALIVED-MIB (see enable_snmp_checker)", c.Keyword())
 		case "enable_dbus", "dbus_service_name":
 			b.d.warnf(c.Pos, "%s: govs has no DBus interface; the API (govs status, govs reload, /api/v1/state) does what keepalived's DBus methods do", c.Keyword())
 		case "vrrp_mcast_group4":

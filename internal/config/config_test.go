@@ -943,8 +943,11 @@ func TestProcessKeywords(t *testing.T) {
     reload_check_config
     vrrp_rt_priority 50
     max_auto_priority
-    enable_snmp_vrrp
+    enable_traps
     enable_dbus
+    enable_snmp_keepalived
+    enable_snmp_rfc
+    snmp_socket tcp:localhost:705
 }
 `
 	cfg, ds := LoadBytes("t.conf", []byte(src), nil)
@@ -953,14 +956,14 @@ func TestProcessKeywords(t *testing.T) {
 	}
 	g := &cfg.Global
 	if g.JSONVersion != 2 || !g.VRRPNotifyPriorityChanges || !g.FIFOWriteVRRPStatesOnReload || g.Umask == nil || *g.Umask != 0o22 ||
-		!g.NoSwap() || g.VRRPNoSwap {
+		!g.NoSwap() || g.VRRPNoSwap || !g.SNMPVRRP || !g.SNMPRFCv2 || !g.SNMPRFCv3 || g.SNMPSocket != "tcp:localhost:705" {
 		t.Errorf("global_defs: %+v", g)
 	}
 	warns := diagStrings(ds)
 	for _, want := range []string{
 		"t.conf:9:5: warning: vrrp_rt_priority is not applied: govs is one process",
 		"t.conf:10:5: warning: max_auto_priority is not applied",
-		"t.conf:11:5: warning: enable_snmp_vrrp: govs has no SNMP agent",
+		"t.conf:11:5: warning: enable_traps: govs sends no SNMP traps",
 		"t.conf:12:5: warning: enable_dbus: govs has no DBus interface",
 	} {
 		if !strings.Contains(warns, want) {
@@ -975,7 +978,7 @@ func TestProcessKeywords(t *testing.T) {
 	if ds2.HasErrors() || dumpJSON(t, cfg) != dumpJSON(t, cfg2) || !strings.Contains(string(out), "umask 0022") {
 		t.Fatalf("round trip: %v\n%s", diagStrings(ds2), out)
 	}
-	for _, bad := range []string{"umask 0999", "umask IWFOO", "json_version 3"} {
+	for _, bad := range []string{"umask 0999", "umask IWFOO", "json_version 3", "snmp_socket tcp:nohost", "snmp_socket unix:"} {
 		if _, ds := LoadBytes("t.conf", []byte("global_defs {\n    "+bad+"\n}\n"), nil); !ds.HasErrors() {
 			t.Errorf("%s: no error", bad)
 		}

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -181,6 +183,14 @@ type GlobalDefs struct {
 	VRRPNoSwap    bool `json:"vrrp_no_swap,omitempty"`
 	CheckerNoSwap bool `json:"checker_no_swap,omitempty"`
 	BFDNoSwap     bool `json:"bfd_no_swap,omitempty"`
+	// SNMP: enable_snmp_vrrp (KEEPALIVED-MIB's global and vrrp groups;
+	// also enable_snmp_keepalived), enable_snmp_rfcv2 (VRRP-MIB),
+	// enable_snmp_rfcv3 (VRRPv3-MIB), enable_snmp_rfc (both), served
+	// over AgentX at snmp_socket ("": unix:/var/agentx/master).
+	SNMPVRRP   bool   `json:"enable_snmp_vrrp,omitempty"`
+	SNMPRFCv2  bool   `json:"enable_snmp_rfcv2,omitempty"`
+	SNMPRFCv3  bool   `json:"enable_snmp_rfcv3,omitempty"`
+	SNMPSocket string `json:"snmp_socket,omitempty"`
 	// JSONVersion (json_version) is the layout of keepalived.json: 1 (a
 	// list of instances) or 2 (an object whose "vrrp" is that list); 0
 	// is 1.
@@ -1056,3 +1066,37 @@ type Check struct {
 // NoSwap says whether govs locks its memory in RAM (any of the
 // *_no_swap keywords).
 func (g *GlobalDefs) NoSwap() bool { return g.VRRPNoSwap || g.CheckerNoSwap || g.BFDNoSwap }
+
+// SNMPEnabled says whether govs serves an SNMP MIB (over AgentX).
+func (g *GlobalDefs) SNMPEnabled() bool { return g.SNMPVRRP || g.SNMPRFCv2 || g.SNMPRFCv3 }
+
+// DefaultSNMPSocket is keepalived's (and net-snmp's) AgentX socket.
+const DefaultSNMPSocket = "unix:/var/agentx/master"
+
+// SNMPSocketAddr reads snmp_socket as keepalived does: unix:PATH,
+// tcp:HOST:PORT, a path, or HOST:PORT; it returns the network and
+// address to dial.
+func SNMPSocketAddr(s string) (network, address string, err error) {
+	if s == "" {
+		s = DefaultSNMPSocket
+	}
+	switch {
+	case strings.HasPrefix(s, "unix:"):
+		network, address = "unix", strings.TrimPrefix(s, "unix:")
+	case strings.HasPrefix(s, "tcp:"):
+		network, address = "tcp", strings.TrimPrefix(s, "tcp:")
+	case strings.HasPrefix(s, "/"):
+		network, address = "unix", s
+	default:
+		network, address = "tcp", s
+	}
+	if network == "tcp" {
+		if _, _, err := net.SplitHostPort(address); err != nil {
+			return "", "", fmt.Errorf("%q is not unix:PATH or tcp:HOST:PORT", s)
+		}
+	}
+	if address == "" {
+		return "", "", fmt.Errorf("%q names no socket", s)
+	}
+	return network, address, nil
+}

@@ -763,6 +763,10 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	if g.Umask != nil {
 		w.line("umask", fmt.Sprintf("%04o", *g.Umask))
 	}
+	w.flag("enable_snmp_vrrp", g.SNMPVRRP)
+	w.flag("enable_snmp_rfcv2", g.SNMPRFCv2)
+	w.flag("enable_snmp_rfcv3", g.SNMPRFCv3)
+	w.str("snmp_socket", g.SNMPSocket)
 	w.flag("vrrp_no_swap", g.VRRPNoSwap)
 	w.flag("checker_no_swap", g.CheckerNoSwap)
 	w.flag("bfd_no_swap", g.BFDNoSwap)

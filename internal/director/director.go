@@ -734,7 +734,8 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.mu.Unlock()
 		return err
 	}
-	if old := d.Config().NetNamespace(); cfg.NetNamespace() != old {
+	prev := d.Config()
+	if old := prev.NetNamespace(); cfg.NetNamespace() != old {
 		d.log.Warn("net_namespace cannot change on a reload (as in keepalived): govs stays where it runs until it restarts", "running_in", old, "config", cfg.NetNamespace())
 	}
 	// VRRP: checked before anything is applied, put in force after the
@@ -786,6 +787,9 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.reloadErr = vrrpErr.Error()
 	}
 	d.mu.Unlock()
+	if pg, g := prev.Global, cfg.Global; pg.SNMPVRRP != g.SNMPVRRP || pg.SNMPRFCv2 != g.SNMPRFCv2 || pg.SNMPRFCv3 != g.SNMPRFCv3 || pg.SNMPSocket != g.SNMPSocket {
+		d.log.Warn("enable_snmp_* or snmp_socket changed: the SNMP subagent keeps its settings until govs restarts")
+	}
 	if cfg.Global.FIFOWriteVRRPStatesOnReload && d.node != nil {
 		d.writeVRRPStates()
 	}

@@ -30,8 +30,8 @@ type Stats struct {
 	PriZeroSent       uint64 `json:"pri_zero_sent"`
 }
 
-// statsOf maps govs's counters onto keepalived's.
-func statsOf(c *vrrp.Counters) Stats {
+// StatsOf maps govs's counters onto keepalived's.
+func StatsOf(c *vrrp.Counters) Stats {
 	d := c.Dropped
 	return Stats{
 		AdvertRcvd:        c.AdvertsReceived,
@@ -79,7 +79,7 @@ type clearKey struct {
 
 // of returns the counters of st since the last clear.
 func (c *Clearer) of(st *vrrp.InstanceStatus) Stats {
-	s := statsOf(&st.Counters)
+	s := StatsOf(&st.Counters)
 	if c == nil {
 		return s
 	}
@@ -94,7 +94,7 @@ func (c *Clearer) Clear(insts []vrrp.InstanceStatus) {
 	defer c.mu.Unlock()
 	c.base = map[clearKey]Stats{}
 	for i := range insts {
-		c.base[clearKey{insts[i].Name, insts[i].Started}] = statsOf(&insts[i].Counters)
+		c.base[clearKey{insts[i].Name, insts[i].Started}] = StatsOf(&insts[i].Counters)
 	}
 }
 

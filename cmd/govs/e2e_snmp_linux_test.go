@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snmpWalk walks the subtrees of the snmpd in ns (on 127.0.0.1:16161)
+// and returns the variables as OID → "TYPE: value", numeric, without
+// MIB files.
+func snmpWalk(t *testing.T, ns string, trees ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, tree := range trees {
+		b, err := exec.Command("ip", "netns", "exec", ns, "snmpwalk", "-v2c", "-c", "public", "-m", "", "-On", "-t", "2", "127.0.0.1:16161", tree).CombinedOutput()
+		if err != nil {
+			t.Fatalf("snmpwalk %s in %s: %v\n%s", tree, ns, err, b)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, " = "); ok && strings.HasPrefix(k, ".") {
+				out[k] = strings.TrimSpace(v)
+			}
+		}
+	}
+	return out
+}
+
+// TestSNMPAsKeepalived runs keepalived 2.2.7 (VRRP only: the test kernel
+// has no ip_vs) and govs, each in a network namespace of its own with
+// its own snmpd as the AgentX master, on the same configuration (two
+// MASTER instances, VRRPv2 with a password and a track_script, VRRPv3
+// over IPv6; enable_snmp_vrrp, enable_snmp_rfc), walks KEEPALIVED-MIB,
+// VRRP-MIB and VRRPv3-MIB on both, and compares them variable by
+// variable: the same names, and the same values but for those that
+// cannot or should not be the same (listed below).
+func TestSNMPAsKeepalived(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	for _, p := range []string{"snmpd", "snmpwalk", "keepalived"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("needs %s (scripts/setup.sh installs it)", p)
+		}
+	}
+	dir := t.TempDir()
+	base, err := os.ReadFile(filepath.Join("..", "..", "internal", "statefiles", "testdata", "keepalived-2.2.7", "ka.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("gs%d", os.Getpid()%10000)
+	var procs []*exec.Cmd
+	t.Cleanup(func() {
+		for _, p := range procs {
+			p.Process.Kill()
+			p.Wait()
+		}
+	})
+	start := func(ns string, args ...string) *exec.Cmd {
+		t.Helper()
+		var buf bytes.Buffer
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, cmd)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s %v:\n%s", ns, args, buf.String())
+			}
+		})
+		return cmd
+	}
+	// one namespace per side: veth0 with the configuration's addresses,
+	// an snmpd with its AgentX socket
+	side := func(name string) (ns, conf string) {
+		ns = prefix + name
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		sh(t, "ip", "-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+		for _, l := range []string{"veth0", "veth1"} {
+			sh(t, "ip", "-n", ns, "link", "set", l, "up")
+		}
+		sh(t, "ip", "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "veth0")
+		sh(t, "ip", "-n", ns, "addr", "add", "fd00::1/64", "dev", "veth0", "nodad")
+		sock := filepath.Join(dir, name+"-agentx.sock")
+		snmpdConf := filepath.Join(dir, name+"-snmpd.conf")
+		if err := os.WriteFile(snmpdConf, []byte("agentAddress udp:127.0.0.1:16161\nmaster agentx\nagentXSocket "+sock+"\nrocommunity public 127.0.0.1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		start(ns, "snmpd", "-f", "-Lo", "-C", "-c", snmpdConf, "-p", filepath.Join(dir, name+"-snmpd.pid"))
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("snmpd in %s did not make %s", ns, sock)
+			}
+		}
+		conf = filepath.Join(dir, name+".conf")
+		text := strings.Replace(string(base), "global_defs {\n", "global_defs {\n   enable_snmp_vrrp\n   enable_snmp_rfc\n   snmp_socket unix:"+sock+"\n", 1)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return ns, conf
+	}
+	kns, kconf := side("k")
+	gns, gconf := side("g")
+	start(kns, "keepalived", "-P", "-x", "-n", "-l", "-D", "-f", kconf, "-p", filepath.Join(dir, "k.pid"),
+		"-r", filepath.Join(dir, "k-vrrp.pid"), "-c", filepath.Join(dir, "k-check.pid"), "-b", filepath.Join(dir, "k-bfd.pid"))
+	start(gns, govsBin, "run", "-f", gconf, "--dataplane", "proxy", "--api-socket", filepath.Join(dir, "g.sock"))
+
+	trees := []string{".1.3.6.1.4.1.9586.100.5", ".1.3.6.1.2.1.68", ".1.3.6.1.2.1.207"}
+	// both instances MASTER on both sides (3 adverts of 1 s each)
+	master := func(ns string) map[string]string {
+		var w map[string]string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			w = snmpWalk(t, ns, trees...)
+			if w[".1.3.6.1.4.1.9586.100.5.2.3.1.4.1"] == "INTEGER: 2" && w[".1.3.6.1.4.1.9586.100.5.2.3.1.4.2"] == "INTEGER: 2" {
+				return w
+			}
+		}
+		t.Fatalf("%s: the instances did not become MASTER:\n%v", ns, w)
+		return nil
+	}
+	kw, gw := master(kns), master(gns)
+
+	// what may differ, and why
+	differs := []struct{ prefix, why string }{
+		{".1.3.6.1.4.1.9586.100.5.1.1.0", "the version string names the program"},
+		{".1.3.6.1.4.1.9586.100.5.1.3.", "keepalived serves its mail settings unset; govs only configured ones"},
+		{".1.3.6.1.4.1.9586.100.5.1.10.0", "dynamicInterfaces: govs always follows interfaces that come and go"},
+		{".1.3.6.1.4.1.9586.100.5.2.6.1.11.2.1", "keepalived shows VI_6's only address (IPv6, not link-local) as not advertised, though its adverts carry it"},
+		{".1.3.6.1.4.1.9586.100.5.2.9.1.3.", "keepalived shows the script's path resolved (/bin is a link)"},
+		{".1.3.6.1.2.1.68.1.3.1.2.", "the MAC of each side's own veth0"},
+		{".1.3.6.1.2.1.68.1.3.1.13.", "up time: since each side's transition"},
+		{".1.3.6.1.2.1.207.1.1.1.1.3.3.52.", "the link-local address of each side's own veth0"},
+		{".1.3.6.1.2.1.207.1.1.1.1.4.3.52.", "the link-local address of each side's own veth0"},
+		{".1.3.6.1.2.1.207.1.1.1.1.5.", "the MAC of each side's own veth0"},
+		{".1.3.6.1.2.1.207.1.1.1.1.12.", "up time: since each side's transition"},
+	}
+	allowed := func(oid string) bool {
+		for _, d := range differs {
+			if strings.HasPrefix(oid, d.prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	var names []string
+	for k := range kw {
+		names = append(names, k)
+	}
+	for k := range gw {
+		if _, ok := kw[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	same := 0
+	for _, k := range names {
+		kv, kok := kw[k]
+		gv, gok := gw[k]
+		switch {
+		case kv == gv:
+			same++
+		case allowed(k):
+		case !kok:
+			t.Errorf("%s = %s: served by govs, not by keepalived", k, gv)
+		case !gok:
+			t.Errorf("%s = %s: served by keepalived, not by govs", k, kv)
+		default:
+			t.Errorf("%s: keepalived %s, govs %s", k, kv, gv)
+		}
+	}
+	if same < 150 {
+		t.Errorf("only %d variables alike of keepalived's %d", same, len(kw))
+	}
+	t.Logf("%d of keepalived's %d variables alike, govs serves %d", same, len(kw), len(gw))
+}

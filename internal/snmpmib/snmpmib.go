@@ -1,0 +1,363 @@
+// Package snmpmib maps govs's state onto the MIBs keepalived serves over
+// AgentX: KEEPALIVED-MIB (its global and vrrp groups), VRRP-MIB
+// (RFC 2787, VRRPv2 instances) and VRRPv3-MIB (RFC 6527), with
+// keepalived's indexes and values, so that SNMP monitoring set up for
+// keepalived reads govs.
+package snmpmib
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/govs/govs/internal/agentx"
+	"github.com/govs/govs/internal/statefiles"
+	"github.com/govs/govs/internal/vrrp"
+)
+
+// The subtrees.
+var (
+	Keepalived = agentx.MustOID("1.3.6.1.4.1.9586.100.5")
+	Global     = Keepalived.Append(1)
+	VRRP       = Keepalived.Append(2)
+	VRRPv2MIB  = agentx.MustOID("1.3.6.1.2.1.68")
+	VRRPv3MIB  = agentx.MustOID("1.3.6.1.2.1.207")
+)
+
+// Options are what the variables show besides the state.
+type Options struct {
+	Version string    // govs's
+	Start   time.Time // the subagent's start, for the up times
+}
+
+// Vars returns the variables of every subtree above for in.
+func Vars(in *statefiles.Input, o Options) []agentx.Var {
+	var vs []agentx.Var
+	vs = append(vs, globalVars(in, o)...)
+	vs = append(vs, vrrpVars(in)...)
+	vs = append(vs, rfc2787Vars(in, o)...)
+	vs = append(vs, rfc6527Vars(in, o)...)
+	return vs
+}
+
+func truth(b bool) int {
+	if b {
+		return 1
+	}
+	return 2
+}
+
+func globalVars(in *statefiles.Input, o Options) []agentx.Var {
+	g := in.Config.Global
+	routerID := g.RouterID
+	if routerID == "" {
+		routerID = hostName()
+	}
+	vs := []agentx.Var{
+		agentx.String(Global.Append(1, 0), "govs "+o.Version),
+		agentx.String(Global.Append(2, 0), routerID),
+	}
+	if g.SMTPServer != "" {
+		mail := Global.Append(3)
+		if a, err := netip.ParseAddr(g.SMTPServer); err == nil {
+			vs = append(vs, agentx.Integer(mail.Append(1, 0), addrType(a)), agentx.Bytes(mail.Append(2, 0), a.AsSlice()))
+		}
+		port := g.SMTPPort
+		if port == 0 {
+			port = 25
+		}
+		vs = append(vs, agentx.Gauge(mail.Append(3, 0), uint64(g.SMTPConnectTimeout.D()/time.Second)),
+			agentx.String(mail.Append(4, 0), g.NotificationEmailFrom))
+		for i, e := range g.NotificationEmail {
+			vs = append(vs, agentx.String(mail.Append(5, 1, 2, uint32(i+1)), e))
+		}
+		vs = append(vs, agentx.Gauge(mail.Append(6, 0), uint64(port)))
+		for i, p := range []*bool{g.SMTPAlert, g.SMTPAlertVRRP, g.SMTPAlertChecker} {
+			v := 3 // unset
+			if p != nil {
+				v = truth(*p)
+			}
+			vs = append(vs, agentx.Integer(mail.Append(uint32(8+i), 0), v))
+		}
+	}
+	vs = append(vs,
+		agentx.Integer(Global.Append(4, 0), 2), // traps: not sent
+		agentx.Integer(Global.Append(5, 0), 1), // links followed by netlink
+		agentx.Integer(Global.Append(6, 0), truth(g.LVSFlush)),
+		agentx.Integer(Global.Append(7, 0), 1), // 64-bit counters
+		agentx.String(Global.Append(8, 0), g.NetNamespace),
+		agentx.Integer(Global.Append(9, 0), 2),  // no DBus
+		agentx.Integer(Global.Append(10, 0), 1), // interfaces may come and go
+		agentx.Integer(Global.Append(11, 0), truth(g.LVSFlushOnStop)),
+	)
+	return vs
+}
+
+// keepalived's VrrpState numbers.
+func stateNum(s vrrp.State) int {
+	switch s {
+	case vrrp.StateBackup:
+		return 1
+	case vrrp.StateMaster:
+		return 2
+	case vrrp.StateFault:
+		return 3
+	}
+	return 0
+}
+
+func addrType(a netip.Addr) int {
+	if a.Is4() || a.Is4In6() {
+		return 1
+	}
+	return 2
+}
+
+// scopeNum is the InetScopeType of a scope name.
+func scopeNum(s string) int {
+	switch s {
+	case "host":
+		return 1
+	case "link":
+		return 2
+	case "site":
+		return 5
+	case "nowhere":
+		return 0
+	}
+	return 14 // global
+}
+
+func hostName() string {
+	h, _ := osHostname()
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+// quote writes a command as keepalived does.
+func quote(cmd string) string {
+	words := strings.Fields(cmd)
+	for i, w := range words {
+		words[i] = "'" + strings.Trim(w, `"`) + "'"
+	}
+	return strings.Join(words, " ")
+}
+
+func vrrpVars(in *statefiles.Input) []agentx.Var {
+	var vs []agentx.Var
+	d := in.VRRP
+	index := map[string]uint32{}
+	for i, st := range d.Instances {
+		index[st.Name] = uint32(i + 1)
+	}
+	groupOf := map[string]string{}
+	for gi, g := range d.SyncGroups {
+		e := VRRP.Append(1, 1)
+		n := uint32(gi + 1)
+		nf := g.Notify
+		vs = append(vs,
+			agentx.String(e.Append(2, n), g.Name),
+			agentx.Integer(e.Append(3, n), stateNum(statefiles.GroupState(g, d.Instances))),
+			agentx.Integer(e.Append(4, n), truth(g.SMTPAlert)),
+			agentx.Integer(e.Append(5, n), truth(nf.Master != "" || nf.Backup != "" || nf.Fault != "" || nf.Stop != "" || nf.Notify != "")),
+		)
+		for col, s := range map[uint32]string{6: nf.Master, 7: nf.Backup, 8: nf.Fault, 9: nf.Notify, 11: nf.Stop} {
+			if s != "" {
+				vs = append(vs, agentx.String(e.Append(col, n), quote(s)))
+			}
+		}
+		vs = append(vs, agentx.Integer(e.Append(10, n), 2))
+		for _, m := range g.Members {
+			groupOf[m] = g.Name
+			if mi, ok := index[m]; ok {
+				vs = append(vs, agentx.String(VRRP.Append(2, 1, 2, n, mi), m))
+			}
+		}
+	}
+	var lvsSync string
+	var lvsSyncIf string
+	if s := in.Config.Global.LVSSyncDaemon; s != nil {
+		lvsSync, lvsSyncIf = s.Instance, s.Interface
+	}
+	for i := range d.Instances {
+		st := &d.Instances[i]
+		cfg := st.Config()
+		n := uint32(i + 1)
+		e := VRRP.Append(3, 1)
+		initial := vrrp.StateBackup
+		if strings.EqualFold(cfg.State, "MASTER") {
+			initial = vrrp.StateMaster
+		}
+		adv := uint64(cfg.AdvertInterval / time.Second)
+		if cfg.Version == 3 {
+			adv = uint64(cfg.AdvertInterval / (10 * time.Millisecond))
+		}
+		auth := 0
+		if cfg.Version == 2 {
+			switch {
+			case cfg.AuthAH:
+				auth = 2
+			case cfg.AuthPass != "":
+				auth = 1
+			}
+		}
+		nf := cfg.Notify
+		accept := 0
+		if cfg.Version == 3 {
+			accept = truth(!cfg.NoAccept)
+		}
+		mc := multicast(&cfg)
+		vs = append(vs,
+			agentx.String(e.Append(2, n), st.Name),
+			agentx.Gauge(e.Append(3, n), uint64(cfg.VRID)),
+			agentx.Integer(e.Append(4, n), stateNum(st.State)),
+			agentx.Integer(e.Append(5, n), stateNum(initial)),
+			agentx.Integer(e.Append(6, n), stateNum(st.State)),
+			agentx.Integer(e.Append(7, n), cfg.Priority),
+			agentx.Integer(e.Append(8, n), st.EffectivePriority),
+			agentx.Integer(e.Append(9, n), truth(st.State == vrrp.StateMaster)),
+			agentx.String(e.Append(10, n), cfg.Interface),
+			agentx.Integer(e.Append(11, n), truth(len(cfg.TrackInterfaces) > 0)),
+			agentx.Gauge(e.Append(12, n), adv),
+			agentx.Integer(e.Append(13, n), truth(!cfg.NoPreempt)),
+			agentx.Gauge(e.Append(14, n), uint64(cfg.PreemptDelay/time.Second)),
+			agentx.Integer(e.Append(15, n), auth),
+			agentx.Integer(e.Append(16, n), truth(lvsSync == st.Name)),
+		)
+		if lvsSync == st.Name {
+			vs = append(vs, agentx.String(e.Append(17, n), lvsSyncIf))
+		}
+		if g := groupOf[st.Name]; g != "" {
+			vs = append(vs, agentx.String(e.Append(18, n), g))
+		}
+		vs = append(vs,
+			agentx.Gauge(e.Append(19, n), uint64(cfg.GARPMasterDelay/time.Second)),
+			agentx.Integer(e.Append(20, n), truth(cfg.SMTPAlert)),
+			agentx.Integer(e.Append(21, n), truth(nf.Master != "" || nf.Backup != "" || nf.Fault != "" || nf.Stop != "" || nf.Notify != "" || nf.MasterRxLowerPri != "")),
+		)
+		for col, s := range map[uint32]string{22: nf.Master, 23: nf.Backup, 24: nf.Fault, 25: nf.Stop, 26: nf.Notify, 31: nf.MasterRxLowerPri} {
+			if s != "" {
+				vs = append(vs, agentx.String(e.Append(col, n), quote(s)))
+			}
+		}
+		vs = append(vs,
+			agentx.Integer(e.Append(27, n), accept),
+			agentx.Integer(e.Append(28, n), 2), // promote_secondaries
+			agentx.Integer(e.Append(29, n), 2), // no link polling
+			agentx.Integer(e.Append(30, n), cfg.Version),
+			agentx.Integer(e.Append(33, n), 2), // notify_deleted
+		)
+		if len(cfg.UnicastPeers) == 0 {
+			vs = append(vs, agentx.Integer(e.Append(34, n), addrType(mc)), agentx.Bytes(e.Append(35, n), mc.AsSlice()))
+		}
+		for j, t := range cfg.TrackInterfaces {
+			te := VRRP.Append(4, 1)
+			vs = append(vs, agentx.String(te.Append(1, n, uint32(j+1)), t.Name),
+				agentx.Integer(te.Append(2, n, uint32(j+1)), t.Weight), agentx.Integer(te.Append(3, n, uint32(j+1)), truth(t.Reverse)))
+		}
+		for j, t := range cfg.TrackScripts {
+			te := VRRP.Append(5, 1)
+			w := t.Weight
+			if !t.WeightSet {
+				for _, s := range d.Scripts {
+					if s.Name == t.Name {
+						w = s.Weight
+					}
+				}
+			}
+			vs = append(vs, agentx.String(te.Append(2, n, uint32(j+1)), t.Name),
+				agentx.Integer(te.Append(3, n, uint32(j+1)), w), agentx.Integer(te.Append(4, n, uint32(j+1)), truth(t.Reverse)))
+		}
+		j := uint32(0)
+		set := st.State == vrrp.StateMaster
+		for k, list := range [][]vrrp.VirtualIP{cfg.VirtualIPs, cfg.VirtualIPsExcluded} {
+			for _, v := range list {
+				j++
+				vs = append(vs, addressVars(n, j, v, &cfg, set, k == 0)...)
+			}
+		}
+	}
+	for si, s := range d.Scripts {
+		e := VRRP.Append(9, 1)
+		n := uint32(si + 1)
+		result := 1 // init
+		switch scriptStatus(s.Name, d.Instances) {
+		case "GOOD":
+			result = 3
+		case "BAD":
+			result = 2
+		}
+		vs = append(vs,
+			agentx.String(e.Append(2, n), s.Name),
+			agentx.String(e.Append(3, n), quote(s.Script)),
+			agentx.Integer(e.Append(4, n), int(s.Interval/time.Second)),
+			agentx.Integer(e.Append(5, n), s.Weight),
+			agentx.Integer(e.Append(6, n), result),
+			agentx.Gauge(e.Append(7, n), uint64(s.Rise)),
+			agentx.Gauge(e.Append(8, n), uint64(s.Fall)),
+			agentx.Integer(e.Append(9, n), truth(s.Reverse)),
+		)
+	}
+	return vs
+}
+
+func scriptStatus(name string, insts []vrrp.InstanceStatus) string {
+	for _, st := range insts {
+		for _, t := range st.Trackers {
+			if t.Key == "script:"+name {
+				if t.OK {
+					return "GOOD"
+				}
+				return "BAD"
+			}
+		}
+	}
+	return "INIT"
+}
+
+func addressVars(n, j uint32, v vrrp.VirtualIP, cfg *vrrp.InstanceConfig, set, advertised bool) []agentx.Var {
+	e := VRRP.Append(6, 1)
+	a := v.Prefix.Addr()
+	dev := v.Dev
+	if dev == "" {
+		dev = cfg.Interface
+		if cfg.VMAC != "" {
+			dev = cfg.VMAC
+		}
+	}
+	vs := []agentx.Var{
+		agentx.Integer(e.Append(2, n, j), addrType(a)),
+		agentx.Bytes(e.Append(3, n, j), a.AsSlice()),
+	}
+	if a.Is4() {
+		brd := [4]byte{}
+		if v.Broadcast.IsValid() {
+			brd = v.Broadcast.As4()
+		}
+		vs = append(vs, agentx.Bytes(e.Append(4, n, j), brd[:]))
+	}
+	vs = append(vs,
+		agentx.Gauge(e.Append(5, n, j), uint64(v.Prefix.Bits())),
+		agentx.Integer(e.Append(6, n, j), scopeNum(v.Scope)),
+	)
+	if ifi, err := net.InterfaceByName(dev); err == nil {
+		vs = append(vs, agentx.Integer(e.Append(7, n, j), ifi.Index))
+	}
+	vs = append(vs, agentx.String(e.Append(8, n, j), dev))
+	if v.Label != "" {
+		vs = append(vs, agentx.String(e.Append(9, n, j), v.Label))
+	}
+	vs = append(vs, agentx.Integer(e.Append(10, n, j), truth(set)), agentx.Integer(e.Append(11, n, j), truth(advertised)))
+	return vs
+}
+
+func multicast(cfg *vrrp.InstanceConfig) netip.Addr {
+	if cfg.MulticastGroup.IsValid() {
+		return cfg.MulticastGroup
+	}
+	if cfg.IsIPv6() {
+		return netip.MustParseAddr("ff02::12")
+	}
+	return netip.MustParseAddr("224.0.0.18")
+}
