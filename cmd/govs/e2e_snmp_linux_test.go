@@ -106,7 +106,7 @@ func TestSNMPAsKeepalived(t *testing.T) {
 			}
 		}
 		conf = filepath.Join(dir, name+".conf")
-		text := strings.Replace(string(base), "global_defs {\n", "global_defs {\n   enable_snmp_vrrp\n   enable_snmp_rfc\n   snmp_socket unix:"+sock+"\n", 1)
+		text := strings.Replace(string(base), "global_defs {\n", "global_defs {\n   enable_snmp_vrrp\n   enable_snmp_checker\n   enable_snmp_rfc\n   snmp_socket unix:"+sock+"\n", 1)
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -146,6 +146,7 @@ func TestSNMPAsKeepalived(t *testing.T) {
 		{".1.3.6.1.2.1.207.1.1.1.1.4.3.52.", "the link-local address of each side's own veth0"},
 		{".1.3.6.1.2.1.207.1.1.1.1.5.", "the MAC of each side's own veth0"},
 		{".1.3.6.1.2.1.207.1.1.1.1.12.", "up time: since each side's transition"},
+		{".1.3.6.1.4.1.9586.100.5.3.", "the check group: keepalived runs without its checker here (no ip_vs in the test kernel); checked below"},
 	}
 	allowed := func(oid string) bool {
 		for _, d := range differs {
@@ -185,4 +186,33 @@ func TestSNMPAsKeepalived(t *testing.T) {
 		t.Errorf("only %d variables alike of keepalived's %d", same, len(kw))
 	}
 	t.Logf("%d of keepalived's %d variables alike, govs serves %d", same, len(kw), len(gw))
+
+	// the check group, from KEEPALIVED-MIB's definitions: the virtual
+	// server 10.9.0.100:80 (rr, NAT, persistent 50 s, quorum 1) and its
+	// real server 10.9.0.2:80 (weight 1)
+	c := ".1.3.6.1.4.1.9586.100.5.3."
+	for oid, want := range map[string]string{
+		c + "3.1.2.1":    "INTEGER: 2", // ip
+		c + "3.1.5.1":    "INTEGER: 1",
+		c + "3.1.6.1":    `Hex-STRING: 0A 09 00 64`,
+		c + "3.1.7.1":    "Gauge32: 80",
+		c + "3.1.8.1":    "INTEGER: 1", // tcp
+		c + "3.1.9.1":    "INTEGER: 1", // rr
+		c + "3.1.10.1":   "INTEGER: 1", // nat
+		c + "3.1.13.1":   "INTEGER: 1",
+		c + "3.1.14.1":   "Gauge32: 50",
+		c + "3.1.16.1":   "Gauge32: 6",
+		c + "3.1.20.1":   "Gauge32: 1",
+		c + "3.1.22.1":   "Gauge32: 1",
+		c + "4.1.2.1.1":  "INTEGER: 1", // regular
+		c + "4.1.4.1.1":  `Hex-STRING: 0A 09 00 02`,
+		c + "4.1.5.1.1":  "Gauge32: 80",
+		c + "4.1.40.1.1": "INTEGER: 1",
+		c + "6.1.0":      "INTEGER: 2", // no sync daemon
+		c + "7.1.0":      "INTEGER: 900",
+	} {
+		if got := gw[oid]; got != want {
+			t.Errorf("govs %s = %q, want %q", oid, got, want)
+		}
+	}
 }

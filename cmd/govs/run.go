@@ -65,7 +65,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	configID := fs.String("config-id", "", "the `id` the config's conditional lines (@ID, @^ID) are read with, as keepalived's -i (default: the host name up to its first dot)")
 	pinPath := fs.String("xdp-pin-path", "", "bpffs directory where the XDP dataplane pins its programs and maps (default "+xdp.DefaultPinPath+")")
 	pidFile := fs.String("pid-file", "", "write the process id into this `file`, as keepalived's -p (for scripts and exporters that signal keepalived)")
-	snmpAll := fs.Bool("snmp", false, "serve every SNMP MIB govs has (KEEPALIVED-MIB's global and vrrp groups, VRRP-MIB, VRRPv3-MIB) over AgentX, as keepalived's -x; without it the config's enable_snmp_* keywords choose")
+	snmpAll := fs.Bool("snmp", false, "serve every SNMP MIB govs has (KEEPALIVED-MIB's global, vrrp and check groups, VRRP-MIB, VRRPv3-MIB) over AgentX, as keepalived's -x; without it the config's enable_snmp_* keywords choose")
 	stateDir := fs.String("state-dir", statefiles.DefaultDir, "`directory` of keepalived's state files, written on keepalived's signals: keepalived.data and keepalived_check.data on SIGUSR1, keepalived.stats on SIGUSR2 (and on signal 63, which then counts from 0 again), keepalived.json on signal 36 (govs signum)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code

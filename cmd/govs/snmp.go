@@ -18,8 +18,15 @@ import (
 func snmpSubagent(cfg *config.Config, all bool, d *director.Director, log *slog.Logger) *agentx.Subagent {
 	g := cfg.Global
 	var trees []agentx.OID
+	if all || g.SNMPVRRP || g.SNMPChecker {
+		trees = append(trees, snmpmib.Global)
+	}
 	if all || g.SNMPVRRP {
-		trees = append(trees, snmpmib.Global, snmpmib.VRRP)
+		trees = append(trees, snmpmib.VRRP)
+	}
+	checker := all || g.SNMPChecker
+	if checker {
+		trees = append(trees, snmpmib.Check)
 	}
 	if all || g.SNMPRFCv2 {
 		trees = append(trees, snmpmib.VRRPv2MIB)
@@ -47,12 +54,15 @@ func snmpSubagent(cfg *config.Config, all bool, d *director.Director, log *slog.
 		if time.Since(at) < 100*time.Millisecond {
 			return append([]agentx.Var(nil), last...)
 		}
-		in, err := d.StateFilesInput(context.Background(), false)
+		in, err := d.StateFilesInput(context.Background(), checker)
 		if err != nil {
 			log.Warn("snmp: reading the state", "err", err)
 			return nil
 		}
 		last, at = snmpmib.Vars(in, opts), time.Now()
+		if checker {
+			last = append(last, snmpmib.CheckVars(in)...)
+		}
 		return append([]agentx.Var(nil), last...)
 	}
 	return &agentx.Subagent{Network: network, Address: address, ID: snmpmib.Keepalived, Description: "govs " + version,

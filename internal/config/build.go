@@ -282,11 +282,12 @@ func (b *builder) global(n *Node) {
 				}
 			}
 		case "enable_snmp_checker":
-			b.d.warnf(c.Pos, "enable_snmp_checker: govs serves KEEPALIVED-MIB's global and vrrp groups (enable_snmp_vrrp), not yet its check group; the virtual and real servers are on /metrics, the API and keepalived_check.data")
+			b.flag(c, &g.SNMPChecker)
 		case "enable_traps":
 			b.d.warnf(c.Pos, "enable_traps: govs sends no SNMP traps; its notify scripts and FIFOs, and /metrics, carry the same events")
 		case "snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval":
-			b.d.warnf(c.Pos, "%s: govs does not serve the check group of KEEPALIVED-MIB (see enable_snmp_checker)", c.Keyword())
+			// keepalived's cache of the kernel's counters; govs reads
+			// them at each request (within 100 ms)
 		case "enable_dbus", "dbus_service_name":
 			b.d.warnf(c.Pos, "%s: govs has no DBus interface; the API (govs status, govs reload, /api/v1/state) does what keepalived's DBus methods do", c.Keyword())
 		case "vrrp_mcast_group4":

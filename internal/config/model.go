@@ -187,7 +187,9 @@ type GlobalDefs struct {
 	// also enable_snmp_keepalived), enable_snmp_rfcv2 (VRRP-MIB),
 	// enable_snmp_rfcv3 (VRRPv3-MIB), enable_snmp_rfc (both), served
 	// over AgentX at snmp_socket ("": unix:/var/agentx/master).
-	SNMPVRRP   bool   `json:"enable_snmp_vrrp,omitempty"`
+	SNMPVRRP    bool `json:"enable_snmp_vrrp,omitempty"`
+	SNMPChecker bool `json:"enable_snmp_checker,omitempty"` // its check group
+
 	SNMPRFCv2  bool   `json:"enable_snmp_rfcv2,omitempty"`
 	SNMPRFCv3  bool   `json:"enable_snmp_rfcv3,omitempty"`
 	SNMPSocket string `json:"snmp_socket,omitempty"`
@@ -1068,7 +1070,9 @@ type Check struct {
 func (g *GlobalDefs) NoSwap() bool { return g.VRRPNoSwap || g.CheckerNoSwap || g.BFDNoSwap }
 
 // SNMPEnabled says whether govs serves an SNMP MIB (over AgentX).
-func (g *GlobalDefs) SNMPEnabled() bool { return g.SNMPVRRP || g.SNMPRFCv2 || g.SNMPRFCv3 }
+func (g *GlobalDefs) SNMPEnabled() bool {
+	return g.SNMPVRRP || g.SNMPChecker || g.SNMPRFCv2 || g.SNMPRFCv3
+}
 
 // DefaultSNMPSocket is keepalived's (and net-snmp's) AgentX socket.
 const DefaultSNMPSocket = "unix:/var/agentx/master"

@@ -764,6 +764,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 		w.line("umask", fmt.Sprintf("%04o", *g.Umask))
 	}
 	w.flag("enable_snmp_vrrp", g.SNMPVRRP)
+	w.flag("enable_snmp_checker", g.SNMPChecker)
 	w.flag("enable_snmp_rfcv2", g.SNMPRFCv2)
 	w.flag("enable_snmp_rfcv3", g.SNMPRFCv3)
 	w.str("snmp_socket", g.SNMPSocket)

@@ -787,7 +787,7 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.reloadErr = vrrpErr.Error()
 	}
 	d.mu.Unlock()
-	if pg, g := prev.Global, cfg.Global; pg.SNMPVRRP != g.SNMPVRRP || pg.SNMPRFCv2 != g.SNMPRFCv2 || pg.SNMPRFCv3 != g.SNMPRFCv3 || pg.SNMPSocket != g.SNMPSocket {
+	if pg, g := prev.Global, cfg.Global; pg.SNMPVRRP != g.SNMPVRRP || pg.SNMPChecker != g.SNMPChecker || pg.SNMPRFCv2 != g.SNMPRFCv2 || pg.SNMPRFCv3 != g.SNMPRFCv3 || pg.SNMPSocket != g.SNMPSocket {
 		d.log.Warn("enable_snmp_* or snmp_socket changed: the SNMP subagent keeps its settings until govs restarts")
 	}
 	if cfg.Global.FIFOWriteVRRPStatesOnReload && d.node != nil {

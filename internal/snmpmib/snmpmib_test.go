@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/statefiles"
 	"github.com/govs/govs/internal/vrrp"
 )
@@ -100,4 +102,79 @@ func agentxString(v any) string {
 		return "bytes:" + string(b)
 	}
 	return fmt.Sprintf("%T:%v", v, v)
+}
+
+// TestCheckVars: a firewall-mark service and an address one, a real
+// server down with its weight gone, a sorry server, govs's SNAT (which
+// KEEPALIVED-MIB has no number for: the column is left out).
+func TestCheckVars(t *testing.T) {
+	cfg, diags := config.Parse("t.conf", []byte(`virtual_server fwmark 7 {
+    lb_algo mh
+    lb_kind DR
+    real_server 10.0.0.11 0 {
+        weight 2
+        notify_down "/bin/down x"
+    }
+}
+virtual_server 10.0.0.1 53 {
+    protocol UDP
+    lb_algo wlc
+    lb_kind SNAT
+    quorum 2
+    real_server 10.0.0.12 53 {
+    }
+}
+`), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	st := &api.State{Timeouts: api.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}, Services: []api.Service{
+		{Proto: "FWM", FWMark: 7, Scheduler: "mh", Method: "DR", Enabled: true, QuorumUp: true, Source: cfg.VirtualServers[0].Pos.String(),
+			Stats:       dataplane.Counters{Conns: 5, InBytes: 1 << 33},
+			RealServers: []api.RealServer{{Addr: "10.0.0.11:0", Method: "Route", Weight: 2, Healthy: true, ActiveConns: 3}}},
+		{Proto: "UDP", Addr: "10.0.0.1", Port: 53, Scheduler: "wlc", Method: "SNAT", Enabled: true, QuorumUp: false, Source: cfg.VirtualServers[1].Pos.String(),
+			RealServers: []api.RealServer{
+				{Addr: "10.0.0.12:53", Method: "FullNat", Weight: 0, Healthy: false},
+				{Addr: "10.0.0.99:53", Method: "FullNat", Weight: 1, Healthy: true, Sorry: true},
+			}},
+	}}
+	got := map[string]any{}
+	for _, v := range CheckVars(&statefiles.Input{Config: cfg, State: st}) {
+		got[v.Name.String()] = v.Value
+	}
+	c := ".1.3.6.1.4.1.9586.100.5.3."
+	for oid, want := range map[string]any{
+		c + "3.1.2.1":    int64(1), // fwmark
+		c + "3.1.4.1":    int64(7),
+		c + "3.1.8.1":    int64(4), // no protocol
+		c + "3.1.9.1":    int64(13),
+		c + "3.1.10.1":   int64(2),
+		c + "3.1.11.1":   int64(1),
+		c + "3.1.30.1":   uint64(1 << 33),
+		c + "3.1.38.1":   uint64(5),
+		c + "4.1.15.1.1": int64(3),
+		c + "4.1.12.1.1": []byte("'/bin/down' 'x'"),
+		c + "4.1.40.1.1": int64(2),
+		c + "3.1.8.2":    int64(2), // udp
+		c + "3.1.11.2":   int64(2), // quorum not met: dead
+		c + "3.1.20.2":   int64(1), // the sorry server is not counted
+		c + "3.1.21.2":   int64(0),
+		c + "3.1.22.2":   int64(2),
+		c + "3.1.23.2":   int64(2),
+		c + "4.1.6.2.1":  int64(2),
+		c + "4.1.7.2.1":  int64(0),
+		c + "4.1.13.2.1": int64(1),
+		c + "4.1.2.2.2":  int64(2), // sorry
+		c + "6.1.0":      int64(2),
+		c + "7.3.0":      int64(300),
+	} {
+		if g, ok := got[oid]; !ok || agentxString(g) != agentxString(want) {
+			t.Errorf("%s = %v, want %v", oid, g, want)
+		}
+	}
+	for _, oid := range []string{c + "3.1.10.2", c + "4.1.40.2.1", c + "3.1.6.1", c + "3.1.14.1"} {
+		if _, ok := got[oid]; ok {
+			t.Errorf("%s served", oid)
+		}
+	}
 }

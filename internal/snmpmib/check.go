@@ -1,0 +1,257 @@
+package snmpmib
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/govs/govs/internal/agentx"
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/config"
+	"github.com/govs/govs/internal/statefiles"
+)
+
+// Check is KEEPALIVED-MIB's check group: the virtual and real servers,
+// the sync daemon and the timeouts.
+var Check = Keepalived.Append(3)
+
+// keepalived's numbers of the schedulers (virtualServerLoadBalancingAlgo).
+var schedNums = map[string]int{"rr": 1, "wrr": 2, "lc": 3, "wlc": 4, "lblc": 5, "lblcr": 6, "dh": 7, "sh": 8,
+	"sed": 9, "nq": 10, "fo": 11, "ovf": 12, "mh": 13, "twos": 14}
+
+// methodNum is keepalived's nat(1), dr(2), tun(3) (0 for govs's SNAT,
+// which the MIB has no number for).
+func methodNum(m string) int {
+	switch strings.ToUpper(m) {
+	case "NAT", "MASQ":
+		return 1
+	case "DR", "ROUTE":
+		return 2
+	case "TUN", "TUNNEL":
+		return 3
+	}
+	return 0
+}
+
+func protoNum(p string) int {
+	switch strings.ToUpper(p) {
+	case "TCP":
+		return 1
+	case "UDP":
+		return 2
+	case "SCTP":
+		return 3
+	}
+	return 4
+}
+
+// CheckVars returns the check group's variables: in.State (the services)
+// must be set.
+func CheckVars(in *statefiles.Input) []agentx.Var {
+	var vs []agentx.Var
+	vsRows, rsRows := Check.Append(3, 1), Check.Append(4, 1)
+	byPos := map[string]*config.VirtualServer{}
+	if in.Config != nil {
+		for _, v := range in.Config.VirtualServers {
+			byPos[v.Pos.String()] = v
+		}
+	}
+	if in.State != nil {
+		for i := range in.State.Services {
+			s := &in.State.Services[i]
+			vsc := byPos[s.Source]
+			n := uint32(i + 1)
+			vs = append(vs, serviceVars(vsRows, n, s, vsc)...)
+			for j := range s.RealServers {
+				vs = append(vs, realServerVars(rsRows, n, uint32(j+1), s, &s.RealServers[j], vsc)...)
+			}
+		}
+	}
+	if in.Config != nil {
+		g := in.Config.Global
+		sd := Check.Append(6)
+		if s := g.LVSSyncDaemon; s != nil {
+			vs = append(vs, agentx.Integer(sd.Append(1, 0), 1), agentx.String(sd.Append(2, 0), s.Interface),
+				agentx.String(sd.Append(3, 0), s.Instance))
+		} else {
+			vs = append(vs, agentx.Integer(sd.Append(1, 0), 2))
+		}
+		if in.State != nil {
+			t := in.State.Timeouts
+			vs = append(vs, agentx.Integer(Check.Append(7, 1, 0), t.TCP), agentx.Integer(Check.Append(7, 2, 0), t.TCPFin),
+				agentx.Integer(Check.Append(7, 3, 0), t.UDP))
+		}
+	}
+	return vs
+}
+
+func serviceVars(e agentx.OID, n uint32, s *api.Service, vsc *config.VirtualServer) []agentx.Var {
+	up, total := 0, 0
+	for _, r := range s.RealServers {
+		if r.Sorry {
+			continue
+		}
+		total++
+		if r.Healthy {
+			up++
+		}
+	}
+	var vs []agentx.Var
+	add := func(col uint32, v func(agentx.OID) agentx.Var) { vs = append(vs, v(e.Append(col, n))) }
+	integer := func(col uint32, v int) { add(col, func(o agentx.OID) agentx.Var { return agentx.Integer(o, v) }) }
+	gauge := func(col uint32, v uint64) { add(col, func(o agentx.OID) agentx.Var { return agentx.Gauge(o, v) }) }
+	str := func(col uint32, v string) { add(col, func(o agentx.OID) agentx.Var { return agentx.String(o, v) }) }
+	if s.FWMark != 0 {
+		integer(2, 1)
+		gauge(4, uint64(s.FWMark))
+	} else {
+		integer(2, 2)
+		if a, err := netip.ParseAddr(s.Addr); err == nil {
+			integer(5, addrType(a))
+			add(6, func(o agentx.OID) agentx.Var { return agentx.Bytes(o, a.AsSlice()) })
+		}
+		gauge(7, uint64(s.Port))
+	}
+	integer(8, protoNum(s.Proto))
+	algo, ok := schedNums[s.Scheduler]
+	if !ok {
+		algo = 99
+	}
+	integer(9, algo)
+	if m := methodNum(s.Method); m != 0 {
+		integer(10, m)
+	}
+	integer(11, truth(s.Enabled && s.QuorumUp))
+	integer(13, truth(s.Persistent > 0))
+	if s.Persistent > 0 {
+		gauge(14, uint64(s.Persistent))
+	}
+	gauge(20, uint64(total))
+	gauge(21, uint64(up))
+	integer(23, truth(s.QuorumUp))
+	c := s.Stats
+	gauge(27, c.Conns)
+	add(28, func(o agentx.OID) agentx.Var { return agentx.Counter(o, c.InPkts) })
+	add(29, func(o agentx.OID) agentx.Var { return agentx.Counter(o, c.OutPkts) })
+	add(30, func(o agentx.OID) agentx.Var { return agentx.Counter64(o, c.InBytes) })
+	add(31, func(o agentx.OID) agentx.Var { return agentx.Counter64(o, c.OutBytes) })
+	r := s.Rates
+	gauge(32, r.CPS)
+	gauge(33, r.InPPS)
+	gauge(34, r.OutPPS)
+	gauge(35, r.InBPS)
+	gauge(36, r.OutBPS)
+	integer(37, truth(s.OnePacket))
+	add(38, func(o agentx.OID) agentx.Var { return agentx.Counter64(o, c.Conns) })
+	add(39, func(o agentx.OID) agentx.Var { return agentx.Counter64(o, c.InPkts) })
+	add(40, func(o agentx.OID) agentx.Var { return agentx.Counter64(o, c.OutPkts) })
+	if vsc != nil {
+		if vsc.Group != "" {
+			str(3, vsc.Group)
+		}
+		if vsc.Virtualhost != "" {
+			str(12, vsc.Virtualhost)
+		}
+		delay := 60 * time.Second
+		if vsc.DelayLoop != nil {
+			delay = vsc.DelayLoop.D()
+		}
+		gauge(16, uint64(delay/time.Second))
+		integer(17, truth(vsc.HASuspend))
+		integer(18, truth(vsc.Alpha != nil && *vsc.Alpha))
+		integer(19, truth(vsc.Omega))
+		gauge(22, uint64(vsc.Quorum))
+		if vsc.QuorumUp != nil {
+			str(24, quote(vsc.QuorumUp.Cmd))
+		}
+		if vsc.QuorumDown != nil {
+			str(25, quote(vsc.QuorumDown.Cmd))
+		}
+		gauge(26, uint64(vsc.Hysteresis))
+		integer(56, 1+b2i(vsc.InhibitOnFailure)) // remove(1), inhibit(2)
+		gauge(64, uint64(delay/time.Microsecond))
+		if s.Name != "" {
+			str(71, s.Name)
+		}
+	}
+	return vs
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func realServerVars(e agentx.OID, n, j uint32, s *api.Service, r *api.RealServer, vsc *config.VirtualServer) []agentx.Var {
+	ap, err := netip.ParseAddrPort(r.Addr)
+	if err != nil {
+		return nil
+	}
+	var rsc *config.RealServer
+	if vsc != nil {
+		for _, c := range vsc.RealServers {
+			port := c.Port
+			if port == 0 {
+				port = s.Port
+			}
+			if c.Addr == ap.Addr() && port == ap.Port() {
+				rsc = c
+			}
+		}
+	}
+	ix := []uint32{n, j}
+	o := func(col uint32) agentx.OID { return e.Append(col).Append(ix...) }
+	typ := 1
+	if r.Sorry {
+		typ = 2
+	}
+	vs := []agentx.Var{
+		agentx.Integer(o(2), typ),
+		agentx.Integer(o(3), addrType(ap.Addr())),
+		agentx.Bytes(o(4), ap.Addr().AsSlice()),
+		agentx.Gauge(o(5), uint64(ap.Port())),
+		agentx.Integer(o(6), truth(r.Healthy)),
+		agentx.Integer(o(7), r.Weight),
+		agentx.Gauge(o(8), uint64(r.UThreshold)),
+		agentx.Gauge(o(9), uint64(r.LThreshold)),
+		agentx.Gauge(o(13), uint64(1-b2i(r.Healthy))),
+		agentx.Gauge(o(14), r.Stats.Conns),
+		agentx.Gauge(o(15), uint64(r.ActiveConns)),
+		agentx.Gauge(o(16), uint64(r.InactConns)),
+		agentx.Gauge(o(17), uint64(r.PersistConns)),
+		agentx.Counter(o(18), r.Stats.InPkts),
+		agentx.Counter(o(19), r.Stats.OutPkts),
+		agentx.Counter64(o(20), r.Stats.InBytes),
+		agentx.Counter64(o(21), r.Stats.OutBytes),
+		agentx.Gauge(o(22), r.Rates.CPS),
+		agentx.Gauge(o(23), r.Rates.InPPS),
+		agentx.Gauge(o(24), r.Rates.OutPPS),
+		agentx.Gauge(o(25), r.Rates.InBPS),
+		agentx.Gauge(o(26), r.Rates.OutBPS),
+		agentx.Counter64(o(27), r.Stats.Conns),
+		agentx.Counter64(o(28), r.Stats.InPkts),
+		agentx.Counter64(o(29), r.Stats.OutPkts),
+	}
+	if m := methodNum(r.Method); m != 0 {
+		vs = append(vs, agentx.Integer(o(40), m))
+	}
+	if rsc != nil {
+		inhibit := vsc.InhibitOnFailure
+		if rsc.InhibitOnFailure != nil {
+			inhibit = *rsc.InhibitOnFailure
+		}
+		vs = append(vs, agentx.Integer(o(10), 1+b2i(inhibit)))
+		if rsc.NotifyUp != nil {
+			vs = append(vs, agentx.String(o(11), quote(rsc.NotifyUp.Cmd)))
+		}
+		if rsc.NotifyDown != nil {
+			vs = append(vs, agentx.String(o(12), quote(rsc.NotifyDown.Cmd)))
+		}
+		if rsc.Name != "" {
+			vs = append(vs, agentx.String(o(55), rsc.Name))
+		}
+	}
+	return vs
+}
