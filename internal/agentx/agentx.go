@@ -165,7 +165,10 @@ func (s *Subagent) Run(ctx context.Context) {
 	}
 	reported := ""
 	for ctx.Err() == nil {
-		err := s.session(ctx, log)
+		registered, err := s.session(ctx, log)
+		if registered {
+			reported = "" // a later loss is told again
+		}
 		s.mu.Lock()
 		s.connected = false
 		if err != nil {
@@ -189,11 +192,21 @@ func (s *Subagent) Run(ctx context.Context) {
 
 // conn is one session's connection.
 type conn struct {
-	c       net.Conn
-	r       *bufio.Reader
+	c     net.Conn
+	r     *bufio.Reader
+	start time.Time
+
+	mu      sync.Mutex // the ids, read by the Close sent at shutdown
 	session uint32
 	packet  uint32
-	start   time.Time
+}
+
+// ids returns the session's id and the next packet id.
+func (c *conn) ids() (session, packet uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.packet++
+	return c.session, c.packet
 }
 
 type header struct {
@@ -243,10 +256,12 @@ func (c *conn) write(typ byte, flags byte, session, trans, packet uint32, payloa
 	return err
 }
 
-// request sends a PDU of the session and waits for its response.
-func (c *conn) request(typ byte, payload []byte) (*response, error) {
-	c.packet++
-	if err := c.write(typ, 0, c.session, 0, c.packet, payload); err != nil {
+// request sends a PDU of the session and waits for its response; a
+// request of the master that comes meanwhile (a Get for a subtree
+// registered a moment before) is answered by serve.
+func (c *conn) request(typ byte, payload []byte, serve func(*header) error) (*response, error) {
+	session, packet := c.ids()
+	if err := c.write(typ, 0, session, 0, packet, payload); err != nil {
 		return nil, err
 	}
 	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -256,7 +271,13 @@ func (c *conn) request(typ byte, payload []byte) (*response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if h.typ != pduResponse || h.packet != c.packet {
+		if h.typ != pduResponse {
+			if err := serve(h); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if h.packet != packet {
 			continue
 		}
 		r, err := parseResponse(h)
@@ -264,7 +285,9 @@ func (c *conn) request(typ byte, payload []byte) (*response, error) {
 			return nil, err
 		}
 		if typ == pduOpen {
+			c.mu.Lock()
 			c.session = h.session
+			c.mu.Unlock()
 		}
 		return r, nil
 	}
@@ -287,44 +310,47 @@ func byteOrder(flags byte) binary.ByteOrder {
 	return binary.LittleEndian
 }
 
-// session runs one connection to the master.
-func (s *Subagent) session(ctx context.Context, log *slog.Logger) error {
+// session runs one connection to the master; registered says whether
+// it got as far as registering.
+func (s *Subagent) session(ctx context.Context, log *slog.Logger) (registered bool, err error) {
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	nc, err := d.DialContext(dctx, s.Network, s.Address)
 	cancel()
 	if err != nil {
-		return err
+		return false, err
 	}
 	c := &conn{c: nc, r: bufio.NewReader(nc), start: time.Now()}
 	stop := context.AfterFunc(ctx, func() {
 		// a Close PDU, then the connection goes
-		c.write(pduClose, 0, c.session, 0, c.packet+1, []byte{closeShutdown, 0, 0, 0})
+		session, packet := c.ids()
+		c.write(pduClose, 0, session, 0, packet, []byte{closeShutdown, 0, 0, 0})
 		nc.Close()
 	})
 	defer stop()
 	defer nc.Close()
+	serve := func(h *header) error { return s.serve(c, h) }
 	var open bytes.Buffer
-	open.Write([]byte{60, 0, 0, 0}) // timeout 60 s
+	open.Write([]byte{0, 0, 0, 0}) // the master's default timeout (5 s in net-snmp)
 	putOID(&open, s.ID, false)
 	putString(&open, []byte(s.Description))
-	r, err := c.request(pduOpen, open.Bytes())
+	r, err := c.request(pduOpen, open.Bytes(), serve)
 	if err != nil {
-		return fmt.Errorf("open: %w", err)
+		return false, fmt.Errorf("open: %w", err)
 	}
 	if r.errCode != 0 {
-		return fmt.Errorf("open refused (error %d)", r.errCode)
+		return false, fmt.Errorf("open refused (error %d)", r.errCode)
 	}
 	for _, t := range s.Subtrees {
 		var reg bytes.Buffer
 		reg.Write([]byte{0, 127, 0, 0}) // default timeout, priority 127, no range
 		putOID(&reg, t, false)
-		r, err := c.request(pduRegister, reg.Bytes())
+		r, err := c.request(pduRegister, reg.Bytes(), serve)
 		if err != nil {
-			return fmt.Errorf("register %s: %w", t, err)
+			return false, fmt.Errorf("register %s: %w", t, err)
 		}
 		if r.errCode != 0 {
-			return fmt.Errorf("register %s refused (error %d: another subagent has it?)", t, r.errCode)
+			return false, fmt.Errorf("register %s refused (error %d: another subagent has it?)", t, r.errCode)
 		}
 	}
 	s.mu.Lock()
@@ -335,12 +361,12 @@ func (s *Subagent) session(ctx context.Context, log *slog.Logger) error {
 		h, err := c.read()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return true, nil
 			}
-			return fmt.Errorf("connection: %w", err)
+			return true, fmt.Errorf("connection: %w", err)
 		}
 		if err := s.serve(c, h); err != nil {
-			return err
+			return true, err
 		}
 	}
 }
@@ -362,12 +388,14 @@ func (s *Subagent) serve(c *conn, h *header) error {
 	}
 	bo := byteOrder(h.flags)
 	p := h.payload
+	otherContext := false
 	if h.flags&flagNonDefaultCtx != 0 {
 		// a context govs does not serve: nothing there
 		var err error
 		if _, p, err = getString(p, bo); err != nil {
 			return c.write(pduResponse, 0, h.session, h.trans, h.packet, responsePayload(c, errProcessing, 0, nil))
 		}
+		otherContext = true
 	}
 	nonRep, maxRep := 0, 0
 	if h.typ == pduGetBulk {
@@ -389,9 +417,12 @@ func (s *Subagent) serve(c *conn, h *header) error {
 		}
 		ranges = append(ranges, r)
 	}
-	vars := s.Snapshot()
-	slices.SortFunc(vars, func(a, b Var) int { return a.Name.Compare(b.Name) })
-	vars = s.registered(vars)
+	var vars []Var
+	if !otherContext {
+		vars = s.Snapshot()
+		slices.SortFunc(vars, func(a, b Var) int { return a.Name.Compare(b.Name) })
+		vars = s.registered(vars)
+	}
 	var out []Var
 	switch h.typ {
 	case pduGet:
@@ -443,6 +474,13 @@ func get(vars []Var, name OID) Var {
 	i, found := slices.BinarySearchFunc(vars, name, func(v Var, n OID) int { return v.Name.Compare(n) })
 	if found {
 		return vars[i]
+	}
+	// an object served with other instances (a table's column, a
+	// scalar asked with another index): no such instance
+	for _, v := range vars[max(i-1, 0):min(i+1, len(vars))] {
+		if n := commonPrefix(v.Name, name); n >= len(name)-1 && n > 0 {
+			return Var{Name: name, Type: typeNoSuchInstance}
+		}
 	}
 	return Var{Name: name, Type: typeNoSuchObject}
 }
@@ -518,9 +556,9 @@ func getString(p []byte, bo binary.ByteOrder) ([]byte, []byte, error) {
 	if len(p) < 4 {
 		return nil, nil, errors.New("short string")
 	}
-	n := int(bo.Uint32(p))
+	n := uint64(bo.Uint32(p))
 	padded := n + (4-n%4)%4
-	if n > len(p)-4 || padded > len(p)-4 {
+	if padded > uint64(len(p)-4) {
 		return nil, nil, errors.New("short string")
 	}
 	return p[4 : 4+n], p[4+padded:], nil
@@ -540,4 +578,13 @@ func putVar(b *bytes.Buffer, v Var) {
 	case TypeOID:
 		putOID(b, v.Value.(OID), false)
 	}
+}
+
+// commonPrefix is the length of the prefix a and b share.
+func commonPrefix(a, b OID) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }

@@ -141,6 +141,10 @@ func TestSubagent(t *testing.T) {
 		if sub, _, _, _ := getOID(reg.payload[4:], binary.BigEndian); !slices.Equal(sub, tree) {
 			t.Errorf("registered %v", sub)
 		}
+		// a request before the Register's response is answered too
+		if _, got := m.ask(pduGet, ranges(searchRange{start: tree.Append(3, 1, 2, 1)})); len(got) != 1 || string(got[0].Value.([]byte)) != "VI_1" {
+			t.Errorf("get while registering: %+v", got)
+		}
 		m.respond(reg, 7, 0)
 		return m
 	}
@@ -154,9 +158,10 @@ func TestSubagent(t *testing.T) {
 		}
 	}
 
-	// Get: one there, one not
-	_, got := m.ask(pduGet, ranges(searchRange{start: tree.Append(3, 1, 2, 2)}, searchRange{start: tree.Append(3, 1, 2, 3)}))
-	if len(got) != 2 || string(got[0].Value.([]byte)) != "VI_6" || got[1].Type != typeNoSuchObject {
+	// Get: one there, a row not in a column that is, an object not there
+	_, got := m.ask(pduGet, ranges(searchRange{start: tree.Append(3, 1, 2, 2)}, searchRange{start: tree.Append(3, 1, 2, 3)},
+		searchRange{start: tree.Append(7, 1)}))
+	if len(got) != 3 || string(got[0].Value.([]byte)) != "VI_6" || got[1].Type != typeNoSuchInstance || got[2].Type != typeNoSuchObject {
 		t.Errorf("get: %+v", got)
 	}
 	// GetNext from the subtree's root, excluding and including the start
@@ -193,6 +198,23 @@ func TestSubagent(t *testing.T) {
 	m = accept()
 	if _, got = m.ask(pduGet, ranges(searchRange{start: tree.Append(3, 1, 2, 1)})); len(got) != 1 || string(got[0].Value.([]byte)) != "VI_1" {
 		t.Errorf("get after reconnecting: %+v", got)
+	}
+	// a request in a context govs does not serve finds nothing there
+	var ctxReq bytes.Buffer
+	putString(&ctxReq, []byte("other"))
+	ctxReq.Write(ranges(searchRange{start: tree.Append(3, 1, 2, 1)}))
+	m.c.packet++
+	if err := m.c.write(pduGet, flagNonDefaultCtx, 7, 99, m.c.packet, ctxReq.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.expect(pduResponse); bytes.Contains(h.payload, []byte("VI_1")) {
+		t.Errorf("non-default context answered from the default one: %x", h.payload)
+	}
+	// a string longer than the packet is refused, not read past
+	var long bytes.Buffer
+	long.Write([]byte{0xff, 0xff, 0xff, 0xf0})
+	if _, _, err := getString(long.Bytes(), binary.BigEndian); err == nil {
+		t.Error("a string of 4 GiB read from 4 bytes")
 	}
 	// a little-endian request is read as such
 	var le bytes.Buffer

@@ -20,10 +20,11 @@ type link struct {
 }
 
 // instanceLink finds the interface of an instance; ok is false when it
-// is not there (the RFC tables are indexed by its ifIndex).
-func instanceLink(cfg *vrrp.InstanceConfig) (link, bool) {
-	ifi, err := net.InterfaceByName(cfg.Interface)
-	if err != nil {
+// is not there (the RFC tables are indexed by its ifIndex) or the
+// instance has no address to show (as keepalived, which leaves those out).
+func instanceLink(cfg *vrrp.InstanceConfig, links map[string]net.Interface) (link, bool) {
+	ifi, ok := links[cfg.Interface]
+	if !ok || len(cfg.VirtualIPs) == 0 {
 		return link{}, false
 	}
 	l := link{index: ifi.Index, mac: ifi.HardwareAddr}
@@ -50,21 +51,16 @@ func rfcState(s vrrp.State) int {
 	return 1
 }
 
-// upTicks is the time since the instance's last change of state, in
-// hundredths of a second.
-func upTicks(st *vrrp.InstanceStatus, now time.Time) uint64 {
-	if n := len(st.Transitions); n > 0 && st.State != vrrp.StateInit {
-		return uint64(now.Sub(st.Transitions[n-1].Time) / (10 * time.Millisecond))
+// ticks is d in hundredths of a second (0 when negative).
+func ticks(d time.Duration) uint64 {
+	if d < 0 {
+		return 0
 	}
-	return 0
+	return uint64(d / (10 * time.Millisecond))
 }
 
 // rfc2787Vars is VRRP-MIB (RFC 2787): the VRRPv2 instances.
-func rfc2787Vars(in *statefiles.Input, o Options) []agentx.Var {
-	now := in.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
+func rfc2787Vars(in *statefiles.Input, o Options, links map[string]net.Interface) []agentx.Var {
 	oper, assoc, stats := VRRPv2MIB.Append(1, 3, 1), VRRPv2MIB.Append(1, 4, 1), VRRPv2MIB.Append(2, 4, 1)
 	vs := []agentx.Var{
 		agentx.Integer(VRRPv2MIB.Append(1, 1, 0), 2), // vrrpNodeVersion
@@ -73,13 +69,13 @@ func rfc2787Vars(in *statefiles.Input, o Options) []agentx.Var {
 	var checksum, version, vrid uint64
 	for i := range in.VRRP.Instances {
 		st := &in.VRRP.Instances[i]
-		d := st.Counters.Dropped
-		checksum, version, vrid = checksum+d[vrrp.DropChecksum], version+d[vrrp.DropVersion], vrid+d[vrrp.DropVRID]
 		cfg := st.Config()
-		l, ok := instanceLink(&cfg)
+		l, ok := instanceLink(&cfg, links)
 		if cfg.Version != 2 || !ok {
 			continue
 		}
+		d := st.Counters.Dropped
+		checksum, version, vrid = checksum+d[vrrp.DropChecksum], version+d[vrrp.DropVersion], vrid+d[vrrp.DropVRID]
 		ix := []uint32{uint32(l.index), uint32(cfg.VRID)}
 		auth := 1
 		switch {
@@ -100,14 +96,15 @@ func rfc2787Vars(in *statefiles.Input, o Options) []agentx.Var {
 			agentx.Bytes(oper.Append(2).Append(ix...), l.mac),
 			agentx.Integer(oper.Append(3).Append(ix...), rfcState(st.State)),
 			agentx.Integer(oper.Append(4).Append(ix...), 1),
-			agentx.Integer(oper.Append(5).Append(ix...), st.EffectivePriority),
+			agentx.Integer(oper.Append(5).Append(ix...), cfg.Priority),
 			agentx.Integer(oper.Append(6).Append(ix...), len(cfg.VirtualIPs)),
 			agentx.IPAddress(oper.Append(7).Append(ix...), master),
 			agentx.IPAddress(oper.Append(8).Append(ix...), primary),
 			agentx.Integer(oper.Append(9).Append(ix...), auth),
 			agentx.Integer(oper.Append(11).Append(ix...), int(cfg.AdvertInterval/time.Second)),
 			agentx.Integer(oper.Append(12).Append(ix...), truth(!cfg.NoPreempt)),
-			agentx.TimeTicks(oper.Append(13).Append(ix...), upTicks(st, now)),
+			// a TimeStamp: the subagent's up time when it left INIT
+			agentx.TimeTicks(oper.Append(13).Append(ix...), upStamp(st, o)),
 			agentx.Integer(oper.Append(14).Append(ix...), 1), // ip
 			agentx.Integer(oper.Append(15).Append(ix...), 1), // active
 		)
@@ -131,24 +128,36 @@ func rfc2787Vars(in *statefiles.Input, o Options) []agentx.Var {
 	return vs
 }
 
-// newMasterReason is RFC 6527's reason for the last change to MASTER:
-// notMaster(0), priority(1), preempted(2), masterNoResponse(3).
-func newMasterReason(st *vrrp.InstanceStatus) int {
-	if st.State != vrrp.StateMaster || len(st.Transitions) == 0 {
+// upStamp is when the instance left INIT, on the subagent's clock.
+func upStamp(st *vrrp.InstanceStatus, o Options) uint64 {
+	if st.UpSince.IsZero() || o.Start.IsZero() {
 		return 0
 	}
-	r := st.Transitions[len(st.Transitions)-1].Reason
-	switch {
-	case strings.Contains(r, "priority 255"):
-		return 1
-	case strings.Contains(r, "preempt"):
-		return 2
+	return ticks(st.UpSince.Sub(o.Start))
+}
+
+// newMasterReason is RFC 6527's reason for the last change to MASTER:
+// notMaster(0) if it never was, priority(1) for the address owner,
+// masterNoResponse(3) otherwise (govs takes over from a lower priority
+// master, too, when its master-down timer runs out: preempted(2) is not
+// told apart).
+func newMasterReason(st *vrrp.InstanceStatus) int {
+	for i := len(st.Transitions) - 1; i >= 0; i-- {
+		if t := st.Transitions[i]; t.To == vrrp.StateMaster {
+			if strings.Contains(t.Reason, "priority 255") {
+				return 1
+			}
+			return 3
+		}
 	}
-	return 3
+	if st.Counters.BecameMaster > 0 {
+		return 3 // its transition to MASTER left the history
+	}
+	return 0
 }
 
 // rfc6527Vars is VRRPv3-MIB (RFC 6527): every instance.
-func rfc6527Vars(in *statefiles.Input, o Options) []agentx.Var {
+func rfc6527Vars(in *statefiles.Input, o Options, links map[string]net.Interface) []agentx.Var {
 	now := in.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -158,13 +167,13 @@ func rfc6527Vars(in *statefiles.Input, o Options) []agentx.Var {
 	var checksum, version, vrid uint64
 	for i := range in.VRRP.Instances {
 		st := &in.VRRP.Instances[i]
-		d := st.Counters.Dropped
-		checksum, version, vrid = checksum+d[vrrp.DropChecksum], version+d[vrrp.DropVersion], vrid+d[vrrp.DropVRID]
 		cfg := st.Config()
-		l, ok := instanceLink(&cfg)
+		l, ok := instanceLink(&cfg, links)
 		if !ok {
 			continue
 		}
+		d := st.Counters.Dropped
+		checksum, version, vrid = checksum+d[vrrp.DropChecksum], version+d[vrrp.DropVersion], vrid+d[vrrp.DropVRID]
 		family := uint32(1)
 		if cfg.IsIPv6() {
 			family = 2
@@ -189,12 +198,12 @@ func rfc6527Vars(in *statefiles.Input, o Options) []agentx.Var {
 			agentx.Bytes(oper.Append(4).Append(ix...), primary),
 			agentx.Bytes(oper.Append(5).Append(ix...), l.mac),
 			agentx.Integer(oper.Append(6).Append(ix...), rfcState(st.State)),
-			agentx.Gauge(oper.Append(7).Append(ix...), uint64(st.EffectivePriority)),
+			agentx.Gauge(oper.Append(7).Append(ix...), uint64(cfg.Priority)),
 			agentx.Integer(oper.Append(8).Append(ix...), len(cfg.VirtualIPs)),
 			agentx.Integer(oper.Append(9).Append(ix...), int(cfg.AdvertInterval/(10*time.Millisecond))),
 			agentx.Integer(oper.Append(10).Append(ix...), truth(!cfg.NoPreempt)),
 			agentx.Integer(oper.Append(11).Append(ix...), truth(!cfg.NoAccept)),
-			agentx.TimeTicks(oper.Append(12).Append(ix...), upTicks(st, now)),
+			agentx.TimeTicks(oper.Append(12).Append(ix...), upTime(st, now)),
 			agentx.Integer(oper.Append(13).Append(ix...), 1), // active
 		)
 		for _, v := range cfg.VirtualIPs {
@@ -218,7 +227,7 @@ func rfc6527Vars(in *statefiles.Input, o Options) []agentx.Var {
 			agentx.Counter64(stats.Append(10).Append(ix...), s.AddrListErr),
 			agentx.Counter64(stats.Append(11).Append(ix...), s.PacketLenErr),
 			agentx.TimeTicks(stats.Append(12).Append(ix...), 0),
-			agentx.Gauge(stats.Append(13).Append(ix...), 1000), // ms between refreshes of these counters
+			agentx.Gauge(stats.Append(13).Append(ix...), uint64(cfg.AdvertInterval.Milliseconds())),
 		)
 	}
 	vs = append(vs,
@@ -228,4 +237,12 @@ func rfc6527Vars(in *statefiles.Input, o Options) []agentx.Var {
 		agentx.TimeTicks(VRRPv3MIB.Append(1, 2, 4, 0), 0),
 	)
 	return vs
+}
+
+// upTime is how long the instance has been out of INIT.
+func upTime(st *vrrp.InstanceStatus, now time.Time) uint64 {
+	if st.UpSince.IsZero() {
+		return 0
+	}
+	return ticks(now.Sub(st.UpSince))
 }

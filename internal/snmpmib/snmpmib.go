@@ -33,11 +33,18 @@ type Options struct {
 
 // Vars returns the variables of every subtree above for in.
 func Vars(in *statefiles.Input, o Options) []agentx.Var {
+	// the interfaces, read once
+	links := map[string]net.Interface{}
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, ifi := range ifs {
+			links[ifi.Name] = ifi
+		}
+	}
 	var vs []agentx.Var
 	vs = append(vs, globalVars(in, o)...)
-	vs = append(vs, vrrpVars(in)...)
-	vs = append(vs, rfc2787Vars(in, o)...)
-	vs = append(vs, rfc6527Vars(in, o)...)
+	vs = append(vs, vrrpVars(in, links)...)
+	vs = append(vs, rfc2787Vars(in, o, links)...)
+	vs = append(vs, rfc6527Vars(in, o, links)...)
 	return vs
 }
 
@@ -103,6 +110,8 @@ func stateNum(s vrrp.State) int {
 		return 2
 	case vrrp.StateFault:
 		return 3
+	case vrrp.StateStop:
+		return 4 // keepalived's "unknown" while stopping
 	}
 	return 0
 }
@@ -131,7 +140,6 @@ func scopeNum(s string) int {
 
 func hostName() string {
 	h, _ := osHostname()
-	h, _, _ = strings.Cut(h, ".")
 	return h
 }
 
@@ -144,13 +152,9 @@ func quote(cmd string) string {
 	return strings.Join(words, " ")
 }
 
-func vrrpVars(in *statefiles.Input) []agentx.Var {
+func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var {
 	var vs []agentx.Var
 	d := in.VRRP
-	index := map[string]uint32{}
-	for i, st := range d.Instances {
-		index[st.Name] = uint32(i + 1)
-	}
 	groupOf := map[string]string{}
 	for gi, g := range d.SyncGroups {
 		e := VRRP.Append(1, 1)
@@ -168,11 +172,9 @@ func vrrpVars(in *statefiles.Input) []agentx.Var {
 			}
 		}
 		vs = append(vs, agentx.Integer(e.Append(10, n), 2))
-		for _, m := range g.Members {
+		for k, m := range g.Members {
 			groupOf[m] = g.Name
-			if mi, ok := index[m]; ok {
-				vs = append(vs, agentx.String(VRRP.Append(2, 1, 2, n, mi), m))
-			}
+			vs = append(vs, agentx.String(VRRP.Append(2, 1, 2, n, uint32(k+1)), m))
 		}
 	}
 	var lvsSync string
@@ -274,7 +276,7 @@ func vrrpVars(in *statefiles.Input) []agentx.Var {
 		for k, list := range [][]vrrp.VirtualIP{cfg.VirtualIPs, cfg.VirtualIPsExcluded} {
 			for _, v := range list {
 				j++
-				vs = append(vs, addressVars(n, j, v, &cfg, set, k == 0)...)
+				vs = append(vs, addressVars(n, j, v, &cfg, set, k == 0, links)...)
 			}
 		}
 	}
@@ -316,7 +318,7 @@ func scriptStatus(name string, insts []vrrp.InstanceStatus) string {
 	return "INIT"
 }
 
-func addressVars(n, j uint32, v vrrp.VirtualIP, cfg *vrrp.InstanceConfig, set, advertised bool) []agentx.Var {
+func addressVars(n, j uint32, v vrrp.VirtualIP, cfg *vrrp.InstanceConfig, set, advertised bool, links map[string]net.Interface) []agentx.Var {
 	e := VRRP.Append(6, 1)
 	a := v.Prefix.Addr()
 	dev := v.Dev
@@ -341,7 +343,7 @@ func addressVars(n, j uint32, v vrrp.VirtualIP, cfg *vrrp.InstanceConfig, set, a
 		agentx.Gauge(e.Append(5, n, j), uint64(v.Prefix.Bits())),
 		agentx.Integer(e.Append(6, n, j), scopeNum(v.Scope)),
 	)
-	if ifi, err := net.InterfaceByName(dev); err == nil {
+	if ifi, ok := links[dev]; ok {
 		vs = append(vs, agentx.Integer(e.Append(7, n, j), ifi.Index))
 	}
 	vs = append(vs, agentx.String(e.Append(8, n, j), dev))

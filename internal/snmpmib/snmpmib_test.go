@@ -27,7 +27,7 @@ func TestVars(t *testing.T) {
 		{Name: "F", Interface: "nosuchif", VRID: 10, Priority: 100, AuthPass: "pw",
 			VirtualIPs: []vrrp.VirtualIP{{Prefix: netip.MustParsePrefix("10.0.1.1/32")}}},
 	}
-	groups := []vrrp.SyncGroupConfig{{Name: "G", Members: []string{"B", "F"}}}
+	groups := []vrrp.SyncGroupConfig{{Name: "G", Members: []string{"F", "B"}}}
 	n, err := vrrp.NewNode(vrrp.Options{Instances: insts, SyncGroups: groups, System: struct{ vrrp.System }{}})
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +49,9 @@ func TestVars(t *testing.T) {
 		k + "1.1.0":             []byte("govs v9"),
 		k + "1.2.0":             []byte("r1"),
 		k + "2.1.1.2.1":         []byte("G"),
-		k + "2.1.1.3.1":         int64(3), // FAULT: a member is
-		k + "2.2.1.2.1.2":       []byte("F"),
+		k + "2.1.1.3.1":         int64(3),    // FAULT: a member is
+		k + "2.2.1.2.1.1":       []byte("F"), // by its place in the group
+		k + "2.2.1.2.1.2":       []byte("B"),
 		k + "2.3.1.4.1":         int64(1), // BACKUP
 		k + "2.3.1.6.1":         int64(1),
 		k + "2.3.1.8.1":         int64(80),

@@ -60,8 +60,9 @@ type InstanceStatus struct {
 	MasterAdvertInterval time.Duration `json:"master_advert_interval_ns"`
 	MasterDown           time.Duration `json:"master_down_ns"`
 	// Started is when the instance began counting (its start, or the
-	// reload that made it anew).
+	// reload that made it anew); UpSince when it first left INIT.
 	Started    time.Time      `json:"started,omitzero"`
+	UpSince    time.Time      `json:"up_since,omitzero"`
 	VirtualIPs []netip.Prefix `json:"virtual_ipaddress"`
 	// NoAccept: as MASTER the host drops packets to the virtual
 	// addresses other than the virtual services' (InstanceConfig).
@@ -178,6 +179,8 @@ type instance struct {
 	// started is when the instance (and its counters) began: a reload
 	// that replaces it starts them again
 	started time.Time
+	// upSince is when it first left INIT (zero before)
+	upSince time.Time
 	// openErr is the last reason the socket could not open
 	openErr string
 	// pinned is the source address a track_src_ip instance lost and
@@ -1137,6 +1140,9 @@ func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machi
 			if a.To == StateMaster {
 				in.count.BecameMaster++
 			}
+			if in.upSince.IsZero() && a.To != StateInit && a.To != StateStop {
+				in.upSince = n.now()
+			}
 			if a.From == StateMaster && (a.To == StateBackup || a.To == StateFault) {
 				in.count.ReleasedMaster++
 			}
@@ -1306,7 +1312,7 @@ func (n *Node) publish(idx int) {
 	s.LastAdvert = m.LastAdvert()
 	s.AdvertInterval = m.AdvertInterval()
 	s.MasterAdvertInterval, s.MasterDown = m.masterAdver, m.MasterDownInterval()
-	s.Started = in.started
+	s.Started, s.UpSince = in.started, in.upSince
 	s.Trackers = m.Trackers()
 	s.Transitions = m.History()
 	s.Counters = in.count
