@@ -13,7 +13,7 @@ PKGS=(
   # BGP router for the active-active (ECMP) tests
   bird2 frr
   # SNMP master agent and client for the AgentX tests (keepalived's MIBs)
-  snmpd snmp
+  snmpd snmp snmptrapd
   iperf3 wrk netsniff-ng socat python3 busybox jq
   # benchmark harness: the forwarding logic's share of the director's CPU
   linux-perf
@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # The test suites start their own nginx/haproxy/dnsmasq/vsftpd/keepalived;
     # the distribution's service instances must not hold their ports.
-    for s in nginx haproxy dnsmasq vsftpd keepalived bird frr snmpd; do
+    for s in nginx haproxy dnsmasq vsftpd keepalived bird frr snmpd snmptrapd; do
       if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$s" >/dev/null 2>&1 || true; fi
       if command -v service >/dev/null 2>&1; then service "$s" stop >/dev/null 2>&1 || true; fi
     done

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -44,7 +46,7 @@ func TestSNMPAsKeepalived(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
-	for _, p := range []string{"snmpd", "snmpwalk", "keepalived"} {
+	for _, p := range []string{"snmpd", "snmpwalk", "snmptrapd", "keepalived"} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("needs %s (scripts/setup.sh installs it)", p)
 		}
@@ -92,8 +94,17 @@ func TestSNMPAsKeepalived(t *testing.T) {
 		sh(t, "ip", "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "veth0")
 		sh(t, "ip", "-n", ns, "addr", "add", "fd00::1/64", "dev", "veth0", "nodad")
 		sock := filepath.Join(dir, name+"-agentx.sock")
+		// the traps go to an snmptrapd of the same namespace, which
+		// writes them to NAME-traps.log
+		trapConf := filepath.Join(dir, name+"-snmptrapd.conf")
+		if err := os.WriteFile(trapConf, []byte("disableAuthorization yes\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		start(ns, "snmptrapd", "-f", "-C", "-c", trapConf, "-m", "", "-On", "-Lf", filepath.Join(dir, name+"-traps.log"),
+			"-p", filepath.Join(dir, name+"-snmptrapd.pid"), "udp:127.0.0.1:16162")
 		snmpdConf := filepath.Join(dir, name+"-snmpd.conf")
-		if err := os.WriteFile(snmpdConf, []byte("agentAddress udp:127.0.0.1:16161\nmaster agentx\nagentXSocket "+sock+"\nrocommunity public 127.0.0.1\n"), 0o644); err != nil {
+		if err := os.WriteFile(snmpdConf, []byte("agentAddress udp:127.0.0.1:16161\nmaster agentx\nagentXSocket "+sock+
+			"\nrocommunity public 127.0.0.1\ntrap2sink 127.0.0.1:16162 public\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		start(ns, "snmpd", "-f", "-Lo", "-C", "-c", snmpdConf, "-p", filepath.Join(dir, name+"-snmpd.pid"))
@@ -106,7 +117,7 @@ func TestSNMPAsKeepalived(t *testing.T) {
 			}
 		}
 		conf = filepath.Join(dir, name+".conf")
-		text := strings.Replace(string(base), "global_defs {\n", "global_defs {\n   enable_snmp_vrrp\n   enable_snmp_checker\n   enable_snmp_rfc\n   snmp_socket unix:"+sock+"\n", 1)
+		text := strings.Replace(string(base), "global_defs {\n", "global_defs {\n   enable_snmp_vrrp\n   enable_snmp_checker\n   enable_snmp_rfc\n   enable_traps\n   snmp_socket unix:"+sock+"\n", 1)
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -186,6 +197,60 @@ func TestSNMPAsKeepalived(t *testing.T) {
 		t.Errorf("only %d variables alike of keepalived's %d", same, len(kw))
 	}
 	t.Logf("%d of keepalived's %d variables alike, govs serves %d", same, len(kw), len(gw))
+
+	// the traps of the two instances becoming MASTER: the same
+	// notifications with the same objects (sysUpTime aside)
+	traps := func(name string) []string {
+		var out []string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			b, _ := os.ReadFile(filepath.Join(dir, name+"-traps.log"))
+			out = out[:0]
+			for _, l := range strings.Split(string(b), "\n") {
+				if !strings.Contains(l, ".1.3.6.1.6.3.1.1.4.1.0 = OID:") {
+					continue
+				}
+				var kept []string
+				for _, vb := range strings.Split(l, "\t") {
+					if strings.HasPrefix(vb, ".") && !strings.HasPrefix(vb, ".1.3.6.1.2.1.1.3.0 ") {
+						kept = append(kept, vb)
+					}
+				}
+				out = append(out, strings.Join(kept, " | "))
+			}
+			if len(out) >= 4 {
+				break
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	// the link-local address of each side's own veth0 is in the
+	// VRRPv3-MIB trap of the IPv6 instance
+	ll := regexp.MustCompile(`FE 80 00 00 00 00 00 00( [0-9A-F]{2}){8}`)
+	kt, gt := traps("k"), traps("g")
+	if len(kt) < 4 {
+		t.Fatalf("keepalived sent %d traps:\n%s", len(kt), strings.Join(kt, "\n"))
+	}
+	for i := range kt {
+		kt[i] = ll.ReplaceAllString(kt[i], "LINK-LOCAL")
+	}
+	for i := range gt {
+		gt[i] = ll.ReplaceAllString(gt[i], "LINK-LOCAL")
+	}
+	// every trap keepalived sent, govs sent too; govs's others may only
+	// be a FAULT of the IPv6 instance at start (govs waits in FAULT for
+	// its link-local source address, keepalived does not)
+	for _, k := range kt {
+		if !slices.Contains(gt, k) {
+			t.Errorf("keepalived's trap not sent by govs:\n%s", k)
+		}
+	}
+	for _, g := range gt {
+		if !slices.Contains(kt, g) && !strings.Contains(g, `"VI_6" | .1.3.6.1.4.1.9586.100.5.2.3.1.4 = INTEGER: 3`) {
+			t.Errorf("govs's trap not sent by keepalived:\n%s", g)
+		}
+	}
+	t.Logf("traps:\n%s", strings.Join(gt, "\n"))
 
 	// the check group, from KEEPALIVED-MIB's definitions: the virtual
 	// server 10.9.0.100:80 (rr, NAT, persistent 50 s, quorum 1) and its

@@ -325,8 +325,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		csrv := &api.Server{Name: "configuration sync", Bound: bound["configuration sync"], Handler: d.ConfigSyncHandler(), Log: log, MaxConns: 16}
 		grp.Go(func() error { return csrv.Run(gctx) })
 	}
-	if sub := snmpSubagent(cfg, *snmpAll, d, log); sub != nil {
-		grp.Go(func() error { sub.Run(gctx); return nil })
+	if run := snmpSubagent(cfg, *snmpAll, d, log); run != nil {
+		grp.Go(func() error { run(gctx); return nil })
 	}
 	if wlisten != "" {
 		ui := web.New(web.Options{API: api.Handler(d, log), State: d.State, Settings: func() web.Settings { return webSettings(d.Config()) },

@@ -93,6 +93,7 @@ const (
 	pduCommitSet         = 9
 	pduUndoSet           = 10
 	pduCleanupSet        = 11
+	pduNotify            = 12
 	pduResponse          = 18
 	flagNonDefaultCtx    = 0x08
 	flagNetworkByteOrder = 0x10
@@ -142,6 +143,32 @@ type Subagent struct {
 	mu        sync.Mutex
 	connected bool
 	lastErr   string
+	cur       *conn // the registered session's, for Notify
+}
+
+// The objects every notification begins with (SNMPv2-MIB).
+var (
+	sysUpTime   = MustOID("1.3.6.1.2.1.1.3.0")
+	snmpTrapOID = MustOID("1.3.6.1.6.3.1.1.4.1.0")
+)
+
+// Notify sends the notification trap with objs through the master
+// (which sends it to its trap sinks). It fails when there is no session.
+func (s *Subagent) Notify(trap OID, objs []Var) error {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return errors.New("snmp: no session with the agentx master")
+	}
+	var b bytes.Buffer
+	putVar(&b, TimeTicks(sysUpTime, uint64(time.Since(c.start)/(10*time.Millisecond))))
+	putVar(&b, Var{Name: snmpTrapOID, Type: TypeOID, Value: trap})
+	for _, v := range objs {
+		putVar(&b, v)
+	}
+	session, packet := c.ids()
+	return c.write(pduNotify, 0, session, 0, packet, b.Bytes())
 }
 
 // Connected reports whether the subagent has a session with the master,
@@ -354,8 +381,13 @@ func (s *Subagent) session(ctx context.Context, log *slog.Logger) (registered bo
 		}
 	}
 	s.mu.Lock()
-	s.connected, s.lastErr = true, ""
+	s.connected, s.lastErr, s.cur = true, "", c
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.cur = nil
+		s.mu.Unlock()
+	}()
 	log.Info("snmp: registered with the agentx master", "socket", s.Network+":"+s.Address, "subtrees", len(s.Subtrees))
 	for {
 		h, err := c.read()

@@ -189,12 +189,60 @@ func TestSubagent(t *testing.T) {
 	if !slices.Equal(names, want) || got[3].Value != uint64(1<<40) || got[4].Type != typeEndOfMibView {
 		t.Errorf("getbulk:\n%q\nwant\n%q", names, want)
 	}
+	// a notification: sysUpTime, snmpTrapOID, then the objects
+	trap := MustOID("1.3.6.1.4.1.9586.100.5.2.10.0.2")
+	if err := s.Notify(trap, []Var{String(tree.Append(3, 1, 2), "VI_1"), Integer(tree.Append(3, 1, 4), 2)}); err != nil {
+		t.Fatal(err)
+	}
+	nh := m.expect(pduNotify)
+	if nh.session != 7 {
+		t.Errorf("notify in session %d", nh.session)
+	}
+	var vbs []string
+	p := nh.payload
+	for len(p) > 0 {
+		typ := binary.BigEndian.Uint16(p)
+		name, _, rest, err := getOID(p[4:], binary.BigEndian)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch typ {
+		case TypeTimeTicks, TypeInteger:
+			rest = rest[4:]
+		case TypeOID:
+			var v OID
+			v, _, rest, _ = getOID(rest, binary.BigEndian)
+			if v.Compare(trap) != 0 {
+				t.Errorf("snmpTrapOID %v", v)
+			}
+		case TypeOctetString:
+			_, rest, _ = getString(rest, binary.BigEndian)
+		}
+		vbs = append(vbs, name.String())
+		p = rest
+	}
+	if want := []string{sysUpTime.String(), snmpTrapOID.String(), tree.Append(3, 1, 2).String(), tree.Append(3, 1, 4).String()}; !slices.Equal(vbs, want) {
+		t.Errorf("notify varbinds %q, want %q", vbs, want)
+	}
+	m.respond(nh, 7, 0) // the master's response is taken in stride
 	// sets are refused
 	if code, _ := m.ask(pduTestSet, nil); code != errNotWritable {
 		t.Errorf("testset: error %d", code)
 	}
-	// the master goes and comes back: the subagent registers again
+	// the master goes and comes back: the subagent registers again (a
+	// notification meanwhile fails)
 	m.c.c.Close()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ok, _ := s.Connected(); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still connected")
+		}
+	}
+	if err := s.Notify(trap, nil); err == nil {
+		t.Error("notify without a session")
+	}
 	m = accept()
 	if _, got = m.ask(pduGet, ranges(searchRange{start: tree.Append(3, 1, 2, 1)})); len(got) != 1 || string(got[0].Value.([]byte)) != "VI_1" {
 		t.Errorf("get after reconnecting: %+v", got)

@@ -284,7 +284,7 @@ func (b *builder) global(n *Node) {
 		case "enable_snmp_checker":
 			b.flag(c, &g.SNMPChecker)
 		case "enable_traps":
-			b.d.warnf(c.Pos, "enable_traps: govs sends no SNMP traps; its notify scripts and FIFOs, and /metrics, carry the same events")
+			b.flag(c, &g.SNMPTraps)
 		case "snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval":
 			// keepalived's cache of the kernel's counters; govs reads
 			// them at each request (within 100 ms)

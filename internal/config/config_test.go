@@ -956,22 +956,21 @@ func TestProcessKeywords(t *testing.T) {
 	}
 	g := &cfg.Global
 	if g.JSONVersion != 2 || !g.VRRPNotifyPriorityChanges || !g.FIFOWriteVRRPStatesOnReload || g.Umask == nil || *g.Umask != 0o22 ||
-		!g.NoSwap() || g.VRRPNoSwap || !g.SNMPVRRP || !g.SNMPRFCv2 || !g.SNMPRFCv3 || g.SNMPSocket != "tcp:localhost:705" {
+		!g.NoSwap() || g.VRRPNoSwap || !g.SNMPVRRP || !g.SNMPRFCv2 || !g.SNMPRFCv3 || g.SNMPSocket != "tcp:localhost:705" || !g.SNMPTraps {
 		t.Errorf("global_defs: %+v", g)
 	}
 	warns := diagStrings(ds)
 	for _, want := range []string{
 		"t.conf:9:5: warning: vrrp_rt_priority is not applied: govs is one process",
 		"t.conf:10:5: warning: max_auto_priority is not applied",
-		"t.conf:11:5: warning: enable_traps: govs sends no SNMP traps",
 		"t.conf:12:5: warning: enable_dbus: govs has no DBus interface",
 	} {
 		if !strings.Contains(warns, want) {
 			t.Errorf("diagnostics lack %q:\n%s", want, warns)
 		}
 	}
-	if len(ds) != 4 {
-		t.Errorf("%d diagnostics, want 4 (dynamic_interfaces and reload_check_config are what govs does):\n%s", len(ds), warns)
+	if len(ds) != 3 {
+		t.Errorf("%d diagnostics, want 3 (dynamic_interfaces and reload_check_config are what govs does):\n%s", len(ds), warns)
 	}
 	out := Format(cfg)
 	cfg2, ds2 := LoadBytes("t.conf", out, nil)

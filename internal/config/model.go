@@ -193,6 +193,9 @@ type GlobalDefs struct {
 	SNMPRFCv2  bool   `json:"enable_snmp_rfcv2,omitempty"`
 	SNMPRFCv3  bool   `json:"enable_snmp_rfcv3,omitempty"`
 	SNMPSocket string `json:"snmp_socket,omitempty"`
+	// SNMPTraps (enable_traps) sends keepalived's notifications for the
+	// MIBs served.
+	SNMPTraps bool `json:"enable_traps,omitempty"`
 	// JSONVersion (json_version) is the layout of keepalived.json: 1 (a
 	// list of instances) or 2 (an object whose "vrrp" is that list); 0
 	// is 1.

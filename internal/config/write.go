@@ -768,6 +768,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.flag("enable_snmp_rfcv2", g.SNMPRFCv2)
 	w.flag("enable_snmp_rfcv3", g.SNMPRFCv3)
 	w.str("snmp_socket", g.SNMPSocket)
+	w.flag("enable_traps", g.SNMPTraps)
 	w.flag("vrrp_no_swap", g.VRRPNoSwap)
 	w.flag("checker_no_swap", g.CheckerNoSwap)
 	w.flag("bfd_no_swap", g.BFDNoSwap)

@@ -15,10 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/bfd"
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/connsync"
@@ -60,6 +62,7 @@ type Options struct {
 
 // Director runs virtual services. Create it with New, then Run.
 type Director struct {
+	events   atomic.Pointer[func(Event)] // SetEventSink
 	opts     Options
 	log      *slog.Logger
 	dp       dataplane.Dataplane
@@ -653,6 +656,7 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 			}
 			up := ev.Kind == health.ServerUp
 			d.fifos.LVS("RS " + fifoAddr(r.dp.Addr, s) + " " + fifoVS(s) + " " + notify.UpDown(up))
+			d.emit(Event{Kind: "RS", Service: api.ServiceID(s.svc.Key), RealServer: r.dp.Addr.String(), Up: up})
 			n := notify.Notification{Mail: r.alert}
 			reason := ""
 			if h := d.health[r.id]; h != nil {
@@ -671,6 +675,7 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 		case health.QuorumUp, health.QuorumDown:
 			up := ev.Kind == health.QuorumUp
 			d.fifos.LVS("VS " + fifoVS(s) + " " + notify.UpDown(up))
+			d.emit(Event{Kind: "QUORUM", Service: api.ServiceID(s.svc.Key), Up: up})
 			d.log.Info("quorum "+map[bool]string{true: "up", false: "down"}[up], "vs", s.vsLabel, "live_weight", ev.LiveWeight, "quorum", s.vs.Quorum)
 			n := notify.Notification{Mail: s.vs.SMTPAlert != nil && *s.vs.SMTPAlert}
 			n.Subject, n.Body = notify.QuorumMail(s.vsLabel, up, ev.LiveWeight, s.vs.Quorum, s.vs.Hysteresis)
@@ -787,7 +792,7 @@ func (d *Director) Reload(ctx context.Context) error {
 		d.reloadErr = vrrpErr.Error()
 	}
 	d.mu.Unlock()
-	if pg, g := prev.Global, cfg.Global; pg.SNMPVRRP != g.SNMPVRRP || pg.SNMPChecker != g.SNMPChecker || pg.SNMPRFCv2 != g.SNMPRFCv2 || pg.SNMPRFCv3 != g.SNMPRFCv3 || pg.SNMPSocket != g.SNMPSocket {
+	if pg, g := prev.Global, cfg.Global; pg.SNMPVRRP != g.SNMPVRRP || pg.SNMPChecker != g.SNMPChecker || pg.SNMPRFCv2 != g.SNMPRFCv2 || pg.SNMPRFCv3 != g.SNMPRFCv3 || pg.SNMPSocket != g.SNMPSocket || pg.SNMPTraps != g.SNMPTraps {
 		d.log.Warn("enable_snmp_* or snmp_socket changed: the SNMP subagent keeps its settings until govs restarts")
 	}
 	if cfg.Global.FIFOWriteVRRPStatesOnReload && d.node != nil {

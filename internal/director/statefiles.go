@@ -46,3 +46,25 @@ func (d *Director) writeVRRPStates() {
 		d.fifos.VRRP(vrrpFIFOLine("INSTANCE", in.Name, strings.ToUpper(in.State.String()), in.EffectivePriority, false, false))
 	}
 }
+
+// Event is a change the director tells its event sink about (SNMP
+// traps): a VRRP instance's or sync group's new state, a real server
+// going up or down, a virtual service's quorum met or lost.
+type Event struct {
+	Kind       string // "INSTANCE", "GROUP", "RS" or "QUORUM"
+	Name       string // the instance or group
+	State      string // its new state (MASTER, BACKUP, FAULT, STOP)
+	Service    string // the service's API id (RS, QUORUM)
+	RealServer string // the real server's ip:port (RS)
+	Up         bool   // RS up, quorum met
+}
+
+// SetEventSink makes fn receive the director's events; it is called on
+// the director's paths and must not block.
+func (d *Director) SetEventSink(fn func(Event)) { d.events.Store(&fn) }
+
+func (d *Director) emit(ev Event) {
+	if fn := d.events.Load(); fn != nil {
+		(*fn)(ev)
+	}
+}

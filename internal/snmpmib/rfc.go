@@ -63,8 +63,8 @@ func ticks(d time.Duration) uint64 {
 func rfc2787Vars(in *statefiles.Input, o Options, links map[string]net.Interface) []agentx.Var {
 	oper, assoc, stats := VRRPv2MIB.Append(1, 3, 1), VRRPv2MIB.Append(1, 4, 1), VRRPv2MIB.Append(2, 4, 1)
 	vs := []agentx.Var{
-		agentx.Integer(VRRPv2MIB.Append(1, 1, 0), 2), // vrrpNodeVersion
-		agentx.Integer(VRRPv2MIB.Append(1, 2, 0), 2), // notifications off
+		agentx.Integer(VRRPv2MIB.Append(1, 1, 0), 2),              // vrrpNodeVersion
+		agentx.Integer(VRRPv2MIB.Append(1, 2, 0), truth(o.Traps)), // vrrpNotificationCntl
 	}
 	var checksum, version, vrid uint64
 	for i := range in.VRRP.Instances {

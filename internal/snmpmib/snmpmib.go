@@ -29,17 +29,12 @@ var (
 type Options struct {
 	Version string    // govs's
 	Start   time.Time // the subagent's start, for the up times
+	Traps   bool      // enable_traps
 }
 
 // Vars returns the variables of every subtree above for in.
 func Vars(in *statefiles.Input, o Options) []agentx.Var {
-	// the interfaces, read once
-	links := map[string]net.Interface{}
-	if ifs, err := net.Interfaces(); err == nil {
-		for _, ifi := range ifs {
-			links[ifi.Name] = ifi
-		}
-	}
+	links := linksNow()
 	var vs []agentx.Var
 	vs = append(vs, globalVars(in, o)...)
 	vs = append(vs, vrrpVars(in, links)...)
@@ -89,7 +84,7 @@ func globalVars(in *statefiles.Input, o Options) []agentx.Var {
 		}
 	}
 	vs = append(vs,
-		agentx.Integer(Global.Append(4, 0), 2), // traps: not sent
+		agentx.Integer(Global.Append(4, 0), truth(o.Traps)),
 		agentx.Integer(Global.Append(5, 0), 1), // links followed by netlink
 		agentx.Integer(Global.Append(6, 0), truth(g.LVSFlush)),
 		agentx.Integer(Global.Append(7, 0), 1), // 64-bit counters
@@ -362,4 +357,15 @@ func multicast(cfg *vrrp.InstanceConfig) netip.Addr {
 		return netip.MustParseAddr("ff02::12")
 	}
 	return netip.MustParseAddr("224.0.0.18")
+}
+
+// linksNow reads the interfaces once, by name.
+func linksNow() map[string]net.Interface {
+	links := map[string]net.Interface{}
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, ifi := range ifs {
+			links[ifi.Name] = ifi
+		}
+	}
+	return links
 }

@@ -3,6 +3,7 @@ package snmpmib
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +178,60 @@ virtual_server 10.0.0.1 53 {
 		if _, ok := got[oid]; ok {
 			t.Errorf("%s served", oid)
 		}
+	}
+}
+
+// TestNotifications: a real server going down and a quorum lost make
+// keepalived's realServerStateChange and virtualServerQuorumStateChange,
+// their objects named by column as keepalived names them; nothing is
+// sent for the groups not served.
+func TestNotifications(t *testing.T) {
+	cfg, diags := config.Parse("t.conf", []byte(`global_defs {
+    router_id r9
+}
+virtual_server 10.0.0.1 80 {
+    quorum 2
+    real_server 10.0.0.11 8080 {
+    }
+    real_server 10.0.0.12 8080 {
+    }
+}
+`), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	st := &api.State{Services: []api.Service{{ID: "tcp/10.0.0.1:80", Proto: "TCP", Addr: "10.0.0.1", Port: 80, Scheduler: "wlc", Method: "NAT",
+		Enabled: true, Source: cfg.VirtualServers[0].Pos.String(), RealServers: []api.RealServer{
+			{Addr: "10.0.0.11:8080", Method: "Masq", Weight: 1, Healthy: true},
+			{Addr: "10.0.0.12:8080", Method: "Masq", Weight: 0, Healthy: false},
+		}}}}
+	in := &statefiles.Input{Config: cfg, State: st}
+	vars := append(Vars(in, Options{}), CheckVars(in)...)
+	all := Trapped{VRRP: true, Check: true, RFCv2: true, RFCv3: true}
+	ns := Notifications(in, vars, Event{Kind: "RS", Service: "tcp/10.0.0.1:80", RealServer: "10.0.0.12:8080"}, all)
+	if len(ns) != 1 || ns[0].Trap.String() != TrapRealServer.String() {
+		t.Fatalf("RS: %+v", ns)
+	}
+	c := ".1.3.6.1.4.1.9586.100.5.3."
+	var got []string
+	for _, v := range ns[0].Objs {
+		got = append(got, fmt.Sprintf("%s=%v", v.Name, agentxString(v.Value)))
+	}
+	want := []string{c + "4.1.3=int64:1", c + "4.1.4=bytes:\n\x00\x00\f", c + "4.1.5=int64:8080", c + "4.1.6=int64:2",
+		c + "3.1.2=int64:2", c + "3.1.8=int64:1", c + "3.1.21=int64:1", c + "3.1.20=int64:2",
+		".1.3.6.1.4.1.9586.100.5.1.2.0=bytes:r9",
+		c + "3.1.5=int64:1", c + "3.1.6=bytes:\n\x00\x00\x01", c + "3.1.7=int64:80"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("RS objects:\n%q\nwant\n%q", got, want)
+	}
+	ns = Notifications(in, vars, Event{Kind: "QUORUM", Service: "tcp/10.0.0.1:80"}, all)
+	if len(ns) != 1 || ns[0].Trap.String() != TrapQuorum.String() || len(ns[0].Objs) != 10 {
+		t.Errorf("QUORUM: %+v", ns)
+	}
+	if ns := Notifications(in, vars, Event{Kind: "RS", Service: "tcp/10.0.0.1:80", RealServer: "10.0.0.12:8080"}, Trapped{VRRP: true}); len(ns) != 0 {
+		t.Errorf("check traps without the check group: %+v", ns)
+	}
+	if ns := Notifications(in, vars, Event{Kind: "RS", Service: "tcp/10.0.0.1:80", RealServer: "10.0.0.99:8080"}, all); len(ns) != 0 {
+		t.Errorf("a real server not there: %+v", ns)
 	}
 }
