@@ -312,6 +312,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	log.Info("govs starting", "version", version, "config", *file, "dataplane", chosen, "services", d.DescribeServices())
 	grp, gctx := errgroup.WithContext(ctx)
+	// before the director runs: its first events are traps too
+	if run := snmpSubagent(cfg, *snmpAll, d, log); run != nil {
+		grp.Go(func() error { run(gctx); return nil })
+	}
 	grp.Go(func() error { return d.Run(gctx) })
 	grp.Go(func() error { return srv.Run(gctx) })
 	if tsrv != nil {
@@ -324,9 +328,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if g.ConfigSyncListen != "" {
 		csrv := &api.Server{Name: "configuration sync", Bound: bound["configuration sync"], Handler: d.ConfigSyncHandler(), Log: log, MaxConns: 16}
 		grp.Go(func() error { return csrv.Run(gctx) })
-	}
-	if run := snmpSubagent(cfg, *snmpAll, d, log); run != nil {
-		grp.Go(func() error { run(gctx); return nil })
 	}
 	if wlisten != "" {
 		ui := web.New(web.Options{API: api.Handler(d, log), State: d.State, Settings: func() web.Settings { return webSettings(d.Config()) },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govs/govs/internal/agentx"
@@ -75,46 +76,111 @@ func snmpSubagent(cfg *config.Config, all bool, d *director.Director, log *slog.
 	}
 	// the director's events, in order, to a goroutine that sends them
 	// (the director must not wait for the master)
-	events := make(chan director.Event, 256)
+	events := make(chan director.Event, 1024)
+	var dropped atomic.Uint64
 	d.SetEventSink(func(ev director.Event) {
 		select {
 		case events <- ev:
 		default:
-			log.Warn("snmp: trap dropped: too many waiting", "kind", ev.Kind, "name", ev.Name)
+			dropped.Add(1)
 		}
 	})
 	return func(ctx context.Context) {
+		// the subagent outlives ctx a moment: the traps of the stop
+		// (the instances' STOP) go out first
+		subCtx, stopSub := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { sub.Run(ctx); close(done) }()
-		defer func() { <-done }()
+		go func() { sub.Run(subCtx); close(done) }()
+		defer func() { stopSub(); <-done }()
+		tr := &trapSender{sub: sub, d: d, t: trapped, opts: opts, log: log}
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
+				deadline := time.Now().Add(time.Second)
+				tr.send(context.Background(), drain(events, nil))
+				for len(tr.pending) > 0 && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+					tr.flush()
+				}
 				return
 			case ev := <-events:
-				sendTraps(ctx, sub, d, ev, trapped, opts, log)
+				tr.send(ctx, drain(events, []director.Event{ev}))
+			case <-tick.C:
+				tr.flush()
+				if n := dropped.Swap(0); n > 0 {
+					log.Warn("snmp: traps dropped: too many events at once", "events", n)
+				}
 			}
 		}
 	}
 }
 
-// sendTraps sends the notifications of one director event.
-func sendTraps(ctx context.Context, sub *agentx.Subagent, d *director.Director, ev director.Event, t snmpmib.Trapped, opts snmpmib.Options, log *slog.Logger) {
-	services := ev.Kind == "RS" || ev.Kind == "QUORUM"
-	in, err := d.StateFilesInput(ctx, services)
-	if err != nil {
-		log.Warn("snmp: trap: reading the state", "err", err)
+// drain appends the events waiting in ch to evs.
+func drain(ch chan director.Event, evs []director.Event) []director.Event {
+	for {
+		select {
+		case ev := <-ch:
+			evs = append(evs, ev)
+		default:
+			return evs
+		}
+	}
+}
+
+// trapSender turns the director's events into notifications and sends
+// them, holding them (1,024 at most) while the subagent has no session
+// (at start, before it registered; while the master is away).
+type trapSender struct {
+	sub     *agentx.Subagent
+	d       *director.Director
+	t       snmpmib.Trapped
+	opts    snmpmib.Options
+	log     *slog.Logger
+	pending []snmpmib.Notification
+}
+
+// send makes the notifications of a batch of events from one snapshot.
+func (tr *trapSender) send(ctx context.Context, evs []director.Event) {
+	if len(evs) == 0 {
 		return
 	}
-	vars := snmpmib.Vars(in, opts)
+	services := false
+	for _, ev := range evs {
+		services = services || ev.Kind == "RS" || ev.Kind == "QUORUM"
+	}
+	in, err := tr.d.StateFilesInput(ctx, services)
+	if err != nil {
+		tr.log.Warn("snmp: trap: reading the state", "err", err)
+		return
+	}
+	vars := snmpmib.Vars(in, tr.opts)
 	if services {
 		vars = append(vars, snmpmib.CheckVars(in)...)
 	}
-	sev := snmpmib.Event{Kind: ev.Kind, Name: ev.Name, State: vrrpState(ev.State), Service: ev.Service, RealServer: ev.RealServer}
-	for _, n := range snmpmib.Notifications(in, vars, sev, t) {
-		if err := sub.Notify(n.Trap, n.Objs); err != nil {
-			log.Warn("snmp: trap not sent", "trap", n.Trap.String(), "err", err)
+	for _, ev := range evs {
+		sev := snmpmib.Event{Kind: ev.Kind, Name: ev.Name, State: vrrpState(ev.State), Service: ev.Service, RealServer: ev.RealServer, Up: ev.Up}
+		tr.pending = append(tr.pending, snmpmib.Notifications(in, vars, sev, tr.t)...)
+	}
+	if over := len(tr.pending) - 1024; over > 0 {
+		tr.log.Warn("snmp: traps dropped: no session with the agentx master", "traps", over)
+		tr.pending = tr.pending[over:]
+	}
+	tr.flush()
+}
+
+// flush sends what is pending, if there is a session.
+func (tr *trapSender) flush() {
+	if ok, _ := tr.sub.Connected(); !ok {
+		return
+	}
+	for len(tr.pending) > 0 {
+		n := tr.pending[0]
+		if err := tr.sub.Notify(n.Trap, n.Objs); err != nil {
+			return // sent again with the next flush
 		}
+		tr.pending = tr.pending[1:]
 	}
 }
 

@@ -143,7 +143,8 @@ type Subagent struct {
 	mu        sync.Mutex
 	connected bool
 	lastErr   string
-	cur       *conn // the registered session's, for Notify
+	cur       *conn     // the registered session's, for Notify
+	started   time.Time // Run's start: the notifications' sysUpTime
 }
 
 // The objects every notification begins with (SNMPv2-MIB).
@@ -162,7 +163,10 @@ func (s *Subagent) Notify(trap OID, objs []Var) error {
 		return errors.New("snmp: no session with the agentx master")
 	}
 	var b bytes.Buffer
-	putVar(&b, TimeTicks(sysUpTime, uint64(time.Since(c.start)/(10*time.Millisecond))))
+	s.mu.Lock()
+	up := time.Since(s.started)
+	s.mu.Unlock()
+	putVar(&b, TimeTicks(sysUpTime, uint64(up/(10*time.Millisecond))))
 	putVar(&b, Var{Name: snmpTrapOID, Type: TypeOID, Value: trap})
 	for _, v := range objs {
 		putVar(&b, v)
@@ -190,6 +194,9 @@ func (s *Subagent) Run(ctx context.Context) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	s.mu.Lock()
+	s.started = time.Now()
+	s.mu.Unlock()
 	reported := ""
 	for ctx.Err() == nil {
 		registered, err := s.session(ctx, log)

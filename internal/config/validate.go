@@ -48,6 +48,9 @@ type validator struct {
 
 func (v *validator) global() {
 	g := &v.cfg.Global
+	if g.SNMPTraps && !g.SNMPEnabled() {
+		v.d.warnf(g.Pos, "enable_traps without enable_snmp_vrrp, enable_snmp_checker or enable_snmp_rfc*: no trap is sent unless govs runs with --snmp")
+	}
 	switch g.Govs.Dataplane {
 	case "", "auto", "proxy", "xdp", "ipvs":
 	default:

@@ -154,7 +154,7 @@ type vrrpNotifier struct{ d *Director }
 func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 	d := n.d
 	d.fifos.VRRP(vrrpFIFOLine(ev.Type, ev.Name, strings.ToUpper(ev.State.String()), ev.Priority, ev.RxLowerPri, ev.PriorityChange))
-	if !ev.RxLowerPri && !ev.PriorityChange {
+	if !ev.RxLowerPri && !ev.PriorityChange && !ev.Repeat {
 		d.emit(Event{Kind: ev.Type, Name: ev.Name, State: strings.ToUpper(ev.State.String())})
 	}
 	d.mu.Lock()

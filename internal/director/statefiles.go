@@ -61,7 +61,13 @@ type Event struct {
 
 // SetEventSink makes fn receive the director's events; it is called on
 // the director's paths and must not block.
-func (d *Director) SetEventSink(fn func(Event)) { d.events.Store(&fn) }
+func (d *Director) SetEventSink(fn func(Event)) {
+	if fn == nil {
+		d.events.Store(nil)
+		return
+	}
+	d.events.Store(&fn)
+}
 
 func (d *Director) emit(ev Event) {
 	if fn := d.events.Load(); fn != nil {

@@ -46,43 +46,179 @@ func protoNum(p string) int {
 }
 
 // CheckVars returns the check group's variables: in.State (the services)
-// must be set.
+// must be set. As keepalived, a row per virtual_server in the
+// configuration's order (a group's, a multi-protocol one's services
+// merged into it) and, under it, its sorry server first when it has one,
+// then its real servers.
 func CheckVars(in *statefiles.Input) []agentx.Var {
 	var vs []agentx.Var
 	vsRows, rsRows := Check.Append(3, 1), Check.Append(4, 1)
-	byPos := map[string]*config.VirtualServer{}
-	if in.Config != nil {
-		for _, v := range in.Config.VirtualServers {
-			byPos[v.Pos.String()] = v
+	for i, r := range rowsOf(in) {
+		n := uint32(i + 1)
+		vs = append(vs, serviceVars(vsRows, n, &r.svc, r.vsc)...)
+		j := uint32(0)
+		if r.vsc != nil && r.vsc.Sorry != nil {
+			j++
+			vs = append(vs, sorryVars(rsRows, n, j, &r.svc, r.vsc, r.sorry)...)
 		}
-	}
-	if in.State != nil {
-		for i := range in.State.Services {
-			s := &in.State.Services[i]
-			vsc := byPos[s.Source]
-			n := uint32(i + 1)
-			vs = append(vs, serviceVars(vsRows, n, s, vsc)...)
-			for j := range s.RealServers {
-				vs = append(vs, realServerVars(rsRows, n, uint32(j+1), s, &s.RealServers[j], vsc)...)
+		for k := range r.svc.RealServers {
+			if r.svc.RealServers[k].Sorry {
+				continue
 			}
+			j++
+			vs = append(vs, realServerVars(rsRows, n, j, &r.svc, &r.svc.RealServers[k], r.vsc)...)
 		}
 	}
 	if in.Config != nil {
 		g := in.Config.Global
 		sd := Check.Append(6)
 		if s := g.LVSSyncDaemon; s != nil {
-			vs = append(vs, agentx.Integer(sd.Append(1, 0), 1), agentx.String(sd.Append(2, 0), s.Interface),
-				agentx.String(sd.Append(3, 0), s.Instance))
+			vs = append(vs, agentx.Integer(sd.Append(1, 0), 1), agentx.String(sd.Append(2, 0), s.Interface))
+			if s.Instance != "" {
+				vs = append(vs, agentx.String(sd.Append(3, 0), s.Instance))
+			}
 		} else {
 			vs = append(vs, agentx.Integer(sd.Append(1, 0), 2))
 		}
-		if in.State != nil {
-			t := in.State.Timeouts
-			vs = append(vs, agentx.Integer(Check.Append(7, 1, 0), t.TCP), agentx.Integer(Check.Append(7, 2, 0), t.TCPFin),
-				agentx.Integer(Check.Append(7, 3, 0), t.UDP))
+		if t := g.LVSTimeouts; in.State != nil {
+			// the timeouts the configuration sets (keepalived shows
+			// only those), as in force
+			now := in.State.Timeouts
+			for k, set := range []struct {
+				on bool
+				v  int
+			}{{t.TCP != 0, now.TCP}, {t.TCPFin != 0, now.TCPFin}, {t.UDP != 0, now.UDP}} {
+				if set.on {
+					vs = append(vs, agentx.Integer(Check.Append(7, uint32(k+1), 0), set.v))
+				}
+			}
 		}
 	}
 	return vs
+}
+
+// row is one virtual_server's services as one row.
+type row struct {
+	vsc   *config.VirtualServer
+	svc   api.Service     // the first service, counters and rates summed over all
+	sorry *api.RealServer // its sorry server while in use
+}
+
+// rowsOf merges the services of each virtual_server, in the
+// configuration's order (services no virtual_server names follow).
+func rowsOf(in *statefiles.Input) []row {
+	if in.State == nil {
+		return nil
+	}
+	bySource := map[string][]*api.Service{}
+	var order []string
+	for i := range in.State.Services {
+		s := &in.State.Services[i]
+		if _, ok := bySource[s.Source]; !ok {
+			order = append(order, s.Source)
+		}
+		bySource[s.Source] = append(bySource[s.Source], s)
+	}
+	var rows []row
+	merge := func(vsc *config.VirtualServer, svcs []*api.Service) {
+		r := row{vsc: vsc, svc: *svcs[0]}
+		r.svc.RealServers = append([]api.RealServer(nil), svcs[0].RealServers...)
+		for _, o := range svcs[1:] {
+			r.svc.Stats = r.svc.Stats.Add(o.Stats)
+			r.svc.Rates = addRates(r.svc.Rates, o.Rates)
+			r.svc.Enabled = r.svc.Enabled || o.Enabled
+			for _, or := range o.RealServers {
+				for k := range r.svc.RealServers {
+					if rr := &r.svc.RealServers[k]; rr.Addr == or.Addr && rr.Sorry == or.Sorry {
+						rr.Stats = rr.Stats.Add(or.Stats)
+						rr.Rates = addRates(rr.Rates, or.Rates)
+						rr.ActiveConns += or.ActiveConns
+						rr.InactConns += or.InactConns
+						rr.PersistConns += or.PersistConns
+					}
+				}
+			}
+		}
+		for k := range r.svc.RealServers {
+			if r.svc.RealServers[k].Sorry {
+				r.sorry = &r.svc.RealServers[k]
+			}
+		}
+		rows = append(rows, r)
+	}
+	if in.Config != nil {
+		for _, vsc := range in.Config.VirtualServers {
+			src := vsc.Pos.String()
+			if svcs := bySource[src]; len(svcs) > 0 {
+				merge(vsc, svcs)
+				delete(bySource, src)
+			}
+		}
+	}
+	for _, src := range order {
+		if svcs, ok := bySource[src]; ok {
+			merge(nil, svcs)
+		}
+	}
+	return rows
+}
+
+func addRates(a, b api.Rates) api.Rates {
+	return api.Rates{CPS: a.CPS + b.CPS, InPPS: a.InPPS + b.InPPS, OutPPS: a.OutPPS + b.OutPPS, InBPS: a.InBPS + b.InBPS, OutBPS: a.OutBPS + b.OutBPS}
+}
+
+// sorryVars is a virtual server's sorry server row: keepalived shows its
+// address and counters, not the columns of a checked server (6-13).
+func sorryVars(e agentx.OID, n, j uint32, s *api.Service, vsc *config.VirtualServer, active *api.RealServer) []agentx.Var {
+	port := vsc.Sorry.Port
+	if port == 0 {
+		port = s.Port
+	}
+	a := vsc.Sorry.Addr
+	ix := []uint32{n, j}
+	o := func(col uint32) agentx.OID { return e.Append(col).Append(ix...) }
+	vs := []agentx.Var{
+		agentx.Integer(o(2), 2),
+		agentx.Integer(o(3), addrType(a)),
+		agentx.Bytes(o(4), a.AsSlice()),
+		agentx.Gauge(o(5), uint64(port)),
+	}
+	var r api.RealServer
+	if active != nil {
+		r = *active
+	}
+	vs = append(vs, counterVars(o, &r)...)
+	m := string(vsc.Sorry.Method)
+	if m == "" {
+		m = s.Method
+	}
+	if k := methodNum(m); k != 0 {
+		vs = append(vs, agentx.Integer(o(40), k))
+	}
+	return vs
+}
+
+// counterVars are a real server's connection counts, counters and rates
+// (columns 14-29).
+func counterVars(o func(uint32) agentx.OID, r *api.RealServer) []agentx.Var {
+	return []agentx.Var{
+		agentx.Gauge(o(14), r.Stats.Conns),
+		agentx.Gauge(o(15), uint64(r.ActiveConns)),
+		agentx.Gauge(o(16), uint64(r.InactConns)),
+		agentx.Gauge(o(17), uint64(r.PersistConns)),
+		agentx.Counter(o(18), r.Stats.InPkts),
+		agentx.Counter(o(19), r.Stats.OutPkts),
+		agentx.Counter64(o(20), r.Stats.InBytes),
+		agentx.Counter64(o(21), r.Stats.OutBytes),
+		agentx.Gauge(o(22), r.Rates.CPS),
+		agentx.Gauge(o(23), r.Rates.InPPS),
+		agentx.Gauge(o(24), r.Rates.OutPPS),
+		agentx.Gauge(o(25), r.Rates.InBPS),
+		agentx.Gauge(o(26), r.Rates.OutBPS),
+		agentx.Counter64(o(27), r.Stats.Conns),
+		agentx.Counter64(o(28), r.Stats.InPkts),
+		agentx.Counter64(o(29), r.Stats.OutPkts),
+	}
 }
 
 func serviceVars(e agentx.OID, n uint32, s *api.Service, vsc *config.VirtualServer) []agentx.Var {
@@ -101,10 +237,15 @@ func serviceVars(e agentx.OID, n uint32, s *api.Service, vsc *config.VirtualServ
 	integer := func(col uint32, v int) { add(col, func(o agentx.OID) agentx.Var { return agentx.Integer(o, v) }) }
 	gauge := func(col uint32, v uint64) { add(col, func(o agentx.OID) agentx.Var { return agentx.Gauge(o, v) }) }
 	str := func(col uint32, v string) { add(col, func(o agentx.OID) agentx.Var { return agentx.String(o, v) }) }
-	if s.FWMark != 0 {
+	switch {
+	case vsc != nil && vsc.Group != "":
+		integer(2, 3)
+		str(3, vsc.Group)
+	case s.FWMark != 0:
 		integer(2, 1)
 		gauge(4, uint64(s.FWMark))
-	} else {
+		integer(5, 1+b2i(s.V6))
+	default:
 		integer(2, 2)
 		if a, err := netip.ParseAddr(s.Addr); err == nil {
 			integer(5, addrType(a))
@@ -121,7 +262,7 @@ func serviceVars(e agentx.OID, n uint32, s *api.Service, vsc *config.VirtualServ
 	if m := methodNum(s.Method); m != 0 {
 		integer(10, m)
 	}
-	integer(11, truth(s.Enabled && s.QuorumUp))
+	integer(11, truth(s.Enabled)) // in the dataplane (the quorum is column 23)
 	integer(13, truth(s.Persistent > 0))
 	if s.Persistent > 0 {
 		gauge(14, uint64(s.Persistent))
@@ -146,9 +287,6 @@ func serviceVars(e agentx.OID, n uint32, s *api.Service, vsc *config.VirtualServ
 	add(39, func(o agentx.OID) agentx.Var { return agentx.Counter64(o, c.InPkts) })
 	add(40, func(o agentx.OID) agentx.Var { return agentx.Counter64(o, c.OutPkts) })
 	if vsc != nil {
-		if vsc.Group != "" {
-			str(3, vsc.Group)
-		}
 		if vsc.Virtualhost != "" {
 			str(12, vsc.Virtualhost)
 		}
@@ -213,27 +351,18 @@ func realServerVars(e agentx.OID, n, j uint32, s *api.Service, r *api.RealServer
 		agentx.Bytes(o(4), ap.Addr().AsSlice()),
 		agentx.Gauge(o(5), uint64(ap.Port())),
 		agentx.Integer(o(6), truth(r.Healthy)),
-		agentx.Integer(o(7), r.Weight),
-		agentx.Gauge(o(8), uint64(r.UThreshold)),
-		agentx.Gauge(o(9), uint64(r.LThreshold)),
-		agentx.Gauge(o(13), uint64(1-b2i(r.Healthy))),
-		agentx.Gauge(o(14), r.Stats.Conns),
-		agentx.Gauge(o(15), uint64(r.ActiveConns)),
-		agentx.Gauge(o(16), uint64(r.InactConns)),
-		agentx.Gauge(o(17), uint64(r.PersistConns)),
-		agentx.Counter(o(18), r.Stats.InPkts),
-		agentx.Counter(o(19), r.Stats.OutPkts),
-		agentx.Counter64(o(20), r.Stats.InBytes),
-		agentx.Counter64(o(21), r.Stats.OutBytes),
-		agentx.Gauge(o(22), r.Rates.CPS),
-		agentx.Gauge(o(23), r.Rates.InPPS),
-		agentx.Gauge(o(24), r.Rates.OutPPS),
-		agentx.Gauge(o(25), r.Rates.InBPS),
-		agentx.Gauge(o(26), r.Rates.OutBPS),
-		agentx.Counter64(o(27), r.Stats.Conns),
-		agentx.Counter64(o(28), r.Stats.InPkts),
-		agentx.Counter64(o(29), r.Stats.OutPkts),
+		// keepalived's effective weight: what the server has when in use
+		// (the dataplane's is 0 while it is down or inhibited)
+		agentx.Integer(o(7), effectiveWeight(r)),
 	}
+	if r.UThreshold != 0 {
+		vs = append(vs, agentx.Gauge(o(8), uint64(r.UThreshold)))
+	}
+	if r.LThreshold != 0 {
+		vs = append(vs, agentx.Gauge(o(9), uint64(r.LThreshold)))
+	}
+	vs = append(vs, agentx.Gauge(o(13), uint64(1-b2i(r.Healthy))))
+	vs = append(vs, counterVars(o, r)...)
 	if m := methodNum(r.Method); m != 0 {
 		vs = append(vs, agentx.Integer(o(40), m))
 	}
@@ -254,4 +383,14 @@ func realServerVars(e agentx.OID, n, j uint32, s *api.Service, r *api.RealServer
 		}
 	}
 	return vs
+}
+
+// effectiveWeight is the weight a real server has when in use: the
+// dataplane's while it is in the pool and healthy, else the configured
+// (or runtime-set) one.
+func effectiveWeight(r *api.RealServer) int {
+	if r.InPool && r.Healthy {
+		return r.Weight
+	}
+	return r.ConfigWeight
 }

@@ -110,7 +110,10 @@ func agentxString(v any) string {
 // server down with its weight gone, a sorry server, govs's SNAT (which
 // KEEPALIVED-MIB has no number for: the column is left out).
 func TestCheckVars(t *testing.T) {
-	cfg, diags := config.Parse("t.conf", []byte(`virtual_server fwmark 7 {
+	cfg, diags := config.Parse("t.conf", []byte(`global_defs {
+    lvs_timeouts udp 300
+}
+virtual_server fwmark 7 {
     lb_algo mh
     lb_kind DR
     real_server 10.0.0.11 0 {
@@ -123,6 +126,7 @@ virtual_server 10.0.0.1 53 {
     lb_algo wlc
     lb_kind SNAT
     quorum 2
+    sorry_server 10.0.0.99 53
     real_server 10.0.0.12 53 {
     }
 }
@@ -136,7 +140,7 @@ virtual_server 10.0.0.1 53 {
 			RealServers: []api.RealServer{{Addr: "10.0.0.11:0", Method: "Route", Weight: 2, Healthy: true, ActiveConns: 3}}},
 		{Proto: "UDP", Addr: "10.0.0.1", Port: 53, Scheduler: "wlc", Method: "SNAT", Enabled: true, QuorumUp: false, Source: cfg.VirtualServers[1].Pos.String(),
 			RealServers: []api.RealServer{
-				{Addr: "10.0.0.12:53", Method: "FullNat", Weight: 0, Healthy: false},
+				{Addr: "10.0.0.12:53", Method: "FullNat", Weight: 0, ConfigWeight: 1, Healthy: false},
 				{Addr: "10.0.0.99:53", Method: "FullNat", Weight: 1, Healthy: true, Sorry: true},
 			}},
 	}}
@@ -158,15 +162,18 @@ virtual_server 10.0.0.1 53 {
 		c + "4.1.12.1.1": []byte("'/bin/down' 'x'"),
 		c + "4.1.40.1.1": int64(2),
 		c + "3.1.8.2":    int64(2), // udp
-		c + "3.1.11.2":   int64(2), // quorum not met: dead
+		c + "3.1.11.2":   int64(1), // in the dataplane, quorum or not
 		c + "3.1.20.2":   int64(1), // the sorry server is not counted
 		c + "3.1.21.2":   int64(0),
 		c + "3.1.22.2":   int64(2),
 		c + "3.1.23.2":   int64(2),
-		c + "4.1.6.2.1":  int64(2),
-		c + "4.1.7.2.1":  int64(0),
-		c + "4.1.13.2.1": int64(1),
-		c + "4.1.2.2.2":  int64(2), // sorry
+		c + "4.1.2.2.1":  int64(2), // the sorry server first
+		c + "4.1.4.2.1":  []byte{10, 0, 0, 99},
+		c + "4.1.5.2.1":  int64(53),
+		c + "4.1.2.2.2":  int64(1),
+		c + "4.1.6.2.2":  int64(2),
+		c + "4.1.7.2.2":  int64(1), // its weight when in use
+		c + "4.1.13.2.2": int64(1),
 		c + "6.1.0":      int64(2),
 		c + "7.3.0":      int64(300),
 	} {
@@ -174,7 +181,11 @@ virtual_server 10.0.0.1 53 {
 			t.Errorf("%s = %v, want %v", oid, g, want)
 		}
 	}
-	for _, oid := range []string{c + "3.1.10.2", c + "4.1.40.2.1", c + "3.1.6.1", c + "3.1.14.1"} {
+	// not served: SNAT's method, a fwmark's address, persistence unset,
+	// the checked columns of the sorry server, thresholds unset, the
+	// timeouts the configuration does not set
+	for _, oid := range []string{c + "3.1.10.2", c + "4.1.40.2.2", c + "3.1.6.1", c + "3.1.14.1", c + "4.1.6.2.1", c + "4.1.7.2.1",
+		c + "4.1.8.2.2", c + "7.1.0"} {
 		if _, ok := got[oid]; ok {
 			t.Errorf("%s served", oid)
 		}
@@ -217,12 +228,19 @@ virtual_server 10.0.0.1 80 {
 	for _, v := range ns[0].Objs {
 		got = append(got, fmt.Sprintf("%s=%v", v.Name, agentxString(v.Value)))
 	}
+	// keepalived's order: the real server, the virtual server's type,
+	// what names it, its protocol, the counts, the router id
 	want := []string{c + "4.1.3=int64:1", c + "4.1.4=bytes:\n\x00\x00\f", c + "4.1.5=int64:8080", c + "4.1.6=int64:2",
-		c + "3.1.2=int64:2", c + "3.1.8=int64:1", c + "3.1.21=int64:1", c + "3.1.20=int64:2",
-		".1.3.6.1.4.1.9586.100.5.1.2.0=bytes:r9",
-		c + "3.1.5=int64:1", c + "3.1.6=bytes:\n\x00\x00\x01", c + "3.1.7=int64:80"}
+		c + "3.1.2=int64:2", c + "3.1.5=int64:1", c + "3.1.6=bytes:\n\x00\x00\x01", c + "3.1.7=int64:80",
+		c + "3.1.8=int64:1", c + "3.1.21=int64:1", c + "3.1.20=int64:2", ".1.3.6.1.4.1.9586.100.5.1.2.0=bytes:r9"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("RS objects:\n%q\nwant\n%q", got, want)
+	}
+	// the state the event tells of, not the snapshot's (which may be
+	// later)
+	ns = Notifications(in, vars, Event{Kind: "RS", Service: "tcp/10.0.0.1:80", RealServer: "10.0.0.12:8080", Up: true}, all)
+	if len(ns) != 1 || ns[0].Objs[3].Value != int64(1) {
+		t.Errorf("RS up: %+v", ns)
 	}
 	ns = Notifications(in, vars, Event{Kind: "QUORUM", Service: "tcp/10.0.0.1:80"}, all)
 	if len(ns) != 1 || ns[0].Trap.String() != TrapQuorum.String() || len(ns[0].Objs) != 10 {

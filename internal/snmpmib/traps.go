@@ -2,7 +2,6 @@ package snmpmib
 
 import (
 	"github.com/govs/govs/internal/agentx"
-	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/statefiles"
 	"github.com/govs/govs/internal/vrrp"
 )
@@ -24,6 +23,7 @@ type Event struct {
 	State      vrrp.State
 	Service    string // API id (RS, QUORUM)
 	RealServer string // ip:port (RS)
+	Up         bool   // RS up, quorum met
 }
 
 // Notification is one trap: its OID and objects.
@@ -128,38 +128,68 @@ func Notifications(in *statefiles.Input, vars []agentx.Var, ev Event, t Trapped)
 		if !t.Check || in.State == nil {
 			break
 		}
-		for k := range in.State.Services {
-			s := &in.State.Services[k]
-			if s.ID != ev.Service {
+		rows := rowsOf(in)
+		for k := range rows {
+			r := &rows[k]
+			if !rowHas(in, r, ev.Service) {
 				continue
 			}
 			n := uint32(k + 1)
 			vs := Check.Append(3, 1)
-			addr := column(vs.Append(3, n), vs.Append(4, n), vs.Append(5, n), vs.Append(6, n), vs.Append(7, n))
+			// the virtual server: its type, what names it, then its
+			// protocol, as keepalived's traps carry them (the protocol
+			// as keepalived sends it: 1 for TCP, 2 for any other)
+			id := column(vs.Append(2, n), vs.Append(3, n), vs.Append(4, n), vs.Append(5, n), vs.Append(6, n), vs.Append(7, n))
+			proto := agentx.Integer(vs.Append(8), 2-b2i(protoNum(r.svc.Proto) == 1))
 			if ev.Kind == "QUORUM" {
-				objs := column(vs.Append(2, n), vs.Append(8, n), vs.Append(23, n), vs.Append(22, n), vs.Append(21, n), vs.Append(20, n), routerID)
-				out = append(out, Notification{TrapQuorum, append(objs, addr...)})
+				objs := append(id, proto, agentx.Integer(vs.Append(23), truth(ev.Up)))
+				objs = append(objs, column(vs.Append(22, n), vs.Append(21, n), vs.Append(20, n), routerID)...)
+				out = append(out, Notification{TrapQuorum, objs})
 				break
 			}
-			j := realServerIndex(s, ev.RealServer)
+			j := rsRow(r, ev.RealServer)
 			if j == 0 {
 				break
 			}
 			rs := Check.Append(4, 1)
-			objs := column(rs.Append(3, n, j), rs.Append(4, n, j), rs.Append(5, n, j), rs.Append(6, n, j),
-				vs.Append(2, n), vs.Append(8, n), vs.Append(21, n), vs.Append(20, n), routerID)
-			out = append(out, Notification{TrapRealServer, append(objs, addr...)})
+			objs := column(rs.Append(3, n, j), rs.Append(4, n, j), rs.Append(5, n, j))
+			objs = append(objs, agentx.Integer(rs.Append(6), truth(ev.Up)))
+			objs = append(objs, id...)
+			objs = append(objs, proto)
+			objs = append(objs, column(vs.Append(21, n), vs.Append(20, n), routerID)...)
+			out = append(out, Notification{TrapRealServer, objs})
 		}
 	}
 	return out
 }
 
-// realServerIndex is the row (from 1) of the real server at addr in s,
-// 0 when it is not there.
-func realServerIndex(s *api.Service, addr string) uint32 {
-	for j, r := range s.RealServers {
-		if r.Addr == addr && !r.Sorry {
-			return uint32(j + 1)
+// rowHas says whether the service with the API id is one of r's.
+func rowHas(in *statefiles.Input, r *row, id string) bool {
+	if r.svc.ID == id {
+		return true
+	}
+	for i := range in.State.Services {
+		if s := &in.State.Services[i]; s.ID == id && s.Source == r.svc.Source && r.vsc != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// rsRow is the row (from 1) of the real server at addr under r, as
+// CheckVars numbers them (the sorry server first); 0 when not there.
+func rsRow(r *row, addr string) uint32 {
+	j := uint32(0)
+	if r.vsc != nil && r.vsc.Sorry != nil {
+		j++
+	}
+	for _, rs := range r.svc.RealServers {
+		if rs.Sorry {
+			continue
+		}
+		j++
+		if rs.Addr == addr {
+			return j
 		}
 	}
 	return 0
