@@ -34,6 +34,7 @@ type Collector struct {
 	vrrpState, vrrpPrio                              *prometheus.Desc
 	vrrpSent, vrrpRecv, vrrpSendErr, vrrpMaster      *prometheus.Desc
 	vrrpRestored, vrrpRoutesRestored, vrrpDropped    *prometheus.Desc
+	vrrpReleased, vrrpPrioZero, vrrpAddrList         *prometheus.Desc
 	syncRole, syncMsgs, syncConns, syncErrs          *prometheus.Desc
 	bgpUp, bgpAdvertised, bgpRoutes, bgpBFDUp        *prometheus.Desc
 	bfdUp, bfdUps                                    *prometheus.Desc
@@ -76,6 +77,9 @@ func NewCollector(fn StateFunc) *Collector {
 		vrrpRestored:       d("govs_vrrp_addresses_restored_total", "Virtual addresses the MASTER put back after someone else deleted them.", "instance"),
 		vrrpRoutesRestored: d("govs_vrrp_routes_restored_total", "Virtual routes and rules the MASTER put back after they went.", "instance"),
 		vrrpDropped:        d("govs_vrrp_adverts_dropped_total", "VRRP adverts the instance dropped, by reason.", "instance", "reason"),
+		vrrpReleased:       d("govs_vrrp_released_master_total", "Times the instance left MASTER for BACKUP or FAULT.", "instance"),
+		vrrpPrioZero:       d("govs_vrrp_priority_zero_adverts_total", "VRRP adverts of priority 0 (a MASTER resigning), by direction (sent, received).", "instance", "direction"),
+		vrrpAddrList:       d("govs_vrrp_address_list_errors_total", "Adverts the instance received whose addresses are not its virtual addresses (taken all the same).", "instance"),
 		bgpUp:              d("govs_bgp_neighbor_up", "1 when the BGP session with the neighbor is established.", "neighbor"),
 		bgpAdvertised:      d("govs_bgp_neighbor_advertised_routes", "Routes advertised to the BGP neighbor.", "neighbor"),
 		bgpBFDUp:           d("govs_bgp_neighbor_bfd_up", "1 when the BFD session with the neighbor is up (neighbors with bfd only).", "neighbor"),
@@ -95,7 +99,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rsConns, c.rsPkts, c.rsBytes, c.rsActive, c.rsInact, c.rsPersist, c.rsWeight, c.rsHealthy, c.rsInPool,
 		c.reloadFailed, c.configLoaded, c.vrrpState, c.vrrpPrio,
 		c.vrrpSent, c.vrrpRecv, c.vrrpSendErr, c.vrrpMaster, c.vrrpRestored, c.vrrpRoutesRestored, c.vrrpDropped,
-		c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs, c.bgpUp, c.bgpAdvertised, c.bgpRoutes, c.bgpBFDUp, c.bfdUp, c.bfdUps} {
+		c.vrrpReleased, c.vrrpPrioZero, c.vrrpAddrList, c.syncRole, c.syncMsgs, c.syncConns, c.syncErrs, c.bgpUp, c.bgpAdvertised, c.bgpRoutes, c.bgpBFDUp, c.bfdUp, c.bfdUps} {
 		ch <- d
 	}
 }
@@ -161,6 +165,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.vrrpMaster, v.Counters.BecameMaster, v.Name)
 		counter(c.vrrpRestored, v.Counters.AddressesRestored, v.Name)
 		counter(c.vrrpRoutesRestored, v.Counters.RoutesRestored, v.Name)
+		counter(c.vrrpReleased, v.Counters.ReleasedMaster, v.Name)
+		counter(c.vrrpPrioZero, v.Counters.PriorityZeroSent, v.Name, "sent")
+		counter(c.vrrpPrioZero, v.Counters.PriorityZeroRcvd, v.Name, "received")
+		counter(c.vrrpAddrList, v.Counters.AddressListErrors, v.Name)
 		for r, n := range v.Counters.Dropped {
 			counter(c.vrrpDropped, n, v.Name, r)
 		}

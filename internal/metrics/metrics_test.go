@@ -27,7 +27,8 @@ func TestMetrics(t *testing.T) {
 			},
 		}},
 		VRRP: []api.VRRP{{Name: "VI_1", State: "MASTER", Effective: 150, Counters: api.VRRPCounters{
-			AdvertsSent: 40, AdvertsReceived: 3, BecameMaster: 1, AddressesRestored: 2, Dropped: map[string]uint64{"auth": 5}}}},
+			AdvertsSent: 40, AdvertsReceived: 3, BecameMaster: 1, AddressesRestored: 2, Dropped: map[string]uint64{"auth": 5},
+			ReleasedMaster: 4, PriorityZeroSent: 6, PriorityZeroRcvd: 7, AddressListErrors: 8}}},
 		Sync: &api.SyncDaemon{Role: "backup", MessagesReceived: 9, ConnsReceived: 300, ConnsImported: 290, ConnsNotTaken: 10, Malformed: 1},
 		BGP: &api.BGP{LocalAS: 65001, Routes: []string{"192.0.2.10/32"}, Neighbors: []api.BGPNeighbor{
 			{Address: "10.0.0.1", State: "established", Advertised: 1, BFD: "up"}, {Address: "10.0.0.2", State: "active"}}},
@@ -53,6 +54,10 @@ func TestMetrics(t *testing.T) {
 		`govs_vrrp_became_master_total{instance="VI_1"} 1`,
 		`govs_vrrp_addresses_restored_total{instance="VI_1"} 2`,
 		`govs_vrrp_adverts_dropped_total{instance="VI_1",reason="auth"} 5`,
+		`govs_vrrp_released_master_total{instance="VI_1"} 4`,
+		`govs_vrrp_priority_zero_adverts_total{direction="sent",instance="VI_1"} 6`,
+		`govs_vrrp_priority_zero_adverts_total{direction="received",instance="VI_1"} 7`,
+		`govs_vrrp_address_list_errors_total{instance="VI_1"} 8`,
 		`govs_sync_role{role="backup"} 1`,
 		`govs_sync_role{role="master"} 0`,
 		`govs_sync_messages_total{direction="received"} 9`,
