@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,86 +44,13 @@ func snmpWalk(t *testing.T, ns string, trees ...string) map[string]string {
 // variable: the same names, and the same values but for those that
 // cannot or should not be the same (listed below).
 func TestSNMPAsKeepalived(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, p := range []string{"snmpd", "snmpwalk", "snmptrapd", "keepalived"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("needs %s (scripts/setup.sh installs it)", p)
-		}
-	}
-	dir := t.TempDir()
+	p := newKAPair(t)
 	base, err := os.ReadFile(filepath.Join("..", "..", "internal", "statefiles", "testdata", "keepalived-2.2.7", "ka.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("gs%d", os.Getpid()%10000)
-	var procs []*exec.Cmd
-	t.Cleanup(func() {
-		for _, p := range procs {
-			p.Process.Kill()
-			p.Wait()
-		}
-	})
-	start := func(ns string, args ...string) *exec.Cmd {
-		t.Helper()
-		var buf bytes.Buffer
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs = append(procs, cmd)
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s %v:\n%s", ns, args, buf.String())
-			}
-		})
-		return cmd
-	}
-	// one namespace per side: veth0 with the configuration's addresses,
-	// an snmpd with its AgentX socket
-	side := func(name string) (ns, conf string) {
-		ns = prefix + name
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
-		sh(t, "ip", "-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
-		for _, l := range []string{"veth0", "veth1"} {
-			sh(t, "ip", "-n", ns, "link", "set", l, "up")
-		}
-		sh(t, "ip", "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "veth0")
-		sh(t, "ip", "-n", ns, "addr", "add", "fd00::1/64", "dev", "veth0", "nodad")
-		sock := filepath.Join(dir, name+"-agentx.sock")
-		// the traps go to an snmptrapd of the same namespace, which
-		// writes them to NAME-traps.log
-		trapConf := filepath.Join(dir, name+"-snmptrapd.conf")
-		if err := os.WriteFile(trapConf, []byte("disableAuthorization yes\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		start(ns, "snmptrapd", "-f", "-C", "-c", trapConf, "-m", "", "-On", "-Lf", filepath.Join(dir, name+"-traps.log"),
-			"-p", filepath.Join(dir, name+"-snmptrapd.pid"), "udp:127.0.0.1:16162")
-		snmpdConf := filepath.Join(dir, name+"-snmpd.conf")
-		if err := os.WriteFile(snmpdConf, []byte("agentAddress udp:127.0.0.1:16161\nmaster agentx\nagentXSocket "+sock+
-			"\nrocommunity public 127.0.0.1\ntrap2sink 127.0.0.1:16162 public\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		start(ns, "snmpd", "-f", "-Lo", "-C", "-c", snmpdConf, "-p", filepath.Join(dir, name+"-snmpd.pid"))
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if _, err := os.Stat(sock); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("snmpd in %s did not make %s", ns, sock)
-			}
-		}
-		conf = filepath.Join(dir, name+".conf")
-		text := strings.Replace(string(base), "global_defs {\n", "global_defs {\n   enable_snmp_vrrp\n   enable_snmp_checker\n   enable_snmp_rfc\n   enable_traps\n   snmp_socket unix:"+sock+"\n", 1)
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return ns, conf
-	}
+	dir, start := p.dir, p.start
+	side := func(name string) (string, string) { return p.side(name, string(base), nil) }
 	kns, kconf := side("k")
 	gns, gconf := side("g")
 	start(kns, "keepalived", "-P", "-x", "-n", "-l", "-D", "-f", kconf, "-p", filepath.Join(dir, "k.pid"),
@@ -278,6 +206,268 @@ func TestSNMPAsKeepalived(t *testing.T) {
 	} {
 		if got := gw[oid]; got != want {
 			t.Errorf("govs %s = %q, want %q", oid, got, want)
+		}
+	}
+}
+
+// kaPair runs keepalived 2.2.7 and govs side by side, each in a network
+// namespace of its own with a veth0 (10.9.0.1/24, fd00::1/64), an snmpd
+// as its AgentX master and an snmptrapd for its traps.
+type kaPair struct {
+	t      *testing.T
+	dir    string
+	prefix string
+	procs  []*exec.Cmd
+}
+
+func newKAPair(t *testing.T) *kaPair {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	for _, p := range []string{"snmpd", "snmpwalk", "snmptrapd", "keepalived"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("needs %s (scripts/setup.sh installs it)", p)
+		}
+	}
+	p := &kaPair{t: t, dir: t.TempDir(), prefix: fmt.Sprintf("gs%d", os.Getpid()%10000)}
+	t.Cleanup(func() {
+		for _, c := range p.procs {
+			c.Process.Kill()
+			c.Wait()
+		}
+	})
+	return p
+}
+
+// start runs a program in ns until the test ends (its output is shown
+// if the test fails).
+func (p *kaPair) start(ns string, args ...string) *exec.Cmd {
+	t := p.t
+	t.Helper()
+	var buf bytes.Buffer
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.procs = append(p.procs, cmd)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s %v:\n%s", ns, args, buf.String())
+		}
+	})
+	return cmd
+}
+
+// side makes a side's namespace (setup, if not nil, adds to it), its
+// snmpd and snmptrapd, and its configuration: base with the SNMP
+// keywords added to global_defs.
+func (p *kaPair) side(name, base string, setup func(ns string)) (ns, conf string) {
+	t, dir := p.t, p.dir
+	ns = p.prefix + name
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	sh(t, "ip", "-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+	for _, l := range []string{"veth0", "veth1"} {
+		sh(t, "ip", "-n", ns, "link", "set", l, "up")
+	}
+	sh(t, "ip", "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "veth0")
+	sh(t, "ip", "-n", ns, "addr", "add", "fd00::1/64", "dev", "veth0", "nodad")
+	if setup != nil {
+		setup(ns)
+	}
+	sock := filepath.Join(dir, name+"-agentx.sock")
+	// the traps go to an snmptrapd of the same namespace, which writes
+	// them to NAME-traps.log
+	trapConf := filepath.Join(dir, name+"-snmptrapd.conf")
+	if err := os.WriteFile(trapConf, []byte("disableAuthorization yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.start(ns, "snmptrapd", "-f", "-C", "-c", trapConf, "-m", "", "-On", "-Lf", filepath.Join(dir, name+"-traps.log"),
+		"-p", filepath.Join(dir, name+"-snmptrapd.pid"), "udp:127.0.0.1:16162")
+	snmpdConf := filepath.Join(dir, name+"-snmpd.conf")
+	if err := os.WriteFile(snmpdConf, []byte("agentAddress udp:127.0.0.1:16161\nmaster agentx\nagentXSocket "+sock+
+		"\nrocommunity public 127.0.0.1\ntrap2sink 127.0.0.1:16162 public\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.start(ns, "snmpd", "-f", "-Lo", "-C", "-c", snmpdConf, "-p", filepath.Join(dir, name+"-snmpd.pid"))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snmpd in %s did not make %s", ns, sock)
+		}
+	}
+	conf = filepath.Join(dir, name+".conf")
+	text := strings.Replace(base, "global_defs {\n", "global_defs {\n   enable_snmp_vrrp\n   enable_snmp_checker\n   enable_snmp_rfc\n   enable_traps\n   snmp_socket unix:"+sock+"\n", 1)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ns, conf
+}
+
+// faultConf is a sync group of two instances held in FAULT by a tracked
+// interface that is down: unicast, excluded addresses, notify scripts,
+// nopreempt, another advert interval.
+const faultConf = `global_defs {
+   router_id FAULTY
+}
+vrrp_sync_group G1 {
+   group {
+      VI_A
+      VI_B
+   }
+   notify_master "/bin/true g"
+}
+vrrp_instance VI_A {
+   state BACKUP
+   interface veth0
+   virtual_router_id 61
+   priority 120
+   advert_int 2
+   unicast_src_ip 10.9.0.1
+   unicast_peer {
+      10.9.0.2
+   }
+   track_interface {
+      vx0 weight 0
+   }
+   notify_master "/bin/true a"
+   notify_fault "/bin/true f"
+   virtual_ipaddress {
+      10.9.0.200/24 brd 10.9.0.255 dev veth0
+   }
+   virtual_ipaddress_excluded {
+      10.9.0.210
+   }
+}
+vrrp_instance VI_B {
+   interface veth0
+   virtual_router_id 62
+   priority 90
+   nopreempt
+   virtual_ipaddress {
+      10.9.0.201
+   }
+}
+`
+
+// TestKeepalivedFaultAlike runs keepalived 2.2.7 and govs on faultConf
+// and compares what they show of a sync group in FAULT: KEEPALIVED-MIB's
+// vrrp group variable by variable, and keepalived.data's instance and
+// sync group blocks line by line (govs's lines in keepalived's, in its
+// order, with its values).
+func TestKeepalivedFaultAlike(t *testing.T) {
+	p := newKAPair(t)
+	down := func(ns string) {
+		sh(t, "ip", "-n", ns, "link", "add", "vx0", "type", "veth", "peer", "name", "vx1")
+	}
+	kns, kconf := p.side("k", faultConf, down)
+	gns, gconf := p.side("g", faultConf, down)
+	kp := p.start(kns, "keepalived", "-P", "-x", "-n", "-l", "-D", "-f", kconf, "-p", filepath.Join(p.dir, "k.pid"),
+		"-r", filepath.Join(p.dir, "k-vrrp.pid"), "-c", filepath.Join(p.dir, "k-check.pid"), "-b", filepath.Join(p.dir, "k-bfd.pid"))
+	gdir := filepath.Join(p.dir, "g-state")
+	if err := os.Mkdir(gdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gp := p.start(gns, govsBin, "run", "-f", gconf, "--dataplane", "proxy", "--api-socket", filepath.Join(p.dir, "g.sock"), "--state-dir", gdir)
+	vrrpTree := ".1.3.6.1.4.1.9586.100.5.2"
+	fault := func(ns string) map[string]string {
+		var w map[string]string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			w = snmpWalk(t, ns, vrrpTree)
+			if w[vrrpTree+".3.1.4.1"] == "INTEGER: 3" && w[vrrpTree+".3.1.4.2"] == "INTEGER: 3" {
+				return w
+			}
+		}
+		t.Fatalf("%s: the instances did not go to FAULT:\n%v", ns, w)
+		return nil
+	}
+	kw, gw := fault(kns), fault(gns)
+	var names []string
+	for k := range kw {
+		names = append(names, k)
+	}
+	for k := range gw {
+		if _, ok := kw[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	same := 0
+	for _, k := range names {
+		kv := strings.ReplaceAll(kw[k], "'/usr/bin/true'", "'/bin/true'") // keepalived resolves the path
+		switch {
+		case kv == gw[k]:
+			same++
+		case strings.HasPrefix(k, vrrpTree+".6.1.11.2."):
+			// keepalived shows the addresses of every instance but the
+			// first as not advertised (as VI_6's in TestSNMPAsKeepalived),
+			// though its adverts carry them
+		default:
+			t.Errorf("%s: keepalived %q, govs %q", k, kw[k], gw[k])
+		}
+	}
+	t.Logf("KEEPALIVED-MIB vrrp group: %d of keepalived's %d variables alike", same, len(kw))
+
+	// keepalived.data of both (keepalived 2.2.7 writes it in /tmp)
+	read := func(proc *exec.Cmd, path string) string {
+		before, _ := os.Stat(path)
+		proc.Process.Signal(syscall.SIGUSR1)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if fi, err := os.Stat(path); err == nil && fi.Size() > 0 && (before == nil || fi.ModTime().After(before.ModTime()) || !os.SameFile(fi, before)) {
+				time.Sleep(100 * time.Millisecond) // keepalived writes it in place
+				b, _ := os.ReadFile(path)
+				return string(b)
+			}
+		}
+		t.Fatalf("%s not written", path)
+		return ""
+	}
+	kdata := read(kp, "/tmp/keepalived.data")
+	gdata := read(gp, filepath.Join(gdir, "keepalived.data"))
+	// the blocks of the instances and the sync group; the transition
+	// times differ by nature, and keepalived quotes a script's path as
+	// it resolved it
+	norm := regexp.MustCompile(`(Last transition = )\S+ \(.*\)|'/usr/bin/true'`)
+	blocks := func(text string) map[string][]string {
+		out := map[string][]string{}
+		key := ""
+		for _, l := range strings.Split(norm.ReplaceAllStringFunc(text, func(m string) string {
+			if strings.HasPrefix(m, "Last") {
+				return "Last transition = T"
+			}
+			return "'/bin/true'"
+		}), "\n") {
+			switch {
+			case strings.HasPrefix(l, "------<"):
+				key = ""
+			case strings.HasPrefix(l, " VRRP Instance = "), strings.HasPrefix(l, " VRRP Sync Group = "):
+				key = l
+			case key != "" && l != "":
+				out[key] = append(out[key], l)
+			}
+		}
+		return out
+	}
+	kb, gb := blocks(kdata), blocks(gdata)
+	for _, key := range []string{" VRRP Instance = VI_A", " VRRP Instance = VI_B", " VRRP Sync Group = G1, FAULT"} {
+		g, k := gb[key], kb[key]
+		if len(g) < 3 || len(k) < 3 {
+			t.Errorf("%q: %d lines in govs's keepalived.data, %d in keepalived's:\n%s\n---\n%s", key, len(g), len(k), gdata, kdata)
+			continue
+		}
+		j := 0
+		for _, l := range g {
+			for j < len(k) && k[j] != l {
+				j++
+			}
+			if j == len(k) {
+				t.Errorf("%s: govs's line %q is not in keepalived's block (in its order):\n%s", key, l, strings.Join(k, "\n"))
+				break
+			}
 		}
 	}
 }

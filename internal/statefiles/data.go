@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"slices"
 	"strings"
 
@@ -122,7 +123,11 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		p("VRRP interface tracking disabled")
 	}
 	if st.LocalAddr.IsValid() {
-		p("Using src_ip = %s", st.LocalAddr)
+		if cfg.UnicastSrcIP.IsValid() || cfg.McastSrcIP.IsValid() {
+			p("Using src_ip = %s (from configuration)", st.LocalAddr)
+		} else {
+			p("Using src_ip = %s", st.LocalAddr)
+		}
 	}
 	if len(cfg.UnicastPeers) == 0 {
 		if mc := instanceMulticast(&cfg); mc.Is4() {
@@ -176,15 +181,17 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		}
 	}
 	if len(cfg.VirtualIPsExcluded) > 0 {
-		p("Virtual IP Excluded (%d):", len(cfg.VirtualIPsExcluded))
+		p("Virtual IP Excluded :")
 		for _, v := range cfg.VirtualIPsExcluded {
 			p("  %s", vipLine(v, &cfg, set))
 		}
 	}
 	if len(cfg.UnicastPeers) > 0 {
-		if cfg.UnicastTTL != 0 {
-			p("Unicast TTL = %d", cfg.UnicastTTL)
+		ttl := cfg.UnicastTTL
+		if ttl == 0 {
+			ttl = 255
 		}
+		p("Unicast TTL = %d", ttl)
 		p("Check unicast src : %s", onOff(cfg.CheckUnicastSrc, "yes", "no"))
 		p("Unicast Peer :")
 		for _, a := range cfg.UnicastPeers {
@@ -196,6 +203,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 			}
 			p("  %s min_ttl %d max_ttl %d", a, lo, hi)
 		}
+		p("Unicast checksum compatibility = no")
 	}
 	if len(cfg.TrackInterfaces) > 0 {
 		p("Tracked interfaces :")
@@ -233,7 +241,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		{"Stop", cfg.Notify.Stop}, {"Generic", cfg.Notify.Notify}, {"Master rx lower pri", cfg.Notify.MasterRxLowerPri},
 	} {
 		if s.cmd != "" {
-			p("%s state transition script = %s", s.what, quoteCommand(s.cmd))
+			p("%s state transition script = %s, uid:gid %s", s.what, quoteCommand(s.cmd), scriptIDs(in))
 		}
 	}
 	p("Notify priority changes = %t", cfg.NotifyPriorityChanges)
@@ -273,4 +281,24 @@ func writeScript(w *bufio.Writer, s vrrp.ScriptConfig, in *Input) {
 		}
 	}
 	p("State = %s", onOff(slices.Contains(in.VRRP.Running, s.Name), "running", "idle"))
+}
+
+// scriptIDs is the uid:gid the notify scripts run as: the global
+// script_user's (user[:group]), else root's.
+func scriptIDs(in *Input) string {
+	if in.Config == nil || in.Config.Global.ScriptUser == "" {
+		return "0:0"
+	}
+	name, group, _ := strings.Cut(strings.Join(strings.Fields(in.Config.Global.ScriptUser), ":"), ":")
+	u, err := user.Lookup(name)
+	if err != nil {
+		return "0:0"
+	}
+	gid := u.Gid
+	if group != "" {
+		if g, err := user.LookupGroup(group); err == nil {
+			gid = g.Gid
+		}
+	}
+	return u.Uid + ":" + gid
 }
