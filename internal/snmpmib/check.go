@@ -300,10 +300,10 @@ func serviceVars(e agentx.OID, n uint32, s *api.Service, vsc *config.VirtualServ
 		integer(19, truth(vsc.Omega))
 		gauge(22, uint64(vsc.Quorum))
 		if vsc.QuorumUp != nil {
-			str(24, quote(vsc.QuorumUp.Cmd))
+			str(24, statefiles.QuoteCommand(vsc.QuorumUp.Cmd))
 		}
 		if vsc.QuorumDown != nil {
-			str(25, quote(vsc.QuorumDown.Cmd))
+			str(25, statefiles.QuoteCommand(vsc.QuorumDown.Cmd))
 		}
 		gauge(26, uint64(vsc.Hysteresis))
 		integer(56, 1+b2i(vsc.InhibitOnFailure)) // remove(1), inhibit(2)
@@ -373,10 +373,10 @@ func realServerVars(e agentx.OID, n, j uint32, s *api.Service, r *api.RealServer
 		}
 		vs = append(vs, agentx.Integer(o(10), 1+b2i(inhibit)))
 		if rsc.NotifyUp != nil {
-			vs = append(vs, agentx.String(o(11), quote(rsc.NotifyUp.Cmd)))
+			vs = append(vs, agentx.String(o(11), statefiles.QuoteCommand(rsc.NotifyUp.Cmd)))
 		}
 		if rsc.NotifyDown != nil {
-			vs = append(vs, agentx.String(o(12), quote(rsc.NotifyDown.Cmd)))
+			vs = append(vs, agentx.String(o(12), statefiles.QuoteCommand(rsc.NotifyDown.Cmd)))
 		}
 		if rsc.Name != "" {
 			vs = append(vs, agentx.String(o(55), rsc.Name))

@@ -138,15 +138,6 @@ func hostName() string {
 	return h
 }
 
-// quote writes a command as keepalived does.
-func quote(cmd string) string {
-	words := strings.Fields(cmd)
-	for i, w := range words {
-		words[i] = "'" + strings.Trim(w, `"`) + "'"
-	}
-	return strings.Join(words, " ")
-}
-
 func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var {
 	var vs []agentx.Var
 	d := in.VRRP
@@ -163,7 +154,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		)
 		for col, s := range map[uint32]string{6: nf.Master, 7: nf.Backup, 8: nf.Fault, 9: nf.Notify, 11: nf.Stop} {
 			if s != "" {
-				vs = append(vs, agentx.String(e.Append(col, n), quote(s)))
+				vs = append(vs, agentx.String(e.Append(col, n), statefiles.QuoteCommand(s)))
 			}
 		}
 		vs = append(vs, agentx.Integer(e.Append(10, n), 2))
@@ -204,7 +195,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		if cfg.Version == 3 {
 			accept = truth(!cfg.NoAccept)
 		}
-		mc := multicast(&cfg)
+		mc := statefiles.Multicast(&cfg)
 		vs = append(vs,
 			agentx.String(e.Append(2, n), st.Name),
 			agentx.Gauge(e.Append(3, n), uint64(cfg.VRID)),
@@ -235,7 +226,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		)
 		for col, s := range map[uint32]string{22: nf.Master, 23: nf.Backup, 24: nf.Fault, 25: nf.Stop, 26: nf.Notify, 31: nf.MasterRxLowerPri} {
 			if s != "" {
-				vs = append(vs, agentx.String(e.Append(col, n), quote(s)))
+				vs = append(vs, agentx.String(e.Append(col, n), statefiles.QuoteCommand(s)))
 			}
 		}
 		vs = append(vs,
@@ -279,7 +270,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		e := VRRP.Append(9, 1)
 		n := uint32(si + 1)
 		result := 1 // init
-		switch scriptStatus(s.Name, d.Instances) {
+		switch statefiles.ScriptStatus(s.Name, d.Instances) {
 		case "GOOD":
 			result = 3
 		case "BAD":
@@ -287,7 +278,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		}
 		vs = append(vs,
 			agentx.String(e.Append(2, n), s.Name),
-			agentx.String(e.Append(3, n), quote(s.Script)),
+			agentx.String(e.Append(3, n), statefiles.QuoteCommand(s.Script)),
 			agentx.Integer(e.Append(4, n), int(s.Interval/time.Second)),
 			agentx.Integer(e.Append(5, n), s.Weight),
 			agentx.Integer(e.Append(6, n), result),
@@ -297,20 +288,6 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		)
 	}
 	return vs
-}
-
-func scriptStatus(name string, insts []vrrp.InstanceStatus) string {
-	for _, st := range insts {
-		for _, t := range st.Trackers {
-			if t.Key == "script:"+name {
-				if t.OK {
-					return "GOOD"
-				}
-				return "BAD"
-			}
-		}
-	}
-	return "INIT"
 }
 
 func addressVars(n, j uint32, v vrrp.VirtualIP, cfg *vrrp.InstanceConfig, set, advertised bool, links map[string]net.Interface) []agentx.Var {
@@ -347,16 +324,6 @@ func addressVars(n, j uint32, v vrrp.VirtualIP, cfg *vrrp.InstanceConfig, set, a
 	}
 	vs = append(vs, agentx.Integer(e.Append(10, n, j), truth(set)), agentx.Integer(e.Append(11, n, j), truth(advertised)))
 	return vs
-}
-
-func multicast(cfg *vrrp.InstanceConfig) netip.Addr {
-	if cfg.MulticastGroup.IsValid() {
-		return cfg.MulticastGroup
-	}
-	if cfg.IsIPv6() {
-		return netip.MustParseAddr("ff02::12")
-	}
-	return netip.MustParseAddr("224.0.0.18")
 }
 
 // linksNow reads the interfaces once, by name.

@@ -130,7 +130,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		}
 	}
 	if len(cfg.UnicastPeers) == 0 {
-		if mc := instanceMulticast(&cfg); mc.Is4() {
+		if mc := Multicast(&cfg); mc.Is4() {
 			p("Multicast address %s", mc)
 		} else if ifi, err := net.InterfaceByName(cfg.Interface); err == nil {
 			p("Multicast address %s, ifindex %d", mc, ifi.Index)
@@ -241,7 +241,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		{"Stop", cfg.Notify.Stop}, {"Generic", cfg.Notify.Notify}, {"Master rx lower pri", cfg.Notify.MasterRxLowerPri},
 	} {
 		if s.cmd != "" {
-			p("%s state transition script = %s, uid:gid %s", s.what, quoteCommand(s.cmd), scriptIDs(in))
+			p("%s state transition script = %s, uid:gid %s", s.what, QuoteCommand(s.cmd), scriptIDs(in))
 		}
 	}
 	p("Notify priority changes = %t", cfg.NotifyPriorityChanges)
@@ -264,13 +264,13 @@ func scriptWeight(t vrrp.TrackScript, scripts []vrrp.ScriptConfig) int {
 func writeScript(w *bufio.Writer, s vrrp.ScriptConfig, in *Input) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, "   "+format+"\n", a...) }
 	fmt.Fprintf(w, " VRRP Script = %s\n", s.Name)
-	p("Command = %s", quoteCommand(s.Script))
+	p("Command = %s", QuoteCommand(s.Script))
 	p("Interval = %d sec", secs(s.Interval))
 	p("Timeout = %d sec", secs(s.Timeout))
 	p("Weight = %d%s", s.Weight, onOff(s.Reverse, " reverse", ""))
 	p("Rise = %d", s.Rise)
 	p("Fall = %d", s.Fall)
-	p("Status = %s", scriptStatus(s.Name, in.VRRP.Instances))
+	p("Status = %s", ScriptStatus(s.Name, in.VRRP.Instances))
 	p("Tracking instances :")
 	for _, st := range in.VRRP.Instances {
 		cfg := st.Config()

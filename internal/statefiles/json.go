@@ -176,7 +176,7 @@ func jsonDataOf(st *vrrp.InstanceStatus, in *Input) jsonData {
 	for _, t := range cfg.TrackScripts {
 		for _, s := range in.VRRP.Scripts {
 			if s.Name == t.Name {
-				d.TrackScript = append(d.TrackScript, quoteCommand(s.Script))
+				d.TrackScript = append(d.TrackScript, QuoteCommand(s.Script))
 			}
 		}
 	}
@@ -198,7 +198,7 @@ func quoteIf(cmd string) string {
 	if cmd == "" {
 		return ""
 	}
-	return quoteCommand(cmd)
+	return QuoteCommand(cmd)
 }
 
 // Signal numbers keepalived uses (keepalived --signum), on Linux with

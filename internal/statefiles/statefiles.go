@@ -175,9 +175,9 @@ func vipLine(v vrrp.VirtualIP, cfg *vrrp.InstanceConfig, set bool) string {
 	return b.String()
 }
 
-// quoteCommand writes a command line as keepalived does: each word in
+// QuoteCommand writes a command line as keepalived does: each word in
 // single quotes.
-func quoteCommand(cmd string) string {
+func QuoteCommand(cmd string) string {
 	words := strings.Fields(cmd)
 	for i, w := range words {
 		words[i] = "'" + strings.Trim(w, `"`) + "'"
@@ -185,9 +185,9 @@ func quoteCommand(cmd string) string {
 	return strings.Join(words, " ")
 }
 
-// scriptStatus is GOOD or BAD as the instances tracking the script see
+// ScriptStatus is GOOD or BAD as the instances tracking the script see
 // it, INIT when none does.
-func scriptStatus(name string, insts []vrrp.InstanceStatus) string {
+func ScriptStatus(name string, insts []vrrp.InstanceStatus) string {
 	for _, st := range insts {
 		for _, t := range st.Trackers {
 			if t.Key == "script:"+name {
@@ -221,8 +221,8 @@ func onOff(b bool, on, off string) string {
 // settings.
 func secs(d time.Duration) int { return int(d / time.Second) }
 
-// instanceMulticast is the group an instance's adverts go to.
-func instanceMulticast(cfg *vrrp.InstanceConfig) netip.Addr {
+// Multicast is the group an instance's adverts go to.
+func Multicast(cfg *vrrp.InstanceConfig) netip.Addr {
 	if cfg.MulticastGroup.IsValid() {
 		return cfg.MulticastGroup
 	}
