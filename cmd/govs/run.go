@@ -103,15 +103,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "govs run: --state-dir %s: not a directory\n", *stateDir)
 		return 1
 	}
-	if *pidFile != "" {
-		remove, err := writePidFile(*pidFile)
-		if err != nil {
-			printDiags()
-			fmt.Fprintf(stderr, "govs run: %v\n", err)
-			return 1
-		}
-		defer remove()
-	}
 	netns := cfg.NetNamespace()
 	if netns != "" {
 		// as keepalived: the whole of govs runs in that namespace (it
@@ -121,6 +112,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "govs run: %v\n", err)
 			return 1
 		}
+	}
+	// after the namespace's re-exec, which would drop the lock and the
+	// signal handlers with the old image
+	if *pidFile != "" {
+		remove, err := writePidFile(*pidFile)
+		if err != nil {
+			printDiags()
+			fmt.Fprintf(stderr, "govs run: %v\n", err)
+			return 1
+		}
+		defer remove()
 	}
 	printDiags()
 	g := cfg.Global.Govs

@@ -58,7 +58,9 @@ func snmpSubagent(cfg *config.Config, all bool, d *director.Director, log *slog.
 		if time.Since(at) < 100*time.Millisecond {
 			return append([]agentx.Var(nil), last...)
 		}
-		in, err := d.StateFilesInput(context.Background(), checker)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		in, err := d.StateFilesInput(ctx, checker)
 		if err != nil {
 			log.Warn("snmp: reading the state", "err", err)
 			return nil
@@ -99,7 +101,9 @@ func snmpSubagent(cfg *config.Config, all bool, d *director.Director, log *slog.
 			select {
 			case <-ctx.Done():
 				deadline := time.Now().Add(time.Second)
-				tr.send(context.Background(), drain(events, nil))
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				tr.send(sctx, drain(events, nil))
+				cancel()
 				for len(tr.pending) > 0 && time.Now().Before(deadline) {
 					time.Sleep(50 * time.Millisecond)
 					tr.flush()
@@ -151,6 +155,12 @@ func (tr *trapSender) send(ctx context.Context, evs []director.Event) {
 		services = services || ev.Kind == "RS" || ev.Kind == "QUORUM"
 	}
 	in, err := tr.d.StateFilesInput(ctx, services)
+	if err != nil && services {
+		// the VRRP events' traps need no dataplane counters
+		tr.log.Warn("snmp: trap: reading the virtual servers", "err", err)
+		services = false
+		in, err = tr.d.StateFilesInput(ctx, false)
+	}
 	if err != nil {
 		tr.log.Warn("snmp: trap: reading the state", "err", err)
 		return

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/vrrp"
 )
 
@@ -73,6 +74,13 @@ func Data(out io.Writer, in *Input) error {
 				fmt.Fprintf(w, "     %s\n", m)
 			}
 			fmt.Fprintf(w, "   Using smtp notification = %s\n", onOff(g.SMTPAlert, "yes", "no"))
+			if in.Config != nil {
+				for _, sg := range in.Config.SyncGroups {
+					if sg.Name == g.Name {
+						notifyLines(w, sg.Notify, in)
+					}
+				}
+			}
 		}
 	}
 	if len(in.VRRP.Scripts) > 0 {
@@ -236,13 +244,8 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		}
 	}
 	p("Using smtp notification = %s", onOff(cfg.SMTPAlert, "yes", "no"))
-	for _, s := range []struct{ what, cmd string }{
-		{"Backup", cfg.Notify.Backup}, {"Master", cfg.Notify.Master}, {"Fault", cfg.Notify.Fault},
-		{"Stop", cfg.Notify.Stop}, {"Generic", cfg.Notify.Notify}, {"Master rx lower pri", cfg.Notify.MasterRxLowerPri},
-	} {
-		if s.cmd != "" {
-			p("%s state transition script = %s, uid:gid %s", s.what, QuoteCommand(s.cmd), scriptIDs(in))
-		}
+	if vi := configInstance(in, st.Name); vi != nil {
+		notifyLines(w, vi.Notify, in)
 	}
 	p("Notify priority changes = %t", cfg.NotifyPriorityChanges)
 }
@@ -283,20 +286,52 @@ func writeScript(w *bufio.Writer, s vrrp.ScriptConfig, in *Input) {
 	p("State = %s", onOff(slices.Contains(in.VRRP.Running, s.Name), "running", "idle"))
 }
 
-// scriptIDs is the uid:gid the notify scripts run as: the global
-// script_user's (user[:group]), else root's.
-func scriptIDs(in *Input) string {
-	if in.Config == nil || in.Config.Global.ScriptUser == "" {
-		return "0:0"
+// configInstance is the configured vrrp_instance called name.
+func configInstance(in *Input, name string) *config.VRRPInstance {
+	if in.Config == nil {
+		return nil
 	}
-	name, group, _ := strings.Cut(strings.Join(strings.Fields(in.Config.Global.ScriptUser), ":"), ":")
-	u, err := user.Lookup(name)
+	for _, vi := range in.Config.VRRPInstances {
+		if vi.Name == name {
+			return vi
+		}
+	}
+	return nil
+}
+
+// notifyLines writes the notify scripts of an instance or sync group as
+// keepalived does, with the uid:gid each runs as.
+func notifyLines(w *bufio.Writer, nf config.Notifiers, in *Input) {
+	for _, s := range []struct {
+		what string
+		sc   *config.Script
+	}{{"Backup", nf.Backup}, {"Master", nf.Master}, {"Fault", nf.Fault}, {"Stop", nf.Stop}, {"Generic", nf.Any},
+		{"Master rx lower pri", nf.MasterRxLowerPri}} {
+		if s.sc != nil && s.sc.Cmd != "" {
+			fmt.Fprintf(w, "   %s state transition script = %s, uid:gid %s\n", s.what, QuoteCommand(s.sc.Cmd), scriptIDs(in, s.sc.User))
+		}
+	}
+}
+
+// scriptIDs is the uid:gid a script runs as: its own user's
+// ("user [group]"), else the global script_user's, else govs's own.
+func scriptIDs(in *Input, own string) string {
+	who := own
+	if who == "" && in.Config != nil {
+		who = in.Config.Global.ScriptUser
+	}
+	self := fmt.Sprintf("%d:%d", os.Geteuid(), os.Getegid())
+	f := strings.Fields(strings.ReplaceAll(who, ":", " "))
+	if len(f) == 0 {
+		return self
+	}
+	u, err := user.Lookup(f[0])
 	if err != nil {
-		return "0:0"
+		return self
 	}
 	gid := u.Gid
-	if group != "" {
-		if g, err := user.LookupGroup(group); err == nil {
+	if len(f) > 1 {
+		if g, err := user.LookupGroup(f[1]); err == nil {
 			gid = g.Gid
 		}
 	}

@@ -103,8 +103,8 @@ type Counters struct {
 	SendErrors      uint64 `json:"send_errors"`
 	Announcements   uint64 `json:"announcements"`
 	BecameMaster    uint64 `json:"became_master"`
-	// ReleasedMaster counts the instance's leaving MASTER (for BACKUP,
-	// FAULT or a stop).
+	// ReleasedMaster counts the instance's leaving MASTER for BACKUP or
+	// FAULT (not at a stop, as keepalived's).
 	ReleasedMaster uint64 `json:"released_master"`
 	// PriorityZeroReceived and PriorityZeroSent count the adverts of
 	// priority 0 (a MASTER resigning) received and sent.
