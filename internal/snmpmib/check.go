@@ -129,7 +129,7 @@ func rowsOf(in *statefiles.Input) []row {
 			r.svc.Enabled = r.svc.Enabled || o.Enabled
 			for _, or := range o.RealServers {
 				for k := range r.svc.RealServers {
-					if rr := &r.svc.RealServers[k]; rr.Addr == or.Addr && rr.Sorry == or.Sorry {
+					if rr := &r.svc.RealServers[k]; rr.Sorry == or.Sorry && sameServer(vsc, rr.Addr, or.Addr) {
 						rr.Stats = rr.Stats.Add(or.Stats)
 						rr.Rates = addRates(rr.Rates, or.Rates)
 						rr.ActiveConns += or.ActiveConns
@@ -161,6 +161,27 @@ func rowsOf(in *statefiles.Input) []row {
 		}
 	}
 	return rows
+}
+
+// sameServer says whether two services' real servers at a and b
+// ("ip:port") are one configured real server: the same address, or the
+// same IP of a real_server without a port of its own (which takes each
+// service's port).
+func sameServer(vsc *config.VirtualServer, a, b string) bool {
+	if a == b {
+		return true
+	}
+	pa, err1 := netip.ParseAddrPort(a)
+	pb, err2 := netip.ParseAddrPort(b)
+	if err1 != nil || err2 != nil || pa.Addr() != pb.Addr() || vsc == nil {
+		return false
+	}
+	for _, rs := range vsc.RealServers {
+		if rs.Addr == pa.Addr() && rs.Port == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func addRates(a, b api.Rates) api.Rates {

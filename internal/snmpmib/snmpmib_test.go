@@ -253,3 +253,51 @@ virtual_server 10.0.0.1 80 {
 		t.Errorf("a real server not there: %+v", ns)
 	}
 }
+
+// TestCheckVarsGroup: a virtual_server_group's services make one row
+// (type group, its name, counters summed), its real server without a
+// port of its own one row whose counters add those of every member.
+func TestCheckVarsGroup(t *testing.T) {
+	cfg, diags := config.Parse("t.conf", []byte(`virtual_server_group G {
+    10.0.0.1 80
+    10.0.0.2 8080
+}
+virtual_server group G {
+    lb_algo rr
+    lb_kind NAT
+    real_server 10.0.0.11 0 {
+    }
+}
+`), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	src := cfg.VirtualServers[0].Pos.String()
+	st := &api.State{Services: []api.Service{
+		{ID: "tcp/10.0.0.1:80", Proto: "TCP", Addr: "10.0.0.1", Port: 80, Scheduler: "rr", Method: "NAT", Enabled: true, Source: src,
+			Stats: dataplane.Counters{Conns: 5}, RealServers: []api.RealServer{{Addr: "10.0.0.11:80", Healthy: true, Stats: dataplane.Counters{Conns: 5}, ActiveConns: 1}}},
+		{ID: "tcp/10.0.0.2:8080", Proto: "TCP", Addr: "10.0.0.2", Port: 8080, Scheduler: "rr", Method: "NAT", Enabled: true, Source: src,
+			Stats: dataplane.Counters{Conns: 7}, RealServers: []api.RealServer{{Addr: "10.0.0.11:8080", Healthy: true, Stats: dataplane.Counters{Conns: 7}, ActiveConns: 2}}},
+	}}
+	got := map[string]any{}
+	for _, v := range CheckVars(&statefiles.Input{Config: cfg, State: st}) {
+		got[v.Name.String()] = v.Value
+	}
+	c := ".1.3.6.1.4.1.9586.100.5.3."
+	for oid, want := range map[string]any{
+		c + "3.1.2.1":    int64(3), // group
+		c + "3.1.3.1":    []byte("G"),
+		c + "3.1.38.1":   uint64(12),
+		c + "4.1.27.1.1": uint64(12),
+		c + "4.1.15.1.1": int64(3),
+	} {
+		if g, ok := got[oid]; !ok || agentxString(g) != agentxString(want) {
+			t.Errorf("%s = %v, want %v", oid, g, want)
+		}
+	}
+	for _, oid := range []string{c + "3.1.2.2", c + "4.1.2.1.2", c + "3.1.6.1"} {
+		if _, ok := got[oid]; ok {
+			t.Errorf("%s served", oid)
+		}
+	}
+}
