@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/director"
 	"github.com/govs/govs/internal/snmpmib"
+	"github.com/govs/govs/internal/statefiles"
 	"github.com/govs/govs/internal/vrrp"
 )
 
@@ -165,6 +167,15 @@ func (tr *trapSender) send(ctx context.Context, evs []director.Event) {
 		tr.log.Warn("snmp: trap: reading the state", "err", err)
 		return
 	}
+	// the director tells of a transition as it makes it: the snapshot
+	// may be a moment behind (the instance's status is published just
+	// after); wait for it, briefly
+	for try := 0; try < 10 && !caughtUp(in, evs); try++ {
+		time.Sleep(20 * time.Millisecond)
+		if next, err := tr.d.StateFilesInput(ctx, services); err == nil {
+			in = next
+		}
+	}
 	vars := snmpmib.Vars(in, tr.opts)
 	if services {
 		vars = append(vars, snmpmib.CheckVars(in)...)
@@ -178,6 +189,23 @@ func (tr *trapSender) send(ctx context.Context, evs []director.Event) {
 		tr.pending = tr.pending[over:]
 	}
 	tr.flush()
+}
+
+// caughtUp says whether in shows the last state each instance of evs
+// went to.
+func caughtUp(in *statefiles.Input, evs []director.Event) bool {
+	last := map[string]string{}
+	for _, ev := range evs {
+		if ev.Kind == "INSTANCE" {
+			last[ev.Name] = ev.State
+		}
+	}
+	for _, st := range in.VRRP.Instances {
+		if want, ok := last[st.Name]; ok && strings.ToUpper(st.State.String()) != want {
+			return false
+		}
+	}
+	return true
 }
 
 // flush sends what is pending, if there is a session.

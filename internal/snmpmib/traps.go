@@ -103,14 +103,21 @@ func Notifications(in *statefiles.Input, vars []agentx.Var, ev Event, t Trapped)
 			out = append(out, Notification{TrapNewMaster, []agentx.Var{
 				agentx.IPAddress(VRRPv2MIB.Append(1, 3, 1, 7, uint32(l.index), uint32(cfg.VRID)), st.LocalAddr.As4())}})
 		}
-		if t.RFCv3 {
+		if t.RFCv3 && st.LocalAddr.IsValid() {
 			family := uint32(1)
 			if cfg.IsIPv6() {
 				family = 2
 			}
 			ix := []uint32{uint32(l.index), uint32(cfg.VRID), family}
-			out = append(out, Notification{TrapNewMasterV3, pick(VRRPv3MIB.Append(1, 1, 1, 1, 3).Append(ix...),
-				VRRPv3MIB.Append(1, 2, 5, 1, 2).Append(ix...))})
+			// from the event, not the snapshot (which may not show the
+			// new MASTER yet): this router's address, and why
+			reason := 3 // masterNoResponse
+			if cfg.Priority == vrrp.PriorityOwner {
+				reason = 1 // priority
+			}
+			out = append(out, Notification{TrapNewMasterV3, []agentx.Var{
+				agentx.Bytes(VRRPv3MIB.Append(1, 1, 1, 1, 3).Append(ix...), st.LocalAddr.AsSlice()),
+				agentx.Integer(VRRPv3MIB.Append(1, 2, 5, 1, 2).Append(ix...), reason)}})
 		}
 	case "GROUP":
 		if !t.VRRP {
