@@ -96,19 +96,13 @@ func globalVars(in *statefiles.Input, o Options) []agentx.Var {
 	return vs
 }
 
-// keepalived's VrrpState numbers.
+// keepalived's VrrpState numbers: those of its JSON, and unknown (4)
+// while stopping.
 func stateNum(s vrrp.State) int {
-	switch s {
-	case vrrp.StateBackup:
-		return 1
-	case vrrp.StateMaster:
-		return 2
-	case vrrp.StateFault:
-		return 3
-	case vrrp.StateStop:
-		return 4 // keepalived's "unknown" while stopping
+	if s == vrrp.StateStop {
+		return 4
 	}
-	return 0
+	return statefiles.StateNumber(s)
 }
 
 func addrType(a netip.Addr) int {

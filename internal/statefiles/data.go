@@ -213,36 +213,40 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		}
 		p("Unicast checksum compatibility = no")
 	}
-	if len(cfg.TrackInterfaces) > 0 {
-		p("Tracked interfaces :")
-		for _, t := range cfg.TrackInterfaces {
-			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
+	type tracked struct {
+		name    string
+		weight  int
+		reverse bool
+	}
+	list := func(title string, ts []tracked) {
+		if len(ts) > 0 {
+			p("%s :", title)
+			for _, t := range ts {
+				p("  %s %s", t.name, weightText(t.weight, t.reverse))
+			}
 		}
 	}
-	if len(cfg.TrackScripts) > 0 {
-		p("Tracked scripts :")
-		for _, t := range cfg.TrackScripts {
-			p("  %s %s", t.Name, weightText(scriptWeight(t, in.VRRP.Scripts), t.Reverse))
-		}
+	var ifs, scripts, files, procs, bfds []tracked
+	for _, t := range cfg.TrackInterfaces {
+		ifs = append(ifs, tracked{t.Name, t.Weight, t.Reverse})
 	}
-	if len(cfg.TrackFiles) > 0 {
-		p("Tracked files :")
-		for _, t := range cfg.TrackFiles {
-			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
-		}
+	for _, t := range cfg.TrackScripts {
+		scripts = append(scripts, tracked{t.Name, scriptWeight(t, in.VRRP.Scripts), t.Reverse})
 	}
-	if len(cfg.TrackProcesses) > 0 {
-		p("Tracked processes :")
-		for _, t := range cfg.TrackProcesses {
-			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
-		}
+	for _, t := range cfg.TrackFiles {
+		files = append(files, tracked{t.Name, t.Weight, t.Reverse})
 	}
-	if len(cfg.TrackBFDs) > 0 {
-		p("Tracked BFDs :")
-		for _, t := range cfg.TrackBFDs {
-			p("  %s %s", t.Name, weightText(t.Weight, t.Reverse))
-		}
+	for _, t := range cfg.TrackProcesses {
+		procs = append(procs, tracked{t.Name, t.Weight, t.Reverse})
 	}
+	for _, t := range cfg.TrackBFDs {
+		bfds = append(bfds, tracked{t.Name, t.Weight, t.Reverse})
+	}
+	list("Tracked interfaces", ifs)
+	list("Tracked scripts", scripts)
+	list("Tracked files", files)
+	list("Tracked processes", procs)
+	list("Tracked BFDs", bfds)
 	p("Using smtp notification = %s", onOff(cfg.SMTPAlert, "yes", "no"))
 	if vi := configInstance(in, st.Name); vi != nil {
 		notifyLines(w, vi.Notify, in)

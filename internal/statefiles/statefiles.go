@@ -95,8 +95,9 @@ func stateName(s vrrp.State) string {
 	return "INIT"
 }
 
-// stateNumber is keepalived's number of a VRRP state (JSON).
-func stateNumber(s vrrp.State) int {
+// StateNumber is keepalived's number of a VRRP state (JSON, SNMP):
+// 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT.
+func StateNumber(s vrrp.State) int {
 	switch s {
 	case vrrp.StateBackup:
 		return 1
