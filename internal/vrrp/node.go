@@ -591,8 +591,10 @@ func (n *Node) retryOpen(ctx context.Context, q *queue) {
 // takes over: both would hold the addresses. As keepalived does, an
 // instance whose source was chosen, not configured, takes another one at
 // once (a new socket, no change of state); one with unicast_src_ip or
-// track_src_ip goes to FAULT until its address is back (retryOpen).
-func (n *Node) checkSources(ctx context.Context, q *queue, local map[netip.Addr]bool) {
+// track_src_ip goes to FAULT until its address is back (retryOpen). A
+// link-local source under duplicate address detection (the interface
+// came up again) is kept: it is usable again in a second or two.
+func (n *Node) checkSources(ctx context.Context, q *queue, local map[netip.Addr]AddrState) {
 	for i, in := range n.insts {
 		if in.conn == nil || in.cfg.vmacLinkLocalSource() {
 			// (an IPv6 VMAC interface's link-local source is govs's
@@ -600,8 +602,13 @@ func (n *Node) checkSources(ctx context.Context, q *queue, local map[netip.Addr]
 			continue
 		}
 		src := in.conn.LocalAddr()
-		if local[src] {
+		switch local[src] {
+		case AddrUsable:
 			continue
+		case AddrTentative:
+			if src.Is6() && src.IsLinkLocalUnicast() && !in.cfg.UnicastSrcIP.IsValid() {
+				continue
+			}
 		}
 		in.conn.Close()
 		in.conn = nil
@@ -726,7 +733,7 @@ func (n *Node) installStatic(ctx context.Context, s StaticConfig) {
 // putBack adds, one by one, the addresses of cfg (not no_track ones)
 // that local lacks. It returns those it put back, as a configuration of
 // them alone (each with its device) to announce them with.
-func (n *Node) putBack(ctx context.Context, cfg InstanceConfig, local map[netip.Addr]bool) (InstanceConfig, error) {
+func (n *Node) putBack(ctx context.Context, cfg InstanceConfig, local map[netip.Addr]AddrState) (InstanceConfig, error) {
 	d := cfg
 	d.VirtualIPsExcluded, d.VirtualRoutes, d.VirtualRules, d.VMAC = nil, nil, nil, ""
 	var back []VirtualIP
@@ -753,7 +760,7 @@ func (n *Node) putBack(ctx context.Context, cfg InstanceConfig, local map[netip.
 // (not no_track ones). keepalived (2.0) takes such an instance to BACKUP
 // and lets the next MASTER add them back; govs restores them where they
 // are, with no failover.
-func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]bool) {
+func (n *Node) checkVIPs(ctx context.Context, local map[netip.Addr]AddrState) {
 	for i, in := range n.insts {
 		if in.m.State() != StateMaster {
 			continue

@@ -106,12 +106,12 @@ func (s *fakeSystem) RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error 
 	return nil
 }
 
-func (s *fakeSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error) {
+func (s *fakeSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]AddrState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[netip.Addr]bool{s.addr: true}
+	out := map[netip.Addr]AddrState{s.addr: AddrUsable}
 	for p := range s.vips {
-		out[p.Addr()] = true
+		out[p.Addr()] = AddrUsable
 	}
 	for a := range s.goneAddrs {
 		delete(out, a)

@@ -17,6 +17,20 @@ var ErrNotSupported = errors.New("vrrp: not supported on this system")
 // (Node retries) instead of failing the start or the reload.
 var ErrNotYet = errors.New("not there yet")
 
+// AddrState is what LocalAddrs says of an address of this host.
+type AddrState uint8
+
+const (
+	// AddrUsable can be a source address.
+	AddrUsable AddrState = iota + 1
+	// AddrTentative is under duplicate address detection (IPv6): it can
+	// be a source once that ends, in a second or two.
+	AddrTentative
+	// AddrDADFailed is another host's (duplicate address detection
+	// failed): it will not become usable.
+	AddrDADFailed
+)
+
 // System is the I/O a Node needs. NewLinuxSystem implements it with raw
 // sockets and netlink; tests use a fake.
 type System interface {
@@ -42,10 +56,11 @@ type System interface {
 	// parent interface; a missing one is not an error.
 	RemoveVMAC(ctx context.Context, cfg *InstanceConfig) error
 	// LocalAddrs lists the addresses of this host, each with whether it
-	// can be a source (not tentative, not DAD-failed). The Node reads it
-	// every second to check its adverts' sources and its MASTER
-	// instances' virtual addresses.
-	LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error)
+	// can be a source yet (AddrUsable), is still being checked for
+	// duplicates (AddrTentative) or failed that check (AddrDADFailed).
+	// The Node reads it every second to check its adverts' sources and
+	// its MASTER instances' virtual addresses.
+	LocalAddrs(ctx context.Context) (map[netip.Addr]AddrState, error)
 	// LinkIndex is the index of an interface; an error wrapping
 	// ErrNotYet when there is none of that name.
 	LinkIndex(ctx context.Context, name string) (int, error)

@@ -128,25 +128,34 @@ func (s *LinuxSystem) link(name string) (netlink.Link, error) {
 }
 
 // LocalAddrs implements System.
-func (s *LinuxSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]bool, error) {
+func (s *LinuxSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]AddrState, error) {
 	addrs, err := s.h.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	out := make(map[netip.Addr]bool, len(addrs))
+	out := make(map[netip.Addr]AddrState, len(addrs))
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
 			ip = ip.Unmap()
-			out[ip] = out[ip] || usable(a)
+			// (the same address on two interfaces: the best of them)
+			if st := addrState(a); out[ip] == 0 || st < out[ip] {
+				out[ip] = st
+			}
 		}
 	}
 	return out, nil
 }
 
-// usable reports whether an address can be a source: not tentative
-// (duplicate address detection running) and not DAD-failed.
-func usable(a netlink.Addr) bool {
-	return a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0
+// addrState says whether an address can be a source: not while
+// duplicate address detection runs (tentative), never once it failed.
+func addrState(a netlink.Addr) AddrState {
+	switch {
+	case a.Flags&unix.IFA_F_DADFAILED != 0:
+		return AddrDADFailed
+	case a.Flags&unix.IFA_F_TENTATIVE != 0:
+		return AddrTentative
+	}
+	return AddrUsable
 }
 
 // sourceAddr picks the advert source: unicast_src_ip (which must be an
@@ -155,7 +164,7 @@ func usable(a netlink.Addr) bool {
 func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Addr, error) {
 	if cfg.UnicastSrcIP.IsValid() {
 		local, err := s.LocalAddrs(context.Background())
-		if err == nil && !local[cfg.UnicastSrcIP] {
+		if err == nil && local[cfg.UnicastSrcIP] != AddrUsable {
 			err = fmt.Errorf("%w: source address %s is not an address of this host", ErrNotYet, cfg.UnicastSrcIP)
 		}
 		return cfg.UnicastSrcIP, err
@@ -172,24 +181,41 @@ func (s *LinuxSystem) sourceAddr(cfg *InstanceConfig, l netlink.Link) (netip.Add
 	for _, v := range allVIPs(cfg) {
 		vips[v.Prefix.Addr()] = true
 	}
+	var tentative netip.Addr
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || !usable(a) {
-			continue // not usable as a source (yet)
+		if !ok {
+			continue
 		}
 		ip = ip.Unmap()
 		if vips[ip] {
 			continue
 		}
+		st := addrState(a)
 		if fam == netlink.FAMILY_V6 {
-			if ip.IsLinkLocalUnicast() {
+			if !ip.IsLinkLocalUnicast() {
+				continue
+			}
+			if st == AddrUsable {
 				return ip, nil
+			}
+			if st == AddrTentative && !tentative.IsValid() {
+				tentative = ip
 			}
 			continue
 		}
-		if a.Flags&unix.IFA_F_SECONDARY == 0 {
+		if st == AddrUsable && a.Flags&unix.IFA_F_SECONDARY == 0 {
 			return ip, nil
 		}
+	}
+	if tentative.IsValid() {
+		// An interface that has just come up checks its link-local
+		// address for duplicates for a second or two. As keepalived
+		// does, the instance is not in FAULT meanwhile: its socket
+		// receives adverts, and those it sends fail until the address
+		// is usable (checkSources keeps the socket while it is
+		// tentative).
+		return tentative, nil
 	}
 	return netip.Addr{}, fmt.Errorf("%w: no usable source address on %s", ErrNotYet, cfg.Interface)
 }

@@ -29,7 +29,7 @@ func (*LinuxSystem) RemoveAddresses(context.Context, *InstanceConfig) error { re
 func (*LinuxSystem) Announce(context.Context, *InstanceConfig) error        { return ErrNotSupported }
 func (*LinuxSystem) SetupVMAC(context.Context, *InstanceConfig) error       { return ErrNotSupported }
 func (*LinuxSystem) RemoveVMAC(context.Context, *InstanceConfig) error      { return ErrNotSupported }
-func (*LinuxSystem) LocalAddrs(context.Context) (map[netip.Addr]bool, error) {
+func (*LinuxSystem) LocalAddrs(context.Context) (map[netip.Addr]AddrState, error) {
 	return nil, ErrNotSupported
 }
 func (*LinuxSystem) LinkUp(context.Context, string) (bool, error)   { return false, ErrNotSupported }
