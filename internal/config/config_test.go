@@ -263,7 +263,7 @@ func TestWriteFilesPreserves(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := string(out["testdata/full.conf"])
-	for _, keep := range []string{"# A configuration that uses most of what govs reads.", "router_id lb1                 # trailing comment", "$VIP/24 brd 192.0.2.255", "include inc/*.conf"} {
+	for _, keep := range []string{"# A configuration that uses most of what govs reads.", "router_id lb1                 # trailing comment", "${VIP}/24 brd 192.0.2.255", "include inc/*.conf"} {
 		if !strings.Contains(got, keep) {
 			t.Errorf("edited write lost %q", keep)
 		}

@@ -36,6 +36,9 @@ type token struct {
 	end    int // byte offset after the token
 	// expanded marks a word that a variable's value replaced (in part)
 	expanded bool
+	// line is the line the token is on: a statement's words end with
+	// it (lines made by expansion are numbered apart, lexOut.synth)
+	line int
 }
 
 // Word is one word of a statement.
@@ -133,7 +136,6 @@ type syntaxParser struct {
 	vars  map[string]string
 	files []*srcFile
 	stack []string // include chain, for loop detection
-	quiet bool     // expanding a quoted string
 	id    string   // the config-id, once needed
 	// condVars are the variables defined on conditional lines: a line
 	// that uses one counts as conditional for the writer
@@ -142,17 +144,23 @@ type syntaxParser struct {
 	// they include is this host's only; sawCondInclude says there was one
 	condIncludes   int
 	sawCondInclude bool
-	// substituted is set by expand when a defined variable's value
-	// replaced a name (the lexer clears it before each word)
-	substituted bool
+}
+
+// keepCond reports whether a line marked with word (@ID or @^ID) counts
+// here.
+func (p *syntaxParser) keepCond(word string) bool {
+	id, not := strings.CutPrefix(word[1:], "^")
+	if p.id == "" {
+		p.id = p.opts.configID()
+	}
+	return (id == p.id) != not
 }
 
 // lex splits one file into tokens, handling comments, quotes, variables
 // and conditional lines; it also returns the line numbers of the
 // conditional lines, kept or not.
 func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
-	var conds []int
-	toks := make([]token, 0, len(data)/6+16)
+	out := &lexOut{toks: make([]token, 0, len(data)/6+16), synth: 1 << 30}
 	line, lineStart := 1, 0
 	i := 0
 	n := len(data)
@@ -161,12 +169,15 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 	// keep reports whether a conditional line marked with word (@ID or
 	// @^ID) counts here, and records the line.
 	keep := func(word string) bool {
-		id, not := strings.CutPrefix(word[1:], "^")
-		if p.id == "" {
-			p.id = p.opts.configID()
+		out.conds = append(out.conds, line)
+		return p.keepCond(word)
+	}
+	// lineEnd is where the line from j ends
+	lineEnd := func(j int) int {
+		if k := bytes.IndexByte(data[j:], '\n'); k >= 0 {
+			return j + k
 		}
-		conds = append(conds, line)
-		return (id == p.id) != not
+		return n
 	}
 	for i < n {
 		c := data[i]
@@ -211,16 +222,38 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			continue
 		}
 		if atLineStart && c == '$' {
-			// A variable definition takes the whole line: $NAME=value.
-			j := i
-			for j < n && data[j] != '\n' {
-				j++
-			}
-			text := string(data[i:j])
-			if eq := strings.IndexByte(text, '='); eq > 1 && validVarName(strings.TrimSpace(text[1:eq])) {
-				val := stripComment(text[eq+1:])
-				v := strings.TrimSpace(text[1:eq])
-				p.vars[v] = p.expand(strings.TrimSpace(val), pos)
+			// A variable definition takes the whole line: $NAME=value,
+			// kept as written (substituted where it is used). A value
+			// ending with '\' goes on over the next lines (blank ones
+			// skipped) up to one that does not.
+			j := lineEnd(i)
+			if v, val, ok := definition(stripCommentQuoted(string(data[i:j]))); ok {
+				if more, ok := strings.CutSuffix(val, "\\"); ok {
+					var parts []string
+					if more = strings.TrimSpace(more); more != "" {
+						parts = append(parts, more)
+					}
+					for j < n {
+						next := lineEnd(j + 1)
+						l := strings.TrimSpace(stripCommentQuoted(string(data[j+1 : next])))
+						line++
+						lineStart = j + 1
+						j = next
+						if l == "" {
+							continue
+						}
+						l, cont := strings.CutSuffix(l, "\\")
+						parts = append(parts, l)
+						if !cont {
+							break
+						}
+						if j == n {
+							p.diags.warnf(pos, "multiline definition of $%s: the last line ends with \"\\\"", v)
+						}
+					}
+					val = strings.Join(parts, "\n")
+				}
+				p.vars[v] = val
 				if condLine {
 					// a statement using it differs between hosts
 					p.condVars = append(p.condVars, v)
@@ -229,7 +262,18 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 				continue
 			}
 		}
-		lineFirst := atLineStart
+		if atLineStart && (c == '$' || c == '~' || bytes.IndexByte(data[i:lineEnd(i)], '$') >= 0) {
+			// A line that uses a variable (or starts a sequence) is
+			// read as keepalived reads it: substituted, then split
+			// into words (expand.go).
+			j := lineEnd(i)
+			if rest := stripCommentQuoted(string(data[i:j])); p.needsExpansion(rest) {
+				o := &origin{pos: pos, off: i, end: j, line: line}
+				p.expandLine(out, rest, o, condLine, 0)
+				i = j
+				continue
+			}
+		}
 		atLineStart = false
 		switch c {
 		case '{', '}':
@@ -239,7 +283,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			if c == '}' {
 				k = tClose
 			}
-			toks = append(toks, token{kind: k, text: string(c), pos: pos, off: i, end: i + 1})
+			out.toks = append(out.toks, token{kind: k, text: string(c), pos: pos, off: i, end: i + 1, line: line})
 			i++
 			atLineStart = true
 			continue
@@ -266,15 +310,21 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			if !closed {
 				p.diags.errorf(pos, "unterminated quoted string")
 			}
-			p.substituted = false
-			text := p.expandQuiet(b.String(), pos)
-			toks = append(toks, token{kind: tWord, text: text, quoted: true, pos: pos, off: i, end: j, expanded: p.substituted})
+			out.toks = append(out.toks, token{kind: tWord, text: b.String(), quoted: true, pos: pos, off: i, end: j, line: line})
 			i = j
 			continue
 		}
 		j := i
 		for j < n {
 			d := data[j]
+			if d == '$' && j+1 < n && data[j+1] == '{' {
+				// ${NAME} (undefined here: needsExpansion took the
+				// line otherwise) is one word
+				if k := bytes.IndexByte(data[j:lineEnd(j)], '}'); k > 0 {
+					j += k + 1
+					continue
+				}
+			}
 			if d == ' ' || d == '\t' || d == '\r' || d == '\n' || d == '{' || d == '}' || d == '#' || d == '!' || d == '"' || d == '\f' || d == '\v' {
 				break
 			}
@@ -282,51 +332,21 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 		}
 		word := string(data[i:j])
 		if strings.Contains(word, "$") {
-			// A variable may expand to several words.
-			p.substituted = false
-			ws := strings.Fields(p.expand(word, pos))
-			expanded := p.substituted
-			if lineFirst && len(ws) > 0 && strings.HasPrefix(ws[0], "@") {
-				// a conditional mark from a variable ($X=@main)
-				if !keep(ws[0]) {
-					for j < n && data[j] != '\n' {
-						j++
-					}
-					i = j
-					continue
+			// (a line using a defined variable went to expandLine)
+			for k := 0; ; {
+				_, b, name, _, ok := reference(word, k)
+				if !ok {
+					break
 				}
-				ws = ws[1:]
-				condLine = true
+				p.diags.warnf(pos, "undefined variable $%s (quote the word to keep a literal $)", name)
+				k = b
 			}
-			if slices.ContainsFunc(p.condVars, func(v string) bool {
-				return strings.Contains(word, "$"+v) || strings.Contains(word, "${"+v+"}")
-			}) {
-				conds = append(conds, line)
-			}
-			for _, w := range ws {
-				k := tWord
-				switch w {
-				case "{":
-					k = tOpen
-				case "}":
-					k = tClose
-				}
-				toks = append(toks, token{kind: k, text: w, pos: pos, off: i, end: j, expanded: expanded})
-			}
-		} else {
-			toks = append(toks, token{kind: tWord, text: word, pos: pos, off: i, end: j})
 		}
+		out.toks = append(out.toks, token{kind: tWord, text: word, pos: pos, off: i, end: j, line: line})
 		i = j
 	}
-	toks = append(toks, token{kind: tEOF, pos: Pos{File: name, Line: line, Col: i - lineStart + 1}, off: n, end: n})
-	return toks, conds
-}
-
-func stripComment(s string) string {
-	if i := strings.IndexAny(s, "#!"); i >= 0 {
-		return s[:i]
-	}
-	return s
+	out.toks = append(out.toks, token{kind: tEOF, pos: Pos{File: name, Line: line, Col: i - lineStart + 1}, off: n, end: n, line: line})
+	return out.toks, out.conds
 }
 
 func validVarName(s string) bool {
@@ -340,68 +360,6 @@ func validVarName(s string) bool {
 		return false
 	}
 	return true
-}
-
-// expandQuiet is expand for quoted strings: an undefined $NAME is kept as
-// written without a warning (password hashes such as bcrypt's contain $).
-func (p *syntaxParser) expandQuiet(s string, pos Pos) string {
-	p.quiet = true
-	defer func() { p.quiet = false }()
-	return p.expand(s, pos)
-}
-
-// expand replaces $NAME and ${NAME} with defined variables.
-func (p *syntaxParser) expand(s string, pos Pos) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		if s[i] != '$' {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		var name string
-		j := i + 1
-		if j < len(s) && s[j] == '{' {
-			k := strings.IndexByte(s[j:], '}')
-			if k < 0 {
-				b.WriteString(s[i:])
-				break
-			}
-			name = s[j+1 : j+k]
-			j += k + 1
-		} else {
-			if j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z') {
-				for j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9') {
-					j++
-				}
-			}
-			name = s[i+1 : j]
-		}
-		if name == "" {
-			b.WriteByte('$')
-			i++
-			continue
-		}
-		v, ok := p.vars[name]
-		if b.Len()+len(v) > maxExpansion {
-			p.diags.errorf(pos, "variable expansion longer than %d bytes", maxExpansion)
-			return b.String()
-		}
-		if !ok {
-			if !p.quiet {
-				p.diags.warnf(pos, "undefined variable $%s (quote the word to keep a literal $)", name)
-			}
-			b.WriteString(s[i:j])
-		} else {
-			b.WriteString(v)
-			p.substituted = true
-		}
-		i = j
-	}
-	return b.String()
 }
 
 // parseFile parses one file into top-level statements, expanding includes.
@@ -517,10 +475,10 @@ func (bp *blockParser) list(parent *Node) []*Node {
 func (bp *blockParser) statement() *Node {
 	first := bp.peek()
 	n := &Node{Pos: first.pos, start: first.off, Words: make([]Word, 0, 4)}
-	line := first.pos.Line
+	line := first.line
 	for {
 		t := bp.peek()
-		if t.kind != tWord || (t.pos.Line != line && len(n.Words) > 0) {
+		if t.kind != tWord || (t.line != line && len(n.Words) > 0) {
 			break
 		}
 		n.Words = append(n.Words, Word{Text: t.text, Quoted: t.quoted, Pos: t.pos})

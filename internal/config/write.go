@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,6 +96,13 @@ type srcItem struct {
 	// globalExtra marks a second or later global_defs block: its content
 	// is merged into the model's one GlobalDefs.
 	globalExtra bool
+	// lineNodes and lineObjs are the statements one line made through
+	// variables or a sequence (~SEQ), on the first of them, and the
+	// objects built from them; lineRest marks the others. Such a line is
+	// written as it is while all of them are unchanged.
+	lineNodes []*Node
+	lineObjs  []any
+	lineRest  bool
 }
 
 type srcState struct {
@@ -113,6 +121,7 @@ type sourceSet struct {
 
 func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
 	byPos := map[Pos]any{}
+	all := map[Pos][]any{} // several: one line made them (variables, ~SEQ)
 	if cfg.Global.Pos.Line != 0 {
 		byPos[cfg.Global.Pos] = &cfg.Global
 	}
@@ -121,14 +130,30 @@ func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
 			if _, dup := byPos[p]; !dup {
 				byPos[p] = o
 			}
+			all[p] = append(all[p], o)
 		}
 	}
 	ss := &sourceSet{}
 	firstGlobal := true
 	for _, f := range files {
 		st := &srcState{name: f.name, data: f.data, conds: f.conds}
-		for _, n := range f.nodes {
+		for i, n := range f.nodes {
 			it := srcItem{node: n, start: n.start, end: lineEnd(f.data, n.end)}
+			if i > 0 && n.start == f.nodes[i-1].start {
+				it.lineRest = true
+				st.items = append(st.items, it)
+				continue
+			}
+			if i+1 < len(f.nodes) && f.nodes[i+1].start == n.start {
+				for j := i; j < len(f.nodes) && f.nodes[j].start == n.start; j++ {
+					it.lineNodes = append(it.lineNodes, f.nodes[j])
+					it.end = max(it.end, lineEnd(f.data, f.nodes[j].end))
+				}
+				it.lineObjs = all[n.Pos]
+				delete(byPos, n.Pos)
+				st.items = append(st.items, it)
+				continue
+			}
 			if o, ok := byPos[n.Pos]; ok {
 				if n.hasInclude || n.hasCond {
 					it.frozen = o
@@ -254,13 +279,25 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 		var buf bytes.Buffer
 		prev := 0
 		for _, it := range f.items {
+			if it.lineRest {
+				continue
+			}
 			if it.start < prev {
-				// a variable that expands to several blocks
-				return nil, fmt.Errorf("%s: statements written on one line through a variable; change this file by hand", it.node.Pos)
+				return nil, fmt.Errorf("%s: statements overlap; change this file by hand", it.node.Pos)
 			}
 			buf.Write(f.data[prev:it.start])
 			prev = it.end
 			switch {
+			case it.lineNodes != nil:
+				// one line made these: kept as written, unless one of
+				// them changed or went
+				if err := lineUnchanged(it, live); err != nil {
+					return nil, err
+				}
+				for _, o := range it.lineObjs {
+					seen[o] = true
+				}
+				buf.Write(f.data[it.start:it.end])
 			case it.frozen != nil:
 				seen[it.frozen] = true
 				var cur wr
@@ -331,6 +368,29 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 		out[main] = append(b, lineEnds(mainData, w.buf.Bytes())...)
 	}
 	return out, nil
+}
+
+// lineUnchanged checks that the objects one line made (it.lineNodes)
+// are all there and as that line makes them.
+func lineUnchanged(it srcItem, live map[any]bool) error {
+	var orig, cur []string
+	for _, n := range it.lineNodes {
+		orig = append(orig, originalRendering(n))
+	}
+	for _, o := range it.lineObjs {
+		if !live[o] {
+			return fmt.Errorf("%s: a block this line makes (with %d others, through variables or ~SEQ/~LST) was deleted; change the file by hand", it.node.Pos, len(it.lineNodes)-1)
+		}
+		var w wr
+		renderObj(&w, o)
+		cur = append(cur, w.buf.String())
+	}
+	slices.Sort(orig)
+	slices.Sort(cur)
+	if !slices.Equal(orig, cur) {
+		return fmt.Errorf("%s: a block this line makes (with %d others, through variables or ~SEQ/~LST) was changed; change the file by hand", it.node.Pos, len(it.lineNodes)-1)
+	}
+	return nil
 }
 
 // lineEnds writes rendered text (LF) with the line ends of the file it

@@ -1,0 +1,335 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// vrrpSummary is "NAME PRIORITY VIP,VIP" per instance, one per line.
+func vrrpSummary(c *Config) string {
+	var b strings.Builder
+	for _, v := range c.VRRPInstances {
+		var vips []string
+		for _, a := range v.VIPs {
+			vips = append(vips, a.Prefix.String())
+		}
+		fmt.Fprintf(&b, "%s %d %s\n", v.Name, v.Priority, strings.Join(vips, ","))
+	}
+	return b.String()
+}
+
+// The examples of keepalived's manual (ADVANCED CONFIGURATION): values
+// substituted when used, multiline definitions with conditional lines,
+// and a definition used inside another.
+func TestParameterSubstitutionAsKeepalived(t *testing.T) {
+	src := `$ADDRESS_BASE=10.2.${ADDRESS_BASE_SUB}
+$ADDRESS_BASE_SUB=0
+$INSTANCE= \
+vrrp_instance VI_${NUM} { \
+    # a comment line in a definition
+    interface eth0.${NUM} \
+    virtual_router_id ${NUM} \
+    @high priority 130 \
+    @low priority 120 \
+    advert_int 1 \
+    virtual_ipaddress { \
+        ${ADDRESS_BASE}.${NUM}/32 \
+    } \
+}
+
+$NUM=1
+$INSTANCE
+$ADDRESS_BASE_SUB=10
+$NUM=2
+$INSTANCE
+`
+	for _, tc := range []struct{ id, want string }{
+		{"high", "VI_1 130 10.2.0.1/32\nVI_2 130 10.2.10.2/32\n"},
+		{"low", "VI_1 120 10.2.0.1/32\nVI_2 120 10.2.10.2/32\n"},
+	} {
+		cfg, ds := Parse("t.conf", []byte(src), &ParseOptions{ConfigID: tc.id})
+		if ds.HasErrors() {
+			t.Fatalf("%s: %s", tc.id, diagStrings(ds))
+		}
+		if got := vrrpSummary(cfg); got != tc.want {
+			t.Errorf("config-id %s:\n%s\nwant\n%s", tc.id, got, tc.want)
+		}
+		if cfg.VRRPInstances[1].Interface != "eth0.2" {
+			t.Errorf("interface %q", cfg.VRRPInstances[1].Interface)
+		}
+	}
+
+	// a multiline definition used in another, with definitions between
+	// its uses (the manual's virtual servers, smaller)
+	src = `$RS= \
+real_server 192.168.${VS_NUM}.${RS_NUM} 80 { \
+    weight 1 \
+
+    MISC_CHECK { \
+        misc_path "${_PWD}/vs.sh ${VS_NUM}.${RS_NUM}" \
+    } \
+}
+$VS= \
+virtual_server 10.0.${VS_NUM}.4 80 { \
+    quorum 2 \
+    $RS_NUM=1 \
+    $RS \
+    $RS_NUM=2 \
+    $RS \
+}
+$VS_NUM=0
+$VS
+$VS_NUM=1
+$VS
+`
+	cfg, ds := Parse("/etc/keepalived/t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	var got []string
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			got = append(got, fmt.Sprintf("%s>%s %s", vs.Addr, rs.Addr, rs.Checks[0].MiscPath))
+		}
+	}
+	want := []string{
+		"10.0.0.4>192.168.0.1 /etc/keepalived/vs.sh 0.1",
+		"10.0.0.4>192.168.0.2 /etc/keepalived/vs.sh 0.2",
+		"10.0.1.4>192.168.1.1 /etc/keepalived/vs.sh 1.1",
+		"10.0.1.4>192.168.1.2 /etc/keepalived/vs.sh 1.2",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("virtual servers:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// each statement of a multiline value is its own (its position is
+	// the line that used it)
+	if vs := cfg.VirtualServers[1]; vs.Quorum != 2 || vs.Pos.Line != 20 {
+		t.Errorf("virtual server at %s, quorum %d", vs.Pos, vs.Quorum)
+	}
+}
+
+// keepalived replaces $NAME only before a blank or at the end of a line
+// (else only ${NAME}); ${NAME} inside a word is one word.
+func TestVariableForms(t *testing.T) {
+	src := `$X=5
+$P=150
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 9
+    priority ${P}
+    virtual_ipaddress {
+        10.1.2.$X
+        10.1.3.${X}/24
+    }
+    notify_master "/bin/echo $X"
+    notify_backup "/bin/echo $X x"
+}
+`
+	cfg, ds := Parse("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	v := cfg.VRRPInstances[0]
+	if got := vrrpSummary(cfg); got != "A 150 10.1.2.5/32,10.1.3.5/24\n" {
+		t.Errorf("got %q", got)
+	}
+	if v.Notify.Master.Cmd != "/bin/echo $X" || v.Notify.Backup.Cmd != "/bin/echo 5 x" {
+		t.Errorf("notify %q / %q", v.Notify.Master.Cmd, v.Notify.Backup.Cmd)
+	}
+	_, ds = Parse("t.conf", []byte("$X=5\nvrrp_instance A {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.1.1.$X/32\n }\n}\n"), nil)
+	if !strings.Contains(ds.Error(), `t.conf:6:3: error: virtual_ipaddress: "10.1.1.$X/32" is not an address`) {
+		t.Errorf("$X before a non-blank: %s", diagStrings(ds))
+	}
+}
+
+// ~SEQ, ~SEQx and ~LST, alone, combined and nested, as the manual's
+// examples give them.
+func TestSequences(t *testing.T) {
+	src := `vrrp_instance A {
+    interface eth0
+    virtual_router_id 9
+    virtual_ipaddress {
+        ~SEQ(SUBNET, 0, 3) 10.0.${SUBNET}.1
+        ~LST({IP, IP1}, {10,1},{20,4}) ~SEQ(IP2,168,2,172) 192.${IP2}.${IP}.${IP1}
+        ~SEQ(D, 3) 10.9.9.${D}
+        ~SEQ(E, 4, 2) 10.8.8.${E}
+    }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 10
+    virtual_ipaddress {
+        ~SEQx(AD2, 0x90, 0x10, 0xb0) ~SEQx(AD1, 0x12, -1, 0x11) fe81::10:${AD2}:${AD1}
+    }
+}
+$S= \
+vrrp_instance S${N} { \
+    interface eth0 \
+    virtual_router_id 2${N} \
+    priority 1${N}0 \
+}
+~SEQ(N, 1, 3) $S
+`
+	cfg, ds := Parse("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	want := "A 100 10.0.0.1/32,10.0.1.1/32,10.0.2.1/32,10.0.3.1/32," +
+		"192.168.10.1/32,192.170.10.1/32,192.172.10.1/32,192.168.20.4/32,192.170.20.4/32,192.172.20.4/32," +
+		"10.9.9.1/32,10.9.9.2/32,10.9.9.3/32,10.8.8.4/32,10.8.8.3/32,10.8.8.2/32\n" +
+		"B 100 fe81::10:90:12/128,fe81::10:90:11/128,fe81::10:a0:12/128,fe81::10:a0:11/128,fe81::10:b0:12/128,fe81::10:b0:11/128\n" +
+		"S1 110 \nS2 120 \nS3 130 \n"
+	if got := vrrpSummary(cfg); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+
+	for _, tc := range []struct{ line, err string }{
+		{"~SEQ(X) 1", "t.conf:5:9: error: ~SEQ(X): want (VAR, [START, [STEP,]] END)"},
+		{"~SEQ(X, 1, 0, 4) 1", "a step of 0"},
+		{"~SEQx(X, -1, 4) 1", "~SEQx takes numbers from 0 only"},
+		{"~SEQ(X, a) 1", `"a" is not a number`},
+		{"~SEQ(X, 1, 4 1", `no closing ")"`},
+		{"~LST({A, B}, {1}) 1", "1 values for 2 variables"},
+		{"~SEQ(1X, 4) 1", "want (VAR"},
+	} {
+		_, ds := Parse("t.conf", []byte("vrrp_instance A {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n        "+tc.line+"\n }\n}\n"), nil)
+		if !strings.Contains(ds.Error(), tc.err) {
+			t.Errorf("%s: want %q in\n%s", tc.line, tc.err, diagStrings(ds))
+		}
+	}
+	// the sequence's variable is its own: not defined after it
+	_, ds = Parse("t.conf", []byte("~SEQ(Q, 2) $Y=1\nglobal_defs {\n router_id ${Q}x\n}\n"), nil)
+	if !strings.Contains(ds.Error(), "undefined variable $Q") {
+		t.Errorf("the sequence's variable after it: %s", diagStrings(ds))
+	}
+}
+
+func TestPredefinedVariables(t *testing.T) {
+	t.Setenv("GOVS_TEST_ENV", "from-env")
+	src := `global_defs {
+    router_id ${_INSTANCE}-${_ENV GOVS_TEST_ENV}
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 9
+    priority ${_RANDOM 10 20}
+    notify_master "${_PWD}/n.sh ${_HASH}${_BANG}"
+    virtual_ipaddress {
+        10.0.0.1
+    }
+}
+`
+	for range 20 {
+		cfg, ds := Parse("conf/t.conf", []byte(src), &ParseOptions{ConfigID: "lb7"})
+		if ds.HasErrors() {
+			t.Fatal(diagStrings(ds))
+		}
+		abs, _ := filepath.Abs("conf")
+		v := cfg.VRRPInstances[0]
+		if cfg.Global.RouterID != "lb7-from-env" || v.Priority < 10 || v.Priority > 20 || v.Notify.Master.Cmd != abs+"/n.sh #!" {
+			t.Fatalf("router_id %q, priority %d, notify %q", cfg.Global.RouterID, v.Priority, v.Notify.Master.Cmd)
+		}
+	}
+	_, ds := Parse("t.conf", []byte("global_defs {\n router_id x${_RANDOM 9 3}\n}\n"), nil)
+	if !strings.Contains(ds.Error(), "t.conf:2:2: error: ${_RANDOM [MIN [MAX]]}: want 0 <= MIN <= MAX") {
+		t.Errorf("_RANDOM 9 3: %s", diagStrings(ds))
+	}
+}
+
+// Variables that use each other end with an error, not a hang.
+func TestVariableLoops(t *testing.T) {
+	for _, src := range []string{
+		"$A=${B}\n$B=${A}\nglobal_defs {\n router_id $A\n}\n",
+		"$A=x $A\nglobal_defs {\n router_id $A\n}\n",
+		"$M= \\\nrouter_id 1 \\\n$M\nglobal_defs {\n $M\n}\n",
+	} {
+		_, ds := Parse("t.conf", []byte(src), nil)
+		if !strings.Contains(ds.Error(), "variable expansion longer than") && !strings.Contains(ds.Error(), "nested deeper than") {
+			t.Errorf("%q: %s", src, diagStrings(ds))
+		}
+	}
+}
+
+// A big template: 8 × 32 instances from one line, each with its own
+// variables, as the manual's 65,024-instance example (smaller).
+func TestSequenceTemplate(t *testing.T) {
+	src := `$VI4= \
+vrrp_instance vrrp4.${IF}.${NUM} { \
+    interface bond${IF}.${NUM} \
+    virtual_router_id ${NUM} \
+    priority 130 \
+    virtual_ipaddress { \
+        10.${IF}.${NUM}.1/24 \
+    } \
+}
+~SEQ(IF,0,7) ~SEQ(NUM,1,32) $VI4
+`
+	cfg, ds := Parse("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	if len(cfg.VRRPInstances) != 256 {
+		t.Fatalf("%d instances", len(cfg.VRRPInstances))
+	}
+	last := cfg.VRRPInstances[255]
+	if last.Name != "vrrp4.7.32" || last.Interface != "bond7.32" || last.VIPs[0].Prefix.String() != "10.7.32.1/24" || strconv.Itoa(last.VirtualRouterID) != "32" {
+		t.Errorf("last instance %+v", last)
+	}
+}
+
+// The writer keeps a line that makes several blocks (a sequence, a
+// multiline value) as it is written while they are unchanged, and
+// refuses to change or delete one of them.
+func TestWriteFilesKeepsSequences(t *testing.T) {
+	src := `$I= \
+vrrp_instance V${N} { \
+    interface eth0 \
+    virtual_router_id ${N} \
+    virtual_ipaddress { \
+        10.0.0.${N} \
+    } \
+}
+~SEQ(N, 1, 3) $I
+
+virtual_server 10.0.0.1 80 {
+    real_server 10.0.1.1 80 {
+        weight 1
+    }
+}
+`
+	parse := func() *Config {
+		cfg, ds := Parse("t.conf", []byte(src), nil)
+		if ds.HasErrors() {
+			t.Fatal(diagStrings(ds))
+		}
+		return cfg
+	}
+	cfg := parse()
+	cfg.VirtualServers[0].RealServers[0].Weight = 5
+	out, err := cfg.WriteFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(out["t.conf"])
+	if want := strings.Replace(src, "weight 1", "weight 5", 1); got != want {
+		t.Errorf("written:\n%s\nwant\n%s", got, want)
+	}
+	re, ds := Parse("t.conf", out["t.conf"], nil)
+	if ds.HasErrors() || vrrpSummary(re) != vrrpSummary(cfg) {
+		t.Errorf("written file reads as\n%s%s", vrrpSummary(re), diagStrings(ds))
+	}
+
+	cfg = parse()
+	cfg.VRRPInstances[1].Priority = 50
+	if _, err := cfg.WriteFiles(); err == nil || !strings.Contains(err.Error(), "t.conf:9:1: a block this line makes (with 2 others, through variables or ~SEQ/~LST) was changed") {
+		t.Errorf("changed instance of a sequence: %v", err)
+	}
+	cfg = parse()
+	cfg.VRRPInstances = cfg.VRRPInstances[:2]
+	if _, err := cfg.WriteFiles(); err == nil || !strings.Contains(err.Error(), "was deleted") {
+		t.Errorf("deleted instance of a sequence: %v", err)
+	}
+}
