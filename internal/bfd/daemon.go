@@ -297,67 +297,49 @@ func (d *Daemon) listen(v6 bool) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bfd: listen on %s: %w", addr, err)
 	}
-	// read reads one packet with its TTL or hop limit (-1 when
-	// unknown) and the address it was sent to
-	var read func(b []byte) (n, ttl int, dst netip.Addr, src net.Addr, err error)
+	// each packet comes with its TTL or hop limit and the address it
+	// was sent to
 	if v6 {
-		p := ipv6.NewPacketConn(conn)
-		if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("bfd: %s: hop limit: %w", addr, err)
-		}
-		read = func(b []byte) (int, int, netip.Addr, net.Addr, error) {
-			n, cm, src, err := p.ReadFrom(b)
-			if cm == nil {
-				return n, -1, netip.Addr{}, src, err
-			}
-			dst, _ := netip.AddrFromSlice(cm.Dst)
-			return n, cm.HopLimit, dst, src, err
-		}
+		err = ipv6.NewPacketConn(conn).SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true)
 	} else {
-		p := ipv4.NewPacketConn(conn)
-		if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("bfd: %s: ttl: %w", addr, err)
-		}
-		read = func(b []byte) (int, int, netip.Addr, net.Addr, error) {
-			n, cm, src, err := p.ReadFrom(b)
-			if cm == nil {
-				return n, -1, netip.Addr{}, src, err
-			}
-			dst, _ := netip.AddrFromSlice(cm.Dst)
-			return n, cm.TTL, dst, src, err
-		}
+		err = ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("bfd: %s: ttl and destination of packets: %w", addr, err)
+	}
+	read, err := packetReader(conn, v6)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("bfd: %s: %w", addr, err)
 	}
 	d.wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
-			n, ttl, dst, src, err := read(buf)
+			p, err := read(buf)
 			if err != nil {
 				return // closed
 			}
-			d.deliver(buf[:n], src, dst, ttl)
+			d.deliver(buf[:p.n], p)
 		}
 	})
 	return &listener{conn: conn}, nil
 }
 
 // deliver checks a packet and applies it to its session.
-func (d *Daemon) deliver(b []byte, src net.Addr, dst netip.Addr, ttl int) {
+func (d *Daemon) deliver(b []byte, rp rawPacket) {
 	p, err := Parse(b)
 	if err != nil {
 		d.drop(err.Error())
 		return
 	}
-	ua, ok := src.(*net.UDPAddr)
-	if !ok {
+	if !rp.src.IsValid() {
 		return
 	}
-	sa, _ := netip.AddrFromSlice(ua.IP)
 	// handled here rather than handed to the loop: a goroutine wake-up
 	// less per packet (the loop is woken only when something is due
 	// sooner than it planned)
-	if d.handle(received{p: p, src: sa.Unmap(), dst: dst.Unmap(), ttl: ttl}) {
+	if d.handle(received{p: p, src: rp.src.Unmap(), dst: rp.dst.Unmap(), ttl: rp.ttl}) {
 		d.poke()
 	}
 }
@@ -481,8 +463,7 @@ func (d *Daemon) send(l *live, now time.Time) {
 	if l.conn == nil {
 		return
 	}
-	dst := &net.UDPAddr{IP: l.s.cfg.Peer.Unmap().AsSlice(), Port: controlPort}
-	if _, err := l.conn.WriteTo(p.Marshal(), dst); err != nil {
+	if err := sendTo(l.conn, p.Marshal(), l.s.cfg.Peer); err != nil {
 		if l.err != err.Error() {
 			d.log.Warn("bfd: send", "bfd_instance", l.s.cfg.Name, "err", err)
 		}

@@ -46,6 +46,9 @@ func (c *Config) SetRealServerWeight(rs *RealServer, w int) (map[string][]byte, 
 	if node == nil {
 		return nil, fmt.Errorf("%s: real_server statement not found in the source", rs.Pos)
 	}
+	if node.expanded {
+		return nil, fmt.Errorf("%s: this real_server is written through variables or ~SEQ/~LST; change its weight by hand", rs.Pos)
+	}
 	data := file.data
 	lines := lineStarts(data)
 	var out []byte
@@ -54,6 +57,9 @@ func (c *Config) SetRealServerWeight(rs *RealServer, w int) (map[string][]byte, 
 		if ch.Keyword() == "weight" && ch.Pos.File == rs.Pos.File && len(ch.Words) == 2 {
 			wordNode = ch
 		}
+	}
+	if wordNode != nil && wordNode.expanded {
+		return nil, fmt.Errorf("%s: the weight is written through a variable; change it by hand", wordNode.Pos)
 	}
 	if wordNode != nil && slices.Contains(file.conds, wordNode.Pos.Line) {
 		return nil, fmt.Errorf("%s: the weight line is conditional (@ID) and may hold another host's weight; change it by hand", wordNode.Pos)

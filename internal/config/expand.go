@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -37,16 +38,29 @@ const maxSubstitutions = 1 << 16
 // other.
 const maxExpandDepth = 32
 
-// maxSequence bounds the lines one ~SEQ or ~LST line makes.
+// maxSequence bounds the values of one ~SEQ or ~LST.
 const maxSequence = 1 << 20
+
+// maxLineTokens bounds the words one line of the file makes through
+// multiline values and sequences (keepalived's manual's largest example,
+// 65,024 instances from one line, makes about 1.6 million);
+// maxLineBytes the text substitution makes from it, and maxLineRows the
+// values its (nested) sequences take. (Variables: tests lower them.)
+var (
+	maxLineTokens = 1 << 21
+	maxLineBytes  = 1 << 28
+	maxLineRows   = 1 << 20
+)
 
 // origin is the line of the file an expanded line came from.
 type origin struct {
 	pos      Pos
 	off, end int // byte span in the file
 	line     int // the file's line number, for conditional marks
-	// subs counts the substitutions made for it
-	subs int
+	// subs counts the substitutions made for it (for each value of a
+	// sequence); toks, rows and bytes the words, sequence values and
+	// substituted text it made in all
+	subs, toks, rows, bytes int
 	// failed stops the expansion after an error
 	failed bool
 }
@@ -72,7 +86,8 @@ func reference(s string, k int) (a, b int, name string, args []string, ok bool) 
 		if j < len(s) && s[j] == '{' {
 			c := strings.IndexByte(s[j:], '}')
 			if c < 0 {
-				return 0, 0, "", nil, false
+				k = j // no closing brace: "${" is literal
+				continue
 			}
 			f := strings.Fields(s[j+1 : j+c])
 			if len(f) > 0 && validVarName(f[0]) {
@@ -92,6 +107,24 @@ func reference(s string, k int) (a, b int, name string, args []string, ok bool) 
 		k = a + 1
 	}
 	return 0, 0, "", nil, false
+}
+
+// unbraced warns of a defined $NAME written before a character other
+// than a blank, which keepalived (and govs) leave as it is.
+func (p *syntaxParser) unbraced(s string, pos Pos) {
+	for i := strings.IndexByte(s, '$'); i >= 0; i = strings.IndexByte(s, '$') {
+		s = s[i+1:]
+		j := 0
+		for j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z' || j > 0 && s[j] >= '0' && s[j] <= '9') {
+			j++
+		}
+		if j == 0 || j == len(s) || strings.IndexByte(" \t\r\f\v", s[j]) >= 0 {
+			continue
+		}
+		if _, def := p.vars[s[:j]]; def {
+			p.diags.warnf(pos, "$%s before %q is not replaced (only before a blank, as keepalived does): write ${%s}", s[:j], string(s[j]), s[:j])
+		}
+	}
 }
 
 // sequenceStart reports whether a line starts with a ~SEQ or ~LST.
@@ -159,8 +192,8 @@ func (p *syntaxParser) lookup(name string, args []string, braced bool, o *origin
 		if len(args) > 1 && err == nil {
 			hi, err = strconv.Atoi(args[1])
 		}
-		if err != nil || lo < 0 || hi < lo {
-			p.diags.errorf(o.pos, "${_RANDOM [MIN [MAX]]}: want 0 <= MIN <= MAX, got %q", strings.Join(args, " "))
+		if err != nil || lo < 0 || hi < lo || hi > 1<<31-1 {
+			p.diags.errorf(o.pos, "${_RANDOM [MIN [MAX]]}: want 0 <= MIN <= MAX <= 2147483647, got %q", strings.Join(args, " "))
 			return "", false
 		}
 		return strconv.Itoa(lo + rand.IntN(hi-lo+1)), true
@@ -252,6 +285,11 @@ func (p *syntaxParser) expandLine(out *lexOut, text string, o *origin, cond bool
 			return
 		}
 		t = t[:a] + val + t[b:]
+		if o.bytes += len(t); o.bytes > maxLineBytes {
+			p.diags.errorf(o.pos, "variable expansion longer than %d bytes in all for this line (a variable that uses itself?)", maxLineBytes)
+			o.failed = true
+			return
+		}
 		if strings.Contains(val, "\n") {
 			// a multiline value: its lines are read one by one
 			for _, l := range strings.Split(t, "\n") {
@@ -266,6 +304,7 @@ func (p *syntaxParser) expandLine(out *lexOut, text string, o *origin, cond bool
 		p.expandLine(out, t, o, cond, depth+1)
 		return
 	}
+	p.unbraced(t, o.pos)
 	p.words(out, t, o)
 }
 
@@ -288,9 +327,15 @@ func (p *syntaxParser) words(out *lexOut, t string, o *origin) {
 	out.synth++
 	line := out.synth
 	add := func(k tokKind, text string, quoted bool) {
+		o.toks++
 		out.toks = append(out.toks, token{kind: k, text: text, quoted: quoted, pos: o.pos, off: o.off, end: o.end, expanded: true, line: line})
 	}
-	for i := 0; i < len(t); {
+	for i := 0; i < len(t) && !o.failed; {
+		if o.toks >= maxLineTokens {
+			p.diags.errorf(o.pos, "this line makes more than %d words through variables and sequences", maxLineTokens)
+			o.failed = true
+			break
+		}
 		c := t[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
@@ -370,9 +415,16 @@ func (p *syntaxParser) sequence(out *lexOut, t string, o *origin, cond bool, dep
 			saved[i] = &v
 		}
 	}
+	subs := o.subs
 	for _, row := range rows {
 		for i, n := range names {
 			p.vars[n] = row[i]
+		}
+		o.subs = subs
+		if o.rows++; o.rows > maxLineRows {
+			p.diags.errorf(o.pos, "this line's sequences take more than %d values", maxLineRows)
+			o.failed = true
+			break
 		}
 		p.expandLine(out, rest, o, cond, depth+1)
 		if o.failed {
@@ -441,6 +493,9 @@ func parseSeq(spec string, hex bool) (string, []string, error) {
 			vals = append(vals, strconv.FormatInt(v, 16))
 		} else {
 			vals = append(vals, strconv.FormatInt(v, 10))
+		}
+		if step > 0 && v > math.MaxInt64-step || step < 0 && v < math.MinInt64-step {
+			break // the next one is past the largest number
 		}
 	}
 	return f[0], vals, nil

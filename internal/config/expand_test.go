@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // vrrpSummary is "NAME PRIORITY VIP,VIP" per instance, one per line.
@@ -331,5 +333,98 @@ virtual_server 10.0.0.1 80 {
 	cfg.VRRPInstances = cfg.VRRPInstances[:2]
 	if _, err := cfg.WriteFiles(); err == nil || !strings.Contains(err.Error(), "was deleted") {
 		t.Errorf("deleted instance of a sequence: %v", err)
+	}
+}
+
+// Review cases: bounds, warnings and the weight writer.
+func TestExpansionEdges(t *testing.T) {
+	parse := func(src string) (*Config, Diagnostics) { return Parse("t.conf", []byte(src), nil) }
+	defer func(n int) { maxLineTokens = n }(maxLineTokens)
+	maxLineTokens = 5000
+	for _, tc := range []struct{ src, want string }{
+		{"global_defs {\n router_id x${_RANDOM 0 9223372036854775807}\n}\n", "want 0 <= MIN <= MAX <= 2147483647"},
+		{"~SEQ(a,1,1000000) ~SEQ(b,1,1000000)\n", "take more than 1048576 values"},
+		{"$W=a b c d e f g h i j\n$W2=$W $W $W $W $W $W $W $W $W $W\n~SEQ(a,1,1000) $W2\n", "more than 5000 words"},
+		{"$W=a b c d e f g h i j\n$M= \\\n$W \\\n$W\n$M1= \\\n$M \\\n$M\n$M2= \\\n$M1 \\\n$M1\n~SEQ(a,1,1000) $M2\n", "more than 5000 words"},
+		{"$X=5\nglobal_defs {\n router_id $X.a\n}\n", `t.conf:3:2: warning: $X before "." is not replaced (only before a blank, as keepalived does): write ${X}`},
+		{"$VIP=1\nvirtual_server_group G {\n 10.0.0.$VIP}\n", `$VIP before "}" is not replaced`},
+		{"$M= \\\n router_id 1 \\\n", `multiline definition of $M: the file ends before a line without a final "\"`},
+	} {
+		start := time.Now()
+		_, ds := parse(tc.src)
+		if !strings.Contains(ds.Error(), tc.want) {
+			t.Errorf("%q: want %q in\n%s", tc.src, tc.want, diagStrings(ds))
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("%q took %v", tc.src, d)
+		}
+	}
+	cfg, ds := parse("$X=1\nglobal_defs {\n router_id \"a${ $X b\"\n}\n")
+	if cfg.Global.RouterID != "a${ 1 b" {
+		t.Errorf("an unclosed ${: router_id %q (%s)", cfg.Global.RouterID, diagStrings(ds))
+	}
+	if _, vals, err := parseSeq("I, 9223372036854775800, 10, 9223372036854775807", false); err != nil || len(vals) != 1 {
+		t.Errorf("a sequence past the largest number: %v %v", vals, err)
+	}
+}
+
+// The manual's template at the size of a large site: 41 × 255 instances
+// from one line.
+func TestSequenceTemplateLarge(t *testing.T) {
+	src := `$VI4= \
+vrrp_instance vrrp4.${IF}.${NUM} { \
+    interface bond${IF}.${NUM} \
+    use_vmac vrrp4.${IF}.${NUM} \
+    virtual_router_id ${NUM} \
+    priority 130 \
+    virtual_ipaddress { \
+        10.${IF}.${NUM}.1/24 \
+    } \
+}
+~SEQ(IF,0,40) ~SEQ(NUM,1,255) $VI4
+`
+	cfg, ds := Parse("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds)[:2000])
+	}
+	if len(cfg.VRRPInstances) != 41*255 {
+		t.Errorf("%d instances", len(cfg.VRRPInstances))
+	}
+}
+
+// The weight writer refuses a real_server written through variables or
+// a sequence (its text is not its words), and the writer keeps a line
+// that makes statements without objects (includes).
+func TestWritersAndExpandedLines(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "k.conf")
+	src := "virtual_server 10.0.0.1 80 {\n    ~SEQ(i, 1, 3) real_server 10.0.1.${i} 80 { inhibit_on_failure }\n    real_server 10.0.0.9 80 {\n        inhibit_on_failure\n    }\n}\n~SEQ(i, 1, 2) include vs${i}.conf\n"
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("k.conf", src)
+	write("vs1.conf", "virtual_server 10.0.0.2 80 {\n}\n")
+	write("vs2.conf", "virtual_server 10.0.0.3 80 {\n}\n")
+	cfg, ds := Load(main, nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	vs := cfg.VirtualServers[0]
+	if len(vs.RealServers) != 4 || len(cfg.VirtualServers) != 3 {
+		t.Fatalf("%d real servers, %d virtual servers", len(vs.RealServers), len(cfg.VirtualServers))
+	}
+	if _, err := cfg.SetRealServerWeight(vs.RealServers[1], 7); err == nil || !strings.Contains(err.Error(), "written through variables or ~SEQ/~LST") {
+		t.Errorf("weight of a real_server from a sequence: %v", err)
+	}
+	out, err := cfg.SetRealServerWeight(vs.RealServers[3], 7)
+	if err != nil || !strings.Contains(string(out[main]), "real_server 10.0.0.9 80 {\n        weight 7\n") {
+		t.Errorf("weight of the literal real_server: %v\n%s", err, out[main])
+	}
+	cfg, _ = Load(main, nil)
+	out, err = cfg.WriteFiles()
+	if err != nil || string(out[main]) != src {
+		t.Errorf("unchanged write: %v\n%s", err, out[main])
 	}
 }

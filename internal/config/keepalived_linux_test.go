@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,11 +90,13 @@ func TestAdvancedConfigAsKeepalived(t *testing.T) {
 	run("ip", "-n", ns, "link", "set", "v1", "up")
 
 	for _, id := range []string{"high", "low"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		// -d dumps the configuration it read at start; it is stopped
-		// by the timeout
+		// (SIGTERM) by the timeout
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "keepalived", "-n", "-l", "-D", "-d", "-P", "-i", id,
-			"-f", conf, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "kv.pid"))
+			"-f", conf, "-p", filepath.Join(dir, id+".pid"), "-r", filepath.Join(dir, id+"-vrrp.pid"))
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 5 * time.Second
 		out, _ := cmd.CombinedOutput()
 		cancel()
 		ka := keepalivedDump(string(out))

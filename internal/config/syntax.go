@@ -66,6 +66,9 @@ type Node struct {
 	// usesVar marks a statement with a word a variable gave (in it or in
 	// its block).
 	usesVar bool
+	// expanded marks a statement whose own words came from substitution
+	// or a sequence (its text in the file is not these words).
+	expanded bool
 }
 
 // Keyword returns the statement's keyword.
@@ -233,6 +236,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 					if more = strings.TrimSpace(more); more != "" {
 						parts = append(parts, more)
 					}
+					cont := true
 					for j < n {
 						next := lineEnd(j + 1)
 						l := strings.TrimSpace(stripCommentQuoted(string(data[j+1 : next])))
@@ -242,14 +246,14 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 						if l == "" {
 							continue
 						}
-						l, cont := strings.CutSuffix(l, "\\")
+						l, cont = strings.CutSuffix(l, "\\")
 						parts = append(parts, l)
 						if !cont {
 							break
 						}
-						if j == n {
-							p.diags.warnf(pos, "multiline definition of $%s: the last line ends with \"\\\"", v)
-						}
+					}
+					if cont {
+						p.diags.warnf(pos, "multiline definition of $%s: the file ends before a line without a final \"\\\"", v)
 					}
 					val = strings.Join(parts, "\n")
 				}
@@ -267,12 +271,14 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			// read as keepalived reads it: substituted, then split
 			// into words (expand.go).
 			j := lineEnd(i)
-			if rest := stripCommentQuoted(string(data[i:j])); p.needsExpansion(rest) {
+			rest := stripCommentQuoted(string(data[i:j]))
+			if p.needsExpansion(rest) {
 				o := &origin{pos: pos, off: i, end: j, line: line}
 				p.expandLine(out, rest, o, condLine, 0)
 				i = j
 				continue
 			}
+			p.unbraced(rest, pos)
 		}
 		atLineStart = false
 		switch c {
@@ -338,7 +344,9 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 				if !ok {
 					break
 				}
-				p.diags.warnf(pos, "undefined variable $%s (quote the word to keep a literal $)", name)
+				if _, def := p.vars[name]; !def {
+					p.diags.warnf(pos, "undefined variable $%s (quote the word to keep a literal $)", name)
+				}
 				k = b
 			}
 		}
@@ -484,6 +492,7 @@ func (bp *blockParser) statement() *Node {
 		n.Words = append(n.Words, Word{Text: t.text, Quoted: t.quoted, Pos: t.pos})
 		n.end = t.end
 		n.usesVar = n.usesVar || t.expanded
+		n.expanded = n.expanded || t.expanded
 		bp.i++
 	}
 	if bp.peek().kind == tOpen {

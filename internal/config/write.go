@@ -375,7 +375,9 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 func lineUnchanged(it srcItem, live map[any]bool) error {
 	var orig, cur []string
 	for _, n := range it.lineNodes {
-		orig = append(orig, originalRendering(n))
+		if r := originalRendering(n); r != "\x00" {
+			orig = append(orig, r) // (an include, an unknown keyword: no object)
+		}
 	}
 	for _, o := range it.lineObjs {
 		if !live[o] {

@@ -48,6 +48,9 @@ func TestIPv6SourceUnderDAD(t *testing.T) {
 		t.Fatalf("b's link-local address is not under DAD:\n%s", ipn(t, b, "-6", "addr", "show", "dev", "eth0"))
 	}
 	backup := startGovs(t, b, cfg("B", 100))
+	if !waitFor(time.Second, func() bool { return backup.status().State != StateInit }) {
+		t.Fatalf("the BACKUP did not start: %+v", backup.status())
+	}
 	// every state the BACKUP shows while its source is tentative (its
 	// master-down interval is some 0.35 s: without the MASTER's adverts
 	// it would take over many times over)
@@ -90,4 +93,43 @@ func TestIPv6SourceUnderDAD(t *testing.T) {
 	if src := backup.status().LocalAddr; !src.IsLinkLocalUnicast() {
 		t.Errorf("advert source %s, want the link-local address", src)
 	}
+}
+
+// TestIPv6OwnerUnderDAD: an address owner starts MASTER at once; while
+// its link-local source is under duplicate address detection its
+// adverts fail (send_errors), then they go out.
+func TestIPv6OwnerUnderDAD(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("vr%04ddo", os.Getpid()%10000)
+	addNetns(t, ns, true)
+	for _, k := range []string{"all", "default"} {
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+k+".accept_dad=1")
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+k+".dad_transmits=3")
+	}
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "eth1", "netns", ns)
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "link", "set", "eth0", "up")
+	tentative := func() bool {
+		return strings.Contains(ipn(t, ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"), "tentative")
+	}
+	if !waitFor(time.Second, tentative) {
+		t.Fatalf("eth0's link-local address is not under DAD:\n%s", ipn(t, ns, "-6", "addr", "show", "dev", "eth0"))
+	}
+	g := startGovs(t, ns, InstanceConfig{Name: "O", Interface: "eth0", VRID: 62, Priority: 255, Version: 3,
+		AdvertInterval: 100 * time.Millisecond,
+		VirtualIPs:     []VirtualIP{{Prefix: netip.MustParsePrefix("fd00:62::100/64"), NoDAD: true}}})
+	if !waitFor(time.Second, func() bool { return g.status().State == StateMaster && g.status().Counters.SendErrors > 0 }) {
+		t.Fatalf("the owner under DAD: %+v", g.status())
+	}
+	if !waitFor(6*time.Second, func() bool { return !tentative() }) {
+		t.Fatal("DAD did not end")
+	}
+	time.Sleep(200 * time.Millisecond)
+	c0 := g.status().Counters
+	time.Sleep(500 * time.Millisecond)
+	c := g.status().Counters
+	if c.AdvertsSent < c0.AdvertsSent+3 || c.SendErrors != c0.SendErrors || g.status().State != StateMaster {
+		t.Errorf("after DAD: sent %d → %d, send errors %d → %d, %s", c0.AdvertsSent, c.AdvertsSent, c0.SendErrors, c.SendErrors, g.status().State)
+	}
+	t.Logf("send errors while tentative: %d", c0.SendErrors)
 }

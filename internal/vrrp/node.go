@@ -181,8 +181,9 @@ type instance struct {
 	started time.Time
 	// upSince is when it first left INIT (zero before)
 	upSince time.Time
-	// openErr is the last reason the socket could not open
-	openErr string
+	// openErr is the last reason the socket could not open, sendErr
+	// the last advert's (logged when it changes)
+	openErr, sendErr string
 	// pinned is the source address a track_src_ip instance lost and
 	// waits for (retryOpen)
 	pinned netip.Addr
@@ -1220,8 +1221,18 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 		}
 		if err := in.conn.Send(&adv); err != nil {
 			in.count.SendErrors++
-			log.Warn("send advert", "err", err)
+			if msg := err.Error(); msg != in.sendErr {
+				// (once per reason: an IPv6 source under duplicate
+				// address detection fails every advert for a second
+				// or two)
+				in.sendErr = msg
+				log.Warn("send advert (logged again when the reason changes; counted in send_errors)", "err", err)
+			}
 			return
+		}
+		if in.sendErr != "" {
+			log.Info("send advert: works again", "failed", in.count.SendErrors)
+			in.sendErr = ""
 		}
 		in.count.AdvertsSent++
 		if a.Priority == PriorityStop {

@@ -34,8 +34,10 @@ type fakeSystem struct {
 	watch    func(string, bool)
 	vmacs    map[string]int // use_vmac interfaces: times set up
 	vmacOps  []string
-	// goneAddrs are addresses AddrPresent denies
-	goneAddrs map[netip.Addr]bool
+	// goneAddrs are addresses LocalAddrs leaves out, tentativeAddrs
+	// those it says are under duplicate address detection
+	goneAddrs      map[netip.Addr]bool
+	tentativeAddrs map[netip.Addr]bool
 }
 
 func newFakeSystem(n *fakeNet, addr string) *fakeSystem {
@@ -112,6 +114,9 @@ func (s *fakeSystem) LocalAddrs(ctx context.Context) (map[netip.Addr]AddrState, 
 	out := map[netip.Addr]AddrState{s.addr: AddrUsable}
 	for p := range s.vips {
 		out[p.Addr()] = AddrUsable
+	}
+	for a := range s.tentativeAddrs {
+		out[a] = AddrTentative
 	}
 	for a := range s.goneAddrs {
 		delete(out, a)
@@ -623,4 +628,39 @@ func TestNodeNotifyPriorityChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNodeSourceTentative: an IPv6 instance's link-local source that
+// goes under duplicate address detection again (its link came back) is
+// kept, even with track_src_ip, as keepalived keeps it; gone, it puts
+// an instance with track_src_ip in FAULT.
+func TestNodeSourceTentative(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		sys := newFakeSystem(fnet, "fe80::1")
+		cfg := baseConfig()
+		cfg.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("fd00::100/64")}}
+		cfg.Version, cfg.Priority, cfg.State, cfg.TrackSrcIP = 3, 255, "MASTER", true
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{cfg}, System: sys})
+		defer func() { cancel(); <-done }()
+		time.Sleep(2 * time.Second)
+		s0 := stateOf(n, "VI_1")
+		if s0.State != StateMaster || s0.LocalAddr != sys.addr {
+			t.Fatalf("start: %+v", s0)
+		}
+		sys.mu.Lock()
+		sys.tentativeAddrs = map[netip.Addr]bool{sys.addr: true}
+		sys.mu.Unlock()
+		time.Sleep(3 * time.Second)
+		if s := stateOf(n, "VI_1"); s.State != StateMaster || len(s.Transitions) != len(s0.Transitions) {
+			t.Fatalf("source tentative: %+v", s)
+		}
+		sys.mu.Lock()
+		sys.goneAddrs = map[netip.Addr]bool{sys.addr: true}
+		sys.mu.Unlock()
+		time.Sleep(3 * time.Second)
+		if s := stateOf(n, "VI_1"); s.State != StateFault {
+			t.Fatalf("source gone: %+v", s)
+		}
+	})
 }
