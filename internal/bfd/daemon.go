@@ -62,7 +62,7 @@ type Daemon struct {
 // live is a running session and its socket.
 type live struct {
 	s    *session
-	conn net.PacketConn
+	conn *sendConn
 	err  string
 	// dialAt: when to try opening the socket again (its source may
 	// not be an address of the host yet)
@@ -207,7 +207,13 @@ func errString(err error) string {
 // dialLocked opens a session's socket; a failure is retried every
 // second (tick).
 func (d *Daemon) dialLocked(l *live, now time.Time) {
-	conn, err := dial(l.s.cfg)
+	pc, err := dial(l.s.cfg)
+	var conn *sendConn
+	if err == nil {
+		if conn, err = newSendConn(pc); err != nil {
+			pc.Close()
+		}
+	}
 	if err != nil {
 		if l.err != err.Error() {
 			d.log.Error("bfd: session socket", "bfd_instance", l.s.cfg.Name, "err", err)
@@ -299,15 +305,6 @@ func (d *Daemon) listen(v6 bool) (*listener, error) {
 	}
 	// each packet comes with its TTL or hop limit and the address it
 	// was sent to
-	if v6 {
-		err = ipv6.NewPacketConn(conn).SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true)
-	} else {
-		err = ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true)
-	}
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("bfd: %s: ttl and destination of packets: %w", addr, err)
-	}
 	read, err := packetReader(conn, v6)
 	if err != nil {
 		conn.Close()
@@ -463,7 +460,7 @@ func (d *Daemon) send(l *live, now time.Time) {
 	if l.conn == nil {
 		return
 	}
-	if err := sendTo(l.conn, p.Marshal(), l.s.cfg.Peer); err != nil {
+	if err := l.conn.sendTo(p.Marshal(), netip.AddrPortFrom(l.s.cfg.Peer, controlPort)); err != nil {
 		if l.err != err.Error() {
 			d.log.Warn("bfd: send", "bfd_instance", l.s.cfg.Name, "err", err)
 		}

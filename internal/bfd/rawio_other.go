@@ -3,6 +3,7 @@
 package bfd
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 
@@ -18,14 +19,19 @@ type rawPacket struct {
 	src netip.Addr
 }
 
-// sendTo sends b to dst, port controlPort.
-func sendTo(c net.PacketConn, b []byte, dst netip.Addr) error {
-	_, err := c.WriteTo(b, &net.UDPAddr{IP: dst.Unmap().AsSlice(), Port: controlPort})
+// sendConn is a session's sending socket.
+type sendConn struct{ net.PacketConn }
+
+func newSendConn(c net.PacketConn) (*sendConn, error) { return &sendConn{c}, nil }
+
+// sendTo sends b to dst.
+func (c *sendConn) sendTo(b []byte, dst netip.AddrPort) error {
+	_, err := c.WriteTo(b, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())))
 	return err
 }
 
-// packetReader reads the packets of a listening socket with their TTL
-// and destination.
+// packetReader asks for the TTL (hop limit) and destination of each
+// packet of a listening socket and reads its packets with them.
 func packetReader(conn net.PacketConn, v6 bool) (func(b []byte) (rawPacket, error), error) {
 	addrOf := func(a net.Addr) netip.Addr {
 		if u, ok := a.(*net.UDPAddr); ok {
@@ -36,6 +42,9 @@ func packetReader(conn net.PacketConn, v6 bool) (func(b []byte) (rawPacket, erro
 	}
 	if v6 {
 		p := ipv6.NewPacketConn(conn)
+		if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
+			return nil, fmt.Errorf("hop limit and destination of packets: %w", err)
+		}
 		return func(b []byte) (rawPacket, error) {
 			n, cm, src, err := p.ReadFrom(b)
 			r := rawPacket{n: n, ttl: -1, src: addrOf(src)}
@@ -47,6 +56,9 @@ func packetReader(conn net.PacketConn, v6 bool) (func(b []byte) (rawPacket, erro
 		}, nil
 	}
 	p := ipv4.NewPacketConn(conn)
+	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst, true); err != nil {
+		return nil, fmt.Errorf("ttl and destination of packets: %w", err)
+	}
 	return func(b []byte) (rawPacket, error) {
 		n, cm, src, err := p.ReadFrom(b)
 		r := rawPacket{n: n, ttl: -1, src: addrOf(src)}
