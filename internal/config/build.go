@@ -256,6 +256,9 @@ func (b *builder) global(n *Node) {
 			b.flag(c, &g.CheckerNoSwap)
 		case "bfd_no_swap":
 			b.flag(c, &g.BFDNoSwap)
+		case "include_check":
+			// read by the syntax layer for the includes after it
+			// (syntaxParser.setIncludeCheck)
 		case "dynamic_interfaces", "reload_check_config":
 			// what govs always does: an instance whose interface is
 			// missing waits in FAULT for it (and follows it when it is
@@ -292,6 +295,8 @@ func (b *builder) global(n *Node) {
 			b.d.warnf(c.Pos, "%s: govs has no DBus interface; the API (govs status, govs reload, /api/v1/state) does what keepalived's DBus methods do", c.Keyword())
 		case "vrrp_mcast_group4":
 			b.str(c, &g.VRRPMcastGroup4)
+		case "vrrp_down_timer_adverts":
+			b.intv(c, 1, 100, &g.VRRPDownTimerAdverts)
 		case "vrrp_mcast_group6":
 			b.str(c, &g.VRRPMcastGroup6)
 		case "vrrp_strict":
@@ -625,6 +630,8 @@ func (b *builder) tracks(n *Node) []Track {
 				i++
 			case "reverse":
 				t.Reverse = true
+			case "noreverse":
+				t.Reverse = false // (keepalived's explicit default)
 			default:
 				// keepalived also accepts a bare weight after the name.
 				if _, err := strconv.Atoi(ws[i].Text); err == nil && !t.HasWeight {
@@ -741,6 +748,15 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.addr(c, &vi.McastSrcIP)
 		case "unicast_fault_no_peer":
 			b.flag(c, &vi.UnicastFaultNoPeer)
+		case "mcast_dst_ip":
+			b.addr(c, &vi.McastDstIP)
+			if vi.McastDstIP.IsValid() && !vi.McastDstIP.IsMulticast() {
+				b.d.errorf(c.Pos, "mcast_dst_ip %s is not a multicast address", vi.McastDstIP)
+			}
+		case "down_timer_adverts":
+			b.intv(c, 1, 100, &vi.DownTimerAdverts)
+		case "promote_secondaries":
+			b.flag(c, &vi.PromoteSecondaries)
 		case "lvs_sync_daemon_interface":
 			// keepalived's older spelling of lvs_sync_daemon IF INSTANCE
 			var ifname string
@@ -1871,6 +1887,8 @@ func (b *builder) realServer(n *Node) *RealServer {
 			b.flagPtr(c, &rs.SMTPAlert)
 		case "name", "govs_name":
 			b.str(c, &rs.Name)
+		case "virtualhost":
+			b.str(c, &rs.Virtualhost)
 		case CheckTCP, CheckHTTP, CheckSSL, CheckSMTP, CheckDNS, CheckMisc, CheckUDP, CheckPing, CheckFile, CheckBFD:
 			rs.Checks = append(rs.Checks, b.check(c)...)
 		default:
@@ -2008,6 +2026,8 @@ func (b *builder) checkSpecific(c *Node, ck *Check) bool {
 			}
 		case "virtualhost":
 			b.str(c, &ck.Virtualhost)
+		case "fast_recovery":
+			// what govs always does: every url in every attempt
 		case "enable_sni":
 			b.flag(c, &ck.EnableSNI)
 		case "sni_name":

@@ -140,7 +140,7 @@ func TestErrors(t *testing.T) {
 		{"duplicate vrid", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 5\n}\n", 5, "virtual_router_id 5 already used on eth0"},
 		{"bad netmask", "virtual_server 10.0.0.1 80 {\n persistence_timeout 60\n persistence_granularity 255.0.255.0\n}\n", 1, "not contiguous"},
 		{"unknown keyword", "global_defs {\n frobnicate 1\n}\n", 2, `warning: unsupported keyword "frobnicate" in global_defs`},
-		{"include missing", "include nothere/*.conf\n", 1, `include "nothere/*.conf": no such file`},
+		{"include missing", "includea nothere/*.conf\n", 1, `includea "nothere/*.conf": no such file`},
 		{"vip not in vrrp", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1\n }\n}\nvirtual_server 10.0.0.9 80 {\n}\n", 8, "warning: virtual_server 10.0.0.9 80: address 10.0.0.9 is not a virtual_ipaddress"},
 		{"threshold order", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  uthreshold 10\n  lthreshold 20\n }\n}\n", 2, "lthreshold 20 must be below uthreshold 10"},
 		{"http without url", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n  }\n }\n}\n", 3, "needs at least one url"},

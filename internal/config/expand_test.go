@@ -428,3 +428,64 @@ func TestWritersAndExpandedLines(t *testing.T) {
 		t.Errorf("unchanged write: %v\n%s", err, out[main])
 	}
 }
+
+// keepalived's include variants and include_check, and brace patterns.
+func TestIncludeVariants(t *testing.T) {
+	files := map[string]string{
+		"/k/a.conf":      "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
+		"/k/b.conf":      "vrrp_instance B {\n interface eth0\n virtual_router_id 2\n virtual_ipaddress {\n  10.0.0.2\n }\n}\n",
+		"/k/d/x.conf":    "vrrp_instance X {\n interface eth0\n virtual_router_id 3\n virtual_ipaddress {\n  10.0.0.3\n }\n}\n",
+		"/k/empty/.keep": "",
+	}
+	opts := &ParseOptions{
+		ReadFile: func(n string) ([]byte, error) {
+			if b, ok := files[n]; ok {
+				return []byte(b), nil
+			}
+			return nil, os.ErrNotExist
+		},
+		Glob: func(p string) ([]string, error) {
+			var out []string
+			for n := range files {
+				if ok, _ := filepath.Match(p, n); ok {
+					out = append(out, n)
+				}
+			}
+			return out, nil
+		},
+	}
+	names := func(c *Config) string {
+		var s []string
+		for _, v := range c.VRRPInstances {
+			s = append(s, v.Name)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct{ src, names, diag string }{
+		{"includer a.conf\nincludem b.conf\nincludea d/*.conf\n", "A,B,X", ""},
+		{"include {b,a,d/x}.conf\n", "B,A,X", ""},
+		{"include {a,{b,zz}}.conf\n", "A,B", ""},
+		{"include empty/*.conf\n", "", ""},
+		{"includer empty/*.conf\n", "", ""},
+		{"include none.conf\n", "", `warning: include "none.conf": no such file (read as nothing`},
+		{"includem none.conf\n", "", `error: includem "none.conf": no such file`},
+		{"includem empty/*.conf\n", "", ""},
+		{"includew empty/*.conf\n", "", `error: includew "empty/*.conf": no such file`},
+		{"includeb {a,zz}.conf\n", "A", `/k/zz.conf matches no file (include_check brace_match)`},
+		{"global_defs {\n include_check\n}\ninclude empty/*.conf\n", "", `error: include "empty/*.conf": no such file`},
+		{"global_defs {\n include_check wildcard_match\n}\ninclude empty/*.conf\n", "", `no such file`},
+		{"global_defs {\n include_check\n include_check -wildcard_match -match -brace_match\n}\ninclude empty/*.conf\n", "", ""},
+		{"global_defs {\n include_check +sometimes\n}\n", "", `include_check: unknown check "+sometimes"`},
+	} {
+		cfg, ds := Parse("/k/main.conf", []byte(tc.src), opts)
+		if got := names(cfg); got != tc.names {
+			t.Errorf("%q: instances %s, want %s (%s)", tc.src, got, tc.names, diagStrings(ds))
+		}
+		if tc.diag == "" && len(ds) > 0 || tc.diag != "" && !strings.Contains(diagStrings(ds), tc.diag) {
+			t.Errorf("%q: diagnostics\n%s\nwant %q", tc.src, diagStrings(ds), tc.diag)
+		}
+	}
+	if got := strings.Join(expandBraces("/a/{x,y{1,2}}/{p,q}.c{onf}"), " "); got != "/a/x/p.c{onf} /a/x/q.c{onf} /a/y1/p.c{onf} /a/y1/q.c{onf} /a/y2/p.c{onf} /a/y2/q.c{onf}" {
+		t.Errorf("expandBraces: %s", got)
+	}
+}

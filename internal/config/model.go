@@ -199,13 +199,16 @@ type GlobalDefs struct {
 	// JSONVersion (json_version) is the layout of keepalived.json: 1 (a
 	// list of instances) or 2 (an object whose "vrrp" is that list); 0
 	// is 1.
-	JSONVersion      int      `json:"json_version,omitempty"`
-	VRRPMcastGroup4  string   `json:"vrrp_mcast_group4,omitempty"`
-	VRRPMcastGroup6  string   `json:"vrrp_mcast_group6,omitempty"`
-	VRRPStrict       bool     `json:"vrrp_strict,omitempty"`
-	VRRPGarpInterval Duration `json:"vrrp_garp_interval,omitempty"`
-	VRRPGnaInterval  Duration `json:"vrrp_gna_interval,omitempty"`
-	VRRPStartupDelay Duration `json:"vrrp_startup_delay,omitempty"`
+	JSONVersion     int    `json:"json_version,omitempty"`
+	VRRPMcastGroup4 string `json:"vrrp_mcast_group4,omitempty"`
+	// VRRPDownTimerAdverts is vrrp_down_timer_adverts: every instance's
+	// down_timer_adverts unless it has its own (0: 3).
+	VRRPDownTimerAdverts int      `json:"vrrp_down_timer_adverts,omitempty"`
+	VRRPMcastGroup6      string   `json:"vrrp_mcast_group6,omitempty"`
+	VRRPStrict           bool     `json:"vrrp_strict,omitempty"`
+	VRRPGarpInterval     Duration `json:"vrrp_garp_interval,omitempty"`
+	VRRPGnaInterval      Duration `json:"vrrp_gna_interval,omitempty"`
+	VRRPStartupDelay     Duration `json:"vrrp_startup_delay,omitempty"`
 	// VMACPrefix is vmac_prefix: the name of a use_vmac interface without
 	// one of its own is VMACPrefix.VRID ("" = "vrrp").
 	VMACPrefix string `json:"vmac_prefix,omitempty"`
@@ -690,7 +693,16 @@ type VRRPInstance struct {
 	CheckUnicastSrc bool          `json:"check_unicast_src,omitempty"`
 	// UnicastFaultNoPeer (unicast_fault_no_peer): with no unicast peer
 	// the instance stays in FAULT instead of advertising by multicast.
-	UnicastFaultNoPeer bool       `json:"unicast_fault_no_peer,omitempty"`
+	UnicastFaultNoPeer bool `json:"unicast_fault_no_peer,omitempty"`
+	// McastDstIP (mcast_dst_ip) is the instance's multicast group
+	// instead of vrrp_mcast_group4/6.
+	McastDstIP netip.Addr `json:"mcast_dst_ip,omitzero"`
+	// DownTimerAdverts (down_timer_adverts) is the master-down timer in
+	// adverts (1-100; 0: vrrp_down_timer_adverts, else 3).
+	DownTimerAdverts int `json:"down_timer_adverts,omitempty"`
+	// PromoteSecondaries sets the interface's promote_secondaries
+	// (IPv4), so that deleting one address of a subnet keeps the others.
+	PromoteSecondaries bool       `json:"promote_secondaries,omitempty"`
 	NotifyPrioChange   bool       `json:"notify_priority_changes,omitempty"`
 	McastSrcIP         netip.Addr `json:"mcast_src_ip,omitempty"`
 	Auth               *Auth      `json:"authentication,omitempty"`
@@ -980,6 +992,9 @@ type RealServer struct {
 	NotifyDown       *Script    `json:"notify_down,omitempty"`
 	InhibitOnFailure *bool      `json:"inhibit_on_failure,omitempty"`
 	SMTPAlert        *bool      `json:"smtp_alert,omitempty"`
+	// Virtualhost is the Host of this server's HTTP_GET/SSL_GET checks
+	// without their own (before the virtual server's).
+	Virtualhost string `json:"virtualhost,omitempty"`
 	CheckDefaults
 	Checks []*Check `json:"checks,omitempty"`
 }

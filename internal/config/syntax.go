@@ -143,6 +143,9 @@ type syntaxParser struct {
 	// condVars are the variables defined on conditional lines: a line
 	// that uses one counts as conditional for the writer
 	condVars []string
+	// includeCheck is include_check's checks (global_defs) for the
+	// includes that follow
+	includeCheck int
 	// condIncludes counts the conditional include lines being read: what
 	// they include is this host's only; sawCondInclude says there was one
 	condIncludes   int
@@ -217,7 +220,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			for j < n && data[j] != '\n' {
 				j++
 			}
-			if f := strings.Fields(string(data[k:j])); len(f) > 0 && f[0] == "include" {
+			if f := strings.Fields(string(data[k:j])); len(f) > 0 && includeKeywords[f[0]] != nil {
 				// another config-id reads other files
 				p.sawCondInclude = true
 			}
@@ -262,6 +265,21 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 					// a statement using it differs between hosts
 					p.condVars = append(p.condVars, v)
 				}
+				i = j
+				continue
+			}
+		}
+		if atLineStart && c == 'i' {
+			// "include {a,b}/*.conf": the pattern is the rest of the
+			// line, braces and all (csh-style alternatives)
+			j := lineEnd(i)
+			rest := stripCommentQuoted(string(data[i:j]))
+			if f := strings.Fields(rest); len(f) > 1 && includeKeywords[f[0]] != nil && strings.ContainsAny(rest, "{}") {
+				k := i + strings.Index(rest, f[0])
+				out.toks = append(out.toks, token{kind: tWord, text: f[0], pos: pos, off: k, end: k + len(f[0]), line: line})
+				arg := strings.TrimSpace(rest[len(f[0]):])
+				k = i + strings.Index(rest, arg)
+				out.toks = append(out.toks, token{kind: tWord, text: arg, pos: Pos{File: name, Line: line, Col: k - lineStart + 1}, off: k, end: k + len(arg), line: line})
 				i = j
 				continue
 			}
@@ -453,7 +471,7 @@ func (bp *blockParser) list(parent *Node) []*Node {
 			bp.suspect = parent
 		}
 		n := bp.statement()
-		if n.Keyword() == "include" && !n.HasBlock {
+		if includeKeywords[n.Keyword()] != nil && !n.HasBlock {
 			cond := slices.Contains(bp.file.conds, n.Pos.Line)
 			if cond {
 				bp.p.condIncludes++
@@ -471,6 +489,14 @@ func (bp *blockParser) list(parent *Node) []*Node {
 			}
 			out = append(out, inc...)
 			continue
+		}
+		if n.Keyword() == "global_defs" {
+			// include_check applies to the includes that follow
+			for _, c := range n.Block {
+				if c.Keyword() == "include_check" {
+					bp.p.setIncludeCheck(c)
+				}
+			}
 		}
 		if parent == nil {
 			bp.file.nodes = append(bp.file.nodes, n)
@@ -511,49 +537,203 @@ func (bp *blockParser) statement() *Node {
 	return n
 }
 
-// include expands "include PATTERN" relative to the including file.
+// include expands "include PATTERN" (or a variant with checks:
+// includer, includem, includew, includeb, includea) relative to the
+// including file.
 func (p *syntaxParser) include(n *Node) []*Node {
 	if len(n.Words) != 2 {
-		p.diags.errorf(n.Pos, "include takes one file name or pattern")
+		p.diags.errorf(n.Pos, "%s takes one file name or pattern", n.Keyword())
 		return nil
 	}
+	checks := p.includeCheck | *includeKeywords[n.Keyword()]
 	pat := n.Words[1].Text
 	if !filepath.IsAbs(pat) {
 		pat = filepath.Join(filepath.Dir(n.Pos.File), pat)
 	}
-	matches, err := p.opts.glob(pat)
-	if err != nil {
-		p.diags.errorf(n.Words[1].Pos, "include %q: %v", n.Words[1].Text, err)
-		return nil
+	var matches []string
+	seen := map[string]bool{}
+	for _, alt := range expandBraces(pat) {
+		m, err := p.opts.glob(alt)
+		if err != nil {
+			p.diags.errorf(n.Words[1].Pos, "%s %q: %v", n.Keyword(), n.Words[1].Text, err)
+			return nil
+		}
+		if !strings.HasPrefix(filepath.Base(alt), ".") {
+			// as glob(3): a wildcard does not match a leading dot (nor
+			// the writer's temporary files, .NAME.tmp*)
+			m = slices.DeleteFunc(m, func(f string) bool { return strings.HasPrefix(filepath.Base(f), ".") })
+		}
+		if len(m) == 0 && checks&checkBrace != 0 && alt != pat {
+			p.diags.errorf(n.Words[1].Pos, "%s %q: %s matches no file (include_check brace_match)", n.Keyword(), n.Words[1].Text, alt)
+		}
+		sort.Strings(m)
+		for _, f := range m {
+			if !seen[f] {
+				seen[f] = true
+				matches = append(matches, f)
+			}
+		}
 	}
 	if len(matches) == 0 {
-		p.diags.errorf(n.Words[1].Pos, "include %q: no such file", n.Words[1].Text)
+		// keepalived's plain include takes a pattern that matches
+		// nothing as nothing (an empty conf.d); its checks make it an
+		// error: match for a name without wildcards, wildcard_match
+		// for any
+		wild := strings.ContainsAny(pat, "*?[")
+		switch {
+		case checks&checkWildcard != 0 || checks&checkMatch != 0 && !wild:
+			p.diags.errorf(n.Words[1].Pos, "%s %q: no such file", n.Keyword(), n.Words[1].Text)
+		case !wild:
+			p.diags.warnf(n.Words[1].Pos, "%s %q: no such file (read as nothing, as keepalived does; includem or include_check make it an error)", n.Keyword(), n.Words[1].Text)
+		}
 		return nil
 	}
-	if !strings.HasPrefix(filepath.Base(pat), ".") {
-		// as glob(3): a wildcard does not match a leading dot (nor the
-		// writer's temporary files, .NAME.tmp*)
-		matches = slices.DeleteFunc(matches, func(m string) bool { return strings.HasPrefix(filepath.Base(m), ".") })
-	}
-	sort.Strings(matches)
 	if len(p.stack) >= maxIncludeDepth {
-		p.diags.errorf(n.Pos, "include %q: includes nested deeper than %d", n.Words[1].Text, maxIncludeDepth)
+		p.diags.errorf(n.Pos, "%s %q: includes nested deeper than %d", n.Keyword(), n.Words[1].Text, maxIncludeDepth)
 		return nil
 	}
 	var out []*Node
 	for _, m := range matches {
 		for _, s := range p.stack {
 			if s == m {
-				p.diags.errorf(n.Pos, "include %q: file includes itself", m)
+				p.diags.errorf(n.Pos, "%s %q: file includes itself", n.Keyword(), m)
 				return out
 			}
 		}
 		data, err := p.opts.readFile(m)
 		if err != nil {
-			p.diags.errorf(n.Words[1].Pos, "include %q: %v", m, err)
+			// (keepalived skips a file it cannot read unless
+			// include_check readable; govs refuses it: the blocks in
+			// it would go on a reload)
+			p.diags.errorf(n.Words[1].Pos, "%s %q: %v", n.Keyword(), m, err)
 			continue
 		}
+		// include_check set in an included file ends with it
+		saved := p.includeCheck
 		out = append(out, p.parseFile(m, data)...)
+		p.includeCheck = saved
 	}
 	return out
+}
+
+// include_check's checks.
+const (
+	checkReadable = 1 << iota
+	checkMatch
+	checkWildcard
+	checkBrace
+	checkAll = checkReadable | checkMatch | checkWildcard | checkBrace
+)
+
+// includeKeywords are include and its variants, with the checks each
+// adds.
+var includeKeywords = map[string]*int{
+	"include":  new(0),
+	"includer": new(checkReadable),
+	"includem": new(checkMatch | checkReadable),
+	"includew": new(checkWildcard | checkReadable),
+	"includeb": new(checkBrace | checkReadable),
+	"includea": new(checkAll),
+}
+
+// setIncludeCheck reads "include_check [[+|-]CHECK …]" (global_defs):
+// no CHECK means all of them; a CHECK without + or - sets, + adds, -
+// removes.
+func (p *syntaxParser) setIncludeCheck(c *Node) {
+	if len(c.Words) == 1 {
+		p.includeCheck = checkAll
+		return
+	}
+	set := 0
+	plain := false
+	cur := p.includeCheck
+	for _, w := range c.Words[1:] {
+		name, op := w.Text, byte(0)
+		if name != "" && (name[0] == '+' || name[0] == '-') {
+			op, name = name[0], name[1:]
+		}
+		var bit int
+		switch name {
+		case "readable":
+			bit = checkReadable
+		case "match":
+			bit = checkMatch | checkReadable
+		case "wildcard_match":
+			bit = checkWildcard | checkReadable
+		case "brace_match":
+			bit = checkBrace | checkReadable
+		default:
+			p.diags.errorf(w.Pos, "include_check: unknown check %q (readable, match, wildcard_match, brace_match)", w.Text)
+			continue
+		}
+		switch op {
+		case '+':
+			cur |= bit
+		case '-':
+			cur &^= bit &^ checkReadable
+			if bit == checkReadable {
+				cur &^= checkReadable
+			}
+		default:
+			set |= bit
+			plain = true
+		}
+	}
+	if plain {
+		cur = set
+	}
+	p.includeCheck = cur
+}
+
+// expandBraces expands csh-style brace alternatives ("{a,b}", nested) in
+// an include pattern, in order; a brace without a comma or a closing
+// brace is literal.
+func expandBraces(s string) []string {
+	depth, open := 0, -1
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '{':
+			if depth == 0 {
+				open = i
+			}
+			depth++
+		case '}':
+			if depth == 0 {
+				continue
+			}
+			if depth--; depth > 0 {
+				continue
+			}
+			// the alternatives of s[open+1:i], split at top-level commas
+			var alts []string
+			d, from := 0, open+1
+			for j := open + 1; j < i; j++ {
+				switch s[j] {
+				case '{':
+					d++
+				case '}':
+					d--
+				case ',':
+					if d == 0 {
+						alts = append(alts, s[from:j])
+						from = j + 1
+					}
+				}
+			}
+			if alts == nil {
+				continue // "{x}": literal
+			}
+			alts = append(alts, s[from:i])
+			var out []string
+			for _, a := range alts {
+				for _, rest := range expandBraces(a + s[i+1:]) {
+					out = append(out, s[:open]+rest)
+				}
+			}
+			return out
+		}
+	}
+	return []string{s}
 }

@@ -838,6 +838,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 		w.num("vrrp_version", g.VRRPVersion)
 	}
 	w.str("vrrp_mcast_group4", g.VRRPMcastGroup4)
+	w.num("vrrp_down_timer_adverts", g.VRRPDownTimerAdverts)
 	w.str("vrrp_mcast_group6", g.VRRPMcastGroup6)
 	w.flag("vrrp_strict", g.VRRPStrict)
 	w.dur("vrrp_garp_interval", g.VRRPGarpInterval)
@@ -1085,6 +1086,9 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.num("unicast_ttl", vi.UnicastTTL)
 	w.flag("check_unicast_src", vi.CheckUnicastSrc)
 	w.flag("unicast_fault_no_peer", vi.UnicastFaultNoPeer)
+	w.addr("mcast_dst_ip", vi.McastDstIP)
+	w.num("down_timer_adverts", vi.DownTimerAdverts)
+	w.flag("promote_secondaries", vi.PromoteSecondaries)
 	w.str("lvs_sync_daemon_interface", vi.syncIf)
 	w.flag("notify_priority_changes", vi.NotifyPrioChange)
 	if len(vi.UnicastPeers) > 0 {
@@ -1372,6 +1376,7 @@ func renderRS(w *wr, rs *RealServer) {
 	w.script("notify_down", rs.NotifyDown)
 	w.boolPtr("inhibit_on_failure", rs.InhibitOnFailure)
 	w.boolPtr("smtp_alert", rs.SMTPAlert)
+	w.str("virtualhost", rs.Virtualhost)
 	renderCheckDefaults(w, rs.CheckDefaults)
 	for _, c := range rs.Checks {
 		renderCheck(w, c)

@@ -1243,3 +1243,61 @@ func mustLoad(t *testing.T, src string) *config.Config {
 	}
 	return cfg
 }
+
+// TestInstanceGroupTimerPromote: mcast_dst_ip, down_timer_adverts (and
+// the global vrrp_down_timer_adverts), promote_secondaries and a
+// tracker's explicit noreverse reach the VRRP instances.
+func TestInstanceGroupTimerPromote(t *testing.T) {
+	src := "global_defs {\n    vrrp_down_timer_adverts 5\n}\nvrrp_script chk {\n    script /bin/true\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    mcast_dst_ip 224.0.0.99\n    down_timer_adverts 7\n    promote_secondaries\n" +
+		"    track_script {\n        chk weight 10 noreverse\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    virtual_ipaddress {\n        10.0.0.101\n    }\n}\n"
+	cfg := mustLoad(t, src)
+	insts, _, _ := vrrpOptions(cfg)
+	a, b := insts[0], insts[1]
+	if a.MulticastGroup != netip.MustParseAddr("224.0.0.99") || a.DownTimerAdverts != 7 || !a.PromoteSecondaries ||
+		len(a.TrackScripts) != 1 || a.TrackScripts[0].Reverse || a.TrackScripts[0].Weight != 10 {
+		t.Errorf("A: group %v, down timer %d, promote %v, track %+v", a.MulticastGroup, a.DownTimerAdverts, a.PromoteSecondaries, a.TrackScripts)
+	}
+	if b.MulticastGroup.IsValid() || b.DownTimerAdverts != 5 || b.PromoteSecondaries {
+		t.Errorf("B: group %v, down timer %d, promote %v", b.MulticastGroup, b.DownTimerAdverts, b.PromoteSecondaries)
+	}
+	// the writer keeps them
+	var got strings.Builder
+	for _, f := range []string{"mcast_dst_ip 224.0.0.99", "down_timer_adverts 7", "promote_secondaries", "vrrp_down_timer_adverts 5"} {
+		if !strings.Contains(string(config.Format(cfg)), f) {
+			got.WriteString(f + "; ")
+		}
+	}
+	if got.Len() > 0 {
+		t.Errorf("Format lost: %s", got.String())
+	}
+	for _, bad := range []string{"mcast_dst_ip 10.0.0.1", "down_timer_adverts 101"} {
+		_, ds := config.LoadBytes("t.conf", []byte(strings.Replace(src, "promote_secondaries", bad, 1)), nil)
+		if ds.Err() == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// TestVirtualhostOrder: an HTTP check's Host is its own virtualhost,
+// else its real server's, else its virtual server's (keepalived's order).
+func TestVirtualhostOrder(t *testing.T) {
+	src := "virtual_server 192.0.2.10 80 {\n    virtualhost vs.example\n" +
+		"    real_server 10.0.0.1 80 {\n        virtualhost rs.example\n        HTTP_GET {\n            url {\n                path /\n            }\n        }\n        HTTP_GET {\n            virtualhost ck.example\n            url {\n                path /\n            }\n        }\n    }\n" +
+		"    real_server 10.0.0.2 80 {\n        HTTP_GET {\n            url {\n                path /\n            }\n        }\n    }\n}\n"
+	cfg := mustLoad(t, src)
+	vs := cfg.VirtualServers[0]
+	var got []string
+	for _, rs := range vs.RealServers {
+		for _, c := range rs.Checks {
+			got = append(got, checkSpec(vs, rs, c, 80).HTTP.VirtualHost)
+		}
+	}
+	if want := []string{"rs.example", "ck.example", "vs.example"}; !slices.Equal(got, want) {
+		t.Errorf("hosts %v, want %v", got, want)
+	}
+	if !strings.Contains(string(config.Format(cfg)), "virtualhost rs.example") {
+		t.Error("Format lost the real server's virtualhost")
+	}
+}

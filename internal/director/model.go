@@ -1,6 +1,7 @@
 package director
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -325,7 +326,9 @@ func checkSpec(vs *config.VirtualServer, rs *config.RealServer, c *config.Check,
 	case config.CheckHTTP, config.CheckSSL:
 		h := &health.HTTPSpec{Protocol: c.HTTPProtocol, VirtualHost: c.Virtualhost, SNI: c.EnableSNI, SNIName: c.SNIName, Verify: c.TLSVerify}
 		if h.VirtualHost == "" {
-			h.VirtualHost = vs.Virtualhost
+			// keepalived: the checker's, else the real server's, else
+			// the virtual server's
+			h.VirtualHost = cmp.Or(rs.Virtualhost, vs.Virtualhost)
 		}
 		for _, u := range c.URLs {
 			us := health.URLSpec{Path: u.Path, Digest: strings.ToLower(u.Digest), VirtualHost: u.Virtualhost, Regex: u.Regex, RegexNoMatch: u.RegexNoMatch}

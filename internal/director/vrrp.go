@@ -1,6 +1,7 @@
 package director
 
 import (
+	"cmp"
 	"net"
 	"net/netip"
 	"strings"
@@ -113,6 +114,11 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if a, err := netip.ParseAddr(group); err == nil {
 			ic.MulticastGroup = a
 		}
+		if vi.McastDstIP.IsValid() {
+			ic.MulticastGroup = vi.McastDstIP
+		}
+		ic.DownTimerAdverts = cmp.Or(vi.DownTimerAdverts, g.VRRPDownTimerAdverts)
+		ic.PromoteSecondaries = vi.PromoteSecondaries
 		// as keepalived: no authentication without a password, with
 		// VRRPv3, for IPv6 or in strict mode (warned by Validate); the family as the
 		// instance reads it (its addresses, else its source or peers)

@@ -165,6 +165,12 @@ type InstanceConfig struct {
 	VMAC         string           `json:"use_vmac,omitempty"`
 	VMACAddr     net.HardwareAddr `json:"vmac_address,omitempty"`
 	VMACXmitBase bool             `json:"vmac_xmit_base,omitempty"`
+	// PromoteSecondaries sets the interface's promote_secondaries sysctl
+	// (IPv4) while the instance's socket is open, as keepalived's
+	// promote_secondaries: deleting one address of a subnet (a VIP)
+	// then keeps the others of that subnet. The value it had comes back
+	// when the last socket that set it closes.
+	PromoteSecondaries bool `json:"promote_secondaries,omitempty"`
 
 	// defaulted is set by WithDefaults so it is idempotent.
 	defaulted bool

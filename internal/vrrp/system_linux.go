@@ -43,6 +43,9 @@ type LinuxSystem struct {
 	ahCounters map[string]*ahCounter
 
 	fw vipFirewall // the no_accept rules
+	// promoted are the interfaces whose promote_secondaries instances
+	// set
+	promoted map[string]*promoteHold
 }
 
 var _ System = (*LinuxSystem)(nil)
@@ -254,6 +257,75 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 		c.dsts = append(c.dsts, p)
 	}
 	c.unicast = len(c.dsts) > 0
+	conn, err := s.openConn(cfg, c)
+	if err != nil || !cfg.PromoteSecondaries || cfg.IsIPv6() {
+		return conn, err
+	}
+	release, err := s.holdPromote(cfg.Interface)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("promote_secondaries on %s: %w", cfg.Interface, err)
+	}
+	return &promotingConn{Conn: conn, release: release}, nil
+}
+
+// promotingConn gives back the interface's promote_secondaries when it
+// closes.
+type promotingConn struct {
+	Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *promotingConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// holdPromote sets promote_secondaries on an interface, keeping the value
+// it had for the last release.
+func (s *LinuxSystem) holdPromote(ifname string) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := "net/ipv4/conf/" + ifname + "/promote_secondaries"
+	h := s.promoted[ifname]
+	if h == nil {
+		orig, err := s.sysctl(key)
+		if err != nil {
+			return nil, err
+		}
+		if orig != "1" {
+			if err := s.setSysctl(key, "1"); err != nil {
+				return nil, err
+			}
+		}
+		h = &promoteHold{orig: orig}
+		if s.promoted == nil {
+			s.promoted = map[string]*promoteHold{}
+		}
+		s.promoted[ifname] = h
+	}
+	h.refs++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if h.refs--; h.refs > 0 || s.promoted[ifname] != h {
+			return
+		}
+		delete(s.promoted, ifname)
+		if h.orig != "1" {
+			s.setSysctl(key, h.orig) // (the interface may be gone)
+		}
+	}, nil
+}
+
+type promoteHold struct {
+	orig string
+	refs int
+}
+
+// openConn opens the socket of OpenConn.
+func (s *LinuxSystem) openConn(cfg *InstanceConfig, c *linuxConn) (Conn, error) {
 	if cfg.AuthAH {
 		return s.openAH(cfg, c)
 	}
@@ -267,7 +339,7 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 		}
 		c.dsts = []netip.Addr{g}
 	}
-	err = s.inNS(func() error {
+	err := s.inNS(func() error {
 		if c.v6 {
 			return c.open6()
 		}

@@ -222,3 +222,32 @@ func TestLinuxSystemRouteOptions(t *testing.T) {
 		t.Errorf("routes left after removal:\n%s", out)
 	}
 }
+
+// TestPromoteSecondaries: promote_secondaries is set on the instance's
+// interface while it runs and put back at its stop.
+func TestPromoteSecondaries(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("vr%04dps", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "eth1", "netns", ns)
+	ipn(t, ns, "link", "set", "eth0", "up")
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "addr", "add", "10.8.0.1/24", "dev", "eth0")
+	value := func() string {
+		return strings.TrimSpace(run(t, "ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"))
+	}
+	run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=0")
+	g := startGovs(t, ns, InstanceConfig{Name: "P", Interface: "eth0", VRID: 12, Priority: 255, Version: 3,
+		AdvertInterval: 100 * time.Millisecond, PromoteSecondaries: true,
+		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.8.0.100/24")}}})
+	if !waitFor(2*time.Second, func() bool { return g.status().State == StateMaster }) {
+		t.Fatalf("not MASTER: %+v", g.status())
+	}
+	if v := value(); v != "1" {
+		t.Errorf("promote_secondaries while running: %s", v)
+	}
+	g.stop()
+	if v := value(); v != "0" {
+		t.Errorf("promote_secondaries after the stop: %s", v)
+	}
+}
