@@ -209,6 +209,8 @@ func (b *builder) global(n *Node) {
 			b.flagPtr(c, &g.SMTPAlertVRRP)
 		case "smtp_alert_checker":
 			b.flagPtr(c, &g.SMTPAlertChecker)
+		case "checker_log_all_failures":
+			b.flag(c, &g.CheckerLogAllFailures)
 		case "enable_script_security":
 			b.flag(c, &g.EnableScriptSecurity)
 		case "script_user":
@@ -1018,7 +1020,8 @@ func (b *builder) routes(n *Node) []Route {
 					r.Table = w.Text
 					r.TableID, _ = b.tableWord(w, "virtual_routes")
 				}
-			case "metric", "preference":
+			case "metric", "preference", "priority":
+				// (ip route's three names of the metric)
 				if w, ok := next(); ok {
 					r.Metric, _ = b.intWord(w, "metric", 0, 1<<31-1)
 				}

@@ -154,10 +154,13 @@ type GlobalDefs struct {
 	SMTPAlert             *bool    `json:"smtp_alert,omitempty"`
 	SMTPAlertVRRP         *bool    `json:"smtp_alert_vrrp,omitempty"`
 	SMTPAlertChecker      *bool    `json:"smtp_alert_checker,omitempty"`
-	EnableScriptSecurity  bool     `json:"enable_script_security,omitempty"`
-	ScriptUser            string   `json:"script_user,omitempty"`
-	StartupScript         *Script  `json:"startup_script,omitempty"`
-	ShutdownScript        *Script  `json:"shutdown_script,omitempty"`
+	// CheckerLogAllFailures (checker_log_all_failures) logs every failed
+	// check attempt, as each checker's log_all_failures.
+	CheckerLogAllFailures bool    `json:"checker_log_all_failures,omitempty"`
+	EnableScriptSecurity  bool    `json:"enable_script_security,omitempty"`
+	ScriptUser            string  `json:"script_user,omitempty"`
+	StartupScript         *Script `json:"startup_script,omitempty"`
+	ShutdownScript        *Script `json:"shutdown_script,omitempty"`
 	// StartupScriptTimeout, ShutdownScriptTimeout: 0 means keepalived's
 	// 10 s.
 	StartupScriptTimeout  Duration `json:"startup_script_timeout,omitempty"`

@@ -774,6 +774,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.boolPtr("smtp_alert", g.SMTPAlert)
 	w.boolPtr("smtp_alert_vrrp", g.SMTPAlertVRRP)
 	w.boolPtr("smtp_alert_checker", g.SMTPAlertChecker)
+	w.flag("checker_log_all_failures", g.CheckerLogAllFailures)
 	w.str("router_id", g.RouterID)
 	w.flag("enable_script_security", g.EnableScriptSecurity)
 	w.str("script_user", g.ScriptUser)

@@ -222,6 +222,10 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 	d.sup = health.NewSupervisor(health.SupervisorConfig{
 		NewChecker: opts.NewChecker,
 		Options:    health.Options{Scripts: runner, BFD: bfdWatcher{d}},
+		// log_all_failures, checker_log_all_failures
+		OnFailure: func(id, label string, err error, attempt, attempts int) {
+			d.log.Warn("health check failed", "server", id, "check", label, "err", err, "attempt", attempt, "of", attempts)
+		},
 	})
 	d.resign = make(chan struct{})
 	d.nodeDone = make(chan struct{})

@@ -1301,3 +1301,30 @@ func TestVirtualhostOrder(t *testing.T) {
 		t.Error("Format lost the real server's virtualhost")
 	}
 }
+
+// TestLogAllFailures: a checker's log_all_failures, or the global
+// checker_log_all_failures, reaches its health spec; route "priority"
+// is the metric, as ip route reads it.
+func TestLogAllFailures(t *testing.T) {
+	src := "virtual_server 192.0.2.10 80 {\n    real_server 10.0.0.1 80 {\n        TCP_CHECK {\n            log_all_failures\n        }\n        TCP_CHECK {\n            connect_port 81\n        }\n    }\n}\n"
+	for _, tc := range []struct {
+		global string
+		want   []bool
+	}{{"", []bool{true, false}}, {"global_defs {\n    checker_log_all_failures\n}\n", []bool{true, true}}} {
+		specs, err := buildSpecs(mustLoad(t, tc.global+src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []bool
+		for _, c := range specs[0].reals[0].checks {
+			got = append(got, c.LogAllFailures)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q: %v, want %v", tc.global, got, tc.want)
+		}
+	}
+	cfg := mustLoad(t, "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        192.0.2.0/24 via 10.0.0.1 priority 7\n    }\n}\n")
+	if r := cfg.VRRPInstances[0].Routes[0]; r.Metric != 7 {
+		t.Errorf("route metric %d, want 7", r.Metric)
+	}
+}

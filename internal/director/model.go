@@ -98,6 +98,12 @@ func buildSpecs(cfg *config.Config) ([]*vsSpec, error) {
 		}
 		for _, k := range keys {
 			s := newSpec(vs, k, alertDefault, pools)
+			for _, r := range s.reals {
+				for i := range r.checks {
+					// checker_log_all_failures: every checker's default
+					r.checks[i].LogAllFailures = r.checks[i].LogAllFailures || cfg.Global.CheckerLogAllFailures
+				}
+			}
 			if err := add(s); err != nil {
 				return nil, err
 			}
@@ -292,6 +298,7 @@ func checkSpec(vs *config.VirtualServer, rs *config.RealServer, c *config.Check,
 		BindIf:      c.BindIf,
 		FWMark:      c.FWMark,
 	}
+	sp.LogAllFailures = c.LogAllFailures
 	sp.ConnectTimeout = durp(c.ConnectTimeout, rs.ConnectTimeout, vs.ConnectTimeout)
 	sp.DelayLoop = durp(c.DelayLoop, rs.DelayLoop, vs.DelayLoop)
 	sp.DelayBeforeRetry = durp(c.DelayBeforeRetry, rs.DelayBeforeRetry, vs.DelayBeforeRetry)

@@ -65,6 +65,7 @@ type Spec struct {
 	DelayLoop        time.Duration  // default 60 s
 	Warmup           *time.Duration // random initial delay ≤ Warmup; default DelayLoop, 0 disables
 	Alpha            bool           // start down
+	LogAllFailures   bool           // every failed attempt to SupervisorConfig.OnFailure (log_all_failures)
 	Rise, Fall       int            // consecutive good/bad rounds to change state; default 1
 
 	// Piranha nanny semantics (0 = off).

@@ -51,6 +51,13 @@ type SupervisorConfig struct {
 	Rand func(n int64) int64
 	// Buffer is the capacity of the Transitions channel (default 256).
 	Buffer int
+	// LogAllFailures gives every check's failed attempts to OnFailure,
+	// as each Spec.LogAllFailures does its own (keepalived's
+	// checker_log_all_failures and log_all_failures).
+	LogAllFailures bool
+	// OnFailure hears failed attempts (label: the check, as in
+	// Transition.Reason; attempt of attempts in this round).
+	OnFailure func(id, label string, err error, attempt, attempts int)
 }
 
 // Supervisor runs health checks and emits transitions. Servers are added,
@@ -364,7 +371,7 @@ func (s *Supervisor) loop(ctx context.Context, id string, cs *checkState) {
 		up := cs.up
 		s.mu.Unlock()
 		started := time.Now()
-		r, retries := s.round(ctx, cs, up)
+		r, retries := s.round(ctx, id, cs, up)
 		if ctx.Err() != nil {
 			return
 		}
@@ -378,7 +385,7 @@ func (s *Supervisor) loop(ctx context.Context, id string, cs *checkState) {
 // round makes one attempt, plus up to Retry more (delay_before_retry
 // apart) while the check is up. It returns the last result and the
 // number of retries made.
-func (s *Supervisor) round(ctx context.Context, cs *checkState, up bool) (Result, int) {
+func (s *Supervisor) round(ctx context.Context, id string, cs *checkState, up bool) (Result, int) {
 	attempts := 1
 	if up {
 		attempts += *cs.spec.Retry
@@ -391,6 +398,9 @@ func (s *Supervisor) round(ctx context.Context, cs *checkState, up bool) (Result
 		r = s.attempt(ctx, cs)
 		if r.OK() || ctx.Err() != nil {
 			return r, i
+		}
+		if s.cfg.OnFailure != nil && (cs.spec.LogAllFailures || s.cfg.LogAllFailures) {
+			s.cfg.OnFailure(id, cs.label, r.Err, i+1, attempts)
 		}
 	}
 	return r, attempts - 1

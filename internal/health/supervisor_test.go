@@ -446,3 +446,48 @@ func TestSupervisorRunStops(t *testing.T) {
 		}
 	})
 }
+
+// TestSupervisorLogAllFailures: with log_all_failures every failed
+// attempt reaches OnFailure, retries included and while the state does
+// not change; without it (and without the global setting) none does.
+func TestSupervisorLogAllFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f, g := &fakeCheck{healthy: true}, &fakeCheck{healthy: true}
+		var mu sync.Mutex
+		var got []string
+		sup := NewSupervisor(SupervisorConfig{NewChecker: fakes{80: f, 81: g}.newChecker, Rand: func(n int64) int64 { return n / 2 },
+			OnFailure: func(id, label string, err error, attempt, attempts int) {
+				mu.Lock()
+				got = append(got, fmt.Sprintf("%s %s %d/%d: %v", id, label, attempt, attempts, err))
+				mu.Unlock()
+			}})
+		timing := func(s *Spec) { s.DelayLoop, s.Retry, s.DelayBeforeRetry = 10*time.Second, intp(2), time.Second }
+		if err := sup.Add(Server{ID: "rs1", Weight: 1, Checks: []Spec{spec(80, func(s *Spec) { timing(s); s.LogAllFailures = true })}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sup.Add(Server{ID: "rs2", Weight: 1, Checks: []Spec{spec(81, timing)}}); err != nil {
+			t.Fatal(err)
+		}
+		stop := run(t, sup)
+		defer stop()
+		next(t, sup)
+		next(t, sup)
+		time.Sleep(5 * time.Second)
+		f.set(false)
+		g.set(false)
+		// rs1's round at 10 s fails three times (down at 12 s); the next
+		// round, at 22 s, once
+		time.Sleep(18 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{
+			"rs1 TCP_CHECK 192.0.2.1:80 1/3: connect: connection refused",
+			"rs1 TCP_CHECK 192.0.2.1:80 2/3: connect: connection refused",
+			"rs1 TCP_CHECK 192.0.2.1:80 3/3: connect: connection refused",
+			"rs1 TCP_CHECK 192.0.2.1:80 1/1: connect: connection refused",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("failures heard:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
