@@ -248,7 +248,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// VRRP's system (a netlink handle) is opened even without instances,
 	// so that a reload can add some
 	var vsys vrrp.System
-	if s, err := vrrp.NewLinuxSystem(vrrp.LinuxOptions{}); err == nil {
+	if s, err := vrrp.NewLinuxSystem(vrrp.LinuxOptions{Logger: log}); err == nil {
 		vsys = s
 	} else if len(cfg.VRRPInstances) > 0 || len(cfg.Statics) > 0 {
 		dp.Close()

@@ -659,6 +659,13 @@ func (b *builder) notifier(c *Node, nf *Notifiers) bool {
 		nf.Fault = b.script(c)
 	case "notify_stop":
 		nf.Stop = b.script(c)
+	case "notify_deleted":
+		// with or without a script
+		if len(c.Words) == 1 && b.noBlock(c) {
+			nf.Deleted = &Script{Pos: c.Pos}
+		} else {
+			nf.Deleted = b.script(c)
+		}
 	case "notify":
 		nf.Any = b.script(c)
 	case "notify_master_rx_lower_pri":

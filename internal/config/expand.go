@@ -330,6 +330,13 @@ func (p *syntaxParser) words(out *lexOut, t string, o *origin) {
 		o.toks++
 		out.toks = append(out.toks, token{kind: k, text: text, quoted: quoted, pos: o.pos, off: o.off, end: o.end, expanded: true, line: line})
 	}
+	if f := strings.Fields(t); len(f) > 1 && includeKeywords[f[0]] != nil {
+		// "include PATTERN": the rest of the line is the pattern, its
+		// {a,b} alternatives included
+		add(tWord, f[0], false)
+		add(tWord, strings.TrimSpace(t[strings.Index(t, f[0])+len(f[0]):]), false)
+		return
+	}
 	for i := 0; i < len(t) && !o.failed; {
 		if o.toks >= maxLineTokens {
 			p.diags.errorf(o.pos, "this line makes more than %d words through variables and sequences", maxLineTokens)

@@ -464,10 +464,10 @@ func TestIncludeVariants(t *testing.T) {
 	for _, tc := range []struct{ src, names, diag string }{
 		{"includer a.conf\nincludem b.conf\nincludea d/*.conf\n", "A,B,X", ""},
 		{"include {b,a,d/x}.conf\n", "B,A,X", ""},
-		{"include {a,{b,zz}}.conf\n", "A,B", ""},
+		{"include {a,{b,zz}}.conf\n", "A,B", "no such file /k/zz.conf"},
 		{"include empty/*.conf\n", "", ""},
 		{"includer empty/*.conf\n", "", ""},
-		{"include none.conf\n", "", `warning: include "none.conf": no such file (read as nothing`},
+		{"include none.conf\n", "", `warning: include "none.conf": no such file /k/none.conf (read as nothing`},
 		{"includem none.conf\n", "", `error: includem "none.conf": no such file`},
 		{"includem empty/*.conf\n", "", ""},
 		{"includew empty/*.conf\n", "", `error: includew "empty/*.conf": no such file`},
@@ -487,5 +487,57 @@ func TestIncludeVariants(t *testing.T) {
 	}
 	if got := strings.Join(expandBraces("/a/{x,y{1,2}}/{p,q}.c{onf}"), " "); got != "/a/x/p.c{onf} /a/x/q.c{onf} /a/y1/p.c{onf} /a/y1/q.c{onf} /a/y2/p.c{onf} /a/y2/q.c{onf}" {
 		t.Errorf("expandBraces: %s", got)
+	}
+}
+
+// Review cases of the include variants: variables in an include line,
+// include_check with words and modifiers, where it takes effect, checks
+// per brace alternative, the bound on alternatives.
+func TestIncludeChecksAsKeepalived(t *testing.T) {
+	files := map[string]string{
+		"/k/a.conf":    "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
+		"/k/d/x.conf":  "vrrp_instance X {\n interface eth0\n virtual_router_id 3\n virtual_ipaddress {\n  10.0.0.3\n }\n}\n",
+		"/k/body.conf": " include_check\n",
+	}
+	opts := &ParseOptions{
+		ReadFile: func(n string) ([]byte, error) {
+			if b, ok := files[n]; ok {
+				return []byte(b), nil
+			}
+			return nil, os.ErrNotExist
+		},
+		Glob: func(p string) ([]string, error) {
+			var out []string
+			for n := range files {
+				if ok, _ := filepath.Match(p, n); ok {
+					out = append(out, n)
+				}
+			}
+			return out, nil
+		},
+	}
+	for _, tc := range []struct{ src, names, diag string }{
+		{"$D=d\ninclude ${_PWD}/${D}/*.conf\n", "X", ""},
+		{"$D=d\ninclude ${_PWD}/{a,${D}/x}.conf\n", "A,X", ""},
+		{"global_defs {\n include_check brace_match +match\n}\ninclude none.conf\n", "", `error: include "none.conf": no such file`},
+		{"global_defs {\n include_check\n include none.conf\n}\n", "", `error: include "none.conf": no such file`},
+		{"global_defs {\n include body.conf\n}\ninclude none.conf\n", "", `warning: include "none.conf": no such file`},
+		{"global_defs {\n include_check wildcard_match\n}\ninclude none.conf\n", "", `warning: include "none.conf": no such file`},
+		{"includem {none,zz}.conf\n", "", `warning: includem "{none,zz}.conf": no such file /k/none.conf`},
+		{"includeb {a,zz*}.conf\n", "A", ""},
+		{"include {a,zz}.conf\n", "A", `warning: include "{a,zz}.conf": no such file /k/zz.conf`},
+		{"include /x/" + strings.Repeat("{a,b}", 30) + "\n", "", "more than 4096 alternatives"},
+	} {
+		cfg, ds := Parse("/k/main.conf", []byte(tc.src), opts)
+		var names []string
+		for _, v := range cfg.VRRPInstances {
+			names = append(names, v.Name)
+		}
+		if got := strings.Join(names, ","); got != tc.names {
+			t.Errorf("%q: instances %s, want %s (%s)", tc.src, got, tc.names, diagStrings(ds))
+		}
+		if tc.diag == "" && len(ds) > 0 || tc.diag != "" && !strings.Contains(diagStrings(ds), tc.diag) {
+			t.Errorf("%q: diagnostics\n%s\nwant %q", tc.src, diagStrings(ds), tc.diag)
+		}
 	}
 }

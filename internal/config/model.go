@@ -566,6 +566,10 @@ type Notifiers struct {
 	// arguments, on every advert of a lower priority a MASTER instance
 	// hears.
 	MasterRxLowerPri *Script `json:"master_rx_lower_pri,omitempty"`
+	// Deleted is notify_deleted: an instance a reload deletes is
+	// notified as DELETED, not keepalived's default FAULT; Deleted.Cmd
+	// (may be empty) runs then.
+	Deleted *Script `json:"deleted,omitempty"`
 }
 
 // Track is one entry of track_interface, track_script or track_file.

@@ -274,7 +274,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			// line, braces and all (csh-style alternatives)
 			j := lineEnd(i)
 			rest := stripCommentQuoted(string(data[i:j]))
-			if f := strings.Fields(rest); len(f) > 1 && includeKeywords[f[0]] != nil && strings.ContainsAny(rest, "{}") {
+			if f := strings.Fields(rest); len(f) > 1 && includeKeywords[f[0]] != nil && strings.ContainsAny(rest, "{}") && !strings.Contains(rest, "$") {
 				k := i + strings.Index(rest, f[0])
 				out.toks = append(out.toks, token{kind: tWord, text: f[0], pos: pos, off: k, end: k + len(f[0]), line: line})
 				arg := strings.TrimSpace(rest[len(f[0]):])
@@ -490,14 +490,6 @@ func (bp *blockParser) list(parent *Node) []*Node {
 			out = append(out, inc...)
 			continue
 		}
-		if n.Keyword() == "global_defs" {
-			// include_check applies to the includes that follow
-			for _, c := range n.Block {
-				if c.Keyword() == "include_check" {
-					bp.p.setIncludeCheck(c)
-				}
-			}
-		}
 		if parent == nil {
 			bp.file.nodes = append(bp.file.nodes, n)
 		}
@@ -507,6 +499,16 @@ func (bp *blockParser) list(parent *Node) []*Node {
 
 // statement reads the words of one line and an optional block.
 func (bp *blockParser) statement() *Node {
+	n := bp.statementOnly()
+	if n.Keyword() == "include_check" && !n.HasBlock {
+		// (global_defs) for the includes after it, as keepalived reads
+		// it line by line
+		bp.p.setIncludeCheck(n)
+	}
+	return n
+}
+
+func (bp *blockParser) statementOnly() *Node {
 	first := bp.peek()
 	n := &Node{Pos: first.pos, start: first.off, Words: make([]Word, 0, 4)}
 	line := first.line
@@ -552,7 +554,12 @@ func (p *syntaxParser) include(n *Node) []*Node {
 	}
 	var matches []string
 	seen := map[string]bool{}
-	for _, alt := range expandBraces(pat) {
+	alts := expandBraces(pat)
+	if alts == nil {
+		p.diags.errorf(n.Words[1].Pos, "%s %q: more than %d alternatives in braces", n.Keyword(), n.Words[1].Text, maxBraceAlternatives)
+		return nil
+	}
+	for _, alt := range alts {
 		m, err := p.opts.glob(alt)
 		if err != nil {
 			p.diags.errorf(n.Words[1].Pos, "%s %q: %v", n.Keyword(), n.Words[1].Text, err)
@@ -563,8 +570,22 @@ func (p *syntaxParser) include(n *Node) []*Node {
 			// the writer's temporary files, .NAME.tmp*)
 			m = slices.DeleteFunc(m, func(f string) bool { return strings.HasPrefix(filepath.Base(f), ".") })
 		}
-		if len(m) == 0 && checks&checkBrace != 0 && alt != pat {
-			p.diags.errorf(n.Words[1].Pos, "%s %q: %s matches no file (include_check brace_match)", n.Keyword(), n.Words[1].Text, alt)
+		if len(m) == 0 {
+			// As keepalived: a plain include reads a pattern that
+			// matches nothing as nothing (an empty conf.d); its checks
+			// make it an error: match for a name without wildcards,
+			// wildcard_match for one with, brace_match for each
+			// alternative (without wildcards) of a {…} pattern
+			wild := strings.ContainsAny(alt, "*?[")
+			braced := len(alts) > 1
+			switch {
+			case braced && checks&checkBrace != 0 && !wild:
+				p.diags.errorf(n.Words[1].Pos, "%s %q: %s matches no file (include_check brace_match)", n.Keyword(), n.Words[1].Text, alt)
+			case !braced && (checks&checkMatch != 0 && !wild || checks&checkWildcard != 0 && wild):
+				p.diags.errorf(n.Words[1].Pos, "%s %q: no such file", n.Keyword(), n.Words[1].Text)
+			case !wild:
+				p.diags.warnf(n.Words[1].Pos, "%s %q: no such file %s (read as nothing, as keepalived does; includea or include_check make it an error)", n.Keyword(), n.Words[1].Text, alt)
+			}
 		}
 		sort.Strings(m)
 		for _, f := range m {
@@ -575,17 +596,6 @@ func (p *syntaxParser) include(n *Node) []*Node {
 		}
 	}
 	if len(matches) == 0 {
-		// keepalived's plain include takes a pattern that matches
-		// nothing as nothing (an empty conf.d); its checks make it an
-		// error: match for a name without wildcards, wildcard_match
-		// for any
-		wild := strings.ContainsAny(pat, "*?[")
-		switch {
-		case checks&checkWildcard != 0 || checks&checkMatch != 0 && !wild:
-			p.diags.errorf(n.Words[1].Pos, "%s %q: no such file", n.Keyword(), n.Words[1].Text)
-		case !wild:
-			p.diags.warnf(n.Words[1].Pos, "%s %q: no such file (read as nothing, as keepalived does; includem or include_check make it an error)", n.Keyword(), n.Words[1].Text)
-		}
 		return nil
 	}
 	if len(p.stack) >= maxIncludeDepth {
@@ -644,9 +654,13 @@ func (p *syntaxParser) setIncludeCheck(c *Node) {
 		p.includeCheck = checkAll
 		return
 	}
-	set := 0
-	plain := false
+	// a word without + or - starts from none; then each in order
 	cur := p.includeCheck
+	for _, w := range c.Words[1:] {
+		if t := w.Text; t != "" && t[0] != '+' && t[0] != '-' {
+			cur = 0
+		}
+	}
 	for _, w := range c.Words[1:] {
 		name, op := w.Text, byte(0)
 		if name != "" && (name[0] == '+' || name[0] == '-') {
@@ -666,28 +680,24 @@ func (p *syntaxParser) setIncludeCheck(c *Node) {
 			p.diags.errorf(w.Pos, "include_check: unknown check %q (readable, match, wildcard_match, brace_match)", w.Text)
 			continue
 		}
-		switch op {
-		case '+':
-			cur |= bit
-		case '-':
+		if op == '-' {
 			cur &^= bit &^ checkReadable
 			if bit == checkReadable {
 				cur &^= checkReadable
 			}
-		default:
-			set |= bit
-			plain = true
+		} else {
+			cur |= bit
 		}
-	}
-	if plain {
-		cur = set
 	}
 	p.includeCheck = cur
 }
 
+// maxBraceAlternatives bounds the patterns one include's braces make.
+const maxBraceAlternatives = 4096
+
 // expandBraces expands csh-style brace alternatives ("{a,b}", nested) in
 // an include pattern, in order; a brace without a comma or a closing
-// brace is literal.
+// brace is literal. nil: more than maxBraceAlternatives.
 func expandBraces(s string) []string {
 	depth, open := 0, -1
 	for i := 0; i < len(s); i++ {
@@ -728,7 +738,11 @@ func expandBraces(s string) []string {
 			alts = append(alts, s[from:i])
 			var out []string
 			for _, a := range alts {
-				for _, rest := range expandBraces(a + s[i+1:]) {
+				more := expandBraces(a + s[i+1:])
+				if more == nil || len(out)+len(more) > maxBraceAlternatives {
+					return nil
+				}
+				for _, rest := range more {
 					out = append(out, s[:open]+rest)
 				}
 			}

@@ -332,6 +332,16 @@ func (v *validator) vrrp() {
 				break
 			}
 		}
+		if g := vi.McastDstIP; g.IsValid() && len(vi.VIPs) > 0 {
+			// as keepalived: the group's family is the instance's; an
+			// IPv6 group is link-local (ff02::/16)
+			switch {
+			case g.Is6() != v6:
+				v.d.errorf(vi.Pos, "vrrp_instance %q: mcast_dst_ip %s is not of the family of its virtual_ipaddress", vi.Name, g)
+			case v6 && !g.IsLinkLocalMulticast():
+				v.d.errorf(vi.Pos, "vrrp_instance %q: mcast_dst_ip %s is not a link-local multicast address (ff02::/16)", vi.Name, g)
+			}
+		}
 		if vi.VirtualRouterID != 0 && vi.Interface != "" {
 			k := vridKey{vi.Interface, vi.VirtualRouterID, v6}
 			if other, dup := vrids[k]; dup {

@@ -994,6 +994,11 @@ func renderNotify(w *wr, n Notifiers) {
 	w.script("notify_stop", n.Stop)
 	w.script("notify", n.Any)
 	w.script("notify_master_rx_lower_pri", n.MasterRxLowerPri)
+	if n.Deleted != nil && n.Deleted.Cmd == "" {
+		w.line("notify_deleted")
+	} else {
+		w.script("notify_deleted", n.Deleted)
+	}
 }
 
 func renderTracks(w *wr, kw string, ts []Track) {

@@ -831,6 +831,33 @@ func TestVRRPNotification(t *testing.T) {
 	if want := `["/bin/rx "] mail false`; !ok || describe(note) != want {
 		t.Errorf("lower priority advert: %s, want %s", describe(note), want)
 	}
+	// an instance a reload deleted: FAULT (notify_fault), or DELETED
+	// with notify_deleted (its script if it has one)
+	del := vrrp.NotifyEvent{Type: "INSTANCE", Name: "VI_1", State: vrrp.StateStop, Priority: 150, Deleted: true}
+	nf.Fault, nf.Stop = &config.Script{Cmd: "/bin/f"}, &config.Script{Cmd: "/bin/s"}
+	for _, tc := range []struct {
+		deleted *config.Script
+		state   string
+		want    string
+	}{
+		{nil, "FAULT", `["/bin/n x INSTANCE VI_1 FAULT 150"] mail false`},
+		{&config.Script{}, "DELETED", `["/bin/n x INSTANCE VI_1 DELETED 150"] mail false`},
+		{&config.Script{Cmd: "/bin/d"}, "DELETED", `["/bin/d " "/bin/n x INSTANCE VI_1 DELETED 150"] mail false`},
+	} {
+		nf.Deleted = tc.deleted
+		note, ok = vrrpNotification(nf, del)
+		if st := notifiedState(nf, del); st != tc.state || !ok || describe(note) != tc.want {
+			t.Errorf("deleted (notify_deleted %v): %s %s, want %s %s", tc.deleted, st, describe(note), tc.state, tc.want)
+		}
+	}
+	cfg := mustLoad(t, "vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    notify_deleted\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n"+
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    notify_deleted \"/bin/d x\" root\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n")
+	if a, b := cfg.VRRPInstances[0].Notify.Deleted, cfg.VRRPInstances[1].Notify.Deleted; a == nil || a.Cmd != "" || b == nil || b.Cmd != "/bin/d x" || b.User != "root" {
+		t.Errorf("notify_deleted read as %+v and %+v", a, b)
+	}
+	if f := string(config.Format(cfg)); !strings.Contains(f, "    notify_deleted\n") || !strings.Contains(f, `notify_deleted "/bin/d x" root`) {
+		t.Errorf("Format:\n%s", f)
+	}
 }
 
 // TestGNAInterval: an IPv4 instance's announcements are paced by
@@ -1272,7 +1299,7 @@ func TestInstanceGroupTimerPromote(t *testing.T) {
 	if got.Len() > 0 {
 		t.Errorf("Format lost: %s", got.String())
 	}
-	for _, bad := range []string{"mcast_dst_ip 10.0.0.1", "down_timer_adverts 101"} {
+	for _, bad := range []string{"mcast_dst_ip 10.0.0.1", "down_timer_adverts 101", "mcast_dst_ip ff02::99"} {
 		_, ds := config.LoadBytes("t.conf", []byte(strings.Replace(src, "promote_secondaries", bad, 1)), nil)
 		if ds.Err() == nil {
 			t.Errorf("%s accepted", bad)

@@ -153,10 +153,6 @@ type vrrpNotifier struct{ d *Director }
 
 func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 	d := n.d
-	d.fifos.VRRP(vrrpFIFOLine(ev.Type, ev.Name, strings.ToUpper(ev.State.String()), ev.Priority, ev.RxLowerPri, ev.PriorityChange))
-	if !ev.RxLowerPri && !ev.PriorityChange && !ev.Repeat {
-		d.emit(Event{Kind: ev.Type, Name: ev.Name, State: strings.ToUpper(ev.State.String())})
-	}
 	d.mu.Lock()
 	var nf config.Notifiers
 	found := false
@@ -177,6 +173,15 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 		nf, found = d.retiredNotify[ev.Type+" "+ev.Name]
 	}
 	d.mu.Unlock()
+	state := notifiedState(nf, ev)
+	if !ev.Deleted {
+		// (keepalived 2.2.7 writes no FIFO line for an instance a
+		// reload deleted, and govs sends no trap for it)
+		d.fifos.VRRP(vrrpFIFOLine(ev.Type, ev.Name, state, ev.Priority, ev.RxLowerPri, ev.PriorityChange))
+		if !ev.RxLowerPri && !ev.PriorityChange && !ev.Repeat {
+			d.emit(Event{Kind: ev.Type, Name: ev.Name, State: state})
+		}
+	}
 	if !found {
 		return
 	}
@@ -239,12 +244,16 @@ func vrrpNotification(nf config.Notifiers, ev vrrp.NotifyEvent) (notify.Notifica
 		}
 		return notify.Notification{Scripts: []notify.Command{*c}}, true
 	}
-	state := strings.ToUpper(ev.State.String())
+	state := notifiedState(nf, ev)
 	note := notify.Notification{Mail: ev.SMTPAlert && !ev.PriorityChange}
 	note.Subject, note.Body = notify.VRRPMail(ev.Name, state)
 	var specific *config.Script
 	switch {
 	case ev.PriorityChange:
+	case ev.Deleted:
+		// keepalived 2.2.7: the notify script with FAULT (notify_fault
+		// does not run), or notify_deleted's script and DELETED
+		specific = nf.Deleted
 	case state == "MASTER":
 		specific = nf.Master
 	case state == "BACKUP":
@@ -254,14 +263,31 @@ func vrrpNotification(nf config.Notifiers, ev vrrp.NotifyEvent) (notify.Notifica
 	case state == "STOP":
 		specific = nf.Stop
 	}
-	if c := scriptCmd(specific); c != nil {
-		note.Scripts = append(note.Scripts, *c)
+	if specific != nil && specific.Cmd != "" {
+		if c := scriptCmd(specific); c != nil {
+			note.Scripts = append(note.Scripts, *c)
+		}
 	}
 	if c := scriptCmd(nf.Any); c != nil {
 		c.Args = append(c.Args, notify.VRRPNotifyArgs(ev.Type == "GROUP", ev.Name, state, ev.Priority)...)
 		note.Scripts = append(note.Scripts, *c)
 	}
 	return note, len(note.Scripts) > 0 || note.Mail
+}
+
+// notifiedState is the state a notification says: the instance's, but
+// for one a reload deleted, which keepalived notifies as FAULT, or as
+// DELETED with notify_deleted (seen with keepalived 2.2.7: the notify
+// script gets "INSTANCE NAME FAULT|DELETED PRIORITY", notify_fault does
+// not run, the FIFO gets nothing).
+func notifiedState(nf config.Notifiers, ev vrrp.NotifyEvent) string {
+	switch {
+	case !ev.Deleted:
+		return strings.ToUpper(ev.State.String())
+	case nf.Deleted != nil:
+		return "DELETED"
+	}
+	return "FAULT"
 }
 
 // vrrpState converts the node's status for the API.

@@ -50,7 +50,11 @@ type EventStartup struct{}
 
 // EventShutdown stops the instance: a MASTER sends a priority 0 advert and
 // releases its addresses.
-type EventShutdown struct{}
+type EventShutdown struct {
+	// Deleted: a reload deleted the instance (its notification says so,
+	// NotifyEvent.Deleted).
+	Deleted bool
+}
 
 // EventTimer tells the machine that time has passed; it fires every timer
 // due at now. Drivers send it at NextDeadline.
@@ -127,6 +131,8 @@ type ActionNotify struct {
 	// RxLowerPri is set for notify_master_rx_lower_pri: a MASTER heard an
 	// advert of a lower priority.
 	RxLowerPri bool
+	// Deleted marks the STOP of an instance a reload deleted.
+	Deleted bool
 }
 
 // ActionDrop counts a discarded advert.

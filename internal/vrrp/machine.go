@@ -177,7 +177,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	case EventStartup:
 		out = m.startup(now, out)
 	case EventShutdown:
-		out = m.shutdown(now, out)
+		out = m.shutdown(now, ev.Deleted, out)
 	case EventTimer:
 		out = m.timer(now, out)
 	case EventAdvert:
@@ -212,16 +212,20 @@ func (m *Machine) startup(now time.Time, out []Action) []Action {
 	return out
 }
 
-func (m *Machine) shutdown(now time.Time, out []Action) []Action {
+func (m *Machine) shutdown(now time.Time, deleted bool, out []Action) []Action {
 	if m.state == StateStop {
 		return out
 	}
 	if m.state == StateMaster {
 		out = append(out, ActionSendAdvert{Priority: PriorityStop}, ActionRemoveAddresses{})
 	}
-	out = m.transition(now, StateStop, "shutdown", false, out)
+	reason := "shutdown"
+	if deleted {
+		reason = "deleted by reload"
+	}
+	out = m.transition(now, StateStop, reason, false, out)
 	m.clearTimers()
-	return append(out, ActionNotify{State: StateStop, Priority: m.eff})
+	return append(out, ActionNotify{State: StateStop, Priority: m.eff, Deleted: deleted})
 }
 
 func (m *Machine) timer(now time.Time, out []Action) []Action {

@@ -97,6 +97,8 @@ func sameRouter(a, b *InstanceConfig) bool {
 func sameSocket(a, b *InstanceConfig) bool {
 	return a.UnicastSrcIP == b.UnicastSrcIP && a.McastSrcIP == b.McastSrcIP &&
 		slices.Equal(a.UnicastPeers, b.UnicastPeers) && a.UnicastTTL == b.UnicastTTL && a.MulticastGroup == b.MulticastGroup &&
+		// the socket holds the interface's promote_secondaries
+		a.PromoteSecondaries == b.PromoteSecondaries &&
 		// an AH socket holds its key
 		a.AuthAH == b.AuthAH && (!a.AuthAH || a.AuthPass == b.AuthPass)
 }
@@ -238,7 +240,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 	for _, in := range n.insts {
 		if byName[in.cfg.Name] == in {
 			n.log.Info("vrrp instance removed by reload", "instance", in.cfg.Name)
-			n.apply(ctx, q, oldIdx[in], EventShutdown{})
+			n.apply(ctx, q, oldIdx[in], EventShutdown{Deleted: true})
 			if in.conn != nil {
 				in.conn.Close()
 			}

@@ -224,6 +224,19 @@ func TestNodeReloadInstances(t *testing.T) {
 		if got := rn.states("INSTANCE", "VI_1"); !slices.Equal(got, []string{"BACKUP", "MASTER", "STOP"}) {
 			t.Fatalf("VI_1 notifications %v", got)
 		}
+		// the last says the reload deleted it (keepalived: FAULT, or
+		// DELETED with notify_deleted)
+		rn.mu.Lock()
+		var deleted []string
+		for _, e := range rn.evs {
+			if e.Deleted {
+				deleted = append(deleted, e.Name+"="+e.State.String())
+			}
+		}
+		rn.mu.Unlock()
+		if !slices.Equal(deleted, []string{"VI_1=STOP"}) {
+			t.Errorf("notifications of deletion: %v", deleted)
+		}
 		if s.hasVIP("10.0.0.100/32") || s.hasVIP("10.0.0.200/32") || !s.hasVIP("10.0.0.201/32") {
 			t.Fatalf("addresses right after the reload: %v", s.vips)
 		}

@@ -130,8 +130,11 @@ type NotifyEvent struct {
 	PriorityChange bool `json:"priority_change,omitempty"`
 	// RxLowerPri marks notify_master_rx_lower_pri: a MASTER heard an
 	// advert of a lower priority.
-	RxLowerPri bool      `json:"rx_lower_pri,omitempty"`
-	Time       time.Time `json:"time"`
+	RxLowerPri bool `json:"rx_lower_pri,omitempty"`
+	// Deleted marks the STOP of an instance a reload deleted:
+	// keepalived notifies it as FAULT, or DELETED with notify_deleted.
+	Deleted bool      `json:"deleted,omitempty"`
+	Time    time.Time `json:"time"`
 }
 
 // allVIPs returns the advertised and the excluded virtual addresses.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -26,6 +27,8 @@ type LinuxOptions struct {
 	// /run/netns or a path), like keepalived's net_namespace. Empty means
 	// the namespace of the calling process.
 	NetNS string
+	// Logger hears what the system does not fail for (nil: nothing).
+	Logger *slog.Logger
 }
 
 // LinuxSystem is the System of a Linux host: raw IP sockets for adverts,
@@ -46,13 +49,17 @@ type LinuxSystem struct {
 	// promoted are the interfaces whose promote_secondaries instances
 	// set
 	promoted map[string]*promoteHold
+	log      *slog.Logger
 }
 
 var _ System = (*LinuxSystem)(nil)
 
 // NewLinuxSystem opens the netlink handle (in opts.NetNS if set).
 func NewLinuxSystem(opts LinuxOptions) (*LinuxSystem, error) {
-	s := &LinuxSystem{ns: netns.None()}
+	s := &LinuxSystem{ns: netns.None(), log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	if opts.NetNS != "" {
 		p := opts.NetNS
 		if !strings.ContainsRune(p, '/') {
@@ -263,8 +270,10 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 	}
 	release, err := s.holdPromote(cfg.Interface)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("promote_secondaries on %s: %w", cfg.Interface, err)
+		// as keepalived: logged, the instance runs (a read-only
+		// /proc/sys in a container)
+		s.log.Warn("vrrp: promote_secondaries not set", "instance", cfg.Name, "interface", cfg.Interface, "err", err)
+		return conn, nil
 	}
 	return &promotingConn{Conn: conn, release: release}, nil
 }

@@ -4,12 +4,14 @@ package vrrp
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 )
 
 // LinuxOptions configure NewLinuxSystem.
 type LinuxOptions struct {
-	NetNS string
+	NetNS  string
+	Logger *slog.Logger
 }
 
 // LinuxSystem is only available on Linux.
