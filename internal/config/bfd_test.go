@@ -32,6 +32,7 @@ vrrp_sync_group G {
     group {
         A
     }
+    sync_group_tracking_weight
     track_bfd {
         PEER6 weight 0
     }

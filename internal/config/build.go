@@ -707,6 +707,11 @@ func (b *builder) syncGroup(n *Node) *SyncGroup {
 			g.TrackProcs = b.tracks(c)
 		case "track_bfd":
 			g.TrackBFDs = b.tracks(c)
+		case "sync_group_tracking_weight":
+			b.flag(c, &g.TrackingWeight)
+		case "global_tracking":
+			b.flag(c, &g.TrackingWeight)
+			b.d.warnf(c.Pos, "global_tracking is deprecated (in keepalived too): read as sync_group_tracking_weight; track_interface, track_script and track_file on the sync group are the way")
 		default:
 			b.unsupported(c, "vrrp_sync_group")
 		}

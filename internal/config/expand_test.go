@@ -527,6 +527,8 @@ func TestIncludeChecksAsKeepalived(t *testing.T) {
 		{"includeb {a,zz*}.conf\n", "A", ""},
 		{"include {a,zz}.conf\n", "A", `warning: include "{a,zz}.conf": no such file /k/zz.conf`},
 		{"include /x/" + strings.Repeat("{a,b}", 30) + "\n", "", "more than 4096 alternatives"},
+		{"$D=/k\nincludea $D/{a,b}.conf\n", "", `error: includea "$D/{a,b}.conf": /k/$D/a.conf matches no file`},
+		{"virtual_server 10.0.0.1 80 {\n include_check\n}\ninclude none/*.conf\n", "", `unsupported keyword "include_check" in virtual_server`},
 	} {
 		cfg, ds := Parse("/k/main.conf", []byte(tc.src), opts)
 		var names []string

@@ -553,6 +553,10 @@ type SyncGroup struct {
 	TrackFiles   []Track   `json:"track_file,omitempty"`
 	TrackProcs   []Track   `json:"track_process,omitempty"`
 	TrackBFDs    []Track   `json:"track_bfd,omitempty"`
+	// TrackingWeight (sync_group_tracking_weight, or the deprecated
+	// global_tracking) lets the members' own trackers keep their
+	// weights (TrackWeightsIgnored).
+	TrackingWeight bool `json:"sync_group_tracking_weight,omitempty"`
 }
 
 // Notifiers are the notify_* scripts of a VRRP instance or sync group.
@@ -1128,4 +1132,24 @@ func SNMPSocketAddr(s string) (network, address string, err error) {
 		return "", "", fmt.Errorf("%q names no socket", s)
 	}
 	return network, address, nil
+}
+
+// TrackWeightsIgnored says why keepalived does not apply the weights of
+// an instance's own trackers: "SYNC group" for a member of a
+// vrrp_sync_group without sync_group_tracking_weight, "address owner"
+// for priority 255; "" when it applies them. keepalived 2.2.7 then
+// drops a track_script, track_file (with a weight on its line) or
+// track_bfd with a weight, ignores the weight a track_file block gives,
+// and puts the instance in FAULT when a weighted track_interface goes
+// down ("ignoring ... due to SYNC group" in its log).
+func (c *Config) TrackWeightsIgnored(vi *VRRPInstance) string {
+	for _, g := range c.SyncGroups {
+		if slices.Contains(g.Group, vi.Name) && !g.TrackingWeight {
+			return "SYNC group"
+		}
+	}
+	if vi.Priority == 255 || vi.Priority < 0 && vi.State == "MASTER" {
+		return "address owner"
+	}
+	return ""
 }

@@ -274,7 +274,7 @@ func (p *syntaxParser) lex(name string, data []byte) ([]token, []int) {
 			// line, braces and all (csh-style alternatives)
 			j := lineEnd(i)
 			rest := stripCommentQuoted(string(data[i:j]))
-			if f := strings.Fields(rest); len(f) > 1 && includeKeywords[f[0]] != nil && strings.ContainsAny(rest, "{}") && !strings.Contains(rest, "$") {
+			if f := strings.Fields(rest); len(f) > 1 && includeKeywords[f[0]] != nil && strings.ContainsAny(rest, "{}") && !p.needsExpansion(rest) {
 				k := i + strings.Index(rest, f[0])
 				out.toks = append(out.toks, token{kind: tWord, text: f[0], pos: pos, off: k, end: k + len(f[0]), line: line})
 				arg := strings.TrimSpace(rest[len(f[0]):])
@@ -471,6 +471,11 @@ func (bp *blockParser) list(parent *Node) []*Node {
 			bp.suspect = parent
 		}
 		n := bp.statement()
+		if parent != nil && parent.Keyword() == "global_defs" && n.Keyword() == "include_check" && !n.HasBlock {
+			// for the includes after it, as keepalived reads it line
+			// by line (a global_defs keyword only)
+			bp.p.setIncludeCheck(n)
+		}
 		if includeKeywords[n.Keyword()] != nil && !n.HasBlock {
 			cond := slices.Contains(bp.file.conds, n.Pos.Line)
 			if cond {
@@ -499,16 +504,6 @@ func (bp *blockParser) list(parent *Node) []*Node {
 
 // statement reads the words of one line and an optional block.
 func (bp *blockParser) statement() *Node {
-	n := bp.statementOnly()
-	if n.Keyword() == "include_check" && !n.HasBlock {
-		// (global_defs) for the includes after it, as keepalived reads
-		// it line by line
-		bp.p.setIncludeCheck(n)
-	}
-	return n
-}
-
-func (bp *blockParser) statementOnly() *Node {
 	first := bp.peek()
 	n := &Node{Pos: first.pos, start: first.off, Words: make([]Word, 0, 4)}
 	line := first.line

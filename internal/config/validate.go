@@ -272,6 +272,61 @@ func (v *validator) instance(name string) *VRRPInstance {
 	return nil
 }
 
+// trackWeights warns of what an instance in a sync group, or an address
+// owner, does with its trackers' weights (Config.TrackWeightsIgnored).
+func (v *validator) trackWeights(vi *VRRPInstance) {
+	why := v.cfg.TrackWeightsIgnored(vi)
+	if why == "" {
+		return
+	}
+	how := "set its weight to 0"
+	if why == "SYNC group" {
+		how = "set its weight to 0, track it on the vrrp_sync_group, or set sync_group_tracking_weight there"
+	}
+	scripts := map[string]*VRRPScript{}
+	for _, s := range v.cfg.VRRPScripts {
+		scripts[s.Name] = s
+	}
+	for _, t := range vi.TrackScripts {
+		w := t.Weight
+		if s := scripts[t.Name]; !t.HasWeight && s != nil {
+			w = s.Weight
+		}
+		if w != 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_script %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, why, how)
+		}
+	}
+	bfds := map[string]*BFDInstance{}
+	for _, b := range v.cfg.BFDInstances {
+		bfds[b.Name] = b
+	}
+	files := map[string]*TrackFile{}
+	for _, f := range v.cfg.VRRPTrackFiles {
+		files[f.Name] = f
+	}
+	for _, t := range vi.TrackBFDs {
+		w := t.Weight
+		if b := bfds[t.Name]; !t.HasWeight && b != nil {
+			w = b.Weight
+		}
+		if w != 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_bfd %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, why, how)
+		}
+	}
+	for _, t := range vi.TrackFiles {
+		if t.HasWeight && t.Weight != 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, why, how)
+		} else if f := files[t.Name]; !t.HasWeight && f != nil && f.Weight != 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s: the weight of its track_file block is not used (%s), as keepalived: its value other than 0 puts the instance in FAULT", vi.Name, t.Name, why)
+		}
+	}
+	for _, t := range vi.TrackIfaces {
+		if t.Weight != 0 {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s: its weight is not used (%s), as keepalived: the instance goes to FAULT when it is down", vi.Name, t.Name, why)
+		}
+	}
+}
+
 func (v *validator) vrrp() {
 	scripts := map[string]bool{}
 	for _, s := range v.cfg.VRRPScripts {
@@ -315,6 +370,7 @@ func (v *validator) vrrp() {
 	}
 	vrids := map[vridKey]*VRRPInstance{}
 	for _, vi := range v.cfg.VRRPInstances {
+		v.trackWeights(vi)
 		if names[vi.Name] {
 			v.d.errorf(vi.Pos, "vrrp_instance %q defined twice", vi.Name)
 		}
@@ -332,13 +388,15 @@ func (v *validator) vrrp() {
 				break
 			}
 		}
-		if g := vi.McastDstIP; g.IsValid() && len(vi.VIPs) > 0 {
-			// as keepalived: the group's family is the instance's; an
-			// IPv6 group is link-local (ff02::/16)
+		if g := vi.McastDstIP; g.IsValid() {
+			// as keepalived: the group's family is the instance's (its
+			// first address, else its source or peers); an IPv6 group
+			// is link-local (ff02::/16)
+			fam6 := vi.isIPv6()
 			switch {
-			case g.Is6() != v6:
-				v.d.errorf(vi.Pos, "vrrp_instance %q: mcast_dst_ip %s is not of the family of its virtual_ipaddress", vi.Name, g)
-			case v6 && !g.IsLinkLocalMulticast():
+			case g.Is6() != fam6:
+				v.d.errorf(vi.Pos, "vrrp_instance %q: mcast_dst_ip %s is not of the instance's address family", vi.Name, g)
+			case fam6 && !g.IsLinkLocalMulticast():
 				v.d.errorf(vi.Pos, "vrrp_instance %q: mcast_dst_ip %s is not a link-local multicast address (ff02::/16)", vi.Name, g)
 			}
 		}

@@ -1033,6 +1033,7 @@ func renderSyncGroup(w *wr, g *SyncGroup) {
 	renderTracks(w, "track_bfd", g.TrackBFDs)
 	renderNotify(w, g.Notify)
 	w.flag("smtp_alert", g.SMTPAlert)
+	w.flag("sync_group_tracking_weight", g.TrackingWeight)
 	w.close()
 }
 

@@ -850,6 +850,10 @@ func TestVRRPNotification(t *testing.T) {
 			t.Errorf("deleted (notify_deleted %v): %s %s, want %s %s", tc.deleted, st, describe(note), tc.state, tc.want)
 		}
 	}
+	del.SMTPAlert = true
+	if note, _ := vrrpNotification(nf, del); note.Mail {
+		t.Error("a deletion sends a mail")
+	}
 	cfg := mustLoad(t, "vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    notify_deleted\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n"+
 		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    notify_deleted \"/bin/d x\" root\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n")
 	if a, b := cfg.VRRPInstances[0].Notify.Deleted, cfg.VRRPInstances[1].Notify.Deleted; a == nil || a.Cmd != "" || b == nil || b.Cmd != "/bin/d x" || b.User != "root" {
@@ -1227,7 +1231,7 @@ func TestStrictOptions(t *testing.T) {
 func TestTrackBFDMapping(t *testing.T) {
 	src := "bfd_instance R {\n    neighbor_ip 10.0.0.254\n    weight -20 reverse\n    min_rx 50\n    ttl 254\n}\n" +
 		"bfd_instance S {\n    neighbor_ip 10.0.0.253\n}\n" +
-		"vrrp_sync_group G {\n    group {\n        A\n    }\n    track_bfd {\n        S\n    }\n}\n" +
+		"vrrp_sync_group G {\n    group {\n        A\n    }\n    sync_group_tracking_weight\n    track_bfd {\n        S\n    }\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_bfd {\n        R\n        S weight 5\n    }\n    virtual_ipaddress {\n        10.0.0.100\n    }\n}\n"
 	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
@@ -1299,6 +1303,9 @@ func TestInstanceGroupTimerPromote(t *testing.T) {
 	if got.Len() > 0 {
 		t.Errorf("Format lost: %s", got.String())
 	}
+	if _, ds := config.LoadBytes("t.conf", []byte("vrrp_instance V {\n    interface eth0\n    virtual_router_id 9\n    mcast_src_ip fe80::1\n    mcast_dst_ip 224.0.0.50\n}\n"), nil); ds.Err() == nil || !strings.Contains(ds.Err().Error(), "mcast_dst_ip 224.0.0.50 is not of the instance's address family") {
+		t.Errorf("an IPv6 instance without addresses and an IPv4 group: %v", ds.Err())
+	}
 	for _, bad := range []string{"mcast_dst_ip 10.0.0.1", "down_timer_adverts 101", "mcast_dst_ip ff02::99"} {
 		_, ds := config.LoadBytes("t.conf", []byte(strings.Replace(src, "promote_secondaries", bad, 1)), nil)
 		if ds.Err() == nil {
@@ -1353,5 +1360,51 @@ func TestLogAllFailures(t *testing.T) {
 	cfg := mustLoad(t, "vrrp_instance V {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        10.0.0.100\n    }\n    virtual_routes {\n        192.0.2.0/24 via 10.0.0.1 priority 7\n    }\n}\n")
 	if r := cfg.VRRPInstances[0].Routes[0]; r.Metric != 7 {
 		t.Errorf("route metric %d, want 7", r.Metric)
+	}
+}
+
+// TestSyncGroupTrackWeights: as keepalived 2.2.7, a sync group member's
+// own weighted trackers are not used (scripts, files weighted on their
+// line, BFD sessions dropped; interfaces with weight 0: FAULT when
+// down) unless the group has sync_group_tracking_weight; govs check
+// warns of each.
+func TestSyncGroupTrackWeights(t *testing.T) {
+	src := "vrrp_script s {\n    script /bin/true\n    weight 10\n}\nvrrp_script z {\n    script /bin/true\n}\n" +
+		"track_file f {\n    file /run/f\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_script {\n        s\n        z\n    }\n    track_file {\n        f weight 3\n    }\n    track_interface {\n        eth1 weight 7\n    }\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n" +
+		"vrrp_sync_group G {\n    group {\n        A\n        B\n    }\nTW}\n"
+	describe := func(ic vrrp.InstanceConfig) string {
+		var s []string
+		for _, t := range ic.TrackScripts {
+			s = append(s, "script "+t.Name)
+		}
+		for _, t := range ic.TrackFiles {
+			s = append(s, fmt.Sprintf("file %s %d", t.Name, t.Weight))
+		}
+		for _, t := range ic.TrackInterfaces {
+			s = append(s, fmt.Sprintf("interface %s %d", t.Name, t.Weight))
+		}
+		return strings.Join(s, ", ")
+	}
+	for _, tc := range []struct{ tw, want, warn string }{
+		{"", "script z, interface eth1 0", "track_script s has a weight and is not tracked (SYNC group)"},
+		{"    sync_group_tracking_weight\n", "script s, script z, file f 3, interface eth1 7", ""},
+	} {
+		cfg, ds := config.LoadBytes("t.conf", []byte(strings.Replace(src, "TW", tc.tw, 1)), nil)
+		if ds.HasErrors() {
+			t.Fatal(ds.Err())
+		}
+		insts, _, _ := vrrpOptions(cfg)
+		if got := describe(insts[0]); got != tc.want {
+			t.Errorf("sync_group_tracking_weight %q: %s, want %s", tc.tw, got, tc.want)
+		}
+		var warns strings.Builder
+		for _, d := range ds {
+			warns.WriteString(d.String() + "\n")
+		}
+		if tc.warn != "" && !strings.Contains(warns.String(), tc.warn) || tc.warn == "" && strings.Contains(warns.String(), "is not tracked") {
+			t.Errorf("warnings:\n%s", warns.String())
+		}
 	}
 }

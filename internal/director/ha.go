@@ -156,13 +156,18 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 	d.mu.Lock()
 	var nf config.Notifiers
 	found := false
-	if ev.Type == "GROUP" {
+	switch {
+	case ev.Deleted:
+		// the deleted instance's own notifiers (a new one of the same
+		// name may have others)
+		nf, found = d.retiredNotify[ev.Type+" "+ev.Name]
+	case ev.Type == "GROUP":
 		for _, g := range d.cfg.SyncGroups {
 			if g.Name == ev.Name {
 				nf, found = g.Notify, true
 			}
 		}
-	} else {
+	default:
 		for _, vi := range d.cfg.VRRPInstances {
 			if vi.Name == ev.Name {
 				nf, found = vi.Notify, true
@@ -173,6 +178,9 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 		nf, found = d.retiredNotify[ev.Type+" "+ev.Name]
 	}
 	d.mu.Unlock()
+	if ev.Deleted && ev.WasFault && nf.Deleted == nil {
+		return // keepalived: nothing for a FAULT instance it deletes
+	}
 	state := notifiedState(nf, ev)
 	if !ev.Deleted {
 		// (keepalived 2.2.7 writes no FIFO line for an instance a
@@ -245,7 +253,8 @@ func vrrpNotification(nf config.Notifiers, ev vrrp.NotifyEvent) (notify.Notifica
 		return notify.Notification{Scripts: []notify.Command{*c}}, true
 	}
 	state := notifiedState(nf, ev)
-	note := notify.Notification{Mail: ev.SMTPAlert && !ev.PriorityChange}
+	// (no mail for a deletion, as no FIFO line)
+	note := notify.Notification{Mail: ev.SMTPAlert && !ev.PriorityChange && !ev.Deleted}
 	note.Subject, note.Body = notify.VRRPMail(ev.Name, state)
 	var specific *config.Script
 	switch {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/govs/govs/internal/config"
@@ -26,6 +27,10 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	procs := map[string]*config.TrackProcess{}
 	for _, t := range cfg.VRRPTrackProcesses {
 		procs[t.Name] = t
+	}
+	scriptOf := map[string]*config.VRRPScript{}
+	for _, s := range cfg.VRRPScripts {
+		scriptOf[s.Name] = s
 	}
 	var insts []vrrp.InstanceConfig
 	prios := cfg.RulePriorities()
@@ -159,6 +164,9 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		for _, t := range vi.TrackBFDs {
 			ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
 		}
+		if cfg.TrackWeightsIgnored(vi) != "" {
+			ignoreTrackWeights(&ic, vi, scriptOf)
+		}
 		// A sync group's trackers apply to every member: any of them
 		// failing puts the member, and so the whole group, in FAULT.
 		for _, sg := range cfg.SyncGroups {
@@ -211,6 +219,36 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 
 // trackBFD is a track_bfd line with its bfd_instance: the line's weight
 // when given, else the bfd_instance's.
+// ignoreTrackWeights applies, to the trackers of an instance in a sync
+// group (without sync_group_tracking_weight) or of an address owner,
+// what keepalived 2.2.7 does with their weights (config.Validate warns
+// of each, config.TrackWeightsIgnored): weighted scripts, BFD sessions
+// and files weighted on their line are not tracked; a file's weight from
+// its track_file block is 0; a weighted interface is tracked with weight
+// 0 (FAULT when down; keepalived also adds a positive weight to the
+// priority while it is up, govs does not).
+func ignoreTrackWeights(ic *vrrp.InstanceConfig, vi *config.VRRPInstance, scripts map[string]*config.VRRPScript) {
+	ic.TrackScripts = slices.DeleteFunc(ic.TrackScripts, func(t vrrp.TrackScript) bool {
+		w := t.Weight
+		if s := scripts[t.Name]; !t.WeightSet && s != nil {
+			w = s.Weight
+		}
+		return w != 0
+	})
+	ic.TrackBFDs = slices.DeleteFunc(ic.TrackBFDs, func(t vrrp.TrackBFD) bool { return t.Weight != 0 })
+	lineWeight := map[string]bool{}
+	for _, t := range vi.TrackFiles {
+		lineWeight[t.Name] = t.HasWeight && t.Weight != 0
+	}
+	ic.TrackFiles = slices.DeleteFunc(ic.TrackFiles, func(t vrrp.TrackFile) bool { return lineWeight[t.Name] })
+	for i := range ic.TrackFiles {
+		ic.TrackFiles[i].Weight, ic.TrackFiles[i].Reverse = 0, false
+	}
+	for i := range ic.TrackInterfaces {
+		ic.TrackInterfaces[i].Weight = 0
+	}
+}
+
 func trackBFD(t config.Track, b *config.BFDInstance) vrrp.TrackBFD {
 	tb := vrrp.TrackBFD{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
 	if !t.HasWeight && b != nil {
@@ -333,7 +371,17 @@ func notifyScripts(n config.Notifiers) vrrp.NotifyScripts {
 		Notify: scriptString(n.Any),
 
 		MasterRxLowerPri: scriptString(n.MasterRxLowerPri),
+		Deleted:          deletedString(n.Deleted),
 	}
+}
+
+// deletedString is notify_deleted for NotifyScripts: "-" when set
+// without a script.
+func deletedString(s *config.Script) string {
+	if s != nil && s.Cmd == "" {
+		return "-"
+	}
+	return scriptString(s)
 }
 
 // firewallSystem is the part of a VRRP system that keeps the no_accept

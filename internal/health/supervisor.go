@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,6 +91,11 @@ type checkState struct {
 	label   string
 	checker Checker
 	cancel  context.CancelFunc
+	// logAll is the spec's LogAllFailures, which a reload may change
+	// without restarting the check; lastFail the error last given to
+	// OnFailure (polled kinds: only changes are)
+	logAll   atomic.Bool
+	lastFail string
 
 	up           bool
 	okRun        int
@@ -219,7 +225,9 @@ func (s *Supervisor) setLocked(srv Server) error {
 	var fresh []*checkState
 	for i, sp := range specs {
 		for j, oc := range oldChecks {
-			if !used[j] && reflect.DeepEqual(oc.spec, sp) {
+			if !used[j] && sameCheck(oc.spec, sp) {
+				// (log_all_failures may change: the check goes on)
+				oc.logAll.Store(sp.LogAllFailures)
 				used[j], next[i] = true, oc
 				break
 			}
@@ -232,6 +240,7 @@ func (s *Supervisor) setLocked(srv Server) error {
 			return fmt.Errorf("server %q check %d: %w", srv.ID, i, err)
 		}
 		cs := &checkState{spec: sp, label: checkLabel(sp), checker: ch, up: !sp.Alpha}
+		cs.logAll.Store(sp.LogAllFailures)
 		if sp.Alpha {
 			cs.reason = cs.label + ": alpha, waiting for first success"
 		}
@@ -396,11 +405,20 @@ func (s *Supervisor) round(ctx context.Context, id string, cs *checkState, up bo
 			return r, i - 1
 		}
 		r = s.attempt(ctx, cs)
+		if r.OK() {
+			cs.lastFail = ""
+		}
 		if r.OK() || ctx.Err() != nil {
 			return r, i
 		}
-		if s.cfg.OnFailure != nil && (cs.spec.LogAllFailures || s.cfg.LogAllFailures) {
-			s.cfg.OnFailure(id, cs.label, r.Err, i+1, attempts)
+		if s.cfg.OnFailure != nil && (cs.logAll.Load() || s.cfg.LogAllFailures) {
+			// BFD_CHECK (every 100 ms) and FILE_CHECK (every second)
+			// poll a state: their failures are given when they change
+			msg := fmt.Sprint(r.Err)
+			if polled := cs.spec.Kind == BFD || cs.spec.Kind == File; !polled || msg != cs.lastFail {
+				s.cfg.OnFailure(id, cs.label, r.Err, i+1, attempts)
+			}
+			cs.lastFail = msg
 		}
 	}
 	return r, attempts - 1
@@ -481,6 +499,12 @@ func (s *Supervisor) record(id string, cs *checkState, r Result, retries int, st
 		}
 	}
 	s.maybeEmitLocked(st, cs, "")
+}
+
+// sameCheck: two specs make the same check (log_all_failures aside).
+func sameCheck(a, b Spec) bool {
+	a.LogAllFailures, b.LogAllFailures = false, false
+	return reflect.DeepEqual(a, b)
 }
 
 func okText(r Result) string {

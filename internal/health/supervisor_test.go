@@ -489,5 +489,27 @@ func TestSupervisorLogAllFailures(t *testing.T) {
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("failures heard:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
+		// log_all_failures turned off by a reload: the check goes on
+		// (down, no new transition), and is not heard any more
+		got = nil
+		mu.Unlock()
+		for range 2 {
+			if tr := next(t, sup); tr.Up {
+				t.Fatalf("transition %+v, want down", tr)
+			}
+		}
+		if err := sup.Update([]Server{{ID: "rs1", Weight: 1, Checks: []Spec{spec(80, timing)}}, {ID: "rs2", Weight: 1, Checks: []Spec{spec(81, timing)}}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Second)
+		mu.Lock()
+		if len(got) != 0 {
+			t.Errorf("heard after log_all_failures went: %v", got)
+		}
+		select {
+		case tr := <-sup.Transitions():
+			t.Errorf("transition after a change of log_all_failures alone: %+v", tr)
+		default:
+		}
 	})
 }

@@ -186,6 +186,9 @@ type NotifyScripts struct {
 	Notify string `json:"notify,omitempty"`
 	// MasterRxLowerPri runs on every lower-priority advert a MASTER hears.
 	MasterRxLowerPri string `json:"notify_master_rx_lower_pri,omitempty"`
+	// Deleted is notify_deleted ("-" without a script): it makes the
+	// director notify a deletion by a reload as DELETED.
+	Deleted string `json:"notify_deleted,omitempty"`
 }
 
 // VirtualIP is one virtual_ipaddress line:

@@ -131,8 +131,9 @@ type ActionNotify struct {
 	// RxLowerPri is set for notify_master_rx_lower_pri: a MASTER heard an
 	// advert of a lower priority.
 	RxLowerPri bool
-	// Deleted marks the STOP of an instance a reload deleted.
-	Deleted bool
+	// Deleted marks the STOP of an instance a reload deleted; WasFault
+	// says it was in FAULT then.
+	Deleted, WasFault bool
 }
 
 // ActionDrop counts a discarded advert.

@@ -223,9 +223,10 @@ func (m *Machine) shutdown(now time.Time, deleted bool, out []Action) []Action {
 	if deleted {
 		reason = "deleted by reload"
 	}
+	wasFault := m.state == StateFault
 	out = m.transition(now, StateStop, reason, false, out)
 	m.clearTimers()
-	return append(out, ActionNotify{State: StateStop, Priority: m.eff, Deleted: deleted})
+	return append(out, ActionNotify{State: StateStop, Priority: m.eff, Deleted: deleted, WasFault: deleted && wasFault})
 }
 
 func (m *Machine) timer(now time.Time, out []Action) []Action {

@@ -1271,7 +1271,7 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 			return
 		}
 		ev := NotifyEvent{Type: "INSTANCE", Name: in.cfg.Name, State: a.State, Priority: a.Priority,
-			Scripts: in.cfg.Notify, SMTPAlert: in.cfg.SMTPAlert, Repeat: a.Repeat, RxLowerPri: a.RxLowerPri, Deleted: a.Deleted, Time: n.now()}
+			Scripts: in.cfg.Notify, SMTPAlert: in.cfg.SMTPAlert, Repeat: a.Repeat, RxLowerPri: a.RxLowerPri, Deleted: a.Deleted, WasFault: a.WasFault, Time: n.now()}
 		q.push(func() { n.opts.Notifier.Notify(context.WithoutCancel(ctx), ev) })
 	case ActionDrop:
 		n.countDrop(in, a.Reason)

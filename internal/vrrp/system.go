@@ -133,8 +133,11 @@ type NotifyEvent struct {
 	RxLowerPri bool `json:"rx_lower_pri,omitempty"`
 	// Deleted marks the STOP of an instance a reload deleted:
 	// keepalived notifies it as FAULT, or DELETED with notify_deleted.
-	Deleted bool      `json:"deleted,omitempty"`
-	Time    time.Time `json:"time"`
+	Deleted bool `json:"deleted,omitempty"`
+	// WasFault: the deleted instance was in FAULT (keepalived then
+	// notifies nothing, unless notify_deleted).
+	WasFault bool      `json:"was_fault,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // allVIPs returns the advertised and the excluded virtual addresses.
