@@ -510,7 +510,9 @@ func (b *builder) trackFile(n *Node) *TrackFile {
 	if !ok {
 		return nil
 	}
-	t := &TrackFile{Pos: n.Pos, Name: name}
+	// keepalived: a track_file's weight defaults to 1 (the value read
+	// is added to the priority)
+	t := &TrackFile{Pos: n.Pos, Name: name, Weight: 1}
 	for _, c := range n.Block {
 		switch c.Keyword() {
 		case "file":

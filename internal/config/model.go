@@ -501,11 +501,12 @@ type VRRPScript struct {
 // TrackFile is a vrrp_track_file block: a file whose number adjusts
 // priority.
 type TrackFile struct {
-	Pos     Pos    `json:"-"`
-	Name    string `json:"name"`
-	File    string `json:"file"`
-	Weight  int    `json:"weight,omitempty"`
-	Reverse bool   `json:"reverse,omitempty"`
+	Pos  Pos    `json:"-"`
+	Name string `json:"name"`
+	File string `json:"file"`
+	// Weight is 1 when the block gives none, as keepalived's.
+	Weight  int  `json:"weight"`
+	Reverse bool `json:"reverse,omitempty"`
 	// InitFile is init_file [VALUE] [overwrite]: VALUE (default 0) is
 	// written into the file when it does not exist, and over it at start
 	// with overwrite. nil: no init_file.
@@ -1138,18 +1139,34 @@ func SNMPSocketAddr(s string) (network, address string, err error) {
 // an instance's own trackers: "SYNC group" for a member of a
 // vrrp_sync_group without sync_group_tracking_weight, "address owner"
 // for priority 255; "" when it applies them. keepalived 2.2.7 then
-// drops a track_script, track_file (with a weight on its line) or
-// track_bfd with a weight, ignores the weight a track_file block gives,
-// and puts the instance in FAULT when a weighted track_interface goes
-// down ("ignoring ... due to SYNC group" in its log).
+// drops a track_script or track_bfd with a weight and a track_file of a
+// weight other than 0 and 1, tracks one of weight 1 with weight 0, and
+// puts the instance in FAULT when a weighted track_interface goes down
+// ("ignoring ... due to SYNC group" in its log).
 func (c *Config) TrackWeightsIgnored(vi *VRRPInstance) string {
 	for _, g := range c.SyncGroups {
 		if slices.Contains(g.Group, vi.Name) && !g.TrackingWeight {
 			return "SYNC group"
 		}
 	}
-	if vi.Priority == 255 || vi.Priority < 0 && vi.State == "MASTER" {
+	if vi.AddressOwner() {
 		return "address owner"
 	}
 	return ""
+}
+
+// AddressOwner: priority 255, or state MASTER without a priority.
+func (vi *VRRPInstance) AddressOwner() bool {
+	return vi.Priority == 255 || vi.Priority < 0 && vi.State == "MASTER"
+}
+
+// SyncGroupHasOwner says whether a member of g is an address owner:
+// keepalived then sets the weights of g's own trackers to 0.
+func (c *Config) SyncGroupHasOwner(g *SyncGroup) bool {
+	for _, vi := range c.VRRPInstances {
+		if slices.Contains(g.Group, vi.Name) && vi.AddressOwner() {
+			return true
+		}
+	}
+	return false
 }

@@ -314,10 +314,16 @@ func (v *validator) trackWeights(vi *VRRPInstance) {
 		}
 	}
 	for _, t := range vi.TrackFiles {
-		if t.HasWeight && t.Weight != 0 {
-			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, why, how)
-		} else if f := files[t.Name]; !t.HasWeight && f != nil && f.Weight != 0 {
-			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s: the weight of its track_file block is not used (%s), as keepalived: its value other than 0 puts the instance in FAULT", vi.Name, t.Name, why)
+		w := t.Weight
+		if f := files[t.Name]; !t.HasWeight && f != nil {
+			w = f.Weight
+		}
+		switch w {
+		case 0:
+		case 1:
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s: its weight 1 is not used (%s), as keepalived: a value other than 0 puts the instance in FAULT; specify weight 0", vi.Name, t.Name, why)
+		default:
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s has weight %d and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, w, why, how)
 		}
 	}
 	for _, t := range vi.TrackIfaces {
@@ -369,6 +375,18 @@ func (v *validator) vrrp() {
 		v6    bool
 	}
 	vrids := map[vridKey]*VRRPInstance{}
+	for _, g := range v.cfg.SyncGroups {
+		if !v.cfg.SyncGroupHasOwner(g) {
+			continue
+		}
+		for _, ts := range [][]Track{g.TrackIfaces, g.TrackScripts, g.TrackFiles, g.TrackProcs, g.TrackBFDs} {
+			for _, t := range ts {
+				if t.Weight != 0 {
+					v.d.warnf(g.Pos, "vrrp_sync_group %q: %s's weight %d is not used (a member is the address owner), as keepalived: its failure puts the group in FAULT", g.Name, t.Name, t.Weight)
+				}
+			}
+		}
+	}
 	for _, vi := range v.cfg.VRRPInstances {
 		v.trackWeights(vi)
 		if names[vi.Name] {

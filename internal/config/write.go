@@ -926,10 +926,11 @@ func renderVRRPScript(w *wr, s *VRRPScript) {
 func renderTrackFile(w *wr, t *TrackFile) {
 	w.open("track_file", q(t.Name))
 	w.str("file", t.File)
-	if t.Reverse {
+	switch {
+	case t.Reverse:
 		w.line("weight", strconv.Itoa(t.Weight), "reverse")
-	} else {
-		w.num("weight", t.Weight)
+	case t.Weight != 1: // (1: keepalived's default)
+		w.line("weight", strconv.Itoa(t.Weight))
 	}
 	if in := t.InitFile; in != nil {
 		words := []string{"init_file", strconv.Itoa(in.Value)}

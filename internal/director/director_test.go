@@ -1389,6 +1389,7 @@ func TestSyncGroupTrackWeights(t *testing.T) {
 	}
 	for _, tc := range []struct{ tw, want, warn string }{
 		{"", "script z, interface eth1 0", "track_script s has a weight and is not tracked (SYNC group)"},
+		{"    track_script {\n        z weight -30\n    }\n", "script z, script z, interface eth1 0", "track_file f has weight 3 and is not tracked (SYNC group)"},
 		{"    sync_group_tracking_weight\n", "script s, script z, file f 3, interface eth1 7", ""},
 	} {
 		cfg, ds := config.LoadBytes("t.conf", []byte(strings.Replace(src, "TW", tc.tw, 1)), nil)
@@ -1405,6 +1406,44 @@ func TestSyncGroupTrackWeights(t *testing.T) {
 		}
 		if tc.warn != "" && !strings.Contains(warns.String(), tc.warn) || tc.warn == "" && strings.Contains(warns.String(), "is not tracked") {
 			t.Errorf("warnings:\n%s", warns.String())
+		}
+	}
+}
+
+// TestSyncGroupOwnerWeights: keepalived 2.2.7 sets the weights of a sync
+// group's own trackers to 0 when a member is the address owner, and
+// tracks a member's track_file of weight 1 (its block's default) with
+// weight 0; a track_file block without weight has weight 1.
+func TestSyncGroupOwnerWeights(t *testing.T) {
+	src := "vrrp_script z {\n    script /bin/true\n}\ntrack_file f {\n    file /run/f\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    priority 255\n    track_file {\n        f\n    }\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n" +
+		"vrrp_sync_group G {\n    group {\n        A\n        B\n    }\n    track_script {\n        z weight -30\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	if w := cfg.VRRPTrackFiles[0].Weight; w != 1 {
+		t.Errorf("track_file without weight: %d, want 1", w)
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	for _, ic := range insts {
+		for _, s := range ic.TrackScripts {
+			if s.Weight != 0 {
+				t.Errorf("%s: the group's script weight %d, want 0", ic.Name, s.Weight)
+			}
+		}
+	}
+	if tf := insts[0].TrackFiles; len(tf) != 1 || tf[0].Weight != 0 {
+		t.Errorf("A's track_file %+v, want one of weight 0", tf)
+	}
+	var warns []string
+	for _, d := range ds {
+		warns = append(warns, d.String())
+	}
+	for _, w := range []string{`vrrp_sync_group "G": z's weight -30 is not used (a member is the address owner)`, `track_file f: its weight 1 is not used (SYNC group)`} {
+		if !strings.Contains(strings.Join(warns, "\n"), w) {
+			t.Errorf("no warning %q in\n%s", w, strings.Join(warns, "\n"))
 		}
 	}
 }

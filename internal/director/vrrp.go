@@ -177,6 +177,8 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			if !member {
 				continue
 			}
+			n0 := len(ic.TrackInterfaces)
+			s0, f0, b0, p0 := len(ic.TrackScripts), len(ic.TrackFiles), len(ic.TrackBFDs), len(ic.TrackProcesses)
 			for _, t := range sg.TrackIfaces {
 				ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 			}
@@ -200,6 +202,25 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 				t.HasWeight = true
 				ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
 			}
+			if cfg.SyncGroupHasOwner(sg) {
+				// keepalived: "Cannot have weighted track … with member
+				// having priority 255 - setting weight 0"
+				for i := n0; i < len(ic.TrackInterfaces); i++ {
+					ic.TrackInterfaces[i].Weight = 0
+				}
+				for i := s0; i < len(ic.TrackScripts); i++ {
+					ic.TrackScripts[i].Weight = 0
+				}
+				for i := f0; i < len(ic.TrackFiles); i++ {
+					ic.TrackFiles[i].Weight = 0
+				}
+				for i := b0; i < len(ic.TrackBFDs); i++ {
+					ic.TrackBFDs[i].Weight = 0
+				}
+				for i := p0; i < len(ic.TrackProcesses); i++ {
+					ic.TrackProcesses[i].Weight = 0
+				}
+			}
 		}
 		insts = append(insts, ic)
 	}
@@ -222,11 +243,12 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 // ignoreTrackWeights applies, to the trackers of an instance in a sync
 // group (without sync_group_tracking_weight) or of an address owner,
 // what keepalived 2.2.7 does with their weights (config.Validate warns
-// of each, config.TrackWeightsIgnored): weighted scripts, BFD sessions
-// and files weighted on their line are not tracked; a file's weight from
-// its track_file block is 0; a weighted interface is tracked with weight
-// 0 (FAULT when down; keepalived also adds a positive weight to the
-// priority while it is up, govs does not).
+// of each, config.TrackWeightsIgnored): weighted scripts and BFD
+// sessions are not tracked; a file of weight 0 or 1 (its line's, else
+// its block's) is tracked with weight 0, one of another weight not at
+// all; a weighted interface is tracked with weight 0 (FAULT when down;
+// keepalived also adds a positive weight to the priority while it is
+// up, govs does not).
 func ignoreTrackWeights(ic *vrrp.InstanceConfig, vi *config.VRRPInstance, scripts map[string]*config.VRRPScript) {
 	ic.TrackScripts = slices.DeleteFunc(ic.TrackScripts, func(t vrrp.TrackScript) bool {
 		w := t.Weight
@@ -236,13 +258,11 @@ func ignoreTrackWeights(ic *vrrp.InstanceConfig, vi *config.VRRPInstance, script
 		return w != 0
 	})
 	ic.TrackBFDs = slices.DeleteFunc(ic.TrackBFDs, func(t vrrp.TrackBFD) bool { return t.Weight != 0 })
-	lineWeight := map[string]bool{}
-	for _, t := range vi.TrackFiles {
-		lineWeight[t.Name] = t.HasWeight && t.Weight != 0
-	}
-	ic.TrackFiles = slices.DeleteFunc(ic.TrackFiles, func(t vrrp.TrackFile) bool { return lineWeight[t.Name] })
+	// a file's weight (its line's, else its block's, default 1): 0 or 1
+	// is tracked with weight 0, another is not tracked
+	ic.TrackFiles = slices.DeleteFunc(ic.TrackFiles, func(t vrrp.TrackFile) bool { return t.Weight != 0 && t.Weight != 1 })
 	for i := range ic.TrackFiles {
-		ic.TrackFiles[i].Weight, ic.TrackFiles[i].Reverse = 0, false
+		ic.TrackFiles[i].Weight = 0
 	}
 	for i := range ic.TrackInterfaces {
 		ic.TrackInterfaces[i].Weight = 0
