@@ -735,7 +735,7 @@ vrrp_instance A {
 	want := []vrrp.TrackProcess{
 		{Name: "hap", Weight: -20, Reverse: true, Match: m}, // the block's weight
 		{Name: "hap", Weight: 7, Match: m},                  // the line's
-		{Name: "hap", Weight: 0, Match: m},                  // the sync group's: 0, FAULT when down
+		{Name: "hap", Weight: -20, Reverse: true, Match: m}, // the sync group's without a weight: the block's, as keepalived
 	}
 	if got := insts[0].TrackProcesses; !reflect.DeepEqual(got, want) {
 		t.Errorf("track processes\n got %+v\nwant %+v", got, want)

@@ -182,24 +182,26 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			for _, t := range sg.TrackIfaces {
 				ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 			}
+			// as an instance's: the line's weight, else the definition's
+			// (keepalived 2.2.7: a group's track_script without a weight
+			// lowers the members' priorities by the vrrp_script's)
 			for _, t := range sg.TrackScripts {
-				ic.TrackScripts = append(ic.TrackScripts, vrrp.TrackScript{Name: t.Name, Weight: t.Weight, WeightSet: true, Reverse: t.Reverse})
+				ic.TrackScripts = append(ic.TrackScripts, vrrp.TrackScript{Name: t.Name, Weight: t.Weight, WeightSet: t.HasWeight, Reverse: t.Reverse})
 			}
 			for _, t := range sg.TrackFiles {
 				tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
 				if f := files[t.Name]; f != nil {
 					tf.Path = f.File
+					if !t.HasWeight {
+						tf.Weight, tf.Reverse = f.Weight, f.Reverse
+					}
 				}
 				ic.TrackFiles = append(ic.TrackFiles, tf)
 			}
 			for _, t := range sg.TrackBFDs {
-				// as the group's other trackers: its weight, 0 unless given
-				t.HasWeight = true
 				ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
 			}
 			for _, t := range sg.TrackProcs {
-				// as the group's other trackers: its weight, 0 unless given
-				t.HasWeight = true
 				ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
 			}
 			if cfg.SyncGroupHasOwner(sg) {
