@@ -225,10 +225,10 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		}
 		vs = append(vs,
 			agentx.Integer(e.Append(27, n), accept),
-			agentx.Integer(e.Append(28, n), 2), // promote_secondaries
-			agentx.Integer(e.Append(29, n), 2), // no link polling
+			agentx.Integer(e.Append(28, n), truth(cfg.PromoteSecondaries)), // promote_secondaries
+			agentx.Integer(e.Append(29, n), 2),                             // no link polling
 			agentx.Integer(e.Append(30, n), cfg.Version),
-			agentx.Integer(e.Append(33, n), 2), // notify_deleted
+			agentx.Integer(e.Append(33, n), truth(nf.Deleted != "")), // notify_deleted
 		)
 		if len(cfg.UnicastPeers) == 0 {
 			vs = append(vs, agentx.Integer(e.Append(34, n), addrType(mc)), agentx.Bytes(e.Append(35, n), mc.AsSlice()))

@@ -248,6 +248,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 	list("Tracked processes", procs)
 	list("Tracked BFDs", bfds)
 	p("Using smtp notification = %s", onOff(cfg.SMTPAlert, "yes", "no"))
+	p("Notify deleted = %s", onOff(cfg.Notify.Deleted != "", "Deleted", "Fault"))
 	if vi := configInstance(in, st.Name); vi != nil {
 		notifyLines(w, vi.Notify, in)
 	}
@@ -309,7 +310,7 @@ func notifyLines(w *bufio.Writer, nf config.Notifiers, in *Input) {
 	for _, s := range []struct {
 		what string
 		sc   *config.Script
-	}{{"Backup", nf.Backup}, {"Master", nf.Master}, {"Fault", nf.Fault}, {"Stop", nf.Stop}, {"Generic", nf.Any},
+	}{{"Backup", nf.Backup}, {"Master", nf.Master}, {"Fault", nf.Fault}, {"Stop", nf.Stop}, {"Deleted", nf.Deleted}, {"Generic", nf.Any},
 		{"Master rx lower pri", nf.MasterRxLowerPri}} {
 		if s.sc != nil && s.sc.Cmd != "" {
 			fmt.Fprintf(w, "   %s state transition script = %s, uid:gid %s\n", s.what, QuoteCommand(s.sc.Cmd), scriptIDs(in, s.sc.User))

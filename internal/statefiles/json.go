@@ -155,6 +155,8 @@ func jsonDataOf(st *vrrp.InstanceStatus, in *Input) jsonData {
 		ScriptStop:           quoteIf(cfg.Notify.Stop),
 		Script:               quoteIf(cfg.Notify.Notify),
 		ScriptMasterRxLower:  quoteIf(cfg.Notify.MasterRxLowerPri),
+		NotifyDeleted:        cfg.Notify.Deleted != "",
+		PromoteSecondaries:   cfg.PromoteSecondaries,
 	}
 	if st.State == vrrp.StateBackup {
 		d.MasterPriority = st.MasterPriority
