@@ -476,6 +476,7 @@ func TestIncludeVariants(t *testing.T) {
 		{"global_defs {\n include_check wildcard_match\n}\ninclude empty/*.conf\n", "", `no such file`},
 		{"global_defs {\n include_check\n include_check -wildcard_match -match -brace_match\n}\ninclude empty/*.conf\n", "", ""},
 		{"global_defs {\n include_check +sometimes\n}\n", "", `include_check: unknown check "+sometimes"`},
+		{"global_defs {\n include_check read\n}\ninclude empty/*.conf\n", "", ""},
 	} {
 		cfg, ds := Parse("/k/main.conf", []byte(tc.src), opts)
 		if got := names(cfg); got != tc.names {

@@ -663,7 +663,8 @@ func (p *syntaxParser) setIncludeCheck(c *Node) {
 		}
 		var bit int
 		switch name {
-		case "readable":
+		case "readable", "read":
+			// (the manual says readable; keepalived 2.2.7 takes read)
 			bit = checkReadable
 		case "match":
 			bit = checkMatch | checkReadable

@@ -406,6 +406,9 @@ func (v *validator) vrrp() {
 				break
 			}
 		}
+		if vi.PromoteSecondaries && vi.UseVMAC {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: promote_secondaries is ignored with use_vmac (the VMAC interface has it set), as keepalived ignores it", vi.Name)
+		}
 		if g := vi.McastDstIP; g.IsValid() {
 			// as keepalived: the group's family is the instance's (its
 			// first address, else its source or peers); an IPv6 group

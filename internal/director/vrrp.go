@@ -123,7 +123,8 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			ic.MulticastGroup = vi.McastDstIP
 		}
 		ic.DownTimerAdverts = cmp.Or(vi.DownTimerAdverts, g.VRRPDownTimerAdverts)
-		ic.PromoteSecondaries = vi.PromoteSecondaries
+		// (a use_vmac interface gets it anyway: keepalived ignores it)
+		ic.PromoteSecondaries = vi.PromoteSecondaries && !vi.UseVMAC
 		// as keepalived: no authentication without a password, with
 		// VRRPv3, for IPv6 or in strict mode (warned by Validate); the family as the
 		// instance reads it (its addresses, else its source or peers)
