@@ -203,6 +203,10 @@ func (b *builder) global(n *Node) {
 			}
 		case "smtp_connect_timeout":
 			b.dur(c, &g.SMTPConnectTimeout)
+		case "smtp_helo_name":
+			b.str(c, &g.SMTPHeloName)
+		case "no_email_faults":
+			b.flag(c, &g.NoEmailFaults)
 		case "smtp_alert":
 			b.flagPtr(c, &g.SMTPAlert)
 		case "smtp_alert_vrrp":

@@ -151,9 +151,14 @@ type GlobalDefs struct {
 	SMTPServer            string   `json:"smtp_server,omitempty"` // host or IP
 	SMTPPort              uint16   `json:"smtp_port,omitempty"`   // 0 = 25
 	SMTPConnectTimeout    Duration `json:"smtp_connect_timeout"`
-	SMTPAlert             *bool    `json:"smtp_alert,omitempty"`
-	SMTPAlertVRRP         *bool    `json:"smtp_alert_vrrp,omitempty"`
-	SMTPAlertChecker      *bool    `json:"smtp_alert_checker,omitempty"`
+	// SMTPHeloName is smtp_helo_name (default: the host name).
+	SMTPHeloName string `json:"smtp_helo_name,omitempty"`
+	// NoEmailFaults (no_email_faults): no mail when a VRRP instance or
+	// group enters FAULT.
+	NoEmailFaults    bool  `json:"no_email_faults,omitempty"`
+	SMTPAlert        *bool `json:"smtp_alert,omitempty"`
+	SMTPAlertVRRP    *bool `json:"smtp_alert_vrrp,omitempty"`
+	SMTPAlertChecker *bool `json:"smtp_alert_checker,omitempty"`
 	// CheckerLogAllFailures (checker_log_all_failures) logs every failed
 	// check attempt, as each checker's log_all_failures.
 	CheckerLogAllFailures bool    `json:"checker_log_all_failures,omitempty"`

@@ -768,6 +768,8 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 			w.line("smtp_server", q(g.SMTPServer))
 		}
 	}
+	w.str("smtp_helo_name", g.SMTPHeloName)
+	w.flag("no_email_faults", g.NoEmailFaults)
 	if g.SMTPConnectTimeout != DefaultSMTPConnectTimeout {
 		w.dur("smtp_connect_timeout", g.SMTPConnectTimeout)
 	}

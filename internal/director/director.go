@@ -254,7 +254,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 func notifySignature(cfg *config.Config) string {
 	g := cfg.Global
 	return vrrpSignature(g.EnableScriptSecurity, g.ScriptUser, g.SMTPServer, g.SMTPPort, g.NotificationEmail, g.NotificationEmailFrom, g.SMTPConnectTimeout, g.RouterID,
-		g.NotifyFIFO, g.VRRPNotifyFIFO, g.LVSNotifyFIFO)
+		g.NotifyFIFO, g.VRRPNotifyFIFO, g.LVSNotifyFIFO, g.SMTPHeloName, g.NoEmailFaults)
 }
 
 // startOnlyChanged names the govs_ keywords of global_defs whose values
@@ -309,6 +309,7 @@ func mailer(cfg *config.Config) *notify.Mailer {
 		To:             g.NotificationEmail,
 		ConnectTimeout: g.SMTPConnectTimeout.D(),
 		RouterID:       g.RouterID,
+		HeloName:       g.SMTPHeloName,
 	}
 }
 

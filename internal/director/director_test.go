@@ -1447,3 +1447,23 @@ func TestSyncGroupOwnerWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestMailSettings: smtp_helo_name reaches the mailer; no_email_faults
+// and it are part of the notifiers' signature (a reload applies them).
+func TestMailSettings(t *testing.T) {
+	src := "global_defs {\n    notification_email {\n        ops@example.org\n    }\n    smtp_server 192.0.2.25\n    smtp_helo_name lb1.example.org\n    no_email_faults\n}\n"
+	cfg := mustLoad(t, src)
+	if m := mailer(cfg); m == nil || m.HeloName != "lb1.example.org" {
+		t.Fatalf("mailer %+v", m)
+	}
+	if !cfg.Global.NoEmailFaults {
+		t.Error("no_email_faults not read")
+	}
+	other := mustLoad(t, strings.Replace(src, "    no_email_faults\n", "", 1))
+	if notifySignature(cfg) == notifySignature(other) {
+		t.Error("no_email_faults does not change the notifiers' signature")
+	}
+	if f := string(config.Format(cfg)); !strings.Contains(f, "smtp_helo_name lb1.example.org") || !strings.Contains(f, "no_email_faults") {
+		t.Errorf("Format:\n%s", f)
+	}
+}

@@ -177,6 +177,7 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 	if !found {
 		nf, found = d.retiredNotify[ev.Type+" "+ev.Name]
 	}
+	noFaultMail := d.cfg != nil && d.cfg.Global.NoEmailFaults
 	d.mu.Unlock()
 	if ev.Deleted && ev.WasFault && nf.Deleted == nil {
 		return // keepalived: nothing for a FAULT instance it deletes
@@ -194,6 +195,10 @@ func (n vrrpNotifier) Notify(ctx context.Context, ev vrrp.NotifyEvent) {
 		return
 	}
 	note, ok := vrrpNotification(nf, ev)
+	if state == "FAULT" && noFaultMail {
+		note.Mail = false // no_email_faults
+		ok = len(note.Scripts) > 0
+	}
 	if !ok {
 		return
 	}
