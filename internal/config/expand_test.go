@@ -437,30 +437,7 @@ func TestIncludeVariants(t *testing.T) {
 		"/k/d/x.conf":    "vrrp_instance X {\n interface eth0\n virtual_router_id 3\n virtual_ipaddress {\n  10.0.0.3\n }\n}\n",
 		"/k/empty/.keep": "",
 	}
-	opts := &ParseOptions{
-		ReadFile: func(n string) ([]byte, error) {
-			if b, ok := files[n]; ok {
-				return []byte(b), nil
-			}
-			return nil, os.ErrNotExist
-		},
-		Glob: func(p string) ([]string, error) {
-			var out []string
-			for n := range files {
-				if ok, _ := filepath.Match(p, n); ok {
-					out = append(out, n)
-				}
-			}
-			return out, nil
-		},
-	}
-	names := func(c *Config) string {
-		var s []string
-		for _, v := range c.VRRPInstances {
-			s = append(s, v.Name)
-		}
-		return strings.Join(s, ",")
-	}
+	opts := memFiles(files)
 	for _, tc := range []struct{ src, names, diag string }{
 		{"includer a.conf\nincludem b.conf\nincludea d/*.conf\n", "A,B,X", ""},
 		{"include {b,a,d/x}.conf\n", "B,A,X", ""},
@@ -479,7 +456,7 @@ func TestIncludeVariants(t *testing.T) {
 		{"global_defs {\n include_check read\n}\ninclude empty/*.conf\n", "", ""},
 	} {
 		cfg, ds := Parse("/k/main.conf", []byte(tc.src), opts)
-		if got := names(cfg); got != tc.names {
+		if got := instanceNames(cfg); got != tc.names {
 			t.Errorf("%q: instances %s, want %s (%s)", tc.src, got, tc.names, diagStrings(ds))
 		}
 		if tc.diag == "" && len(ds) > 0 || tc.diag != "" && !strings.Contains(diagStrings(ds), tc.diag) {
@@ -500,7 +477,34 @@ func TestIncludeChecksAsKeepalived(t *testing.T) {
 		"/k/d/x.conf":  "vrrp_instance X {\n interface eth0\n virtual_router_id 3\n virtual_ipaddress {\n  10.0.0.3\n }\n}\n",
 		"/k/body.conf": " include_check\n",
 	}
-	opts := &ParseOptions{
+	opts := memFiles(files)
+	for _, tc := range []struct{ src, names, diag string }{
+		{"$D=d\ninclude ${_PWD}/${D}/*.conf\n", "X", ""},
+		{"$D=d\ninclude ${_PWD}/{a,${D}/x}.conf\n", "A,X", ""},
+		{"global_defs {\n include_check brace_match +match\n}\ninclude none.conf\n", "", `error: include "none.conf": no such file`},
+		{"global_defs {\n include_check\n include none.conf\n}\n", "", `error: include "none.conf": no such file`},
+		{"global_defs {\n include body.conf\n}\ninclude none.conf\n", "", `warning: include "none.conf": no such file`},
+		{"global_defs {\n include_check wildcard_match\n}\ninclude none.conf\n", "", `warning: include "none.conf": no such file`},
+		{"includem {none,zz}.conf\n", "", `warning: includem "{none,zz}.conf": no such file /k/none.conf`},
+		{"includeb {a,zz*}.conf\n", "A", ""},
+		{"include {a,zz}.conf\n", "A", `warning: include "{a,zz}.conf": no such file /k/zz.conf`},
+		{"include /x/" + strings.Repeat("{a,b}", 30) + "\n", "", "more than 4096 alternatives"},
+		{"$D=/k\nincludea $D/{a,b}.conf\n", "", `error: includea "$D/{a,b}.conf": /k/$D/a.conf matches no file`},
+		{"virtual_server 10.0.0.1 80 {\n include_check\n}\ninclude none/*.conf\n", "", `unsupported keyword "include_check" in virtual_server`},
+	} {
+		cfg, ds := Parse("/k/main.conf", []byte(tc.src), opts)
+		if got := instanceNames(cfg); got != tc.names {
+			t.Errorf("%q: instances %s, want %s (%s)", tc.src, got, tc.names, diagStrings(ds))
+		}
+		if tc.diag == "" && len(ds) > 0 || tc.diag != "" && !strings.Contains(diagStrings(ds), tc.diag) {
+			t.Errorf("%q: diagnostics\n%s\nwant %q", tc.src, diagStrings(ds), tc.diag)
+		}
+	}
+}
+
+// memFiles reads included files from a map (path → content).
+func memFiles(files map[string]string) *ParseOptions {
+	return &ParseOptions{
 		ReadFile: func(n string) ([]byte, error) {
 			if b, ok := files[n]; ok {
 				return []byte(b), nil
@@ -517,30 +521,13 @@ func TestIncludeChecksAsKeepalived(t *testing.T) {
 			return out, nil
 		},
 	}
-	for _, tc := range []struct{ src, names, diag string }{
-		{"$D=d\ninclude ${_PWD}/${D}/*.conf\n", "X", ""},
-		{"$D=d\ninclude ${_PWD}/{a,${D}/x}.conf\n", "A,X", ""},
-		{"global_defs {\n include_check brace_match +match\n}\ninclude none.conf\n", "", `error: include "none.conf": no such file`},
-		{"global_defs {\n include_check\n include none.conf\n}\n", "", `error: include "none.conf": no such file`},
-		{"global_defs {\n include body.conf\n}\ninclude none.conf\n", "", `warning: include "none.conf": no such file`},
-		{"global_defs {\n include_check wildcard_match\n}\ninclude none.conf\n", "", `warning: include "none.conf": no such file`},
-		{"includem {none,zz}.conf\n", "", `warning: includem "{none,zz}.conf": no such file /k/none.conf`},
-		{"includeb {a,zz*}.conf\n", "A", ""},
-		{"include {a,zz}.conf\n", "A", `warning: include "{a,zz}.conf": no such file /k/zz.conf`},
-		{"include /x/" + strings.Repeat("{a,b}", 30) + "\n", "", "more than 4096 alternatives"},
-		{"$D=/k\nincludea $D/{a,b}.conf\n", "", `error: includea "$D/{a,b}.conf": /k/$D/a.conf matches no file`},
-		{"virtual_server 10.0.0.1 80 {\n include_check\n}\ninclude none/*.conf\n", "", `unsupported keyword "include_check" in virtual_server`},
-	} {
-		cfg, ds := Parse("/k/main.conf", []byte(tc.src), opts)
-		var names []string
-		for _, v := range cfg.VRRPInstances {
-			names = append(names, v.Name)
-		}
-		if got := strings.Join(names, ","); got != tc.names {
-			t.Errorf("%q: instances %s, want %s (%s)", tc.src, got, tc.names, diagStrings(ds))
-		}
-		if tc.diag == "" && len(ds) > 0 || tc.diag != "" && !strings.Contains(diagStrings(ds), tc.diag) {
-			t.Errorf("%q: diagnostics\n%s\nwant %q", tc.src, diagStrings(ds), tc.diag)
-		}
+}
+
+// instanceNames is the VRRP instances' names, comma-separated.
+func instanceNames(c *Config) string {
+	var s []string
+	for _, v := range c.VRRPInstances {
+		s = append(s, v.Name)
 	}
+	return strings.Join(s, ",")
 }
