@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,13 @@ import (
 func Parse(name string, data []byte, opts *ParseOptions) (*Config, Diagnostics) {
 	d := &diagList{}
 	sp := &syntaxParser{opts: opts, diags: d, vars: map[string]string{}}
+	if m := randomSeed.FindSubmatch(data); m != nil {
+		// random_seed (global_defs) seeds ${_RANDOM}; read before the
+		// substitution, which comes first
+		if seed, err := strconv.ParseUint(string(m[1]), 10, 64); err == nil {
+			sp.rand = rand.New(rand.NewPCG(seed, seed))
+		}
+	}
 	nodes := sp.parseFile(name, data)
 	b := &builder{d: d, cfg: &Config{}}
 	for _, n := range nodes {
@@ -31,6 +40,9 @@ func Parse(name string, data []byte, opts *ParseOptions) (*Config, Diagnostics) 
 	d.ds.Sort()
 	return b.cfg, d.ds
 }
+
+// randomSeed finds a random_seed line of the main file.
+var randomSeed = regexp.MustCompile(`(?m)^[ \t]*random_seed[ \t]+([0-9]+)[ \t]*(?:[#!].*)?\r?$`)
 
 // ParseFile reads and parses the file at path.
 func ParseFile(path string, opts *ParseOptions) (*Config, Diagnostics) {
@@ -265,6 +277,12 @@ func (b *builder) global(n *Node) {
 		case "include_check":
 			// read by the syntax layer for the includes after it
 			// (syntaxParser.setIncludeCheck)
+		case "random_seed":
+			// read by Parse before the substitution (${_RANDOM})
+			b.str(c, &g.RandomSeed)
+			if _, err := strconv.ParseUint(g.RandomSeed, 10, 64); g.RandomSeed != "" && err != nil {
+				b.d.errorf(c.Pos, "random_seed %q is not an unsigned number", g.RandomSeed)
+			}
 		case "dynamic_interfaces", "reload_check_config":
 			// what govs always does: an instance whose interface is
 			// missing waits in FAULT for it (and follows it when it is

@@ -196,6 +196,9 @@ func (p *syntaxParser) lookup(name string, args []string, braced bool, o *origin
 			p.diags.errorf(o.pos, "${_RANDOM [MIN [MAX]]}: want 0 <= MIN <= MAX <= 2147483647, got %q", strings.Join(args, " "))
 			return "", false
 		}
+		if p.rand != nil {
+			return strconv.Itoa(lo + p.rand.IntN(hi-lo+1)), true
+		}
 		return strconv.Itoa(lo + rand.IntN(hi-lo+1)), true
 	}
 	return "", false

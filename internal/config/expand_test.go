@@ -531,3 +531,29 @@ func instanceNames(c *Config) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// random_seed makes ${_RANDOM} the same at every read.
+func TestRandomSeed(t *testing.T) {
+	src := "global_defs {\n    random_seed 42\n    router_id r${_RANDOM}-${_RANDOM 1 1000000}\n}\n"
+	var ids []string
+	for range 3 {
+		cfg, ds := Parse("t.conf", []byte(src), nil)
+		if ds.HasErrors() {
+			t.Fatal(diagStrings(ds))
+		}
+		ids = append(ids, cfg.Global.RouterID)
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("router_id with random_seed 42: %v", ids)
+	}
+	other, _ := Parse("t.conf", []byte(strings.Replace(src, "42", "43", 1)), nil)
+	if other.Global.RouterID == ids[0] {
+		t.Errorf("seeds 42 and 43 gave the same %s", ids[0])
+	}
+	if f := string(Format(other)); !strings.Contains(f, "random_seed 43") {
+		t.Errorf("Format lost random_seed:\n%s", f)
+	}
+	if _, ds := Parse("t.conf", []byte("global_defs {\n    random_seed x\n}\n"), nil); !strings.Contains(ds.Error(), `random_seed "x" is not an unsigned number`) {
+		t.Errorf("random_seed x: %s", diagStrings(ds))
+	}
+}

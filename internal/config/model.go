@@ -151,6 +151,9 @@ type GlobalDefs struct {
 	SMTPServer            string   `json:"smtp_server,omitempty"` // host or IP
 	SMTPPort              uint16   `json:"smtp_port,omitempty"`   // 0 = 25
 	SMTPConnectTimeout    Duration `json:"smtp_connect_timeout"`
+	// RandomSeed is random_seed: ${_RANDOM}'s seed, for the same values
+	// at every read (Parse reads it from the main file first).
+	RandomSeed string `json:"random_seed,omitempty"`
 	// SMTPHeloName is smtp_helo_name (default: the host name).
 	SMTPHeloName string `json:"smtp_helo_name,omitempty"`
 	// NoEmailFaults (no_email_faults): no mail when a VRRP instance or

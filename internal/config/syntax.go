@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,6 +147,8 @@ type syntaxParser struct {
 	// includeCheck is include_check's checks (global_defs) for the
 	// includes that follow
 	includeCheck int
+	// rand gives ${_RANDOM} (seeded by random_seed; nil: at random)
+	rand *rand.Rand
 	// condIncludes counts the conditional include lines being read: what
 	// they include is this host's only; sawCondInclude says there was one
 	condIncludes   int

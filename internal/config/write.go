@@ -769,6 +769,7 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 		}
 	}
 	w.str("smtp_helo_name", g.SMTPHeloName)
+	w.str("random_seed", g.RandomSeed)
 	w.flag("no_email_faults", g.NoEmailFaults)
 	if g.SMTPConnectTimeout != DefaultSMTPConnectTimeout {
 		w.dur("smtp_connect_timeout", g.SMTPConnectTimeout)
