@@ -331,29 +331,13 @@ func TestSaveFilesAtomic(t *testing.T) {
 }
 
 func TestVariablesAndIncludes(t *testing.T) {
-	files := map[string][]byte{
-		"/etc/govs/main.conf":     []byte("$PORT=8080\n$RS=real_server 10.0.0.2 ${PORT} {\ninclude conf.d/*.conf\n"),
-		"/etc/govs/conf.d/a.conf": []byte("virtual_server 10.0.0.1 $PORT {\n  $RS\n  }\n}\n"),
-		"/etc/govs/conf.d/b.conf": []byte("virtual_server 10.0.0.1 81 { # inline\n}\n"),
+	files := map[string]string{
+		"/etc/govs/main.conf":     "$PORT=8080\n$RS=real_server 10.0.0.2 ${PORT} {\ninclude conf.d/*.conf\n",
+		"/etc/govs/conf.d/a.conf": "virtual_server 10.0.0.1 $PORT {\n  $RS\n  }\n}\n",
+		"/etc/govs/conf.d/b.conf": "virtual_server 10.0.0.1 81 { # inline\n}\n",
 	}
-	opts := &ParseOptions{
-		ReadFile: func(n string) ([]byte, error) {
-			if b, ok := files[n]; ok {
-				return b, nil
-			}
-			return nil, os.ErrNotExist
-		},
-		Glob: func(p string) ([]string, error) {
-			var out []string
-			for n := range files {
-				if ok, _ := filepath.Match(p, n); ok {
-					out = append(out, n)
-				}
-			}
-			return out, nil
-		},
-	}
-	cfg, ds := Parse("/etc/govs/main.conf", files["/etc/govs/main.conf"], opts)
+	opts := memFiles(files)
+	cfg, ds := Parse("/etc/govs/main.conf", []byte(files["/etc/govs/main.conf"]), opts)
 	if ds.HasErrors() {
 		t.Fatal(diagStrings(ds))
 	}

@@ -564,7 +564,7 @@ type SyncGroup struct {
 	TrackBFDs    []Track   `json:"track_bfd,omitempty"`
 	// TrackingWeight (sync_group_tracking_weight, or the deprecated
 	// global_tracking) lets the members' own trackers keep their
-	// weights (TrackWeightsIgnored).
+	// weights (TrackWeights.Ignored).
 	TrackingWeight bool `json:"sync_group_tracking_weight,omitempty"`
 }
 
@@ -1143,38 +1143,50 @@ func SNMPSocketAddr(s string) (network, address string, err error) {
 	return network, address, nil
 }
 
-// TrackWeightsIgnored says why keepalived does not apply the weights of
-// an instance's own trackers: "SYNC group" for a member of a
+// TrackWeights says, for every instance and sync group at once, where
+// keepalived does not apply tracker weights (Config.TrackWeightRules).
+type TrackWeights struct {
+	why    map[string]string // instance name → why
+	owners map[*SyncGroup]bool
+}
+
+// Ignored says why keepalived does not apply the weights of an
+// instance's own trackers: "SYNC group" for a member of a
 // vrrp_sync_group without sync_group_tracking_weight, "address owner"
 // for priority 255; "" when it applies them. keepalived 2.2.7 then
 // drops a track_script or track_bfd with a weight and a track_file of a
 // weight other than 0 and 1, tracks one of weight 1 with weight 0, and
 // puts the instance in FAULT when a weighted track_interface goes down
 // ("ignoring ... due to SYNC group" in its log).
-func (c *Config) TrackWeightsIgnored(vi *VRRPInstance) string {
-	for _, g := range c.SyncGroups {
-		if slices.Contains(g.Group, vi.Name) && !g.TrackingWeight {
-			return "SYNC group"
+func (t TrackWeights) Ignored(vi *VRRPInstance) string { return t.why[vi.Name] }
+
+// GroupHasOwner says whether a member of g is an address owner:
+// keepalived then sets the weights of g's own trackers to 0.
+func (t TrackWeights) GroupHasOwner(g *SyncGroup) bool { return t.owners[g] }
+
+// TrackWeightRules computes TrackWeights, in one pass over the
+// instances and groups (a template may make tens of thousands).
+func (c *Config) TrackWeightRules() TrackWeights {
+	t := TrackWeights{why: map[string]string{}, owners: map[*SyncGroup]bool{}}
+	owner := map[string]bool{}
+	for _, vi := range c.VRRPInstances {
+		if vi.AddressOwner() {
+			owner[vi.Name] = true
+			t.why[vi.Name] = "address owner"
 		}
 	}
-	if vi.AddressOwner() {
-		return "address owner"
+	for _, g := range c.SyncGroups {
+		for _, m := range g.Group {
+			if !g.TrackingWeight {
+				t.why[m] = "SYNC group"
+			}
+			t.owners[g] = t.owners[g] || owner[m]
+		}
 	}
-	return ""
+	return t
 }
 
 // AddressOwner: priority 255, or state MASTER without a priority.
 func (vi *VRRPInstance) AddressOwner() bool {
 	return vi.Priority == 255 || vi.Priority < 0 && vi.State == "MASTER"
-}
-
-// SyncGroupHasOwner says whether a member of g is an address owner:
-// keepalived then sets the weights of g's own trackers to 0.
-func (c *Config) SyncGroupHasOwner(g *SyncGroup) bool {
-	for _, vi := range c.VRRPInstances {
-		if slices.Contains(g.Group, vi.Name) && vi.AddressOwner() {
-			return true
-		}
-	}
-	return false
 }

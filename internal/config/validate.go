@@ -272,10 +272,30 @@ func (v *validator) instance(name string) *VRRPInstance {
 	return nil
 }
 
+// trackDefs are the definitions trackers name, by name.
+type trackDefs struct {
+	scripts map[string]*VRRPScript
+	bfds    map[string]*BFDInstance
+	files   map[string]*TrackFile
+}
+
+func (c *Config) trackDefs() trackDefs {
+	d := trackDefs{scripts: map[string]*VRRPScript{}, bfds: map[string]*BFDInstance{}, files: map[string]*TrackFile{}}
+	for _, s := range c.VRRPScripts {
+		d.scripts[s.Name] = s
+	}
+	for _, b := range c.BFDInstances {
+		d.bfds[b.Name] = b
+	}
+	for _, f := range c.VRRPTrackFiles {
+		d.files[f.Name] = f
+	}
+	return d
+}
+
 // trackWeights warns of what an instance in a sync group, or an address
-// owner, does with its trackers' weights (Config.TrackWeightsIgnored).
-func (v *validator) trackWeights(vi *VRRPInstance) {
-	why := v.cfg.TrackWeightsIgnored(vi)
+// owner, does with its trackers' weights (TrackWeights.Ignored).
+func (v *validator) trackWeights(vi *VRRPInstance, why string, defs trackDefs) {
 	if why == "" {
 		return
 	}
@@ -283,10 +303,7 @@ func (v *validator) trackWeights(vi *VRRPInstance) {
 	if why == "SYNC group" {
 		how = "set its weight to 0, track it on the vrrp_sync_group, or set sync_group_tracking_weight there"
 	}
-	scripts := map[string]*VRRPScript{}
-	for _, s := range v.cfg.VRRPScripts {
-		scripts[s.Name] = s
-	}
+	scripts, bfds, files := defs.scripts, defs.bfds, defs.files
 	for _, t := range vi.TrackScripts {
 		w := t.Weight
 		if s := scripts[t.Name]; !t.HasWeight && s != nil {
@@ -295,14 +312,6 @@ func (v *validator) trackWeights(vi *VRRPInstance) {
 		if w != 0 {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: track_script %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, why, how)
 		}
-	}
-	bfds := map[string]*BFDInstance{}
-	for _, b := range v.cfg.BFDInstances {
-		bfds[b.Name] = b
-	}
-	files := map[string]*TrackFile{}
-	for _, f := range v.cfg.VRRPTrackFiles {
-		files[f.Name] = f
 	}
 	for _, t := range vi.TrackBFDs {
 		w := t.Weight
@@ -375,8 +384,9 @@ func (v *validator) vrrp() {
 		v6    bool
 	}
 	vrids := map[vridKey]*VRRPInstance{}
+	weights, defs := v.cfg.TrackWeightRules(), v.cfg.trackDefs()
 	for _, g := range v.cfg.SyncGroups {
-		if !v.cfg.SyncGroupHasOwner(g) {
+		if !weights.GroupHasOwner(g) {
 			continue
 		}
 		for _, ts := range [][]Track{g.TrackIfaces, g.TrackScripts, g.TrackFiles, g.TrackProcs, g.TrackBFDs} {
@@ -388,7 +398,7 @@ func (v *validator) vrrp() {
 		}
 	}
 	for _, vi := range v.cfg.VRRPInstances {
-		v.trackWeights(vi)
+		v.trackWeights(vi, weights.Ignored(vi), defs)
 		if names[vi.Name] {
 			v.d.errorf(vi.Pos, "vrrp_instance %q defined twice", vi.Name)
 		}

@@ -34,6 +34,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	}
 	var insts []vrrp.InstanceConfig
 	prios := cfg.RulePriorities()
+	weights := cfg.TrackWeightRules()
 	for _, vi := range cfg.VRRPInstances {
 		set := g.InstanceSettings(vi)
 		ic := vrrp.InstanceConfig{
@@ -165,7 +166,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		for _, t := range vi.TrackBFDs {
 			ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
 		}
-		if cfg.TrackWeightsIgnored(vi) != "" {
+		if weights.Ignored(vi) != "" {
 			ignoreTrackWeights(&ic, vi, scriptOf)
 		}
 		// A sync group's trackers apply to every member: any of them
@@ -205,7 +206,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			for _, t := range sg.TrackProcs {
 				ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
 			}
-			if cfg.SyncGroupHasOwner(sg) {
+			if weights.GroupHasOwner(sg) {
 				// keepalived: "Cannot have weighted track … with member
 				// having priority 255 - setting weight 0"
 				for i := n0; i < len(ic.TrackInterfaces); i++ {
@@ -246,7 +247,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 // ignoreTrackWeights applies, to the trackers of an instance in a sync
 // group (without sync_group_tracking_weight) or of an address owner,
 // what keepalived 2.2.7 does with their weights (config.Validate warns
-// of each, config.TrackWeightsIgnored): weighted scripts and BFD
+// of each, config.TrackWeights): weighted scripts and BFD
 // sessions are not tracked; a file of weight 0 or 1 (its line's, else
 // its block's) is tracked with weight 0, one of another weight not at
 // all; a weighted interface is tracked with weight 0 (FAULT when down;
