@@ -786,6 +786,19 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.addr(c, &vi.McastSrcIP)
 		case "unicast_fault_no_peer":
 			b.flag(c, &vi.UnicastFaultNoPeer)
+		case "old_unicast_checksum":
+			// keepalived's VRRPv3 unicast checksum before 1.3.6: the
+			// pseudo-header took the multicast group, not the peer
+			if b.noBlock(c) && b.args(c, 0, 1) {
+				switch args := c.Args(); {
+				case len(args) == 0:
+					vi.OldUnicastChecksum = "config"
+				case args[0].Text == "never":
+					vi.OldUnicastChecksum = "never"
+				default:
+					b.d.errorf(args[0].Pos, "old_unicast_checksum takes never or nothing, not %q", args[0].Text)
+				}
+			}
 		case "mcast_dst_ip":
 			b.addr(c, &vi.McastDstIP)
 			if vi.McastDstIP.IsValid() && !vi.McastDstIP.IsMulticast() {

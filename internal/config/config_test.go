@@ -154,6 +154,8 @@ func TestErrors(t *testing.T) {
 		{"bad xdp mode", "global_defs {\n govs_xdp_mode offload\n}\n", 1, `govs_xdp_mode "offload": must be native or generic`},
 		{"block for flag", "global_defs {\n lvs_flush {\n }\n}\n", 2, "lvs_flush does not take a block"},
 		{"static address without dev", "static_ipaddress {\n 10.0.0.5/24\n}\n", 2, "warning: static_ipaddress 10.0.0.5/24: no dev IF and no global default_interface: on eth0"},
+		{"old checksum mode", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n old_unicast_checksum always\n}\n", 4, `old_unicast_checksum takes never or nothing, not "always"`},
+		{"old checksum multicast", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n version 3\n old_unicast_checksum\n}\n", 1, `warning: vrrp_instance "A": old_unicast_checksum applies to IPv4 VRRPv3 unicast adverts only`},
 		{"vmac multicast", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac 01:00:5e:00:00:01\n}\n", 4, `use_vmac: "01:00:5e:00:00:01" is a multicast address`},
 		{"vmac long name", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac a_very_long_interface\n}\n", 4, "is not a valid interface name"},
 		{"vmac same default", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac\n}\nvrrp_instance B {\n interface eth1\n virtual_router_id 5\n use_vmac\n}\n", 6, "use_vmac interface vrrp.5 is also that of \"A\""},
@@ -969,5 +971,32 @@ func TestProcessKeywords(t *testing.T) {
 	_, ds = LoadBytes("t.conf", []byte("global_defs {\n    umask 0177\n}\n"), nil)
 	if ds.HasErrors() {
 		t.Errorf("umask 0177: %s", diagStrings(ds))
+	}
+}
+
+// TestOldUnicastChecksum: old_unicast_checksum [never] is read, written
+// back and warned about where it does nothing.
+func TestOldUnicastChecksum(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{"old_unicast_checksum", "config"},
+		{"old_unicast_checksum never", "never"},
+		{"", ""},
+	} {
+		in := "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n version 3\n " + tc.line + "\n unicast_peer {\n  10.0.0.2\n }\n virtual_ipaddress {\n  10.0.0.100\n }\n}\n"
+		cfg, ds := LoadBytes("t.conf", []byte(in), nil)
+		if len(ds) != 0 {
+			t.Fatalf("%q: %s", tc.line, diagStrings(ds))
+		}
+		if got := cfg.VRRPInstances[0].OldUnicastChecksum; got != tc.want {
+			t.Fatalf("%q: read as %q, want %q", tc.line, got, tc.want)
+		}
+		out := Format(cfg)
+		if tc.line != "" && !strings.Contains(string(out), "    "+tc.line+"\n") {
+			t.Fatalf("%q not written:\n%s", tc.line, out)
+		}
+		cfg2, ds2 := Parse("rendered.conf", out, nil)
+		if ds2.HasErrors() || cfg2.VRRPInstances[0].OldUnicastChecksum != tc.want {
+			t.Fatalf("%q: rendering reads back as %q: %s", tc.line, cfg2.VRRPInstances[0].OldUnicastChecksum, diagStrings(ds2))
+		}
 	}
 }

@@ -714,6 +714,10 @@ type VRRPInstance struct {
 	// UnicastFaultNoPeer (unicast_fault_no_peer): with no unicast peer
 	// the instance stays in FAULT instead of advertising by multicast.
 	UnicastFaultNoPeer bool `json:"unicast_fault_no_peer,omitempty"`
+	// OldUnicastChecksum (old_unicast_checksum [never]): "config" sends
+	// and expects the VRRPv3 unicast checksum of keepalived before 1.3.6,
+	// "never" turns off detecting it; "" detects it.
+	OldUnicastChecksum string `json:"old_unicast_checksum,omitempty"`
 	// McastDstIP (mcast_dst_ip) is the instance's multicast group
 	// instead of vrrp_mcast_group4/6.
 	McastDstIP netip.Addr `json:"mcast_dst_ip,omitzero"`

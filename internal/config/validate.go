@@ -419,6 +419,9 @@ func (v *validator) vrrp() {
 		if vi.PromoteSecondaries && vi.UseVMAC {
 			v.d.warnf(vi.Pos, "vrrp_instance %q: promote_secondaries is ignored with use_vmac (the VMAC interface has it set), as keepalived ignores it", vi.Name)
 		}
+		if vi.OldUnicastChecksum != "" && (len(vi.UnicastPeers) == 0 || vi.isIPv6() || v.cfg.Global.InstanceVersion(vi) != 3) {
+			v.d.warnf(vi.Pos, "vrrp_instance %q: old_unicast_checksum applies to IPv4 VRRPv3 unicast adverts only; not used here", vi.Name)
+		}
 		if g := vi.McastDstIP; g.IsValid() {
 			// as keepalived: the group's family is the instance's (its
 			// first address, else its source or peers); an IPv6 group

@@ -1097,6 +1097,12 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.num("unicast_ttl", vi.UnicastTTL)
 	w.flag("check_unicast_src", vi.CheckUnicastSrc)
 	w.flag("unicast_fault_no_peer", vi.UnicastFaultNoPeer)
+	switch vi.OldUnicastChecksum {
+	case "config":
+		w.line("old_unicast_checksum")
+	case "never":
+		w.line("old_unicast_checksum never")
+	}
 	w.addr("mcast_dst_ip", vi.McastDstIP)
 	w.num("down_timer_adverts", vi.DownTimerAdverts)
 	w.flag("promote_secondaries", vi.PromoteSecondaries)

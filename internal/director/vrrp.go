@@ -123,6 +123,10 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		if vi.McastDstIP.IsValid() {
 			ic.MulticastGroup = vi.McastDstIP
 		}
+		ic.OldUnicastChecksum = vi.OldUnicastChecksum
+		if a, err := netip.ParseAddr(g.VRRPMcastGroup4); err == nil {
+			ic.OldChecksumGroup = a // the global group, as keepalived
+		}
 		ic.DownTimerAdverts = cmp.Or(vi.DownTimerAdverts, g.VRRPDownTimerAdverts)
 		// (a use_vmac interface gets it anyway: keepalived ignores it)
 		ic.PromoteSecondaries = vi.PromoteSecondaries && !vi.UseVMAC

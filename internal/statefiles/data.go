@@ -2,6 +2,7 @@ package statefiles
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -211,7 +212,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 			}
 			p("  %s min_ttl %d max_ttl %d", a, lo, hi)
 		}
-		p("Unicast checksum compatibility = no")
+		p("Unicast checksum compatibility = %s", cmp.Or(st.UnicastChecksum, "no"))
 	}
 	type tracked struct {
 		name    string

@@ -83,6 +83,17 @@ type InstanceConfig struct {
 	UnicastTTL int `json:"unicast_ttl,omitempty"`
 	// MulticastGroup overrides 224.0.0.18 / ff02::12 (mcast_dst_ip).
 	MulticastGroup netip.Addr `json:"mcast_dst_ip,omitzero"`
+	// OldUnicastChecksum (old_unicast_checksum) is about the checksum of
+	// IPv4 VRRPv3 unicast adverts. keepalived before 1.3.6 made its
+	// pseudo-header with the multicast group (OldChecksumGroup) as the
+	// destination instead of the peer. "config": send and expect that
+	// checksum. "": expect the standard one, and switch to the old one
+	// for good when a peer's advert checks only that way (as keepalived
+	// does). "never": do not switch.
+	OldUnicastChecksum string `json:"old_unicast_checksum,omitempty"`
+	// OldChecksumGroup is that destination: the global IPv4 group
+	// (vrrp_mcast_group4), not mcast_dst_ip; unset means 224.0.0.18.
+	OldChecksumGroup netip.Addr `json:"old_checksum_group,omitzero"`
 
 	// AuthPass is authentication { auth_type PASS; auth_pass X } (VRRPv2
 	// only, at most 8 bytes); with AuthAH (auth_type AH, IPv4 VRRPv2
@@ -529,6 +540,20 @@ func (c *InstanceConfig) advertDev() string {
 
 // advertCentis is the advert interval in the unit of the wire format:
 // centiseconds for v3, seconds for v2.
+// oldChecksumFamily says whether the instance's adverts are the kind
+// whose checksum old_unicast_checksum is about: IPv4 VRRPv3 unicast.
+func (c *InstanceConfig) oldChecksumFamily() bool {
+	return c.Version == 3 && !c.IsIPv6() && len(c.UnicastPeers) > 0
+}
+
+// oldChecksumDst is the pseudo-header destination of the old checksum.
+func (c *InstanceConfig) oldChecksumDst() netip.Addr {
+	if c.OldChecksumGroup.IsValid() {
+		return c.OldChecksumGroup
+	}
+	return netip.MustParseAddr(MulticastGroup4)
+}
+
 func (c *InstanceConfig) advertUnits() int {
 	if c.Version == 2 {
 		s := int(math.Round(c.AdvertInterval.Seconds()))
@@ -622,6 +647,14 @@ func (c *InstanceConfig) Validate() error {
 	}
 	if d.UnicastTTL < 1 || d.UnicastTTL > 255 {
 		bad("unicast_ttl %d out of range 1-255", d.UnicastTTL)
+	}
+	switch d.OldUnicastChecksum {
+	case "", "config", "never":
+	default:
+		bad("old_unicast_checksum %q: not config, never or empty", d.OldUnicastChecksum)
+	}
+	if g := d.OldChecksumGroup; g.IsValid() && !(g.Is4() && g.IsMulticast()) {
+		bad("old checksum group %s: not an IPv4 multicast address", g)
 	}
 	if d.UnicastSrcIP.IsValid() && d.UnicastSrcIP.Is6() != v6 {
 		bad("unicast_src_ip %s: wrong address family", d.UnicastSrcIP)

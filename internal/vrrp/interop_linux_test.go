@@ -32,6 +32,9 @@ type interopVariant struct {
 	// dedicated link ens4, track_interface ens3, its GARP settings.
 	seed bool
 	ipv6 bool
+	// oldChecksum: keepalived has old_unicast_checksum (the VRRPv3
+	// unicast checksum of keepalived before 1.3.6); govs detects it
+	oldChecksum bool
 	// maxTakeover bounds govs's takeover on top of the master down
 	// interval (0: none).
 	maxTakeover time.Duration
@@ -152,6 +155,9 @@ func (v interopVariant) keepalivedConf(tp *topo, state string, prio int) string 
 	if v.unicast {
 		fmt.Fprintf(&b, "  unicast_src_ip %s\n  unicast_peer {\n    %s\n  }\n", tp.kaAddr, tp.gvAddr)
 	}
+	if v.oldChecksum {
+		b.WriteString("  old_unicast_checksum\n")
+	}
 	vip := tp.vip.Prefix.String()
 	if tp.vip.Broadcast.IsValid() {
 		vip += " brd " + tp.vip.Broadcast.String()
@@ -213,6 +219,7 @@ var interopVariants = []interopVariant{
 	{name: "multicast-v3-100ms", code: "m3", version: 3, advert: "0.1", maxTakeover: 500 * time.Millisecond},
 	{name: "unicast-seed004-v2", code: "u2", version: 2, advert: "1", unicast: true, seed: true},
 	{name: "unicast-v3-100ms", code: "u3", version: 3, advert: "0.1", unicast: true, maxTakeover: 500 * time.Millisecond},
+	{name: "unicast-v3-old-checksum", code: "o3", version: 3, advert: "1", unicast: true, oldChecksum: true},
 	{name: "multicast-v3-ipv6", code: "m6", version: 3, advert: "0.2", ipv6: true},
 }
 
@@ -269,6 +276,9 @@ func interopKeepalivedMaster(t *testing.T, v interopVariant) {
 	s := g.status()
 	if s.State != StateBackup || s.Counters.BecameMaster != 0 {
 		t.Fatalf("govs left BACKUP while keepalived was master: %+v", s)
+	}
+	if want := map[bool]string{false: "no", true: "auto"}[v.oldChecksum]; v.unicast && !v.ipv6 && v.version == 3 && s.UnicastChecksum != want {
+		t.Fatalf("govs's unicast checksum %q, want %q", s.UnicastChecksum, want)
 	}
 	if hasAddr(t, tp.gv, tp.vipIf, tp.vipText) {
 		t.Fatal("govs holds the VIP as BACKUP")
@@ -374,12 +384,24 @@ func interopGovsMaster(t *testing.T, v interopVariant) {
 func checkAdverts(t *testing.T, v interopVariant, c *capture, master netip.Addr, masterPrio int, other netip.Addr, _ int) {
 	t.Helper()
 	seen := map[netip.Addr]int{}
+	// with oldChecksum: the speakers' adverts with the standard
+	// checksum, and whether the last one had the old one
+	standard, lastOld := map[netip.Addr]int{}, map[netip.Addr]bool{}
 	var kaLines []string
 	for _, p := range c.vrrp() {
 		if p.src != master && p.src != other {
 			continue
 		}
 		a, err := ParseAdvert(p.payload, v.ipv6, p.src, p.dst, false)
+		if v.oldChecksum {
+			old, oerr := ParseAdvert(p.payload, false, p.src, netip.MustParseAddr(MulticastGroup4), false)
+			lastOld[p.src] = oerr == nil
+			if err == nil {
+				standard[p.src]++
+			} else {
+				a, err = old, oerr
+			}
+		}
 		if err != nil {
 			t.Errorf("advert from %s to %s does not decode: %v (%x)", p.src, p.dst, err, p.payload)
 			continue
@@ -414,6 +436,21 @@ func checkAdverts(t *testing.T, v interopVariant, c *capture, master netip.Addr,
 		t.Errorf("no adverts from master %s captured", master)
 	}
 	t.Logf("decoded adverts: %d from %s, %d from %s", seen[master], master, seen[other], other)
+	if v.oldChecksum {
+		// keepalived sends the old checksum only; govs sends it from
+		// the first advert of keepalived's it checked that way
+		ka, gv := netipKA(v, master, other), master
+		if gv == ka {
+			gv = other
+		}
+		t.Logf("adverts with the standard checksum: keepalived %d, govs %d", standard[ka], standard[gv])
+		if standard[ka] != 0 {
+			t.Errorf("keepalived sent %d adverts with the standard checksum", standard[ka])
+		}
+		if seen[gv] > 0 && !lastOld[gv] {
+			t.Errorf("govs's last advert does not have the old checksum")
+		}
+	}
 	if *updateCaptures && len(kaLines) > 0 {
 		name := "testdata/keepalived-" + v.name + ".hex"
 		if err := os.MkdirAll("testdata", 0o755); err == nil {

@@ -66,10 +66,14 @@ type InstanceStatus struct {
 	VirtualIPs []netip.Prefix `json:"virtual_ipaddress"`
 	// NoAccept: as MASTER the host drops packets to the virtual
 	// addresses other than the virtual services' (InstanceConfig).
-	NoAccept    bool         `json:"no_accept,omitempty"`
-	Trackers    []Tracker    `json:"trackers,omitempty"`
-	Transitions []Transition `json:"transitions"`
-	Counters    Counters     `json:"counters"`
+	NoAccept bool `json:"no_accept,omitempty"`
+	// UnicastChecksum is, for a unicast instance, keepalived's word for
+	// the checksum it uses: "no" (the standard one), "never", "config"
+	// or "auto" (old_unicast_checksum, InstanceConfig).
+	UnicastChecksum string       `json:"unicast_checksum,omitempty"`
+	Trackers        []Tracker    `json:"trackers,omitempty"`
+	Transitions     []Transition `json:"transitions"`
+	Counters        Counters     `json:"counters"`
 
 	cfg InstanceConfig // the configuration in force, with its defaults
 }
@@ -190,6 +194,31 @@ type instance struct {
 	// vipErr is the last reason deleted virtual addresses could not be
 	// put back (checkVIPs)
 	vipErr string
+	// oldChecksumSeen: a peer's advert checked only with keepalived's
+	// old unicast checksum, which the instance uses from then on
+	// (InstanceConfig.OldUnicastChecksum "")
+	oldChecksumSeen bool
+}
+
+// oldChecksum says whether the instance sends and expects keepalived's
+// old VRRPv3 unicast checksum, configured or seen.
+func (in *instance) oldChecksum() bool {
+	c := &in.cfg
+	return c.oldChecksumFamily() && (c.OldUnicastChecksum == "config" || c.OldUnicastChecksum == "" && in.oldChecksumSeen)
+}
+
+// checksumMode is keepalived's word for the instance's unicast checksum
+// (its "Unicast checksum compatibility"): no, never, config or auto.
+func (in *instance) checksumMode() string {
+	switch {
+	case in.cfg.OldUnicastChecksum == "config":
+		return "config"
+	case in.cfg.OldUnicastChecksum == "never":
+		return "never"
+	case in.oldChecksumSeen:
+		return "auto"
+	}
+	return "no"
 }
 
 // inbound is a packet read from an instance's socket. A packet of an
@@ -1046,7 +1075,7 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			n.publish(idx)
 			return
 		}
-		a, err := ParseAdvert(ev.pkt.Data, in.cfg.IsIPv6(), ev.pkt.Src, ev.pkt.Dst, ev.pkt.ChecksumVerified)
+		a, err := n.parseAdvert(in, ev.pkt)
 		if err != nil {
 			var pe *ParseError
 			reason := DropLength
@@ -1090,6 +1119,32 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			n.retryOpen(ctx, q)
 		}
 	}
+}
+
+// parseAdvert decodes pkt for in. With old_unicast_checksum the VRRPv3
+// checksum is checked with the old pseudo-header; without it (and not
+// "never"), an IPv4 unicast advert whose checksum holds only that way
+// switches the instance to the old checksum for good, as keepalived
+// 2.2.7 does: a peer running keepalived before 1.3.6 sends it.
+func (n *Node) parseAdvert(in *instance, pkt Packet) (Advert, error) {
+	dst := pkt.Dst
+	if in.oldChecksum() {
+		dst = in.cfg.oldChecksumDst()
+	}
+	a, err := ParseAdvert(pkt.Data, in.cfg.IsIPv6(), pkt.Src, dst, pkt.ChecksumVerified)
+	var pe *ParseError
+	if err == nil || !errors.As(err, &pe) || pe.Reason != DropChecksum ||
+		!in.cfg.oldChecksumFamily() || in.cfg.OldUnicastChecksum != "" || in.oldChecksumSeen || dst == in.cfg.oldChecksumDst() {
+		return a, err
+	}
+	old, oerr := ParseAdvert(pkt.Data, false, pkt.Src, in.cfg.oldChecksumDst(), pkt.ChecksumVerified)
+	if oerr != nil {
+		return a, err
+	}
+	in.oldChecksumSeen = true
+	n.log.Warn("vrrp peer uses the VRRPv3 unicast checksum of keepalived before 1.3.6: this instance uses it too from now on, as keepalived (old_unicast_checksum never stops this)",
+		"instance", in.cfg.Name, "src", pkt.Src)
+	return old, nil
 }
 
 // transitioned says whether actions hold a change of state, whose own
@@ -1213,6 +1268,9 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 		if len(adv.Addrs) > 255 {
 			adv.Addrs = adv.Addrs[:255]
 		}
+		if in.oldChecksum() {
+			adv.ChecksumDst = in.cfg.oldChecksumDst()
+		}
 		switch {
 		case in.cfg.AuthAH:
 			adv.AuthType = AuthAH // the socket adds the AH header
@@ -1335,6 +1393,10 @@ func (n *Node) publish(idx int) {
 	s.Transitions = m.History()
 	s.Counters = in.count
 	s.Counters.Dropped = cloneMap(in.count.Dropped)
+	s.UnicastChecksum = ""
+	if len(in.cfg.UnicastPeers) > 0 {
+		s.UnicastChecksum = in.checksumMode()
+	}
 }
 
 // queue runs callbacks in order on one goroutine without ever blocking

@@ -47,13 +47,14 @@ func newFakeSystem(n *fakeNet, addr string) *fakeSystem {
 type fakeConn struct {
 	sys    *fakeSystem
 	vrid   int
+	peers  []netip.Addr // unicast_peer: the first is the destination
 	ch     chan Packet
 	closed chan struct{}
 	once   sync.Once
 }
 
 func (s *fakeSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
-	c := &fakeConn{sys: s, vrid: cfg.VRID, ch: make(chan Packet, 64), closed: make(chan struct{})}
+	c := &fakeConn{sys: s, vrid: cfg.VRID, peers: cfg.UnicastPeers, ch: make(chan Packet, 64), closed: make(chan struct{})}
 	s.net.mu.Lock()
 	s.net.conns = append(s.net.conns, c)
 	s.net.mu.Unlock()
@@ -168,6 +169,9 @@ func (c *fakeConn) Send(a *Advert) error {
 	default:
 	}
 	dst := netip.MustParseAddr(MulticastGroup4)
+	if len(c.peers) > 0 {
+		dst = c.peers[0]
+	}
 	b, err := a.Marshal(c.sys.addr, dst)
 	if err != nil {
 		return err
@@ -430,6 +434,98 @@ func TestNodeDropsMalformed(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// TestNodeOldUnicastChecksum: an IPv4 VRRPv3 unicast advert made with
+// keepalived's checksum before 1.3.6 (the pseudo-header's destination is
+// 224.0.0.18, not the peer) switches an instance to that checksum for
+// good, as keepalived 2.2.7 does, unless old_unicast_checksum never;
+// old_unicast_checksum alone expects and sends it from the start.
+func TestNodeOldUnicastChecksum(t *testing.T) {
+	self := netip.MustParseAddr("10.0.0.2")
+	group := netip.MustParseAddr(MulticastGroup4)
+	advert := func(old bool) []byte {
+		a := Advert{Version: 3, VRID: 51, Priority: 200, Interval: 100, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}}
+		if old {
+			a.ChecksumDst = group
+		}
+		b, err := a.Marshal(lowerIP, self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// checksOld says whether b's checksum holds with the old
+	// pseudo-header and not with the standard one
+	checksOld := func(b []byte, src, dst netip.Addr) bool {
+		_, errOld := ParseAdvert(b, false, src, group, false)
+		_, errNew := ParseAdvert(b, false, src, dst, false)
+		return errOld == nil && errNew != nil
+	}
+	for _, tc := range []struct {
+		mode    string
+		sendOld []bool // the adverts the peer sends, in turn
+		dropped uint64 // checksum drops
+		master  bool   // the peer's adverts taken
+		want    string // UnicastChecksum after
+	}{
+		{mode: "", sendOld: []bool{false, true, false}, dropped: 1, master: true, want: "auto"},
+		{mode: "", sendOld: []bool{false}, master: true, want: "no"},
+		{mode: "never", sendOld: []bool{true}, dropped: 1, want: "never"},
+		{mode: "config", sendOld: []bool{false, true}, dropped: 1, master: true, want: "config"},
+	} {
+		t.Run(tc.want+"/"+tc.mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fnet := &fakeNet{}
+				s := newFakeSystem(fnet, self.String())
+				cfg := baseConfig()
+				cfg.Version, cfg.UnicastPeers, cfg.OldUnicastChecksum = 3, []netip.Addr{lowerIP}, tc.mode
+				n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{cfg}, System: s})
+				synctest.Wait()
+				// the peer: a conn of another host that hears our adverts
+				peer := &fakeConn{sys: newFakeSystem(fnet, lowerIP.String()), ch: make(chan Packet, 64), closed: make(chan struct{})}
+				fnet.mu.Lock()
+				c := fnet.conns[0]
+				fnet.conns = append(fnet.conns, peer)
+				fnet.mu.Unlock()
+				for _, old := range tc.sendOld {
+					c.ch <- Packet{Src: lowerIP, Dst: self, TTL: 255, Data: advert(old)}
+					synctest.Wait()
+				}
+				st := stateOf(n, "VI_1")
+				if got := st.Counters.Dropped[DropChecksum]; got != tc.dropped {
+					t.Fatalf("checksum drops %d, want %d (%v)", got, tc.dropped, st.Counters.Dropped)
+				}
+				if (st.MasterAddr == lowerIP) != tc.master {
+					t.Fatalf("master %v, want the peer's adverts taken: %v", st.MasterAddr, tc.master)
+				}
+				if st.UnicastChecksum != tc.want {
+					t.Fatalf("unicast checksum %q, want %q", st.UnicastChecksum, tc.want)
+				}
+				// the peer goes quiet: the instance becomes MASTER and
+				// advertises with the checksum it settled on
+				time.Sleep(5 * time.Second)
+				synctest.Wait()
+				if st := stateOf(n, "VI_1"); st.State != StateMaster {
+					t.Fatalf("state %v, want MASTER", st.State)
+				}
+				var sent Packet
+				select {
+				case sent = <-peer.ch:
+				default:
+					t.Fatal("no advert sent")
+				}
+				if old := tc.want == "auto" || tc.want == "config"; checksOld(sent.Data, self, lowerIP) != old {
+					t.Fatalf("sent advert with the old checksum: %v, want %v", !old, old)
+				}
+				if _, err := ParseAdvert(sent.Data, false, self, lowerIP, false); (err == nil) == checksOld(sent.Data, self, lowerIP) {
+					t.Fatalf("sent advert checks both ways or neither: %v", err)
+				}
+				cancel()
+				<-done
+			})
+		})
+	}
 }
 
 func TestNewNodeErrors(t *testing.T) {

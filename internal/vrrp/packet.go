@@ -35,6 +35,10 @@ type Advert struct {
 	AuthType uint8
 	AuthData [authDataLen]byte
 	Addrs    []netip.Addr
+	// ChecksumDst, when set, stands for the destination in the VRRPv3
+	// checksum's pseudo-header (keepalived's old unicast checksum: the
+	// multicast group instead of the peer). Not on the wire.
+	ChecksumDst netip.Addr
 }
 
 // IntervalDuration returns the advertisement interval as a duration.
@@ -144,6 +148,9 @@ func (a *Advert) Marshal(src, dst netip.Addr) ([]byte, error) {
 	}
 	var sum uint16
 	if a.Version == 3 {
+		if a.ChecksumDst.IsValid() {
+			dst = a.ChecksumDst
+		}
 		sum = checksum(b, pseudoHeaderSum(src, dst, len(b)))
 	} else {
 		sum = checksum(b, 0)

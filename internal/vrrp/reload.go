@@ -373,6 +373,9 @@ func (n *Node) reload(p *plan, opts Options) error {
 				}
 				in.openErr = s.waitErr
 			}
+			if c.OldUnicastChecksum != in.cfg.OldUnicastChecksum || !slices.Equal(c.UnicastPeers, in.cfg.UnicastPeers) {
+				in.oldChecksumSeen = false // (seen again with the next advert)
+			}
 			in.cfg = c
 			status[i] = oldStatus[oldIdx[in]]
 		}
