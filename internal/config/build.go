@@ -139,6 +139,12 @@ func (b *builder) top(n *Node) {
 			}
 			b.cfg.Statics = append(b.cfg.Statics, sb)
 		}
+	case "track_group":
+		if b.needBlock(n) {
+			if g := b.trackGroup(n); g != nil {
+				b.cfg.TrackGroups = append(b.cfg.TrackGroups, g)
+			}
+		}
 	case "interface_up_down_delays":
 		if b.needBlock(n) {
 			b.cfg.InterfaceDelays = append(b.cfg.InterfaceDelays, b.ifDelays(n))
@@ -700,6 +706,29 @@ func (b *builder) notifier(c *Node, nf *Notifiers) bool {
 	return true
 }
 
+// trackGroup reads track_group NAME { group { INSTANCE … } }.
+func (b *builder) trackGroup(n *Node) *TrackGroup {
+	name, ok := b.named(n)
+	if !ok {
+		return nil
+	}
+	g := &TrackGroup{Pos: n.Pos, Name: name}
+	for _, c := range n.Block {
+		if c.Keyword() != "group" {
+			b.d.warnf(c.Pos, "unsupported keyword %q in track_group", c.Keyword())
+			continue
+		}
+		if b.needBlock(c) && b.args(c, 0, 0) {
+			for _, e := range c.Block {
+				for _, w := range e.Words {
+					g.Instances = append(g.Instances, w.Text)
+				}
+			}
+		}
+	}
+	return g
+}
+
 func (b *builder) syncGroup(n *Node) *SyncGroup {
 	name, ok := b.named(n)
 	if !ok {
@@ -961,6 +990,17 @@ func (b *builder) unicastPeers(e *Node) []UnicastPeer {
 	return out
 }
 
+// staticTrack reports whether a track_group word w is in a static_*
+// block (block), and warns that it is ignored elsewhere (as keepalived
+// ignores it).
+func (b *builder) staticTrack(block *Node, w Word) bool {
+	if strings.HasPrefix(block.Keyword(), "static_") {
+		return true
+	}
+	b.d.warnf(w.Pos, "%s: track_group is for static_ipaddress, static_routes and static_rules entries; ignored here", block.Keyword())
+	return false
+}
+
 // vipAddrs reads virtual_ipaddress entries:
 // IP[/MASK] [brd IP] [dev IF] [scope S] [label L] [peer IP] [no_track] ...
 func (b *builder) vipAddrs(n *Node) []VIPAddr {
@@ -1000,6 +1040,12 @@ func (b *builder) vipAddrs(n *Node) []VIPAddr {
 				v.Peer = val()
 			case "no_track":
 				v.NoTrack = true
+			case "track_group":
+				if g := val(); g != "" {
+					if b.staticTrack(n, ws[i]) {
+						v.TrackGroup = g
+					}
+				}
 			case "-nodad", "nodad":
 				v.NoDAD = true
 			case "home", "mngtmpaddr", "noprefixroute", "autojoin":
@@ -1082,6 +1128,10 @@ func (b *builder) routes(n *Node) []Route {
 				r.Type = ws[i].Text
 			case "no_track":
 				r.NoTrack = true
+			case "track_group":
+				if w, ok := next(); ok && b.staticTrack(n, ws[i-1]) {
+					r.TrackGroup = w.Text
+				}
 			case "onlink":
 				r.Onlink = true
 			case "inet", "inet6":
@@ -1359,6 +1409,10 @@ func (b *builder) rules(n *Node) []Rule {
 				// the default
 			case "no_track":
 				r.NoTrack = true
+			case "track_group":
+				if w, has := next(); has && b.staticTrack(n, ws[i-1]) {
+					r.TrackGroup = w.Text
+				}
 			default:
 				b.d.errorf(ws[i].Pos, "virtual_rules: unknown word %q", ws[i].Text)
 				ok = false

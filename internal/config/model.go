@@ -101,6 +101,10 @@ type Config struct {
 	// Statics are static_ipaddress, static_routes and static_rules
 	// blocks.
 	Statics []*StaticBlock `json:"statics,omitempty"`
+	// TrackGroups are track_group blocks: the VRRP instances that track
+	// the interfaces of the static addresses, routes and rules naming
+	// the group.
+	TrackGroups []*TrackGroup `json:"track_groups,omitempty"`
 
 	// Files are the files read, the main one first.
 	Files []string `json:"files,omitempty"`
@@ -117,6 +121,56 @@ type StaticBlock struct {
 	VIPs   []VIPAddr `json:"addresses,omitempty"`
 	Routes []Route   `json:"routes,omitempty"`
 	Rules  []Rule    `json:"rules,omitempty"`
+}
+
+// TrackGroup is a track_group NAME { group { INSTANCE … } } block.
+// The instances of a group track (as a track_interface of weight 0)
+// the interface of each static address (its dev), route (its dev) and
+// rule (its iif) that names the group: FAULT while it is down.
+type TrackGroup struct {
+	Pos       Pos      `json:"-"`
+	Name      string   `json:"name"`
+	Instances []string `json:"group"`
+}
+
+// StaticTrackInterfaces maps each VRRP instance of a track_group to the
+// interfaces it tracks for the static entries naming the group (in the
+// order written, each once): an address's dev (else the global
+// default_interface, else eth0), a route's dev, a rule's iif. Entries
+// with no_track, and groups or instances not defined, give none.
+func (c *Config) StaticTrackInterfaces() map[string][]string {
+	if len(c.TrackGroups) == 0 {
+		return nil
+	}
+	members := map[string][]string{}
+	for _, g := range c.TrackGroups {
+		if _, dup := members[g.Name]; !dup {
+			members[g.Name] = g.Instances
+		}
+	}
+	out := map[string][]string{}
+	add := func(group string, noTrack bool, dev string) {
+		if group == "" || noTrack || dev == "" {
+			return
+		}
+		for _, inst := range members[group] {
+			if !slices.Contains(out[inst], dev) {
+				out[inst] = append(out[inst], dev)
+			}
+		}
+	}
+	for _, b := range c.Statics {
+		for _, a := range b.VIPs {
+			add(a.TrackGroup, a.NoTrack, cmp.Or(a.Dev, c.Global.StaticDev()))
+		}
+		for _, r := range b.Routes {
+			add(r.TrackGroup, r.NoTrack, r.Dev)
+		}
+		for _, r := range b.Rules {
+			add(r.TrackGroup, r.NoTrack, r.Iif)
+		}
+	}
+	return out
 }
 
 // InterfaceDelays is an interface_up_down_delays block: `IF DOWN [UP]`
@@ -612,6 +666,9 @@ type VIPAddr struct {
 	NoTrack bool         `json:"no_track,omitempty"`
 	NoDAD   bool         `json:"nodad,omitempty"`
 	Extra   []string     `json:"extra,omitempty"` // other ip-address flags kept as written
+	// TrackGroup (track_group, static addresses only) is the
+	// track_group whose instances track Dev.
+	TrackGroup string `json:"track_group,omitempty"`
 }
 
 // Route is an entry of virtual_routes, kept as its ip-route words plus the
@@ -632,6 +689,8 @@ type Route struct {
 	// NoTrack (no_track): a MASTER does not put the route back when it
 	// goes.
 	NoTrack bool `json:"no_track,omitempty"`
+	// TrackGroup (static routes only): as VIPAddr.TrackGroup, for Dev.
+	TrackGroup string `json:"track_group,omitempty"`
 	// Nexthops make a multipath route: "via A or B" (keepalived's older
 	// words) or "nexthop via A [dev IF] [weight N] [onlink] nexthop …".
 	Nexthops []Nexthop `json:"nexthops,omitempty"`
@@ -681,8 +740,10 @@ type Rule struct {
 	Dport    [2]uint16    `json:"dport,omitzero"`
 	Type     string       `json:"type,omitempty"`     // blackhole, unreachable or prohibit
 	NoTrack  bool         `json:"no_track,omitempty"` // as Route.NoTrack
-	Words    []string     `json:"words"`
-	seq      int          // the order it was read in, included files in place
+	// TrackGroup (static rules only): as VIPAddr.TrackGroup, for Iif.
+	TrackGroup string   `json:"track_group,omitempty"`
+	Words      []string `json:"words"`
+	seq        int      // the order it was read in, included files in place
 }
 
 // Auth is the VRRPv2 authentication block.

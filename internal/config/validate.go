@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
@@ -30,6 +31,7 @@ func (c *Config) Validate() Diagnostics {
 	v.bfd()
 	v.ifDelays()
 	v.statics()
+	v.trackGroups()
 	v.sharedRoutes()
 	for r, prio := range v.cfg.RulePriorities() {
 		v.d.warnf(r.Pos, "rule without priority: it gets %d, as keepalived numbers them (from %d down in the order written); give it one to order the rules as you mean", prio, RuleStartPriority)
@@ -202,6 +204,58 @@ func (v *validator) statics() {
 			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" && len(r.Nexthops) == 0 && v.cfg.Global.DefaultInterface == "" {
 				v.d.warnf(r.Pos, "static_routes %s: no dev IF, via GW or global default_interface: on eth0, as keepalived", r.To)
 			}
+		}
+	}
+}
+
+// trackGroups checks track_group blocks and the static entries that
+// name them, as keepalived 2.2.7 does: a group named but not defined is
+// an error; an unknown instance, a group without instances, and an
+// entry that is no_track or has no interface to track are warned about.
+func (v *validator) trackGroups() {
+	groups := map[string]*TrackGroup{}
+	insts := map[string]bool{}
+	for _, vi := range v.cfg.VRRPInstances {
+		insts[vi.Name] = true
+	}
+	for _, g := range v.cfg.TrackGroups {
+		if o := groups[g.Name]; o != nil {
+			v.d.errorf(g.Pos, "track_group %q defined twice (first at %s)", g.Name, o.Pos)
+			continue
+		}
+		groups[g.Name] = g
+		known := 0
+		for _, name := range g.Instances {
+			if insts[name] {
+				known++
+			} else {
+				v.d.warnf(g.Pos, "track_group %q: vrrp_instance %q does not exist; ignored, as keepalived", g.Name, name)
+			}
+		}
+		if known == 0 {
+			v.d.warnf(g.Pos, "track_group %q has no vrrp instances: it tracks nothing", g.Name)
+		}
+	}
+	check := func(pos Pos, what, group string, noTrack bool, dev string) {
+		switch {
+		case group == "":
+		case groups[group] == nil:
+			v.d.errorf(pos, "%s: track_group %q is not defined", what, group)
+		case noTrack:
+			v.d.warnf(pos, "%s: track_group with no_track: not tracked, as keepalived", what)
+		case dev == "":
+			v.d.warnf(pos, "%s: track_group without an interface (dev, or iif for a rule): nothing to track", what)
+		}
+	}
+	for _, b := range v.cfg.Statics {
+		for _, a := range b.VIPs {
+			check(a.Pos, "static_ipaddress "+a.Prefix.String(), a.TrackGroup, a.NoTrack, cmp.Or(a.Dev, "default"))
+		}
+		for _, r := range b.Routes {
+			check(r.Pos, "static_routes "+r.To.String(), r.TrackGroup, r.NoTrack, r.Dev)
+		}
+		for _, r := range b.Rules {
+			check(r.Pos, "static_rules", r.TrackGroup, r.NoTrack, r.Iif)
 		}
 	}
 }

@@ -77,6 +77,9 @@ func (c *Config) objects() []any {
 	for _, x := range c.Statics {
 		out = append(out, x)
 	}
+	for _, x := range c.TrackGroups {
+		out = append(out, x)
+	}
 	return out
 }
 
@@ -237,6 +240,8 @@ func objPos(o any) Pos {
 	case *InterfaceDelays:
 		return x.Pos
 	case *StaticBlock:
+		return x.Pos
+	case *TrackGroup:
 		return x.Pos
 	}
 	return Pos{}
@@ -738,6 +743,14 @@ func renderObj(w *wr, o any) {
 			}
 			renderWordLines(w, x.Kind, lines)
 		}
+	case *TrackGroup:
+		w.open("track_group", q(x.Name))
+		w.open("group")
+		for _, name := range x.Instances {
+			w.line(q(name))
+		}
+		w.close()
+		w.close()
 	case *InterfaceDelays:
 		w.open("interface_up_down_delays")
 		for _, e := range x.Entries {
@@ -1066,6 +1079,9 @@ func renderVIPs(w *wr, kw string, vs []VIPAddr) {
 		}
 		if v.NoDAD {
 			words = append(words, "-nodad")
+		}
+		if v.TrackGroup != "" {
+			words = append(words, "track_group", q(v.TrackGroup))
 		}
 		for _, e := range v.Extra {
 			words = append(words, q(e))

@@ -1467,3 +1467,46 @@ func TestMailSettings(t *testing.T) {
 		t.Errorf("Format:\n%s", f)
 	}
 }
+
+// TestStaticTrackGroup: the instances of a track_group track, with
+// weight 0, the interfaces of the static entries naming the group (an
+// address's dev or the default interface, a route's dev, a rule's iif);
+// an interface the instance tracks already gets weight 0, as keepalived
+// 2.2.7 does; no_track entries and other instances get none.
+func TestStaticTrackGroup(t *testing.T) {
+	src := "global_defs {\n    default_interface eth9\n}\n" +
+		"track_group G {\n    group {\n        A\n    }\n}\n" +
+		"static_ipaddress {\n    192.168.5.1/24 dev eth1 track_group G\n    192.168.6.1/24 track_group G\n    192.168.7.1/24 dev eth5 track_group G no_track\n}\n" +
+		"static_routes {\n    192.168.2.0/24 via 192.168.5.100 dev eth2 track_group G\n}\n" +
+		"static_rules {\n    from 1.1.1.1 table 5 iif eth3 priority 100 track_group G\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_interface {\n        eth2 weight -20\n    }\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if len(ds) != 1 || !strings.Contains(ds[0].String(), "track_group with no_track: not tracked") {
+		t.Fatal(ds)
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	describe := func(ic vrrp.InstanceConfig) string {
+		var s []string
+		for _, t := range ic.TrackInterfaces {
+			s = append(s, fmt.Sprintf("%s %d", t.Name, t.Weight))
+		}
+		return strings.Join(s, ", ")
+	}
+	if got, want := describe(insts[0]), "eth2 0, eth1 0, eth9 0, eth3 0"; got != want {
+		t.Errorf("A tracks %q, want %q", got, want)
+	}
+	if got := describe(insts[1]); got != "" {
+		t.Errorf("B tracks %q, want nothing", got)
+	}
+	// written back and read again, the same
+	out := config.Format(cfg)
+	cfg2, ds2 := config.Parse("again.conf", out, nil)
+	if ds2.HasErrors() {
+		t.Fatalf("%v\n%s", ds2, out)
+	}
+	insts2, _, _ := vrrpOptions(cfg2)
+	if got := describe(insts2[0]); got != describe(insts[0]) {
+		t.Errorf("after writing: A tracks %q\n%s", got, out)
+	}
+}

@@ -35,6 +35,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	var insts []vrrp.InstanceConfig
 	prios := cfg.RulePriorities()
 	weights := cfg.TrackWeightRules()
+	staticTracks := cfg.StaticTrackInterfaces()
 	for _, vi := range cfg.VRRPInstances {
 		set := g.InstanceSettings(vi)
 		ic := vrrp.InstanceConfig{
@@ -228,6 +229,21 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 				for i := p0; i < len(ic.TrackProcesses); i++ {
 					ic.TrackProcesses[i].Weight = 0
 				}
+			}
+		}
+		// track_group: the interfaces of the group's static entries are
+		// tracked with weight 0 (FAULT while down); one the instance
+		// tracks already gets weight 0, as keepalived 2.2.7 does
+		for _, dev := range staticTracks[vi.Name] {
+			found := false
+			for i := range ic.TrackInterfaces {
+				if ic.TrackInterfaces[i].Name == dev {
+					ic.TrackInterfaces[i].Weight, ic.TrackInterfaces[i].Reverse = 0, false
+					found = true
+				}
+			}
+			if !found {
+				ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: dev})
 			}
 		}
 		insts = append(insts, ic)
