@@ -320,6 +320,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	grp.Go(func() error { return d.Run(gctx) })
 	grp.Go(func() error { return srv.Run(gctx) })
+	grp.Go(func() error {
+		rc := &reloadClock{reload: d.Reload, global: func() config.GlobalDefs { return d.Config().Global }, log: log, now: time.Now}
+		rc.run(gctx)
+		return nil
+	})
 	if tsrv != nil {
 		grp.Go(func() error { return tsrv.Run(gctx) })
 	}

@@ -64,6 +64,12 @@ func (s *stateFiles) handle(ctx context.Context, sig os.Signal) bool {
 		s.log.Error("state files: reading the state", "signal", sig.String(), "err", err)
 		return true
 	}
+	for i := range files {
+		if sig == sigData && in.Config.Global.DataUseInstance {
+			// data_use_instance: keepalived_NS_INSTANCE.data
+			files[i].name = statefiles.InstanceFileName(files[i].name, in.Config.NetNamespace(), in.Config.InstanceName)
+		}
+	}
 	for _, f := range files {
 		if err := statefiles.WriteFile(s.dir, f.name, statefiles.Mode(in.Config.Global.Umask), func(w io.Writer) error { return f.render(w, in) }); err != nil {
 			s.log.Error("state files", "signal", sig.String(), "err", err)

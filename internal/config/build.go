@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -114,6 +115,23 @@ func (b *builder) top(n *Node) {
 	case "net_namespace":
 		// keepalived reads it outside global_defs too
 		b.str(n, &b.cfg.NetNamespaceTop)
+	case "instance":
+		b.str(n, &b.cfg.InstanceName)
+	case "garp_group":
+		if g := b.garpGroup(n); g != nil {
+			b.cfg.GarpGroups = append(b.cfg.GarpGroups, g)
+		}
+	case "child_wait_time":
+		// how long keepalived waits for its child processes at a stop;
+		// govs has none
+		var secs int
+		b.intv(n, 0, 1<<31-1, &secs)
+	case "use_pid_dir":
+		if b.noBlock(n) {
+			b.d.warnf(n.Pos, "use_pid_dir: govs writes a pid file only where --pid-file says (keepalived's -p); ignored")
+		}
+	case "linkbeat_use_polling", "linkbeat_interfaces":
+		b.d.warnf(n.Pos, "%s: govs follows link state through netlink (as keepalived without it); polling MII/ethtool is not implemented, ignored", n.Keyword())
 	case "govs_snat_pool":
 		if p := b.snatPool(n); p != nil {
 			b.cfg.SNATPools = append(b.cfg.SNATPools, p)
@@ -289,6 +307,64 @@ func (b *builder) global(n *Node) {
 			if _, err := strconv.ParseUint(g.RandomSeed, 10, 64); g.RandomSeed != "" && err != nil {
 				b.d.errorf(c.Pos, "random_seed %q is not an unsigned number", g.RandomSeed)
 			}
+		case "log_unknown_vrids":
+			b.flag(c, &g.LogUnknownVRIDs)
+		case "vrrp_rx_bufs_policy":
+			if b.noBlock(c) && b.args(c, 1, 1) {
+				switch w := c.Words[1]; strings.ToUpper(w.Text) {
+				case "MTU", "ADVERT":
+					g.VRRPRxBufsPolicy = strings.ToUpper(w.Text)
+				default:
+					if n, err := strconv.ParseUint(w.Text, 10, 31); err != nil || n == 0 {
+						b.d.errorf(w.Pos, "vrrp_rx_bufs_policy %q: not MTU, ADVERT or a size in bytes", w.Text)
+					} else {
+						g.VRRPRxBufsPolicy = w.Text
+					}
+				}
+			}
+		case "vrrp_rx_bufs_multiplier":
+			b.intv(c, 1, 1<<20, &g.VRRPRxBufsMultiplier)
+		case "process_names":
+			b.flag(c, &g.ProcessNames)
+		case "process_name":
+			b.str(c, &g.ProcessName)
+		case "vrrp_process_name", "checker_process_name", "bfd_process_name":
+			b.d.warnf(c.Pos, "%s is not applied: govs is one process (keepalived's vrrp, checker and bfd processes are goroutines of it); process_name names it", c.Keyword())
+		case "data_use_instance":
+			b.flag(c, &g.DataUseInstance)
+		case "reload_time_file":
+			if b.str(c, &g.ReloadTimeFile); g.ReloadTimeFile != "" && !filepath.IsAbs(g.ReloadTimeFile) {
+				b.d.errorf(c.Pos, "reload_time_file %q is not an absolute path", g.ReloadTimeFile)
+			}
+		case "reload_repeat":
+			b.flag(c, &g.ReloadRepeat)
+		case "reload_file":
+			if b.noBlock(c) && b.args(c, 0, 1) {
+				g.HasReloadFile = true
+				if len(c.Words) == 2 {
+					g.ReloadFile = c.Words[1].Text
+					if !filepath.IsAbs(g.ReloadFile) {
+						b.d.errorf(c.Pos, "reload_file %q is not an absolute path", g.ReloadFile)
+					}
+				}
+			}
+		case "rs_init_notifies":
+			b.flag(c, &g.RSInitNotifies)
+		case "no_checker_emails":
+			b.flag(c, &g.NoCheckerEmails)
+		case "tmp_config_directory":
+			// keepalived's copy of the configuration for its child
+			// processes; govs reads the files once per load, in memory
+			var dir string
+			b.str(c, &dir)
+		case "config_save_dir":
+			b.d.warnf(c.Pos, "config_save_dir (keepalived's debugging copies of the configuration around reloads) is not implemented; ignored")
+		case "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
+			"lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force",
+			"process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force":
+			b.d.warnf(c.Pos, "%s: govs sizes its netlink sockets itself; ignored", c.Keyword())
+		case "linkbeat_use_polling":
+			b.d.warnf(c.Pos, "%s: govs follows link state through netlink (as keepalived without it); polling MII/ethtool is not implemented, ignored", c.Keyword())
 		case "dynamic_interfaces", "reload_check_config":
 			// what govs always does: an instance whose interface is
 			// missing waits in FAULT for it (and follows it when it is
@@ -325,10 +401,16 @@ func (b *builder) global(n *Node) {
 			b.d.warnf(c.Pos, "%s: govs has no DBus interface; the API (govs status, govs reload, /api/v1/state) does what keepalived's DBus methods do", c.Keyword())
 		case "vrrp_mcast_group4":
 			b.str(c, &g.VRRPMcastGroup4)
+			if a, err := netip.ParseAddr(g.VRRPMcastGroup4); g.VRRPMcastGroup4 != "" && (err != nil || !a.Is4() || !a.IsMulticast()) {
+				b.d.errorf(c.Pos, "vrrp_mcast_group4 %q is not an IPv4 multicast address", g.VRRPMcastGroup4)
+			}
 		case "vrrp_down_timer_adverts":
 			b.intv(c, 1, 100, &g.VRRPDownTimerAdverts)
 		case "vrrp_mcast_group6":
 			b.str(c, &g.VRRPMcastGroup6)
+			if a, err := netip.ParseAddr(g.VRRPMcastGroup6); g.VRRPMcastGroup6 != "" && (err != nil || !a.Is6() || a.Is4In6() || !a.IsMulticast()) {
+				b.d.errorf(c.Pos, "vrrp_mcast_group6 %q is not an IPv6 multicast address", g.VRRPMcastGroup6)
+			}
 		case "vrrp_strict":
 			b.flag(c, &g.VRRPStrict)
 		case "vrrp_garp_interval":
@@ -706,6 +788,42 @@ func (b *builder) notifier(c *Node, nf *Notifiers) bool {
 	return true
 }
 
+// garpGroup reads garp_group { garp_interval S; gna_interval S;
+// interface IF | interfaces { IF … } }.
+func (b *builder) garpGroup(n *Node) *GarpGroup {
+	if !b.needBlock(n) || !b.args(n, 0, 0) {
+		return nil
+	}
+	g := &GarpGroup{Pos: n.Pos}
+	for _, c := range n.Block {
+		switch c.Keyword() {
+		case "garp_interval":
+			b.dur(c, &g.GarpInterval)
+		case "gna_interval":
+			b.dur(c, &g.GnaInterval)
+		case "interface":
+			b.str(c, &g.Interface)
+		case "interfaces":
+			if b.needBlock(c) && b.args(c, 0, 0) {
+				for _, e := range c.Block {
+					for _, w := range e.Words {
+						g.Interfaces = append(g.Interfaces, w.Text)
+					}
+				}
+			}
+		default:
+			b.unsupported(c, "garp_group")
+		}
+	}
+	if g.Interface != "" && len(g.Interfaces) > 0 {
+		b.d.errorf(n.Pos, "garp_group: give interface or interfaces, not both (as keepalived)")
+	}
+	if g.Interface == "" && len(g.Interfaces) == 0 {
+		b.d.errorf(n.Pos, "garp_group: no interface")
+	}
+	return g
+}
+
 // trackGroup reads track_group NAME { group { INSTANCE … } }.
 func (b *builder) trackGroup(n *Node) *TrackGroup {
 	name, ok := b.named(n)
@@ -837,6 +955,10 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.intv(c, 1, 100, &vi.DownTimerAdverts)
 		case "promote_secondaries":
 			b.flag(c, &vi.PromoteSecondaries)
+		case "kernel_rx_buf_size":
+			b.intv(c, 1, 1<<30, &vi.KernelRxBufSize)
+		case "linkbeat_use_polling":
+			b.d.warnf(c.Pos, "%s: govs follows link state through netlink (as keepalived without it); polling MII/ethtool is not implemented, ignored", c.Keyword())
 		case "lvs_sync_daemon_interface":
 			// keepalived's older spelling of lvs_sync_daemon IF INSTANCE
 			var ifname string

@@ -154,6 +154,12 @@ func TestErrors(t *testing.T) {
 		{"bad xdp mode", "global_defs {\n govs_xdp_mode offload\n}\n", 1, `govs_xdp_mode "offload": must be native or generic`},
 		{"block for flag", "global_defs {\n lvs_flush {\n }\n}\n", 2, "lvs_flush does not take a block"},
 		{"static address without dev", "static_ipaddress {\n 10.0.0.5/24\n}\n", 2, "warning: static_ipaddress 10.0.0.5/24: no dev IF and no global default_interface: on eth0"},
+		{"bad mcast group", "global_defs {\n vrrp_mcast_group4 10.1.1.1\n}\n", 2, `vrrp_mcast_group4 "10.1.1.1" is not an IPv4 multicast address`},
+		{"bad mcast group6", "global_defs {\n vrrp_mcast_group6 224.0.0.18\n}\n", 2, `vrrp_mcast_group6 "224.0.0.18" is not an IPv6 multicast address`},
+		{"track group undefined", "static_ipaddress {\n 10.0.0.5/24 dev eth0 track_group G\n}\n", 2, `static_ipaddress 10.0.0.5/24: track_group "G" is not defined`},
+		{"track group later", "static_ipaddress {\n 10.0.0.5/24 dev eth0 track_group G\n}\ntrack_group G {\n group {\n  A\n }\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n", 2, `track_group "G" is defined after this line`},
+		{"track group twice", "track_group G {\n group {\n  A\n }\n}\ntrack_group G {\n group {\n  A\n }\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n", 6, `track_group "G" defined twice`},
+		{"track group on a vip", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1 track_group G\n }\n}\n", 5, "virtual_ipaddress: track_group is for static_ipaddress, static_routes and static_rules entries; ignored here"},
 		{"old checksum mode", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n old_unicast_checksum always\n}\n", 4, `old_unicast_checksum takes never or nothing, not "always"`},
 		{"old checksum multicast", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n version 3\n old_unicast_checksum\n}\n", 1, `warning: vrrp_instance "A": old_unicast_checksum applies to IPv4 VRRPv3 unicast adverts only`},
 		{"vmac multicast", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n use_vmac 01:00:5e:00:00:01\n}\n", 4, `use_vmac: "01:00:5e:00:00:01" is a multicast address`},
@@ -997,6 +1003,94 @@ func TestOldUnicastChecksum(t *testing.T) {
 		cfg2, ds2 := Parse("rendered.conf", out, nil)
 		if ds2.HasErrors() || cfg2.VRRPInstances[0].OldUnicastChecksum != tc.want {
 			t.Fatalf("%q: rendering reads back as %q: %s", tc.line, cfg2.VRRPInstances[0].OldUnicastChecksum, diagStrings(ds2))
+		}
+	}
+}
+
+// TestKeepalivedProcessKeywords: global_defs and top-level keywords of
+// keepalived 2.2.7 that govs reads (or accepts, or warns about), and the
+// writer gives them back.
+func TestKeepalivedProcessKeywords(t *testing.T) {
+	in := `instance lb1
+child_wait_time 7
+use_pid_dir
+linkbeat_use_polling
+global_defs {
+    log_unknown_vrids
+    vrrp_rx_bufs_policy advert
+    vrrp_rx_bufs_multiplier 5
+    process_name govs-lb
+    process_names
+    vrrp_process_name v
+    data_use_instance
+    reload_time_file /run/reload-at
+    reload_repeat
+    reload_file
+    rs_init_notifies
+    no_checker_emails
+    tmp_config_directory /var/tmp
+    config_save_dir /var/tmp/saves
+    vrrp_netlink_monitor_rcv_bufs 1048576
+}
+garp_group {
+    garp_interval 0.5
+    gna_interval 0.25
+    interfaces {
+        eth0
+        eth1
+    }
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 5
+    kernel_rx_buf_size 65536
+    linkbeat_use_polling
+    virtual_ipaddress {
+        10.0.0.1
+    }
+}
+`
+	cfg, ds := LoadBytes("t.conf", []byte(in), nil)
+	if ds.HasErrors() {
+		t.Fatal(diagStrings(ds))
+	}
+	var warned []string
+	for _, d := range ds {
+		warned = append(warned, fmt.Sprintf("%d", d.Pos.Line))
+	}
+	// use_pid_dir, linkbeat_use_polling (twice), vrrp_process_name,
+	// config_save_dir, vrrp_netlink_monitor_rcv_bufs
+	if want := []string{"3", "4", "11", "19", "20", "34"}; !slices.Equal(warned, want) {
+		t.Errorf("warnings on lines %v, want %v:\n%s", warned, want, diagStrings(ds))
+	}
+	check := func(cfg *Config) {
+		t.Helper()
+		g := cfg.Global
+		if cfg.InstanceName != "lb1" || !g.LogUnknownVRIDs || g.VRRPRxBufsPolicy != "ADVERT" || g.VRRPRxBufsMultiplier != 5 ||
+			g.ProcessName != "govs-lb" || !g.ProcessNames || !g.DataUseInstance || g.ReloadTimeFile != "/run/reload-at" || !g.ReloadRepeat ||
+			!g.HasReloadFile || g.ReloadFile != "" || !g.RSInitNotifies || !g.NoCheckerEmails || cfg.VRRPInstances[0].KernelRxBufSize != 65536 {
+			t.Errorf("read as %+v (instance %q, kernel_rx_buf_size %d)", g, cfg.InstanceName, cfg.VRRPInstances[0].KernelRxBufSize)
+		}
+		if len(cfg.GarpGroups) != 1 || cfg.GarpGroups[0].GarpInterval.D() != 500*time.Millisecond || cfg.GarpGroups[0].GnaInterval.D() != 250*time.Millisecond ||
+			!slices.Equal(cfg.GarpGroups[0].Interfaces, []string{"eth0", "eth1"}) {
+			t.Errorf("garp_group read as %+v", cfg.GarpGroups)
+		}
+	}
+	check(cfg)
+	out := Format(cfg)
+	cfg2, ds2 := Parse("rendered.conf", out, nil)
+	if ds2.HasErrors() {
+		t.Fatalf("%s\n%s", diagStrings(ds2), out)
+	}
+	check(cfg2)
+	for _, bad := range []struct{ in, msg string }{
+		{"global_defs {\n    vrrp_rx_bufs_policy lots\n}\n", `vrrp_rx_bufs_policy "lots": not MTU, ADVERT or a size in bytes`},
+		{"global_defs {\n    reload_time_file run/at\n}\n", `reload_time_file "run/at" is not an absolute path`},
+		{"garp_group {\n    interface eth0\n    interfaces {\n        eth1\n    }\n}\n", "garp_group: give interface or interfaces, not both"},
+	} {
+		_, ds := LoadBytes("t.conf", []byte(bad.in), nil)
+		if !strings.Contains(diagStrings(ds), bad.msg) {
+			t.Errorf("%q: want %q, got\n%s", bad.in, bad.msg, diagStrings(ds))
 		}
 	}
 }

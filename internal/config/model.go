@@ -84,7 +84,13 @@ type Config struct {
 	Global GlobalDefs `json:"global_defs"`
 	// NetNamespaceTop is a net_namespace outside global_defs (kept as
 	// written there by the writer).
-	NetNamespaceTop     string                `json:"net_namespace,omitempty"`
+	NetNamespaceTop string `json:"net_namespace,omitempty"`
+	// InstanceName is the top-level instance NAME: with data_use_instance
+	// it is part of the state files' names.
+	InstanceName string `json:"instance,omitempty"`
+	// GarpGroups are garp_group blocks: the gratuitous ARP / unsolicited
+	// NA intervals of the instances on those interfaces.
+	GarpGroups          []*GarpGroup          `json:"garp_groups,omitempty"`
 	VRRPScripts         []*VRRPScript         `json:"vrrp_scripts,omitempty"`
 	VRRPTrackFiles      []*TrackFile          `json:"vrrp_track_files,omitempty"`
 	VRRPTrackProcesses  []*TrackProcess       `json:"vrrp_track_processes,omitempty"`
@@ -121,6 +127,19 @@ type StaticBlock struct {
 	VIPs   []VIPAddr `json:"addresses,omitempty"`
 	Routes []Route   `json:"routes,omitempty"`
 	Rules  []Rule    `json:"rules,omitempty"`
+}
+
+// GarpGroup is a garp_group block: garp_interval and gna_interval for
+// the instances whose interface is listed (interface IF, or interfaces
+// { IF … }), instead of the global vrrp_garp_interval and
+// vrrp_gna_interval.
+type GarpGroup struct {
+	Pos          Pos      `json:"-"`
+	GarpInterval Duration `json:"garp_interval,omitempty"`
+	GnaInterval  Duration `json:"gna_interval,omitempty"`
+	// Interface is the interface line, Interfaces the interfaces block.
+	Interface  string   `json:"interface,omitempty"`
+	Interfaces []string `json:"interfaces,omitempty"`
 }
 
 // TrackGroup is a track_group NAME { group { INSTANCE … } } block.
@@ -164,13 +183,30 @@ func (c *Config) StaticTrackInterfaces() map[string][]string {
 			add(a.TrackGroup, a.NoTrack, cmp.Or(a.Dev, c.Global.StaticDev()))
 		}
 		for _, r := range b.Routes {
-			add(r.TrackGroup, r.NoTrack, r.Dev)
+			add(r.TrackGroup, r.NoTrack, r.OIF())
 		}
 		for _, r := range b.Rules {
 			add(r.TrackGroup, r.NoTrack, r.Iif)
 		}
 	}
 	return out
+}
+
+// OIF is the route's own dev (keepalived's oif): Dev, or for a multipath
+// route, whose paths took it, the dev written before its first path.
+func (r *Route) OIF() string {
+	if r.Dev != "" || len(r.Nexthops) == 0 {
+		return r.Dev
+	}
+	for i := 0; i+1 < len(r.Words); i++ {
+		switch r.Words[i] {
+		case "nexthop", "or":
+			return ""
+		case "dev", "oif":
+			return r.Words[i+1]
+		}
+	}
+	return ""
 }
 
 // InterfaceDelays is an interface_up_down_delays block: `IF DOWN [UP]`
@@ -208,6 +244,38 @@ type GlobalDefs struct {
 	// RandomSeed is random_seed: ${_RANDOM}'s seed, for the same values
 	// at every read (Parse reads it from the main file first).
 	RandomSeed string `json:"random_seed,omitempty"`
+	// LogUnknownVRIDs (log_unknown_vrids) logs adverts whose VRID no
+	// instance on that interface has.
+	LogUnknownVRIDs bool `json:"log_unknown_vrids,omitempty"`
+	// VRRPRxBufsPolicy (vrrp_rx_bufs_policy MTU|ADVERT|SIZE) sizes the
+	// advert sockets' receive buffers: "MTU" or "ADVERT" times
+	// VRRPRxBufsMultiplier (0: 3), or a number of bytes; "": the
+	// system's. An instance's kernel_rx_buf_size comes first.
+	VRRPRxBufsPolicy     string `json:"vrrp_rx_bufs_policy,omitempty"`
+	VRRPRxBufsMultiplier int    `json:"vrrp_rx_bufs_multiplier,omitempty"`
+	// ProcessName is the name govs's process takes (process_name NAME;
+	// process_names: "keepalived", the name of keepalived's parent).
+	ProcessName  string `json:"process_name,omitempty"`
+	ProcessNames bool   `json:"process_names,omitempty"`
+	// DataUseInstance (data_use_instance) puts the network namespace and
+	// the instance name in the names of the .data state files.
+	DataUseInstance bool `json:"data_use_instance,omitempty"`
+	// ReloadTimeFile (reload_time_file) names a file holding a time at
+	// which govs reloads; ReloadRepeat (reload_repeat) keeps the file
+	// after the reload (a time without a date then repeats daily).
+	ReloadTimeFile string `json:"reload_time_file,omitempty"`
+	ReloadRepeat   bool   `json:"reload_repeat,omitempty"`
+	// ReloadFile (reload_file [FILE]) is made empty while a reload reads
+	// the configuration and removed after; HasReloadFile without a name
+	// is /run/keepalived.reload.
+	ReloadFile    string `json:"reload_file,omitempty"`
+	HasReloadFile bool   `json:"has_reload_file,omitempty"`
+	// RSInitNotifies (rs_init_notifies): a real server that starts up
+	// alive runs its notify_up and is written to the notify FIFOs.
+	RSInitNotifies bool `json:"rs_init_notifies,omitempty"`
+	// NoCheckerEmails (no_checker_emails): mail only when a real server
+	// is added or removed, which is all govs mails about real servers.
+	NoCheckerEmails bool `json:"no_checker_emails,omitempty"`
 	// SMTPHeloName is smtp_helo_name (default: the host name).
 	SMTPHeloName string `json:"smtp_helo_name,omitempty"`
 	// NoEmailFaults (no_email_faults): no mail when a VRRP instance or
@@ -787,23 +855,26 @@ type VRRPInstance struct {
 	DownTimerAdverts int `json:"down_timer_adverts,omitempty"`
 	// PromoteSecondaries sets the interface's promote_secondaries
 	// (IPv4), so that deleting one address of a subnet keeps the others.
-	PromoteSecondaries bool       `json:"promote_secondaries,omitempty"`
-	NotifyPrioChange   bool       `json:"notify_priority_changes,omitempty"`
-	McastSrcIP         netip.Addr `json:"mcast_src_ip,omitempty"`
-	Auth               *Auth      `json:"authentication,omitempty"`
-	TrackIfaces        []Track    `json:"track_interface,omitempty"`
-	TrackScripts       []Track    `json:"track_script,omitempty"`
-	TrackFiles         []Track    `json:"track_file,omitempty"`
-	TrackProcs         []Track    `json:"track_process,omitempty"`
-	TrackBFDs          []Track    `json:"track_bfd,omitempty"`
-	DontTrackPrimary   bool       `json:"dont_track_primary,omitempty"`
-	TrackSrcIP         bool       `json:"track_src_ip,omitempty"`
-	VIPs               []VIPAddr  `json:"virtual_ipaddress,omitempty"`
-	VIPsExcluded       []VIPAddr  `json:"virtual_ipaddress_excluded,omitempty"`
-	Routes             []Route    `json:"virtual_routes,omitempty"`
-	Rules              []Rule     `json:"virtual_rules,omitempty"`
-	Notify             Notifiers  `json:"notify"`
-	SMTPAlert          bool       `json:"smtp_alert,omitempty"`
+	PromoteSecondaries bool `json:"promote_secondaries,omitempty"`
+	// KernelRxBufSize (kernel_rx_buf_size) is the advert socket's receive
+	// buffer in bytes (0: vrrp_rx_bufs_policy).
+	KernelRxBufSize  int        `json:"kernel_rx_buf_size,omitempty"`
+	NotifyPrioChange bool       `json:"notify_priority_changes,omitempty"`
+	McastSrcIP       netip.Addr `json:"mcast_src_ip,omitempty"`
+	Auth             *Auth      `json:"authentication,omitempty"`
+	TrackIfaces      []Track    `json:"track_interface,omitempty"`
+	TrackScripts     []Track    `json:"track_script,omitempty"`
+	TrackFiles       []Track    `json:"track_file,omitempty"`
+	TrackProcs       []Track    `json:"track_process,omitempty"`
+	TrackBFDs        []Track    `json:"track_bfd,omitempty"`
+	DontTrackPrimary bool       `json:"dont_track_primary,omitempty"`
+	TrackSrcIP       bool       `json:"track_src_ip,omitempty"`
+	VIPs             []VIPAddr  `json:"virtual_ipaddress,omitempty"`
+	VIPsExcluded     []VIPAddr  `json:"virtual_ipaddress_excluded,omitempty"`
+	Routes           []Route    `json:"virtual_routes,omitempty"`
+	Rules            []Rule     `json:"virtual_rules,omitempty"`
+	Notify           Notifiers  `json:"notify"`
+	SMTPAlert        bool       `json:"smtp_alert,omitempty"`
 	// Accept is accept (true) or no_accept (false); nil: the default,
 	// see GlobalDefs.AcceptMode.
 	Accept *bool `json:"accept,omitempty"`

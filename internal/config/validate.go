@@ -237,10 +237,12 @@ func (v *validator) trackGroups() {
 		}
 	}
 	check := func(pos Pos, what, group string, noTrack bool, dev string) {
-		switch {
+		switch g := groups[group]; {
 		case group == "":
-		case groups[group] == nil:
+		case g == nil:
 			v.d.errorf(pos, "%s: track_group %q is not defined", what, group)
+		case g.Pos.File == pos.File && g.Pos.Line > pos.Line:
+			v.d.warnf(pos, "%s: track_group %q is defined after this line (at %s): keepalived 2.2.7 finds no such group and tracks nothing here; define it first", what, group, g.Pos)
 		case noTrack:
 			v.d.warnf(pos, "%s: track_group with no_track: not tracked, as keepalived", what)
 		case dev == "":
@@ -252,7 +254,7 @@ func (v *validator) trackGroups() {
 			check(a.Pos, "static_ipaddress "+a.Prefix.String(), a.TrackGroup, a.NoTrack, cmp.Or(a.Dev, "default"))
 		}
 		for _, r := range b.Routes {
-			check(r.Pos, "static_routes "+r.To.String(), r.TrackGroup, r.NoTrack, r.Dev)
+			check(r.Pos, "static_routes "+r.To.String(), r.TrackGroup, r.NoTrack, r.OIF())
 		}
 		for _, r := range b.Rules {
 			check(r.Pos, "static_rules", r.TrackGroup, r.NoTrack, r.Iif)

@@ -25,6 +25,10 @@ func Format(cfg *Config) []byte {
 		w.line("net_namespace", q(cfg.NetNamespaceTop))
 		first = false
 	}
+	if cfg.InstanceName != "" {
+		w.line("instance", q(cfg.InstanceName))
+		first = false
+	}
 	for _, obj := range cfg.objects() {
 		if !first {
 			w.buf.WriteByte('\n')
@@ -74,10 +78,15 @@ func (c *Config) objects() []any {
 	for _, x := range c.InterfaceDelays {
 		out = append(out, x)
 	}
+	// track groups before the static entries naming them: keepalived
+	// looks a group up as it reads the entry
+	for _, x := range c.TrackGroups {
+		out = append(out, x)
+	}
 	for _, x := range c.Statics {
 		out = append(out, x)
 	}
-	for _, x := range c.TrackGroups {
+	for _, x := range c.GarpGroups {
 		out = append(out, x)
 	}
 	return out
@@ -242,6 +251,8 @@ func objPos(o any) Pos {
 	case *StaticBlock:
 		return x.Pos
 	case *TrackGroup:
+		return x.Pos
+	case *GarpGroup:
 		return x.Pos
 	}
 	return Pos{}
@@ -743,6 +754,19 @@ func renderObj(w *wr, o any) {
 			}
 			renderWordLines(w, x.Kind, lines)
 		}
+	case *GarpGroup:
+		w.open("garp_group")
+		w.dur("garp_interval", x.GarpInterval)
+		w.dur("gna_interval", x.GnaInterval)
+		w.str("interface", x.Interface)
+		if len(x.Interfaces) > 0 {
+			w.open("interfaces")
+			for _, name := range x.Interfaces {
+				w.line(q(name))
+			}
+			w.close()
+		}
+		w.close()
 	case *TrackGroup:
 		w.open("track_group", q(x.Name))
 		w.open("group")
@@ -791,6 +815,23 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 	w.boolPtr("smtp_alert_vrrp", g.SMTPAlertVRRP)
 	w.boolPtr("smtp_alert_checker", g.SMTPAlertChecker)
 	w.flag("checker_log_all_failures", g.CheckerLogAllFailures)
+	w.flag("rs_init_notifies", g.RSInitNotifies)
+	w.flag("no_checker_emails", g.NoCheckerEmails)
+	w.flag("log_unknown_vrids", g.LogUnknownVRIDs)
+	w.str("vrrp_rx_bufs_policy", g.VRRPRxBufsPolicy)
+	w.num("vrrp_rx_bufs_multiplier", g.VRRPRxBufsMultiplier)
+	w.flag("process_names", g.ProcessNames)
+	w.str("process_name", g.ProcessName)
+	w.flag("data_use_instance", g.DataUseInstance)
+	w.str("reload_time_file", g.ReloadTimeFile)
+	w.flag("reload_repeat", g.ReloadRepeat)
+	if g.HasReloadFile {
+		if g.ReloadFile != "" {
+			w.line("reload_file", q(g.ReloadFile))
+		} else {
+			w.line("reload_file")
+		}
+	}
 	w.str("router_id", g.RouterID)
 	w.flag("enable_script_security", g.EnableScriptSecurity)
 	w.str("script_user", g.ScriptUser)
@@ -1122,6 +1163,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.addr("mcast_dst_ip", vi.McastDstIP)
 	w.num("down_timer_adverts", vi.DownTimerAdverts)
 	w.flag("promote_secondaries", vi.PromoteSecondaries)
+	w.num("kernel_rx_buf_size", vi.KernelRxBufSize)
 	w.str("lvs_sync_daemon_interface", vi.syncIf)
 	w.flag("notify_priority_changes", vi.NotifyPrioChange)
 	if len(vi.UnicastPeers) > 0 {

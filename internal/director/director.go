@@ -247,6 +247,7 @@ func New(cfg *config.Config, opts Options) (*Director, error) {
 		return nil, err
 	}
 	d.initCfgSync(cfg)
+	setProcessName(&cfg.Global, d.log)
 	d.bgp.cfg = cfg.BGP
 	return d, nil
 }
@@ -662,7 +663,8 @@ func (d *Director) notes(s *vsSpec, dec health.Decision) []notify.Notification {
 			up := ev.Kind == health.ServerUp
 			d.fifos.LVS("RS " + fifoAddr(r.dp.Addr, s) + " " + fifoVS(s) + " " + notify.UpDown(up))
 			d.emit(Event{Kind: "RS", Service: api.ServiceID(s.svc.Key), RealServer: r.dp.Addr.String(), Up: up})
-			n := notify.Notification{Mail: r.alert}
+			// (rs_init_notifies: scripts and FIFOs, no mail, as keepalived)
+			n := notify.Notification{Mail: r.alert && !ev.Init}
 			reason := ""
 			if h := d.health[r.id]; h != nil {
 				reason = h.reason
@@ -729,7 +731,12 @@ func (d *Director) reconcile(ctx context.Context) error {
 func (d *Director) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	// reload_file (the running configuration's): empty while the files
+	// are read, removed after, so that a tool that changes them can
+	// wait for the reload to have read them
+	read := beginReloadFile(&d.Config().Global, d.log)
 	cfg, diags := config.Load(d.opts.ConfigFile, &config.ParseOptions{ConfigID: d.opts.ConfigID})
+	read()
 	for _, dg := range diags {
 		if dg.Severity == config.Error {
 			d.log.Error("config", "diag", dg.String())
@@ -779,6 +786,7 @@ func (d *Director) Reload(ctx context.Context) error {
 	}
 	// after the load: a refused reload writes no file
 	initTrackFiles(cfg, false, d.log)
+	setProcessName(&cfg.Global, d.log)
 	var vrrpErr error
 	// new and changed sessions before the node's reload (its instances
 	// watch them), removed ones once no instance does: the instances

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -1477,7 +1478,7 @@ func TestStaticTrackGroup(t *testing.T) {
 	src := "global_defs {\n    default_interface eth9\n}\n" +
 		"track_group G {\n    group {\n        A\n    }\n}\n" +
 		"static_ipaddress {\n    192.168.5.1/24 dev eth1 track_group G\n    192.168.6.1/24 track_group G\n    192.168.7.1/24 dev eth5 track_group G no_track\n}\n" +
-		"static_routes {\n    192.168.2.0/24 via 192.168.5.100 dev eth2 track_group G\n}\n" +
+		"static_routes {\n    192.168.2.0/24 via 192.168.5.100 dev eth2 track_group G\n    192.168.9.0/24 dev eth4 track_group G nexthop via 192.168.5.1 nexthop via 192.168.5.2\n}\n" +
 		"static_rules {\n    from 1.1.1.1 table 5 iif eth3 priority 100 track_group G\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    track_interface {\n        eth2 weight -20\n    }\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n" +
 		"vrrp_instance B {\n    interface eth0\n    virtual_router_id 2\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n"
@@ -1493,7 +1494,7 @@ func TestStaticTrackGroup(t *testing.T) {
 		}
 		return strings.Join(s, ", ")
 	}
-	if got, want := describe(insts[0]), "eth2 0, eth1 0, eth9 0, eth3 0"; got != want {
+	if got, want := describe(insts[0]), "eth2 0, eth1 0, eth9 0, eth4 0, eth3 0"; got != want {
 		t.Errorf("A tracks %q, want %q", got, want)
 	}
 	if got := describe(insts[1]); got != "" {
@@ -1508,5 +1509,127 @@ func TestStaticTrackGroup(t *testing.T) {
 	insts2, _, _ := vrrpOptions(cfg2)
 	if got := describe(insts2[0]); got != describe(insts[0]) {
 		t.Errorf("after writing: A tracks %q\n%s", got, out)
+	}
+}
+
+// TestRSInitNotifies: with rs_init_notifies a real server that starts
+// up runs its notify_up (keepalived 2.2.7's do_rs_notifies at start);
+// without it, only later changes do.
+func TestRSInitNotifies(t *testing.T) {
+	for _, init := range []bool{false, true} {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		script := filepath.Join(dir, "up.sh")
+		if err := os.WriteFile(script, []byte("#!/bin/sh\necho up >> "+out+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		global := ""
+		if init {
+			global = "global_defs {\n    rs_init_notifies\n}\n"
+		}
+		src := strings.Replace(conf(""), "        weight 3\n", "        weight 3\n        notify_up "+script+"\n", 1)
+		f := start(t, global+src)
+		time.Sleep(300 * time.Millisecond) // the notifier runs scripts on its own goroutine
+		b, _ := os.ReadFile(out)
+		if got, want := string(b), map[bool]string{false: "", true: "up\n"}[init]; got != want {
+			t.Errorf("rs_init_notifies %v: notify_up ran %q, want %q", init, got, want)
+		}
+		f.d.Stop(context.Background())
+	}
+}
+
+// TestReloadFile: reload_file exists, empty, while a reload reads the
+// configuration and is removed after; its absence is fine.
+func TestReloadFile(t *testing.T) {
+	dir := t.TempDir()
+	rf := filepath.Join(dir, "reloading")
+	src := "global_defs {\n    reload_file " + rf + "\n}\n" + conf("")
+	f := start(t, src)
+	if err := os.WriteFile(rf, []byte("pending"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// a file made by the update tool is emptied, then removed
+	if err := f.d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(rf); !os.IsNotExist(err) {
+		t.Fatalf("reload_file left after the reload: %v", err)
+	}
+	// while reading, the file is there and empty: an include of it
+	// reads as nothing (include_check match: a missing file would be an
+	// error, and so would the broken text left in it)
+	os.WriteFile(f.file, []byte("global_defs {\n    include_check match\n    reload_file "+rf+"\n}\n"+conf("")+"include "+rf+"\n"), 0o644)
+	os.WriteFile(rf, []byte("virtual_server {\n"), 0o644)
+	if err := f.d.Reload(context.Background()); err != nil {
+		t.Fatalf("reading %s during the reload: %v", rf, err)
+	}
+	if _, err := os.Stat(rf); !os.IsNotExist(err) {
+		t.Fatalf("reload_file left after the second reload: %v", err)
+	}
+	if got := reloadFile(&config.GlobalDefs{HasReloadFile: true}); got != "/run/keepalived.reload" {
+		t.Errorf("default reload_file %q", got)
+	}
+}
+
+// TestProcessName: process_name names the process (its comm), and
+// process_names gives keepalived's name.
+func TestProcessName(t *testing.T) {
+	orig, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Skip("no /proc/self/comm")
+	}
+	t.Cleanup(func() { os.WriteFile("/proc/self/comm", orig, 0) })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		g    config.GlobalDefs
+		want string
+	}{
+		{config.GlobalDefs{ProcessName: "a-rather-long-process-name"}, "a-rather-long-p"},
+		{config.GlobalDefs{ProcessNames: true}, "keepalived"},
+		{config.GlobalDefs{ProcessName: "lb1", ProcessNames: true}, "lb1"},
+	} {
+		setProcessName(&tc.g, log)
+		b, _ := os.ReadFile("/proc/self/comm")
+		if got := strings.TrimSpace(string(b)); got != tc.want {
+			t.Errorf("%+v: named %q, want %q", tc.g, got, tc.want)
+		}
+	}
+}
+
+// TestVRRPSocketAndGarpOptions: log_unknown_vrids, the receive buffer
+// (kernel_rx_buf_size first, else vrrp_rx_bufs_policy) and a garp_group's
+// intervals reach the instances.
+func TestVRRPSocketAndGarpOptions(t *testing.T) {
+	src := "global_defs {\n    log_unknown_vrids\n    vrrp_rx_bufs_policy MTU\n    vrrp_rx_bufs_multiplier 4\n    vrrp_garp_interval 0.1\n    vrrp_mcast_group4 224.0.0.99\n}\n" +
+		"garp_group {\n    garp_interval 0.3\n    gna_interval 0.2\n    interface eth1\n}\n" +
+		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    kernel_rx_buf_size 9000\n    mcast_dst_ip 224.0.0.77\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n" +
+		"vrrp_instance B {\n    interface eth1\n    virtual_router_id 2\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n" +
+		"vrrp_instance C {\n    interface eth1\n    virtual_router_id 3\n    virtual_ipaddress {\n        2001:db8::3\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	type got struct {
+		log          bool
+		size         int
+		policy       string
+		mult         int
+		garpInterval time.Duration
+	}
+	want := []got{
+		{true, 9000, "", 4, 100 * time.Millisecond},
+		{true, 0, "mtu", 4, 300 * time.Millisecond},
+		{true, 0, "mtu", 4, 200 * time.Millisecond},
+	}
+	for i, ic := range insts {
+		g := got{ic.LogUnknownVRIDs, ic.RxBufSize, ic.RxBufPolicy, ic.RxBufMultiplier, ic.GARPInterval}
+		if g != want[i] {
+			t.Errorf("%s: %+v, want %+v", ic.Name, g, want[i])
+		}
+	}
+	// the old unicast checksum's group is the global one, not mcast_dst_ip
+	if a := insts[0]; a.OldChecksumGroup.String() != "224.0.0.99" || a.MulticastGroup.String() != "224.0.0.77" {
+		t.Errorf("A: old checksum group %s, multicast group %s", a.OldChecksumGroup, a.MulticastGroup)
 	}
 }

@@ -98,6 +98,7 @@ func buildSpecs(cfg *config.Config) ([]*vsSpec, error) {
 		}
 		for _, k := range keys {
 			s := newSpec(vs, k, alertDefault, pools)
+			s.quorum.InitNotifies = cfg.Global.RSInitNotifies
 			for _, r := range s.reals {
 				for i := range r.checks {
 					// checker_log_all_failures: every checker's default

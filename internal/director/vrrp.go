@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/govs/govs/internal/config"
@@ -118,6 +119,27 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			ic.GARPInterval = g.VRRPGnaInterval.D()
 			group = g.VRRPMcastGroup6
 		}
+		// a garp_group listing the instance's interface sets both
+		// intervals for it instead
+		for _, gg := range cfg.GarpGroups {
+			if gg.Interface == ic.Interface || slices.Contains(gg.Interfaces, ic.Interface) {
+				ic.GARPInterval = gg.GarpInterval.D()
+				if ic.IsIPv6() {
+					ic.GARPInterval = gg.GnaInterval.D()
+				}
+			}
+		}
+		ic.LogUnknownVRIDs = g.LogUnknownVRIDs
+		// the receive buffer: kernel_rx_buf_size, else vrrp_rx_bufs_policy
+		ic.RxBufMultiplier = g.VRRPRxBufsMultiplier
+		switch p := g.VRRPRxBufsPolicy; {
+		case vi.KernelRxBufSize > 0:
+			ic.RxBufSize = vi.KernelRxBufSize
+		case p == "MTU" || p == "ADVERT":
+			ic.RxBufPolicy = strings.ToLower(p)
+		case p != "":
+			ic.RxBufSize, _ = strconv.Atoi(p)
+		}
 		if a, err := netip.ParseAddr(group); err == nil {
 			ic.MulticastGroup = a
 		}
@@ -125,7 +147,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			ic.MulticastGroup = vi.McastDstIP
 		}
 		ic.OldUnicastChecksum = vi.OldUnicastChecksum
-		if a, err := netip.ParseAddr(g.VRRPMcastGroup4); err == nil {
+		if a, err := netip.ParseAddr(g.VRRPMcastGroup4); err == nil && a.Is4() && a.IsMulticast() {
 			ic.OldChecksumGroup = a // the global group, as keepalived
 		}
 		ic.DownTimerAdverts = cmp.Or(vi.DownTimerAdverts, g.VRRPDownTimerAdverts)

@@ -12,6 +12,9 @@ type ServiceSpec struct {
 	// Sorry replaces all real servers while quorum is lost or no real
 	// server is up; nil means no sorry server.
 	Sorry *SorryServer
+	// InitNotifies (rs_init_notifies): a server seen for the first time
+	// up gives a ServerUp event with Init set.
+	InitNotifies bool
 }
 
 // SorryServer is keepalived's sorry_server.
@@ -72,6 +75,9 @@ func (k EventKind) String() string {
 type ServiceEvent struct {
 	Kind EventKind
 	ID   string // real server, for ServerUp/ServerDown
+	// Init: the server is seen for the first time, up (InitNotifies);
+	// keepalived runs its notify_up and writes the FIFOs, no mail.
+	Init bool
 	// LiveWeight is the total weight of live servers after the change.
 	LiveWeight int
 }
@@ -113,7 +119,8 @@ func (sp ServiceSpec) quorum() int {
 
 // Update computes the effective servers for the given states and the
 // events since the previous call. A server seen for the first time
-// produces no server event.
+// produces no server event, but a ServerUp with Init when it is up and
+// the spec has InitNotifies.
 func (s *ServiceState) Update(rs []RealServerState) Decision {
 	var d Decision
 	anyUp := false
@@ -126,12 +133,16 @@ func (s *ServiceState) Update(rs []RealServerState) Decision {
 	now := make(map[string]bool, len(rs))
 	for _, r := range rs {
 		now[r.ID] = r.Up
-		if was, ok := s.seen[r.ID]; ok && was != r.Up {
+		was, ok := s.seen[r.ID]
+		switch {
+		case ok && was != r.Up:
 			k := ServerDown
 			if r.Up {
 				k = ServerUp
 			}
 			d.Events = append(d.Events, ServiceEvent{Kind: k, ID: r.ID, LiveWeight: d.LiveWeight})
+		case !ok && r.Up && s.spec.InitNotifies:
+			d.Events = append(d.Events, ServiceEvent{Kind: ServerUp, ID: r.ID, LiveWeight: d.LiveWeight, Init: true})
 		}
 	}
 	s.seen = now

@@ -82,3 +82,21 @@ func TestServiceState(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceStateInitNotifies: with InitNotifies a server first seen up
+// gives a ServerUp marked Init; one first seen down gives nothing, and
+// later changes are as without it.
+func TestServiceStateInitNotifies(t *testing.T) {
+	s := NewServiceState(ServiceSpec{InitNotifies: true})
+	d := s.Update([]RealServerState{{ID: "a", Up: true, Weight: 1}, {ID: "b", Up: false, Weight: 1}})
+	if len(d.Events) != 1 || d.Events[0] != (ServiceEvent{Kind: ServerUp, ID: "a", LiveWeight: 1, Init: true}) {
+		t.Fatalf("first update: %+v", d.Events)
+	}
+	d = s.Update([]RealServerState{{ID: "a", Up: true, Weight: 1}, {ID: "b", Up: true, Weight: 1}})
+	if len(d.Events) != 1 || d.Events[0].Kind != ServerUp || d.Events[0].ID != "b" || d.Events[0].Init {
+		t.Fatalf("second update: %+v", d.Events)
+	}
+	if d := NewServiceState(ServiceSpec{}).Update([]RealServerState{{ID: "a", Up: true, Weight: 1}}); len(d.Events) != 0 {
+		t.Fatalf("without InitNotifies: %+v", d.Events)
+	}
+}

@@ -52,6 +52,23 @@ func writeGlobal(w *bufio.Writer, in *Input) {
 	fmt.Fprintf(w, " VRRP default protocol version = %d\n", version)
 	fmt.Fprintf(w, " VRRP strict mode = %t\n", strict)
 	fmt.Fprintf(w, " Script security %s\n", onOff(security, "enabled", "disabled"))
+	var g config.GlobalDefs
+	if in.Config != nil {
+		g = in.Config.Global
+	}
+	fmt.Fprintf(w, " rs_init_notifies = %d\n", b2i(g.RSInitNotifies))
+	fmt.Fprintf(w, " no_checker_emails = %d\n", b2i(g.NoCheckerEmails))
+	switch p := g.VRRPRxBufsPolicy; p {
+	case "":
+	case "MTU", "ADVERT":
+		fmt.Fprintf(w, " rx_bufs_policy = %s\n", p)
+	default:
+		fmt.Fprintf(w, " rx_bufs_size = %s\n", p)
+	}
+	fmt.Fprintf(w, " rx_bufs_multiples = %d\n", cmp.Or(g.VRRPRxBufsMultiplier, 3))
+	if g.LogUnknownVRIDs {
+		fmt.Fprintln(w, " log_unknown_vrids")
+	}
 }
 
 // Data writes keepalived.data: the global definitions, then the VRRP

@@ -253,3 +253,19 @@ func GroupState(g vrrp.SyncGroupConfig, insts []vrrp.InstanceStatus) vrrp.State 
 	}
 	return first.State
 }
+
+// InstanceFileName is the name keepalived gives a .data file with
+// data_use_instance: the network namespace and the instance name, those
+// that are set, each after an underscore before the extension
+// (keepalived.data in namespace blue of instance lb1:
+// keepalived_blue_lb1.data).
+func InstanceFileName(name, netns, instance string) string {
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for _, s := range []string{netns, instance} {
+		if s != "" {
+			base += "_" + strings.ReplaceAll(s, "/", "_") // (a name, not a path)
+		}
+	}
+	return base + ext
+}

@@ -213,3 +213,18 @@ func TestSignum(t *testing.T) {
 		t.Error("TDUMP known")
 	}
 }
+
+// TestInstanceFileName: data_use_instance's names, as keepalived's
+// make_file_name builds them.
+func TestInstanceFileName(t *testing.T) {
+	for _, tc := range []struct{ name, ns, inst, want string }{
+		{"keepalived.data", "", "", "keepalived.data"},
+		{"keepalived.data", "blue", "", "keepalived_blue.data"},
+		{"keepalived_check.data", "blue", "lb1", "keepalived_check_blue_lb1.data"},
+		{"keepalived.data", "", "a/b", "keepalived_a_b.data"},
+	} {
+		if got := InstanceFileName(tc.name, tc.ns, tc.inst); got != tc.want {
+			t.Errorf("%+v: %q", tc, got)
+		}
+	}
+}

@@ -65,6 +65,9 @@ func (s *LinuxSystem) openAH(cfg *InstanceConfig, c *linuxConn) (Conn, error) {
 			return err
 		}
 		c.raw = raw
+		if err := c.setRxBuf(raw); err != nil {
+			return err
+		}
 		if err := bindToDevice(raw, c.ifi.Name); err != nil {
 			return fmt.Errorf("bind to device: %w", err)
 		}

@@ -91,6 +91,16 @@ type InstanceConfig struct {
 	// for good when a peer's advert checks only that way (as keepalived
 	// does). "never": do not switch.
 	OldUnicastChecksum string `json:"old_unicast_checksum,omitempty"`
+	// LogUnknownVRIDs (log_unknown_vrids) logs adverts on the instance's
+	// interface whose VRID no instance there has.
+	LogUnknownVRIDs bool `json:"log_unknown_vrids,omitempty"`
+	// RxBufSize is the advert socket's receive buffer in bytes
+	// (kernel_rx_buf_size, or vrrp_rx_bufs_policy SIZE); else
+	// RxBufPolicy "mtu" or "advert" makes it the interface's MTU or the
+	// advert's length times RxBufMultiplier (0: 3); else the system's.
+	RxBufSize       int    `json:"rx_buf_size,omitempty"`
+	RxBufPolicy     string `json:"rx_buf_policy,omitempty"`
+	RxBufMultiplier int    `json:"rx_buf_multiplier,omitempty"`
 	// OldChecksumGroup is that destination: the global IPv4 group
 	// (vrrp_mcast_group4), not mcast_dst_ip; unset means 224.0.0.18.
 	OldChecksumGroup netip.Addr `json:"old_checksum_group,omitzero"`
@@ -540,6 +550,34 @@ func (c *InstanceConfig) advertDev() string {
 
 // advertCentis is the advert interval in the unit of the wire format:
 // centiseconds for v3, seconds for v2.
+// rxBufSize is the receive buffer the advert socket asks for (0: the
+// system's), keepalived's sum for one instance: kernel_rx_buf_size, else
+// the policy's size, else MTU or advert length times the multiplier.
+func (c *InstanceConfig) rxBufSize(mtu int) int {
+	if c.RxBufSize > 0 {
+		return c.RxBufSize
+	}
+	mult := c.RxBufMultiplier
+	if mult == 0 {
+		mult = 3
+	}
+	switch c.RxBufPolicy {
+	case "mtu":
+		return mtu * mult
+	case "advert":
+		alen := 4
+		if c.IsIPv6() {
+			alen = 16
+		}
+		n := headerLen + alen*min(len(c.VirtualIPs), 255)
+		if c.Version == 2 {
+			n += authDataLen
+		}
+		return n * mult
+	}
+	return 0
+}
+
 // oldChecksumFamily says whether the instance's adverts are the kind
 // whose checksum old_unicast_checksum is about: IPv4 VRRPv3 unicast.
 func (c *InstanceConfig) oldChecksumFamily() bool {
@@ -647,6 +685,14 @@ func (c *InstanceConfig) Validate() error {
 	}
 	if d.UnicastTTL < 1 || d.UnicastTTL > 255 {
 		bad("unicast_ttl %d out of range 1-255", d.UnicastTTL)
+	}
+	switch d.RxBufPolicy {
+	case "", "mtu", "advert":
+	default:
+		bad("rx buffer policy %q: not mtu, advert or empty", d.RxBufPolicy)
+	}
+	if d.RxBufSize < 0 || d.RxBufMultiplier < 0 {
+		bad("rx buffer size %d or multiplier %d below 0", d.RxBufSize, d.RxBufMultiplier)
 	}
 	switch d.OldUnicastChecksum {
 	case "", "config", "never":

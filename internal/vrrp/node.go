@@ -1075,6 +1075,18 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			n.publish(idx)
 			return
 		}
+		if d := ev.pkt.Data; len(d) >= headerLen && d[1] != uint8(in.cfg.VRID) {
+			// another VRID's advert (every instance's socket on the
+			// interface reads it): dropped before any other check, as
+			// keepalived sorts adverts by VRID first; so its checksum
+			// cannot switch this instance to the old one
+			n.countDrop(in, DropVRID)
+			if in.cfg.LogUnknownVRIDs {
+				n.unknownVRID(idx, d[1], ev.pkt.Src)
+			}
+			n.publish(idx)
+			return
+		}
 		a, err := n.parseAdvert(in, ev.pkt)
 		if err != nil {
 			var pe *ParseError
@@ -1118,6 +1130,30 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 		if strings.HasPrefix(ev.Key, "interface:") && ev.OK && n.waitingForSocket() {
 			n.retryOpen(ctx, q)
 		}
+	}
+}
+
+// unknownVRID logs an advert, read by instance idx, whose VRID no
+// instance on that interface (and address family) has
+// (log_unknown_vrids). Every instance's socket there reads it: the
+// first of them with a socket logs it.
+func (n *Node) unknownVRID(idx int, vrid uint8, src netip.Addr) {
+	in := n.insts[idx]
+	dev, v6 := in.cfg.advertDev(), in.cfg.IsIPv6()
+	first := -1
+	for i, o := range n.insts {
+		if o.cfg.advertDev() != dev || o.cfg.IsIPv6() != v6 {
+			continue
+		}
+		if o.cfg.VRID == int(vrid) {
+			return
+		}
+		if first < 0 && o.conn != nil {
+			first = i
+		}
+	}
+	if first == idx {
+		n.log.Info("vrrp advert for a VRID no instance on the interface has (log_unknown_vrids)", "interface", dev, "vrid", vrid, "src", src)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -444,8 +445,8 @@ func TestNodeDropsMalformed(t *testing.T) {
 func TestNodeOldUnicastChecksum(t *testing.T) {
 	self := netip.MustParseAddr("10.0.0.2")
 	group := netip.MustParseAddr(MulticastGroup4)
-	advert := func(old bool) []byte {
-		a := Advert{Version: 3, VRID: 51, Priority: 200, Interval: 100, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}}
+	advert := func(old bool, vrid uint8) []byte {
+		a := Advert{Version: 3, VRID: vrid, Priority: 200, Interval: 100, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}}
 		if old {
 			a.ChecksumDst = group
 		}
@@ -463,18 +464,21 @@ func TestNodeOldUnicastChecksum(t *testing.T) {
 		return errOld == nil && errNew != nil
 	}
 	for _, tc := range []struct {
-		mode    string
-		sendOld []bool // the adverts the peer sends, in turn
-		dropped uint64 // checksum drops
-		master  bool   // the peer's adverts taken
-		want    string // UnicastChecksum after
+		mode      string
+		otherVRID bool   // first, an old-checksum advert of VRID 52
+		sendOld   []bool // the adverts the peer sends, in turn
+		dropped   uint64 // checksum drops
+		master    bool   // the peer's adverts taken
+		want      string // UnicastChecksum after
 	}{
 		{mode: "", sendOld: []bool{false, true, false}, dropped: 1, master: true, want: "auto"},
 		{mode: "", sendOld: []bool{false}, master: true, want: "no"},
+		// another router's advert does not switch this one
+		{mode: "", otherVRID: true, sendOld: []bool{false}, master: true, want: "no"},
 		{mode: "never", sendOld: []bool{true}, dropped: 1, want: "never"},
 		{mode: "config", sendOld: []bool{false, true}, dropped: 1, master: true, want: "config"},
 	} {
-		t.Run(tc.want+"/"+tc.mode, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/%v", tc.want, tc.mode, tc.otherVRID), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				fnet := &fakeNet{}
 				s := newFakeSystem(fnet, self.String())
@@ -488,8 +492,12 @@ func TestNodeOldUnicastChecksum(t *testing.T) {
 				c := fnet.conns[0]
 				fnet.conns = append(fnet.conns, peer)
 				fnet.mu.Unlock()
+				if tc.otherVRID {
+					c.ch <- Packet{Src: lowerIP, Dst: self, TTL: 255, Data: advert(true, 52)}
+					synctest.Wait()
+				}
 				for _, old := range tc.sendOld {
-					c.ch <- Packet{Src: lowerIP, Dst: self, TTL: 255, Data: advert(old)}
+					c.ch <- Packet{Src: lowerIP, Dst: self, TTL: 255, Data: advert(old, 51)}
 					synctest.Wait()
 				}
 				st := stateOf(n, "VI_1")
@@ -759,4 +767,61 @@ func TestNodeSourceTentative(t *testing.T) {
 			t.Fatalf("source gone: %+v", s)
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNodeLogUnknownVRIDs: with log_unknown_vrids an advert whose VRID
+// no instance on the interface has is logged once, though every
+// instance's socket there reads it; one of another instance's VRID is
+// not, nor anything without the option.
+func TestNodeLogUnknownVRIDs(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			fnet := &fakeNet{}
+			s := newFakeSystem(fnet, "10.0.0.2")
+			a, b := baseConfig(), baseConfig()
+			b.Name, b.VRID = "VI_2", 52
+			b.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.101/32")}}
+			a.LogUnknownVRIDs, b.LogUnknownVRIDs = on, on
+			var logs syncBuffer
+			_, cancel, done := startNode(t, Options{Instances: []InstanceConfig{a, b}, System: s,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			synctest.Wait()
+			advert := func(vrid uint8) []byte {
+				p, _ := (&Advert{Version: 2, VRID: vrid, Priority: 50, Interval: 1}).Marshal(netip.Addr{}, netip.Addr{})
+				return p
+			}
+			fnet.mu.Lock()
+			conns := slices.Clone(fnet.conns)
+			fnet.mu.Unlock()
+			for _, c := range conns {
+				c.ch <- Packet{Src: lowerIP, TTL: 255, Data: advert(77)}
+				c.ch <- Packet{Src: lowerIP, TTL: 255, Data: advert(52)}
+			}
+			synctest.Wait()
+			got := strings.Count(logs.String(), "log_unknown_vrids")
+			if want := map[bool]int{true: 1, false: 0}[on]; got != want || on && !strings.Contains(logs.String(), "vrid=77") {
+				t.Errorf("log_unknown_vrids %v: %d lines, want %d:\n%s", on, got, want, logs.String())
+			}
+			cancel()
+			<-done
+		})
+	}
 }

@@ -99,6 +99,8 @@ func sameSocket(a, b *InstanceConfig) bool {
 		slices.Equal(a.UnicastPeers, b.UnicastPeers) && a.UnicastTTL == b.UnicastTTL && a.MulticastGroup == b.MulticastGroup &&
 		// the socket holds the interface's promote_secondaries
 		a.PromoteSecondaries == b.PromoteSecondaries &&
+		// and its receive buffer
+		a.RxBufSize == b.RxBufSize && a.RxBufPolicy == b.RxBufPolicy && a.RxBufMultiplier == b.RxBufMultiplier &&
 		// an AH socket holds its key
 		a.AuthAH == b.AuthAH && (!a.AuthAH || a.AuthPass == b.AuthPass)
 }
@@ -373,7 +375,8 @@ func (n *Node) reload(p *plan, opts Options) error {
 				}
 				in.openErr = s.waitErr
 			}
-			if c.OldUnicastChecksum != in.cfg.OldUnicastChecksum || !slices.Equal(c.UnicastPeers, in.cfg.UnicastPeers) {
+			if c.OldUnicastChecksum != in.cfg.OldUnicastChecksum || !slices.Equal(c.UnicastPeers, in.cfg.UnicastPeers) ||
+				c.OldChecksumGroup != in.cfg.OldChecksumGroup || c.Version != in.cfg.Version {
 				in.oldChecksumSeen = false // (seen again with the next advert)
 			}
 			in.cfg = c

@@ -256,7 +256,7 @@ func (s *LinuxSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, 
 		}
 	}
 	ifi := &net.Interface{Index: l.Attrs().Index, Name: l.Attrs().Name, MTU: l.Attrs().MTU, HardwareAddr: l.Attrs().HardwareAddr}
-	c := &linuxConn{src: src, ifi: ifi, v6: cfg.IsIPv6(), ttl: max(1, min(cfg.UnicastTTL, TTL))}
+	c := &linuxConn{src: src, ifi: ifi, v6: cfg.IsIPv6(), ttl: max(1, min(cfg.UnicastTTL, TTL)), rxBuf: cfg.rxBufSize(ifi.MTU)}
 	if cfg.UnicastTTL == 0 {
 		c.ttl = TTL
 	}
@@ -362,6 +362,8 @@ func (s *LinuxSystem) openConn(cfg *InstanceConfig, c *linuxConn) (Conn, error) 
 }
 
 type linuxConn struct {
+	// rxBuf is the receive buffer to ask for (0: the system's)
+	rxBuf   int
 	src     netip.Addr
 	dsts    []netip.Addr
 	unicast bool
@@ -389,12 +391,31 @@ func bindToDevice(c net.PacketConn, ifname string) error {
 	return errors.Join(err, serr)
 }
 
+// setRxBuf sets the socket's receive buffer (SO_RCVBUF; the kernel
+// caps it at net.core.rmem_max) when one is configured.
+func (c *linuxConn) setRxBuf(raw net.PacketConn) error {
+	if c.rxBuf <= 0 {
+		return nil
+	}
+	ipc, ok := raw.(*net.IPConn)
+	if !ok {
+		return fmt.Errorf("receive buffer: not an IP socket")
+	}
+	if err := ipc.SetReadBuffer(c.rxBuf); err != nil {
+		return fmt.Errorf("receive buffer of %d bytes: %w", c.rxBuf, err)
+	}
+	return nil
+}
+
 func (c *linuxConn) open4() error {
 	raw, err := net.ListenPacket("ip4:112", "0.0.0.0")
 	if err != nil {
 		return err
 	}
 	c.raw = raw
+	if err := c.setRxBuf(raw); err != nil {
+		return err
+	}
 	if err := bindToDevice(raw, c.ifi.Name); err != nil {
 		return fmt.Errorf("bind to device: %w", err)
 	}
@@ -420,6 +441,9 @@ func (c *linuxConn) open6() error {
 		return err
 	}
 	c.raw = raw
+	if err := c.setRxBuf(raw); err != nil {
+		return err
+	}
 	if err := bindToDevice(raw, c.ifi.Name); err != nil {
 		return fmt.Errorf("bind to device: %w", err)
 	}

@@ -3,11 +3,14 @@ package vrrp
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestLinuxSystemAddressesRoutesTracking runs an address owner in a
@@ -249,5 +252,52 @@ func TestPromoteSecondaries(t *testing.T) {
 	g.stop()
 	if v := value(); v != "0" {
 		t.Errorf("promote_secondaries after the stop: %s", v)
+	}
+}
+
+// TestRxBufSize: the advert socket's receive buffer is kernel_rx_buf_size,
+// or vrrp_rx_bufs_policy's MTU or advert length times the multiplier
+// (the kernel reports twice what was asked, its bookkeeping included).
+func TestRxBufSize(t *testing.T) {
+	requireRoot(t)
+	ns := fmt.Sprintf("vr%04drb", os.Getpid()%10000)
+	addNetns(t, ns, false)
+	run(t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "eth1", "netns", ns)
+	ipn(t, ns, "link", "set", "eth0", "up")
+	ipn(t, ns, "link", "set", "eth1", "up")
+	ipn(t, ns, "addr", "add", "10.8.1.1/24", "dev", "eth0")
+	sys, err := NewLinuxSystem(LinuxOptions{NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	for _, tc := range []struct {
+		size   int
+		policy string
+		mult   int
+		want   int
+	}{
+		{size: 50000, policy: "mtu", want: 50000},
+		{policy: "mtu", mult: 2, want: 1500 * 2},
+		{policy: "mtu", want: 1500 * 3},
+		{policy: "advert", mult: 100, want: (8 + 4 + 8) * 100}, // VRRPv2, one address
+	} {
+		cfg := InstanceConfig{Name: "R", Interface: "eth0", VRID: 13, Priority: 100, Version: 2, AdvertInterval: time.Second,
+			VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.8.1.100/24")}},
+			RxBufSize:  tc.size, RxBufPolicy: tc.policy, RxBufMultiplier: tc.mult}
+		c, err := sys.OpenConn(context.Background(), &cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.(*linuxConn).raw.(*net.IPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		rc.Control(func(fd uintptr) { got, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+		c.Close()
+		if err != nil || got != 2*tc.want {
+			t.Errorf("%+v: SO_RCVBUF %d (%v), want %d", tc, got, err, 2*tc.want)
+		}
 	}
 }
