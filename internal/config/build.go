@@ -2113,7 +2113,7 @@ func (b *builder) realServer(n *Node) *RealServer {
 			b.flagPtr(c, &rs.InhibitOnFailure)
 		case "smtp_alert":
 			b.flagPtr(c, &rs.SMTPAlert)
-		case "name", "govs_name":
+		case "snmp_name", "name", "govs_name":
 			b.str(c, &rs.Name)
 		case "virtualhost":
 			b.str(c, &rs.Virtualhost)

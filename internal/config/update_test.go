@@ -553,7 +553,7 @@ func TestUpdateHardCases(t *testing.T) {
 		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
 	}
 	got, _ = os.ReadFile(real)
-	if !strings.Contains(string(got), "    name web\r\n") || strings.Contains(strings.ReplaceAll(string(got), "\r\n", ""), "\n") {
+	if !strings.Contains(string(got), "    snmp_name web\r\n") || strings.Contains(strings.ReplaceAll(string(got), "\r\n", ""), "\n") {
 		t.Errorf("CRLF file after the edit: %q", got)
 	}
 }

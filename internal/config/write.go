@@ -1381,7 +1381,7 @@ func renderVS(w *wr, vs *VirtualServer) {
 	default:
 		w.open("virtual_server", vs.Addr.String(), portListString(vs.Ports))
 	}
-	w.str("name", vs.Name)
+	w.str("snmp_name", vs.Name) // (keepalived's word; it refuses name)
 	protos := make([]string, len(vs.Protocols))
 	for i, p := range vs.Protocols {
 		protos[i] = string(p)
@@ -1440,7 +1440,7 @@ func renderRS(w *wr, rs *RealServer) {
 	} else {
 		w.open("real_server", rs.Addr.String())
 	}
-	w.str("name", rs.Name)
+	w.str("snmp_name", rs.Name)
 	w.line("weight", strconv.Itoa(rs.Weight))
 	if rs.Method != "" {
 		w.line(methodWords("lvs_method", rs.Method, rs.Tunnel)...)
