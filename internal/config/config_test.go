@@ -137,6 +137,7 @@ func TestErrors(t *testing.T) {
 		{"DR port differs", "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 8080 {\n }\n}\n", 3, "must equal the virtual port"},
 		{"duplicate service", "virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n", 3, "TCP 10.0.0.1:80 is already served"},
 		{"overlapping range", "virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 70-90 {\n}\n", 3, "already served"},
+		{"duplicate vrid on a group", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n mcast_dst_ip 224.0.0.100\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 5\n mcast_dst_ip 224.0.0.100\n}\n", 6, "virtual_router_id 5 already used on eth0"},
 		{"duplicate vrid", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 5\n}\n", 5, "virtual_router_id 5 already used on eth0"},
 		{"bad netmask", "virtual_server 10.0.0.1 80 {\n persistence_timeout 60\n persistence_granularity 255.0.255.0\n}\n", 1, "not contiguous"},
 		{"unknown keyword", "global_defs {\n frobnicate 1\n}\n", 2, `warning: unsupported keyword "frobnicate" in global_defs`},
@@ -1092,5 +1093,21 @@ vrrp_instance A {
 		if !strings.Contains(diagStrings(ds), bad.msg) {
 			t.Errorf("%q: want %q, got\n%s", bad.in, bad.msg, diagStrings(ds))
 		}
+	}
+}
+
+// TestSharedVRIDGroups: two instances may share a VRID on one interface
+// when their multicast groups differ (mcast_dst_ip, or one on the global
+// group), as keepalived 2.2.7 allows.
+func TestSharedVRIDGroups(t *testing.T) {
+	in := "global_defs {\n vrrp_mcast_group4 224.0.0.50\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n" +
+		"vrrp_instance B {\n interface eth0\n virtual_router_id 5\n mcast_dst_ip 224.0.0.100\n virtual_ipaddress {\n  10.0.0.2\n }\n}\n"
+	if _, ds := LoadBytes("t.conf", []byte(in), nil); len(ds) != 0 {
+		t.Fatal(diagStrings(ds))
+	}
+	// B on the global group is A's router again
+	_, ds := LoadBytes("t.conf", []byte(strings.Replace(in, "mcast_dst_ip 224.0.0.100", "mcast_dst_ip 224.0.0.50", 1)), nil)
+	if !strings.Contains(diagStrings(ds), "virtual_router_id 5 already used on eth0") {
+		t.Fatalf("same group: %s", diagStrings(ds))
 	}
 }

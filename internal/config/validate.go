@@ -208,6 +208,21 @@ func (v *validator) statics() {
 	}
 }
 
+// multicastGroup is the group vi advertises to: its mcast_dst_ip, else
+// the global vrrp_mcast_group4/6, else the family's default; "" for a
+// unicast instance.
+func (g *GlobalDefs) multicastGroup(vi *VRRPInstance) string {
+	switch {
+	case len(vi.UnicastPeers) > 0:
+		return ""
+	case vi.McastDstIP.IsValid():
+		return vi.McastDstIP.String()
+	case vi.isIPv6():
+		return cmp.Or(g.VRRPMcastGroup6, "ff02::12")
+	}
+	return cmp.Or(g.VRRPMcastGroup4, "224.0.0.18")
+}
+
 // trackGroups checks track_group blocks and the static entries that
 // name them, as keepalived 2.2.7 does: a group named but not defined is
 // an error; an unknown instance, a group without instances, and an
@@ -434,10 +449,14 @@ func (v *validator) vrrp() {
 		}
 	}
 	names := map[string]bool{}
+	// one virtual router per VRID on an interface and family, and per
+	// multicast group (mcast_dst_ip lets two share a VRID on other
+	// groups, as keepalived 2.2.7); unicast instances have no group
 	type vridKey struct {
 		iface string
 		vrid  int
 		v6    bool
+		group string
 	}
 	vrids := map[vridKey]*VRRPInstance{}
 	weights, defs := v.cfg.TrackWeightRules(), v.cfg.trackDefs()
@@ -491,7 +510,7 @@ func (v *validator) vrrp() {
 			}
 		}
 		if vi.VirtualRouterID != 0 && vi.Interface != "" {
-			k := vridKey{vi.Interface, vi.VirtualRouterID, v6}
+			k := vridKey{vi.Interface, vi.VirtualRouterID, v6, v.cfg.Global.multicastGroup(vi)}
 			if other, dup := vrids[k]; dup {
 				v.d.errorf(vi.Pos, "vrrp_instance %q: virtual_router_id %d already used on %s by vrrp_instance %q (%s)", vi.Name, vi.VirtualRouterID, vi.Interface, other.Name, other.Pos)
 			} else {

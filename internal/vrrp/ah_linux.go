@@ -52,11 +52,7 @@ func (s *LinuxSystem) openAH(cfg *InstanceConfig, c *linuxConn) (Conn, error) {
 		return nil, errors.New("auth_type AH is for IPv4 instances only")
 	}
 	if !c.unicast {
-		g := cfg.MulticastGroup
-		if !g.IsValid() {
-			g = netip.MustParseAddr(MulticastGroup4)
-		}
-		c.dsts = []netip.Addr{g}
+		c.dsts = []netip.Addr{cfg.multicastGroup()}
 	}
 	a := &ahConn{linuxConn: c, key: ahKey(cfg.AuthPass), vrid: uint8(cfg.VRID), cnt: s.ahCounterOf(cfg)}
 	err := s.inNS(func() error {
@@ -134,6 +130,9 @@ func (a *ahConn) Recv() (Packet, error) {
 		pkt.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
 		if h.Protocol != protoAH || h.Len < ipv4.HeaderLen {
 			continue
+		}
+		if !a.unicast && pkt.Dst.IsMulticast() && pkt.Dst != a.dsts[0] {
+			continue // another group's (mcast_dst_ip), as linuxConn.Recv
 		}
 		// the header as it came: the ICV covers its immutable fields
 		hb, err := h.Marshal()

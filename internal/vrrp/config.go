@@ -550,6 +550,20 @@ func (c *InstanceConfig) advertDev() string {
 
 // advertCentis is the advert interval in the unit of the wire format:
 // centiseconds for v3, seconds for v2.
+// multicastGroup is the group a multicast instance advertises to
+// (MulticastGroup, else the family's default); none for a unicast one.
+func (c *InstanceConfig) multicastGroup() netip.Addr {
+	switch {
+	case len(c.UnicastPeers) > 0:
+		return netip.Addr{}
+	case c.MulticastGroup.IsValid():
+		return c.MulticastGroup
+	case c.IsIPv6():
+		return netip.MustParseAddr(MulticastGroup6)
+	}
+	return netip.MustParseAddr(MulticastGroup4)
+}
+
 // rxBufSize is the receive buffer the advert socket asks for (0: the
 // system's), keepalived's sum for one instance: kernel_rx_buf_size, else
 // the policy's size, else MTU or advert length times the multiplier.

@@ -115,8 +115,9 @@ type Counters struct {
 	PriorityZeroReceived uint64 `json:"priority_zero_received"`
 	PriorityZeroSent     uint64 `json:"priority_zero_sent"`
 	// AddressListErrors counts received adverts whose addresses are not
-	// the instance's virtual addresses (keepalived's addr_list_err; govs
-	// still takes them, as RFC 5798 §7.1 advises).
+	// the instance's virtual addresses (govs still takes them, as RFC
+	// 5798 §7.1 advises) and those dropped as DropDestination, as
+	// keepalived's addr_list_err counts both.
 	AddressListErrors uint64 `json:"address_list_errors"`
 	// AddressesRestored counts virtual addresses a MASTER put back
 	// after someone else deleted them (checkVIPs).
@@ -253,10 +254,15 @@ func preparePlan(opts Options) (*plan, error) {
 		p.scripts[s.Name] = s.WithDefaults()
 	}
 	names := map[string]bool{}
+	// one virtual router per VRID on an interface and family, and per
+	// multicast group: with mcast_dst_ip, as keepalived 2.2.7, two
+	// instances may share a VRID on other groups (each socket reads its
+	// own group's adverts); unicast instances have none
 	type vr struct {
 		ifname string
 		vrid   int
 		v6     bool
+		group  netip.Addr
 	}
 	vrids := map[vr]string{}
 	for _, c := range opts.Instances {
@@ -268,7 +274,7 @@ func preparePlan(opts Options) (*plan, error) {
 			errs = append(errs, fmt.Errorf("vrrp_instance %s: defined twice", c.Name))
 		}
 		names[c.Name] = true
-		k := vr{c.Interface, c.VRID, c.IsIPv6()}
+		k := vr{c.Interface, c.VRID, c.IsIPv6(), c.multicastGroup()}
 		if other, ok := vrids[k]; ok {
 			errs = append(errs, fmt.Errorf("vrrp_instance %s: virtual_router_id %d on %s already used by %s", c.Name, c.VRID, c.Interface, other))
 		}
@@ -1084,6 +1090,15 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 			if in.cfg.LogUnknownVRIDs {
 				n.unknownVRID(idx, d[1], ev.pkt.Src)
 			}
+			n.publish(idx)
+			return
+		}
+		if dst := ev.pkt.Dst; dst.IsValid() && dst.IsMulticast() != (len(in.cfg.UnicastPeers) == 0) {
+			// as keepalived: "Expected multicast packet but received
+			// unicast packet", and the other way round
+			n.countDrop(in, DropDestination)
+			in.count.AddressListErrors++
+			n.log.Debug("vrrp advert dropped", "instance", in.cfg.Name, "src", ev.pkt.Src, "dst", dst, "reason", DropDestination)
 			n.publish(idx)
 			return
 		}

@@ -825,3 +825,47 @@ func TestNodeLogUnknownVRIDs(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeDestinationCheck: as keepalived, a multicast instance drops
+// an advert sent to a unicast address and a unicast one an advert sent
+// to a multicast group (counted as address-list errors too); and two
+// multicast instances may share a VRID on other groups.
+func TestNodeDestinationCheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fnet := &fakeNet{}
+		s := newFakeSystem(fnet, "10.0.0.2")
+		mc, uc := baseConfig(), baseConfig()
+		uc.Name, uc.VRID, uc.UnicastPeers = "VI_U", 52, []netip.Addr{lowerIP}
+		uc.VirtualIPs = []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.101/32")}}
+		n, cancel, done := startNode(t, Options{Instances: []InstanceConfig{mc, uc}, System: s})
+		synctest.Wait()
+		fnet.mu.Lock()
+		conns := slices.Clone(fnet.conns)
+		fnet.mu.Unlock()
+		advert := func(vrid uint8) []byte {
+			p, _ := (&Advert{Version: 2, VRID: vrid, Priority: 200, Interval: 1, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}}).Marshal(netip.Addr{}, netip.Addr{})
+			return p
+		}
+		conns[0].ch <- Packet{Src: lowerIP, Dst: netip.MustParseAddr("10.0.0.2"), TTL: 255, Data: advert(51)}
+		conns[1].ch <- Packet{Src: lowerIP, Dst: netip.MustParseAddr(MulticastGroup4), TTL: 255, Data: advert(52)}
+		synctest.Wait()
+		for _, name := range []string{"VI_1", "VI_U"} {
+			st := stateOf(n, name)
+			if st.Counters.Dropped[DropDestination] != 1 || st.Counters.AddressListErrors != 1 || st.MasterAddr.IsValid() {
+				t.Errorf("%s: %+v", name, st.Counters)
+			}
+		}
+		cancel()
+		<-done
+	})
+	a, b := baseConfig(), baseConfig()
+	b.Name = "VI_2"
+	a.MulticastGroup, b.MulticastGroup = netip.MustParseAddr("224.0.0.100"), netip.MustParseAddr("224.0.0.101")
+	if err := CheckOptions(Options{Instances: []InstanceConfig{a, b}}); err != nil {
+		t.Errorf("one VRID on two groups: %v", err)
+	}
+	b.MulticastGroup = a.MulticastGroup
+	if err := CheckOptions(Options{Instances: []InstanceConfig{a, b}}); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("one VRID twice on one group: %v", err)
+	}
+}

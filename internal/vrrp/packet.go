@@ -69,6 +69,9 @@ const (
 	DropOwnPacket DropReason = "own_packet"
 	DropPeer      DropReason = "unknown_peer"
 	DropReplay    DropReason = "replay" // an AH sequence number seen before
+	// DropDestination: sent to a multicast group while the instance is
+	// unicast, or to a unicast address while it is multicast
+	DropDestination DropReason = "destination"
 )
 
 // ParseError is returned for a malformed or unacceptable advertisement.

@@ -339,14 +339,7 @@ func (s *LinuxSystem) openConn(cfg *InstanceConfig, c *linuxConn) (Conn, error) 
 		return s.openAH(cfg, c)
 	}
 	if !c.unicast {
-		g := cfg.MulticastGroup
-		if !g.IsValid() {
-			g = netip.MustParseAddr(MulticastGroup4)
-			if c.v6 {
-				g = netip.MustParseAddr(MulticastGroup6)
-			}
-		}
-		c.dsts = []netip.Addr{g}
+		c.dsts = []netip.Addr{cfg.multicastGroup()}
 	}
 	err := s.inNS(func() error {
 		if c.v6 {
@@ -525,6 +518,12 @@ func (c *linuxConn) Recv() (Packet, error) {
 		}
 		if err != nil {
 			return Packet{}, err
+		}
+		if !c.unicast && p.Dst.IsMulticast() && p.Dst != c.dsts[0] {
+			// another group's advert (mcast_dst_ip): not this
+			// instance's, which may share its VRID (keepalived's socket
+			// bound to its group does not read it either)
+			continue
 		}
 		if ia, ok := src.(*net.IPAddr); ok {
 			p.Src, _ = netip.AddrFromSlice(ia.IP)
