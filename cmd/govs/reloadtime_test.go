@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +24,9 @@ func TestReloadAt(t *testing.T) {
 		dated bool
 	}{
 		{"23:00:00", time.Date(2026, 12, 7, 23, 0, 0, 0, loc), false},
-		{"22:30:00", time.Date(2026, 12, 8, 22, 30, 0, 0, loc), false}, // now: tomorrow
+		{"22:30:00", time.Date(2026, 12, 7, 22, 30, 0, 0, loc), false},  // now: now
+		{"22:29:59", time.Date(2026, 12, 7, 22, 29, 59, 0, loc), false}, // a second ago (read late): now
+		{"22:29:50", time.Date(2026, 12, 8, 22, 29, 50, 0, loc), false}, // passed: tomorrow
 		{"01:15:30", time.Date(2026, 12, 8, 1, 15, 30, 0, loc), false},
 		{"21:45:00Z", time.Date(2026, 12, 7, 21, 45, 0, 0, time.UTC), false}, // 22:45 local
 		{"21:00:00Z", time.Date(2026, 12, 8, 21, 0, 0, 0, time.UTC), false},  // passed in UTC too
@@ -31,13 +34,13 @@ func TestReloadAt(t *testing.T) {
 		{"26-12-24 08:00:00Z", time.Date(2026, 12, 24, 8, 0, 0, 0, time.UTC), true},
 		{"2025-01-01 00:00:00", time.Date(2025, 1, 1, 0, 0, 0, 0, loc), true},
 	} {
-		got, dated, err := reloadAt(tc.line, now)
+		got, dated, err := reloadAt(tc.line, now, reloadSlack)
 		if err != nil || !got.Equal(tc.want) || dated != tc.dated {
 			t.Errorf("%q: %v dated %v (%v), want %v dated %v", tc.line, got, dated, err, tc.want, tc.dated)
 		}
 	}
 	for _, bad := range []string{"", "23:00", " 23:00:00", "23:00:00 ", "2026-12-24  08:00:00", "2026-12-24T08:00:00", "25:00:00", "2026-13-01 00:00:00", "23:00:00z"} {
-		if _, _, err := reloadAt(bad, now); err == nil {
+		if _, _, err := reloadAt(bad, now, reloadSlack); err == nil {
 			t.Errorf("%q taken", bad)
 		}
 	}
@@ -113,5 +116,32 @@ func TestReloadClock(t *testing.T) {
 	step(time.Second)
 	if !c.at.IsZero() || reloads != 2 {
 		t.Fatalf("a past date: scheduled %v, reloads %d", c.at, reloads)
+	}
+	// a date with reload_repeat: removed all the same, as keepalived
+	os.WriteFile(path, []byte(now.Add(3*time.Second).Format("2006-01-02 15:04:05")), 0o644)
+	step(time.Second)
+	step(3 * time.Second)
+	if reloads != 3 {
+		t.Fatalf("dated: reloads %d, want 3", reloads)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("a dated file stays after its reload: %v", err)
+	}
+	// stopping: no reload
+	stopping := true
+	c.stopping = func() bool { return stopping }
+	os.WriteFile(path, []byte(now.Add(2*time.Second).Format("15:04:05")), 0o644)
+	step(time.Second)
+	step(2 * time.Second)
+	if reloads != 3 {
+		t.Fatalf("reloaded while stopping: %d", reloads)
+	}
+	// a FIFO is not read (a read would block)
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readFirstLine(path); err == nil {
+		t.Fatal("a FIFO read as a reload_time_file")
 	}
 }

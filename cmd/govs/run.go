@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -320,8 +321,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	grp.Go(func() error { return d.Run(gctx) })
 	grp.Go(func() error { return srv.Run(gctx) })
+	var stopping atomic.Bool // no scheduled reload in the lame duck
 	grp.Go(func() error {
-		rc := &reloadClock{reload: d.Reload, global: func() config.GlobalDefs { return d.Config().Global }, log: log, now: time.Now}
+		rc := &reloadClock{reload: d.Reload, global: func() config.GlobalDefs { return d.Config().Global }, stopping: stopping.Load, log: log, now: time.Now}
 		rc.run(gctx)
 		return nil
 	})
@@ -359,6 +361,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 					}
 					continue
 				}
+				stopping.Store(true)
 				log.Info("stopping: lame duck", "signal", s.String(), "for", lameDuck.String())
 				if d.WithdrawBGP() {
 					log.Info("bgp: every route withdrawn: the routers move new flows to the other directors while this one keeps forwarding for the lame duck")

@@ -116,7 +116,12 @@ func (b *builder) top(n *Node) {
 		// keepalived reads it outside global_defs too
 		b.str(n, &b.cfg.NetNamespaceTop)
 	case "instance":
-		b.str(n, &b.cfg.InstanceName)
+		// keepalived keeps the first
+		if b.cfg.InstanceName != "" {
+			b.d.warnf(n.Pos, "instance: given already (%q); the first one applies, as keepalived", b.cfg.InstanceName)
+		} else {
+			b.str(n, &b.cfg.InstanceName)
+		}
 	case "garp_group":
 		if g := b.garpGroup(n); g != nil {
 			b.cfg.GarpGroups = append(b.cfg.GarpGroups, g)
@@ -315,7 +320,7 @@ func (b *builder) global(n *Node) {
 				case "MTU", "ADVERT":
 					g.VRRPRxBufsPolicy = strings.ToUpper(w.Text)
 				default:
-					if n, err := strconv.ParseUint(w.Text, 10, 31); err != nil || n == 0 {
+					if _, err := strconv.ParseUint(w.Text, 10, 31); err != nil {
 						b.d.errorf(w.Pos, "vrrp_rx_bufs_policy %q: not MTU, ADVERT or a size in bytes", w.Text)
 					} else {
 						g.VRRPRxBufsPolicy = w.Text
@@ -327,7 +332,9 @@ func (b *builder) global(n *Node) {
 		case "process_names":
 			b.flag(c, &g.ProcessNames)
 		case "process_name":
-			b.str(c, &g.ProcessName)
+			if b.str(c, &g.ProcessName); len(g.ProcessName) > 15 {
+				b.d.warnf(c.Pos, "process_name %q: the kernel keeps 15 bytes of a process's name: %q", g.ProcessName, g.ProcessName[:15])
+			}
 		case "vrrp_process_name", "checker_process_name", "bfd_process_name":
 			b.d.warnf(c.Pos, "%s is not applied: govs is one process (keepalived's vrrp, checker and bfd processes are goroutines of it); process_name names it", c.Keyword())
 		case "data_use_instance":

@@ -32,6 +32,7 @@ func (c *Config) Validate() Diagnostics {
 	v.ifDelays()
 	v.statics()
 	v.trackGroups()
+	v.garpGroups()
 	v.sharedRoutes()
 	for r, prio := range v.cfg.RulePriorities() {
 		v.d.warnf(r.Pos, "rule without priority: it gets %d, as keepalived numbers them (from %d down in the order written); give it one to order the rules as you mean", prio, RuleStartPriority)
@@ -204,6 +205,25 @@ func (v *validator) statics() {
 			if r.Dev == "" && !r.Via.IsValid() && r.Type == "" && len(r.Nexthops) == 0 && v.cfg.Global.DefaultInterface == "" {
 				v.d.warnf(r.Pos, "static_routes %s: no dev IF, via GW or global default_interface: on eth0, as keepalived", r.To)
 			}
+		}
+	}
+}
+
+// garpGroups warns of an interface a second garp_group lists: the first
+// one's intervals apply, as keepalived 2.2.7 ("garp_group already
+// specified for IF - ignoring").
+func (v *validator) garpGroups() {
+	first := map[string]*GarpGroup{}
+	for _, g := range v.cfg.GarpGroups {
+		for _, name := range append([]string{g.Interface}, g.Interfaces...) {
+			if name == "" {
+				continue
+			}
+			if f := first[name]; f != nil && f != g {
+				v.d.warnf(g.Pos, "garp_group: %s is in the garp_group at %s already; that one's intervals apply, as keepalived", name, f.Pos)
+				continue
+			}
+			first[name] = g
 		}
 	}
 }

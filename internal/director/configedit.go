@@ -38,10 +38,12 @@ func (d *Director) ConfigDoc(ctx context.Context) (*api.ConfigDoc, error) {
 
 // keepProtected puts back, from the file's global_defs (old), the settings
 // an edit through the API does not change: govs's own listeners, the web
-// UI's password and TLS, and what governs which scripts run as whom.
-// They are changed in the file by hand (or govs web-password): a stolen
-// web session must not open the API on the network or turn script
-// security off.
+// UI's password and TLS, what governs which scripts run as whom, the
+// files govs (root) empties, reads or removes on its own (reload_file,
+// reload_time_file) and the process's name. They are changed in the file
+// by hand (or govs web-password): a stolen web session must not open the
+// API on the network, turn script security off, have root remove a file
+// of its choosing or hide the process.
 func keepProtected(g, old *config.GlobalDefs) {
 	g.Govs = old.Govs
 	g.EnableScriptSecurity = old.EnableScriptSecurity
@@ -49,6 +51,9 @@ func keepProtected(g, old *config.GlobalDefs) {
 	g.StartupScript, g.ShutdownScript = old.StartupScript, old.ShutdownScript
 	g.StartupScriptTimeout, g.ShutdownScriptTimeout = old.StartupScriptTimeout, old.ShutdownScriptTimeout
 	g.NotifyFIFO, g.VRRPNotifyFIFO, g.LVSNotifyFIFO = old.NotifyFIFO, old.VRRPNotifyFIFO, old.LVSNotifyFIFO
+	g.ReloadFile, g.HasReloadFile = old.ReloadFile, old.HasReloadFile
+	g.ReloadTimeFile, g.ReloadRepeat = old.ReloadTimeFile, old.ReloadRepeat
+	g.ProcessName, g.ProcessNames = old.ProcessName, old.ProcessNames
 }
 
 func (d *Director) parseOptions() *config.ParseOptions {

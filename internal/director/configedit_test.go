@@ -113,6 +113,9 @@ func TestEditConfigProtected(t *testing.T) {
 	g.EnableScriptSecurity = false
 	g.ScriptUser = "root"
 	g.Govs.APIListen = "0.0.0.0:9000"
+	g.ReloadFile, g.HasReloadFile = "/etc/passwd", true
+	g.ReloadTimeFile = "/etc/shadow"
+	g.ProcessName = "kworker"
 	obj, _ := json.Marshal(&g)
 	if _, err := f.d.EditConfig(ctx, api.ConfigEdit{Revision: doc.Revision, Op: "set", Kind: "global_defs", Object: obj}); err != nil {
 		t.Fatal(err)
@@ -122,6 +125,9 @@ func TestEditConfigProtected(t *testing.T) {
 		t.Fatal(ds.Err())
 	}
 	bg := back.Global
+	if bg.HasReloadFile || bg.ReloadFile != "" || bg.ReloadTimeFile != "" || bg.ProcessName != "" {
+		t.Errorf("after the edit: reload_file %v %q, reload_time_file %q, process_name %q", bg.HasReloadFile, bg.ReloadFile, bg.ReloadTimeFile, bg.ProcessName)
+	}
 	if bg.RouterID != "lb2" || !bg.EnableScriptSecurity || bg.ScriptUser != "" || bg.Govs.APIListen != "" || bg.Govs.WebPassword != hash {
 		t.Errorf("after the edit: router_id %q, enable_script_security %v, script_user %q, api_listen %q, password %q",
 			bg.RouterID, bg.EnableScriptSecurity, bg.ScriptUser, bg.Govs.APIListen, bg.Govs.WebPassword)

@@ -734,7 +734,7 @@ func (d *Director) Reload(ctx context.Context) error {
 	// reload_file (the running configuration's): empty while the files
 	// are read, removed after, so that a tool that changes them can
 	// wait for the reload to have read them
-	read := beginReloadFile(&d.Config().Global, d.log)
+	read := beginReloadFile(d.Config(), d.log)
 	cfg, diags := config.Load(d.opts.ConfigFile, &config.ParseOptions{ConfigID: d.opts.ConfigID})
 	read()
 	for _, dg := range diags {
@@ -754,6 +754,10 @@ func (d *Director) Reload(ctx context.Context) error {
 	prev := d.Config()
 	if old := prev.NetNamespace(); cfg.NetNamespace() != old {
 		d.log.Warn("net_namespace cannot change on a reload (as in keepalived): govs stays where it runs until it restarts", "running_in", old, "config", cfg.NetNamespace())
+	}
+	if cfg.InstanceName != prev.InstanceName {
+		d.log.Warn("instance cannot change on a reload (as in keepalived): the running name stays until govs restarts", "running", prev.InstanceName, "config", cfg.InstanceName)
+		cfg.InstanceName = prev.InstanceName
 	}
 	// VRRP: checked before anything is applied, put in force after the
 	// virtual services (see reloadVRRP)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1529,7 +1530,13 @@ func TestRSInitNotifies(t *testing.T) {
 		}
 		src := strings.Replace(conf(""), "        weight 3\n", "        weight 3\n        notify_up "+script+"\n", 1)
 		f := start(t, global+src)
-		time.Sleep(300 * time.Millisecond) // the notifier runs scripts on its own goroutine
+		// the notifier runs scripts on its own goroutine: wait for the
+		// line, or (without rs_init_notifies) long enough for it
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if b, _ := os.ReadFile(out); len(b) > 0 || !init && time.Now().After(deadline.Add(-2500*time.Millisecond)) {
+				break
+			}
+		}
 		b, _ := os.ReadFile(out)
 		if got, want := string(b), map[bool]string{false: "", true: "up\n"}[init]; got != want {
 			t.Errorf("rs_init_notifies %v: notify_up ran %q, want %q", init, got, want)
@@ -1566,8 +1573,23 @@ func TestReloadFile(t *testing.T) {
 	if _, err := os.Stat(rf); !os.IsNotExist(err) {
 		t.Fatalf("reload_file left after the second reload: %v", err)
 	}
-	if got := reloadFile(&config.GlobalDefs{HasReloadFile: true}); got != "/run/keepalived.reload" {
+	if got := reloadFile(&config.Config{Global: config.GlobalDefs{HasReloadFile: true}}); got != "/run/keepalived.reload" {
 		t.Errorf("default reload_file %q", got)
+	}
+	if got := reloadFile(&config.Config{InstanceName: "lb1", Global: config.GlobalDefs{HasReloadFile: true}}); got != "/run/keepalived/lb1/keepalived.reload" {
+		t.Errorf("default reload_file of instance lb1 %q", got)
+	}
+	// a FIFO there is left alone, and the reload does not block on it
+	os.Remove(rf)
+	if err := syscall.Mkfifo(rf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(f.file, []byte(src), 0o644)
+	if err := f.d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(rf); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the FIFO went: %v", err)
 	}
 }
 
@@ -1604,7 +1626,8 @@ func TestVRRPSocketAndGarpOptions(t *testing.T) {
 		"garp_group {\n    garp_interval 0.3\n    gna_interval 0.2\n    interface eth1\n}\n" +
 		"vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    kernel_rx_buf_size 9000\n    mcast_dst_ip 224.0.0.77\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n" +
 		"vrrp_instance B {\n    interface eth1\n    virtual_router_id 2\n    virtual_ipaddress {\n        10.0.0.2\n    }\n}\n" +
-		"vrrp_instance C {\n    interface eth1\n    virtual_router_id 3\n    virtual_ipaddress {\n        2001:db8::3\n    }\n}\n"
+		"vrrp_instance C {\n    interface eth1\n    virtual_router_id 3\n    virtual_ipaddress {\n        2001:db8::3\n    }\n}\n" +
+		"vrrp_instance D {\n    interface eth1\n    virtual_router_id 4\n    kernel_rx_buf_size 1000\n    virtual_ipaddress {\n        10.0.0.4\n    }\n}\n"
 	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
 	if ds.HasErrors() {
 		t.Fatal(ds.Err())
@@ -1612,18 +1635,19 @@ func TestVRRPSocketAndGarpOptions(t *testing.T) {
 	insts, _, _ := vrrpOptions(cfg)
 	type got struct {
 		log          bool
-		size         int
-		policy       string
-		mult         int
+		size, mtus   int
 		garpInterval time.Duration
 	}
+	// the buffers are the sums over keepalived's socket pools: A alone;
+	// B and D share IPv4 on eth1 (4 MTUs and D's 1000 bytes); C is IPv6
 	want := []got{
-		{true, 9000, "", 4, 100 * time.Millisecond},
-		{true, 0, "mtu", 4, 300 * time.Millisecond},
-		{true, 0, "mtu", 4, 200 * time.Millisecond},
+		{true, 9000, 0, 100 * time.Millisecond},
+		{true, 1000, 4, 300 * time.Millisecond},
+		{true, 0, 4, 200 * time.Millisecond},
+		{true, 1000, 4, 300 * time.Millisecond},
 	}
 	for i, ic := range insts {
-		g := got{ic.LogUnknownVRIDs, ic.RxBufSize, ic.RxBufPolicy, ic.RxBufMultiplier, ic.GARPInterval}
+		g := got{ic.LogUnknownVRIDs, ic.RxBufSize, ic.RxBufMTUs, ic.GARPInterval}
 		if g != want[i] {
 			t.Errorf("%s: %+v, want %+v", ic.Name, g, want[i])
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/govs/govs/internal/config"
@@ -42,16 +44,30 @@ func setProcessName(g *config.GlobalDefs, log *slog.Logger) {
 // beginReloadFile makes g's reload_file empty (making it if need be)
 // before a reload reads the configuration; the function it returns
 // removes it once read, as keepalived does.
-func beginReloadFile(g *config.GlobalDefs, log *slog.Logger) (read func()) {
-	rf := reloadFile(g)
+func beginReloadFile(cfg *config.Config, log *slog.Logger) (read func()) {
+	rf := reloadFile(cfg)
 	if rf == "" {
 		return func() {}
 	}
-	if f, err := os.OpenFile(rf, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644); err != nil {
-		log.Warn("reload_file: cannot make it", "file", rf, "err", err)
-	} else {
-		f.Close()
+	if cfg.InstanceName != "" {
+		os.MkdirAll(filepath.Dir(rf), 0o755) // keepalived's pid directory of the instance
 	}
+	// not through a link, and not blocking on a FIFO: only a regular
+	// file is emptied, and removed after
+	f, err := os.OpenFile(rf, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		log.Warn("reload_file: cannot make it", "file", rf, "err", err)
+		return func() {}
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		log.Warn("reload_file: not a regular file; left alone", "file", rf)
+		return func() {}
+	}
+	if err := f.Truncate(0); err != nil {
+		log.Warn("reload_file: cannot empty it", "file", rf, "err", err)
+	}
+	f.Close()
 	return func() {
 		if err := os.Remove(rf); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.Warn("reload_file: cannot remove it", "file", rf, "err", err)
@@ -59,14 +75,19 @@ func beginReloadFile(g *config.GlobalDefs, log *slog.Logger) (read func()) {
 	}
 }
 
-// reloadFile is the reload_file of g: its path, keepalived's default
-// /run/keepalived.reload when it names none, "" without it.
-func reloadFile(g *config.GlobalDefs) string {
+// reloadFile is the reload_file of cfg: its path, else keepalived's
+// default, keepalived.reload in its pid directory (/run, or
+// /run/keepalived/INSTANCE with a top-level instance NAME); "" without
+// it.
+func reloadFile(cfg *config.Config) string {
+	g := &cfg.Global
 	switch {
 	case !g.HasReloadFile:
 		return ""
 	case g.ReloadFile != "":
 		return g.ReloadFile
+	case cfg.InstanceName != "":
+		return filepath.Join("/run/keepalived", strings.ReplaceAll(cfg.InstanceName, "/", "_"), "keepalived.reload")
 	}
 	return "/run/keepalived.reload"
 }

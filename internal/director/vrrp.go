@@ -121,25 +121,20 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		// a garp_group listing the instance's interface sets both
 		// intervals for it instead
+		// (the first that lists it, as keepalived)
 		for _, gg := range cfg.GarpGroups {
 			if gg.Interface == ic.Interface || slices.Contains(gg.Interfaces, ic.Interface) {
 				ic.GARPInterval = gg.GarpInterval.D()
 				if ic.IsIPv6() {
 					ic.GARPInterval = gg.GnaInterval.D()
 				}
+				break
 			}
 		}
 		ic.LogUnknownVRIDs = g.LogUnknownVRIDs
-		// the receive buffer: kernel_rx_buf_size, else vrrp_rx_bufs_policy
-		ic.RxBufMultiplier = g.VRRPRxBufsMultiplier
-		switch p := g.VRRPRxBufsPolicy; {
-		case vi.KernelRxBufSize > 0:
-			ic.RxBufSize = vi.KernelRxBufSize
-		case p == "MTU" || p == "ADVERT":
-			ic.RxBufPolicy = strings.ToLower(p)
-		case p != "":
-			ic.RxBufSize, _ = strconv.Atoi(p)
-		}
+		// the receive buffer: this instance's part (rxBufSums adds up
+		// the parts of the instances that share a socket in keepalived)
+		ic.RxBufSize = vi.KernelRxBufSize
 		if a, err := netip.ParseAddr(group); err == nil {
 			ic.MulticastGroup = a
 		}
@@ -270,6 +265,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		insts = append(insts, ic)
 	}
+	rxBufSums(insts, &cfg.Global)
 	var scripts []vrrp.ScriptConfig
 	for _, s := range cfg.VRRPScripts {
 		scripts = append(scripts, vrrp.ScriptConfig{
@@ -282,6 +278,54 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		groups = append(groups, vrrp.SyncGroupConfig{Name: sg.Name, Members: sg.Group, Notify: notifyScripts(sg.Notify), SMTPAlert: sg.SMTPAlert})
 	}
 	return insts, scripts, groups
+}
+
+// rxBufSums sets each instance's advert socket receive buffer as
+// keepalived 2.2.7 sizes the socket the instance shares with others
+// (its socket pool: the same interface, family, protocol and multicast
+// group or unicast source): the sum, over them, of each one's
+// kernel_rx_buf_size, else the vrrp_rx_bufs_policy size, else its
+// advert's length or the interface's MTU times vrrp_rx_bufs_multiplier
+// (default 3). govs has a socket per instance, and each reads every
+// advert of the interface, as keepalived's shared socket does: each gets
+// the sum. insts hold their kernel_rx_buf_size in RxBufSize.
+func rxBufSums(insts []vrrp.InstanceConfig, g *config.GlobalDefs) {
+	type pool struct {
+		dev, vmac, src string
+		v6, ah         bool
+	}
+	key := func(ic *vrrp.InstanceConfig) pool {
+		p := pool{dev: ic.Interface, vmac: ic.VMAC, v6: ic.IsIPv6(), ah: ic.AuthAH}
+		if len(ic.UnicastPeers) > 0 {
+			p.src = "unicast " + cmp.Or(ic.UnicastSrcIP, ic.McastSrcIP).String()
+		} else {
+			p.src = ic.MulticastGroup.String()
+		}
+		return p
+	}
+	mult := cmp.Or(g.VRRPRxBufsMultiplier, 3)
+	type sum struct{ bytes, mtus int }
+	sums := map[pool]sum{}
+	for i := range insts {
+		ic := &insts[i]
+		s := sums[key(ic)]
+		switch p := g.VRRPRxBufsPolicy; {
+		case ic.RxBufSize > 0:
+			s.bytes += ic.RxBufSize
+		case p == "MTU":
+			s.mtus += mult
+		case p == "ADVERT":
+			s.bytes += mult * vrrp.AdvertLen(ic)
+		case p != "":
+			n, _ := strconv.Atoi(p)
+			s.bytes += n
+		}
+		sums[key(ic)] = s
+	}
+	for i := range insts {
+		s := sums[key(&insts[i])]
+		insts[i].RxBufSize, insts[i].RxBufMTUs = s.bytes, s.mtus
+	}
 }
 
 // trackBFD is a track_bfd line with its bfd_instance: the line's weight

@@ -38,10 +38,12 @@ func (c *fileChecker) Check(context.Context) Result {
 	}
 	mult := int64(*f.Weight)
 	if mult == 0 {
-		if v != 0 {
-			return Result{Err: fmt.Errorf("track_file %s: value %d", f.Path, v)}
+		// a non-zero value fails; with reverse a zero one does, as
+		// keepalived 2.2.7's update_track_file_status
+		if (v != 0) != f.Reverse {
+			return Result{Err: fmt.Errorf("track_file %s: value %d (weight 0%s)", f.Path, v, map[bool]string{true: " reverse"}[f.Reverse])}
 		}
-		return Result{Msg: "value 0"}
+		return Result{Msg: fmt.Sprintf("value %d", v)}
 	}
 	if f.Reverse {
 		mult = -mult

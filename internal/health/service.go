@@ -97,12 +97,15 @@ type ServiceState struct {
 	spec     ServiceSpec
 	quorumUp bool
 	seen     map[string]bool
+	// known are the servers ever seen (InitNotifies): one left out of an
+	// update for a while (disabled) is not new when it comes back
+	known map[string]bool
 }
 
 // NewServiceState starts with quorum up (as keepalived does), so a first
 // Update below quorum reports QuorumDown.
 func NewServiceState(spec ServiceSpec) *ServiceState {
-	return &ServiceState{spec: spec, quorumUp: true, seen: map[string]bool{}}
+	return &ServiceState{spec: spec, quorumUp: true, seen: map[string]bool{}, known: map[string]bool{}}
 }
 
 // SetSpec changes the options (reload); quorum state and known servers
@@ -141,9 +144,10 @@ func (s *ServiceState) Update(rs []RealServerState) Decision {
 				k = ServerUp
 			}
 			d.Events = append(d.Events, ServiceEvent{Kind: k, ID: r.ID, LiveWeight: d.LiveWeight})
-		case !ok && r.Up && s.spec.InitNotifies:
+		case !ok && r.Up && s.spec.InitNotifies && !s.known[r.ID]:
 			d.Events = append(d.Events, ServiceEvent{Kind: ServerUp, ID: r.ID, LiveWeight: d.LiveWeight, Init: true})
 		}
+		s.known[r.ID] = true
 	}
 	s.seen = now
 

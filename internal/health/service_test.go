@@ -96,6 +96,11 @@ func TestServiceStateInitNotifies(t *testing.T) {
 	if len(d.Events) != 1 || d.Events[0].Kind != ServerUp || d.Events[0].ID != "b" || d.Events[0].Init {
 		t.Fatalf("second update: %+v", d.Events)
 	}
+	// b left out of an update (disabled) and back: not new
+	s.Update([]RealServerState{{ID: "a", Up: true, Weight: 1}})
+	if d := s.Update([]RealServerState{{ID: "a", Up: true, Weight: 1}, {ID: "b", Up: true, Weight: 1}}); len(d.Events) != 0 {
+		t.Fatalf("b back: %+v", d.Events)
+	}
 	if d := NewServiceState(ServiceSpec{}).Update([]RealServerState{{ID: "a", Up: true, Weight: 1}}); len(d.Events) != 0 {
 		t.Fatalf("without InitNotifies: %+v", d.Events)
 	}

@@ -94,13 +94,13 @@ type InstanceConfig struct {
 	// LogUnknownVRIDs (log_unknown_vrids) logs adverts on the instance's
 	// interface whose VRID no instance there has.
 	LogUnknownVRIDs bool `json:"log_unknown_vrids,omitempty"`
-	// RxBufSize is the advert socket's receive buffer in bytes
-	// (kernel_rx_buf_size, or vrrp_rx_bufs_policy SIZE); else
-	// RxBufPolicy "mtu" or "advert" makes it the interface's MTU or the
-	// advert's length times RxBufMultiplier (0: 3); else the system's.
-	RxBufSize       int    `json:"rx_buf_size,omitempty"`
-	RxBufPolicy     string `json:"rx_buf_policy,omitempty"`
-	RxBufMultiplier int    `json:"rx_buf_multiplier,omitempty"`
+	// RxBufSize and RxBufMTUs make the advert socket's receive buffer:
+	// RxBufSize bytes plus RxBufMTUs times the interface's MTU (both 0:
+	// the system's). The director sums there, as keepalived does for a
+	// socket, what each instance sharing it asks for (kernel_rx_buf_size,
+	// vrrp_rx_bufs_policy); see AdvertLen.
+	RxBufSize int `json:"rx_buf_size,omitempty"`
+	RxBufMTUs int `json:"rx_buf_mtus,omitempty"`
 	// OldChecksumGroup is that destination: the global IPv4 group
 	// (vrrp_mcast_group4), not mcast_dst_ip; unset means 224.0.0.18.
 	OldChecksumGroup netip.Addr `json:"old_checksum_group,omitzero"`
@@ -564,32 +564,33 @@ func (c *InstanceConfig) multicastGroup() netip.Addr {
 	return netip.MustParseAddr(MulticastGroup4)
 }
 
-// rxBufSize is the receive buffer the advert socket asks for (0: the
-// system's), keepalived's sum for one instance: kernel_rx_buf_size, else
-// the policy's size, else MTU or advert length times the multiplier.
+// rxBufSize is the receive buffer the advert socket asks for on an
+// interface of that MTU (0: the system's).
 func (c *InstanceConfig) rxBufSize(mtu int) int {
-	if c.RxBufSize > 0 {
-		return c.RxBufSize
+	return c.RxBufSize + c.RxBufMTUs*mtu
+}
+
+// AdvertLen is the length of the instance's adverts as its socket reads
+// them, as keepalived's vrrp_adv_len counts it (vrrp_rx_bufs_policy
+// ADVERT): for IPv4 the IP header (and an AH header) and the VRRP
+// message; for IPv6 the VRRP message.
+func AdvertLen(c *InstanceConfig) int {
+	d := c.WithDefaults()
+	alen := 4
+	if d.IsIPv6() {
+		alen = 16
 	}
-	mult := c.RxBufMultiplier
-	if mult == 0 {
-		mult = 3
+	n := headerLen + alen*min(len(d.VirtualIPs), 255)
+	if d.Version == 2 {
+		n += authDataLen
 	}
-	switch c.RxBufPolicy {
-	case "mtu":
-		return mtu * mult
-	case "advert":
-		alen := 4
-		if c.IsIPv6() {
-			alen = 16
+	if !d.IsIPv6() {
+		n += 20
+		if d.AuthAH {
+			n += 24
 		}
-		n := headerLen + alen*min(len(c.VirtualIPs), 255)
-		if c.Version == 2 {
-			n += authDataLen
-		}
-		return n * mult
 	}
-	return 0
+	return n
 }
 
 // oldChecksumFamily says whether the instance's adverts are the kind
@@ -700,13 +701,8 @@ func (c *InstanceConfig) Validate() error {
 	if d.UnicastTTL < 1 || d.UnicastTTL > 255 {
 		bad("unicast_ttl %d out of range 1-255", d.UnicastTTL)
 	}
-	switch d.RxBufPolicy {
-	case "", "mtu", "advert":
-	default:
-		bad("rx buffer policy %q: not mtu, advert or empty", d.RxBufPolicy)
-	}
-	if d.RxBufSize < 0 || d.RxBufMultiplier < 0 {
-		bad("rx buffer size %d or multiplier %d below 0", d.RxBufSize, d.RxBufMultiplier)
+	if d.RxBufSize < 0 || d.RxBufMTUs < 0 {
+		bad("rx buffer of %d bytes and %d MTUs: below 0", d.RxBufSize, d.RxBufMTUs)
 	}
 	switch d.OldUnicastChecksum {
 	case "", "config", "never":

@@ -26,7 +26,9 @@ func (t *Tracker) contribution() (fault bool, delta int) {
 	if t.Valued {
 		v := t.Value
 		if t.Weight == 0 {
-			return v != 0, 0
+			// a non-zero value fails; with reverse a zero one does
+			// (keepalived 2.2.7's update_track_file_status)
+			return (v != 0) != t.Reverse, 0
 		}
 		d := v * t.Weight
 		if t.Reverse {

@@ -1154,10 +1154,13 @@ func (n *Node) dispatch(ctx context.Context, q *queue, ev any) {
 // first of them with a socket logs it.
 func (n *Node) unknownVRID(idx int, vrid uint8, src netip.Addr) {
 	in := n.insts[idx]
-	dev, v6 := in.cfg.advertDev(), in.cfg.IsIPv6()
+	dev, v6, ah := in.cfg.advertDev(), in.cfg.IsIPv6(), in.cfg.AuthAH
 	first := -1
 	for i, o := range n.insts {
-		if o.cfg.advertDev() != dev || o.cfg.IsIPv6() != v6 {
+		// the instances whose sockets read the same packets (an AH
+		// socket reads protocol 51, checks the VRID itself and logs
+		// none)
+		if o.cfg.advertDev() != dev || o.cfg.IsIPv6() != v6 || o.cfg.AuthAH != ah {
 			continue
 		}
 		if o.cfg.VRID == int(vrid) {

@@ -281,3 +281,24 @@ func TestMarshalAddressFamily(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvertLen: keepalived's vrrp_adv_len: IPv4 header, AH header,
+// VRRP header, addresses, VRRPv2 authentication data; IPv6 without the
+// IP header.
+func TestAdvertLen(t *testing.T) {
+	v4 := []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.1/32")}, {Prefix: netip.MustParsePrefix("10.0.0.2/32")}}
+	v6 := []VirtualIP{{Prefix: netip.MustParsePrefix("2001:db8::1/128")}}
+	for _, tc := range []struct {
+		c    InstanceConfig
+		want int
+	}{
+		{InstanceConfig{Version: 2, VirtualIPs: v4}, 20 + 8 + 8 + 8},
+		{InstanceConfig{Version: 2, AuthAH: true, VirtualIPs: v4}, 20 + 24 + 8 + 8 + 8},
+		{InstanceConfig{Version: 3, VirtualIPs: v4}, 20 + 8 + 8},
+		{InstanceConfig{Version: 3, VirtualIPs: v6}, 8 + 16},
+	} {
+		if got := AdvertLen(&tc.c); got != tc.want {
+			t.Errorf("%+v: %d, want %d", tc.c, got, tc.want)
+		}
+	}
+}

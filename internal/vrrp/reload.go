@@ -100,7 +100,7 @@ func sameSocket(a, b *InstanceConfig) bool {
 		// the socket holds the interface's promote_secondaries
 		a.PromoteSecondaries == b.PromoteSecondaries &&
 		// and its receive buffer
-		a.RxBufSize == b.RxBufSize && a.RxBufPolicy == b.RxBufPolicy && a.RxBufMultiplier == b.RxBufMultiplier &&
+		a.RxBufSize == b.RxBufSize && a.RxBufMTUs == b.RxBufMTUs &&
 		// an AH socket holds its key
 		a.AuthAH == b.AuthAH && (!a.AuthAH || a.AuthPass == b.AuthPass)
 }

@@ -255,9 +255,9 @@ func TestPromoteSecondaries(t *testing.T) {
 	}
 }
 
-// TestRxBufSize: the advert socket's receive buffer is kernel_rx_buf_size,
-// or vrrp_rx_bufs_policy's MTU or advert length times the multiplier
-// (the kernel reports twice what was asked, its bookkeeping included).
+// TestRxBufSize: the advert socket's receive buffer is RxBufSize bytes
+// and RxBufMTUs times the interface's MTU (the kernel reports twice what
+// was asked, its bookkeeping included).
 func TestRxBufSize(t *testing.T) {
 	requireRoot(t)
 	ns := fmt.Sprintf("vr%04drb", os.Getpid()%10000)
@@ -272,19 +272,16 @@ func TestRxBufSize(t *testing.T) {
 	}
 	defer sys.Close()
 	for _, tc := range []struct {
-		size   int
-		policy string
-		mult   int
-		want   int
+		size, mtus int
+		want       int
 	}{
-		{size: 50000, policy: "mtu", want: 50000},
-		{policy: "mtu", mult: 2, want: 1500 * 2},
-		{policy: "mtu", want: 1500 * 3},
-		{policy: "advert", mult: 100, want: (8 + 4 + 8) * 100}, // VRRPv2, one address
+		{size: 50000, want: 50000},
+		{mtus: 2, want: 1500 * 2},
+		{size: 1000, mtus: 3, want: 1000 + 1500*3},
 	} {
 		cfg := InstanceConfig{Name: "R", Interface: "eth0", VRID: 13, Priority: 100, Version: 2, AdvertInterval: time.Second,
 			VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.8.1.100/24")}},
-			RxBufSize:  tc.size, RxBufPolicy: tc.policy, RxBufMultiplier: tc.mult}
+			RxBufSize:  tc.size, RxBufMTUs: tc.mtus}
 		c, err := sys.OpenConn(context.Background(), &cfg)
 		if err != nil {
 			t.Fatal(err)
