@@ -415,6 +415,9 @@ func TestFileCheck(t *testing.T) {
 	}{
 		{"weight 0: zero ok", "0\n", FileSpec{Weight: intp(0)}, "", nil},
 		{"weight 0: non-zero fails", "1\n", FileSpec{Weight: intp(0)}, "value 1", nil},
+		// keepalived 2.2.7: weight 0 reverse fails on zero
+		{"weight 0 reverse: zero fails", "0\n", FileSpec{Weight: intp(0), Reverse: true}, "value 0 (weight 0 reverse)", nil},
+		{"weight 0 reverse: non-zero ok", "7\n", FileSpec{Weight: intp(0), Reverse: true}, "", nil},
 		{"multiplier", "5", FileSpec{Weight: intp(2)}, "", intp(10)},
 		{"reverse", "5", FileSpec{Weight: intp(2), Reverse: true}, "", intp(-10)},
 		{"not a number", "abc", FileSpec{}, "not a number", nil},

@@ -596,6 +596,8 @@ func TestTracking(t *testing.T) {
 		{"clamped low", Tracker{Key: "k", Weight: -200, OK: true}, EventTrack{Key: "k", OK: false}, 1, false},
 		{"file value times weight", Tracker{Key: "k", Weight: 5, Valued: true}, EventTrack{Key: "k", Value: -4}, 80, false},
 		{"file weight 0 nonzero faults", Tracker{Key: "k", Valued: true}, EventTrack{Key: "k", Value: 1}, 100, true},
+		{"file weight 0 reverse: zero faults", Tracker{Key: "k", Reverse: true, Valued: true, Value: 5}, EventTrack{Key: "k", Value: 0}, 100, true},
+		{"file weight 0 reverse: nonzero ok", Tracker{Key: "k", Reverse: true, Valued: true}, EventTrack{Key: "k", Value: 3}, 100, false},
 		{"file -254 faults", Tracker{Key: "k", Weight: 1, Valued: true}, EventTrack{Key: "k", Value: -254}, 100, true},
 		{"file reverse", Tracker{Key: "k", Weight: 2, Reverse: true, Valued: true}, EventTrack{Key: "k", Value: 10}, 80, false},
 	}
