@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,14 @@ type fakeConn struct {
 }
 
 func (s *fakeSystem) OpenConn(ctx context.Context, cfg *InstanceConfig) (Conn, error) {
+	// as LinuxSystem: no socket without its source address
+	s.mu.Lock()
+	src := cmp.Or(cfg.UnicastSrcIP, s.addr)
+	gone := s.goneAddrs[src]
+	s.mu.Unlock()
+	if gone {
+		return nil, fmt.Errorf("%w: source address %s gone", ErrNotYet, src)
+	}
 	c := &fakeConn{sys: s, vrid: cfg.VRID, peers: cfg.UnicastPeers, ch: make(chan Packet, 64), closed: make(chan struct{})}
 	s.net.mu.Lock()
 	s.net.conns = append(s.net.conns, c)

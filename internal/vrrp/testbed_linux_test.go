@@ -409,7 +409,21 @@ func (k *keepalived) notes() []kaNote {
 	return out
 }
 
+// lastState is keepalived's last state as its log says ("Entering X
+// STATE"): its notify scripts run concurrently, and two transitions a
+// millisecond apart (MASTER, then BACKUP on the next advert) may append
+// to the notify log in either order.
 func (k *keepalived) lastState() string {
+	log := k.logText()
+	state := ""
+	for _, s := range []string{"MASTER", "BACKUP", "FAULT"} {
+		if i := strings.LastIndex(log, "Entering "+s+" STATE"); i >= 0 && (state == "" || i > strings.LastIndex(log, "Entering "+state+" STATE")) {
+			state = s
+		}
+	}
+	if state != "" {
+		return state
+	}
 	n := k.notes()
 	if len(n) == 0 {
 		return ""
