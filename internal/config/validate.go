@@ -427,8 +427,17 @@ func (v *validator) trackWeights(vi *VRRPInstance, why string, defs trackDefs) {
 		}
 	}
 	for _, t := range vi.TrackIfaces {
-		if t.Weight != 0 {
-			v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s: its weight is not used (%s), as keepalived: the instance goes to FAULT when it is down", vi.Name, t.Name, why)
+		switch {
+		case t.Weight == 0:
+		case why == "address owner":
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s has a weight and is not tracked (%s), as keepalived ignores it: no FAULT when it is down; %s", vi.Name, t.Name, why, how)
+		default:
+			d := t.Weight
+			if t.Reverse {
+				d = -d
+			}
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s: keepalived 2.2.7 says it ignores its weight (%s) but applies it all the same, and so does govs: the priority changes by %+d while it is %s, no FAULT; %s",
+				vi.Name, t.Name, why, d, map[bool]string{true: "up", false: "down"}[t.Weight > 0], how)
 		}
 	}
 }

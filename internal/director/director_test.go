@@ -1367,8 +1367,9 @@ func TestLogAllFailures(t *testing.T) {
 
 // TestSyncGroupTrackWeights: as keepalived 2.2.7, a sync group member's
 // own weighted trackers are not used (scripts, files weighted on their
-// line, BFD sessions dropped; interfaces with weight 0: FAULT when
-// down) unless the group has sync_group_tracking_weight; govs check
+// line, BFD sessions dropped) unless the group has
+// sync_group_tracking_weight, but an interface keeps its weight (which
+// keepalived says it ignores and applies all the same); govs check
 // warns of each.
 func TestSyncGroupTrackWeights(t *testing.T) {
 	src := "vrrp_script s {\n    script /bin/true\n    weight 10\n}\nvrrp_script z {\n    script /bin/true\n}\n" +
@@ -1390,8 +1391,8 @@ func TestSyncGroupTrackWeights(t *testing.T) {
 		return strings.Join(s, ", ")
 	}
 	for _, tc := range []struct{ tw, want, warn string }{
-		{"", "script z, interface eth1 0", "track_script s has a weight and is not tracked (SYNC group)"},
-		{"    track_script {\n        z weight -30\n    }\n", "script z, script z, interface eth1 0", "track_file f has weight 3 and is not tracked (SYNC group)"},
+		{"", "script z, interface eth1 7", "track_script s has a weight and is not tracked (SYNC group)"},
+		{"    track_script {\n        z weight -30\n    }\n", "script z, script z, interface eth1 7", "track_file f has weight 3 and is not tracked (SYNC group)"},
 		{"    sync_group_tracking_weight\n", "script s, script z, file f 3, interface eth1 7", ""},
 	} {
 		cfg, ds := config.LoadBytes("t.conf", []byte(strings.Replace(src, "TW", tc.tw, 1)), nil)
@@ -1655,5 +1656,21 @@ func TestVRRPSocketAndGarpOptions(t *testing.T) {
 	// the old unicast checksum's group is the global one, not mcast_dst_ip
 	if a := insts[0]; a.OldChecksumGroup.String() != "224.0.0.99" || a.MulticastGroup.String() != "224.0.0.77" {
 		t.Errorf("A: old checksum group %s, multicast group %s", a.OldChecksumGroup, a.MulticastGroup)
+	}
+}
+
+// TestOwnerWeightedInterface: an address owner's weighted
+// track_interface is not tracked at all (keepalived 2.2.7: "ignoring eth2
+// tracked interface due to address owner"; no FAULT when it goes down,
+// seen in a namespace); an unweighted one is.
+func TestOwnerWeightedInterface(t *testing.T) {
+	src := "vrrp_instance A {\n    interface eth0\n    virtual_router_id 1\n    priority 255\n    track_interface {\n        eth1 weight -10\n        eth2\n    }\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() || !strings.Contains(fmt.Sprint(ds), "track_interface eth1 has a weight and is not tracked (address owner)") {
+		t.Fatalf("diagnostics: %v", ds)
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	if ti := insts[0].TrackInterfaces; len(ti) != 1 || ti[0].Name != "eth2" || ti[0].Weight != 0 {
+		t.Errorf("tracked interfaces %+v, want eth2 alone", ti)
 	}
 }

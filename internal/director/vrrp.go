@@ -188,8 +188,8 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		for _, t := range vi.TrackBFDs {
 			ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
 		}
-		if weights.Ignored(vi) != "" {
-			ignoreTrackWeights(&ic, vi, scriptOf)
+		if why := weights.Ignored(vi); why != "" {
+			ignoreTrackWeights(&ic, why, scriptOf)
 		}
 		// A sync group's trackers apply to every member: any of them
 		// failing puts the member, and so the whole group, in FAULT.
@@ -336,10 +336,13 @@ func rxBufSums(insts []vrrp.InstanceConfig, g *config.GlobalDefs) {
 // of each, config.TrackWeights): weighted scripts and BFD
 // sessions are not tracked; a file of weight 0 or 1 (its line's, else
 // its block's) is tracked with weight 0, one of another weight not at
-// all; a weighted interface is tracked with weight 0 (FAULT when down;
-// keepalived also adds a positive weight to the priority while it is
-// up, govs does not).
-func ignoreTrackWeights(ic *vrrp.InstanceConfig, vi *config.VRRPInstance, scripts map[string]*config.VRRPScript) {
+// all. A weighted interface: an address owner's is not tracked at all;
+// a sync group member's keeps its weight, for keepalived 2.2.7, though
+// it logs "ignoring ... tracked interface weight due to SYNC group" and
+// its data file shows weight 0, still changes the priority by it (seen
+// in a namespace: the interface down lowers it by a negative weight,
+// with no FAULT; up adds a positive one).
+func ignoreTrackWeights(ic *vrrp.InstanceConfig, why string, scripts map[string]*config.VRRPScript) {
 	ic.TrackScripts = slices.DeleteFunc(ic.TrackScripts, func(t vrrp.TrackScript) bool {
 		w := t.Weight
 		if s := scripts[t.Name]; !t.WeightSet && s != nil {
@@ -354,8 +357,8 @@ func ignoreTrackWeights(ic *vrrp.InstanceConfig, vi *config.VRRPInstance, script
 	for i := range ic.TrackFiles {
 		ic.TrackFiles[i].Weight = 0
 	}
-	for i := range ic.TrackInterfaces {
-		ic.TrackInterfaces[i].Weight = 0
+	if why == "address owner" {
+		ic.TrackInterfaces = slices.DeleteFunc(ic.TrackInterfaces, func(t vrrp.TrackInterface) bool { return t.Weight != 0 })
 	}
 }
 

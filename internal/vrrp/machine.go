@@ -39,13 +39,18 @@ func (t *Tracker) contribution() (fault bool, delta int) {
 		}
 		return false, d
 	}
-	ok := t.OK != t.Reverse
-	switch {
-	case t.Weight == 0:
-		return !ok, 0
-	case t.Weight > 0 && ok:
-		return false, t.Weight
-	case t.Weight < 0 && !ok:
+	// as keepalived 2.2.7 (seen in a namespace, for scripts and
+	// interfaces): a positive weight counts while the object is up, a
+	// negative one while it is down, and reverse turns the adjustment
+	// round (weight 10 reverse: -10 while up; -10 reverse: +10 while
+	// down); weight 0 faults while down, with reverse while up
+	if t.Weight == 0 {
+		return t.OK == t.Reverse, 0
+	}
+	if t.Weight > 0 == t.OK {
+		if t.Reverse {
+			return false, -t.Weight
+		}
 		return false, t.Weight
 	}
 	return false, 0

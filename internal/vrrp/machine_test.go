@@ -591,7 +591,13 @@ func TestTracking(t *testing.T) {
 		{"positive weight failed", Tracker{Key: "k", Weight: 20, OK: true}, EventTrack{Key: "k", OK: false}, 100, false},
 		{"negative weight failed", Tracker{Key: "k", Weight: -30, OK: true}, EventTrack{Key: "k", OK: false}, 70, false},
 		{"negative weight ok", Tracker{Key: "k", Weight: -30, OK: false}, EventTrack{Key: "k", OK: true}, 100, false},
-		{"reverse", Tracker{Key: "k", Weight: -30, Reverse: true, OK: false}, EventTrack{Key: "k", OK: true}, 70, false},
+		// keepalived 2.2.7's reverse, seen in a namespace: the
+		// adjustment turned round, counted when it would count without
+		{"reverse negative up", Tracker{Key: "k", Weight: -30, Reverse: true, OK: false}, EventTrack{Key: "k", OK: true}, 100, false},
+		{"reverse negative down", Tracker{Key: "k", Weight: -30, Reverse: true, OK: true}, EventTrack{Key: "k", OK: false}, 130, false},
+		{"reverse positive up", Tracker{Key: "k", Weight: 20, Reverse: true, OK: false}, EventTrack{Key: "k", OK: true}, 80, false},
+		{"reverse positive down", Tracker{Key: "k", Weight: 20, Reverse: true, OK: true}, EventTrack{Key: "k", OK: false}, 100, false},
+		{"reverse weight 0 up faults", Tracker{Key: "k", Reverse: true, OK: false}, EventTrack{Key: "k", OK: true}, 100, true},
 		{"clamped high", Tracker{Key: "k", Weight: 200, OK: false}, EventTrack{Key: "k", OK: true}, 254, false},
 		{"clamped low", Tracker{Key: "k", Weight: -200, OK: true}, EventTrack{Key: "k", OK: false}, 1, false},
 		{"file value times weight", Tracker{Key: "k", Weight: 5, Valued: true}, EventTrack{Key: "k", Value: -4}, 80, false},
