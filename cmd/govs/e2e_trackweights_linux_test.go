@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,8 +16,8 @@ import (
 // trackWeightsConf exercises what keepalived 2.2.7 does with tracker
 // weights: reverse (the adjustment turned round), a sync group member's
 // weighted interfaces (applied, though keepalived logs that it ignores
-// them) and an address owner's (not tracked: no FAULT). vx0 is down, vy0
-// up.
+// them), an address owner's (not tracked: no FAULT), a sync group's own
+// trackers, weight 0 reverse on a file. vx0 is down, vy0 up.
 const trackWeightsConf = `global_defs {
     router_id W
     script_user root
@@ -78,6 +79,45 @@ vrrp_instance R {
         10.9.0.83/24
     }
 }
+vrrp_track_file zero {
+    file @ZERO@
+}
+vrrp_sync_group H {
+    group {
+        T1
+        T2
+    }
+    track_interface {
+        vx0 weight -8
+    }
+    track_script {
+        ok weight 6 reverse
+    }
+    track_file {
+        zero weight 0 reverse
+    }
+}
+vrrp_instance T1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 85
+    priority 100
+    virtual_ipaddress {
+        10.9.0.85/24
+    }
+}
+vrrp_instance T2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 86
+    priority 50
+    track_file {
+        zero weight 0
+    }
+    virtual_ipaddress {
+        10.9.0.86/24
+    }
+}
 vrrp_instance O {
     interface veth0
     state MASTER
@@ -105,7 +145,11 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(trackWeightsConf), 0o644); err != nil {
+	zero := filepath.Join(dir, "zero")
+	if err := os.WriteFile(zero, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(trackWeightsConf, "@ZERO@", zero)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	prefix := fmt.Sprintf("tw%d", os.Getpid()%10000)
@@ -186,7 +230,10 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 	// counts only while down and vx0's 4 only while up; the owner
 	// MASTER though vx0 is down (govs before this session: R 98, and
 	// S1, S2 and O in FAULT)
-	want := map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110", "O": "MASTER 255"}
+	// T1 and T2: the group's trackers on both, 100-8-6 and 50-8-6, and
+	// its track_file of weight 0 reverse in FAULT on a zero value (keepalived
+	// reads the group's trackers only when defined before it)
+	want := map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110", "O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36"}
 	for name, w := range want {
 		if ks[name] != w {
 			t.Errorf("keepalived %s: %q, expected %q (keepalived's own behaviour changed?)", name, ks[name], w)
@@ -196,4 +243,7 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 		}
 	}
 	t.Logf("keepalived %v, govs %v", ks, gs)
+	if t.Failed() {
+		t.Logf("keepalived:\n%s\ngovs:\n%s", kdata, gdata)
+	}
 }

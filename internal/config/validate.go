@@ -33,6 +33,7 @@ func (c *Config) Validate() Diagnostics {
 	v.statics()
 	v.trackGroups()
 	v.garpGroups()
+	v.trackOrder()
 	v.sharedRoutes()
 	for r, prio := range v.cfg.RulePriorities() {
 		v.d.warnf(r.Pos, "rule without priority: it gets %d, as keepalived numbers them (from %d down in the order written); give it one to order the rules as you mean", prio, RuleStartPriority)
@@ -206,6 +207,50 @@ func (v *validator) statics() {
 				v.d.warnf(r.Pos, "static_routes %s: no dev IF, via GW or global default_interface: on eth0, as keepalived", r.To)
 			}
 		}
+	}
+}
+
+// trackOrder warns of a vrrp_script, track_file, vrrp_track_process or
+// bfd_instance defined after an instance or sync group that tracks it:
+// keepalived 2.2.7 looks it up as it reads the track line and tracks
+// nothing then ("track script s not found, ignoring..."); govs tracks
+// it. (Only within one file: the order of included files is not
+// compared.)
+func (v *validator) trackOrder() {
+	defs := map[string]map[string]Pos{"track_script": {}, "track_file": {}, "track_process": {}, "track_bfd": {}}
+	for _, s := range v.cfg.VRRPScripts {
+		defs["track_script"][s.Name] = s.Pos
+	}
+	for _, f := range v.cfg.VRRPTrackFiles {
+		defs["track_file"][f.Name] = f.Pos
+	}
+	for _, p := range v.cfg.VRRPTrackProcesses {
+		defs["track_process"][p.Name] = p.Pos
+	}
+	for _, b := range v.cfg.BFDInstances {
+		defs["track_bfd"][b.Name] = b.Pos
+	}
+	check := func(owner string, at Pos, kind string, ts []Track) {
+		for _, t := range ts {
+			if def, ok := defs[kind][t.Name]; ok && def.File == at.File && def.Line > at.Line {
+				v.d.warnf(at, "%s: %s %s is defined after it (at %s): keepalived 2.2.7 does not find it and tracks nothing (\"%s %s not found, ignoring\"); govs tracks it; define it first",
+					owner, kind, t.Name, def, strings.ReplaceAll(kind, "_", " "), t.Name)
+			}
+		}
+	}
+	for _, vi := range v.cfg.VRRPInstances {
+		owner := fmt.Sprintf("vrrp_instance %q", vi.Name)
+		check(owner, vi.Pos, "track_script", vi.TrackScripts)
+		check(owner, vi.Pos, "track_file", vi.TrackFiles)
+		check(owner, vi.Pos, "track_process", vi.TrackProcs)
+		check(owner, vi.Pos, "track_bfd", vi.TrackBFDs)
+	}
+	for _, g := range v.cfg.SyncGroups {
+		owner := fmt.Sprintf("vrrp_sync_group %q", g.Name)
+		check(owner, g.Pos, "track_script", g.TrackScripts)
+		check(owner, g.Pos, "track_file", g.TrackFiles)
+		check(owner, g.Pos, "track_process", g.TrackProcs)
+		check(owner, g.Pos, "track_bfd", g.TrackBFDs)
 	}
 }
 
