@@ -137,6 +137,26 @@ vrrp_instance O {
 // compares every instance's state and effective priority in their
 // keepalived.data.
 func TestTrackWeightsAsKeepalived(t *testing.T) {
+	// what keepalived 2.2.7 shows (seen): S1 100-10 (vx0 down) +7 (vy0
+	// up); S2 100-5 (vy0 up, turned round) +3 (vx0 down, turned round);
+	// R 100-10 (ok, turned round) +20 (bad, turned round), vy0's -6
+	// counts only while down and vx0's 4 only while up; the owner
+	// MASTER though vx0 is down (govs before this session: R 98, and
+	// S1, S2 and O in FAULT). T1 and T2: the group's trackers on both,
+	// 100-8-6 and 50-8-6, and its track_file of weight 0 reverse in
+	// FAULT on a zero value (keepalived reads the group's trackers only
+	// when defined before it)
+	compareAsKeepalived(t, trackWeightsConf, 6*time.Second, map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110",
+		"O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36"})
+}
+
+// compareAsKeepalived runs keepalived 2.2.7 and govs on conf (@ZERO@ is
+// a file holding 0), each in a namespace of its own with the same links
+// (veth0 with 10.9.0.1/24, vx0 down, vy0 up), waits settle, and
+// compares every instance's state and effective priority in their
+// keepalived.data with want (what keepalived was seen to show).
+func compareAsKeepalived(t *testing.T, confText string, settle time.Duration, want map[string]string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
@@ -149,7 +169,7 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 	if err := os.WriteFile(zero, []byte("0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(trackWeightsConf, "@ZERO@", zero)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(confText, "@ZERO@", zero)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	prefix := fmt.Sprintf("tw%d", os.Getpid()%10000)
@@ -190,9 +210,9 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 		t.Fatal(err)
 	}
 	gp := start(gns, govsBin, "run", "-f", conf, "--dataplane", "proxy", "--api-socket", filepath.Join(dir, "g.sock"), "--state-dir", gdir)
-	// the BACKUPs become MASTER after 3 adverts, the scripts run each
-	// second
-	time.Sleep(6 * time.Second)
+	// (the BACKUPs become MASTER after 3 adverts, the scripts run each
+	// second)
+	time.Sleep(settle)
 	read := func(proc *exec.Cmd, path string) string {
 		before, _ := os.Stat(path)
 		proc.Process.Signal(syscall.SIGUSR1)
@@ -224,16 +244,6 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 		return out
 	}
 	ks, gs := states(kdata), states(gdata)
-	// what keepalived 2.2.7 shows (seen): S1 100-10 (vx0 down) +7 (vy0
-	// up); S2 100-5 (vy0 up, turned round) +3 (vx0 down, turned round);
-	// R 100-10 (ok, turned round) +20 (bad, turned round), vy0's -6
-	// counts only while down and vx0's 4 only while up; the owner
-	// MASTER though vx0 is down (govs before this session: R 98, and
-	// S1, S2 and O in FAULT)
-	// T1 and T2: the group's trackers on both, 100-8-6 and 50-8-6, and
-	// its track_file of weight 0 reverse in FAULT on a zero value (keepalived
-	// reads the group's trackers only when defined before it)
-	want := map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110", "O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36"}
 	for name, w := range want {
 		if ks[name] != w {
 			t.Errorf("keepalived %s: %q, expected %q (keepalived's own behaviour changed?)", name, ks[name], w)
@@ -246,4 +256,228 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 	if t.Failed() {
 		t.Logf("keepalived:\n%s\ngovs:\n%s", kdata, gdata)
 	}
+}
+
+// scriptStatesConf: vrrp_scripts before their first result (a script
+// still running: keepalived's INIT, INIT/FAILED with init_fail) and
+// after one result despite rise or fall 100.
+const scriptStatesConf = `global_defs {
+    router_id W
+    script_user root
+}
+vrrp_script slow {
+    script "/bin/sleep 20"
+    interval 20
+    timeout 15
+}
+vrrp_script slowfail {
+    script "/bin/sleep 20"
+    interval 20
+    timeout 15
+    init_fail
+}
+vrrp_script risen {
+    script /bin/true
+    interval 1
+    rise 100
+}
+vrrp_script fallen {
+    script /bin/false
+    interval 1
+    fall 100
+}
+vrrp_instance I1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 91
+    priority 100
+    track_script {
+        slow weight 10
+    }
+    virtual_ipaddress {
+        10.9.0.91/24
+    }
+}
+vrrp_instance I2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 92
+    priority 100
+    track_script {
+        slow weight -10
+    }
+    virtual_ipaddress {
+        10.9.0.92/24
+    }
+}
+vrrp_instance I3 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 93
+    priority 100
+    track_script {
+        slow
+    }
+    virtual_ipaddress {
+        10.9.0.93/24
+    }
+}
+vrrp_instance I4 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 94
+    priority 100
+    track_script {
+        slowfail weight 10
+    }
+    virtual_ipaddress {
+        10.9.0.94/24
+    }
+}
+vrrp_instance I5 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 95
+    priority 100
+    track_script {
+        slowfail weight -10
+    }
+    virtual_ipaddress {
+        10.9.0.95/24
+    }
+}
+vrrp_instance I6 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 96
+    priority 100
+    track_script {
+        slowfail
+    }
+    virtual_ipaddress {
+        10.9.0.96/24
+    }
+}
+vrrp_instance I7 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 97
+    priority 100
+    track_script {
+        risen weight 10
+    }
+    virtual_ipaddress {
+        10.9.0.97/24
+    }
+}
+vrrp_instance I8 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 98
+    priority 100
+    track_script {
+        risen weight -10
+    }
+    virtual_ipaddress {
+        10.9.0.98/24
+    }
+}
+vrrp_instance I9 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 99
+    priority 100
+    track_script {
+        risen
+    }
+    virtual_ipaddress {
+        10.9.0.99/24
+    }
+}
+vrrp_instance I10 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 100
+    priority 100
+    track_script {
+        fallen weight 10
+    }
+    virtual_ipaddress {
+        10.9.0.100/24
+    }
+}
+vrrp_instance I11 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 101
+    priority 100
+    track_script {
+        fallen weight -10
+    }
+    virtual_ipaddress {
+        10.9.0.101/24
+    }
+}
+vrrp_instance I12 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 102
+    priority 100
+    track_script {
+        fallen
+    }
+    virtual_ipaddress {
+        10.9.0.102/24
+    }
+}
+vrrp_instance J1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 71
+    priority 100
+    track_script {
+        slow weight 0 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.71/24
+    }
+}
+vrrp_instance J2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 72
+    priority 100
+    track_script {
+        slow weight 10 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.72/24
+    }
+}
+vrrp_instance J3 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 73
+    priority 100
+    track_script {
+        slow weight -10 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.73/24
+    }
+}
+`
+
+// TestScriptStatesAsKeepalived: what keepalived 2.2.7 does with a
+// vrrp_script's state, seen in a namespace and compared with govs. Before
+// the first result a weight-0 script (reverse or not) puts the instance
+// in FAULT and a weighted one counts nothing, init_fail or not (I1-I6,
+// J1-J3); the first result decides at once, whatever rise and fall (I7-I12).
+// govs before this session: I1 110, I3 and J1 MASTER, I5 90, I10 110,
+// I11 100, I12 MASTER.
+func TestScriptStatesAsKeepalived(t *testing.T) {
+	compareAsKeepalived(t, scriptStatesConf, 5*time.Second, map[string]string{
+		"I1": "MASTER 100", "I2": "MASTER 100", "I3": "FAULT 100", "I4": "MASTER 100", "I5": "MASTER 100", "I6": "FAULT 100",
+		"I7": "MASTER 110", "I8": "MASTER 100", "I9": "MASTER 100", "I10": "MASTER 100", "I11": "MASTER 90", "I12": "FAULT 100",
+		"J1": "FAULT 100", "J2": "MASTER 100", "J3": "MASTER 100"})
 }

@@ -269,6 +269,8 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 			result = 3
 		case "BAD":
 			result = 2
+		case "INIT/FAILED":
+			result = 5 // keepalived's initfail
 		}
 		vs = append(vs,
 			agentx.String(e.Append(2, n), s.Name),

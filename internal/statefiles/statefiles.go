@@ -192,7 +192,12 @@ func ScriptStatus(name string, insts []vrrp.InstanceStatus) string {
 	for _, st := range insts {
 		for _, t := range st.Trackers {
 			if t.Key == "script:"+name {
-				if t.OK {
+				switch {
+				case t.Pending && t.OK:
+					return "INIT"
+				case t.Pending:
+					return "INIT/FAILED" // (init_fail)
+				case t.OK:
 					return "GOOD"
 				}
 				return "BAD"

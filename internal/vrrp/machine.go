@@ -19,10 +19,18 @@ type Tracker struct {
 	Valued bool `json:"valued,omitempty"`
 	OK     bool `json:"ok"`
 	Value  int  `json:"value,omitempty"`
+	// Pending: no result yet (a vrrp_script whose first run has not
+	// ended: keepalived's INIT and INIT/FAILED). A weight-0 tracker is
+	// failed meanwhile, a weighted one counts nothing, as keepalived
+	// 2.2.7 (seen in a namespace). Any event for the key ends it.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // fault reports whether the tracker forces FAULT, and its priority delta.
 func (t *Tracker) contribution() (fault bool, delta int) {
+	if t.Pending {
+		return t.Weight == 0, 0
+	}
 	if t.Valued {
 		v := t.Value
 		if t.Weight == 0 {
@@ -399,7 +407,7 @@ func (m *Machine) track(ev EventTrack, now time.Time, out []Action) []Action {
 	for i := range m.trackers {
 		t := &m.trackers[i]
 		if t.Key == ev.Key {
-			t.OK, t.Value = ev.OK, ev.Value
+			t.OK, t.Value, t.Pending = ev.OK, ev.Value, false
 			found = true
 		}
 	}

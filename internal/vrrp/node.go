@@ -860,7 +860,7 @@ func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]T
 			continue
 		}
 		if was, ok := cur[t.Key]; ok && kept[t.Key] {
-			t.OK, t.Value = was.OK, was.Value
+			t.OK, t.Value, t.Pending = was.OK, was.Value, was.Pending
 		}
 	}
 	return trackers

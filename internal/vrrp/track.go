@@ -51,7 +51,7 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 		if tsc.WeightSet {
 			w, rev = tsc.Weight, tsc.Reverse
 		}
-		ts = append(ts, Tracker{Key: scriptKey(tsc.Name), Weight: w, Reverse: rev, OK: !sc.InitFail})
+		ts = append(ts, Tracker{Key: scriptKey(tsc.Name), Weight: w, Reverse: rev, OK: !sc.InitFail, Pending: true})
 	}
 	for _, tf := range cfg.TrackFiles {
 		ts = append(ts, Tracker{Key: fileKey(tf.Name), Weight: tf.Weight, Reverse: tf.Reverse, Valued: true, Value: readTrackFile(tf.Path, tf.Init)})
@@ -76,30 +76,41 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 // and no unicast peer in FAULT.
 const noPeerKey = "unicast_fault_no_peer"
 
-// riseFall debounces check results: rise consecutive successes make a
-// failed object OK, fall consecutive failures make an OK object fail.
+// riseFall debounces a vrrp_script's results as keepalived 2.2.7 does,
+// with one counter: the script is OK while it is at least rise. A
+// success adds one below rise-1 and goes to the top, rise+fall-1, from
+// there; a failure takes one off above rise and goes to 0 from there.
+// Without init_fail it starts at rise-1 ("one success is enough"): the
+// first result decides. With init_fail it starts at 0: rise successes.
 type riseFall struct {
 	rise, fall int
-	ok         bool
-	run        int // consecutive results disagreeing with ok
+	result     int
 }
+
+func newRiseFall(rise, fall int, initFail bool) riseFall {
+	r := riseFall{rise: max(rise, 1), fall: max(fall, 1)}
+	if !initFail {
+		r.result = r.rise - 1
+	}
+	return r
+}
+
+func (r *riseFall) ok() bool { return r.result >= r.rise }
 
 // observe records one result and reports whether the state changed.
 func (r *riseFall) observe(success bool) bool {
-	if success == r.ok {
-		r.run = 0
-		return false
+	was := r.ok()
+	switch {
+	case success && r.result < r.rise-1:
+		r.result++
+	case success:
+		r.result = r.rise + r.fall - 1
+	case r.result > r.rise:
+		r.result--
+	default:
+		r.result = 0
 	}
-	r.run++
-	need := r.fall
-	if success {
-		need = r.rise
-	}
-	if r.run >= need {
-		r.ok, r.run = success, 0
-		return true
-	}
-	return false
+	return r.ok() != was
 }
 
 // runScript runs one vrrp_script check; it succeeds when the command
@@ -117,11 +128,13 @@ func runScript(ctx context.Context, sc *ScriptConfig) bool {
 }
 
 // watchScript runs the script every interval until ctx is done and calls
-// emit on every debounced state change; busy (if not nil) is told when a
-// run starts and ends.
+// emit with the first result's state (which ends the trackers' pending
+// state) and on every debounced change after; busy (if not nil) is told
+// when a run starts and ends.
 func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool), busy func(bool)) {
 	sc = sc.WithDefaults()
-	rf := riseFall{rise: sc.Rise, fall: sc.Fall, ok: !sc.InitFail}
+	rf := newRiseFall(sc.Rise, sc.Fall, sc.InitFail)
+	first := true
 	t := time.NewTicker(sc.Interval)
 	defer t.Stop()
 	if busy == nil {
@@ -134,9 +147,10 @@ func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool), busy 
 		if ctx.Err() != nil {
 			return
 		}
-		if rf.observe(ok) {
-			emit(rf.ok)
+		if rf.observe(ok) || first {
+			emit(rf.ok())
 		}
+		first = false
 		select {
 		case <-ctx.Done():
 			return

@@ -9,26 +9,34 @@ import (
 	"time"
 )
 
+// TestRiseFall: keepalived 2.2.7's counter (vrrp_script rise and fall):
+// without init_fail the first result decides, whatever rise and fall
+// (seen in a namespace: a script failing with fall 100 is failed after
+// its first run); then rise successes or fall failures in a row change
+// the state; with init_fail it takes rise successes.
 func TestRiseFall(t *testing.T) {
 	tests := []struct {
 		name       string
 		rise, fall int
-		start      bool
+		initFail   bool
 		results    []bool
 		want       []bool // state after each result
 	}{
-		{"fall 1", 1, 1, true, []bool{true, false, true}, []bool{true, false, true}},
-		{"fall 3", 2, 3, true, []bool{false, false, true, false, false, false}, []bool{true, true, true, true, true, false}},
-		{"rise 2", 2, 1, false, []bool{true, false, true, true}, []bool{false, false, false, true}},
-		{"init_fail with rise 1", 1, 2, false, []bool{true}, []bool{true}},
+		{"fall 1", 1, 1, false, []bool{true, false, true}, []bool{true, false, true}},
+		{"first failure decides", 2, 100, false, []bool{false}, []bool{false}},
+		{"first success decides", 100, 1, false, []bool{true}, []bool{true}},
+		{"fall 3", 2, 3, false, []bool{true, false, false, true, false, false, false}, []bool{true, true, true, true, true, true, false}},
+		{"rise 2 after a failure", 2, 1, false, []bool{false, true, false, true, true}, []bool{false, false, false, false, true}},
+		{"init_fail rise 2", 2, 1, true, []bool{true, true}, []bool{false, true}},
+		{"init_fail rise 1", 1, 2, true, []bool{true}, []bool{true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rf := riseFall{rise: tt.rise, fall: tt.fall, ok: tt.start}
+			rf := newRiseFall(tt.rise, tt.fall, tt.initFail)
 			var got []bool
 			for _, r := range tt.results {
 				rf.observe(r)
-				got = append(got, rf.ok)
+				got = append(got, rf.ok())
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("got %v want %v", got, tt.want)
