@@ -146,16 +146,17 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 	// 100-8-6 and 50-8-6, and its track_file of weight 0 reverse in
 	// FAULT on a zero value (keepalived reads the group's trackers only
 	// when defined before it)
-	compareAsKeepalived(t, trackWeightsConf, 6*time.Second, map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110",
+	compareAsKeepalived(t, trackWeightsConf, nil, 6*time.Second, map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110",
 		"O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36"})
 }
 
 // compareAsKeepalived runs keepalived 2.2.7 and govs on conf (@ZERO@ is
-// a file holding 0), each in a namespace of its own with the same links
-// (veth0 with 10.9.0.1/24, vx0 down, vy0 up), waits settle, and
-// compares every instance's state and effective priority in their
-// keepalived.data with want (what keepalived was seen to show).
-func compareAsKeepalived(t *testing.T, confText string, settle time.Duration, want map[string]string) {
+// a file holding 0, @DIR@ the directory of files, written first), each
+// in a namespace of its own with the same links (veth0 with 10.9.0.1/24,
+// vx0 down, vy0 up), waits settle, and compares every instance's state
+// and effective priority in their keepalived.data with want (what
+// keepalived was seen to show).
+func compareAsKeepalived(t *testing.T, confText string, files map[string]string, settle time.Duration, want map[string]string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -169,7 +170,13 @@ func compareAsKeepalived(t *testing.T, confText string, settle time.Duration, wa
 	if err := os.WriteFile(zero, []byte("0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(confText, "@ZERO@", zero)), 0o644); err != nil {
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	confText = strings.ReplaceAll(strings.ReplaceAll(confText, "@ZERO@", zero), "@DIR@", dir)
+	if err := os.WriteFile(conf, []byte(confText), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	prefix := fmt.Sprintf("tw%d", os.Getpid()%10000)
@@ -248,6 +255,11 @@ func compareAsKeepalived(t *testing.T, confText string, settle time.Duration, wa
 		if ks[name] != w {
 			t.Errorf("keepalived %s: %q, expected %q (keepalived's own behaviour changed?)", name, ks[name], w)
 		}
+	}
+	if len(ks) < len(want) || len(ks) == 0 {
+		t.Errorf("keepalived shows %d instances, want %d", len(ks), len(want))
+	}
+	for name := range ks {
 		if gs[name] != ks[name] {
 			t.Errorf("%s: govs %q, keepalived %q", name, gs[name], ks[name])
 		}
@@ -476,8 +488,272 @@ vrrp_instance J3 {
 // govs before this session: I1 110, I3 and J1 MASTER, I5 90, I10 110,
 // I11 100, I12 MASTER.
 func TestScriptStatesAsKeepalived(t *testing.T) {
-	compareAsKeepalived(t, scriptStatesConf, 5*time.Second, map[string]string{
+	compareAsKeepalived(t, scriptStatesConf, nil, 5*time.Second, map[string]string{
 		"I1": "MASTER 100", "I2": "MASTER 100", "I3": "FAULT 100", "I4": "MASTER 100", "I5": "MASTER 100", "I6": "FAULT 100",
 		"I7": "MASTER 110", "I8": "MASTER 100", "I9": "MASTER 100", "I10": "MASTER 100", "I11": "MASTER 90", "I12": "FAULT 100",
 		"J1": "FAULT 100", "J2": "MASTER 100", "J3": "MASTER 100"})
+}
+
+// trackFileConf: track_file values as keepalived 2.2.7 reads them.
+const trackFileConf = `global_defs {
+    router_id W
+}
+vrrp_track_file five {
+    file @DIR@/five
+}
+vrrp_track_file neg {
+    file @DIR@/neg
+}
+vrrp_track_file big {
+    file @DIR@/big
+}
+vrrp_track_file abc {
+    file @DIR@/abc
+}
+vrrp_track_file empty {
+    file @DIR@/empty
+}
+vrrp_track_file missing {
+    file @DIR@/missing
+}
+vrrp_track_file spaces {
+    file @DIR@/spaces
+}
+vrrp_track_file eight {
+    file @DIR@/eight
+}
+vrrp_track_file minus10 {
+    file @DIR@/minus10
+}
+vrrp_track_file hex {
+    file @DIR@/hex
+}
+vrrp_track_file octal {
+    file @DIR@/octal
+}
+vrrp_track_file float {
+    file @DIR@/float
+}
+vrrp_instance F1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 100
+    priority 100
+    track_file {
+        five weight 2
+    }
+    virtual_ipaddress {
+        10.9.0.100/24
+    }
+}
+vrrp_instance F2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 101
+    priority 100
+    track_file {
+        neg weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.101/24
+    }
+}
+vrrp_instance F3 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 102
+    priority 100
+    track_file {
+        big weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.102/24
+    }
+}
+vrrp_instance F4 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 103
+    priority 100
+    track_file {
+        abc weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.103/24
+    }
+}
+vrrp_instance F5 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 104
+    priority 100
+    track_file {
+        empty weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.104/24
+    }
+}
+vrrp_instance F6 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 105
+    priority 100
+    track_file {
+        missing weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.105/24
+    }
+}
+vrrp_instance F7 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 106
+    priority 100
+    track_file {
+        spaces weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.106/24
+    }
+}
+vrrp_instance F8 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 107
+    priority 100
+    track_file {
+        eight weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.107/24
+    }
+}
+vrrp_instance F9 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 108
+    priority 100
+    track_file {
+        five weight 0
+    }
+    virtual_ipaddress {
+        10.9.0.108/24
+    }
+}
+vrrp_instance F10 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 109
+    priority 100
+    track_file {
+        missing weight 0
+    }
+    virtual_ipaddress {
+        10.9.0.109/24
+    }
+}
+vrrp_instance F11 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 110
+    priority 250
+    track_file {
+        five weight 2
+    }
+    virtual_ipaddress {
+        10.9.0.110/24
+    }
+}
+vrrp_instance F12 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 111
+    priority 5
+    track_file {
+        minus10 weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.111/24
+    }
+}
+vrrp_instance F13 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 112
+    priority 100
+    track_file {
+        float weight 2
+    }
+    virtual_ipaddress {
+        10.9.0.112/24
+    }
+}
+vrrp_instance F14 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 113
+    priority 100
+    track_file {
+        big weight 0
+    }
+    virtual_ipaddress {
+        10.9.0.113/24
+    }
+}
+vrrp_instance F15 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 114
+    priority 100
+    track_file {
+        neg weight 0
+    }
+    virtual_ipaddress {
+        10.9.0.114/24
+    }
+}
+vrrp_instance F16 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 116
+    priority 100
+    track_file {
+        hex weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.116/24
+    }
+}
+vrrp_instance F17 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 117
+    priority 100
+    track_file {
+        octal weight 1
+    }
+    virtual_ipaddress {
+        10.9.0.117/24
+    }
+}
+`
+
+// TestTrackFileValuesAsKeepalived: what keepalived 2.2.7 makes of a
+// track file's content (numbers, signs, blanks, text, an empty or missing
+// file, a fraction, values out of range) and of the priority's bounds,
+// compared with govs.
+func TestTrackFileValuesAsKeepalived(t *testing.T) {
+	files := map[string]string{"five": "5\n", "neg": "-300\n", "big": "300\n", "abc": "abc\n", "empty": "", "spaces": "  7  \n",
+		"eight": "8 trailing\n", "minus10": "-10\n", "float": "2.5\n", "hex": "0x10\n", "octal": "010\n"}
+	// as keepalived 2.2.7 showed: strtol with base 0 (hex, octal, a
+	// fraction cut, text and empty read as 0, a missing file 0), a value
+	// of weight 0 other than 0 in FAULT, -254 or less in FAULT, the
+	// priority within 1..254 (govs before this session read "2.5",
+	// "0x10" and "010" as 0 or 10)
+	compareAsKeepalived(t, trackFileConf, files, 5*time.Second, map[string]string{
+		"F1": "MASTER 110", "F2": "FAULT 100", "F3": "MASTER 254", "F4": "MASTER 100", "F5": "MASTER 100", "F6": "MASTER 100",
+		"F7": "MASTER 107", "F8": "MASTER 108", "F9": "FAULT 100", "F10": "MASTER 100", "F11": "MASTER 254", "F12": "MASTER 1",
+		"F13": "MASTER 104", "F14": "FAULT 100", "F15": "FAULT 100", "F16": "MASTER 116", "F17": "MASTER 108"})
 }

@@ -420,7 +420,11 @@ func TestFileCheck(t *testing.T) {
 		{"weight 0 reverse: non-zero ok", "7\n", FileSpec{Weight: intp(0), Reverse: true}, "", nil},
 		{"multiplier", "5", FileSpec{Weight: intp(2)}, "", intp(10)},
 		{"reverse", "5", FileSpec{Weight: intp(2), Reverse: true}, "", intp(-10)},
-		{"not a number", "abc", FileSpec{}, "not a number", nil},
+		// keepalived's strtol: text is 0 (which weight 1 takes as OK),
+		// a fraction is cut, hex and octal are read
+		{"text is 0", "abc", FileSpec{Weight: intp(1)}, "", intp(0)},
+		{"fraction", "2.5", FileSpec{Weight: intp(2)}, "", intp(4)},
+		{"hex", "0x10", FileSpec{Weight: intp(1)}, "", intp(16)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

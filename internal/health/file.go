@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
+
+	"github.com/govs/govs/internal/trackfile"
 )
 
 // fileChecker is FILE_CHECK: read a number from a file (written by an
@@ -24,18 +24,9 @@ func (c *fileChecker) Check(context.Context) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("track_file: %w", err)}
 	}
-	txt := strings.TrimSpace(string(b))
-	if i := strings.IndexAny(txt, " \t\n"); i >= 0 {
-		txt = txt[:i]
-	}
-	v, err := strconv.ParseInt(txt, 10, 64)
-	if err != nil {
-		if txt == "" {
-			v = 0
-		} else {
-			return Result{Err: fmt.Errorf("track_file %s: value %q is not a number", f.Path, txt)}
-		}
-	}
+	// as keepalived reads it (strtol with base 0: "2.5" is 2, "0x10"
+	// 16, text 0), bounded so that value × weight cannot overflow
+	v := max(min(trackfile.Value(b), 1<<31-1), -(1 << 31))
 	mult := int64(*f.Weight)
 	if mult == 0 {
 		// a non-zero value fails; with reverse a zero one does, as

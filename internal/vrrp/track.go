@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/govs/govs/internal/trackfile"
 )
 
 // Tracker keys.
@@ -212,21 +213,15 @@ func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
 }
 
 // readTrackFile reads the leading integer of a track file; a missing or
-// unparsable file yields def.
+// unreadable file yields def (init_file's value, or 0).
 func readTrackFile(path string, def int) int {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return def
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return def
-	}
-	v, err := strconv.Atoi(f[0])
-	if err != nil {
-		return def
-	}
-	return v
+	// as keepalived reads it (strtol: "2.5" is 2, text is 0), bounded
+	// so that value × weight cannot overflow
+	return int(max(min(trackfile.Value(b), 1<<31-1), -(1 << 31)))
 }
 
 // splitCommand splits a keepalived script line on blanks, honouring
