@@ -103,8 +103,11 @@ func TestReadTrackFile(t *testing.T) {
 	}{
 		{write("a", "5\n"), 5},
 		{write("b", "  -12 trailing words"), -12},
-		{write("c", ""), 7},
-		{write("d", "garbage"), 7},
+		// as keepalived reads them (strtol): an empty file and text
+		// are 0; only a missing file takes the init value
+		{write("c", ""), 0},
+		{write("d", "garbage"), 0},
+		{write("e", "0x1A"), 26},
 		{filepath.Join(dir, "missing"), 7},
 	}
 	for _, tt := range tests {
@@ -130,8 +133,8 @@ func TestResolveTrackers(t *testing.T) {
 	want := []Tracker{
 		{Key: "interface:eth0", OK: true},
 		{Key: "interface:eth1", Weight: -20, OK: true},
-		{Key: "script:chk", Weight: -30, OK: false},
-		{Key: "script:chk2", Weight: 5, OK: true},
+		{Key: "script:chk", Weight: -30, OK: false, Pending: true},
+		{Key: "script:chk2", Weight: 5, OK: true, Pending: true},
 		{Key: "file:f", Weight: 3, Valued: true, Value: 2},
 	}
 	if !slices.Equal(got, want) {
