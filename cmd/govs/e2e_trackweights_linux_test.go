@@ -79,8 +79,82 @@ vrrp_instance R {
         10.9.0.83/24
     }
 }
+vrrp_script up5r {
+    script /bin/true
+    interval 1
+    weight 5 reverse
+}
 vrrp_track_file zero {
     file @ZERO@
+}
+vrrp_track_file thousand {
+    file @DIR@/thousand
+}
+vrrp_sync_group K {
+    group {
+        K1
+        K2
+    }
+    track_script {
+        up5r
+    }
+}
+vrrp_instance K1 {
+    interface veth0
+    state MASTER
+    virtual_router_id 87
+    priority 255
+    virtual_ipaddress {
+        10.9.0.87/24
+    }
+}
+vrrp_instance K2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 88
+    priority 100
+    virtual_ipaddress {
+        10.9.0.88/24
+    }
+}
+vrrp_instance L1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 89
+    priority 100
+    track_script {
+        up5r weight 10
+    }
+    virtual_ipaddress {
+        10.9.0.89/24
+    }
+}
+vrrp_instance X {
+    interface veth0
+    state BACKUP
+    virtual_router_id 90
+    priority 100
+    track_interface {
+        veth0 weight 10 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.90/24
+    }
+}
+vrrp_instance CAP {
+    interface veth0
+    state BACKUP
+    virtual_router_id 91
+    priority 100
+    track_file {
+        thousand weight 1
+    }
+    track_script {
+        bad weight -200
+    }
+    virtual_ipaddress {
+        10.9.0.91/24
+    }
 }
 vrrp_sync_group H {
     group {
@@ -146,8 +220,12 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 	// 100-8-6 and 50-8-6, and its track_file of weight 0 reverse in
 	// FAULT on a zero value (keepalived reads the group's trackers only
 	// when defined before it)
-	compareAsKeepalived(t, trackWeightsConf, nil, 6*time.Second, map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110",
-		"O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36"})
+	// K1 and K2: a group with an address owner tracks its script with
+	// weight 0 and the script's reverse: in FAULT while it succeeds. L1:
+	// a line's weight keeps the script's reverse. X: its own interface
+	// is not tracked. CAP: one file adds at most 253 (100+253-200).
+	compareAsKeepalived(t, trackWeightsConf, map[string]string{"thousand": "1000\n"}, 6*time.Second, map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110",
+		"O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36", "K1": "FAULT 255", "K2": "FAULT 100", "L1": "MASTER 90", "X": "MASTER 100", "CAP": "MASTER 153"})
 }
 
 // compareAsKeepalived runs keepalived 2.2.7 and govs on conf (@ZERO@ is
@@ -211,7 +289,13 @@ func compareAsKeepalived(t *testing.T, confText string, files map[string]string,
 		return cmd
 	}
 	kns, gns := side("k"), side("g")
-	kp := start(kns, "keepalived", "-P", "-n", "-l", "-D", "-f", conf, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "k-vrrp.pid"))
+	// keepalived writes its data file in $TMPDIR: one of its own, so
+	// that no other keepalived on the host writes over it
+	kdir := filepath.Join(dir, "k-state")
+	if err := os.Mkdir(kdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kp := start(kns, "env", "TMPDIR="+kdir, "keepalived", "-P", "-n", "-l", "-D", "-f", conf, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "k-vrrp.pid"))
 	gdir := filepath.Join(dir, "g-state")
 	if err := os.Mkdir(gdir, 0o755); err != nil {
 		t.Fatal(err)
@@ -240,7 +324,7 @@ func compareAsKeepalived(t *testing.T, confText string, files map[string]string,
 		t.Fatalf("%s not written", path)
 		return ""
 	}
-	kdata := read(kp, "/tmp/keepalived.data")
+	kdata := read(kp, filepath.Join(kdir, "keepalived.data"))
 	gdata := read(gp, filepath.Join(gdir, "keepalived.data"))
 	re := regexp.MustCompile(`(?m)^ VRRP Instance = (\S+)\n(?:   .*\n)*?   State = (\S+)\n(?:   .*\n)*?   Effective priority = (\d+)`)
 	states := func(data string) map[string]string {

@@ -750,9 +750,9 @@ func (b *builder) tracks(n *Node) []Track {
 				t.HasWeight = true
 				i++
 			case "reverse":
-				t.Reverse = true
+				t.Reverse, t.NoReverse = true, false
 			case "noreverse":
-				t.Reverse = false // (keepalived's explicit default)
+				t.Reverse, t.NoReverse = false, true
 			default:
 				// keepalived also accepts a bare weight after the name.
 				if _, err := strconv.Atoi(ws[i].Text); err == nil && !t.HasWeight {

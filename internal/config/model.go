@@ -713,6 +713,23 @@ type Track struct {
 	Weight    int    `json:"weight,omitempty"`
 	Reverse   bool   `json:"reverse,omitempty"`
 	HasWeight bool   `json:"has_weight,omitempty"`
+	// NoReverse: the line says noreverse. A line with a weight but
+	// neither word keeps its definition's reverse (keepalived 2.2.7);
+	// see ReverseOf.
+	NoReverse bool `json:"noreverse,omitempty"`
+}
+
+// ReverseOf is whether the line's adjustment is turned round, given its
+// definition's reverse (a vrrp_script's, a track_file block's…): the
+// line's word when it has one, else the definition's.
+func (t Track) ReverseOf(def bool) bool {
+	switch {
+	case t.Reverse:
+		return true
+	case t.NoReverse:
+		return false
+	}
+	return def
 }
 
 // UnicastPeer is an entry of unicast_peer.
@@ -1291,9 +1308,10 @@ type TrackWeights struct {
 // vrrp_sync_group without sync_group_tracking_weight, "address owner"
 // for priority 255; "" when it applies them. keepalived 2.2.7 then
 // drops a track_script or track_bfd with a weight and a track_file of a
-// weight other than 0 and 1, tracks one of weight 1 with weight 0, and
-// puts the instance in FAULT when a weighted track_interface goes down
-// ("ignoring ... due to SYNC group" in its log).
+// weight other than 0 and 1, and tracks one of weight 1 with weight 0
+// ("ignoring ... due to SYNC group" in its log); it logs the same of a
+// weighted track_interface of a sync group member but applies its
+// weight all the same, and does not track an address owner's.
 func (t TrackWeights) Ignored(vi *VRRPInstance) string { return t.why[vi.Name] }
 
 // GroupHasOwner says whether a member of g is an address owner:

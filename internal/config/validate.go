@@ -466,7 +466,7 @@ func (v *validator) trackWeights(vi *VRRPInstance, why string, defs trackDefs) {
 		switch w {
 		case 0:
 		case 1:
-			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s: its weight 1 is not used (%s), as keepalived: a value other than 0 puts the instance in FAULT; specify weight 0", vi.Name, t.Name, why)
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s: its weight 1 is not used (%s), as keepalived: a value other than 0 (with reverse, a value of 0) puts the instance in FAULT; specify weight 0", vi.Name, t.Name, why)
 		default:
 			v.d.warnf(vi.Pos, "vrrp_instance %q: track_file %s has weight %d and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, w, why, how)
 		}
@@ -474,8 +474,8 @@ func (v *validator) trackWeights(vi *VRRPInstance, why string, defs trackDefs) {
 	for _, t := range vi.TrackIfaces {
 		switch {
 		case t.Weight == 0:
-		case why == "address owner":
-			v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s has a weight and is not tracked (%s), as keepalived ignores it: no FAULT when it is down; %s", vi.Name, t.Name, why, how)
+		case why == "address owner" || vi.AddressOwner():
+			v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s has a weight and is not tracked (address owner), as keepalived ignores it: no FAULT when it is down; %s", vi.Name, t.Name, how)
 		default:
 			d := t.Weight
 			if t.Reverse {
@@ -538,10 +538,33 @@ func (v *validator) vrrp() {
 		if !weights.GroupHasOwner(g) {
 			continue
 		}
-		for _, ts := range [][]Track{g.TrackIfaces, g.TrackScripts, g.TrackFiles, g.TrackProcs, g.TrackBFDs} {
-			for _, t := range ts {
-				if t.Weight != 0 {
-					v.d.warnf(g.Pos, "vrrp_sync_group %q: %s's weight %d is not used (a member is the address owner), as keepalived: its failure puts the group in FAULT", g.Name, t.Name, t.Weight)
+		for _, kt := range []struct {
+			kind string
+			ts   []Track
+		}{{"track_interface", g.TrackIfaces}, {"track_script", g.TrackScripts}, {"track_file", g.TrackFiles}, {"track_process", g.TrackProcs}, {"track_bfd", g.TrackBFDs}} {
+			kind := kt.kind
+			for _, t := range kt.ts {
+				// the line's weight, else the definition's
+				w, rev := t.Weight, t.Reverse
+				if !t.HasWeight {
+					switch kind {
+					case "track_script":
+						if s := defs.scripts[t.Name]; s != nil {
+							w, rev = s.Weight, s.Reverse
+						}
+					case "track_file":
+						if f := defs.files[t.Name]; f != nil {
+							w, rev = f.Weight, f.Reverse
+						}
+					case "track_bfd":
+						if b := defs.bfds[t.Name]; b != nil {
+							w, rev = b.Weight, b.Reverse
+						}
+					}
+				}
+				if w != 0 {
+					v.d.warnf(g.Pos, "vrrp_sync_group %q: %s %s: its weight %d is not used (a member is the address owner), as keepalived: its %s puts the group in FAULT",
+						g.Name, kind, t.Name, w, map[bool]string{false: "failure", true: "success (reverse)"}[rev])
 				}
 			}
 		}
@@ -563,6 +586,11 @@ func (v *validator) vrrp() {
 			if a.Prefix.Addr().Is6() != v6 {
 				v.d.errorf(a.Pos, "vrrp_instance %q: virtual_ipaddress mixes IPv4 and IPv6 (use virtual_ipaddress_excluded for the other family)", vi.Name)
 				break
+			}
+		}
+		for _, t := range vi.TrackIfaces {
+			if t.Name == vi.Interface && (t.Weight != 0 || t.Reverse || vi.DontTrackPrimary) {
+				v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s is its own interface: not tracked with a weight or reverse, as keepalived 2.2.7 (\"Ignoring track_interface %s since own interface\"); it is tracked anyway unless dont_track_primary", vi.Name, t.Name, t.Name)
 			}
 		}
 		if vi.PromoteSecondaries && vi.UseVMAC {

@@ -1069,8 +1069,11 @@ func renderTracks(w *wr, kw string, ts []Track) {
 		if t.HasWeight {
 			words = append(words, "weight", strconv.Itoa(t.Weight))
 		}
-		if t.Reverse {
+		switch {
+		case t.Reverse:
 			words = append(words, "reverse")
+		case t.NoReverse:
+			words = append(words, "noreverse")
 		}
 		w.line(words...)
 	}

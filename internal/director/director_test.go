@@ -735,9 +735,10 @@ vrrp_instance A {
 	m := vrrp.ProcessMatch{Process: "haproxy", FullCommand: true, Params: []string{"-Ws"}, ParamMatch: "partial",
 		Quorum: 2, QuorumMax: 3, HasQuorumMax: true, ForkDelay: 1500 * time.Millisecond, TerminateDelay: 4 * time.Second}
 	want := []vrrp.TrackProcess{
-		{Name: "hap", Weight: -20, Reverse: true, Match: m}, // the block's weight
-		{Name: "hap", Weight: 7, Match: m},                  // the line's
-		{Name: "hap", Weight: -20, Reverse: true, Match: m}, // the sync group's without a weight: the block's, as keepalived
+		// the block's weight (then the sync group's, the block's too:
+		// merged into the first, as keepalived 2.2.7 adds it)
+		{Name: "hap", Weight: -20, Reverse: true, Match: m},
+		{Name: "hap", Weight: 7, Reverse: true, Match: m}, // the line's, the block's reverse (keepalived 2.2.7)
 	}
 	if got := insts[0].TrackProcesses; !reflect.DeepEqual(got, want) {
 		t.Errorf("track processes\n got %+v\nwant %+v", got, want)
@@ -1229,7 +1230,9 @@ func TestStrictOptions(t *testing.T) {
 
 // TestTrackBFDMapping: a track_bfd line takes its bfd_instance's weight
 // unless it gives one; a sync group's apply to its members with weight
-// 0 unless given; the sessions keep their settings.
+// 0 unless given, and one a member tracks with a weight takes the
+// group's (keepalived 2.2.7's add_vrrp_to_track_bfd); the sessions keep
+// their settings.
 func TestTrackBFDMapping(t *testing.T) {
 	src := "bfd_instance R {\n    neighbor_ip 10.0.0.254\n    weight -20 reverse\n    min_rx 50\n    ttl 254\n}\n" +
 		"bfd_instance S {\n    neighbor_ip 10.0.0.253\n}\n" +
@@ -1238,7 +1241,7 @@ func TestTrackBFDMapping(t *testing.T) {
 	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
 	got := fmt.Sprint(insts[0].TrackBFDs)
-	if want := "[{R -20 true} {S 5 false} {S 0 false}]"; got != want {
+	if want := "[{R -20 true} {S 0 false}]"; got != want {
 		t.Errorf("track_bfd %s, want %s", got, want)
 	}
 	bc := bfdConfigs(cfg)
@@ -1392,7 +1395,8 @@ func TestSyncGroupTrackWeights(t *testing.T) {
 	}
 	for _, tc := range []struct{ tw, want, warn string }{
 		{"", "script z, interface eth1 7", "track_script s has a weight and is not tracked (SYNC group)"},
-		{"    track_script {\n        z weight -30\n    }\n", "script z, script z, interface eth1 7", "track_file f has weight 3 and is not tracked (SYNC group)"},
+		// the group's z is the member's own z, unweighted: it stays so
+		{"    track_script {\n        z weight -30\n    }\n", "script z, interface eth1 7", "track_file f has weight 3 and is not tracked (SYNC group)"},
 		{"    sync_group_tracking_weight\n", "script s, script z, file f 3, interface eth1 7", ""},
 	} {
 		cfg, ds := config.LoadBytes("t.conf", []byte(strings.Replace(src, "TW", tc.tw, 1)), nil)
@@ -1444,7 +1448,7 @@ func TestSyncGroupOwnerWeights(t *testing.T) {
 	for _, d := range ds {
 		warns = append(warns, d.String())
 	}
-	for _, w := range []string{`vrrp_sync_group "G": z's weight -30 is not used (a member is the address owner)`, `track_file f: its weight 1 is not used (SYNC group)`} {
+	for _, w := range []string{`vrrp_sync_group "G": track_script z: its weight -30 is not used (a member is the address owner)`, `track_file f: its weight 1 is not used (SYNC group)`} {
 		if !strings.Contains(strings.Join(warns, "\n"), w) {
 			t.Errorf("no warning %q in\n%s", w, strings.Join(warns, "\n"))
 		}

@@ -170,12 +170,13 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 		}
 		for _, t := range vi.TrackScripts {
-			ic.TrackScripts = append(ic.TrackScripts, vrrp.TrackScript{Name: t.Name, Weight: t.Weight, WeightSet: t.HasWeight, Reverse: t.Reverse})
+			ic.TrackScripts = append(ic.TrackScripts, trackScript(t, scriptOf[t.Name]))
 		}
 		for _, t := range vi.TrackFiles {
 			tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
 			if f := files[t.Name]; f != nil {
 				tf.Path = f.File
+				tf.Reverse = t.ReverseOf(f.Reverse)
 				if !t.HasWeight {
 					tf.Weight, tf.Reverse = f.Weight, f.Reverse
 				}
@@ -210,12 +211,13 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			// (keepalived 2.2.7: a group's track_script without a weight
 			// lowers the members' priorities by the vrrp_script's)
 			for _, t := range sg.TrackScripts {
-				ic.TrackScripts = append(ic.TrackScripts, vrrp.TrackScript{Name: t.Name, Weight: t.Weight, WeightSet: t.HasWeight, Reverse: t.Reverse})
+				ic.TrackScripts = append(ic.TrackScripts, trackScript(t, scriptOf[t.Name]))
 			}
 			for _, t := range sg.TrackFiles {
 				tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
 				if f := files[t.Name]; f != nil {
 					tf.Path = f.File
+					tf.Reverse = t.ReverseOf(f.Reverse)
 					if !t.HasWeight {
 						tf.Weight, tf.Reverse = f.Weight, f.Reverse
 					}
@@ -230,12 +232,13 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			}
 			if weights.GroupHasOwner(sg) {
 				// keepalived: "Cannot have weighted track … with member
-				// having priority 255 - setting weight 0"
+				// having priority 255 - setting weight 0" (with the line's
+				// or the definition's reverse, as it stays)
 				for i := n0; i < len(ic.TrackInterfaces); i++ {
 					ic.TrackInterfaces[i].Weight = 0
 				}
 				for i := s0; i < len(ic.TrackScripts); i++ {
-					ic.TrackScripts[i].Weight = 0
+					ic.TrackScripts[i].Weight, ic.TrackScripts[i].WeightSet = 0, true
 				}
 				for i := f0; i < len(ic.TrackFiles); i++ {
 					ic.TrackFiles[i].Weight = 0
@@ -247,6 +250,16 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 					ic.TrackProcesses[i].Weight = 0
 				}
 			}
+			// an object the member tracks itself is tracked once, as
+			// keepalived 2.2.7 adds the group's (add_vrrp_to_track_*):
+			// the member's weighted entry takes the group's weight and
+			// reverse (a process only its weight), an unweighted one
+			// stays as it is
+			ic.TrackInterfaces = mergeGroup(ic.TrackInterfaces, n0, func(t *vrrp.TrackInterface) (string, *int, *bool) { return t.Name, &t.Weight, &t.Reverse }, false)
+			ic.TrackScripts = mergeGroup(ic.TrackScripts, s0, func(t *vrrp.TrackScript) (string, *int, *bool) { return t.Name, &t.Weight, &t.Reverse }, false)
+			ic.TrackFiles = mergeGroup(ic.TrackFiles, f0, func(t *vrrp.TrackFile) (string, *int, *bool) { return t.Name, &t.Weight, &t.Reverse }, false)
+			ic.TrackBFDs = mergeGroup(ic.TrackBFDs, b0, func(t *vrrp.TrackBFD) (string, *int, *bool) { return t.Name, &t.Weight, &t.Reverse }, false)
+			ic.TrackProcesses = mergeGroup(ic.TrackProcesses, p0, func(t *vrrp.TrackProcess) (string, *int, *bool) { return t.Name, &t.Weight, &t.Reverse }, true)
 		}
 		// track_group: the interfaces of the group's static entries are
 		// tracked with weight 0 (FAULT while down); one the instance
@@ -254,8 +267,12 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		for _, dev := range staticTracks[vi.Name] {
 			found := false
 			for i := range ic.TrackInterfaces {
-				if ic.TrackInterfaces[i].Name == dev {
-					ic.TrackInterfaces[i].Weight, ic.TrackInterfaces[i].Reverse = 0, false
+				if t := &ic.TrackInterfaces[i]; t.Name == dev {
+					// (an unweighted one, reversed or not, stays as it
+					// is, as keepalived's add_vrrp_to_interface keeps it)
+					if t.Weight != 0 {
+						t.Weight, t.Reverse = 0, false
+					}
 					found = true
 				}
 			}
@@ -362,10 +379,60 @@ func ignoreTrackWeights(ic *vrrp.InstanceConfig, why string, scripts map[string]
 	}
 }
 
+// mergeGroup folds a sync group's trackers, list[from:], into an
+// instance's own, list[:from]: one of a name the instance tracks already
+// changes that entry (when weighted: the group's weight, and reverse
+// unless keepReverse) instead of being added.
+func mergeGroup[T any](list []T, from int, key func(*T) (name string, weight *int, reverse *bool), keepReverse bool) []T {
+	out := list[:from]
+	for i := from; i < len(list); i++ {
+		g := list[i]
+		gn, gw, gr := key(&g)
+		merged := false
+		for j := range from {
+			n, w, r := key(&out[j])
+			if n != gn {
+				continue
+			}
+			if *w != 0 {
+				*w = *gw
+				if !keepReverse {
+					*r = *gr
+				}
+			}
+			merged = true
+			break
+		}
+		if !merged {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// trackScript is a track_script line with its vrrp_script: the line's
+// weight when given, else the script's, and the line's reverse or
+// noreverse, else the script's (keepalived 2.2.7: a line "weight 10" of
+// a "weight 5 reverse" script is turned round).
+func trackScript(t config.Track, s *config.VRRPScript) vrrp.TrackScript {
+	ts := vrrp.TrackScript{Name: t.Name, Weight: t.Weight, WeightSet: t.HasWeight, Reverse: t.Reverse}
+	switch {
+	case s == nil:
+	case t.HasWeight:
+		ts.Reverse = t.ReverseOf(s.Reverse)
+	default:
+		ts.Weight, ts.Reverse, ts.WeightSet = s.Weight, s.Reverse, true
+	}
+	return ts
+}
+
 func trackBFD(t config.Track, b *config.BFDInstance) vrrp.TrackBFD {
 	tb := vrrp.TrackBFD{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
-	if !t.HasWeight && b != nil {
-		tb.Weight, tb.Reverse = b.Weight, b.Reverse
+	if b != nil {
+		tb.Reverse = t.ReverseOf(b.Reverse)
+		if !t.HasWeight {
+			tb.Weight, tb.Reverse = b.Weight, b.Reverse
+		}
 	}
 	return tb
 }
@@ -379,6 +446,7 @@ func trackProcess(t config.Track, p *config.TrackProcess) vrrp.TrackProcess {
 	if p == nil {
 		return tp
 	}
+	tp.Reverse = t.ReverseOf(p.Reverse)
 	if !t.HasWeight {
 		tp.Weight, tp.Reverse = p.Weight, p.Reverse
 	}

@@ -121,7 +121,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 	if cfg.IsIPv6() {
 		p("Using Native IPv6")
 	}
-	p("State = %s", stateName(st.State))
+	p("State = %s", stateName(shownState(st)))
 	if st.State == vrrp.StateBackup && st.MasterAddr.IsValid() {
 		p("Master router = %s", st.MasterAddr)
 		p("Master priority = %d", st.MasterPriority)

@@ -145,7 +145,7 @@ func jsonDataOf(st *vrrp.InstanceStatus, in *Input) jsonData {
 		Accept:               b2i(!cfg.NoAccept),
 		NoPreempt:            cfg.NoPreempt,
 		PreemptDelay:         secs(cfg.PreemptDelay),
-		State:                StateNumber(st.State),
+		State:                StateNumber(shownState(st)),
 		WantState:            StateNumber(wantState(st)),
 		Version:              cfg.Version,
 		SMTPAlert:            cfg.SMTPAlert,

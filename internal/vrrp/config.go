@@ -340,7 +340,8 @@ type PeerTTL struct {
 // TrackProcess is a track_process entry: a vrrp_track_process block's
 // processes, up while their count is within its quorum. Weight as for a
 // track_script: added while up (positive), subtracted while down
-// (negative), FAULT while down (0); Reverse swaps up and down.
+// (negative), FAULT while down (0); Reverse turns the adjustment round
+// (Tracker.contribution).
 type TrackProcess struct {
 	Name    string       `json:"name"`
 	Weight  int          `json:"weight,omitempty"`

@@ -45,7 +45,8 @@ func (t *Tracker) contribution() (fault bool, delta int) {
 		if d <= -254 {
 			return true, 0
 		}
-		return false, d
+		// one file adds at most 253, as keepalived 2.2.7
+		return false, min(d, 253)
 	}
 	// as keepalived 2.2.7 (seen in a namespace, for scripts and
 	// interfaces): a positive weight counts while the object is up, a
@@ -77,6 +78,11 @@ type Machine struct {
 	eff      int
 	fault    bool
 	syncFail bool
+	// waitStart: started while a weight-0 tracker had no result yet
+	// (a vrrp_script still on its first run); it stays in INIT, as
+	// keepalived does, without a FAULT and its notifications, until
+	// that result (track)
+	waitStart bool
 
 	masterAdver time.Duration
 	masterDown  time.Time
@@ -205,10 +211,29 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	return out
 }
 
+// pendingFault says whether a weight-0 tracker has no result yet.
+func (m *Machine) pendingFault() bool {
+	for i := range m.trackers {
+		if t := &m.trackers[i]; t.Pending && t.Weight == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Waiting says whether the machine waits in INIT for a tracker's first
+// result (a vrrp_script whose first run has not ended).
+func (m *Machine) Waiting() bool { return m.waitStart }
+
 func (m *Machine) startup(now time.Time, out []Action) []Action {
 	if m.state != StateInit && m.state != StateStop {
 		return out
 	}
+	if m.pendingFault() {
+		m.waitStart = true
+		return out
+	}
+	m.waitStart = false
 	switch {
 	case m.fault:
 		return m.toFault(now, "tracked object failed at startup", false, out)
@@ -231,6 +256,7 @@ func (m *Machine) shutdown(now time.Time, deleted bool, out []Action) []Action {
 	if m.state == StateStop {
 		return out
 	}
+	m.waitStart = false
 	if m.state == StateMaster {
 		out = append(out, ActionSendAdvert{Priority: PriorityStop}, ActionRemoveAddresses{})
 	}
@@ -416,6 +442,9 @@ func (m *Machine) track(ev EventTrack, now time.Time, out []Action) []Action {
 	}
 	oldEff := m.eff
 	m.recompute()
+	if m.waitStart && !m.pendingFault() {
+		return m.startup(now, out)
+	}
 	switch m.state {
 	case StateBackup, StateMaster:
 		if m.fault {

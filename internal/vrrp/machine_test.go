@@ -620,6 +620,14 @@ func TestTracking(t *testing.T) {
 			}
 		})
 	}
+	t.Run("one file adds at most 253", func(t *testing.T) {
+		// keepalived 2.2.7: 100 + 253 (not 1000) - 200
+		h := newHarness(t, baseConfig(), Tracker{Key: "file:f", Weight: 1, Valued: true, Value: 1000}, Tracker{Key: "script:s", Weight: -200, OK: false})
+		h.step(EventStartup{})
+		if got := h.m.EffectivePriority(); got != 153 {
+			t.Fatalf("effective priority %d want 153", got)
+		}
+	})
 	t.Run("master re-advertises a changed priority", func(t *testing.T) {
 		h := newHarness(t, baseConfig(), Tracker{Key: "script:chk", Weight: -60, OK: true})
 		h.step(EventStartup{})
@@ -797,4 +805,41 @@ func TestExtraIfVIPs(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
+}
+
+// TestWaitForScript: an instance tracking a vrrp_script of weight 0 that
+// has no result yet stays in INIT at startup, with no FAULT and nothing
+// notified, as keepalived 2.2.7 (seen in a namespace: no "Entering FAULT
+// STATE"); the first result starts it, in BACKUP or in FAULT. A weighted
+// pending script does not hold it back.
+func TestWaitForScript(t *testing.T) {
+	for _, ok := range []bool{true, false} {
+		h := newHarness(t, baseConfig(), Tracker{Key: "script:s", OK: true, Pending: true})
+		wantActions(t, h.step(EventStartup{}))
+		h.wantState(StateInit)
+		if !h.m.Waiting() {
+			t.Fatal("not waiting")
+		}
+		acts := h.step(EventTrack{Key: "script:s", OK: ok})
+		if ok {
+			h.wantState(StateBackup)
+		} else {
+			h.wantState(StateFault)
+		}
+		if h.m.Waiting() || len(acts) == 0 {
+			t.Fatalf("result %v: waiting %v, actions %v", ok, h.m.Waiting(), kinds(acts))
+		}
+	}
+	h := newHarness(t, baseConfig(), Tracker{Key: "script:s", Weight: 10, Pending: true})
+	h.step(EventStartup{})
+	h.wantState(StateBackup)
+	if h.m.EffectivePriority() != 100 {
+		t.Fatalf("a pending weighted script counts %d", h.m.EffectivePriority()-100)
+	}
+	// stopped while waiting: the result starts nothing
+	h = newHarness(t, baseConfig(), Tracker{Key: "script:s", OK: true, Pending: true})
+	h.step(EventStartup{})
+	h.step(EventShutdown{})
+	h.step(EventTrack{Key: "script:s", OK: true})
+	h.wantState(StateStop)
 }

@@ -70,10 +70,13 @@ type InstanceStatus struct {
 	// UnicastChecksum is, for a unicast instance, keepalived's word for
 	// the checksum it uses: "no" (the standard one), "never", "config"
 	// or "auto" (old_unicast_checksum, InstanceConfig).
-	UnicastChecksum string       `json:"unicast_checksum,omitempty"`
-	Trackers        []Tracker    `json:"trackers,omitempty"`
-	Transitions     []Transition `json:"transitions"`
-	Counters        Counters     `json:"counters"`
+	UnicastChecksum string `json:"unicast_checksum,omitempty"`
+	// Waiting: in INIT until a weight-0 tracker's first result (a
+	// vrrp_script on its first run), as keepalived waits.
+	Waiting     bool         `json:"waiting,omitempty"`
+	Trackers    []Tracker    `json:"trackers,omitempty"`
+	Transitions []Transition `json:"transitions"`
+	Counters    Counters     `json:"counters"`
 
 	cfg InstanceConfig // the configuration in force, with its defaults
 }
@@ -1435,7 +1438,7 @@ func (n *Node) publish(idx int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	s := &n.status[idx]
-	s.State = m.State()
+	s.State, s.Waiting = m.State(), m.Waiting()
 	s.EffectivePriority = m.EffectivePriority()
 	s.LocalAddr = m.local
 	s.MasterAddr, s.MasterPriority = maddr, mprio

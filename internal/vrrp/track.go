@@ -36,7 +36,9 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 		ts = append(ts, Tracker{Key: interfaceKey(cfg.Interface), OK: true})
 	}
 	for _, ti := range cfg.TrackInterfaces {
-		if !cfg.DontTrackPrimary && ti.Name == cfg.Interface && ti.Weight == 0 && !ti.Reverse {
+		if ti.Name == cfg.Interface {
+			// keepalived 2.2.7: "Ignoring track_interface IF since own
+			// interface", whatever its weight
 			continue
 		}
 		ts = append(ts, Tracker{Key: interfaceKey(ti.Name), Weight: ti.Weight, Reverse: ti.Reverse, OK: true})
