@@ -37,6 +37,14 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	prios := cfg.RulePriorities()
 	weights := cfg.TrackWeightRules()
 	staticTracks := cfg.StaticTrackInterfaces()
+	// the sync groups of each instance (once, not a scan of every group
+	// per instance: templated configurations have thousands of each)
+	groupsOf := map[string][]*config.SyncGroup{}
+	for _, sg := range cfg.SyncGroups {
+		for _, m := range sg.Group {
+			groupsOf[m] = append(groupsOf[m], sg)
+		}
+	}
 	for _, vi := range cfg.VRRPInstances {
 		set := g.InstanceSettings(vi)
 		ic := vrrp.InstanceConfig{
@@ -194,14 +202,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		// A sync group's trackers apply to every member: any of them
 		// failing puts the member, and so the whole group, in FAULT.
-		for _, sg := range cfg.SyncGroups {
-			member := false
-			for _, m := range sg.Group {
-				member = member || m == vi.Name
-			}
-			if !member {
-				continue
-			}
+		for _, sg := range groupsOf[vi.Name] {
 			n0 := len(ic.TrackInterfaces)
 			s0, f0, b0, p0 := len(ic.TrackScripts), len(ic.TrackFiles), len(ic.TrackBFDs), len(ic.TrackProcesses)
 			for _, t := range sg.TrackIfaces {
