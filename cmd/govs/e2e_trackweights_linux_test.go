@@ -841,3 +841,85 @@ func TestTrackFileValuesAsKeepalived(t *testing.T) {
 		"F7": "MASTER 107", "F8": "MASTER 108", "F9": "FAULT 100", "F10": "MASTER 100", "F11": "MASTER 254", "F12": "MASTER 1",
 		"F13": "MASTER 104", "F14": "FAULT 100", "F15": "FAULT 100", "F16": "MASTER 116", "F17": "MASTER 108"})
 }
+
+// syncGroupConf: sync groups whose members fail or weigh differently.
+const syncGroupConf = `global_defs {
+    router_id W
+    script_user root
+}
+vrrp_script bad {
+    script /bin/false
+    interval 1
+}
+vrrp_script good {
+    script /bin/true
+    interval 1
+    weight 20
+}
+vrrp_sync_group G {
+    group {
+        A1
+        A2
+    }
+}
+vrrp_instance A1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 131
+    priority 100
+    track_script {
+        bad
+    }
+    virtual_ipaddress {
+        10.9.0.131/24
+    }
+}
+vrrp_instance A2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 132
+    priority 100
+    virtual_ipaddress {
+        10.9.0.132/24
+    }
+}
+vrrp_sync_group W {
+    group {
+        B1
+        B2
+    }
+    sync_group_tracking_weight
+}
+vrrp_instance B1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 133
+    priority 100
+    track_script {
+        good
+    }
+    track_interface {
+        vx0 weight -7
+    }
+    virtual_ipaddress {
+        10.9.0.133/24
+    }
+}
+vrrp_instance B2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 134
+    priority 90
+    virtual_ipaddress {
+        10.9.0.134/24
+    }
+}
+`
+
+// TestSyncGroupsAsKeepalived: a member in FAULT takes its group there;
+// with sync_group_tracking_weight the members' weights apply; compared
+// with keepalived 2.2.7.
+func TestSyncGroupsAsKeepalived(t *testing.T) {
+	compareAsKeepalived(t, syncGroupConf, nil, 6*time.Second, map[string]string{
+		"A1": "FAULT 100", "A2": "FAULT 100", "B1": "MASTER 113", "B2": "MASTER 90"})
+}
