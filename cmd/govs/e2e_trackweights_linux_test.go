@@ -236,6 +236,23 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 // keepalived was seen to show).
 func compareAsKeepalived(t *testing.T, confText string, files map[string]string, settle time.Duration, want map[string]string) {
 	t.Helper()
+	compareStepsAsKeepalived(t, confText, files, []kaStep{{settle: settle, want: want}})
+}
+
+// kaStep is one step of compareStepsAsKeepalived: do (if not nil) runs
+// in each side's namespace ns with its directory of files dir, then
+// after settle both data files are compared, keepalived's with want.
+type kaStep struct {
+	do     func(ns, dir string)
+	settle time.Duration
+	want   map[string]string
+}
+
+// compareStepsAsKeepalived is compareAsKeepalived with changes made while
+// both run: the files are each side's own (so that a step may change
+// them), in its own directory.
+func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]string, steps []kaStep) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
@@ -243,20 +260,30 @@ func compareAsKeepalived(t *testing.T, confText string, files map[string]string,
 		t.Skip("needs keepalived (scripts/setup.sh installs it)")
 	}
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "keepalived.conf")
-	zero := filepath.Join(dir, "zero")
-	if err := os.WriteFile(zero, []byte("0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+	// each side's configuration and files in a directory of its own
+	sideConf := func(name string) (conf, fdir string) {
+		fdir = filepath.Join(dir, name+"-files")
+		if err := os.Mkdir(fdir, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		zero := filepath.Join(fdir, "zero")
+		if err := os.WriteFile(zero, []byte("0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(fdir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conf = filepath.Join(fdir, "keepalived.conf")
+		text := strings.ReplaceAll(strings.ReplaceAll(confText, "@ZERO@", zero), "@DIR@", fdir)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return conf, fdir
 	}
-	confText = strings.ReplaceAll(strings.ReplaceAll(confText, "@ZERO@", zero), "@DIR@", dir)
-	if err := os.WriteFile(conf, []byte(confText), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	kconf, kfiles := sideConf("k")
+	gconf, gfiles := sideConf("g")
 	prefix := fmt.Sprintf("tw%d", os.Getpid()%10000)
 	side := func(name string) string {
 		ns := prefix + name
@@ -295,15 +322,12 @@ func compareAsKeepalived(t *testing.T, confText string, files map[string]string,
 	if err := os.Mkdir(kdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	kp := start(kns, "env", "TMPDIR="+kdir, "keepalived", "-P", "-n", "-l", "-D", "-f", conf, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "k-vrrp.pid"))
+	kp := start(kns, "env", "TMPDIR="+kdir, "keepalived", "-P", "-n", "-l", "-D", "-f", kconf, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "k-vrrp.pid"))
 	gdir := filepath.Join(dir, "g-state")
 	if err := os.Mkdir(gdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gp := start(gns, govsBin, "run", "-f", conf, "--dataplane", "proxy", "--api-socket", filepath.Join(dir, "g.sock"), "--state-dir", gdir)
-	// (the BACKUPs become MASTER after 3 adverts, the scripts run each
-	// second)
-	time.Sleep(settle)
+	gp := start(gns, govsBin, "run", "-f", gconf, "--dataplane", "proxy", "--api-socket", filepath.Join(dir, "g.sock"), "--state-dir", gdir)
 	read := func(proc *exec.Cmd, path string) string {
 		before, _ := os.Stat(path)
 		proc.Process.Signal(syscall.SIGUSR1)
@@ -324,8 +348,6 @@ func compareAsKeepalived(t *testing.T, confText string, files map[string]string,
 		t.Fatalf("%s not written", path)
 		return ""
 	}
-	kdata := read(kp, filepath.Join(kdir, "keepalived.data"))
-	gdata := read(gp, filepath.Join(gdir, "keepalived.data"))
 	re := regexp.MustCompile(`(?m)^ VRRP Instance = (\S+)\n(?:   .*\n)*?   State = (\S+)\n(?:   .*\n)*?   Effective priority = (\d+)`)
 	states := func(data string) map[string]string {
 		out := map[string]string{}
@@ -334,23 +356,35 @@ func compareAsKeepalived(t *testing.T, confText string, files map[string]string,
 		}
 		return out
 	}
-	ks, gs := states(kdata), states(gdata)
-	for name, w := range want {
-		if ks[name] != w {
-			t.Errorf("keepalived %s: %q, expected %q (keepalived's own behaviour changed?)", name, ks[name], w)
+	for i, st := range steps {
+		if st.do != nil {
+			st.do(kns, kfiles)
+			st.do(gns, gfiles)
 		}
-	}
-	if len(ks) < len(want) || len(ks) == 0 {
-		t.Errorf("keepalived shows %d instances, want %d", len(ks), len(want))
-	}
-	for name := range ks {
-		if gs[name] != ks[name] {
-			t.Errorf("%s: govs %q, keepalived %q", name, gs[name], ks[name])
+		// (the BACKUPs become MASTER after 3 adverts, the scripts run
+		// each second)
+		time.Sleep(st.settle)
+		kdata := read(kp, filepath.Join(kdir, "keepalived.data"))
+		gdata := read(gp, filepath.Join(gdir, "keepalived.data"))
+		ks, gs := states(kdata), states(gdata)
+		for name, w := range st.want {
+			if ks[name] != w {
+				t.Errorf("step %d: keepalived %s: %q, expected %q (keepalived's own behaviour changed?)", i, name, ks[name], w)
+			}
 		}
-	}
-	t.Logf("keepalived %v, govs %v", ks, gs)
-	if t.Failed() {
-		t.Logf("keepalived:\n%s\ngovs:\n%s", kdata, gdata)
+		if len(ks) < len(st.want) || len(ks) == 0 {
+			t.Errorf("step %d: keepalived shows %d instances, want %d", i, len(ks), len(st.want))
+		}
+		for name := range ks {
+			if gs[name] != ks[name] {
+				t.Errorf("step %d: %s: govs %q, keepalived %q", i, name, gs[name], ks[name])
+			}
+		}
+		t.Logf("step %d: keepalived %v, govs %v", i, ks, gs)
+		if t.Failed() {
+			t.Logf("keepalived:\n%s\ngovs:\n%s", kdata, gdata)
+			return
+		}
 	}
 }
 
@@ -922,4 +956,98 @@ vrrp_instance B2 {
 func TestSyncGroupsAsKeepalived(t *testing.T) {
 	compareAsKeepalived(t, syncGroupConf, nil, 6*time.Second, map[string]string{
 		"A1": "FAULT 100", "A2": "FAULT 100", "B1": "MASTER 113", "B2": "MASTER 90"})
+}
+
+// trackChangesConf: trackers that change while both run (a file's
+// value, an interface coming up, a script starting to succeed).
+const trackChangesConf = `global_defs {
+    router_id W
+    script_user root
+}
+vrrp_script s {
+    script "/bin/sh -c 'test -e @DIR@/ok'"
+    interval 1
+    rise 2
+    fall 2
+    weight 10
+}
+vrrp_track_file f {
+    file @DIR@/f
+}
+vrrp_instance R1 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 141
+    priority 100
+    track_file {
+        f weight 3 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.141/24
+    }
+}
+vrrp_instance R2 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 142
+    priority 100
+    track_file {
+        f weight 0 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.142/24
+    }
+}
+vrrp_instance R3 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 143
+    priority 100
+    track_interface {
+        vx0 weight -10 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.143/24
+    }
+}
+vrrp_instance R4 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 144
+    priority 100
+    track_interface {
+        vx0 weight 0 reverse
+    }
+    virtual_ipaddress {
+        10.9.0.144/24
+    }
+}
+vrrp_instance R5 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 145
+    priority 100
+    track_script {
+        s
+    }
+    virtual_ipaddress {
+        10.9.0.145/24
+    }
+}
+`
+
+// TestTrackChangesAsKeepalived: keepalived 2.2.7 and govs follow the
+// same changes alike: a track file's value (weight 3 reverse, weight 0
+// reverse), an interface coming up (reverse weights), a script that
+// starts to succeed (rise 2 after its first result failed).
+func TestTrackChangesAsKeepalived(t *testing.T) {
+	compareStepsAsKeepalived(t, trackChangesConf, map[string]string{"f": "0\n"}, []kaStep{
+		{settle: 5 * time.Second, want: map[string]string{"R1": "MASTER 100", "R2": "FAULT 100", "R3": "MASTER 110", "R4": "MASTER 100", "R5": "MASTER 100"}},
+		{do: func(ns, dir string) {
+			os.WriteFile(filepath.Join(dir, "f"), []byte("5\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "ok"), nil, 0o644)
+			sh(t, "ip", "-n", ns, "link", "set", "vx0", "up")
+			sh(t, "ip", "-n", ns, "link", "set", "vx1", "up")
+		}, settle: 5 * time.Second, want: map[string]string{"R1": "MASTER 85", "R2": "MASTER 100", "R3": "MASTER 100", "R4": "FAULT 100", "R5": "MASTER 110"}},
+	})
 }
