@@ -244,6 +244,7 @@ func compareAsKeepalived(t *testing.T, confText string, files map[string]string,
 // after settle both data files are compared, keepalived's with want.
 type kaStep struct {
 	do     func(ns, dir string)
+	reload string // a new configuration, loaded by SIGHUP
 	settle time.Duration
 	want   map[string]string
 }
@@ -261,6 +262,14 @@ func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]st
 	}
 	dir := t.TempDir()
 	// each side's configuration and files in a directory of its own
+	writeConf := func(fdir, confText string) string {
+		conf := filepath.Join(fdir, "keepalived.conf")
+		text := strings.ReplaceAll(strings.ReplaceAll(confText, "@ZERO@", filepath.Join(fdir, "zero")), "@DIR@", fdir)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return conf
+	}
 	sideConf := func(name string) (conf, fdir string) {
 		fdir = filepath.Join(dir, name+"-files")
 		if err := os.Mkdir(fdir, 0o755); err != nil {
@@ -275,12 +284,7 @@ func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]st
 				t.Fatal(err)
 			}
 		}
-		conf = filepath.Join(fdir, "keepalived.conf")
-		text := strings.ReplaceAll(strings.ReplaceAll(confText, "@ZERO@", zero), "@DIR@", fdir)
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return conf, fdir
+		return writeConf(fdir, confText), fdir
 	}
 	kconf, kfiles := sideConf("k")
 	gconf, gfiles := sideConf("g")
@@ -360,6 +364,12 @@ func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]st
 		if st.do != nil {
 			st.do(kns, kfiles)
 			st.do(gns, gfiles)
+		}
+		if st.reload != "" {
+			writeConf(kfiles, st.reload)
+			writeConf(gfiles, st.reload)
+			kp.Process.Signal(syscall.SIGHUP)
+			gp.Process.Signal(syscall.SIGHUP)
 		}
 		// (the BACKUPs become MASTER after 3 adverts, the scripts run
 		// each second)
@@ -1049,5 +1059,111 @@ func TestTrackChangesAsKeepalived(t *testing.T) {
 			sh(t, "ip", "-n", ns, "link", "set", "vx0", "up")
 			sh(t, "ip", "-n", ns, "link", "set", "vx1", "up")
 		}, settle: 5 * time.Second, want: map[string]string{"R1": "MASTER 85", "R2": "MASTER 100", "R3": "MASTER 100", "R4": "FAULT 100", "R5": "MASTER 110"}},
+	})
+}
+
+// reloadBefore and reloadAfter: a configuration and its change by a
+// reload: a priority and a weight changed, a script added to a running
+// instance (weighted) and another (weight 0, slow) to a new instance, an
+// instance removed.
+const reloadBefore = `global_defs {
+    router_id W
+    script_user root
+}
+vrrp_script ok {
+    script /bin/true
+    interval 1
+}
+vrrp_instance A {
+    interface veth0
+    state BACKUP
+    virtual_router_id 151
+    priority 100
+    track_interface {
+        vy0 weight 5
+    }
+    virtual_ipaddress {
+        10.9.0.151/24
+    }
+}
+vrrp_instance B {
+    interface veth0
+    state BACKUP
+    virtual_router_id 152
+    priority 100
+    virtual_ipaddress {
+        10.9.0.152/24
+    }
+}
+vrrp_instance D {
+    interface veth0
+    state BACKUP
+    virtual_router_id 154
+    priority 100
+    virtual_ipaddress {
+        10.9.0.154/24
+    }
+}
+`
+
+const reloadAfter = `global_defs {
+    router_id W
+    script_user root
+}
+vrrp_script ok {
+    script /bin/true
+    interval 1
+}
+vrrp_script slow {
+    script "/bin/sleep 20"
+    interval 20
+    timeout 15
+}
+vrrp_instance A {
+    interface veth0
+    state BACKUP
+    virtual_router_id 151
+    priority 120
+    track_interface {
+        vy0 weight 8
+    }
+    virtual_ipaddress {
+        10.9.0.151/24
+    }
+}
+vrrp_instance C {
+    interface veth0
+    state BACKUP
+    virtual_router_id 153
+    priority 100
+    track_script {
+        slow
+    }
+    virtual_ipaddress {
+        10.9.0.153/24
+    }
+}
+vrrp_instance D {
+    interface veth0
+    state BACKUP
+    virtual_router_id 154
+    priority 100
+    track_script {
+        ok weight 7
+    }
+    virtual_ipaddress {
+        10.9.0.154/24
+    }
+}
+`
+
+// TestReloadAsKeepalived: the same reload (SIGHUP) on keepalived 2.2.7
+// and govs gives the same states and priorities.
+func TestReloadAsKeepalived(t *testing.T) {
+	compareStepsAsKeepalived(t, reloadBefore, nil, []kaStep{
+		{settle: 5 * time.Second, want: map[string]string{"A": "MASTER 105", "B": "MASTER 100", "D": "MASTER 100"}},
+		// A: 120+8; C: its slow weight-0 script, pending, does not hold
+		// it (keepalived's INIT/RELOAD); D: 100+7; B gone
+		{reload: reloadAfter, settle: 4 * time.Second, want: map[string]string{"A": "MASTER 128", "C": "MASTER 100", "D": "MASTER 107"}},
 	})
 }

@@ -24,12 +24,15 @@ type Tracker struct {
 	// failed meanwhile, a weighted one counts nothing, as keepalived
 	// 2.2.7 (seen in a namespace). Any event for the key ends it.
 	Pending bool `json:"pending,omitempty"`
+	// Loose: pending since a reload started its script, when a weight-0
+	// tracker does not fail either (keepalived's INIT/RELOAD).
+	Loose bool `json:"loose,omitempty"`
 }
 
 // fault reports whether the tracker forces FAULT, and its priority delta.
 func (t *Tracker) contribution() (fault bool, delta int) {
 	if t.Pending {
-		return t.Weight == 0, 0
+		return t.Weight == 0 && !t.Loose, 0
 	}
 	if t.Valued {
 		v := t.Value
@@ -214,7 +217,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 // pendingFault says whether a weight-0 tracker has no result yet.
 func (m *Machine) pendingFault() bool {
 	for i := range m.trackers {
-		if t := &m.trackers[i]; t.Pending && t.Weight == 0 {
+		if t := &m.trackers[i]; t.Pending && t.Weight == 0 && !t.Loose {
 			return true
 		}
 	}
@@ -433,7 +436,7 @@ func (m *Machine) track(ev EventTrack, now time.Time, out []Action) []Action {
 	for i := range m.trackers {
 		t := &m.trackers[i]
 		if t.Key == ev.Key {
-			t.OK, t.Value, t.Pending = ev.OK, ev.Value, false
+			t.OK, t.Value, t.Pending, t.Loose = ev.OK, ev.Value, false, false
 			found = true
 		}
 	}

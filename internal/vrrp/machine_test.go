@@ -836,6 +836,10 @@ func TestWaitForScript(t *testing.T) {
 	if h.m.EffectivePriority() != 100 {
 		t.Fatalf("a pending weighted script counts %d", h.m.EffectivePriority()-100)
 	}
+	// a script a reload started (Loose) does not hold the start back
+	h = newHarness(t, baseConfig(), Tracker{Key: "script:s", OK: true, Pending: true, Loose: true})
+	h.step(EventStartup{})
+	h.wantState(StateBackup)
 	// stopped while waiting: the result starts nothing
 	h = newHarness(t, baseConfig(), Tracker{Key: "script:s", OK: true, Pending: true})
 	h.step(EventStartup{})

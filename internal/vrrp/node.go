@@ -863,7 +863,12 @@ func (n *Node) trackers(ctx context.Context, c *InstanceConfig, cur map[string]T
 			continue
 		}
 		if was, ok := cur[t.Key]; ok && kept[t.Key] {
-			t.OK, t.Value, t.Pending = was.OK, was.Value, was.Pending
+			t.OK, t.Value, t.Pending, t.Loose = was.OK, was.Value, was.Pending, was.Loose
+		} else if cur != nil && t.Pending {
+			// a script a reload starts: pending without failing, as
+			// keepalived's INIT/RELOAD (seen: an instance a reload adds
+			// with a slow weight-0 script goes to BACKUP, then MASTER)
+			t.Loose = true
 		}
 	}
 	return trackers
