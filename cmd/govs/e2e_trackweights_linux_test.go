@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +36,7 @@ vrrp_sync_group G {
         S1
         S2
     }
+    notify @DIR@/notify.sh
 }
 vrrp_instance S1 {
     interface veth0
@@ -45,6 +47,7 @@ vrrp_instance S1 {
         vx0 weight -10
         vy0 weight 7
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.81/24
     }
@@ -58,6 +61,7 @@ vrrp_instance S2 {
         vy0 weight 5 reverse
         vx0 weight -3 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.82/24
     }
@@ -75,6 +79,7 @@ vrrp_instance R {
         vy0 weight -6 reverse
         vx0 weight 4 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.83/24
     }
@@ -95,6 +100,7 @@ vrrp_sync_group K {
         K1
         K2
     }
+    notify @DIR@/notify.sh
     track_script {
         up5r
     }
@@ -104,6 +110,7 @@ vrrp_instance K1 {
     state MASTER
     virtual_router_id 87
     priority 255
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.87/24
     }
@@ -113,6 +120,7 @@ vrrp_instance K2 {
     state BACKUP
     virtual_router_id 88
     priority 100
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.88/24
     }
@@ -125,6 +133,7 @@ vrrp_instance L1 {
     track_script {
         up5r weight 10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.89/24
     }
@@ -137,6 +146,7 @@ vrrp_instance X {
     track_interface {
         veth0 weight 10 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.90/24
     }
@@ -152,6 +162,7 @@ vrrp_instance CAP {
     track_script {
         bad weight -200
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.91/24
     }
@@ -161,6 +172,7 @@ vrrp_sync_group H {
         T1
         T2
     }
+    notify @DIR@/notify.sh
     track_interface {
         vx0 weight -8
     }
@@ -176,6 +188,7 @@ vrrp_instance T1 {
     state BACKUP
     virtual_router_id 85
     priority 100
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.85/24
     }
@@ -188,6 +201,7 @@ vrrp_instance T2 {
     track_file {
         zero weight 0
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.86/24
     }
@@ -200,6 +214,7 @@ vrrp_instance O {
     track_interface {
         vx0 weight -10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.84/24
     }
@@ -277,6 +292,12 @@ func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]st
 		}
 		zero := filepath.Join(fdir, "zero")
 		if err := os.WriteFile(zero, []byte("0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// a notify script a configuration may name: it notes its
+		// arguments
+		notify := "#!/bin/sh\necho \"$@\" >> " + filepath.Join(fdir, "notes") + "\n"
+		if err := os.WriteFile(filepath.Join(fdir, "notify.sh"), []byte(notify), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		for name, content := range files {
@@ -390,7 +411,31 @@ func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]st
 				t.Errorf("step %d: %s: govs %q, keepalived %q", i, name, gs[name], ks[name])
 			}
 		}
+		// the notify script's calls, by instance or group, in order (the
+		// calls of different ones may interleave)
+		notes := func(fdir string) map[string][]string {
+			b, _ := os.ReadFile(filepath.Join(fdir, "notes"))
+			out := map[string][]string{}
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				if f := strings.Fields(l); len(f) >= 3 {
+					out[f[0]+" "+f[1]] = append(out[f[0]+" "+f[1]], l)
+				}
+			}
+			return out
+		}
+		kn, gn := notes(kfiles), notes(gfiles)
+		for name, kl := range kn {
+			if !slices.Equal(gn[name], kl) {
+				t.Errorf("step %d: %s notified %q by govs, %q by keepalived", i, name, gn[name], kl)
+			}
+		}
+		for name, gl := range gn {
+			if kn[name] == nil {
+				t.Errorf("step %d: %s notified %q by govs, nothing by keepalived", i, name, gl)
+			}
+		}
 		t.Logf("step %d: keepalived %v, govs %v", i, ks, gs)
+		t.Logf("step %d: notes keepalived %q, govs %q", i, kn, gn)
 		if t.Failed() {
 			t.Logf("keepalived:\n%s\ngovs:\n%s", kdata, gdata)
 			return
@@ -426,6 +471,25 @@ vrrp_script fallen {
     interval 1
     fall 100
 }
+vrrp_script risefail {
+    script /bin/true
+    interval 1
+    rise 3
+    init_fail
+}
+vrrp_instance I13 {
+    interface veth0
+    state BACKUP
+    virtual_router_id 113
+    priority 100
+    track_script {
+        risefail
+    }
+    notify @DIR@/notify.sh
+    virtual_ipaddress {
+        10.9.0.113/24
+    }
+}
 vrrp_instance I1 {
     interface veth0
     state BACKUP
@@ -434,6 +498,7 @@ vrrp_instance I1 {
     track_script {
         slow weight 10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.91/24
     }
@@ -446,6 +511,7 @@ vrrp_instance I2 {
     track_script {
         slow weight -10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.92/24
     }
@@ -458,6 +524,7 @@ vrrp_instance I3 {
     track_script {
         slow
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.93/24
     }
@@ -470,6 +537,7 @@ vrrp_instance I4 {
     track_script {
         slowfail weight 10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.94/24
     }
@@ -482,6 +550,7 @@ vrrp_instance I5 {
     track_script {
         slowfail weight -10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.95/24
     }
@@ -494,6 +563,7 @@ vrrp_instance I6 {
     track_script {
         slowfail
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.96/24
     }
@@ -506,6 +576,7 @@ vrrp_instance I7 {
     track_script {
         risen weight 10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.97/24
     }
@@ -518,6 +589,7 @@ vrrp_instance I8 {
     track_script {
         risen weight -10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.98/24
     }
@@ -530,6 +602,7 @@ vrrp_instance I9 {
     track_script {
         risen
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.99/24
     }
@@ -542,6 +615,7 @@ vrrp_instance I10 {
     track_script {
         fallen weight 10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.100/24
     }
@@ -554,6 +628,7 @@ vrrp_instance I11 {
     track_script {
         fallen weight -10
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.101/24
     }
@@ -566,6 +641,7 @@ vrrp_instance I12 {
     track_script {
         fallen
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.102/24
     }
@@ -578,6 +654,7 @@ vrrp_instance J1 {
     track_script {
         slow weight 0 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.71/24
     }
@@ -590,6 +667,7 @@ vrrp_instance J2 {
     track_script {
         slow weight 10 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.72/24
     }
@@ -602,6 +680,7 @@ vrrp_instance J3 {
     track_script {
         slow weight -10 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.73/24
     }
@@ -619,7 +698,10 @@ func TestScriptStatesAsKeepalived(t *testing.T) {
 	compareAsKeepalived(t, scriptStatesConf, nil, 5*time.Second, map[string]string{
 		"I1": "MASTER 100", "I2": "MASTER 100", "I3": "FAULT 100", "I4": "MASTER 100", "I5": "MASTER 100", "I6": "FAULT 100",
 		"I7": "MASTER 110", "I8": "MASTER 100", "I9": "MASTER 100", "I10": "MASTER 100", "I11": "MASTER 90", "I12": "FAULT 100",
-		"J1": "FAULT 100", "J2": "MASTER 100", "J3": "MASTER 100"})
+		"J1": "FAULT 100", "J2": "MASTER 100", "J3": "MASTER 100",
+		// init_fail with rise 3: good after one success (keepalived 2.2.7
+		// starts every tracked script as INIT)
+		"I13": "MASTER 100"})
 }
 
 // trackFileConf: track_file values as keepalived 2.2.7 reads them.
@@ -905,6 +987,7 @@ vrrp_sync_group G {
         A1
         A2
     }
+    notify @DIR@/notify.sh
 }
 vrrp_instance A1 {
     interface veth0
@@ -914,6 +997,7 @@ vrrp_instance A1 {
     track_script {
         bad
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.131/24
     }
@@ -923,6 +1007,7 @@ vrrp_instance A2 {
     state BACKUP
     virtual_router_id 132
     priority 100
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.132/24
     }
@@ -933,6 +1018,7 @@ vrrp_sync_group W {
         B2
     }
     sync_group_tracking_weight
+    notify @DIR@/notify.sh
 }
 vrrp_instance B1 {
     interface veth0
@@ -945,6 +1031,7 @@ vrrp_instance B1 {
     track_interface {
         vx0 weight -7
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.133/24
     }
@@ -954,6 +1041,7 @@ vrrp_instance B2 {
     state BACKUP
     virtual_router_id 134
     priority 90
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.134/24
     }
@@ -992,6 +1080,7 @@ vrrp_instance R1 {
     track_file {
         f weight 3 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.141/24
     }
@@ -1004,6 +1093,7 @@ vrrp_instance R2 {
     track_file {
         f weight 0 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.142/24
     }
@@ -1016,6 +1106,7 @@ vrrp_instance R3 {
     track_interface {
         vx0 weight -10 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.143/24
     }
@@ -1028,6 +1119,7 @@ vrrp_instance R4 {
     track_interface {
         vx0 weight 0 reverse
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.144/24
     }
@@ -1040,6 +1132,7 @@ vrrp_instance R5 {
     track_script {
         s
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.145/24
     }
@@ -1082,6 +1175,7 @@ vrrp_instance A {
     track_interface {
         vy0 weight 5
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.151/24
     }
@@ -1091,6 +1185,7 @@ vrrp_instance B {
     state BACKUP
     virtual_router_id 152
     priority 100
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.152/24
     }
@@ -1100,6 +1195,7 @@ vrrp_instance D {
     state BACKUP
     virtual_router_id 154
     priority 100
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.154/24
     }
@@ -1127,6 +1223,7 @@ vrrp_instance A {
     track_interface {
         vy0 weight 8
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.151/24
     }
@@ -1139,6 +1236,7 @@ vrrp_instance C {
     track_script {
         slow
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.153/24
     }
@@ -1151,6 +1249,7 @@ vrrp_instance D {
     track_script {
         ok weight 7
     }
+    notify @DIR@/notify.sh
     virtual_ipaddress {
         10.9.0.154/24
     }

@@ -175,6 +175,12 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		ic.VirtualRoutes = routeList(vi.Routes)
 		ic.VirtualRules = ruleList(vi.Rules, prios)
 		for _, t := range vi.TrackIfaces {
+			if t.Name == vi.Interface {
+				// keepalived 2.2.7: "Ignoring track_interface IF since
+				// own interface" (its own line only: a sync group's or a
+				// track_group's entry for it counts)
+				continue
+			}
 			ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 		}
 		for _, t := range vi.TrackScripts {

@@ -122,7 +122,12 @@ func shownState(st *vrrp.InstanceStatus) vrrp.State {
 
 // wantState is the state an instance wants as keepalived shows it: the
 // one it is in (keepalived's FAULT instances want FAULT too).
-func wantState(st *vrrp.InstanceStatus) vrrp.State { return shownState(st) }
+func wantState(st *vrrp.InstanceStatus) vrrp.State {
+	if st.State == vrrp.StateInit && st.Waiting {
+		return vrrp.StateBackup // (keepalived's, seen)
+	}
+	return st.State
+}
 
 // lastTransition is the time of the instance's last change of state
 // (zero when it had none).
@@ -202,12 +207,9 @@ func ScriptStatus(name string, insts []vrrp.InstanceStatus) string {
 	for _, st := range insts {
 		for _, t := range st.Trackers {
 			if t.Key == "script:"+name {
-				switch {
-				case t.Pending && t.OK:
-					return "INIT"
-				case t.Pending:
-					return "INIT/FAILED" // (init_fail)
-				case t.OK:
+				// keepalived 2.2.7 shows a script with no result yet as
+				// BAD (its counter starts below rise)
+				if t.OK && !t.Pending {
 					return "GOOD"
 				}
 				return "BAD"

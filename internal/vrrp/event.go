@@ -46,7 +46,13 @@ func (s *State) UnmarshalText(b []byte) error {
 type Event interface{ event() }
 
 // EventStartup starts the instance (RFC 5798 §6.4.1 Startup event).
-type EventStartup struct{}
+type EventStartup struct {
+	// AfterWait: the start of a sync group member held back while
+	// another member waited for a script's first result; if the group
+	// is in FAULT by then, the member enters it without a notification
+	// of its own, as keepalived.
+	AfterWait bool
+}
 
 // EventShutdown stops the instance: a MASTER sends a priority 0 advert and
 // releases its addresses.

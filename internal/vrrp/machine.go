@@ -86,6 +86,9 @@ type Machine struct {
 	// keepalived does, without a FAULT and its notifications, until
 	// that result (track)
 	waitStart bool
+	// quietSync: the start follows a wait of its sync group
+	// (EventStartup.AfterWait)
+	quietSync bool
 
 	masterAdver time.Duration
 	masterDown  time.Time
@@ -199,6 +202,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	var out []Action
 	switch ev := ev.(type) {
 	case EventStartup:
+		m.quietSync = ev.AfterWait
 		out = m.startup(now, out)
 	case EventShutdown:
 		out = m.shutdown(now, ev.Deleted, out)
@@ -240,6 +244,14 @@ func (m *Machine) startup(now time.Time, out []Action) []Action {
 	switch {
 	case m.fault:
 		return m.toFault(now, "tracked object failed at startup", false, out)
+	case m.syncFail && m.quietSync:
+		// its group waited for another member, which went to FAULT:
+		// FAULT without a notification of its own, as keepalived (the
+		// group's FAULT was notified)
+		n := len(out)
+		out = m.toFault(now, "sync group in FAULT at startup", true, out)
+		tail := slices.DeleteFunc(out[n:], func(a Action) bool { _, ok := a.(ActionNotify); return ok })
+		return out[:n+len(tail)]
 	case m.syncFail:
 		// a member of its sync group is in FAULT already
 		return m.toFault(now, "sync group in FAULT at startup", true, out)
@@ -602,6 +614,10 @@ func (m *Machine) Reconfigure(cfg InstanceConfig, local netip.Addr, trackers []T
 			return m.toFault(now, "sync group in FAULT after reload", true, out)
 		}
 	default:
+		if m.waitStart && !m.pendingFault() {
+			// the script it waited for is gone or weighted now
+			return m.startup(now, out)
+		}
 		return out
 	}
 	if cfg.PreemptDelay != old.PreemptDelay {

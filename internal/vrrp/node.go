@@ -198,6 +198,10 @@ type instance struct {
 	// vipErr is the last reason deleted virtual addresses could not be
 	// put back (checkVIPs)
 	vipErr string
+	// heldStart: its start waits for a member of its sync group that
+	// waits for a script's first result (Machine.Waiting), as keepalived
+	// holds the whole group in INIT meanwhile (releaseHeld)
+	heldStart bool
 	// oldChecksumSeen: a peer's advert checked only with keepalived's
 	// old unicast checksum, which the instance uses from then on
 	// (InstanceConfig.OldUnicastChecksum "")
@@ -509,7 +513,13 @@ func (n *Node) Run(ctx context.Context) error {
 	n.watchLinks()
 	n.syncWatchers(n.watchSpecs(n.cfgs, n.scripts))
 
-	for i := range n.insts {
+	for i, in := range n.insts {
+		// the members of a sync group one of whose members waits for a
+		// script's first result wait with it, in INIT (releaseHeld)
+		if g := n.groupOf[in.cfg.Name]; g != nil && !in.m.pendingFault() && n.groupWaiting(g) {
+			in.heldStart = true
+			continue
+		}
 		n.apply(bg, q, i, EventStartup{})
 	}
 	timer := time.NewTimer(time.Hour)
@@ -1292,6 +1302,7 @@ func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machi
 	if g == nil {
 		return
 	}
+	defer n.releaseHeld(ctx, q, g)
 	for _, t := range follow {
 		if t.To != StateMaster && t.To != StateBackup && t.To != StateFault {
 			continue
@@ -1306,9 +1317,37 @@ func (n *Node) stepWith(ctx context.Context, q *queue, idx int, step func(*Machi
 		}
 		n.groupState[g.Name] = t.To
 		if n.opts.Notifier != nil {
-			ev := NotifyEvent{Type: "GROUP", Name: g.Name, State: t.To, Priority: in.m.EffectivePriority(),
+			// (a group's priority is 0 in its notifications, as
+			// keepalived's: seen in a namespace)
+			ev := NotifyEvent{Type: "GROUP", Name: g.Name, State: t.To, Priority: 0,
 				Scripts: g.Notify, SMTPAlert: g.SMTPAlert, Time: n.now()}
 			q.push(func() { n.opts.Notifier.Notify(context.WithoutCancel(ctx), ev) })
+		}
+	}
+}
+
+// groupWaiting says whether a member of g waits, or is about to wait,
+// for a script's first result.
+func (n *Node) groupWaiting(g *SyncGroupConfig) bool {
+	for _, member := range g.Members {
+		if j, ok := n.byKey[member]; ok && (n.insts[j].m.Waiting() || n.insts[j].m.pendingFault() && n.insts[j].m.State() == StateInit) {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseHeld starts the members of g held back at startup once no
+// member waits any more (a group in FAULT meanwhile starts them in FAULT,
+// without their own notifications, as keepalived).
+func (n *Node) releaseHeld(ctx context.Context, q *queue, g *SyncGroupConfig) {
+	if n.groupWaiting(g) {
+		return
+	}
+	for _, member := range g.Members {
+		if j, ok := n.byKey[member]; ok && n.insts[j].heldStart {
+			n.insts[j].heldStart = false
+			n.apply(ctx, q, j, EventStartup{AfterWait: true})
 		}
 	}
 }

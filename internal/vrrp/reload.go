@@ -462,7 +462,7 @@ func (n *Node) groupFault(in *instance) bool {
 		return false
 	}
 	for _, name := range g.Members {
-		if j, ok := n.byKey[name]; ok && n.insts[j] != in && n.insts[j].m.fault {
+		if j, ok := n.byKey[name]; ok && n.insts[j] != in && n.insts[j].m.fault && !n.insts[j].m.Waiting() {
 			return true
 		}
 	}

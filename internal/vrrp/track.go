@@ -36,10 +36,8 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 		ts = append(ts, Tracker{Key: interfaceKey(cfg.Interface), OK: true})
 	}
 	for _, ti := range cfg.TrackInterfaces {
-		if ti.Name == cfg.Interface {
-			// keepalived 2.2.7: "Ignoring track_interface IF since own
-			// interface", whatever its weight
-			continue
+		if !cfg.DontTrackPrimary && ti.Name == cfg.Interface && ti.Weight == 0 && !ti.Reverse {
+			continue // (tracked so already)
 		}
 		ts = append(ts, Tracker{Key: interfaceKey(ti.Name), Weight: ti.Weight, Reverse: ti.Reverse, OK: true})
 	}
@@ -54,7 +52,9 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 		if tsc.WeightSet {
 			w, rev = tsc.Weight, tsc.Reverse
 		}
-		ts = append(ts, Tracker{Key: scriptKey(tsc.Name), Weight: w, Reverse: rev, OK: !sc.InitFail, Pending: true})
+		// (init_fail has no effect on a tracked script: keepalived
+		// 2.2.7 starts every tracked script as INIT, seen)
+		ts = append(ts, Tracker{Key: scriptKey(tsc.Name), Weight: w, Reverse: rev, OK: true, Pending: true})
 	}
 	for _, tf := range cfg.TrackFiles {
 		ts = append(ts, Tracker{Key: fileKey(tf.Name), Weight: tf.Weight, Reverse: tf.Reverse, Valued: true, Value: readTrackFile(tf.Path, tf.Init)})
@@ -83,18 +83,18 @@ const noPeerKey = "unicast_fault_no_peer"
 // with one counter: the script is OK while it is at least rise. A
 // success adds one below rise-1 and goes to the top, rise+fall-1, from
 // there; a failure takes one off above rise and goes to 0 from there.
-// Without init_fail it starts at rise-1 ("one success is enough"): the
-// first result decides. With init_fail it starts at 0: rise successes.
+// It starts at rise-1 ("one success is enough"): the first result
+// decides. keepalived 2.2.7 starts every tracked script so, init_fail or
+// not (seen in a namespace: init_fail with rise 3 is good after one
+// success).
 type riseFall struct {
 	rise, fall int
 	result     int
 }
 
-func newRiseFall(rise, fall int, initFail bool) riseFall {
+func newRiseFall(rise, fall int) riseFall {
 	r := riseFall{rise: max(rise, 1), fall: max(fall, 1)}
-	if !initFail {
-		r.result = r.rise - 1
-	}
+	r.result = r.rise - 1
 	return r
 }
 
@@ -136,7 +136,7 @@ func runScript(ctx context.Context, sc *ScriptConfig) bool {
 // when a run starts and ends.
 func watchScript(ctx context.Context, sc ScriptConfig, emit func(ok bool), busy func(bool)) {
 	sc = sc.WithDefaults()
-	rf := newRiseFall(sc.Rise, sc.Fall, sc.InitFail)
+	rf := newRiseFall(sc.Rise, sc.Fall)
 	first := true
 	t := time.NewTicker(sc.Interval)
 	defer t.Stop()

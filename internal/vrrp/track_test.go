@@ -13,26 +13,24 @@ import (
 // without init_fail the first result decides, whatever rise and fall
 // (seen in a namespace: a script failing with fall 100 is failed after
 // its first run); then rise successes or fall failures in a row change
-// the state; with init_fail it takes rise successes.
+// the state. (keepalived 2.2.7 starts every tracked script so,
+// init_fail or not.)
 func TestRiseFall(t *testing.T) {
 	tests := []struct {
 		name       string
 		rise, fall int
-		initFail   bool
 		results    []bool
 		want       []bool // state after each result
 	}{
-		{"fall 1", 1, 1, false, []bool{true, false, true}, []bool{true, false, true}},
-		{"first failure decides", 2, 100, false, []bool{false}, []bool{false}},
-		{"first success decides", 100, 1, false, []bool{true}, []bool{true}},
-		{"fall 3", 2, 3, false, []bool{true, false, false, true, false, false, false}, []bool{true, true, true, true, true, true, false}},
-		{"rise 2 after a failure", 2, 1, false, []bool{false, true, false, true, true}, []bool{false, false, false, false, true}},
-		{"init_fail rise 2", 2, 1, true, []bool{true, true}, []bool{false, true}},
-		{"init_fail rise 1", 1, 2, true, []bool{true}, []bool{true}},
+		{"fall 1", 1, 1, []bool{true, false, true}, []bool{true, false, true}},
+		{"first failure decides", 2, 100, []bool{false}, []bool{false}},
+		{"first success decides", 100, 1, []bool{true}, []bool{true}},
+		{"fall 3", 2, 3, []bool{true, false, false, true, false, false, false}, []bool{true, true, true, true, true, true, false}},
+		{"rise 2 after a failure", 2, 1, []bool{false, true, false, true, true}, []bool{false, false, false, false, true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rf := newRiseFall(tt.rise, tt.fall, tt.initFail)
+			rf := newRiseFall(tt.rise, tt.fall)
 			var got []bool
 			for _, r := range tt.results {
 				rf.observe(r)
@@ -133,7 +131,7 @@ func TestResolveTrackers(t *testing.T) {
 	want := []Tracker{
 		{Key: "interface:eth0", OK: true},
 		{Key: "interface:eth1", Weight: -20, OK: true},
-		{Key: "script:chk", Weight: -30, OK: false, Pending: true},
+		{Key: "script:chk", Weight: -30, OK: true, Pending: true}, // (init_fail: no effect, as keepalived 2.2.7)
 		{Key: "script:chk2", Weight: 5, OK: true, Pending: true},
 		{Key: "file:f", Weight: 3, Valued: true, Value: 2},
 	}
