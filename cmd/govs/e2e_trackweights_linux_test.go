@@ -151,6 +151,24 @@ vrrp_instance X {
         10.9.0.90/24
     }
 }
+vrrp_instance DUP {
+    interface veth0
+    state BACKUP
+    virtual_router_id 92
+    priority 100
+    track_script {
+        up5r
+        up5r weight 10
+    }
+    track_interface {
+        vy0 weight 3
+        vy0 weight 6
+    }
+    notify @DIR@/notify.sh
+    virtual_ipaddress {
+        10.9.0.92/24
+    }
+}
 vrrp_instance CAP {
     interface veth0
     state BACKUP
@@ -240,7 +258,7 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 	// a line's weight keeps the script's reverse. X: its own interface
 	// is not tracked. CAP: one file adds at most 253 (100+253-200).
 	compareAsKeepalived(t, trackWeightsConf, map[string]string{"thousand": "1000\n"}, 6*time.Second, map[string]string{"S1": "MASTER 97", "S2": "MASTER 98", "R": "MASTER 110",
-		"O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36", "K1": "FAULT 255", "K2": "FAULT 100", "L1": "MASTER 90", "X": "MASTER 100", "CAP": "MASTER 153"})
+		"O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36", "K1": "FAULT 255", "K2": "FAULT 100", "L1": "MASTER 90", "X": "MASTER 100", "CAP": "MASTER 153", "DUP": "MASTER 98"})
 }
 
 // compareAsKeepalived runs keepalived 2.2.7 and govs on conf (@ZERO@ is

@@ -231,7 +231,12 @@ func (v *validator) trackOrder() {
 		defs["track_bfd"][b.Name] = b.Pos
 	}
 	check := func(owner string, at Pos, kind string, ts []Track) {
+		seen := map[string]bool{}
 		for _, t := range ts {
+			if seen[t.Name] {
+				v.d.warnf(at, "%s: %s %s is given twice: the second is ignored, as keepalived 2.2.7 (\"duplicate %s %s - ignoring\")", owner, kind, t.Name, kind, t.Name)
+			}
+			seen[t.Name] = true
 			if def, ok := defs[kind][t.Name]; ok && def.File == at.File && def.Line > at.Line {
 				v.d.warnf(at, "%s: %s %s is defined after it (at %s): keepalived 2.2.7 does not find it and tracks nothing (\"%s %s not found, ignoring\"); govs tracks it; define it first",
 					owner, kind, t.Name, def, strings.ReplaceAll(kind, "_", " "), t.Name)
@@ -244,6 +249,7 @@ func (v *validator) trackOrder() {
 		check(owner, vi.Pos, "track_file", vi.TrackFiles)
 		check(owner, vi.Pos, "track_process", vi.TrackProcs)
 		check(owner, vi.Pos, "track_bfd", vi.TrackBFDs)
+		check(owner, vi.Pos, "track_interface", vi.TrackIfaces)
 	}
 	for _, g := range v.cfg.SyncGroups {
 		owner := fmt.Sprintf("vrrp_sync_group %q", g.Name)
@@ -251,6 +257,7 @@ func (v *validator) trackOrder() {
 		check(owner, g.Pos, "track_file", g.TrackFiles)
 		check(owner, g.Pos, "track_process", g.TrackProcs)
 		check(owner, g.Pos, "track_bfd", g.TrackBFDs)
+		check(owner, g.Pos, "track_interface", g.TrackIfaces)
 	}
 }
 

@@ -735,10 +735,10 @@ vrrp_instance A {
 	m := vrrp.ProcessMatch{Process: "haproxy", FullCommand: true, Params: []string{"-Ws"}, ParamMatch: "partial",
 		Quorum: 2, QuorumMax: 3, HasQuorumMax: true, ForkDelay: 1500 * time.Millisecond, TerminateDelay: 4 * time.Second}
 	want := []vrrp.TrackProcess{
-		// the block's weight (then the sync group's, the block's too:
-		// merged into the first, as keepalived 2.2.7 adds it)
+		// the block's weight (the second line, "hap weight 7", is a
+		// duplicate keepalived 2.2.7 ignores; the sync group's, the
+		// block's too, is merged into the first, as keepalived adds it)
 		{Name: "hap", Weight: -20, Reverse: true, Match: m},
-		{Name: "hap", Weight: 7, Reverse: true, Match: m}, // the line's, the block's reverse (keepalived 2.2.7)
 	}
 	if got := insts[0].TrackProcesses; !reflect.DeepEqual(got, want) {
 		t.Errorf("track processes\n got %+v\nwant %+v", got, want)

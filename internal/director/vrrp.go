@@ -203,6 +203,14 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		for _, t := range vi.TrackBFDs {
 			ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
 		}
+		// a name an instance tracks twice: keepalived 2.2.7 ignores the
+		// second line ("duplicate track_script s - ignoring"; an
+		// interface's second line too, silently: seen in a namespace)
+		ic.TrackInterfaces = firstOfName(ic.TrackInterfaces, func(t vrrp.TrackInterface) string { return t.Name })
+		ic.TrackScripts = firstOfName(ic.TrackScripts, func(t vrrp.TrackScript) string { return t.Name })
+		ic.TrackFiles = firstOfName(ic.TrackFiles, func(t vrrp.TrackFile) string { return t.Name })
+		ic.TrackProcesses = firstOfName(ic.TrackProcesses, func(t vrrp.TrackProcess) string { return t.Name })
+		ic.TrackBFDs = firstOfName(ic.TrackBFDs, func(t vrrp.TrackBFD) string { return t.Name })
 		if why := weights.Ignored(vi); why != "" {
 			ignoreTrackWeights(&ic, why, scriptOf)
 		}
@@ -412,6 +420,19 @@ func mergeGroup[T any](list []T, from int, key func(*T) (name string, weight *in
 		}
 		if !merged {
 			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// firstOfName keeps the first entry of each name, in order.
+func firstOfName[T any](list []T, name func(T) string) []T {
+	seen := map[string]bool{}
+	var out []T
+	for _, t := range list {
+		if !seen[name(t)] {
+			seen[name(t)] = true
+			out = append(out, t)
 		}
 	}
 	return out
