@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -370,27 +369,7 @@ func TestKeepalivedFaultAlike(t *testing.T) {
 	t.Logf("KEEPALIVED-MIB vrrp group: %d of keepalived's %d variables alike", same, len(kw))
 
 	// keepalived.data of both (keepalived 2.2.7 writes it in /tmp)
-	read := func(proc *exec.Cmd, path string) string {
-		before, _ := os.Stat(path)
-		proc.Process.Signal(syscall.SIGUSR1)
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if fi, err := os.Stat(path); err == nil && fi.Size() > 0 && (before == nil || fi.ModTime().After(before.ModTime()) || !os.SameFile(fi, before)) {
-				// keepalived writes it in place: read until two reads agree
-				prev := ""
-				for range 50 {
-					b, _ := os.ReadFile(path)
-					if len(b) > 0 && string(b) == prev {
-						return prev
-					}
-					prev = string(b)
-					time.Sleep(100 * time.Millisecond)
-				}
-				return prev
-			}
-		}
-		t.Fatalf("%s not written", path)
-		return ""
-	}
+	read := func(proc *exec.Cmd, path string) string { return dataFile(t, proc, path) }
 	kdata := read(kp, "/tmp/keepalived.data")
 	gdata := read(gp, filepath.Join(gdir, "keepalived.data"))
 	// the blocks of the instances and the sync group; the transition

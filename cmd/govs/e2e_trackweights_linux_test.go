@@ -261,6 +261,31 @@ func TestTrackWeightsAsKeepalived(t *testing.T) {
 		"O": "MASTER 255", "T1": "FAULT 86", "T2": "FAULT 36", "K1": "FAULT 255", "K2": "FAULT 100", "L1": "MASTER 90", "X": "MASTER 100", "CAP": "MASTER 153", "DUP": "MASTER 98"})
 }
 
+// dataFile sends proc (keepalived or govs) SIGUSR1 and returns the
+// keepalived.data it writes at path, once written (keepalived writes it
+// in place: read until two reads agree).
+func dataFile(t *testing.T, proc *exec.Cmd, path string) string {
+	t.Helper()
+	before, _ := os.Stat(path)
+	proc.Process.Signal(syscall.SIGUSR1)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 && (before == nil || fi.ModTime().After(before.ModTime()) || !os.SameFile(fi, before)) {
+			prev := ""
+			for range 50 {
+				b, _ := os.ReadFile(path)
+				if len(b) > 0 && string(b) == prev {
+					return prev
+				}
+				prev = string(b)
+				time.Sleep(100 * time.Millisecond)
+			}
+			return prev
+		}
+	}
+	t.Fatalf("%s not written", path)
+	return ""
+}
+
 // compareAsKeepalived runs keepalived 2.2.7 and govs on conf (@ZERO@ is
 // a file holding 0, @DIR@ the directory of files, written first), each
 // in a namespace of its own with the same links (veth0 with 10.9.0.1/24,
@@ -371,26 +396,7 @@ func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]st
 		t.Fatal(err)
 	}
 	gp := start(gns, govsBin, "run", "-f", gconf, "--dataplane", "proxy", "--api-socket", filepath.Join(dir, "g.sock"), "--state-dir", gdir)
-	read := func(proc *exec.Cmd, path string) string {
-		before, _ := os.Stat(path)
-		proc.Process.Signal(syscall.SIGUSR1)
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if fi, err := os.Stat(path); err == nil && fi.Size() > 0 && (before == nil || fi.ModTime().After(before.ModTime()) || !os.SameFile(fi, before)) {
-				prev := ""
-				for range 50 { // keepalived writes in place: until two reads agree
-					b, _ := os.ReadFile(path)
-					if len(b) > 0 && string(b) == prev {
-						return prev
-					}
-					prev = string(b)
-					time.Sleep(100 * time.Millisecond)
-				}
-				return prev
-			}
-		}
-		t.Fatalf("%s not written", path)
-		return ""
-	}
+	read := func(proc *exec.Cmd, path string) string { return dataFile(t, proc, path) }
 	re := regexp.MustCompile(`(?m)^ VRRP Instance = (\S+)\n(?:   .*\n)*?   State = (\S+)\n(?:   .*\n)*?   Effective priority = (\d+)`)
 	states := func(data string) map[string]string {
 		out := map[string]string{}

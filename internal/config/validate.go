@@ -422,6 +422,36 @@ type trackDefs struct {
 	files   map[string]*TrackFile
 }
 
+// weightOf is a track line's weight and reverse as keepalived 2.2.7
+// takes them: its own weight when it gives one (with its reverse or
+// noreverse, else the definition's), else its definition's (kind
+// track_script, track_file or track_bfd; another kind: the line's).
+func (d trackDefs) weightOf(kind string, t Track) (int, bool) {
+	var defW int
+	var defRev, found bool
+	switch kind {
+	case "track_script":
+		if s := d.scripts[t.Name]; s != nil {
+			defW, defRev, found = s.Weight, s.Reverse, true
+		}
+	case "track_file":
+		if f := d.files[t.Name]; f != nil {
+			defW, defRev, found = f.Weight, f.Reverse, true
+		}
+	case "track_bfd":
+		if b := d.bfds[t.Name]; b != nil {
+			defW, defRev, found = b.Weight, b.Reverse, true
+		}
+	}
+	switch {
+	case !found:
+		return t.Weight, t.Reverse
+	case t.HasWeight:
+		return t.Weight, t.ReverseOf(defRev)
+	}
+	return defW, defRev
+}
+
 func (c *Config) trackDefs() trackDefs {
 	d := trackDefs{scripts: map[string]*VRRPScript{}, bfds: map[string]*BFDInstance{}, files: map[string]*TrackFile{}}
 	for _, s := range c.VRRPScripts {
@@ -446,30 +476,18 @@ func (v *validator) trackWeights(vi *VRRPInstance, why string, defs trackDefs) {
 	if why == "SYNC group" {
 		how = "set its weight to 0, track it on the vrrp_sync_group, or set sync_group_tracking_weight there"
 	}
-	scripts, bfds, files := defs.scripts, defs.bfds, defs.files
-	for _, t := range vi.TrackScripts {
-		w := t.Weight
-		if s := scripts[t.Name]; !t.HasWeight && s != nil {
-			w = s.Weight
-		}
-		if w != 0 {
-			v.d.warnf(vi.Pos, "vrrp_instance %q: track_script %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, why, how)
-		}
-	}
-	for _, t := range vi.TrackBFDs {
-		w := t.Weight
-		if b := bfds[t.Name]; !t.HasWeight && b != nil {
-			w = b.Weight
-		}
-		if w != 0 {
-			v.d.warnf(vi.Pos, "vrrp_instance %q: track_bfd %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, t.Name, why, how)
+	for _, kt := range []struct {
+		kind string
+		ts   []Track
+	}{{"track_script", vi.TrackScripts}, {"track_bfd", vi.TrackBFDs}} {
+		for _, t := range kt.ts {
+			if w, _ := defs.weightOf(kt.kind, t); w != 0 {
+				v.d.warnf(vi.Pos, "vrrp_instance %q: %s %s has a weight and is not tracked (%s), as keepalived ignores it; %s", vi.Name, kt.kind, t.Name, why, how)
+			}
 		}
 	}
 	for _, t := range vi.TrackFiles {
-		w := t.Weight
-		if f := files[t.Name]; !t.HasWeight && f != nil {
-			w = f.Weight
-		}
+		w, _ := defs.weightOf("track_file", t)
 		switch w {
 		case 0:
 		case 1:
@@ -551,25 +569,7 @@ func (v *validator) vrrp() {
 		}{{"track_interface", g.TrackIfaces}, {"track_script", g.TrackScripts}, {"track_file", g.TrackFiles}, {"track_process", g.TrackProcs}, {"track_bfd", g.TrackBFDs}} {
 			kind := kt.kind
 			for _, t := range kt.ts {
-				// the line's weight, else the definition's
-				w, rev := t.Weight, t.Reverse
-				if !t.HasWeight {
-					switch kind {
-					case "track_script":
-						if s := defs.scripts[t.Name]; s != nil {
-							w, rev = s.Weight, s.Reverse
-						}
-					case "track_file":
-						if f := defs.files[t.Name]; f != nil {
-							w, rev = f.Weight, f.Reverse
-						}
-					case "track_bfd":
-						if b := defs.bfds[t.Name]; b != nil {
-							w, rev = b.Weight, b.Reverse
-						}
-					}
-				}
-				if w != 0 {
+				if w, rev := defs.weightOf(kind, t); w != 0 {
 					v.d.warnf(g.Pos, "vrrp_sync_group %q: %s %s: its weight %d is not used (a member is the address owner), as keepalived: its %s puts the group in FAULT",
 						g.Name, kind, t.Name, w, map[bool]string{false: "failure", true: "success (reverse)"}[rev])
 				}
