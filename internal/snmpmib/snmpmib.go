@@ -193,9 +193,11 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		vs = append(vs,
 			agentx.String(e.Append(2, n), st.Name),
 			agentx.Gauge(e.Append(3, n), uint64(cfg.VRID)),
-			agentx.Integer(e.Append(4, n), stateNum(st.State)),
+			// (an instance waiting for a script's first result is FAULT
+			// there, wanting BACKUP, as in keepalived's data file)
+			agentx.Integer(e.Append(4, n), stateNum(statefiles.ShownState(st))),
 			agentx.Integer(e.Append(5, n), stateNum(initial)),
-			agentx.Integer(e.Append(6, n), stateNum(st.State)),
+			agentx.Integer(e.Append(6, n), stateNum(statefiles.WantState(st))),
 			agentx.Integer(e.Append(7, n), cfg.Priority),
 			agentx.Integer(e.Append(8, n), st.EffectivePriority),
 			agentx.Integer(e.Append(9, n), truth(st.State == vrrp.StateMaster)),

@@ -121,7 +121,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 	if cfg.IsIPv6() {
 		p("Using Native IPv6")
 	}
-	p("State = %s", stateName(shownState(st)))
+	p("State = %s", stateName(ShownState(st)))
 	if st.State == vrrp.StateBackup && st.MasterAddr.IsValid() {
 		p("Master router = %s", st.MasterAddr)
 		p("Master priority = %d", st.MasterPriority)
@@ -129,7 +129,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 			p("Master advert int = %.2f sec", st.MasterAdvertInterval.Seconds())
 		}
 	}
-	p("Wantstate = %s", stateName(wantState(st)))
+	p("Wantstate = %s", stateName(WantState(st)))
 	last := lastTransition(st)
 	if last.IsZero() {
 		p("Last transition = 0.000000")

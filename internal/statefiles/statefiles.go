@@ -109,20 +109,20 @@ func StateNumber(s vrrp.State) int {
 	return 0
 }
 
-// shownState is an instance's state as keepalived shows it: one waiting
+// ShownState is an instance's state as keepalived shows it: one waiting
 // in INIT for a tracked script's first result is in FAULT there (though
 // it enters no FAULT state, notifies nothing, and goes straight on when
 // the result comes).
-func shownState(st *vrrp.InstanceStatus) vrrp.State {
+func ShownState(st *vrrp.InstanceStatus) vrrp.State {
 	if st.State == vrrp.StateInit && st.Waiting {
 		return vrrp.StateFault
 	}
 	return st.State
 }
 
-// wantState is the state an instance wants as keepalived shows it: the
+// WantState is the state an instance wants as keepalived shows it: the
 // one it is in (keepalived's FAULT instances want FAULT too).
-func wantState(st *vrrp.InstanceStatus) vrrp.State {
+func WantState(st *vrrp.InstanceStatus) vrrp.State {
 	if st.State == vrrp.StateInit && st.Waiting {
 		return vrrp.StateBackup // (keepalived's, seen)
 	}

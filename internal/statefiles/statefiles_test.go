@@ -228,3 +228,19 @@ func TestInstanceFileName(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitingState: an instance waiting in INIT for a script's first
+// result is shown in FAULT, wanting BACKUP, as keepalived 2.2.7 shows it
+// (data file, JSON, SNMP); any other state as it is.
+func TestWaitingState(t *testing.T) {
+	w := &vrrp.InstanceStatus{State: vrrp.StateInit, Waiting: true}
+	if ShownState(w) != vrrp.StateFault || WantState(w) != vrrp.StateBackup {
+		t.Errorf("waiting: shown %v, wanted %v", ShownState(w), WantState(w))
+	}
+	for _, s := range []vrrp.State{vrrp.StateInit, vrrp.StateBackup, vrrp.StateMaster, vrrp.StateFault} {
+		st := &vrrp.InstanceStatus{State: s}
+		if ShownState(st) != s || WantState(st) != s {
+			t.Errorf("%v: shown %v, wanted %v", s, ShownState(st), WantState(st))
+		}
+	}
+}
