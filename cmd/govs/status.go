@@ -56,7 +56,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			if master == "" {
 				master = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", v.Name, v.State, v.Priority, v.Effective, v.VRID, v.Interface, master, last, strings.Join(v.VIPs, ","))
+			state := v.State
+			if v.Waiting {
+				state += " (waiting for a script)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", v.Name, state, v.Priority, v.Effective, v.VRID, v.Interface, master, last, strings.Join(v.VIPs, ","))
 		}
 		tw.Flush()
 		for _, v := range st.VRRP {

@@ -250,6 +250,9 @@ type VRRP struct {
 	Master     string    `json:"master,omitempty"`
 	LastAdvert time.Time `json:"last_advert,omitzero"`
 	VIPs       []string  `json:"virtual_ipaddress,omitempty"`
+	// Waiting: in INIT until a tracked script's first result (keepalived
+	// waits so; its data file shows FAULT).
+	Waiting bool `json:"waiting,omitempty"`
 	// NoAccept: as MASTER the host drops packets addressed to the
 	// virtual addresses, except the virtual services' (no_accept).
 	NoAccept    bool             `json:"no_accept,omitempty"`

@@ -321,6 +321,7 @@ func (d *Director) vrrpState() []api.VRRP {
 			VRID:       s.VRID,
 			SyncGroup:  s.SyncGroup,
 			NoAccept:   s.NoAccept,
+			Waiting:    s.Waiting,
 		}
 		if s.MasterAddr.IsValid() {
 			v.Master = s.MasterAddr.String()
