@@ -51,6 +51,22 @@ func (b *builder) noBlock(n *Node) bool {
 	return true
 }
 
+// blockWords is every word of n's block, line after line (a list such
+// as group { A B } or notification_email { … }); nil, with a
+// diagnostic, when n has no block.
+func (b *builder) blockWords(n *Node) []string {
+	if !b.needBlock(n) {
+		return nil
+	}
+	var out []string
+	for _, e := range n.Block {
+		for _, w := range e.Words {
+			out = append(out, w.Text)
+		}
+	}
+	return out
+}
+
 func (b *builder) needBlock(n *Node) bool {
 	if !n.HasBlock {
 		b.d.errorf(n.Pos, "%s needs a block { ... }", n.Keyword())

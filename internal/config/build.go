@@ -226,13 +226,7 @@ func (b *builder) global(n *Node) {
 		case "router_id":
 			b.str(c, &g.RouterID)
 		case "notification_email":
-			if b.needBlock(c) {
-				for _, e := range c.Block {
-					for _, w := range e.Words {
-						g.NotificationEmail = append(g.NotificationEmail, w.Text)
-					}
-				}
-			}
+			g.NotificationEmail = append(g.NotificationEmail, b.blockWords(c)...)
 		case "notification_email_from":
 			b.str(c, &g.NotificationEmailFrom)
 		case "smtp_server":
@@ -811,12 +805,8 @@ func (b *builder) garpGroup(n *Node) *GarpGroup {
 		case "interface":
 			b.str(c, &g.Interface)
 		case "interfaces":
-			if b.needBlock(c) && b.args(c, 0, 0) {
-				for _, e := range c.Block {
-					for _, w := range e.Words {
-						g.Interfaces = append(g.Interfaces, w.Text)
-					}
-				}
+			if b.args(c, 0, 0) {
+				g.Interfaces = append(g.Interfaces, b.blockWords(c)...)
 			}
 		default:
 			b.unsupported(c, "garp_group")
@@ -843,12 +833,8 @@ func (b *builder) trackGroup(n *Node) *TrackGroup {
 			b.d.warnf(c.Pos, "unsupported keyword %q in track_group", c.Keyword())
 			continue
 		}
-		if b.needBlock(c) && b.args(c, 0, 0) {
-			for _, e := range c.Block {
-				for _, w := range e.Words {
-					g.Instances = append(g.Instances, w.Text)
-				}
-			}
+		if b.args(c, 0, 0) {
+			g.Instances = append(g.Instances, b.blockWords(c)...)
 		}
 	}
 	return g
@@ -866,13 +852,7 @@ func (b *builder) syncGroup(n *Node) *SyncGroup {
 		}
 		switch c.Keyword() {
 		case "group":
-			if b.needBlock(c) {
-				for _, e := range c.Block {
-					for _, w := range e.Words {
-						g.Group = append(g.Group, w.Text)
-					}
-				}
-			}
+			g.Group = append(g.Group, b.blockWords(c)...)
 		case "smtp_alert":
 			b.flag(c, &g.SMTPAlert)
 		case "track_script":
