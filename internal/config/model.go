@@ -732,6 +732,28 @@ func (t Track) ReverseOf(def bool) bool {
 	return def
 }
 
+// kindTracks is one kind of track line of an instance or a sync group:
+// the keyword (track_interface, track_script…) and its lines.
+type kindTracks struct {
+	Kind   string
+	Tracks []Track
+}
+
+func kindLines(ifaces, scripts, files, procs, bfds []Track) []kindTracks {
+	return []kindTracks{{"track_interface", ifaces}, {"track_script", scripts}, {"track_file", files}, {"track_process", procs}, {"track_bfd", bfds}}
+}
+
+// trackLines are the instance's track lines, kind by kind, in the order
+// the writer puts them.
+func (vi *VRRPInstance) trackLines() []kindTracks {
+	return kindLines(vi.TrackIfaces, vi.TrackScripts, vi.TrackFiles, vi.TrackProcs, vi.TrackBFDs)
+}
+
+// trackLines are the sync group's track lines, as VRRPInstance.trackLines.
+func (g *SyncGroup) trackLines() []kindTracks {
+	return kindLines(g.TrackIfaces, g.TrackScripts, g.TrackFiles, g.TrackProcs, g.TrackBFDs)
+}
+
 // UnicastPeer is an entry of unicast_peer.
 type UnicastPeer struct {
 	Addr   netip.Addr `json:"addr"`

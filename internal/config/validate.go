@@ -245,19 +245,15 @@ func (v *validator) trackOrder() {
 	}
 	for _, vi := range v.cfg.VRRPInstances {
 		owner := fmt.Sprintf("vrrp_instance %q", vi.Name)
-		check(owner, vi.Pos, "track_script", vi.TrackScripts)
-		check(owner, vi.Pos, "track_file", vi.TrackFiles)
-		check(owner, vi.Pos, "track_process", vi.TrackProcs)
-		check(owner, vi.Pos, "track_bfd", vi.TrackBFDs)
-		check(owner, vi.Pos, "track_interface", vi.TrackIfaces)
+		for _, l := range vi.trackLines() {
+			check(owner, vi.Pos, l.Kind, l.Tracks)
+		}
 	}
 	for _, g := range v.cfg.SyncGroups {
 		owner := fmt.Sprintf("vrrp_sync_group %q", g.Name)
-		check(owner, g.Pos, "track_script", g.TrackScripts)
-		check(owner, g.Pos, "track_file", g.TrackFiles)
-		check(owner, g.Pos, "track_process", g.TrackProcs)
-		check(owner, g.Pos, "track_bfd", g.TrackBFDs)
-		check(owner, g.Pos, "track_interface", g.TrackIfaces)
+		for _, l := range g.trackLines() {
+			check(owner, g.Pos, l.Kind, l.Tracks)
+		}
 	}
 }
 
@@ -563,12 +559,9 @@ func (v *validator) vrrp() {
 		if !weights.GroupHasOwner(g) {
 			continue
 		}
-		for _, kt := range []struct {
-			kind string
-			ts   []Track
-		}{{"track_interface", g.TrackIfaces}, {"track_script", g.TrackScripts}, {"track_file", g.TrackFiles}, {"track_process", g.TrackProcs}, {"track_bfd", g.TrackBFDs}} {
-			kind := kt.kind
-			for _, t := range kt.ts {
+		for _, l := range g.trackLines() {
+			kind := l.Kind
+			for _, t := range l.Tracks {
 				if w, rev := defs.weightOf(kind, t); w != 0 {
 					v.d.warnf(g.Pos, "vrrp_sync_group %q: %s %s: its weight %d is not used (a member is the address owner), as keepalived: its %s puts the group in FAULT",
 						g.Name, kind, t.Name, w, map[bool]string{false: "failure", true: "success (reverse)"}[rev])

@@ -1087,11 +1087,9 @@ func renderSyncGroup(w *wr, g *SyncGroup) {
 		w.line(q(m))
 	}
 	w.close()
-	renderTracks(w, "track_interface", g.TrackIfaces)
-	renderTracks(w, "track_script", g.TrackScripts)
-	renderTracks(w, "track_file", g.TrackFiles)
-	renderTracks(w, "track_process", g.TrackProcs)
-	renderTracks(w, "track_bfd", g.TrackBFDs)
+	for _, l := range g.trackLines() {
+		renderTracks(w, l.Kind, l.Tracks)
+	}
 	renderNotify(w, g.Notify)
 	w.flag("smtp_alert", g.SMTPAlert)
 	w.flag("sync_group_tracking_weight", g.TrackingWeight)
@@ -1147,11 +1145,9 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 	w.dur("preempt_delay", vi.PreemptDelay)
 	w.flag("dont_track_primary", vi.DontTrackPrimary)
 	w.flag("track_src_ip", vi.TrackSrcIP)
-	renderTracks(w, "track_interface", vi.TrackIfaces)
-	renderTracks(w, "track_script", vi.TrackScripts)
-	renderTracks(w, "track_file", vi.TrackFiles)
-	renderTracks(w, "track_process", vi.TrackProcs)
-	renderTracks(w, "track_bfd", vi.TrackBFDs)
+	for _, l := range vi.trackLines() {
+		renderTracks(w, l.Kind, l.Tracks)
+	}
 	w.addr("mcast_src_ip", vi.McastSrcIP)
 	w.addr("unicast_src_ip", vi.UnicastSrcIP)
 	w.num("unicast_ttl", vi.UnicastTTL)
