@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -368,20 +367,7 @@ func compareStepsAsKeepalived(t *testing.T, confText string, files map[string]st
 		return ns
 	}
 	start := func(ns string, args ...string) *exec.Cmd {
-		var out bytes.Buffer
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-			if t.Failed() {
-				t.Logf("%s %v:\n%s", ns, args, out.String())
-			}
-		})
-		return cmd
+		return startNS(t, ns, ns, args...)
 	}
 	kns, gns := side("k"), side("g")
 	// keepalived writes its data file in $TMPDIR: one of its own, so

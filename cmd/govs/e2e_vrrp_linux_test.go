@@ -88,17 +88,24 @@ func (l *vrrpLab) teardown() {
 
 func (l *vrrpLab) start(name string, args ...string) *exec.Cmd {
 	l.t.Helper()
-	cmd := nsExec(l.prefix+name, args...)
+	return startNS(l.t, l.prefix+name, name, args...)
+}
+
+// startNS starts args in namespace ns, killed at the test's end; its
+// output is logged under label when the test failed.
+func startNS(t *testing.T, ns, label string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := nsExec(ns, args...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
-	l.t.Cleanup(func() {
+	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
-		if l.t.Failed() {
-			l.t.Logf("%s %v:\n%s", name, args, buf.String())
+		if t.Failed() {
+			t.Logf("%s %v:\n%s", label, args, buf.String())
 		}
 	})
 	return cmd
