@@ -33,6 +33,22 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 	for _, s := range cfg.VRRPScripts {
 		scriptOf[s.Name] = s
 	}
+	// addTracks adds the script, file, process and BFD lines of an
+	// instance or a sync group, each with its definition
+	addTracks := func(ic *vrrp.InstanceConfig, scripts, fs, ps, bs []config.Track) {
+		for _, t := range scripts {
+			ic.TrackScripts = append(ic.TrackScripts, trackScript(t, scriptOf[t.Name]))
+		}
+		for _, t := range fs {
+			ic.TrackFiles = append(ic.TrackFiles, trackFile(t, files[t.Name]))
+		}
+		for _, t := range ps {
+			ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
+		}
+		for _, t := range bs {
+			ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
+		}
+	}
 	var insts []vrrp.InstanceConfig
 	prios := cfg.RulePriorities()
 	weights := cfg.TrackWeightRules()
@@ -183,26 +199,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			}
 			ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse})
 		}
-		for _, t := range vi.TrackScripts {
-			ic.TrackScripts = append(ic.TrackScripts, trackScript(t, scriptOf[t.Name]))
-		}
-		for _, t := range vi.TrackFiles {
-			tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
-			if f := files[t.Name]; f != nil {
-				tf.Path = f.File
-				tf.Reverse = t.ReverseOf(f.Reverse)
-				if !t.HasWeight {
-					tf.Weight, tf.Reverse = f.Weight, f.Reverse
-				}
-			}
-			ic.TrackFiles = append(ic.TrackFiles, tf)
-		}
-		for _, t := range vi.TrackProcs {
-			ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
-		}
-		for _, t := range vi.TrackBFDs {
-			ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
-		}
+		addTracks(&ic, vi.TrackScripts, vi.TrackFiles, vi.TrackProcs, vi.TrackBFDs)
 		// a name an instance tracks twice: keepalived 2.2.7 ignores the
 		// second line ("duplicate track_script s - ignoring"; an
 		// interface's second line too, silently: seen in a namespace)
@@ -225,26 +222,7 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			// as an instance's: the line's weight, else the definition's
 			// (keepalived 2.2.7: a group's track_script without a weight
 			// lowers the members' priorities by the vrrp_script's)
-			for _, t := range sg.TrackScripts {
-				ic.TrackScripts = append(ic.TrackScripts, trackScript(t, scriptOf[t.Name]))
-			}
-			for _, t := range sg.TrackFiles {
-				tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
-				if f := files[t.Name]; f != nil {
-					tf.Path = f.File
-					tf.Reverse = t.ReverseOf(f.Reverse)
-					if !t.HasWeight {
-						tf.Weight, tf.Reverse = f.Weight, f.Reverse
-					}
-				}
-				ic.TrackFiles = append(ic.TrackFiles, tf)
-			}
-			for _, t := range sg.TrackBFDs {
-				ic.TrackBFDs = append(ic.TrackBFDs, trackBFD(t, bfds[t.Name]))
-			}
-			for _, t := range sg.TrackProcs {
-				ic.TrackProcesses = append(ic.TrackProcesses, trackProcess(t, procs[t.Name]))
-			}
+			addTracks(&ic, sg.TrackScripts, sg.TrackFiles, sg.TrackProcs, sg.TrackBFDs)
 			if weights.GroupHasOwner(sg) {
 				// keepalived: "Cannot have weighted track … with member
 				// having priority 255 - setting weight 0" (with the line's
@@ -452,6 +430,19 @@ func trackScript(t config.Track, s *config.VRRPScript) vrrp.TrackScript {
 		ts.Weight, ts.Reverse, ts.WeightSet = s.Weight, s.Reverse, true
 	}
 	return ts
+}
+
+// trackFile is a track_file line with its definition f (nil: none).
+func trackFile(t config.Track, f *config.TrackFile) vrrp.TrackFile {
+	tf := vrrp.TrackFile{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
+	if f != nil {
+		tf.Path = f.File
+		tf.Reverse = t.ReverseOf(f.Reverse)
+		if !t.HasWeight {
+			tf.Weight, tf.Reverse = f.Weight, f.Reverse
+		}
+	}
+	return tf
 }
 
 func trackBFD(t config.Track, b *config.BFDInstance) vrrp.TrackBFD {
