@@ -248,6 +248,17 @@ func TestWebUIBrowser(t *testing.T) {
 	}
 }
 
+// logIn opens the UI and logs in with webLab's password.
+func logIn(webAddr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate("http://"+webAddr+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login-password`)),
+		chromedp.SendKeys(chromedp.CSS(`#login-password`), "correct-horse"),
+		chromedp.Click(chromedp.CSS(`#login-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#lvs-table tr.svc`)),
+	)
+}
+
 // clearMessage hides the message area, so that waiting for the next
 // message does not see the last one.
 var clearMessage = chromedp.Evaluate[chromedp.Void](`(() => { const m = document.querySelector('#message'); m.className = ''; m.hidden = true; })()`)
@@ -266,11 +277,7 @@ func TestWebUIBrowserPanels(t *testing.T) {
 	ctx := browser(t)
 	d, a, b, _, webAddr := webLab(t)
 	err := chromedp.Do(ctx,
-		chromedp.Navigate("http://"+webAddr+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`#login-password`)),
-		chromedp.SendKeys(chromedp.CSS(`#login-password`), "correct-horse"),
-		chromedp.Click(chromedp.CSS(`#login-submit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#lvs-table tr.svc`)),
+		logIn(webAddr),
 		// GLOBAL SETTINGS
 		chromedp.Click(chromedp.CSS(`button.tab[data-tab="global"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#global-form input[name="router_id"]`)),
@@ -331,4 +338,155 @@ func TestWebUIBrowserPanels(t *testing.T) {
 	// the backends answer every path: both stay up under the new check
 	d.waitHealthy(t, a.addr, true)
 	d.waitHealthy(t, b.addr, true)
+}
+
+// The blocks edited as lists (vrrp_script, virtual_server_group), in a
+// browser: a script added goes into the file before the services, a
+// rename is written, a virtual_server_group is added and the service
+// switched onto it through its form (it keeps serving), and deleting the
+// group while the service uses it is refused with the reason, the file
+// unchanged.
+func TestWebUIBrowserLists(t *testing.T) {
+	ctx := browser(t)
+	d, a, b, vip, webAddr := webLab(t)
+	err := chromedp.Do(ctx,
+		logIn(webAddr),
+		// REDUNDANCY: a new vrrp_script
+		chromedp.Click(chromedp.CSS(`button.tab[data-tab="redundancy"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts button.list-add`)),
+		chromedp.Click(chromedp.CSS(`#vrrp-scripts button.list-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-form input[name="script"]`)),
+		typeInto(`#vrrp-scripts-form input[name="name"]`, "chk_up"),
+		typeInto(`#vrrp-scripts-form input[name="script"]`, "/bin/true"),
+		typeInto(`#vrrp-scripts-form input[name="interval"]`, "2"),
+		typeInto(`#vrrp-scripts-form input[name="weight"]`, "-10"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vrrp-scripts-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-table tr[data-name="chk_up"]`)),
+	)
+	if err != nil {
+		t.Fatalf("add a vrrp_script: %v", err)
+	}
+	text, _ := os.ReadFile(d.conf)
+	if s, v := strings.Index(string(text), "vrrp_script chk_up {\n    script /bin/true\n    interval 2\n    weight -10\n}\n"), strings.Index(string(text), "virtual_server 127.0.0.1"); s < 0 || s > v {
+		t.Fatalf("file after adding the script (want it before the services):\n%s", text)
+	}
+	// rename it
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#vrrp-scripts-table tr[data-name="chk_up"] button.list-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-form input[name="name"]`)),
+		typeInto(`#vrrp-scripts-form input[name="name"]`, "chk_web"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vrrp-scripts-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-table tr[data-name="chk_web"]`)),
+	)
+	if err != nil {
+		t.Fatalf("rename the vrrp_script: %v", err)
+	}
+	if text, _ = os.ReadFile(d.conf); !strings.Contains(string(text), "vrrp_script chk_web {") || strings.Contains(string(text), "chk_up") {
+		t.Errorf("file after the rename:\n%s", text)
+	}
+	shot(t, ctx, "redundancy-scripts")
+	// a sync group of an instance the file does not have: refused by
+	// the server with the reason, the form kept
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#sync-groups button.list-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sync-groups-form textarea[name="group"]`)),
+		typeInto(`#sync-groups-form input[name="name"]`, "G"),
+		typeInto(`#sync-groups-form textarea[name="group"]`, "VI_web"),
+		typeInto(`#sync-groups-form textarea[name="track_script"]`, "chk_web weight 5"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#sync-groups-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.error`)),
+	)
+	if err != nil {
+		t.Fatalf("sync group form: %v", err)
+	}
+	if msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#message`))); !strings.Contains(msg, `vrrp_sync_group "G": unknown vrrp_instance "VI_web"`) {
+		t.Errorf("sync group of an unknown instance: message %q", msg)
+	}
+	if after, _ := os.ReadFile(d.conf); string(after) != string(text) {
+		t.Errorf("refused sync group written:\n%s", after)
+	}
+	shot(t, ctx, "redundancy-sync-refused")
+
+	// VIRTUAL SERVERS: a virtual_server_group of the service's address,
+	// then the service moved onto it
+	vipHost, vipPort, _ := net.SplitHostPort(vip)
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`button.tab[data-tab="virtual"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vs-groups button.list-add`)),
+		chromedp.Click(chromedp.CSS(`#vs-groups button.list-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vs-groups-form textarea[name="entries"]`)),
+		typeInto(`#vs-groups-form input[name="name"]`, "web"),
+		// a line the page cannot read: said at once, nothing sent
+		typeInto(`#vs-groups-form textarea[name="entries"]`, vipHost+" "+vipPort+" extra"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vs-groups-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.error`)),
+	)
+	if err != nil {
+		t.Fatalf("virtual_server_group form: %v", err)
+	}
+	if msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#message`))); !strings.Contains(msg, `unknown word "extra"`) {
+		t.Errorf("bad entry line: message %q", msg)
+	}
+	err = chromedp.Do(ctx,
+		typeInto(`#vs-groups-form textarea[name="entries"]`, vipHost+" "+vipPort),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vs-groups-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vs-groups-table tr[data-name="web"]`)),
+		chromedp.Click(chromedp.CSS(`#vs-table tr[data-vs-index="0"] button.vs-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vs-form input[name="group"]`)),
+		typeInto(`#vs-form input[name="group"]`, "web"),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#vs-form input[name="addr"]').disabled`, chromedp.WithPollingTimeout(5*time.Second)),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vs-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+	)
+	if err != nil {
+		t.Fatalf("service onto the group: %v", err)
+	}
+	text, _ = os.ReadFile(d.conf)
+	g, v := strings.Index(string(text), "virtual_server_group web {\n    "+vipHost+" "+vipPort+"\n}\n"), strings.Index(string(text), "virtual_server group web {\n    lb_algo wrr\n")
+	if g < 0 || v < 0 || g > v {
+		t.Fatalf("file after moving the service onto the group:\n%s", text)
+	}
+	listing, _, _ := d.run(t, "list", "-n")
+	for _, rs := range []string{a.addr, b.addr} {
+		if !strings.Contains(listing, rs) {
+			t.Errorf("govs list after the move lacks %s:\n%s", rs, listing)
+		}
+	}
+	served := 0
+	for i := 0; i < 10; i++ {
+		if body, err := get("http://" + vip + "/"); err == nil && body != "" {
+			served++
+		}
+	}
+	if served != 10 {
+		t.Errorf("through the group's address: %d of 10 requests answered", served)
+	}
+	shot(t, ctx, "virtual-groups")
+
+	// the group cannot go while the service uses it
+	err = chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vs-groups-table tr[data-name="web"] button.list-delete`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.error`)),
+	)
+	if err != nil {
+		t.Fatalf("delete the used group: %v", err)
+	}
+	msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#message`)))
+	if !strings.Contains(msg, `unknown virtual_server_group "web"`) {
+		t.Errorf("deleting the used group: message %q", msg)
+	}
+	if after, _ := os.ReadFile(d.conf); string(after) != string(text) {
+		t.Errorf("refused deletion written:\n%s", after)
+	}
 }

@@ -325,11 +325,10 @@ type ConfigDoc struct {
 }
 
 // ConfigEdit changes one object of the configuration file: Op is set, add
-// or delete; Kind is global_defs, vrrp_instance, virtual_server or
-// real_server; VS is the index of a real server's virtual server and
-// Index the object's index in its list; Object is the whole object (set,
-// add) in the model's JSON. Revision is the ConfigDoc's the change was
-// made against.
+// or delete; Kind is one of config.EditKinds; VS is the index of a real
+// server's virtual server and Index the object's index in its list;
+// Object is the whole object (set, add) in the model's JSON. Revision is
+// the ConfigDoc's the change was made against.
 type ConfigEdit struct {
 	Revision string          `json:"revision"`
 	Op       string          `json:"op"`

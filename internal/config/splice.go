@@ -24,8 +24,8 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 	}
 	base := renderLines(withKids(n, nil))
 	want := strings.Split(strings.TrimSuffix(cur, "\n"), "\n")
-	if base == nil || len(want) < 2 || base[0] != want[0] || want[len(want)-1] != "}" {
-		return nil // the header changed
+	if base == nil || len(want) < 2 || want[len(want)-1] != "}" {
+		return nil
 	}
 	closeAt := lineStart(data, n.end-1)
 	if closeAt <= n.start || strings.TrimSpace(string(data[closeAt:n.end])) != "}" {
@@ -194,13 +194,26 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		b.WriteString(s)
 	}
 	b.Write(data[closeAt:it.end])
+	out := b.Bytes()
+	if base[0] != want[0] {
+		// the header changed (a renamed instance, a service's new
+		// address): its line is written anew, the statements kept
+		i := bytes.IndexByte(out, '\n')
+		if i < 0 || !bytes.HasSuffix(bytes.TrimSpace(out[:i]), []byte("{")) {
+			return nil // the header's line holds more than the header
+		}
+		if i > 0 && out[i-1] == '\r' {
+			i--
+		}
+		out = append([]byte(want[0]), out[i:]...)
+	}
 	// accepted only if it reads back as the new rendering
 	sp := &syntaxParser{diags: &diagList{}, vars: map[string]string{}}
-	nodes := sp.parseFile(n.Pos.File, b.Bytes())
+	nodes := sp.parseFile(n.Pos.File, out)
 	if len(sp.diags.ds) != 0 || len(nodes) != 1 || originalRendering(nodes[0]) != cur {
 		return nil
 	}
-	return b.Bytes()
+	return out
 }
 
 // keywordAliases maps keywords the parser takes to the one the writer

@@ -312,7 +312,7 @@ func firstDiff(want, got []byte) string {
 // it, or deleted from it.
 type Edit struct {
 	Op   string `json:"op"`   // set, add or delete
-	Kind string `json:"kind"` // global_defs, vrrp_instance, virtual_server or real_server
+	Kind string `json:"kind"` // one of EditKinds
 	// VS is the index of the virtual server a real_server belongs to.
 	VS int `json:"vs,omitempty"`
 	// Index is the object's index in its list (set and delete).
@@ -355,7 +355,26 @@ func (e Edit) Apply(c *Config) error {
 		c.Global = g
 		return nil
 	case "vrrp_instance":
-		return editList(&c.VRRPInstances, e, "vrrp_instance", func(o, n *VRRPInstance) { n.Pos, n.syncIf = o.Pos, o.syncIf })
+		return editList(&c.VRRPInstances, e, "vrrp_instance", func(o, n *VRRPInstance) {
+			n.Pos, n.syncIf = o.Pos, o.syncIf
+			c.renameInstance(o.Name, n.Name)
+		})
+	case "vrrp_script":
+		return editList(&c.VRRPScripts, e, "vrrp_script", func(o, n *VRRPScript) {
+			n.Pos = o.Pos
+			c.renameScript(o.Name, n.Name)
+		})
+	case "vrrp_sync_group":
+		return editList(&c.SyncGroups, e, "vrrp_sync_group", func(o, n *SyncGroup) { n.Pos = o.Pos })
+	case "virtual_server_group":
+		return editList(&c.VirtualServerGroups, e, "virtual_server_group", func(o, n *VirtualServerGroup) {
+			n.Pos = o.Pos
+			for _, vs := range c.VirtualServers {
+				if vs.Group == o.Name {
+					vs.Group = n.Name
+				}
+			}
+		})
 	case "virtual_server":
 		if err := editList(&c.VirtualServers, e, "virtual_server", func(o, n *VirtualServer) { n.Pos = o.Pos }); err != nil {
 			return err
@@ -385,7 +404,57 @@ func (e Edit) Apply(c *Config) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("kind %q: want global_defs, vrrp_instance, virtual_server or real_server", e.Kind)
+	return fmt.Errorf("kind %q: want %s", e.Kind, EditKinds)
+}
+
+// EditKinds are the kinds of object an Edit changes.
+const EditKinds = "global_defs, vrrp_script, vrrp_sync_group, vrrp_instance, virtual_server_group, virtual_server or real_server"
+
+// renameInstance makes what names a VRRP instance follow its new name:
+// sync groups, track groups and the sync daemon's instance. (A deleted
+// instance still named somewhere fails validation, naming where.)
+func (c *Config) renameInstance(old, name string) {
+	if old == name {
+		return
+	}
+	for _, g := range c.SyncGroups {
+		renameIn(g.Group, old, name)
+	}
+	for _, g := range c.TrackGroups {
+		renameIn(g.Instances, old, name)
+	}
+	if sd := c.Global.LVSSyncDaemon; sd != nil && sd.Instance == old {
+		sd.Instance = name
+	}
+}
+
+// renameScript makes the track_script lines naming a vrrp_script follow
+// its new name.
+func (c *Config) renameScript(old, name string) {
+	if old == name {
+		return
+	}
+	rename := func(ts []Track) {
+		for i := range ts {
+			if ts[i].Name == old {
+				ts[i].Name = name
+			}
+		}
+	}
+	for _, vi := range c.VRRPInstances {
+		rename(vi.TrackScripts)
+	}
+	for _, g := range c.SyncGroups {
+		rename(g.TrackScripts)
+	}
+}
+
+func renameIn(names []string, old, name string) {
+	for i := range names {
+		if names[i] == old {
+			names[i] = name
+		}
+	}
 }
 
 // editList applies e to a list of model objects. keep copies what JSON

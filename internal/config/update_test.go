@@ -649,3 +649,109 @@ func TestUpdateHardCases2(t *testing.T) {
 		t.Errorf("WriteFileAtomic wrote through a symbolic link: victim %q", b)
 	}
 }
+
+// The web UI's other kinds: a vrrp_script added goes before the instance
+// that will track it (keepalived looks it up as it reads the track line),
+// with its comment left above the instance; a renamed script, instance or
+// virtual_server_group is followed by what names it; a deleted one still
+// named is refused, the file left as it was.
+func TestUpdateScriptsGroups(t *testing.T) {
+	const text = "global_defs {\n    router_id lb1\n}\n\n# the web pair\nvrrp_instance VI {\n    interface eth0\n    virtual_router_id 5\n    priority 100\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n\n" +
+		"virtual_server 10.0.0.100 80 {\n    lb_kind DR\n    real_server 10.0.1.1 80 {\n    }\n}\n"
+	path := writeConf(t, text)
+	cfg, ds := Load(path, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	step := func(what string, e Edit) {
+		t.Helper()
+		res, err := Update(path, nil, cfg.Revision(), e.Apply)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		// no warning either (a script defined after its tracker is one)
+		if _, ds := Load(path, nil); len(ds) != 0 {
+			t.Errorf("%s: diagnostics %s", what, diagStrings(ds))
+		}
+		cfg = res.Config
+	}
+	file := func() string { b, _ := os.ReadFile(path); return string(b) }
+	refused := func(what string, e Edit, want string) {
+		t.Helper()
+		before := file()
+		_, err := Update(path, nil, cfg.Revision(), e.Apply)
+		if err == nil || !strings.Contains(err.Error()+problemText(err), want) {
+			t.Errorf("%s: err %v, want %q", what, err, want)
+		}
+		if file() != before {
+			t.Errorf("%s: the refused edit changed the file", what)
+		}
+	}
+
+	step("add script", Edit{Op: "add", Kind: "vrrp_script", Object: json.RawMessage(`{"name":"chk_a","script":"/bin/true","interval":"2s","weight":-20}`)})
+	got := file()
+	if !strings.Contains(got, "router_id lb1\n}\n\nvrrp_script chk_a {\n    script /bin/true\n    interval 2\n    weight -20\n}\n\n# the web pair\nvrrp_instance VI {") {
+		t.Fatalf("new script not before the instance and its comment:\n%s", got)
+	}
+	step("second script", Edit{Op: "add", Kind: "vrrp_script", Object: json.RawMessage(`{"name":"chk_b","script":"/bin/false","interval":"1s"}`)})
+	if got := file(); !strings.Contains(got, "}\n\nvrrp_script chk_b {\n    script /bin/false\n    interval 1\n}\n\n# the web pair\n") ||
+		strings.Index(got, "chk_a {") > strings.Index(got, "chk_b {") {
+		t.Fatalf("second script not after the first:\n%s", got)
+	}
+	vi := *cfg.VRRPInstances[0]
+	vi.TrackScripts = []Track{{Name: "chk_a"}, {Name: "chk_b", Weight: 10, HasWeight: true}}
+	step("track them", Edit{Op: "set", Kind: "vrrp_instance", Index: 0, Object: mustJSON(t, &vi)})
+
+	s := *cfg.VRRPScripts[0]
+	s.Name = "chk_web"
+	step("rename script", Edit{Op: "set", Kind: "vrrp_script", Index: 0, Object: mustJSON(t, &s)})
+	if ts := cfg.VRRPInstances[0].TrackScripts; len(ts) != 2 || ts[0].Name != "chk_web" || ts[1].Name != "chk_b" || ts[1].Weight != 10 {
+		t.Errorf("track_script after the rename: %+v", ts)
+	}
+	refused("delete a tracked script", Edit{Op: "delete", Kind: "vrrp_script", Index: 0}, `track_script "chk_web" is not a defined vrrp_script`)
+
+	step("add sync group", Edit{Op: "add", Kind: "vrrp_sync_group", Object: json.RawMessage(`{"name":"G","group":["VI"],"notify":{},"sync_group_tracking_weight":true}`)})
+	if got := file(); strings.Index(got, "vrrp_sync_group G {") > strings.Index(got, "vrrp_instance VI {") ||
+		strings.Index(got, "vrrp_sync_group G {") < strings.Index(got, "vrrp_script chk_b {") {
+		t.Errorf("sync group not between the scripts and the instance:\n%s", got)
+	}
+	vi = *cfg.VRRPInstances[0]
+	vi.Name = "VI_1"
+	step("rename instance", Edit{Op: "set", Kind: "vrrp_instance", Index: 0, Object: mustJSON(t, &vi)})
+	if g := cfg.SyncGroups[0].Group; len(g) != 1 || g[0] != "VI_1" {
+		t.Errorf("sync group members after the rename: %v", g)
+	}
+	// a new header: its line alone is written anew
+	if got := file(); !strings.Contains(got, "# the web pair\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 5\n    priority 100\n    virtual_ipaddress {") {
+		t.Errorf("renamed instance not kept as written:\n%s", got)
+	}
+	refused("sync group of an unknown instance", Edit{Op: "set", Kind: "vrrp_sync_group", Index: 0,
+		Object: json.RawMessage(`{"name":"G","group":["VI_1","nope"],"notify":{},"sync_group_tracking_weight":true}`)}, `unknown vrrp_instance "nope"`)
+
+	step("add group", Edit{Op: "add", Kind: "virtual_server_group", Object: json.RawMessage(`{"name":"web","entries":[{"first":"10.0.0.100","last":"10.0.0.101","port":80}]}`)})
+	if got := file(); strings.Index(got, "virtual_server_group web {") > strings.Index(got, "virtual_server 10.0.0.100 80 {") {
+		t.Errorf("group not before the virtual server:\n%s", got)
+	}
+	vs := *cfg.VirtualServers[0]
+	vs.Addr, vs.Ports, vs.Group = netip.Addr{}, nil, "web"
+	step("use group", Edit{Op: "set", Kind: "virtual_server", Index: 0, Object: mustJSON(t, &vs)})
+	if got := file(); !strings.Contains(got, "virtual_server group web {\n    lb_kind DR\n    real_server 10.0.1.1 80 {\n    }\n}\n") {
+		t.Errorf("virtual server's statements not kept under its new header:\n%s", got)
+	}
+	g := *cfg.VirtualServerGroups[0]
+	g.Name = "www"
+	step("rename group", Edit{Op: "set", Kind: "virtual_server_group", Index: 0, Object: mustJSON(t, &g)})
+	if cfg.VirtualServers[0].Group != "www" || !strings.Contains(file(), "virtual_server group www {") {
+		t.Errorf("virtual server after the group's rename:\n%s", file())
+	}
+	refused("delete a used group", Edit{Op: "delete", Kind: "virtual_server_group", Index: 0}, `unknown virtual_server_group "www"`)
+	refused("unknown kind", Edit{Op: "add", Kind: "vrrp_track_file", Object: json.RawMessage(`{}`)}, "want global_defs, vrrp_script")
+}
+
+func problemText(err error) string {
+	var inv *InvalidError
+	if errors.As(err, &inv) {
+		return inv.Problems.Err().Error()
+	}
+	return ""
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -291,7 +292,10 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 		live[&c.Global] = true
 	}
 	seen := map[any]bool{}
-	for _, f := range c.src.files {
+	// where the main file's objects start and end in its new text: a new
+	// object goes next to its kind (see placeNew)
+	var anchors []anchor
+	for fi, f := range c.src.files {
 		var buf bytes.Buffer
 		prev := 0
 		for _, it := range f.items {
@@ -303,6 +307,7 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 			}
 			buf.Write(f.data[prev:it.start])
 			prev = it.end
+			itemStart := buf.Len()
 			switch {
 			case it.lineNodes != nil:
 				// one line made these: kept as written, unless one of
@@ -364,26 +369,128 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 					}
 				}
 			}
+			if fi == 0 && buf.Len() > itemStart {
+				objs := it.lineObjs
+				if it.obj != nil {
+					objs = []any{it.obj}
+				} else if it.frozen != nil {
+					objs = []any{it.frozen}
+				}
+				if len(objs) > 0 {
+					anchors = append(anchors, anchor{objs: objs, start: commentStart(buf.Bytes(), itemStart), end: buf.Len()})
+				}
+			}
 		}
 		buf.Write(f.data[prev:])
 		out[f.name] = buf.Bytes()
 	}
 	main := c.src.files[0].name
-	for _, o := range c.objects() {
+	out[main] = placeNew(out[main], c.src.files[0].data, c.objects(), seen, anchors)
+	return out, nil
+}
+
+// anchor is where the main file's objects made by one statement are in
+// its new text: start (with the comment lines right above) and end (past
+// its line's end).
+type anchor struct {
+	objs       []any
+	start, end int
+	// before: a new object placed before the object after it (the
+	// blank line goes after it)
+	before bool
+}
+
+// placeNew writes the objects an edit added (those not seen in the files)
+// into the main file's text b, each next to its kind, so that the file
+// reads back in the model's order:
+//   - one that follows an object of its kind goes right after it when
+//     the main file holds that object (or it is new too), else at the end
+//     of the main file (that object is in an included file);
+//   - the first of its kind goes after the nearest object before it in
+//     the order of objects() that the main file holds, or else before
+//     the nearest one after it; at the end when there is neither.
+//
+// keepalived looks a vrrp_script up as it reads the track_script line
+// naming it, so a new script has to come before the instances.
+func placeNew(b, mainData []byte, objs []any, seen map[any]bool, anchors []anchor) []byte {
+	where := map[any]anchor{}
+	for _, a := range anchors {
+		for _, o := range a.objs {
+			where[o] = a
+		}
+	}
+	type insert struct {
+		at   int
+		text []byte
+	}
+	var ins []insert
+	nl := lineEnds(mainData, []byte("\n"))
+	for k, o := range objs {
 		if seen[o] {
 			continue
 		}
-		b := out[main]
-		if len(b) > 0 && !bytes.HasSuffix(b, []byte("\n")) {
-			b = append(b, '\n')
-		}
 		var w wr
 		renderObj(&w, o)
-		mainData := c.src.files[0].data
-		b = append(b, lineEnds(mainData, []byte("\n"))...)
-		out[main] = append(b, lineEnds(mainData, w.buf.Bytes())...)
+		text := lineEnds(mainData, w.buf.Bytes())
+		place := anchor{start: len(b), end: len(b)}
+		if k > 0 && reflect.TypeOf(objs[k-1]) == reflect.TypeOf(o) {
+			if a, ok := where[objs[k-1]]; ok {
+				place = a
+			}
+		} else {
+			found := false
+			for j := k - 1; j >= 0 && !found; j-- {
+				place, found = where[objs[j]]
+			}
+			for j := k + 1; j < len(objs) && !found; j++ {
+				if a, ok := where[objs[j]]; ok {
+					place, found = anchor{start: a.start, end: a.start, before: true}, true
+				}
+			}
+			if !found {
+				place = anchor{start: len(b), end: len(b)}
+			}
+		}
+		at := place.end
+		if place.before {
+			text = append(text, nl...)
+		} else {
+			text = append(append([]byte{}, nl...), text...)
+		}
+		if at > 0 && b[at-1] != '\n' {
+			text = append(append([]byte{}, nl...), text...)
+		}
+		where[o] = anchor{start: at, end: at, before: place.before}
+		ins = append(ins, insert{at, text})
 	}
-	return out, nil
+	if len(ins) == 0 {
+		return b
+	}
+	// stable: new objects at one place keep the order of objs
+	slices.SortStableFunc(ins, func(x, y insert) int { return x.at - y.at })
+	var out bytes.Buffer
+	prev := 0
+	for _, in := range ins {
+		out.Write(b[prev:in.at])
+		out.Write(in.text)
+		prev = in.at
+	}
+	out.Write(b[prev:])
+	return out.Bytes()
+}
+
+// commentStart moves start back over the comment lines right above it
+// in b (a comment belongs to the block below it).
+func commentStart(b []byte, start int) int {
+	for start > 0 && b[start-1] == '\n' {
+		ls := bytes.LastIndexByte(b[:start-1], '\n') + 1
+		line := bytes.TrimSpace(b[ls : start-1])
+		if len(line) == 0 || line[0] != '#' && line[0] != '!' {
+			break
+		}
+		start = ls
+	}
+	return start
 }
 
 // lineUnchanged checks that the objects one line made (it.lineNodes)

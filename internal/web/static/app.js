@@ -633,7 +633,7 @@ function renderConfigViews() {
   renderGlobalInfo();
   const gf = $('#global-form');
   if (!gf._dirty) fillGlobal();
-  renderVRRPTable();
+  for (const e of Object.values(EDITORS)) e.render();
   renderSyncd();
   renderVSTable();
   if (S.vs) { renderRSTable(); renderChecks(); }
@@ -685,11 +685,11 @@ async function deleteObj(req, pick, what) {
 // now); one whose object moved keeps its old base and will get a 409.
 function rebaseAll() {
   const bases = [$('#global-form')._base];
-  const vf = $('#vrrp-form'), rf = $('#rs-form'), cf = $('#check-form');
-  if (!vf.hidden) bases.push(vf._base);
+  const rf = $('#rs-form'), cf = $('#check-form');
   if (S.vs) bases.push(S.vs.base);
   if (!rf.hidden && rf._ctx) bases.push(rf._ctx.base);
   if (!cf.hidden && cf._ctx) bases.push(cf._ctx.base);
+  for (const e of Object.values(EDITORS)) if (!e.form.hidden) bases.push(e.form._base);
   for (const b of bases) {
     if (!b) continue;
     try { b.obj = structuredClone(b.pick(S.config)); b.revision = S.revision; } catch { /* moved */ }
@@ -803,16 +803,33 @@ function parsePeer(l) {
   }
   return p;
 }
-const renderTrack = t => [t.name, t.has_weight || t.weight ? `weight ${t.weight || 0}` : '', t.reverse ? 'reverse' : ''].filter(Boolean).join(' ');
-function parseTrack(l) {
+const renderTrack = t => [t.name, t.has_weight || t.weight ? `weight ${t.weight || 0}` : '', t.reverse ? 'reverse' : '',
+  t.noreverse ? 'noreverse' : ''].filter(Boolean).join(' ');
+// trackParser reads "NAME [weight N] [reverse|noreverse]" for keyword kw.
+const trackParser = kw => l => {
   const w = l.split(' '), t = {name: w[0]};
   for (let i = 1; i < w.length; i++) {
     if (w[i] === 'weight' && /^-?\d+$/.test(w[i + 1] || '')) { t.weight = +w[i + 1]; t.has_weight = true; i++; }
     else if (w[i] === 'reverse') t.reverse = true;
-    else throw new Error(`track_interface "${l}": unknown word "${w[i]}"`);
+    else if (w[i] === 'noreverse') t.noreverse = true;
+    else throw new Error(`${kw} "${l}": unknown word "${w[i]}"`);
   }
   return t;
-}
+};
+const parseTrack = trackParser('track_interface');
+const trackField = (kw, hint) => Object.assign({name: kw, label: `${kw} (NAME [weight N] [reverse], one per line)`, type: 'text', area: true, hint},
+  objLines(kw, renderTrack, trackParser(kw)));
+// scriptField edits a notify script's command line; its user stays.
+const scriptField = (name, label) => ({name, label, type: 'opttext', mono: true, wide: true,
+  get: o => (getPath(o, name) || {}).cmd || '',
+  set: (o, v) => { const c = v.trim(); setPath(o, name, c ? Object.assign({}, getPath(o, name), {cmd: c}) : undefined); }});
+const NOTIFY_FIELDS = [
+  scriptField('notify.master', 'notify_master'),
+  scriptField('notify.backup', 'notify_backup'),
+  scriptField('notify.fault', 'notify_fault'),
+  scriptField('notify.stop', 'notify_stop'),
+  scriptField('notify.notify', 'notify (every state change)'),
+];
 const VIP_KEYS = ['brd', 'dev', 'scope', 'label', 'peer'];
 const VIP_FLAGS = ['home', 'mngtmpaddr', 'noprefixroute', 'autojoin'];
 const renderVIP = v => [v.prefix, ...VIP_KEYS.filter(k => v[k]).map(k => `${k} ${v[k]}`),
@@ -933,47 +950,16 @@ const VRRP_FIELDS = [
     type: 'text', area: true, wide: true}, objLines('virtual_ipaddress', renderVIP, parseVIP)),
   Object.assign({name: 'track_interface', label: 'track_interface (IF [weight N], one per line)', type: 'text', area: true},
     objLines('track_interface', renderTrack, parseTrack)),
+  trackField('track_script', 'names of vrrp_script blocks (below)'),
+  ...NOTIFY_FIELDS,
 ];
-
-function pickVRRP(i, name) {
-  return cfg => {
-    const v = (cfg.vrrp_instances || [])[i];
-    if (!v || v.name !== name) throw new Error(`VRRP instance ${name} was moved or deleted in the file: open it again.`);
-    return v;
-  };
-}
-
-function renderVRRPTable() {
-  const t = $('#vrrp-table');
-  const list = (S.config && S.config.vrrp_instances) || [];
-  t.replaceChildren(thead(['Name', 'Live state', 'Initial state', 'Priority / effective', 'Interface', 'VRID', 'Advert',
-    'Master', 'Virtual addresses', 'Unicast peers', '']));
-  const tb = h('tbody');
-  list.forEach((v, i) => tb.append(h('tr', {'data-vrrp-index': i},
-    h('td', null, v.name),
-    h('td', {class: 'live-state'}),
-    h('td', null, v.state || ''),
-    h('td', {class: 'live-prio'}, String(v.priority)),
-    h('td', {class: 'mono'}, v.interface),
-    h('td', null, String(v.virtual_router_id)),
-    h('td', null, durText(v.advert_int)),
-    h('td', {class: 'mono live-master'}),
-    h('td', {class: 'mono wrap'}, (v.virtual_ipaddress || []).map(x => x.prefix).join(', ')),
-    h('td', {class: 'mono wrap'}, [v.unicast_src_ip ? v.unicast_src_ip + ' →' : '', ...(v.unicast_peer || []).map(p => p.addr)].filter(Boolean).join(' ')),
-    h('td', {class: 'actions'},
-      btn('EDIT', 'vrrp-edit', () => openVRRP(i)),
-      btn('DELETE', 'vrrp-delete danger', () => deleteVRRP(i))))));
-  if (!list.length) tb.append(emptyRow(11, 'No vrrp_instance in the configuration.'));
-  t.append(tb);
-  updateVRRPLive();
-}
 
 function updateVRRPLive() {
   if (!S.config) return;
   const live = new Map(((S.state && S.state.vrrp) || []).map(v => [v.name, v]));
-  const list = S.config.vrrp_instances || [];
-  for (const tr of $$('#vrrp-table tr[data-vrrp-index]')) {
-    const v = list[+tr.dataset.vrrpIndex];
+  const byName = new Map((S.config.vrrp_instances || []).map(v => [v.name, v]));
+  for (const tr of $$('#vrrp-instances-table tr[data-name]')) {
+    const v = byName.get(tr.dataset.name);
     if (!v) continue;
     const l = live.get(v.name);
     $('.live-state', tr).replaceChildren(l ? vrrpBadge(l.state) : badge('none', 'n/a', 'not running'));
@@ -982,46 +968,147 @@ function updateVRRPLive() {
   }
 }
 
-async function openVRRP(i) {
-  const f = $('#vrrp-form'), was = f.hidden;
-  f.hidden = true;
-  try {
-    if (i < 0) {
-      const tpl = {name: '', state: 'BACKUP', interface: '', virtual_router_id: 51, priority: 100, advert_int: '1s', notify: {}};
-      await loadConfig();
-      f._base = {revision: S.revision, obj: tpl, pick: () => tpl};
-    } else {
-      const cur = S.config.vrrp_instances[i];
-      f._base = await freshBase(pickVRRP(i, cur.name));
+// ---------------------------------------------------------------- simple lists
+
+// listEditor makes the editor of a kind of top-level block
+// (vrrp_instance, vrrp_script, vrrp_sync_group, virtual_server_group):
+// a table, ADD, and a form that edits one object; EDIT and DELETE on each
+// row. spec: id, kind, key (the config's list), heading, fields, columns
+// ([title, obj => text, class]), template() (a new object), after()
+// (called after each rendering: live cells).
+function listEditor(spec) {
+  const box = $('#' + spec.id);
+  const table = h('table', {class: 'grid', id: spec.id + '-table'});
+  const fields = h('div', {class: 'fields'});
+  const title = h('h3');
+  const form = h('form', {class: 'form', novalidate: true, hidden: true, id: spec.id + '-form'}, title, fields,
+    h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Save'),
+      btn('Cancel', '', () => { form.hidden = true; })));
+  box.append(h('div', {class: 'toolbar'}, h('h2', null, spec.heading), btn('ADD', 'list-add', () => open(-1))), table, form);
+  buildFields(fields, spec.fields);
+  const list = cfg => (cfg && cfg[spec.key]) || [];
+  const pick = (i, name) => cfg => {
+    const o = list(cfg)[i];
+    if (!o || o.name !== name) throw new Error(`${spec.kind} ${name} was moved or deleted in the file: open it again.`);
+    return o;
+  };
+  async function open(i) {
+    const was = form.hidden;
+    form.hidden = true;
+    try {
+      if (i < 0) {
+        const tpl = spec.template();
+        await loadConfig();
+        form._base = {revision: S.revision, obj: tpl, pick: () => tpl};
+      } else {
+        form._base = await freshBase(pick(i, list(S.config)[i].name));
+      }
+    } catch (e) { form.hidden = was; return fail(e); }
+    form._index = i;
+    fill(form, spec.fields, form._base.obj);
+    title.textContent = i < 0 ? `New ${spec.kind}` : `${spec.kind} ${form._base.obj.name}`;
+    form.hidden = false;
+    form.scrollIntoView({block: 'nearest'});
+    field(form, 'name').focus();
+  }
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const base = form._base, i = form._index;
+    let obj;
+    try {
+      obj = collect(form, spec.fields, structuredClone(base.obj));
+      if (!obj.name) throw new Error('name: required');
+    } catch (e) { return err(e.message); }
+    const req = i < 0 ? {op: 'add', kind: spec.kind, object: obj} : {op: 'set', kind: spec.kind, index: i, object: obj};
+    if (await saveEdit(req, base, `${spec.kind} ${obj.name}`)) form.hidden = true;
+  });
+  async function del(i) {
+    const o = list(S.config)[i];
+    if (!confirm(`Delete ${spec.kind} ${o.name}?`)) return;
+    if (await deleteObj({kind: spec.kind, index: i}, pick(i, o.name), `${spec.kind} ${o.name}`)) form.hidden = true;
+  }
+  function render() {
+    const items = list(S.config);
+    table.replaceChildren(thead([...spec.columns.map(c => c[0]), '']));
+    const tb = h('tbody');
+    items.forEach((o, i) => tb.append(h('tr', {'data-name': o.name},
+      spec.columns.map(c => h('td', {class: c[2]}, c[1](o))),
+      h('td', {class: 'actions'}, btn('EDIT', 'list-edit', () => open(i)), btn('DELETE', 'list-delete danger', () => del(i))))));
+    if (!items.length) tb.append(emptyRow(spec.columns.length + 1, `No ${spec.kind} in the configuration.`));
+    table.append(tb);
+    if (spec.after) spec.after();
+  }
+  return {render, form};
+}
+
+const SCRIPT_FIELDS = [
+  {name: 'name', label: 'name', type: 'text'},
+  {name: 'script', label: 'script (command line; exit 0 is success)', type: 'text', mono: true, wide: true},
+  {name: 'interval', label: 'interval (s)', type: 'reqdur'},
+  {name: 'timeout', label: 'timeout (s)', type: 'dur', placeholder: 'interval'},
+  {name: 'weight', label: 'weight (-253..253)', type: 'int0',
+    hint: '0: FAULT while it fails; > 0 adds to the priority while it succeeds; < 0 subtracts while it fails'},
+  {name: 'reverse', label: 'reverse (weight counts the other way)', type: 'bool'},
+  {name: 'rise', label: 'rise', type: 'int0', placeholder: '1'},
+  {name: 'fall', label: 'fall', type: 'int0', placeholder: '1'},
+  {name: 'user', label: 'user [group]', type: 'opttext', placeholder: 'script_user'},
+];
+
+const SYNC_FIELDS = [
+  {name: 'name', label: 'name', type: 'text'},
+  {name: 'group', label: 'group (vrrp_instance names, one per line)', type: 'lines', rows: 3},
+  trackField('track_script'),
+  trackField('track_interface'),
+  {name: 'sync_group_tracking_weight', label: 'sync_group_tracking_weight (members keep their own track weights)', type: 'bool'},
+  {name: 'smtp_alert', label: 'smtp_alert', type: 'bool'},
+  ...NOTIFY_FIELDS,
+];
+
+// A virtual_server_group line: ADDR[-LAST] [PORT] or fwmark N [inet6];
+// LAST is an address, or keepalived's short form (the last byte of an
+// IPv4 address, the last group of an IPv6 one).
+const renderVSGEntry = e => e.fwmark ? `fwmark ${e.fwmark}${e.inet6 ? ' inet6' : ''}`
+  : [e.first === e.last || !e.last ? e.first : `${e.first}-${e.last}`, e.port ? String(e.port) : ''].filter(Boolean).join(' ');
+function parseVSGEntry(l) {
+  const w = l.split(' ');
+  const bad = why => new Error(`virtual_server_group "${l}": ${why}`);
+  if (w[0] === 'fwmark') {
+    if (!/^\d+$/.test(w[1] || '') || +w[1] === 0) throw bad('want fwmark N [inet6] with N > 0');
+    if (w.length > 3 || (w[2] && w[2] !== 'inet6')) throw bad(`unknown word "${w[2]}"`);
+    return w[2] ? {fwmark: +w[1], inet6: true} : {fwmark: +w[1]};
+  }
+  if (w.length > 2) throw bad(`unknown word "${w[2]}"`);
+  const dash = w[0].lastIndexOf('-');
+  let first = w[0], last = w[0];
+  if (dash > 0) {
+    first = w[0].slice(0, dash);
+    last = w[0].slice(dash + 1);
+    if (!last.includes('.') && !last.includes(':')) {
+      last = first.includes(':') ? first.replace(/[0-9a-f]*$/i, last) : first.replace(/\d+$/, last);
     }
-  } catch (e) { f.hidden = was; return fail(e); }
-  f._index = i;
-  fill(f, VRRP_FIELDS, f._base.obj);
-  $('#vrrp-form-title').textContent = i < 0 ? 'New VRRP instance' : `VRRP instance ${f._base.obj.name}`;
-  f.hidden = false;
-  f.scrollIntoView({block: 'nearest'});
-  field(f, 'name').focus();
+  }
+  const e = {first, last};
+  if (w[1] !== undefined) {
+    if (!/^\d+$/.test(w[1]) || +w[1] > 65535) throw bad(`"${w[1]}" is not a port`);
+    e.port = +w[1];
+  }
+  return e;
 }
+const VSG_FIELDS = [
+  {name: 'name', label: 'name', type: 'text'},
+  Object.assign({name: 'entries', label: 'entries (ADDR[-LAST] PORT, or fwmark N [inet6], one per line)', type: 'text', area: true, wide: true, rows: 4},
+    objLines('entries', renderVSGEntry, parseVSGEntry)),
+];
 
-async function saveVRRP(ev) {
-  ev.preventDefault();
-  const f = $('#vrrp-form'), base = f._base, i = f._index;
-  let obj;
-  try {
-    obj = collect(f, VRRP_FIELDS, structuredClone(base.obj));
-    if (!obj.name) throw new Error('name: required');
-  } catch (e) { return err(e.message); }
-  const req = i < 0 ? {op: 'add', kind: 'vrrp_instance', object: obj} : {op: 'set', kind: 'vrrp_instance', index: i, object: obj};
-  const r = await saveEdit(req, base, `VRRP instance ${obj.name}`);
-  if (r) f.hidden = true;
+// trackedBy names the instances and sync groups that track a script.
+function trackedBy(name) {
+  const c = S.config || {};
+  return [...(c.vrrp_instances || []), ...(c.vrrp_sync_groups || [])]
+    .filter(o => (o.track_script || []).some(t => t.name === name)).map(o => o.name).join(', ');
 }
-
-async function deleteVRRP(i) {
-  const v = S.config.vrrp_instances[i];
-  if (!confirm(`Delete VRRP instance ${v.name}?`)) return;
-  const r = await deleteObj({kind: 'vrrp_instance', index: i}, pickVRRP(i, v.name), `VRRP instance ${v.name}`);
-  if (r) $('#vrrp-form').hidden = true;
-}
+const trackText = ts => (ts || []).map(renderTrack).join(', ');
+const notifyText = n => ['master', 'backup', 'fault', 'stop', 'notify'].filter(k => n && n[k]).join(', ');
+const EDITORS = {};
 
 function renderSyncd() {
   const d = $('#syncd');
@@ -1085,6 +1172,7 @@ const VS_FIELDS = [
   {name: 'protocol', label: 'protocol', type: 'select', options: ['TCP', 'UDP', 'TCP+UDP', 'SCTP'],
     get: vs => protoText(vs), set: (vs, s) => { vs.protocol = s.split('+'); }},
   {name: 'fwmark', label: 'fwmark (firewall mark; no addr/port)', type: 'int0'},
+  {name: 'group', label: 'group (a virtual_server_group; no addr/port/fwmark)', type: 'opttext'},
   {name: 'lvs_sched', label: 'lvs_sched (scheduler)', type: 'select', options: SCHEDS},
   {name: 'lvs_method', label: 'lvs_method (forwarding)', type: 'select', options: METHODS},
   {name: 'persistence_timeout', label: 'persistence_timeout (s)', type: 'dur', placeholder: 'off'},
@@ -1221,10 +1309,11 @@ function fillVS() {
 
 // fwmark services have neither address nor port; group ones neither.
 function vsFormMode() {
-  const f = $('#vs-form'), vs = S.vs.base.obj;
-  const mark = Number(field(f, 'fwmark').value) > 0;
-  for (const n of ['addr', 'port']) field(f, n).disabled = mark || !!vs.group;
-  field(f, 'fwmark').disabled = !!vs.group;
+  const f = $('#vs-form');
+  const mark = Number(field(f, 'fwmark').value) > 0, group = field(f, 'group').value.trim() !== '';
+  for (const n of ['addr', 'port']) field(f, n).disabled = mark || group;
+  field(f, 'fwmark').disabled = group;
+  field(f, 'group').disabled = mark;
 }
 
 function closeVS() {
@@ -1240,8 +1329,9 @@ async function saveVS(ev) {
   let obj;
   try {
     obj = collect(f, VS_FIELDS, structuredClone(base.obj));
-    if (obj.fwmark) { delete obj.addr; delete obj.ports; }
-    if (!obj.fwmark && !obj.group && !obj.addr) throw new Error('virtual IP (addr) or fwmark: one is required');
+    if (obj.fwmark || obj.group) { delete obj.addr; delete obj.ports; }
+    if (obj.group) delete obj.fwmark;
+    if (!obj.fwmark && !obj.group && !obj.addr) throw new Error('virtual IP (addr), fwmark or group: one is required');
     if (obj.lvs_method !== 'TUN') delete obj.tunnel;
     if (obj.sorry_server && !obj.sorry_server.addr) delete obj.sorry_server;
   } catch (e) { return err(e.message); }
@@ -1765,10 +1855,30 @@ function wire() {
   tf.addEventListener('submit', setTimeouts);
 
   // redundancy
-  buildFields($('#vrrp-fields'), VRRP_FIELDS);
-  $('#vrrp-form').addEventListener('submit', saveVRRP);
-  $('#vrrp-add').addEventListener('click', () => openVRRP(-1));
-  $('#vrrp-cancel').addEventListener('click', () => { $('#vrrp-form').hidden = true; });
+  EDITORS.vrrp = listEditor({id: 'vrrp-instances', kind: 'vrrp_instance', key: 'vrrp_instances', heading: 'VRRP instances',
+    fields: VRRP_FIELDS, after: updateVRRPLive,
+    template: () => ({name: '', state: 'BACKUP', interface: '', virtual_router_id: 51, priority: 100, advert_int: '1s', notify: {}}),
+    columns: [['Name', v => v.name], ['Live state', () => '', 'live-state'], ['Initial state', v => v.state || ''],
+      ['Priority / effective', v => String(v.priority), 'live-prio'], ['Interface', v => v.interface, 'mono'],
+      ['VRID', v => String(v.virtual_router_id)], ['Advert', v => durText(v.advert_int)], ['Master', () => '', 'mono live-master'],
+      ['Virtual addresses', v => (v.virtual_ipaddress || []).map(x => x.prefix).join(', '), 'mono wrap'],
+      ['Unicast peers', v => [v.unicast_src_ip ? v.unicast_src_ip + ' →' : '', ...(v.unicast_peer || []).map(p => p.addr)].filter(Boolean).join(' '), 'mono wrap'],
+      ['Tracks', v => [trackText(v.track_interface), trackText(v.track_script)].filter(Boolean).join('; ')]]});
+
+  EDITORS.scripts = listEditor({id: 'vrrp-scripts', kind: 'vrrp_script', key: 'vrrp_scripts', heading: 'VRRP scripts (vrrp_script)',
+    fields: SCRIPT_FIELDS, template: () => ({name: '', script: '', interval: '1s'}),
+    columns: [['Name', o => o.name], ['Script', o => o.script, 'mono wrap'], ['Interval', o => durText(o.interval)],
+      ['Weight', o => String(o.weight || 0) + (o.reverse ? ' reverse' : '')], ['Rise / fall', o => `${o.rise || 1} / ${o.fall || 1}`],
+      ['Tracked by', o => trackedBy(o.name)]]});
+  EDITORS.sync = listEditor({id: 'sync-groups', kind: 'vrrp_sync_group', key: 'vrrp_sync_groups', heading: 'Sync groups (vrrp_sync_group)',
+    fields: SYNC_FIELDS, template: () => ({name: '', group: [], notify: {}}),
+    columns: [['Name', o => o.name], ['Instances', o => (o.group || []).join(', '), 'mono'],
+      ['Tracks', o => [trackText(o.track_script), trackText(o.track_interface)].filter(Boolean).join('; ')],
+      ['Notify', o => notifyText(o.notify)]]});
+  EDITORS.vsg = listEditor({id: 'vs-groups', kind: 'virtual_server_group', key: 'virtual_server_groups',
+    heading: 'Virtual server groups (virtual_server_group)', fields: VSG_FIELDS, template: () => ({name: '', entries: []}),
+    columns: [['Name', o => o.name], ['Entries', o => (o.entries || []).map(renderVSGEntry).join(', '), 'mono wrap'],
+      ['Used by', o => ((S.config && S.config.virtual_servers) || []).filter(v => v.group === o.name).length + ' virtual server(s)']]});
 
   // virtual servers
   buildFields($('#vs-fields'), VS_FIELDS);
@@ -1776,6 +1886,7 @@ function wire() {
   markDirty(vf);
   vf.addEventListener('submit', saveVS);
   field(vf, 'fwmark').addEventListener('input', vsFormMode);
+  field(vf, 'group').addEventListener('input', vsFormMode);
   $('#vs-add').addEventListener('click', () => openVS(-1));
   $('#vs-close').addEventListener('click', closeVS);
   $('#vs-revert').addEventListener('click', () => { if (S.vs && S.vs.index >= 0) openVS(S.vs.index); else if (S.vs) fillVS(); });
