@@ -1162,6 +1162,10 @@ func TestTrackChangesAsKeepalived(t *testing.T) {
 			sh(t, "ip", "-n", ns, "link", "set", "vx0", "up")
 			sh(t, "ip", "-n", ns, "link", "set", "vx1", "up")
 		}, settle: 5 * time.Second, want: map[string]string{"R1": "MASTER 85", "R2": "MASTER 100", "R3": "MASTER 100", "R4": "FAULT 100", "R5": "MASTER 110"}},
+		// a number outside 32 bits: ignored, the last value (5) kept
+		{do: func(ns, dir string) {
+			os.WriteFile(filepath.Join(dir, "f"), []byte("4294967296\n"), 0o644)
+		}, settle: 3 * time.Second, want: map[string]string{"R1": "MASTER 85", "R2": "MASTER 100", "R3": "MASTER 100", "R4": "FAULT 100", "R5": "MASTER 110"}},
 	})
 }
 

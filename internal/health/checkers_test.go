@@ -438,6 +438,27 @@ func TestFileCheck(t *testing.T) {
 			}
 		})
 	}
+	// a number outside 32 bits: ignored, the last value kept (0 before
+	// any), as keepalived 2.2.7's process_track_file
+	t.Run("out of range keeps the last value", func(t *testing.T) {
+		s := Spec{Kind: File, File: &FileSpec{Path: path, Weight: intp(2)}}.Defaults()
+		c, err := New(s, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []struct {
+			content string
+			want    int
+		}{{"4294967296", 0}, {"3", 6}, {"-2147483649", 6},
+			// in range: taken; value × weight bounded to 32 bits
+			{"0x7fffffff", 1<<31 - 1}} {
+			write(step.content)
+			r := c.Check(t.Context())
+			if r.Err != nil || r.Weight == nil || *r.Weight != step.want {
+				t.Errorf("%q: %+v (weight %v), want weight %d", step.content, r, r.Weight, step.want)
+			}
+		}
+	})
 	os.Remove(path)
 	wantResult(t, checkOnce(t, Spec{Kind: File, File: &FileSpec{Path: path}}), "no such file")
 }

@@ -14,7 +14,13 @@ import (
 // with reverse) is the weight adjustment: the server fails when it takes
 // the configured weight to 0 or below (the supervisor checks that), and
 // with dynamic the adjustment is added to the weight.
-type fileChecker struct{ s Spec }
+//
+// A number outside 32 bits is ignored and the last value kept (0 before
+// any), as keepalived 2.2.7 does ("Invalid number ... - ignoring").
+type fileChecker struct {
+	s    Spec
+	last int64 // the last value read in range
+}
 
 func newFile(s Spec) *fileChecker { return &fileChecker{s: s} }
 
@@ -25,16 +31,22 @@ func (c *fileChecker) Check(context.Context) Result {
 		return Result{Err: fmt.Errorf("track_file: %w", err)}
 	}
 	// as keepalived reads it (strtol with base 0: "2.5" is 2, "0x10"
-	// 16, text 0), bounded so that value × weight cannot overflow
-	v := max(min(trackfile.Value(b), 1<<31-1), -(1 << 31))
+	// 16, text 0)
+	note := ""
+	if n, ok := trackfile.Int(b); ok {
+		c.last = int64(n)
+	} else {
+		note = fmt.Sprintf(" (the file's number %d is outside 32 bits: ignored, as keepalived)", trackfile.Value(b))
+	}
+	v := c.last
 	mult := int64(*f.Weight)
 	if mult == 0 {
 		// a non-zero value fails; with reverse a zero one does, as
 		// keepalived 2.2.7's update_track_file_status
 		if (v != 0) != f.Reverse {
-			return Result{Err: fmt.Errorf("track_file %s: value %d (weight 0%s)", f.Path, v, map[bool]string{true: " reverse"}[f.Reverse])}
+			return Result{Err: fmt.Errorf("track_file %s: value %d (weight 0%s)%s", f.Path, v, map[bool]string{true: " reverse"}[f.Reverse], note)}
 		}
-		return Result{Msg: fmt.Sprintf("value %d", v)}
+		return Result{Msg: fmt.Sprintf("value %d%s", v, note)}
 	}
 	if f.Reverse {
 		mult = -mult
@@ -47,5 +59,5 @@ func (c *fileChecker) Check(context.Context) Result {
 		adj = -(1 << 31)
 	}
 	w := int(adj)
-	return Result{Msg: fmt.Sprintf("value %d", v), Weight: &w}
+	return Result{Msg: fmt.Sprintf("value %d%s", v, note), Weight: &w}
 }

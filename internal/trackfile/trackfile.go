@@ -66,3 +66,14 @@ func digit(c byte, base int64) int64 {
 	}
 	return d
 }
+
+// Int is the value as keepalived 2.2.7 takes it: an int. ok is false
+// when the value does not fit in 32 bits: keepalived then logs "Invalid
+// number ... - ignoring" and keeps the value it had.
+func Int(b []byte) (v int, ok bool) {
+	x := Value(b)
+	if x < math.MinInt32 || x > math.MaxInt32 {
+		return 0, false
+	}
+	return int(x), true
+}

@@ -22,3 +22,21 @@ func TestValue(t *testing.T) {
 		}
 	}
 }
+
+// TestInt: a value that does not fit an int is refused (keepalived 2.2.7
+// ignores it and keeps the last one).
+func TestInt(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"5", 5, true}, {"2147483647", 1<<31 - 1, true}, {"-2147483648", -1 << 31, true}, {"0x7fffffff", 1<<31 - 1, true},
+		{"2147483648", 0, false}, {"-2147483649", 0, false}, {"4294967296", 0, false}, {"99999999999999999999", 0, false},
+		{"text", 0, true},
+	} {
+		if got, ok := Int([]byte(tc.in)); got != tc.want || ok != tc.ok {
+			t.Errorf("%q: %d %v, want %d %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -1008,7 +1008,10 @@ func (n *Node) watchSpecs(cfgs []InstanceConfig, scripts map[string]ScriptConfig
 		}
 		for _, tf := range c.TrackFiles {
 			specs[fileKey(tf.Name)] = watchSpec{sig: sig(tf.Path, tf.Init), run: func(ctx context.Context, send func(EventTrack)) {
-				watchFile(ctx, tf, func(v int) { send(EventTrack{Key: fileKey(tf.Name), Value: v}) })
+				watchFile(ctx, tf, func(v int) { send(EventTrack{Key: fileKey(tf.Name), Value: v}) }, func() {
+					n.log.Warn("vrrp track file holds a number outside 32 bits: ignored, its last value kept (as keepalived: \"Invalid number ... - ignoring\")",
+						"track_file", tf.Name, "file", tf.Path)
+				})
 			}}
 		}
 		for _, tb := range c.TrackBFDs {

@@ -57,7 +57,7 @@ func ResolveTrackers(cfg *InstanceConfig, scripts map[string]ScriptConfig) ([]Tr
 		ts = append(ts, Tracker{Key: scriptKey(tsc.Name), Weight: w, Reverse: rev, OK: true, Pending: true})
 	}
 	for _, tf := range cfg.TrackFiles {
-		ts = append(ts, Tracker{Key: fileKey(tf.Name), Weight: tf.Weight, Reverse: tf.Reverse, Valued: true, Value: readTrackFile(tf.Path, tf.Init)})
+		ts = append(ts, Tracker{Key: fileKey(tf.Name), Weight: tf.Weight, Reverse: tf.Reverse, Valued: true, Value: firstTrackFileValue(tf)})
 	}
 	for _, tp := range cfg.TrackProcesses {
 		ts = append(ts, Tracker{Key: processKey(tp.Name), Weight: tp.Weight, Reverse: tp.Reverse, OK: tp.Match.up(countProcesses(tp.Match))})
@@ -176,10 +176,19 @@ var osEvents = true
 // cannot see, or one while the directory cannot be watched, is seen
 // that late at most). A watch that goes (its directory removed) is
 // tried again every fileWatchRetry.
-func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
-	last := readTrackFile(tf.Path, tf.Init)
+//
+// A value outside 32 bits is ignored, the last one kept, as keepalived
+// does; invalid (when not nil) is called then.
+func watchFile(ctx context.Context, tf TrackFile, emit func(v int), invalid func()) {
+	last, _ := readTrackFile(tf.Path, tf.Init)
 	check := func() {
-		if v := readTrackFile(tf.Path, tf.Init); v != last {
+		v, ok := readTrackFile(tf.Path, tf.Init)
+		switch {
+		case !ok:
+			if invalid != nil {
+				invalid()
+			}
+		case v != last:
 			last = v
 			emit(v)
 		}
@@ -214,16 +223,24 @@ func watchFile(ctx context.Context, tf TrackFile, emit func(v int)) {
 	}
 }
 
-// readTrackFile reads the leading integer of a track file; a missing or
-// unreadable file yields def (init_file's value, or 0).
-func readTrackFile(path string, def int) int {
+// firstTrackFileValue is a track file's value when an instance starts
+// tracking it (0 when it is out of range, as keepalived's).
+func firstTrackFileValue(tf TrackFile) int {
+	v, _ := readTrackFile(tf.Path, tf.Init)
+	return v
+}
+
+// readTrackFile reads the leading integer of a track file, as keepalived
+// reads it (strtol: "2.5" is 2, text is 0); a missing or unreadable file
+// yields def (init_file's value, or 0). ok is false for a value outside
+// 32 bits, which keepalived ignores; v is then 0 (keepalived's value
+// before any read).
+func readTrackFile(path string, def int) (v int, ok bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return def
+		return def, true
 	}
-	// as keepalived reads it (strtol: "2.5" is 2, text is 0), bounded
-	// so that value × weight cannot overflow
-	return int(max(min(trackfile.Value(b), 1<<31-1), -(1 << 31)))
+	return trackfile.Int(b)
 }
 
 // splitCommand splits a keepalived script line on blanks, honouring

@@ -109,7 +109,7 @@ func TestReadTrackFile(t *testing.T) {
 		{filepath.Join(dir, "missing"), 7},
 	}
 	for _, tt := range tests {
-		if got := readTrackFile(tt.path, 7); got != tt.want {
+		if got, ok := readTrackFile(tt.path, 7); got != tt.want || !ok {
 			t.Errorf("%s: %d want %d", tt.path, got, tt.want)
 		}
 	}
@@ -141,7 +141,9 @@ func TestResolveTrackers(t *testing.T) {
 }
 
 // TestWatchFile: a track file's value is followed through a write, a
-// file renamed into place and a removal (the init value then).
+// file renamed into place and a removal (the init value then); a number
+// outside 32 bits is ignored, the last value kept (keepalived 2.2.7's
+// process_track_file).
 func TestWatchFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "weight")
@@ -150,10 +152,11 @@ func TestWatchFile(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	vals := make(chan int, 8)
+	invalid := make(chan bool, 8)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watchFile(ctx, TrackFile{Name: "w", Path: path, Init: -3}, func(v int) { vals <- v })
+		watchFile(ctx, TrackFile{Name: "w", Path: path, Init: -3}, func(v int) { vals <- v }, func() { invalid <- true })
 	}()
 	defer func() {
 		cancel()
@@ -185,6 +188,22 @@ func TestWatchFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(7, "renamed into place")
+	if err := os.WriteFile(path, []byte("4294967296\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-invalid:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a value outside 32 bits: not reported as invalid within 3 s")
+	}
+	if err := os.WriteFile(path, []byte("7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-vals:
+		t.Fatalf("value %d emitted: the out-of-range number was taken (the file says 7 again, the last value)", v)
+	case <-time.After(300 * time.Millisecond):
+	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
