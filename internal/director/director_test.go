@@ -884,8 +884,40 @@ func TestGNAInterval(t *testing.T) {
 		}
 	}
 	insts, _, _ := vrrpOptions(cfg)
-	if insts[0].GARPInterval != 10*time.Millisecond || insts[1].GARPInterval != 20*time.Millisecond {
-		t.Errorf("intervals %v (IPv4) and %v (IPv6), want 10ms and 20ms", insts[0].GARPInterval, insts[1].GARPInterval)
+	ka, a := insts[0].GARPPace("eth0", false)
+	kb, b := insts[1].GARPPace("eth0", true)
+	if a != 10*time.Millisecond || b != 20*time.Millisecond {
+		t.Errorf("intervals %v (IPv4) and %v (IPv6), want 10ms and 20ms", a, b)
+	}
+	// one pace per interface and family, whichever instance sends
+	if kb2, _ := insts[0].GARPPace("eth0", true); kb2 != kb || ka == kb {
+		t.Errorf("paces %q, %q, %q", ka, kb, kb2)
+	}
+}
+
+// TestGARPGroupPace: the interfaces of one garp_group share a pace (the
+// first group that lists an interface), other interfaces each their own
+// with the global intervals; a VMAC interface keeps its base's.
+func TestGARPGroupPace(t *testing.T) {
+	src := "global_defs {\n    vrrp_garp_interval 0.1\n}\n" +
+		"garp_group {\n    garp_interval 0.3\n    interfaces {\n        eth1\n        eth2\n    }\n}\n" +
+		"garp_group {\n    garp_interval 0.5\n    interface eth2\n}\n" +
+		"vrrp_instance A {\n    interface eth1\n    virtual_router_id 1\n    use_vmac\n    virtual_ipaddress {\n        10.0.0.1\n        10.0.3.1/24 dev eth3\n    }\n}\n"
+	cfg, ds := config.LoadBytes("t.conf", []byte(src), nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	insts, _, _ := vrrpOptions(cfg)
+	ic := insts[0]
+	k1, d1 := ic.GARPPace("eth1", false)
+	k2, d2 := ic.GARPPace("eth2", false)
+	kv, dv := ic.GARPPace(ic.VMAC, false)
+	k3, d3 := ic.GARPPace("eth3", false)
+	if d1 != 300*time.Millisecond || d2 != d1 || k1 != k2 || kv != k1 || dv != d1 {
+		t.Errorf("eth1 %q %v, eth2 %q %v, vmac %q %v: want one pace of 300ms", k1, d1, k2, d2, kv, dv)
+	}
+	if d3 != 100*time.Millisecond || k3 == k1 {
+		t.Errorf("eth3 %q %v: want its own pace of 100ms", k3, d3)
 	}
 }
 
@@ -1191,8 +1223,10 @@ func TestFamilyByInstance(t *testing.T) {
 	src = strings.Replace(src, "virtual_ipaddress_excluded", "virtual_ipaddress", 1)
 	cfg := mustLoad(t, src)
 	insts, _, _ := vrrpOptions(cfg)
-	if ic := insts[0]; ic.MulticastGroup != netip.MustParseAddr("ff02::99") || ic.GARPInterval != 20*time.Millisecond {
-		t.Errorf("group %v, interval %v", ic.MulticastGroup, ic.GARPInterval)
+	if ic := insts[0]; ic.MulticastGroup != netip.MustParseAddr("ff02::99") {
+		t.Errorf("group %v", ic.MulticastGroup)
+	} else if _, d := ic.GARPPace("eth0", true); d != 20*time.Millisecond {
+		t.Errorf("interval %v", d)
 	}
 }
 
@@ -1652,7 +1686,8 @@ func TestVRRPSocketAndGarpOptions(t *testing.T) {
 		{true, 1000, 4, 300 * time.Millisecond},
 	}
 	for i, ic := range insts {
-		g := got{ic.LogUnknownVRIDs, ic.RxBufSize, ic.RxBufMTUs, ic.GARPInterval}
+		_, every := ic.GARPPace(ic.Interface, ic.IsIPv6())
+		g := got{ic.LogUnknownVRIDs, ic.RxBufSize, ic.RxBufMTUs, every}
 		if g != want[i] {
 			t.Errorf("%s: %+v, want %+v", ic.Name, g, want[i])
 		}

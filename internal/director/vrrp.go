@@ -2,6 +2,7 @@ package director
 
 import (
 	"cmp"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -61,6 +62,20 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			groupsOf[m] = append(groupsOf[m], sg)
 		}
 	}
+	// keepalived paces gratuitous ARPs by vrrp_garp_interval and
+	// unsolicited neighbour advertisements by vrrp_gna_interval on each
+	// interface; a garp_group sets both for the interfaces it lists
+	// instead (the first group that lists one, as keepalived), which
+	// then share one pace
+	garpGroups := map[string]vrrp.GARPDelay{}
+	for i, gg := range cfg.GarpGroups {
+		d := vrrp.GARPDelay{Pace: fmt.Sprintf("garp_group %d", i+1), ARP: gg.GarpInterval.D(), NA: gg.GnaInterval.D()}
+		for _, ifname := range append([]string{gg.Interface}, gg.Interfaces...) {
+			if _, taken := garpGroups[ifname]; ifname != "" && !taken {
+				garpGroups[ifname] = d
+			}
+		}
+	}
 	for _, vi := range cfg.VRRPInstances {
 		set := g.InstanceSettings(vi)
 		ic := vrrp.InstanceConfig{
@@ -82,7 +97,8 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 			GARPMasterRepeat:        set.GarpMasterRepeat,
 			GARPMasterRefresh:       set.GarpMasterRefresh.D(),
 			GARPMasterRefreshRepeat: set.GarpMasterRefreshRepeat,
-			GARPInterval:            g.VRRPGarpInterval.D(), // IPv6 instances: vrrp_gna_interval, below
+			GARPDelay:               vrrp.GARPDelay{ARP: g.VRRPGarpInterval.D(), NA: g.VRRPGnaInterval.D()},
+			GARPGroups:              garpGroups,
 			GARPLowerPrioRepeat:     set.GarpLowerPrioRepeat,
 			GARPLowerPrioDelay:      set.GarpLowerPrioDelay.D(),
 			LowerPrioNoAdvert:       set.LowerPrioNoAdvert,
@@ -134,26 +150,11 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 		}
 		ic.VirtualIPs = vipList(vi.VIPs)
 		ic.VirtualIPsExcluded = vipList(vi.VIPsExcluded)
-		// keepalived paces gratuitous ARPs by vrrp_garp_interval and
-		// unsolicited neighbour advertisements by vrrp_gna_interval; the
-		// group is the family's (the family as the instance reads it:
-		// its addresses, else its source or peers)
+		// the multicast group is the family's (the family as the
+		// instance reads it: its addresses, else its source or peers)
 		group := g.VRRPMcastGroup4
 		if ic.IsIPv6() {
-			ic.GARPInterval = g.VRRPGnaInterval.D()
 			group = g.VRRPMcastGroup6
-		}
-		// a garp_group listing the instance's interface sets both
-		// intervals for it instead
-		// (the first that lists it, as keepalived)
-		for _, gg := range cfg.GarpGroups {
-			if gg.Interface == ic.Interface || slices.Contains(gg.Interfaces, ic.Interface) {
-				ic.GARPInterval = gg.GarpInterval.D()
-				if ic.IsIPv6() {
-					ic.GARPInterval = gg.GnaInterval.D()
-				}
-				break
-			}
 		}
 		ic.LogUnknownVRIDs = g.LogUnknownVRIDs
 		// the receive buffer: this instance's part (rxBufSums adds up

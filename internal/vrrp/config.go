@@ -144,9 +144,14 @@ type InstanceConfig struct {
 	GARPMasterRepeat        int           `json:"garp_master_repeat,omitempty"`
 	GARPMasterRefresh       time.Duration `json:"garp_master_refresh,omitempty"`
 	GARPMasterRefreshRepeat int           `json:"garp_master_refresh_repeat,omitempty"`
-	// GARPInterval is the global vrrp_garp_interval / vrrp_gna_interval:
-	// the pause between two packets of one burst (default 0).
-	GARPInterval time.Duration `json:"garp_interval,omitempty"`
+	// GARPDelay paces gratuitous ARPs (vrrp_garp_interval) and
+	// unsolicited neighbour advertisements (vrrp_gna_interval) on the
+	// interfaces no garp_group lists: one packet per interval on each
+	// interface, whatever instance sends it (default 0: no pause).
+	GARPDelay GARPDelay `json:"garp_delay,omitzero"`
+	// GARPGroups are the garp_group intervals of the interfaces a group
+	// lists; the interfaces of one group share one pace (Pace).
+	GARPGroups map[string]GARPDelay `json:"garp_groups,omitempty"`
 	// GARPLowerPrioRepeat is how many GARPs a MASTER sends when it hears
 	// a lower priority master (split brain healing); 0 means
 	// GARPMasterRepeat unless NoLowerPrioGARP.
@@ -500,6 +505,37 @@ func (c *InstanceConfig) VirtualMAC() net.HardwareAddr {
 
 // addrDev is the interface of the virtual addresses and routes that name
 // none: the use_vmac interface, else the instance's.
+// GARPDelay is the pause between two gratuitous ARPs (ARP) and between
+// two unsolicited neighbour advertisements (NA) keepalived keeps on an
+// interface, or on the interfaces of a garp_group together (Pace names
+// the group; empty: the interface alone).
+type GARPDelay struct {
+	Pace string        `json:"pace,omitempty"`
+	ARP  time.Duration `json:"garp_interval,omitempty"`
+	NA   time.Duration `json:"gna_interval,omitempty"`
+}
+
+// GARPPace is the pace a gratuitous ARP (an unsolicited NA when v6) on
+// dev keeps: a key shared by everything sent under the same pace, and
+// its interval. A VMAC interface's packets keep the pace of the
+// interface under it, as keepalived's.
+func (c *InstanceConfig) GARPPace(dev string, v6 bool) (key string, every time.Duration) {
+	if c.VMAC != "" && dev == c.VMAC {
+		dev = c.Interface
+	}
+	d, ok := c.GARPGroups[dev]
+	if !ok {
+		d = c.GARPDelay
+	}
+	if d.Pace == "" {
+		d.Pace = "interface " + dev
+	}
+	if v6 {
+		return d.Pace + " na", d.NA
+	}
+	return d.Pace + " arp", d.ARP
+}
+
 func (c *InstanceConfig) addrDev() string {
 	if c.VMAC != "" {
 		return c.VMAC

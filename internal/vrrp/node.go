@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -161,6 +162,8 @@ type Node struct {
 	watchGen   uint64
 	links      *debouncer // interface_up_down_delays
 	staticErr  string     // the last reason static addresses could not be put back
+
+	garp garpPacer // gratuitous ARP / NA pacing, shared by the instances
 }
 
 // watcher is a running tracker goroutine (a vrrp_script, track_file or
@@ -1442,31 +1445,75 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 }
 
 // announce sends repeat gratuitous ARPs or unsolicited neighbour
-// advertisements for the addresses of cfg, paced by its GARPInterval.
+// advertisements for each address of cfg, each packet in its turn on its
+// interface's pace (garpPace), shared with every other instance's
+// announcements there, as keepalived's garp_delay: one packet per
+// interval on an interface, or on the interfaces of one garp_group. A
+// paced burst goes on in the background.
 func (n *Node) announce(ctx context.Context, in *instance, cfg InstanceConfig, repeat int, reason string) {
 	log := n.log.With("instance", in.cfg.Name)
 	in.count.Announcements += uint64(repeat)
+	vips := allVIPs(&cfg)
+	dev := func(v VirtualIP) string { return cmp.Or(v.Dev, cfg.addrDev()) }
+	paced := false
+	for _, v := range vips {
+		if _, every := cfg.GARPPace(dev(v), v.Prefix.Addr().Is6()); every > 0 {
+			paced = true
+		}
+	}
 	burst := func() {
-		for i := range repeat {
-			if i > 0 && cfg.GARPInterval > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(cfg.GARPInterval):
+		failed := map[netip.Prefix]bool{}
+		for range repeat {
+			for _, v := range vips {
+				if failed[v.Prefix] {
+					continue
 				}
-			}
-			if err := n.opts.System.Announce(ctx, &cfg); err != nil {
-				log.Warn("announce virtual addresses", "err", err)
-				return
+				if key, every := cfg.GARPPace(dev(v), v.Prefix.Addr().Is6()); every > 0 {
+					if wait := time.Until(n.garp.slot(key, every, time.Now())); wait > 0 {
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(wait):
+						}
+					}
+				}
+				one := cfg
+				one.VirtualIPs, one.VirtualIPsExcluded = []VirtualIP{v}, nil
+				if err := n.opts.System.Announce(ctx, &one); err != nil {
+					log.Warn("announce virtual address", "addr", v.Prefix, "err", err)
+					failed[v.Prefix] = true
+				}
 			}
 		}
 	}
-	if cfg.GARPInterval > 0 {
+	if paced {
 		go burst()
 	} else {
 		burst()
 	}
 	log.Debug("announced virtual addresses", "repeat", repeat, "reason", reason)
+}
+
+// garpPacer hands out the times packets may go under each pace: the
+// first at once, each next one an interval after the one before.
+type garpPacer struct {
+	mu   sync.Mutex
+	next map[string]time.Time
+}
+
+// slot reserves the next time a packet may go under key.
+func (p *garpPacer) slot(key string, every time.Duration, now time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.next == nil {
+		p.next = map[string]time.Time{}
+	}
+	at := now
+	if nx := p.next[key]; nx.After(at) {
+		at = nx
+	}
+	p.next[key] = at.Add(every)
+	return at
 }
 
 func (n *Node) statusOf(idx int) InstanceStatus {

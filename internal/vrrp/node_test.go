@@ -32,6 +32,8 @@ type fakeSystem struct {
 	mu       sync.Mutex
 	vips     map[netip.Prefix]bool
 	announce int
+	// sent are the addresses announced, one per packet, with the time
+	sent []sentAnnounce
 	links    map[string]bool
 	watch    func(string, bool)
 	vmacs    map[string]int // use_vmac interfaces: times set up
@@ -96,8 +98,16 @@ func (s *fakeSystem) RemoveAddresses(ctx context.Context, cfg *InstanceConfig) e
 func (s *fakeSystem) Announce(ctx context.Context, cfg *InstanceConfig) error {
 	s.mu.Lock()
 	s.announce++
+	for _, v := range allVIPs(cfg) {
+		s.sent = append(s.sent, sentAnnounce{v.Prefix, time.Now()})
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+type sentAnnounce struct {
+	addr netip.Prefix
+	at   time.Time
 }
 
 func (s *fakeSystem) SetupVMAC(ctx context.Context, cfg *InstanceConfig) error {
