@@ -33,11 +33,11 @@ type fakeSystem struct {
 	vips     map[netip.Prefix]bool
 	announce int
 	// sent are the addresses announced, one per packet, with the time
-	sent []sentAnnounce
-	links    map[string]bool
-	watch    func(string, bool)
-	vmacs    map[string]int // use_vmac interfaces: times set up
-	vmacOps  []string
+	sent    []sentAnnounce
+	links   map[string]bool
+	watch   func(string, bool)
+	vmacs   map[string]int // use_vmac interfaces: times set up
+	vmacOps []string
 	// goneAddrs are addresses LocalAddrs leaves out, tentativeAddrs
 	// those it says are under duplicate address detection
 	goneAddrs      map[netip.Addr]bool
