@@ -489,4 +489,32 @@ func TestWebUIBrowserLists(t *testing.T) {
 	if after, _ := os.ReadFile(d.conf); string(after) != string(text) {
 		t.Errorf("refused deletion written:\n%s", after)
 	}
+
+	// back from the group to the address and port, through the form;
+	// then the group, unused, goes
+	err = chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.CSS(`#vs-form input[name="group"]`)),
+		typeInto(`#vs-form input[name="group"]`, ""),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#vs-form input[name="group"]').dispatchEvent(new Event('input', {bubbles: true}))`),
+		chromedp.Poll[chromedp.Void](`!document.querySelector('#vs-form input[name="addr"]').disabled`, chromedp.WithPollingTimeout(5*time.Second)),
+		typeInto(`#vs-form input[name="addr"]`, vipHost),
+		typeInto(`#vs-form input[name="port"]`, vipPort),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vs-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vs-groups-table tr[data-name="web"] button.list-delete`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+	)
+	if err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#message`)))
+		t.Fatalf("back to the address: %v (%s)", err, msg)
+	}
+	text, _ = os.ReadFile(d.conf)
+	if !strings.Contains(string(text), "virtual_server "+vipHost+" "+vipPort+" {\n    lb_algo wrr\n") || strings.Contains(string(text), "virtual_server_group") {
+		t.Errorf("file after going back to the address and deleting the group:\n%s", text)
+	}
+	if body, err := get("http://" + vip + "/"); err != nil || body == "" {
+		t.Errorf("through the address again: %q %v", body, err)
+	}
 }

@@ -197,15 +197,13 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 	out := b.Bytes()
 	if base[0] != want[0] {
 		// the header changed (a renamed instance, a service's new
-		// address): its line is written anew, the statements kept
-		i := bytes.IndexByte(out, '\n')
-		if i < 0 || !bytes.HasSuffix(bytes.TrimSpace(out[:i]), []byte("{")) {
-			return nil // the header's line holds more than the header
+		// address): its words up to the brace are written anew; the
+		// statements, and a comment after the brace, are kept
+		i := headerBrace(out)
+		if i < 0 {
+			return nil
 		}
-		if i > 0 && out[i-1] == '\r' {
-			i--
-		}
-		out = append([]byte(want[0]), out[i:]...)
+		out = append([]byte(want[0]), out[i+1:]...)
 	}
 	// accepted only if it reads back as the new rendering
 	sp := &syntaxParser{diags: &diagList{}, vars: map[string]string{}}
@@ -214,6 +212,26 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		return nil
 	}
 	return out
+}
+
+// headerBrace is the offset of the opening brace on a block's first line
+// (b starts at its keyword), outside double quotes (the lexer's only
+// quotes); -1 when a comment or the line's end comes first.
+func headerBrace(b []byte) int {
+	quoted := false
+	for i, c := range b {
+		switch {
+		case quoted:
+			quoted = c != '"'
+		case c == '"':
+			quoted = true
+		case c == '{':
+			return i
+		case c == '#' || c == '!' || c == '\n':
+			return -1
+		}
+	}
+	return -1
 }
 
 // keywordAliases maps keywords the parser takes to the one the writer

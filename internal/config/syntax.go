@@ -70,6 +70,9 @@ type Node struct {
 	// expanded marks a statement whose own words came from substitution
 	// or a sequence (its text in the file is not these words).
 	expanded bool
+	// incNodes are the top-level statements a top-level include brought
+	// (of every file it read, nested includes too).
+	incNodes []*Node
 }
 
 // Keyword returns the statement's keyword.
@@ -493,6 +496,7 @@ func (bp *blockParser) list(parent *Node) []*Node {
 				parent.hasInclude = true
 			}
 			if parent == nil {
+				n.incNodes = inc
 				bp.file.nodes = append(bp.file.nodes, n)
 			}
 			out = append(out, inc...)

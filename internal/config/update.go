@@ -367,7 +367,7 @@ func (e Edit) Apply(c *Config) error {
 	case "vrrp_sync_group":
 		return editList(&c.SyncGroups, e, "vrrp_sync_group", func(o, n *SyncGroup) { n.Pos = o.Pos })
 	case "virtual_server_group":
-		return editList(&c.VirtualServerGroups, e, "virtual_server_group", func(o, n *VirtualServerGroup) {
+		err := editList(&c.VirtualServerGroups, e, "virtual_server_group", func(o, n *VirtualServerGroup) {
 			n.Pos = o.Pos
 			for _, vs := range c.VirtualServers {
 				if vs.Group == o.Name {
@@ -375,6 +375,14 @@ func (e Edit) Apply(c *Config) error {
 				}
 			}
 		})
+		if err != nil || e.Op == "delete" {
+			return err
+		}
+		g := c.VirtualServerGroups[e.Index]
+		if e.Op == "add" {
+			g = c.VirtualServerGroups[len(c.VirtualServerGroups)-1]
+		}
+		return g.checkEntries()
 	case "virtual_server":
 		if err := editList(&c.VirtualServers, e, "virtual_server", func(o, n *VirtualServer) { n.Pos = o.Pos }); err != nil {
 			return err
@@ -405,6 +413,31 @@ func (e Edit) Apply(c *Config) error {
 		return nil
 	}
 	return fmt.Errorf("kind %q: want %s", e.Kind, EditKinds)
+}
+
+// checkEntries completes and checks the entries an edit gives: an
+// address without last is one address; a range runs forwards within one
+// family.
+func (g *VirtualServerGroup) checkEntries() error {
+	for i := range g.Entries {
+		en := &g.Entries[i]
+		if en.FWMark != 0 {
+			if en.First.IsValid() || en.Last.IsValid() || en.Port != 0 {
+				return fmt.Errorf("virtual_server_group %q: entries[%d]: a fwmark entry has no address or port", g.Name, i)
+			}
+			continue
+		}
+		if !en.First.IsValid() {
+			return fmt.Errorf("virtual_server_group %q: entries[%d]: no address and no fwmark", g.Name, i)
+		}
+		if !en.Last.IsValid() {
+			en.Last = en.First
+		}
+		if en.First.Is4() != en.Last.Is4() || en.Last.Less(en.First) {
+			return fmt.Errorf("virtual_server_group %q: entries[%d]: %s-%s is not a range (same family, first to last)", g.Name, i, en.First, en.Last)
+		}
+	}
+	return nil
 }
 
 // EditKinds are the kinds of object an Edit changes.
@@ -459,6 +492,8 @@ func renameIn(names []string, old, name string) {
 
 // editList applies e to a list of model objects. keep copies what JSON
 // does not carry (the position) from the old object to its replacement.
+// An object with a name (a Name field) must have one, not another's of
+// its list.
 func editList[T any](list *[]*T, e Edit, kind string, keep func(old, next *T)) error {
 	if e.Op != "add" && (e.Index < 0 || e.Index >= len(*list)) {
 		return fmt.Errorf("%s %d does not exist (there are %d)", kind, e.Index, len(*list))
@@ -477,6 +512,9 @@ func editList[T any](list *[]*T, e Edit, kind string, keep func(old, next *T)) e
 	if err := checkStrings(reflect.ValueOf(n), kind); err != nil {
 		return err
 	}
+	if err := checkName(*list, n, e, kind); err != nil {
+		return err
+	}
 	if e.Op == "add" {
 		*list = append(*list, n)
 		return nil
@@ -485,6 +523,31 @@ func editList[T any](list *[]*T, e Edit, kind string, keep func(old, next *T)) e
 	keep(old, n)
 	// in place: the writer knows the object by its address
 	*old = *n
+	return nil
+}
+
+// checkName refuses an object of a named kind without a name, or with
+// the name of another object of its list (keepalived would take the
+// second for the first, or refuse it).
+func checkName[T any](list []*T, n *T, e Edit, kind string) error {
+	name := reflect.ValueOf(n).Elem().FieldByName("Name")
+	if !name.IsValid() || name.Kind() != reflect.String {
+		return nil
+	}
+	if name.String() == "" {
+		if kind == "virtual_server" || kind == "real_server" {
+			return nil // (their name is optional)
+		}
+		return fmt.Errorf("%s: a name is required", kind)
+	}
+	if kind == "virtual_server" || kind == "real_server" {
+		return nil
+	}
+	for i, o := range list {
+		if (e.Op == "add" || i != e.Index) && reflect.ValueOf(o).Elem().FieldByName("Name").String() == name.String() {
+			return fmt.Errorf("%s %q: the configuration has one of that name already", kind, name.String())
+		}
+	}
 	return nil
 }
 

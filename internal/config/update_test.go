@@ -755,3 +755,134 @@ func problemText(err error) string {
 	}
 	return ""
 }
+
+// Where a new block goes in files a review found hard: before a block of
+// conditional (@ID) lines (not taking its mark), after the include line
+// that brought the last of its kind, and before instances an include
+// above global_defs brings. A renamed block keeps the comment after its
+// brace. The web UI's other checks: names, a group entry without last.
+func TestUpdatePlacementHard(t *testing.T) {
+	loadNoDiag := func(t *testing.T, path, id string) {
+		t.Helper()
+		if _, ds := Load(path, &ParseOptions{ConfigID: id}); len(ds) != 0 {
+			t.Errorf("as %q: %s\n%s", id, diagStrings(ds), mustRead(t, path))
+		}
+	}
+	script := Edit{Op: "add", Kind: "vrrp_script", Object: json.RawMessage(`{"name":"chk_a","script":"/bin/true","interval":"1s"}`)}
+	track := func(t *testing.T, path string, opts *ParseOptions) {
+		t.Helper()
+		cfg, _ := Load(path, opts)
+		vi := *cfg.VRRPInstances[0]
+		vi.TrackScripts = append(vi.TrackScripts, Track{Name: "chk_a"})
+		if _, err := Update(path, opts, cfg.Revision(), Edit{Op: "set", Kind: "vrrp_instance", Index: 0, Object: mustJSON(t, &vi)}.Apply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const inst = "vrrp_instance VI {\n    interface eth0\n    virtual_router_id 5\n    priority 100\n    advert_int 1\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n"
+
+	t.Run("conditional block", func(t *testing.T) {
+		lines := strings.Split(strings.TrimSuffix(inst, "\n"), "\n")
+		text := "@lb1 " + strings.Join(lines, "\n@lb1 ") + "\n@lb2 " + strings.Join(lines, "\n@lb2 ") + "\n"
+		path := writeConf(t, text)
+		opts := &ParseOptions{ConfigID: "lb1"}
+		cfg, _ := Load(path, opts)
+		if _, err := Update(path, opts, cfg.Revision(), script.Apply); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustRead(t, path); !strings.HasPrefix(got, "vrrp_script chk_a {\n    script /bin/true\n    interval 1\n}\n\n@lb1 vrrp_instance VI {\n") {
+			t.Errorf("new script not before the conditional block, on lines of its own:\n%s", got)
+		}
+		loadNoDiag(t, path, "lb1")
+		loadNoDiag(t, path, "lb2")
+	})
+	t.Run("after the include of its kind", func(t *testing.T) {
+		path := writeConf(t, "include s.conf\n"+inst)
+		os.WriteFile(filepath.Join(filepath.Dir(path), "s.conf"), []byte("vrrp_script chk_z {\n    script /bin/true\n}\n"), 0o644)
+		cfg, _ := Load(path, nil)
+		if _, err := Update(path, nil, cfg.Revision(), script.Apply); err != nil {
+			t.Fatal(err)
+		}
+		track(t, path, nil)
+		if got := mustRead(t, path); !strings.HasPrefix(got, "include s.conf\n\nvrrp_script chk_a {") {
+			t.Errorf("new script not right after the include of the scripts:\n%s", got)
+		}
+		loadNoDiag(t, path, "")
+	})
+	t.Run("before instances included above global_defs", func(t *testing.T) {
+		path := writeConf(t, "include i.conf\n\n# the globals\nglobal_defs {\n    router_id lb1\n}\n")
+		os.WriteFile(filepath.Join(filepath.Dir(path), "i.conf"), []byte(inst), 0o644)
+		cfg, _ := Load(path, nil)
+		if _, err := Update(path, nil, cfg.Revision(), script.Apply); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustRead(t, path); !strings.HasPrefix(got, "vrrp_script chk_a {") {
+			t.Errorf("new script not before the include of the instances:\n%s", got)
+		}
+		// the instance is in the included file: tracking it there
+		// writes that file
+		track(t, path, nil)
+		loadNoDiag(t, path, "")
+	})
+	t.Run("renamed header keeps its comment", func(t *testing.T) {
+		path := writeConf(t, strings.Replace(inst, "VI {", "VI { # the web pair", 1))
+		cfg, _ := Load(path, nil)
+		vi := *cfg.VRRPInstances[0]
+		vi.Name = "VI_web"
+		if _, err := Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "vrrp_instance", Index: 0, Object: mustJSON(t, &vi)}.Apply); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := mustRead(t, path), strings.Replace(inst, "VI {", "VI_web { # the web pair", 1); got != want {
+			t.Errorf("got\n%s\nwant\n%s", got, want)
+		}
+	})
+	t.Run("names and entries", func(t *testing.T) {
+		path := writeConf(t, "vrrp_script chk {\n    script /bin/true\n}\n"+inst+"virtual_server_group g {\n    10.0.0.1 80\n}\n")
+		cfg, _ := Load(path, nil)
+		before := mustRead(t, path)
+		for _, c := range []struct {
+			e    Edit
+			want string
+		}{
+			{Edit{Op: "add", Kind: "vrrp_script", Object: json.RawMessage(`{"name":"","script":"/bin/true"}`)}, "vrrp_script: a name is required"},
+			{Edit{Op: "add", Kind: "vrrp_script", Object: json.RawMessage(`{"name":"chk","script":"/bin/true"}`)}, `vrrp_script "chk": the configuration has one of that name already`},
+			{Edit{Op: "add", Kind: "vrrp_sync_group", Object: json.RawMessage(`{}`)}, "vrrp_sync_group: a name is required"},
+			{Edit{Op: "add", Kind: "virtual_server_group", Object: json.RawMessage(`{"name":"h","entries":[{"first":"10.0.0.9","last":"10.0.0.2","port":80}]}`)}, "is not a range"},
+			{Edit{Op: "add", Kind: "virtual_server_group", Object: json.RawMessage(`{"name":"h","entries":[{"first":"10.0.0.9","last":"2001:db8::1","port":80}]}`)}, "is not a range"},
+			{Edit{Op: "add", Kind: "virtual_server_group", Object: json.RawMessage(`{"name":"h","entries":[{"port":80}]}`)}, "no address and no fwmark"},
+		} {
+			_, err := Update(path, nil, cfg.Revision(), c.e.Apply)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: err %v, want %q", c.e.Object, err, c.want)
+			}
+			if got := mustRead(t, path); got != before {
+				t.Errorf("%s: the refused edit wrote the file", c.e.Object)
+			}
+		}
+		// a script's user and group: words of their own
+		if _, err := Update(path, nil, cfg.Revision(), Edit{Op: "add", Kind: "vrrp_script",
+			Object: json.RawMessage(`{"name":"u","script":"/bin/true","interval":"1s","user":"nobody nogroup"}`)}.Apply); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustRead(t, path); !strings.Contains(got, "}\n\nvrrp_script u {\n    script /bin/true\n    user nobody nogroup\n    interval 1\n}\n\nvrrp_instance VI {") {
+			t.Errorf("script with a user:\n%s", got)
+		}
+		cfg, _ = Load(path, nil)
+		// an entry without last is one address (the API may send it)
+		if _, err := Update(path, nil, cfg.Revision(), Edit{Op: "add", Kind: "virtual_server_group",
+			Object: json.RawMessage(`{"name":"h","entries":[{"first":"10.0.0.9","port":80}]}`)}.Apply); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustRead(t, path); !strings.Contains(got, "virtual_server_group h {\n    10.0.0.9 80\n}\n") {
+			t.Errorf("group of one address:\n%s", got)
+		}
+	})
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -116,6 +116,8 @@ type srcItem struct {
 	lineNodes []*Node
 	lineObjs  []any
 	lineRest  bool
+	// incObjs are the objects an include statement brought in
+	incObjs []any
 }
 
 type srcState struct {
@@ -166,6 +168,9 @@ func newSourceSet(files []*srcFile, cfg *Config) *sourceSet {
 				delete(byPos, n.Pos)
 				st.items = append(st.items, it)
 				continue
+			}
+			for _, in := range n.incNodes {
+				it.incObjs = append(it.incObjs, all[in.Pos]...)
 			}
 			if o, ok := byPos[n.Pos]; ok {
 				if n.hasInclude || n.hasCond {
@@ -371,13 +376,17 @@ func (c *Config) WriteFiles() (map[string][]byte, error) {
 			}
 			if fi == 0 && buf.Len() > itemStart {
 				objs := it.lineObjs
-				if it.obj != nil {
+				switch {
+				case it.obj != nil:
 					objs = []any{it.obj}
-				} else if it.frozen != nil {
+				case it.frozen != nil:
 					objs = []any{it.frozen}
+				case it.incObjs != nil:
+					// an include line stands for what it brought
+					objs = it.incObjs
 				}
 				if len(objs) > 0 {
-					anchors = append(anchors, anchor{objs: objs, start: commentStart(buf.Bytes(), itemStart), end: buf.Len()})
+					anchors = append(anchors, anchor{objs: objs, start: commentStart(buf.Bytes(), stmtLineStart(buf.Bytes(), itemStart)), end: buf.Len()})
 				}
 			}
 		}
@@ -404,11 +413,13 @@ type anchor struct {
 // into the main file's text b, each next to its kind, so that the file
 // reads back in the model's order:
 //   - one that follows an object of its kind goes right after it when
-//     the main file holds that object (or it is new too), else at the end
-//     of the main file (that object is in an included file);
+//     the main file holds that object (or it is new too), or right after
+//     the include line that brought it;
 //   - the first of its kind goes after the nearest object before it in
-//     the order of objects() that the main file holds, or else before
-//     the nearest one after it; at the end when there is neither.
+//     the order of objects() that the main file holds (or an include
+//     line of it brought), unless an object after it in that order comes
+//     first in the file: then before the first such object; at the end
+//     when there is neither.
 //
 // keepalived looks a vrrp_script up as it reads the track_script line
 // naming it, so a new script has to come before the instances.
@@ -417,6 +428,16 @@ func placeNew(b, mainData []byte, objs []any, seen map[any]bool, anchors []ancho
 	for _, a := range anchors {
 		for _, o := range a.objs {
 			where[o] = a
+		}
+	}
+	// firstAfter[k]: where the first of the objects after objs[k] that
+	// the main file holds starts (-1: none)
+	firstAfter := make([]int, len(objs))
+	first := -1
+	for k := len(objs) - 1; k >= 0; k-- {
+		firstAfter[k] = first
+		if a, ok := where[objs[k]]; ok && (first < 0 || a.start < first) {
+			first = a.start
 		}
 	}
 	type insert struct {
@@ -442,10 +463,12 @@ func placeNew(b, mainData []byte, objs []any, seen map[any]bool, anchors []ancho
 			for j := k - 1; j >= 0 && !found; j-- {
 				place, found = where[objs[j]]
 			}
-			for j := k + 1; j < len(objs) && !found; j++ {
-				if a, ok := where[objs[j]]; ok {
-					place, found = anchor{start: a.start, end: a.start, before: true}, true
-				}
+			// before every object of a later kind, if one comes
+			// first in the file (instances read from an include
+			// above global_defs): keepalived must read a script
+			// before its instances
+			if first := firstAfter[k]; first >= 0 && (!found || first < place.end) {
+				place, found = anchor{start: first, end: first, before: true}, true
 			}
 			if !found {
 				place = anchor{start: len(b), end: len(b)}
@@ -456,6 +479,9 @@ func placeNew(b, mainData []byte, objs []any, seen map[any]bool, anchors []ancho
 			text = append(text, nl...)
 		} else {
 			text = append(append([]byte{}, nl...), text...)
+			if at < len(b) && b[at] != '\n' && b[at] != '\r' {
+				text = append(text, nl...) // a blank line after it too
+			}
 		}
 		if at > 0 && b[at-1] != '\n' {
 			text = append(append([]byte{}, nl...), text...)
@@ -477,6 +503,18 @@ func placeNew(b, mainData []byte, objs []any, seen map[any]bool, anchors []ancho
 	}
 	out.Write(b[prev:])
 	return out.Bytes()
+}
+
+// stmtLineStart is the start of the line of the statement at start in
+// b when only blanks or a conditional mark (@ID) come before it there
+// (a block put before it must not take the mark); else start.
+func stmtLineStart(b []byte, start int) int {
+	ls := bytes.LastIndexByte(b[:start], '\n') + 1
+	pre := strings.Fields(string(b[ls:start]))
+	if len(pre) == 0 || len(pre) == 1 && strings.HasPrefix(pre[0], "@") {
+		return ls
+	}
+	return start
 }
 
 // commentStart moves start back over the comment lines right above it
@@ -809,7 +847,7 @@ func (w *wr) script(kw string, s *Script) {
 		return
 	}
 	if s.User != "" {
-		w.line(kw, quoted(s.Cmd), q(s.User))
+		w.line(append([]string{kw, quoted(s.Cmd)}, qs(strings.Fields(s.User))...)...)
 		return
 	}
 	w.line(kw, q(s.Cmd))
@@ -1067,10 +1105,11 @@ func renderGlobal(w *wr, g *GlobalDefs) {
 
 func renderVRRPScript(w *wr, s *VRRPScript) {
 	w.open("vrrp_script", q(s.Name))
+	w.str("script", s.Script)
 	if s.User != "" {
-		w.line("script", quoted(s.Script), q(s.User))
-	} else {
-		w.str("script", s.Script)
+		// user USER [GROUP], words of their own (keepalived's
+		// documented form)
+		w.line(append([]string{"user"}, qs(strings.Fields(s.User))...)...)
 	}
 	w.dur("interval", s.Interval)
 	w.dur("timeout", s.Timeout)
@@ -1407,7 +1446,7 @@ func renderVSGroup(w *wr, g *VirtualServerGroup) {
 }
 
 func addrRangeString(first, last netip.Addr) string {
-	if first == last {
+	if first == last || !last.IsValid() {
 		return first.String()
 	}
 	fb, lb := first.AsSlice(), last.AsSlice()

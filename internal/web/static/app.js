@@ -1329,8 +1329,13 @@ async function saveVS(ev) {
   let obj;
   try {
     obj = collect(f, VS_FIELDS, structuredClone(base.obj));
-    if (obj.fwmark || obj.group) { delete obj.addr; delete obj.ports; }
-    if (obj.group) delete obj.fwmark;
+    // a group, else a firewall mark, else the address and port: as the
+    // form shows them now (the field vsFormMode disabled is left out by
+    // collect, but it says what the user wants: empty)
+    const group = field(f, 'group').value.trim(), mark = Number(field(f, 'fwmark').value) || 0;
+    if (group) { obj.group = group; delete obj.fwmark; } else delete obj.group;
+    if (!group && mark > 0) obj.fwmark = mark; else delete obj.fwmark;
+    if (group || mark > 0) { delete obj.addr; delete obj.ports; }
     if (!obj.fwmark && !obj.group && !obj.addr) throw new Error('virtual IP (addr), fwmark or group: one is required');
     if (obj.lvs_method !== 'TUN') delete obj.tunnel;
     if (obj.sorry_server && !obj.sorry_server.addr) delete obj.sorry_server;
