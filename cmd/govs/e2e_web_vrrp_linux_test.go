@@ -196,4 +196,41 @@ virtual_server 10.77.0.50 80 {
 		return group == "G"
 	}, func() string { return "sync group " + group })
 	shot(t, ctx, "redundancy-vrrp-sync")
+
+	// a track file, through its editor and the instance's form: its
+	// value × weight moves the priority as the file changes
+	maint := filepath.Join(l.dir, "maint")
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#vrrp-track-files button.list-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-track-files-form input[name="file"]`)),
+		typeInto(`#vrrp-track-files-form input[name="name"]`, "maint"),
+		typeInto(`#vrrp-track-files-form input[name="file"]`, maint),
+		typeInto(`#vrrp-track-files-form input[name="weight"]`, "2"),
+		typeInto(`#vrrp-track-files-form input[name="init_file"]`, "0"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vrrp-track-files-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		chromedp.Click(chromedp.CSS(row+` button.list-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-instances-form textarea[name="track_file"]`)),
+		typeInto(`#vrrp-instances-form textarea[name="track_file"]`, "maint"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vrrp-instances-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		prio("100 / 100"),
+	)
+	if err != nil {
+		text, _ := os.ReadFile(conf)
+		t.Fatalf("track file: %v\n%s", err, text)
+	}
+	if b, err := os.ReadFile(maint); err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Errorf("init_file: the file holds %q (%v), want 0", b, err)
+	}
+	os.WriteFile(maint, []byte("5\n"), 0o644)
+	if err := chromedp.Do(ctx, prio("100 / 110")); err != nil {
+		t.Errorf("the track file's value 5 × weight 2: %v", err)
+	}
+	if tracked, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#vrrp-track-files-table tr[data-name="maint"]`))); !strings.Contains(tracked, "VI_1") {
+		t.Errorf("the track file's row does not say VI_1 tracks it: %q", tracked)
+	}
+	shot(t, ctx, "redundancy-vrrp-file")
 }

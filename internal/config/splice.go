@@ -203,7 +203,12 @@ func spliceBlock(data []byte, it srcItem, cur string) []byte {
 		if i < 0 {
 			return nil
 		}
-		out = append([]byte(want[0]), out[i+1:]...)
+		// the keyword as written (vrrp_track_file stays so)
+		hdr := want[0]
+		if _, rest, ok := strings.Cut(hdr, " "); ok {
+			hdr = n.Keyword() + " " + rest
+		}
+		out = append([]byte(hdr), out[i+1:]...)
 	}
 	// accepted only if it reads back as the new rendering
 	sp := &syntaxParser{diags: &diagList{}, vars: map[string]string{}}

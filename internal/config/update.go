@@ -362,7 +362,31 @@ func (e Edit) Apply(c *Config) error {
 	case "vrrp_script":
 		return editList(&c.VRRPScripts, e, "vrrp_script", func(o, n *VRRPScript) {
 			n.Pos = o.Pos
-			c.renameScript(o.Name, n.Name)
+			c.renameTrack("track_script", o.Name, n.Name)
+		})
+	case "vrrp_track_file":
+		return editList(&c.VRRPTrackFiles, e, "vrrp_track_file", func(o, n *TrackFile) {
+			n.Pos = o.Pos
+			c.renameTrack("track_file", o.Name, n.Name)
+			// and the real servers' FILE_CHECKs that read it
+			for _, vs := range c.VirtualServers {
+				for _, rs := range vs.RealServers {
+					for _, ch := range rs.Checks {
+						if ch.TrackFile == o.Name && o.Name != n.Name {
+							ch.TrackFile = n.Name
+						}
+					}
+				}
+			}
+		})
+	case "govs_snat_pool":
+		return editList(&c.SNATPools, e, "govs_snat_pool", func(o, n *SNATPool) {
+			n.Pos = o.Pos
+			for _, vs := range c.VirtualServers {
+				if vs.SNATPool == o.Name {
+					vs.SNATPool = n.Name
+				}
+			}
 		})
 	case "vrrp_sync_group":
 		return editList(&c.SyncGroups, e, "vrrp_sync_group", func(o, n *SyncGroup) { n.Pos = o.Pos })
@@ -441,7 +465,7 @@ func (g *VirtualServerGroup) checkEntries() error {
 }
 
 // EditKinds are the kinds of object an Edit changes.
-const EditKinds = "global_defs, vrrp_script, vrrp_sync_group, vrrp_instance, virtual_server_group, virtual_server or real_server"
+const EditKinds = "global_defs, vrrp_script, vrrp_track_file, vrrp_sync_group, vrrp_instance, govs_snat_pool, virtual_server_group, virtual_server or real_server"
 
 // renameInstance makes what names a VRRP instance follow its new name:
 // sync groups, track groups and the sync daemon's instance. (A deleted
@@ -461,24 +485,28 @@ func (c *Config) renameInstance(old, name string) {
 	}
 }
 
-// renameScript makes the track_script lines naming a vrrp_script follow
-// its new name.
-func (c *Config) renameScript(old, name string) {
+// renameTrack makes the track lines of kind (track_script, track_file)
+// naming a block follow its new name, in instances and sync groups.
+func (c *Config) renameTrack(kind, old, name string) {
 	if old == name {
 		return
 	}
-	rename := func(ts []Track) {
-		for i := range ts {
-			if ts[i].Name == old {
-				ts[i].Name = name
-			}
-		}
-	}
+	var lines []kindTracks
 	for _, vi := range c.VRRPInstances {
-		rename(vi.TrackScripts)
+		lines = append(lines, vi.trackLines()...)
 	}
 	for _, g := range c.SyncGroups {
-		rename(g.TrackScripts)
+		lines = append(lines, g.trackLines()...)
+	}
+	for _, l := range lines {
+		if l.Kind != kind {
+			continue
+		}
+		for i := range l.Tracks {
+			if l.Tracks[i].Name == old {
+				l.Tracks[i].Name = name
+			}
+		}
 	}
 }
 

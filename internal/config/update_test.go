@@ -745,7 +745,7 @@ func TestUpdateScriptsGroups(t *testing.T) {
 		t.Errorf("virtual server after the group's rename:\n%s", file())
 	}
 	refused("delete a used group", Edit{Op: "delete", Kind: "virtual_server_group", Index: 0}, `unknown virtual_server_group "www"`)
-	refused("unknown kind", Edit{Op: "add", Kind: "vrrp_track_file", Object: json.RawMessage(`{}`)}, "want global_defs, vrrp_script")
+	refused("unknown kind", Edit{Op: "add", Kind: "vrrp_track_process", Object: json.RawMessage(`{}`)}, "want global_defs, vrrp_script")
 }
 
 func problemText(err error) string {
@@ -885,4 +885,58 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// vrrp_track_file and govs_snat_pool through edits: a renamed track file
+// is followed by the instance's track_file line and the real server's
+// FILE_CHECK; a renamed pool by the service; deleting one still used is
+// refused.
+func TestUpdateTrackFilePool(t *testing.T) {
+	const text = "vrrp_track_file drain {\n    file /run/drain\n    weight 2\n}\n\n" +
+		"vrrp_instance VI {\n    interface eth0\n    virtual_router_id 5\n    priority 100\n    advert_int 1\n    track_file {\n        drain\n    }\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n\n" +
+		"govs_snat_pool outside {\n    address 198.51.100.1-3\n    port_range 10000 60000\n}\n\n" +
+		"virtual_server 10.0.0.100 80 {\n    lb_kind SNAT\n    snat_pool outside\n    real_server 10.0.1.1 80 {\n        FILE_CHECK {\n            track_file drain\n        }\n    }\n}\n"
+	path := writeConf(t, text)
+	cfg, ds := Load(path, nil)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	tf := *cfg.VRRPTrackFiles[0]
+	tf.Name = "maint"
+	res, err := Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "vrrp_track_file", Index: 0, Object: mustJSON(t, &tf)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = res.Config
+	if got := cfg.VRRPInstances[0].TrackFiles; len(got) != 1 || got[0].Name != "maint" {
+		t.Errorf("instance's track_file after the rename: %+v", got)
+	}
+	if got := cfg.VirtualServers[0].RealServers[0].Checks[0].TrackFile; got != "maint" {
+		t.Errorf("FILE_CHECK's track_file after the rename: %q", got)
+	}
+	p := *cfg.SNATPools[0]
+	p.Name = "out"
+	res, err = Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "govs_snat_pool", Index: 0, Object: mustJSON(t, &p)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = res.Config
+	if cfg.VirtualServers[0].SNATPool != "out" {
+		t.Errorf("service's pool after the rename: %q", cfg.VirtualServers[0].SNATPool)
+	}
+	got := mustRead(t, path)
+	for _, want := range []string{"vrrp_track_file maint {\n    file /run/drain\n    weight 2\n}\n", "    track_file {\n        maint\n    }\n",
+		"govs_snat_pool out {\n    address 198.51.100.1-3\n", "    snat_pool out\n", "            track_file maint\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("file lacks %q:\n%s", want, got)
+		}
+	}
+	for _, kind := range []string{"vrrp_track_file", "govs_snat_pool"} {
+		if _, err := Update(path, nil, cfg.Revision(), Edit{Op: "delete", Kind: kind, Index: 0}.Apply); err == nil {
+			t.Errorf("deleting the used %s: no error", kind)
+		}
+	}
+	if mustRead(t, path) != got {
+		t.Error("a refused deletion wrote the file")
+	}
 }

@@ -951,6 +951,7 @@ const VRRP_FIELDS = [
   Object.assign({name: 'track_interface', label: 'track_interface (IF [weight N], one per line)', type: 'text', area: true},
     objLines('track_interface', renderTrack, parseTrack)),
   trackField('track_script', 'names of vrrp_script blocks (below)'),
+  trackField('track_file', 'names of vrrp_track_file blocks (below)'),
   ...NOTIFY_FIELDS,
 ];
 
@@ -1054,10 +1055,34 @@ const SCRIPT_FIELDS = [
   {name: 'user', label: 'user [group]', type: 'opttext', placeholder: 'script_user'},
 ];
 
+const TRACK_FILE_FIELDS = [
+  {name: 'name', label: 'name', type: 'text'},
+  {name: 'file', label: 'file (its leading number, as strtol reads it)', type: 'text', mono: true, wide: true},
+  {name: 'weight', label: 'weight (-254..254; 0: FAULT while not 0)', type: 'int'},
+  {name: 'reverse', label: 'reverse', type: 'bool'},
+  {name: 'init_file', label: 'init_file VALUE (written when the file is missing; empty: none)', type: 'text',
+    get: o => o.init_file ? String(o.init_file.value) : '',
+    set: (o, v, sp) => {
+      const t = v.trim();
+      if (t === '') { delete o.init_file; return; }
+      o.init_file = Object.assign({}, o.init_file, {value: toInt(t, sp)});
+    }},
+  {name: 'init_file.overwrite', label: 'init_file overwrite (at start)', type: 'bool'},
+];
+
+// An address list line: ADDR or FIRST-LAST (keepalived's short form).
+const SNAT_FIELDS = [
+  {name: 'name', label: 'name', type: 'text'},
+  {name: 'addresses', label: 'addresses (one per line)', type: 'lines', rows: 4},
+  {name: 'port_min', label: 'port_range from', type: 'int'},
+  {name: 'port_max', label: 'port_range to', type: 'int'},
+];
+
 const SYNC_FIELDS = [
   {name: 'name', label: 'name', type: 'text'},
   {name: 'group', label: 'group (vrrp_instance names, one per line)', type: 'lines', rows: 3},
   trackField('track_script'),
+  trackField('track_file'),
   trackField('track_interface'),
   {name: 'sync_group_tracking_weight', label: 'sync_group_tracking_weight (members keep their own track weights)', type: 'bool'},
   {name: 'smtp_alert', label: 'smtp_alert', type: 'bool'},
@@ -1100,13 +1125,17 @@ const VSG_FIELDS = [
     objLines('entries', renderVSGEntry, parseVSGEntry)),
 ];
 
-// trackedBy names the instances and sync groups that track a script.
-function trackedBy(name) {
+// trackedBy names the instances and sync groups whose track lines of
+// kind (track_script, track_file) name a block.
+function trackedBy(name, kind) {
   const c = S.config || {};
   return [...(c.vrrp_instances || []), ...(c.vrrp_sync_groups || [])]
-    .filter(o => (o.track_script || []).some(t => t.name === name)).map(o => o.name).join(', ');
+    .filter(o => (o[kind] || []).some(t => t.name === name)).map(o => o.name).join(', ');
 }
 const trackText = ts => (ts || []).map(renderTrack).join(', ');
+// tracksText: an instance's or sync group's track lines, kind by kind
+const tracksText = o => ['track_interface', 'track_script', 'track_file', 'track_process', 'track_bfd']
+  .filter(k => (o[k] || []).length).map(k => `${k.slice(6)}: ${trackText(o[k])}`).join('; ');
 const notifyText = n => ['master', 'backup', 'fault', 'stop', 'notify'].filter(k => n && n[k]).join(', ');
 const EDITORS = {};
 
@@ -1173,6 +1202,7 @@ const VS_FIELDS = [
     get: vs => protoText(vs), set: (vs, s) => { vs.protocol = s.split('+'); }},
   {name: 'fwmark', label: 'fwmark (firewall mark; no addr/port)', type: 'int0'},
   {name: 'group', label: 'group (a virtual_server_group; no addr/port/fwmark)', type: 'opttext'},
+  {name: 'snat_pool', label: 'snat_pool (a govs_snat_pool, lvs_method SNAT)', type: 'opttext'},
   {name: 'lvs_sched', label: 'lvs_sched (scheduler)', type: 'select', options: SCHEDS},
   {name: 'lvs_method', label: 'lvs_method (forwarding)', type: 'select', options: METHODS},
   {name: 'persistence_timeout', label: 'persistence_timeout (s)', type: 'dur', placeholder: 'off'},
@@ -1868,18 +1898,27 @@ function wire() {
       ['VRID', v => String(v.virtual_router_id)], ['Advert', v => durText(v.advert_int)], ['Master', () => '', 'mono live-master'],
       ['Virtual addresses', v => (v.virtual_ipaddress || []).map(x => x.prefix).join(', '), 'mono wrap'],
       ['Unicast peers', v => [v.unicast_src_ip ? v.unicast_src_ip + ' →' : '', ...(v.unicast_peer || []).map(p => p.addr)].filter(Boolean).join(' '), 'mono wrap'],
-      ['Tracks', v => [trackText(v.track_interface), trackText(v.track_script)].filter(Boolean).join('; ')]]});
+      ['Tracks', v => tracksText(v)]]});
 
   EDITORS.scripts = listEditor({id: 'vrrp-scripts', kind: 'vrrp_script', key: 'vrrp_scripts', heading: 'VRRP scripts (vrrp_script)',
     fields: SCRIPT_FIELDS, template: () => ({name: '', script: '', interval: '1s'}),
     columns: [['Name', o => o.name], ['Script', o => o.script, 'mono wrap'], ['Interval', o => durText(o.interval)],
       ['Weight', o => String(o.weight || 0) + (o.reverse ? ' reverse' : '')], ['Rise / fall', o => `${o.rise || 1} / ${o.fall || 1}`],
-      ['Tracked by', o => trackedBy(o.name)]]});
+      ['Tracked by', o => trackedBy(o.name, 'track_script')]]});
+  EDITORS.files = listEditor({id: 'vrrp-track-files', kind: 'vrrp_track_file', key: 'vrrp_track_files',
+    heading: 'Track files (vrrp_track_file)', fields: TRACK_FILE_FIELDS, template: () => ({name: '', file: '', weight: 1}),
+    columns: [['Name', o => o.name], ['File', o => o.file, 'mono wrap'], ['Weight', o => String(o.weight) + (o.reverse ? ' reverse' : '')],
+      ['init_file', o => o.init_file ? String(o.init_file.value) + (o.init_file.overwrite ? ' overwrite' : '') : ''],
+      ['Tracked by', o => trackedBy(o.name, 'track_file')]]});
   EDITORS.sync = listEditor({id: 'sync-groups', kind: 'vrrp_sync_group', key: 'vrrp_sync_groups', heading: 'Sync groups (vrrp_sync_group)',
     fields: SYNC_FIELDS, template: () => ({name: '', group: [], notify: {}}),
     columns: [['Name', o => o.name], ['Instances', o => (o.group || []).join(', '), 'mono'],
-      ['Tracks', o => [trackText(o.track_script), trackText(o.track_interface)].filter(Boolean).join('; ')],
+      ['Tracks', o => tracksText(o)],
       ['Notify', o => notifyText(o.notify)]]});
+  EDITORS.snat = listEditor({id: 'snat-pools', kind: 'govs_snat_pool', key: 'snat_pools',
+    heading: 'Source NAT pools (govs_snat_pool)', fields: SNAT_FIELDS, template: () => ({name: '', addresses: [], port_min: 1024, port_max: 65535}),
+    columns: [['Name', o => o.name], ['Addresses', o => (o.addresses || []).join(', '), 'mono wrap'], ['Ports', o => `${o.port_min}-${o.port_max}`],
+      ['Used by', o => ((S.config && S.config.virtual_servers) || []).filter(v => v.snat_pool === o.name).length + ' virtual server(s)']]});
   EDITORS.vsg = listEditor({id: 'vs-groups', kind: 'virtual_server_group', key: 'virtual_server_groups',
     heading: 'Virtual server groups (virtual_server_group)', fields: VSG_FIELDS, template: () => ({name: '', entries: []}),
     columns: [['Name', o => o.name], ['Entries', o => (o.entries || []).map(renderVSGEntry).join(', '), 'mono wrap'],
