@@ -490,6 +490,24 @@ func TestWebUIBrowserLists(t *testing.T) {
 		t.Errorf("refused deletion written:\n%s", after)
 	}
 
+	// the group renamed while the service's editor is open: the service
+	// follows (in the file, and in its open form)
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#vs-groups-table tr[data-name="web"] button.list-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vs-groups-form input[name="name"]`)),
+		typeInto(`#vs-groups-form input[name="name"]`, "www"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vs-groups-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#vs-form input[name="group"]').value === 'www'`, chromedp.WithPollingTimeout(5*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("group renamed: %v", err)
+	}
+	if text, _ = os.ReadFile(d.conf); !strings.Contains(string(text), "virtual_server group www {") {
+		t.Errorf("file after the group's rename:\n%s", text)
+	}
+
 	// back from the group to the address and port, through the form;
 	// then the group, unused, goes
 	err = chromedp.Do(ctx,
@@ -503,7 +521,7 @@ func TestWebUIBrowserLists(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#vs-save`)),
 		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
 		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vs-groups-table tr[data-name="web"] button.list-delete`)),
+		chromedp.Click(chromedp.CSS(`#vs-groups-table tr[data-name="www"] button.list-delete`)),
 		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
 	)
 	if err != nil {

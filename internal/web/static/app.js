@@ -976,7 +976,8 @@ function updateVRRPLive() {
 // a table, ADD, and a form that edits one object; EDIT and DELETE on each
 // row. spec: id, kind, key (the config's list), heading, fields, columns
 // ([title, obj => text, class]), template() (a new object), after()
-// (called after each rendering: live cells).
+// (called after each rendering: live cells), renamed(old, name) (after
+// a rename was saved).
 function listEditor(spec) {
   const box = $('#' + spec.id);
   const table = h('table', {class: 'grid', id: spec.id + '-table'});
@@ -1021,7 +1022,10 @@ function listEditor(spec) {
       if (!obj.name) throw new Error('name: required');
     } catch (e) { return err(e.message); }
     const req = i < 0 ? {op: 'add', kind: spec.kind, object: obj} : {op: 'set', kind: spec.kind, index: i, object: obj};
-    if (await saveEdit(req, base, `${spec.kind} ${obj.name}`)) form.hidden = true;
+    if (await saveEdit(req, base, `${spec.kind} ${obj.name}`)) {
+      form.hidden = true;
+      if (i >= 0 && base.obj.name !== obj.name && spec.renamed) spec.renamed(base.obj.name, obj.name);
+    }
   });
   async function del(i) {
     const o = list(S.config)[i];
@@ -1335,6 +1339,18 @@ function fillVS() {
   $('#vs-subtabs').hidden = isNew;
   $('#vs-new-note').hidden = !isNew;
   for (const p of $$('#vs-editor .subpanel')) p.hidden = isNew || p.dataset.subpanel !== S.sub;
+}
+
+// followGroupRename keeps the open virtual server editor on its service
+// when the group it names was renamed (the server renamed its group line
+// too, which changes the service's identity).
+function followGroupRename(old, name) {
+  if (!S.vs || S.vs.index < 0) return;
+  const v = (S.config.virtual_servers || [])[S.vs.index];
+  if (!v || JSON.parse(S.vs.ident)[3] !== old || v.group !== name) return;
+  S.vs.ident = identVS(v);
+  S.vs.base = {revision: S.revision, obj: structuredClone(v), pick: pickVS(S.vs.index, S.vs.ident)};
+  if (!$('#vs-form')._dirty) fillVS();
 }
 
 // fwmark services have neither address nor port; group ones neither.
@@ -1921,6 +1937,7 @@ function wire() {
       ['Used by', o => ((S.config && S.config.virtual_servers) || []).filter(v => v.snat_pool === o.name).length + ' virtual server(s)']]});
   EDITORS.vsg = listEditor({id: 'vs-groups', kind: 'virtual_server_group', key: 'virtual_server_groups',
     heading: 'Virtual server groups (virtual_server_group)', fields: VSG_FIELDS, template: () => ({name: '', entries: []}),
+    renamed: followGroupRename,
     columns: [['Name', o => o.name], ['Entries', o => (o.entries || []).map(renderVSGEntry).join(', '), 'mono wrap'],
       ['Used by', o => ((S.config && S.config.virtual_servers) || []).filter(v => v.group === o.name).length + ' virtual server(s)']]});
 
