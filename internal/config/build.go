@@ -1021,6 +1021,8 @@ func (b *builder) vrrpInstance(n *Node) *VRRPInstance {
 			b.useVMAC(c, vi)
 		case "vmac_xmit_base":
 			b.flag(c, &vi.VMACXmitBase)
+		case "native_ipv6":
+			b.flag(c, &vi.NativeIPv6)
 		case "garp_master_delay", "garp_master_repeat", "garp_master_refresh",
 			"garp_master_refresh_repeat", "garp_lower_prio_delay", "garp_lower_prio_repeat":
 			b.garpSetting(c, c.Keyword(), &vi.GarpSettings)

@@ -158,6 +158,8 @@ func TestErrors(t *testing.T) {
 		{"bad mcast group", "global_defs {\n vrrp_mcast_group4 10.1.1.1\n}\n", 2, `vrrp_mcast_group4 "10.1.1.1" is not an IPv4 multicast address`},
 		{"bad mcast group6", "global_defs {\n vrrp_mcast_group6 224.0.0.18\n}\n", 2, `vrrp_mcast_group6 "224.0.0.18" is not an IPv6 multicast address`},
 		{"track group undefined", "static_ipaddress {\n 10.0.0.5/24 dev eth0 track_group G\n}\n", 2, `static_ipaddress 10.0.0.5/24: track_group "G" is not defined`},
+		{"native_ipv6 with IPv4", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n native_ipv6\n unicast_src_ip 10.0.0.1\n unicast_peer {\n  10.0.0.2\n }\n virtual_ipaddress {\n  10.0.0.100/24\n }\n}\n", 1, `vrrp_instance "A": native_ipv6 with IPv4 addresses`},
+		{"native_ipv6 without addresses", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n native_ipv6\n}\n", 1, `vrrp_instance "A": VRRPv3 needs at least one virtual_ipaddress`},
 		{"track group later", "static_ipaddress {\n 10.0.0.5/24 dev eth0 track_group G\n}\ntrack_group G {\n group {\n  A\n }\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n", 2, `track_group "G" is defined after this line`},
 		{"track group twice", "track_group G {\n group {\n  A\n }\n}\ntrack_group G {\n group {\n  A\n }\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n", 6, `track_group "G" defined twice`},
 		{"track group on a vip", "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.1 track_group G\n }\n}\n", 5, "virtual_ipaddress: track_group is for static_ipaddress, static_routes and static_rules entries; ignored here"},

@@ -928,6 +928,9 @@ type VRRPInstance struct {
 	VMACName     string `json:"vmac_interface,omitempty"`
 	VMACAddr     string `json:"vmac_address,omitempty"`
 	VMACXmitBase bool   `json:"vmac_xmit_base,omitempty"`
+	// NativeIPv6 (native_ipv6) makes an instance without addresses an
+	// IPv6 (VRRPv3) one; with IPv4 addresses it is an error.
+	NativeIPv6 bool `json:"native_ipv6,omitempty"`
 
 	// The GARP and advert settings below are the instance's own (nil:
 	// not set, the global_defs default applies; see
@@ -946,15 +949,25 @@ type VRRPInstance struct {
 // isIPv6 is the instance's family as VRRP reads it: its first virtual
 // address's, else its source's, else its first unicast peer's.
 func (vi *VRRPInstance) isIPv6() bool {
+	v6, known := vi.addrFamily()
+	return v6 || !known && vi.NativeIPv6
+}
+
+// addrFamily is the family the instance's addresses give it (its first
+// virtual address, else its source, else its first peer); known is false
+// when it has none.
+func (vi *VRRPInstance) addrFamily() (v6, known bool) {
 	switch {
 	case len(vi.VIPs) > 0:
-		return vi.VIPs[0].Prefix.Addr().Is6()
+		return vi.VIPs[0].Prefix.Addr().Is6(), true
 	case vi.UnicastSrcIP.IsValid():
-		return vi.UnicastSrcIP.Is6()
+		return vi.UnicastSrcIP.Is6(), true
 	case vi.McastSrcIP.IsValid():
-		return vi.McastSrcIP.Is6()
+		return vi.McastSrcIP.Is6(), true
+	case len(vi.UnicastPeers) > 0:
+		return vi.UnicastPeers[0].Addr.Is6(), true
 	}
-	return len(vi.UnicastPeers) > 0 && vi.UnicastPeers[0].Addr.Is6()
+	return false, false
 }
 
 // VMACInterface is the name of the instance's use_vmac interface: the

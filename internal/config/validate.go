@@ -588,6 +588,9 @@ func (v *validator) vrrp() {
 				break
 			}
 		}
+		if v6, known := vi.addrFamily(); vi.NativeIPv6 && known && !v6 {
+			v.d.errorf(vi.Pos, "vrrp_instance %q: native_ipv6 with IPv4 addresses (keepalived 2.2.7: \"Cannot specify native_ipv6 with IPv4 addresses\")", vi.Name)
+		}
 		for _, t := range vi.TrackIfaces {
 			if t.Name == vi.Interface && (t.Weight != 0 || t.Reverse || vi.DontTrackPrimary) {
 				v.d.warnf(vi.Pos, "vrrp_instance %q: track_interface %s is its own interface: not tracked with a weight or reverse, as keepalived 2.2.7 (\"Ignoring track_interface %s since own interface\"); it is tracked anyway unless dont_track_primary", vi.Name, t.Name, t.Name)

@@ -1363,6 +1363,7 @@ func renderInstance(w *wr, vi *VRRPInstance) {
 		w.line(words...)
 	}
 	w.flag("vmac_xmit_base", vi.VMACXmitBase)
+	w.flag("native_ipv6", vi.NativeIPv6)
 	w.garp("", &vi.GarpSettings)
 	w.boolPtr("lower_prio_no_advert", vi.LowerPrioNoAdvert)
 	w.boolPtr("higher_prio_send_advert", vi.HigherPrioSendAdvert)
