@@ -113,8 +113,8 @@ const ahSeqMax = 0xFFFFFFFD
 // its sequence number against cnt, which it raises — unless check is
 // false: then the caller accepts seq itself (ahCounter.accept) once it
 // knows the packet is one it takes. It returns the VRRP packet and its
-// sequence number, or the reason to drop; skip reports a packet that is
-// not VRRP in AH at all.
+// sequence number, or the reason to drop (with the VRRP packet still for
+// DropVRID); skip reports a packet that is not VRRP in AH at all.
 func ahCheck(key [authDataLen]byte, vrid uint8, iphdr, ipPayload []byte, src netip.Addr, unicast bool, cnt *ahCounter, check bool) (vrrp []byte, seq uint32, drop DropReason, skip bool) {
 	if len(ipPayload) < ahLen || ipPayload[0] != IPProto {
 		return nil, 0, "", true // other IPsec traffic
@@ -124,7 +124,7 @@ func ahCheck(key [authDataLen]byte, vrid uint8, iphdr, ipPayload []byte, src net
 	}
 	ah, vrrp := ipPayload[:ahLen], ipPayload[ahLen:]
 	if vrrp[1] != vrid {
-		return nil, 0, DropVRID, false
+		return vrrp, 0, DropVRID, false // (for log_unknown_vrids)
 	}
 	want := ahICV(key, iphdr, ah, vrrp, unicast)
 	if !hmac.Equal(want[:], ah[12:ahLen]) {

@@ -144,6 +144,13 @@ func (a *ahConn) Recv() (Packet, error) {
 		if skip {
 			continue
 		}
+		if drop == DropVRID {
+			// another VRID's: the node drops it as a plain advert's,
+			// and logs it with log_unknown_vrids (keepalived finds
+			// the VRID behind the AH header too)
+			pkt.Data = append([]byte(nil), vr...)
+			return pkt, nil
+		}
 		if drop != "" {
 			pkt.Drop = drop
 			return pkt, nil

@@ -115,6 +115,11 @@ func TestAHRoundTrip(t *testing.T) {
 	if drop != "" || string(got) != string(vr) {
 		t.Fatalf("drop %q", drop)
 	}
+	// another VRID's packet: not checked, handed back for the node
+	// (log_unknown_vrids)
+	if other, _, drop, _ := ahCheck(key, 8, hdr, append(ah, vr...), src, true, cnt, true); drop != DropVRID || string(other) != string(vr) {
+		t.Errorf("VRID 7's packet to VRID 8: drop %q, packet %x", drop, other)
+	}
 	if n := cnt.next(); n != 43 {
 		t.Errorf("next advert %d after accepting 42, want 43", n)
 	}

@@ -1182,8 +1182,7 @@ func (n *Node) unknownVRID(idx int, vrid uint8, src netip.Addr) {
 	first := -1
 	for i, o := range n.insts {
 		// the instances whose sockets read the same packets (an AH
-		// socket reads protocol 51, checks the VRID itself and logs
-		// none)
+		// socket reads protocol 51: AH instances among themselves)
 		if o.cfg.advertDev() != dev || o.cfg.IsIPv6() != v6 || o.cfg.AuthAH != ah {
 			continue
 		}
