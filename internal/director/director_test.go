@@ -1537,6 +1537,12 @@ func TestStaticTrackGroup(t *testing.T) {
 	if got, want := describe(insts[0]), "eth2 0, eth1 0, eth9 0, eth4 0, eth3 0"; got != want {
 		t.Errorf("A tracks %q, want %q", got, want)
 	}
+	// keepalived lists only the instance's own, as its line says it
+	// (keepalived.data, JSON, SNMP; seen in keepalived 2.2.7's data
+	// file: "d1 weight -20" alone)
+	if l := insts[0].ListedTrackInterfaces(); len(l) != 1 || l[0].Name != "eth2" || l[0].Weight != -20 {
+		t.Errorf("A lists %+v, want eth2 weight -20 alone", l)
+	}
 	if got := describe(insts[1]); got != "" {
 		t.Errorf("B tracks %q, want nothing", got)
 	}

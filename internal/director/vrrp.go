@@ -265,13 +265,14 @@ func vrrpOptions(cfg *config.Config) ([]vrrp.InstanceConfig, []vrrp.ScriptConfig
 					// (an unweighted one, reversed or not, stays as it
 					// is, as keepalived's add_vrrp_to_interface keeps it)
 					if t.Weight != 0 {
+						t.Listed = &vrrp.TrackInterface{Name: t.Name, Weight: t.Weight, Reverse: t.Reverse}
 						t.Weight, t.Reverse = 0, false
 					}
 					found = true
 				}
 			}
 			if !found {
-				ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: dev})
+				ic.TrackInterfaces = append(ic.TrackInterfaces, vrrp.TrackInterface{Name: dev, Static: true})
 			}
 		}
 		insts = append(insts, ic)

@@ -202,7 +202,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 			agentx.Integer(e.Append(8, n), st.EffectivePriority),
 			agentx.Integer(e.Append(9, n), truth(st.State == vrrp.StateMaster)),
 			agentx.String(e.Append(10, n), cfg.Interface),
-			agentx.Integer(e.Append(11, n), truth(len(cfg.TrackInterfaces) > 0)),
+			agentx.Integer(e.Append(11, n), truth(len(cfg.ListedTrackInterfaces()) > 0)),
 			agentx.Gauge(e.Append(12, n), adv),
 			agentx.Integer(e.Append(13, n), truth(!cfg.NoPreempt)),
 			agentx.Gauge(e.Append(14, n), uint64(cfg.PreemptDelay/time.Second)),
@@ -235,7 +235,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 		if len(cfg.UnicastPeers) == 0 {
 			vs = append(vs, agentx.Integer(e.Append(34, n), addrType(mc)), agentx.Bytes(e.Append(35, n), mc.AsSlice()))
 		}
-		for j, t := range cfg.TrackInterfaces {
+		for j, t := range cfg.ListedTrackInterfaces() {
 			te := VRRP.Append(4, 1)
 			vs = append(vs, agentx.String(te.Append(1, n, uint32(j+1)), t.Name),
 				agentx.Integer(te.Append(2, n, uint32(j+1)), t.Weight), agentx.Integer(te.Append(3, n, uint32(j+1)), truth(t.Reverse)))

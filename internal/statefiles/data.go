@@ -245,7 +245,7 @@ func writeInstance(w *bufio.Writer, st *vrrp.InstanceStatus, in *Input) {
 		}
 	}
 	var ifs, scripts, files, procs, bfds []tracked
-	for _, t := range cfg.TrackInterfaces {
+	for _, t := range cfg.ListedTrackInterfaces() {
 		ifs = append(ifs, tracked{t.Name, t.Weight, t.Reverse})
 	}
 	for _, t := range cfg.TrackScripts {

@@ -172,7 +172,7 @@ func jsonDataOf(st *vrrp.InstanceStatus, in *Input) jsonData {
 	for _, v := range cfg.VirtualIPsExcluded {
 		d.EVIPs = append(d.EVIPs, vipLine(v, &cfg, set))
 	}
-	for _, t := range cfg.TrackInterfaces {
+	for _, t := range cfg.ListedTrackInterfaces() {
 		d.TrackIfp = append(d.TrackIfp, t.Name)
 	}
 	for _, t := range cfg.TrackScripts {

@@ -311,6 +311,30 @@ type TrackInterface struct {
 	Name    string `json:"name"`
 	Weight  int    `json:"weight,omitempty"`
 	Reverse bool   `json:"reverse,omitempty"`
+	// Static: tracked only for a track_group's static entry;
+	// keepalived does not list it among the instance's tracked
+	// interfaces (keepalived.data, JSON, SNMP).
+	Static bool `json:"static,omitempty"`
+	// Listed, when set, is the entry as the instance's own line says it
+	// (a track_group zeroed its weight; keepalived lists it as written).
+	Listed *TrackInterface `json:"listed,omitempty"`
+}
+
+// ListedTrackInterfaces are the tracked interfaces keepalived lists for
+// the instance: its own, as its lines say them; not those only a
+// track_group adds.
+func (c *InstanceConfig) ListedTrackInterfaces() []TrackInterface {
+	var out []TrackInterface
+	for _, t := range c.TrackInterfaces {
+		switch {
+		case t.Static:
+		case t.Listed != nil:
+			out = append(out, *t.Listed)
+		default:
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // TrackScript is a track_script entry naming a vrrp_script; Weight
