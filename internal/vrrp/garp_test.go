@@ -87,6 +87,32 @@ func TestGARPPace(t *testing.T) {
 	}
 }
 
+// TestGARPPaceStops: a paced announcement stops when the instance gives
+// its addresses up (a BACKUP must not draw their traffic).
+func TestGARPPaceStops(t *testing.T) {
+	sys := &fakeSystem{}
+	n := &Node{opts: Options{System: sys}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	const every = 30 * time.Millisecond
+	c := InstanceConfig{Name: "A", Interface: "eth0", GARPDelay: GARPDelay{ARP: every},
+		VirtualIPs: []VirtualIP{{Prefix: netip.MustParsePrefix("10.0.0.1/24")}, {Prefix: netip.MustParsePrefix("10.0.0.2/24")}}}
+	in := &instance{cfg: c}
+	n.announce(context.Background(), in, c, 5, "test")
+	time.Sleep(every + every/2) // two packets sent
+	in.garpGen.Add(1)           // as ActionRemoveAddresses does
+	stopped := time.Now()
+	time.Sleep(6 * every)
+	sys.mu.Lock()
+	defer sys.mu.Unlock()
+	if len(sys.sent) == 0 || len(sys.sent) >= 10 {
+		t.Fatalf("%d packets, want some but not all 10", len(sys.sent))
+	}
+	for _, p := range sys.sent {
+		if p.at.After(stopped.Add(5 * time.Millisecond)) {
+			t.Errorf("a packet %v after the addresses went", p.at.Sub(stopped))
+		}
+	}
+}
+
 func TestGARPPacerSlot(t *testing.T) {
 	var p garpPacer
 	t0 := time.Unix(1000, 0)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -183,10 +184,13 @@ type trackEvent struct {
 }
 
 type instance struct {
-	cfg   InstanceConfig
-	m     *Machine
-	conn  Conn // nil while it cannot open (open, retryOpen)
-	count Counters
+	// garpGen moves on when the instance gives its addresses up: a
+	// paced announcement started before stops (announce)
+	garpGen atomic.Uint64
+	cfg     InstanceConfig
+	m       *Machine
+	conn    Conn // nil while it cannot open (open, retryOpen)
+	count   Counters
 	// started is when the instance (and its counters) began: a reload
 	// that replaces it starts them again
 	started time.Time
@@ -1407,6 +1411,9 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 			log.Error("add virtual addresses", "err", err)
 		}
 	case ActionRemoveAddresses:
+		// a paced announcement still going stops: the addresses are
+		// no longer this host's
+		in.garpGen.Add(1)
 		// a route or rule another MASTER instance or the static set
 		// also has stays: it would go from under them
 		var holders []InstanceConfig
@@ -1445,36 +1452,51 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 
 // announce sends repeat gratuitous ARPs or unsolicited neighbour
 // advertisements for each address of cfg, each packet in its turn on its
-// interface's pace (garpPace), shared with every other instance's
+// interface's pace (GARPPace), shared with every other instance's
 // announcements there, as keepalived's garp_delay: one packet per
-// interval on an interface, or on the interfaces of one garp_group. A
-// paced burst goes on in the background.
+// interval on an interface, or on the interfaces of one garp_group. The
+// addresses of each pace go in their own background burst (one pace
+// does not wait for another's); an unpaced burst goes at once. A burst
+// stops when the instance gives its addresses up.
 func (n *Node) announce(ctx context.Context, in *instance, cfg InstanceConfig, repeat int, reason string) {
 	log := n.log.With("instance", in.cfg.Name)
 	in.count.Announcements += uint64(repeat)
-	vips := allVIPs(&cfg)
-	dev := func(v VirtualIP) string { return cmp.Or(v.Dev, cfg.addrDev()) }
-	paced := false
-	for _, v := range vips {
-		if _, every := cfg.GARPPace(dev(v), v.Prefix.Addr().Is6()); every > 0 {
-			paced = true
-		}
+	type pace struct {
+		key   string
+		every time.Duration
+		vips  []VirtualIP
 	}
-	burst := func() {
+	var paces []*pace
+	byKey := map[string]*pace{}
+	for _, v := range allVIPs(&cfg) {
+		key, every := cfg.GARPPace(cmp.Or(v.Dev, cfg.addrDev()), v.Prefix.Addr().Is6())
+		p := byKey[key]
+		if p == nil {
+			p = &pace{key: key, every: every}
+			byKey[key] = p
+			paces = append(paces, p)
+		}
+		p.vips = append(p.vips, v)
+	}
+	gen := in.garpGen.Load()
+	burst := func(p *pace) {
 		failed := map[netip.Prefix]bool{}
 		for range repeat {
-			for _, v := range vips {
+			for _, v := range p.vips {
 				if failed[v.Prefix] {
 					continue
 				}
-				if key, every := cfg.GARPPace(dev(v), v.Prefix.Addr().Is6()); every > 0 {
-					if wait := time.Until(n.garp.slot(key, every, time.Now())); wait > 0 {
+				if p.every > 0 {
+					if wait := time.Until(n.garp.slot(p.key, p.every, time.Now())); wait > 0 {
 						select {
 						case <-ctx.Done():
 							return
 						case <-time.After(wait):
 						}
 					}
+				}
+				if in.garpGen.Load() != gen {
+					return // the addresses went (BACKUP, FAULT, stop)
 				}
 				one := cfg
 				one.VirtualIPs, one.VirtualIPsExcluded = []VirtualIP{v}, nil
@@ -1485,10 +1507,12 @@ func (n *Node) announce(ctx context.Context, in *instance, cfg InstanceConfig, r
 			}
 		}
 	}
-	if paced {
-		go burst()
-	} else {
-		burst()
+	for _, p := range paces {
+		if p.every > 0 {
+			go burst(p)
+		} else {
+			burst(p)
+		}
 	}
 	log.Debug("announced virtual addresses", "repeat", repeat, "reason", reason)
 }
