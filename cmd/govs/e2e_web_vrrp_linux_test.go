@@ -233,4 +233,30 @@ virtual_server 10.77.0.50 80 {
 		t.Errorf("the track file's row does not say VI_1 tracks it: %q", tracked)
 	}
 	shot(t, ctx, "redundancy-vrrp-file")
+
+	// a tracked process (govs itself runs), weight 5
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#vrrp-track-processes button.list-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-track-processes-form input[name="process"]`)),
+		typeInto(`#vrrp-track-processes-form input[name="name"]`, "director"),
+		typeInto(`#vrrp-track-processes-form input[name="process"]`, "govs"),
+		typeInto(`#vrrp-track-processes-form input[name="weight"]`, "5"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vrrp-track-processes-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		chromedp.Click(chromedp.CSS(row+` button.list-edit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vrrp-instances-form textarea[name="track_process"]`)),
+		typeInto(`#vrrp-instances-form textarea[name="track_process"]`, "director"),
+		clearMessage,
+		chromedp.Click(chromedp.CSS(`#vrrp-instances-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		prio("100 / 115"),
+	)
+	if err != nil {
+		text, _ := os.ReadFile(conf)
+		t.Fatalf("tracked process: %v\n%s", err, text)
+	}
+	if text, _ := os.ReadFile(conf); !strings.Contains(string(text), "vrrp_track_process director {\n    process govs\n    weight 5\n}\n") {
+		t.Errorf("file after the tracked process:\n%s", text)
+	}
 }

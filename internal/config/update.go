@@ -379,6 +379,11 @@ func (e Edit) Apply(c *Config) error {
 				}
 			}
 		})
+	case "vrrp_track_process":
+		return editList(&c.VRRPTrackProcesses, e, "vrrp_track_process", func(o, n *TrackProcess) {
+			n.Pos = o.Pos
+			c.renameTrack("track_process", o.Name, n.Name)
+		})
 	case "govs_snat_pool":
 		return editList(&c.SNATPools, e, "govs_snat_pool", func(o, n *SNATPool) {
 			n.Pos = o.Pos
@@ -465,7 +470,7 @@ func (g *VirtualServerGroup) checkEntries() error {
 }
 
 // EditKinds are the kinds of object an Edit changes.
-const EditKinds = "global_defs, vrrp_script, vrrp_track_file, vrrp_sync_group, vrrp_instance, govs_snat_pool, virtual_server_group, virtual_server or real_server"
+const EditKinds = "global_defs, vrrp_script, vrrp_track_file, vrrp_track_process, vrrp_sync_group, vrrp_instance, govs_snat_pool, virtual_server_group, virtual_server or real_server"
 
 // renameInstance makes what names a VRRP instance follow its new name:
 // sync groups, track groups and the sync daemon's instance. (A deleted

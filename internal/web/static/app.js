@@ -952,6 +952,7 @@ const VRRP_FIELDS = [
     objLines('track_interface', renderTrack, parseTrack)),
   trackField('track_script', 'names of vrrp_script blocks (below)'),
   trackField('track_file', 'names of vrrp_track_file blocks (below)'),
+  trackField('track_process', 'names of vrrp_track_process blocks (below)'),
   ...NOTIFY_FIELDS,
 ];
 
@@ -1074,6 +1075,29 @@ const TRACK_FILE_FIELDS = [
   {name: 'init_file.overwrite', label: 'init_file overwrite (at start)', type: 'bool'},
 ];
 
+const TRACK_PROCESS_FIELDS = [
+  {name: 'name', label: 'name', type: 'text'},
+  {name: 'process', label: 'process (its name, or argv[0] with parameters or full_command)', type: 'text', mono: true},
+  {name: 'params', label: 'parameters to match (words)', type: 'text', mono: true,
+    get: o => (o.params || []).join(' '),
+    set: (o, v) => { const w = v.trim().split(/\s+/).filter(Boolean); if (w.length) o.params = w; else delete o.params; }},
+  {name: 'param_match', label: 'param_match', type: 'select', options: [['', 'exact (default)'], 'initial', 'partial']},
+  {name: 'full_command', label: 'full_command', type: 'bool'},
+  {name: 'weight', label: 'weight (0: FAULT while below quorum)', type: 'int0'},
+  {name: 'reverse', label: 'reverse', type: 'bool'},
+  {name: 'quorum', label: 'quorum (processes needed)', type: 'int0', placeholder: '1'},
+  {name: 'quorum_max', label: 'quorum_max (empty: none)', type: 'text',
+    get: o => o.has_quorum_max || o.quorum_max ? String(o.quorum_max || 0) : '',
+    set: (o, v, sp) => {
+      const t = v.trim();
+      if (t === '') { delete o.quorum_max; delete o.has_quorum_max; return; }
+      o.quorum_max = toInt(t, sp);
+      o.has_quorum_max = true;
+    }},
+  {name: 'fork_delay', label: 'fork_delay (s)', type: 'dur'},
+  {name: 'terminate_delay', label: 'terminate_delay (s)', type: 'dur'},
+];
+
 // An address list line: ADDR or FIRST-LAST (keepalived's short form).
 const SNAT_FIELDS = [
   {name: 'name', label: 'name', type: 'text'},
@@ -1087,6 +1111,7 @@ const SYNC_FIELDS = [
   {name: 'group', label: 'group (vrrp_instance names, one per line)', type: 'lines', rows: 3},
   trackField('track_script'),
   trackField('track_file'),
+  trackField('track_process'),
   trackField('track_interface'),
   {name: 'sync_group_tracking_weight', label: 'sync_group_tracking_weight (members keep their own track weights)', type: 'bool'},
   {name: 'smtp_alert', label: 'smtp_alert', type: 'bool'},
@@ -1926,6 +1951,12 @@ function wire() {
     columns: [['Name', o => o.name], ['File', o => o.file, 'mono wrap'], ['Weight', o => String(o.weight) + (o.reverse ? ' reverse' : '')],
       ['init_file', o => o.init_file ? String(o.init_file.value) + (o.init_file.overwrite ? ' overwrite' : '') : ''],
       ['Tracked by', o => trackedBy(o.name, 'track_file')]]});
+  EDITORS.procs = listEditor({id: 'vrrp-track-processes', kind: 'vrrp_track_process', key: 'vrrp_track_processes',
+    heading: 'Tracked processes (vrrp_track_process)', fields: TRACK_PROCESS_FIELDS, template: () => ({name: '', process: ''}),
+    columns: [['Name', o => o.name], ['Process', o => [o.process, ...(o.params || [])].join(' '), 'mono wrap'],
+      ['Weight', o => String(o.weight || 0) + (o.reverse ? ' reverse' : '')],
+      ['Quorum', o => String(o.quorum || 1) + (o.has_quorum_max || o.quorum_max ? `..${o.quorum_max || 0}` : '')],
+      ['Tracked by', o => trackedBy(o.name, 'track_process')]]});
   EDITORS.sync = listEditor({id: 'sync-groups', kind: 'vrrp_sync_group', key: 'vrrp_sync_groups', heading: 'Sync groups (vrrp_sync_group)',
     fields: SYNC_FIELDS, template: () => ({name: '', group: [], notify: {}}),
     columns: [['Name', o => o.name], ['Instances', o => (o.group || []).join(', '), 'mono'],
