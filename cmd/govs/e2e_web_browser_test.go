@@ -259,6 +259,22 @@ func logIn(webAddr string) chromedp.Action[chromedp.Void] {
 	)
 }
 
+// listSave opens a list editor's form (id: its box; ADD, or EDIT on the
+// row named edit), types the fields (name, value) into it as a user
+// would, saves, and waits for the page's message (want: ok or error).
+func listSave(id, edit, want string, fields ...[2]string) chromedp.Action[chromedp.Void] {
+	open := "#" + id + " button.list-add"
+	if edit != "" {
+		open = fmt.Sprintf(`#%s-table tr[data-name=%q] button.list-edit`, id, edit)
+	}
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(open)), chromedp.WaitVisible(chromedp.CSS("#" + id + `-form [name="name"]`))}
+	for _, f := range fields {
+		steps = append(steps, typeInto(fmt.Sprintf(`#%s-form [name=%q]`, id, f[0]), f[1]))
+	}
+	steps = append(steps, clearMessage, chromedp.Click(chromedp.CSS("#"+id+`-form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#message."+want)))
+	return chromedp.Steps(steps...)
+}
+
 // clearMessage hides the message area, so that waiting for the next
 // message does not see the last one.
 var clearMessage = chromedp.Evaluate[chromedp.Void](`(() => { const m = document.querySelector('#message'); m.className = ''; m.hidden = true; })()`)
@@ -354,15 +370,7 @@ func TestWebUIBrowserLists(t *testing.T) {
 		// REDUNDANCY: a new vrrp_script
 		chromedp.Click(chromedp.CSS(`button.tab[data-tab="redundancy"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts button.list-add`)),
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts button.list-add`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-form input[name="script"]`)),
-		typeInto(`#vrrp-scripts-form input[name="name"]`, "chk_up"),
-		typeInto(`#vrrp-scripts-form input[name="script"]`, "/bin/true"),
-		typeInto(`#vrrp-scripts-form input[name="interval"]`, "2"),
-		typeInto(`#vrrp-scripts-form input[name="weight"]`, "-10"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vrrp-scripts", "", "ok", [2]string{"name", "chk_up"}, [2]string{"script", "/bin/true"}, [2]string{"interval", "2"}, [2]string{"weight", "-10"}),
 		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-table tr[data-name="chk_up"]`)),
 	)
 	if err != nil {
@@ -374,12 +382,7 @@ func TestWebUIBrowserLists(t *testing.T) {
 	}
 	// rename it
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts-table tr[data-name="chk_up"] button.list-edit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-form input[name="name"]`)),
-		typeInto(`#vrrp-scripts-form input[name="name"]`, "chk_web"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vrrp-scripts", "chk_up", "ok", [2]string{"name", "chk_web"}),
 		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-table tr[data-name="chk_web"]`)),
 	)
 	if err != nil {
@@ -392,14 +395,7 @@ func TestWebUIBrowserLists(t *testing.T) {
 	// a sync group of an instance the file does not have: refused by
 	// the server with the reason, the form kept
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#sync-groups button.list-add`)),
-		chromedp.WaitVisible(chromedp.CSS(`#sync-groups-form textarea[name="group"]`)),
-		typeInto(`#sync-groups-form input[name="name"]`, "G"),
-		typeInto(`#sync-groups-form textarea[name="group"]`, "VI_web"),
-		typeInto(`#sync-groups-form textarea[name="track_script"]`, "chk_web weight 5"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#sync-groups-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.error`)),
+		listSave("sync-groups", "", "error", [2]string{"name", "G"}, [2]string{"group", "VI_web"}, [2]string{"track_script", "chk_web weight 5"}),
 	)
 	if err != nil {
 		t.Fatalf("sync group form: %v", err)
@@ -493,12 +489,7 @@ func TestWebUIBrowserLists(t *testing.T) {
 	// the group renamed while the service's editor is open: the service
 	// follows (in the file, and in its open form)
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#vs-groups-table tr[data-name="web"] button.list-edit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vs-groups-form input[name="name"]`)),
-		typeInto(`#vs-groups-form input[name="name"]`, "www"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vs-groups-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vs-groups", "web", "ok", [2]string{"name", "www"}),
 		chromedp.Poll[chromedp.Void](`document.querySelector('#vs-form input[name="group"]').value === 'www'`, chromedp.WithPollingTimeout(5*time.Second)),
 	)
 	if err != nil {

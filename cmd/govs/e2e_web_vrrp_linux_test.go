@@ -117,22 +117,9 @@ virtual_server 10.77.0.50 80 {
 		chromedp.WaitVisible(chromedp.CSS(row)),
 		prio("100 / 100"),
 		// a script that succeeds, weight 10
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts button.list-add`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-form input[name="script"]`)),
-		typeInto(`#vrrp-scripts-form input[name="name"]`, "chk_web"),
-		typeInto(`#vrrp-scripts-form input[name="script"]`, "/bin/true"),
-		typeInto(`#vrrp-scripts-form input[name="interval"]`, "0.2"),
-		typeInto(`#vrrp-scripts-form input[name="weight"]`, "10"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vrrp-scripts", "", "ok", [2]string{"name", "chk_web"}, [2]string{"script", "/bin/true"}, [2]string{"interval", "0.2"}, [2]string{"weight", "10"}),
 		// tracked by the instance, through its form
-		chromedp.Click(chromedp.CSS(row+` button.list-edit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-instances-form textarea[name="track_script"]`)),
-		typeInto(`#vrrp-instances-form textarea[name="track_script"]`, "chk_web"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-instances-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vrrp-instances", "VI_1", "ok", [2]string{"track_script", "chk_web"}),
 		prio("100 / 110"),
 	)
 	if err != nil {
@@ -152,12 +139,7 @@ virtual_server 10.77.0.50 80 {
 
 	// the script now fails: its weight goes
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts-table tr[data-name="chk_web"] button.list-edit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-scripts-form input[name="script"]`)),
-		typeInto(`#vrrp-scripts-form input[name="script"]`, "/bin/false"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-scripts-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vrrp-scripts", "chk_web", "ok", [2]string{"script", "/bin/false"}),
 		prio("100 / 100"),
 	)
 	if err != nil {
@@ -201,21 +183,8 @@ virtual_server 10.77.0.50 80 {
 	// value × weight moves the priority as the file changes
 	maint := filepath.Join(l.dir, "maint")
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#vrrp-track-files button.list-add`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-track-files-form input[name="file"]`)),
-		typeInto(`#vrrp-track-files-form input[name="name"]`, "maint"),
-		typeInto(`#vrrp-track-files-form input[name="file"]`, maint),
-		typeInto(`#vrrp-track-files-form input[name="weight"]`, "2"),
-		typeInto(`#vrrp-track-files-form input[name="init_file"]`, "0"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-track-files-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
-		chromedp.Click(chromedp.CSS(row+` button.list-edit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-instances-form textarea[name="track_file"]`)),
-		typeInto(`#vrrp-instances-form textarea[name="track_file"]`, "maint"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-instances-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vrrp-track-files", "", "ok", [2]string{"name", "maint"}, [2]string{"file", maint}, [2]string{"weight", "2"}, [2]string{"init_file", "0"}),
+		listSave("vrrp-instances", "VI_1", "ok", [2]string{"track_file", "maint"}),
 		prio("100 / 100"),
 	)
 	if err != nil {
@@ -236,20 +205,8 @@ virtual_server 10.77.0.50 80 {
 
 	// a tracked process (govs itself runs), weight 5
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#vrrp-track-processes button.list-add`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-track-processes-form input[name="process"]`)),
-		typeInto(`#vrrp-track-processes-form input[name="name"]`, "director"),
-		typeInto(`#vrrp-track-processes-form input[name="process"]`, "govs"),
-		typeInto(`#vrrp-track-processes-form input[name="weight"]`, "5"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-track-processes-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
-		chromedp.Click(chromedp.CSS(row+` button.list-edit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#vrrp-instances-form textarea[name="track_process"]`)),
-		typeInto(`#vrrp-instances-form textarea[name="track_process"]`, "director"),
-		clearMessage,
-		chromedp.Click(chromedp.CSS(`#vrrp-instances-form button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#message.ok`)),
+		listSave("vrrp-track-processes", "", "ok", [2]string{"name", "director"}, [2]string{"process", "govs"}, [2]string{"weight", "5"}),
+		listSave("vrrp-instances", "VI_1", "ok", [2]string{"track_process", "director"}),
 		prio("100 / 115"),
 	)
 	if err != nil {
