@@ -267,12 +267,26 @@ func listSave(id, edit, want string, fields ...[2]string) chromedp.Action[chrome
 	if edit != "" {
 		open = fmt.Sprintf(`#%s-table tr[data-name=%q] button.list-edit`, id, edit)
 	}
-	steps := []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(open)), chromedp.WaitVisible(chromedp.CSS("#" + id + `-form [name="name"]`))}
+	steps := []chromedp.Action[chromedp.Void]{clickAt(open), chromedp.WaitVisible(chromedp.CSS("#" + id + `-form [name="name"]`))}
 	for _, f := range fields {
 		steps = append(steps, typeInto(fmt.Sprintf(`#%s-form [name=%q]`, id, f[0]), f[1]))
 	}
-	steps = append(steps, clearMessage, chromedp.Click(chromedp.CSS("#"+id+`-form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#message."+want)))
+	steps = append(steps, clearMessage, clickAt("#"+id+`-form button[type="submit"]`),
+		// any message, then the one wanted (a wrong one fails at once;
+		// the test then shows it)
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok, #message.error`)),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('#message').classList.contains(%q)`, want), chromedp.WithPollingTimeout(time.Second)))
 	return chromedp.Steps(steps...)
+}
+
+// clickAt brings an element to the middle of the window, then clicks
+// it: a button near the top of a long panel may otherwise lie under the
+// sticky top bar, which would take the click.
+func clickAt(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).scrollIntoView({block: 'center'})`, sel)),
+		chromedp.Click(chromedp.CSS(sel)),
+	)
 }
 
 // clearMessage hides the message area, so that waiting for the next

@@ -211,9 +211,26 @@ virtual_server 10.77.0.50 80 {
 	)
 	if err != nil {
 		text, _ := os.ReadFile(conf)
-		t.Fatalf("tracked process: %v\n%s", err, text)
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#message`)))
+		t.Fatalf("tracked process: %v (%s)\n%s", err, msg, text)
 	}
 	if text, _ := os.ReadFile(conf); !strings.Contains(string(text), "vrrp_track_process director {\n    process govs\n    weight 5\n}\n") {
 		t.Errorf("file after the tracked process:\n%s", text)
 	}
+
+	// a BFD session to a neighbor that runs no BFD (a real server of
+	// the lab): down, so its weight -10 comes off
+	err = chromedp.Do(ctx,
+		listSave("bfd-instances", "", "ok", [2]string{"name", "r1"}, [2]string{"neighbor_ip", "10.77.0.11"}, [2]string{"min_rx", "100"}, [2]string{"min_tx", "100"}),
+		listSave("vrrp-instances", "VI_1", "ok", [2]string{"track_bfd", "r1 weight -10"}),
+		prio("100 / 105"),
+	)
+	if err != nil {
+		text, _ := os.ReadFile(conf)
+		t.Fatalf("tracked BFD session: %v\n%s", err, text)
+	}
+	if text, _ := os.ReadFile(conf); !strings.Contains(string(text), "bfd_instance r1 {\n    neighbor_ip 10.77.0.11\n    min_rx 100\n    min_tx 100\n}\n") {
+		t.Errorf("file after the BFD session:\n%s", text)
+	}
+	shot(t, ctx, "redundancy-vrrp-all")
 }

@@ -384,6 +384,21 @@ func (e Edit) Apply(c *Config) error {
 			n.Pos = o.Pos
 			c.renameTrack("track_process", o.Name, n.Name)
 		})
+	case "bfd_instance":
+		return editList(&c.BFDInstances, e, "bfd_instance", func(o, n *BFDInstance) {
+			n.Pos = o.Pos
+			c.renameTrack("track_bfd", o.Name, n.Name)
+			// and the real servers' BFD_CHECKs
+			for _, vs := range c.VirtualServers {
+				for _, rs := range vs.RealServers {
+					for _, ch := range rs.Checks {
+						if ch.BFDName == o.Name && o.Name != n.Name {
+							ch.BFDName = n.Name
+						}
+					}
+				}
+			}
+		})
 	case "govs_snat_pool":
 		return editList(&c.SNATPools, e, "govs_snat_pool", func(o, n *SNATPool) {
 			n.Pos = o.Pos
@@ -470,7 +485,7 @@ func (g *VirtualServerGroup) checkEntries() error {
 }
 
 // EditKinds are the kinds of object an Edit changes.
-const EditKinds = "global_defs, vrrp_script, vrrp_track_file, vrrp_track_process, vrrp_sync_group, vrrp_instance, govs_snat_pool, virtual_server_group, virtual_server or real_server"
+const EditKinds = "global_defs, vrrp_script, vrrp_track_file, vrrp_track_process, bfd_instance, vrrp_sync_group, vrrp_instance, govs_snat_pool, virtual_server_group, virtual_server or real_server"
 
 // renameInstance makes what names a VRRP instance follow its new name:
 // sync groups, track groups and the sync daemon's instance. (A deleted

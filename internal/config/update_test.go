@@ -894,7 +894,8 @@ func mustRead(t *testing.T, path string) string {
 func TestUpdateTrackFilePool(t *testing.T) {
 	const text = "vrrp_track_file drain {\n    file /run/drain\n    weight 2\n}\n\n" +
 		"vrrp_track_process web {\n    process nginx\n    weight 3\n}\n\n" +
-		"vrrp_instance VI {\n    interface eth0\n    virtual_router_id 5\n    priority 100\n    advert_int 1\n    track_file {\n        drain\n    }\n    track_process {\n        web\n    }\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n\n" +
+		"bfd_instance gw {\n    neighbor_ip 10.0.0.254\n}\n\n" +
+		"vrrp_instance VI {\n    interface eth0\n    virtual_router_id 5\n    priority 100\n    advert_int 1\n    track_file {\n        drain\n    }\n    track_process {\n        web\n    }\n    track_bfd {\n        gw\n    }\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n\n" +
 		"govs_snat_pool outside {\n    address 198.51.100.1-3\n    port_range 10000 60000\n}\n\n" +
 		"virtual_server 10.0.0.100 80 {\n    lb_kind SNAT\n    snat_pool outside\n    real_server 10.0.1.1 80 {\n        FILE_CHECK {\n            track_file drain\n        }\n    }\n}\n"
 	path := writeConf(t, text)
@@ -924,6 +925,16 @@ func TestUpdateTrackFilePool(t *testing.T) {
 	cfg = res.Config
 	if got := cfg.VRRPInstances[0].TrackProcs; len(got) != 1 || got[0].Name != "nginx" {
 		t.Errorf("instance's track_process after the rename: %+v", got)
+	}
+	bi := *cfg.BFDInstances[0]
+	bi.Name = "router"
+	res, err = Update(path, nil, cfg.Revision(), Edit{Op: "set", Kind: "bfd_instance", Index: 0, Object: mustJSON(t, &bi)}.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = res.Config
+	if got := cfg.VRRPInstances[0].TrackBFDs; len(got) != 1 || got[0].Name != "router" {
+		t.Errorf("instance's track_bfd after the rename: %+v", got)
 	}
 	p := *cfg.SNATPools[0]
 	p.Name = "out"

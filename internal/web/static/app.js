@@ -953,6 +953,7 @@ const VRRP_FIELDS = [
   trackField('track_script', 'names of vrrp_script blocks (below)'),
   trackField('track_file', 'names of vrrp_track_file blocks (below)'),
   trackField('track_process', 'names of vrrp_track_process blocks (below)'),
+  trackField('track_bfd', 'names of bfd_instance blocks (below)'),
   ...NOTIFY_FIELDS,
 ];
 
@@ -1098,6 +1099,29 @@ const TRACK_PROCESS_FIELDS = [
   {name: 'terminate_delay', label: 'terminate_delay (s)', type: 'dur'},
 ];
 
+// ms edits a duration in milliseconds (BFD's intervals, as keepalived
+// writes them).
+const msField = (name, label) => ({name, label, type: 'text', placeholder: 'default',
+  get: o => o[name] ? String(Math.round(parseDur(o[name]) * 1e6) / 1e3) : '',
+  set: (o, v, sp) => {
+    const t = v.trim(), n = Number(t);
+    if (t === '') { delete o[name]; return; }
+    if (!isFinite(n) || n <= 0) throw new Error(`${sp.label}: "${v}" is not a number of milliseconds`);
+    o[name] = `${n}ms`;
+  }});
+const BFD_FIELDS = [
+  {name: 'name', label: 'name', type: 'text'},
+  {name: 'neighbor_ip', label: 'neighbor_ip', type: 'text', mono: true},
+  {name: 'source_ip', label: 'source_ip', type: 'opttext', mono: true},
+  msField('min_rx', 'min_rx (ms, default 10)'),
+  msField('min_tx', 'min_tx (ms, default 10)'),
+  msField('idle_tx', 'idle_tx (ms, default 1000)'),
+  {name: 'multiplier', label: 'multiplier', type: 'int0', placeholder: '5'},
+  {name: 'passive', label: 'passive', type: 'bool'},
+  {name: 'weight', label: 'weight (of track_bfd lines without one)', type: 'int0'},
+  {name: 'reverse', label: 'reverse', type: 'bool'},
+];
+
 // An address list line: ADDR or FIRST-LAST (keepalived's short form).
 const SNAT_FIELDS = [
   {name: 'name', label: 'name', type: 'text'},
@@ -1112,6 +1136,7 @@ const SYNC_FIELDS = [
   trackField('track_script'),
   trackField('track_file'),
   trackField('track_process'),
+  trackField('track_bfd'),
   trackField('track_interface'),
   {name: 'sync_group_tracking_weight', label: 'sync_group_tracking_weight (members keep their own track weights)', type: 'bool'},
   {name: 'smtp_alert', label: 'smtp_alert', type: 'bool'},
@@ -1939,7 +1964,7 @@ function wire() {
       ['VRID', v => String(v.virtual_router_id)], ['Advert', v => durText(v.advert_int)], ['Master', () => '', 'mono live-master'],
       ['Virtual addresses', v => (v.virtual_ipaddress || []).map(x => x.prefix).join(', '), 'mono wrap'],
       ['Unicast peers', v => [v.unicast_src_ip ? v.unicast_src_ip + ' →' : '', ...(v.unicast_peer || []).map(p => p.addr)].filter(Boolean).join(' '), 'mono wrap'],
-      ['Tracks', v => tracksText(v)]]});
+      ['Tracks', v => tracksText(v), 'wrap']]});
 
   EDITORS.scripts = listEditor({id: 'vrrp-scripts', kind: 'vrrp_script', key: 'vrrp_scripts', heading: 'VRRP scripts (vrrp_script)',
     fields: SCRIPT_FIELDS, template: () => ({name: '', script: '', interval: '1s'}),
@@ -1957,10 +1982,15 @@ function wire() {
       ['Weight', o => String(o.weight || 0) + (o.reverse ? ' reverse' : '')],
       ['Quorum', o => String(o.quorum || 1) + (o.has_quorum_max || o.quorum_max ? `..${o.quorum_max || 0}` : '')],
       ['Tracked by', o => trackedBy(o.name, 'track_process')]]});
+  EDITORS.bfd = listEditor({id: 'bfd-instances', kind: 'bfd_instance', key: 'bfd_instances',
+    heading: 'BFD sessions (bfd_instance)', fields: BFD_FIELDS, template: () => ({name: '', neighbor_ip: ''}),
+    columns: [['Name', o => o.name], ['Neighbor', o => o.neighbor_ip + (o.source_ip ? ` from ${o.source_ip}` : ''), 'mono'],
+      ['Intervals (ms)', o => ['min_rx', 'min_tx'].map(k => o[k] ? Math.round(parseDur(o[k]) * 1e3) : 10).join(' / ') + ` × ${o.multiplier || 5}`],
+      ['Tracked by', o => trackedBy(o.name, 'track_bfd')]]});
   EDITORS.sync = listEditor({id: 'sync-groups', kind: 'vrrp_sync_group', key: 'vrrp_sync_groups', heading: 'Sync groups (vrrp_sync_group)',
     fields: SYNC_FIELDS, template: () => ({name: '', group: [], notify: {}}),
     columns: [['Name', o => o.name], ['Instances', o => (o.group || []).join(', '), 'mono'],
-      ['Tracks', o => tracksText(o)],
+      ['Tracks', o => tracksText(o), 'wrap'],
       ['Notify', o => notifyText(o.notify)]]});
   EDITORS.snat = listEditor({id: 'snat-pools', kind: 'govs_snat_pool', key: 'snat_pools',
     heading: 'Source NAT pools (govs_snat_pool)', fields: SNAT_FIELDS, template: () => ({name: '', addresses: [], port_min: 1024, port_max: 65535}),
