@@ -745,7 +745,7 @@ func TestUpdateScriptsGroups(t *testing.T) {
 		t.Errorf("virtual server after the group's rename:\n%s", file())
 	}
 	refused("delete a used group", Edit{Op: "delete", Kind: "virtual_server_group", Index: 0}, `unknown virtual_server_group "www"`)
-	refused("unknown kind", Edit{Op: "add", Kind: "vrrp_track_process", Object: json.RawMessage(`{}`)}, "want global_defs, vrrp_script")
+	refused("unknown kind", Edit{Op: "add", Kind: "track_group", Object: json.RawMessage(`{}`)}, "want global_defs, vrrp_script")
 }
 
 func problemText(err error) string {
