@@ -1280,3 +1280,59 @@ func TestReloadAsKeepalived(t *testing.T) {
 		{reload: reloadAfter, settle: 4 * time.Second, want: map[string]string{"A": "MASTER 128", "C": "MASTER 100", "D": "MASTER 107"}},
 	})
 }
+
+// reloadGroupWaitBefore and ...After: a sync group whose member waits
+// for its slow script's first result, and a reload that adds a member
+// to it meanwhile.
+const reloadGroupWaitBefore = `global_defs {
+    router_id W
+    script_user root
+}
+vrrp_script slow {
+    script "/bin/sleep 30"
+    interval 60
+    timeout 12
+}
+vrrp_sync_group G {
+    group {
+        C
+    }
+}
+vrrp_instance C {
+    interface veth0
+    state BACKUP
+    virtual_router_id 161
+    priority 100
+    track_script {
+        slow
+    }
+    notify @DIR@/notify.sh
+    virtual_ipaddress {
+        10.9.0.161/24
+    }
+}
+`
+
+var reloadGroupWaitAfter = strings.Replace(reloadGroupWaitBefore, "        C\n", "        C\n        E\n", 1) + `vrrp_instance E {
+    interface veth0
+    state BACKUP
+    virtual_router_id 162
+    priority 100
+    notify @DIR@/notify.sh
+    virtual_ipaddress {
+        10.9.0.162/24
+    }
+}
+`
+
+// TestReloadGroupWaitAsKeepalived: a member a reload adds to a sync
+// group whose member still waits for its script's first result, on
+// keepalived 2.2.7 and govs alike.
+func TestReloadGroupWaitAsKeepalived(t *testing.T) {
+	compareStepsAsKeepalived(t, reloadGroupWaitBefore, nil, []kaStep{
+		{settle: 2 * time.Second, want: map[string]string{"C": "FAULT 100"}},
+		{reload: reloadGroupWaitAfter, settle: 5 * time.Second, want: map[string]string{"C": "FAULT 100", "E": "FAULT 100"}},
+		// the script times out (a failure): the group goes to FAULT
+		{settle: 8 * time.Second, want: map[string]string{"C": "FAULT 100", "E": "FAULT 100"}},
+	})
+}

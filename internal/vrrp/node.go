@@ -525,6 +525,7 @@ func (n *Node) Run(ctx context.Context) error {
 		// script's first result wait with it, in INIT (releaseHeld)
 		if g := n.groupOf[in.cfg.Name]; g != nil && !in.m.pendingFault() && n.groupWaiting(g) {
 			in.heldStart = true
+			n.publish(i)
 			continue
 		}
 		n.apply(bg, q, i, EventStartup{})
@@ -1555,7 +1556,9 @@ func (n *Node) publish(idx int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	s := &n.status[idx]
-	s.State, s.Waiting = m.State(), m.Waiting()
+	// (a member held for its group's script waits as much: keepalived
+	// shows it so too)
+	s.State, s.Waiting = m.State(), m.Waiting() || in.heldStart && m.State() == StateInit
 	s.EffectivePriority = m.EffectivePriority()
 	s.LocalAddr = m.local
 	s.MasterAddr, s.MasterPriority = maddr, mprio

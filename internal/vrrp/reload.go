@@ -413,6 +413,14 @@ func (n *Node) reload(p *plan, opts Options) error {
 		if g != nil {
 			gst, hasGST = n.groupState[g.Name]
 		}
+		if s.in == nil && g != nil && !in.m.pendingFault() && n.groupWaiting(g) {
+			// a new member of a group one of whose members still waits
+			// for a script's first result waits with it, as at start
+			// (releaseHeld starts it; keepalived 2.2.7 holds it so)
+			in.heldStart = true
+			n.publish(i)
+			continue
+		}
 		if s.in == nil {
 			// A new member of a group that has a state takes it rather
 			// than pull the group to its own startup BACKUP; a FAULT at
