@@ -500,11 +500,19 @@ func TestWebUIBrowserLists(t *testing.T) {
 		t.Errorf("refused deletion written:\n%s", after)
 	}
 
-	// the group renamed while the service's editor is open: the service
-	// follows (in the file, and in its open form)
+	// the group renamed while the service's editor (and a real server's
+	// form) is open: the service follows, in the file and in its open
+	// forms, which save afterwards
 	err = chromedp.Do(ctx,
+		clickAt(`#rs-table tr[data-rs-index="0"] button.rs-edit`),
+		chromedp.WaitVisible(chromedp.CSS(`#rs-form input[name="weight"]`)),
 		listSave("vs-groups", "web", "ok", [2]string{"name", "www"}),
 		chromedp.Poll[chromedp.Void](`document.querySelector('#vs-form input[name="group"]').value === 'www'`, chromedp.WithPollingTimeout(5*time.Second)),
+		typeInto(`#rs-form input[name="weight"]`, "3"),
+		clearMessage,
+		clickAt(`#rs-save`),
+		chromedp.WaitVisible(chromedp.CSS(`#message.ok, #message.error`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#message').classList.contains('ok')`, chromedp.WithPollingTimeout(time.Second)),
 	)
 	if err != nil {
 		t.Fatalf("group renamed: %v", err)

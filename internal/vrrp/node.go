@@ -184,9 +184,11 @@ type trackEvent struct {
 }
 
 type instance struct {
-	// garpGen moves on when the instance gives its addresses up: a
-	// paced announcement started before stops (announce)
+	// garpGen moves on when the instance gives its addresses up, and
+	// vips are the addresses its configuration has (storeVIPs): a paced
+	// announcement still queued goes only while both hold (garpPacer)
 	garpGen atomic.Uint64
+	vips    atomic.Pointer[map[netip.Prefix]bool]
 	cfg     InstanceConfig
 	m       *Machine
 	conn    Conn // nil while it cannot open (open, retryOpen)
@@ -593,6 +595,7 @@ func (n *Node) open(ctx context.Context) error {
 			return err
 		}
 		in := &instance{cfg: *c, conn: conn, started: n.now()}
+		in.storeVIPs()
 		var local netip.Addr
 		if err != nil {
 			in.conn, in.openErr = nil, err.Error()
@@ -1451,93 +1454,186 @@ func (n *Node) execute(ctx context.Context, q *queue, in *instance, a Action) {
 	}
 }
 
-// announce sends repeat gratuitous ARPs or unsolicited neighbour
-// advertisements for each address of cfg, each packet in its turn on its
-// interface's pace (GARPPace), shared with every other instance's
-// announcements there, as keepalived's garp_delay: one packet per
-// interval on an interface, or on the interfaces of one garp_group. The
-// addresses of each pace go in their own background burst (one pace
-// does not wait for another's); an unpaced burst goes at once. A burst
-// stops when the instance gives its addresses up.
+// announce sends gratuitous ARPs or unsolicited neighbour
+// advertisements for the addresses of cfg, repeat times each. An address
+// whose interface has no pace goes at once, repeat times. One with a
+// pace (GARPPace: vrrp_garp_interval / vrrp_gna_interval, or its
+// garp_group's) is queued on it, once, as keepalived's garp_delay marks
+// it pending: the pace sends one packet per interval, whatever instance
+// queued it, and a repeat of an address still queued adds nothing.
 func (n *Node) announce(ctx context.Context, in *instance, cfg InstanceConfig, repeat int, reason string) {
 	log := n.log.With("instance", in.cfg.Name)
 	in.count.Announcements += uint64(repeat)
-	type pace struct {
-		key   string
-		every time.Duration
-		vips  []VirtualIP
-	}
-	var paces []*pace
-	byKey := map[string]*pace{}
-	for _, v := range allVIPs(&cfg) {
-		key, every := cfg.GARPPace(cmp.Or(v.Dev, cfg.addrDev()), v.Prefix.Addr().Is6())
-		p := byKey[key]
-		if p == nil {
-			p = &pace{key: key, every: every}
-			byKey[key] = p
-			paces = append(paces, p)
-		}
-		p.vips = append(p.vips, v)
-	}
 	gen := in.garpGen.Load()
-	burst := func(p *pace) {
-		failed := map[netip.Prefix]bool{}
-		for range repeat {
-			for _, v := range p.vips {
-				if failed[v.Prefix] {
-					continue
-				}
-				if p.every > 0 {
-					if wait := time.Until(n.garp.slot(p.key, p.every, time.Now())); wait > 0 {
-						select {
-						case <-ctx.Done():
-							return
-						case <-time.After(wait):
-						}
-					}
-				}
-				if in.garpGen.Load() != gen {
-					return // the addresses went (BACKUP, FAULT, stop)
-				}
-				one := cfg
-				one.VirtualIPs, one.VirtualIPsExcluded = []VirtualIP{v}, nil
-				if err := n.opts.System.Announce(ctx, &one); err != nil {
-					log.Warn("announce virtual address", "addr", v.Prefix, "err", err)
-					failed[v.Prefix] = true
-				}
-			}
+	var now []VirtualIP
+	for _, v := range allVIPs(&cfg) {
+		one := cfg
+		one.VirtualIPs, one.VirtualIPsExcluded = []VirtualIP{v}, nil
+		key, every := cfg.GARPPace(cmp.Or(v.Dev, cfg.addrDev()), v.Prefix.Addr().Is6())
+		if every <= 0 {
+			now = append(now, v)
+			continue
 		}
+		n.garp.queue(key, every, garpItem{in: in, gen: gen, cfg: one}, func() { n.runPace(ctx, key) })
 	}
-	for _, p := range paces {
-		if p.every > 0 {
-			go burst(p)
-		} else {
-			burst(p)
+	failed := map[netip.Prefix]bool{}
+	for range repeat {
+		for _, v := range now {
+			if failed[v.Prefix] {
+				continue
+			}
+			one := cfg
+			one.VirtualIPs, one.VirtualIPsExcluded = []VirtualIP{v}, nil
+			if err := n.opts.System.Announce(ctx, &one); err != nil {
+				log.Warn("announce virtual address", "addr", v.Prefix, "err", err)
+				failed[v.Prefix] = true
+			}
 		}
 	}
 	log.Debug("announced virtual addresses", "repeat", repeat, "reason", reason)
 }
 
-// garpPacer hands out the times packets may go under each pace: the
-// first at once, each next one an interval after the one before.
-type garpPacer struct {
-	mu   sync.Mutex
-	next map[string]time.Time
+// runPace sends a pace's queue, one packet an interval after the one
+// before it went, until the queue is empty (or the node stops). A packet
+// whose instance gave its addresses up, or whose address a reload took
+// away, is left out.
+func (n *Node) runPace(ctx context.Context, key string) {
+	for {
+		wait, ok := n.garp.next(key)
+		if !ok {
+			return
+		}
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				n.garp.drop(key)
+				return
+			case <-time.After(wait):
+			}
+		}
+		it, ok := n.garp.pop(key)
+		if !ok {
+			return
+		}
+		if it.in.garpGen.Load() != it.gen || !it.in.holds(it.cfg.VirtualIPs[0].Prefix) {
+			continue
+		}
+		err := n.opts.System.Announce(ctx, &it.cfg)
+		n.garp.sent(key, time.Now())
+		if err != nil {
+			n.log.Warn("announce virtual address", "instance", it.in.cfg.Name, "addr", it.cfg.VirtualIPs[0].Prefix, "err", err)
+		}
+	}
 }
 
-// slot reserves the next time a packet may go under key.
-func (p *garpPacer) slot(key string, every time.Duration, now time.Time) time.Time {
+// storeVIPs publishes the instance's addresses for the paces' senders.
+func (in *instance) storeVIPs() {
+	m := map[netip.Prefix]bool{}
+	for _, v := range allVIPs(&in.cfg) {
+		m[v.Prefix] = true
+	}
+	in.vips.Store(&m)
+}
+
+// holds says whether the instance's configuration still has the address.
+func (in *instance) holds(p netip.Prefix) bool {
+	m := in.vips.Load()
+	return m != nil && (*m)[p]
+}
+
+// garpPacer keeps the paces' queues: per pace, its interval, when its
+// last packet went, and the packets waiting (one sender goroutine while
+// there are).
+type garpPacer struct {
+	mu    sync.Mutex
+	paces map[string]*paceQueue
+}
+
+type paceQueue struct {
+	every   time.Duration
+	last    time.Time
+	pending []garpItem
+	running bool
+}
+
+// garpItem is one address to announce for an instance (cfg holds only
+// that address), queued at the instance's generation gen.
+type garpItem struct {
+	in  *instance
+	gen uint64
+	cfg InstanceConfig
+}
+
+// queue adds it to the pace key unless the same instance's address is
+// queued already; start is called to run the pace when none runs.
+func (p *garpPacer) queue(key string, every time.Duration, it garpItem, start func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.next == nil {
-		p.next = map[string]time.Time{}
+	if p.paces == nil {
+		p.paces = map[string]*paceQueue{}
 	}
-	at := now
-	if nx := p.next[key]; nx.After(at) {
-		at = nx
+	q := p.paces[key]
+	if q == nil {
+		q = &paceQueue{}
+		p.paces[key] = q
 	}
-	p.next[key] = at.Add(every)
-	return at
+	q.every = every
+	addr := it.cfg.VirtualIPs[0].Prefix
+	for i, o := range q.pending {
+		if o.in == it.in && o.cfg.VirtualIPs[0].Prefix == addr {
+			// queued already: it keeps its turn, at the newest
+			// generation (a MASTER again since it was queued)
+			q.pending[i] = it
+			return
+		}
+	}
+	q.pending = append(q.pending, it)
+	if !q.running {
+		q.running = true
+		go start()
+	}
+}
+
+// next is how long the pace's next packet waits (ok false, and the
+// sender ends, when the queue is empty).
+func (p *garpPacer) next(key string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.paces[key]
+	if len(q.pending) == 0 {
+		q.running = false
+		return 0, false
+	}
+	return time.Until(q.last.Add(q.every)), true
+}
+
+func (p *garpPacer) pop(key string) (garpItem, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.paces[key]
+	if len(q.pending) == 0 {
+		q.running = false
+		return garpItem{}, false
+	}
+	it := q.pending[0]
+	q.pending = q.pending[1:]
+	return it, true
+}
+
+// sent notes when a packet of the pace went: the next waits an interval
+// from then.
+func (p *garpPacer) sent(key string, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paces[key].last = at
+}
+
+// drop empties a pace whose sender stops with the node.
+func (p *garpPacer) drop(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.paces[key]
+	q.pending, q.running = nil, false
 }
 
 func (n *Node) statusOf(idx int) InstanceStatus {

@@ -347,6 +347,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 		in := s.in
 		if in == nil {
 			in = &instance{cfg: c, conn: s.conn, openErr: s.waitErr, started: n.now()}
+			in.storeVIPs()
 			var local netip.Addr
 			if s.conn != nil {
 				local = s.conn.LocalAddr()
@@ -380,6 +381,7 @@ func (n *Node) reload(p *plan, opts Options) error {
 				in.oldChecksumSeen = false // (seen again with the next advert)
 			}
 			in.cfg = c
+			in.storeVIPs()
 			status[i] = oldStatus[oldIdx[in]]
 		}
 		if s.conn != nil {

@@ -178,19 +178,25 @@ var osEvents = true
 // tried again every fileWatchRetry.
 //
 // A value outside 32 bits is ignored, the last one kept, as keepalived
-// does; invalid (when not nil) is called then.
+// does; invalid (when not nil) is called when the file comes to hold
+// one (once, not at every read).
 func watchFile(ctx context.Context, tf TrackFile, emit func(v int), invalid func()) {
-	last, _ := readTrackFile(tf.Path, tf.Init)
+	last, ok := readTrackFile(tf.Path, tf.Init)
+	bad := !ok // reported once, until the file reads well again
 	check := func() {
 		v, ok := readTrackFile(tf.Path, tf.Init)
 		switch {
 		case !ok:
-			if invalid != nil {
+			if !bad && invalid != nil {
 				invalid()
 			}
+			bad = true
 		case v != last:
+			bad = false
 			last = v
 			emit(v)
+		default:
+			bad = false
 		}
 	}
 	t := time.NewTicker(filePollInterval)

@@ -196,6 +196,12 @@ func TestWatchFile(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("a value outside 32 bits: not reported as invalid within 3 s")
 	}
+	// reported once, not at every read
+	select {
+	case <-invalid:
+		t.Fatal("the same out-of-range value reported twice")
+	case <-time.After(2500 * time.Millisecond):
+	}
 	if err := os.WriteFile(path, []byte("7\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1122,7 +1122,6 @@ const BFD_FIELDS = [
   {name: 'reverse', label: 'reverse', type: 'bool'},
 ];
 
-// An address list line: ADDR or FIRST-LAST (keepalived's short form).
 const SNAT_FIELDS = [
   {name: 'name', label: 'name', type: 'text'},
   {name: 'addresses', label: 'addresses (one per line)', type: 'lines', rows: 4},
@@ -1399,8 +1398,13 @@ function followGroupRename(old, name) {
   const v = (S.config.virtual_servers || [])[S.vs.index];
   if (!v || JSON.parse(S.vs.ident)[3] !== old || v.group !== name) return;
   S.vs.ident = identVS(v);
-  S.vs.base = {revision: S.revision, obj: structuredClone(v), pick: pickVS(S.vs.index, S.vs.ident)};
+  const base = () => ({revision: S.revision, obj: structuredClone(v), pick: pickVS(S.vs.index, S.vs.ident)});
+  S.vs.base = base();
   if (!$('#vs-form')._dirty) fillVS();
+  // its open real server and check forms edit the service too
+  for (const f of [$('#rs-form'), $('#check-form')]) {
+    if (!f.hidden && f._ctx) f._ctx.base = base();
+  }
 }
 
 // fwmark services have neither address nor port; group ones neither.
