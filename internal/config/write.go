@@ -759,6 +759,17 @@ func quoted(s string) string {
 }
 
 // qs is q of each word.
+// userWords writes "USER [GROUP]" as the words keepalived reads; what
+// is not such (more words, odd blanks: read from a quoted word) stays
+// one quoted word, which reads back the same.
+func userWords(u string) []string {
+	f := strings.Fields(u)
+	if len(f) <= 2 && strings.Join(f, " ") == u {
+		return qs(f)
+	}
+	return []string{q(u)}
+}
+
 func qs(ws []string) []string {
 	out := make([]string, len(ws))
 	for i, s := range ws {
@@ -847,7 +858,7 @@ func (w *wr) script(kw string, s *Script) {
 		return
 	}
 	if s.User != "" {
-		w.line(append([]string{kw, quoted(s.Cmd)}, qs(strings.Fields(s.User))...)...)
+		w.line(append([]string{kw, quoted(s.Cmd)}, userWords(s.User)...)...)
 		return
 	}
 	w.line(kw, q(s.Cmd))
@@ -1107,9 +1118,8 @@ func renderVRRPScript(w *wr, s *VRRPScript) {
 	w.open("vrrp_script", q(s.Name))
 	w.str("script", s.Script)
 	if s.User != "" {
-		// user USER [GROUP], words of their own (keepalived's
-		// documented form)
-		w.line(append([]string{"user"}, qs(strings.Fields(s.User))...)...)
+		// user USER [GROUP] (keepalived's documented form)
+		w.line(append([]string{"user"}, userWords(s.User)...)...)
 	}
 	w.dur("interval", s.Interval)
 	w.dur("timeout", s.Timeout)
