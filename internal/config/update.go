@@ -368,16 +368,7 @@ func (e Edit) Apply(c *Config) error {
 		return editList(&c.VRRPTrackFiles, e, "vrrp_track_file", func(o, n *TrackFile) {
 			n.Pos = o.Pos
 			c.renameTrack("track_file", o.Name, n.Name)
-			// and the real servers' FILE_CHECKs that read it
-			for _, vs := range c.VirtualServers {
-				for _, rs := range vs.RealServers {
-					for _, ch := range rs.Checks {
-						if ch.TrackFile == o.Name && o.Name != n.Name {
-							ch.TrackFile = n.Name
-						}
-					}
-				}
-			}
+			c.renameChecks(func(ch *Check) *string { return &ch.TrackFile }, o.Name, n.Name)
 		})
 	case "vrrp_track_process":
 		return editList(&c.VRRPTrackProcesses, e, "vrrp_track_process", func(o, n *TrackProcess) {
@@ -388,16 +379,7 @@ func (e Edit) Apply(c *Config) error {
 		return editList(&c.BFDInstances, e, "bfd_instance", func(o, n *BFDInstance) {
 			n.Pos = o.Pos
 			c.renameTrack("track_bfd", o.Name, n.Name)
-			// and the real servers' BFD_CHECKs
-			for _, vs := range c.VirtualServers {
-				for _, rs := range vs.RealServers {
-					for _, ch := range rs.Checks {
-						if ch.BFDName == o.Name && o.Name != n.Name {
-							ch.BFDName = n.Name
-						}
-					}
-				}
-			}
+			c.renameChecks(func(ch *Check) *string { return &ch.BFDName }, o.Name, n.Name)
 		})
 	case "govs_snat_pool":
 		return editList(&c.SNATPools, e, "govs_snat_pool", func(o, n *SNATPool) {
@@ -530,6 +512,20 @@ func (c *Config) renameTrack(kind, old, name string) {
 	}
 }
 
+// renameChecks makes the real servers' checks that name a block
+// (FILE_CHECK's track_file, BFD_CHECK's name: ref) follow its new name.
+func (c *Config) renameChecks(ref func(*Check) *string, old, name string) {
+	for _, vs := range c.VirtualServers {
+		for _, rs := range vs.RealServers {
+			for _, ch := range rs.Checks {
+				if r := ref(ch); *r == old {
+					*r = name
+				}
+			}
+		}
+	}
+}
+
 func renameIn(names []string, old, name string) {
 	for i := range names {
 		if names[i] == old {
@@ -579,17 +575,11 @@ func editList[T any](list *[]*T, e Edit, kind string, keep func(old, next *T)) e
 // second for the first, or refuse it).
 func checkName[T any](list []*T, n *T, e Edit, kind string) error {
 	name := reflect.ValueOf(n).Elem().FieldByName("Name")
-	if !name.IsValid() || name.Kind() != reflect.String {
-		return nil
+	if !name.IsValid() || name.Kind() != reflect.String || kind == "virtual_server" || kind == "real_server" {
+		return nil // (a service's or real server's name is an optional label)
 	}
 	if name.String() == "" {
-		if kind == "virtual_server" || kind == "real_server" {
-			return nil // (their name is optional)
-		}
 		return fmt.Errorf("%s: a name is required", kind)
-	}
-	if kind == "virtual_server" || kind == "real_server" {
-		return nil
 	}
 	for i, o := range list {
 		if (e.Op == "add" || i != e.Index) && reflect.ValueOf(o).Elem().FieldByName("Name").String() == name.String() {

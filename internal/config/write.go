@@ -453,25 +453,23 @@ func placeNew(b, mainData []byte, objs []any, seen map[any]bool, anchors []ancho
 		var w wr
 		renderObj(&w, o)
 		text := lineEnds(mainData, w.buf.Bytes())
-		place := anchor{start: len(b), end: len(b)}
+		place, found := anchor{start: len(b), end: len(b)}, false // (the end)
 		if k > 0 && reflect.TypeOf(objs[k-1]) == reflect.TypeOf(o) {
 			if a, ok := where[objs[k-1]]; ok {
 				place = a
 			}
 		} else {
-			found := false
 			for j := k - 1; j >= 0 && !found; j-- {
-				place, found = where[objs[j]]
+				if a, ok := where[objs[j]]; ok {
+					place, found = a, true
+				}
 			}
 			// before every object of a later kind, if one comes
 			// first in the file (instances read from an include
 			// above global_defs): keepalived must read a script
 			// before its instances
 			if first := firstAfter[k]; first >= 0 && (!found || first < place.end) {
-				place, found = anchor{start: first, end: first, before: true}, true
-			}
-			if !found {
-				place = anchor{start: len(b), end: len(b)}
+				place = anchor{start: first, end: first, before: true}
 			}
 		}
 		at := place.end

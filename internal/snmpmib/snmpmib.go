@@ -202,7 +202,7 @@ func vrrpVars(in *statefiles.Input, links map[string]net.Interface) []agentx.Var
 			agentx.Integer(e.Append(8, n), st.EffectivePriority),
 			agentx.Integer(e.Append(9, n), truth(st.State == vrrp.StateMaster)),
 			agentx.String(e.Append(10, n), cfg.Interface),
-			agentx.Integer(e.Append(11, n), truth(len(cfg.ListedTrackInterfaces()) > 0)),
+			agentx.Integer(e.Append(11, n), truth(len(cfg.TrackInterfaces) > 0)),
 			agentx.Gauge(e.Append(12, n), adv),
 			agentx.Integer(e.Append(13, n), truth(!cfg.NoPreempt)),
 			agentx.Gauge(e.Append(14, n), uint64(cfg.PreemptDelay/time.Second)),

@@ -1465,28 +1465,26 @@ func (n *Node) announce(ctx context.Context, in *instance, cfg InstanceConfig, r
 	log := n.log.With("instance", in.cfg.Name)
 	in.count.Announcements += uint64(repeat)
 	gen := in.garpGen.Load()
-	var now []VirtualIP
+	var now []InstanceConfig // one address each, unpaced
 	for _, v := range allVIPs(&cfg) {
 		one := cfg
 		one.VirtualIPs, one.VirtualIPsExcluded = []VirtualIP{v}, nil
 		key, every := cfg.GARPPace(cmp.Or(v.Dev, cfg.addrDev()), v.Prefix.Addr().Is6())
 		if every <= 0 {
-			now = append(now, v)
+			now = append(now, one)
 			continue
 		}
 		n.garp.queue(key, every, garpItem{in: in, gen: gen, cfg: one}, func() { n.runPace(ctx, key) })
 	}
-	failed := map[netip.Prefix]bool{}
+	failed := make([]bool, len(now))
 	for range repeat {
-		for _, v := range now {
-			if failed[v.Prefix] {
+		for i := range now {
+			if failed[i] {
 				continue
 			}
-			one := cfg
-			one.VirtualIPs, one.VirtualIPsExcluded = []VirtualIP{v}, nil
-			if err := n.opts.System.Announce(ctx, &one); err != nil {
-				log.Warn("announce virtual address", "addr", v.Prefix, "err", err)
-				failed[v.Prefix] = true
+			if err := n.opts.System.Announce(ctx, &now[i]); err != nil {
+				log.Warn("announce virtual address", "addr", now[i].VirtualIPs[0].Prefix, "err", err)
+				failed[i] = true
 			}
 		}
 	}
@@ -1521,7 +1519,7 @@ func (n *Node) runPace(ctx context.Context, key string) {
 		err := n.opts.System.Announce(ctx, &it.cfg)
 		n.garp.sent(key, time.Now())
 		if err != nil {
-			n.log.Warn("announce virtual address", "instance", it.in.cfg.Name, "addr", it.cfg.VirtualIPs[0].Prefix, "err", err)
+			n.log.Warn("announce virtual address", "instance", it.cfg.Name, "addr", it.cfg.VirtualIPs[0].Prefix, "err", err)
 		}
 	}
 }

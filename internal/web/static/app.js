@@ -816,7 +816,6 @@ const trackParser = kw => l => {
   }
   return t;
 };
-const parseTrack = trackParser('track_interface');
 const trackField = (kw, hint) => Object.assign({name: kw, label: `${kw} (NAME [weight N] [reverse], one per line)`, type: 'text', area: true, hint},
   objLines(kw, renderTrack, trackParser(kw)));
 // scriptField edits a notify script's command line; its user stays.
@@ -948,8 +947,7 @@ const VRRP_FIELDS = [
     objLines('unicast_peer', renderPeer, parsePeer)),
   Object.assign({name: 'virtual_ipaddress', label: 'virtual_ipaddress (ADDR/LEN [dev IF] [brd B] [scope S] [label L], one per line)',
     type: 'text', area: true, wide: true}, objLines('virtual_ipaddress', renderVIP, parseVIP)),
-  Object.assign({name: 'track_interface', label: 'track_interface (IF [weight N], one per line)', type: 'text', area: true},
-    objLines('track_interface', renderTrack, parseTrack)),
+  trackField('track_interface', 'interface names'),
   trackField('track_script', 'names of vrrp_script blocks (below)'),
   trackField('track_file', 'names of vrrp_track_file blocks (below)'),
   trackField('track_process', 'names of vrrp_track_process blocks (below)'),
